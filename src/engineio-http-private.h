@@ -1,0 +1,23 @@
+/* engineio-http-private.h: the libmicrohttpd adapter, as the server drives it
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include "engineio-server.h"
+
+G_BEGIN_DECLS
+
+typedef struct _EngineIOHttpDaemon EngineIOHttpDaemon;
+
+EngineIOHttpDaemon *engine_io_http_daemon_start    (EngineIOServer     *server,
+                                                    const char         *address,
+                                                    guint               port,
+                                                    GError            **error);
+guint               engine_io_http_daemon_get_port (EngineIOHttpDaemon *daemon);
+/* Stop accepting connections; existing ones go on. */
+void                engine_io_http_daemon_quiesce  (EngineIOHttpDaemon *daemon);
+/* Only once no connection is suspended. Frees @daemon. */
+void                engine_io_http_daemon_stop     (EngineIOHttpDaemon *daemon);
+
+G_END_DECLS

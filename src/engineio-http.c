@@ -1,0 +1,469 @@
+/* engineio-http.c: the libmicrohttpd adapter
+ *
+ * The only file (with engineio-websocket.c for upgraded sockets) that
+ * includes <microhttpd.h>. It turns libmicrohttpd's access-handler calls
+ * into the protocol core's request interface (engineio-request-private.h):
+ * headers and query in, respond/suspend/resume out.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <microhttpd.h>
+
+#include "engineio-http-private.h"
+#include "engineio-mhd.h"
+#include "engineio-server-private.h"
+#include "engineio-error.h"
+
+/* Idle keep-alive connections are closed after this many seconds; a
+ * suspended poll never times out (its session's heartbeat resumes it). */
+#define CONNECTION_TIMEOUT_S 30
+
+typedef struct
+{
+  EngineIORequest        base;        /* first: the core's view */
+  EngineIOServer        *server;      /* unowned: outlives its requests */
+  struct MHD_Connection *connection;
+  GByteArray            *body;        /* POST body being read */
+  gboolean               want_body;
+  gboolean               deferred;    /* not a POST: begin at the final call */
+  gboolean               too_large;
+  gboolean               responded;
+  int                    resumed;     /* (atomic) set by resume() */
+} HttpRequest;
+
+struct _EngineIOHttpDaemon
+{
+  struct MHD_Daemon *daemon;
+  MHD_socket         listen_fd;     /* after quiesce: ours to close */
+  guint              port;
+};
+
+/* Request interface */
+
+static void
+http_respond (EngineIORequest *req,
+              guint            status,
+              GPtrArray       *headers,
+              GBytes          *body)
+{
+  HttpRequest *hr = (HttpRequest *) req;
+  struct MHD_Response *response;
+  gsize size;
+  gconstpointer data = g_bytes_get_data (body, &size);
+
+  response = MHD_create_response_from_buffer_with_free_callback_cls (
+      size, (void *) data, (MHD_ContentReaderFreeCallback) g_bytes_unref, g_bytes_ref (body));
+  if (headers != NULL)
+    for (guint i = 0; i + 1 < headers->len; i += 2)
+      MHD_add_response_header (response, g_ptr_array_index (headers, i),
+                               g_ptr_array_index (headers, i + 1));
+
+  hr->responded = TRUE;
+  if (MHD_queue_response (hr->connection, status, response) != MHD_YES)
+    g_debug ("libmicrohttpd refused a response (status %u)", status);
+  MHD_destroy_response (response);
+}
+
+static void
+http_suspend (EngineIORequest *req)
+{
+  HttpRequest *hr = (HttpRequest *) req;
+
+  MHD_suspend_connection (hr->connection);
+}
+
+static void
+http_resume (EngineIORequest *req)
+{
+  HttpRequest *hr = (HttpRequest *) req;
+
+  g_atomic_int_set (&hr->resumed, 1);
+  MHD_resume_connection (hr->connection);
+}
+
+static const EngineIORequestVTable http_vtable = {
+  .respond = http_respond,
+  .suspend = http_suspend,
+  .resume = http_resume,
+  .upgrade = NULL,
+};
+
+static enum MHD_Result
+collect_header (void                *cls,
+                enum MHD_ValueKind   kind,
+                const char          *key,
+                const char          *value)
+{
+  GHashTable *table = cls;
+
+  if (key == NULL)
+    return MHD_YES;
+  g_hash_table_insert (table, g_ascii_strdown (key, -1),
+                       value != NULL ? g_utf8_make_valid (value, -1) : g_strdup (""));
+  return MHD_YES;
+}
+
+static enum MHD_Result
+collect_query (void                *cls,
+               enum MHD_ValueKind   kind,
+               const char          *key,
+               const char          *value)
+{
+  GHashTable *table = cls;
+
+  if (key == NULL)
+    return MHD_YES;
+  g_hash_table_insert (table, g_utf8_make_valid (key, -1),
+                       value != NULL ? g_utf8_make_valid (value, -1) : g_strdup (""));
+  return MHD_YES;
+}
+
+static char *
+remote_address (struct MHD_Connection *connection)
+{
+  const union MHD_ConnectionInfo *info =
+    MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  char host[NI_MAXHOST];
+  socklen_t len;
+
+  if (info == NULL || info->client_addr == NULL)
+    return g_strdup ("");
+  len = info->client_addr->sa_family == AF_INET6 ? sizeof (struct sockaddr_in6)
+                                                 : sizeof (struct sockaddr_in);
+  if (getnameinfo (info->client_addr, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+    return g_strdup ("");
+  return g_strdup (host);
+}
+
+static HttpRequest *
+http_request_new (EngineIOServer        *server,
+                  struct MHD_Connection *connection,
+                  const char            *url,
+                  const char            *method)
+{
+  HttpRequest *hr = g_new0 (HttpRequest, 1);
+  const char *length;
+  const char *query_start;
+
+  engine_io_request_init (&hr->base, &http_vtable);
+  hr->server = server;
+  hr->connection = connection;
+  hr->base.method = g_strdup (method);
+  query_start = strchr (url, '?');  /* libmicrohttpd passes the path only; be safe */
+  hr->base.path = query_start ? g_strndup (url, query_start - url) : g_strdup (url);
+  hr->base.headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  hr->base.query = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  MHD_get_connection_values (connection, MHD_HEADER_KIND, collect_header, hr->base.headers);
+  MHD_get_connection_values (connection, MHD_GET_ARGUMENT_KIND, collect_query, hr->base.query);
+  hr->base.remote_address = remote_address (connection);
+
+  length = g_hash_table_lookup (hr->base.headers, "content-length");
+  if (length != NULL)
+    {
+      guint64 n;
+      if (g_ascii_string_to_unsigned (length, 10, 0, G_MAXINT64, &n, NULL))
+        hr->base.content_length = (gint64) n;
+    }
+
+  return hr;
+}
+
+static void
+http_request_free (HttpRequest *hr)
+{
+  if (hr->body != NULL)
+    g_byte_array_unref (hr->body);
+  engine_io_request_clear (&hr->base);
+  g_free (hr);
+}
+
+static enum MHD_Result
+respond_plain (struct MHD_Connection *connection,
+               guint                  status,
+               const char            *text)
+{
+  struct MHD_Response *response =
+    MHD_create_response_from_buffer (strlen (text), (void *) text, MHD_RESPMEM_PERSISTENT);
+  enum MHD_Result ret;
+
+  MHD_add_response_header (response, "Content-Type", "text/plain; charset=UTF-8");
+  ret = MHD_queue_response (connection, status, response);
+  MHD_destroy_response (response);
+  return ret;
+}
+
+/**
+ * engine_io_server_mhd_handler: (skip)
+ * @server: the server to hand the request to
+ * @connection: the connection, as libmicrohttpd gave it
+ * @url: the path, as libmicrohttpd gave it
+ * @method: the method
+ * @version: the HTTP version
+ * @upload_data: body bytes
+ * @upload_data_size: (inout): body byte count
+ * @req_cls: (inout): the per-request pointer
+ *
+ * Mounts the engine in an application's own libmicrohttpd daemon: call it
+ * from your `MHD_AccessHandlerCallback` for requests whose path is the
+ * server's #EngineIOServer:path, passing every argument through, and call
+ * engine_io_server_mhd_completed() from your `MHD_OPTION_NOTIFY_COMPLETED`
+ * callback for the same requests (recognise them by keeping your own
+ * marker, or by routing on the path again). Your daemon must be started
+ * with `MHD_ALLOW_SUSPEND_RESUME` (and `MHD_ALLOW_UPGRADE` for WebSocket),
+ * and must not be stopped before engine_io_server_close() returned.
+ *
+ * The server starts on the first request (its properties are frozen
+ * then). Requests for another path get 404.
+ *
+ * Call on libmicrohttpd's threads, as libmicrohttpd calls you.
+ *
+ * Returns: what libmicrohttpd expects of an access handler
+ */
+enum MHD_Result
+engine_io_server_mhd_handler (EngineIOServer         *server,
+                              struct MHD_Connection  *connection,
+                              const char             *url,
+                              const char             *method,
+                              const char             *version,
+                              const char             *upload_data,
+                              size_t                 *upload_data_size,
+                              void                  **req_cls)
+{
+  HttpRequest *hr = *req_cls;
+
+  if (hr == NULL)
+    {
+      hr = http_request_new (server, connection, url, method);
+      *req_cls = hr;
+
+      if (!engine_io_server_path_matches (server, hr->base.path))
+        {
+          hr->responded = TRUE;
+          return respond_plain (connection, MHD_HTTP_NOT_FOUND, "Not found");
+        }
+
+      /* A POST begins now, at its headers: overlapping POSTs are detected
+       * and an oversized Content-Length refused before its body is read.
+       * Anything else begins at the final call: a response queued (or a
+       * connection suspended) at the headers call makes libmicrohttpd
+       * close the connection after it, losing keep-alive. */
+      if (strcmp (method, MHD_HTTP_METHOD_POST) == 0)
+        {
+          hr->want_body = engine_io_server_request_begin (server, &hr->base);
+          if (hr->want_body)
+            hr->body = g_byte_array_new ();
+        }
+      else
+        hr->deferred = TRUE;
+      return MHD_YES;
+    }
+
+  if (*upload_data_size > 0)
+    {
+      if (hr->want_body && !hr->too_large)
+        {
+          if ((guint64) hr->body->len + *upload_data_size > engine_io_server_get_max_payload (server))
+            {
+              hr->too_large = TRUE;
+              g_byte_array_set_size (hr->body, 0);
+            }
+          else
+            g_byte_array_append (hr->body, (const guint8 *) upload_data, *upload_data_size);
+        }
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+
+  if (g_atomic_int_compare_and_exchange (&hr->resumed, 1, 0))
+    {
+      engine_io_server_request_resumed (server, &hr->base);
+      return MHD_YES;
+    }
+
+  if (hr->deferred)
+    {
+      hr->deferred = FALSE;
+      if (engine_io_server_request_begin (server, &hr->base))
+        {
+          /* Only POSTs read a body, and they began at their headers. */
+          g_warn_if_reached ();
+        }
+      return MHD_YES;
+    }
+
+  if (hr->want_body)
+    {
+      hr->want_body = FALSE;
+      if (hr->too_large)
+        engine_io_server_request_too_large (server, &hr->base);
+      else
+        {
+          g_autoptr(GBytes) body = g_byte_array_free_to_bytes (g_steal_pointer (&hr->body));
+          engine_io_server_request_body (server, &hr->base, body);
+        }
+      return MHD_YES;
+    }
+
+  if (!hr->responded && hr->base.kind == ENGINE_IO_REQUEST_NEW)
+    {
+      /* The core neither answered nor suspended: a bug, but never hang. */
+      g_warning ("Request for %s was neither answered nor suspended", hr->base.path);
+      hr->responded = TRUE;
+      return respond_plain (connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
+    }
+
+  return MHD_YES;
+}
+
+/**
+ * engine_io_server_mhd_completed: (skip)
+ * @server: the server the request was handed to
+ * @connection: the connection
+ * @req_cls: (inout): the per-request pointer engine_io_server_mhd_handler() set
+ * @toe: how the request ended
+ *
+ * Releases what engine_io_server_mhd_handler() kept for a request; see
+ * there. Call from your `MHD_OPTION_NOTIFY_COMPLETED` callback.
+ */
+void
+engine_io_server_mhd_completed (EngineIOServer                   *server,
+                                struct MHD_Connection            *connection,
+                                void                            **req_cls,
+                                enum MHD_RequestTerminationCode   toe)
+{
+  HttpRequest *hr = *req_cls;
+
+  if (hr == NULL)
+    return;
+  *req_cls = NULL;
+
+  engine_io_server_request_finished (server, &hr->base, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+  http_request_free (hr);
+}
+
+/* Our own daemon */
+
+static enum MHD_Result
+access_cb (void                  *cls,
+           struct MHD_Connection *connection,
+           const char            *url,
+           const char            *method,
+           const char            *version,
+           const char            *upload_data,
+           size_t                *upload_data_size,
+           void                 **req_cls)
+{
+  return engine_io_server_mhd_handler (cls, connection, url, method, version,
+                                       upload_data, upload_data_size, req_cls);
+}
+
+static void
+completed_cb (void                            *cls,
+              struct MHD_Connection           *connection,
+              void                           **req_cls,
+              enum MHD_RequestTerminationCode  toe)
+{
+  engine_io_server_mhd_completed (cls, connection, req_cls, toe);
+}
+
+static void
+log_cb (void       *cls,
+        const char *fm,
+        va_list     ap)
+{
+  g_autofree char *message = g_strdup_vprintf (fm, ap);
+
+  g_strchomp (message);
+  g_debug ("libmicrohttpd: %s", message);
+}
+
+EngineIOHttpDaemon *
+engine_io_http_daemon_start (EngineIOServer  *server,
+                             const char      *address,
+                             guint            port,
+                             GError         **error)
+{
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
+  g_autoptr(GSocketAddress) sockaddr = NULL;
+  struct sockaddr_storage native;
+  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                       MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+  const union MHD_DaemonInfo *info;
+  EngineIOHttpDaemon *daemon;
+  struct rlimit limit;
+  unsigned int connection_limit = 1020;
+  unsigned int threads = MAX (1, MIN (g_get_num_processors (), 16));
+
+  if (inet == NULL)
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "“%s” is not a numeric IPv4 or IPv6 address", address);
+      return NULL;
+    }
+  sockaddr = g_inet_socket_address_new (inet, port);
+  if (!g_socket_address_to_native (sockaddr, &native, sizeof native, error))
+    return NULL;
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    flags |= MHD_USE_IPv6;
+
+  /* As many connections as we have descriptors for. */
+  if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur > 64)
+    connection_limit = (unsigned int) MIN (limit.rlim_cur - 32, G_MAXINT);
+
+  daemon = g_new0 (EngineIOHttpDaemon, 1);
+  daemon->listen_fd = MHD_INVALID_SOCKET;
+  daemon->daemon = MHD_start_daemon (flags, (uint16_t) port, NULL, NULL,
+                                     access_cb, server,
+                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
+                                     MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                     MHD_OPTION_NOTIFY_COMPLETED, completed_cb, server,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) CONNECTION_TIMEOUT_S,
+                                     MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+                                     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                                     MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
+                                     MHD_OPTION_END);
+  if (daemon->daemon == NULL)
+    {
+      int saved = errno;
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN,
+                   "Cannot listen on %s port %u: %s", address, port,
+                   saved ? g_strerror (saved) : "libmicrohttpd could not start");
+      g_free (daemon);
+      return NULL;
+    }
+
+  info = MHD_get_daemon_info (daemon->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  daemon->port = info != NULL ? info->port : port;
+  return daemon;
+}
+
+guint
+engine_io_http_daemon_get_port (EngineIOHttpDaemon *daemon)
+{
+  return daemon->port;
+}
+
+void
+engine_io_http_daemon_quiesce (EngineIOHttpDaemon *daemon)
+{
+  daemon->listen_fd = MHD_quiesce_daemon (daemon->daemon);
+}
+
+void
+engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
+{
+  MHD_stop_daemon (daemon->daemon);
+  if (daemon->listen_fd != MHD_INVALID_SOCKET)
+    close (daemon->listen_fd);
+  g_free (daemon);
+}

@@ -1,0 +1,40 @@
+/* engineio-loop-private.h: which thread iterates a session's main context
+ *
+ * A small piece on purpose: sessions ask a pool for a loop, use its
+ * GMainContext for every timer, transport event and application callback,
+ * and give it back when they end. The pool has three modes:
+ *
+ *  - one thread per session (n_threads == 0, the default): acquire()
+ *    starts a thread with a fresh GMainContext; release() of its only user
+ *    quits it and the thread ends by itself (never joined by anyone);
+ *  - pooled (n_threads > 0): that many threads, started lazily, shared
+ *    round-robin by least load; they end at engine_io_loop_pool_shutdown();
+ *  - external: every session uses one GMainContext the application iterates
+ *    (no thread of ours at all).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _EngineIOLoop     EngineIOLoop;
+typedef struct _EngineIOLoopPool EngineIOLoopPool;
+
+EngineIOLoopPool *engine_io_loop_pool_new          (guint             n_threads,
+                                                    GMainContext     *external);
+void              engine_io_loop_pool_free         (EngineIOLoopPool *pool);
+EngineIOLoop     *engine_io_loop_pool_acquire      (EngineIOLoopPool *pool);
+void              engine_io_loop_pool_shutdown     (EngineIOLoopPool *pool,
+                                                    gint64            timeout_us);
+guint             engine_io_loop_pool_thread_count (EngineIOLoopPool *pool);
+gboolean          engine_io_loop_pool_is_external  (EngineIOLoopPool *pool);
+
+void              engine_io_loop_release           (EngineIOLoop     *loop);
+GMainContext     *engine_io_loop_get_context       (EngineIOLoop     *loop);
+gboolean          engine_io_loop_is_current        (EngineIOLoop     *loop);
+gboolean          engine_io_in_loop_thread         (void);
+
+G_END_DECLS

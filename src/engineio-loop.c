@@ -1,0 +1,268 @@
+/* engineio-loop.c: which thread iterates a session's main context
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "engineio-loop-private.h"
+
+struct _EngineIOLoop
+{
+  EngineIOLoopPool *pool;      /* unowned; outlives every loop */
+  GMainContext     *context;   /* owned */
+  int               quit;      /* (atomic) set once; the thread then ends */
+  guint             users;     /* under pool->lock */
+  gboolean          dedicated; /* one session only; quits at users == 0 */
+};
+
+struct _EngineIOLoopPool
+{
+  GMutex         lock;
+  GCond          cond;
+  guint          n_threads;    /* configured: 0 = one per session */
+  guint          live_threads; /* under lock */
+  GPtrArray     *shared;       /* under lock; EngineIOLoop*, pooled mode */
+  EngineIOLoop  *external;     /* owned; external mode */
+  guint          next;         /* under lock */
+  gboolean       shut_down;    /* under lock */
+};
+
+/* Set in every loop thread we run, so blocking API can refuse to deadlock. */
+static GPrivate in_loop_thread;
+
+static void
+loop_quit (EngineIOLoop *loop)
+{
+  g_atomic_int_set (&loop->quit, 1);
+  g_main_context_wakeup (loop->context);
+}
+
+static void
+loop_free (EngineIOLoop *loop)
+{
+  g_main_context_unref (loop->context);
+  g_free (loop);
+}
+
+static gpointer
+loop_thread_func (gpointer data)
+{
+  EngineIOLoop *loop = data;
+  EngineIOLoopPool *pool = loop->pool;
+
+  g_private_set (&in_loop_thread, GINT_TO_POINTER (1));
+  g_main_context_push_thread_default (loop->context);
+  /* What g_main_loop_run() does, but a quit that comes before the thread
+   * starts iterating is not lost (g_main_loop_run() resets its flag). */
+  while (!g_atomic_int_get (&loop->quit))
+    g_main_context_iteration (loop->context, TRUE);
+
+  /* Dispatch what is still ready (sources attached before the last user
+   * left), so they drop the references they hold. Users guarantee that
+   * nothing new is attached once they released the loop. */
+  while (g_main_context_iteration (loop->context, FALSE))
+    ;
+  g_main_context_pop_thread_default (loop->context);
+
+  /* Under the pool lock: loop_quit() runs under it too, so it is done
+   * touching the loop before we free it. */
+  g_mutex_lock (&pool->lock);
+  loop_free (loop);
+  pool->live_threads--;
+  g_cond_broadcast (&pool->cond);
+  g_mutex_unlock (&pool->lock);
+
+  return NULL;
+}
+
+/* Called with pool->lock held. */
+static EngineIOLoop *
+loop_start (EngineIOLoopPool *pool,
+            gboolean          dedicated,
+            guint             index)
+{
+  EngineIOLoop *loop = g_new0 (EngineIOLoop, 1);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
+  GThread *thread;
+
+  loop->pool = pool;
+  loop->context = g_main_context_new ();
+  loop->dedicated = dedicated;
+
+  name = dedicated ? g_strdup ("eio-session") : g_strdup_printf ("eio-loop-%u", index);
+  thread = g_thread_try_new (name, loop_thread_func, loop, &error);
+  if (thread == NULL)
+    {
+      g_warning ("Cannot start a session thread: %s", error->message);
+      loop_free (loop);
+      return NULL;
+    }
+  g_thread_unref (thread);  /* never joined: the thread ends by itself */
+  pool->live_threads++;
+
+  return loop;
+}
+
+EngineIOLoopPool *
+engine_io_loop_pool_new (guint         n_threads,
+                         GMainContext *external)
+{
+  EngineIOLoopPool *pool = g_new0 (EngineIOLoopPool, 1);
+
+  g_mutex_init (&pool->lock);
+  g_cond_init (&pool->cond);
+  pool->n_threads = n_threads;
+  pool->shared = g_ptr_array_new ();
+
+  if (external != NULL)
+    {
+      pool->external = g_new0 (EngineIOLoop, 1);
+      pool->external->pool = pool;
+      pool->external->context = g_main_context_ref (external);
+    }
+
+  return pool;
+}
+
+/* Must be called after shutdown (all threads gone). */
+void
+engine_io_loop_pool_free (EngineIOLoopPool *pool)
+{
+  if (pool == NULL)
+    return;
+
+  g_mutex_lock (&pool->lock);
+  g_warn_if_fail (pool->live_threads == 0);
+  g_mutex_unlock (&pool->lock);
+
+  if (pool->external != NULL)
+    loop_free (pool->external);
+  g_ptr_array_unref (pool->shared);
+  g_mutex_clear (&pool->lock);
+  g_cond_clear (&pool->cond);
+  g_free (pool);
+}
+
+/* Any thread. Returns NULL when no thread could be started or the pool is
+ * shut down. */
+EngineIOLoop *
+engine_io_loop_pool_acquire (EngineIOLoopPool *pool)
+{
+  EngineIOLoop *loop = NULL;
+
+  g_mutex_lock (&pool->lock);
+
+  if (pool->shut_down)
+    ;
+  else if (pool->external != NULL)
+    loop = pool->external;
+  else if (pool->n_threads == 0)
+    loop = loop_start (pool, TRUE, 0);
+  else
+    {
+      if (pool->shared->len < pool->n_threads)
+        {
+          EngineIOLoop *fresh = loop_start (pool, FALSE, pool->shared->len);
+          if (fresh != NULL)
+            g_ptr_array_add (pool->shared, fresh);
+        }
+      if (pool->shared->len > 0)
+        {
+          /* least loaded, ties broken round-robin */
+          guint best = pool->next++ % pool->shared->len;
+          for (guint i = 0; i < pool->shared->len; i++)
+            {
+              EngineIOLoop *candidate = g_ptr_array_index (pool->shared, i);
+              EngineIOLoop *current = g_ptr_array_index (pool->shared, best);
+              if (candidate->users < current->users)
+                best = i;
+            }
+          loop = g_ptr_array_index (pool->shared, best);
+        }
+    }
+
+  if (loop != NULL)
+    loop->users++;
+
+  g_mutex_unlock (&pool->lock);
+
+  return loop;
+}
+
+/* Any thread, including the loop's own. After this the caller must not
+ * attach anything to the loop's context. */
+void
+engine_io_loop_release (EngineIOLoop *loop)
+{
+  EngineIOLoopPool *pool = loop->pool;
+
+  g_mutex_lock (&pool->lock);
+  g_assert (loop->users > 0);
+  loop->users--;
+  if (loop->dedicated && loop->users == 0)
+    loop_quit (loop);  /* the thread frees the loop */
+  g_mutex_unlock (&pool->lock);
+}
+
+GMainContext *
+engine_io_loop_get_context (EngineIOLoop *loop)
+{
+  return loop->context;
+}
+
+gboolean
+engine_io_loop_is_current (EngineIOLoop *loop)
+{
+  return g_main_context_is_owner (loop->context);
+}
+
+gboolean
+engine_io_in_loop_thread (void)
+{
+  return g_private_get (&in_loop_thread) != NULL;
+}
+
+guint
+engine_io_loop_pool_thread_count (EngineIOLoopPool *pool)
+{
+  guint n;
+
+  g_mutex_lock (&pool->lock);
+  n = pool->live_threads;
+  g_mutex_unlock (&pool->lock);
+
+  return n;
+}
+
+gboolean
+engine_io_loop_pool_is_external (EngineIOLoopPool *pool)
+{
+  return pool->external != NULL;
+}
+
+/* Not from a loop thread. Quits the shared loops and waits (up to
+ * @timeout_us) until every thread of the pool has ended. */
+void
+engine_io_loop_pool_shutdown (EngineIOLoopPool *pool,
+                              gint64            timeout_us)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_us;
+
+  g_mutex_lock (&pool->lock);
+  pool->shut_down = TRUE;
+  for (guint i = 0; i < pool->shared->len; i++)
+    {
+      EngineIOLoop *loop = g_ptr_array_index (pool->shared, i);
+      loop_quit (loop);
+    }
+  g_ptr_array_set_size (pool->shared, 0);  /* threads free their loops */
+
+  while (pool->live_threads > 0)
+    if (!g_cond_wait_until (&pool->cond, &pool->lock, deadline))
+      {
+        g_warning ("%u session threads did not end in time", pool->live_threads);
+        break;
+      }
+  g_mutex_unlock (&pool->lock);
+}

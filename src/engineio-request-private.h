@@ -1,0 +1,88 @@
+/* engineio-request-private.h: the protocol core's view of an HTTP request
+ *
+ * The protocol core (engineio-server.c, engineio-socket.c) never includes
+ * <microhttpd.h>: it sees requests through this small interface. An adapter
+ * (engineio-http.c for libmicrohttpd; the request fuzzer for tests) embeds
+ * EngineIORequest as the first member of its own struct, fills the
+ * immutable fields, and calls the engine_io_server_request_*() entry points
+ * (engineio-server-private.h) on the thread that serves the request.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <glib.h>
+#include "engineio-packet.h"
+
+G_BEGIN_DECLS
+
+typedef struct _EngineIORequest        EngineIORequest;
+typedef struct _EngineIORequestVTable  EngineIORequestVTable;
+typedef struct _EngineIOSocket         EngineIOSocket;
+
+/* A raw connection handed over after a WebSocket upgrade; the adapter owns it. */
+typedef struct _EngineIOUpgradedConnection EngineIOUpgradedConnection;
+
+typedef enum
+{
+  ENGINE_IO_REQUEST_NEW,        /* not yet seen by the core */
+  ENGINE_IO_REQUEST_HANDSHAKE,  /* suspended until the admission job answers */
+  ENGINE_IO_REQUEST_POLL,       /* a GET attached to a session */
+  ENGINE_IO_REQUEST_POST,       /* a POST reading its body */
+  ENGINE_IO_REQUEST_UPGRADE,    /* a WebSocket upgrade */
+  ENGINE_IO_REQUEST_DONE,       /* a response was given */
+} EngineIORequestKind;
+
+struct _EngineIORequestVTable
+{
+  /* On the serving thread, inside a core entry point. @headers holds
+   * name/value pairs (char*), may be NULL; the body is referenced. */
+  void     (*respond) (EngineIORequest *req,
+                       guint            status,
+                       GPtrArray       *headers,
+                       GBytes          *body);
+  /* On the serving thread, inside a core entry point. */
+  void     (*suspend) (EngineIORequest *req);
+  /* Any thread: the adapter will call engine_io_server_request_resumed()
+   * on its serving thread soon. Called at most once per suspend. */
+  void     (*resume)  (EngineIORequest *req);
+  /* On the serving thread, inside a core entry point: answer 101 with
+   * @headers and, once the connection is switched, call
+   * engine_io_socket_attach_websocket (@socket, fd, extra bytes, ...).
+   * NULL when the adapter cannot upgrade. */
+  gboolean (*upgrade) (EngineIORequest *req,
+                       GPtrArray       *headers,
+                       EngineIOSocket  *socket);
+};
+
+struct _EngineIORequest
+{
+  const EngineIORequestVTable *vtable;
+
+  /* Filled by the adapter before the core sees the request; immutable. */
+  char                *method;          /* owned */
+  char                *path;            /* owned, without the query */
+  GHashTable          *query;           /* owned: char* -> char*, decoded */
+  GHashTable          *headers;         /* owned: lowercase name -> value (UTF-8) */
+  char                *remote_address;  /* owned, numeric host */
+  gint64               content_length;  /* -1 when not given */
+
+  /* Core state; the serving thread and, where said, the session lock. */
+  EngineIORequestKind  kind;
+  EngineIOSocket      *socket;          /* (owned) the session this request serves */
+  gboolean             suspended;       /* (socket lock) waiting for resume */
+  gboolean             carried_packets; /* the response held queued packets */
+  /* A response prepared by whoever resumed the request (admission job,
+   * session close), given on resumption. */
+  guint                prepared_status;
+  GBytes              *prepared_body;
+  char                *prepared_type;
+  char                *set_cookie;      /* owned; handshake responses */
+  gpointer             job;             /* (owned) a pending handshake job */
+};
+
+void engine_io_request_init  (EngineIORequest             *req,
+                              const EngineIORequestVTable *vtable);
+void engine_io_request_clear (EngineIORequest             *req);
+
+G_END_DECLS

@@ -1,0 +1,94 @@
+/* engineio-server-private.h: configuration snapshot and protocol core entry points
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include "engineio-server.h"
+#include "engineio-request-private.h"
+#include "engineio-loop-private.h"
+
+G_BEGIN_DECLS
+
+/* What the server's properties said when it started. Immutable and
+ * reference counted, so workers and sessions read it without locks. */
+typedef struct
+{
+  gatomicrefcount             ref_count;
+  guint                       ping_interval;     /* ms */
+  guint                       ping_timeout;      /* ms */
+  guint                       upgrade_timeout;   /* ms */
+  guint64                     max_payload;       /* bytes */
+  char                       *path;              /* always ends with '/' */
+  EngineIOTransports          transports;
+  gboolean                    allow_upgrades;
+  gboolean                    allow_eio3;
+  char                      **cors_origins;      /* NULL: no CORS; {"*"}: any */
+  gboolean                    cors_credentials;
+  char                       *cookie_name;       /* NULL: no cookie */
+  char                       *cookie_path;
+  gboolean                    cookie_http_only;
+  char                       *cookie_same_site;  /* NULL: none */
+  guint                       max_sessions;      /* 0: unlimited */
+  guint64                     send_queue_high_water; /* bytes */
+  EngineIOBackpressurePolicy  backpressure;
+  char                       *handshake_v4;      /* cached `upgrades` JSON array */
+} EngineIOConfig;
+
+EngineIOConfig *engine_io_config_ref   (EngineIOConfig *config);
+void            engine_io_config_unref (EngineIOConfig *config);
+
+/* Protocol core entry points, for adapters; all on the serving thread. */
+gboolean engine_io_server_request_begin     (EngineIOServer  *self,
+                                             EngineIORequest *req);
+void     engine_io_server_request_body      (EngineIOServer  *self,
+                                             EngineIORequest *req,
+                                             GBytes          *body);
+void     engine_io_server_request_too_large (EngineIOServer  *self,
+                                             EngineIORequest *req);
+void     engine_io_server_request_resumed   (EngineIOServer  *self,
+                                             EngineIORequest *req);
+void     engine_io_server_request_finished  (EngineIOServer  *self,
+                                             EngineIORequest *req,
+                                             gboolean         completed);
+guint64  engine_io_server_get_max_payload   (EngineIOServer  *self);
+gboolean engine_io_server_path_matches      (EngineIOServer  *self,
+                                             const char      *path);
+
+/* Responses the core and the sessions share. */
+void     engine_io_core_respond             (EngineIOConfig  *config,
+                                             EngineIORequest *req,
+                                             guint            status,
+                                             const char      *content_type,
+                                             GBytes          *body);
+void     engine_io_core_respond_error       (EngineIOConfig  *config,
+                                             EngineIORequest *req,
+                                             int              code);
+void     engine_io_core_respond_packets     (EngineIOConfig  *config,
+                                             EngineIORequest *req,
+                                             EngineIOProtocolVersion version,
+                                             EngineIOPacket * const *packets,
+                                             gsize            n_packets);
+void     engine_io_core_request_suspend     (EngineIOServer  *self,
+                                             EngineIORequest *req);
+void     engine_io_core_request_resume      (EngineIORequest *req);
+
+/* Session bookkeeping, called by sockets in their main context. */
+void     engine_io_server_unregister_socket (EngineIOServer  *self,
+                                             EngineIOSocket  *socket);
+void     engine_io_server_socket_finished   (EngineIOServer  *self);
+void     engine_io_server_emit_connection   (EngineIOServer  *self,
+                                             EngineIOSocket  *socket);
+
+/* Error codes of the protocol (the JSON `code`). */
+enum
+{
+  ENGINE_IO_CODE_UNKNOWN_TRANSPORT = 0,
+  ENGINE_IO_CODE_UNKNOWN_SID = 1,
+  ENGINE_IO_CODE_BAD_HANDSHAKE_METHOD = 2,
+  ENGINE_IO_CODE_BAD_REQUEST = 3,
+  ENGINE_IO_CODE_FORBIDDEN = 4,
+  ENGINE_IO_CODE_UNSUPPORTED_PROTOCOL_VERSION = 5,
+};
+
+G_END_DECLS

@@ -1,0 +1,1711 @@
+/* engineio-server.c: the Engine.IO server and its protocol core
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "engineio-server-private.h"
+#include "engineio-socket-private.h"
+#include "engineio-handshake-private.h"
+#include "engineio-packet-private.h"
+#include "engineio-http-private.h"
+#include "engineio-enum-types.h"
+#include "engineio-error.h"
+
+/**
+ * EngineIOServer:
+ *
+ * An Engine.IO server: it accepts handshakes, keeps the sessions
+ * (#EngineIOSocket), and speaks protocol v4 (and v3 with
+ * #EngineIOServer:allow-eio3) over HTTP long-polling and WebSocket.
+ *
+ * Configure it with properties, connect to #EngineIOServer::connection,
+ * then either engine_io_server_listen() (the server runs its own
+ * libmicrohttpd daemon) or mount it in your own daemon with
+ * engine_io_server_mhd_handler() from `<engineio/engineio-mhd.h>`.
+ *
+ * Properties may be set until the server starts (listen() or the first
+ * mounted request); after that they are read-only and setting one logs a
+ * warning. Every property can be read from any thread.
+ *
+ * Threads: libmicrohttpd's worker threads parse requests and never block
+ * for a poll nor run application code; every signal and hook runs in the
+ * main context of the session it concerns (see #EngineIOServer:loop-threads
+ * and #EngineIOServer:callback-context).
+ */
+
+struct _EngineIOServer
+{
+  GObject                     parent_instance;
+
+  /* Property values; written only before the server starts. */
+  guint                       ping_interval;
+  guint                       ping_timeout;
+  guint                       upgrade_timeout;
+  guint64                     max_payload;
+  char                       *path;
+  EngineIOTransports          transports;
+  gboolean                    allow_upgrades;
+  gboolean                    allow_eio3;
+  char                       *cors_origin;
+  gboolean                    cors_credentials;
+  char                       *cookie;
+  char                       *cookie_path;
+  gboolean                    cookie_http_only;
+  char                       *cookie_same_site;
+  guint                       max_sessions;
+  guint                       loop_threads;
+  guint64                     send_queue_high_water;
+  EngineIOBackpressurePolicy  backpressure;
+  GMainContext               *callback_context;   /* owned, nullable */
+
+  GMutex                      lock;
+  GCond                       cond;               /* live_sessions / suspended changed */
+  EngineIOConfig             *config;             /* (lock) set once at start, then immutable */
+  EngineIOLoopPool           *pool;               /* (lock) set once at start */
+  GHashTable                 *sockets;            /* (lock) sid -> EngineIOSocket (ref) */
+  guint                       live_sessions;      /* (lock) created and not finished */
+  guint                       pending_handshakes; /* (lock) admitted, socket not yet made */
+  guint                       suspended;          /* (lock) suspended requests */
+  gboolean                    closing;            /* (lock) */
+  gboolean                    closed;             /* (lock) */
+  EngineIOAdmissionFunc       admission_func;     /* (lock) */
+  gpointer                    admission_data;
+  GDestroyNotify              admission_destroy;
+  EngineIOIdFunc              id_func;            /* (lock) */
+  gpointer                    id_data;
+  GDestroyNotify              id_destroy;
+
+  EngineIOHttpDaemon         *daemon;             /* owned; the listening thread's */
+  guint                       port;
+};
+
+G_DEFINE_FINAL_TYPE (EngineIOServer, engine_io_server, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_PING_INTERVAL,
+  PROP_PING_TIMEOUT,
+  PROP_UPGRADE_TIMEOUT,
+  PROP_MAX_PAYLOAD,
+  PROP_PATH,
+  PROP_TRANSPORTS,
+  PROP_ALLOW_UPGRADES,
+  PROP_ALLOW_EIO3,
+  PROP_CORS_ORIGIN,
+  PROP_CORS_CREDENTIALS,
+  PROP_COOKIE,
+  PROP_COOKIE_PATH,
+  PROP_COOKIE_HTTP_ONLY,
+  PROP_COOKIE_SAME_SITE,
+  PROP_MAX_SESSIONS,
+  PROP_LOOP_THREADS,
+  PROP_SEND_QUEUE_HIGH_WATER,
+  PROP_BACKPRESSURE_POLICY,
+  PROP_CALLBACK_CONTEXT,
+  PROP_PORT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum
+{
+  SIGNAL_CONNECTION,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* Configuration snapshot */
+
+EngineIOConfig *
+engine_io_config_ref (EngineIOConfig *config)
+{
+  g_atomic_ref_count_inc (&config->ref_count);
+  return config;
+}
+
+void
+engine_io_config_unref (EngineIOConfig *config)
+{
+  if (!g_atomic_ref_count_dec (&config->ref_count))
+    return;
+
+  g_free (config->path);
+  g_strfreev (config->cors_origins);
+  g_free (config->cookie_name);
+  g_free (config->cookie_path);
+  g_free (config->cookie_same_site);
+  g_free (config);
+}
+
+static EngineIOConfig *
+config_new_from_server (EngineIOServer  *self,
+                        GError         **error)
+{
+  g_autoptr(GStrvBuilder) origins = NULL;
+  EngineIOConfig *config;
+
+  if (self->path == NULL || self->path[0] != '/')
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "Path “%s” must start with “/”", self->path ? self->path : "(null)");
+      return NULL;
+    }
+  if ((self->transports & (ENGINE_IO_TRANSPORTS_POLLING | ENGINE_IO_TRANSPORTS_WEBSOCKET)) == 0)
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "No transport is enabled (property “transports”)");
+      return NULL;
+    }
+
+  config = g_new0 (EngineIOConfig, 1);
+  g_atomic_ref_count_init (&config->ref_count);
+  config->ping_interval = self->ping_interval;
+  config->ping_timeout = self->ping_timeout;
+  config->upgrade_timeout = self->upgrade_timeout;
+  config->max_payload = self->max_payload;
+  config->path = g_str_has_suffix (self->path, "/") ? g_strdup (self->path)
+                                                    : g_strconcat (self->path, "/", NULL);
+  config->transports = self->transports;
+  config->allow_upgrades = self->allow_upgrades;
+  config->allow_eio3 = self->allow_eio3;
+  config->cors_credentials = self->cors_credentials;
+  config->cookie_name = g_strdup (self->cookie);
+  config->cookie_path = g_strdup (self->cookie_path);
+  config->cookie_http_only = self->cookie_http_only;
+  config->cookie_same_site = g_strdup (self->cookie_same_site);
+  config->max_sessions = self->max_sessions;
+  config->send_queue_high_water = self->send_queue_high_water;
+  config->backpressure = self->backpressure;
+
+  if (self->cors_origin != NULL && self->cors_origin[0] != '\0')
+    {
+      g_auto(GStrv) parts = g_strsplit (self->cors_origin, ",", -1);
+      origins = g_strv_builder_new ();
+      for (guint i = 0; parts[i] != NULL; i++)
+        {
+          g_strstrip (parts[i]);
+          if (parts[i][0] != '\0')
+            g_strv_builder_add (origins, parts[i]);
+        }
+      config->cors_origins = g_strv_builder_end (origins);
+      if (config->cors_credentials && g_strv_contains ((const char * const *) config->cors_origins, "*"))
+        {
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                       "“cors-credentials” cannot be combined with “cors-origin” “*”: "
+                       "list the allowed origins instead");
+          engine_io_config_unref (config);
+          return NULL;
+        }
+    }
+
+  return config;
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EngineIOConfig, engine_io_config_unref)
+
+/* Starting */
+
+static gboolean
+server_ensure_started (EngineIOServer  *self,
+                       GError         **error)
+{
+  gboolean ok = TRUE;
+
+  g_mutex_lock (&self->lock);
+  if (self->closed || self->closing)
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED, "The server is closed");
+      ok = FALSE;
+    }
+  else if (self->config == NULL)
+    {
+      EngineIOConfig *config = config_new_from_server (self, error);
+      if (config == NULL)
+        ok = FALSE;
+      else
+        {
+          self->pool = engine_io_loop_pool_new (self->loop_threads, self->callback_context);
+          self->config = config;
+        }
+    }
+  g_mutex_unlock (&self->lock);
+
+  return ok;
+}
+
+static EngineIOConfig *
+server_get_config (EngineIOServer *self)
+{
+  EngineIOConfig *config;
+
+  g_mutex_lock (&self->lock);
+  config = self->config ? engine_io_config_ref (self->config) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  return config;
+}
+
+/* Responses */
+
+static void
+add_cors_headers (EngineIOConfig  *config,
+                  EngineIORequest *req,
+                  GPtrArray       *headers,
+                  gboolean         preflight)
+{
+  const char *origin;
+  const char *allow = NULL;
+
+  if (config->cors_origins == NULL)
+    return;
+
+  origin = g_hash_table_lookup (req->headers, "origin");
+  if (g_strv_contains ((const char * const *) config->cors_origins, "*"))
+    allow = "*";
+  else if (origin != NULL && g_strv_contains ((const char * const *) config->cors_origins, origin))
+    allow = origin;
+
+  if (allow == NULL)
+    return;
+
+  g_ptr_array_add (headers, g_strdup ("Access-Control-Allow-Origin"));
+  g_ptr_array_add (headers, g_strdup (allow));
+  if (allow != (const char *) "*" && strcmp (allow, "*") != 0)
+    {
+      g_ptr_array_add (headers, g_strdup ("Vary"));
+      g_ptr_array_add (headers, g_strdup ("Origin"));
+      if (config->cors_credentials)
+        {
+          g_ptr_array_add (headers, g_strdup ("Access-Control-Allow-Credentials"));
+          g_ptr_array_add (headers, g_strdup ("true"));
+        }
+    }
+  if (preflight)
+    {
+      const char *wanted = g_hash_table_lookup (req->headers, "access-control-request-headers");
+      g_ptr_array_add (headers, g_strdup ("Access-Control-Allow-Methods"));
+      g_ptr_array_add (headers, g_strdup ("GET, POST, OPTIONS"));
+      g_ptr_array_add (headers, g_strdup ("Access-Control-Allow-Headers"));
+      g_ptr_array_add (headers, g_strdup (wanted != NULL ? wanted : "Content-Type"));
+      g_ptr_array_add (headers, g_strdup ("Access-Control-Max-Age"));
+      g_ptr_array_add (headers, g_strdup ("86400"));
+    }
+}
+
+static void
+respond_full (EngineIOConfig  *config,
+              EngineIORequest *req,
+              guint            status,
+              const char      *content_type,
+              GBytes          *body,
+              gboolean         preflight)
+{
+  g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GBytes) empty = NULL;
+
+  if (content_type != NULL)
+    {
+      g_ptr_array_add (headers, g_strdup ("Content-Type"));
+      g_ptr_array_add (headers, g_strdup (content_type));
+    }
+  if (config != NULL)
+    add_cors_headers (config, req, headers, preflight);
+  if (req->set_cookie != NULL)
+    {
+      g_ptr_array_add (headers, g_strdup ("Set-Cookie"));
+      g_ptr_array_add (headers, g_strdup (req->set_cookie));
+    }
+
+  if (body == NULL)
+    body = empty = g_bytes_new_static ("", 0);
+
+  req->kind = ENGINE_IO_REQUEST_DONE;
+  req->vtable->respond (req, status, headers, body);
+}
+
+void
+engine_io_core_respond (EngineIOConfig  *config,
+                        EngineIORequest *req,
+                        guint            status,
+                        const char      *content_type,
+                        GBytes          *body)
+{
+  respond_full (config, req, status, content_type, body, FALSE);
+}
+
+static const char *const error_messages[] = {
+  "Transport unknown",
+  "Session ID unknown",
+  "Bad handshake method",
+  "Bad request",
+  "Forbidden",
+  "Unsupported protocol version",
+};
+
+static GBytes *
+error_json (int         code,
+            const char *message)
+{
+  char *text = g_strdup_printf ("{\"code\":%d,\"message\":\"%s\"}", code, message);
+  return g_bytes_new_take (text, strlen (text));
+}
+
+void
+engine_io_core_respond_error (EngineIOConfig  *config,
+                              EngineIORequest *req,
+                              int              code)
+{
+  g_autoptr(GBytes) body = NULL;
+
+  g_assert (code >= 0 && code < (int) G_N_ELEMENTS (error_messages));
+  body = error_json (code, error_messages[code]);
+  respond_full (config, req, code == ENGINE_IO_CODE_FORBIDDEN ? 403 : 400,
+                "application/json", body, FALSE);
+}
+
+static void
+respond_status_json (EngineIOConfig  *config,
+                     EngineIORequest *req,
+                     guint            status,
+                     int              code,
+                     const char      *message)
+{
+  g_autoptr(GBytes) body = error_json (code, message);
+  respond_full (config, req, status, "application/json", body, FALSE);
+}
+
+/* JSONP (v3): ___eio[N]("<payload as a JS string>"); */
+static GBytes *
+jsonp_wrap (const char *index,
+            GBytes     *payload)
+{
+  gsize size;
+  const char *data = g_bytes_get_data (payload, &size);
+  GString *out = g_string_sized_new (size + 32);
+  const char *p = data;
+  const char *end = data + size;
+
+  g_string_append (out, "___eio[");
+  for (const char *d = index; *d; d++)
+    if (g_ascii_isdigit (*d))
+      g_string_append_c (out, *d);
+  g_string_append (out, "](\"");
+  while (p < end)
+    {
+      guchar c = (guchar) *p;
+      if (c == '"' || c == '\\')
+        {
+          g_string_append_c (out, '\\');
+          g_string_append_c (out, c);
+        }
+      else if (c < 0x20)
+        g_string_append_printf (out, "\\u%04x", c);
+      else if (c == 0xE2 && end - p >= 3 && (guchar) p[1] == 0x80 &&
+               ((guchar) p[2] == 0xA8 || (guchar) p[2] == 0xA9))
+        {
+          /* U+2028 / U+2029 end lines in older JavaScript */
+          g_string_append (out, (guchar) p[2] == 0xA8 ? "\\u2028" : "\\u2029");
+          p += 2;
+        }
+      else
+        g_string_append_c (out, c);
+      p++;
+    }
+  g_string_append (out, "\");");
+  return g_string_free_to_bytes (out);
+}
+
+void
+engine_io_core_respond_packets (EngineIOConfig          *config,
+                                EngineIORequest         *req,
+                                EngineIOProtocolVersion  version,
+                                EngineIOPacket * const  *packets,
+                                gsize                    n_packets)
+{
+  EngineIOPayloadFormat format = ENGINE_IO_PAYLOAD_V4;
+  const char *content_type = "text/plain; charset=UTF-8";
+  const char *jsonp = NULL;
+  GByteArray *out = g_byte_array_new ();
+  g_autoptr(GBytes) body = NULL;
+
+  if (version == ENGINE_IO_PROTOCOL_V3)
+    {
+      gboolean any_binary = FALSE;
+
+      for (gsize i = 0; i < n_packets; i++)
+        any_binary |= engine_io_packet_is_binary (packets[i]);
+
+      jsonp = g_hash_table_lookup (req->query, "j");
+      format = ENGINE_IO_PAYLOAD_V3_TEXT;
+      if (jsonp != NULL)
+        content_type = "text/javascript; charset=UTF-8";
+      else if (any_binary && !g_hash_table_contains (req->query, "b64"))
+        {
+          format = ENGINE_IO_PAYLOAD_V3_BINARY;
+          content_type = "application/octet-stream";
+        }
+    }
+
+  engine_io_payload_encode_append (format, packets, n_packets, out);
+  body = g_byte_array_free_to_bytes (out);
+  if (jsonp != NULL)
+    {
+      GBytes *wrapped = jsonp_wrap (jsonp, body);
+      g_bytes_unref (body);
+      body = wrapped;
+    }
+
+  respond_full (config, req, 200, content_type, body, FALSE);
+}
+
+void
+engine_io_core_request_suspend (EngineIOServer  *self,
+                                EngineIORequest *req)
+{
+  g_mutex_lock (&self->lock);
+  self->suspended++;
+  g_mutex_unlock (&self->lock);
+
+  req->vtable->suspend (req);
+}
+
+void
+engine_io_core_request_resume (EngineIORequest *req)
+{
+  req->vtable->resume (req);
+}
+
+/* Session ids */
+
+static gboolean
+sid_is_valid (const char *sid)
+{
+  gsize len = 0;
+
+  if (sid == NULL)
+    return FALSE;
+  for (const char *p = sid; *p; p++, len++)
+    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_' && *p != '.')
+      return FALSE;
+  return len >= 1 && len <= 128;
+}
+
+/* 144 bits from the kernel's CSPRNG, base64url without padding (24 chars). */
+static char *
+generate_sid (void)
+{
+  guint8 random[18];
+  gsize done = 0;
+  char *sid;
+
+  while (done < sizeof random)
+    {
+      ssize_t n = getrandom (random + done, sizeof random - done, 0);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          g_error ("getrandom() failed: %s", g_strerror (errno));
+        }
+      done += (gsize) n;
+    }
+
+  sid = g_base64_encode (random, sizeof random);
+  for (char *p = sid; *p; p++)
+    {
+      if (*p == '+')
+        *p = '-';
+      else if (*p == '/')
+        *p = '_';
+    }
+  return sid;
+}
+
+/* Handshakes */
+
+typedef struct
+{
+  EngineIOServer    *server;     /* ref */
+  EngineIORequest   *req;        /* suspended; owned by its adapter */
+  EngineIOHandshake *handshake;  /* ref */
+  EngineIOLoop      *loop;       /* one use, passed on to the socket */
+} HandshakeJob;
+
+static void
+prepare_response (EngineIORequest *req,
+                  guint            status,
+                  int              code,
+                  const char      *message)
+{
+  req->prepared_status = status;
+  req->prepared_type = g_strdup ("application/json");
+  req->prepared_body = error_json (code, message);
+}
+
+static gboolean
+handshake_job_cb (gpointer data)
+{
+  HandshakeJob *job = data;
+  EngineIOServer *self = job->server;
+  EngineIORequest *req = job->req;
+  EngineIOAdmissionFunc admission;
+  gpointer admission_data;
+  EngineIOIdFunc id_func;
+  gpointer id_data;
+  g_autofree char *sid = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  EngineIOConfig *config = self->config;
+  gboolean refused = FALSE;
+
+  g_mutex_lock (&self->lock);
+  admission = self->admission_func;
+  admission_data = self->admission_data;
+  id_func = self->id_func;
+  id_data = self->id_data;
+  refused = self->closing;
+  g_mutex_unlock (&self->lock);
+
+  if (refused)
+    prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+  else if (admission != NULL && !admission (self, job->handshake, admission_data))
+    {
+      prepare_response (req, 403, ENGINE_IO_CODE_FORBIDDEN, "Forbidden");
+      refused = TRUE;
+    }
+  else
+    {
+      sid = id_func != NULL ? id_func (self, job->handshake, id_data) : generate_sid ();
+
+      g_mutex_lock (&self->lock);
+      if (!sid_is_valid (sid))
+        {
+          g_warning ("The id function returned an invalid session id (1 to 128 of A-Z a-z 0-9 - _ .)");
+          prepare_response (req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Invalid session id generated");
+          refused = TRUE;
+        }
+      else if (g_hash_table_contains (self->sockets, sid))
+        {
+          g_warning ("The id function returned the id of an open session");
+          prepare_response (req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Duplicate session id generated");
+          refused = TRUE;
+        }
+      else if (self->closing)
+        {
+          prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+          refused = TRUE;
+        }
+      else
+        {
+          socket = engine_io_socket_new (self, config, sid, job->handshake, job->loop);
+          job->loop = NULL;
+          g_hash_table_insert (self->sockets, g_strdup (sid), g_object_ref (socket));
+          self->live_sessions++;
+        }
+      self->pending_handshakes--;
+      g_cond_broadcast (&self->cond);
+      g_mutex_unlock (&self->lock);
+    }
+
+  if (socket == NULL)
+    {
+      g_mutex_lock (&self->lock);
+      if (!refused)
+        self->pending_handshakes--;
+      g_cond_broadcast (&self->cond);
+      g_mutex_unlock (&self->lock);
+      engine_io_core_request_resume (req);
+      return G_SOURCE_REMOVE;
+    }
+
+  if (config->cookie_name != NULL)
+    {
+      GString *cookie = g_string_new (NULL);
+      g_string_append_printf (cookie, "%s=%s", config->cookie_name, sid);
+      if (config->cookie_path != NULL)
+        g_string_append_printf (cookie, "; Path=%s", config->cookie_path);
+      if (config->cookie_http_only)
+        g_string_append (cookie, "; HttpOnly");
+      if (config->cookie_same_site != NULL && config->cookie_same_site[0] != '\0')
+        g_string_append_printf (cookie, "; SameSite=%s", config->cookie_same_site);
+      req->set_cookie = g_string_free (cookie, FALSE);
+    }
+
+  /* Polling: the handshake GET is the session's first poll. */
+  engine_io_socket_start (socket, req);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+handshake_job_free (gpointer data)
+{
+  HandshakeJob *job = data;
+
+  if (job->loop != NULL)
+    engine_io_loop_release (job->loop);
+  engine_io_handshake_unref (job->handshake);
+  g_object_unref (job->server);
+  g_free (job);
+}
+
+static GHashTable *
+copy_string_table (GHashTable *table)
+{
+  GHashTable *copy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, table);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    g_hash_table_insert (copy, g_strdup (key), g_strdup (value));
+  return copy;
+}
+
+static void
+handle_handshake (EngineIOServer          *self,
+                  EngineIOConfig          *config,
+                  EngineIORequest         *req,
+                  EngineIOTransportType    transport)
+{
+  const char *eio = g_hash_table_lookup (req->query, "EIO");
+  EngineIOProtocolVersion version;
+  HandshakeJob *job;
+  EngineIOLoop *loop;
+  GSource *source;
+  gboolean full = FALSE;
+
+  if (strcmp (req->method, "GET") != 0)
+    {
+      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_HANDSHAKE_METHOD);
+      return;
+    }
+  if (transport == ENGINE_IO_TRANSPORT_WEBSOCKET)
+    {
+      /* A WebSocket handshake without an Upgrade header. */
+      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      return;
+    }
+  /* The protocol version is checked before the admission hook, so the hook
+   * always sees a valid one (the reference runs its hook first). */
+  if (!engine_io_protocol_version_from_string (eio, &version) ||
+      (version == ENGINE_IO_PROTOCOL_V3 && !config->allow_eio3))
+    {
+      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_UNSUPPORTED_PROTOCOL_VERSION);
+      return;
+    }
+
+  g_mutex_lock (&self->lock);
+  if (self->closing)
+    full = TRUE;
+  else if (config->max_sessions > 0 &&
+           self->live_sessions + self->pending_handshakes >= config->max_sessions)
+    full = TRUE;
+  else
+    self->pending_handshakes++;
+  g_mutex_unlock (&self->lock);
+
+  if (full)
+    {
+      respond_status_json (config, req, 503, ENGINE_IO_CODE_FORBIDDEN,
+                           self->closing ? "Server shutting down" : "Too many sessions");
+      return;
+    }
+
+  loop = engine_io_loop_pool_acquire (self->pool);
+  if (loop == NULL)
+    {
+      g_mutex_lock (&self->lock);
+      self->pending_handshakes--;
+      g_cond_broadcast (&self->cond);
+      g_mutex_unlock (&self->lock);
+      respond_status_json (config, req, 503, ENGINE_IO_CODE_FORBIDDEN, "Cannot start a session");
+      return;
+    }
+
+  job = g_new0 (HandshakeJob, 1);
+  job->server = g_object_ref (self);
+  job->req = req;
+  job->loop = loop;
+  job->handshake = engine_io_handshake_new (req->method, req->path,
+                                            copy_string_table (req->headers),
+                                            copy_string_table (req->query),
+                                            req->remote_address, version, transport);
+
+  req->kind = ENGINE_IO_REQUEST_HANDSHAKE;
+  engine_io_core_request_suspend (self, req);
+
+  /* The admission hook and ::connection run in the session's context. */
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, handshake_job_cb, job, handshake_job_free);
+  g_source_set_static_name (source, "[engineio] handshake");
+  g_source_attach (source, engine_io_loop_get_context (loop));
+  g_source_unref (source);
+}
+
+/* Protocol core entry points */
+
+gboolean
+engine_io_server_path_matches (EngineIOServer *self,
+                               const char     *path)
+{
+  g_autoptr(EngineIOConfig) config = server_get_config (self);
+  gsize len;
+
+  if (config == NULL)
+    return FALSE;
+  len = strlen (config->path);
+  /* "/engine.io/" matches "/engine.io" and "/engine.io/" */
+  return strcmp (path, config->path) == 0 ||
+         (strlen (path) == len - 1 && strncmp (path, config->path, len - 1) == 0);
+}
+
+static EngineIOSocket *
+lookup_socket (EngineIOServer *self,
+               const char     *sid)
+{
+  EngineIOSocket *socket;
+
+  g_mutex_lock (&self->lock);
+  socket = g_hash_table_lookup (self->sockets, sid);
+  if (socket != NULL)
+    g_object_ref (socket);
+  g_mutex_unlock (&self->lock);
+
+  return socket;
+}
+
+static gboolean
+header_is_clean (const char *value)
+{
+  if (value == NULL)
+    return TRUE;
+  for (const guchar *p = (const guchar *) value; *p; p++)
+    if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+engine_io_server_request_begin (EngineIOServer  *self,
+                                EngineIORequest *req)
+{
+  g_autoptr(EngineIOConfig) config = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  const char *transport_name;
+  const char *sid;
+  EngineIOTransportType transport;
+
+  if (!server_ensure_started (self, NULL))
+    {
+      respond_status_json (NULL, req, 503, ENGINE_IO_CODE_BAD_REQUEST, "Server closed");
+      return FALSE;
+    }
+  config = server_get_config (self);
+
+  /* A CORS preflight is answered before any check, with or without sid. */
+  if (strcmp (req->method, "OPTIONS") == 0)
+    {
+      respond_full (config, req, 204, NULL, NULL, TRUE);
+      return FALSE;
+    }
+
+  transport_name = g_hash_table_lookup (req->query, "transport");
+  if (!engine_io_transport_type_from_string (transport_name, &transport) ||
+      !(config->transports & (transport == ENGINE_IO_TRANSPORT_POLLING ? ENGINE_IO_TRANSPORTS_POLLING
+                                                                       : ENGINE_IO_TRANSPORTS_WEBSOCKET)))
+    {
+      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_UNKNOWN_TRANSPORT);
+      return FALSE;
+    }
+
+  if (!header_is_clean (g_hash_table_lookup (req->headers, "origin")))
+    {
+      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      return FALSE;
+    }
+
+  sid = g_hash_table_lookup (req->query, "sid");
+  if (sid == NULL)
+    {
+      handle_handshake (self, config, req, transport);
+      return FALSE;
+    }
+
+  socket = lookup_socket (self, sid);
+  if (socket == NULL)
+    {
+      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+      return FALSE;
+    }
+
+  if (transport != engine_io_socket_get_transport (socket))
+    {
+      /* (A WebSocket request with the sid of a polling session is an
+       * upgrade; see engineio-websocket.c.) */
+      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      return FALSE;
+    }
+
+  if (strcmp (req->method, "GET") == 0)
+    {
+      engine_io_socket_handle_poll (socket, req);
+      return FALSE;
+    }
+  if (strcmp (req->method, "POST") == 0)
+    {
+      if (req->content_length >= 0 && (guint64) req->content_length > config->max_payload)
+        {
+          engine_io_server_request_too_large (self, req);
+          return FALSE;
+        }
+      return engine_io_socket_begin_post (socket, req);
+    }
+
+  engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
+  return FALSE;
+}
+
+void
+engine_io_server_request_body (EngineIOServer  *self,
+                               EngineIORequest *req,
+                               GBytes          *body)
+{
+  g_return_if_fail (req->kind == ENGINE_IO_REQUEST_POST && req->socket != NULL);
+
+  engine_io_socket_handle_post (req->socket, req, body);
+}
+
+void
+engine_io_server_request_too_large (EngineIOServer  *self,
+                                    EngineIORequest *req)
+{
+  g_autoptr(EngineIOConfig) config = server_get_config (self);
+  char *message = g_strdup_printf ("Payload too large (max-payload is %" G_GUINT64_FORMAT " bytes)",
+                                   config != NULL ? config->max_payload : self->max_payload);
+  g_autoptr(GBytes) body = g_bytes_new_take (message, strlen (message));
+
+  respond_full (config, req, 413, "text/plain; charset=UTF-8", body, FALSE);
+}
+
+void
+engine_io_server_request_resumed (EngineIOServer  *self,
+                                  EngineIORequest *req)
+{
+  g_mutex_lock (&self->lock);
+  g_assert (self->suspended > 0);
+  self->suspended--;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  if (req->prepared_body != NULL)
+    {
+      g_autoptr(EngineIOConfig) config = server_get_config (self);
+      respond_full (config, req, req->prepared_status, req->prepared_type, req->prepared_body, FALSE);
+      return;
+    }
+
+  if (req->kind == ENGINE_IO_REQUEST_POLL && req->socket != NULL)
+    {
+      engine_io_socket_handle_poll_resumed (req->socket, req);
+      return;
+    }
+
+  g_warn_if_reached ();
+  respond_status_json (NULL, req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Internal error");
+}
+
+void
+engine_io_server_request_finished (EngineIOServer  *self,
+                                   EngineIORequest *req,
+                                   gboolean         completed)
+{
+  if (req->socket != NULL)
+    engine_io_socket_request_finished (req->socket, req, completed);
+}
+
+guint64
+engine_io_server_get_max_payload (EngineIOServer *self)
+{
+  g_autoptr(EngineIOConfig) config = server_get_config (self);
+
+  return config != NULL ? config->max_payload : self->max_payload;
+}
+
+/* Request objects */
+
+void
+engine_io_request_init (EngineIORequest             *req,
+                        const EngineIORequestVTable *vtable)
+{
+  memset (req, 0, sizeof *req);
+  req->vtable = vtable;
+  req->content_length = -1;
+}
+
+void
+engine_io_request_clear (EngineIORequest *req)
+{
+  g_clear_pointer (&req->method, g_free);
+  g_clear_pointer (&req->path, g_free);
+  g_clear_pointer (&req->query, g_hash_table_unref);
+  g_clear_pointer (&req->headers, g_hash_table_unref);
+  g_clear_pointer (&req->remote_address, g_free);
+  g_clear_object (&req->socket);
+  g_clear_pointer (&req->prepared_body, g_bytes_unref);
+  g_clear_pointer (&req->prepared_type, g_free);
+  g_clear_pointer (&req->set_cookie, g_free);
+}
+
+/* Sessions */
+
+void
+engine_io_server_unregister_socket (EngineIOServer *self,
+                                    EngineIOSocket *socket)
+{
+  g_mutex_lock (&self->lock);
+  if (g_hash_table_lookup (self->sockets, engine_io_socket_get_id (socket)) == socket)
+    g_hash_table_remove (self->sockets, engine_io_socket_get_id (socket));
+  g_mutex_unlock (&self->lock);
+}
+
+void
+engine_io_server_socket_finished (EngineIOServer *self)
+{
+  g_mutex_lock (&self->lock);
+  g_assert (self->live_sessions > 0);
+  self->live_sessions--;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
+void
+engine_io_server_emit_connection (EngineIOServer *self,
+                                  EngineIOSocket *socket)
+{
+  g_signal_emit (self, signals[SIGNAL_CONNECTION], 0, socket);
+}
+
+/* Public API */
+
+/**
+ * engine_io_server_new:
+ *
+ * Creates a server with the reference server's defaults. Set properties
+ * with g_object_set() (or use g_object_new() with them) before it starts.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer full): a new server
+ */
+EngineIOServer *
+engine_io_server_new (void)
+{
+  return g_object_new (ENGINE_IO_TYPE_SERVER, NULL);
+}
+
+/**
+ * engine_io_server_listen:
+ * @self: a server
+ * @address: (nullable): a numeric IPv4 or IPv6 address to bind, or %NULL
+ *   for 127.0.0.1
+ * @port: the TCP port, or 0 to pick a free one (read it back with
+ *   engine_io_server_get_port())
+ * @error: return location for a #GError
+ *
+ * Starts the server on its own libmicrohttpd daemon (a pool of worker
+ * threads using epoll). Fails with %ENGINE_IO_ERROR_LISTEN if the address
+ * cannot be bound, %ENGINE_IO_ERROR_INVALID_ARGUMENT for a bad address or
+ * configuration, %ENGINE_IO_ERROR_CLOSED after engine_io_server_close().
+ * A server listens at most once.
+ *
+ * Thread-safe: may be called from any thread, once.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+engine_io_server_listen (EngineIOServer  *self,
+                         const char      *address,
+                         guint            port,
+                         GError         **error)
+{
+  EngineIOHttpDaemon *daemon;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (port <= 65535, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!server_ensure_started (self, error))
+    return FALSE;
+
+  g_mutex_lock (&self->lock);
+  if (self->daemon != NULL)
+    {
+      g_mutex_unlock (&self->lock);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN, "The server is already listening");
+      return FALSE;
+    }
+  g_mutex_unlock (&self->lock);
+
+  daemon = engine_io_http_daemon_start (self, address ? address : "127.0.0.1", port, error);
+  if (daemon == NULL)
+    return FALSE;
+
+  g_mutex_lock (&self->lock);
+  self->daemon = daemon;
+  self->port = engine_io_http_daemon_get_port (daemon);
+  g_mutex_unlock (&self->lock);
+
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PORT]);
+  return TRUE;
+}
+
+/**
+ * engine_io_server_get_port:
+ * @self: a server
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the port the server listens on, or 0 if it does not listen
+ */
+guint
+engine_io_server_get_port (EngineIOServer *self)
+{
+  guint port;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+
+  g_mutex_lock (&self->lock);
+  port = self->port;
+  g_mutex_unlock (&self->lock);
+
+  return port;
+}
+
+static gboolean
+wait_until_locked (EngineIOServer *self,
+                   gint64          deadline)
+{
+  GMainContext *external = self->callback_context;
+
+  while (self->live_sessions > 0 || self->pending_handshakes > 0 || self->suspended > 0)
+    {
+      if (external != NULL && g_main_context_acquire (external))
+        {
+          /* Sessions deliver into this context: run it while we wait. */
+          g_mutex_unlock (&self->lock);
+          g_main_context_iteration (external, FALSE);
+          g_main_context_release (external);
+          g_usleep (1000);
+          g_mutex_lock (&self->lock);
+          if (g_get_monotonic_time () > deadline)
+            return FALSE;
+          continue;
+        }
+      if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * engine_io_server_close:
+ * @self: a server
+ *
+ * Shuts the server down gracefully: stops accepting connections, closes
+ * every session (reason `server shutting down`; a waiting poll is answered
+ * with a close packet), waits for them to end (up to 10 seconds), stops
+ * the daemon and ends every thread the server started. Idempotent.
+ *
+ * Blocks until done. Must not be called from a session's main context
+ * (from a signal handler): the sessions it waits for run there. With
+ * #EngineIOServer:callback-context it may be called from the thread that
+ * iterates that context; it iterates it while waiting.
+ *
+ * Thread-safe: may be called from any thread but a session thread.
+ */
+void
+engine_io_server_close (EngineIOServer *self)
+{
+  g_autoptr(GPtrArray) sockets = NULL;
+  EngineIOHttpDaemon *daemon;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+  g_return_if_fail (!engine_io_in_loop_thread ());
+
+  g_mutex_lock (&self->lock);
+  if (self->closing || self->closed)
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  self->closing = TRUE;
+  daemon = self->daemon;
+  g_mutex_unlock (&self->lock);
+
+  if (daemon != NULL)
+    engine_io_http_daemon_quiesce (daemon);
+
+  sockets = engine_io_server_get_sockets (self);
+  for (guint i = 0; i < sockets->len; i++)
+    engine_io_socket_close_with_reason (g_ptr_array_index (sockets, i),
+                                        ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN, NULL);
+
+  g_mutex_lock (&self->lock);
+  if (!wait_until_locked (self, deadline))
+    g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
+               self->live_sessions, self->pending_handshakes, self->suspended);
+  self->daemon = NULL;
+  self->port = 0;
+  g_mutex_unlock (&self->lock);
+
+  if (daemon != NULL)
+    engine_io_http_daemon_stop (daemon);
+
+  if (self->pool != NULL)
+    engine_io_loop_pool_shutdown (self->pool, 5 * G_USEC_PER_SEC);
+
+  g_mutex_lock (&self->lock);
+  self->closed = TRUE;
+  g_mutex_unlock (&self->lock);
+}
+
+/**
+ * engine_io_server_get_sockets:
+ * @self: a server
+ *
+ * The open sessions, at the time of the call.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer full) (element-type EngineIOSocket): a new array of
+ *   new references
+ */
+GPtrArray *
+engine_io_server_get_sockets (EngineIOServer *self)
+{
+  GPtrArray *sockets;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  sockets = g_ptr_array_new_full (g_hash_table_size (self->sockets), g_object_unref);
+  g_hash_table_iter_init (&iter, self->sockets);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (sockets, g_object_ref (value));
+  g_mutex_unlock (&self->lock);
+
+  return sockets;
+}
+
+/**
+ * engine_io_server_get_socket_count:
+ * @self: a server
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the number of open sessions
+ */
+guint
+engine_io_server_get_socket_count (EngineIOServer *self)
+{
+  guint n;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+
+  g_mutex_lock (&self->lock);
+  n = g_hash_table_size (self->sockets);
+  g_mutex_unlock (&self->lock);
+
+  return n;
+}
+
+/**
+ * engine_io_server_lookup_socket:
+ * @self: a server
+ * @sid: a session id
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer full) (nullable): the open session with id @sid, or
+ *   %NULL
+ */
+EngineIOSocket *
+engine_io_server_lookup_socket (EngineIOServer *self,
+                                const char     *sid)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), NULL);
+  g_return_val_if_fail (sid != NULL, NULL);
+
+  return lookup_socket (self, sid);
+}
+
+/**
+ * engine_io_server_set_admission_func:
+ * @self: a server
+ * @func: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   decides whether a handshake may open a session, or %NULL to accept all
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data when replaced or at finalization
+ *
+ * Installs the admission hook. It runs for every handshake, before the
+ * session exists, in the main context that will run the session (a
+ * session thread, or #EngineIOServer:callback-context), possibly for
+ * several handshakes at once on different threads. Refused clients get
+ * HTTP 403 with `{"code":4,"message":"Forbidden"}`.
+ *
+ * Thread-safe: may be called from any thread.
+ */
+void
+engine_io_server_set_admission_func (EngineIOServer        *self,
+                                     EngineIOAdmissionFunc  func,
+                                     gpointer               user_data,
+                                     GDestroyNotify         destroy)
+{
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+
+  g_mutex_lock (&self->lock);
+  old_data = self->admission_data;
+  old_destroy = self->admission_destroy;
+  self->admission_func = func;
+  self->admission_data = user_data;
+  self->admission_destroy = destroy;
+  g_mutex_unlock (&self->lock);
+
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+/**
+ * engine_io_server_set_id_func:
+ * @self: a server
+ * @func: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   generates session ids, or %NULL for the default (144 random bits from
+ *   getrandom(), base64url)
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data when replaced or at finalization
+ *
+ * Installs a session id generator; see #EngineIOIdFunc for the rules.
+ *
+ * Thread-safe: may be called from any thread.
+ */
+void
+engine_io_server_set_id_func (EngineIOServer *self,
+                              EngineIOIdFunc  func,
+                              gpointer        user_data,
+                              GDestroyNotify  destroy)
+{
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+
+  g_mutex_lock (&self->lock);
+  old_data = self->id_data;
+  old_destroy = self->id_destroy;
+  self->id_func = func;
+  self->id_data = user_data;
+  self->id_destroy = destroy;
+  g_mutex_unlock (&self->lock);
+
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+/* GObject */
+
+static gboolean
+server_is_started (EngineIOServer *self)
+{
+  gboolean started;
+
+  g_mutex_lock (&self->lock);
+  started = self->config != NULL;
+  g_mutex_unlock (&self->lock);
+
+  return started;
+}
+
+static void
+engine_io_server_set_property (GObject      *object,
+                               guint         prop_id,
+                               const GValue *value,
+                               GParamSpec   *pspec)
+{
+  EngineIOServer *self = ENGINE_IO_SERVER (object);
+
+  if (server_is_started (self))
+    {
+      g_warning ("EngineIOServer: property “%s” cannot change once the server has started",
+                 pspec->name);
+      return;
+    }
+
+  switch (prop_id)
+    {
+    case PROP_PING_INTERVAL: self->ping_interval = g_value_get_uint (value); break;
+    case PROP_PING_TIMEOUT: self->ping_timeout = g_value_get_uint (value); break;
+    case PROP_UPGRADE_TIMEOUT: self->upgrade_timeout = g_value_get_uint (value); break;
+    case PROP_MAX_PAYLOAD: self->max_payload = g_value_get_uint64 (value); break;
+    case PROP_PATH:
+      g_free (self->path);
+      self->path = g_value_dup_string (value);
+      if (self->path == NULL)
+        self->path = g_strdup ("/engine.io/");
+      break;
+    case PROP_TRANSPORTS: self->transports = g_value_get_flags (value); break;
+    case PROP_ALLOW_UPGRADES: self->allow_upgrades = g_value_get_boolean (value); break;
+    case PROP_ALLOW_EIO3: self->allow_eio3 = g_value_get_boolean (value); break;
+    case PROP_CORS_ORIGIN:
+      g_free (self->cors_origin);
+      self->cors_origin = g_value_dup_string (value);
+      break;
+    case PROP_CORS_CREDENTIALS: self->cors_credentials = g_value_get_boolean (value); break;
+    case PROP_COOKIE:
+      g_free (self->cookie);
+      self->cookie = g_value_dup_string (value);
+      break;
+    case PROP_COOKIE_PATH:
+      g_free (self->cookie_path);
+      self->cookie_path = g_value_dup_string (value);
+      break;
+    case PROP_COOKIE_HTTP_ONLY: self->cookie_http_only = g_value_get_boolean (value); break;
+    case PROP_COOKIE_SAME_SITE:
+      g_free (self->cookie_same_site);
+      self->cookie_same_site = g_value_dup_string (value);
+      break;
+    case PROP_MAX_SESSIONS: self->max_sessions = g_value_get_uint (value); break;
+    case PROP_LOOP_THREADS: self->loop_threads = g_value_get_uint (value); break;
+    case PROP_SEND_QUEUE_HIGH_WATER: self->send_queue_high_water = g_value_get_uint64 (value); break;
+    case PROP_BACKPRESSURE_POLICY: self->backpressure = g_value_get_enum (value); break;
+    case PROP_CALLBACK_CONTEXT:
+      g_clear_pointer (&self->callback_context, g_main_context_unref);
+      self->callback_context = g_value_dup_boxed (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      return;
+    }
+  g_object_notify_by_pspec (object, pspec);
+}
+
+static void
+engine_io_server_get_property (GObject    *object,
+                               guint       prop_id,
+                               GValue     *value,
+                               GParamSpec *pspec)
+{
+  EngineIOServer *self = ENGINE_IO_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_PING_INTERVAL: g_value_set_uint (value, self->ping_interval); break;
+    case PROP_PING_TIMEOUT: g_value_set_uint (value, self->ping_timeout); break;
+    case PROP_UPGRADE_TIMEOUT: g_value_set_uint (value, self->upgrade_timeout); break;
+    case PROP_MAX_PAYLOAD: g_value_set_uint64 (value, self->max_payload); break;
+    case PROP_PATH: g_value_set_string (value, self->path); break;
+    case PROP_TRANSPORTS: g_value_set_flags (value, self->transports); break;
+    case PROP_ALLOW_UPGRADES: g_value_set_boolean (value, self->allow_upgrades); break;
+    case PROP_ALLOW_EIO3: g_value_set_boolean (value, self->allow_eio3); break;
+    case PROP_CORS_ORIGIN: g_value_set_string (value, self->cors_origin); break;
+    case PROP_CORS_CREDENTIALS: g_value_set_boolean (value, self->cors_credentials); break;
+    case PROP_COOKIE: g_value_set_string (value, self->cookie); break;
+    case PROP_COOKIE_PATH: g_value_set_string (value, self->cookie_path); break;
+    case PROP_COOKIE_HTTP_ONLY: g_value_set_boolean (value, self->cookie_http_only); break;
+    case PROP_COOKIE_SAME_SITE: g_value_set_string (value, self->cookie_same_site); break;
+    case PROP_MAX_SESSIONS: g_value_set_uint (value, self->max_sessions); break;
+    case PROP_LOOP_THREADS: g_value_set_uint (value, self->loop_threads); break;
+    case PROP_SEND_QUEUE_HIGH_WATER: g_value_set_uint64 (value, self->send_queue_high_water); break;
+    case PROP_BACKPRESSURE_POLICY: g_value_set_enum (value, self->backpressure); break;
+    case PROP_CALLBACK_CONTEXT: g_value_set_boxed (value, self->callback_context); break;
+    case PROP_PORT: g_value_set_uint (value, engine_io_server_get_port (self)); break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+engine_io_server_dispose (GObject *object)
+{
+  EngineIOServer *self = ENGINE_IO_SERVER (object);
+
+  /* Sessions hold the server; if we get here none is open. */
+  if (self->config != NULL && !self->closed && !engine_io_in_loop_thread ())
+    engine_io_server_close (self);
+
+  G_OBJECT_CLASS (engine_io_server_parent_class)->dispose (object);
+}
+
+static void
+engine_io_server_finalize (GObject *object)
+{
+  EngineIOServer *self = ENGINE_IO_SERVER (object);
+
+  engine_io_server_set_admission_func (self, NULL, NULL, NULL);
+  engine_io_server_set_id_func (self, NULL, NULL, NULL);
+  g_clear_pointer (&self->pool, engine_io_loop_pool_free);
+  g_clear_pointer (&self->config, engine_io_config_unref);
+  g_hash_table_unref (self->sockets);
+  g_clear_pointer (&self->callback_context, g_main_context_unref);
+  g_free (self->path);
+  g_free (self->cors_origin);
+  g_free (self->cookie);
+  g_free (self->cookie_path);
+  g_free (self->cookie_same_site);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+
+  G_OBJECT_CLASS (engine_io_server_parent_class)->finalize (object);
+}
+
+static void
+engine_io_server_class_init (EngineIOServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->set_property = engine_io_server_set_property;
+  object_class->get_property = engine_io_server_get_property;
+  object_class->dispose = engine_io_server_dispose;
+  object_class->finalize = engine_io_server_finalize;
+
+  /**
+   * EngineIOServer:ping-interval:
+   *
+   * Milliseconds between heartbeats (reference `pingInterval`). v4: the
+   * server pings this long after the last pong; v3: the client pings this
+   * often.
+   */
+  properties[PROP_PING_INTERVAL] =
+    g_param_spec_uint ("ping-interval", NULL, NULL, 1, G_MAXINT / 2, 25000, rw);
+
+  /**
+   * EngineIOServer:ping-timeout:
+   *
+   * Milliseconds to wait for the heartbeat's answer before closing the
+   * session with `ping timeout` (reference `pingTimeout`).
+   */
+  properties[PROP_PING_TIMEOUT] =
+    g_param_spec_uint ("ping-timeout", NULL, NULL, 1, G_MAXINT / 2, 20000, rw);
+
+  /**
+   * EngineIOServer:upgrade-timeout:
+   *
+   * Milliseconds a WebSocket upgrade may take from the probe to the
+   * upgrade packet before the probe is closed (reference `upgradeTimeout`).
+   */
+  properties[PROP_UPGRADE_TIMEOUT] =
+    g_param_spec_uint ("upgrade-timeout", NULL, NULL, 1, G_MAXINT / 2, 10000, rw);
+
+  /**
+   * EngineIOServer:max-payload:
+   *
+   * The largest POST body (bytes, whole payload) or WebSocket message
+   * accepted (reference `maxHttpBufferSize`). Exactly this many bytes are
+   * accepted; more gets HTTP 413 or WebSocket close code 1009.
+   */
+  properties[PROP_MAX_PAYLOAD] =
+    g_param_spec_uint64 ("max-payload", NULL, NULL, 1, G_MAXUINT32, 1000000, rw);
+
+  /**
+   * EngineIOServer:path:
+   *
+   * The request path the engine answers (`/engine.io/`; with or without
+   * the trailing slash on the wire).
+   */
+  properties[PROP_PATH] =
+    g_param_spec_string ("path", NULL, NULL, "/engine.io/", rw);
+
+  /**
+   * EngineIOServer:transports:
+   *
+   * The transports clients may use.
+   */
+  properties[PROP_TRANSPORTS] =
+    g_param_spec_flags ("transports", NULL, NULL, ENGINE_IO_TYPE_TRANSPORTS,
+                        ENGINE_IO_TRANSPORTS_POLLING | ENGINE_IO_TRANSPORTS_WEBSOCKET, rw);
+
+  /**
+   * EngineIOServer:allow-upgrades:
+   *
+   * Whether polling sessions may upgrade to WebSocket.
+   */
+  properties[PROP_ALLOW_UPGRADES] =
+    g_param_spec_boolean ("allow-upgrades", NULL, NULL, TRUE, rw);
+
+  /**
+   * EngineIOServer:allow-eio3:
+   *
+   * Whether protocol v3 clients (`EIO=3`, engine.io-client 3.x) are
+   * accepted. Off by default, as in the reference; refused clients get
+   * code 5 `Unsupported protocol version`.
+   */
+  properties[PROP_ALLOW_EIO3] =
+    g_param_spec_boolean ("allow-eio3", NULL, NULL, FALSE, rw);
+
+  /**
+   * EngineIOServer:cors-origin:
+   *
+   * Origins allowed to make cross-origin requests: %NULL (default) sends
+   * no CORS headers, `*` allows any origin, otherwise a comma-separated
+   * list of exact origins (`https://a.example, https://b.example`). Applied
+   * to every response, errors and OPTIONS preflights included.
+   */
+  properties[PROP_CORS_ORIGIN] =
+    g_param_spec_string ("cors-origin", NULL, NULL, NULL, rw);
+
+  /**
+   * EngineIOServer:cors-credentials:
+   *
+   * Whether to send `Access-Control-Allow-Credentials: true` to allowed
+   * origins. Cannot be combined with a `*` origin: listen() fails.
+   */
+  properties[PROP_CORS_CREDENTIALS] =
+    g_param_spec_boolean ("cors-credentials", NULL, NULL, FALSE, rw);
+
+  /**
+   * EngineIOServer:cookie:
+   *
+   * The name of a cookie holding the session id, set on the handshake
+   * response (what sticky load balancers key on); %NULL (default) sets
+   * none. The reference's usual name is `io`.
+   */
+  properties[PROP_COOKIE] =
+    g_param_spec_string ("cookie", NULL, NULL, NULL, rw);
+
+  /**
+   * EngineIOServer:cookie-path:
+   *
+   * The cookie's `Path`, or %NULL for none.
+   */
+  properties[PROP_COOKIE_PATH] =
+    g_param_spec_string ("cookie-path", NULL, NULL, "/", rw);
+
+  /**
+   * EngineIOServer:cookie-http-only:
+   *
+   * Whether the cookie is `HttpOnly`.
+   */
+  properties[PROP_COOKIE_HTTP_ONLY] =
+    g_param_spec_boolean ("cookie-http-only", NULL, NULL, TRUE, rw);
+
+  /**
+   * EngineIOServer:cookie-same-site:
+   *
+   * The cookie's `SameSite` (`Lax`, `Strict`, `None`), or %NULL for none.
+   */
+  properties[PROP_COOKIE_SAME_SITE] =
+    g_param_spec_string ("cookie-same-site", NULL, NULL, "Lax", rw);
+
+  /**
+   * EngineIOServer:max-sessions:
+   *
+   * The most sessions open at once; 0 (default) for no limit. Handshakes
+   * over it get HTTP 503 with `{"code":4,"message":"Too many sessions"}`.
+   */
+  properties[PROP_MAX_SESSIONS] =
+    g_param_spec_uint ("max-sessions", NULL, NULL, 0, G_MAXUINT, 0, rw);
+
+  /**
+   * EngineIOServer:loop-threads:
+   *
+   * Which threads run the sessions' main contexts: 0 (default) starts one
+   * thread per session; N > 0 spreads sessions over N shared threads (the
+   * way to hold very many sessions: a thread per session is bounded by the
+   * system's thread limit). Ignored with #EngineIOServer:callback-context.
+   */
+  properties[PROP_LOOP_THREADS] =
+    g_param_spec_uint ("loop-threads", NULL, NULL, 0, 1024, 0, rw);
+
+  /**
+   * EngineIOServer:send-queue-high-water:
+   *
+   * Bytes a socket may have queued for sending before
+   * #EngineIOServer:backpressure-policy applies; 0 for no limit.
+   */
+  properties[PROP_SEND_QUEUE_HIGH_WATER] =
+    g_param_spec_uint64 ("send-queue-high-water", NULL, NULL, 0, G_MAXUINT64, 8 * 1024 * 1024, rw);
+
+  /**
+   * EngineIOServer:backpressure-policy:
+   *
+   * What a send does past #EngineIOServer:send-queue-high-water; the
+   * default closes the session, so a client that stops reading cannot make
+   * the server buffer without bound.
+   */
+  properties[PROP_BACKPRESSURE_POLICY] =
+    g_param_spec_enum ("backpressure-policy", NULL, NULL, ENGINE_IO_TYPE_BACKPRESSURE_POLICY,
+                       ENGINE_IO_BACKPRESSURE_CLOSE, rw);
+
+  /**
+   * EngineIOServer:callback-context:
+   *
+   * A #GMainContext that runs every session instead of session threads:
+   * all signals, hooks and send callbacks are delivered there, in order
+   * per session, and the application must iterate it (for example with a
+   * #GMainLoop on the default context). This is the mode for Python and
+   * GTK applications that want their handlers on their main thread.
+   * %NULL (default): sessions run on threads of their own.
+   */
+  properties[PROP_CALLBACK_CONTEXT] =
+    g_param_spec_boxed ("callback-context", NULL, NULL, G_TYPE_MAIN_CONTEXT, rw);
+
+  /**
+   * EngineIOServer:port:
+   *
+   * The port engine_io_server_listen() bound, 0 when not listening.
+   */
+  properties[PROP_PORT] =
+    g_param_spec_uint ("port", NULL, NULL, 0, 65535, 0,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * EngineIOServer::connection:
+   * @server: the server
+   * @socket: the new session
+   *
+   * Emitted when a handshake has been accepted, in the new socket's main
+   * context (its session thread, or #EngineIOServer:callback-context),
+   * before any other signal of the socket. Sessions on different threads
+   * emit it concurrently. Messages sent from the handler travel with the
+   * handshake response.
+   */
+  signals[SIGNAL_CONNECTION] =
+    g_signal_new ("connection", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, ENGINE_IO_TYPE_SOCKET);
+}
+
+static void
+engine_io_server_init (EngineIOServer *self)
+{
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->ping_interval = 25000;
+  self->ping_timeout = 20000;
+  self->upgrade_timeout = 10000;
+  self->max_payload = 1000000;
+  self->path = g_strdup ("/engine.io/");
+  self->transports = ENGINE_IO_TRANSPORTS_POLLING | ENGINE_IO_TRANSPORTS_WEBSOCKET;
+  self->allow_upgrades = TRUE;
+  self->cookie_path = g_strdup ("/");
+  self->cookie_http_only = TRUE;
+  self->cookie_same_site = g_strdup ("Lax");
+  self->send_queue_high_water = 8 * 1024 * 1024;
+  self->backpressure = ENGINE_IO_BACKPRESSURE_CLOSE;
+}

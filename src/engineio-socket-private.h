@@ -1,0 +1,44 @@
+/* engineio-socket-private.h: the session, as the protocol core drives it
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include "engineio-socket.h"
+#include "engineio-server-private.h"
+
+G_BEGIN_DECLS
+
+/* Session context, from the handshake job. Takes over @loop's use. The
+ * socket attaches @handshake_request as its first poll (if any). */
+EngineIOSocket *engine_io_socket_new                 (EngineIOServer    *server,
+                                                      EngineIOConfig    *config,
+                                                      const char        *id,
+                                                      EngineIOHandshake *handshake,
+                                                      EngineIOLoop      *loop);
+/* Session context: queues the open packet, emits ::connection, starts the
+ * heartbeat and answers @first_poll (suspended) with what is queued. */
+void            engine_io_socket_start               (EngineIOSocket    *self,
+                                                      EngineIORequest   *first_poll);
+
+/* Serving thread. */
+void            engine_io_socket_handle_poll         (EngineIOSocket    *self,
+                                                      EngineIORequest   *req);
+void            engine_io_socket_handle_poll_resumed (EngineIOSocket    *self,
+                                                      EngineIORequest   *req);
+gboolean        engine_io_socket_begin_post          (EngineIOSocket    *self,
+                                                      EngineIORequest   *req);
+void            engine_io_socket_handle_post         (EngineIOSocket    *self,
+                                                      EngineIORequest   *req,
+                                                      GBytes            *body);
+void            engine_io_socket_request_finished    (EngineIOSocket    *self,
+                                                      EngineIORequest   *req,
+                                                      gboolean           completed);
+gboolean        engine_io_socket_is_open             (EngineIOSocket    *self);
+
+/* Any thread. */
+void            engine_io_socket_close_with_reason   (EngineIOSocket      *self,
+                                                      EngineIOCloseReason  reason,
+                                                      const char          *description);
+
+G_END_DECLS

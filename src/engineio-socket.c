@@ -1,0 +1,1591 @@
+/* engineio-socket.c: one Engine.IO session
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "engineio-socket-private.h"
+#include "engineio-packet-private.h"
+#include "engineio-enum-types.h"
+#include "engineio-error.h"
+
+/**
+ * EngineIOSocket:
+ *
+ * One Engine.IO session with a client.
+ *
+ * Sockets are created by the server when a client's handshake is accepted
+ * and handed to the application in #EngineIOServer::connection. Every
+ * socket has a main context (engine_io_socket_get_context()) that runs its
+ * heartbeat timers, its transport's events and *all of its signals*, in
+ * order; by default a thread of its own iterates it (see
+ * #EngineIOServer:loop-threads).
+ *
+ * Sending (engine_io_socket_send_text(), engine_io_socket_send_binary()) and
+ * closing are thread-safe and never block. Incoming messages arrive as
+ * #EngineIOSocket::message, or, for thread-style code, through the blocking
+ * engine_io_socket_receive(): a message for which no ::message handler is
+ * connected when it is dispatched goes to the receive queue instead.
+ */
+
+typedef enum
+{
+  STATE_OPENING,  /* created, ::connection not yet emitted */
+  STATE_OPEN,
+  STATE_CLOSING,  /* closed for the application; a poll takes the last packets */
+  STATE_CLOSED,   /* the loop is released; nothing more happens */
+} SocketState;
+
+typedef enum
+{
+  EVENT_PACKET,        /* a packet from the client */
+  EVENT_FLUSHED,       /* send items were handed to the transport */
+  EVENT_CLOSE,         /* close with a reason */
+  EVENT_FINISH_CLOSE,  /* the last poll took the last packets */
+} EventKind;
+
+typedef struct
+{
+  EngineIOPacket      *packet;
+  EngineIOSendCallback callback;
+  gpointer             user_data;
+  GDestroyNotify       destroy;
+} SendItem;
+
+typedef struct
+{
+  EventKind            kind;
+  EngineIOPacket      *packet;       /* EVENT_PACKET */
+  GPtrArray           *items;        /* EVENT_FLUSHED: SendItem* */
+  EngineIOCloseReason  reason;       /* EVENT_CLOSE */
+  char                *description;  /* EVENT_CLOSE */
+} Event;
+
+struct _EngineIOSocket
+{
+  GObject                  parent_instance;
+
+  /* Immutable after construction: any thread may read. */
+  char                    *id;
+  EngineIOProtocolVersion  version;
+  EngineIOHandshake       *handshake;
+  EngineIOServer          *server;        /* strong ref, dropped in finalize */
+  EngineIOConfig          *config;
+  GMainContext            *context;       /* ref; the loop's context */
+
+  /* The outbound queue (SendItem*). Its lock is the session lock: it also
+   * guards the fields marked (lock), because handing a waiting poll its
+   * packets must be atomic with looking at the queue. */
+  GAsyncQueue             *outbound;
+  SocketState              state;         /* (lock) written; (atomic) read elsewhere */
+  EngineIORequest         *active_get;    /* (lock) the poll attached to us, if any */
+  gboolean                 post_active;   /* (lock) a POST is reading its body */
+  int                      transport;     /* (atomic) EngineIOTransportType */
+  guint64                  queued_bytes;  /* (lock) bytes in @outbound */
+
+  /* Events for the session context (Event*), with one wake-up at a time. */
+  GAsyncQueue             *inbound;
+  int                      drain_pending; /* (atomic) a drain source is attached */
+
+  /* Messages nobody handled, for engine_io_socket_receive(). */
+  GAsyncQueue             *received;
+
+  /* Session context only. */
+  EngineIOLoop            *loop;          /* released when the session ends */
+  GSource                 *ping_source;   /* v4: the next ping is due */
+  GSource                 *timeout_source;/* v4: pong deadline; v3: expiry */
+  EngineIOCloseReason      close_reason;
+
+  /* (lock) */
+  gpointer                 user_data;
+  GDestroyNotify           user_data_destroy;
+};
+
+G_DEFINE_FINAL_TYPE (EngineIOSocket, engine_io_socket, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_ID,
+  PROP_PROTOCOL_VERSION,
+  PROP_TRANSPORT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum
+{
+  SIGNAL_MESSAGE,
+  SIGNAL_PACKET,
+  SIGNAL_HEARTBEAT,
+  SIGNAL_DRAIN,
+  SIGNAL_CLOSE,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* Wakes engine_io_socket_receive() callers: closed, or cancelled. */
+static EngineIOPacket *const RECEIVE_CLOSED = (EngineIOPacket *) &signals[0];
+static EngineIOPacket *const RECEIVE_WAKE = (EngineIOPacket *) &signals[1];
+
+static void socket_do_close     (EngineIOSocket      *self,
+                                 EngineIOCloseReason  reason,
+                                 const char          *description);
+static void socket_finish_close (EngineIOSocket      *self);
+
+/**
+ * engine_io_close_reason_to_string:
+ * @reason: a close reason
+ *
+ * The reference server's wording of @reason: `transport close`,
+ * `transport error`, `ping timeout`, `parse error`, `forced close` or
+ * `server shutting down`.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none): a static string
+ */
+const char *
+engine_io_close_reason_to_string (EngineIOCloseReason reason)
+{
+  switch (reason)
+    {
+    case ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE: return "transport close";
+    case ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR: return "transport error";
+    case ENGINE_IO_CLOSE_REASON_PING_TIMEOUT: return "ping timeout";
+    case ENGINE_IO_CLOSE_REASON_PARSE_ERROR: return "parse error";
+    case ENGINE_IO_CLOSE_REASON_FORCED_CLOSE: return "forced close";
+    case ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN: return "server shutting down";
+    default: return "unknown";
+    }
+}
+
+/* Send items and events */
+
+static void
+send_item_free (SendItem *item)
+{
+  engine_io_packet_unref (item->packet);
+  if (item->destroy != NULL)
+    item->destroy (item->user_data);
+  g_free (item);
+}
+
+static gsize
+packet_size (EngineIOPacket *packet)
+{
+  return g_bytes_get_size (engine_io_packet_get_data (packet)) + 1;
+}
+
+static void
+event_free (Event *event)
+{
+  g_clear_pointer (&event->packet, engine_io_packet_unref);
+  g_clear_pointer (&event->items, g_ptr_array_unref);
+  g_free (event->description);
+  g_free (event);
+}
+
+static gboolean drain_inbound_cb (gpointer data);
+
+/* Called with the lock held. */
+static void
+schedule_drain_locked (EngineIOSocket *self)
+{
+  if (g_atomic_int_compare_and_exchange (&self->drain_pending, 0, 1))
+    {
+      GSource *source = g_idle_source_new ();
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, drain_inbound_cb, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (source, "[engineio] socket events");
+      g_source_attach (source, self->context);
+      g_source_unref (source);
+    }
+}
+
+/* Called with the lock held. Events reach a socket until it is CLOSED. */
+static gboolean
+post_event_locked (EngineIOSocket *self,
+                   Event          *event)
+{
+  if (self->state == STATE_CLOSED)
+    {
+      event_free (event);
+      return FALSE;
+    }
+  g_async_queue_push (self->inbound, event);
+  schedule_drain_locked (self);
+  return TRUE;
+}
+
+static void
+post_event (EngineIOSocket *self,
+            Event          *event)
+{
+  g_async_queue_lock (self->outbound);
+  post_event_locked (self, event);
+  g_async_queue_unlock (self->outbound);
+}
+
+/* Called with the lock held: takes every queued item (in order) and
+ * returns their packets. The items go to the session context in an
+ * EVENT_FLUSHED when anyone wants to know (a send callback, a ::drain
+ * handler), and are freed here otherwise. */
+static GPtrArray *
+take_outbound_locked (EngineIOSocket *self)
+{
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
+  GPtrArray *packets;
+  SendItem *item;
+  gboolean notify = FALSE;
+
+  while ((item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
+    {
+      g_ptr_array_add (items, item);
+      notify |= item->callback != NULL;
+    }
+  self->queued_bytes = 0;
+
+  packets = g_ptr_array_new_full (items->len, (GDestroyNotify) engine_io_packet_unref);
+  for (guint i = 0; i < items->len; i++)
+    g_ptr_array_add (packets, engine_io_packet_ref (((SendItem *) g_ptr_array_index (items, i))->packet));
+
+  if (items->len > 0 &&
+      (notify || g_signal_has_handler_pending (self, signals[SIGNAL_DRAIN], 0, TRUE)))
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_FLUSHED;
+      event->items = g_steal_pointer (&items);
+      post_event_locked (self, event);
+    }
+
+  return packets;
+}
+
+/* Called with the lock held; returns the request to resume (outside the
+ * lock), if the transport needs waking to carry what was queued. */
+static EngineIORequest *
+kick_transport_locked (EngineIOSocket *self)
+{
+  EngineIORequest *req = self->active_get;
+
+  if (req != NULL && req->suspended)
+    {
+      req->suspended = FALSE;
+      return req;
+    }
+  return NULL;
+}
+
+/* Any thread. Takes @packet. */
+static gboolean
+socket_enqueue (EngineIOSocket       *self,
+                EngineIOPacket       *packet,
+                EngineIOSendCallback  callback,
+                gpointer              user_data,
+                GDestroyNotify        destroy,
+                gboolean              kick,
+                GError              **error)
+{
+  EngineIORequest *resume = NULL;
+  SendItem *item;
+  gsize size = packet_size (packet);
+  gboolean close_for_backpressure = FALSE;
+
+  g_async_queue_lock (self->outbound);
+
+  if (self->state != STATE_OPEN && self->state != STATE_OPENING)
+    {
+      g_async_queue_unlock (self->outbound);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
+                   "Socket “%s” is closed", self->id);
+      engine_io_packet_unref (packet);
+      if (destroy != NULL)
+        destroy (user_data);
+      return FALSE;
+    }
+
+  if (self->config->send_queue_high_water > 0 &&
+      self->queued_bytes + size > self->config->send_queue_high_water &&
+      engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE)
+    {
+      switch (self->config->backpressure)
+        {
+        case ENGINE_IO_BACKPRESSURE_KEEP_QUEUING:
+          break;
+        case ENGINE_IO_BACKPRESSURE_DROP_NEWEST:
+          g_async_queue_unlock (self->outbound);
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL,
+                       "Send queue of socket “%s” is over its high-water mark (%" G_GUINT64_FORMAT " bytes queued)",
+                       self->id, self->queued_bytes);
+          engine_io_packet_unref (packet);
+          if (destroy != NULL)
+            destroy (user_data);
+          return FALSE;
+        case ENGINE_IO_BACKPRESSURE_CLOSE:
+        default:
+          close_for_backpressure = TRUE;
+          break;
+        }
+    }
+
+  if (close_for_backpressure)
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_CLOSE;
+      event->reason = ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR;
+      event->description = g_strdup ("send queue over its high-water mark");
+      post_event_locked (self, event);
+      g_async_queue_unlock (self->outbound);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL,
+                   "Send queue of socket “%s” is over its high-water mark: closing it",
+                   self->id);
+      engine_io_packet_unref (packet);
+      if (destroy != NULL)
+        destroy (user_data);
+      return FALSE;
+    }
+
+  item = g_new (SendItem, 1);
+  item->packet = packet;
+  item->callback = callback;
+  item->user_data = user_data;
+  item->destroy = destroy;
+  g_async_queue_push_unlocked (self->outbound, item);
+  self->queued_bytes += size;
+
+  if (kick)
+    resume = kick_transport_locked (self);
+
+  g_async_queue_unlock (self->outbound);
+
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+
+  return TRUE;
+}
+
+/* Timers (session context) */
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_source_unref (*source);
+      *source = NULL;
+    }
+}
+
+static GSource *
+add_timeout (EngineIOSocket *self,
+             guint           ms,
+             GSourceFunc     func,
+             const char     *name)
+{
+  GSource *source = g_timeout_source_new (ms);
+
+  /* No reference: the socket destroys its timers when it closes, and the
+   * server holds it until then. */
+  g_source_set_callback (source, func, self, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, self->context);
+  return source;
+}
+
+static gboolean
+ping_timeout_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+
+  g_clear_pointer (&self->timeout_source, g_source_unref);
+  socket_do_close (self, ENGINE_IO_CLOSE_REASON_PING_TIMEOUT, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+send_ping_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+
+  g_clear_pointer (&self->ping_source, g_source_unref);
+  socket_enqueue (self, engine_io_packet_new (ENGINE_IO_PACKET_PING), NULL, NULL, NULL, TRUE, NULL);
+  clear_source (&self->timeout_source);
+  self->timeout_source = add_timeout (self, self->config->ping_timeout, ping_timeout_cb,
+                                      "[engineio] pong deadline");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_ping (EngineIOSocket *self)
+{
+  clear_source (&self->ping_source);
+  self->ping_source = add_timeout (self, self->config->ping_interval, send_ping_cb,
+                                   "[engineio] ping");
+}
+
+/* v3: the session expires pingInterval + pingTimeout after the last packet
+ * received from the client. */
+static void
+reset_expiry (EngineIOSocket *self)
+{
+  clear_source (&self->timeout_source);
+  self->timeout_source = add_timeout (self, self->config->ping_interval + self->config->ping_timeout,
+                                      ping_timeout_cb, "[engineio] expiry");
+}
+
+/* Event handling (session context) */
+
+static void
+call_send_callbacks (EngineIOSocket *self,
+                     GPtrArray      *items,
+                     gboolean        flushed)
+{
+  for (guint i = 0; i < items->len; i++)
+    {
+      SendItem *item = g_ptr_array_index (items, i);
+      if (item->callback != NULL)
+        item->callback (self, flushed, item->user_data);
+    }
+}
+
+static void
+handle_packet (EngineIOSocket *self,
+               EngineIOPacket *packet)
+{
+  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+
+  if (self->state != STATE_OPEN)
+    return;
+
+  g_signal_emit (self, signals[SIGNAL_PACKET], 0, packet);
+  if (self->state != STATE_OPEN)
+    return;
+
+  if (self->version == ENGINE_IO_PROTOCOL_V3)
+    reset_expiry (self);
+
+  switch (type)
+    {
+    case ENGINE_IO_PACKET_PING:
+      if (self->version != ENGINE_IO_PROTOCOL_V3)
+        {
+          socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                           "invalid heartbeat direction: a v4 client sent a ping");
+          return;
+        }
+      /* v3: answer with the same data (`2probe` -> `3probe`) */
+      {
+        gsize len = 0;
+        const char *text = engine_io_packet_get_text (packet, &len);
+        EngineIOPacket *pong = engine_io_packet_is_binary (packet)
+          ? engine_io_packet_new_binary (ENGINE_IO_PACKET_PONG, engine_io_packet_get_data (packet))
+          : engine_io_packet_new_text (ENGINE_IO_PACKET_PONG, text, len);
+        socket_enqueue (self, pong, NULL, NULL, NULL, TRUE, NULL);
+      }
+      g_signal_emit (self, signals[SIGNAL_HEARTBEAT], 0);
+      break;
+
+    case ENGINE_IO_PACKET_PONG:
+      if (self->version != ENGINE_IO_PROTOCOL_V4)
+        {
+          socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                           "invalid heartbeat direction: a v3 client sent a pong");
+          return;
+        }
+      clear_source (&self->timeout_source);
+      schedule_ping (self);
+      g_signal_emit (self, signals[SIGNAL_HEARTBEAT], 0);
+      break;
+
+    case ENGINE_IO_PACKET_MESSAGE:
+      if (g_signal_has_handler_pending (self, signals[SIGNAL_MESSAGE], 0, FALSE))
+        {
+          if (engine_io_packet_is_binary (packet))
+            g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, NULL, engine_io_packet_get_data (packet));
+          else
+            g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, engine_io_packet_get_text (packet, NULL), NULL);
+        }
+      else
+        g_async_queue_push (self->received, engine_io_packet_ref (packet));
+      break;
+
+    case ENGINE_IO_PACKET_CLOSE:
+      socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE, NULL);
+      break;
+
+    case ENGINE_IO_PACKET_OPEN:
+    case ENGINE_IO_PACKET_UPGRADE:
+    case ENGINE_IO_PACKET_NOOP:
+    default:
+      /* Nothing to do: the reference ignores these as well. */
+      break;
+    }
+}
+
+static void
+handle_event (EngineIOSocket *self,
+              Event          *event)
+{
+  switch (event->kind)
+    {
+    case EVENT_PACKET:
+      handle_packet (self, event->packet);
+      break;
+
+    case EVENT_FLUSHED:
+      call_send_callbacks (self, event->items, TRUE);
+      if (self->state == STATE_OPEN && engine_io_socket_get_send_queue_length (self) == 0)
+        g_signal_emit (self, signals[SIGNAL_DRAIN], 0);
+      break;
+
+    case EVENT_CLOSE:
+      socket_do_close (self, event->reason, event->description);
+      break;
+
+    case EVENT_FINISH_CLOSE:
+      socket_finish_close (self);
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static gboolean
+drain_inbound_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+  Event *event;
+
+  g_atomic_int_set (&self->drain_pending, 0);
+  while ((event = g_async_queue_try_pop (self->inbound)) != NULL)
+    {
+      handle_event (self, event);
+      event_free (event);
+    }
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Closing (session context) */
+
+static void
+socket_do_close (EngineIOSocket      *self,
+                 EngineIOCloseReason  reason,
+                 const char          *description)
+{
+  g_autoptr(EngineIOSocket) hold = NULL;
+  EngineIORequest *resume = NULL;
+  gboolean waiting;
+
+  g_async_queue_lock (self->outbound);
+  if (self->state != STATE_OPEN && self->state != STATE_OPENING)
+    {
+      g_async_queue_unlock (self->outbound);
+      return;
+    }
+  g_atomic_int_set ((int *) &self->state, STATE_CLOSING);
+
+  /* The server's table may hold the last reference; keep the socket alive
+   * through the close. (Finalizing a closed socket on its own thread is
+   * safe: by then it has released its loop and owns no source.) */
+  hold = g_object_ref (self);
+
+  /* A poll attached to us carries what is queued, then the close packet. */
+  waiting = self->active_get != NULL;
+  if (waiting)
+    {
+      SendItem *item = g_new0 (SendItem, 1);
+      item->packet = engine_io_packet_new (ENGINE_IO_PACKET_CLOSE);
+      g_async_queue_push_unlocked (self->outbound, item);
+      resume = kick_transport_locked (self);
+    }
+  g_async_queue_unlock (self->outbound);
+
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+
+  clear_source (&self->ping_source);
+  clear_source (&self->timeout_source);
+
+  self->close_reason = reason;
+  engine_io_server_unregister_socket (self->server, self);
+
+  g_debug ("socket %s closed: %s%s%s", self->id, engine_io_close_reason_to_string (reason),
+           description ? ": " : "", description ? description : "");
+
+  g_signal_emit (self, signals[SIGNAL_CLOSE], 0, reason, description);
+
+  if (!waiting)
+    socket_finish_close (self);
+}
+
+/* The session is over: report what was never sent, wake blocked receivers
+ * and give the loop back. Nothing is attached to our context after this. */
+static void
+socket_finish_close (EngineIOSocket *self)
+{
+  g_autoptr(GPtrArray) leftover = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
+  SendItem *item;
+  Event *event;
+
+  g_async_queue_lock (self->outbound);
+  if (self->state == STATE_CLOSED)
+    {
+      g_async_queue_unlock (self->outbound);
+      return;
+    }
+  g_atomic_int_set ((int *) &self->state, STATE_CLOSED);
+  while ((item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
+    g_ptr_array_add (leftover, item);
+  self->queued_bytes = 0;
+  g_async_queue_unlock (self->outbound);
+
+  /* Events that raced with the close: only flushes still matter. */
+  while ((event = g_async_queue_try_pop (self->inbound)) != NULL)
+    {
+      if (event->kind == EVENT_FLUSHED)
+        call_send_callbacks (self, event->items, TRUE);
+      event_free (event);
+    }
+
+  call_send_callbacks (self, leftover, FALSE);
+
+  g_async_queue_push (self->received, RECEIVE_CLOSED);
+
+  engine_io_loop_release (g_steal_pointer (&self->loop));
+  engine_io_server_socket_finished (self->server);
+}
+
+/* GObject */
+
+static void
+engine_io_socket_finalize (GObject *object)
+{
+  EngineIOSocket *self = ENGINE_IO_SOCKET (object);
+  EngineIOPacket *packet;
+
+  g_warn_if_fail (self->loop == NULL || self->state == STATE_OPENING);
+  if (self->loop != NULL)
+    engine_io_loop_release (self->loop);
+
+  while ((packet = g_async_queue_try_pop (self->received)) != NULL)
+    if (packet != RECEIVE_CLOSED && packet != RECEIVE_WAKE)
+      engine_io_packet_unref (packet);
+
+  if (self->user_data_destroy != NULL)
+    self->user_data_destroy (self->user_data);
+
+  g_async_queue_unref (self->received);
+  g_async_queue_unref (self->inbound);
+  g_async_queue_unref (self->outbound);
+  g_main_context_unref (self->context);
+  engine_io_config_unref (self->config);
+  g_clear_object (&self->server);
+  engine_io_handshake_unref (self->handshake);
+  g_free (self->id);
+
+  G_OBJECT_CLASS (engine_io_socket_parent_class)->finalize (object);
+}
+
+static void
+engine_io_socket_get_property (GObject    *object,
+                               guint       prop_id,
+                               GValue     *value,
+                               GParamSpec *pspec)
+{
+  EngineIOSocket *self = ENGINE_IO_SOCKET (object);
+
+  switch (prop_id)
+    {
+    case PROP_ID:
+      g_value_set_string (value, self->id);
+      break;
+    case PROP_PROTOCOL_VERSION:
+      g_value_set_enum (value, self->version);
+      break;
+    case PROP_TRANSPORT:
+      g_value_set_enum (value, engine_io_socket_get_transport (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+engine_io_socket_class_init (EngineIOSocketClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = engine_io_socket_finalize;
+  object_class->get_property = engine_io_socket_get_property;
+
+  /**
+   * EngineIOSocket:id:
+   *
+   * The session id (`sid`). Immutable; readable from any thread.
+   */
+  properties[PROP_ID] =
+    g_param_spec_string ("id", NULL, NULL, NULL,
+                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * EngineIOSocket:protocol-version:
+   *
+   * The protocol version the client speaks. Immutable; readable from any
+   * thread.
+   */
+  properties[PROP_PROTOCOL_VERSION] =
+    g_param_spec_enum ("protocol-version", NULL, NULL,
+                       ENGINE_IO_TYPE_PROTOCOL_VERSION, ENGINE_IO_PROTOCOL_V4,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * EngineIOSocket:transport:
+   *
+   * The transport the session uses now; it changes once, from polling to
+   * WebSocket, when the client upgrades. Readable from any thread.
+   */
+  properties[PROP_TRANSPORT] =
+    g_param_spec_enum ("transport", NULL, NULL,
+                       ENGINE_IO_TYPE_TRANSPORT_TYPE, ENGINE_IO_TRANSPORT_POLLING,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * EngineIOSocket::message:
+   * @socket: the socket
+   * @text: (nullable): the message, for a text message
+   * @data: (nullable): the message, for a binary message
+   *
+   * Emitted once per client message, in order, in the socket's main
+   * context. Exactly one of @text and @data is set. (A text containing
+   * U+0000 is cut there in @text; #EngineIOSocket::packet has it whole.)
+   *
+   * While a handler is connected, messages do not reach
+   * engine_io_socket_receive().
+   */
+  signals[SIGNAL_MESSAGE] =
+    g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE,
+                  G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * EngineIOSocket::packet:
+   * @socket: the socket
+   * @packet: the packet
+   *
+   * Emitted for every packet received from the client (pings, pongs,
+   * messages, close), before it is acted on, in the socket's main context.
+   */
+  signals[SIGNAL_PACKET] =
+    g_signal_new ("packet", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+                  ENGINE_IO_TYPE_PACKET | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * EngineIOSocket::heartbeat:
+   * @socket: the socket
+   *
+   * Emitted when a heartbeat completes (v4: the client's pong arrived; v3:
+   * the client's ping arrived), in the socket's main context.
+   */
+  signals[SIGNAL_HEARTBEAT] =
+    g_signal_new ("heartbeat", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+
+  /**
+   * EngineIOSocket::drain:
+   * @socket: the socket
+   *
+   * Emitted in the socket's main context when everything queued for sending
+   * has been handed to the transport (a poll response or the WebSocket).
+   */
+  signals[SIGNAL_DRAIN] =
+    g_signal_new ("drain", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+
+  /**
+   * EngineIOSocket::close:
+   * @socket: the socket
+   * @reason: why the session ended
+   * @description: (nullable): details, for logs
+   *
+   * Emitted once when the session ends, in the socket's main context; no
+   * other signal of this socket follows it. The server has already
+   * forgotten the socket when this runs.
+   */
+  signals[SIGNAL_CLOSE] =
+    g_signal_new ("close", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  ENGINE_IO_TYPE_CLOSE_REASON,
+                  G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+}
+
+static void
+engine_io_socket_init (EngineIOSocket *self)
+{
+  self->outbound = g_async_queue_new ();
+  self->inbound = g_async_queue_new ();
+  self->received = g_async_queue_new ();
+  self->state = STATE_OPENING;
+}
+
+EngineIOSocket *
+engine_io_socket_new (EngineIOServer    *server,
+                      EngineIOConfig    *config,
+                      const char        *id,
+                      EngineIOHandshake *handshake,
+                      EngineIOLoop      *loop)
+{
+  EngineIOSocket *self = g_object_new (ENGINE_IO_TYPE_SOCKET, NULL);
+
+  self->id = g_strdup (id);
+  self->server = g_object_ref (server);
+  self->config = engine_io_config_ref (config);
+  self->handshake = engine_io_handshake_ref (handshake);
+  self->version = engine_io_handshake_get_protocol_version (handshake);
+  self->transport = engine_io_handshake_get_transport (handshake);
+  self->loop = loop;
+  self->context = g_main_context_ref (engine_io_loop_get_context (loop));
+
+  return self;
+}
+
+static char *
+build_open_json (EngineIOSocket *self)
+{
+  gboolean upgrade = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_POLLING &&
+                     self->config->allow_upgrades &&
+                     (self->config->transports & ENGINE_IO_TRANSPORTS_WEBSOCKET);
+
+  /* The sid is URL-safe ([A-Za-z0-9._-], checked when generated): no JSON
+   * escaping needed. */
+  return g_strdup_printf ("{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,"
+                          "\"pingTimeout\":%u,\"maxPayload\":%" G_GUINT64_FORMAT "}",
+                          self->id, upgrade ? "\"websocket\"" : "",
+                          self->config->ping_interval, self->config->ping_timeout,
+                          self->config->max_payload);
+}
+
+void
+engine_io_socket_start (EngineIOSocket  *self,
+                        EngineIORequest *first_poll)
+{
+  g_autofree char *json = build_open_json (self);
+  EngineIORequest *resume = NULL;
+
+  g_async_queue_lock (self->outbound);
+  if (first_poll != NULL)
+    {
+      first_poll->kind = ENGINE_IO_REQUEST_POLL;
+      first_poll->socket = g_object_ref (self);
+      first_poll->suspended = TRUE;
+      self->active_get = first_poll;
+    }
+  g_async_queue_unlock (self->outbound);
+
+  socket_enqueue (self, engine_io_packet_new_text (ENGINE_IO_PACKET_OPEN, json, -1),
+                  NULL, NULL, NULL, FALSE, NULL);
+
+  g_async_queue_lock (self->outbound);
+  g_atomic_int_set ((int *) &self->state, STATE_OPEN);
+  g_async_queue_unlock (self->outbound);
+
+  if (self->version == ENGINE_IO_PROTOCOL_V4)
+    schedule_ping (self);
+  else
+    reset_expiry (self);
+
+  /* Before the first poll is answered, so messages the application sends
+   * from its handler travel with the open packet, as in the reference. */
+  engine_io_server_emit_connection (self->server, self);
+
+  g_async_queue_lock (self->outbound);
+  resume = kick_transport_locked (self);
+  g_async_queue_unlock (self->outbound);
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+}
+
+/* Serving-thread entry points */
+
+gboolean
+engine_io_socket_is_open (EngineIOSocket *self)
+{
+  return g_atomic_int_get ((int *) &self->state) == STATE_OPEN;
+}
+
+void
+engine_io_socket_handle_poll (EngineIOSocket  *self,
+                              EngineIORequest *req)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+
+  g_async_queue_lock (self->outbound);
+
+  if (self->state != STATE_OPEN)
+    {
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+      return;
+    }
+
+  if (self->active_get != NULL)
+    {
+      /* A second concurrent GET: 400 for it, `1` for the first, closed. */
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                                          "overlapping polls from the client");
+      return;
+    }
+
+  req->kind = ENGINE_IO_REQUEST_POLL;
+  req->socket = g_object_ref (self);
+
+  if (g_async_queue_length_unlocked (self->outbound) > 0)
+    {
+      packets = take_outbound_locked (self);
+      g_async_queue_unlock (self->outbound);
+      req->carried_packets = TRUE;
+      engine_io_core_respond_packets (self->config, req, self->version,
+                                      (EngineIOPacket * const *) packets->pdata, packets->len);
+      return;
+    }
+
+  /* Nothing to send: wait without holding a worker. */
+  self->active_get = req;
+  req->suspended = TRUE;
+  engine_io_core_request_suspend (self->server, req);
+  g_async_queue_unlock (self->outbound);
+}
+
+void
+engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
+                                      EngineIORequest *req)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+  gboolean closing;
+
+  g_async_queue_lock (self->outbound);
+  if (self->active_get == req)
+    self->active_get = NULL;
+  packets = take_outbound_locked (self);
+  closing = self->state == STATE_CLOSING;
+  if (closing)
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_FINISH_CLOSE;
+      post_event_locked (self, event);
+    }
+  g_async_queue_unlock (self->outbound);
+
+  if (packets->len == 0)
+    {
+      /* Resumed with nothing queued: only a close can do that, and it
+       * queues the close packet; answer `1` anyway to be safe. */
+      g_ptr_array_add (packets, engine_io_packet_new (ENGINE_IO_PACKET_CLOSE));
+    }
+
+  req->carried_packets = TRUE;
+  engine_io_core_respond_packets (self->config, req, self->version,
+                                  (EngineIOPacket * const *) packets->pdata, packets->len);
+}
+
+gboolean
+engine_io_socket_begin_post (EngineIOSocket  *self,
+                             EngineIORequest *req)
+{
+  g_async_queue_lock (self->outbound);
+
+  if (self->state != STATE_OPEN)
+    {
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+      return FALSE;
+    }
+
+  if (self->post_active)
+    {
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                                          "overlapping POST requests from the client");
+      return FALSE;
+    }
+
+  self->post_active = TRUE;
+  req->kind = ENGINE_IO_REQUEST_POST;
+  req->socket = g_object_ref (self);
+  g_async_queue_unlock (self->outbound);
+
+  return TRUE;
+}
+
+static EngineIOPayloadFormat
+post_format (EngineIOSocket  *self,
+             EngineIORequest *req)
+{
+  const char *type;
+
+  if (self->version == ENGINE_IO_PROTOCOL_V4)
+    return ENGINE_IO_PAYLOAD_V4;
+  type = g_hash_table_lookup (req->headers, "content-type");
+  if (type != NULL && g_str_has_prefix (type, "application/octet-stream"))
+    return ENGINE_IO_PAYLOAD_V3_BINARY;
+  return ENGINE_IO_PAYLOAD_V3_TEXT;
+}
+
+/* JSONP posts are form-encoded: d=<payload>, with "\\n" standing for "\n". */
+static GBytes *
+jsonp_post_payload (GBytes  *body,
+                    GError **error)
+{
+  gsize size;
+  const char *data = g_bytes_get_data (body, &size);
+  g_autofree char *text = g_strndup (data, size);
+  g_autoptr(GHashTable) form = NULL;
+  const char *d;
+  g_autoptr(GString) out = NULL;
+
+  form = g_uri_parse_params (text, -1, "&", G_URI_PARAMS_WWW_FORM, error);
+  if (form == NULL)
+    return NULL;
+  d = g_hash_table_lookup (form, "d");
+  if (d == NULL)
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_PARSE,
+                   "JSONP POST body has no “d” field at byte offset 0");
+      return NULL;
+    }
+  out = g_string_sized_new (strlen (d));
+  for (const char *p = d; *p; p++)
+    {
+      if (p[0] == '\\' && p[1] == '\\' && p[2] == 'n')
+        {
+          g_string_append_c (out, '\n');
+          p += 2;
+        }
+      else
+        g_string_append_c (out, *p);
+    }
+  return g_string_free_to_bytes (g_steal_pointer (&out));
+}
+
+void
+engine_io_socket_handle_post (EngineIOSocket  *self,
+                              EngineIORequest *req,
+                              GBytes          *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  gboolean accepted = FALSE;
+
+  if (self->version == ENGINE_IO_PROTOCOL_V3 && g_hash_table_contains (req->query, "j"))
+    payload = jsonp_post_payload (body, &error);
+  else
+    payload = g_bytes_ref (body);
+
+  if (payload != NULL)
+    packets = engine_io_payload_decode (post_format (self, req), payload, &error);
+
+  g_async_queue_lock (self->outbound);
+  self->post_active = FALSE;
+  if (packets != NULL && self->state == STATE_OPEN)
+    {
+      for (guint i = 0; i < packets->len; i++)
+        {
+          Event *event = g_new0 (Event, 1);
+          event->kind = EVENT_PACKET;
+          event->packet = engine_io_packet_ref (g_ptr_array_index (packets, i));
+          post_event_locked (self, event);
+        }
+      accepted = TRUE;
+    }
+  g_async_queue_unlock (self->outbound);
+
+  if (packets == NULL)
+    {
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
+      return;
+    }
+
+  if (!accepted)
+    {
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+      return;
+    }
+
+  {
+    static const char ok[] = "ok";
+    g_autoptr(GBytes) ok_bytes = g_bytes_new_static (ok, 2);
+    engine_io_core_respond (self->config, req, 200, "text/html", ok_bytes);
+  }
+}
+
+void
+engine_io_socket_request_finished (EngineIOSocket  *self,
+                                   EngineIORequest *req,
+                                   gboolean         completed)
+{
+  g_async_queue_lock (self->outbound);
+  if (req->kind == ENGINE_IO_REQUEST_POST)
+    self->post_active = FALSE;   /* a POST that never completed its body */
+  if (self->active_get == req)
+    self->active_get = NULL;
+  g_async_queue_unlock (self->outbound);
+
+  if (req->carried_packets && !completed)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                                        "the connection failed while sending a poll response");
+}
+
+void
+engine_io_socket_close_with_reason (EngineIOSocket      *self,
+                                    EngineIOCloseReason  reason,
+                                    const char          *description)
+{
+  Event *event = g_new0 (Event, 1);
+
+  event->kind = EVENT_CLOSE;
+  event->reason = reason;
+  event->description = g_strdup (description);
+  post_event (self, event);
+}
+
+/* Public API */
+
+/**
+ * engine_io_socket_get_id:
+ * @self: a socket
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none): the session id
+ */
+const char *
+engine_io_socket_get_id (EngineIOSocket *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  return self->id;
+}
+
+/**
+ * engine_io_socket_get_protocol_version:
+ * @self: a socket
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the protocol version the client speaks
+ */
+EngineIOProtocolVersion
+engine_io_socket_get_protocol_version (EngineIOSocket *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), ENGINE_IO_PROTOCOL_V4);
+  return self->version;
+}
+
+/**
+ * engine_io_socket_get_transport:
+ * @self: a socket
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the transport the session uses now
+ */
+EngineIOTransportType
+engine_io_socket_get_transport (EngineIOSocket *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), ENGINE_IO_TRANSPORT_POLLING);
+  return g_atomic_int_get (&self->transport);
+}
+
+/**
+ * engine_io_socket_get_handshake:
+ * @self: a socket
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none): the request that opened the session
+ */
+EngineIOHandshake *
+engine_io_socket_get_handshake (EngineIOSocket *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  return self->handshake;
+}
+
+/**
+ * engine_io_socket_get_remote_address:
+ * @self: a socket
+ *
+ * The client's address at the handshake, as text, without the port.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none): the remote address
+ */
+const char *
+engine_io_socket_get_remote_address (EngineIOSocket *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  return engine_io_handshake_get_remote_address (self->handshake);
+}
+
+/**
+ * engine_io_socket_get_server:
+ * @self: a socket
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none): the server the session belongs to
+ */
+EngineIOServer *
+engine_io_socket_get_server (EngineIOSocket *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  return self->server;
+}
+
+/**
+ * engine_io_socket_get_context:
+ * @self: a socket
+ *
+ * The main context that runs this socket's timers, transport and signals.
+ * Attach your own sources to it to run code in order with the socket's
+ * signals.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none): the socket's main context
+ */
+GMainContext *
+engine_io_socket_get_context (EngineIOSocket *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  return self->context;
+}
+
+/**
+ * engine_io_socket_is_closed:
+ * @self: a socket
+ *
+ * Whether the session has ended (#EngineIOSocket::close was or is being
+ * emitted). A socket that is not closed may still close at any moment.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: %TRUE once the session is closed
+ */
+gboolean
+engine_io_socket_is_closed (EngineIOSocket *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), TRUE);
+  return g_atomic_int_get ((int *) &self->state) >= STATE_CLOSING;
+}
+
+/**
+ * engine_io_socket_get_user_data:
+ * @self: a socket
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none) (nullable): the data set with
+ *   engine_io_socket_set_user_data()
+ */
+gpointer
+engine_io_socket_get_user_data (EngineIOSocket *self)
+{
+  gpointer data;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+
+  g_async_queue_lock (self->outbound);
+  data = self->user_data;
+  g_async_queue_unlock (self->outbound);
+
+  return data;
+}
+
+/**
+ * engine_io_socket_set_user_data:
+ * @self: a socket
+ * @user_data: (nullable): data for the application
+ * @destroy: (nullable): frees @user_data when it is replaced or the socket
+ *   is finalized
+ *
+ * Attaches one pointer of application data to the socket (for more, use
+ * g_object_set_data()). Any previous data is freed with its destroy
+ * function, outside the socket's lock.
+ *
+ * Thread-safe: may be called from any thread.
+ */
+void
+engine_io_socket_set_user_data (EngineIOSocket *self,
+                                gpointer        user_data,
+                                GDestroyNotify  destroy)
+{
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_return_if_fail (ENGINE_IO_IS_SOCKET (self));
+
+  g_async_queue_lock (self->outbound);
+  old_data = self->user_data;
+  old_destroy = self->user_data_destroy;
+  self->user_data = user_data;
+  self->user_data_destroy = destroy;
+  g_async_queue_unlock (self->outbound);
+
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+/**
+ * engine_io_socket_send_text_full:
+ * @self: a socket
+ * @text: a UTF-8 message
+ * @callback: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   called in the socket's main context once the message has been handed
+ *   to the transport, or the session closed before it could be
+ * @user_data: data for @callback
+ * @destroy: (nullable): frees @user_data after @callback ran (or instead,
+ *   if the send fails)
+ * @error: return location for a #GError
+ *
+ * Queues a text message. Never blocks. Messages are delivered in the order
+ * they were sent from any one thread.
+ *
+ * Fails with %ENGINE_IO_ERROR_INVALID_ARGUMENT if @text is not UTF-8, with
+ * %ENGINE_IO_ERROR_CLOSED if the session has ended, and with
+ * %ENGINE_IO_ERROR_QUEUE_FULL when the queue is over
+ * #EngineIOServer:send-queue-high-water and the back-pressure policy says
+ * so (see #EngineIOBackpressurePolicy).
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: %TRUE if the message was queued
+ */
+gboolean
+engine_io_socket_send_text_full (EngineIOSocket        *self,
+                                 const char            *text,
+                                 EngineIOSendCallback   callback,
+                                 gpointer               user_data,
+                                 GDestroyNotify         destroy,
+                                 GError               **error)
+{
+  gsize len;
+  gsize bad = 0;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (text != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  len = strlen (text);
+  if (!engine_io_utf8_validate (text, len, &bad))
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "Message is not valid UTF-8 (bad byte at offset %" G_GSIZE_FORMAT ")", bad);
+      if (destroy != NULL)
+        destroy (user_data);
+      return FALSE;
+    }
+
+  return socket_enqueue (self,
+                         engine_io_packet_new_take_text (ENGINE_IO_PACKET_MESSAGE,
+                                                         g_memdup2 (text, len + 1), len),
+                         callback, user_data, destroy, TRUE, error);
+}
+
+/**
+ * engine_io_socket_send_text:
+ * @self: a socket
+ * @text: a UTF-8 message
+ * @error: return location for a #GError
+ *
+ * Queues a text message; see engine_io_socket_send_text_full().
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: %TRUE if the message was queued
+ */
+gboolean
+engine_io_socket_send_text (EngineIOSocket  *self,
+                            const char      *text,
+                            GError         **error)
+{
+  return engine_io_socket_send_text_full (self, text, NULL, NULL, NULL, error);
+}
+
+/**
+ * engine_io_socket_send_binary_full:
+ * @self: a socket
+ * @data: the message
+ * @callback: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   called in the socket's main context once the message has been handed
+ *   to the transport, or the session closed before it could be
+ * @user_data: data for @callback
+ * @destroy: (nullable): frees @user_data
+ * @error: return location for a #GError
+ *
+ * Queues a binary message (the bytes are referenced, not copied). Never
+ * blocks. Errors as for engine_io_socket_send_text_full().
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: %TRUE if the message was queued
+ */
+gboolean
+engine_io_socket_send_binary_full (EngineIOSocket        *self,
+                                   GBytes                *data,
+                                   EngineIOSendCallback   callback,
+                                   gpointer               user_data,
+                                   GDestroyNotify         destroy,
+                                   GError               **error)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (data != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return socket_enqueue (self, engine_io_packet_new_binary (ENGINE_IO_PACKET_MESSAGE, data),
+                         callback, user_data, destroy, TRUE, error);
+}
+
+/**
+ * engine_io_socket_send_binary:
+ * @self: a socket
+ * @data: the message
+ * @error: return location for a #GError
+ *
+ * Queues a binary message; see engine_io_socket_send_binary_full().
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: %TRUE if the message was queued
+ */
+gboolean
+engine_io_socket_send_binary (EngineIOSocket  *self,
+                              GBytes          *data,
+                              GError         **error)
+{
+  return engine_io_socket_send_binary_full (self, data, NULL, NULL, NULL, error);
+}
+
+/**
+ * engine_io_socket_close:
+ * @self: a socket
+ *
+ * Ends the session (reason `forced close`). What was queued before is
+ * still handed to the client, followed by a close packet. Returns at once;
+ * #EngineIOSocket::close follows in the socket's main context. Does nothing
+ * if the session has already ended.
+ *
+ * Thread-safe: may be called from any thread.
+ */
+void
+engine_io_socket_close (EngineIOSocket *self)
+{
+  g_return_if_fail (ENGINE_IO_IS_SOCKET (self));
+
+  engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE, NULL);
+}
+
+static void
+receive_cancelled_cb (GCancellable *cancellable,
+                      gpointer      data)
+{
+  g_async_queue_push (data, RECEIVE_WAKE);
+}
+
+/**
+ * engine_io_socket_receive:
+ * @self: a socket
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Waits for the next message nobody handled: a message goes to this queue
+ * when no #EngineIOSocket::message handler is connected at the moment it
+ * is dispatched. Meant for thread-style code; must not be called from the
+ * socket's own main context (it would wait for itself).
+ *
+ * Messages already queued are returned even after the session closed;
+ * then it fails with %ENGINE_IO_ERROR_CLOSED. Cancelling fails it with
+ * %ENGINE_IO_ERROR_CANCELLED.
+ *
+ * Thread-safe: may be called from any thread but the socket's context's.
+ *
+ * Returns: (transfer full): the next message packet, or %NULL on error
+ */
+EngineIOPacket *
+engine_io_socket_receive (EngineIOSocket  *self,
+                          GCancellable    *cancellable,
+                          GError         **error)
+{
+  EngineIOPacket *packet = NULL;
+  gulong handler = 0;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (!g_main_context_is_owner (self->context), NULL);
+
+  if (cancellable != NULL)
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (receive_cancelled_cb),
+                                     g_async_queue_ref (self->received),
+                                     (GDestroyNotify) g_async_queue_unref);
+
+  for (;;)
+    {
+      if (g_cancellable_is_cancelled (cancellable))
+        break;
+      packet = g_async_queue_pop (self->received);
+      if (packet == RECEIVE_WAKE)
+        continue;  /* ours or a stale one: the loop head decides */
+      if (packet == RECEIVE_CLOSED)
+        {
+          g_async_queue_push (self->received, RECEIVE_CLOSED);  /* for other callers */
+          packet = NULL;
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
+                       "Socket “%s” is closed", self->id);
+          break;
+        }
+      break;
+    }
+
+  if (cancellable != NULL)
+    g_cancellable_disconnect (cancellable, handler);
+
+  if (packet == NULL && error != NULL && *error == NULL)
+    g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
+                 "Receive on socket “%s” was cancelled", self->id);
+
+  return packet;
+}
+
+/**
+ * engine_io_socket_get_send_queue_length:
+ * @self: a socket
+ *
+ * How many packets are queued and not yet handed to the transport.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the number of queued packets
+ */
+guint
+engine_io_socket_get_send_queue_length (EngineIOSocket *self)
+{
+  gint n;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), 0);
+
+  n = g_async_queue_length (self->outbound);
+  return n > 0 ? (guint) n : 0;
+}

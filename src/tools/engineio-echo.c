@@ -1,0 +1,203 @@
+/* engineio-echo: an Engine.IO echo server, for tests, benchmarks and
+ * anyone checking a client's conformance.
+ *
+ * Uses only the public API.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib-unix.h>
+#include <engineio/engineio.h>
+
+static gboolean verbose;
+static GMutex print_lock;
+
+static void
+event_line (const char *format,
+            ...) G_GNUC_PRINTF (1, 2);
+
+/* One line per event, whole lines only even from many session threads. */
+static void
+event_line (const char *format,
+            ...)
+{
+  va_list args;
+
+  if (!verbose)
+    return;
+  g_mutex_lock (&print_lock);
+  va_start (args, format);
+  vprintf (format, args);
+  va_end (args);
+  putchar ('\n');
+  fflush (stdout);
+  g_mutex_unlock (&print_lock);
+}
+
+static void
+on_message (EngineIOSocket *socket,
+            const char     *text,
+            GBytes         *data,
+            gpointer        user_data)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  if (text != NULL)
+    ok = engine_io_socket_send_text (socket, text, &error);
+  else
+    ok = engine_io_socket_send_binary (socket, data, &error);
+  if (!ok)
+    g_debug ("echo to %s failed: %s", engine_io_socket_get_id (socket), error->message);
+}
+
+static void
+on_close (EngineIOSocket      *socket,
+          EngineIOCloseReason  reason,
+          const char          *description,
+          gpointer             user_data)
+{
+  event_line ("close %s %s", engine_io_socket_get_id (socket),
+              engine_io_close_reason_to_string (reason));
+}
+
+static void
+on_transport (EngineIOSocket *socket,
+              GParamSpec     *pspec,
+              gpointer        user_data)
+{
+  event_line ("upgrade %s %s", engine_io_socket_get_id (socket),
+              engine_io_transport_type_to_string (engine_io_socket_get_transport (socket)));
+}
+
+static void
+on_connection (EngineIOServer *server,
+               EngineIOSocket *socket,
+               gpointer        user_data)
+{
+  event_line ("open %s v%s %s", engine_io_socket_get_id (socket),
+              engine_io_protocol_version_to_string (engine_io_socket_get_protocol_version (socket)),
+              engine_io_transport_type_to_string (engine_io_socket_get_transport (socket)));
+  g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
+  g_signal_connect (socket, "close", G_CALLBACK (on_close), NULL);
+  g_signal_connect (socket, "notify::transport", G_CALLBACK (on_transport), NULL);
+}
+
+static gboolean
+on_signal (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+parse_transports (const char          *text,
+                  EngineIOTransports  *out,
+                  GError             **error)
+{
+  g_auto(GStrv) parts = g_strsplit (text, ",", -1);
+
+  *out = ENGINE_IO_TRANSPORTS_NONE;
+  for (guint i = 0; parts[i] != NULL; i++)
+    {
+      EngineIOTransportType type;
+      g_strstrip (parts[i]);
+      if (!engine_io_transport_type_from_string (parts[i], &type))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "Unknown transport “%s” (polling, websocket)", parts[i]);
+          return FALSE;
+        }
+      *out |= type == ENGINE_IO_TRANSPORT_POLLING ? ENGINE_IO_TRANSPORTS_POLLING
+                                                  : ENGINE_IO_TRANSPORTS_WEBSOCKET;
+    }
+  return TRUE;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *address = g_strdup ("127.0.0.1");
+  g_autofree char *path = g_strdup ("/engine.io/");
+  g_autofree char *cors = NULL;
+  g_autofree char *transports_text = g_strdup ("polling,websocket");
+  int port = 3000;
+  int ping_interval = 25000;
+  int ping_timeout = 20000;
+  gint64 max_payload = 1000000;
+  int loop_threads = 0;
+  gboolean eio3 = FALSE;
+  EngineIOTransports transports;
+  GOptionEntry entries[] = {
+    { "address", 0, 0, G_OPTION_ARG_STRING, &address, "Address to bind (default 127.0.0.1)", "ADDR" },
+    { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 3000; 0 picks a free one)", "PORT" },
+    { "path", 0, 0, G_OPTION_ARG_STRING, &path, "Engine path (default /engine.io/)", "PATH" },
+    { "ping-interval", 0, 0, G_OPTION_ARG_INT, &ping_interval, "Heartbeat interval in ms (default 25000)", "MS" },
+    { "ping-timeout", 0, 0, G_OPTION_ARG_INT, &ping_timeout, "Heartbeat timeout in ms (default 20000)", "MS" },
+    { "max-payload", 0, 0, G_OPTION_ARG_INT64, &max_payload, "Largest payload in bytes (default 1000000)", "BYTES" },
+    { "cors", 0, 0, G_OPTION_ARG_STRING, &cors, "Allowed CORS origin(s): * or a comma-separated list", "ORIGIN" },
+    { "eio3", 0, 0, G_OPTION_ARG_NONE, &eio3, "Also accept protocol v3 clients", NULL },
+    { "transports", 0, 0, G_OPTION_ARG_STRING, &transports_text, "Enabled transports (default polling,websocket)", "LIST" },
+    { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads, "Shared session threads (default 0: one per session)", "N" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print one line per open, upgrade and close", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) options = g_option_context_new ("- Engine.IO echo server");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EngineIOServer) server = NULL;
+  g_autoptr(GMainLoop) loop = NULL;
+  guint sigint, sigterm;
+
+  g_option_context_set_summary (options,
+    "Echoes every message back to its sender, text as text and binary as binary.");
+  g_option_context_add_main_entries (options, entries, NULL);
+  if (!g_option_context_parse (options, &argc, &argv, &error) ||
+      !parse_transports (transports_text, &transports, &error))
+    {
+      g_printerr ("engineio-echo: %s\n", error->message);
+      return 2;
+    }
+  if (port < 0 || port > 65535 || ping_interval < 1 || ping_timeout < 1 ||
+      max_payload < 1 || max_payload > G_MAXUINT32 || loop_threads < 0 || loop_threads > 1024)
+    {
+      g_printerr ("engineio-echo: an option is out of range (see --help)\n");
+      return 2;
+    }
+
+  server = g_object_new (ENGINE_IO_TYPE_SERVER,
+                         "path", path,
+                         "ping-interval", (guint) ping_interval,
+                         "ping-timeout", (guint) ping_timeout,
+                         "max-payload", (guint64) max_payload,
+                         "cors-origin", cors,
+                         "allow-eio3", eio3,
+                         "transports", transports,
+                         "loop-threads", (guint) loop_threads,
+                         NULL);
+  g_signal_connect (server, "connection", G_CALLBACK (on_connection), NULL);
+
+  if (!engine_io_server_listen (server, address, (guint) port, &error))
+    {
+      g_printerr ("engineio-echo: %s\n", error->message);
+      return 1;
+    }
+
+  printf ("listening on http://%s%s%s:%u%s\n",
+          strchr (address, ':') ? "[" : "", address, strchr (address, ':') ? "]" : "",
+          engine_io_server_get_port (server), path);
+  fflush (stdout);
+
+  loop = g_main_loop_new (NULL, FALSE);
+  sigint = g_unix_signal_add (SIGINT, on_signal, loop);
+  sigterm = g_unix_signal_add (SIGTERM, on_signal, loop);
+  g_main_loop_run (loop);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+
+  engine_io_server_close (server);
+  return 0;
+}

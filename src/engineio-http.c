@@ -22,6 +22,8 @@
 #include "engineio-http-private.h"
 #include "engineio-mhd.h"
 #include "engineio-server-private.h"
+#include "engineio-socket-private.h"
+#include "engineio-websocket-private.h"
 #include "engineio-error.h"
 
 /* Idle keep-alive connections are closed after this many seconds; a
@@ -91,11 +93,58 @@ http_resume (EngineIORequest *req)
   MHD_resume_connection (hr->connection);
 }
 
+static void
+release_upgraded (gpointer urh)
+{
+  /* Never close() an upgraded socket: libmicrohttpd owns it. */
+  MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/* libmicrohttpd's thread, once the 101 went out: the socket is ours. */
+static void
+upgrade_handler (void                             *cls,
+                 struct MHD_Connection            *connection,
+                 void                             *req_cls,
+                 const char                       *extra_in,
+                 size_t                            extra_in_size,
+                 MHD_socket                        sock,
+                 struct MHD_UpgradeResponseHandle *urh)
+{
+  HttpRequest *hr = cls;
+  EngineIOWebSocket *ws;
+
+  ws = engine_io_websocket_new (sock, extra_in, extra_in_size,
+                                engine_io_server_get_max_payload (hr->server),
+                                release_upgraded, urh);
+  hr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
+  engine_io_socket_attach_websocket (hr->base.socket, ws);
+}
+
+static gboolean
+http_upgrade (EngineIORequest *req,
+              GPtrArray       *headers,
+              EngineIOSocket  *socket)
+{
+  HttpRequest *hr = (HttpRequest *) req;
+  struct MHD_Response *response = MHD_create_response_for_upgrade (upgrade_handler, hr);
+  enum MHD_Result ret;
+
+  if (response == NULL)
+    return FALSE;
+  for (guint i = 0; i + 1 < headers->len; i += 2)
+    MHD_add_response_header (response, g_ptr_array_index (headers, i),
+                             g_ptr_array_index (headers, i + 1));
+  hr->responded = TRUE;
+  ret = MHD_queue_response (hr->connection, MHD_HTTP_SWITCHING_PROTOCOLS, response);
+  MHD_destroy_response (response);
+  return ret == MHD_YES;
+}
+
 static const EngineIORequestVTable http_vtable = {
   .respond = http_respond,
   .suspend = http_suspend,
   .resume = http_resume,
-  .upgrade = NULL,
+  .upgrade = http_upgrade,
 };
 
 static enum MHD_Result

@@ -15,14 +15,7 @@
 
 #include <string.h>
 
-/**
- * EngineIOPacket:
- *
- * One Engine.IO packet: a type and either UTF-8 text or binary data.
- *
- * A packet is reference counted and immutable once built, so it can be
- * shared between threads without locking.
- */
+/* Immutable once built: only the reference count changes, atomically. */
 struct _EngineIOPacket
 {
   gatomicrefcount     ref_count;  /* (atomic) */
@@ -185,10 +178,11 @@ write_bytes (guint8       *dest,
   return dest + n;
 }
 
-/* A shared empty text buffer: its data pointer is "" so get_text() can hand
- * out a NUL-terminated string without allocating. */
+/* A shared empty buffer for empty text and empty binary data: its data
+ * pointer is "" so get_text() can hand out a NUL-terminated string, and a
+ * payload of many empty packets does not cost a GBytes each. */
 static GBytes *
-empty_text_bytes (void)
+empty_bytes (void)
 {
   static gsize empty = 0;
 
@@ -236,7 +230,9 @@ slice_bytes (GBytes       *owner,
 {
   const guint8 *base;
 
-  if (owner == NULL || length == 0)
+  if (length == 0)
+    return empty_bytes ();
+  if (owner == NULL)
     return g_bytes_new (data, length);
 
   base = g_bytes_get_data (owner, NULL);
@@ -569,7 +565,7 @@ engine_io_packet_new_take_text (EngineIOPacketType  type,
   if (length == 0)
     {
       g_free (text);
-      return packet_new_take_bytes (type, FALSE, empty_text_bytes ());
+      return packet_new_take_bytes (type, FALSE, empty_bytes ());
     }
 
   return packet_new_take_bytes (type, FALSE, g_bytes_new_take (text, length));
@@ -591,7 +587,7 @@ engine_io_packet_new (EngineIOPacketType type)
 {
   g_return_val_if_fail (PACKET_TYPE_IS_VALID (type), NULL);
 
-  return packet_new_take_bytes (type, FALSE, empty_text_bytes ());
+  return packet_new_take_bytes (type, FALSE, empty_bytes ());
 }
 
 /**
@@ -833,7 +829,12 @@ set_unknown_type_error (GError  **error,
 
 /* Base64 as the reference encoders produce it: the standard alphabet,
  * padded to a multiple of 4, `=` only in the last two places. GLib's
- * decoder skips anything it does not know, so check first. */
+ * decoder skips anything it does not know, so check first.
+ *
+ * Deliberately stricter than the reference server, whose Buffer.from()
+ * also takes unpadded and URL-safe base64 and skips garbage: every client
+ * (engine.io-client 3.x and 6.x, python-engineio) sends padded standard
+ * base64, and garbage in a packet is a parse error, not data. */
 static gboolean
 validate_base64 (const char  *b64,
                  gsize        n,
@@ -892,7 +893,7 @@ base64_decode (const char *b64,
   gsize written;
 
   if (n == 0)
-    return g_bytes_new (NULL, 0);
+    return empty_bytes ();
 
   /* What g_base64_decode_step() documents as enough. */
   buffer = g_malloc (n / 4 * 3 + 3);
@@ -973,7 +974,7 @@ decode_text_packet (const char               *data,
     }
 
   if (length == 1)
-    return packet_new_take_bytes (c - '0', FALSE, empty_text_bytes ());
+    return packet_new_take_bytes (c - '0', FALSE, empty_bytes ());
 
   text = g_malloc (length);
   memcpy (text, data + 1, length - 1);

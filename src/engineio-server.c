@@ -13,6 +13,7 @@
 #include "engineio-handshake-private.h"
 #include "engineio-packet-private.h"
 #include "engineio-http-private.h"
+#include "engineio-websocket-private.h"
 #include "engineio-enum-types.h"
 #include "engineio-error.h"
 
@@ -483,6 +484,78 @@ engine_io_core_request_resume (EngineIORequest *req)
   req->vtable->resume (req);
 }
 
+
+/* WebSocket upgrades */
+
+static gboolean
+header_has_token (GHashTable *headers,
+                  const char *name,
+                  const char *token)
+{
+  const char *value = g_hash_table_lookup (headers, name);
+  g_auto(GStrv) parts = NULL;
+
+  if (value == NULL)
+    return FALSE;
+  parts = g_strsplit (value, ",", -1);
+  for (guint i = 0; parts[i] != NULL; i++)
+    if (g_ascii_strcasecmp (g_strstrip (parts[i]), token) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* An RFC 6455 opening handshake we can answer? */
+static gboolean
+is_websocket_upgrade (EngineIORequest *req)
+{
+  const char *key = g_hash_table_lookup (req->headers, "sec-websocket-key");
+  const char *version = g_hash_table_lookup (req->headers, "sec-websocket-version");
+  gsize decoded_len = 0;
+  g_autofree guchar *decoded = NULL;
+
+  if (strcmp (req->method, "GET") != 0 ||
+      !header_has_token (req->headers, "upgrade", "websocket") ||
+      !header_has_token (req->headers, "connection", "upgrade") ||
+      key == NULL || version == NULL || strcmp (version, "13") != 0 ||
+      strlen (key) != 24)
+    return FALSE;
+  decoded = g_base64_decode (key, &decoded_len);
+  return decoded_len == 16;
+}
+
+/* Answers 101 (the adapter switches the connection and attaches it to
+ * @socket). Any permessage-deflate offer is declined by not echoing
+ * Sec-WebSocket-Extensions. */
+static void
+upgrade_request (EngineIOConfig  *config,
+                 EngineIORequest *req,
+                 EngineIOSocket  *socket)
+{
+  g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func (g_free);
+  const char *key = g_hash_table_lookup (req->headers, "sec-websocket-key");
+
+  g_ptr_array_add (headers, g_strdup ("Upgrade"));
+  g_ptr_array_add (headers, g_strdup ("websocket"));
+  g_ptr_array_add (headers, g_strdup ("Connection"));
+  g_ptr_array_add (headers, g_strdup ("Upgrade"));
+  g_ptr_array_add (headers, g_strdup ("Sec-WebSocket-Accept"));
+  g_ptr_array_add (headers, engine_io_websocket_accept_key (key));
+  if (req->set_cookie != NULL)
+    {
+      g_ptr_array_add (headers, g_strdup ("Set-Cookie"));
+      g_ptr_array_add (headers, g_strdup (req->set_cookie));
+    }
+
+  req->kind = ENGINE_IO_REQUEST_UPGRADE;
+  if (req->socket == NULL)
+    req->socket = g_object_ref (socket);
+  if (!req->vtable->upgrade (req, headers, socket))
+    {
+      req->kind = ENGINE_IO_REQUEST_DONE;
+      engine_io_socket_upgrade_failed (socket);
+    }
+}
+
 /* Session ids */
 
 static gboolean
@@ -638,6 +711,17 @@ handshake_job_cb (gpointer data)
       req->set_cookie = g_string_free (cookie, FALSE);
     }
 
+  if (engine_io_handshake_get_transport (job->handshake) == ENGINE_IO_TRANSPORT_WEBSOCKET)
+    {
+      /* The open packet will be the first frame once the connection is
+       * switched (on the serving thread, when it resumes). */
+      req->socket = g_object_ref (socket);
+      req->kind = ENGINE_IO_REQUEST_UPGRADE;
+      engine_io_socket_start (socket, NULL);
+      engine_io_core_request_resume (req);
+      return G_SOURCE_REMOVE;
+    }
+
   /* Polling: the handshake GET is the session's first poll. */
   engine_io_socket_start (socket, req);
   return G_SOURCE_REMOVE;
@@ -686,9 +770,10 @@ handle_handshake (EngineIOServer          *self,
       engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_HANDSHAKE_METHOD);
       return;
     }
-  if (transport == ENGINE_IO_TRANSPORT_WEBSOCKET)
+  if (transport == ENGINE_IO_TRANSPORT_WEBSOCKET &&
+      (!is_websocket_upgrade (req) || req->vtable->upgrade == NULL))
     {
-      /* A WebSocket handshake without an Upgrade header. */
+      /* A WebSocket handshake without a valid Upgrade. */
       engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
       return;
     }
@@ -846,10 +931,23 @@ engine_io_server_request_begin (EngineIOServer  *self,
       return FALSE;
     }
 
+  if (transport == ENGINE_IO_TRANSPORT_WEBSOCKET)
+    {
+      /* An upgrade of a polling session; refused after it upgraded (a
+       * second WebSocket) and while another probe is open. */
+      if (!config->allow_upgrades || req->vtable->upgrade == NULL ||
+          !is_websocket_upgrade (req) || !engine_io_socket_begin_upgrade (socket))
+        {
+          engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
+          return FALSE;
+        }
+      upgrade_request (config, req, socket);
+      return FALSE;
+    }
+
   if (transport != engine_io_socket_get_transport (socket))
     {
-      /* (A WebSocket request with the sid of a polling session is an
-       * upgrade; see engineio-websocket.c.) */
+      /* Polling for a session that upgraded. */
       engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
       return FALSE;
     }
@@ -918,6 +1016,13 @@ engine_io_server_request_resumed (EngineIOServer  *self,
       return;
     }
 
+  if (req->kind == ENGINE_IO_REQUEST_UPGRADE && req->socket != NULL)
+    {
+      g_autoptr(EngineIOConfig) config = server_get_config (self);
+      upgrade_request (config, req, req->socket);
+      return;
+    }
+
   g_warn_if_reached ();
   respond_status_json (NULL, req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Internal error");
 }
@@ -927,8 +1032,15 @@ engine_io_server_request_finished (EngineIOServer  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)
 {
-  if (req->socket != NULL)
-    engine_io_socket_request_finished (req->socket, req, completed);
+  if (req->socket == NULL)
+    return;
+  if (req->kind == ENGINE_IO_REQUEST_UPGRADE)
+    {
+      /* The 101 was queued but the connection never switched. */
+      engine_io_socket_upgrade_failed (req->socket);
+      return;
+    }
+  engine_io_socket_request_finished (req->socket, req, completed);
 }
 
 guint64

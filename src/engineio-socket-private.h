@@ -36,6 +36,16 @@ void            engine_io_socket_request_finished    (EngineIOSocket    *self,
                                                       gboolean           completed);
 gboolean        engine_io_socket_is_open             (EngineIOSocket    *self);
 
+/* Serving thread: may this polling session take a WebSocket? */
+gboolean        engine_io_socket_begin_upgrade       (EngineIOSocket    *self);
+
+/* Any thread (the adapter's, once the connection switched). Takes @ws. */
+typedef struct _EngineIOWebSocket EngineIOWebSocket;
+void            engine_io_socket_attach_websocket    (EngineIOSocket    *self,
+                                                      EngineIOWebSocket *ws);
+/* Any thread: the 101 for this session's WebSocket was never completed. */
+void            engine_io_socket_upgrade_failed      (EngineIOSocket    *self);
+
 /* Any thread. */
 void            engine_io_socket_close_with_reason   (EngineIOSocket      *self,
                                                       EngineIOCloseReason  reason,

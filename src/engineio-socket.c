@@ -6,6 +6,7 @@
 
 #include "engineio-socket-private.h"
 #include "engineio-packet-private.h"
+#include "engineio-websocket-private.h"
 #include "engineio-enum-types.h"
 #include "engineio-error.h"
 
@@ -42,6 +43,7 @@ typedef enum
   EVENT_FLUSHED,       /* send items were handed to the transport */
   EVENT_CLOSE,         /* close with a reason */
   EVENT_FINISH_CLOSE,  /* the last poll took the last packets */
+  EVENT_WS_ATTACH,     /* an upgraded connection for this session */
 } EventKind;
 
 typedef struct
@@ -59,6 +61,7 @@ typedef struct
   GPtrArray           *items;        /* EVENT_FLUSHED: SendItem* */
   EngineIOCloseReason  reason;       /* EVENT_CLOSE */
   char                *description;  /* EVENT_CLOSE */
+  EngineIOWebSocket   *ws;           /* EVENT_WS_ATTACH */
 } Event;
 
 struct _EngineIOSocket
@@ -82,6 +85,9 @@ struct _EngineIOSocket
   gboolean                 post_active;   /* (lock) a POST is reading its body */
   int                      transport;     /* (atomic) EngineIOTransportType */
   guint64                  queued_bytes;  /* (lock) bytes in @outbound */
+  gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
+  gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
+  gboolean                 flush_inline;  /* (lock) the session thread flushes soon anyway */
 
   /* Events for the session context (Event*), with one wake-up at a time. */
   GAsyncQueue             *inbound;
@@ -95,6 +101,11 @@ struct _EngineIOSocket
   GSource                 *ping_source;   /* v4: the next ping is due */
   GSource                 *timeout_source;/* v4: pong deadline; v3: expiry */
   EngineIOCloseReason      close_reason;
+  EngineIOWebSocket       *ws;            /* the transport, or an upgrade probe */
+  gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */
+  GSource                 *upgrade_source;/* the probe's deadline */
+  guint16                  ws_close_code; /* for the close frame when we close */
+  GByteArray              *frame;         /* scratch for encoding frames */
 
   /* (lock) */
   gpointer                 user_data;
@@ -185,6 +196,7 @@ event_free (Event *event)
   g_clear_pointer (&event->packet, engine_io_packet_unref);
   g_clear_pointer (&event->items, g_ptr_array_unref);
   g_free (event->description);
+  g_clear_pointer (&event->ws, engine_io_websocket_free);
   g_free (event);
 }
 
@@ -234,19 +246,27 @@ post_event (EngineIOSocket *self,
  * EVENT_FLUSHED when anyone wants to know (a send callback, a ::drain
  * handler), and are freed here otherwise. */
 static GPtrArray *
-take_outbound_locked (EngineIOSocket *self)
+take_outbound_locked (EngineIOSocket *self,
+                      guint64         limit)
 {
   g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
   GPtrArray *packets;
   SendItem *item;
   gboolean notify = FALSE;
+  guint64 taken = 0;
 
-  while ((item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
+  /* @limit in bytes, 0 for everything; at least one item is taken. */
+  while ((limit == 0 || taken < limit) &&
+         (item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
     {
+      gsize size = packet_size (item->packet);
       g_ptr_array_add (items, item);
       notify |= item->callback != NULL;
+      taken += size;
+      self->queued_bytes = self->queued_bytes > size ? self->queued_bytes - size : 0;
     }
-  self->queued_bytes = 0;
+  if (g_async_queue_length_unlocked (self->outbound) == 0)
+    self->queued_bytes = 0;
 
   packets = g_ptr_array_new_full (items->len, (GDestroyNotify) engine_io_packet_unref);
   for (guint i = 0; i < items->len; i++)
@@ -271,7 +291,15 @@ kick_transport_locked (EngineIOSocket *self)
 {
   EngineIORequest *req = self->active_get;
 
-  if (req != NULL && req->suspended)
+  if (g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_WEBSOCKET)
+    {
+      /* The session context writes to the WebSocket. */
+      if (!self->flush_inline && self->state != STATE_CLOSED)
+        schedule_drain_locked (self);
+      return NULL;
+    }
+
+  if (req != NULL && req->suspended && !self->upgrading)
     {
       req->suspended = FALSE;
       return req;
@@ -526,6 +554,291 @@ handle_packet (EngineIOSocket *self,
     }
 }
 
+
+/* WebSocket (session context) */
+
+/* Bytes wslay may hold before we stop moving packets into it: the rest
+ * stays in the outbound queue, where the high-water mark sees it. */
+#define WS_BUFFER_TARGET (256 * 1024)
+
+static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, GBytes *data, gpointer user_data);
+static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
+static void ws_closed_cb  (EngineIOWebSocket *ws, gboolean clean, guint16 code, gpointer user_data);
+
+static const EngineIOWebSocketCallbacks ws_callbacks = {
+  .message = ws_message_cb,
+  .drained = ws_drained_cb,
+  .closed = ws_closed_cb,
+};
+
+static void
+ws_send_packet (EngineIOSocket *self,
+                EngineIOPacket *packet)
+{
+  gboolean binary = FALSE;
+
+  g_byte_array_set_size (self->frame, 0);
+  engine_io_packet_encode_append (packet, self->version, self->frame, &binary);
+  engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
+}
+
+/* Moves queued packets into the WebSocket while it is not too full. */
+static void
+ws_flush_outbound (EngineIOSocket *self)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+
+  if (self->ws == NULL || self->ws_probe || engine_io_websocket_is_closed (self->ws))
+    return;
+
+  if (engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
+    {
+      g_async_queue_lock (self->outbound);
+      packets = take_outbound_locked (self, WS_BUFFER_TARGET);
+      g_async_queue_unlock (self->outbound);
+
+      for (guint i = 0; i < packets->len; i++)
+        ws_send_packet (self, g_ptr_array_index (packets, i));
+    }
+  engine_io_websocket_flush (self->ws);
+}
+
+static void
+clear_probe (EngineIOSocket *self)
+{
+  clear_source (&self->upgrade_source);
+  if (self->ws != NULL && self->ws_probe)
+    {
+      g_clear_pointer (&self->ws, engine_io_websocket_free);
+      self->ws_probe = FALSE;
+      g_async_queue_lock (self->outbound);
+      self->upgrading = FALSE;
+      self->ws_claimed = FALSE;  /* another probe may come */
+      g_async_queue_unlock (self->outbound);
+    }
+}
+
+static gboolean
+upgrade_timeout_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+
+  g_clear_pointer (&self->upgrade_source, g_source_unref);
+  g_debug ("socket %s: upgrade probe timed out", self->id);
+  clear_probe (self);  /* polling goes on */
+  return G_SOURCE_REMOVE;
+}
+
+/* Answers a waiting poll with a noop (upgrading) and returns it. */
+static EngineIORequest *
+release_poll_with_noop_locked (EngineIOSocket *self)
+{
+  EngineIORequest *req = self->active_get;
+
+  if (req != NULL && req->suspended)
+    {
+      req->suspended = FALSE;
+      req->answer_noop = TRUE;
+      return req;
+    }
+  return NULL;
+}
+
+static void
+complete_upgrade (EngineIOSocket *self)
+{
+  EngineIORequest *resume;
+
+  clear_source (&self->upgrade_source);
+  self->ws_probe = FALSE;
+
+  g_async_queue_lock (self->outbound);
+  self->upgrading = FALSE;
+  g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
+  resume = release_poll_with_noop_locked (self);
+  g_async_queue_unlock (self->outbound);
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+
+  g_debug ("socket %s upgraded to websocket", self->id);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TRANSPORT]);
+
+  /* What was queued since the probe goes out now, in order, once. */
+  ws_flush_outbound (self);
+}
+
+static void
+handle_probe_packet (EngineIOSocket *self,
+                     EngineIOPacket *packet)
+{
+  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+  const char *text = engine_io_packet_get_text (packet, NULL);
+  EngineIORequest *resume = NULL;
+
+  if (type == ENGINE_IO_PACKET_PING && text != NULL && strcmp (text, "probe") == 0)
+    {
+      g_autoptr(EngineIOPacket) pong = engine_io_packet_new_text (ENGINE_IO_PACKET_PONG, "probe", 5);
+
+      ws_send_packet (self, pong);
+      g_async_queue_lock (self->outbound);
+      self->upgrading = TRUE;
+      resume = release_poll_with_noop_locked (self);
+      g_async_queue_unlock (self->outbound);
+      if (resume != NULL)
+        engine_io_core_request_resume (resume);
+      return;
+    }
+
+  if (type == ENGINE_IO_PACKET_UPGRADE)
+    {
+      gboolean upgrading;
+
+      g_async_queue_lock (self->outbound);
+      upgrading = self->upgrading;
+      g_async_queue_unlock (self->outbound);
+      if (upgrading)
+        {
+          complete_upgrade (self);
+          return;
+        }
+    }
+
+  /* Anything else on a probe: give up the probe, keep polling. */
+  g_debug ("socket %s: unexpected %s packet on the upgrade probe", self->id,
+           engine_io_packet_type_to_string (type));
+  engine_io_websocket_close (self->ws, 1002, "unexpected packet during upgrade");
+  self->ws = NULL;  /* freed by its closed callback */
+  clear_probe (self);
+}
+
+static void
+ws_message_cb (EngineIOWebSocket *ws,
+               gboolean           binary,
+               GBytes            *data,
+               gpointer           user_data)
+{
+  EngineIOSocket *self = user_data;
+  g_autoptr(EngineIOPacket) packet = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize size;
+  const char *bytes = g_bytes_get_data (data, &size);
+  gsize bad;
+
+  if (ws != self->ws || self->state != STATE_OPEN)
+    return;
+
+  if (!binary && !engine_io_utf8_validate (bytes, size, &bad))
+    {
+      self->ws_close_code = 1007;
+      if (self->ws_probe)
+        {
+          engine_io_websocket_close (ws, 1007, "invalid UTF-8");
+          self->ws = NULL;
+          clear_probe (self);
+        }
+      else
+        socket_do_close (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, "invalid UTF-8 in a text frame");
+      return;
+    }
+
+  packet = engine_io_packet_decode (data, binary, self->version, &error);
+  if (packet == NULL)
+    {
+      if (self->ws_probe)
+        {
+          engine_io_websocket_close (ws, 1002, "bad packet during upgrade");
+          self->ws = NULL;
+          clear_probe (self);
+        }
+      else
+        {
+          self->ws_close_code = 1002;
+          socket_do_close (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
+        }
+      return;
+    }
+
+  if (self->ws_probe)
+    {
+      handle_probe_packet (self, packet);
+      return;
+    }
+
+  /* Sends from the handlers are written at the end of this dispatch. */
+  g_async_queue_lock (self->outbound);
+  self->flush_inline = TRUE;
+  g_async_queue_unlock (self->outbound);
+
+  handle_packet (self, packet);
+
+  g_async_queue_lock (self->outbound);
+  self->flush_inline = FALSE;
+  g_async_queue_unlock (self->outbound);
+  ws_flush_outbound (self);
+}
+
+static void
+ws_drained_cb (EngineIOWebSocket *ws,
+               gpointer           user_data)
+{
+  EngineIOSocket *self = user_data;
+
+  if (ws == self->ws && !self->ws_probe)
+    ws_flush_outbound (self);
+}
+
+static void
+ws_closed_cb (EngineIOWebSocket *ws,
+              gboolean           clean,
+              guint16            code,
+              gpointer           user_data)
+{
+  EngineIOSocket *self = user_data;
+
+  if (ws != self->ws)
+    {
+      /* A probe we gave up, or a transport we are done with. */
+      engine_io_websocket_free (ws);
+      return;
+    }
+
+  if (self->ws_probe)
+    {
+      g_debug ("socket %s: upgrade probe closed", self->id);
+      clear_probe (self);
+      return;
+    }
+
+  g_clear_pointer (&self->ws, engine_io_websocket_free);
+  if (self->state == STATE_OPEN)
+    socket_do_close (self, clean ? ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE
+                                 : ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                     clean ? "the client closed the WebSocket" : "the WebSocket connection failed");
+  else if (self->state == STATE_CLOSING)
+    socket_finish_close (self);
+}
+
+static void
+handle_ws_attach (EngineIOSocket    *self,
+                  EngineIOWebSocket *ws)
+{
+  if (self->state != STATE_OPEN || self->ws != NULL)
+    {
+      engine_io_websocket_free (ws);
+      return;
+    }
+
+  self->ws = ws;
+  self->ws_probe = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_POLLING;
+  engine_io_websocket_start (ws, self->context, &ws_callbacks, self);
+
+  if (self->ws_probe)
+    self->upgrade_source = add_timeout (self, self->config->upgrade_timeout, upgrade_timeout_cb,
+                                        "[engineio] upgrade deadline");
+  else
+    ws_flush_outbound (self);  /* a direct WebSocket session: the open packet first */
+}
+
 static void
 handle_event (EngineIOSocket *self,
               Event          *event)
@@ -550,6 +863,10 @@ handle_event (EngineIOSocket *self,
       socket_finish_close (self);
       break;
 
+    case EVENT_WS_ATTACH:
+      handle_ws_attach (self, g_steal_pointer (&event->ws));
+      break;
+
     default:
       g_assert_not_reached ();
     }
@@ -567,6 +884,8 @@ drain_inbound_cb (gpointer data)
       handle_event (self, event);
       event_free (event);
     }
+  if (self->state == STATE_OPEN)
+    ws_flush_outbound (self);
 
   return G_SOURCE_REMOVE;
 }
@@ -596,7 +915,7 @@ socket_do_close (EngineIOSocket      *self,
   hold = g_object_ref (self);
 
   /* A poll attached to us carries what is queued, then the close packet. */
-  waiting = self->active_get != NULL;
+  waiting = self->active_get != NULL && !self->upgrading;
   if (waiting)
     {
       SendItem *item = g_new0 (SendItem, 1);
@@ -611,6 +930,23 @@ socket_do_close (EngineIOSocket      *self,
 
   clear_source (&self->ping_source);
   clear_source (&self->timeout_source);
+
+  if (self->ws != NULL && self->ws_probe)
+    clear_probe (self);
+  if (self->ws != NULL)
+    {
+      /* WebSocket: what is queued goes out, then the close frame; the
+       * session finishes when the connection is down. */
+      g_async_queue_lock (self->outbound);
+      {
+        g_autoptr(GPtrArray) packets = take_outbound_locked (self, 0);
+        g_async_queue_unlock (self->outbound);
+        for (guint i = 0; i < packets->len; i++)
+          ws_send_packet (self, g_ptr_array_index (packets, i));
+      }
+      engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
+      waiting = TRUE;
+    }
 
   self->close_reason = reason;
   engine_io_server_unregister_socket (self->server, self);
@@ -655,6 +991,9 @@ socket_finish_close (EngineIOSocket *self)
 
   call_send_callbacks (self, leftover, FALSE);
 
+  clear_source (&self->upgrade_source);
+  g_clear_pointer (&self->ws, engine_io_websocket_free);
+
   g_async_queue_push (self->received, RECEIVE_CLOSED);
 
   engine_io_loop_release (g_steal_pointer (&self->loop));
@@ -680,6 +1019,7 @@ engine_io_socket_finalize (GObject *object)
   if (self->user_data_destroy != NULL)
     self->user_data_destroy (self->user_data);
 
+  g_byte_array_unref (self->frame);
   g_async_queue_unref (self->received);
   g_async_queue_unref (self->inbound);
   g_async_queue_unref (self->outbound);
@@ -835,6 +1175,8 @@ engine_io_socket_init (EngineIOSocket *self)
   self->inbound = g_async_queue_new ();
   self->received = g_async_queue_new ();
   self->state = STATE_OPENING;
+  self->frame = g_byte_array_new ();
+  self->ws_close_code = 1000;
 }
 
 EngineIOSocket *
@@ -950,9 +1292,19 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
   req->kind = ENGINE_IO_REQUEST_POLL;
   req->socket = g_object_ref (self);
 
+  if (self->upgrading)
+    {
+      /* An upgrade is under way: what is queued waits for the WebSocket. */
+      EngineIOPacket *noop = engine_io_packet_new (ENGINE_IO_PACKET_NOOP);
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_packets (self->config, req, self->version, &noop, 1);
+      engine_io_packet_unref (noop);
+      return;
+    }
+
   if (g_async_queue_length_unlocked (self->outbound) > 0)
     {
-      packets = take_outbound_locked (self);
+      packets = take_outbound_locked (self, 0);
       g_async_queue_unlock (self->outbound);
       req->carried_packets = TRUE;
       engine_io_core_respond_packets (self->config, req, self->version,
@@ -977,7 +1329,15 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
   g_async_queue_lock (self->outbound);
   if (self->active_get == req)
     self->active_get = NULL;
-  packets = take_outbound_locked (self);
+  if (req->answer_noop)
+    {
+      EngineIOPacket *noop = engine_io_packet_new (ENGINE_IO_PACKET_NOOP);
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_packets (self->config, req, self->version, &noop, 1);
+      engine_io_packet_unref (noop);
+      return;
+    }
+  packets = take_outbound_locked (self, 0);
   closing = self->state == STATE_CLOSING;
   if (closing)
     {
@@ -1147,6 +1507,48 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
   if (req->carried_packets && !completed)
     engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
                                         "the connection failed while sending a poll response");
+}
+
+gboolean
+engine_io_socket_begin_upgrade (EngineIOSocket *self)
+{
+  gboolean ok;
+
+  g_async_queue_lock (self->outbound);
+  ok = self->state == STATE_OPEN && !self->ws_claimed &&
+       g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  if (ok)
+    self->ws_claimed = TRUE;
+  g_async_queue_unlock (self->outbound);
+
+  return ok;
+}
+
+void
+engine_io_socket_attach_websocket (EngineIOSocket    *self,
+                                   EngineIOWebSocket *ws)
+{
+  Event *event = g_new0 (Event, 1);
+
+  event->kind = EVENT_WS_ATTACH;
+  event->ws = ws;
+  post_event (self, event);  /* a closed session frees @ws with the event */
+}
+
+void
+engine_io_socket_upgrade_failed (EngineIOSocket *self)
+{
+  gboolean direct = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_WEBSOCKET;
+
+  if (direct)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                                        "the WebSocket upgrade did not complete");
+  else
+    {
+      g_async_queue_lock (self->outbound);
+      self->ws_claimed = FALSE;
+      g_async_queue_unlock (self->outbound);
+    }
 }
 
 void

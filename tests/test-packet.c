@@ -778,6 +778,20 @@ test_payload_v4 (void)
   g_clear_pointer (&packets, g_ptr_array_unref);
   packets = packet_array (NULL, NULL);
   assert_payload_encodes (ENGINE_IO_PAYLOAD_V4, packets, "", 0);
+
+  /* v4 has binary messages only: anything else is a programmer error. */
+  if (g_test_undefined ())
+    {
+      GBytes *none;
+
+      g_clear_pointer (&packets, g_ptr_array_unref);
+      packets = packet_array (engine_io_packet_new (ENGINE_IO_PACKET_MESSAGE),
+                              binary_packet (ENGINE_IO_PACKET_PING, "x", 1), NULL);
+      g_test_expect_message (LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*ENGINE_IO_PACKET_MESSAGE*");
+      none = engine_io_payload_encode (ENGINE_IO_PAYLOAD_V4, packets);
+      g_test_assert_expected_messages ();
+      g_assert_null (none);
+    }
 }
 
 static void

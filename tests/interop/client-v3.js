@@ -22,7 +22,8 @@
 //           XHR2, so polling silently sends b64=1 (Connection: close on every request); WebSocket
 //           frames are binary.
 // Heartbeats in v3 are client pings answered by server pongs: the check counts `pong` events.
-// Prints `sid SID` for every session and `ok` at the end; exit 0 only if every check passed.
+// Prints `sid SID TRANSPORT` (the transport it ended on) for every session before closing it,
+// and `ok` at the end; exit 0 only if every check passed.
 "use strict";
 
 const common = require("./common.js");
@@ -309,7 +310,6 @@ async function runSession(mode) {
     d._wake();
   });
   await d.until(() => opened, `[${mode}] the open packet`, 10000);
-  process.stdout.write(`sid ${socket.id}\n`);
 
   const first = socket.transport.name;
   if (first !== transports[0]) throw new Error(`opened on ${first}, expected ${transports[0]}`);
@@ -355,6 +355,7 @@ async function runSession(mode) {
     throw new Error(`[${mode}] ${e.message}`);
   }
 
+  process.stdout.write(`sid ${socket.id} ${socket.transport.name}\n`);
   socket.close();
   await d.until(() => d.closed, `[${mode}] the close event`, 5000, true);
   if (d.closed.reason !== "forced close") {

@@ -10,6 +10,7 @@
 // 64 KiB binary, empty binary, optional ~1 MB text, a burst of 200 numbered messages in order),
 // waits for N server pings (heartbeats, the server should run with a short ping interval), checks
 // the transport the socket ended on, closes from the client and prints `ok`. Exit 0 only then.
+// Before closing it prints `sid SID TRANSPORT` (the transport it ended on) for run-interop.py.
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -84,6 +85,8 @@ async function main() {
   if (d.inbox.length) throw new Error(`unexpected message ${common.describe(d.inbox[0])}`);
   if (d.closed) throw new Error(`socket closed early: ${d.closed.reason}`);
 
+  // For the harness: this session's id and the transport it ended on.
+  process.stdout.write(`sid ${socket.id} ${socket.transport.name}\n`);
   socket.close();
   await d.until(() => d.closed, "the close event", 5000, true);
   if (d.closed.reason !== "forced close") {

@@ -1,0 +1,70 @@
+/* engineio-websocket-private.h: the wslay adapter
+ *
+ * A WebSocket connection driven from one GMainContext (the session's):
+ * non-blocking reads and writes on the upgraded socket, framing by wslay.
+ * It knows nothing of Engine.IO packets, nor of libmicrohttpd: the HTTP
+ * adapter hands it the socket and a function that gives the socket back.
+ *
+ * Threads: engine_io_websocket_new() and engine_io_websocket_abort() on an
+ * unstarted connection may run anywhere; everything else in the context
+ * given to engine_io_websocket_start().
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _EngineIOWebSocket EngineIOWebSocket;
+
+/* Gives the socket back to whoever owns it (libmicrohttpd closes it). */
+typedef void (*EngineIOWebSocketReleaseFunc) (gpointer release_data);
+
+typedef struct
+{
+  /* A complete message; @data is the payload (text is not yet validated). */
+  void (*message) (EngineIOWebSocket *ws,
+                   gboolean           binary,
+                   GBytes            *data,
+                   gpointer           user_data);
+  /* Everything queued has been written to the socket. */
+  void (*drained) (EngineIOWebSocket *ws,
+                   gpointer           user_data);
+  /* The connection is over and the socket released; @ws stays valid until
+   * freed. @clean: the peer sent a close frame; @code: its status code
+   * (1005 if none). */
+  void (*closed)  (EngineIOWebSocket *ws,
+                   gboolean           clean,
+                   guint16            code,
+                   gpointer           user_data);
+} EngineIOWebSocketCallbacks;
+
+EngineIOWebSocket *engine_io_websocket_new          (int                           fd,
+                                                     const void                   *extra_in,
+                                                     gsize                         extra_in_size,
+                                                     guint64                       max_message,
+                                                     EngineIOWebSocketReleaseFunc  release,
+                                                     gpointer                      release_data);
+void               engine_io_websocket_start        (EngineIOWebSocket            *ws,
+                                                     GMainContext                 *context,
+                                                     const EngineIOWebSocketCallbacks *callbacks,
+                                                     gpointer                      user_data);
+gboolean           engine_io_websocket_send         (EngineIOWebSocket            *ws,
+                                                     gboolean                      binary,
+                                                     const void                   *data,
+                                                     gsize                         size);
+void               engine_io_websocket_flush        (EngineIOWebSocket            *ws);
+gsize              engine_io_websocket_get_buffered (EngineIOWebSocket            *ws);
+void               engine_io_websocket_close        (EngineIOWebSocket            *ws,
+                                                     guint16                       code,
+                                                     const char                   *reason);
+void               engine_io_websocket_abort        (EngineIOWebSocket            *ws);
+gboolean           engine_io_websocket_is_closed    (EngineIOWebSocket            *ws);
+void               engine_io_websocket_free         (EngineIOWebSocket            *ws);
+
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 4.2.2). */
+char              *engine_io_websocket_accept_key   (const char                   *key);
+
+G_END_DECLS

@@ -1,0 +1,427 @@
+/* engineio-websocket.c: the wslay adapter
+ *
+ * The only file that includes <wslay/wslay.h>. wslay does the framing
+ * (masking, fragments, control frames, close handshake, the 1009 limit);
+ * this file does the non-blocking I/O from a GSource in the session's
+ * context.
+ *
+ * wslay's event API asks its recv callback for at most a few KiB at a
+ * time; answering each request with a recv() system call made 64 KiB
+ * messages cost ~16 system calls each. We read large chunks into our own
+ * buffer and serve wslay from it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <wslay/wslay.h>
+
+#include "engineio-websocket-private.h"
+
+#define READ_BUFFER_SIZE (256 * 1024)
+#define CLOSE_TIMEOUT_MS 3000
+
+typedef struct
+{
+  GSource            source;
+  EngineIOWebSocket *ws;
+} WsSource;
+
+struct _EngineIOWebSocket
+{
+  int                               fd;
+  wslay_event_context_ptr           ctx;
+  guint64                           max_message;
+
+  GMainContext                     *context;      /* ref, once started */
+  GSource                          *source;       /* owned, once started */
+  gpointer                          fd_tag;
+  GSource                          *close_timer;  /* owned */
+  const EngineIOWebSocketCallbacks *callbacks;
+  gpointer                          user_data;
+
+  EngineIOWebSocketReleaseFunc      release;
+  gpointer                          release_data;
+
+  guint8                           *rbuf;         /* read-ahead buffer */
+  gsize                             rlen;
+  gsize                             rpos;
+
+  gboolean                          in_dispatch;
+  gboolean                          failed;       /* an I/O error or EOF */
+  gboolean                          released;     /* the socket was given back */
+  gboolean                          close_received;
+  guint16                           close_code;
+  gboolean                          drain_pending;
+};
+
+/* wslay callbacks */
+
+static ssize_t
+recv_cb (wslay_event_context_ptr  ctx,
+         uint8_t                 *buf,
+         size_t                   len,
+         int                      flags,
+         void                    *user_data)
+{
+  EngineIOWebSocket *ws = user_data;
+  gsize n;
+
+  if (ws->rpos == ws->rlen)
+    {
+      ssize_t r;
+
+      do
+        r = recv (ws->fd, ws->rbuf, READ_BUFFER_SIZE, 0);
+      while (r < 0 && errno == EINTR);
+
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        {
+          wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+          return -1;
+        }
+      if (r <= 0)
+        {
+          ws->failed = TRUE;  /* EOF or reset */
+          wslay_event_set_error (ctx, WSLAY_ERR_CALLBACK_FAILURE);
+          return -1;
+        }
+      ws->rlen = (gsize) r;
+      ws->rpos = 0;
+    }
+
+  n = MIN (len, ws->rlen - ws->rpos);
+  memcpy (buf, ws->rbuf + ws->rpos, n);
+  ws->rpos += n;
+  return (ssize_t) n;
+}
+
+static ssize_t
+send_cb (wslay_event_context_ptr  ctx,
+         const uint8_t           *data,
+         size_t                   len,
+         int                      flags,
+         void                    *user_data)
+{
+  EngineIOWebSocket *ws = user_data;
+  ssize_t r;
+
+  do
+    r = send (ws->fd, data, len, MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
+  while (r < 0 && errno == EINTR);
+
+  if (r < 0)
+    {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+      else
+        {
+          ws->failed = TRUE;
+          wslay_event_set_error (ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        }
+      return -1;
+    }
+  return r;
+}
+
+static void
+on_msg_recv_cb (wslay_event_context_ptr                   ctx,
+                const struct wslay_event_on_msg_recv_arg *arg,
+                void                                     *user_data)
+{
+  EngineIOWebSocket *ws = user_data;
+
+  if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+    {
+      g_autoptr(GBytes) data = g_bytes_new (arg->msg, arg->msg_length);
+
+      if (!ws->released && ws->callbacks != NULL)
+        ws->callbacks->message (ws, arg->opcode == WSLAY_BINARY_FRAME, data, ws->user_data);
+    }
+  else if (arg->opcode == WSLAY_CONNECTION_CLOSE)
+    {
+      ws->close_received = TRUE;
+      ws->close_code = arg->status_code;
+    }
+}
+
+static const struct wslay_event_callbacks wslay_callbacks = {
+  .recv_callback = recv_cb,
+  .send_callback = send_cb,
+  .on_msg_recv_callback = on_msg_recv_cb,
+};
+
+/* I/O */
+
+static void
+release_socket (EngineIOWebSocket *ws)
+{
+  if (ws->released)
+    return;
+  ws->released = TRUE;
+
+  if (ws->source != NULL)
+    {
+      g_source_destroy (ws->source);
+      g_clear_pointer (&ws->source, g_source_unref);
+    }
+  if (ws->close_timer != NULL)
+    {
+      g_source_destroy (ws->close_timer);
+      g_clear_pointer (&ws->close_timer, g_source_unref);
+    }
+  ws->release (ws->release_data);
+}
+
+/* The connection is over: give the socket back, then tell the owner (who
+ * may free @ws from the callback). */
+static void
+finish (EngineIOWebSocket *ws)
+{
+  gboolean clean = ws->close_received;
+  guint16 code = ws->close_received ? ws->close_code : 1006;
+
+  if (ws->released)
+    return;
+  release_socket (ws);
+  if (ws->callbacks != NULL)
+    ws->callbacks->closed (ws, clean, code == 0 ? 1005 : code, ws->user_data);
+}
+
+/* Returns FALSE if the connection finished (and @ws may be gone). */
+static gboolean
+update_events (EngineIOWebSocket *ws)
+{
+  GIOCondition events = 0;
+  gboolean want_read = wslay_event_want_read (ws->ctx);
+  gboolean want_write = wslay_event_want_write (ws->ctx);
+
+  if (ws->failed || (!want_read && !want_write))
+    {
+      finish (ws);
+      return FALSE;
+    }
+
+  if (want_read)
+    events |= G_IO_IN;
+  if (want_write)
+    events |= G_IO_OUT;
+  g_source_modify_unix_fd (ws->source, ws->fd_tag, events);
+
+  if (!want_write && ws->drain_pending)
+    {
+      ws->drain_pending = FALSE;
+      if (ws->callbacks != NULL && ws->callbacks->drained != NULL)
+        ws->callbacks->drained (ws, ws->user_data);
+    }
+  return TRUE;
+}
+
+static gboolean
+ws_source_dispatch (GSource     *source,
+                    GSourceFunc  callback,
+                    gpointer     user_data)
+{
+  EngineIOWebSocket *ws = ((WsSource *) source)->ws;
+  GIOCondition revents = g_source_query_unix_fd (source, ws->fd_tag);
+
+  g_source_set_ready_time (source, -1);
+  ws->in_dispatch = TRUE;
+
+  if (!ws->failed && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && wslay_event_want_read (ws->ctx))
+    if (wslay_event_recv (ws->ctx) != 0)
+      ws->failed = TRUE;
+
+  /* Write what reading queued (pongs, close replies) and what the message
+   * handlers sent, at once. */
+  if (!ws->failed && wslay_event_want_write (ws->ctx))
+    if (wslay_event_send (ws->ctx) != 0)
+      ws->failed = TRUE;
+
+  ws->in_dispatch = FALSE;
+  update_events (ws);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs ws_source_funcs = {
+  .dispatch = ws_source_dispatch,
+};
+
+static gboolean
+close_timeout_cb (gpointer data)
+{
+  EngineIOWebSocket *ws = data;
+
+  g_clear_pointer (&ws->close_timer, g_source_unref);
+  ws->failed = TRUE;
+  finish (ws);
+  return G_SOURCE_REMOVE;
+}
+
+/* API */
+
+EngineIOWebSocket *
+engine_io_websocket_new (int                           fd,
+                         const void                   *extra_in,
+                         gsize                         extra_in_size,
+                         guint64                       max_message,
+                         EngineIOWebSocketReleaseFunc  release,
+                         gpointer                      release_data)
+{
+  EngineIOWebSocket *ws = g_new0 (EngineIOWebSocket, 1);
+  int flags;
+
+  ws->fd = fd;
+  ws->max_message = max_message;
+  ws->release = release;
+  ws->release_data = release_data;
+  ws->rbuf = g_malloc (MAX (READ_BUFFER_SIZE, extra_in_size));
+
+  /* Bytes libmicrohttpd read past the request are the first frames. */
+  if (extra_in_size > 0)
+    {
+      memcpy (ws->rbuf, extra_in, extra_in_size);
+      ws->rlen = extra_in_size;
+    }
+
+  flags = fcntl (fd, F_GETFL, 0);
+  if (flags >= 0)
+    fcntl (fd, F_SETFL, flags | O_NONBLOCK);
+
+  wslay_event_context_server_init (&ws->ctx, &wslay_callbacks, ws);
+  /* wslay answers a longer message with close code 1009. */
+  wslay_event_config_set_max_recv_msg_length (ws->ctx, max_message);
+
+  return ws;
+}
+
+void
+engine_io_websocket_start (EngineIOWebSocket                *ws,
+                           GMainContext                     *context,
+                           const EngineIOWebSocketCallbacks *callbacks,
+                           gpointer                          user_data)
+{
+  GSource *source;
+
+  g_return_if_fail (ws->source == NULL && !ws->released);
+
+  ws->context = g_main_context_ref (context);
+  ws->callbacks = callbacks;
+  ws->user_data = user_data;
+
+  source = g_source_new (&ws_source_funcs, sizeof (WsSource));
+  ((WsSource *) source)->ws = ws;
+  g_source_set_static_name (source, "[engineio] websocket");
+  ws->fd_tag = g_source_add_unix_fd (source, ws->fd, G_IO_IN);
+  ws->source = source;
+  g_source_attach (source, context);
+
+  /* Frames that came with the upgrade request are read now. */
+  if (ws->rlen > 0)
+    g_source_set_ready_time (source, 0);
+}
+
+gboolean
+engine_io_websocket_send (EngineIOWebSocket *ws,
+                          gboolean           binary,
+                          const void        *data,
+                          gsize              size)
+{
+  struct wslay_event_msg msg = {
+    .opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
+    .msg = data,
+    .msg_length = size,
+  };
+
+  if (ws->released || ws->failed)
+    return FALSE;
+  if (wslay_event_queue_msg (ws->ctx, &msg) != 0)
+    return FALSE;
+  ws->drain_pending = TRUE;
+  return TRUE;
+}
+
+/* Writes what was queued with engine_io_websocket_send(). Inside our own
+ * dispatch this happens anyway, at its end. */
+void
+engine_io_websocket_flush (EngineIOWebSocket *ws)
+{
+  if (ws->released || ws->in_dispatch || ws->source == NULL)
+    return;
+
+  if (!ws->failed && wslay_event_send (ws->ctx) != 0)
+    ws->failed = TRUE;
+  /* Errors, the drain and further writes are handled by a dispatch, so the
+   * owner is never called back from inside its own flush. */
+  g_source_set_ready_time (ws->source, 0);
+}
+
+gsize
+engine_io_websocket_get_buffered (EngineIOWebSocket *ws)
+{
+  return ws->released ? 0 : wslay_event_get_queued_msg_length (ws->ctx);
+}
+
+void
+engine_io_websocket_close (EngineIOWebSocket *ws,
+                           guint16            code,
+                           const char        *reason)
+{
+  if (ws->released)
+    return;
+
+  wslay_event_queue_close (ws->ctx, code, (const uint8_t *) reason, reason ? strlen (reason) : 0);
+  if (ws->close_timer == NULL && ws->context != NULL)
+    {
+      ws->close_timer = g_timeout_source_new (CLOSE_TIMEOUT_MS);
+      g_source_set_callback (ws->close_timer, close_timeout_cb, ws, NULL);
+      g_source_set_static_name (ws->close_timer, "[engineio] websocket close");
+      g_source_attach (ws->close_timer, ws->context);
+    }
+  if (ws->source != NULL)
+    g_source_set_ready_time (ws->source, 0);
+}
+
+void
+engine_io_websocket_abort (EngineIOWebSocket *ws)
+{
+  release_socket (ws);
+}
+
+gboolean
+engine_io_websocket_is_closed (EngineIOWebSocket *ws)
+{
+  return ws->released;
+}
+
+void
+engine_io_websocket_free (EngineIOWebSocket *ws)
+{
+  if (ws == NULL)
+    return;
+
+  release_socket (ws);
+  wslay_event_context_free (ws->ctx);
+  g_clear_pointer (&ws->context, g_main_context_unref);
+  g_free (ws->rbuf);
+  g_free (ws);
+}
+
+char *
+engine_io_websocket_accept_key (const char *key)
+{
+  static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  g_autoptr(GChecksum) sha1 = g_checksum_new (G_CHECKSUM_SHA1);
+  guint8 digest[20];
+  gsize digest_len = sizeof digest;
+
+  g_checksum_update (sha1, (const guchar *) key, strlen (key));
+  g_checksum_update (sha1, (const guchar *) guid, sizeof guid - 1);
+  g_checksum_get_digest (sha1, digest, &digest_len);
+  return g_base64_encode (digest, digest_len);
+}

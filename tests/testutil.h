@@ -1,0 +1,264 @@
+/* testutil.h: shared helpers of the integration tests
+ *
+ * A small synchronous HTTP/1.1 client (keep-alive, per-call timeouts, raw
+ * requests for malformed input), in-process servers on 127.0.0.1 port 0,
+ * Engine.IO payload and open-packet parsing written independently of the
+ * library's codec, a thread-safe event recorder for signals that run on
+ * session threads, a log writer that turns warnings and criticals into
+ * test failures instead of aborts, and thread and descriptor counting.
+ *
+ * Every wait is bounded: the functions take a timeout in milliseconds and
+ * report failure instead of hanging.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+#include "engineio-server.h"
+#include "engineio-socket.h"
+#include "engineio-packet.h"
+#include "engineio-error.h"
+
+G_BEGIN_DECLS
+
+/* The default bound of one wait: long enough for a loaded machine, short
+ * enough that a hang fails the test well within meson's timeout. */
+#define TEST_TIMEOUT_MS 5000
+
+/* A string literal and its length, embedded NULs included. */
+#define TEST_S(literal) (literal), (sizeof (literal) - 1)
+
+/* Fails the current test and returns from the calling function when @expr
+ * is false (the suite runs with non-fatal assertions, so a failed test
+ * does not stop the ones after it). */
+#define test_require(expr)                                                     \
+  G_STMT_START {                                                               \
+    if (G_UNLIKELY (!(expr)))                                                  \
+      {                                                                        \
+        g_test_fail_printf ("%s:%d: requirement failed: %s",                   \
+                            __FILE__, __LINE__, #expr);                        \
+        return;                                                                \
+      }                                                                        \
+  } G_STMT_END
+
+#define test_require_val(expr, val)                                            \
+  G_STMT_START {                                                               \
+    if (G_UNLIKELY (!(expr)))                                                  \
+      {                                                                        \
+        g_test_fail_printf ("%s:%d: requirement failed: %s",                   \
+                            __FILE__, __LINE__, #expr);                        \
+        return (val);                                                          \
+      }                                                                        \
+  } G_STMT_END
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Call once after g_test_init(): warnings and criticals (from any thread,
+ * structured or not) no longer abort the program; they are printed and
+ * remembered, and test_log_check() fails the current test for each one
+ * that was not announced with test_log_expect(). */
+void     test_log_init    (void);
+void     test_log_expect  (GLogLevelFlags  level,
+                           const char     *substring);
+/* Fails the current test for every unexpected warning or critical logged,
+ * and for every expected one that never came; then forgets both. */
+void     test_log_check   (void);
+
+/* ------------------------------------------------------------------ */
+/* HTTP client                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct
+{
+  guint       status;
+  char       *reason;
+  GHashTable *headers;  /* lowercase name -> value; repeated headers joined by ", " */
+  GBytes     *body;
+} TestResponse;
+
+void          test_response_free       (TestResponse *response);
+const char   *test_response_header     (TestResponse *response,
+                                        const char   *name);
+/* The body as a NUL-terminated string (a copy; NULs inside are kept). */
+char         *test_response_text       (TestResponse *response);
+gboolean      test_response_body_equal (TestResponse *response,
+                                        const void   *data,
+                                        gsize         length);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestResponse, test_response_free)
+
+/* One keep-alive connection to 127.0.0.1:port, opened on first use and
+ * again after the server closed it. Not thread-safe: one thread at a time. */
+typedef struct _TestHttp TestHttp;
+
+TestHttp     *test_http_new            (guint          port);
+void          test_http_free           (TestHttp      *http);
+void          test_http_disconnect     (TestHttp      *http);
+gboolean      test_http_is_connected   (TestHttp      *http);
+
+/* Sends one request. @headers: NULL-terminated name, value pairs, or NULL.
+ * @body_len < 0: no body and no Content-Length; otherwise Content-Length
+ * is added unless @headers has Content-Length or Transfer-Encoding. */
+gboolean      test_http_send           (TestHttp           *http,
+                                        const char         *method,
+                                        const char         *target,
+                                        const char * const *headers,
+                                        const void         *body,
+                                        gssize              body_len,
+                                        GError            **error);
+/* Sends bytes as they are, for malformed requests. @method_hint tells the
+ * response reader whether a body follows (HEAD). */
+gboolean      test_http_send_raw       (TestHttp      *http,
+                                        const void    *data,
+                                        gsize          length,
+                                        GError       **error);
+/* Reads the response to the oldest request sent and not yet answered. */
+TestResponse *test_http_receive        (TestHttp      *http,
+                                        guint          timeout_ms,
+                                        GError       **error);
+/* Whether the server has sent something (or closed) within @timeout_ms:
+ * a response to a waiting request has started. */
+gboolean      test_http_wait_readable  (TestHttp      *http,
+                                        guint          timeout_ms);
+/* send + receive; a request on a reused connection that the server had
+ * closed meanwhile is sent again once on a new one. */
+TestResponse *test_http_request        (TestHttp           *http,
+                                        const char         *method,
+                                        const char         *target,
+                                        const char * const *headers,
+                                        const void         *body,
+                                        gssize              body_len,
+                                        guint               timeout_ms,
+                                        GError            **error);
+
+/* Convenience: GET / POST on a fresh-or-kept connection, asserting that a
+ * response came within TEST_TIMEOUT_MS (returns NULL otherwise). */
+TestResponse *test_http_get            (TestHttp      *http,
+                                        const char    *target);
+TestResponse *test_http_post           (TestHttp      *http,
+                                        const char    *target,
+                                        const void    *body,
+                                        gsize          body_len);
+
+/* Whether a TCP connection to 127.0.0.1:@port is refused. */
+gboolean      test_port_refuses        (guint          port);
+
+/* ------------------------------------------------------------------ */
+/* Servers                                                              */
+/* ------------------------------------------------------------------ */
+
+/* ENGINE_IO_TEST_LOOP_THREADS, default 0. */
+guint           test_loop_threads_from_env (void);
+/* A new server whose "loop-threads" comes from the environment. */
+EngineIOServer *test_server_new            (void);
+/* engine_io_server_listen (server, "127.0.0.1", 0); returns the port, or
+ * 0 (and the test failed) on error. */
+guint           test_server_listen         (EngineIOServer *server);
+
+/* ------------------------------------------------------------------ */
+/* Engine.IO wire formats, parsed independently of the library          */
+/* ------------------------------------------------------------------ */
+
+typedef struct
+{
+  char    *sid;
+  GStrv    upgrades;
+  gint64   ping_interval;
+  gint64   ping_timeout;
+  gint64   max_payload;     /* -1 when absent */
+  char    *json;            /* the raw JSON text */
+} TestOpenPacket;
+
+/* @text is the open packet without its type digit, i.e. the JSON. */
+TestOpenPacket *test_open_packet_parse (const char     *json,
+                                        GError        **error);
+void            test_open_packet_free  (TestOpenPacket *open);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestOpenPacket, test_open_packet_free)
+
+/* Whether @sid is made only of URL-safe characters (A-Z a-z 0-9 - _ .). */
+gboolean   test_sid_is_url_safe     (const char *sid);
+
+/* v4: the packets of a polling body (split at \x1e), as strings. */
+GPtrArray *test_payload_v4_split    (GBytes     *body);
+/* v3 text payload: `<len>:<packet>`..., len in UTF-16 code units. */
+GPtrArray *test_payload_v3_split    (GBytes     *body,
+                                     GError    **error);
+/* UTF-16 code units of @utf8 as JavaScript counts them. */
+glong      test_utf16_length        (const char *utf8);
+/* `<len>:<packet>` for one v3 text packet. */
+char      *test_v3_frame            (const char *packet);
+
+typedef struct
+{
+  gboolean  is_binary;
+  GBytes   *data;   /* the packet: type digit + text, or type byte + bytes */
+} TestV3Packet;
+
+/* v3 XHR2 binary payload: per packet 0|1, length digits, 0xFF, packet. */
+GPtrArray *test_payload_v3_binary_split (GBytes     *body,
+                                         GError    **error);
+/* Appends one packet to a v3 binary payload being built. */
+void       test_payload_v3_binary_append (GByteArray   *out,
+                                          gboolean      is_binary,
+                                          const void   *packet,
+                                          gsize         length);
+
+/* Undoes JavaScript string-literal escaping (the body of "..."); NULL if
+ * the escaping is malformed. */
+char      *test_js_unescape         (const char *escaped,
+                                     gsize       length);
+
+/* ------------------------------------------------------------------ */
+/* Recording what happens on other threads                              */
+/* ------------------------------------------------------------------ */
+
+/* A thread-safe, append-only list of event strings with bounded waits. */
+typedef struct _TestRecorder TestRecorder;
+
+TestRecorder *test_recorder_new         (void);
+void          test_recorder_free        (TestRecorder *recorder);
+void          test_recorder_add         (TestRecorder *recorder,
+                                         const char   *format,
+                                         ...) G_GNUC_PRINTF (2, 3);
+/* Waits until @event was recorded (at any time); FALSE on timeout. */
+gboolean      test_recorder_wait        (TestRecorder *recorder,
+                                         const char   *event,
+                                         guint         timeout_ms);
+/* Waits until at least @n events start with @prefix; FALSE on timeout. */
+gboolean      test_recorder_wait_count  (TestRecorder *recorder,
+                                         const char   *prefix,
+                                         guint         n,
+                                         guint         timeout_ms);
+guint         test_recorder_count       (TestRecorder *recorder,
+                                         const char   *prefix);
+/* Position of the first event equal to @event, or -1. */
+gint          test_recorder_index       (TestRecorder *recorder,
+                                         const char   *event);
+/* Position of the first event starting with @prefix, or -1. */
+gint          test_recorder_index_prefix (TestRecorder *recorder,
+                                          const char   *prefix);
+/* A copy of every event so far. */
+GStrv         test_recorder_dup         (TestRecorder *recorder);
+void          test_recorder_clear       (TestRecorder *recorder);
+
+/* ------------------------------------------------------------------ */
+/* Resources of this process                                            */
+/* ------------------------------------------------------------------ */
+
+guint    test_count_threads        (void);
+guint    test_count_fds            (void);
+/* Waits until @count() <= @limit; returns the last value seen. */
+guint    test_wait_count_at_most   (guint      (*count) (void),
+                                    guint        limit,
+                                    guint        timeout_ms);
+/* Waits until @count() has not changed for @stable_ms; returns it. */
+guint    test_settled_count        (guint      (*count) (void),
+                                    guint        stable_ms,
+                                    guint        timeout_ms);
+
+G_END_DECLS

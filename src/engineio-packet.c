@@ -1654,12 +1654,16 @@ engine_io_payload_decode_data (EngineIOPayloadFormat   format,
  * skipped, as the reference does, so `0:` decodes to no packets.
  *
  * Binary packets of a %ENGINE_IO_PAYLOAD_V3_BINARY payload share
- * @payload's memory (zero-copy); everything else is copied.
+ * @payload's memory (zero-copy, so they keep all of @payload alive);
+ * everything else is copied.
  *
  * Thread-safe: may be called from any thread.
  *
- * Returns: (transfer full) (element-type EngineIOPacket) (nullable): the
- *   packets, in order (the array unrefs them when freed), or %NULL on error
+ * Returns: (transfer container) (element-type EngineIOPacket) (nullable):
+ *   the packets, in order, or %NULL on error. The array's free function
+ *   unrefs the packets, so g_ptr_array_unref() frees everything. (Annotated
+ *   `container`, not `full`: bindings would otherwise unref every packet a
+ *   second time.)
  */
 GPtrArray *
 engine_io_payload_decode (EngineIOPayloadFormat   format,

@@ -1298,8 +1298,10 @@ engine_io_server_close (EngineIOServer *self)
  *
  * Thread-safe: may be called from any thread.
  *
- * Returns: (transfer full) (element-type EngineIOSocket): a new array of
- *   new references
+ * Returns: (transfer container) (element-type EngineIOSocket): a new array
+ *   holding a new reference to each socket; the array's free function drops
+ *   them, so g_ptr_array_unref() frees everything. (Annotated `container`,
+ *   not `full`: bindings would otherwise unref every element a second time.)
  */
 GPtrArray *
 engine_io_server_get_sockets (EngineIOServer *self)

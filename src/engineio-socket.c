@@ -106,6 +106,7 @@ struct _EngineIOSocket
   GSource                 *upgrade_source;/* the probe's deadline */
   guint16                  ws_close_code; /* for the close frame when we close */
   GByteArray              *frame;         /* scratch for encoding frames */
+  GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
 
   /* (lock) */
   gpointer                 user_data;
@@ -241,13 +242,20 @@ post_event (EngineIOSocket *self,
   g_async_queue_unlock (self->outbound);
 }
 
+/* At most this many packets go in one poll response while the session is
+ * open: python-engineio (Debian's 4.x) rejects payloads of more than 16
+ * packets (Payload.max_decode_packets) and drops the connection. The rest
+ * goes in the next poll, which follows at once. */
+#define POLL_MAX_PACKETS 16
+
 /* Called with the lock held: takes every queued item (in order) and
  * returns their packets. The items go to the session context in an
  * EVENT_FLUSHED when anyone wants to know (a send callback, a ::drain
  * handler), and are freed here otherwise. */
 static GPtrArray *
 take_outbound_locked (EngineIOSocket *self,
-                      guint64         limit)
+                      guint64         limit,
+                      guint           max_items)
 {
   g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
   GPtrArray *packets;
@@ -257,6 +265,7 @@ take_outbound_locked (EngineIOSocket *self,
 
   /* @limit in bytes, 0 for everything; at least one item is taken. */
   while ((limit == 0 || taken < limit) &&
+         (max_items == 0 || items->len < max_items) &&
          (item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
     {
       gsize size = packet_size (item->packet);
@@ -594,13 +603,25 @@ ws_flush_outbound (EngineIOSocket *self)
   if (engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
     {
       g_async_queue_lock (self->outbound);
-      packets = take_outbound_locked (self, WS_BUFFER_TARGET);
+      packets = take_outbound_locked (self, WS_BUFFER_TARGET, 0);
       g_async_queue_unlock (self->outbound);
 
       for (guint i = 0; i < packets->len; i++)
         ws_send_packet (self, g_ptr_array_index (packets, i));
     }
   engine_io_websocket_flush (self->ws);
+}
+
+/* Closes @ws (a probe we give up) in the background; it is freed when its
+ * close completes, or when the session ends, whichever comes first. */
+static void
+retire_ws (EngineIOSocket    *self,
+           EngineIOWebSocket *ws,
+           guint16            code,
+           const char        *reason)
+{
+  engine_io_websocket_close (ws, code, reason);
+  g_ptr_array_add (self->dying_ws, ws);
 }
 
 static void
@@ -706,8 +727,7 @@ handle_probe_packet (EngineIOSocket *self,
   /* Anything else on a probe: give up the probe, keep polling. */
   g_debug ("socket %s: unexpected %s packet on the upgrade probe", self->id,
            engine_io_packet_type_to_string (type));
-  engine_io_websocket_close (self->ws, 1002, "unexpected packet during upgrade");
-  self->ws = NULL;  /* freed by its closed callback */
+  retire_ws (self, g_steal_pointer (&self->ws), 1002, "unexpected packet during upgrade");
   clear_probe (self);
 }
 
@@ -732,8 +752,7 @@ ws_message_cb (EngineIOWebSocket *ws,
       self->ws_close_code = 1007;
       if (self->ws_probe)
         {
-          engine_io_websocket_close (ws, 1007, "invalid UTF-8");
-          self->ws = NULL;
+          retire_ws (self, g_steal_pointer (&self->ws), 1007, "invalid UTF-8");
           clear_probe (self);
         }
       else
@@ -746,8 +765,7 @@ ws_message_cb (EngineIOWebSocket *ws,
     {
       if (self->ws_probe)
         {
-          engine_io_websocket_close (ws, 1002, "bad packet during upgrade");
-          self->ws = NULL;
+          retire_ws (self, g_steal_pointer (&self->ws), 1002, "bad packet during upgrade");
           clear_probe (self);
         }
       else
@@ -797,8 +815,9 @@ ws_closed_cb (EngineIOWebSocket *ws,
 
   if (ws != self->ws)
     {
-      /* A probe we gave up, or a transport we are done with. */
-      engine_io_websocket_free (ws);
+      /* A probe we gave up. */
+      if (g_ptr_array_remove_fast (self->dying_ws, ws))
+        engine_io_websocket_free (ws);
       return;
     }
 
@@ -939,7 +958,7 @@ socket_do_close (EngineIOSocket      *self,
        * session finishes when the connection is down. */
       g_async_queue_lock (self->outbound);
       {
-        g_autoptr(GPtrArray) packets = take_outbound_locked (self, 0);
+        g_autoptr(GPtrArray) packets = take_outbound_locked (self, 0, 0);
         g_async_queue_unlock (self->outbound);
         for (guint i = 0; i < packets->len; i++)
           ws_send_packet (self, g_ptr_array_index (packets, i));
@@ -993,6 +1012,7 @@ socket_finish_close (EngineIOSocket *self)
 
   clear_source (&self->upgrade_source);
   g_clear_pointer (&self->ws, engine_io_websocket_free);
+  g_ptr_array_set_size (self->dying_ws, 0);  /* frees (aborts) them */
 
   g_async_queue_push (self->received, RECEIVE_CLOSED);
 
@@ -1020,6 +1040,7 @@ engine_io_socket_finalize (GObject *object)
     self->user_data_destroy (self->user_data);
 
   g_byte_array_unref (self->frame);
+  g_ptr_array_unref (self->dying_ws);
   g_async_queue_unref (self->received);
   g_async_queue_unref (self->inbound);
   g_async_queue_unref (self->outbound);
@@ -1176,6 +1197,7 @@ engine_io_socket_init (EngineIOSocket *self)
   self->received = g_async_queue_new ();
   self->state = STATE_OPENING;
   self->frame = g_byte_array_new ();
+  self->dying_ws = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_websocket_free);
   self->ws_close_code = 1000;
 }
 
@@ -1304,7 +1326,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
 
   if (g_async_queue_length_unlocked (self->outbound) > 0)
     {
-      packets = take_outbound_locked (self, 0);
+      packets = take_outbound_locked (self, 0, POLL_MAX_PACKETS);
       g_async_queue_unlock (self->outbound);
       req->carried_packets = TRUE;
       engine_io_core_respond_packets (self->config, req, self->version,
@@ -1337,8 +1359,9 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
       engine_io_packet_unref (noop);
       return;
     }
-  packets = take_outbound_locked (self, 0);
   closing = self->state == STATE_CLOSING;
+  /* Closing: this is the last poll, it takes everything. */
+  packets = take_outbound_locked (self, 0, closing ? 0 : POLL_MAX_PACKETS);
   if (closing)
     {
       Event *event = g_new0 (Event, 1);
@@ -1403,7 +1426,8 @@ post_format (EngineIOSocket  *self,
   return ENGINE_IO_PAYLOAD_V3_TEXT;
 }
 
-/* JSONP posts are form-encoded: d=<payload>, with "\\n" standing for "\n". */
+/* JSONP posts are form-encoded, d=<payload>, and the client escapes
+ * newlines: a newline travels as `\n` and a literal `\n` as `\\n`. */
 static GBytes *
 jsonp_post_payload (GBytes  *body,
                     GError **error)
@@ -1413,7 +1437,7 @@ jsonp_post_payload (GBytes  *body,
   g_autofree char *text = g_strndup (data, size);
   g_autoptr(GHashTable) form = NULL;
   const char *d;
-  g_autoptr(GString) out = NULL;
+  GString *out;
 
   form = g_uri_parse_params (text, -1, "&", G_URI_PARAMS_WWW_FORM, error);
   if (form == NULL)
@@ -1430,13 +1454,18 @@ jsonp_post_payload (GBytes  *body,
     {
       if (p[0] == '\\' && p[1] == '\\' && p[2] == 'n')
         {
-          g_string_append_c (out, '\n');
+          g_string_append (out, "\\n");   /* an escaped literal backslash-n */
           p += 2;
+        }
+      else if (p[0] == '\\' && p[1] == 'n')
+        {
+          g_string_append_c (out, '\n');  /* an escaped newline */
+          p += 1;
         }
       else
         g_string_append_c (out, *p);
     }
-  return g_string_free_to_bytes (g_steal_pointer (&out));
+  return g_string_free_to_bytes (out);
 }
 
 void

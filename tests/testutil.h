@@ -100,6 +100,7 @@ TestHttp     *test_http_new            (guint          port);
 void          test_http_free           (TestHttp      *http);
 void          test_http_disconnect     (TestHttp      *http);
 gboolean      test_http_is_connected   (TestHttp      *http);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestHttp, test_http_free)
 
 /* Sends one request. @headers: NULL-terminated name, value pairs, or NULL.
  * @body_len < 0: no body and no Content-Length; otherwise Content-Length
@@ -111,8 +112,8 @@ gboolean      test_http_send           (TestHttp           *http,
                                         const void         *body,
                                         gssize              body_len,
                                         GError            **error);
-/* Sends bytes as they are, for malformed requests. @method_hint tells the
- * response reader whether a body follows (HEAD). */
+/* Sends bytes as they are, for malformed requests; the response is read
+ * with test_http_receive(). */
 gboolean      test_http_send_raw       (TestHttp      *http,
                                         const void    *data,
                                         gsize          length,

@@ -14,14 +14,6 @@
 
 G_BEGIN_DECLS
 
-/**
- * EngineIOHandshake:
- *
- * The handshake request of a session: its headers, query parameters and
- * remote address, as the server saw them.
- *
- * Reference counted and immutable, so any thread may read it.
- */
 typedef struct _EngineIOHandshake EngineIOHandshake;
 
 #define ENGINE_IO_TYPE_HANDSHAKE (engine_io_handshake_get_type ())

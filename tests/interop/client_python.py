@@ -58,6 +58,8 @@ except ImportError as e:  # pragma: no cover
 
 
 EMOJI_TEXT = 'héllo wörld 😀 €'
+SPECIAL_TEXT = ('line1\nline2\n\n"quoted" \\backslash\\ literal\\n \t tab '
+                "\u2028 \u2029 </script> ' 𝄞 end\n")  # same as common.js
 BIG_TEXT_BYTES = 1000000 - 1000  # under maxPayload 1 000 000 with framing (see common.js)
 
 
@@ -226,6 +228,7 @@ def main():
     try:
         echo('emoji text', [EMOJI_TEXT])
         echo('empty text', [''])
+        echo('special characters text', [SPECIAL_TEXT])
         echo('100 KiB mixed text', [mixed_text(100 * 1024)])
         echo('binary 0..255', [bytes(range(256))])
         echo('binary 64 KiB', [pattern_bytes(64 * 1024)])

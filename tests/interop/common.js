@@ -93,6 +93,12 @@ function parseArgs(argv, extra = {}) {
 // ---- payloads -----------------------------------------------------------------------------
 
 const EMOJI_TEXT = "héllo wörld 😀 €";
+// Characters that framing and escaping get wrong: newlines (JSONP escapes them), a literal
+// backslash-n, quotes, backslashes, tab, U+2028/U+2029 (line terminators in old JS string
+// literals), "</script>", an astral character. No \r (browsers rewrite it in
+// form posts) and no \x1e (the v4 polling record separator, which clients do not escape).
+const SPECIAL_TEXT = 'line1\nline2\n\n"quoted" \\backslash\\ literal\\n \t tab ' +
+  "\u2028 \u2029 </script> ' 𝄞 end\n";
 
 // Text of at least `bytes` UTF-8 bytes made of whole code points, mixing 1-, 2-, 3- and 4-byte
 // sequences (so a server that counts v3 lengths in bytes instead of UTF-16 units gets caught).
@@ -289,6 +295,7 @@ function describeErr(e) {
 async function runDataChecks(d, opts, { asBinary = (u8) => u8, skipBig = false } = {}) {
   await d.echo("emoji text", [EMOJI_TEXT]);
   await d.echo("empty text", [""]);
+  await d.echo("special characters text", [SPECIAL_TEXT]);
   await d.echo("100 KiB mixed text", [mixedText(100 * 1024)]);
   await d.echo("binary 0..255", [asBinary(allBytes())]);
   await d.echo("binary 64 KiB", [asBinary(patternBytes(64 * 1024))]);
@@ -322,6 +329,7 @@ module.exports = {
   requireDep,
   parseArgs,
   EMOJI_TEXT,
+  SPECIAL_TEXT,
   mixedText,
   asciiText,
   allBytes,

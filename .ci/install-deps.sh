@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything engineio-glib needs to build, run and test on Debian 12.
+# Idempotent; needs root (or sudo) for apt-get. Used by .ci/run and the
+# README's set-up commands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # build
+  meson ninja-build pkg-config gcc clang lld libclang-rt-14-dev
+  libglib2.0-dev libjson-glib-dev libmicrohttpd-dev libwslay-dev
+  gobject-introspection libgirepository1.0-dev gir1.2-json-1.0 gi-docgen
+  # tests: Python bindings and a real Python client, a real browser
+  python3-gi python3-pytest python3-engineio python3-requests python3-websocket chromium
+  # tools the tests use
+  curl procps
+)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Real Engine.IO clients (npm engine.io-client 6 and 3), the reference
+# server (engine.io 6) and playwright-core, pinned by package-lock.json.
+if [ ! -d tests/interop/node_modules ] ||
+   [ tests/interop/package-lock.json -nt tests/interop/node_modules/.package-lock.json ]; then
+  npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+fi
+echo "install-deps: done"

@@ -1,0 +1,164 @@
+/* wsutil.h: a raw WebSocket client and Engine.IO helpers for the tests
+ *
+ * The client speaks RFC 6455 by hand on a blocking GSocket, so the tests
+ * can also send what a real client never would: unmasked frames, reserved
+ * opcodes, fragments, control frames of any size. Every read has a
+ * deadline; a write blocked for 10 s fails.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include "testutil.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  TEST_WS_CONTINUATION = 0x0,
+  TEST_WS_TEXT         = 0x1,
+  TEST_WS_BINARY       = 0x2,
+  TEST_WS_CLOSE        = 0x8,
+  TEST_WS_PING         = 0x9,
+  TEST_WS_PONG         = 0xa,
+} TestWsOpcode;
+
+typedef enum
+{
+  TEST_WS_SEND_DEFAULT  = 0,
+  TEST_WS_SEND_UNMASKED = 1 << 0,  /* no mask: a protocol violation from a client */
+  TEST_WS_SEND_NOT_FIN  = 1 << 1,  /* a fragment that more frames continue */
+  TEST_WS_SEND_RSV1     = 1 << 2,  /* the "compressed" bit, never negotiated */
+} TestWsSendFlags;
+
+typedef struct
+{
+  guint8    opcode;
+  gboolean  fin;
+  gboolean  masked;       /* a server must never mask */
+  guint8    rsv;          /* RSV1..3 as bits 2..0 */
+  GBytes   *payload;      /* unmasked */
+  gint      close_code;   /* TEST_WS_CLOSE: the status code, -1 if the frame has none */
+} TestWsFrame;
+
+void         test_ws_frame_free (TestWsFrame *frame);
+/* The payload as a NUL-terminated copy. */
+char        *test_ws_frame_dup_text (TestWsFrame *frame);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestWsFrame, test_ws_frame_free)
+
+typedef struct _TestWs TestWs;
+
+/* Opens a TCP connection to 127.0.0.1:@port and sends a WebSocket opening
+ * handshake for @target (path and query) with a random key, plus
+ * @headers (NULL-terminated name, value pairs; one named like a default
+ * header replaces it). For requests with headers missing, use
+ * test_ws_connect_raw().
+ *
+ * @rcvbuf > 0 sets SO_RCVBUF before connecting (a slow reader).
+ *
+ * On a 101 with the right Sec-WebSocket-Accept, returns the client. On
+ * any other answer returns NULL, sets @error, and stores the response in
+ * @response if given. */
+TestWs      *test_ws_connect       (guint                port,
+                                    const char          *target,
+                                    const char * const  *headers,
+                                    gint                 rcvbuf,
+                                    TestResponse       **response,
+                                    GError             **error);
+/* Like test_ws_connect() but sends @request as it is (the whole head,
+ * ending in an empty line); the response is checked against @key when it
+ * is a 101. */
+TestWs      *test_ws_connect_raw   (guint                port,
+                                    const char          *request,
+                                    const char          *key,
+                                    TestResponse       **response,
+                                    GError             **error);
+void         test_ws_free          (TestWs              *ws);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestWs, test_ws_free)
+
+/* A header of the 101 response (lowercase name), or NULL. */
+const char  *test_ws_response_header (TestWs            *ws,
+                                      const char        *name);
+/* A fresh Sec-WebSocket-Key (16 random bytes, base64). */
+char        *test_ws_make_key      (void);
+/* The Sec-WebSocket-Accept a server must answer to @key, computed here. */
+char        *test_ws_accept_for    (const char          *key);
+
+gboolean     test_ws_send_frame    (TestWs              *ws,
+                                    guint8               opcode,
+                                    TestWsSendFlags      flags,
+                                    const void          *data,
+                                    gsize                length,
+                                    GError             **error);
+/* Masked, final text / binary frames; a failure fails the test. */
+gboolean     test_ws_send_text     (TestWs              *ws,
+                                    const char          *text);
+gboolean     test_ws_send_binary   (TestWs              *ws,
+                                    const void          *data,
+                                    gsize                length);
+/* A close frame with @code (and no reason). */
+gboolean     test_ws_send_close    (TestWs              *ws,
+                                    guint16              code);
+/* Sends bytes as they are. */
+gboolean     test_ws_send_raw      (TestWs              *ws,
+                                    const void          *data,
+                                    gsize                length,
+                                    GError             **error);
+
+/* The next frame within @timeout_ms. NULL with G_IO_ERROR_TIMED_OUT,
+ * G_IO_ERROR_CONNECTION_CLOSED (EOF, or a reset), or
+ * G_IO_ERROR_INVALID_DATA (a frame no server may send). */
+TestWsFrame *test_ws_read_frame    (TestWs              *ws,
+                                    guint                timeout_ms,
+                                    GError             **error);
+/* The next frame, which must be a final text frame; its text, or NULL
+ * (and the test failed). */
+char        *test_ws_read_text     (TestWs              *ws,
+                                    guint                timeout_ms);
+/* Whether a frame (or EOF) is readable within @timeout_ms. */
+gboolean     test_ws_wait_readable (TestWs              *ws,
+                                    guint                timeout_ms);
+/* Reads until a close frame; returns its code (-1: no code in it), or
+ * -2 on EOF without a close frame, -3 on timeout. Data frames read on
+ * the way are appended to @skipped (TestWsFrame*) if given, and freed
+ * otherwise. */
+gint         test_ws_read_close    (TestWs              *ws,
+                                    guint                timeout_ms,
+                                    GPtrArray           *skipped);
+/* Reads and drops everything until EOF; FALSE on timeout. */
+gboolean     test_ws_wait_eof      (TestWs              *ws,
+                                    guint                timeout_ms);
+/* Closes the TCP connection without a close frame: with @reset, by an
+ * RST (SO_LINGER 0); otherwise by an orderly FIN. */
+void         test_ws_drop          (TestWs              *ws,
+                                    gboolean             reset);
+
+/* ------------------------------------------------------------------ */
+/* Engine.IO over polling and WebSocket                                 */
+/* ------------------------------------------------------------------ */
+
+/* "/engine.io/?EIO=<eio>&transport=<transport>[&sid=<sid>]" */
+char           *test_eio_target          (int                 eio,
+                                          const char         *transport,
+                                          const char         *sid);
+/* A polling handshake (GET); the open packet, or NULL (test failed). */
+TestOpenPacket *test_eio_polling_open    (TestHttp           *http,
+                                          int                 eio);
+/* The packets of a polling GET response (v4: split at \x1e; v3: text
+ * payload), as strings; NULL (test failed) if it is not a 200 payload. */
+GPtrArray      *test_eio_poll_packets    (TestResponse       *response,
+                                          int                 eio);
+/* A polling payload of text packets (v4: joined by \x1e; v3: len:packet). */
+char           *test_eio_payload         (int                 eio,
+                                          const char * const *packets);
+/* Whether @response is a 400 whose JSON body has code @code. */
+gboolean        test_eio_is_error        (TestResponse       *response,
+                                          guint               status,
+                                          gint                code);
+/* Opens a WebSocket for @sid and does the probe (`2probe` -> `3probe`);
+ * NULL (test failed) on any other outcome. */
+TestWs         *test_eio_probe           (guint               port,
+                                          int                 eio,
+                                          const char         *sid);
+
+G_END_DECLS

@@ -66,14 +66,15 @@ struct _EngineIOServer
 
   GMutex                      lock;
   GCond                       cond;               /* live_sessions / suspended changed */
-  EngineIOConfig             *config;             /* (lock) set once at start, then immutable */
+  EngineIOConfig             *config;             /* (atomic) set once at start under @lock, then immutable */
   EngineIOLoopPool           *pool;               /* (lock) set once at start */
   GHashTable                 *sockets;            /* (lock) sid -> EngineIOSocket (ref) */
   guint                       live_sessions;      /* (lock) created and not finished */
   guint                       pending_handshakes; /* (lock) admitted, socket not yet made */
-  guint                       suspended;          /* (lock) suspended requests */
+  int                         suspended;          /* (atomic) suspended requests; @cond at 0 */
   gboolean                    closing;            /* (lock) */
   gboolean                    closed;             /* (lock) */
+  int                         closed_flag;        /* (atomic) closing or closed */
   EngineIOAdmissionFunc       admission_func;     /* (lock) */
   gpointer                    admission_data;
   GDestroyNotify              admission_destroy;
@@ -220,6 +221,9 @@ server_ensure_started (EngineIOServer  *self,
 {
   gboolean ok = TRUE;
 
+  if (g_atomic_pointer_get (&self->config) != NULL && !g_atomic_int_get (&self->closed_flag))
+    return TRUE;
+
   g_mutex_lock (&self->lock);
   if (self->closed || self->closing)
     {
@@ -234,7 +238,7 @@ server_ensure_started (EngineIOServer  *self,
       else
         {
           self->pool = engine_io_loop_pool_new (self->loop_threads, self->callback_context);
-          self->config = config;
+          g_atomic_pointer_set (&self->config, config);
         }
     }
   g_mutex_unlock (&self->lock);
@@ -242,16 +246,13 @@ server_ensure_started (EngineIOServer  *self,
   return ok;
 }
 
+/* The snapshot never changes once set and lives as long as the server. */
 static EngineIOConfig *
 server_get_config (EngineIOServer *self)
 {
-  EngineIOConfig *config;
+  EngineIOConfig *config = g_atomic_pointer_get (&self->config);
 
-  g_mutex_lock (&self->lock);
-  config = self->config ? engine_io_config_ref (self->config) : NULL;
-  g_mutex_unlock (&self->lock);
-
-  return config;
+  return config != NULL ? engine_io_config_ref (config) : NULL;
 }
 
 /* Responses */
@@ -471,10 +472,7 @@ void
 engine_io_core_request_suspend (EngineIOServer  *self,
                                 EngineIORequest *req)
 {
-  g_mutex_lock (&self->lock);
-  self->suspended++;
-  g_mutex_unlock (&self->lock);
-
+  g_atomic_int_inc (&self->suspended);
   req->vtable->suspend (req);
 }
 
@@ -997,11 +995,13 @@ void
 engine_io_server_request_resumed (EngineIOServer  *self,
                                   EngineIORequest *req)
 {
-  g_mutex_lock (&self->lock);
-  g_assert (self->suspended > 0);
-  self->suspended--;
-  g_cond_broadcast (&self->cond);
-  g_mutex_unlock (&self->lock);
+  if (g_atomic_int_dec_and_test (&self->suspended))
+    {
+      /* engine_io_server_close() checks the count under the lock. */
+      g_mutex_lock (&self->lock);
+      g_cond_broadcast (&self->cond);
+      g_mutex_unlock (&self->lock);
+    }
 
   if (req->prepared_body != NULL)
     {
@@ -1046,7 +1046,7 @@ engine_io_server_request_finished (EngineIOServer  *self,
 guint64
 engine_io_server_get_max_payload (EngineIOServer *self)
 {
-  g_autoptr(EngineIOConfig) config = server_get_config (self);
+  EngineIOConfig *config = g_atomic_pointer_get (&self->config);
 
   return config != NULL ? config->max_payload : self->max_payload;
 }
@@ -1207,7 +1207,7 @@ wait_until_locked (EngineIOServer *self,
 {
   GMainContext *external = self->callback_context;
 
-  while (self->live_sessions > 0 || self->pending_handshakes > 0 || self->suspended > 0)
+  while (self->live_sessions > 0 || self->pending_handshakes > 0 || g_atomic_int_get (&self->suspended) > 0)
     {
       if (external != NULL && g_main_context_acquire (external))
         {
@@ -1260,6 +1260,7 @@ engine_io_server_close (EngineIOServer *self)
       return;
     }
   self->closing = TRUE;
+  g_atomic_int_set (&self->closed_flag, 1);
   daemon = self->daemon;
   g_mutex_unlock (&self->lock);
 
@@ -1274,7 +1275,7 @@ engine_io_server_close (EngineIOServer *self)
   g_mutex_lock (&self->lock);
   if (!wait_until_locked (self, deadline))
     g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
-               self->live_sessions, self->pending_handshakes, self->suspended);
+               self->live_sessions, self->pending_handshakes, g_atomic_int_get (&self->suspended));
   self->daemon = NULL;
   self->port = 0;
   g_mutex_unlock (&self->lock);
@@ -1444,13 +1445,7 @@ engine_io_server_set_id_func (EngineIOServer *self,
 static gboolean
 server_is_started (EngineIOServer *self)
 {
-  gboolean started;
-
-  g_mutex_lock (&self->lock);
-  started = self->config != NULL;
-  g_mutex_unlock (&self->lock);
-
-  return started;
+  return g_atomic_pointer_get (&self->config) != NULL;
 }
 
 static void

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the build into a scratch prefix and checks what a user gets:
+# pkg-config works, the README's C echo server compiles and links against
+# the installed library, and Python finds the installed typelib.
+# Usage: install-check.sh BUILD_ROOT SOURCE_ROOT
+set -euo pipefail
+build=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+DESTDIR="$work/root" meson install -C "$build" --no-rebuild --quiet >"$work/install.log" 2>&1 ||
+  { cat "$work/install.log"; echo "FAIL: meson install"; exit 1; }
+root="$work/root"  # the build's own prefix, staged under DESTDIR
+libdir=$(find "$root" -name 'libengineio-1.0.so' -printf '%h\n' | head -n1)
+[ -n "$libdir" ] || { echo "FAIL: libengineio-1.0.so not installed"; exit 1; }
+
+# pkg-config: the .pc file names the configured prefix; point it at the
+# staged copy.
+configured=$(sed -n 's/^prefix=//p' "$libdir/pkgconfig/engineio-1.0.pc")
+mkdir "$work/pc"
+sed "s|^prefix=.*|prefix=$work/root$configured|" "$libdir/pkgconfig/engineio-1.0.pc" >"$work/pc/engineio-1.0.pc"
+export PKG_CONFIG_PATH="$work/pc"
+cflags=$(pkg-config --cflags engineio-1.0)
+libs=$(pkg-config --libs engineio-1.0)
+echo "pkg-config: $cflags $libs"
+
+# The README's 20-line echo server, extracted from the first ```c block.
+awk '/^```c$/ {on=1; next} /^```$/ && on {exit} on' "$src/README.md" >"$work/echo.c"
+grep -q engine_io_server_listen "$work/echo.c" || { echo "FAIL: README example not found"; exit 1; }
+cc -Wall -Werror -o "$work/echo" "$work/echo.c" $cflags $libs
+LD_LIBRARY_PATH="$libdir" ldd "$work/echo" | grep -q "$libdir/libengineio-1.0.so" ||
+  { echo "FAIL: the example does not link the installed library"; exit 1; }
+echo "README example: compiled and linked"
+
+# Python over the installed typelib, if introspection was built.
+typelib=$(find "$root" -name 'EngineIO-1.0.typelib' | head -n1)
+if grep -q "introspection.*enabled" "$build/meson-info/intro-buildoptions.json" 2>/dev/null ||
+   [ -n "$typelib" ]; then
+  [ -n "$typelib" ] || { echo "FAIL: typelib not installed"; exit 1; }
+  GI_TYPELIB_PATH=$(dirname "$typelib") LD_LIBRARY_PATH="$libdir" /usr/bin/python3 -c '
+import gi
+gi.require_version("EngineIO", "1.0")
+from gi.repository import EngineIO
+s = EngineIO.Server(ping_interval=1234)
+assert s.props.ping_interval == 1234
+print("python: EngineIO", EngineIO.PacketType.MESSAGE, "from the installed typelib")
+'
+fi
+echo ok

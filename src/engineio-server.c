@@ -839,9 +839,12 @@ gboolean
 engine_io_server_path_matches (EngineIOServer *self,
                                const char     *path)
 {
-  g_autoptr(EngineIOConfig) config = server_get_config (self);
+  g_autoptr(EngineIOConfig) config = NULL;
   gsize len;
 
+  /* A mounted server starts on its first request. */
+  server_ensure_started (self, NULL);
+  config = server_get_config (self);
   if (config == NULL)
     return FALSE;
   len = strlen (config->path);

@@ -608,6 +608,7 @@ typedef struct
   EngineIORequest   *req;        /* suspended; owned by its adapter */
   EngineIOHandshake *handshake;  /* ref */
   EngineIOLoop      *loop;       /* one use, passed on to the socket */
+  gboolean           version_ok; /* else refuse with code 5 once admitted */
 } HandshakeJob;
 
 static void
@@ -631,68 +632,59 @@ handshake_job_cb (gpointer data)
   gpointer admission_data;
   EngineIOIdFunc id_func;
   gpointer id_data;
+  gboolean closing;
   g_autofree char *sid = NULL;
   g_autoptr(EngineIOSocket) socket = NULL;
   EngineIOConfig *config = self->config;
-  gboolean refused = FALSE;
 
   g_mutex_lock (&self->lock);
   admission = self->admission_func;
   admission_data = self->admission_data;
   id_func = self->id_func;
   id_data = self->id_data;
-  refused = self->closing;
+  closing = self->closing;
   g_mutex_unlock (&self->lock);
 
-  if (refused)
+  if (closing)
     prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
   else if (admission != NULL && !admission (self, job->handshake, admission_data))
+    prepare_response (req, 403, ENGINE_IO_CODE_FORBIDDEN, "Forbidden");
+  else if (!job->version_ok)
+    prepare_response (req, 400, ENGINE_IO_CODE_UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version");
+  else
+    sid = id_func != NULL ? id_func (self, job->handshake, id_data) : generate_sid ();
+
+  /* The handshake stops being pending here, whatever became of it. */
+  g_mutex_lock (&self->lock);
+  if (sid == NULL)
+    ;  /* refused above */
+  else if (!sid_is_valid (sid))
     {
-      prepare_response (req, 403, ENGINE_IO_CODE_FORBIDDEN, "Forbidden");
-      refused = TRUE;
+      g_warning ("The id function returned an invalid session id (1 to 128 of A-Z a-z 0-9 - _ .)");
+      prepare_response (req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Invalid session id generated");
     }
+  else if (g_hash_table_contains (self->sockets, sid))
+    {
+      g_warning ("The id function returned the id of an open session");
+      prepare_response (req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Duplicate session id generated");
+    }
+  else if (self->closing)
+    prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
   else
     {
-      sid = id_func != NULL ? id_func (self, job->handshake, id_data) : generate_sid ();
-
-      g_mutex_lock (&self->lock);
-      if (!sid_is_valid (sid))
-        {
-          g_warning ("The id function returned an invalid session id (1 to 128 of A-Z a-z 0-9 - _ .)");
-          prepare_response (req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Invalid session id generated");
-          refused = TRUE;
-        }
-      else if (g_hash_table_contains (self->sockets, sid))
-        {
-          g_warning ("The id function returned the id of an open session");
-          prepare_response (req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Duplicate session id generated");
-          refused = TRUE;
-        }
-      else if (self->closing)
-        {
-          prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
-          refused = TRUE;
-        }
-      else
-        {
-          socket = engine_io_socket_new (self, config, sid, job->handshake, job->loop);
-          job->loop = NULL;
-          g_hash_table_insert (self->sockets, g_strdup (sid), g_object_ref (socket));
-          self->live_sessions++;
-        }
-      self->pending_handshakes--;
-      g_cond_broadcast (&self->cond);
-      g_mutex_unlock (&self->lock);
+      socket = engine_io_socket_new (self, config, sid, job->handshake, job->loop);
+      job->loop = NULL;
+      g_hash_table_insert (self->sockets, g_strdup (sid), g_object_ref (socket));
+      self->live_sessions++;
     }
+  g_assert (self->pending_handshakes > 0);
+  self->pending_handshakes--;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
 
   if (socket == NULL)
     {
-      g_mutex_lock (&self->lock);
-      if (!refused)
-        self->pending_handshakes--;
-      g_cond_broadcast (&self->cond);
-      g_mutex_unlock (&self->lock);
-      engine_io_core_request_resume (req);
+      engine_io_core_request_resume (req);  /* with the prepared refusal */
       return G_SOURCE_REMOVE;
     }
 
@@ -762,6 +754,7 @@ handle_handshake (EngineIOServer          *self,
   EngineIOLoop *loop;
   GSource *source;
   gboolean full = FALSE;
+  gboolean version_ok;
 
   if (strcmp (req->method, "GET") != 0)
     {
@@ -775,13 +768,24 @@ handle_handshake (EngineIOServer          *self,
       engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
       return;
     }
-  /* The protocol version is checked before the admission hook, so the hook
-   * always sees a valid one (the reference runs its hook first). */
-  if (!engine_io_protocol_version_from_string (eio, &version) ||
-      (version == ENGINE_IO_PROTOCOL_V3 && !config->allow_eio3))
+  /* An unsupported version is refused with code 5 after the admission
+   * hook (code 4), as PROTOCOL.md and the reference order them; without a
+   * hook there is nothing to wait for. */
+  version_ok = eio != NULL && engine_io_protocol_version_from_string (eio, &version) &&
+               (version != ENGINE_IO_PROTOCOL_V3 || config->allow_eio3);
+  if (!version_ok)
     {
-      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_UNSUPPORTED_PROTOCOL_VERSION);
-      return;
+      gboolean hook;
+
+      g_mutex_lock (&self->lock);
+      hook = self->admission_func != NULL;
+      g_mutex_unlock (&self->lock);
+      if (!hook)
+        {
+          engine_io_core_respond_error (config, req, ENGINE_IO_CODE_UNSUPPORTED_PROTOCOL_VERSION);
+          return;
+        }
+      version = ENGINE_IO_PROTOCOL_V4;  /* what the hook sees; the query has the real EIO */
     }
 
   g_mutex_lock (&self->lock);
@@ -816,6 +820,7 @@ handle_handshake (EngineIOServer          *self,
   job->server = g_object_ref (self);
   job->req = req;
   job->loop = loop;
+  job->version_ok = version_ok;
   job->handshake = engine_io_handshake_new (req->method, req->path,
                                             copy_string_table (req->headers),
                                             copy_string_table (req->query),
@@ -904,7 +909,8 @@ engine_io_server_request_begin (EngineIOServer  *self,
     }
 
   transport_name = g_hash_table_lookup (req->query, "transport");
-  if (!engine_io_transport_type_from_string (transport_name, &transport) ||
+  if (transport_name == NULL ||
+      !engine_io_transport_type_from_string (transport_name, &transport) ||
       !(config->transports & (transport == ENGINE_IO_TRANSPORT_POLLING ? ENGINE_IO_TRANSPORTS_POLLING
                                                                        : ENGINE_IO_TRANSPORTS_WEBSOCKET)))
     {

@@ -87,6 +87,7 @@ struct _EngineIOSocket
   guint64                  queued_bytes;  /* (lock) bytes in @outbound */
   gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
   gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
+  gboolean                 lingering;     /* (lock) closing, waiting for one last poll */
   gboolean                 flush_inline;  /* (lock) the session thread flushes soon anyway */
 
   /* Events for the session context (Event*), with one wake-up at a time. */
@@ -101,6 +102,7 @@ struct _EngineIOSocket
   GSource                 *ping_source;   /* v4: the next ping is due */
   GSource                 *timeout_source;/* v4: pong deadline; v3: expiry */
   EngineIOCloseReason      close_reason;
+  char                    *close_description;
   EngineIOWebSocket       *ws;            /* the transport, or an upgrade probe */
   gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */
   GSource                 *upgrade_source;/* the probe's deadline */
@@ -815,9 +817,8 @@ ws_closed_cb (EngineIOWebSocket *ws,
 
   if (ws != self->ws)
     {
-      /* A probe we gave up. */
-      if (g_ptr_array_remove_fast (self->dying_ws, ws))
-        engine_io_websocket_free (ws);
+      /* A probe we gave up: removing it frees it. */
+      g_ptr_array_remove_fast (self->dying_ws, ws);
       return;
     }
 
@@ -911,6 +912,25 @@ drain_inbound_cb (gpointer data)
 
 /* Closing (session context) */
 
+/* How long a closing polling session waits for the client's next poll to
+ * hand it what was queued (the reference waits for the drain). */
+#define CLOSE_LINGER_MS 2000
+
+static gboolean
+linger_timeout_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+
+  g_clear_pointer (&self->timeout_source, g_source_unref);
+  socket_finish_close (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Closes the session for the application: no more sends, no more
+ * messages. What was queued still goes out (on the waiting poll, the next
+ * poll within CLOSE_LINGER_MS when the application or a shutdown closed
+ * it, or the WebSocket, then a close frame); socket_finish_close() ends it
+ * and emits ::close. */
 static void
 socket_do_close (EngineIOSocket      *self,
                  EngineIOCloseReason  reason,
@@ -919,6 +939,7 @@ socket_do_close (EngineIOSocket      *self,
   g_autoptr(EngineIOSocket) hold = NULL;
   EngineIORequest *resume = NULL;
   gboolean waiting;
+  gboolean linger = FALSE;
 
   g_async_queue_lock (self->outbound);
   if (self->state != STATE_OPEN && self->state != STATE_OPENING)
@@ -933,10 +954,20 @@ socket_do_close (EngineIOSocket      *self,
    * safe: by then it has released its loop and owns no source.) */
   hold = g_object_ref (self);
 
-  /* A poll attached to us carries what is queued, then the close packet. */
+  self->close_reason = reason;
+  self->close_description = g_strdup (description);
+
   waiting = self->active_get != NULL && !self->upgrading;
-  if (waiting)
+  if (!waiting && self->ws == NULL &&
+      g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
+      g_async_queue_length_unlocked (self->outbound) > 0 &&
+      (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
+       reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN))
+    linger = self->lingering = TRUE;
+
+  if (waiting || linger)
     {
+      /* The poll carries what is queued, then the close packet. */
       SendItem *item = g_new0 (SendItem, 1);
       item->packet = engine_io_packet_new (ENGINE_IO_PACKET_CLOSE);
       g_async_queue_push_unlocked (self->outbound, item);
@@ -967,15 +998,10 @@ socket_do_close (EngineIOSocket      *self,
       waiting = TRUE;
     }
 
-  self->close_reason = reason;
-  engine_io_server_unregister_socket (self->server, self);
-
-  g_debug ("socket %s closed: %s%s%s", self->id, engine_io_close_reason_to_string (reason),
-           description ? ": " : "", description ? description : "");
-
-  g_signal_emit (self, signals[SIGNAL_CLOSE], 0, reason, description);
-
-  if (!waiting)
+  if (linger)
+    self->timeout_source = add_timeout (self, MIN (CLOSE_LINGER_MS, self->config->ping_timeout),
+                                        linger_timeout_cb, "[engineio] close linger");
+  else if (!waiting)
     socket_finish_close (self);
 }
 
@@ -984,6 +1010,7 @@ socket_do_close (EngineIOSocket      *self,
 static void
 socket_finish_close (EngineIOSocket *self)
 {
+  g_autoptr(EngineIOSocket) hold = g_object_ref (self);
   g_autoptr(GPtrArray) leftover = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
   SendItem *item;
   Event *event;
@@ -1010,9 +1037,16 @@ socket_finish_close (EngineIOSocket *self)
 
   call_send_callbacks (self, leftover, FALSE);
 
+  clear_source (&self->timeout_source);
   clear_source (&self->upgrade_source);
   g_clear_pointer (&self->ws, engine_io_websocket_free);
   g_ptr_array_set_size (self->dying_ws, 0);  /* frees (aborts) them */
+
+  engine_io_server_unregister_socket (self->server, self);
+
+  g_debug ("socket %s closed: %s%s%s", self->id, engine_io_close_reason_to_string (self->close_reason),
+           self->close_description ? ": " : "", self->close_description ? self->close_description : "");
+  g_signal_emit (self, signals[SIGNAL_CLOSE], 0, self->close_reason, self->close_description);
 
   g_async_queue_push (self->received, RECEIVE_CLOSED);
 
@@ -1048,6 +1082,7 @@ engine_io_socket_finalize (GObject *object)
   engine_io_config_unref (self->config);
   g_clear_object (&self->server);
   engine_io_handshake_unref (self->handshake);
+  g_free (self->close_description);
   g_free (self->id);
 
   G_OBJECT_CLASS (engine_io_socket_parent_class)->finalize (object);
@@ -1293,6 +1328,23 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
   g_autoptr(GPtrArray) packets = NULL;
 
   g_async_queue_lock (self->outbound);
+
+  if (self->state == STATE_CLOSING && self->lingering && self->active_get == NULL)
+    {
+      /* The last poll of a closed session: what was queued, then `1`. */
+      Event *event = g_new0 (Event, 1);
+      self->lingering = FALSE;
+      req->kind = ENGINE_IO_REQUEST_POLL;
+      req->socket = g_object_ref (self);
+      req->carried_packets = TRUE;
+      packets = take_outbound_locked (self, 0, 0);
+      event->kind = EVENT_FINISH_CLOSE;
+      post_event_locked (self, event);
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_packets (self->config, req, self->version,
+                                      (EngineIOPacket * const *) packets->pdata, packets->len);
+      return;
+    }
 
   if (self->state != STATE_OPEN)
     {

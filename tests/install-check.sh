@@ -35,8 +35,12 @@ echo "README example: compiled and linked"
 
 # Python over the installed typelib, if introspection was built.
 typelib=$(find "$root" -name 'EngineIO-1.0.typelib' | head -n1)
-if grep -q "introspection.*enabled" "$build/meson-info/intro-buildoptions.json" 2>/dev/null ||
-   [ -n "$typelib" ]; then
+introspection=$(/usr/bin/python3 -c '
+import json, sys
+opts = json.load(open(sys.argv[1]))
+print(next(o["value"] for o in opts if o["name"] == "introspection"))
+' "$build/meson-info/intro-buildoptions.json")
+if [ "$introspection" != disabled ]; then
   [ -n "$typelib" ] || { echo "FAIL: typelib not installed"; exit 1; }
   GI_TYPELIB_PATH=$(dirname "$typelib") LD_LIBRARY_PATH="$libdir" /usr/bin/python3 -c '
 import gi

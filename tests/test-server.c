@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -949,7 +950,11 @@ test_cookie (Fixture       *f,
   g_assert_cmpstr (test_response_header (hs, "Set-Cookie"), ==, expected);
 
   /* Only the handshake sets it. */
-  engine_io_socket_send_text (engine_io_server_lookup_socket (f->server, open->sid), "x", NULL);
+  {
+    g_autoptr(EngineIOSocket) socket = get_socket (f, open->sid);
+    test_require (socket != NULL);
+    engine_io_socket_send_text (socket, "x", NULL);
+  }
   target = v4_url (open->sid);
   poll = test_http_get (f->http, target);
   test_require (poll != NULL);
@@ -1111,6 +1116,32 @@ test_max_sessions (Fixture       *f,
 
   c = handshake (f);
   g_assert_nonnull (c);
+}
+
+static void
+test_max_sessions_refused (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  gint64 start;
+
+  g_test_summary ("Refused handshakes do not use up max-sessions, and do not delay "
+                  "engine_io_server_close()");
+
+  g_object_set (f->server, "max-sessions", 1, NULL);
+  engine_io_server_set_admission_func (f->server, admit_unless_deny, NULL, NULL);
+  fixture_start (f);
+
+  for (guint i = 0; i < 3; i++)
+    expect_error (f->http, "GET", "/engine.io/?EIO=4&transport=polling&deny=1", NULL, NULL, 403, 4);
+  sid = handshake (f);
+  g_assert_nonnull (sid);
+
+  start = g_get_monotonic_time ();
+  engine_io_server_close (f->server);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+  if (sid != NULL)
+    assert_event (f, "close %s server shutting down", sid);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1455,6 +1486,153 @@ test_polling_many_waiting (Fixture       *f,
     }
 }
 
+typedef struct
+{
+  EngineIOSocket *socket;
+  guint           thread;
+  guint           count;
+  gint            failures;  /* (atomic) */
+} Sender;
+
+static gpointer
+sender_thread (gpointer data)
+{
+  Sender *sender = data;
+
+  for (guint i = 0; i < sender->count; i++)
+    {
+      g_autofree char *text = g_strdup_printf ("t%u-%u", sender->thread, i);
+      if (!engine_io_socket_send_text (sender->socket, text, NULL))
+        g_atomic_int_inc (&sender->failures);
+    }
+  return NULL;
+}
+
+static void
+test_polling_send_order_threads (Fixture       *f,
+                                 gconstpointer  data)
+{
+  enum { N_THREADS = 4, PER_THREAD = 500 };
+  g_autofree char *sid = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  Sender senders[N_THREADS];
+  GThread *threads[N_THREADS];
+  guint next[N_THREADS] = { 0, };
+  guint total = 0;
+  gint64 deadline;
+
+  g_test_summary ("Messages sent from several threads at once all arrive, once each, in "
+                  "the order each thread sent them");
+
+  fixture_start (f);
+  sid = handshake (f);
+  test_require (sid != NULL);
+  socket = get_socket (f, sid);
+  test_require (socket != NULL);
+
+  for (guint t = 0; t < N_THREADS; t++)
+    {
+      senders[t].socket = socket;
+      senders[t].thread = t;
+      senders[t].count = PER_THREAD;
+      senders[t].failures = 0;
+      threads[t] = g_thread_new ("sender", sender_thread, &senders[t]);
+    }
+
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (total < N_THREADS * PER_THREAD && g_get_monotonic_time () < deadline)
+    {
+      g_autofree char *target = v4_url (sid);
+      g_autoptr(TestResponse) response = test_http_get (f->http, target);
+      g_autoptr(GPtrArray) packets = NULL;
+
+      if (response == NULL || response->status != 200)
+        break;
+      packets = test_payload_v4_split (response->body);
+      for (guint i = 0; i < packets->len; i++)
+        {
+          const char *packet = g_ptr_array_index (packets, i);
+          guint t, n;
+          if (sscanf (packet, "4t%u-%u", &t, &n) != 2 || t >= N_THREADS)
+            {
+              g_test_fail_printf ("unexpected packet “%s”", packet);
+              continue;
+            }
+          if (n != next[t])
+            g_test_fail_printf ("thread %u: got message %u, expected %u", t, n, next[t]);
+          next[t] = n + 1;
+          total++;
+        }
+    }
+  for (guint t = 0; t < N_THREADS; t++)
+    {
+      g_thread_join (threads[t]);
+      g_assert_cmpint (senders[t].failures, ==, 0);
+      g_assert_cmpuint (next[t], ==, PER_THREAD);
+    }
+  g_assert_cmpuint (total, ==, N_THREADS * PER_THREAD);
+}
+
+static void
+test_polling_backpressure (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *sid2 = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(EngineIOSocket) socket2 = NULL;
+  g_autoptr(EngineIOServer) closing = NULL;
+  g_autoptr(TestHttp) http = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) error2 = NULL;
+  g_autoptr(GError) error3 = NULL;
+  char big[601];
+  guint port;
+
+  g_test_summary ("send-queue-high-water: drop-newest refuses sends past the mark with "
+                  "QUEUE_FULL (and accepts again once polled); close ends the session with "
+                  "“transport error”");
+
+  memset (big, 'q', 600);
+  big[600] = '\0';
+
+  g_object_set (f->server, "send-queue-high-water", (guint64) 1000,
+                "backpressure-policy", ENGINE_IO_BACKPRESSURE_DROP_NEWEST, NULL);
+  fixture_start (f);
+  sid = handshake (f);
+  test_require (sid != NULL);
+  socket = get_socket (f, sid);
+  test_require (socket != NULL);
+
+  g_assert_true (engine_io_socket_send_text (socket, big, NULL));
+  g_assert_false (engine_io_socket_send_text (socket, big, &error));
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL);
+  body = poll_text (f->http, sid);
+  test_require (body != NULL);
+  g_assert_cmpuint (strlen (body), ==, 601);
+  g_assert_true (engine_io_socket_send_text (socket, big, &error2));
+  g_assert_no_error (error2);
+  g_assert_false (engine_io_socket_is_closed (socket));
+
+  closing = test_server_new ();
+  g_object_set (closing, "send-queue-high-water", (guint64) 1000,
+                "backpressure-policy", ENGINE_IO_BACKPRESSURE_CLOSE, NULL);
+  g_signal_connect (closing, "connection", G_CALLBACK (on_connection), f);
+  port = test_server_listen (closing);
+  test_require (port != 0);
+  http = test_http_new (port);
+  sid2 = handshake_on (http, NULL);
+  test_require (sid2 != NULL);
+  socket2 = engine_io_server_lookup_socket (closing, sid2);
+  test_require (socket2 != NULL);
+  g_assert_true (engine_io_socket_send_text (socket2, big, NULL));
+  g_assert_false (engine_io_socket_send_text (socket2, big, &error3));
+  g_assert_error (error3, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL);
+  assert_event (f, "close %s transport error", sid2);
+  engine_io_server_close (closing);
+}
+
 static void
 test_polling_concurrent_get (Fixture       *f,
                              gconstpointer  data)
@@ -1485,7 +1663,10 @@ test_polling_concurrent_get (Fixture       *f,
   assert_event (f, "close %s transport error", sid);
 
   expect_error (f->http, "GET", target, NULL, NULL, 400, 1);
-  g_assert_null (engine_io_server_lookup_socket (f->server, sid));
+  {
+    g_autoptr(EngineIOSocket) gone = engine_io_server_lookup_socket (f->server, sid);
+    g_assert_null (gone);
+  }
 }
 
 static void
@@ -1622,7 +1803,7 @@ test_polling_malformed (Fixture       *f,
       test_require (sid != NULL);
       target = v4_url (sid);
       test_require (send_poll (waiter, sid));
-      g_assert_true (still_waiting (waiter, 50));
+      g_assert_true (still_waiting (waiter, 100));
 
       response = test_http_post (f->http, target, cases[i].body, cases[i].length);
       test_require (response != NULL);
@@ -1684,6 +1865,66 @@ test_polling_transport_mismatch (Fixture       *f,
   g_assert_cmpuint (test_recorder_count (f->events, "close "), ==, 0);
 }
 
+static void
+test_polling_websocket_sid (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(TestHttp) ws = NULL;
+  g_autoptr(TestResponse) switching = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EngineIOServer) ws_only = NULL;
+  g_autoptr(TestHttp) http = NULL;
+  g_autofree char *target = NULL;
+  g_autofree char *json = NULL;
+  static const char *const upgrade[] = {
+    "Upgrade", "websocket",
+    "Connection", "Upgrade",
+    "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version", "13",
+    NULL
+  };
+  guint8 head[2];
+  guint port;
+
+  g_test_summary ("The sid of a WebSocket session used for polling gets 400 code 3; with "
+                  "only WebSocket enabled, a polling handshake is an unknown transport");
+
+  fixture_start (f);
+
+  /* A WebSocket session without polling: the open packet is its first frame. */
+  ws = test_http_new (f->port);
+  test_require (test_http_send (ws, "GET", "/engine.io/?EIO=4&transport=websocket", upgrade,
+                                NULL, -1, &error));
+  switching = test_http_receive (ws, TEST_TIMEOUT_MS, &error);
+  g_assert_no_error (error);
+  test_require (switching != NULL);
+  g_assert_cmpuint (switching->status, ==, 101);
+  test_require (switching->status == 101);
+  test_require (test_http_read_exact (ws, head, 2, TEST_TIMEOUT_MS, &error));
+  g_assert_cmpuint (head[0], ==, 0x81);           /* FIN, text */
+  test_require ((head[1] & 0x80) == 0 && (head[1] & 0x7f) < 126);  /* unmasked, short */
+  json = g_malloc0 ((head[1] & 0x7f) + 1);
+  test_require (test_http_read_exact (ws, json, head[1] & 0x7f, TEST_TIMEOUT_MS, &error));
+  test_require (json[0] == '0');
+  open = test_open_packet_parse (json + 1, &error);
+  g_assert_no_error (error);
+  test_require (open != NULL);
+  assert_event (f, "connection %s", open->sid);
+
+  target = v4_url (open->sid);
+  expect_error (f->http, "GET", target, NULL, NULL, 400, 3);
+  expect_error (f->http, "POST", target, NULL, "4x", 400, 3);
+
+  ws_only = test_server_new ();
+  g_object_set (ws_only, "transports", ENGINE_IO_TRANSPORTS_WEBSOCKET, NULL);
+  port = test_server_listen (ws_only);
+  test_require (port != 0);
+  http = test_http_new (port);
+  expect_error (http, "GET", "/engine.io/?EIO=4&transport=polling", NULL, NULL, 400, 0);
+  engine_io_server_close (ws_only);
+}
+
 /* ------------------------------------------------------------------ */
 /* Heartbeat                                                            */
 /* ------------------------------------------------------------------ */
@@ -1699,7 +1940,8 @@ test_heartbeat_v4_alive (Fixture       *f,
   g_test_summary ("v4: the server pings every ping-interval; answering “3” keeps the "
                   "session alive across several intervals, emitting ::heartbeat");
 
-  g_object_set (f->server, "ping-interval", 200, "ping-timeout", 200, NULL);
+  /* The pong deadline leaves room for a loaded machine. */
+  g_object_set (f->server, "ping-interval", 200, "ping-timeout", 500, NULL);
   fixture_start (f);
   sid = handshake (f);
   test_require (sid != NULL);
@@ -1716,7 +1958,10 @@ test_heartbeat_v4_alive (Fixture       *f,
   prefix = g_strdup_printf ("heartbeat %s", sid);
   g_assert_true (test_recorder_wait_count (f->events, prefix, 5, TEST_TIMEOUT_MS));
   g_assert_cmpuint (test_recorder_count (f->events, "close "), ==, 0);
-  g_assert_false (engine_io_socket_is_closed (engine_io_server_lookup_socket (f->server, sid)));
+  {
+    g_autoptr(EngineIOSocket) socket = get_socket (f, sid);
+    g_assert_true (socket != NULL && !engine_io_socket_is_closed (socket));
+  }
 }
 
 static void
@@ -1794,7 +2039,7 @@ test_heartbeat_v4_client_ping (Fixture       *f,
   test_require (sid != NULL);
   waiter = test_http_new (f->port);
   test_require (send_poll (waiter, sid));
-  g_assert_true (still_waiting (waiter, 50));
+  g_assert_true (still_waiting (waiter, 100));
 
   post_ok (f->http, sid, "2");
   assert_event (f, "close %s transport error", sid);
@@ -2124,7 +2369,8 @@ test_v3_heartbeat (Fixture       *f,
                   "pings keep the session alive, and it expires ping-interval + "
                   "ping-timeout after the last one (“ping timeout”, waiting GET gets “1”)");
 
-  g_object_set (f->server, "allow-eio3", TRUE, "ping-interval", 200, "ping-timeout", 200, NULL);
+  /* Expiry after 600 ms; the client pings every 150 ms. */
+  g_object_set (f->server, "allow-eio3", TRUE, "ping-interval", 300, "ping-timeout", 300, NULL);
   fixture_start (f);
   sid = handshake_v3 (f->http, NULL);
   test_require (sid != NULL);
@@ -2137,8 +2383,8 @@ test_v3_heartbeat (Fixture       *f,
     g_assert_true (test_response_body_equal (pong, TEST_S ("6:3probe")));
   }
 
-  /* Ping every 150 ms for well over the 400 ms expiry. */
-  for (guint i = 0; i < 6; i++)
+  /* Ping every 150 ms for well over the 600 ms expiry. */
+  for (guint i = 0; i < 8; i++)
     {
       g_autoptr(TestResponse) pong = NULL;
       g_usleep (150 * 1000);  /* pacing the client, not synchronisation */
@@ -2150,7 +2396,7 @@ test_v3_heartbeat (Fixture       *f,
     }
   last_ping = g_get_monotonic_time ();
   prefix = g_strdup_printf ("heartbeat %s", sid);
-  g_assert_true (test_recorder_wait_count (f->events, prefix, 7, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->events, prefix, 9, TEST_TIMEOUT_MS));
   g_assert_cmpuint (test_recorder_count (f->events, "close "), ==, 0);
 
   /* Now stop pinging: a waiting GET is answered with a close packet. */
@@ -2163,7 +2409,7 @@ test_v3_heartbeat (Fixture       *f,
   closing = receive_text (waiter, 200);
   elapsed = g_get_monotonic_time () - last_ping;
   g_assert_cmpstr (closing, ==, "1:1");
-  g_assert_cmpint (elapsed, >=, 300 * 1000);
+  g_assert_cmpint (elapsed, >=, 450 * 1000);
   g_assert_cmpint (elapsed, <, 3000 * 1000);
   assert_event (f, "close %s ping timeout", sid);
 }
@@ -2316,7 +2562,10 @@ test_close_pending_get (Fixture       *f,
   g_assert_cmpstr (body2, ==, "1");
   assert_event (f, "close %s forced close", sid);
   g_assert_true (engine_io_socket_is_closed (socket));
-  g_assert_null (engine_io_server_lookup_socket (f->server, sid));
+  {
+    g_autoptr(EngineIOSocket) gone = engine_io_server_lookup_socket (f->server, sid);
+    g_assert_null (gone);
+  }
   expect_error (f->http, "GET", target, NULL, NULL, 400, 1);
 }
 
@@ -2424,6 +2673,22 @@ receiver_thread (gpointer data)
     }
 }
 
+typedef struct
+{
+  GCancellable *cancellable;
+  guint         delay_ms;
+} CancelLater;
+
+static gpointer
+cancel_later_thread (gpointer data)
+{
+  CancelLater *later = data;
+
+  g_usleep (later->delay_ms * 1000);
+  g_cancellable_cancel (later->cancellable);
+  return NULL;
+}
+
 static char *
 pop_result (GAsyncQueue *queue)
 {
@@ -2472,6 +2737,19 @@ test_close_receive (Fixture       *f,
     g_assert_cmpstr (r1, ==, "message m1");
     g_assert_cmpstr (r2, ==, "message m2");
     g_assert_cmpstr (r3, ==, "message m3");
+  }
+
+  /* A receive can be cancelled from another thread. */
+  {
+    g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+    g_autoptr(GError) cancel_error = NULL;
+    g_autoptr(EngineIOPacket) none = NULL;
+    CancelLater later = { cancellable, 100 };
+    GThread *canceller = g_thread_new ("cancel-later", cancel_later_thread, &later);
+    none = engine_io_socket_receive (socket, cancellable, &cancel_error);
+    g_thread_join (canceller);
+    g_assert_null (none);
+    g_assert_error (cancel_error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED);
   }
 
   engine_io_socket_close (socket);
@@ -2566,13 +2844,16 @@ test_close_by_client (Fixture       *f,
   test_require (sid != NULL);
   waiter = test_http_new (f->port);
   test_require (send_poll (waiter, sid));
-  g_assert_true (still_waiting (waiter, 50));
+  g_assert_true (still_waiting (waiter, 100));
 
   post_ok (f->http, sid, "1");
   assert_event (f, "close %s transport close", sid);
   body = receive_text (waiter, 200);
   g_assert_cmpstr (body, ==, "1");
-  g_assert_null (engine_io_server_lookup_socket (f->server, sid));
+  {
+    g_autoptr(EngineIOSocket) gone = engine_io_server_lookup_socket (f->server, sid);
+    g_assert_null (gone);
+  }
 }
 
 /* ------------------------------------------------------------------ */
@@ -2929,7 +3210,10 @@ out:
     g_autofree char *healthy_close = g_strdup_printf ("close %s", sid);
     g_assert_cmpuint (test_recorder_count (f->events, healthy_close), ==, 0);
   }
-  g_assert_false (engine_io_socket_is_closed (engine_io_server_lookup_socket (f->server, sid)));
+  {
+    g_autoptr(EngineIOSocket) socket = get_socket (f, sid);
+    g_assert_true (socket != NULL && !engine_io_socket_is_closed (socket));
+  }
 
   g_ptr_array_unref (storm.failures);
   g_mutex_clear (&storm.lock);
@@ -3133,6 +3417,9 @@ main (int    argc,
    * test); test_require() leaves a test whose precondition failed. */
   g_test_set_nonfatal_assertions ();
   test_log_init ();
+  /* GLib creates the default main context (and its eventfd) lazily, the
+   * first time a client socket wants it: before any descriptor count. */
+  (void) g_main_context_default ();
 
   ADD ("/server/handshake/open", test_handshake_open);
   ADD ("/server/handshake/no-upgrades", test_handshake_no_upgrades);
@@ -3152,6 +3439,7 @@ main (int    argc,
   ADD ("/server/config/path", test_path);
   ADD ("/server/config/id-func", test_id_func);
   ADD ("/server/config/max-sessions", test_max_sessions);
+  ADD ("/server/config/max-sessions-refused", test_max_sessions_refused);
 
   ADD ("/server/polling/post-ok", test_polling_post_ok);
   ADD ("/server/polling/utf8", test_polling_utf8);
@@ -3160,12 +3448,15 @@ main (int    argc,
   ADD ("/server/polling/multiple-packets", test_polling_multiple_packets);
   ADD ("/server/polling/get-waits", test_polling_get_waits);
   ADD ("/server/polling/many-waiting", test_polling_many_waiting);
+  ADD ("/server/polling/send-order-threads", test_polling_send_order_threads);
+  ADD ("/server/polling/backpressure", test_polling_backpressure);
   ADD ("/server/polling/concurrent-get", test_polling_concurrent_get);
   ADD ("/server/polling/concurrent-post", test_polling_concurrent_post);
   ADD ("/server/polling/max-payload", test_polling_max_payload);
   ADD ("/server/polling/malformed", test_polling_malformed);
   ADD ("/server/polling/closed-sid", test_polling_closed_sid);
   ADD ("/server/polling/transport-mismatch", test_polling_transport_mismatch);
+  ADD ("/server/polling/websocket-sid", test_polling_websocket_sid);
 
   ADD ("/server/heartbeat/v4-alive", test_heartbeat_v4_alive);
   ADD ("/server/heartbeat/v4-next-ping", test_heartbeat_v4_next_ping);

@@ -110,6 +110,17 @@ test_fatal_handler (const char     *log_domain,
   return (log_level & G_LOG_LEVEL_ERROR) != 0;
 }
 
+static void
+test_default_handler (const char     *log_domain,
+                      GLogLevelFlags  log_level,
+                      const char     *message,
+                      gpointer        user_data)
+{
+  /* Straight to the structured writer: the test framework's own handler
+   * would print the message a second time. */
+  g_log_default_handler (log_domain, log_level, message, NULL);
+}
+
 void
 test_log_init (void)
 {
@@ -120,6 +131,7 @@ test_log_init (void)
   g_log_set_fatal_mask ("GLib-GIO", G_LOG_FATAL_MASK);
   g_test_log_set_fatal_handler (test_fatal_handler, NULL);
   g_log_set_writer_func (test_log_writer, NULL, NULL);
+  g_log_set_default_handler (test_default_handler, NULL);
 }
 
 void
@@ -627,6 +639,27 @@ test_http_receive (TestHttp  *http,
   gboolean nothing;
 
   return receive_once (http, timeout_ms, &nothing, error);
+}
+
+gboolean
+test_http_read_exact (TestHttp  *http,
+                      void      *buffer,
+                      gsize      length,
+                      guint      timeout_ms,
+                      GError   **error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  if (http->connection == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "Not connected");
+      return FALSE;
+    }
+  if (!fill (http, length, deadline, error))
+    return FALSE;
+  memcpy (buffer, http->in->data, length);
+  g_byte_array_remove_range (http->in, 0, (guint) length);
+  return TRUE;
 }
 
 gboolean

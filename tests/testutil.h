@@ -122,6 +122,13 @@ gboolean      test_http_send_raw       (TestHttp      *http,
 TestResponse *test_http_receive        (TestHttp      *http,
                                         guint          timeout_ms,
                                         GError       **error);
+/* Reads exactly @length raw bytes (after a 101 Switching Protocols, say);
+ * FALSE with @error on timeout or EOF. */
+gboolean      test_http_read_exact     (TestHttp      *http,
+                                        void          *buffer,
+                                        gsize          length,
+                                        guint          timeout_ms,
+                                        GError       **error);
 /* Whether the server has sent something (or closed) within @timeout_ms:
  * a response to a waiting request has started. */
 gboolean      test_http_wait_readable  (TestHttp      *http,

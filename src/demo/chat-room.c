@@ -22,6 +22,11 @@ typedef struct
   gint64  time_ms;
 } ChatEntry;
 
+/* The token bucket counts in microseconds of refill time, so that it is
+ * exact: a token is worth TOKEN_US, the bucket holds BUCKET_US. */
+#define TOKEN_US  (G_USEC_PER_SEC / CHAT_RATE_PER_SECOND)
+#define BUCKET_US (TOKEN_US * CHAT_RATE_BURST)
+
 struct _ChatRoom
 {
   GMutex         lock;
@@ -41,7 +46,7 @@ struct _ChatSession
   gpointer        user_data;
   GDestroyNotify  destroy;
   char           *name;           /* (lock) NULL until logged in */
-  double          tokens;         /* (lock) rate limit bucket */
+  gint64          credit;         /* (lock) rate limit bucket, in µs: TOKEN_US per token */
   gint64          refilled_at;    /* (lock) monotonic µs of the last refill */
   gboolean        throttled;      /* (lock) the rate-limited error was sent */
 };
@@ -367,6 +372,192 @@ is_blank (const char *text)
   return TRUE;
 }
 
+/* Strict JSON (RFC 8259) */
+
+/* json-glib accepts more than JSON (comments, single quotes, hex numbers,
+ * several values in a row), so frames are checked against the grammar
+ * first: the protocol is JSON, whatever the parser. Recursion is bounded
+ * by the frame's length (CHAT_MAX_FRAME_CHARS). */
+typedef struct
+{
+  const char *p;
+  const char *end;
+} JsonScan;
+
+static gboolean scan_value (JsonScan *scan);
+
+static void
+scan_whitespace (JsonScan *scan)
+{
+  while (scan->p < scan->end &&
+         (*scan->p == ' ' || *scan->p == '\t' || *scan->p == '\n' || *scan->p == '\r'))
+    scan->p++;
+}
+
+static gboolean
+scan_char (JsonScan *scan,
+           char      c)
+{
+  if (scan->p < scan->end && *scan->p == c)
+    {
+      scan->p++;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+static gboolean
+scan_digits (JsonScan *scan)
+{
+  const char *start = scan->p;
+
+  while (scan->p < scan->end && g_ascii_isdigit (*scan->p))
+    scan->p++;
+  return scan->p > start;
+}
+
+static gboolean
+scan_number (JsonScan *scan)
+{
+  scan_char (scan, '-');
+  if (scan_char (scan, '0'))
+    ;
+  else if (scan->p < scan->end && *scan->p >= '1' && *scan->p <= '9')
+    scan_digits (scan);
+  else
+    return FALSE;
+  if (scan_char (scan, '.') && !scan_digits (scan))
+    return FALSE;
+  if (scan_char (scan, 'e') || scan_char (scan, 'E'))
+    {
+      if (!scan_char (scan, '+'))
+        scan_char (scan, '-');
+      if (!scan_digits (scan))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+scan_string (JsonScan *scan)
+{
+  if (!scan_char (scan, '"'))
+    return FALSE;
+  while (scan->p < scan->end)
+    {
+      guchar c = (guchar) *scan->p++;
+
+      if (c == '"')
+        return TRUE;
+      if (c < 0x20)
+        return FALSE;
+      if (c == '\\')
+        {
+          if (scan->p >= scan->end)
+            return FALSE;
+          c = (guchar) *scan->p++;
+          if (c == 'u')
+            {
+              for (int i = 0; i < 4; i++)
+                if (scan->p >= scan->end || !g_ascii_isxdigit (*scan->p++))
+                  return FALSE;
+            }
+          else if (strchr ("\"\\/bfnrt", c) == NULL || c == '\0')
+            return FALSE;
+        }
+    }
+  return FALSE;
+}
+
+static gboolean
+scan_literal (JsonScan   *scan,
+              const char *literal)
+{
+  gsize length = strlen (literal);
+
+  if ((gsize) (scan->end - scan->p) < length || strncmp (scan->p, literal, length) != 0)
+    return FALSE;
+  scan->p += length;
+  return TRUE;
+}
+
+static gboolean
+scan_container (JsonScan *scan,
+                char      close,
+                gboolean  object)
+{
+  scan_whitespace (scan);
+  if (scan_char (scan, close))
+    return TRUE;
+  for (;;)
+    {
+      if (object)
+        {
+          if (!scan_string (scan))
+            return FALSE;
+          scan_whitespace (scan);
+          if (!scan_char (scan, ':'))
+            return FALSE;
+        }
+      if (!scan_value (scan))
+        return FALSE;
+      if (scan_char (scan, close))
+        return TRUE;
+      if (!scan_char (scan, ','))
+        return FALSE;
+      scan_whitespace (scan);
+    }
+}
+
+/* A value with the whitespace around it. */
+static gboolean
+scan_value (JsonScan *scan)
+{
+  gboolean ok;
+
+  scan_whitespace (scan);
+  if (scan->p >= scan->end)
+    return FALSE;
+  switch (*scan->p)
+    {
+    case '{':
+      scan->p++;
+      ok = scan_container (scan, '}', TRUE);
+      break;
+    case '[':
+      scan->p++;
+      ok = scan_container (scan, ']', FALSE);
+      break;
+    case '"':
+      ok = scan_string (scan);
+      break;
+    case 't':
+      ok = scan_literal (scan, "true");
+      break;
+    case 'f':
+      ok = scan_literal (scan, "false");
+      break;
+    case 'n':
+      ok = scan_literal (scan, "null");
+      break;
+    default:
+      ok = scan_number (scan);
+      break;
+    }
+  scan_whitespace (scan);
+  return ok;
+}
+
+/* Whether @text is exactly one JSON value. */
+static gboolean
+is_strict_json (const char *text,
+                gsize       length)
+{
+  JsonScan scan = { text, text + length };
+
+  return scan_value (&scan) && scan.p == scan.end;
+}
+
 /* The string member @name of @object, or NULL if absent or not a string. */
 static const char *
 get_string_member (JsonObject *object,
@@ -389,13 +580,12 @@ take_token_locked (ChatSession *session)
 
   if (now > session->refilled_at)
     {
-      session->tokens = MIN ((double) CHAT_RATE_BURST,
-                             session->tokens + (now - session->refilled_at) * (CHAT_RATE_PER_SECOND / 1e6));
+      session->credit = MIN (BUCKET_US, session->credit + (now - session->refilled_at));
       session->refilled_at = now;
     }
-  if (session->tokens >= 1.0)
+  if (session->credit >= TOKEN_US)
     {
-      session->tokens -= 1.0;
+      session->credit -= TOKEN_US;
       session->throttled = FALSE;
       return TRUE;
     }
@@ -465,7 +655,8 @@ handle_message_locked (ChatSession *session,
   g_autofree char *json = NULL;
   ChatEntry *entry;
 
-  if (text == NULL)
+  /* json-glib decodes a lone surrogate escape ("\ud800") to invalid UTF-8. */
+  if (text == NULL || !g_utf8_validate (text, -1, NULL))
     {
       send_error_locked (session, "bad-message", "A message needs a string “text”");
       return;
@@ -519,7 +710,8 @@ handle_frame_locked (ChatSession *session,
     }
 
   parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, text, length, &error) ||
+  if (!is_strict_json (text, length) ||
+      !json_parser_load_from_data (parser, text, length, &error) ||
       (root = json_parser_get_root (parser)) == NULL)
     {
       send_error_locked (session, "bad-json", "A frame must be one JSON object");
@@ -594,7 +786,7 @@ chat_session_new (ChatRoom       *room,
   session->send = send;
   session->user_data = user_data;
   session->destroy = destroy;
-  session->tokens = CHAT_RATE_BURST;
+  session->credit = BUCKET_US;
   session->refilled_at = room->monotonic (room->clock_data);
   return session;
 }

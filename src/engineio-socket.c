@@ -626,17 +626,20 @@ retire_ws (EngineIOSocket    *self,
   g_ptr_array_add (self->dying_ws, ws);
 }
 
+/* Drops the upgrade probe (if any is still ours) and lets polling go on;
+ * another probe may come. */
 static void
 clear_probe (EngineIOSocket *self)
 {
   clear_source (&self->upgrade_source);
   if (self->ws != NULL && self->ws_probe)
+    g_clear_pointer (&self->ws, engine_io_websocket_free);
+  if (self->ws == NULL)
     {
-      g_clear_pointer (&self->ws, engine_io_websocket_free);
       self->ws_probe = FALSE;
       g_async_queue_lock (self->outbound);
       self->upgrading = FALSE;
-      self->ws_claimed = FALSE;  /* another probe may come */
+      self->ws_claimed = FALSE;
       g_async_queue_unlock (self->outbound);
     }
 }

@@ -58,6 +58,9 @@ struct _EngineIOWebSocket
   gboolean                          close_received;
   guint16                           close_code;
   gboolean                          drain_pending;
+  gboolean                          close_pending; /* close once the data is out */
+  guint16                           close_pending_code;
+  char                             *close_pending_reason;
 };
 
 /* wslay callbacks */
@@ -193,6 +196,17 @@ finish (EngineIOWebSocket *ws)
     ws->callbacks->closed (ws, clean, code == 0 ? 1005 : code, ws->user_data);
 }
 
+static void
+queue_close_now (EngineIOWebSocket *ws)
+{
+  const char *reason = ws->close_pending_reason;
+
+  wslay_event_queue_close (ws->ctx, ws->close_pending_code, (const uint8_t *) reason,
+                           reason != NULL ? strlen (reason) : 0);
+  g_source_modify_unix_fd (ws->source, ws->fd_tag, G_IO_IN | G_IO_OUT);
+  g_source_set_ready_time (ws->source, 0);
+}
+
 /* Returns FALSE if the connection finished (and @ws may be gone). */
 static gboolean
 update_events (EngineIOWebSocket *ws)
@@ -212,6 +226,16 @@ update_events (EngineIOWebSocket *ws)
   if (want_write)
     events |= G_IO_OUT;
   g_source_modify_unix_fd (ws->source, ws->fd_tag, events);
+
+  if (!want_write && ws->close_pending)
+    {
+      /* The data is out: now the close frame (wslay sends control frames
+       * ahead of queued data, so it had to wait). */
+      ws->close_pending = FALSE;
+      ws->drain_pending = FALSE;
+      queue_close_now (ws);
+      return TRUE;
+    }
 
   if (!want_write && ws->drain_pending)
     {
@@ -372,19 +396,35 @@ engine_io_websocket_close (EngineIOWebSocket *ws,
                            guint16            code,
                            const char        *reason)
 {
-  if (ws->released)
+  if (ws->released || ws->close_pending || wslay_event_get_close_sent (ws->ctx))
     return;
 
-  wslay_event_queue_close (ws->ctx, code, (const uint8_t *) reason, reason ? strlen (reason) : 0);
-  if (ws->close_timer == NULL && ws->context != NULL)
+  ws->close_pending_code = code;
+  g_free (ws->close_pending_reason);
+  ws->close_pending_reason = g_strdup (reason);
+
+  if (ws->source == NULL)
+    {
+      engine_io_websocket_abort (ws);  /* never started: nothing to say */
+      return;
+    }
+
+  if (ws->close_timer == NULL)
     {
       ws->close_timer = g_timeout_source_new (CLOSE_TIMEOUT_MS);
       g_source_set_callback (ws->close_timer, close_timeout_cb, ws, NULL);
       g_source_set_static_name (ws->close_timer, "[engineio] websocket close");
       g_source_attach (ws->close_timer, ws->context);
     }
-  if (ws->source != NULL)
-    g_source_set_ready_time (ws->source, 0);
+
+  if (wslay_event_get_queued_msg_count (ws->ctx) > 0)
+    {
+      /* Queued messages first (see update_events()). */
+      ws->close_pending = TRUE;
+      g_source_set_ready_time (ws->source, 0);
+    }
+  else
+    queue_close_now (ws);
 }
 
 void
@@ -407,6 +447,7 @@ engine_io_websocket_free (EngineIOWebSocket *ws)
 
   release_socket (ws);
   wslay_event_context_free (ws->ctx);
+  g_free (ws->close_pending_reason);
   g_clear_pointer (&ws->context, g_main_context_unref);
   g_free (ws->rbuf);
   g_free (ws);

@@ -69,6 +69,7 @@ struct _EngineIORequest
 
   /* Core state; the serving thread and, where said, the session lock. */
   EngineIORequestKind  kind;
+  gboolean             begun;           /* counted in the server's active requests */
   EngineIOSocket      *socket;          /* (owned) the session this request serves */
   gboolean             suspended;       /* (socket lock) waiting for resume */
   gboolean             carried_packets; /* the response held queued packets */

@@ -72,6 +72,7 @@ struct _EngineIOServer
   guint                       live_sessions;      /* (lock) created and not finished */
   guint                       pending_handshakes; /* (lock) admitted, socket not yet made */
   int                         suspended;          /* (atomic) suspended requests; @cond at 0 */
+  int                         active_requests;    /* (atomic) begun, not yet completed; @cond at 0 */
   gboolean                    closing;            /* (lock) */
   gboolean                    closed;             /* (lock) */
   int                         closed_flag;        /* (atomic) closing or closed */
@@ -901,6 +902,11 @@ engine_io_server_request_begin (EngineIOServer  *self,
     }
   config = server_get_config (self);
 
+  /* Counted until the adapter reports it complete: close waits for the
+   * responses to be written before stopping the daemon. */
+  req->begun = TRUE;
+  g_atomic_int_inc (&self->active_requests);
+
   /* A CORS preflight is answered before any check, with or without sid. */
   if (strcmp (req->method, "OPTIONS") == 0)
     {
@@ -1041,6 +1047,17 @@ engine_io_server_request_finished (EngineIOServer  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)
 {
+  if (req->begun)
+    {
+      req->begun = FALSE;
+      if (g_atomic_int_dec_and_test (&self->active_requests))
+        {
+          g_mutex_lock (&self->lock);
+          g_cond_broadcast (&self->cond);
+          g_mutex_unlock (&self->lock);
+        }
+    }
+
   if (req->socket == NULL)
     return;
   if (req->kind == ENGINE_IO_REQUEST_UPGRADE)
@@ -1285,6 +1302,12 @@ engine_io_server_close (EngineIOServer *self)
   if (!wait_until_locked (self, deadline))
     g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
                self->live_sessions, self->pending_handshakes, g_atomic_int_get (&self->suspended));
+  /* Let the last responses (the `1`s) be written; a request still
+   * uploading its body is given a moment, not more. */
+  deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+  while (g_atomic_int_get (&self->active_requests) > 0)
+    if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
+      break;
   self->daemon = NULL;
   self->port = 0;
   g_mutex_unlock (&self->lock);

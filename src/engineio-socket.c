@@ -140,9 +140,8 @@ enum
 
 static guint signals[N_SIGNALS];
 
-/* Wakes engine_io_socket_receive() callers: closed, or cancelled. */
+/* Wakes engine_io_socket_receive() callers once the session is over. */
 static EngineIOPacket *const RECEIVE_CLOSED = (EngineIOPacket *) &signals[0];
-static EngineIOPacket *const RECEIVE_WAKE = (EngineIOPacket *) &signals[1];
 
 static void socket_do_close     (EngineIOSocket      *self,
                                  EngineIOCloseReason  reason,
@@ -1070,7 +1069,7 @@ engine_io_socket_finalize (GObject *object)
     engine_io_loop_release (self->loop);
 
   while ((packet = g_async_queue_try_pop (self->received)) != NULL)
-    if (packet != RECEIVE_CLOSED && packet != RECEIVE_WAKE)
+    if (packet != RECEIVE_CLOSED)
       engine_io_packet_unref (packet);
 
   if (self->user_data_destroy != NULL)
@@ -1985,13 +1984,6 @@ engine_io_socket_close (EngineIOSocket *self)
   engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE, NULL);
 }
 
-static void
-receive_cancelled_cb (GCancellable *cancellable,
-                      gpointer      data)
-{
-  g_async_queue_push (data, RECEIVE_WAKE);
-}
-
 /**
  * engine_io_socket_receive:
  * @self: a socket
@@ -2016,43 +2008,36 @@ engine_io_socket_receive (EngineIOSocket  *self,
                           GCancellable    *cancellable,
                           GError         **error)
 {
-  EngineIOPacket *packet = NULL;
-  gulong handler = 0;
-
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
   g_return_val_if_fail (!g_main_context_is_owner (self->context), NULL);
-
-  if (cancellable != NULL)
-    handler = g_cancellable_connect (cancellable, G_CALLBACK (receive_cancelled_cb),
-                                     g_async_queue_ref (self->received),
-                                     (GDestroyNotify) g_async_queue_unref);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   for (;;)
     {
+      EngineIOPacket *packet;
+
       if (g_cancellable_is_cancelled (cancellable))
-        break;
-      packet = g_async_queue_pop (self->received);
-      if (packet == RECEIVE_WAKE)
-        continue;  /* ours or a stale one: the loop head decides */
+        {
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
+                       "Receive on socket “%s” was cancelled", self->id);
+          return NULL;
+        }
+
+      /* Cancellation is per call, so with a cancellable we look at it
+       * every few milliseconds instead of waking one waiter of many. */
+      packet = cancellable != NULL ? g_async_queue_timeout_pop (self->received, 20 * 1000)
+                                   : g_async_queue_pop (self->received);
+      if (packet == NULL)
+        continue;
       if (packet == RECEIVE_CLOSED)
         {
           g_async_queue_push (self->received, RECEIVE_CLOSED);  /* for other callers */
-          packet = NULL;
           g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
                        "Socket “%s” is closed", self->id);
-          break;
+          return NULL;
         }
-      break;
+      return packet;
     }
-
-  if (cancellable != NULL)
-    g_cancellable_disconnect (cancellable, handler);
-
-  if (packet == NULL && error != NULL && *error == NULL)
-    g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
-                 "Receive on socket “%s” was cancelled", self->id);
-
-  return packet;
 }
 
 /**

@@ -2648,45 +2648,44 @@ test_close_undelivered (Fixture       *f,
 typedef struct
 {
   EngineIOSocket *socket;
-  GAsyncQueue    *results;  /* char*: "message <text>" or "error <code>" */
+  GAsyncQueue    *results;      /* char*: "message <text>" or "error <domain> <code>" */
+  GCancellable   *cancellable;  /* nullable */
+  const char     *name;         /* prefixes results when set */
 } Receiver;
 
 static gpointer
 receiver_thread (gpointer data)
 {
   Receiver *receiver = data;
+  const char *name = receiver->name ? receiver->name : "";
+  const char *space = receiver->name ? " " : "";
 
   for (;;)
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(EngineIOPacket) packet = engine_io_socket_receive (receiver->socket, NULL, &error);
+      EngineIOPacket *packet = engine_io_socket_receive (receiver->socket, receiver->cancellable, &error);
+
+      if (packet != NULL && g_cancellable_is_cancelled (receiver->cancellable))
+        {
+          /* Not trusted (it has been a sentinel, not a packet): neither
+           * read nor unreferenced. */
+          g_async_queue_push (receiver->results,
+                              g_strdup_printf ("%s%sa packet (%p) instead of CANCELLED", name, space, packet));
+          return NULL;
+        }
       if (packet == NULL)
         {
           g_async_queue_push (receiver->results,
-                              g_strdup_printf ("error %s %d",
+                              g_strdup_printf ("%s%serror %s %d", name, space,
                                                error && error->domain == ENGINE_IO_ERROR ? "engine-io" : "other",
                                                error ? error->code : -1));
           return NULL;
         }
       g_async_queue_push (receiver->results,
-                          g_strdup_printf ("message %s", engine_io_packet_get_text (packet, NULL)));
+                          g_strdup_printf ("%s%smessage %s", name, space,
+                                           engine_io_packet_get_text (packet, NULL)));
+      engine_io_packet_unref (packet);
     }
-}
-
-typedef struct
-{
-  GCancellable *cancellable;
-  guint         delay_ms;
-} CancelLater;
-
-static gpointer
-cancel_later_thread (gpointer data)
-{
-  CancelLater *later = data;
-
-  g_usleep (later->delay_ms * 1000);
-  g_cancellable_cancel (later->cancellable);
-  return NULL;
 }
 
 static char *
@@ -2726,6 +2725,8 @@ test_close_receive (Fixture       *f,
 
   receiver.socket = socket;
   receiver.results = results;
+  receiver.cancellable = NULL;
+  receiver.name = NULL;
   thread = g_thread_new ("receiver", receiver_thread, &receiver);
 
   post_ok (f->http, sid, "4m1\x1e" "4m2");
@@ -2737,19 +2738,6 @@ test_close_receive (Fixture       *f,
     g_assert_cmpstr (r1, ==, "message m1");
     g_assert_cmpstr (r2, ==, "message m2");
     g_assert_cmpstr (r3, ==, "message m3");
-  }
-
-  /* A receive can be cancelled from another thread. */
-  {
-    g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-    g_autoptr(GError) cancel_error = NULL;
-    g_autoptr(EngineIOPacket) none = NULL;
-    CancelLater later = { cancellable, 100 };
-    GThread *canceller = g_thread_new ("cancel-later", cancel_later_thread, &later);
-    none = engine_io_socket_receive (socket, cancellable, &cancel_error);
-    g_thread_join (canceller);
-    g_assert_null (none);
-    g_assert_error (cancel_error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED);
   }
 
   engine_io_socket_close (socket);
@@ -2781,6 +2769,70 @@ test_close_receive (Fixture       *f,
     g_assert_null (after);
     g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
   }
+}
+
+static void
+test_close_receive_cancel (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(GAsyncQueue) results = g_async_queue_new_full (g_free);
+  g_autoptr(GCancellable) c1 = g_cancellable_new ();
+  g_autoptr(GCancellable) c2 = g_cancellable_new ();
+  Receiver alone = { NULL, NULL, NULL, "alone" };
+  Receiver plain = { NULL, NULL, NULL, "plain" };
+  Receiver cancelled = { NULL, NULL, NULL, "cancelled" };
+  GThread *t_alone, *t_plain, *t_cancelled;
+  g_autofree char *expected = g_strdup_printf ("error engine-io %d", ENGINE_IO_ERROR_CANCELLED);
+
+  g_test_summary ("engine_io_socket_receive() fails with CANCELLED when its cancellable is "
+                  "cancelled, also while another thread receives on the same socket");
+
+  f->no_message_handler = TRUE;
+  fixture_start (f);
+  sid = handshake (f);
+  test_require (sid != NULL);
+  socket = get_socket (f, sid);
+  test_require (socket != NULL);
+
+  /* One receiver. */
+  alone.socket = socket;
+  alone.results = results;
+  alone.cancellable = c1;
+  t_alone = g_thread_new ("alone", receiver_thread, &alone);
+  g_assert_null (g_async_queue_timeout_pop (results, 100 * 1000));
+  g_cancellable_cancel (c1);
+  {
+    g_autofree char *result = pop_result (results);
+    g_autofree char *want = g_strconcat ("alone ", expected, NULL);
+    g_assert_cmpstr (result, ==, want);
+  }
+  g_thread_join (t_alone);
+
+  /* Two receivers; only one is cancelled. */
+  plain.socket = cancelled.socket = socket;
+  plain.results = cancelled.results = results;
+  cancelled.cancellable = c2;
+  t_plain = g_thread_new ("plain", receiver_thread, &plain);
+  t_cancelled = g_thread_new ("cancelled", receiver_thread, &cancelled);
+  g_assert_null (g_async_queue_timeout_pop (results, 100 * 1000));
+  g_cancellable_cancel (c2);
+  {
+    g_autofree char *result = pop_result (results);
+    g_autofree char *want = g_strconcat ("cancelled ", expected, NULL);
+    g_assert_cmpstr (result, ==, want);
+  }
+  post_ok (f->http, sid, "4for plain");
+  {
+    g_autofree char *result = pop_result (results);
+    g_assert_cmpstr (result, ==, "plain message for plain");
+  }
+
+  /* Closing wakes whoever still waits. */
+  engine_io_socket_close (socket);
+  g_thread_join (t_plain);
+  g_thread_join (t_cancelled);
 }
 
 static void
@@ -3475,6 +3527,7 @@ main (int    argc,
   ADD ("/server/close/flushes-queue", test_close_flushes_queue);
   ADD ("/server/close/undelivered", test_close_undelivered);
   ADD ("/server/close/receive", test_close_receive);
+  ADD ("/server/close/receive-cancel", test_close_receive_cancel);
   ADD ("/server/close/send-errors", test_close_send_errors);
   ADD ("/server/close/by-client", test_close_by_client);
 

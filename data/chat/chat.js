@@ -290,8 +290,11 @@
   function renderUsers() {
     const items = users.map((name) => {
       const li = document.createElement('li');
-      li.textContent = name;
+      const span = document.createElement('span');
+      span.className = 'name';
+      span.textContent = name;
       li.title = name;
+      li.append(span);
       if (name === myName) li.classList.add('me');
       return li;
     });

@@ -326,6 +326,26 @@ async function main() {
     await waitFor(alice, 'bob stopped typing', () => document.getElementById('typing').textContent === '');
   });
 
+  await check('screenshot', async () => {
+    await bob.focus('#message');
+    await bob.keyboard.type('Sure, one sec');
+    await waitFor(alice, 'bob typing', () => document.getElementById('typing').textContent === 'bob is typing…');
+    await alice.fill('#message', 'Looks good on my side');
+    fs.mkdirSync(options.outDir, { recursive: true });
+    const file = path.join(options.outDir, 'chat-screenshot.png');
+    await alice.screenshot({ path: file });
+    console.log(`# wrote ${file}`);
+    if (process.env.ENGINEIO_SAVE_SCREENSHOT === '1') {
+      const saved = path.join(sourceRoot, 'data', 'screenshot.png');
+      fs.copyFileSync(file, saved);
+      console.log(`# saved ${saved}`);
+    }
+    await alice.fill('#message', '');
+    await bob.fill('#message', '');
+    await bob.dispatchEvent('#message', 'input');
+    await waitFor(alice, 'bob stopped typing', () => document.getElementById('typing').textContent === '');
+  });
+
   await check('HTML in a message is shown as text', async () => {
     await say(alice, XSS_MESSAGE);
     await hasMessage(bob, 'alice', XSS_MESSAGE);
@@ -358,17 +378,9 @@ async function main() {
     for (const page of [alice, bob, carol]) await noInjection(page);
   });
 
-  await check('screenshots', async () => {
-    fs.mkdirSync(options.outDir, { recursive: true });
-    const file = path.join(options.outDir, 'chat-screenshot.png');
-    await alice.screenshot({ path: file });
-    if (process.env.ENGINEIO_SAVE_SCREENSHOT === '1') {
-      fs.copyFileSync(file, path.join(sourceRoot, 'data', 'screenshot.png'));
-      console.log(`# saved ${path.join(sourceRoot, 'data', 'screenshot.png')}`);
-    }
+  await check('phone-sized screenshot', async () => {
     await carol.setViewportSize({ width: 390, height: 760 });
     await carol.screenshot({ path: path.join(options.outDir, 'chat-screenshot-phone.png') });
-    console.log(`# wrote ${file}`);
   });
 
   await check('a page closes; the others see it leave with the right count', async () => {

@@ -54,6 +54,7 @@ struct _EngineIOWebSocket
 
   gboolean                          in_dispatch;
   gboolean                          failed;       /* an I/O error or EOF */
+  gboolean                          partial_write;/* the last write stopped short */
   gboolean                          released;     /* the socket was given back */
   gboolean                          close_received;
   guint16                           close_code;
@@ -121,7 +122,10 @@ send_cb (wslay_event_context_ptr  ctx,
   if (r < 0)
     {
       if (errno == EAGAIN || errno == EWOULDBLOCK)
-        wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+        {
+          ws->partial_write = TRUE;  /* maybe mid-frame */
+          wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+        }
       else
         {
           ws->failed = TRUE;
@@ -129,6 +133,7 @@ send_cb (wslay_event_context_ptr  ctx,
         }
       return -1;
     }
+  ws->partial_write = (size_t) r < len;
   return r;
 }
 
@@ -246,6 +251,25 @@ update_events (EngineIOWebSocket *ws)
   return TRUE;
 }
 
+/* wslay_event_recv() failed while our reads were fine: a frame-level
+ * violation (a fragmented or oversized control frame, a bad length).
+ * wslay queued a close frame without a status code; RFC 6455 wants 1002,
+ * which we write ourselves when the stream is between frames. */
+static void
+protocol_error (EngineIOWebSocket *ws)
+{
+  static const guint8 close_1002[] = { 0x88, 0x02, 0x03, 0xEA };
+
+  ws->close_code = 1002;
+  if (!ws->partial_write && wslay_event_get_queued_msg_count (ws->ctx) <= 1)
+    {
+      if (send (ws->fd, close_1002, sizeof close_1002, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        g_debug ("websocket: could not send close 1002: %s", g_strerror (errno));
+    }
+  else
+    wslay_event_send (ws->ctx);  /* what is queued, then wslay's own close */
+}
+
 static gboolean
 ws_source_dispatch (GSource     *source,
                     GSourceFunc  callback,
@@ -259,7 +283,11 @@ ws_source_dispatch (GSource     *source,
 
   if (!ws->failed && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && wslay_event_want_read (ws->ctx))
     if (wslay_event_recv (ws->ctx) != 0)
-      ws->failed = TRUE;
+      {
+        if (!ws->failed)
+          protocol_error (ws);
+        ws->failed = TRUE;
+      }
 
   /* Write what reading queued (pongs, close replies) and what the message
    * handlers sent, at once. */

@@ -583,7 +583,9 @@ test_validation_shapes (Fixture       *fixture,
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_test_message ("frame %" G_GSIZE_FORMAT ": %s", i, cases[i].frame);
+      g_autofree char *escaped = g_strescape (cases[i].frame, NULL);
+
+      g_test_message ("frame %" G_GSIZE_FORMAT ": %s", i, escaped);
       /* Past the rate limit's burst: keep the bucket full. */
       fixture->now += G_USEC_PER_SEC;
       chat_session_receive (session, cases[i].frame);

@@ -959,12 +959,15 @@ socket_do_close (EngineIOSocket      *self,
   self->close_reason = reason;
   self->close_description = g_strdup (description);
 
+  /* Polling with no poll waiting: an application close waits for the next
+   * poll to say `1` (the reference's shouldClose), a shutdown only if there
+   * is something left to deliver. */
   waiting = self->active_get != NULL && !self->upgrading;
   if (!waiting && self->ws == NULL &&
       g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
-      g_async_queue_length_unlocked (self->outbound) > 0 &&
       (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
-       reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN))
+       (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN &&
+        g_async_queue_length_unlocked (self->outbound) > 0)))
     linger = self->lingering = TRUE;
 
   if (waiting || linger)
@@ -1044,7 +1047,10 @@ socket_finish_close (EngineIOSocket *self)
   g_clear_pointer (&self->ws, engine_io_websocket_free);
   g_ptr_array_set_size (self->dying_ws, 0);  /* frees (aborts) them */
 
+  /* The server forgets the session (its max-sessions place included)
+   * before ::close runs. */
   engine_io_server_unregister_socket (self->server, self);
+  engine_io_server_socket_finished (self->server);
 
   g_debug ("socket %s closed: %s%s%s", self->id, engine_io_close_reason_to_string (self->close_reason),
            self->close_description ? ": " : "", self->close_description ? self->close_description : "");
@@ -1053,7 +1059,6 @@ socket_finish_close (EngineIOSocket *self)
   g_async_queue_push (self->received, RECEIVE_CLOSED);
 
   engine_io_loop_release (g_steal_pointer (&self->loop));
-  engine_io_server_socket_finished (self->server);
 }
 
 /* GObject */

@@ -919,11 +919,12 @@ test_heartbeat_v4 (Fixture       *f,
 
   /* No pong: the next ping is the last thing before the close. */
   test_require (expect_text (ws, "2"));
+  code = test_ws_read_close (ws, LONG_TIMEOUT_MS, NULL);
+  g_assert_cmpint (code, >=, -1);
+  test_ws_send_close (ws, 1000);
+  g_assert_true (test_ws_wait_eof (ws, LONG_TIMEOUT_MS));
   reason = wait_close (f, sid, LONG_TIMEOUT_MS);
   g_assert_cmpstr (reason, ==, "ping timeout");
-  code = test_ws_read_close (ws, LONG_TIMEOUT_MS, NULL);
-  g_assert_cmpint (code, !=, -3);
-  g_assert_true (test_ws_wait_eof (ws, LONG_TIMEOUT_MS));
 }
 
 static void
@@ -941,9 +942,10 @@ test_heartbeat_v4_client_ping (Fixture       *f,
   ws = direct_open (f, 4, 0, NULL, &sid);
   test_require (ws != NULL);
   test_require (test_ws_send_text (ws, "2"));
+  g_assert_cmpint (test_ws_read_close (ws, LONG_TIMEOUT_MS, NULL), >=, -1);
+  test_ws_send_close (ws, 1000);
   reason = wait_close (f, sid, LONG_TIMEOUT_MS);
   g_assert_cmpstr (reason, ==, "transport error");
-  g_assert_cmpint (test_ws_read_close (ws, LONG_TIMEOUT_MS, NULL), !=, -3);
 }
 
 static void
@@ -975,7 +977,7 @@ test_heartbeat_v3 (Fixture       *f,
 
   /* Pinging for longer than pingInterval + pingTimeout keeps it open.
    * (The pause only paces the pings; each waits for its pong.) */
-  until = g_get_monotonic_time () + 2500 * 1000;
+  until = g_get_monotonic_time () + 2000 * 1000;
   while (g_get_monotonic_time () < until)
     {
       test_require (test_ws_send_text (ws, "2"));
@@ -987,13 +989,14 @@ test_heartbeat_v3 (Fixture       *f,
   test_require (test_recorder_wait_count (f->events, heartbeat, pings, TEST_TIMEOUT_MS));
 
   /* Silence: expiry. The server never pings a v3 client itself. */
-  reason = wait_close (f, sid, LONG_TIMEOUT_MS);
-  g_assert_cmpstr (reason, ==, "ping timeout");
   {
     g_autoptr(GPtrArray) skipped = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_frame_free);
-    g_assert_cmpint (test_ws_read_close (ws, LONG_TIMEOUT_MS, skipped), !=, -3);
+    g_assert_cmpint (test_ws_read_close (ws, LONG_TIMEOUT_MS, skipped), >=, -1);
     g_assert_cmpuint (skipped->len, ==, 0);
   }
+  test_ws_send_close (ws, 1000);
+  reason = wait_close (f, sid, LONG_TIMEOUT_MS);
+  g_assert_cmpstr (reason, ==, "ping timeout");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1390,11 +1393,11 @@ test_close_packet (Fixture       *f,
   ws = direct_open (f, p->eio, 0, NULL, &sid);
   test_require (ws != NULL);
   test_require (test_ws_send_text (ws, "1"));
-  reason = wait_close (f, sid, LONG_TIMEOUT_MS);
-  g_assert_cmpstr (reason, ==, "transport close");
-  g_assert_cmpint (test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL), !=, -3);
+  g_assert_cmpint (test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL), >=, -1);
   test_ws_send_close (ws, 1000);
   g_assert_true (test_ws_wait_eof (ws, TEST_TIMEOUT_MS));
+  reason = wait_close (f, sid, LONG_TIMEOUT_MS);
+  g_assert_cmpstr (reason, ==, "transport close");
 }
 
 static gpointer

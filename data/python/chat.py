@@ -337,12 +337,11 @@ def main(argv=None):
     except GLib.Error as e:
         print('chat.py: %s' % e.message, file=sys.stderr)
         return 1
+    loop = GLib.MainLoop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C closes gracefully
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, lambda: loop.quit() or True)
     host = '[%s]' % args.host if ':' in args.host else args.host
     print('listening on http://%s:%d/engine.io/' % (host, server.get_port()), flush=True)
-
-    loop = GLib.MainLoop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, lambda: loop.quit() or True)
     loop.run()
     server.close()
     return 0

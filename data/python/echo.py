@@ -136,9 +136,6 @@ def main(argv=None):
         print('echo.py: %s' % e.message, file=sys.stderr)
         return 1
 
-    host = '[%s]' % args.host if ':' in args.host else args.host
-    print('listening on http://%s:%d%s' % (host, echo.server.get_port(), args.path), flush=True)
-
     loop = GLib.MainLoop()
 
     def on_signal():
@@ -149,6 +146,10 @@ def main(argv=None):
     # would only run between bytecodes, not while the loop waits).
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, on_signal)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, on_signal)
+
+    # Only now that a signal would be handled, tell the world where we are.
+    host = '[%s]' % args.host if ':' in args.host else args.host
+    print('listening on http://%s:%d%s' % (host, echo.server.get_port(), args.path), flush=True)
     loop.run()
 
     # Graceful: every session gets `server shutting down`. With --callback-context

@@ -76,7 +76,9 @@ for (let i = 0; i < opts.count; i++) {
   });
   socket.on("message", (data) => {
     received++;
-    if (typeof data === "string") out({ ev: "message", i, text: data });
+    // engine.io-parser gives `undefined` for the empty text message `4`.
+    if (data === undefined) out({ ev: "message", i, text: "" });
+    else if (typeof data === "string") out({ ev: "message", i, text: data });
     else out({ ev: "message", i, binary: Buffer.from(data).toString("base64") });
     if (received === opts.expect && opts.close) socket.close();
   });

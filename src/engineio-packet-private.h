@@ -65,6 +65,10 @@ EngineIOPacket *engine_io_packet_decode_data     (const guint8             *data
  *
  * Thread-safe: may be called from any thread.
  */
+EngineIOPacket *engine_io_packet_decode_valid_text (const char              *data,
+                                                    gsize                    length,
+                                                    EngineIOProtocolVersion  version,
+                                                    GError                 **error);
 void            engine_io_packet_encode_append   (EngineIOPacket           *packet,
                                                   EngineIOProtocolVersion   version,
                                                   GByteArray               *out,

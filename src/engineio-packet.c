@@ -983,6 +983,17 @@ decode_text_packet (const char               *data,
   return packet_new_take_bytes (c - '0', FALSE, g_bytes_new_take (text, length - 1));
 }
 
+/* A text frame whose UTF-8 the transport already validated (wslay does,
+ * closing with 1007 otherwise): parse it without checking again. */
+EngineIOPacket *
+engine_io_packet_decode_valid_text (const char               *data,
+                                    gsize                     length,
+                                    EngineIOProtocolVersion   version,
+                                    GError                  **error)
+{
+  return decode_text_packet (data, length, version, TRUE, 0, error);
+}
+
 EngineIOPacket *
 engine_io_packet_decode_data (const guint8             *data,
                               gsize                     length,

@@ -72,6 +72,7 @@ struct _EngineIORequest
   gboolean             begun;           /* counted in the server's active requests */
   EngineIOSocket      *socket;          /* (owned) the session this request serves */
   gboolean             suspended;       /* (socket lock) waiting for resume */
+  gboolean             suspend_counted; /* in the server's suspended count (serving thread) */
   gboolean             carried_packets; /* the response held queued packets */
   gboolean             answer_noop;     /* (socket lock) resumed for an upgrade: answer `6` */
   /* A response prepared by whoever resumed the request (admission job,

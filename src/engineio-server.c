@@ -473,8 +473,28 @@ void
 engine_io_core_request_suspend (EngineIOServer  *self,
                                 EngineIORequest *req)
 {
+  req->suspend_counted = TRUE;
   g_atomic_int_inc (&self->suspended);
   req->vtable->suspend (req);
+}
+
+/* The serving thread saw the request again (resumed), or for the last time
+ * (a resumed connection whose client had gone is completed without
+ * re-entering the handler). */
+static void
+request_unsuspend (EngineIOServer  *self,
+                   EngineIORequest *req)
+{
+  if (!req->suspend_counted)
+    return;
+  req->suspend_counted = FALSE;
+  if (g_atomic_int_dec_and_test (&self->suspended))
+    {
+      /* engine_io_server_close() checks the count under the lock. */
+      g_mutex_lock (&self->lock);
+      g_cond_broadcast (&self->cond);
+      g_mutex_unlock (&self->lock);
+    }
 }
 
 void
@@ -1010,13 +1030,7 @@ void
 engine_io_server_request_resumed (EngineIOServer  *self,
                                   EngineIORequest *req)
 {
-  if (g_atomic_int_dec_and_test (&self->suspended))
-    {
-      /* engine_io_server_close() checks the count under the lock. */
-      g_mutex_lock (&self->lock);
-      g_cond_broadcast (&self->cond);
-      g_mutex_unlock (&self->lock);
-    }
+  request_unsuspend (self, req);
 
   if (req->prepared_body != NULL)
     {
@@ -1047,6 +1061,7 @@ engine_io_server_request_finished (EngineIOServer  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)
 {
+  request_unsuspend (self, req);
   if (req->begun)
     {
       req->begun = FALSE;

@@ -88,6 +88,7 @@ struct _EngineIOSocket
   gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
   gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
   gboolean                 lingering;     /* (lock) closing, waiting for one last poll */
+  int                      close_requested; /* (atomic) a close is on its way: no more sends, no more messages */
   gboolean                 flush_inline;  /* (lock) the session thread flushes soon anyway */
 
   /* Events for the session context (Event*), with one wake-up at a time. */
@@ -203,6 +204,9 @@ event_free (Event *event)
 }
 
 static gboolean drain_inbound_cb (gpointer data);
+
+/* Events handled per dispatch of a socket's event source. */
+#define EVENT_BATCH 64
 
 /* Called with the lock held. */
 static void
@@ -334,7 +338,8 @@ socket_enqueue (EngineIOSocket       *self,
 
   g_async_queue_lock (self->outbound);
 
-  if (self->state != STATE_OPEN && self->state != STATE_OPENING)
+  if ((self->state != STATE_OPEN && self->state != STATE_OPENING) ||
+      g_atomic_int_get (&self->close_requested))
     {
       g_async_queue_unlock (self->outbound);
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
@@ -496,7 +501,7 @@ handle_packet (EngineIOSocket *self,
 {
   EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
 
-  if (self->state != STATE_OPEN)
+  if (self->state != STATE_OPEN || g_atomic_int_get (&self->close_requested))
     return;
 
   g_signal_emit (self, signals[SIGNAL_PACKET], 0, packet);
@@ -571,7 +576,7 @@ handle_packet (EngineIOSocket *self,
  * stays in the outbound queue, where the high-water mark sees it. */
 #define WS_BUFFER_TARGET (256 * 1024)
 
-static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, GBytes *data, gpointer user_data);
+static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, gpointer user_data);
 static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
 static void ws_closed_cb  (EngineIOWebSocket *ws, gboolean clean, guint16 code, gpointer user_data);
 
@@ -592,25 +597,27 @@ ws_send_packet (EngineIOSocket *self,
   engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
 }
 
-/* Moves queued packets into the WebSocket while it is not too full. */
+/* Moves queued packets into the WebSocket while it is not too full; the
+ * rest waits in the outbound queue (where the high-water mark sees it)
+ * until the WebSocket drains. */
 static void
 ws_flush_outbound (EngineIOSocket *self)
 {
-  g_autoptr(GPtrArray) packets = NULL;
-
-  if (self->ws == NULL || self->ws_probe || engine_io_websocket_is_closed (self->ws))
-    return;
-
-  if (engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
+  while (self->ws != NULL && !self->ws_probe && !engine_io_websocket_is_closed (self->ws) &&
+         engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
     {
+      g_autoptr(GPtrArray) packets = NULL;
+
       g_async_queue_lock (self->outbound);
       packets = take_outbound_locked (self, WS_BUFFER_TARGET, 0);
       g_async_queue_unlock (self->outbound);
+      if (packets->len == 0)
+        break;
 
       for (guint i = 0; i < packets->len; i++)
         ws_send_packet (self, g_ptr_array_index (packets, i));
+      engine_io_websocket_flush (self->ws);
     }
-  engine_io_websocket_flush (self->ws);
 }
 
 /* Closes @ws (a probe we give up) in the background; it is freed when its
@@ -738,33 +745,26 @@ handle_probe_packet (EngineIOSocket *self,
 static void
 ws_message_cb (EngineIOWebSocket *ws,
                gboolean           binary,
-               GBytes            *data,
+               const guint8      *data,
+               gsize              size,
                gpointer           user_data)
 {
   EngineIOSocket *self = user_data;
   g_autoptr(EngineIOPacket) packet = NULL;
   g_autoptr(GError) error = NULL;
-  gsize size;
-  const char *bytes = g_bytes_get_data (data, &size);
-  gsize bad;
 
   if (ws != self->ws || self->state != STATE_OPEN)
     return;
 
-  if (!binary && !engine_io_utf8_validate (bytes, size, &bad))
+  /* wslay validated text frames' UTF-8 (closing with 1007 otherwise). */
+  if (binary)
     {
-      self->ws_close_code = 1007;
-      if (self->ws_probe)
-        {
-          retire_ws (self, g_steal_pointer (&self->ws), 1007, "invalid UTF-8");
-          clear_probe (self);
-        }
-      else
-        socket_do_close (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, "invalid UTF-8 in a text frame");
-      return;
+      g_autoptr(GBytes) frame = g_bytes_new (data, size);
+      packet = engine_io_packet_decode (frame, TRUE, self->version, &error);
     }
+  else
+    packet = engine_io_packet_decode_valid_text ((const char *) data, size, self->version, &error);
 
-  packet = engine_io_packet_decode (data, binary, self->version, &error);
   if (packet == NULL)
     {
       if (self->ws_probe)
@@ -900,14 +900,28 @@ drain_inbound_cb (gpointer data)
   EngineIOSocket *self = data;
   Event *event;
 
-  g_atomic_int_set (&self->drain_pending, 0);
-  while ((event = g_async_queue_try_pop (self->inbound)) != NULL)
+  /* A bounded batch, so a client that sends faster than its handlers run
+   * cannot keep the context from its timers and other sources. */
+  for (guint n = 0; n < EVENT_BATCH; n++)
     {
+      event = g_async_queue_try_pop (self->inbound);
+      if (event == NULL)
+        break;
       handle_event (self, event);
       event_free (event);
     }
   if (self->state == STATE_OPEN)
     ws_flush_outbound (self);
+
+  if (g_async_queue_length (self->inbound) > 0)
+    return G_SOURCE_CONTINUE;  /* still scheduled: drain_pending stays set */
+
+  /* Done: clear the flag, then look again, for an event pushed after our
+   * last pop whose pusher saw the flag still set. */
+  g_atomic_int_set (&self->drain_pending, 0);
+  if (g_async_queue_length (self->inbound) > 0 &&
+      g_atomic_int_compare_and_exchange (&self->drain_pending, 0, 1))
+    return G_SOURCE_CONTINUE;
 
   return G_SOURCE_REMOVE;
 }
@@ -1151,7 +1165,9 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    * EngineIOSocket:transport:
    *
    * The transport the session uses now; it changes once, from polling to
-   * WebSocket, when the client upgrades. Readable from any thread.
+   * WebSocket, when the client upgrades. Readable from any thread; its
+   * `notify::transport` is emitted in the socket's main context (its session
+   * thread, or #EngineIOServer:callback-context).
    */
   properties[PROP_TRANSPORT] =
     g_param_spec_enum ("transport", NULL, NULL,
@@ -1167,7 +1183,10 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    * @data: (nullable): the message, for a binary message
    *
    * Emitted once per client message, in order, in the socket's main
-   * context. Exactly one of @text and @data is set. (A text containing
+   * context (its session thread, or #EngineIOServer:callback-context; see
+   * engine_io_socket_get_context()). Exactly one of @text and @data is set:
+   * from Python, @text is a `str` for a text message and @data a
+   * `GLib.Bytes` for a binary one. (A text containing
    * U+0000 is cut there in @text; #EngineIOSocket::packet has it whole.)
    *
    * While a handler is connected, messages do not reach
@@ -1185,7 +1204,9 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    * @packet: the packet
    *
    * Emitted for every packet received from the client (pings, pongs,
-   * messages, close), before it is acted on, in the socket's main context.
+   * messages, close), before it is acted on, in the socket's main context
+   * (its session thread, or #EngineIOServer:callback-context). @packet is
+   * only borrowed: take a reference to keep it.
    */
   signals[SIGNAL_PACKET] =
     g_signal_new ("packet", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -1197,7 +1218,8 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    * @socket: the socket
    *
    * Emitted when a heartbeat completes (v4: the client's pong arrived; v3:
-   * the client's ping arrived), in the socket's main context.
+   * the client's ping arrived), in the socket's main context (its session
+   * thread, or #EngineIOServer:callback-context).
    */
   signals[SIGNAL_HEARTBEAT] =
     g_signal_new ("heartbeat", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -1207,7 +1229,8 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    * EngineIOSocket::drain:
    * @socket: the socket
    *
-   * Emitted in the socket's main context when everything queued for sending
+   * Emitted in the socket's main context (its session thread, or
+   * #EngineIOServer:callback-context) when everything queued for sending
    * has been handed to the transport (a poll response or the WebSocket).
    */
   signals[SIGNAL_DRAIN] =
@@ -1220,8 +1243,9 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    * @reason: why the session ended
    * @description: (nullable): details, for logs
    *
-   * Emitted once when the session ends, in the socket's main context; no
-   * other signal of this socket follows it. The server has already
+   * Emitted once when the session ends, in the socket's main context (its
+   * session thread, or #EngineIOServer:callback-context); no other signal
+   * of this socket follows it. The server has already
    * forgotten the socket when this runs.
    */
   signals[SIGNAL_CLOSE] =
@@ -1589,7 +1613,18 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
   if (req->kind == ENGINE_IO_REQUEST_POST)
     self->post_active = FALSE;   /* a POST that never completed its body */
   if (self->active_get == req)
-    self->active_get = NULL;
+    {
+      /* A poll that ended without carrying anything (its client went away
+       * while it waited). If the session was waiting for it to close, it
+       * will not come: finish now. */
+      self->active_get = NULL;
+      if (self->state == STATE_CLOSING && !self->lingering)
+        {
+          Event *event = g_new0 (Event, 1);
+          event->kind = EVENT_FINISH_CLOSE;
+          post_event_locked (self, event);
+        }
+    }
   g_async_queue_unlock (self->outbound);
 
   if (req->carried_packets && !completed)
@@ -1645,6 +1680,10 @@ engine_io_socket_close_with_reason (EngineIOSocket      *self,
                                     const char          *description)
 {
   Event *event = g_new0 (Event, 1);
+
+  /* From now on sends fail and queued messages are not delivered to the
+   * application: the close overtakes what the handlers have not seen. */
+  g_atomic_int_set (&self->close_requested, 1);
 
   event->kind = EVENT_CLOSE;
   event->reason = reason;
@@ -1769,8 +1808,9 @@ engine_io_socket_get_context (EngineIOSocket *self)
  * engine_io_socket_is_closed:
  * @self: a socket
  *
- * Whether the session has ended (#EngineIOSocket::close was or is being
- * emitted). A socket that is not closed may still close at any moment.
+ * Whether the session has ended or is ending: after engine_io_socket_close()
+ * (or any other close) this is %TRUE at once, and sends fail. A socket that
+ * is not closed may still close at any moment.
  *
  * Thread-safe: may be called from any thread.
  *
@@ -1780,7 +1820,8 @@ gboolean
 engine_io_socket_is_closed (EngineIOSocket *self)
 {
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), TRUE);
-  return g_atomic_int_get ((int *) &self->state) >= STATE_CLOSING;
+  return g_atomic_int_get ((int *) &self->state) >= STATE_CLOSING ||
+         g_atomic_int_get (&self->close_requested);
 }
 
 /**
@@ -1974,10 +2015,14 @@ engine_io_socket_send_binary (EngineIOSocket  *self,
  * engine_io_socket_close:
  * @self: a socket
  *
- * Ends the session (reason `forced close`). What was queued before is
- * still handed to the client, followed by a close packet. Returns at once;
- * #EngineIOSocket::close follows in the socket's main context. Does nothing
- * if the session has already ended.
+ * Ends the session (reason `forced close`). From the moment it returns,
+ * sends fail with %ENGINE_IO_ERROR_CLOSED and messages the handlers have not
+ * seen yet are not delivered. What was queued before is still handed to the
+ * client (over polling on the waiting poll, or the next one within two
+ * seconds), followed by a close packet, or over WebSocket by a close frame.
+ * Returns at once; #EngineIOSocket::close follows in the socket's main
+ * context once the transport is done. Does nothing if the session has
+ * already ended.
  *
  * Thread-safe: may be called from any thread.
  */

@@ -24,10 +24,12 @@ typedef void (*EngineIOWebSocketReleaseFunc) (gpointer release_data);
 
 typedef struct
 {
-  /* A complete message; @data is the payload (text is not yet validated). */
+  /* A complete message, valid only during the call; text frames are
+   * valid UTF-8 (wslay checks, and closes with 1007 otherwise). */
   void (*message) (EngineIOWebSocket *ws,
                    gboolean           binary,
-                   GBytes            *data,
+                   const guint8      *data,
+                   gsize              size,
                    gpointer           user_data);
   /* Everything queued has been written to the socket. */
   void (*drained) (EngineIOWebSocket *ws,

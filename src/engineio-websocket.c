@@ -5,10 +5,17 @@
  * this file does the non-blocking I/O from a GSource in the session's
  * context.
  *
- * wslay's event API asks its recv callback for at most a few KiB at a
- * time; answering each request with a recv() system call made 64 KiB
- * messages cost ~16 system calls each. We read large chunks into our own
- * buffer and serve wslay from it.
+ * System calls are what a small message costs, so:
+ *  - wslay's event API asks its recv callback for a few KiB at a time; we
+ *    read large chunks into our own buffer and serve it from there, and
+ *    after a short read we do not ask the kernel again in the same dispatch
+ *    (it would only say EAGAIN; a level-triggered poll brings us back);
+ *  - wslay writes a frame's header and payload in separate calls; its send
+ *    callback appends to our output buffer, written with one send() per
+ *    dispatch (or per flush);
+ *  - the GSource is re-entrant-safe and marked so, because GLib otherwise
+ *    removes and re-adds its fd around every dispatch, and its poll events
+ *    change only when they need to.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -24,6 +31,7 @@
 #include "engineio-websocket-private.h"
 
 #define READ_BUFFER_SIZE (256 * 1024)
+#define WRITE_BUFFER_LIMIT (256 * 1024)
 #define CLOSE_TIMEOUT_MS 3000
 
 typedef struct
@@ -52,9 +60,13 @@ struct _EngineIOWebSocket
   gsize                             rlen;
   gsize                             rpos;
 
+  gboolean                          read_drained; /* a short read this dispatch */
+  GByteArray                       *obuf;         /* frames not yet written */
+  gsize                             opos;         /* written part of @obuf */
+  GIOCondition                      events;       /* what the fd is polled for */
+
   gboolean                          in_dispatch;
   gboolean                          failed;       /* an I/O error or EOF */
-  gboolean                          partial_write;/* the last write stopped short */
   gboolean                          released;     /* the socket was given back */
   gboolean                          close_received;
   guint16                           close_code;
@@ -80,6 +92,12 @@ recv_cb (wslay_event_context_ptr  ctx,
     {
       ssize_t r;
 
+      if (ws->read_drained)
+        {
+          wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+          return -1;
+        }
+
       do
         r = recv (ws->fd, ws->rbuf, READ_BUFFER_SIZE, 0);
       while (r < 0 && errno == EINTR);
@@ -97,12 +115,49 @@ recv_cb (wslay_event_context_ptr  ctx,
         }
       ws->rlen = (gsize) r;
       ws->rpos = 0;
+      ws->read_drained = (gsize) r < READ_BUFFER_SIZE;
     }
 
   n = MIN (len, ws->rlen - ws->rpos);
   memcpy (buf, ws->rbuf + ws->rpos, n);
   ws->rpos += n;
   return (ssize_t) n;
+}
+
+static gsize
+pending_output (EngineIOWebSocket *ws)
+{
+  return ws->obuf->len - ws->opos;
+}
+
+/* One send() of what is buffered. FALSE on a fatal error. */
+static gboolean
+write_out (EngineIOWebSocket *ws)
+{
+  ssize_t r;
+
+  if (pending_output (ws) == 0)
+    return TRUE;
+
+  do
+    r = send (ws->fd, ws->obuf->data + ws->opos, pending_output (ws), MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+
+  if (r < 0)
+    {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return TRUE;
+      ws->failed = TRUE;
+      return FALSE;
+    }
+
+  ws->opos += (gsize) r;
+  if (ws->opos == ws->obuf->len)
+    {
+      g_byte_array_set_size (ws->obuf, 0);
+      ws->opos = 0;
+    }
+  return TRUE;
 }
 
 static ssize_t
@@ -113,28 +168,29 @@ send_cb (wslay_event_context_ptr  ctx,
          void                    *user_data)
 {
   EngineIOWebSocket *ws = user_data;
-  ssize_t r;
 
-  do
-    r = send (ws->fd, data, len, MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
-  while (r < 0 && errno == EINTR);
-
-  if (r < 0)
+  if (pending_output (ws) >= WRITE_BUFFER_LIMIT)
     {
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
+      /* Full: make room, or let wslay wait for writability. */
+      if (!write_out (ws))
         {
-          ws->partial_write = TRUE;  /* maybe mid-frame */
-          wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
-        }
-      else
-        {
-          ws->failed = TRUE;
           wslay_event_set_error (ctx, WSLAY_ERR_CALLBACK_FAILURE);
+          return -1;
         }
-      return -1;
+      if (pending_output (ws) >= WRITE_BUFFER_LIMIT)
+        {
+          wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+          return -1;
+        }
     }
-  ws->partial_write = (size_t) r < len;
-  return r;
+
+  if (ws->opos > 0 && ws->opos == ws->obuf->len)
+    {
+      g_byte_array_set_size (ws->obuf, 0);
+      ws->opos = 0;
+    }
+  g_byte_array_append (ws->obuf, data, len);
+  return (ssize_t) len;
 }
 
 static void
@@ -146,10 +202,9 @@ on_msg_recv_cb (wslay_event_context_ptr                   ctx,
 
   if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
     {
-      g_autoptr(GBytes) data = g_bytes_new (arg->msg, arg->msg_length);
-
       if (!ws->released && ws->callbacks != NULL)
-        ws->callbacks->message (ws, arg->opcode == WSLAY_BINARY_FRAME, data, ws->user_data);
+        ws->callbacks->message (ws, arg->opcode == WSLAY_BINARY_FRAME,
+                                arg->msg, arg->msg_length, ws->user_data);
     }
   else if (arg->opcode == WSLAY_CONNECTION_CLOSE)
     {
@@ -201,6 +256,42 @@ finish (EngineIOWebSocket *ws)
     ws->callbacks->closed (ws, clean, code == 0 ? 1005 : code, ws->user_data);
 }
 
+static gboolean
+want_write (EngineIOWebSocket *ws)
+{
+  return pending_output (ws) > 0 || wslay_event_want_write (ws->ctx);
+}
+
+/* Moves what wslay has queued to the socket, as far as it goes now. */
+static void
+pump (EngineIOWebSocket *ws)
+{
+  while (!ws->failed)
+    {
+      if (wslay_event_want_write (ws->ctx) && wslay_event_send (ws->ctx) != 0)
+        {
+          ws->failed = TRUE;
+          break;
+        }
+      if (!write_out (ws))
+        break;
+      /* Stop when the kernel is full or wslay has nothing more. */
+      if (pending_output (ws) > 0 || !wslay_event_want_write (ws->ctx))
+        break;
+    }
+}
+
+static void
+set_events (EngineIOWebSocket *ws,
+            GIOCondition       events)
+{
+  if (events != ws->events)
+    {
+      ws->events = events;
+      g_source_modify_unix_fd (ws->source, ws->fd_tag, events);
+    }
+}
+
 static void
 queue_close_now (EngineIOWebSocket *ws)
 {
@@ -208,44 +299,45 @@ queue_close_now (EngineIOWebSocket *ws)
 
   wslay_event_queue_close (ws->ctx, ws->close_pending_code, (const uint8_t *) reason,
                            reason != NULL ? strlen (reason) : 0);
-  g_source_modify_unix_fd (ws->source, ws->fd_tag, G_IO_IN | G_IO_OUT);
-  g_source_set_ready_time (ws->source, 0);
+  pump (ws);
 }
 
-/* Returns FALSE if the connection finished (and @ws may be gone). */
+/* After I/O: finish, or poll for what is wanted. Returns FALSE if the
+ * connection finished (and @ws may be gone). */
 static gboolean
-update_events (EngineIOWebSocket *ws)
+update_events (EngineIOWebSocket *ws,
+               gboolean           may_call_back)
 {
-  GIOCondition events = 0;
-  gboolean want_read = wslay_event_want_read (ws->ctx);
-  gboolean want_write = wslay_event_want_write (ws->ctx);
+  gboolean reading;
+  gboolean writing;
 
-  if (ws->failed || (!want_read && !want_write))
-    {
-      finish (ws);
-      return FALSE;
-    }
-
-  if (want_read)
-    events |= G_IO_IN;
-  if (want_write)
-    events |= G_IO_OUT;
-  g_source_modify_unix_fd (ws->source, ws->fd_tag, events);
-
-  if (!want_write && ws->close_pending)
+  if (!ws->failed && ws->close_pending && !want_write (ws))
     {
       /* The data is out: now the close frame (wslay sends control frames
        * ahead of queued data, so it had to wait). */
       ws->close_pending = FALSE;
       ws->drain_pending = FALSE;
       queue_close_now (ws);
-      return TRUE;
     }
 
-  if (!want_write && ws->drain_pending)
+  reading = wslay_event_want_read (ws->ctx);
+  writing = want_write (ws);
+
+  if (ws->failed || (!reading && !writing))
+    {
+      if (may_call_back)
+        finish (ws);
+      else
+        g_source_set_ready_time (ws->source, 0);  /* finish from a dispatch */
+      return FALSE;
+    }
+
+  set_events (ws, (reading ? G_IO_IN : 0) | (writing ? G_IO_OUT : 0));
+
+  if (!writing && ws->drain_pending)
     {
       ws->drain_pending = FALSE;
-      if (ws->callbacks != NULL && ws->callbacks->drained != NULL)
+      if (may_call_back && ws->callbacks != NULL && ws->callbacks->drained != NULL)
         ws->callbacks->drained (ws, ws->user_data);
     }
   return TRUE;
@@ -261,13 +353,14 @@ protocol_error (EngineIOWebSocket *ws)
   static const guint8 close_1002[] = { 0x88, 0x02, 0x03, 0xEA };
 
   ws->close_code = 1002;
-  if (!ws->partial_write && wslay_event_get_queued_msg_count (ws->ctx) <= 1)
+  write_out (ws);
+  if (pending_output (ws) == 0 && wslay_event_get_queued_msg_count (ws->ctx) <= 1)
     {
       if (send (ws->fd, close_1002, sizeof close_1002, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         g_debug ("websocket: could not send close 1002: %s", g_strerror (errno));
     }
   else
-    wslay_event_send (ws->ctx);  /* what is queued, then wslay's own close */
+    pump (ws);  /* what is queued, then wslay's own close */
 }
 
 static gboolean
@@ -278,10 +371,18 @@ ws_source_dispatch (GSource     *source,
   EngineIOWebSocket *ws = ((WsSource *) source)->ws;
   GIOCondition revents = g_source_query_unix_fd (source, ws->fd_tag);
 
-  g_source_set_ready_time (source, -1);
-  ws->in_dispatch = TRUE;
+  /* Marked re-entrant (see the top of the file): a handler that iterates
+   * this context must not read or write under our feet. */
+  if (ws->in_dispatch)
+    return G_SOURCE_CONTINUE;
 
-  if (!ws->failed && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && wslay_event_want_read (ws->ctx))
+  if (g_source_get_ready_time (source) != -1)
+    g_source_set_ready_time (source, -1);
+  ws->in_dispatch = TRUE;
+  ws->read_drained = FALSE;
+
+  if (!ws->failed && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) &&
+      wslay_event_want_read (ws->ctx))
     if (wslay_event_recv (ws->ctx) != 0)
       {
         if (!ws->failed)
@@ -291,12 +392,10 @@ ws_source_dispatch (GSource     *source,
 
   /* Write what reading queued (pongs, close replies) and what the message
    * handlers sent, at once. */
-  if (!ws->failed && wslay_event_want_write (ws->ctx))
-    if (wslay_event_send (ws->ctx) != 0)
-      ws->failed = TRUE;
+  pump (ws);
 
   ws->in_dispatch = FALSE;
-  update_events (ws);
+  update_events (ws, TRUE);
   return G_SOURCE_CONTINUE;
 }
 
@@ -333,6 +432,7 @@ engine_io_websocket_new (int                           fd,
   ws->release = release;
   ws->release_data = release_data;
   ws->rbuf = g_malloc (MAX (READ_BUFFER_SIZE, extra_in_size));
+  ws->obuf = g_byte_array_new ();
 
   /* Bytes libmicrohttpd read past the request are the first frames. */
   if (extra_in_size > 0)
@@ -369,7 +469,9 @@ engine_io_websocket_start (EngineIOWebSocket                *ws,
   source = g_source_new (&ws_source_funcs, sizeof (WsSource));
   ((WsSource *) source)->ws = ws;
   g_source_set_static_name (source, "[engineio] websocket");
-  ws->fd_tag = g_source_add_unix_fd (source, ws->fd, G_IO_IN);
+  g_source_set_can_recurse (source, TRUE);  /* see the top of the file */
+  ws->events = G_IO_IN;
+  ws->fd_tag = g_source_add_unix_fd (source, ws->fd, ws->events);
   ws->source = source;
   g_source_attach (source, context);
 
@@ -399,24 +501,22 @@ engine_io_websocket_send (EngineIOWebSocket *ws,
 }
 
 /* Writes what was queued with engine_io_websocket_send(). Inside our own
- * dispatch this happens anyway, at its end. */
+ * dispatch this happens anyway, at its end. Never calls back: a failure is
+ * reported from the next dispatch. */
 void
 engine_io_websocket_flush (EngineIOWebSocket *ws)
 {
   if (ws->released || ws->in_dispatch || ws->source == NULL)
     return;
 
-  if (!ws->failed && wslay_event_send (ws->ctx) != 0)
-    ws->failed = TRUE;
-  /* Errors, the drain and further writes are handled by a dispatch, so the
-   * owner is never called back from inside its own flush. */
-  g_source_set_ready_time (ws->source, 0);
+  pump (ws);
+  update_events (ws, FALSE);
 }
 
 gsize
 engine_io_websocket_get_buffered (EngineIOWebSocket *ws)
 {
-  return ws->released ? 0 : wslay_event_get_queued_msg_length (ws->ctx);
+  return ws->released ? 0 : wslay_event_get_queued_msg_length (ws->ctx) + pending_output (ws);
 }
 
 void
@@ -445,14 +545,12 @@ engine_io_websocket_close (EngineIOWebSocket *ws,
       g_source_attach (ws->close_timer, ws->context);
     }
 
-  if (wslay_event_get_queued_msg_count (ws->ctx) > 0)
-    {
-      /* Queued messages first (see update_events()). */
-      ws->close_pending = TRUE;
-      g_source_set_ready_time (ws->source, 0);
-    }
+  if (want_write (ws))
+    ws->close_pending = TRUE;  /* queued messages first (see update_events()) */
   else
     queue_close_now (ws);
+  if (!ws->in_dispatch)
+    update_events (ws, FALSE);
 }
 
 void
@@ -475,6 +573,7 @@ engine_io_websocket_free (EngineIOWebSocket *ws)
 
   release_socket (ws);
   wslay_event_context_free (ws->ctx);
+  g_byte_array_unref (ws->obuf);
   g_free (ws->close_pending_reason);
   g_clear_pointer (&ws->context, g_main_context_unref);
   g_free (ws->rbuf);

@@ -427,6 +427,27 @@ get_socket (Fixture    *f,
   return socket;
 }
 
+/* engine_io_socket_close(), then the poll a client makes next: it takes
+ * what was queued and the close packet (“1”), so the session ends without
+ * waiting for a last poll that would never come. */
+static void
+close_and_poll (Fixture        *f,
+                EngineIOSocket *socket)
+{
+  g_autofree char *target = v4_url (engine_io_socket_get_id (socket));
+  g_autoptr(TestResponse) response = NULL;
+  g_autofree char *body = NULL;
+
+  engine_io_socket_close (socket);
+  response = test_http_get (f->http, target);
+  test_require (response != NULL);
+  body = test_response_text (response);
+  if (response->status == 200)
+    g_assert_true (g_str_has_suffix (body, "1"));
+  else
+    assert_error (response, 400, 1);
+}
+
 /* Whether a request sent on @http is still unanswered after @ms. */
 static gboolean
 still_waiting (TestHttp *http,
@@ -1111,7 +1132,7 @@ test_max_sessions (Fixture       *f,
 
   socket = get_socket (f, a);
   test_require (socket != NULL);
-  engine_io_socket_close (socket);
+  close_and_poll (f, socket);
   assert_event (f, "close %s forced close", a);
 
   c = handshake (f);
@@ -1730,7 +1751,6 @@ test_polling_max_payload (Fixture       *f,
   g_autoptr(GError) error = NULL;
   g_autoptr(TestHttp) raw = NULL;
   g_autoptr(GString) request = g_string_new (NULL);
-  static const char *const chunked_headers[] = { "Transfer-Encoding", "chunked", NULL };
 
   g_test_summary ("max-payload counts the whole POST body: exactly the limit is accepted, "
                   "one byte more gets 413 (with Content-Length or chunked)");
@@ -1769,7 +1789,6 @@ test_polling_max_payload (Fixture       *f,
   g_assert_no_error (error);
   test_require (chunked != NULL);
   g_assert_cmpuint (chunked->status, ==, 413);
-  (void) chunked_headers;
 
   g_assert_cmpuint (test_recorder_count (f->events, "message "), ==, 1);
 }
@@ -1835,7 +1854,7 @@ test_polling_closed_sid (Fixture       *f,
   socket = get_socket (f, sid);
   test_require (socket != NULL);
 
-  engine_io_socket_close (socket);
+  close_and_poll (f, socket);
   assert_event (f, "close %s forced close", sid);
   g_assert_true (engine_io_socket_is_closed (socket));
 
@@ -2597,6 +2616,11 @@ test_close_flushes_queue (Fixture       *f,
     {
       g_autoptr(TestResponse) response = test_http_get (f->http, target);
       g_autoptr(GPtrArray) packets = NULL;
+      if (response != NULL)
+        {
+          g_autofree char *text = test_response_text (response);
+          g_test_message ("poll %u after close: HTTP %u %s", i, response->status, text);
+        }
       if (response == NULL || response->status != 200)
         break;
       packets = test_payload_v4_split (response->body);
@@ -2740,7 +2764,7 @@ test_close_receive (Fixture       *f,
     g_assert_cmpstr (r3, ==, "message m3");
   }
 
-  engine_io_socket_close (socket);
+  close_and_poll (f, socket);
   {
     g_autofree char *end = pop_result (results);
     g_autofree char *expected = g_strdup_printf ("error engine-io %d", ENGINE_IO_ERROR_CLOSED);
@@ -2759,7 +2783,7 @@ test_close_receive (Fixture       *f,
     test_require (socket2 != NULL);
     post_ok (f->http, sid2, "4late");
     assert_event (f, "packet %s 4late", sid2);
-    engine_io_socket_close (socket2);
+    close_and_poll (f, socket2);
     assert_event (f, "close %s forced close", sid2);
     late = engine_io_socket_receive (socket2, NULL, &error);
     g_assert_no_error (error);
@@ -2830,7 +2854,7 @@ test_close_receive_cancel (Fixture       *f,
   }
 
   /* Closing wakes whoever still waits. */
-  engine_io_socket_close (socket);
+  close_and_poll (f, socket);
   g_thread_join (t_plain);
   g_thread_join (t_cancelled);
 }
@@ -2864,7 +2888,7 @@ test_close_send_errors (Fixture       *f,
   body = poll_text (f->http, sid);
   g_assert_cmpstr (body, ==, "4fine");
 
-  engine_io_socket_close (socket);
+  close_and_poll (f, socket);
   assert_event (f, "close %s forced close", sid);
 
   g_assert_false (engine_io_socket_send_text (socket, "too late", &error2));
@@ -2941,7 +2965,6 @@ typedef struct
 {
   guint           port;
   guint           n_requests;
-  guint           seed;
   GMutex          lock;
   GPtrArray      *failures;    /* char*, under lock */
   guint           per_kind[N_BAD_KINDS];
@@ -3147,7 +3170,6 @@ storm_thread (gpointer data)
 {
   Storm *storm = data;
   g_autoptr(TestHttp) http = test_http_new (storm->port);
-  GRand *rand = g_rand_new_with_seed (g_atomic_int_add (&storm->seed, 1));
 
   for (;;)
     {
@@ -3156,10 +3178,8 @@ storm_thread (gpointer data)
       if (n >= storm->n_requests)
         break;
       kind = (BadKind) (n % N_BAD_KINDS);
-      (void) rand;
       storm_one (storm, http, kind, n);
     }
-  g_rand_free (rand);
   return NULL;
 }
 
@@ -3189,7 +3209,6 @@ test_bad_input_storm (Fixture       *f,
 
   storm.port = f->port;
   storm.n_requests = 1000;
-  storm.seed = 42;
   g_mutex_init (&storm.lock);
   storm.failures = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < N_THREADS; i++)
@@ -3348,6 +3367,43 @@ test_shutdown_pending_polls (Fixture       *f,
 }
 
 static void
+test_shutdown_dead_polls (Fixture       *f,
+                          gconstpointer  data)
+{
+  enum { N_SESSIONS = 10 };
+  TestHttp *clients[N_SESSIONS];
+  char *sids[N_SESSIONS];
+  gint64 start;
+  guint port;
+
+  g_test_summary ("engine_io_server_close() returns promptly when the clients of waiting "
+                  "polls have gone away (their connections closed), and every socket closes");
+
+  fixture_start (f);
+  port = f->port;
+  for (guint i = 0; i < N_SESSIONS; i++)
+    {
+      clients[i] = test_http_new (f->port);
+      sids[i] = handshake_on (clients[i], NULL);
+      test_require (sids[i] != NULL);
+      test_require (send_poll (clients[i], sids[i]));
+    }
+  g_assert_true (still_waiting (clients[N_SESSIONS - 1], 200));
+  for (guint i = 0; i < N_SESSIONS; i++)
+    test_http_free (clients[i]);
+
+  start = g_get_monotonic_time ();
+  engine_io_server_close (f->server);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+  /* Close has returned: the sockets are closed already. */
+  g_assert_true (test_recorder_wait_count (f->events, "close ", N_SESSIONS, 500));
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  g_assert_true (test_port_refuses (port));
+  for (guint i = 0; i < N_SESSIONS; i++)
+    g_free (sids[i]);
+}
+
+static void
 test_server_close_idempotent (Fixture       *f,
                               gconstpointer  data)
 {
@@ -3441,7 +3497,7 @@ test_server_sockets (Fixture       *f,
   g_assert_null (engine_io_server_lookup_socket (f->server, "nosuchsession"));
 
   first = engine_io_server_lookup_socket (f->server, sids[0]);
-  engine_io_socket_close (first);
+  close_and_poll (f, first);
   assert_event (f, "close %s forced close", sids[0]);
   g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 2);
   g_assert_null (engine_io_server_lookup_socket (f->server, sids[0]));
@@ -3534,6 +3590,7 @@ main (int    argc,
   ADD ("/server/bad-input/storm", test_bad_input_storm);
 
   ADD ("/server/lifecycle/shutdown-pending-polls", test_shutdown_pending_polls);
+  ADD ("/server/lifecycle/shutdown-dead-polls", test_shutdown_dead_polls);
   ADD ("/server/lifecycle/close-idempotent", test_server_close_idempotent);
   ADD ("/server/lifecycle/sockets", test_server_sockets);
 

@@ -1850,8 +1850,7 @@ load_server_send (LoadWorker  *w,
   return TRUE;
 }
 
-/* A packet the client received: the next server number, or (if @noop_ok)
- * a noop. */
+/* A packet the client received: it must be the next server number. */
 static gboolean
 load_take (LoadWorker  *w,
            LoadSession *s,
@@ -1886,7 +1885,12 @@ load_poll (LoadWorker  *w,
     }
   if (w->eio == 4)
     return test_payload_v4_split (response->body);
-  return test_payload_v3_split (response->body, &local_error);
+  {
+    GPtrArray *packets = test_payload_v3_split (response->body, &local_error);
+    if (packets == NULL)
+      g_string_append_printf (w->errors, "[%s] bad v3 payload: %s\n", s->sid, local_error->message);
+    return packets;
+  }
 }
 
 static gboolean

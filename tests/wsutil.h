@@ -151,7 +151,8 @@ GPtrArray      *test_eio_poll_packets    (TestResponse       *response,
 /* A polling payload of text packets (v4: joined by \x1e; v3: len:packet). */
 char           *test_eio_payload         (int                 eio,
                                           const char * const *packets);
-/* Whether @response is a 400 whose JSON body has code @code. */
+/* Whether @response has @status and an application/json body
+ * {"code":@code,"message":…}. */
 gboolean        test_eio_is_error        (TestResponse       *response,
                                           guint               status,
                                           gint                code);

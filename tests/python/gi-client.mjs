@@ -3,10 +3,11 @@
 // given messages, and reports every event as one JSON line on stdout.
 //
 //   node gi-client.mjs --url http://127.0.0.1:PORT/engine.io/ [--transports polling,websocket]
-//        [--count N] [--send JSON] [--expect N] [--close] [--query k=v]... [--timeout S]
+//        [--count N] [--send JSON] [--interval MS] [--expect N] [--close] [--query k=v]...
+//        [--timeout S]
 //
 // --send is a JSON list of messages, each {"text": "..."} or {"binary": "<base64>"}; every
-// socket sends them, in order, once open. A socket is done when it has received --expect
+// socket sends them, in order, once open (all at once, or one per --interval ms). A socket is done when it has received --expect
 // messages (then it closes itself if --close is given) and, unless it closed itself, when the
 // server closed it. Lines printed:
 //   {"ev":"open","i":0,"sid":"...","transport":"polling"}
@@ -30,7 +31,7 @@ try {
 }
 
 const opts = { url: null, transports: ["polling", "websocket"], count: 1, send: [], expect: 0,
-               close: false, query: {}, timeout: 20 };
+               close: false, query: {}, timeout: 20, interval: 0 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -41,6 +42,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--send") opts.send = JSON.parse(v());
   else if (a === "--expect") opts.expect = parseInt(v(), 10);
   else if (a === "--close") opts.close = true;
+  else if (a === "--interval") opts.interval = parseInt(v(), 10);
   else if (a === "--query") { const [k, val] = v().split("="); opts.query[k] = val; }
   else if (a === "--timeout") opts.timeout = parseFloat(v());
   else { process.stderr.write(`unknown argument ${a}\n`); process.exit(2); }
@@ -50,7 +52,14 @@ if (!opts.url) { process.stderr.write("--url is required\n"); process.exit(2); }
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const u = new URL(opts.url);
 let pending = opts.count;
-const finish = () => { if (--pending === 0) { out({ ev: "done" }); process.exit(0); } };
+// engine.io-client emits "close" before its transport sends the close packet (a POST when
+// polling): give that a moment before exiting, or the server sees a ping timeout instead.
+const finish = () => {
+  if (--pending === 0) {
+    out({ ev: "done" });
+    setTimeout(() => process.exit(0), 300);
+  }
+};
 
 setTimeout(() => { out({ ev: "timeout" }); process.exit(1); }, opts.timeout * 1000).unref();
 
@@ -68,9 +77,18 @@ for (let i = 0; i < opts.count; i++) {
   socket.binaryType = "nodebuffer";
   socket.on("open", () => {
     out({ ev: "open", i, sid: socket.id, transport: socket.transport.name });
-    for (const m of opts.send) {
+    const sendOne = (m) => {
       if ("text" in m) socket.send(m.text);
       else socket.send(Buffer.from(m.binary, "base64"));
+    };
+    if (opts.interval > 0) {
+      let k = 0;
+      const timer = setInterval(() => {
+        if (k >= opts.send.length || socket.readyState !== "open") clearInterval(timer);
+        else sendOne(opts.send[k++]);
+      }, opts.interval);
+    } else {
+      opts.send.forEach(sendOne);
     }
     if (opts.expect === 0 && opts.close) { socket.close(); }
   });

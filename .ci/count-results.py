@@ -3,8 +3,9 @@
 
 TAP tests (the GTest binaries) count one per TAP line ("ok" / "not ok",
 "# SKIP" as skipped); a TAP binary that failed without a "not ok" line
-(a crash) counts one failure more. Other tests count one each by their
-result. Prints "N passed, N failed, N skipped".
+(a crash) counts one failure more. A pytest run counts what its summary
+line says. Other tests count one each by their result. Prints
+"N passed, N failed, N skipped".
 """
 import json
 import re
@@ -23,9 +24,18 @@ for path in sys.argv[1:]:
             continue
         t = json.loads(line)
         result = t.get("result", "")
-        out = t.get("stdo", "") or ""
+        out = t.get("stdout", "") or ""
         tap = [l for l in out.splitlines() if re.match(r"^(not )?ok\b", l)]
-        if tap:
+        pytest = re.findall(r"^=+ (.*\d+ (?:passed|failed|errors?).*) in [\d.]+s(?: \(.*\))? =+$", out, re.M)
+        if pytest:
+            counts = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) (passed|failed|errors?|skipped)", pytest[-1]))
+            p, f = counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
+            passed += p
+            failed += f
+            skipped += counts.get("skipped", 0)
+            if result not in ("OK", "EXPECTEDFAIL") and f == 0:
+                failed += 1
+        elif tap:
             bad = 0
             for l in tap:
                 if re.search(r"#\s*SKIP", l, re.I):

@@ -15,8 +15,6 @@ EngineIOHttpDaemon *engine_io_http_daemon_start    (EngineIOServer     *server,
                                                     guint               port,
                                                     GError            **error);
 guint               engine_io_http_daemon_get_port (EngineIOHttpDaemon *daemon);
-/* Stop accepting connections; existing ones go on. */
-void                engine_io_http_daemon_quiesce  (EngineIOHttpDaemon *daemon);
 /* Only once no connection is suspended. Frees @daemon. */
 void                engine_io_http_daemon_stop     (EngineIOHttpDaemon *daemon);
 

@@ -46,7 +46,6 @@ typedef struct
 struct _EngineIOHttpDaemon
 {
   struct MHD_Daemon *daemon;
-  MHD_socket         listen_fd;     /* after quiesce: ours to close */
   guint              port;
 };
 
@@ -470,7 +469,6 @@ engine_io_http_daemon_start (EngineIOServer  *server,
     connection_limit = (unsigned int) MIN (limit.rlim_cur - 32, G_MAXINT);
 
   daemon = g_new0 (EngineIOHttpDaemon, 1);
-  daemon->listen_fd = MHD_INVALID_SOCKET;
   daemon->daemon = MHD_start_daemon (flags, (uint16_t) port, NULL, NULL,
                                      access_cb, server,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
@@ -503,16 +501,8 @@ engine_io_http_daemon_get_port (EngineIOHttpDaemon *daemon)
 }
 
 void
-engine_io_http_daemon_quiesce (EngineIOHttpDaemon *daemon)
-{
-  daemon->listen_fd = MHD_quiesce_daemon (daemon->daemon);
-}
-
-void
 engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
 {
   MHD_stop_daemon (daemon->daemon);
-  if (daemon->listen_fd != MHD_INVALID_SOCKET)
-    close (daemon->listen_fd);
   g_free (daemon);
 }

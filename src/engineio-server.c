@@ -1305,8 +1305,11 @@ engine_io_server_close (EngineIOServer *self)
   daemon = self->daemon;
   g_mutex_unlock (&self->lock);
 
-  if (daemon != NULL)
-    engine_io_http_daemon_quiesce (daemon);
+  /* No MHD_quiesce_daemon(): with a worker pool on epoll, libmicrohttpd
+   * 0.9.75 can abort in it ("Failed to remove listen FD from epoll set")
+   * when a worker toggles the listen socket at the same time. New
+   * connections during the close are answered 503 (handshakes) or 400
+   * (closed sessions) until the daemon stops. */
 
   sockets = engine_io_server_get_sockets (self);
   for (guint i = 0; i < sockets->len; i++)

@@ -109,6 +109,8 @@ struct _EngineIOSocket
   GSource                 *upgrade_source;/* the probe's deadline */
   guint16                  ws_close_code; /* for the close frame when we close */
   GByteArray              *frame;         /* scratch for encoding frames */
+  gint64                   inline_window; /* see ws_message_cb() */
+  gint64                   inline_spent;
   GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
 
   /* (lock) */
@@ -205,8 +207,15 @@ event_free (Event *event)
 
 static gboolean drain_inbound_cb (gpointer data);
 
-/* Events handled per dispatch of a socket's event source. */
+/* Events handled per dispatch of a socket's event source, at most, and
+ * the time after which a dispatch stops taking more. */
 #define EVENT_BATCH 64
+#define EVENT_BATCH_US 5000
+/* WebSocket messages are handled inline until their handlers used
+ * EVENT_BATCH_US within INLINE_WINDOW_US; reading pauses while more than
+ * INBOUND_PAUSE events wait. */
+#define INLINE_WINDOW_US 50000
+#define INBOUND_PAUSE 1024
 
 /* Called with the lock held. */
 static void
@@ -786,17 +795,44 @@ ws_message_cb (EngineIOWebSocket *ws,
       return;
     }
 
-  /* Sends from the handlers are written at the end of this dispatch. */
-  g_async_queue_lock (self->outbound);
-  self->flush_inline = TRUE;
-  g_async_queue_unlock (self->outbound);
+  /* Handled here while the handlers are quick; slow handlers (or a client
+   * sending faster than they run) turn this into a backlog handled by the
+   * event source in bounded batches, so other sources of the context get
+   * their turn. Once there is a backlog, everything goes through it, in
+   * order, and reading pauses while it is long. */
+  {
+    gint64 now = g_get_monotonic_time ();
+    Event *event;
 
-  handle_packet (self, packet);
+    if (now - self->inline_window > INLINE_WINDOW_US)
+      {
+        self->inline_window = now;
+        self->inline_spent = 0;
+      }
+    if (self->inline_spent > EVENT_BATCH_US || g_async_queue_length (self->inbound) > 0)
+      {
+        event = g_new0 (Event, 1);
+        event->kind = EVENT_PACKET;
+        event->packet = g_steal_pointer (&packet);
+        post_event (self, event);
+        if (g_async_queue_length (self->inbound) > INBOUND_PAUSE)
+          engine_io_websocket_set_paused (ws, TRUE);
+        return;
+      }
 
-  g_async_queue_lock (self->outbound);
-  self->flush_inline = FALSE;
-  g_async_queue_unlock (self->outbound);
-  ws_flush_outbound (self);
+    /* Sends from the handlers are written at the end of this dispatch. */
+    g_async_queue_lock (self->outbound);
+    self->flush_inline = TRUE;
+    g_async_queue_unlock (self->outbound);
+
+    handle_packet (self, packet);
+
+    g_async_queue_lock (self->outbound);
+    self->flush_inline = FALSE;
+    g_async_queue_unlock (self->outbound);
+    self->inline_spent += g_get_monotonic_time () - now;
+    ws_flush_outbound (self);
+  }
 }
 
 static void
@@ -899,9 +935,13 @@ drain_inbound_cb (gpointer data)
 {
   EngineIOSocket *self = data;
   Event *event;
+  gint64 deadline;
 
-  /* A bounded batch, so a client that sends faster than its handlers run
-   * cannot keep the context from its timers and other sources. */
+  /* A bounded batch (in count and in time), so a client that sends faster
+   * than its handlers run cannot keep the context from its timers and
+   * other sources. */
+  deadline = g_get_monotonic_time () + EVENT_BATCH_US;
+
   for (guint n = 0; n < EVENT_BATCH; n++)
     {
       event = g_async_queue_try_pop (self->inbound);
@@ -909,9 +949,13 @@ drain_inbound_cb (gpointer data)
         break;
       handle_event (self, event);
       event_free (event);
+      if (g_get_monotonic_time () > deadline)
+        break;
     }
   if (self->state == STATE_OPEN)
     ws_flush_outbound (self);
+  if (self->ws != NULL && g_async_queue_length (self->inbound) < INBOUND_PAUSE / 4)
+    engine_io_websocket_set_paused (self->ws, FALSE);
 
   if (g_async_queue_length (self->inbound) > 0)
     return G_SOURCE_CONTINUE;  /* still scheduled: drain_pending stays set */

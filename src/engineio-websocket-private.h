@@ -58,6 +58,8 @@ gboolean           engine_io_websocket_send         (EngineIOWebSocket          
                                                      const void                   *data,
                                                      gsize                         size);
 void               engine_io_websocket_flush        (EngineIOWebSocket            *ws);
+void               engine_io_websocket_set_paused   (EngineIOWebSocket            *ws,
+                                                     gboolean                      paused);
 gsize              engine_io_websocket_get_buffered (EngineIOWebSocket            *ws);
 void               engine_io_websocket_close        (EngineIOWebSocket            *ws,
                                                      guint16                       code,

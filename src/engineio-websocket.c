@@ -61,6 +61,7 @@ struct _EngineIOWebSocket
   gsize                             rpos;
 
   gboolean                          read_drained; /* a short read this dispatch */
+  gboolean                          paused;       /* the owner wants no more messages for now */
   GByteArray                       *obuf;         /* frames not yet written */
   gsize                             opos;         /* written part of @obuf */
   GIOCondition                      events;       /* what the fd is polled for */
@@ -87,6 +88,12 @@ recv_cb (wslay_event_context_ptr  ctx,
 {
   EngineIOWebSocket *ws = user_data;
   gsize n;
+
+  if (ws->paused)
+    {
+      wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+      return -1;
+    }
 
   if (ws->rpos == ws->rlen)
     {
@@ -322,8 +329,10 @@ update_events (EngineIOWebSocket *ws,
 
   reading = wslay_event_want_read (ws->ctx);
   writing = want_write (ws);
+  if (reading && ws->paused)
+    reading = FALSE;       /* not finished: still wants to read, later */
 
-  if (ws->failed || (!reading && !writing))
+  if (ws->failed || (!wslay_event_want_read (ws->ctx) && !writing))
     {
       if (may_call_back)
         finish (ws);
@@ -511,6 +520,25 @@ engine_io_websocket_flush (EngineIOWebSocket *ws)
 
   pump (ws);
   update_events (ws, FALSE);
+}
+
+/* Stops (or resumes) reading: the owner has a backlog of messages. Bytes
+ * already read stay buffered; the kernel's buffer and TCP flow control
+ * hold the rest. */
+void
+engine_io_websocket_set_paused (EngineIOWebSocket *ws,
+                                gboolean           paused)
+{
+  if (ws->paused == paused || ws->released)
+    return;
+  ws->paused = paused;
+  if (ws->source != NULL)
+    {
+      if (!ws->in_dispatch)
+        update_events (ws, FALSE);
+      if (!paused)
+        g_source_set_ready_time (ws->source, 0);  /* what is buffered already */
+    }
 }
 
 gsize

@@ -54,8 +54,8 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
        -Dintrospection=disabled -Ddemo=false && meson compile -C build-fuzz; then
     if out=$(bash tests/fuzz/run-fuzzers.sh build-fuzz "$FUZZ_SECONDS" 2>&1); then :; else status=1; fi
     echo "$out"
-    fuzz_passed=$(grep -c '^PASS' <<<"$out" || true)
-    fuzz_failed=$(grep -c '^FAIL' <<<"$out" || true)
+    fuzz_passed=$(grep -c ': OK (' <<<"$out" || true)
+    fuzz_failed=$(grep -cE ': (FAILED|MISSING)' <<<"$out" || true)
     if [ "$fuzz_passed" = 0 ] && [ "$fuzz_failed" = 0 ]; then fuzz_failed=1; fi
   else
     echo "fuzzer build failed"; status=1; fuzz_failed=1

@@ -2481,9 +2481,11 @@ test_v3_expiry_not_reset_by_sends (Fixture       *f,
   while (g_get_monotonic_time () - start < 3 * G_USEC_PER_SEC)
     {
       g_autoptr(TestResponse) response = test_http_get (f->http, target);
+      g_autofree char *body = NULL;
       if (response == NULL)
         break;
-      if (response->status != 200 || g_str_has_suffix (g_bytes_get_data (response->body, NULL), "1:1"))
+      body = test_response_text (response);  /* NUL-terminated copy */
+      if (response->status != 200 || g_str_has_suffix (body, "1:1"))
         {
           closed = TRUE;
           break;
@@ -3218,8 +3220,6 @@ test_bad_input_storm (Fixture       *f,
   while (!storm_over || sent < 100)
     {
       g_autoptr(GString) batch = g_string_new (NULL);
-      g_autoptr(TestResponse) response = NULL;
-      g_autoptr(GPtrArray) packets = NULL;
       guint batch_size = 1 + sent % 3;
 
       for (guint i = 0; i < batch_size; i++)

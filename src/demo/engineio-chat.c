@@ -457,7 +457,6 @@ main (int   argc,
   g_autoptr(GMainLoop) loop = NULL;
   g_autofree char *url = NULL;
   struct MHD_Daemon *daemon;
-  MHD_socket listen_fd;
   guint bound_port = 0;
   guint sigint, sigterm;
   App app = { NULL, };
@@ -551,14 +550,12 @@ main (int   argc,
   g_source_remove (sigint);
   g_source_remove (sigterm);
 
-  /* Refuse new connections, close the sessions (each client hears so),
-   * and only then stop the daemon: it must outlive the engine's requests. */
+  /* Close the sessions (each client hears so), and only then stop the
+   * daemon: it must outlive the engine's requests. (No MHD_quiesce_daemon():
+   * libmicrohttpd 0.9.75 can abort in it with a worker pool on epoll.) */
   g_message ("Shutting down");
-  listen_fd = MHD_quiesce_daemon (daemon);
   engine_io_server_close (app.engine);
   MHD_stop_daemon (daemon);
-  if (listen_fd != MHD_INVALID_SOCKET)
-    close (listen_fd);
 
   g_object_unref (app.engine);
   chat_room_unref (app.room);

@@ -736,7 +736,8 @@ engine_io_packet_is_binary (EngineIOPacket *packet)
  *   binary packet)
  *
  * The text of a text packet: valid UTF-8, NUL-terminated, possibly with
- * NUL characters inside (use @length to see them). It stays valid as long
+ * NUL characters inside (use @length to see them). From Python this
+ * returns a `(text, length)` tuple. It stays valid as long
  * as @packet (or the #GBytes from engine_io_packet_get_data()) lives.
  *
  * Thread-safe: may be called from any thread.

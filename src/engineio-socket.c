@@ -1869,7 +1869,7 @@ engine_io_socket_is_closed (EngineIOSocket *self)
 }
 
 /**
- * engine_io_socket_get_user_data:
+ * engine_io_socket_get_user_data: (skip)
  * @self: a socket
  *
  * Thread-safe: may be called from any thread.
@@ -1892,14 +1892,15 @@ engine_io_socket_get_user_data (EngineIOSocket *self)
 }
 
 /**
- * engine_io_socket_set_user_data:
+ * engine_io_socket_set_user_data: (skip)
  * @self: a socket
  * @user_data: (nullable): data for the application
  * @destroy: (nullable): frees @user_data when it is replaced or the socket
  *   is finalized
  *
  * Attaches one pointer of application data to the socket (for more, use
- * g_object_set_data()). Any previous data is freed with its destroy
+ * g_object_set_data()). Not for bindings: Python code keeps its data in a
+ * dict keyed by engine_io_socket_get_id(). Any previous data is freed with its destroy
  * function, outside the socket's lock.
  *
  * Thread-safe: may be called from any thread.

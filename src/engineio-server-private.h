@@ -7,6 +7,7 @@
 #include "engineio-server.h"
 #include "engineio-request-private.h"
 #include "engineio-loop-private.h"
+#include "engineio-metrics-private.h"
 
 G_BEGIN_DECLS
 
@@ -32,7 +33,7 @@ typedef struct
   guint                       max_sessions;      /* 0: unlimited */
   guint64                     send_queue_high_water; /* bytes */
   EngineIOBackpressurePolicy  backpressure;
-  char                       *handshake_v4;      /* cached `upgrades` JSON array */
+  char                       *metrics_path;      /* NULL: no metrics endpoint */
 } EngineIOConfig;
 
 EngineIOConfig *engine_io_config_ref   (EngineIOConfig *config);
@@ -79,6 +80,8 @@ void     engine_io_server_unregister_socket (EngineIOServer  *self,
 void     engine_io_server_socket_finished   (EngineIOServer  *self);
 void     engine_io_server_emit_connection   (EngineIOServer  *self,
                                              EngineIOSocket  *socket);
+/* Any thread: the live counters (engineio-metrics-private.h). */
+EngineIOCounters *engine_io_server_get_counters (EngineIOServer *self);
 
 /* Error codes of the protocol (the JSON `code`). */
 enum

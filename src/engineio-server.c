@@ -63,6 +63,8 @@ struct _EngineIOServer
   guint64                     send_queue_high_water;
   EngineIOBackpressurePolicy  backpressure;
   GMainContext               *callback_context;   /* owned, nullable */
+  char                       *metrics_path;
+  EngineIOCounters            counters;           /* (atomic) each word */
 
   GMutex                      lock;
   GCond                       cond;               /* live_sessions / suspended changed */
@@ -111,6 +113,7 @@ enum
   PROP_SEND_QUEUE_HIGH_WATER,
   PROP_BACKPRESSURE_POLICY,
   PROP_CALLBACK_CONTEXT,
+  PROP_METRICS_PATH,
   PROP_PORT,
   N_PROPS
 };
@@ -145,6 +148,7 @@ engine_io_config_unref (EngineIOConfig *config)
   g_free (config->cookie_name);
   g_free (config->cookie_path);
   g_free (config->cookie_same_site);
+  g_free (config->metrics_path);
   g_free (config);
 }
 
@@ -187,6 +191,17 @@ config_new_from_server (EngineIOServer  *self,
   config->max_sessions = self->max_sessions;
   config->send_queue_high_water = self->send_queue_high_water;
   config->backpressure = self->backpressure;
+  if (self->metrics_path != NULL && self->metrics_path[0] != '\0')
+    {
+      if (self->metrics_path[0] != '/')
+        {
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                       "Metrics path “%s” must start with “/”", self->metrics_path);
+          engine_io_config_unref (config);
+          return NULL;
+        }
+      config->metrics_path = g_strdup (self->metrics_path);
+    }
 
   if (self->cors_origin != NULL && self->cors_origin[0] != '\0')
     {
@@ -875,6 +890,8 @@ engine_io_server_path_matches (EngineIOServer *self,
     return FALSE;
   len = strlen (config->path);
   /* "/engine.io/" matches "/engine.io" and "/engine.io/" */
+  if (config->metrics_path != NULL && strcmp (path, config->metrics_path) == 0)
+    return TRUE;
   return strcmp (path, config->path) == 0 ||
          (strlen (path) == len - 1 && strncmp (path, config->path, len - 1) == 0);
 }
@@ -926,6 +943,19 @@ engine_io_server_request_begin (EngineIOServer  *self,
    * responses to be written before stopping the daemon. */
   req->begun = TRUE;
   g_atomic_int_inc (&self->active_requests);
+
+  if (config->metrics_path != NULL && strcmp (req->path, config->metrics_path) == 0)
+    {
+      g_autoptr(EngineIOMetrics) metrics = engine_io_server_get_metrics (self);
+      char *text = engine_io_metrics_to_prometheus (metrics);
+      g_autoptr(GBytes) body = g_bytes_new_take (text, strlen (text));
+
+      if (strcmp (req->method, "GET") != 0 && strcmp (req->method, "HEAD") != 0)
+        respond_status_json (NULL, req, 405, ENGINE_IO_CODE_BAD_REQUEST, "Method not allowed");
+      else
+        respond_full (NULL, req, 200, "text/plain; version=0.0.4; charset=utf-8", body, FALSE);
+      return FALSE;
+    }
 
   /* A CORS preflight is answered before any check, with or without sid. */
   if (strcmp (req->method, "OPTIONS") == 0)
@@ -1416,6 +1446,31 @@ engine_io_server_lookup_socket (EngineIOServer *self,
 }
 
 /**
+ * engine_io_server_get_metrics:
+ * @self: a server
+ *
+ * A snapshot of the server's counters; see #EngineIOMetrics. Counting is
+ * always on and costs a few atomic additions per packet.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer full): the counters now
+ */
+EngineIOMetrics *
+engine_io_server_get_metrics (EngineIOServer *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), NULL);
+
+  return engine_io_metrics_new (&self->counters);
+}
+
+EngineIOCounters *
+engine_io_server_get_counters (EngineIOServer *self)
+{
+  return &self->counters;
+}
+
+/**
  * engine_io_server_set_admission_func:
  * @self: a server
  * @func: (nullable) (scope notified) (closure user_data) (destroy destroy):
@@ -1554,6 +1609,10 @@ engine_io_server_set_property (GObject      *object,
       g_clear_pointer (&self->callback_context, g_main_context_unref);
       self->callback_context = g_value_dup_boxed (value);
       break;
+    case PROP_METRICS_PATH:
+      g_free (self->metrics_path);
+      self->metrics_path = g_value_dup_string (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       return;
@@ -1590,6 +1649,7 @@ engine_io_server_get_property (GObject    *object,
     case PROP_SEND_QUEUE_HIGH_WATER: g_value_set_uint64 (value, self->send_queue_high_water); break;
     case PROP_BACKPRESSURE_POLICY: g_value_set_enum (value, self->backpressure); break;
     case PROP_CALLBACK_CONTEXT: g_value_set_boxed (value, self->callback_context); break;
+    case PROP_METRICS_PATH: g_value_set_string (value, self->metrics_path); break;
     case PROP_PORT: g_value_set_uint (value, engine_io_server_get_port (self)); break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1624,6 +1684,7 @@ engine_io_server_finalize (GObject *object)
   g_free (self->cookie);
   g_free (self->cookie_path);
   g_free (self->cookie_same_site);
+  g_free (self->metrics_path);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
 
@@ -1821,6 +1882,17 @@ engine_io_server_class_init (EngineIOServerClass *klass)
    */
   properties[PROP_CALLBACK_CONTEXT] =
     g_param_spec_boxed ("callback-context", NULL, NULL, G_TYPE_MAIN_CONTEXT, rw);
+
+  /**
+   * EngineIOServer:metrics-path:
+   *
+   * A path (e.g. `/metrics`) where GET returns the server's counters in the
+   * Prometheus text format (engine_io_metrics_to_prometheus()); %NULL
+   * (default) serves none. Not protected: bind the server to an address
+   * only your scraper reaches, or mount it and route the path yourself.
+   */
+  properties[PROP_METRICS_PATH] =
+    g_param_spec_string ("metrics-path", NULL, NULL, NULL, rw);
 
   /**
    * EngineIOServer:port:

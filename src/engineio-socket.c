@@ -102,6 +102,9 @@ struct _EngineIOSocket
   EngineIOLoop            *loop;          /* released when the session ends */
   GSource                 *ping_source;   /* v4: the next ping is due */
   GSource                 *timeout_source;/* v4: pong deadline; v3: expiry */
+  gint64                   ping_sent_at;  /* v4: for the round-trip histogram */
+  gboolean                 counted_open;  /* in the open-sessions gauge */
+  EngineIOCounters        *counters;      /* the server's; immutable pointer */
   EngineIOCloseReason      close_reason;
   char                    *close_description;
   EngineIOWebSocket       *ws;            /* the transport, or an upgrade probe */
@@ -294,6 +297,11 @@ take_outbound_locked (EngineIOSocket *self,
   packets = g_ptr_array_new_full (items->len, (GDestroyNotify) engine_io_packet_unref);
   for (guint i = 0; i < items->len; i++)
     g_ptr_array_add (packets, engine_io_packet_ref (((SendItem *) g_ptr_array_index (items, i))->packet));
+  if (items->len > 0)
+    {
+      engine_io_counter_add (&self->counters->packets_out, items->len);
+      engine_io_counter_add (&self->counters->bytes_out, taken);
+    }
 
   if (items->len > 0 &&
       (notify || g_signal_has_handler_pending (self, signals[SIGNAL_DRAIN], 0, TRUE)))
@@ -407,6 +415,7 @@ socket_enqueue (EngineIOSocket       *self,
   item->destroy = destroy;
   g_async_queue_push_unlocked (self->outbound, item);
   self->queued_bytes += size;
+  engine_io_counter_max (&self->counters->queue_high_water, self->queued_bytes);
 
   if (kick)
     resume = kick_transport_locked (self);
@@ -464,6 +473,7 @@ send_ping_cb (gpointer data)
   EngineIOSocket *self = data;
 
   g_clear_pointer (&self->ping_source, g_source_unref);
+  self->ping_sent_at = g_get_monotonic_time ();
   socket_enqueue (self, engine_io_packet_new (ENGINE_IO_PACKET_PING), NULL, NULL, NULL, TRUE, NULL);
   clear_source (&self->timeout_source);
   self->timeout_source = add_timeout (self, self->config->ping_timeout, ping_timeout_cb,
@@ -513,6 +523,9 @@ handle_packet (EngineIOSocket *self,
   if (self->state != STATE_OPEN || g_atomic_int_get (&self->close_requested))
     return;
 
+  engine_io_counter_add (&self->counters->packets_in, 1);
+  engine_io_counter_add (&self->counters->bytes_in, packet_size (packet));
+
   g_signal_emit (self, signals[SIGNAL_PACKET], 0, packet);
   if (self->state != STATE_OPEN)
     return;
@@ -549,6 +562,9 @@ handle_packet (EngineIOSocket *self,
           return;
         }
       clear_source (&self->timeout_source);
+      if (self->ping_sent_at != 0)
+        engine_io_counters_record_rtt (self->counters, g_get_monotonic_time () - self->ping_sent_at);
+      self->ping_sent_at = 0;
       schedule_ping (self);
       g_signal_emit (self, signals[SIGNAL_HEARTBEAT], 0);
       break;
@@ -698,6 +714,9 @@ complete_upgrade (EngineIOSocket *self)
   g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
   resume = release_poll_with_noop_locked (self);
   g_async_queue_unlock (self->outbound);
+  engine_io_counter_sub (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_POLLING, self->version), 1);
+  engine_io_counter_add (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_WEBSOCKET, self->version), 1);
+  engine_io_counter_add (&self->counters->upgrades, 1);
   if (resume != NULL)
     engine_io_core_request_resume (resume);
 
@@ -1109,6 +1128,9 @@ socket_finish_close (EngineIOSocket *self)
    * before ::close runs. */
   engine_io_server_unregister_socket (self->server, self);
   engine_io_server_socket_finished (self->server);
+  if (self->counted_open)
+    engine_io_counter_sub (engine_io_counter_open (self->counters, engine_io_socket_get_transport (self), self->version), 1);
+  engine_io_counter_add (&self->counters->closes[self->close_reason], 1);
 
   g_debug ("socket %s closed: %s%s%s", self->id, engine_io_close_reason_to_string (self->close_reason),
            self->close_description ? ": " : "", self->close_description ? self->close_description : "");
@@ -1328,6 +1350,7 @@ engine_io_socket_new (EngineIOServer    *server,
   self->transport = engine_io_handshake_get_transport (handshake);
   self->loop = loop;
   self->context = g_main_context_ref (engine_io_loop_get_context (loop));
+  self->counters = engine_io_server_get_counters (server);
 
   return self;
 }
@@ -1371,6 +1394,9 @@ engine_io_socket_start (EngineIOSocket  *self,
   g_async_queue_lock (self->outbound);
   g_atomic_int_set ((int *) &self->state, STATE_OPEN);
   g_async_queue_unlock (self->outbound);
+  engine_io_counter_add (engine_io_counter_open (self->counters, engine_io_socket_get_transport (self), self->version), 1);
+  engine_io_counter_add (&self->counters->handshakes, 1);
+  self->counted_open = TRUE;
 
   if (self->version == ENGINE_IO_PROTOCOL_V4)
     schedule_ping (self);

@@ -12,6 +12,7 @@
 #include <engineio/engineio-version.h>
 #include <engineio/engineio-handshake.h>
 #include <engineio/engineio-socket.h>
+#include <engineio/engineio-metrics.h>
 
 G_BEGIN_DECLS
 
@@ -103,6 +104,8 @@ guint           engine_io_server_get_socket_count   (EngineIOServer        *self
 ENGINE_IO_AVAILABLE_IN_ALL
 EngineIOSocket *engine_io_server_lookup_socket      (EngineIOServer        *self,
                                                      const char            *sid);
+ENGINE_IO_AVAILABLE_IN_ALL
+EngineIOMetrics *engine_io_server_get_metrics       (EngineIOServer        *self);
 ENGINE_IO_AVAILABLE_IN_ALL
 void            engine_io_server_set_admission_func (EngineIOServer        *self,
                                                      EngineIOAdmissionFunc  func,

@@ -11,5 +11,6 @@
 # include <engineio/engineio-packet.h>
 # include <engineio/engineio-handshake.h>
 # include <engineio/engineio-socket.h>
+# include <engineio/engineio-metrics.h>
 # include <engineio/engineio-server.h>
 #undef ENGINE_IO_INSIDE

@@ -124,6 +124,7 @@ main (int   argc,
   g_autofree char *address = g_strdup ("127.0.0.1");
   g_autofree char *path = g_strdup ("/engine.io/");
   g_autofree char *cors = NULL;
+  g_autofree char *metrics_path = NULL;
   g_autofree char *transports_text = g_strdup ("polling,websocket");
   int port = 3000;
   int ping_interval = 25000;
@@ -143,6 +144,7 @@ main (int   argc,
     { "eio3", 0, 0, G_OPTION_ARG_NONE, &eio3, "Also accept protocol v3 clients", NULL },
     { "transports", 0, 0, G_OPTION_ARG_STRING, &transports_text, "Enabled transports (default polling,websocket)", "LIST" },
     { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads, "Shared session threads (default 0: one per session)", "N" },
+    { "metrics-path", 0, 0, G_OPTION_ARG_STRING, &metrics_path, "Serve Prometheus metrics at this path (e.g. /metrics)", "PATH" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print one line per open, upgrade and close", NULL },
     { NULL }
   };
@@ -177,6 +179,7 @@ main (int   argc,
                          "allow-eio3", eio3,
                          "transports", transports,
                          "loop-threads", (guint) loop_threads,
+                         "metrics-path", metrics_path,
                          NULL);
   g_signal_connect (server, "connection", G_CALLBACK (on_connection), NULL);
 

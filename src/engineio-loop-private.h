@@ -29,12 +29,9 @@ void              engine_io_loop_pool_free         (EngineIOLoopPool *pool);
 EngineIOLoop     *engine_io_loop_pool_acquire      (EngineIOLoopPool *pool);
 void              engine_io_loop_pool_shutdown     (EngineIOLoopPool *pool,
                                                     gint64            timeout_us);
-guint             engine_io_loop_pool_thread_count (EngineIOLoopPool *pool);
-gboolean          engine_io_loop_pool_is_external  (EngineIOLoopPool *pool);
 
 void              engine_io_loop_release           (EngineIOLoop     *loop);
 GMainContext     *engine_io_loop_get_context       (EngineIOLoop     *loop);
-gboolean          engine_io_loop_is_current        (EngineIOLoop     *loop);
 gboolean          engine_io_in_loop_thread         (void);
 
 G_END_DECLS

@@ -211,11 +211,6 @@ engine_io_loop_get_context (EngineIOLoop *loop)
   return loop->context;
 }
 
-gboolean
-engine_io_loop_is_current (EngineIOLoop *loop)
-{
-  return g_main_context_is_owner (loop->context);
-}
 
 gboolean
 engine_io_in_loop_thread (void)
@@ -223,23 +218,7 @@ engine_io_in_loop_thread (void)
   return g_private_get (&in_loop_thread) != NULL;
 }
 
-guint
-engine_io_loop_pool_thread_count (EngineIOLoopPool *pool)
-{
-  guint n;
 
-  g_mutex_lock (&pool->lock);
-  n = pool->live_threads;
-  g_mutex_unlock (&pool->lock);
-
-  return n;
-}
-
-gboolean
-engine_io_loop_pool_is_external (EngineIOLoopPool *pool)
-{
-  return pool->external != NULL;
-}
 
 /* Not from a loop thread. Quits the shared loops and waits (up to
  * @timeout_us) until every thread of the pool has ended. */

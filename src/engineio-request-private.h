@@ -20,9 +20,6 @@ typedef struct _EngineIORequest        EngineIORequest;
 typedef struct _EngineIORequestVTable  EngineIORequestVTable;
 typedef struct _EngineIOSocket         EngineIOSocket;
 
-/* A raw connection handed over after a WebSocket upgrade; the adapter owns it. */
-typedef struct _EngineIOUpgradedConnection EngineIOUpgradedConnection;
-
 typedef enum
 {
   ENGINE_IO_REQUEST_NEW,        /* not yet seen by the core */

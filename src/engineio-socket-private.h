@@ -34,7 +34,6 @@ void            engine_io_socket_handle_post         (EngineIOSocket    *self,
 void            engine_io_socket_request_finished    (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       gboolean           completed);
-gboolean        engine_io_socket_is_open             (EngineIOSocket    *self);
 
 /* Serving thread: may this polling session take a WebSocket? */
 gboolean        engine_io_socket_begin_upgrade       (EngineIOSocket    *self);

@@ -1416,11 +1416,6 @@ engine_io_socket_start (EngineIOSocket  *self,
 
 /* Serving-thread entry points */
 
-gboolean
-engine_io_socket_is_open (EngineIOSocket *self)
-{
-  return g_atomic_int_get ((int *) &self->state) == STATE_OPEN;
-}
 
 void
 engine_io_socket_handle_poll (EngineIOSocket  *self,

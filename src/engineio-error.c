@@ -15,4 +15,14 @@
  *
  * Returns: the error domain quark
  */
-G_DEFINE_QUARK (engine-io-error-quark, engine_io_error)
+GQuark
+engine_io_error_quark (void)
+{
+  /* Not G_DEFINE_QUARK: its unsynchronized lazy cache is a data race when
+   * the first calls come from two threads at once. */
+  static gsize quark = 0;
+
+  if (g_once_init_enter (&quark))
+    g_once_init_leave (&quark, g_quark_from_static_string ("engine-io-error-quark"));
+  return (GQuark) quark;
+}

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -26,10 +27,6 @@
 #include "engineio-websocket-private.h"
 #include "engineio-error.h"
 
-/* Idle keep-alive connections are closed after this many seconds; a
- * suspended poll never times out (its session's heartbeat resumes it). */
-#define CONNECTION_TIMEOUT_S 30
-
 typedef struct
 {
   EngineIORequest        base;        /* first: the core's view */
@@ -43,10 +40,31 @@ typedef struct
   int                    resumed;     /* (atomic) set by resume() */
 } HttpRequest;
 
+/* A connection of our own daemon, watched for slow requests. */
+typedef struct
+{
+  MHD_socket fd;
+  gint64     deadline;  /* monotonic µs by which the current phase must end; G_MAXINT64: none */
+} ConnWatch;
+
 struct _EngineIOHttpDaemon
 {
   struct MHD_Daemon *daemon;
+  EngineIOServer    *server;    /* unowned: owns us */
   guint              port;
+
+  /* libmicrohttpd's connection timeout is for inactivity: a client that
+   * sends a byte now and then (slowloris) would hold a connection for
+   * ever. So a request head must be complete within the timeout of the
+   * connection's start (or of its previous response), and a POST body
+   * within the timeout of its head; a watcher thread shuts down the
+   * connections that are late, and libmicrohttpd then closes them. */
+  gint64             timeout_us;
+  GMutex             lock;
+  GCond              cond;
+  GHashTable        *watches;   /* (lock) set of ConnWatch* */
+  gboolean           stopping;  /* (lock) */
+  GThread           *watcher;
 };
 
 /* Request interface */
@@ -92,11 +110,45 @@ http_resume (EngineIORequest *req)
   MHD_resume_connection (hr->connection);
 }
 
+/* Memory per connection, for its request head and response headers (the
+ * longest request head accepted is a little less). Above 32 KiB,
+ * libmicrohttpd maps each connection's pool on its own instead of taking it
+ * from malloc(), so a pool freed at an upgrade or a close goes back to the
+ * system instead of fragmenting the heap between long-lived session
+ * objects. */
+#define CONNECTION_MEMORY (36 * 1024)
+
 static void
 release_upgraded (gpointer urh)
 {
   /* Never close() an upgraded socket: libmicrohttpd owns it. */
   MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void
+release_detached (gpointer fd)
+{
+  close (GPOINTER_TO_INT (fd));
+}
+
+/* Whether an upgraded connection may leave libmicrohttpd at once: in a
+ * daemon started with MHD_USE_TURBO (ours), libmicrohttpd closes a finished
+ * connection's socket without shutdown(), so a duplicate of the socket
+ * lives on while libmicrohttpd frees the connection and its memory pool
+ * (about 10 KiB touched per idle WebSocket otherwise). Other daemons (an
+ * application's, through the mount point) shut the socket down, so there
+ * the connection stays with libmicrohttpd until the WebSocket ends. */
+static gboolean
+can_detach (struct MHD_Connection *connection)
+{
+  const union MHD_ConnectionInfo *cinfo;
+  const union MHD_DaemonInfo *dinfo;
+
+  cinfo = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_DAEMON);
+  if (cinfo == NULL)
+    return FALSE;
+  dinfo = MHD_get_daemon_info (cinfo->daemon, MHD_DAEMON_INFO_FLAGS);
+  return dinfo != NULL && (dinfo->flags & MHD_USE_TURBO) != 0;
 }
 
 /* libmicrohttpd's thread, once the 101 went out: the socket is ours. */
@@ -111,11 +163,32 @@ upgrade_handler (void                             *cls,
 {
   HttpRequest *hr = cls;
   EngineIOWebSocket *ws;
+  int fd = -1;
 
-  ws = engine_io_websocket_new (sock, extra_in, extra_in_size,
-                                engine_io_server_get_max_payload (hr->server),
-                                release_upgraded, urh);
+  if (can_detach (connection))
+    {
+      do
+        fd = fcntl (sock, F_DUPFD_CLOEXEC, 0);
+      while (fd < 0 && errno == EINTR);
+      if (fd < 0)
+        g_debug ("http: cannot duplicate an upgraded socket (%s); it stays with libmicrohttpd",
+                 g_strerror (errno));
+    }
+
+  if (fd >= 0)
+    {
+      /* extra_in is copied before libmicrohttpd frees the connection. */
+      ws = engine_io_websocket_new (fd, extra_in, extra_in_size,
+                                    engine_io_server_get_max_payload (hr->server),
+                                    release_detached, GINT_TO_POINTER (fd));
+      MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+    }
+  else
+    ws = engine_io_websocket_new (sock, extra_in, extra_in_size,
+                                  engine_io_server_get_max_payload (hr->server),
+                                  release_upgraded, urh);
   hr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
+  hr->base.switched = TRUE;
   engine_io_socket_attach_websocket (hr->base.socket, ws);
 }
 
@@ -365,7 +438,9 @@ engine_io_server_mhd_handler (EngineIOServer         *server,
   if (!hr->responded && hr->base.kind == ENGINE_IO_REQUEST_NEW)
     {
       /* The core neither answered nor suspended: a bug, but never hang. */
-      g_warning ("Request for %s was neither answered nor suspended", hr->base.path);
+      /* The path is the client's: only in debug output. */
+      g_warning ("A request was neither answered nor suspended (answered 500)");
+      g_debug ("... it was %s %s", hr->base.method, hr->base.path);
       hr->responded = TRUE;
       return respond_plain (connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
     }
@@ -401,6 +476,93 @@ engine_io_server_mhd_completed (EngineIOServer                   *server,
 
 /* Our own daemon */
 
+#define WATCH_INTERVAL_US (250 * G_TIME_SPAN_MILLISECOND)
+
+static inline EngineIOServer *
+engine_io_http_daemon_get_server (EngineIOHttpDaemon *daemon)
+{
+  return daemon->server;
+}
+
+static void
+set_deadline (EngineIOHttpDaemon    *daemon,
+              struct MHD_Connection *connection,
+              gint64                 deadline)
+{
+  const union MHD_ConnectionInfo *info =
+    MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  ConnWatch *watch = info != NULL ? info->socket_context : NULL;
+
+  if (watch == NULL)
+    return;
+  g_mutex_lock (&daemon->lock);
+  watch->deadline = deadline;
+  g_mutex_unlock (&daemon->lock);
+}
+
+static void
+notify_connection_cb (void                              *cls,
+                      struct MHD_Connection             *connection,
+                      void                             **socket_context,
+                      enum MHD_ConnectionNotificationCode toe)
+{
+  EngineIOHttpDaemon *daemon = cls;
+  ConnWatch *watch;
+
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    {
+      const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+      if (info == NULL)
+        return;
+      watch = g_new (ConnWatch, 1);
+      watch->fd = info->connect_fd;
+      watch->deadline = g_get_monotonic_time () + daemon->timeout_us;
+      g_mutex_lock (&daemon->lock);
+      g_hash_table_add (daemon->watches, watch);
+      g_mutex_unlock (&daemon->lock);
+      *socket_context = watch;
+    }
+  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && (watch = *socket_context) != NULL)
+    {
+      /* Before libmicrohttpd closes the socket: the watcher never sees a
+       * descriptor that could have been reused. */
+      g_mutex_lock (&daemon->lock);
+      g_hash_table_remove (daemon->watches, watch);
+      g_mutex_unlock (&daemon->lock);
+      g_free (watch);
+      *socket_context = NULL;
+    }
+}
+
+static gpointer
+watcher_thread (gpointer data)
+{
+  EngineIOHttpDaemon *daemon = data;
+
+  g_mutex_lock (&daemon->lock);
+  while (!daemon->stopping)
+    {
+      gint64 now = g_get_monotonic_time ();
+      GHashTableIter iter;
+      ConnWatch *watch;
+
+      g_hash_table_iter_init (&iter, daemon->watches);
+      while (g_hash_table_iter_next (&iter, (gpointer *) &watch, NULL))
+        if (watch->deadline <= now)
+          {
+            /* libmicrohttpd sees the end of the stream and closes it. */
+            g_debug ("http: closing a connection whose request did not arrive in time");
+            shutdown (watch->fd, SHUT_RDWR);
+            watch->deadline = G_MAXINT64;
+          }
+      g_cond_wait_until (&daemon->cond, &daemon->lock, now + WATCH_INTERVAL_US);
+    }
+  g_mutex_unlock (&daemon->lock);
+  return NULL;
+}
+
 static enum MHD_Result
 access_cb (void                  *cls,
            struct MHD_Connection *connection,
@@ -411,8 +573,26 @@ access_cb (void                  *cls,
            size_t                *upload_data_size,
            void                 **req_cls)
 {
-  return engine_io_server_mhd_handler (cls, connection, url, method, version,
-                                       upload_data, upload_data_size, req_cls);
+  EngineIOHttpDaemon *daemon = cls;
+  EngineIOServer *server = engine_io_http_daemon_get_server (daemon);
+  gboolean head = *req_cls == NULL;
+  gboolean body_chunk = *upload_data_size > 0;
+  enum MHD_Result ret;
+
+  ret = engine_io_server_mhd_handler (server, connection, url, method, version,
+                                      upload_data, upload_data_size, req_cls);
+  if (head)
+    {
+      /* The head is in: a body has its own deadline, anything else (a
+       * waiting poll, an upgrade) none. */
+      set_deadline (daemon, connection,
+                    strcmp (method, MHD_HTTP_METHOD_POST) == 0
+                      ? g_get_monotonic_time () + daemon->timeout_us
+                      : G_MAXINT64);
+    }
+  else if (!body_chunk)
+    set_deadline (daemon, connection, G_MAXINT64);  /* the body is complete */
+  return ret;
 }
 
 static void
@@ -421,7 +601,12 @@ completed_cb (void                            *cls,
               void                           **req_cls,
               enum MHD_RequestTerminationCode  toe)
 {
-  engine_io_server_mhd_completed (cls, connection, req_cls, toe);
+  EngineIOHttpDaemon *daemon = cls;
+
+  engine_io_server_mhd_completed (engine_io_http_daemon_get_server (daemon),
+                                  connection, req_cls, toe);
+  /* Keep-alive: the next request head has its deadline. */
+  set_deadline (daemon, connection, g_get_monotonic_time () + daemon->timeout_us);
 }
 
 static void
@@ -444,13 +629,22 @@ engine_io_http_daemon_start (EngineIOServer  *server,
   g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
   g_autoptr(GSocketAddress) sockaddr = NULL;
   struct sockaddr_storage native;
-  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+  /* MHD_USE_TURBO: opportunistic reads and writes, and no shutdown() when
+   * a connection closes, which lets upgraded sockets leave libmicrohttpd
+   * (see can_detach()). */
+  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
                        MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
   const union MHD_DaemonInfo *info;
   EngineIOHttpDaemon *daemon;
   struct rlimit limit;
   unsigned int connection_limit = 1020;
   unsigned int threads = MAX (1, MIN (g_get_num_processors (), 16));
+  /* Idle connections (a request head or body that stalls, a keep-alive
+   * connection between requests) are closed after "connection-timeout"
+   * seconds. libmicrohttpd never times out a suspended connection (a
+   * waiting poll: its session's heartbeat resumes it) nor an upgraded one
+   * (it counts as suspended; the heartbeat watches it). */
+  unsigned int timeout = engine_io_server_get_connection_timeout (server);
 
   if (inet == NULL)
     {
@@ -469,13 +663,21 @@ engine_io_http_daemon_start (EngineIOServer  *server,
     connection_limit = (unsigned int) MIN (limit.rlim_cur - 32, G_MAXINT);
 
   daemon = g_new0 (EngineIOHttpDaemon, 1);
+  daemon->server = server;
+  daemon->timeout_us = (gint64) timeout * G_TIME_SPAN_SECOND;
+  g_mutex_init (&daemon->lock);
+  g_cond_init (&daemon->cond);
+  daemon->watches = g_hash_table_new (NULL, NULL);
+  daemon->watcher = g_thread_new ("engineio-http-watch", watcher_thread, daemon);
   daemon->daemon = MHD_start_daemon (flags, (uint16_t) port, NULL, NULL,
-                                     access_cb, server,
+                                     access_cb, daemon,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
                                      MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                     MHD_OPTION_NOTIFY_COMPLETED, completed_cb, server,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) CONNECTION_TIMEOUT_S,
+                                     MHD_OPTION_NOTIFY_COMPLETED, completed_cb, daemon,
+                                     MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, daemon,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, timeout,
                                      MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
                                      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
                                      MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
                                      MHD_OPTION_END);
@@ -485,7 +687,8 @@ engine_io_http_daemon_start (EngineIOServer  *server,
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN,
                    "Cannot listen on %s port %u: %s", address, port,
                    saved ? g_strerror (saved) : "libmicrohttpd could not start");
-      g_free (daemon);
+      daemon->daemon = NULL;
+      engine_io_http_daemon_stop (daemon);
       return NULL;
     }
 
@@ -503,6 +706,17 @@ engine_io_http_daemon_get_port (EngineIOHttpDaemon *daemon)
 void
 engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
 {
-  MHD_stop_daemon (daemon->daemon);
+  g_mutex_lock (&daemon->lock);
+  daemon->stopping = TRUE;
+  g_cond_signal (&daemon->cond);
+  g_mutex_unlock (&daemon->lock);
+  g_thread_join (daemon->watcher);
+
+  /* Its connections' CLOSED notifications still come, during the stop. */
+  if (daemon->daemon != NULL)
+    MHD_stop_daemon (daemon->daemon);
+  g_hash_table_unref (daemon->watches);
+  g_cond_clear (&daemon->cond);
+  g_mutex_clear (&daemon->lock);
   g_free (daemon);
 }

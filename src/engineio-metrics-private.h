@@ -24,11 +24,13 @@ typedef struct
   guint64 packets_out;
   guint64 bytes_in;
   guint64 bytes_out;
-  guint64 closes[6];        /* [EngineIOCloseReason] */
+  guint64 closes[ENGINE_IO_CLOSE_REASON_RATE_LIMITED + 1];  /* [EngineIOCloseReason] */
   guint64 queue_high_water; /* bytes */
   guint64 rtt[ENGINE_IO_RTT_BUCKETS + 1];  /* per bucket, not cumulative */
   guint64 rtt_count;
   guint64 rtt_sum_us;
+  guint64 messages_dropped;          /* over message-rate, policy DROP */
+  guint64 handshakes_rate_limited;   /* refused over handshake-rate */
 } EngineIOCounters;
 
 static inline void

@@ -14,8 +14,8 @@
  * A snapshot of a server's counters, taken by engine_io_server_get_metrics():
  * open sessions by transport and protocol version, handshakes, upgrades,
  * packets and bytes each way, closes by reason, the largest send queue seen,
- * and a histogram of heartbeat round-trip times (v4: from the server's ping
- * to the client's pong).
+ * a histogram of heartbeat round-trip times (v4: from the server's ping
+ * to the client's pong), and what the rate limits refused.
  *
  * Immutable: any thread may read it. engine_io_metrics_to_prometheus()
  * gives the Prometheus text form, which #EngineIOServer:metrics-path serves.
@@ -325,6 +325,44 @@ engine_io_metrics_get_ping_rtt_bucket (EngineIOMetrics *metrics,
 }
 
 /**
+ * engine_io_metrics_get_messages_dropped:
+ * @metrics: a snapshot
+ *
+ * Messages dropped because their client sent them faster than
+ * #EngineIOServer:message-rate allows, with the policy
+ * %ENGINE_IO_RATE_LIMIT_DROP. They are not counted in
+ * engine_io_metrics_get_packets_received().
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the messages dropped by the rate limit
+ */
+guint64
+engine_io_metrics_get_messages_dropped (EngineIOMetrics *metrics)
+{
+  g_return_val_if_fail (metrics != NULL, 0);
+  return metrics->values.messages_dropped;
+}
+
+/**
+ * engine_io_metrics_get_handshakes_rate_limited:
+ * @metrics: a snapshot
+ *
+ * Handshakes refused with HTTP 429 because their address went over
+ * #EngineIOServer:handshake-rate.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the handshakes refused by the rate limit
+ */
+guint64
+engine_io_metrics_get_handshakes_rate_limited (EngineIOMetrics *metrics)
+{
+  g_return_val_if_fail (metrics != NULL, 0);
+  return metrics->values.handshakes_rate_limited;
+}
+
+/**
  * engine_io_metrics_to_prometheus:
  * @metrics: a snapshot
  *
@@ -360,6 +398,10 @@ engine_io_metrics_to_prometheus (EngineIOMetrics *metrics)
   COUNTER ("engineio_packets_sent_total", "Packets handed to transports.", v->packets_out);
   COUNTER ("engineio_bytes_received_total", "Bytes of received packets.", v->bytes_in);
   COUNTER ("engineio_bytes_sent_total", "Bytes of sent packets.", v->bytes_out);
+  COUNTER ("engineio_messages_dropped_total", "Messages dropped over the message rate limit.",
+           v->messages_dropped);
+  COUNTER ("engineio_handshakes_rate_limited_total", "Handshakes refused over the handshake rate limit.",
+           v->handshakes_rate_limited);
 #undef COUNTER
 
   g_string_append (out, "# HELP engineio_closes_total Sessions ended, by reason.\n"

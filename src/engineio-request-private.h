@@ -72,6 +72,8 @@ struct _EngineIORequest
   gboolean             suspend_counted; /* in the server's suspended count (serving thread) */
   gboolean             carried_packets; /* the response held queued packets */
   gboolean             answer_noop;     /* (socket lock) resumed for an upgrade: answer `6` */
+  gboolean             switched;        /* the connection became a WebSocket: nothing
+                                         * left for the session when it finishes */
   /* A response prepared by whoever resumed the request (admission job,
    * session close), given on resumption. */
   guint                prepared_status;

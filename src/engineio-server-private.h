@@ -34,6 +34,13 @@ typedef struct
   guint64                     send_queue_high_water; /* bytes */
   EngineIOBackpressurePolicy  backpressure;
   char                       *metrics_path;      /* NULL: no metrics endpoint */
+  guint                       connection_timeout; /* s, libmicrohttpd's inactivity timeout */
+  double                      handshake_rate;    /* per s per address; 0: unlimited */
+  double                      handshake_capacity; /* the bucket's size (handshake-burst) */
+  double                      message_rate;      /* per s per socket; 0: unlimited */
+  double                      message_capacity;  /* the bucket's size (message-burst) */
+  EngineIORateLimitPolicy     message_policy;
+  char                      **allowed_origins;   /* NULL: any origin */
 } EngineIOConfig;
 
 EngineIOConfig *engine_io_config_ref   (EngineIOConfig *config);
@@ -53,6 +60,9 @@ void     engine_io_server_request_finished  (EngineIOServer  *self,
                                              EngineIORequest *req,
                                              gboolean         completed);
 guint64  engine_io_server_get_max_payload   (EngineIOServer  *self);
+guint    engine_io_server_get_connection_timeout (EngineIOServer *self);
+/* Any thread: addresses the handshake rate limit remembers (for tests). */
+guint    engine_io_server_get_rate_table_size (EngineIOServer *self);
 gboolean engine_io_server_path_matches      (EngineIOServer  *self,
                                              const char      *path);
 

@@ -14,6 +14,7 @@
 #include "engineio-packet-private.h"
 #include "engineio-http-private.h"
 #include "engineio-websocket-private.h"
+#include "engineio-limits-private.h"
 #include "engineio-enum-types.h"
 #include "engineio-error.h"
 
@@ -64,7 +65,18 @@ struct _EngineIOServer
   EngineIOBackpressurePolicy  backpressure;
   GMainContext               *callback_context;   /* owned, nullable */
   char                       *metrics_path;
+  guint                       connection_timeout;
+  double                      handshake_rate;
+  guint                       handshake_burst;
+  double                      message_rate;
+  guint                       message_burst;
+  EngineIORateLimitPolicy     message_policy;
+  GStrv                       allowed_origins;
   EngineIOCounters            counters;           /* (atomic) each word */
+
+  GMutex                      rate_lock;          /* guards the two below */
+  GHashTable                 *rate_table;         /* (rate_lock) key -> RateEntry (owned) */
+  GQueue                      rate_lru;           /* (rate_lock) RateEntry, least recently used first */
 
   GMutex                      lock;
   GCond                       cond;               /* live_sessions / suspended changed */
@@ -114,6 +126,13 @@ enum
   PROP_BACKPRESSURE_POLICY,
   PROP_CALLBACK_CONTEXT,
   PROP_METRICS_PATH,
+  PROP_CONNECTION_TIMEOUT,
+  PROP_HANDSHAKE_RATE,
+  PROP_HANDSHAKE_BURST,
+  PROP_MESSAGE_RATE,
+  PROP_MESSAGE_BURST,
+  PROP_MESSAGE_RATE_POLICY,
+  PROP_ALLOWED_ORIGINS,
   PROP_PORT,
   N_PROPS
 };
@@ -149,7 +168,66 @@ engine_io_config_unref (EngineIOConfig *config)
   g_free (config->cookie_path);
   g_free (config->cookie_same_site);
   g_free (config->metrics_path);
+  g_strfreev (config->allowed_origins);
   g_free (config);
+}
+
+/* An origin as browsers serialize it (RFC 6454): `null`, or
+ * scheme://host[:port] in lowercase, without a path, a trailing slash, a
+ * query, user information or the scheme's default port. Anything else
+ * would never equal an Origin header. */
+static gboolean
+origin_is_serialized (const char *origin)
+{
+  const char *p = origin;
+  const char *host;
+  const char *port = NULL;
+  gsize scheme_len;
+
+  if (strcmp (origin, "null") == 0)
+    return TRUE;
+  if (!g_ascii_islower (*p))
+    return FALSE;
+  while (g_ascii_islower (*p) || g_ascii_isdigit (*p) || *p == '+' || *p == '-' || *p == '.')
+    p++;
+  scheme_len = p - origin;
+  if (strncmp (p, "://", 3) != 0)
+    return FALSE;
+  host = p += 3;
+  if (*p == '[')
+    {
+      /* An IPv6 literal */
+      for (p++; *p != '\0' && *p != ']'; p++)
+        if ((!g_ascii_isxdigit (*p) && *p != ':' && *p != '.') || g_ascii_isupper (*p))
+          return FALSE;
+      if (*p != ']' || p == host + 1)
+        return FALSE;
+      p++;
+    }
+  else
+    while (*p != '\0' && *p != ':')
+      {
+        if (g_ascii_isupper (*p) || strchr ("/?#@[] \t\\", *p) != NULL || (guchar) *p < 0x20)
+          return FALSE;
+        p++;
+      }
+  if (p == host)
+    return FALSE;
+  if (*p == ':')
+    {
+      guint64 number;
+
+      port = ++p;
+      if (!g_ascii_string_to_unsigned (port, 10, 1, 65535, &number, NULL) || port[0] == '0')
+        return FALSE;
+      if ((number == 80 && (scheme_len == 4 && strncmp (origin, "http", 4) == 0)) ||
+          (number == 443 && (scheme_len == 5 && strncmp (origin, "https", 5) == 0)) ||
+          (number == 80 && (scheme_len == 2 && strncmp (origin, "ws", 2) == 0)) ||
+          (number == 443 && (scheme_len == 3 && strncmp (origin, "wss", 3) == 0)))
+        return FALSE;
+      return TRUE;
+    }
+  return *p == '\0';
 }
 
 static EngineIOConfig *
@@ -191,6 +269,26 @@ config_new_from_server (EngineIOServer  *self,
   config->max_sessions = self->max_sessions;
   config->send_queue_high_water = self->send_queue_high_water;
   config->backpressure = self->backpressure;
+  config->connection_timeout = self->connection_timeout;
+  config->handshake_rate = self->handshake_rate;
+  config->handshake_capacity = engine_io_token_bucket_capacity (self->handshake_rate, self->handshake_burst);
+  config->message_rate = self->message_rate;
+  config->message_capacity = engine_io_token_bucket_capacity (self->message_rate, self->message_burst);
+  config->message_policy = self->message_policy;
+  if (self->allowed_origins != NULL)
+    {
+      for (guint i = 0; self->allowed_origins[i] != NULL; i++)
+        if (!origin_is_serialized (self->allowed_origins[i]))
+          {
+            g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                         "“%s” in “allowed-origins” is not an origin as browsers send it: "
+                         "scheme://host[:port] in lowercase, without a path, a trailing slash "
+                         "or the scheme's default port (or “null”)", self->allowed_origins[i]);
+            engine_io_config_unref (config);
+            return NULL;
+          }
+      config->allowed_origins = g_strdupv (self->allowed_origins);
+    }
   if (self->metrics_path != NULL && self->metrics_path[0] != '\0')
     {
       if (self->metrics_path[0] != '/')
@@ -273,6 +371,8 @@ server_get_config (EngineIOServer *self)
 
 /* Responses */
 
+static gboolean header_is_clean (const char *value);
+
 static void
 add_cors_headers (EngineIOConfig  *config,
                   EngineIORequest *req,
@@ -312,19 +412,22 @@ add_cors_headers (EngineIOConfig  *config,
       g_ptr_array_add (headers, g_strdup ("Access-Control-Allow-Methods"));
       g_ptr_array_add (headers, g_strdup ("GET, POST, OPTIONS"));
       g_ptr_array_add (headers, g_strdup ("Access-Control-Allow-Headers"));
-      g_ptr_array_add (headers, g_strdup (wanted != NULL ? wanted : "Content-Type"));
+      /* Reflected only if clean, as the Origin is (no control characters). */
+      g_ptr_array_add (headers, g_strdup (wanted != NULL && header_is_clean (wanted) ? wanted : "Content-Type"));
       g_ptr_array_add (headers, g_strdup ("Access-Control-Max-Age"));
       g_ptr_array_add (headers, g_strdup ("86400"));
     }
 }
 
+/* @extra: NULL, or NULL-terminated name, value pairs. */
 static void
-respond_full (EngineIOConfig  *config,
-              EngineIORequest *req,
-              guint            status,
-              const char      *content_type,
-              GBytes          *body,
-              gboolean         preflight)
+respond_full_with_headers (EngineIOConfig     *config,
+                           EngineIORequest    *req,
+                           guint               status,
+                           const char         *content_type,
+                           GBytes             *body,
+                           gboolean            preflight,
+                           const char * const *extra)
 {
   g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GBytes) empty = NULL;
@@ -333,6 +436,11 @@ respond_full (EngineIOConfig  *config,
     {
       g_ptr_array_add (headers, g_strdup ("Content-Type"));
       g_ptr_array_add (headers, g_strdup (content_type));
+    }
+  for (guint i = 0; extra != NULL && extra[i] != NULL && extra[i + 1] != NULL; i += 2)
+    {
+      g_ptr_array_add (headers, g_strdup (extra[i]));
+      g_ptr_array_add (headers, g_strdup (extra[i + 1]));
     }
   if (config != NULL)
     add_cors_headers (config, req, headers, preflight);
@@ -347,6 +455,17 @@ respond_full (EngineIOConfig  *config,
 
   req->kind = ENGINE_IO_REQUEST_DONE;
   req->vtable->respond (req, status, headers, body);
+}
+
+static void
+respond_full (EngineIOConfig  *config,
+              EngineIORequest *req,
+              guint            status,
+              const char      *content_type,
+              GBytes          *body,
+              gboolean         preflight)
+{
+  respond_full_with_headers (config, req, status, content_type, body, preflight, NULL);
 }
 
 void
@@ -778,6 +897,131 @@ copy_string_table (GHashTable *table)
   return copy;
 }
 
+/* Handshake rate limit: a token bucket per client address (IPv4), per
+ * /64 network (IPv6: one host commonly holds a whole /64), in a table
+ * bounded in size. Buckets that refilled are forgotten (a full bucket is
+ * the same as none); past RATE_MAX_ADDRESSES the least recently seen go
+ * first. */
+
+#define RATE_MAX_ADDRESSES 16384
+
+typedef struct
+{
+  GList                link;    /* in rate_lru; data: this entry */
+  char                *key;
+  EngineIOTokenBucket  bucket;
+} RateEntry;
+
+static void
+rate_entry_free (gpointer data)
+{
+  RateEntry *entry = data;
+
+  g_free (entry->key);
+  g_free (entry);
+}
+
+/* The bucket key of a numeric address. */
+static char *
+rate_key (const char *address)
+{
+  g_autoptr(GInetAddress) inet = NULL;
+  guint8 bytes[16];
+
+  if (address == NULL || address[0] == '\0')
+    return g_strdup ("");
+  inet = g_inet_address_new_from_string (address);
+  if (inet == NULL || g_inet_address_get_family (inet) != G_SOCKET_FAMILY_IPV6)
+    return g_strdup (address);
+
+  memcpy (bytes, g_inet_address_to_bytes (inet), 16);
+  if (memcmp (bytes, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
+    {
+      /* IPv4-mapped: the IPv4 address */
+      g_autoptr(GInetAddress) v4 = g_inet_address_new_from_bytes (bytes + 12, G_SOCKET_FAMILY_IPV4);
+      return g_inet_address_to_string (v4);
+    }
+  memset (bytes + 8, 0, 8);
+  {
+    g_autoptr(GInetAddress) prefix = g_inet_address_new_from_bytes (bytes, G_SOCKET_FAMILY_IPV6);
+    g_autofree char *text = g_inet_address_to_string (prefix);
+    return g_strconcat (text, "/64", NULL);
+  }
+}
+
+/* Any thread. Takes a handshake token for @address; on refusal, sets
+ * @retry_after (seconds). */
+static gboolean
+handshake_rate_take (EngineIOServer *self,
+                     EngineIOConfig *config,
+                     const char     *address,
+                     guint          *retry_after)
+{
+  g_autofree char *key = rate_key (address);
+  gint64 now = g_get_monotonic_time ();
+  RateEntry *entry;
+  gboolean ok;
+
+  g_mutex_lock (&self->rate_lock);
+  while (self->rate_lru.head != NULL)
+    {
+      RateEntry *oldest = self->rate_lru.head->data;
+
+      if (self->rate_lru.length < RATE_MAX_ADDRESSES &&
+          !engine_io_token_bucket_is_full (&oldest->bucket, config->handshake_rate,
+                                           config->handshake_capacity, now))
+        break;
+      g_queue_unlink (&self->rate_lru, &oldest->link);
+      g_hash_table_remove (self->rate_table, oldest->key);  /* frees it */
+    }
+
+  entry = g_hash_table_lookup (self->rate_table, key);
+  if (entry == NULL)
+    {
+      entry = g_new0 (RateEntry, 1);
+      entry->key = g_steal_pointer (&key);
+      entry->link.data = entry;
+      g_hash_table_insert (self->rate_table, entry->key, entry);
+    }
+  else
+    g_queue_unlink (&self->rate_lru, &entry->link);
+  g_queue_push_tail_link (&self->rate_lru, &entry->link);
+
+  ok = engine_io_token_bucket_take (&entry->bucket, config->handshake_rate, config->handshake_capacity, now);
+  if (!ok)
+    *retry_after = engine_io_token_bucket_retry_after (&entry->bucket, config->handshake_rate);
+  g_mutex_unlock (&self->rate_lock);
+
+  return ok;
+}
+
+guint
+engine_io_server_get_rate_table_size (EngineIOServer *self)
+{
+  guint n;
+
+  g_mutex_lock (&self->rate_lock);
+  n = g_hash_table_size (self->rate_table);
+  g_mutex_unlock (&self->rate_lock);
+  return n;
+}
+
+/* Whether a request may come from its Origin: with allowed-origins set, a
+ * request that has an Origin header needs it in the list (exactly);
+ * requests without one (non-browser clients, same-origin GETs) pass. */
+static gboolean
+origin_allowed (EngineIOConfig  *config,
+                EngineIORequest *req)
+{
+  const char *origin;
+
+  if (config->allowed_origins == NULL)
+    return TRUE;
+  origin = g_hash_table_lookup (req->headers, "origin");
+  return origin == NULL ||
+         g_strv_contains ((const char * const *) config->allowed_origins, origin);
+}
+
 static void
 handle_handshake (EngineIOServer          *self,
                   EngineIOConfig          *config,
@@ -789,6 +1033,7 @@ handle_handshake (EngineIOServer          *self,
   HandshakeJob *job;
   EngineIOLoop *loop;
   GSource *source;
+  GMainContext *context;
   gboolean full = FALSE;
   gboolean version_ok;
 
@@ -803,6 +1048,24 @@ handle_handshake (EngineIOServer          *self,
       /* A WebSocket handshake without a valid Upgrade. */
       engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
       return;
+    }
+  /* Every handshake counts against its address's rate, whatever becomes
+   * of it after; refused ones create nothing. */
+  if (config->handshake_rate > 0)
+    {
+      guint retry_after = 0;
+
+      if (!handshake_rate_take (self, config, req->remote_address, &retry_after))
+        {
+          g_autofree char *seconds = g_strdup_printf ("%u", retry_after);
+          const char *extra[] = { "Retry-After", seconds, NULL };
+          g_autoptr(GBytes) body = error_json (ENGINE_IO_CODE_FORBIDDEN, "Too many handshakes from this address");
+
+          engine_io_counter_add (&self->counters.handshakes_rate_limited, 1);
+          g_debug ("handshake from %s refused: over handshake-rate", req->remote_address);
+          respond_full_with_headers (config, req, 429, "application/json", body, FALSE, extra);
+          return;
+        }
     }
   /* An unsupported version is refused with code 5 after the admission
    * hook (code 4), as PROTOCOL.md and the reference order them; without a
@@ -870,8 +1133,14 @@ handle_handshake (EngineIOServer          *self,
   g_source_set_priority (source, G_PRIORITY_DEFAULT);
   g_source_set_callback (source, handshake_job_cb, job, handshake_job_free);
   g_source_set_static_name (source, "[engineio] handshake");
-  g_source_attach (source, engine_io_loop_get_context (loop));
+  /* With a reference on the context until the source's is dropped: the
+   * session may run, end and release its loop before g_source_unref(), and
+   * a context's last unref must not race with it (g_source_unref() reads
+   * source->context, which that unref clears, then locks the context). */
+  context = g_main_context_ref (engine_io_loop_get_context (loop));
+  g_source_attach (source, context);
   g_source_unref (source);
+  g_main_context_unref (context);
 }
 
 /* Protocol core entry points */
@@ -934,7 +1203,8 @@ engine_io_server_request_begin (EngineIOServer  *self,
 
   if (!server_ensure_started (self, NULL))
     {
-      respond_status_json (NULL, req, 503, ENGINE_IO_CODE_BAD_REQUEST, "Server closed");
+      /* The same answer as a handshake gets while the server closes. */
+      respond_status_json (NULL, req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
       return FALSE;
     }
   config = server_get_config (self);
@@ -977,6 +1247,16 @@ engine_io_server_request_begin (EngineIOServer  *self,
   if (!header_is_clean (g_hash_table_lookup (req->headers, "origin")))
     {
       engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      return FALSE;
+    }
+
+  /* allowed-origins: handshakes, polls, POSTs and upgrades alike (a
+   * preflight was answered above, by cors-origin's rules). */
+  if (!origin_allowed (config, req))
+    {
+      g_debug ("request from origin %s refused: not in allowed-origins",
+               (const char *) g_hash_table_lookup (req->headers, "origin"));
+      respond_status_json (config, req, 403, ENGINE_IO_CODE_FORBIDDEN, "Origin not allowed");
       return FALSE;
     }
 
@@ -1111,6 +1391,13 @@ engine_io_server_request_finished (EngineIOServer  *self,
       engine_io_socket_upgrade_failed (req->socket);
       return;
     }
+  /* A switched request was never the session's poll or POST: nothing to
+   * undo. Not taking the socket lock here also keeps one lock order (the
+   * socket's before libmicrohttpd's): libmicrohttpd reports the end of an
+   * upgraded connection with its own lock held, while a poll suspends its
+   * connection under the socket lock. */
+  if (req->switched)
+    return;
   engine_io_socket_request_finished (req->socket, req, completed);
 }
 
@@ -1120,6 +1407,14 @@ engine_io_server_get_max_payload (EngineIOServer *self)
   EngineIOConfig *config = g_atomic_pointer_get (&self->config);
 
   return config != NULL ? config->max_payload : self->max_payload;
+}
+
+guint
+engine_io_server_get_connection_timeout (EngineIOServer *self)
+{
+  EngineIOConfig *config = g_atomic_pointer_get (&self->config);
+
+  return config != NULL ? config->connection_timeout : self->connection_timeout;
 }
 
 /* Request objects */
@@ -1338,8 +1633,9 @@ engine_io_server_close (EngineIOServer *self)
   /* No MHD_quiesce_daemon(): with a worker pool on epoll, libmicrohttpd
    * 0.9.75 can abort in it ("Failed to remove listen FD from epoll set")
    * when a worker toggles the listen socket at the same time. New
-   * connections during the close are answered 503 (handshakes) or 400
-   * (closed sessions) until the daemon stops. */
+   * requests during the close are answered 503 {"code":4,"message":
+   * "Server shutting down"} (or 400 for a session already forgotten)
+   * until the daemon stops. */
 
   sockets = engine_io_server_get_sockets (self);
   for (guint i = 0; i < sockets->len; i++)
@@ -1613,6 +1909,16 @@ engine_io_server_set_property (GObject      *object,
       g_free (self->metrics_path);
       self->metrics_path = g_value_dup_string (value);
       break;
+    case PROP_CONNECTION_TIMEOUT: self->connection_timeout = g_value_get_uint (value); break;
+    case PROP_HANDSHAKE_RATE: self->handshake_rate = g_value_get_double (value); break;
+    case PROP_HANDSHAKE_BURST: self->handshake_burst = g_value_get_uint (value); break;
+    case PROP_MESSAGE_RATE: self->message_rate = g_value_get_double (value); break;
+    case PROP_MESSAGE_BURST: self->message_burst = g_value_get_uint (value); break;
+    case PROP_MESSAGE_RATE_POLICY: self->message_policy = g_value_get_enum (value); break;
+    case PROP_ALLOWED_ORIGINS:
+      g_strfreev (self->allowed_origins);
+      self->allowed_origins = g_value_dup_boxed (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       return;
@@ -1650,6 +1956,13 @@ engine_io_server_get_property (GObject    *object,
     case PROP_BACKPRESSURE_POLICY: g_value_set_enum (value, self->backpressure); break;
     case PROP_CALLBACK_CONTEXT: g_value_set_boxed (value, self->callback_context); break;
     case PROP_METRICS_PATH: g_value_set_string (value, self->metrics_path); break;
+    case PROP_CONNECTION_TIMEOUT: g_value_set_uint (value, self->connection_timeout); break;
+    case PROP_HANDSHAKE_RATE: g_value_set_double (value, self->handshake_rate); break;
+    case PROP_HANDSHAKE_BURST: g_value_set_uint (value, self->handshake_burst); break;
+    case PROP_MESSAGE_RATE: g_value_set_double (value, self->message_rate); break;
+    case PROP_MESSAGE_BURST: g_value_set_uint (value, self->message_burst); break;
+    case PROP_MESSAGE_RATE_POLICY: g_value_set_enum (value, self->message_policy); break;
+    case PROP_ALLOWED_ORIGINS: g_value_set_boxed (value, self->allowed_origins); break;
     case PROP_PORT: g_value_set_uint (value, engine_io_server_get_port (self)); break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1685,6 +1998,12 @@ engine_io_server_finalize (GObject *object)
   g_free (self->cookie_path);
   g_free (self->cookie_same_site);
   g_free (self->metrics_path);
+  g_strfreev (self->allowed_origins);
+  /* The queue's links live inside the entries, which the table frees
+   * (g_queue_clear() would free the links themselves). */
+  g_queue_init (&self->rate_lru);
+  g_hash_table_unref (self->rate_table);
+  g_mutex_clear (&self->rate_lock);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
 
@@ -1895,6 +2214,142 @@ engine_io_server_class_init (EngineIOServerClass *klass)
     g_param_spec_string ("metrics-path", NULL, NULL, NULL, rw);
 
   /**
+   * EngineIOServer:connection-timeout:
+   *
+   * The defence against clients that open connections and send their
+   * requests slowly or never (slowloris). Default 30. It bounds:
+   *
+   * - idleness: a connection that receives and sends nothing for this
+   *   long is closed (this also closes idle keep-alive connections);
+   * - a request head, which must be complete this long after the
+   *   connection opened (or after the previous response on it);
+   * - a POST body, which must be complete this long after its head.
+   *
+   * A client that sends a byte now and then is closed all the same.
+   *
+   * A long poll waiting for packets is not idle: libmicrohttpd does not
+   * time out suspended connections (the heartbeat answers every poll
+   * within #EngineIOServer:ping-interval anyway), nor upgraded ones
+   * (WebSockets are watched by the heartbeat). 0 is not allowed: without
+   * a timeout a client holds a connection (and a descriptor) for ever.
+   *
+   * Applies to the daemon engine_io_server_listen() starts; a mounted
+   * server (engine_io_server_mhd_handler()) uses its daemon's
+   * `MHD_OPTION_CONNECTION_TIMEOUT`.
+   */
+  properties[PROP_CONNECTION_TIMEOUT] =
+    g_param_spec_uint ("connection-timeout", NULL, NULL, 1, 86400, 30, rw);
+
+  /**
+   * EngineIOServer:handshake-rate:
+   *
+   * Handshakes per second a client address may make (a token bucket of
+   * #EngineIOServer:handshake-burst tokens refilled at this rate); 0
+   * (default) for no limit. Fractions are allowed (0.1: one every ten
+   * seconds). The address is the TCP peer's: IPv4 addresses each, IPv6
+   * addresses by /64 network; behind a reverse proxy every client shares
+   * the proxy's address (forwarding headers are not trusted).
+   *
+   * Each handshake (a polling GET or a direct WebSocket without sid)
+   * takes a token, whatever becomes of it after. Without one it gets HTTP
+   * 429 with `Retry-After` and `{"code":4,"message":"Too many handshakes
+   * from this address"}`, and no session is created. Requests with a sid
+   * are not counted. The server remembers at most 16384 addresses at a
+   * time: a bucket that has refilled is forgotten, and past that number
+   * the least recently seen go first.
+   *
+   * Threads: checked on libmicrohttpd's threads, under a lock of its own,
+   * before any application hook runs.
+   */
+  properties[PROP_HANDSHAKE_RATE] =
+    g_param_spec_double ("handshake-rate", NULL, NULL, 0, 1e6, 0, rw);
+
+  /**
+   * EngineIOServer:handshake-burst:
+   *
+   * How many handshakes an address may make at once before
+   * #EngineIOServer:handshake-rate paces it (the bucket's size); 0
+   * (default) for one second's worth (the rate rounded up, at least 1).
+   */
+  properties[PROP_HANDSHAKE_BURST] =
+    g_param_spec_uint ("handshake-burst", NULL, NULL, 0, 1000000, 0, rw);
+
+  /**
+   * EngineIOServer:message-rate:
+   *
+   * Messages per second each session may receive from its client (a
+   * token bucket of #EngineIOServer:message-burst tokens refilled at this
+   * rate); 0 (default) for no limit. Counts message packets (`4`) over
+   * both transports and protocol versions, when they arrive (a polling
+   * POST's messages all at once); heartbeats and other control packets
+   * are not counted. Past the rate, #EngineIOServer:message-rate-policy
+   * decides: close the session or drop the message.
+   *
+   * Threads: polling POSTs are counted on libmicrohttpd's threads, and
+   * WebSocket messages in the session's main context, both under the
+   * session's lock; the application's handlers never see a refused
+   * message.
+   */
+  properties[PROP_MESSAGE_RATE] =
+    g_param_spec_double ("message-rate", NULL, NULL, 0, 1e9, 0, rw);
+
+  /**
+   * EngineIOServer:message-burst:
+   *
+   * How many messages a client may send at once before
+   * #EngineIOServer:message-rate paces it (the bucket's size); 0
+   * (default) for one second's worth (the rate rounded up, at least 1).
+   */
+  properties[PROP_MESSAGE_BURST] =
+    g_param_spec_uint ("message-burst", NULL, NULL, 0, G_MAXUINT, 0, rw);
+
+  /**
+   * EngineIOServer:message-rate-policy:
+   *
+   * What happens to a message past #EngineIOServer:message-rate: the
+   * default closes the session (reason `rate limit exceeded`, WebSocket
+   * close code 1008; messages of the client not yet delivered are not
+   * delivered); %ENGINE_IO_RATE_LIMIT_DROP drops the message (no
+   * ::message, no ::packet) and counts it in
+   * engine_io_metrics_get_messages_dropped().
+   */
+  properties[PROP_MESSAGE_RATE_POLICY] =
+    g_param_spec_enum ("message-rate-policy", NULL, NULL, ENGINE_IO_TYPE_RATE_LIMIT_POLICY,
+                       ENGINE_IO_RATE_LIMIT_CLOSE, rw);
+
+  /**
+   * EngineIOServer:allowed-origins:
+   *
+   * The origins browsers may connect from, as they send them in the
+   * `Origin` header (`https://app.example`, `http://localhost:8080`;
+   * compared exactly: lowercase, no path, no trailing slash, no default
+   * port); %NULL (default) allows every origin. An empty list allows
+   * only requests without an `Origin`.
+   *
+   * Every request to #EngineIOServer:path but a CORS preflight is checked:
+   * handshakes (polling and direct WebSocket), polls, POSTs and WebSocket
+   * upgrades of existing sessions. A request whose `Origin` is not in the
+   * list gets HTTP 403 with `{"code":4,"message":"Origin not allowed"}`,
+   * and no session is created. A request without `Origin` is allowed:
+   * non-browser clients send none, and browsers send one on every
+   * WebSocket and cross-origin request, which is what the list guards
+   * against. Preflights (`OPTIONS`) are answered as #EngineIOServer:cors-origin
+   * says; the request that follows is refused. This is not
+   * #EngineIOServer:cors-origin, which only decides the CORS headers
+   * (WebSockets are not subject to CORS at all).
+   *
+   * listen() fails with %ENGINE_IO_ERROR_INVALID_ARGUMENT for an entry
+   * that no browser would send (uppercase letters, a path, a default
+   * port).
+   *
+   * Bindings that turn a %NULL string array into an empty list (Python)
+   * read both "unset" and "empty" as an empty list; set %NULL (`None`)
+   * to allow every origin.
+   */
+  properties[PROP_ALLOWED_ORIGINS] =
+    g_param_spec_boxed ("allowed-origins", NULL, NULL, G_TYPE_STRV, rw);
+
+  /**
    * EngineIOServer:port:
    *
    * The port engine_io_server_listen() bound, 0 when not listening.
@@ -1939,4 +2394,9 @@ engine_io_server_init (EngineIOServer *self)
   self->cookie_same_site = g_strdup ("Lax");
   self->send_queue_high_water = 8 * 1024 * 1024;
   self->backpressure = ENGINE_IO_BACKPRESSURE_CLOSE;
+  self->connection_timeout = 30;
+  self->message_policy = ENGINE_IO_RATE_LIMIT_CLOSE;
+  g_mutex_init (&self->rate_lock);
+  self->rate_table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, rate_entry_free);
+  g_queue_init (&self->rate_lru);
 }

@@ -7,7 +7,9 @@
 #include "engineio-socket-private.h"
 #include "engineio-packet-private.h"
 #include "engineio-websocket-private.h"
+#include "engineio-limits-private.h"
 #include "engineio-enum-types.h"
+#include "engineio-marshal.h"
 #include "engineio-error.h"
 
 /**
@@ -90,6 +92,7 @@ struct _EngineIOSocket
   gboolean                 lingering;     /* (lock) closing, waiting for one last poll */
   int                      close_requested; /* (atomic) a close is on its way: no more sends, no more messages */
   gboolean                 flush_inline;  /* (lock) the session thread flushes soon anyway */
+  EngineIOTokenBucket      message_bucket; /* (lock) message-rate */
 
   /* Events for the session context (Event*), with one wake-up at a time. */
   GAsyncQueue             *inbound;
@@ -160,7 +163,7 @@ static void socket_finish_close (EngineIOSocket      *self);
  *
  * The reference server's wording of @reason: `transport close`,
  * `transport error`, `ping timeout`, `parse error`, `forced close` or
- * `server shutting down`.
+ * `server shutting down`; and `rate limit exceeded`, which is ours.
  *
  * Thread-safe: may be called from any thread.
  *
@@ -177,6 +180,7 @@ engine_io_close_reason_to_string (EngineIOCloseReason reason)
     case ENGINE_IO_CLOSE_REASON_PARSE_ERROR: return "parse error";
     case ENGINE_IO_CLOSE_REASON_FORCED_CLOSE: return "forced close";
     case ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN: return "server shutting down";
+    case ENGINE_IO_CLOSE_REASON_RATE_LIMITED: return "rate limit exceeded";
     default: return "unknown";
     }
 }
@@ -259,6 +263,27 @@ post_event (EngineIOSocket *self,
   g_async_queue_unlock (self->outbound);
 }
 
+/* message-rate. Called with the lock held, where a packet arrives (a
+ * POST's serving thread, or the session context for WebSocket): whether
+ * it may go on. Only message packets count. A message over the rate is
+ * counted here when the policy drops it; closing is the caller's. */
+static gboolean
+message_within_rate_locked (EngineIOSocket *self,
+                            EngineIOPacket *packet)
+{
+  if (self->config->message_rate <= 0 ||
+      engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_MESSAGE)
+    return TRUE;
+  if (engine_io_token_bucket_take (&self->message_bucket, self->config->message_rate,
+                                   self->config->message_capacity, g_get_monotonic_time ()))
+    return TRUE;
+  if (self->config->message_policy == ENGINE_IO_RATE_LIMIT_DROP)
+    engine_io_counter_add (&self->counters->messages_dropped, 1);
+  return FALSE;
+}
+
+#define RATE_LIMITED_DESCRIPTION "the client sent messages faster than message-rate allows"
+
 /* At most this many packets go in one poll response while the session is
  * open: python-engineio (Debian's 4.x) rejects payloads of more than 16
  * packets (Payload.max_decode_packets) and drops the connection. The rest
@@ -274,41 +299,56 @@ take_outbound_locked (EngineIOSocket *self,
                       guint64         limit,
                       guint           max_items)
 {
-  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
+  guint queued = (guint) MAX (g_async_queue_length_unlocked (self->outbound), 0);
   GPtrArray *packets;
+  GPtrArray *notify_items = NULL;  /* what the session context hears about */
+  gboolean drain;
   SendItem *item;
-  gboolean notify = FALSE;
   guint64 taken = 0;
+
+  packets = g_ptr_array_new_full (max_items > 0 ? MIN (queued, max_items) : queued,
+                                  (GDestroyNotify) engine_io_packet_unref);
+  if (queued == 0)
+    return packets;
+
+  /* Items only travel to the session context when someone listens: a send
+   * callback, or a ::drain handler. Most sends have neither, and cost no
+   * event. */
+  drain = g_signal_has_handler_pending (self, signals[SIGNAL_DRAIN], 0, TRUE);
 
   /* @limit in bytes, 0 for everything; at least one item is taken. */
   while ((limit == 0 || taken < limit) &&
-         (max_items == 0 || items->len < max_items) &&
+         (max_items == 0 || packets->len < max_items) &&
          (item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
     {
       gsize size = packet_size (item->packet);
-      g_ptr_array_add (items, item);
-      notify |= item->callback != NULL;
+
+      g_ptr_array_add (packets, engine_io_packet_ref (item->packet));
       taken += size;
       self->queued_bytes = self->queued_bytes > size ? self->queued_bytes - size : 0;
+      if (drain || item->callback != NULL)
+        {
+          if (notify_items == NULL)
+            notify_items = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
+          g_ptr_array_add (notify_items, item);
+        }
+      else
+        send_item_free (item);
     }
   if (g_async_queue_length_unlocked (self->outbound) == 0)
     self->queued_bytes = 0;
 
-  packets = g_ptr_array_new_full (items->len, (GDestroyNotify) engine_io_packet_unref);
-  for (guint i = 0; i < items->len; i++)
-    g_ptr_array_add (packets, engine_io_packet_ref (((SendItem *) g_ptr_array_index (items, i))->packet));
-  if (items->len > 0)
+  if (packets->len > 0)
     {
-      engine_io_counter_add (&self->counters->packets_out, items->len);
+      engine_io_counter_add (&self->counters->packets_out, packets->len);
       engine_io_counter_add (&self->counters->bytes_out, taken);
     }
 
-  if (items->len > 0 &&
-      (notify || g_signal_has_handler_pending (self, signals[SIGNAL_DRAIN], 0, TRUE)))
+  if (notify_items != NULL)
     {
       Event *event = g_new0 (Event, 1);
       event->kind = EVENT_FLUSHED;
-      event->items = g_steal_pointer (&items);
+      event->items = notify_items;
       post_event_locked (self, event);
     }
 
@@ -376,10 +416,11 @@ socket_enqueue (EngineIOSocket       *self,
         case ENGINE_IO_BACKPRESSURE_KEEP_QUEUING:
           break;
         case ENGINE_IO_BACKPRESSURE_DROP_NEWEST:
-          g_async_queue_unlock (self->outbound);
+          /* queued_bytes is (lock): read it before unlocking. */
           g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL,
                        "Send queue of socket “%s” is over its high-water mark (%" G_GUINT64_FORMAT " bytes queued)",
                        self->id, self->queued_bytes);
+          g_async_queue_unlock (self->outbound);
           engine_io_packet_unref (packet);
           if (destroy != NULL)
             destroy (user_data);
@@ -634,10 +675,13 @@ ws_flush_outbound (EngineIOSocket *self)
       g_autoptr(GPtrArray) packets = NULL;
 
       g_async_queue_lock (self->outbound);
+      if (g_async_queue_length_unlocked (self->outbound) <= 0)
+        {
+          g_async_queue_unlock (self->outbound);
+          break;
+        }
       packets = take_outbound_locked (self, WS_BUFFER_TARGET, 0);
       g_async_queue_unlock (self->outbound);
-      if (packets->len == 0)
-        break;
 
       for (guint i = 0; i < packets->len; i++)
         ws_send_packet (self, g_ptr_array_index (packets, i));
@@ -812,6 +856,24 @@ ws_message_cb (EngineIOWebSocket *ws,
     {
       handle_probe_packet (self, packet);
       return;
+    }
+
+  if (self->config->message_rate > 0)
+    {
+      gboolean within;
+
+      g_async_queue_lock (self->outbound);
+      within = message_within_rate_locked (self, packet);
+      g_async_queue_unlock (self->outbound);
+      if (!within)
+        {
+          if (self->config->message_policy == ENGINE_IO_RATE_LIMIT_CLOSE)
+            {
+              self->ws_close_code = 1008;  /* policy violation */
+              socket_do_close (self, ENGINE_IO_CLOSE_REASON_RATE_LIMITED, RATE_LIMITED_DESCRIPTION);
+            }
+          return;
+        }
     }
 
   /* Handled here while the handlers are quick; slow handlers (or a client
@@ -1038,8 +1100,9 @@ socket_do_close (EngineIOSocket      *self,
 
   /* Polling with no poll waiting: an application close waits for the next
    * poll to say `1` (the reference's shouldClose), a shutdown only if there
-   * is something left to deliver. */
-  waiting = self->active_get != NULL && !self->upgrading;
+   * is something left to deliver. A poll already resumed to answer `6`
+   * (an upgrade) carries nothing more: it is not waiting. */
+  waiting = self->active_get != NULL && !self->upgrading && !self->active_get->answer_noop;
   if (!waiting && self->ws == NULL &&
       g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
       (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
@@ -1260,9 +1323,11 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    */
   signals[SIGNAL_MESSAGE] =
     g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
-                  0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  0, NULL, NULL, _engine_io_marshal_VOID__STRING_BOXED, G_TYPE_NONE, 2,
                   G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE,
                   G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
+  g_signal_set_va_marshaller (signals[SIGNAL_MESSAGE], G_TYPE_FROM_CLASS (klass),
+                              _engine_io_marshal_VOID__STRING_BOXEDv);
 
   /**
    * EngineIOSocket::packet:
@@ -1316,9 +1381,11 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    */
   signals[SIGNAL_CLOSE] =
     g_signal_new ("close", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
-                  0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  0, NULL, NULL, _engine_io_marshal_VOID__ENUM_STRING, G_TYPE_NONE, 2,
                   ENGINE_IO_TYPE_CLOSE_REASON,
                   G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+  g_signal_set_va_marshaller (signals[SIGNAL_CLOSE], G_TYPE_FROM_CLASS (klass),
+                              _engine_io_marshal_VOID__ENUM_STRINGv);
 }
 
 static void
@@ -1407,8 +1474,13 @@ engine_io_socket_start (EngineIOSocket  *self,
    * from its handler travel with the open packet, as in the reference. */
   engine_io_server_emit_connection (self->server, self);
 
+  /* Only if the open packet is still queued: a send from the handler may
+   * have answered the first poll already, and the client's next poll,
+   * waiting now with nothing queued, must not be woken (it would get `1`
+   * while the session stays open). */
   g_async_queue_lock (self->outbound);
-  resume = kick_transport_locked (self);
+  if (g_async_queue_length_unlocked (self->outbound) > 0)
+    resume = kick_transport_locked (self);
   g_async_queue_unlock (self->outbound);
   if (resume != NULL)
     engine_io_core_request_resume (resume);
@@ -1582,7 +1654,8 @@ jsonp_post_payload (GBytes  *body,
 {
   gsize size;
   const char *data = g_bytes_get_data (body, &size);
-  g_autofree char *text = g_strndup (data, size);
+  /* An empty body has no data pointer: g_strndup() would give NULL. */
+  g_autofree char *text = size > 0 ? g_strndup (data, size) : g_strdup ("");
   g_autoptr(GHashTable) form = NULL;
   const char *d;
   GString *out;
@@ -1625,6 +1698,7 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
   g_autoptr(GPtrArray) packets = NULL;
   g_autoptr(GBytes) payload = NULL;
   gboolean accepted = FALSE;
+  gboolean rate_limited = FALSE;
 
   if (self->version == ENGINE_IO_PROTOCOL_V3 && g_hash_table_contains (req->query, "j"))
     payload = jsonp_post_payload (body, &error);
@@ -1640,7 +1714,16 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
     {
       for (guint i = 0; i < packets->len; i++)
         {
-          Event *event = g_new0 (Event, 1);
+          Event *event;
+
+          if (!message_within_rate_locked (self, g_ptr_array_index (packets, i)))
+            {
+              if (self->config->message_policy == ENGINE_IO_RATE_LIMIT_DROP)
+                continue;
+              rate_limited = TRUE;  /* the rest of the payload goes too */
+              break;
+            }
+          event = g_new0 (Event, 1);
           event->kind = EVENT_PACKET;
           event->packet = engine_io_packet_ref (g_ptr_array_index (packets, i));
           post_event_locked (self, event);
@@ -1661,6 +1744,10 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
       return;
     }
+
+  /* The POST itself succeeded; the session ends (a waiting poll gets `1`). */
+  if (rate_limited)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_RATE_LIMITED, RATE_LIMITED_DESCRIPTION);
 
   {
     static const char ok[] = "ok";

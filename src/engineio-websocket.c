@@ -56,7 +56,8 @@ struct _EngineIOWebSocket
   EngineIOWebSocketReleaseFunc      release;
   gpointer                          release_data;
 
-  guint8                           *rbuf;         /* read-ahead buffer */
+  guint8                           *rbuf;         /* read-ahead buffer, while it holds data */
+  gsize                             rcap;
   gsize                             rlen;
   gsize                             rpos;
 
@@ -76,6 +77,40 @@ struct _EngineIOWebSocket
   guint16                           close_pending_code;
   char                             *close_pending_reason;
 };
+
+/* Read buffers. An idle WebSocket holds none: each thread keeps one spare
+ * buffer, lent to a WebSocket for a dispatch and given back when all it
+ * read has been consumed, so memory per idle session stays small. */
+static GPrivate spare_read_buffer = G_PRIVATE_INIT (g_free);
+
+static void
+borrow_read_buffer (EngineIOWebSocket *ws)
+{
+  guint8 *buf = g_private_get (&spare_read_buffer);
+
+  g_free (ws->rbuf);  /* empty (or too small: the bytes that came with the upgrade) */
+  if (buf != NULL)
+    g_private_set (&spare_read_buffer, NULL);
+  else
+    buf = g_malloc (READ_BUFFER_SIZE);
+  ws->rbuf = buf;
+  ws->rcap = READ_BUFFER_SIZE;
+  ws->rlen = ws->rpos = 0;
+}
+
+/* Gives the buffer back if everything in it was consumed. */
+static void
+release_read_buffer (EngineIOWebSocket *ws)
+{
+  if (ws->rbuf == NULL || ws->rpos < ws->rlen)
+    return;
+  if (ws->rcap == READ_BUFFER_SIZE && g_private_get (&spare_read_buffer) == NULL)
+    g_private_set (&spare_read_buffer, ws->rbuf);
+  else
+    g_free (ws->rbuf);
+  ws->rbuf = NULL;
+  ws->rcap = ws->rlen = ws->rpos = 0;
+}
 
 /* wslay callbacks */
 
@@ -105,6 +140,8 @@ recv_cb (wslay_event_context_ptr  ctx,
           return -1;
         }
 
+      if (ws->rcap < READ_BUFFER_SIZE)
+        borrow_read_buffer (ws);
       do
         r = recv (ws->fd, ws->rbuf, READ_BUFFER_SIZE, 0);
       while (r < 0 && errno == EINTR);
@@ -363,6 +400,8 @@ protocol_error (EngineIOWebSocket *ws)
 
   ws->close_code = 1002;
   write_out (ws);
+  if (wslay_event_get_close_sent (ws->ctx))
+    return;  /* our close frame went out already: a second one is a violation */
   if (pending_output (ws) == 0 && wslay_event_get_queued_msg_count (ws->ctx) <= 1)
     {
       if (send (ws->fd, close_1002, sizeof close_1002, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
@@ -404,6 +443,7 @@ ws_source_dispatch (GSource     *source,
   pump (ws);
 
   ws->in_dispatch = FALSE;
+  release_read_buffer (ws);
   update_events (ws, TRUE);
   return G_SOURCE_CONTINUE;
 }
@@ -440,14 +480,13 @@ engine_io_websocket_new (int                           fd,
   ws->max_message = max_message;
   ws->release = release;
   ws->release_data = release_data;
-  ws->rbuf = g_malloc (MAX (READ_BUFFER_SIZE, extra_in_size));
   ws->obuf = g_byte_array_new ();
 
   /* Bytes libmicrohttpd read past the request are the first frames. */
   if (extra_in_size > 0)
     {
-      memcpy (ws->rbuf, extra_in, extra_in_size);
-      ws->rlen = extra_in_size;
+      ws->rbuf = g_memdup2 (extra_in, extra_in_size);
+      ws->rcap = ws->rlen = extra_in_size;
     }
 
   flags = fcntl (fd, F_GETFL, 0);

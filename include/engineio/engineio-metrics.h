@@ -57,6 +57,10 @@ guint64          engine_io_metrics_get_ping_rtt_bucket     (EngineIOMetrics     
                                                             guint                    index,
                                                             double                  *out_upper_bound);
 ENGINE_IO_AVAILABLE_IN_ALL
+guint64          engine_io_metrics_get_messages_dropped    (EngineIOMetrics         *metrics);
+ENGINE_IO_AVAILABLE_IN_ALL
+guint64          engine_io_metrics_get_handshakes_rate_limited (EngineIOMetrics     *metrics);
+ENGINE_IO_AVAILABLE_IN_ALL
 char            *engine_io_metrics_to_prometheus           (EngineIOMetrics         *metrics);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EngineIOMetrics, engine_io_metrics_unref)

@@ -50,6 +50,23 @@ typedef enum
   ENGINE_IO_BACKPRESSURE_CLOSE,
 } EngineIOBackpressurePolicy;
 
+/**
+ * EngineIORateLimitPolicy:
+ * @ENGINE_IO_RATE_LIMIT_CLOSE: close the session (reason
+ *   `rate limit exceeded`; over WebSocket with close code 1008)
+ * @ENGINE_IO_RATE_LIMIT_DROP: drop the message, deliver the next ones
+ *   that are within the rate, and count it
+ *   (engine_io_metrics_get_messages_dropped())
+ *
+ * What happens to a message a client sends past
+ * #EngineIOServer:message-rate.
+ */
+typedef enum
+{
+  ENGINE_IO_RATE_LIMIT_CLOSE,
+  ENGINE_IO_RATE_LIMIT_DROP,
+} EngineIORateLimitPolicy;
+
 #define ENGINE_IO_TYPE_SERVER (engine_io_server_get_type ())
 ENGINE_IO_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (EngineIOServer, engine_io_server, ENGINE_IO, SERVER, GObject)

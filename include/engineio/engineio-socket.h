@@ -29,6 +29,10 @@ G_BEGIN_DECLS
  *   called engine_io_socket_close()
  * @ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN: `server shutting down`:
  *   engine_io_server_close() was called
+ * @ENGINE_IO_CLOSE_REASON_RATE_LIMITED: `rate limit exceeded`: the client
+ *   sent messages faster than #EngineIOServer:message-rate allows (with
+ *   the policy %ENGINE_IO_RATE_LIMIT_CLOSE); not a reason of the reference
+ *   server
  *
  * Why a session ended; engine_io_close_reason_to_string() gives the
  * reference server's wording.
@@ -41,6 +45,7 @@ typedef enum
   ENGINE_IO_CLOSE_REASON_PARSE_ERROR,
   ENGINE_IO_CLOSE_REASON_FORCED_CLOSE,
   ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN,
+  ENGINE_IO_CLOSE_REASON_RATE_LIMITED,
 } EngineIOCloseReason;
 
 ENGINE_IO_AVAILABLE_IN_ALL

@@ -126,6 +126,15 @@ main (int   argc,
   g_autofree char *cors = NULL;
   g_autofree char *metrics_path = NULL;
   g_autofree char *transports_text = g_strdup ("polling,websocket");
+  g_autofree char *origins_text = NULL;
+  g_autofree char *policy_text = NULL;  /* GOption does not free a default it replaces */
+  g_auto(GStrv) allowed_origins = NULL;
+  int connection_timeout = 30;
+  double handshake_rate = 0;
+  int handshake_burst = 0;
+  double message_rate = 0;
+  int message_burst = 0;
+  EngineIORateLimitPolicy message_policy;
   int port = 3000;
   int ping_interval = 25000;
   int ping_timeout = 20000;
@@ -145,6 +154,13 @@ main (int   argc,
     { "transports", 0, 0, G_OPTION_ARG_STRING, &transports_text, "Enabled transports (default polling,websocket)", "LIST" },
     { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads, "Shared session threads (default 0: one per session)", "N" },
     { "metrics-path", 0, 0, G_OPTION_ARG_STRING, &metrics_path, "Serve Prometheus metrics at this path (e.g. /metrics)", "PATH" },
+    { "connection-timeout", 0, 0, G_OPTION_ARG_INT, &connection_timeout, "Seconds an idle connection is kept (default 30)", "S" },
+    { "handshake-rate", 0, 0, G_OPTION_ARG_DOUBLE, &handshake_rate, "Handshakes per second per address (default 0: unlimited)", "RATE" },
+    { "handshake-burst", 0, 0, G_OPTION_ARG_INT, &handshake_burst, "Handshakes an address may make at once (default 0: one second's worth)", "N" },
+    { "message-rate", 0, 0, G_OPTION_ARG_DOUBLE, &message_rate, "Messages per second per session (default 0: unlimited)", "RATE" },
+    { "message-burst", 0, 0, G_OPTION_ARG_INT, &message_burst, "Messages a client may send at once (default 0: one second's worth)", "N" },
+    { "message-rate-policy", 0, 0, G_OPTION_ARG_STRING, &policy_text, "Past the message rate: close (default) or drop", "POLICY" },
+    { "allowed-origins", 0, 0, G_OPTION_ARG_STRING, &origins_text, "Origins browsers may connect from, comma-separated (default: any)", "LIST" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print one line per open, upgrade and close", NULL },
     { NULL }
   };
@@ -163,8 +179,30 @@ main (int   argc,
       g_printerr ("engineio-echo: %s\n", error->message);
       return 2;
     }
+  if (policy_text == NULL || strcmp (policy_text, "close") == 0)
+    message_policy = ENGINE_IO_RATE_LIMIT_CLOSE;
+  else if (g_strcmp0 (policy_text, "drop") == 0)
+    message_policy = ENGINE_IO_RATE_LIMIT_DROP;
+  else
+    {
+      g_printerr ("engineio-echo: unknown --message-rate-policy “%s” (close, drop)\n", policy_text);
+      return 2;
+    }
+  if (origins_text != NULL)
+    {
+      g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+      g_auto(GStrv) parts = g_strsplit (origins_text, ",", -1);
+
+      for (guint i = 0; parts[i] != NULL; i++)
+        if (g_strstrip (parts[i])[0] != '\0')
+          g_strv_builder_add (builder, parts[i]);
+      allowed_origins = g_strv_builder_end (builder);
+    }
   if (port < 0 || port > 65535 || ping_interval < 1 || ping_timeout < 1 ||
-      max_payload < 1 || max_payload > G_MAXUINT32 || loop_threads < 0 || loop_threads > 1024)
+      max_payload < 1 || max_payload > G_MAXUINT32 || loop_threads < 0 || loop_threads > 1024 ||
+      connection_timeout < 1 || connection_timeout > 86400 ||
+      !(handshake_rate >= 0 && handshake_rate <= 1e6) || handshake_burst < 0 || handshake_burst > 1000000 ||
+      !(message_rate >= 0 && message_rate <= 1e9) || message_burst < 0)
     {
       g_printerr ("engineio-echo: an option is out of range (see --help)\n");
       return 2;
@@ -180,6 +218,13 @@ main (int   argc,
                          "transports", transports,
                          "loop-threads", (guint) loop_threads,
                          "metrics-path", metrics_path,
+                         "connection-timeout", (guint) connection_timeout,
+                         "handshake-rate", handshake_rate,
+                         "handshake-burst", (guint) handshake_burst,
+                         "message-rate", message_rate,
+                         "message-burst", (guint) message_burst,
+                         "message-rate-policy", message_policy,
+                         "allowed-origins", allowed_origins,
                          NULL);
   g_signal_connect (server, "connection", G_CALLBACK (on_connection), NULL);
 

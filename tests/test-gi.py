@@ -357,6 +357,53 @@ def test_server_properties():
     assert d.props.backpressure_policy == EngineIO.BackpressurePolicy.CLOSE
 
 
+def test_limit_properties():
+    """The limits (connection-timeout, handshake/message rates, allowed-origins) from Python."""
+    d = EngineIO.Server.new()
+    assert d.props.connection_timeout == 30
+    assert (d.props.handshake_rate, d.props.handshake_burst) == (0.0, 0)
+    assert (d.props.message_rate, d.props.message_burst) == (0.0, 0)
+    assert d.props.message_rate_policy == EngineIO.RateLimitPolicy.CLOSE
+    # Unset (NULL: any origin) reads back as [] (PyGObject maps a NULL strv so); setting
+    # None unsets it, while setting [] allows only requests without Origin.
+    assert d.props.allowed_origins == []
+    assert {EngineIO.RateLimitPolicy.CLOSE, EngineIO.RateLimitPolicy.DROP} == \
+        set(EngineIO.RateLimitPolicy.__enum_values__.values())
+    assert EngineIO.close_reason_to_string(EngineIO.CloseReason.RATE_LIMITED) == \
+        'rate limit exceeded'
+    m = d.get_metrics()
+    assert (m.get_messages_dropped(), m.get_handshakes_rate_limited()) == (0, 0)
+
+    server = EngineIO.Server(connection_timeout=5, handshake_rate=0.5, handshake_burst=4,
+                             message_rate=2.5, message_burst=10,
+                             message_rate_policy=EngineIO.RateLimitPolicy.DROP,
+                             allowed_origins=['https://good.example'])
+    assert server.props.connection_timeout == 5
+    assert (server.props.handshake_rate, server.props.handshake_burst) == (0.5, 4)
+    assert (server.props.message_rate, server.props.message_burst) == (2.5, 10)
+    assert server.props.message_rate_policy == EngineIO.RateLimitPolicy.DROP
+    assert server.props.allowed_origins == ['https://good.example']
+    server.listen('127.0.0.1', 0)
+    try:
+        base = 'http://127.0.0.1:%d/engine.io/?EIO=4&transport=polling' % server.get_port()
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(urllib.request.Request(
+                base, headers={'Origin': 'https://evil.example'}), timeout=10)
+        assert info.value.code == 403
+        assert json.loads(info.value.read()) == {'code': 4, 'message': 'Origin not allowed'}
+        with urllib.request.urlopen(urllib.request.Request(
+                base, headers={'Origin': 'https://good.example'}), timeout=10) as r:
+            assert r.status == 200
+    finally:
+        server.close()
+
+    bad = EngineIO.Server(allowed_origins=['https://good.example/'])
+    with pytest.raises(GLib.Error) as info:
+        bad.listen('127.0.0.1', 0)
+    assert info.value.matches(ERR, EngineIO.Error.INVALID_ARGUMENT)
+    assert 'allowed-origins' in info.value.message
+
+
 def test_packet_api():
     T = EngineIO.PacketType
     p = EngineIO.Packet.new_text(T.MESSAGE, 'héllo', -1)

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
 #include "testutil.h"
 
@@ -260,6 +261,19 @@ test_http_disconnect (TestHttp *http)
   g_byte_array_set_size (http->in, 0);
   g_queue_clear_full (&http->methods, g_free);
   http->requests = 0;
+}
+
+void
+test_http_drop (TestHttp *http,
+                gboolean  reset)
+{
+  if (reset && http->connection != NULL)
+    {
+      struct linger linger = { .l_onoff = 1, .l_linger = 0 };
+      setsockopt (g_socket_get_fd (g_socket_connection_get_socket (http->connection)),
+                  SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
+    }
+  test_http_disconnect (http);
 }
 
 void

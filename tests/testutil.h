@@ -99,6 +99,10 @@ typedef struct _TestHttp TestHttp;
 TestHttp     *test_http_new            (guint          port);
 void          test_http_free           (TestHttp      *http);
 void          test_http_disconnect     (TestHttp      *http);
+/* Closes the connection without a goodbye: with @reset by an RST
+ * (SO_LINGER 0), otherwise like test_http_disconnect(). */
+void          test_http_drop           (TestHttp      *http,
+                                        gboolean       reset);
 gboolean      test_http_is_connected   (TestHttp      *http);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestHttp, test_http_free)
 

@@ -14,6 +14,9 @@ packages=(
   python3-gi python3-pytest python3-engineio python3-requests python3-websocket chromium
   # tools the tests use
   curl procps
+  # the TSan stage: Debian's GLib source (apt-get source, dpkg-source) rebuilt
+  # with gcc's ThreadSanitizer by .ci/build-tsan-glib.sh
+  dpkg-dev xz-utils debian-archive-keyring libtsan2 libffi-dev libpcre2-dev zlib1g-dev
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)

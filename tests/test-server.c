@@ -32,6 +32,7 @@ typedef struct
   gboolean        no_message_handler;  /* leave messages to receive() */
   gboolean        record_packets;      /* record ::packet */
   char           *welcome;             /* sent from the ::connection handler */
+  guint           welcome_sleep_ms;    /* ... which then takes this long */
 
   guint           baseline_threads;
   guint           baseline_fds;
@@ -133,6 +134,8 @@ on_connection (EngineIOServer *server,
   g_signal_connect (socket, "drain", G_CALLBACK (on_drain), f);
   if (f->welcome != NULL)
     engine_io_socket_send_text (socket, f->welcome, NULL);
+  if (f->welcome_sleep_ms > 0)
+    g_usleep (f->welcome_sleep_ms * G_TIME_SPAN_MILLISECOND);
 }
 
 static void
@@ -593,6 +596,35 @@ test_handshake_connection_first (Fixture       *f,
   g_assert_cmpint (connection_at, >=, 0);
   g_assert_cmpint (message_at, >, connection_at);
   g_assert_cmpuint (test_recorder_count (f->events, "connection "), ==, 1);
+}
+
+static void
+test_handshake_slow_connection_handler (Fixture       *f,
+                                        gconstpointer  data)
+{
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autofree char *next = NULL;
+  g_autofree char *closed = NULL;
+
+  g_test_summary ("A ::connection handler that sends and then takes its time: its message "
+                  "travels with the handshake response, and the client's next poll waits "
+                  "(for the ping here) instead of being answered with a close packet");
+
+  f->welcome = g_strdup ("welcome");
+  f->welcome_sleep_ms = 300;
+  g_object_set (f->server, "ping-interval", 1000, "ping-timeout", 5000, NULL);
+  fixture_start (f);
+
+  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  test_require (open != NULL);
+  test_require (packets->len == 2);
+  g_assert_cmpstr (g_ptr_array_index (packets, 1), ==, "4welcome");
+
+  next = poll_text (f->http, open->sid);
+  g_assert_cmpstr (next, ==, "2");
+  closed = g_strdup_printf ("close %s", open->sid);
+  g_assert_cmpint (test_recorder_index_prefix (f->events, closed), <, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3533,6 +3565,7 @@ main (int    argc,
   ADD ("/server/handshake/no-upgrades", test_handshake_no_upgrades);
   ADD ("/server/handshake/unique-sids", test_handshake_unique_sids);
   ADD ("/server/handshake/connection-first", test_handshake_connection_first);
+  ADD ("/server/handshake/slow-connection-handler", test_handshake_slow_connection_handler);
 
   ADD ("/server/errors/codes", test_errors_codes);
   ADD ("/server/errors/forbidden", test_errors_forbidden);

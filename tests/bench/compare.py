@@ -122,6 +122,13 @@ class Server:
                     return int(line.split()[1])
         return 0
 
+    def cpu_s(self):
+        """(user, system) CPU seconds of the whole process, all threads."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -161,11 +168,55 @@ def run_bench(url, args, timeout):
 
 
 def throughput_run(kind, args):
+    """One bench run; also the server's CPU time per message over the
+    measured window (sampled when the warm-up ends and when it is over), so
+    the comparison holds even when the load generator is the bottleneck."""
     srv = Server(kind, [])
     try:
-        t = ARGS.duration + ARGS.warmup + 90
-        return run_bench(srv.url, args + ["--duration", str(ARGS.duration),
-                                          "--warmup", str(ARGS.warmup)], t)
+        cmd = bench_cmd(srv.url, args + ["--duration", str(ARGS.duration),
+                                         "--warmup", str(ARGS.warmup), "--verbose"])
+        log("$ " + " ".join(cmd))
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cpu0 = cpu1 = None
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            ready, _, _ = select.select([p.stderr], [], [], max(0.1, deadline - time.time()))
+            line = p.stderr.readline() if ready else ""
+            if not line:
+                break
+            if "opened" in line and " in " in line:
+                time.sleep(ARGS.warmup)
+                cpu0, t0 = srv.cpu_s(), time.time()
+                time.sleep(ARGS.duration)
+                cpu1, t1 = srv.cpu_s(), time.time()
+                break
+        try:
+            out, err = p.communicate(timeout=ARGS.duration + ARGS.warmup + 90)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            log("  TIMEOUT")
+            return None
+        for line in err.splitlines():
+            if line.startswith("engineio-bench:") and "open" not in line:
+                log("  " + line)
+        try:
+            result = json.loads(out)
+        except ValueError:
+            log(f"  no JSON (exit {p.returncode})")
+            return None
+        result["exit"] = p.returncode
+        if cpu0 is not None and result["msg_per_s"] > 0:
+            msgs = result["msg_per_s"] * (t1 - t0)
+            result["server_user_us"] = (cpu1[0] - cpu0[0]) * 1e6 / msgs
+            result["server_sys_us"] = (cpu1[1] - cpu0[1]) * 1e6 / msgs
+            result["server_cpu_pct"] = ((cpu1[0] + cpu1[1]) - (cpu0[0] + cpu0[1])) * 100 / (t1 - t0)
+        log(f"  exit {p.returncode}: {result['msg_per_s']:.0f} msg/s, p50 {result['latency_us']['p50']} us, "
+            f"p99 {result['latency_us']['p99']} us, errors {result['errors']['verify']}"
+            f"/{result['errors']['sessions_failed']}, bench cpu {result['max_thread_cpu_pct']}%, "
+            f"server cpu {result.get('server_cpu_pct', -1):.0f}% = "
+            f"{result.get('server_user_us', -1):.2f} us user + {result.get('server_sys_us', -1):.2f} us sys per message")
+        return result
     finally:
         srv.stop()
 
@@ -335,7 +386,11 @@ def main():
             p99 = col(name, kind, lambda r: r["latency_us"]["p99"])
             cpu_b = col(name, kind, lambda r: r["max_thread_cpu_pct"])
             failed = bad(name, kind)
-            cells.append(f"{fmt(v)} msg/s (p50 {fmt(p50)} µs, p99 {fmt(p99)} µs; bench cpu {fmt(cpu_b)}%)"
+            su = col(name, kind, lambda r: r.get("server_user_us"))
+            ss = col(name, kind, lambda r: r.get("server_sys_us"))
+            sp = col(name, kind, lambda r: r.get("server_cpu_pct"))
+            cells.append(f"{fmt(v)} msg/s (p50 {fmt(p50)} µs, p99 {fmt(p99)} µs; bench cpu {fmt(cpu_b)}%; "
+                         f"server cpu {fmt(sp)}%: {fmt(su)} µs user + {fmt(ss)} µs sys per msg)"
                          + (f" **{failed} failed run(s)**" if failed else ""))
         r = ratio(col(name, "pooled", lambda r: r["msg_per_s"]), col(name, "node", lambda r: r["msg_per_s"]))
         met = "–" if target is None or r is None else ("yes" if r >= target else "**no**")

@@ -396,7 +396,7 @@ add_cors_headers (EngineIOConfig  *config,
 
   g_ptr_array_add (headers, g_strdup ("Access-Control-Allow-Origin"));
   g_ptr_array_add (headers, g_strdup (allow));
-  if (allow != (const char *) "*" && strcmp (allow, "*") != 0)
+  if (strcmp (allow, "*") != 0)
     {
       g_ptr_array_add (headers, g_strdup ("Vary"));
       g_ptr_array_add (headers, g_strdup ("Origin"));

@@ -1155,10 +1155,12 @@ socket_do_close (EngineIOSocket      *self,
 static void
 socket_finish_close (EngineIOSocket *self)
 {
-  g_autoptr(EngineIOSocket) hold = g_object_ref (self);
+  g_autoptr(EngineIOSocket) hold = g_object_ref (self);  /* alive until the end */
   g_autoptr(GPtrArray) leftover = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
   SendItem *item;
   Event *event;
+
+  (void) hold;
 
   g_async_queue_lock (self->outbound);
   if (self->state == STATE_CLOSED)

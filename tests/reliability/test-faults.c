@@ -226,7 +226,6 @@ static void
 test_poll_half_open (Fixture       *f,
                      gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
   g_autoptr(RelPoll) poll = NULL;
   g_autoptr(GByteArray) received = g_byte_array_new ();
   g_autofree char *sid = NULL;
@@ -710,7 +709,7 @@ test_shutdown_mid_handshake (Fixture       *f,
   g_assert_cmpuint (unexpected, ==, 0);
   for (guint i = 0; i < N_HEALTHY; i++)
     {
-      g_autofree char *ignored = rel_healthy_stop (f->healthy[i], FALSE);
+      g_free (rel_healthy_stop (f->healthy[i], FALSE));
       f->healthy[i] = NULL;
       assert_reason (f, f->healthy_sid[i], ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN);
     }

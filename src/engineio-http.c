@@ -44,7 +44,8 @@ typedef struct
 typedef struct
 {
   MHD_socket fd;
-  gint64     deadline;  /* monotonic µs by which the current phase must end; G_MAXINT64: none */
+  int        deadline;  /* (atomic) monotonic second by which the current phase must end;
+                         * G_MAXINT: none. Set per request without the daemon's lock. */
 } ConnWatch;
 
 struct _EngineIOHttpDaemon
@@ -59,7 +60,7 @@ struct _EngineIOHttpDaemon
    * connection's start (or of its previous response), and a POST body
    * within the timeout of its head; a watcher thread shuts down the
    * connections that are late, and libmicrohttpd then closes them. */
-  gint64             timeout_us;
+  int                timeout_s;
   GMutex             lock;
   GCond              cond;
   GHashTable        *watches;   /* (lock) set of ConnWatch* */
@@ -477,27 +478,33 @@ engine_io_server_mhd_completed (EngineIOServer                   *server,
 /* Our own daemon */
 
 #define WATCH_INTERVAL_US (250 * G_TIME_SPAN_MILLISECOND)
+#define NO_DEADLINE G_MAXINT
 
-static inline EngineIOServer *
-engine_io_http_daemon_get_server (EngineIOHttpDaemon *daemon)
+static int
+now_s (void)
 {
-  return daemon->server;
+  return (int) (g_get_monotonic_time () / G_TIME_SPAN_SECOND);
+}
+
+/* The deadline "connection-timeout" from now, in whole seconds: a late
+ * connection is closed between the timeout and a second and a quarter
+ * after it, never before. */
+static int
+deadline_in (EngineIOHttpDaemon *daemon)
+{
+  return now_s () + daemon->timeout_s + 1;
 }
 
 static void
-set_deadline (EngineIOHttpDaemon    *daemon,
-              struct MHD_Connection *connection,
-              gint64                 deadline)
+set_deadline (struct MHD_Connection *connection,
+              int                    deadline)
 {
   const union MHD_ConnectionInfo *info =
     MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   ConnWatch *watch = info != NULL ? info->socket_context : NULL;
 
-  if (watch == NULL)
-    return;
-  g_mutex_lock (&daemon->lock);
-  watch->deadline = deadline;
-  g_mutex_unlock (&daemon->lock);
+  if (watch != NULL)
+    g_atomic_int_set (&watch->deadline, deadline);
 }
 
 static void
@@ -518,7 +525,7 @@ notify_connection_cb (void                              *cls,
         return;
       watch = g_new (ConnWatch, 1);
       watch->fd = info->connect_fd;
-      watch->deadline = g_get_monotonic_time () + daemon->timeout_us;
+      watch->deadline = deadline_in (daemon);
       g_mutex_lock (&daemon->lock);
       g_hash_table_add (daemon->watches, watch);
       g_mutex_unlock (&daemon->lock);
@@ -544,20 +551,25 @@ watcher_thread (gpointer data)
   g_mutex_lock (&daemon->lock);
   while (!daemon->stopping)
     {
-      gint64 now = g_get_monotonic_time ();
+      int now = now_s ();
       GHashTableIter iter;
       ConnWatch *watch;
 
       g_hash_table_iter_init (&iter, daemon->watches);
       while (g_hash_table_iter_next (&iter, (gpointer *) &watch, NULL))
-        if (watch->deadline <= now)
-          {
-            /* libmicrohttpd sees the end of the stream and closes it. */
-            g_debug ("http: closing a connection whose request did not arrive in time");
-            shutdown (watch->fd, SHUT_RDWR);
-            watch->deadline = G_MAXINT64;
-          }
-      g_cond_wait_until (&daemon->cond, &daemon->lock, now + WATCH_INTERVAL_US);
+        {
+          int deadline = g_atomic_int_get (&watch->deadline);
+
+          /* Only if no request phase moved it meanwhile. */
+          if (deadline <= now &&
+              g_atomic_int_compare_and_exchange (&watch->deadline, deadline, NO_DEADLINE))
+            {
+              /* libmicrohttpd sees the end of the stream and closes it. */
+              g_debug ("http: closing a connection whose request did not arrive in time");
+              shutdown (watch->fd, SHUT_RDWR);
+            }
+        }
+      g_cond_wait_until (&daemon->cond, &daemon->lock, g_get_monotonic_time () + WATCH_INTERVAL_US);
     }
   g_mutex_unlock (&daemon->lock);
   return NULL;
@@ -574,7 +586,7 @@ access_cb (void                  *cls,
            void                 **req_cls)
 {
   EngineIOHttpDaemon *daemon = cls;
-  EngineIOServer *server = engine_io_http_daemon_get_server (daemon);
+  EngineIOServer *server = daemon->server;
   gboolean head = *req_cls == NULL;
   gboolean body_chunk = *upload_data_size > 0;
   enum MHD_Result ret;
@@ -585,13 +597,11 @@ access_cb (void                  *cls,
     {
       /* The head is in: a body has its own deadline, anything else (a
        * waiting poll, an upgrade) none. */
-      set_deadline (daemon, connection,
-                    strcmp (method, MHD_HTTP_METHOD_POST) == 0
-                      ? g_get_monotonic_time () + daemon->timeout_us
-                      : G_MAXINT64);
+      set_deadline (connection,
+                    strcmp (method, MHD_HTTP_METHOD_POST) == 0 ? deadline_in (daemon) : NO_DEADLINE);
     }
   else if (!body_chunk)
-    set_deadline (daemon, connection, G_MAXINT64);  /* the body is complete */
+    set_deadline (connection, NO_DEADLINE);  /* the body is complete */
   return ret;
 }
 
@@ -603,10 +613,9 @@ completed_cb (void                            *cls,
 {
   EngineIOHttpDaemon *daemon = cls;
 
-  engine_io_server_mhd_completed (engine_io_http_daemon_get_server (daemon),
-                                  connection, req_cls, toe);
+  engine_io_server_mhd_completed (daemon->server, connection, req_cls, toe);
   /* Keep-alive: the next request head has its deadline. */
-  set_deadline (daemon, connection, g_get_monotonic_time () + daemon->timeout_us);
+  set_deadline (connection, deadline_in (daemon));
 }
 
 static void
@@ -664,7 +673,7 @@ engine_io_http_daemon_start (EngineIOServer  *server,
 
   daemon = g_new0 (EngineIOHttpDaemon, 1);
   daemon->server = server;
-  daemon->timeout_us = (gint64) timeout * G_TIME_SPAN_SECOND;
+  daemon->timeout_s = (int) timeout;
   g_mutex_init (&daemon->lock);
   g_cond_init (&daemon->cond);
   daemon->watches = g_hash_table_new (NULL, NULL);

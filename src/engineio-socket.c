@@ -395,8 +395,12 @@ socket_enqueue (EngineIOSocket       *self,
 
   g_async_queue_lock (self->outbound);
 
+  /* The open packet is queued even when a close is already on its way
+   * (a server closing during the handshake): the first poll must carry it
+   * before the close packet, never the close packet alone. */
   if ((self->state != STATE_OPEN && self->state != STATE_OPENING) ||
-      g_atomic_int_get (&self->close_requested))
+      (g_atomic_int_get (&self->close_requested) &&
+       engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_OPEN))
     {
       g_async_queue_unlock (self->outbound);
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,

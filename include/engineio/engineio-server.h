@@ -115,6 +115,15 @@ guint           engine_io_server_get_port           (EngineIOServer        *self
 ENGINE_IO_AVAILABLE_IN_ALL
 void            engine_io_server_close              (EngineIOServer        *self);
 ENGINE_IO_AVAILABLE_IN_ALL
+void            engine_io_server_close_async        (EngineIOServer        *self,
+                                                     GCancellable          *cancellable,
+                                                     GAsyncReadyCallback    callback,
+                                                     gpointer               user_data);
+ENGINE_IO_AVAILABLE_IN_ALL
+gboolean        engine_io_server_close_finish       (EngineIOServer        *self,
+                                                     GAsyncResult          *result,
+                                                     GError               **error);
+ENGINE_IO_AVAILABLE_IN_ALL
 GPtrArray      *engine_io_server_get_sockets        (EngineIOServer        *self);
 ENGINE_IO_AVAILABLE_IN_ALL
 guint           engine_io_server_get_socket_count   (EngineIOServer        *self);

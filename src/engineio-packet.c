@@ -786,6 +786,28 @@ engine_io_packet_get_data (EngineIOPacket *packet)
 }
 
 /**
+ * engine_io_packet_get_text_bytes:
+ * @packet: a packet
+ *
+ * The UTF-8 bytes of a text packet, all of them: unlike the string of
+ * engine_io_packet_get_text() in bindings (and #EngineIOSocket::message's
+ * @text), it does not end at a U+0000 inside the text. From Python:
+ * `packet.get_text_bytes().get_data().decode()`.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none) (nullable): the text, without a trailing NUL, or
+ *   %NULL for a binary packet
+ */
+GBytes *
+engine_io_packet_get_text_bytes (EngineIOPacket *packet)
+{
+  g_return_val_if_fail (packet != NULL, NULL);
+
+  return packet->is_binary ? NULL : packet->data;
+}
+
+/**
  * engine_io_packet_equal:
  * @a: a packet
  * @b: another packet

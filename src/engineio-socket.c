@@ -107,6 +107,7 @@ struct _EngineIOSocket
   GSource                 *timeout_source;/* v4: pong deadline; v3: expiry */
   gint64                   ping_sent_at;  /* v4: for the round-trip histogram */
   gboolean                 counted_open;  /* in the open-sessions gauge */
+  gboolean                 client_closed; /* the client sent a close packet */
   EngineIOCounters        *counters;      /* the server's; immutable pointer */
   EngineIOCloseReason      close_reason;
   char                    *close_description;
@@ -119,9 +120,13 @@ struct _EngineIOSocket
   gint64                   inline_spent;
   GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
 
-  /* (lock) */
-  gpointer                 user_data;
-  GDestroyNotify           user_data_destroy;
+  /* The application's data. Its own lock, never held while calling out
+   * but for a dup function: a reader copies or references the data under
+   * it, so a concurrent replacement cannot free it in between. */
+  GMutex                   user_data_lock;
+  gpointer                 user_data;          /* (user_data_lock) */
+  GDestroyNotify           user_data_destroy;  /* (user_data_lock) */
+  gboolean                 user_data_is_object;/* (user_data_lock) set by set_user_object() */
 };
 
 G_DEFINE_FINAL_TYPE (EngineIOSocket, engine_io_socket, G_TYPE_OBJECT)
@@ -627,6 +632,7 @@ handle_packet (EngineIOSocket *self,
       break;
 
     case ENGINE_IO_PACKET_CLOSE:
+      self->client_closed = TRUE;
       socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE, NULL);
       break;
 
@@ -1107,11 +1113,20 @@ socket_do_close (EngineIOSocket      *self,
    * is something left to deliver. A poll already resumed to answer `6`
    * (an upgrade) carries nothing more: it is not waiting. */
   waiting = self->active_get != NULL && !self->upgrading && !self->active_get->answer_noop;
-  if (!waiting && self->ws == NULL &&
-      g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
-      (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
-       (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN &&
-        g_async_queue_length_unlocked (self->outbound) > 0)))
+  if (waiting && self->client_closed && self->active_get->suspended)
+    {
+      /* The client sent a close packet (POSTed while its GET waits): as
+       * the reference, the waiting GET gets a noop, not `1`, and the
+       * session ends now; what was queued is not delivered (its send
+       * callbacks say so). */
+      resume = release_poll_with_noop_locked (self);
+      waiting = FALSE;
+    }
+  else if (!waiting && self->ws == NULL &&
+           g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
+           (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
+            (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN &&
+             g_async_queue_length_unlocked (self->outbound) > 0)))
     linger = self->lingering = TRUE;
 
   if (waiting || linger)
@@ -1228,6 +1243,7 @@ engine_io_socket_finalize (GObject *object)
 
   if (self->user_data_destroy != NULL)
     self->user_data_destroy (self->user_data);
+  g_mutex_clear (&self->user_data_lock);
 
   g_byte_array_unref (self->frame);
   g_ptr_array_unref (self->dying_ws);
@@ -1397,6 +1413,7 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
 static void
 engine_io_socket_init (EngineIOSocket *self)
 {
+  g_mutex_init (&self->user_data_lock);
   self->outbound = g_async_queue_new ();
   self->inbound = g_async_queue_new ();
   self->received = g_async_queue_new ();
@@ -1986,7 +2003,18 @@ engine_io_socket_is_closed (EngineIOSocket *self)
  * engine_io_socket_get_user_data: (skip)
  * @self: a socket
  *
- * Thread-safe: may be called from any thread.
+ * The data set with engine_io_socket_set_user_data(), borrowed: nothing
+ * keeps it alive once this returns. Safe only where no other thread can
+ * replace or clear it meanwhile — typically in the socket's own main
+ * context (its signal handlers), when only that context sets it. To read
+ * another socket's data (a broadcast from one session's handler over
+ * engine_io_server_get_sockets(), say), use engine_io_socket_dup_user_data()
+ * or engine_io_socket_dup_user_object(): a concurrent
+ * engine_io_socket_set_user_data() on the owner's thread frees the old data
+ * as soon as it is replaced.
+ *
+ * Thread-safe: may be called from any thread, but the pointer it returns is
+ * only safe to use under the rule above.
  *
  * Returns: (transfer none) (nullable): the data set with
  *   engine_io_socket_set_user_data()
@@ -1998,11 +2026,75 @@ engine_io_socket_get_user_data (EngineIOSocket *self)
 
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
 
-  g_async_queue_lock (self->outbound);
+  g_mutex_lock (&self->user_data_lock);
   data = self->user_data;
-  g_async_queue_unlock (self->outbound);
+  g_mutex_unlock (&self->user_data_lock);
 
   return data;
+}
+
+/**
+ * engine_io_socket_dup_user_data: (skip)
+ * @self: a socket
+ * @dup_func: (nullable): makes a copy of the data, or takes a reference on
+ *   it (g_object_ref(), g_rc_box_acquire(), a reference-counting function of
+ *   your own); %NULL returns the data as it is (borrowed, as
+ *   engine_io_socket_get_user_data() does)
+ * @user_data: passed to @dup_func
+ *
+ * Reads the socket's data safely from any thread, as g_object_dup_data()
+ * does: @dup_func runs under the socket's user-data lock, so a concurrent
+ * engine_io_socket_set_user_data() (which frees the old data outside that
+ * lock) cannot free it before the copy or reference is taken. @dup_func
+ * is not called when there is no data. It must not call back into this
+ * socket's user-data functions.
+ *
+ * For data stored with engine_io_socket_set_user_object(), or from
+ * bindings, engine_io_socket_dup_user_object() does the same.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer full) (nullable): what @dup_func returned (free it as
+ *   it says), or %NULL if there is no data
+ */
+gpointer
+engine_io_socket_dup_user_data (EngineIOSocket *self,
+                                GDuplicateFunc  dup_func,
+                                gpointer        user_data)
+{
+  gpointer data;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+
+  g_mutex_lock (&self->user_data_lock);
+  data = self->user_data;
+  if (data != NULL && dup_func != NULL)
+    data = dup_func (data, user_data);
+  g_mutex_unlock (&self->user_data_lock);
+
+  return data;
+}
+
+/* Replaces the data and frees the old one outside the lock. */
+static void
+socket_replace_user_data (EngineIOSocket *self,
+                          gpointer        user_data,
+                          GDestroyNotify  destroy,
+                          gboolean        is_object)
+{
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_mutex_lock (&self->user_data_lock);
+  old_data = self->user_data;
+  old_destroy = self->user_data_destroy;
+  self->user_data = user_data;
+  self->user_data_destroy = destroy;
+  self->user_data_is_object = is_object;
+  g_mutex_unlock (&self->user_data_lock);
+
+  if (old_destroy != NULL)
+    old_destroy (old_data);
 }
 
 /**
@@ -2013,9 +2105,15 @@ engine_io_socket_get_user_data (EngineIOSocket *self)
  *   is finalized
  *
  * Attaches one pointer of application data to the socket (for more, use
- * g_object_set_data()). Not for bindings: Python code keeps its data in a
- * dict keyed by engine_io_socket_get_id(). Any previous data is freed with its destroy
- * function, outside the socket's lock.
+ * g_object_set_data()); it replaces what engine_io_socket_set_user_object()
+ * stored. Any previous data is freed with its destroy function, outside
+ * the socket's lock, at once: another thread holding it from
+ * engine_io_socket_get_user_data() is left with a dangling pointer. Data
+ * that other threads read should be reference counted and read with
+ * engine_io_socket_dup_user_data() (or be a #GObject, with
+ * engine_io_socket_set_user_object()).
+ *
+ * Bindings use engine_io_socket_set_user_object().
  *
  * Thread-safe: may be called from any thread.
  */
@@ -2024,20 +2122,154 @@ engine_io_socket_set_user_data (EngineIOSocket *self,
                                 gpointer        user_data,
                                 GDestroyNotify  destroy)
 {
-  gpointer old_data;
-  GDestroyNotify old_destroy;
-
   g_return_if_fail (ENGINE_IO_IS_SOCKET (self));
 
-  g_async_queue_lock (self->outbound);
-  old_data = self->user_data;
-  old_destroy = self->user_data_destroy;
-  self->user_data = user_data;
-  self->user_data_destroy = destroy;
-  g_async_queue_unlock (self->outbound);
+  socket_replace_user_data (self, user_data, destroy, FALSE);
+}
 
-  if (old_destroy != NULL)
-    old_destroy (old_data);
+/**
+ * engine_io_socket_set_user_object:
+ * @self: a socket
+ * @object: (nullable) (type GObject.Object): a #GObject, or %NULL to clear
+ *
+ * Stores a reference to @object as the socket's user data (the same slot
+ * as engine_io_socket_set_user_data(), which it replaces); the reference
+ * is dropped when the data is replaced or the socket is finalized. Read it
+ * from any thread with engine_io_socket_dup_user_object(). From Python,
+ * any `GObject.Object` (a subclass with your fields) will do.
+ *
+ * Thread-safe: may be called from any thread.
+ */
+void
+engine_io_socket_set_user_object (EngineIOSocket *self,
+                                  gpointer        object)
+{
+  g_return_if_fail (ENGINE_IO_IS_SOCKET (self));
+  g_return_if_fail (object == NULL || G_IS_OBJECT (object));
+
+  if (object != NULL)
+    socket_replace_user_data (self, g_object_ref (object), g_object_unref, TRUE);
+  else
+    socket_replace_user_data (self, NULL, NULL, FALSE);
+}
+
+/**
+ * engine_io_socket_dup_user_object:
+ * @self: a socket
+ *
+ * A new reference to the object stored with
+ * engine_io_socket_set_user_object(), taken under the socket's user-data
+ * lock: safe from any thread while the owner replaces it.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer full) (nullable) (type GObject.Object): the object, or
+ *   %NULL if none is stored (or the data was set with
+ *   engine_io_socket_set_user_data())
+ */
+gpointer
+engine_io_socket_dup_user_object (EngineIOSocket *self)
+{
+  gpointer object = NULL;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+
+  g_mutex_lock (&self->user_data_lock);
+  if (self->user_data_is_object && self->user_data != NULL)
+    object = g_object_ref (self->user_data);
+  g_mutex_unlock (&self->user_data_lock);
+
+  return object;
+}
+
+/**
+ * engine_io_socket_send_text_len_full:
+ * @self: a socket
+ * @text: (array length=length) (element-type guint8): a UTF-8 message,
+ *   which may contain U+0000
+ * @length: the length of @text in bytes, or -1 if it is NUL-terminated
+ * @callback: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   called in the socket's main context once the message has been handed
+ *   to the transport, or the session closed before it could be
+ * @user_data: data for @callback
+ * @destroy: (nullable): frees @user_data after @callback ran (or instead,
+ *   if the send fails)
+ * @error: return location for a #GError
+ *
+ * Queues a text message of @length bytes (copied). Never blocks. Messages
+ * are delivered in the order they were sent from any one thread. Text
+ * with U+0000 in it goes whole; receive such text with
+ * #EngineIOSocket::packet and engine_io_packet_get_text_bytes() (or the
+ * @length of engine_io_packet_get_text()). From Python, @text is a `bytes`
+ * (`text.encode()`).
+ *
+ * Fails with %ENGINE_IO_ERROR_INVALID_ARGUMENT if @text is not UTF-8, with
+ * %ENGINE_IO_ERROR_CLOSED if the session has ended, and with
+ * %ENGINE_IO_ERROR_QUEUE_FULL when the queue is over
+ * #EngineIOServer:send-queue-high-water and the back-pressure policy says
+ * so (see #EngineIOBackpressurePolicy).
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: %TRUE if the message was queued
+ */
+gboolean
+engine_io_socket_send_text_len_full (EngineIOSocket        *self,
+                                     const char            *text,
+                                     gssize                 length,
+                                     EngineIOSendCallback   callback,
+                                     gpointer               user_data,
+                                     GDestroyNotify         destroy,
+                                     GError               **error)
+{
+  gsize len;
+  gsize bad = 0;
+  char *copy;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (text != NULL || length == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  len = length < 0 ? strlen (text) : (gsize) length;
+  if (len > 0 && !engine_io_utf8_validate (text, len, &bad))
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "Message is not valid UTF-8 (bad byte at offset %" G_GSIZE_FORMAT ")", bad);
+      if (destroy != NULL)
+        destroy (user_data);
+      return FALSE;
+    }
+
+  copy = g_malloc (len + 1);
+  if (len > 0)
+    memcpy (copy, text, len);
+  copy[len] = '\0';
+  return socket_enqueue (self, engine_io_packet_new_take_text (ENGINE_IO_PACKET_MESSAGE, copy, len),
+                         callback, user_data, destroy, TRUE, error);
+}
+
+/**
+ * engine_io_socket_send_text_len:
+ * @self: a socket
+ * @text: (array length=length) (element-type guint8): a UTF-8 message,
+ *   which may contain U+0000
+ * @length: the length of @text in bytes, or -1 if it is NUL-terminated
+ * @error: return location for a #GError
+ *
+ * Queues a text message of @length bytes; see
+ * engine_io_socket_send_text_len_full().
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: %TRUE if the message was queued
+ */
+gboolean
+engine_io_socket_send_text_len (EngineIOSocket  *self,
+                                const char      *text,
+                                gssize           length,
+                                GError         **error)
+{
+  return engine_io_socket_send_text_len_full (self, text, length, NULL, NULL, NULL, error);
 }
 
 /**
@@ -2052,8 +2284,9 @@ engine_io_socket_set_user_data (EngineIOSocket *self,
  *   if the send fails)
  * @error: return location for a #GError
  *
- * Queues a text message. Never blocks. Messages are delivered in the order
- * they were sent from any one thread.
+ * Queues a text message (NUL-terminated: for text that contains U+0000,
+ * use engine_io_socket_send_text_len_full()). Never blocks. Messages are
+ * delivered in the order they were sent from any one thread.
  *
  * Fails with %ENGINE_IO_ERROR_INVALID_ARGUMENT if @text is not UTF-8, with
  * %ENGINE_IO_ERROR_CLOSED if the session has ended, and with
@@ -2073,27 +2306,9 @@ engine_io_socket_send_text_full (EngineIOSocket        *self,
                                  GDestroyNotify         destroy,
                                  GError               **error)
 {
-  gsize len;
-  gsize bad = 0;
-
-  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), FALSE);
   g_return_val_if_fail (text != NULL, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  len = strlen (text);
-  if (!engine_io_utf8_validate (text, len, &bad))
-    {
-      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
-                   "Message is not valid UTF-8 (bad byte at offset %" G_GSIZE_FORMAT ")", bad);
-      if (destroy != NULL)
-        destroy (user_data);
-      return FALSE;
-    }
-
-  return socket_enqueue (self,
-                         engine_io_packet_new_take_text (ENGINE_IO_PACKET_MESSAGE,
-                                                         g_memdup2 (text, len + 1), len),
-                         callback, user_data, destroy, TRUE, error);
+  return engine_io_socket_send_text_len_full (self, text, -1, callback, user_data, destroy, error);
 }
 
 /**

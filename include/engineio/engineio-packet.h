@@ -136,6 +136,8 @@ const char        *engine_io_packet_get_text        (EngineIOPacket     *packet,
 ENGINE_IO_AVAILABLE_IN_ALL
 GBytes            *engine_io_packet_get_data        (EngineIOPacket     *packet);
 ENGINE_IO_AVAILABLE_IN_ALL
+GBytes            *engine_io_packet_get_text_bytes  (EngineIOPacket     *packet);
+ENGINE_IO_AVAILABLE_IN_ALL
 gboolean           engine_io_packet_equal           (EngineIOPacket     *a,
                                                      EngineIOPacket     *b);
 

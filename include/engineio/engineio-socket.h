@@ -95,8 +95,30 @@ void                    engine_io_socket_set_user_data        (EngineIOSocket   
                                                                gpointer               user_data,
                                                                GDestroyNotify         destroy);
 ENGINE_IO_AVAILABLE_IN_ALL
+gpointer                engine_io_socket_dup_user_data        (EngineIOSocket        *self,
+                                                               GDuplicateFunc         dup_func,
+                                                               gpointer               user_data);
+ENGINE_IO_AVAILABLE_IN_ALL
+void                    engine_io_socket_set_user_object      (EngineIOSocket        *self,
+                                                               gpointer               object);
+ENGINE_IO_AVAILABLE_IN_ALL
+gpointer                engine_io_socket_dup_user_object      (EngineIOSocket        *self);
+ENGINE_IO_AVAILABLE_IN_ALL
 gboolean                engine_io_socket_send_text            (EngineIOSocket        *self,
                                                                const char            *text,
+                                                               GError               **error);
+ENGINE_IO_AVAILABLE_IN_ALL
+gboolean                engine_io_socket_send_text_len        (EngineIOSocket        *self,
+                                                               const char            *text,
+                                                               gssize                 length,
+                                                               GError               **error);
+ENGINE_IO_AVAILABLE_IN_ALL
+gboolean                engine_io_socket_send_text_len_full   (EngineIOSocket        *self,
+                                                               const char            *text,
+                                                               gssize                 length,
+                                                               EngineIOSendCallback   callback,
+                                                               gpointer               user_data,
+                                                               GDestroyNotify         destroy,
                                                                GError               **error);
 ENGINE_IO_AVAILABLE_IN_ALL
 gboolean                engine_io_socket_send_binary          (EngineIOSocket        *self,

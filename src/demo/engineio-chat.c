@@ -431,7 +431,7 @@ int
 main (int   argc,
       char *argv[])
 {
-  g_autofree char *address = g_strdup ("127.0.0.1");
+  g_autofree char *address = NULL;  /* GOption does not free a default it replaces */
   g_autofree char *static_dir = NULL;
   g_autofree char *bundle = NULL;
   int port = 8080;
@@ -476,6 +476,8 @@ main (int   argc,
       g_printerr ("engineio-chat: %s\n", error->message);
       return 2;
     }
+  if (address == NULL)
+    address = g_strdup ("127.0.0.1");
   if (argc > 1 || port < 0 || port > 65535 || history < 0 || history > 100000 ||
       loop_threads < 0 || loop_threads > 1024)
     {

@@ -2002,9 +2002,11 @@ int
 main (int   argc,
       char *argv[])
 {
-  g_autofree char *url = g_strdup ("http://127.0.0.1:3000/engine.io/");
-  g_autofree char *mode = g_strdup ("ws");
-  g_autofree char *transport = g_strdup ("websocket");
+  /* String options start NULL (GOption does not free a default it
+   * replaces); the defaults are filled in after parsing. */
+  g_autofree char *url = NULL;
+  g_autofree char *mode = NULL;
+  g_autofree char *transport = NULL;
   g_autofree char *sources = NULL;
   int conns = 100, inflight = 1, size = 32, threads = 1, open_window = 128;
   double duration = 10, warmup = 1, open_timeout = 60, fail_threshold = 0, echo_timeout = 2;
@@ -2047,6 +2049,12 @@ main (int   argc,
     "2 bad usage or setup.");
   if (!g_option_context_parse (options, &argc, &argv, &error))
     die ("%s", error->message);
+  if (url == NULL)
+    url = g_strdup ("http://127.0.0.1:3000/engine.io/");
+  if (mode == NULL)
+    mode = g_strdup ("ws");
+  if (transport == NULL)
+    transport = g_strdup ("websocket");
 
   if (g_str_equal (mode, "ws") || g_str_equal (mode, "websocket"))
     cfg.mode = MODE_WS;

@@ -37,21 +37,39 @@ event_line (const char *format,
   g_mutex_unlock (&print_lock);
 }
 
+/* Echoes from ::packet, which has the whole message: ::message's text is a
+ * C string, cut at the first U+0000. */
+static void
+on_packet (EngineIOSocket *socket,
+           EngineIOPacket *packet,
+           gpointer        user_data)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  if (engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_MESSAGE)
+    return;
+  if (engine_io_packet_is_binary (packet))
+    ok = engine_io_socket_send_binary (socket, engine_io_packet_get_data (packet), &error);
+  else
+    {
+      gsize length = 0;
+      const char *text = engine_io_packet_get_text (packet, &length);
+
+      ok = engine_io_socket_send_text_len (socket, text, (gssize) length, &error);
+    }
+  if (!ok)
+    g_debug ("echo to %s failed: %s", engine_io_socket_get_id (socket), error->message);
+}
+
+/* Connected so that messages are not also kept for
+ * engine_io_socket_receive(), which nobody calls here. */
 static void
 on_message (EngineIOSocket *socket,
             const char     *text,
             GBytes         *data,
             gpointer        user_data)
 {
-  g_autoptr(GError) error = NULL;
-  gboolean ok;
-
-  if (text != NULL)
-    ok = engine_io_socket_send_text (socket, text, &error);
-  else
-    ok = engine_io_socket_send_binary (socket, data, &error);
-  if (!ok)
-    g_debug ("echo to %s failed: %s", engine_io_socket_get_id (socket), error->message);
 }
 
 static void
@@ -81,6 +99,7 @@ on_connection (EngineIOServer *server,
   event_line ("open %s v%s %s", engine_io_socket_get_id (socket),
               engine_io_protocol_version_to_string (engine_io_socket_get_protocol_version (socket)),
               engine_io_transport_type_to_string (engine_io_socket_get_transport (socket)));
+  g_signal_connect (socket, "packet", G_CALLBACK (on_packet), NULL);
   g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
   g_signal_connect (socket, "close", G_CALLBACK (on_close), NULL);
   g_signal_connect (socket, "notify::transport", G_CALLBACK (on_transport), NULL);
@@ -121,13 +140,15 @@ int
 main (int   argc,
       char *argv[])
 {
-  g_autofree char *address = g_strdup ("127.0.0.1");
-  g_autofree char *path = g_strdup ("/engine.io/");
+  /* String options start NULL: GOption does not free a default it
+   * replaces. The defaults are filled in after parsing. */
+  g_autofree char *address = NULL;
+  g_autofree char *path = NULL;
   g_autofree char *cors = NULL;
   g_autofree char *metrics_path = NULL;
-  g_autofree char *transports_text = g_strdup ("polling,websocket");
+  g_autofree char *transports_text = NULL;
   g_autofree char *origins_text = NULL;
-  g_autofree char *policy_text = NULL;  /* GOption does not free a default it replaces */
+  g_autofree char *policy_text = NULL;
   g_auto(GStrv) allowed_origins = NULL;
   int connection_timeout = 30;
   double handshake_rate = 0;
@@ -173,8 +194,18 @@ main (int   argc,
   g_option_context_set_summary (options,
     "Echoes every message back to its sender, text as text and binary as binary.");
   g_option_context_add_main_entries (options, entries, NULL);
-  if (!g_option_context_parse (options, &argc, &argv, &error) ||
-      !parse_transports (transports_text, &transports, &error))
+  if (!g_option_context_parse (options, &argc, &argv, &error))
+    {
+      g_printerr ("engineio-echo: %s\n", error->message);
+      return 2;
+    }
+  if (address == NULL)
+    address = g_strdup ("127.0.0.1");
+  if (path == NULL)
+    path = g_strdup ("/engine.io/");
+  if (transports_text == NULL)
+    transports_text = g_strdup ("polling,websocket");
+  if (!parse_transports (transports_text, &transports, &error))
     {
       g_printerr ("engineio-echo: %s\n", error->message);
       return 2;

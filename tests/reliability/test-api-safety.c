@@ -1,0 +1,836 @@
+/* test-api-safety.c: the public API used where applications use it
+ *
+ * - engine_io_server_close() from a ::message handler (a "/shutdown"
+ *   command), over WebSocket and polling, with signals on session threads
+ *   and with #EngineIOServer:callback-context: no crash, no deadlock, the
+ *   call returns at once, the shutdown completes well within the 10 s it
+ *   may take at worst, and engine_io_server_close_async() reports it;
+ * - engine_io_server_close_async() from the application's thread, and with
+ *   a cancelled cancellable;
+ * - reading another socket's user data while its owner replaces it
+ *   (engine_io_socket_dup_user_data(), engine_io_socket_dup_user_object()):
+ *   meaningful under ASan and TSan, where a use after free or a race fails;
+ * - a close packet POSTed while a GET waits: the GET gets a noop (`6`), the
+ *   POST `ok`, later requests 400, as the reference answers.
+ *
+ * Run with ENGINE_IO_TEST_LOOP_THREADS=0 (a thread per session) and =2.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "relutil.h"
+
+/* How long the client side waits for anything: short enough that a server
+ * that never closes fails the test well within meson's timeout. */
+#define CLIENT_WAIT_MS 8000
+/* The shutdown from a handler must be done within this (the server gives
+ * sessions up to 10 s; these close at once). */
+#define SHUTDOWN_BOUND_US (5 * G_USEC_PER_SEC)
+/* engine_io_server_close() from a handler only starts the shutdown. */
+#define HANDLER_CLOSE_BOUND_US (1 * G_USEC_PER_SEC)
+
+typedef enum
+{
+  KIND_WEBSOCKET,
+  KIND_POLLING,
+} Kind;
+
+typedef struct
+{
+  Kind     kind;
+  gboolean context;  /* callback-context = the default main context */
+} Case;
+
+typedef struct
+{
+  const Case     *c;
+  EngineIOServer *server;
+  guint           port;
+  GThread        *main_thread;
+
+  int             n_connections;      /* (atomic) */
+  int             n_closes;           /* (atomic) */
+  int             n_shutdown_closes;  /* (atomic) reason server shutting down */
+
+  GMutex          lock;
+  gint64          command_at;         /* (lock) "/shutdown" handled */
+  gint64          handler_close_us;   /* (lock) engine_io_server_close() in the handler */
+  gint            handler_calls;      /* (lock) */
+  gboolean        closed_fired;       /* (lock) the close_async callback ran */
+  gint64          closed_at;          /* (lock) */
+  gboolean        closed_ok;          /* (lock) close_finish() said TRUE */
+  gboolean        closed_on_main;     /* (lock) in the main thread */
+  gint            closes_at_callback; /* (lock) ::close emitted before it */
+
+  /* The client thread's results. */
+  GThread        *client;
+  int             client_done;        /* (atomic) */
+  char           *client_error;       /* (lock) */
+  char           *result[2];          /* (lock) what each session saw at the end */
+} Fixture;
+
+static void
+fixture_client_error (Fixture    *f,
+                      const char *format,
+                      ...) G_GNUC_PRINTF (2, 3);
+
+static void
+fixture_client_error (Fixture    *f,
+                      const char *format,
+                      ...)
+{
+  va_list args;
+  char *message;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_mutex_lock (&f->lock);
+  if (f->client_error == NULL)
+    f->client_error = message;
+  else
+    g_free (message);
+  g_mutex_unlock (&f->lock);
+}
+
+/* Iterates the default main context (the callback context of the context
+ * cases, and where close_async() from a session thread reports) until
+ * @done or @timeout_ms. */
+static gboolean
+iterate_until (gboolean (*done) (Fixture *f),
+               Fixture   *f,
+               guint      timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  while (!done (f))
+    {
+      if (g_get_monotonic_time () > deadline)
+        return FALSE;
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (1000);
+    }
+  return TRUE;
+}
+
+static void
+on_close_finished (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GError) error = NULL;
+  gboolean ok = engine_io_server_close_finish (ENGINE_IO_SERVER (source), result, &error);
+
+  g_mutex_lock (&f->lock);
+  f->closed_fired = TRUE;
+  f->closed_at = g_get_monotonic_time ();
+  f->closed_ok = ok && error == NULL;
+  f->closed_on_main = g_thread_self () == f->main_thread;
+  f->closes_at_callback = g_atomic_int_get (&f->n_shutdown_closes);
+  g_mutex_unlock (&f->lock);
+}
+
+static void
+on_message (EngineIOSocket *socket,
+            const char     *text,
+            GBytes         *data,
+            gpointer        user_data)
+{
+  Fixture *f = user_data;
+  gint64 start;
+
+  if (text == NULL || strcmp (text, "/shutdown") != 0)
+    {
+      if (text != NULL)
+        engine_io_socket_send_text (socket, text, NULL);
+      return;
+    }
+
+  /* What an application writes in its command handler. */
+  start = g_get_monotonic_time ();
+  engine_io_server_close (engine_io_socket_get_server (socket));
+  g_mutex_lock (&f->lock);
+  f->command_at = start;
+  f->handler_close_us = g_get_monotonic_time () - start;
+  f->handler_calls++;
+  g_mutex_unlock (&f->lock);
+
+  engine_io_server_close_async (engine_io_socket_get_server (socket), NULL, on_close_finished, f);
+}
+
+static void
+on_close (EngineIOSocket      *socket,
+          EngineIOCloseReason  reason,
+          const char          *description,
+          gpointer             user_data)
+{
+  Fixture *f = user_data;
+
+  if (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
+    g_atomic_int_inc (&f->n_shutdown_closes);
+  g_atomic_int_inc (&f->n_closes);
+}
+
+static void
+on_connection (EngineIOServer *server,
+               EngineIOSocket *socket,
+               gpointer        user_data)
+{
+  Fixture *f = user_data;
+
+  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
+  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
+  g_atomic_int_inc (&f->n_connections);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  static const Case plain = { KIND_POLLING, FALSE };
+
+  f->c = data != NULL ? data : &plain;
+  g_mutex_init (&f->lock);
+  f->main_thread = g_thread_self ();
+  f->server = test_server_new ();
+  g_object_set (f->server, "ping-interval", 5000, "ping-timeout", 5000, NULL);
+  if (f->c->context)
+    g_object_set (f->server, "callback-context", g_main_context_default (), NULL);
+  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  f->port = test_server_listen (f->server);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  GWeakRef weak;
+
+  if (f->client != NULL)
+    {
+      /* Bounded: the client's own waits are. */
+      g_thread_join (f->client);
+      f->client = NULL;
+    }
+
+  if (f->server != NULL)
+    {
+      gint64 start = g_get_monotonic_time ();
+
+      engine_io_server_close (f->server);
+      g_assert_cmpint (g_get_monotonic_time () - start, <, 12 * G_USEC_PER_SEC);
+      g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+
+      /* The server is finalized once nothing holds it, not even the
+       * shutdown thread (which may drop the last reference). */
+      g_weak_ref_init (&weak, f->server);
+      g_clear_object (&f->server);
+      {
+        gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+        EngineIOServer *still;
+
+        while ((still = g_weak_ref_get (&weak)) != NULL && g_get_monotonic_time () < deadline)
+          {
+            g_object_unref (still);
+            g_main_context_iteration (NULL, FALSE);
+            g_usleep (1000);
+          }
+        if (still != NULL)
+          {
+            g_test_fail_printf ("the server was still alive 5 s after its last reference was dropped");
+            g_object_unref (still);
+          }
+      }
+      g_weak_ref_clear (&weak);
+    }
+
+  /* Sources the sessions left in the default context (the context cases). */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+
+  g_free (f->client_error);
+  g_free (f->result[0]);
+  g_free (f->result[1]);
+  g_mutex_clear (&f->lock);
+  test_log_check ();
+}
+
+/* ------------------------------------------------------------------ */
+/* engine_io_server_close() from a ::message handler                    */
+/* ------------------------------------------------------------------ */
+
+static gboolean
+shutdown_done (Fixture *f)
+{
+  gboolean fired;
+
+  g_mutex_lock (&f->lock);
+  fired = f->closed_fired;
+  g_mutex_unlock (&f->lock);
+  return fired && g_atomic_int_get (&f->client_done);
+}
+
+static void
+set_result (Fixture    *f,
+            guint       index,
+            char       *result)
+{
+  g_mutex_lock (&f->lock);
+  g_free (f->result[index]);
+  f->result[index] = result;
+  g_mutex_unlock (&f->lock);
+}
+
+/* Two WebSocket sessions; the first sends "/shutdown"; both wait for the
+ * server's close frame. */
+static gpointer
+websocket_client (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestWs) a = NULL;
+  g_autoptr(TestWs) b = NULL;
+  g_autofree char *sid_a = NULL;
+  g_autofree char *sid_b = NULL;
+  gint code;
+
+  a = rel_ws_open (f->port, &sid_a, &error);
+  if (a == NULL)
+    {
+      fixture_client_error (f, "WebSocket session A: %s", error->message);
+      goto out;
+    }
+  b = rel_ws_open (f->port, &sid_b, &error);
+  if (b == NULL)
+    {
+      fixture_client_error (f, "WebSocket session B: %s", error->message);
+      goto out;
+    }
+  if (!rel_ws_echo (a, "hello", CLIENT_WAIT_MS, &error))
+    {
+      fixture_client_error (f, "echo before the shutdown: %s", error->message);
+      goto out;
+    }
+  if (!rel_ws_send (a, "4/shutdown", &error))
+    {
+      fixture_client_error (f, "sending /shutdown: %s", error->message);
+      goto out;
+    }
+  code = rel_ws_wait_server_close (a, CLIENT_WAIT_MS);
+  set_result (f, 0, g_strdup_printf ("%d", code));
+  code = rel_ws_wait_server_close (b, CLIENT_WAIT_MS);
+  set_result (f, 1, g_strdup_printf ("%d", code));
+
+out:
+  g_atomic_int_set (&f->client_done, 1);
+  return NULL;
+}
+
+/* The answer to a waiting GET, as "<status> <body>". */
+static char *
+receive_poll (TestHttp *http)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestResponse) response = test_http_receive (http, CLIENT_WAIT_MS, &error);
+  g_autofree char *text = NULL;
+
+  if (response == NULL)
+    return g_strdup_printf ("no answer: %s", error->message);
+  text = test_response_text (response);
+  return g_strdup_printf ("%u %s", response->status, text);
+}
+
+/* Two polling sessions, each with a GET waiting; the first POSTs
+ * "/shutdown" (on a second connection); both GETs must be answered with
+ * the close packet. */
+static gpointer
+polling_client (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelPoll) a = NULL;
+  g_autoptr(RelPoll) b = NULL;
+  g_autoptr(TestHttp) poster = NULL;
+  g_autoptr(TestResponse) response = NULL;
+
+  a = rel_poll_open (f->port, &error);
+  if (a == NULL)
+    {
+      fixture_client_error (f, "polling session A: %s", error->message);
+      goto out;
+    }
+  b = rel_poll_open (f->port, &error);
+  if (b == NULL)
+    {
+      fixture_client_error (f, "polling session B: %s", error->message);
+      goto out;
+    }
+  if (!rel_poll_send_get (a, &error) || !rel_poll_send_get (b, &error))
+    {
+      fixture_client_error (f, "sending the GETs: %s", error->message);
+      goto out;
+    }
+  /* Both GETs are waiting once nothing comes for a moment. */
+  if (test_http_wait_readable (a->http, 100) || test_http_wait_readable (b->http, 100))
+    {
+      fixture_client_error (f, "a GET was answered before anything was sent");
+      goto out;
+    }
+  poster = test_http_new (f->port);
+  response = test_http_request (poster, "POST", a->target, NULL, TEST_S ("4/shutdown"),
+                                CLIENT_WAIT_MS, &error);
+  if (response == NULL || response->status != 200)
+    {
+      fixture_client_error (f, "POST /shutdown: %s",
+                            response == NULL ? error->message : "not 200");
+      goto out;
+    }
+  set_result (f, 0, receive_poll (a->http));
+  set_result (f, 1, receive_poll (b->http));
+
+out:
+  g_atomic_int_set (&f->client_done, 1);
+  return NULL;
+}
+
+static void
+test_close_from_handler (Fixture       *f,
+                         gconstpointer  data)
+{
+  gint64 handler_close_us, took;
+  gboolean fired, ok, on_main;
+  gint closes_at_callback, calls;
+
+  g_test_summary ("engine_io_server_close() from a ::message handler returns at once, "
+                  "the shutdown completes within 5 s, and close_async() reports it after "
+                  "every ::close (issue 12, item 8)");
+  test_require (f->port != 0);
+
+  f->client = g_thread_new ("client", f->c->kind == KIND_WEBSOCKET ? websocket_client : polling_client, f);
+  if (!iterate_until (shutdown_done, f, 15000))
+    {
+      g_test_fail_printf ("the shutdown from a handler did not complete within 15 s "
+                          "(client done: %d; %d sessions closed)",
+                          g_atomic_int_get (&f->client_done), g_atomic_int_get (&f->n_closes));
+    }
+
+  g_mutex_lock (&f->lock);
+  handler_close_us = f->handler_close_us;
+  fired = f->closed_fired;
+  ok = f->closed_ok;
+  on_main = f->closed_on_main;
+  closes_at_callback = f->closes_at_callback;
+  calls = f->handler_calls;
+  took = f->closed_at - f->command_at;
+  if (f->client_error != NULL)
+    g_test_fail_printf ("client: %s", f->client_error);
+  g_test_message ("session A saw “%s”, session B “%s”; close() in the handler took %" G_GINT64_FORMAT
+                  " us; the shutdown %" G_GINT64_FORMAT " us",
+                  f->result[0] ? f->result[0] : "(nothing)", f->result[1] ? f->result[1] : "(nothing)",
+                  handler_close_us, took);
+  g_mutex_unlock (&f->lock);
+
+  g_assert_cmpint (calls, ==, 1);
+  g_assert_cmpint (handler_close_us, <, HANDLER_CLOSE_BOUND_US);
+  g_assert_true (fired);
+  g_assert_true (ok);
+  g_assert_true (on_main);  /* the default context: the caller's, or the global one from a session thread */
+  g_assert_cmpint (took, <, SHUTDOWN_BOUND_US);
+  g_assert_cmpint (closes_at_callback, ==, 2);
+  g_assert_cmpint (g_atomic_int_get (&f->n_closes), ==, 2);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+
+  g_mutex_lock (&f->lock);
+  if (f->c->kind == KIND_WEBSOCKET)
+    {
+      /* A close frame (1000, or 1001 "going away"), then the end. */
+      for (guint i = 0; i < 2; i++)
+        if (g_strcmp0 (f->result[i], "1000") != 0 && g_strcmp0 (f->result[i], "1001") != 0)
+          g_test_fail_printf ("session %c ended with %s, not a close frame",
+                              'A' + i, f->result[i] ? f->result[i] : "(nothing)");
+    }
+  else
+    {
+      /* The waiting GETs got the close packet. */
+      for (guint i = 0; i < 2; i++)
+        if (f->result[i] == NULL || !g_str_has_prefix (f->result[i], "200 ") ||
+            !g_str_has_suffix (f->result[i], "1"))
+          g_test_fail_printf ("session %c's GET got “%s”, not the close packet",
+                              'A' + i, f->result[i] ? f->result[i] : "(nothing)");
+    }
+  g_mutex_unlock (&f->lock);
+
+  /* Closed: closing again returns at once, and close_async() completes. */
+  {
+    gint64 start = g_get_monotonic_time ();
+
+    engine_io_server_close (f->server);
+    g_assert_cmpint (g_get_monotonic_time () - start, <, HANDLER_CLOSE_BOUND_US);
+    g_mutex_lock (&f->lock);
+    f->closed_fired = FALSE;
+    g_mutex_unlock (&f->lock);
+    engine_io_server_close_async (f->server, NULL, on_close_finished, f);
+    g_assert_true (iterate_until (shutdown_done, f, 5000));
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* close_async() from the application's thread                          */
+/* ------------------------------------------------------------------ */
+
+static gboolean
+closed_fired (Fixture *f)
+{
+  gboolean fired;
+
+  g_mutex_lock (&f->lock);
+  fired = f->closed_fired;
+  g_mutex_unlock (&f->lock);
+  return fired;
+}
+
+typedef struct
+{
+  gboolean  fired;
+  GError   *error;
+} CancelResult;
+
+static void
+on_cancelled_close (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  CancelResult *r = user_data;
+
+  r->fired = TRUE;
+  g_assert_false (engine_io_server_close_finish (ENGINE_IO_SERVER (source), result, &r->error));
+}
+
+static gpointer
+open_poll_thread (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GError) error = NULL;
+  RelPoll *poll = rel_poll_open (f->port, &error);
+
+  if (poll == NULL)
+    fixture_client_error (f, "polling session: %s", error->message);
+  g_atomic_int_set (&f->client_done, 1);
+  return poll;
+}
+
+static gboolean
+client_done (Fixture *f)
+{
+  return g_atomic_int_get (&f->client_done);
+}
+
+/* A polling session opened on another thread while this one iterates the
+ * default context (which runs the handshake in the context cases). */
+static RelPoll *
+open_poll (Fixture *f)
+{
+  GThread *thread;
+
+  g_atomic_int_set (&f->client_done, 0);
+  thread = g_thread_new ("client", open_poll_thread, f);
+  iterate_until (client_done, f, 25000);
+  return g_thread_join (thread);
+}
+
+static void
+test_close_async_from_app (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  CancelResult cancelled = { FALSE, NULL };
+  gint64 start;
+
+  g_test_summary ("close_async() from the application's thread: a cancelled wait reports "
+                  "G_IO_ERROR_CANCELLED, the shutdown goes on, and the other call's "
+                  "callback runs once every session closed");
+  test_require (f->port != 0);
+
+  poll = open_poll (f);
+  test_require (poll != NULL);
+
+  g_cancellable_cancel (cancellable);
+  start = g_get_monotonic_time ();
+  engine_io_server_close_async (f->server, cancellable, on_cancelled_close, &cancelled);
+  engine_io_server_close_async (f->server, NULL, on_close_finished, f);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, HANDLER_CLOSE_BOUND_US);
+
+  g_assert_true (iterate_until (closed_fired, f, 10000));
+  g_assert_cmpint (g_get_monotonic_time () - start, <, SHUTDOWN_BOUND_US);
+  g_assert_true (cancelled.fired);
+  g_assert_error (cancelled.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&cancelled.error);
+  g_mutex_lock (&f->lock);
+  g_assert_true (f->closed_ok);
+  g_assert_true (f->closed_on_main);
+  g_assert_cmpint (f->closes_at_callback, ==, 1);
+  g_mutex_unlock (&f->lock);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  g_assert_true (test_port_refuses (f->port));
+}
+
+/* ------------------------------------------------------------------ */
+/* User data read from other threads                                    */
+/* ------------------------------------------------------------------ */
+
+#define PATTERN_SIZE 64
+#define STRESS_US (300 * 1000)
+
+typedef struct
+{
+  EngineIOSocket *socket;
+  gboolean        objects;  /* set_user_object() / dup_user_object() */
+  int             stop;     /* (atomic) */
+  int             reads;    /* (atomic) reads that found data */
+  int             bad;      /* (atomic) reads that found broken data */
+  int             writes;   /* (atomic) */
+} Stress;
+
+static GQuark
+stress_quark (void)
+{
+  return g_quark_from_static_string ("api-safety-tag");
+}
+
+static gpointer
+ref_bytes (gpointer data,
+           gpointer user_data)
+{
+  return g_bytes_ref (data);
+}
+
+static gpointer
+stress_writer (gpointer data)
+{
+  Stress *s = data;
+  guint i = 0;
+
+  while (!g_atomic_int_get (&s->stop))
+    {
+      guint8 value = (guint8) (i++ % 251) + 1;
+
+      if (s->objects)
+        {
+          GObject *object = g_object_new (G_TYPE_OBJECT, NULL);
+          guint8 *pattern = g_malloc (PATTERN_SIZE);
+
+          memset (pattern, value, PATTERN_SIZE);
+          g_object_set_qdata_full (object, stress_quark (), pattern, g_free);
+          engine_io_socket_set_user_object (s->socket, object);
+          g_object_unref (object);  /* the socket holds the only reference */
+        }
+      else
+        {
+          guint8 pattern[PATTERN_SIZE];
+
+          memset (pattern, value, sizeof pattern);
+          engine_io_socket_set_user_data (s->socket, g_bytes_new (pattern, sizeof pattern),
+                                          (GDestroyNotify) g_bytes_unref);
+        }
+      g_atomic_int_inc (&s->writes);
+    }
+  return NULL;
+}
+
+static gboolean
+pattern_ok (const guint8 *data,
+            gsize         size)
+{
+  if (data == NULL || size != PATTERN_SIZE || data[0] == 0)
+    return FALSE;
+  for (gsize i = 1; i < size; i++)
+    if (data[i] != data[0])
+      return FALSE;
+  return TRUE;
+}
+
+static gpointer
+stress_reader (gpointer data)
+{
+  Stress *s = data;
+
+  while (!g_atomic_int_get (&s->stop))
+    {
+      gboolean ok;
+
+      if (s->objects)
+        {
+          GObject *object = engine_io_socket_dup_user_object (s->socket);
+
+          if (object == NULL)
+            continue;
+          ok = G_IS_OBJECT (object) && pattern_ok (g_object_get_qdata (object, stress_quark ()), PATTERN_SIZE);
+          g_object_unref (object);
+        }
+      else
+        {
+          GBytes *bytes = engine_io_socket_dup_user_data (s->socket, ref_bytes, NULL);
+          gsize size = 0;
+          const guint8 *p;
+
+          if (bytes == NULL)
+            continue;
+          p = g_bytes_get_data (bytes, &size);
+          ok = pattern_ok (p, size);
+          g_bytes_unref (bytes);
+        }
+      if (!ok)
+        g_atomic_int_inc (&s->bad);
+      g_atomic_int_inc (&s->reads);
+    }
+  return NULL;
+}
+
+static void
+run_stress (EngineIOSocket *socket,
+            gboolean        objects)
+{
+  Stress s = { socket, objects, 0, 0, 0, 0 };
+  GThread *writer, *readers[2];
+
+  writer = g_thread_new ("writer", stress_writer, &s);
+  readers[0] = g_thread_new ("reader", stress_reader, &s);
+  readers[1] = g_thread_new ("reader", stress_reader, &s);
+  g_usleep (STRESS_US);
+  g_atomic_int_set (&s.stop, 1);
+  g_thread_join (writer);
+  g_thread_join (readers[0]);
+  g_thread_join (readers[1]);
+
+  g_test_message ("%s: %d writes, %d reads", objects ? "objects" : "pointers", s.writes, s.reads);
+  g_assert_cmpint (s.writes, >, 0);
+  g_assert_cmpint (s.reads, >, 0);
+  g_assert_cmpint (s.bad, ==, 0);
+}
+
+static void
+test_user_data_stress (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+
+  g_test_summary ("A thread replaces a socket's user data as fast as it can while two others "
+                  "read it with dup_user_data() / dup_user_object(): every read is whole "
+                  "(under ASan/TSan: no use after free, no race) (issue 12, item 9)");
+  test_require (f->port != 0);
+
+  poll = rel_poll_open (f->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  socket = engine_io_server_lookup_socket (f->server, poll->sid);
+  test_require (socket != NULL);
+
+  run_stress (socket, FALSE);
+  run_stress (socket, TRUE);
+
+  /* Mixed: pointer data is not an object. */
+  engine_io_socket_set_user_data (socket, g_bytes_new_static ("x", 1), (GDestroyNotify) g_bytes_unref);
+  g_assert_null (engine_io_socket_dup_user_object (socket));
+  engine_io_socket_set_user_object (socket, NULL);
+  g_assert_null (engine_io_socket_get_user_data (socket));
+  g_assert_null (engine_io_socket_dup_user_data (socket, ref_bytes, NULL));
+}
+
+/* ------------------------------------------------------------------ */
+/* A client's close packet while its GET waits                          */
+/* ------------------------------------------------------------------ */
+
+static gboolean
+one_closed (Fixture *f)
+{
+  return g_atomic_int_get (&f->n_closes) >= 1;
+}
+
+static void
+test_client_close_packet (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestHttp) poster = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(TestResponse) get = NULL;
+  g_autoptr(TestResponse) later = NULL;
+  g_autoptr(TestResponse) later_post = NULL;
+
+  g_test_summary ("A close packet POSTed while a GET waits: the POST gets “ok”, the GET a noop "
+                  "“6” (the reference's answer; not “1”), later requests 400 code 1 "
+                  "(issue 12, should-fix)");
+  test_require (f->port != 0);
+
+  poll = rel_poll_open (f->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  test_require (rel_poll_send_get (poll, &error));
+  g_assert_false (test_http_wait_readable (poll->http, 100));
+
+  poster = test_http_new (f->port);
+  post = test_http_request (poster, "POST", poll->target, NULL, TEST_S ("1"), CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (post != NULL);
+  g_assert_cmpuint (post->status, ==, 200);
+  g_assert_true (test_response_body_equal (post, TEST_S ("ok")));
+
+  get = test_http_receive (poll->http, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (get != NULL);
+  g_assert_cmpuint (get->status, ==, 200);
+  if (!test_response_body_equal (get, TEST_S ("6")))
+    {
+      g_autofree char *text = test_response_text (get);
+      g_test_fail_printf ("the waiting GET got “%s”, not “6”", text);
+    }
+
+  g_assert_true (iterate_until (one_closed, f, CLIENT_WAIT_MS));
+  later = test_http_request (poll->http, "GET", poll->target, NULL, NULL, -1, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (later != NULL);
+  g_assert_true (test_eio_is_error (later, 400, 1));
+  later_post = test_http_request (poster, "POST", poll->target, NULL, TEST_S ("4x"), CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (later_post != NULL);
+  g_assert_true (test_eio_is_error (later_post, 400, 1));
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  static const Case ws_threads = { KIND_WEBSOCKET, FALSE };
+  static const Case ws_context = { KIND_WEBSOCKET, TRUE };
+  static const Case poll_threads = { KIND_POLLING, FALSE };
+  static const Case poll_context = { KIND_POLLING, TRUE };
+
+  g_test_init (&argc, &argv, NULL);
+  g_test_set_nonfatal_assertions ();
+  test_log_init ();
+  /* GLib makes its global default main context the first time something
+   * needs it; make it now. */
+  g_main_context_default ();
+
+#define ADD(path, func, c) \
+  g_test_add ("/reliability/api-safety/" path, Fixture, c, fixture_setup, func, fixture_teardown)
+  ADD ("close-from-handler/websocket", test_close_from_handler, &ws_threads);
+  ADD ("close-from-handler/websocket-callback-context", test_close_from_handler, &ws_context);
+  ADD ("close-from-handler/polling", test_close_from_handler, &poll_threads);
+  ADD ("close-from-handler/polling-callback-context", test_close_from_handler, &poll_context);
+  ADD ("close-async/from-app", test_close_async_from_app, &poll_threads);
+  ADD ("close-async/from-app-callback-context", test_close_async_from_app, &poll_context);
+  ADD ("user-data/stress", test_user_data_stress, NULL);
+  ADD ("polling/client-close-packet", test_client_close_packet, NULL);
+#undef ADD
+
+  return g_test_run ();
+}

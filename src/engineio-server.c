@@ -37,7 +37,11 @@
  * Threads: libmicrohttpd's worker threads parse requests and never block
  * for a poll nor run application code; every signal and hook runs in the
  * main context of the session it concerns (see #EngineIOServer:loop-threads
- * and #EngineIOServer:callback-context).
+ * and #EngineIOServer:callback-context). Every function of the server and
+ * of its sockets may be called from any thread and from any handler, except
+ * engine_io_socket_receive() from the socket's own context. Shut down with
+ * engine_io_server_close() (blocking where it may wait, starting the
+ * shutdown from handlers) or engine_io_server_close_async().
  */
 
 struct _EngineIOServer
@@ -2548,6 +2552,11 @@ engine_io_server_class_init (EngineIOServerClass *klass)
    * #GMainLoop on the default context). This is the mode for Python and
    * GTK applications that want their handlers on their main thread.
    * %NULL (default): sessions run on threads of their own.
+   *
+   * Handlers may call any thread-safe function, engine_io_server_close()
+   * included (from a handler it starts the shutdown and returns; see
+   * there). engine_io_socket_receive() must not be called from this
+   * context.
    */
   properties[PROP_CALLBACK_CONTEXT] =
     g_param_spec_boxed ("callback-context", NULL, NULL, G_TYPE_MAIN_CONTEXT, rw);

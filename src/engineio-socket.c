@@ -1338,7 +1338,8 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    * engine_io_socket_get_context()). Exactly one of @text and @data is set:
    * from Python, @text is a `str` for a text message and @data a
    * `GLib.Bytes` for a binary one. (A text containing
-   * U+0000 is cut there in @text; #EngineIOSocket::packet has it whole.)
+   * U+0000 is cut there in @text; #EngineIOSocket::packet has it whole,
+   * with engine_io_packet_get_text_bytes(), from C and Python alike.)
    *
    * While a handler is connected, messages do not reach
    * engine_io_socket_receive().

@@ -796,6 +796,129 @@ def test_python_thread_receive(app):
     assert got[:3] == ['q1', b'\x01', 'q2']
 
 
+def poll_session(app):
+    """A raw v4 polling session: (sid, url with the sid)."""
+    sid = handshake(app.url)['sid']
+    return sid, app.url + '?EIO=4&transport=polling&sid=' + sid
+
+
+def test_text_with_nul(app):
+    """Text with U+0000 from Python: ::packet's get_text_bytes() has it whole (::message's
+    str stops at it), send_text_len() sends it whole (issue 12)."""
+    seen = []
+
+    def on_packet(socket, packet):
+        if packet.get_packet_type() != EngineIO.PacketType.MESSAGE or packet.is_binary():
+            return
+        raw = packet.get_text_bytes().get_data()
+        seen.append(raw.decode())
+        socket.send_text_len(raw)                     # bytes in, the whole text out
+        socket.send_text_len('é\x00ok'.encode())
+
+    def on_connection(server, socket):
+        socket.connect('packet', on_packet)
+        socket.connect('message', lambda *a: None)    # nothing waits in the receive queue
+
+    app.server.disconnect_by_func(app.on_connection)
+    app.server.connect('connection', on_connection)
+    sid, url = poll_session(app)
+    status, _, body = http_in_thread('POST', url, '4a\x00b'.encode())
+    assert (status, body) == (200, b'ok')
+    status, _, body = http_in_thread('GET', url)
+    assert status == 200
+    assert body.decode().split('\x1e') == ['4a\x00b', '4é\x00ok'], body
+    assert seen == ['a\x00b']
+
+    # No network: the packet API.
+    p = EngineIO.Packet.decode(GLib.Bytes.new('4x\x00y'.encode()), False,
+                               EngineIO.ProtocolVersion.V4)
+    assert p.get_text_bytes().get_data() == b'x\x00y'
+    assert p.get_text()[1] == 3
+    assert EngineIO.Packet.new_binary(EngineIO.PacketType.MESSAGE,
+                                      GLib.Bytes.new(b'\x00')).get_text_bytes() is None
+    with pytest.raises(GLib.Error) as info:
+        for s_ in app.server.get_sockets():
+            s_.send_text_len(b'\xff\xfe')
+    assert info.value.matches(ERR, EngineIO.Error.INVALID_ARGUMENT)
+
+
+class SessionState(GObject.Object):
+    """Per-session data a Python application keeps on the socket."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+
+
+def test_user_object(app):
+    """set_user_object()/dup_user_object(): per-socket data from Python, read from any thread
+    (issue 12, item 9)."""
+    states = {}
+
+    def on_connection(server, socket):
+        state = SessionState('user-%d' % len(states))
+        states[socket.get_id()] = state
+        socket.set_user_object(state)
+
+    app.server.disconnect_by_func(app.on_connection)
+    app.server.connect('connection', on_connection)
+    sids = [poll_session(app)[0] for _ in range(2)]
+    run_loop_until(lambda: len(states) == 2, 10, 'two sessions')
+
+    read = {}
+
+    def reader():  # another thread than the one that set them
+        for socket in app.server.get_sockets():
+            read[socket.get_id()] = socket.dup_user_object()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    t.join()
+    assert set(read) == set(sids)
+    for sid in sids:
+        assert read[sid] is states[sid]
+        assert read[sid].name == states[sid].name
+    socket = app.server.lookup_socket(sids[0])
+    socket.set_user_object(None)
+    assert socket.dup_user_object() is None
+
+
+def test_close_from_handler(app):
+    """server.close() from a ::message handler returns at once (it used to crash, freeze for
+    10 s or be refused); close_async() calls back on the main thread once every session closed
+    (issue 12, item 8)."""
+    done = []
+
+    def closed(server, result):
+        done.append((server.close_finish(result), is_main_thread(), app.rec.count('close'),
+                     time.monotonic()))
+
+    def hook(app_, socket, text, data):
+        if text != '/shutdown':
+            return False
+        start = time.monotonic()
+        socket.get_server().close()
+        app_.rec.add('close-call', time.monotonic() - start)
+        socket.get_server().close_async(None, closed)
+        return True
+    app.hook = hook
+
+    sids = [poll_session(app)[0] for _ in range(2)]
+    start = time.monotonic()
+    status, _, body = http_in_thread('POST', app.url + '?EIO=4&transport=polling&sid=' + sids[0],
+                                     b'4/shutdown')
+    assert (status, body) == (200, b'ok')
+    run_loop_until(lambda: done, 8, 'the close_async callback')
+    ok, on_main, closes, at = done[0]
+    assert ok and on_main
+    assert closes == 2, 'the callback ran before every ::close'
+    assert at - start < 5
+    assert app.rec.of('close-call')[0][1] < 1.0, 'close() from a handler blocked'
+    assert {e[2] for e in app.rec.of('close')} == {EngineIO.CloseReason.SERVER_SHUTTING_DOWN}
+    assert app.server.get_socket_count() == 0
+    app.check_threads()
+
+
 # --------------------------------------------------------------------------------------------
 # data/python/echo.py
 

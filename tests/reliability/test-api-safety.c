@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include "relutil.h"
@@ -804,6 +805,95 @@ test_client_close_packet (Fixture       *f,
   g_assert_true (test_eio_is_error (later_post, 400, 1));
 }
 
+/* ------------------------------------------------------------------ */
+/* engineio-echo                                                        */
+/* ------------------------------------------------------------------ */
+
+static void
+test_echo_tool (Fixture       *f,
+                gconstpointer  data)
+{
+  const char *echo = g_getenv ("ENGINEIO_ECHO");
+  g_autofree char *loop_threads = g_strdup_printf ("%u", test_loop_threads_from_env ());
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestResponse) response = NULL;
+  guint port = 0;
+  const char *p;
+
+  g_test_summary ("engineio-echo echoes text with U+0000 whole (polling and WebSocket), and "
+                  "exits cleanly with --address given (no leaked default: LeakSanitizer "
+                  "fails the exit status in the ASan build) (issue 12, should-fix)");
+  if (echo == NULL)
+    {
+      g_test_skip ("ENGINEIO_ECHO is not set (meson test sets it)");
+      return;
+    }
+
+  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, echo,
+                              "--address", "127.0.0.1", "--port", "0", "--path", "/engine.io/",
+                              "--transports", "polling,websocket", "--loop-threads", loop_threads,
+                              NULL);
+  g_assert_no_error (error);
+  test_require (process != NULL);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
+  line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  test_require (line != NULL);
+  p = strstr (line, "127.0.0.1:");
+  test_require (p != NULL);
+  port = (guint) g_ascii_strtoull (p + strlen ("127.0.0.1:"), NULL, 10);
+  test_require (port != 0);
+
+  /* Polling */
+  poll = rel_poll_open (port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  response = test_http_request (poll->http, "POST", poll->target, NULL, TEST_S ("4a\0b\x1e" "4c"),
+                                CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (response != NULL && response->status == 200);
+  g_clear_pointer (&response, test_response_free);
+  response = test_http_request (poll->http, "GET", poll->target, NULL, NULL, -1, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 200);
+  if (!test_response_body_equal (response, TEST_S ("4a\0b\x1e" "4c")))
+    {
+      g_autofree char *text = test_response_text (response);
+      g_autofree char *escaped = g_strescape (text, NULL);
+      g_test_message ("polling: the echo of “4a\\0b”, “4c” was “%s” (%" G_GSIZE_FORMAT " bytes)",
+                      escaped, g_bytes_get_size (response->body));
+      g_test_fail ();
+    }
+
+  /* WebSocket */
+  {
+    g_autofree char *sid = NULL;
+    g_autoptr(TestWs) ws = rel_ws_open (port, &sid, &error);
+    g_autoptr(TestWsFrame) frame = NULL;
+
+    g_assert_no_error (error);
+    test_require (ws != NULL);
+    test_require (test_ws_send_frame (ws, TEST_WS_TEXT, TEST_WS_SEND_DEFAULT, TEST_S ("4x\0y"), &error));
+    frame = test_ws_read_frame (ws, CLIENT_WAIT_MS, &error);
+    g_assert_no_error (error);
+    test_require (frame != NULL);
+    g_assert_cmpint (frame->opcode, ==, TEST_WS_TEXT);
+    g_assert_cmpmem (g_bytes_get_data (frame->payload, NULL), g_bytes_get_size (frame->payload),
+                     "4x\0y", 4);
+  }
+
+  g_subprocess_send_signal (process, SIGTERM);
+  g_assert_true (g_subprocess_wait (process, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -830,6 +920,7 @@ main (int   argc,
   ADD ("close-async/from-app-callback-context", test_close_async_from_app, &poll_context);
   ADD ("user-data/stress", test_user_data_stress, NULL);
   ADD ("polling/client-close-packet", test_client_close_packet, NULL);
+  ADD ("echo-tool", test_echo_tool, NULL);
 #undef ADD
 
   return g_test_run ();

@@ -11,7 +11,10 @@
  *   (engine_io_socket_dup_user_data(), engine_io_socket_dup_user_object()):
  *   meaningful under ASan and TSan, where a use after free or a race fails;
  * - a close packet POSTed while a GET waits: the GET gets a noop (`6`), the
- *   POST `ok`, later requests 400, as the reference answers.
+ *   POST `ok`, later requests 400, as the reference answers;
+ * - engineio-echo ($ENGINEIO_ECHO) echoes text with U+0000 whole and exits
+ *   with status 0 after --address (in the ASan build LeakSanitizer makes a
+ *   leak fail the exit status).
  *
  * Run with ENGINE_IO_TEST_LOOP_THREADS=0 (a thread per session) and =2.
  *

@@ -20,6 +20,8 @@
  * ThreadSanitizer the allocator keeps freed memory (quarantine, shadow),
  * so there only the session's fate is checked.
  *
+ * Each case runs in a subprocess of its own (a fresh allocator).
+ *
  * Run with ENGINE_IO_TEST_LOOP_THREADS=0 (a thread per session) and =2.
  *
  * SPDX-License-Identifier: MIT
@@ -68,6 +70,23 @@
 
 /* A client whose sends made no progress for this long is paused. */
 #define STALL_MS 1500
+
+/* Diagnostics, as TAP comments on stderr: a case runs in a subprocess
+ * (see in_subprocess()), whose test messages are not shown. */
+static void note (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+static void
+note (const char *format,
+      ...)
+{
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_printerr ("# %s\n", text);
+}
 
 /* ------------------------------------------------------------------ */
 /* Memory                                                               */
@@ -152,17 +171,19 @@ assert_growth_bounded (MemWatch   *w,
 {
   guint64 growth_kb = mem_watch_stop (w);
 
-  g_test_message ("%s: resident memory grew by %" G_GUINT64_FORMAT " KiB (bound %d KiB, %s)",
-                  what, growth_kb, MEMORY_BOUND / 1024,
-                  w->hwm_reset ? "VmHWM" : "sampled VmRSS");
+  note ("%s: resident memory grew by %" G_GUINT64_FORMAT " KiB (bound %d KiB, %s)",
+        what, growth_kb, MEMORY_BOUND / 1024, w->hwm_reset ? "VmHWM" : "sampled VmRSS");
   if (UNDER_SANITIZER)
     {
-      g_test_message ("under a sanitizer: the memory bound is not checked");
+      note ("under a sanitizer: the memory bound is not checked");
       return;
     }
   if (growth_kb > MEMORY_BOUND / 1024)
-    g_test_fail_printf ("%s: resident memory grew by %" G_GUINT64_FORMAT " KiB, over the bound of %d KiB",
-                        what, growth_kb, MEMORY_BOUND / 1024);
+    {
+      note ("FAIL: %s: resident memory grew by %" G_GUINT64_FORMAT " KiB, over the bound of %d KiB",
+            what, growth_kb, MEMORY_BOUND / 1024);
+      g_test_fail ();
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -206,11 +227,11 @@ assert_paused_or_closed (RelServer  *rs,
 
   if (stalled && reason == -1)
     {
-      g_test_message ("session %s paused: the server stopped reading it", sid);
+      note ("session %s paused: the server stopped reading it", sid);
       return;
     }
   reason = rel_server_wait_reason (rs, sid, REL_WAIT_MS);
-  g_test_message ("session %s closed with reason %d", sid, reason);
+  note ("session %s closed with reason %d", sid, reason);
   g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR);
 }
 
@@ -442,7 +463,7 @@ websocket_flood (int         eio,
 
   mem_watch_start (&watch);
   outcome = raw_ws_flood (ws, chunk->data, chunk->len, n_frames / per_chunk, &progress, STALL_MS);
-  g_test_message ("%s: %s", what, outcome_name (outcome));
+  note ("%s: %s", what, outcome_name (outcome));
   assert_growth_bounded (&watch, what);
   assert_paused_or_closed (rs, ws->sid, outcome == FLOOD_STALLED);
 
@@ -489,26 +510,26 @@ test_polling_empty_messages (void)
 
       if (!test_http_send (poll->http, "POST", poll->target, NULL, body->str, body->len, &local))
         {
-          g_test_message ("POST %u: %s", n_posts, local->message);
+          note ("POST %u: %s", n_posts, local->message);
           break;
         }
       response = test_http_receive (poll->http, STALL_MS, &local);
       if (response == NULL)
         {
           /* No answer: held, if the session is still open. */
-          g_test_message ("POST %u: %s", n_posts, local != NULL ? local->message : "no answer");
+          note ("POST %u: %s", n_posts, local != NULL ? local->message : "no answer");
           held = g_error_matches (local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
           break;
         }
       if (response->status != 200)
         {
           g_autofree char *text = test_response_text (response);
-          g_test_message ("POST %u: %u %s", n_posts, response->status, text);
+          note ("POST %u: %u %s", n_posts, response->status, text);
           break;
         }
     }
-  g_test_message ("%u POSTs of %" G_GSIZE_FORMAT " bytes answered; the next one %s", n_posts,
-                  body->len, held ? "was held" : "was refused or never sent");
+  note ("%u POSTs of %" G_GSIZE_FORMAT " bytes answered; the next one %s", n_posts,
+        body->len, held ? "was held" : "was refused or never sent");
   assert_growth_bounded (&watch, "empty messages over polling");
   assert_paused_or_closed (rs, poll->sid, held);
 
@@ -618,8 +639,8 @@ push_on_close (EngineIOSocket      *socket,
 {
   PushServer *ps = user_data;
 
-  g_test_message ("push-only session closed: %s (%s)",
-                  engine_io_close_reason_to_string (reason), description ? description : "");
+  note ("push-only session closed: %s (%s)",
+        engine_io_close_reason_to_string (reason), description ? description : "");
   g_mutex_lock (&ps->lock);
   ps->reason = reason;
   g_cond_broadcast (&ps->cond);
@@ -659,10 +680,7 @@ drainer_thread (gpointer data)
       g_autoptr(GError) error = NULL;
       const char *text;
 
-      gint64 t0 = g_get_monotonic_time ();
       packet = engine_io_socket_receive (d->socket, NULL, &error);
-      if (g_get_monotonic_time () - t0 > 1000 && g_getenv ("GAPS"))
-        g_printerr ("gap %ld ms at %d\n", (long) ((g_get_monotonic_time () - t0) / 1000), d->received);
       if (packet == NULL)
         break;
       text = engine_io_packet_get_text (packet, NULL);
@@ -706,10 +724,12 @@ test_receive_queue (void)
 
   ws = raw_ws_open (ps.port, 4);
   test_require (ws != NULL);
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
   g_mutex_lock (&ps.lock);
-  while (ps.socket == NULL)
-    g_cond_wait (&ps.cond, &ps.lock);
+  while (ps.socket == NULL && g_cond_wait_until (&ps.cond, &ps.lock, deadline))
+    ;
   g_mutex_unlock (&ps.lock);
+  test_require (ps.socket != NULL);
 
   for (guint i = 0; i < PUSH_MESSAGES; i++)
     {
@@ -725,8 +745,8 @@ test_receive_queue (void)
 
   /* Nobody takes messages: the server must stop reading. */
   outcome = raw_ws_flood (ws, frames->data, frames->len, 1, &progress, STALL_MS);
-  g_test_message ("flood without receive(): %s after %" G_GUINT64_FORMAT " of %u bytes",
-                  outcome_name (outcome), progress, frames->len);
+  note ("flood without receive(): %s after %" G_GUINT64_FORMAT " of %u bytes",
+        outcome_name (outcome), progress, frames->len);
   g_assert_cmpint (outcome, ==, FLOOD_STALLED);
   g_mutex_lock (&ps.lock);
   g_assert_cmpint (ps.reason, ==, -1);
@@ -738,8 +758,8 @@ test_receive_queue (void)
   drainer.expected = PUSH_MESSAGES;
   thread = g_thread_new ("drainer", drainer_thread, &drainer);
   outcome = raw_ws_flood (ws, frames->data, frames->len, 1, &progress, 10 * STALL_MS);
-  g_test_message ("flood with receive(): %s after %" G_GUINT64_FORMAT " bytes, %d received",
-                  outcome_name (outcome), progress, g_atomic_int_get (&drainer.received));
+  note ("flood with receive(): %s after %" G_GUINT64_FORMAT " bytes, %d received",
+        outcome_name (outcome), progress, g_atomic_int_get (&drainer.received));
   g_assert_cmpint (outcome, ==, FLOOD_DONE);
   deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
   while (g_atomic_int_get (&drainer.received) < PUSH_MESSAGES && g_get_monotonic_time () < deadline)
@@ -763,6 +783,25 @@ test_receive_queue (void)
   g_cond_clear (&ps.cond);
 }
 
+/* Each case runs in a process of its own: memory a previous case freed
+ * stays in the allocator's arenas, and a flood reusing it would not show
+ * in the resident size. */
+static void
+in_subprocess (gconstpointer data)
+{
+  GTestFunc func = (GTestFunc) data;
+
+  if (g_test_subprocess ())
+    {
+      func ();
+      return;
+    }
+  g_test_trap_subprocess (NULL, 180 * G_USEC_PER_SEC,
+                          G_TEST_SUBPROCESS_INHERIT_STDOUT | G_TEST_SUBPROCESS_INHERIT_STDERR);
+  if (!g_test_trap_has_passed ())
+    g_test_fail_printf ("the case failed (see its output above)");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -771,11 +810,14 @@ main (int   argc,
   test_log_init ();
   g_main_context_default ();
 
-  g_test_add_func ("/reliability/memory/polling-empty-messages", test_polling_empty_messages);
-  g_test_add_func ("/reliability/memory/websocket-small-messages", test_websocket_small_messages);
-  g_test_add_func ("/reliability/memory/v3-ping-flood", test_v3_ping_flood);
-  g_test_add_func ("/reliability/memory/v3-binary-slices", test_v3_binary_slices);
-  g_test_add_func ("/reliability/memory/receive-queue", test_receive_queue);
+#define ADD(path, func) \
+  g_test_add_data_func ("/reliability/memory/" path, (gconstpointer) (func), in_subprocess)
+  ADD ("polling-empty-messages", test_polling_empty_messages);
+  ADD ("websocket-small-messages", test_websocket_small_messages);
+  ADD ("v3-ping-flood", test_v3_ping_flood);
+  ADD ("v3-binary-slices", test_v3_binary_slices);
+  ADD ("receive-queue", test_receive_queue);
+#undef ADD
 
   return g_test_run ();
 }

@@ -29,6 +29,12 @@
  * #EngineIOSocket::message, or, for thread-style code, through the blocking
  * engine_io_socket_receive(): a message for which no ::message handler is
  * connected when it is dispatched goes to the receive queue instead.
+ *
+ * What a client can make a session hold is bounded in real bytes: packets
+ * queued for sending by #EngineIOServer:send-queue-high-water, messages
+ * waiting in the receive queue by #EngineIOServer:receive-queue-high-water.
+ * At either mark the session stops reading its client (back-pressure)
+ * until the queue is under half of it.
  */
 
 typedef enum
@@ -2456,6 +2462,16 @@ engine_io_socket_close (EngineIOSocket *self)
  * when no #EngineIOSocket::message handler is connected at the moment it
  * is dispatched. Meant for thread-style code; must not be called from the
  * socket's own main context (it would wait for itself).
+ *
+ * The queue is bounded by #EngineIOServer:receive-queue-high-water, in
+ * real bytes (each message counts its data as allocated plus about 100
+ * bytes): when it is full the session stops reading its client, and reads
+ * again once this function has taken the queue under half of the mark.
+ * While paused, the client's heartbeat answers are not read either: a
+ * session whose queue is not taken from within #EngineIOServer:ping-interval
+ * plus #EngineIOServer:ping-timeout ends with `ping timeout`. Connect a
+ * ::message handler instead if the application does not want messages
+ * queued at all.
  *
  * Messages already queued are returned even after the session closed;
  * then it fails with %ENGINE_IO_ERROR_CLOSED. Cancelling fails it with

@@ -661,6 +661,58 @@ push_on_connection (EngineIOServer *server,
   g_mutex_unlock (&ps->lock);
 }
 
+static PushServer *
+push_server_new (void)
+{
+  PushServer *ps = g_new0 (PushServer, 1);
+
+  g_mutex_init (&ps->lock);
+  g_cond_init (&ps->cond);
+  ps->reason = -1;
+  ps->server = test_server_new ();
+  set_marks (ps->server);
+  g_signal_connect (ps->server, "connection", G_CALLBACK (push_on_connection), ps);
+  ps->port = test_server_listen (ps->server);
+  return ps;
+}
+
+/* The session (once it exists). */
+static EngineIOSocket *
+push_server_wait_socket (PushServer *ps)
+{
+  gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  EngineIOSocket *socket;
+
+  g_mutex_lock (&ps->lock);
+  while (ps->socket == NULL && g_cond_wait_until (&ps->cond, &ps->lock, deadline))
+    ;
+  socket = ps->socket;
+  g_mutex_unlock (&ps->lock);
+  return socket;
+}
+
+static gint
+push_server_reason (PushServer *ps)
+{
+  gint reason;
+
+  g_mutex_lock (&ps->lock);
+  reason = ps->reason;
+  g_mutex_unlock (&ps->lock);
+  return reason;
+}
+
+static void
+push_server_free (PushServer *ps)
+{
+  engine_io_server_close (ps->server);
+  g_clear_object (&ps->socket);
+  g_clear_object (&ps->server);
+  g_mutex_clear (&ps->lock);
+  g_cond_clear (&ps->cond);
+  g_free (ps);
+}
+
 typedef struct
 {
   EngineIOSocket *socket;
@@ -699,7 +751,7 @@ test_receive_queue (void)
 {
   g_autoptr(GByteArray) frames = g_byte_array_new ();
   g_autoptr(RawWs) ws = NULL;
-  PushServer ps = { 0, };
+  PushServer *ps = NULL;
   Drainer drainer = { 0, };
   GThread *thread;
   MemWatch watch;
@@ -713,23 +765,11 @@ test_receive_queue (void)
                   "engine_io_socket_receive() takes messages the rest arrives, all of them, in "
                   "order, the server's memory within the bound throughout");
 
-  g_mutex_init (&ps.lock);
-  g_cond_init (&ps.cond);
-  ps.reason = -1;
-  ps.server = test_server_new ();
-  set_marks (ps.server);
-  g_signal_connect (ps.server, "connection", G_CALLBACK (push_on_connection), &ps);
-  ps.port = test_server_listen (ps.server);
-  test_require (ps.port != 0);
-
-  ws = raw_ws_open (ps.port, 4);
+  ps = push_server_new ();
+  test_require (ps->port != 0);
+  ws = raw_ws_open (ps->port, 4);
   test_require (ws != NULL);
-  deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-  g_mutex_lock (&ps.lock);
-  while (ps.socket == NULL && g_cond_wait_until (&ps.cond, &ps.lock, deadline))
-    ;
-  g_mutex_unlock (&ps.lock);
-  test_require (ps.socket != NULL);
+  test_require (push_server_wait_socket (ps) != NULL);
 
   for (guint i = 0; i < PUSH_MESSAGES; i++)
     {
@@ -748,13 +788,11 @@ test_receive_queue (void)
   note ("flood without receive(): %s after %" G_GUINT64_FORMAT " of %u bytes",
         outcome_name (outcome), progress, frames->len);
   g_assert_cmpint (outcome, ==, FLOOD_STALLED);
-  g_mutex_lock (&ps.lock);
-  g_assert_cmpint (ps.reason, ==, -1);
-  g_mutex_unlock (&ps.lock);
+  g_assert_cmpint (push_server_reason (ps), ==, -1);
 
   /* receive() takes them: the server reads again, and everything sent
    * arrives, in order. */
-  drainer.socket = ps.socket;
+  drainer.socket = ps->socket;
   drainer.expected = PUSH_MESSAGES;
   thread = g_thread_new ("drainer", drainer_thread, &drainer);
   outcome = raw_ws_flood (ws, frames->data, frames->len, 1, &progress, 10 * STALL_MS);
@@ -765,22 +803,108 @@ test_receive_queue (void)
   while (g_atomic_int_get (&drainer.received) < PUSH_MESSAGES && g_get_monotonic_time () < deadline)
     g_usleep (10000);
   if (g_atomic_int_get (&drainer.received) < PUSH_MESSAGES)
-    engine_io_server_close (ps.server);  /* receive() fails: the drainer ends */
+    engine_io_server_close (ps->server);  /* receive() fails: the drainer ends */
   g_thread_join (thread);
   g_assert_cmpint (drainer.received, ==, PUSH_MESSAGES);
   g_assert_cmpuint (drainer.out_of_order, ==, 0);
-  g_mutex_lock (&ps.lock);
-  g_assert_cmpint (ps.reason, ==, -1);
-  g_mutex_unlock (&ps.lock);
+  g_assert_cmpint (push_server_reason (ps), ==, -1);
 
   assert_growth_bounded (&watch, "receive queue");
 
   g_clear_pointer (&ws, raw_ws_free);
-  engine_io_server_close (ps.server);
-  g_clear_object (&ps.socket);
-  g_clear_object (&ps.server);
-  g_mutex_clear (&ps.lock);
-  g_cond_clear (&ps.cond);
+  push_server_free (ps);
+}
+
+#define POST_MESSAGES 120000
+
+static void
+test_post_rounds (void)
+{
+  g_autoptr(GString) body = g_string_new (NULL);
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(GError) error = NULL;
+  PushServer *ps = NULL;
+  Drainer drainer = { 0, };
+  GThread *thread;
+  MemWatch watch;
+
+  g_test_summary ("One POST of 120,000 messages to a push-only server whose application takes "
+                  "them with receive(): the POST is read in rounds, held while the receive queue "
+                  "is full, answered `ok` once every message is handed over; all arrive, in "
+                  "order, within the memory bound");
+
+  ps = push_server_new ();
+  test_require (ps->port != 0);
+  poll = rel_poll_open (ps->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  test_require (push_server_wait_socket (ps) != NULL);
+
+  for (guint i = 0; i < POST_MESSAGES; i++)
+    g_string_append_printf (body, "%s4%u", i > 0 ? "\x1e" : "", i);
+  g_assert_cmpuint (body->len, <=, MAX_PAYLOAD);
+
+  mem_watch_start (&watch);
+  drainer.socket = ps->socket;
+  drainer.expected = POST_MESSAGES;
+  thread = g_thread_new ("drainer", drainer_thread, &drainer);
+  response = test_http_request (poll->http, "POST", poll->target, NULL, body->str, (gssize) body->len,
+                                REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 200);
+  g_thread_join (thread);
+  g_assert_cmpint (drainer.received, ==, POST_MESSAGES);
+  g_assert_cmpuint (drainer.out_of_order, ==, 0);
+  g_assert_cmpint (push_server_reason (ps), ==, -1);
+  assert_growth_bounded (&watch, "one POST of 120,000 messages");
+
+  g_clear_pointer (&poll, rel_poll_free);
+  push_server_free (ps);
+}
+
+static void
+test_post_rounds_malformed (void)
+{
+  g_autoptr(GString) body = g_string_new (NULL);
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EngineIOPacket) packet = NULL;
+  PushServer *ps = NULL;
+  gint64 deadline;
+
+  g_test_summary ("A POST of 120,000 messages (more than one round) whose last packet is "
+                  "malformed: 400, the session closes with `parse error`, and not one of its "
+                  "messages is delivered (the body is checked whole before the first round)");
+
+  ps = push_server_new ();
+  test_require (ps->port != 0);
+  poll = rel_poll_open (ps->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  test_require (push_server_wait_socket (ps) != NULL);
+
+  for (guint i = 0; i < POST_MESSAGES; i++)
+    g_string_append_printf (body, "4%u\x1e", i);
+  g_string_append (body, "9bad");
+
+  response = test_http_request (poll->http, "POST", poll->target, NULL, body->str, (gssize) body->len,
+                                REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 400);
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (push_server_reason (ps) == -1 && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_cmpint (push_server_reason (ps), ==, ENGINE_IO_CLOSE_REASON_PARSE_ERROR);
+  packet = engine_io_socket_receive (ps->socket, NULL, &error);
+  g_assert_null (packet);
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
+
+  g_clear_pointer (&poll, rel_poll_free);
+  push_server_free (ps);
 }
 
 /* Each case runs in a process of its own: memory a previous case freed
@@ -817,6 +941,8 @@ main (int   argc,
   ADD ("v3-ping-flood", test_v3_ping_flood);
   ADD ("v3-binary-slices", test_v3_binary_slices);
   ADD ("receive-queue", test_receive_queue);
+  ADD ("post-rounds", test_post_rounds);
+  ADD ("post-rounds-malformed", test_post_rounds_malformed);
 #undef ADD
 
   return g_test_run ();

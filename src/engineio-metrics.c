@@ -240,7 +240,9 @@ engine_io_metrics_get_closes (EngineIOMetrics     *metrics,
  *
  * Thread-safe: may be called from any thread.
  *
- * Returns: the most bytes any socket had queued for sending
+ * Returns: the most memory, in bytes, any socket's send queue held (as
+ *   #EngineIOServer:send-queue-high-water counts it: real bytes, with the
+ *   per-packet overhead)
  */
 guint64
 engine_io_metrics_get_send_queue_high_water (EngineIOMetrics *metrics)
@@ -410,7 +412,7 @@ engine_io_metrics_to_prometheus (EngineIOMetrics *metrics)
     g_string_append_printf (out, "engineio_closes_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
                             engine_io_close_reason_to_string (r), v->closes[r]);
 
-  g_string_append_printf (out, "# HELP engineio_send_queue_high_water_bytes The most bytes a socket had queued.\n"
+  g_string_append_printf (out, "# HELP engineio_send_queue_high_water_bytes The most memory a socket's send queue held, in bytes.\n"
                                "# TYPE engineio_send_queue_high_water_bytes gauge\n"
                                "engineio_send_queue_high_water_bytes %" G_GUINT64_FORMAT "\n",
                           v->queue_high_water);

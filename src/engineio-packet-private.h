@@ -145,4 +145,67 @@ gboolean        engine_io_utf8_validate          (const char               *data
                                                   gsize                     length,
                                                   gsize                    *out_bad_offset);
 
+/* ENGINE_IO_ALLOC_SIZE:
+ * @n: a size passed to malloc()
+ *
+ * What a malloc() of @n bytes really takes, for memory accounting: glibc's
+ * malloc adds an 8-byte header, rounds up to 16 bytes and allocates at
+ * least 32. Other allocators are close to this (or smaller).
+ */
+#define ENGINE_IO_ALLOC_SIZE(n) MAX ((gsize) 32, ((gsize) (n) + 8 + 15) & ~(gsize) 15)
+
+/* engine_io_packet_get_footprint:
+ * @packet: a packet
+ *
+ * The memory @packet holds, in real bytes: its struct, its #GBytes and
+ * its data as allocated (ENGINE_IO_ALLOC_SIZE()), plus what a zero-copy
+ * slice keeps alive of its parent buffer. The shared empty data counts
+ * nothing. Data shared with the application counts whole: an upper bound.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the footprint in bytes
+ */
+gsize           engine_io_packet_get_footprint   (EngineIOPacket           *packet);
+
+/* EngineIOPayloadReader:
+ *
+ * Reads a long-polling payload one packet at a time, so that a server can
+ * stop between packets (back-pressure) and go on later. @data (and @owner)
+ * must stay alive and unchanged while the reader is used. Binary packets
+ * of a v3 binary payload are zero-copy slices of @owner when they are at
+ * least half of it; anything smaller is copied.
+ */
+typedef struct
+{
+  EngineIOPayloadFormat  format;
+  const guint8          *data;
+  gsize                  length;
+  GBytes                *owner;   /* (nullable) (unowned) */
+  gsize                  pos;     /* where the next packet starts */
+  gboolean               done;    /* no packet left (or an error was met) */
+} EngineIOPayloadReader;
+
+/* engine_io_payload_reader_init:
+ * Checks what applies to the whole payload (it is not empty; a v3 text
+ * payload is UTF-8) and places @reader before the first packet. FALSE
+ * with an %ENGINE_IO_ERROR_PARSE error, as engine_io_payload_decode().
+ * Thread-safe: a reader belongs to its caller. */
+gboolean        engine_io_payload_reader_init    (EngineIOPayloadReader    *reader,
+                                                  EngineIOPayloadFormat     format,
+                                                  const guint8             *data,
+                                                  gsize                     length,
+                                                  GBytes                   *owner,
+                                                  GError                  **error);
+/* engine_io_payload_reader_next:
+ * Returns: (transfer full) (nullable): the next packet; %NULL with @error
+ *   set on a malformed packet, %NULL without at the end (reader->done). */
+EngineIOPacket *engine_io_payload_reader_next    (EngineIOPayloadReader    *reader,
+                                                  GError                  **error);
+/* engine_io_payload_reader_validate_rest:
+ * Whether the rest of the payload (after what @reader has read) decodes,
+ * without keeping any packet and without moving @reader. */
+gboolean        engine_io_payload_reader_validate_rest (const EngineIOPayloadReader *reader,
+                                                        GError                    **error);
+
 G_END_DECLS

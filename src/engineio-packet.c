@@ -21,6 +21,9 @@ struct _EngineIOPacket
   gatomicrefcount     ref_count;  /* (atomic) */
   EngineIOPacketType  type;       /* immutable */
   gboolean            is_binary;  /* immutable */
+  guint32             pinned;     /* immutable: bytes of a larger buffer that
+                                   * @data keeps alive beyond its own size
+                                   * (a zero-copy slice), for the footprint */
   GBytes             *data;       /* owned, immutable; for text the buffer
                                    * has a NUL at [size] */
 };
@@ -202,6 +205,7 @@ packet_new_take_bytes (EngineIOPacketType  type,
   g_atomic_ref_count_init (&packet->ref_count);
   packet->type = type;
   packet->is_binary = is_binary;
+  packet->pinned = 0;
   packet->data = data;
 
   return packet;
@@ -222,21 +226,37 @@ owner_contains (GBytes       *owner,
          (gsize) (data - base) <= size - length;
 }
 
-/* A zero-copy slice of @owner when there is one, else a copy. */
-static GBytes *
-slice_bytes (GBytes       *owner,
-             const guint8 *data,
-             gsize         length)
+/* A zero-copy slice keeps its whole parent buffer alive: slices smaller
+ * than 1/ENGINE_IO_SLICE_MIN_FRACTION of their parent (a 2-byte packet in
+ * a 1 MB POST body) are copied instead, so a packet never pins more than
+ * its own size again in memory it does not use. */
+#define ENGINE_IO_SLICE_MIN_FRACTION 2
+
+/* A binary packet of @length bytes at @data: a zero-copy slice of @owner
+ * when there is one and it is large enough, else a copy. */
+static EngineIOPacket *
+packet_new_slice (EngineIOPacketType  type,
+                  GBytes             *owner,
+                  const guint8       *data,
+                  gsize               length)
 {
+  EngineIOPacket *packet;
   const guint8 *base;
+  gsize owner_size;
 
   if (length == 0)
-    return empty_bytes ();
+    return packet_new_take_bytes (type, TRUE, empty_bytes ());
   if (owner == NULL)
-    return g_bytes_new (data, length);
+    return packet_new_take_bytes (type, TRUE, g_bytes_new (data, length));
 
-  base = g_bytes_get_data (owner, NULL);
-  return g_bytes_new_from_bytes (owner, (gsize) (data - base), length);
+  base = g_bytes_get_data (owner, &owner_size);
+  if (length < owner_size / ENGINE_IO_SLICE_MIN_FRACTION)
+    return packet_new_take_bytes (type, TRUE, g_bytes_new (data, length));
+
+  packet = packet_new_take_bytes (type, TRUE,
+                                  g_bytes_new_from_bytes (owner, (gsize) (data - base), length));
+  packet->pinned = (guint32) MIN (owner_size - length, G_MAXUINT32);
+  return packet;
 }
 
 /* ------------------------------------------------------------------ */
@@ -766,6 +786,23 @@ engine_io_packet_get_text (EngineIOPacket *packet,
   return text != NULL ? text : "";
 }
 
+gsize
+engine_io_packet_get_footprint (EngineIOPacket *packet)
+{
+  gsize size;
+  gsize total = ENGINE_IO_ALLOC_SIZE (sizeof (EngineIOPacket));
+
+  g_return_val_if_fail (packet != NULL, 0);
+
+  size = g_bytes_get_size (packet->data);
+  /* The shared empty buffer costs nothing per packet. Otherwise a GBytes
+   * (five words) and its data: text keeps a NUL after it, base64 decoding
+   * allocates up to 3 bytes more than it writes. */
+  if (size > 0)
+    total += ENGINE_IO_ALLOC_SIZE (5 * sizeof (gpointer)) + ENGINE_IO_ALLOC_SIZE (size + 3);
+  return total + packet->pinned;
+}
+
 /**
  * engine_io_packet_get_data:
  * @packet: a packet
@@ -1034,7 +1071,7 @@ engine_io_packet_decode_data (const guint8             *data,
     return decode_text_packet ((const char *) data, length, version, FALSE, 0, error);
 
   if (version == ENGINE_IO_PROTOCOL_V4)
-    return packet_new_take_bytes (ENGINE_IO_PACKET_MESSAGE, TRUE, slice_bytes (owner, data, length));
+    return packet_new_slice (ENGINE_IO_PACKET_MESSAGE, owner, data, length);
 
   if (length == 0)
     {
@@ -1047,7 +1084,7 @@ engine_io_packet_decode_data (const guint8             *data,
       return NULL;
     }
 
-  return packet_new_take_bytes (data[0], TRUE, slice_bytes (owner, data + 1, length - 1));
+  return packet_new_slice (data[0], owner, data + 1, length - 1);
 }
 
 /**
@@ -1063,7 +1100,9 @@ engine_io_packet_decode_data (const guint8             *data,
  * the empty message), or a binary packet in base64: `b<base64>` in v4,
  * `b<type digit><base64>` in v3. A binary frame is the raw message in v4
  * (any length, including 0) and a type byte then the data in v3; the data
- * of the packet is then a zero-copy slice of @frame.
+ * of the packet is then a zero-copy slice of @frame (a copy when it is
+ * less than half of @frame, so it never keeps much more than itself
+ * alive).
  *
  * Malformed input (an empty text frame or v3 binary frame, an unknown
  * type, invalid UTF-8, invalid base64) fails with %ENGINE_IO_ERROR_PARSE,
@@ -1419,67 +1458,79 @@ engine_io_payload_encode (EngineIOPayloadFormat  format,
   return g_bytes_new_take (buffer, plan.size);
 }
 
-/* v4: packets separated by 0x1e, each a text packet or `b<base64>`. */
-static GPtrArray *
-decode_payload_v4 (const char  *data,
-                   gsize        length,
-                   GError     **error)
+/* Payloads are read one packet at a time (EngineIOPayloadReader), so a
+ * server can stop taking packets out of a large body while its session
+ * is over its memory bound; engine_io_payload_decode_data() reads them
+ * all. */
+
+gboolean
+engine_io_payload_reader_init (EngineIOPayloadReader  *reader,
+                               EngineIOPayloadFormat   format,
+                               const guint8           *data,
+                               gsize                   length,
+                               GBytes                 *owner,
+                               GError                **error)
 {
-  g_autoptr(GPtrArray) packets = NULL;
-  gsize pos = 0;
+  gsize bad;
+
+  g_return_val_if_fail (reader != NULL, FALSE);
+  g_return_val_if_fail (FORMAT_IS_VALID (format), FALSE);
+  g_return_val_if_fail (data != NULL || length == 0, FALSE);
+  g_return_val_if_fail (owner == NULL || owner_contains (owner, data, length), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  reader->format = format;
+  reader->data = data;
+  reader->length = length;
+  reader->owner = owner;
+  reader->pos = 0;
+  reader->done = TRUE;
 
   if (length == 0)
     {
       parse_error (error, "Empty payload at byte offset %d", 0);
-      return NULL;
+      return FALSE;
     }
 
-  packets = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_packet_unref);
-
-  for (;;)
+  /* v3 text lengths count characters: the whole payload must be UTF-8 to
+   * count them, and then each packet is known to be valid. */
+  if (format == ENGINE_IO_PAYLOAD_V3_TEXT &&
+      !engine_io_utf8_validate ((const char *) data, length, &bad))
     {
-      const char *sep = memchr (data + pos, RECORD_SEPARATOR, length - pos);
-      gsize end = sep != NULL ? (gsize) (sep - data) : length;
-      EngineIOPacket *packet;
-
-      packet = decode_text_packet (data + pos, end - pos, ENGINE_IO_PROTOCOL_V4, FALSE, pos, error);
-      if (packet == NULL)
-        return NULL;
-      g_ptr_array_add (packets, packet);
-
-      if (sep == NULL)
-        break;
-      pos = end + 1;
+      parse_error (error, "Invalid UTF-8 in text payload at byte offset %" G_GSIZE_FORMAT, bad);
+      return FALSE;
     }
 
-  return g_steal_pointer (&packets);
+  reader->done = FALSE;
+  return TRUE;
+}
+
+/* v4: packets separated by 0x1e, each a text packet or `b<base64>`. */
+static EngineIOPacket *
+reader_next_v4 (EngineIOPayloadReader  *reader,
+                GError                **error)
+{
+  const char *data = (const char *) reader->data;
+  gsize length = reader->length;
+  gsize pos = reader->pos;
+  const char *sep = memchr (data + pos, RECORD_SEPARATOR, length - pos);
+  gsize end = sep != NULL ? (gsize) (sep - data) : length;
+
+  if (sep == NULL)
+    reader->done = TRUE;
+  else
+    reader->pos = end + 1;
+  return decode_text_packet (data + pos, end - pos, ENGINE_IO_PROTOCOL_V4, FALSE, pos, error);
 }
 
 /* v3 text: `<len>:<packet>` repeated, len in UTF-16 code units. */
-static GPtrArray *
-decode_payload_v3_text (const char  *data,
-                        gsize        length,
-                        GError     **error)
+static EngineIOPacket *
+reader_next_v3_text (EngineIOPayloadReader  *reader,
+                     GError                **error)
 {
-  g_autoptr(GPtrArray) packets = NULL;
-  gsize pos = 0;
-  gsize bad;
-
-  if (length == 0)
-    {
-      parse_error (error, "Empty payload at byte offset %d", 0);
-      return NULL;
-    }
-
-  /* Lengths count characters: the whole payload must be UTF-8 to count
-   * them, and then each packet is known to be valid. */
-  if (!engine_io_utf8_validate (data, length, &bad))
-    {
-      parse_error (error, "Invalid UTF-8 in text payload at byte offset %" G_GSIZE_FORMAT, bad);
-      return NULL;
-    }
-
-  packets = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_packet_unref);
+  const char *data = (const char *) reader->data;
+  gsize length = reader->length;
+  gsize pos = reader->pos;
 
   while (pos < length)
     {
@@ -1525,123 +1576,160 @@ decode_payload_v3_text (const char  *data,
       /* The reference skips zero-length packets ("0:" is an empty list). */
       if (end > pos)
         {
-          EngineIOPacket *packet;
-
-          packet = decode_text_packet (data + pos, end - pos, ENGINE_IO_PROTOCOL_V3, TRUE, pos, error);
-          if (packet == NULL)
-            return NULL;
-          g_ptr_array_add (packets, packet);
+          reader->pos = end;
+          reader->done = end == length;
+          return decode_text_packet (data + pos, end - pos, ENGINE_IO_PROTOCOL_V3, TRUE, pos, error);
         }
       pos = end;
     }
 
-  return g_steal_pointer (&packets);
+  reader->pos = pos;
+  reader->done = TRUE;
+  return NULL;
 }
 
 /* v3 binary (XHR2): per packet 0|1, decimal digit bytes, 0xFF, packet. */
-static GPtrArray *
-decode_payload_v3_binary (const guint8  *data,
-                          gsize          length,
-                          GBytes        *owner,
-                          GError       **error)
+static EngineIOPacket *
+reader_next_v3_binary (EngineIOPayloadReader  *reader,
+                       GError                **error)
 {
-  g_autoptr(GPtrArray) packets = NULL;
-  gsize pos = 0;
+  const guint8 *data = reader->data;
+  gsize length = reader->length;
+  gsize pos = reader->pos;
+  guint8 marker = data[pos];
+  gsize length_offset;
+  gsize packet_length = 0;
+  guint n_digits = 0;
+  EngineIOPacket *packet;
 
-  if (length == 0)
+  if (marker > 1)
     {
-      parse_error (error, "Empty payload at byte offset %d", 0);
+      parse_error (error, "Invalid packet marker 0x%02x (expected 0 or 1) at byte offset %" G_GSIZE_FORMAT,
+                   marker, pos);
+      return NULL;
+    }
+  length_offset = ++pos;
+
+  for (;; pos++)
+    {
+      guint8 c;
+
+      if (pos == length)
+        {
+          parse_error (error, "Truncated packet length at byte offset %" G_GSIZE_FORMAT, pos);
+          return NULL;
+        }
+      c = data[pos];
+      if (c == 0xff)
+        break;
+      if (c > 9)
+        {
+          parse_error (error, "Invalid length digit 0x%02x at byte offset %" G_GSIZE_FORMAT, c, pos);
+          return NULL;
+        }
+      if (n_digits == ENGINE_IO_V3_MAX_LENGTH_DIGITS)
+        {
+          parse_error (error, "Packet length longer than %d digits at byte offset %" G_GSIZE_FORMAT,
+                       ENGINE_IO_V3_MAX_LENGTH_DIGITS, pos);
+          return NULL;
+        }
+      packet_length = packet_length * 10 + c;
+      n_digits++;
+    }
+
+  if (n_digits == 0)
+    {
+      parse_error (error, "Missing packet length at byte offset %" G_GSIZE_FORMAT, pos);
+      return NULL;
+    }
+  pos++;  /* 0xFF */
+
+  if (packet_length > length - pos)
+    {
+      parse_error (error,
+                   "Length %" G_GSIZE_FORMAT " past the end of the payload at byte offset %" G_GSIZE_FORMAT,
+                   packet_length, length_offset);
+      return NULL;
+    }
+  if (packet_length == 0)
+    {
+      parse_error (error, "Empty packet at byte offset %" G_GSIZE_FORMAT, pos);
       return NULL;
     }
 
-  packets = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_packet_unref);
-
-  while (pos < length)
+  if (marker == 0)
+    packet = decode_text_packet ((const char *) data + pos, packet_length,
+                                 ENGINE_IO_PROTOCOL_V3, FALSE, pos, error);
+  else if (!PACKET_TYPE_IS_VALID (data[pos]))
     {
-      guint8 marker = data[pos];
-      gsize length_offset;
-      gsize packet_length = 0;
-      guint n_digits = 0;
-      EngineIOPacket *packet;
+      set_unknown_type_error (error, data[pos], TRUE, pos);
+      packet = NULL;
+    }
+  else
+    packet = packet_new_slice (data[pos], reader->owner, data + pos + 1, packet_length - 1);
 
-      if (marker > 1)
-        {
-          parse_error (error, "Invalid packet marker 0x%02x (expected 0 or 1) at byte offset %" G_GSIZE_FORMAT,
-                       marker, pos);
-          return NULL;
-        }
-      length_offset = ++pos;
+  reader->pos = pos + packet_length;
+  reader->done = reader->pos == length;
+  return packet;
+}
 
-      for (;; pos++)
-        {
-          guint8 c;
+EngineIOPacket *
+engine_io_payload_reader_next (EngineIOPayloadReader  *reader,
+                               GError                **error)
+{
+  EngineIOPacket *packet;
 
-          if (pos == length)
-            {
-              parse_error (error, "Truncated packet length at byte offset %" G_GSIZE_FORMAT, pos);
-              return NULL;
-            }
-          c = data[pos];
-          if (c == 0xff)
-            break;
-          if (c > 9)
-            {
-              parse_error (error, "Invalid length digit 0x%02x at byte offset %" G_GSIZE_FORMAT, c, pos);
-              return NULL;
-            }
-          if (n_digits == ENGINE_IO_V3_MAX_LENGTH_DIGITS)
-            {
-              parse_error (error, "Packet length longer than %d digits at byte offset %" G_GSIZE_FORMAT,
-                           ENGINE_IO_V3_MAX_LENGTH_DIGITS, pos);
-              return NULL;
-            }
-          packet_length = packet_length * 10 + c;
-          n_digits++;
-        }
+  g_return_val_if_fail (reader != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-      if (n_digits == 0)
-        {
-          parse_error (error, "Missing packet length at byte offset %" G_GSIZE_FORMAT, pos);
-          return NULL;
-        }
-      pos++;  /* 0xFF */
+  if (reader->done)
+    return NULL;
 
-      if (packet_length > length - pos)
-        {
-          parse_error (error,
-                       "Length %" G_GSIZE_FORMAT " past the end of the payload at byte offset %" G_GSIZE_FORMAT,
-                       packet_length, length_offset);
-          return NULL;
-        }
-      if (packet_length == 0)
-        {
-          parse_error (error, "Empty packet at byte offset %" G_GSIZE_FORMAT, pos);
-          return NULL;
-        }
-
-      if (marker == 0)
-        {
-          packet = decode_text_packet ((const char *) data + pos, packet_length,
-                                       ENGINE_IO_PROTOCOL_V3, FALSE, pos, error);
-          if (packet == NULL)
-            return NULL;
-        }
-      else
-        {
-          if (!PACKET_TYPE_IS_VALID (data[pos]))
-            {
-              set_unknown_type_error (error, data[pos], TRUE, pos);
-              return NULL;
-            }
-          packet = packet_new_take_bytes (data[pos], TRUE,
-                                          slice_bytes (owner, data + pos + 1, packet_length - 1));
-        }
-
-      g_ptr_array_add (packets, packet);
-      pos += packet_length;
+  switch (reader->format)
+    {
+    case ENGINE_IO_PAYLOAD_V4:
+      packet = reader_next_v4 (reader, error);
+      break;
+    case ENGINE_IO_PAYLOAD_V3_TEXT:
+      /* Zero-length packets at the end give NULL with no error. */
+      packet = reader_next_v3_text (reader, error);
+      break;
+    case ENGINE_IO_PAYLOAD_V3_BINARY:
+      packet = reader_next_v3_binary (reader, error);
+      break;
+    default:
+      g_return_val_if_reached (NULL);
     }
 
-  return g_steal_pointer (&packets);
+  if (packet == NULL)
+    reader->done = TRUE;  /* an error ends the payload */
+  return packet;
+}
+
+gboolean
+engine_io_payload_reader_validate_rest (const EngineIOPayloadReader  *reader,
+                                        GError                      **error)
+{
+  EngineIOPayloadReader copy = *reader;
+  g_autoptr(GError) local = NULL;
+
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* Packets are decoded and dropped at once: the allocator reuses the
+   * same few blocks, and nothing is kept. */
+  while (!copy.done)
+    {
+      EngineIOPacket *packet = engine_io_payload_reader_next (&copy, &local);
+
+      if (local != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      if (packet != NULL)
+        engine_io_packet_unref (packet);
+    }
+  return TRUE;
 }
 
 GPtrArray *
@@ -1651,22 +1739,33 @@ engine_io_payload_decode_data (EngineIOPayloadFormat   format,
                                GBytes                 *owner,
                                GError                **error)
 {
+  g_autoptr(GPtrArray) packets = NULL;
+  EngineIOPayloadReader reader;
+
   g_return_val_if_fail (FORMAT_IS_VALID (format), NULL);
   g_return_val_if_fail (data != NULL || length == 0, NULL);
   g_return_val_if_fail (owner == NULL || owner_contains (owner, data, length), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  switch (format)
+  if (!engine_io_payload_reader_init (&reader, format, data, length, owner, error))
+    return NULL;
+
+  packets = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_packet_unref);
+  while (!reader.done)
     {
-    case ENGINE_IO_PAYLOAD_V4:
-      return decode_payload_v4 ((const char *) data, length, error);
-    case ENGINE_IO_PAYLOAD_V3_TEXT:
-      return decode_payload_v3_text ((const char *) data, length, error);
-    case ENGINE_IO_PAYLOAD_V3_BINARY:
-      return decode_payload_v3_binary (data, length, owner, error);
-    default:
-      g_return_val_if_reached (NULL);
+      g_autoptr(GError) local = NULL;
+      EngineIOPacket *packet = engine_io_payload_reader_next (&reader, &local);
+
+      if (local != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      if (packet != NULL)
+        g_ptr_array_add (packets, packet);
     }
+
+  return g_steal_pointer (&packets);
 }
 
 /**
@@ -1688,8 +1787,9 @@ engine_io_payload_decode_data (EngineIOPayloadFormat   format,
  * skipped, as the reference does, so `0:` decodes to no packets.
  *
  * Binary packets of a %ENGINE_IO_PAYLOAD_V3_BINARY payload share
- * @payload's memory (zero-copy, so they keep all of @payload alive);
- * everything else is copied.
+ * @payload's memory when they are at least half of it (zero-copy, so they
+ * keep all of @payload alive); smaller ones, and everything else, are
+ * copied, so a small packet never keeps a large body alive.
  *
  * Thread-safe: may be called from any thread.
  *

@@ -32,6 +32,7 @@ typedef struct
   char                       *cookie_same_site;  /* NULL: none */
   guint                       max_sessions;      /* 0: unlimited */
   guint64                     send_queue_high_water; /* bytes */
+  guint64                     receive_queue_high_water; /* bytes */
   EngineIOBackpressurePolicy  backpressure;
   char                       *metrics_path;      /* NULL: no metrics endpoint */
   guint                       connection_timeout; /* s, libmicrohttpd's inactivity timeout */

@@ -66,6 +66,7 @@ struct _EngineIOServer
   guint                       max_sessions;
   guint                       loop_threads;
   guint64                     send_queue_high_water;
+  guint64                     receive_queue_high_water;
   EngineIOBackpressurePolicy  backpressure;
   GMainContext               *callback_context;   /* owned, nullable */
   char                       *metrics_path;
@@ -129,6 +130,7 @@ enum
   PROP_MAX_SESSIONS,
   PROP_LOOP_THREADS,
   PROP_SEND_QUEUE_HIGH_WATER,
+  PROP_RECEIVE_QUEUE_HIGH_WATER,
   PROP_BACKPRESSURE_POLICY,
   PROP_CALLBACK_CONTEXT,
   PROP_METRICS_PATH,
@@ -274,6 +276,7 @@ config_new_from_server (EngineIOServer  *self,
   config->cookie_same_site = g_strdup (self->cookie_same_site);
   config->max_sessions = self->max_sessions;
   config->send_queue_high_water = self->send_queue_high_water;
+  config->receive_queue_high_water = self->receive_queue_high_water;
   config->backpressure = self->backpressure;
   config->connection_timeout = self->connection_timeout;
   config->handshake_rate = self->handshake_rate;
@@ -1361,6 +1364,13 @@ engine_io_server_request_resumed (EngineIOServer  *self,
       return;
     }
 
+  if (req->kind == ENGINE_IO_REQUEST_POST && req->socket != NULL)
+    {
+      /* A POST held while its session was over its memory bound. */
+      engine_io_socket_handle_post_resumed (req->socket, req);
+      return;
+    }
+
   if (req->kind == ENGINE_IO_REQUEST_UPGRADE && req->socket != NULL)
     {
       g_autoptr(EngineIOConfig) config = server_get_config (self);
@@ -2253,6 +2263,7 @@ engine_io_server_set_property (GObject      *object,
     case PROP_MAX_SESSIONS: self->max_sessions = g_value_get_uint (value); break;
     case PROP_LOOP_THREADS: self->loop_threads = g_value_get_uint (value); break;
     case PROP_SEND_QUEUE_HIGH_WATER: self->send_queue_high_water = g_value_get_uint64 (value); break;
+    case PROP_RECEIVE_QUEUE_HIGH_WATER: self->receive_queue_high_water = g_value_get_uint64 (value); break;
     case PROP_BACKPRESSURE_POLICY: self->backpressure = g_value_get_enum (value); break;
     case PROP_CALLBACK_CONTEXT:
       g_clear_pointer (&self->callback_context, g_main_context_unref);
@@ -2306,6 +2317,7 @@ engine_io_server_get_property (GObject    *object,
     case PROP_MAX_SESSIONS: g_value_set_uint (value, self->max_sessions); break;
     case PROP_LOOP_THREADS: g_value_set_uint (value, self->loop_threads); break;
     case PROP_SEND_QUEUE_HIGH_WATER: g_value_set_uint64 (value, self->send_queue_high_water); break;
+    case PROP_RECEIVE_QUEUE_HIGH_WATER: g_value_set_uint64 (value, self->receive_queue_high_water); break;
     case PROP_BACKPRESSURE_POLICY: g_value_set_enum (value, self->backpressure); break;
     case PROP_CALLBACK_CONTEXT: g_value_set_boxed (value, self->callback_context); break;
     case PROP_METRICS_PATH: g_value_set_string (value, self->metrics_path); break;
@@ -2526,11 +2538,39 @@ engine_io_server_class_init (EngineIOServerClass *klass)
   /**
    * EngineIOServer:send-queue-high-water:
    *
-   * Bytes a socket may have queued for sending before
-   * #EngineIOServer:backpressure-policy applies; 0 for no limit.
+   * The memory, in bytes, a session may hold in packets waiting to be sent
+   * (0 for no limit). Counted in real bytes: each queued packet counts its
+   * data as allocated plus a fixed overhead for the packet, its #GBytes and
+   * the queue's bookkeeping (about 150 bytes on 64-bit glibc; an empty
+   * message costs that much, not 1 byte), and every packet type counts
+   * (messages, v3 pongs, pings, noops). Packets that client input is still
+   * to produce count as well: a session stops reading its client (a
+   * WebSocket is not read, a POST is held unanswered) while what it holds
+   * for sending and what it has read but not handled reaches this mark, and
+   * reads again once that is under half of it. A send (or a v3 pong) that
+   * would go over the mark is dealt with by
+   * #EngineIOServer:backpressure-policy.
    */
   properties[PROP_SEND_QUEUE_HIGH_WATER] =
     g_param_spec_uint64 ("send-queue-high-water", NULL, NULL, 0, G_MAXUINT64, 8 * 1024 * 1024, rw);
+
+  /**
+   * EngineIOServer:receive-queue-high-water:
+   *
+   * The memory, in bytes, a session may hold in messages waiting for
+   * engine_io_socket_receive() (messages no #EngineIOSocket::message handler
+   * took); 0 for no limit. Counted in real bytes like
+   * #EngineIOServer:send-queue-high-water (a queued message costs its data
+   * as allocated plus about 100 bytes). When the queue and the messages read
+   * but not yet handled reach the mark the session stops reading its client
+   * (back-pressure: a WebSocket is not read, a POST is held unanswered) until
+   * engine_io_socket_receive() has taken it under half of the mark. Should
+   * the queue still grow to twice the mark, the session is closed
+   * (%ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR, "receive queue over its
+   * limit").
+   */
+  properties[PROP_RECEIVE_QUEUE_HIGH_WATER] =
+    g_param_spec_uint64 ("receive-queue-high-water", NULL, NULL, 0, G_MAXUINT64, 8 * 1024 * 1024, rw);
 
   /**
    * EngineIOServer:backpressure-policy:
@@ -2638,11 +2678,13 @@ engine_io_server_class_init (EngineIOServerClass *klass)
    *
    * Messages per second each session may receive from its client (a
    * token bucket of #EngineIOServer:message-burst tokens refilled at this
-   * rate); 0 (default) for no limit. Counts message packets (`4`) over
-   * both transports and protocol versions, when they arrive (a polling
-   * POST's messages all at once); heartbeats and other control packets
-   * are not counted. Past the rate, #EngineIOServer:message-rate-policy
-   * decides: close the session or drop the message.
+   * rate); 0 (default) for no limit. Counts message packets (`4`) and
+   * pings (`2`: a v3 client's ping costs a pong, so a ping flood counts as
+   * a message flood) over both transports and protocol versions, when
+   * they arrive (a polling POST's packets as they are read from its body);
+   * pongs, noops and the other control packets are not counted. Past the
+   * rate, #EngineIOServer:message-rate-policy decides: close the session
+   * or drop the packet.
    *
    * Threads: polling POSTs are counted on libmicrohttpd's threads, and
    * WebSocket messages in the session's main context, both under the
@@ -2753,6 +2795,7 @@ engine_io_server_init (EngineIOServer *self)
   self->cookie_http_only = TRUE;
   self->cookie_same_site = g_strdup ("Lax");
   self->send_queue_high_water = 8 * 1024 * 1024;
+  self->receive_queue_high_water = 8 * 1024 * 1024;
   self->backpressure = ENGINE_IO_BACKPRESSURE_CLOSE;
   self->connection_timeout = 30;
   self->message_policy = ENGINE_IO_RATE_LIMIT_CLOSE;

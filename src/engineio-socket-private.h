@@ -31,6 +31,10 @@ gboolean        engine_io_socket_begin_post          (EngineIOSocket    *self,
 void            engine_io_socket_handle_post         (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       GBytes            *body);
+/* A POST the session held (suspended) while it was over its memory bound:
+ * reads the rest of its body, or holds it again. */
+void            engine_io_socket_handle_post_resumed (EngineIOSocket    *self,
+                                                      EngineIORequest   *req);
 void            engine_io_socket_request_finished    (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       gboolean           completed);

@@ -29,6 +29,12 @@
  * #EngineIOSocket::message, or, for thread-style code, through the blocking
  * engine_io_socket_receive(): a message for which no ::message handler is
  * connected when it is dispatched goes to the receive queue instead.
+ *
+ * What a client can make a session hold is bounded in real bytes: packets
+ * queued for sending by #EngineIOServer:send-queue-high-water, messages
+ * waiting in the receive queue by #EngineIOServer:receive-queue-high-water.
+ * At either mark the session stops reading its client (back-pressure)
+ * until the queue is under half of it.
  */
 
 typedef enum
@@ -61,6 +67,7 @@ typedef struct
   EventKind            kind;
   EngineIOPacket      *packet;       /* EVENT_PACKET */
   GPtrArray           *items;        /* EVENT_FLUSHED: SendItem* */
+  gsize                size;         /* EVENT_PACKET: counted in inbound_bytes */
   EngineIOCloseReason  reason;       /* EVENT_CLOSE */
   char                *description;  /* EVENT_CLOSE */
   EngineIOWebSocket   *ws;           /* EVENT_WS_ATTACH */
@@ -86,7 +93,13 @@ struct _EngineIOSocket
   EngineIORequest         *active_get;    /* (lock) the poll attached to us, if any */
   gboolean                 post_active;   /* (lock) a POST is reading its body */
   int                      transport;     /* (atomic) EngineIOTransportType */
-  guint64                  queued_bytes;  /* (lock) bytes in @outbound */
+  guint64                  queued_bytes;  /* (lock) real bytes in @outbound (item_size()) */
+  guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
+  guint                    inbound_packets; /* (lock) EVENT_PACKETs in @inbound */
+  guint64                  received_bytes;/* (lock) real bytes in @received */
+  gboolean                 input_paused;  /* (lock) the client is not read (back-pressure) */
+  EngineIORequest         *post_req;      /* (lock) the POST being read, if any */
+  EngineIORequest         *held_post;     /* (lock) that POST, suspended while input_paused */
   gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
   gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
   gboolean                 lingering;     /* (lock) closing, waiting for one last poll */
@@ -100,6 +113,12 @@ struct _EngineIOSocket
 
   /* Messages nobody handled, for engine_io_socket_receive(). */
   GAsyncQueue             *received;
+
+  /* The body of the POST being read (@post_req), read a round of packets
+   * at a time: only its serving thread touches these. */
+  GBytes                  *post_payload;
+  EngineIOPayloadReader    post_reader;
+  gboolean                 post_validated; /* the whole body is known to decode */
 
   /* Session context only. */
   EngineIOLoop            *loop;          /* released when the session ends */
@@ -201,10 +220,29 @@ send_item_free (SendItem *item)
   g_free (item);
 }
 
+/* Payload bytes, for the byte counters of the metrics. */
 static gsize
 packet_size (EngineIOPacket *packet)
 {
   return g_bytes_get_size (engine_io_packet_get_data (packet)) + 1;
+}
+
+/* Memory accounting, in real bytes (see #EngineIOServer:send-queue-high-water):
+ * a packet's footprint (engine_io_packet_get_footprint(): its struct, its
+ * GBytes, its data as allocated, what a slice keeps alive) plus what
+ * holding it in each queue costs. On 64-bit glibc an empty message queued
+ * for sending is 112 bytes, a 2-byte one 192; a received one 32 + 32 or
+ * 112 + 32; a read one waiting for the session context 32 + 96. */
+#define QUEUE_LINK_SIZE ENGINE_IO_ALLOC_SIZE (sizeof (GList))  /* GAsyncQueue's GQueue link */
+#define SEND_ITEM_OVERHEAD (ENGINE_IO_ALLOC_SIZE (sizeof (SendItem)) + QUEUE_LINK_SIZE)
+#define EVENT_OVERHEAD (ENGINE_IO_ALLOC_SIZE (sizeof (Event)) + QUEUE_LINK_SIZE)
+#define RECEIVED_OVERHEAD QUEUE_LINK_SIZE
+
+/* What a packet in the outbound queue costs. */
+static gsize
+item_size (EngineIOPacket *packet)
+{
+  return engine_io_packet_get_footprint (packet) + SEND_ITEM_OVERHEAD;
 }
 
 static void
@@ -254,9 +292,40 @@ post_event_locked (EngineIOSocket *self,
       event_free (event);
       return FALSE;
     }
+  if (event->kind == EVENT_PACKET)
+    {
+      event->size = engine_io_packet_get_footprint (event->packet) + EVENT_OVERHEAD;
+      self->inbound_bytes += event->size;
+      self->inbound_packets++;
+    }
   g_async_queue_push (self->inbound, event);
   schedule_drain_locked (self);
   return TRUE;
+}
+
+/* Called with the lock held: whether the session should not read its
+ * client now (back-pressure). What client input can make a session hold
+ * is what it has read and not handled (@inbound_bytes) plus what that
+ * turns into: packets to send (@queued_bytes: echoes, v3 pongs) or
+ * messages for engine_io_socket_receive() (@received_bytes). Reading stops
+ * when either reaches its mark, and (with @paused, the session is not
+ * reading) starts again once both are under half of it. A WebSocket also
+ * pauses while more than INBOUND_PAUSE packets wait for slow handlers. */
+static gboolean
+input_over_locked (EngineIOSocket *self,
+                   gboolean        paused)
+{
+  guint64 send_mark = self->config->send_queue_high_water;
+  guint64 receive_mark = self->config->receive_queue_high_water;
+  guint64 out = self->queued_bytes + self->inbound_bytes;
+  guint64 in = self->received_bytes + self->inbound_bytes;
+
+  if (send_mark > 0 && out >= (paused ? send_mark / 2 : send_mark))
+    return TRUE;
+  if (receive_mark > 0 && in >= (paused ? receive_mark / 2 : receive_mark))
+    return TRUE;
+  return g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_WEBSOCKET &&
+         self->inbound_packets >= (paused ? INBOUND_PAUSE / 4 : INBOUND_PAUSE);
 }
 
 static void
@@ -270,14 +339,18 @@ post_event (EngineIOSocket *self,
 
 /* message-rate. Called with the lock held, where a packet arrives (a
  * POST's serving thread, or the session context for WebSocket): whether
- * it may go on. Only message packets count. A message over the rate is
- * counted here when the policy drops it; closing is the caller's. */
+ * it may go on. Messages count, and so do pings (a v3 client's ping costs
+ * a pong, so a ping flood is a message flood); pongs, noops, close and
+ * upgrade packets do not. A packet over the rate is counted here when the
+ * policy drops it; closing is the caller's. */
 static gboolean
 message_within_rate_locked (EngineIOSocket *self,
                             EngineIOPacket *packet)
 {
+  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+
   if (self->config->message_rate <= 0 ||
-      engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_MESSAGE)
+      (type != ENGINE_IO_PACKET_MESSAGE && type != ENGINE_IO_PACKET_PING))
     return TRUE;
   if (engine_io_token_bucket_take (&self->message_bucket, self->config->message_rate,
                                    self->config->message_capacity, g_get_monotonic_time ()))
@@ -288,6 +361,7 @@ message_within_rate_locked (EngineIOSocket *self,
 }
 
 #define RATE_LIMITED_DESCRIPTION "the client sent messages faster than message-rate allows"
+#define RECEIVE_OVER_DESCRIPTION "receive queue over its limit"
 
 /* At most this many packets go in one poll response while the session is
  * open: python-engineio (Debian's 4.x) rejects payloads of more than 16
@@ -327,10 +401,11 @@ take_outbound_locked (EngineIOSocket *self,
          (item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
     {
       gsize size = packet_size (item->packet);
+      gsize held = item_size (item->packet);
 
       g_ptr_array_add (packets, engine_io_packet_ref (item->packet));
       taken += size;
-      self->queued_bytes = self->queued_bytes > size ? self->queued_bytes - size : 0;
+      self->queued_bytes = self->queued_bytes > held ? self->queued_bytes - held : 0;
       if (drain || item->callback != NULL)
         {
           if (notify_items == NULL)
@@ -342,6 +417,10 @@ take_outbound_locked (EngineIOSocket *self,
     }
   if (g_async_queue_length_unlocked (self->outbound) == 0)
     self->queued_bytes = 0;
+
+  /* The session context decides whether its client may be read again. */
+  if (self->input_paused && packets->len > 0 && self->state != STATE_CLOSED)
+    schedule_drain_locked (self);
 
   if (packets->len > 0)
     {
@@ -395,7 +474,8 @@ socket_enqueue (EngineIOSocket       *self,
 {
   EngineIORequest *resume = NULL;
   SendItem *item;
-  gsize size = packet_size (packet);
+  gsize size = item_size (packet);
+  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
   gboolean close_for_backpressure = FALSE;
 
   g_async_queue_lock (self->outbound);
@@ -416,9 +496,12 @@ socket_enqueue (EngineIOSocket       *self,
       return FALSE;
     }
 
+  /* Every packet counts against the mark; the policy applies to messages
+   * and to v3 pongs (the client's pings make those). The open packet and
+   * our pings are queued anyway: one per session, one per ping interval. */
   if (self->config->send_queue_high_water > 0 &&
       self->queued_bytes + size > self->config->send_queue_high_water &&
-      engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE)
+      (type == ENGINE_IO_PACKET_MESSAGE || type == ENGINE_IO_PACKET_PONG))
     {
       switch (self->config->backpressure)
         {
@@ -628,7 +711,28 @@ handle_packet (EngineIOSocket *self,
             g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, engine_io_packet_get_text (packet, NULL), NULL);
         }
       else
-        g_async_queue_push (self->received, engine_io_packet_ref (packet));
+        {
+          /* For engine_io_socket_receive(). Reading stops at the receive
+           * mark (input_over_locked()), so the queue passes twice the mark
+           * only if something is badly wrong: then the session ends. */
+          gsize size = engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD;
+          guint64 mark = self->config->receive_queue_high_water;
+          gboolean over;
+
+          g_async_queue_lock (self->outbound);
+          over = mark > 0 && self->received_bytes + size > 2 * mark;
+          if (!over)
+            {
+              self->received_bytes += size;
+              g_async_queue_push (self->received, engine_io_packet_ref (packet));
+            }
+          g_async_queue_unlock (self->outbound);
+          if (over)
+            {
+              self->ws_close_code = 1008;  /* policy violation */
+              socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR, RECEIVE_OVER_DESCRIPTION);
+            }
+        }
       break;
 
     case ENGINE_IO_PACKET_CLOSE:
@@ -645,6 +749,32 @@ handle_packet (EngineIOSocket *self,
     }
 }
 
+
+/* Session context: stops or starts reading the client, as
+ * input_over_locked() says: pauses the WebSocket, or resumes the POST held
+ * while the session was over its bound. A session that is no longer open
+ * reads again (a WebSocket's close must be read; a held POST is answered). */
+static void
+update_input (EngineIOSocket *self)
+{
+  EngineIORequest *resume = NULL;
+  gboolean paused;
+
+  g_async_queue_lock (self->outbound);
+  paused = self->state == STATE_OPEN && input_over_locked (self, self->input_paused);
+  self->input_paused = paused;
+  if (!paused && self->held_post != NULL)
+    {
+      resume = g_steal_pointer (&self->held_post);
+      resume->suspended = FALSE;
+    }
+  g_async_queue_unlock (self->outbound);
+
+  if (self->ws != NULL && !self->ws_probe)
+    engine_io_websocket_set_paused (self->ws, paused);
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+}
 
 /* WebSocket (session context) */
 
@@ -906,8 +1036,7 @@ ws_message_cb (EngineIOWebSocket *ws,
         event->kind = EVENT_PACKET;
         event->packet = g_steal_pointer (&packet);
         post_event (self, event);
-        if (g_async_queue_length (self->inbound) > INBOUND_PAUSE)
-          engine_io_websocket_set_paused (ws, TRUE);
+        update_input (self);
         return;
       }
 
@@ -923,6 +1052,7 @@ ws_message_cb (EngineIOWebSocket *ws,
     g_async_queue_unlock (self->outbound);
     self->inline_spent += g_get_monotonic_time () - now;
     ws_flush_outbound (self);
+    update_input (self);
   }
 }
 
@@ -1038,6 +1168,13 @@ drain_inbound_cb (gpointer data)
       event = g_async_queue_try_pop (self->inbound);
       if (event == NULL)
         break;
+      if (event->kind == EVENT_PACKET)
+        {
+          g_async_queue_lock (self->outbound);
+          self->inbound_bytes -= MIN (self->inbound_bytes, event->size);
+          self->inbound_packets -= MIN (self->inbound_packets, 1);
+          g_async_queue_unlock (self->outbound);
+        }
       handle_event (self, event);
       event_free (event);
       if (g_get_monotonic_time () > deadline)
@@ -1045,8 +1182,7 @@ drain_inbound_cb (gpointer data)
     }
   if (self->state == STATE_OPEN)
     ws_flush_outbound (self);
-  if (self->ws != NULL && g_async_queue_length (self->inbound) < INBOUND_PAUSE / 4)
-    engine_io_websocket_set_paused (self->ws, FALSE);
+  update_input (self);
 
   if (g_async_queue_length (self->inbound) > 0)
     return G_SOURCE_CONTINUE;  /* still scheduled: drain_pending stays set */
@@ -1135,6 +1271,7 @@ socket_do_close (EngineIOSocket      *self,
       SendItem *item = g_new0 (SendItem, 1);
       item->packet = engine_io_packet_new (ENGINE_IO_PACKET_CLOSE);
       g_async_queue_push_unlocked (self->outbound, item);
+      self->queued_bytes += item_size (item->packet);
       resume = kick_transport_locked (self);
     }
   g_async_queue_unlock (self->outbound);
@@ -1162,6 +1299,9 @@ socket_do_close (EngineIOSocket      *self,
       waiting = TRUE;
     }
 
+  /* Reads again: a held POST is answered, a WebSocket's close is read. */
+  update_input (self);
+
   if (linger)
     self->timeout_source = add_timeout (self, MIN (CLOSE_LINGER_MS, self->config->ping_timeout),
                                         linger_timeout_cb, "[engineio] close linger");
@@ -1176,6 +1316,7 @@ socket_finish_close (EngineIOSocket *self)
 {
   g_autoptr(EngineIOSocket) hold = g_object_ref (self);  /* alive until the end */
   g_autoptr(GPtrArray) leftover = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
+  EngineIORequest *held_post;
   SendItem *item;
   Event *event;
 
@@ -1191,7 +1332,15 @@ socket_finish_close (EngineIOSocket *self)
   while ((item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
     g_ptr_array_add (leftover, item);
   self->queued_bytes = 0;
+  held_post = g_steal_pointer (&self->held_post);
+  if (held_post != NULL)
+    held_post->suspended = FALSE;
+  self->input_paused = FALSE;
   g_async_queue_unlock (self->outbound);
+
+  /* A POST held for back-pressure is answered (the session is gone). */
+  if (held_post != NULL)
+    engine_io_core_request_resume (held_post);
 
   /* Events that raced with the close: only flushes still matter. */
   while ((event = g_async_queue_try_pop (self->inbound)) != NULL)
@@ -1200,6 +1349,10 @@ socket_finish_close (EngineIOSocket *self)
         call_send_callbacks (self, event->items, TRUE);
       event_free (event);
     }
+  g_async_queue_lock (self->outbound);
+  self->inbound_bytes = 0;
+  self->inbound_packets = 0;
+  g_async_queue_unlock (self->outbound);
 
   call_send_callbacks (self, leftover, FALSE);
 
@@ -1244,6 +1397,7 @@ engine_io_socket_finalize (GObject *object)
   if (self->user_data_destroy != NULL)
     self->user_data_destroy (self->user_data);
   g_mutex_clear (&self->user_data_lock);
+  g_clear_pointer (&self->post_payload, g_bytes_unref);
 
   g_byte_array_unref (self->frame);
   g_ptr_array_unref (self->dying_ws);
@@ -1649,6 +1803,7 @@ engine_io_socket_begin_post (EngineIOSocket  *self,
     }
 
   self->post_active = TRUE;
+  self->post_req = req;
   req->kind = ENGINE_IO_REQUEST_POST;
   req->socket = g_object_ref (self);
   g_async_queue_unlock (self->outbound);
@@ -1713,29 +1868,83 @@ jsonp_post_payload (GBytes  *body,
   return g_string_free_to_bytes (out);
 }
 
-void
-engine_io_socket_handle_post (EngineIOSocket  *self,
-                              EngineIORequest *req,
-                              GBytes          *body)
+/* Packets (by their footprint) one round of a POST reads out of its body
+ * before handing them to the session and looking at its bound again. */
+#define POST_ROUND_BYTES (64 * 1024)
+
+/* Called with the lock held: the active POST is done with its body. */
+static GBytes *
+post_done_locked (EngineIOSocket *self)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) packets = NULL;
-  g_autoptr(GBytes) payload = NULL;
-  gboolean accepted = FALSE;
-  gboolean rate_limited = FALSE;
-
-  if (self->version == ENGINE_IO_PROTOCOL_V3 && g_hash_table_contains (req->query, "j"))
-    payload = jsonp_post_payload (body, &error);
-  else
-    payload = g_bytes_ref (body);
-
-  if (payload != NULL)
-    packets = engine_io_payload_decode (post_format (self, req), payload, &error);
-
-  g_async_queue_lock (self->outbound);
   self->post_active = FALSE;
-  if (packets != NULL && self->state == STATE_OPEN)
+  self->post_req = NULL;
+  return g_steal_pointer (&self->post_payload);
+}
+
+/* Serving thread of the active POST: reads its body a round of packets at
+ * a time and hands them to the session. While the session is over its
+ * bound (input_over_locked()) the POST is held, suspended and unanswered,
+ * until the session context resumes it (update_input()); then this goes
+ * on where it stopped. The body is checked whole before its first packet
+ * is handed over: a malformed body delivers nothing. */
+static void
+post_continue (EngineIOSocket  *self,
+               EngineIORequest *req)
+{
+  for (;;)
     {
+      g_autoptr(GPtrArray) packets = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GBytes) done_payload = NULL;
+      gsize round = 0;
+      gboolean rate_limited = FALSE;
+      gboolean done;
+
+      g_async_queue_lock (self->outbound);
+      if (self->state != STATE_OPEN)
+        {
+          done_payload = post_done_locked (self);
+          g_async_queue_unlock (self->outbound);
+          engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+          return;
+        }
+      if (input_over_locked (self, self->input_paused))
+        {
+          /* Back-pressure: the rest of the body waits. */
+          self->input_paused = TRUE;
+          self->held_post = req;
+          req->suspended = TRUE;
+          engine_io_core_request_suspend (self->server, req);
+          g_async_queue_unlock (self->outbound);
+          return;
+        }
+      g_async_queue_unlock (self->outbound);
+
+      packets = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_packet_unref);
+      while (!self->post_reader.done && round < POST_ROUND_BYTES)
+        {
+          EngineIOPacket *packet = engine_io_payload_reader_next (&self->post_reader, &error);
+
+          if (packet == NULL)
+            break;
+          round += engine_io_packet_get_footprint (packet) + EVENT_OVERHEAD;
+          g_ptr_array_add (packets, packet);
+        }
+      if (error == NULL && !self->post_validated && !self->post_reader.done)
+        engine_io_payload_reader_validate_rest (&self->post_reader, &error);
+      self->post_validated = TRUE;
+
+      if (error != NULL)
+        {
+          g_async_queue_lock (self->outbound);
+          done_payload = post_done_locked (self);
+          g_async_queue_unlock (self->outbound);
+          engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
+          engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
+          return;
+        }
+
+      g_async_queue_lock (self->outbound);
       for (guint i = 0; i < packets->len; i++)
         {
           Event *event;
@@ -1752,32 +1961,74 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
           event->packet = engine_io_packet_ref (g_ptr_array_index (packets, i));
           post_event_locked (self, event);
         }
-      accepted = TRUE;
-    }
-  g_async_queue_unlock (self->outbound);
+      done = rate_limited || self->post_reader.done;
+      if (done)
+        done_payload = post_done_locked (self);
+      g_async_queue_unlock (self->outbound);
 
-  if (packets == NULL)
+      if (!done)
+        continue;
+
+      /* The POST itself succeeded; the session ends (a waiting poll gets `1`). */
+      if (rate_limited)
+        engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_RATE_LIMITED, RATE_LIMITED_DESCRIPTION);
+
+      {
+        static const char ok[] = "ok";
+        g_autoptr(GBytes) ok_bytes = g_bytes_new_static (ok, 2);
+        engine_io_core_respond (self->config, req, 200, "text/html", ok_bytes);
+      }
+      return;
+    }
+}
+
+void
+engine_io_socket_handle_post (EngineIOSocket  *self,
+                              EngineIORequest *req,
+                              GBytes          *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  gboolean ok = FALSE;
+
+  if (self->version == ENGINE_IO_PROTOCOL_V3 && g_hash_table_contains (req->query, "j"))
+    payload = jsonp_post_payload (body, &error);
+  else
+    payload = g_bytes_ref (body);
+
+  if (payload != NULL)
     {
+      gsize length;
+      const guint8 *data = g_bytes_get_data (payload, &length);
+
+      ok = engine_io_payload_reader_init (&self->post_reader, post_format (self, req),
+                                          data, length, payload, &error);
+    }
+
+  if (!ok)
+    {
+      g_autoptr(GBytes) done_payload = NULL;
+
+      g_async_queue_lock (self->outbound);
+      done_payload = post_done_locked (self);
+      g_async_queue_unlock (self->outbound);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
       engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
       return;
     }
 
-  if (!accepted)
-    {
-      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
-      return;
-    }
+  /* The reader points into the payload: they live and go together. */
+  g_clear_pointer (&self->post_payload, g_bytes_unref);
+  self->post_payload = g_steal_pointer (&payload);
+  self->post_validated = FALSE;
+  post_continue (self, req);
+}
 
-  /* The POST itself succeeded; the session ends (a waiting poll gets `1`). */
-  if (rate_limited)
-    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_RATE_LIMITED, RATE_LIMITED_DESCRIPTION);
-
-  {
-    static const char ok[] = "ok";
-    g_autoptr(GBytes) ok_bytes = g_bytes_new_static (ok, 2);
-    engine_io_core_respond (self->config, req, 200, "text/html", ok_bytes);
-  }
+void
+engine_io_socket_handle_post_resumed (EngineIOSocket  *self,
+                                      EngineIORequest *req)
+{
+  post_continue (self, req);
 }
 
 void
@@ -1785,9 +2036,17 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)
 {
+  g_autoptr(GBytes) post_payload = NULL;
+
   g_async_queue_lock (self->outbound);
-  if (req->kind == ENGINE_IO_REQUEST_POST)
-    self->post_active = FALSE;   /* a POST that never completed its body */
+  if (req->kind == ENGINE_IO_REQUEST_POST && self->post_req == req)
+    {
+      /* A POST that never completed its body, or whose connection failed
+       * while it was held. */
+      if (self->held_post == req)
+        self->held_post = NULL;
+      post_payload = post_done_locked (self);
+    }
   if (self->active_get == req)
     {
       /* A poll that ended without carrying anything (its client went away
@@ -2420,6 +2679,16 @@ engine_io_socket_close (EngineIOSocket *self)
  * is dispatched. Meant for thread-style code; must not be called from the
  * socket's own main context (it would wait for itself).
  *
+ * The queue is bounded by #EngineIOServer:receive-queue-high-water, in
+ * real bytes (each message counts its data as allocated plus about 100
+ * bytes): when it is full the session stops reading its client, and reads
+ * again once this function has taken the queue under half of the mark.
+ * While paused, the client's heartbeat answers are not read either: a
+ * session whose queue is not taken from within #EngineIOServer:ping-interval
+ * plus #EngineIOServer:ping-timeout ends with `ping timeout`. Connect a
+ * ::message handler instead if the application does not want messages
+ * queued at all.
+ *
  * Messages already queued are returned even after the session closed;
  * then it fails with %ENGINE_IO_ERROR_CLOSED. Cancelling fails it with
  * %ENGINE_IO_ERROR_CANCELLED.
@@ -2461,6 +2730,14 @@ engine_io_socket_receive (EngineIOSocket  *self,
                        "Socket “%s” is closed", self->id);
           return NULL;
         }
+
+      /* Taken off the queue: the session may read its client again. */
+      g_async_queue_lock (self->outbound);
+      self->received_bytes -= MIN (self->received_bytes,
+                                   engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD);
+      if (self->input_paused && self->state != STATE_CLOSED)
+        schedule_drain_locked (self);
+      g_async_queue_unlock (self->outbound);
       return packet;
     }
 }

@@ -1020,8 +1020,8 @@ test_message_rate_control_packets (Fixture       *f,
   const char *noops[] = { "6", "6", "6", "6", "6", "4a", NULL };
   const char *over[] = { "4b", NULL };
 
-  g_test_summary ("Only message packets count: five noops and then a message pass a burst of "
-                  "1; the next message closes with 1008");
+  g_test_summary ("Only messages (and pings) count: five noops and then a message pass a burst "
+                  "of 1; the next message closes with 1008");
 
   g_object_set (f->server, "message-rate", 0.001, "message-burst", 1u, NULL);
   test_require (start (f));

@@ -1023,33 +1023,54 @@ static void
 test_payload_zero_copy (void)
 {
   static const char raw[] = "\x00\x02\xff" "4a" "\x01\x04\xff" "\x04\x01\x02\x03" "\x01\x01\xff" "\x04";
-  g_autoptr(GBytes) payload = g_bytes_new (raw, sizeof raw - 1);
+  g_autoptr(GBytes) payload = NULL;
   g_autoptr(GPtrArray) packets = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GByteArray) big = g_byte_array_new ();
   const guint8 *base;
   gsize size;
   GBytes *data;
+  guint8 large[40];
 
-  g_test_summary ("Binary packets of a v3 binary payload point inside the payload's buffer; "
-                  "without an owner they are copies.");
+  g_test_summary ("Binary packets of a v3 binary payload point inside the payload's buffer when "
+                  "they are at least half of it; smaller ones are copies (a small packet must "
+                  "not keep a large body alive), and so is everything without an owner.");
+
+  /* The small packets of `raw`, then a 40-byte one: more than half. */
+  g_byte_array_append (big, (const guint8 *) raw, sizeof raw - 1);
+  for (guint i = 0; i < sizeof large; i++)
+    large[i] = (guint8) i;
+  g_byte_array_append (big, (const guint8 *) "\x01\x04\x01\xff\x04", 5);
+  g_byte_array_append (big, large, sizeof large);
+  payload = g_byte_array_free_to_bytes (g_steal_pointer (&big));
 
   base = g_bytes_get_data (payload, &size);
   packets = engine_io_payload_decode (ENGINE_IO_PAYLOAD_V3_BINARY, payload, &error);
   g_assert_no_error (error);
-  g_assert_cmpuint (packets->len, ==, 3);
+  g_assert_cmpuint (packets->len, ==, 4);
 
+  /* 3 bytes of 62: copied, and counts only itself. */
   data = engine_io_packet_get_data (packets->pdata[1]);
   g_assert_cmpuint (g_bytes_get_size (data), ==, 3);
-  g_assert_true ((const guint8 *) g_bytes_get_data (data, NULL) == base + 9);
+  g_assert_true ((const guint8 *) g_bytes_get_data (data, NULL) != base + 9);
+  assert_binary_packet (packets->pdata[1], ENGINE_IO_PACKET_MESSAGE, "\x01\x02\x03", 3);
+  g_assert_cmpuint (engine_io_packet_get_footprint (packets->pdata[1]), <, 200);
   assert_binary_packet (packets->pdata[2], ENGINE_IO_PACKET_MESSAGE, "", 0);
+
+  /* 40 bytes of 62: a slice, whose footprint counts the rest of the
+   * payload it keeps alive. */
+  data = engine_io_packet_get_data (packets->pdata[3]);
+  g_assert_cmpuint (g_bytes_get_size (data), ==, sizeof large);
+  g_assert_true ((const guint8 *) g_bytes_get_data (data, NULL) == base + size - sizeof large);
+  g_assert_cmpuint (engine_io_packet_get_footprint (packets->pdata[3]), >=, size);
 
   /* The packet keeps the payload's memory alive. */
   {
-    g_autoptr(EngineIOPacket) keep = engine_io_packet_ref (packets->pdata[1]);
+    g_autoptr(EngineIOPacket) keep = engine_io_packet_ref (packets->pdata[3]);
 
     g_clear_pointer (&packets, g_ptr_array_unref);
     g_clear_pointer (&payload, g_bytes_unref);
-    assert_binary_packet (keep, ENGINE_IO_PACKET_MESSAGE, "\x01\x02\x03", 3);
+    assert_binary_packet (keep, ENGINE_IO_PACKET_MESSAGE, (const char *) large, sizeof large);
   }
 
   packets = engine_io_payload_decode_data (ENGINE_IO_PAYLOAD_V3_BINARY, (const guint8 *) raw,

@@ -34,14 +34,17 @@ typedef enum /*< flags >*/
 /**
  * EngineIOBackpressurePolicy:
  * @ENGINE_IO_BACKPRESSURE_KEEP_QUEUING: queue past the high-water mark;
- *   memory grows with a slow reader
+ *   memory grows with a slow reader (what the application sends; the
+ *   session still stops reading its client at the mark)
  * @ENGINE_IO_BACKPRESSURE_DROP_NEWEST: refuse packets sent past the mark
- *   (the send fails with %ENGINE_IO_ERROR_QUEUE_FULL)
+ *   (the send fails with %ENGINE_IO_ERROR_QUEUE_FULL; a v3 pong past it is
+ *   not sent)
  * @ENGINE_IO_BACKPRESSURE_CLOSE: close the session (reason `transport error`)
- *   when a send would pass the mark
+ *   when a send (or a v3 pong) would pass the mark
  *
  * What a send does when a socket's outgoing queue is over
- * #EngineIOServer:send-queue-high-water.
+ * #EngineIOServer:send-queue-high-water (counted in real bytes: see
+ * there).
  */
 typedef enum
 {

@@ -582,7 +582,9 @@ test_upgrade (Fixture       *f,
   pending = test_http_receive (f->http, TEST_TIMEOUT_MS, &error);
   g_assert_no_error (error);
   test_require (pending != NULL);
-  test_require (packets_equal (test_eio_poll_packets (pending, p->eio), noop));
+  packets = test_eio_poll_packets (pending, p->eio);
+  test_require (packets_equal (packets, noop));
+  g_clear_pointer (&packets, g_ptr_array_unref);
 
   /* A second probe while this one is open is refused. */
   {

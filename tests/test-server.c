@@ -511,6 +511,77 @@ test_handshake_open (Fixture       *f,
 }
 
 static void
+test_handshake_defaults (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(TestOpenPacket) open_v3 = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(GPtrArray) v3_packets = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize sid_bytes = 0;
+
+  g_test_summary ("A server left at its defaults opens sessions with the reference's values: "
+                  "pingInterval 25000, pingTimeout 20000, maxPayload 1000000, the websocket "
+                  "upgrade, and a sid of 144 random bits in URL-safe base64 (24 characters); "
+                  "v3 the same (the reference sends maxPayload to v3 clients too)");
+
+  g_object_set (f->server, "allow-eio3", TRUE, NULL);
+  fixture_start (f);
+
+  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  test_require (packets != NULL && open != NULL);
+  g_assert_cmpuint (packets->len, ==, 1);
+  g_assert_cmpint (open->ping_interval, ==, 25000);
+  g_assert_cmpint (open->ping_timeout, ==, 20000);
+  g_assert_cmpint (open->max_payload, ==, 1000000);
+  test_require (open->upgrades != NULL);
+  g_assert_cmpuint (g_strv_length (open->upgrades), ==, 1);
+  g_assert_cmpstr (open->upgrades[0], ==, "websocket");
+  /* 144 bits are 18 bytes: 24 base64url characters, no padding. */
+  g_assert_cmpuint (strlen (open->sid), ==, 24);
+  g_assert_true (test_sid_is_url_safe (open->sid));
+  g_assert_null (strchr (open->sid, '.'));
+  {
+    g_autofree char *standard = g_strdup (open->sid);
+    g_autofree guchar *decoded = NULL;
+
+    g_strdelimit (standard, "-", '+');
+    g_strdelimit (standard, "_", '/');
+    decoded = g_base64_decode (standard, &sid_bytes);
+    g_assert_cmpuint (sid_bytes, ==, 18);
+  }
+  /* The JSON has these five fields and no others. */
+  {
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    JsonObject *object;
+
+    test_require (json_parser_load_from_data (parser, open->json, -1, &error));
+    object = json_node_get_object (json_parser_get_root (parser));
+    g_assert_cmpuint (json_object_get_size (object), ==, 5);
+  }
+
+  response = test_http_get (f->http, "/engine.io/?EIO=3&transport=polling");
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 200);
+  v3_packets = test_payload_v3_split (response->body, &error);
+  g_assert_no_error (error);
+  test_require (v3_packets != NULL && v3_packets->len >= 1);
+  test_require (((const char *) g_ptr_array_index (v3_packets, 0))[0] == '0');
+  open_v3 = test_open_packet_parse ((const char *) g_ptr_array_index (v3_packets, 0) + 1, &error);
+  g_assert_no_error (error);
+  test_require (open_v3 != NULL);
+  g_assert_cmpint (open_v3->ping_interval, ==, 25000);
+  g_assert_cmpint (open_v3->ping_timeout, ==, 20000);
+  g_assert_cmpint (open_v3->max_payload, ==, 1000000);
+  g_assert_cmpuint (g_strv_length (open_v3->upgrades), ==, 1);
+  g_assert_cmpstr (open_v3->upgrades[0], ==, "websocket");
+  g_assert_cmpuint (strlen (open_v3->sid), ==, 24);
+  g_assert_true (test_sid_is_url_safe (open_v3->sid));
+}
+
+static void
 test_handshake_no_upgrades (Fixture       *f,
                             gconstpointer  data)
 {
@@ -2416,6 +2487,54 @@ test_v3_jsonp (Fixture       *f,
 }
 
 static void
+test_v4_jsonp_ignored (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autofree char *target = NULL;
+  g_autofree char *body = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(TestResponse) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  const char *text = "quote\" newline\n u2028\xe2\x80\xa8";
+
+  g_test_summary ("v4 has no JSONP (PROTOCOL.md; v4 clients have none): with j=N the "
+                  "handshake, polls and POSTs are the plain v4 ones, never a script "
+                  "(___eio[N](…), text/javascript) another site could include");
+
+  fixture_start (f);
+
+  /* handshake_packets() checks text/plain and the plain open packet. */
+  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling&j=0", &open);
+  test_require (packets != NULL && open != NULL);
+  g_assert_cmpuint (packets->len, ==, 1);
+  sid = g_strdup (open->sid);
+  target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&j=3&sid=%s", sid);
+  socket = get_socket (f, sid);
+  test_require (socket != NULL);
+
+  /* A poll: the v4 payload as it is, nothing escaped. */
+  g_assert_true (engine_io_socket_send_text (socket, text, NULL));
+  g_assert_true (engine_io_socket_send_text (socket, "second", NULL));
+  poll = test_http_get (f->http, target);
+  test_require (poll != NULL);
+  g_assert_cmpuint (poll->status, ==, 200);
+  g_assert_cmpstr (test_response_header (poll, "Content-Type"), ==, "text/plain; charset=UTF-8");
+  body = test_response_text (poll);
+  {
+    g_autofree char *expected = g_strconcat ("4", text, "\x1e" "4second", NULL);
+    g_assert_cmpstr (body, ==, expected);
+  }
+
+  /* A POST: a v4 payload, not a form with d=. */
+  post_ok_len (f->http, target, TEST_S ("4hi\x1e" "4there"));
+  assert_event (f, "message %s hi", sid);
+  assert_event (f, "message %s there", sid);
+  g_assert_cmpuint (test_recorder_count (f->events, "close "), ==, 0);
+}
+
+static void
 test_v3_heartbeat (Fixture       *f,
                    gconstpointer  data)
 {
@@ -3578,6 +3697,7 @@ main (int    argc,
   (void) g_main_context_default ();
 
   ADD ("/server/handshake/open", test_handshake_open);
+  ADD ("/server/handshake/defaults", test_handshake_defaults);
   ADD ("/server/handshake/no-upgrades", test_handshake_no_upgrades);
   ADD ("/server/handshake/unique-sids", test_handshake_unique_sids);
   ADD ("/server/handshake/connection-first", test_handshake_connection_first);
@@ -3626,6 +3746,7 @@ main (int    argc,
   ADD ("/server/v3/b64", test_v3_b64);
   ADD ("/server/v3/jsonp", test_v3_jsonp);
   ADD ("/server/v3/heartbeat", test_v3_heartbeat);
+  ADD ("/server/v4/jsonp-ignored", test_v4_jsonp_ignored);
   ADD ("/server/v3/expiry-not-reset-by-sends", test_v3_expiry_not_reset_by_sends);
 
   ADD ("/server/close/pending-get", test_close_pending_get);

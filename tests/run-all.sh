@@ -91,7 +91,7 @@ python_asan () {
   if [ -f build-ci/src/EngineIO-1.0.typelib ] && [ -f build-asan/src/libengineio-1.0.so.0 ] &&
      (cd tests &&
       GI_TYPELIB_PATH=$PWD/../build-ci/src LD_LIBRARY_PATH=$PWD/../build-asan/src \
-      LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+      LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)" \
       ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 ENGINEIO_SOURCE_ROOT=$PWD/.. \
       NODE=$(command -v node) PYTHONDONTWRITEBYTECODE=1 \
         timeout 600 /usr/bin/python3 -m pytest -p no:cacheprovider -o faulthandler_timeout=60 \

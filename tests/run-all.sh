@@ -5,13 +5,18 @@
 #      browser), then the soak script on that build (tests/soak/soak.sh,
 #      SOAK_SECONDS, default 300);
 #   2. an ASan+UBSan build and the unit, integration, reliability and interop
-#      suites again;
+#      suites again, and the Python suite against that build's library;
 #   3. a TSan build against an instrumented GLib, the unit and integration
 #      suites again;
 #   4. the six libFuzzer targets (codec, request handler, WebSocket sessions)
 #      under ASan+UBSan (clang), two at a time: 6 x FUZZ_SECONDS CPU-seconds
 #      (12 CPU-minutes by default) in about 3 x FUZZ_SECONDS of wall time.
-# Dependencies come from .ci/install-deps.sh. Ends with one line:
+# Every sanitizer stage runs with G_SLICE=always-malloc and G_DEBUG=gc-friendly,
+# so that ASan/LSan/TSan see GLib's slice allocations (GObjects, lists, hash
+# tables...) as ordinary heap memory.
+# Dependencies come from .ci/install-deps.sh. Ends with the counts of
+# .ci/count-results.py (one line per log, the number of distinct checks), the
+# stages that ran and those skipped, and last one line:
 #   N passed, N failed, N skipped
 # Environment: FUZZ_SECONDS (per target, default 120), SOAK_SECONDS (default 300),
 # SKIP_ASAN=1, SKIP_SOAK=1, SKIP_TSAN=1, SKIP_FUZZ=1.
@@ -19,12 +24,23 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
+# ThreadSanitizer runs the code several times slower: meson's timeouts and
+# the tests' own upper time bounds (ENGINE_IO_TEST_TIME_SCALE, read by
+# tests/testutil.c) are multiplied by this.
+TSAN_SCALE=3
 status=0
 logs=()
-fuzz_passed=0
-fuzz_failed=0
+ran=()
+skipped=()
 
 step () { printf '\n=== %s\n' "$*"; }
+
+# result_log FILE NAME OK|FAIL: one result in the format of meson's
+# testlog.json, for what meson does not run (the soak, the fuzzers).
+result_log () {
+  mkdir -p "$(dirname "$1")"
+  printf '{"name": "%s", "result": "%s", "stdout": ""}\n' "$2" "$3" >>"$1"
+}
 
 setup () {  # setup BUILDDIR ARGS...: a clean configure
   local dir=$1; shift
@@ -33,6 +49,7 @@ setup () {  # setup BUILDDIR ARGS...: a clean configure
 }
 
 step "build (GIR, docs) and run every suite"
+ran+=("build+suites")
 if setup build-ci -Ddocumentation=true && meson compile -C build-ci; then
   meson test -C build-ci --print-errorlogs --num-processes 2 || status=1
   logs+=(build-ci/meson-logs/testlog.json)
@@ -40,35 +57,74 @@ else
   echo "build failed"; status=1; logs+=(build-ci/meson-logs/testlog.json)
 fi
 
-soak_passed=0
-soak_failed=0
 if [ "${SKIP_SOAK:-0}" != 1 ]; then
   step "soak: 2000 churning sessions of mixed transports for ${SOAK_SECONDS:-300} s"
+  ran+=(soak)
+  soak_log=build-ci/meson-logs/soak-results.json
+  rm -f "$soak_log"
   if [ -x build-ci/src/tools/engineio-echo ]; then
     if SOAK_SECONDS=${SOAK_SECONDS:-300} bash tests/soak/soak.sh build-ci; then
-      soak_passed=1
+      result_log "$soak_log" soak OK
     else
-      soak_failed=1; status=1
+      result_log "$soak_log" soak FAIL; status=1
     fi
   else
-    echo "soak: FAILED (no build)"; soak_failed=1; status=1
+    echo "soak: FAILED (no build)"; result_log "$soak_log" soak FAIL; status=1
   fi
+  logs+=("$soak_log")
+else
+  skipped+=("soak (SKIP_SOAK=1)")
 fi
 
+# The Python suite (tests/test-gi.py, pytest) against the ASan library, the
+# ASan runtime preloaded into /usr/bin/python3 (and so into the clients it
+# starts). The ASan build has no typelib of its own (g-ir-scanner's dump
+# program deadlocks at exit under ASan, in p11-kit's destructor): build-ci's
+# names the same library. Leak detection is off in this process only (the
+# interpreter leaks by design); memory errors and UBSan stay fatal.
+python_asan () {
+  local log=build-asan/meson-logs/python-asan.json
+  local xml=$PWD/build-asan/meson-logs/python-asan.junit.xml
+  local started result=FAIL
+  rm -f "$log" "$xml"
+  started=$(date +%s)
+  if [ -f build-ci/src/EngineIO-1.0.typelib ] && [ -f build-asan/src/libengineio-1.0.so.0 ] &&
+     (cd tests &&
+      GI_TYPELIB_PATH=$PWD/../build-ci/src LD_LIBRARY_PATH=$PWD/../build-asan/src \
+      LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)" \
+      ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 ENGINEIO_SOURCE_ROOT=$PWD/.. \
+      NODE=$(command -v node) PYTHONDONTWRITEBYTECODE=1 \
+        timeout 600 /usr/bin/python3 -m pytest -p no:cacheprovider -o faulthandler_timeout=60 \
+          -q -rfE --junitxml="$xml" test-gi.py); then
+    result=OK
+  fi
+  printf '{"name": "python-asan / gi", "result": "%s", "starttime": %s, "stdout": "", "command": ["pytest", "--junitxml=%s"]}\n' \
+    "$result" "$started" "$xml" >"$log"
+  [ "$result" = OK ]
+}
+
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
-  step "ASan+UBSan build, unit + integration + reliability + interop suites"
+  step "ASan+UBSan build, unit + integration + reliability + interop suites; Python suite with the ASan runtime preloaded"
+  ran+=(asan)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   export LSAN_OPTIONS=suppressions=$PWD/.ci/lsan.supp:print_suppressions=0
+  # Slice memory as plain malloc: LeakSanitizer sees leaked GObjects, lists
+  # and hash tables, ASan their use after free.
+  export G_SLICE=always-malloc G_DEBUG=gc-friendly
   if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dintrospection=disabled \
        -Ddemo=false && meson compile -C build-asan; then
     meson test -C build-asan --print-errorlogs --num-processes 2 \
       --suite unit --suite integration --suite reliability --suite interop || status=1
     logs+=(build-asan/meson-logs/testlog.json)
+    python_asan || status=1
+    logs+=(build-asan/meson-logs/python-asan.json)
   else
     echo "ASan build failed"; status=1; logs+=(build-asan/meson-logs/testlog.json)
   fi
-  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS G_SLICE G_DEBUG
+else
+  skipped+=("asan (SKIP_ASAN=1)")
 fi
 
 # BEGIN tsan
@@ -78,6 +134,7 @@ fi
 # makes TSan exit 66 at the first one. .ci/tsan.supp: third-party code only.
 if [ "${SKIP_TSAN:-0}" != 1 ]; then
   step "TSan build against an instrumented GLib, unit + integration suites"
+  ran+=(tsan)
   tsan_t0=$SECONDS
   rm -rf build-tsan  # no stale testlog.json when the GLib build fails
   if tsan_glib=$(CC=gcc bash .ci/build-tsan-glib.sh "$PWD/build-tsan-glib"); then
@@ -89,8 +146,9 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
        tsan_lib=$(ldd build-tsan/tests/test-server | awk '$1 == "libglib-2.0.so.0" { print $3 }') &&
        [ "$(realpath "$tsan_lib")" = "$(realpath "$tsan_glib/lib/libglib-2.0.so.0")" ]; then
       TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/.ci/tsan.supp \
-      LD_LIBRARY_PATH=$tsan_glib/lib G_SLICE=always-malloc \
-        meson test -C build-tsan --print-errorlogs --num-processes 2 --timeout-multiplier 2 \
+      LD_LIBRARY_PATH=$tsan_glib/lib G_SLICE=always-malloc G_DEBUG=gc-friendly \
+      ENGINE_IO_TEST_TIME_SCALE=$TSAN_SCALE \
+        meson test -C build-tsan --print-errorlogs --num-processes 2 --timeout-multiplier $TSAN_SCALE \
           --suite unit --suite integration || status=1
     else
       echo "TSan build failed (or does not load the instrumented GLib)"; status=1
@@ -100,27 +158,59 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
     echo "instrumented GLib build failed"; status=1
   fi
   logs+=(build-tsan/meson-logs/testlog.json)
+else
+  skipped+=("tsan (SKIP_TSAN=1)")
 fi
 # END tsan
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzzers (${FUZZ_SECONDS} s each, ASan+UBSan)"
+  ran+=(fuzz)
+  fuzz_log=build-fuzz.results.json  # outside build-fuzz, which setup removes
+  rm -f "$fuzz_log"
   if CC=clang setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
        -Dintrospection=disabled -Ddemo=false && meson compile -C build-fuzz; then
-    if out=$(bash tests/fuzz/run-fuzzers.sh build-fuzz "$FUZZ_SECONDS" 2>&1); then :; else status=1; fi
+    # run-fuzzers.sh sets G_SLICE=always-malloc itself.
+    if out=$(G_DEBUG=gc-friendly bash tests/fuzz/run-fuzzers.sh build-fuzz "$FUZZ_SECONDS" 2>&1); then :; else status=1; fi
     echo "$out"
-    fuzz_passed=$(grep -c ': OK (' <<<"$out" || true)
-    fuzz_failed=$(grep -cE ': (FAILED|MISSING)' <<<"$out" || true)
-    if [ "$fuzz_passed" = 0 ] && [ "$fuzz_failed" = 0 ]; then fuzz_failed=1; fi
+    while IFS= read -r line; do
+      case $line in
+        *': OK ('*) result_log "$fuzz_log" "fuzz / ${line%%: *}" OK ;;
+        *': FAILED'* | *': MISSING'*) result_log "$fuzz_log" "fuzz / ${line%%: *}" FAIL ;;
+      esac
+    done <<<"$out"
+    [ -s "$fuzz_log" ] || result_log "$fuzz_log" "fuzz (no result)" FAIL
   else
-    echo "fuzzer build failed"; status=1; fuzz_failed=1
+    echo "fuzzer build failed"; status=1; result_log "$fuzz_log" "fuzz (build)" FAIL
   fi
+  logs+=("$fuzz_log")
+else
+  skipped+=("fuzz (SKIP_FUZZ=1)")
 fi
 
 step "results"
-summary=$(/usr/bin/python3 .ci/count-results.py "${logs[@]}")
-read -r p _ f _ s _ <<<"$summary"
-p=$((p + fuzz_passed + soak_passed)); f=$((f + fuzz_failed + soak_failed))
+# count-results.py prints a line per log and the distinct checks, then
+# "N passed, N failed, N skipped"; it exits non-zero when it could not count
+# everything, and then the run fails too.
+counted=$(/usr/bin/python3 .ci/count-results.py "${logs[@]}")
+count_status=$?
+summary=$(tail -n 1 <<<"$counted")
+head -n -1 <<<"$counted"
+if [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
+  p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]} s=${BASH_REMATCH[3]}
+else
+  echo "count-results.py ended with “$summary”"
+  p=0 f=0 s=0 count_status=1
+fi
+if [ "$count_status" != 0 ]; then
+  # What could not be counted counts as failed (count-results.py counts each
+  # unreadable log as one failure; a crash of the script leaves none).
+  echo "counting the results failed (count-results.py exit $count_status)"
+  status=1
+  [ "$f" != 0 ] || f=1
+fi
 [ "$f" = 0 ] || status=1
+echo "stages run: ${ran[*]}"
+echo "stages skipped: ${skipped[*]:-none}"
 echo "$p passed, $f failed, $s skipped"
 exit $status

@@ -613,9 +613,13 @@ test_handshake_rate_refill (Fixture       *f,
   g_autoptr(TestHttp) http = NULL;
   guint attempts = 0;
   gboolean refused = FALSE;
+  gboolean passed = FALSE;
+  gint64 refused_at, passed_sent_at = 0, swept_at, deadline;
+  guint size = 0;
 
   g_test_summary ("handshake-rate 4/s, burst 2: handshakes in a row hit 429 within a few; "
-                  "a second later handshakes pass again; buckets that refilled are forgotten");
+                  "within a second handshakes pass again; a bucket that refilled is swept "
+                  "away by a handshake from elsewhere, one that did not is kept");
 
   g_object_set (f->server, "handshake-rate", 4.0, "handshake-burst", 2u, NULL);
   test_require (start (f));
@@ -630,20 +634,55 @@ test_handshake_rate_refill (Fixture       *f,
       else
         g_assert_cmpuint (response->status, ==, 200);
     }
-  g_assert_true (refused);
+  test_require (refused);
+  refused_at = g_get_monotonic_time ();
   g_assert_cmpuint (engine_io_server_get_rate_table_size (f->server), ==, 1);
 
-  /* A second refills at least 4 tokens (the bucket holds 2). */
-  g_assert_false (test_http_wait_readable (http, 1100));
-  {
-    g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
-    g_assert_nonnull (open);
-  }
-  /* By now 127.0.0.1's bucket refilled; a handshake from elsewhere
-   * sweeps it away. */
-  g_assert_false (test_http_wait_readable (http, 1100));
-  g_assert_cmpuint (raw_get_from ("127.0.0.3", f->port, "/engine.io/?EIO=4&transport=polling", NULL), ==, 200);
-  g_assert_cmpuint (engine_io_server_get_rate_table_size (f->server), ==, 1);
+  /* 4 tokens a second: one is back within 250 ms of the refusal. Retry
+   * every 20 ms until a handshake passes; a bucket that never refills
+   * fails here. */
+  deadline = refused_at + test_scaled_ms (1000) * G_GINT64_CONSTANT (1000);
+  while (!passed && g_get_monotonic_time () < deadline)
+    {
+      g_autoptr(TestResponse) response = NULL;
+
+      passed_sent_at = g_get_monotonic_time ();
+      response = test_http_get (http, "/engine.io/?EIO=4&transport=polling");
+      test_require (response != NULL);
+      if (response->status == 200)
+        passed = TRUE;
+      else
+        {
+          g_assert_true (is_rate_refusal (response));
+          g_usleep (20 * 1000);
+        }
+    }
+  g_test_message ("a handshake passed again %.0f ms after the refusal",
+                  (g_get_monotonic_time () - refused_at) / 1000.0);
+  test_require (passed);
+
+  /* Its bucket now holds less than one token. Handshakes from 127.0.0.3
+   * every 100 ms sweep away the buckets that are full: 127.0.0.1's only
+   * once it has refilled (2 tokens at 4/s: half a second), never
+   * 127.0.0.3's own (it keeps taking tokens, or being refused). */
+  deadline = passed_sent_at + test_scaled_ms (1500) * G_GINT64_CONSTANT (1000);
+  for (;;)
+    {
+      guint status = raw_get_from ("127.0.0.3", f->port, "/engine.io/?EIO=4&transport=polling", NULL);
+
+      g_assert_true (status == 200 || status == 429);
+      swept_at = g_get_monotonic_time ();
+      size = engine_io_server_get_rate_table_size (f->server);
+      if (size != 2 || swept_at >= deadline)
+        break;
+      g_usleep (100 * 1000);
+    }
+  g_test_message ("127.0.0.1's bucket swept %.0f ms after its last handshake",
+                  (swept_at - passed_sent_at) / 1000.0);
+  g_assert_cmpuint (size, ==, 1);
+  /* Never before it could have refilled: it held less than one token,
+   * so at the very least a quarter of a second. */
+  g_assert_cmpint (swept_at - passed_sent_at, >=, 250 * 1000);
 }
 
 static void

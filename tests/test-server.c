@@ -511,6 +511,77 @@ test_handshake_open (Fixture       *f,
 }
 
 static void
+test_handshake_defaults (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(TestOpenPacket) open_v3 = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(GPtrArray) v3_packets = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize sid_bytes = 0;
+
+  g_test_summary ("A server left at its defaults opens sessions with the reference's values: "
+                  "pingInterval 25000, pingTimeout 20000, maxPayload 1000000, the websocket "
+                  "upgrade, and a sid of 144 random bits in URL-safe base64 (24 characters); "
+                  "v3 the same (the reference sends maxPayload to v3 clients too)");
+
+  g_object_set (f->server, "allow-eio3", TRUE, NULL);
+  fixture_start (f);
+
+  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  test_require (packets != NULL && open != NULL);
+  g_assert_cmpuint (packets->len, ==, 1);
+  g_assert_cmpint (open->ping_interval, ==, 25000);
+  g_assert_cmpint (open->ping_timeout, ==, 20000);
+  g_assert_cmpint (open->max_payload, ==, 1000000);
+  test_require (open->upgrades != NULL);
+  g_assert_cmpuint (g_strv_length (open->upgrades), ==, 1);
+  g_assert_cmpstr (open->upgrades[0], ==, "websocket");
+  /* 144 bits are 18 bytes: 24 base64url characters, no padding. */
+  g_assert_cmpuint (strlen (open->sid), ==, 24);
+  g_assert_true (test_sid_is_url_safe (open->sid));
+  g_assert_null (strchr (open->sid, '.'));
+  {
+    g_autofree char *standard = g_strdup (open->sid);
+    g_autofree guchar *decoded = NULL;
+
+    g_strdelimit (standard, "-", '+');
+    g_strdelimit (standard, "_", '/');
+    decoded = g_base64_decode (standard, &sid_bytes);
+    g_assert_cmpuint (sid_bytes, ==, 18);
+  }
+  /* The JSON has these five fields and no others. */
+  {
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    JsonObject *object;
+
+    test_require (json_parser_load_from_data (parser, open->json, -1, &error));
+    object = json_node_get_object (json_parser_get_root (parser));
+    g_assert_cmpuint (json_object_get_size (object), ==, 5);
+  }
+
+  response = test_http_get (f->http, "/engine.io/?EIO=3&transport=polling");
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 200);
+  v3_packets = test_payload_v3_split (response->body, &error);
+  g_assert_no_error (error);
+  test_require (v3_packets != NULL && v3_packets->len >= 1);
+  test_require (((const char *) g_ptr_array_index (v3_packets, 0))[0] == '0');
+  open_v3 = test_open_packet_parse ((const char *) g_ptr_array_index (v3_packets, 0) + 1, &error);
+  g_assert_no_error (error);
+  test_require (open_v3 != NULL);
+  g_assert_cmpint (open_v3->ping_interval, ==, 25000);
+  g_assert_cmpint (open_v3->ping_timeout, ==, 20000);
+  g_assert_cmpint (open_v3->max_payload, ==, 1000000);
+  g_assert_cmpuint (g_strv_length (open_v3->upgrades), ==, 1);
+  g_assert_cmpstr (open_v3->upgrades[0], ==, "websocket");
+  g_assert_cmpuint (strlen (open_v3->sid), ==, 24);
+  g_assert_true (test_sid_is_url_safe (open_v3->sid));
+}
+
+static void
 test_handshake_no_upgrades (Fixture       *f,
                             gconstpointer  data)
 {
@@ -1192,7 +1263,7 @@ test_max_sessions_refused (Fixture       *f,
 
   start = g_get_monotonic_time ();
   engine_io_server_close (f->server);
-  g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, test_scaled_ms (5000) * G_GINT64_CONSTANT (1000));
   if (sid != NULL)
     assert_event (f, "close %s server shutting down", sid);
 }
@@ -1517,7 +1588,7 @@ test_polling_many_waiting (Fixture       *f,
       echoed = poll_text (f->http, busy);
       g_assert_cmpstr (echoed, ==, text);
     }
-  g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, test_scaled_ms (3000) * G_GINT64_CONSTANT (1000));
 
   for (guint i = 0; i < N_WAITING; i++)
     g_assert_true (still_waiting (waiters[i], 0));
@@ -1592,7 +1663,7 @@ test_polling_send_order_threads (Fixture       *f,
       threads[t] = g_thread_new ("sender", sender_thread, &senders[t]);
     }
 
-  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  deadline = g_get_monotonic_time () + test_scaled_ms (10000) * G_GINT64_CONSTANT (1000);
   while (total < N_THREADS * PER_THREAD && g_get_monotonic_time () < deadline)
     {
       g_autofree char *target = v4_url (sid);
@@ -1740,7 +1811,8 @@ test_polling_concurrent_post (Fixture       *f,
     NULL
   };
 
-  g_test_summary ("A second concurrent POST gets 400 and closes the session");
+  g_test_summary ("A second concurrent POST gets 400 and closes the session; the first, "
+                  "completed afterwards, gets 400 “Session ID unknown” and delivers nothing");
 
   fixture_start (f);
   sid = handshake (f);
@@ -1760,11 +1832,13 @@ test_polling_concurrent_post (Fixture       *f,
   assert_error (second, 400, 3);
   assert_event (f, "close %s transport error", sid);
 
-  /* The first one completes; whatever it gets, it is answered. */
+  /* The first one completes after the session is gone: it is answered
+   * (the reference server leaves it hanging) as any request for an
+   * unknown sid, and its message is not delivered. */
   test_require (test_http_send_raw (first, "4first6789", 10, &error));
   late = test_http_receive (first, TEST_TIMEOUT_MS, &error);
   g_assert_no_error (error);
-  g_assert_nonnull (late);
+  assert_error (late, 400, 1);
   g_assert_cmpuint (test_recorder_count (f->events, "message "), ==, 0);
 }
 
@@ -2038,7 +2112,7 @@ test_heartbeat_v4_next_ping (Fixture       *f,
   ping2 = poll_text (f->http, sid);
   g_assert_cmpstr (ping2, ==, "2");
   g_assert_cmpint (g_get_monotonic_time () - pong_at, >=, 280 * 1000);
-  g_assert_cmpint (g_get_monotonic_time () - pong_at, <, 2000 * 1000);
+  g_assert_cmpint (g_get_monotonic_time () - pong_at, <, test_scaled_ms (2000) * G_GINT64_CONSTANT (1000));
 }
 
 static void
@@ -2049,13 +2123,16 @@ test_heartbeat_v4_timeout (Fixture       *f,
   g_autofree char *ping = NULL;
   g_autofree char *closing = NULL;
   g_autoptr(TestHttp) waiter = NULL;
-  gint64 ping_at, elapsed;
+  gint64 handshake_at, ping_at, closed_at;
 
   g_test_summary ("v4: no pong within ping-timeout closes the session with “ping timeout” "
                   "and answers the waiting GET with “1”");
 
   g_object_set (f->server, "ping-interval", 200, "ping-timeout", 200, NULL);
   fixture_start (f);
+  /* The ping is due ping-interval after the session opened, itself after
+   * handshake_at; the pong deadline ping-timeout after the ping. */
+  handshake_at = g_get_monotonic_time ();
   sid = handshake (f);
   test_require (sid != NULL);
 
@@ -2066,10 +2143,14 @@ test_heartbeat_v4_timeout (Fixture       *f,
   waiter = test_http_new (f->port);
   test_require (send_poll (waiter, sid));
   closing = receive_text (waiter, 200);
-  elapsed = g_get_monotonic_time () - ping_at;
+  closed_at = g_get_monotonic_time ();
   g_assert_cmpstr (closing, ==, "1");
-  g_assert_cmpint (elapsed, >=, 100 * 1000);
-  g_assert_cmpint (elapsed, <, 2000 * 1000);
+  g_test_message ("closed %.0f ms after the ping arrived, %.0f ms after the handshake",
+                  (closed_at - ping_at) / 1000.0, (closed_at - handshake_at) / 1000.0);
+  /* Not before ping-interval + ping-timeout (exact: the timers cannot
+   * fire early), and within ping-timeout and some slack of the ping. */
+  g_assert_cmpint (closed_at - handshake_at, >=, (200 + 200) * 1000);
+  g_assert_cmpint (closed_at - ping_at, <=, test_scaled_ms (200 + 800) * G_GINT64_CONSTANT (1000));
   assert_event (f, "close %s ping timeout", sid);
   g_assert_cmpuint (test_recorder_count (f->events, "heartbeat "), ==, 0);
 }
@@ -2406,6 +2487,54 @@ test_v3_jsonp (Fixture       *f,
 }
 
 static void
+test_v4_jsonp_ignored (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autofree char *target = NULL;
+  g_autofree char *body = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(TestResponse) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  const char *text = "quote\" newline\n u2028\xe2\x80\xa8";
+
+  g_test_summary ("v4 has no JSONP (PROTOCOL.md; v4 clients have none): with j=N the "
+                  "handshake, polls and POSTs are the plain v4 ones, never a script "
+                  "(___eio[N](…), text/javascript) another site could include");
+
+  fixture_start (f);
+
+  /* handshake_packets() checks text/plain and the plain open packet. */
+  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling&j=0", &open);
+  test_require (packets != NULL && open != NULL);
+  g_assert_cmpuint (packets->len, ==, 1);
+  sid = g_strdup (open->sid);
+  target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&j=3&sid=%s", sid);
+  socket = get_socket (f, sid);
+  test_require (socket != NULL);
+
+  /* A poll: the v4 payload as it is, nothing escaped. */
+  g_assert_true (engine_io_socket_send_text (socket, text, NULL));
+  g_assert_true (engine_io_socket_send_text (socket, "second", NULL));
+  poll = test_http_get (f->http, target);
+  test_require (poll != NULL);
+  g_assert_cmpuint (poll->status, ==, 200);
+  g_assert_cmpstr (test_response_header (poll, "Content-Type"), ==, "text/plain; charset=UTF-8");
+  body = test_response_text (poll);
+  {
+    g_autofree char *expected = g_strconcat ("4", text, "\x1e" "4second", NULL);
+    g_assert_cmpstr (body, ==, expected);
+  }
+
+  /* A POST: a v4 payload, not a form with d=. */
+  post_ok_len (f->http, target, TEST_S ("4hi\x1e" "4there"));
+  assert_event (f, "message %s hi", sid);
+  assert_event (f, "message %s there", sid);
+  g_assert_cmpuint (test_recorder_count (f->events, "close "), ==, 0);
+}
+
+static void
 test_v3_heartbeat (Fixture       *f,
                    gconstpointer  data)
 {
@@ -2461,7 +2590,7 @@ test_v3_heartbeat (Fixture       *f,
   elapsed = g_get_monotonic_time () - last_ping;
   g_assert_cmpstr (closing, ==, "1:1");
   g_assert_cmpint (elapsed, >=, 450 * 1000);
-  g_assert_cmpint (elapsed, <, 3000 * 1000);
+  g_assert_cmpint (elapsed, <, test_scaled_ms (3000) * G_GINT64_CONSTANT (1000));
   assert_event (f, "close %s ping timeout", sid);
 }
 
@@ -2510,7 +2639,7 @@ test_v3_expiry_not_reset_by_sends (Fixture       *f,
 
   chatter.socket = socket;
   thread = g_thread_new ("chatter", chatter_thread, &chatter);
-  while (g_get_monotonic_time () - start < 3 * G_USEC_PER_SEC)
+  while (g_get_monotonic_time () - start < test_scaled_ms (3000) * G_GINT64_CONSTANT (1000))
     {
       g_autoptr(TestResponse) response = test_http_get (f->http, target);
       g_autofree char *body = NULL;
@@ -2528,7 +2657,7 @@ test_v3_expiry_not_reset_by_sends (Fixture       *f,
 
   g_assert_true (closed);
   assert_event (f, "close %s ping timeout", sid);
-  g_assert_cmpint (g_get_monotonic_time () - start, <, 2 * G_USEC_PER_SEC);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, test_scaled_ms (2000) * G_GINT64_CONSTANT (1000));
 }
 
 /* ------------------------------------------------------------------ */
@@ -2887,10 +3016,16 @@ test_close_receive_cancel (Fixture       *f,
     g_assert_cmpstr (result, ==, "plain message for plain");
   }
 
-  /* Closing wakes whoever still waits. */
+  /* Closing wakes whoever still waits, with CLOSED; nothing else comes. */
   close_and_poll (f, socket);
+  {
+    g_autofree char *result = pop_result (results);
+    g_autofree char *want = g_strdup_printf ("plain error engine-io %d", ENGINE_IO_ERROR_CLOSED);
+    g_assert_cmpstr (result, ==, want);
+  }
   g_thread_join (t_plain);
   g_thread_join (t_cancelled);
+  g_assert_cmpint (g_async_queue_length (results), ==, 0);
 }
 
 static void
@@ -3360,7 +3495,7 @@ test_shutdown_pending_polls (Fixture       *f,
   start = g_get_monotonic_time ();
   engine_io_server_close (f->server);
   elapsed = g_get_monotonic_time () - start;
-  g_assert_cmpint (elapsed, <, 5 * G_USEC_PER_SEC);
+  g_assert_cmpint (elapsed, <, test_scaled_ms (5000) * G_GINT64_CONSTANT (1000));
 
   for (guint i = 0; i < N_SESSIONS; i++)
     {
@@ -3426,7 +3561,7 @@ test_shutdown_dead_polls (Fixture       *f,
 
   start = g_get_monotonic_time ();
   engine_io_server_close (f->server);
-  g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, test_scaled_ms (5000) * G_GINT64_CONSTANT (1000));
   /* Close has returned: the sockets are closed already. */
   g_assert_true (test_recorder_wait_count (f->events, "close ", N_SESSIONS, 500));
   g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
@@ -3562,6 +3697,7 @@ main (int    argc,
   (void) g_main_context_default ();
 
   ADD ("/server/handshake/open", test_handshake_open);
+  ADD ("/server/handshake/defaults", test_handshake_defaults);
   ADD ("/server/handshake/no-upgrades", test_handshake_no_upgrades);
   ADD ("/server/handshake/unique-sids", test_handshake_unique_sids);
   ADD ("/server/handshake/connection-first", test_handshake_connection_first);
@@ -3610,6 +3746,7 @@ main (int    argc,
   ADD ("/server/v3/b64", test_v3_b64);
   ADD ("/server/v3/jsonp", test_v3_jsonp);
   ADD ("/server/v3/heartbeat", test_v3_heartbeat);
+  ADD ("/server/v4/jsonp-ignored", test_v4_jsonp_ignored);
   ADD ("/server/v3/expiry-not-reset-by-sends", test_v3_expiry_not_reset_by_sends);
 
   ADD ("/server/close/pending-get", test_close_pending_get);

@@ -535,6 +535,10 @@ receive_once (TestHttp  *http,
       gssize n = read_more (http, deadline, error);
       if (n < 0)
         {
+          /* A request that reached a keep-alive connection the server had
+           * just closed is answered by a reset rather than an EOF. */
+          *out_nothing = http->in->len == 0 && error != NULL &&
+                         g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
           test_http_disconnect (http);
           return NULL;
         }
@@ -773,6 +777,39 @@ test_port_refuses (guint port)
 /* ------------------------------------------------------------------ */
 /* Servers                                                              */
 /* ------------------------------------------------------------------ */
+
+double
+test_time_scale (void)
+{
+  static gsize once = 0;
+  static double scale = 1.0;
+
+  if (g_once_init_enter (&once))
+    {
+      const char *value = g_getenv ("ENGINE_IO_TEST_TIME_SCALE");
+
+      if (value != NULL && *value != '\0')
+        {
+          char *end = NULL;
+          double parsed = g_ascii_strtod (value, &end);
+
+          if (end == value || *end != '\0' || !(parsed >= 1.0 && parsed <= 100.0))
+            g_error ("ENGINE_IO_TEST_TIME_SCALE=%s is not a number from 1 to 100", value);
+          scale = parsed;
+        }
+      g_once_init_leave (&once, 1);
+    }
+  return scale;
+}
+
+guint
+test_scaled_ms (guint ms)
+{
+  double scaled = ms * test_time_scale ();
+  guint whole = (guint) scaled;
+
+  return whole < scaled ? whole + 1 : whole;
+}
 
 guint
 test_loop_threads_from_env (void)

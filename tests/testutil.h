@@ -24,9 +24,19 @@
 
 G_BEGIN_DECLS
 
+/* How much slower than a normal build this one runs: the environment
+ * variable ENGINE_IO_TEST_TIME_SCALE (a number from 1 to 100, default 1;
+ * tests/run-all.sh sets it for the ThreadSanitizer stage, whose meson
+ * timeouts are scaled likewise). Upper bounds on how long something may
+ * take are multiplied by it; lower bounds (what the protocol says must not
+ * happen sooner) never are. Read once; any thread. */
+double   test_time_scale (void);
+/* @ms times test_time_scale(), rounded up. */
+guint    test_scaled_ms  (guint ms);
+
 /* The default bound of one wait: long enough for a loaded machine, short
  * enough that a hang fails the test well within meson's timeout. */
-#define TEST_TIMEOUT_MS 5000
+#define TEST_TIMEOUT_MS (test_scaled_ms (5000))
 
 /* A string literal and its length, embedded NULs included. */
 #define TEST_S(literal) (literal), (sizeof (literal) - 1)

@@ -124,6 +124,19 @@ async function check(description, body) {
   }
 }
 
+/* A step that is not itself a test: it is not counted; when it fails the
+ * run bails out (and fails). */
+async function setUp(description, body) {
+  try {
+    await body();
+  } catch (error) {
+    console.log(`Bail out! ${description}: ${String(error).split('\n')[0]}`);
+    console.log(`# ${String(error.stack || error).split('\n').join('\n# ')}`);
+    await cleanup();
+    process.exit(1);
+  }
+}
+
 async function cleanup() {
   if (context) await context.close().catch(() => {});
   context = null;
@@ -246,7 +259,8 @@ async function main() {
     assert(missing.status === 404, `GET /nope.html answered ${missing.status}`);
   });
 
-  await check('Chromium starts', async () => {
+  /* Set-up, not a check: a failure here bails out. */
+  await setUp('start Chromium', async () => {
     userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'engineio-chat-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: chromiumPath,
@@ -378,8 +392,67 @@ async function main() {
     for (const page of [alice, bob, carol]) await noInjection(page);
   });
 
-  await check('phone-sized screenshot', async () => {
+  await check('on a phone-sized screen the chat is one column that fits: no sideways scrolling, ' +
+              'composer and new messages on screen and readable', async () => {
+    const LONG = 'a link that does not break by itself: https://example.org/' + 'x'.repeat(120);
     await carol.setViewportSize({ width: 390, height: 760 });
+    await waitFor(carol, 'the phone layout', () => window.innerWidth === 390 &&
+                  getComputedStyle(document.querySelector('.chat-view')).gridTemplateColumns.split(' ').length === 1);
+    /* Read to the end, as a user would; then a long message arrives. */
+    await carol.evaluate(() => { const m = document.getElementById('messages'); m.scrollTop = m.scrollHeight; });
+    await say(alice, LONG);
+    await hasMessage(carol, 'alice', LONG);
+    const layout = await carol.evaluate((long) => {
+      const box = (element) => {
+        const r = element.getBoundingClientRect();
+        return { left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width, height: r.height };
+      };
+      const onTop = (element) => {
+        const r = element.getBoundingClientRect();
+        return element.contains(document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2));
+      };
+      const list = document.getElementById('messages');
+      const texts = [...list.querySelectorAll('li.message .text')];
+      const last = texts.find((t) => t.textContent === long);
+      return {
+        width: window.innerWidth,
+        height: window.innerHeight,
+        pageScrollWidth: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
+        listScrollWidth: list.scrollWidth,
+        listClientWidth: list.clientWidth,
+        list: box(list),
+        users: box(document.querySelector('.users-panel')),
+        conversation: box(document.querySelector('.conversation')),
+        input: box(document.getElementById('message')),
+        send: box(document.getElementById('send-button')),
+        inputOnTop: onTop(document.getElementById('message')),
+        sendOnTop: onTop(document.getElementById('send-button')),
+        last: last ? box(last) : null,
+        lastOnTop: last ? onTop(last) : false,
+        smallestFont: Math.min(...texts.map((t) => parseFloat(getComputedStyle(t).fontSize))),
+        widest: Math.max(...texts.map((t) => t.getBoundingClientRect().right)),
+      };
+    }, LONG);
+    const inside = (b, area) => b.left >= area.left - 0.5 && b.right <= area.right + 0.5 &&
+                                b.top >= area.top - 0.5 && b.bottom <= area.bottom + 0.5;
+    const screen = { left: 0, top: 0, right: layout.width, bottom: layout.height };
+    const report = JSON.stringify(layout);
+    assert(layout.pageScrollWidth <= layout.width, `the page scrolls sideways: ${report}`);
+    assert(layout.listScrollWidth <= layout.listClientWidth, `the messages scroll sideways: ${report}`);
+    /* One column: the users above the conversation, which takes the whole width. */
+    assert(layout.users.bottom <= layout.conversation.top + 0.5, `the users are not above the conversation: ${report}`);
+    assert(layout.conversation.width >= layout.width - 0.5, `the conversation is not full width: ${report}`);
+    /* The composer: on screen, uncovered, and wide enough to type in. */
+    assert(inside(layout.input, screen) && inside(layout.send, screen), `the composer is off screen: ${report}`);
+    assert(layout.inputOnTop && layout.sendOnTop, `the composer is covered: ${report}`);
+    assert(layout.input.width >= 150, `the message field is ${layout.input.width} px wide: ${report}`);
+    /* The messages: room to read them, text not shrunk, the new one wrapped inside the list and in view. */
+    assert(layout.list.height >= 300, `the messages have ${layout.list.height} px of height: ${report}`);
+    assert(layout.smallestFont >= 14, `message text is ${layout.smallestFont} px: ${report}`);
+    assert(layout.widest <= layout.list.right + 0.5, `a message sticks out of the list: ${report}`);
+    assert(layout.last !== null && inside(layout.last, layout.list) && inside(layout.last, screen) && layout.lastOnTop,
+           `the new message is not in view: ${report}`);
+    assert(layout.last.height > 40, `the long message did not wrap: ${report}`);
     await carol.screenshot({ path: path.join(options.outDir, 'chat-screenshot-phone.png') });
   });
 

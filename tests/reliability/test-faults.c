@@ -577,6 +577,45 @@ storm_response (Storm        *storm,
     }
 }
 
+/* NULL when @packet is a v4 open packet (type 0, its JSON has a URL-safe
+ * sid, a heartbeat and maxPayload, and the websocket upgrade when
+ * @polling, no upgrade otherwise); otherwise what is wrong with it. */
+static char *
+storm_open_packet_problem (const char *packet,
+                           gboolean    polling)
+{
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (packet[0] != '0')
+    return g_strdup_printf ("not an open packet: “%.100s”", packet);
+  open = test_open_packet_parse (packet + 1, &error);
+  if (open == NULL)
+    return g_strdup_printf ("open packet “%.100s”: %s", packet, error->message);
+  if (open->sid == NULL || open->sid[0] == '\0' || !test_sid_is_url_safe (open->sid) ||
+      open->upgrades == NULL || g_strv_length (open->upgrades) != (polling ? 1 : 0) ||
+      (polling && strcmp (open->upgrades[0], "websocket") != 0) ||
+      open->ping_interval <= 0 || open->ping_timeout <= 0 || open->max_payload <= 0)
+    return g_strdup_printf ("open packet with wrong fields: “%.200s”", packet);
+  return NULL;
+}
+
+/* A polling handshake's answer: the open packet, and perhaps already the
+ * close packet after it (the server was closing); NULL when it is that. */
+static char *
+storm_polling_problem (TestResponse *response)
+{
+  g_autoptr(GPtrArray) packets = test_payload_v4_split (response->body);
+
+  if (packets == NULL || packets->len == 0)
+    return g_strdup ("an empty payload");
+  for (guint i = 1; i < packets->len; i++)
+    if (strcmp (g_ptr_array_index (packets, i), "1") != 0)
+      return g_strdup_printf ("packet %u after the open packet is “%.100s”",
+                              i, (const char *) g_ptr_array_index (packets, i));
+  return storm_open_packet_problem (g_ptr_array_index (packets, 0), TRUE);
+}
+
 static gpointer
 storm_thread (gpointer data)
 {
@@ -594,9 +633,14 @@ storm_thread (gpointer data)
                                         NULL, -1, REL_WAIT_MS, &error);
           if (response == NULL)
             storm_count_error (storm, "polling handshake", error);
-          else if (response->status == 200 && g_bytes_get_size (response->body) > 2 &&
-                   memcmp (g_bytes_get_data (response->body, NULL), "0{", 2) == 0)
-            g_atomic_int_inc (&storm->ok);
+          else if (response->status == 200)
+            {
+              g_autofree char *problem = storm_polling_problem (response);
+              if (problem == NULL)
+                g_atomic_int_inc (&storm->ok);
+              else
+                rel_errors_add (storm->errors, "polling handshake: %s", problem);
+            }
           else
             storm_response (storm, "polling handshake", response);
         }
@@ -612,8 +656,17 @@ storm_thread (gpointer data)
             storm_count_error (storm, "WebSocket handshake", error);
           else if ((frame = test_ws_read_frame (ws, REL_WAIT_MS, &error)) == NULL)
             storm_count_error (storm, "WebSocket open packet", error);
-          else if (frame->opcode == TEST_WS_TEXT || frame->opcode == TEST_WS_CLOSE)
-            g_atomic_int_inc (&storm->ok);  /* the open packet (or, already, the close) */
+          else if (frame->opcode == TEST_WS_TEXT)
+            {
+              g_autofree char *text = test_ws_frame_dup_text (frame);
+              g_autofree char *problem = storm_open_packet_problem (text, FALSE);
+              if (problem == NULL)
+                g_atomic_int_inc (&storm->ok);
+              else
+                rel_errors_add (storm->errors, "WebSocket: first frame: %s", problem);
+            }
+          else if (frame->opcode == TEST_WS_CLOSE)
+            g_atomic_int_inc (&storm->dropped);  /* closed before its session began */
           else
             rel_errors_add (storm->errors, "WebSocket: first frame has opcode %u", frame->opcode);
         }

@@ -1157,6 +1157,7 @@ drain_inbound_cb (gpointer data)
   EngineIOSocket *self = data;
   Event *event;
   gint64 deadline;
+  gboolean again;
 
   /* A bounded batch (in count and in time), so a client that sends faster
    * than its handlers run cannot keep the context from its timers and
@@ -1188,9 +1189,14 @@ drain_inbound_cb (gpointer data)
     return G_SOURCE_CONTINUE;  /* still scheduled: drain_pending stays set */
 
   /* Done: clear the flag, then look again, for an event pushed after our
-   * last pop whose pusher saw the flag still set. */
+   * last pop whose pusher saw the flag still set, and for a receive() that
+   * took the receive queue under its mark after our update_input() and
+   * found the flag still set (it asks for a drain to resume reading). */
   g_atomic_int_set (&self->drain_pending, 0);
-  if (g_async_queue_length (self->inbound) > 0 &&
+  g_async_queue_lock (self->outbound);
+  again = self->input_paused && self->state == STATE_OPEN && !input_over_locked (self, TRUE);
+  g_async_queue_unlock (self->outbound);
+  if ((again || g_async_queue_length (self->inbound) > 0) &&
       g_atomic_int_compare_and_exchange (&self->drain_pending, 0, 1))
     return G_SOURCE_CONTINUE;
 

@@ -657,7 +657,15 @@ handle_request (EngineIOServer         *server,
  * and must not be stopped before engine_io_server_close() returned.
  *
  * The server starts on the first request (its properties are frozen
- * then). Requests for another path get 404.
+ * then). Requests for another path get 404. A request whose body is
+ * framed two ways (two different `Content-Length`s, `Content-Length` with
+ * `Transfer-Encoding`, a `Transfer-Encoding` other than chunked) gets 400
+ * and its connection is closed.
+ *
+ * Unlike engine_io_server_listen()'s daemon, yours is not watched for
+ * clients that close the connection of a waiting poll: such a session
+ * ends (`transport close`) when the poll is next resumed, for a message
+ * or a ping, instead of at once.
  *
  * Call on libmicrohttpd's threads, as libmicrohttpd calls you.
  *

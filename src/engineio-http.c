@@ -7,11 +7,15 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* POLLRDHUP */
+#endif
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -27,10 +31,14 @@
 #include "engineio-websocket-private.h"
 #include "engineio-error.h"
 
+typedef struct _ConnWatch ConnWatch;
+
 typedef struct
 {
   EngineIORequest        base;        /* first: the core's view */
   EngineIOServer        *server;      /* unowned: outlives its requests */
+  EngineIOHttpDaemon    *daemon;      /* unowned; NULL when mounted in an application's daemon */
+  ConnWatch             *watch;       /* unowned: the connection's, on our own daemon */
   struct MHD_Connection *connection;
   GByteArray            *body;        /* POST body being read */
   gboolean               want_body;
@@ -40,13 +48,19 @@ typedef struct
   int                    resumed;     /* (atomic) set by resume() */
 } HttpRequest;
 
-/* A connection of our own daemon, watched for slow requests. */
-typedef struct
+/* A connection of our own daemon, watched for slow requests, and while a
+ * poll waits on it (suspended: libmicrohttpd does not look at it then),
+ * for its client closing it. */
+struct _ConnWatch
 {
-  MHD_socket fd;
-  int        deadline;  /* (atomic) monotonic second by which the current phase must end;
-                         * G_MAXINT: none. Set per request without the daemon's lock. */
-} ConnWatch;
+  MHD_socket       fd;
+  int              deadline;    /* (atomic) monotonic second by which the current phase must
+                                 * end; G_MAXINT: none. Set per request without the daemon's lock. */
+  EngineIORequest *poll;        /* (daemon lock) the waiting poll suspended on it, or NULL;
+                                 * never dereferenced here: the session checks it */
+  gsize            poll_serial; /* (daemon lock) its serial */
+  EngineIOSocket  *poll_socket; /* (daemon lock) (owned) its session */
+};
 
 struct _EngineIOHttpDaemon
 {
@@ -59,7 +73,14 @@ struct _EngineIOHttpDaemon
    * ever. So a request head must be complete within the timeout of the
    * connection's start (or of its previous response), and a POST body
    * within the timeout of its head; a watcher thread shuts down the
-   * connections that are late, and libmicrohttpd then closes them. */
+   * connections that are late, and libmicrohttpd then closes them.
+   *
+   * The same thread looks at the connections of waiting polls (which
+   * libmicrohttpd does not watch while they are suspended) for their
+   * client closing them, and resumes those to close them: their session
+   * ends at once (`transport close`) instead of writing its next message
+   * into a dead connection. Lock order: a session's lock, then @lock
+   * (a poll is registered while suspended under its session's lock). */
   int                timeout_s;
   GMutex             lock;
   GCond              cond;
@@ -94,11 +115,46 @@ http_respond (EngineIORequest *req,
   MHD_destroy_response (response);
 }
 
+/* Serving thread, under the session's lock. */
+static void
+watch_poll (HttpRequest *hr)
+{
+  EngineIOHttpDaemon *daemon = hr->daemon;
+  ConnWatch *watch = hr->watch;
+
+  g_mutex_lock (&daemon->lock);
+  g_warn_if_fail (watch->poll_socket == NULL);
+  watch->poll = &hr->base;
+  watch->poll_serial = hr->base.serial;
+  if (watch->poll_socket == NULL)
+    watch->poll_socket = g_object_ref (hr->base.socket);
+  g_mutex_unlock (&daemon->lock);
+}
+
+/* Serving thread, once the request is resumed (by anyone). */
+static void
+unwatch_poll (HttpRequest *hr)
+{
+  EngineIOHttpDaemon *daemon = hr->daemon;
+  ConnWatch *watch = hr->watch;
+  EngineIOSocket *socket;
+
+  g_mutex_lock (&daemon->lock);
+  watch->poll = NULL;
+  socket = g_steal_pointer (&watch->poll_socket);
+  g_mutex_unlock (&daemon->lock);
+  g_clear_object (&socket);
+}
+
 static void
 http_suspend (EngineIORequest *req)
 {
   HttpRequest *hr = (HttpRequest *) req;
 
+  /* A waiting poll, on our own daemon: watched for its client going. (A
+   * handshake waits for its admission job, briefly.) */
+  if (hr->watch != NULL && req->kind == ENGINE_IO_REQUEST_POLL && req->socket != NULL)
+    watch_poll (hr);
   MHD_suspend_connection (hr->connection);
 }
 
@@ -220,6 +276,59 @@ static const EngineIORequestVTable http_vtable = {
   .upgrade = http_upgrade,
 };
 
+#ifdef POLLRDHUP
+#define PEER_CLOSED_EVENTS (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)
+#else
+#define PEER_CLOSED_EVENTS (POLLHUP | POLLERR | POLLNVAL)
+#endif
+
+/* Whether poll() saw the peer close its side (FIN) or the connection fail
+ * (RST). A request waiting on a connection has nothing more to read but
+ * (pipelined) requests, so a readable connection without POLLRDHUP is
+ * looked at closer: an end of stream reads 0. */
+static gboolean
+peer_closed (const struct pollfd *p)
+{
+  if (p->revents & PEER_CLOSED_EVENTS)
+    return TRUE;
+#ifdef POLLRDHUP
+  return FALSE;
+#else
+  char byte;
+  ssize_t n;
+
+  if (!(p->revents & POLLIN))
+    return FALSE;
+  do
+    n = recv (p->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+#endif
+}
+
+/* Serving thread: has the client closed @connection (now, without
+ * waiting)? Checked before a resumed poll is answered: a response written
+ * into a connection the client closed would be "sent" (the kernel takes
+ * it) but never read. */
+static gboolean
+connection_closed_by_peer (struct MHD_Connection *connection)
+{
+  const union MHD_ConnectionInfo *info =
+    MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+  struct pollfd p;
+  int ret;
+
+  if (info == NULL)
+    return FALSE;
+  p.fd = info->connect_fd;
+  p.events = POLLIN | PEER_CLOSED_EVENTS;
+  p.revents = 0;
+  do
+    ret = poll (&p, 1, 0);
+  while (ret < 0 && errno == EINTR);
+  return ret > 0 && peer_closed (&p);
+}
+
 static enum MHD_Result
 collect_header (void                *cls,
                 enum MHD_ValueKind   kind,
@@ -239,15 +348,79 @@ static enum MHD_Result
 collect_query (void                *cls,
                enum MHD_ValueKind   kind,
                const char          *key,
-               const char          *value)
+               size_t               key_size,
+               const char          *value,
+               size_t               value_size)
 {
-  GHashTable *table = cls;
+  HttpRequest *hr = cls;
 
   if (key == NULL)
     return MHD_YES;
-  g_hash_table_insert (table, g_utf8_make_valid (key, -1),
+  /* libmicrohttpd decodes %00 into the value, which C strings cut short
+   * (`sid=<sid>%00junk` would read as <sid>): refused (code 3). */
+  if (memchr (key, '\0', key_size) != NULL ||
+      (value != NULL && memchr (value, '\0', value_size) != NULL))
+    hr->base.malformed = TRUE;
+  g_hash_table_insert (hr->base.query, g_utf8_make_valid (key, -1),
                        value != NULL ? g_utf8_make_valid (value, -1) : g_strdup (""));
   return MHD_YES;
+}
+
+/* Request framing (RFC 9112 §6), which libmicrohttpd 0.9.75 checks only in
+ * part. */
+typedef struct
+{
+  guint       n_lengths;
+  const char *length;          /* the first Content-Length */
+  gboolean    lengths_differ;
+  guint       n_encodings;
+  gboolean    chunked;         /* the (only) Transfer-Encoding is chunked */
+} Framing;
+
+static enum MHD_Result
+collect_framing (void                *cls,
+                 enum MHD_ValueKind   kind,
+                 const char          *key,
+                 const char          *value)
+{
+  Framing *framing = cls;
+
+  if (key == NULL)
+    return MHD_YES;
+  if (g_ascii_strcasecmp (key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+    {
+      if (framing->n_lengths++ == 0)
+        framing->length = value != NULL ? value : "";
+      else if (g_strcmp0 (framing->length, value != NULL ? value : "") != 0)
+        framing->lengths_differ = TRUE;
+    }
+  else if (g_ascii_strcasecmp (key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+    {
+      framing->n_encodings++;
+      framing->chunked = value != NULL && g_ascii_strcasecmp (value, "chunked") == 0;
+    }
+  return MHD_YES;
+}
+
+/* NULL if the request's body is framed in one way only; otherwise what
+ * is wrong. libmicrohttpd frames the body by the first Content-Length
+ * while the engine would read another, by Transfer-Encoding even with a
+ * Content-Length, and waits for a body of unknown length (until the
+ * connection times out) for a Transfer-Encoding other than chunked. (An
+ * unparsable Content-Length is answered by libmicrohttpd itself.) */
+static const char *
+framing_error (struct MHD_Connection *connection)
+{
+  Framing framing = { 0, };
+
+  MHD_get_connection_values (connection, MHD_HEADER_KIND, collect_framing, &framing);
+  if (framing.n_encodings > 0 && framing.n_lengths > 0)
+    return "Content-Length together with Transfer-Encoding";
+  if (framing.n_encodings > 1 || (framing.n_encodings == 1 && !framing.chunked))
+    return "a Transfer-Encoding other than chunked";
+  if (framing.lengths_differ)
+    return "Content-Length headers that differ";
+  return NULL;
 }
 
 static char *
@@ -269,6 +442,7 @@ remote_address (struct MHD_Connection *connection)
 
 static HttpRequest *
 http_request_new (EngineIOServer        *server,
+                  EngineIOHttpDaemon    *daemon,
                   struct MHD_Connection *connection,
                   const char            *url,
                   const char            *method)
@@ -280,21 +454,31 @@ http_request_new (EngineIOServer        *server,
   engine_io_request_init (&hr->base, &http_vtable);
   hr->server = server;
   hr->connection = connection;
+  if (daemon != NULL)
+    {
+      const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+      hr->watch = info != NULL ? info->socket_context : NULL;
+      hr->daemon = hr->watch != NULL ? daemon : NULL;
+    }
   hr->base.method = g_strdup (method);
   query_start = strchr (url, '?');  /* libmicrohttpd passes the path only; be safe */
   hr->base.path = query_start ? g_strndup (url, query_start - url) : g_strdup (url);
   hr->base.headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   hr->base.query = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   MHD_get_connection_values (connection, MHD_HEADER_KIND, collect_header, hr->base.headers);
-  MHD_get_connection_values (connection, MHD_GET_ARGUMENT_KIND, collect_query, hr->base.query);
+  MHD_get_connection_values_n (connection, MHD_GET_ARGUMENT_KIND, collect_query, hr);
   hr->base.remote_address = remote_address (connection);
 
   length = g_hash_table_lookup (hr->base.headers, "content-length");
   if (length != NULL)
     {
       guint64 n;
-      if (g_ascii_string_to_unsigned (length, 10, 0, G_MAXINT64, &n, NULL))
-        hr->base.content_length = (gint64) n;
+      /* libmicrohttpd reads up to 2^64 - 1: beyond what the core counts,
+       * but too large all the same. */
+      if (g_ascii_string_to_unsigned (length, 10, 0, G_MAXUINT64, &n, NULL))
+        hr->base.content_length = (gint64) MIN (n, (guint64) G_MAXINT64);
     }
 
   return hr;
@@ -312,66 +496,56 @@ http_request_free (HttpRequest *hr)
 static enum MHD_Result
 respond_plain (struct MHD_Connection *connection,
                guint                  status,
-               const char            *text)
+               const char            *text,
+               gboolean               close)
 {
   struct MHD_Response *response =
     MHD_create_response_from_buffer (strlen (text), (void *) text, MHD_RESPMEM_PERSISTENT);
   enum MHD_Result ret;
 
   MHD_add_response_header (response, "Content-Type", "text/plain; charset=UTF-8");
+  if (close)
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
   ret = MHD_queue_response (connection, status, response);
   MHD_destroy_response (response);
   return ret;
 }
 
-/**
- * engine_io_server_mhd_handler: (skip)
- * @server: the server to hand the request to
- * @connection: the connection, as libmicrohttpd gave it
- * @url: the path, as libmicrohttpd gave it
- * @method: the method
- * @version: the HTTP version
- * @upload_data: body bytes
- * @upload_data_size: (inout): body byte count
- * @req_cls: (inout): the per-request pointer
- *
- * Mounts the engine in an application's own libmicrohttpd daemon: call it
- * from your `MHD_AccessHandlerCallback` for requests whose path is the
- * server's #EngineIOServer:path, passing every argument through, and call
- * engine_io_server_mhd_completed() from your `MHD_OPTION_NOTIFY_COMPLETED`
- * callback for the same requests (recognise them by keeping your own
- * marker, or by routing on the path again). Your daemon must be started
- * with `MHD_ALLOW_SUSPEND_RESUME` (and `MHD_ALLOW_UPGRADE` for WebSocket),
- * and must not be stopped before engine_io_server_close() returned.
- *
- * The server starts on the first request (its properties are frozen
- * then). Requests for another path get 404.
- *
- * Call on libmicrohttpd's threads, as libmicrohttpd calls you.
- *
- * Returns: what libmicrohttpd expects of an access handler
- */
-enum MHD_Result
-engine_io_server_mhd_handler (EngineIOServer         *server,
-                              struct MHD_Connection  *connection,
-                              const char             *url,
-                              const char             *method,
-                              const char             *version,
-                              const char             *upload_data,
-                              size_t                 *upload_data_size,
-                              void                  **req_cls)
+/* @daemon: NULL when mounted in an application's daemon. */
+static enum MHD_Result
+handle_request (EngineIOServer         *server,
+                EngineIOHttpDaemon     *daemon,
+                struct MHD_Connection  *connection,
+                const char             *url,
+                const char             *method,
+                const char             *version,
+                const char             *upload_data,
+                size_t                 *upload_data_size,
+                void                  **req_cls)
 {
   HttpRequest *hr = *req_cls;
 
   if (hr == NULL)
     {
-      hr = http_request_new (server, connection, url, method);
+      const char *framing;
+
+      hr = http_request_new (server, daemon, connection, url, method);
       *req_cls = hr;
+
+      /* A body framed two ways (request smuggling) or in a way we cannot
+       * read: 400, and the connection closes after it (RFC 9112 §6.1,
+       * §6.3), whatever the path. */
+      if ((framing = framing_error (connection)) != NULL)
+        {
+          g_debug ("http: refused a request with %s", framing);
+          hr->responded = TRUE;
+          return respond_plain (connection, MHD_HTTP_BAD_REQUEST, "Bad request framing", TRUE);
+        }
 
       if (!engine_io_server_path_matches (server, hr->base.path))
         {
           hr->responded = TRUE;
-          return respond_plain (connection, MHD_HTTP_NOT_FOUND, "Not found");
+          return respond_plain (connection, MHD_HTTP_NOT_FOUND, "Not found", FALSE);
         }
 
       /* A POST begins now, at its headers: overlapping POSTs are detected
@@ -408,6 +582,19 @@ engine_io_server_mhd_handler (EngineIOServer         *server,
 
   if (g_atomic_int_compare_and_exchange (&hr->resumed, 1, 0))
     {
+      if (hr->watch != NULL)
+        unwatch_poll (hr);
+      /* A poll whose client closed the connection while it waited (our
+       * watcher resumed it, or a message came before the watcher looked):
+       * no response. The session ends (`transport close`), and whatever
+       * would have been written stays unsent, reported so. */
+      if (hr->base.kind == ENGINE_IO_REQUEST_POLL && hr->base.prepared_body == NULL &&
+          (hr->base.client_gone || connection_closed_by_peer (connection)))
+        {
+          engine_io_server_request_client_gone (server, &hr->base);
+          hr->responded = TRUE;
+          return MHD_NO;  /* libmicrohttpd closes the connection */
+        }
       engine_io_server_request_resumed (server, &hr->base);
       return MHD_YES;
     }
@@ -443,10 +630,59 @@ engine_io_server_mhd_handler (EngineIOServer         *server,
       g_warning ("A request was neither answered nor suspended (answered 500)");
       g_debug ("... it was %s %s", hr->base.method, hr->base.path);
       hr->responded = TRUE;
-      return respond_plain (connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error");
+      return respond_plain (connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error", FALSE);
     }
 
   return MHD_YES;
+}
+
+/**
+ * engine_io_server_mhd_handler: (skip)
+ * @server: the server to hand the request to
+ * @connection: the connection, as libmicrohttpd gave it
+ * @url: the path, as libmicrohttpd gave it
+ * @method: the method
+ * @version: the HTTP version
+ * @upload_data: body bytes
+ * @upload_data_size: (inout): body byte count
+ * @req_cls: (inout): the per-request pointer
+ *
+ * Mounts the engine in an application's own libmicrohttpd daemon: call it
+ * from your `MHD_AccessHandlerCallback` for requests whose path is the
+ * server's #EngineIOServer:path, passing every argument through, and call
+ * engine_io_server_mhd_completed() from your `MHD_OPTION_NOTIFY_COMPLETED`
+ * callback for the same requests (recognise them by keeping your own
+ * marker, or by routing on the path again). Your daemon must be started
+ * with `MHD_ALLOW_SUSPEND_RESUME` (and `MHD_ALLOW_UPGRADE` for WebSocket),
+ * and must not be stopped before engine_io_server_close() returned.
+ *
+ * The server starts on the first request (its properties are frozen
+ * then). Requests for another path get 404. A request whose body is
+ * framed two ways (two different `Content-Length`s, `Content-Length` with
+ * `Transfer-Encoding`, a `Transfer-Encoding` other than chunked) gets 400
+ * and its connection is closed.
+ *
+ * Unlike engine_io_server_listen()'s daemon, yours is not watched for
+ * clients that close the connection of a waiting poll: such a session
+ * ends (`transport close`) when the poll is next resumed, for a message
+ * or a ping, instead of at once.
+ *
+ * Call on libmicrohttpd's threads, as libmicrohttpd calls you.
+ *
+ * Returns: what libmicrohttpd expects of an access handler
+ */
+enum MHD_Result
+engine_io_server_mhd_handler (EngineIOServer         *server,
+                              struct MHD_Connection  *connection,
+                              const char             *url,
+                              const char             *method,
+                              const char             *version,
+                              const char             *upload_data,
+                              size_t                 *upload_data_size,
+                              void                  **req_cls)
+{
+  return handle_request (server, NULL, connection, url, method, version,
+                         upload_data, upload_data_size, req_cls);
 }
 
 /**
@@ -523,7 +759,7 @@ notify_connection_cb (void                              *cls,
 
       if (info == NULL)
         return;
-      watch = g_new (ConnWatch, 1);
+      watch = g_new0 (ConnWatch, 1);
       watch->fd = info->connect_fd;
       watch->deadline = deadline_in (daemon);
       g_mutex_lock (&daemon->lock);
@@ -538,15 +774,74 @@ notify_connection_cb (void                              *cls,
       g_mutex_lock (&daemon->lock);
       g_hash_table_remove (daemon->watches, watch);
       g_mutex_unlock (&daemon->lock);
+      g_clear_object (&watch->poll_socket);
       g_free (watch);
       *socket_context = NULL;
     }
+}
+
+typedef struct
+{
+  EngineIOSocket  *socket;  /* owned */
+  EngineIORequest *req;     /* not dereferenced: the session checks it */
+  gsize            serial;
+} GonePoll;
+
+/* With the daemon's lock: the waiting polls whose client closed the
+ * connection, taken from their watches into @gone (GonePoll). @fds and
+ * @polled are scratch space. */
+static void
+find_gone_polls_locked (EngineIOHttpDaemon *daemon,
+                        GArray             *fds,
+                        GPtrArray          *polled,
+                        GArray             *gone)
+{
+  GHashTableIter iter;
+  ConnWatch *watch;
+  int ret;
+
+  g_array_set_size (fds, 0);
+  g_ptr_array_set_size (polled, 0);
+  g_hash_table_iter_init (&iter, daemon->watches);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &watch, NULL))
+    if (watch->poll != NULL)
+      {
+        struct pollfd p = { .fd = watch->fd, .events = POLLIN | PEER_CLOSED_EVENTS };
+        g_array_append_val (fds, p);
+        g_ptr_array_add (polled, watch);
+      }
+  if (fds->len == 0)
+    return;
+
+  /* Under the lock: no descriptor here is closed (and reused) meanwhile. */
+  do
+    ret = poll ((struct pollfd *) fds->data, fds->len, 0);
+  while (ret < 0 && errno == EINTR);
+  if (ret <= 0)
+    return;
+
+  for (guint i = 0; i < fds->len; i++)
+    if (peer_closed (&g_array_index (fds, struct pollfd, i)))
+      {
+        GonePoll entry;
+
+        watch = g_ptr_array_index (polled, i);
+        entry.socket = g_steal_pointer (&watch->poll_socket);
+        entry.req = watch->poll;
+        entry.serial = watch->poll_serial;
+        watch->poll = NULL;
+        if (entry.socket != NULL)
+          g_array_append_val (gone, entry);
+      }
 }
 
 static gpointer
 watcher_thread (gpointer data)
 {
   EngineIOHttpDaemon *daemon = data;
+  g_autoptr(GArray) fds = g_array_new (FALSE, FALSE, sizeof (struct pollfd));
+  g_autoptr(GPtrArray) polled = g_ptr_array_new ();
+  g_autoptr(GArray) gone = g_array_new (FALSE, FALSE, sizeof (GonePoll));
 
   g_mutex_lock (&daemon->lock);
   while (!daemon->stopping)
@@ -568,6 +863,25 @@ watcher_thread (gpointer data)
               g_debug ("http: closing a connection whose request did not arrive in time");
               shutdown (watch->fd, SHUT_RDWR);
             }
+        }
+
+      find_gone_polls_locked (daemon, fds, polled, gone);
+      if (gone->len > 0)
+        {
+          /* Outside our lock: the session's lock comes first. */
+          g_mutex_unlock (&daemon->lock);
+          for (guint i = 0; i < gone->len; i++)
+            {
+              GonePoll *entry = &g_array_index (gone, GonePoll, i);
+
+              if (engine_io_socket_resume_gone_poll (entry->socket, entry->req, entry->serial))
+                g_debug ("http: the client of a waiting poll closed its connection");
+              g_object_unref (entry->socket);
+            }
+          g_array_set_size (gone, 0);
+          g_mutex_lock (&daemon->lock);
+          if (daemon->stopping)
+            break;
         }
       g_cond_wait_until (&daemon->cond, &daemon->lock, g_get_monotonic_time () + WATCH_INTERVAL_US);
     }
@@ -591,8 +905,8 @@ access_cb (void                  *cls,
   gboolean body_chunk = *upload_data_size > 0;
   enum MHD_Result ret;
 
-  ret = engine_io_server_mhd_handler (server, connection, url, method, version,
-                                      upload_data, upload_data_size, req_cls);
+  ret = handle_request (server, daemon, connection, url, method, version,
+                        upload_data, upload_data_size, req_cls);
   if (head)
     {
       /* The head is in: a body has its own deadline, anything else (a
@@ -623,10 +937,12 @@ log_cb (void       *cls,
         const char *fm,
         va_list     ap)
 {
+  int saved_errno = errno;  /* the caller may report it after logging */
   g_autofree char *message = g_strdup_vprintf (fm, ap);
 
   g_strchomp (message);
   g_debug ("libmicrohttpd: %s", message);
+  errno = saved_errno;
 }
 
 EngineIOHttpDaemon *
@@ -678,8 +994,11 @@ engine_io_http_daemon_start (EngineIOServer  *server,
   g_cond_init (&daemon->cond);
   daemon->watches = g_hash_table_new (NULL, NULL);
   daemon->watcher = g_thread_new ("engineio-http-watch", watcher_thread, daemon);
+  /* The logger first, or libmicrohttpd prints what it says before it
+   * on stderr. */
   daemon->daemon = MHD_start_daemon (flags, (uint16_t) port, NULL, NULL,
                                      access_cb, daemon,
+                                     MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
                                      MHD_OPTION_THREAD_POOL_SIZE, threads,
                                      MHD_OPTION_NOTIFY_COMPLETED, completed_cb, daemon,
@@ -688,7 +1007,6 @@ engine_io_http_daemon_start (EngineIOServer  *server,
                                      MHD_OPTION_CONNECTION_LIMIT, connection_limit,
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
                                      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                                     MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
                                      MHD_OPTION_END);
   if (daemon->daemon == NULL)
     {

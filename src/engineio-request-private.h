@@ -62,7 +62,11 @@ struct _EngineIORequest
   GHashTable          *query;           /* owned: char* -> char*, decoded */
   GHashTable          *headers;         /* owned: lowercase name -> value (UTF-8) */
   char                *remote_address;  /* owned, numeric host */
-  gint64               content_length;  /* -1 when not given */
+  gint64               content_length;  /* -1 when not given; G_MAXINT64 when larger */
+  gboolean             malformed;       /* the adapter found a NUL in the query: the
+                                         * core answers 400 (code 3, "Bad request") */
+  gsize                serial;          /* unique per request object (init): tells a
+                                         * request from a later one at the same address */
 
   /* Core state; the serving thread and, where said, the session lock. */
   EngineIORequestKind  kind;
@@ -74,6 +78,13 @@ struct _EngineIORequest
   gboolean             answer_noop;     /* (socket lock) resumed for an upgrade: answer `6` */
   gboolean             switched;        /* the connection became a WebSocket: nothing
                                          * left for the session when it finishes */
+  gboolean             client_gone;     /* (socket lock) resumed because its client
+                                         * closed the connection while it waited */
+  GPtrArray           *flush_items;     /* (socket lock) the send items this poll
+                                         * response carries: their callbacks learn at
+                                         * the end of the request whether it was written */
+  gboolean             finishes_close;  /* the last poll of a closing session: the
+                                         * session ends when this response is done */
   /* A response prepared by whoever resumed the request (admission job,
    * session close), given on resumption. */
   guint                prepared_status;

@@ -57,6 +57,12 @@ void     engine_io_server_request_too_large (EngineIOServer  *self,
                                              EngineIORequest *req);
 void     engine_io_server_request_resumed   (EngineIOServer  *self,
                                              EngineIORequest *req);
+/* A resumed request whose client closed the connection before it was
+ * answered (the adapter checks, the first thing after a resumption):
+ * instead of engine_io_server_request_resumed(); the adapter then closes
+ * the connection without a response. */
+void     engine_io_server_request_client_gone (EngineIOServer  *self,
+                                               EngineIORequest *req);
 void     engine_io_server_request_finished  (EngineIOServer  *self,
                                              EngineIORequest *req,
                                              gboolean         completed);

@@ -307,6 +307,19 @@ config_new_from_server (EngineIOServer  *self,
           engine_io_config_unref (config);
           return NULL;
         }
+      /* The engine answers the path with and without its trailing slash
+       * (engine_io_server_path_matches()); the metrics must not take
+       * either. */
+      if (strcmp (self->metrics_path, config->path) == 0 ||
+          (strlen (self->metrics_path) + 1 == strlen (config->path) &&
+           strncmp (self->metrics_path, config->path, strlen (self->metrics_path)) == 0))
+        {
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                       "Metrics path “%s” is the engine's path “%s”: choose another one",
+                       self->metrics_path, self->path);
+          engine_io_config_unref (config);
+          return NULL;
+        }
       config->metrics_path = g_strdup (self->metrics_path);
     }
 
@@ -1243,6 +1256,14 @@ engine_io_server_request_begin (EngineIOServer  *self,
       return FALSE;
     }
 
+  /* A query value the adapter could not pass whole (an encoded NUL): the
+   * truncated value (`sid=<sid>%00junk`) must not be taken for another. */
+  if (req->malformed)
+    {
+      engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      return FALSE;
+    }
+
   transport_name = g_hash_table_lookup (req->query, "transport");
   if (transport_name == NULL ||
       !engine_io_transport_type_from_string (transport_name, &transport) ||
@@ -1342,6 +1363,12 @@ engine_io_server_request_too_large (EngineIOServer  *self,
                                    config != NULL ? config->max_payload : self->max_payload);
   g_autoptr(GBytes) body = g_bytes_new_take (message, strlen (message));
 
+  /* A POST refused after it began (a chunked body that grew too large):
+   * the session takes the client's next POST, which may come as soon as
+   * the client reads the 413, before libmicrohttpd reports this request
+   * complete. */
+  if (req->kind == ENGINE_IO_REQUEST_POST && req->socket != NULL)
+    engine_io_socket_end_post (req->socket, req);
   respond_full (config, req, 413, "text/plain; charset=UTF-8", body, FALSE);
 }
 
@@ -1380,6 +1407,15 @@ engine_io_server_request_resumed (EngineIOServer  *self,
 
   g_warn_if_reached ();
   respond_status_json (NULL, req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Internal error");
+}
+
+void
+engine_io_server_request_client_gone (EngineIOServer  *self,
+                                      EngineIORequest *req)
+{
+  request_unsuspend (self, req);
+  if (req->kind == ENGINE_IO_REQUEST_POLL && req->socket != NULL && req->prepared_body == NULL)
+    engine_io_socket_poll_client_gone (req->socket, req);
 }
 
 void
@@ -1439,14 +1475,19 @@ void
 engine_io_request_init (EngineIORequest             *req,
                         const EngineIORequestVTable *vtable)
 {
+  static gsize serial;
+
   memset (req, 0, sizeof *req);
   req->vtable = vtable;
   req->content_length = -1;
+  req->serial = (gsize) g_atomic_pointer_add (&serial, 1) + 1;
 }
 
 void
 engine_io_request_clear (EngineIORequest *req)
 {
+  /* engine_io_server_request_finished() handed them to the session. */
+  g_warn_if_fail (req->flush_items == NULL);
   g_clear_pointer (&req->method, g_free);
   g_clear_pointer (&req->path, g_free);
   g_clear_pointer (&req->query, g_hash_table_unref);
@@ -2608,6 +2649,9 @@ engine_io_server_class_init (EngineIOServerClass *klass)
    * Prometheus text format (engine_io_metrics_to_prometheus()); %NULL
    * (default) serves none. Not protected: bind the server to an address
    * only your scraper reaches, or mount it and route the path yourself.
+   * It must differ from #EngineIOServer:path (with or without its trailing
+   * slash): engine_io_server_listen() fails with
+   * %ENGINE_IO_ERROR_INVALID_ARGUMENT otherwise.
    */
   properties[PROP_METRICS_PATH] =
     g_param_spec_string ("metrics-path", NULL, NULL, NULL, rw);

@@ -35,9 +35,21 @@ void            engine_io_socket_handle_post         (EngineIOSocket    *self,
  * reads the rest of its body, or holds it again. */
 void            engine_io_socket_handle_post_resumed (EngineIOSocket    *self,
                                                       EngineIORequest   *req);
+void            engine_io_socket_end_post            (EngineIOSocket    *self,
+                                                      EngineIORequest   *req);
+void            engine_io_socket_poll_client_gone    (EngineIOSocket    *self,
+                                                      EngineIORequest   *req);
 void            engine_io_socket_request_finished    (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       gboolean           completed);
+
+/* Any thread: the client of @req (a waiting poll of this session, seen
+ * with @serial) closed its connection; resumes it if still suspended
+ * (then the adapter closes it and calls
+ * engine_io_server_request_client_gone()). */
+gboolean        engine_io_socket_resume_gone_poll    (EngineIOSocket    *self,
+                                                      EngineIORequest   *req,
+                                                      gsize              serial);
 
 /* Serving thread: may this polling session take a WebSocket? */
 gboolean        engine_io_socket_begin_upgrade       (EngineIOSocket    *self);

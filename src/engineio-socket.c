@@ -48,7 +48,7 @@ typedef enum
 typedef enum
 {
   EVENT_PACKET,        /* a packet from the client */
-  EVENT_FLUSHED,       /* send items were handed to the transport */
+  EVENT_FLUSHED,       /* send items were handed to the transport (or failed to be) */
   EVENT_CLOSE,         /* close with a reason */
   EVENT_FINISH_CLOSE,  /* the last poll took the last packets */
   EVENT_WS_ATTACH,     /* an upgraded connection for this session */
@@ -68,6 +68,7 @@ typedef struct
   EngineIOPacket      *packet;       /* EVENT_PACKET */
   GPtrArray           *items;        /* EVENT_FLUSHED: SendItem* */
   gsize                size;         /* EVENT_PACKET: counted in inbound_bytes */
+  gboolean             flushed;      /* EVENT_FLUSHED: what the send callbacks hear */
   EngineIOCloseReason  reason;       /* EVENT_CLOSE */
   char                *description;  /* EVENT_CLOSE */
   EngineIOWebSocket   *ws;           /* EVENT_WS_ATTACH */
@@ -91,14 +92,15 @@ struct _EngineIOSocket
   GAsyncQueue             *outbound;
   SocketState              state;         /* (lock) written; (atomic) read elsewhere */
   EngineIORequest         *active_get;    /* (lock) the poll attached to us, if any */
-  gboolean                 post_active;   /* (lock) a POST is reading its body */
+  EngineIORequest         *active_post;   /* (lock) the POST reading its body, if any */
+  GPtrArray               *inflight;      /* (lock) EngineIORequest*: poll responses whose
+                                           * send items wait for the end of the request */
   int                      transport;     /* (atomic) EngineIOTransportType */
   guint64                  queued_bytes;  /* (lock) real bytes in @outbound (item_size()) */
   guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
   guint                    inbound_packets; /* (lock) EVENT_PACKETs in @inbound */
   guint64                  received_bytes;/* (lock) real bytes in @received */
   gboolean                 input_paused;  /* (lock) the client is not read (back-pressure) */
-  EngineIORequest         *post_req;      /* (lock) the POST being read, if any */
   EngineIORequest         *held_post;     /* (lock) that POST, suspended while input_paused */
   gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
   gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
@@ -114,7 +116,7 @@ struct _EngineIOSocket
   /* Messages nobody handled, for engine_io_socket_receive(). */
   GAsyncQueue             *received;
 
-  /* The body of the POST being read (@post_req), read a round of packets
+  /* The body of the POST being read (@active_post), read a round of packets
    * at a time: only its serving thread touches these. */
   GBytes                  *post_payload;
   EngineIOPayloadReader    post_reader;
@@ -372,11 +374,15 @@ message_within_rate_locked (EngineIOSocket *self,
 /* Called with the lock held: takes every queued item (in order) and
  * returns their packets. The items go to the session context in an
  * EVENT_FLUSHED when anyone wants to know (a send callback, a ::drain
- * handler), and are freed here otherwise. */
+ * handler), and are freed here otherwise. With @notify_out, those items
+ * are returned there instead (NULL if none), for a poll response: its
+ * callbacks learn when the request ends whether the response was
+ * written (attach_flush_items_locked()). */
 static GPtrArray *
-take_outbound_locked (EngineIOSocket *self,
-                      guint64         limit,
-                      guint           max_items)
+take_outbound_locked (EngineIOSocket  *self,
+                      guint64          limit,
+                      guint            max_items,
+                      GPtrArray      **notify_out)
 {
   guint queued = (guint) MAX (g_async_queue_length_unlocked (self->outbound), 0);
   GPtrArray *packets;
@@ -428,15 +434,35 @@ take_outbound_locked (EngineIOSocket *self,
       engine_io_counter_add (&self->counters->bytes_out, taken);
     }
 
-  if (notify_items != NULL)
+  if (notify_out != NULL)
+    *notify_out = notify_items;
+  else if (notify_items != NULL)
     {
       Event *event = g_new0 (Event, 1);
       event->kind = EVENT_FLUSHED;
       event->items = notify_items;
+      event->flushed = TRUE;
       post_event_locked (self, event);
     }
 
   return packets;
+}
+
+/* Called with the lock held: @req's response carries @items (may be
+ * NULL). Their callbacks are called when libmicrohttpd reports the end of
+ * the request (engine_io_socket_request_finished()): TRUE only if the
+ * response was written completely; FALSE if the connection failed, or the
+ * session ended first. */
+static void
+attach_flush_items_locked (EngineIOSocket  *self,
+                           EngineIORequest *req,
+                           GPtrArray       *items)
+{
+  if (items == NULL)
+    return;
+  g_assert (req->flush_items == NULL);
+  req->flush_items = items;
+  g_ptr_array_add (self->inflight, req);
 }
 
 /* Called with the lock held; returns the request to resume (outside the
@@ -820,7 +846,7 @@ ws_flush_outbound (EngineIOSocket *self)
           g_async_queue_unlock (self->outbound);
           break;
         }
-      packets = take_outbound_locked (self, WS_BUFFER_TARGET, 0);
+      packets = take_outbound_locked (self, WS_BUFFER_TARGET, 0, NULL);
       g_async_queue_unlock (self->outbound);
 
       for (guint i = 0; i < packets->len; i++)
@@ -1129,8 +1155,9 @@ handle_event (EngineIOSocket *self,
       break;
 
     case EVENT_FLUSHED:
-      call_send_callbacks (self, event->items, TRUE);
-      if (self->state == STATE_OPEN && engine_io_socket_get_send_queue_length (self) == 0)
+      call_send_callbacks (self, event->items, event->flushed);
+      if (event->flushed && self->state == STATE_OPEN &&
+          engine_io_socket_get_send_queue_length (self) == 0)
         g_signal_emit (self, signals[SIGNAL_DRAIN], 0);
       break;
 
@@ -1296,7 +1323,7 @@ socket_do_close (EngineIOSocket      *self,
        * session finishes when the connection is down. */
       g_async_queue_lock (self->outbound);
       {
-        g_autoptr(GPtrArray) packets = take_outbound_locked (self, 0, 0);
+        g_autoptr(GPtrArray) packets = take_outbound_locked (self, 0, 0, NULL);
         g_async_queue_unlock (self->outbound);
         for (guint i = 0; i < packets->len; i++)
           ws_send_packet (self, g_ptr_array_index (packets, i));
@@ -1335,6 +1362,14 @@ socket_finish_close (EngineIOSocket *self)
       return;
     }
   g_atomic_int_set ((int *) &self->state, STATE_CLOSED);
+  /* Poll responses still being written: not known to be delivered. */
+  for (guint i = 0; i < self->inflight->len; i++)
+    {
+      EngineIORequest *req = g_ptr_array_index (self->inflight, i);
+
+      g_ptr_array_extend_and_steal (leftover, g_steal_pointer (&req->flush_items));
+    }
+  g_ptr_array_set_size (self->inflight, 0);
   while ((item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
     g_ptr_array_add (leftover, item);
   self->queued_bytes = 0;
@@ -1352,7 +1387,7 @@ socket_finish_close (EngineIOSocket *self)
   while ((event = g_async_queue_try_pop (self->inbound)) != NULL)
     {
       if (event->kind == EVENT_FLUSHED)
-        call_send_callbacks (self, event->items, TRUE);
+        call_send_callbacks (self, event->items, event->flushed);
       event_free (event);
     }
   g_async_queue_lock (self->outbound);
@@ -1407,6 +1442,7 @@ engine_io_socket_finalize (GObject *object)
 
   g_byte_array_unref (self->frame);
   g_ptr_array_unref (self->dying_ws);
+  g_ptr_array_unref (self->inflight);
   g_async_queue_unref (self->received);
   g_async_queue_unref (self->inbound);
   g_async_queue_unref (self->outbound);
@@ -1545,7 +1581,8 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
    *
    * Emitted in the socket's main context (its session thread, or
    * #EngineIOServer:callback-context) when everything queued for sending
-   * has been handed to the transport (a poll response or the WebSocket).
+   * has been handed to the transport (a poll response, once written, or
+   * the WebSocket).
    */
   signals[SIGNAL_DRAIN] =
     g_signal_new ("drain", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -1581,6 +1618,7 @@ engine_io_socket_init (EngineIOSocket *self)
   self->state = STATE_OPENING;
   self->frame = g_byte_array_new ();
   self->dying_ws = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_websocket_free);
+  self->inflight = g_ptr_array_new ();
   self->ws_close_code = 1000;
 }
 
@@ -1683,15 +1721,16 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
 
   if (self->state == STATE_CLOSING && self->lingering && self->active_get == NULL)
     {
-      /* The last poll of a closed session: what was queued, then `1`. */
-      Event *event = g_new0 (Event, 1);
+      /* The last poll of a closed session: what was queued, then `1`;
+       * the session ends with this response. */
+      GPtrArray *items = NULL;
       self->lingering = FALSE;
       req->kind = ENGINE_IO_REQUEST_POLL;
       req->socket = g_object_ref (self);
       req->carried_packets = TRUE;
-      packets = take_outbound_locked (self, 0, 0);
-      event->kind = EVENT_FINISH_CLOSE;
-      post_event_locked (self, event);
+      req->finishes_close = TRUE;
+      packets = take_outbound_locked (self, 0, 0, &items);
+      attach_flush_items_locked (self, req, items);
       g_async_queue_unlock (self->outbound);
       engine_io_core_respond_packets (self->config, req, self->version,
                                       (EngineIOPacket * const *) packets->pdata, packets->len);
@@ -1730,7 +1769,9 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
 
   if (g_async_queue_length_unlocked (self->outbound) > 0)
     {
-      packets = take_outbound_locked (self, 0, POLL_MAX_PACKETS);
+      GPtrArray *items = NULL;
+      packets = take_outbound_locked (self, 0, POLL_MAX_PACKETS, &items);
+      attach_flush_items_locked (self, req, items);
       g_async_queue_unlock (self->outbound);
       req->carried_packets = TRUE;
       engine_io_core_respond_packets (self->config, req, self->version,
@@ -1750,6 +1791,7 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
                                       EngineIORequest *req)
 {
   g_autoptr(GPtrArray) packets = NULL;
+  GPtrArray *items = NULL;
   gboolean closing;
 
   g_async_queue_lock (self->outbound);
@@ -1764,14 +1806,11 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
       return;
     }
   closing = self->state == STATE_CLOSING;
-  /* Closing: this is the last poll, it takes everything. */
-  packets = take_outbound_locked (self, 0, closing ? 0 : POLL_MAX_PACKETS);
-  if (closing)
-    {
-      Event *event = g_new0 (Event, 1);
-      event->kind = EVENT_FINISH_CLOSE;
-      post_event_locked (self, event);
-    }
+  /* Closing: this is the last poll, it takes everything, and the session
+   * ends with its response. */
+  packets = take_outbound_locked (self, 0, closing ? 0 : POLL_MAX_PACKETS, &items);
+  attach_flush_items_locked (self, req, items);
+  req->finishes_close = closing;
   g_async_queue_unlock (self->outbound);
 
   if (packets->len == 0)
@@ -1799,7 +1838,7 @@ engine_io_socket_begin_post (EngineIOSocket  *self,
       return FALSE;
     }
 
-  if (self->post_active)
+  if (self->active_post != NULL)
     {
       g_async_queue_unlock (self->outbound);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
@@ -1808,8 +1847,7 @@ engine_io_socket_begin_post (EngineIOSocket  *self,
       return FALSE;
     }
 
-  self->post_active = TRUE;
-  self->post_req = req;
+  self->active_post = req;
   req->kind = ENGINE_IO_REQUEST_POST;
   req->socket = g_object_ref (self);
   g_async_queue_unlock (self->outbound);
@@ -1882,8 +1920,7 @@ jsonp_post_payload (GBytes  *body,
 static GBytes *
 post_done_locked (EngineIOSocket *self)
 {
-  self->post_active = FALSE;
-  self->post_req = NULL;
+  self->active_post = NULL;
   return g_steal_pointer (&self->post_payload);
 }
 
@@ -2037,15 +2074,104 @@ engine_io_socket_handle_post_resumed (EngineIOSocket  *self,
   post_continue (self, req);
 }
 
+/* A POST answered without its body being taken (413): the session may
+ * take the client's next POST at once. */
+void
+engine_io_socket_end_post (EngineIOSocket  *self,
+                           EngineIORequest *req)
+{
+  g_autoptr(GBytes) post_payload = NULL;
+
+  g_async_queue_lock (self->outbound);
+  if (self->active_post == req)
+    {
+      if (self->held_post == req)
+        self->held_post = NULL;
+      post_payload = post_done_locked (self);
+    }
+  g_async_queue_unlock (self->outbound);
+}
+
+/* Called with the lock held: @req, the waiting poll, ends without a
+ * response of ours. If the session was waiting for it to close, it will
+ * not come: finish now. */
+static void
+detach_poll_locked (EngineIOSocket  *self,
+                    EngineIORequest *req)
+{
+  if (self->active_get != req)
+    return;
+  self->active_get = NULL;
+  if (self->state == STATE_CLOSING && !self->lingering)
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_FINISH_CLOSE;
+      post_event_locked (self, event);
+    }
+}
+
+#define POLL_GONE_DESCRIPTION "the client closed the connection of its waiting poll"
+
+/* Any thread (the adapter's watcher): the client of @req, a waiting poll
+ * of this session, closed its connection. Resumes @req if it is still
+ * suspended, for the adapter to close it (serial: @req is the request the
+ * watcher saw, not a later one at the same address). */
+gboolean
+engine_io_socket_resume_gone_poll (EngineIOSocket  *self,
+                                   EngineIORequest *req,
+                                   gsize            serial)
+{
+  gboolean resume = FALSE;
+
+  g_async_queue_lock (self->outbound);
+  /* While it is our active_get, @req is alive (it is detached, under this
+   * lock, before it is freed). */
+  if (self->active_get == req && req->serial == serial && req->suspended)
+    {
+      req->suspended = FALSE;
+      req->client_gone = TRUE;
+      resume = TRUE;
+    }
+  g_async_queue_unlock (self->outbound);
+
+  if (resume)
+    engine_io_core_request_resume (req);
+  return resume;
+}
+
+/* Serving thread: @req, resumed, found its client gone before it could
+ * answer; no response will be written. The session closes with
+ * `transport close` (as the reference does when a waiting poll's
+ * connection closes), unless it is moving to a WebSocket; what was queued
+ * stays queued and is reported not flushed. */
+void
+engine_io_socket_poll_client_gone (EngineIOSocket  *self,
+                                   EngineIORequest *req)
+{
+  gboolean close;
+
+  g_async_queue_lock (self->outbound);
+  detach_poll_locked (self, req);
+  close = self->state == STATE_OPEN && !self->upgrading && !req->answer_noop &&
+          g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  g_async_queue_unlock (self->outbound);
+
+  g_debug ("socket %s: %s", self->id, POLL_GONE_DESCRIPTION);
+  if (close)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE,
+                                        POLL_GONE_DESCRIPTION);
+}
+
 void
 engine_io_socket_request_finished (EngineIOSocket  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)
 {
   g_autoptr(GBytes) post_payload = NULL;
+  gboolean vanished = FALSE;
 
   g_async_queue_lock (self->outbound);
-  if (req->kind == ENGINE_IO_REQUEST_POST && self->post_req == req)
+  if (req->kind == ENGINE_IO_REQUEST_POST && self->active_post == req)
     {
       /* A POST that never completed its body, or whose connection failed
        * while it was held. */
@@ -2053,24 +2179,42 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
         self->held_post = NULL;
       post_payload = post_done_locked (self);
     }
+  if (req->flush_items != NULL)
+    {
+      /* Delivered only if the whole response was written. (The session
+       * is not closed: socket_finish_close() takes the items first.) */
+      Event *event = g_new0 (Event, 1);
+
+      g_ptr_array_remove_fast (self->inflight, req);
+      event->kind = EVENT_FLUSHED;
+      event->items = g_steal_pointer (&req->flush_items);
+      event->flushed = completed;
+      post_event_locked (self, event);
+    }
+  if (req->finishes_close)
+    {
+      Event *event = g_new0 (Event, 1);
+
+      req->finishes_close = FALSE;
+      event->kind = EVENT_FINISH_CLOSE;
+      post_event_locked (self, event);
+    }
   if (self->active_get == req)
     {
-      /* A poll that ended without carrying anything (its client went away
-       * while it waited). If the session was waiting for it to close, it
-       * will not come: finish now. */
-      self->active_get = NULL;
-      if (self->state == STATE_CLOSING && !self->lingering)
-        {
-          Event *event = g_new0 (Event, 1);
-          event->kind = EVENT_FINISH_CLOSE;
-          post_event_locked (self, event);
-        }
+      /* A poll that ended without carrying anything: its client went
+       * away while it waited (libmicrohttpd saw it first). */
+      vanished = self->state == STATE_OPEN && !completed && !self->upgrading &&
+                 g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+      detach_poll_locked (self, req);
     }
   g_async_queue_unlock (self->outbound);
 
   if (req->carried_packets && !completed)
     engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
                                         "the connection failed while sending a poll response");
+  else if (vanished)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE,
+                                        POLL_GONE_DESCRIPTION);
 }
 
 gboolean

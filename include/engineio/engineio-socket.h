@@ -61,8 +61,12 @@ typedef struct _EngineIOServer EngineIOServer;
 /**
  * EngineIOSendCallback:
  * @socket: the socket the packet was sent on
- * @flushed: %TRUE once the packet has been handed to the transport, %FALSE
- *   if the session closed before it could be
+ * @flushed: %TRUE once the packet has been handed to the transport: over
+ *   polling, once the poll response carrying it has been written completely
+ *   to a connection its client had not closed; over WebSocket, once it is
+ *   handed to the connection. %FALSE if the session closed before that, or
+ *   the connection failed or was closed by the client first (the packet may
+ *   not have arrived)
  * @user_data: the data passed with the callback
  *
  * Called once per packet sent with engine_io_socket_send_text_full() or

@@ -309,9 +309,11 @@ mhd_log_cb (void       *cls,
             const char *format,
             va_list     args)
 {
+  int saved_errno = errno;  /* reported after a failed start */
   g_autofree char *message = g_strdup_vprintf (format, args);
 
   g_debug ("libmicrohttpd: %s", g_strchomp (message));
+  errno = saved_errno;
 }
 
 static struct MHD_Daemon *
@@ -350,8 +352,12 @@ start_daemon (App         *app,
                              MHD_OPTION_THREAD_POOL_SIZE, threads,
                              MHD_OPTION_NOTIFY_COMPLETED, completed_cb, app,
                              MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_S,
-                             /* A restarted server gets its port back at once. */
-                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                             /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets
+                             * SO_REUSEPORT, and a second instance on the same
+                             * port would start silently and take half the
+                             * connections. libmicrohttpd's default
+                             * (SO_REUSEADDR) already lets a restarted server
+                             * bind while old connections linger in TIME_WAIT. */
                              MHD_OPTION_END);
   if (daemon == NULL)
     {

@@ -91,12 +91,14 @@ run_polling_end (Churn    *c,
 
     case END_RESET:
       /* Mid-poll: a GET waits in the server (suspended) when the RST comes.
-       * libmicrohttpd does not watch suspended connections: the server
-       * learns of it when the next ping resumes the poll and its answer
-       * cannot be written (transport error), or, if the connection's
-       * failure is seen before the answer is made, when the pong does not
-       * come (ping timeout). */
-      *expected = REASON_BIT (ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR) |
+       * The server's watcher of waiting polls (or the next ping, resuming
+       * the poll, whichever looks first) sees the connection gone: transport
+       * close. If the RST comes before the GET was read, there is no poll
+       * to see it: the pong does not come (ping timeout); if it comes
+       * between that look and the write of the answer, the write fails
+       * (transport error). */
+      *expected = REASON_BIT (ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE) |
+                  REASON_BIT (ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR) |
                   REASON_BIT (ENGINE_IO_CLOSE_REASON_PING_TIMEOUT);
       if (!rel_poll_send_get (poll, error))
         return FALSE;

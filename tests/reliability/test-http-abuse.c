@@ -1,0 +1,574 @@
+/* test-http-abuse.c: the libmicrohttpd request path against clients that
+ * go away in the middle of a waiting poll, and requests no honest client
+ * sends (issue 12): bodies framed two ways, encoded NULs in the query, a
+ * chunked body over max-payload; and the configuration and listen errors
+ * of the same layer.
+ *
+ * The heartbeat is long (20 s + 20 s) so that a session closing within a
+ * few seconds was closed by what the test did, not by the heartbeat.
+ *
+ * Run with ENGINE_IO_TEST_LOOP_THREADS=0 (a thread per session) and =2.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relutil.h"
+
+#define PING_INTERVAL_MS 20000
+#define PING_TIMEOUT_MS 20000
+#define MAX_PAYLOAD 1000
+/* Seconds: long, so that a connection closed within a few seconds was
+ * closed on purpose, not for being idle. */
+#define CONNECTION_TIMEOUT_S 30
+/* What "promptly" means here: far below the heartbeat (40 s) and the
+ * connection timeout, generous for a loaded machine. */
+#define PROMPT_MS 8000
+
+typedef struct
+{
+  RelServer    *rs;
+  guint         port;
+  TestRecorder *recorder;  /* send callbacks; freed after the server */
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->rs = rel_server_new ();
+  g_object_set (f->rs->server,
+                "ping-interval", PING_INTERVAL_MS,
+                "ping-timeout", PING_TIMEOUT_MS,
+                "max-payload", (guint64) MAX_PAYLOAD,
+                "connection-timeout", CONNECTION_TIMEOUT_S,
+                NULL);
+  g_assert_true (rel_server_listen (f->rs));
+  f->port = f->rs->port;
+  f->recorder = test_recorder_new ();
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_assert_cmpuint (f->rs->n_repeated, ==, 0);
+  g_clear_pointer (&f->rs, rel_server_free);
+  g_clear_pointer (&f->recorder, test_recorder_free);
+  test_log_check ();
+}
+
+static RelPoll *
+open_polling (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  RelPoll *poll = rel_poll_open (f->port, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (rel_poll_echo (poll, "hello", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  return poll;
+}
+
+static char *
+reason_name (gint reason)
+{
+  return g_strdup (reason < 0 ? "(no close)" : engine_io_close_reason_to_string (reason));
+}
+
+/* ------------------------------------------------------------------ */
+/* A waiting poll whose client goes away                                */
+/* ------------------------------------------------------------------ */
+
+static void
+flush_cb (EngineIOSocket *socket,
+          gboolean        flushed,
+          gpointer        user_data)
+{
+  test_recorder_add (user_data, "flushed=%d", flushed ? 1 : 0);
+}
+
+/* Sends GET polls on @poll's connection until one waits (the server has
+ * nothing to answer it with), answering pings on the way. */
+static void
+start_waiting_poll (RelPoll *poll)
+{
+  g_autoptr(GError) error = NULL;
+
+  /* Anything queued (a ping) is taken now, so the next poll waits. */
+  g_assert_true (rel_poll_send_get (poll, &error));
+  g_assert_no_error (error);
+  while (test_http_wait_readable (poll->http, 200))
+    {
+      g_autoptr(TestResponse) response = test_http_receive (poll->http, REL_WAIT_MS, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (response->status, ==, 200);
+      g_assert_true (rel_poll_send_get (poll, &error));
+      g_assert_no_error (error);
+    }
+}
+
+static void
+test_poll_gone_idle (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autofree char *sid = NULL;
+  g_autofree char *name = NULL;
+  gint64 start;
+  gint reason;
+
+  g_test_summary ("A client closes the connection of its waiting GET poll (FIN) and sends "
+                  "nothing more: the session closes with “transport close” within seconds, "
+                  "as the reference does, not after the heartbeat (40 s here)");
+
+  poll = open_polling (f);
+  sid = g_strdup (poll->sid);
+  start_waiting_poll (poll);
+  start = g_get_monotonic_time ();
+  test_http_disconnect (poll->http);
+
+  reason = rel_server_wait_reason (f->rs, sid, PROMPT_MS);
+  name = reason_name (reason);
+  g_test_message ("closed with “%s” after %.2f s", name, (g_get_monotonic_time () - start) / 1e6);
+  g_assert_cmpstr (name, ==, "transport close");
+}
+
+static void
+test_poll_gone_send (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  TestRecorder *recorder = f->recorder;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *sid = NULL;
+  g_autofree char *name = NULL;
+  gboolean sent;
+  gint64 start;
+  gint reason;
+
+  g_test_summary ("A client closes the connection of its waiting GET poll (FIN) and the "
+                  "server sends a message right after: the message is not written into the "
+                  "dead connection and reported flushed; its send callback says FALSE (or the "
+                  "send fails, the session being closed already), and the session closes with "
+                  "“transport close” within seconds");
+
+  poll = open_polling (f);
+  sid = g_strdup (poll->sid);
+  socket = engine_io_server_lookup_socket (f->rs->server, sid);
+  g_assert_nonnull (socket);
+  start_waiting_poll (poll);
+  start = g_get_monotonic_time ();
+  test_http_disconnect (poll->http);
+
+  sent = engine_io_socket_send_text_full (socket, "into the void", flush_cb,
+                                          recorder, NULL, &error);
+  if (sent)
+    {
+      g_assert_no_error (error);
+      g_assert_true (test_recorder_wait_count (recorder, "flushed=", 1, PROMPT_MS));
+      g_assert_cmpint (test_recorder_index (recorder, "flushed=0"), ==, 0);
+    }
+  else
+    {
+      /* The server saw the client go before the send: not sent, and said so. */
+      g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
+      g_test_message ("the session was closed before the send");
+    }
+
+  reason = rel_server_wait_reason (f->rs, sid, PROMPT_MS);
+  name = reason_name (reason);
+  g_test_message ("closed with “%s” after %.2f s", name, (g_get_monotonic_time () - start) / 1e6);
+  g_assert_cmpstr (name, ==, "transport close");
+  /* One callback per send, never a second one. */
+  g_assert_cmpuint (test_recorder_count (recorder, "flushed="), ==, sent ? 1 : 0);
+}
+
+static void
+test_poll_delivered (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  TestRecorder *recorder = f->recorder;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestResponse) response = NULL;
+
+  g_test_summary ("The other side of the flush callback: a message sent while a poll waits "
+                  "on a live connection is written, read by the client, and its send callback "
+                  "says TRUE; the session stays open");
+
+  poll = open_polling (f);
+  socket = engine_io_server_lookup_socket (f->rs->server, poll->sid);
+  g_assert_nonnull (socket);
+  start_waiting_poll (poll);
+  g_assert_true (engine_io_socket_send_text_full (socket, "delivered", flush_cb, recorder, NULL, &error));
+  g_assert_no_error (error);
+  response = test_http_receive (poll->http, REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (response->status, ==, 200);
+  g_assert_true (test_response_body_equal (response, TEST_S ("4delivered")));
+  g_assert_true (test_recorder_wait (recorder, "flushed=1", REL_WAIT_MS));
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+  g_assert_true (rel_poll_echo (poll, "still open", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+}
+
+/* ------------------------------------------------------------------ */
+/* A chunked POST over max-payload                                      */
+/* ------------------------------------------------------------------ */
+
+static void
+test_chunked_too_large (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestHttp) http = NULL;
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) body = g_string_new ("4");
+  g_autofree char *chunked = NULL;
+  const char *headers[] = { "Transfer-Encoding", "chunked", NULL };
+
+  g_test_summary ("A chunked POST (no Content-Length) over max-payload is answered 413 and "
+                  "the session goes on: the client's next POST is taken (200 ok), not "
+                  "refused as overlapping the refused one (which closed the session)");
+
+  poll = open_polling (f);
+  while (body->len <= MAX_PAYLOAD * 2)
+    g_string_append_c (body, 'x');
+  chunked = g_strdup_printf ("%zx\r\n%s\r\n0\r\n\r\n", body->len, body->str);
+  http = test_http_new (f->port);
+  response = test_http_request (http, "POST", poll->target, headers, chunked, strlen (chunked),
+                                REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (response->status, ==, 413);
+
+  /* POSTs the message, expects 200 ok and its echo. */
+  g_assert_true (rel_poll_echo (poll, "after the 413", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Request framing (RFC 9112 §6)                                        */
+/* ------------------------------------------------------------------ */
+
+typedef struct
+{
+  const char *name;
+  const char *headers;  /* framing headers, each ending in \r\n */
+  const char *body;
+  guint       status;   /* expected */
+} FramingCase;
+
+static const FramingCase framing_cases[] = {
+  { "two-lengths", "Content-Length: 6\r\nContent-Length: 2\r\n", "4hello", 400 },
+  { "length-and-chunked", "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n",
+    "6\r\n4hello\r\n0\r\n\r\n", 400 },
+  { "encoding-not-chunked", "Transfer-Encoding: gzip\r\n", "4hello", 400 },
+  { "encoding-chunked-then-gzip", "Transfer-Encoding: chunked, gzip\r\n", "4hello", 400 },
+  /* Between 2^63 and 2^64 - 1: libmicrohttpd reads it, the engine refuses
+   * it before any body (max-payload). */
+  { "length-over-2^63", "Content-Length: 9223372036854775809\r\n", "4hello", 413 },
+};
+
+static void
+test_framing (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("POSTs whose body is framed two ways (request smuggling) or in a way the "
+                  "server cannot read: each is answered at once (400; 413 for a length over "
+                  "2^63) and its connection closed, and the session it named is unaffected "
+                  "(no message delivered, still open)");
+
+  poll = open_polling (f);
+  for (guint i = 0; i < G_N_ELEMENTS (framing_cases); i++)
+    {
+      const FramingCase *c = &framing_cases[i];
+      g_autoptr(GByteArray) received = g_byte_array_new ();
+      g_autofree char *request = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n%s\r\n%s",
+                                                  poll->target, f->port, c->headers, c->body);
+      gint64 start = g_get_monotonic_time ();
+      gboolean closed;
+      int fd = rel_tcp_connect (f->port);
+
+      g_assert_cmpint (fd, >=, 0);
+      g_assert_true (rel_tcp_send (fd, request, strlen (request)));
+      closed = rel_tcp_wait_closed (fd, PROMPT_MS, received);
+      close (fd);
+      g_test_message ("%s: status %u, %s after %.2f s", c->name, rel_http_status_of (received),
+                      closed ? "closed" : "still open", (g_get_monotonic_time () - start) / 1e6);
+      if (rel_http_status_of (received) != c->status)
+        g_test_fail_printf ("%s: answered %u, expected %u", c->name,
+                            rel_http_status_of (received), c->status);
+      if (!closed)
+        g_test_fail_printf ("%s: the connection was not closed after the answer", c->name);
+    }
+
+  /* Nothing reached the session: its next poll carries no "hello". */
+  g_assert_true (rel_poll_echo (poll, "after the framing errors", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoded NULs in the query                                            */
+/* ------------------------------------------------------------------ */
+
+static void
+assert_bad_request (TestResponse *response,
+                    const char   *what)
+{
+  g_autofree char *text = NULL;
+
+  if (response == NULL)
+    {
+      g_test_fail_printf ("%s: no answer", what);
+      return;
+    }
+  text = test_response_text (response);
+  g_test_message ("%s: %u %s", what, response->status, text);
+  if (response->status != 400 || strstr (text, "\"code\":3") == NULL)
+    g_test_fail_printf ("%s: answered %u “%s”, expected 400 with code 3", what,
+                        response->status, text);
+}
+
+static void
+test_query_nul (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *handshakes[] = {
+    "/engine.io/?EIO=4%00x&transport=polling",
+    "/engine.io/?EIO=4&transport=polling%00junk",
+    "/engine.io/?EIO=4&transport=polling&j%00=0",
+  };
+
+  g_test_summary ("Query values (and names) with an encoded NUL, which would be read cut "
+                  "short (`sid=<sid>%00junk` as <sid>, `EIO=4%00x` as 4): refused with 400, "
+                  "code 3 (Bad request); the session whose sid was used is unaffected");
+
+  poll = open_polling (f);
+  for (guint i = 0; i < G_N_ELEMENTS (handshakes); i++)
+    {
+      g_autoptr(TestHttp) http = test_http_new (f->port);
+      g_autoptr(TestResponse) response = test_http_request (http, "GET", handshakes[i], NULL, NULL,
+                                                            -1, PROMPT_MS, NULL);
+      assert_bad_request (response, handshakes[i]);
+    }
+
+  {
+    g_autoptr(TestHttp) http = test_http_new (f->port);
+    g_autofree char *target = g_strdup_printf ("%s%%00junk", poll->target);
+    g_autoptr(TestResponse) get = test_http_request (http, "GET", target, NULL, NULL, -1,
+                                                     PROMPT_MS, NULL);
+    g_autoptr(TestResponse) post = NULL;
+
+    assert_bad_request (get, "GET with sid=<sid>%00junk");
+    post = test_http_request (http, "POST", target, NULL, TEST_S ("4smuggled"), PROMPT_MS, NULL);
+    assert_bad_request (post, "POST with sid=<sid>%00junk");
+  }
+
+  g_assert_true (rel_poll_echo (poll, "after the NULs", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration and listen errors                                      */
+/* ------------------------------------------------------------------ */
+
+static void
+test_metrics_path_is_path (void)
+{
+  const char *paths[] = { "/engine.io/", "/engine.io" };
+
+  g_test_summary ("metrics-path equal to path (with or without its trailing slash) would "
+                  "take the engine's path over: listen() refuses it with "
+                  "ENGINE_IO_ERROR_INVALID_ARGUMENT");
+
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_autoptr(EngineIOServer) server = test_server_new ();
+      g_autoptr(GError) error = NULL;
+
+      g_object_set (server, "path", "/engine.io/", "metrics-path", paths[i], NULL);
+      g_assert_false (engine_io_server_listen (server, "127.0.0.1", 0, &error));
+      g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT);
+      g_test_message ("metrics-path %s: %s", paths[i], error->message);
+      engine_io_server_close (server);
+    }
+
+  /* Another path still works. */
+  {
+    g_autoptr(EngineIOServer) server = test_server_new ();
+
+    g_object_set (server, "metrics-path", "/metrics", NULL);
+    g_assert_cmpuint (test_server_listen (server), !=, 0);
+    engine_io_server_close (server);
+  }
+}
+
+static void
+test_listen_error_errno (void)
+{
+  g_autoptr(EngineIOServer) first = test_server_new ();
+  g_autoptr(EngineIOServer) second = test_server_new ();
+  g_autoptr(GError) error = NULL;
+  gboolean debug = g_log_get_debug_enabled ();
+  guint port;
+
+  g_test_summary ("Listening on a port in use fails with the reason (“Address already in "
+                  "use”), also when debug messages are on (G_MESSAGES_DEBUG=all): the "
+                  "libmicrohttpd log writer must not change errno before it is read");
+
+  port = test_server_listen (first);
+  g_assert_cmpuint (port, !=, 0);
+  g_log_set_debug_enabled (TRUE);
+  g_assert_false (engine_io_server_listen (second, "127.0.0.1", port, &error));
+  g_log_set_debug_enabled (debug);
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, g_strerror (EADDRINUSE)));
+  engine_io_server_close (second);
+  engine_io_server_close (first);
+}
+
+/* The first line @process writes ("listening on URL"), or NULL. */
+static char *
+read_first_line (GSubprocess *process)
+{
+  g_autoptr(GDataInputStream) in =
+    g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
+  g_autoptr(GError) error = NULL;
+  char *line = g_data_input_stream_read_line_utf8 (in, NULL, NULL, &error);
+
+  g_assert_no_error (error);
+  return line;
+}
+
+static void
+wait_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  gboolean *done = user_data;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  *done = TRUE;
+}
+
+/* Waits up to @timeout_ms for @process to exit; whether it did. */
+static gboolean
+wait_exit (GSubprocess *process,
+           guint        timeout_ms)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  gboolean done = FALSE;
+
+  g_main_context_push_thread_default (context);
+  g_subprocess_wait_async (process, NULL, wait_cb, &done);
+  while (!done && g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (context, FALSE);
+      if (!done)
+        g_usleep (10 * 1000);
+    }
+  if (!done)
+    {
+      g_subprocess_force_exit (process);
+      while (!done)
+        g_main_context_iteration (context, TRUE);
+    }
+  g_main_context_pop_thread_default (context);
+  return g_get_monotonic_time () < deadline && g_subprocess_get_if_exited (process);
+}
+
+static void
+test_chat_second_instance (void)
+{
+  const char *chat = g_getenv ("ENGINEIO_CHAT");
+  g_autoptr(GSubprocess) first = NULL;
+  g_autoptr(GSubprocess) second = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *port = NULL;
+  g_autofree char *second_line = NULL;
+  const char *colon;
+  gboolean exited;
+
+  g_test_summary ("A second engineio-chat on the port of a running one fails to start with "
+                  "a clear error instead of sharing the port (SO_REUSEPORT) and taking half "
+                  "the connections");
+
+  if (chat == NULL || !g_file_test (chat, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("ENGINEIO_CHAT is not set (the demo is not built)");
+      return;
+    }
+
+  first = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                            &error, chat, "--port", "0", NULL);
+  g_assert_no_error (error);
+  line = read_first_line (first);
+  g_assert_nonnull (line);
+  g_assert_true (g_str_has_prefix (line, "listening on http://127.0.0.1:"));
+  colon = strrchr (line, ':');
+  port = g_strndup (colon + 1, strspn (colon + 1, "0123456789"));
+  g_test_message ("first instance: %s", line);
+
+  second = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE,
+                             &error, chat, "--port", port, NULL);
+  g_assert_no_error (error);
+  second_line = read_first_line (second);
+  exited = wait_exit (second, PROMPT_MS);
+  g_test_message ("second instance said: %s", second_line ? second_line : "(nothing)");
+  if (!exited)
+    g_test_fail_printf ("a second instance on port %s kept running", port);
+  else
+    {
+      g_assert_cmpint (g_subprocess_get_exit_status (second), !=, 0);
+      g_assert_nonnull (second_line);
+      g_assert_nonnull (strstr (second_line, g_strerror (EADDRINUSE)));
+    }
+
+  g_subprocess_send_signal (first, SIGTERM);
+  if (!wait_exit (first, PROMPT_MS))
+    g_test_message ("the first instance had to be killed");
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  test_log_init ();
+  g_main_context_default ();
+
+#define ADD(path, func) \
+  g_test_add ("/reliability/http-abuse/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("poll-gone/idle", test_poll_gone_idle);
+  ADD ("poll-gone/send", test_poll_gone_send);
+  ADD ("poll-gone/control-delivered", test_poll_delivered);
+  ADD ("post/chunked-too-large", test_chunked_too_large);
+  ADD ("framing", test_framing);
+  ADD ("query-nul", test_query_nul);
+#undef ADD
+  g_test_add_func ("/reliability/http-abuse/config/metrics-path-is-path", test_metrics_path_is_path);
+  g_test_add_func ("/reliability/http-abuse/listen/error-errno", test_listen_error_errno);
+  g_test_add_func ("/reliability/http-abuse/chat/second-instance", test_chat_second_instance);
+
+  return g_test_run ();
+}

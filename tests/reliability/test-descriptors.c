@@ -47,6 +47,9 @@
 #define CPU_WINDOW_MS 1500
 #define REFUSE_INTERVAL_MS 100
 
+/* Idle TCP connections opened at the bound. */
+#define IDLE_CONNECTIONS 400
+
 /* ------------------------------------------------------------------ */
 /* The server, in a child process                                      */
 /* ------------------------------------------------------------------ */
@@ -328,6 +331,7 @@ typedef struct
   RelHealthy *healthy[2];
   GPtrArray  *sids;      /* polling sessions opened by the flood */
   GPtrArray  *sockets;   /* TestWs: WebSocket sessions opened by the flood */
+  int         close_failures;  /* (atomic) */
 } Fixture;
 
 static void
@@ -487,6 +491,69 @@ assert_not_spinning (Fixture *f)
   g_assert_cmpfloat (share, <, MAX_CPU_SHARE);
 }
 
+/* Idle connections opened beyond the server's descriptor budget are
+ * closed as soon as they are accepted; the server stays within its
+ * limit, alive, and does not spin. */
+static void
+assert_connections_bounded (Fixture *f)
+{
+  g_autoptr(GArray) fds = g_array_new (FALSE, FALSE, sizeof (int));
+  gint64 limit = child_metric (f->child, "engineio_descriptor_limit");
+  gint64 held = child_metric (f->child, "engineio_descriptors");
+  gint64 deadline, start;
+  guint expected, closed = 0, peak_fds = 0;
+  double cpu_start, cpu_end;
+
+  test_require (limit > 0 && held > 0 && held <= limit);
+  /* The server cannot take more than limit - held of them, give or take
+   * connections it has not counted yet. */
+  test_require (limit - held + 16 < IDLE_CONNECTIONS);
+  expected = IDLE_CONNECTIONS - (guint) (limit - held) - 16;
+
+  cpu_start = child_cpu_seconds (f->child);
+  start = g_get_monotonic_time ();
+  for (guint i = 0; i < IDLE_CONNECTIONS; i++)
+    {
+      int fd = rel_tcp_connect (f->child->port);
+
+      test_require (fd >= 0);
+      g_array_append_val (fds, fd);
+    }
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * 1000;
+  while (closed < expected && g_get_monotonic_time () < deadline)
+    {
+      closed = 0;
+      for (guint i = 0; i < fds->len; i++)
+        {
+          int *fd = &g_array_index (fds, int, i);
+          if (*fd < 0 || rel_tcp_is_closed (*fd))
+            {
+              if (*fd >= 0)
+                close (*fd);
+              *fd = -1;
+              closed++;
+            }
+        }
+      peak_fds = MAX (peak_fds, child_count_fds (f->child));
+      if (closed < expected)
+        g_usleep (20 * 1000);
+    }
+  cpu_end = child_cpu_seconds (f->child);
+  g_test_message ("%u of %u idle connections refused (budget %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                  " held before); the server held at most %u descriptors; %.0f%% of a core",
+                  closed, IDLE_CONNECTIONS, limit, held, peak_fds,
+                  (cpu_end - cpu_start) * 100 / ((double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC));
+  g_assert_cmpuint (closed, >=, expected);
+  g_assert_cmpuint (peak_fds, <, CHILD_FD_LIMIT - 16);
+  g_assert_true (child_alive (f->child));
+  assert_healthy (f);
+
+  for (guint i = 0; i < fds->len; i++)
+    if (g_array_index (fds, int, i) >= 0)
+      close (g_array_index (fds, int, i));
+  g_assert_cmpint (child_metric (f->child, "engineio_connections_refused_total"), >=, expected);
+}
+
 /* Once sessions close, a handshake of @websocket's kind opens a session
  * again (the server forgets closed sessions asynchronously: retried). */
 static void
@@ -519,11 +586,25 @@ assert_accepting_again (Fixture  *f,
 /* Tests                                                                */
 /* ------------------------------------------------------------------ */
 
+/* rel_parallel(): POSTs a close packet for the polling session @index. */
+static void
+close_polling_session (guint    index,
+                       gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(TestHttp) http = test_http_new (f->child->port);
+  g_autofree char *target = test_eio_target (4, "polling", g_ptr_array_index (f->sids, index));
+  g_autoptr(TestResponse) response = test_http_request (http, "POST", target, NULL, TEST_S ("1"),
+                                                        REL_WAIT_MS, NULL);
+
+  if (response == NULL || response->status != 200)
+    g_atomic_int_inc (&f->close_failures);
+}
+
 static void
 test_polling_flood (Fixture       *f,
                     gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = NULL;
 
   g_test_summary ("Polling handshakes from one client, each on a connection it closes, against a "
                   "server limited to 1024 descriptors: refused with 503 {\"code\":4} before the "
@@ -538,14 +619,8 @@ test_polling_flood (Fixture       *f,
   assert_healthy (f);
 
   /* The client closes its sessions (close packet). */
-  http = test_http_new (f->child->port);
-  for (guint i = 0; i < f->sids->len; i++)
-    {
-      g_autofree char *target = test_eio_target (4, "polling", g_ptr_array_index (f->sids, i));
-      g_autoptr(TestResponse) response = test_http_request (http, "POST", target, NULL, TEST_S ("1"),
-                                                            REL_WAIT_MS, NULL);
-      test_require (response != NULL && response->status == 200);
-    }
+  rel_parallel (8, f->sids->len, close_polling_session, f);
+  g_assert_cmpuint (g_atomic_int_get (&f->close_failures), ==, 0);
   assert_accepting_again (f, FALSE);
   assert_accepting_again (f, TRUE);
   assert_healthy (f);
@@ -562,8 +637,8 @@ test_websocket_flood (Fixture       *f,
                   "limited to 1024 descriptors: refused with 503 {\"code\":4} before the "
                   "descriptors run out; the server lives, existing sessions keep working, the "
                   "server does not spin (libmicrohttpd, which upgraded WebSockets have left, "
-                  "busy-waited on accept() at EMFILE), and handshakes succeed again once "
-                  "sessions close");
+                  "busy-waited on accept() at EMFILE); idle connections beyond the budget are "
+                  "closed at once; handshakes succeed again once sessions close");
   test_require (f->child != NULL);
 
   refused = flood_until_refused (f, TRUE);
@@ -577,6 +652,7 @@ test_websocket_flood (Fixture       *f,
   assert_not_spinning (f);
   test_require (refused);
   assert_healthy (f);
+  assert_connections_bounded (f);
 
   /* The client goes away. */
   g_ptr_array_set_size (f->sockets, 0);

@@ -50,6 +50,10 @@
 /* Idle TCP connections opened at the bound. */
 #define IDLE_CONNECTIONS 400
 
+/* Whether this process could raise its own limit enough for the
+ * clients (else the floods are skipped). */
+static gboolean enough_fds;
+
 /* ------------------------------------------------------------------ */
 /* The server, in a child process                                      */
 /* ------------------------------------------------------------------ */
@@ -366,6 +370,11 @@ fixture_setup (Fixture       *f,
 
   f->sids = g_ptr_array_new_with_free_func (g_free);
   f->sockets = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_free);
+  if (!enough_fds)
+    {
+      g_test_skip ("this process cannot open enough descriptors for the flood's clients");
+      return;
+    }
   f->child = child_start (CHILD_FD_LIMIT, CHILD_FD_LIMIT);
   if (f->child == NULL)
     return;
@@ -635,6 +644,8 @@ test_polling_flood (Fixture       *f,
                   "server limited to 1024 descriptors: refused with 503 {\"code\":4} before the "
                   "descriptors run out; the server lives, existing sessions keep working, the "
                   "server does not spin, and handshakes succeed again once sessions close");
+  if (!enough_fds)
+    return;  /* skipped */
   test_require (f->child != NULL);
 
   test_require (flood_until_refused (f, FALSE));
@@ -664,6 +675,8 @@ test_websocket_flood (Fixture       *f,
                   "server does not spin (libmicrohttpd, which upgraded WebSockets have left, "
                   "busy-waited on accept() at EMFILE); idle connections beyond the budget are "
                   "closed at once; handshakes succeed again once sessions close");
+  if (!enough_fds)
+    return;  /* skipped */
   test_require (f->child != NULL);
 
   refused = flood_until_refused (f, TRUE);
@@ -716,11 +729,7 @@ main (int   argc,
       limit.rlim_cur = limit.rlim_max;
       setrlimit (RLIMIT_NOFILE, &limit);
     }
-  if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur < 2 * MAX_HANDSHAKES)
-    {
-      g_test_skip ("this process cannot open enough descriptors for the flood's clients");
-      return g_test_run ();
-    }
+  enough_fds = getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= 2 * MAX_HANDSHAKES;
 
 #define ADD(path, func, with_polling) \
   g_test_add ("/reliability/descriptors/" path, Fixture, GINT_TO_POINTER (with_polling), \

@@ -17,7 +17,6 @@
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,6 +81,8 @@ struct _EngineIOHttpDaemon
    * into a dead connection. Lock order: a session's lock, then @lock
    * (a poll is registered while suspended under its session's lock). */
   int                timeout_s;
+  guint64            descriptor_limit;   /* the server's budget */
+  guint64            fixed_descriptors;  /* libmicrohttpd's own, counted while it runs */
   GMutex             lock;
   GCond              cond;
   GHashTable        *watches;   /* (lock) set of ConnWatch* */
@@ -182,10 +183,22 @@ release_upgraded (gpointer urh)
   MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
 }
 
-static void
-release_detached (gpointer fd)
+/* A WebSocket that left libmicrohttpd: its descriptor, counted in the
+ * server's descriptors. */
+typedef struct
 {
-  close (GPOINTER_TO_INT (fd));
+  int      fd;
+  guint64 *descriptors;  /* (atomic) */
+} Detached;
+
+static void
+release_detached (gpointer data)
+{
+  Detached *detached = data;
+
+  close (detached->fd);
+  engine_io_counter_sub (detached->descriptors, 1);
+  g_free (detached);
 }
 
 /* Whether an upgraded connection may leave libmicrohttpd at once: in a
@@ -219,25 +232,44 @@ upgrade_handler (void                             *cls,
                  struct MHD_UpgradeResponseHandle *urh)
 {
   HttpRequest *hr = cls;
+  EngineIOCounters *counters = engine_io_server_get_counters (hr->server);
   EngineIOWebSocket *ws;
+  gboolean detach = can_detach (connection);
   int fd = -1;
 
-  if (can_detach (connection))
+  /* The duplicate is one more descriptor until libmicrohttpd has closed
+   * its own: only within the budget (the socket stays with libmicrohttpd
+   * otherwise, where it is counted as a connection). */
+  if (detach &&
+      __atomic_add_fetch (&counters->descriptors, 1, __ATOMIC_RELAXED) >
+        engine_io_server_get_descriptor_limit (hr->server))
+    {
+      engine_io_counter_sub (&counters->descriptors, 1);
+      g_debug ("http: an upgraded socket stays with libmicrohttpd (descriptor budget)");
+    }
+  else if (detach)
     {
       do
         fd = fcntl (sock, F_DUPFD_CLOEXEC, 0);
       while (fd < 0 && errno == EINTR);
       if (fd < 0)
-        g_debug ("http: cannot duplicate an upgraded socket (%s); it stays with libmicrohttpd",
-                 g_strerror (errno));
+        {
+          engine_io_counter_sub (&counters->descriptors, 1);
+          g_debug ("http: cannot duplicate an upgraded socket (%s); it stays with libmicrohttpd",
+                   g_strerror (errno));
+        }
     }
 
   if (fd >= 0)
     {
+      Detached *detached = g_new (Detached, 1);
+
+      detached->fd = fd;
+      detached->descriptors = &counters->descriptors;
       /* extra_in is copied before libmicrohttpd frees the connection. */
       ws = engine_io_websocket_new (fd, extra_in, extra_in_size,
                                     engine_io_server_get_max_payload (hr->server),
-                                    release_detached, GINT_TO_POINTER (fd));
+                                    release_detached, detached);
       MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
     }
   else
@@ -750,7 +782,15 @@ notify_connection_cb (void                              *cls,
                       enum MHD_ConnectionNotificationCode toe)
 {
   EngineIOHttpDaemon *daemon = cls;
+  EngineIOCounters *counters = engine_io_server_get_counters (daemon->server);
   ConnWatch *watch;
+
+  /* libmicrohttpd reports the end of every connection it reported the
+   * start of. */
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    engine_io_counter_add (&counters->descriptors, 1);
+  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+    engine_io_counter_sub (&counters->descriptors, 1);
 
   if (toe == MHD_CONNECTION_NOTIFY_STARTED)
     {
@@ -889,6 +929,26 @@ watcher_thread (gpointer data)
   return NULL;
 }
 
+/* libmicrohttpd's thread, after accept(): when the server holds its whole
+ * descriptor budget, the connection is closed at once. Cheap, and
+ * libmicrohttpd itself then never meets EMFILE: at EMFILE, a worker
+ * thread that has no connection (WebSockets leave it) busy-waits on the
+ * listening socket. */
+static enum MHD_Result
+accept_policy_cb (void                  *cls,
+                  const struct sockaddr *addr,
+                  socklen_t              addrlen)
+{
+  EngineIOHttpDaemon *daemon = cls;
+  EngineIOCounters *counters = engine_io_server_get_counters (daemon->server);
+
+  if (__atomic_load_n (&counters->descriptors, __ATOMIC_RELAXED) + 1 <= daemon->descriptor_limit)
+    return MHD_YES;
+  engine_io_counter_add (&counters->connections_refused, 1);
+  g_debug ("http: connection refused at the descriptor budget");
+  return MHD_NO;
+}
+
 static enum MHD_Result
 access_cb (void                  *cls,
            struct MHD_Connection *connection,
@@ -961,8 +1021,8 @@ engine_io_http_daemon_start (EngineIOServer  *server,
                        MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
   const union MHD_DaemonInfo *info;
   EngineIOHttpDaemon *daemon;
-  struct rlimit limit;
-  unsigned int connection_limit = 1020;
+  EngineIOCounters *counters = engine_io_server_get_counters (server);
+  unsigned int connection_limit;
   unsigned int threads = MAX (1, MIN (g_get_num_processors (), 16));
   /* Idle connections (a request head or body that stalls, a keep-alive
    * connection between requests) are closed after "connection-timeout"
@@ -983,20 +1043,24 @@ engine_io_http_daemon_start (EngineIOServer  *server,
   if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
     flags |= MHD_USE_IPv6;
 
-  /* As many connections as we have descriptors for. */
-  if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur > 64)
-    connection_limit = (unsigned int) MIN (limit.rlim_cur - 32, G_MAXINT);
-
   daemon = g_new0 (EngineIOHttpDaemon, 1);
   daemon->server = server;
   daemon->timeout_s = (int) timeout;
+  /* The server's budget bounds the connections (accept_policy_cb(), with
+   * everything else the server holds); libmicrohttpd's own limit is the
+   * same, split between its threads. Its own descriptors: the listening
+   * socket, and an epoll descriptor and a wakeup eventfd per thread. */
+  daemon->descriptor_limit = engine_io_server_get_descriptor_limit (server);
+  daemon->fixed_descriptors = 2 + 2 * (guint64) threads;
+  connection_limit = (unsigned int) CLAMP (daemon->descriptor_limit, threads, G_MAXINT);
+  engine_io_counter_add (&counters->descriptors, daemon->fixed_descriptors);
   g_mutex_init (&daemon->lock);
   g_cond_init (&daemon->cond);
   daemon->watches = g_hash_table_new (NULL, NULL);
   daemon->watcher = g_thread_new ("engineio-http-watch", watcher_thread, daemon);
   /* The logger first, or libmicrohttpd prints what it says before it
    * on stderr. */
-  daemon->daemon = MHD_start_daemon (flags, (uint16_t) port, NULL, NULL,
+  daemon->daemon = MHD_start_daemon (flags, (uint16_t) port, accept_policy_cb, daemon,
                                      access_cb, daemon,
                                      MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
@@ -1042,6 +1106,8 @@ engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
   /* Its connections' CLOSED notifications still come, during the stop. */
   if (daemon->daemon != NULL)
     MHD_stop_daemon (daemon->daemon);
+  engine_io_counter_sub (&engine_io_server_get_counters (daemon->server)->descriptors,
+                         daemon->fixed_descriptors);
   g_hash_table_unref (daemon->watches);
   g_cond_clear (&daemon->cond);
   g_mutex_clear (&daemon->lock);

@@ -23,8 +23,19 @@ G_BEGIN_DECLS
 typedef struct _EngineIOLoop     EngineIOLoop;
 typedef struct _EngineIOLoopPool EngineIOLoopPool;
 
+/* Descriptors a GMainContext holds: its GWakeup (an eventfd on Linux, a
+ * pipe elsewhere). */
+#ifdef __linux__
+#define ENGINE_IO_CONTEXT_DESCRIPTORS 1
+#else
+#define ENGINE_IO_CONTEXT_DESCRIPTORS 2
+#endif
+
+/* @descriptors: (nullable): a count (atomic) that every context the pool
+ * makes adds ENGINE_IO_CONTEXT_DESCRIPTORS to while it exists. */
 EngineIOLoopPool *engine_io_loop_pool_new          (guint             n_threads,
-                                                    GMainContext     *external);
+                                                    GMainContext     *external,
+                                                    guint64          *descriptors);
 void              engine_io_loop_pool_free         (EngineIOLoopPool *pool);
 EngineIOLoop     *engine_io_loop_pool_acquire      (EngineIOLoopPool *pool);
 void              engine_io_loop_pool_shutdown     (EngineIOLoopPool *pool,

@@ -4,6 +4,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#include <glib-unix.h>
+
 #include "engineio-loop-private.h"
 
 struct _EngineIOLoop
@@ -25,6 +33,7 @@ struct _EngineIOLoopPool
   EngineIOLoop  *external;     /* owned; external mode */
   guint          next;         /* under lock */
   gboolean       shut_down;    /* under lock */
+  guint64       *descriptors;  /* (atomic) the server's count, or NULL */
 };
 
 /* Set in every loop thread we run, so blocking API can refuse to deadlock. */
@@ -41,7 +50,38 @@ static void
 loop_free (EngineIOLoop *loop)
 {
   g_main_context_unref (loop->context);
+  if (loop != loop->pool->external && loop->pool->descriptors != NULL)
+    __atomic_fetch_sub (loop->pool->descriptors, ENGINE_IO_CONTEXT_DESCRIPTORS, __ATOMIC_RELAXED);
   g_free (loop);
+}
+
+/* Whether a GMainContext can get its wakeup descriptors now: GLib aborts
+ * the process when it cannot (g_error()). The server's descriptor budget
+ * keeps this from happening; this catches an application that went over
+ * its reserve. */
+static gboolean
+can_make_context (GError **error)
+{
+#ifdef __linux__
+  int fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+  if (fd >= 0)
+    {
+      close (fd);
+      return TRUE;
+    }
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+               "No descriptor for a main context: %s", g_strerror (errno));
+  return FALSE;
+#else
+  int fds[2];
+
+  if (!g_unix_open_pipe (fds, FD_CLOEXEC, error))
+    return FALSE;
+  close (fds[0]);
+  close (fds[1]);
+  return TRUE;
+#endif
 }
 
 static gpointer
@@ -86,9 +126,17 @@ loop_start (EngineIOLoopPool *pool,
   g_autofree char *name = NULL;
   GThread *thread;
 
+  if (!can_make_context (&error))
+    {
+      g_warning ("Cannot start a session thread: %s", error->message);
+      g_free (loop);
+      return NULL;
+    }
   loop->pool = pool;
   loop->context = g_main_context_new ();
   loop->dedicated = dedicated;
+  if (pool->descriptors != NULL)
+    __atomic_fetch_add (pool->descriptors, ENGINE_IO_CONTEXT_DESCRIPTORS, __ATOMIC_RELAXED);
 
   name = dedicated ? g_strdup ("eio-session") : g_strdup_printf ("eio-loop-%u", index);
   thread = g_thread_try_new (name, loop_thread_func, loop, &error);
@@ -106,13 +154,15 @@ loop_start (EngineIOLoopPool *pool,
 
 EngineIOLoopPool *
 engine_io_loop_pool_new (guint         n_threads,
-                         GMainContext *external)
+                         GMainContext *external,
+                         guint64      *descriptors)
 {
   EngineIOLoopPool *pool = g_new0 (EngineIOLoopPool, 1);
 
   g_mutex_init (&pool->lock);
   g_cond_init (&pool->cond);
   pool->n_threads = n_threads;
+  pool->descriptors = descriptors;
   pool->shared = g_ptr_array_new ();
 
   if (external != NULL)

@@ -31,6 +31,10 @@ typedef struct
   guint64 rtt_sum_us;
   guint64 messages_dropped;          /* over message-rate, policy DROP */
   guint64 handshakes_rate_limited;   /* refused over handshake-rate */
+  guint64 handshakes_refused_full;   /* refused (503): max-sessions or the descriptor budget */
+  guint64 connections_refused;       /* closed at accept: the descriptor budget */
+  guint64 descriptors;               /* gauge: descriptors the server holds, as counted */
+  guint64 descriptor_limit;          /* gauge: the budget they are held to (0: not started) */
 } EngineIOCounters;
 
 static inline void

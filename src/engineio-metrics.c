@@ -365,6 +365,83 @@ engine_io_metrics_get_handshakes_rate_limited (EngineIOMetrics *metrics)
 }
 
 /**
+ * engine_io_metrics_get_handshakes_refused:
+ * @metrics: a snapshot
+ *
+ * Handshakes refused with HTTP 503 because the server was full: at
+ * #EngineIOServer:max-sessions, or at its descriptor budget (see
+ * #EngineIOServer:fd-reserve).
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the handshakes refused for lack of room
+ */
+guint64
+engine_io_metrics_get_handshakes_refused (EngineIOMetrics *metrics)
+{
+  g_return_val_if_fail (metrics != NULL, 0);
+  return metrics->values.handshakes_refused_full;
+}
+
+/**
+ * engine_io_metrics_get_connections_refused:
+ * @metrics: a snapshot
+ *
+ * Connections closed as soon as they were accepted because the server
+ * held all the descriptors of its budget (see #EngineIOServer:fd-reserve).
+ * Only the daemon engine_io_server_listen() starts refuses connections.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the connections refused
+ */
+guint64
+engine_io_metrics_get_connections_refused (EngineIOMetrics *metrics)
+{
+  g_return_val_if_fail (metrics != NULL, 0);
+  return metrics->values.connections_refused;
+}
+
+/**
+ * engine_io_metrics_get_descriptors:
+ * @metrics: a snapshot
+ *
+ * The file descriptors the server held: its sessions' main contexts (with
+ * a thread per session), its loop threads' contexts, detached WebSockets,
+ * the connections of the daemon engine_io_server_listen() started and that
+ * daemon's own. Descriptors of the application, and connections of a
+ * daemon the server is mounted in, are not counted.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the descriptors the server holds
+ */
+guint64
+engine_io_metrics_get_descriptors (EngineIOMetrics *metrics)
+{
+  g_return_val_if_fail (metrics != NULL, 0);
+  return metrics->values.descriptors;
+}
+
+/**
+ * engine_io_metrics_get_descriptor_limit:
+ * @metrics: a snapshot
+ *
+ * The most descriptors the server lets itself hold (see
+ * #EngineIOServer:fd-reserve), or 0 before it starts.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the server's descriptor budget
+ */
+guint64
+engine_io_metrics_get_descriptor_limit (EngineIOMetrics *metrics)
+{
+  g_return_val_if_fail (metrics != NULL, 0);
+  return metrics->values.descriptor_limit;
+}
+
+/**
  * engine_io_metrics_to_prometheus:
  * @metrics: a snapshot
  *
@@ -404,7 +481,21 @@ engine_io_metrics_to_prometheus (EngineIOMetrics *metrics)
            v->messages_dropped);
   COUNTER ("engineio_handshakes_rate_limited_total", "Handshakes refused over the handshake rate limit.",
            v->handshakes_rate_limited);
+  COUNTER ("engineio_handshakes_refused_total",
+           "Handshakes refused because the server was full (max-sessions or its descriptor budget).",
+           v->handshakes_refused_full);
+  COUNTER ("engineio_connections_refused_total",
+           "Connections closed at accept because the server held its whole descriptor budget.",
+           v->connections_refused);
 #undef COUNTER
+
+  g_string_append_printf (out, "# HELP engineio_descriptors File descriptors the server holds.\n"
+                               "# TYPE engineio_descriptors gauge\n"
+                               "engineio_descriptors %" G_GUINT64_FORMAT "\n"
+                               "# HELP engineio_descriptor_limit The most descriptors the server lets itself hold.\n"
+                               "# TYPE engineio_descriptor_limit gauge\n"
+                               "engineio_descriptor_limit %" G_GUINT64_FORMAT "\n",
+                          v->descriptors, v->descriptor_limit);
 
   g_string_append (out, "# HELP engineio_closes_total Sessions ended, by reason.\n"
                         "# TYPE engineio_closes_total counter\n");

@@ -42,6 +42,10 @@ typedef struct
   double                      message_capacity;  /* the bucket's size (message-burst) */
   EngineIORateLimitPolicy     message_policy;
   char                      **allowed_origins;   /* NULL: any origin */
+  /* The descriptor budget (see #EngineIOServer:fd-reserve). */
+  guint64                     descriptor_limit;  /* the most the server holds (counters.descriptors) */
+  guint64                     session_descriptors; /* of which sessions may reserve this many */
+  guint                       session_cost;      /* descriptors one session reserves */
 } EngineIOConfig;
 
 EngineIOConfig *engine_io_config_ref   (EngineIOConfig *config);
@@ -68,6 +72,8 @@ void     engine_io_server_request_finished  (EngineIOServer  *self,
                                              gboolean         completed);
 guint64  engine_io_server_get_max_payload   (EngineIOServer  *self);
 guint    engine_io_server_get_connection_timeout (EngineIOServer *self);
+/* Any thread, once started: the most descriptors the server may hold. */
+guint64  engine_io_server_get_descriptor_limit (EngineIOServer *self);
 /* Any thread: addresses the handshake rate limit remembers (for tests). */
 guint    engine_io_server_get_rate_table_size (EngineIOServer *self);
 gboolean engine_io_server_path_matches      (EngineIOServer  *self,

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include "engineio-server-private.h"
 #include "engineio-socket-private.h"
@@ -77,6 +78,8 @@ struct _EngineIOServer
   guint                       message_burst;
   EngineIORateLimitPolicy     message_policy;
   GStrv                       allowed_origins;
+  gboolean                    raise_fd_limit;
+  guint                       fd_reserve;
   EngineIOCounters            counters;           /* (atomic) each word */
 
   GMutex                      rate_lock;          /* guards the two below */
@@ -141,6 +144,8 @@ enum
   PROP_MESSAGE_BURST,
   PROP_MESSAGE_RATE_POLICY,
   PROP_ALLOWED_ORIGINS,
+  PROP_RAISE_FD_LIMIT,
+  PROP_FD_RESERVE,
   PROP_PORT,
   N_PROPS
 };
@@ -238,6 +243,114 @@ origin_is_serialized (const char *origin)
   return *p == '\0';
 }
 
+/* Descriptors */
+
+/* The soft RLIMIT_NOFILE, G_MAXINT if unlimited. */
+static guint64
+fd_limit_now (void)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    return 1024;
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > G_MAXINT)
+    return G_MAXINT;
+  return limit.rlim_cur;
+}
+
+/* Raises the soft RLIMIT_NOFILE to the hard one (#EngineIOServer:raise-fd-limit). */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit limit;
+  guint64 nr_open;
+  g_autofree char *text = NULL;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == limit.rlim_max)
+    return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit (RLIMIT_NOFILE, &limit) == 0)
+    return;
+  /* An unlimited hard limit: Linux allows up to fs.nr_open. */
+  if (limit.rlim_max == RLIM_INFINITY &&
+      g_file_get_contents ("/proc/sys/fs/nr_open", &text, NULL, NULL) &&
+      g_ascii_string_to_unsigned (g_strstrip (text), 10, 1, G_MAXINT, &nr_open, NULL))
+    {
+      limit.rlim_cur = nr_open;
+      if (setrlimit (RLIMIT_NOFILE, &limit) == 0)
+        return;
+    }
+  g_debug ("cannot raise the descriptor limit: %s", g_strerror (errno));
+}
+
+/* Descriptors open in the process now: /proc/self/fd on Linux (less the
+ * one reading it), a guess elsewhere. */
+static guint64
+count_open_descriptors (void)
+{
+  GDir *dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint64 n = 0;
+
+  if (dir == NULL)
+    return 32;
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  g_dir_close (dir);
+  return n > 0 ? n - 1 : 0;
+}
+
+/* The budget, from the limit at start (see #EngineIOServer:fd-reserve). */
+static void
+config_set_descriptor_budget (EngineIOConfig *config,
+                              EngineIOServer *self)
+{
+  guint64 limit = fd_limit_now ();
+  guint64 held = count_open_descriptors ();
+  guint64 reserve = self->fd_reserve > 0 ? self->fd_reserve : CLAMP (limit / 16, 64, 4096);
+  guint64 headroom;
+  guint64 loops = 0;
+  gboolean own_contexts = self->callback_context == NULL;
+
+  config->descriptor_limit = limit > held + reserve ? limit - held - reserve : 0;
+  headroom = MAX (16, config->descriptor_limit / 8);
+  /* Shared loop threads' contexts are the server's, not a session's. */
+  if (own_contexts && self->loop_threads > 0)
+    loops = (guint64) self->loop_threads * ENGINE_IO_CONTEXT_DESCRIPTORS;
+  config->session_descriptors = config->descriptor_limit > headroom + loops
+                                ? config->descriptor_limit - headroom - loops : 0;
+  /* Its connection (a waiting poll) or WebSocket, and its own main
+   * context with a thread per session. */
+  config->session_cost = 1 + (own_contexts && self->loop_threads == 0 ? ENGINE_IO_CONTEXT_DESCRIPTORS : 0);
+  __atomic_store_n (&self->counters.descriptor_limit, config->descriptor_limit, __ATOMIC_RELAXED);
+
+  if (config->session_descriptors < config->session_cost)
+    g_warning ("A descriptor limit of %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " open, "
+               "fd-reserve %" G_GUINT64_FORMAT ") leaves no room for sessions: every handshake "
+               "will be refused", limit, held, reserve);
+  else
+    g_debug ("descriptor budget: %" G_GUINT64_FORMAT " of a limit of %" G_GUINT64_FORMAT
+             " (%" G_GUINT64_FORMAT " open, %" G_GUINT64_FORMAT " reserved); sessions: %"
+             G_GUINT64_FORMAT " at %u each", config->descriptor_limit, limit, held, reserve,
+             config->session_descriptors / config->session_cost, config->session_cost);
+}
+
+/* Called with the lock held: whether one more session fits in the
+ * descriptor budget, both in what sessions reserve (each its connection
+ * or WebSocket, and its context) and in what the server holds now (all
+ * but half the headroom, which is kept for connections to answer
+ * refusals on, and for sessions' second connections and upgrades). */
+static gboolean
+descriptors_allow_session (EngineIOServer *self,
+                           EngineIOConfig *config)
+{
+  guint64 reserved = ((guint64) self->live_sessions + self->pending_handshakes + 1) * config->session_cost;
+  guint64 held = __atomic_load_n (&self->counters.descriptors, __ATOMIC_RELAXED);
+  guint64 headroom = config->descriptor_limit - config->session_descriptors;
+
+  return reserved <= config->session_descriptors &&
+         held + config->session_cost + headroom / 2 <= config->descriptor_limit;
+}
+
 static EngineIOConfig *
 config_new_from_server (EngineIOServer  *self,
                         GError         **error)
@@ -284,6 +397,7 @@ config_new_from_server (EngineIOServer  *self,
   config->message_rate = self->message_rate;
   config->message_capacity = engine_io_token_bucket_capacity (self->message_rate, self->message_burst);
   config->message_policy = self->message_policy;
+  config_set_descriptor_budget (config, self);
   if (self->allowed_origins != NULL)
     {
       for (guint i = 0; self->allowed_origins[i] != NULL; i++)
@@ -351,6 +465,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (EngineIOConfig, engine_io_config_unref)
 
 /* Starting */
 
+static gboolean server_is_started (EngineIOServer *self);
+
 static gboolean
 server_ensure_started (EngineIOServer  *self,
                        GError         **error)
@@ -373,7 +489,8 @@ server_ensure_started (EngineIOServer  *self,
         ok = FALSE;
       else
         {
-          self->pool = engine_io_loop_pool_new (self->loop_threads, self->callback_context);
+          self->pool = engine_io_loop_pool_new (self->loop_threads, self->callback_context,
+                                                &self->counters.descriptors);
           g_atomic_pointer_set (&self->config, config);
         }
     }
@@ -1057,6 +1174,8 @@ handle_handshake (EngineIOServer          *self,
   GSource *source;
   GMainContext *context;
   gboolean full = FALSE;
+  gboolean no_descriptors = FALSE;
+  gboolean closing;
   gboolean version_ok;
 
   if (strcmp (req->method, "GET") != 0)
@@ -1115,14 +1234,31 @@ handle_handshake (EngineIOServer          *self,
   else if (config->max_sessions > 0 &&
            self->live_sessions + self->pending_handshakes >= config->max_sessions)
     full = TRUE;
+  else if (!descriptors_allow_session (self, config))
+    full = no_descriptors = TRUE;
   else
     self->pending_handshakes++;
+  closing = self->closing;
   g_mutex_unlock (&self->lock);
 
+  if (no_descriptors)
+    {
+      /* The connection is closed after the answer: a client that keeps
+       * trying does not hold a descriptor between its attempts. */
+      const char *extra[] = { "Connection", "close", NULL };
+      g_autoptr(GBytes) body = error_json (ENGINE_IO_CODE_FORBIDDEN, "Too many sessions (descriptor limit)");
+
+      engine_io_counter_add (&self->counters.handshakes_refused_full, 1);
+      g_debug ("handshake from %s refused: at the descriptor budget", req->remote_address);
+      respond_full_with_headers (config, req, 503, "application/json", body, FALSE, extra);
+      return;
+    }
   if (full)
     {
+      if (!closing)
+        engine_io_counter_add (&self->counters.handshakes_refused_full, 1);
       respond_status_json (config, req, 503, ENGINE_IO_CODE_FORBIDDEN,
-                           self->closing ? "Server shutting down" : "Too many sessions");
+                           closing ? "Server shutting down" : "Too many sessions");
       return;
     }
 
@@ -1133,6 +1269,7 @@ handle_handshake (EngineIOServer          *self,
       self->pending_handshakes--;
       g_cond_broadcast (&self->cond);
       g_mutex_unlock (&self->lock);
+      engine_io_counter_add (&self->counters.handshakes_refused_full, 1);
       respond_status_json (config, req, 503, ENGINE_IO_CODE_FORBIDDEN, "Cannot start a session");
       return;
     }
@@ -1461,6 +1598,14 @@ engine_io_server_get_max_payload (EngineIOServer *self)
   return config != NULL ? config->max_payload : self->max_payload;
 }
 
+guint64
+engine_io_server_get_descriptor_limit (EngineIOServer *self)
+{
+  EngineIOConfig *config = g_atomic_pointer_get (&self->config);
+
+  return config != NULL ? config->descriptor_limit : G_MAXUINT64;
+}
+
 guint
 engine_io_server_get_connection_timeout (EngineIOServer *self)
 {
@@ -1556,7 +1701,10 @@ engine_io_server_new (void)
  * @error: return location for a #GError
  *
  * Starts the server on its own libmicrohttpd daemon (a pool of worker
- * threads using epoll). Fails with %ENGINE_IO_ERROR_LISTEN if the address
+ * threads using epoll). First, unless #EngineIOServer:raise-fd-limit is
+ * %FALSE, raises the process's soft `RLIMIT_NOFILE` to its hard limit;
+ * the server's descriptor budget is taken from the limit then (see
+ * #EngineIOServer:fd-reserve). Fails with %ENGINE_IO_ERROR_LISTEN if the address
  * cannot be bound, %ENGINE_IO_ERROR_INVALID_ARGUMENT for a bad address or
  * configuration, %ENGINE_IO_ERROR_CLOSED after engine_io_server_close().
  * A server listens at most once.
@@ -1577,6 +1725,10 @@ engine_io_server_listen (EngineIOServer  *self,
   g_return_val_if_fail (port <= 65535, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
+  /* Before the server starts, which takes its descriptor budget from the
+   * limit. */
+  if (self->raise_fd_limit && !server_is_started (self))
+    raise_fd_limit ();
   if (!server_ensure_started (self, error))
     return FALSE;
 
@@ -2324,6 +2476,8 @@ engine_io_server_set_property (GObject      *object,
       g_strfreev (self->allowed_origins);
       self->allowed_origins = g_value_dup_boxed (value);
       break;
+    case PROP_RAISE_FD_LIMIT: self->raise_fd_limit = g_value_get_boolean (value); break;
+    case PROP_FD_RESERVE: self->fd_reserve = g_value_get_uint (value); break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       return;
@@ -2369,6 +2523,8 @@ engine_io_server_get_property (GObject    *object,
     case PROP_MESSAGE_BURST: g_value_set_uint (value, self->message_burst); break;
     case PROP_MESSAGE_RATE_POLICY: g_value_set_enum (value, self->message_policy); break;
     case PROP_ALLOWED_ORIGINS: g_value_set_boxed (value, self->allowed_origins); break;
+    case PROP_RAISE_FD_LIMIT: g_value_set_boolean (value, self->raise_fd_limit); break;
+    case PROP_FD_RESERVE: g_value_set_uint (value, self->fd_reserve); break;
     case PROP_PORT: g_value_set_uint (value, engine_io_server_get_port (self)); break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -2559,7 +2715,8 @@ engine_io_server_class_init (EngineIOServerClass *klass)
   /**
    * EngineIOServer:max-sessions:
    *
-   * The most sessions open at once; 0 (default) for no limit. Handshakes
+   * The most sessions open at once; 0 (default) for no limit other than
+   * the descriptor budget (see #EngineIOServer:fd-reserve). Handshakes
    * over it get HTTP 503 with `{"code":4,"message":"Too many sessions"}`.
    */
   properties[PROP_MAX_SESSIONS] =
@@ -2795,6 +2952,58 @@ engine_io_server_class_init (EngineIOServerClass *klass)
     g_param_spec_boxed ("allowed-origins", NULL, NULL, G_TYPE_STRV, rw);
 
   /**
+   * EngineIOServer:raise-fd-limit:
+   *
+   * Whether engine_io_server_listen() raises the process's soft
+   * `RLIMIT_NOFILE` (descriptors) to its hard limit, as servers commonly
+   * do: the soft limit is often 1024, a few hundred sessions. Default
+   * %TRUE. Set %FALSE if the process relies on the lower limit (select()
+   * handles only descriptors below `FD_SETSIZE`, 1024) or sets it itself.
+   * A mounted server (engine_io_server_mhd_handler()) never changes the
+   * limit.
+   */
+  properties[PROP_RAISE_FD_LIMIT] =
+    g_param_spec_boolean ("raise-fd-limit", NULL, NULL, TRUE, rw);
+
+  /**
+   * EngineIOServer:fd-reserve:
+   *
+   * Descriptors the server leaves to the application; 0 (default) for
+   * the automatic reserve: 1/16 of the limit, at least 64 and at most
+   * 4096.
+   *
+   * When the server starts, it takes as its descriptor budget the soft
+   * `RLIMIT_NOFILE` (raised first, see #EngineIOServer:raise-fd-limit)
+   * less the descriptors open then, less this reserve. Every descriptor
+   * the server makes counts against the budget: each session's main
+   * context with a thread per session (an eventfd), the loop threads'
+   * contexts, WebSockets, the connections of the daemon
+   * engine_io_server_listen() started and that daemon's own descriptors
+   * (engine_io_metrics_get_descriptors()).
+   *
+   * Sessions may reserve all of the budget but an eighth (at least 16),
+   * which is kept for connections that answer refusals, for a session's
+   * second connection (a POST while a poll waits) and for upgrades: each
+   * session reserves its connection or WebSocket, and its main context
+   * with a thread per session (2 descriptors then, 1 otherwise). Past
+   * that, or when the descriptors held leave less than half of that
+   * eighth, handshakes get HTTP 503 with `{"code":4,"message":"Too many
+   * sessions (descriptor limit)"}` and `Connection: close`
+   * (engine_io_metrics_get_handshakes_refused()); existing sessions keep
+   * working. When the server holds its whole budget, new connections are
+   * closed as soon as they are accepted
+   * (engine_io_metrics_get_connections_refused()), so libmicrohttpd never
+   * runs out of descriptors. With a limit of 1024: about 400 sessions with
+   * a thread per session, 800 otherwise.
+   *
+   * A mounted server counts only its own descriptors (contexts, not its
+   * daemon's connections): give that daemon a
+   * `MHD_OPTION_CONNECTION_LIMIT` that leaves room for them.
+   */
+  properties[PROP_FD_RESERVE] =
+    g_param_spec_uint ("fd-reserve", NULL, NULL, 0, G_MAXINT, 0, rw);
+
+  /**
    * EngineIOServer:port:
    *
    * The port engine_io_server_listen() bound, 0 when not listening.
@@ -2843,6 +3052,7 @@ engine_io_server_init (EngineIOServer *self)
   self->backpressure = ENGINE_IO_BACKPRESSURE_CLOSE;
   self->connection_timeout = 30;
   self->message_policy = ENGINE_IO_RATE_LIMIT_CLOSE;
+  self->raise_fd_limit = TRUE;
   g_mutex_init (&self->rate_lock);
   self->rate_table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, rate_entry_free);
   g_queue_init (&self->rate_lru);

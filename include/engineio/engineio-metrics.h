@@ -61,6 +61,14 @@ guint64          engine_io_metrics_get_messages_dropped    (EngineIOMetrics     
 ENGINE_IO_AVAILABLE_IN_ALL
 guint64          engine_io_metrics_get_handshakes_rate_limited (EngineIOMetrics     *metrics);
 ENGINE_IO_AVAILABLE_IN_ALL
+guint64          engine_io_metrics_get_handshakes_refused  (EngineIOMetrics         *metrics);
+ENGINE_IO_AVAILABLE_IN_ALL
+guint64          engine_io_metrics_get_connections_refused (EngineIOMetrics         *metrics);
+ENGINE_IO_AVAILABLE_IN_ALL
+guint64          engine_io_metrics_get_descriptors         (EngineIOMetrics         *metrics);
+ENGINE_IO_AVAILABLE_IN_ALL
+guint64          engine_io_metrics_get_descriptor_limit    (EngineIOMetrics         *metrics);
+ENGINE_IO_AVAILABLE_IN_ALL
 char            *engine_io_metrics_to_prometheus           (EngineIOMetrics         *metrics);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EngineIOMetrics, engine_io_metrics_unref)

@@ -74,6 +74,8 @@ struct _EngineIORequest
   gboolean             answer_noop;     /* (socket lock) resumed for an upgrade: answer `6` */
   gboolean             switched;        /* the connection became a WebSocket: nothing
                                          * left for the session when it finishes */
+  gboolean             reject_ws;       /* an upgrade answered 101 only to close the
+                                         * WebSocket: its session has one already */
   /* A response prepared by whoever resumed the request (admission job,
    * session close), given on resumption. */
   guint                prepared_status;

@@ -34,6 +34,22 @@
 #define WRITE_BUFFER_LIMIT (256 * 1024)
 #define CLOSE_TIMEOUT_MS 3000
 
+/* Output bounds (RFC 6455, 10.4). What a connection holds for sending is
+ * counted in real bytes: our write buffer plus wslay's queued messages,
+ * each costing its payload and WSLAY_MSG_OVERHEAD (wslay 1.1.1 mallocs a
+ * message struct, a queue cell and a copy of the payload per message:
+ * about 100 bytes of glibc chunks besides the payload). While it is at
+ * OUTPUT_READ_LIMIT or more, the connection is not read: a client that
+ * sends pings (or anything that wants an answer) without reading the
+ * answers fills its own TCP window instead of our memory. wslay queues
+ * one pong per ping it parses, so the bound is passed by at most what
+ * one recv callback hands it (4096 bytes, 682 empty pings: about 70 KiB).
+ * The owner keeps its own data under WS_BUFFER_TARGET (engineio-socket.c)
+ * by engine_io_websocket_get_buffered(), so only control frames and
+ * single large messages come near this bound. */
+#define WSLAY_MSG_OVERHEAD 128
+#define OUTPUT_READ_LIMIT (1024 * 1024)
+
 typedef struct
 {
   GSource            source;
@@ -50,6 +66,10 @@ struct _EngineIOWebSocket
   GSource                          *source;       /* owned, once started */
   gpointer                          fd_tag;
   GSource                          *close_timer;  /* owned */
+  GSource                          *stall_timer;  /* owned, once started; see check_stall() */
+  guint                             stall_timeout_ms;
+  gint64                            progress_at;  /* monotonic µs: last write, or output became pending */
+  gboolean                          stall_armed;  /* @stall_timer has a ready time */
   const EngineIOWebSocketCallbacks *callbacks;
   gpointer                          user_data;
 
@@ -61,7 +81,7 @@ struct _EngineIOWebSocket
   gsize                             rlen;
   gsize                             rpos;
 
-  gboolean                          read_drained; /* a short read this dispatch */
+  gboolean                          read_done;    /* the socket was read this dispatch */
   gboolean                          paused;       /* the owner wants no more messages for now */
   GByteArray                       *obuf;         /* frames not yet written */
   gsize                             opos;         /* written part of @obuf */
@@ -72,6 +92,9 @@ struct _EngineIOWebSocket
   gboolean                          released;     /* the socket was given back */
   gboolean                          close_received;
   guint16                           close_code;
+  gboolean                          stalled;      /* output made no progress for stall_timeout_ms */
+  gboolean                          close_1002;   /* our answer to a bad close frame must say 1002 */
+  guint64                           out_frame_left; /* payload bytes of the frame wslay is writing */
   gboolean                          drain_pending;
   gboolean                          close_pending; /* close once the data is out */
   guint16                           close_pending_code;
@@ -112,6 +135,29 @@ release_read_buffer (EngineIOWebSocket *ws)
   ws->rcap = ws->rlen = ws->rpos = 0;
 }
 
+static gsize
+pending_output (EngineIOWebSocket *ws)
+{
+  return ws->obuf->len - ws->opos;
+}
+
+/* What the connection holds for sending, in real bytes (see
+ * OUTPUT_READ_LIMIT). */
+static gsize
+output_cost (EngineIOWebSocket *ws)
+{
+  return pending_output (ws) + wslay_event_get_queued_msg_length (ws->ctx) +
+         wslay_event_get_queued_msg_count (ws->ctx) * WSLAY_MSG_OVERHEAD;
+}
+
+/* Whether reading must wait: the owner asked, the output is over its
+ * bound, or the output stalled (the connection is closing). */
+static gboolean
+read_blocked (EngineIOWebSocket *ws)
+{
+  return ws->paused || ws->stalled || output_cost (ws) >= OUTPUT_READ_LIMIT;
+}
+
 /* wslay callbacks */
 
 static ssize_t
@@ -124,7 +170,7 @@ recv_cb (wslay_event_context_ptr  ctx,
   EngineIOWebSocket *ws = user_data;
   gsize n;
 
-  if (ws->paused)
+  if (read_blocked (ws))
     {
       wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
       return -1;
@@ -134,7 +180,10 @@ recv_cb (wslay_event_context_ptr  ctx,
     {
       ssize_t r;
 
-      if (ws->read_drained)
+      /* One read of the socket per dispatch: a client that writes faster
+       * than we parse must not keep the loop thread from its other
+       * sources (a level-triggered poll brings us back). */
+      if (ws->read_done)
         {
           wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
           return -1;
@@ -159,19 +208,13 @@ recv_cb (wslay_event_context_ptr  ctx,
         }
       ws->rlen = (gsize) r;
       ws->rpos = 0;
-      ws->read_drained = (gsize) r < READ_BUFFER_SIZE;
+      ws->read_done = TRUE;
     }
 
   n = MIN (len, ws->rlen - ws->rpos);
   memcpy (buf, ws->rbuf + ws->rpos, n);
   ws->rpos += n;
   return (ssize_t) n;
-}
-
-static gsize
-pending_output (EngineIOWebSocket *ws)
-{
-  return ws->obuf->len - ws->opos;
 }
 
 /* One send() of what is buffered. FALSE on a fatal error. */
@@ -196,12 +239,43 @@ write_out (EngineIOWebSocket *ws)
     }
 
   ws->opos += (gsize) r;
+  if (r > 0)
+    ws->progress_at = g_get_monotonic_time ();
   if (ws->opos == ws->obuf->len)
     {
-      g_byte_array_set_size (ws->obuf, 0);
+      if (ws->obuf->len > 2 * WRITE_BUFFER_LIMIT)
+        {
+          /* A large message went out: do not keep its room. */
+          g_byte_array_unref (ws->obuf);
+          ws->obuf = g_byte_array_new ();
+        }
+      else
+        g_byte_array_set_size (ws->obuf, 0);
       ws->opos = 0;
     }
   return TRUE;
+}
+
+/* wslay writes each frame as its whole header in one call (we take all of
+ * a call or none), then the payload. Following the frames this way lets
+ * us put the right status code in the close frame that answers a
+ * malformed one (wslay answers an empty close there). Returns the
+ * payload length of the frame whose header is @data. */
+static guint64
+header_payload_length (const uint8_t *data,
+                       size_t         len)
+{
+  guint64 length = len >= 2 ? data[1] & 0x7f : 0;
+
+  if (length == 126 && len >= 4)
+    length = ((guint64) data[2] << 8) | data[3];
+  else if (length == 127 && len >= 10)
+    {
+      length = 0;
+      for (guint i = 2; i < 10; i++)
+        length = (length << 8) | data[i];
+    }
+  return length;
 }
 
 static ssize_t
@@ -233,6 +307,24 @@ send_cb (wslay_event_context_ptr  ctx,
       g_byte_array_set_size (ws->obuf, 0);
       ws->opos = 0;
     }
+
+  if (ws->out_frame_left == 0)
+    {
+      /* A frame header. */
+      guint64 length = header_payload_length (data, len);
+
+      if (ws->close_1002 && len == 2 && (data[0] & 0x0f) == WSLAY_CONNECTION_CLOSE && length == 0)
+        {
+          static const guint8 close_1002[] = { 0x88, 0x02, 0x03, 0xEA };
+
+          g_byte_array_append (ws->obuf, close_1002, sizeof close_1002);
+          return (ssize_t) len;
+        }
+      ws->out_frame_left = length;
+    }
+  else
+    ws->out_frame_left -= MIN (ws->out_frame_left, len);
+
   g_byte_array_append (ws->obuf, data, len);
   return (ssize_t) len;
 }
@@ -254,6 +346,14 @@ on_msg_recv_cb (wslay_event_context_ptr                   ctx,
     {
       ws->close_received = TRUE;
       ws->close_code = arg->status_code;
+      /* A close payload is empty or starts with a status code: one byte
+       * is a protocol error (RFC 6455, 5.5.1), which wslay answers with
+       * an empty close; send_cb() puts 1002 in it. */
+      if (arg->msg_length == 1)
+        {
+          ws->close_1002 = TRUE;
+          ws->close_code = 1002;
+        }
     }
 }
 
@@ -281,6 +381,11 @@ release_socket (EngineIOWebSocket *ws)
     {
       g_source_destroy (ws->close_timer);
       g_clear_pointer (&ws->close_timer, g_source_unref);
+    }
+  if (ws->stall_timer != NULL)
+    {
+      g_source_destroy (ws->stall_timer);
+      g_clear_pointer (&ws->stall_timer, g_source_unref);
     }
   ws->release (ws->release_data);
 }
@@ -366,7 +471,7 @@ update_events (EngineIOWebSocket *ws,
 
   reading = wslay_event_want_read (ws->ctx);
   writing = want_write (ws);
-  if (reading && ws->paused)
+  if (reading && read_blocked (ws))
     reading = FALSE;       /* not finished: still wants to read, later */
 
   if (ws->failed || (!wslay_event_want_read (ws->ctx) && !writing))
@@ -379,6 +484,24 @@ update_events (EngineIOWebSocket *ws,
     }
 
   set_events (ws, (reading ? G_IO_IN : 0) | (writing ? G_IO_OUT : 0));
+  /* Bytes read before reading had to wait: the socket may say nothing
+   * more, so come back for them. */
+  if (reading && ws->rpos < ws->rlen && !ws->in_dispatch)
+    g_source_set_ready_time (ws->source, 0);
+
+  /* The stall deadline runs while there is output to write. */
+  if (writing && !ws->stall_armed && ws->stall_timer != NULL)
+    {
+      ws->stall_armed = TRUE;
+      ws->progress_at = g_get_monotonic_time ();
+      g_source_set_ready_time (ws->stall_timer,
+                               ws->progress_at + (gint64) ws->stall_timeout_ms * 1000);
+    }
+  else if (!writing && ws->stall_armed)
+    {
+      ws->stall_armed = FALSE;
+      g_source_set_ready_time (ws->stall_timer, -1);
+    }
 
   if (!writing && ws->drain_pending)
     {
@@ -427,10 +550,12 @@ ws_source_dispatch (GSource     *source,
   if (g_source_get_ready_time (source) != -1)
     g_source_set_ready_time (source, -1);
   ws->in_dispatch = TRUE;
-  ws->read_drained = FALSE;
+  ws->read_done = FALSE;
 
-  if (!ws->failed && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) &&
-      wslay_event_want_read (ws->ctx))
+  /* Bytes already buffered (those that came with the upgrade request, or
+   * read before reading had to wait) count as readable. */
+  if (!ws->failed && ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) || ws->rpos < ws->rlen) &&
+      wslay_event_want_read (ws->ctx) && !read_blocked (ws))
     if (wslay_event_recv (ws->ctx) != 0)
       {
         if (!ws->failed)
@@ -450,6 +575,49 @@ ws_source_dispatch (GSource     *source,
 
 static GSourceFuncs ws_source_funcs = {
   .dispatch = ws_source_dispatch,
+};
+
+/* The stall deadline: output has been waiting and none of it could be
+ * written for stall_timeout_ms (the client does not read). The
+ * connection stops being read and closes with 1008: its close frame goes
+ * ahead of what is still queued, and the connection ends when it is out
+ * or CLOSE_TIMEOUT_MS later. */
+static gboolean
+stall_source_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  EngineIOWebSocket *ws = ((WsSource *) source)->ws;
+  gint64 deadline = ws->progress_at + (gint64) ws->stall_timeout_ms * 1000;
+
+  if (ws->released || !want_write (ws))
+    {
+      ws->stall_armed = FALSE;
+      g_source_set_ready_time (source, -1);
+      return G_SOURCE_CONTINUE;
+    }
+  if (g_get_monotonic_time () < deadline)
+    {
+      g_source_set_ready_time (source, deadline);  /* written since */
+      return G_SOURCE_CONTINUE;
+    }
+
+  ws->stall_armed = FALSE;
+  g_source_set_ready_time (source, -1);
+  if (ws->stalled)
+    return G_SOURCE_CONTINUE;
+  g_debug ("websocket: no output written for %u ms (%" G_GSIZE_FORMAT " bytes waiting): closing",
+           ws->stall_timeout_ms, output_cost (ws));
+  ws->stalled = TRUE;
+  engine_io_websocket_close (ws, 1008, "output not read");
+  /* Last: the owner may free @ws. */
+  if (ws->callbacks != NULL && ws->callbacks->stalled != NULL)
+    ws->callbacks->stalled (ws, ws->user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs stall_source_funcs = {
+  .dispatch = stall_source_dispatch,
 };
 
 static gboolean
@@ -504,7 +672,8 @@ void
 engine_io_websocket_start (EngineIOWebSocket                *ws,
                            GMainContext                     *context,
                            const EngineIOWebSocketCallbacks *callbacks,
-                           gpointer                          user_data)
+                           gpointer                          user_data,
+                           guint                             stall_timeout_ms)
 {
   GSource *source;
 
@@ -523,6 +692,15 @@ engine_io_websocket_start (EngineIOWebSocket                *ws,
   ws->source = source;
   g_source_attach (source, context);
 
+  if (stall_timeout_ms > 0)
+    {
+      ws->stall_timeout_ms = stall_timeout_ms;
+      ws->stall_timer = g_source_new (&stall_source_funcs, sizeof (WsSource));
+      ((WsSource *) ws->stall_timer)->ws = ws;
+      g_source_set_static_name (ws->stall_timer, "[engineio] websocket stall");
+      g_source_attach (ws->stall_timer, context);
+    }
+
   /* Frames that came with the upgrade request are read now. */
   if (ws->rlen > 0)
     g_source_set_ready_time (source, 0);
@@ -540,7 +718,7 @@ engine_io_websocket_send (EngineIOWebSocket *ws,
     .msg_length = size,
   };
 
-  if (ws->released || ws->failed)
+  if (ws->released || ws->failed || ws->stalled)
     return FALSE;
   if (wslay_event_queue_msg (ws->ctx, &msg) != 0)
     return FALSE;
@@ -580,19 +758,39 @@ engine_io_websocket_set_paused (EngineIOWebSocket *ws,
     }
 }
 
+/* What the connection holds for sending, in bytes of memory. */
 gsize
 engine_io_websocket_get_buffered (EngineIOWebSocket *ws)
 {
-  return ws->released ? 0 : wslay_event_get_queued_msg_length (ws->ctx) + pending_output (ws);
+  return ws->released ? 0 : output_cost (ws);
 }
 
+/* Sends a close frame with @code (0: a close frame without a status code)
+ * and @reason once what is queued is out, then ends the connection when
+ * the peer's close comes or CLOSE_TIMEOUT_MS later. A stalled connection
+ * (see stall_source_dispatch()) puts its close frame ahead of the queue. */
 void
 engine_io_websocket_close (EngineIOWebSocket *ws,
                            guint16            code,
                            const char        *reason)
 {
-  if (ws->released || ws->close_pending || wslay_event_get_close_sent (ws->ctx))
+  if (ws->released || wslay_event_get_close_sent (ws->ctx))
     return;
+  if (ws->close_pending)
+    {
+      if (ws->stalled)
+        {
+          /* Waiting for output that will not go: close now, with @code. */
+          ws->close_pending = FALSE;
+          ws->close_pending_code = code;
+          g_free (ws->close_pending_reason);
+          ws->close_pending_reason = g_strdup (reason);
+          queue_close_now (ws);
+          if (!ws->in_dispatch)
+            update_events (ws, FALSE);
+        }
+      return;
+    }
 
   ws->close_pending_code = code;
   g_free (ws->close_pending_reason);
@@ -612,10 +810,10 @@ engine_io_websocket_close (EngineIOWebSocket *ws,
       g_source_attach (ws->close_timer, ws->context);
     }
 
-  if (want_write (ws))
+  if (want_write (ws) && !ws->stalled)
     ws->close_pending = TRUE;  /* queued messages first (see update_events()) */
   else
-    queue_close_now (ws);
+    queue_close_now (ws);  /* a control frame: ahead of any queued message */
   if (!ws->in_dispatch)
     update_events (ws, FALSE);
 }

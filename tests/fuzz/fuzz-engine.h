@@ -914,7 +914,7 @@ switch_to_websocket (FuzzEngine  *e,
                                 release_server_end, end);
   c->ws = ws;
   fr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
-  engine_io_socket_attach_websocket (socket, ws);
+  engine_io_socket_attach_websocket (socket, ws, fr->base.reject_ws);
   return c;
 }
 

@@ -665,7 +665,7 @@ static const EngineIOWebSocketCallbacks ws_callbacks = {
 };
 
 /* Given-up WebSockets (probes, second WebSockets) finishing their close
- * handshake, per session, at most; more are dropped at once. */
+ * handshake, per session, at most; a new one drops the oldest. */
 #define MAX_DYING_WS 8
 
 /* How long WebSocket output may wait with none of it written before the
@@ -722,11 +722,12 @@ retire_ws (EngineIOSocket    *self,
            guint16            code,
            const char        *reason)
 {
+  /* Too many: the oldest goes without finishing its close handshake.
+   * (Not @ws: it may be dispatching, a probe given up from its own
+   * message. The dying ones never call back into the session but to
+   * leave dying_ws, so none of them is on the stack here.) */
   if (self->dying_ws->len >= MAX_DYING_WS)
-    {
-      engine_io_websocket_free (ws);  /* too many: no close handshake */
-      return;
-    }
+    g_ptr_array_remove_index (self->dying_ws, 0);
   engine_io_websocket_close (ws, code, reason);
   if (engine_io_websocket_is_closed (ws))
     engine_io_websocket_free (ws);

@@ -39,16 +39,25 @@
  * each costing its payload and WSLAY_MSG_OVERHEAD (wslay 1.1.1 mallocs a
  * message struct, a queue cell and a copy of the payload per message:
  * about 100 bytes of glibc chunks besides the payload). While it is at
- * OUTPUT_READ_LIMIT or more, the connection is not read: a client that
- * sends pings (or anything that wants an answer) without reading the
- * answers fills its own TCP window instead of our memory. wslay queues
- * one pong per ping it parses, so the bound is passed by at most what
- * one recv callback hands it (4096 bytes, 682 empty pings: about 70 KiB).
- * The owner keeps its own data under WS_BUFFER_TARGET (engineio-socket.c)
- * by engine_io_websocket_get_buffered(), so only control frames and
- * single large messages come near this bound. */
+ * OUTPUT_READ_LIMIT or more, the connection is not read. The owner keeps
+ * its own data under WS_BUFFER_TARGET (engineio-socket.c) by
+ * engine_io_websocket_get_buffered(), so only single large messages come
+ * near this bound.
+ *
+ * Control frames the peer makes us answer (pongs, the close reply) are
+ * bounded by count: wslay queues one pong per ping it parses, so we hand
+ * it the client's bytes only up to the end of each control frame
+ * (follow_input()), and stop handing it any while MAX_PENDING_CONTROL
+ * answers are queued in wslay, not yet in our write buffer (which only
+ * takes them while it is under WRITE_BUFFER_LIMIT). A client that sends
+ * pings without reading the pongs fills its own TCP window, not our
+ * memory. */
 #define WSLAY_MSG_OVERHEAD 128
 #define OUTPUT_READ_LIMIT (1024 * 1024)
+#define MAX_PENDING_CONTROL 16
+/* Rounds of reading and writing per dispatch while control answers hold
+ * reading up (see ws_source_dispatch()). */
+#define CONTROL_ROUNDS 64
 
 typedef struct
 {
@@ -95,6 +104,18 @@ struct _EngineIOWebSocket
   gboolean                          stalled;      /* output made no progress for stall_timeout_ms */
   gboolean                          close_1002;   /* our answer to a bad close frame must say 1002 */
   guint64                           out_frame_left; /* payload bytes of the frame wslay is writing */
+  gboolean                          out_ctrl;     /* ... and it is a control frame */
+  guint64                           data_queued;  /* data messages given to wslay */
+  guint64                           data_written; /* ... and written to our buffer */
+  gboolean                          control_wait; /* recv_cb() stopped for MAX_PENDING_CONTROL */
+
+  /* The peer's frames, followed as they are handed to wslay (see
+   * follow_input()). */
+  guint8                            in_hdr[14];
+  guint                             in_hdr_len;   /* header bytes seen */
+  guint                             in_hdr_need;  /* header length, once known (0: not yet) */
+  guint64                           in_frame_left;/* payload bytes left */
+  gboolean                          in_ctrl;      /* the frame is a control frame */
   gboolean                          drain_pending;
   gboolean                          close_pending; /* close once the data is out */
   guint16                           close_pending_code;
@@ -150,12 +171,81 @@ output_cost (EngineIOWebSocket *ws)
          wslay_event_get_queued_msg_count (ws->ctx) * WSLAY_MSG_OVERHEAD;
 }
 
+
+/* Control frames (pongs, a close) queued in wslay, not yet written to
+ * our buffer: its queue holds them and the data messages not yet written
+ * (see send_cb()). */
+static gsize
+pending_control (EngineIOWebSocket *ws)
+{
+  gsize count = wslay_event_get_queued_msg_count (ws->ctx);
+  guint64 data = ws->data_queued - ws->data_written;
+
+  return count > data ? count - (gsize) data : 0;
+}
+
 /* Whether reading must wait: the owner asked, the output is over its
- * bound, or the output stalled (the connection is closing). */
+ * bound, control answers wait to be written, or the output stalled (the
+ * connection is closing). */
 static gboolean
 read_blocked (EngineIOWebSocket *ws)
 {
-  return ws->paused || ws->stalled || output_cost (ws) >= OUTPUT_READ_LIMIT;
+  return ws->paused || ws->stalled || output_cost (ws) >= OUTPUT_READ_LIMIT ||
+         pending_control (ws) >= MAX_PENDING_CONTROL;
+}
+
+static guint64 header_payload_length (const uint8_t *data, size_t len);
+
+/* How many of the @n bytes at @data (the next ones of the stream) wslay
+ * may have now: all of them, or up to the end of the first control frame
+ * that ends among them, so that wslay answers one control frame at a
+ * time and recv_cb() can stop before the next one. Follows the frame
+ * headers (whatever wslay makes of them: it fails the connection on a bad
+ * one). */
+static gsize
+follow_input (EngineIOWebSocket *ws,
+              const guint8      *data,
+              gsize              n)
+{
+  gsize i = 0;
+
+  while (i < n)
+    {
+      gboolean frame_end = FALSE;
+
+      if (ws->in_hdr_need == 0 || ws->in_hdr_len < ws->in_hdr_need)
+        {
+          ws->in_hdr[ws->in_hdr_len++] = data[i++];
+          if (ws->in_hdr_len == 2)
+            {
+              guint8 length = ws->in_hdr[1] & 0x7f;
+              ws->in_hdr_need = 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) +
+                                ((ws->in_hdr[1] & 0x80) ? 4 : 0);
+            }
+          if (ws->in_hdr_len == ws->in_hdr_need)
+            {
+              ws->in_frame_left = header_payload_length (ws->in_hdr, ws->in_hdr_len);
+              ws->in_ctrl = (ws->in_hdr[0] & 0x08) != 0;
+              frame_end = ws->in_frame_left == 0;
+            }
+        }
+      else
+        {
+          gsize take = (gsize) MIN (ws->in_frame_left, (guint64) (n - i));
+
+          i += take;
+          ws->in_frame_left -= take;
+          frame_end = ws->in_frame_left == 0;
+        }
+
+      if (frame_end)
+        {
+          ws->in_hdr_len = ws->in_hdr_need = 0;
+          if (ws->in_ctrl)
+            break;
+        }
+    }
+  return i;
 }
 
 /* wslay callbacks */
@@ -170,6 +260,8 @@ recv_cb (wslay_event_context_ptr  ctx,
   EngineIOWebSocket *ws = user_data;
   gsize n;
 
+  if (pending_control (ws) >= MAX_PENDING_CONTROL)
+    ws->control_wait = TRUE;  /* see ws_source_dispatch() */
   if (read_blocked (ws))
     {
       wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
@@ -211,7 +303,7 @@ recv_cb (wslay_event_context_ptr  ctx,
       ws->read_done = TRUE;
     }
 
-  n = MIN (len, ws->rlen - ws->rpos);
+  n = follow_input (ws, ws->rbuf + ws->rpos, MIN (len, ws->rlen - ws->rpos));
   memcpy (buf, ws->rbuf + ws->rpos, n);
   ws->rpos += n;
   return (ssize_t) n;
@@ -257,10 +349,12 @@ write_out (EngineIOWebSocket *ws)
 }
 
 /* wslay writes each frame as its whole header in one call (we take all of
- * a call or none), then the payload. Following the frames this way lets
- * us put the right status code in the close frame that answers a
- * malformed one (wslay answers an empty close there). Returns the
- * payload length of the frame whose header is @data. */
+ * a call or none), then the payload. Following the frames this way tells
+ * data messages written from control frames still queued
+ * (pending_control()), and lets us put the right status code in the close
+ * frame that answers a malformed one (wslay answers an empty close
+ * there). Returns the payload length of the frame whose header is @data
+ * (a client's header, masked, too). */
 static guint64
 header_payload_length (const uint8_t *data,
                        size_t         len)
@@ -321,9 +415,16 @@ send_cb (wslay_event_context_ptr  ctx,
           return (ssize_t) len;
         }
       ws->out_frame_left = length;
+      ws->out_ctrl = (data[0] & 0x08) != 0;
+      if (length == 0 && !ws->out_ctrl)
+        ws->data_written++;
     }
   else
-    ws->out_frame_left -= MIN (ws->out_frame_left, len);
+    {
+      ws->out_frame_left -= MIN (ws->out_frame_left, len);
+      if (ws->out_frame_left == 0 && !ws->out_ctrl)
+        ws->data_written++;
+    }
 
   g_byte_array_append (ws->obuf, data, len);
   return (ssize_t) len;
@@ -554,14 +655,29 @@ ws_source_dispatch (GSource     *source,
 
   /* Bytes already buffered (those that came with the upgrade request, or
    * read before reading had to wait) count as readable. */
-  if (!ws->failed && ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) || ws->rpos < ws->rlen) &&
-      wslay_event_want_read (ws->ctx) && !read_blocked (ws))
-    if (wslay_event_recv (ws->ctx) != 0)
-      {
-        if (!ws->failed)
-          protocol_error (ws);
-        ws->failed = TRUE;
-      }
+  if (!ws->failed && ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) || ws->rpos < ws->rlen))
+    {
+      /* Control answers stop reading until they are written to our
+       * buffer: write them and read on, a bounded number of rounds. */
+      for (guint round = 0; round < CONTROL_ROUNDS; round++)
+        {
+          ws->control_wait = FALSE;
+          if (ws->failed || !wslay_event_want_read (ws->ctx) || read_blocked (ws))
+            break;
+          if (wslay_event_recv (ws->ctx) != 0)
+            {
+              if (!ws->failed)
+                protocol_error (ws);
+              ws->failed = TRUE;
+              break;
+            }
+          if (!ws->control_wait)
+            break;
+          pump (ws);
+          if (pending_control (ws) >= MAX_PENDING_CONTROL)
+            break;  /* our buffer is full: the peer does not read */
+        }
+    }
 
   /* Write what reading queued (pongs, close replies) and what the message
    * handlers sent, at once. */
@@ -722,6 +838,7 @@ engine_io_websocket_send (EngineIOWebSocket *ws,
     return FALSE;
   if (wslay_event_queue_msg (ws->ctx, &msg) != 0)
     return FALSE;
+  ws->data_queued++;
   ws->drain_pending = TRUE;
   return TRUE;
 }

@@ -8,8 +8,10 @@
  * System calls are what a small message costs, so:
  *  - wslay's event API asks its recv callback for a few KiB at a time; we
  *    read large chunks into our own buffer and serve it from there, and
- *    after a short read we do not ask the kernel again in the same dispatch
- *    (it would only say EAGAIN; a level-triggered poll brings us back);
+ *    read the socket at most once per dispatch (after a short read the
+ *    kernel would only say EAGAIN; after a full one, a level-triggered
+ *    poll brings us back, after the other sources of the context had
+ *    their turn);
  *  - wslay writes a frame's header and payload in separate calls; its send
  *    callback appends to our output buffer, written with one send() per
  *    dispatch (or per flush);

@@ -577,8 +577,8 @@ close_code_allowed (FuzzWsClient *c,
 {
   switch (code)
     {
-    case 1000: case 1002: case 1007: case 1008: case 1009: case 1011:
-      return TRUE;
+    case 1000: case 1001: case 1002: case 1007: case 1008: case 1009: case 1011:
+      return TRUE;  /* 1001: the server shutting down */
     default:
       for (guint i = 0; i < c->n_codes_sent; i++)
         if (c->codes_sent[i] == code)

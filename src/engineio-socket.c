@@ -694,7 +694,7 @@ ws_send_packet (EngineIOSocket *self,
 static void
 ws_flush_outbound (EngineIOSocket *self)
 {
-  while (self->ws != NULL && !self->ws_probe && !engine_io_websocket_is_closed (self->ws) &&
+  while (self->ws != NULL && !self->ws_probe && engine_io_websocket_can_send (self->ws) &&
          engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
     {
       g_autoptr(GPtrArray) packets = NULL;
@@ -1206,14 +1206,18 @@ socket_do_close (EngineIOSocket      *self,
   if (self->ws != NULL)
     {
       /* WebSocket: what is queued goes out, then the close frame; the
-       * session finishes when the connection is down. */
-      g_async_queue_lock (self->outbound);
-      {
-        g_autoptr(GPtrArray) packets = take_outbound_locked (self, 0, 0);
-        g_async_queue_unlock (self->outbound);
-        for (guint i = 0; i < packets->len; i++)
-          ws_send_packet (self, g_ptr_array_index (packets, i));
-      }
+       * session finishes when the connection is down. (A stalled one
+       * takes nothing more: what is queued is reported not sent.) */
+      if (engine_io_websocket_can_send (self->ws))
+        {
+          g_autoptr(GPtrArray) packets = NULL;
+
+          g_async_queue_lock (self->outbound);
+          packets = take_outbound_locked (self, 0, 0);
+          g_async_queue_unlock (self->outbound);
+          for (guint i = 0; i < packets->len; i++)
+            ws_send_packet (self, g_ptr_array_index (packets, i));
+        }
       engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
       waiting = TRUE;
     }

@@ -75,6 +75,7 @@ gboolean           engine_io_websocket_send         (EngineIOWebSocket          
 void               engine_io_websocket_flush        (EngineIOWebSocket            *ws);
 void               engine_io_websocket_set_paused   (EngineIOWebSocket            *ws,
                                                      gboolean                      paused);
+gboolean           engine_io_websocket_can_send     (EngineIOWebSocket            *ws);
 gsize              engine_io_websocket_get_buffered (EngineIOWebSocket            *ws);
 void               engine_io_websocket_close        (EngineIOWebSocket            *ws,
                                                      guint16                       code,

@@ -77,7 +77,7 @@ struct _EngineIOWebSocket
   GSource                          *source;       /* owned, once started */
   gpointer                          fd_tag;
   GSource                          *close_timer;  /* owned */
-  GSource                          *stall_timer;  /* owned, once started; see check_stall() */
+  GSource                          *stall_timer;  /* owned, once started; see stall_source_dispatch() */
   guint                             stall_timeout_ms;
   gint64                            progress_at;  /* monotonic µs: last write, or output became pending */
   gboolean                          stall_armed;  /* @stall_timer has a ready time */
@@ -172,7 +172,6 @@ output_cost (EngineIOWebSocket *ws)
   return pending_output (ws) + wslay_event_get_queued_msg_length (ws->ctx) +
          wslay_event_get_queued_msg_count (ws->ctx) * WSLAY_MSG_OVERHEAD;
 }
-
 
 /* Control frames (pongs, a close) queued in wslay, not yet written to
  * our buffer: its queue holds them and the data messages not yet written
@@ -875,6 +874,14 @@ engine_io_websocket_set_paused (EngineIOWebSocket *ws,
       if (!paused)
         g_source_set_ready_time (ws->source, 0);  /* what is buffered already */
     }
+}
+
+/* Whether engine_io_websocket_send() would take a message: FALSE once the
+ * connection failed, stalled or is released. */
+gboolean
+engine_io_websocket_can_send (EngineIOWebSocket *ws)
+{
+  return !ws->released && !ws->failed && !ws->stalled;
 }
 
 /* What the connection holds for sending, in bytes of memory. */

@@ -278,7 +278,7 @@ upgrade_handler (void                             *cls,
                                   release_upgraded, urh);
   hr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
   hr->base.switched = TRUE;
-  engine_io_socket_attach_websocket (hr->base.socket, ws);
+  engine_io_socket_attach_websocket (hr->base.socket, ws, hr->base.reject_ws);
 }
 
 static gboolean

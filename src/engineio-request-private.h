@@ -85,6 +85,8 @@ struct _EngineIORequest
                                          * the end of the request whether it was written */
   gboolean             finishes_close;  /* the last poll of a closing session: the
                                          * session ends when this response is done */
+  gboolean             reject_ws;       /* an upgrade answered 101 only to close the
+                                         * WebSocket: its session has one already */
   /* A response prepared by whoever resumed the request (admission job,
    * session close), given on resumption. */
   guint                prepared_status;

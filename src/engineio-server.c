@@ -844,7 +844,8 @@ upgrade_request (EngineIOConfig  *config,
   if (!req->vtable->upgrade (req, headers, socket))
     {
       req->kind = ENGINE_IO_REQUEST_DONE;
-      engine_io_socket_upgrade_failed (socket);
+      if (!req->reject_ws)
+        engine_io_socket_upgrade_failed (socket);
     }
 }
 
@@ -1443,10 +1444,11 @@ engine_io_server_request_begin (EngineIOServer  *self,
 
   if (transport == ENGINE_IO_TRANSPORT_WEBSOCKET)
     {
-      /* An upgrade of a polling session; refused after it upgraded (a
-       * second WebSocket) and while another probe is open. */
+      /* An upgrade of a polling session; after it upgraded (a second
+       * WebSocket) and while another probe is open, answered 101 and
+       * closed at once, as the reference does. */
       if (!config->allow_upgrades || req->vtable->upgrade == NULL ||
-          !is_websocket_upgrade (req) || !engine_io_socket_begin_upgrade (socket))
+          !is_websocket_upgrade (req) || !engine_io_socket_begin_upgrade (socket, &req->reject_ws))
         {
           engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
           return FALSE;
@@ -1577,7 +1579,8 @@ engine_io_server_request_finished (EngineIOServer  *self,
   if (req->kind == ENGINE_IO_REQUEST_UPGRADE)
     {
       /* The 101 was queued but the connection never switched. */
-      engine_io_socket_upgrade_failed (req->socket);
+      if (!req->reject_ws)
+        engine_io_socket_upgrade_failed (req->socket);
       return;
     }
   /* A switched request was never the session's poll or POST: nothing to

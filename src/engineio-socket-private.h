@@ -51,13 +51,18 @@ gboolean        engine_io_socket_resume_gone_poll    (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       gsize              serial);
 
-/* Serving thread: may this polling session take a WebSocket? */
-gboolean        engine_io_socket_begin_upgrade       (EngineIOSocket    *self);
+/* Serving thread: is a WebSocket request for this session answered 101?
+ * *@out_reject: yes, but only to be closed at once (the session has a
+ * WebSocket, or a probe, already; the reference does the same). */
+gboolean        engine_io_socket_begin_upgrade       (EngineIOSocket    *self,
+                                                      gboolean          *out_reject);
 
-/* Any thread (the adapter's, once the connection switched). Takes @ws. */
+/* Any thread (the adapter's, once the connection switched). Takes @ws.
+ * @reject: the request's reject_ws (the WebSocket is closed at once). */
 typedef struct _EngineIOWebSocket EngineIOWebSocket;
 void            engine_io_socket_attach_websocket    (EngineIOSocket    *self,
-                                                      EngineIOWebSocket *ws);
+                                                      EngineIOWebSocket *ws,
+                                                      gboolean           reject);
 /* Any thread: the 101 for this session's WebSocket was never completed. */
 void            engine_io_socket_upgrade_failed      (EngineIOSocket    *self);
 

@@ -72,6 +72,7 @@ typedef struct
   EngineIOCloseReason  reason;       /* EVENT_CLOSE */
   char                *description;  /* EVENT_CLOSE */
   EngineIOWebSocket   *ws;           /* EVENT_WS_ATTACH */
+  gboolean             reject_ws;    /* EVENT_WS_ATTACH: close it at once */
 } Event;
 
 struct _EngineIOSocket
@@ -720,9 +721,14 @@ handle_packet (EngineIOSocket *self,
                            "invalid heartbeat direction: a v3 client sent a pong");
           return;
         }
+      /* Only the answer to our ping counts: an unsolicited pong would
+       * put the next ping off for ever, so a client could stay alive
+       * without ever reading (with WebSocket output that does not drain,
+       * see ws_stalled_cb()). */
+      if (self->ping_sent_at == 0)
+        break;
       clear_source (&self->timeout_source);
-      if (self->ping_sent_at != 0)
-        engine_io_counters_record_rtt (self->counters, g_get_monotonic_time () - self->ping_sent_at);
+      engine_io_counters_record_rtt (self->counters, g_get_monotonic_time () - self->ping_sent_at);
       self->ping_sent_at = 0;
       schedule_ping (self);
       g_signal_emit (self, signals[SIGNAL_HEARTBEAT], 0);
@@ -811,12 +817,27 @@ update_input (EngineIOSocket *self)
 static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, gpointer user_data);
 static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
 static void ws_closed_cb  (EngineIOWebSocket *ws, gboolean clean, guint16 code, gpointer user_data);
+static void ws_stalled_cb (EngineIOWebSocket *ws, gpointer user_data);
 
 static const EngineIOWebSocketCallbacks ws_callbacks = {
   .message = ws_message_cb,
   .drained = ws_drained_cb,
   .closed = ws_closed_cb,
+  .stalled = ws_stalled_cb,
 };
+
+/* Given-up WebSockets (probes, second WebSockets) finishing their close
+ * handshake, per session, at most; a new one drops the oldest. */
+#define MAX_DYING_WS 8
+
+/* How long WebSocket output may wait with none of it written before the
+ * connection closes with 1008: a heartbeat's worth, after which a client
+ * that reads would have answered a ping. */
+static guint
+ws_stall_timeout (EngineIOSocket *self)
+{
+  return self->config->ping_interval + self->config->ping_timeout;
+}
 
 static void
 ws_send_packet (EngineIOSocket *self,
@@ -835,7 +856,7 @@ ws_send_packet (EngineIOSocket *self,
 static void
 ws_flush_outbound (EngineIOSocket *self)
 {
-  while (self->ws != NULL && !self->ws_probe && !engine_io_websocket_is_closed (self->ws) &&
+  while (self->ws != NULL && !self->ws_probe && engine_io_websocket_can_send (self->ws) &&
          engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
     {
       g_autoptr(GPtrArray) packets = NULL;
@@ -863,18 +884,35 @@ retire_ws (EngineIOSocket    *self,
            guint16            code,
            const char        *reason)
 {
+  /* Too many: the oldest goes without finishing its close handshake.
+   * (Not @ws: it may be dispatching, a probe given up from its own
+   * message. The dying ones never call back into the session but to
+   * leave dying_ws, so none of them is on the stack here.) */
+  if (self->dying_ws->len >= MAX_DYING_WS)
+    g_ptr_array_remove_index (self->dying_ws, 0);
   engine_io_websocket_close (ws, code, reason);
-  g_ptr_array_add (self->dying_ws, ws);
+  if (engine_io_websocket_is_closed (ws))
+    engine_io_websocket_free (ws);
+  else
+    g_ptr_array_add (self->dying_ws, ws);
 }
 
-/* Drops the upgrade probe (if any is still ours) and lets polling go on;
+/* Drops the upgrade probe (if any is still ours), with a close frame with
+ * @code (0: none, the probe is closed already), and lets polling go on;
  * another probe may come. */
 static void
-clear_probe (EngineIOSocket *self)
+clear_probe (EngineIOSocket *self,
+             guint16         code,
+             const char     *reason)
 {
   clear_source (&self->upgrade_source);
   if (self->ws != NULL && self->ws_probe)
-    g_clear_pointer (&self->ws, engine_io_websocket_free);
+    {
+      if (code != 0)
+        retire_ws (self, g_steal_pointer (&self->ws), code, reason);
+      else
+        g_clear_pointer (&self->ws, engine_io_websocket_free);
+    }
   if (self->ws == NULL)
     {
       self->ws_probe = FALSE;
@@ -892,7 +930,7 @@ upgrade_timeout_cb (gpointer data)
 
   g_clear_pointer (&self->upgrade_source, g_source_unref);
   g_debug ("socket %s: upgrade probe timed out", self->id);
-  clear_probe (self);  /* polling goes on */
+  clear_probe (self, 1000, "upgrade timeout");  /* polling goes on */
   return G_SOURCE_REMOVE;
 }
 
@@ -976,8 +1014,7 @@ handle_probe_packet (EngineIOSocket *self,
   /* Anything else on a probe: give up the probe, keep polling. */
   g_debug ("socket %s: unexpected %s packet on the upgrade probe", self->id,
            engine_io_packet_type_to_string (type));
-  retire_ws (self, g_steal_pointer (&self->ws), 1002, "unexpected packet during upgrade");
-  clear_probe (self);
+  clear_probe (self, 1002, "unexpected packet during upgrade");
 }
 
 static void
@@ -1007,8 +1044,7 @@ ws_message_cb (EngineIOWebSocket *ws,
     {
       if (self->ws_probe)
         {
-          retire_ws (self, g_steal_pointer (&self->ws), 1002, "bad packet during upgrade");
-          clear_probe (self);
+          clear_probe (self, 1002, "bad packet during upgrade");
         }
       else
         {
@@ -1110,7 +1146,7 @@ ws_closed_cb (EngineIOWebSocket *ws,
   if (self->ws_probe)
     {
       g_debug ("socket %s: upgrade probe closed", self->id);
-      clear_probe (self);
+      clear_probe (self, 0, NULL);
       return;
     }
 
@@ -1123,19 +1159,51 @@ ws_closed_cb (EngineIOWebSocket *ws,
     socket_finish_close (self);
 }
 
+/* The WebSocket's output waited a heartbeat with nothing written: its
+ * client does not read. The adapter stopped reading it and is closing it
+ * with 1008; the session (or the probe) ends with it. */
+static void
+ws_stalled_cb (EngineIOWebSocket *ws,
+               gpointer           user_data)
+{
+  EngineIOSocket *self = user_data;
+
+  if (ws != self->ws)
+    return;  /* a given-up WebSocket: it is closing already */
+  if (self->ws_probe)
+    {
+      clear_probe (self, 1008, NULL);
+      return;
+    }
+  self->ws_close_code = 1008;
+  socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                   "the client does not read: no WebSocket output written for a heartbeat");
+}
+
+/* @reject: the session has a WebSocket (or a probe) already; like the
+ * reference, the second one was answered 101 and is closed at once
+ * (with a close frame without a status code), the first one goes on. */
 static void
 handle_ws_attach (EngineIOSocket    *self,
-                  EngineIOWebSocket *ws)
+                  EngineIOWebSocket *ws,
+                  gboolean           reject)
 {
-  if (self->state != STATE_OPEN || self->ws != NULL)
+  if (self->state != STATE_OPEN)
     {
       engine_io_websocket_free (ws);
+      return;
+    }
+  if (reject || self->ws != NULL)
+    {
+      g_debug ("socket %s: a second WebSocket, closed", self->id);
+      engine_io_websocket_start (ws, self->context, &ws_callbacks, self, ws_stall_timeout (self));
+      retire_ws (self, ws, 0, NULL);
       return;
     }
 
   self->ws = ws;
   self->ws_probe = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_POLLING;
-  engine_io_websocket_start (ws, self->context, &ws_callbacks, self);
+  engine_io_websocket_start (ws, self->context, &ws_callbacks, self, ws_stall_timeout (self));
 
   if (self->ws_probe)
     self->upgrade_source = add_timeout (self, self->config->upgrade_timeout, upgrade_timeout_cb,
@@ -1170,7 +1238,7 @@ handle_event (EngineIOSocket *self,
       break;
 
     case EVENT_WS_ATTACH:
-      handle_ws_attach (self, g_steal_pointer (&event->ws));
+      handle_ws_attach (self, g_steal_pointer (&event->ws), event->reject_ws);
       break;
 
     default:
@@ -1315,19 +1383,26 @@ socket_do_close (EngineIOSocket      *self,
   clear_source (&self->ping_source);
   clear_source (&self->timeout_source);
 
+  /* RFC 6455, 7.4.1: 1001 for a server going down. */
+  if (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN && self->ws_close_code == 1000)
+    self->ws_close_code = 1001;
   if (self->ws != NULL && self->ws_probe)
-    clear_probe (self);
+    clear_probe (self, self->ws_close_code, NULL);
   if (self->ws != NULL)
     {
       /* WebSocket: what is queued goes out, then the close frame; the
-       * session finishes when the connection is down. */
-      g_async_queue_lock (self->outbound);
-      {
-        g_autoptr(GPtrArray) packets = take_outbound_locked (self, 0, 0, NULL);
-        g_async_queue_unlock (self->outbound);
-        for (guint i = 0; i < packets->len; i++)
-          ws_send_packet (self, g_ptr_array_index (packets, i));
-      }
+       * session finishes when the connection is down. (A stalled one
+       * takes nothing more: what is queued is reported not sent.) */
+      if (engine_io_websocket_can_send (self->ws))
+        {
+          g_autoptr(GPtrArray) packets = NULL;
+
+          g_async_queue_lock (self->outbound);
+          packets = take_outbound_locked (self, 0, 0, NULL);
+          g_async_queue_unlock (self->outbound);
+          for (guint i = 0; i < packets->len; i++)
+            ws_send_packet (self, g_ptr_array_index (packets, i));
+        }
       engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
       waiting = TRUE;
     }
@@ -2217,16 +2292,24 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
                                         POLL_GONE_DESCRIPTION);
 }
 
+/* Whether a WebSocket request for this session is answered 101: for the
+ * upgrade of a polling session (which claims it), and, like the
+ * reference, for a second WebSocket while one is upgrading or after the
+ * upgrade (*@out_reject is then TRUE: that one is closed at once). */
 gboolean
-engine_io_socket_begin_upgrade (EngineIOSocket *self)
+engine_io_socket_begin_upgrade (EngineIOSocket *self,
+                                gboolean       *out_reject)
 {
   gboolean ok;
 
+  *out_reject = FALSE;
   g_async_queue_lock (self->outbound);
-  ok = self->state == STATE_OPEN && !self->ws_claimed &&
-       g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
-  if (ok)
+  ok = self->state == STATE_OPEN;
+  if (ok && !self->ws_claimed &&
+      g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING)
     self->ws_claimed = TRUE;
+  else
+    *out_reject = ok;
   g_async_queue_unlock (self->outbound);
 
   return ok;
@@ -2234,12 +2317,14 @@ engine_io_socket_begin_upgrade (EngineIOSocket *self)
 
 void
 engine_io_socket_attach_websocket (EngineIOSocket    *self,
-                                   EngineIOWebSocket *ws)
+                                   EngineIOWebSocket *ws,
+                                   gboolean           reject)
 {
   Event *event = g_new0 (Event, 1);
 
   event->kind = EVENT_WS_ATTACH;
   event->ws = ws;
+  event->reject_ws = reject;
   post_event (self, event);  /* a closed session frees @ws with the event */
 }
 

@@ -9,6 +9,13 @@
  * unstarted connection may run anywhere; everything else in the context
  * given to engine_io_websocket_start().
  *
+ * Bounds (RFC 6455, 10.4): what a connection holds for sending is counted
+ * in bytes of memory (engine_io_websocket_get_buffered()); while it is
+ * over 1 MiB the connection is not read, so a peer that makes us answer
+ * (pings) without reading the answers fills its own TCP window, not our
+ * memory; and output that waits the stall timeout without a byte written
+ * closes the connection with 1008.
+ *
  * SPDX-License-Identifier: MIT
  */
 #pragma once
@@ -41,6 +48,11 @@ typedef struct
                    gboolean           clean,
                    guint16            code,
                    gpointer           user_data);
+  /* Optional. Output has waited the stall timeout without a byte of it
+   * written (the peer does not read): the connection stopped reading and
+   * is closing with 1008 (closed() follows). @ws stays valid. */
+  void (*stalled) (EngineIOWebSocket *ws,
+                   gpointer           user_data);
 } EngineIOWebSocketCallbacks;
 
 EngineIOWebSocket *engine_io_websocket_new          (int                           fd,
@@ -49,10 +61,13 @@ EngineIOWebSocket *engine_io_websocket_new          (int                        
                                                      guint64                       max_message,
                                                      EngineIOWebSocketReleaseFunc  release,
                                                      gpointer                      release_data);
+/* @stall_timeout_ms: how long output may wait with none of it written
+ * before the connection closes with 1008 (0: forever). */
 void               engine_io_websocket_start        (EngineIOWebSocket            *ws,
                                                      GMainContext                 *context,
                                                      const EngineIOWebSocketCallbacks *callbacks,
-                                                     gpointer                      user_data);
+                                                     gpointer                      user_data,
+                                                     guint                         stall_timeout_ms);
 gboolean           engine_io_websocket_send         (EngineIOWebSocket            *ws,
                                                      gboolean                      binary,
                                                      const void                   *data,
@@ -60,6 +75,7 @@ gboolean           engine_io_websocket_send         (EngineIOWebSocket          
 void               engine_io_websocket_flush        (EngineIOWebSocket            *ws);
 void               engine_io_websocket_set_paused   (EngineIOWebSocket            *ws,
                                                      gboolean                      paused);
+gboolean           engine_io_websocket_can_send     (EngineIOWebSocket            *ws);
 gsize              engine_io_websocket_get_buffered (EngineIOWebSocket            *ws);
 void               engine_io_websocket_close        (EngineIOWebSocket            *ws,
                                                      guint16                       code,

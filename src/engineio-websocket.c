@@ -8,8 +8,10 @@
  * System calls are what a small message costs, so:
  *  - wslay's event API asks its recv callback for a few KiB at a time; we
  *    read large chunks into our own buffer and serve it from there, and
- *    after a short read we do not ask the kernel again in the same dispatch
- *    (it would only say EAGAIN; a level-triggered poll brings us back);
+ *    read the socket at most once per dispatch (after a short read the
+ *    kernel would only say EAGAIN; after a full one, a level-triggered
+ *    poll brings us back, after the other sources of the context had
+ *    their turn);
  *  - wslay writes a frame's header and payload in separate calls; its send
  *    callback appends to our output buffer, written with one send() per
  *    dispatch (or per flush);
@@ -34,6 +36,31 @@
 #define WRITE_BUFFER_LIMIT (256 * 1024)
 #define CLOSE_TIMEOUT_MS 3000
 
+/* Output bounds (RFC 6455, 10.4). What a connection holds for sending is
+ * counted in real bytes: our write buffer plus wslay's queued messages,
+ * each costing its payload and WSLAY_MSG_OVERHEAD (wslay 1.1.1 mallocs a
+ * message struct, a queue cell and a copy of the payload per message:
+ * about 100 bytes of glibc chunks besides the payload). While it is at
+ * OUTPUT_READ_LIMIT or more, the connection is not read. The owner keeps
+ * its own data under WS_BUFFER_TARGET (engineio-socket.c) by
+ * engine_io_websocket_get_buffered(), so only single large messages come
+ * near this bound.
+ *
+ * Control frames the peer makes us answer (pongs, the close reply) are
+ * bounded by count: wslay queues one pong per ping it parses, so we hand
+ * it the client's bytes only up to the end of each control frame
+ * (follow_input()), and stop handing it any while MAX_PENDING_CONTROL
+ * answers are queued in wslay, not yet in our write buffer (which only
+ * takes them while it is under WRITE_BUFFER_LIMIT). A client that sends
+ * pings without reading the pongs fills its own TCP window, not our
+ * memory. */
+#define WSLAY_MSG_OVERHEAD 128
+#define OUTPUT_READ_LIMIT (1024 * 1024)
+#define MAX_PENDING_CONTROL 16
+/* Rounds of reading and writing per dispatch while control answers hold
+ * reading up (see ws_source_dispatch()). */
+#define CONTROL_ROUNDS 64
+
 typedef struct
 {
   GSource            source;
@@ -50,6 +77,10 @@ struct _EngineIOWebSocket
   GSource                          *source;       /* owned, once started */
   gpointer                          fd_tag;
   GSource                          *close_timer;  /* owned */
+  GSource                          *stall_timer;  /* owned, once started; see stall_source_dispatch() */
+  guint                             stall_timeout_ms;
+  gint64                            progress_at;  /* monotonic µs: last write, or output became pending */
+  gboolean                          stall_armed;  /* @stall_timer has a ready time */
   const EngineIOWebSocketCallbacks *callbacks;
   gpointer                          user_data;
 
@@ -61,7 +92,7 @@ struct _EngineIOWebSocket
   gsize                             rlen;
   gsize                             rpos;
 
-  gboolean                          read_drained; /* a short read this dispatch */
+  gboolean                          read_done;    /* the socket was read this dispatch */
   gboolean                          paused;       /* the owner wants no more messages for now */
   GByteArray                       *obuf;         /* frames not yet written */
   gsize                             opos;         /* written part of @obuf */
@@ -72,6 +103,21 @@ struct _EngineIOWebSocket
   gboolean                          released;     /* the socket was given back */
   gboolean                          close_received;
   guint16                           close_code;
+  gboolean                          stalled;      /* output made no progress for stall_timeout_ms */
+  gboolean                          close_1002;   /* our answer to a bad close frame must say 1002 */
+  guint64                           out_frame_left; /* payload bytes of the frame wslay is writing */
+  gboolean                          out_ctrl;     /* ... and it is a control frame */
+  guint64                           data_queued;  /* data messages given to wslay */
+  guint64                           data_written; /* ... and written to our buffer */
+  gboolean                          control_wait; /* recv_cb() stopped for MAX_PENDING_CONTROL */
+
+  /* The peer's frames, followed as they are handed to wslay (see
+   * follow_input()). */
+  guint8                            in_hdr[14];
+  guint                             in_hdr_len;   /* header bytes seen */
+  guint                             in_hdr_need;  /* header length, once known (0: not yet) */
+  guint64                           in_frame_left;/* payload bytes left */
+  gboolean                          in_ctrl;      /* the frame is a control frame */
   gboolean                          drain_pending;
   gboolean                          close_pending; /* close once the data is out */
   guint16                           close_pending_code;
@@ -112,6 +158,97 @@ release_read_buffer (EngineIOWebSocket *ws)
   ws->rcap = ws->rlen = ws->rpos = 0;
 }
 
+static gsize
+pending_output (EngineIOWebSocket *ws)
+{
+  return ws->obuf->len - ws->opos;
+}
+
+/* What the connection holds for sending, in real bytes (see
+ * OUTPUT_READ_LIMIT). */
+static gsize
+output_cost (EngineIOWebSocket *ws)
+{
+  return pending_output (ws) + wslay_event_get_queued_msg_length (ws->ctx) +
+         wslay_event_get_queued_msg_count (ws->ctx) * WSLAY_MSG_OVERHEAD;
+}
+
+/* Control frames (pongs, a close) queued in wslay, not yet written to
+ * our buffer: its queue holds them and the data messages not yet written
+ * (see send_cb()). */
+static gsize
+pending_control (EngineIOWebSocket *ws)
+{
+  gsize count = wslay_event_get_queued_msg_count (ws->ctx);
+  guint64 data = ws->data_queued - ws->data_written;
+
+  return count > data ? count - (gsize) data : 0;
+}
+
+/* Whether reading must wait: the owner asked, the output is over its
+ * bound, control answers wait to be written, or the output stalled (the
+ * connection is closing). */
+static gboolean
+read_blocked (EngineIOWebSocket *ws)
+{
+  return ws->paused || ws->stalled || output_cost (ws) >= OUTPUT_READ_LIMIT ||
+         pending_control (ws) >= MAX_PENDING_CONTROL;
+}
+
+static guint64 header_payload_length (const uint8_t *data, size_t len);
+
+/* How many of the @n bytes at @data (the next ones of the stream) wslay
+ * may have now: all of them, or up to the end of the first control frame
+ * that ends among them, so that wslay answers one control frame at a
+ * time and recv_cb() can stop before the next one. Follows the frame
+ * headers (whatever wslay makes of them: it fails the connection on a bad
+ * one). */
+static gsize
+follow_input (EngineIOWebSocket *ws,
+              const guint8      *data,
+              gsize              n)
+{
+  gsize i = 0;
+
+  while (i < n)
+    {
+      gboolean frame_end = FALSE;
+
+      if (ws->in_hdr_need == 0 || ws->in_hdr_len < ws->in_hdr_need)
+        {
+          ws->in_hdr[ws->in_hdr_len++] = data[i++];
+          if (ws->in_hdr_len == 2)
+            {
+              guint8 length = ws->in_hdr[1] & 0x7f;
+              ws->in_hdr_need = 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) +
+                                ((ws->in_hdr[1] & 0x80) ? 4 : 0);
+            }
+          if (ws->in_hdr_len == ws->in_hdr_need)
+            {
+              ws->in_frame_left = header_payload_length (ws->in_hdr, ws->in_hdr_len);
+              ws->in_ctrl = (ws->in_hdr[0] & 0x08) != 0;
+              frame_end = ws->in_frame_left == 0;
+            }
+        }
+      else
+        {
+          gsize take = (gsize) MIN (ws->in_frame_left, (guint64) (n - i));
+
+          i += take;
+          ws->in_frame_left -= take;
+          frame_end = ws->in_frame_left == 0;
+        }
+
+      if (frame_end)
+        {
+          ws->in_hdr_len = ws->in_hdr_need = 0;
+          if (ws->in_ctrl)
+            break;
+        }
+    }
+  return i;
+}
+
 /* wslay callbacks */
 
 static ssize_t
@@ -124,7 +261,9 @@ recv_cb (wslay_event_context_ptr  ctx,
   EngineIOWebSocket *ws = user_data;
   gsize n;
 
-  if (ws->paused)
+  if (pending_control (ws) >= MAX_PENDING_CONTROL)
+    ws->control_wait = TRUE;  /* see ws_source_dispatch() */
+  if (read_blocked (ws))
     {
       wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
       return -1;
@@ -134,7 +273,10 @@ recv_cb (wslay_event_context_ptr  ctx,
     {
       ssize_t r;
 
-      if (ws->read_drained)
+      /* One read of the socket per dispatch: a client that writes faster
+       * than we parse must not keep the loop thread from its other
+       * sources (a level-triggered poll brings us back). */
+      if (ws->read_done)
         {
           wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
           return -1;
@@ -159,19 +301,13 @@ recv_cb (wslay_event_context_ptr  ctx,
         }
       ws->rlen = (gsize) r;
       ws->rpos = 0;
-      ws->read_drained = (gsize) r < READ_BUFFER_SIZE;
+      ws->read_done = TRUE;
     }
 
-  n = MIN (len, ws->rlen - ws->rpos);
+  n = follow_input (ws, ws->rbuf + ws->rpos, MIN (len, ws->rlen - ws->rpos));
   memcpy (buf, ws->rbuf + ws->rpos, n);
   ws->rpos += n;
   return (ssize_t) n;
-}
-
-static gsize
-pending_output (EngineIOWebSocket *ws)
-{
-  return ws->obuf->len - ws->opos;
 }
 
 /* One send() of what is buffered. FALSE on a fatal error. */
@@ -196,12 +332,45 @@ write_out (EngineIOWebSocket *ws)
     }
 
   ws->opos += (gsize) r;
+  if (r > 0)
+    ws->progress_at = g_get_monotonic_time ();
   if (ws->opos == ws->obuf->len)
     {
-      g_byte_array_set_size (ws->obuf, 0);
+      if (ws->obuf->len > 2 * WRITE_BUFFER_LIMIT)
+        {
+          /* A large message went out: do not keep its room. */
+          g_byte_array_unref (ws->obuf);
+          ws->obuf = g_byte_array_new ();
+        }
+      else
+        g_byte_array_set_size (ws->obuf, 0);
       ws->opos = 0;
     }
   return TRUE;
+}
+
+/* wslay writes each frame as its whole header in one call (we take all of
+ * a call or none), then the payload. Following the frames this way tells
+ * data messages written from control frames still queued
+ * (pending_control()), and lets us put the right status code in the close
+ * frame that answers a malformed one (wslay answers an empty close
+ * there). Returns the payload length of the frame whose header is @data
+ * (a client's header, masked, too). */
+static guint64
+header_payload_length (const uint8_t *data,
+                       size_t         len)
+{
+  guint64 length = len >= 2 ? data[1] & 0x7f : 0;
+
+  if (length == 126 && len >= 4)
+    length = ((guint64) data[2] << 8) | data[3];
+  else if (length == 127 && len >= 10)
+    {
+      length = 0;
+      for (guint i = 2; i < 10; i++)
+        length = (length << 8) | data[i];
+    }
+  return length;
 }
 
 static ssize_t
@@ -233,6 +402,31 @@ send_cb (wslay_event_context_ptr  ctx,
       g_byte_array_set_size (ws->obuf, 0);
       ws->opos = 0;
     }
+
+  if (ws->out_frame_left == 0)
+    {
+      /* A frame header. */
+      guint64 length = header_payload_length (data, len);
+
+      if (ws->close_1002 && len == 2 && (data[0] & 0x0f) == WSLAY_CONNECTION_CLOSE && length == 0)
+        {
+          static const guint8 close_1002[] = { 0x88, 0x02, 0x03, 0xEA };
+
+          g_byte_array_append (ws->obuf, close_1002, sizeof close_1002);
+          return (ssize_t) len;
+        }
+      ws->out_frame_left = length;
+      ws->out_ctrl = (data[0] & 0x08) != 0;
+      if (length == 0 && !ws->out_ctrl)
+        ws->data_written++;
+    }
+  else
+    {
+      ws->out_frame_left -= MIN (ws->out_frame_left, len);
+      if (ws->out_frame_left == 0 && !ws->out_ctrl)
+        ws->data_written++;
+    }
+
   g_byte_array_append (ws->obuf, data, len);
   return (ssize_t) len;
 }
@@ -254,6 +448,14 @@ on_msg_recv_cb (wslay_event_context_ptr                   ctx,
     {
       ws->close_received = TRUE;
       ws->close_code = arg->status_code;
+      /* A close payload is empty or starts with a status code: one byte
+       * is a protocol error (RFC 6455, 5.5.1), which wslay answers with
+       * an empty close; send_cb() puts 1002 in it. */
+      if (arg->msg_length == 1)
+        {
+          ws->close_1002 = TRUE;
+          ws->close_code = 1002;
+        }
     }
 }
 
@@ -281,6 +483,11 @@ release_socket (EngineIOWebSocket *ws)
     {
       g_source_destroy (ws->close_timer);
       g_clear_pointer (&ws->close_timer, g_source_unref);
+    }
+  if (ws->stall_timer != NULL)
+    {
+      g_source_destroy (ws->stall_timer);
+      g_clear_pointer (&ws->stall_timer, g_source_unref);
     }
   ws->release (ws->release_data);
 }
@@ -366,7 +573,7 @@ update_events (EngineIOWebSocket *ws,
 
   reading = wslay_event_want_read (ws->ctx);
   writing = want_write (ws);
-  if (reading && ws->paused)
+  if (reading && read_blocked (ws))
     reading = FALSE;       /* not finished: still wants to read, later */
 
   if (ws->failed || (!wslay_event_want_read (ws->ctx) && !writing))
@@ -379,6 +586,24 @@ update_events (EngineIOWebSocket *ws,
     }
 
   set_events (ws, (reading ? G_IO_IN : 0) | (writing ? G_IO_OUT : 0));
+  /* Bytes read before reading had to wait: the socket may say nothing
+   * more, so come back for them. */
+  if (reading && ws->rpos < ws->rlen && !ws->in_dispatch)
+    g_source_set_ready_time (ws->source, 0);
+
+  /* The stall deadline runs while there is output to write. */
+  if (writing && !ws->stall_armed && ws->stall_timer != NULL)
+    {
+      ws->stall_armed = TRUE;
+      ws->progress_at = g_get_monotonic_time ();
+      g_source_set_ready_time (ws->stall_timer,
+                               ws->progress_at + (gint64) ws->stall_timeout_ms * 1000);
+    }
+  else if (!writing && ws->stall_armed)
+    {
+      ws->stall_armed = FALSE;
+      g_source_set_ready_time (ws->stall_timer, -1);
+    }
 
   if (!writing && ws->drain_pending)
     {
@@ -427,16 +652,33 @@ ws_source_dispatch (GSource     *source,
   if (g_source_get_ready_time (source) != -1)
     g_source_set_ready_time (source, -1);
   ws->in_dispatch = TRUE;
-  ws->read_drained = FALSE;
+  ws->read_done = FALSE;
 
-  if (!ws->failed && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) &&
-      wslay_event_want_read (ws->ctx))
-    if (wslay_event_recv (ws->ctx) != 0)
-      {
-        if (!ws->failed)
-          protocol_error (ws);
-        ws->failed = TRUE;
-      }
+  /* Bytes already buffered (those that came with the upgrade request, or
+   * read before reading had to wait) count as readable. */
+  if (!ws->failed && ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) || ws->rpos < ws->rlen))
+    {
+      /* Control answers stop reading until they are written to our
+       * buffer: write them and read on, a bounded number of rounds. */
+      for (guint round = 0; round < CONTROL_ROUNDS; round++)
+        {
+          ws->control_wait = FALSE;
+          if (ws->failed || !wslay_event_want_read (ws->ctx) || read_blocked (ws))
+            break;
+          if (wslay_event_recv (ws->ctx) != 0)
+            {
+              if (!ws->failed)
+                protocol_error (ws);
+              ws->failed = TRUE;
+              break;
+            }
+          if (!ws->control_wait)
+            break;
+          pump (ws);
+          if (pending_control (ws) >= MAX_PENDING_CONTROL)
+            break;  /* our buffer is full: the peer does not read */
+        }
+    }
 
   /* Write what reading queued (pongs, close replies) and what the message
    * handlers sent, at once. */
@@ -450,6 +692,49 @@ ws_source_dispatch (GSource     *source,
 
 static GSourceFuncs ws_source_funcs = {
   .dispatch = ws_source_dispatch,
+};
+
+/* The stall deadline: output has been waiting and none of it could be
+ * written for stall_timeout_ms (the client does not read). The
+ * connection stops being read and closes with 1008: its close frame goes
+ * ahead of what is still queued, and the connection ends when it is out
+ * or CLOSE_TIMEOUT_MS later. */
+static gboolean
+stall_source_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  EngineIOWebSocket *ws = ((WsSource *) source)->ws;
+  gint64 deadline = ws->progress_at + (gint64) ws->stall_timeout_ms * 1000;
+
+  if (ws->released || !want_write (ws))
+    {
+      ws->stall_armed = FALSE;
+      g_source_set_ready_time (source, -1);
+      return G_SOURCE_CONTINUE;
+    }
+  if (g_get_monotonic_time () < deadline)
+    {
+      g_source_set_ready_time (source, deadline);  /* written since */
+      return G_SOURCE_CONTINUE;
+    }
+
+  ws->stall_armed = FALSE;
+  g_source_set_ready_time (source, -1);
+  if (ws->stalled)
+    return G_SOURCE_CONTINUE;
+  g_debug ("websocket: no output written for %u ms (%" G_GSIZE_FORMAT " bytes waiting): closing",
+           ws->stall_timeout_ms, output_cost (ws));
+  ws->stalled = TRUE;
+  engine_io_websocket_close (ws, 1008, "output not read");
+  /* Last: the owner may free @ws. */
+  if (ws->callbacks != NULL && ws->callbacks->stalled != NULL)
+    ws->callbacks->stalled (ws, ws->user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs stall_source_funcs = {
+  .dispatch = stall_source_dispatch,
 };
 
 static gboolean
@@ -504,7 +789,8 @@ void
 engine_io_websocket_start (EngineIOWebSocket                *ws,
                            GMainContext                     *context,
                            const EngineIOWebSocketCallbacks *callbacks,
-                           gpointer                          user_data)
+                           gpointer                          user_data,
+                           guint                             stall_timeout_ms)
 {
   GSource *source;
 
@@ -523,6 +809,15 @@ engine_io_websocket_start (EngineIOWebSocket                *ws,
   ws->source = source;
   g_source_attach (source, context);
 
+  if (stall_timeout_ms > 0)
+    {
+      ws->stall_timeout_ms = stall_timeout_ms;
+      ws->stall_timer = g_source_new (&stall_source_funcs, sizeof (WsSource));
+      ((WsSource *) ws->stall_timer)->ws = ws;
+      g_source_set_static_name (ws->stall_timer, "[engineio] websocket stall");
+      g_source_attach (ws->stall_timer, context);
+    }
+
   /* Frames that came with the upgrade request are read now. */
   if (ws->rlen > 0)
     g_source_set_ready_time (source, 0);
@@ -540,10 +835,11 @@ engine_io_websocket_send (EngineIOWebSocket *ws,
     .msg_length = size,
   };
 
-  if (ws->released || ws->failed)
+  if (ws->released || ws->failed || ws->stalled)
     return FALSE;
   if (wslay_event_queue_msg (ws->ctx, &msg) != 0)
     return FALSE;
+  ws->data_queued++;
   ws->drain_pending = TRUE;
   return TRUE;
 }
@@ -580,19 +876,47 @@ engine_io_websocket_set_paused (EngineIOWebSocket *ws,
     }
 }
 
+/* Whether engine_io_websocket_send() would take a message: FALSE once the
+ * connection failed, stalled or is released. */
+gboolean
+engine_io_websocket_can_send (EngineIOWebSocket *ws)
+{
+  return !ws->released && !ws->failed && !ws->stalled;
+}
+
+/* What the connection holds for sending, in bytes of memory. */
 gsize
 engine_io_websocket_get_buffered (EngineIOWebSocket *ws)
 {
-  return ws->released ? 0 : wslay_event_get_queued_msg_length (ws->ctx) + pending_output (ws);
+  return ws->released ? 0 : output_cost (ws);
 }
 
+/* Sends a close frame with @code (0: a close frame without a status code)
+ * and @reason once what is queued is out, then ends the connection when
+ * the peer's close comes or CLOSE_TIMEOUT_MS later. A stalled connection
+ * (see stall_source_dispatch()) puts its close frame ahead of the queue. */
 void
 engine_io_websocket_close (EngineIOWebSocket *ws,
                            guint16            code,
                            const char        *reason)
 {
-  if (ws->released || ws->close_pending || wslay_event_get_close_sent (ws->ctx))
+  if (ws->released || wslay_event_get_close_sent (ws->ctx))
     return;
+  if (ws->close_pending)
+    {
+      if (ws->stalled)
+        {
+          /* Waiting for output that will not go: close now, with @code. */
+          ws->close_pending = FALSE;
+          ws->close_pending_code = code;
+          g_free (ws->close_pending_reason);
+          ws->close_pending_reason = g_strdup (reason);
+          queue_close_now (ws);
+          if (!ws->in_dispatch)
+            update_events (ws, FALSE);
+        }
+      return;
+    }
 
   ws->close_pending_code = code;
   g_free (ws->close_pending_reason);
@@ -612,10 +936,10 @@ engine_io_websocket_close (EngineIOWebSocket *ws,
       g_source_attach (ws->close_timer, ws->context);
     }
 
-  if (want_write (ws))
+  if (want_write (ws) && !ws->stalled)
     ws->close_pending = TRUE;  /* queued messages first (see update_events()) */
   else
-    queue_close_now (ws);
+    queue_close_now (ws);  /* a control frame: ahead of any queued message */
   if (!ws->in_dispatch)
     update_events (ws, FALSE);
 }

@@ -577,8 +577,8 @@ close_code_allowed (FuzzWsClient *c,
 {
   switch (code)
     {
-    case 1000: case 1002: case 1007: case 1008: case 1009: case 1011:
-      return TRUE;
+    case 1000: case 1001: case 1002: case 1007: case 1008: case 1009: case 1011:
+      return TRUE;  /* 1001: the server shutting down */
     default:
       for (guint i = 0; i < c->n_codes_sent; i++)
         if (c->codes_sent[i] == code)
@@ -914,7 +914,7 @@ switch_to_websocket (FuzzEngine  *e,
                                 release_server_end, end);
   c->ws = ws;
   fr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
-  engine_io_socket_attach_websocket (socket, ws);
+  engine_io_socket_attach_websocket (socket, ws, fr->base.reject_ws);
   return c;
 }
 

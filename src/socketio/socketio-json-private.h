@@ -1,0 +1,56 @@
+/* socketio-json-private.h: JSON as socket.io-parser reads and writes it
+ *
+ * A strict RFC 8259 reader that builds json-glib trees with bounded depth
+ * and bounded (estimated) memory, and a writer whose output is byte for
+ * byte what JavaScript's JSON.stringify() gives for the same value. Both
+ * know Socket.IO's binary placeholders, {"_placeholder":true,"num":N}.
+ *
+ * Sans-I/O: GLib and json-glib only.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/* Estimated heap cost of decoded values (JsonNode, JsonArray with its
+ * GPtrArray, JsonObject with its GHashTable and GQueue, malloc headers);
+ * what the max_tree_bytes bound counts. */
+#define SOCKET_IO_JSON_VALUE_COST   64
+#define SOCKET_IO_JSON_ARRAY_COST   128
+#define SOCKET_IO_JSON_ELEMENT_COST 8
+#define SOCKET_IO_JSON_OBJECT_COST  192
+#define SOCKET_IO_JSON_MEMBER_COST  80
+
+/* Trees the writer accepts from applications (the reader has its own,
+ * configurable, bound). Keeps the recursive writer's stack small. */
+#define SOCKET_IO_JSON_MAX_WRITE_DEPTH 1000
+
+typedef struct {
+  guint   max_depth;          /* nesting levels (the top-level value is 1) */
+  gsize   max_tree_bytes;     /* estimated bytes of the tree built */
+  guint   n_attachments;      /* > 0: objects with "_placeholder": true are
+                               * placeholders, checked against this count */
+} SocketIOJsonLimits;
+
+JsonNode *socket_io_json_parse          (const char               *text,
+                                         gsize                     length,
+                                         gsize                     base_offset,
+                                         const SocketIOJsonLimits *limits,
+                                         GError                  **error);
+
+gboolean  socket_io_json_is_placeholder (JsonNode                 *node,
+                                         gint64                   *num);
+
+void      socket_io_json_write          (GString                  *out,
+                                         JsonNode                 *node,
+                                         GPtrArray                *attachments,
+                                         GPtrArray                *out_attachments);
+void      socket_io_json_write_string   (GString                  *out,
+                                         const char               *str);
+void      socket_io_json_write_double   (GString                  *out,
+                                         double                    value);
+
+G_END_DECLS

@@ -17,10 +17,10 @@
  * (\b \f \n \r \t, else \u00xx), nothing else; doubles are written as
  * Number.prototype.toString() does (shortest round-trip digits, exponent
  * outside [1e-7, 1e21)), non-finite ones as null; object members in
- * insertion order. (JavaScript orders integer-like keys such as "1" first
- * in its objects; json-glib keeps insertion order, so an object decoded
- * from {"b":0,"1":0} is written back in that order where Node writes
- * {"1":0,"b":0}. Both are the same JSON object.)
+ * the order of a JavaScript object built from them: array-index names
+ * ("0", "1", ... below 2^32 - 1) ascending first, then the others in
+ * insertion order (so {"b":0,"1":0} is written {"1":0,"b":0}, as Node
+ * does).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -28,6 +28,7 @@
 #include "socketio-error-private.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_SAFE_INTEGER G_GINT64_CONSTANT (9007199254740992)  /* 2^53 */
@@ -658,16 +659,31 @@ socket_io_json_write_string (GString    *out,
   g_string_append_c (out, '"');
 }
 
-/* Number.prototype.toString(): the shortest digits that read back as
- * @value (ECMA-262 Number::toString), placed as JavaScript places them. */
+/* Reads back "0.DIGITSe(EXPONENT)" (the value is 0.DIGITS × 10^EXPONENT). */
+static double
+read_digits (const char *digits,
+             int         k,
+             int         exponent)
+{
+  char buf[48];
+
+  g_snprintf (buf, sizeof buf, "0.%.*se%d", k, digits, exponent);
+  return g_ascii_strtod (buf, NULL);
+}
+
+/* Number.prototype.toString(): the fewest digits that read back as
+ * @value, the closest such if several (ECMA-262 Number::toString),
+ * placed as JavaScript places them. For each length, the correctly
+ * rounded digits, or failing that their neighbour on the other side of
+ * @value (the nearest may miss the round-trip interval where a neighbour
+ * hits it). */
 void
 socket_io_json_write_double (GString *out,
                              double   value)
 {
   char buf[40];
-  char digits[20];
-  int k = 0, n, exponent, precision;
-  const char *p;
+  char digits[24];
+  int k = 0, n = 0, precision;
 
   if (!isfinite (value))
     {
@@ -687,19 +703,43 @@ socket_io_json_write_double (GString *out,
 
   for (precision = 1; precision <= 17; precision++)
     {
+      const char *p;
+      double back;
+      int i;
+
       g_snprintf (buf, sizeof buf, "%.*e", precision - 1, value);
-      if (g_ascii_strtod (buf, NULL) == value)
+      k = 0;
+      for (p = buf; *p != 'e'; p++)
+        if (g_ascii_isdigit (*p))
+          digits[k++] = *p;
+      n = atoi (p + 1) + 1;          /* value = 0.DIGITS × 10^n */
+      back = read_digits (digits, k, n);
+      if (back == value || precision == 17)
+        break;
+
+      /* The neighbour: one unit in the last digit towards @value. */
+      if (back < value)
+        {
+          for (i = k - 1; i >= 0 && digits[i] == '9'; i--)
+            digits[i] = '0';
+          if (i < 0)
+            continue;                /* 99..9 + 1: a shorter number, tried already */
+          digits[i]++;
+        }
+      else
+        {
+          for (i = k - 1; i >= 0 && digits[i] == '0'; i--)
+            digits[i] = '9';
+          if (i < 0 || (i == 0 && digits[0] == '1'))
+            continue;                /* 10..0 - 1: a shorter number, tried already */
+          digits[i]--;
+        }
+      if (read_digits (digits, k, n) == value)
         break;
     }
-  /* buf is d[.ddd]e±xx */
-  for (p = buf; *p != 'e'; p++)
-    if (g_ascii_isdigit (*p))
-      digits[k++] = *p;
-  exponent = atoi (p + 1);
   while (k > 1 && digits[k - 1] == '0')
     k--;
   digits[k] = '\0';
-  n = exponent + 1;
 
   if (k <= n && n <= 21)
     {
@@ -730,6 +770,44 @@ socket_io_json_write_double (GString *out,
         }
       g_string_append_printf (out, "e%c%d", n - 1 >= 0 ? '+' : '-', ABS (n - 1));
     }
+}
+
+/* An array index as JavaScript objects order them: "0" or a decimal
+ * without leading zero below 2^32 - 1. */
+static gboolean
+is_array_index (const char *name,
+                guint32    *index)
+{
+  guint64 v = 0;
+  const char *p;
+
+  if (name[0] == '\0' || (name[0] == '0' && name[1] != '\0'))
+    return FALSE;
+  for (p = name; *p != '\0'; p++)
+    {
+      if (!g_ascii_isdigit (*p) || p - name >= 10)
+        return FALSE;
+      v = v * 10 + (*p - '0');
+    }
+  if (v >= G_MAXUINT32)
+    return FALSE;
+  *index = v;
+  return TRUE;
+}
+
+typedef struct {
+  guint32     index;
+  const char *name;
+  JsonNode   *member;
+} IndexMember;
+
+static int
+compare_index (gconstpointer a,
+               gconstpointer b)
+{
+  guint32 x = ((const IndexMember *) a)->index, y = ((const IndexMember *) b)->index;
+
+  return x < y ? -1 : x > y;
 }
 
 static void
@@ -791,6 +869,7 @@ write_node (GString   *out,
         const char *name;
         JsonNode *member;
         gboolean first = TRUE;
+        GArray *indexed = NULL;
         gint64 num;
 
         if (attachments != NULL && attachments->len > 0 &&
@@ -802,10 +881,46 @@ write_node (GString   *out,
             g_ptr_array_add (out_attachments, g_bytes_ref (attachments->pdata[num]));
             break;
           }
+        /* JavaScript's order: array-index names ascending, then the
+         * others in insertion order. */
         g_string_append_c (out, '{');
         json_object_iter_init_ordered (&iter, json_node_get_object (node));
         while (json_object_iter_next_ordered (&iter, &name, &member))
           {
+            IndexMember im = { 0, name, member };
+
+            if (is_array_index (name, &im.index))
+              {
+                if (indexed == NULL)
+                  indexed = g_array_new (FALSE, FALSE, sizeof (IndexMember));
+                g_array_append_val (indexed, im);
+              }
+          }
+        if (indexed != NULL)
+          {
+            guint i;
+
+            g_array_sort (indexed, compare_index);
+            for (i = 0; i < indexed->len; i++)
+              {
+                IndexMember *im = &g_array_index (indexed, IndexMember, i);
+
+                if (!first)
+                  g_string_append_c (out, ',');
+                first = FALSE;
+                socket_io_json_write_string (out, im->name);
+                g_string_append_c (out, ':');
+                write_node (out, im->member, attachments, out_attachments);
+              }
+            g_array_unref (indexed);
+          }
+        json_object_iter_init_ordered (&iter, json_node_get_object (node));
+        while (json_object_iter_next_ordered (&iter, &name, &member))
+          {
+            guint32 index;
+
+            if (is_array_index (name, &index))
+              continue;
             if (!first)
               g_string_append_c (out, ',');
             first = FALSE;

@@ -39,8 +39,7 @@ G_BEGIN_DECLS
  *   over Engine.IO v4)
  *
  * Both share the packet format. The codec differs only in what a decoded
- * CONNECT may carry (v5: an auth object; v4: nothing) and in v4's
- * requirement of at least one attachment in a binary packet; v4's other
+ * CONNECT may carry (v5: an auth object; v4: nothing); v4's other
  * differences (no sid in the CONNECT reply, implicit connection to "/",
  * a query string in the CONNECT namespace, CONNECT_ERROR with a string)
  * belong to the server.

@@ -8,7 +8,7 @@
  *
  * - type: one digit 0-6 (the reference reads "" and " " as 0, CONNECT);
  * - attachments: one or more ASCII digits then "-", at most the decoder's
- *   max-attachments (reference: 10); v4 needs at least 1, as 3.4 does;
+ *   max-attachments (reference: 10), at least 1 (as the reference);
  * - namespace: from a "/" right after the header to the next "," or the
  *   end (the "," is dropped), else "/"; may hold a "?query" (v4 clients);
  * - ack id: ASCII digits, at most 2^53 - 1, only on EVENT and ACK (the
@@ -744,7 +744,7 @@ decode_text (SocketIODecoder  *self,
         }
       if (i >= length || text[i] != '-')
         return parse_error (error, i, "Attachment count not followed by “-”");
-      if (n == 0 && self->protocol == SOCKET_IO_PROTOCOL_V4)
+      if (n == 0)
         return parse_error (error, i, "Binary packet without attachments");
       n_attachments = n;
       i++;

@@ -17,7 +17,9 @@
  * - payload: one strict JSON value, bounded in depth and memory
  *   (socketio-json.c); per type: CONNECT an object or nothing (v4:
  *   nothing), DISCONNECT nothing, EVENT a non-empty array whose first
- *   element is a number or a string other than the reserved event names,
+ *   element is a (finite) number or a string other than the reserved event
+ *   names (the reference also takes 1e400, infinity, which it re-encodes as
+ *   null),
  *   ACK an array, CONNECT_ERROR an object, a string or nothing;
  * - EVENT and ACK need a payload and ACK an id (the protocol says so; the
  *   reference decoder lets them through and the server then drops them);
@@ -36,6 +38,7 @@
 #include "socketio-packet-private.h"
 #include "socketio-json-private.h"
 
+#include <math.h>
 #include <string.h>
 
 struct _SocketIOPacket
@@ -155,8 +158,12 @@ check_payload (SocketIOPacketType  type,
           {
             GType t = json_node_get_value_type (name);
 
-            if (t == G_TYPE_INT64 || t == G_TYPE_DOUBLE)
+            if (t == G_TYPE_INT64)
               return NULL;
+            /* 1e400 reads as infinity, which JSON.stringify() writes as
+             * null: a name that would not survive re-encoding. */
+            if (t == G_TYPE_DOUBLE)
+              return isfinite (json_node_get_double (name)) ? NULL : "Event name is not a finite number";
             if (t == G_TYPE_STRING && json_node_get_string (name) != NULL)
               return socket_io_event_name_is_reserved (json_node_get_string (name))
                 ? "Reserved event name" : NULL;

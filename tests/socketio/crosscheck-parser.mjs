@@ -243,6 +243,7 @@ const corpus = [
   [5, '5 1-["a",' + P0 + ']', ["00"], "we-reject", "space in the attachment count"],
   [5, '50x1-["a",' + P0 + ']', ["00"], "we-reject", "hex attachment count"],
   [5, '2["a","\\ud800"]', [], "we-reject", "lone surrogate escape (JsonNode strings are UTF-8)"],
+  [5, "2[1e400]", [], "we-reject", "event name infinity (re-encoded as null by the reference)"],
   [5, '2["a","x\\u0000"]', [], "we-reject", "U+0000 escape (JsonNode strings are NUL-terminated)"],
   [5, `52-["e",${P0},${P0}]`, ["41", "42"], "we-reject", "placeholder used twice"],
   [5, `51-["e",{"_placeholder":true,"num":0,"x":1}]`, ["41"], "we-reject", "placeholder with extra members"],

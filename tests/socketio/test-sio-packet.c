@@ -472,6 +472,8 @@ test_malformed (void)
   assert_parse_error (V5, "2/admin[\"a\"]", NULL, 0, "EVENT without payload", 12);
   assert_parse_error (V5, "212", NULL, 0, "EVENT without payload", 3);
   assert_parse_error (V5, "2[]", NULL, 0, "EVENT payload is an empty array", 1);
+  assert_parse_error (V5, "2[1e400]", NULL, 0, "Event name is not a finite number", 1);
+  assert_parse_error (V5, "2[-1e999,\"x\"]", NULL, 0, "Event name is not a finite number", 1);
   assert_parse_error (V5, "2null", NULL, 0, "Payload is null", 1);
   assert_parse_error (V5, "4null", NULL, 0, "Payload is null", 1);
   assert_parse_error (V5, "4[]", NULL, 0, "neither an object nor a string", 1);

@@ -502,7 +502,7 @@ read_value (Reader *r,
       {
         char *str = read_string (r);
 
-        if (str == NULL || !charge (r, SOCKET_IO_JSON_VALUE_COST))
+        if (str == NULL || !charge (r, SOCKET_IO_JSON_VALUE_COST + SOCKET_IO_JSON_STRING_COST))
           {
             g_free (str);
             return NULL;

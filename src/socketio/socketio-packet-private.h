@@ -18,8 +18,10 @@
  * overrides will turn into bytes in place.
  *
  * A packet is immutable once built: any thread may read it, and its
- * encoding (two GBytes kinds) may be shared by every recipient of a
- * broadcast.
+ * encoding (a GBytes text and GBytes attachments) may be shared by every
+ * recipient of a broadcast. A decoder belongs to one connection and is
+ * used from one thread at a time (it holds the packet whose attachments
+ * are still arriving).
  *
  * SPDX-License-Identifier: MIT
  */

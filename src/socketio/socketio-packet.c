@@ -51,6 +51,8 @@ struct _SocketIOPacket
   GPtrArray          *attachments;   /* GBytes; never NULL; placeholder N is [N] */
 };
 
+/* One per Engine.IO connection, used by one thread at a time (the
+ * connection's context); not thread-safe. */
 struct _SocketIODecoder
 {
   SocketIOProtocol  protocol;
@@ -471,12 +473,15 @@ GBytes *
 socket_io_packet_encode (SocketIOPacket  *packet,
                          GPtrArray      **attachments)
 {
-  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr(GPtrArray) out = NULL;
   g_autoptr(GString) payload = NULL;
   GString *text;
-  gboolean binary = packet->attachments->len > 0;
+  gboolean binary;
 
   g_return_val_if_fail (packet != NULL, NULL);
+
+  out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  binary = packet->attachments->len > 0;
 
   if (packet->data != NULL)
     {

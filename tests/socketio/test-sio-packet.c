@@ -927,6 +927,44 @@ test_encode_invalid (void)
   }
 }
 
+static void
+test_decoder_sequence (void)
+{
+  g_autoptr(SocketIODecoder) decoder = socket_io_decoder_new (V5);
+  const char *ab[] = { "A", "B" };
+  const char *c[] = { "C" };
+  guint round;
+
+  g_test_summary ("One decoder, many packets: plain and binary interleaved, state clean after each");
+
+  for (round = 0; round < 3; round++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(SocketIOPacket) p1 = decode_full (decoder, "0/a,{\"t\":1}", NULL, 0, &error);
+      g_autoptr(SocketIOPacket) p2 = NULL;
+      g_autoptr(SocketIOPacket) p3 = NULL;
+      g_autoptr(SocketIOPacket) p4 = NULL;
+
+      g_assert_no_error (error);
+      g_assert_cmpint (socket_io_packet_get_packet_type (p1), ==, SOCKET_IO_PACKET_CONNECT);
+      p2 = decode_full (decoder, "52-/a,5[\"e\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]", ab, 2, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (socket_io_packet_get_attachments (p2)->len, ==, 2);
+      g_assert_cmpuint (socket_io_decoder_get_missing_attachments (decoder), ==, 0);
+      g_assert_cmpuint (socket_io_decoder_get_pending_bytes (decoder), ==, 0);
+      p3 = decode_full (decoder, "2/a,[\"f\"]", NULL, 0, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (socket_io_packet_get_attachments (p3)->len, ==, 0);
+      p4 = decode_full (decoder, "61-/a,9[{\"_placeholder\":true,\"num\":0}]", c, 1, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (socket_io_packet_get_packet_type (p4), ==, SOCKET_IO_PACKET_ACK);
+      g_assert_cmpint (socket_io_packet_get_id (p4), ==, 9);
+      g_assert_cmpmem (g_bytes_get_data (socket_io_packet_get_attachments (p4)->pdata[0], NULL), 1, "C", 1);
+      /* The packets do not share state with the decoder. */
+      g_assert_cmpuint (socket_io_packet_get_attachments (p2)->len, ==, 2);
+    }
+}
+
 /* --- property tests --- */
 
 static JsonNode *
@@ -1166,6 +1204,7 @@ main (int    argc,
   g_test_add_func ("/sio-packet/malformed", test_malformed);
   g_test_add_func ("/sio-packet/placeholders", test_placeholders);
   g_test_add_func ("/sio-packet/limits", test_limits);
+  g_test_add_func ("/sio-packet/decoder-sequence", test_decoder_sequence);
   g_test_add_func ("/sio-packet/encode/numbers", test_encode_numbers);
   g_test_add_func ("/sio-packet/encode/strings", test_encode_strings);
   g_test_add_func ("/sio-packet/encode/binary", test_encode_binary);

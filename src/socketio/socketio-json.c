@@ -144,15 +144,8 @@ read_string (Reader *r)
       return NULL;
     }
 
-  /* Escapes only make a string shorter: charge the rest of the input as
-   * an upper bound, then build it. */
-  {
-    const char *end = memchr (r->text + i, '"', r->length - i);
-    gsize bound = (end ? (gsize) (end - r->text) : r->length) - start + 1;
-
-    if (!charge (r, MIN (bound, r->length - start + 1)))
-      return NULL;
-  }
+  /* With escapes: build it (never longer than its input), then charge
+   * what it takes. */
   s = g_string_sized_new (i - start + 16);
   g_string_append_len (s, r->text + start, i - start);
   while (i < r->length)
@@ -161,6 +154,8 @@ read_string (Reader *r)
 
       if (c == '"')
         {
+          if (!charge (r, s->len + 1))
+            goto error;
           r->pos = i + 1;
           return g_string_free (s, FALSE);
         }

@@ -669,6 +669,20 @@ test_limits (void)
   g_assert_false (socket_io_decoder_feed_text (decoder, big->str, big->len, &packet, &error));
   g_assert_error (error, SOCKET_IO_ERROR, SOCKET_IO_ERROR_PARSE);
   g_clear_error (&error);
+  /* ... escaped ones too (a string of escaped quotes). */
+  g_string_assign (big, "2[\"e\",\"");
+  for (i = 0; i < 100000; i++)
+    g_string_append (big, "\\\"");
+  g_string_append (big, "\"]");
+  g_assert_false (socket_io_decoder_feed_text (decoder, big->str, big->len, &packet, &error));
+  g_assert_error (error, SOCKET_IO_ERROR, SOCKET_IO_ERROR_PARSE);
+  g_assert_true (g_str_has_prefix (error->message, "Decoded JSON would take more than 100000 bytes at byte offset "));
+  g_clear_error (&error);
+  socket_io_decoder_set_max_tree_bytes (decoder, 200000);
+  g_assert_true (socket_io_decoder_feed_text (decoder, big->str, big->len, &packet, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (strlen (json_array_get_string_element (json_node_get_array (socket_io_packet_get_data (packet)), 1)), ==, 100000);
+  g_clear_pointer (&packet, socket_io_packet_unref);
   g_string_free (big, TRUE);
 
   socket_io_decoder_set_max_depth (decoder, 1);

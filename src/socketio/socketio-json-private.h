@@ -1,9 +1,11 @@
 /* socketio-json-private.h: JSON as socket.io-parser reads and writes it
  *
- * A strict RFC 8259 reader that builds json-glib trees with bounded depth
- * and bounded (estimated) memory, and a writer whose output is byte for
- * byte what JavaScript's JSON.stringify() gives for the same value. Both
- * know Socket.IO's binary placeholders, {"_placeholder":true,"num":N}.
+ * A reader that checks the text as JSON.parse() would, within bounds of
+ * depth and (estimated) memory, then lets json-glib's JsonParser build the
+ * tree; and a small writer (json-glib 1.6's JsonGenerator writes invalid
+ * JSON for some doubles: socketio-json.c says which code is ours and
+ * why). Both know Socket.IO's binary placeholders,
+ * {"_placeholder":true,"num":N}.
  *
  * Sans-I/O: GLib and json-glib only.
  *
@@ -28,12 +30,15 @@ G_BEGIN_DECLS
 #define SOCKET_IO_JSON_OBJECT_COST  320
 #define SOCKET_IO_JSON_MEMBER_COST  112
 
-/* Trees the writer accepts from applications (the reader has its own,
- * configurable, bound). Keeps the recursive writer's stack small. */
-#define SOCKET_IO_JSON_MAX_WRITE_DEPTH 1000
+/* The deepest tree the codec handles: the largest max_depth a decoder may
+ * be given, and the bound on trees applications build. JsonParser and the
+ * writer recurse (JsonParser takes about 100-200 bytes of stack a level:
+ * 80,000 levels overflow 8 MiB), so this keeps both within ~200 KiB. */
+#define SOCKET_IO_JSON_MAX_DEPTH 1000
 
 typedef struct {
-  guint   max_depth;          /* nesting levels (the top-level value is 1) */
+  guint   max_depth;          /* nesting levels (the top-level value is 1),
+                               * at most SOCKET_IO_JSON_MAX_DEPTH */
   gsize   max_tree_bytes;     /* estimated bytes of the tree built */
   guint   n_attachments;      /* > 0: objects with "_placeholder": true are
                                * placeholders, checked against this count */

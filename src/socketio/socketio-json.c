@@ -1,26 +1,42 @@
 /* socketio-json.c: JSON as socket.io-parser reads and writes it
  *
- * Reader: RFC 8259, nothing more (no comments, hex, NaN, single quotes,
- * trailing commas: JSON.parse() refuses them too), recursive descent with
- * a depth bound checked before each descent, and every allocation charged
- * to an estimated byte budget before it is made. The input must be valid
- * UTF-8 (the packet decoder checks the whole message first).
+ * Which JSON code is ours, and why (json-glib 1.6.6, Debian 12, measured):
  *
- * Numbers follow JavaScript: an integer literal whose value is within
- * ±2^53 becomes an int64 node, every other number a double (so values
- * JavaScript cannot hold exactly are rounded as JSON.parse() rounds them).
- * Strings are UTF-8: a \u escape of a lone surrogate (JSON.parse() gives a
- * lone UTF-16 unit) or of U+0000 (JsonNode strings are NUL-terminated) is
- * refused rather than altered.
+ * Reader: json-glib's JsonParser builds the tree, behind check_text(), a
+ * non-allocating, iterative RFC 8259 validator of the untrusted text.
+ * check_text() exists because JsonParser alone is unsafe on it:
+ * - it recurses without a nesting limit: 80,000 nested "[" overflow an
+ *   8 MiB stack (a segfault), so depth is bounded here before it runs;
+ * - it cannot bound memory: the tree is charged here, before it exists;
+ * - it truncates strings at a \u0000 escape (JsonNode strings are
+ *   NUL-terminated), and JSON.parse() gives a lone UTF-16 unit for a lone
+ *   surrogate escape, which UTF-8 cannot hold: both are refused here;
+ * - it accepts what JSON.parse() refuses: comments, 'single quotes', hex
+ *   (0x10), leading zeros (01), "1." and ".5", raw control characters in
+ *   strings, unknown escapes ("\x" gives "x"), malformed \u escapes
+ *   ("\u004G"), a byte order mark, and data after the value ("[1][]"
+ *   parses as [1]); all are refused here;
+ * - it wraps integer literals beyond int64 silently
+ *   (100000000000000000000 reads as -1): integers JavaScript cannot hold
+ *   exactly (beyond ±2^53) are handed to it as "N.0", so they become the
+ *   correctly rounded double JSON.parse() gives.
+ * Errors check_text() finds carry the byte offset of the problem; JsonParser
+ * then never fails on the text (it is stricter), and if it does its message
+ * is passed on at the payload's offset. Placeholders are checked on the
+ * tree (their errors are at the payload's offset).
  *
- * Writer: JSON.stringify()'s output. Strings escape ", \, and C0 controls
- * (\b \f \n \r \t, else \u00xx), nothing else; doubles are written as
- * Number.prototype.toString() does (shortest round-trip digits, exponent
- * outside [1e-7, 1e21)), non-finite ones as null; object members in
- * the order of a JavaScript object built from them: array-index names
- * ("0", "1", ... below 2^32 - 1) ascending first, then the others in
- * insertion order (so {"b":0,"1":0} is written {"1":0,"b":0}, as Node
- * does).
+ * Writer: ours, because JsonGenerator writes invalid JSON for values a
+ * packet may hold: doubles whose "%.17g" has an exponent and no "." get
+ * ".0" appended (1e21 is written 1e+21.0; 919 of the 5,653 doubles DeK,
+ * D in 1..9, are), infinities and NaN are written inf.0 and nan.0, and
+ * U+001F is written unescaped. The writer is small: strings escaped as
+ * JSON.stringify() escapes them, numbers by GLib (g_ascii_formatd(), the
+ * fewest of 15, 16 or 17 significant digits that read back as the same
+ * double; non-finite ones as null, as JSON.stringify()), members in
+ * insertion order. Its output is valid JSON that any parser reads back to
+ * the same values; it is not byte for byte JSON.stringify()'s (that
+ * writes 1e20 as 100000000000000000000, and array-index member names
+ * first).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -28,7 +44,6 @@
 #include "socketio-error-private.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define MAX_SAFE_INTEGER G_GINT64_CONSTANT (9007199254740992)  /* 2^53 */
@@ -40,13 +55,14 @@ typedef struct {
   gsize                     base;
   const SocketIOJsonLimits *limits;
   gsize                     charged;
-  guint8                   *seen;          /* n_attachments flags, or NULL */
+  GArray                   *unsafe_ints;   /* gsize: ends of integer literals
+                                            * beyond ±2^53, or NULL */
   GError                  **error;
-} Reader;
+} Check;
 
 G_GNUC_PRINTF (3, 4)
 static gboolean
-fail (Reader     *r,
+fail (Check      *c,
       gsize       at,
       const char *format,
       ...)
@@ -57,39 +73,35 @@ fail (Reader     *r,
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
-  g_set_error (r->error, SOCKET_IO_ERROR, SOCKET_IO_ERROR_PARSE,
-               "%s at byte offset %" G_GSIZE_FORMAT, message, r->base + at);
+  g_set_error (c->error, SOCKET_IO_ERROR, SOCKET_IO_ERROR_PARSE,
+               "%s at byte offset %" G_GSIZE_FORMAT, message, c->base + at);
   return FALSE;
 }
 
 static gboolean
-charge (Reader *r,
-        gsize   bytes)
+charge (Check *c,
+        gsize  bytes)
 {
-  if (bytes > r->limits->max_tree_bytes - MIN (r->charged, r->limits->max_tree_bytes))
-    return fail (r, r->pos, "Decoded JSON would take more than %" G_GSIZE_FORMAT " bytes",
-                 r->limits->max_tree_bytes);
-  r->charged += bytes;
+  if (bytes > c->limits->max_tree_bytes - MIN (c->charged, c->limits->max_tree_bytes))
+    return fail (c, c->pos, "Decoded JSON would take more than %" G_GSIZE_FORMAT " bytes",
+                 c->limits->max_tree_bytes);
+  c->charged += bytes;
   return TRUE;
 }
 
-static inline gboolean
-is_ws (char c)
-{
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 static inline void
-skip_ws (Reader *r)
+skip_ws (Check *c)
 {
-  while (r->pos < r->length && is_ws (r->text[r->pos]))
-    r->pos++;
+  while (c->pos < c->length &&
+         (c->text[c->pos] == ' ' || c->text[c->pos] == '\t' ||
+          c->text[c->pos] == '\n' || c->text[c->pos] == '\r'))
+    c->pos++;
 }
 
 static inline int
-peek (Reader *r)
+peek (Check *c)
 {
-  return r->pos < r->length ? (guchar) r->text[r->pos] : -1;
+  return c->pos < c->length ? (guchar) c->text[c->pos] : -1;
 }
 
 static int
@@ -109,423 +121,299 @@ hex4 (const char *p)
   return value;
 }
 
-/* At the opening quote. Returns a new string, or NULL with the error set. */
-static char *
-read_string (Reader *r)
+/* At the opening quote: checks the string and charges what JsonParser
+ * will allocate for it (its decoded bytes and a NUL, plus @extra). */
+static gboolean
+check_string (Check *c,
+              gsize  extra)
 {
-  gsize start = r->pos + 1;
-  gsize i = start;
-  GString *s;
+  gsize open = c->pos;
+  gsize i = open + 1;
+  gsize decoded = 0;
 
-  /* Fast path: no escape. */
-  while (i < r->length)
+  while (i < c->length)
     {
-      guchar c = r->text[i];
+      guchar ch = c->text[i];
 
-      if (c == '"')
+      if (ch == '"')
         {
-          if (!charge (r, i - start + 1))
-            return NULL;
-          r->pos = i + 1;
-          return g_strndup (r->text + start, i - start);
+          c->pos = i + 1;
+          return charge (c, decoded + 1 + extra);
         }
-      if (c == '\\')
-        break;
-      if (c < 0x20)
+      if (ch < 0x20)
+        return fail (c, i, "Unescaped control character U+%04X in a JSON string", ch);
+      if (ch != '\\')
         {
-          fail (r, i, "Unescaped control character U+%04X in a JSON string", c);
-          return NULL;
-        }
-      i++;
-    }
-  if (i >= r->length)
-    {
-      fail (r, r->pos, "Unterminated JSON string");
-      return NULL;
-    }
-
-  /* With escapes: build it (never longer than its input), then charge
-   * what it takes. */
-  s = g_string_sized_new (i - start + 16);
-  g_string_append_len (s, r->text + start, i - start);
-  while (i < r->length)
-    {
-      guchar c = r->text[i];
-
-      if (c == '"')
-        {
-          if (!charge (r, s->len + 1))
-            goto error;
-          r->pos = i + 1;
-          return g_string_free (s, FALSE);
-        }
-      if (c < 0x20)
-        {
-          fail (r, i, "Unescaped control character U+%04X in a JSON string", c);
-          goto error;
-        }
-      if (c != '\\')
-        {
-          g_string_append_c (s, c);
+          decoded++;
           i++;
           continue;
         }
-      if (i + 1 >= r->length)
+      if (i + 1 >= c->length)
         break;
-      switch (r->text[i + 1])
+      switch (c->text[i + 1])
         {
-        case '"': g_string_append_c (s, '"'); i += 2; break;
-        case '\\': g_string_append_c (s, '\\'); i += 2; break;
-        case '/': g_string_append_c (s, '/'); i += 2; break;
-        case 'b': g_string_append_c (s, '\b'); i += 2; break;
-        case 'f': g_string_append_c (s, '\f'); i += 2; break;
-        case 'n': g_string_append_c (s, '\n'); i += 2; break;
-        case 'r': g_string_append_c (s, '\r'); i += 2; break;
-        case 't': g_string_append_c (s, '\t'); i += 2; break;
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+          decoded++;
+          i += 2;
+          break;
         case 'u':
           {
-            int unit = i + 6 <= r->length ? hex4 (r->text + i + 2) : -1;
-            gunichar cp;
+            int unit = i + 6 <= c->length ? hex4 (c->text + i + 2) : -1;
 
             if (unit < 0)
-              {
-                fail (r, i, "Malformed \\u escape in a JSON string");
-                goto error;
-              }
+              return fail (c, i, "Malformed \\u escape in a JSON string");
             if (unit >= 0xDC00 && unit <= 0xDFFF)
-              {
-                fail (r, i, "Lone surrogate \\u%04X in a JSON string", (guint) unit);
-                goto error;
-              }
+              return fail (c, i, "Lone surrogate \\u%04X in a JSON string", (guint) unit);
             if (unit >= 0xD800 && unit <= 0xDBFF)
               {
                 int low = -1;
 
-                if (i + 12 <= r->length && r->text[i + 6] == '\\' && r->text[i + 7] == 'u')
-                  low = hex4 (r->text + i + 8);
+                if (i + 12 <= c->length && c->text[i + 6] == '\\' && c->text[i + 7] == 'u')
+                  low = hex4 (c->text + i + 8);
                 if (low < 0xDC00 || low > 0xDFFF)
-                  {
-                    fail (r, i, "Lone surrogate \\u%04X in a JSON string", (guint) unit);
-                    goto error;
-                  }
-                cp = 0x10000 + (((gunichar) unit - 0xD800) << 10) + ((gunichar) low - 0xDC00);
+                  return fail (c, i, "Lone surrogate \\u%04X in a JSON string", (guint) unit);
+                decoded += 4;
                 i += 12;
               }
             else
               {
                 if (unit == 0)
-                  {
-                    fail (r, i, "U+0000 in a JSON string is not supported");
-                    goto error;
-                  }
-                cp = (gunichar) unit;
+                  return fail (c, i, "U+0000 in a JSON string is not supported");
+                decoded += unit < 0x80 ? 1 : unit < 0x800 ? 2 : 3;
                 i += 6;
               }
-            g_string_append_unichar (s, cp);
           }
           break;
         default:
-          fail (r, i, "Invalid escape in a JSON string");
-          goto error;
+          return fail (c, i, "Invalid escape in a JSON string");
         }
     }
-  fail (r, r->pos, "Unterminated JSON string");
-
-error:
-  g_string_free (s, TRUE);
-  return NULL;
+  return fail (c, open, "Unterminated JSON string");
 }
 
-static JsonNode *
-read_number (Reader *r)
+static gboolean
+check_number (Check *c)
 {
-  gsize start = r->pos;
+  gsize start = c->pos;
   gsize i = start;
   gboolean integral = TRUE;
-  JsonNode *node;
+  gsize digits;
 
-  if (i < r->length && r->text[i] == '-')
+  if (c->text[i] == '-')
     i++;
-  if (i >= r->length || !g_ascii_isdigit (r->text[i]))
-    {
-      fail (r, i, "Malformed JSON number");
-      return NULL;
-    }
-  if (r->text[i] == '0')
+  if (i >= c->length || !g_ascii_isdigit (c->text[i]))
+    return fail (c, i, "Malformed JSON number");
+  if (c->text[i] == '0')
     i++;
   else
-    while (i < r->length && g_ascii_isdigit (r->text[i]))
+    while (i < c->length && g_ascii_isdigit (c->text[i]))
       i++;
-  if (i < r->length && r->text[i] == '.')
+  digits = i - start - (c->text[start] == '-');
+  if (i < c->length && c->text[i] == '.')
     {
       integral = FALSE;
       i++;
-      if (i >= r->length || !g_ascii_isdigit (r->text[i]))
-        {
-          fail (r, i, "Malformed JSON number");
-          return NULL;
-        }
-      while (i < r->length && g_ascii_isdigit (r->text[i]))
+      if (i >= c->length || !g_ascii_isdigit (c->text[i]))
+        return fail (c, i, "Malformed JSON number");
+      while (i < c->length && g_ascii_isdigit (c->text[i]))
         i++;
     }
-  if (i < r->length && (r->text[i] == 'e' || r->text[i] == 'E'))
+  if (i < c->length && (c->text[i] == 'e' || c->text[i] == 'E'))
     {
       integral = FALSE;
       i++;
-      if (i < r->length && (r->text[i] == '+' || r->text[i] == '-'))
+      if (i < c->length && (c->text[i] == '+' || c->text[i] == '-'))
         i++;
-      if (i >= r->length || !g_ascii_isdigit (r->text[i]))
-        {
-          fail (r, i, "Malformed JSON number");
-          return NULL;
-        }
-      while (i < r->length && g_ascii_isdigit (r->text[i]))
+      if (i >= c->length || !g_ascii_isdigit (c->text[i]))
+        return fail (c, i, "Malformed JSON number");
+      while (i < c->length && g_ascii_isdigit (c->text[i]))
         i++;
     }
-  if (!charge (r, SOCKET_IO_JSON_VALUE_COST))
-    return NULL;
-  r->pos = i;
-
-  node = json_node_new (JSON_NODE_VALUE);
-  /* At most 16 digits: no overflow. */
-  if (integral && i - start - (r->text[start] == '-') <= 16)
+  c->pos = i;
+  if (integral && digits >= 16)
     {
-      gint64 value = 0;
-      gsize k;
+      gboolean unsafe = digits > 16;
 
-      for (k = start + (r->text[start] == '-'); k < i; k++)
-        value = value * 10 + (r->text[k] - '0');
-      if (value <= MAX_SAFE_INTEGER)
+      if (!unsafe)
         {
-          json_node_set_int (node, r->text[start] == '-' ? -value : value);
-          return node;
+          gint64 value = 0;
+          gsize k;
+
+          for (k = i - 16; k < i; k++)
+            value = value * 10 + (c->text[k] - '0');
+          unsafe = value > MAX_SAFE_INTEGER;
+        }
+      if (unsafe)
+        {
+          if (c->unsafe_ints == NULL)
+            c->unsafe_ints = g_array_new (FALSE, FALSE, sizeof (gsize));
+          g_array_append_val (c->unsafe_ints, i);
         }
     }
-
-  {
-    char small[64];
-    g_autofree char *big = NULL;
-    char *copy = small;
-
-    if (i - start >= sizeof small)
-      copy = big = g_malloc (i - start + 1);
-    memcpy (copy, r->text + start, i - start);
-    copy[i - start] = '\0';
-    /* Correctly rounded (glibc's strtod), as JSON.parse(); ±inf on overflow. */
-    json_node_set_double (node, g_ascii_strtod (copy, NULL));
-  }
-  return node;
-}
-
-static JsonNode *read_value (Reader *r, guint depth);
-
-/* An object with "_placeholder": true in a packet that has attachments:
- * exactly {"_placeholder": true, "num": N}, 0 <= N < n_attachments, each
- * N once (checked here, at the object's offset). */
-static gboolean
-check_placeholder (Reader     *r,
-                   JsonObject *object,
-                   gsize       at)
-{
-  JsonNode *flag = json_object_get_member (object, "_placeholder");
-  JsonNode *num;
-  gint64 n;
-
-  if (flag == NULL || json_node_get_value_type (flag) != G_TYPE_BOOLEAN ||
-      !json_node_get_boolean (flag))
-    return TRUE;  /* not a placeholder: data */
-
-  num = json_object_get_member (object, "num");
-  if (json_object_get_size (object) != 2 || num == NULL ||
-      json_node_get_value_type (num) != G_TYPE_INT64)
-    return fail (r, at, "Malformed binary placeholder (want {\"_placeholder\":true,\"num\":N})");
-  n = json_node_get_int (num);
-  if (n < 0 || n >= r->limits->n_attachments)
-    return fail (r, at, "Placeholder %" G_GINT64_FORMAT " out of range (%u attachments)",
-                 n, r->limits->n_attachments);
-  if (r->seen[n])
-    return fail (r, at, "Placeholder %" G_GINT64_FORMAT " used twice", n);
-  r->seen[n] = 1;
-  return TRUE;
-}
-
-static JsonNode *
-read_object (Reader *r,
-             guint   depth)
-{
-  gsize open = r->pos;
-  g_autoptr(JsonObject) object = NULL;
-  JsonNode *node;
-
-  if (!charge (r, SOCKET_IO_JSON_OBJECT_COST))
-    return NULL;
-  object = json_object_new ();
-  r->pos++;
-  skip_ws (r);
-  if (peek (r) == '}')
-    r->pos++;
-  else
-    for (;;)
-      {
-        g_autofree char *key = NULL;
-        JsonNode *value;
-
-        skip_ws (r);
-        if (peek (r) != '"')
-          {
-            fail (r, r->pos, peek (r) < 0 ? "Unterminated JSON object" : "Expected a member name in a JSON object");
-            return NULL;
-          }
-        key = read_string (r);
-        if (key == NULL)
-          return NULL;
-        skip_ws (r);
-        if (peek (r) != ':')
-          {
-            fail (r, r->pos, "Expected “:” in a JSON object");
-            return NULL;
-          }
-        r->pos++;
-        if (!charge (r, SOCKET_IO_JSON_MEMBER_COST))
-          return NULL;
-        value = read_value (r, depth);
-        if (value == NULL)
-          return NULL;
-        /* A repeated name keeps its first position and takes the last
-         * value, as in JavaScript objects. */
-        json_object_set_member (object, key, value);
-        skip_ws (r);
-        if (peek (r) == ',')
-          {
-            r->pos++;
-            continue;
-          }
-        if (peek (r) == '}')
-          {
-            r->pos++;
-            break;
-          }
-        fail (r, r->pos, peek (r) < 0 ? "Unterminated JSON object" : "Expected “,” or “}” in a JSON object");
-        return NULL;
-      }
-
-  if (r->seen != NULL && !check_placeholder (r, object, open))
-    return NULL;
-  node = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (node, g_steal_pointer (&object));
-  return node;
-}
-
-static JsonNode *
-read_array (Reader *r,
-            guint   depth)
-{
-  g_autoptr(JsonArray) array = NULL;
-  JsonNode *node;
-
-  if (!charge (r, SOCKET_IO_JSON_ARRAY_COST))
-    return NULL;
-  array = json_array_new ();
-  r->pos++;
-  skip_ws (r);
-  if (peek (r) == ']')
-    r->pos++;
-  else
-    for (;;)
-      {
-        JsonNode *value;
-
-        if (!charge (r, SOCKET_IO_JSON_ELEMENT_COST))
-          return NULL;
-        value = read_value (r, depth);
-        if (value == NULL)
-          return NULL;
-        json_array_add_element (array, value);
-        skip_ws (r);
-        if (peek (r) == ',')
-          {
-            r->pos++;
-            continue;
-          }
-        if (peek (r) == ']')
-          {
-            r->pos++;
-            break;
-          }
-        fail (r, r->pos, peek (r) < 0 ? "Unterminated JSON array" : "Expected “,” or “]” in a JSON array");
-        return NULL;
-      }
-
-  node = json_node_new (JSON_NODE_ARRAY);
-  json_node_take_array (node, g_steal_pointer (&array));
-  return node;
+  return charge (c, SOCKET_IO_JSON_VALUE_COST);
 }
 
 static gboolean
-read_literal (Reader     *r,
-              const char *word)
+check_literal (Check      *c,
+               const char *word)
 {
   gsize n = strlen (word);
 
-  if (r->length - r->pos < n || memcmp (r->text + r->pos, word, n) != 0)
-    return fail (r, r->pos, "Invalid JSON literal");
-  r->pos += n;
-  return charge (r, SOCKET_IO_JSON_VALUE_COST);
+  if (c->length - c->pos < n || memcmp (c->text + c->pos, word, n) != 0)
+    return fail (c, c->pos, "Invalid JSON literal");
+  c->pos += n;
+  return charge (c, SOCKET_IO_JSON_VALUE_COST);
 }
 
-/* @depth: levels of the enclosing containers. */
-static JsonNode *
-read_value (Reader *r,
-            guint   depth)
+/* Exactly one JSON value, whitespace around it allowed. Iterative: the
+ * open containers are @stack[0 .. depth - 1] ('[' or '{'). */
+static gboolean
+check_text (Check *c)
 {
-  JsonNode *node;
-  int c;
+  char stack[SOCKET_IO_JSON_MAX_DEPTH];
+  guint depth = 0;
+  int ch;
 
-  skip_ws (r);
-  c = peek (r);
-  switch (c)
+value:
+  skip_ws (c);
+  ch = peek (c);
+  switch (ch)
     {
-    case '{':
     case '[':
-      if (depth + 1 > r->limits->max_depth)
+    case '{':
+      if (depth + 1 > c->limits->max_depth)
+        return fail (c, c->pos, "JSON nested deeper than %u levels", c->limits->max_depth);
+      if (!charge (c, ch == '[' ? SOCKET_IO_JSON_ARRAY_COST : SOCKET_IO_JSON_OBJECT_COST))
+        return FALSE;
+      stack[depth++] = ch;
+      c->pos++;
+      skip_ws (c);
+      if (peek (c) == (ch == '[' ? ']' : '}'))
         {
-          fail (r, r->pos, "JSON nested deeper than %u levels", r->limits->max_depth);
-          return NULL;
+          c->pos++;
+          depth--;
+          goto next;
         }
-      return c == '{' ? read_object (r, depth + 1) : read_array (r, depth + 1);
+      if (ch == '{')
+        goto member;
+      if (!charge (c, SOCKET_IO_JSON_ELEMENT_COST))
+        return FALSE;
+      goto value;
     case '"':
-      {
-        char *str = read_string (r);
-
-        if (str == NULL || !charge (r, SOCKET_IO_JSON_VALUE_COST + SOCKET_IO_JSON_STRING_COST))
-          {
-            g_free (str);
-            return NULL;
-          }
-        node = json_node_new (JSON_NODE_VALUE);
-        json_node_set_string (node, str);
-        g_free (str);
-        return node;
-      }
+      if (!check_string (c, SOCKET_IO_JSON_VALUE_COST + SOCKET_IO_JSON_STRING_COST))
+        return FALSE;
+      goto next;
     case 't':
     case 'f':
-      if (!read_literal (r, c == 't' ? "true" : "false"))
-        return NULL;
-      node = json_node_new (JSON_NODE_VALUE);
-      json_node_set_boolean (node, c == 't');
-      return node;
     case 'n':
-      if (!read_literal (r, "null"))
-        return NULL;
-      return json_node_new (JSON_NODE_NULL);
+      if (!check_literal (c, ch == 't' ? "true" : ch == 'f' ? "false" : "null"))
+        return FALSE;
+      goto next;
     case -1:
-      fail (r, r->pos, "Unexpected end of JSON");
-      return NULL;
+      return fail (c, c->pos, "Unexpected end of JSON");
     default:
-      if (c == '-' || g_ascii_isdigit (c))
-        return read_number (r);
-      fail (r, r->pos, "Unexpected character in JSON");
-      return NULL;
+      if (ch != '-' && !g_ascii_isdigit (ch))
+        return fail (c, c->pos, "Unexpected character in JSON");
+      if (!check_number (c))
+        return FALSE;
+      goto next;
+    }
+
+member:
+  skip_ws (c);
+  if (peek (c) != '"')
+    return fail (c, c->pos, peek (c) < 0 ? "Unterminated JSON object" : "Expected a member name in a JSON object");
+  if (!check_string (c, SOCKET_IO_JSON_MEMBER_COST))
+    return FALSE;
+  skip_ws (c);
+  if (peek (c) != ':')
+    return fail (c, c->pos, "Expected “:” in a JSON object");
+  c->pos++;
+  goto value;
+
+next:
+  if (depth == 0)
+    {
+      skip_ws (c);
+      if (c->pos != c->length)
+        return fail (c, c->pos, "Unexpected data after the JSON value");
+      return TRUE;
+    }
+  skip_ws (c);
+  ch = peek (c);
+  if (ch == ',')
+    {
+      c->pos++;
+      if (stack[depth - 1] == '{')
+        goto member;
+      if (!charge (c, SOCKET_IO_JSON_ELEMENT_COST))
+        return FALSE;
+      goto value;
+    }
+  if (ch == (stack[depth - 1] == '[' ? ']' : '}'))
+    {
+      c->pos++;
+      depth--;
+      goto next;
+    }
+  if (stack[depth - 1] == '[')
+    return fail (c, c->pos, ch < 0 ? "Unterminated JSON array" : "Expected “,” or “]” in a JSON array");
+  return fail (c, c->pos, ch < 0 ? "Unterminated JSON object" : "Expected “,” or “}” in a JSON object");
+}
+
+/* Placeholders in a packet with attachments: every object with
+ * "_placeholder": true is exactly {"_placeholder": true, "num": N},
+ * 0 <= N < n_attachments, each N once (@seen). Errors are at the
+ * payload's offset (the tree does not know offsets). */
+static gboolean
+check_placeholders (Check    *c,
+                    JsonNode *node,
+                    guint8   *seen)
+{
+  switch (json_node_get_node_type (node))
+    {
+    case JSON_NODE_ARRAY:
+      {
+        JsonArray *array = json_node_get_array (node);
+        guint i, len = json_array_get_length (array);
+
+        for (i = 0; i < len; i++)
+          if (!check_placeholders (c, json_array_get_element (array, i), seen))
+            return FALSE;
+        return TRUE;
+      }
+    case JSON_NODE_OBJECT:
+      {
+        JsonObject *object = json_node_get_object (node);
+        JsonNode *flag = json_object_get_member (object, "_placeholder");
+        JsonObjectIter iter;
+        JsonNode *member, *num;
+        gint64 n;
+
+        if (flag == NULL || json_node_get_value_type (flag) != G_TYPE_BOOLEAN ||
+            !json_node_get_boolean (flag))
+          {
+            json_object_iter_init (&iter, object);
+            while (json_object_iter_next (&iter, NULL, &member))
+              if (!check_placeholders (c, member, seen))
+                return FALSE;
+            return TRUE;
+          }
+        num = json_object_get_member (object, "num");
+        if (json_object_get_size (object) != 2 || num == NULL ||
+            json_node_get_value_type (num) != G_TYPE_INT64)
+          return fail (c, 0, "Malformed binary placeholder (want {\"_placeholder\":true,\"num\":N})");
+        n = json_node_get_int (num);
+        if (n < 0 || n >= c->limits->n_attachments)
+          return fail (c, 0, "Placeholder %" G_GINT64_FORMAT " out of range (%u attachments)",
+                       n, c->limits->n_attachments);
+        if (seen[n])
+          return fail (c, 0, "Placeholder %" G_GINT64_FORMAT " used twice", n);
+        seen[n] = 1;
+        return TRUE;
+      }
+    default:
+      return TRUE;
     }
 }
 
@@ -537,10 +425,11 @@ read_value (Reader *r,
  * @limits: bounds, and the attachment count for placeholders
  * @error: return location for a %SOCKET_IO_ERROR_PARSE error
  *
- * Parses exactly one JSON value (whitespace around it allowed). With
- * @limits->n_attachments > 0, every object with "_placeholder": true must
- * be a placeholder {"_placeholder":true,"num":N} with N in range, each N
- * exactly once.
+ * Parses exactly one JSON value (whitespace around it allowed), as
+ * JSON.parse() does, within @limits. Integer literals within ±2^53
+ * become int64 nodes, other numbers doubles. With @limits->n_attachments
+ * > 0, every object with "_placeholder": true must be a placeholder
+ * {"_placeholder":true,"num":N} with N in range, each N exactly once.
  *
  * Returns: (transfer full): a sealed tree, or %NULL with @error set
  */
@@ -551,36 +440,67 @@ socket_io_json_parse (const char               *text,
                       const SocketIOJsonLimits *limits,
                       GError                  **error)
 {
-  g_autofree guint8 *seen = NULL;
-  Reader r = { text, length, 0, base_offset, limits, 0, NULL, error };
-  JsonNode *root;
+  Check c = { text, length, 0, base_offset, limits, 0, NULL, error };
+  g_autoptr(JsonParser) parser = NULL;
+  g_autoptr(GString) rewritten = NULL;
+  g_autoptr(GError) internal = NULL;
+  g_autoptr(JsonNode) root = NULL;
 
-  if (limits->n_attachments > 0)
-    r.seen = seen = g_malloc0 (limits->n_attachments);
-  root = read_value (&r, 0);
-  if (root == NULL)
-    return NULL;
-  skip_ws (&r);
-  if (r.pos != length)
+  g_return_val_if_fail (limits->max_depth <= SOCKET_IO_JSON_MAX_DEPTH, NULL);
+
+  if (!check_text (&c))
     {
-      json_node_unref (root);
-      fail (&r, r.pos, "Unexpected data after the JSON value");
+      g_clear_pointer (&c.unsafe_ints, g_array_unref);
       return NULL;
     }
-  if (seen != NULL)
+  if (c.unsafe_ints != NULL)
     {
+      gsize from = 0;
       guint i;
 
+      rewritten = g_string_sized_new (length + 2 * c.unsafe_ints->len);
+      for (i = 0; i < c.unsafe_ints->len; i++)
+        {
+          gsize end = g_array_index (c.unsafe_ints, gsize, i);
+
+          g_string_append_len (rewritten, text + from, end - from);
+          g_string_append (rewritten, ".0");
+          from = end;
+        }
+      g_string_append_len (rewritten, text + from, length - from);
+      g_array_unref (c.unsafe_ints);
+      text = rewritten->str;
+      length = rewritten->len;
+    }
+
+  parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_data (parser, text, length, &internal))
+    {
+      fail (&c, 0, "%s", internal->message);
+      return NULL;
+    }
+  root = json_parser_steal_root (parser);
+  if (root == NULL)
+    {
+      fail (&c, 0, "Unexpected end of JSON");
+      return NULL;
+    }
+
+  if (limits->n_attachments > 0)
+    {
+      g_autofree guint8 *seen = g_malloc0 (limits->n_attachments);
+      guint i;
+
+      if (!check_placeholders (&c, root, seen))
+        return NULL;
       for (i = 0; i < limits->n_attachments; i++)
         if (!seen[i])
           {
-            json_node_unref (root);
-            fail (&r, 0, "Attachment %u announced but no placeholder refers to it", i);
+            fail (&c, 0, "Attachment %u announced but no placeholder refers to it", i);
             return NULL;
           }
     }
-  json_node_seal (root);
-  return root;
+  return g_steal_pointer (&root);
 }
 
 /**
@@ -654,31 +574,16 @@ socket_io_json_write_string (GString    *out,
   g_string_append_c (out, '"');
 }
 
-/* Reads back "0.DIGITSe(EXPONENT)" (the value is 0.DIGITS × 10^EXPONENT). */
-static double
-read_digits (const char *digits,
-             int         k,
-             int         exponent)
-{
-  char buf[48];
-
-  g_snprintf (buf, sizeof buf, "0.%.*se%d", k, digits, exponent);
-  return g_ascii_strtod (buf, NULL);
-}
-
-/* Number.prototype.toString(): the fewest digits that read back as
- * @value, the closest such if several (ECMA-262 Number::toString),
- * placed as JavaScript places them. For each length, the correctly
- * rounded digits, or failing that their neighbour on the other side of
- * @value (the nearest may miss the round-trip interval where a neighbour
- * hits it). */
+/* A finite double with the fewest of 15, 16 or 17 significant digits that
+ * read back as @value (17 always do), by GLib; -0 as 0 and non-finite
+ * values as null, as JSON.stringify(). */
 void
 socket_io_json_write_double (GString *out,
                              double   value)
 {
-  char buf[40];
-  char digits[24];
-  int k = 0, n = 0, precision;
+  static const char * const formats[] = { "%.15g", "%.16g", "%.17g" };
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  guint i;
 
   if (!isfinite (value))
     {
@@ -687,122 +592,13 @@ socket_io_json_write_double (GString *out,
     }
   if (value == 0)
     {
-      g_string_append_c (out, '0');   /* -0 too */
+      g_string_append_c (out, '0');
       return;
     }
-  if (value < 0)
-    {
-      g_string_append_c (out, '-');
-      value = -value;
-    }
-
-  for (precision = 1; precision <= 17; precision++)
-    {
-      const char *p;
-      double back;
-      int i;
-
-      g_snprintf (buf, sizeof buf, "%.*e", precision - 1, value);
-      k = 0;
-      for (p = buf; *p != 'e'; p++)
-        if (g_ascii_isdigit (*p))
-          digits[k++] = *p;
-      n = atoi (p + 1) + 1;          /* value = 0.DIGITS × 10^n */
-      back = read_digits (digits, k, n);
-      if (back == value || precision == 17)
-        break;
-
-      /* The neighbour: one unit in the last digit towards @value. */
-      if (back < value)
-        {
-          for (i = k - 1; i >= 0 && digits[i] == '9'; i--)
-            digits[i] = '0';
-          if (i < 0)
-            continue;                /* 99..9 + 1: a shorter number, tried already */
-          digits[i]++;
-        }
-      else
-        {
-          for (i = k - 1; i >= 0 && digits[i] == '0'; i--)
-            digits[i] = '9';
-          if (i < 0 || (i == 0 && digits[0] == '1'))
-            continue;                /* 10..0 - 1: a shorter number, tried already */
-          digits[i]--;
-        }
-      if (read_digits (digits, k, n) == value)
-        break;
-    }
-  while (k > 1 && digits[k - 1] == '0')
-    k--;
-  digits[k] = '\0';
-
-  if (k <= n && n <= 21)
-    {
-      g_string_append_len (out, digits, k);
-      for (; n > k; n--)
-        g_string_append_c (out, '0');
-    }
-  else if (0 < n && n <= 21)
-    {
-      g_string_append_len (out, digits, n);
-      g_string_append_c (out, '.');
-      g_string_append (out, digits + n);
-    }
-  else if (-6 < n && n <= 0)
-    {
-      g_string_append (out, "0.");
-      for (; n < 0; n++)
-        g_string_append_c (out, '0');
-      g_string_append (out, digits);
-    }
-  else
-    {
-      g_string_append_c (out, digits[0]);
-      if (k > 1)
-        {
-          g_string_append_c (out, '.');
-          g_string_append (out, digits + 1);
-        }
-      g_string_append_printf (out, "e%c%d", n - 1 >= 0 ? '+' : '-', ABS (n - 1));
-    }
-}
-
-/* An array index as JavaScript objects order them: "0" or a decimal
- * without leading zero below 2^32 - 1. */
-static gboolean
-is_array_index (const char *name,
-                guint32    *index)
-{
-  guint64 v = 0;
-  const char *p;
-
-  if (name[0] == '\0' || (name[0] == '0' && name[1] != '\0'))
-    return FALSE;
-  for (p = name; *p != '\0'; p++)
-    {
-      if (!g_ascii_isdigit (*p) || p - name >= 10)
-        return FALSE;
-      v = v * 10 + (*p - '0');
-    }
-  if (v >= G_MAXUINT32)
-    return FALSE;
-  *index = v;
-  return TRUE;
-}
-
-typedef struct {
-  guint32     index;
-  const char *name;
-  JsonNode   *member;
-} IndexMember;
-
-static int
-compare_index (gconstpointer a,
-               gconstpointer b)
-{
-  guint32 x = ((const IndexMember *) a)->index, y = ((const IndexMember *) b)->index;
-
-  return x < y ? -1 : x > y;
+  for (i = 0; i < G_N_ELEMENTS (formats) - 1; i++)
+    if (g_ascii_strtod (g_ascii_formatd (buf, sizeof buf, formats[i], value), NULL) == value)
+      break;
+  g_string_append (out, g_ascii_formatd (buf, sizeof buf, formats[i], value));
 }
 
 static void
@@ -864,7 +660,6 @@ write_node (GString   *out,
         const char *name;
         JsonNode *member;
         gboolean first = TRUE;
-        GArray *indexed = NULL;
         gint64 num;
 
         if (attachments != NULL && attachments->len > 0 &&
@@ -876,46 +671,10 @@ write_node (GString   *out,
             g_ptr_array_add (out_attachments, g_bytes_ref (attachments->pdata[num]));
             break;
           }
-        /* JavaScript's order: array-index names ascending, then the
-         * others in insertion order. */
         g_string_append_c (out, '{');
         json_object_iter_init_ordered (&iter, json_node_get_object (node));
         while (json_object_iter_next_ordered (&iter, &name, &member))
           {
-            IndexMember im = { 0, name, member };
-
-            if (is_array_index (name, &im.index))
-              {
-                if (indexed == NULL)
-                  indexed = g_array_new (FALSE, FALSE, sizeof (IndexMember));
-                g_array_append_val (indexed, im);
-              }
-          }
-        if (indexed != NULL)
-          {
-            guint i;
-
-            g_array_sort (indexed, compare_index);
-            for (i = 0; i < indexed->len; i++)
-              {
-                IndexMember *im = &g_array_index (indexed, IndexMember, i);
-
-                if (!first)
-                  g_string_append_c (out, ',');
-                first = FALSE;
-                socket_io_json_write_string (out, im->name);
-                g_string_append_c (out, ':');
-                write_node (out, im->member, attachments, out_attachments);
-              }
-            g_array_unref (indexed);
-          }
-        json_object_iter_init_ordered (&iter, json_node_get_object (node));
-        while (json_object_iter_next_ordered (&iter, &name, &member))
-          {
-            guint32 index;
-
-            if (is_array_index (name, &index))
-              continue;
             if (!first)
               g_string_append_c (out, ',');
             first = FALSE;
@@ -938,9 +697,9 @@ write_node (GString   *out,
  *   receives a ref of the attachment of each placeholder written, in the
  *   order written; placeholders are renumbered 0, 1, 2... in that order
  *
- * Appends @node as JSON.stringify() writes it. Does not check @node
+ * Appends @node as JSON (see the top of this file). Does not check @node
  * (the packet constructor did): depth is bounded by
- * %SOCKET_IO_JSON_MAX_WRITE_DEPTH there.
+ * %SOCKET_IO_JSON_MAX_DEPTH there.
  */
 void
 socket_io_json_write (GString   *out,

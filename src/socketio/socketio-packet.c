@@ -202,10 +202,10 @@ check_tree (CheckTree *c,
             JsonNode  *node,
             guint      depth)
 {
-  if (depth > SOCKET_IO_JSON_MAX_WRITE_DEPTH)
+  if (depth > SOCKET_IO_JSON_MAX_DEPTH)
     {
       g_set_error (c->error, SOCKET_IO_ERROR, SOCKET_IO_ERROR_INVALID,
-                   "Payload nested deeper than %u levels", SOCKET_IO_JSON_MAX_WRITE_DEPTH);
+                   "Payload nested deeper than %u levels", SOCKET_IO_JSON_MAX_DEPTH);
       return FALSE;
     }
   switch (json_node_get_node_type (node))
@@ -658,12 +658,13 @@ socket_io_decoder_set_max_attachment_bytes (SocketIODecoder *self,
   self->max_attachment_bytes = max_bytes;
 }
 
-/* At most @max_depth nested arrays and objects in a payload (>= 1). */
+/* At most @max_depth nested arrays and objects in a payload (1 to
+ * SOCKET_IO_JSON_MAX_DEPTH: json-glib's parser recurses). */
 void
 socket_io_decoder_set_max_depth (SocketIODecoder *self,
                                  guint            max_depth)
 {
-  g_return_if_fail (max_depth >= 1);
+  g_return_if_fail (max_depth >= 1 && max_depth <= SOCKET_IO_JSON_MAX_DEPTH);
   self->max_depth = max_depth;
 }
 

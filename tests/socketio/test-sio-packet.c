@@ -3,7 +3,8 @@
  * Vectors from the protocol's README (socketio/socket.io-protocol, v5 and
  * the v4 branch) and its test suite, cases rewritten from socket.io-parser's
  * own tests (test/parser.js, test/buffer.js), malformed input, the bounds,
- * JSON.stringify()-exact output, and round-trip property tests.
+ * the writer (valid JSON that reads back to the same values), and round-trip
+ * property tests.
  *
  * SPDX-License-Identifier: MIT
  */

@@ -519,6 +519,12 @@ test_malformed (void)
   assert_parse_error (V5, "2[\"a\",1e]", NULL, 0, "Malformed JSON number", 8);
   assert_parse_error (V5, "2[\"a\",0x10]", NULL, 0, "Expected “,” or “]”", 7);
   assert_parse_error (V5, "2[\"a\",NaN]", NULL, 0, "Unexpected character in JSON", 6);
+  /* ... which json-glib's JsonParser takes: the validator runs first. */
+  assert_parse_error (V5, "2[\"a\",.5]", NULL, 0, "Unexpected character in JSON", 6);
+  assert_parse_error (V5, "2\xef\xbb\xbf[\"a\"]", NULL, 0, "Unexpected character in JSON", 1);
+  assert_parse_error (V5, "2[\"a\",\"\\u004G\"]", NULL, 0, "Malformed \\u escape", 7);
+  assert_parse_error (V5, "2[\"a\",\"\\U0041\"]", NULL, 0, "Invalid escape", 7);
+  assert_parse_error (V5, "2[\"a\"]//c", NULL, 0, "Unexpected data after the JSON value", 6);
   assert_parse_error (V5, "2[\"a\",tru]", NULL, 0, "Invalid JSON literal", 6);
   assert_parse_error (V5, "2[\"a\",{a:1}]", NULL, 0, "Expected a member name", 7);
   assert_parse_error (V5, "2[\"a\",{\"a\" 1}]", NULL, 0, "Expected “:”", 11);

@@ -8,9 +8,10 @@
 #      suites again, and the Python suite against that build's library;
 #   3. a TSan build against an instrumented GLib, the unit and integration
 #      suites again;
-#   4. the six libFuzzer targets (codec, request handler, WebSocket sessions)
-#      under ASan+UBSan (clang), two at a time: 6 x FUZZ_SECONDS CPU-seconds
-#      (12 CPU-minutes by default) in about 3 x FUZZ_SECONDS of wall time.
+#   4. the seven libFuzzer targets (codec, request handler, WebSocket sessions,
+#      Socket.IO packet codec) under ASan+UBSan (clang), two at a time:
+#      7 x FUZZ_SECONDS CPU-seconds (14 CPU-minutes by default) in about
+#      4 x FUZZ_SECONDS of wall time.
 # Every sanitizer stage runs with G_SLICE=always-malloc and G_DEBUG=gc-friendly,
 # so that ASan/LSan/TSan see GLib's slice allocations (GObjects, lists, hash
 # tables...) as ordinary heap memory.

@@ -554,6 +554,9 @@ main (int   argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
+  /* Debug messages (turned on by one case) go to stderr, not into the
+   * TAP stream on stdout. */
+  g_log_writer_default_set_use_stderr (TRUE);
   test_log_init ();
   g_main_context_default ();
 

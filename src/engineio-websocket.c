@@ -57,6 +57,22 @@
 #define WSLAY_MSG_OVERHEAD 128
 #define OUTPUT_READ_LIMIT (1024 * 1024)
 #define MAX_PENDING_CONTROL 16
+/* A message received in fragments: wslay 1.1.1 holds each fragment that
+ * has a payload in its own chunk (a chunk struct, a queue cell and a
+ * malloc of the payload: about 96 bytes of glibc chunks besides the
+ * payload) until the last one comes, and checks only the payload against
+ * max-payload, so a max-payload message in 1-byte fragments would hold
+ * ~100 times max-payload. We count each such fragment at its payload plus
+ * FRAGMENT_OVERHEAD, and answer a message whose count passes max-payload
+ * by more than fragment_allowance() (an eighth of it and 64 KiB: fragments
+ * of 1 KiB or more always fit) as a message too big, with 1009. */
+#define FRAGMENT_OVERHEAD 96
+
+static guint64
+fragment_allowance (guint64 max_message)
+{
+  return max_message / 8 + 64 * 1024;
+}
 /* Rounds of reading and writing per dispatch while control answers hold
  * reading up (see ws_source_dispatch()). */
 #define CONTROL_ROUNDS 64
@@ -118,6 +134,8 @@ struct _EngineIOWebSocket
   guint                             in_hdr_need;  /* header length, once known (0: not yet) */
   guint64                           in_frame_left;/* payload bytes left */
   gboolean                          in_ctrl;      /* the frame is a control frame */
+  guint64                           in_msg_cost;  /* the data message being received, in memory */
+  gboolean                          in_too_big;   /* ... passed its bound: close with 1009 */
   gboolean                          drain_pending;
   gboolean                          close_pending; /* close once the data is out */
   guint16                           close_pending_code;
@@ -228,6 +246,24 @@ follow_input (EngineIOWebSocket *ws,
               ws->in_frame_left = header_payload_length (ws->in_hdr, ws->in_hdr_len);
               ws->in_ctrl = (ws->in_hdr[0] & 0x08) != 0;
               frame_end = ws->in_frame_left == 0;
+              if (!ws->in_ctrl)
+                {
+                  /* A data frame: what wslay will hold of its message
+                   * (see FRAGMENT_OVERHEAD). Text and binary frames
+                   * start a message, continuations add to it. */
+                  if ((ws->in_hdr[0] & 0x0f) != 0)
+                    ws->in_msg_cost = 0;
+                  if (ws->in_frame_left > 0)
+                    ws->in_msg_cost += MIN (ws->in_frame_left, G_MAXUINT32) + FRAGMENT_OVERHEAD;
+                  if (ws->in_msg_cost > ws->max_message + fragment_allowance (ws->max_message))
+                    {
+                      /* wslay gets this header, not its payload: recv_cb()
+                       * closes with 1009 before wslay holds any of it. */
+                      ws->in_too_big = TRUE;
+                      ws->in_hdr_len = ws->in_hdr_need = 0;
+                      break;
+                    }
+                }
             }
         }
       else
@@ -261,6 +297,20 @@ recv_cb (wslay_event_context_ptr  ctx,
   EngineIOWebSocket *ws = user_data;
   gsize n;
 
+  if (ws->in_too_big)
+    {
+      /* A fragmented message past its bound (see FRAGMENT_OVERHEAD):
+       * close with 1009 as wslay does for a payload over the limit, and
+       * read no more (the connection ends once the close is out). */
+      if (wslay_event_get_read_enabled (ctx))
+        {
+          ws->close_code = 1009;
+          wslay_event_queue_close (ctx, 1009, NULL, 0);
+          wslay_event_shutdown_read (ctx);
+        }
+      wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+      return -1;
+    }
   if (pending_control (ws) >= MAX_PENDING_CONTROL)
     ws->control_wait = TRUE;  /* see ws_source_dispatch() */
   if (read_blocked (ws))

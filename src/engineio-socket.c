@@ -813,6 +813,8 @@ update_input (EngineIOSocket *self)
 /* Bytes wslay may hold before we stop moving packets into it: the rest
  * stays in the outbound queue, where the high-water mark sees it. */
 #define WS_BUFFER_TARGET (256 * 1024)
+/* The encoding buffer (@frame) keeps its room between frames up to this. */
+#define WS_FRAME_KEEP (64 * 1024)
 
 static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, gpointer user_data);
 static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
@@ -848,6 +850,14 @@ ws_send_packet (EngineIOSocket *self,
   g_byte_array_set_size (self->frame, 0);
   engine_io_packet_encode_append (packet, self->version, self->frame, &binary);
   engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
+  /* wslay copied it: a large frame's room is not kept for the session's
+   * life (an idle session that once echoed a max-payload message would
+   * hold it, outside every bound). */
+  if (self->frame->len > WS_FRAME_KEEP)
+    {
+      g_byte_array_unref (self->frame);
+      self->frame = g_byte_array_new ();
+    }
 }
 
 /* Moves queued packets into the WebSocket while it is not too full; the

@@ -601,6 +601,103 @@ test_tiny_fragments (Fixture       *f,
 }
 
 /* ------------------------------------------------------------------ */
+/* Send callbacks                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct
+{
+  int flushed;      /* (atomic) callbacks that said TRUE */
+  int not_flushed;  /* (atomic) ... FALSE */
+} FlushCount;
+
+static void
+count_flush_cb (EngineIOSocket *socket,
+                gboolean        flushed,
+                gpointer        user_data)
+{
+  FlushCount *count = user_data;
+
+  g_atomic_int_inc (flushed ? &count->flushed : &count->not_flushed);
+}
+
+#define HONEST_MESSAGES 400
+#define HONEST_SIZE 10000
+
+static void
+test_flush_callbacks_stalled (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(TestWsFrame) open = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autofree char *target = test_eio_target (4, "websocket", NULL);
+  g_autofree char *sid = NULL;
+  g_autofree char *text = g_strnfill (HONEST_SIZE, 'h');
+  FlushCount count = { 0, 0 };
+  guint received = 0;
+  gint64 deadline;
+
+  g_test_summary ("Over WebSocket a send callback says TRUE only for a message the socket "
+                  "took whole: a client that does not read is closed while messages are still "
+                  "in the server's buffers; those are reported FALSE, and no more "
+                  "messages are reported delivered than the client then reads");
+
+  ws = test_ws_connect (f->port, target, NULL, 4096, NULL, &error);
+  g_assert_no_error (error);
+  open = test_ws_read_frame (ws, REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  {
+    g_autofree char *json = test_ws_frame_dup_text (open);
+    g_autoptr(TestOpenPacket) packet = test_open_packet_parse (json + 1, &error);
+    g_assert_no_error (error);
+    sid = g_strdup (packet->sid);
+  }
+  socket = engine_io_server_lookup_socket (f->rs->server, sid);
+  g_assert_nonnull (socket);
+
+  /* 4 MB, more than the kernel's buffers take on loopback for a client
+   * that does not read (and under send-queue-high-water). */
+  for (guint i = 0; i < HONEST_MESSAGES; i++)
+    {
+      g_assert_true (engine_io_socket_send_text_full (socket, text, count_flush_cb, &count, NULL, &error));
+      g_assert_no_error (error);
+    }
+  /* The close (“ping timeout”: the client does not answer pings either;
+   * or the stall close, “transport error”), its close frame's deadline,
+   * then every callback. */
+  {
+    gint reason = rel_server_wait_reason (f->rs, sid, REL_WAIT_MS);
+
+    g_assert_true (reason == ENGINE_IO_CLOSE_REASON_PING_TIMEOUT ||
+                   reason == ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR);
+  }
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * 1000;
+  while (g_atomic_int_get (&count.flushed) + g_atomic_int_get (&count.not_flushed) < HONEST_MESSAGES &&
+         g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+
+  /* Now read what reached the client. */
+  for (;;)
+    {
+      g_autoptr(TestWsFrame) frame = test_ws_read_frame (ws, REL_WAIT_MS, NULL);
+
+      if (frame == NULL || frame->opcode == TEST_WS_CLOSE)
+        break;
+      if (frame->opcode == TEST_WS_TEXT && g_bytes_get_size (frame->payload) == HONEST_SIZE + 1)
+        received++;
+    }
+  g_test_message ("%u messages sent with a callback: %d said TRUE, %d FALSE; the client read %u",
+                  HONEST_MESSAGES, g_atomic_int_get (&count.flushed),
+                  g_atomic_int_get (&count.not_flushed), received);
+  g_assert_cmpint (g_atomic_int_get (&count.flushed) + g_atomic_int_get (&count.not_flushed), ==,
+                   HONEST_MESSAGES);
+  g_assert_cmpuint ((guint) g_atomic_int_get (&count.flushed), <=, received);
+  /* The stall left messages behind (else this case tests nothing). */
+  g_assert_cmpint (g_atomic_int_get (&count.not_flushed), >, 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* Close handshake                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -796,6 +893,7 @@ main (int   argc,
   ADD ("ping-flood", test_ping_flood, 0);
   ADD ("stalled-reader", test_stalled_reader, 0);
   ADD ("fragments/tiny", test_tiny_fragments, 0);
+  ADD ("flush-callbacks/stalled", test_flush_callbacks_stalled, 0);
   ADD ("close/one-byte-payload", test_close_one_byte, 0);
   ADD ("close/shutdown-1001", test_shutdown_1001, 0);
   ADD ("upgrade/pipelined-probe", test_pipelined_probe, 0);

@@ -60,6 +60,7 @@ typedef struct
   EngineIOSendCallback callback;
   gpointer             user_data;
   GDestroyNotify       destroy;
+  guint64              ws_seq;   /* over WebSocket: its message's number (see ws_unsent) */
 } SendItem;
 
 typedef struct
@@ -141,6 +142,8 @@ struct _EngineIOSocket
   gint64                   inline_window; /* see ws_message_cb() */
   gint64                   inline_spent;
   GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
+  GQueue                   ws_unsent;     /* SendItem*: handed to @ws, not yet all taken by
+                                           * send(), by ws_seq (see ws_report_sent()) */
 
   /* The application's data. Its own lock, never held while calling out
    * but for a dup function: a reader copies or references the data under
@@ -417,6 +420,7 @@ take_outbound_locked (EngineIOSocket  *self,
         {
           if (notify_items == NULL)
             notify_items = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
+          item->ws_seq = packets->len;  /* its place in @packets, from 1 */
           g_ptr_array_add (notify_items, item);
         }
       else
@@ -813,6 +817,8 @@ update_input (EngineIOSocket *self)
 /* Bytes wslay may hold before we stop moving packets into it: the rest
  * stays in the outbound queue, where the high-water mark sees it. */
 #define WS_BUFFER_TARGET (256 * 1024)
+/* The encoding buffer (@frame) keeps its room between frames up to this. */
+#define WS_FRAME_KEEP (64 * 1024)
 
 static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, gpointer user_data);
 static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
@@ -839,15 +845,109 @@ ws_stall_timeout (EngineIOSocket *self)
   return self->config->ping_interval + self->config->ping_timeout;
 }
 
-static void
+static gboolean
 ws_send_packet (EngineIOSocket *self,
                 EngineIOPacket *packet)
 {
   gboolean binary = FALSE;
+  gboolean ok;
 
   g_byte_array_set_size (self->frame, 0);
   engine_io_packet_encode_append (packet, self->version, self->frame, &binary);
-  engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
+  ok = engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
+  /* wslay copied it: a large frame's room is not kept for the session's
+   * life (an idle session that once echoed a max-payload message would
+   * hold it, outside every bound). */
+  if (self->frame->len > WS_FRAME_KEEP)
+    {
+      g_byte_array_unref (self->frame);
+      self->frame = g_byte_array_new ();
+    }
+  return ok;
+}
+
+/* Send items whose message is in the WebSocket are told TRUE only once
+ * send() has taken all of it (the kernel has it), not when it is handed
+ * to wslay: a connection that fails or stalls with output still in our
+ * buffers would otherwise have said delivered for messages its client
+ * never gets. Posts EVENT_FLUSHED for those sent since (session
+ * context). */
+static void
+ws_report_sent (EngineIOSocket *self)
+{
+  GPtrArray *done = NULL;
+  guint64 sent;
+
+  if (self->ws == NULL || self->ws_probe || g_queue_is_empty (&self->ws_unsent))
+    return;
+  sent = engine_io_websocket_get_sent_count (self->ws);
+  while (!g_queue_is_empty (&self->ws_unsent) &&
+         ((SendItem *) g_queue_peek_head (&self->ws_unsent))->ws_seq <= sent)
+    {
+      if (done == NULL)
+        done = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
+      g_ptr_array_add (done, g_queue_pop_head (&self->ws_unsent));
+    }
+  if (done != NULL)
+    {
+      Event *event = g_new0 (Event, 1);
+
+      event->kind = EVENT_FLUSHED;
+      event->items = done;
+      event->flushed = TRUE;
+      post_event (self, event);
+    }
+}
+
+/* Hands @packets to the WebSocket; @notify (may be NULL, taken) are the
+ * send items among them (ws_seq: their place in @packets): they wait in
+ * ws_unsent for their message to be sent, or are told FALSE at once if
+ * the WebSocket did not take it. */
+static void
+ws_send_packets (EngineIOSocket *self,
+                 GPtrArray      *packets,
+                 GPtrArray      *notify)
+{
+  guint64 base = engine_io_websocket_get_queued_count (self->ws);
+  guint n_ok = 0;
+
+  while (n_ok < packets->len && ws_send_packet (self, g_ptr_array_index (packets, n_ok)))
+    n_ok++;  /* a WebSocket that refused one refuses the rest */
+
+  if (notify != NULL)
+    {
+      GPtrArray *refused = NULL;
+      gsize n = 0;
+      gpointer *items = g_ptr_array_steal (notify, &n);
+
+      for (gsize i = 0; i < n; i++)
+        {
+          SendItem *item = items[i];
+
+          if (item->ws_seq <= n_ok)
+            {
+              item->ws_seq += base;
+              g_queue_push_tail (&self->ws_unsent, item);
+            }
+          else
+            {
+              if (refused == NULL)
+                refused = g_ptr_array_new_with_free_func ((GDestroyNotify) send_item_free);
+              g_ptr_array_add (refused, item);
+            }
+        }
+      g_free (items);
+      g_ptr_array_unref (notify);
+      if (refused != NULL)
+        {
+          Event *event = g_new0 (Event, 1);
+
+          event->kind = EVENT_FLUSHED;
+          event->items = refused;
+          event->flushed = FALSE;
+          post_event (self, event);
+        }
+    }
 }
 
 /* Moves queued packets into the WebSocket while it is not too full; the
@@ -860,6 +960,7 @@ ws_flush_outbound (EngineIOSocket *self)
          engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
     {
       g_autoptr(GPtrArray) packets = NULL;
+      GPtrArray *notify = NULL;
 
       g_async_queue_lock (self->outbound);
       if (g_async_queue_length_unlocked (self->outbound) <= 0)
@@ -867,13 +968,13 @@ ws_flush_outbound (EngineIOSocket *self)
           g_async_queue_unlock (self->outbound);
           break;
         }
-      packets = take_outbound_locked (self, WS_BUFFER_TARGET, 0, NULL);
+      packets = take_outbound_locked (self, WS_BUFFER_TARGET, 0, &notify);
       g_async_queue_unlock (self->outbound);
 
-      for (guint i = 0; i < packets->len; i++)
-        ws_send_packet (self, g_ptr_array_index (packets, i));
+      ws_send_packets (self, packets, notify);
       engine_io_websocket_flush (self->ws);
     }
+  ws_report_sent (self);
 }
 
 /* Closes @ws (a probe we give up) in the background; it is freed when its
@@ -1150,6 +1251,7 @@ ws_closed_cb (EngineIOWebSocket *ws,
       return;
     }
 
+  ws_report_sent (self);  /* the rest: FALSE, when the session finishes */
   g_clear_pointer (&self->ws, engine_io_websocket_free);
   if (self->state == STATE_OPEN)
     socket_do_close (self, clean ? ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE
@@ -1396,12 +1498,12 @@ socket_do_close (EngineIOSocket      *self,
       if (engine_io_websocket_can_send (self->ws))
         {
           g_autoptr(GPtrArray) packets = NULL;
+          GPtrArray *notify = NULL;
 
           g_async_queue_lock (self->outbound);
-          packets = take_outbound_locked (self, 0, 0, NULL);
+          packets = take_outbound_locked (self, 0, 0, &notify);
           g_async_queue_unlock (self->outbound);
-          for (guint i = 0; i < packets->len; i++)
-            ws_send_packet (self, g_ptr_array_index (packets, i));
+          ws_send_packets (self, packets, notify);
         }
       engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
       waiting = TRUE;
@@ -1430,6 +1532,10 @@ socket_finish_close (EngineIOSocket *self)
 
   (void) hold;
 
+  /* What the WebSocket (if still here) did write: flushed, below. */
+  if (self->state != STATE_CLOSED)
+    ws_report_sent (self);
+
   g_async_queue_lock (self->outbound);
   if (self->state == STATE_CLOSED)
     {
@@ -1446,6 +1552,9 @@ socket_finish_close (EngineIOSocket *self)
     }
   g_ptr_array_set_size (self->inflight, 0);
   while ((item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
+    g_ptr_array_add (leftover, item);
+  /* Messages in the WebSocket not all taken by send(): not delivered. */
+  while ((item = g_queue_pop_head (&self->ws_unsent)) != NULL)
     g_ptr_array_add (leftover, item);
   self->queued_bytes = 0;
   held_post = g_steal_pointer (&self->held_post);
@@ -1517,6 +1626,7 @@ engine_io_socket_finalize (GObject *object)
 
   g_byte_array_unref (self->frame);
   g_ptr_array_unref (self->dying_ws);
+  g_queue_clear_full (&self->ws_unsent, (GDestroyNotify) send_item_free);
   g_ptr_array_unref (self->inflight);
   g_async_queue_unref (self->received);
   g_async_queue_unref (self->inbound);
@@ -1693,6 +1803,7 @@ engine_io_socket_init (EngineIOSocket *self)
   self->state = STATE_OPENING;
   self->frame = g_byte_array_new ();
   self->dying_ws = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_websocket_free);
+  g_queue_init (&self->ws_unsent);
   self->inflight = g_ptr_array_new ();
   self->ws_close_code = 1000;
 }

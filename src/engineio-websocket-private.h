@@ -77,6 +77,8 @@ void               engine_io_websocket_set_paused   (EngineIOWebSocket          
                                                      gboolean                      paused);
 gboolean           engine_io_websocket_can_send     (EngineIOWebSocket            *ws);
 gsize              engine_io_websocket_get_buffered (EngineIOWebSocket            *ws);
+guint64            engine_io_websocket_get_queued_count (EngineIOWebSocket        *ws);
+guint64            engine_io_websocket_get_sent_count (EngineIOWebSocket          *ws);
 void               engine_io_websocket_close        (EngineIOWebSocket            *ws,
                                                      guint16                       code,
                                                      const char                   *reason);

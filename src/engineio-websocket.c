@@ -57,6 +57,22 @@
 #define WSLAY_MSG_OVERHEAD 128
 #define OUTPUT_READ_LIMIT (1024 * 1024)
 #define MAX_PENDING_CONTROL 16
+/* A message received in fragments: wslay 1.1.1 holds each fragment that
+ * has a payload in its own chunk (a chunk struct, a queue cell and a
+ * malloc of the payload: about 96 bytes of glibc chunks besides the
+ * payload) until the last one comes, and checks only the payload against
+ * max-payload, so a max-payload message in 1-byte fragments would hold
+ * ~100 times max-payload. We count each such fragment at its payload plus
+ * FRAGMENT_OVERHEAD, and answer a message whose count passes max-payload
+ * by more than fragment_allowance() (an eighth of it and 64 KiB: fragments
+ * of 1 KiB or more always fit) as a message too big, with 1009. */
+#define FRAGMENT_OVERHEAD 96
+
+static guint64
+fragment_allowance (guint64 max_message)
+{
+  return max_message / 8 + 64 * 1024;
+}
 /* Rounds of reading and writing per dispatch while control answers hold
  * reading up (see ws_source_dispatch()). */
 #define CONTROL_ROUNDS 64
@@ -66,6 +82,19 @@ typedef struct
   GSource            source;
   EngineIOWebSocket *ws;
 } WsSource;
+
+/* Which data messages send() has taken: @count of them once @end bytes
+ * (of all ever appended to the write buffer) are sent. At most
+ * MAX_SENT_MARKS are kept: past that the last one moves on (its messages
+ * are known sent a little later), so tiny messages cost no memory per
+ * message here. */
+typedef struct
+{
+  guint64 end;
+  guint64 count;
+} SentMark;
+
+#define MAX_SENT_MARKS 256
 
 struct _EngineIOWebSocket
 {
@@ -109,6 +138,12 @@ struct _EngineIOWebSocket
   gboolean                          out_ctrl;     /* ... and it is a control frame */
   guint64                           data_queued;  /* data messages given to wslay */
   guint64                           data_written; /* ... and written to our buffer */
+  guint64                           out_appended; /* bytes ever appended to @obuf */
+  guint64                           out_sent;     /* ... and taken by send() */
+  GArray                           *msg_ends;     /* SentMark: where data messages in @obuf end,
+                                                   * not yet all sent (see MAX_SENT_MARKS) */
+  guint                             msg_ends_head;/* first live element of @msg_ends */
+  guint64                           data_sent;    /* data messages all taken by send() */
   gboolean                          control_wait; /* recv_cb() stopped for MAX_PENDING_CONTROL */
 
   /* The peer's frames, followed as they are handed to wslay (see
@@ -118,6 +153,8 @@ struct _EngineIOWebSocket
   guint                             in_hdr_need;  /* header length, once known (0: not yet) */
   guint64                           in_frame_left;/* payload bytes left */
   gboolean                          in_ctrl;      /* the frame is a control frame */
+  guint64                           in_msg_cost;  /* the data message being received, in memory */
+  gboolean                          in_too_big;   /* ... passed its bound: close with 1009 */
   gboolean                          drain_pending;
   gboolean                          close_pending; /* close once the data is out */
   guint16                           close_pending_code;
@@ -228,6 +265,24 @@ follow_input (EngineIOWebSocket *ws,
               ws->in_frame_left = header_payload_length (ws->in_hdr, ws->in_hdr_len);
               ws->in_ctrl = (ws->in_hdr[0] & 0x08) != 0;
               frame_end = ws->in_frame_left == 0;
+              if (!ws->in_ctrl)
+                {
+                  /* A data frame: what wslay will hold of its message
+                   * (see FRAGMENT_OVERHEAD). Text and binary frames
+                   * start a message, continuations add to it. */
+                  if ((ws->in_hdr[0] & 0x0f) != 0)
+                    ws->in_msg_cost = 0;
+                  if (ws->in_frame_left > 0)
+                    ws->in_msg_cost += MIN (ws->in_frame_left, G_MAXUINT32) + FRAGMENT_OVERHEAD;
+                  if (ws->in_msg_cost > ws->max_message + fragment_allowance (ws->max_message))
+                    {
+                      /* wslay gets this header, not its payload: recv_cb()
+                       * closes with 1009 before wslay holds any of it. */
+                      ws->in_too_big = TRUE;
+                      ws->in_hdr_len = ws->in_hdr_need = 0;
+                      break;
+                    }
+                }
             }
         }
       else
@@ -261,6 +316,20 @@ recv_cb (wslay_event_context_ptr  ctx,
   EngineIOWebSocket *ws = user_data;
   gsize n;
 
+  if (ws->in_too_big)
+    {
+      /* A fragmented message past its bound (see FRAGMENT_OVERHEAD):
+       * close with 1009 as wslay does for a payload over the limit, and
+       * read no more (the connection ends once the close is out). */
+      if (wslay_event_get_read_enabled (ctx))
+        {
+          ws->close_code = 1009;
+          wslay_event_queue_close (ctx, 1009, NULL, 0);
+          wslay_event_shutdown_read (ctx);
+        }
+      wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
+      return -1;
+    }
   if (pending_control (ws) >= MAX_PENDING_CONTROL)
     ws->control_wait = TRUE;  /* see ws_source_dispatch() */
   if (read_blocked (ws))
@@ -332,6 +401,23 @@ write_out (EngineIOWebSocket *ws)
     }
 
   ws->opos += (gsize) r;
+  ws->out_sent += (guint64) r;
+  while (ws->msg_ends_head < ws->msg_ends->len &&
+         g_array_index (ws->msg_ends, SentMark, ws->msg_ends_head).end <= ws->out_sent)
+    {
+      ws->data_sent = g_array_index (ws->msg_ends, SentMark, ws->msg_ends_head).count;
+      ws->msg_ends_head++;
+    }
+  if (ws->msg_ends_head == ws->msg_ends->len)
+    {
+      g_array_set_size (ws->msg_ends, 0);
+      ws->msg_ends_head = 0;
+    }
+  else if (ws->msg_ends_head >= MAX_SENT_MARKS)
+    {
+      g_array_remove_range (ws->msg_ends, 0, ws->msg_ends_head);
+      ws->msg_ends_head = 0;
+    }
   if (r > 0)
     ws->progress_at = g_get_monotonic_time ();
   if (ws->opos == ws->obuf->len)
@@ -381,6 +467,7 @@ send_cb (wslay_event_context_ptr  ctx,
          void                    *user_data)
 {
   EngineIOWebSocket *ws = user_data;
+  gboolean message_end;
 
   if (pending_output (ws) >= WRITE_BUFFER_LIMIT)
     {
@@ -413,21 +500,32 @@ send_cb (wslay_event_context_ptr  ctx,
           static const guint8 close_1002[] = { 0x88, 0x02, 0x03, 0xEA };
 
           g_byte_array_append (ws->obuf, close_1002, sizeof close_1002);
+          ws->out_appended += sizeof close_1002;
           return (ssize_t) len;
         }
       ws->out_frame_left = length;
       ws->out_ctrl = (data[0] & 0x08) != 0;
-      if (length == 0 && !ws->out_ctrl)
-        ws->data_written++;
+      message_end = length == 0 && !ws->out_ctrl;
     }
   else
     {
       ws->out_frame_left -= MIN (ws->out_frame_left, len);
-      if (ws->out_frame_left == 0 && !ws->out_ctrl)
-        ws->data_written++;
+      message_end = ws->out_frame_left == 0 && !ws->out_ctrl;
     }
 
   g_byte_array_append (ws->obuf, data, len);
+  ws->out_appended += len;
+  if (message_end)
+    {
+      /* Written once send() has taken this far (see
+       * engine_io_websocket_get_sent_count()). */
+      SentMark mark = { ws->out_appended, ++ws->data_written };
+
+      if (ws->msg_ends->len - ws->msg_ends_head < MAX_SENT_MARKS)
+        g_array_append_val (ws->msg_ends, mark);
+      else
+        g_array_index (ws->msg_ends, SentMark, ws->msg_ends->len - 1) = mark;
+    }
   return (ssize_t) len;
 }
 
@@ -766,6 +864,7 @@ engine_io_websocket_new (int                           fd,
   ws->release = release;
   ws->release_data = release_data;
   ws->obuf = g_byte_array_new ();
+  ws->msg_ends = g_array_new (FALSE, FALSE, sizeof (SentMark));
 
   /* Bytes libmicrohttpd read past the request are the first frames. */
   if (extra_in_size > 0)
@@ -884,6 +983,23 @@ engine_io_websocket_can_send (EngineIOWebSocket *ws)
   return !ws->released && !ws->failed && !ws->stalled;
 }
 
+/* Data messages taken by engine_io_websocket_send(), ever. */
+guint64
+engine_io_websocket_get_queued_count (EngineIOWebSocket *ws)
+{
+  return ws->data_queued;
+}
+
+/* Data messages whose every byte send() has taken (the kernel has them:
+ * the client gets them unless the connection is reset), ever: the first
+ * engine_io_websocket_get_sent_count() of those counted by
+ * engine_io_websocket_get_queued_count(), in order. */
+guint64
+engine_io_websocket_get_sent_count (EngineIOWebSocket *ws)
+{
+  return ws->data_sent;
+}
+
 /* What the connection holds for sending, in bytes of memory. */
 gsize
 engine_io_websocket_get_buffered (EngineIOWebSocket *ws)
@@ -965,6 +1081,7 @@ engine_io_websocket_free (EngineIOWebSocket *ws)
   release_socket (ws);
   wslay_event_context_free (ws->ctx);
   g_byte_array_unref (ws->obuf);
+  g_array_unref (ws->msg_ends);
   g_free (ws->close_pending_reason);
   g_clear_pointer (&ws->context, g_main_context_unref);
   g_free (ws->rbuf);

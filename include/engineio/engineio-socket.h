@@ -63,8 +63,9 @@ typedef struct _EngineIOServer EngineIOServer;
  * @socket: the socket the packet was sent on
  * @flushed: %TRUE once the packet has been handed to the transport: over
  *   polling, once the poll response carrying it has been written completely
- *   to a connection its client had not closed; over WebSocket, once it is
- *   handed to the connection. %FALSE if the session closed before that, or
+ *   to a connection its client had not closed; over WebSocket, once the
+ *   socket has taken every byte of its frame (it is in the kernel's buffer,
+ *   not only in the server's own). %FALSE if the session closed before that, or
  *   the connection failed or was closed by the client first (the packet may
  *   not have arrived)
  * @user_data: the data passed with the callback

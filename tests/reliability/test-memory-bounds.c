@@ -907,6 +907,70 @@ test_post_rounds_malformed (void)
   push_server_free (ps);
 }
 
+#define IDLE_SESSIONS 20
+/* What an idle WebSocket session may keep after it echoed a max-payload
+ * message: its session and connection (tens of KiB) and what the
+ * allocator keeps; with a thread per session also that thread's spare
+ * read buffer (256 KiB) and its malloc arena. Measured: about 200 KiB
+ * with loop threads, 700 KiB with a thread per session; before the fix
+ * each also kept its encoding buffer at the message's size (1 MB): 1.2
+ * and 1.7 MiB. */
+#define IDLE_SESSION_BOUND_KB (test_loop_threads_from_env () == 0 ? 1024u : 512u)
+
+static void
+test_websocket_idle_after_large (void)
+{
+  RelServer *rs;
+  GPtrArray *clients = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_free);
+  g_autofree char *target = test_eio_target (4, "websocket", NULL);
+  g_autofree char *large = g_strnfill (MAX_PAYLOAD - 1, 'L');
+  guint64 base_kb = 0, now_kb;
+
+  g_test_summary ("WebSocket sessions that each had one max-payload message echoed and then "
+                  "stay idle keep no buffer of that size: the resident memory (after "
+                  "malloc_trim()) grows by at most 512 KiB per idle session (1 MiB with a thread per session)");
+
+  rs = echo_server ();
+  g_assert_nonnull (rs);
+  /* One session first: the threads and buffers every server has. */
+  for (guint i = 0; i <= IDLE_SESSIONS; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      TestWs *ws = test_ws_connect (rs->port, target, NULL, 0, NULL, &error);
+
+      g_assert_no_error (error);
+      g_ptr_array_add (clients, ws);
+      g_free (test_ws_read_text (ws, REL_WAIT_MS));  /* the open packet */
+      if (i == 0)
+        {
+          g_assert_true (rel_ws_echo (ws, "warm-up", REL_WAIT_MS, &error));
+          g_assert_no_error (error);
+          malloc_trim (0);
+          base_kb = status_kb ("VmRSS:");
+          continue;
+        }
+      g_assert_true (rel_ws_echo (ws, large + 1, REL_WAIT_MS, &error));
+      g_assert_no_error (error);
+    }
+  malloc_trim (0);
+  now_kb = status_kb ("VmRSS:");
+  note ("%u idle WebSocket sessions after a %d-byte echo each: resident memory grew by %"
+        G_GUINT64_FORMAT " KiB (bound %u KiB)", IDLE_SESSIONS, MAX_PAYLOAD,
+        now_kb - MIN (now_kb, base_kb), IDLE_SESSIONS * IDLE_SESSION_BOUND_KB);
+  for (guint i = 0; i < clients->len; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_assert_true (rel_ws_echo (g_ptr_array_index (clients, i), "still here", REL_WAIT_MS, &error));
+      g_assert_no_error (error);
+    }
+  if (UNDER_SANITIZER)
+    note ("under a sanitizer: the memory bound is not checked");
+  else
+    g_assert_cmpuint (now_kb, <=, base_kb + IDLE_SESSIONS * IDLE_SESSION_BOUND_KB);
+  g_ptr_array_unref (clients);
+  rel_server_free (rs);
+}
+
 /* Each case runs in a process of its own: memory a previous case freed
  * stays in the allocator's arenas, and a flood reusing it would not show
  * in the resident size. */
@@ -943,6 +1007,7 @@ main (int   argc,
   ADD ("receive-queue", test_receive_queue);
   ADD ("post-rounds", test_post_rounds);
   ADD ("post-rounds-malformed", test_post_rounds_malformed);
+  ADD ("websocket-idle-after-large", test_websocket_idle_after_large);
 #undef ADD
 
   return g_test_run ();

@@ -56,10 +56,15 @@ static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
+  /* A fragmented message cannot carry the client's heartbeat answer
+   * (data frames do not interleave): the fragment tests get a heartbeat
+   * longer than they take. */
+  gboolean fragments = g_str_has_prefix (g_test_get_path (), "/reliability/ws-abuse/fragments/");
+
   f->rs = rel_server_new ();
   g_object_set (f->rs->server,
-                "ping-interval", PING_INTERVAL_MS,
-                "ping-timeout", PING_TIMEOUT_MS,
+                "ping-interval", fragments ? 20000 : PING_INTERVAL_MS,
+                "ping-timeout", fragments ? 20000 : PING_TIMEOUT_MS,
                 "upgrade-timeout", GPOINTER_TO_UINT (data) != 0 ? GPOINTER_TO_UINT (data) : 10000,
                 /* Room for stalled-reader's echoes: the WebSocket's own
                  * bounds are what is tested here. */
@@ -463,6 +468,236 @@ test_stalled_reader (Fixture       *f,
 }
 
 /* ------------------------------------------------------------------ */
+/* Fragmented messages                                                  */
+/* ------------------------------------------------------------------ */
+
+/* What a message in tiny fragments may make the server hold: its bound is
+ * max-payload (1 MB here) plus an eighth plus 64 KiB; the rest is room for
+ * the allocator.
+ * Before the fix: about 96 bytes per 1-byte fragment (+46 MiB for the
+ * 500,000 sent here, ~100 MB for a max-payload message). */
+#define FRAGMENT_RSS_BOUND_KB (8 * 1024)
+#define TINY_FRAGMENTS 500000
+
+static void
+test_tiny_fragments (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(TestWs) sane = NULL;
+  g_autoptr(TestWsFrame) open = NULL;
+  g_autoptr(GByteArray) batch = g_byte_array_new ();
+  g_autofree char *target = test_eio_target (4, "websocket", NULL);
+  g_autofree char *sid = NULL;
+  g_autofree char *piece = NULL;
+  g_autofree char *echo = NULL;
+  guint base_kb, peak_kb = 0;
+  guint sent = 0;
+  gint code;
+
+  g_test_summary ("A message sent in 1-byte continuation frames holds no more than a message "
+                  "of max-payload: the server counts each fragment's overhead (wslay keeps "
+                  "three allocations per fragment) and closes with 1009 once the message "
+                  "passes max-payload by an eighth and 64 KiB; its memory stays within bound. A message of "
+                  "max-payload in 1000-byte fragments, with a ping between them, is still "
+                  "echoed whole");
+
+  ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  g_assert_no_error (error);
+  open = test_ws_read_frame (ws, REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  {
+    g_autofree char *text = test_ws_frame_dup_text (open);
+    g_autoptr(TestOpenPacket) packet = test_open_packet_parse (text + 1, &error);
+    g_assert_no_error (error);
+    sid = g_strdup (packet->sid);
+  }
+
+  base_kb = server_memory_kb ();
+  g_assert_true (test_ws_send_frame (ws, TEST_WS_TEXT, TEST_WS_SEND_NOT_FIN, "4", 1, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < 1000; i++)
+    {
+      static const guint8 mask[4] = { 0x12, 0x34, 0x56, 0x78 };
+      guint8 head[2] = { TEST_WS_CONTINUATION, 0x80 | 1 };
+      guint8 byte = 'x' ^ mask[0];
+
+      g_byte_array_append (batch, head, 2);
+      g_byte_array_append (batch, mask, 4);
+      g_byte_array_append (batch, &byte, 1);
+    }
+  /* In batches, until the server says something (its close) or the
+   * memory passes the bound. */
+  while (sent < TINY_FRAGMENTS)
+    {
+      guint kb;
+
+      if (!test_ws_send_raw (ws, batch->data, batch->len, NULL))
+        break;  /* the server closed the connection */
+      sent += 1000;
+      kb = server_memory_kb ();
+      peak_kb = MAX (peak_kb, kb);
+      if (kb > base_kb + FRAGMENT_RSS_BOUND_KB || test_ws_wait_readable (ws, 0))
+        break;
+    }
+  /* What was sent is in the server's hands: watch its memory until its
+   * answer comes. */
+  {
+    gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * 1000;
+
+    do
+      peak_kb = MAX (peak_kb, server_memory_kb ());
+    while (peak_kb <= base_kb + FRAGMENT_RSS_BOUND_KB && !test_ws_wait_readable (ws, 20) &&
+           g_get_monotonic_time () < deadline);
+  }
+  g_test_message ("%u 1-byte fragments sent; %s %u KiB before, peak %u KiB (+%u KiB, bound %u KiB)",
+                  sent, MEMORY_WHAT, base_kb, peak_kb, peak_kb - MIN (peak_kb, base_kb),
+                  FRAGMENT_RSS_BOUND_KB);
+  g_assert_cmpuint (peak_kb, <=, base_kb + FRAGMENT_RSS_BOUND_KB);
+  code = test_ws_read_close (ws, REL_WAIT_MS, NULL);
+  g_assert_cmpint (code, ==, 1009);
+  g_assert_cmpint (rel_server_wait_reason (f->rs, sid, REL_WAIT_MS), ==,
+                   ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR);
+
+  /* Sane fragmentation: 1000 fragments of 1000 bytes (the message is
+   * max-payload, less the packet type), a ping among them. */
+  sane = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&open, test_ws_frame_free);
+  open = test_ws_read_frame (sane, REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  piece = g_strnfill (1000, 'y');
+  g_assert_true (test_ws_send_frame (sane, TEST_WS_TEXT, TEST_WS_SEND_NOT_FIN, "4", 1, &error));
+  for (guint i = 0; i < 1000; i++)
+    {
+      gsize length = i == 999 ? 999 : 1000;
+
+      g_assert_true (test_ws_send_frame (sane, TEST_WS_CONTINUATION,
+                                         i == 999 ? TEST_WS_SEND_DEFAULT : TEST_WS_SEND_NOT_FIN,
+                                         piece, length, &error));
+      if (i == 500)
+        g_assert_true (test_ws_send_frame (sane, TEST_WS_PING, TEST_WS_SEND_DEFAULT, "p", 1, &error));
+    }
+  g_assert_no_error (error);
+  for (;;)
+    {
+      g_autoptr(TestWsFrame) frame = test_ws_read_frame (sane, REL_WAIT_MS, &error);
+
+      g_assert_no_error (error);
+      if (frame->opcode == TEST_WS_TEXT)
+        {
+          gsize length = 0;
+          const char *text = g_bytes_get_data (frame->payload, &length);
+
+          if (length > 0 && text[0] == '2')
+            continue;  /* a heartbeat ping */
+          g_assert_cmpuint (length, ==, 1000000);
+          g_assert_cmpint (text[0], ==, '4');
+          g_assert_cmpint (text[length - 1], ==, 'y');
+          break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Send callbacks                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct
+{
+  int flushed;      /* (atomic) callbacks that said TRUE */
+  int not_flushed;  /* (atomic) ... FALSE */
+} FlushCount;
+
+static void
+count_flush_cb (EngineIOSocket *socket,
+                gboolean        flushed,
+                gpointer        user_data)
+{
+  FlushCount *count = user_data;
+
+  g_atomic_int_inc (flushed ? &count->flushed : &count->not_flushed);
+}
+
+#define HONEST_MESSAGES 400
+#define HONEST_SIZE 10000
+
+static void
+test_flush_callbacks_stalled (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(TestWsFrame) open = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autofree char *target = test_eio_target (4, "websocket", NULL);
+  g_autofree char *sid = NULL;
+  g_autofree char *text = g_strnfill (HONEST_SIZE, 'h');
+  FlushCount count = { 0, 0 };
+  guint received = 0;
+  gint64 deadline;
+
+  g_test_summary ("Over WebSocket a send callback says TRUE only for a message the socket "
+                  "took whole: a client that does not read is closed while messages are still "
+                  "in the server's buffers; those are reported FALSE, and no more "
+                  "messages are reported delivered than the client then reads");
+
+  ws = test_ws_connect (f->port, target, NULL, 4096, NULL, &error);
+  g_assert_no_error (error);
+  open = test_ws_read_frame (ws, REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  {
+    g_autofree char *json = test_ws_frame_dup_text (open);
+    g_autoptr(TestOpenPacket) packet = test_open_packet_parse (json + 1, &error);
+    g_assert_no_error (error);
+    sid = g_strdup (packet->sid);
+  }
+  socket = engine_io_server_lookup_socket (f->rs->server, sid);
+  g_assert_nonnull (socket);
+
+  /* 4 MB, more than the kernel's buffers take on loopback for a client
+   * that does not read (and under send-queue-high-water). */
+  for (guint i = 0; i < HONEST_MESSAGES; i++)
+    {
+      g_assert_true (engine_io_socket_send_text_full (socket, text, count_flush_cb, &count, NULL, &error));
+      g_assert_no_error (error);
+    }
+  /* The close (“ping timeout”: the client does not answer pings either;
+   * or the stall close, “transport error”), its close frame's deadline,
+   * then every callback. */
+  {
+    gint reason = rel_server_wait_reason (f->rs, sid, REL_WAIT_MS);
+
+    g_assert_true (reason == ENGINE_IO_CLOSE_REASON_PING_TIMEOUT ||
+                   reason == ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR);
+  }
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * 1000;
+  while (g_atomic_int_get (&count.flushed) + g_atomic_int_get (&count.not_flushed) < HONEST_MESSAGES &&
+         g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+
+  /* Now read what reached the client. */
+  for (;;)
+    {
+      g_autoptr(TestWsFrame) frame = test_ws_read_frame (ws, REL_WAIT_MS, NULL);
+
+      if (frame == NULL || frame->opcode == TEST_WS_CLOSE)
+        break;
+      if (frame->opcode == TEST_WS_TEXT && g_bytes_get_size (frame->payload) == HONEST_SIZE + 1)
+        received++;
+    }
+  g_test_message ("%u messages sent with a callback: %d said TRUE, %d FALSE; the client read %u",
+                  HONEST_MESSAGES, g_atomic_int_get (&count.flushed),
+                  g_atomic_int_get (&count.not_flushed), received);
+  g_assert_cmpint (g_atomic_int_get (&count.flushed) + g_atomic_int_get (&count.not_flushed), ==,
+                   HONEST_MESSAGES);
+  g_assert_cmpuint ((guint) g_atomic_int_get (&count.flushed), <=, received);
+  /* The stall left messages behind (else this case tests nothing). */
+  g_assert_cmpint (g_atomic_int_get (&count.not_flushed), >, 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* Close handshake                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -657,6 +892,8 @@ main (int   argc,
               fixture_setup, func, fixture_teardown)
   ADD ("ping-flood", test_ping_flood, 0);
   ADD ("stalled-reader", test_stalled_reader, 0);
+  ADD ("fragments/tiny", test_tiny_fragments, 0);
+  ADD ("flush-callbacks/stalled", test_flush_callbacks_stalled, 0);
   ADD ("close/one-byte-payload", test_close_one_byte, 0);
   ADD ("close/shutdown-1001", test_shutdown_1001, 0);
   ADD ("upgrade/pipelined-probe", test_pipelined_probe, 0);

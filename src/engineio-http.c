@@ -634,6 +634,20 @@ handle_request (EngineIOServer         *server,
   if (hr->deferred)
     {
       hr->deferred = FALSE;
+      /* A poll whose client closed the connection before it was handled
+       * (the FIN came with the request): answered now, it would carry
+       * queued messages into the closed connection, and libmicrohttpd
+       * would report them written. No answer, as for a waiting poll whose
+       * client goes: its session ends (`transport close`) and what was
+       * queued is reported not flushed. */
+      if (strcmp (method, MHD_HTTP_METHOD_GET) == 0 &&
+          g_hash_table_contains (hr->base.query, "sid") &&
+          connection_closed_by_peer (connection))
+        {
+          engine_io_server_request_gone_unanswered (server, &hr->base);
+          hr->responded = TRUE;
+          return MHD_NO;  /* libmicrohttpd closes the connection */
+        }
       if (engine_io_server_request_begin (server, &hr->base))
         {
           /* Only POSTs read a body, and they began at their headers. */

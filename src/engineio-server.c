@@ -1556,6 +1556,22 @@ engine_io_server_request_client_gone (EngineIOServer  *self,
 }
 
 void
+engine_io_server_request_gone_unanswered (EngineIOServer  *self,
+                                          EngineIORequest *req)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  const char *sid = g_hash_table_lookup (req->query, "sid");
+
+  if (sid == NULL || req->malformed ||
+      g_strcmp0 (g_hash_table_lookup (req->query, "transport"), "polling") != 0 ||
+      !server_ensure_started (self, NULL))
+    return;
+  socket = lookup_socket (self, sid);
+  if (socket != NULL)
+    engine_io_socket_poll_gone_unanswered (socket);
+}
+
+void
 engine_io_server_request_finished (EngineIOServer  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)

@@ -39,6 +39,10 @@ void            engine_io_socket_end_post            (EngineIOSocket    *self,
                                                       EngineIORequest   *req);
 void            engine_io_socket_poll_client_gone    (EngineIOSocket    *self,
                                                       EngineIORequest   *req);
+/* Serving thread: a poll for this session came from a client that had
+ * already closed its connection; it is not answered. Closes a polling
+ * session (`transport close`). */
+void            engine_io_socket_poll_gone_unanswered (EngineIOSocket   *self);
 void            engine_io_socket_request_finished    (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       gboolean           completed);

@@ -2163,6 +2163,22 @@ engine_io_socket_poll_client_gone (EngineIOSocket  *self,
 }
 
 void
+engine_io_socket_poll_gone_unanswered (EngineIOSocket *self)
+{
+  gboolean close;
+
+  g_async_queue_lock (self->outbound);
+  close = self->state == STATE_OPEN && !self->upgrading &&
+          g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  g_async_queue_unlock (self->outbound);
+
+  g_debug ("socket %s: a poll came from a client that had closed its connection", self->id);
+  if (close)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE,
+                                        POLL_GONE_DESCRIPTION);
+}
+
+void
 engine_io_socket_request_finished (EngineIOSocket  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)

@@ -14,6 +14,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -218,6 +221,54 @@ test_poll_delivered (Fixture       *f,
   g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
   g_assert_true (rel_poll_echo (poll, "still open", REL_WAIT_MS, &error));
   g_assert_no_error (error);
+}
+
+static void
+test_poll_gone_before_answer (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  TestRecorder *recorder = f->recorder;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *sid = NULL;
+  g_autofree char *request = NULL;
+  g_autofree char *name = NULL;
+  gint reason;
+  int one = 1;
+  int fd;
+
+  g_test_summary ("A message is queued, and a client sends a GET poll and closes the "
+                  "connection with it (FIN): the poll is not answered into the closed "
+                  "connection with the message reported flushed; the send callback says "
+                  "FALSE and the session closes with “transport close”, as for a waiting "
+                  "poll whose client goes");
+
+  poll = open_polling (f);
+  sid = g_strdup (poll->sid);
+  socket = engine_io_server_lookup_socket (f->rs->server, sid);
+  g_assert_nonnull (socket);
+  /* No poll waits: the message stays queued for the next one. */
+  g_assert_true (engine_io_socket_send_text_full (socket, "never read", flush_cb, recorder,
+                                                  NULL, &error));
+  g_assert_no_error (error);
+
+  /* The request and the FIN in one segment (corked), so the server sees
+   * both before it handles the request. */
+  fd = rel_tcp_connect (f->port);
+  g_assert_cmpint (fd, >=, 0);
+  setsockopt (fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+  request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
+  g_assert_true (rel_tcp_send (fd, request, strlen (request)));
+  shutdown (fd, SHUT_WR);
+  close (fd);
+
+  g_assert_true (test_recorder_wait_count (recorder, "flushed=", 1, PROMPT_MS));
+  g_assert_cmpint (test_recorder_index (recorder, "flushed=0"), ==, 0);
+  reason = rel_server_wait_reason (f->rs, sid, PROMPT_MS);
+  name = reason_name (reason);
+  g_assert_cmpstr (name, ==, "transport close");
+  g_assert_cmpuint (test_recorder_count (recorder, "flushed="), ==, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -562,6 +613,7 @@ main (int   argc,
   ADD ("poll-gone/idle", test_poll_gone_idle);
   ADD ("poll-gone/send", test_poll_gone_send);
   ADD ("poll-gone/control-delivered", test_poll_delivered);
+  ADD ("poll-gone/before-answer", test_poll_gone_before_answer);
   ADD ("post/chunked-too-large", test_chunked_too_large);
   ADD ("framing", test_framing);
   ADD ("query-nul", test_query_nul);

@@ -1350,6 +1350,24 @@ header_is_clean (const char *value)
   return TRUE;
 }
 
+/* While the server closes, its sessions still take requests (with a sid):
+ * a polling session closed with something left to deliver waits for its
+ * client's next poll (it lingers), which gets what was queued, then `1`;
+ * other requests for a closing session are refused by the session. */
+static gboolean
+server_is_closing_sessions (EngineIOServer  *self,
+                            EngineIORequest *req)
+{
+  gboolean closing;
+
+  if (!g_hash_table_contains (req->query, "sid"))
+    return FALSE;
+  g_mutex_lock (&self->lock);
+  closing = self->closing && !self->closed && self->config != NULL;
+  g_mutex_unlock (&self->lock);
+  return closing;
+}
+
 gboolean
 engine_io_server_request_begin (EngineIOServer  *self,
                                 EngineIORequest *req)
@@ -1360,7 +1378,7 @@ engine_io_server_request_begin (EngineIOServer  *self,
   const char *sid;
   EngineIOTransportType transport;
 
-  if (!server_ensure_started (self, NULL))
+  if (!server_ensure_started (self, NULL) && !server_is_closing_sessions (self, req))
     {
       /* The same answer as a handshake gets while the server closes. */
       respond_status_json (NULL, req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
@@ -1887,9 +1905,10 @@ server_begin_close (EngineIOServer *self)
   /* No MHD_quiesce_daemon(): with a worker pool on epoll, libmicrohttpd
    * 0.9.75 can abort in it ("Failed to remove listen FD from epoll set")
    * when a worker toggles the listen socket at the same time. New
-   * requests during the close are answered 503 {"code":4,"message":
-   * "Server shutting down"} (or 400 for a session already forgotten)
-   * until the daemon stops. */
+   * handshakes during the close are answered 503 {"code":4,"message":
+   * "Server shutting down"} until the daemon stops; requests for a
+   * session go to it (a lingering session's last poll takes what was
+   * queued), 400 once it is forgotten. */
 
   /* Each close is an event for the session's context: never re-entrant,
    * so this is safe from the sessions' own handlers. */

@@ -583,6 +583,54 @@ test_close_async_from_app (Fixture       *f,
   g_assert_true (test_port_refuses (f->port));
 }
 
+static void
+on_last_words_sent (EngineIOSocket *socket,
+                    gboolean        flushed,
+                    gpointer        user_data)
+{
+  g_atomic_int_set ((int *) user_data, flushed ? 1 : 2);
+}
+
+static void
+test_close_lingering_poll (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestResponse) last = NULL;
+  g_autoptr(GError) error = NULL;
+  int sent = 0;  /* (atomic) 0: no callback yet, 1: flushed, 2: not flushed */
+
+  g_test_summary ("The server closes while a polling session has a message queued and no "
+                  "poll waiting: the client's next poll (within the linger) gets the message "
+                  "then “1”, not 503, and the send callback says TRUE");
+  test_require (f->port != 0);
+
+  poll = open_poll (f);
+  test_require (poll != NULL);
+  socket = engine_io_server_lookup_socket (f->server, poll->sid);
+  test_require (socket != NULL);
+  g_assert_true (engine_io_socket_send_text_full (socket, "last words", on_last_words_sent,
+                                                  &sent, NULL, &error));
+  g_assert_no_error (error);
+
+  engine_io_server_close_async (f->server, NULL, on_close_finished, f);
+  last = test_http_request (poll->http, "GET", poll->target, NULL, NULL, -1, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (last != NULL);
+  if (last->status != 200 || !test_response_body_equal (last, TEST_S ("4last words\x1e" "1")))
+    {
+      g_autofree char *text = test_response_text (last);
+      g_test_fail_printf ("the last poll got %u “%s”, not 200 “4last words␞1”", last->status, text);
+    }
+
+  g_assert_true (iterate_until (closed_fired, f, 10000));
+  g_assert_cmpint (g_atomic_int_get (&sent), ==, 1);
+  g_mutex_lock (&f->lock);
+  g_assert_true (f->closed_ok);
+  g_mutex_unlock (&f->lock);
+}
+
 /* ------------------------------------------------------------------ */
 /* User data read from other threads                                    */
 /* ------------------------------------------------------------------ */
@@ -921,6 +969,7 @@ main (int   argc,
   ADD ("close-from-handler/polling-callback-context", test_close_from_handler, &poll_context);
   ADD ("close-async/from-app", test_close_async_from_app, &poll_threads);
   ADD ("close-async/from-app-callback-context", test_close_async_from_app, &poll_context);
+  ADD ("close-async/lingering-poll", test_close_lingering_poll, &poll_threads);
   ADD ("user-data/stress", test_user_data_stress, NULL);
   ADD ("polling/client-close-packet", test_client_close_packet, NULL);
   ADD ("echo-tool", test_echo_tool, NULL);

@@ -97,6 +97,10 @@ struct _EngineIOSocket
                                            * send items wait for the end of the request */
   int                      transport;     /* (atomic) EngineIOTransportType */
   guint64                  queued_bytes;  /* (lock) real bytes in @outbound (item_size()) */
+  guint64                  inflight_bytes;/* (lock) real bytes taken by poll responses not
+                                           * yet written (a client that does not read
+                                           * them must not move the queue out of the
+                                           * mark's sight); counted with @queued_bytes */
   guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
   guint                    inbound_packets; /* (lock) EVENT_PACKETs in @inbound */
   guint64                  received_bytes;/* (lock) real bytes in @received */
@@ -319,7 +323,7 @@ input_over_locked (EngineIOSocket *self,
 {
   guint64 send_mark = self->config->send_queue_high_water;
   guint64 receive_mark = self->config->receive_queue_high_water;
-  guint64 out = self->queued_bytes + self->inbound_bytes;
+  guint64 out = self->queued_bytes + self->inflight_bytes + self->inbound_bytes;
   guint64 in = self->received_bytes + self->inbound_bytes;
 
   if (send_mark > 0 && out >= (paused ? send_mark / 2 : send_mark))
@@ -465,6 +469,27 @@ attach_flush_items_locked (EngineIOSocket  *self,
   g_ptr_array_add (self->inflight, req);
 }
 
+/* Called with the lock held: takes what a poll response carries out of
+ * the queue (as take_outbound_locked()), and counts it against the send
+ * mark until @req ends (engine_io_socket_request_finished()): a response
+ * is held whole until it is written, and a client that never reads its
+ * polls (on new connections each time) would otherwise move the queue into
+ * memory no mark sees. */
+static GPtrArray *
+take_for_poll_locked (EngineIOSocket   *self,
+                      EngineIORequest  *req,
+                      guint             max_items,
+                      GPtrArray       **notify_out)
+{
+  guint64 before = self->queued_bytes;
+  GPtrArray *packets = take_outbound_locked (self, 0, max_items, notify_out);
+  guint64 taken = before > self->queued_bytes ? before - self->queued_bytes : 0;
+
+  req->inflight_bytes += taken;
+  self->inflight_bytes += taken;
+  return packets;
+}
+
 /* Called with the lock held; returns the request to resume (outside the
  * lock), if the transport needs waking to carry what was queued. */
 static EngineIORequest *
@@ -526,7 +551,7 @@ socket_enqueue (EngineIOSocket       *self,
    * and to v3 pongs (the client's pings make those). The open packet and
    * our pings are queued anyway: one per session, one per ping interval. */
   if (self->config->send_queue_high_water > 0 &&
-      self->queued_bytes + size > self->config->send_queue_high_water &&
+      self->queued_bytes + self->inflight_bytes + size > self->config->send_queue_high_water &&
       (type == ENGINE_IO_PACKET_MESSAGE || type == ENGINE_IO_PACKET_PONG))
     {
       switch (self->config->backpressure)
@@ -1729,7 +1754,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       req->socket = g_object_ref (self);
       req->carried_packets = TRUE;
       req->finishes_close = TRUE;
-      packets = take_outbound_locked (self, 0, 0, &items);
+      packets = take_for_poll_locked (self, req, 0, &items);
       attach_flush_items_locked (self, req, items);
       g_async_queue_unlock (self->outbound);
       engine_io_core_respond_packets (self->config, req, self->version,
@@ -1770,7 +1795,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
   if (g_async_queue_length_unlocked (self->outbound) > 0)
     {
       GPtrArray *items = NULL;
-      packets = take_outbound_locked (self, 0, POLL_MAX_PACKETS, &items);
+      packets = take_for_poll_locked (self, req, POLL_MAX_PACKETS, &items);
       attach_flush_items_locked (self, req, items);
       g_async_queue_unlock (self->outbound);
       req->carried_packets = TRUE;
@@ -1808,7 +1833,7 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
   closing = self->state == STATE_CLOSING;
   /* Closing: this is the last poll, it takes everything, and the session
    * ends with its response. */
-  packets = take_outbound_locked (self, 0, closing ? 0 : POLL_MAX_PACKETS, &items);
+  packets = take_for_poll_locked (self, req, closing ? 0 : POLL_MAX_PACKETS, &items);
   attach_flush_items_locked (self, req, items);
   req->finishes_close = closing;
   g_async_queue_unlock (self->outbound);
@@ -2194,6 +2219,15 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
       if (self->held_post == req)
         self->held_post = NULL;
       post_payload = post_done_locked (self);
+    }
+  if (req->inflight_bytes > 0)
+    {
+      /* Written (or failed): no longer held for the client. Reading may
+       * resume (the session context decides). */
+      self->inflight_bytes -= MIN (self->inflight_bytes, req->inflight_bytes);
+      req->inflight_bytes = 0;
+      if (self->input_paused && self->state != STATE_CLOSED)
+        schedule_drain_locked (self);
     }
   if (req->flush_items != NULL)
     {

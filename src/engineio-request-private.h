@@ -83,9 +83,8 @@ struct _EngineIORequest
   GPtrArray           *flush_items;     /* (socket lock) the send items this poll
                                          * response carries: their callbacks learn at
                                          * the end of the request whether it was written */
-  guint64              inflight_bytes;  /* (socket lock) what this poll response took
-                                         * from the send queue (its real bytes), counted
-                                         * against the send mark until the request ends */
+  gboolean             inflight;        /* (socket lock) a poll response carrying packets,
+                                         * not yet reported written (see take_for_poll_locked()) */
   gboolean             finishes_close;  /* the last poll of a closing session: the
                                          * session ends when this response is done */
   /* A response prepared by whoever resumed the request (admission job,

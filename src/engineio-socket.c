@@ -97,10 +97,10 @@ struct _EngineIOSocket
                                            * send items wait for the end of the request */
   int                      transport;     /* (atomic) EngineIOTransportType */
   guint64                  queued_bytes;  /* (lock) real bytes in @outbound (item_size()) */
-  guint64                  inflight_bytes;/* (lock) real bytes taken by poll responses not
-                                           * yet written (a client that does not read
-                                           * them must not move the queue out of the
-                                           * mark's sight); counted with @queued_bytes */
+  guint                    inflight_polls;/* (lock) poll responses carrying packets not yet
+                                           * reported written: while there is one, an
+                                           * open session takes nothing more out of its
+                                           * queue (see take_for_poll_locked()) */
   guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
   guint                    inbound_packets; /* (lock) EVENT_PACKETs in @inbound */
   guint64                  received_bytes;/* (lock) real bytes in @received */
@@ -323,7 +323,7 @@ input_over_locked (EngineIOSocket *self,
 {
   guint64 send_mark = self->config->send_queue_high_water;
   guint64 receive_mark = self->config->receive_queue_high_water;
-  guint64 out = self->queued_bytes + self->inflight_bytes + self->inbound_bytes;
+  guint64 out = self->queued_bytes + self->inbound_bytes;
   guint64 in = self->received_bytes + self->inbound_bytes;
 
   if (send_mark > 0 && out >= (paused ? send_mark / 2 : send_mark))
@@ -470,23 +470,27 @@ attach_flush_items_locked (EngineIOSocket  *self,
 }
 
 /* Called with the lock held: takes what a poll response carries out of
- * the queue (as take_outbound_locked()), and counts it against the send
- * mark until @req ends (engine_io_socket_request_finished()): a response
- * is held whole until it is written, and a client that never reads its
- * polls (on new connections each time) would otherwise move the queue into
- * memory no mark sees. */
+ * the queue (as take_outbound_locked()). A response is held whole until
+ * libmicrohttpd has written it, outside the queue and its mark, so while
+ * one is being written an open session answers no other poll with packets
+ * (the next poll waits, and takes them once the first is reported written,
+ * engine_io_socket_request_finished()): a client that polls on new
+ * connections and never reads cannot move the queue, again and again, into
+ * responses nobody counts. An honest client polls again only once it has
+ * read the previous response. */
 static GPtrArray *
 take_for_poll_locked (EngineIOSocket   *self,
                       EngineIORequest  *req,
                       guint             max_items,
                       GPtrArray       **notify_out)
 {
-  guint64 before = self->queued_bytes;
   GPtrArray *packets = take_outbound_locked (self, 0, max_items, notify_out);
-  guint64 taken = before > self->queued_bytes ? before - self->queued_bytes : 0;
 
-  req->inflight_bytes += taken;
-  self->inflight_bytes += taken;
+  if (packets->len > 0 && !req->inflight)
+    {
+      req->inflight = TRUE;
+      self->inflight_polls++;
+    }
   return packets;
 }
 
@@ -505,7 +509,9 @@ kick_transport_locked (EngineIOSocket *self)
       return NULL;
     }
 
-  if (req != NULL && req->suspended && !self->upgrading)
+  /* Not while another poll response is being written, but to close. */
+  if (req != NULL && req->suspended && !self->upgrading &&
+      (self->inflight_polls == 0 || self->state != STATE_OPEN))
     {
       req->suspended = FALSE;
       return req;
@@ -551,7 +557,7 @@ socket_enqueue (EngineIOSocket       *self,
    * and to v3 pongs (the client's pings make those). The open packet and
    * our pings are queued anyway: one per session, one per ping interval. */
   if (self->config->send_queue_high_water > 0 &&
-      self->queued_bytes + self->inflight_bytes + size > self->config->send_queue_high_water &&
+      self->queued_bytes + size > self->config->send_queue_high_water &&
       (type == ENGINE_IO_PACKET_MESSAGE || type == ENGINE_IO_PACKET_PONG))
     {
       switch (self->config->backpressure)
@@ -1792,7 +1798,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       return;
     }
 
-  if (g_async_queue_length_unlocked (self->outbound) > 0)
+  if (g_async_queue_length_unlocked (self->outbound) > 0 && self->inflight_polls == 0)
     {
       GPtrArray *items = NULL;
       packets = take_for_poll_locked (self, req, POLL_MAX_PACKETS, &items);
@@ -2209,6 +2215,7 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
                                    gboolean         completed)
 {
   g_autoptr(GBytes) post_payload = NULL;
+  EngineIORequest *resume = NULL;
   gboolean vanished = FALSE;
 
   g_async_queue_lock (self->outbound);
@@ -2220,14 +2227,15 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
         self->held_post = NULL;
       post_payload = post_done_locked (self);
     }
-  if (req->inflight_bytes > 0)
+  if (req->inflight)
     {
-      /* Written (or failed): no longer held for the client. Reading may
-       * resume (the session context decides). */
-      self->inflight_bytes -= MIN (self->inflight_bytes, req->inflight_bytes);
-      req->inflight_bytes = 0;
-      if (self->input_paused && self->state != STATE_CLOSED)
-        schedule_drain_locked (self);
+      /* Written (or failed): a poll that waits meanwhile takes what is
+       * queued now. */
+      req->inflight = FALSE;
+      self->inflight_polls -= MIN (self->inflight_polls, 1);
+      if (self->inflight_polls == 0 && self->state == STATE_OPEN &&
+          g_async_queue_length_unlocked (self->outbound) > 0)
+        resume = kick_transport_locked (self);
     }
   if (req->flush_items != NULL)
     {
@@ -2259,6 +2267,8 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
     }
   g_async_queue_unlock (self->outbound);
 
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
   if (req->carried_packets && !completed)
     engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
                                         "the connection failed while sending a poll response");

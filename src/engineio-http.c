@@ -43,6 +43,7 @@ typedef struct
   gboolean               want_body;
   gboolean               deferred;    /* not a POST: begin at the final call */
   gboolean               too_large;
+  guint64                dropped;     /* body bytes read and dropped after too_large */
   gboolean               responded;
   int                    resumed;     /* (atomic) set by resume() */
 } HttpRequest;
@@ -543,6 +544,10 @@ respond_plain (struct MHD_Connection *connection,
   return ret;
 }
 
+/* What a POST body may go on past max-payload (chunked, so not refused
+ * at its head) before its connection is closed instead of answered 413. */
+#define MAX_DROPPED_BODY (1024 * 1024)
+
 /* @daemon: NULL when mounted in an application's daemon. */
 static enum MHD_Result
 handle_request (EngineIOServer         *server,
@@ -607,6 +612,20 @@ handle_request (EngineIOServer         *server,
             }
           else
             g_byte_array_append (hr->body, (const guint8 *) upload_data, *upload_data_size);
+        }
+      else if (hr->too_large)
+        {
+          /* A chunked body over max-payload is read to its end for its
+           * 413 (libmicrohttpd takes a response only then), but not
+           * without end: past MAX_DROPPED_BODY more, the connection is
+           * closed instead (the POST fails; the session goes on). */
+          hr->dropped += *upload_data_size;
+          if (hr->dropped > MAX_DROPPED_BODY)
+            {
+              g_debug ("http: closing a connection whose body goes on past max-payload");
+              *upload_data_size = 0;
+              return MHD_NO;
+            }
         }
       *upload_data_size = 0;
       return MHD_YES;

@@ -307,6 +307,50 @@ test_chunked_too_large (Fixture       *f,
   g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
 }
 
+#define ENDLESS_TOTAL (32 * 1024 * 1024)
+
+static void
+test_chunked_endless (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GString) chunk = g_string_new (NULL);
+  g_autofree char *head = NULL;
+  struct timeval timeout = { .tv_sec = 5 };
+  gsize sent = 0;
+  int fd;
+
+  g_test_summary ("A chunked POST that goes on and on past max-payload: the server does not "
+                  "read and drop it for as long as the client sends (it swallowed 66 GB in "
+                  "30 s before); it closes the connection a little past max-payload, and the "
+                  "session goes on");
+
+  poll = open_polling (f);
+  fd = rel_tcp_connect (f->port);
+  g_assert_cmpint (fd, >=, 0);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                          poll->target);
+  g_assert_true (rel_tcp_send (fd, head, strlen (head)));
+  g_string_append (chunk, "10000\r\n4");
+  while (chunk->len < 7 + 0x10000)
+    g_string_append_c (chunk, 'x');
+  g_string_append (chunk, "\r\n");
+  while (sent < ENDLESS_TOTAL && rel_tcp_send (fd, chunk->str, chunk->len))
+    sent += chunk->len;
+  g_test_message ("the server took %" G_GSIZE_FORMAT " bytes of the body", sent);
+  g_assert_cmpuint (sent, <, ENDLESS_TOTAL);
+  rel_tcp_reset (fd);
+
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (rel_poll_echo (poll, "after the endless body", REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
 /* ------------------------------------------------------------------ */
 /* Request framing (RFC 9112 §6)                                        */
 /* ------------------------------------------------------------------ */
@@ -615,6 +659,7 @@ main (int   argc,
   ADD ("poll-gone/control-delivered", test_poll_delivered);
   ADD ("poll-gone/before-answer", test_poll_gone_before_answer);
   ADD ("post/chunked-too-large", test_chunked_too_large);
+  ADD ("post/chunked-endless", test_chunked_endless);
   ADD ("framing", test_framing);
   ADD ("query-nul", test_query_nul);
 #undef ADD

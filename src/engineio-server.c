@@ -1921,6 +1921,35 @@ server_begin_close (EngineIOServer *self)
 
 static void close_task_complete (GTask *task);
 
+static gboolean
+none_suspended_locked (EngineIOServer *self)
+{
+  return g_atomic_int_get (&self->suspended) == 0;
+}
+
+/* Answers the waiting polls and held POSTs of the sessions still open
+ * (503, server shutting down); they are finished by their serving
+ * threads, and their sessions end whenever their context runs again. */
+static void
+release_suspended_requests (EngineIOServer *self)
+{
+  g_autoptr(GPtrArray) sockets = engine_io_server_get_sockets (self);
+
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      g_autoptr(GPtrArray) taken = engine_io_socket_take_suspended (g_ptr_array_index (sockets, i));
+
+      for (guint j = 0; j < taken->len; j++)
+        {
+          EngineIORequest *req = g_ptr_array_index (taken, j);
+
+          if (req->prepared_body == NULL)
+            prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+          engine_io_core_request_resume (req);
+        }
+    }
+}
+
 /* Waits for the sessions to end (up to 10 seconds), stops the daemon and
  * every thread of the pool, then marks the server closed and completes
  * the engine_io_server_close_async() calls. Only where may_wait_here()
@@ -1935,8 +1964,19 @@ server_finish_close (EngineIOServer *self,
 
   g_mutex_lock (&self->lock);
   if (!wait_locked (self, sessions_gone_locked, deadline, iterate_external))
-    g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
-               self->live_sessions, self->pending_handshakes, g_atomic_int_get (&self->suspended));
+    {
+      g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
+                 self->live_sessions, self->pending_handshakes, g_atomic_int_get (&self->suspended));
+      /* libmicrohttpd aborts the process when it is stopped with a
+       * suspended connection: the polls and POSTs of sessions that did
+       * not end (their context is blocked) are answered now. */
+      g_mutex_unlock (&self->lock);
+      release_suspended_requests (self);
+      g_mutex_lock (&self->lock);
+      deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+      if (!wait_locked (self, none_suspended_locked, deadline, iterate_external))
+        g_warning ("Server close: %u requests still suspended", g_atomic_int_get (&self->suspended));
+    }
   /* Let the last responses (the `1`s) be written; a request still
    * uploading its body is given a moment, not more. */
   deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;

@@ -55,6 +55,12 @@ gboolean        engine_io_socket_resume_gone_poll    (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       gsize              serial);
 
+/* Any thread (a server close that waited too long): takes the session's
+ * waiting poll and held POST, if suspended, out of its hands (nobody else
+ * resumes them then) and returns them (0 to 2) for the caller to answer
+ * and resume. */
+GPtrArray      *engine_io_socket_take_suspended      (EngineIOSocket    *self);
+
 /* Serving thread: may this polling session take a WebSocket? */
 gboolean        engine_io_socket_begin_upgrade       (EngineIOSocket    *self);
 

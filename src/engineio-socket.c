@@ -2277,6 +2277,31 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
                                         POLL_GONE_DESCRIPTION);
 }
 
+GPtrArray *
+engine_io_socket_take_suspended (EngineIOSocket *self)
+{
+  GPtrArray *taken = g_ptr_array_new ();
+
+  g_async_queue_lock (self->outbound);
+  /* Whoever resumes a request clears its suspended flag under this lock
+   * first: cleared here, no one else resumes these. The poll stays our
+   * active_get (and the POST our active_post) until it is finished. */
+  if (self->active_get != NULL && self->active_get->suspended)
+    {
+      self->active_get->suspended = FALSE;
+      g_ptr_array_add (taken, self->active_get);
+    }
+  if (self->held_post != NULL)
+    {
+      EngineIORequest *post = g_steal_pointer (&self->held_post);
+
+      post->suspended = FALSE;
+      g_ptr_array_add (taken, post);
+    }
+  g_async_queue_unlock (self->outbound);
+  return taken;
+}
+
 gboolean
 engine_io_socket_begin_upgrade (EngineIOSocket *self)
 {

@@ -43,6 +43,7 @@ typedef struct
   gboolean               want_body;
   gboolean               deferred;    /* not a POST: begin at the final call */
   gboolean               too_large;
+  guint64                dropped;     /* body bytes read and dropped after too_large */
   gboolean               responded;
   int                    resumed;     /* (atomic) set by resume() */
 } HttpRequest;
@@ -543,6 +544,10 @@ respond_plain (struct MHD_Connection *connection,
   return ret;
 }
 
+/* What a POST body may go on past max-payload (chunked, so not refused
+ * at its head) before its connection is closed instead of answered 413. */
+#define MAX_DROPPED_BODY (1024 * 1024)
+
 /* @daemon: NULL when mounted in an application's daemon. */
 static enum MHD_Result
 handle_request (EngineIOServer         *server,
@@ -608,6 +613,20 @@ handle_request (EngineIOServer         *server,
           else
             g_byte_array_append (hr->body, (const guint8 *) upload_data, *upload_data_size);
         }
+      else if (hr->too_large)
+        {
+          /* A chunked body over max-payload is read to its end for its
+           * 413 (libmicrohttpd takes a response only then), but not
+           * without end: past MAX_DROPPED_BODY more, the connection is
+           * closed instead (the POST fails; the session goes on). */
+          hr->dropped += *upload_data_size;
+          if (hr->dropped > MAX_DROPPED_BODY)
+            {
+              g_debug ("http: closing a connection whose body goes on past max-payload");
+              *upload_data_size = 0;
+              return MHD_NO;
+            }
+        }
       *upload_data_size = 0;
       return MHD_YES;
     }
@@ -634,6 +653,20 @@ handle_request (EngineIOServer         *server,
   if (hr->deferred)
     {
       hr->deferred = FALSE;
+      /* A poll whose client closed the connection before it was handled
+       * (the FIN came with the request): answered now, it would carry
+       * queued messages into the closed connection, and libmicrohttpd
+       * would report them written. No answer, as for a waiting poll whose
+       * client goes: its session ends (`transport close`) and what was
+       * queued is reported not flushed. */
+      if (strcmp (method, MHD_HTTP_METHOD_GET) == 0 &&
+          g_hash_table_contains (hr->base.query, "sid") &&
+          connection_closed_by_peer (connection))
+        {
+          engine_io_server_request_gone_unanswered (server, &hr->base);
+          hr->responded = TRUE;
+          return MHD_NO;  /* libmicrohttpd closes the connection */
+        }
       if (engine_io_server_request_begin (server, &hr->base))
         {
           /* Only POSTs read a body, and they began at their headers. */

@@ -83,6 +83,8 @@ struct _EngineIORequest
   GPtrArray           *flush_items;     /* (socket lock) the send items this poll
                                          * response carries: their callbacks learn at
                                          * the end of the request whether it was written */
+  gboolean             inflight;        /* (socket lock) a poll response carrying packets,
+                                         * not yet reported written (see take_for_poll_locked()) */
   gboolean             finishes_close;  /* the last poll of a closing session: the
                                          * session ends when this response is done */
   gboolean             reject_ws;       /* an upgrade answered 101 only to close the

@@ -67,6 +67,11 @@ void     engine_io_server_request_resumed   (EngineIOServer  *self,
  * the connection without a response. */
 void     engine_io_server_request_client_gone (EngineIOServer  *self,
                                                EngineIORequest *req);
+/* A poll (a GET with a sid) whose client closed the connection before it
+ * was begun: the adapter answers nothing and closes the connection; the
+ * polling session it was for ends (`transport close`). */
+void     engine_io_server_request_gone_unanswered (EngineIOServer  *self,
+                                                   EngineIORequest *req);
 void     engine_io_server_request_finished  (EngineIOServer  *self,
                                              EngineIORequest *req,
                                              gboolean         completed);

@@ -1351,6 +1351,24 @@ header_is_clean (const char *value)
   return TRUE;
 }
 
+/* While the server closes, its sessions still take requests (with a sid):
+ * a polling session closed with something left to deliver waits for its
+ * client's next poll (it lingers), which gets what was queued, then `1`;
+ * other requests for a closing session are refused by the session. */
+static gboolean
+server_is_closing_sessions (EngineIOServer  *self,
+                            EngineIORequest *req)
+{
+  gboolean closing;
+
+  if (!g_hash_table_contains (req->query, "sid"))
+    return FALSE;
+  g_mutex_lock (&self->lock);
+  closing = self->closing && !self->closed && self->config != NULL;
+  g_mutex_unlock (&self->lock);
+  return closing;
+}
+
 gboolean
 engine_io_server_request_begin (EngineIOServer  *self,
                                 EngineIORequest *req)
@@ -1361,7 +1379,7 @@ engine_io_server_request_begin (EngineIOServer  *self,
   const char *sid;
   EngineIOTransportType transport;
 
-  if (!server_ensure_started (self, NULL))
+  if (!server_ensure_started (self, NULL) && !server_is_closing_sessions (self, req))
     {
       /* The same answer as a handshake gets while the server closes. */
       respond_status_json (NULL, req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
@@ -1555,6 +1573,22 @@ engine_io_server_request_client_gone (EngineIOServer  *self,
   request_unsuspend (self, req);
   if (req->kind == ENGINE_IO_REQUEST_POLL && req->socket != NULL && req->prepared_body == NULL)
     engine_io_socket_poll_client_gone (req->socket, req);
+}
+
+void
+engine_io_server_request_gone_unanswered (EngineIOServer  *self,
+                                          EngineIORequest *req)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  const char *sid = g_hash_table_lookup (req->query, "sid");
+
+  if (sid == NULL || req->malformed ||
+      g_strcmp0 (g_hash_table_lookup (req->query, "transport"), "polling") != 0 ||
+      !server_ensure_started (self, NULL))
+    return;
+  socket = lookup_socket (self, sid);
+  if (socket != NULL)
+    engine_io_socket_poll_gone_unanswered (socket);
 }
 
 void
@@ -1874,9 +1908,10 @@ server_begin_close (EngineIOServer *self)
   /* No MHD_quiesce_daemon(): with a worker pool on epoll, libmicrohttpd
    * 0.9.75 can abort in it ("Failed to remove listen FD from epoll set")
    * when a worker toggles the listen socket at the same time. New
-   * requests during the close are answered 503 {"code":4,"message":
-   * "Server shutting down"} (or 400 for a session already forgotten)
-   * until the daemon stops. */
+   * handshakes during the close are answered 503 {"code":4,"message":
+   * "Server shutting down"} until the daemon stops; requests for a
+   * session go to it (a lingering session's last poll takes what was
+   * queued), 400 once it is forgotten. */
 
   /* Each close is an event for the session's context: never re-entrant,
    * so this is safe from the sessions' own handlers. */
@@ -1888,6 +1923,35 @@ server_begin_close (EngineIOServer *self)
 }
 
 static void close_task_complete (GTask *task);
+
+static gboolean
+none_suspended_locked (EngineIOServer *self)
+{
+  return g_atomic_int_get (&self->suspended) == 0;
+}
+
+/* Answers the waiting polls and held POSTs of the sessions still open
+ * (503, server shutting down); they are finished by their serving
+ * threads, and their sessions end whenever their context runs again. */
+static void
+release_suspended_requests (EngineIOServer *self)
+{
+  g_autoptr(GPtrArray) sockets = engine_io_server_get_sockets (self);
+
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      g_autoptr(GPtrArray) taken = engine_io_socket_take_suspended (g_ptr_array_index (sockets, i));
+
+      for (guint j = 0; j < taken->len; j++)
+        {
+          EngineIORequest *req = g_ptr_array_index (taken, j);
+
+          if (req->prepared_body == NULL)
+            prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+          engine_io_core_request_resume (req);
+        }
+    }
+}
 
 /* Waits for the sessions to end (up to 10 seconds), stops the daemon and
  * every thread of the pool, then marks the server closed and completes
@@ -1903,8 +1967,19 @@ server_finish_close (EngineIOServer *self,
 
   g_mutex_lock (&self->lock);
   if (!wait_locked (self, sessions_gone_locked, deadline, iterate_external))
-    g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
-               self->live_sessions, self->pending_handshakes, g_atomic_int_get (&self->suspended));
+    {
+      g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
+                 self->live_sessions, self->pending_handshakes, g_atomic_int_get (&self->suspended));
+      /* libmicrohttpd aborts the process when it is stopped with a
+       * suspended connection: the polls and POSTs of sessions that did
+       * not end (their context is blocked) are answered now. */
+      g_mutex_unlock (&self->lock);
+      release_suspended_requests (self);
+      g_mutex_lock (&self->lock);
+      deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+      if (!wait_locked (self, none_suspended_locked, deadline, iterate_external))
+        g_warning ("Server close: %u requests still suspended", g_atomic_int_get (&self->suspended));
+    }
   /* Let the last responses (the `1`s) be written; a request still
    * uploading its body is given a moment, not more. */
   deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;

@@ -39,6 +39,10 @@ void            engine_io_socket_end_post            (EngineIOSocket    *self,
                                                       EngineIORequest   *req);
 void            engine_io_socket_poll_client_gone    (EngineIOSocket    *self,
                                                       EngineIORequest   *req);
+/* Serving thread: a poll for this session came from a client that had
+ * already closed its connection; it is not answered. Closes a polling
+ * session (`transport close`). */
+void            engine_io_socket_poll_gone_unanswered (EngineIOSocket   *self);
 void            engine_io_socket_request_finished    (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       gboolean           completed);
@@ -50,6 +54,12 @@ void            engine_io_socket_request_finished    (EngineIOSocket    *self,
 gboolean        engine_io_socket_resume_gone_poll    (EngineIOSocket    *self,
                                                       EngineIORequest   *req,
                                                       gsize              serial);
+
+/* Any thread (a server close that waited too long): takes the session's
+ * waiting poll and held POST, if suspended, out of its hands (nobody else
+ * resumes them then) and returns them (0 to 2) for the caller to answer
+ * and resume. */
+GPtrArray      *engine_io_socket_take_suspended      (EngineIOSocket    *self);
 
 /* Serving thread: is a WebSocket request for this session answered 101?
  * *@out_reject: yes, but only to be closed at once (the session has a

@@ -99,6 +99,10 @@ struct _EngineIOSocket
                                            * send items wait for the end of the request */
   int                      transport;     /* (atomic) EngineIOTransportType */
   guint64                  queued_bytes;  /* (lock) real bytes in @outbound (item_size()) */
+  guint                    inflight_polls;/* (lock) poll responses carrying packets not yet
+                                           * reported written: while there is one, an
+                                           * open session takes nothing more out of its
+                                           * queue (see take_for_poll_locked()) */
   guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
   guint                    inbound_packets; /* (lock) EVENT_PACKETs in @inbound */
   guint64                  received_bytes;/* (lock) real bytes in @received */
@@ -470,6 +474,31 @@ attach_flush_items_locked (EngineIOSocket  *self,
   g_ptr_array_add (self->inflight, req);
 }
 
+/* Called with the lock held: takes what a poll response carries out of
+ * the queue (as take_outbound_locked()). A response is held whole until
+ * libmicrohttpd has written it, outside the queue and its mark, so while
+ * one is being written an open session answers no other poll with packets
+ * (the next poll waits, and takes them once the first is reported written,
+ * engine_io_socket_request_finished()): a client that polls on new
+ * connections and never reads cannot move the queue, again and again, into
+ * responses nobody counts. An honest client polls again only once it has
+ * read the previous response. */
+static GPtrArray *
+take_for_poll_locked (EngineIOSocket   *self,
+                      EngineIORequest  *req,
+                      guint             max_items,
+                      GPtrArray       **notify_out)
+{
+  GPtrArray *packets = take_outbound_locked (self, 0, max_items, notify_out);
+
+  if (packets->len > 0 && !req->inflight)
+    {
+      req->inflight = TRUE;
+      self->inflight_polls++;
+    }
+  return packets;
+}
+
 /* Called with the lock held; returns the request to resume (outside the
  * lock), if the transport needs waking to carry what was queued. */
 static EngineIORequest *
@@ -485,7 +514,9 @@ kick_transport_locked (EngineIOSocket *self)
       return NULL;
     }
 
-  if (req != NULL && req->suspended && !self->upgrading)
+  /* Not while another poll response is being written, but to close. */
+  if (req != NULL && req->suspended && !self->upgrading &&
+      (self->inflight_polls == 0 || self->state != STATE_OPEN))
     {
       req->suspended = FALSE;
       return req;
@@ -1915,7 +1946,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       req->socket = g_object_ref (self);
       req->carried_packets = TRUE;
       req->finishes_close = TRUE;
-      packets = take_outbound_locked (self, 0, 0, &items);
+      packets = take_for_poll_locked (self, req, 0, &items);
       attach_flush_items_locked (self, req, items);
       g_async_queue_unlock (self->outbound);
       engine_io_core_respond_packets (self->config, req, self->version,
@@ -1953,10 +1984,10 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       return;
     }
 
-  if (g_async_queue_length_unlocked (self->outbound) > 0)
+  if (g_async_queue_length_unlocked (self->outbound) > 0 && self->inflight_polls == 0)
     {
       GPtrArray *items = NULL;
-      packets = take_outbound_locked (self, 0, POLL_MAX_PACKETS, &items);
+      packets = take_for_poll_locked (self, req, POLL_MAX_PACKETS, &items);
       attach_flush_items_locked (self, req, items);
       g_async_queue_unlock (self->outbound);
       req->carried_packets = TRUE;
@@ -1994,7 +2025,7 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
   closing = self->state == STATE_CLOSING;
   /* Closing: this is the last poll, it takes everything, and the session
    * ends with its response. */
-  packets = take_outbound_locked (self, 0, closing ? 0 : POLL_MAX_PACKETS, &items);
+  packets = take_for_poll_locked (self, req, closing ? 0 : POLL_MAX_PACKETS, &items);
   attach_flush_items_locked (self, req, items);
   req->finishes_close = closing;
   g_async_queue_unlock (self->outbound);
@@ -2349,11 +2380,28 @@ engine_io_socket_poll_client_gone (EngineIOSocket  *self,
 }
 
 void
+engine_io_socket_poll_gone_unanswered (EngineIOSocket *self)
+{
+  gboolean close;
+
+  g_async_queue_lock (self->outbound);
+  close = self->state == STATE_OPEN && !self->upgrading &&
+          g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  g_async_queue_unlock (self->outbound);
+
+  g_debug ("socket %s: a poll came from a client that had closed its connection", self->id);
+  if (close)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE,
+                                        POLL_GONE_DESCRIPTION);
+}
+
+void
 engine_io_socket_request_finished (EngineIOSocket  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)
 {
   g_autoptr(GBytes) post_payload = NULL;
+  EngineIORequest *resume = NULL;
   gboolean vanished = FALSE;
 
   g_async_queue_lock (self->outbound);
@@ -2364,6 +2412,16 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
       if (self->held_post == req)
         self->held_post = NULL;
       post_payload = post_done_locked (self);
+    }
+  if (req->inflight)
+    {
+      /* Written (or failed): a poll that waits meanwhile takes what is
+       * queued now. */
+      req->inflight = FALSE;
+      self->inflight_polls -= MIN (self->inflight_polls, 1);
+      if (self->inflight_polls == 0 && self->state == STATE_OPEN &&
+          g_async_queue_length_unlocked (self->outbound) > 0)
+        resume = kick_transport_locked (self);
     }
   if (req->flush_items != NULL)
     {
@@ -2395,12 +2453,39 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
     }
   g_async_queue_unlock (self->outbound);
 
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
   if (req->carried_packets && !completed)
     engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
                                         "the connection failed while sending a poll response");
   else if (vanished)
     engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE,
                                         POLL_GONE_DESCRIPTION);
+}
+
+GPtrArray *
+engine_io_socket_take_suspended (EngineIOSocket *self)
+{
+  GPtrArray *taken = g_ptr_array_new ();
+
+  g_async_queue_lock (self->outbound);
+  /* Whoever resumes a request clears its suspended flag under this lock
+   * first: cleared here, no one else resumes these. The poll stays our
+   * active_get (and the POST our active_post) until it is finished. */
+  if (self->active_get != NULL && self->active_get->suspended)
+    {
+      self->active_get->suspended = FALSE;
+      g_ptr_array_add (taken, self->active_get);
+    }
+  if (self->held_post != NULL)
+    {
+      EngineIORequest *post = g_steal_pointer (&self->held_post);
+
+      post->suspended = FALSE;
+      g_ptr_array_add (taken, post);
+    }
+  g_async_queue_unlock (self->outbound);
+  return taken;
 }
 
 /* Whether a WebSocket request for this session is answered 101: for the

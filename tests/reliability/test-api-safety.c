@@ -583,6 +583,150 @@ test_close_async_from_app (Fixture       *f,
   g_assert_true (test_port_refuses (f->port));
 }
 
+static void
+on_last_words_sent (EngineIOSocket *socket,
+                    gboolean        flushed,
+                    gpointer        user_data)
+{
+  g_atomic_int_set ((int *) user_data, flushed ? 1 : 2);
+}
+
+static void
+test_close_lingering_poll (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestResponse) last = NULL;
+  g_autoptr(GError) error = NULL;
+  int sent = 0;  /* (atomic) 0: no callback yet, 1: flushed, 2: not flushed */
+
+  g_test_summary ("The server closes while a polling session has a message queued and no "
+                  "poll waiting: the client's next poll (within the linger) gets the message "
+                  "then “1”, not 503, and the send callback says TRUE");
+  test_require (f->port != 0);
+
+  poll = open_poll (f);
+  test_require (poll != NULL);
+  socket = engine_io_server_lookup_socket (f->server, poll->sid);
+  test_require (socket != NULL);
+  g_assert_true (engine_io_socket_send_text_full (socket, "last words", on_last_words_sent,
+                                                  &sent, NULL, &error));
+  g_assert_no_error (error);
+
+  engine_io_server_close_async (f->server, NULL, on_close_finished, f);
+  last = test_http_request (poll->http, "GET", poll->target, NULL, NULL, -1, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (last != NULL);
+  if (last->status != 200 || !test_response_body_equal (last, TEST_S ("4last words\x1e" "1")))
+    {
+      g_autofree char *text = test_response_text (last);
+      g_test_fail_printf ("the last poll got %u “%s”, not 200 “4last words␞1”", last->status, text);
+    }
+
+  g_assert_true (iterate_until (closed_fired, f, 10000));
+  g_assert_cmpint (g_atomic_int_get (&sent), ==, 1);
+  g_mutex_lock (&f->lock);
+  g_assert_true (f->closed_ok);
+  g_mutex_unlock (&f->lock);
+}
+
+/* A handler that blocks until released (at most BLOCK_MAX_US). */
+#define BLOCK_MAX_US (20 * G_USEC_PER_SEC)
+
+typedef struct
+{
+  GMutex   lock;
+  GCond    cond;
+  gboolean blocking;  /* (lock) a handler is blocked */
+  gboolean release;   /* (lock) */
+} Blocker;
+
+static void
+on_block_message (EngineIOSocket *socket,
+                  const char     *text,
+                  GBytes         *data,
+                  gpointer        user_data)
+{
+  Blocker *b = user_data;
+  gint64 deadline = g_get_monotonic_time () + BLOCK_MAX_US;
+
+  g_mutex_lock (&b->lock);
+  b->blocking = TRUE;
+  g_cond_broadcast (&b->cond);
+  while (!b->release && g_cond_wait_until (&b->cond, &b->lock, deadline))
+    ;
+  g_mutex_unlock (&b->lock);
+}
+
+static void
+on_block_connection (EngineIOServer *server,
+                     EngineIOSocket *socket,
+                     gpointer        user_data)
+{
+  g_signal_connect (socket, "message", G_CALLBACK (on_block_message), user_data);
+}
+
+static void
+test_close_blocked_session (void)
+{
+  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestResponse) answer = NULL;
+  g_autoptr(GError) error = NULL;
+  Blocker b = { 0, };
+  gint64 start;
+  guint port;
+  guint threads = test_count_threads ();
+
+  g_test_summary ("engine_io_server_close() while a session's handler blocks (longer than "
+                  "the close waits) and that session's GET poll waits: the close ends (the "
+                  "waiting poll is answered) instead of stopping libmicrohttpd with a "
+                  "suspended connection, which aborted the process");
+
+  g_mutex_init (&b.lock);
+  g_cond_init (&b.cond);
+  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (server, "connection", G_CALLBACK (on_block_connection), &b);
+  port = test_server_listen (server);
+  test_require (port != 0);
+  poll = rel_poll_open (port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+
+  g_assert_true (rel_poll_post (poll, "4block", &error));
+  g_assert_no_error (error);
+  g_mutex_lock (&b.lock);
+  while (!b.blocking)
+    g_cond_wait (&b.cond, &b.lock);
+  g_mutex_unlock (&b.lock);
+  /* A poll waits now (nothing queued), its session's thread busy. */
+  g_assert_true (rel_poll_send_get (poll, &error));
+  g_assert_no_error (error);
+  g_assert_false (test_http_wait_readable (poll->http, 300));
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  test_log_expect (G_LOG_LEVEL_WARNING, "did not end in time");
+  start = g_get_monotonic_time ();
+  engine_io_server_close (server);
+  g_test_message ("close returned after %.1f s", (g_get_monotonic_time () - start) / 1e6);
+  answer = test_http_receive (poll->http, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (answer != NULL);
+  g_assert_cmpuint (answer->status, ==, 503);
+
+  g_mutex_lock (&b.lock);
+  b.release = TRUE;
+  g_cond_broadcast (&b.cond);
+  g_mutex_unlock (&b.lock);
+  /* The session's thread ends once its handler returns. */
+  g_assert_cmpuint (test_wait_count_at_most (test_count_threads, threads, CLIENT_WAIT_MS), <=, threads);
+  g_clear_object (&server);
+  g_mutex_clear (&b.lock);
+  g_cond_clear (&b.cond);
+  test_log_check ();
+}
+
 /* ------------------------------------------------------------------ */
 /* User data read from other threads                                    */
 /* ------------------------------------------------------------------ */
@@ -921,10 +1065,12 @@ main (int   argc,
   ADD ("close-from-handler/polling-callback-context", test_close_from_handler, &poll_context);
   ADD ("close-async/from-app", test_close_async_from_app, &poll_threads);
   ADD ("close-async/from-app-callback-context", test_close_async_from_app, &poll_context);
+  ADD ("close-async/lingering-poll", test_close_lingering_poll, &poll_threads);
   ADD ("user-data/stress", test_user_data_stress, NULL);
   ADD ("polling/client-close-packet", test_client_close_packet, NULL);
   ADD ("echo-tool", test_echo_tool, NULL);
 #undef ADD
+  g_test_add_func ("/reliability/api-safety/close/blocked-session", test_close_blocked_session);
 
   return g_test_run ();
 }

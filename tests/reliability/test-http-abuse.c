@@ -14,6 +14,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -220,6 +223,54 @@ test_poll_delivered (Fixture       *f,
   g_assert_no_error (error);
 }
 
+static void
+test_poll_gone_before_answer (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  TestRecorder *recorder = f->recorder;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *sid = NULL;
+  g_autofree char *request = NULL;
+  g_autofree char *name = NULL;
+  gint reason;
+  int one = 1;
+  int fd;
+
+  g_test_summary ("A message is queued, and a client sends a GET poll and closes the "
+                  "connection with it (FIN): the poll is not answered into the closed "
+                  "connection with the message reported flushed; the send callback says "
+                  "FALSE and the session closes with “transport close”, as for a waiting "
+                  "poll whose client goes");
+
+  poll = open_polling (f);
+  sid = g_strdup (poll->sid);
+  socket = engine_io_server_lookup_socket (f->rs->server, sid);
+  g_assert_nonnull (socket);
+  /* No poll waits: the message stays queued for the next one. */
+  g_assert_true (engine_io_socket_send_text_full (socket, "never read", flush_cb, recorder,
+                                                  NULL, &error));
+  g_assert_no_error (error);
+
+  /* The request and the FIN in one segment (corked), so the server sees
+   * both before it handles the request. */
+  fd = rel_tcp_connect (f->port);
+  g_assert_cmpint (fd, >=, 0);
+  setsockopt (fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+  request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
+  g_assert_true (rel_tcp_send (fd, request, strlen (request)));
+  shutdown (fd, SHUT_WR);
+  close (fd);
+
+  g_assert_true (test_recorder_wait_count (recorder, "flushed=", 1, PROMPT_MS));
+  g_assert_cmpint (test_recorder_index (recorder, "flushed=0"), ==, 0);
+  reason = rel_server_wait_reason (f->rs, sid, PROMPT_MS);
+  name = reason_name (reason);
+  g_assert_cmpstr (name, ==, "transport close");
+  g_assert_cmpuint (test_recorder_count (recorder, "flushed="), ==, 1);
+}
+
 /* ------------------------------------------------------------------ */
 /* A chunked POST over max-payload                                      */
 /* ------------------------------------------------------------------ */
@@ -253,6 +304,50 @@ test_chunked_too_large (Fixture       *f,
   /* POSTs the message, expects 200 ok and its echo. */
   g_assert_true (rel_poll_echo (poll, "after the 413", REL_WAIT_MS, &error));
   g_assert_no_error (error);
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
+#define ENDLESS_TOTAL (32 * 1024 * 1024)
+
+static void
+test_chunked_endless (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GString) chunk = g_string_new (NULL);
+  g_autofree char *head = NULL;
+  struct timeval timeout = { .tv_sec = 5 };
+  gsize sent = 0;
+  int fd;
+
+  g_test_summary ("A chunked POST that goes on and on past max-payload: the server does not "
+                  "read and drop it for as long as the client sends (it swallowed 66 GB in "
+                  "30 s before); it closes the connection a little past max-payload, and the "
+                  "session goes on");
+
+  poll = open_polling (f);
+  fd = rel_tcp_connect (f->port);
+  g_assert_cmpint (fd, >=, 0);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                          poll->target);
+  g_assert_true (rel_tcp_send (fd, head, strlen (head)));
+  g_string_append (chunk, "10000\r\n4");
+  while (chunk->len < 7 + 0x10000)
+    g_string_append_c (chunk, 'x');
+  g_string_append (chunk, "\r\n");
+  while (sent < ENDLESS_TOTAL && rel_tcp_send (fd, chunk->str, chunk->len))
+    sent += chunk->len;
+  g_test_message ("the server took %" G_GSIZE_FORMAT " bytes of the body", sent);
+  g_assert_cmpuint (sent, <, ENDLESS_TOTAL);
+  rel_tcp_reset (fd);
+
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (rel_poll_echo (poll, "after the endless body", REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
   g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
 }
 
@@ -565,7 +660,9 @@ main (int   argc,
   ADD ("poll-gone/idle", test_poll_gone_idle);
   ADD ("poll-gone/send", test_poll_gone_send);
   ADD ("poll-gone/control-delivered", test_poll_delivered);
+  ADD ("poll-gone/before-answer", test_poll_gone_before_answer);
   ADD ("post/chunked-too-large", test_chunked_too_large);
+  ADD ("post/chunked-endless", test_chunked_endless);
   ADD ("framing", test_framing);
   ADD ("query-nul", test_query_nul);
 #undef ADD

@@ -537,6 +537,123 @@ test_polling_empty_messages (void)
   rel_server_free (rs);
 }
 
+/* A client that takes its echoes with polls it never reads, each on a new
+ * connection (with a small receive buffer): the session's queue moves into
+ * poll responses that wait to be written. A response is held whole until
+ * it is written, and the kernel takes up to 4 MiB of it (tcp_wmem), so
+ * here the send mark is the default (8 MiB) and a poll carries 6 MB. */
+#define SLOW_ROUNDS 16
+#define SLOW_POSTS_PER_POLL 6
+#define SLOW_MESSAGE 999000
+#define SLOW_MARK (8 * 1024 * 1024)
+#define SLOW_BOUND (4 * SLOW_MARK + MAX_PAYLOAD + MEMORY_SLACK)
+
+static int
+slow_poll (guint       port,
+           const char *request)
+{
+  struct sockaddr_in address = { 0 };
+  int size = 4096;
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (fd, >=, 0);
+  setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  address.sin_family = AF_INET;
+  address.sin_port = htons ((guint16) port);
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
+  g_assert_true (rel_tcp_send (fd, request, strlen (request)));
+  return fd;
+}
+
+static void
+test_polling_slow_readers (void)
+{
+  g_autoptr(GString) body = g_string_sized_new (SLOW_MESSAGE + 1);
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *get = NULL;
+  int fds[SLOW_ROUNDS];
+  RelServer *rs = rel_server_new ();
+  MemWatch watch;
+  gboolean held = FALSE;
+  gboolean stopped = FALSE;
+  guint64 growth_kb;
+  guint n_polls = 0;
+
+  g_test_summary ("A polling client POSTs 1 MB messages to the echo server and takes the "
+                  "echoes with GET polls, each on a new connection it never reads: while one "
+                  "poll response is being written no other poll takes packets, so the "
+                  "server's memory stays within the bound and the session holds the next "
+                  "POST or closes with `transport error` (it held 6 MB more per poll)");
+
+  g_object_set (rs->server, "max-payload", (guint64) MAX_PAYLOAD, NULL);
+  test_require (rel_server_listen (rs));
+  poll = rel_poll_open (rs->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  g_string_append_c (body, '4');
+  while (body->len < SLOW_MESSAGE)
+    g_string_append_c (body, 'z');
+  get = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
+
+  mem_watch_start (&watch);
+  while (!stopped && n_polls < SLOW_ROUNDS)
+    {
+      for (guint i = 0; i < SLOW_POSTS_PER_POLL && !stopped; i++)
+        {
+          g_autoptr(TestResponse) response = NULL;
+          g_autoptr(GError) local = NULL;
+
+          if (!test_http_send (poll->http, "POST", poll->target, NULL, body->str, body->len, &local))
+            {
+              note ("POST: %s", local->message);
+              stopped = TRUE;
+              break;
+            }
+          response = test_http_receive (poll->http, STALL_MS, &local);
+          if (response == NULL)
+            {
+              note ("POST: %s", local != NULL ? local->message : "no answer");
+              held = g_error_matches (local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+              stopped = TRUE;
+            }
+          else if (response->status != 200)
+            {
+              g_autofree char *text = test_response_text (response);
+              note ("POST: %u %s", response->status, text);
+              stopped = TRUE;
+            }
+        }
+      if (!stopped)
+        {
+          g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (rs->server, poll->sid);
+          gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * 1000;
+
+          /* The echoes all queued, so that the poll takes them all. */
+          while (socket != NULL && engine_io_socket_get_send_queue_length (socket) < SLOW_POSTS_PER_POLL &&
+                 !engine_io_socket_is_closed (socket) && g_get_monotonic_time () < deadline)
+            g_usleep (1000);
+          fds[n_polls++] = slow_poll (rs->port, get);
+        }
+    }
+  note ("%u polls left unread; the last POST %s", n_polls,
+        held ? "was held" : stopped ? "was refused" : "was answered");
+  growth_kb = mem_watch_stop (&watch);
+  note ("resident memory grew by %" G_GUINT64_FORMAT " KiB (bound %d KiB)", growth_kb, SLOW_BOUND / 1024);
+  if (!UNDER_SANITIZER)
+    g_assert_cmpuint (growth_kb, <=, SLOW_BOUND / 1024);
+  g_assert_true (stopped);
+  /* The responses being written end (a closing session waits for its
+   * last poll's), then the session's fate. */
+  for (guint i = 0; i < n_polls; i++)
+    rel_tcp_reset (fds[i]);
+  assert_paused_or_closed (rs, poll->sid, held);
+
+  g_clear_pointer (&poll, rel_poll_free);
+  rel_server_free (rs);
+}
+
 static void
 test_websocket_small_messages (void)
 {
@@ -1001,6 +1118,7 @@ main (int   argc,
 #define ADD(path, func) \
   g_test_add_data_func ("/reliability/memory/" path, (gconstpointer) (func), in_subprocess)
   ADD ("polling-empty-messages", test_polling_empty_messages);
+  ADD ("polling-slow-readers", test_polling_slow_readers);
   ADD ("websocket-small-messages", test_websocket_small_messages);
   ADD ("v3-ping-flood", test_v3_ping_flood);
   ADD ("v3-binary-slices", test_v3_binary_slices);

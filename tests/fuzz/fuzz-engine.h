@@ -147,6 +147,7 @@ struct _FuzzWsClient
   gboolean                 saw_open;
   guint16                  codes_sent[8]; /* close codes we sent: the server may echo them */
   guint                    n_codes_sent;
+  gboolean                 wrote_raw;     /* unparsed bytes: its close codes are unknown */
 };
 
 struct _FuzzEngine
@@ -583,7 +584,11 @@ close_code_allowed (FuzzWsClient *c,
       for (guint i = 0; i < c->n_codes_sent; i++)
         if (c->codes_sent[i] == code)
           return TRUE;  /* wslay echoes the client's code */
-      return FALSE;
+      /* A client that wrote raw bytes may have sent any valid code in a
+       * close frame, which the server echoes: the ones a peer may send
+       * (RFC 6455 7.4), never 1005, 1006, 1015 or the unassigned ones. */
+      return c->wrote_raw && ((code >= 3000 && code <= 4999) ||
+                              code == 1003 || code == 1010);
     }
 }
 

@@ -170,6 +170,7 @@ write_raw (FuzzWsClient *c,
 {
   gsize pos = 0;
 
+  c->wrote_raw = TRUE;
   while (pos < size && c->fd >= 0)
     {
       gsize len = MIN ((gsize) s[pos], size - pos - 1);

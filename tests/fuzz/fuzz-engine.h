@@ -153,6 +153,7 @@ struct _FuzzWsClient
 struct _FuzzEngine
 {
   guint32          cfg;
+  gboolean         ws_raw;        /* raw bytes went with an upgrade request */
   GMainContext    *ctx;
   EngineIOServer  *server;
   GPtrArray       *requests;      /* FuzzRequest*, begun and not finished */
@@ -587,7 +588,7 @@ close_code_allowed (FuzzWsClient *c,
       /* A client that wrote raw bytes may have sent any valid code in a
        * close frame, which the server echoes: the ones a peer may send
        * (RFC 6455 7.4), never 1005, 1006, 1015 or the unassigned ones. */
-      return c->wrote_raw && ((code >= 3000 && code <= 4999) ||
+      return (c->wrote_raw || c->engine->ws_raw) && ((code >= 3000 && code <= 4999) ||
                               code == 1003 || code == 1010);
     }
 }

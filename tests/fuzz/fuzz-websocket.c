@@ -220,6 +220,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     }
 
   e = engine_new (cfg);
+  e->ws_raw = extra != NULL;  /* raw bytes with the upgrade request */
   c = open_session (e, mode & 0x01, mode & 0x02, options & 0x04, extra);
 
   if ((mode & 0x42) == 0x42 && extra == NULL)

@@ -29,7 +29,8 @@ limits-threads2, ...). A check is named by its test's name without the
 threading-mode suffix and, for TAP and pytest, the test case's name; the
 script prints how many distinct checks stand behind the counts.
 
-Output (stdout): one line per LOG, the distinct-check line, then the last
+Output (stdout): one line per LOG, each followed by its failures (the check
+and the last output lines before it failed), the distinct-check line, then the last
 line "N passed, N failed, N skipped". Problems go to stderr.
 Exit status: 0 when every LOG was counted; 1 when one is missing, empty,
 unreadable or malformed (each counts one failure), or when this script
@@ -43,6 +44,7 @@ import sys
 import traceback
 import xml.etree.ElementTree as ET
 
+WHY_LINES = 12  # output lines shown with each failure
 TAP_LINE = re.compile(r"^(not )?ok(?=\s|$)(?:\s+\d+)?\s*(?:-\s*)?(.*)$")
 MODE_SUFFIX = re.compile(r"-(?:pooled|threads\d+)$")
 
@@ -55,8 +57,11 @@ class Counts:
     def __init__(self):
         self.passed = self.failed = self.skipped = 0
         self.checks = {}  # distinct check -> whether it failed anywhere
+        self.failures = []  # (check, the output lines that tell why)
 
-    def add(self, key, outcome):
+    def add(self, key, outcome, why=()):
+        if outcome == "failed":
+            self.failures.append((key, list(why)))
         if outcome == "passed":
             self.passed += 1
         elif outcome == "failed":
@@ -72,6 +77,7 @@ class Counts:
         self.passed += other.passed
         self.failed += other.failed
         self.skipped += other.skipped
+        self.failures += other.failures
         for key, bad in other.checks.items():
             self.checks[key] = self.checks.get(key, False) or bad
 
@@ -95,13 +101,20 @@ def tap_case(description):
     return description
 
 
+def tail(t):
+    """The last lines of a test's output (stdout, then stderr)."""
+    text = (t.get("stdout") or "") + "\n" + (t.get("stderr") or "")
+    return [line for line in text.splitlines() if line.strip()][-WHY_LINES:]
+
+
 def meson_ok(result):
     return result in ("OK", "EXPECTEDFAIL")
 
 
 def count_tap(t, name, out, counts):
     bad = 0
-    for line in out.splitlines():
+    lines = out.splitlines()
+    for number, line in enumerate(lines):
         m = TAP_LINE.match(line)
         if not m:
             continue
@@ -112,14 +125,14 @@ def count_tap(t, name, out, counts):
         elif failed_line:
             if re.search(r"#\s*TODO\b", rest, re.I):
                 warn(f"{name}: “{line.strip()}”: a TODO that fails counts as failed")
-            counts.add(key, "failed")
+            counts.add(key, "failed", lines[max(0, number - WHY_LINES):number + 1])
             bad += 1
         else:
             counts.add(key, "passed")
     result = t.get("result", "")
     if result not in ("OK", "EXPECTEDFAIL", "SKIP") and bad == 0:
         warn(f"{name} ended {result} after its TAP lines: one failure more")
-        counts.add(f"{family(name)} (exit)", "failed")
+        counts.add(f"{family(name)} (exit)", "failed", tail(t))
 
 
 def junit_path(command):
@@ -151,8 +164,12 @@ def count_junit(t, name, path, counts):
     bad = 0
     for case in cases:
         key = f"{family(name)} {case.get('classname', '')}::{case.get('name', '')}"
-        if case.find("failure") is not None or case.find("error") is not None:
-            counts.add(key, "failed")
+        bad_element = case.find("failure")
+        if bad_element is None:
+            bad_element = case.find("error")
+        if bad_element is not None:
+            text = (bad_element.get("message") or "") + "\n" + (bad_element.text or "")
+            counts.add(key, "failed", [l for l in text.splitlines() if l.strip()][-WHY_LINES:])
             bad += 1
         elif case.find("skipped") is not None:
             counts.add(key, "skipped")
@@ -160,7 +177,8 @@ def count_junit(t, name, path, counts):
             counts.add(key, "passed")
     if not meson_ok(t.get("result", "")) and bad == 0:
         warn(f"{name} ended {t.get('result')} with no failed case in {path}: one failure more")
-        counts.add(f"{family(name)} (exit)", "failed")
+        counts.add(f"{family(name)} (exit)", "failed",
+                   [f"(see the XML {path})"])
 
 
 def count_test(t, counts):
@@ -180,7 +198,7 @@ def count_test(t, counts):
     elif result == "SKIP":
         counts.add(family(name), "skipped")
     else:
-        counts.add(family(name), "failed")
+        counts.add(family(name), "failed", tail(t))
 
 
 def count_log(path, total):
@@ -212,6 +230,10 @@ def count_log(path, total):
         counts.add(f"{path} (log)", "failed")
         ok = False
     print(f"{path}: {counts.passed} passed, {counts.failed} failed, {counts.skipped} skipped")
+    for key, why in counts.failures:
+        print(f"  FAILED {key}")
+        for line in why:
+            print(f"    | {line[:300]}")
     total.merge(counts)
     return ok
 

@@ -491,7 +491,6 @@ test_tiny_fragments (Fixture       *f,
   g_autofree char *target = test_eio_target (4, "websocket", NULL);
   g_autofree char *sid = NULL;
   g_autofree char *piece = NULL;
-  g_autofree char *echo = NULL;
   guint base_kb, peak_kb = 0;
   guint sent = 0;
   gint code;

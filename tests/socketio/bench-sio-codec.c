@@ -16,8 +16,8 @@
 
 static const char * const messages[] = {
   "2[\"message\",\"hello, world!!!!!\"]",
-  "2/chat,17[\"message\",{\"user\":\"alice\",\"room\":\"general\",\"text\":\"hello everyone\","
-    "\"ts\":1733219000123,\"score\":0.75,\"tags\":[\"a\",\"b\"],\"ok\":true}]",
+  ("2/chat,17[\"message\",{\"user\":\"alice\",\"room\":\"general\",\"text\":\"hello everyone\","
+   "\"ts\":1733219000123,\"score\":0.75,\"tags\":[\"a\",\"b\"],\"ok\":true}]"),
   "0/admin,{\"token\":\"eyJhbGciOiJIUzI1NiJ9.e30.abc\"}",
 };
 

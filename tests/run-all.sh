@@ -27,8 +27,11 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
 # ThreadSanitizer runs the code several times slower: meson's timeouts and
 # the tests' own upper time bounds (ENGINE_IO_TEST_TIME_SCALE, read by
-# tests/testutil.c) are multiplied by this.
+# tests/testutil.c; lower bounds never scale) are multiplied by this.
 TSAN_SCALE=3
+# AddressSanitizer runs it about twice as slowly: the same scaling, for the
+# tests' own upper bounds (meson's timeouts leave room already).
+ASAN_SCALE=2
 status=0
 logs=()
 ran=()
@@ -113,6 +116,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   # Slice memory as plain malloc: LeakSanitizer sees leaked GObjects, lists
   # and hash tables, ASan their use after free.
   export G_SLICE=always-malloc G_DEBUG=gc-friendly
+  export ENGINE_IO_TEST_TIME_SCALE=$ASAN_SCALE
   if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dintrospection=disabled \
        -Ddemo=false && meson compile -C build-asan; then
     meson test -C build-asan --print-errorlogs --num-processes 2 \
@@ -123,7 +127,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   else
     echo "ASan build failed"; status=1; logs+=(build-asan/meson-logs/testlog.json)
   fi
-  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS G_SLICE G_DEBUG
+  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS G_SLICE G_DEBUG ENGINE_IO_TEST_TIME_SCALE
 else
   skipped+=("asan (SKIP_ASAN=1)")
 fi

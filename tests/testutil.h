@@ -26,8 +26,8 @@ G_BEGIN_DECLS
 
 /* How much slower than a normal build this one runs: the environment
  * variable ENGINE_IO_TEST_TIME_SCALE (a number from 1 to 100, default 1;
- * tests/run-all.sh sets it for the ThreadSanitizer stage, whose meson
- * timeouts are scaled likewise). Upper bounds on how long something may
+ * tests/run-all.sh sets it to 2 for the ASan stage and to 3 for the
+ * ThreadSanitizer stage, whose meson timeouts are scaled likewise). Upper bounds on how long something may
  * take are multiplied by it; lower bounds (what the protocol says must not
  * happen sooner) never are. Read once; any thread. */
 double   test_time_scale (void);

@@ -25,7 +25,7 @@ G_BEGIN_DECLS
 
 /* A wait for something that should happen soon on an idle machine: long,
  * because the machine is shared and the sanitizers are slow. */
-#define REL_WAIT_MS 20000
+#define REL_WAIT_MS (test_scaled_ms (20000))
 
 /* ------------------------------------------------------------------ */
 /* Server                                                               */

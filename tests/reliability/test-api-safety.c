@@ -29,7 +29,7 @@
 
 /* How long the client side waits for anything: short enough that a server
  * that never closes fails the test well within meson's timeout. */
-#define CLIENT_WAIT_MS 8000
+#define CLIENT_WAIT_MS (test_scaled_ms (8000))
 /* The shutdown from a handler must be done within this (the server gives
  * sessions up to 10 s; these close at once). */
 #define SHUTDOWN_BOUND_US (5 * G_USEC_PER_SEC)

@@ -31,7 +31,7 @@
 #define CONNECTION_TIMEOUT_S 30
 /* What "promptly" means here: far below the heartbeat (40 s) and the
  * connection timeout, generous for a loaded machine. */
-#define PROMPT_MS 8000
+#define PROMPT_MS (test_scaled_ms (8000))
 
 typedef struct
 {

@@ -69,7 +69,7 @@
 #define MEMORY_BOUND (4 * MARK + MAX_PAYLOAD + MEMORY_SLACK)
 
 /* A client whose sends made no progress for this long is paused. */
-#define STALL_MS 1500
+#define STALL_MS (test_scaled_ms (1500))
 
 /* Diagnostics, as TAP comments on stderr: a case runs in a subprocess
  * (see in_subprocess()), whose test messages are not shown. */

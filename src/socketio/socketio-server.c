@@ -35,6 +35,7 @@ struct _SioClient
   EngineIOSocket  *eio;             /* ref */
   GMainContext    *context;         /* the session's; ref */
   GMutex           send_lock;
+  SocketIOProtocol protocol;        /* v5, or v4 for Engine.IO v3 sessions */
   /* Session context only: */
   SocketIODecoder *decoder;
   GHashTable      *sockets;         /* namespace name -> SocketIOSocket (ref) */
@@ -413,8 +414,15 @@ client_connect (SioClient  *c,
 
       if (!m->func (nsp, socket, &error_data, m->user_data, &error))
         {
-          g_autoptr(JsonNode) data = error_object (error != NULL ? error->message : "Forbidden",
-                                                   error_data);
+          const char *message = error != NULL ? error->message : "Forbidden";
+          g_autoptr(JsonNode) data = NULL;
+
+          /* v4 (socket.io 2.x) clients get the data, or the message, alone. */
+          if (c->protocol == SOCKET_IO_PROTOCOL_V4)
+            data = error_data != NULL ? json_node_ref (error_data)
+                                      : json_node_init_string (json_node_alloc (), message);
+          else
+            data = error_object (message, error_data);
 
           if (!c->closed)
             client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
@@ -436,14 +444,17 @@ client_connect (SioClient  *c,
   socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
   client_cancel_connect_timer (c);
 
-  {
-    g_autoptr(JsonNode) data = json_node_new (JSON_NODE_OBJECT);
-    JsonObject *object = json_object_new ();
+  if (c->protocol == SOCKET_IO_PROTOCOL_V4)
+    client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, NULL);
+  else
+    {
+      g_autoptr(JsonNode) data = json_node_new (JSON_NODE_OBJECT);
+      JsonObject *object = json_object_new ();
 
-    json_object_set_string_member (object, "sid", socket->id);
-    json_node_take_object (data, object);
-    client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, data);
-  }
+      json_object_set_string_member (object, "sid", socket->id);
+      json_node_take_object (data, object);
+      client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, data);
+    }
 
   g_signal_emit (nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, socket);
 }
@@ -454,10 +465,37 @@ client_dispatch (SioClient      *c,
 {
   const char *name = socket_io_packet_get_namespace (packet);
   SocketIOPacketType type = socket_io_packet_get_packet_type (packet);
-  SocketIOSocket *socket = g_hash_table_lookup (c->sockets, name);
+  g_autofree char *path = NULL;
+  g_autoptr(JsonNode) query_auth = NULL;
+  SocketIOSocket *socket;
+  const char *query;
+
+  /* v4 clients put their query in the namespace ("/nsp?token=1"): it is
+   * their auth, as the reference makes it (string values). */
+  if (c->protocol == SOCKET_IO_PROTOCOL_V4 && (query = strchr (name, '?')) != NULL)
+    {
+      g_autoptr(GHashTable) params = g_uri_parse_params (query + 1, -1, "&", G_URI_PARAMS_NONE, NULL);
+      JsonObject *object = json_object_new ();
+
+      path = g_strndup (name, (gsize) (query - name));
+      name = path;
+      if (params != NULL)
+        {
+          GHashTableIter iter;
+          gpointer key, value;
+
+          g_hash_table_iter_init (&iter, params);
+          while (g_hash_table_iter_next (&iter, &key, &value))
+            json_object_set_string_member (object, key, value);
+        }
+      query_auth = json_node_init_object (json_node_alloc (), object);
+      json_object_unref (object);
+      json_node_seal (query_auth);
+    }
+  socket = g_hash_table_lookup (c->sockets, name);
 
   if (socket == NULL && type == SOCKET_IO_PACKET_CONNECT)
-    client_connect (c, name, socket_io_packet_get_data (packet));
+    client_connect (c, name, query_auth != NULL ? query_auth : socket_io_packet_get_data (packet));
   else if (socket != NULL && type != SOCKET_IO_PACKET_CONNECT &&
            type != SOCKET_IO_PACKET_CONNECT_ERROR)
     {
@@ -572,21 +610,15 @@ on_engine_connection (EngineIOServer *engine,
   SioClient *c;
   guint timeout;
 
-  if (engine_io_socket_get_protocol_version (eio) != ENGINE_IO_PROTOCOL_V4)
-    {
-      /* Socket.IO protocol v4 (Engine.IO v3 clients) is not supported yet. */
-      g_debug ("%s: Engine.IO v3 client refused", engine_io_socket_get_id (eio));
-      engine_io_socket_close (eio);
-      return;
-    }
-
   c = g_new0 (SioClient, 1);
+  c->protocol = engine_io_socket_get_protocol_version (eio) == ENGINE_IO_PROTOCOL_V3
+    ? SOCKET_IO_PROTOCOL_V4 : SOCKET_IO_PROTOCOL_V5;
   g_atomic_ref_count_init (&c->ref_count);
   c->server = g_object_ref (self);
   c->eio = g_object_ref (eio);
   c->context = g_main_context_ref (engine_io_socket_get_context (eio));
   g_mutex_init (&c->send_lock);
-  c->decoder = socket_io_decoder_new (SOCKET_IO_PROTOCOL_V5);
+  c->decoder = socket_io_decoder_new (c->protocol);
   c->sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
 
   g_signal_connect_data (eio, "packet", G_CALLBACK (on_eio_packet), client_ref (c),
@@ -596,6 +628,13 @@ on_engine_connection (EngineIOServer *engine,
   g_signal_connect_data (eio, "close", G_CALLBACK (on_eio_close), client_ref (c),
                          client_closure_notify, 0);
 
+  if (c->protocol == SOCKET_IO_PROTOCOL_V4)
+    {
+      /* Protocol v4: the client is in the main namespace from the start. */
+      client_connect (c, "/", NULL);
+      client_unref (c);
+      return;
+    }
   timeout = g_atomic_int_get (&self->connect_timeout);
   if (timeout > 0)
     {
@@ -765,9 +804,10 @@ socket_io_server_init (SocketIOServer *self)
  * @engine: the Engine.IO server to serve Socket.IO on
  *
  * Creates a Socket.IO server on @engine: every Engine.IO session @engine
- * opens from now on is a Socket.IO client (protocol v5; Engine.IO v3
- * sessions are closed, protocol v4 is not supported yet). The namespace
- * "/" exists from the start. Call before engine_io_server_listen().
+ * opens from now on is a Socket.IO client: protocol v5 over Engine.IO v4,
+ * and protocol v4 (socket.io 2.x clients) over Engine.IO v3 when @engine
+ * accepts those (#EngineIOServer:allow-eio3, the reference's
+ * `allowEIO3`). The namespace "/" exists from the start. Call before engine_io_server_listen().
  *
  * Any thread.
  *
@@ -1408,7 +1448,13 @@ socket_new (SocketIONamespace *nsp,
 {
   SocketIOSocket *self = g_object_new (SOCKET_IO_TYPE_SOCKET, NULL);
 
-  self->id = generate_id ();
+  if (c->protocol == SOCKET_IO_PROTOCOL_V4)
+    /* As the reference with allowEIO3: socket.io 2.x ids. */
+    self->id = strcmp (nsp->name, "/") == 0
+      ? g_strdup (engine_io_socket_get_id (c->eio))
+      : g_strconcat (nsp->name, "#", engine_io_socket_get_id (c->eio), NULL);
+  else
+    self->id = generate_id ();
   self->nsp = g_object_ref (nsp);
   self->client = client_ref (c);
   self->auth = auth != NULL ? json_node_ref (auth) : NULL;

@@ -132,6 +132,7 @@ main (int   argc,
   gint64 max_payload = 1000000;
   int loop_threads = 0;
   int connect_timeout = 45000;
+  gboolean eio3 = FALSE;
   GOptionEntry entries[] = {
     { "address", 0, 0, G_OPTION_ARG_STRING, &address, "Address to bind (default 127.0.0.1)", "ADDR" },
     { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 3000; 0 picks a free one)", "PORT" },
@@ -142,6 +143,7 @@ main (int   argc,
     { "cors", 0, 0, G_OPTION_ARG_STRING, &cors, "Allowed CORS origin(s): * or a comma-separated list", "ORIGIN" },
     { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads, "Shared session threads (default 0: one per session)", "N" },
     { "connect-timeout", 0, 0, G_OPTION_ARG_INT, &connect_timeout, "Milliseconds a client may take to join a namespace (default 45000; 0: no limit)", "MS" },
+    { "eio3", 0, 0, G_OPTION_ARG_NONE, &eio3, "Also accept socket.io 2.x clients (Engine.IO v3, Socket.IO protocol v4)", NULL },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print one line per connect and disconnect", NULL },
     { NULL }
   };
@@ -181,6 +183,7 @@ main (int   argc,
                          "max-payload", (guint64) max_payload,
                          "cors-origin", cors,
                          "loop-threads", (guint) loop_threads,
+                         "allow-eio3", eio3,
                          NULL);
   server = g_object_new (SOCKET_IO_TYPE_SERVER,
                          "engine", engine,

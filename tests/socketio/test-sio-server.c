@@ -247,6 +247,7 @@ fixture_setup_with (Fixture *f,
 
   f->rec = test_recorder_new ();
   f->engine = test_server_new ();
+  g_object_set (f->engine, "allow-eio3", TRUE, NULL);
   f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine,
                          "connect-timeout", connect_timeout, NULL);
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
@@ -831,6 +832,56 @@ test_polling (Fixture       *f,
   g_assert_cmpstr (g_ptr_array_index (packets2, 0), ==, "42[\"echo-back\",\"p\"]");
 }
 
+/* Protocol v4: socket.io 2.x clients over Engine.IO v3. */
+static void
+test_protocol_v4 (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *target = test_eio_target (3, "websocket", NULL);
+  g_autoptr(TestWs) ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  g_autofree char *open = NULL;
+  g_autoptr(TestOpenPacket) parsed = NULL;
+  g_autofree char *expected = NULL;
+
+  g_assert_no_error (error);
+  test_require (ws != NULL);
+  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
+  test_require (open != NULL && open[0] == '0');
+  parsed = test_open_packet_parse (open + 1, &error);
+  test_require (parsed != NULL);
+
+  /* Connected to "/" without asking, with no sid in the reply; the
+   * socket's id is the Engine.IO session's. */
+  expect_next (ws, "0");
+  expected = g_strdup_printf ("connect / null %s", parsed->sid);
+  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2[\"echo\",1,\"a\"]"));
+  expect_next (ws, "2[\"echo-back\",1,\"a\"]");
+  test_require (sio_send (ws, "21[\"ack\",{\"x\":1}]"));
+  expect_next (ws, "31[{\"x\":1}]");
+
+  /* Another namespace, with its query as auth; id "/nsp#<engine sid>". */
+  test_require (sio_send (ws, "0/custom?token=abc"));
+  expect_next (ws, "0/custom,");
+  g_free (expected);
+  expected = g_strdup_printf ("connect /custom {\"token\":\"abc\"} /custom#%s", parsed->sid);
+  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2/custom,[\"echo\",2]"));
+  expect_next (ws, "2/custom,[\"echo-back\",2]");
+
+  /* Refusals. */
+  test_require (sio_send (ws, "0/nope"));
+  expect_next (ws, "4/nope,{\"message\":\"Invalid namespace\"}");
+  test_require (sio_send (ws, "0/private?token=no"));
+  expect_next (ws, "4/private,{\"code\":42}");
+  test_require (sio_send (ws, "0/private?token=secret"));
+  expect_next (ws, "0/private,");
+
+  test_require (sio_send (ws, "1/custom,"));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect /custom client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -854,6 +905,7 @@ main (int   argc,
   ADD ("malformed-reason", test_malformed_reason);
   ADD ("middleware", test_middleware);
   ADD ("polling", test_polling);
+  ADD ("protocol-v4", test_protocol_v4);
 #undef ADD
   g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,
               test_connect_timeout, fixture_teardown);

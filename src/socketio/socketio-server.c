@@ -82,6 +82,7 @@ struct _SocketIOSocket
   SioClient         *client;        /* ref */
   JsonNode          *auth;          /* nullable, sealed */
   gint               connected;     /* atomic */
+  gint               leaving;       /* atomic: set before the rooms are left */
   gboolean           closing;       /* session context only */
   GMutex             ack_lock;      /* guards acks, next_ack_id, acks_closed */
   GHashTable        *acks;          /* gint64 id -> SioPendingAck */
@@ -807,7 +808,11 @@ socket_io_server_init (SocketIOServer *self)
  * opens from now on is a Socket.IO client: protocol v5 over Engine.IO v4,
  * and protocol v4 (socket.io 2.x clients) over Engine.IO v3 when @engine
  * accepts those (#EngineIOServer:allow-eio3, the reference's
- * `allowEIO3`). The namespace "/" exists from the start. Call before engine_io_server_listen().
+ * `allowEIO3`). The namespace "/" exists from the start.
+ *
+ * Drop the last reference to the returned server only after
+ * engine_io_server_close() (its "connection" handler runs on session
+ * threads). Call before engine_io_server_listen().
  *
  * Any thread.
  *
@@ -1545,6 +1550,7 @@ socket_close (SocketIOSocket *self,
 
   g_signal_emit (self, socket_signals[SOCKET_SIGNAL_DISCONNECTING], 0, reason);
 
+  g_atomic_int_set (&self->leaving, 1);
   socket_io_adapter_del_all (socket_io_namespace_get_adapter (self->nsp), self->id);
   g_mutex_lock (&self->nsp->lock);
   g_hash_table_remove (self->nsp->sockets, self->id);
@@ -1922,9 +1928,12 @@ socket_io_socket_join (SocketIOSocket *self,
 
   g_return_if_fail (SOCKET_IO_IS_SOCKET (self));
   g_return_if_fail (room != NULL);
-  if (!socket_io_socket_is_connected (self))
+  if (!socket_io_socket_is_connected (self) || g_atomic_int_get (&self->leaving))
     return;
   socket_io_adapter_add_all (socket_io_namespace_get_adapter (self->nsp), self->id, rooms);
+  /* Raced with the socket leaving its rooms (another thread): undo. */
+  if (g_atomic_int_get (&self->leaving))
+    socket_io_adapter_del (socket_io_namespace_get_adapter (self->nsp), self->id, room);
 }
 
 /**

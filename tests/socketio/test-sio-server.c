@@ -832,6 +832,45 @@ test_polling (Fixture       *f,
   g_assert_cmpstr (g_ptr_array_index (packets2, 0), ==, "42[\"echo-back\",\"p\"]");
 }
 
+/* The bounds of one client: namespaces joined at once, pending server acks. */
+static void
+test_bounds (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) other = sio_open (f);
+
+  test_require (ws != NULL && other != NULL);
+  g_object_set (f->sio, "max-pending-acks", 2, "max-namespaces-per-client", 2, NULL);
+  g_free (sio_connect (other, "/", NULL));
+
+  g_free (sio_connect (ws, "/", NULL));
+  for (guint i = 0; i < 3; i++)
+    test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
+  expect_next (ws, "20[\"question\",\"q\"]");
+  expect_next (ws, "21[\"question\",\"q\"]");
+  /* The third has no room: it fails at once, and nothing is sent. */
+  g_assert_true (test_recorder_wait (f->rec, "ask-error Too many pending acks", TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "30[]"));
+  g_assert_true (test_recorder_wait (f->rec, "ask-result [] 0", TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2[\"ask\",\"again\"]"));
+  expect_next (ws, "22[\"question\",\"again\"]");
+
+  /* Two namespaces are fine; a third gets CONNECT_ERROR and the session ends. */
+  g_free (sio_connect (ws, "/custom", NULL));
+  test_require (sio_send (ws, "0/private,{\"token\":\"secret\"}"));
+  expect_next (ws, "4/private,{\"message\":\"Too many namespaces\"}");
+  g_assert_true (sio_wait_closed (ws, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect /custom forced server close rooms=0", TEST_TIMEOUT_MS));
+  /* Its two pending acks failed (timed out, or on disconnection): with the
+   * refused one, three errors. The other client is unaffected. */
+  g_assert_true (test_recorder_wait_count (f->rec, "ask-error ", 3, TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->rec, "ask-error timed-out") +
+                    test_recorder_count (f->rec, "ask-error Socket disconnected"), ==, 2);
+  test_require (sio_send (other, "2[\"echo\",\"fine\"]"));
+  expect_next (other, "2[\"echo-back\",\"fine\"]");
+}
+
 /* Protocol v4: socket.io 2.x clients over Engine.IO v3. */
 static void
 test_protocol_v4 (Fixture       *f,
@@ -906,6 +945,7 @@ main (int   argc,
   ADD ("middleware", test_middleware);
   ADD ("polling", test_polling);
   ADD ("protocol-v4", test_protocol_v4);
+  ADD ("bounds", test_bounds);
 #undef ADD
   g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,
               test_connect_timeout, fixture_teardown);

@@ -52,6 +52,9 @@ G_DECLARE_DERIVABLE_TYPE (SocketIOAdapter, socket_io_adapter, SOCKET_IO, ADAPTER
  * @del: removes socket @sid from @room
  * @del_all: removes socket @sid from every room
  * @socket_rooms: the rooms of socket @sid (a new %NULL-terminated array)
+ * @sockets: the ids of the local sockets in any of @rooms (every socket
+ *   when @rooms is empty) and in none of @except (a new %NULL-terminated
+ *   array)
  * @broadcast: sends an encoded packet (@text then @attachments as binary
  *   messages) to every local socket in any of @rooms (every socket of the
  *   namespace when @rooms is empty) and in none of @except; must deliver
@@ -81,9 +84,12 @@ struct _SocketIOAdapterClass
                             GPtrArray          *attachments,
                             const char * const *rooms,
                             const char * const *except);
+  char   **(*sockets)      (SocketIOAdapter    *self,
+                            const char * const *rooms,
+                            const char * const *except);
 
   /*< private >*/
-  gpointer padding[8];
+  gpointer padding[7];
 };
 
 /**
@@ -235,6 +241,18 @@ gboolean           socket_io_broadcast_operator_emit   (SocketIOBroadcastOperato
                                                         guint               *recipients,
                                                         GError             **error);
 
+SOCKET_IO_AVAILABLE_IN_ALL
+GPtrArray         *socket_io_broadcast_operator_fetch_sockets (SocketIOBroadcastOperator *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_broadcast_operator_sockets_join  (SocketIOBroadcastOperator *self,
+                                                               const char                *room);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_broadcast_operator_sockets_leave (SocketIOBroadcastOperator *self,
+                                                               const char                *room);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_broadcast_operator_disconnect_sockets (SocketIOBroadcastOperator *self,
+                                                                    gboolean                   close_transport);
+
 /* SocketIOAdapter */
 SOCKET_IO_AVAILABLE_IN_ALL
 SocketIOAdapter   *socket_io_adapter_new               (SocketIONamespace   *nsp);
@@ -254,6 +272,10 @@ void               socket_io_adapter_del_all           (SocketIOAdapter     *sel
 SOCKET_IO_AVAILABLE_IN_ALL
 char             **socket_io_adapter_socket_rooms      (SocketIOAdapter     *self,
                                                         const char          *sid);
+SOCKET_IO_AVAILABLE_IN_ALL
+char             **socket_io_adapter_sockets           (SocketIOAdapter     *self,
+                                                        const char * const  *rooms,
+                                                        const char * const  *except);
 SOCKET_IO_AVAILABLE_IN_ALL
 guint              socket_io_adapter_broadcast         (SocketIOAdapter     *self,
                                                         GBytes              *text,

@@ -2161,6 +2161,125 @@ socket_io_broadcast_operator_emit (SocketIOBroadcastOperator  *self,
   return TRUE;
 }
 
+/**
+ * socket_io_broadcast_operator_fetch_sockets:
+ * @self: an operator
+ *
+ * The sockets the operator addresses (this server's: the in-memory
+ * adapter has no others). Any thread.
+ *
+ * Returns: (transfer container) (element-type SocketIOSocket): the
+ *   sockets
+ */
+GPtrArray *
+socket_io_broadcast_operator_fetch_sockets (SocketIOBroadcastOperator *self)
+{
+  GPtrArray *sockets = g_ptr_array_new_with_free_func (g_object_unref);
+  g_auto(GStrv) ids = NULL;
+
+  g_return_val_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self), sockets);
+  ids = socket_io_adapter_sockets (socket_io_namespace_get_adapter (self->nsp),
+                                   (const char * const *) self->rooms->pdata,
+                                   (const char * const *) self->except->pdata);
+  for (guint i = 0; ids[i] != NULL; i++)
+    {
+      SocketIOSocket *socket = socket_io_namespace_lookup_socket (self->nsp, ids[i]);
+
+      if (socket != NULL)
+        g_ptr_array_add (sockets, socket);
+    }
+  return sockets;
+}
+
+/**
+ * socket_io_broadcast_operator_sockets_join:
+ * @self: an operator
+ * @room: a room
+ *
+ * Makes every socket the operator addresses join @room. Any thread.
+ */
+void
+socket_io_broadcast_operator_sockets_join (SocketIOBroadcastOperator *self,
+                                           const char                *room)
+{
+  g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (self);
+
+  for (guint i = 0; i < sockets->len; i++)
+    socket_io_socket_join (g_ptr_array_index (sockets, i), room);
+}
+
+/**
+ * socket_io_broadcast_operator_sockets_leave:
+ * @self: an operator
+ * @room: a room
+ *
+ * Makes every socket the operator addresses leave @room. Any thread.
+ */
+void
+socket_io_broadcast_operator_sockets_leave (SocketIOBroadcastOperator *self,
+                                            const char                *room)
+{
+  g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (self);
+
+  for (guint i = 0; i < sockets->len; i++)
+    socket_io_socket_leave (g_ptr_array_index (sockets, i), room);
+}
+
+/* A weak ref: a call still queued in the context of a session that has
+ * ended must not keep that context alive (the socket holds it). */
+typedef struct
+{
+  GWeakRef  socket;
+  gboolean  close_transport;
+} SioDisconnectCall;
+
+static gboolean
+invoke_disconnect (gpointer data)
+{
+  SioDisconnectCall *call = data;
+  g_autoptr(SocketIOSocket) socket = g_weak_ref_get (&call->socket);
+
+  if (socket != NULL)
+    socket_io_socket_disconnect (socket, call->close_transport);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+disconnect_call_free (gpointer data)
+{
+  SioDisconnectCall *call = data;
+
+  g_weak_ref_clear (&call->socket);
+  g_free (call);
+}
+
+/**
+ * socket_io_broadcast_operator_disconnect_sockets:
+ * @self: an operator
+ * @close_transport: as for socket_io_socket_disconnect()
+ *
+ * Disconnects every socket the operator addresses, each in its own
+ * context (at once for the sockets of the calling context, later for
+ * the others). Any thread.
+ */
+void
+socket_io_broadcast_operator_disconnect_sockets (SocketIOBroadcastOperator *self,
+                                                 gboolean                   close_transport)
+{
+  g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (self);
+
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      SocketIOSocket *socket = g_ptr_array_index (sockets, i);
+      SioDisconnectCall *call = g_new0 (SioDisconnectCall, 1);
+
+      g_weak_ref_init (&call->socket, socket);
+      call->close_transport = close_transport;
+      g_main_context_invoke_full (socket->client->context, G_PRIORITY_DEFAULT,
+                                  invoke_disconnect, call, disconnect_call_free);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* SocketIOAdapter: the in-memory adapter                               */
 /* ------------------------------------------------------------------ */
@@ -2289,6 +2408,12 @@ adapter_real_socket_rooms (SocketIOAdapter *self,
   return rooms;
 }
 
+static void adapter_targets (SocketIOAdapterPrivate *priv,
+                             const char * const     *rooms,
+                             const char * const     *except,
+                             GHashTable             *excluded,
+                             GHashTable             *targets);
+
 static guint
 adapter_real_broadcast (SocketIOAdapter    *self,
                         GBytes             *text,
@@ -2305,6 +2430,51 @@ adapter_real_broadcast (SocketIOAdapter    *self,
 
   /* Held while sending: one order for concurrent broadcasts. */
   g_mutex_lock (&priv->lock);
+  adapter_targets (priv, rooms, except, excluded, targets);
+  g_hash_table_iter_init (&iter, targets);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (priv->nsp != NULL && socket_io_namespace_send_encoded (priv->nsp, key, text, attachments))
+      sent++;
+  g_mutex_unlock (&priv->lock);
+  return sent;
+}
+
+static char **
+adapter_real_sockets (SocketIOAdapter    *self,
+                      const char * const *rooms,
+                      const char * const *except)
+{
+  SocketIOAdapterPrivate *priv = socket_io_adapter_get_instance_private (self);
+  g_autoptr(GHashTable) excluded = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GHashTable) targets = g_hash_table_new (g_str_hash, g_str_equal);
+  GHashTableIter iter;
+  gpointer key;
+  GStrvBuilder *builder = g_strv_builder_new ();
+  char **out;
+
+  g_mutex_lock (&priv->lock);
+  adapter_targets (priv, rooms, except, excluded, targets);
+  g_hash_table_iter_init (&iter, targets);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_strv_builder_add (builder, key);
+  g_mutex_unlock (&priv->lock);
+  out = g_strv_builder_end (builder);
+  g_strv_builder_unref (builder);
+  return out;
+}
+
+/* With the lock held: the sids in any of @rooms (all when none) and in
+ * none of @except, into @targets (keys owned by the adapter's tables). */
+static void
+adapter_targets (SocketIOAdapterPrivate *priv,
+                 const char * const     *rooms,
+                 const char * const     *except,
+                 GHashTable             *excluded,
+                 GHashTable             *targets)
+{
+  GHashTableIter iter;
+  gpointer key;
+
   for (guint i = 0; except != NULL && except[i] != NULL; i++)
     {
       GHashTable *members = g_hash_table_lookup (priv->rooms, except[i]);
@@ -2334,12 +2504,6 @@ adapter_real_broadcast (SocketIOAdapter    *self,
           if (!g_hash_table_contains (excluded, key))
             g_hash_table_add (targets, key);
       }
-  g_hash_table_iter_init (&iter, targets);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    if (priv->nsp != NULL && socket_io_namespace_send_encoded (priv->nsp, key, text, attachments))
-      sent++;
-  g_mutex_unlock (&priv->lock);
-  return sent;
 }
 
 static void
@@ -2362,6 +2526,7 @@ socket_io_adapter_class_init (SocketIOAdapterClass *klass)
   klass->del_all = adapter_real_del_all;
   klass->socket_rooms = adapter_real_socket_rooms;
   klass->broadcast = adapter_real_broadcast;
+  klass->sockets = adapter_real_sockets;
 }
 
 static void
@@ -2499,4 +2664,25 @@ socket_io_adapter_broadcast (SocketIOAdapter    *self,
 {
   g_return_val_if_fail (SOCKET_IO_IS_ADAPTER (self), 0);
   return SOCKET_IO_ADAPTER_GET_CLASS (self)->broadcast (self, text, attachments, rooms, except);
+}
+
+/**
+ * socket_io_adapter_sockets:
+ * @self: an adapter
+ * @rooms: (nullable) (array zero-terminated=1): rooms addressed (none:
+ *   every socket)
+ * @except: (nullable) (array zero-terminated=1): rooms excluded
+ *
+ * Any thread.
+ *
+ * Returns: (transfer full) (array zero-terminated=1): the ids of the
+ *   local sockets addressed
+ */
+char **
+socket_io_adapter_sockets (SocketIOAdapter    *self,
+                           const char * const *rooms,
+                           const char * const *except)
+{
+  g_return_val_if_fail (SOCKET_IO_IS_ADAPTER (self), NULL);
+  return SOCKET_IO_ADAPTER_GET_CLASS (self)->sockets (self, rooms, except);
 }

@@ -142,6 +142,36 @@ on_event (SocketIOSocket *socket,
 
       g_assert_true (socket_io_broadcast_operator_emit (op, "room-msg", rest, attachments, NULL, &error));
     }
+  else if (strcmp (name, "fetch") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+      g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (op);
+
+      test_recorder_add (f->rec, "fetched %s %u", arg_string (args, 0), sockets->len);
+    }
+  else if (strcmp (name, "room-join") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+
+      socket_io_broadcast_operator_sockets_join (op, arg_string (args, 1));
+      test_recorder_add (f->rec, "room-joined");
+    }
+  else if (strcmp (name, "room-leave") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+
+      socket_io_broadcast_operator_sockets_leave (op, arg_string (args, 1));
+    }
+  else if (strcmp (name, "room-kick") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+
+      socket_io_broadcast_operator_disconnect_sockets (op, FALSE);
+    }
   else if (strcmp (name, "bcast") == 0)
     {
       g_autoptr(SocketIOBroadcastOperator) op = socket_io_socket_broadcast (socket);
@@ -620,6 +650,49 @@ test_rooms_broadcast (Fixture       *f,
   g_assert_true (test_recorder_wait (f->rec, "disconnect / client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
 }
 
+/* fetch_sockets and join/leave/disconnect over a room selection. */
+static void
+test_room_operations (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) c = sio_open (f);
+
+  test_require (a != NULL && b != NULL && c != NULL);
+  g_free (sio_connect (a, "/", NULL));
+  g_free (sio_connect (b, "/", NULL));
+  g_free (sio_connect (c, "/", NULL));
+  test_require (sio_send (a, "2[\"join\",\"r\"]"));
+  test_require (sio_send (b, "2[\"join\",\"r\"]"));
+  g_assert_true (test_recorder_wait_count (f->rec, "rooms r 2", 2, TEST_TIMEOUT_MS));
+
+  test_require (sio_send (c, "2[\"fetch\",\"r\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "fetched r 2", TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"fetch\",\"nobody\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "fetched nobody 0", TEST_TIMEOUT_MS));
+
+  /* Everyone in r joins r2. */
+  test_require (sio_send (c, "2[\"room-join\",\"r\",\"r2\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "room-joined", TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"nsp-to\",\"r2\",\"x\"]"));
+  expect_next (a, "2[\"room-msg\",\"x\"]");
+  expect_next (b, "2[\"room-msg\",\"x\"]");
+  test_require (sio_send (c, "2[\"fetch\",\"r2\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "fetched r2 2", TEST_TIMEOUT_MS));
+
+  /* Everyone in r2 is disconnected from the namespace (each in its own
+   * context); C is not. */
+  test_require (sio_send (c, "2[\"room-kick\",\"r2\"]"));
+  expect_next (a, "1");
+  expect_next (b, "1");
+  g_assert_true (test_recorder_wait_count (f->rec, "disconnect / server namespace disconnect", 2, TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"fetch\",\"r\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "fetched r 0", TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"echo\",\"c\"]"));
+  expect_next (c, "2[\"echo-back\",\"c\"]");
+}
+
 /* Concurrent broadcasts from two senders reach two receivers in one order. */
 static void
 test_broadcast_order (Fixture       *f,
@@ -939,6 +1012,7 @@ main (int   argc,
   ADD ("ack-disconnect", test_ack_disconnect);
   ADD ("rooms-broadcast", test_rooms_broadcast);
   ADD ("broadcast-order", test_broadcast_order);
+  ADD ("room-operations", test_room_operations);
   ADD ("disconnect-reasons", test_disconnect_reasons);
   ADD ("malformed", test_malformed);
   ADD ("malformed-reason", test_malformed_reason);

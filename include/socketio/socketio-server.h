@@ -20,6 +20,7 @@ G_BEGIN_DECLS
 #define SOCKET_IO_DEFAULT_CONNECT_TIMEOUT        45000
 #define SOCKET_IO_DEFAULT_MAX_NAMESPACES         64
 #define SOCKET_IO_DEFAULT_MAX_PENDING_ACKS       1024
+#define SOCKET_IO_DEFAULT_MAX_DYNAMIC_NAMESPACES 1024
 
 #define SOCKET_IO_TYPE_SERVER (socket_io_server_get_type ())
 SOCKET_IO_AVAILABLE_IN_ALL
@@ -116,6 +117,24 @@ typedef gboolean (*SocketIOMiddlewareFunc) (SocketIONamespace  *nsp,
                                             gpointer            user_data,
                                             GError            **error);
 
+/**
+ * SocketIONamespaceFunc:
+ * @server: the server
+ * @name: the namespace a client asks for, not declared yet
+ * @auth: (nullable): the CONNECT packet's auth payload
+ * @user_data: the data given to socket_io_server_set_namespace_func()
+ *
+ * Decides whether an undeclared namespace may be created for a client
+ * (dynamic namespaces). Runs in the client's session context.
+ *
+ * Returns: %TRUE to create the namespace (then #SocketIOServer::new-namespace
+ *   is emitted and the client joins it), %FALSE for `Invalid namespace`
+ */
+typedef gboolean (*SocketIONamespaceFunc) (SocketIOServer *server,
+                                           const char     *name,
+                                           JsonNode       *auth,
+                                           gpointer        user_data);
+
 /* SocketIOServer */
 SOCKET_IO_AVAILABLE_IN_ALL
 SocketIOServer    *socket_io_server_new                (EngineIOServer      *engine);
@@ -127,6 +146,15 @@ SocketIONamespace *socket_io_server_of                 (SocketIOServer      *sel
 SOCKET_IO_AVAILABLE_IN_ALL
 SocketIONamespace *socket_io_server_lookup_namespace   (SocketIOServer      *self,
                                                         const char          *name);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_server_set_namespace_func (SocketIOServer      *self,
+                                                        SocketIONamespaceFunc func,
+                                                        gpointer             user_data,
+                                                        GDestroyNotify       destroy);
+SOCKET_IO_AVAILABLE_IN_ALL
+gboolean           socket_io_server_add_namespace_pattern (SocketIOServer   *self,
+                                                        const char          *pattern,
+                                                        GError             **error);
 SOCKET_IO_AVAILABLE_IN_ALL
 guint              socket_io_server_get_connect_timeout (SocketIOServer     *self);
 SOCKET_IO_AVAILABLE_IN_ALL

@@ -49,11 +49,16 @@ struct _SocketIOServer
   GObject          parent_instance;
   EngineIOServer  *engine;          /* ref */
   gulong           connection_id;
-  GMutex           lock;            /* guards namespaces */
+  GMutex           lock;            /* guards namespaces, patterns, namespace_func */
   GHashTable      *namespaces;      /* name -> SocketIONamespace (ref) */
+  GPtrArray       *patterns;        /* GRegex (ref) */
+  SocketIONamespaceFunc namespace_func;
+  gpointer         namespace_data;
+  GDestroyNotify   namespace_destroy;
   guint            connect_timeout; /* atomic */
   guint            max_namespaces;  /* atomic */
   guint            max_pending_acks;/* atomic */
+  guint            max_dynamic;     /* atomic */
 };
 
 typedef struct
@@ -136,8 +141,12 @@ G_DEFINE_FINAL_TYPE (SocketIOBroadcastOperator, socket_io_broadcast_operator, G_
 G_DEFINE_TYPE_WITH_PRIVATE (SocketIOAdapter, socket_io_adapter, G_TYPE_OBJECT)
 
 enum { SERVER_PROP_0, SERVER_PROP_ENGINE, SERVER_PROP_CONNECT_TIMEOUT,
-       SERVER_PROP_MAX_NAMESPACES, SERVER_PROP_MAX_PENDING_ACKS, SERVER_N_PROPS };
+       SERVER_PROP_MAX_NAMESPACES, SERVER_PROP_MAX_PENDING_ACKS, SERVER_PROP_MAX_DYNAMIC,
+       SERVER_N_PROPS };
 static GParamSpec *server_props[SERVER_N_PROPS];
+
+enum { SERVER_SIGNAL_NEW_NAMESPACE, SERVER_N_SIGNALS };
+static guint server_signals[SERVER_N_SIGNALS];
 
 enum { NSP_SIGNAL_CONNECTION, NSP_N_SIGNALS };
 static guint nsp_signals[NSP_N_SIGNALS];
@@ -373,6 +382,55 @@ static SocketIOSocket *socket_new (SocketIONamespace *nsp,
 static void socket_on_packet (SocketIOSocket *socket,
                               SocketIOPacket *packet);
 
+/* Session context: an undeclared namespace, created if a pattern matches
+ * it or the namespace function accepts it. */
+static SocketIONamespace *server_of_locked (SocketIOServer *self,
+                                            const char     *name);
+
+static SocketIONamespace *
+server_dynamic_namespace (SocketIOServer *self,
+                          const char     *name,
+                          JsonNode       *auth)
+{
+  g_autoptr(GPtrArray) patterns = g_ptr_array_new_with_free_func ((GDestroyNotify) g_regex_unref);
+  SocketIONamespaceFunc func;
+  gpointer func_data;
+  gboolean accept = FALSE;
+  SocketIONamespace *nsp;
+  gboolean created;
+
+  g_mutex_lock (&self->lock);
+  for (guint i = 0; i < self->patterns->len; i++)
+    g_ptr_array_add (patterns, g_regex_ref (g_ptr_array_index (self->patterns, i)));
+  func = self->namespace_func;
+  func_data = self->namespace_data;
+  g_mutex_unlock (&self->lock);
+
+  for (guint i = 0; i < patterns->len && !accept; i++)
+    accept = g_regex_match (g_ptr_array_index (patterns, i), name, 0, NULL);
+  if (!accept && func != NULL)
+    accept = func (self, name, auth, func_data);
+  if (!accept)
+    return NULL;
+
+  g_mutex_lock (&self->lock);
+  nsp = g_hash_table_lookup (self->namespaces, name);
+  created = nsp == NULL;
+  if (created && g_hash_table_size (self->namespaces) >= (guint) g_atomic_int_get (&self->max_dynamic))
+    {
+      g_mutex_unlock (&self->lock);
+      g_debug ("namespace %s refused: max-namespaces reached", name);
+      return NULL;
+    }
+  if (created)
+    nsp = server_of_locked (self, name);
+  g_object_ref (nsp);
+  g_mutex_unlock (&self->lock);
+  if (created)
+    g_signal_emit (self, server_signals[SERVER_SIGNAL_NEW_NAMESPACE], 0, nsp);
+  return nsp;
+}
+
 static void
 client_connect (SioClient  *c,
                 const char *name,
@@ -383,6 +441,8 @@ client_connect (SioClient  *c,
   g_autoptr(GPtrArray) middlewares = NULL;
   const char *rooms[2];
 
+  if (nsp == NULL)
+    nsp = server_dynamic_namespace (c->server, name, auth);
   if (nsp == NULL)
     {
       g_autoptr(JsonNode) data = error_object ("Invalid namespace", NULL);
@@ -682,6 +742,9 @@ socket_io_server_finalize (GObject *object)
   SocketIOServer *self = SOCKET_IO_SERVER (object);
 
   g_hash_table_unref (self->namespaces);
+  g_ptr_array_unref (self->patterns);
+  if (self->namespace_destroy != NULL)
+    self->namespace_destroy (self->namespace_data);
   g_clear_object (&self->engine);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (socket_io_server_parent_class)->finalize (object);
@@ -709,6 +772,9 @@ socket_io_server_get_property (GObject    *object,
     case SERVER_PROP_MAX_PENDING_ACKS:
       g_value_set_uint (value, g_atomic_int_get (&self->max_pending_acks));
       break;
+    case SERVER_PROP_MAX_DYNAMIC:
+      g_value_set_uint (value, g_atomic_int_get (&self->max_dynamic));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -735,6 +801,9 @@ socket_io_server_set_property (GObject      *object,
       break;
     case SERVER_PROP_MAX_PENDING_ACKS:
       g_atomic_int_set (&self->max_pending_acks, g_value_get_uint (value));
+      break;
+    case SERVER_PROP_MAX_DYNAMIC:
+      g_atomic_int_set (&self->max_dynamic, g_value_get_uint (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -790,7 +859,33 @@ socket_io_server_class_init (SocketIOServerClass *klass)
   server_props[SERVER_PROP_MAX_PENDING_ACKS] =
     g_param_spec_uint ("max-pending-acks", NULL, NULL, 1, G_MAXINT, SOCKET_IO_DEFAULT_MAX_PENDING_ACKS,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * SocketIOServer:max-namespaces:
+   *
+   * How many namespaces may exist before dynamic ones are refused (a
+   * client asking for one more gets `Invalid namespace`): clients create
+   * dynamic namespaces, and namespaces are never removed. Declared ones
+   * (socket_io_server_of()) are not refused. Default 1024.
+   */
+  server_props[SERVER_PROP_MAX_DYNAMIC] =
+    g_param_spec_uint ("max-namespaces", NULL, NULL, 1, G_MAXINT, SOCKET_IO_DEFAULT_MAX_DYNAMIC_NAMESPACES,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, SERVER_N_PROPS, server_props);
+
+  /**
+   * SocketIOServer::new-namespace:
+   * @server: the server
+   * @nsp: the namespace just created
+   *
+   * Emitted when a dynamic namespace (socket_io_server_add_namespace_pattern(),
+   * socket_io_server_set_namespace_func()) is created for a client, in
+   * that client's session context, before the client joins it: connect
+   * the namespace's #SocketIONamespace::connection and add its middlewares
+   * here.
+   */
+  server_signals[SERVER_SIGNAL_NEW_NAMESPACE] =
+    g_signal_new ("new-namespace", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, SOCKET_IO_TYPE_NAMESPACE);
 }
 
 static void
@@ -798,6 +893,71 @@ socket_io_server_init (SocketIOServer *self)
 {
   g_mutex_init (&self->lock);
   self->namespaces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->patterns = g_ptr_array_new_with_free_func ((GDestroyNotify) g_regex_unref);
+}
+
+/**
+ * socket_io_server_set_namespace_func:
+ * @self: a server
+ * @func: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   decides on undeclared namespaces, or %NULL
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data when replaced or when the server
+ *   is finalized
+ *
+ * Dynamic namespaces: a CONNECT to an undeclared namespace that no
+ * pattern matches asks @func. Set it before engine_io_server_listen();
+ * any thread.
+ */
+void
+socket_io_server_set_namespace_func (SocketIOServer        *self,
+                                     SocketIONamespaceFunc  func,
+                                     gpointer               user_data,
+                                     GDestroyNotify         destroy)
+{
+  GDestroyNotify old_destroy;
+  gpointer old_data;
+
+  g_return_if_fail (SOCKET_IO_IS_SERVER (self));
+  g_mutex_lock (&self->lock);
+  old_destroy = self->namespace_destroy;
+  old_data = self->namespace_data;
+  self->namespace_func = func;
+  self->namespace_data = user_data;
+  self->namespace_destroy = destroy;
+  g_mutex_unlock (&self->lock);
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+/**
+ * socket_io_server_add_namespace_pattern:
+ * @self: a server
+ * @pattern: a Perl-compatible regular expression (anchor it: `^/room-\\d+$`)
+ * @error: return location for a #GRegexError
+ *
+ * Dynamic namespaces: a CONNECT to an undeclared namespace whose name
+ * @pattern matches creates it (see #SocketIOServer::new-namespace). Any
+ * thread.
+ *
+ * Returns: %TRUE if @pattern compiled
+ */
+gboolean
+socket_io_server_add_namespace_pattern (SocketIOServer  *self,
+                                        const char      *pattern,
+                                        GError         **error)
+{
+  GRegex *regex;
+
+  g_return_val_if_fail (SOCKET_IO_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (pattern != NULL, FALSE);
+  regex = g_regex_new (pattern, G_REGEX_OPTIMIZE, 0, error);
+  if (regex == NULL)
+    return FALSE;
+  g_mutex_lock (&self->lock);
+  g_ptr_array_add (self->patterns, regex);
+  g_mutex_unlock (&self->lock);
+  return TRUE;
 }
 
 /**
@@ -840,6 +1000,24 @@ socket_io_server_get_engine (SocketIOServer *self)
   return self->engine;
 }
 
+/* With the lock held. Returns: (transfer none) */
+static SocketIONamespace *
+server_of_locked (SocketIOServer *self,
+                  const char     *name)
+{
+  SocketIONamespace *nsp = g_hash_table_lookup (self->namespaces, name);
+
+  if (nsp == NULL)
+    {
+      nsp = g_object_new (SOCKET_IO_TYPE_NAMESPACE, NULL);
+      nsp->name = g_strdup (name);
+      nsp->server = self;
+      nsp->adapter = socket_io_adapter_new (nsp);
+      g_hash_table_insert (self->namespaces, g_strdup (name), nsp);
+    }
+  return nsp;
+}
+
 /**
  * socket_io_server_of:
  * @self: a server
@@ -863,16 +1041,7 @@ socket_io_server_of (SocketIOServer *self,
   g_return_val_if_fail (name != NULL && name[0] == '/' && strchr (name, ',') == NULL, NULL);
 
   g_mutex_lock (&self->lock);
-  nsp = g_hash_table_lookup (self->namespaces, name);
-  if (nsp == NULL)
-    {
-      nsp = g_object_new (SOCKET_IO_TYPE_NAMESPACE, NULL);
-      nsp->name = g_strdup (name);
-      nsp->server = self;
-      nsp->adapter = socket_io_adapter_new (nsp);
-      g_hash_table_insert (self->namespaces, g_strdup (name), nsp);
-    }
-  g_object_ref (nsp);
+  nsp = g_object_ref (server_of_locked (self, name));
   g_mutex_unlock (&self->lock);
   return nsp;
 }

@@ -269,6 +269,26 @@ private_middleware (SocketIONamespace  *nsp,
   return FALSE;
 }
 
+static gboolean
+namespace_func (SocketIOServer *server,
+                const char     *name,
+                JsonNode       *auth,
+                gpointer        user_data)
+{
+  return strcmp (name, "/func-ok") == 0;
+}
+
+static void
+on_new_namespace (SocketIOServer    *server,
+                  SocketIONamespace *nsp,
+                  gpointer           user_data)
+{
+  Fixture *f = user_data;
+
+  test_recorder_add (f->rec, "new-namespace %s", socket_io_namespace_get_name (nsp));
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+}
+
 static void
 fixture_setup_with (Fixture *f,
                     guint    connect_timeout)
@@ -288,6 +308,9 @@ fixture_setup_with (Fixture *f,
       if (i == 2)
         socket_io_namespace_use (nsp, private_middleware, NULL, NULL);
     }
+  g_assert_true (socket_io_server_add_namespace_pattern (f->sio, "^/dyn-\\d+$", NULL));
+  socket_io_server_set_namespace_func (f->sio, namespace_func, NULL, NULL);
+  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_new_namespace), f);
   f->port = test_server_listen (f->engine);
 }
 
@@ -905,6 +928,36 @@ test_polling (Fixture       *f,
   g_assert_cmpstr (g_ptr_array_index (packets2, 0), ==, "42[\"echo-back\",\"p\"]");
 }
 
+/* Dynamic namespaces: a pattern, a function, and their bound. */
+static void
+test_dynamic_namespaces (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autofree char *sid = NULL;
+
+  test_require (a != NULL && b != NULL);
+  sid = sio_connect (a, "/dyn-1", NULL);
+  test_require (sid != NULL);
+  g_assert_true (test_recorder_wait (f->rec, "new-namespace /dyn-1", TEST_TIMEOUT_MS));
+  test_require (sio_send (a, "2/dyn-1,[\"echo\",1]"));
+  expect_next (a, "2/dyn-1,[\"echo-back\",1]");
+  test_require (sio_send (a, "0/dyn-x,"));
+  expect_next (a, "4/dyn-x,{\"message\":\"Invalid namespace\"}");
+  g_free (sio_connect (a, "/func-ok", NULL));
+  g_assert_true (test_recorder_wait (f->rec, "new-namespace /func-ok", TEST_TIMEOUT_MS));
+  test_require (sio_send (a, "0/func-no,"));
+  expect_next (a, "4/func-no,{\"message\":\"Invalid namespace\"}");
+
+  /* 5 namespaces exist now: no sixth, but the existing ones still work. */
+  g_object_set (f->sio, "max-namespaces", 5, NULL);
+  test_require (sio_send (b, "0/dyn-2,"));
+  expect_next (b, "4/dyn-2,{\"message\":\"Invalid namespace\"}");
+  g_free (sio_connect (b, "/dyn-1", NULL));
+  g_assert_cmpuint (test_recorder_count (f->rec, "new-namespace "), ==, 2);
+}
+
 /* The bounds of one client: namespaces joined at once, pending server acks. */
 static void
 test_bounds (Fixture       *f,
@@ -1020,6 +1073,7 @@ main (int   argc,
   ADD ("polling", test_polling);
   ADD ("protocol-v4", test_protocol_v4);
   ADD ("bounds", test_bounds);
+  ADD ("dynamic-namespaces", test_dynamic_namespaces);
 #undef ADD
   g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,
               test_connect_timeout, fixture_teardown);

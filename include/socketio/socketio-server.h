@@ -270,6 +270,20 @@ gboolean           socket_io_broadcast_operator_emit   (SocketIOBroadcastOperato
                                                         GError             **error);
 
 SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_broadcast_operator_emit_with_ack (SocketIOBroadcastOperator *self,
+                                                               const char                *name,
+                                                               JsonArray                 *args,
+                                                               GPtrArray                 *attachments,
+                                                               guint                      timeout_ms,
+                                                               GCancellable              *cancellable,
+                                                               GAsyncReadyCallback        callback,
+                                                               gpointer                   user_data);
+SOCKET_IO_AVAILABLE_IN_ALL
+GPtrArray         *socket_io_broadcast_operator_emit_with_ack_finish (SocketIOBroadcastOperator *self,
+                                                                      GAsyncResult              *result,
+                                                                      guint                     *missing,
+                                                                      GError                   **error);
+SOCKET_IO_AVAILABLE_IN_ALL
 GPtrArray         *socket_io_broadcast_operator_fetch_sockets (SocketIOBroadcastOperator *self);
 SOCKET_IO_AVAILABLE_IN_ALL
 void               socket_io_broadcast_operator_sockets_join  (SocketIOBroadcastOperator *self,

@@ -1946,7 +1946,9 @@ on_ack_cancelled (GCancellable *cancellable,
  * Sends an event with an ack id and waits for the client's ACK. At most
  * #SocketIOServer:max-pending-acks wait per socket; past that the call
  * fails with %G_IO_ERROR_NO_SPACE. @callback runs in the thread-default
- * main context of the caller. Any thread.
+ * main context of the caller, which must keep running until then (the
+ * context of another socket's session stops with that session). Any
+ * thread.
  */
 void
 socket_io_socket_emit_with_ack (SocketIOSocket      *self,
@@ -2328,6 +2330,154 @@ socket_io_broadcast_operator_emit (SocketIOBroadcastOperator  *self,
   if (recipients != NULL)
     *recipients = n;
   return TRUE;
+}
+
+typedef struct
+{
+  GMutex     lock;        /* guards responses, missing, waiting */
+  GPtrArray *responses;   /* JsonArray */
+  guint      missing;
+  guint      waiting;
+  GTask     *task;
+} SioBroadcastAcks;
+
+static void
+broadcast_acks_free (SioBroadcastAcks *acks)
+{
+  g_ptr_array_unref (acks->responses);
+  g_mutex_clear (&acks->lock);
+  g_free (acks);
+}
+
+static void
+broadcast_acks_return (SioBroadcastAcks *acks)
+{
+  GTask *task = acks->task;
+
+  g_task_set_task_data (task, GUINT_TO_POINTER (acks->missing), NULL);
+  g_task_return_pointer (task, g_ptr_array_ref (acks->responses), (GDestroyNotify) g_ptr_array_unref);
+  broadcast_acks_free (acks);
+  g_object_unref (task);
+}
+
+static void
+on_broadcast_ack (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  SioBroadcastAcks *acks = user_data;
+  g_autoptr(JsonArray) args = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source), result,
+                                                                     NULL, NULL);
+  gboolean last;
+
+  g_mutex_lock (&acks->lock);
+  if (args != NULL)
+    g_ptr_array_add (acks->responses, json_array_ref (args));
+  else
+    acks->missing++;
+  last = --acks->waiting == 0;
+  g_mutex_unlock (&acks->lock);
+  if (last)
+    broadcast_acks_return (acks);
+}
+
+/**
+ * socket_io_broadcast_operator_emit_with_ack:
+ * @self: an operator
+ * @name: the event name
+ * @args: (nullable): the arguments (sealed by this call)
+ * @attachments: (nullable) (element-type GBytes): binaries the arguments'
+ *   placeholders refer to
+ * @timeout_ms: how long each client has to answer; 0 for no limit
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called once every
+ *   addressed socket answered, timed out or disconnected
+ * @user_data: data for @callback
+ *
+ * Emits to every addressed socket with an ack id and collects the acks
+ * (the reference's `io.timeout(ms).emit(..., callback)`). Unlike
+ * socket_io_broadcast_operator_emit(), the event is encoded once per
+ * socket (each has its own ack ids). Any thread; @callback runs in the
+ * thread-default main context of the caller, which must keep running
+ * until then (a session's context stops with its session).
+ */
+void
+socket_io_broadcast_operator_emit_with_ack (SocketIOBroadcastOperator *self,
+                                            const char                *name,
+                                            JsonArray                 *args,
+                                            GPtrArray                 *attachments,
+                                            guint                      timeout_ms,
+                                            GCancellable              *cancellable,
+                                            GAsyncReadyCallback        callback,
+                                            gpointer                   user_data)
+{
+  g_autoptr(GPtrArray) sockets = NULL;
+  g_autoptr(JsonNode) check = NULL;
+  g_autoptr(SocketIOPacket) packet = NULL;
+  g_autoptr(GError) error = NULL;
+  SioBroadcastAcks *acks;
+  GTask *task;
+
+  g_return_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self));
+  g_return_if_fail (name != NULL);
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, socket_io_broadcast_operator_emit_with_ack);
+  /* Cancelled, it still returns what came (and counts the rest missing). */
+  g_task_set_check_cancellable (task, FALSE);
+
+  /* Refuse an invalid event before sending anything. */
+  check = event_payload (name, args);
+  packet = socket_io_packet_new (SOCKET_IO_PACKET_EVENT, self->nsp->name, check, 0,
+                                 attachments, &error);
+  if (packet == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      g_object_unref (task);
+      return;
+    }
+
+  sockets = socket_io_broadcast_operator_fetch_sockets (self);
+  acks = g_new0 (SioBroadcastAcks, 1);
+  g_mutex_init (&acks->lock);
+  acks->responses = g_ptr_array_new_with_free_func ((GDestroyNotify) json_array_unref);
+  acks->task = task;
+  acks->waiting = sockets->len + 1;   /* + 1 until every emit is made */
+  for (guint i = 0; i < sockets->len; i++)
+    socket_io_socket_emit_with_ack (g_ptr_array_index (sockets, i), name, args, attachments,
+                                    timeout_ms, cancellable, on_broadcast_ack, acks);
+  g_mutex_lock (&acks->lock);
+  if (--acks->waiting == 0)
+    {
+      g_mutex_unlock (&acks->lock);
+      broadcast_acks_return (acks);
+      return;
+    }
+  g_mutex_unlock (&acks->lock);
+}
+
+/**
+ * socket_io_broadcast_operator_emit_with_ack_finish:
+ * @self: an operator
+ * @result: the result given to the callback
+ * @missing: (out) (optional): how many addressed sockets did not answer
+ *   (timed out, disconnected, cancelled)
+ * @error: return location for an error (an invalid event)
+ *
+ * Any thread.
+ *
+ * Returns: (transfer container) (element-type JsonArray) (nullable): the
+ *   arguments of every ack received, in arrival order
+ */
+GPtrArray *
+socket_io_broadcast_operator_emit_with_ack_finish (SocketIOBroadcastOperator  *self,
+                                                   GAsyncResult               *result,
+                                                   guint                      *missing,
+                                                   GError                    **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  if (missing != NULL)
+    *missing = GPOINTER_TO_UINT (g_task_get_task_data (G_TASK (result)));
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 /**

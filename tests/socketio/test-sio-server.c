@@ -93,6 +93,55 @@ args_from (JsonArray *args,
   return out;
 }
 
+static gint
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+static void
+on_ask_all_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GError) error = NULL;
+  guint missing = 0;
+  g_autoptr(GPtrArray) responses =
+    socket_io_broadcast_operator_emit_with_ack_finish (SOCKET_IO_BROADCAST_OPERATOR (source), result,
+                                                       &missing, &error);
+
+  g_assert_no_error (error);
+  if (responses != NULL)
+    {
+      g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+
+      g_autofree char *joined = NULL;
+
+      for (guint i = 0; i < responses->len; i++)
+        g_ptr_array_add (texts, json_of_array (g_ptr_array_index (responses, i)));
+      g_ptr_array_sort (texts, compare_strings);
+      g_ptr_array_add (texts, NULL);
+      joined = g_strjoinv (",", (char **) texts->pdata);
+      test_recorder_add (f->rec, "ask-all %u missing=%u %s", responses->len, missing, joined);
+    }
+}
+
+static void
+on_ask_cancelled_done (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonArray) args = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source), result,
+                                                                     NULL, &error);
+
+  test_recorder_add (f->rec, "ask-cancel %s", args == NULL &&
+                     g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ? "cancelled" : "other");
+}
+
 static void
 on_event (SocketIOSocket *socket,
           const char     *name,
@@ -181,6 +230,22 @@ on_event (SocketIOSocket *socket,
   else if (strcmp (name, "ask") == 0)
     socket_io_socket_emit_with_ack (socket, "question", args, attachments, test_scaled_ms (400),
                                     NULL, on_ask_done, f);
+  else if (strcmp (name, "ask-all") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_broadcast (socket_io_socket_get_namespace (socket));
+
+      socket_io_broadcast_operator_emit_with_ack (op, "poll", args, attachments, test_scaled_ms (600),
+                                                  NULL, on_ask_all_done, f);
+    }
+  else if (strcmp (name, "ask-cancel") == 0)
+    {
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+
+      socket_io_socket_emit_with_ack (socket, "question", args, attachments, 0,
+                                      cancellable, on_ask_cancelled_done, f);
+      g_cancellable_cancel (cancellable);
+    }
   else if (strcmp (name, "bye") == 0)
     socket_io_socket_disconnect (socket, FALSE);
   else if (strcmp (name, "kill") == 0)
@@ -673,6 +738,41 @@ test_rooms_broadcast (Fixture       *f,
   g_assert_true (test_recorder_wait (f->rec, "disconnect / client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
 }
 
+/* Broadcast with acks: every answer collected, the silent one counted. */
+static void
+test_broadcast_acks (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) c = sio_open (f);
+  g_autofree char *qa = NULL;
+  g_autofree char *qb = NULL;
+  g_autofree char *qc = NULL;
+  g_autofree char *reply = NULL;
+
+  test_require (a != NULL && b != NULL && c != NULL);
+  g_free (sio_connect (a, "/", NULL));
+  g_free (sio_connect (b, "/", NULL));
+  g_free (sio_connect (c, "/", NULL));
+  test_require (sio_send (a, "2[\"ask-all\",7]"));
+  qa = sio_next (a, TEST_TIMEOUT_MS);
+  qb = sio_next (b, TEST_TIMEOUT_MS);
+  qc = sio_next (c, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (qa, ==, "20[\"poll\",7]");
+  g_assert_cmpstr (qb, ==, "20[\"poll\",7]");
+  g_assert_cmpstr (qc, ==, "20[\"poll\",7]");
+  test_require (sio_send (a, "30[\"a\"]"));
+  test_require (sio_send (b, "30[\"b\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "ask-all 2 missing=1 [\"a\"],[\"b\"]", TEST_TIMEOUT_MS));
+
+  /* A cancelled server ack. */
+  test_require (sio_send (a, "2[\"ask-cancel\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "ask-cancel cancelled", TEST_TIMEOUT_MS));
+  reply = sio_next (a, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (reply, ==, "21[\"question\"]");
+}
+
 /* fetch_sockets and join/leave/disconnect over a room selection. */
 static void
 test_room_operations (Fixture       *f,
@@ -1066,6 +1166,7 @@ main (int   argc,
   ADD ("rooms-broadcast", test_rooms_broadcast);
   ADD ("broadcast-order", test_broadcast_order);
   ADD ("room-operations", test_room_operations);
+  ADD ("broadcast-acks", test_broadcast_acks);
   ADD ("disconnect-reasons", test_disconnect_reasons);
   ADD ("malformed", test_malformed);
   ADD ("malformed-reason", test_malformed_reason);

@@ -133,6 +133,53 @@ typedef struct
   GPtrArray *attachments;
 } SioAckResult;
 
+/**
+ * SocketIOServer:
+ *
+ * A Socket.IO server on an #EngineIOServer: every Engine.IO session is a
+ * Socket.IO client that joins namespaces. Its namespaces are created with
+ * socket_io_server_of() (any thread).
+ */
+
+/**
+ * SocketIONamespace:
+ *
+ * A namespace ("/" or "/name"): its sockets, middlewares and adapter
+ * (rooms). #SocketIONamespace::connection is emitted in each joining
+ * socket's context.
+ */
+
+/**
+ * SocketIOSocket:
+ *
+ * One client in one namespace. Its signals are emitted in its Engine.IO
+ * session's context (socket_io_socket_get_context()); emits, acks, joins
+ * and leaves may be called from any thread.
+ */
+
+/**
+ * SocketIOAck:
+ *
+ * The acknowledgement a client waits for on one event; answer it once
+ * with socket_io_ack_send(), from any thread.
+ */
+
+/**
+ * SocketIOBroadcastOperator:
+ *
+ * Addresses the sockets of a namespace in some rooms and not in others,
+ * for one broadcast (socket_io_broadcast_operator_emit()) or room
+ * operation. Used from one thread at a time.
+ */
+
+/**
+ * SocketIOAdapter:
+ *
+ * The rooms of a namespace and the delivery of its broadcasts. The base
+ * class keeps them in memory; subclasses (a Redis adapter) override
+ * #SocketIOAdapterClass's virtual functions.
+ */
+
 G_DEFINE_FINAL_TYPE (SocketIOServer, socket_io_server, G_TYPE_OBJECT)
 G_DEFINE_FINAL_TYPE (SocketIONamespace, socket_io_namespace, G_TYPE_OBJECT)
 G_DEFINE_FINAL_TYPE (SocketIOSocket, socket_io_socket, G_TYPE_OBJECT)

@@ -42,6 +42,10 @@ G_DECLARE_FINAL_TYPE (SocketIOAck, socket_io_ack, SOCKET_IO, ACK, GObject)
 SOCKET_IO_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (SocketIOBroadcastOperator, socket_io_broadcast_operator, SOCKET_IO, BROADCAST_OPERATOR, GObject)
 
+#define SOCKET_IO_TYPE_MIDDLEWARE_CALL (socket_io_middleware_call_get_type ())
+SOCKET_IO_AVAILABLE_IN_ALL
+G_DECLARE_FINAL_TYPE (SocketIOMiddlewareCall, socket_io_middleware_call, SOCKET_IO, MIDDLEWARE_CALL, GObject)
+
 #define SOCKET_IO_TYPE_ADAPTER (socket_io_adapter_get_type ())
 SOCKET_IO_AVAILABLE_IN_ALL
 G_DECLARE_DERIVABLE_TYPE (SocketIOAdapter, socket_io_adapter, SOCKET_IO, ADAPTER, GObject)
@@ -118,6 +122,21 @@ typedef gboolean (*SocketIOMiddlewareFunc) (SocketIONamespace  *nsp,
                                             GError            **error);
 
 /**
+ * SocketIOAsyncMiddlewareFunc:
+ * @nsp: the namespace being joined
+ * @socket: the socket that would join (not connected yet)
+ * @call: answer it with socket_io_middleware_call_next() or
+ *   socket_io_middleware_call_refuse() (keep a ref to answer later)
+ * @user_data: the data given to socket_io_namespace_use_async()
+ *
+ * An asynchronous middleware; it runs in the socket's context.
+ */
+typedef void (*SocketIOAsyncMiddlewareFunc) (SocketIONamespace      *nsp,
+                                             SocketIOSocket         *socket,
+                                             SocketIOMiddlewareCall *call,
+                                             gpointer                user_data);
+
+/**
  * SocketIONamespaceFunc:
  * @server: the server
  * @name: the namespace a client asks for, not declared yet
@@ -176,6 +195,19 @@ void               socket_io_namespace_use             (SocketIONamespace   *sel
                                                         SocketIOMiddlewareFunc func,
                                                         gpointer             user_data,
                                                         GDestroyNotify       destroy);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_namespace_use_async       (SocketIONamespace   *self,
+                                                        SocketIOAsyncMiddlewareFunc func,
+                                                        gpointer             user_data,
+                                                        GDestroyNotify       destroy);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_middleware_call_next      (SocketIOMiddlewareCall *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_middleware_call_refuse    (SocketIOMiddlewareCall *self,
+                                                        const char          *message,
+                                                        JsonNode            *data);
+SOCKET_IO_AVAILABLE_IN_ALL
+SocketIOSocket    *socket_io_middleware_call_get_socket (SocketIOMiddlewareCall *self);
 SOCKET_IO_AVAILABLE_IN_ALL
 GPtrArray         *socket_io_namespace_get_sockets     (SocketIONamespace   *self);
 SOCKET_IO_AVAILABLE_IN_ALL

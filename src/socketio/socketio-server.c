@@ -39,6 +39,7 @@ struct _SioClient
   /* Session context only: */
   SocketIODecoder *decoder;
   GHashTable      *sockets;         /* namespace name -> SocketIOSocket (ref) */
+  GHashTable      *pending;         /* namespace name -> SioConnectAttempt (ref): in middlewares */
   GSource         *connect_timer;
   const char      *close_reason;    /* static; overrides the engine's reason */
   gboolean         closed;
@@ -63,9 +64,10 @@ struct _SocketIOServer
 
 typedef struct
 {
-  SocketIOMiddlewareFunc func;
-  gpointer               user_data;
-  GDestroyNotify         destroy;
+  SocketIOMiddlewareFunc      func;
+  SocketIOAsyncMiddlewareFunc async_func;
+  gpointer                    user_data;
+  GDestroyNotify              destroy;
 } SioMiddleware;
 
 struct _SocketIONamespace
@@ -305,6 +307,7 @@ client_unref (SioClient *c)
     return;
   g_assert (c->connect_timer == NULL);
   g_hash_table_unref (c->sockets);
+  g_hash_table_unref (c->pending);
   socket_io_decoder_free (c->decoder);
   g_mutex_clear (&c->send_lock);
   g_main_context_unref (c->context);
@@ -409,7 +412,7 @@ on_connect_timeout (gpointer data)
 {
   SioClient *c = data;
 
-  if (g_hash_table_size (c->sockets) == 0)
+  if (g_hash_table_size (c->sockets) == 0 && g_hash_table_size (c->pending) == 0)
     {
       g_debug ("%s joined no namespace in time", engine_io_socket_get_id (c->eio));
       client_fail (c, "forced server close");
@@ -478,69 +481,100 @@ server_dynamic_namespace (SocketIOServer *self,
   return nsp;
 }
 
-static void
-client_connect (SioClient  *c,
-                const char *name,
-                JsonNode   *auth)
+/* One CONNECT going through the namespace's middlewares, which may answer
+ * later from any thread (asynchronous middlewares). The session context
+ * owns its progress; @lock guards @c and @socket, which the session's end
+ * clears (so that a call queued in a context nobody runs any more keeps
+ * neither the client nor its context alive). */
+typedef struct
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_lookup_namespace (c->server, name);
-  g_autoptr(SocketIOSocket) socket = NULL;
-  g_autoptr(GPtrArray) middlewares = NULL;
+  gatomicrefcount    ref_count;
+  GMutex             lock;
+  SioClient         *c;             /* ref; NULL once the session ended */
+  SocketIOSocket    *socket;        /* ref; NULL once the session ended */
+  SocketIONamespace *nsp;           /* ref */
+  char              *name;
+  guint              next;          /* the next middleware; session context */
+} SioConnectAttempt;
+
+struct _SocketIOMiddlewareCall
+{
+  GObject            parent_instance;
+  SioConnectAttempt *attempt;       /* ref */
+  gint               answered;      /* atomic */
+};
+
+G_DEFINE_FINAL_TYPE (SocketIOMiddlewareCall, socket_io_middleware_call, G_TYPE_OBJECT)
+
+static SioConnectAttempt *
+attempt_ref (SioConnectAttempt *attempt)
+{
+  g_atomic_ref_count_inc (&attempt->ref_count);
+  return attempt;
+}
+
+static void
+attempt_unref (SioConnectAttempt *attempt)
+{
+  if (!g_atomic_ref_count_dec (&attempt->ref_count))
+    return;
+  g_clear_object (&attempt->socket);
+  g_clear_pointer (&attempt->c, client_unref);
+  g_object_unref (attempt->nsp);
+  g_free (attempt->name);
+  g_mutex_clear (&attempt->lock);
+  g_free (attempt);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SioConnectAttempt, attempt_unref)
+
+/* Session context: the session ended; forget the client and socket. */
+static void
+attempt_abandon (gpointer data)
+{
+  SioConnectAttempt *attempt = data;
+  SioClient *c;
+  SocketIOSocket *socket;
+
+  g_mutex_lock (&attempt->lock);
+  c = g_steal_pointer (&attempt->c);
+  socket = g_steal_pointer (&attempt->socket);
+  g_mutex_unlock (&attempt->lock);
+  g_clear_object (&socket);
+  g_clear_pointer (&c, client_unref);
+  attempt_unref (attempt);
+}
+
+static void
+connect_refuse (SioConnectAttempt *attempt,
+                const char        *message,
+                JsonNode          *error_data)
+{
+  SioClient *c = attempt->c;
+  g_autoptr(JsonNode) data = NULL;
+  g_autofree char *name = g_strdup (attempt->name);
+
+  /* v4 (socket.io 2.x) clients get the data, or the message, alone. */
+  if (c->protocol == SOCKET_IO_PROTOCOL_V4)
+    data = error_data != NULL ? json_node_ref (error_data)
+                              : json_node_init_string (json_node_alloc (), message);
+  else
+    data = error_object (message, error_data);
+  g_hash_table_remove (c->pending, name);     /* may free @attempt */
+  if (!c->closed)
+    client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
+}
+
+static void
+connect_finish (SioConnectAttempt *attempt)
+{
+  SioClient *c = attempt->c;
+  g_autoptr(SocketIONamespace) nsp = g_object_ref (attempt->nsp);
+  g_autoptr(SocketIOSocket) socket = g_object_ref (attempt->socket);
+  g_autofree char *name = g_strdup (attempt->name);
   const char *rooms[2];
 
-  if (nsp == NULL)
-    nsp = server_dynamic_namespace (c->server, name, auth);
-  if (nsp == NULL)
-    {
-      g_autoptr(JsonNode) data = error_object ("Invalid namespace", NULL);
-
-      client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
-      return;
-    }
-  if (g_hash_table_size (c->sockets) >= (guint) g_atomic_int_get (&c->server->max_namespaces))
-    {
-      g_autoptr(JsonNode) data = error_object ("Too many namespaces", NULL);
-
-      client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
-      client_fail (c, "forced server close");
-      return;
-    }
-
-  socket = socket_new (nsp, c, auth);
-
-  g_mutex_lock (&nsp->lock);
-  /* Middlewares are only freed with the namespace, which @socket holds. */
-  middlewares = g_ptr_array_sized_new (nsp->middlewares->len);
-  for (guint i = 0; i < nsp->middlewares->len; i++)
-    g_ptr_array_add (middlewares, g_ptr_array_index (nsp->middlewares, i));
-  g_mutex_unlock (&nsp->lock);
-  for (guint i = 0; i < middlewares->len; i++)
-    {
-      SioMiddleware *m = g_ptr_array_index (middlewares, i);
-      g_autoptr(GError) error = NULL;
-      g_autoptr(JsonNode) error_data = NULL;
-
-      if (!m->func (nsp, socket, &error_data, m->user_data, &error))
-        {
-          const char *message = error != NULL ? error->message : "Forbidden";
-          g_autoptr(JsonNode) data = NULL;
-
-          /* v4 (socket.io 2.x) clients get the data, or the message, alone. */
-          if (c->protocol == SOCKET_IO_PROTOCOL_V4)
-            data = error_data != NULL ? json_node_ref (error_data)
-                                      : json_node_init_string (json_node_alloc (), message);
-          else
-            data = error_object (message, error_data);
-
-          if (!c->closed)
-            client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
-          return;
-        }
-      if (c->closed)
-        return;
-    }
-  if (g_hash_table_contains (c->sockets, name))
-    return;
+  g_hash_table_remove (c->pending, name);     /* may free @attempt */
 
   g_atomic_int_set (&socket->connected, 1);
   g_hash_table_insert (c->sockets, g_strdup (name), g_object_ref (socket));
@@ -565,6 +599,225 @@ client_connect (SioClient  *c,
     }
 
   g_signal_emit (nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, socket);
+}
+
+/* Session context: runs the middlewares from attempt->next on. */
+static void
+connect_run (SioConnectAttempt *attempt)
+{
+  g_autoptr(SioConnectAttempt) hold = attempt_ref (attempt);
+
+  for (;;)
+    {
+      SioMiddleware *m = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autoptr(JsonNode) error_data = NULL;
+
+      if (attempt->c == NULL || attempt->c->closed)
+        return;
+      /* Append-only until the namespace is finalized (the attempt holds it). */
+      g_mutex_lock (&attempt->nsp->lock);
+      if (attempt->next < attempt->nsp->middlewares->len)
+        m = g_ptr_array_index (attempt->nsp->middlewares, attempt->next);
+      g_mutex_unlock (&attempt->nsp->lock);
+      if (m == NULL)
+        break;
+      attempt->next++;
+      if (m->async_func != NULL)
+        {
+          g_autoptr(SocketIOMiddlewareCall) call = g_object_new (SOCKET_IO_TYPE_MIDDLEWARE_CALL, NULL);
+
+          call->attempt = attempt_ref (attempt);
+          m->async_func (attempt->nsp, attempt->socket, call, m->user_data);
+          return;   /* socket_io_middleware_call_next() goes on */
+        }
+      if (!m->func (attempt->nsp, attempt->socket, &error_data, m->user_data, &error))
+        {
+          connect_refuse (attempt, error != NULL ? error->message : "Forbidden", error_data);
+          return;
+        }
+    }
+  connect_finish (attempt);
+}
+
+typedef struct
+{
+  SioConnectAttempt *attempt;
+  gboolean           ok;
+  char              *message;
+  JsonNode          *data;
+} SioResume;
+
+static void
+resume_free (gpointer data)
+{
+  SioResume *r = data;
+
+  attempt_unref (r->attempt);
+  g_free (r->message);
+  g_clear_pointer (&r->data, json_node_unref);
+  g_free (r);
+}
+
+static gboolean
+resume_in_context (gpointer data)
+{
+  SioResume *r = data;
+  SioConnectAttempt *attempt = r->attempt;
+
+  if (attempt->c == NULL || attempt->c->closed ||
+      g_hash_table_lookup (attempt->c->pending, attempt->name) != attempt)
+    return G_SOURCE_REMOVE;
+  if (r->ok)
+    connect_run (attempt);
+  else
+    connect_refuse (attempt, r->message, r->data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+middleware_call_answer (SocketIOMiddlewareCall *self,
+                        gboolean                ok,
+                        const char             *message,
+                        JsonNode               *data)
+{
+  SioClient *c = NULL;
+  SioResume *r;
+
+  if (!g_atomic_int_compare_and_exchange (&self->answered, 0, 1))
+    {
+      g_critical ("A Socket.IO middleware call was answered twice");
+      return;
+    }
+  g_mutex_lock (&self->attempt->lock);
+  if (self->attempt->c != NULL)
+    c = client_ref (self->attempt->c);
+  g_mutex_unlock (&self->attempt->lock);
+  if (c == NULL)
+    return;
+  r = g_new0 (SioResume, 1);
+  r->attempt = attempt_ref (self->attempt);
+  r->ok = ok;
+  r->message = g_strdup (message != NULL ? message : "Forbidden");
+  r->data = data != NULL ? json_node_ref (data) : NULL;
+  g_main_context_invoke_full (c->context, G_PRIORITY_DEFAULT, resume_in_context, r, resume_free);
+  client_unref (c);
+}
+
+static void
+socket_io_middleware_call_finalize (GObject *object)
+{
+  SocketIOMiddlewareCall *self = SOCKET_IO_MIDDLEWARE_CALL (object);
+
+  g_clear_pointer (&self->attempt, attempt_unref);
+  G_OBJECT_CLASS (socket_io_middleware_call_parent_class)->finalize (object);
+}
+
+static void
+socket_io_middleware_call_class_init (SocketIOMiddlewareCallClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = socket_io_middleware_call_finalize;
+}
+
+static void
+socket_io_middleware_call_init (SocketIOMiddlewareCall *self)
+{
+}
+
+/**
+ * socket_io_middleware_call_next:
+ * @self: the call given to a #SocketIOAsyncMiddlewareFunc
+ *
+ * Lets the socket through this middleware: the next one runs, or the
+ * socket joins. Call it, or socket_io_middleware_call_refuse(), once,
+ * from any thread, also after the middleware function returned (keep a
+ * ref). A call dropped unanswered leaves the CONNECT pending until the
+ * session ends.
+ */
+void
+socket_io_middleware_call_next (SocketIOMiddlewareCall *self)
+{
+  g_return_if_fail (SOCKET_IO_IS_MIDDLEWARE_CALL (self));
+  middleware_call_answer (self, TRUE, NULL, NULL);
+}
+
+/**
+ * socket_io_middleware_call_refuse:
+ * @self: the call given to a #SocketIOAsyncMiddlewareFunc
+ * @message: the CONNECT_ERROR's `message`
+ * @data: (nullable): the CONNECT_ERROR's `data`
+ *
+ * Refuses the socket: the client gets CONNECT_ERROR. Once, from any
+ * thread.
+ */
+void
+socket_io_middleware_call_refuse (SocketIOMiddlewareCall *self,
+                                  const char             *message,
+                                  JsonNode               *data)
+{
+  g_return_if_fail (SOCKET_IO_IS_MIDDLEWARE_CALL (self));
+  g_return_if_fail (message != NULL);
+  middleware_call_answer (self, FALSE, message, data);
+}
+
+/**
+ * socket_io_middleware_call_get_socket:
+ * @self: a middleware call
+ *
+ * Any thread.
+ *
+ * Returns: (transfer full) (nullable): the socket asking to join, or
+ *   %NULL once its session ended
+ */
+SocketIOSocket *
+socket_io_middleware_call_get_socket (SocketIOMiddlewareCall *self)
+{
+  SocketIOSocket *socket = NULL;
+
+  g_return_val_if_fail (SOCKET_IO_IS_MIDDLEWARE_CALL (self), NULL);
+  g_mutex_lock (&self->attempt->lock);
+  if (self->attempt->socket != NULL)
+    socket = g_object_ref (self->attempt->socket);
+  g_mutex_unlock (&self->attempt->lock);
+  return socket;
+}
+
+static void
+client_connect (SioClient  *c,
+                const char *name,
+                JsonNode   *auth)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_lookup_namespace (c->server, name);
+  SioConnectAttempt *attempt;
+
+  if (nsp == NULL)
+    nsp = server_dynamic_namespace (c->server, name, auth);
+  if (nsp == NULL)
+    {
+      g_autoptr(JsonNode) data = error_object ("Invalid namespace", NULL);
+
+      client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
+      return;
+    }
+  if (g_hash_table_size (c->sockets) + g_hash_table_size (c->pending) >=
+      (guint) g_atomic_int_get (&c->server->max_namespaces))
+    {
+      g_autoptr(JsonNode) data = error_object ("Too many namespaces", NULL);
+
+      client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
+      client_fail (c, "forced server close");
+      return;
+    }
+
+  attempt = g_new0 (SioConnectAttempt, 1);
+  g_atomic_ref_count_init (&attempt->ref_count);
+  g_mutex_init (&attempt->lock);
+  attempt->c = client_ref (c);
+  attempt->nsp = g_object_ref (nsp);
+  attempt->name = g_strdup (name);
+  attempt->socket = socket_new (nsp, c, auth);
+  g_hash_table_insert (c->pending, g_strdup (name), attempt);   /* takes the ref */
+  connect_run (attempt);
 }
 
 static void
@@ -602,7 +855,9 @@ client_dispatch (SioClient      *c,
     }
   socket = g_hash_table_lookup (c->sockets, name);
 
-  if (socket == NULL && type == SOCKET_IO_PACKET_CONNECT)
+  /* A namespace whose CONNECT is still in the middlewares: nothing may
+   * come for it meanwhile (the reference closes too). */
+  if (socket == NULL && type == SOCKET_IO_PACKET_CONNECT && !g_hash_table_contains (c->pending, name))
     client_connect (c, name, query_auth != NULL ? query_auth : socket_io_packet_get_data (packet));
   else if (socket != NULL && type != SOCKET_IO_PACKET_CONNECT &&
            type != SOCKET_IO_PACKET_CONNECT_ERROR)
@@ -697,6 +952,7 @@ on_eio_close (EngineIOSocket      *eio,
   sockets = client_dup_sockets (c);
   for (guint i = 0; i < sockets->len; i++)
     socket_close (g_ptr_array_index (sockets, i), text);
+  g_hash_table_remove_all (c->pending);
   socket_io_decoder_reset (c->decoder);
   g_signal_handlers_disconnect_by_data (eio, c);
   client_unref (c);
@@ -728,6 +984,7 @@ on_engine_connection (EngineIOServer *engine,
   g_mutex_init (&c->send_lock);
   c->decoder = socket_io_decoder_new (c->protocol);
   c->sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  c->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, attempt_abandon);
 
   g_signal_connect_data (eio, "packet", G_CALLBACK (on_eio_packet), client_ref (c),
                          client_closure_notify, 0);
@@ -1304,6 +1561,40 @@ socket_io_namespace_use (SocketIONamespace      *self,
   g_return_if_fail (func != NULL);
   m = g_new0 (SioMiddleware, 1);
   m->func = func;
+  m->user_data = user_data;
+  m->destroy = destroy;
+  g_mutex_lock (&self->lock);
+  g_ptr_array_add (self->middlewares, m);
+  g_mutex_unlock (&self->lock);
+}
+
+/**
+ * socket_io_namespace_use_async:
+ * @self: a namespace
+ * @func: (scope notified) (closure user_data) (destroy destroy): the middleware
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data when the namespace is finalized
+ *
+ * Adds an asynchronous middleware (after those added before, synchronous
+ * or not): @func runs in the socket's context and answers, then or later
+ * from any thread, with socket_io_middleware_call_next() or
+ * socket_io_middleware_call_refuse(). Packets for the namespace that
+ * arrive meanwhile close the client, as the reference does.
+ *
+ * Any thread.
+ */
+void
+socket_io_namespace_use_async (SocketIONamespace           *self,
+                               SocketIOAsyncMiddlewareFunc  func,
+                               gpointer                     user_data,
+                               GDestroyNotify               destroy)
+{
+  SioMiddleware *m;
+
+  g_return_if_fail (SOCKET_IO_IS_NAMESPACE (self));
+  g_return_if_fail (func != NULL);
+  m = g_new0 (SioMiddleware, 1);
+  m->async_func = func;
   m->user_data = user_data;
   m->destroy = destroy;
   g_mutex_lock (&self->lock);

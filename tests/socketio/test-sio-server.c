@@ -334,6 +334,47 @@ private_middleware (SocketIONamespace  *nsp,
   return FALSE;
 }
 
+typedef struct
+{
+  SocketIOMiddlewareCall *call;
+  char                   *token;
+} AsyncAnswer;
+
+/* Answers from another thread, after a while. */
+static gpointer
+async_answer_thread (gpointer data)
+{
+  AsyncAnswer *answer = data;
+
+  g_usleep (strcmp (answer->token, "slow") == 0 ? 300000 : 20000);
+  if (strcmp (answer->token, "ok") == 0 || strcmp (answer->token, "slow") == 0)
+    socket_io_middleware_call_next (answer->call);
+  else
+    socket_io_middleware_call_refuse (answer->call, "async no", NULL);
+  g_object_unref (answer->call);
+  g_free (answer->token);
+  g_free (answer);
+  return NULL;
+}
+
+static void
+async_middleware (SocketIONamespace      *nsp,
+                  SocketIOSocket         *socket,
+                  SocketIOMiddlewareCall *call,
+                  gpointer                user_data)
+{
+  JsonNode *auth = socket_io_socket_get_auth (socket);
+  AsyncAnswer *answer = g_new0 (AsyncAnswer, 1);
+  g_autoptr(SocketIOSocket) same = socket_io_middleware_call_get_socket (call);
+
+  g_assert_true (same == socket);
+  answer->call = g_object_ref (call);
+  answer->token = g_strdup (auth != NULL && JSON_NODE_HOLDS_OBJECT (auth)
+                            ? json_object_get_string_member_with_default (json_node_get_object (auth), "token", "")
+                            : "");
+  g_thread_unref (g_thread_new ("async-middleware", async_answer_thread, answer));
+}
+
 static gboolean
 namespace_func (SocketIOServer *server,
                 const char     *name,
@@ -358,7 +399,7 @@ static void
 fixture_setup_with (Fixture *f,
                     guint    connect_timeout)
 {
-  const char *names[] = { "/", "/custom", "/private" };
+  const char *names[] = { "/", "/custom", "/private", "/async" };
 
   f->rec = test_recorder_new ();
   f->engine = test_server_new ();
@@ -372,6 +413,8 @@ fixture_setup_with (Fixture *f,
       g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
       if (i == 2)
         socket_io_namespace_use (nsp, private_middleware, NULL, NULL);
+      if (i == 3)
+        socket_io_namespace_use_async (nsp, async_middleware, NULL, NULL);
     }
   g_assert_true (socket_io_server_add_namespace_pattern (f->sio, "^/dyn-\\d+$", NULL));
   socket_io_server_set_namespace_func (f->sio, namespace_func, NULL, NULL);
@@ -1028,6 +1071,38 @@ test_polling (Fixture       *f,
   g_assert_cmpstr (g_ptr_array_index (packets2, 0), ==, "42[\"echo-back\",\"p\"]");
 }
 
+/* Asynchronous middleware answering from another thread. */
+static void
+test_async_middleware (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) eager = sio_open (f);
+  g_autoptr(TestWs) gone = sio_open (f);
+  g_autofree char *sid = NULL;
+
+  test_require (ws != NULL && eager != NULL && gone != NULL);
+  test_require (sio_send (ws, "0/async,{\"token\":\"bad\"}"));
+  expect_next (ws, "4/async,{\"message\":\"async no\"}");
+  sid = sio_connect (ws, "/async", "{\"token\":\"ok\"}");
+  test_require (sid != NULL && sid[0] != '\0');
+  test_require (sio_send (ws, "2/async,[\"echo\",\"a\"]"));
+  expect_next (ws, "2/async,[\"echo-back\",\"a\"]");
+
+  /* A packet for the namespace while its CONNECT waits closes the client. */
+  test_require (sio_send (eager, "0/async,{\"token\":\"slow\"}"));
+  test_require (sio_send (eager, "2/async,[\"echo\",\"early\"]"));
+  g_assert_true (sio_wait_closed (eager, TEST_TIMEOUT_MS));
+
+  /* A client gone while its CONNECT waits: the late answer is dropped. */
+  test_require (sio_send (gone, "0/async,{\"token\":\"slow\"}"));
+  test_ws_drop (gone, TRUE);
+  test_require (sio_send (ws, "2/async,[\"echo\",\"b\"]"));
+  expect_next (ws, "2/async,[\"echo-back\",\"b\"]");
+  g_usleep (400000);  /* let the slow answers come (nothing to assert but no crash or leak) */
+  g_assert_cmpuint (test_recorder_count (f->rec, "connect /async"), ==, 1);
+}
+
 /* Dynamic namespaces: a pattern, a function, and their bound. */
 static void
 test_dynamic_namespaces (Fixture       *f,
@@ -1050,8 +1125,8 @@ test_dynamic_namespaces (Fixture       *f,
   test_require (sio_send (a, "0/func-no,"));
   expect_next (a, "4/func-no,{\"message\":\"Invalid namespace\"}");
 
-  /* 5 namespaces exist now: no sixth, but the existing ones still work. */
-  g_object_set (f->sio, "max-namespaces", 5, NULL);
+  /* 6 namespaces exist now: no seventh, but the existing ones still work. */
+  g_object_set (f->sio, "max-namespaces", 6, NULL);
   test_require (sio_send (b, "0/dyn-2,"));
   expect_next (b, "4/dyn-2,{\"message\":\"Invalid namespace\"}");
   g_free (sio_connect (b, "/dyn-1", NULL));
@@ -1175,6 +1250,7 @@ main (int   argc,
   ADD ("protocol-v4", test_protocol_v4);
   ADD ("bounds", test_bounds);
   ADD ("dynamic-namespaces", test_dynamic_namespaces);
+  ADD ("async-middleware", test_async_middleware);
 #undef ADD
   g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,
               test_connect_timeout, fixture_teardown);

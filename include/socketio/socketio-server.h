@@ -22,6 +22,26 @@ G_BEGIN_DECLS
 #define SOCKET_IO_DEFAULT_MAX_PENDING_ACKS       1024
 #define SOCKET_IO_DEFAULT_MAX_DYNAMIC_NAMESPACES 1024
 
+/**
+ * SocketIOBroadcastFlags:
+ * @SOCKET_IO_BROADCAST_NONE: no flag
+ * @SOCKET_IO_BROADCAST_VOLATILE: skip a recipient whose Engine.IO send
+ *   queue is not empty (the event may be lost; the reference's `volatile`)
+ * @SOCKET_IO_BROADCAST_LOCAL: only this server's sockets (what the
+ *   in-memory adapter does anyway; for scale-out adapters)
+ * @SOCKET_IO_BROADCAST_COMPRESS: asked-for compression (no effect: the
+ *   engine does not compress messages)
+ *
+ * How a broadcast is delivered (socket_io_broadcast_operator_volatile()...).
+ */
+typedef enum /*< flags >*/
+{
+  SOCKET_IO_BROADCAST_NONE     = 0,
+  SOCKET_IO_BROADCAST_VOLATILE = 1 << 0,
+  SOCKET_IO_BROADCAST_LOCAL    = 1 << 1,
+  SOCKET_IO_BROADCAST_COMPRESS = 1 << 2,
+} SocketIOBroadcastFlags;
+
 #define SOCKET_IO_TYPE_SERVER (socket_io_server_get_type ())
 SOCKET_IO_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (SocketIOServer, socket_io_server, SOCKET_IO, SERVER, GObject)
@@ -62,8 +82,9 @@ G_DECLARE_DERIVABLE_TYPE (SocketIOAdapter, socket_io_adapter, SOCKET_IO, ADAPTER
  *   array)
  * @broadcast: sends an encoded packet (@text then @attachments as binary
  *   messages) to every local socket in any of @rooms (every socket of the
- *   namespace when @rooms is empty) and in none of @except; must deliver
- *   concurrent broadcasts to every recipient in one order
+ *   namespace when @rooms is empty) and in none of @except, as @flags
+ *   say; must deliver concurrent broadcasts to every recipient in one
+ *   order
  *
  * The class of the room registry of a namespace. The base class is the
  * in-memory adapter; a scale-out adapter (Redis...) overrides the
@@ -88,7 +109,8 @@ struct _SocketIOAdapterClass
                             GBytes             *text,
                             GPtrArray          *attachments,
                             const char * const *rooms,
-                            const char * const *except);
+                            const char * const *except,
+                            SocketIOBroadcastFlags flags);
   char   **(*sockets)      (SocketIOAdapter    *self,
                             const char * const *rooms,
                             const char * const *except);
@@ -294,6 +316,13 @@ SOCKET_IO_AVAILABLE_IN_ALL
 SocketIOBroadcastOperator *socket_io_broadcast_operator_except (SocketIOBroadcastOperator *self,
                                                                 const char                *room);
 SOCKET_IO_AVAILABLE_IN_ALL
+SocketIOBroadcastOperator *socket_io_broadcast_operator_volatile (SocketIOBroadcastOperator *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+SocketIOBroadcastOperator *socket_io_broadcast_operator_local    (SocketIOBroadcastOperator *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+SocketIOBroadcastOperator *socket_io_broadcast_operator_compress (SocketIOBroadcastOperator *self,
+                                                                  gboolean                   compress);
+SOCKET_IO_AVAILABLE_IN_ALL
 gboolean           socket_io_broadcast_operator_emit   (SocketIOBroadcastOperator *self,
                                                         const char          *name,
                                                         JsonArray           *args,
@@ -355,11 +384,13 @@ guint              socket_io_adapter_broadcast         (SocketIOAdapter     *sel
                                                         GBytes              *text,
                                                         GPtrArray           *attachments,
                                                         const char * const  *rooms,
-                                                        const char * const  *except);
+                                                        const char * const  *except,
+                                                        SocketIOBroadcastFlags flags);
 SOCKET_IO_AVAILABLE_IN_ALL
 gboolean           socket_io_namespace_send_encoded    (SocketIONamespace   *self,
                                                         const char          *sid,
                                                         GBytes              *text,
-                                                        GPtrArray           *attachments);
+                                                        GPtrArray           *attachments,
+                                                        SocketIOBroadcastFlags flags);
 
 G_END_DECLS

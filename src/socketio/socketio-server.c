@@ -111,6 +111,7 @@ struct _SocketIOBroadcastOperator
   SocketIONamespace *nsp;           /* ref */
   GPtrArray         *rooms;         /* char*, NULL-terminated */
   GPtrArray         *except;        /* char*, NULL-terminated */
+  SocketIOBroadcastFlags flags;
 };
 
 typedef struct
@@ -1657,6 +1658,8 @@ socket_io_namespace_lookup_socket (SocketIONamespace *self,
  * @sid: a socket id
  * @text: an encoded Socket.IO packet
  * @attachments: (nullable) (element-type GBytes): its attachments
+ * @flags: %SOCKET_IO_BROADCAST_VOLATILE skips a socket whose send queue
+ *   is not empty
  *
  * Sends an encoded packet to the local socket @sid; for adapters. Any
  * thread.
@@ -1664,10 +1667,11 @@ socket_io_namespace_lookup_socket (SocketIONamespace *self,
  * Returns: %TRUE if @sid is connected here and the packet was queued
  */
 gboolean
-socket_io_namespace_send_encoded (SocketIONamespace *self,
-                                  const char        *sid,
-                                  GBytes            *text,
-                                  GPtrArray         *attachments)
+socket_io_namespace_send_encoded (SocketIONamespace      *self,
+                                  const char             *sid,
+                                  GBytes                 *text,
+                                  GPtrArray              *attachments,
+                                  SocketIOBroadcastFlags  flags)
 {
   SocketIOSocket *socket;
   gboolean ok = FALSE;
@@ -1675,7 +1679,9 @@ socket_io_namespace_send_encoded (SocketIONamespace *self,
   g_return_val_if_fail (SOCKET_IO_IS_NAMESPACE (self), FALSE);
   g_mutex_lock (&self->lock);
   socket = g_hash_table_lookup (self->sockets, sid);
-  if (socket != NULL)
+  if (socket != NULL &&
+      !((flags & SOCKET_IO_BROADCAST_VOLATILE) &&
+        engine_io_socket_get_send_queue_length (socket->client->eio) > 0))
     ok = client_send_encoded (socket->client, text, attachments, NULL);
   g_mutex_unlock (&self->lock);
   return ok;
@@ -2624,6 +2630,61 @@ socket_io_broadcast_operator_except (SocketIOBroadcastOperator *self,
 }
 
 /**
+ * socket_io_broadcast_operator_volatile:
+ * @self: an operator
+ *
+ * Sets %SOCKET_IO_BROADCAST_VOLATILE: recipients that have not taken what
+ * was sent to them before are skipped.
+ *
+ * Returns: (transfer none): @self, for chaining
+ */
+SocketIOBroadcastOperator *
+socket_io_broadcast_operator_volatile (SocketIOBroadcastOperator *self)
+{
+  g_return_val_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self), NULL);
+  self->flags |= SOCKET_IO_BROADCAST_VOLATILE;
+  return self;
+}
+
+/**
+ * socket_io_broadcast_operator_local:
+ * @self: an operator
+ *
+ * Sets %SOCKET_IO_BROADCAST_LOCAL: this server's sockets only.
+ *
+ * Returns: (transfer none): @self, for chaining
+ */
+SocketIOBroadcastOperator *
+socket_io_broadcast_operator_local (SocketIOBroadcastOperator *self)
+{
+  g_return_val_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self), NULL);
+  self->flags |= SOCKET_IO_BROADCAST_LOCAL;
+  return self;
+}
+
+/**
+ * socket_io_broadcast_operator_compress:
+ * @self: an operator
+ * @compress: whether compression is asked for
+ *
+ * Sets or clears %SOCKET_IO_BROADCAST_COMPRESS (no effect today: the
+ * engine does not compress messages).
+ *
+ * Returns: (transfer none): @self, for chaining
+ */
+SocketIOBroadcastOperator *
+socket_io_broadcast_operator_compress (SocketIOBroadcastOperator *self,
+                                       gboolean                   compress)
+{
+  g_return_val_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self), NULL);
+  if (compress)
+    self->flags |= SOCKET_IO_BROADCAST_COMPRESS;
+  else
+    self->flags &= ~SOCKET_IO_BROADCAST_COMPRESS;
+  return self;
+}
+
+/**
  * socket_io_broadcast_operator_emit:
  * @self: an operator
  * @name: the event name
@@ -2664,7 +2725,8 @@ socket_io_broadcast_operator_emit (SocketIOBroadcastOperator  *self,
   n = socket_io_adapter_broadcast (socket_io_namespace_get_adapter (self->nsp), text,
                                    encoded_attachments,
                                    (const char * const *) self->rooms->pdata,
-                                   (const char * const *) self->except->pdata);
+                                   (const char * const *) self->except->pdata,
+                                   self->flags);
   if (recipients != NULL)
     *recipients = n;
   return TRUE;
@@ -3076,7 +3138,8 @@ adapter_real_broadcast (SocketIOAdapter    *self,
                         GBytes             *text,
                         GPtrArray          *attachments,
                         const char * const *rooms,
-                        const char * const *except)
+                        const char * const *except,
+                        SocketIOBroadcastFlags flags)
 {
   SocketIOAdapterPrivate *priv = socket_io_adapter_get_instance_private (self);
   g_autoptr(GHashTable) excluded = g_hash_table_new (g_str_hash, g_str_equal);
@@ -3090,7 +3153,7 @@ adapter_real_broadcast (SocketIOAdapter    *self,
   adapter_targets (priv, rooms, except, excluded, targets);
   g_hash_table_iter_init (&iter, targets);
   while (g_hash_table_iter_next (&iter, &key, NULL))
-    if (priv->nsp != NULL && socket_io_namespace_send_encoded (priv->nsp, key, text, attachments))
+    if (priv->nsp != NULL && socket_io_namespace_send_encoded (priv->nsp, key, text, attachments, flags))
       sent++;
   g_mutex_unlock (&priv->lock);
   return sent;
@@ -3307,20 +3370,22 @@ socket_io_adapter_socket_rooms (SocketIOAdapter *self,
  * @rooms: (nullable) (array zero-terminated=1): rooms addressed (none:
  *   every socket)
  * @except: (nullable) (array zero-terminated=1): rooms excluded
+ * @flags: delivery flags
  *
  * Any thread.
  *
  * Returns: how many local sockets the packet was queued for
  */
 guint
-socket_io_adapter_broadcast (SocketIOAdapter    *self,
-                             GBytes             *text,
-                             GPtrArray          *attachments,
-                             const char * const *rooms,
-                             const char * const *except)
+socket_io_adapter_broadcast (SocketIOAdapter        *self,
+                             GBytes                 *text,
+                             GPtrArray              *attachments,
+                             const char * const     *rooms,
+                             const char * const     *except,
+                             SocketIOBroadcastFlags  flags)
 {
   g_return_val_if_fail (SOCKET_IO_IS_ADAPTER (self), 0);
-  return SOCKET_IO_ADAPTER_GET_CLASS (self)->broadcast (self, text, attachments, rooms, except);
+  return SOCKET_IO_ADAPTER_GET_CLASS (self)->broadcast (self, text, attachments, rooms, except, flags);
 }
 
 /**

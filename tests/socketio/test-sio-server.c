@@ -221,6 +221,18 @@ on_event (SocketIOSocket *socket,
 
       socket_io_broadcast_operator_disconnect_sockets (op, FALSE);
     }
+  else if (strcmp (name, "vbcast") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_broadcast (socket_io_socket_get_namespace (socket));
+      guint n = 0;
+
+      socket_io_broadcast_operator_compress (socket_io_broadcast_operator_local (
+        socket_io_broadcast_operator_volatile (socket_io_broadcast_operator_except (op, socket_io_socket_get_id (socket)))),
+        TRUE);
+      g_assert_true (socket_io_broadcast_operator_emit (op, "v", args, attachments, &n, &error));
+      test_recorder_add (f->rec, "vbcast-sent %u", n);
+    }
   else if (strcmp (name, "bcast") == 0)
     {
       g_autoptr(SocketIOBroadcastOperator) op = socket_io_socket_broadcast (socket);
@@ -816,6 +828,45 @@ test_broadcast_acks (Fixture       *f,
   g_assert_cmpstr (reply, ==, "21[\"question\"]");
 }
 
+/* A volatile broadcast skips a recipient that has not taken the previous
+ * one: a polling client that does not poll. */
+static void
+test_volatile (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
+  g_autofree char *target = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(TestResponse) get = NULL;
+  g_autoptr(TestResponse) get2 = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(GPtrArray) packets2 = NULL;
+
+  test_require (ws != NULL && open != NULL);
+  g_free (sio_connect (ws, "/", NULL));
+  target = test_eio_target (4, "polling", open->sid);
+  post = test_http_post (http, target, TEST_S ("40"));
+  test_require (post != NULL && post->status == 200);
+  get = test_http_get (http, target);
+  test_require (get != NULL);
+  packets = test_eio_poll_packets (get, 4);
+  test_require (packets != NULL && packets->len == 1);
+
+  /* The poller's queue is empty: the first reaches it; then it holds one. */
+  test_require (sio_send (ws, "2[\"vbcast\",1]"));
+  g_assert_true (test_recorder_wait (f->rec, "vbcast-sent 1", TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2[\"vbcast\",2]"));
+  g_assert_true (test_recorder_wait (f->rec, "vbcast-sent 0", TEST_TIMEOUT_MS));
+  get2 = test_http_get (http, target);
+  test_require (get2 != NULL);
+  packets2 = test_eio_poll_packets (get2, 4);
+  test_require (packets2 != NULL);
+  g_assert_cmpuint (packets2->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (packets2, 0), ==, "42[\"v\",1]");
+}
+
 /* fetch_sockets and join/leave/disconnect over a room selection. */
 static void
 test_room_operations (Fixture       *f,
@@ -1242,6 +1293,7 @@ main (int   argc,
   ADD ("broadcast-order", test_broadcast_order);
   ADD ("room-operations", test_room_operations);
   ADD ("broadcast-acks", test_broadcast_acks);
+  ADD ("volatile", test_volatile);
   ADD ("disconnect-reasons", test_disconnect_reasons);
   ADD ("malformed", test_malformed);
   ADD ("malformed-reason", test_malformed_reason);

@@ -263,6 +263,11 @@ GMainContext      *socket_io_socket_get_context        (SocketIOSocket      *sel
 SOCKET_IO_AVAILABLE_IN_ALL
 gboolean           socket_io_socket_is_connected       (SocketIOSocket      *self);
 SOCKET_IO_AVAILABLE_IN_ALL
+JsonNode          *socket_io_socket_dup_data           (SocketIOSocket      *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_socket_set_data           (SocketIOSocket      *self,
+                                                        JsonNode            *data);
+SOCKET_IO_AVAILABLE_IN_ALL
 gboolean           socket_io_socket_emit               (SocketIOSocket      *self,
                                                         const char          *name,
                                                         JsonArray           *args,

@@ -91,7 +91,8 @@ struct _SocketIOSocket
   gint               connected;     /* atomic */
   gint               leaving;       /* atomic: set before the rooms are left */
   gboolean           closing;       /* session context only */
-  GMutex             ack_lock;      /* guards acks, next_ack_id, acks_closed */
+  GMutex             ack_lock;      /* guards acks, next_ack_id, acks_closed, data */
+  JsonNode          *data;          /* nullable, sealed: socket.data */
   GHashTable        *acks;          /* gint64 id -> SioPendingAck */
   gint64             next_ack_id;
   gboolean           acks_closed;
@@ -1892,6 +1893,7 @@ socket_io_socket_finalize (GObject *object)
   g_hash_table_unref (self->acks);
   g_mutex_clear (&self->ack_lock);
   g_clear_pointer (&self->auth, json_node_unref);
+  g_clear_pointer (&self->data, json_node_unref);
   g_clear_object (&self->nsp);
   g_clear_pointer (&self->client, client_unref);
   g_free (self->id);
@@ -2193,6 +2195,53 @@ socket_io_socket_is_connected (SocketIOSocket *self)
 {
   g_return_val_if_fail (SOCKET_IO_IS_SOCKET (self), FALSE);
   return g_atomic_int_get (&self->connected) != 0;
+}
+
+/**
+ * socket_io_socket_dup_data:
+ * @self: a socket
+ *
+ * The application's data for this socket (the reference's `socket.data`:
+ * JSON, so that a scale-out adapter can carry it). Any thread.
+ *
+ * Returns: (transfer full) (nullable): the data (sealed), or %NULL
+ */
+JsonNode *
+socket_io_socket_dup_data (SocketIOSocket *self)
+{
+  JsonNode *data;
+
+  g_return_val_if_fail (SOCKET_IO_IS_SOCKET (self), NULL);
+  g_mutex_lock (&self->ack_lock);
+  data = self->data != NULL ? json_node_ref (self->data) : NULL;
+  g_mutex_unlock (&self->ack_lock);
+  return data;
+}
+
+/**
+ * socket_io_socket_set_data:
+ * @self: a socket
+ * @data: (nullable): the new data (sealed by this call), or %NULL
+ *
+ * Replaces the socket's data. Any thread.
+ */
+void
+socket_io_socket_set_data (SocketIOSocket *self,
+                           JsonNode       *data)
+{
+  JsonNode *old;
+
+  g_return_if_fail (SOCKET_IO_IS_SOCKET (self));
+  if (data != NULL)
+    {
+      data = json_node_ref (data);
+      json_node_seal (data);
+    }
+  g_mutex_lock (&self->ack_lock);
+  old = self->data;
+  self->data = data;
+  g_mutex_unlock (&self->ack_lock);
+  g_clear_pointer (&old, json_node_unref);
 }
 
 /**

@@ -191,6 +191,15 @@ on_event (SocketIOSocket *socket,
 
       g_assert_true (socket_io_broadcast_operator_emit (op, "room-msg", rest, attachments, NULL, &error));
     }
+  else if (strcmp (name, "set-data") == 0)
+    socket_io_socket_set_data (socket, json_array_get_element (args, 0));
+  else if (strcmp (name, "get-data") == 0)
+    {
+      g_autoptr(JsonNode) stored = socket_io_socket_dup_data (socket);
+      g_autofree char *text = json_of_node (stored);
+
+      test_recorder_add (f->rec, "data %s", text);
+    }
   else if (strcmp (name, "fetch") == 0)
     {
       g_autoptr(SocketIOBroadcastOperator) op =
@@ -819,6 +828,12 @@ test_broadcast_acks (Fixture       *f,
   g_assert_cmpstr (qc, ==, "20[\"poll\",7]");
   test_require (sio_send (a, "30[\"a\"]"));
   test_require (sio_send (b, "30[\"b\"]"));
+  /* (socket.data, on the way) */
+  test_require (sio_send (c, "2[\"get-data\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "data null", TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"set-data\",{\"user\":\"c\",\"n\":[1]}]"));
+  test_require (sio_send (c, "2[\"get-data\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "data {\"user\":\"c\",\"n\":[1]}", TEST_TIMEOUT_MS));
   g_assert_true (test_recorder_wait (f->rec, "ask-all 2 missing=1 [\"a\"],[\"b\"]", TEST_TIMEOUT_MS));
 
   /* A cancelled server ack. */

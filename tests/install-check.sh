@@ -33,6 +33,26 @@ LD_LIBRARY_PATH="$libdir" ldd "$work/echo" | grep -q "$libdir/libengineio-1.0.so
   { echo "FAIL: the example does not link the installed library"; exit 1; }
 echo "README example: compiled and linked"
 
+# socketio-1.0: its .pc (which requires engineio-1.0), headers and library.
+sed "s|^prefix=.*|prefix=$work/root$configured|" "$libdir/pkgconfig/socketio-1.0.pc" >"$work/pc/socketio-1.0.pc"
+cat >"$work/sio.c" <<'EOF_C'
+#include <socketio/socketio.h>
+
+int
+main (void)
+{
+  g_autoptr(EngineIOServer) engine = engine_io_server_new ();
+  g_autoptr(SocketIOServer) io = socket_io_server_new (engine);
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (io, "/chat");
+
+  return g_strcmp0 (socket_io_namespace_get_name (nsp), "/chat") == 0 ? 0 : 1;
+}
+EOF_C
+cc -Wall -Werror -o "$work/sio" "$work/sio.c" $(pkg-config --cflags --libs socketio-1.0)
+LD_LIBRARY_PATH="$libdir" "$work/sio" || { echo "FAIL: the socketio-1.0 example"; exit 1; }
+[ -x "$root$configured/bin/socketio-echo" ] || { echo "FAIL: socketio-echo not installed"; exit 1; }
+echo "socketio-1.0: compiled, linked and ran"
+
 # Python over the installed typelib, if introspection was built.
 typelib=$(find "$root" -name 'EngineIO-1.0.typelib' | head -n1)
 introspection=$(/usr/bin/python3 -c '
@@ -49,6 +69,11 @@ from gi.repository import EngineIO
 s = EngineIO.Server(ping_interval=1234)
 assert s.props.ping_interval == 1234
 print("python: EngineIO", EngineIO.PacketType.MESSAGE, "from the installed typelib")
+gi.require_version("SocketIO", "1.0")
+from gi.repository import SocketIO
+io = SocketIO.Server.new(s)
+assert io.of("/x").get_name() == "/x"
+print("python: SocketIO from the installed typelib")
 '
 fi
 echo ok

@@ -1,0 +1,1325 @@
+/* test-sio-server.c: the Socket.IO server over a real Engine.IO server
+ *
+ * An EngineIOServer on 127.0.0.1 port 0 with a SocketIOServer on top,
+ * driven by raw Engine.IO clients (tests/wsutil.h WebSocket, and the
+ * polling client of tests/testutil.h) speaking Socket.IO v5 by hand.
+ * Run with ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "testutil.h"
+#include "wsutil.h"
+#include "socketio/socketio.h"
+
+typedef struct
+{
+  EngineIOServer *engine;
+  SocketIOServer *sio;
+  guint           port;
+  TestRecorder   *rec;
+} Fixture;
+
+static char *
+json_of_array (JsonArray *array)
+{
+  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_ARRAY);
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+
+  json_node_set_array (node, array);
+  json_generator_set_root (gen, node);
+  return json_generator_to_data (gen, NULL);
+}
+
+static char *
+json_of_node (JsonNode *node)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+
+  if (node == NULL)
+    return g_strdup ("null");
+  json_generator_set_root (gen, node);
+  return json_generator_to_data (gen, NULL);
+}
+
+static const char *
+arg_string (JsonArray *args,
+            guint      i)
+{
+  JsonNode *node;
+
+  if (json_array_get_length (args) <= i)
+    return NULL;
+  node = json_array_get_element (args, i);
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+    ? json_node_get_string (node) : NULL;
+}
+
+static void
+on_ask_done (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) attachments = NULL;
+  g_autoptr(JsonArray) args = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source), result,
+                                                                     &attachments, &error);
+
+  if (args != NULL)
+    {
+      g_autofree char *json = json_of_array (args);
+
+      test_recorder_add (f->rec, "ask-result %s %u", json, attachments->len);
+    }
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    test_recorder_add (f->rec, "ask-error timed-out");
+  else
+    test_recorder_add (f->rec, "ask-error %s", error->message);
+}
+
+/* A copy of @args without its first @n elements. */
+static JsonArray *
+args_from (JsonArray *args,
+           guint      n)
+{
+  JsonArray *out = json_array_new ();
+
+  for (guint i = n; i < json_array_get_length (args); i++)
+    json_array_add_element (out, json_node_copy (json_array_get_element (args, i)));
+  return out;
+}
+
+static gint
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+static void
+on_ask_all_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GError) error = NULL;
+  guint missing = 0;
+  g_autoptr(GPtrArray) responses =
+    socket_io_broadcast_operator_emit_with_ack_finish (SOCKET_IO_BROADCAST_OPERATOR (source), result,
+                                                       &missing, &error);
+
+  g_assert_no_error (error);
+  if (responses != NULL)
+    {
+      g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+
+      g_autofree char *joined = NULL;
+
+      for (guint i = 0; i < responses->len; i++)
+        g_ptr_array_add (texts, json_of_array (g_ptr_array_index (responses, i)));
+      g_ptr_array_sort (texts, compare_strings);
+      g_ptr_array_add (texts, NULL);
+      joined = g_strjoinv (",", (char **) texts->pdata);
+      test_recorder_add (f->rec, "ask-all %u missing=%u %s", responses->len, missing, joined);
+    }
+}
+
+static void
+on_ask_cancelled_done (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonArray) args = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source), result,
+                                                                     NULL, &error);
+
+  test_recorder_add (f->rec, "ask-cancel %s", args == NULL &&
+                     g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ? "cancelled" : "other");
+}
+
+static void
+on_event (SocketIOSocket *socket,
+          const char     *name,
+          JsonArray      *args,
+          GPtrArray      *attachments,
+          SocketIOAck    *ack,
+          gpointer        user_data)
+{
+  Fixture *f = user_data;
+  const char *nsp = socket_io_namespace_get_name (socket_io_socket_get_namespace (socket));
+  g_autofree char *json = json_of_array (args);
+  g_autoptr(GError) error = NULL;
+
+  test_recorder_add (f->rec, "event %s %s %s %u%s", nsp, name, json, attachments->len,
+                     ack != NULL ? " ack" : "");
+  if (strcmp (name, "echo") == 0)
+    g_assert_true (socket_io_socket_emit (socket, "echo-back", args, attachments, &error));
+  else if (strcmp (name, "ack") == 0 && ack != NULL)
+    {
+      g_assert_true (socket_io_ack_send (ack, args, attachments, &error));
+      g_assert_false (socket_io_ack_send (ack, args, attachments, NULL));
+    }
+  else if (strcmp (name, "join") == 0)
+    {
+      g_auto(GStrv) rooms = NULL;
+
+      socket_io_socket_join (socket, arg_string (args, 0));
+      rooms = socket_io_socket_get_rooms (socket);
+      test_recorder_add (f->rec, "rooms %s %u", arg_string (args, 0), g_strv_length (rooms));
+    }
+  else if (strcmp (name, "leave") == 0)
+    socket_io_socket_leave (socket, arg_string (args, 0));
+  else if (strcmp (name, "to") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op = socket_io_socket_to (socket, arg_string (args, 0));
+      g_autoptr(JsonArray) rest = args_from (args, 1);
+      guint n = 0;
+
+      g_assert_true (socket_io_broadcast_operator_emit (op, "room-msg", rest, attachments, &n, &error));
+      test_recorder_add (f->rec, "sent-to %u", n);
+    }
+  else if (strcmp (name, "nsp-to") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+      g_autoptr(JsonArray) rest = args_from (args, 1);
+
+      g_assert_true (socket_io_broadcast_operator_emit (op, "room-msg", rest, attachments, NULL, &error));
+    }
+  else if (strcmp (name, "set-data") == 0)
+    socket_io_socket_set_data (socket, json_array_get_element (args, 0));
+  else if (strcmp (name, "get-data") == 0)
+    {
+      g_autoptr(JsonNode) stored = socket_io_socket_dup_data (socket);
+      g_autofree char *text = json_of_node (stored);
+
+      test_recorder_add (f->rec, "data %s", text);
+    }
+  else if (strcmp (name, "fetch") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+      g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (op);
+
+      test_recorder_add (f->rec, "fetched %s %u", arg_string (args, 0), sockets->len);
+    }
+  else if (strcmp (name, "room-join") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+
+      socket_io_broadcast_operator_sockets_join (op, arg_string (args, 1));
+      test_recorder_add (f->rec, "room-joined");
+    }
+  else if (strcmp (name, "room-leave") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+
+      socket_io_broadcast_operator_sockets_leave (op, arg_string (args, 1));
+    }
+  else if (strcmp (name, "room-kick") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
+
+      socket_io_broadcast_operator_disconnect_sockets (op, FALSE);
+    }
+  else if (strcmp (name, "vbcast") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_broadcast (socket_io_socket_get_namespace (socket));
+      guint n = 0;
+
+      socket_io_broadcast_operator_compress (socket_io_broadcast_operator_local (
+        socket_io_broadcast_operator_volatile (socket_io_broadcast_operator_except (op, socket_io_socket_get_id (socket)))),
+        TRUE);
+      g_assert_true (socket_io_broadcast_operator_emit (op, "v", args, attachments, &n, &error));
+      test_recorder_add (f->rec, "vbcast-sent %u", n);
+    }
+  else if (strcmp (name, "bcast") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op = socket_io_socket_broadcast (socket);
+
+      g_assert_true (socket_io_broadcast_operator_emit (op, "bcast-back", args, attachments, NULL, &error));
+    }
+  else if (strcmp (name, "ask") == 0)
+    socket_io_socket_emit_with_ack (socket, "question", args, attachments, test_scaled_ms (400),
+                                    NULL, on_ask_done, f);
+  else if (strcmp (name, "ask-all") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_broadcast (socket_io_socket_get_namespace (socket));
+
+      socket_io_broadcast_operator_emit_with_ack (op, "poll", args, attachments, test_scaled_ms (600),
+                                                  NULL, on_ask_all_done, f);
+    }
+  else if (strcmp (name, "ask-cancel") == 0)
+    {
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+
+      socket_io_socket_emit_with_ack (socket, "question", args, attachments, 0,
+                                      cancellable, on_ask_cancelled_done, f);
+      g_cancellable_cancel (cancellable);
+    }
+  else if (strcmp (name, "bye") == 0)
+    socket_io_socket_disconnect (socket, FALSE);
+  else if (strcmp (name, "kill") == 0)
+    socket_io_socket_disconnect (socket, TRUE);
+  g_assert_no_error (error);
+}
+
+static void
+on_detailed_echo (SocketIOSocket *socket,
+                  const char     *name,
+                  JsonArray      *args,
+                  GPtrArray      *attachments,
+                  SocketIOAck    *ack,
+                  gpointer        user_data)
+{
+  Fixture *f = user_data;
+
+  test_recorder_add (f->rec, "detail %s", name);
+}
+
+static void
+on_disconnecting (SocketIOSocket *socket,
+                  const char     *reason,
+                  gpointer        user_data)
+{
+  Fixture *f = user_data;
+  g_auto(GStrv) rooms = socket_io_socket_get_rooms (socket);
+  const char *id = socket_io_socket_get_id (socket);
+
+  /* The socket's own room is there; report the others. */
+  test_recorder_add (f->rec, "disconnecting %s own=%d rooms=%u connected=%d",
+                     socket_io_namespace_get_name (socket_io_socket_get_namespace (socket)),
+                     g_strv_contains ((const char * const *) rooms, id), g_strv_length (rooms),
+                     socket_io_socket_is_connected (socket));
+}
+
+static void
+on_disconnect (SocketIOSocket *socket,
+               const char     *reason,
+               gpointer        user_data)
+{
+  Fixture *f = user_data;
+  g_auto(GStrv) rooms = socket_io_socket_get_rooms (socket);
+
+  test_recorder_add (f->rec, "disconnect %s %s rooms=%u",
+                     socket_io_namespace_get_name (socket_io_socket_get_namespace (socket)),
+                     reason, g_strv_length (rooms));
+}
+
+static void
+on_connection (SocketIONamespace *nsp,
+               SocketIOSocket    *socket,
+               gpointer           user_data)
+{
+  Fixture *f = user_data;
+  g_autofree char *auth = json_of_node (socket_io_socket_get_auth (socket));
+
+  test_recorder_add (f->rec, "connect %s %s %s", socket_io_namespace_get_name (nsp), auth,
+                     socket_io_socket_get_id (socket));
+  g_signal_connect (socket, "event", G_CALLBACK (on_event), f);
+  g_signal_connect (socket, "event::echo", G_CALLBACK (on_detailed_echo), f);
+  g_signal_connect (socket, "disconnecting", G_CALLBACK (on_disconnecting), f);
+  g_signal_connect (socket, "disconnect", G_CALLBACK (on_disconnect), f);
+}
+
+static gboolean
+private_middleware (SocketIONamespace  *nsp,
+                    SocketIOSocket     *socket,
+                    JsonNode          **error_data,
+                    gpointer            user_data,
+                    GError            **error)
+{
+  JsonNode *auth = socket_io_socket_get_auth (socket);
+  JsonObject *data;
+
+  g_assert_nonnull (socket_io_socket_get_handshake (socket));
+  if (auth != NULL && JSON_NODE_HOLDS_OBJECT (auth) &&
+      g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (auth), "token", ""),
+                 "secret") == 0)
+    return TRUE;
+  data = json_object_new ();
+  json_object_set_int_member (data, "code", 42);
+  *error_data = json_node_init_object (json_node_alloc (), data);
+  json_object_unref (data);
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "not authorized");
+  return FALSE;
+}
+
+typedef struct
+{
+  SocketIOMiddlewareCall *call;
+  char                   *token;
+} AsyncAnswer;
+
+/* Answers from another thread, after a while. */
+static gpointer
+async_answer_thread (gpointer data)
+{
+  AsyncAnswer *answer = data;
+
+  g_usleep (strcmp (answer->token, "slow") == 0 ? 300000 : 20000);
+  if (strcmp (answer->token, "ok") == 0 || strcmp (answer->token, "slow") == 0)
+    socket_io_middleware_call_next (answer->call);
+  else
+    socket_io_middleware_call_refuse (answer->call, "async no", NULL);
+  g_object_unref (answer->call);
+  g_free (answer->token);
+  g_free (answer);
+  return NULL;
+}
+
+static void
+async_middleware (SocketIONamespace      *nsp,
+                  SocketIOSocket         *socket,
+                  SocketIOMiddlewareCall *call,
+                  gpointer                user_data)
+{
+  JsonNode *auth = socket_io_socket_get_auth (socket);
+  AsyncAnswer *answer = g_new0 (AsyncAnswer, 1);
+  g_autoptr(SocketIOSocket) same = socket_io_middleware_call_get_socket (call);
+
+  g_assert_true (same == socket);
+  answer->call = g_object_ref (call);
+  answer->token = g_strdup (auth != NULL && JSON_NODE_HOLDS_OBJECT (auth)
+                            ? json_object_get_string_member_with_default (json_node_get_object (auth), "token", "")
+                            : "");
+  g_thread_unref (g_thread_new ("async-middleware", async_answer_thread, answer));
+}
+
+static gboolean
+namespace_func (SocketIOServer *server,
+                const char     *name,
+                JsonNode       *auth,
+                gpointer        user_data)
+{
+  return strcmp (name, "/func-ok") == 0;
+}
+
+static void
+on_new_namespace (SocketIOServer    *server,
+                  SocketIONamespace *nsp,
+                  gpointer           user_data)
+{
+  Fixture *f = user_data;
+
+  test_recorder_add (f->rec, "new-namespace %s", socket_io_namespace_get_name (nsp));
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+}
+
+static void
+fixture_setup_with (Fixture *f,
+                    guint    connect_timeout)
+{
+  const char *names[] = { "/", "/custom", "/private", "/async" };
+
+  f->rec = test_recorder_new ();
+  f->engine = test_server_new ();
+  g_object_set (f->engine, "allow-eio3", TRUE, NULL);
+  f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine,
+                         "connect-timeout", connect_timeout, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, names[i]);
+
+      g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+      if (i == 2)
+        socket_io_namespace_use (nsp, private_middleware, NULL, NULL);
+      if (i == 3)
+        socket_io_namespace_use_async (nsp, async_middleware, NULL, NULL);
+    }
+  g_assert_true (socket_io_server_add_namespace_pattern (f->sio, "^/dyn-\\d+$", NULL));
+  socket_io_server_set_namespace_func (f->sio, namespace_func, NULL, NULL);
+  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_new_namespace), f);
+  f->port = test_server_listen (f->engine);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  fixture_setup_with (f, 45000);
+}
+
+static void
+fixture_setup_short (Fixture       *f,
+                     gconstpointer  data)
+{
+  fixture_setup_with (f, 300);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  engine_io_server_close (f->engine);
+  g_clear_object (&f->sio);
+  g_clear_object (&f->engine);
+  test_recorder_free (f->rec);
+  test_log_check ();
+}
+
+/* ------------------------------------------------------------------ */
+/* A raw Socket.IO client over an Engine.IO v4 WebSocket                */
+/* ------------------------------------------------------------------ */
+
+static TestWs *
+sio_open (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *target = test_eio_target (4, "websocket", NULL);
+  TestWs *ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  g_autofree char *open = NULL;
+
+  g_assert_no_error (error);
+  if (ws == NULL)
+    return NULL;
+  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
+  if (open == NULL || open[0] != '0')
+    {
+      g_test_fail_printf ("expected an open packet, got “%s”", open ? open : "(nothing)");
+      test_ws_free (ws);
+      return NULL;
+    }
+  return ws;
+}
+
+static gboolean
+sio_send (TestWs     *ws,
+          const char *packet)
+{
+  g_autofree char *message = g_strconcat ("4", packet, NULL);
+
+  return test_ws_send_text (ws, message);
+}
+
+/* The next Socket.IO message: text without Engine.IO's "4" (pings are
+ * answered on the way), or for a binary message "<bin:HEX>". NULL on
+ * timeout or close. */
+static char *
+sio_next (TestWs *ws,
+          guint   timeout_ms)
+{
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TestWsFrame) frame = test_ws_read_frame (ws, timeout_ms, &error);
+      g_autofree char *text = NULL;
+
+      if (frame == NULL)
+        return NULL;
+      if (frame->opcode == TEST_WS_BINARY)
+        {
+          gsize len;
+          const guint8 *data = g_bytes_get_data (frame->payload, &len);
+          GString *out = g_string_new ("<bin:");
+
+          for (gsize i = 0; i < len; i++)
+            g_string_append_printf (out, "%02x", data[i]);
+          g_string_append_c (out, '>');
+          return g_string_free (out, FALSE);
+        }
+      if (frame->opcode != TEST_WS_TEXT)
+        return NULL;
+      text = test_ws_frame_dup_text (frame);
+      if (text[0] == '2')
+        {
+          test_ws_send_text (ws, "3");
+          continue;
+        }
+      if (text[0] != '4')
+        return NULL;
+      return g_strdup (text + 1);
+    }
+}
+
+static void
+expect_next (TestWs     *ws,
+             const char *expected)
+{
+  g_autofree char *got = sio_next (ws, TEST_TIMEOUT_MS);
+
+  if (g_strcmp0 (got, expected) != 0)
+    g_test_fail_printf ("expected “%s”, got “%s”", expected, got ? got : "(nothing)");
+}
+
+/* Connects to @nsp; returns the sid of the CONNECT reply. */
+static char *
+sio_connect (TestWs     *ws,
+             const char *nsp,
+             const char *auth)
+{
+  g_autofree char *packet = NULL;
+  g_autofree char *reply = NULL;
+  g_autofree char *prefix = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonObject *object;
+
+  if (strcmp (nsp, "/") == 0)
+    {
+      packet = g_strdup_printf ("0%s", auth ? auth : "");
+      prefix = g_strdup ("0");
+    }
+  else
+    {
+      packet = g_strdup_printf ("0%s,%s", nsp, auth ? auth : "");
+      prefix = g_strdup_printf ("0%s,", nsp);
+    }
+  if (!sio_send (ws, packet))
+    return NULL;
+  reply = sio_next (ws, TEST_TIMEOUT_MS);
+  if (reply == NULL || !g_str_has_prefix (reply, prefix) ||
+      !json_parser_load_from_data (parser, reply + strlen (prefix), -1, NULL) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    {
+      g_test_fail_printf ("CONNECT to %s answered “%s”", nsp, reply ? reply : "(nothing)");
+      return NULL;
+    }
+  object = json_node_get_object (json_parser_get_root (parser));
+  return g_strdup (json_object_get_string_member_with_default (object, "sid", ""));
+}
+
+/* Whether the connection is closed within @timeout_ms (frames on the way
+ * are dropped). */
+static gboolean
+sio_wait_closed (TestWs *ws,
+                 guint   timeout_ms)
+{
+  gint code = test_ws_read_close (ws, timeout_ms, NULL);
+
+  return code != -3;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                                */
+/* ------------------------------------------------------------------ */
+
+static void
+test_connect_auth (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autofree char *sid = NULL;
+  g_autofree char *sid2 = NULL;
+  g_autofree char *expected = NULL;
+
+  test_require (ws != NULL);
+  sid = sio_connect (ws, "/", "{\"token\":\"abc\"}");
+  test_require (sid != NULL && sid[0] != '\0');
+  test_require (test_sid_is_url_safe (sid));
+  expected = g_strdup_printf ("connect / {\"token\":\"abc\"} %s", sid);
+  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+
+  /* A second namespace on the same session, without auth: a new sid. */
+  sid2 = sio_connect (ws, "/custom", NULL);
+  test_require (sid2 != NULL && sid2[0] != '\0');
+  g_assert_cmpstr (sid, !=, sid2);
+  g_free (expected);
+  expected = g_strdup_printf ("connect /custom null %s", sid2);
+  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+}
+
+static void
+test_invalid_namespace (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+
+  test_require (ws != NULL);
+  test_require (sio_send (ws, "0/nope,"));
+  expect_next (ws, "4/nope,{\"message\":\"Invalid namespace\"}");
+  /* The session stays usable. */
+  g_free (sio_connect (ws, "/", NULL));
+  test_require (sio_send (ws, "2[\"echo\",1]"));
+  expect_next (ws, "2[\"echo-back\",1]");
+}
+
+static void
+test_events (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+
+  test_require (ws != NULL);
+  g_free (sio_connect (ws, "/", NULL));
+  g_free (sio_connect (ws, "/custom", NULL));
+  test_require (sio_send (ws, "2[\"echo\",1,{\"a\":\"b\"},[true,null]]"));
+  expect_next (ws, "2[\"echo-back\",1,{\"a\":\"b\"},[true,null]]");
+  g_assert_true (test_recorder_wait (f->rec, "event / echo [1,{\"a\":\"b\"},[true,null]] 0", TEST_TIMEOUT_MS));
+  /* The detailed handler saw it too; another event does not reach it. */
+  g_assert_true (test_recorder_wait (f->rec, "detail echo", TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2/custom,[\"echo\",\"x\"]"));
+  expect_next (ws, "2/custom,[\"echo-back\",\"x\"]");
+  test_require (sio_send (ws, "2[\"other\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "event / other [] 0", TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->rec, "detail "), ==, 2);
+}
+
+static void
+test_binary (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  static const guint8 one[] = { 1, 2, 3 };
+  static const guint8 two[] = { 0xff, 0 };
+
+  test_require (ws != NULL);
+  g_free (sio_connect (ws, "/", NULL));
+  test_require (sio_send (ws, "52-[\"echo\",{\"_placeholder\":true,\"num\":0},{\"x\":[{\"_placeholder\":true,\"num\":1}]}]"));
+  test_require (test_ws_send_binary (ws, one, sizeof one));
+  test_require (test_ws_send_binary (ws, two, sizeof two));
+  expect_next (ws, "52-[\"echo-back\",{\"_placeholder\":true,\"num\":0},{\"x\":[{\"_placeholder\":true,\"num\":1}]}]");
+  expect_next (ws, "<bin:010203>");
+  expect_next (ws, "<bin:ff00>");
+  g_assert_true (test_recorder_wait_count (f->rec, "event / echo ", 1, TEST_TIMEOUT_MS));
+  g_assert_cmpint (test_recorder_index_prefix (f->rec, "event / echo [{\"_placeholder\":true,\"num\":0},{\"x\":[{\"_placeholder\":true,\"num\":1}]}] 2"), >=, 0);
+}
+
+static void
+test_acks (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  static const guint8 one[] = { 7, 7 };
+  gint64 start;
+  g_autofree char *question = NULL;
+
+  test_require (ws != NULL);
+  g_free (sio_connect (ws, "/", NULL));
+
+  /* Client to server, plain and binary. */
+  test_require (sio_send (ws, "21[\"ack\",\"x\",2]"));
+  expect_next (ws, "31[\"x\",2]");
+  test_require (sio_send (ws, "51-9007199254740991[\"ack\",{\"_placeholder\":true,\"num\":0}]"));
+  test_require (test_ws_send_binary (ws, one, sizeof one));
+  expect_next (ws, "61-9007199254740991[{\"_placeholder\":true,\"num\":0}]");
+  expect_next (ws, "<bin:0707>");
+
+  /* Server to client: answered. */
+  test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
+  expect_next (ws, "20[\"question\",\"q\"]");
+  test_require (sio_send (ws, "30[\"answer\",{\"n\":1}]"));
+  g_assert_true (test_recorder_wait (f->rec, "ask-result [\"answer\",{\"n\":1}] 0", TEST_TIMEOUT_MS));
+
+  /* An ack for an id nobody waits for is dropped; the session lives. */
+  test_require (sio_send (ws, "30[\"again\"]"));
+
+  /* Server to client: not answered, times out. */
+  start = g_get_monotonic_time ();
+  test_require (sio_send (ws, "2[\"ask\",\"q2\"]"));
+  question = sio_next (ws, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (question, ==, "21[\"question\",\"q2\"]");
+  g_assert_true (test_recorder_wait (f->rec, "ask-error timed-out", TEST_TIMEOUT_MS));
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 400 * 1000);
+  /* A late answer is dropped too. */
+  test_require (sio_send (ws, "31[\"late\"]"));
+  test_require (sio_send (ws, "2[\"echo\",\"alive\"]"));
+  expect_next (ws, "2[\"echo-back\",\"alive\"]");
+  g_assert_cmpuint (test_recorder_count (f->rec, "ask-"), ==, 2);
+}
+
+static void
+test_ack_disconnect (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+
+  test_require (ws != NULL);
+  g_free (sio_connect (ws, "/", NULL));
+  test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
+  expect_next (ws, "20[\"question\",\"q\"]");
+  test_require (sio_send (ws, "1"));
+  g_assert_true (test_recorder_wait (f->rec, "ask-error Socket disconnected", TEST_TIMEOUT_MS));
+}
+
+static void
+test_rooms_broadcast (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) c = sio_open (f);
+  g_autofree char *sid_b = NULL;
+  g_autofree char *sent = NULL;
+
+  test_require (a != NULL && b != NULL && c != NULL);
+  g_free (sio_connect (a, "/", NULL));
+  sid_b = sio_connect (b, "/", NULL);
+  g_free (sio_connect (c, "/", NULL));
+  test_require (sio_send (a, "2[\"join\",\"r1\"]"));
+  test_require (sio_send (b, "2[\"join\",\"r1\"]"));
+  g_assert_true (test_recorder_wait_count (f->rec, "rooms r1 2", 2, TEST_TIMEOUT_MS));
+
+  /* C (not in r1) to r1: A and B get it. */
+  test_require (sio_send (c, "2[\"to\",\"r1\",\"hi\",3]"));
+  expect_next (a, "2[\"room-msg\",\"hi\",3]");
+  expect_next (b, "2[\"room-msg\",\"hi\",3]");
+  g_assert_true (test_recorder_wait (f->rec, "sent-to 2", TEST_TIMEOUT_MS));
+
+  /* A to r1 from inside: B only (the sender is excluded). */
+  test_require (sio_send (a, "2[\"to\",\"r1\",\"from-a\"]"));
+  expect_next (b, "2[\"room-msg\",\"from-a\"]");
+  g_assert_true (test_recorder_wait (f->rec, "sent-to 1", TEST_TIMEOUT_MS));
+
+  /* A socket's own room: C to B by id. */
+  sent = g_strdup_printf ("2[\"nsp-to\",\"%s\",\"direct\"]", sid_b);
+  test_require (sio_send (c, sent));
+  expect_next (b, "2[\"room-msg\",\"direct\"]");
+
+  /* Broadcast excluding the sender. */
+  test_require (sio_send (a, "2[\"bcast\",\"yo\"]"));
+  expect_next (b, "2[\"bcast-back\",\"yo\"]");
+  expect_next (c, "2[\"bcast-back\",\"yo\"]");
+
+  /* B leaves r1; C to r1 again reaches A only. */
+  test_require (sio_send (b, "2[\"leave\",\"r1\"]"));
+  test_require (sio_send (b, "2[\"echo\",\"sync\"]"));
+  expect_next (b, "2[\"echo-back\",\"sync\"]");
+  test_require (sio_send (c, "2[\"to\",\"r1\",\"again\"]"));
+  expect_next (a, "2[\"room-msg\",\"again\"]");
+  g_assert_true (test_recorder_wait (f->rec, "sent-to 1", TEST_TIMEOUT_MS));
+
+  /* Nothing else was queued for A and C: the next thing each sees is its echo. */
+  test_require (sio_send (a, "2[\"echo\",\"end\"]"));
+  expect_next (a, "2[\"echo-back\",\"end\"]");
+  test_require (sio_send (c, "2[\"echo\",\"end\"]"));
+  expect_next (c, "2[\"echo-back\",\"end\"]");
+  test_require (sio_send (b, "2[\"echo\",\"end\"]"));
+  expect_next (b, "2[\"echo-back\",\"end\"]");
+
+  /* Rooms are still known in ::disconnecting and gone in ::disconnect. */
+  test_require (sio_send (a, "1"));
+  g_assert_true (test_recorder_wait (f->rec, "disconnecting / own=1 rooms=2 connected=1", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect / client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+}
+
+/* Broadcast with acks: every answer collected, the silent one counted. */
+static void
+test_broadcast_acks (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) c = sio_open (f);
+  g_autofree char *qa = NULL;
+  g_autofree char *qb = NULL;
+  g_autofree char *qc = NULL;
+  g_autofree char *reply = NULL;
+
+  test_require (a != NULL && b != NULL && c != NULL);
+  g_free (sio_connect (a, "/", NULL));
+  g_free (sio_connect (b, "/", NULL));
+  g_free (sio_connect (c, "/", NULL));
+  test_require (sio_send (a, "2[\"ask-all\",7]"));
+  qa = sio_next (a, TEST_TIMEOUT_MS);
+  qb = sio_next (b, TEST_TIMEOUT_MS);
+  qc = sio_next (c, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (qa, ==, "20[\"poll\",7]");
+  g_assert_cmpstr (qb, ==, "20[\"poll\",7]");
+  g_assert_cmpstr (qc, ==, "20[\"poll\",7]");
+  test_require (sio_send (a, "30[\"a\"]"));
+  test_require (sio_send (b, "30[\"b\"]"));
+  /* (socket.data, on the way) */
+  test_require (sio_send (c, "2[\"get-data\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "data null", TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"set-data\",{\"user\":\"c\",\"n\":[1]}]"));
+  test_require (sio_send (c, "2[\"get-data\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "data {\"user\":\"c\",\"n\":[1]}", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->rec, "ask-all 2 missing=1 [\"a\"],[\"b\"]", TEST_TIMEOUT_MS));
+
+  /* A cancelled server ack. */
+  test_require (sio_send (a, "2[\"ask-cancel\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "ask-cancel cancelled", TEST_TIMEOUT_MS));
+  reply = sio_next (a, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (reply, ==, "21[\"question\"]");
+}
+
+/* A volatile broadcast skips a recipient that has not taken the previous
+ * one: a polling client that does not poll. */
+static void
+test_volatile (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
+  g_autofree char *target = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(TestResponse) get = NULL;
+  g_autoptr(TestResponse) get2 = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(GPtrArray) packets2 = NULL;
+
+  test_require (ws != NULL && open != NULL);
+  g_free (sio_connect (ws, "/", NULL));
+  target = test_eio_target (4, "polling", open->sid);
+  post = test_http_post (http, target, TEST_S ("40"));
+  test_require (post != NULL && post->status == 200);
+  get = test_http_get (http, target);
+  test_require (get != NULL);
+  packets = test_eio_poll_packets (get, 4);
+  test_require (packets != NULL && packets->len == 1);
+
+  /* The poller's queue is empty: the first reaches it; then it holds one. */
+  test_require (sio_send (ws, "2[\"vbcast\",1]"));
+  g_assert_true (test_recorder_wait (f->rec, "vbcast-sent 1", TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2[\"vbcast\",2]"));
+  g_assert_true (test_recorder_wait (f->rec, "vbcast-sent 0", TEST_TIMEOUT_MS));
+  get2 = test_http_get (http, target);
+  test_require (get2 != NULL);
+  packets2 = test_eio_poll_packets (get2, 4);
+  test_require (packets2 != NULL);
+  g_assert_cmpuint (packets2->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (packets2, 0), ==, "42[\"v\",1]");
+}
+
+/* fetch_sockets and join/leave/disconnect over a room selection. */
+static void
+test_room_operations (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) c = sio_open (f);
+
+  test_require (a != NULL && b != NULL && c != NULL);
+  g_free (sio_connect (a, "/", NULL));
+  g_free (sio_connect (b, "/", NULL));
+  g_free (sio_connect (c, "/", NULL));
+  test_require (sio_send (a, "2[\"join\",\"r\"]"));
+  test_require (sio_send (b, "2[\"join\",\"r\"]"));
+  g_assert_true (test_recorder_wait_count (f->rec, "rooms r 2", 2, TEST_TIMEOUT_MS));
+
+  test_require (sio_send (c, "2[\"fetch\",\"r\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "fetched r 2", TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"fetch\",\"nobody\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "fetched nobody 0", TEST_TIMEOUT_MS));
+
+  /* Everyone in r joins r2. */
+  test_require (sio_send (c, "2[\"room-join\",\"r\",\"r2\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "room-joined", TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"nsp-to\",\"r2\",\"x\"]"));
+  expect_next (a, "2[\"room-msg\",\"x\"]");
+  expect_next (b, "2[\"room-msg\",\"x\"]");
+  test_require (sio_send (c, "2[\"fetch\",\"r2\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "fetched r2 2", TEST_TIMEOUT_MS));
+
+  /* Everyone in r2 is disconnected from the namespace (each in its own
+   * context); C is not. */
+  test_require (sio_send (c, "2[\"room-kick\",\"r2\"]"));
+  expect_next (a, "1");
+  expect_next (b, "1");
+  g_assert_true (test_recorder_wait_count (f->rec, "disconnect / server namespace disconnect", 2, TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"fetch\",\"r\"]"));
+  g_assert_true (test_recorder_wait (f->rec, "fetched r 0", TEST_TIMEOUT_MS));
+  test_require (sio_send (c, "2[\"echo\",\"c\"]"));
+  expect_next (c, "2[\"echo-back\",\"c\"]");
+}
+
+/* Concurrent broadcasts from two senders reach two receivers in one order. */
+static void
+test_broadcast_order (Fixture       *f,
+                      gconstpointer  data)
+{
+  TestWs *ws[4];
+  g_autoptr(GPtrArray) seen0 = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) seen1 = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray *seen[2] = { seen0, seen1 };
+  const guint n = 30;
+
+  for (guint i = 0; i < 4; i++)
+    {
+      ws[i] = sio_open (f);
+      test_require (ws[i] != NULL);
+      g_free (sio_connect (ws[i], "/", NULL));
+    }
+  for (guint i = 0; i < 2; i++)
+    {
+      test_require (sio_send (ws[i + 2], "2[\"join\",\"watch\"]"));
+    }
+  g_assert_true (test_recorder_wait_count (f->rec, "rooms watch", 2, TEST_TIMEOUT_MS));
+  for (guint k = 0; k < n; k++)
+    for (guint s = 0; s < 2; s++)
+      {
+        g_autofree char *msg = g_strdup_printf ("2[\"nsp-to\",\"watch\",%u]", s * 1000 + k);
+
+        test_require (sio_send (ws[s], msg));
+      }
+  for (guint i = 0; i < 2; i++)
+    for (guint k = 0; k < 2 * n; k++)
+      {
+        char *got = sio_next (ws[i + 2], TEST_TIMEOUT_MS);
+
+        test_require (got != NULL);
+        g_ptr_array_add (seen[i], got);
+      }
+  for (guint k = 0; k < 2 * n; k++)
+    g_assert_cmpstr (g_ptr_array_index (seen[0], k), ==, g_ptr_array_index (seen[1], k));
+  for (guint i = 0; i < 4; i++)
+    test_ws_free (ws[i]);
+}
+
+static void
+test_disconnect_reasons (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) c = sio_open (f);
+  g_autoptr(TestWs) d = sio_open (f);
+
+  test_require (a != NULL && b != NULL && c != NULL && d != NULL);
+
+  /* Client namespace disconnect: the session stays. */
+  g_free (sio_connect (a, "/custom", NULL));
+  test_require (sio_send (a, "1/custom,"));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect /custom client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+
+  /* Server namespace disconnect without closing the transport. */
+  g_free (sio_connect (a, "/", NULL));
+  test_require (sio_send (a, "2[\"bye\"]"));
+  expect_next (a, "1");
+  g_assert_true (test_recorder_wait (f->rec, "disconnect / server namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  g_free (sio_connect (a, "/", NULL));
+  test_require (sio_send (a, "2[\"echo\",1]"));
+  expect_next (a, "2[\"echo-back\",1]");
+
+  /* Server disconnect closing the transport: every namespace of it. */
+  test_recorder_clear (f->rec);
+  g_free (sio_connect (b, "/", NULL));
+  g_free (sio_connect (b, "/custom", NULL));
+  test_require (sio_send (b, "2/custom,[\"kill\"]"));
+  g_assert_true (sio_wait_closed (b, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->rec, "disconnect ", 2, TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->rec, "disconnect / server namespace disconnect"), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->rec, "disconnect /custom server namespace disconnect"), ==, 1);
+
+  /* Transport close: the client closes its WebSocket. */
+  test_recorder_clear (f->rec);
+  g_free (sio_connect (c, "/", NULL));
+  test_require (test_ws_send_close (c, 1000));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect / transport close rooms=0", TEST_TIMEOUT_MS));
+
+  /* Transport error: the connection breaks without a close frame. */
+  test_recorder_clear (f->rec);
+  g_free (sio_connect (d, "/", NULL));
+  test_ws_drop (d, TRUE);
+  g_assert_true (test_recorder_wait (f->rec, "disconnect / transport error rooms=0", TEST_TIMEOUT_MS));
+
+  /* A is untouched. */
+  test_require (sio_send (a, "2[\"echo\",2]"));
+  expect_next (a, "2[\"echo-back\",2]");
+}
+
+static void
+test_malformed (Fixture       *f,
+                gconstpointer  data)
+{
+  static const char *bad[] = {
+    "2[bad",                       /* JSON */
+    "9",                           /* type */
+    "2[\"echo\"",                  /* unterminated */
+    "511-[\"echo\"]",              /* attachments over the decoder's bound (10) */
+    "2[\"echo\"]",                 /* an event before any CONNECT: invalid state */
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(TestWs) good = sio_open (f);
+      g_autoptr(TestWs) evil = sio_open (f);
+
+      test_require (good != NULL && evil != NULL);
+      g_free (sio_connect (good, "/", NULL));
+      if (i + 1 < G_N_ELEMENTS (bad))
+        g_free (sio_connect (evil, "/", NULL));
+      test_recorder_clear (f->rec);
+      test_require (sio_send (evil, bad[i]));
+      if (!sio_wait_closed (evil, TEST_TIMEOUT_MS))
+        g_test_fail_printf ("“%s” did not close its session", bad[i]);
+      if (i + 1 < G_N_ELEMENTS (bad))
+        g_assert_true (test_recorder_wait_count (f->rec, "disconnect / ", 1, TEST_TIMEOUT_MS));
+      test_require (sio_send (good, "2[\"echo\",\"still here\"]"));
+      expect_next (good, "2[\"echo-back\",\"still here\"]");
+      g_assert_cmpuint (test_recorder_count (f->rec, "disconnect "), <=, 1);
+    }
+}
+
+static void
+test_malformed_reason (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(TestWs) evil = sio_open (f);
+  static const guint8 stray[] = { 1 };
+
+  test_require (evil != NULL);
+  g_free (sio_connect (evil, "/", NULL));
+  /* A binary message with no binary packet waiting. */
+  test_require (test_ws_send_binary (evil, stray, sizeof stray));
+  g_assert_true (sio_wait_closed (evil, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect / parse error rooms=0", TEST_TIMEOUT_MS));
+}
+
+static void
+test_middleware (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autofree char *sid = NULL;
+
+  test_require (ws != NULL);
+  test_require (sio_send (ws, "0/private,{\"token\":\"nope\"}"));
+  expect_next (ws, "4/private,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
+  test_require (sio_send (ws, "0/private,"));
+  expect_next (ws, "4/private,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
+  g_assert_cmpint (test_recorder_index_prefix (f->rec, "connect /private"), <, 0);
+  sid = sio_connect (ws, "/private", "{\"token\":\"secret\"}");
+  test_require (sid != NULL && sid[0] != '\0');
+  g_assert_true (test_recorder_wait_count (f->rec, "connect /private {\"token\":\"secret\"}", 1, TEST_TIMEOUT_MS));
+}
+
+static void
+test_connect_timeout (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(TestWs) idle = sio_open (f);
+  g_autoptr(TestWs) joined = sio_open (f);
+  gint64 start = g_get_monotonic_time ();
+
+  test_require (idle != NULL && joined != NULL);
+  g_free (sio_connect (joined, "/", NULL));
+  /* 300 ms after the session opened, the idle one is closed... */
+  g_assert_true (sio_wait_closed (idle, TEST_TIMEOUT_MS));
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 250 * 1000);
+  /* ...and the one that joined a namespace is not. */
+  test_require (sio_send (joined, "2[\"echo\",\"ok\"]"));
+  expect_next (joined, "2[\"echo-back\",\"ok\"]");
+}
+
+static void
+test_polling (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
+  g_autofree char *target = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(TestResponse) get = NULL;
+  g_autoptr(TestResponse) post2 = NULL;
+  g_autoptr(TestResponse) get2 = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(GPtrArray) packets2 = NULL;
+
+  test_require (open != NULL);
+  target = test_eio_target (4, "polling", open->sid);
+  post = test_http_post (http, target, TEST_S ("40{\"k\":1}"));
+  test_require (post != NULL && post->status == 200);
+  get = test_http_get (http, target);
+  test_require (get != NULL);
+  packets = test_eio_poll_packets (get, 4);
+  test_require (packets != NULL && packets->len == 1);
+  g_assert_true (g_str_has_prefix (g_ptr_array_index (packets, 0), "40{\"sid\":\""));
+  /* The server's "auth"-less app sends nothing else; an echo comes back. */
+  post2 = test_http_post (http, target, TEST_S ("42[\"echo\",\"p\"]"));
+  test_require (post2 != NULL && post2->status == 200);
+  get2 = test_http_get (http, target);
+  test_require (get2 != NULL);
+  packets2 = test_eio_poll_packets (get2, 4);
+  test_require (packets2 != NULL && packets2->len >= 1);
+  g_assert_cmpstr (g_ptr_array_index (packets2, 0), ==, "42[\"echo-back\",\"p\"]");
+}
+
+/* Asynchronous middleware answering from another thread. */
+static void
+test_async_middleware (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) eager = sio_open (f);
+  g_autoptr(TestWs) gone = sio_open (f);
+  g_autofree char *sid = NULL;
+
+  test_require (ws != NULL && eager != NULL && gone != NULL);
+  test_require (sio_send (ws, "0/async,{\"token\":\"bad\"}"));
+  expect_next (ws, "4/async,{\"message\":\"async no\"}");
+  sid = sio_connect (ws, "/async", "{\"token\":\"ok\"}");
+  test_require (sid != NULL && sid[0] != '\0');
+  test_require (sio_send (ws, "2/async,[\"echo\",\"a\"]"));
+  expect_next (ws, "2/async,[\"echo-back\",\"a\"]");
+
+  /* A packet for the namespace while its CONNECT waits closes the client. */
+  test_require (sio_send (eager, "0/async,{\"token\":\"slow\"}"));
+  test_require (sio_send (eager, "2/async,[\"echo\",\"early\"]"));
+  g_assert_true (sio_wait_closed (eager, TEST_TIMEOUT_MS));
+
+  /* A client gone while its CONNECT waits: the late answer is dropped. */
+  test_require (sio_send (gone, "0/async,{\"token\":\"slow\"}"));
+  test_ws_drop (gone, TRUE);
+  test_require (sio_send (ws, "2/async,[\"echo\",\"b\"]"));
+  expect_next (ws, "2/async,[\"echo-back\",\"b\"]");
+  g_usleep (400000);  /* let the slow answers come (nothing to assert but no crash or leak) */
+  g_assert_cmpuint (test_recorder_count (f->rec, "connect /async"), ==, 1);
+}
+
+/* Dynamic namespaces: a pattern, a function, and their bound. */
+static void
+test_dynamic_namespaces (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autofree char *sid = NULL;
+
+  test_require (a != NULL && b != NULL);
+  sid = sio_connect (a, "/dyn-1", NULL);
+  test_require (sid != NULL);
+  g_assert_true (test_recorder_wait (f->rec, "new-namespace /dyn-1", TEST_TIMEOUT_MS));
+  test_require (sio_send (a, "2/dyn-1,[\"echo\",1]"));
+  expect_next (a, "2/dyn-1,[\"echo-back\",1]");
+  test_require (sio_send (a, "0/dyn-x,"));
+  expect_next (a, "4/dyn-x,{\"message\":\"Invalid namespace\"}");
+  g_free (sio_connect (a, "/func-ok", NULL));
+  g_assert_true (test_recorder_wait (f->rec, "new-namespace /func-ok", TEST_TIMEOUT_MS));
+  test_require (sio_send (a, "0/func-no,"));
+  expect_next (a, "4/func-no,{\"message\":\"Invalid namespace\"}");
+
+  /* 6 namespaces exist now: no seventh, but the existing ones still work. */
+  g_object_set (f->sio, "max-namespaces", 6, NULL);
+  test_require (sio_send (b, "0/dyn-2,"));
+  expect_next (b, "4/dyn-2,{\"message\":\"Invalid namespace\"}");
+  g_free (sio_connect (b, "/dyn-1", NULL));
+  g_assert_cmpuint (test_recorder_count (f->rec, "new-namespace "), ==, 2);
+}
+
+/* The bounds of one client: namespaces joined at once, pending server acks. */
+static void
+test_bounds (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) other = sio_open (f);
+
+  test_require (ws != NULL && other != NULL);
+  g_object_set (f->sio, "max-pending-acks", 2, "max-namespaces-per-client", 2, NULL);
+  g_free (sio_connect (other, "/", NULL));
+
+  g_free (sio_connect (ws, "/", NULL));
+  for (guint i = 0; i < 3; i++)
+    test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
+  expect_next (ws, "20[\"question\",\"q\"]");
+  expect_next (ws, "21[\"question\",\"q\"]");
+  /* The third has no room: it fails at once, and nothing is sent. */
+  g_assert_true (test_recorder_wait (f->rec, "ask-error Too many pending acks", TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "30[]"));
+  g_assert_true (test_recorder_wait (f->rec, "ask-result [] 0", TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2[\"ask\",\"again\"]"));
+  expect_next (ws, "22[\"question\",\"again\"]");
+
+  /* Two namespaces are fine; a third gets CONNECT_ERROR and the session ends. */
+  g_free (sio_connect (ws, "/custom", NULL));
+  test_require (sio_send (ws, "0/private,{\"token\":\"secret\"}"));
+  expect_next (ws, "4/private,{\"message\":\"Too many namespaces\"}");
+  g_assert_true (sio_wait_closed (ws, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect /custom forced server close rooms=0", TEST_TIMEOUT_MS));
+  /* Its two pending acks failed (timed out, or on disconnection): with the
+   * refused one, three errors. The other client is unaffected. */
+  g_assert_true (test_recorder_wait_count (f->rec, "ask-error ", 3, TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->rec, "ask-error timed-out") +
+                    test_recorder_count (f->rec, "ask-error Socket disconnected"), ==, 2);
+  test_require (sio_send (other, "2[\"echo\",\"fine\"]"));
+  expect_next (other, "2[\"echo-back\",\"fine\"]");
+}
+
+/* Protocol v4: socket.io 2.x clients over Engine.IO v3. */
+static void
+test_protocol_v4 (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *target = test_eio_target (3, "websocket", NULL);
+  g_autoptr(TestWs) ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  g_autofree char *open = NULL;
+  g_autoptr(TestOpenPacket) parsed = NULL;
+  g_autofree char *expected = NULL;
+
+  g_assert_no_error (error);
+  test_require (ws != NULL);
+  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
+  test_require (open != NULL && open[0] == '0');
+  parsed = test_open_packet_parse (open + 1, &error);
+  test_require (parsed != NULL);
+
+  /* Connected to "/" without asking, with no sid in the reply; the
+   * socket's id is the Engine.IO session's. */
+  expect_next (ws, "0");
+  expected = g_strdup_printf ("connect / null %s", parsed->sid);
+  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2[\"echo\",1,\"a\"]"));
+  expect_next (ws, "2[\"echo-back\",1,\"a\"]");
+  test_require (sio_send (ws, "21[\"ack\",{\"x\":1}]"));
+  expect_next (ws, "31[{\"x\":1}]");
+
+  /* Another namespace, with its query as auth; id "/nsp#<engine sid>". */
+  test_require (sio_send (ws, "0/custom?token=abc"));
+  expect_next (ws, "0/custom,");
+  g_free (expected);
+  expected = g_strdup_printf ("connect /custom {\"token\":\"abc\"} /custom#%s", parsed->sid);
+  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  test_require (sio_send (ws, "2/custom,[\"echo\",2]"));
+  expect_next (ws, "2/custom,[\"echo-back\",2]");
+
+  /* Refusals. */
+  test_require (sio_send (ws, "0/nope"));
+  expect_next (ws, "4/nope,{\"message\":\"Invalid namespace\"}");
+  test_require (sio_send (ws, "0/private?token=no"));
+  expect_next (ws, "4/private,{\"code\":42}");
+  test_require (sio_send (ws, "0/private?token=secret"));
+  expect_next (ws, "0/private,");
+
+  test_require (sio_send (ws, "1/custom,"));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect /custom client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_set_nonfatal_assertions ();
+  test_log_init ();
+
+#define ADD(path, func) \
+  g_test_add ("/sio-server/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("connect-auth", test_connect_auth);
+  ADD ("invalid-namespace", test_invalid_namespace);
+  ADD ("events", test_events);
+  ADD ("binary", test_binary);
+  ADD ("acks", test_acks);
+  ADD ("ack-disconnect", test_ack_disconnect);
+  ADD ("rooms-broadcast", test_rooms_broadcast);
+  ADD ("broadcast-order", test_broadcast_order);
+  ADD ("room-operations", test_room_operations);
+  ADD ("broadcast-acks", test_broadcast_acks);
+  ADD ("volatile", test_volatile);
+  ADD ("disconnect-reasons", test_disconnect_reasons);
+  ADD ("malformed", test_malformed);
+  ADD ("malformed-reason", test_malformed_reason);
+  ADD ("middleware", test_middleware);
+  ADD ("polling", test_polling);
+  ADD ("protocol-v4", test_protocol_v4);
+  ADD ("bounds", test_bounds);
+  ADD ("dynamic-namespaces", test_dynamic_namespaces);
+  ADD ("async-middleware", test_async_middleware);
+#undef ADD
+  g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,
+              test_connect_timeout, fixture_teardown);
+  return g_test_run ();
+}

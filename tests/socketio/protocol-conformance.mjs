@@ -484,12 +484,28 @@ async function eventChecks(tap, calm) {
     await c.expectRecords(['42["message-back","a"]', '42["message-back","b"]', '4313["c"]'], "three packets");
   });
 
-  await tap.check("polling: \\u001e and \\u0000 stay escaped inside JSON (no split record)", async () => {
+  await tap.check("polling: \\u001e (the record separator) stays escaped inside JSON", async () => {
     const c = await RawPolling.open(calm);
     await c.postOk("40");
     await c.nextRecords(2);
-    await c.postOk('42["message","a\\u001eb\\u0000c\\u001f"]');
-    await c.expectRecords(['42["message-back","a\\u001eb\\u0000c\\u001f"]'], "control characters");
+    await c.postOk('42["message","a\\u001eb\\u0001c\\u001f"]');
+    await c.expectRecords(['42["message-back","a\\u001eb\\u0001c\\u001f"]'], "control characters");
+  });
+
+  await tap.check("\\u0000 inside a JSON string is echoed, escaped", async () => {
+    await withWs(calm, async (c) => {
+      await c.connect();
+      c.send('42["message","a\\u0000b"]');
+      await c.expectText('42["message-back","a\\u0000b"]');
+    });
+  });
+
+  await tap.check("a lone UTF-16 surrogate (\\ud800) is echoed, escaped", async () => {
+    await withWs(calm, async (c) => {
+      await c.connect();
+      c.send('42["message","a\\ud800b\\udfff"]');
+      await c.expectText('42["message-back","a\\ud800b\\udfff"]');
+    });
   });
 
   await tap.check("BINARY_EVENT and BINARY_ACK over polling: base64 `b` records", async () => {

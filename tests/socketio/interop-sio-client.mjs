@@ -205,7 +205,6 @@ async function runMode(tap, srv, mode, transports, endTransport) {
   const T = (name) => `[${mode}] ${name}`;
   const auth = { token: "abc-123", n: 7, nested: { list: [1, "two", null, true] }, text: "é😀" };
   const c = new Client(srv, transports, { auth });
-  const extra = [];
 
   const okConnect = await tap.check(T("connect to / with auth: `auth` event echoes it"), async () => {
     await c.connected();
@@ -328,13 +327,17 @@ async function runMode(tap, srv, mode, transports, endTransport) {
   await check(T("/custom on the same connection: `auth` echoes its own auth"), async () => {
     const cauth = { room: "custom", k: [1, 2] };
     const cc = new Client(srv, transports, { auth: cauth, nsp: "/custom", manager: c.manager });
-    extra.push(cc);
-    await cc.connected();
-    assertEqual([cauth], await cc.next("auth"), "/custom auth");
-    assert(cc.socket.id !== c.socket.id, "/ and /custom got the same socket id");
-    // `/` is unaffected.
-    await c.echo(["after /custom"], "/ after /custom connected");
-    cc.socket.disconnect();
+    try {
+      await cc.connected();
+      assertEqual([cauth], await cc.next("auth"), "/custom auth");
+      assert(cc.socket.id !== c.socket.id, "/ and /custom got the same socket id");
+      // `/` is unaffected.
+      await c.echo(["after /custom"], "/ after /custom connected");
+    } finally {
+      // Leaving /custom connected would keep this Manager open when a later check disconnects
+      // `/`, and change what that check tests.
+      cc.socket.disconnect();
+    }
     await c.echo(["after /custom left"], "/ after /custom disconnected");
   });
 
@@ -352,21 +355,23 @@ async function runMode(tap, srv, mode, transports, endTransport) {
 
   await check(T("broadcast from one of 3 clients reaches all 3, sender included"), async () => {
     const others = [new Client(srv, transports, { auth: { i: 1 } }), new Client(srv, transports, { auth: { i: 2 } })];
-    extra.push(...others);
-    for (const o of others) {
-      await o.connected();
-      await o.next("auth");
+    try {
+      for (const o of others) {
+        await o.connected();
+        await o.next("auth");
+      }
+      const args = ["hello all", { n: 3 }, Buffer.from([0xca, 0xfe])];
+      c.socket.emit("broadcast", ...args);
+      for (const [i, cl] of [c, ...others].entries()) {
+        assertEqual(args, await cl.next("broadcast-back"), `client ${i}`);
+      }
+      await sleep(200);
+      for (const [i, cl] of [c, ...others].entries()) {
+        assert(cl.inbox.length === 0, `client ${i} got an extra ${cl.inbox[0] && cl.inbox[0].event}`);
+      }
+    } finally {
+      for (const o of others) o.close();
     }
-    const args = ["hello all", { n: 3 }, Buffer.from([0xca, 0xfe])];
-    c.socket.emit("broadcast", ...args);
-    for (const [i, cl] of [c, ...others].entries()) {
-      assertEqual(args, await cl.next("broadcast-back"), `client ${i}`);
-    }
-    await sleep(200);
-    for (const [i, cl] of [c, ...others].entries()) {
-      assert(cl.inbox.length === 0, `client ${i} got an extra ${cl.inbox[0] && cl.inbox[0].event}`);
-    }
-    for (const o of others) o.close();
   });
 
   await check(T("500 KB text and 500 KB binary arguments"), async () => {
@@ -400,7 +405,6 @@ async function runMode(tap, srv, mode, transports, endTransport) {
     await c.echo(["after automatic reconnection"], "echo after automatic reconnection");
   }, 15000);
 
-  for (const x of extra) x.close();
   c.close();
 }
 

@@ -44,10 +44,22 @@ WAIT_S = 10.0
 GLOBAL_TIMEOUT_S = 150.0
 
 
+SERVERS = []  # started servers, killed however this process ends
+
+
+def kill_servers():
+    for proc in SERVERS:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def bail(msg):
-    sys.stdout.write('Bail out! %s\n' % msg)
-    sys.stdout.flush()
-    os._exit(1)
+    try:
+        sys.stdout.write('Bail out! %s\n' % msg)
+        sys.stdout.flush()
+    finally:
+        kill_servers()
+        os._exit(1)
 
 
 try:
@@ -81,6 +93,15 @@ class Client(socketio.Client):
 
 # ---- the server -----------------------------------------------------------------------------
 
+def die_with_parent():
+    """In the server's child process: SIGKILL when this test process dies (Linux prctl)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:  # noqa: BLE001  (best effort; kill_servers() covers normal exits)
+        pass
+
+
 class Server:
     def __init__(self, flags):
         which = os.environ.get('SIO_SERVER', 'echo')
@@ -98,7 +119,9 @@ class Server:
         if os.environ.get('SIO_LOOP_THREADS'):
             cmd += ['--loop-threads', os.environ['SIO_LOOP_THREADS']]
         cmd += ['--port', '0'] + flags
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     preexec_fn=die_with_parent)
+        SERVERS.append(self.proc)
         lines = queue.Queue()
         threading.Thread(target=self._read, args=(lines,), daemon=True).start()
         try:
@@ -159,6 +182,7 @@ class Tap:
     def finish(self):
         print('1..%d' % self.n)
         print('# %d passed, %d failed' % (self.n - self.failed, self.failed), flush=True)
+        kill_servers()
         os._exit(1 if self.failed else 0)
 
 
@@ -424,4 +448,7 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    finally:
+        kill_servers()

@@ -62,6 +62,10 @@ export function startServer(flags = []) {
   const all = [...args, "--port", "0", ...flags];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, all, { stdio: ["ignore", "pipe", "pipe"] });
+    // However this process ends (a failure, a bail-out, a closed stdout), the server goes too.
+    process.on("exit", () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    });
     let buf = "";
     let started = false;
     const exited = new Promise((res) => {

@@ -21,6 +21,10 @@ G_BEGIN_DECLS
 #define SOCKET_IO_DEFAULT_MAX_NAMESPACES         64
 #define SOCKET_IO_DEFAULT_MAX_PENDING_ACKS       1024
 #define SOCKET_IO_DEFAULT_MAX_DYNAMIC_NAMESPACES 1024
+#define SOCKET_IO_DEFAULT_MAX_DISCONNECTION_DURATION 120000
+#define SOCKET_IO_DEFAULT_MAX_RECOVERY_SESSIONS  10000
+#define SOCKET_IO_DEFAULT_MAX_RECOVERY_PACKETS   10000
+#define SOCKET_IO_DEFAULT_MAX_RECOVERY_BYTES     (16 * 1024 * 1024)
 
 /**
  * SocketIOBroadcastFlags:
@@ -66,6 +70,49 @@ G_DECLARE_FINAL_TYPE (SocketIOBroadcastOperator, socket_io_broadcast_operator, S
 SOCKET_IO_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (SocketIOMiddlewareCall, socket_io_middleware_call, SOCKET_IO, MIDDLEWARE_CALL, GObject)
 
+/**
+ * SocketIOSession:
+ *
+ * The state of a socket kept for connection state recovery: its id, its
+ * private session id (pid), its rooms, its data and, once restored, the
+ * encoded packets it missed. Reference-counted; built by one thread and
+ * then only read (any thread).
+ */
+typedef struct _SocketIOSession SocketIOSession;
+
+#define SOCKET_IO_TYPE_SESSION (socket_io_session_get_type ())
+SOCKET_IO_AVAILABLE_IN_ALL
+GType              socket_io_session_get_type          (void) G_GNUC_CONST;
+SOCKET_IO_AVAILABLE_IN_ALL
+SocketIOSession   *socket_io_session_new               (const char          *sid,
+                                                        const char          *pid,
+                                                        const char * const  *rooms,
+                                                        JsonNode            *data);
+SOCKET_IO_AVAILABLE_IN_ALL
+SocketIOSession   *socket_io_session_ref               (SocketIOSession     *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_session_unref             (SocketIOSession     *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+const char        *socket_io_session_get_sid           (SocketIOSession     *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+const char        *socket_io_session_get_pid           (SocketIOSession     *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+const char * const *socket_io_session_get_rooms        (SocketIOSession     *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+JsonNode          *socket_io_session_get_data          (SocketIOSession     *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_session_add_missed_packet (SocketIOSession     *self,
+                                                        GBytes              *text,
+                                                        GPtrArray           *attachments);
+SOCKET_IO_AVAILABLE_IN_ALL
+guint              socket_io_session_get_n_missed_packets (SocketIOSession  *self);
+SOCKET_IO_AVAILABLE_IN_ALL
+GBytes            *socket_io_session_get_missed_packet (SocketIOSession     *self,
+                                                        guint                index,
+                                                        GPtrArray          **attachments);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SocketIOSession, socket_io_session_unref)
+
 #define SOCKET_IO_TYPE_ADAPTER (socket_io_adapter_get_type ())
 SOCKET_IO_AVAILABLE_IN_ALL
 G_DECLARE_DERIVABLE_TYPE (SocketIOAdapter, socket_io_adapter, SOCKET_IO, ADAPTER, GObject)
@@ -84,7 +131,15 @@ G_DECLARE_DERIVABLE_TYPE (SocketIOAdapter, socket_io_adapter, SOCKET_IO, ADAPTER
  *   messages) to every local socket in any of @rooms (every socket of the
  *   namespace when @rooms is empty) and in none of @except, as @flags
  *   say; must deliver concurrent broadcasts to every recipient in one
- *   order
+ *   order. With connection state recovery on, the in-memory adapter
+ *   appends an offset to every EVENT without ack id that is not
+ *   volatile and keeps it for the sessions persisted
+ * @persist_session: keeps @session (a socket that left for a recoverable
+ *   reason: `transport close`, `ping timeout`...) so that its client may
+ *   recover it for #SocketIOServer:max-disconnection-duration
+ * @restore_session: takes back the session @pid if it did not expire and
+ *   every packet after @offset is still kept; returns it with the
+ *   packets it missed (socket_io_session_add_missed_packet()), or %NULL
  *
  * The class of the room registry of a namespace. The base class is the
  * in-memory adapter; a scale-out adapter (Redis...) overrides the
@@ -114,9 +169,14 @@ struct _SocketIOAdapterClass
   char   **(*sockets)      (SocketIOAdapter    *self,
                             const char * const *rooms,
                             const char * const *except);
+  void     (*persist_session) (SocketIOAdapter *self,
+                               SocketIOSession *session);
+  SocketIOSession *(*restore_session) (SocketIOAdapter *self,
+                                       const char      *pid,
+                                       const char      *offset);
 
   /*< private >*/
-  gpointer padding[7];
+  gpointer padding[5];
 };
 
 /**
@@ -263,6 +323,8 @@ GMainContext      *socket_io_socket_get_context        (SocketIOSocket      *sel
 SOCKET_IO_AVAILABLE_IN_ALL
 gboolean           socket_io_socket_is_connected       (SocketIOSocket      *self);
 SOCKET_IO_AVAILABLE_IN_ALL
+gboolean           socket_io_socket_get_recovered      (SocketIOSocket      *self);
+SOCKET_IO_AVAILABLE_IN_ALL
 JsonNode          *socket_io_socket_dup_data           (SocketIOSocket      *self);
 SOCKET_IO_AVAILABLE_IN_ALL
 void               socket_io_socket_set_data           (SocketIOSocket      *self,
@@ -391,6 +453,13 @@ guint              socket_io_adapter_broadcast         (SocketIOAdapter     *sel
                                                         const char * const  *rooms,
                                                         const char * const  *except,
                                                         SocketIOBroadcastFlags flags);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_adapter_persist_session   (SocketIOAdapter     *self,
+                                                        SocketIOSession     *session);
+SOCKET_IO_AVAILABLE_IN_ALL
+SocketIOSession   *socket_io_adapter_restore_session   (SocketIOAdapter     *self,
+                                                        const char          *pid,
+                                                        const char          *offset);
 SOCKET_IO_AVAILABLE_IN_ALL
 gboolean           socket_io_namespace_send_encoded    (SocketIONamespace   *self,
                                                         const char          *sid,

@@ -16,8 +16,13 @@
  *   on the Engine.IO session (engine_io_socket_send_* are thread-safe, but
  *   two packets must not interleave);
  * - SocketIOSocket.ack_lock guards the pending acks of server emits.
- * Lock order: adapter -> namespace -> client send; server -> nothing;
- * socket ack -> nothing.
+ * - SocketIONamespace.recovery_lock (connection state recovery only): a
+ *   broadcast holds it for reading; a recovered socket holds it for
+ *   writing while it rejoins its rooms and is sent what it missed, so no
+ *   broadcast falls between the two. The in-memory adapter's lock also
+ *   guards its persisted sessions and kept packets.
+ * Lock order: recovery -> adapter -> namespace -> client send; server ->
+ * nothing; socket ack -> nothing.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -60,6 +65,13 @@ struct _SocketIOServer
   guint            max_namespaces;  /* atomic */
   guint            max_pending_acks;/* atomic */
   guint            max_dynamic;     /* atomic */
+  /* Connection state recovery (atomic): */
+  gint             recovery;
+  guint            max_disconnection;
+  gint             skip_middlewares;
+  guint            max_rec_sessions;
+  guint            max_rec_packets;
+  guint            max_rec_bytes;
 };
 
 typedef struct
@@ -79,6 +91,7 @@ struct _SocketIONamespace
   GHashTable      *sockets;         /* id -> SocketIOSocket (ref) */
   GPtrArray       *middlewares;     /* SioMiddleware; append-only until finalize */
   SocketIOAdapter *adapter;         /* ref */
+  GRWLock          recovery_lock;   /* see the comment at the top */
 };
 
 struct _SocketIOSocket
@@ -96,6 +109,9 @@ struct _SocketIOSocket
   GHashTable        *acks;          /* gint64 id -> SioPendingAck */
   gint64             next_ack_id;
   gboolean           acks_closed;
+  char              *pid;           /* private session id (recovery on), or NULL */
+  gboolean           recovered;     /* set before the socket is published */
+  SocketIOSession   *session;       /* session context: restored, until joined */
 };
 
 struct _SocketIOAck
@@ -121,6 +137,12 @@ typedef struct
   GMutex             lock;          /* guards rooms, sids */
   GHashTable        *rooms;         /* room -> set of sids */
   GHashTable        *sids;          /* sid -> set of rooms */
+  /* Connection state recovery, guarded by lock: */
+  GHashTable        *sessions;      /* pid -> SioStoredSession (owned by session_queue) */
+  GQueue             session_queue; /* SioStoredSession, oldest first */
+  GQueue             packets;       /* SioStoredPacket, oldest first, offsets consecutive */
+  gsize              packet_bytes;
+  guint64            next_offset;
 } SocketIOAdapterPrivate;
 
 typedef struct
@@ -193,6 +215,8 @@ G_DEFINE_TYPE_WITH_PRIVATE (SocketIOAdapter, socket_io_adapter, G_TYPE_OBJECT)
 
 enum { SERVER_PROP_0, SERVER_PROP_ENGINE, SERVER_PROP_CONNECT_TIMEOUT,
        SERVER_PROP_MAX_NAMESPACES, SERVER_PROP_MAX_PENDING_ACKS, SERVER_PROP_MAX_DYNAMIC,
+       SERVER_PROP_RECOVERY, SERVER_PROP_MAX_DISCONNECTION, SERVER_PROP_SKIP_MIDDLEWARES,
+       SERVER_PROP_MAX_REC_SESSIONS, SERVER_PROP_MAX_REC_PACKETS, SERVER_PROP_MAX_REC_BYTES,
        SERVER_N_PROPS };
 static GParamSpec *server_props[SERVER_N_PROPS];
 
@@ -430,7 +454,9 @@ on_connect_timeout (gpointer data)
 
 static SocketIOSocket *socket_new (SocketIONamespace *nsp,
                                    SioClient         *c,
-                                   JsonNode          *auth);
+                                   JsonNode          *auth,
+                                   SocketIOSession   *session);
+static gboolean server_recovery_on (SocketIOServer *self);
 static void socket_on_packet (SocketIOSocket *socket,
                               SocketIOPacket *packet);
 
@@ -567,17 +593,28 @@ connect_refuse (SioConnectAttempt *attempt,
     client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
 }
 
+/* @recovery_locked: the namespace's recovery lock is held for writing
+ * (released here). */
 static void
-connect_finish (SioConnectAttempt *attempt)
+connect_finish (SioConnectAttempt *attempt,
+                gboolean           recovery_locked)
 {
   SioClient *c = attempt->c;
   g_autoptr(SocketIONamespace) nsp = g_object_ref (attempt->nsp);
   g_autoptr(SocketIOSocket) socket = g_object_ref (attempt->socket);
   g_autofree char *name = g_strdup (attempt->name);
+  g_autoptr(SocketIOSession) session = g_steal_pointer (&socket->session);
   const char *rooms[2];
 
   g_hash_table_remove (c->pending, name);     /* may free @attempt */
 
+  /* A recovered socket rejoins its rooms and gets what it missed with no
+   * broadcast in between. */
+  if (session != NULL && !recovery_locked)
+    {
+      g_rw_lock_writer_lock (&nsp->recovery_lock);
+      recovery_locked = TRUE;
+    }
   g_atomic_int_set (&socket->connected, 1);
   g_hash_table_insert (c->sockets, g_strdup (name), g_object_ref (socket));
   g_mutex_lock (&nsp->lock);
@@ -586,6 +623,9 @@ connect_finish (SioConnectAttempt *attempt)
   rooms[0] = socket->id;
   rooms[1] = NULL;
   socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
+  if (session != NULL)
+    socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id,
+                               socket_io_session_get_rooms (session));
   client_cancel_connect_timer (c);
 
   if (c->protocol == SOCKET_IO_PROTOCOL_V4)
@@ -596,9 +636,22 @@ connect_finish (SioConnectAttempt *attempt)
       JsonObject *object = json_object_new ();
 
       json_object_set_string_member (object, "sid", socket->id);
+      if (socket->pid != NULL)
+        json_object_set_string_member (object, "pid", socket->pid);
       json_node_take_object (data, object);
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, data);
     }
+  if (session != NULL)
+    for (guint i = 0; i < socket_io_session_get_n_missed_packets (session); i++)
+      {
+        GPtrArray *attachments = NULL;
+        GBytes *text = socket_io_session_get_missed_packet (session, i, &attachments);
+
+        if (!client_send_encoded (c, text, attachments, NULL))
+          break;
+      }
+  if (recovery_locked)
+    g_rw_lock_writer_unlock (&nsp->recovery_lock);
 
   g_signal_emit (nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, socket);
 }
@@ -639,7 +692,7 @@ connect_run (SioConnectAttempt *attempt)
           return;
         }
     }
-  connect_finish (attempt);
+  connect_finish (attempt, FALSE);
 }
 
 typedef struct
@@ -790,6 +843,8 @@ client_connect (SioClient  *c,
                 JsonNode   *auth)
 {
   g_autoptr(SocketIONamespace) nsp = socket_io_server_lookup_namespace (c->server, name);
+  g_autoptr(SocketIOSession) session = NULL;
+  gboolean recovery_locked = FALSE;
   SioConnectAttempt *attempt;
 
   if (nsp == NULL)
@@ -811,15 +866,50 @@ client_connect (SioClient  *c,
       return;
     }
 
+  /* Connection state recovery: the auth names the private session id and
+   * the last offset the client got. Held for writing from the restore to
+   * the socket's rejoining its rooms when the middlewares are skipped, so
+   * that no broadcast falls in between. */
+  if (c->protocol == SOCKET_IO_PROTOCOL_V5 && server_recovery_on (c->server) &&
+      auth != NULL && JSON_NODE_HOLDS_OBJECT (auth))
+    {
+      JsonObject *object = json_node_get_object (auth);
+      JsonNode *pid = json_object_get_member (object, "pid");
+      JsonNode *offset = json_object_get_member (object, "offset");
+
+      if (pid != NULL && offset != NULL &&
+          json_node_get_value_type (pid) == G_TYPE_STRING &&
+          json_node_get_value_type (offset) == G_TYPE_STRING)
+        {
+          g_rw_lock_writer_lock (&nsp->recovery_lock);
+          recovery_locked = TRUE;
+          session = socket_io_adapter_restore_session (socket_io_namespace_get_adapter (nsp),
+                                                       json_node_get_string (pid),
+                                                       json_node_get_string (offset));
+          if (session == NULL)
+            {
+              g_rw_lock_writer_unlock (&nsp->recovery_lock);
+              recovery_locked = FALSE;
+            }
+        }
+    }
+
   attempt = g_new0 (SioConnectAttempt, 1);
   g_atomic_ref_count_init (&attempt->ref_count);
   g_mutex_init (&attempt->lock);
   attempt->c = client_ref (c);
   attempt->nsp = g_object_ref (nsp);
   attempt->name = g_strdup (name);
-  attempt->socket = socket_new (nsp, c, auth);
+  attempt->socket = socket_new (nsp, c, auth, session);
   g_hash_table_insert (c->pending, g_strdup (name), attempt);   /* takes the ref */
-  connect_run (attempt);
+  if (session != NULL && g_atomic_int_get (&c->server->skip_middlewares))
+    connect_finish (attempt, recovery_locked);
+  else
+    {
+      if (recovery_locked)
+        g_rw_lock_writer_unlock (&nsp->recovery_lock);
+      connect_run (attempt);
+    }
 }
 
 static void
@@ -1081,6 +1171,24 @@ socket_io_server_get_property (GObject    *object,
     case SERVER_PROP_MAX_DYNAMIC:
       g_value_set_uint (value, g_atomic_int_get (&self->max_dynamic));
       break;
+    case SERVER_PROP_RECOVERY:
+      g_value_set_boolean (value, g_atomic_int_get (&self->recovery));
+      break;
+    case SERVER_PROP_MAX_DISCONNECTION:
+      g_value_set_uint (value, g_atomic_int_get (&self->max_disconnection));
+      break;
+    case SERVER_PROP_SKIP_MIDDLEWARES:
+      g_value_set_boolean (value, g_atomic_int_get (&self->skip_middlewares));
+      break;
+    case SERVER_PROP_MAX_REC_SESSIONS:
+      g_value_set_uint (value, g_atomic_int_get (&self->max_rec_sessions));
+      break;
+    case SERVER_PROP_MAX_REC_PACKETS:
+      g_value_set_uint (value, g_atomic_int_get (&self->max_rec_packets));
+      break;
+    case SERVER_PROP_MAX_REC_BYTES:
+      g_value_set_uint (value, g_atomic_int_get (&self->max_rec_bytes));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1110,6 +1218,24 @@ socket_io_server_set_property (GObject      *object,
       break;
     case SERVER_PROP_MAX_DYNAMIC:
       g_atomic_int_set (&self->max_dynamic, g_value_get_uint (value));
+      break;
+    case SERVER_PROP_RECOVERY:
+      g_atomic_int_set (&self->recovery, g_value_get_boolean (value));
+      break;
+    case SERVER_PROP_MAX_DISCONNECTION:
+      g_atomic_int_set (&self->max_disconnection, g_value_get_uint (value));
+      break;
+    case SERVER_PROP_SKIP_MIDDLEWARES:
+      g_atomic_int_set (&self->skip_middlewares, g_value_get_boolean (value));
+      break;
+    case SERVER_PROP_MAX_REC_SESSIONS:
+      g_atomic_int_set (&self->max_rec_sessions, g_value_get_uint (value));
+      break;
+    case SERVER_PROP_MAX_REC_PACKETS:
+      g_atomic_int_set (&self->max_rec_packets, g_value_get_uint (value));
+      break;
+    case SERVER_PROP_MAX_REC_BYTES:
+      g_atomic_int_set (&self->max_rec_bytes, g_value_get_uint (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1175,6 +1301,82 @@ socket_io_server_class_init (SocketIOServerClass *klass)
    */
   server_props[SERVER_PROP_MAX_DYNAMIC] =
     g_param_spec_uint ("max-namespaces", NULL, NULL, 1, G_MAXINT, SOCKET_IO_DEFAULT_MAX_DYNAMIC_NAMESPACES,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * SocketIOServer:connection-state-recovery:
+   *
+   * Connection state recovery (the reference's `connectionStateRecovery`):
+   * the CONNECT reply carries a private session id (`pid`); every EVENT
+   * sent without ack id and not volatile (broadcasts, and
+   * socket_io_socket_emit(), which then goes through the adapter to the
+   * socket's own room) gets an offset appended as its last argument (the
+   * client sees it as one more argument); a socket that leaves for
+   * `transport close`, `transport error`, `ping timeout`, `forced server
+   * close` or `server shutting down` is persisted by its adapter, and
+   * a client that comes back within
+   * #SocketIOServer:max-disconnection-duration with its `pid` and last
+   * `offset` in the CONNECT auth gets the same socket id, rooms and data
+   * and, after the CONNECT reply, the events it missed
+   * (socket_io_socket_get_recovered() is then %TRUE). Protocol v5 only.
+   * Set it before engine_io_server_listen(). Default %FALSE.
+   */
+  server_props[SERVER_PROP_RECOVERY] =
+    g_param_spec_boolean ("connection-state-recovery", NULL, NULL, FALSE,
+                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * SocketIOServer:max-disconnection-duration:
+   *
+   * Milliseconds a persisted session, and a packet kept for it, stays
+   * recoverable (the reference's `maxDisconnectionDuration`). Expired
+   * ones are dropped lazily (on the namespace's next broadcast,
+   * disconnection or recovery). Default 120000.
+   */
+  server_props[SERVER_PROP_MAX_DISCONNECTION] =
+    g_param_spec_uint ("max-disconnection-duration", NULL, NULL, 0, G_MAXINT,
+                       SOCKET_IO_DEFAULT_MAX_DISCONNECTION_DURATION,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * SocketIOServer:skip-middlewares:
+   *
+   * Whether a recovered socket skips the namespace's middlewares (the
+   * reference's `skipMiddlewares`). When they run, broadcasts made while
+   * they run are not replayed. Default %TRUE.
+   */
+  server_props[SERVER_PROP_SKIP_MIDDLEWARES] =
+    g_param_spec_boolean ("skip-middlewares", NULL, NULL, TRUE,
+                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * SocketIOServer:max-recovery-sessions:
+   *
+   * How many persisted sessions the in-memory adapter of one namespace
+   * keeps; past it the oldest is dropped (its client then gets a new
+   * socket). Default 10000.
+   */
+  server_props[SERVER_PROP_MAX_REC_SESSIONS] =
+    g_param_spec_uint ("max-recovery-sessions", NULL, NULL, 0, G_MAXINT,
+                       SOCKET_IO_DEFAULT_MAX_RECOVERY_SESSIONS,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * SocketIOServer:max-recovery-packets:
+   *
+   * How many sent packets the in-memory adapter of one namespace keeps
+   * for recovery; past it (or past #SocketIOServer:max-recovery-bytes)
+   * the oldest is dropped, and a session whose last offset was dropped
+   * is not recovered (a new socket instead). Default 10000.
+   */
+  server_props[SERVER_PROP_MAX_REC_PACKETS] =
+    g_param_spec_uint ("max-recovery-packets", NULL, NULL, 0, G_MAXINT,
+                       SOCKET_IO_DEFAULT_MAX_RECOVERY_PACKETS,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
+  /**
+   * SocketIOServer:max-recovery-bytes:
+   *
+   * How many bytes (packets, attachments, room names and bookkeeping)
+   * the kept packets of one namespace may take. Default 16 MiB.
+   */
+  server_props[SERVER_PROP_MAX_REC_BYTES] =
+    g_param_spec_uint ("max-recovery-bytes", NULL, NULL, 0, G_MAXINT,
+                       SOCKET_IO_DEFAULT_MAX_RECOVERY_BYTES,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, SERVER_N_PROPS, server_props);
 
@@ -1432,6 +1634,7 @@ socket_io_namespace_finalize (GObject *object)
   g_clear_object (&self->adapter);
   g_free (self->name);
   g_mutex_clear (&self->lock);
+  g_rw_lock_clear (&self->recovery_lock);
   G_OBJECT_CLASS (socket_io_namespace_parent_class)->finalize (object);
 }
 
@@ -1459,6 +1662,7 @@ static void
 socket_io_namespace_init (SocketIONamespace *self)
 {
   g_mutex_init (&self->lock);
+  g_rw_lock_init (&self->recovery_lock);
   self->sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->middlewares = g_ptr_array_new_with_free_func (middleware_free);
 }
@@ -1896,6 +2100,8 @@ socket_io_socket_finalize (GObject *object)
   g_clear_pointer (&self->data, json_node_unref);
   g_clear_object (&self->nsp);
   g_clear_pointer (&self->client, client_unref);
+  g_clear_pointer (&self->session, socket_io_session_unref);
+  g_free (self->pid);
   g_free (self->id);
   G_OBJECT_CLASS (socket_io_socket_parent_class)->finalize (object);
 }
@@ -1964,17 +2170,32 @@ socket_io_socket_init (SocketIOSocket *self)
 static SocketIOSocket *
 socket_new (SocketIONamespace *nsp,
             SioClient         *c,
-            JsonNode          *auth)
+            JsonNode          *auth,
+            SocketIOSession   *session)
 {
   SocketIOSocket *self = g_object_new (SOCKET_IO_TYPE_SOCKET, NULL);
 
-  if (c->protocol == SOCKET_IO_PROTOCOL_V4)
+  if (session != NULL)
+    {
+      /* Recovered: the same id, private id and data. */
+      self->id = g_strdup (socket_io_session_get_sid (session));
+      self->pid = g_strdup (socket_io_session_get_pid (session));
+      self->data = socket_io_session_get_data (session) != NULL
+        ? json_node_ref (socket_io_session_get_data (session)) : NULL;
+      self->recovered = TRUE;
+      self->session = socket_io_session_ref (session);
+    }
+  else if (c->protocol == SOCKET_IO_PROTOCOL_V4)
     /* As the reference with allowEIO3: socket.io 2.x ids. */
     self->id = strcmp (nsp->name, "/") == 0
       ? g_strdup (engine_io_socket_get_id (c->eio))
       : g_strconcat (nsp->name, "#", engine_io_socket_get_id (c->eio), NULL);
   else
-    self->id = generate_id ();
+    {
+      self->id = generate_id ();
+      if (server_recovery_on (c->server))
+        self->pid = generate_id ();
+    }
   self->nsp = g_object_ref (nsp);
   self->client = client_ref (c);
   self->auth = auth != NULL ? json_node_ref (auth) : NULL;
@@ -2047,6 +2268,18 @@ socket_on_packet (SocketIOSocket *self,
     }
 }
 
+/* The reasons after which the reference persists a session. */
+static gboolean
+reason_is_recoverable (const char *reason)
+{
+  static const char * const reasons[] = {
+    "transport error", "transport close", "forced close", "ping timeout",
+    "server shutting down", "forced server close", NULL
+  };
+
+  return g_strv_contains (reasons, reason);
+}
+
 /* Session context. */
 static void
 socket_close (SocketIOSocket *self,
@@ -2064,6 +2297,18 @@ socket_close (SocketIOSocket *self,
   hold = g_object_ref (self);
 
   g_signal_emit (self, socket_signals[SOCKET_SIGNAL_DISCONNECTING], 0, reason);
+
+  /* Persisted while the socket is still in its rooms: a broadcast from
+   * now on is kept for it (its client tells by the offset what it got). */
+  if (self->pid != NULL && server_recovery_on (c->server) && reason_is_recoverable (reason))
+    {
+      g_auto(GStrv) rooms = socket_io_socket_get_rooms (self);
+      g_autoptr(JsonNode) data = socket_io_socket_dup_data (self);
+      g_autoptr(SocketIOSession) session = socket_io_session_new (self->id, self->pid,
+                                                                  (const char * const *) rooms, data);
+
+      socket_io_adapter_persist_session (socket_io_namespace_get_adapter (self->nsp), session);
+    }
 
   g_atomic_int_set (&self->leaving, 1);
   socket_io_adapter_del_all (socket_io_namespace_get_adapter (self->nsp), self->id);
@@ -2198,6 +2443,24 @@ socket_io_socket_is_connected (SocketIOSocket *self)
 }
 
 /**
+ * socket_io_socket_get_recovered:
+ * @self: a socket
+ *
+ * Whether the socket was recovered (#SocketIOServer:connection-state-recovery):
+ * its client came back in time with its private session id, and got the
+ * socket's id, rooms, data and the events it missed (the reference's
+ * `socket.recovered`). Any thread.
+ *
+ * Returns: %TRUE for a recovered socket
+ */
+gboolean
+socket_io_socket_get_recovered (SocketIOSocket *self)
+{
+  g_return_val_if_fail (SOCKET_IO_IS_SOCKET (self), FALSE);
+  return self->recovered;
+}
+
+/**
  * socket_io_socket_dup_data:
  * @self: a socket
  *
@@ -2282,6 +2545,26 @@ socket_io_socket_emit (SocketIOSocket  *self,
                                  SOCKET_IO_NO_ACK_ID, attachments, error);
   if (packet == NULL)
     return FALSE;
+  if (server_recovery_on (self->nsp->server))
+    {
+      /* As the reference: through the adapter to the socket's own room,
+       * so that the event gets an offset and is kept for recovery. */
+      g_autoptr(GPtrArray) encoded_attachments = NULL;
+      g_autoptr(GBytes) text = socket_io_packet_encode (packet, &encoded_attachments);
+      const char *rooms[2] = { self->id, NULL };
+      guint n;
+
+      g_rw_lock_reader_lock (&self->nsp->recovery_lock);
+      n = socket_io_adapter_broadcast (socket_io_namespace_get_adapter (self->nsp), text,
+                                       encoded_attachments, rooms, NULL, SOCKET_IO_BROADCAST_NONE);
+      g_rw_lock_reader_unlock (&self->nsp->recovery_lock);
+      if (n == 0)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "The event was not queued");
+          return FALSE;
+        }
+      return TRUE;
+    }
   return client_send_packet (self->client, packet, error);
 }
 
@@ -2761,6 +3044,7 @@ socket_io_broadcast_operator_emit (SocketIOBroadcastOperator  *self,
   g_autoptr(SocketIOPacket) packet = NULL;
   g_autoptr(GPtrArray) encoded_attachments = NULL;
   g_autoptr(GBytes) text = NULL;
+  gboolean recovery;
   guint n;
 
   g_return_val_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self), FALSE);
@@ -2771,11 +3055,16 @@ socket_io_broadcast_operator_emit (SocketIOBroadcastOperator  *self,
   if (packet == NULL)
     return FALSE;
   text = socket_io_packet_encode (packet, &encoded_attachments);
+  recovery = server_recovery_on (self->nsp->server);
+  if (recovery)
+    g_rw_lock_reader_lock (&self->nsp->recovery_lock);
   n = socket_io_adapter_broadcast (socket_io_namespace_get_adapter (self->nsp), text,
                                    encoded_attachments,
                                    (const char * const *) self->rooms->pdata,
                                    (const char * const *) self->except->pdata,
                                    self->flags);
+  if (recovery)
+    g_rw_lock_reader_unlock (&self->nsp->recovery_lock);
   if (recipients != NULL)
     *recipients = n;
   return TRUE;
@@ -3049,8 +3338,468 @@ socket_io_broadcast_operator_disconnect_sockets (SocketIOBroadcastOperator *self
 }
 
 /* ------------------------------------------------------------------ */
+/* SocketIOSession                                                      */
+/* ------------------------------------------------------------------ */
+
+struct _SocketIOSession
+{
+  gatomicrefcount ref_count;
+  char           *sid;
+  char           *pid;
+  char          **rooms;
+  JsonNode       *data;              /* nullable, sealed */
+  GPtrArray      *missed;            /* GBytes text, then GPtrArray attachments (or NULL) */
+};
+
+G_DEFINE_BOXED_TYPE (SocketIOSession, socket_io_session, socket_io_session_ref, socket_io_session_unref)
+
+/**
+ * socket_io_session_new:
+ * @sid: the socket id
+ * @pid: the private session id
+ * @rooms: (array zero-terminated=1): the rooms of the socket
+ * @data: (nullable): the socket's data (sealed by this call)
+ *
+ * Creates a session to persist or to restore (for adapters). Any thread.
+ *
+ * Returns: (transfer full): a new session, without missed packets
+ */
+SocketIOSession *
+socket_io_session_new (const char         *sid,
+                       const char         *pid,
+                       const char * const *rooms,
+                       JsonNode           *data)
+{
+  SocketIOSession *self;
+
+  g_return_val_if_fail (sid != NULL && pid != NULL && rooms != NULL, NULL);
+  self = g_new0 (SocketIOSession, 1);
+  g_atomic_ref_count_init (&self->ref_count);
+  self->sid = g_strdup (sid);
+  self->pid = g_strdup (pid);
+  self->rooms = g_strdupv ((char **) rooms);
+  if (data != NULL)
+    {
+      self->data = json_node_ref (data);
+      json_node_seal (self->data);
+    }
+  self->missed = g_ptr_array_new ();
+  return self;
+}
+
+/**
+ * socket_io_session_ref:
+ * @self: a session
+ *
+ * Any thread.
+ *
+ * Returns: (transfer full): @self
+ */
+SocketIOSession *
+socket_io_session_ref (SocketIOSession *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  g_atomic_ref_count_inc (&self->ref_count);
+  return self;
+}
+
+/**
+ * socket_io_session_unref:
+ * @self: (transfer full): a session
+ *
+ * Any thread.
+ */
+void
+socket_io_session_unref (SocketIOSession *self)
+{
+  g_return_if_fail (self != NULL);
+  if (!g_atomic_ref_count_dec (&self->ref_count))
+    return;
+  for (guint i = 0; i < self->missed->len; i += 2)
+    {
+      g_bytes_unref (g_ptr_array_index (self->missed, i));
+      if (g_ptr_array_index (self->missed, i + 1) != NULL)
+        g_ptr_array_unref (g_ptr_array_index (self->missed, i + 1));
+    }
+  g_ptr_array_unref (self->missed);
+  g_clear_pointer (&self->data, json_node_unref);
+  g_strfreev (self->rooms);
+  g_free (self->pid);
+  g_free (self->sid);
+  g_free (self);
+}
+
+/**
+ * socket_io_session_get_sid:
+ * @self: a session
+ *
+ * Returns: the socket id
+ */
+const char *
+socket_io_session_get_sid (SocketIOSession *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->sid;
+}
+
+/**
+ * socket_io_session_get_pid:
+ * @self: a session
+ *
+ * Returns: the private session id
+ */
+const char *
+socket_io_session_get_pid (SocketIOSession *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->pid;
+}
+
+/**
+ * socket_io_session_get_rooms:
+ * @self: a session
+ *
+ * Returns: (transfer none) (array zero-terminated=1): the socket's rooms
+ */
+const char * const *
+socket_io_session_get_rooms (SocketIOSession *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return (const char * const *) self->rooms;
+}
+
+/**
+ * socket_io_session_get_data:
+ * @self: a session
+ *
+ * Returns: (transfer none) (nullable): the socket's data (sealed)
+ */
+JsonNode *
+socket_io_session_get_data (SocketIOSession *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->data;
+}
+
+/**
+ * socket_io_session_add_missed_packet:
+ * @self: a session being restored
+ * @text: an encoded packet (its offset included)
+ * @attachments: (nullable) (element-type GBytes): its binary messages
+ *
+ * Adds a packet the client missed, to be sent after the CONNECT reply,
+ * in the order added. Only by the thread building the session.
+ */
+void
+socket_io_session_add_missed_packet (SocketIOSession *self,
+                                     GBytes          *text,
+                                     GPtrArray       *attachments)
+{
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (text != NULL);
+  g_ptr_array_add (self->missed, g_bytes_ref (text));
+  g_ptr_array_add (self->missed, attachments != NULL && attachments->len > 0
+                   ? g_ptr_array_ref (attachments) : NULL);
+}
+
+/**
+ * socket_io_session_get_n_missed_packets:
+ * @self: a session
+ *
+ * Returns: how many packets were added with socket_io_session_add_missed_packet()
+ */
+guint
+socket_io_session_get_n_missed_packets (SocketIOSession *self)
+{
+  g_return_val_if_fail (self != NULL, 0);
+  return self->missed->len / 2;
+}
+
+/**
+ * socket_io_session_get_missed_packet:
+ * @self: a session
+ * @index: a packet index, below socket_io_session_get_n_missed_packets()
+ * @attachments: (out) (optional) (nullable) (transfer none) (element-type GBytes):
+ *   its binary messages, or %NULL
+ *
+ * Returns: (transfer none): the encoded packet
+ */
+GBytes *
+socket_io_session_get_missed_packet (SocketIOSession  *self,
+                                     guint             index,
+                                     GPtrArray       **attachments)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  g_return_val_if_fail (index < self->missed->len / 2, NULL);
+  if (attachments != NULL)
+    *attachments = g_ptr_array_index (self->missed, 2 * index + 1);
+  return g_ptr_array_index (self->missed, 2 * index);
+}
+
+static gboolean
+server_recovery_on (SocketIOServer *self)
+{
+  return g_atomic_int_get (&self->recovery) != 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* SocketIOAdapter: the in-memory adapter                               */
 /* ------------------------------------------------------------------ */
+
+/* A persisted session (connection state recovery). */
+typedef struct
+{
+  SocketIOSession *session;
+  gint64           at;              /* monotonic, disconnection */
+  GList           *link;            /* in session_queue */
+} SioStoredSession;
+
+/* A packet kept for recovery, with its offset already appended. */
+typedef struct
+{
+  guint64     offset;
+  gint64      at;                   /* monotonic, sent */
+  GBytes     *text;
+  GPtrArray  *attachments;          /* nullable */
+  char      **rooms;
+  char      **except;
+  gsize       size;                 /* what it takes, counted in packet_bytes */
+} SioStoredPacket;
+
+static void
+stored_session_free (SioStoredSession *stored)
+{
+  socket_io_session_unref (stored->session);
+  g_free (stored);
+}
+
+static void
+stored_packet_free (SioStoredPacket *packet)
+{
+  g_bytes_unref (packet->text);
+  g_clear_pointer (&packet->attachments, g_ptr_array_unref);
+  g_strfreev (packet->rooms);
+  g_strfreev (packet->except);
+  g_free (packet);
+}
+
+/* With the lock held. */
+static void
+adapter_drop_session (SocketIOAdapterPrivate *priv,
+                      SioStoredSession       *stored)
+{
+  g_hash_table_remove (priv->sessions, stored->session->pid);
+  g_queue_delete_link (&priv->session_queue, stored->link);
+  stored_session_free (stored);
+}
+
+static void
+adapter_drop_oldest_packet (SocketIOAdapterPrivate *priv)
+{
+  SioStoredPacket *packet = g_queue_pop_head (&priv->packets);
+
+  priv->packet_bytes -= packet->size;
+  stored_packet_free (packet);
+}
+
+/* With the lock held: drops what expired (lazily: on the namespace's
+ * broadcasts, disconnections and recoveries). */
+static void
+adapter_purge (SocketIOAdapterPrivate *priv)
+{
+  SocketIOServer *server = priv->nsp != NULL ? priv->nsp->server : NULL;
+  gint64 now = g_get_monotonic_time ();
+  gint64 max;
+  SioStoredSession *stored;
+  SioStoredPacket *packet;
+
+  if (server == NULL)
+    return;
+  max = (gint64) g_atomic_int_get (&server->max_disconnection) * 1000;
+  while ((stored = g_queue_peek_head (&priv->session_queue)) != NULL && stored->at + max < now)
+    adapter_drop_session (priv, stored);
+  while ((packet = g_queue_peek_head (&priv->packets)) != NULL && packet->at + max < now)
+    adapter_drop_oldest_packet (priv);
+}
+
+static gsize
+strv_size (char **strv)
+{
+  gsize size = sizeof (char *);
+
+  for (guint i = 0; strv != NULL && strv[i] != NULL; i++)
+    size += sizeof (char *) + strlen (strv[i]) + 1 + 16;
+  return size;
+}
+
+/* The EVENT @text (`2[...]`, `51-/nsp,[...]`) with the string @offset
+ * appended to its arguments, or NULL for a packet that gets no offset
+ * (not an EVENT, or with an ack id). */
+static GBytes *
+text_with_offset (GBytes     *text,
+                  const char *offset)
+{
+  gsize len, i = 1;
+  const char *p = g_bytes_get_data (text, &len);
+  GString *out;
+
+  if (len < 2 || (p[0] != '2' && p[0] != '5') || p[len - 1] != ']')
+    return NULL;
+  if (p[0] == '5')
+    {
+      while (i < len && g_ascii_isdigit (p[i]))
+        i++;
+      if (i >= len || p[i] != '-')
+        return NULL;
+      i++;
+    }
+  if (i < len && p[i] == '/')
+    {
+      while (i < len && p[i] != ',')
+        i++;
+      if (i >= len)
+        return NULL;
+      i++;
+    }
+  if (i >= len || p[i] != '[')
+    return NULL;    /* an ack id */
+  out = g_string_sized_new (len + strlen (offset) + 4);
+  g_string_append_len (out, p, (gssize) len - 1);
+  g_string_append (out, ",\"");
+  g_string_append (out, offset);
+  g_string_append (out, "\"]");
+  return g_string_free_to_bytes (out);
+}
+
+/* With the lock held: numbers, keeps and returns the packet to send
+ * (@text with its offset), or NULL to send @text as it is. */
+static GBytes *
+adapter_keep_packet (SocketIOAdapterPrivate *priv,
+                     GBytes                 *text,
+                     GPtrArray              *attachments,
+                     const char * const     *rooms,
+                     const char * const     *except)
+{
+  SocketIOServer *server = priv->nsp->server;
+  char offset[24];
+  GBytes *out;
+  SioStoredPacket *packet;
+  guint max_packets = g_atomic_int_get (&server->max_rec_packets);
+  gsize max_bytes = g_atomic_int_get (&server->max_rec_bytes);
+
+  g_snprintf (offset, sizeof offset, "%" G_GUINT64_FORMAT, priv->next_offset);
+  out = text_with_offset (text, offset);
+  if (out == NULL)
+    return NULL;
+  packet = g_new0 (SioStoredPacket, 1);
+  packet->offset = priv->next_offset++;
+  packet->at = g_get_monotonic_time ();
+  packet->text = g_bytes_ref (out);
+  packet->rooms = g_strdupv ((char **) rooms);
+  packet->except = g_strdupv ((char **) except);
+  packet->size = sizeof *packet + 64 + g_bytes_get_size (out) + strv_size (packet->rooms) +
+    strv_size (packet->except);
+  if (attachments != NULL && attachments->len > 0)
+    {
+      packet->attachments = g_ptr_array_ref (attachments);
+      for (guint i = 0; i < attachments->len; i++)
+        packet->size += 64 + g_bytes_get_size (g_ptr_array_index (attachments, i));
+    }
+  g_queue_push_tail (&priv->packets, packet);
+  priv->packet_bytes += packet->size;
+  /* The oldest go first: a session whose offset went is not recovered. */
+  while (priv->packets.length > 0 &&
+         (priv->packets.length > max_packets || priv->packet_bytes > max_bytes))
+    adapter_drop_oldest_packet (priv);
+  return out;
+}
+
+static gboolean
+strv_intersects (char              **a,
+                 const char * const *b)
+{
+  for (guint i = 0; a != NULL && a[i] != NULL; i++)
+    if (b != NULL && g_strv_contains (b, a[i]))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+adapter_real_persist_session (SocketIOAdapter *self,
+                              SocketIOSession *session)
+{
+  SocketIOAdapterPrivate *priv = socket_io_adapter_get_instance_private (self);
+  SioStoredSession *stored;
+  guint max;
+
+  if (priv->nsp == NULL)
+    return;
+  max = g_atomic_int_get (&priv->nsp->server->max_rec_sessions);
+  g_mutex_lock (&priv->lock);
+  adapter_purge (priv);
+  stored = g_hash_table_lookup (priv->sessions, session->pid);
+  if (stored != NULL)
+    adapter_drop_session (priv, stored);
+  while (priv->session_queue.length > 0 && priv->session_queue.length >= max)
+    adapter_drop_session (priv, g_queue_peek_head (&priv->session_queue));
+  if (max > 0)
+    {
+      stored = g_new0 (SioStoredSession, 1);
+      stored->session = socket_io_session_ref (session);
+      stored->at = g_get_monotonic_time ();
+      g_queue_push_tail (&priv->session_queue, stored);
+      stored->link = priv->session_queue.tail;
+      g_hash_table_insert (priv->sessions, stored->session->pid, stored);
+    }
+  g_mutex_unlock (&priv->lock);
+}
+
+static SocketIOSession *
+adapter_real_restore_session (SocketIOAdapter *self,
+                              const char      *pid,
+                              const char      *offset)
+{
+  SocketIOAdapterPrivate *priv = socket_io_adapter_get_instance_private (self);
+  SioStoredSession *stored;
+  SioStoredPacket *first;
+  SocketIOSession *out = NULL;
+  guint64 value;
+  GList *link;
+
+  g_mutex_lock (&priv->lock);
+  adapter_purge (priv);
+  stored = g_hash_table_lookup (priv->sessions, pid);
+  first = g_queue_peek_head (&priv->packets);
+  /* The packet of @offset must still be kept, so that every later one is. */
+  if (stored == NULL || first == NULL ||
+      !g_ascii_string_to_unsigned (offset, 10, 0, G_MAXUINT64, &value, NULL) ||
+      value < first->offset || value - first->offset >= priv->packets.length)
+    {
+      g_mutex_unlock (&priv->lock);
+      return NULL;
+    }
+  /* Taken: a pid recovers one socket once. */
+  out = socket_io_session_new (stored->session->sid, stored->session->pid,
+                               (const char * const *) stored->session->rooms, stored->session->data);
+  if (value - first->offset < priv->packets.length / 2)
+    link = g_queue_peek_nth_link (&priv->packets, (guint) (value - first->offset));
+  else
+    for (link = priv->packets.tail; ((SioStoredPacket *) link->data)->offset != value; link = link->prev)
+      ;
+  for (link = link->next; link != NULL; link = link->next)
+    {
+      SioStoredPacket *packet = link->data;
+      gboolean included = packet->rooms == NULL || packet->rooms[0] == NULL ||
+        strv_intersects (out->rooms, (const char * const *) packet->rooms);
+
+      if (included && !strv_intersects (out->rooms, (const char * const *) packet->except))
+        socket_io_session_add_missed_packet (out, packet->text, packet->attachments);
+    }
+  adapter_drop_session (priv, stored);
+  g_mutex_unlock (&priv->lock);
+  return out;
+}
+
 
 static GHashTable *
 string_set_new (void)
@@ -3197,8 +3946,19 @@ adapter_real_broadcast (SocketIOAdapter    *self,
   gpointer key;
   guint sent = 0;
 
-  /* Held while sending: one order for concurrent broadcasts. */
+  g_autoptr(GBytes) kept = NULL;
+
+  /* Held while sending: one order for concurrent broadcasts (and offsets
+   * in that order). */
   g_mutex_lock (&priv->lock);
+  if (priv->nsp != NULL && server_recovery_on (priv->nsp->server) &&
+      !(flags & SOCKET_IO_BROADCAST_VOLATILE))
+    {
+      adapter_purge (priv);
+      kept = adapter_keep_packet (priv, text, attachments, rooms, except);
+      if (kept != NULL)
+        text = kept;
+    }
   adapter_targets (priv, rooms, except, excluded, targets);
   g_hash_table_iter_init (&iter, targets);
   while (g_hash_table_iter_next (&iter, &key, NULL))
@@ -3282,6 +4042,9 @@ socket_io_adapter_finalize (GObject *object)
 
   g_hash_table_unref (priv->rooms);
   g_hash_table_unref (priv->sids);
+  g_hash_table_unref (priv->sessions);
+  g_queue_clear_full (&priv->session_queue, (GDestroyNotify) stored_session_free);
+  g_queue_clear_full (&priv->packets, (GDestroyNotify) stored_packet_free);
   g_mutex_clear (&priv->lock);
   G_OBJECT_CLASS (socket_io_adapter_parent_class)->finalize (object);
 }
@@ -3296,6 +4059,8 @@ socket_io_adapter_class_init (SocketIOAdapterClass *klass)
   klass->socket_rooms = adapter_real_socket_rooms;
   klass->broadcast = adapter_real_broadcast;
   klass->sockets = adapter_real_sockets;
+  klass->persist_session = adapter_real_persist_session;
+  klass->restore_session = adapter_real_restore_session;
 }
 
 static void
@@ -3308,6 +4073,10 @@ socket_io_adapter_init (SocketIOAdapter *self)
                                        (GDestroyNotify) g_hash_table_unref);
   priv->sids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify) g_hash_table_unref);
+  priv->sessions = g_hash_table_new (g_str_hash, g_str_equal);
+  g_queue_init (&priv->session_queue);
+  g_queue_init (&priv->packets);
+  priv->next_offset = 1;
 }
 
 /**
@@ -3456,4 +4225,46 @@ socket_io_adapter_sockets (SocketIOAdapter    *self,
 {
   g_return_val_if_fail (SOCKET_IO_IS_ADAPTER (self), NULL);
   return SOCKET_IO_ADAPTER_GET_CLASS (self)->sockets (self, rooms, except);
+}
+
+/**
+ * socket_io_adapter_persist_session:
+ * @self: an adapter
+ * @session: the session of a socket that left for a recoverable reason
+ *
+ * Keeps @session for connection state recovery (the in-memory adapter:
+ * at most #SocketIOServer:max-recovery-sessions per namespace, the oldest
+ * dropped, each for #SocketIOServer:max-disconnection-duration). Any
+ * thread.
+ */
+void
+socket_io_adapter_persist_session (SocketIOAdapter *self,
+                                   SocketIOSession *session)
+{
+  g_return_if_fail (SOCKET_IO_IS_ADAPTER (self));
+  g_return_if_fail (session != NULL);
+  SOCKET_IO_ADAPTER_GET_CLASS (self)->persist_session (self, session);
+}
+
+/**
+ * socket_io_adapter_restore_session:
+ * @self: an adapter
+ * @pid: the private session id the client sent
+ * @offset: the offset of the last packet the client got
+ *
+ * Takes back a persisted session (once: a pid recovers one socket) if it
+ * did not expire and the packet at @offset is still kept, with the kept
+ * packets after @offset that its rooms received. Any thread.
+ *
+ * Returns: (transfer full) (nullable): the session with its missed
+ *   packets, or %NULL (the client gets a new socket)
+ */
+SocketIOSession *
+socket_io_adapter_restore_session (SocketIOAdapter *self,
+                                   const char      *pid,
+                                   const char      *offset)
+{
+  g_return_val_if_fail (SOCKET_IO_IS_ADAPTER (self), NULL);
+  g_return_val_if_fail (pid != NULL && offset != NULL, NULL);
+  return SOCKET_IO_ADAPTER_GET_CLASS (self)->restore_session (self, pid, offset);
 }

@@ -133,6 +133,8 @@ main (int   argc,
   int loop_threads = 0;
   int connect_timeout = 45000;
   gboolean eio3 = FALSE;
+  gboolean recovery = FALSE;
+  int max_disconnection = 120000;
   GOptionEntry entries[] = {
     { "address", 0, 0, G_OPTION_ARG_STRING, &address, "Address to bind (default 127.0.0.1)", "ADDR" },
     { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 3000; 0 picks a free one)", "PORT" },
@@ -143,6 +145,8 @@ main (int   argc,
     { "cors", 0, 0, G_OPTION_ARG_STRING, &cors, "Allowed CORS origin(s): * or a comma-separated list", "ORIGIN" },
     { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads, "Shared session threads (default 0: one per session)", "N" },
     { "connect-timeout", 0, 0, G_OPTION_ARG_INT, &connect_timeout, "Milliseconds a client may take to join a namespace (default 45000; 0: no limit)", "MS" },
+    { "connection-state-recovery", 0, 0, G_OPTION_ARG_NONE, &recovery, "Let clients that reconnect in time recover their socket id, rooms, data and missed events", NULL },
+    { "max-disconnection-duration", 0, 0, G_OPTION_ARG_INT, &max_disconnection, "Milliseconds a disconnected socket stays recoverable (default 120000)", "MS" },
     { "eio3", 0, 0, G_OPTION_ARG_NONE, &eio3, "Also accept socket.io 2.x clients (Engine.IO v3, Socket.IO protocol v4)", NULL },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print one line per connect and disconnect", NULL },
     { NULL }
@@ -170,7 +174,7 @@ main (int   argc,
     path = g_strdup ("/socket.io/");
   if (port < 0 || port > 65535 || ping_interval < 1 || ping_timeout < 1 ||
       max_payload < 1 || max_payload > G_MAXUINT32 || loop_threads < 0 || loop_threads > 1024 ||
-      connect_timeout < 0)
+      connect_timeout < 0 || max_disconnection < 0)
     {
       g_printerr ("socketio-echo: an option is out of range (see --help)\n");
       return 2;
@@ -188,6 +192,8 @@ main (int   argc,
   server = g_object_new (SOCKET_IO_TYPE_SERVER,
                          "engine", engine,
                          "connect-timeout", (guint) connect_timeout,
+                         "connection-state-recovery", recovery,
+                         "max-disconnection-duration", (guint) max_disconnection,
                          NULL);
   for (guint i = 0; i < 2; i++)
     {

@@ -51,11 +51,13 @@ function parseArgs(argv) {
     cors: null,
     loopThreads: 0,
     connectTimeout: 45000,
+    recovery: false,
+    maxDisconnectionDuration: 120000,
     verbose: false,
   };
   const withValue = new Set([
     "--address", "--port", "--path", "--ping-interval", "--ping-timeout", "--max-payload",
-    "--cors", "--loop-threads", "--connect-timeout",
+    "--cors", "--loop-threads", "--connect-timeout", "--max-disconnection-duration",
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -83,13 +85,16 @@ function parseArgs(argv) {
       case "--cors": opts.cors = value; break;
       case "--loop-threads": opts.loopThreads = int(); break; // accepted, meaningless here
       case "--connect-timeout": opts.connectTimeout = int(); break;
+      case "--connection-state-recovery": opts.recovery = true; break;
+      case "--max-disconnection-duration": opts.maxDisconnectionDuration = int(); break;
       case "--verbose": opts.verbose = true; break;
       case "--help":
       case "-h":
         process.stdout.write(
           "usage: reference-sio-echo.js [--address A] [--port P] [--path /socket.io/] " +
           "[--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES] [--cors ORIGIN] " +
-          "[--loop-threads N] [--connect-timeout MS] [--verbose]\n");
+          "[--loop-threads N] [--connect-timeout MS] [--connection-state-recovery] " +
+          "[--max-disconnection-duration MS] [--verbose]\n");
         process.exit(0);
         break;
       default:
@@ -123,6 +128,9 @@ const serverOpts = {
   // No client bundle: socketio-echo does not serve /socket.io/socket.io.js either.
   serveClient: false,
 };
+if (opts.recovery) {
+  serverOpts.connectionStateRecovery = { maxDisconnectionDuration: opts.maxDisconnectionDuration };
+}
 // --cors: `*` or a comma-separated list of origins, as engineio-echo's option.
 if (opts.cors) {
   serverOpts.cors = opts.cors === "*"

@@ -412,7 +412,7 @@ client_drop (Fixture *f,
   g_autofree char *prefix = g_strdup_printf ("disconnect %s transport", c->sid);
 
   test_ws_drop (c->ws, TRUE);
-  c->ws = NULL;
+  g_clear_pointer (&c->ws, test_ws_free);
   return test_recorder_wait_count (f->rec, prefix, 1, TEST_TIMEOUT_MS);
 }
 
@@ -583,7 +583,8 @@ test_skip_middlewares (Fixture       *f,
   offset = g_strndup (reply + strlen ("2/private,[\"x\",1,\""),
                       strlen (reply) - strlen ("2/private,[\"x\",1,\"") - 2);
   prefix = g_strdup_printf ("disconnect %s transport", sid);
-  test_ws_drop (g_steal_pointer (&ws), TRUE);
+  test_ws_drop (ws, TRUE);
+  g_clear_pointer (&ws, test_ws_free);
   test_require (test_recorder_wait_count (f->rec, prefix, 1, TEST_TIMEOUT_MS));
 
   /* No token: the middleware would refuse, but the socket is recovered. */

@@ -550,6 +550,80 @@ test_recover (Fixture       *f,
   client_clear (&c);
 }
 
+typedef struct
+{
+  Fixture *f;
+  guint    n;
+} Streamer;
+
+static gpointer
+stream_thread (gpointer data)
+{
+  Streamer *st = data;
+
+  for (guint i = 0; i < st->n; i++)
+    {
+      g_autofree char *arg = g_strdup_printf ("%u", i);
+
+      emit_to (st->f, "r", "seq", arg);
+      if (i % 16 == 0)
+        g_thread_yield ();
+    }
+  return NULL;
+}
+
+/* Broadcasts keep coming from another thread while the client recovers:
+ * it sees every one exactly once, in order (missed ones, then live ones,
+ * with no gap or duplicate in between). */
+static void
+test_recover_while_broadcasting (Fixture       *f,
+                                 gconstpointer  data)
+{
+  Client c = { 0 };
+  g_autoptr(TestWs) ws = NULL;
+  g_autofree char *auth = NULL;
+  g_autofree char *sid = NULL;
+  g_autofree char *pid = NULL;
+  Streamer st = { f, 3000 };
+  GThread *thread;
+  guint next = 0;
+
+  test_require (client_setup (f, &c, "r"));
+  test_require (client_drop (f, &c));
+  thread = g_thread_new ("streamer", stream_thread, &st);
+  g_usleep (1000);
+  ws = sio_open (f);
+  if (ws != NULL)
+    {
+      auth = recovery_auth (&c);
+      if (sio_connect (ws, auth, &sid, &pid))
+        {
+          g_assert_cmpstr (sid, ==, c.sid);
+          while (next < st.n)
+            {
+              g_autofree char *got = sio_next (ws, TEST_TIMEOUT_MS);
+              g_autofree char *offset = NULL;
+              g_autofree char *expected = NULL;
+
+              if (!parse_event (got, &offset))
+                {
+                  g_test_fail_printf ("after seq %u: “%s”", next, got ? got : "(nothing)");
+                  break;
+                }
+              expected = g_strdup_printf ("2[\"seq\",\"%u\",\"%s\"]", next, offset);
+              if (strcmp (got, expected) != 0)
+                {
+                  g_test_fail_printf ("expected “%s”, got “%s”", expected, got);
+                  break;
+                }
+              next++;
+            }
+        }
+    }
+  g_thread_join (thread);
+  client_clear (&c);
+}
+
 /* Recovered sockets skip the middlewares (skip-middlewares, default). */
 static void
 test_skip_middlewares (Fixture       *f,
@@ -773,6 +847,7 @@ main (int   argc,
   ADD ("offsets", default_config, test_offsets);
   ADD ("off", off_config, test_off);
   ADD ("recover", default_config, test_recover);
+  ADD ("recover-while-broadcasting", default_config, test_recover_while_broadcasting);
   ADD ("skip-middlewares", default_config, test_skip_middlewares);
   ADD ("not-after-namespace-disconnect", default_config, test_not_after_namespace_disconnect);
   ADD ("expiry", short_config, test_expiry);

@@ -24,6 +24,7 @@ typedef struct
   guint max_packets;
   guint max_sessions;
   gboolean recovery;
+  guint max_bytes;
 } Config;
 
 typedef struct
@@ -34,11 +35,13 @@ typedef struct
   TestRecorder   *rec;
 } Fixture;
 
-static const Config default_config = { 120000, 10000, 10000, TRUE };
-static const Config short_config = { 300, 10000, 10000, TRUE };
-static const Config few_packets_config = { 120000, 3, 10000, TRUE };
-static const Config one_session_config = { 120000, 10000, 1, TRUE };
-static const Config off_config = { 120000, 10000, 10000, FALSE };
+#define MiB (1024 * 1024)
+static const Config default_config = { 120000, 10000, 10000, TRUE, 16 * MiB };
+static const Config short_config = { 300, 10000, 10000, TRUE, 16 * MiB };
+static const Config few_packets_config = { 120000, 3, 10000, TRUE, 16 * MiB };
+static const Config one_session_config = { 120000, 10000, 1, TRUE, 16 * MiB };
+static const Config off_config = { 120000, 10000, 10000, FALSE, 16 * MiB };
+static const Config few_bytes_config = { 120000, 10000, 10000, TRUE, 16384 };
 
 static char *
 json_of_node (JsonNode *node)
@@ -175,6 +178,7 @@ fixture_setup (Fixture       *f,
                          "max-disconnection-duration", config->max_disconnection,
                          "max-recovery-packets", config->max_packets,
                          "max-recovery-sessions", config->max_sessions,
+                         "max-recovery-bytes", config->max_bytes,
                          NULL);
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     {
@@ -801,6 +805,43 @@ test_packet_bound (Fixture       *f,
   }
 }
 
+/* max-recovery-bytes 16 KiB: a 1 KB missed event is recovered; after
+ * a 20 KB one the client's offset was dropped: a new socket. */
+static void
+test_byte_bound (Fixture       *f,
+                 gconstpointer  data)
+{
+  for (guint round = 0; round < 2; round++)
+    {
+      Client c = { 0 };
+      g_autoptr(TestWs) ws = NULL;
+      g_autofree char *auth = NULL;
+      g_autofree char *sid = NULL;
+      g_autofree char *pid = NULL;
+      g_autofree char *big = g_strnfill (round == 0 ? 1000 : 20000, 'x');
+
+      test_require (client_setup (f, &c, "r"));
+      test_require (client_drop (f, &c));
+      emit_to (f, "r", "big", big);
+      ws = sio_open (f);
+      test_require (ws != NULL);
+      auth = recovery_auth (&c);
+      test_require (sio_connect (ws, auth, &sid, &pid));
+      if (round == 0)
+        {
+          g_autofree char *expected = g_strdup_printf ("\"big\",\"%s\"", big);
+          g_autofree char *m = NULL;
+
+          g_assert_cmpstr (sid, ==, c.sid);
+          m = expect_event_with_offset (ws, expected);
+        }
+      else
+        g_assert_cmpstr (sid, !=, c.sid);
+      client_clear (&c);
+      test_recorder_clear (f->rec);
+    }
+}
+
 /* max-recovery-sessions 1: a second persisted session drops the first. */
 static void
 test_session_bound (Fixture       *f,
@@ -853,6 +894,7 @@ main (int   argc,
   ADD ("expiry", short_config, test_expiry);
   ADD ("packet-bound", few_packets_config, test_packet_bound);
   ADD ("session-bound", one_session_config, test_session_bound);
+  ADD ("byte-bound", few_bytes_config, test_byte_bound);
 #undef ADD
   return g_test_run ();
 }

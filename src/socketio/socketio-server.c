@@ -604,6 +604,7 @@ connect_finish (SioConnectAttempt *attempt,
   g_autoptr(SocketIOSocket) socket = g_object_ref (attempt->socket);
   g_autofree char *name = g_strdup (attempt->name);
   g_autoptr(SocketIOSession) session = g_steal_pointer (&socket->session);
+  gboolean missed_failed = FALSE;
   const char *rooms[2];
 
   g_hash_table_remove (c->pending, name);     /* may free @attempt */
@@ -642,16 +643,21 @@ connect_finish (SioConnectAttempt *attempt,
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, data);
     }
   if (session != NULL)
-    for (guint i = 0; i < socket_io_session_get_n_missed_packets (session); i++)
+    for (guint i = 0; i < socket_io_session_get_n_missed_packets (session) && !missed_failed; i++)
       {
         GPtrArray *attachments = NULL;
         GBytes *text = socket_io_session_get_missed_packet (session, i, &attachments);
 
-        if (!client_send_encoded (c, text, attachments, NULL))
-          break;
+        missed_failed = !client_send_encoded (c, text, attachments, NULL);
       }
   if (recovery_locked)
     g_rw_lock_writer_unlock (&nsp->recovery_lock);
+  /* A missed packet the engine refused (its send queue is full): no
+   * recovery with holes. The session ends (a recoverable reason: the
+   * socket is persisted again, and its client can take the rest from its
+   * last offset). */
+  if (missed_failed)
+    client_fail (c, "forced server close");
 
   g_signal_emit (nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, socket);
 }

@@ -7,7 +7,8 @@
  *   node tests/browser/sio-chat.spec.mjs --python data/python/sio-chat.py --bundle PATH/socket.io.min.js
  *
  * (meson test sio-chat and sio-chat-python run it; so does
- * tests/browser/run-sio-chat.sh.) The Python server serves the page itself
+ * tests/browser/run-sio-chat.sh.) ENGINE_IO_TEST_LOOP_THREADS=N runs the C
+ * server with --loop-threads N (default 0, a thread per session). The Python server serves the page itself
  * on a second port (--serve-page) and needs GI_TYPELIB_PATH and
  * LD_LIBRARY_PATH set to the build's src/ and src/socketio/. Needs
  * /usr/bin/chromium (or CHROMIUM=path) and playwright-core (`npm ci
@@ -76,7 +77,7 @@ if (options.bundle && !fs.existsSync(options.bundle)) {
 function startServer() {
   return new Promise((resolve, reject) => {
     const [command, args] = options.chat
-      ? [options.chat, ['--port', '0']]
+      ? [options.chat, ['--port', '0', '--loop-threads', process.env.ENGINE_IO_TEST_LOOP_THREADS || '0']]
       : [process.env.PYTHON || '/usr/bin/python3',
          [options.python, '--port', '0', '--serve-page', ...(options.bundle ? ['--client-bundle', options.bundle] : [])]];
     const proc = spawn(command, args, {

@@ -58,12 +58,13 @@ if (!fs.existsSync(chromiumPath)) {
   bail(`Chromium is missing (${chromiumPath}): install it with \`sudo apt-get install -y chromium\`, ` +
        'or point CHROMIUM at a Chromium binary');
 }
-let chromium;
+let chromium, io;
 try {
   const require = createRequire(path.join(sourceRoot, 'tests', 'interop', 'package.json'));
   ({ chromium } = require('playwright-core'));
+  ({ io } = require('socket.io-client'));
 } catch (error) {
-  bail('playwright-core is missing: run `npm ci --prefix tests/interop` in the source tree ' +
+  bail('playwright-core or socket.io-client is missing: run `npm ci --prefix tests/interop` in the source tree ' +
        `(${error.message.split('\n')[0]})`);
 }
 const program = options.chat || options.python;
@@ -74,12 +75,13 @@ if (options.bundle && !fs.existsSync(options.bundle)) {
 
 /* The server: prints "listening on URL" first, URL being the page's. */
 
-function startServer() {
+function startServer(extra = []) {
   return new Promise((resolve, reject) => {
     const [command, args] = options.chat
-      ? [options.chat, ['--port', '0', '--loop-threads', process.env.ENGINE_IO_TEST_LOOP_THREADS || '0']]
+      ? [options.chat, ['--port', '0', '--loop-threads', process.env.ENGINE_IO_TEST_LOOP_THREADS || '0', ...extra]]
       : [process.env.PYTHON || '/usr/bin/python3',
-         [options.python, '--port', '0', '--serve-page', ...(options.bundle ? ['--client-bundle', options.bundle] : [])]];
+         [options.python, '--port', '0', '--serve-page', ...(options.bundle ? ['--client-bundle', options.bundle] : []),
+          ...extra]];
     const proc = spawn(command, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, G_DEBUG: 'fatal-criticals', G_MESSAGES_DEBUG: process.env.CHAT_SERVER_DEBUG ? 'all' : '' },
@@ -442,6 +444,143 @@ async function main() {
     }
     await context.close();
     context = null;
+    const exited = await stopServer(server, 'SIGTERM');
+    assert(exited.code === 0, `exit ${JSON.stringify(exited)}; stderr: ${server.stderr}`);
+    assert(!/CRITICAL|WARNING|Traceback/.test(server.stderr), `warnings: ${server.stderr}`);
+  });
+
+  /* The bounds, with socket.io-client in Node against a server started
+   * with small ones. */
+  const clients = [];
+  const socketUrl = () => {
+    const u = new URL(server.url);
+    return u.searchParams.get('server') || u.origin;
+  };
+  async function client(name) {
+    const c = io(socketUrl(), { transports: ['websocket'], reconnection: false, forceNew: true });
+    clients.push(c);
+    c.inbox = [];
+    c.onAny((event, ...args) => c.inbox.push([event, ...args]));
+    await new Promise((resolve, reject) => {
+      c.once('connect', resolve);
+      c.once('connect_error', reject);
+    });
+    if (name) {
+      const answer = await ask(c, 'login', name);
+      assert(answer.ok, `login ${name}: ${JSON.stringify(answer)}`);
+    }
+    return c;
+  }
+  const ask = (c, ...args) => c.timeout(WAIT_MS).emitWithAck(...args);
+  function refused(answer, code) {
+    assert(answer && answer.ok === false && answer.error === code,
+           `expected ${code}, got ${JSON.stringify(answer)}`);
+  }
+
+  await check(`${serverName} restarts with --history 3 --max-rooms 3 --max-users 4`, async () => {
+    server = await startServer(['--history', '3', '--max-rooms', '3', '--max-users', '4']);
+  });
+
+  await check('names: validated, unique, logged in once; nothing before a login', async () => {
+    const c = await client(null);
+    refused(await ask(c, 'message', 'hi'), 'not-logged-in');
+    refused(await ask(c, 'join', '#x'), 'not-logged-in');
+    refused(await ask(c, 'login', ''), 'bad-name');
+    refused(await ask(c, 'login', '   '), 'bad-name');
+    refused(await ask(c, 'login', 'x'.repeat(33)), 'bad-name');
+    refused(await ask(c, 'login', 'a\u0007b'), 'bad-name');
+    refused(await ask(c, 'login', 42), 'bad-name');
+    refused(await ask(c, 'nope'), 'unknown-event');
+    const ok = await ask(c, 'login', ' ' + 'é'.repeat(32) + ' ');
+    assert(ok.ok && ok.name === 'é'.repeat(32), `32 characters: ${JSON.stringify(ok)}`);
+    refused(await ask(c, 'login', 'other'), 'already-logged-in');
+    const d = await client(null);
+    refused(await ask(d, 'login', 'É'.repeat(32)), 'name-taken');
+    c.close();
+    d.close();
+  });
+
+  await check('messages: strings of 1 to 1000 characters, no binary; history keeps the last 3', async () => {
+    const c = await client('writer');
+    refused(await ask(c, 'message', ''), 'bad-message');
+    refused(await ask(c, 'message', { text: 'hi' }), 'bad-message');
+    refused(await ask(c, 'message', new Uint8Array([1, 2])), 'bad-message');
+    refused(await ask(c, 'message', 'x'.repeat(1001)), 'too-long');
+    const ok = await ask(c, 'message', '€'.repeat(1000));
+    assert(ok.ok, `1000 characters refused: ${JSON.stringify(ok)}`);
+    for (const text of ['m1', 'm2', 'm3', 'm4']) assert((await ask(c, 'message', text)).ok, `${text} refused`);
+    const late = await client(null);
+    const welcome = await ask(late, 'login', 'late');
+    assert(JSON.stringify(welcome.history.map((m) => m.text)) === '["m2","m3","m4"]',
+           `history: ${JSON.stringify(welcome.history.map((m) => m.text.slice(0, 10)))}`);
+    c.close();
+    late.close();
+  });
+
+  await check('rooms: names validated, at most 3 at once, an emptied room goes away with its history', async () => {
+    const a = await client('ra');
+    const b = await client('rb');
+    refused(await ask(a, 'join', '#'), 'bad-room');
+    refused(await ask(a, 'join', '#' + 'x'.repeat(25)), 'bad-room');
+    refused(await ask(a, 'join', '#a b'), 'bad-room');
+    refused(await ask(a, 'leave'), 'bad-room');
+    assert((await ask(a, 'join', 'ONE')).room === '#one', 'ONE is not #one');
+    assert((await ask(a, 'message', 'in one')).ok, 'message in #one refused');
+    assert((await ask(b, 'join', '#two')).ok, '#two refused');
+    const c = await client('rc');
+    refused(await ask(c, 'join', '#three'), 'too-many-rooms');
+    assert((await ask(c, 'join', '#two')).ok, 'an existing room refused');
+    assert((await ask(c, 'leave')).ok, 'leave refused');
+    /* b is alone in #two: leaving it for a new room frees its place. */
+    const three = await ask(b, 'join', '#three');
+    assert(three.ok && JSON.stringify(three.rooms.map((r) => r.name)) === '["#general","#one","#three"]',
+           `rooms: ${JSON.stringify(three.rooms)}`);
+    assert((await ask(a, 'leave')).room === '#general', 'leave did not go to #general');
+    const again = await ask(b, 'join', '#one');
+    assert(again.ok && again.history.length === 0, `#one kept its history: ${JSON.stringify(again.history)}`);
+    for (const x of [a, b, c]) x.close();
+  });
+
+  await check('users: at most 4 logged in; a place is freed by a disconnection', async () => {
+    /* The users of the checks above closed their connections: the server
+     * may not have seen every one go yet, so a server-full is retried. */
+    async function logInWhenFree(c, name) {
+      const deadline = Date.now() + WAIT_MS;
+      let answer;
+      do {
+        answer = await ask(c, 'login', name);
+      } while (!answer.ok && answer.error === 'server-full' && Date.now() < deadline &&
+               await new Promise((r) => setTimeout(r, 100, true)));
+      assert(answer.ok, `login ${name}: ${JSON.stringify(answer)}`);
+    }
+    const users = [];
+    for (let i = 0; i < 4; i++) {
+      users.push(await client(null));
+      await logInWhenFree(users[i], 'u' + i);
+    }
+    const extra = await client(null);
+    refused(await ask(extra, 'login', 'u4'), 'server-full');
+    users[0].close();
+    await logInWhenFree(extra, 'u4');
+    for (const c of [...users, extra]) c.close();
+  });
+
+  await check('events: at most 10 per second with bursts of 20, then rate-limited', async () => {
+    const c = await client('fast');
+    const t0 = Date.now();
+    const answers = await Promise.all(Array.from({ length: 60 }, () => ask(c, 'typing')));
+    const seconds = (Date.now() - t0) / 1000;
+    const limited = answers.filter((a) => a.ok === false && a.error === 'rate-limited').length;
+    const accepted = answers.filter((a) => a.ok === true).length;
+    assert(accepted + limited === answers.length, `other answers: ${JSON.stringify(answers)}`);
+    /* The burst (less the login's token), and no more than the refill allows meanwhile. */
+    assert(accepted >= 19 && accepted <= 20 + Math.ceil(10 * seconds) + 1 && limited > 0,
+           `${accepted} accepted, ${limited} rate-limited in ${seconds} s`);
+    c.close();
+  });
+
+  await check(`${serverName} shuts down cleanly on SIGTERM after the bounds`, async () => {
+    for (const c of clients) c.close();
     const exited = await stopServer(server, 'SIGTERM');
     assert(exited.code === 0, `exit ${JSON.stringify(exited)}; stderr: ${server.stderr}`);
     assert(!/CRITICAL|WARNING|Traceback/.test(server.stderr), `warnings: ${server.stderr}`);

@@ -525,7 +525,16 @@ async function main() {
     refused(await ask(a, 'join', '#a b'), 'bad-room');
     refused(await ask(a, 'leave'), 'bad-room');
     assert((await ask(a, 'join', 'ONE')).room === '#one', 'ONE is not #one');
+    assert((await ask(a, 'typing')).ok, 'typing in #one refused');
     assert((await ask(a, 'message', 'in one')).ok, 'message in #one refused');
+    /* Both were sent to #one before a's ack: b (in #general) would have them
+     * before the answer to its own next request. The page also filters by
+     * room; this checks the server. */
+    assert((await ask(b, 'stop-typing')).ok, 'stop-typing refused');
+    const leaked = b.inbox.filter(([event, arg]) => ['message', 'typing'].includes(event) && arg && arg.room === '#one');
+    assert(leaked.length === 0, `b, in #general, got #one's ${JSON.stringify(leaked)}`);
+    assert(b.inbox.some(([event, arg]) => event === 'left' && arg.room === '#general' && arg.name === 'ra'),
+           `b did not see ra leave #general: ${JSON.stringify(b.inbox)}`);
     assert((await ask(b, 'join', '#two')).ok, '#two refused');
     const c = await client('rc');
     refused(await ask(c, 'join', '#three'), 'too-many-rooms');

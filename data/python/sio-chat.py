@@ -324,8 +324,10 @@ class SioChat:
         socket.connect('disconnect', self.on_disconnect)
 
 
-def serve_page(host, static_dir, bundle):
-    """Serves the page (and the client bundle) on a free port, from a thread."""
+def serve_page(host, static_dir, bundle, csp):
+    """Serves the page (and the client bundle) on a free port, from a thread. csp is a
+    one-element list, the page's Content-Security-Policy, set once the Socket.IO
+    server's port is known."""
     class Handler(http.server.SimpleHTTPRequestHandler):
         def translate_path(self, path):
             if path.split('?', 1)[0] == '/socket.io.min.js' and bundle:
@@ -335,6 +337,9 @@ def serve_page(host, static_dir, bundle):
         def end_headers(self):
             self.send_header('Cache-Control', 'no-cache')
             self.send_header('X-Content-Type-Options', 'nosniff')
+            self.send_header('Referrer-Policy', 'no-referrer')
+            if csp[0]:
+                self.send_header('Content-Security-Policy', csp[0])
             super().end_headers()
 
         def log_message(self, *args):
@@ -391,7 +396,8 @@ def main(argv=None):
     if args.serve_page:
         if not os.path.isfile(os.path.join(args.static_dir, 'index.html')):
             ap.error('no index.html in %s (--static-dir)' % args.static_dir)
-        httpd = serve_page(args.host, os.path.abspath(args.static_dir), args.client_bundle)
+        csp = [None]
+        httpd = serve_page(args.host, os.path.abspath(args.static_dir), args.client_bundle, csp)
         page_url = 'http://%s:%d/' % (host, httpd.server_address[1])
         props['cors_origin'] = args.cors or page_url.rstrip('/')
     elif args.cors:
@@ -409,6 +415,12 @@ def main(argv=None):
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C closes gracefully
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, lambda: loop.quit() or True)
     server_url = 'http://%s:%d/' % (host, engine.get_port())
+    if httpd is not None:
+        # As socketio-chat's, plus the Socket.IO server's origin.
+        where = '%s:%d' % (host, engine.get_port())
+        csp[0] = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                  "connect-src 'self' http://%s ws://%s; object-src 'none'; base-uri 'none'; "
+                  "form-action 'self'; frame-ancestors 'none'" % (where, where))
     if page_url:
         print('listening on %s?server=%s' % (page_url, server_url), flush=True)
     else:

@@ -209,7 +209,8 @@ class Client:
         self.sio = socketio.Client(reconnection=False)
         self.rec = Recorder()
         self.sio.on('*', self._any)
-        self.sio.on('*', self._any, namespace='/chat')
+        for nsp in ('/chat', '/custom'):
+            self.sio.on('*', self._any, namespace=nsp)
         self.sio.on('connect_error', lambda data: self.rec.add('connect_error', data))
         self.sio.on('disconnect', lambda: self.rec.add('disconnect'))
 
@@ -499,3 +500,75 @@ def test_namespaces(app, transports):
     c.disconnect()
     run_loop_until(lambda: len(app.rec.of('disconnect')) >= 2, what='both disconnects')
     assert sorted(e[0] for e in app.rec.of('disconnect')) == ['/', '/chat']
+
+
+# --------------------------------------------------------------------------------------------
+# data/python/sio-echo.py (socketio-echo's behaviour over the overrides)
+
+SIO_ECHO_PY = os.path.join(SOURCE_ROOT, 'data', 'python', 'sio-echo.py')
+
+
+class ScriptClient(Client):
+    def __init__(self, url, transports, namespaces, auth=None):
+        self.url = url
+        super().__init__(None, transports, namespaces, auth)
+
+    def connect(self, transports, namespaces=('/',), auth=None, wait_timeout=WAIT):
+        box = {}
+
+        def run():
+            try:
+                self.sio.connect(self.url, transports=transports, namespaces=list(namespaces),
+                                 auth=auth, wait_timeout=wait_timeout)
+            except Exception as e:
+                box['error'] = e
+            box['done'] = True
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        run_loop_until(lambda: 'done' in box, WAIT + 5, 'connect')
+        if 'error' in box:
+            raise box['error']
+
+
+@pytest.mark.parametrize('cb, transports', [('main', ['polling']), ('threads', ['websocket'])])
+def test_sio_echo_py(cb, transports):
+    import signal
+    import subprocess
+    env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONDONTWRITEBYTECODE='1',
+               PYTHONPATH=OVERRIDES + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.Popen([sys.executable, SIO_ECHO_PY, '--port', '0', '--verbose',
+                             '--callback-context', cb, '--loop-threads', '2'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith('listening on http://'), (first, proc.stderr.read())
+        url = first.split()[-1]
+        assert url.endswith('/socket.io/')
+        base = url[:-len('/socket.io/')]
+        a = ScriptClient(base, transports, ('/', '/custom'), auth={'token': 123})
+        b = ScriptClient(base, transports, ('/',))
+        assert a.wait_for('auth', 2)[:2] == [({'token': 123},)] * 2
+        assert b.wait_for('auth')[0] == ({},)
+        values = ('x', 1, {'bin': [b'\x00\x01']}, None, b'top')
+        a.sio.emit('message', values, namespace='/custom')
+        assert a.wait_for('message-back')[0] == ('x', 1, {'bin': [b'\x00\x01']}, None, b'top')
+        assert a.call('message-with-ack', 1, b'\xff', [True]) == [1, b'\xff', [True]]
+        b.sio.emit('broadcast', ('all', b'\x02'))
+        for c in (a, b):
+            assert c.wait_for('broadcast-back')[0] == ('all', b'\x02')
+        # /custom's broadcast stays in /custom (a is the only one there).
+        a.sio.emit('broadcast', ('custom',), namespace='/custom')
+        assert a.wait_for('broadcast-back', 2)[1] == ('custom',)
+        sid_b = b.sio.get_sid('/')
+        b.disconnect()
+        a.disconnect()
+    except BaseException:
+        proc.kill()
+        raise
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert 'Traceback' not in err, err
+    assert 'connect / %s' % sid_b in out, out
+    assert 'disconnect / %s ' % sid_b in out, out

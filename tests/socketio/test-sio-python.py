@@ -294,6 +294,12 @@ def test_overrides_load_from_extra_path():
     assert any(p.startswith(OVERRIDES) for p in gi.overrides.__path__), gi.overrides.__path__
     assert SocketIO.Server.__module__ == 'gi.overrides.SocketIO'
     assert issubclass(SocketIO.Server, gi.repository.SocketIO.Server.__mro__[1])
+    # The C constructor skips the override's __init__: its state is made on first use.
+    engine = EngineIO.Server()
+    sio = SocketIO.Server.new(engine)
+    assert isinstance(sio, SocketIO.Server)
+    sio.on('x', print)
+    assert sio.of('/').get_name() == '/' and sio.emit('x', 1) == 0
 
 
 def test_pack_unpack_roundtrip():

@@ -447,6 +447,16 @@ __all__.append('Namespace')
 # Server
 
 
+_STATE_LOCK = threading.Lock()
+
+
+class _ServerState:
+    def __init__(self):
+        self.lock = threading.Lock()  # guards handlers' keys and connecting
+        self.handlers = {}            # namespace name -> {event: handler}
+        self.connecting = {}          # (namespace name, sid) -> Socket, during 'connect'
+
+
 class Server(SocketIO.Server):
     """A Socket.IO server on an EngineIO.Server, with python-socketio's programming model.
 
@@ -480,18 +490,28 @@ class Server(SocketIO.Server):
         if engine is not None:
             kwargs['engine'] = engine
         super().__init__(**kwargs)
-        self._sio_lock = threading.Lock()
-        self._sio_handlers = {}      # namespace name -> {event: handler}
-        self._sio_connecting = {}    # (namespace name, sid) -> Socket, during 'connect'
+        self._sio()
+
+    def _sio(self):
+        """The Python state, made on first use (SocketIO.Server.new() skips __init__)."""
+        state = self.__dict__.get('_sio_state')
+        if state is None:
+            with _STATE_LOCK:
+                state = self.__dict__.get('_sio_state')
+                if state is None:
+                    state = _ServerState()
+                    self._sio_state = state
+        return state
 
     # -- registration ----------------------------------------------------------------------
 
     def _setup_namespace(self, name):
-        with self._sio_lock:
-            if name in self._sio_handlers:
-                return self._sio_handlers[name]
+        state = self._sio()
+        with state.lock:
+            if name in state.handlers:
+                return state.handlers[name]
             handlers = {}
-            self._sio_handlers[name] = handlers
+            state.handlers[name] = handlers
         nsp = self.of(name)
         nsp.use_async(self._sio_middleware, name)
         nsp.connect('connection', self._sio_on_connection, name)
@@ -527,8 +547,8 @@ class Server(SocketIO.Server):
         if isinstance(sid, SocketIO.Socket):
             return sid
         name = namespace or '/'
-        with self._sio_lock:
-            socket = self._sio_connecting.get((name, sid))
+        with self._sio().lock:
+            socket = self._sio().connecting.get((name, sid))
         if socket is not None:
             return socket
         nsp = self.lookup_namespace(name)
@@ -606,14 +626,14 @@ class Server(SocketIO.Server):
     # -- signal handlers (session contexts) --------------------------------------------------
 
     def _sio_middleware(self, nsp, socket, call, name):
-        handler = self._sio_handlers[name].get('connect')
+        handler = self._sio().handlers[name].get('connect')
         if handler is None:
             call.next()
             return
         key = (name, socket.get_id())
         socket._sio_pending = []
-        with self._sio_lock:
-            self._sio_connecting[key] = socket
+        with self._sio().lock:
+            self._sio().connecting[key] = socket
         try:
             n = _arity(handler)
             if n >= 3:
@@ -630,8 +650,8 @@ class Server(SocketIO.Server):
             self._sio_refuse(socket, call, error_args)
             return
         finally:
-            with self._sio_lock:
-                self._sio_connecting.pop(key, None)
+            with self._sio().lock:
+                self._sio().connecting.pop(key, None)
         if ret is False:
             self._sio_refuse(socket, call, {'message': _REJECTED})
             return
@@ -659,7 +679,7 @@ class Server(SocketIO.Server):
                 log.exception('emit or join from the connect handler of %s failed', name)
 
     def _sio_on_event(self, socket, event, args, attachments, ack, name):
-        handlers = self._sio_handlers[name]
+        handlers = self._sio().handlers[name]
         handler = handlers.get(event)
         catch_all = False
         if handler is None or event in ('connect', 'disconnect'):
@@ -684,7 +704,7 @@ class Server(SocketIO.Server):
                 log.warning('cannot send the ack of %r to %s: %s', event, socket.get_id(), e)
 
     def _sio_on_disconnect(self, socket, reason, name):
-        handler = self._sio_handlers[name].get('disconnect')
+        handler = self._sio().handlers[name].get('disconnect')
         if handler is None:
             return
         try:

@@ -75,5 +75,22 @@ io = SocketIO.Server.new(s)
 assert io.of("/x").get_name() == "/x"
 print("python: SocketIO from the installed typelib")
 '
+  # The SocketIO overrides, installed into a gi/overrides dir of a site-packages dir.
+  overrides=$(find "$root" -path '*/gi/overrides/SocketIO.py' | head -n1)
+  [ -n "$overrides" ] || { echo "FAIL: the SocketIO Python overrides are not installed"; exit 1; }
+  GI_TYPELIB_PATH=$(dirname "$typelib") LD_LIBRARY_PATH="$libdir" \
+  PYTHONPATH=$(dirname "$(dirname "$(dirname "$overrides")")") /usr/bin/python3 -c '
+import gi
+gi.require_version("EngineIO", "1.0")
+gi.require_version("SocketIO", "1.0")
+from gi.repository import EngineIO, SocketIO
+sio = SocketIO.Server(EngineIO.Server())
+assert type(sio).__module__ == "gi.overrides.SocketIO", type(sio).__module__
+sio.on("message", lambda socket, *args: args)
+args, atts = SocketIO.pack_args([{"b": b"x"}])
+assert SocketIO.unpack_args(args, atts) == [{"b": b"x"}]
+import sys
+print("python: the SocketIO overrides from", sys.modules["gi.overrides.SocketIO"].__file__)
+'
 fi
 echo ok

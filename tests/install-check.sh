@@ -29,8 +29,11 @@ echo "pkg-config: $cflags $libs"
 awk '/^```c$/ {on=1; next} /^```$/ && on {exit} on' "$src/README.md" >"$work/echo.c"
 grep -q engine_io_server_listen "$work/echo.c" || { echo "FAIL: README example not found"; exit 1; }
 cc -Wall -Werror -o "$work/echo" "$work/echo.c" $cflags $libs
-LD_LIBRARY_PATH="$libdir" ldd "$work/echo" | grep -q "$libdir/libengineio-1.0.so" ||
-  { echo "FAIL: the example does not link the installed library"; exit 1; }
+# ldd's output in full first: `ldd | grep -q` under pipefail fails when grep
+# exits at its match before ldd has written everything (SIGPIPE).
+linked=$(LD_LIBRARY_PATH="$libdir" ldd "$work/echo")
+grep -q "$libdir/libengineio-1.0.so" <<<"$linked" ||
+  { echo "FAIL: the example does not link the installed library"; echo "$linked"; exit 1; }
 echo "README example: compiled and linked"
 
 # socketio-1.0: its .pc (which requires engineio-1.0), headers and library.

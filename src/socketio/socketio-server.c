@@ -2578,9 +2578,14 @@ socket_io_socket_to (SocketIOSocket *self,
  * with reason `server namespace disconnect`; with @close_transport, every
  * socket of the client does so and the Engine.IO session is closed.
  *
- * Only in the socket's context (socket_io_socket_get_context(): from its
- * signal handlers, or through g_main_context_invoke()).
+ * Any thread. In the socket's context (socket_io_socket_get_context(),
+ * e.g. from its signal handlers) this happens at once, `disconnecting`
+ * and `disconnect` being emitted before it returns; from any other thread
+ * it is queued to that context and happens there (a socket that is gone
+ * by then is left alone).
  */
+static void disconnect_later (SocketIOSocket *self, gboolean close_transport);
+
 void
 socket_io_socket_disconnect (SocketIOSocket *self,
                              gboolean        close_transport)
@@ -2590,6 +2595,12 @@ socket_io_socket_disconnect (SocketIOSocket *self,
 
   g_return_if_fail (SOCKET_IO_IS_SOCKET (self));
   c = self->client;
+  if (!g_main_context_is_owner (c->context))
+    {
+      /* Signals, `closing` and the client's state belong to its context. */
+      disconnect_later (self, close_transport);
+      return;
+    }
   if (close_transport)
     sockets = client_dup_sockets (c);
   else
@@ -3030,6 +3041,19 @@ disconnect_call_free (gpointer data)
  * context (at once for the sockets of the calling context, later for
  * the others). Any thread.
  */
+/* Queues socket_io_socket_disconnect() to the socket's context. */
+static void
+disconnect_later (SocketIOSocket *self,
+                  gboolean        close_transport)
+{
+  SioDisconnectCall *call = g_new0 (SioDisconnectCall, 1);
+
+  g_weak_ref_init (&call->socket, self);
+  call->close_transport = close_transport;
+  g_main_context_invoke_full (self->client->context, G_PRIORITY_DEFAULT,
+                              invoke_disconnect, call, disconnect_call_free);
+}
+
 void
 socket_io_broadcast_operator_disconnect_sockets (SocketIOBroadcastOperator *self,
                                                  gboolean                   close_transport)
@@ -3037,15 +3061,7 @@ socket_io_broadcast_operator_disconnect_sockets (SocketIOBroadcastOperator *self
   g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (self);
 
   for (guint i = 0; i < sockets->len; i++)
-    {
-      SocketIOSocket *socket = g_ptr_array_index (sockets, i);
-      SioDisconnectCall *call = g_new0 (SioDisconnectCall, 1);
-
-      g_weak_ref_init (&call->socket, socket);
-      call->close_transport = close_transport;
-      g_main_context_invoke_full (socket->client->context, G_PRIORITY_DEFAULT,
-                                  invoke_disconnect, call, disconnect_call_free);
-    }
+    disconnect_later (g_ptr_array_index (sockets, i), close_transport);
 }
 
 /* ------------------------------------------------------------------ */

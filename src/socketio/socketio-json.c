@@ -19,7 +19,16 @@
  * - it wraps integer literals beyond int64 silently
  *   (100000000000000000000 reads as -1): integers JavaScript cannot hold
  *   exactly (beyond ±2^53) are handed to it as "N.0", so they become the
- *   correctly rounded double JSON.parse() gives.
+ *   correctly rounded double JSON.parse() gives;
+ * - its JsonObject keys members on g_str_hash(), unseeded DJB
+ *   (h = 33 * h + c): "Ez" and "FY" hash alike, and so do the 2^k names
+ *   made of k such blocks. Building an object of n names of one hash
+ *   takes n^2 / 2 string compares: 24,000 of them (one 840 KB message)
+ *   took 7 s of CPU, where distinct names take 0.04 s. So check_text()
+ *   hashes every member name as json-glib will store it (decoded, UTF-8)
+ *   and refuses an object with more than MAX_NAMES_PER_HASH names of one
+ *   hash (duplicates count: JSON.stringify() never writes them; names
+ *   collide by chance with probability about n^2 / 2^33).
  * Errors check_text() finds carry the byte offset of the problem; JsonParser
  * then never fails on the text (it is stricter), and if it does its message
  * is passed on at the payload's offset. Placeholders are checked on the
@@ -48,6 +57,9 @@
 
 #define MAX_SAFE_INTEGER G_GINT64_CONSTANT (9007199254740992)  /* 2^53 */
 
+/* Member names of one g_str_hash() value allowed in one object. */
+#define MAX_NAMES_PER_HASH 16
+
 typedef struct {
   const char               *text;
   gsize                     length;
@@ -58,6 +70,9 @@ typedef struct {
   GArray                   *unsafe_ints;   /* gsize: ends of integer literals
                                             * beyond ±2^53, or NULL */
   GError                  **error;
+  GArray                   *name_hashes;   /* guint32: g_str_hash() of the
+                                            * member names of the open
+                                            * objects, or NULL */
 } Check;
 
 G_GNUC_PRINTF (3, 4)
@@ -121,15 +136,42 @@ hex4 (const char *p)
   return value;
 }
 
+/* g_str_hash() (GLib 2.x: h = 33 * h + c over the bytes as signed
+ * chars, from 5381), one byte at a time. */
+#define STR_HASH_INIT 5381u
+
+static inline guint32
+str_hash_byte (guint32 h,
+               guchar  byte)
+{
+  return (h << 5) + h + (guint32) (signed char) byte;
+}
+
+static inline guint32
+str_hash_unichar (guint32   h,
+                  gunichar  ch)
+{
+  char utf8[6];
+  int n = g_unichar_to_utf8 (ch, utf8);
+
+  for (int k = 0; k < n; k++)
+    h = str_hash_byte (h, (guchar) utf8[k]);
+  return h;
+}
+
 /* At the opening quote: checks the string and charges what JsonParser
- * will allocate for it (its decoded bytes and a NUL, plus @extra). */
+ * will allocate for it (its decoded bytes and a NUL, plus @extra). With
+ * @hash, also gives g_str_hash() of the decoded string (as json-glib
+ * stores it: UTF-8). */
 static gboolean
-check_string (Check *c,
-              gsize  extra)
+check_string (Check   *c,
+              gsize    extra,
+              guint32 *hash)
 {
   gsize open = c->pos;
   gsize i = open + 1;
   gsize decoded = 0;
+  guint32 h = STR_HASH_INIT;
 
   while (i < c->length)
     {
@@ -138,12 +180,15 @@ check_string (Check *c,
       if (ch == '"')
         {
           c->pos = i + 1;
+          if (hash != NULL)
+            *hash = h;
           return charge (c, decoded + 1 + extra);
         }
       if (ch < 0x20)
         return fail (c, i, "Unescaped control character U+%04X in a JSON string", ch);
       if (ch != '\\')
         {
+          h = str_hash_byte (h, ch);
           decoded++;
           i++;
           continue;
@@ -153,6 +198,11 @@ check_string (Check *c,
       switch (c->text[i + 1])
         {
         case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+          {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+
+            h = str_hash_byte (h, to[strchr (from, c->text[i + 1]) - from]);
+          }
           decoded++;
           i += 2;
           break;
@@ -172,6 +222,7 @@ check_string (Check *c,
                   low = hex4 (c->text + i + 8);
                 if (low < 0xDC00 || low > 0xDFFF)
                   return fail (c, i, "Lone surrogate \\u%04X in a JSON string", (guint) unit);
+                h = str_hash_unichar (h, 0x10000 + (((gunichar) unit - 0xD800) << 10) + ((gunichar) low - 0xDC00));
                 decoded += 4;
                 i += 12;
               }
@@ -179,6 +230,7 @@ check_string (Check *c,
               {
                 if (unit == 0)
                   return fail (c, i, "U+0000 in a JSON string is not supported");
+                h = str_hash_unichar (h, (gunichar) unit);
                 decoded += unit < 0x80 ? 1 : unit < 0x800 ? 2 : 3;
                 i += 6;
               }
@@ -265,13 +317,53 @@ check_literal (Check      *c,
   return charge (c, SOCKET_IO_JSON_VALUE_COST);
 }
 
+static int
+compare_guint32 (gconstpointer a,
+                 gconstpointer b)
+{
+  guint32 x = *(const guint32 *) a, y = *(const guint32 *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* At the "}" of an object whose member names' hashes are
+ * @c->name_hashes[@first ..]: refuses more than MAX_NAMES_PER_HASH of
+ * one hash (sorting them: no hash table an attacker could flood), then
+ * forgets them. */
+static gboolean
+check_name_hashes (Check *c,
+                   guint  first)
+{
+  guint32 *hashes = &g_array_index (c->name_hashes, guint32, first);
+  guint n = c->name_hashes->len - first;
+  guint run = 1;
+
+  if (n > MAX_NAMES_PER_HASH)
+    {
+      qsort (hashes, n, sizeof (guint32), compare_guint32);
+      for (guint k = 1; k < n; k++)
+        {
+          run = hashes[k] == hashes[k - 1] ? run + 1 : 1;
+          if (run > MAX_NAMES_PER_HASH)
+            return fail (c, c->pos, "JSON object with more than %u member names of one hash",
+                         MAX_NAMES_PER_HASH);
+        }
+    }
+  g_array_set_size (c->name_hashes, first);
+  return TRUE;
+}
+
 /* Exactly one JSON value, whitespace around it allowed. Iterative: the
- * open containers are @stack[0 .. depth - 1] ('[' or '{'). */
+ * open containers are @stack[0 .. depth - 1] ('[' or '{'); the names of
+ * the open object at depth d have their hashes in @c->name_hashes from
+ * @names_from[d] on. */
 static gboolean
 check_text (Check *c)
 {
   char stack[SOCKET_IO_JSON_MAX_DEPTH];
+  guint names_from[SOCKET_IO_JSON_MAX_DEPTH];
   guint depth = 0;
+  guint32 name_hash;
   int ch;
 
 value:
@@ -285,6 +377,12 @@ value:
         return fail (c, c->pos, "JSON nested deeper than %u levels", c->limits->max_depth);
       if (!charge (c, ch == '[' ? SOCKET_IO_JSON_ARRAY_COST : SOCKET_IO_JSON_OBJECT_COST))
         return FALSE;
+      if (ch == '{')
+        {
+          if (c->name_hashes == NULL)
+            c->name_hashes = g_array_new (FALSE, FALSE, sizeof (guint32));
+          names_from[depth] = c->name_hashes->len;
+        }
       stack[depth++] = ch;
       c->pos++;
       skip_ws (c);
@@ -300,7 +398,7 @@ value:
         return FALSE;
       goto value;
     case '"':
-      if (!check_string (c, SOCKET_IO_JSON_VALUE_COST + SOCKET_IO_JSON_STRING_COST))
+      if (!check_string (c, SOCKET_IO_JSON_VALUE_COST + SOCKET_IO_JSON_STRING_COST, NULL))
         return FALSE;
       goto next;
     case 't':
@@ -323,8 +421,9 @@ member:
   skip_ws (c);
   if (peek (c) != '"')
     return fail (c, c->pos, peek (c) < 0 ? "Unterminated JSON object" : "Expected a member name in a JSON object");
-  if (!check_string (c, SOCKET_IO_JSON_MEMBER_COST))
+  if (!check_string (c, SOCKET_IO_JSON_MEMBER_COST, &name_hash))
     return FALSE;
+  g_array_append_val (c->name_hashes, name_hash);
   skip_ws (c);
   if (peek (c) != ':')
     return fail (c, c->pos, "Expected “:” in a JSON object");
@@ -352,6 +451,8 @@ next:
     }
   if (ch == (stack[depth - 1] == '[' ? ']' : '}'))
     {
+      if (ch == '}' && !check_name_hashes (c, names_from[depth - 1]))
+        return FALSE;
       c->pos++;
       depth--;
       goto next;
@@ -460,7 +561,7 @@ socket_io_json_parse (const char               *text,
                       const SocketIOJsonLimits *limits,
                       GError                  **error)
 {
-  Check c = { text, length, 0, base_offset, limits, 0, NULL, error };
+  Check c = { text, length, 0, base_offset, limits, 0, NULL, error, NULL };
   JsonParser *parser;
   g_autoptr(GString) rewritten = NULL;
   g_autoptr(GError) internal = NULL;
@@ -471,8 +572,10 @@ socket_io_json_parse (const char               *text,
   if (!check_text (&c))
     {
       g_clear_pointer (&c.unsafe_ints, g_array_unref);
+      g_clear_pointer (&c.name_hashes, g_array_unref);
       return NULL;
     }
+  g_clear_pointer (&c.name_hashes, g_array_unref);
   if (c.unsafe_ints != NULL)
     {
       gsize from = 0;

@@ -396,6 +396,70 @@ test_hash_flood_v4_query (Fixture       *f,
   check_healthy (healthy);
 }
 
+/* ------------------------------------------------------------------ */
+/* Ordering                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct
+{
+  SocketIONamespace *nsp;
+  gint               stop;   /* atomic */
+  guint              sent;
+} Broadcaster;
+
+static gpointer
+broadcaster_thread (gpointer data)
+{
+  Broadcaster *b = data;
+
+  while (!g_atomic_int_get (&b->stop))
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (socket_io_namespace_emit (b->nsp, "tick", NULL, NULL, &error));
+      b->sent++;
+    }
+  return NULL;
+}
+
+/* The CONNECT reply is the first packet of a namespace a client gets,
+ * however busy the namespace: a broadcast racing with the join either
+ * misses the socket or comes after the reply (the reference joins the
+ * socket's room and queues the reply in one go). Broadcasts used to
+ * reach the socket once it was in the adapter, before the reply was
+ * queued. */
+static void
+test_connect_reply_first (Fixture       *f,
+                          gconstpointer  data)
+{
+  Broadcaster b = { socket_io_server_of (f->sio, "/"), 0, 0 };
+  GThread *thread = g_thread_new ("broadcaster", broadcaster_thread, &b);
+  guint early = 0;
+
+  for (guint i = 0; i < 300; i++)
+    {
+      g_autoptr(TestWs) ws = sio_open (f, 4);
+      g_autofree char *first = NULL;
+
+      if (ws == NULL)
+        break;
+      sio_send (ws, "0");
+      first = sio_next (ws, TEST_TIMEOUT_MS);
+      if (first == NULL)
+        {
+          g_test_fail_printf ("no answer to CONNECT");
+          break;
+        }
+      if (!g_str_has_prefix (first, "0{\"sid\":"))
+        early++;
+    }
+  g_atomic_int_set (&b.stop, 1);
+  g_thread_join (thread);
+  g_test_message ("%u broadcasts; %u CONNECT replies came after a broadcast", b.sent, early);
+  g_assert_cmpuint (early, ==, 0);
+  g_object_unref (b.nsp);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -409,6 +473,7 @@ main (int   argc,
   ADD ("hash-flood/event", test_hash_flood_event);
   ADD ("hash-flood/connect", test_hash_flood_connect);
   ADD ("hash-flood/v4-query", test_hash_flood_v4_query);
+  ADD ("connect-reply-first", test_connect_reply_first);
 #undef ADD
   g_test_add_func ("/sio-abuse/hash-flood/json", test_hash_flood_json);
   return g_test_run ();

@@ -439,16 +439,9 @@ client_connect (SioClient  *c,
   if (g_hash_table_contains (c->sockets, name))
     return;
 
-  g_atomic_int_set (&socket->connected, 1);
-  g_hash_table_insert (c->sockets, g_strdup (name), g_object_ref (socket));
-  g_mutex_lock (&nsp->lock);
-  g_hash_table_insert (nsp->sockets, g_strdup (socket->id), g_object_ref (socket));
-  g_mutex_unlock (&nsp->lock);
-  rooms[0] = socket->id;
-  rooms[1] = NULL;
-  socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
-  client_cancel_connect_timer (c);
-
+  /* The reply is queued before the socket can be reached (tables,
+   * adapter): a broadcast from another thread meanwhile misses it,
+   * instead of reaching the client before its CONNECT reply. */
   if (c->protocol == SOCKET_IO_PROTOCOL_V4)
     client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, NULL);
   else
@@ -460,6 +453,16 @@ client_connect (SioClient  *c,
       json_node_take_object (data, object);
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, data);
     }
+
+  g_atomic_int_set (&socket->connected, 1);
+  g_hash_table_insert (c->sockets, g_strdup (name), g_object_ref (socket));
+  g_mutex_lock (&nsp->lock);
+  g_hash_table_insert (nsp->sockets, g_strdup (socket->id), g_object_ref (socket));
+  g_mutex_unlock (&nsp->lock);
+  rooms[0] = socket->id;
+  rooms[1] = NULL;
+  socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
+  client_cancel_connect_timer (c);
 
   g_signal_emit (nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, socket);
 }

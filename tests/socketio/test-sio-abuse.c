@@ -460,6 +460,67 @@ test_connect_reply_first (Fixture       *f,
   g_object_unref (b.nsp);
 }
 
+/* ------------------------------------------------------------------ */
+/* socketio-echo                                                        */
+/* ------------------------------------------------------------------ */
+
+/* socketio-echo leaked the empty auth object it emits on every
+ * connection without auth (LeakSanitizer fails the exit status in the
+ * ASan build; elsewhere this checks the echo and a clean exit). */
+static void
+test_echo_tool (void)
+{
+  const char *echo = g_getenv ("SOCKETIO_ECHO");
+  g_autofree char *loop_threads = g_strdup_printf ("%u", test_loop_threads_from_env ());
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  guint port = 0;
+  const char *p;
+
+  if (echo == NULL)
+    {
+      g_test_skip ("SOCKETIO_ECHO is not set (meson test sets it)");
+      return;
+    }
+  /* GLib's slices would hide the leak from LeakSanitizer. */
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_setenv (launcher, "G_SLICE", "always-malloc", TRUE);
+  process = g_subprocess_launcher_spawn (launcher, &error, echo,
+                                         "--port", "0", "--path", "/engine.io/",
+                                         "--loop-threads", loop_threads, NULL);
+  g_assert_no_error (error);
+  test_require (process != NULL);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
+  line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  test_require (line != NULL);
+  p = strstr (line, "127.0.0.1:");
+  test_require (p != NULL);
+  port = (guint) g_ascii_strtoull (p + strlen ("127.0.0.1:"), NULL, 10);
+  test_require (port != 0);
+
+  for (guint i = 0; i < 3; i++)
+    {
+      Fixture f = { .port = port };
+      g_autoptr(TestWs) ws = sio_open (&f, 4);
+
+      test_require (ws != NULL);
+      test_require (sio_connect (ws));
+      expect_next (ws, "2[\"auth\",{}]");
+      test_require (sio_send (ws, "2[\"message\",1]"));
+      expect_next (ws, "2[\"message-back\",1]");
+    }
+
+  g_subprocess_send_signal (process, SIGTERM);
+  g_assert_true (g_subprocess_wait (process, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -476,5 +537,6 @@ main (int   argc,
   ADD ("connect-reply-first", test_connect_reply_first);
 #undef ADD
   g_test_add_func ("/sio-abuse/hash-flood/json", test_hash_flood_json);
+  g_test_add_func ("/sio-abuse/echo-tool", test_echo_tool);
   return g_test_run ();
 }

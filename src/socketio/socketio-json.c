@@ -70,9 +70,12 @@ typedef struct {
   GArray                   *unsafe_ints;   /* gsize: ends of integer literals
                                             * beyond ±2^53, or NULL */
   GError                  **error;
-  GArray                   *name_hashes;   /* guint32: g_str_hash() of the
-                                            * member names of the open
-                                            * objects, or NULL */
+  /* g_str_hash() of the member names of the open objects: in
+   * @names_inline until it is full, then on the heap. */
+  guint32                  *names;
+  guint                     n_names;
+  guint                     names_size;
+  guint32                   names_inline[128];
 } Check;
 
 G_GNUC_PRINTF (3, 4)
@@ -317,6 +320,37 @@ check_literal (Check      *c,
   return charge (c, SOCKET_IO_JSON_VALUE_COST);
 }
 
+static void
+add_name_hash (Check   *c,
+               guint32  hash)
+{
+  if (c->names == NULL)
+    {
+      c->names = c->names_inline;
+      c->names_size = G_N_ELEMENTS (c->names_inline);
+    }
+  if (c->n_names == c->names_size)
+    {
+      c->names_size *= 2;
+      if (c->names == c->names_inline)
+        {
+          c->names = g_new (guint32, c->names_size);
+          memcpy (c->names, c->names_inline, sizeof c->names_inline);
+        }
+      else
+        c->names = g_renew (guint32, c->names, c->names_size);
+    }
+  c->names[c->n_names++] = hash;
+}
+
+static void
+check_clear_names (Check *c)
+{
+  if (c->names != c->names_inline)
+    g_free (c->names);
+  c->names = NULL;
+}
+
 static int
 compare_guint32 (gconstpointer a,
                  gconstpointer b)
@@ -327,15 +361,15 @@ compare_guint32 (gconstpointer a,
 }
 
 /* At the "}" of an object whose member names' hashes are
- * @c->name_hashes[@first ..]: refuses more than MAX_NAMES_PER_HASH of
+ * @c->names[@first ..]: refuses more than MAX_NAMES_PER_HASH of
  * one hash (sorting them: no hash table an attacker could flood), then
  * forgets them. */
 static gboolean
 check_name_hashes (Check *c,
                    guint  first)
 {
-  guint32 *hashes = &g_array_index (c->name_hashes, guint32, first);
-  guint n = c->name_hashes->len - first;
+  guint32 *hashes = c->names + first;
+  guint n = c->n_names - first;
   guint run = 1;
 
   if (n > MAX_NAMES_PER_HASH)
@@ -349,13 +383,13 @@ check_name_hashes (Check *c,
                          MAX_NAMES_PER_HASH);
         }
     }
-  g_array_set_size (c->name_hashes, first);
+  c->n_names = first;
   return TRUE;
 }
 
 /* Exactly one JSON value, whitespace around it allowed. Iterative: the
  * open containers are @stack[0 .. depth - 1] ('[' or '{'); the names of
- * the open object at depth d have their hashes in @c->name_hashes from
+ * the open object at depth d have their hashes in @c->names from
  * @names_from[d] on. */
 static gboolean
 check_text (Check *c)
@@ -379,9 +413,7 @@ value:
         return FALSE;
       if (ch == '{')
         {
-          if (c->name_hashes == NULL)
-            c->name_hashes = g_array_new (FALSE, FALSE, sizeof (guint32));
-          names_from[depth] = c->name_hashes->len;
+          names_from[depth] = c->n_names;
         }
       stack[depth++] = ch;
       c->pos++;
@@ -423,7 +455,7 @@ member:
     return fail (c, c->pos, peek (c) < 0 ? "Unterminated JSON object" : "Expected a member name in a JSON object");
   if (!check_string (c, SOCKET_IO_JSON_MEMBER_COST, &name_hash))
     return FALSE;
-  g_array_append_val (c->name_hashes, name_hash);
+  add_name_hash (c, name_hash);
   skip_ws (c);
   if (peek (c) != ':')
     return fail (c, c->pos, "Expected “:” in a JSON object");
@@ -561,7 +593,7 @@ socket_io_json_parse (const char               *text,
                       const SocketIOJsonLimits *limits,
                       GError                  **error)
 {
-  Check c = { text, length, 0, base_offset, limits, 0, NULL, error, NULL };
+  Check c = { text, length, 0, base_offset, limits, 0, NULL, error };
   JsonParser *parser;
   g_autoptr(GString) rewritten = NULL;
   g_autoptr(GError) internal = NULL;
@@ -572,10 +604,10 @@ socket_io_json_parse (const char               *text,
   if (!check_text (&c))
     {
       g_clear_pointer (&c.unsafe_ints, g_array_unref);
-      g_clear_pointer (&c.name_hashes, g_array_unref);
+      check_clear_names (&c);
       return NULL;
     }
-  g_clear_pointer (&c.name_hashes, g_array_unref);
+  check_clear_names (&c);
   if (c.unsafe_ints != NULL)
     {
       gsize from = 0;

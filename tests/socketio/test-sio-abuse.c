@@ -461,6 +461,127 @@ test_connect_reply_first (Fixture       *f,
 }
 
 /* ------------------------------------------------------------------ */
+/* Server acks against disconnection                                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct
+{
+  Fixture      *f;
+  gint          stop;        /* atomic */
+  gint          issued;      /* atomic */
+  gint          completed;   /* atomic */
+  gint          answered;    /* atomic */
+  GMainContext *context;     /* the asker thread's */
+} Asker;
+
+static void
+on_churn_ack (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Asker *a = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonArray) args = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source), result,
+                                                                     NULL, &error);
+
+  g_assert_true ((args != NULL) != (error != NULL));
+  if (args != NULL)
+    g_atomic_int_inc (&a->answered);
+  g_atomic_int_inc (&a->completed);
+}
+
+/* An application thread asking every socket of "/" with a short timeout
+ * (or none; with a cancellable or not) while clients come and go; its
+ * callbacks run in its own context. */
+static gpointer
+asker_thread (gpointer data)
+{
+  Asker *a = data;
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (a->f->sio, "/");
+  guint round = 0;
+
+  g_main_context_push_thread_default (a->context);
+  while (!g_atomic_int_get (&a->stop))
+    {
+      g_autoptr(GPtrArray) sockets = socket_io_namespace_get_sockets (nsp);
+
+      for (guint i = 0; i < sockets->len; i++, round++)
+        {
+          g_autoptr(GCancellable) cancellable = round % 3 == 2 ? g_cancellable_new () : NULL;
+
+          g_atomic_int_inc (&a->issued);
+          socket_io_socket_emit_with_ack (g_ptr_array_index (sockets, i), "q", NULL, NULL,
+                                          round % 3 == 0 ? 0 : 1 + round % 7, cancellable,
+                                          on_churn_ack, a);
+          /* Not cancelled: cancelling from this thread while the
+           * session's thread completes the ask (and drops its
+           * GCancellableSource) leaks that source in GLib 2.74
+           * (cancellable_source_dispose() "resurrects" it during a
+           * cancellation whose handler already ran). */
+        }
+      while (g_main_context_iteration (a->context, FALSE))
+        ;
+      g_usleep (500);
+    }
+  /* Every ask completes: answered, timed out, cancelled or failed by the
+   * disconnection of its socket (the clients are all gone by now). */
+  for (gint64 end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+       g_atomic_int_get (&a->completed) < g_atomic_int_get (&a->issued) && g_get_monotonic_time () < end;)
+    g_main_context_iteration (a->context, FALSE) || (g_usleep (1000), TRUE);
+  g_main_context_pop_thread_default (a->context);
+  return NULL;
+}
+
+static void
+test_ack_churn (Fixture       *f,
+                gconstpointer  data)
+{
+  Asker a = { f, 0, 0, 0, 0, g_main_context_new () };
+  GThread *thread = g_thread_new ("asker", asker_thread, &a);
+
+  for (guint i = 0; i < 60; i++)
+    {
+      g_autoptr(TestWs) ws = sio_open (f, 4);
+      g_autofree char *question = NULL;
+
+      if (ws == NULL || !sio_connect (ws))
+        break;
+      /* Answer one question, or none; then leave one way or another. */
+      question = sio_next (ws, TEST_TIMEOUT_MS);
+      if (question != NULL && i % 2 == 0)
+        {
+          const char *id = question + 1;
+          g_autofree char *answer = g_strdup_printf ("3%.*s[\"a\"]", (int) strspn (id, "0123456789"), id);
+
+          sio_send (ws, answer);
+          g_usleep (2000);
+        }
+      switch (i % 3)
+        {
+        case 0:
+          test_ws_drop (ws, TRUE);
+          break;
+        case 1:
+          sio_send (ws, "1");
+          break;
+        default:
+          test_ws_send_close (ws, 1000);
+        }
+    }
+  /* Let every session end before the asker stops. */
+  for (gint64 end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+       test_recorder_count (f->rec, "disconnect ") < test_recorder_count (f->rec, "connect ") &&
+       g_get_monotonic_time () < end;)
+    g_usleep (10000);
+  g_atomic_int_set (&a.stop, 1);
+  g_thread_join (thread);
+  g_test_message ("%d asks, %d answered", a.issued, a.answered);
+  g_assert_cmpint (a.issued, >, 0);
+  g_assert_cmpint (a.completed, ==, a.issued);
+  g_main_context_unref (a.context);
+}
+
+/* ------------------------------------------------------------------ */
 /* socketio-echo                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -535,6 +656,7 @@ main (int   argc,
   ADD ("hash-flood/connect", test_hash_flood_connect);
   ADD ("hash-flood/v4-query", test_hash_flood_v4_query);
   ADD ("connect-reply-first", test_connect_reply_first);
+  ADD ("ack-churn", test_ack_churn);
 #undef ADD
   g_test_add_func ("/sio-abuse/hash-flood/json", test_hash_flood_json);
   g_test_add_func ("/sio-abuse/echo-tool", test_echo_tool);

@@ -28,6 +28,10 @@
 
 typedef struct _SioClient SioClient;
 
+/* Query parameters read from a v4 CONNECT's namespace (the reference's
+ * querystring.parse() maxKeys). */
+#define SIO_MAX_QUERY_PARAMS 1000
+
 struct _SioClient
 {
   gatomicrefcount  ref_count;
@@ -578,16 +582,9 @@ connect_finish (SioConnectAttempt *attempt)
 
   g_hash_table_remove (c->pending, name);     /* may free @attempt */
 
-  g_atomic_int_set (&socket->connected, 1);
-  g_hash_table_insert (c->sockets, g_strdup (name), g_object_ref (socket));
-  g_mutex_lock (&nsp->lock);
-  g_hash_table_insert (nsp->sockets, g_strdup (socket->id), g_object_ref (socket));
-  g_mutex_unlock (&nsp->lock);
-  rooms[0] = socket->id;
-  rooms[1] = NULL;
-  socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
-  client_cancel_connect_timer (c);
-
+  /* The reply is queued before the socket can be reached (tables,
+   * adapter): a broadcast from another thread meanwhile misses it,
+   * instead of reaching the client before its CONNECT reply. */
   if (c->protocol == SOCKET_IO_PROTOCOL_V4)
     client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, NULL);
   else
@@ -599,6 +596,16 @@ connect_finish (SioConnectAttempt *attempt)
       json_node_take_object (data, object);
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, data);
     }
+
+  g_atomic_int_set (&socket->connected, 1);
+  g_hash_table_insert (c->sockets, g_strdup (name), g_object_ref (socket));
+  g_mutex_lock (&nsp->lock);
+  g_hash_table_insert (nsp->sockets, g_strdup (socket->id), g_object_ref (socket));
+  g_mutex_unlock (&nsp->lock);
+  rooms[0] = socket->id;
+  rooms[1] = NULL;
+  socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
+  client_cancel_connect_timer (c);
 
   g_signal_emit (nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, socket);
 }
@@ -834,22 +841,34 @@ client_dispatch (SioClient      *c,
   const char *query;
 
   /* v4 clients put their query in the namespace ("/nsp?token=1"): it is
-   * their auth, as the reference makes it (string values). */
+   * their auth, as the reference makes it (string values; a later value
+   * of a name replaces an earlier one). At most the first
+   * SIO_MAX_QUERY_PARAMS parameters are read, as the reference's
+   * querystring.parse() (maxKeys): GLib's and json-glib's hash tables
+   * take n^2 time on names of one g_str_hash() (unseeded). A malformed
+   * query gives an empty auth. */
   if (c->protocol == SOCKET_IO_PROTOCOL_V4 && (query = strchr (name, '?')) != NULL)
     {
-      g_autoptr(GHashTable) params = g_uri_parse_params (query + 1, -1, "&", G_URI_PARAMS_NONE, NULL);
       JsonObject *object = json_object_new ();
+      g_autoptr(GError) malformed = NULL;
+      GUriParamsIter iter;
+      char *key, *value;
+      guint n = 0;
 
       path = g_strndup (name, (gsize) (query - name));
       name = path;
-      if (params != NULL)
+      g_uri_params_iter_init (&iter, query + 1, -1, "&", G_URI_PARAMS_NONE);
+      while (n < SIO_MAX_QUERY_PARAMS && g_uri_params_iter_next (&iter, &key, &value, &malformed))
         {
-          GHashTableIter iter;
-          gpointer key, value;
-
-          g_hash_table_iter_init (&iter, params);
-          while (g_hash_table_iter_next (&iter, &key, &value))
-            json_object_set_string_member (object, key, value);
+          json_object_set_string_member (object, key, value);
+          g_free (key);
+          g_free (value);
+          n++;
+        }
+      if (malformed != NULL)
+        {
+          json_object_unref (object);
+          object = json_object_new ();
         }
       query_auth = json_node_init_object (json_node_alloc (), object);
       json_object_unref (object);

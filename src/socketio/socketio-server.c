@@ -2514,9 +2514,11 @@ socket_io_socket_join (SocketIOSocket *self,
   if (!socket_io_socket_is_connected (self) || g_atomic_int_get (&self->leaving))
     return;
   socket_io_adapter_add_all (socket_io_namespace_get_adapter (self->nsp), self->id, rooms);
-  /* Raced with the socket leaving its rooms (another thread): undo. */
+  /* Raced with the socket leaving its rooms (another thread): undo, the
+   * socket's entry included (`leaving` is set after `disconnecting`, so no
+   * handler needs its rooms any more). del() would leave an empty entry. */
   if (g_atomic_int_get (&self->leaving))
-    socket_io_adapter_del (socket_io_namespace_get_adapter (self->nsp), self->id, room);
+    socket_io_adapter_del_all (socket_io_namespace_get_adapter (self->nsp), self->id);
 }
 
 /**

@@ -29,8 +29,11 @@ echo "pkg-config: $cflags $libs"
 awk '/^```c$/ {on=1; next} /^```$/ && on {exit} on' "$src/README.md" >"$work/echo.c"
 grep -q engine_io_server_listen "$work/echo.c" || { echo "FAIL: README example not found"; exit 1; }
 cc -Wall -Werror -o "$work/echo" "$work/echo.c" $cflags $libs
-LD_LIBRARY_PATH="$libdir" ldd "$work/echo" | grep -q "$libdir/libengineio-1.0.so" ||
-  { echo "FAIL: the example does not link the installed library"; exit 1; }
+# ldd's output in full first: `ldd | grep -q` under pipefail fails when grep
+# exits at its match before ldd has written everything (SIGPIPE).
+linked=$(LD_LIBRARY_PATH="$libdir" ldd "$work/echo")
+grep -q "$libdir/libengineio-1.0.so" <<<"$linked" ||
+  { echo "FAIL: the example does not link the installed library"; echo "$linked"; exit 1; }
 echo "README example: compiled and linked"
 
 # socketio-1.0: its .pc (which requires engineio-1.0), headers and library.
@@ -74,6 +77,23 @@ from gi.repository import SocketIO
 io = SocketIO.Server.new(s)
 assert io.of("/x").get_name() == "/x"
 print("python: SocketIO from the installed typelib")
+'
+  # The SocketIO overrides, installed into a gi/overrides dir of a site-packages dir.
+  overrides=$(find "$root" -path '*/gi/overrides/SocketIO.py' | head -n1)
+  [ -n "$overrides" ] || { echo "FAIL: the SocketIO Python overrides are not installed"; exit 1; }
+  GI_TYPELIB_PATH=$(dirname "$typelib") LD_LIBRARY_PATH="$libdir" \
+  PYTHONPATH=$(dirname "$(dirname "$(dirname "$overrides")")") /usr/bin/python3 -c '
+import gi
+gi.require_version("EngineIO", "1.0")
+gi.require_version("SocketIO", "1.0")
+from gi.repository import EngineIO, SocketIO
+sio = SocketIO.Server(EngineIO.Server())
+assert type(sio).__module__ == "gi.overrides.SocketIO", type(sio).__module__
+sio.on("message", lambda socket, *args: args)
+args, atts = SocketIO.pack_args([{"b": b"x"}])
+assert SocketIO.unpack_args(args, atts) == [{"b": b"x"}]
+import sys
+print("python: the SocketIO overrides from", sys.modules["gi.overrides.SocketIO"].__file__)
 '
 fi
 echo ok

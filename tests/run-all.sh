@@ -80,31 +80,43 @@ else
   skipped+=("soak (SKIP_SOAK=1)")
 fi
 
-# The Python suite (tests/test-gi.py, pytest) against the ASan library, the
-# ASan runtime preloaded into /usr/bin/python3 (and so into the clients it
-# starts). The ASan build has no typelib of its own (g-ir-scanner's dump
-# program deadlocks at exit under ASan, in p11-kit's destructor): build-ci's
-# names the same library. Leak detection is off in this process only (the
-# interpreter leaks by design); memory errors and UBSan stay fatal.
-python_asan () {
-  local log=build-asan/meson-logs/python-asan.json
-  local xml=$PWD/build-asan/meson-logs/python-asan.junit.xml
+# The Python suites (tests/test-gi.py and tests/socketio/test-sio-python.py,
+# pytest) against the ASan libraries, the ASan runtime preloaded into
+# /usr/bin/python3 (and so into the clients it starts). The ASan build has no
+# typelib of its own (g-ir-scanner's dump program deadlocks at exit under
+# ASan, in p11-kit's destructor): build-ci's name the same libraries. Leak
+# detection is off in this process only (the interpreter leaks by design);
+# memory errors and UBSan stay fatal.
+python_asan_one () {  # python_asan_one NAME DIR TESTFILE
+  local name=$1 dir=$2 file=$3
+  local log=build-asan/meson-logs/python-asan-$name.json
+  local xml=$PWD/build-asan/meson-logs/python-asan-$name.junit.xml
   local started result=FAIL
   rm -f "$log" "$xml"
   started=$(date +%s)
   if [ -f build-ci/src/EngineIO-1.0.typelib ] && [ -f build-asan/src/libengineio-1.0.so.0 ] &&
-     (cd tests &&
-      GI_TYPELIB_PATH=$PWD/../build-ci/src LD_LIBRARY_PATH=$PWD/../build-asan/src \
+     (cd "$dir" &&
+      GI_TYPELIB_PATH=$ROOT/build-ci/src:$ROOT/build-ci/src/socketio \
+      LD_LIBRARY_PATH=$ROOT/build-asan/src:$ROOT/build-asan/src/socketio \
       LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)" \
-      ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 ENGINEIO_SOURCE_ROOT=$PWD/.. \
+      ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 ENGINEIO_SOURCE_ROOT=$ROOT \
+      SOCKETIO_OVERRIDES_DIR=$ROOT/src/socketio/python \
       NODE=$(command -v node) PYTHONDONTWRITEBYTECODE=1 \
         timeout 600 /usr/bin/python3 -m pytest -p no:cacheprovider -o faulthandler_timeout=60 \
-          -q -rfE --junitxml="$xml" test-gi.py); then
+          -q -rfE --junitxml="$xml" "$file"); then
     result=OK
   fi
-  printf '{"name": "python-asan / gi", "result": "%s", "starttime": %s, "stdout": "", "command": ["pytest", "--junitxml=%s"]}\n' \
-    "$result" "$started" "$xml" >"$log"
+  printf '{"name": "python-asan / %s", "result": "%s", "starttime": %s, "stdout": "", "command": ["pytest", "--junitxml=%s"]}\n' \
+    "$name" "$result" "$started" "$xml" >"$log"
+  logs+=("$log")
   [ "$result" = OK ]
+}
+
+python_asan () {
+  local ok=0 ROOT=$PWD
+  python_asan_one gi tests test-gi.py || ok=1
+  python_asan_one sio-python tests/socketio test-sio-python.py || ok=1
+  return $ok
 }
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
@@ -123,7 +135,6 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
       --suite unit --suite integration --suite reliability --suite interop || status=1
     logs+=(build-asan/meson-logs/testlog.json)
     python_asan || status=1
-    logs+=(build-asan/meson-logs/python-asan.json)
   else
     echo "ASan build failed"; status=1; logs+=(build-asan/meson-logs/testlog.json)
   fi

@@ -19,7 +19,18 @@
  * - it wraps integer literals beyond int64 silently
  *   (100000000000000000000 reads as -1): integers JavaScript cannot hold
  *   exactly (beyond ±2^53) are handed to it as "N.0", so they become the
- *   correctly rounded double JSON.parse() gives.
+ *   correctly rounded double JSON.parse() gives;
+ * - its JsonObject keys members on g_str_hash(), unseeded DJB
+ *   (h = 33 * h + c): "Ez" and "FY" hash alike, and so do the 2^k names
+ *   made of k such blocks. Building an object of n names of one hash
+ *   takes n^2 / 2 string compares: 24,000 of them (one 840 KB message)
+ *   took 7 s of CPU, where distinct names take 0.04 s. So check_text()
+ *   hashes every member name as json-glib will store it (decoded, UTF-8)
+ *   and refuses an object with more than MAX_NAMES_PER_HASH names of one
+ *   hash (duplicates count: JSON.stringify() never writes them; names
+ *   collide by chance with probability about n^2 / 2^33), or names of
+ *   distinct hashes that crowd one bucket of the tables GLib would build
+ *   (60,000 of those, found offline once, took 3.8 s for 900 KB).
  * Errors check_text() finds carry the byte offset of the problem; JsonParser
  * then never fails on the text (it is stricter), and if it does its message
  * is passed on at the payload's offset. Placeholders are checked on the
@@ -48,6 +59,11 @@
 
 #define MAX_SAFE_INTEGER G_GINT64_CONSTANT (9007199254740992)  /* 2^53 */
 
+/* Member names of one g_str_hash() value allowed in one object, and of
+ * one bucket of the tables json-glib builds (see buckets_crowded()). */
+#define MAX_NAMES_PER_HASH 16
+#define MAX_NAMES_PER_BUCKET 32
+
 typedef struct {
   const char               *text;
   gsize                     length;
@@ -58,6 +74,12 @@ typedef struct {
   GArray                   *unsafe_ints;   /* gsize: ends of integer literals
                                             * beyond ±2^53, or NULL */
   GError                  **error;
+  /* g_str_hash() of the member names of the open objects: in
+   * @names_inline until it is full, then on the heap. */
+  guint32                  *names;
+  guint                     n_names;
+  guint                     names_size;
+  guint32                   names_inline[128];
 } Check;
 
 G_GNUC_PRINTF (3, 4)
@@ -121,15 +143,42 @@ hex4 (const char *p)
   return value;
 }
 
+/* g_str_hash() (GLib 2.x: h = 33 * h + c over the bytes as signed
+ * chars, from 5381), one byte at a time. */
+#define STR_HASH_INIT 5381u
+
+static inline guint32
+str_hash_byte (guint32 h,
+               guchar  byte)
+{
+  return (h << 5) + h + (guint32) (signed char) byte;
+}
+
+static inline guint32
+str_hash_unichar (guint32   h,
+                  gunichar  ch)
+{
+  char utf8[6];
+  int n = g_unichar_to_utf8 (ch, utf8);
+
+  for (int k = 0; k < n; k++)
+    h = str_hash_byte (h, (guchar) utf8[k]);
+  return h;
+}
+
 /* At the opening quote: checks the string and charges what JsonParser
- * will allocate for it (its decoded bytes and a NUL, plus @extra). */
+ * will allocate for it (its decoded bytes and a NUL, plus @extra). With
+ * @hash, also gives g_str_hash() of the decoded string (as json-glib
+ * stores it: UTF-8). */
 static gboolean
-check_string (Check *c,
-              gsize  extra)
+check_string (Check   *c,
+              gsize    extra,
+              guint32 *hash)
 {
   gsize open = c->pos;
   gsize i = open + 1;
   gsize decoded = 0;
+  guint32 h = STR_HASH_INIT;
 
   while (i < c->length)
     {
@@ -138,12 +187,15 @@ check_string (Check *c,
       if (ch == '"')
         {
           c->pos = i + 1;
+          if (hash != NULL)
+            *hash = h;
           return charge (c, decoded + 1 + extra);
         }
       if (ch < 0x20)
         return fail (c, i, "Unescaped control character U+%04X in a JSON string", ch);
       if (ch != '\\')
         {
+          h = str_hash_byte (h, ch);
           decoded++;
           i++;
           continue;
@@ -153,6 +205,11 @@ check_string (Check *c,
       switch (c->text[i + 1])
         {
         case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+          {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+
+            h = str_hash_byte (h, to[strchr (from, c->text[i + 1]) - from]);
+          }
           decoded++;
           i += 2;
           break;
@@ -172,6 +229,7 @@ check_string (Check *c,
                   low = hex4 (c->text + i + 8);
                 if (low < 0xDC00 || low > 0xDFFF)
                   return fail (c, i, "Lone surrogate \\u%04X in a JSON string", (guint) unit);
+                h = str_hash_unichar (h, 0x10000 + (((gunichar) unit - 0xD800) << 10) + ((gunichar) low - 0xDC00));
                 decoded += 4;
                 i += 12;
               }
@@ -179,6 +237,7 @@ check_string (Check *c,
               {
                 if (unit == 0)
                   return fail (c, i, "U+0000 in a JSON string is not supported");
+                h = str_hash_unichar (h, (gunichar) unit);
                 decoded += unit < 0x80 ? 1 : unit < 0x800 ? 2 : 3;
                 i += 6;
               }
@@ -265,13 +324,132 @@ check_literal (Check      *c,
   return charge (c, SOCKET_IO_JSON_VALUE_COST);
 }
 
+static void
+add_name_hash (Check   *c,
+               guint32  hash)
+{
+  if (c->names == NULL)
+    {
+      c->names = c->names_inline;
+      c->names_size = G_N_ELEMENTS (c->names_inline);
+    }
+  if (c->n_names == c->names_size)
+    {
+      c->names_size *= 2;
+      if (c->names == c->names_inline)
+        {
+          c->names = g_new (guint32, c->names_size);
+          memcpy (c->names, c->names_inline, sizeof c->names_inline);
+        }
+      else
+        c->names = g_renew (guint32, c->names, c->names_size);
+    }
+  c->names[c->n_names++] = hash;
+}
+
+static void
+check_clear_names (Check *c)
+{
+  if (c->names != c->names_inline)
+    g_free (c->names);
+  c->names = NULL;
+}
+
+static int
+compare_guint32 (gconstpointer a,
+                 gconstpointer b)
+{
+  guint32 x = *(const guint32 *) a, y = *(const guint32 *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* GLib 2.x's GHashTable: a table of 2^shift slots starts the probe of a
+ * hash at (hash * 11) % glib_primes[shift] (the largest prime below
+ * 2^shift), and holds fewer entries than slots. */
+static const guint32 glib_primes[] = {
+  1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521,
+  131071, 262139, 524287, 1048573, 2097143, 4194301, 8388593, 16777213, 33554393,
+  67108859, 134217689, 268435399, 536870909, 1073741789, 2147483647,
+};
+
+/* Whether names of distinct hashes crowd one bucket of a table json-glib
+ * would build for these @n names (@hashes in insertion order): for each
+ * table size from 32 slots on, the first min(n, size) names (those a
+ * table of that size holds) may put at most MAX_NAMES_PER_BUCKET in one
+ * bucket; random names put about 5. */
+static gboolean
+buckets_crowded (const guint32 *hashes,
+                 guint          n)
+{
+  g_autofree guint8 *counts = NULL;
+  gsize largest = 32;
+  gboolean crowded = FALSE;
+
+  while (largest < 2 * (gsize) n && largest < (1u << 31))
+    largest *= 2;
+  counts = g_malloc0 (largest);
+  for (guint shift = 5; shift < G_N_ELEMENTS (glib_primes) && !crowded; shift++)
+    {
+      guint32 size = 1u << shift, prime = glib_primes[shift];
+      guint m = MIN (n, size);
+
+      for (guint i = 0; i < m && !crowded; i++)
+        {
+          guint32 b = (guint32) (hashes[i] * 11u) % prime;
+
+          crowded = ++counts[b] > MAX_NAMES_PER_BUCKET;
+        }
+      for (guint i = 0; i < m; i++)
+        counts[(guint32) (hashes[i] * 11u) % prime] = 0;
+      if (size >= 2 * (gsize) n)
+        break;
+    }
+  return crowded;
+}
+
+/* At the "}" of an object whose member names' hashes are
+ * @c->names[@first ..]: refuses more than MAX_NAMES_PER_HASH of
+ * one hash, or names that crowd a bucket of json-glib's table (counting
+ * and sorting: no hash table an attacker could flood), then forgets
+ * them. */
+static gboolean
+check_name_hashes (Check *c,
+                   guint  first)
+{
+  guint32 *hashes = c->names + first;
+  guint n = c->n_names - first;
+  guint run = 1;
+
+  if (n > MAX_NAMES_PER_HASH && buckets_crowded (hashes, n))
+    return fail (c, c->pos, "JSON object with more than %u member names in one hash bucket",
+                 MAX_NAMES_PER_BUCKET);
+  if (n > MAX_NAMES_PER_HASH)
+    {
+      qsort (hashes, n, sizeof (guint32), compare_guint32);
+      for (guint k = 1; k < n; k++)
+        {
+          run = hashes[k] == hashes[k - 1] ? run + 1 : 1;
+          if (run > MAX_NAMES_PER_HASH)
+            return fail (c, c->pos, "JSON object with more than %u member names of one hash",
+                         MAX_NAMES_PER_HASH);
+        }
+    }
+  c->n_names = first;
+  return TRUE;
+}
+
 /* Exactly one JSON value, whitespace around it allowed. Iterative: the
- * open containers are @stack[0 .. depth - 1] ('[' or '{'). */
+ * open containers are @stack[0 .. depth - 1] ('[' or '{'); the names of
+ * the open object at depth d have their hashes in @c->names from
+ * @names_from[d] on. */
 static gboolean
 check_text (Check *c)
 {
   char stack[SOCKET_IO_JSON_MAX_DEPTH];
+  guint names_from[SOCKET_IO_JSON_MAX_DEPTH];
   guint depth = 0;
+  guint32 name_hash;
   int ch;
 
 value:
@@ -285,6 +463,10 @@ value:
         return fail (c, c->pos, "JSON nested deeper than %u levels", c->limits->max_depth);
       if (!charge (c, ch == '[' ? SOCKET_IO_JSON_ARRAY_COST : SOCKET_IO_JSON_OBJECT_COST))
         return FALSE;
+      if (ch == '{')
+        {
+          names_from[depth] = c->n_names;
+        }
       stack[depth++] = ch;
       c->pos++;
       skip_ws (c);
@@ -300,7 +482,7 @@ value:
         return FALSE;
       goto value;
     case '"':
-      if (!check_string (c, SOCKET_IO_JSON_VALUE_COST + SOCKET_IO_JSON_STRING_COST))
+      if (!check_string (c, SOCKET_IO_JSON_VALUE_COST + SOCKET_IO_JSON_STRING_COST, NULL))
         return FALSE;
       goto next;
     case 't':
@@ -323,8 +505,9 @@ member:
   skip_ws (c);
   if (peek (c) != '"')
     return fail (c, c->pos, peek (c) < 0 ? "Unterminated JSON object" : "Expected a member name in a JSON object");
-  if (!check_string (c, SOCKET_IO_JSON_MEMBER_COST))
+  if (!check_string (c, SOCKET_IO_JSON_MEMBER_COST, &name_hash))
     return FALSE;
+  add_name_hash (c, name_hash);
   skip_ws (c);
   if (peek (c) != ':')
     return fail (c, c->pos, "Expected “:” in a JSON object");
@@ -352,6 +535,8 @@ next:
     }
   if (ch == (stack[depth - 1] == '[' ? ']' : '}'))
     {
+      if (ch == '}' && !check_name_hashes (c, names_from[depth - 1]))
+        return FALSE;
       c->pos++;
       depth--;
       goto next;
@@ -471,8 +656,10 @@ socket_io_json_parse (const char               *text,
   if (!check_text (&c))
     {
       g_clear_pointer (&c.unsafe_ints, g_array_unref);
+      check_clear_names (&c);
       return NULL;
     }
+  check_clear_names (&c);
   if (c.unsafe_ints != NULL)
     {
       gsize from = 0;

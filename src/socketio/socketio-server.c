@@ -33,6 +33,10 @@
 
 typedef struct _SioClient SioClient;
 
+/* Query parameters read from a v4 CONNECT's namespace (the reference's
+ * querystring.parse() maxKeys). */
+#define SIO_MAX_QUERY_PARAMS 1000
+
 struct _SioClient
 {
   gatomicrefcount  ref_count;
@@ -609,26 +613,17 @@ connect_finish (SioConnectAttempt *attempt,
 
   g_hash_table_remove (c->pending, name);     /* may free @attempt */
 
-  /* A recovered socket rejoins its rooms and gets what it missed with no
-   * broadcast in between. */
+  /* A recovered socket gets what it missed and rejoins its rooms with
+   * no broadcast in between. */
   if (session != NULL && !recovery_locked)
     {
       g_rw_lock_writer_lock (&nsp->recovery_lock);
       recovery_locked = TRUE;
     }
-  g_atomic_int_set (&socket->connected, 1);
-  g_hash_table_insert (c->sockets, g_strdup (name), g_object_ref (socket));
-  g_mutex_lock (&nsp->lock);
-  g_hash_table_insert (nsp->sockets, g_strdup (socket->id), g_object_ref (socket));
-  g_mutex_unlock (&nsp->lock);
-  rooms[0] = socket->id;
-  rooms[1] = NULL;
-  socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
-  if (session != NULL)
-    socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id,
-                               socket_io_session_get_rooms (session));
-  client_cancel_connect_timer (c);
 
+  /* The reply is queued before the socket can be reached (tables,
+   * adapter): a broadcast from another thread meanwhile misses it,
+   * instead of reaching the client before its CONNECT reply. */
   if (c->protocol == SOCKET_IO_PROTOCOL_V4)
     client_send_simple (c, SOCKET_IO_PACKET_CONNECT, name, NULL);
   else
@@ -650,8 +645,21 @@ connect_finish (SioConnectAttempt *attempt,
 
         missed_failed = !client_send_encoded (c, text, attachments, NULL);
       }
+
+  g_atomic_int_set (&socket->connected, 1);
+  g_hash_table_insert (c->sockets, g_strdup (name), g_object_ref (socket));
+  g_mutex_lock (&nsp->lock);
+  g_hash_table_insert (nsp->sockets, g_strdup (socket->id), g_object_ref (socket));
+  g_mutex_unlock (&nsp->lock);
+  rooms[0] = socket->id;
+  rooms[1] = NULL;
+  socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
+  if (session != NULL)
+    socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id,
+                               socket_io_session_get_rooms (session));
   if (recovery_locked)
     g_rw_lock_writer_unlock (&nsp->recovery_lock);
+  client_cancel_connect_timer (c);
   /* A missed packet the engine refused (its send queue is full): no
    * recovery with holes. The session ends (a recoverable reason: the
    * socket is persisted again, and its client can take the rest from its
@@ -930,22 +938,34 @@ client_dispatch (SioClient      *c,
   const char *query;
 
   /* v4 clients put their query in the namespace ("/nsp?token=1"): it is
-   * their auth, as the reference makes it (string values). */
+   * their auth, as the reference makes it (string values; a later value
+   * of a name replaces an earlier one). At most the first
+   * SIO_MAX_QUERY_PARAMS parameters are read, as the reference's
+   * querystring.parse() (maxKeys): GLib's and json-glib's hash tables
+   * take n^2 time on names of one g_str_hash() (unseeded). A malformed
+   * query gives an empty auth. */
   if (c->protocol == SOCKET_IO_PROTOCOL_V4 && (query = strchr (name, '?')) != NULL)
     {
-      g_autoptr(GHashTable) params = g_uri_parse_params (query + 1, -1, "&", G_URI_PARAMS_NONE, NULL);
       JsonObject *object = json_object_new ();
+      g_autoptr(GError) malformed = NULL;
+      GUriParamsIter iter;
+      char *key, *value;
+      guint n = 0;
 
       path = g_strndup (name, (gsize) (query - name));
       name = path;
-      if (params != NULL)
+      g_uri_params_iter_init (&iter, query + 1, -1, "&", G_URI_PARAMS_NONE);
+      while (n < SIO_MAX_QUERY_PARAMS && g_uri_params_iter_next (&iter, &key, &value, &malformed))
         {
-          GHashTableIter iter;
-          gpointer key, value;
-
-          g_hash_table_iter_init (&iter, params);
-          while (g_hash_table_iter_next (&iter, &key, &value))
-            json_object_set_string_member (object, key, value);
+          json_object_set_string_member (object, key, value);
+          g_free (key);
+          g_free (value);
+          n++;
+        }
+      if (malformed != NULL)
+        {
+          json_object_unref (object);
+          object = json_object_new ();
         }
       query_auth = json_node_init_object (json_node_alloc (), object);
       json_object_unref (object);
@@ -2784,9 +2804,11 @@ socket_io_socket_join (SocketIOSocket *self,
   if (!socket_io_socket_is_connected (self) || g_atomic_int_get (&self->leaving))
     return;
   socket_io_adapter_add_all (socket_io_namespace_get_adapter (self->nsp), self->id, rooms);
-  /* Raced with the socket leaving its rooms (another thread): undo. */
+  /* Raced with the socket leaving its rooms (another thread): undo, the
+   * socket's entry included (`leaving` is set after `disconnecting`, so no
+   * handler needs its rooms any more). del() would leave an empty entry. */
   if (g_atomic_int_get (&self->leaving))
-    socket_io_adapter_del (socket_io_namespace_get_adapter (self->nsp), self->id, room);
+    socket_io_adapter_del_all (socket_io_namespace_get_adapter (self->nsp), self->id);
 }
 
 /**
@@ -2867,9 +2889,14 @@ socket_io_socket_to (SocketIOSocket *self,
  * with reason `server namespace disconnect`; with @close_transport, every
  * socket of the client does so and the Engine.IO session is closed.
  *
- * Only in the socket's context (socket_io_socket_get_context(): from its
- * signal handlers, or through g_main_context_invoke()).
+ * Any thread. In the socket's context (socket_io_socket_get_context(),
+ * e.g. from its signal handlers) this happens at once, `disconnecting`
+ * and `disconnect` being emitted before it returns; from any other thread
+ * it is queued to that context and happens there (a socket that is gone
+ * by then is left alone).
  */
+static void disconnect_later (SocketIOSocket *self, gboolean close_transport);
+
 void
 socket_io_socket_disconnect (SocketIOSocket *self,
                              gboolean        close_transport)
@@ -2879,6 +2906,12 @@ socket_io_socket_disconnect (SocketIOSocket *self,
 
   g_return_if_fail (SOCKET_IO_IS_SOCKET (self));
   c = self->client;
+  if (!g_main_context_is_owner (c->context))
+    {
+      /* Signals, `closing` and the client's state belong to its context. */
+      disconnect_later (self, close_transport);
+      return;
+    }
   if (close_transport)
     sockets = client_dup_sockets (c);
   else
@@ -3325,6 +3358,19 @@ disconnect_call_free (gpointer data)
  * context (at once for the sockets of the calling context, later for
  * the others). Any thread.
  */
+/* Queues socket_io_socket_disconnect() to the socket's context. */
+static void
+disconnect_later (SocketIOSocket *self,
+                  gboolean        close_transport)
+{
+  SioDisconnectCall *call = g_new0 (SioDisconnectCall, 1);
+
+  g_weak_ref_init (&call->socket, self);
+  call->close_transport = close_transport;
+  g_main_context_invoke_full (self->client->context, G_PRIORITY_DEFAULT,
+                              invoke_disconnect, call, disconnect_call_free);
+}
+
 void
 socket_io_broadcast_operator_disconnect_sockets (SocketIOBroadcastOperator *self,
                                                  gboolean                   close_transport)
@@ -3332,15 +3378,7 @@ socket_io_broadcast_operator_disconnect_sockets (SocketIOBroadcastOperator *self
   g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (self);
 
   for (guint i = 0; i < sockets->len; i++)
-    {
-      SocketIOSocket *socket = g_ptr_array_index (sockets, i);
-      SioDisconnectCall *call = g_new0 (SioDisconnectCall, 1);
-
-      g_weak_ref_init (&call->socket, socket);
-      call->close_transport = close_transport;
-      g_main_context_invoke_full (socket->client->context, G_PRIORITY_DEFAULT,
-                                  invoke_disconnect, call, disconnect_call_free);
-    }
+    disconnect_later (g_ptr_array_index (sockets, i), close_transport);
 }
 
 /* ------------------------------------------------------------------ */

@@ -107,7 +107,12 @@ on_connection (SocketIONamespace *nsp,
   if (auth != NULL)
     json_array_add_element (args, json_node_ref (auth));
   else
-    json_array_add_element (args, json_node_init_object (json_node_alloc (), json_object_new ()));
+    {
+      JsonNode *empty = json_node_new (JSON_NODE_OBJECT);
+
+      json_node_take_object (empty, json_object_new ());
+      json_array_add_element (args, empty);
+    }
   if (!socket_io_socket_emit (socket, "auth", args, NULL, &error))
     g_debug ("emit to %s failed: %s", socket_io_socket_get_id (socket), error->message);
 }

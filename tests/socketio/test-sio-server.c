@@ -314,6 +314,9 @@ on_disconnect (SocketIOSocket *socket,
   test_recorder_add (f->rec, "disconnect %s %s rooms=%u",
                      socket_io_namespace_get_name (socket_io_socket_get_namespace (socket)),
                      reason, g_strv_length (rooms));
+  /* Signals of a socket are emitted in its context, whoever asked. */
+  if (!g_main_context_is_owner (socket_io_socket_get_context (socket)))
+    test_recorder_add (f->rec, "disconnect outside its context");
 }
 
 static void
@@ -1020,6 +1023,47 @@ test_disconnect_reasons (Fixture       *f,
   expect_next (a, "2[\"echo-back\",2]");
 }
 
+static gpointer
+disconnect_thread (gpointer data)
+{
+  socket_io_socket_disconnect (data, FALSE);
+  return NULL;
+}
+
+/* socket_io_socket_disconnect() from a thread that is not the socket's:
+ * it happens in the socket's context (the signals there, `closing` and
+ * the client's state touched by that thread only). It used to run in the
+ * caller's thread. */
+static void
+test_disconnect_other_thread (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autofree char *sid = NULL;
+  g_autoptr(SocketIOSocket) socket = NULL;
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/");
+  GThread *thread;
+
+  test_require (a != NULL);
+  sid = sio_connect (a, "/", NULL);
+  test_require (sid != NULL);
+  socket = socket_io_namespace_lookup_socket (nsp, sid);
+  test_require (socket != NULL);
+  test_recorder_clear (f->rec);
+
+  thread = g_thread_new ("disconnect", disconnect_thread, socket);
+  g_thread_join (thread);
+  expect_next (a, "1");
+  g_assert_true (test_recorder_wait (f->rec, "disconnect / server namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->rec, "disconnect outside its context"), ==, 0);
+  g_assert_false (socket_io_socket_is_connected (socket));
+
+  /* The session stays: the client connects again and is served. */
+  g_free (sio_connect (a, "/", NULL));
+  test_require (sio_send (a, "2[\"echo\",3]"));
+  expect_next (a, "2[\"echo-back\",3]");
+}
+
 static void
 test_malformed (Fixture       *f,
                 gconstpointer  data)
@@ -1310,6 +1354,7 @@ main (int   argc,
   ADD ("broadcast-acks", test_broadcast_acks);
   ADD ("volatile", test_volatile);
   ADD ("disconnect-reasons", test_disconnect_reasons);
+  ADD ("disconnect-other-thread", test_disconnect_other_thread);
   ADD ("malformed", test_malformed);
   ADD ("malformed-reason", test_malformed_reason);
   ADD ("middleware", test_middleware);

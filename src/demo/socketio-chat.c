@@ -1,0 +1,1196 @@
+/* socketio-chat: the demo chat over Socket.IO
+ *
+ * Serves the web page (data/sio-chat/) and a Socket.IO server (namespace
+ * "/", Engine.IO mounted at /socket.io/ through <engineio/engineio-mhd.h>)
+ * from one libmicrohttpd daemon. The page uses the official
+ * socket.io-client bundle (socket.io.min.js).
+ *
+ * The protocol (data/sio-chat/README.md; data/python/sio-chat.py speaks the
+ * same), every client event answered through its acknowledgement when the
+ * client asks for one:
+ *
+ *   client -> server  login(name)  join(room)  leave()  message(text)
+ *                     typing()  stop-typing()
+ *   ack               {"ok":true,...} or {"ok":false,"error":CODE,"message":M}
+ *   server -> client  message {room,name,text,time,id}  joined/left {room,name,users}
+ *                     typing/stop-typing {room,name}  rooms [{name,count}]
+ *                     error {error,message} (a refusal of an event without ack)
+ *
+ * Every user is in exactly one chat room at a time (a Socket.IO room of
+ * the same name, "#general" after login). Uses only the public API.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "sio-chat-config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <engineio/engineio.h>
+#include <engineio/engineio-mhd.h>
+#include <socketio/socketio.h>
+
+#define BUNDLE_URL "/socket.io.min.js"
+#define BUNDLE_NAME "socket.io.min.js"
+#define ENGINE_PATH "/socket.io/"
+#define MAX_FRAME_BYTES (64 * 1024)
+#define HTTP_TIMEOUT_S 60u
+
+/* The protocol's limits (data/sio-chat/README.md documents them). */
+#define SIO_CHAT_MAX_NAME_CHARS   32    /* code points in a name, after trimming */
+#define SIO_CHAT_MAX_ROOM_CHARS   24    /* characters after the '#' */
+#define SIO_CHAT_MAX_TEXT_CHARS   1000  /* code points in a message */
+#define SIO_CHAT_RATE_PER_SECOND  10    /* token bucket refill, events per second */
+#define SIO_CHAT_RATE_BURST       20    /* token bucket size */
+#define SIO_CHAT_DEFAULT_HISTORY  50    /* messages kept per room */
+#define SIO_CHAT_DEFAULT_ROOMS    32    /* rooms existing at once, #general included */
+#define SIO_CHAT_DEFAULT_USERS    1000  /* users logged in at once */
+#define SIO_CHAT_GENERAL          "#general"
+
+/* The chat's state, shared by every session thread.
+ *
+ * Chat.lock guards everything below it, and every Conn and Room. The
+ * broadcasts a change causes and the acknowledgement of the event that
+ * caused it are sent with the lock held, so every client sees the events
+ * of a room in one order, and a joiner's history (in its ack) is followed
+ * by exactly the messages sent after it. Lock order: Chat.lock, then the
+ * library's locks (the library never calls back into us with its locks
+ * held: our handlers run from signals in the sockets' contexts).
+ */
+typedef struct _Room Room;
+
+typedef struct
+{
+  char           *sid;       /* owned */
+  SocketIOSocket *socket;    /* owned */
+  char           *name;      /* owned, nullable: NULL until logged in */
+  char           *key;       /* owned, nullable: the name casefolded (uniqueness) */
+  Room           *room;      /* the current room, NULL until logged in */
+  double          tokens;    /* rate limit */
+  gint64          refilled;  /* monotonic µs */
+  gboolean        throttled; /* told about the rate limit already */
+} Conn;
+
+struct _Room
+{
+  char       *name;     /* owned */
+  GQueue      history;  /* JsonObject*, owned, oldest first */
+  GHashTable *members;  /* Conn* set (not owned) */
+  guint64     next_id;
+};
+
+typedef struct
+{
+  GMutex      lock;
+  GHashTable *conns;     /* sid -> Conn (owned) */
+  GHashTable *names;     /* key -> Conn (not owned): logged-in users */
+  GHashTable *rooms;     /* name -> Room (owned) */
+  guint       history;   /* immutable after start */
+  guint       max_rooms; /* immutable after start */
+  guint       max_users; /* immutable after start */
+} Chat;
+
+typedef struct
+{
+  EngineIOServer    *engine;      /* owned; outlives the daemon */
+  SocketIOServer    *io;          /* owned */
+  SocketIONamespace *nsp;         /* owned */
+  Chat               chat;
+  char              *static_dir;  /* owned; canonical, without trailing slash */
+  char              *bundle;      /* owned, nullable: path of socket.io.min.js */
+} App;
+
+/* JSON helpers */
+
+static JsonNode *
+node_object (JsonObject *object)
+{
+  /* Takes @object. */
+  JsonNode *node = json_node_init_object (json_node_alloc (), object);
+  json_object_unref (object);
+  return node;
+}
+
+static JsonArray *
+args_of (JsonNode *node)
+{
+  JsonArray *args = json_array_new ();
+  json_array_add_element (args, node);
+  return args;
+}
+
+static const char *
+arg_string (JsonArray *args,
+            guint      index)
+{
+  JsonNode *node;
+
+  if (args == NULL || json_array_get_length (args) <= index)
+    return NULL;
+  node = json_array_get_element (args, index);
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (node);
+}
+
+/* Rooms and users (Chat.lock held) */
+
+static void
+room_free (gpointer data)
+{
+  Room *room = data;
+
+  g_queue_clear_full (&room->history, (GDestroyNotify) json_object_unref);
+  g_hash_table_unref (room->members);
+  g_free (room->name);
+  g_free (room);
+}
+
+static void
+conn_free (gpointer data)
+{
+  Conn *conn = data;
+
+  g_object_unref (conn->socket);
+  g_free (conn->sid);
+  g_free (conn->name);
+  g_free (conn->key);
+  g_free (conn);
+}
+
+static int
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_utf8_collate (*(const char * const *) a, *(const char * const *) b);
+}
+
+static JsonNode *
+room_users (Room *room)
+{
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  JsonArray *array = json_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, room->members);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (names, ((Conn *) key)->name);
+  g_ptr_array_sort (names, compare_strings);
+  for (guint i = 0; i < names->len; i++)
+    json_array_add_string_element (array, g_ptr_array_index (names, i));
+  return json_node_init_array (json_node_alloc (), array);
+}
+
+static JsonNode *
+room_history (Room *room)
+{
+  JsonArray *array = json_array_new ();
+
+  for (GList *l = room->history.head; l != NULL; l = l->next)
+    json_array_add_element (array, json_node_init_object (json_node_alloc (), l->data));
+  return json_node_init_array (json_node_alloc (), array);
+}
+
+static JsonNode *
+rooms_list (Chat *chat)
+{
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  JsonArray *array = json_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, chat->rooms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (names, ((Room *) value)->name);
+  g_ptr_array_sort (names, compare_strings);
+  for (guint i = 0; i < names->len; i++)
+    {
+      Room *room = g_hash_table_lookup (chat->rooms, g_ptr_array_index (names, i));
+      JsonObject *item = json_object_new ();
+
+      json_object_set_string_member (item, "name", room->name);
+      json_object_set_int_member (item, "count", g_hash_table_size (room->members));
+      json_array_add_object_element (array, item);
+    }
+  return json_node_init_array (json_node_alloc (), array);
+}
+
+/* To every socket of the room but @except (nullable). Takes @payload. */
+static void
+room_emit (App        *app,
+           Room       *room,
+           Conn       *except,
+           const char *event,
+           JsonNode   *payload)
+{
+  g_autoptr(SocketIOBroadcastOperator) op = NULL;
+  g_autoptr(JsonArray) args = args_of (payload);
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  if (except != NULL)
+    op = socket_io_socket_to (except->socket, room->name);
+  else
+    op = socket_io_namespace_to (app->nsp, room->name);
+  ok = socket_io_broadcast_operator_emit (op, event, args, NULL, NULL, &error);
+  if (!ok)
+    g_debug ("broadcast of %s to %s failed: %s", event, room->name, error->message);
+}
+
+static void
+broadcast_rooms (App *app)
+{
+  g_autoptr(JsonArray) args = args_of (rooms_list (&app->chat));
+  g_autoptr(GError) error = NULL;
+
+  if (!socket_io_namespace_emit (app->nsp, "rooms", args, NULL, &error))
+    g_debug ("broadcast of rooms failed: %s", error->message);
+}
+
+static JsonNode *
+presence (Room       *room,
+          const char *name)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_string_member (object, "room", room->name);
+  json_object_set_string_member (object, "name", name);
+  json_object_set_member (object, "users", room_users (room));
+  return node_object (object);
+}
+
+/* Moves @conn out of its room: the Socket.IO room is left, the others are
+ * told, an empty room other than #general goes away (with its history). */
+static void
+leave_room (App  *app,
+            Conn *conn)
+{
+  Room *room = conn->room;
+
+  if (room == NULL)
+    return;
+  conn->room = NULL;
+  g_hash_table_remove (room->members, conn);
+  if (socket_io_socket_is_connected (conn->socket))
+    socket_io_socket_leave (conn->socket, room->name);
+  room_emit (app, room, NULL, "left", presence (room, conn->name));
+  if (g_hash_table_size (room->members) == 0 && strcmp (room->name, SIO_CHAT_GENERAL) != 0)
+    g_hash_table_remove (app->chat.rooms, room->name);
+}
+
+/* Puts @conn in room @name (created if needed). Returns the room, or NULL
+ * with @error_code set when there are too many rooms. */
+static Room *
+enter_room (App         *app,
+            Conn        *conn,
+            const char  *name,
+            const char **error_code)
+{
+  Room *room = g_hash_table_lookup (app->chat.rooms, name);
+
+  if (room == NULL)
+    {
+      if (g_hash_table_size (app->chat.rooms) >= app->chat.max_rooms)
+        {
+          *error_code = "too-many-rooms";
+          return NULL;
+        }
+      room = g_new0 (Room, 1);
+      room->name = g_strdup (name);
+      room->members = g_hash_table_new (NULL, NULL);
+      g_queue_init (&room->history);
+      g_hash_table_insert (app->chat.rooms, room->name, room);
+    }
+  /* Told before the joiner is in the Socket.IO room: not to the joiner. */
+  g_hash_table_add (room->members, conn);
+  conn->room = room;
+  room_emit (app, room, conn, "joined", presence (room, conn->name));
+  socket_io_socket_join (conn->socket, room->name);
+  return room;
+}
+
+/* Validation */
+
+/* The name trimmed, or NULL when it is not 1 to SIO_CHAT_MAX_NAME_CHARS
+ * characters without control characters. */
+static char *
+normalize_name (const char *raw)
+{
+  g_autofree char *name = NULL;
+  glong length;
+
+  if (raw == NULL || !g_utf8_validate (raw, -1, NULL))
+    return NULL;
+  name = g_strstrip (g_strdup (raw));
+  length = g_utf8_strlen (name, -1);
+  if (length < 1 || length > SIO_CHAT_MAX_NAME_CHARS)
+    return NULL;
+  for (const char *p = name; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      if (g_unichar_iscntrl (c) || g_unichar_type (c) == G_UNICODE_FORMAT ||
+          c == 0x2028 || c == 0x2029)
+        return NULL;
+    }
+  return g_steal_pointer (&name);
+}
+
+/* "#" then 1 to SIO_CHAT_MAX_ROOM_CHARS of [a-z0-9_-] (ASCII letters are
+ * lowered, a missing '#' is added), or NULL. */
+static char *
+normalize_room (const char *raw)
+{
+  g_autofree char *stripped = NULL;
+  const char *body;
+  gsize length;
+
+  if (raw == NULL)
+    return NULL;
+  stripped = g_strstrip (g_ascii_strdown (raw, -1));
+  body = stripped[0] == '#' ? stripped + 1 : stripped;
+  length = strlen (body);
+  if (length < 1 || length > SIO_CHAT_MAX_ROOM_CHARS)
+    return NULL;
+  for (const char *p = body; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_')
+      return NULL;
+  return g_strconcat ("#", body, NULL);
+}
+
+/* Takes a token of @conn's bucket. */
+static gboolean
+take_token (Conn *conn)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  conn->tokens = MIN ((double) SIO_CHAT_RATE_BURST,
+                      conn->tokens + (now - conn->refilled) * SIO_CHAT_RATE_PER_SECOND / 1e6);
+  conn->refilled = now;
+  if (conn->tokens < 1.0)
+    return FALSE;
+  conn->tokens -= 1.0;
+  conn->throttled = FALSE;
+  return TRUE;
+}
+
+/* Answers: through @ack when the client asked, else (refusals only) as an
+ * `error` event. Takes @answer. */
+static void
+answer (Conn        *conn,
+        SocketIOAck *ack,
+        JsonObject  *answer)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonArray) args = args_of (node_object (answer));
+
+  if (ack != NULL)
+    {
+      if (!socket_io_ack_send (ack, args, NULL, &error))
+        g_debug ("ack to %s failed: %s", conn->sid, error->message);
+    }
+  else if (!json_object_get_boolean_member (answer, "ok"))
+    {
+      if (!socket_io_socket_emit (conn->socket, "error", args, NULL, &error))
+        g_debug ("emit to %s failed: %s", conn->sid, error->message);
+    }
+}
+
+static JsonObject *
+refusal (const char *code,
+         const char *message)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_boolean_member (object, "ok", FALSE);
+  json_object_set_string_member (object, "error", code);
+  json_object_set_string_member (object, "message", message);
+  return object;
+}
+
+/* The answer to a login or a join: the room, its users and history, and
+ * the rooms. */
+static JsonObject *
+welcome (App  *app,
+         Conn *conn)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_boolean_member (object, "ok", TRUE);
+  json_object_set_string_member (object, "name", conn->name);
+  json_object_set_string_member (object, "room", conn->room->name);
+  json_object_set_member (object, "users", room_users (conn->room));
+  json_object_set_member (object, "history", room_history (conn->room));
+  json_object_set_member (object, "rooms", rooms_list (&app->chat));
+  return object;
+}
+
+/* Events (in the socket's context) */
+
+typedef enum { EV_LOGIN, EV_JOIN, EV_LEAVE, EV_MESSAGE, EV_TYPING, EV_STOP_TYPING, EV_UNKNOWN } EventKind;
+
+static EventKind
+event_kind (const char *name)
+{
+  static const char * const names[] = { "login", "join", "leave", "message", "typing", "stop-typing" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    if (strcmp (name, names[i]) == 0)
+      return (EventKind) i;
+  return EV_UNKNOWN;
+}
+
+static void
+handle_login (App         *app,
+              Conn        *conn,
+              JsonArray   *args,
+              SocketIOAck *ack)
+{
+  g_autofree char *name = normalize_name (arg_string (args, 0));
+  g_autofree char *key = NULL;
+  const char *error_code = NULL;
+
+  if (conn->name != NULL)
+    {
+      answer (conn, ack, refusal ("already-logged-in", "You are logged in already"));
+      return;
+    }
+  if (name == NULL)
+    {
+      answer (conn, ack, refusal ("bad-name", "A name is 1 to 32 characters, without control characters"));
+      return;
+    }
+  key = g_utf8_casefold (name, -1);
+  if (g_hash_table_contains (app->chat.names, key))
+    {
+      answer (conn, ack, refusal ("name-taken", "That name is taken"));
+      return;
+    }
+  if (g_hash_table_size (app->chat.names) >= app->chat.max_users)
+    {
+      answer (conn, ack, refusal ("server-full", "The chat is full, try again later"));
+      return;
+    }
+
+  conn->name = g_steal_pointer (&name);
+  conn->key = g_steal_pointer (&key);
+  g_hash_table_insert (app->chat.names, conn->key, conn);
+  if (enter_room (app, conn, SIO_CHAT_GENERAL, &error_code) == NULL)
+    g_assert_not_reached ();  /* #general always exists */
+  answer (conn, ack, welcome (app, conn));
+  broadcast_rooms (app);
+}
+
+static void
+handle_join (App         *app,
+             Conn        *conn,
+             JsonArray   *args,
+             SocketIOAck *ack,
+             gboolean     leave)
+{
+  g_autofree char *name = leave ? g_strdup (SIO_CHAT_GENERAL) : normalize_room (arg_string (args, 0));
+  Room *old = conn->room;
+  const char *error_code = NULL;
+
+  if (name == NULL)
+    {
+      answer (conn, ack, refusal ("bad-room", "A room is # then 1 to 24 letters, digits, - or _"));
+      return;
+    }
+  if (strcmp (old->name, name) == 0)
+    {
+      if (leave)
+        {
+          answer (conn, ack, refusal ("bad-room", "You cannot leave #general"));
+          return;
+        }
+          {
+            answer (conn, ack, welcome (app, conn));
+            return;
+          }
+    }
+  if (!g_hash_table_contains (app->chat.rooms, name) &&
+      g_hash_table_size (app->chat.rooms) >= app->chat.max_rooms &&
+      !(g_hash_table_size (old->members) == 1 && strcmp (old->name, SIO_CHAT_GENERAL) != 0))
+        {
+          answer (conn, ack, refusal ("too-many-rooms", "There are too many rooms: join one of them"));
+          return;
+        }
+
+  leave_room (app, conn);
+  if (enter_room (app, conn, name, &error_code) == NULL)
+    {
+      /* Only possible if leaving freed no room: cannot happen after the
+       * check above, but go back to #general rather than nowhere. */
+      enter_room (app, conn, SIO_CHAT_GENERAL, &error_code);
+      answer (conn, ack, refusal (error_code, "There are too many rooms: join one of them"));
+    }
+  else
+    answer (conn, ack, welcome (app, conn));
+  broadcast_rooms (app);
+}
+
+static void
+handle_message (App         *app,
+                Conn        *conn,
+                JsonArray   *args,
+                SocketIOAck *ack)
+{
+  const char *raw = arg_string (args, 0);
+  g_autofree char *text = NULL;
+  JsonObject *message, *reply;
+  Room *room = conn->room;
+  glong length;
+
+  if (raw == NULL)
+    {
+      answer (conn, ack, refusal ("bad-message", "A message is a string"));
+      return;
+    }
+  text = g_strstrip (g_strdup (raw));
+  length = g_utf8_strlen (text, -1);
+  if (length < 1)
+    {
+      answer (conn, ack, refusal ("bad-message", "The message is empty"));
+      return;
+    }
+  if (length > SIO_CHAT_MAX_TEXT_CHARS)
+    {
+      answer (conn, ack, refusal ("too-long", "A message is at most 1000 characters"));
+      return;
+    }
+
+  message = json_object_new ();
+  json_object_set_string_member (message, "room", room->name);
+  json_object_set_string_member (message, "name", conn->name);
+  json_object_set_string_member (message, "text", text);
+  json_object_set_int_member (message, "time", g_get_real_time () / 1000);
+  json_object_set_int_member (message, "id", (gint64) ++room->next_id);
+  json_object_seal (message);
+
+  /* To the others; the sender shows its own copy, delivered on the ack. */
+  room_emit (app, room, conn, "message",
+             json_node_init_object (json_node_alloc (), message));
+  g_queue_push_tail (&room->history, json_object_ref (message));
+  while (g_queue_get_length (&room->history) > app->chat.history)
+    json_object_unref (g_queue_pop_head (&room->history));
+
+  reply = json_object_new ();
+  json_object_set_boolean_member (reply, "ok", TRUE);
+  json_object_set_int_member (reply, "id", json_object_get_int_member (message, "id"));
+  json_object_set_int_member (reply, "time", json_object_get_int_member (message, "time"));
+  json_object_unref (message);
+  answer (conn, ack, reply);
+}
+
+static void
+on_event (SocketIOSocket *socket,
+          const char     *name,
+          JsonArray      *args,
+          GPtrArray      *attachments,
+          SocketIOAck    *ack,
+          gpointer        user_data)
+{
+  App *app = user_data;
+  EventKind kind = event_kind (name);
+  Conn *conn;
+
+  g_mutex_lock (&app->chat.lock);
+  conn = g_hash_table_lookup (app->chat.conns, socket_io_socket_get_id (socket));
+  if (conn == NULL)
+    goto out;  /* disconnected meanwhile */
+  if (!take_token (conn))
+    {
+      if (ack != NULL || !conn->throttled)
+        answer (conn, ack, refusal ("rate-limited", "Slow down: too many events"));
+      conn->throttled = TRUE;
+      goto out;
+    }
+  if (kind == EV_UNKNOWN)
+    answer (conn, ack, refusal ("unknown-event", "Unknown event"));
+  else if (attachments != NULL && attachments->len > 0)
+    answer (conn, ack, refusal ("bad-message", "Binary arguments are not accepted"));
+  else if (kind == EV_LOGIN)
+    handle_login (app, conn, args, ack);
+  else if (conn->name == NULL)
+    answer (conn, ack, refusal ("not-logged-in", "Log in first"));
+  else if (kind == EV_JOIN || kind == EV_LEAVE)
+    handle_join (app, conn, args, ack, kind == EV_LEAVE);
+  else if (kind == EV_MESSAGE)
+    handle_message (app, conn, args, ack);
+  else
+    {
+      /* typing, stop-typing: to the rest of the room, nothing kept. */
+      JsonObject *object = json_object_new ();
+
+      json_object_set_string_member (object, "room", conn->room->name);
+      json_object_set_string_member (object, "name", conn->name);
+      room_emit (app, conn->room, conn, name, node_object (object));
+      if (ack != NULL)
+        {
+          JsonObject *reply = json_object_new ();
+          json_object_set_boolean_member (reply, "ok", TRUE);
+          answer (conn, ack, reply);
+        }
+    }
+out:
+  g_mutex_unlock (&app->chat.lock);
+}
+
+static void
+on_disconnect (SocketIOSocket *socket,
+               const char     *reason,
+               gpointer        user_data)
+{
+  App *app = user_data;
+  Conn *conn;
+
+  g_debug ("Socket %s left: %s", socket_io_socket_get_id (socket), reason);
+  g_mutex_lock (&app->chat.lock);
+  conn = g_hash_table_lookup (app->chat.conns, socket_io_socket_get_id (socket));
+  if (conn != NULL)
+    {
+      if (conn->name != NULL)
+        {
+          leave_room (app, conn);
+          g_hash_table_remove (app->chat.names, conn->key);
+          broadcast_rooms (app);
+        }
+      g_hash_table_remove (app->chat.conns, conn->sid);
+    }
+  g_mutex_unlock (&app->chat.lock);
+}
+
+static void
+on_connection (SocketIONamespace *nsp,
+               SocketIOSocket    *socket,
+               gpointer           user_data)
+{
+  App *app = user_data;
+  Conn *conn = g_new0 (Conn, 1);
+
+  conn->sid = g_strdup (socket_io_socket_get_id (socket));
+  conn->socket = g_object_ref (socket);
+  conn->tokens = SIO_CHAT_RATE_BURST;
+  conn->refilled = g_get_monotonic_time ();
+  g_debug ("Socket %s joined", conn->sid);
+
+  g_mutex_lock (&app->chat.lock);
+  g_hash_table_replace (app->chat.conns, conn->sid, conn);
+  g_mutex_unlock (&app->chat.lock);
+  g_signal_connect (socket, "event", G_CALLBACK (on_event), app);
+  g_signal_connect (socket, "disconnect", G_CALLBACK (on_disconnect), app);
+}
+
+static void
+chat_init (Chat  *chat,
+           guint  history,
+           guint  max_rooms,
+           guint  max_users)
+{
+  Room *general = g_new0 (Room, 1);
+
+  g_mutex_init (&chat->lock);
+  chat->conns = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, conn_free);
+  chat->names = g_hash_table_new (g_str_hash, g_str_equal);
+  chat->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, room_free);
+  chat->history = history;
+  chat->max_rooms = max_rooms;
+  chat->max_users = max_users;
+  general->name = g_strdup (SIO_CHAT_GENERAL);
+  general->members = g_hash_table_new (NULL, NULL);
+  g_queue_init (&general->history);
+  g_hash_table_insert (chat->rooms, general->name, general);
+}
+
+static void
+chat_clear (Chat *chat)
+{
+  g_hash_table_unref (chat->names);
+  g_hash_table_unref (chat->conns);
+  g_hash_table_unref (chat->rooms);
+  g_mutex_clear (&chat->lock);
+}
+
+
+/* *req_cls of the requests we answer ourselves; the engine's have its own. */
+static int static_request_marker;
+
+static const struct
+{
+  const char *suffix;
+  const char *type;
+} content_types[] = {
+  { ".html", "text/html; charset=utf-8" },
+  { ".css", "text/css; charset=utf-8" },
+  { ".js", "text/javascript; charset=utf-8" },
+  { ".mjs", "text/javascript; charset=utf-8" },
+  { ".map", "application/json; charset=utf-8" },
+  { ".json", "application/json; charset=utf-8" },
+  { ".svg", "image/svg+xml" },
+  { ".png", "image/png" },
+  { ".ico", "image/x-icon" },
+  { ".webp", "image/webp" },
+  { ".txt", "text/plain; charset=utf-8" },
+};
+
+/* The page may only load its own scripts and styles and talk to its own
+ * origin: defence in depth on top of the page never using innerHTML. */
+static const char page_csp[] =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+  "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+  "frame-ancestors 'none'";
+
+
+/* Static files */
+
+static enum MHD_Result
+respond_text (struct MHD_Connection *connection,
+              unsigned int           status,
+              const char            *text)
+{
+  struct MHD_Response *response =
+    MHD_create_response_from_buffer (strlen (text), (void *) text, MHD_RESPMEM_PERSISTENT);
+  enum MHD_Result ret;
+
+  MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+  MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+  ret = MHD_queue_response (connection, status, response);
+  MHD_destroy_response (response);
+  return ret;
+}
+
+static const char *
+content_type_for (const char *path)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (content_types); i++)
+    if (g_str_has_suffix (path, content_types[i].suffix))
+      return content_types[i].type;
+  return NULL;
+}
+
+/* Whether @rel (the URL path without its leading slash) may name a file of
+ * the static directory: plain names only, so no "..", no hidden files, no
+ * backslashes or other characters a file system might treat specially. */
+static gboolean
+is_safe_relative_path (const char *rel)
+{
+  g_auto(GStrv) segments = NULL;
+
+  if (rel[0] == '\0' || strlen (rel) > 200)
+    return FALSE;
+  for (const char *p = rel; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && strchr ("._-/", *p) == NULL)
+      return FALSE;
+  segments = g_strsplit (rel, "/", -1);
+  for (guint i = 0; segments[i] != NULL; i++)
+    if (segments[i][0] == '\0' || segments[i][0] == '.')
+      return FALSE;
+  return TRUE;
+}
+
+/* The file to serve for @url, or NULL for 404. */
+static char *
+resolve_static (App        *app,
+                const char *url)
+{
+  g_autofree char *candidate = NULL;
+  char resolved[PATH_MAX];
+
+  if (strcmp (url, BUNDLE_URL) == 0 && app->bundle != NULL)
+    return g_strdup (app->bundle);
+  if (strcmp (url, "/") == 0)
+    url = "/index.html";
+  if (url[0] != '/' || !is_safe_relative_path (url + 1) || content_type_for (url) == NULL)
+    return NULL;
+
+  /* Symbolic links must not lead out of the directory either. */
+  candidate = g_build_filename (app->static_dir, url + 1, NULL);
+  if (realpath (candidate, resolved) == NULL ||
+      !g_str_has_prefix (resolved, app->static_dir) ||
+      resolved[strlen (app->static_dir)] != '/' ||
+      !g_file_test (resolved, G_FILE_TEST_IS_REGULAR))
+    return NULL;
+  return g_strdup (resolved);
+}
+
+static enum MHD_Result
+serve_static (App                   *app,
+              struct MHD_Connection *connection,
+              const char            *url,
+              const char            *method)
+{
+  g_autofree char *path = NULL;
+  g_autoptr(GError) error = NULL;
+  struct MHD_Response *response;
+  enum MHD_Result ret;
+  const char *type;
+  char *contents;
+  gsize length;
+
+  if (strcmp (method, MHD_HTTP_METHOD_GET) != 0 && strcmp (method, MHD_HTTP_METHOD_HEAD) != 0)
+    return respond_text (connection, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed\n");
+
+  path = resolve_static (app, url);
+  if (path == NULL)
+    {
+      g_debug ("%s %s: 404", method, url);
+      return respond_text (connection, MHD_HTTP_NOT_FOUND, "Not found\n");
+    }
+  if (!g_file_get_contents (path, &contents, &length, &error))
+    {
+      g_warning ("Cannot read %s: %s", path, error->message);
+      return respond_text (connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error\n");
+    }
+
+  type = content_type_for (path);
+  response = MHD_create_response_from_buffer_with_free_callback (length, contents, g_free);
+  MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                           type != NULL ? type : "application/octet-stream");
+  MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+  MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header (response, "Referrer-Policy", "no-referrer");
+  if (g_str_has_suffix (path, ".html"))
+    MHD_add_response_header (response, "Content-Security-Policy", page_csp);
+  ret = MHD_queue_response (connection, MHD_HTTP_OK, response);
+  MHD_destroy_response (response);
+  g_debug ("%s %s: 200, %" G_GSIZE_FORMAT " bytes", method, url, length);
+  return ret;
+}
+
+/* The daemon */
+
+static gboolean
+is_engine_url (const char *url)
+{
+  return strcmp (url, "/socket.io") == 0 || g_str_has_prefix (url, ENGINE_PATH);
+}
+
+static enum MHD_Result
+access_cb (void                  *cls,
+           struct MHD_Connection *connection,
+           const char            *url,
+           const char            *method,
+           const char            *version,
+           const char            *upload_data,
+           size_t                *upload_data_size,
+           void                 **req_cls)
+{
+  App *app = cls;
+
+  if ((*req_cls == NULL && is_engine_url (url)) ||
+      (*req_cls != NULL && *req_cls != &static_request_marker))
+    return engine_io_server_mhd_handler (app->engine, connection, url, method, version,
+                                         upload_data, upload_data_size, req_cls);
+
+  /* Ours: answer at the final call, after any body (which we ignore). */
+  if (*req_cls == NULL)
+    {
+      *req_cls = &static_request_marker;
+      return MHD_YES;
+    }
+  if (*upload_data_size > 0)
+    {
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+  return serve_static (app, connection, url, method);
+}
+
+static void
+completed_cb (void                            *cls,
+              struct MHD_Connection           *connection,
+              void                           **req_cls,
+              enum MHD_RequestTerminationCode  toe)
+{
+  App *app = cls;
+
+  if (*req_cls == &static_request_marker)
+    *req_cls = NULL;
+  else if (*req_cls != NULL)
+    engine_io_server_mhd_completed (app->engine, connection, req_cls, toe);
+}
+
+static void
+mhd_log_cb (void       *cls,
+            const char *format,
+            va_list     args)
+{
+  int saved_errno = errno;  /* reported after a failed start */
+  g_autofree char *message = g_strdup_vprintf (format, args);
+
+  g_debug ("libmicrohttpd: %s", g_strchomp (message));
+  errno = saved_errno;
+}
+
+static struct MHD_Daemon *
+start_daemon (App         *app,
+              const char  *address,
+              guint        port,
+              guint       *out_port,
+              GError     **error)
+{
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
+  g_autoptr(GSocketAddress) sockaddr = NULL;
+  struct sockaddr_storage native;
+  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                       MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+  unsigned int threads = CLAMP (g_get_num_processors (), 2, 8);
+  const union MHD_DaemonInfo *info;
+  struct MHD_Daemon *daemon;
+
+  if (inet == NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "“%s” is not a numeric IPv4 or IPv6 address", address);
+      return NULL;
+    }
+  sockaddr = g_inet_socket_address_new (inet, port);
+  if (!g_socket_address_to_native (sockaddr, &native, sizeof native, error))
+    return NULL;
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    flags |= MHD_USE_IPv6;
+
+  errno = 0;
+  daemon = MHD_start_daemon (flags, (uint16_t) port, NULL, NULL,
+                             access_cb, app,
+                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
+                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
+                             MHD_OPTION_THREAD_POOL_SIZE, threads,
+                             MHD_OPTION_NOTIFY_COMPLETED, completed_cb, app,
+                             MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_S,
+                             /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets
+                             * SO_REUSEPORT, and a second instance on the same
+                             * port would start silently and take half the
+                             * connections. libmicrohttpd's default
+                             * (SO_REUSEADDR) already lets a restarted server
+                             * bind while old connections linger in TIME_WAIT. */
+                             MHD_OPTION_END);
+  if (daemon == NULL)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   "Cannot listen on %s port %u: %s", address, port,
+                   saved != 0 ? g_strerror (saved) : "libmicrohttpd could not start");
+      return NULL;
+    }
+  info = MHD_get_daemon_info (daemon, MHD_DAEMON_INFO_BIND_PORT);
+  *out_port = info != NULL ? info->port : port;
+  return daemon;
+}
+
+/* Finding the files */
+
+static gboolean
+running_from_build_tree (void)
+{
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *dir = NULL;
+  char resolved[PATH_MAX];
+
+  if (exe == NULL)
+    return FALSE;
+  dir = g_path_get_dirname (exe);
+  return realpath (SIO_CHAT_BUILD_DIR, resolved) != NULL && strcmp (dir, resolved) == 0;
+}
+
+/* The first directory with an index.html: the source tree's data/sio-chat for
+ * a program run from its build tree, the installed copy otherwise. */
+static char *
+find_static_dir (void)
+{
+  const char *candidates[2];
+  char resolved[PATH_MAX];
+
+  if (running_from_build_tree ())
+    {
+      candidates[0] = SIO_CHAT_SOURCE_DATADIR;
+      candidates[1] = SIO_CHAT_INSTALLED_DATADIR;
+    }
+  else
+    {
+      candidates[0] = SIO_CHAT_INSTALLED_DATADIR;
+      candidates[1] = SIO_CHAT_SOURCE_DATADIR;
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (candidates); i++)
+    {
+      g_autofree char *index = g_build_filename (candidates[i], "index.html", NULL);
+      if (g_file_test (index, G_FILE_TEST_IS_REGULAR) && realpath (candidates[i], resolved) != NULL)
+        return g_strdup (resolved);
+    }
+  return NULL;
+}
+
+static char *
+find_bundle (const char *static_dir)
+{
+  g_autofree char *in_static = g_build_filename (static_dir, BUNDLE_NAME, NULL);
+  const char *candidates[] = { in_static, SIO_CHAT_BUILD_BUNDLE, SIO_CHAT_SOURCE_BUNDLE };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (candidates); i++)
+    if (g_file_test (candidates[i], G_FILE_TEST_IS_REGULAR))
+      return g_strdup (candidates[i]);
+  return NULL;
+}
+
+static gboolean
+on_signal (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_CONTINUE;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *address = NULL;  /* GOption does not free a default it replaces */
+  g_autofree char *static_dir = NULL;
+  g_autofree char *bundle = NULL;
+  int port = 8080;
+  int history = SIO_CHAT_DEFAULT_HISTORY;
+  int max_rooms = SIO_CHAT_DEFAULT_ROOMS;
+  int max_users = SIO_CHAT_DEFAULT_USERS;
+  int loop_threads = 0;
+  GOptionEntry entries[] = {
+    { "address", 0, 0, G_OPTION_ARG_STRING, &address, "Address to bind (default 127.0.0.1)", "ADDR" },
+    { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 8080; 0 picks a free one)", "PORT" },
+    { "static-dir", 0, 0, G_OPTION_ARG_FILENAME, &static_dir,
+      "Directory of the web page (default: the source tree's data/sio-chat, or the installed copy)", "DIR" },
+    { "client-bundle", 0, 0, G_OPTION_ARG_FILENAME, &bundle,
+      "socket.io-client's socket.io.min.js (default: in the static directory, the build tree or "
+      "tests/interop/node_modules)", "PATH" },
+    { "history", 0, 0, G_OPTION_ARG_INT, &history, "Messages kept per room for joiners (default 50)", "N" },
+    { "max-rooms", 0, 0, G_OPTION_ARG_INT, &max_rooms, "Rooms at once, #general included (default 32)", "N" },
+    { "max-users", 0, 0, G_OPTION_ARG_INT, &max_users, "Users logged in at once (default 1000)", "N" },
+    { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads,
+      "Shared session threads (default 0: one thread per session)", "N" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) options = g_option_context_new ("- Socket.IO chat demo");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GMainLoop) loop = NULL;
+  g_autofree char *url = NULL;
+  struct MHD_Daemon *daemon;
+  guint bound_port = 0;
+  guint sigint, sigterm;
+  App app = { NULL, };
+
+  setlocale (LC_ALL, "");
+
+  /* stdout carries only the "listening on" line; logs go to stderr. */
+  g_log_writer_default_set_use_stderr (TRUE);
+
+  g_option_context_set_summary (options,
+    "Serves a chat web page and its Socket.IO endpoint (" ENGINE_PATH ").\n"
+    "Prints \"listening on URL\" as its first line of output.\n"
+    "Logs go to stderr; G_MESSAGES_DEBUG=all shows the details.");
+  g_option_context_add_main_entries (options, entries, NULL);
+  if (!g_option_context_parse (options, &argc, &argv, &error))
+    {
+      g_printerr ("socketio-chat: %s\n", error->message);
+      return 2;
+    }
+  if (address == NULL)
+    address = g_strdup ("127.0.0.1");
+  if (argc > 1 || port < 0 || port > 65535 || history < 0 || history > 10000 ||
+      max_rooms < 1 || max_rooms > 10000 || max_users < 1 || max_users > 1000000 ||
+      loop_threads < 0 || loop_threads > 1024)
+    {
+      g_printerr ("socketio-chat: an option is out of range, or an extra argument (see --help)\n");
+      return 2;
+    }
+
+  if (static_dir == NULL)
+    static_dir = find_static_dir ();
+  else
+    {
+      char resolved[PATH_MAX];
+      if (realpath (static_dir, resolved) == NULL)
+        {
+          g_printerr ("socketio-chat: cannot use --static-dir %s: %s\n", static_dir, g_strerror (errno));
+          return 2;
+        }
+      g_free (static_dir);
+      static_dir = g_strdup (resolved);
+    }
+  if (static_dir == NULL)
+    {
+      g_printerr ("socketio-chat: cannot find the web page (looked in %s and %s); use --static-dir\n",
+                  SIO_CHAT_SOURCE_DATADIR, SIO_CHAT_INSTALLED_DATADIR);
+      return 1;
+    }
+  if (bundle == NULL)
+    bundle = find_bundle (static_dir);
+  else if (!g_file_test (bundle, G_FILE_TEST_IS_REGULAR))
+    {
+      g_printerr ("socketio-chat: --client-bundle %s is not a file\n", bundle);
+      return 2;
+    }
+  if (bundle == NULL)
+    g_warning ("socket.io-client's " BUNDLE_NAME " was not found: the page cannot connect. "
+               "Run `npm ci --prefix tests/interop` in the source tree, or pass --client-bundle");
+
+  app.static_dir = g_steal_pointer (&static_dir);
+  app.bundle = g_steal_pointer (&bundle);
+  chat_init (&app.chat, (guint) history, (guint) max_rooms, (guint) max_users);
+  app.engine = g_object_new (ENGINE_IO_TYPE_SERVER,
+                             "path", ENGINE_PATH,
+                             "loop-threads", (guint) loop_threads,
+                             "max-payload", (guint64) MAX_FRAME_BYTES,
+                             NULL);
+  app.io = socket_io_server_new (app.engine);
+  app.nsp = socket_io_server_of (app.io, "/");
+  g_signal_connect (app.nsp, "connection", G_CALLBACK (on_connection), &app);
+
+  daemon = start_daemon (&app, address, (guint) port, &bound_port, &error);
+  if (daemon == NULL)
+    {
+      g_printerr ("socketio-chat: %s\n", error->message);
+      engine_io_server_close (app.engine);
+      g_object_unref (app.nsp);
+      g_object_unref (app.io);
+      g_object_unref (app.engine);
+      chat_clear (&app.chat);
+      g_free (app.static_dir);
+      g_free (app.bundle);
+      return 1;
+    }
+
+  url = g_strdup_printf ("http://%s%s%s:%u/", strchr (address, ':') ? "[" : "", address,
+                         strchr (address, ':') ? "]" : "", bound_port);
+  printf ("listening on %s\n", url);
+  fflush (stdout);
+  g_message ("Socket.IO chat on %s (page from %s, client bundle %s, history %d, rooms %d, users %d)",
+             url, app.static_dir, app.bundle != NULL ? app.bundle : "missing", history,
+             max_rooms, max_users);
+
+  loop = g_main_loop_new (NULL, FALSE);
+  sigint = g_unix_signal_add (SIGINT, on_signal, loop);
+  sigterm = g_unix_signal_add (SIGTERM, on_signal, loop);
+  g_main_loop_run (loop);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+
+  /* Close the sessions (each client hears so), and only then stop the
+   * daemon: it must outlive the engine's requests. */
+  g_message ("Shutting down");
+  engine_io_server_close (app.engine);
+  MHD_stop_daemon (daemon);
+
+  g_object_unref (app.nsp);
+  g_object_unref (app.io);
+  g_object_unref (app.engine);
+  chat_clear (&app.chat);
+  g_free (app.static_dir);
+  g_free (app.bundle);
+  return 0;
+}

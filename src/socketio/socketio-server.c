@@ -116,6 +116,7 @@ struct _SocketIOSocket
   char              *pid;           /* private session id (recovery on), or NULL */
   gboolean           recovered;     /* set before the socket is published */
   SocketIOSession   *session;       /* session context: restored, until joined */
+  char              *recovery_offset; /* session context: the offset it was restored from */
 };
 
 struct _SocketIOAck
@@ -577,6 +578,19 @@ attempt_abandon (gpointer data)
   attempt_unref (attempt);
 }
 
+/* Gives a restored session (without its missed packets) back to the
+ * adapter. */
+static void
+session_persist_again (SocketIONamespace *nsp,
+                       SocketIOSession   *session)
+{
+  g_autoptr(SocketIOSession) again =
+    socket_io_session_new (socket_io_session_get_sid (session), socket_io_session_get_pid (session),
+                           socket_io_session_get_rooms (session), socket_io_session_get_data (session));
+
+  socket_io_adapter_persist_session (socket_io_namespace_get_adapter (nsp), again);
+}
+
 static void
 connect_refuse (SioConnectAttempt *attempt,
                 const char        *message,
@@ -592,6 +606,14 @@ connect_refuse (SioConnectAttempt *attempt,
                               : json_node_init_string (json_node_alloc (), message);
   else
     data = error_object (message, error_data);
+  /* A recovered socket a middleware refused: its session stays
+   * recoverable (by a CONNECT the middlewares let in). */
+  if (attempt->socket != NULL && attempt->socket->session != NULL)
+    {
+      g_autoptr(SocketIOSession) session = g_steal_pointer (&attempt->socket->session);
+
+      session_persist_again (attempt->nsp, session);
+    }
   g_hash_table_remove (c->pending, name);     /* may free @attempt */
   if (!c->closed)
     client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
@@ -614,11 +636,28 @@ connect_finish (SioConnectAttempt *attempt,
   g_hash_table_remove (c->pending, name);     /* may free @attempt */
 
   /* A recovered socket gets what it missed and rejoins its rooms with
-   * no broadcast in between. */
+   * no broadcast in between. After the middlewares (skip-middlewares
+   * FALSE), what was broadcast while they ran is missed too: the session
+   * is given back and restored again, under the lock; should that fail
+   * (the client's offset was dropped meanwhile), the session ends rather
+   * than recover with holes. */
   if (session != NULL && !recovery_locked)
     {
+      g_autoptr(SocketIOSession) fresh = NULL;
+
       g_rw_lock_writer_lock (&nsp->recovery_lock);
       recovery_locked = TRUE;
+      session_persist_again (nsp, session);
+      fresh = socket_io_adapter_restore_session (socket_io_namespace_get_adapter (nsp),
+                                                 socket_io_session_get_pid (session),
+                                                 socket->recovery_offset);
+      if (fresh != NULL)
+        {
+          g_clear_pointer (&session, socket_io_session_unref);
+          session = g_steal_pointer (&fresh);
+        }
+      else
+        missed_failed = TRUE;
     }
 
   /* The reply is queued before the socket can be reached (tables,
@@ -915,6 +954,9 @@ client_connect (SioClient  *c,
   attempt->nsp = g_object_ref (nsp);
   attempt->name = g_strdup (name);
   attempt->socket = socket_new (nsp, c, auth, session);
+  if (session != NULL)
+    attempt->socket->recovery_offset =
+      g_strdup (json_object_get_string_member (json_node_get_object (auth), "offset"));
   g_hash_table_insert (c->pending, g_strdup (name), attempt);   /* takes the ref */
   if (session != NULL && g_atomic_int_get (&c->server->skip_middlewares))
     connect_finish (attempt, recovery_locked);
@@ -1365,8 +1407,10 @@ socket_io_server_class_init (SocketIOServerClass *klass)
    * SocketIOServer:skip-middlewares:
    *
    * Whether a recovered socket skips the namespace's middlewares (the
-   * reference's `skipMiddlewares`). When they run, broadcasts made while
-   * they run are not replayed. Default %TRUE.
+   * reference's `skipMiddlewares`). When they run, the session is
+   * restored again once they let the socket in (so what was broadcast
+   * meanwhile is sent too); a socket they refuse leaves its session
+   * recoverable. Default %TRUE.
    */
   server_props[SERVER_PROP_SKIP_MIDDLEWARES] =
     g_param_spec_boolean ("skip-middlewares", NULL, NULL, TRUE,
@@ -2128,6 +2172,7 @@ socket_io_socket_finalize (GObject *object)
   g_clear_pointer (&self->client, client_unref);
   g_clear_pointer (&self->session, socket_io_session_unref);
   g_free (self->pid);
+  g_free (self->recovery_offset);
   g_free (self->id);
   G_OBJECT_CLASS (socket_io_socket_parent_class)->finalize (object);
 }

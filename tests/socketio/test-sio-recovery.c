@@ -26,6 +26,7 @@ typedef struct
   gboolean recovery;
   guint max_bytes;
   guint64 send_high_water;   /* the engine's; 0: its default */
+  gboolean run_middlewares;  /* skip-middlewares FALSE */
 } Config;
 
 typedef struct
@@ -34,6 +35,8 @@ typedef struct
   SocketIOServer *sio;
   guint           port;
   TestRecorder   *rec;
+  GMutex          lock;
+  SocketIOMiddlewareCall *held;   /* (lock) an /async CONNECT waiting */
 } Fixture;
 
 #define MiB (1024 * 1024)
@@ -44,6 +47,7 @@ static const Config one_session_config = { 120000, 10000, 1, TRUE, 16 * MiB };
 static const Config off_config = { 120000, 10000, 10000, FALSE, 16 * MiB };
 static const Config few_bytes_config = { 120000, 10000, 10000, TRUE, 16384 };
 static const Config small_queue_config = { 120000, 10000, 10000, TRUE, 16 * MiB, 8192 };
+static const Config middlewares_config = { 120000, 10000, 10000, TRUE, 16 * MiB, 0, TRUE };
 
 static char *
 json_of_node (JsonNode *node)
@@ -166,14 +170,47 @@ deny_middleware (SocketIONamespace  *nsp,
   return FALSE;
 }
 
+/* Holds every CONNECT to /async until the test answers it. */
+static void
+hold_middleware (SocketIONamespace      *nsp,
+                 SocketIOSocket         *socket,
+                 SocketIOMiddlewareCall *call,
+                 gpointer                user_data)
+{
+  Fixture *f = user_data;
+
+  g_mutex_lock (&f->lock);
+  g_clear_object (&f->held);
+  f->held = g_object_ref (call);
+  g_mutex_unlock (&f->lock);
+}
+
+static SocketIOMiddlewareCall *
+wait_held (Fixture *f)
+{
+  gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_MS * G_GINT64_CONSTANT (1000);
+  SocketIOMiddlewareCall *call = NULL;
+
+  while (call == NULL && g_get_monotonic_time () < deadline)
+    {
+      g_mutex_lock (&f->lock);
+      call = g_steal_pointer (&f->held);
+      g_mutex_unlock (&f->lock);
+      if (call == NULL)
+        g_usleep (2000);
+    }
+  return call;
+}
+
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
   const Config *config = data;
-  const char *names[] = { "/", "/private" };
+  const char *names[] = { "/", "/private", "/async" };
 
   f->rec = test_recorder_new ();
+  g_mutex_init (&f->lock);
   f->engine = test_server_new ();
   if (config->send_high_water > 0)
     g_object_set (f->engine, "send-queue-high-water", config->send_high_water,
@@ -184,6 +221,7 @@ fixture_setup (Fixture       *f,
                          "max-recovery-packets", config->max_packets,
                          "max-recovery-sessions", config->max_sessions,
                          "max-recovery-bytes", config->max_bytes,
+                         "skip-middlewares", !config->run_middlewares,
                          NULL);
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     {
@@ -192,6 +230,8 @@ fixture_setup (Fixture       *f,
       g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
       if (i == 1)
         socket_io_namespace_use (nsp, deny_middleware, NULL, NULL);
+      if (i == 2)
+        socket_io_namespace_use_async (nsp, hold_middleware, f, NULL);
     }
   f->port = test_server_listen (f->engine);
 }
@@ -204,6 +244,8 @@ fixture_teardown (Fixture       *f,
   g_clear_object (&f->sio);
   g_clear_object (&f->engine);
   test_recorder_free (f->rec);
+  g_clear_object (&f->held);
+  g_mutex_clear (&f->lock);
   test_log_check ();
 }
 
@@ -633,11 +675,13 @@ test_recover_while_broadcasting (Fixture       *f,
   client_clear (&c);
 }
 
-/* Recovered sockets skip the middlewares (skip-middlewares, default). */
+/* Recovered sockets skip the middlewares (skip-middlewares, default);
+ * with skip-middlewares FALSE they run: no token, refused. */
 static void
 test_skip_middlewares (Fixture       *f,
                        gconstpointer  data)
 {
+  const Config *config = data;
   g_autoptr(TestWs) ws = sio_open (f);
   g_autoptr(TestWs) ws2 = NULL;
   g_autofree char *reply = NULL;
@@ -681,9 +725,122 @@ test_skip_middlewares (Fixture       *f,
 
     test_require (sio_send (ws2, packet));
     got = sio_next (ws2, TEST_TIMEOUT_MS);
-    want = g_strdup_printf ("0/private,{\"sid\":\"%s\",\"pid\":", sid);
-    g_assert_true (got != NULL && g_str_has_prefix (got, want));
+    if (config->run_middlewares)
+      want = g_strdup ("4/private,{\"message\":\"no token\"}");
+    else
+      want = g_strdup_printf ("0/private,{\"sid\":\"%s\",\"pid\":", sid);
+    if (got == NULL || !g_str_has_prefix (got, want))
+      g_test_fail_printf ("expected “%s…”, got “%s”", want, got ? got : "(nothing)");
   }
+  if (config->run_middlewares)
+    {
+      /* The refused CONNECT left the session recoverable: with a token,
+       * the same socket, and what was broadcast meanwhile. */
+      g_autoptr(JsonArray) more = json_array_new ();
+      g_autofree char *token_auth = g_strdup_printf (auth, offset);
+      g_autofree char *with_token = NULL;
+      g_autofree char *packet = NULL;
+      g_autofree char *got = NULL;
+      g_autofree char *want = NULL;
+
+      json_array_add_int_element (more, 2);
+      g_assert_true (socket_io_namespace_emit (nsp, "y", more, NULL, NULL));
+      with_token = g_strdup_printf ("{\"token\":1,%s", token_auth + 1);
+      packet = g_strdup_printf ("0/private,%s", with_token);
+      test_require (sio_send (ws2, packet));
+      got = sio_next (ws2, TEST_TIMEOUT_MS);
+      want = g_strdup_printf ("0/private,{\"sid\":\"%s\",\"pid\":", sid);
+      if (got == NULL || !g_str_has_prefix (got, want))
+        g_test_fail_printf ("expected “%s…”, got “%s”", want, got ? got : "(nothing)");
+      g_free (got);
+      got = sio_next (ws2, TEST_TIMEOUT_MS);
+      g_assert_true (got != NULL && g_str_has_prefix (got, "2/private,[\"y\",2,\""));
+    }
+}
+
+/* skip-middlewares FALSE: what is broadcast while an asynchronous
+ * middleware holds the recovering CONNECT is sent too, after the events
+ * missed before it. */
+static void
+test_broadcast_during_middleware (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws2 = NULL;
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/async");
+  g_autoptr(SocketIOMiddlewareCall) call = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autofree char *reply = NULL;
+  g_autofree char *sid = NULL;
+  g_autofree char *pid = NULL;
+  g_autofree char *offset = NULL;
+  g_autofree char *packet = NULL;
+  g_autofree char *prefix = NULL;
+  g_autofree char *want = NULL;
+  JsonObject *object;
+  const char *head = "2/async,[\"n\",\"";
+
+  test_require (ws != NULL);
+  test_require (sio_send (ws, "0/async,"));
+  call = wait_held (f);
+  test_require (call != NULL);
+  socket_io_middleware_call_next (call);
+  g_clear_object (&call);
+  reply = sio_next (ws, TEST_TIMEOUT_MS);
+  test_require (reply != NULL && g_str_has_prefix (reply, "0/async,"));
+  test_require (json_parser_load_from_data (parser, reply + strlen ("0/async,"), -1, NULL));
+  object = json_node_get_object (json_parser_get_root (parser));
+  sid = g_strdup (json_object_get_string_member (object, "sid"));
+  pid = g_strdup (json_object_get_string_member (object, "pid"));
+  {
+    g_autoptr(JsonArray) args = json_array_new ();
+
+    json_array_add_string_element (args, "0");
+    g_assert_true (socket_io_namespace_emit (nsp, "n", args, NULL, NULL));
+  }
+  g_free (reply);
+  reply = sio_next (ws, TEST_TIMEOUT_MS);
+  test_require (reply != NULL && g_str_has_prefix (reply, "2/async,[\"n\",\"0\",\""));
+  offset = g_strndup (reply + strlen ("2/async,[\"n\",\"0\",\""),
+                      strlen (reply) - strlen ("2/async,[\"n\",\"0\",\"") - 2);
+  prefix = g_strdup_printf ("disconnect %s transport", sid);
+  test_ws_drop (ws, TRUE);
+  g_clear_pointer (&ws, test_ws_free);
+  test_require (test_recorder_wait_count (f->rec, prefix, 1, TEST_TIMEOUT_MS));
+
+  /* Missed before the CONNECT, then while its middleware runs. */
+  {
+    g_autoptr(JsonArray) args = json_array_new ();
+
+    json_array_add_string_element (args, "1");
+    g_assert_true (socket_io_namespace_emit (nsp, "n", args, NULL, NULL));
+  }
+  ws2 = sio_open (f);
+  test_require (ws2 != NULL);
+  packet = g_strdup_printf ("0/async,{\"pid\":\"%s\",\"offset\":\"%s\"}", pid, offset);
+  test_require (sio_send (ws2, packet));
+  call = wait_held (f);
+  test_require (call != NULL);
+  {
+    g_autoptr(JsonArray) args = json_array_new ();
+
+    json_array_add_string_element (args, "2");
+    g_assert_true (socket_io_namespace_emit (nsp, "n", args, NULL, NULL));
+  }
+  socket_io_middleware_call_next (call);
+  g_free (reply);
+  reply = sio_next (ws2, TEST_TIMEOUT_MS);
+  want = g_strdup_printf ("0/async,{\"sid\":\"%s\"", sid);
+  test_require (reply != NULL && g_str_has_prefix (reply, want));
+  for (guint i = 1; i <= 2; i++)
+    {
+      g_autofree char *expected = g_strdup_printf ("%s%u\",\"", head, i);
+
+      g_free (reply);
+      reply = sio_next (ws2, TEST_TIMEOUT_MS);
+      if (reply == NULL || !g_str_has_prefix (reply, expected))
+        g_test_fail_printf ("expected “%s…”, got “%s”", expected, reply ? reply : "(nothing)");
+    }
 }
 
 /* A server-side disconnect (and a client-side one) persists nothing: a
@@ -957,6 +1114,8 @@ main (int   argc,
   ADD ("recover", default_config, test_recover);
   ADD ("recover-while-broadcasting", default_config, test_recover_while_broadcasting);
   ADD ("skip-middlewares", default_config, test_skip_middlewares);
+  ADD ("run-middlewares", middlewares_config, test_skip_middlewares);
+  ADD ("broadcast-during-middleware", middlewares_config, test_broadcast_during_middleware);
   ADD ("not-after-namespace-disconnect", default_config, test_not_after_namespace_disconnect);
   ADD ("expiry", short_config, test_expiry);
   ADD ("packet-bound", few_packets_config, test_packet_bound);

@@ -29,11 +29,13 @@ struct _EngineIOLoopPool
   GCond          cond;
   guint          n_threads;    /* configured: 0 = one per session */
   guint          live_threads; /* under lock */
+  gint           refs;         /* atomic: the owner's, and one per live thread */
   GPtrArray     *shared;       /* under lock; EngineIOLoop*, pooled mode */
   EngineIOLoop  *external;     /* owned; external mode */
   guint          next;         /* under lock */
   gboolean       shut_down;    /* under lock */
-  guint64       *descriptors;  /* (atomic) the server's count, or NULL */
+  guint64       *descriptors;  /* (atomic) the server's count, or NULL; cleared
+                                * (under lock) when the owner lets go */
 };
 
 /* Set in every loop thread we run, so blocking API can refuse to deadlock. */
@@ -53,6 +55,19 @@ loop_free (EngineIOLoop *loop)
   if (loop != loop->pool->external && loop->pool->descriptors != NULL)
     __atomic_fetch_sub (loop->pool->descriptors, ENGINE_IO_CONTEXT_DESCRIPTORS, __ATOMIC_RELAXED);
   g_free (loop);
+}
+
+static void
+pool_unref (EngineIOLoopPool *pool)
+{
+  if (!g_atomic_int_dec_and_test (&pool->refs))
+    return;
+  if (pool->external != NULL)
+    loop_free (pool->external);
+  g_ptr_array_unref (pool->shared);
+  g_mutex_clear (&pool->lock);
+  g_cond_clear (&pool->cond);
+  g_free (pool);
 }
 
 /* Whether a GMainContext can get its wakeup descriptors now: GLib aborts
@@ -111,6 +126,9 @@ loop_thread_func (gpointer data)
   pool->live_threads--;
   g_cond_broadcast (&pool->cond);
   g_mutex_unlock (&pool->lock);
+  /* A thread that outlived its server's shutdown wait (a handler that
+   * blocks) holds the pool: it is freed by the last of them. */
+  pool_unref (pool);
 
   return NULL;
 }
@@ -148,6 +166,7 @@ loop_start (EngineIOLoopPool *pool,
     }
   g_thread_unref (thread);  /* never joined: the thread ends by itself */
   pool->live_threads++;
+  g_atomic_int_inc (&pool->refs);  /* the thread's, dropped as it ends */
 
   return loop;
 }
@@ -159,6 +178,7 @@ engine_io_loop_pool_new (guint         n_threads,
 {
   EngineIOLoopPool *pool = g_new0 (EngineIOLoopPool, 1);
 
+  pool->refs = 1;
   g_mutex_init (&pool->lock);
   g_cond_init (&pool->cond);
   pool->n_threads = n_threads;
@@ -175,7 +195,9 @@ engine_io_loop_pool_new (guint         n_threads,
   return pool;
 }
 
-/* Must be called after shutdown (all threads gone). */
+/* Called after shutdown. Threads that did not end in time (their
+ * handler still blocks) keep the pool until they end; the server's
+ * descriptor count, which goes with the server, is no longer touched. */
 void
 engine_io_loop_pool_free (EngineIOLoopPool *pool)
 {
@@ -183,15 +205,13 @@ engine_io_loop_pool_free (EngineIOLoopPool *pool)
     return;
 
   g_mutex_lock (&pool->lock);
-  g_warn_if_fail (pool->live_threads == 0);
+  pool->shut_down = TRUE;
+  pool->descriptors = NULL;
+  if (pool->live_threads > 0)
+    g_debug ("%u session threads still running: they free the loop pool as they end",
+             pool->live_threads);
   g_mutex_unlock (&pool->lock);
-
-  if (pool->external != NULL)
-    loop_free (pool->external);
-  g_ptr_array_unref (pool->shared);
-  g_mutex_clear (&pool->lock);
-  g_cond_clear (&pool->cond);
-  g_free (pool);
+  pool_unref (pool);
 }
 
 /* Any thread. Returns NULL when no thread could be started or the pool is

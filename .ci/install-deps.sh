@@ -11,7 +11,7 @@ packages=(
   libglib2.0-dev libjson-glib-dev libmicrohttpd-dev libwslay-dev
   gobject-introspection libgirepository1.0-dev gir1.2-json-1.0 gi-docgen
   # tests: Python bindings and a real Python client, a real browser
-  python3-gi python3-pytest python3-engineio python3-requests python3-websocket chromium
+  python3-gi python3-pytest python3-engineio python3-socketio python3-requests python3-websocket chromium
   # tools the tests use
   curl procps
   # the TSan stage: Debian's GLib source (apt-get source, dpkg-source) rebuilt

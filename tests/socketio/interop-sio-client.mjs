@@ -23,6 +23,8 @@
 //   * a 500 KB text argument and a 500 KB binary argument echo intact;
 //   * disconnect() then connect(): a new session id, `auth` again, echo works;
 //   * the Engine.IO connection closed under the client: it reconnects by itself, `auth` again.
+//   * upgrade only: a session the server closes while the client's upgrade is under way (right
+//     after an automatic reconnection) is seen closed by the client within 5 s, 20 rounds.
 // Server→client acknowledgements are not part of socketio-echo's behaviour: not tested here.
 //
 // SPDX-License-Identifier: MIT
@@ -404,6 +406,47 @@ async function runMode(tap, srv, mode, transports, endTransport) {
     await waitTransport(c, endTransport);
     await c.echo(["after automatic reconnection"], "echo after automatic reconnection");
   }, 15000);
+
+  if (mode === "upgrade") {
+    await check(T("a session the server closes while the client upgrades: the client sees it"), async () => {
+      // After an automatic reconnection the client starts on polling and probes WebSocket; a
+      // malformed packet sent at once (Engine.IO message "abc": unknown Socket.IO type, which
+      // every server refuses by closing the session) is handled while the probe is under way.
+      // The client must learn that the session is gone (here within 5 s; a hung client only
+      // notices at the ping timeout). Repeated, as the window is narrow.
+      for (let round = 0; round < 20; round++) {
+        const m = new Manager(srv.origin, {
+          path: srv.path, transports, reconnectionDelay: 50, reconnectionDelayMax: 50, randomizationFactor: 0,
+        });
+        const s = m.socket("/", { auth: { round } });
+        try {
+          let auths = 0;
+          s.on("auth", () => auths++);
+          const deadline = Date.now() + 5000;
+          const until = async (pred, what) => {
+            while (!pred()) {
+              if (Date.now() > deadline) throw new Error(`round ${round}: ${what} within 5 s`);
+              await sleep(5);
+            }
+          };
+          await until(() => auths === 1 && m.engine.transport.name === "websocket", "no upgraded session");
+          let gone = 0;
+          s.on("disconnect", () => gone++);
+          m.engine.write("abc");
+          await until(() => gone === 1, "the first close not seen");
+          await until(() => auths === 2, "no reconnection");
+          const reconnected = m.engine.id;
+          m.engine.write("abc");
+          await until(() => gone === 2,
+            `the close of session ${reconnected} (during its upgrade, transport ` +
+            `${m.engine && m.engine.transport && m.engine.transport.name}) not seen`);
+        } finally {
+          s.disconnect();
+          m._close();
+        }
+      }
+    }, 60000);
+  }
 
   c.close();
 }

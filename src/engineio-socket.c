@@ -110,7 +110,8 @@ struct _EngineIOSocket
   EngineIORequest         *held_post;     /* (lock) that POST, suspended while input_paused */
   gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
   gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
-  gboolean                 lingering;     /* (lock) closing, waiting for one last poll */
+  gboolean                 lingering;     /* (lock) closing, waiting for one last poll (or
+                                           * the `5` of a probe kept through the close) */
   int                      close_requested; /* (atomic) a close is on its way: no more sends, no more messages */
   gboolean                 flush_inline;  /* (lock) the session thread flushes soon anyway */
   EngineIOTokenBucket      message_bucket; /* (lock) message-rate */
@@ -1107,6 +1108,50 @@ complete_upgrade (EngineIOSocket *self)
   ws_flush_outbound (self);
 }
 
+/* The client's `5` on a probe kept through a close (socket_do_close()):
+ * as in the reference, the upgrade completes, what was queued goes out on
+ * the WebSocket, then its close frame; the session finishes when the
+ * WebSocket is closed (within its close timeout). If the session's last
+ * poll came first, it answered `1` and the session ends with it: the `5`
+ * is ignored. */
+static void
+complete_upgrade_closing (EngineIOSocket *self)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+  GPtrArray *notify = NULL;
+  gboolean take;
+
+  g_async_queue_lock (self->outbound);
+  take = self->lingering;
+  if (take)
+    {
+      self->lingering = FALSE;
+      self->upgrading = FALSE;
+      g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
+    }
+  g_async_queue_unlock (self->outbound);
+  if (!take)
+    return;
+
+  clear_source (&self->upgrade_source);
+  clear_source (&self->timeout_source);  /* the linger: no poll is waited for now */
+  self->ws_probe = FALSE;
+  engine_io_counter_sub (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_POLLING, self->version), 1);
+  engine_io_counter_add (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_WEBSOCKET, self->version), 1);
+  engine_io_counter_add (&self->counters->upgrades, 1);
+  g_debug ("socket %s upgraded to websocket while closing", self->id);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TRANSPORT]);
+
+  if (engine_io_websocket_can_send (self->ws))
+    {
+      g_async_queue_lock (self->outbound);
+      packets = take_outbound_locked (self, 0, 0, &notify);
+      g_async_queue_unlock (self->outbound);
+      ws_send_packets (self, packets, notify);
+    }
+  engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
+}
+
 static void
 handle_probe_packet (EngineIOSocket *self,
                      EngineIOPacket *packet)
@@ -1114,6 +1159,16 @@ handle_probe_packet (EngineIOSocket *self,
   EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
   const char *text = engine_io_packet_get_text (packet, NULL);
   EngineIORequest *resume = NULL;
+
+  if (self->state != STATE_OPEN)
+    {
+      /* A probe kept through a close: only `5` is expected. */
+      if (type == ENGINE_IO_PACKET_UPGRADE)
+        complete_upgrade_closing (self);
+      else
+        clear_probe (self, 1002, "unexpected packet during upgrade");
+      return;
+    }
 
   if (type == ENGINE_IO_PACKET_PING && text != NULL && strcmp (text, "probe") == 0)
     {
@@ -1160,7 +1215,8 @@ ws_message_cb (EngineIOWebSocket *ws,
   g_autoptr(EngineIOPacket) packet = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (ws != self->ws || self->state != STATE_OPEN)
+  /* A probe may be kept through a close (see socket_do_close()). */
+  if (ws != self->ws || (self->state != STATE_OPEN && !(self->ws_probe && self->state == STATE_CLOSING)))
     return;
 
   /* wslay validated text frames' UTF-8 (closing with 1007 otherwise). */
@@ -1450,8 +1506,9 @@ linger_timeout_cb (gpointer data)
 /* Closes the session for the application: no more sends, no more
  * messages. What was queued still goes out (on the waiting poll, the next
  * poll within CLOSE_LINGER_MS when the application or a shutdown closed
- * it, or the WebSocket, then a close frame); socket_finish_close() ends it
- * and emits ::close. */
+ * it -- or a probe kept through the close, if its `5` comes first -- or
+ * the WebSocket, then a close frame); socket_finish_close() ends it and
+ * emits ::close. */
 static void
 socket_do_close (EngineIOSocket      *self,
                  EngineIOCloseReason  reason,
@@ -1461,6 +1518,7 @@ socket_do_close (EngineIOSocket      *self,
   EngineIORequest *resume = NULL;
   gboolean waiting;
   gboolean linger = FALSE;
+  gboolean keep_probe = FALSE;
 
   g_async_queue_lock (self->outbound);
   if (self->state != STATE_OPEN && self->state != STATE_OPENING)
@@ -1481,7 +1539,19 @@ socket_do_close (EngineIOSocket      *self,
   /* Polling with no poll waiting: an application close waits for the next
    * poll to say `1` (the reference's shouldClose), a shutdown only if there
    * is something left to deliver. A poll already resumed to answer `6`
-   * (an upgrade) carries nothing more: it is not waiting. */
+   * (an upgrade) carries nothing more: it is not waiting.
+   *
+   * During an upgrade (`3probe` sent, the polls answered `6`) the client
+   * may have paused polling for good: engine.io-client, once the pause its
+   * `3probe` started is complete, sends `5` on the probe and never polls
+   * again; if the probe dies first it gives up the upgrade and stays
+   * paused, and only a poll answered `1` would tell it the session is
+   * gone. So, as in the reference (whose session is only "closing" until
+   * its polling transport closes), the probe is kept while lingering: its
+   * `5` completes the upgrade and the WebSocket carries what was queued,
+   * then its close frame (complete_upgrade_closing()); a poll that comes
+   * instead gets what was queued and `1`. A probe not answered yet is
+   * closed: its client still polls. */
   waiting = self->active_get != NULL && !self->upgrading && !self->active_get->answer_noop;
   if (waiting && self->client_closed && self->active_get->suspended)
     {
@@ -1492,14 +1562,19 @@ socket_do_close (EngineIOSocket      *self,
       resume = release_poll_with_noop_locked (self);
       waiting = FALSE;
     }
-  else if (!waiting && self->ws == NULL &&
+  else if (!waiting && (self->ws == NULL || self->ws_probe) &&
            g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
            (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
             (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN &&
              g_async_queue_length_unlocked (self->outbound) > 0)))
-    linger = self->lingering = TRUE;
+    {
+      /* The last poll adds the close packet (engine_io_socket_handle_poll()):
+       * the queue may go out on the probe instead. */
+      linger = self->lingering = TRUE;
+      keep_probe = self->ws != NULL && self->upgrading;
+    }
 
-  if (waiting || linger)
+  if (waiting)
     {
       /* The poll carries what is queued, then the close packet. */
       SendItem *item = g_new0 (SendItem, 1);
@@ -1519,9 +1594,9 @@ socket_do_close (EngineIOSocket      *self,
   /* RFC 6455, 7.4.1: 1001 for a server going down. */
   if (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN && self->ws_close_code == 1000)
     self->ws_close_code = 1001;
-  if (self->ws != NULL && self->ws_probe)
+  if (self->ws != NULL && self->ws_probe && !keep_probe)
     clear_probe (self, self->ws_close_code, NULL);
-  if (self->ws != NULL)
+  if (self->ws != NULL && !self->ws_probe)
     {
       /* WebSocket: what is queued goes out, then the close frame; the
        * session finishes when the connection is down. (A stalled one
@@ -1949,6 +2024,10 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       packets = take_for_poll_locked (self, req, 0, &items);
       attach_flush_items_locked (self, req, items);
       g_async_queue_unlock (self->outbound);
+      g_ptr_array_add (packets, engine_io_packet_new (ENGINE_IO_PACKET_CLOSE));
+      engine_io_counter_add (&self->counters->packets_out, 1);
+      engine_io_counter_add (&self->counters->bytes_out,
+                             packet_size (g_ptr_array_index (packets, packets->len - 1)));
       engine_io_core_respond_packets (self->config, req, self->version,
                                       (EngineIOPacket * const *) packets->pdata, packets->len);
       return;
@@ -3084,8 +3163,10 @@ engine_io_socket_send_binary (EngineIOSocket  *self,
  * sends fail with %ENGINE_IO_ERROR_CLOSED and messages the handlers have not
  * seen yet are not delivered. What was queued before is still handed to the
  * client (over polling on the waiting poll, or the next one within two
- * seconds), followed by a close packet, or over WebSocket by a close frame.
- * Returns at once; #EngineIOSocket::close follows in the socket's main
+ * seconds), followed by a close packet, or over WebSocket by a close frame;
+ * during an upgrade (the client's probe answered) it goes on the WebSocket
+ * instead if the client completes the upgrade within those two seconds
+ * rather than polling. Returns at once; #EngineIOSocket::close follows in the socket's main
  * context once the transport is done. Does nothing if the session has
  * already ended.
  *

@@ -828,6 +828,194 @@ test_upgrade_probe_dies (Fixture       *f,
   g_assert_cmpint (engine_io_socket_get_transport (socket), ==, ENGINE_IO_TRANSPORT_POLLING);
 }
 
+typedef struct
+{
+  Fixture *f;
+  char    *sid;
+} SyncData;
+
+static gboolean
+record_synced_cb (gpointer data)
+{
+  SyncData *sync = data;
+
+  test_recorder_add (sync->f->events, "synced %s", sync->sid);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+sync_data_free (gpointer data)
+{
+  SyncData *sync = data;
+
+  g_free (sync->sid);
+  g_free (sync);
+}
+
+/* The application sends "bye" and closes @socket; returns once the
+ * session context has handled the close. (The close is an event for the
+ * session context, handled by a G_PRIORITY_DEFAULT source attached
+ * before ours: our G_PRIORITY_LOW idle runs only after it; or, if the
+ * session ended at once, its context may be gone with our idle: its close
+ * event says it was handled.) */
+static gboolean
+send_bye_and_close (Fixture        *f,
+                    EngineIOSocket *socket)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSource) idle = g_idle_source_new ();
+  SyncData *sync = g_new0 (SyncData, 1);
+
+  sync->f = f;
+  sync->sid = g_strdup (engine_io_socket_get_id (socket));
+  if (!engine_io_socket_send_text (socket, "bye", &error))
+    {
+      g_test_fail_printf ("send: %s", error->message);
+      sync_data_free (sync);
+      return FALSE;
+    }
+  engine_io_socket_close (socket);
+  g_source_set_priority (idle, G_PRIORITY_LOW);
+  g_source_set_callback (idle, record_synced_cb, sync, sync_data_free);
+  g_source_attach (idle, engine_io_socket_get_context (socket));
+  {
+    g_autofree char *synced = g_strdup_printf ("synced %s", engine_io_socket_get_id (socket));
+    gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_MS * G_GINT64_CONSTANT (1000);
+
+    for (;;)
+      {
+        g_autofree char *closed = close_event_of (f, engine_io_socket_get_id (socket));
+
+        if (closed != NULL || test_recorder_index (f->events, synced) >= 0)
+          return TRUE;
+        if (g_get_monotonic_time () > deadline)
+          break;
+        g_usleep (2000);
+      }
+  }
+  g_test_fail_printf ("the close of %s was not handled within %u ms",
+                      engine_io_socket_get_id (socket), TEST_TIMEOUT_MS);
+  return FALSE;
+}
+
+/* Handshake, a GET that waits, the probe (`2probe`/`3probe`), the GET
+ * answered `6`: the state of an engine.io-client that paused polling for
+ * its upgrade. Returns the probe. */
+static TestWs *
+open_and_probe (Fixture         *f,
+                int              eio,
+                TestOpenPacket **out_open,
+                EngineIOSocket **out_socket)
+{
+  const char *noop[] = { "6", NULL };
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(TestResponse) pending = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *poll_target = NULL;
+
+  open = test_eio_polling_open (f->http, eio);
+  if (open == NULL)
+    return NULL;
+  *out_socket = fixture_socket (f, open->sid);
+  if (*out_socket == NULL)
+    {
+      g_test_fail_printf ("no connection event for %s", open->sid);
+      return NULL;
+    }
+  poll_target = test_eio_target (eio, "polling", open->sid);
+  if (!test_http_send (f->http, "GET", poll_target, NULL, NULL, -1, &error))
+    {
+      g_test_fail_printf ("GET: %s", error->message);
+      return NULL;
+    }
+  ws = test_eio_probe (f->port, eio, open->sid);
+  if (ws == NULL)
+    return NULL;
+  pending = test_http_receive (f->http, TEST_TIMEOUT_MS, &error);
+  g_assert_no_error (error);
+  if (pending == NULL)
+    return NULL;
+  packets = test_eio_poll_packets (pending, eio);
+  if (!packets_equal (packets, noop))
+    return NULL;
+  *out_open = g_steal_pointer (&open);
+  return g_steal_pointer (&ws);
+}
+
+static void
+test_upgrade_close_next_poll (Fixture       *f,
+                              gconstpointer  data)
+{
+  const Params *p = data;
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autofree char *reason = NULL;
+  gint code;
+
+  g_test_summary ("The application closes a session whose upgrade is under way (`3probe` "
+                  "sent, the waiting GET answered `6`): the next GET gets what was queued "
+                  "and `1` (engine.io-client, its probe failed, hears it only there), then "
+                  "the probe is closed and the session ends with `forced close`");
+  test_require (fixture_listen (f));
+
+  ws = open_and_probe (f, p->eio, &open, &socket);
+  test_require (ws != NULL);
+  test_require (send_bye_and_close (f, socket));
+
+  packets = poll_packets (f, p->eio, open->sid);
+  test_require (packets_equal (packets, (const char *[]) { "4bye", "1", NULL }));
+
+  reason = wait_close (f, open->sid, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (reason, ==, "forced close");
+  /* The probe goes with the session (a close frame, or the connection
+   * dropped): its client knows from the poll already. */
+  code = test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL);
+  g_assert_cmpint (code, !=, -3);
+  g_assert_cmpint (test_recorder_count (f->events, "transport "), ==, 0);
+}
+
+static void
+test_upgrade_close_probe_completes (Fixture       *f,
+                                    gconstpointer  data)
+{
+  const Params *p = data;
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GPtrArray) skipped = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_frame_free);
+  g_autofree char *reason = NULL;
+
+  g_test_summary ("The application closes a session whose upgrade is under way (`3probe` "
+                  "sent, the waiting GET answered `6`): as in the reference, the probe stays "
+                  "open, and the client's `5` completes the upgrade: what was queued comes "
+                  "on the WebSocket, then a close frame (1000); polling is refused after");
+  test_require (fixture_listen (f));
+
+  ws = open_and_probe (f, p->eio, &open, &socket);
+  test_require (ws != NULL);
+  test_require (send_bye_and_close (f, socket));
+
+  /* The paused client, its GET answered, sends `5` on the probe. */
+  test_require (test_ws_send_text (ws, "5"));
+  test_require (expect_text (ws, "4bye"));
+  g_assert_cmpint (test_ws_read_close (ws, TEST_TIMEOUT_MS, skipped), ==, 1000);
+  g_assert_cmpuint (skipped->len, ==, 0);
+  test_require (test_ws_send_close (ws, 1000));
+
+  reason = wait_close (f, open->sid, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (reason, ==, "forced close");
+  g_assert_cmpint (test_recorder_count (f->events, "transport "), ==, 1);
+  {
+    g_autofree char *target = test_eio_target (p->eio, "polling", open->sid);
+    g_autoptr(TestResponse) response = test_http_get (f->http, target);
+    g_assert_true (test_eio_is_error (response, 400, 1));
+  }
+}
+
 static void
 test_upgrade_probe_bad_packet (Fixture       *f,
                                gconstpointer  data)
@@ -2182,6 +2370,10 @@ main (int   argc,
   ADD ("/websocket/upgrade/probe-dies/v4", &v4, test_upgrade_probe_dies);
   ADD ("/websocket/upgrade/probe-dies/v3", &v3, test_upgrade_probe_dies);
   ADD ("/websocket/upgrade/probe-bad-packet", &v4, test_upgrade_probe_bad_packet);
+  ADD ("/websocket/upgrade/close-during-upgrade/next-poll/v4", &v4, test_upgrade_close_next_poll);
+  ADD ("/websocket/upgrade/close-during-upgrade/next-poll/v3", &v3, test_upgrade_close_next_poll);
+  ADD ("/websocket/upgrade/close-during-upgrade/probe-completes/v4", &v4, test_upgrade_close_probe_completes);
+  ADD ("/websocket/upgrade/close-during-upgrade/probe-completes/v3", &v3, test_upgrade_close_probe_completes);
   ADD ("/websocket/upgrade/heartbeat", &v4, test_upgrade_heartbeat);
 
   ADD ("/websocket/heartbeat/v4", &v4, test_heartbeat_v4);

@@ -1497,9 +1497,20 @@ static gboolean
 linger_timeout_cb (gpointer data)
 {
   EngineIOSocket *self = data;
+  gboolean in_vain;
 
   g_clear_pointer (&self->timeout_source, g_source_unref);
-  socket_finish_close (self);
+  /* Claimed under the lock, as the last poll and a kept probe claim it.
+   * A last poll that came in time is being answered: the end of its
+   * request finishes the close, and its send callbacks say whether it was
+   * written; ending the session here would report what it carries as not
+   * delivered while it may be on its way (a slow write, a loaded machine). */
+  g_async_queue_lock (self->outbound);
+  in_vain = self->lingering;
+  self->lingering = FALSE;
+  g_async_queue_unlock (self->outbound);
+  if (in_vain)
+    socket_finish_close (self);
   return G_SOURCE_REMOVE;
 }
 

@@ -22,8 +22,11 @@
  */
 #include "config.h"
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "relutil.h"
 
@@ -631,6 +634,120 @@ test_close_lingering_poll (Fixture       *f,
   g_mutex_unlock (&f->lock);
 }
 
+/* The last poll of a lingering session, read slowly: its response (6 MB,
+ * more than the kernel's buffers take) is still being written when the
+ * linger (2 s) ends. */
+#define SLOW_LAST_MESSAGES 6
+#define SLOW_LAST_SIZE 999000
+
+static void
+on_slow_last_sent (EngineIOSocket *socket,
+                   gboolean        flushed,
+                   gpointer        user_data)
+{
+  int *counts = user_data;  /* [0]: TRUE, [1]: FALSE; atomic */
+
+  g_atomic_int_inc (&counts[flushed ? 0 : 1]);
+}
+
+static void
+test_close_lingering_slow_poll (void)
+{
+  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) session = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) message = g_string_sized_new (SLOW_LAST_SIZE);
+  g_autoptr(GByteArray) got = g_byte_array_new ();
+  g_autofree char *get = NULL;
+  struct sockaddr_in address = { 0 };
+  int counts[2] = { 0, 0 };
+  int rcvbuf = 4096;
+  int fd;
+  gint64 deadline;
+  gsize body_at = 0, length = 0;
+  guint port;
+
+  g_test_summary ("An application closes a polling session with 6 MB queued; its last poll "
+                  "comes at once but is read slowly, past the 2 s linger: every send callback "
+                  "says TRUE once the response is written (the linger's end closed the "
+                  "session under the write and said FALSE for messages the client then got)");
+
+  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  port = test_server_listen (server);
+  test_require (port != 0);
+  poll = rel_poll_open (port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  session = engine_io_server_lookup_socket (server, poll->sid);
+  test_require (session != NULL);
+
+  while (message->len < SLOW_LAST_SIZE)
+    g_string_append_c (message, 'w');
+  for (guint i = 0; i < SLOW_LAST_MESSAGES; i++)
+    {
+      g_assert_true (engine_io_socket_send_text_full (session, message->str, on_slow_last_sent,
+                                                      counts, NULL, &error));
+      g_assert_no_error (error);
+    }
+  engine_io_socket_close (session);
+
+  /* The last poll, on a connection with a small receive buffer, not read
+   * for longer than the linger. */
+  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (fd, >=, 0);
+  setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  address.sin_family = AF_INET;
+  address.sin_port = htons ((guint16) port);
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
+  get = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
+  g_assert_true (rel_tcp_send (fd, get, strlen (get)));
+  g_usleep (2500 * 1000);  /* the client is slow: past the linger */
+
+  /* Now it reads the whole response: 200, the six messages, then `1`. */
+  deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (g_get_monotonic_time () < deadline && (length == 0 || got->len < body_at + length))
+    {
+      guint8 chunk[65536];
+      ssize_t n = recv (fd, chunk, sizeof chunk, MSG_DONTWAIT);
+
+      if (n > 0)
+        g_byte_array_append (got, chunk, (guint) n);
+      else if (n == 0)
+        break;
+      else
+        g_usleep (1000);
+      if (length == 0)
+        {
+          const char *end = g_strstr_len ((const char *) got->data, got->len, "\r\n\r\n");
+          const char *field = end != NULL ? g_strstr_len ((const char *) got->data,
+                                                          end - (const char *) got->data,
+                                                          "Content-Length: ") : NULL;
+          if (field != NULL)
+            {
+              body_at = (gsize) (end + 4 - (const char *) got->data);
+              length = g_ascii_strtoull (field + strlen ("Content-Length: "), NULL, 10);
+            }
+        }
+    }
+  close (fd);
+  test_require (length > 0);
+  g_assert_cmpuint (got->len, ==, body_at + length);
+  g_assert_true (g_str_has_prefix ((const char *) got->data, "HTTP/1.1 200"));
+  g_assert_cmpuint (length, ==, SLOW_LAST_MESSAGES * (SLOW_LAST_SIZE + 2) + 1);
+  g_assert_cmpint (got->data[got->len - 2], ==, 0x1e);
+  g_assert_cmpint (got->data[got->len - 1], ==, '1');
+
+  /* Written whole: every callback says so, once. */
+  deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (g_atomic_int_get (&counts[0]) + g_atomic_int_get (&counts[1]) < SLOW_LAST_MESSAGES &&
+         g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  g_assert_cmpint (g_atomic_int_get (&counts[1]), ==, 0);
+  g_assert_cmpint (g_atomic_int_get (&counts[0]), ==, SLOW_LAST_MESSAGES);
+}
+
 /* A handler that blocks until released (at most BLOCK_MAX_US). */
 #define BLOCK_MAX_US (20 * G_USEC_PER_SEC)
 
@@ -1091,6 +1208,8 @@ main (int   argc,
   ADD ("polling/client-close-packet", test_client_close_packet, NULL);
   ADD ("echo-tool", test_echo_tool, NULL);
 #undef ADD
+  g_test_add_func ("/reliability/api-safety/close-async/lingering-slow-poll",
+                   test_close_lingering_slow_poll);
   g_test_add_func ("/reliability/api-safety/close/blocked-session", test_close_blocked_session);
   g_test_add_func ("/reliability/api-safety/close/blocked-session-drop-server",
                    test_close_blocked_session_drop_server);

@@ -2,7 +2,8 @@
  *
  * Serves the web page (data/chat/) and the engine from one libmicrohttpd
  * daemon of its own, with the engine mounted at /engine.io/ through
- * <engineio/engineio-mhd.h>. The chat itself is chat-room.c.
+ * <engineio/engineio-mhd.h> (demo-static.c, shared with socketio-chat).
+ * The chat itself is chat-room.c.
  *
  * Uses only the public API.
  *
@@ -10,8 +11,6 @@
  */
 #include "chat-config.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,51 +19,20 @@
 
 #include <glib-unix.h>
 #include <engineio/engineio.h>
-#include <engineio/engineio-mhd.h>
 
 #include "chat-room.h"
+#include "demo-static.h"
 
 #define BUNDLE_URL "/engine.io.min.js"
 #define BUNDLE_NAME "engine.io.min.js"
 #define ENGINE_PATH "/engine.io/"
 #define MAX_FRAME_BYTES (256 * 1024)
-#define HTTP_TIMEOUT_S 60u
 
 typedef struct
 {
   EngineIOServer *engine;      /* owned; outlives the daemon */
   ChatRoom       *room;        /* owned */
-  char           *static_dir;  /* owned; canonical, without trailing slash */
-  char           *bundle;      /* owned, nullable: path of engine.io.min.js */
 } App;
-
-/* *req_cls of the requests we answer ourselves; the engine's have its own. */
-static int static_request_marker;
-
-static const struct
-{
-  const char *suffix;
-  const char *type;
-} content_types[] = {
-  { ".html", "text/html; charset=utf-8" },
-  { ".css", "text/css; charset=utf-8" },
-  { ".js", "text/javascript; charset=utf-8" },
-  { ".mjs", "text/javascript; charset=utf-8" },
-  { ".map", "application/json; charset=utf-8" },
-  { ".json", "application/json; charset=utf-8" },
-  { ".svg", "image/svg+xml" },
-  { ".png", "image/png" },
-  { ".ico", "image/x-icon" },
-  { ".webp", "image/webp" },
-  { ".txt", "text/plain; charset=utf-8" },
-};
-
-/* The page may only load its own scripts and styles and talk to its own
- * origin: defence in depth on top of the page never using innerHTML. */
-static const char page_csp[] =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-  "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-  "frame-ancestors 'none'";
 
 /* The chat */
 
@@ -133,299 +101,6 @@ on_connection (EngineIOServer *server,
   g_signal_connect (socket, "close", G_CALLBACK (on_close), session);
 }
 
-/* Static files */
-
-static enum MHD_Result
-respond_text (struct MHD_Connection *connection,
-              unsigned int           status,
-              const char            *text)
-{
-  struct MHD_Response *response =
-    MHD_create_response_from_buffer (strlen (text), (void *) text, MHD_RESPMEM_PERSISTENT);
-  enum MHD_Result ret;
-
-  MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-  MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
-  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-    MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-  ret = MHD_queue_response (connection, status, response);
-  MHD_destroy_response (response);
-  return ret;
-}
-
-static const char *
-content_type_for (const char *path)
-{
-  for (gsize i = 0; i < G_N_ELEMENTS (content_types); i++)
-    if (g_str_has_suffix (path, content_types[i].suffix))
-      return content_types[i].type;
-  return NULL;
-}
-
-/* Whether @rel (the URL path without its leading slash) may name a file of
- * the static directory: plain names only, so no "..", no hidden files, no
- * backslashes or other characters a file system might treat specially. */
-static gboolean
-is_safe_relative_path (const char *rel)
-{
-  g_auto(GStrv) segments = NULL;
-
-  if (rel[0] == '\0' || strlen (rel) > 200)
-    return FALSE;
-  for (const char *p = rel; *p != '\0'; p++)
-    if (!g_ascii_isalnum (*p) && strchr ("._-/", *p) == NULL)
-      return FALSE;
-  segments = g_strsplit (rel, "/", -1);
-  for (guint i = 0; segments[i] != NULL; i++)
-    if (segments[i][0] == '\0' || segments[i][0] == '.')
-      return FALSE;
-  return TRUE;
-}
-
-/* The file to serve for @url, or NULL for 404. */
-static char *
-resolve_static (App        *app,
-                const char *url)
-{
-  g_autofree char *candidate = NULL;
-  char resolved[PATH_MAX];
-
-  if (strcmp (url, BUNDLE_URL) == 0 && app->bundle != NULL)
-    return g_strdup (app->bundle);
-  if (strcmp (url, "/") == 0)
-    url = "/index.html";
-  if (url[0] != '/' || !is_safe_relative_path (url + 1) || content_type_for (url) == NULL)
-    return NULL;
-
-  /* Symbolic links must not lead out of the directory either. */
-  candidate = g_build_filename (app->static_dir, url + 1, NULL);
-  if (realpath (candidate, resolved) == NULL ||
-      !g_str_has_prefix (resolved, app->static_dir) ||
-      resolved[strlen (app->static_dir)] != '/' ||
-      !g_file_test (resolved, G_FILE_TEST_IS_REGULAR))
-    return NULL;
-  return g_strdup (resolved);
-}
-
-static enum MHD_Result
-serve_static (App                   *app,
-              struct MHD_Connection *connection,
-              const char            *url,
-              const char            *method)
-{
-  g_autofree char *path = NULL;
-  g_autoptr(GError) error = NULL;
-  struct MHD_Response *response;
-  enum MHD_Result ret;
-  const char *type;
-  char *contents;
-  gsize length;
-
-  if (strcmp (method, MHD_HTTP_METHOD_GET) != 0 && strcmp (method, MHD_HTTP_METHOD_HEAD) != 0)
-    return respond_text (connection, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed\n");
-
-  path = resolve_static (app, url);
-  if (path == NULL)
-    {
-      g_debug ("%s %s: 404", method, url);
-      return respond_text (connection, MHD_HTTP_NOT_FOUND, "Not found\n");
-    }
-  if (!g_file_get_contents (path, &contents, &length, &error))
-    {
-      g_warning ("Cannot read %s: %s", path, error->message);
-      return respond_text (connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error\n");
-    }
-
-  type = content_type_for (path);
-  response = MHD_create_response_from_buffer_with_free_callback (length, contents, g_free);
-  MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
-                           type != NULL ? type : "application/octet-stream");
-  MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-  MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
-  MHD_add_response_header (response, "Referrer-Policy", "no-referrer");
-  if (g_str_has_suffix (path, ".html"))
-    MHD_add_response_header (response, "Content-Security-Policy", page_csp);
-  ret = MHD_queue_response (connection, MHD_HTTP_OK, response);
-  MHD_destroy_response (response);
-  g_debug ("%s %s: 200, %" G_GSIZE_FORMAT " bytes", method, url, length);
-  return ret;
-}
-
-/* The daemon */
-
-static gboolean
-is_engine_url (const char *url)
-{
-  return strcmp (url, "/engine.io") == 0 || g_str_has_prefix (url, ENGINE_PATH);
-}
-
-static enum MHD_Result
-access_cb (void                  *cls,
-           struct MHD_Connection *connection,
-           const char            *url,
-           const char            *method,
-           const char            *version,
-           const char            *upload_data,
-           size_t                *upload_data_size,
-           void                 **req_cls)
-{
-  App *app = cls;
-
-  if ((*req_cls == NULL && is_engine_url (url)) ||
-      (*req_cls != NULL && *req_cls != &static_request_marker))
-    return engine_io_server_mhd_handler (app->engine, connection, url, method, version,
-                                         upload_data, upload_data_size, req_cls);
-
-  /* Ours: answer at the final call, after any body (which we ignore). */
-  if (*req_cls == NULL)
-    {
-      *req_cls = &static_request_marker;
-      return MHD_YES;
-    }
-  if (*upload_data_size > 0)
-    {
-      *upload_data_size = 0;
-      return MHD_YES;
-    }
-  return serve_static (app, connection, url, method);
-}
-
-static void
-completed_cb (void                            *cls,
-              struct MHD_Connection           *connection,
-              void                           **req_cls,
-              enum MHD_RequestTerminationCode  toe)
-{
-  App *app = cls;
-
-  if (*req_cls == &static_request_marker)
-    *req_cls = NULL;
-  else if (*req_cls != NULL)
-    engine_io_server_mhd_completed (app->engine, connection, req_cls, toe);
-}
-
-static void
-mhd_log_cb (void       *cls,
-            const char *format,
-            va_list     args)
-{
-  int saved_errno = errno;  /* reported after a failed start */
-  g_autofree char *message = g_strdup_vprintf (format, args);
-
-  g_debug ("libmicrohttpd: %s", g_strchomp (message));
-  errno = saved_errno;
-}
-
-static struct MHD_Daemon *
-start_daemon (App         *app,
-              const char  *address,
-              guint        port,
-              guint       *out_port,
-              GError     **error)
-{
-  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
-  g_autoptr(GSocketAddress) sockaddr = NULL;
-  struct sockaddr_storage native;
-  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                       MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
-  unsigned int threads = CLAMP (g_get_num_processors (), 2, 8);
-  const union MHD_DaemonInfo *info;
-  struct MHD_Daemon *daemon;
-
-  if (inet == NULL)
-    {
-      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "“%s” is not a numeric IPv4 or IPv6 address", address);
-      return NULL;
-    }
-  sockaddr = g_inet_socket_address_new (inet, port);
-  if (!g_socket_address_to_native (sockaddr, &native, sizeof native, error))
-    return NULL;
-  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
-    flags |= MHD_USE_IPv6;
-
-  errno = 0;
-  daemon = MHD_start_daemon (flags, (uint16_t) port, NULL, NULL,
-                             access_cb, app,
-                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
-                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
-                             MHD_OPTION_THREAD_POOL_SIZE, threads,
-                             MHD_OPTION_NOTIFY_COMPLETED, completed_cb, app,
-                             MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_S,
-                             /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets
-                             * SO_REUSEPORT, and a second instance on the same
-                             * port would start silently and take half the
-                             * connections. libmicrohttpd's default
-                             * (SO_REUSEADDR) already lets a restarted server
-                             * bind while old connections linger in TIME_WAIT. */
-                             MHD_OPTION_END);
-  if (daemon == NULL)
-    {
-      int saved = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
-                   "Cannot listen on %s port %u: %s", address, port,
-                   saved != 0 ? g_strerror (saved) : "libmicrohttpd could not start");
-      return NULL;
-    }
-  info = MHD_get_daemon_info (daemon, MHD_DAEMON_INFO_BIND_PORT);
-  *out_port = info != NULL ? info->port : port;
-  return daemon;
-}
-
-/* Finding the files */
-
-static gboolean
-running_from_build_tree (void)
-{
-  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
-  g_autofree char *dir = NULL;
-  char resolved[PATH_MAX];
-
-  if (exe == NULL)
-    return FALSE;
-  dir = g_path_get_dirname (exe);
-  return realpath (CHAT_BUILD_DIR, resolved) != NULL && strcmp (dir, resolved) == 0;
-}
-
-/* The first directory with an index.html: the source tree's data/chat for
- * a program run from its build tree, the installed copy otherwise. */
-static char *
-find_static_dir (void)
-{
-  const char *candidates[2];
-  char resolved[PATH_MAX];
-
-  if (running_from_build_tree ())
-    {
-      candidates[0] = CHAT_SOURCE_DATADIR;
-      candidates[1] = CHAT_INSTALLED_DATADIR;
-    }
-  else
-    {
-      candidates[0] = CHAT_INSTALLED_DATADIR;
-      candidates[1] = CHAT_SOURCE_DATADIR;
-    }
-  for (gsize i = 0; i < G_N_ELEMENTS (candidates); i++)
-    {
-      g_autofree char *index = g_build_filename (candidates[i], "index.html", NULL);
-      if (g_file_test (index, G_FILE_TEST_IS_REGULAR) && realpath (candidates[i], resolved) != NULL)
-        return g_strdup (resolved);
-    }
-  return NULL;
-}
-
-static char *
-find_bundle (const char *static_dir)
-{
-  g_autofree char *in_static = g_build_filename (static_dir, BUNDLE_NAME, NULL);
-  const char *candidates[] = { in_static, CHAT_BUILD_BUNDLE, CHAT_SOURCE_BUNDLE };
-
-  for (gsize i = 0; i < G_N_ELEMENTS (candidates); i++)
-    if (g_file_test (candidates[i], G_FILE_TEST_IS_REGULAR))
-      return g_strdup (candidates[i]);
-  return NULL;
-}
-
 static gboolean
 on_signal (gpointer data)
 {
@@ -466,6 +141,7 @@ main (int   argc,
   guint bound_port = 0;
   guint sigint, sigterm;
   App app = { NULL, };
+  DemoStatic *files;
 
   setlocale (LC_ALL, "");
 
@@ -492,17 +168,17 @@ main (int   argc,
     }
 
   if (static_dir == NULL)
-    static_dir = find_static_dir ();
+    static_dir = demo_find_dir (CHAT_BUILD_DIR, CHAT_SOURCE_DATADIR, CHAT_INSTALLED_DATADIR, "index.html");
   else
     {
-      char resolved[PATH_MAX];
-      if (realpath (static_dir, resolved) == NULL)
+      char *resolved = demo_canonical_dir (static_dir, &error);
+      if (resolved == NULL)
         {
-          g_printerr ("engineio-chat: cannot use --static-dir %s: %s\n", static_dir, g_strerror (errno));
+          g_printerr ("engineio-chat: cannot use --static-dir %s: %s\n", static_dir, error->message);
           return 2;
         }
       g_free (static_dir);
-      static_dir = g_strdup (resolved);
+      static_dir = resolved;
     }
   if (static_dir == NULL)
     {
@@ -511,7 +187,11 @@ main (int   argc,
       return 1;
     }
   if (bundle == NULL)
-    bundle = find_bundle (static_dir);
+    {
+      g_autofree char *in_static = g_build_filename (static_dir, BUNDLE_NAME, NULL);
+      const char *candidates[] = { in_static, CHAT_BUILD_BUNDLE, CHAT_SOURCE_BUNDLE, NULL };
+      bundle = demo_find_file (candidates);
+    }
   else if (!g_file_test (bundle, G_FILE_TEST_IS_REGULAR))
     {
       g_printerr ("engineio-chat: --client-bundle %s is not a file\n", bundle);
@@ -521,8 +201,6 @@ main (int   argc,
     g_warning ("engine.io-client's " BUNDLE_NAME " was not found: the page cannot connect. "
                "Run `npm ci --prefix tests/interop` in the source tree, or pass --client-bundle");
 
-  app.static_dir = g_steal_pointer (&static_dir);
-  app.bundle = g_steal_pointer (&bundle);
   app.room = chat_room_new ((guint) history);
   app.engine = g_object_new (ENGINE_IO_TYPE_SERVER,
                              "path", ENGINE_PATH,
@@ -532,24 +210,25 @@ main (int   argc,
                              NULL);
   g_signal_connect (app.engine, "connection", G_CALLBACK (on_connection), &app);
 
-  daemon = start_daemon (&app, address, (guint) port, &bound_port, &error);
+  files = demo_static_new (app.engine, ENGINE_PATH, static_dir);
+  if (bundle != NULL)
+    demo_static_add_file (files, BUNDLE_URL, bundle);
+  daemon = demo_static_start (files, address, (guint) port, &bound_port, &error);
   if (daemon == NULL)
     {
       g_printerr ("engineio-chat: %s\n", error->message);
       engine_io_server_close (app.engine);
       g_object_unref (app.engine);
       chat_room_unref (app.room);
-      g_free (app.static_dir);
-      g_free (app.bundle);
+      demo_static_free (files);
       return 1;
     }
 
-  url = g_strdup_printf ("http://%s%s%s:%u/", strchr (address, ':') ? "[" : "", address,
-                         strchr (address, ':') ? "]" : "", bound_port);
+  url = demo_url_for (address, bound_port);
   printf ("listening on %s\n", url);
   fflush (stdout);
-  g_message ("Chat on %s (page from %s, client bundle %s, history %d%s)", url, app.static_dir,
-             app.bundle != NULL ? app.bundle : "missing", history, eio3 ? ", EIO 3 accepted" : "");
+  g_message ("Chat on %s (page from %s, client bundle %s, history %d%s)", url, static_dir,
+             bundle != NULL ? bundle : "missing", history, eio3 ? ", EIO 3 accepted" : "");
 
   loop = g_main_loop_new (NULL, FALSE);
   sigint = g_unix_signal_add (SIGINT, on_signal, loop);
@@ -564,10 +243,9 @@ main (int   argc,
   g_message ("Shutting down");
   engine_io_server_close (app.engine);
   MHD_stop_daemon (daemon);
+  demo_static_free (files);
 
   g_object_unref (app.engine);
   chat_room_unref (app.room);
-  g_free (app.static_dir);
-  g_free (app.bundle);
   return 0;
 }

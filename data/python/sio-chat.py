@@ -324,14 +324,21 @@ class SioChat:
         socket.connect('disconnect', self.on_disconnect)
 
 
-def serve_page(host, static_dir, bundle, csp):
-    """Serves the page (and the client bundle) on a free port, from a thread. csp is a
-    one-element list, the page's Content-Security-Policy, set once the Socket.IO
-    server's port is known."""
+def serve_page(host, static_dir, bundle, base_css, csp):
+    """Serves the page (and the client bundle) on a free port, from a thread. base_css
+    is the page's base stylesheet (data/chat/chat.css), served as /chat.css unless
+    static_dir has its own. csp is a one-element list, the page's
+    Content-Security-Policy, set once the Socket.IO server's port is known."""
+    if os.path.isfile(os.path.join(static_dir, 'chat.css')):
+        base_css = None
+
     class Handler(http.server.SimpleHTTPRequestHandler):
         def translate_path(self, path):
-            if path.split('?', 1)[0] == '/socket.io.min.js' and bundle:
+            path_only = path.split('?', 1)[0]
+            if path_only == '/socket.io.min.js' and bundle:
                 return bundle
+            if path_only == '/chat.css' and base_css:
+                return base_css
             return super().translate_path(path)
 
         def end_headers(self):
@@ -397,7 +404,8 @@ def main(argv=None):
         if not os.path.isfile(os.path.join(args.static_dir, 'index.html')):
             ap.error('no index.html in %s (--static-dir)' % args.static_dir)
         csp = [None]
-        httpd = serve_page(args.host, os.path.abspath(args.static_dir), args.client_bundle, csp)
+        httpd = serve_page(args.host, os.path.abspath(args.static_dir), args.client_bundle,
+                           os.path.join(here, '..', 'chat', 'chat.css'), csp)
         page_url = 'http://%s:%d/' % (host, httpd.server_address[1])
         props['cors_origin'] = args.cors or page_url.rstrip('/')
     elif args.cors:

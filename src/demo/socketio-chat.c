@@ -3,8 +3,9 @@
  * Serves the web page (data/sio-chat/) and a Socket.IO server (namespace
  * "/", Engine.IO mounted at /socket.io/ through <engineio/engineio-mhd.h>)
  * from one libmicrohttpd daemon (demo-static.c, shared with engineio-chat).
- * The page uses the official
- * socket.io-client bundle (socket.io.min.js).
+ * The page uses the official socket.io-client bundle (socket.io.min.js), and
+ * the Engine.IO chat's stylesheet (data/chat/chat.css) under its own
+ * sio-chat.css.
  *
  * The protocol (data/sio-chat/README.md; data/python/sio-chat.py speaks the
  * same), every client event answered through its acknowledgement when the
@@ -38,6 +39,8 @@
 
 #define BUNDLE_URL "/socket.io.min.js"
 #define BUNDLE_NAME "socket.io.min.js"
+#define BASE_CSS_URL "/chat.css"      /* data/chat/chat.css, sio-chat.css adds to it */
+#define BASE_CSS_NAME "chat.css"
 #define ENGINE_PATH "/socket.io/"
 #define MAX_FRAME_BYTES (64 * 1024)
 
@@ -730,6 +733,7 @@ main (int   argc,
   g_autofree char *address = NULL;  /* GOption does not free a default it replaces */
   g_autofree char *static_dir = NULL;
   g_autofree char *bundle = NULL;
+  g_autofree char *base_css = NULL;
   int port = 8080;
   int history = SIO_CHAT_DEFAULT_HISTORY;
   int max_rooms = SIO_CHAT_DEFAULT_ROOMS;
@@ -819,6 +823,22 @@ main (int   argc,
     g_warning ("socket.io-client's " BUNDLE_NAME " was not found: the page cannot connect. "
                "Run `npm ci --prefix tests/interop` in the source tree, or pass --client-bundle");
 
+  /* The base stylesheet: the static directory's own when it has one (a
+   * complete copy of the page), else the Engine.IO chat's. */
+  base_css = g_build_filename (static_dir, BASE_CSS_NAME, NULL);
+  if (!g_file_test (base_css, G_FILE_TEST_IS_REGULAR))
+    {
+      g_autofree char *base_dir = demo_find_dir (SIO_CHAT_BUILD_DIR, SIO_CHAT_BASE_SOURCE_DATADIR,
+                                                 SIO_CHAT_BASE_INSTALLED_DATADIR, BASE_CSS_NAME);
+      g_clear_pointer (&base_css, g_free);
+      if (base_dir != NULL)
+        base_css = g_build_filename (base_dir, BASE_CSS_NAME, NULL);
+      else
+        g_warning ("The page's base stylesheet " BASE_CSS_NAME " was not found (looked in %s, %s "
+                   "and %s): the page will have no style", static_dir, SIO_CHAT_BASE_SOURCE_DATADIR,
+                   SIO_CHAT_BASE_INSTALLED_DATADIR);
+    }
+
   chat_init (&app.chat, (guint) history, (guint) max_rooms, (guint) max_users);
   app.engine = g_object_new (ENGINE_IO_TYPE_SERVER,
                              "path", ENGINE_PATH,
@@ -832,6 +852,8 @@ main (int   argc,
   files = demo_static_new (app.engine, ENGINE_PATH, static_dir);
   if (bundle != NULL)
     demo_static_add_file (files, BUNDLE_URL, bundle);
+  if (base_css != NULL)
+    demo_static_add_file (files, BASE_CSS_URL, base_css);
   daemon = demo_static_start (files, address, (guint) port, &bound_port, &error);
   if (daemon == NULL)
     {

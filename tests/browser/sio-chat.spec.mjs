@@ -285,6 +285,14 @@ async function main() {
     assert(bundle.status === 200, `GET /socket.io.min.js answered ${bundle.status}: is the client bundle there?`);
     assert((bundle.headers.get('content-type') || '').startsWith('text/javascript'), 'the bundle is not JavaScript');
     assert((await bundle.text()).includes('io'), 'the bundle is empty');
+    // The base stylesheet is data/chat/chat.css (served from the Engine.IO
+    // chat's directory), sio-chat.css adds the rooms and delivery marks.
+    for (const [name, rule] of [['chat.css', '.topbar'], ['sio-chat.css', '.rooms']]) {
+      const css = await fetch(origin + name);
+      assert(css.status === 200, `GET /${name} answered ${css.status}`);
+      assert((css.headers.get('content-type') || '').startsWith('text/css'), `${name} is not text/css`);
+      assert((await css.text()).includes(rule), `${name} has no ${rule} rule`);
+    }
   });
 
   await setUp('start Chromium', async () => {
@@ -307,6 +315,16 @@ async function main() {
     await statusIs(bob, 'connected');
     await transportIs(alice, 'polling');
     await transportIs(bob, 'websocket');
+  });
+
+  await check('the page applies both stylesheets (chat.css, then sio-chat.css)', async () => {
+    const sheets = await alice.evaluate(() => Array.from(document.styleSheets,
+      (sheet) => [new URL(sheet.href).pathname, sheet.cssRules.length]));
+    assert(JSON.stringify(sheets.map(([href]) => href)) === '["/chat.css","/sio-chat.css"]',
+           `stylesheets ${JSON.stringify(sheets)}`);
+    assert(sheets.every(([, rules]) => rules > 0), `an empty stylesheet: ${JSON.stringify(sheets)}`);
+    assert(await alice.evaluate(() => getComputedStyle(document.querySelector('.topbar')).display) === 'flex',
+           'chat.css is not applied to the top bar');
   });
 
   await check('alice logs in (acknowledged) and is alone in #general', async () => {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <gio/gio.h>
+#include <glib-unix.h>
 #include <engineio/engineio-mhd.h>
 
 #define HTTP_TIMEOUT_S 60u
@@ -417,6 +418,87 @@ demo_url_for (const char *address,
 {
   return g_strdup_printf ("http://%s%s%s:%u/", strchr (address, ':') ? "[" : "", address,
                           strchr (address, ':') ? "]" : "", port);
+}
+
+/**
+ * demo_locate_page:
+ * @page: where @page's files may be
+ * @static_dir: (inout) (transfer full) (nullable): --static-dir, or NULL to
+ *   look for the page; the canonical directory on return
+ * @bundle: (inout) (transfer full) (nullable): --client-bundle, or NULL to
+ *   look for it (in @static_dir, the build tree, then node_modules); NULL on
+ *   return when it was not found (a warning says so: the page cannot connect)
+ *
+ * Finds the page and the client bundle, saying what is wrong on stderr.
+ *
+ * Returns: 0 when the demo can go on, else the exit status to return.
+ */
+int
+demo_locate_page (const DemoPage  *page,
+                  char           **static_dir,
+                  char           **bundle)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (*static_dir == NULL)
+    *static_dir = demo_find_dir (page->build_dir, page->source_dir, page->installed_dir, "index.html");
+  else
+    {
+      char *resolved = demo_canonical_dir (*static_dir, &error);
+      if (resolved == NULL)
+        {
+          g_printerr ("%s: cannot use --static-dir %s: %s\n", page->program, *static_dir, error->message);
+          return 2;
+        }
+      g_free (*static_dir);
+      *static_dir = resolved;
+    }
+  if (*static_dir == NULL)
+    {
+      g_printerr ("%s: cannot find the web page (looked in %s and %s); use --static-dir\n",
+                  page->program, page->source_dir, page->installed_dir);
+      return 1;
+    }
+  if (*bundle == NULL)
+    {
+      g_autofree char *in_static = g_build_filename (*static_dir, page->bundle_name, NULL);
+      const char *candidates[] = { in_static, page->build_bundle, page->source_bundle, NULL };
+      *bundle = demo_find_file (candidates);
+    }
+  else if (!g_file_test (*bundle, G_FILE_TEST_IS_REGULAR))
+    {
+      g_printerr ("%s: --client-bundle %s is not a file\n", page->program, *bundle);
+      return 2;
+    }
+  if (*bundle == NULL)
+    g_warning ("%s's %s was not found: the page cannot connect. "
+               "Run `npm ci --prefix tests/interop` in the source tree, or pass --client-bundle",
+               page->client, page->bundle_name);
+  return 0;
+}
+
+static gboolean
+on_signal (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_CONTINUE;
+}
+
+/**
+ * demo_run_until_signal:
+ *
+ * Runs the default main context until SIGINT or SIGTERM.
+ */
+void
+demo_run_until_signal (void)
+{
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  guint sigint = g_unix_signal_add (SIGINT, on_signal, loop);
+  guint sigterm = g_unix_signal_add (SIGTERM, on_signal, loop);
+
+  g_main_loop_run (loop);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
 }
 
 /* The daemon's configuration */

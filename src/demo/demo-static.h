@@ -37,6 +37,25 @@ struct MHD_Daemon  *demo_static_start        (DemoStatic      *self,
                                               GError         **error);
 void                demo_static_free         (DemoStatic      *self);
 
+/* Where a demo's page and client bundle are: the values of its
+ * meson-generated config header. */
+typedef struct
+{
+  const char *program;        /* "engineio-chat": the prefix of its errors */
+  const char *build_dir;      /* where the demo programs are built */
+  const char *source_dir;     /* the page in the source tree */
+  const char *installed_dir;  /* the page installed */
+  const char *client;         /* "engine.io-client": the bundle's package */
+  const char *bundle_name;    /* "engine.io.min.js" */
+  const char *build_bundle;   /* the bundle copied into the build tree */
+  const char *source_bundle;  /* the bundle in tests/interop/node_modules */
+} DemoPage;
+
+int                 demo_locate_page         (const DemoPage  *page,
+                                              char           **static_dir,
+                                              char           **bundle);
+void                demo_run_until_signal    (void);
+
 char               *demo_find_dir            (const char      *build_dir,
                                               const char      *source_dir,
                                               const char      *installed_dir,

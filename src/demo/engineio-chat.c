@@ -17,7 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <glib-unix.h>
 #include <engineio/engineio.h>
 
 #include "chat-room.h"
@@ -101,13 +100,6 @@ on_connection (EngineIOServer *server,
   g_signal_connect (socket, "close", G_CALLBACK (on_close), session);
 }
 
-static gboolean
-on_signal (gpointer data)
-{
-  g_main_loop_quit (data);
-  return G_SOURCE_CONTINUE;
-}
-
 int
 main (int   argc,
       char *argv[])
@@ -135,12 +127,15 @@ main (int   argc,
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- Engine.IO chat demo");
   g_autoptr(GError) error = NULL;
-  g_autoptr(GMainLoop) loop = NULL;
   g_autofree char *url = NULL;
   struct MHD_Daemon *daemon;
   guint bound_port = 0;
-  guint sigint, sigterm;
   App app = { NULL, };
+  const DemoPage page = {
+    "engineio-chat", CHAT_BUILD_DIR, CHAT_SOURCE_DATADIR, CHAT_INSTALLED_DATADIR,
+    "engine.io-client", BUNDLE_NAME, CHAT_BUILD_BUNDLE, CHAT_SOURCE_BUNDLE,
+  };
+  int status;
   DemoStatic *files;
 
   setlocale (LC_ALL, "");
@@ -167,39 +162,9 @@ main (int   argc,
       return 2;
     }
 
-  if (static_dir == NULL)
-    static_dir = demo_find_dir (CHAT_BUILD_DIR, CHAT_SOURCE_DATADIR, CHAT_INSTALLED_DATADIR, "index.html");
-  else
-    {
-      char *resolved = demo_canonical_dir (static_dir, &error);
-      if (resolved == NULL)
-        {
-          g_printerr ("engineio-chat: cannot use --static-dir %s: %s\n", static_dir, error->message);
-          return 2;
-        }
-      g_free (static_dir);
-      static_dir = resolved;
-    }
-  if (static_dir == NULL)
-    {
-      g_printerr ("engineio-chat: cannot find the web page (looked in %s and %s); use --static-dir\n",
-                  CHAT_SOURCE_DATADIR, CHAT_INSTALLED_DATADIR);
-      return 1;
-    }
-  if (bundle == NULL)
-    {
-      g_autofree char *in_static = g_build_filename (static_dir, BUNDLE_NAME, NULL);
-      const char *candidates[] = { in_static, CHAT_BUILD_BUNDLE, CHAT_SOURCE_BUNDLE, NULL };
-      bundle = demo_find_file (candidates);
-    }
-  else if (!g_file_test (bundle, G_FILE_TEST_IS_REGULAR))
-    {
-      g_printerr ("engineio-chat: --client-bundle %s is not a file\n", bundle);
-      return 2;
-    }
-  if (bundle == NULL)
-    g_warning ("engine.io-client's " BUNDLE_NAME " was not found: the page cannot connect. "
-               "Run `npm ci --prefix tests/interop` in the source tree, or pass --client-bundle");
+  status = demo_locate_page (&page, &static_dir, &bundle);
+  if (status != 0)
+    return status;
 
   app.room = chat_room_new ((guint) history);
   app.engine = g_object_new (ENGINE_IO_TYPE_SERVER,
@@ -230,12 +195,7 @@ main (int   argc,
   g_message ("Chat on %s (page from %s, client bundle %s, history %d%s)", url, static_dir,
              bundle != NULL ? bundle : "missing", history, eio3 ? ", EIO 3 accepted" : "");
 
-  loop = g_main_loop_new (NULL, FALSE);
-  sigint = g_unix_signal_add (SIGINT, on_signal, loop);
-  sigterm = g_unix_signal_add (SIGTERM, on_signal, loop);
-  g_main_loop_run (loop);
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
+  demo_run_until_signal ();
 
   /* Close the sessions (each client hears so), and only then stop the
    * daemon: it must outlive the engine's requests. (No MHD_quiesce_daemon():

@@ -31,7 +31,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <glib-unix.h>
 #include <engineio/engineio.h>
 #include <socketio/socketio.h>
 
@@ -719,13 +718,6 @@ chat_clear (Chat *chat)
 }
 
 
-static gboolean
-on_signal (gpointer data)
-{
-  g_main_loop_quit (data);
-  return G_SOURCE_CONTINUE;
-}
-
 int
 main (int   argc,
       char *argv[])
@@ -756,12 +748,15 @@ main (int   argc,
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- Socket.IO chat demo");
   g_autoptr(GError) error = NULL;
-  g_autoptr(GMainLoop) loop = NULL;
   g_autofree char *url = NULL;
   struct MHD_Daemon *daemon;
   guint bound_port = 0;
-  guint sigint, sigterm;
   App app = { NULL, };
+  const DemoPage page = {
+    "socketio-chat", SIO_CHAT_BUILD_DIR, SIO_CHAT_SOURCE_DATADIR, SIO_CHAT_INSTALLED_DATADIR,
+    "socket.io-client", BUNDLE_NAME, SIO_CHAT_BUILD_BUNDLE, SIO_CHAT_SOURCE_BUNDLE,
+  };
+  int status;
   DemoStatic *files;
 
   setlocale (LC_ALL, "");
@@ -789,39 +784,9 @@ main (int   argc,
       return 2;
     }
 
-  if (static_dir == NULL)
-    static_dir = demo_find_dir (SIO_CHAT_BUILD_DIR, SIO_CHAT_SOURCE_DATADIR, SIO_CHAT_INSTALLED_DATADIR, "index.html");
-  else
-    {
-      char *resolved = demo_canonical_dir (static_dir, &error);
-      if (resolved == NULL)
-        {
-          g_printerr ("socketio-chat: cannot use --static-dir %s: %s\n", static_dir, error->message);
-          return 2;
-        }
-      g_free (static_dir);
-      static_dir = resolved;
-    }
-  if (static_dir == NULL)
-    {
-      g_printerr ("socketio-chat: cannot find the web page (looked in %s and %s); use --static-dir\n",
-                  SIO_CHAT_SOURCE_DATADIR, SIO_CHAT_INSTALLED_DATADIR);
-      return 1;
-    }
-  if (bundle == NULL)
-    {
-      g_autofree char *in_static = g_build_filename (static_dir, BUNDLE_NAME, NULL);
-      const char *candidates[] = { in_static, SIO_CHAT_BUILD_BUNDLE, SIO_CHAT_SOURCE_BUNDLE, NULL };
-      bundle = demo_find_file (candidates);
-    }
-  else if (!g_file_test (bundle, G_FILE_TEST_IS_REGULAR))
-    {
-      g_printerr ("socketio-chat: --client-bundle %s is not a file\n", bundle);
-      return 2;
-    }
-  if (bundle == NULL)
-    g_warning ("socket.io-client's " BUNDLE_NAME " was not found: the page cannot connect. "
-               "Run `npm ci --prefix tests/interop` in the source tree, or pass --client-bundle");
+  status = demo_locate_page (&page, &static_dir, &bundle);
+  if (status != 0)
+    return status;
 
   /* The base stylesheet: the static directory's own when it has one (a
    * complete copy of the page), else the Engine.IO chat's. */
@@ -874,12 +839,7 @@ main (int   argc,
              url, static_dir, bundle != NULL ? bundle : "missing", history,
              max_rooms, max_users);
 
-  loop = g_main_loop_new (NULL, FALSE);
-  sigint = g_unix_signal_add (SIGINT, on_signal, loop);
-  sigterm = g_unix_signal_add (SIGTERM, on_signal, loop);
-  g_main_loop_run (loop);
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
+  demo_run_until_signal ();
 
   /* Close the sessions (each client hears so), and only then stop the
    * daemon: it must outlive the engine's requests. */

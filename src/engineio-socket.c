@@ -1504,12 +1504,15 @@ linger_timeout_cb (gpointer data)
    * A last poll that came in time is being answered: the end of its
    * request finishes the close, and its send callbacks say whether it was
    * written; ending the session here would report what it carries as not
-   * delivered while it may be on its way (a slow write, a loaded machine). */
+   * delivered while it may be on its way (a slow write, a loaded machine).
+   * Not in a server shutdown: that waits for its sessions, and a client
+   * that does not read would hold it (for its whole 10 s wait); what the
+   * poll carries is reported not delivered, as at any linger's end. */
   g_async_queue_lock (self->outbound);
   in_vain = self->lingering;
   self->lingering = FALSE;
   g_async_queue_unlock (self->outbound);
-  if (in_vain)
+  if (in_vain || self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
     socket_finish_close (self);
   return G_SOURCE_REMOVE;
 }

@@ -134,7 +134,10 @@ test_stalled_last_poll_shutdown (void)
 
   start = g_get_monotonic_time ();
   engine_io_server_close_async (rs->server, NULL, NULL, NULL);
-  /* The client's last poll, within the linger; never read. */
+  /* The client's last poll, within the linger (once the shutdown has
+   * reached the session: a poll that came first would just carry the
+   * queue); never read. */
+  g_usleep (200 * 1000);
   request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
   test_require (rel_tcp_send (fd, request, strlen (request)));
 

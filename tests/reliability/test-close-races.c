@@ -383,6 +383,13 @@ test_kept_probe_upgrade_races_poll (void)
       g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 0);
     }
   g_test_message ("delivered on the WebSocket %u times, on the poll %u times", via_ws, via_poll);
+  {
+    g_autoptr(GError) error = NULL;
+
+    /* No session left behind (in CLOSING, in the table, in the gauge). */
+    g_assert_true (rel_server_wait_settled (rs, 0, REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
   g_mutex_lock (&rs->lock);
   g_assert_cmpuint (rs->n_repeated, ==, 0);
   g_mutex_unlock (&rs->lock);

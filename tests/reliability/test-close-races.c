@@ -287,6 +287,71 @@ test_kept_probe_bad_packet (void)
   test_log_check ();
 }
 
+static void
+on_closed_async (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  int *done = user_data;
+
+  engine_io_server_close_finish (ENGINE_IO_SERVER (source), result, NULL);
+  g_atomic_int_set (done, 1);
+}
+
+static void
+test_kept_probe_server_close (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_frame_free);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  SendCounts counts = { 0, 0 };
+  gboolean got = FALSE;
+  gint64 deadline;
+  int done = 0;
+  gint code;
+
+  g_test_summary ("A session closed during its upgrade; the server shuts down while it "
+                  "lingers, and the client's `5` comes during the shutdown: the queued "
+                  "message comes on the WebSocket, then a close frame; the shutdown ends "
+                  "well within its 10 s wait");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
+  test_require (ws != NULL);
+  g_usleep (200 * 1000);
+  g_main_context_push_thread_default (context);
+  engine_io_server_close_async (rs->server, NULL, on_closed_async, &done);
+  g_main_context_pop_thread_default (context);
+  g_usleep (100 * 1000);
+  test_require (test_ws_send_text (ws, "5"));
+  code = test_ws_read_close (ws, TEST_TIMEOUT_MS, frames);
+  g_assert_cmpint (code, ==, 1000);
+  for (guint i = 0; i < frames->len; i++)
+    {
+      g_autofree char *text = test_ws_frame_dup_text (g_ptr_array_index (frames, i));
+      got |= g_strcmp0 (text, "4qqq") == 0;
+    }
+  g_assert_true (got);
+  test_ws_send_close (ws, 1000);
+  g_assert_cmpint (rel_server_wait_reason (rs, poll->sid, TEST_TIMEOUT_MS), ==,
+                   ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+  deadline = g_get_monotonic_time () + test_scaled_ms (8000) * G_TIME_SPAN_MILLISECOND;
+  while (!g_atomic_int_get (&done) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (context, FALSE) || (g_usleep (5000), TRUE);
+  g_assert_true (g_atomic_int_get (&done));
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 1);
+  g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 0);
+  rel_server_free (rs);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
 /* The kept probe's `5` and a poll sent at the same moment: one of them
  * carries the queued message, exactly once. */
 #define RACE_ROUNDS 40
@@ -473,6 +538,8 @@ main (int    argc,
                    test_kept_probe_upgrade_never_read);
   g_test_add_func ("/reliability/close-races/kept-probe/bad-packet",
                    test_kept_probe_bad_packet);
+  g_test_add_func ("/reliability/close-races/kept-probe/server-close",
+                   test_kept_probe_server_close);
   g_test_add_func ("/reliability/close-races/kept-probe/upgrade-races-poll",
                    test_kept_probe_upgrade_races_poll);
   g_test_add_func ("/reliability/close-races/drop-server/open-session",

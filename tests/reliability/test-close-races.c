@@ -352,6 +352,40 @@ test_kept_probe_server_close (void)
   test_log_check ();
 }
 
+static void
+test_kept_probe_linger_expires (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  SendCounts counts = { 0, 0 };
+  gint64 start;
+  gint code;
+
+  g_test_summary ("A session closed during its upgrade whose client neither polls nor sends "
+                  "`5`: the session ends when the linger does (2 s), the probe is closed, "
+                  "the queued message is reported not delivered, once");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
+  test_require (ws != NULL);
+  start = g_get_monotonic_time ();
+  g_assert_cmpint (rel_server_wait_reason (rs, poll->sid, test_scaled_ms (6000)), ==,
+                   ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+  g_test_message ("ended after %" G_GINT64_FORMAT " ms", (g_get_monotonic_time () - start) / 1000);
+  code = test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL);
+  g_assert_cmpint (code, !=, -3);
+  rel_server_free (rs);
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
+  g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 1);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
 /* The kept probe's `5` and a poll sent at the same moment: one of them
  * carries the queued message, exactly once. */
 #define RACE_ROUNDS 40
@@ -538,6 +572,8 @@ main (int    argc,
                    test_kept_probe_upgrade_never_read);
   g_test_add_func ("/reliability/close-races/kept-probe/bad-packet",
                    test_kept_probe_bad_packet);
+  g_test_add_func ("/reliability/close-races/kept-probe/linger-expires",
+                   test_kept_probe_linger_expires);
   g_test_add_func ("/reliability/close-races/kept-probe/server-close",
                    test_kept_probe_server_close);
   g_test_add_func ("/reliability/close-races/kept-probe/upgrade-races-poll",

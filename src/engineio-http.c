@@ -962,6 +962,23 @@ watcher_thread (gpointer data)
   return NULL;
 }
 
+/* Set in the threads of the daemons we start (by their first accept or
+ * request): the daemon cannot be stopped (its threads joined) from them. */
+static GPrivate in_daemon_thread;
+
+static void
+mark_daemon_thread (void)
+{
+  if (g_private_get (&in_daemon_thread) == NULL)
+    g_private_set (&in_daemon_thread, GINT_TO_POINTER (1));
+}
+
+gboolean
+engine_io_http_in_daemon_thread (void)
+{
+  return g_private_get (&in_daemon_thread) != NULL;
+}
+
 /* libmicrohttpd's thread, after accept(): when the server holds its whole
  * descriptor budget, the connection is closed at once. Cheap, and
  * libmicrohttpd itself then never meets EMFILE: at EMFILE, a worker
@@ -974,6 +991,8 @@ accept_policy_cb (void                  *cls,
 {
   EngineIOHttpDaemon *daemon = cls;
   EngineIOCounters *counters = engine_io_server_get_counters (daemon->server);
+
+  mark_daemon_thread ();
 
   if (__atomic_load_n (&counters->descriptors, __ATOMIC_RELAXED) + 1 <= daemon->descriptor_limit)
     return MHD_YES;
@@ -998,6 +1017,7 @@ access_cb (void                  *cls,
   gboolean body_chunk = *upload_data_size > 0;
   enum MHD_Result ret;
 
+  mark_daemon_thread ();
   ret = handle_request (server, daemon, connection, url, method, version,
                         upload_data, upload_data_size, req_cls);
   if (head)

@@ -1877,7 +1877,7 @@ may_wait_here (EngineIOServer *self)
   GSource *current;
   const char *name;
 
-  if (engine_io_in_loop_thread ())
+  if (engine_io_in_loop_thread () || engine_io_http_in_daemon_thread ())
     return FALSE;
   current = g_main_current_source ();
   name = current != NULL ? g_source_get_name (current) : NULL;
@@ -2614,8 +2614,14 @@ engine_io_server_dispose (GObject *object)
 {
   EngineIOServer *self = ENGINE_IO_SERVER (object);
 
-  /* Sessions hold the server; if we get here none is open. */
-  if (self->config != NULL && !self->closed && !engine_io_in_loop_thread ())
+  /* Sessions hold the server: if we get here none is open. But an
+   * application may have let go of its server while sessions were open:
+   * the last of them drops it, on its session thread or on a thread of
+   * the daemon, where the close cannot wait. The close then goes on in
+   * the shutdown thread, which holds the server (we are called again,
+   * and finalize, once it is done); the daemon must not outlive the
+   * server. */
+  if (self->config != NULL && !self->closed)
     engine_io_server_close (self);
 
   G_OBJECT_CLASS (engine_io_server_parent_class)->dispose (object);

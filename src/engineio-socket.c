@@ -1493,6 +1493,19 @@ drain_inbound_cb (gpointer data)
  * hand it what was queued (the reference waits for the drain). */
 #define CLOSE_LINGER_MS 2000
 
+/* A server shutdown's last poll, still being written a while after the
+ * linger: the shutdown does not wait for it any longer (what it carries
+ * is reported not delivered). */
+static gboolean
+last_poll_timeout_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+
+  g_clear_pointer (&self->timeout_source, g_source_unref);
+  socket_finish_close (self);
+  return G_SOURCE_REMOVE;
+}
+
 static gboolean
 linger_timeout_cb (gpointer data)
 {
@@ -1504,13 +1517,20 @@ linger_timeout_cb (gpointer data)
    * A last poll that came in time is being answered: the end of its
    * request finishes the close, and its send callbacks say whether it was
    * written; ending the session here would report what it carries as not
-   * delivered while it may be on its way (a slow write, a loaded machine). */
+   * delivered while it may be on its way (a slow write, a loaded machine).
+   * In a server shutdown, which waits for its sessions, only for another
+   * CLOSE_LINGER_MS: a client that does not read would hold the shutdown
+   * for its whole 10 s wait; what the poll carries is then reported not
+   * delivered. */
   g_async_queue_lock (self->outbound);
   in_vain = self->lingering;
   self->lingering = FALSE;
   g_async_queue_unlock (self->outbound);
   if (in_vain)
     socket_finish_close (self);
+  else if (self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
+    self->timeout_source = add_timeout (self, CLOSE_LINGER_MS, last_poll_timeout_cb,
+                                        "[engineio] shutdown: last poll's write");
   return G_SOURCE_REMOVE;
 }
 

@@ -757,6 +757,7 @@ typedef struct
   GCond    cond;
   gboolean blocking;  /* (lock) a handler is blocked */
   gboolean release;   /* (lock) */
+  gboolean returned;  /* (lock) the handler is done with the blocker */
 } Blocker;
 
 static void
@@ -773,6 +774,8 @@ on_block_message (EngineIOSocket *socket,
   g_cond_broadcast (&b->cond);
   while (!b->release && g_cond_wait_until (&b->cond, &b->lock, deadline))
     ;
+  b->returned = TRUE;
+  g_cond_broadcast (&b->cond);
   g_mutex_unlock (&b->lock);
 }
 
@@ -846,6 +849,18 @@ close_blocked_session (gboolean drop_server_first)
   /* The session's thread ends once its handler returns. */
   g_assert_cmpuint (test_wait_count_at_most (test_count_threads, threads, CLIENT_WAIT_MS), <=, threads);
   g_clear_object (&server);
+  /* The thread count may reach its mark early (threads of earlier tests
+   * ending): the blocker is freed only once the handler is done with it
+   * (ThreadSanitizer saw it freed under the handler's g_cond_wait_until()). */
+  {
+    gint64 deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+
+    g_mutex_lock (&b.lock);
+    while (!b.returned && g_cond_wait_until (&b.cond, &b.lock, deadline))
+      ;
+    g_assert_true (b.returned);
+    g_mutex_unlock (&b.lock);
+  }
   g_mutex_clear (&b.lock);
   g_cond_clear (&b.cond);
   test_log_check ();

@@ -1597,8 +1597,12 @@ socket_do_close (EngineIOSocket      *self,
            g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
            (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
             (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN &&
-             g_async_queue_length_unlocked (self->outbound) > 0)))
+             (g_async_queue_length_unlocked (self->outbound) > 0 || self->inflight_polls > 0))))
     {
+      /* (A poll response still being written, taken while the session was
+       * open: ending now would report what it carries as not delivered
+       * while it is on its way, and its client would never hear `1`. The
+       * linger lets the write finish and the next poll say `1`.) */
       /* The last poll adds the close packet (engine_io_socket_handle_poll()):
        * the queue may go out on the probe instead. */
       linger = self->lingering = TRUE;

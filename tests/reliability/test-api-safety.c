@@ -734,7 +734,7 @@ test_close_lingering_slow_poll (void)
         break;
       else
         g_usleep (1000);
-      if (length == 0)
+      if (length == 0 && got->len > 0)
         {
           const char *end = g_strstr_len ((const char *) got->data, got->len, "\r\n\r\n");
           const char *field = end != NULL ? g_strstr_len ((const char *) got->data,
@@ -839,7 +839,7 @@ test_close_inflight_poll (void)
         break;
       else
         g_usleep (1000);
-      if (length == 0)
+      if (length == 0 && got->len > 0)
         {
           const char *end = g_strstr_len ((const char *) got->data, got->len, "\r\n\r\n");
           const char *field = end != NULL ? g_strstr_len ((const char *) got->data,

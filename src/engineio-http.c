@@ -908,6 +908,25 @@ find_gone_polls_locked (EngineIOHttpDaemon *daemon,
       }
 }
 
+/* Set in the threads of the daemons we start (libmicrohttpd's, by their
+ * first accept or request, and the watcher): the daemon cannot be stopped
+ * (its threads joined) from them. The watcher drops references on
+ * sessions, whose last one may drop the server. */
+static GPrivate in_daemon_thread;
+
+static void
+mark_daemon_thread (void)
+{
+  if (g_private_get (&in_daemon_thread) == NULL)
+    g_private_set (&in_daemon_thread, GINT_TO_POINTER (1));
+}
+
+gboolean
+engine_io_http_in_daemon_thread (void)
+{
+  return g_private_get (&in_daemon_thread) != NULL;
+}
+
 static gpointer
 watcher_thread (gpointer data)
 {
@@ -916,6 +935,7 @@ watcher_thread (gpointer data)
   g_autoptr(GPtrArray) polled = g_ptr_array_new ();
   g_autoptr(GArray) gone = g_array_new (FALSE, FALSE, sizeof (GonePoll));
 
+  mark_daemon_thread ();
   g_mutex_lock (&daemon->lock);
   while (!daemon->stopping)
     {
@@ -960,23 +980,6 @@ watcher_thread (gpointer data)
     }
   g_mutex_unlock (&daemon->lock);
   return NULL;
-}
-
-/* Set in the threads of the daemons we start (by their first accept or
- * request): the daemon cannot be stopped (its threads joined) from them. */
-static GPrivate in_daemon_thread;
-
-static void
-mark_daemon_thread (void)
-{
-  if (g_private_get (&in_daemon_thread) == NULL)
-    g_private_set (&in_daemon_thread, GINT_TO_POINTER (1));
-}
-
-gboolean
-engine_io_http_in_daemon_thread (void)
-{
-  return g_private_get (&in_daemon_thread) != NULL;
 }
 
 /* libmicrohttpd's thread, after accept(): when the server holds its whole

@@ -622,21 +622,13 @@ test_close_lingering_poll (Fixture       *f,
   g_assert_no_error (error);
   test_require (last != NULL);
   /* The poll may reach the session before the close does: it then takes
-   * the message while the session is open, and the next poll (within the
-   * linger) gets `1`. */
+   * the message while the session is open. What matters is the same: the
+   * message arrives and its callback says TRUE. (If the close finds that
+   * response still being written, the session lingers and the next poll
+   * gets `1`, close-async/inflight-poll; if it was written, the shutdown,
+   * with nothing left to deliver, does not wait for another poll.) */
   if (last->status == 200 && test_response_body_equal (last, TEST_S ("4last words")))
-    {
-      g_test_message ("the poll came before the close: `1` on the next one");
-      g_clear_pointer (&last, test_response_free);
-      last = test_http_request (poll->http, "GET", poll->target, NULL, NULL, -1, CLIENT_WAIT_MS, &error);
-      g_assert_no_error (error);
-      test_require (last != NULL);
-      if (last->status != 200 || !test_response_body_equal (last, TEST_S ("1")))
-        {
-          g_autofree char *text = test_response_text (last);
-          g_test_fail_printf ("the poll after “4last words” got %u “%s”, not 200 “1”", last->status, text);
-        }
-    }
+    g_test_message ("the poll came before the close");
   else if (last->status != 200 || !test_response_body_equal (last, TEST_S ("4last words\x1e" "1")))
     {
       g_autofree char *text = test_response_text (last);

@@ -713,7 +713,7 @@ connect_finish (SioConnectAttempt *attempt,
 static void
 connect_run (SioConnectAttempt *attempt)
 {
-  g_autoptr(SioConnectAttempt) hold = attempt_ref (attempt);
+  g_autoptr(SioConnectAttempt) hold G_GNUC_UNUSED = attempt_ref (attempt);
 
   for (;;)
     {

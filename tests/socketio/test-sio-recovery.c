@@ -93,8 +93,8 @@ on_ask_done (GObject      *source,
              GAsyncResult *result,
              gpointer      user_data)
 {
-  g_autoptr(JsonArray) args = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source), result,
-                                                                     NULL, NULL);
+  g_autoptr(JsonArray) args G_GNUC_UNUSED = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source),
+                                                                                  result, NULL, NULL);
 }
 
 static void
@@ -486,8 +486,6 @@ test_offsets (Fixture       *f,
   Client c = { 0 };
   g_autofree char *o1 = NULL;
   g_autofree char *o2 = NULL;
-  g_autofree char *got = NULL;
-  g_autofree char *offset = NULL;
   g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/");
 
   test_require (client_setup (f, &c, "r"));

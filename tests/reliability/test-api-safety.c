@@ -648,6 +648,67 @@ test_close_lingering_poll (Fixture       *f,
 #define SLOW_LAST_MESSAGES 6
 #define SLOW_LAST_SIZE 999000
 
+/* A poll for @target on a new connection with a small receive buffer,
+ * not read yet: its response stays in the server's hands while it is
+ * larger than the kernel's buffers. */
+static int
+slow_poll_send (guint       port,
+                const char *target)
+{
+  g_autofree char *get = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", target);
+  struct sockaddr_in address = { 0 };
+  int rcvbuf = 4096;
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (fd, >=, 0);
+  setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  address.sin_family = AF_INET;
+  address.sin_port = htons ((guint16) port);
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
+  g_assert_true (rel_tcp_send (fd, get, strlen (get)));
+  return fd;
+}
+
+/* Reads that poll's response into @got (head and body) until its
+ * Content-Length is complete, the connection ends or CLIENT_WAIT_MS pass.
+ * Returns the body's length (0 if no head came) and its offset in @body_at. */
+static gsize
+slow_poll_read (int         fd,
+                GByteArray *got,
+                gsize      *body_at)
+{
+  gint64 deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  gsize length = 0;
+
+  *body_at = 0;
+  while (g_get_monotonic_time () < deadline && (length == 0 || got->len < *body_at + length))
+    {
+      guint8 chunk[65536];
+      ssize_t n = recv (fd, chunk, sizeof chunk, MSG_DONTWAIT);
+
+      if (n > 0)
+        g_byte_array_append (got, chunk, (guint) n);
+      else if (n == 0)
+        break;
+      else
+        g_usleep (1000);
+      if (length == 0 && got->len > 0)
+        {
+          const char *end = g_strstr_len ((const char *) got->data, got->len, "\r\n\r\n");
+          const char *field = end != NULL ? g_strstr_len ((const char *) got->data,
+                                                          end - (const char *) got->data,
+                                                          "Content-Length: ") : NULL;
+          if (field != NULL)
+            {
+              *body_at = (gsize) (end + 4 - (const char *) got->data);
+              length = g_ascii_strtoull (field + strlen ("Content-Length: "), NULL, 10);
+            }
+        }
+    }
+  return length;
+}
+
 static void
 on_slow_last_sent (EngineIOSocket *socket,
                    gboolean        flushed,
@@ -667,10 +728,7 @@ test_close_lingering_slow_poll (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(GString) message = g_string_sized_new (SLOW_LAST_SIZE);
   g_autoptr(GByteArray) got = g_byte_array_new ();
-  g_autofree char *get = NULL;
-  struct sockaddr_in address = { 0 };
   int counts[2] = { 0, 0 };
-  int rcvbuf = 4096;
   int fd;
   gint64 deadline;
   gsize body_at = 0, length = 0;
@@ -702,43 +760,11 @@ test_close_lingering_slow_poll (void)
 
   /* The last poll, on a connection with a small receive buffer, not read
    * for longer than the linger. */
-  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  g_assert_cmpint (fd, >=, 0);
-  setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  address.sin_family = AF_INET;
-  address.sin_port = htons ((guint16) port);
-  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  g_assert_cmpint (connect (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
-  get = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
-  g_assert_true (rel_tcp_send (fd, get, strlen (get)));
+  fd = slow_poll_send (port, poll->target);
   g_usleep (2500 * 1000);  /* the client is slow: past the linger */
 
   /* Now it reads the whole response: 200, the six messages, then `1`. */
-  deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-  while (g_get_monotonic_time () < deadline && (length == 0 || got->len < body_at + length))
-    {
-      guint8 chunk[65536];
-      ssize_t n = recv (fd, chunk, sizeof chunk, MSG_DONTWAIT);
-
-      if (n > 0)
-        g_byte_array_append (got, chunk, (guint) n);
-      else if (n == 0)
-        break;
-      else
-        g_usleep (1000);
-      if (length == 0 && got->len > 0)
-        {
-          const char *end = g_strstr_len ((const char *) got->data, got->len, "\r\n\r\n");
-          const char *field = end != NULL ? g_strstr_len ((const char *) got->data,
-                                                          end - (const char *) got->data,
-                                                          "Content-Length: ") : NULL;
-          if (field != NULL)
-            {
-              body_at = (gsize) (end + 4 - (const char *) got->data);
-              length = g_ascii_strtoull (field + strlen ("Content-Length: "), NULL, 10);
-            }
-        }
-    }
+  length = slow_poll_read (fd, got, &body_at);
   close (fd);
   test_require (length > 0);
   g_assert_cmpuint (got->len, ==, body_at + length);
@@ -768,10 +794,7 @@ test_close_inflight_poll (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(GString) message = g_string_sized_new (SLOW_LAST_SIZE);
   g_autoptr(GByteArray) got = g_byte_array_new ();
-  g_autofree char *get = NULL;
-  struct sockaddr_in address = { 0 };
   int counts[2] = { 0, 0 };
-  int rcvbuf = 4096;
   int fd;
   gint64 deadline;
   gsize body_at = 0, length = 0;
@@ -802,15 +825,7 @@ test_close_inflight_poll (void)
 
   /* A poll on a connection with a small receive buffer takes the queue
    * while the session is open; it is not read yet. */
-  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  g_assert_cmpint (fd, >=, 0);
-  setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  address.sin_family = AF_INET;
-  address.sin_port = htons ((guint16) port);
-  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  g_assert_cmpint (connect (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
-  get = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
-  g_assert_true (rel_tcp_send (fd, get, strlen (get)));
+  fd = slow_poll_send (port, poll->target);
   deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
   while (engine_io_socket_get_send_queue_length (session) > 0 && g_get_monotonic_time () < deadline)
     g_usleep (5 * 1000);
@@ -819,31 +834,7 @@ test_close_inflight_poll (void)
   engine_io_server_close_async (server, NULL, NULL, NULL);
 
   /* The client reads the whole response now: 200 and the six messages. */
-  deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-  while (g_get_monotonic_time () < deadline && (length == 0 || got->len < body_at + length))
-    {
-      guint8 chunk[65536];
-      ssize_t n = recv (fd, chunk, sizeof chunk, MSG_DONTWAIT);
-
-      if (n > 0)
-        g_byte_array_append (got, chunk, (guint) n);
-      else if (n == 0)
-        break;
-      else
-        g_usleep (1000);
-      if (length == 0 && got->len > 0)
-        {
-          const char *end = g_strstr_len ((const char *) got->data, got->len, "\r\n\r\n");
-          const char *field = end != NULL ? g_strstr_len ((const char *) got->data,
-                                                          end - (const char *) got->data,
-                                                          "Content-Length: ") : NULL;
-          if (field != NULL)
-            {
-              body_at = (gsize) (end + 4 - (const char *) got->data);
-              length = g_ascii_strtoull (field + strlen ("Content-Length: "), NULL, 10);
-            }
-        }
-    }
+  length = slow_poll_read (fd, got, &body_at);
   close (fd);
   test_require (length > 0);
   g_assert_cmpuint (got->len, ==, body_at + length);

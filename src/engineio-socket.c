@@ -1511,6 +1511,7 @@ linger_timeout_cb (gpointer data)
 {
   EngineIOSocket *self = data;
   gboolean in_vain;
+  gboolean writing = FALSE;
 
   g_clear_pointer (&self->timeout_source, g_source_unref);
   /* Claimed under the lock, as the last poll and a kept probe claim it.
@@ -1521,12 +1522,23 @@ linger_timeout_cb (gpointer data)
    * In a server shutdown, which waits for its sessions, only for another
    * CLOSE_LINGER_MS: a client that does not read would hold the shutdown
    * for its whole 10 s wait; what the poll carries is then reported not
-   * delivered. */
+   * delivered.
+   * No last poll came, but a poll taken before the close (its callbacks
+   * pending) is still being written: the same, the end of its request
+   * finishes the close (its client got what was queued, without `1`). */
   g_async_queue_lock (self->outbound);
   in_vain = self->lingering;
   self->lingering = FALSE;
-  g_async_queue_unlock (self->outbound);
   if (in_vain)
+    for (guint i = 0; i < self->inflight->len; i++)
+      {
+        EngineIORequest *req = g_ptr_array_index (self->inflight, i);
+
+        req->finishes_close = TRUE;
+        writing = TRUE;
+      }
+  g_async_queue_unlock (self->outbound);
+  if (in_vain && !writing)
     socket_finish_close (self);
   else if (self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
     self->timeout_source = add_timeout (self, CLOSE_LINGER_MS, last_poll_timeout_cb,
@@ -3198,7 +3210,9 @@ engine_io_socket_send_binary (EngineIOSocket  *self,
  * sends fail with %ENGINE_IO_ERROR_CLOSED and messages the handlers have not
  * seen yet are not delivered. What was queued before is still handed to the
  * client (over polling on the waiting poll, or the next one within two
- * seconds), followed by a close packet, or over WebSocket by a close frame;
+ * seconds), followed by a close packet, or over WebSocket by a close frame
+ * (a poll response still being written is waited for: its send callbacks
+ * say whether it was written);
  * during an upgrade (the client's probe answered) it goes on the WebSocket
  * instead if the client completes the upgrade within those two seconds
  * rather than polling. Returns at once; #EngineIOSocket::close follows in the socket's main

@@ -418,7 +418,7 @@ test_stalled_reader (Fixture       *f,
   g_autoptr(TestWsFrame) open = NULL;
   g_autofree char *message = NULL;
   g_autofree char *sid = NULL;
-  gint code;
+  gint code, reason;
 
   g_test_summary ("A client that sends messages (echoed back) and answers pings blindly "
                   "with `3`, but does not read: once its output has waited ping-interval + "
@@ -462,9 +462,10 @@ test_stalled_reader (Fixture       *f,
 
   /* Reading again: the echoes that were written, then the close. */
   code = test_ws_read_close (ws, REL_WAIT_MS, NULL);
+  reason = rel_server_wait_reason (f->rs, sid, REL_WAIT_MS);
+  g_test_message ("close code %d, reason %d", code, reason);
   g_assert_cmpint (code, ==, 1008);
-  g_assert_cmpint (rel_server_wait_reason (f->rs, sid, REL_WAIT_MS), ==,
-                   ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR);
+  g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR);
 }
 
 /* ------------------------------------------------------------------ */

@@ -412,6 +412,12 @@ GPtrArray         *socket_io_broadcast_operator_emit_with_ack_finish (SocketIOBr
                                                                       guint                     *missing,
                                                                       GError                   **error);
 SOCKET_IO_AVAILABLE_IN_ALL
+GPtrArray         *socket_io_broadcast_operator_emit_with_ack_finish_full (SocketIOBroadcastOperator *self,
+                                                                           GAsyncResult              *result,
+                                                                           GPtrArray                **attachments,
+                                                                           guint                     *missing,
+                                                                           GError                   **error);
+SOCKET_IO_AVAILABLE_IN_ALL
 GPtrArray         *socket_io_broadcast_operator_fetch_sockets (SocketIOBroadcastOperator *self);
 SOCKET_IO_AVAILABLE_IN_ALL
 void               socket_io_broadcast_operator_sockets_join  (SocketIOBroadcastOperator *self,

@@ -3154,10 +3154,29 @@ socket_io_broadcast_operator_emit (SocketIOBroadcastOperator  *self,
   return TRUE;
 }
 
+/* What a broadcast's emit_with_ack() task returns. */
 typedef struct
 {
-  GMutex     lock;        /* guards responses, missing, waiting */
+  GPtrArray *responses;   /* JsonArray: each ack's arguments, with placeholders */
+  GPtrArray *attachments; /* GPtrArray of GBytes: attachments[i] belongs to responses[i] */
+  guint      missing;
+} SioBroadcastAckResult;
+
+static void
+broadcast_ack_result_free (gpointer data)
+{
+  SioBroadcastAckResult *result = data;
+
+  g_ptr_array_unref (result->responses);
+  g_ptr_array_unref (result->attachments);
+  g_free (result);
+}
+
+typedef struct
+{
+  GMutex     lock;        /* guards responses, attachments, missing, waiting */
   GPtrArray *responses;   /* JsonArray */
+  GPtrArray *attachments; /* GPtrArray of GBytes, one per response */
   guint      missing;
   guint      waiting;
   GTask     *task;
@@ -3166,7 +3185,8 @@ typedef struct
 static void
 broadcast_acks_free (SioBroadcastAcks *acks)
 {
-  g_ptr_array_unref (acks->responses);
+  g_clear_pointer (&acks->responses, g_ptr_array_unref);
+  g_clear_pointer (&acks->attachments, g_ptr_array_unref);
   g_mutex_clear (&acks->lock);
   g_free (acks);
 }
@@ -3175,9 +3195,13 @@ static void
 broadcast_acks_return (SioBroadcastAcks *acks)
 {
   GTask *task = acks->task;
+  SioBroadcastAckResult *result = g_new0 (SioBroadcastAckResult, 1);
 
-  g_task_set_task_data (task, GUINT_TO_POINTER (acks->missing), NULL);
-  g_task_return_pointer (task, g_ptr_array_ref (acks->responses), (GDestroyNotify) g_ptr_array_unref);
+  /* Every emit answered: nobody else touches @acks now. */
+  result->responses = g_steal_pointer (&acks->responses);
+  result->attachments = g_steal_pointer (&acks->attachments);
+  result->missing = acks->missing;
+  g_task_return_pointer (task, result, broadcast_ack_result_free);
   broadcast_acks_free (acks);
   g_object_unref (task);
 }
@@ -3188,13 +3212,17 @@ on_broadcast_ack (GObject      *source,
                   gpointer      user_data)
 {
   SioBroadcastAcks *acks = user_data;
+  g_autoptr(GPtrArray) attachments = NULL;
   g_autoptr(JsonArray) args = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source), result,
-                                                                     NULL, NULL);
+                                                                     &attachments, NULL);
   gboolean last;
 
   g_mutex_lock (&acks->lock);
   if (args != NULL)
-    g_ptr_array_add (acks->responses, json_array_ref (args));
+    {
+      g_ptr_array_add (acks->responses, json_array_ref (args));
+      g_ptr_array_add (acks->attachments, g_ptr_array_ref (attachments));
+    }
   else
     acks->missing++;
   last = --acks->waiting == 0;
@@ -3217,7 +3245,10 @@ on_broadcast_ack (GObject      *source,
  * @user_data: data for @callback
  *
  * Emits to every addressed socket with an ack id and collects the acks
- * (the reference's `io.timeout(ms).emit(..., callback)`). Unlike
+ * (the reference's `io.timeout(ms).emit(..., callback)`), binary ones
+ * with their attachments (see
+ * socket_io_broadcast_operator_emit_with_ack_finish_full()). An answered
+ * ack is kept until every addressed socket answered or timed out. Unlike
  * socket_io_broadcast_operator_emit(), the event is encoded once per
  * socket (each has its own ack ids). Any thread; @callback runs in the
  * thread-default main context of the caller, which must keep running
@@ -3262,6 +3293,7 @@ socket_io_broadcast_operator_emit_with_ack (SocketIOBroadcastOperator *self,
   acks = g_new0 (SioBroadcastAcks, 1);
   g_mutex_init (&acks->lock);
   acks->responses = g_ptr_array_new_with_free_func ((GDestroyNotify) json_array_unref);
+  acks->attachments = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
   acks->task = task;
   acks->waiting = sockets->len + 1;   /* + 1 until every emit is made */
   for (guint i = 0; i < sockets->len; i++)
@@ -3285,7 +3317,11 @@ socket_io_broadcast_operator_emit_with_ack (SocketIOBroadcastOperator *self,
  *   (timed out, disconnected, cancelled)
  * @error: return location for an error (an invalid event)
  *
- * Any thread.
+ * Finishes socket_io_broadcast_operator_emit_with_ack() without the
+ * acks' binary attachments: a binary in a response stays a
+ * `{"_placeholder":true,"num":N}` object. Use
+ * socket_io_broadcast_operator_emit_with_ack_finish_full() to get them.
+ * Call one of the two finish functions, once. Any thread.
  *
  * Returns: (transfer container) (element-type JsonArray) (nullable): the
  *   arguments of every ack received, in arrival order
@@ -3296,10 +3332,60 @@ socket_io_broadcast_operator_emit_with_ack_finish (SocketIOBroadcastOperator  *s
                                                    guint                      *missing,
                                                    GError                    **error)
 {
+  return socket_io_broadcast_operator_emit_with_ack_finish_full (self, result, NULL, missing, error);
+}
+
+/**
+ * socket_io_broadcast_operator_emit_with_ack_finish_full:
+ * @self: an operator
+ * @result: the result given to the callback
+ * @attachments: (out) (optional) (transfer container)
+ *   (element-type GPtrArray<GBytes>): one array per response: the
+ *   binaries of the ack at the same index of the returned array (an empty
+ *   array for an ack without binaries)
+ * @missing: (out) (optional): how many addressed sockets did not answer
+ *   (timed out, disconnected, cancelled)
+ * @error: return location for an error (an invalid event)
+ *
+ * Finishes socket_io_broadcast_operator_emit_with_ack() with the acks'
+ * binary attachments. Each response is represented as
+ * socket_io_socket_emit_with_ack_finish() represents one ack: the
+ * returned array's element `i` holds the ack's arguments, every binary
+ * in them (at any position and depth) replaced by a
+ * `{"_placeholder":true,"num":N}` object, and `N` indexes the `GBytes`
+ * of @attachments' element `i` (the BINARY_ACK's attachments, in the
+ * order the client sent them). Responses and their attachments are in
+ * arrival order; both arrays have the same length. Any thread.
+ *
+ * Returns: (transfer container) (element-type JsonArray) (nullable): the
+ *   arguments of every ack received, in arrival order, or %NULL with
+ *   @error set (and @attachments set to %NULL, @missing to 0)
+ */
+GPtrArray *
+socket_io_broadcast_operator_emit_with_ack_finish_full (SocketIOBroadcastOperator  *self,
+                                                        GAsyncResult               *result,
+                                                        GPtrArray                 **attachments,
+                                                        guint                      *missing,
+                                                        GError                    **error)
+{
+  SioBroadcastAckResult *acks;
+  GPtrArray *responses;
+
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  if (attachments != NULL)
+    *attachments = NULL;
   if (missing != NULL)
-    *missing = GPOINTER_TO_UINT (g_task_get_task_data (G_TASK (result)));
-  return g_task_propagate_pointer (G_TASK (result), error);
+    *missing = 0;
+  acks = g_task_propagate_pointer (G_TASK (result), error);
+  if (acks == NULL)
+    return NULL;
+  responses = g_ptr_array_ref (acks->responses);
+  if (attachments != NULL)
+    *attachments = g_ptr_array_ref (acks->attachments);
+  if (missing != NULL)
+    *missing = acks->missing;
+  broadcast_ack_result_free (acks);
+  return responses;
 }
 
 /**

@@ -439,6 +439,30 @@ def test_rooms_and_broadcast(app, transports):
 
 
 @pytest.mark.parametrize('transports', TRANSPORTS)
+def test_broadcast_binary_acks(app, transports):
+    """Acks to a broadcast keep their bytes (BINARY_ACK): each client's own, at any depth."""
+    tags = (b'\x00a\xff', b'\x00bb\xfe')
+    clients = []
+    for tag in tags:
+        x = Client(app, transports, connect=False)
+        x.sio.on('bin-question', lambda *args, tag=tag: (tag, {'deep': [tag * 2]}, 'plain') + args)
+        x.connect(transports)
+        clients.append(x)
+    for x in clients:
+        x.wait_for('welcome')
+    got = []
+    app.sio.to().emit('bin-question', b'\x01', callback=lambda r, missing: got.append((r, missing)),
+                      timeout=10)
+    run_loop_until(lambda: got, what='the broadcast acks')
+    responses, missing = got[0]
+    assert missing == 0
+    assert sorted(map(normalize, responses)) == \
+        [[tag, {'deep': [tag * 2]}, 'plain', b'\x01'] for tag in tags]
+    for x in clients:
+        x.disconnect()
+
+
+@pytest.mark.parametrize('transports', TRANSPORTS)
 @pytest.mark.parametrize('how, message, data', [
     ('false', 'Connection rejected by server', None),
     ('raise', 'go away', {'why': [1, None, 'x']}),

@@ -128,6 +128,100 @@ on_ask_all_done (GObject      *source,
     }
 }
 
+/* A copy of @node with every `{"_placeholder":true,"num":N}` replaced by
+ * the string "<bin:HEX>" of @attachments[N] ("<bad:N>" for a number out
+ * of range). */
+static JsonNode *
+resolve_placeholders (JsonNode  *node,
+                      GPtrArray *attachments)
+{
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      JsonObject *object = json_node_get_object (node);
+      JsonObject *copy;
+      GList *members;
+
+      if (json_object_get_size (object) == 2 &&
+          json_object_get_boolean_member_with_default (object, "_placeholder", FALSE) &&
+          json_object_has_member (object, "num"))
+        {
+          gint64 num = json_object_get_int_member_with_default (object, "num", -1);
+          GString *out;
+          const guint8 *data;
+          gsize len;
+
+          if (attachments == NULL || num < 0 || num >= attachments->len)
+            return json_node_init_string (json_node_alloc (), "<bad>");
+          data = g_bytes_get_data (g_ptr_array_index (attachments, num), &len);
+          out = g_string_new ("<bin:");
+          for (gsize i = 0; i < len; i++)
+            g_string_append_printf (out, "%02x", data[i]);
+          g_string_append_c (out, '>');
+          node = json_node_init_string (json_node_alloc (), out->str);
+          g_string_free (out, TRUE);
+          return node;
+        }
+      copy = json_object_new ();
+      members = json_object_get_members (object);
+      for (GList *l = members; l != NULL; l = l->next)
+        json_object_set_member (copy, l->data,
+                                resolve_placeholders (json_object_get_member (object, l->data), attachments));
+      g_list_free (members);
+      node = json_node_init_object (json_node_alloc (), copy);
+      json_object_unref (copy);
+      return node;
+    }
+  if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *array = json_node_get_array (node);
+      JsonArray *copy = json_array_new ();
+
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        json_array_add_element (copy, resolve_placeholders (json_array_get_element (array, i), attachments));
+      node = json_node_init_array (json_node_alloc (), copy);
+      json_array_unref (copy);
+      return node;
+    }
+  return json_node_copy (node);
+}
+
+/* Broadcast acks with their binaries: each response with its placeholders
+ * resolved against its own attachments, sorted. */
+static void
+on_ask_all_binary_done (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) attachments = NULL;
+  guint missing = 0;
+  g_autoptr(GPtrArray) responses =
+    socket_io_broadcast_operator_emit_with_ack_finish_full (SOCKET_IO_BROADCAST_OPERATOR (source), result,
+                                                            &attachments, &missing, &error);
+  g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *joined = NULL;
+
+  g_assert_no_error (error);
+  if (responses == NULL)
+    return;
+  g_assert_nonnull (attachments);
+  g_assert_cmpuint (attachments->len, ==, responses->len);
+  for (guint i = 0; i < responses->len; i++)
+    {
+      g_autoptr(JsonNode) node = json_node_new (JSON_NODE_ARRAY);
+      g_autoptr(JsonNode) resolved = NULL;
+
+      json_node_set_array (node, g_ptr_array_index (responses, i));
+      resolved = resolve_placeholders (node, g_ptr_array_index (attachments, i));
+      g_ptr_array_add (texts, json_of_node (resolved));
+    }
+  g_ptr_array_sort (texts, compare_strings);
+  g_ptr_array_add (texts, NULL);
+  joined = g_strjoinv (",", (char **) texts->pdata);
+  test_recorder_add (f->rec, "ask-all-bin %u missing=%u %s", responses->len, missing, joined);
+}
+
 static void
 on_ask_cancelled_done (GObject      *source,
                        GAsyncResult *result,
@@ -258,6 +352,14 @@ on_event (SocketIOSocket *socket,
 
       socket_io_broadcast_operator_emit_with_ack (op, "poll", args, attachments, test_scaled_ms (600),
                                                   NULL, on_ask_all_done, f);
+    }
+  else if (strcmp (name, "ask-all-bin") == 0)
+    {
+      g_autoptr(SocketIOBroadcastOperator) op =
+        socket_io_namespace_broadcast (socket_io_socket_get_namespace (socket));
+
+      socket_io_broadcast_operator_emit_with_ack (op, "poll", args, attachments, test_scaled_ms (600),
+                                                  NULL, on_ask_all_binary_done, f);
     }
   else if (strcmp (name, "ask-cancel") == 0)
     {
@@ -846,6 +948,59 @@ test_broadcast_acks (Fixture       *f,
   g_assert_cmpstr (reply, ==, "21[\"question\"]");
 }
 
+/* Broadcast acks carrying binaries (BINARY_ACK): each client's bytes reach
+ * the result intact, next to its own placeholders; a plain ack and a
+ * silent client still count. */
+static void
+test_broadcast_binary_acks (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) c = sio_open (f);
+  g_autoptr(TestWs) d = sio_open (f);
+  static const guint8 a0[] = { 0xaa, 0x01 };
+  static const guint8 b0[] = { 0xbb, 0x02 };
+  static const guint8 b1[] = { 0xbb, 0x03, 0x00, 0x04 };
+  static const guint8 sent[] = { 0x51, 0x52, 0x53 };
+
+  test_require (a != NULL && b != NULL && c != NULL && d != NULL);
+  g_free (sio_connect (a, "/", NULL));
+  g_free (sio_connect (b, "/", NULL));
+  g_free (sio_connect (c, "/", NULL));
+  g_free (sio_connect (d, "/", NULL));
+  /* The broadcast itself carries a binary too. */
+  test_require (sio_send (a, "51-[\"ask-all-bin\",{\"_placeholder\":true,\"num\":0}]"));
+  test_require (test_ws_send_binary (a, sent, sizeof sent));
+  expect_next (a, "51-0[\"poll\",{\"_placeholder\":true,\"num\":0}]");
+  expect_next (a, "<bin:515253>");
+  expect_next (b, "51-0[\"poll\",{\"_placeholder\":true,\"num\":0}]");
+  expect_next (b, "<bin:515253>");
+  expect_next (c, "51-0[\"poll\",{\"_placeholder\":true,\"num\":0}]");
+  expect_next (c, "<bin:515253>");
+  expect_next (d, "51-0[\"poll\",{\"_placeholder\":true,\"num\":0}]");
+  expect_next (d, "<bin:515253>");
+
+  /* A: one binary first; B: two, nested and in reverse order; C: plain
+   * JSON; D does not answer. */
+  test_require (sio_send (a, "61-0[{\"_placeholder\":true,\"num\":0},\"a\"]"));
+  test_require (test_ws_send_binary (a, a0, sizeof a0));
+  test_require (sio_send (b, "62-0[\"b\",{\"x\":[{\"_placeholder\":true,\"num\":1}]},{\"_placeholder\":true,\"num\":0}]"));
+  test_require (test_ws_send_binary (b, b0, sizeof b0));
+  test_require (test_ws_send_binary (b, b1, sizeof b1));
+  test_require (sio_send (c, "30[\"c\"]"));
+  g_assert_true (test_recorder_wait (f->rec,
+                                     "ask-all-bin 3 missing=1 "
+                                     "[\"<bin:aa01>\",\"a\"],"
+                                     "[\"b\",{\"x\":[\"<bin:bb030004>\"]},\"<bin:bb02>\"],"
+                                     "[\"c\"]",
+                                     TEST_TIMEOUT_MS));
+
+  /* The sessions are fine: the next thing each sees is its echo. */
+  test_require (sio_send (b, "2[\"echo\",\"end\"]"));
+  expect_next (b, "2[\"echo-back\",\"end\"]");
+}
+
 /* A volatile broadcast skips a recipient that has not taken the previous
  * one: a polling client that does not poll. */
 static void
@@ -1352,6 +1507,7 @@ main (int   argc,
   ADD ("broadcast-order", test_broadcast_order);
   ADD ("room-operations", test_room_operations);
   ADD ("broadcast-acks", test_broadcast_acks);
+  ADD ("broadcast-binary-acks", test_broadcast_binary_acks);
   ADD ("volatile", test_volatile);
   ADD ("disconnect-reasons", test_disconnect_reasons);
   ADD ("disconnect-other-thread", test_disconnect_other_thread);

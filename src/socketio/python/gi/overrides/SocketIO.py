@@ -401,9 +401,8 @@ class BroadcastOperator(SocketIO.BroadcastOperator):
         With callback, asks every one for an ack and calls callback(responses, missing) once
         all answered or timed out (timeout in seconds, default none): responses is a list
         with the values (a list) of each ack received, missing how many did not answer.
-        The callback runs in the calling thread's thread-default GLib.MainContext. Note:
-        the C library does not hand over the attachments of broadcast acks: bytes in them
-        arrive as placeholder dicts. Any thread.
+        The callback runs in the calling thread's thread-default GLib.MainContext. Bytes in
+        the acks arrive as bytes, at any depth, as in socket.emit's callback. Any thread.
         """
         jargs, atts = pack_args(args)
         if callback is None:
@@ -412,11 +411,12 @@ class BroadcastOperator(SocketIO.BroadcastOperator):
 
         def done(source, result, *unused):
             try:
-                responses, missing = source.emit_with_ack_finish(result)
+                responses, attachments, missing = source.emit_with_ack_finish_full(result)
             except GLib.Error as e:
                 log.warning('broadcast with ack failed: %s', e.message)
                 return
-            _call_logged(callback, [unpack_args(a) for a in responses], missing)
+            _call_logged(callback, [unpack_args(a, atts) for a, atts in zip(responses, attachments)],
+                         missing)
 
         SocketIO.BroadcastOperator.emit_with_ack(self, event, jargs, atts or None,
                                                  _timeout_ms(timeout), None, done)

@@ -2622,7 +2622,26 @@ engine_io_server_dispose (GObject *object)
    * and finalize, once it is done); the daemon must not outlive the
    * server. */
   if (self->config != NULL && !self->closed)
-    engine_io_server_close (self);
+    {
+      gboolean stranded;
+
+      engine_io_server_close (self);
+      /* Not closed, and no shutdown thread holds the server: it could not
+       * be started (the process is out of threads) on a thread that may
+       * not wait for the daemon. Freeing the server under its running
+       * daemon would be a use after free: it is kept instead (leaked,
+       * still serving), and whoever holds it may close it later. */
+      g_mutex_lock (&self->lock);
+      stranded = !self->closed && !self->finishing;
+      g_mutex_unlock (&self->lock);
+      if (stranded)
+        {
+          g_warning ("A dropped server could not be shut down here (no shutdown thread): "
+                     "it is kept running, not freed");
+          g_object_ref (self);
+          return;
+        }
+    }
 
   G_OBJECT_CLASS (engine_io_server_parent_class)->dispose (object);
 }

@@ -150,6 +150,26 @@ test_log_expect (GLogLevelFlags  level,
   g_mutex_unlock (&log_lock);
 }
 
+gboolean
+test_log_wait_expected (guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND;
+
+  for (;;)
+    {
+      gboolean done;
+
+      g_mutex_lock (&log_lock);
+      done = log_expected == NULL || log_expected->len == 0;
+      g_mutex_unlock (&log_lock);
+      if (done)
+        return TRUE;
+      if (g_get_monotonic_time () >= deadline)
+        return FALSE;
+      g_usleep (5 * 1000);
+    }
+}
+
 void
 test_log_check (void)
 {

@@ -75,6 +75,9 @@ guint    test_scaled_ms  (guint ms);
 void     test_log_init    (void);
 void     test_log_expect  (GLogLevelFlags  level,
                            const char     *substring);
+/* Waits up to @timeout_ms (not scaled) until every message announced with
+ * test_log_expect() has come; FALSE if one has not. */
+gboolean test_log_wait_expected (guint timeout_ms);
 /* Fails the current test for every unexpected warning or critical logged,
  * and for every expected one that never came; then forgets both. */
 void     test_log_check   (void);

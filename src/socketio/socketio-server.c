@@ -59,7 +59,9 @@ struct _SocketIOServer
   GObject          parent_instance;
   EngineIOServer  *engine;          /* ref */
   gulong           connection_id;
-  GMutex           lock;            /* guards namespaces, patterns, namespace_func */
+  GMutex           lock;            /* guards namespaces, patterns, namespace_func,
+                                     * each namespace's configuring */
+  GCond            configured;      /* (lock) a namespace's configuring ended */
   GHashTable      *namespaces;      /* name -> SocketIONamespace (ref) */
   GPtrArray       *patterns;        /* GRegex (ref) */
   SocketIONamespaceFunc namespace_func;
@@ -96,6 +98,8 @@ struct _SocketIONamespace
   GPtrArray       *middlewares;     /* SioMiddleware; append-only until finalize */
   SocketIOAdapter *adapter;         /* ref */
   GRWLock          recovery_lock;   /* see the comment at the top */
+  gboolean         configuring;     /* (server lock) dynamic, its ::new-namespace
+                                     * handlers still running */
 };
 
 struct _SocketIOSocket
@@ -506,12 +510,45 @@ server_dynamic_namespace (SocketIOServer *self,
       return NULL;
     }
   if (created)
-    nsp = server_of_locked (self, name);
+    {
+      nsp = server_of_locked (self, name);
+      nsp->configuring = TRUE;
+    }
   g_object_ref (nsp);
   g_mutex_unlock (&self->lock);
   if (created)
-    g_signal_emit (self, server_signals[SERVER_SIGNAL_NEW_NAMESPACE], 0, nsp);
+    {
+      g_signal_emit (self, server_signals[SERVER_SIGNAL_NEW_NAMESPACE], 0, nsp);
+      g_mutex_lock (&self->lock);
+      nsp->configuring = FALSE;
+      g_cond_broadcast (&self->configured);
+      g_mutex_unlock (&self->lock);
+    }
   return nsp;
+}
+
+/* How long a CONNECT to a dynamic namespace waits for the
+ * ::new-namespace handlers that another client's CONNECT started. */
+#define NAMESPACE_CONFIGURE_WAIT_US (10 * G_USEC_PER_SEC)
+
+/* Session context: whether @nsp may be joined, once its ::new-namespace
+ * handlers (running for another client, on another thread) have returned:
+ * until then it has none of the middlewares they add, and a client let
+ * in meanwhile would skip them. FALSE if they take longer than
+ * NAMESPACE_CONFIGURE_WAIT_US. */
+static gboolean
+namespace_wait_configured (SocketIOServer    *self,
+                           SocketIONamespace *nsp)
+{
+  gint64 end = g_get_monotonic_time () + NAMESPACE_CONFIGURE_WAIT_US;
+  gboolean configured;
+
+  g_mutex_lock (&self->lock);
+  while (nsp->configuring && g_cond_wait_until (&self->configured, &self->lock, end))
+    ;
+  configured = !nsp->configuring;
+  g_mutex_unlock (&self->lock);
+  return configured;
 }
 
 /* One CONNECT going through the namespace's middlewares, which may answer
@@ -909,6 +946,15 @@ client_connect (SioClient  *c,
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
       return;
     }
+  if (!namespace_wait_configured (c->server, nsp))
+    {
+      g_autoptr(JsonNode) data = error_object ("Namespace not ready", NULL);
+
+      g_warning ("Namespace %s: its ::new-namespace handlers took more than %d s; "
+                 "a client was refused", name, (int) (NAMESPACE_CONFIGURE_WAIT_US / G_USEC_PER_SEC));
+      client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
+      return;
+    }
   if (g_hash_table_size (c->sockets) + g_hash_table_size (c->pending) >=
       (guint) g_atomic_int_get (&c->server->max_namespaces))
     {
@@ -1211,6 +1257,7 @@ socket_io_server_finalize (GObject *object)
     self->namespace_destroy (self->namespace_data);
   g_clear_object (&self->engine);
   g_mutex_clear (&self->lock);
+  g_cond_clear (&self->configured);
   G_OBJECT_CLASS (socket_io_server_parent_class)->finalize (object);
 }
 
@@ -1459,7 +1506,10 @@ socket_io_server_class_init (SocketIOServerClass *klass)
    * socket_io_server_set_namespace_func()) is created for a client, in
    * that client's session context, before the client joins it: connect
    * the namespace's #SocketIONamespace::connection and add its middlewares
-   * here.
+   * here. Other clients joining the same namespace meanwhile (on other
+   * threads) wait until the handlers have returned (at most 10 s, then
+   * they are refused with `Namespace not ready`), so none skips the
+   * middlewares added here.
    */
   server_signals[SERVER_SIGNAL_NEW_NAMESPACE] =
     g_signal_new ("new-namespace", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -1470,6 +1520,7 @@ static void
 socket_io_server_init (SocketIOServer *self)
 {
   g_mutex_init (&self->lock);
+  g_cond_init (&self->configured);
   self->namespaces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->patterns = g_ptr_array_new_with_free_func ((GDestroyNotify) g_regex_unref);
 }

@@ -1398,6 +1398,47 @@ test_dynamic_namespaces (Fixture       *f,
   g_assert_cmpuint (test_recorder_count (f->rec, "new-namespace "), ==, 2);
 }
 
+/* A ::new-namespace handler that takes a while to add its middleware. */
+static void
+on_new_gated_namespace (SocketIOServer    *server,
+                        SocketIONamespace *nsp,
+                        gpointer           user_data)
+{
+  Fixture *f = user_data;
+
+  if (!g_str_has_prefix (socket_io_namespace_get_name (nsp), "/dyn-7"))
+    return;
+  test_recorder_add (f->rec, "configuring %s", socket_io_namespace_get_name (nsp));
+  g_usleep (500 * 1000);
+  socket_io_namespace_use (nsp, private_middleware, NULL, NULL);
+}
+
+/* Two clients join a new dynamic namespace at once: the second waits for
+ * the middleware the first one's ::new-namespace handler adds. */
+static void
+test_dynamic_namespace_configuring (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+
+  g_test_summary ("A second client joins a dynamic namespace while the first one's "
+                  "::new-namespace handler is still adding the namespace's middleware: it "
+                  "waits for the handler and is refused by the middleware (it was let in "
+                  "without it)");
+  test_require (a != NULL && b != NULL);
+  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_new_gated_namespace), f);
+
+  test_require (sio_send (a, "0/dyn-7,"));
+  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn-7", TEST_TIMEOUT_MS));
+  test_require (sio_send (b, "0/dyn-7,"));
+  expect_next (b, "4/dyn-7,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
+  expect_next (a, "4/dyn-7,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
+  /* With the token, both are let in. */
+  g_free (sio_connect (b, "/dyn-7", "{\"token\":\"secret\"}"));
+  g_assert_cmpuint (test_recorder_count (f->rec, "configuring "), ==, 1);
+}
+
 /* The bounds of one client: namespaces joined at once, pending server acks. */
 static void
 test_bounds (Fixture       *f,
@@ -1518,6 +1559,7 @@ main (int   argc,
   ADD ("protocol-v4", test_protocol_v4);
   ADD ("bounds", test_bounds);
   ADD ("dynamic-namespaces", test_dynamic_namespaces);
+  ADD ("dynamic-namespace-configuring", test_dynamic_namespace_configuring);
   ADD ("async-middleware", test_async_middleware);
 #undef ADD
   g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,

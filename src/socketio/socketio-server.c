@@ -112,7 +112,8 @@ struct _SocketIOSocket
   gint               connected;     /* atomic */
   gint               leaving;       /* atomic: set before the rooms are left */
   gboolean           closing;       /* session context only */
-  GMutex             ack_lock;      /* guards acks, next_ack_id, acks_closed, data */
+  GMutex             ack_lock;      /* guards acks, next_ack_id, acks_closed, data,
+                                     * early_rooms */
   JsonNode          *data;          /* nullable, sealed: socket.data */
   GHashTable        *acks;          /* gint64 id -> SioPendingAck */
   gint64             next_ack_id;
@@ -121,6 +122,8 @@ struct _SocketIOSocket
   gboolean           recovered;     /* set before the socket is published */
   SocketIOSession   *session;       /* session context: restored, until joined */
   char              *recovery_offset; /* session context: the offset it was restored from */
+  GPtrArray         *early_rooms;   /* (ack_lock) char*: rooms joined while the
+                                     * middlewares run; NULL once connected */
 };
 
 struct _SocketIOAck
@@ -669,6 +672,7 @@ connect_finish (SioConnectAttempt *attempt,
   g_autoptr(SocketIOSession) session = g_steal_pointer (&socket->session);
   gboolean missed_failed = FALSE;
   const char *rooms[2];
+  g_autoptr(GPtrArray) early_rooms = NULL;
 
   g_hash_table_remove (c->pending, name);     /* may free @attempt */
 
@@ -730,6 +734,15 @@ connect_finish (SioConnectAttempt *attempt,
   rooms[0] = socket->id;
   rooms[1] = NULL;
   socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id, rooms);
+  g_mutex_lock (&socket->ack_lock);
+  early_rooms = g_steal_pointer (&socket->early_rooms);
+  g_mutex_unlock (&socket->ack_lock);
+  if (early_rooms->len > 0)
+    {
+      g_ptr_array_add (early_rooms, NULL);
+      socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id,
+                                 (const char * const *) early_rooms->pdata);
+    }
   if (session != NULL)
     socket_io_adapter_add_all (socket_io_namespace_get_adapter (nsp), socket->id,
                                socket_io_session_get_rooms (session));
@@ -2222,6 +2235,7 @@ socket_io_socket_finalize (GObject *object)
   g_clear_object (&self->nsp);
   g_clear_pointer (&self->client, client_unref);
   g_clear_pointer (&self->session, socket_io_session_unref);
+  g_clear_pointer (&self->early_rooms, g_ptr_array_unref);
   g_free (self->pid);
   g_free (self->recovery_offset);
   g_free (self->id);
@@ -2297,6 +2311,7 @@ socket_new (SocketIONamespace *nsp,
 {
   SocketIOSocket *self = g_object_new (SOCKET_IO_TYPE_SOCKET, NULL);
 
+  self->early_rooms = g_ptr_array_new_with_free_func (g_free);
   if (session != NULL)
     {
       /* Recovered: the same id, private id and data. */
@@ -2887,7 +2902,10 @@ socket_io_socket_emit_with_ack_finish (SocketIOSocket  *self,
  * @room: a room
  *
  * Adds the socket to @room (through the namespace's adapter). Any thread;
- * does nothing on a disconnected socket.
+ * does nothing on a disconnected socket. Called from a middleware (before
+ * the socket is connected), the room is joined when the socket connects,
+ * before #SocketIONamespace::connection, and not at all if a middleware
+ * refuses it.
  */
 void
 socket_io_socket_join (SocketIOSocket *self,
@@ -2897,7 +2915,17 @@ socket_io_socket_join (SocketIOSocket *self,
 
   g_return_if_fail (SOCKET_IO_IS_SOCKET (self));
   g_return_if_fail (room != NULL);
-  if (!socket_io_socket_is_connected (self) || g_atomic_int_get (&self->leaving))
+  if (!socket_io_socket_is_connected (self))
+    {
+      /* A middleware's join: the rooms are joined with the connection. */
+      g_mutex_lock (&self->ack_lock);
+      if (self->early_rooms != NULL &&
+          !g_ptr_array_find_with_equal_func (self->early_rooms, room, g_str_equal, NULL))
+        g_ptr_array_add (self->early_rooms, g_strdup (room));
+      g_mutex_unlock (&self->ack_lock);
+      return;
+    }
+  if (g_atomic_int_get (&self->leaving))
     return;
   socket_io_adapter_add_all (socket_io_namespace_get_adapter (self->nsp), self->id, rooms);
   /* Raced with the socket leaving its rooms (another thread): undo, the
@@ -2912,7 +2940,8 @@ socket_io_socket_join (SocketIOSocket *self,
  * @self: a socket
  * @room: a room
  *
- * Removes the socket from @room. Any thread.
+ * Removes the socket from @room. Any thread. From a middleware, undoes a
+ * join made there.
  */
 void
 socket_io_socket_leave (SocketIOSocket *self,
@@ -2920,6 +2949,17 @@ socket_io_socket_leave (SocketIOSocket *self,
 {
   g_return_if_fail (SOCKET_IO_IS_SOCKET (self));
   g_return_if_fail (room != NULL);
+  g_mutex_lock (&self->ack_lock);
+  if (self->early_rooms != NULL)
+    {
+      guint index;
+
+      if (g_ptr_array_find_with_equal_func (self->early_rooms, room, g_str_equal, &index))
+        g_ptr_array_remove_index (self->early_rooms, index);
+      g_mutex_unlock (&self->ack_lock);
+      return;
+    }
+  g_mutex_unlock (&self->ack_lock);
   socket_io_adapter_del (socket_io_namespace_get_adapter (self->nsp), self->id, room);
 }
 

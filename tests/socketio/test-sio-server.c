@@ -1439,6 +1439,105 @@ test_dynamic_namespace_configuring (Fixture       *f,
   g_assert_cmpuint (test_recorder_count (f->rec, "configuring "), ==, 1);
 }
 
+/* A middleware that joins rooms (and leaves one of them again); one
+ * after it refuses a client whose auth says so. */
+static gboolean
+joining_middleware (SocketIONamespace  *nsp,
+                    SocketIOSocket     *socket,
+                    JsonNode          **error_data,
+                    gpointer            user_data,
+                    GError            **error)
+{
+  socket_io_socket_join (socket, "vip");
+  socket_io_socket_join (socket, "tmp");
+  socket_io_socket_join (socket, "vip");
+  socket_io_socket_leave (socket, "tmp");
+  return TRUE;
+}
+
+static gboolean
+refusing_middleware (SocketIONamespace  *nsp,
+                     SocketIOSocket     *socket,
+                     JsonNode          **error_data,
+                     gpointer            user_data,
+                     GError            **error)
+{
+  JsonNode *auth = socket_io_socket_get_auth (socket);
+
+  if (auth != NULL && JSON_NODE_HOLDS_OBJECT (auth) &&
+      json_object_get_boolean_member_with_default (json_node_get_object (auth), "refuse", FALSE))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "refused");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+on_early_connection (SocketIONamespace *nsp,
+                     SocketIOSocket    *socket,
+                     gpointer           user_data)
+{
+  Fixture *f = user_data;
+  g_auto(GStrv) rooms = socket_io_socket_get_rooms (socket);
+  g_autoptr(GPtrArray) sorted = g_ptr_array_new ();
+  g_autofree char *joined = NULL;
+
+  for (guint i = 0; rooms[i] != NULL; i++)
+    if (strcmp (rooms[i], socket_io_socket_get_id (socket)) != 0)
+      g_ptr_array_add (sorted, rooms[i]);
+  g_ptr_array_sort (sorted, compare_strings);
+  g_ptr_array_add (sorted, NULL);
+  joined = g_strjoinv (",", (char **) sorted->pdata);
+  test_recorder_add (f->rec, "early-rooms %s", joined);
+}
+
+/* Rooms joined by a middleware are joined with the connection. */
+static void
+test_middleware_join (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/early");
+  g_autoptr(SocketIOBroadcastOperator) vip = NULL;
+  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) b = sio_open (f);
+  g_autofree char *sid = NULL;
+  g_autofree char *sid_b = NULL;
+  guint recipients = 0;
+
+  g_test_summary ("A middleware joins rooms (and leaves one): the socket is in them when "
+                  "`connection` runs and gets what is broadcast to them; a socket a later "
+                  "middleware refuses joins none (joins in a middleware did nothing)");
+  test_require (a != NULL && b != NULL);
+  socket_io_namespace_use (nsp, joining_middleware, NULL, NULL);
+  socket_io_namespace_use (nsp, refusing_middleware, NULL, NULL);
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_early_connection), f);
+
+  test_require (sio_send (b, "0/early,{\"refuse\":true}"));
+  expect_next (b, "4/early,{\"message\":\"refused\"}");
+  sid = sio_connect (a, "/early", NULL);
+  test_require (sid != NULL);
+  g_assert_true (test_recorder_wait (f->rec, "early-rooms vip", TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->rec, "early-rooms "), ==, 1);
+
+  /* Only the connected socket is in the room. */
+  vip = socket_io_namespace_to (nsp, "vip");
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(JsonArray) args = json_array_new ();
+
+    json_array_add_string_element (args, "hi");
+    g_assert_true (socket_io_broadcast_operator_emit (vip, "news", args, NULL, &recipients, &error));
+    g_assert_no_error (error);
+  }
+  g_assert_cmpuint (recipients, ==, 1);
+  expect_next (a, "2/early,[\"news\",\"hi\"]");
+  /* Without the refusal, the second client gets in (and in the room). */
+  sid_b = sio_connect (b, "/early", NULL);
+  g_assert_nonnull (sid_b);
+  g_assert_true (test_recorder_wait_count (f->rec, "early-rooms vip", 2, TEST_TIMEOUT_MS));
+}
+
 /* The bounds of one client: namespaces joined at once, pending server acks. */
 static void
 test_bounds (Fixture       *f,
@@ -1560,6 +1659,7 @@ main (int   argc,
   ADD ("bounds", test_bounds);
   ADD ("dynamic-namespaces", test_dynamic_namespaces);
   ADD ("dynamic-namespace-configuring", test_dynamic_namespace_configuring);
+  ADD ("middleware-join", test_middleware_join);
   ADD ("async-middleware", test_async_middleware);
 #undef ADD
   g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,

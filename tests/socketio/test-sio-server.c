@@ -1538,6 +1538,47 @@ test_middleware_join (Fixture       *f,
   g_assert_true (test_recorder_wait_count (f->rec, "early-rooms vip", 2, TEST_TIMEOUT_MS));
 }
 
+static void
+on_ordered_connection (SocketIONamespace *nsp,
+                       SocketIOSocket    *socket,
+                       gpointer           user_data)
+{
+  Fixture *f = user_data;
+  EngineIOSocket *eio = socket_io_socket_get_engine_socket (socket);
+
+  test_recorder_add (f->rec, "queued %u", engine_io_socket_get_send_queue_length (eio));
+  g_assert_true (socket_io_socket_emit (socket, "hello", NULL, NULL, NULL));
+}
+
+/* `connection` runs once the CONNECT reply is on its way; what the client
+ * pipelined after its CONNECT reaches the handlers connected there. */
+static void
+test_connection_after_reply (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/custom");
+  g_autoptr(TestWs) ws = sio_open (f);
+  g_autofree char *reply = NULL;
+
+  g_test_summary ("Over WebSocket, `connection` runs once the CONNECT reply has been handed "
+                  "to the transport (it ran with the reply still queued, and what it emitted "
+                  "went out in the same write: the official protocol test suite, which reads "
+                  "one message per read, missed it); events the client pipelined after its "
+                  "CONNECT reach the handlers `connection` connects");
+  test_require (ws != NULL);
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_ordered_connection), f);
+  test_require (sio_send (ws, "0/custom,"));
+  test_require (sio_send (ws, "2/custom,[\"echo\",1]"));
+  test_require (sio_send (ws, "2/custom,[\"echo\",2]"));
+  reply = sio_next (ws, TEST_TIMEOUT_MS);
+  g_assert_nonnull (reply);
+  g_assert_true (g_str_has_prefix (reply, "0/custom,{\"sid\":"));
+  expect_next (ws, "2/custom,[\"hello\"]");
+  expect_next (ws, "2/custom,[\"echo-back\",1]");
+  expect_next (ws, "2/custom,[\"echo-back\",2]");
+  g_assert_true (test_recorder_wait (f->rec, "queued 0", TEST_TIMEOUT_MS));
+}
+
 /* The bounds of one client: namespaces joined at once, pending server acks. */
 static void
 test_bounds (Fixture       *f,
@@ -1660,6 +1701,7 @@ main (int   argc,
   ADD ("dynamic-namespaces", test_dynamic_namespaces);
   ADD ("dynamic-namespace-configuring", test_dynamic_namespace_configuring);
   ADD ("middleware-join", test_middleware_join);
+  ADD ("connection-after-reply", test_connection_after_reply);
   ADD ("async-middleware", test_async_middleware);
 #undef ADD
   g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,

@@ -17,6 +17,7 @@ library only.
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -31,9 +32,7 @@ SRCDIR = os.path.dirname(os.path.dirname(HERE))
 INTEROP = os.path.join(SRCDIR, "tests", "interop")
 REF_SIO_ECHO = os.path.join(INTEROP, "reference-sio-echo.js")
 
-sys.path.insert(0, HERE)
-import importlib.util  # noqa: E402
-
+# med, fmt, ratio and raise_nofile are shared with compare.py (not a package: load it by path)
 _spec = importlib.util.spec_from_file_location("compare", os.path.join(HERE, "compare.py"))
 compare = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compare)

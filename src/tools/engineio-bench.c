@@ -6,6 +6,14 @@
  *   polling  long-polling sessions: one pending GET and at most one POST
  *            in flight per session, echo traffic
  *   connect  open idle sessions and hold them, answering pings
+ *   sio-echo, sio-ack, sio-broadcast, sio-connect
+ *            the same over Socket.IO v5 (WebSocket only): each session
+ *            joins "/" (40 → 40{"sid"…}), skips the "auth" event, then
+ *            42["message",P] → 42["message-back",P];
+ *            42N["message-with-ack",P] → 43N[P]; or one extra session
+ *            emits 42["broadcast",P] and every session counts the
+ *            42["broadcast-back",P] it gets (the next broadcast goes out
+ *            when every live session has the oldest one in flight)
  *
  * GLib is used for option parsing only. The hot path is a raw epoll loop
  * over non-blocking sockets: one loop per thread (-t), each thread owning
@@ -59,6 +67,10 @@ typedef enum
   MODE_WS,
   MODE_POLLING,
   MODE_CONNECT,
+  MODE_SIO_ECHO,        /* Socket.IO: 42["message",…] → 42["message-back",…] */
+  MODE_SIO_ACK,         /* Socket.IO: 42N["message-with-ack",…] → 43N[…] */
+  MODE_SIO_BROADCAST,   /* Socket.IO: one sender, every session counts deliveries */
+  MODE_SIO_CONNECT,     /* Socket.IO: idle sessions joined to "/" */
 } BenchMode;
 
 /* Session-level failures: they count against --fail-threshold. */
@@ -96,6 +108,8 @@ typedef struct
 {
   BenchMode     mode;
   gboolean      polling;        /* sessions use long-polling */
+  gboolean      sio;            /* Socket.IO v5 on top: join "/" first */
+  gboolean      idle;           /* connect modes: no traffic */
   char         *url;
   char         *host_header;
   char         *path;
@@ -103,7 +117,8 @@ typedef struct
   socklen_t     addrlen;
   struct sockaddr_storage *sources;
   guint         n_sources;
-  guint         conns;
+  guint         conns;          /* sessions opened (sio-broadcast: receivers + 1) */
+  guint         receivers;      /* --conns */
   guint         inflight;
   guint         size;
   guint         threads;
@@ -563,6 +578,7 @@ struct _Conn
   guint8    frag_op;          /* ws: opcode of a fragmented message, 0 if none */
   guint8    post_inflight;
   guint8    want_get;         /* polling: send the next GET after this read */
+  guint8    sender;           /* sio-broadcast: the session that emits */
   guint32   pending_pongs;
   guint32   post_pongs;
   guint32   post_count;
@@ -582,6 +598,7 @@ typedef struct
   Hist     open;
   guint64  messages;          /* echoes completed inside the window */
   guint64  messages_all;
+  guint64  broadcasts;        /* sio-broadcast: broadcasts completed inside the window */
   guint64  pings;
   guint64  errs[N_ERR];
   guint64  verrs[N_VERR];
@@ -607,6 +624,12 @@ struct _Worker
   gboolean   stopping;
   guint64    open_deadline;
   guint32    rng;
+  guint      alive;           /* sessions open (sio-broadcast completion) */
+  Conn      *sender;          /* sio-broadcast */
+  guint32   *bc_count;        /* sio-broadcast: deliveries per slot (ring of inflight) */
+  guint64    bc_sent;         /* sio-broadcast: broadcasts emitted */
+  guint64    bc_done;         /* sio-broadcast: broadcasts every live session got */
+  guint64   *bc_t;            /* sio-broadcast: send times (ring of inflight) */
   Buf        tmp;
   char      *scratch;
   Stats      st;
@@ -693,6 +716,8 @@ conn_fail (Conn       *c,
       w->opening--;
       w->resolved++;
     }
+  else if (c->state == CONN_OPEN)
+    w->alive--;
   /* Sessions the bench itself closes at the end are not failures */
   if (!w->stopping)
     {
@@ -897,6 +922,7 @@ http_dechunk (const char *p,
 /* ----------------------------------------------------------- messages */
 
 static void ws_queue_message (Conn *c, guint64 seq, guint64 now);
+static void bc_emit (Worker *w, guint64 now);
 static void polling_maybe_post (Conn *c, guint64 now);
 
 static void
@@ -917,7 +943,9 @@ verify_failed (Conn       *c,
             c->index, seq, verr_names[kind], len, (size_t) cfg.size);
 }
 
-static void
+/* Returns the sequence number the echo was taken for, G_MAXUINT64 if
+ * nothing was in flight. */
+static guint64
 on_echo (Conn       *c,
          const char *p,
          size_t      len,
@@ -928,11 +956,11 @@ on_echo (Conn       *c,
   VerrKind kind;
   guint64 seq;
 
-  if (cfg.mode == MODE_CONNECT || c->recv_seq >= c->sent_seq)
+  if (cfg.idle || c->recv_seq >= c->sent_seq)
     {
       w->st.verrs[VERR_UNEXPECTED]++;
       report ("session %u: a message with nothing in flight (%zu bytes)", c->index, len);
-      return;
+      return G_MAXUINT64;
     }
   seq = c->recv_seq++;
   if (binary != cfg.binary)
@@ -960,11 +988,12 @@ on_echo (Conn       *c,
       hist_record (&w->st.lat, now - c->t_send[seq % cfg.inflight]);
     }
   if (w->stopping || now >= g_window_end)
-    return;
-  if (cfg.mode == MODE_WS)
+    return seq;
+  if (!cfg.polling)
     ws_queue_message (c, c->next_seq++, now);
   else
     c->next_seq++;          /* posted by polling_maybe_post () */
+  return seq;
 }
 
 static void
@@ -977,6 +1006,7 @@ conn_opened (Conn    *c,
   w->opening--;
   w->resolved++;
   w->st.opened++;
+  w->alive++;
   hist_record (&w->st.open, now - c->open_start);
 }
 
@@ -1082,7 +1112,24 @@ ws_queue_message (Conn    *c,
   guint32 key;
   guint8 *p;
 
-  if (cfg.binary)
+  if (cfg.sio)
+    {
+      char head[80];
+      int hl;
+
+      if (cfg.mode == MODE_SIO_ACK)
+        hl = snprintf (head, sizeof head, "42%" G_GUINT64_FORMAT "[\"message-with-ack\",\"", seq);
+      else if (cfg.mode == MODE_SIO_BROADCAST)
+        hl = snprintf (head, sizeof head, "42[\"broadcast\",\"");
+      else
+        hl = snprintf (head, sizeof head, "42[\"message\",\"");
+      p = ws_frame_begin (c, 1, (size_t) hl + cfg.size + 2, &key);
+      memcpy (p, head, (size_t) hl);
+      payload_write ((char *) p + hl, seq, cfg.size);
+      memcpy (p + hl + cfg.size, "\"]", 2);
+      ws_mask (p, (size_t) hl + cfg.size + 2, key);
+    }
+  else if (cfg.binary)
     {
       p = ws_frame_begin (c, 2, cfg.size, &key);
       payload_write ((char *) p, seq, cfg.size);
@@ -1097,6 +1144,187 @@ ws_queue_message (Conn    *c,
     }
   c->t_send[seq % cfg.inflight] = now;
   c->sent_seq = seq + 1;
+}
+
+/* ------------------------------------------------------------ Socket.IO */
+
+static gboolean
+has_prefix (const char *p,
+            size_t      len,
+            const char *prefix,
+            size_t      plen)
+{
+  return len >= plen && memcmp (p, prefix, plen) == 0;
+}
+
+/* The payload inside `…"<payload>"]`: strips the closing `"]`; if it is
+ * missing the length check of the caller reports it. */
+static size_t
+sio_string_len (const char *p,
+                size_t      len)
+{
+  if (len >= 2 && p[len - 2] == '"' && p[len - 1] == ']')
+    return len - 2;
+  return len;
+}
+
+/* sio-broadcast: broadcasts every live session has received are complete;
+ * the sender then emits the next ones. Single-threaded (one worker). */
+static void
+bc_progress (Worker  *w,
+             guint64  now)
+{
+  while (w->bc_done < w->bc_sent && w->bc_count[w->bc_done % cfg.inflight] >= w->alive)
+    {
+      if (in_window (now))
+        {
+          w->st.broadcasts++;
+          hist_record (&w->st.lat, now - w->bc_t[w->bc_done % cfg.inflight]);
+        }
+      w->bc_done++;
+    }
+  if (w->stopping || now >= g_window_end || w->sender == NULL || w->sender->state != CONN_OPEN)
+    return;
+  if (w->bc_sent < w->bc_done + cfg.inflight)
+    {
+      while (w->bc_sent < w->bc_done + cfg.inflight)
+        bc_emit (w, now);
+      sock_flush (w->sender, &w->sender->s[0]);
+    }
+}
+
+static void
+bc_emit (Worker  *w,
+         guint64  now)
+{
+  guint64 seq = w->bc_sent++;
+
+  w->bc_count[seq % cfg.inflight] = 0;
+  w->bc_t[seq % cfg.inflight] = now;
+  ws_queue_message (w->sender, seq, now);
+}
+
+static void
+on_broadcast_back (Conn       *c,
+                   const char *p,
+                   size_t      len,
+                   guint64     now)
+{
+  Worker *w = c->w;
+  guint64 seq = c->recv_seq;
+  VerrKind kind;
+
+  if (seq >= w->bc_sent)
+    {
+      w->st.verrs[VERR_UNEXPECTED]++;
+      report ("session %u: a broadcast with none in flight (%zu bytes)", c->index, len);
+      return;
+    }
+  c->recv_seq++;
+  kind = payload_check (p, len, seq);
+  if (kind != VERR_NONE)
+    verify_failed (c, kind, seq, p, len);
+  w->bc_count[seq % cfg.inflight]++;
+  /* deliveries to the --conns receivers; the sender's own copy only
+   * completes the broadcast */
+  if (!c->sender)
+    {
+      w->st.messages_all++;
+      if (in_window (now))
+        w->st.messages++;
+    }
+}
+
+/* One Socket.IO packet (the Engine.IO message's data). */
+static void
+sio_on_packet (Conn       *c,
+               const char *p,
+               size_t      len,
+               guint64     now)
+{
+  static const char message_back[] = "2[\"message-back\",\"";
+  static const char broadcast_back[] = "2[\"broadcast-back\",\"";
+  static const char auth[] = "2[\"auth\",";
+
+  if (len == 0)
+    {
+      c->w->st.errs[ERR_PROTOCOL]++;
+      report ("session %u: empty Socket.IO packet", c->index);
+      return;
+    }
+  switch (p[0])
+    {
+    case '2':
+      if (cfg.mode == MODE_SIO_ECHO && has_prefix (p, len, message_back, sizeof message_back - 1))
+        {
+          p += sizeof message_back - 1;
+          len -= sizeof message_back - 1;
+          on_echo (c, p, sio_string_len (p, len), FALSE, now);
+        }
+      else if (cfg.mode == MODE_SIO_BROADCAST &&
+               has_prefix (p, len, broadcast_back, sizeof broadcast_back - 1))
+        {
+          p += sizeof broadcast_back - 1;
+          len -= sizeof broadcast_back - 1;
+          on_broadcast_back (c, p, sio_string_len (p, len), now);
+        }
+      else if (has_prefix (p, len, auth, sizeof auth - 1))
+        ;   /* emitted on connection: skipped */
+      else
+        {
+          c->w->st.errs[ERR_PROTOCOL]++;
+          report ("session %u: unexpected event 4%.*s", c->index, (int) MIN (len, 60), p);
+        }
+      break;
+    case '3':
+      if (cfg.mode == MODE_SIO_ACK)
+        {
+          guint64 id = 0, seq;
+          size_t i = 1;
+
+          while (i < len && i < 21 && p[i] >= '0' && p[i] <= '9')
+            id = id * 10 + (guint64) (p[i++] - '0');
+          if (i == 1 || !has_prefix (p + i, len - i, "[\"", 2))
+            {
+              c->w->st.errs[ERR_PROTOCOL]++;
+              report ("session %u: bad ack 4%.*s", c->index, (int) MIN (len, 60), p);
+              break;
+            }
+          i += 2;
+          seq = on_echo (c, p + i, sio_string_len (p + i, len - i), FALSE, now);
+          if (seq != G_MAXUINT64 && seq != id)
+            {
+              c->w->st.verrs[VERR_CONTENT]++;
+              report ("session %u: ack id %" G_GUINT64_FORMAT " for message %" G_GUINT64_FORMAT,
+                      c->index, id, seq);
+            }
+        }
+      else
+        {
+          c->w->st.errs[ERR_PROTOCOL]++;
+          report ("session %u: unexpected ack 4%.*s", c->index, (int) MIN (len, 60), p);
+        }
+      break;
+    case '0':
+      if (c->state == CONN_OPENING && has_prefix (p, len, "0{", 2) &&
+          memmem (p, len, "\"sid\":\"", 7) != NULL)
+        conn_opened (c, now);
+      else
+        conn_fail (c, c->state == CONN_OPENING ? ERR_HANDSHAKE : ERR_PROTOCOL,
+                   "unexpected CONNECT 4%.*s", (int) MIN (len, 80), p);
+      break;
+    case '4':
+      conn_fail (c, c->state == CONN_OPENING ? ERR_HANDSHAKE : ERR_CLOSED,
+                 "CONNECT_ERROR 4%.*s", (int) MIN (len, 80), p);
+      break;
+    case '1':
+      conn_fail (c, ERR_CLOSED, "Socket.IO DISCONNECT 4%.*s", (int) MIN (len, 80), p);
+      break;
+    default:
+      c->w->st.errs[ERR_PROTOCOL]++;
+      report ("session %u: unexpected Socket.IO packet 4%.*s", c->index, (int) MIN (len, 40), p);
+      break;
+    }
 }
 
 static void
@@ -1120,7 +1348,10 @@ ws_on_message (Conn       *c,
   switch (p[0])
     {
     case '4':
-      on_echo (c, p + 1, len - 1, FALSE, now);
+      if (cfg.sio)
+        sio_on_packet (c, p + 1, len - 1, now);
+      else
+        on_echo (c, p + 1, len - 1, FALSE, now);
       break;
     case '2':
       c->w->st.pings++;
@@ -1129,7 +1360,9 @@ ws_on_message (Conn       *c,
     case '6':
       break;
     case '0':
-      if (c->state == CONN_OPENING && parse_open (c, p, len))
+      if (cfg.sio && c->state == CONN_OPENING && c->sid[0] == '\0' && parse_open (c, p, len))
+        ws_queue_raw (c, 1, "40", 2);   /* join "/"; open once it answers */
+      else if (!cfg.sio && c->state == CONN_OPENING && parse_open (c, p, len))
         conn_opened (c, now);
       else
         conn_fail (c, c->state == CONN_OPENING ? ERR_HANDSHAKE : ERR_PROTOCOL,
@@ -1603,7 +1836,12 @@ conn_start_traffic (Conn    *c,
   c->t_send = calloc (cfg.inflight, sizeof (guint64));
   if (c->t_send == NULL)
     die ("out of memory");
-  if (cfg.mode == MODE_WS)
+  if (cfg.mode == MODE_SIO_BROADCAST)
+    {
+      if (c->sender)
+        bc_progress (c->w, now);
+    }
+  else if (!cfg.polling)
     {
       for (guint i = 0; i < cfg.inflight; i++)
         ws_queue_message (c, c->next_seq++, now);
@@ -1774,8 +2012,18 @@ worker_stop (Worker  *w,
 
       if (c->state == CONN_OPEN)
         w->st.held++;
+      if (cfg.mode == MODE_SIO_BROADCAST)
+        {
+          if (c->state == CONN_OPEN && c->recv_seq < w->bc_sent &&
+              now - w->bc_t[c->recv_seq % cfg.inflight] > limit)
+            {
+              w->st.verrs[VERR_LOST] += w->bc_sent - c->recv_seq;
+              report ("session %u: broadcast %" G_GUINT64_FORMAT " not received after %.1f s",
+                      c->index, c->recv_seq, (now - w->bc_t[c->recv_seq % cfg.inflight]) / 1e6);
+            }
+        }
       /* echoes are in order, so the oldest unanswered one tells */
-      if (c->state == CONN_OPEN && c->recv_seq < c->sent_seq &&
+      else if (c->state == CONN_OPEN && c->recv_seq < c->sent_seq &&
           now - c->t_send[c->recv_seq % cfg.inflight] > limit)
         {
           w->st.verrs[VERR_LOST] += c->sent_seq - c->recv_seq;
@@ -1833,7 +2081,7 @@ worker_main (void *data)
       if (ts != 0 && !w->traffic && now >= ts)
         {
           w->traffic = TRUE;
-          if (cfg.mode != MODE_CONNECT)
+          if (!cfg.idle)
             for (guint i = 0; i < w->n_conns; i++)
               if (w->conns[i].state == CONN_OPEN)
                 conn_start_traffic (&w->conns[i], now);
@@ -1861,6 +2109,8 @@ worker_main (void *data)
             continue;
           sock_event (w, c, s, events[i].events);
         }
+      if (cfg.mode == MODE_SIO_BROADCAST && w->traffic)
+        bc_progress (w, now_us ());
     }
   w->st.cpu_window_s = thread_cpu_s (RUSAGE_THREAD) - cpu_start;
   worker_stop (w, now_us ());
@@ -1992,6 +2242,14 @@ mode_name (void)
       return "ws";
     case MODE_POLLING:
       return "polling";
+    case MODE_SIO_ECHO:
+      return "sio-echo";
+    case MODE_SIO_ACK:
+      return "sio-ack";
+    case MODE_SIO_BROADCAST:
+      return "sio-broadcast";
+    case MODE_SIO_CONNECT:
+      return "sio-connect";
     case MODE_CONNECT:
     default:
       return "connect";
@@ -2013,7 +2271,7 @@ main (int   argc,
   gboolean binary = FALSE, json = FALSE, verbose = FALSE;
   GOptionEntry entries[] = {
     { "url", 'u', 0, G_OPTION_ARG_STRING, &url, "Server (default http://127.0.0.1:3000/engine.io/)", "URL" },
-    { "mode", 'm', 0, G_OPTION_ARG_STRING, &mode, "ws, polling or connect (default ws)", "MODE" },
+    { "mode", 'm', 0, G_OPTION_ARG_STRING, &mode, "ws, polling, connect, sio-echo, sio-ack, sio-broadcast or sio-connect (default ws)", "MODE" },
     { "transport", 0, 0, G_OPTION_ARG_STRING, &transport, "connect mode: websocket (default) or polling", "T" },
     { "conns", 'c', 0, G_OPTION_ARG_INT, &conns, "Sessions (default 100)", "N" },
     { "inflight", 'P', 0, G_OPTION_ARG_INT, &inflight, "Messages in flight per session (default 1)", "N" },
@@ -2045,6 +2303,9 @@ main (int   argc,
   g_option_context_set_summary (options,
     "Opens sessions to an Engine.IO v4 server and measures echo throughput and latency\n"
     "(ws, polling) or how many idle sessions it holds (connect). Every echo is checked.\n"
+    "sio-* modes speak Socket.IO v5 over WebSocket to a socketio-echo-like server:\n"
+    "event echo (sio-echo), acknowledgements (sio-ack), broadcast deliveries to --conns\n"
+    "receivers from one extra sender (sio-broadcast, one thread), idle sessions (sio-connect).\n"
     "Exit status: 0 ok, 1 verification errors or failed sessions above --fail-threshold,\n"
     "2 bad usage or setup.");
   if (!g_option_context_parse (options, &argc, &argv, &error))
@@ -2062,9 +2323,28 @@ main (int   argc,
     cfg.mode = MODE_POLLING;
   else if (g_str_equal (mode, "connect"))
     cfg.mode = MODE_CONNECT;
+  else if (g_str_equal (mode, "sio-echo"))
+    cfg.mode = MODE_SIO_ECHO;
+  else if (g_str_equal (mode, "sio-ack"))
+    cfg.mode = MODE_SIO_ACK;
+  else if (g_str_equal (mode, "sio-broadcast"))
+    cfg.mode = MODE_SIO_BROADCAST;
+  else if (g_str_equal (mode, "sio-connect"))
+    cfg.mode = MODE_SIO_CONNECT;
   else
-    die ("Unknown mode “%s” (ws, polling, connect)", mode);
-  if (cfg.mode == MODE_CONNECT)
+    die ("Unknown mode “%s” (ws, polling, connect, sio-echo, sio-ack, sio-broadcast, sio-connect)", mode);
+  cfg.sio = cfg.mode >= MODE_SIO_ECHO;
+  cfg.idle = cfg.mode == MODE_CONNECT || cfg.mode == MODE_SIO_CONNECT;
+  if (cfg.sio)
+    {
+      /* Socket.IO modes run over WebSocket only; payloads are JSON strings
+       * (the text alphabet needs no escaping) */
+      if (!g_str_equal (transport, "websocket") && !g_str_equal (transport, "ws"))
+        die ("Socket.IO modes use WebSocket only");
+      if (binary)
+        die ("Socket.IO modes send text only");
+    }
+  else if (cfg.mode == MODE_CONNECT)
     {
       if (g_str_equal (transport, "polling"))
         cfg.polling = TRUE;
@@ -2084,10 +2364,17 @@ main (int   argc,
   cfg.conns = (guint) conns;
   cfg.inflight = (guint) inflight;
   cfg.size = (guint) size;
-  cfg.threads = (guint) MIN (threads, conns);
+  cfg.receivers = (guint) conns;
+  if (cfg.mode == MODE_SIO_BROADCAST)
+    {
+      /* one extra session emits; the completion count lives in one loop */
+      cfg.conns++;
+      threads = 1;
+    }
+  cfg.threads = (guint) MIN ((guint) threads, cfg.conns);
   cfg.open_window = (guint) open_window;
   cfg.duration = duration;
-  cfg.warmup = cfg.mode == MODE_CONNECT ? 0 : warmup;
+  cfg.warmup = cfg.idle ? 0 : warmup;
   cfg.open_timeout = open_timeout;
   cfg.fail_threshold = fail_threshold;
   cfg.echo_timeout = echo_timeout;
@@ -2126,7 +2413,16 @@ main (int   argc,
           c->index = w->first_index + j;
           c->s[0].fd = c->s[1].fd = -1;
           c->s[1].role = 1;
+          if (cfg.mode == MODE_SIO_BROADCAST && c->index == cfg.conns - 1)
+            {
+              c->sender = TRUE;
+              w->sender = c;
+            }
         }
+      w->bc_count = calloc (cfg.inflight, sizeof (guint32));
+      w->bc_t = calloc (cfg.inflight, sizeof (guint64));
+      if (w->bc_count == NULL || w->bc_t == NULL)
+        die ("out of memory");
       w->rng = 0x9e3779b9u ^ (guint32) (t0 * 2654435761u) ^ (i + 1) * 0x85ebca6bu;
       if (w->rng == 0)
         w->rng = 1;
@@ -2152,7 +2448,7 @@ main (int   argc,
   __atomic_store_n (&g_traffic_start, t_ready, __ATOMIC_RELEASE);
   if (verbose)
     fprintf (stderr, "engineio-bench: opened in %.3f s; %s for %.1f s after %.1f s warm-up\n",
-             open_s, cfg.mode == MODE_CONNECT ? "holding" : "traffic", cfg.duration, cfg.warmup);
+             open_s, cfg.idle ? "holding" : "traffic", cfg.duration, cfg.warmup);
 
   while (now_us () < g_window_start)
     g_usleep (MIN (20000, MAX (100, g_window_start - now_us ())));
@@ -2173,6 +2469,7 @@ main (int   argc,
       hist_merge (&total.open, &st->open);
       total.messages += st->messages;
       total.messages_all += st->messages_all;
+      total.broadcasts += st->broadcasts;
       total.pings += st->pings;
       total.opened += st->opened;
       total.held += st->held;
@@ -2190,7 +2487,9 @@ main (int   argc,
            session_failures * 100.0 > cfg.fail_threshold * cfg.conns;
 
   fprintf (human, "engineio-bench %s %s: %u sessions%s, %u in flight, %u B %s, %u thread%s\n",
-           mode_name (), cfg.url, cfg.conns, cfg.polling && cfg.mode == MODE_CONNECT ? " (polling)" : "",
+           mode_name (), cfg.url, cfg.conns,
+           cfg.polling && cfg.mode == MODE_CONNECT ? " (polling)" :
+           cfg.mode == MODE_SIO_BROADCAST ? " (receivers + 1 sender)" : "",
            cfg.inflight, cfg.size, cfg.binary ? "binary" : "text", cfg.threads,
            cfg.threads == 1 ? "" : "s");
   fprintf (human, "  opened %" G_GUINT64_FORMAT "/%u in %.3f s (open p50 %" G_GUINT64_FORMAT
@@ -2198,13 +2497,19 @@ main (int   argc,
            total.opened, cfg.conns, open_s, hist_quantile (&total.open, 0.5),
            hist_quantile (&total.open, 0.99), total.open.max,
            open_s > 0 ? (cpu_ready - cpu0) / open_s * 100 : 0.0);
-  if (cfg.mode == MODE_CONNECT)
+  if (cfg.idle)
     fprintf (human, "  held %" G_GUINT64_FORMAT "/%u after %.1f s, %" G_GUINT64_FORMAT " pings answered\n",
              total.held, cfg.conns, cfg.duration, total.pings);
   else
     {
-      fprintf (human, "  %.0f msg/s (%" G_GUINT64_FORMAT " echoes in %.1f s after %.1f s warm-up)\n",
-               total.messages / window_s, total.messages, window_s, cfg.warmup);
+      if (cfg.mode == MODE_SIO_BROADCAST)
+        fprintf (human, "  %.0f deliveries/s (%" G_GUINT64_FORMAT " deliveries of %" G_GUINT64_FORMAT
+                 " broadcasts to %u receivers in %.1f s after %.1f s warm-up; latency below: emit "
+                 "to last delivery)\n", total.messages / window_s, total.messages, total.broadcasts,
+                 cfg.receivers, window_s, cfg.warmup);
+      else
+        fprintf (human, "  %.0f msg/s (%" G_GUINT64_FORMAT " echoes in %.1f s after %.1f s warm-up)\n",
+                 total.messages / window_s, total.messages, window_s, cfg.warmup);
       fprintf (human, "  latency us: p50 %" G_GUINT64_FORMAT " p90 %" G_GUINT64_FORMAT
                " p99 %" G_GUINT64_FORMAT " max %" G_GUINT64_FORMAT "\n",
                hist_quantile (&total.lat, 0.5), hist_quantile (&total.lat, 0.9),
@@ -2246,7 +2551,11 @@ main (int   argc,
       printf (",\"sessions_failed\":%" G_GUINT64_FORMAT, session_failures);
       for (int k = 0; k < N_ERR; k++)
         printf (",\"%s\":%" G_GUINT64_FORMAT, err_names[k], total.errs[k]);
-      printf ("},\"cpu_pct\":%.1f,\"max_thread_cpu_pct\":%.1f,\"open_cpu_pct\":%.1f,"
+      printf ("},\"receivers\":%u,\"broadcasts\":%" G_GUINT64_FORMAT ",\"broadcasts_per_s\":%.1f,"
+              "\"deliveries_per_s\":%.1f",
+              cfg.receivers, total.broadcasts, total.broadcasts / window_s,
+              cfg.mode == MODE_SIO_BROADCAST ? total.messages / window_s : 0.0);
+      printf (",\"cpu_pct\":%.1f,\"max_thread_cpu_pct\":%.1f,\"open_cpu_pct\":%.1f,"
               "\"wall_s\":%.3f,\"ok\":%s}\n",
               (cpu_win1 - cpu_win0) / window_s * 100, max_thread_cpu,
               open_s > 0 ? (cpu_ready - cpu0) / open_s * 100 : 0.0, (t_end - t0) / 1e6,

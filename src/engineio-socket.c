@@ -136,6 +136,9 @@ struct _EngineIOSocket
   gint64                   ping_sent_at;  /* v4: for the round-trip histogram */
   gboolean                 counted_open;  /* in the open-sessions gauge */
   gboolean                 client_closed; /* the client sent a close packet */
+  gboolean                 shutting_down; /* a server shutdown reached us (perhaps closing
+                                           * already, for another reason): a poll response
+                                           * the close waits for gets a bounded time */
   EngineIOCounters        *counters;      /* the server's; immutable pointer */
   EngineIOCloseReason      close_reason;
   char                    *close_description;
@@ -1540,10 +1543,31 @@ linger_timeout_cb (gpointer data)
   g_async_queue_unlock (self->outbound);
   if (in_vain && !writing)
     socket_finish_close (self);
-  else if (self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
+  else if (self->shutting_down)
     self->timeout_source = add_timeout (self, CLOSE_LINGER_MS, last_poll_timeout_cb,
                                         "[engineio] shutdown: last poll's write");
   return G_SOURCE_REMOVE;
+}
+
+/* Session context: a server shutdown reached a session that was closing
+ * already (the application closed it, or its client, or a timeout). Its
+ * close may be waiting for a poll response to be written (its last poll,
+ * a poll the close resumed, or one taken before the close): the shutdown
+ * bounds that write as its own close does, else a client that does not
+ * read would hold the shutdown for its whole 10 s wait (the first close's
+ * reason would have kept the bound off). A linger still running arms the
+ * bound when it ends (linger_timeout_cb()); a WebSocket's close has its
+ * own timeout. */
+static void
+socket_shutdown_closing (EngineIOSocket *self)
+{
+  if (self->shutting_down)
+    return;
+  self->shutting_down = TRUE;
+  if (self->timeout_source != NULL || self->ws != NULL)
+    return;
+  self->timeout_source = add_timeout (self, CLOSE_LINGER_MS, last_poll_timeout_cb,
+                                      "[engineio] shutdown: a closing poll's write");
 }
 
 /* Closes the session for the application: no more sends, no more
@@ -1566,10 +1590,15 @@ socket_do_close (EngineIOSocket      *self,
   g_async_queue_lock (self->outbound);
   if (self->state != STATE_OPEN && self->state != STATE_OPENING)
     {
+      gboolean closing = self->state == STATE_CLOSING;
+
       g_async_queue_unlock (self->outbound);
+      if (closing && reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
+        socket_shutdown_closing (self);
       return;
     }
   g_atomic_int_set ((int *) &self->state, STATE_CLOSING);
+  self->shutting_down = reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN;
 
   /* The server's table may hold the last reference; keep the socket alive
    * through the close. (Finalizing a closed socket on its own thread is
@@ -1670,6 +1699,13 @@ socket_do_close (EngineIOSocket      *self,
                                         linger_timeout_cb, "[engineio] close linger");
   else if (!waiting)
     socket_finish_close (self);
+  else if (self->shutting_down && self->ws == NULL)
+    /* A shutdown that resumed the waiting poll: its response (what was
+     * queued and `1`; a lot if the poll waited while another response was
+     * being written) gets as long as a linger and its last poll's write,
+     * then the session ends all the same. */
+    self->timeout_source = add_timeout (self, 2 * CLOSE_LINGER_MS, last_poll_timeout_cb,
+                                        "[engineio] shutdown: the waiting poll's write");
 }
 
 /* The session is over: report what was never sent, wake blocked receivers

@@ -1,0 +1,394 @@
+/* test-close-races3.c: a session the application closed while a poll
+ * response is still being written, and a server shutdown after that
+ * (adversarial review of "an application close that finds a poll response
+ * still being written waits for its write").
+ *
+ * A client that never reads its poll response (or reads it slowly) must
+ * not hold a server shutdown for the shutdown's whole 10 s wait: once the
+ * shutdown reaches a session, whatever closed it first, the write gets
+ * 2 s after the linger, as in a plain shutdown.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "relutil.h"
+
+/* The application's side: the last session opened. */
+typedef struct
+{
+  GMutex          lock;
+  EngineIOSocket *last;  /* (lock) (owned) */
+} Sessions;
+
+static void
+on_connection (EngineIOServer *server,
+               EngineIOSocket *socket,
+               gpointer        user_data)
+{
+  Sessions *s = user_data;
+
+  g_mutex_lock (&s->lock);
+  g_clear_object (&s->last);
+  s->last = g_object_ref (socket);
+  g_mutex_unlock (&s->lock);
+}
+
+static EngineIOSocket *
+sessions_take (Sessions *s)
+{
+  EngineIOSocket *socket;
+
+  g_mutex_lock (&s->lock);
+  socket = g_steal_pointer (&s->last);
+  g_mutex_unlock (&s->lock);
+  return socket;
+}
+
+typedef struct
+{
+  int sent;     /* (atomic) callbacks with TRUE */
+  int unsent;   /* (atomic) callbacks with FALSE */
+} SendCounts;
+
+static void
+on_sent (EngineIOSocket *socket,
+         gboolean        flushed,
+         gpointer        user_data)
+{
+  SendCounts *counts = user_data;
+
+  g_atomic_int_inc (flushed ? &counts->sent : &counts->unsent);
+}
+
+#define BIG_MESSAGES 6
+#define BIG_MESSAGE_SIZE (1024 * 1024)
+
+/* Queues BIG_MESSAGES messages of a MiB with on_sent(): more than
+ * loopback's socket buffers hold, so a client that does not read stalls
+ * the response that carries them. */
+static gboolean
+queue_big_messages (EngineIOSocket *socket,
+                    SendCounts     *counts)
+{
+  g_autofree char *text = g_malloc (BIG_MESSAGE_SIZE + 1);
+
+  memset (text, 'x', BIG_MESSAGE_SIZE);
+  text[BIG_MESSAGE_SIZE] = '\0';
+  for (guint i = 0; i < BIG_MESSAGES; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (!engine_io_socket_send_text_full (socket, text, on_sent, counts, NULL, &error))
+        {
+          g_test_message ("send %u: %s", i, error->message);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* A GET for @target on a new connection whose receive window is tiny: what
+ * the server writes to it stalls once the server's send buffer is full. */
+static int
+slow_get (guint       port,
+          const char *target)
+{
+  g_autofree char *request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", target);
+  struct sockaddr_in address = { 0 };
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int size = 4096;
+
+  if (fd < 0)
+    return -1;
+  setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  address.sin_family = AF_INET;
+  address.sin_port = htons ((guint16) port);
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  if (connect (fd, (struct sockaddr *) &address, sizeof address) != 0 ||
+      !rel_tcp_send (fd, request, strlen (request)))
+    {
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+static gboolean
+wait_counts (SendCounts *counts,
+             guint       n,
+             guint       timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * G_TIME_SPAN_MILLISECOND;
+
+  while (g_atomic_int_get (&counts->sent) + g_atomic_int_get (&counts->unsent) < (int) n &&
+         g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  return g_atomic_int_get (&counts->sent) + g_atomic_int_get (&counts->unsent) >= (int) n;
+}
+
+typedef enum
+{
+  POLL_BEFORE_CLOSE,  /* a poll took the queue while the session was open */
+  POLL_IN_LINGER,     /* the last poll came within the linger */
+  POLL_WAITING,       /* as POLL_BEFORE_CLOSE, and a second poll waits (it takes
+                       * nothing while the first is written) with 6 MiB more
+                       * queued: the close resumes it with them */
+} PollWhen;
+
+typedef enum
+{
+  SHUTDOWN_IN_LINGER,     /* 0.5 s after the application's close */
+  SHUTDOWN_AFTER_LINGER,  /* 2.5 s after it: the session waits for the write */
+  SHUTDOWN_ONLY,          /* no application close: the shutdown closes it */
+} ShutdownWhen;
+
+typedef struct
+{
+  PollWhen     poll;
+  ShutdownWhen shutdown;
+} Case;
+
+/* The application closes a polling session (ping-timeout 20 s: a 2 s
+ * linger) whose poll response (6 MiB) is never read; then the server shuts
+ * down. The session must end 2 s after the later of the linger and the
+ * shutdown at most, not at the end of the shutdown's 10 s wait. */
+static void
+test_app_close_then_shutdown (gconstpointer data)
+{
+  const Case *c = data;
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  SendCounts counts = { 0, 0 };
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start, took_ms;
+  gint reason;
+  guint n_messages = c->poll == POLL_WAITING ? 2 * BIG_MESSAGES : BIG_MESSAGES;
+  int fd = -1, fd2 = -1;
+
+  g_test_summary ("The application closes a polling session while a poll response (6 MiB, "
+                  "taken before the close, by the last poll within the linger, or by a poll "
+                  "the close resumed) is never read; the server then shuts down (or only the "
+                  "shutdown closes it): the session ends within 2 s after the linger and the "
+                  "shutdown (4 s for a resumed poll), what the polls carry reported not "
+                  "delivered, once; the client does not hold the shutdown for its 10 s wait "
+                  "(it did: the first close's reason kept the shutdown's bound off, and a "
+                  "resumed poll had no bound)");
+
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  poll = rel_poll_open (rs->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  socket = sessions_take (&s);
+  test_require (socket != NULL);
+  test_require (queue_big_messages (socket, &counts));
+
+  if (c->poll == POLL_BEFORE_CLOSE || c->poll == POLL_WAITING)
+    {
+      gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+
+      fd = slow_get (rs->port, poll->target);
+      test_require (fd >= 0);
+      while (engine_io_socket_get_send_queue_length (socket) > 0 && g_get_monotonic_time () < deadline)
+        g_usleep (5 * 1000);
+      g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, 0);
+    }
+  if (c->poll == POLL_WAITING)
+    {
+      /* The second poll waits while the first is written: the next 6 MiB
+       * stay queued. */
+      fd2 = slow_get (rs->port, poll->target);
+      test_require (fd2 >= 0);
+      g_usleep (300 * 1000);
+      test_require (queue_big_messages (socket, &counts));
+      g_usleep (100 * 1000);
+      g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, BIG_MESSAGES);
+    }
+
+  start = g_get_monotonic_time ();
+  if (c->shutdown != SHUTDOWN_ONLY)
+    {
+      engine_io_socket_close (socket);
+
+      if (c->poll == POLL_IN_LINGER)
+        {
+          /* Once the close has reached the session. */
+          g_usleep (200 * 1000);
+          fd = slow_get (rs->port, poll->target);
+          test_require (fd >= 0);
+        }
+
+      g_usleep ((c->shutdown == SHUTDOWN_IN_LINGER ? 500 : 2500) * 1000 -
+                (g_get_monotonic_time () - start));
+      g_test_message ("session closed yet: %s", rel_server_reason (rs, poll->sid) >= 0 ? "yes" : "no");
+    }
+
+  start = g_get_monotonic_time ();
+  engine_io_server_close_async (rs->server, NULL, NULL, NULL);
+
+  /* At most 2 s of linger left, 2 s more for the write, then the session
+   * ends; 8 s is below the shutdown's 10 s wait for its sessions. */
+  reason = rel_server_wait_reason (rs, poll->sid, test_scaled_ms (8000));
+  took_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("session ended %" G_GINT64_FORMAT " ms after the shutdown began", took_ms);
+  g_assert_cmpint (reason, ==, c->shutdown == SHUTDOWN_ONLY ? ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN
+                                                            : ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+
+  /* Never read: every callback says FALSE, once. */
+  g_assert_true (wait_counts (&counts, n_messages, REL_WAIT_MS));
+  g_usleep (100 * 1000);
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
+  g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, (int) n_messages);
+
+  g_clear_object (&socket);
+  rel_server_free (rs);
+  if (fd >= 0)
+    close (fd);
+  if (fd2 >= 0)
+    close (fd2);
+  g_mutex_clear (&s.lock);
+  /* No "still pending after 10 s" from the shutdown. */
+  test_log_check ();
+}
+
+/* The client of a closed session reads its poll response (6 MiB) a few
+ * KiB at a time, often enough that libmicrohttpd's connection timeout
+ * (for inactivity) never fires: at this pace the write would take
+ * minutes. The session must end within connection-timeout after the
+ * linger all the same, reporting what was not written FALSE, once. */
+#define DRIP_TIMEOUT_S 2
+
+static void
+test_app_close_drip (gconstpointer data)
+{
+  PollWhen when = GPOINTER_TO_INT (data);
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  SendCounts counts = { 0, 0 };
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start, deadline, took_ms;
+  gsize total = 0;
+  gint reason = -1;
+  int fd = -1;
+
+  g_test_summary ("The application closes a polling session whose poll response (6 MiB, "
+                  "taken before the close or by the last poll within the linger) its client "
+                  "reads a few KiB every 250 ms (libmicrohttpd's idle timeout never fires): "
+                  "the session ends within connection-timeout after the linger, not when "
+                  "the write ends minutes later (its max-sessions place, its thread and "
+                  "its ::close were held as long as the client kept dripping)");
+
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000,
+                "connection-timeout", DRIP_TIMEOUT_S, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  poll = rel_poll_open (rs->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  socket = sessions_take (&s);
+  test_require (socket != NULL);
+  test_require (queue_big_messages (socket, &counts));
+
+  if (when == POLL_BEFORE_CLOSE)
+    {
+      deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+      fd = slow_get (rs->port, poll->target);
+      test_require (fd >= 0);
+      while (engine_io_socket_get_send_queue_length (socket) > 0 && g_get_monotonic_time () < deadline)
+        g_usleep (5 * 1000);
+      g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, 0);
+    }
+
+  start = g_get_monotonic_time ();
+  engine_io_socket_close (socket);
+  if (when == POLL_IN_LINGER)
+    {
+      g_usleep (200 * 1000);
+      fd = slow_get (rs->port, poll->target);
+      test_require (fd >= 0);
+    }
+
+  /* Linger (2 s), connection-timeout, and a margin. */
+  deadline = start + test_scaled_ms (2000 + DRIP_TIMEOUT_S * 1000 + 4000) * G_TIME_SPAN_MILLISECOND;
+  while (g_get_monotonic_time () < deadline && (reason = rel_server_reason (rs, poll->sid)) < 0)
+    {
+      guint8 chunk[4096];
+      ssize_t n = recv (fd, chunk, sizeof chunk, MSG_DONTWAIT);
+
+      if (n > 0)
+        total += (gsize) n;
+      else if (n == 0)
+        break;
+      g_usleep (250 * 1000);
+    }
+  took_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("after %" G_GINT64_FORMAT " ms: %" G_GSIZE_FORMAT " bytes read, session %s",
+                  took_ms, total, reason >= 0 ? "ended" : "still there");
+  /* The drip kept the write going: it was far from done. */
+  g_assert_cmpuint (total, <, BIG_MESSAGES * BIG_MESSAGE_SIZE / 2);
+  g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+
+  /* Not written whole: every callback says FALSE, once. */
+  g_assert_true (wait_counts (&counts, BIG_MESSAGES, REL_WAIT_MS));
+  g_usleep (100 * 1000);
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
+  g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, BIG_MESSAGES);
+
+  g_clear_object (&socket);
+  rel_server_free (rs);
+  close (fd);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
+static const Case cases[] = {
+  { POLL_BEFORE_CLOSE, SHUTDOWN_IN_LINGER },
+  { POLL_BEFORE_CLOSE, SHUTDOWN_AFTER_LINGER },
+  { POLL_IN_LINGER, SHUTDOWN_IN_LINGER },
+  { POLL_IN_LINGER, SHUTDOWN_AFTER_LINGER },
+  { POLL_WAITING, SHUTDOWN_ONLY },
+  { POLL_WAITING, SHUTDOWN_IN_LINGER },
+};
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  test_log_init ();
+
+  g_test_add_data_func ("/reliability/close-races3/inflight-poll/shutdown-in-linger",
+                        &cases[0], test_app_close_then_shutdown);
+  g_test_add_data_func ("/reliability/close-races3/inflight-poll/shutdown-after-linger",
+                        &cases[1], test_app_close_then_shutdown);
+  g_test_add_data_func ("/reliability/close-races3/last-poll/shutdown-in-linger",
+                        &cases[2], test_app_close_then_shutdown);
+  g_test_add_data_func ("/reliability/close-races3/last-poll/shutdown-after-linger",
+                        &cases[3], test_app_close_then_shutdown);
+  g_test_add_data_func ("/reliability/close-races3/waiting-poll/shutdown",
+                        &cases[4], test_app_close_then_shutdown);
+  g_test_add_data_func ("/reliability/close-races3/waiting-poll/app-close-then-shutdown",
+                        &cases[5], test_app_close_then_shutdown);
+
+  g_test_add_data_func ("/reliability/close-races3/inflight-poll/drip",
+                        GINT_TO_POINTER (POLL_BEFORE_CLOSE), test_app_close_drip);
+  g_test_add_data_func ("/reliability/close-races3/last-poll/drip",
+                        GINT_TO_POINTER (POLL_IN_LINGER), test_app_close_drip);
+
+  return g_test_run ();
+}

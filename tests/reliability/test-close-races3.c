@@ -6,7 +6,10 @@
  * A client that never reads its poll response (or reads it slowly) must
  * not hold a server shutdown for the shutdown's whole 10 s wait: once the
  * shutdown reaches a session, whatever closed it first, the write gets
- * 2 s after the linger, as in a plain shutdown.
+ * 2 s after the linger, as in a plain shutdown. Nor may a client that
+ * reads its response a little at a time, often enough that
+ * libmicrohttpd's connection timeout (for inactivity) never fires, hold
+ * the closed session past connection-timeout after the linger.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -93,20 +96,22 @@ queue_big_messages (EngineIOSocket *socket,
   return TRUE;
 }
 
-/* A GET for @target on a new connection whose receive window is tiny: what
- * the server writes to it stalls once the server's send buffer is full. */
+/* A GET for @target on a new connection whose receive window is tiny
+ * (@size > 0, its SO_RCVBUF): what the server writes to it stalls once the
+ * server's send buffer is full. */
 static int
-slow_get (guint       port,
-          const char *target)
+slow_get_full (guint       port,
+               const char *target,
+               int         size)
 {
   g_autofree char *request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", target);
   struct sockaddr_in address = { 0 };
   int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int size = 4096;
 
   if (fd < 0)
     return -1;
-  setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  if (size > 0)
+    setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   address.sin_family = AF_INET;
   address.sin_port = htons ((guint16) port);
   address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
@@ -117,6 +122,13 @@ slow_get (guint       port,
       return -1;
     }
   return fd;
+}
+
+static int
+slow_get (guint       port,
+          const char *target)
+{
+  return slow_get_full (port, target, 4096);
 }
 
 static gboolean
@@ -262,15 +274,20 @@ test_app_close_then_shutdown (gconstpointer data)
   test_log_check ();
 }
 
-/* The client of a closed session reads its poll response (6 MiB) a few
- * KiB at a time, often enough that libmicrohttpd's connection timeout
- * (for inactivity) never fires: at this pace the write would take
- * minutes. The session must end within connection-timeout after the
- * linger all the same, reporting what was not written FALSE, once. */
-#define DRIP_TIMEOUT_S 2
+/* The client of a closed session reads its poll response (24 MiB) at
+ * 1 MiB/s: often enough that libmicrohttpd's connection timeout (2 s
+ * here, for inactivity) never fires, slowly enough that the write would
+ * take some 20 s. The session must end within connection-timeout after
+ * the linger all the same (as the README says), reporting what was not
+ * written FALSE, once. */
+#define STEADY_TIMEOUT_S 2
+#define STEADY_MESSAGES 16  /* what an open session's poll takes at most */
+#define STEADY_MESSAGE_SIZE (3 * 512 * 1024)
+#define STEADY_READ (256 * 1024)
+#define STEADY_EVERY_MS 250
 
 static void
-test_app_close_drip (gconstpointer data)
+test_app_close_steady_reader (gconstpointer data)
 {
   PollWhen when = GPOINTER_TO_INT (data);
   RelServer *rs = rel_server_new ();
@@ -279,21 +296,27 @@ test_app_close_drip (gconstpointer data)
   g_autoptr(RelPoll) poll = NULL;
   g_autoptr(EngineIOSocket) socket = NULL;
   g_autoptr(GError) error = NULL;
+  g_autofree char *text = g_malloc (STEADY_MESSAGE_SIZE + 1);
+  g_autofree guint8 *chunk = g_malloc (STEADY_READ);
   gint64 start, deadline, took_ms;
   gsize total = 0;
   gint reason = -1;
-  int fd = -1;
+  guint n_messages = when == POLL_WAITING ? 2 * STEADY_MESSAGES : STEADY_MESSAGES;
+  int fd = -1, stalled = -1;
 
-  g_test_summary ("The application closes a polling session whose poll response (6 MiB, "
-                  "taken before the close or by the last poll within the linger) its client "
-                  "reads a few KiB every 250 ms (libmicrohttpd's idle timeout never fires): "
-                  "the session ends within connection-timeout after the linger, not when "
-                  "the write ends minutes later (its max-sessions place, its thread and "
-                  "its ::close were held as long as the client kept dripping)");
+  g_test_summary ("The application closes a polling session whose poll response (24 MiB, "
+                  "taken before the close, by the last poll within the linger, or by a waiting "
+                  "poll the close answers) its client "
+                  "reads at 1 MiB/s, often enough that libmicrohttpd's idle timeout "
+                  "(connection-timeout, 2 s) never fires: the session ends within the linger "
+                  "and connection-timeout, each send callback FALSE once (it was held until "
+                  "the write ended, some 20 s: its max-sessions place, its thread, its "
+                  "::close)");
 
   g_mutex_init (&s.lock);
   g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000,
-                "connection-timeout", DRIP_TIMEOUT_S, NULL);
+                "connection-timeout", STEADY_TIMEOUT_S,
+                "send-queue-high-water", (guint64) 64 * 1024 * 1024, NULL);
   g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
@@ -302,16 +325,38 @@ test_app_close_drip (gconstpointer data)
   test_require (poll != NULL);
   socket = sessions_take (&s);
   test_require (socket != NULL);
-  test_require (queue_big_messages (socket, &counts));
-
-  if (when == POLL_BEFORE_CLOSE)
+  memset (text, 'y', STEADY_MESSAGE_SIZE);
+  text[STEADY_MESSAGE_SIZE] = '\0';
+  for (guint i = 0; i < STEADY_MESSAGES; i++)
     {
+      g_assert_true (engine_io_socket_send_text_full (socket, text, on_sent, &counts, NULL, &error));
+      g_assert_no_error (error);
+    }
+
+  if (when == POLL_BEFORE_CLOSE || when == POLL_WAITING)
+    {
+      /* (POLL_WAITING: this poll is never read; the next waits, and the
+       * close answers it with 24 MiB more: that one is read.) */
       deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-      fd = slow_get (rs->port, poll->target);
+      fd = slow_get_full (rs->port, poll->target, when == POLL_WAITING ? 4096 : 0);
       test_require (fd >= 0);
       while (engine_io_socket_get_send_queue_length (socket) > 0 && g_get_monotonic_time () < deadline)
         g_usleep (5 * 1000);
       g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, 0);
+    }
+  if (when == POLL_WAITING)
+    {
+      stalled = fd;
+      fd = slow_get_full (rs->port, poll->target, 0);
+      test_require (fd >= 0);
+      g_usleep (300 * 1000);
+      for (guint i = 0; i < STEADY_MESSAGES; i++)
+        {
+          g_assert_true (engine_io_socket_send_text_full (socket, text, on_sent, &counts, NULL, &error));
+          g_assert_no_error (error);
+        }
+      g_usleep (100 * 1000);
+      g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, STEADY_MESSAGES);
     }
 
   start = g_get_monotonic_time ();
@@ -319,39 +364,51 @@ test_app_close_drip (gconstpointer data)
   if (when == POLL_IN_LINGER)
     {
       g_usleep (200 * 1000);
-      fd = slow_get (rs->port, poll->target);
+      fd = slow_get_full (rs->port, poll->target, 0);
       test_require (fd >= 0);
     }
 
-  /* Linger (2 s), connection-timeout, and a margin. */
-  deadline = start + test_scaled_ms (2000 + DRIP_TIMEOUT_S * 1000 + 4000) * G_TIME_SPAN_MILLISECOND;
+  /* The linger (2 s), connection-timeout, and a margin; the write at this
+   * pace takes some 20 s. */
+  deadline = start + test_scaled_ms (2000 + STEADY_TIMEOUT_S * 1000 + 5000) * G_TIME_SPAN_MILLISECOND;
   while (g_get_monotonic_time () < deadline && (reason = rel_server_reason (rs, poll->sid)) < 0)
     {
-      guint8 chunk[4096];
-      ssize_t n = recv (fd, chunk, sizeof chunk, MSG_DONTWAIT);
+      ssize_t n = recv (fd, chunk, STEADY_READ, MSG_DONTWAIT);
 
       if (n > 0)
         total += (gsize) n;
       else if (n == 0)
         break;
-      g_usleep (250 * 1000);
+      g_usleep (STEADY_EVERY_MS * 1000);
     }
   took_ms = (g_get_monotonic_time () - start) / 1000;
   g_test_message ("after %" G_GINT64_FORMAT " ms: %" G_GSIZE_FORMAT " bytes read, session %s",
                   took_ms, total, reason >= 0 ? "ended" : "still there");
-  /* The drip kept the write going: it was far from done. */
-  g_assert_cmpuint (total, <, BIG_MESSAGES * BIG_MESSAGE_SIZE / 2);
+  /* The reader kept the write going: far from done. */
+  g_assert_cmpuint (total, <, STEADY_MESSAGES * STEADY_MESSAGE_SIZE / 2);
   g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
 
-  /* Not written whole: every callback says FALSE, once. */
-  g_assert_true (wait_counts (&counts, BIG_MESSAGES, REL_WAIT_MS));
+  /* Not written whole when the session ended: every callback says FALSE,
+   * once, even when the write ends later. */
+  g_assert_true (wait_counts (&counts, n_messages, REL_WAIT_MS));
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (g_get_monotonic_time () < deadline)
+    {
+      ssize_t n = recv (fd, chunk, STEADY_READ, 0);
+
+      if (n <= 0 || (total += (gsize) n) >= STEADY_MESSAGES * (gsize) (STEADY_MESSAGE_SIZE + 2) - 1)
+        break;
+    }
+  g_test_message ("%" G_GSIZE_FORMAT " bytes read in all", total);
   g_usleep (100 * 1000);
   g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
-  g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, BIG_MESSAGES);
+  g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, (int) n_messages);
 
   g_clear_object (&socket);
   rel_server_free (rs);
   close (fd);
+  if (stalled >= 0)
+    close (stalled);
   g_mutex_clear (&s.lock);
   test_log_check ();
 }
@@ -385,10 +442,12 @@ main (int    argc,
   g_test_add_data_func ("/reliability/close-races3/waiting-poll/app-close-then-shutdown",
                         &cases[5], test_app_close_then_shutdown);
 
-  g_test_add_data_func ("/reliability/close-races3/inflight-poll/drip",
-                        GINT_TO_POINTER (POLL_BEFORE_CLOSE), test_app_close_drip);
-  g_test_add_data_func ("/reliability/close-races3/last-poll/drip",
-                        GINT_TO_POINTER (POLL_IN_LINGER), test_app_close_drip);
+  g_test_add_data_func ("/reliability/close-races3/inflight-poll/steady-reader",
+                        GINT_TO_POINTER (POLL_BEFORE_CLOSE), test_app_close_steady_reader);
+  g_test_add_data_func ("/reliability/close-races3/last-poll/steady-reader",
+                        GINT_TO_POINTER (POLL_IN_LINGER), test_app_close_steady_reader);
+  g_test_add_data_func ("/reliability/close-races3/waiting-poll/steady-reader",
+                        GINT_TO_POINTER (POLL_WAITING), test_app_close_steady_reader);
 
   return g_test_run ();
 }

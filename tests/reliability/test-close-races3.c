@@ -144,6 +144,15 @@ wait_counts (SendCounts *counts,
   return g_atomic_int_get (&counts->sent) + g_atomic_int_get (&counts->unsent) >= (int) n;
 }
 
+/* No session emitted ::close twice. */
+static void
+assert_closed_once (RelServer *rs)
+{
+  g_mutex_lock (&rs->lock);
+  g_assert_cmpuint (rs->n_repeated, ==, 0);
+  g_mutex_unlock (&rs->lock);
+}
+
 typedef enum
 {
   POLL_BEFORE_CLOSE,  /* a poll took the queue while the session was open */
@@ -263,6 +272,7 @@ test_app_close_then_shutdown (gconstpointer data)
   g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
   g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, (int) n_messages);
 
+  assert_closed_once (rs);
   g_clear_object (&socket);
   rel_server_free (rs);
   if (fd >= 0)
@@ -404,11 +414,96 @@ test_app_close_steady_reader (gconstpointer data)
   g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
   g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, (int) n_messages);
 
+  assert_closed_once (rs);
   g_clear_object (&socket);
   rel_server_free (rs);
   close (fd);
   if (stalled >= 0)
     close (stalled);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
+/* The race between the linger's end and the end of the write: a poll
+ * response (6 MiB) taken before the application's close is read whole
+ * starting around the end of the 2 s linger, a little later each round.
+ * Whether the write ends before the linger's timer, between the timer and
+ * its claim, or after, the client got everything: every send callback
+ * says TRUE, once, and the session ends once, soon after the write. */
+#define RACE_ROUNDS 8
+
+static void
+test_inflight_linger_race (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+
+  g_test_summary ("A poll response (6 MiB) taken before the application's close, read whole "
+                  "from around the end of the 2 s linger (a little later each round): every "
+                  "send callback TRUE once, one ::close (forced close) soon after the write");
+
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  for (guint round = 0; round < RACE_ROUNDS; round++)
+    {
+      SendCounts counts = { 0, 0 };
+      g_autoptr(RelPoll) poll = NULL;
+      g_autoptr(EngineIOSocket) socket = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autofree guint8 *chunk = g_malloc (65536);
+      gint64 start, deadline;
+      gsize total = 0;
+      gint reason;
+      int fd;
+
+      poll = rel_poll_open (rs->port, &error);
+      g_assert_no_error (error);
+      test_require (poll != NULL);
+      socket = sessions_take (&s);
+      test_require (socket != NULL);
+      test_require (queue_big_messages (socket, &counts));
+
+      deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+      fd = slow_get (rs->port, poll->target);
+      test_require (fd >= 0);
+      while (engine_io_socket_get_send_queue_length (socket) > 0 && g_get_monotonic_time () < deadline)
+        g_usleep (5 * 1000);
+      g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, 0);
+
+      start = g_get_monotonic_time ();
+      engine_io_socket_close (socket);
+      g_usleep ((1850 + 40 * round) * 1000);
+
+      /* Everything, as fast as it comes. */
+      deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+      while (total < BIG_MESSAGES * (gsize) (BIG_MESSAGE_SIZE + 2) - 1 && g_get_monotonic_time () < deadline)
+        {
+          ssize_t n = recv (fd, chunk, 65536, MSG_DONTWAIT);
+
+          if (n > 0)
+            total += (gsize) n;
+          else if (n == 0)
+            break;
+          else
+            g_usleep (1000);
+        }
+      reason = rel_server_wait_reason (rs, poll->sid, REL_WAIT_MS);
+      g_test_message ("round %u: read %" G_GSIZE_FORMAT " bytes, session ended after %" G_GINT64_FORMAT " ms",
+                      round, total, (g_get_monotonic_time () - start) / 1000);
+      g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+      g_assert_cmpuint (total, >=, BIG_MESSAGES * (gsize) (BIG_MESSAGE_SIZE + 2) - 1);
+      g_assert_true (wait_counts (&counts, BIG_MESSAGES, REL_WAIT_MS));
+      g_usleep (50 * 1000);
+      g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 0);
+      g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, BIG_MESSAGES);
+      close (fd);
+    }
+
+  assert_closed_once (rs);
+  rel_server_free (rs);
   g_mutex_clear (&s.lock);
   test_log_check ();
 }
@@ -448,6 +543,8 @@ main (int    argc,
                         GINT_TO_POINTER (POLL_IN_LINGER), test_app_close_steady_reader);
   g_test_add_data_func ("/reliability/close-races3/waiting-poll/steady-reader",
                         GINT_TO_POINTER (POLL_WAITING), test_app_close_steady_reader);
+
+  g_test_add_func ("/reliability/close-races3/inflight-poll/linger-race", test_inflight_linger_race);
 
   return g_test_run ();
 }

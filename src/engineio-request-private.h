@@ -85,7 +85,8 @@ struct _EngineIORequest
                                          * the end of the request whether it was written */
   gboolean             inflight;        /* (socket lock) a poll response carrying packets,
                                          * not yet reported written (see take_for_poll_locked()) */
-  gboolean             finishes_close;  /* the last poll of a closing session: the
+  gboolean             finishes_close;  /* (socket lock) the last poll of a closing session
+                                         * (or one being written when its linger ended): the
                                          * session ends when this response is done */
   gboolean             reject_ws;       /* an upgrade answered 101 only to close the
                                          * WebSocket: its session has one already */

@@ -2926,7 +2926,11 @@ engine_io_server_class_init (EngineIOServerClass *klass)
    *   long is closed (this also closes idle keep-alive connections);
    * - a request head, which must be complete this long after the
    *   connection opened (or after the previous response on it);
-   * - a POST body, which must be complete this long after its head.
+   * - a POST body, which must be complete this long after its head;
+   * - the write of a closed session's last poll response: the session
+   *   ends this long after its close's linger at most (a client that
+   *   reads a little, often enough, is not idle), what was not written
+   *   reported not delivered.
    *
    * A client that sends a byte now and then is closed all the same.
    *

@@ -136,6 +136,11 @@ struct _EngineIOSocket
   gint64                   ping_sent_at;  /* v4: for the round-trip histogram */
   gboolean                 counted_open;  /* in the open-sessions gauge */
   gboolean                 client_closed; /* the client sent a close packet */
+  gboolean                 shutting_down; /* a server shutdown reached us (perhaps closing
+                                           * already, for another reason): a poll response
+                                           * the close waits for gets a bounded time */
+  gboolean                 write_bound;   /* @timeout_source bounds the write of a closing
+                                           * session's poll response (not its linger) */
   EngineIOCounters        *counters;      /* the server's; immutable pointer */
   EngineIOCloseReason      close_reason;
   char                    *close_description;
@@ -1493,9 +1498,10 @@ drain_inbound_cb (gpointer data)
  * hand it what was queued (the reference waits for the drain). */
 #define CLOSE_LINGER_MS 2000
 
-/* A server shutdown's last poll, still being written a while after the
- * linger: the shutdown does not wait for it any longer (what it carries
- * is reported not delivered). */
+/* A closing session's poll response, still being written a while after
+ * the linger (or the close): the session does not wait for it any longer
+ * (what it carries is reported not delivered; libmicrohttpd goes on
+ * writing it). */
 static gboolean
 last_poll_timeout_cb (gpointer data)
 {
@@ -1504,6 +1510,31 @@ last_poll_timeout_cb (gpointer data)
   g_clear_pointer (&self->timeout_source, g_source_unref);
   socket_finish_close (self);
   return G_SOURCE_REMOVE;
+}
+
+/* Session context: how long a closing session waits for a poll response
+ * to be written, from the end of its linger (or from its close, if no
+ * linger). libmicrohttpd's connection timeout is for inactivity: a client
+ * that reads a little, often enough, keeps the write going for as long as
+ * it likes, and the session (its max-sessions place, its thread, its
+ * ::close) with it. In a server shutdown, which waits for its sessions,
+ * CLOSE_LINGER_MS; else "connection-timeout". */
+static guint
+closing_write_ms (EngineIOSocket *self)
+{
+  if (self->shutting_down)
+    return CLOSE_LINGER_MS;
+  return MIN (self->config->connection_timeout, G_MAXUINT / 1000) * 1000;
+}
+
+static void
+bound_closing_write (EngineIOSocket *self,
+                     guint           ms)
+{
+  clear_source (&self->timeout_source);
+  self->timeout_source = add_timeout (self, ms, last_poll_timeout_cb,
+                                      "[engineio] close: a poll response's write");
+  self->write_bound = TRUE;
 }
 
 static gboolean
@@ -1540,10 +1571,29 @@ linger_timeout_cb (gpointer data)
   g_async_queue_unlock (self->outbound);
   if (in_vain && !writing)
     socket_finish_close (self);
-  else if (self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
-    self->timeout_source = add_timeout (self, CLOSE_LINGER_MS, last_poll_timeout_cb,
-                                        "[engineio] shutdown: last poll's write");
+  else
+    bound_closing_write (self, closing_write_ms (self));
   return G_SOURCE_REMOVE;
+}
+
+/* Session context: a server shutdown reached a session that was closing
+ * already (the application closed it, or its client, or a timeout). Its
+ * close may be waiting for a poll response to be written (its last poll,
+ * a poll the close resumed, or one taken before the close): the shutdown
+ * bounds that write as its own close does, else a client that does not
+ * read would hold the shutdown for its whole 10 s wait (the first close's
+ * reason would have kept the bound off). A linger still running arms the
+ * bound when it ends (linger_timeout_cb()); a WebSocket's close has its
+ * own timeout. */
+static void
+socket_shutdown_closing (EngineIOSocket *self)
+{
+  if (self->shutting_down)
+    return;
+  self->shutting_down = TRUE;
+  if ((self->timeout_source != NULL && !self->write_bound) || self->ws != NULL)
+    return;
+  bound_closing_write (self, CLOSE_LINGER_MS);
 }
 
 /* Closes the session for the application: no more sends, no more
@@ -1566,10 +1616,15 @@ socket_do_close (EngineIOSocket      *self,
   g_async_queue_lock (self->outbound);
   if (self->state != STATE_OPEN && self->state != STATE_OPENING)
     {
+      gboolean closing = self->state == STATE_CLOSING;
+
       g_async_queue_unlock (self->outbound);
+      if (closing && reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
+        socket_shutdown_closing (self);
       return;
     }
   g_atomic_int_set ((int *) &self->state, STATE_CLOSING);
+  self->shutting_down = reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN;
 
   /* The server's table may hold the last reference; keep the socket alive
    * through the close. (Finalizing a closed socket on its own thread is
@@ -1670,6 +1725,12 @@ socket_do_close (EngineIOSocket      *self,
                                         linger_timeout_cb, "[engineio] close linger");
   else if (!waiting)
     socket_finish_close (self);
+  else if (self->ws == NULL)
+    /* The waiting poll was resumed: its response (what was queued and
+     * `1`; a lot if the poll waited while another response was being
+     * written) gets as long as a linger and a last poll's write, then the
+     * session ends all the same. */
+    bound_closing_write (self, CLOSE_LINGER_MS + closing_write_ms (self));
 }
 
 /* The session is over: report what was never sent, wake blocked receivers
@@ -3211,8 +3272,9 @@ engine_io_socket_send_binary (EngineIOSocket  *self,
  * seen yet are not delivered. What was queued before is still handed to the
  * client (over polling on the waiting poll, or the next one within two
  * seconds), followed by a close packet, or over WebSocket by a close frame
- * (a poll response still being written is waited for: its send callbacks
- * say whether it was written);
+ * (a poll response still being written is waited for, up to
+ * #EngineIOServer:connection-timeout after those two seconds: its send
+ * callbacks say whether it was written);
  * during an upgrade (the client's probe answered) it goes on the WebSocket
  * instead if the client completes the upgrade within those two seconds
  * rather than polling. Returns at once; #EngineIOSocket::close follows in the socket's main

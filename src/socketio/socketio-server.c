@@ -131,7 +131,8 @@ struct _SocketIOSocket
   gboolean           announced;     /* session context: `connection` emitted (or
                                      * skipped: disconnected first) */
   GQueue             early_packets; /* session context: SocketIOPacket (ref) that
-                                     * came before `connection`, replayed after it */
+                                     * came before `connection`, replayed after it
+                                     * (with those that come while they are) */
 };
 
 struct _SocketIOAck
@@ -1131,7 +1132,9 @@ client_dispatch (SioClient      *c,
     {
       g_autoptr(SocketIOSocket) hold = g_object_ref (socket);
 
-      if (!hold->announced)
+      /* Queued also while earlier ones wait (`connection` or a handler
+       * they reach iterates the context): none overtakes them. */
+      if (!hold->announced || !g_queue_is_empty (&hold->early_packets))
         {
           /* Pipelined after its CONNECT: for after `connection`. */
           if (g_queue_get_length (&hold->early_packets) >= SIO_MAX_EARLY_PACKETS)

@@ -1,0 +1,471 @@
+/* test-sio-attack.c: attacks on `connection` running in the iteration
+ * after the CONNECT (early packets), on middleware joins and on dynamic
+ * namespaces: regression tests of an adversarial review.
+ *
+ * A real EngineIOServer on 127.0.0.1 port 0 with a SocketIOServer on top,
+ * driven by raw Engine.IO v4 WebSocket clients (tests/wsutil.h). Several
+ * Socket.IO packets are sent in ONE write (one TCP segment) so that the
+ * server reads them in one dispatch, pipelined after the CONNECT.
+ * Run with ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "testutil.h"
+#include "wsutil.h"
+#include "socketio/socketio.h"
+
+typedef struct
+{
+  EngineIOServer *engine;
+  SocketIOServer *sio;
+  guint           port;
+  TestRecorder   *rec;
+  GWeakRef        mw_socket;      /* the socket the middleware saw */
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->rec = test_recorder_new ();
+  f->engine = test_server_new ();
+  f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);
+  g_weak_ref_init (&f->mw_socket, NULL);
+  f->port = test_server_listen (f->engine);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  engine_io_server_close (f->engine);
+  g_clear_object (&f->sio);
+  g_clear_object (&f->engine);
+  g_weak_ref_clear (&f->mw_socket);
+  test_recorder_free (f->rec);
+  test_log_check ();
+}
+
+/* ------------------------------------------------------------------ */
+/* A raw Socket.IO client over an Engine.IO v4 WebSocket                */
+/* ------------------------------------------------------------------ */
+
+static TestWs *
+sio_open (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *target = test_eio_target (4, "websocket", NULL);
+  TestWs *ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  g_autofree char *open = NULL;
+
+  g_assert_no_error (error);
+  if (ws == NULL)
+    return NULL;
+  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
+  if (open == NULL || open[0] != '0')
+    {
+      g_test_fail_printf ("expected an open packet, got “%s”", open ? open : "(nothing)");
+      test_ws_free (ws);
+      return NULL;
+    }
+  return ws;
+}
+
+static gboolean
+sio_send (TestWs     *ws,
+          const char *packet)
+{
+  g_autofree char *message = g_strconcat ("4", packet, NULL);
+
+  return test_ws_send_text (ws, message);
+}
+
+/* Appends a masked (all-zero key) final text frame carrying the
+ * Engine.IO message "4<packet>". */
+static void
+append_frame (GByteArray *out,
+              const char *packet)
+{
+  gsize len = strlen (packet) + 1;
+  guint8 header[8];
+  gsize n = 0;
+  static const guint8 zero_key[4] = { 0, 0, 0, 0 };
+
+  header[n++] = 0x81;
+  if (len < 126)
+    header[n++] = 0x80 | (guint8) len;
+  else
+    {
+      g_assert_cmpuint (len, <, 65536);
+      header[n++] = 0x80 | 126;
+      header[n++] = (guint8) (len >> 8);
+      header[n++] = (guint8) (len & 0xff);
+    }
+  g_byte_array_append (out, header, (guint) n);
+  g_byte_array_append (out, zero_key, 4);
+  g_byte_array_append (out, (const guint8 *) "4", 1);
+  g_byte_array_append (out, (const guint8 *) packet, (guint) (len - 1));
+}
+
+/* Sends the Socket.IO packets of the NULL-terminated list in one write. */
+static gboolean
+sio_send_batch (TestWs      *ws,
+                const char **packets)
+{
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  for (guint i = 0; packets[i] != NULL; i++)
+    append_frame (out, packets[i]);
+  ok = test_ws_send_raw (ws, out->data, out->len, &error);
+  g_assert_no_error (error);
+  return ok;
+}
+
+static char *
+sio_next (TestWs *ws,
+          guint   timeout_ms)
+{
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TestWsFrame) frame = test_ws_read_frame (ws, timeout_ms, &error);
+      g_autofree char *text = NULL;
+
+      if (frame == NULL || frame->opcode != TEST_WS_TEXT)
+        return NULL;
+      text = test_ws_frame_dup_text (frame);
+      if (text[0] == '2')
+        {
+          test_ws_send_text (ws, "3");
+          continue;
+        }
+      if (text[0] != '4')
+        return NULL;
+      return g_strdup (text + 1);
+    }
+}
+
+static void
+expect_prefix (TestWs     *ws,
+               const char *prefix)
+{
+  g_autofree char *got = sio_next (ws, TEST_TIMEOUT_MS);
+
+  if (got == NULL || !g_str_has_prefix (got, prefix))
+    g_test_fail_printf ("expected “%s…”, got “%s”", prefix, got ? got : "(nothing)");
+}
+
+/* ------------------------------------------------------------------ */
+/* Handlers                                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+on_event (SocketIOSocket *socket,
+          const char     *name,
+          JsonArray      *args,
+          GPtrArray      *attachments,
+          SocketIOAck    *ack,
+          gpointer        user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) node = json_node_init_array (json_node_alloc (), args);
+  g_autofree char *json = NULL;
+
+  json_generator_set_root (gen, node);
+  json_generator_set_pretty (gen, FALSE);
+  json_generator_set_pretty (gen, FALSE);
+  json = json_generator_to_data (gen, NULL);
+  test_recorder_add (f->rec, "event %s %s", name, json);
+}
+
+static void
+on_disconnect (SocketIOSocket *socket,
+               const char     *reason,
+               gpointer        user_data)
+{
+  Fixture *f = user_data;
+
+  test_recorder_add (f->rec, "disconnect %s", reason);
+}
+
+static void
+on_connection (SocketIONamespace *nsp,
+               SocketIOSocket    *socket,
+               gpointer           user_data)
+{
+  Fixture *f = user_data;
+
+  test_recorder_add (f->rec, "connection");
+  g_signal_connect (socket, "event", G_CALLBACK (on_event), f);
+  g_signal_connect (socket, "disconnect", G_CALLBACK (on_disconnect), f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Index of @entry in what was recorded, or -1. */
+static gint
+rec_index (Fixture    *f,
+           const char *entry)
+{
+  return test_recorder_index (f->rec, entry);
+}
+
+/* CONNECT, events and DISCONNECT in one read: `connection`, the events in
+ * order, then `disconnect`; nothing after it. */
+static void
+test_pipelined_disconnect (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/a");
+  g_autoptr(TestWs) ws = sio_open (f);
+  const char *batch[] = { "0/a,", "2/a,[\"e\",1]", "2/a,[\"e\",2]", "1/a,", NULL };
+
+  g_test_summary ("CONNECT, two events and a DISCONNECT pipelined in one read: `connection`, "
+                  "the events in order, then `disconnect`, once each");
+  test_require (ws != NULL);
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+  test_require (sio_send_batch (ws, batch));
+  g_assert_true (test_recorder_wait (f->rec, "disconnect client namespace disconnect", TEST_TIMEOUT_MS));
+  {
+    g_auto(GStrv) got = test_recorder_dup (f->rec);
+    g_autofree char *all = g_strjoinv (" | ", got);
+    g_test_message ("recorded: %s", all);
+  }
+  g_assert_cmpint (rec_index (f, "connection"), ==, 0);
+  g_assert_cmpint (rec_index (f, "event e [1]"), ==, 1);
+  g_assert_cmpint (rec_index (f, "event e [2]"), ==, 2);
+  g_assert_cmpint (rec_index (f, "disconnect client namespace disconnect"), ==, 3);
+  g_assert_cmpuint (test_recorder_count (f->rec, "connection"), ==, 1);
+}
+
+/* A `connection` handler that iterates its context (a nested main loop,
+ * as a synchronous helper would) until an event came or a second passed. */
+static void
+on_nesting_connection (SocketIONamespace *nsp,
+                       SocketIOSocket    *socket,
+                       gpointer           user_data)
+{
+  Fixture *f = user_data;
+  GMainContext *context = socket_io_socket_get_context (socket);
+  /* Long enough for the client's second event to come in (a fifth of
+   * the test's timeout, so that the fixed server is waited for). */
+  gint64 end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 200;
+
+  on_connection (nsp, socket, f);
+  while (test_recorder_index_prefix (f->rec, "event") < 0 && g_get_monotonic_time () < end)
+    g_main_context_iteration (context, FALSE) || (g_usleep (1000), TRUE);
+}
+
+/* Events pipelined after the CONNECT are replayed after `connection`; an
+ * event the client sends later must not overtake them, even when a
+ * `connection` handler iterates the context. */
+static void
+test_nested_iteration_order (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/n");
+  g_autoptr(TestWs) ws = sio_open (f);
+  const char *batch[] = { "0/n,", "2/n,[\"e\",1]", NULL };
+
+  g_test_summary ("An event pipelined after the CONNECT reaches the socket before one the "
+                  "client sent after the CONNECT reply, also when the `connection` handler "
+                  "iterates the context (it came second: the early packets were replayed "
+                  "only once `connection` returned, and the later one went straight in)");
+  test_require (ws != NULL);
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_nesting_connection), f);
+  test_require (sio_send_batch (ws, batch));
+  expect_prefix (ws, "0/n,{\"sid\":");
+  test_require (sio_send (ws, "2/n,[\"e\",2]"));
+  g_assert_true (test_recorder_wait (f->rec, "event e [1]", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->rec, "event e [2]", TEST_TIMEOUT_MS));
+  g_assert_cmpint (rec_index (f, "event e [1]"), <, rec_index (f, "event e [2]"));
+}
+
+static gboolean
+weak_middleware (SocketIONamespace  *nsp,
+                 SocketIOSocket     *socket,
+                 JsonNode          **error_data,
+                 gpointer            user_data,
+                 GError            **error)
+{
+  Fixture *f = user_data;
+
+  g_weak_ref_set (&f->mw_socket, socket);
+  return TRUE;
+}
+
+/* A client that sends its CONNECT (and events) and vanishes at once: the
+ * socket, announced or not, is freed (the source that announces it holds
+ * a reference). */
+static void
+test_connect_then_vanish (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/v");
+  const char *batch[] = { "0/v,", "2/v,[\"e\",1]", NULL };
+  gint64 end;
+
+  g_test_summary ("A client that pipelines a CONNECT and an event and resets the connection "
+                  "at once: its socket is freed (nothing keeps the socket, its client or "
+                  "its context alive), and `disconnect` never comes without `connection`");
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+  socket_io_namespace_use (nsp, weak_middleware, f, NULL);
+  for (guint round = 0; round < 20; round++)
+    {
+      g_autoptr(TestWs) ws = sio_open (f);
+      SocketIOSocket *socket;
+
+      test_require (ws != NULL);
+      test_require (sio_send_batch (ws, batch));
+      test_ws_drop (ws, round % 2 == 0);
+      end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+      /* The middleware ran (or the server dropped the CONNECT with the
+       * connection: then there is nothing to free). */
+      while ((socket = g_weak_ref_get (&f->mw_socket)) != NULL && g_get_monotonic_time () < end)
+        {
+          g_object_unref (socket);
+          g_usleep (2000);
+        }
+      if (socket != NULL)
+        {
+          g_test_fail_printf ("round %u: the socket is still alive after %u ms", round,
+                              TEST_TIMEOUT_MS);
+          g_object_unref (socket);
+          return;
+        }
+    }
+  g_assert_cmpuint (test_recorder_count (f->rec, "connection"), >=,
+                    test_recorder_count (f->rec, "disconnect transport close") +
+                    test_recorder_count (f->rec, "disconnect transport error"));
+}
+
+/* Rooms joined from other threads while the socket connects (an
+ * asynchronous middleware's workers, across its next()) are all joined. */
+#define JOINERS 3
+
+typedef struct
+{
+  SocketIOMiddlewareCall *call;
+  SocketIOSocket         *socket;
+  Fixture                *f;
+  gint                    go;       /* atomic */
+  gint                    joined;   /* atomic: rooms joined in all */
+  gint                    done;     /* atomic: joiners done */
+} JoinJob;
+
+static JoinJob *current_job;        /* the test thread's; set before the CONNECT */
+
+static gpointer
+joiner_thread (gpointer data)
+{
+  JoinJob *job = data;
+  static gint next_index;
+  guint me = (guint) g_atomic_int_add (&next_index, 1);
+  guint after = 0;
+
+  while (!g_atomic_int_get (&job->go))
+    ;
+  /* Join until well after the socket connected. */
+  for (guint i = 0; after < 20 && i < 100000; i++)
+    {
+      char room[32];
+
+      g_snprintf (room, sizeof room, "r%u-%u", me, i);
+      socket_io_socket_join (job->socket, room);
+      g_atomic_int_inc (&job->joined);
+      if (socket_io_socket_is_connected (job->socket))
+        after++;
+    }
+  g_atomic_int_inc (&job->done);
+  return NULL;
+}
+
+static void
+join_async_middleware (SocketIONamespace      *nsp,
+                       SocketIOSocket         *socket,
+                       SocketIOMiddlewareCall *call,
+                       gpointer                user_data)
+{
+  JoinJob *job = current_job;
+
+  job->socket = g_object_ref (socket);
+  for (guint i = 0; i < JOINERS; i++)
+    g_thread_unref (g_thread_new ("join", joiner_thread, job));
+  g_atomic_int_set (&job->go, 1);
+  socket_io_middleware_call_next (call);
+}
+
+static void
+test_join_during_connect (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/j");
+
+  g_test_summary ("socket_io_socket_join() from other threads while the socket connects "
+                  "(an async middleware's workers, across its next()): every room is joined "
+                  "(a join that saw the socket unconnected, then no early-rooms list, was lost)");
+  socket_io_namespace_use_async (nsp, join_async_middleware, f, NULL);
+  for (guint round = 0; round < 40; round++)
+    {
+      g_autoptr(TestWs) ws = sio_open (f);
+      JoinJob job = { 0 };
+      guint n_rooms = 0;
+      gint64 end;
+
+      test_require (ws != NULL);
+      job.f = f;
+      current_job = &job;
+      test_require (sio_send (ws, "0/j,"));
+      expect_prefix (ws, "0/j,{\"sid\":");
+      end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+      while (g_atomic_int_get (&job.done) < JOINERS && g_get_monotonic_time () < end)
+        g_usleep (1000);
+      test_require (g_atomic_int_get (&job.done) == JOINERS);
+      /* The CONNECT reply is queued before the early rooms are added:
+       * wait for them (the assertion is on what is there in the end). */
+      do
+        {
+          g_auto(GStrv) rooms = socket_io_socket_get_rooms (job.socket);
+
+          n_rooms = g_strv_length (rooms);
+          if (n_rooms < (guint) job.joined + 1)
+            g_usleep (1000);
+        }
+      while (n_rooms < (guint) job.joined + 1 && g_get_monotonic_time () < end);
+      g_clear_object (&job.socket);
+      current_job = NULL;
+      if (n_rooms != (guint) job.joined + 1)
+        {
+          g_test_fail_printf ("round %u: the socket is in %u rooms, not %d", round, n_rooms,
+                              job.joined + 1);
+          return;
+        }
+    }
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_set_nonfatal_assertions ();
+  test_log_init ();
+
+#define ADD(path, func) \
+  g_test_add ("/sio-attack/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("pipelined-disconnect", test_pipelined_disconnect);
+  ADD ("nested-iteration-order", test_nested_iteration_order);
+  ADD ("connect-then-vanish", test_connect_then_vanish);
+  ADD ("join-during-connect", test_join_during_connect);
+#undef ADD
+  return g_test_run ();
+}

@@ -104,6 +104,7 @@ struct _SocketIONamespace
   GRWLock          recovery_lock;   /* see the comment at the top */
   gboolean         configuring;     /* (server lock) dynamic, its ::new-namespace
                                      * handlers still running */
+  GThread         *configuring_thread; /* (server lock) the thread running them */
 };
 
 struct _SocketIOSocket
@@ -525,6 +526,7 @@ server_dynamic_namespace (SocketIOServer *self,
     {
       nsp = server_of_locked (self, name);
       nsp->configuring = TRUE;
+      nsp->configuring_thread = g_thread_self ();
     }
   g_object_ref (nsp);
   g_mutex_unlock (&self->lock);
@@ -533,6 +535,7 @@ server_dynamic_namespace (SocketIOServer *self,
       g_signal_emit (self, server_signals[SERVER_SIGNAL_NEW_NAMESPACE], 0, nsp);
       g_mutex_lock (&self->lock);
       nsp->configuring = FALSE;
+      nsp->configuring_thread = NULL;
       g_cond_broadcast (&self->configured);
       g_mutex_unlock (&self->lock);
     }
@@ -547,16 +550,22 @@ server_dynamic_namespace (SocketIOServer *self,
  * handlers (running for another client, on another thread) have returned:
  * until then it has none of the middlewares they add, and a client let
  * in meanwhile would skip them. FALSE if they take longer than
- * NAMESPACE_CONFIGURE_WAIT_US. */
+ * NAMESPACE_CONFIGURE_WAIT_US, or at once (@same_thread set) if they run
+ * on this thread, below us (a handler that iterates the context, which
+ * a pooled loop thread shares with other sessions): they cannot return
+ * while we wait. */
 static gboolean
 namespace_wait_configured (SocketIOServer    *self,
-                           SocketIONamespace *nsp)
+                           SocketIONamespace *nsp,
+                           gboolean          *same_thread)
 {
   gint64 end = g_get_monotonic_time () + NAMESPACE_CONFIGURE_WAIT_US;
   gboolean configured;
 
   g_mutex_lock (&self->lock);
-  while (nsp->configuring && g_cond_wait_until (&self->configured, &self->lock, end))
+  *same_thread = nsp->configuring && nsp->configuring_thread == g_thread_self ();
+  while (nsp->configuring && !*same_thread &&
+         g_cond_wait_until (&self->configured, &self->lock, end))
     ;
   configured = !nsp->configuring;
   g_mutex_unlock (&self->lock);
@@ -997,6 +1006,7 @@ client_connect (SioClient  *c,
   g_autoptr(SocketIONamespace) nsp = socket_io_server_lookup_namespace (c->server, name);
   g_autoptr(SocketIOSession) session = NULL;
   gboolean recovery_locked = FALSE;
+  gboolean same_thread = FALSE;
   SioConnectAttempt *attempt;
 
   if (nsp == NULL)
@@ -1008,12 +1018,16 @@ client_connect (SioClient  *c,
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
       return;
     }
-  if (!namespace_wait_configured (c->server, nsp))
+  if (!namespace_wait_configured (c->server, nsp, &same_thread))
     {
       g_autoptr(JsonNode) data = error_object ("Namespace not ready", NULL);
 
-      g_warning ("Namespace %s: its ::new-namespace handlers took more than %d s; "
-                 "a client was refused", name, (int) (NAMESPACE_CONFIGURE_WAIT_US / G_USEC_PER_SEC));
+      if (same_thread)
+        g_debug ("Namespace %s: a client was refused by the thread running its "
+                 "::new-namespace handlers (they iterate the context)", name);
+      else
+        g_warning ("Namespace %s: its ::new-namespace handlers took more than %d s; "
+                   "a client was refused", name, (int) (NAMESPACE_CONFIGURE_WAIT_US / G_USEC_PER_SEC));
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
       return;
     }

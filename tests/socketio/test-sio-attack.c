@@ -452,6 +452,74 @@ test_join_during_connect (Fixture       *f,
     }
 }
 
+/* A ::new-namespace handler that iterates its context (a nested main
+ * loop) for a while. */
+static void
+on_nesting_new_namespace (SocketIOServer    *server,
+                          SocketIONamespace *nsp,
+                          gpointer           user_data)
+{
+  Fixture *f = user_data;
+  GMainContext *context = g_main_context_get_thread_default ();
+  gint64 end = g_get_monotonic_time () + 500 * 1000;
+
+  test_recorder_add (f->rec, "configuring %s", socket_io_namespace_get_name (nsp));
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (context, FALSE) || (g_usleep (1000), TRUE);
+  test_recorder_add (f->rec, "configured %s", socket_io_namespace_get_name (nsp));
+}
+
+static gboolean
+accept_all (SocketIOServer *server,
+            const char     *name,
+            JsonNode       *auth,
+            gpointer        user_data)
+{
+  return TRUE;
+}
+
+/* The thread running a namespace's ::new-namespace handlers does not wait
+ * for them to end (they cannot end while it waits). */
+static void
+test_configuring_same_thread (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(TestWs) a = sio_open (f);
+  TestWs *others[4] = { NULL, };
+  gint64 start;
+
+  g_test_summary ("While a client's new dynamic namespace's ::new-namespace handler iterates "
+                  "the context, other clients join that namespace: one whose session shares "
+                  "the handler's thread (pooled loops) does not wait for the handler there "
+                  "(it waited 10 s for itself, that thread's sessions frozen)");
+  test_require (a != NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (others); i++)
+    test_require ((others[i] = sio_open (f)) != NULL);
+  socket_io_server_set_namespace_func (f->sio, accept_all, NULL, NULL);
+  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_nesting_new_namespace), f);
+  start = g_get_monotonic_time ();
+  test_require (sio_send (a, "0/dyn,"));
+  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  for (guint i = 0; i < G_N_ELEMENTS (others); i++)
+    test_require (sio_send (others[i], "0/dyn,"));
+  /* The handler returns after its half second, not after 10 s. */
+  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", MIN (TEST_TIMEOUT_MS, 8000)));
+  g_test_message ("handler returned after %" G_GINT64_FORMAT " ms",
+                  (g_get_monotonic_time () - start) / 1000);
+  expect_prefix (a, "0/dyn,{\"sid\":");
+  for (guint i = 0; i < G_N_ELEMENTS (others); i++)
+    {
+      g_autofree char *reply = sio_next (others[i], TEST_TIMEOUT_MS);
+
+      g_test_message ("client %u: %s", i, reply ? reply : "(nothing)");
+      /* Let in, or refused at once (its thread runs the handler). */
+      if (reply == NULL || (!g_str_has_prefix (reply, "0/dyn,{\"sid\":") &&
+                            g_strcmp0 (reply, "4/dyn,{\"message\":\"Namespace not ready\"}") != 0))
+        g_test_fail_printf ("client %u got “%s”", i, reply ? reply : "(nothing)");
+      test_ws_free (others[i]);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -466,6 +534,7 @@ main (int   argc,
   ADD ("nested-iteration-order", test_nested_iteration_order);
   ADD ("connect-then-vanish", test_connect_then_vanish);
   ADD ("join-during-connect", test_join_during_connect);
+  ADD ("configuring-same-thread", test_configuring_same_thread);
 #undef ADD
   return g_test_run ();
 }

@@ -685,8 +685,8 @@ connect_refuse (SioConnectAttempt *attempt,
  * server, whose `connection` handlers run once its reply is flushed
  * (clients that read one message per network read, like the official
  * protocol test suite's, miss a second message in the same read). A
- * socket disconnected meanwhile is not announced; one whose client is
- * closing (connect_finish() failed it) is, as before its disconnect. */
+ * socket that disconnects meanwhile is announced by socket_close(), just
+ * before its `disconnecting`. */
 static gboolean
 announce_connection_cb (gpointer data)
 {
@@ -694,7 +694,7 @@ announce_connection_cb (gpointer data)
   SocketIOPacket *packet;
 
   if (socket->announced)
-    return G_SOURCE_REMOVE;
+    return G_SOURCE_REMOVE;   /* by socket_close() */
   socket->announced = TRUE;
   if (socket_io_socket_is_connected (socket))
     g_signal_emit (socket->nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, socket);
@@ -1866,7 +1866,9 @@ socket_io_namespace_class_init (SocketIONamespaceClass *klass)
    * (its Engine.IO session's: see socket_io_socket_get_context()). Connect
    * the socket's signals here: packets the client sent meanwhile (at most
    * 64, pipelined after its CONNECT) are handed to the socket after this
-   * signal. A socket disconnected before it is not announced.
+   * signal. A socket whose client goes away before is announced then,
+   * just before its #SocketIOSocket::disconnecting (the packets are
+   * dropped): no socket disconnects unannounced.
    */
   nsp_signals[NSP_SIGNAL_CONNECTION] =
     g_signal_new ("connection", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -2512,8 +2514,20 @@ socket_close (SocketIOSocket *self,
 
   if (self->closing || !g_atomic_int_get (&self->connected))
     return;
-  self->closing = TRUE;
   hold = g_object_ref (self);
+  /* Not announced yet (its `connection` waits for the next iteration):
+   * announced now, so that no `disconnect` comes without `connection`
+   * (a middleware may have connected it); what the client pipelined is
+   * dropped with the connection. A handler may disconnect it. */
+  if (!self->announced)
+    {
+      self->announced = TRUE;
+      g_queue_clear_full (&self->early_packets, (GDestroyNotify) socket_io_packet_unref);
+      g_signal_emit (self->nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, self);
+      if (self->closing || !g_atomic_int_get (&self->connected))
+        return;
+    }
+  self->closing = TRUE;
 
   g_signal_emit (self, socket_signals[SOCKET_SIGNAL_DISCONNECTING], 0, reason);
 

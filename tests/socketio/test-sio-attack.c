@@ -33,6 +33,7 @@ fixture_setup (Fixture       *f,
 {
   f->rec = test_recorder_new ();
   f->engine = test_server_new ();
+  g_object_set (f->engine, "allow-eio3", TRUE, NULL);
   f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);
   g_weak_ref_init (&f->mw_socket, NULL);
   f->port = test_server_listen (f->engine);
@@ -534,6 +535,122 @@ test_configuring_same_thread (Fixture       *f,
     }
 }
 
+/* Over polling: a POST with the CONNECT, more events than the early-packet
+ * bound, and a DISCONNECT. */
+static void
+test_polling_pipelined (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/p");
+  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
+  g_autoptr(GString) body = g_string_new ("40/p,");
+  g_autofree char *target = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(TestResponse) get = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  const guint n = 100;
+
+  g_test_summary ("One POST with a CONNECT, 100 events and a DISCONNECT: `connection`, every "
+                  "event in order, `disconnect`; the CONNECT reply is polled");
+  test_require (open != NULL);
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+  for (guint i = 1; i <= n; i++)
+    g_string_append_printf (body, "\x1e" "42/p,[\"e\",%u]", i);
+  g_string_append (body, "\x1e" "41/p,");
+  target = test_eio_target (4, "polling", open->sid);
+  post = test_http_post (http, target, body->str, body->len);
+  test_require (post != NULL && post->status == 200);
+  g_assert_true (test_recorder_wait (f->rec, "disconnect client namespace disconnect", TEST_TIMEOUT_MS));
+  g_assert_cmpint (rec_index (f, "connection"), ==, 0);
+  for (guint i = 1; i <= n; i++)
+    {
+      g_autofree char *entry = g_strdup_printf ("event e [%u]", i);
+
+      if (rec_index (f, entry) != (gint) i)
+        {
+          g_test_fail_printf ("“%s” recorded at %d", entry, rec_index (f, entry));
+          break;
+        }
+    }
+  get = test_http_get (http, target);
+  test_require (get != NULL && get->status == 200);
+  packets = test_eio_poll_packets (get, 4);
+  test_require (packets != NULL && packets->len >= 1);
+  g_assert_true (g_str_has_prefix (g_ptr_array_index (packets, 0), "40/p,{\"sid\":\""));
+}
+
+/* Protocol v4 (Engine.IO v3): "/" is joined at the handshake; events sent
+ * at once after the open packet are handled after `connection`, in order. */
+static void
+test_v4_eager_events (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *target = test_eio_target (3, "websocket", NULL);
+  g_autoptr(TestWs) ws = NULL;
+  g_autofree char *open = NULL;
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/");
+  g_autofree char *reply = NULL;
+
+  g_test_summary ("A socket.io 2 client (Engine.IO v3) sends events right after the open "
+                  "packet, before the server's \"0\": `connection` first, the events in order");
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+  ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  g_assert_no_error (error);
+  test_require (ws != NULL);
+  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
+  test_require (open != NULL && open[0] == '0');
+  test_require (sio_send (ws, "2[\"e\",1]"));
+  test_require (sio_send (ws, "2[\"e\",2]"));
+  reply = sio_next (ws, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (reply, ==, "0");
+  g_assert_true (test_recorder_wait (f->rec, "event e [2]", TEST_TIMEOUT_MS));
+  g_assert_cmpint (rec_index (f, "connection"), ==, 0);
+  g_assert_cmpint (rec_index (f, "event e [1]"), ==, 1);
+  g_assert_cmpint (rec_index (f, "event e [2]"), ==, 2);
+}
+
+/* Over WebSocket, one read with the CONNECT and more events than the
+ * early-packet bound: the client is closed, and what it pipelined is
+ * dropped (none reaches the socket). 64 are taken. */
+static void
+test_early_bound (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/b");
+  g_autoptr(TestWs) ok = sio_open (f);
+  g_autoptr(TestWs) over = sio_open (f);
+  g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func (g_free);
+  gint code;
+
+  g_test_summary ("CONNECT and 64 pipelined events in one read are taken, in order; with 65 "
+                  "the client is closed (1 more than SIO_MAX_EARLY_PACKETS) and none of "
+                  "them reaches the socket");
+  test_require (ok != NULL && over != NULL);
+  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+  g_ptr_array_add (batch, g_strdup ("0/b,"));
+  for (guint i = 1; i <= 64; i++)
+    g_ptr_array_add (batch, g_strdup_printf ("2/b,[\"e\",%u]", i));
+  g_ptr_array_add (batch, NULL);
+  test_require (sio_send_batch (ok, (const char **) batch->pdata));
+  expect_prefix (ok, "0/b,{\"sid\":");
+  g_assert_true (test_recorder_wait (f->rec, "event e [64]", TEST_TIMEOUT_MS));
+  g_assert_cmpint (rec_index (f, "event e [1]"), ==, 1);
+  g_assert_cmpint (rec_index (f, "event e [64]"), ==, 64);
+  test_recorder_clear (f->rec);
+
+  g_ptr_array_remove_index (batch, batch->len - 1);
+  g_ptr_array_add (batch, g_strdup ("2/b,[\"e\",65]"));
+  g_ptr_array_add (batch, NULL);
+  test_require (sio_send_batch (over, (const char **) batch->pdata));
+  code = test_ws_read_close (over, TEST_TIMEOUT_MS, NULL);
+  g_assert_cmpint (code, !=, -3);
+  g_assert_true (test_recorder_wait (f->rec, "disconnect forced server close", TEST_TIMEOUT_MS));
+  g_assert_cmpint (test_recorder_index_prefix (f->rec, "event"), ==, -1);
+  g_assert_cmpint (rec_index (f, "connection"), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -549,6 +666,9 @@ main (int   argc,
   ADD ("connect-then-vanish", test_connect_then_vanish);
   ADD ("join-during-connect", test_join_during_connect);
   ADD ("configuring-same-thread", test_configuring_same_thread);
+  ADD ("polling-pipelined", test_polling_pipelined);
+  ADD ("v4-eager-events", test_v4_eager_events);
+  ADD ("early-bound", test_early_bound);
 #undef ADD
   return g_test_run ();
 }

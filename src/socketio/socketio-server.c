@@ -129,8 +129,8 @@ struct _SocketIOSocket
   char              *recovery_offset; /* session context: the offset it was restored from */
   GPtrArray         *early_rooms;   /* (ack_lock) char*: rooms joined while the
                                      * middlewares run; NULL once connected */
-  gboolean           announced;     /* session context: `connection` emitted (or
-                                     * skipped: disconnected first) */
+  gboolean           announced;     /* session context: `connection` emitted (by
+                                     * announce_connection_cb() or socket_close()) */
   GQueue             early_packets; /* session context: SocketIOPacket (ref) that
                                      * came before `connection`, replayed after it
                                      * (with those that come while they are) */

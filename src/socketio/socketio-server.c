@@ -3013,13 +3013,19 @@ socket_io_socket_join (SocketIOSocket *self,
   g_return_if_fail (room != NULL);
   if (!socket_io_socket_is_connected (self))
     {
+      gboolean early;
+
       /* A middleware's join: the rooms are joined with the connection. */
       g_mutex_lock (&self->ack_lock);
-      if (self->early_rooms != NULL &&
-          !g_ptr_array_find_with_equal_func (self->early_rooms, room, g_str_equal, NULL))
+      early = self->early_rooms != NULL;
+      if (early && !g_ptr_array_find_with_equal_func (self->early_rooms, room, g_str_equal, NULL))
         g_ptr_array_add (self->early_rooms, g_strdup (room));
       g_mutex_unlock (&self->ack_lock);
-      return;
+      /* No list any more: connect_finish() took it (on its thread) after
+       * the socket became connected, so this join is a connected one;
+       * unless the socket has disconnected since. */
+      if (early || !socket_io_socket_is_connected (self))
+        return;
     }
   if (g_atomic_int_get (&self->leaving))
     return;

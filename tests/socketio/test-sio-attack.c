@@ -429,7 +429,7 @@ test_join_during_connect (Fixture       *f,
                   "(an async middleware's workers, across its next()): every room is joined "
                   "(a join that saw the socket unconnected, then no early-rooms list, was lost)");
   socket_io_namespace_use_async (nsp, join_async_middleware, f, NULL);
-  for (guint round = 0; round < 40; round++)
+  for (guint round = 0; round < 150; round++)
     {
       g_autoptr(TestWs) ws = sio_open (f);
       JoinJob job = { 0 };

@@ -181,7 +181,6 @@ on_event (SocketIOSocket *socket,
 
   json_generator_set_root (gen, node);
   json_generator_set_pretty (gen, FALSE);
-  json_generator_set_pretty (gen, FALSE);
   json = json_generator_to_data (gen, NULL);
   test_recorder_add (f->rec, "event %s %s", name, json);
 }

@@ -104,6 +104,7 @@ struct _SocketIONamespace
   GRWLock          recovery_lock;   /* see the comment at the top */
   gboolean         configuring;     /* (server lock) dynamic, its ::new-namespace
                                      * handlers still running */
+  GThread         *configuring_thread; /* (server lock) the thread running them */
 };
 
 struct _SocketIOSocket
@@ -128,10 +129,11 @@ struct _SocketIOSocket
   char              *recovery_offset; /* session context: the offset it was restored from */
   GPtrArray         *early_rooms;   /* (ack_lock) char*: rooms joined while the
                                      * middlewares run; NULL once connected */
-  gboolean           announced;     /* session context: `connection` emitted (or
-                                     * skipped: disconnected first) */
+  gboolean           announced;     /* session context: `connection` emitted (by
+                                     * announce_connection_cb() or socket_close()) */
   GQueue             early_packets; /* session context: SocketIOPacket (ref) that
-                                     * came before `connection`, replayed after it */
+                                     * came before `connection`, replayed after it
+                                     * (with those that come while they are) */
 };
 
 struct _SocketIOAck
@@ -524,6 +526,7 @@ server_dynamic_namespace (SocketIOServer *self,
     {
       nsp = server_of_locked (self, name);
       nsp->configuring = TRUE;
+      nsp->configuring_thread = g_thread_self ();
     }
   g_object_ref (nsp);
   g_mutex_unlock (&self->lock);
@@ -532,6 +535,7 @@ server_dynamic_namespace (SocketIOServer *self,
       g_signal_emit (self, server_signals[SERVER_SIGNAL_NEW_NAMESPACE], 0, nsp);
       g_mutex_lock (&self->lock);
       nsp->configuring = FALSE;
+      nsp->configuring_thread = NULL;
       g_cond_broadcast (&self->configured);
       g_mutex_unlock (&self->lock);
     }
@@ -546,16 +550,22 @@ server_dynamic_namespace (SocketIOServer *self,
  * handlers (running for another client, on another thread) have returned:
  * until then it has none of the middlewares they add, and a client let
  * in meanwhile would skip them. FALSE if they take longer than
- * NAMESPACE_CONFIGURE_WAIT_US. */
+ * NAMESPACE_CONFIGURE_WAIT_US, or at once (@same_thread set) if they run
+ * on this thread, below us (a handler that iterates the context, which
+ * a pooled loop thread shares with other sessions): they cannot return
+ * while we wait. */
 static gboolean
 namespace_wait_configured (SocketIOServer    *self,
-                           SocketIONamespace *nsp)
+                           SocketIONamespace *nsp,
+                           gboolean          *same_thread)
 {
   gint64 end = g_get_monotonic_time () + NAMESPACE_CONFIGURE_WAIT_US;
   gboolean configured;
 
   g_mutex_lock (&self->lock);
-  while (nsp->configuring && g_cond_wait_until (&self->configured, &self->lock, end))
+  *same_thread = nsp->configuring && nsp->configuring_thread == g_thread_self ();
+  while (nsp->configuring && !*same_thread &&
+         g_cond_wait_until (&self->configured, &self->lock, end))
     ;
   configured = !nsp->configuring;
   g_mutex_unlock (&self->lock);
@@ -675,8 +685,8 @@ connect_refuse (SioConnectAttempt *attempt,
  * server, whose `connection` handlers run once its reply is flushed
  * (clients that read one message per network read, like the official
  * protocol test suite's, miss a second message in the same read). A
- * socket disconnected meanwhile is not announced; one whose client is
- * closing (connect_finish() failed it) is, as before its disconnect. */
+ * socket that disconnects meanwhile is announced by socket_close(), just
+ * before its `disconnecting`. */
 static gboolean
 announce_connection_cb (gpointer data)
 {
@@ -684,7 +694,7 @@ announce_connection_cb (gpointer data)
   SocketIOPacket *packet;
 
   if (socket->announced)
-    return G_SOURCE_REMOVE;
+    return G_SOURCE_REMOVE;   /* by socket_close() */
   socket->announced = TRUE;
   if (socket_io_socket_is_connected (socket))
     g_signal_emit (socket->nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, socket);
@@ -996,6 +1006,7 @@ client_connect (SioClient  *c,
   g_autoptr(SocketIONamespace) nsp = socket_io_server_lookup_namespace (c->server, name);
   g_autoptr(SocketIOSession) session = NULL;
   gboolean recovery_locked = FALSE;
+  gboolean same_thread = FALSE;
   SioConnectAttempt *attempt;
 
   if (nsp == NULL)
@@ -1007,12 +1018,16 @@ client_connect (SioClient  *c,
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
       return;
     }
-  if (!namespace_wait_configured (c->server, nsp))
+  if (!namespace_wait_configured (c->server, nsp, &same_thread))
     {
       g_autoptr(JsonNode) data = error_object ("Namespace not ready", NULL);
 
-      g_warning ("Namespace %s: its ::new-namespace handlers took more than %d s; "
-                 "a client was refused", name, (int) (NAMESPACE_CONFIGURE_WAIT_US / G_USEC_PER_SEC));
+      if (same_thread)
+        g_debug ("Namespace %s: a client was refused by the thread running its "
+                 "::new-namespace handlers (they iterate the context)", name);
+      else
+        g_warning ("Namespace %s: its ::new-namespace handlers took more than %d s; "
+                   "a client was refused", name, (int) (NAMESPACE_CONFIGURE_WAIT_US / G_USEC_PER_SEC));
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
       return;
     }
@@ -1131,7 +1146,9 @@ client_dispatch (SioClient      *c,
     {
       g_autoptr(SocketIOSocket) hold = g_object_ref (socket);
 
-      if (!hold->announced)
+      /* Queued also while earlier ones wait (`connection` or a handler
+       * they reach iterates the context): none overtakes them. */
+      if (!hold->announced || !g_queue_is_empty (&hold->early_packets))
         {
           /* Pipelined after its CONNECT: for after `connection`. */
           if (g_queue_get_length (&hold->early_packets) >= SIO_MAX_EARLY_PACKETS)
@@ -1849,7 +1866,9 @@ socket_io_namespace_class_init (SocketIONamespaceClass *klass)
    * (its Engine.IO session's: see socket_io_socket_get_context()). Connect
    * the socket's signals here: packets the client sent meanwhile (at most
    * 64, pipelined after its CONNECT) are handed to the socket after this
-   * signal. A socket disconnected before it is not announced.
+   * signal. A socket whose client goes away before is announced then,
+   * just before its #SocketIOSocket::disconnecting (the packets are
+   * dropped): no socket disconnects unannounced.
    */
   nsp_signals[NSP_SIGNAL_CONNECTION] =
     g_signal_new ("connection", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -2495,8 +2514,20 @@ socket_close (SocketIOSocket *self,
 
   if (self->closing || !g_atomic_int_get (&self->connected))
     return;
-  self->closing = TRUE;
   hold = g_object_ref (self);
+  /* Not announced yet (its `connection` waits for the next iteration):
+   * announced now, so that no `disconnect` comes without `connection`
+   * (a middleware may have connected it); what the client pipelined is
+   * dropped with the connection. A handler may disconnect it. */
+  if (!self->announced)
+    {
+      self->announced = TRUE;
+      g_queue_clear_full (&self->early_packets, (GDestroyNotify) socket_io_packet_unref);
+      g_signal_emit (self->nsp, nsp_signals[NSP_SIGNAL_CONNECTION], 0, self);
+      if (self->closing || !g_atomic_int_get (&self->connected))
+        return;
+    }
+  self->closing = TRUE;
 
   g_signal_emit (self, socket_signals[SOCKET_SIGNAL_DISCONNECTING], 0, reason);
 
@@ -2982,13 +3013,19 @@ socket_io_socket_join (SocketIOSocket *self,
   g_return_if_fail (room != NULL);
   if (!socket_io_socket_is_connected (self))
     {
+      gboolean early;
+
       /* A middleware's join: the rooms are joined with the connection. */
       g_mutex_lock (&self->ack_lock);
-      if (self->early_rooms != NULL &&
-          !g_ptr_array_find_with_equal_func (self->early_rooms, room, g_str_equal, NULL))
+      early = self->early_rooms != NULL;
+      if (early && !g_ptr_array_find_with_equal_func (self->early_rooms, room, g_str_equal, NULL))
         g_ptr_array_add (self->early_rooms, g_strdup (room));
       g_mutex_unlock (&self->ack_lock);
-      return;
+      /* No list any more: connect_finish() took it (on its thread) after
+       * the socket became connected, so this join is a connected one;
+       * unless the socket has disconnected since. */
+      if (early || !socket_io_socket_is_connected (self))
+        return;
     }
   if (g_atomic_int_get (&self->leaving))
     return;

@@ -850,7 +850,6 @@ test_not_after_namespace_disconnect (Fixture       *f,
   for (guint round = 0; round < 2; round++)
     {
       Client c = { 0 };
-      g_autoptr(TestWs) ws = NULL;
       g_autofree char *auth = NULL;
       g_autofree char *sid = NULL;
       g_autofree char *pid = NULL;

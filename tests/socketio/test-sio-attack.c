@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "wsutil.h"
+#include "sioutil.h"
 #include "socketio/socketio.h"
 
 typedef struct
@@ -58,31 +58,7 @@ fixture_teardown (Fixture       *f,
 static TestWs *
 sio_open (Fixture *f)
 {
-  g_autoptr(GError) error = NULL;
-  g_autofree char *target = test_eio_target (4, "websocket", NULL);
-  TestWs *ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
-  g_autofree char *open = NULL;
-
-  g_assert_no_error (error);
-  if (ws == NULL)
-    return NULL;
-  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
-  if (open == NULL || open[0] != '0')
-    {
-      g_test_fail_printf ("expected an open packet, got “%s”", open ? open : "(nothing)");
-      test_ws_free (ws);
-      return NULL;
-    }
-  return ws;
-}
-
-static gboolean
-sio_send (TestWs     *ws,
-          const char *packet)
-{
-  g_autofree char *message = g_strconcat ("4", packet, NULL);
-
-  return test_ws_send_text (ws, message);
+  return sio_ws_open (f->port, 4);
 }
 
 /* Appends a masked (all-zero key) final text frame carrying the
@@ -126,30 +102,6 @@ sio_send_batch (TestWs      *ws,
   ok = test_ws_send_raw (ws, out->data, out->len, &error);
   g_assert_no_error (error);
   return ok;
-}
-
-static char *
-sio_next (TestWs *ws,
-          guint   timeout_ms)
-{
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(TestWsFrame) frame = test_ws_read_frame (ws, timeout_ms, &error);
-      g_autofree char *text = NULL;
-
-      if (frame == NULL || frame->opcode != TEST_WS_TEXT)
-        return NULL;
-      text = test_ws_frame_dup_text (frame);
-      if (text[0] == '2')
-        {
-          test_ws_send_text (ws, "3");
-          continue;
-        }
-      if (text[0] != '4')
-        return NULL;
-      return g_strdup (text + 1);
-    }
 }
 
 static void

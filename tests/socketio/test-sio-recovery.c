@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "wsutil.h"
+#include "sioutil.h"
 #include "socketio/socketio.h"
 
 typedef struct
@@ -256,57 +256,7 @@ fixture_teardown (Fixture       *f,
 static TestWs *
 sio_open (Fixture *f)
 {
-  g_autoptr(GError) error = NULL;
-  g_autofree char *target = test_eio_target (4, "websocket", NULL);
-  TestWs *ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
-  g_autofree char *open = NULL;
-
-  g_assert_no_error (error);
-  if (ws == NULL)
-    return NULL;
-  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
-  if (open == NULL || open[0] != '0')
-    {
-      g_test_fail_printf ("expected an open packet, got “%s”", open ? open : "(nothing)");
-      test_ws_free (ws);
-      return NULL;
-    }
-  return ws;
-}
-
-static gboolean
-sio_send (TestWs     *ws,
-          const char *packet)
-{
-  g_autofree char *message = g_strconcat ("4", packet, NULL);
-
-  return test_ws_send_text (ws, message);
-}
-
-/* The next Socket.IO text message (pings answered on the way), or NULL
- * on timeout or close. */
-static char *
-sio_next (TestWs *ws,
-          guint   timeout_ms)
-{
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(TestWsFrame) frame = test_ws_read_frame (ws, timeout_ms, &error);
-      g_autofree char *text = NULL;
-
-      if (frame == NULL || frame->opcode != TEST_WS_TEXT)
-        return NULL;
-      text = test_ws_frame_dup_text (frame);
-      if (text[0] == '2')
-        {
-          test_ws_send_text (ws, "3");
-          continue;
-        }
-      if (text[0] != '4')
-        return NULL;
-      return g_strdup (text + 1);
-    }
+  return sio_ws_open (f->port, 4);
 }
 
 /* The CONNECT reply of a connection to "/" with @auth: its sid and pid
@@ -380,16 +330,6 @@ expect_event_with_offset (TestWs     *ws,
       return NULL;
     }
   return g_steal_pointer (&offset);
-}
-
-static void
-expect_next (TestWs     *ws,
-             const char *expected)
-{
-  g_autofree char *got = sio_next (ws, TEST_TIMEOUT_MS);
-
-  if (g_strcmp0 (got, expected) != 0)
-    g_test_fail_printf ("expected “%s”, got “%s”", expected, got ? got : "(nothing)");
 }
 
 static void

@@ -18,13 +18,16 @@
 #include "sioutil.h"
 #include "socketio/socketio.h"
 
+/* test_connect_then_vanish()'s rounds. */
+#define VANISH_ROUNDS 20
+
 typedef struct
 {
   EngineIOServer *engine;
   SocketIOServer *sio;
   guint           port;
   TestRecorder   *rec;
-  GWeakRef        mw_socket;      /* the socket the middleware saw */
+  GWeakRef        mw_socket[VANISH_ROUNDS]; /* the socket each round's middleware saw */
 } Fixture;
 
 static void
@@ -35,7 +38,8 @@ fixture_setup (Fixture       *f,
   f->engine = test_server_new ();
   g_object_set (f->engine, "allow-eio3", TRUE, NULL);
   f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);
-  g_weak_ref_init (&f->mw_socket, NULL);
+  for (guint i = 0; i < VANISH_ROUNDS; i++)
+    g_weak_ref_init (&f->mw_socket[i], NULL);
   f->port = test_server_listen (f->engine);
 }
 
@@ -46,7 +50,8 @@ fixture_teardown (Fixture       *f,
   engine_io_server_close (f->engine);
   g_clear_object (&f->sio);
   g_clear_object (&f->engine);
-  g_weak_ref_clear (&f->mw_socket);
+  for (guint i = 0; i < VANISH_ROUNDS; i++)
+    g_weak_ref_clear (&f->mw_socket[i]);
   test_recorder_free (f->rec);
   test_log_check ();
 }
@@ -262,9 +267,13 @@ weak_middleware (SocketIONamespace  *nsp,
                  gpointer            user_data,
                  GError            **error)
 {
-  Fixture *f = user_data;
+  Fixture *f = g_object_get_data (G_OBJECT (nsp), "fixture");
 
-  g_weak_ref_set (&f->mw_socket, socket);
+  /* Each round its own namespace and weak reference: a round's CONNECT
+   * may reach its middleware after the next round began, and moving one
+   * reference from a socket being finalized on another thread is a race
+   * inside GLib 2.74's weak references (seen under TSan). */
+  g_weak_ref_set (user_data, socket);
   g_signal_connect (socket, "disconnect", G_CALLBACK (on_mw_disconnect), f);
   return TRUE;
 }
@@ -276,8 +285,6 @@ static void
 test_connect_then_vanish (Fixture       *f,
                           gconstpointer  data)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/v");
-  const char *batch[] = { "0/v,", "2/v,[\"e\",1]", NULL };
   gint64 end;
 
   g_test_summary ("A client that pipelines a CONNECT and an event and goes away at once: its "
@@ -285,20 +292,27 @@ test_connect_then_vanish (Fixture       *f,
                   "alive), and `disconnect` (connected by a middleware) never comes without "
                   "`connection` (it did when the client was gone before the iteration that "
                   "announces it)");
-  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
-  socket_io_namespace_use (nsp, weak_middleware, f, NULL);
-  for (guint round = 0; round < 20; round++)
+  for (guint round = 0; round < VANISH_ROUNDS; round++)
     {
-      g_autoptr(TestWs) ws = sio_open (f);
+      g_autofree char *name = g_strdup_printf ("/v%u", round);
+      g_autofree char *connect = g_strdup_printf ("0%s,", name);
+      g_autofree char *event = g_strdup_printf ("2%s,[\"e\",1]", name);
+      const char *batch[] = { connect, event, NULL };
+      g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, name);
+      g_autoptr(TestWs) ws = NULL;
       SocketIOSocket *socket;
 
+      g_object_set_data (G_OBJECT (nsp), "fixture", f);
+      g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
+      socket_io_namespace_use (nsp, weak_middleware, &f->mw_socket[round], NULL);
+      ws = sio_open (f);
       test_require (ws != NULL);
       test_require (sio_send_batch (ws, batch));
       test_ws_drop (ws, round % 2 == 0);
       end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
       /* The middleware ran (or the server dropped the CONNECT with the
        * connection: then there is nothing to free). */
-      while ((socket = g_weak_ref_get (&f->mw_socket)) != NULL && g_get_monotonic_time () < end)
+      while ((socket = g_weak_ref_get (&f->mw_socket[round])) != NULL && g_get_monotonic_time () < end)
         {
           g_object_unref (socket);
           g_usleep (2000);

@@ -578,7 +578,8 @@ test_v4_eager_events (Fixture       *f,
 
 /* Over WebSocket, one read with the CONNECT and more events than the
  * early-packet bound: the client is closed, and what it pipelined is
- * dropped (none reaches the socket). 64 are taken. */
+ * dropped (none reaches the socket), unless the dispatch's time budget
+ * split them (see below). 64 are taken. */
 static void
 test_early_bound (Fixture       *f,
                   gconstpointer  data)
@@ -609,10 +610,24 @@ test_early_bound (Fixture       *f,
   g_ptr_array_add (batch, g_strdup ("2/b,[\"e\",65]"));
   g_ptr_array_add (batch, NULL);
   test_require (sio_send_batch (over, (const char **) batch->pdata));
-  code = test_ws_read_close (over, TEST_TIMEOUT_MS, NULL);
-  g_assert_cmpint (code, !=, -3);
-  g_assert_true (test_recorder_wait (f->rec, "disconnect forced server close", TEST_TIMEOUT_MS));
-  g_assert_cmpint (test_recorder_index_prefix (f->rec, "event"), ==, -1);
+  /* The bound counts what is read in the dispatch that took the CONNECT;
+   * on a slow machine (TSan) that dispatch hands the rest to the backlog
+   * after its time budget, and those come after `connection`: then all 65
+   * are taken, in order (seen in CI). Either way nothing is lost or
+   * reordered. */
+  code = test_ws_read_close (over, 2 * TEST_TIMEOUT_MS / 3, NULL);
+  if (code != -3)
+    {
+      g_assert_true (test_recorder_wait (f->rec, "disconnect forced server close", TEST_TIMEOUT_MS));
+      g_assert_cmpint (test_recorder_index_prefix (f->rec, "event"), ==, -1);
+    }
+  else
+    {
+      g_test_message ("65 early packets split by the dispatch budget: all taken");
+      g_assert_true (test_recorder_wait (f->rec, "event e [65]", TEST_TIMEOUT_MS));
+      g_assert_cmpint (rec_index (f, "event e [1]"), ==, 1);
+      g_assert_cmpint (rec_index (f, "event e [65]"), ==, 65);
+    }
   g_assert_cmpint (rec_index (f, "connection"), ==, 0);
 }
 

@@ -22,6 +22,9 @@
 
 #include <gio/gio.h>
 #include <microhttpd.h>
+#if HAVE_GNUTLS
+#include <gnutls/gnutls.h>
+#endif
 
 #include "engineio-http-private.h"
 #include "engineio-mhd.h"
@@ -53,6 +56,8 @@ typedef struct
  * for its client closing it. */
 struct _ConnWatch
 {
+  guint64          id;          /* unique per daemon (an upgraded WebSocket finds its
+                                 * connection's watch by it: the address may be reused) */
   MHD_socket       fd;
   int              deadline;    /* (atomic) monotonic second by which the current phase must
                                  * end; G_MAXINT: none. Set per request without the daemon's lock. */
@@ -60,6 +65,11 @@ struct _ConnWatch
                                  * never dereferenced here: the session checks it */
   gsize            poll_serial; /* (daemon lock) its serial */
   EngineIOSocket  *poll_socket; /* (daemon lock) (owned) its session */
+  guint            relay;       /* (atomic) descriptors of its TLS relay (a socketpair) once
+                                 * upgraded, counted until libmicrohttpd closes it */
+  gsize            tls_read;    /* over TLS, bytes read before its first request head (its
+                                 * connection's libmicrohttpd thread only) */
+  gboolean         request_seen;/* its first request head is in (the same thread) */
 };
 
 struct _EngineIOHttpDaemon
@@ -87,8 +97,11 @@ struct _EngineIOHttpDaemon
   GMutex             lock;
   GCond              cond;
   GHashTable        *watches;   /* (lock) set of ConnWatch* */
+  guint64            next_watch_id; /* (lock) */
   gboolean           stopping;  /* (lock) */
   GThread           *watcher;
+  char              *tls_cert_pem;  /* the chain, or NULL without TLS */
+  char              *tls_key_pem;   /* wiped when freed */
 };
 
 /* Request interface */
@@ -177,11 +190,60 @@ http_resume (EngineIORequest *req)
  * objects. */
 #define CONNECTION_MEMORY (36 * 1024)
 
-static void
-release_upgraded (gpointer urh)
+/* The GnuTLS priorities of our own TLS listener. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* What a client of our own TLS listener may send before its first request
+ * head is in: its TLS handshake (a ClientHello is a few hundred bytes to a
+ * few KiB; no client certificate is asked for) and that head (less than
+ * CONNECTION_MEMORY). GnuTLS buffers an incomplete handshake message of
+ * any announced length, up to 16 MiB, until it is complete: without this
+ * bound a connection that never completes its handshake held a megabyte
+ * or more for connection-timeout. */
+#define TLS_MAX_BEFORE_REQUEST (128 * 1024)
+
+/* A WebSocket that stays with libmicrohttpd. */
+typedef struct
 {
+  struct MHD_UpgradeResponseHandle *urh;
+  guint64                          *descriptors;  /* (atomic) */
+  guint                             relay;        /* descriptors of a TLS relay (its socketpair),
+                                                   * when no watch counts them */
+  EngineIOHttpDaemon               *daemon;       /* unowned: our own daemon, over TLS */
+  ConnWatch                        *watch;        /* unowned: its connection's; freed when
+                                                   * libmicrohttpd closes the connection, which
+                                                   * may come first (the client closed): only
+                                                   * looked at under the daemon's lock, if still
+                                                   * in its watches with @watch_id */
+  guint64                           watch_id;
+  int                               timeout_s;    /* our daemon's connection-timeout */
+} Upgraded;
+
+static int now_s (void);
+
+static void
+release_upgraded (gpointer data)
+{
+  Upgraded *upgraded = data;
+
+  /* Over TLS, libmicrohttpd (0.9.75) keeps the connection, its relay's
+   * socketpair and memory until it has passed everything on to the
+   * client, or the client closes: a client that reads nothing and never
+   * closes would hold them for ever. The watcher shuts the connection
+   * down if it is still there after connection-timeout (the relay then
+   * fails and libmicrohttpd closes it); the relay's descriptors stay
+   * counted until then (notify_connection_cb()). */
+  if (upgraded->watch != NULL)
+    {
+      g_mutex_lock (&upgraded->daemon->lock);
+      if (g_hash_table_contains (upgraded->daemon->watches, upgraded->watch) &&
+          upgraded->watch->id == upgraded->watch_id)
+        g_atomic_int_set (&upgraded->watch->deadline, now_s () + upgraded->timeout_s + 1);
+      g_mutex_unlock (&upgraded->daemon->lock);
+    }
   /* Never close() an upgraded socket: libmicrohttpd owns it. */
-  MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+  MHD_upgrade_action (upgraded->urh, MHD_UPGRADE_ACTION_CLOSE);
+  engine_io_counter_sub (upgraded->descriptors, upgraded->relay);
+  g_free (upgraded);
 }
 
 /* A WebSocket that left libmicrohttpd: its descriptor, counted in the
@@ -202,6 +264,22 @@ release_detached (gpointer data)
   g_free (detached);
 }
 
+/* Whether a connection is served over TLS: libmicrohttpd then hands an
+ * upgraded connection over as one end of a socketpair, and relays between
+ * it and the TLS session for as long as the upgrade lasts. */
+static gboolean
+is_tls (struct MHD_Connection *connection)
+{
+  const union MHD_ConnectionInfo *cinfo;
+  const union MHD_DaemonInfo *dinfo;
+
+  cinfo = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_DAEMON);
+  if (cinfo == NULL)
+    return FALSE;
+  dinfo = MHD_get_daemon_info (cinfo->daemon, MHD_DAEMON_INFO_FLAGS);
+  return dinfo != NULL && (dinfo->flags & MHD_USE_TLS) != 0;
+}
+
 /* Whether an upgraded connection may leave libmicrohttpd at once: in a
  * daemon started with MHD_USE_TURBO (ours), libmicrohttpd closes a finished
  * connection's socket without shutdown(), so a duplicate of the socket
@@ -219,7 +297,9 @@ can_detach (struct MHD_Connection *connection)
   if (cinfo == NULL)
     return FALSE;
   dinfo = MHD_get_daemon_info (cinfo->daemon, MHD_DAEMON_INFO_FLAGS);
-  return dinfo != NULL && (dinfo->flags & MHD_USE_TURBO) != 0;
+  /* Over TLS the socket is libmicrohttpd's relay: it must stay. */
+  return dinfo != NULL && (dinfo->flags & MHD_USE_TURBO) != 0 &&
+         (dinfo->flags & MHD_USE_TLS) == 0;
 }
 
 /* libmicrohttpd's thread, once the 101 went out: the socket is ours. */
@@ -274,9 +354,30 @@ upgrade_handler (void                             *cls,
       MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
     }
   else
-    ws = engine_io_websocket_new (sock, extra_in, extra_in_size,
-                                  engine_io_server_get_max_payload (hr->server),
-                                  release_upgraded, urh);
+    {
+      Upgraded *upgraded = g_new0 (Upgraded, 1);
+
+      upgraded->urh = urh;
+      upgraded->descriptors = &counters->descriptors;
+      /* The session's cost in the budget counts the relay's socketpair
+       * (config_set_descriptor_budget()). */
+      upgraded->relay = is_tls (connection) ? 2 : 0;
+      engine_io_counter_add (&counters->descriptors, upgraded->relay);
+      if (upgraded->relay > 0 && hr->watch != NULL)
+        {
+          upgraded->daemon = hr->daemon;
+          upgraded->watch = hr->watch;
+          upgraded->watch_id = hr->watch->id;
+          upgraded->timeout_s = hr->daemon->timeout_s;
+          g_atomic_int_set (&hr->watch->relay, upgraded->relay);
+          upgraded->relay = 0;  /* the watch's until the connection closes */
+        }
+      ws = engine_io_websocket_new (sock, extra_in, extra_in_size,
+                                    engine_io_server_get_max_payload (hr->server),
+                                    release_upgraded, upgraded);
+    }
+  if (hr->base.ws_deflate)
+    engine_io_websocket_set_deflate (ws, hr->base.ws_deflate_threshold);
   hr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
   hr->base.switched = TRUE;
   engine_io_socket_attach_websocket (hr->base.socket, ws, hr->base.reject_ws);
@@ -362,6 +463,8 @@ connection_closed_by_peer (struct MHD_Connection *connection)
   return ret > 0 && peer_closed (&p);
 }
 
+#define MAX_JOINED_LIST 4096
+
 static enum MHD_Result
 collect_header (void                *cls,
                 enum MHD_ValueKind   kind,
@@ -369,11 +472,29 @@ collect_header (void                *cls,
                 const char          *value)
 {
   GHashTable *table = cls;
+  char *name;
+  char *text;
+  const char *previous;
 
   if (key == NULL)
     return MHD_YES;
-  g_hash_table_insert (table, g_ascii_strdown (key, -1),
-                       value != NULL ? g_utf8_make_valid (value, -1) : g_strdup (""));
+  name = g_ascii_strdown (key, -1);
+  text = value != NULL ? g_utf8_make_valid (value, -1) : g_strdup ("");
+  /* Lists a proxy may have split over several headers: one list, in
+   * order (trusted-proxies reads them from the right). Past
+   * MAX_JOINED_LIST bytes, what came before the last header is replaced by
+   * an entry that is no address (which leaves the TCP peer as the client,
+   * should the walk get there): the joins stay linear in the head's size. */
+  if ((strcmp (name, "x-forwarded-for") == 0 || strcmp (name, "forwarded") == 0) &&
+      (previous = g_hash_table_lookup (table, name)) != NULL)
+    {
+      char *joined = g_strconcat (strlen (previous) + strlen (text) > MAX_JOINED_LIST ? "overflow" : previous,
+                                  ", ", text, NULL);
+
+      g_free (text);
+      text = joined;
+    }
+  g_hash_table_insert (table, name, text);
   return MHD_YES;
 }
 
@@ -808,6 +929,48 @@ set_deadline (struct MHD_Connection *connection,
     g_atomic_int_set (&watch->deadline, deadline);
 }
 
+#if HAVE_GNUTLS
+/* GnuTLS's reads on a connection of our own TLS listener: at most
+ * TLS_MAX_BEFORE_REQUEST bytes before its first request head is in, then
+ * a reset (GnuTLS fails, libmicrohttpd closes the connection). */
+static ssize_t
+tls_pull (gnutls_transport_ptr_t  ptr,
+          void                   *data,
+          size_t                  size)
+{
+  ConnWatch *watch = ptr;
+  ssize_t n;
+
+  if (!watch->request_seen)
+    {
+      if (watch->tls_read >= TLS_MAX_BEFORE_REQUEST)
+        {
+          errno = ECONNRESET;
+          return -1;
+        }
+      size = MIN (size, TLS_MAX_BEFORE_REQUEST - watch->tls_read);
+    }
+  n = recv (watch->fd, data, size, 0);
+  if (n > 0 && !watch->request_seen)
+    watch->tls_read += (gsize) n;
+  return n;
+}
+
+static int
+tls_pull_timeout (gnutls_transport_ptr_t ptr,
+                  unsigned int           ms)
+{
+  ConnWatch *watch = ptr;
+  struct pollfd p = { .fd = watch->fd, .events = POLLIN };
+  int ret;
+
+  do
+    ret = poll (&p, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int) MIN (ms, (unsigned int) G_MAXINT));
+  while (ret < 0 && errno == EINTR);
+  return ret;
+}
+#endif
+
 static void
 notify_connection_cb (void                              *cls,
                       struct MHD_Connection             *connection,
@@ -834,14 +997,33 @@ notify_connection_cb (void                              *cls,
         return;
       watch = g_new0 (ConnWatch, 1);
       watch->fd = info->connect_fd;
+#if HAVE_GNUTLS
+      if (daemon->tls_cert_pem != NULL)
+        {
+          const union MHD_ConnectionInfo *tls =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+          /* Reads go through tls_pull() (the watch lives until after the
+           * last read); writes stay GnuTLS's own, on the socket. */
+          if (tls != NULL && tls->tls_session != NULL)
+            {
+              gnutls_transport_set_ptr2 (tls->tls_session, watch,
+                                         (gnutls_transport_ptr_t) (intptr_t) watch->fd);
+              gnutls_transport_set_pull_function (tls->tls_session, tls_pull);
+              gnutls_transport_set_pull_timeout_function (tls->tls_session, tls_pull_timeout);
+            }
+        }
+#endif
       watch->deadline = deadline_in (daemon);
       g_mutex_lock (&daemon->lock);
+      watch->id = ++daemon->next_watch_id;
       g_hash_table_add (daemon->watches, watch);
       g_mutex_unlock (&daemon->lock);
       *socket_context = watch;
     }
   else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && (watch = *socket_context) != NULL)
     {
+      engine_io_counter_sub (&counters->descriptors, g_atomic_int_get (&watch->relay));
       /* Before libmicrohttpd closes the socket: the watcher never sees a
        * descriptor that could have been reused. */
       g_mutex_lock (&daemon->lock);
@@ -1025,6 +1207,12 @@ access_cb (void                  *cls,
                         upload_data, upload_data_size, req_cls);
   if (head)
     {
+      const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+      /* Past the TLS handshake (TLS_MAX_BEFORE_REQUEST). */
+      if (info != NULL && info->socket_context != NULL)
+        ((ConnWatch *) info->socket_context)->request_seen = TRUE;
       /* The head is in: a body has its own deadline, anything else (a
        * waiting poll, an upgrade) none. */
       set_deadline (connection,
@@ -1061,6 +1249,65 @@ log_cb (void       *cls,
   errno = saved_errno;
 }
 
+static void
+tls_key_free (char *key_pem)
+{
+  if (key_pem != NULL)
+    {
+      explicit_bzero (key_pem, strlen (key_pem));
+      g_free (key_pem);
+    }
+}
+
+/* The PEM libmicrohttpd takes: the certificate and its issuers (the chain
+ * a client needs), and the private key. */
+static gboolean
+tls_pem_from_certificate (GTlsCertificate  *certificate,
+                          char            **cert_pem,
+                          char            **key_pem,
+                          GError          **error)
+{
+  g_autoptr(GString) chain = g_string_new (NULL);
+  char *key = NULL;
+
+  if (!MHD_is_feature_supported (MHD_FEATURE_TLS))
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN,
+                   "This libmicrohttpd was built without TLS (GnuTLS): "
+                   "it cannot serve property “tls-certificate”");
+      return FALSE;
+    }
+  g_object_get (certificate, "private-key-pem", &key, NULL);
+  if (key == NULL || key[0] == '\0')
+    {
+      tls_key_free (key);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "The TLS certificate (property “tls-certificate”) has no private key in PEM");
+      return FALSE;
+    }
+  for (GTlsCertificate *c = certificate; c != NULL; c = g_tls_certificate_get_issuer (c))
+    {
+      g_autofree char *pem = NULL;
+
+      g_object_get (c, "certificate-pem", &pem, NULL);
+      if (pem == NULL)
+        break;
+      g_string_append (chain, pem);
+      if (chain->len > 0 && chain->str[chain->len - 1] != '\n')
+        g_string_append_c (chain, '\n');
+    }
+  if (chain->len == 0)
+    {
+      tls_key_free (key);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "The TLS certificate (property “tls-certificate”) has no PEM form");
+      return FALSE;
+    }
+  *cert_pem = g_string_free (g_steal_pointer (&chain), FALSE);
+  *key_pem = key;
+  return TRUE;
+}
+
 EngineIOHttpDaemon *
 engine_io_http_daemon_start (EngineIOServer  *server,
                              const char      *address,
@@ -1086,21 +1333,52 @@ engine_io_http_daemon_start (EngineIOServer  *server,
    * waiting poll: its session's heartbeat resumes it) nor an upgraded one
    * (it counts as suspended; the heartbeat watches it). */
   unsigned int timeout = engine_io_server_get_connection_timeout (server);
+  GTlsCertificate *certificate = engine_io_server_get_tls_certificate (server);
+  g_autofree char *cert_pem = NULL;
+  char *key_pem = NULL;
+  struct MHD_OptionItem tls_options[4] = {
+    { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+    { MHD_OPTION_END, 0, NULL },
+  };
 
+  if (certificate != NULL && !tls_pem_from_certificate (certificate, &cert_pem, &key_pem, error))
+    return NULL;
   if (inet == NULL)
     {
+      tls_key_free (key_pem);
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
                    "“%s” is not a numeric IPv4 or IPv6 address", address);
       return NULL;
     }
   sockaddr = g_inet_socket_address_new (inet, port);
   if (!g_socket_address_to_native (sockaddr, &native, sizeof native, error))
-    return NULL;
+    {
+      tls_key_free (key_pem);
+      return NULL;
+    }
   if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
     flags |= MHD_USE_IPv6;
 
   daemon = g_new0 (EngineIOHttpDaemon, 1);
   daemon->server = server;
+  if (cert_pem != NULL)
+    {
+      flags |= MHD_USE_TLS;
+      /* Upgraded sockets cannot leave libmicrohttpd (can_detach()). */
+      flags &= ~MHD_USE_TURBO;
+      /* Before 1.0 its relay of an upgraded TLS connection has an 8-byte
+       * buffer (the response head took the connection's memory pool). */
+      if (g_str_has_prefix (MHD_get_version (), "0."))
+        g_debug ("http: libmicrohttpd %s relays WebSockets over TLS slowly "
+                 "(8-byte buffer, fixed in 1.0)", MHD_get_version ());
+      daemon->tls_cert_pem = g_steal_pointer (&cert_pem);
+      daemon->tls_key_pem = key_pem;
+      tls_options[0] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_MEM_CERT, 0, daemon->tls_cert_pem };
+      tls_options[1] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_MEM_KEY, 0, daemon->tls_key_pem };
+      /* libmicrohttpd 0.9.75 uses GnuTLS's "NORMAL", which still accepts
+       * TLS 1.0 and 1.1 (deprecated, RFC 8996): TLS 1.2 and 1.3 only. */
+      tls_options[2] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *) TLS_PRIORITIES };
+    }
   daemon->timeout_s = (int) timeout;
   /* The server's budget bounds the connections (accept_policy_cb(), with
    * everything else the server holds); libmicrohttpd's own limit is the
@@ -1127,6 +1405,7 @@ engine_io_http_daemon_start (EngineIOServer  *server,
                                      MHD_OPTION_CONNECTION_LIMIT, connection_limit,
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
                                      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                                     MHD_OPTION_ARRAY, tls_options,
                                      MHD_OPTION_END);
   if (daemon->daemon == NULL)
     {
@@ -1167,5 +1446,7 @@ engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
   g_hash_table_unref (daemon->watches);
   g_cond_clear (&daemon->cond);
   g_mutex_clear (&daemon->lock);
+  g_free (daemon->tls_cert_pem);
+  tls_key_free (daemon->tls_key_pem);
   g_free (daemon);
 }

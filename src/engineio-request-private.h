@@ -61,7 +61,8 @@ struct _EngineIORequest
   char                *path;            /* owned, without the query */
   GHashTable          *query;           /* owned: char* -> char*, decoded */
   GHashTable          *headers;         /* owned: lowercase name -> value (UTF-8) */
-  char                *remote_address;  /* owned, numeric host */
+  char                *remote_address;  /* owned, numeric host; the core replaces it
+                                         * once, in request_begin, behind a trusted proxy */
   gint64               content_length;  /* -1 when not given; G_MAXINT64 when larger */
   gboolean             malformed;       /* the adapter found a NUL in the query: the
                                          * core answers 400 (code 3, "Bad request") */
@@ -88,6 +89,9 @@ struct _EngineIORequest
   gboolean             finishes_close;  /* (socket lock) the last poll of a closing session
                                          * (or one being written when its linger ended): the
                                          * session ends when this response is done */
+  gboolean             ws_deflate;      /* the upgrade accepted permessage-deflate */
+  guint                ws_deflate_threshold; /* ... sending messages of this many bytes
+                                         * or more compressed */
   gboolean             reject_ws;       /* an upgrade answered 101 only to close the
                                          * WebSocket: its session has one already */
   /* A response prepared by whoever resumed the request (admission job,
@@ -95,8 +99,19 @@ struct _EngineIORequest
   guint                prepared_status;
   GBytes              *prepared_body;
   char                *prepared_type;
+  int                  prepared_code;     /* the Engine.IO code of a prepared refusal */
+  char                *prepared_message;  /* owned; its message (NULL: not a refusal) */
   char                *set_cookie;      /* owned; handshake responses */
   gpointer             job;             /* (owned) a pending handshake job */
+  /* The refusal given (an error status with an Engine.IO code), for
+   * #EngineIOServer::connection-error; serving thread, or whoever
+   * prepared the response before resuming the request. */
+  guint                error_status;    /* 0: not refused */
+  int                  error_code;
+  char                *error_message;   /* owned */
+  gboolean             error_reported;
+  gpointer             server;          /* (unowned) EngineIOServer, set by request_begin */
+  gboolean             is_handshake;    /* the request opens a session (if admitted) */
 };
 
 void engine_io_request_init  (EngineIORequest             *req,

@@ -24,6 +24,10 @@ typedef struct
   EngineIOTransports          transports;
   gboolean                    allow_upgrades;
   gboolean                    allow_eio3;
+  gboolean                    http_compression;  /* poll responses, by Accept-Encoding */
+  guint                       http_compression_threshold; /* bytes */
+  gboolean                    per_message_deflate; /* WebSocket permessage-deflate offers accepted */
+  guint                       per_message_deflate_threshold; /* bytes */
   char                      **cors_origins;      /* NULL: no CORS; {"*"}: any */
   gboolean                    cors_credentials;
   char                       *cookie_name;       /* NULL: no cookie */
@@ -42,10 +46,14 @@ typedef struct
   double                      message_capacity;  /* the bucket's size (message-burst) */
   EngineIORateLimitPolicy     message_policy;
   char                      **allowed_origins;   /* NULL: any origin */
+  GPtrArray                  *trusted_proxies;   /* GInetAddressMask (owned); NULL: none */
   /* The descriptor budget (see #EngineIOServer:fd-reserve). */
   guint64                     descriptor_limit;  /* the most the server holds (counters.descriptors) */
   guint64                     session_descriptors; /* of which sessions may reserve this many */
   guint                       session_cost;      /* descriptors one session reserves */
+  guint                       ping_interval_grace; /* ms, added to the client's deadlines */
+  guint                       max_pending_admissions; /* handshakes awaiting the async hook */
+  guint                       admission_timeout;  /* ms */
 } EngineIOConfig;
 
 EngineIOConfig *engine_io_config_ref   (EngineIOConfig *config);
@@ -77,6 +85,7 @@ void     engine_io_server_request_finished  (EngineIOServer  *self,
                                              gboolean         completed);
 guint64  engine_io_server_get_max_payload   (EngineIOServer  *self);
 guint    engine_io_server_get_connection_timeout (EngineIOServer *self);
+GTlsCertificate *engine_io_server_get_tls_certificate (EngineIOServer *self);
 /* Any thread, once started: the most descriptors the server may hold. */
 guint64  engine_io_server_get_descriptor_limit (EngineIOServer *self);
 /* Any thread: addresses the handshake rate limit remembers (for tests). */

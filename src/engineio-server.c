@@ -9,13 +9,18 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 
+#include <json-glib/json-glib.h>
+
 #include "engineio-server-private.h"
+#include "engineio-http-compress-private.h"
+#include "engineio-ws-deflate-private.h"
 #include "engineio-socket-private.h"
 #include "engineio-handshake-private.h"
 #include "engineio-packet-private.h"
 #include "engineio-http-private.h"
 #include "engineio-websocket-private.h"
 #include "engineio-limits-private.h"
+#include "engineio-rate-table-private.h"
 #include "engineio-enum-types.h"
 #include "engineio-error.h"
 
@@ -36,9 +41,12 @@
  * warning. Every property can be read from any thread.
  *
  * Threads: libmicrohttpd's worker threads parse requests and never block
- * for a poll nor run application code; every signal and hook runs in the
- * main context of the session it concerns (see #EngineIOServer:loop-threads
- * and #EngineIOServer:callback-context). Every function of the server and
+ * for a poll nor run application code (but for an #EngineIOHeadersFunc,
+ * which runs on the thread that answers); every other signal and hook runs
+ * in the main context of the session it concerns (see
+ * #EngineIOServer:loop-threads and #EngineIOServer:callback-context), and
+ * #EngineIOServer::connection-error, which concerns no session, in
+ * #EngineIOServer:callback-context or the global default main context. Every function of the server and
  * of its sockets may be called from any thread and from any handler, except
  * engine_io_socket_receive() from the socket's own context. Shut down with
  * engine_io_server_close() (blocking where it may wait, starting the
@@ -58,6 +66,10 @@ struct _EngineIOServer
   EngineIOTransports          transports;
   gboolean                    allow_upgrades;
   gboolean                    allow_eio3;
+  gboolean                    http_compression;
+  guint                       http_compression_threshold;
+  gboolean                    per_message_deflate;
+  guint                       per_message_deflate_threshold;
   char                       *cors_origin;
   gboolean                    cors_credentials;
   char                       *cookie;
@@ -78,15 +90,21 @@ struct _EngineIOServer
   guint                       message_burst;
   EngineIORateLimitPolicy     message_policy;
   GStrv                       allowed_origins;
+  GStrv                       trusted_proxies;
+  GTlsCertificate            *tls_certificate;    /* owned, nullable */
   gboolean                    raise_fd_limit;
   guint                       fd_reserve;
   EngineIOCounters            counters;           /* (atomic) each word */
 
-  GMutex                      rate_lock;          /* guards the two below */
-  GHashTable                 *rate_table;         /* (rate_lock) key -> RateEntry (owned) */
-  GQueue                      rate_lru;           /* (rate_lock) RateEntry, least recently used first */
+  GMutex                      rate_lock;          /* guards the one below */
+  EngineIORateTable           rate_table;         /* (rate_lock) handshake buckets by rate_key() */
 
   GMutex                      lock;
+  GMutex                      broadcast_lock;     /* held by a broadcast from its snapshot of
+                                                   * the sockets to its last enqueue, so that
+                                                   * concurrent broadcasts reach every socket
+                                                   * in one order; taken before @lock and the
+                                                   * sockets' locks, never after */
   GCond                       cond;               /* live_sessions / suspended changed */
   EngineIOConfig             *config;             /* (atomic) set once at start under @lock, then immutable */
   EngineIOLoopPool           *pool;               /* (lock) set once at start */
@@ -109,6 +127,22 @@ struct _EngineIOServer
 
   EngineIOHttpDaemon         *daemon;             /* owned; the listening thread's */
   guint                       port;
+
+  /* Hooks */
+  EngineIOAdmissionAsyncFunc  admission_async_func;  /* (lock) */
+  gpointer                    admission_async_data;
+  GDestroyNotify              admission_async_destroy;
+  guint                       max_pending_admissions;
+  guint                       admission_timeout;     /* ms */
+  guint                       ping_interval_grace;   /* ms */
+  guint                       pending_admissions;    /* (lock) handshakes counted against max-pending-admissions */
+  GHashTable                 *admissions;            /* (lock) EngineIOAdmission (ref) awaiting an answer */
+  GMutex                      errors_lock;           /* guards the two below */
+  GQueue                      error_reports;         /* (errors_lock) ErrorReport, for ::connection-error */
+  gboolean                    error_source_pending;  /* (errors_lock) a delivery source is attached */
+  EngineIOHeadersFunc         headers_func;          /* (lock) written; (atomic) for the quick check */
+  gpointer                    headers_data;
+  GDestroyNotify              headers_destroy;
 };
 
 G_DEFINE_FINAL_TYPE (EngineIOServer, engine_io_server, G_TYPE_OBJECT)
@@ -124,6 +158,10 @@ enum
   PROP_TRANSPORTS,
   PROP_ALLOW_UPGRADES,
   PROP_ALLOW_EIO3,
+  PROP_HTTP_COMPRESSION,
+  PROP_HTTP_COMPRESSION_THRESHOLD,
+  PROP_PER_MESSAGE_DEFLATE,
+  PROP_PER_MESSAGE_DEFLATE_THRESHOLD,
   PROP_CORS_ORIGIN,
   PROP_CORS_CREDENTIALS,
   PROP_COOKIE,
@@ -147,6 +185,11 @@ enum
   PROP_RAISE_FD_LIMIT,
   PROP_FD_RESERVE,
   PROP_PORT,
+  PROP_TRUSTED_PROXIES,
+  PROP_TLS_CERTIFICATE,
+  PROP_MAX_PENDING_ADMISSIONS,
+  PROP_ADMISSION_TIMEOUT,
+  PROP_PING_INTERVAL_GRACE,
   N_PROPS
 };
 
@@ -155,6 +198,7 @@ static GParamSpec *properties[N_PROPS];
 enum
 {
   SIGNAL_CONNECTION,
+  SIGNAL_CONNECTION_ERROR,
   N_SIGNALS
 };
 
@@ -182,6 +226,7 @@ engine_io_config_unref (EngineIOConfig *config)
   g_free (config->cookie_same_site);
   g_free (config->metrics_path);
   g_strfreev (config->allowed_origins);
+  g_clear_pointer (&config->trusted_proxies, g_ptr_array_unref);
   g_free (config);
 }
 
@@ -321,6 +366,9 @@ config_set_descriptor_budget (EngineIOConfig *config,
   /* Its connection (a waiting poll) or WebSocket, and its own main
    * context with a thread per session. */
   config->session_cost = 1 + (own_contexts && self->loop_threads == 0 ? ENGINE_IO_CONTEXT_DESCRIPTORS : 0);
+  /* Over TLS, libmicrohttpd relays a WebSocket through a socketpair. */
+  if (self->tls_certificate != NULL)
+    config->session_cost += 2;
   __atomic_store_n (&self->counters.descriptor_limit, config->descriptor_limit, __ATOMIC_RELAXED);
 
   if (config->session_descriptors < config->session_cost)
@@ -351,6 +399,34 @@ descriptors_allow_session (EngineIOServer *self,
          held + config->session_cost + headroom / 2 <= config->descriptor_limit;
 }
 
+static GInetAddress *inet_address_unmap (GInetAddress *inet);
+
+/* A trusted-proxies entry (`address` or `address/length`) as a mask, or
+ * NULL. (GInetAddressMask warns about a length out of range, rather than
+ * failing: checked here first.) An IPv4-mapped IPv6 entry (with a length
+ * of 96 or more), as get_remote_address() gives peers on a dual-stack
+ * listener, is its IPv4 address or network: peers are matched unmapped. */
+static GInetAddressMask *
+trusted_proxy_mask_new (const char *entry)
+{
+  const char *slash = strchr (entry, '/');
+  g_autofree char *address = slash != NULL ? g_strndup (entry, slash - entry) : g_strdup (entry);
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
+  g_autoptr(GInetAddress) unmapped = NULL;
+  guint64 length;
+
+  if (inet == NULL)
+    return NULL;
+  length = g_inet_address_get_native_size (inet) * 8;
+  if (slash != NULL &&
+      !g_ascii_string_to_unsigned (slash + 1, 10, 0, length, &length, NULL))
+    return NULL;
+  unmapped = inet_address_unmap (inet);
+  if (g_inet_address_get_family (unmapped) != g_inet_address_get_family (inet) && length >= 96)
+    return g_inet_address_mask_new (unmapped, (guint) (length - 96), NULL);
+  return g_inet_address_mask_new (inet, (guint) length, NULL);
+}
+
 static EngineIOConfig *
 config_new_from_server (EngineIOServer  *self,
                         GError         **error)
@@ -375,6 +451,9 @@ config_new_from_server (EngineIOServer  *self,
   g_atomic_ref_count_init (&config->ref_count);
   config->ping_interval = self->ping_interval;
   config->ping_timeout = self->ping_timeout;
+  config->ping_interval_grace = self->ping_interval_grace;
+  config->max_pending_admissions = self->max_pending_admissions;
+  config->admission_timeout = self->admission_timeout;
   config->upgrade_timeout = self->upgrade_timeout;
   config->max_payload = self->max_payload;
   config->path = g_str_has_suffix (self->path, "/") ? g_strdup (self->path)
@@ -382,6 +461,10 @@ config_new_from_server (EngineIOServer  *self,
   config->transports = self->transports;
   config->allow_upgrades = self->allow_upgrades;
   config->allow_eio3 = self->allow_eio3;
+  config->http_compression = self->http_compression;
+  config->http_compression_threshold = self->http_compression_threshold;
+  config->per_message_deflate = self->per_message_deflate;
+  config->per_message_deflate_threshold = self->per_message_deflate_threshold;
   config->cors_credentials = self->cors_credentials;
   config->cookie_name = g_strdup (self->cookie);
   config->cookie_path = g_strdup (self->cookie_path);
@@ -411,6 +494,25 @@ config_new_from_server (EngineIOServer  *self,
             return NULL;
           }
       config->allowed_origins = g_strdupv (self->allowed_origins);
+    }
+  if (self->trusted_proxies != NULL && self->trusted_proxies[0] != NULL)
+    {
+      config->trusted_proxies = g_ptr_array_new_with_free_func (g_object_unref);
+      for (guint i = 0; self->trusted_proxies[i] != NULL; i++)
+        {
+          const char *entry = self->trusted_proxies[i];
+          GInetAddressMask *mask = trusted_proxy_mask_new (entry);
+
+          if (mask == NULL)
+            {
+              g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                           "“%s” in “trusted-proxies” is not a numeric IPv4 or IPv6 address "
+                           "nor a network (address/prefix length)", entry);
+              engine_io_config_unref (config);
+              return NULL;
+            }
+          g_ptr_array_add (config->trusted_proxies, mask);
+        }
     }
   if (self->metrics_path != NULL && self->metrics_path[0] != '\0')
     {
@@ -511,6 +613,9 @@ server_get_config (EngineIOServer *self)
 /* Responses */
 
 static gboolean header_is_clean (const char *value);
+static void apply_headers_func (EngineIORequest *req,
+                                guint            status,
+                                GPtrArray       *headers);
 
 static void
 add_cors_headers (EngineIOConfig  *config,
@@ -592,6 +697,7 @@ respond_full_with_headers (EngineIOConfig     *config,
   if (body == NULL)
     body = empty = g_bytes_new_static ("", 0);
 
+  apply_headers_func (req, status, headers);
   req->kind = ENGINE_IO_REQUEST_DONE;
   req->vtable->respond (req, status, headers, body);
 }
@@ -630,8 +736,24 @@ static GBytes *
 error_json (int         code,
             const char *message)
 {
-  char *text = g_strdup_printf ("{\"code\":%d,\"message\":\"%s\"}", code, message);
+  g_autoptr(JsonNode) node = json_node_init_string (json_node_alloc (), message);
+  g_autofree char *quoted = json_to_string (node, FALSE);
+  char *text = g_strdup_printf ("{\"code\":%d,\"message\":%s}", code, quoted);
   return g_bytes_new_take (text, strlen (text));
+}
+
+/* Remembers a refusal for ::connection-error (reported by
+ * report_connection_error() when the core entry point returns). */
+static void
+note_refusal (EngineIORequest *req,
+              guint            status,
+              int              code,
+              const char      *message)
+{
+  req->error_status = status;
+  req->error_code = code;
+  g_free (req->error_message);
+  req->error_message = g_strdup (message);
 }
 
 void
@@ -643,6 +765,7 @@ engine_io_core_respond_error (EngineIOConfig  *config,
 
   g_assert (code >= 0 && code < (int) G_N_ELEMENTS (error_messages));
   body = error_json (code, error_messages[code]);
+  note_refusal (req, code == ENGINE_IO_CODE_FORBIDDEN ? 403 : 400, code, error_messages[code]);
   respond_full (config, req, code == ENGINE_IO_CODE_FORBIDDEN ? 403 : 400,
                 "application/json", body, FALSE);
 }
@@ -655,6 +778,7 @@ respond_status_json (EngineIOConfig  *config,
                      const char      *message)
 {
   g_autoptr(GBytes) body = error_json (code, message);
+  note_refusal (req, status, code, message);
   respond_full (config, req, status, "application/json", body, FALSE);
 }
 
@@ -739,6 +863,27 @@ engine_io_core_respond_packets (EngineIOConfig          *config,
       body = wrapped;
     }
 
+  if (config != NULL && config->http_compression &&
+      g_bytes_get_size (body) >= config->http_compression_threshold)
+    {
+      EngineIOCoding coding =
+        engine_io_coding_negotiate (g_hash_table_lookup (req->headers, "accept-encoding"));
+      GBytes *compressed = NULL;
+      const char *extra[] = { "Vary", "Accept-Encoding", NULL, NULL, NULL };
+
+      if (coding != ENGINE_IO_CODING_IDENTITY)
+        compressed = engine_io_coding_compress (coding, body);
+      if (compressed != NULL)
+        {
+          extra[2] = "Content-Encoding";
+          extra[3] = engine_io_coding_to_string (coding);
+          g_bytes_unref (body);
+          body = compressed;
+        }
+      respond_full_with_headers (config, req, 200, content_type, body, FALSE, extra);
+      return;
+    }
+
   respond_full (config, req, 200, content_type, body, FALSE);
 }
 
@@ -816,8 +961,9 @@ is_websocket_upgrade (EngineIORequest *req)
 }
 
 /* Answers 101 (the adapter switches the connection and attaches it to
- * @socket). Any permessage-deflate offer is declined by not echoing
- * Sec-WebSocket-Extensions. */
+ * @socket). A permessage-deflate offer is accepted only with the
+ * per-message-deflate property on (see engine_io_ws_deflate_negotiate());
+ * otherwise declined by not echoing Sec-WebSocket-Extensions. */
 static void
 upgrade_request (EngineIOConfig  *config,
                  EngineIORequest *req,
@@ -832,12 +978,22 @@ upgrade_request (EngineIOConfig  *config,
   g_ptr_array_add (headers, g_strdup ("Upgrade"));
   g_ptr_array_add (headers, g_strdup ("Sec-WebSocket-Accept"));
   g_ptr_array_add (headers, engine_io_websocket_accept_key (key));
+  req->ws_deflate = config->per_message_deflate &&
+                    engine_io_ws_deflate_negotiate (g_hash_table_lookup (req->headers,
+                                                                         "sec-websocket-extensions"));
+  req->ws_deflate_threshold = config->per_message_deflate_threshold;
+  if (req->ws_deflate)
+    {
+      g_ptr_array_add (headers, g_strdup ("Sec-WebSocket-Extensions"));
+      g_ptr_array_add (headers, g_strdup (ENGINE_IO_WS_DEFLATE_RESPONSE));
+    }
   if (req->set_cookie != NULL)
     {
       g_ptr_array_add (headers, g_strdup ("Set-Cookie"));
       g_ptr_array_add (headers, g_strdup (req->set_cookie));
     }
 
+  apply_headers_func (req, 101, headers);
   req->kind = ENGINE_IO_REQUEST_UPGRADE;
   if (req->socket == NULL)
     req->socket = g_object_ref (socket);
@@ -904,8 +1060,20 @@ typedef struct
   EngineIOHandshake *handshake;  /* ref */
   EngineIOLoop      *loop;       /* one use, passed on to the socket */
   gboolean           version_ok; /* else refuse with code 5 once admitted */
+  gboolean           counted;    /* in the server's pending_admissions */
+  gboolean           detached;   /* owned by an EngineIOAdmission, not by its source */
 } HandshakeJob;
 
+static void handshake_job_free (gpointer data);
+static void handshake_job_finish (HandshakeJob *job);
+static void admission_start (HandshakeJob               *job,
+                             EngineIOAdmissionAsyncFunc  func,
+                             gpointer                    data);
+
+/* Whoever resumes @req (any thread, @req suspended): the refusal is noted
+ * for ::connection-error by the serving thread when it gives the response
+ * (engine_io_server_request_resumed()), not here: that thread may still be
+ * reading the request's refusal fields after its core entry point. */
 static void
 prepare_response (EngineIORequest *req,
                   guint            status,
@@ -915,6 +1083,9 @@ prepare_response (EngineIORequest *req,
   req->prepared_status = status;
   req->prepared_type = g_strdup ("application/json");
   req->prepared_body = error_json (code, message);
+  req->prepared_code = code;
+  g_free (req->prepared_message);
+  req->prepared_message = g_strdup (message);
 }
 
 static gboolean
@@ -925,18 +1096,15 @@ handshake_job_cb (gpointer data)
   EngineIORequest *req = job->req;
   EngineIOAdmissionFunc admission;
   gpointer admission_data;
-  EngineIOIdFunc id_func;
-  gpointer id_data;
+  EngineIOAdmissionAsyncFunc admission_async;
+  gpointer admission_async_data;
   gboolean closing;
-  g_autofree char *sid = NULL;
-  g_autoptr(EngineIOSocket) socket = NULL;
-  EngineIOConfig *config = self->config;
 
   g_mutex_lock (&self->lock);
   admission = self->admission_func;
   admission_data = self->admission_data;
-  id_func = self->id_func;
-  id_data = self->id_data;
+  admission_async = self->admission_async_func;
+  admission_async_data = self->admission_async_data;
   closing = self->closing;
   g_mutex_unlock (&self->lock);
 
@@ -944,6 +1112,39 @@ handshake_job_cb (gpointer data)
     prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
   else if (admission != NULL && !admission (self, job->handshake, admission_data))
     prepare_response (req, 403, ENGINE_IO_CODE_FORBIDDEN, "Forbidden");
+  else if (admission_async != NULL && job->counted)
+    {
+      /* The admission owns the job from here; this source's destroy
+       * notify leaves it alone. */
+      job->detached = TRUE;
+      admission_start (job, admission_async, admission_async_data);
+      return G_SOURCE_REMOVE;
+    }
+
+  handshake_job_finish (job);
+  return G_SOURCE_REMOVE;
+}
+
+/* In the session's context, once admitted (or refused: a response was
+ * prepared). Does not free @job. */
+static void
+handshake_job_finish (HandshakeJob *job)
+{
+  EngineIOServer *self = job->server;
+  EngineIORequest *req = job->req;
+  EngineIOIdFunc id_func;
+  gpointer id_data;
+  g_autofree char *sid = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  EngineIOConfig *config = self->config;
+
+  g_mutex_lock (&self->lock);
+  id_func = self->id_func;
+  id_data = self->id_data;
+  g_mutex_unlock (&self->lock);
+
+  if (req->prepared_body != NULL)
+    ;  /* refused */
   else if (!job->version_ok)
     prepare_response (req, 400, ENGINE_IO_CODE_UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version");
   else
@@ -980,7 +1181,7 @@ handshake_job_cb (gpointer data)
   if (socket == NULL)
     {
       engine_io_core_request_resume (req);  /* with the prepared refusal */
-      return G_SOURCE_REMOVE;
+      return;
     }
 
   if (config->cookie_name != NULL)
@@ -1004,12 +1205,12 @@ handshake_job_cb (gpointer data)
       req->kind = ENGINE_IO_REQUEST_UPGRADE;
       engine_io_socket_start (socket, NULL);
       engine_io_core_request_resume (req);
-      return G_SOURCE_REMOVE;
+      return;
     }
 
   /* Polling: the handshake GET is the session's first poll. */
   engine_io_socket_start (socket, req);
-  return G_SOURCE_REMOVE;
+  return;
 }
 
 static void
@@ -1017,11 +1218,420 @@ handshake_job_free (gpointer data)
 {
   HandshakeJob *job = data;
 
+  if (job->detached)
+    return;  /* its admission frees it */
+  if (job->counted)
+    {
+      g_mutex_lock (&job->server->lock);
+      g_assert (job->server->pending_admissions > 0);
+      job->server->pending_admissions--;
+      g_mutex_unlock (&job->server->lock);
+    }
   if (job->loop != NULL)
     engine_io_loop_release (job->loop);
   engine_io_handshake_unref (job->handshake);
   g_object_unref (job->server);
   g_free (job);
+}
+
+static GHashTable *copy_string_table (GHashTable *table);
+
+/* Asynchronous admission */
+
+struct _EngineIOAdmission
+{
+  gatomicrefcount    ref_count;
+  int                answered;   /* (atomic) 0 until the first answer wins */
+  EngineIOServer    *server;     /* ref */
+  EngineIOHandshake *handshake;  /* ref */
+  HandshakeJob      *job;        /* owned (detached); the continuation takes it */
+  GMainContext      *context;    /* ref: the session's, where the job continues */
+  GSource           *timeout;    /* ref; set before the hook runs, cleared by the answer */
+  /* Written by the winning answer before the continuation is attached. */
+  gboolean           accepted;
+  guint              status;
+  int                code;
+  char              *message;
+};
+
+G_DEFINE_BOXED_TYPE (EngineIOAdmission, engine_io_admission,
+                     engine_io_admission_ref, engine_io_admission_unref)
+
+/**
+ * engine_io_admission_ref:
+ * @admission: an admission
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer full): @admission
+ */
+EngineIOAdmission *
+engine_io_admission_ref (EngineIOAdmission *admission)
+{
+  g_return_val_if_fail (admission != NULL, NULL);
+
+  g_atomic_ref_count_inc (&admission->ref_count);
+  return admission;
+}
+
+/**
+ * engine_io_admission_unref:
+ * @admission: (transfer full): an admission
+ *
+ * Drops a reference. Dropping yours does not answer the admission (the
+ * server refuses it at #EngineIOServer:admission-timeout).
+ *
+ * Thread-safe: may be called from any thread.
+ */
+void
+engine_io_admission_unref (EngineIOAdmission *admission)
+{
+  g_return_if_fail (admission != NULL);
+
+  if (!g_atomic_ref_count_dec (&admission->ref_count))
+    return;
+  if (admission->job != NULL)
+    {
+      admission->job->detached = FALSE;
+      handshake_job_free (admission->job);
+    }
+  g_clear_pointer (&admission->timeout, g_source_unref);
+  g_main_context_unref (admission->context);
+  engine_io_handshake_unref (admission->handshake);
+  g_object_unref (admission->server);
+  g_free (admission->message);
+  g_free (admission);
+}
+
+/**
+ * engine_io_admission_get_handshake:
+ * @admission: an admission
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer none): the handshake request (headers, query, remote
+ *   address), valid as long as @admission
+ */
+EngineIOHandshake *
+engine_io_admission_get_handshake (EngineIOAdmission *admission)
+{
+  g_return_val_if_fail (admission != NULL, NULL);
+
+  return admission->handshake;
+}
+
+/* In the session's context: the rest of the handshake, with the answer. */
+static gboolean
+admission_continue_cb (gpointer data)
+{
+  EngineIOAdmission *admission = data;
+  HandshakeJob *job = g_steal_pointer (&admission->job);
+
+  if (!admission->accepted)
+    prepare_response (job->req, admission->status, admission->code, admission->message);
+  else
+    {
+      gboolean closing;
+
+      g_mutex_lock (&admission->server->lock);
+      closing = admission->server->closing;
+      g_mutex_unlock (&admission->server->lock);
+      if (closing)
+        prepare_response (job->req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+    }
+  handshake_job_finish (job);
+  job->detached = FALSE;
+  handshake_job_free (job);
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread. The first answer wins; TRUE if it was this one. */
+static gboolean
+admission_answer (EngineIOAdmission *admission,
+                  gboolean           accepted,
+                  guint              status,
+                  int                code,
+                  const char        *message)
+{
+  EngineIOServer *server = admission->server;
+  GSource *timeout;
+  GSource *source;
+
+  if (!g_atomic_int_compare_and_exchange (&admission->answered, 0, 1))
+    return FALSE;
+
+  admission->accepted = accepted;
+  admission->status = status;
+  admission->code = code;
+  admission->message = g_strdup (message);
+
+  g_mutex_lock (&server->lock);
+  timeout = g_steal_pointer (&admission->timeout);
+  /* Its place is free from now, before its client can have the answer
+   * (the continuation attached below gives it, and takes the job) and
+   * come back. */
+  if (admission->job->counted)
+    {
+      g_assert (server->pending_admissions > 0);
+      server->pending_admissions--;
+      admission->job->counted = FALSE;
+    }
+  g_mutex_unlock (&server->lock);
+  if (timeout != NULL)
+    {
+      g_source_destroy (timeout);  /* drops its reference on @admission */
+      g_source_unref (timeout);
+    }
+
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, admission_continue_cb, engine_io_admission_ref (admission),
+                         (GDestroyNotify) engine_io_admission_unref);
+  g_source_set_static_name (source, "[engineio] admission answer");
+  g_source_attach (source, admission->context);
+  g_source_unref (source);
+
+  g_mutex_lock (&server->lock);
+  g_hash_table_remove (server->admissions, admission);  /* its reference */
+  g_mutex_unlock (&server->lock);
+  return TRUE;
+}
+
+/**
+ * engine_io_admission_accept:
+ * @admission: an admission
+ *
+ * Admits the handshake: the session opens (unless the server closed
+ * meanwhile, or the handshake asked for a protocol version the server
+ * does not speak).
+ *
+ * Thread-safe: may be called from any thread, once.
+ *
+ * Returns: %TRUE if this was the admission's answer, %FALSE if it had
+ *   one already (an earlier call, its timeout, or the server's close)
+ */
+gboolean
+engine_io_admission_accept (EngineIOAdmission *admission)
+{
+  g_return_val_if_fail (admission != NULL, FALSE);
+
+  return admission_answer (admission, TRUE, 0, 0, NULL);
+}
+
+/**
+ * engine_io_admission_refuse:
+ * @admission: an admission
+ * @status: the HTTP status, 400 to 599 (Node's engine.io uses 403)
+ * @code: the Engine.IO error code of the JSON body (4 is `Forbidden`;
+ *   any integer is sent as given)
+ * @message: (nullable): the message of the JSON body, UTF-8; %NULL for
+ *   `Forbidden`
+ *
+ * Refuses the handshake. The client gets @status with the body
+ * `{"code":<code>,"message":"<message>"}` (the message JSON-escaped), as
+ * Node's `allowRequest` callback gives it; #EngineIOServer::connection-error
+ * reports it.
+ *
+ * Thread-safe: may be called from any thread, once.
+ *
+ * Returns: %TRUE if this was the admission's answer, %FALSE if it had
+ *   one already (an earlier call, its timeout, or the server's close)
+ */
+gboolean
+engine_io_admission_refuse (EngineIOAdmission *admission,
+                            guint              status,
+                            int                code,
+                            const char        *message)
+{
+  g_return_val_if_fail (admission != NULL, FALSE);
+  g_return_val_if_fail (status >= 400 && status <= 599, FALSE);
+  g_return_val_if_fail (message == NULL || g_utf8_validate (message, -1, NULL), FALSE);
+
+  return admission_answer (admission, FALSE, status, code, message != NULL ? message : "Forbidden");
+}
+
+static gboolean
+admission_timeout_cb (gpointer data)
+{
+  EngineIOAdmission *admission = data;
+
+  g_debug ("handshake from %s: no admission answer in time",
+           engine_io_handshake_get_remote_address (admission->handshake));
+  admission_answer (admission, FALSE, 503, ENGINE_IO_CODE_FORBIDDEN, "Admission timed out");
+  return G_SOURCE_REMOVE;
+}
+
+/* In the session's context; @job is detached and becomes the admission's. */
+static void
+admission_start (HandshakeJob               *job,
+                 EngineIOAdmissionAsyncFunc  func,
+                 gpointer                    data)
+{
+  EngineIOServer *self = job->server;
+  EngineIOAdmission *admission = g_new0 (EngineIOAdmission, 1);
+  gboolean closing;
+
+  g_atomic_ref_count_init (&admission->ref_count);
+  admission->server = g_object_ref (self);
+  admission->handshake = engine_io_handshake_ref (job->handshake);
+  admission->job = job;
+  admission->context = g_main_context_ref (engine_io_loop_get_context (job->loop));
+  admission->timeout = g_timeout_source_new (self->config->admission_timeout);
+  g_source_set_callback (admission->timeout, admission_timeout_cb, engine_io_admission_ref (admission),
+                         (GDestroyNotify) engine_io_admission_unref);
+  g_source_set_static_name (admission->timeout, "[engineio] admission deadline");
+  g_source_attach (admission->timeout, admission->context);
+
+  /* Registered for the close, which refuses what is still pending. */
+  g_mutex_lock (&self->lock);
+  closing = self->closing;
+  g_hash_table_add (self->admissions, engine_io_admission_ref (admission));
+  g_mutex_unlock (&self->lock);
+
+  if (closing)
+    admission_answer (admission, FALSE, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+  else
+    func (self, admission, data);
+  engine_io_admission_unref (admission);
+}
+
+/* Any thread: refuses every admission still waiting (server close). */
+static void
+admissions_refuse_all (EngineIOServer *self)
+{
+  g_autoptr(GPtrArray) pending = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_admission_unref);
+  GHashTableIter iter;
+  gpointer key;
+
+  g_mutex_lock (&self->lock);
+  g_hash_table_iter_init (&iter, self->admissions);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (pending, engine_io_admission_ref (key));
+  g_mutex_unlock (&self->lock);
+
+  for (guint i = 0; i < pending->len; i++)
+    admission_answer (g_ptr_array_index (pending, i), FALSE, 503, ENGINE_IO_CODE_FORBIDDEN,
+                      "Server shutting down");
+}
+
+/* ::connection-error */
+
+/* Reports waiting for the callback context, at most; past it they are
+ * dropped (a client making refused requests faster than the context runs
+ * does not grow the queue). */
+#define MAX_QUEUED_CONNECTION_ERRORS 128
+
+typedef struct
+{
+  EngineIOHandshake *request;
+  guint              status;
+  int                code;
+  char              *message;
+} ErrorReport;
+
+static void
+error_report_free (gpointer data)
+{
+  ErrorReport *report = data;
+
+  engine_io_handshake_unref (report->request);
+  g_free (report->message);
+  g_free (report);
+}
+
+/* One dispatch emits the reports waiting when it began, no more: those a
+ * client makes meanwhile wait for the next dispatch, so a flood of refused
+ * requests faster than a slow handler cannot hold the callback context in
+ * this source (its other sources run in between). */
+static gboolean
+deliver_connection_errors_cb (gpointer data)
+{
+  EngineIOServer *self = data;
+  guint batch;
+
+  g_mutex_lock (&self->errors_lock);
+  batch = self->error_reports.length;
+  g_mutex_unlock (&self->errors_lock);
+
+  for (guint i = 0; i < batch; i++)
+    {
+      ErrorReport *report;
+
+      g_mutex_lock (&self->errors_lock);
+      report = g_queue_pop_head (&self->error_reports);
+      g_mutex_unlock (&self->errors_lock);
+      if (report == NULL)
+        break;
+      g_signal_emit (self, signals[SIGNAL_CONNECTION_ERROR], 0,
+                     report->request, report->status, report->code, report->message);
+      error_report_free (report);
+    }
+
+  /* Still scheduled (error_source_pending stays set) while reports wait. */
+  g_mutex_lock (&self->errors_lock);
+  if (self->error_reports.length > 0)
+    {
+      g_mutex_unlock (&self->errors_lock);
+      return G_SOURCE_CONTINUE;
+    }
+  self->error_source_pending = FALSE;
+  g_mutex_unlock (&self->errors_lock);
+  return G_SOURCE_REMOVE;
+}
+
+/* The serving thread (or any), after a core entry point answered @req. */
+static void
+report_connection_error (EngineIOServer  *self,
+                         EngineIORequest *req)
+{
+  const char *value;
+  EngineIOProtocolVersion version = ENGINE_IO_PROTOCOL_V4;
+  EngineIOTransportType transport = ENGINE_IO_TRANSPORT_POLLING;
+  ErrorReport *report;
+  gboolean attach = FALSE;
+
+  if (req->error_status == 0 || req->error_reported)
+    return;
+  req->error_reported = TRUE;
+  if (!g_signal_has_handler_pending (self, signals[SIGNAL_CONNECTION_ERROR], 0, TRUE))
+    return;
+
+  value = g_hash_table_lookup (req->query, "EIO");
+  if (value != NULL && !engine_io_protocol_version_from_string (value, &version))
+    version = ENGINE_IO_PROTOCOL_V4;
+  value = g_hash_table_lookup (req->query, "transport");
+  if (value != NULL && !engine_io_transport_type_from_string (value, &transport))
+    transport = ENGINE_IO_TRANSPORT_POLLING;
+
+  g_mutex_lock (&self->errors_lock);
+  if (self->error_reports.length >= MAX_QUEUED_CONNECTION_ERRORS)
+    {
+      g_mutex_unlock (&self->errors_lock);
+      return;
+    }
+  report = g_new0 (ErrorReport, 1);
+  report->request = engine_io_handshake_new (req->method, req->path,
+                                             copy_string_table (req->headers),
+                                             copy_string_table (req->query),
+                                             req->remote_address, version, transport);
+  report->status = req->error_status;
+  report->code = req->error_code;
+  report->message = g_strdup (req->error_message);
+  g_queue_push_tail (&self->error_reports, report);
+  if (!self->error_source_pending)
+    self->error_source_pending = attach = TRUE;
+  g_mutex_unlock (&self->errors_lock);
+
+  if (attach)
+    {
+      GSource *source = g_idle_source_new ();
+
+      g_source_set_callback (source, deliver_connection_errors_cb, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (source, "[engineio] connection-error");
+      g_source_attach (source, self->callback_context != NULL ? self->callback_context
+                                                              : g_main_context_default ());
+      g_source_unref (source);
+    }
 }
 
 static GHashTable *
@@ -1039,27 +1649,11 @@ copy_string_table (GHashTable *table)
 
 /* Handshake rate limit: a token bucket per client address (IPv4), per
  * /64 network (IPv6: one host commonly holds a whole /64), in a table
- * bounded in size. Buckets that refilled are forgotten (a full bucket is
- * the same as none); past RATE_MAX_ADDRESSES the least recently seen go
- * first. */
+ * bounded in size (core/engineio-rate-table.c). Buckets that refilled are
+ * forgotten (a full bucket is the same as none); past RATE_MAX_ADDRESSES
+ * the least recently seen go first. */
 
 #define RATE_MAX_ADDRESSES 16384
-
-typedef struct
-{
-  GList                link;    /* in rate_lru; data: this entry */
-  char                *key;
-  EngineIOTokenBucket  bucket;
-} RateEntry;
-
-static void
-rate_entry_free (gpointer data)
-{
-  RateEntry *entry = data;
-
-  g_free (entry->key);
-  g_free (entry);
-}
 
 /* The bucket key of a numeric address. */
 static char *
@@ -1097,39 +1691,13 @@ handshake_rate_take (EngineIOServer *self,
                      const char     *address,
                      guint          *retry_after)
 {
-  g_autofree char *key = rate_key (address);
+  char *key = rate_key (address);
   gint64 now = g_get_monotonic_time ();
-  RateEntry *entry;
   gboolean ok;
 
   g_mutex_lock (&self->rate_lock);
-  while (self->rate_lru.head != NULL)
-    {
-      RateEntry *oldest = self->rate_lru.head->data;
-
-      if (self->rate_lru.length < RATE_MAX_ADDRESSES &&
-          !engine_io_token_bucket_is_full (&oldest->bucket, config->handshake_rate,
-                                           config->handshake_capacity, now))
-        break;
-      g_queue_unlink (&self->rate_lru, &oldest->link);
-      g_hash_table_remove (self->rate_table, oldest->key);  /* frees it */
-    }
-
-  entry = g_hash_table_lookup (self->rate_table, key);
-  if (entry == NULL)
-    {
-      entry = g_new0 (RateEntry, 1);
-      entry->key = g_steal_pointer (&key);
-      entry->link.data = entry;
-      g_hash_table_insert (self->rate_table, entry->key, entry);
-    }
-  else
-    g_queue_unlink (&self->rate_lru, &entry->link);
-  g_queue_push_tail_link (&self->rate_lru, &entry->link);
-
-  ok = engine_io_token_bucket_take (&entry->bucket, config->handshake_rate, config->handshake_capacity, now);
-  if (!ok)
-    *retry_after = engine_io_token_bucket_retry_after (&entry->bucket, config->handshake_rate);
+  ok = engine_io_rate_table_take (&self->rate_table, key, config->handshake_rate,
+                                  config->handshake_capacity, now, retry_after);
   g_mutex_unlock (&self->rate_lock);
 
   return ok;
@@ -1141,7 +1709,7 @@ engine_io_server_get_rate_table_size (EngineIOServer *self)
   guint n;
 
   g_mutex_lock (&self->rate_lock);
-  n = g_hash_table_size (self->rate_table);
+  n = engine_io_rate_table_size (&self->rate_table);
   g_mutex_unlock (&self->rate_lock);
   return n;
 }
@@ -1176,6 +1744,8 @@ handle_handshake (EngineIOServer          *self,
   GMainContext *context;
   gboolean full = FALSE;
   gboolean no_descriptors = FALSE;
+  gboolean busy = FALSE;
+  gboolean counted = FALSE;
   gboolean closing;
   gboolean version_ok;
 
@@ -1204,6 +1774,7 @@ handle_handshake (EngineIOServer          *self,
           g_autoptr(GBytes) body = error_json (ENGINE_IO_CODE_FORBIDDEN, "Too many handshakes from this address");
 
           engine_io_counter_add (&self->counters.handshakes_rate_limited, 1);
+          note_refusal (req, 429, ENGINE_IO_CODE_FORBIDDEN, "Too many handshakes from this address");
           g_debug ("handshake from %s refused: over handshake-rate", req->remote_address);
           respond_full_with_headers (config, req, 429, "application/json", body, FALSE, extra);
           return;
@@ -1219,7 +1790,7 @@ handle_handshake (EngineIOServer          *self,
       gboolean hook;
 
       g_mutex_lock (&self->lock);
-      hook = self->admission_func != NULL;
+      hook = self->admission_func != NULL || self->admission_async_func != NULL;
       g_mutex_unlock (&self->lock);
       if (!hook)
         {
@@ -1237,8 +1808,19 @@ handle_handshake (EngineIOServer          *self,
     full = TRUE;
   else if (!descriptors_allow_session (self, config))
     full = no_descriptors = TRUE;
+  else if (self->admission_async_func != NULL &&
+           self->pending_admissions >= config->max_pending_admissions)
+    full = busy = TRUE;
   else
-    self->pending_handshakes++;
+    {
+      self->pending_handshakes++;
+      /* Counted from here: the handshake waits for the async hook. */
+      if (self->admission_async_func != NULL)
+        {
+          self->pending_admissions++;
+          counted = TRUE;
+        }
+    }
   closing = self->closing;
   g_mutex_unlock (&self->lock);
 
@@ -1250,6 +1832,7 @@ handle_handshake (EngineIOServer          *self,
       g_autoptr(GBytes) body = error_json (ENGINE_IO_CODE_FORBIDDEN, "Too many sessions (descriptor limit)");
 
       engine_io_counter_add (&self->counters.handshakes_refused_full, 1);
+      note_refusal (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Too many sessions (descriptor limit)");
       g_debug ("handshake from %s refused: at the descriptor budget", req->remote_address);
       respond_full_with_headers (config, req, 503, "application/json", body, FALSE, extra);
       return;
@@ -1259,7 +1842,8 @@ handle_handshake (EngineIOServer          *self,
       if (!closing)
         engine_io_counter_add (&self->counters.handshakes_refused_full, 1);
       respond_status_json (config, req, 503, ENGINE_IO_CODE_FORBIDDEN,
-                           closing ? "Server shutting down" : "Too many sessions");
+                           closing ? "Server shutting down" :
+                           busy ? "Too many pending admissions" : "Too many sessions");
       return;
     }
 
@@ -1268,6 +1852,8 @@ handle_handshake (EngineIOServer          *self,
     {
       g_mutex_lock (&self->lock);
       self->pending_handshakes--;
+      if (counted)
+        self->pending_admissions--;
       g_cond_broadcast (&self->cond);
       g_mutex_unlock (&self->lock);
       engine_io_counter_add (&self->counters.handshakes_refused_full, 1);
@@ -1280,12 +1866,14 @@ handle_handshake (EngineIOServer          *self,
   job->req = req;
   job->loop = loop;
   job->version_ok = version_ok;
+  job->counted = counted;
   job->handshake = engine_io_handshake_new (req->method, req->path,
                                             copy_string_table (req->headers),
                                             copy_string_table (req->query),
                                             req->remote_address, version, transport);
 
   req->kind = ENGINE_IO_REQUEST_HANDSHAKE;
+  req->is_handshake = TRUE;
   engine_io_core_request_suspend (self, req);
 
   /* The admission hook and ::connection run in the session's context. */
@@ -1369,9 +1957,183 @@ server_is_closing_sessions (EngineIOServer  *self,
   return closing;
 }
 
+/* trusted-proxies: the client address a trusted proxy forwards. */
+
+/* How many entries of X-Forwarded-For / Forwarded are walked at most, and
+ * the longest entry read: bounded work and no allocation per entry
+ * beyond one GInetAddress. */
+#define FORWARDED_MAX_HOPS 32
+#define FORWARDED_MAX_ENTRY 128
+
+/* (transfer full): @inet, or its IPv4 address when it is IPv4-mapped */
+static GInetAddress *
+inet_address_unmap (GInetAddress *inet)
+{
+  const guint8 *bytes;
+
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    {
+      bytes = g_inet_address_to_bytes (inet);
+      if (memcmp (bytes, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
+        return g_inet_address_new_from_bytes (bytes + 12, G_SOCKET_FAMILY_IPV4);
+    }
+  return g_object_ref (inet);
+}
+
+static gboolean
+address_is_trusted (EngineIOConfig *config,
+                    GInetAddress   *inet)
+{
+  for (guint i = 0; i < config->trusted_proxies->len; i++)
+    if (g_inet_address_mask_matches (g_ptr_array_index (config->trusted_proxies, i), inet))
+      return TRUE;
+  return FALSE;
+}
+
+/* One entry of X-Forwarded-For (@forwarded FALSE) or one element of
+ * Forwarded (its `for=` parameter), [@start, @end) of the header, as an
+ * address (unmapped), or NULL when it names none. */
+static GInetAddress *
+forwarded_entry_address (const char *start,
+                         const char *end,
+                         gboolean    forwarded)
+{
+  char buf[FORWARDED_MAX_ENTRY];
+  g_autoptr(GInetAddress) inet = NULL;
+  char *p, *q;
+  gsize len;
+
+  if (forwarded)
+    {
+      /* for=<node> among `;`-separated pairs */
+      const char *pair = start;
+      const char *value = NULL;
+
+      while (pair < end)
+        {
+          const char *pair_end = memchr (pair, ';', end - pair);
+
+          if (pair_end == NULL)
+            pair_end = end;
+          while (pair < pair_end && g_ascii_isspace (*pair))
+            pair++;
+          if (pair_end - pair >= 4 && g_ascii_strncasecmp (pair, "for=", 4) == 0)
+            {
+              value = pair + 4;
+              end = pair_end;
+              break;
+            }
+          pair = pair_end + 1;
+        }
+      if (value == NULL)
+        return NULL;
+      start = value;
+    }
+
+  while (start < end && g_ascii_isspace (*start))
+    start++;
+  while (end > start && g_ascii_isspace (end[-1]))
+    end--;
+  len = end - start;
+  if (len == 0 || len >= sizeof buf)
+    return NULL;
+  memcpy (buf, start, len);
+  buf[len] = '\0';
+  p = buf;
+
+  if (forwarded && p[0] == '"')
+    {
+      if (len < 2 || p[len - 1] != '"')
+        return NULL;
+      p[len - 1] = '\0';
+      p++;
+    }
+  if (p[0] == '[')
+    {
+      /* [v6] or [v6]:port */
+      q = strchr (p, ']');
+      if (q == NULL || (q[1] != '\0' && q[1] != ':'))
+        return NULL;
+      *q = '\0';
+      p++;
+    }
+  else if ((q = strchr (p, ':')) != NULL && strchr (q + 1, ':') == NULL)
+    *q = '\0';  /* v4:port (one colon: not IPv6) */
+
+  inet = g_inet_address_new_from_string (p);
+  if (inet == NULL)
+    return NULL;
+  return inet_address_unmap (inet);
+}
+
+/* The client address of @req when its peer is a trusted proxy, or NULL
+ * to keep the peer address. (transfer full) */
+static char *
+forwarded_client_address (EngineIOConfig  *config,
+                          EngineIORequest *req)
+{
+  g_autoptr(GInetAddress) peer_raw = NULL;
+  g_autoptr(GInetAddress) peer = NULL;
+  const char *header;
+  const char *end;
+  gboolean forwarded = FALSE;
+
+  if (config->trusted_proxies == NULL || req->remote_address == NULL)
+    return NULL;
+  peer_raw = g_inet_address_new_from_string (req->remote_address);
+  if (peer_raw == NULL)
+    return NULL;
+  peer = inet_address_unmap (peer_raw);
+  if (!address_is_trusted (config, peer))
+    return NULL;
+
+  header = g_hash_table_lookup (req->headers, "x-forwarded-for");
+  if (header == NULL)
+    {
+      header = g_hash_table_lookup (req->headers, "forwarded");
+      forwarded = TRUE;
+    }
+  if (header == NULL)
+    return NULL;
+
+  /* Right to left: each proxy appended the address it saw. */
+  end = header + strlen (header);
+  for (guint hops = 0; hops < FORWARDED_MAX_HOPS; hops++)
+    {
+      const char *start = end;
+      g_autoptr(GInetAddress) inet = NULL;
+
+      while (start > header && start[-1] != ',')
+        start--;
+      inet = forwarded_entry_address (start, end, forwarded);
+      if (inet == NULL)
+        return NULL;  /* malformed, unknown or obfuscated: the peer */
+      if (!address_is_trusted (config, inet) || start == header)
+        return g_inet_address_to_string (inet);
+      end = start - 1;  /* before the comma */
+    }
+  return NULL;  /* too long a chain */
+}
+
+static gboolean request_begin (EngineIOServer  *self,
+                               EngineIORequest *req);
+
 gboolean
 engine_io_server_request_begin (EngineIOServer  *self,
                                 EngineIORequest *req)
+{
+  gboolean want_body;
+
+  req->server = self;
+  want_body = request_begin (self, req);
+
+  report_connection_error (self, req);
+  return want_body;
+}
+
+static gboolean
+request_begin (EngineIOServer  *self,
+               EngineIORequest *req)
 {
   g_autoptr(EngineIOConfig) config = NULL;
   g_autoptr(EngineIOSocket) socket = NULL;
@@ -1386,6 +2148,18 @@ engine_io_server_request_begin (EngineIOServer  *self,
       return FALSE;
     }
   config = server_get_config (self);
+
+  /* Behind a trusted proxy, the client it forwards is the remote address
+   * for everything that follows (hooks, handshake-rate, the socket). */
+  {
+    char *client = forwarded_client_address (config, req);
+
+    if (client != NULL)
+      {
+        g_free (req->remote_address);
+        req->remote_address = client;
+      }
+  }
 
   /* Counted until the adapter reports it complete: close waits for the
    * responses to be written before stopping the daemon. */
@@ -1509,6 +2283,7 @@ engine_io_server_request_body (EngineIOServer  *self,
   g_return_if_fail (req->kind == ENGINE_IO_REQUEST_POST && req->socket != NULL);
 
   engine_io_socket_handle_post (req->socket, req, body);
+  report_connection_error (self, req);
 }
 
 void
@@ -1538,7 +2313,10 @@ engine_io_server_request_resumed (EngineIOServer  *self,
   if (req->prepared_body != NULL)
     {
       g_autoptr(EngineIOConfig) config = server_get_config (self);
+      if (req->prepared_message != NULL)
+        note_refusal (req, req->prepared_status, req->prepared_code, req->prepared_message);
       respond_full (config, req, req->prepared_status, req->prepared_type, req->prepared_body, FALSE);
+      report_connection_error (self, req);
       return;
     }
 
@@ -1651,6 +2429,13 @@ engine_io_server_get_connection_timeout (EngineIOServer *self)
   return config != NULL ? config->connection_timeout : self->connection_timeout;
 }
 
+/* (transfer none) (nullable): written only before the server starts */
+GTlsCertificate *
+engine_io_server_get_tls_certificate (EngineIOServer *self)
+{
+  return self->tls_certificate;
+}
+
 /* Request objects */
 
 void
@@ -1677,8 +2462,10 @@ engine_io_request_clear (EngineIORequest *req)
   g_clear_pointer (&req->remote_address, g_free);
   g_clear_object (&req->socket);
   g_clear_pointer (&req->prepared_body, g_bytes_unref);
+  g_clear_pointer (&req->prepared_message, g_free);
   g_clear_pointer (&req->prepared_type, g_free);
   g_clear_pointer (&req->set_cookie, g_free);
+  g_clear_pointer (&req->error_message, g_free);
 }
 
 /* Sessions */
@@ -1904,6 +2691,8 @@ server_begin_close (EngineIOServer *self)
   self->closing = TRUE;
   g_atomic_int_set (&self->closed_flag, 1);
   g_mutex_unlock (&self->lock);
+
+  admissions_refuse_all (self);
 
   /* No MHD_quiesce_daemon(): with a worker pool on epoll, libmicrohttpd
    * 0.9.75 can abort in it ("Failed to remove listen FD from epoll set")
@@ -2334,6 +3123,126 @@ engine_io_server_get_sockets (EngineIOServer *self)
 }
 
 /**
+ * engine_io_server_broadcast_packet:
+ * @self: a server
+ * @packet: a message packet (%ENGINE_IO_PACKET_MESSAGE, text or binary)
+ * @except: (nullable): a socket not to send it to
+ *
+ * Queues @packet to every open socket but @except: one packet shared by
+ * all (it is not copied nor validated again per socket). Concurrent
+ * broadcasts reach every socket in one order (a socket may still see a
+ * direct send between two of them). Sockets that are closing, or whose
+ * send queue refuses the packet (#EngineIOServer:backpressure), are
+ * skipped without error. Never blocks on I/O.
+ *
+ * Thread-safe: may be called from any thread and any handler.
+ *
+ * Returns: the number of sockets it was queued to
+ */
+guint
+engine_io_server_broadcast_packet (EngineIOServer *self,
+                                   EngineIOPacket *packet,
+                                   EngineIOSocket *except)
+{
+  g_autoptr(GPtrArray) sockets = NULL;
+  guint queued = 0;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+  g_return_val_if_fail (packet != NULL, 0);
+  g_return_val_if_fail (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE, 0);
+  g_return_val_if_fail (except == NULL || ENGINE_IO_IS_SOCKET (except), 0);
+
+  g_mutex_lock (&self->broadcast_lock);
+  sockets = engine_io_server_get_sockets (self);
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      EngineIOSocket *socket = g_ptr_array_index (sockets, i);
+
+      if (socket != except && engine_io_socket_send_packet (socket, packet, NULL))
+        queued++;
+    }
+  g_mutex_unlock (&self->broadcast_lock);
+  return queued;
+}
+
+/**
+ * engine_io_server_broadcast_text:
+ * @self: a server
+ * @text: (array length=length) (element-type guint8): a UTF-8 message,
+ *   which may contain U+0000
+ * @length: the length of @text in bytes, or -1 if it is NUL-terminated
+ * @except: (nullable): a socket not to send it to
+ * @error: return location for a #GError
+ *
+ * Validates and copies @text once and queues it to every open socket but
+ * @except; see engine_io_server_broadcast_packet(). From Python, @text is
+ * a `bytes` (or use the overrides' `Server.broadcast()`).
+ *
+ * Fails with %ENGINE_IO_ERROR_INVALID_ARGUMENT if @text is not UTF-8.
+ *
+ * Thread-safe: may be called from any thread and any handler.
+ *
+ * Returns: the number of sockets it was queued to (0 with @error set on
+ *   failure)
+ */
+guint
+engine_io_server_broadcast_text (EngineIOServer  *self,
+                                 const char      *text,
+                                 gssize           length,
+                                 EngineIOSocket  *except,
+                                 GError         **error)
+{
+  g_autoptr(EngineIOPacket) packet = NULL;
+  gsize len, bad = 0;
+  char *copy;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+  g_return_val_if_fail (text != NULL || length == 0, 0);
+  g_return_val_if_fail (error == NULL || *error == NULL, 0);
+
+  len = length < 0 ? strlen (text) : (gsize) length;
+  if (len > 0 && !engine_io_utf8_validate (text, len, &bad))
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "Message is not valid UTF-8 (bad byte at offset %" G_GSIZE_FORMAT ")", bad);
+      return 0;
+    }
+  copy = g_malloc (len + 1);
+  if (len > 0)
+    memcpy (copy, text, len);
+  copy[len] = '\0';
+  packet = engine_io_packet_new_take_text (ENGINE_IO_PACKET_MESSAGE, copy, len);
+  return engine_io_server_broadcast_packet (self, packet, except);
+}
+
+/**
+ * engine_io_server_broadcast_binary:
+ * @self: a server
+ * @data: the binary message (shared, not copied)
+ * @except: (nullable): a socket not to send it to
+ *
+ * Queues @data to every open socket but @except; see
+ * engine_io_server_broadcast_packet().
+ *
+ * Thread-safe: may be called from any thread and any handler.
+ *
+ * Returns: the number of sockets it was queued to
+ */
+guint
+engine_io_server_broadcast_binary (EngineIOServer *self,
+                                   GBytes         *data,
+                                   EngineIOSocket *except)
+{
+  g_autoptr(EngineIOPacket) packet = NULL;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+  g_return_val_if_fail (data != NULL, 0);
+
+  packet = engine_io_packet_new_binary (ENGINE_IO_PACKET_MESSAGE, data);
+  return engine_io_server_broadcast_packet (self, packet, except);
+}
+
+/**
  * engine_io_server_get_socket_count:
  * @self: a server
  *
@@ -2440,6 +3349,303 @@ engine_io_server_set_admission_func (EngineIOServer        *self,
 }
 
 /**
+ * engine_io_server_set_admission_async_func:
+ * @self: a server
+ * @func: (nullable) (scope notified) (closure user_data): the hook, or %NULL
+ *   to remove it
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data
+ *
+ * Installs the asynchronous admission hook: it runs for every handshake
+ * (after the #EngineIOAdmissionFunc of engine_io_server_set_admission_func(),
+ * if one is set and accepted), in the main context that will run the
+ * session's signals, and answers with engine_io_admission_accept() or
+ * engine_io_admission_refuse(), then or later, from any thread. This is
+ * Node's `allowRequest(req, callback)`: the refusal carries the HTTP
+ * status, Engine.IO code and message the application chooses.
+ *
+ * Bounds: at most #EngineIOServer:max-pending-admissions handshakes wait
+ * for an answer at once (more get HTTP 503 `{"code":4,"message":"Too many
+ * pending admissions"}` at once, without running the hook); one not
+ * answered within #EngineIOServer:admission-timeout is refused with 503
+ * `Admission timed out`; engine_io_server_close() refuses those still
+ * waiting with 503 `Server shutting down`.
+ *
+ * Thread-safe: may be called from any thread; handshakes already waiting
+ * keep their admission.
+ */
+void
+engine_io_server_set_admission_async_func (EngineIOServer             *self,
+                                           EngineIOAdmissionAsyncFunc  func,
+                                           gpointer                    user_data,
+                                           GDestroyNotify              destroy)
+{
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+
+  g_mutex_lock (&self->lock);
+  old_data = self->admission_async_data;
+  old_destroy = self->admission_async_destroy;
+  self->admission_async_func = func;
+  self->admission_async_data = user_data;
+  self->admission_async_destroy = destroy;
+  g_mutex_unlock (&self->lock);
+
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+/**
+ * engine_io_server_set_headers_func:
+ * @self: a server
+ * @func: (nullable) (scope notified) (closure user_data): the hook, or %NULL
+ *   to remove it
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data
+ *
+ * Installs the response-header hook (#EngineIOHeadersFunc): Node's
+ * `initial_headers` and `headers` events. It runs on the threads that
+ * answer requests, not in a main context: set it before the server
+ * starts.
+ *
+ * Thread-safe: may be called from any thread.
+ */
+void
+engine_io_server_set_headers_func (EngineIOServer      *self,
+                                   EngineIOHeadersFunc  func,
+                                   gpointer             user_data,
+                                   GDestroyNotify       destroy)
+{
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+
+  g_mutex_lock (&self->lock);
+  old_data = self->headers_data;
+  old_destroy = self->headers_destroy;
+  g_atomic_pointer_set (&self->headers_func, func);
+  self->headers_data = user_data;
+  self->headers_destroy = destroy;
+  g_mutex_unlock (&self->lock);
+
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+static gboolean header_is_reserved (const char *name);
+static gboolean header_name_is_token (const char *name);
+
+struct _EngineIOResponseHeaders
+{
+  gatomicrefcount  ref_count;
+  GPtrArray       *pairs;  /* (ref) name, value, ... owned strings */
+};
+
+G_DEFINE_BOXED_TYPE (EngineIOResponseHeaders, engine_io_response_headers,
+                     engine_io_response_headers_ref, engine_io_response_headers_unref)
+
+/**
+ * engine_io_response_headers_ref:
+ * @headers: response headers
+ *
+ * Returns: (transfer full): @headers
+ */
+EngineIOResponseHeaders *
+engine_io_response_headers_ref (EngineIOResponseHeaders *headers)
+{
+  g_return_val_if_fail (headers != NULL, NULL);
+
+  g_atomic_ref_count_inc (&headers->ref_count);
+  return headers;
+}
+
+/**
+ * engine_io_response_headers_unref:
+ * @headers: (transfer full): response headers
+ */
+void
+engine_io_response_headers_unref (EngineIOResponseHeaders *headers)
+{
+  g_return_if_fail (headers != NULL);
+
+  if (!g_atomic_ref_count_dec (&headers->ref_count))
+    return;
+  g_ptr_array_unref (headers->pairs);
+  g_free (headers);
+}
+
+/**
+ * engine_io_response_headers_get:
+ * @headers: response headers
+ * @name: a header name (any case)
+ *
+ * Returns: (nullable): the value of the first header called @name, or %NULL
+ */
+const char *
+engine_io_response_headers_get (EngineIOResponseHeaders *headers,
+                                const char              *name)
+{
+  g_return_val_if_fail (headers != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+
+  for (guint i = 0; i + 1 < headers->pairs->len; i += 2)
+    if (g_ascii_strcasecmp (g_ptr_array_index (headers->pairs, i), name) == 0)
+      return g_ptr_array_index (headers->pairs, i + 1);
+  return NULL;
+}
+
+/**
+ * engine_io_response_headers_append:
+ * @headers: response headers
+ * @name: a header name (an HTTP token)
+ * @value: its value (no control characters)
+ *
+ * Adds a header (after those of the same name, if any). An invalid name
+ * or value, or a header the server sets itself, is not added: a warning
+ * says so. The server's are `Content-Length`, `Transfer-Encoding`,
+ * `Content-Encoding` (the coding of the body it compressed, or not),
+ * `Connection`, `Upgrade`, `Sec-WebSocket-Accept` and
+ * `Sec-WebSocket-Extensions` (it accepts no extension: a client told
+ * otherwise would send compressed frames, refused with 1002).
+ */
+void
+engine_io_response_headers_append (EngineIOResponseHeaders *headers,
+                                   const char              *name,
+                                   const char              *value)
+{
+  g_return_if_fail (headers != NULL);
+  g_return_if_fail (name != NULL);
+  g_return_if_fail (value != NULL);
+
+  if (!header_name_is_token (name) || !header_is_clean (value) || header_is_reserved (name))
+    {
+      g_warning ("Response header “%s” not added: an invalid name or value, or one the server sets", name);
+      return;
+    }
+  g_ptr_array_add (headers->pairs, g_strdup (name));
+  g_ptr_array_add (headers->pairs, g_strdup (value));
+}
+
+/**
+ * engine_io_response_headers_remove:
+ * @headers: response headers
+ * @name: a header name (any case)
+ *
+ * Removes every header called @name, except those the server sets itself
+ * (see engine_io_response_headers_append()).
+ *
+ * Returns: how many were removed
+ */
+guint
+engine_io_response_headers_remove (EngineIOResponseHeaders *headers,
+                                   const char              *name)
+{
+  guint removed = 0;
+
+  g_return_val_if_fail (headers != NULL, 0);
+  g_return_val_if_fail (name != NULL, 0);
+
+  if (header_is_reserved (name))
+    return 0;
+  for (guint i = 0; i + 1 < headers->pairs->len; )
+    {
+      if (g_ascii_strcasecmp (g_ptr_array_index (headers->pairs, i), name) == 0)
+        {
+          g_ptr_array_remove_range (headers->pairs, i, 2);
+          removed++;
+        }
+      else
+        i += 2;
+    }
+  return removed;
+}
+
+/* Names the server sets itself (framing, the body's coding, the upgrade
+ * and its extensions, of which it accepts none):
+ * a hook that took the server's Content-Encoding off a compressed body,
+ * or claimed one for a plain body, would make the client misread it. */
+static gboolean
+header_is_reserved (const char *name)
+{
+  static const char *const reserved[] = {
+    "content-length", "transfer-encoding", "content-encoding", "connection", "upgrade",
+    "sec-websocket-accept", "sec-websocket-extensions",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (reserved); i++)
+    if (g_ascii_strcasecmp (name, reserved[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static gboolean
+header_name_is_token (const char *name)
+{
+  if (name == NULL || name[0] == '\0')
+    return FALSE;
+  for (const char *p = name; *p; p++)
+    if (!g_ascii_isalnum (*p) && strchr ("!#$%&'*+-.^_`|~", *p) == NULL)
+      return FALSE;
+  return TRUE;
+}
+
+/* Any thread answering @req: runs the headers hook on @headers (name,
+ * value pairs of owned strings), then drops what it may not add. */
+static void
+apply_headers_func (EngineIORequest *req,
+                    guint            status,
+                    GPtrArray       *headers)
+{
+  EngineIOServer *self = req->server;
+  EngineIOHeadersFunc func;
+  gpointer data;
+  g_autoptr(EngineIOHandshake) request = NULL;
+  EngineIOResponseHeaders *wrapper;
+  const char *value;
+  EngineIOProtocolVersion version = ENGINE_IO_PROTOCOL_V4;
+  EngineIOTransportType transport = ENGINE_IO_TRANSPORT_POLLING;
+
+  /* Most servers have no hook: no lock taken per response then. */
+  if (self == NULL || g_atomic_pointer_get (&self->headers_func) == NULL)
+    return;
+  g_mutex_lock (&self->lock);
+  func = self->headers_func;
+  data = self->headers_data;
+  g_mutex_unlock (&self->lock);
+  if (func == NULL)
+    return;
+
+  value = g_hash_table_lookup (req->query, "EIO");
+  if (value != NULL && !engine_io_protocol_version_from_string (value, &version))
+    version = ENGINE_IO_PROTOCOL_V4;
+  value = g_hash_table_lookup (req->query, "transport");
+  if (value != NULL && !engine_io_transport_type_from_string (value, &transport))
+    transport = ENGINE_IO_TRANSPORT_POLLING;
+  request = engine_io_handshake_new (req->method, req->path,
+                                     copy_string_table (req->headers),
+                                     copy_string_table (req->query),
+                                     req->remote_address, version, transport);
+
+  /* The hook edits a copy: one it keeps (a binding may) cannot touch the
+   * response after it was given. */
+  wrapper = g_new0 (EngineIOResponseHeaders, 1);
+  g_atomic_ref_count_init (&wrapper->ref_count);
+  wrapper->pairs = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < headers->len; i++)
+    g_ptr_array_add (wrapper->pairs, g_strdup (g_ptr_array_index (headers, i)));
+
+  func (self, request, status, req->is_handshake && status < 400, wrapper, data);
+
+  g_ptr_array_set_size (headers, 0);
+  for (guint i = 0; i < wrapper->pairs->len; i++)
+    g_ptr_array_add (headers, g_strdup (g_ptr_array_index (wrapper->pairs, i)));
+  engine_io_response_headers_unref (wrapper);
+}
+
+/**
  * engine_io_server_set_id_func:
  * @self: a server
  * @func: (nullable) (scope notified) (closure user_data) (destroy destroy):
@@ -2502,6 +3708,9 @@ engine_io_server_set_property (GObject      *object,
     {
     case PROP_PING_INTERVAL: self->ping_interval = g_value_get_uint (value); break;
     case PROP_PING_TIMEOUT: self->ping_timeout = g_value_get_uint (value); break;
+    case PROP_PING_INTERVAL_GRACE: self->ping_interval_grace = g_value_get_uint (value); break;
+    case PROP_MAX_PENDING_ADMISSIONS: self->max_pending_admissions = g_value_get_uint (value); break;
+    case PROP_ADMISSION_TIMEOUT: self->admission_timeout = g_value_get_uint (value); break;
     case PROP_UPGRADE_TIMEOUT: self->upgrade_timeout = g_value_get_uint (value); break;
     case PROP_MAX_PAYLOAD: self->max_payload = g_value_get_uint64 (value); break;
     case PROP_PATH:
@@ -2513,6 +3722,10 @@ engine_io_server_set_property (GObject      *object,
     case PROP_TRANSPORTS: self->transports = g_value_get_flags (value); break;
     case PROP_ALLOW_UPGRADES: self->allow_upgrades = g_value_get_boolean (value); break;
     case PROP_ALLOW_EIO3: self->allow_eio3 = g_value_get_boolean (value); break;
+    case PROP_HTTP_COMPRESSION: self->http_compression = g_value_get_boolean (value); break;
+    case PROP_HTTP_COMPRESSION_THRESHOLD: self->http_compression_threshold = g_value_get_uint (value); break;
+    case PROP_PER_MESSAGE_DEFLATE: self->per_message_deflate = g_value_get_boolean (value); break;
+    case PROP_PER_MESSAGE_DEFLATE_THRESHOLD: self->per_message_deflate_threshold = g_value_get_uint (value); break;
     case PROP_CORS_ORIGIN:
       g_free (self->cors_origin);
       self->cors_origin = g_value_dup_string (value);
@@ -2554,6 +3767,13 @@ engine_io_server_set_property (GObject      *object,
       g_strfreev (self->allowed_origins);
       self->allowed_origins = g_value_dup_boxed (value);
       break;
+    case PROP_TRUSTED_PROXIES:
+      g_strfreev (self->trusted_proxies);
+      self->trusted_proxies = g_value_dup_boxed (value);
+      break;
+    case PROP_TLS_CERTIFICATE:
+      g_set_object (&self->tls_certificate, g_value_get_object (value));
+      break;
     case PROP_RAISE_FD_LIMIT: self->raise_fd_limit = g_value_get_boolean (value); break;
     case PROP_FD_RESERVE: self->fd_reserve = g_value_get_uint (value); break;
     default:
@@ -2575,12 +3795,19 @@ engine_io_server_get_property (GObject    *object,
     {
     case PROP_PING_INTERVAL: g_value_set_uint (value, self->ping_interval); break;
     case PROP_PING_TIMEOUT: g_value_set_uint (value, self->ping_timeout); break;
+    case PROP_PING_INTERVAL_GRACE: g_value_set_uint (value, self->ping_interval_grace); break;
+    case PROP_MAX_PENDING_ADMISSIONS: g_value_set_uint (value, self->max_pending_admissions); break;
+    case PROP_ADMISSION_TIMEOUT: g_value_set_uint (value, self->admission_timeout); break;
     case PROP_UPGRADE_TIMEOUT: g_value_set_uint (value, self->upgrade_timeout); break;
     case PROP_MAX_PAYLOAD: g_value_set_uint64 (value, self->max_payload); break;
     case PROP_PATH: g_value_set_string (value, self->path); break;
     case PROP_TRANSPORTS: g_value_set_flags (value, self->transports); break;
     case PROP_ALLOW_UPGRADES: g_value_set_boolean (value, self->allow_upgrades); break;
     case PROP_ALLOW_EIO3: g_value_set_boolean (value, self->allow_eio3); break;
+    case PROP_HTTP_COMPRESSION: g_value_set_boolean (value, self->http_compression); break;
+    case PROP_HTTP_COMPRESSION_THRESHOLD: g_value_set_uint (value, self->http_compression_threshold); break;
+    case PROP_PER_MESSAGE_DEFLATE: g_value_set_boolean (value, self->per_message_deflate); break;
+    case PROP_PER_MESSAGE_DEFLATE_THRESHOLD: g_value_set_uint (value, self->per_message_deflate_threshold); break;
     case PROP_CORS_ORIGIN: g_value_set_string (value, self->cors_origin); break;
     case PROP_CORS_CREDENTIALS: g_value_set_boolean (value, self->cors_credentials); break;
     case PROP_COOKIE: g_value_set_string (value, self->cookie); break;
@@ -2601,6 +3828,8 @@ engine_io_server_get_property (GObject    *object,
     case PROP_MESSAGE_BURST: g_value_set_uint (value, self->message_burst); break;
     case PROP_MESSAGE_RATE_POLICY: g_value_set_enum (value, self->message_policy); break;
     case PROP_ALLOWED_ORIGINS: g_value_set_boxed (value, self->allowed_origins); break;
+    case PROP_TRUSTED_PROXIES: g_value_set_boxed (value, self->trusted_proxies); break;
+    case PROP_TLS_CERTIFICATE: g_value_set_object (value, self->tls_certificate); break;
     case PROP_RAISE_FD_LIMIT: g_value_set_boolean (value, self->raise_fd_limit); break;
     case PROP_FD_RESERVE: g_value_set_uint (value, self->fd_reserve); break;
     case PROP_PORT: g_value_set_uint (value, engine_io_server_get_port (self)); break;
@@ -2652,7 +3881,12 @@ engine_io_server_finalize (GObject *object)
   EngineIOServer *self = ENGINE_IO_SERVER (object);
 
   engine_io_server_set_admission_func (self, NULL, NULL, NULL);
+  engine_io_server_set_admission_async_func (self, NULL, NULL, NULL);
+  engine_io_server_set_headers_func (self, NULL, NULL, NULL);
   engine_io_server_set_id_func (self, NULL, NULL, NULL);
+  g_hash_table_unref (self->admissions);  /* empty: each holds the server */
+  g_queue_clear_full (&self->error_reports, error_report_free);
+  g_mutex_clear (&self->errors_lock);
   g_clear_pointer (&self->pool, engine_io_loop_pool_free);
   g_clear_pointer (&self->config, engine_io_config_unref);
   g_hash_table_unref (self->sockets);
@@ -2665,12 +3899,12 @@ engine_io_server_finalize (GObject *object)
   g_free (self->cookie_same_site);
   g_free (self->metrics_path);
   g_strfreev (self->allowed_origins);
-  /* The queue's links live inside the entries, which the table frees
-   * (g_queue_clear() would free the links themselves). */
-  g_queue_init (&self->rate_lru);
-  g_hash_table_unref (self->rate_table);
+  g_strfreev (self->trusted_proxies);
+  g_clear_object (&self->tls_certificate);
+  engine_io_rate_table_clear (&self->rate_table);
   g_mutex_clear (&self->rate_lock);
   g_mutex_clear (&self->lock);
+  g_mutex_clear (&self->broadcast_lock);
   g_cond_clear (&self->cond);
 
   G_OBJECT_CLASS (engine_io_server_parent_class)->finalize (object);
@@ -2760,6 +3994,82 @@ engine_io_server_class_init (EngineIOServerClass *klass)
    */
   properties[PROP_ALLOW_EIO3] =
     g_param_spec_boolean ("allow-eio3", NULL, NULL, FALSE, rw);
+
+  /**
+   * EngineIOServer:http-compression:
+   *
+   * Whether polling responses of at least
+   * #EngineIOServer:http-compression-threshold bytes are compressed
+   * (`Content-Encoding: gzip` or `deflate`) for clients that accept it
+   * (`Accept-Encoding`, as browsers and python-engineio send). On by
+   * default, like the reference's `httpCompression`. Compression runs on
+   * the thread that answers the poll, at zlib level 1; each such thread
+   * keeps one zlib stream per coding (about 256 KiB each, reused), no
+   * session holds any. WebSocket messages are compressed only by
+   * #EngineIOServer:per-message-deflate.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_HTTP_COMPRESSION] =
+    g_param_spec_boolean ("http-compression", NULL, NULL, TRUE, rw);
+
+  /**
+   * EngineIOServer:http-compression-threshold:
+   *
+   * The smallest polling response body, in bytes, that
+   * #EngineIOServer:http-compression compresses (default 1024, as in the
+   * reference): smaller bodies gain little for the CPU they cost.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_HTTP_COMPRESSION_THRESHOLD] =
+    g_param_spec_uint ("http-compression-threshold", NULL, NULL, 0, G_MAXUINT, 1024, rw);
+
+  /**
+   * EngineIOServer:per-message-deflate:
+   *
+   * Whether the WebSocket transport accepts a client's `permessage-deflate`
+   * offer (RFC 7692; browsers always offer it, and so does npm
+   * engine.io-client in Node unless its `perMessageDeflate` option is
+   * false). Off by default, like the
+   * reference's `perMessageDeflate: false`.
+   *
+   * The first offer whose parameters are valid is accepted, answered with
+   * `permessage-deflate; server_no_context_takeover;
+   * client_no_context_takeover`: every message is compressed on its own,
+   * so no session holds a zlib stream (a small process-wide pool lends one
+   * per message). An offer with an unknown, repeated or invalid parameter,
+   * or asking for `server_max_window_bits` below 15, is declined
+   * (RFC 7692, 5.1 and 7.1.2.1), and the connection goes on uncompressed
+   * if no other offer fits.
+   *
+   * Received compressed messages are inflated with their output bounded
+   * by #EngineIOServer:max-payload: a message that inflates past it is
+   * refused with close code 1009 as soon as it does, whatever its
+   * compressed size; data that is not valid deflate closes with 1007, as
+   * does a text message whose inflated bytes are not UTF-8. Data messages
+   * of at least #EngineIOServer:per-message-deflate-threshold bytes are
+   * sent compressed (zlib level 1), on the session's thread.
+   *
+   * Read when the server starts listening.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_PER_MESSAGE_DEFLATE] =
+    g_param_spec_boolean ("per-message-deflate", NULL, NULL, FALSE, rw);
+
+  /**
+   * EngineIOServer:per-message-deflate-threshold:
+   *
+   * The smallest WebSocket data message, in bytes (the Engine.IO packet
+   * type included), that #EngineIOServer:per-message-deflate sends
+   * compressed (default 1024, as in the reference); smaller ones go
+   * uncompressed. Received messages are inflated whatever their size.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_PER_MESSAGE_DEFLATE_THRESHOLD] =
+    g_param_spec_uint ("per-message-deflate-threshold", NULL, NULL, 0, G_MAXUINT, 1024, rw);
 
   /**
    * EngineIOServer:cors-origin:
@@ -2915,6 +4225,43 @@ engine_io_server_class_init (EngineIOServerClass *klass)
    */
   properties[PROP_METRICS_PATH] =
     g_param_spec_string ("metrics-path", NULL, NULL, NULL, rw);
+
+  /**
+   * EngineIOServer:ping-interval-grace:
+   *
+   * Milliseconds the server adds to a client's heartbeat deadline before
+   * it declares the session dead (python-engineio's `ping_interval`
+   * grace period): a v4 client's pong is awaited
+   * #EngineIOServer:ping-timeout + this after each ping, a v3 session
+   * expires ping-interval + ping-timeout + this after the client's last
+   * packet. Clients are not told (the handshake advertises ping-interval
+   * and ping-timeout): it absorbs their timers' slack and slow networks.
+   * Default 0.
+   */
+  properties[PROP_PING_INTERVAL_GRACE] =
+    g_param_spec_uint ("ping-interval-grace", NULL, NULL, 0, 3600000, 0, rw);
+
+  /**
+   * EngineIOServer:max-pending-admissions:
+   *
+   * How many handshakes may wait for an #EngineIOAdmissionAsyncFunc's
+   * answer at once (each holds a suspended request, a timer and a copy
+   * of its headers). Past it a handshake is refused at once with HTTP 503
+   * `{"code":4,"message":"Too many pending admissions"}`, without running
+   * the hook. Default 64. Unused without an asynchronous hook.
+   */
+  properties[PROP_MAX_PENDING_ADMISSIONS] =
+    g_param_spec_uint ("max-pending-admissions", NULL, NULL, 1, 65536, 64, rw);
+
+  /**
+   * EngineIOServer:admission-timeout:
+   *
+   * Milliseconds an #EngineIOAdmissionAsyncFunc has to answer; then the
+   * handshake is refused with HTTP 503 `{"code":4,"message":"Admission
+   * timed out"}` and a later answer is ignored. Default 10000.
+   */
+  properties[PROP_ADMISSION_TIMEOUT] =
+    g_param_spec_uint ("admission-timeout", NULL, NULL, 1, 600000, 10000, rw);
 
   /**
    * EngineIOServer:connection-timeout:
@@ -3111,6 +4458,73 @@ engine_io_server_class_init (EngineIOServerClass *klass)
     g_param_spec_uint ("fd-reserve", NULL, NULL, 0, G_MAXINT, 0, rw);
 
   /**
+   * EngineIOServer:trusted-proxies:
+   *
+   * The reverse proxies (numeric IPv4 or IPv6 addresses, or networks as
+   * `address/prefix-length`: `10.0.0.0/8`, `::1`, `fd00::/8`) whose
+   * `X-Forwarded-For` (or, without one, `Forwarded: for=`) header names
+   * the client; empty or %NULL (default): none, every client is the TCP
+   * peer.
+   *
+   * When a request's TCP peer is in the list, its client address is the
+   * right-most address of the header that is not itself in the list
+   * (the header is read from right to left, each trusted proxy having
+   * appended the address it saw; when every address is trusted, the
+   * left-most one). Several headers of the same name count as one list.
+   * That address is what engine_io_socket_get_remote_address(),
+   * engine_io_handshake_get_remote_address() (the admission hook) and
+   * #EngineIOServer:handshake-rate see. A header that is missing, empty,
+   * has more than 32 entries to walk or an entry that is not a numeric
+   * address (`unknown`, an obfuscated identifier, garbage) leaves the
+   * TCP peer as the client address. Ports (`192.0.2.1:4711`,
+   * `"[2001:db8::1]:4711"`) are ignored; IPv4-mapped IPv6 addresses count
+   * as their IPv4 address, in the header, as the TCP peer and in the list
+   * (`::ffff:10.0.0.1` is `10.0.0.1`, `::ffff:10.0.0.0/104` is `10.0.0.0/8`).
+   *
+   * List only proxies that set or append to `X-Forwarded-For` (nginx:
+   * `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;`):
+   * anyone who can reach the server directly from a listed address can
+   * claim any client address. A proxy that sets only `Forwarded` must
+   * remove a client's `X-Forwarded-For`, which is read first.
+   *
+   * listen() fails with %ENGINE_IO_ERROR_INVALID_ARGUMENT naming the first
+   * entry that is neither an address nor a network. Set it before the
+   * server starts, from any thread (the server keeps a copy); it applies to
+   * a mounted server (engine_io_server_mhd_handler()) too.
+   */
+  properties[PROP_TRUSTED_PROXIES] =
+    g_param_spec_boxed ("trusted-proxies", NULL, NULL, G_TYPE_STRV, rw);
+
+  /**
+   * EngineIOServer:tls-certificate:
+   *
+   * The certificate, with its private key, that engine_io_server_listen()
+   * serves HTTPS and WSS with (libmicrohttpd with GnuTLS); %NULL (default)
+   * for plain HTTP. Load it with g_tls_certificate_new_from_files() or
+   * g_tls_certificate_new_from_pem() (which need a GIO TLS backend,
+   * glib-networking): its #GTlsCertificate:certificate-pem, its issuers'
+   * (the chain sent to clients) and its #GTlsCertificate:private-key-pem
+   * are handed to libmicrohttpd when the server listens; it speaks TLS 1.2
+   * and 1.3 only (GnuTLS `NORMAL` otherwise). listen() fails
+   * with %ENGINE_IO_ERROR_INVALID_ARGUMENT for a certificate without a
+   * private key in PEM (a PKCS #11 one), and with %ENGINE_IO_ERROR_LISTEN
+   * when libmicrohttpd was built without TLS.
+   *
+   * Over TLS, libmicrohttpd relays every WebSocket through a socketpair:
+   * each counts three descriptors instead of one in the descriptor budget
+   * (#EngineIOServer:fd-reserve), until libmicrohttpd closes the connection:
+   * once the WebSocket has ended, at most #EngineIOServer:connection-timeout
+   * later when the client does not take what the relay still holds. libmicrohttpd before 1.0 (0.9.75 in
+   * Debian 12) relays through an 8-byte buffer, so a WebSocket over TLS
+   * moves only some tens of KiB/s (polling is not affected): for bulk
+   * traffic terminate TLS in a reverse proxy (see the Deployment page). A mounted server
+   * (engine_io_server_mhd_handler()) does not use this property: TLS is
+   * its daemon's. Set it before the server starts, from any thread.
+   */
+  properties[PROP_TLS_CERTIFICATE] =
+    g_param_spec_object ("tls-certificate", NULL, NULL, G_TYPE_TLS_CERTIFICATE, rw);
+
+  /**
    * EngineIOServer:port:
    *
    * The port engine_io_server_listen() bound, 0 when not listening.
@@ -3135,14 +4549,51 @@ engine_io_server_class_init (EngineIOServerClass *klass)
   signals[SIGNAL_CONNECTION] =
     g_signal_new ("connection", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 1, ENGINE_IO_TYPE_SOCKET);
+
+  /**
+   * EngineIOServer::connection-error:
+   * @server: the server
+   * @request: the refused request: its method, path, headers, query and
+   *   remote address (its protocol version and transport are those of
+   *   the query when valid, else 4 and polling)
+   * @status: the HTTP status answered (400, 403, 404, 429, 503, ...)
+   * @code: the Engine.IO error code of the JSON body (0 unknown transport,
+   *   1 unknown session id, 2 bad handshake method, 3 bad request,
+   *   4 forbidden, 5 unsupported protocol version, or the code an
+   *   #EngineIOAdmissionAsyncFunc chose)
+   * @message: the message of the JSON body
+   *
+   * Emitted for each request answered with an Engine.IO error (a JSON
+   * body `{"code":…,"message":…}`): unknown transport or session id, a bad
+   * handshake method or request, an origin not allowed, a refused or
+   * timed-out admission, a handshake over a rate or session limit, a
+   * server shutting down. Node's `connection_error` event.
+   *
+   * Emitted in #EngineIOServer:callback-context, or in the global default
+   * main context (g_main_context_default()) when that property is unset,
+   * some time after the response was given. Reports wait there in a
+   * queue of at most 128: when clients are refused faster than that
+   * context runs, the reports past it are dropped (the responses are
+   * not). Only made while a handler is connected; reports waiting hold a
+   * reference on the server, so connect it only if that context runs.
+   */
+  signals[SIGNAL_CONNECTION_ERROR] =
+    g_signal_new ("connection-error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 4, ENGINE_IO_TYPE_HANDSHAKE,
+                  G_TYPE_UINT, G_TYPE_INT, G_TYPE_STRING);
 }
 
 static void
 engine_io_server_init (EngineIOServer *self)
 {
   g_mutex_init (&self->lock);
+  g_mutex_init (&self->broadcast_lock);
   g_cond_init (&self->cond);
   self->sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->admissions = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) engine_io_admission_unref, NULL);
+  g_mutex_init (&self->errors_lock);
+  self->max_pending_admissions = 64;
+  self->admission_timeout = 10000;
   self->close_tasks = g_ptr_array_new ();
   self->ping_interval = 25000;
   self->ping_timeout = 20000;
@@ -3151,6 +4602,10 @@ engine_io_server_init (EngineIOServer *self)
   self->path = g_strdup ("/engine.io/");
   self->transports = ENGINE_IO_TRANSPORTS_POLLING | ENGINE_IO_TRANSPORTS_WEBSOCKET;
   self->allow_upgrades = TRUE;
+  self->http_compression = TRUE;
+  self->http_compression_threshold = 1024;
+  self->per_message_deflate = FALSE;
+  self->per_message_deflate_threshold = 1024;
   self->cookie_path = g_strdup ("/");
   self->cookie_http_only = TRUE;
   self->cookie_same_site = g_strdup ("Lax");
@@ -3161,6 +4616,5 @@ engine_io_server_init (EngineIOServer *self)
   self->message_policy = ENGINE_IO_RATE_LIMIT_CLOSE;
   self->raise_fd_limit = TRUE;
   g_mutex_init (&self->rate_lock);
-  self->rate_table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, rate_entry_free);
-  g_queue_init (&self->rate_lru);
+  engine_io_rate_table_init (&self->rate_table, RATE_MAX_ADDRESSES);
 }

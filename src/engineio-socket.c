@@ -6,6 +6,7 @@
 
 #include "engineio-socket-private.h"
 #include "engineio-packet-private.h"
+#include "engineio-jsonp-private.h"
 #include "engineio-websocket-private.h"
 #include "engineio-limits-private.h"
 #include "engineio-enum-types.h"
@@ -52,6 +53,7 @@ typedef enum
   EVENT_CLOSE,         /* close with a reason */
   EVENT_FINISH_CLOSE,  /* the last poll took the last packets */
   EVENT_WS_ATTACH,     /* an upgraded connection for this session */
+  EVENT_PACKET_CREATE, /* a packet was queued for the client: ::packet-create */
 } EventKind;
 
 typedef struct
@@ -66,9 +68,10 @@ typedef struct
 typedef struct
 {
   EventKind            kind;
-  EngineIOPacket      *packet;       /* EVENT_PACKET */
+  EngineIOPacket      *packet;       /* EVENT_PACKET, EVENT_PACKET_CREATE */
   GPtrArray           *items;        /* EVENT_FLUSHED: SendItem* */
-  gsize                size;         /* EVENT_PACKET: counted in inbound_bytes */
+  gsize                size;         /* EVENT_PACKET: counted in inbound_bytes;
+                                      * EVENT_PACKET_CREATE: counted in tap_bytes */
   gboolean             flushed;      /* EVENT_FLUSHED: what the send callbacks hear */
   EngineIOCloseReason  reason;       /* EVENT_CLOSE */
   char                *description;  /* EVENT_CLOSE */
@@ -99,6 +102,10 @@ struct _EngineIOSocket
                                            * send items wait for the end of the request */
   int                      transport;     /* (atomic) EngineIOTransportType */
   guint64                  queued_bytes;  /* (lock) real bytes in @outbound (item_size()) */
+  guint64                  tap_bytes;     /* (lock) real bytes of the packets held for
+                                           * ::packet-create handlers not yet told of them
+                                           * (sent or not): they count against the send
+                                           * mark with @queued_bytes */
   guint                    inflight_polls;/* (lock) poll responses carrying packets not yet
                                            * reported written: while there is one, an
                                            * open session takes nothing more out of its
@@ -120,8 +127,15 @@ struct _EngineIOSocket
   GAsyncQueue             *inbound;
   int                      drain_pending; /* (atomic) a drain source is attached */
 
-  /* Messages nobody handled, for engine_io_socket_receive(). */
-  GAsyncQueue             *received;
+  /* Messages nobody handled, for engine_io_socket_receive() and its
+   * variants. recv_lock nests inside the session lock (@outbound's), never
+   * the other way round; no callback runs with it held. */
+  GMutex                   recv_lock;
+  GCond                    recv_cond;     /* (recv_lock) a message, the close or a cancellation */
+  GQueue                   received;      /* (recv_lock) EngineIOPacket (ref) */
+  GQueue                   recv_tasks;    /* (recv_lock) GTask (ref): receive_async() callers waiting */
+  gboolean                 recv_closed;   /* (recv_lock) the session is over */
+  EngineIOCloseReason      recv_reason;   /* (recv_lock) ... why */
 
   /* The body of the POST being read (@active_post), read a round of packets
    * at a time: only its serving thread touches these. */
@@ -184,13 +198,19 @@ enum
   SIGNAL_HEARTBEAT,
   SIGNAL_DRAIN,
   SIGNAL_CLOSE,
+  SIGNAL_UPGRADING,
+  SIGNAL_UPGRADE,
+  SIGNAL_PACKET_CREATE,
   N_SIGNALS
 };
 
 static guint signals[N_SIGNALS];
 
-/* Wakes engine_io_socket_receive() callers once the session is over. */
-static EngineIOPacket *const RECEIVE_CLOSED = (EngineIOPacket *) &signals[0];
+static void receive_close (EngineIOSocket      *self,
+                           EngineIOCloseReason  reason);
+static GTask *receive_take_task_locked (EngineIOSocket *self);
+static void receive_task_return (GTask          *task,
+                                 EngineIOPacket *packet);
 
 static void socket_do_close     (EngineIOSocket      *self,
                                  EngineIOCloseReason  reason,
@@ -333,7 +353,7 @@ input_over_locked (EngineIOSocket *self,
 {
   guint64 send_mark = self->config->send_queue_high_water;
   guint64 receive_mark = self->config->receive_queue_high_water;
-  guint64 out = self->queued_bytes + self->inbound_bytes;
+  guint64 out = self->queued_bytes + self->tap_bytes + self->inbound_bytes;
   guint64 in = self->received_bytes + self->inbound_bytes;
 
   if (send_mark > 0 && out >= (paused ? send_mark / 2 : send_mark))
@@ -568,7 +588,7 @@ socket_enqueue (EngineIOSocket       *self,
    * and to v3 pongs (the client's pings make those). The open packet and
    * our pings are queued anyway: one per session, one per ping interval. */
   if (self->config->send_queue_high_water > 0 &&
-      self->queued_bytes + size > self->config->send_queue_high_water &&
+      self->queued_bytes + self->tap_bytes + size > self->config->send_queue_high_water &&
       (type == ENGINE_IO_PACKET_MESSAGE || type == ENGINE_IO_PACKET_PONG))
     {
       switch (self->config->backpressure)
@@ -616,6 +636,17 @@ socket_enqueue (EngineIOSocket       *self,
   item->destroy = destroy;
   g_async_queue_push_unlocked (self->outbound, item);
   self->queued_bytes += size;
+  /* The tap: told in the socket's context, in queue order (the signal
+   * lock taken here is a leaf lock). */
+  if (g_signal_has_handler_pending (self, signals[SIGNAL_PACKET_CREATE], 0, TRUE))
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_PACKET_CREATE;
+      event->packet = engine_io_packet_ref (packet);
+      event->size = size;
+      if (post_event_locked (self, event))
+        self->tap_bytes += size;
+    }
   engine_io_counter_max (&self->counters->queue_high_water, self->queued_bytes);
 
   if (kick)
@@ -677,8 +708,8 @@ send_ping_cb (gpointer data)
   self->ping_sent_at = g_get_monotonic_time ();
   socket_enqueue (self, engine_io_packet_new (ENGINE_IO_PACKET_PING), NULL, NULL, NULL, TRUE, NULL);
   clear_source (&self->timeout_source);
-  self->timeout_source = add_timeout (self, self->config->ping_timeout, ping_timeout_cb,
-                                      "[engineio] pong deadline");
+  self->timeout_source = add_timeout (self, self->config->ping_timeout + self->config->ping_interval_grace,
+                                      ping_timeout_cb, "[engineio] pong deadline");
   return G_SOURCE_REMOVE;
 }
 
@@ -696,7 +727,8 @@ static void
 reset_expiry (EngineIOSocket *self)
 {
   clear_source (&self->timeout_source);
-  self->timeout_source = add_timeout (self, self->config->ping_interval + self->config->ping_timeout,
+  self->timeout_source = add_timeout (self, self->config->ping_interval + self->config->ping_timeout +
+                                      self->config->ping_interval_grace,
                                       ping_timeout_cb, "[engineio] expiry");
 }
 
@@ -790,16 +822,25 @@ handle_packet (EngineIOSocket *self,
            * only if something is badly wrong: then the session ends. */
           gsize size = engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD;
           guint64 mark = self->config->receive_queue_high_water;
+          GTask *task = NULL;
           gboolean over;
 
           g_async_queue_lock (self->outbound);
-          over = mark > 0 && self->received_bytes + size > 2 * mark;
-          if (!over)
+          g_mutex_lock (&self->recv_lock);
+          /* A receive_async() caller waiting takes it at once: never
+           * queued, it does not count against the bound. */
+          task = receive_take_task_locked (self);
+          over = task == NULL && mark > 0 && self->received_bytes + size > 2 * mark;
+          if (task == NULL && !over)
             {
               self->received_bytes += size;
-              g_async_queue_push (self->received, engine_io_packet_ref (packet));
+              g_queue_push_tail (&self->received, engine_io_packet_ref (packet));
+              g_cond_broadcast (&self->recv_cond);
             }
+          g_mutex_unlock (&self->recv_lock);
           g_async_queue_unlock (self->outbound);
+          if (task != NULL)
+            receive_task_return (task, packet);
           if (over)
             {
               self->ws_close_code = 1008;  /* policy violation */
@@ -851,10 +892,11 @@ update_input (EngineIOSocket *self)
 
 /* WebSocket (session context) */
 
-/* Bytes wslay may hold before we stop moving packets into it: the rest
+/* Bytes the WebSocket may hold before we stop moving packets into it: the rest
  * stays in the outbound queue, where the high-water mark sees it. */
 #define WS_BUFFER_TARGET (256 * 1024)
-/* The encoding buffer (@frame) keeps its room between frames up to this. */
+/* The encoding buffer (@frame) serves packets up to this size (and keeps
+ * its room between frames); larger ones are encoded on their own. */
 #define WS_FRAME_KEEP (64 * 1024)
 
 static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, gpointer user_data);
@@ -886,26 +928,29 @@ static gboolean
 ws_send_packet (EngineIOSocket *self,
                 EngineIOPacket *packet)
 {
+  GBytes *data = engine_io_packet_get_data (packet);
   gboolean binary = FALSE;
-  gboolean ok;
 
+  if (g_bytes_get_size (data) > WS_FRAME_KEEP)
+    {
+      /* A large packet: sent from its own data, not copied (the WebSocket
+       * writes the type byte, if any, then the data, with one sendmsg()). */
+      EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+
+      binary = engine_io_packet_is_binary (packet);
+      if (binary && self->version == ENGINE_IO_PROTOCOL_V4)
+        return engine_io_websocket_send_bytes (self->ws, TRUE, data);
+      return engine_io_websocket_send_prefixed (self->ws, binary,
+                                                binary ? (guint8) type : (guint8) ('0' + type), data);
+    }
   g_byte_array_set_size (self->frame, 0);
   engine_io_packet_encode_append (packet, self->version, self->frame, &binary);
-  ok = engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
-  /* wslay copied it: a large frame's room is not kept for the session's
-   * life (an idle session that once echoed a max-payload message would
-   * hold it, outside every bound). */
-  if (self->frame->len > WS_FRAME_KEEP)
-    {
-      g_byte_array_unref (self->frame);
-      self->frame = g_byte_array_new ();
-    }
-  return ok;
+  return engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
 }
 
 /* Send items whose message is in the WebSocket are told TRUE only once
  * send() has taken all of it (the kernel has it), not when it is handed
- * to wslay: a connection that fails or stalls with output still in our
+ * to the WebSocket: a connection that fails or stalls with output still in our
  * buffers would otherwise have said delivered for messages its client
  * never gets. Posts EVENT_FLUSHED for those sent since (session
  * context). */
@@ -1108,6 +1153,7 @@ complete_upgrade (EngineIOSocket *self)
 
   g_debug ("socket %s upgraded to websocket", self->id);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TRANSPORT]);
+  g_signal_emit (self, signals[SIGNAL_UPGRADE], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
 
   /* What was queued since the probe goes out now, in order, once. */
   ws_flush_outbound (self);
@@ -1186,6 +1232,7 @@ handle_probe_packet (EngineIOSocket *self,
       g_async_queue_unlock (self->outbound);
       if (resume != NULL)
         engine_io_core_request_resume (resume);
+      g_signal_emit (self, signals[SIGNAL_UPGRADING], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
       return;
     }
 
@@ -1224,7 +1271,7 @@ ws_message_cb (EngineIOWebSocket *ws,
   if (ws != self->ws || (self->state != STATE_OPEN && !(self->ws_probe && self->state == STATE_CLOSING)))
     return;
 
-  /* wslay validated text frames' UTF-8 (closing with 1007 otherwise). */
+  /* The WebSocket codec validated text frames' UTF-8 (closing with 1007 otherwise). */
   if (binary)
     {
       g_autoptr(GBytes) frame = g_bytes_new (data, size);
@@ -1300,6 +1347,9 @@ ws_message_cb (EngineIOWebSocket *ws,
     self->flush_inline = TRUE;
     g_async_queue_unlock (self->outbound);
 
+    /* A handler that iterates the context may see the session end and
+     * the server drop it meanwhile: we still need it when it returns. */
+    g_object_ref (self);
     handle_packet (self, packet);
 
     g_async_queue_lock (self->outbound);
@@ -1308,6 +1358,7 @@ ws_message_cb (EngineIOWebSocket *ws,
     self->inline_spent += g_get_monotonic_time () - now;
     ws_flush_outbound (self);
     update_input (self);
+    g_object_unref (self);
   }
 }
 
@@ -1435,6 +1486,11 @@ handle_event (EngineIOSocket *self,
       handle_ws_attach (self, g_steal_pointer (&event->ws), event->reject_ws);
       break;
 
+    case EVENT_PACKET_CREATE:
+      if (self->state != STATE_CLOSED)
+        g_signal_emit (self, signals[SIGNAL_PACKET_CREATE], 0, event->packet);
+      break;
+
     default:
       g_assert_not_reached ();
     }
@@ -1463,6 +1519,14 @@ drain_inbound_cb (gpointer data)
           g_async_queue_lock (self->outbound);
           self->inbound_bytes -= MIN (self->inbound_bytes, event->size);
           self->inbound_packets -= MIN (self->inbound_packets, 1);
+          g_async_queue_unlock (self->outbound);
+        }
+      else if (event->kind == EVENT_PACKET_CREATE)
+        {
+          /* Given back before the handler runs: a send from it counts
+           * what is held from then on. */
+          g_async_queue_lock (self->outbound);
+          self->tap_bytes -= MIN (self->tap_bytes, event->size);
           g_async_queue_unlock (self->outbound);
         }
       handle_event (self, event);
@@ -1810,9 +1874,10 @@ socket_finish_close (EngineIOSocket *self)
 
   g_debug ("socket %s closed: %s%s%s", self->id, engine_io_close_reason_to_string (self->close_reason),
            self->close_description ? ": " : "", self->close_description ? self->close_description : "");
+  /* Receivers learn it first: a ::close handler, or whoever waits for
+   * it, finds the receive queue closed. */
+  receive_close (self, self->close_reason);
   g_signal_emit (self, signals[SIGNAL_CLOSE], 0, self->close_reason, self->close_description);
-
-  g_async_queue_push (self->received, RECEIVE_CLOSED);
 
   engine_io_loop_release (g_steal_pointer (&self->loop));
 }
@@ -1829,9 +1894,11 @@ engine_io_socket_finalize (GObject *object)
   if (self->loop != NULL)
     engine_io_loop_release (self->loop);
 
-  while ((packet = g_async_queue_try_pop (self->received)) != NULL)
-    if (packet != RECEIVE_CLOSED)
-      engine_io_packet_unref (packet);
+  while ((packet = g_queue_pop_head (&self->received)) != NULL)
+    engine_io_packet_unref (packet);
+  g_warn_if_fail (g_queue_is_empty (&self->recv_tasks));   /* each holds a ref */
+  g_mutex_clear (&self->recv_lock);
+  g_cond_clear (&self->recv_cond);
 
   if (self->user_data_destroy != NULL)
     self->user_data_destroy (self->user_data);
@@ -1842,7 +1909,6 @@ engine_io_socket_finalize (GObject *object)
   g_ptr_array_unref (self->dying_ws);
   g_queue_clear_full (&self->ws_unsent, (GDestroyNotify) send_item_free);
   g_ptr_array_unref (self->inflight);
-  g_async_queue_unref (self->received);
   g_async_queue_unref (self->inbound);
   g_async_queue_unref (self->outbound);
   g_main_context_unref (self->context);
@@ -2005,6 +2071,59 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
                   G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
   g_signal_set_va_marshaller (signals[SIGNAL_CLOSE], G_TYPE_FROM_CLASS (klass),
                               _engine_io_marshal_VOID__ENUM_STRINGv);
+
+  /**
+   * EngineIOSocket::upgrading:
+   * @socket: the socket
+   * @transport: the transport being probed (%ENGINE_IO_TRANSPORT_WEBSOCKET)
+   *
+   * Emitted when a polling session's client probed a new transport (its
+   * `2probe` was answered `3probe`): the upgrade is under way and
+   * #EngineIOSocket::upgrade follows if the client completes it (it may
+   * not: the session then goes on polling). Node's `upgrading` event.
+   * Emitted in the socket's main context (its session thread, or
+   * #EngineIOServer:callback-context).
+   */
+  signals[SIGNAL_UPGRADING] =
+    g_signal_new ("upgrading", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, ENGINE_IO_TYPE_TRANSPORT_TYPE);
+
+  /**
+   * EngineIOSocket::upgrade:
+   * @socket: the socket
+   * @transport: the new transport (%ENGINE_IO_TRANSPORT_WEBSOCKET)
+   *
+   * Emitted when the client completed an upgrade (its `5`): the session
+   * now uses @transport (#EngineIOSocket:transport changed just before).
+   * Node's `upgrade` event. Emitted in the socket's main context (its
+   * session thread, or #EngineIOServer:callback-context).
+   */
+  signals[SIGNAL_UPGRADE] =
+    g_signal_new ("upgrade", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, ENGINE_IO_TYPE_TRANSPORT_TYPE);
+
+  /**
+   * EngineIOSocket::packet-create:
+   * @socket: the socket
+   * @packet: the packet queued for the client (message, ping, close, v3
+   *   pong; not the open packet, queued before #EngineIOServer::connection,
+   *   nor the `6` noops answered during an upgrade)
+   *
+   * The outgoing tap (Node's `packetCreate`): emitted in the socket's main
+   * context (its session thread, or #EngineIOServer:callback-context) for
+   * each packet queued for the client, in queue order, after it was
+   * queued (it may be on its way already, and a send from another thread
+   * returns before its handler runs). Packets queued while a handler is
+   * connected are reported; none after #EngineIOSocket::close (those
+   * queued as the session closes may not be). A packet is held for the
+   * handler until it is told of it, and counts against
+   * #EngineIOServer:send-queue-high-water meanwhile (even once sent): a
+   * slow handler makes #EngineIOServer:backpressure-policy apply to the
+   * sends, rather than holding memory without bound.
+   */
+  signals[SIGNAL_PACKET_CREATE] =
+    g_signal_new ("packet-create", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, ENGINE_IO_TYPE_PACKET);
 }
 
 static void
@@ -2013,7 +2132,10 @@ engine_io_socket_init (EngineIOSocket *self)
   g_mutex_init (&self->user_data_lock);
   self->outbound = g_async_queue_new ();
   self->inbound = g_async_queue_new ();
-  self->received = g_async_queue_new ();
+  g_mutex_init (&self->recv_lock);
+  g_cond_init (&self->recv_cond);
+  g_queue_init (&self->received);
+  g_queue_init (&self->recv_tasks);
   self->state = STATE_OPENING;
   self->frame = g_byte_array_new ();
   self->dying_ws = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_websocket_free);
@@ -2235,7 +2357,9 @@ engine_io_socket_begin_post (EngineIOSocket  *self,
 {
   g_async_queue_lock (self->outbound);
 
-  if (self->state != STATE_OPEN)
+  /* Closing (a poll is still to take the last packets): the POST is read
+   * and answered `ok`, its packets dropped (post_continue()). */
+  if (self->state != STATE_OPEN && self->state != STATE_CLOSING)
     {
       g_async_queue_unlock (self->outbound);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
@@ -2273,49 +2397,6 @@ post_format (EngineIOSocket  *self,
   return ENGINE_IO_PAYLOAD_V3_TEXT;
 }
 
-/* JSONP posts are form-encoded, d=<payload>, and the client escapes
- * newlines: a newline travels as `\n` and a literal `\n` as `\\n`. */
-static GBytes *
-jsonp_post_payload (GBytes  *body,
-                    GError **error)
-{
-  gsize size;
-  const char *data = g_bytes_get_data (body, &size);
-  /* An empty body has no data pointer: g_strndup() would give NULL. */
-  g_autofree char *text = size > 0 ? g_strndup (data, size) : g_strdup ("");
-  g_autoptr(GHashTable) form = NULL;
-  const char *d;
-  GString *out;
-
-  form = g_uri_parse_params (text, -1, "&", G_URI_PARAMS_WWW_FORM, error);
-  if (form == NULL)
-    return NULL;
-  d = g_hash_table_lookup (form, "d");
-  if (d == NULL)
-    {
-      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_PARSE,
-                   "JSONP POST body has no “d” field at byte offset 0");
-      return NULL;
-    }
-  out = g_string_sized_new (strlen (d));
-  for (const char *p = d; *p; p++)
-    {
-      if (p[0] == '\\' && p[1] == '\\' && p[2] == 'n')
-        {
-          g_string_append (out, "\\n");   /* an escaped literal backslash-n */
-          p += 2;
-        }
-      else if (p[0] == '\\' && p[1] == 'n')
-        {
-          g_string_append_c (out, '\n');  /* an escaped newline */
-          p += 1;
-        }
-      else
-        g_string_append_c (out, *p);
-    }
-  return g_string_free_to_bytes (out);
-}
-
 /* Packets (by their footprint) one round of a POST reads out of its body
  * before handing them to the session and looking at its bound again. */
 #define POST_ROUND_BYTES (64 * 1024)
@@ -2348,6 +2429,23 @@ post_continue (EngineIOSocket  *self,
       gboolean done;
 
       g_async_queue_lock (self->outbound);
+      if (self->state == STATE_CLOSING)
+        {
+          /* Closed for the application, a poll still to take the last
+           * packets: the POST succeeds and its packets are dropped, as
+           * the reference's (its transport answers `ok` until the socket
+           * is gone). A 400 here made the client fail its transport and
+           * never take those last packets: a heartbeat answer crossing
+           * the application's close lost them. */
+          done_payload = post_done_locked (self);
+          g_async_queue_unlock (self->outbound);
+          {
+            static const char ok[] = "ok";
+            g_autoptr(GBytes) ok_bytes = g_bytes_new_static (ok, 2);
+            engine_io_core_respond (self->config, req, 200, "text/html", ok_bytes);
+          }
+          return;
+        }
       if (self->state != STATE_OPEN)
         {
           done_payload = post_done_locked (self);
@@ -2439,7 +2537,7 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
   gboolean ok = FALSE;
 
   if (self->version == ENGINE_IO_PROTOCOL_V3 && g_hash_table_contains (req->query, "j"))
-    payload = jsonp_post_payload (body, &error);
+    payload = engine_io_jsonp_decode_post (body, &error);
   else
     payload = g_bytes_ref (body);
 
@@ -3127,6 +3225,39 @@ engine_io_socket_send_text_len_full (EngineIOSocket        *self,
 }
 
 /**
+ * engine_io_socket_send_packet:
+ * @self: a socket
+ * @packet: a message packet (%ENGINE_IO_PACKET_MESSAGE, text or binary)
+ * @error: return location for a #GError
+ *
+ * Queues @packet as it is: it is shared, not copied (one packet may be
+ * queued to many sockets; see engine_io_server_broadcast_packet()). Fails
+ * like engine_io_socket_send_text_len_full().
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: %TRUE if the message was queued
+ */
+gboolean
+engine_io_socket_send_packet (EngineIOSocket  *self,
+                              EngineIOPacket  *packet,
+                              GError         **error)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (packet != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_MESSAGE)
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "Only message packets may be sent (not type %d)",
+                   (int) engine_io_packet_get_packet_type (packet));
+      return FALSE;
+    }
+  return socket_enqueue (self, engine_io_packet_ref (packet), NULL, NULL, NULL, TRUE, error);
+}
+
+/**
  * engine_io_socket_send_text_len:
  * @self: a socket
  * @text: (array length=length) (element-type guint8): a UTF-8 message,
@@ -3277,7 +3408,10 @@ engine_io_socket_send_binary (EngineIOSocket  *self,
  * callbacks say whether it was written);
  * during an upgrade (the client's probe answered) it goes on the WebSocket
  * instead if the client completes the upgrade within those two seconds
- * rather than polling. Returns at once; #EngineIOSocket::close follows in the socket's main
+ * rather than polling. Meanwhile a POST from the client (a heartbeat
+ * answer that crossed the close, say) is answered `ok` and its packets are
+ * dropped, as the reference does, so the client still polls for the last
+ * packets. Returns at once; #EngineIOSocket::close follows in the socket's main
  * context once the transport is done. Does nothing if the session has
  * already ended.
  *
@@ -3291,6 +3425,188 @@ engine_io_socket_close (EngineIOSocket *self)
   engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE, NULL);
 }
 
+/* recv_lock held: the oldest receive_async() caller still waiting whose
+ * cancellable was not cancelled, with its cancellation source destroyed by
+ * the caller (receive_task_return()). A cancelled caller takes nothing,
+ * even before its context dispatched the cancellation: it stays in
+ * @recv_tasks until receive_async_cancelled() (or receive_close()) returns
+ * it, and the message goes to the next caller or to the queue. */
+static GTask *
+receive_take_task_locked (EngineIOSocket *self)
+{
+  for (GList *l = self->recv_tasks.head; l != NULL; l = l->next)
+    {
+      GTask *task = l->data;
+
+      if (!g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+        {
+          g_queue_delete_link (&self->recv_tasks, l);
+          return task;
+        }
+    }
+  return NULL;
+}
+
+typedef struct
+{
+  EngineIOSocket *socket;          /* ref */
+  GSource        *cancel_source;   /* ref: the cancellable's, while the task waits */
+} ReceiveTaskData;
+
+static void
+receive_task_data_free (gpointer data)
+{
+  ReceiveTaskData *d = data;
+
+  g_object_unref (d->socket);
+  g_clear_pointer (&d->cancel_source, g_source_unref);
+  g_free (d);
+}
+
+/* No lock held: @task (ref, taken off recv_tasks) gets @packet, or the
+ * socket's close error when @packet is NULL. */
+static void
+receive_task_return (GTask          *task,
+                     EngineIOPacket *packet)
+{
+  ReceiveTaskData *d = g_task_get_task_data (task);
+
+  /* Set (under recv_lock) before the task left the queue, if at all. A
+   * cancellation dispatched meanwhile finds the task gone and leaves it
+   * to us. */
+  if (d->cancel_source != NULL)
+    g_source_destroy (d->cancel_source);
+  if (packet != NULL)
+    g_task_return_pointer (task, engine_io_packet_ref (packet), (GDestroyNotify) engine_io_packet_unref);
+  else
+    {
+      EngineIOCloseReason reason;
+
+      g_mutex_lock (&d->socket->recv_lock);
+      reason = d->socket->recv_reason;
+      g_mutex_unlock (&d->socket->recv_lock);
+      g_task_return_new_error (task, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
+                               "Socket “%s” is closed: %s", d->socket->id,
+                               engine_io_close_reason_to_string (reason));
+    }
+  g_object_unref (task);
+}
+
+/* Session context, once, when the session is over: wakes every receiver. */
+static void
+receive_close (EngineIOSocket      *self,
+               EngineIOCloseReason  reason)
+{
+  GQueue tasks = G_QUEUE_INIT;
+  GTask *task;
+
+  g_mutex_lock (&self->recv_lock);
+  self->recv_closed = TRUE;
+  self->recv_reason = reason;
+  /* Nothing is queued while a task that is not cancelled waits: each
+   * gets the close. */
+  tasks = self->recv_tasks;
+  g_queue_init (&self->recv_tasks);
+  g_cond_broadcast (&self->recv_cond);
+  g_mutex_unlock (&self->recv_lock);
+  while ((task = g_queue_pop_head (&tasks)) != NULL)
+    receive_task_return (task, NULL);
+}
+
+/* recv_lock held: the next queued message (the receive queue's bytes
+ * given back by receive_taken()), or NULL. */
+static EngineIOPacket *
+receive_pop_locked (EngineIOSocket *self)
+{
+  return g_queue_pop_head (&self->received);
+}
+
+/* No lock held: @packet was taken off the queue; the session may read
+ * its client again. */
+static EngineIOPacket *
+receive_taken (EngineIOSocket *self,
+               EngineIOPacket *packet)
+{
+  g_async_queue_lock (self->outbound);
+  self->received_bytes -= MIN (self->received_bytes,
+                               engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD);
+  if (self->input_paused && self->state != STATE_CLOSED)
+    schedule_drain_locked (self);
+  g_async_queue_unlock (self->outbound);
+  return packet;
+}
+
+static void
+receive_set_closed_error (EngineIOSocket  *self,
+                          GError         **error)
+{
+  g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
+               "Socket “%s” is closed: %s", self->id,
+               engine_io_close_reason_to_string (self->recv_reason));
+}
+
+static void
+receive_wake (GCancellable *cancellable,
+              gpointer      data)
+{
+  EngineIOSocket *self = data;
+
+  g_mutex_lock (&self->recv_lock);
+  g_cond_broadcast (&self->recv_cond);
+  g_mutex_unlock (&self->recv_lock);
+}
+
+/* Blocking receive: until a message, the close, @cancellable or
+ * @end_time (monotonic µs, or -1: none). */
+static EngineIOPacket *
+receive_wait (EngineIOSocket  *self,
+              gint64           end_time,
+              GCancellable    *cancellable,
+              GError         **error)
+{
+  EngineIOPacket *packet = NULL;
+  gulong cancelled_id = 0;
+  gboolean timed_out = FALSE;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, NULL))
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
+                   "Receive on socket “%s” was cancelled", self->id);
+      return NULL;
+    }
+  /* Wakes us at once when cancelled: no polling. */
+  if (cancellable != NULL)
+    cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (receive_wake), self, NULL);
+
+  g_mutex_lock (&self->recv_lock);
+  for (;;)
+    {
+      if ((packet = receive_pop_locked (self)) != NULL || self->recv_closed ||
+          g_cancellable_is_cancelled (cancellable) || timed_out)
+        break;
+      if (end_time < 0)
+        g_cond_wait (&self->recv_cond, &self->recv_lock);
+      else
+        timed_out = !g_cond_wait_until (&self->recv_cond, &self->recv_lock, end_time) &&
+                    g_get_monotonic_time () >= end_time;
+    }
+  if (packet == NULL)
+    {
+      if (self->recv_closed)
+        receive_set_closed_error (self, error);
+      else if (g_cancellable_is_cancelled (cancellable))
+        g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
+                     "Receive on socket “%s” was cancelled", self->id);
+      else
+        g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_TIMED_OUT,
+                     "Nothing was received on socket “%s” in time", self->id);
+    }
+  g_mutex_unlock (&self->recv_lock);
+  if (cancelled_id != 0)
+    g_cancellable_disconnect (cancellable, cancelled_id);
+  return packet != NULL ? receive_taken (self, packet) : NULL;
+}
+
 /**
  * engine_io_socket_receive:
  * @self: a socket
@@ -3300,7 +3616,8 @@ engine_io_socket_close (EngineIOSocket *self)
  * Waits for the next message nobody handled: a message goes to this queue
  * when no #EngineIOSocket::message handler is connected at the moment it
  * is dispatched. Meant for thread-style code; must not be called from the
- * socket's own main context (it would wait for itself).
+ * socket's own main context (it would wait for itself): there, use
+ * engine_io_socket_try_receive() or engine_io_socket_receive_async().
  *
  * The queue is bounded by #EngineIOServer:receive-queue-high-water, in
  * real bytes (each message counts its data as allocated plus about 100
@@ -3313,8 +3630,11 @@ engine_io_socket_close (EngineIOSocket *self)
  * queued at all.
  *
  * Messages already queued are returned even after the session closed;
- * then it fails with %ENGINE_IO_ERROR_CLOSED. Cancelling fails it with
- * %ENGINE_IO_ERROR_CANCELLED.
+ * then it fails with %ENGINE_IO_ERROR_CLOSED, whose message ends with the
+ * close reason (engine_io_close_reason_to_string(): `: ping timeout`).
+ * Cancelling fails it with %ENGINE_IO_ERROR_CANCELLED at once (the caller
+ * is woken, not polled). Several threads may receive from one socket: each
+ * message goes to one of them.
  *
  * Thread-safe: may be called from any thread but the socket's context's.
  *
@@ -3327,42 +3647,209 @@ engine_io_socket_receive (EngineIOSocket  *self,
 {
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
   g_return_val_if_fail (!g_main_context_is_owner (self->context), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  for (;;)
+  return receive_wait (self, -1, cancellable, error);
+}
+
+/**
+ * engine_io_socket_receive_timeout:
+ * @self: a socket
+ * @timeout_ms: how long to wait at most, in milliseconds (0: do not wait)
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * engine_io_socket_receive() waiting at most @timeout_ms: then it fails
+ * with %ENGINE_IO_ERROR_TIMED_OUT.
+ *
+ * Thread-safe: may be called from any thread but the socket's context's.
+ *
+ * Returns: (transfer full): the next message packet, or %NULL on error
+ */
+EngineIOPacket *
+engine_io_socket_receive_timeout (EngineIOSocket  *self,
+                                  guint            timeout_ms,
+                                  GCancellable    *cancellable,
+                                  GError         **error)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (!g_main_context_is_owner (self->context), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return receive_wait (self, g_get_monotonic_time () + (gint64) timeout_ms * 1000,
+                       cancellable, error);
+}
+
+/**
+ * engine_io_socket_try_receive:
+ * @self: a socket
+ * @error: return location for a #GError
+ *
+ * The next queued message if there is one (see
+ * engine_io_socket_receive()), without waiting. Returns %NULL without an
+ * error when none is queued, and fails with %ENGINE_IO_ERROR_CLOSED once
+ * the session is over and the queue empty.
+ *
+ * Thread-safe: may be called from any thread, the socket's context's
+ * included.
+ *
+ * Returns: (transfer full) (nullable): the next message packet, or %NULL
+ */
+EngineIOPacket *
+engine_io_socket_try_receive (EngineIOSocket  *self,
+                              GError         **error)
+{
+  EngineIOPacket *packet;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  g_mutex_lock (&self->recv_lock);
+  packet = receive_pop_locked (self);
+  if (packet == NULL && self->recv_closed)
+    receive_set_closed_error (self, error);
+  g_mutex_unlock (&self->recv_lock);
+  return packet != NULL ? receive_taken (self, packet) : NULL;
+}
+
+/* The task's context: its cancellable was cancelled. */
+static gboolean
+receive_async_cancelled (GCancellable *cancellable,
+                         gpointer      data)
+{
+  GTask *task = data;
+  ReceiveTaskData *d = g_task_get_task_data (task);
+  EngineIOSocket *self = d->socket;
+  gboolean mine;
+
+  g_mutex_lock (&self->recv_lock);
+  mine = g_queue_remove (&self->recv_tasks, task);
+  g_mutex_unlock (&self->recv_lock);
+  if (mine)
     {
-      EngineIOPacket *packet;
-
-      if (g_cancellable_is_cancelled (cancellable))
-        {
-          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
-                       "Receive on socket “%s” was cancelled", self->id);
-          return NULL;
-        }
-
-      /* Cancellation is per call, so with a cancellable we look at it
-       * every few milliseconds instead of waking one waiter of many. */
-      packet = cancellable != NULL ? g_async_queue_timeout_pop (self->received, 20 * 1000)
-                                   : g_async_queue_pop (self->received);
-      if (packet == NULL)
-        continue;
-      if (packet == RECEIVE_CLOSED)
-        {
-          g_async_queue_push (self->received, RECEIVE_CLOSED);  /* for other callers */
-          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
-                       "Socket “%s” is closed", self->id);
-          return NULL;
-        }
-
-      /* Taken off the queue: the session may read its client again. */
-      g_async_queue_lock (self->outbound);
-      self->received_bytes -= MIN (self->received_bytes,
-                                   engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD);
-      if (self->input_paused && self->state != STATE_CLOSED)
-        schedule_drain_locked (self);
-      g_async_queue_unlock (self->outbound);
-      return packet;
+      g_task_return_new_error (task, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
+                               "Receive on socket “%s” was cancelled", self->id);
+      g_object_unref (task);   /* the queue's */
     }
+  /* else a message or the close came first: receive_task_return() has it */
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * engine_io_socket_receive_async:
+ * @self: a socket
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when a message came, the session is over
+ *   or @cancellable was cancelled
+ * @user_data: data for @callback
+ *
+ * engine_io_socket_receive() without blocking: @callback runs in the
+ * thread-default main context of the caller (which must be iterated) and
+ * calls engine_io_socket_receive_finish(). Messages go to waiting callers
+ * in the order they called. Holds no thread while it waits. Once
+ * @cancellable is cancelled the call takes no message (it fails with
+ * %ENGINE_IO_ERROR_CANCELLED, when its context runs, and messages go to
+ * the other callers or stay queued); a message it took before is returned.
+ *
+ * Thread-safe: may be called from any thread, the socket's context's
+ * included.
+ */
+void
+engine_io_socket_receive_async (EngineIOSocket      *self,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  EngineIOPacket *packet = NULL;
+  ReceiveTaskData *d;
+  gboolean closed = FALSE;
+
+  g_return_if_fail (ENGINE_IO_IS_SOCKET (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, engine_io_socket_receive_async);
+  g_task_set_name (task, "[engineio] receive");
+  /* A message handed to the task is returned even if the cancellable is
+   * cancelled meanwhile (GTask would drop it for G_IO_ERROR_CANCELLED);
+   * a cancellation while it waits gives ENGINE_IO_ERROR_CANCELLED. */
+  g_task_set_check_cancellable (task, FALSE);
+  d = g_new0 (ReceiveTaskData, 1);
+  d->socket = g_object_ref (self);
+  g_task_set_task_data (task, d, receive_task_data_free);
+  if (g_cancellable_is_cancelled (cancellable))
+    {
+      g_task_return_new_error (task, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
+                               "Receive on socket “%s” was cancelled", self->id);
+      return;
+    }
+
+  g_mutex_lock (&self->recv_lock);
+  packet = receive_pop_locked (self);
+  closed = packet == NULL && self->recv_closed;
+  if (packet == NULL && !closed)
+    g_queue_push_tail (&self->recv_tasks, g_object_ref (task));
+  g_mutex_unlock (&self->recv_lock);
+
+  if (packet != NULL)
+    {
+      receive_taken (self, packet);
+      g_task_return_pointer (task, packet, (GDestroyNotify) engine_io_packet_unref);
+    }
+  else if (closed)
+    {
+      g_mutex_lock (&self->recv_lock);
+      g_task_return_new_error (task, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
+                               "Socket “%s” is closed: %s", self->id,
+                               engine_io_close_reason_to_string (self->recv_reason));
+      g_mutex_unlock (&self->recv_lock);
+    }
+  else if (cancellable != NULL)
+    {
+      /* Cancellation is dispatched in the task's context (a
+       * GCancellableSource): nothing runs in the thread that cancels. */
+      GSource *source = g_cancellable_source_new (cancellable);
+      gboolean waiting;
+
+      g_source_set_callback (source, G_SOURCE_FUNC (receive_async_cancelled),
+                             g_object_ref (task), g_object_unref);
+      g_source_set_static_name (source, "[engineio] receive cancelled");
+      g_source_attach (source, g_task_get_context (task));
+      g_mutex_lock (&self->recv_lock);
+      waiting = g_queue_find (&self->recv_tasks, task) != NULL;
+      if (waiting)
+        d->cancel_source = g_source_ref (source);
+      g_mutex_unlock (&self->recv_lock);
+      if (!waiting)
+        g_source_destroy (source);   /* a message or the close came meanwhile */
+      g_source_unref (source);
+    }
+}
+
+/**
+ * engine_io_socket_receive_finish:
+ * @self: a socket
+ * @result: the result given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes engine_io_socket_receive_async(): the errors are those of
+ * engine_io_socket_receive().
+ *
+ * Returns: (transfer full): the next message packet, or %NULL on error
+ */
+EngineIOPacket *
+engine_io_socket_receive_finish (EngineIOSocket  *self,
+                                 GAsyncResult    *result,
+                                 GError         **error)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == engine_io_socket_receive_async, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 /**

@@ -1,7 +1,8 @@
-/* engineio-websocket-private.h: the wslay adapter
+/* engineio-websocket-private.h: the WebSocket adapter
  *
  * A WebSocket connection driven from one GMainContext (the session's):
- * non-blocking reads and writes on the upgraded socket, framing by wslay.
+ * non-blocking reads and writes on the upgraded socket, framing by our
+ * RFC 6455 codec (core/engineio-ws-codec-private.h).
  * It knows nothing of Engine.IO packets, nor of libmicrohttpd: the HTTP
  * adapter hands it the socket and a function that gives the socket back.
  *
@@ -32,7 +33,7 @@ typedef void (*EngineIOWebSocketReleaseFunc) (gpointer release_data);
 typedef struct
 {
   /* A complete message, valid only during the call; text frames are
-   * valid UTF-8 (wslay checks, and closes with 1007 otherwise). */
+   * valid UTF-8 (the codec checks, and closes with 1007 otherwise). */
   void (*message) (EngineIOWebSocket *ws,
                    gboolean           binary,
                    const guint8      *data,
@@ -61,6 +62,13 @@ EngineIOWebSocket *engine_io_websocket_new          (int                        
                                                      guint64                       max_message,
                                                      EngineIOWebSocketReleaseFunc  release,
                                                      gpointer                      release_data);
+/* permessage-deflate was negotiated (RFC 7692, both sides without context
+ * takeover): compressed messages are accepted (inflated up to the
+ * max_message given to engine_io_websocket_new(), 1009 past it) and data
+ * messages of at least @threshold bytes are sent compressed. Call before
+ * engine_io_websocket_start(). */
+void               engine_io_websocket_set_deflate  (EngineIOWebSocket            *ws,
+                                                     guint                         threshold);
 /* @stall_timeout_ms: how long output may wait with none of it written
  * before the connection closes with 1008 (0: forever). */
 void               engine_io_websocket_start        (EngineIOWebSocket            *ws,
@@ -72,6 +80,15 @@ gboolean           engine_io_websocket_send         (EngineIOWebSocket          
                                                      gboolean                      binary,
                                                      const void                   *data,
                                                      gsize                         size);
+/* The same, sending from @payload (referenced, not copied, if large). */
+gboolean           engine_io_websocket_send_bytes   (EngineIOWebSocket            *ws,
+                                                     gboolean                      binary,
+                                                     GBytes                       *payload);
+/* The same, the payload being @prefix then @payload. */
+gboolean           engine_io_websocket_send_prefixed (EngineIOWebSocket           *ws,
+                                                     gboolean                      binary,
+                                                     guint8                        prefix,
+                                                     GBytes                       *payload);
 void               engine_io_websocket_flush        (EngineIOWebSocket            *ws);
 void               engine_io_websocket_set_paused   (EngineIOWebSocket            *ws,
                                                      gboolean                      paused);

@@ -1,20 +1,23 @@
-/* engineio-websocket.c: the wslay adapter
+/* engineio-websocket.c: the WebSocket adapter
  *
- * The only file that includes <wslay/wslay.h>. wslay does the framing
- * (masking, fragments, control frames, close handshake, the 1009 limit);
- * this file does the non-blocking I/O from a GSource in the session's
- * context.
+ * Non-blocking I/O on an upgraded socket from a GSource in the session's
+ * context; the framing is our own sans-I/O codec
+ * (core/engineio-ws-codec.c: masking, fragments, control frames, UTF-8,
+ * the 1009 limit at the header). This file owns the output queues and
+ * the close handshake.
  *
- * System calls are what a small message costs, so:
- *  - wslay's event API asks its recv callback for a few KiB at a time; we
- *    read large chunks into our own buffer and serve it from there, and
- *    read the socket at most once per dispatch (after a short read the
- *    kernel would only say EAGAIN; after a full one, a level-triggered
- *    poll brings us back, after the other sources of the context had
- *    their turn);
- *  - wslay writes a frame's header and payload in separate calls; its send
- *    callback appends to our output buffer, written with one send() per
- *    dispatch (or per flush);
+ * System calls are what a small message costs, and copies what a large
+ * one costs, so:
+ *  - we read large chunks into a per-thread read buffer and decode from
+ *    there (a whole message in it is unmasked in place and handed over
+ *    without a copy), and read the socket at most once per dispatch
+ *    (after a short read the kernel would only say EAGAIN; after a full
+ *    one, a level-triggered poll brings us back, after the other sources
+ *    of the context had their turn); the payload of a large frame is
+ *    received straight into its message buffer (one recv(), no copy);
+ *  - frames are written with one sendmsg() of an iovec: headers and small
+ *    frames coalesced in one buffer, large payloads (kept referenced, as
+ *    GBytes) sent from where they are;
  *  - the GSource is re-entrant-safe and marked so, because GLib otherwise
  *    removes and re-adds its fd around every dispatch, and its poll events
  *    change only when they need to.
@@ -25,47 +28,62 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#include <wslay/wslay.h>
+#include <sys/uio.h>
 
 #include "engineio-websocket-private.h"
+#include "engineio-ws-codec-private.h"
+#include "engineio-ws-deflate-private.h"
 
 #define READ_BUFFER_SIZE (256 * 1024)
 #define WRITE_BUFFER_LIMIT (256 * 1024)
 #define CLOSE_TIMEOUT_MS 3000
+/* After our close frame for a protocol error, the peer may still be
+ * sending: closing a socket with unread input sends a reset, and a reset
+ * can make the peer's kernel drop our close frame before its application
+ * reads it. So the write side is shut (FIN after the close frame) and
+ * input is read and dropped until the peer's EOF, for at most this long
+ * (a lingering close, as HTTP servers do; RFC 9112, 9.6). */
+#define LINGER_MS 1000
+/* Reads of dropped input per dispatch while lingering. */
+#define LINGER_READS 16
+/* A frame payload at least this long, with nothing buffered ahead of it,
+ * is received straight into its message buffer. */
+#define DIRECT_READ_MIN (16 * 1024)
+/* Payloads up to this size are copied into the coalescing buffer (one
+ * iovec for many small frames); larger ones are sent from their GBytes. */
+#define COALESCE_MAX (8 * 1024)
+#define MAX_IOV 64
 
 /* Output bounds (RFC 6455, 10.4). What a connection holds for sending is
- * counted in real bytes: our write buffer plus wslay's queued messages,
- * each costing its payload and WSLAY_MSG_OVERHEAD (wslay 1.1.1 mallocs a
- * message struct, a queue cell and a copy of the payload per message:
- * about 100 bytes of glibc chunks besides the payload). While it is at
- * OUTPUT_READ_LIMIT or more, the connection is not read. The owner keeps
- * its own data under WS_BUFFER_TARGET (engineio-socket.c) by
+ * counted in real bytes: what is on the wire queue (our coalescing buffer
+ * and the large payloads referenced from it, not yet written) plus the
+ * messages queued behind it, each at its payload and MSG_OVERHEAD (the
+ * OutMsg struct, its queue link and, for large payloads, the GBytes:
+ * about 100 bytes of glibc chunks). While it is at OUTPUT_READ_LIMIT or
+ * more, the connection is not read. The owner keeps its own data under
+ * WS_BUFFER_TARGET (engineio-socket.c) by
  * engine_io_websocket_get_buffered(), so only single large messages come
  * near this bound.
  *
  * Control frames the peer makes us answer (pongs, the close reply) are
- * bounded by count: wslay queues one pong per ping it parses, so we hand
- * it the client's bytes only up to the end of each control frame
- * (follow_input()), and stop handing it any while MAX_PENDING_CONTROL
- * answers are queued in wslay, not yet in our write buffer (which only
- * takes them while it is under WRITE_BUFFER_LIMIT). A client that sends
- * pings without reading the pongs fills its own TCP window, not our
- * memory. */
-#define WSLAY_MSG_OVERHEAD 128
+ * bounded by count: the decoder hands us one event at a time, and we stop
+ * decoding while MAX_PENDING_CONTROL answers are queued, not yet on the
+ * wire queue (which only takes them while it is under
+ * WRITE_BUFFER_LIMIT). A client that sends pings without reading the
+ * pongs fills its own TCP window, not our memory. */
+#define MSG_OVERHEAD 128
 #define OUTPUT_READ_LIMIT (1024 * 1024)
 #define MAX_PENDING_CONTROL 16
-/* A message received in fragments: wslay 1.1.1 holds each fragment that
- * has a payload in its own chunk (a chunk struct, a queue cell and a
- * malloc of the payload: about 96 bytes of glibc chunks besides the
- * payload) until the last one comes, and checks only the payload against
- * max-payload, so a max-payload message in 1-byte fragments would hold
- * ~100 times max-payload. We count each such fragment at its payload plus
- * FRAGMENT_OVERHEAD, and answer a message whose count passes max-payload
- * by more than fragment_allowance() (an eighth of it and 64 KiB: fragments
- * of 1 KiB or more always fit) as a message too big, with 1009. */
+/* A message received in fragments is held contiguously in one buffer
+ * (no allocation per fragment), but each frame costs a header parse and a
+ * dispatch of work: as before (when wslay held each fragment in its own
+ * chunks), each fragment with a payload is counted at its payload plus
+ * FRAGMENT_OVERHEAD, and a message whose count passes max-payload by more
+ * than fragment_allowance() (an eighth of it and 64 KiB: fragments of
+ * 1 KiB or more always fit) is answered as a message too big, with 1009. */
 #define FRAGMENT_OVERHEAD 96
 
 static guint64
@@ -73,9 +91,16 @@ fragment_allowance (guint64 max_message)
 {
   return max_message / 8 + 64 * 1024;
 }
-/* Rounds of reading and writing per dispatch while control answers hold
- * reading up (see ws_source_dispatch()). */
+/* Rounds of writing control answers and reading on per dispatch while
+ * they hold reading up (see read_input()). */
 #define CONTROL_ROUNDS 64
+/* Bytes inflated per dispatch (permessage-deflate), after which decoding
+ * waits for the next dispatch (the rest stays buffered): a compressed
+ * message may inflate about 1000 times its size, so the one read per
+ * dispatch no longer bounds its work (a read buffer of messages each
+ * inflating to max-payload would take the loop thread, and every other
+ * session on it, for seconds). One message is always decoded. */
+#define INFLATE_PER_DISPATCH (1024 * 1024)
 
 typedef struct
 {
@@ -84,10 +109,9 @@ typedef struct
 } WsSource;
 
 /* Which data messages send() has taken: @count of them once @end bytes
- * (of all ever appended to the write buffer) are sent. At most
- * MAX_SENT_MARKS are kept: past that the last one moves on (its messages
- * are known sent a little later), so tiny messages cost no memory per
- * message here. */
+ * (of all ever put on the wire queue) are sent. At most MAX_SENT_MARKS
+ * are kept: past that the last one moves on (its messages are known sent
+ * a little later), so tiny messages cost no memory per message here. */
 typedef struct
 {
   guint64 end;
@@ -96,11 +120,31 @@ typedef struct
 
 #define MAX_SENT_MARKS 256
 
+/* A frame queued, not yet on the wire queue. */
+typedef struct
+{
+  guint8  opcode;
+  gint16  prefix;   /* a byte sent ahead of @bytes (-1: none) */
+  gsize   len;      /* of the whole payload (the prefix included) */
+  GBytes *bytes;    /* the payload (after the prefix), or NULL: all of it follows in @data */
+  guint8  data[];
+} OutMsg;
+
+/* A piece of the wire queue: a large payload, or (@bytes NULL) the next
+ * @len bytes of the coalescing buffer. */
+typedef struct
+{
+  GBytes *bytes;
+  gsize   len;
+} WirePiece;
+
 struct _EngineIOWebSocket
 {
   int                               fd;
-  wslay_event_context_ptr           ctx;
   guint64                           max_message;
+  EngineIOWsDecoder                 dec;
+  gboolean                          deflate;      /* permessage-deflate negotiated */
+  guint                             deflate_threshold; /* smaller messages go uncompressed */
 
   GMainContext                     *context;      /* ref, once started */
   GSource                          *source;       /* owned, once started */
@@ -122,41 +166,50 @@ struct _EngineIOWebSocket
   gsize                             rpos;
 
   gboolean                          read_done;    /* the socket was read this dispatch */
+  gsize                             inflated;     /* bytes inflated this dispatch (see INFLATE_PER_DISPATCH) */
+  gboolean                          read_enabled; /* FALSE once the peer's close, an error or EOF came */
+  gboolean                          write_enabled;/* FALSE once our close frame is on the wire queue */
   gboolean                          paused;       /* the owner wants no more messages for now */
-  GByteArray                       *obuf;         /* frames not yet written */
-  gsize                             opos;         /* written part of @obuf */
   GIOCondition                      events;       /* what the fd is polled for */
+
+  /* Output: frames queued (control frames go first, between frames), then
+   * the wire queue, written with sendmsg(). */
+  GQueue                            ctrl_queue;   /* OutMsg */
+  GQueue                            data_queue;   /* OutMsg */
+  gsize                             queued_bytes; /* payload bytes of both queues */
+  GByteArray                       *obuf;         /* coalesced headers and small frames */
+  gsize                             opos;         /* written part of @obuf */
+  GArray                           *wire;         /* WirePiece */
+  guint                             wire_head;    /* first live piece */
+  gsize                             wire_head_off;/* bytes of it written */
+  gsize                             wire_pending; /* bytes of the wire queue not written */
 
   gboolean                          in_dispatch;
   gboolean                          failed;       /* an I/O error or EOF */
   gboolean                          released;     /* the socket was given back */
+  gboolean                          free_pending; /* freed by its owner during a dispatch
+                                                   * (a handler iterated the context):
+                                                   * freed when that dispatch returns */
   gboolean                          close_received;
   guint16                           close_code;
   gboolean                          stalled;      /* output made no progress for stall_timeout_ms */
-  gboolean                          close_1002;   /* our answer to a bad close frame must say 1002 */
-  guint64                           out_frame_left; /* payload bytes of the frame wslay is writing */
-  gboolean                          out_ctrl;     /* ... and it is a control frame */
-  guint64                           data_queued;  /* data messages given to wslay */
-  guint64                           data_written; /* ... and written to our buffer */
-  guint64                           out_appended; /* bytes ever appended to @obuf */
+  gboolean                          close_queued; /* our close frame is queued (no more data) */
+  gboolean                          close_on_wire;/* ... and on the wire queue */
+  gboolean                          lingering;    /* our close is out, the write side shut:
+                                                   * input is read and dropped until EOF
+                                                   * (see LINGER_MS) */
+  guint64                           data_queued;  /* data messages taken by send() */
+  guint64                           data_written; /* ... and put on the wire queue */
+  guint64                           out_appended; /* bytes ever put on the wire queue */
   guint64                           out_sent;     /* ... and taken by send() */
-  GArray                           *msg_ends;     /* SentMark: where data messages in @obuf end,
-                                                   * not yet all sent (see MAX_SENT_MARKS) */
+  GArray                           *msg_ends;     /* SentMark: where data messages on the wire
+                                                   * queue end, not yet all sent (see MAX_SENT_MARKS) */
   guint                             msg_ends_head;/* first live element of @msg_ends */
   guint64                           data_sent;    /* data messages all taken by send() */
-  gboolean                          control_wait; /* recv_cb() stopped for MAX_PENDING_CONTROL */
-
-  /* The peer's frames, followed as they are handed to wslay (see
-   * follow_input()). */
-  guint8                            in_hdr[14];
-  guint                             in_hdr_len;   /* header bytes seen */
-  guint                             in_hdr_need;  /* header length, once known (0: not yet) */
-  guint64                           in_frame_left;/* payload bytes left */
-  gboolean                          in_ctrl;      /* the frame is a control frame */
-  guint64                           in_msg_cost;  /* the data message being received, in memory */
-  gboolean                          in_too_big;   /* ... passed its bound: close with 1009 */
   gboolean                          drain_pending;
   gboolean                          close_pending; /* close once the data is out */
+  gboolean                          error_closing; /* ... for a protocol error: nothing more
+                                                    * is taken to send */
   guint16                           close_pending_code;
   char                             *close_pending_reason;
 };
@@ -198,7 +251,7 @@ release_read_buffer (EngineIOWebSocket *ws)
 static gsize
 pending_output (EngineIOWebSocket *ws)
 {
-  return ws->obuf->len - ws->opos;
+  return ws->wire_pending;
 }
 
 /* What the connection holds for sending, in real bytes (see
@@ -206,20 +259,15 @@ pending_output (EngineIOWebSocket *ws)
 static gsize
 output_cost (EngineIOWebSocket *ws)
 {
-  return pending_output (ws) + wslay_event_get_queued_msg_length (ws->ctx) +
-         wslay_event_get_queued_msg_count (ws->ctx) * WSLAY_MSG_OVERHEAD;
+  return pending_output (ws) + ws->queued_bytes +
+         (ws->ctrl_queue.length + ws->data_queue.length) * MSG_OVERHEAD;
 }
 
-/* Control frames (pongs, a close) queued in wslay, not yet written to
- * our buffer: its queue holds them and the data messages not yet written
- * (see send_cb()). */
+/* Control frames (pongs, a close) queued, not yet on the wire queue. */
 static gsize
 pending_control (EngineIOWebSocket *ws)
 {
-  gsize count = wslay_event_get_queued_msg_count (ws->ctx);
-  guint64 data = ws->data_queued - ws->data_written;
-
-  return count > data ? count - (gsize) data : 0;
+  return ws->ctrl_queue.length;
 }
 
 /* Whether reading must wait: the owner asked, the output is over its
@@ -232,164 +280,278 @@ read_blocked (EngineIOWebSocket *ws)
          pending_control (ws) >= MAX_PENDING_CONTROL;
 }
 
-static guint64 header_payload_length (const uint8_t *data, size_t len);
-
-/* How many of the @n bytes at @data (the next ones of the stream) wslay
- * may have now: all of them, or up to the end of the first control frame
- * that ends among them, so that wslay answers one control frame at a
- * time and recv_cb() can stop before the next one. Follows the frame
- * headers (whatever wslay makes of them: it fails the connection on a bad
- * one). */
-static gsize
-follow_input (EngineIOWebSocket *ws,
-              const guint8      *data,
-              gsize              n)
+static gboolean
+want_write (EngineIOWebSocket *ws)
 {
-  gsize i = 0;
-
-  while (i < n)
-    {
-      gboolean frame_end = FALSE;
-
-      if (ws->in_hdr_need == 0 || ws->in_hdr_len < ws->in_hdr_need)
-        {
-          ws->in_hdr[ws->in_hdr_len++] = data[i++];
-          if (ws->in_hdr_len == 2)
-            {
-              guint8 length = ws->in_hdr[1] & 0x7f;
-              ws->in_hdr_need = 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) +
-                                ((ws->in_hdr[1] & 0x80) ? 4 : 0);
-            }
-          if (ws->in_hdr_len == ws->in_hdr_need)
-            {
-              ws->in_frame_left = header_payload_length (ws->in_hdr, ws->in_hdr_len);
-              ws->in_ctrl = (ws->in_hdr[0] & 0x08) != 0;
-              frame_end = ws->in_frame_left == 0;
-              if (!ws->in_ctrl)
-                {
-                  /* A data frame: what wslay will hold of its message
-                   * (see FRAGMENT_OVERHEAD). Text and binary frames
-                   * start a message, continuations add to it. */
-                  if ((ws->in_hdr[0] & 0x0f) != 0)
-                    ws->in_msg_cost = 0;
-                  if (ws->in_frame_left > 0)
-                    ws->in_msg_cost += MIN (ws->in_frame_left, G_MAXUINT32) + FRAGMENT_OVERHEAD;
-                  if (ws->in_msg_cost > ws->max_message + fragment_allowance (ws->max_message))
-                    {
-                      /* wslay gets this header, not its payload: recv_cb()
-                       * closes with 1009 before wslay holds any of it. */
-                      ws->in_too_big = TRUE;
-                      ws->in_hdr_len = ws->in_hdr_need = 0;
-                      break;
-                    }
-                }
-            }
-        }
-      else
-        {
-          gsize take = (gsize) MIN (ws->in_frame_left, (guint64) (n - i));
-
-          i += take;
-          ws->in_frame_left -= take;
-          frame_end = ws->in_frame_left == 0;
-        }
-
-      if (frame_end)
-        {
-          ws->in_hdr_len = ws->in_hdr_need = 0;
-          if (ws->in_ctrl)
-            break;
-        }
-    }
-  return i;
+  return pending_output (ws) > 0 ||
+         (ws->write_enabled && (ws->ctrl_queue.length > 0 || ws->data_queue.length > 0));
 }
 
-/* wslay callbacks */
+/* Output */
 
-static ssize_t
-recv_cb (wslay_event_context_ptr  ctx,
-         uint8_t                 *buf,
-         size_t                   len,
-         int                      flags,
-         void                    *user_data)
+static OutMsg *
+out_msg_new (guint8         opcode,
+             gint           prefix,
+             const guint8  *data,
+             gsize          len,
+             GBytes        *bytes)
 {
-  EngineIOWebSocket *ws = user_data;
+  gsize total = len + (prefix >= 0 ? 1 : 0);
+  OutMsg *msg;
+
+  if (bytes != NULL && len > COALESCE_MAX)
+    {
+      msg = g_malloc (sizeof (OutMsg));
+      msg->bytes = g_bytes_ref (bytes);
+      msg->prefix = (gint16) prefix;
+    }
+  else
+    {
+      guint8 *p;
+
+      msg = g_malloc (sizeof (OutMsg) + total);
+      msg->bytes = NULL;
+      msg->prefix = -1;
+      p = msg->data;
+      if (prefix >= 0)
+        *p++ = (guint8) prefix;
+      if (len > 0)
+        memcpy (p, data, len);
+    }
+  msg->opcode = opcode;
+  msg->len = total;
+  return msg;
+}
+
+static void
+out_msg_free (OutMsg *msg)
+{
+  g_clear_pointer (&msg->bytes, g_bytes_unref);
+  g_free (msg);
+}
+
+static void
+queue_control (EngineIOWebSocket *ws,
+               guint8             opcode,
+               const guint8      *data,
+               gsize              len)
+{
+  g_queue_push_tail (&ws->ctrl_queue, out_msg_new (opcode, -1, data, len, NULL));
+  ws->queued_bytes += len;
+}
+
+static gboolean close_timeout_cb (gpointer data);
+
+/* The close handshake is bounded: the connection ends CLOSE_TIMEOUT_MS
+ * after our close frame was queued (or engine_io_websocket_close() was
+ * called) at most, whatever the peer does: our close frame may wait
+ * behind output the peer does not read, and nothing else would end the
+ * wait then (the stall deadline only closes, and our close is queued
+ * already). */
+static void
+arm_close_timer (EngineIOWebSocket *ws)
+{
+  if (ws->close_timer != NULL || ws->source == NULL || ws->released)
+    return;
+  ws->close_timer = g_timeout_source_new (CLOSE_TIMEOUT_MS);
+  g_source_set_callback (ws->close_timer, close_timeout_cb, ws, NULL);
+  g_source_set_static_name (ws->close_timer, "[engineio] websocket close");
+  g_source_attach (ws->close_timer, ws->context);
+}
+
+/* Queues our close frame (@code 0: none), ahead of queued data. */
+static void
+queue_close (EngineIOWebSocket *ws,
+             guint16            code,
+             const char        *reason)
+{
+  guint8 frame[ENGINE_IO_WS_MAX_CLOSE_FRAME];
   gsize n;
 
-  if (ws->in_too_big)
-    {
-      /* A fragmented message past its bound (see FRAGMENT_OVERHEAD):
-       * close with 1009 as wslay does for a payload over the limit, and
-       * read no more (the connection ends once the close is out). */
-      if (wslay_event_get_read_enabled (ctx))
-        {
-          ws->close_code = 1009;
-          wslay_event_queue_close (ctx, 1009, NULL, 0);
-          wslay_event_shutdown_read (ctx);
-        }
-      wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
-      return -1;
-    }
-  if (pending_control (ws) >= MAX_PENDING_CONTROL)
-    ws->control_wait = TRUE;  /* see ws_source_dispatch() */
-  if (read_blocked (ws))
-    {
-      wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
-      return -1;
-    }
-
-  if (ws->rpos == ws->rlen)
-    {
-      ssize_t r;
-
-      /* One read of the socket per dispatch: a client that writes faster
-       * than we parse must not keep the loop thread from its other
-       * sources (a level-triggered poll brings us back). */
-      if (ws->read_done)
-        {
-          wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
-          return -1;
-        }
-
-      if (ws->rcap < READ_BUFFER_SIZE)
-        borrow_read_buffer (ws);
-      do
-        r = recv (ws->fd, ws->rbuf, READ_BUFFER_SIZE, 0);
-      while (r < 0 && errno == EINTR);
-
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        {
-          wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
-          return -1;
-        }
-      if (r <= 0)
-        {
-          ws->failed = TRUE;  /* EOF or reset */
-          wslay_event_set_error (ctx, WSLAY_ERR_CALLBACK_FAILURE);
-          return -1;
-        }
-      ws->rlen = (gsize) r;
-      ws->rpos = 0;
-      ws->read_done = TRUE;
-    }
-
-  n = follow_input (ws, ws->rbuf + ws->rpos, MIN (len, ws->rlen - ws->rpos));
-  memcpy (buf, ws->rbuf + ws->rpos, n);
-  ws->rpos += n;
-  return (ssize_t) n;
+  if (ws->close_queued)
+    return;
+  ws->close_queued = TRUE;
+  /* Also when the peer's close (or a protocol error) queued it: the
+   * reply may wait behind output the peer does not read. */
+  arm_close_timer (ws);
+  n = engine_io_ws_encode_close (frame, code, reason);
+  queue_control (ws, ENGINE_IO_WS_OP_CLOSE, frame + 2, n - 2);
 }
 
-/* One send() of what is buffered. FALSE on a fatal error. */
+static void
+wire_append (EngineIOWebSocket *ws,
+             const guint8      *data,
+             gsize              len)
+{
+  WirePiece *tail = ws->wire->len > ws->wire_head
+                    ? &g_array_index (ws->wire, WirePiece, ws->wire->len - 1) : NULL;
+
+  if (len == 0)
+    return;
+  g_byte_array_append (ws->obuf, data, (guint) len);
+  if (tail != NULL && tail->bytes == NULL)
+    tail->len += len;
+  else
+    {
+      WirePiece piece = { NULL, len };
+      g_array_append_val (ws->wire, piece);
+    }
+  ws->wire_pending += len;
+  ws->out_appended += len;
+}
+
+static void
+wire_append_bytes (EngineIOWebSocket *ws,
+                   GBytes            *bytes,
+                   gsize              len)
+{
+  WirePiece piece = { g_bytes_ref (bytes), len };
+
+  g_array_append_val (ws->wire, piece);
+  ws->wire_pending += len;
+  ws->out_appended += len;
+}
+
+/* Appends @msg compressed (permessage-deflate) with RSV1 set. FALSE if
+ * zlib failed: the caller sends it as it is. */
+static gboolean
+wire_append_deflated (EngineIOWebSocket *ws,
+                      OutMsg            *msg)
+{
+  guint8 header[ENGINE_IO_WS_MAX_HEADER];
+  const guint8 *payload;
+  gint prefix = -1;
+  gsize len = msg->len;
+  gsize zlen;
+  guint8 *z;
+  gsize hlen;
+
+  if (msg->bytes != NULL)
+    {
+      payload = g_bytes_get_data (msg->bytes, NULL);
+      prefix = msg->prefix;
+      if (prefix >= 0)
+        len--;
+    }
+  else
+    payload = msg->data;
+  z = engine_io_ws_deflate_message (prefix, payload, len, &zlen);
+  if (z == NULL)
+    return FALSE;
+  hlen = engine_io_ws_encode_header (header, msg->opcode, TRUE, zlen);
+  header[0] |= ENGINE_IO_WS_RSV1;
+  wire_append (ws, header, hlen);
+  if (zlen > COALESCE_MAX)
+    {
+      g_autoptr(GBytes) bytes = g_bytes_new_take (z, zlen);
+
+      wire_append_bytes (ws, bytes, zlen);
+    }
+  else
+    {
+      wire_append (ws, z, zlen);
+      g_free (z);
+    }
+  return TRUE;
+}
+
+/* Moves queued frames to the wire queue while it is under
+ * WRITE_BUFFER_LIMIT: control frames first, then data messages. Our close
+ * frame is the last: queued data behind it is dropped (never reported
+ * sent). */
+static void
+fill_wire (EngineIOWebSocket *ws)
+{
+  while (ws->write_enabled && ws->wire_pending < WRITE_BUFFER_LIMIT)
+    {
+      OutMsg *msg = g_queue_pop_head (&ws->ctrl_queue);
+      gboolean data = FALSE;
+      guint8 header[ENGINE_IO_WS_MAX_HEADER];
+      gsize hlen;
+
+      if (msg == NULL)
+        {
+          msg = g_queue_pop_head (&ws->data_queue);
+          data = TRUE;
+        }
+      if (msg == NULL)
+        break;
+      ws->queued_bytes -= msg->len;
+
+      if (!data || !ws->deflate || msg->len < ws->deflate_threshold ||
+          !wire_append_deflated (ws, msg))
+        {
+          hlen = engine_io_ws_encode_header (header, msg->opcode, TRUE, msg->len);
+          wire_append (ws, header, hlen);
+          if (msg->bytes != NULL)
+            {
+              if (msg->prefix >= 0)
+                wire_append (ws, &(guint8) { (guint8) msg->prefix }, 1);
+              wire_append_bytes (ws, msg->bytes, msg->len - (msg->prefix >= 0 ? 1 : 0));
+            }
+          else
+            wire_append (ws, msg->data, msg->len);
+        }
+
+      if (data)
+        {
+          /* Written once send() has taken this far (see
+           * engine_io_websocket_get_sent_count()). */
+          SentMark mark = { ws->out_appended, ++ws->data_written };
+
+          if (ws->msg_ends->len - ws->msg_ends_head < MAX_SENT_MARKS)
+            g_array_append_val (ws->msg_ends, mark);
+          else
+            g_array_index (ws->msg_ends, SentMark, ws->msg_ends->len - 1) = mark;
+        }
+      else if (msg->opcode == ENGINE_IO_WS_OP_CLOSE)
+        {
+          ws->close_on_wire = TRUE;
+          ws->write_enabled = FALSE;
+          g_queue_clear_full (&ws->ctrl_queue, (GDestroyNotify) out_msg_free);
+          g_queue_clear_full (&ws->data_queue, (GDestroyNotify) out_msg_free);
+          ws->queued_bytes = 0;
+        }
+      out_msg_free (msg);
+    }
+}
+
+/* One sendmsg() of the wire queue. FALSE on a fatal error. */
 static gboolean
 write_out (EngineIOWebSocket *ws)
 {
+  struct iovec iov[MAX_IOV];
+  struct msghdr mh = { 0 };
+  gsize inline_off = ws->opos;
+  guint n = 0;
   ssize_t r;
+  gsize left;
 
   if (pending_output (ws) == 0)
     return TRUE;
+  if (ws->released)
+    return FALSE;   /* the descriptor was given back */
+
+  for (guint i = ws->wire_head; i < ws->wire->len && n < MAX_IOV; i++)
+    {
+      WirePiece *piece = &g_array_index (ws->wire, WirePiece, i);
+      gsize skip = i == ws->wire_head ? ws->wire_head_off : 0;
+
+      if (piece->bytes == NULL)
+        {
+          iov[n].iov_base = ws->obuf->data + inline_off;
+          inline_off += piece->len - skip;
+        }
+      else
+        iov[n].iov_base = (guint8 *) g_bytes_get_data (piece->bytes, NULL) + skip;
+      iov[n].iov_len = piece->len - skip;
+      n++;
+    }
+  mh.msg_iov = iov;
+  mh.msg_iovlen = n;
 
   do
-    r = send (ws->fd, ws->obuf->data + ws->opos, pending_output (ws), MSG_NOSIGNAL);
+    r = sendmsg (ws->fd, &mh, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
 
   if (r < 0)
@@ -400,8 +562,37 @@ write_out (EngineIOWebSocket *ws)
       return FALSE;
     }
 
-  ws->opos += (gsize) r;
+  /* Advance over what was taken. */
+  left = (gsize) r;
+  while (left > 0)
+    {
+      WirePiece *piece = &g_array_index (ws->wire, WirePiece, ws->wire_head);
+      gsize take = MIN (left, piece->len - ws->wire_head_off);
+
+      if (piece->bytes == NULL)
+        ws->opos += take;
+      ws->wire_head_off += take;
+      left -= take;
+      if (ws->wire_head_off == piece->len)
+        {
+          g_clear_pointer (&piece->bytes, g_bytes_unref);
+          ws->wire_head++;
+          ws->wire_head_off = 0;
+        }
+    }
+  ws->wire_pending -= (gsize) r;
   ws->out_sent += (guint64) r;
+  if (ws->wire_head == ws->wire->len)
+    {
+      g_array_set_size (ws->wire, 0);
+      ws->wire_head = 0;
+    }
+  else if (ws->wire_head >= 64)
+    {
+      g_array_remove_range (ws->wire, 0, ws->wire_head);
+      ws->wire_head = 0;
+    }
+
   while (ws->msg_ends_head < ws->msg_ends->len &&
          g_array_index (ws->msg_ends, SentMark, ws->msg_ends_head).end <= ws->out_sent)
     {
@@ -422,9 +613,10 @@ write_out (EngineIOWebSocket *ws)
     ws->progress_at = g_get_monotonic_time ();
   if (ws->opos == ws->obuf->len)
     {
-      if (ws->obuf->len > 2 * WRITE_BUFFER_LIMIT)
+      if (ws->obuf->len > 1024)
         {
-          /* A large message went out: do not keep its room. */
+          /* Frames went out: do not keep their room (an idle connection
+           * holds no buffer beyond a small one). */
           g_byte_array_unref (ws->obuf);
           ws->obuf = g_byte_array_new ();
         }
@@ -434,134 +626,6 @@ write_out (EngineIOWebSocket *ws)
     }
   return TRUE;
 }
-
-/* wslay writes each frame as its whole header in one call (we take all of
- * a call or none), then the payload. Following the frames this way tells
- * data messages written from control frames still queued
- * (pending_control()), and lets us put the right status code in the close
- * frame that answers a malformed one (wslay answers an empty close
- * there). Returns the payload length of the frame whose header is @data
- * (a client's header, masked, too). */
-static guint64
-header_payload_length (const uint8_t *data,
-                       size_t         len)
-{
-  guint64 length = len >= 2 ? data[1] & 0x7f : 0;
-
-  if (length == 126 && len >= 4)
-    length = ((guint64) data[2] << 8) | data[3];
-  else if (length == 127 && len >= 10)
-    {
-      length = 0;
-      for (guint i = 2; i < 10; i++)
-        length = (length << 8) | data[i];
-    }
-  return length;
-}
-
-static ssize_t
-send_cb (wslay_event_context_ptr  ctx,
-         const uint8_t           *data,
-         size_t                   len,
-         int                      flags,
-         void                    *user_data)
-{
-  EngineIOWebSocket *ws = user_data;
-  gboolean message_end;
-
-  if (pending_output (ws) >= WRITE_BUFFER_LIMIT)
-    {
-      /* Full: make room, or let wslay wait for writability. */
-      if (!write_out (ws))
-        {
-          wslay_event_set_error (ctx, WSLAY_ERR_CALLBACK_FAILURE);
-          return -1;
-        }
-      if (pending_output (ws) >= WRITE_BUFFER_LIMIT)
-        {
-          wslay_event_set_error (ctx, WSLAY_ERR_WOULDBLOCK);
-          return -1;
-        }
-    }
-
-  if (ws->opos > 0 && ws->opos == ws->obuf->len)
-    {
-      g_byte_array_set_size (ws->obuf, 0);
-      ws->opos = 0;
-    }
-
-  if (ws->out_frame_left == 0)
-    {
-      /* A frame header. */
-      guint64 length = header_payload_length (data, len);
-
-      if (ws->close_1002 && len == 2 && (data[0] & 0x0f) == WSLAY_CONNECTION_CLOSE && length == 0)
-        {
-          static const guint8 close_1002[] = { 0x88, 0x02, 0x03, 0xEA };
-
-          g_byte_array_append (ws->obuf, close_1002, sizeof close_1002);
-          ws->out_appended += sizeof close_1002;
-          return (ssize_t) len;
-        }
-      ws->out_frame_left = length;
-      ws->out_ctrl = (data[0] & 0x08) != 0;
-      message_end = length == 0 && !ws->out_ctrl;
-    }
-  else
-    {
-      ws->out_frame_left -= MIN (ws->out_frame_left, len);
-      message_end = ws->out_frame_left == 0 && !ws->out_ctrl;
-    }
-
-  g_byte_array_append (ws->obuf, data, len);
-  ws->out_appended += len;
-  if (message_end)
-    {
-      /* Written once send() has taken this far (see
-       * engine_io_websocket_get_sent_count()). */
-      SentMark mark = { ws->out_appended, ++ws->data_written };
-
-      if (ws->msg_ends->len - ws->msg_ends_head < MAX_SENT_MARKS)
-        g_array_append_val (ws->msg_ends, mark);
-      else
-        g_array_index (ws->msg_ends, SentMark, ws->msg_ends->len - 1) = mark;
-    }
-  return (ssize_t) len;
-}
-
-static void
-on_msg_recv_cb (wslay_event_context_ptr                   ctx,
-                const struct wslay_event_on_msg_recv_arg *arg,
-                void                                     *user_data)
-{
-  EngineIOWebSocket *ws = user_data;
-
-  if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-    {
-      if (!ws->released && ws->callbacks != NULL)
-        ws->callbacks->message (ws, arg->opcode == WSLAY_BINARY_FRAME,
-                                arg->msg, arg->msg_length, ws->user_data);
-    }
-  else if (arg->opcode == WSLAY_CONNECTION_CLOSE)
-    {
-      ws->close_received = TRUE;
-      ws->close_code = arg->status_code;
-      /* A close payload is empty or starts with a status code: one byte
-       * is a protocol error (RFC 6455, 5.5.1), which wslay answers with
-       * an empty close; send_cb() puts 1002 in it. */
-      if (arg->msg_length == 1)
-        {
-          ws->close_1002 = TRUE;
-          ws->close_code = 1002;
-        }
-    }
-}
-
-static const struct wslay_event_callbacks wslay_callbacks = {
-  .recv_callback = recv_cb,
-  .send_callback = send_cb,
-  .on_msg_recv_callback = on_msg_recv_cb,
-};
 
 /* I/O */
 
@@ -605,27 +669,17 @@ finish (EngineIOWebSocket *ws)
     ws->callbacks->closed (ws, clean, code == 0 ? 1005 : code, ws->user_data);
 }
 
-static gboolean
-want_write (EngineIOWebSocket *ws)
-{
-  return pending_output (ws) > 0 || wslay_event_want_write (ws->ctx);
-}
-
-/* Moves what wslay has queued to the socket, as far as it goes now. */
+/* Moves what is queued to the socket, as far as it goes now. */
 static void
 pump (EngineIOWebSocket *ws)
 {
-  while (!ws->failed)
+  while (!ws->failed && !ws->released)
     {
-      if (wslay_event_want_write (ws->ctx) && wslay_event_send (ws->ctx) != 0)
-        {
-          ws->failed = TRUE;
-          break;
-        }
+      fill_wire (ws);
       if (!write_out (ws))
         break;
-      /* Stop when the kernel is full or wslay has nothing more. */
-      if (pending_output (ws) > 0 || !wslay_event_want_write (ws->ctx))
+      /* Stop when the kernel is full or nothing more is queued. */
+      if (pending_output (ws) > 0 || !want_write (ws))
         break;
     }
 }
@@ -644,11 +698,68 @@ set_events (EngineIOWebSocket *ws,
 static void
 queue_close_now (EngineIOWebSocket *ws)
 {
-  const char *reason = ws->close_pending_reason;
-
-  wslay_event_queue_close (ws->ctx, ws->close_pending_code, (const uint8_t *) reason,
-                           reason != NULL ? strlen (reason) : 0);
+  queue_close (ws, ws->close_pending_code, ws->close_pending_reason);
   pump (ws);
+}
+
+/* Our close frame for a protocol error is written and the peer has not
+ * closed: shut our side and drop its input until it does, for at most
+ * LINGER_MS (see there), and never past the close timer's deadline (the
+ * bound of the whole close handshake). FALSE if there is nothing to wait
+ * for. */
+static gboolean
+start_linger (EngineIOWebSocket *ws)
+{
+  gint64 linger_end = g_get_monotonic_time () + (gint64) LINGER_MS * 1000;
+
+  if (ws->close_received || !ws->close_on_wire || ws->source == NULL)
+    return FALSE;
+  if (shutdown (ws->fd, SHUT_WR) != 0)
+    return FALSE;
+  ws->lingering = TRUE;
+  /* What was read and not decoded is dropped too, and nothing is held
+   * while lingering: the read buffer goes back, a partial message is freed. */
+  ws->rpos = ws->rlen = 0;
+  release_read_buffer (ws);
+  engine_io_ws_decoder_clear (&ws->dec);
+  if (ws->close_timer != NULL)
+    {
+      gint64 close_end = g_source_get_ready_time (ws->close_timer);
+
+      if (close_end >= 0 && close_end <= linger_end)
+        return TRUE;  /* the close deadline comes first: it ends the linger */
+      g_source_destroy (ws->close_timer);
+      g_clear_pointer (&ws->close_timer, g_source_unref);
+    }
+  ws->close_timer = g_timeout_source_new (LINGER_MS);
+  g_source_set_callback (ws->close_timer, close_timeout_cb, ws, NULL);
+  g_source_set_static_name (ws->close_timer, "[engineio] websocket linger");
+  g_source_attach (ws->close_timer, ws->context);
+  return TRUE;
+}
+
+/* Reads and drops what the peer still sends after our close, a bounded
+ * number of reads per dispatch; its EOF (or an error) ends the wait. */
+static void
+linger_read (EngineIOWebSocket *ws)
+{
+  guint8 scratch[4096];
+
+  for (guint i = 0; i < LINGER_READS; i++)
+    {
+      ssize_t r;
+
+      do
+        r = recv (ws->fd, scratch, sizeof scratch, 0);
+      while (r < 0 && errno == EINTR);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      if (r <= 0)
+        {
+          ws->failed = TRUE;
+          return;
+        }
+    }
 }
 
 /* After I/O: finish, or poll for what is wanted. Returns FALSE if the
@@ -662,19 +773,25 @@ update_events (EngineIOWebSocket *ws,
 
   if (!ws->failed && ws->close_pending && !want_write (ws))
     {
-      /* The data is out: now the close frame (wslay sends control frames
-       * ahead of queued data, so it had to wait). */
+      /* The data is out: now the close frame (control frames go ahead of
+       * queued data, so it had to wait). */
       ws->close_pending = FALSE;
       ws->drain_pending = FALSE;
       queue_close_now (ws);
     }
 
-  reading = wslay_event_want_read (ws->ctx);
+  reading = ws->read_enabled;
   writing = want_write (ws);
   if (reading && read_blocked (ws))
     reading = FALSE;       /* not finished: still wants to read, later */
 
-  if (ws->failed || (!wslay_event_want_read (ws->ctx) && !writing))
+  if (!ws->failed && !ws->read_enabled && !writing && (ws->lingering || start_linger (ws)))
+    {
+      set_events (ws, G_IO_IN);
+      return TRUE;
+    }
+
+  if (ws->failed || (!ws->read_enabled && !writing))
     {
       if (may_call_back)
         finish (ws);
@@ -712,26 +829,194 @@ update_events (EngineIOWebSocket *ws,
   return TRUE;
 }
 
-/* wslay_event_recv() failed while our reads were fine: a frame-level
- * violation (a fragmented or oversized control frame, a bad length).
- * wslay queued a close frame without a status code; RFC 6455 wants 1002,
- * which we write ourselves when the stream is between frames. */
-static void
-protocol_error (EngineIOWebSocket *ws)
-{
-  static const guint8 close_1002[] = { 0x88, 0x02, 0x03, 0xEA };
+/* Input */
 
-  ws->close_code = 1002;
-  write_out (ws);
-  if (wslay_event_get_close_sent (ws->ctx))
-    return;  /* our close frame went out already: a second one is a violation */
-  if (pending_output (ws) == 0 && wslay_event_get_queued_msg_count (ws->ctx) <= 1)
+static void handle_compressed (EngineIOWebSocket *ws, const EngineIOWsEvent *event);
+
+static void
+handle_event (EngineIOWebSocket     *ws,
+              const EngineIOWsEvent *event)
+{
+  switch (event->type)
     {
-      if (send (ws->fd, close_1002, sizeof close_1002, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        g_debug ("websocket: could not send close 1002: %s", g_strerror (errno));
+    case ENGINE_IO_WS_EVENT_MESSAGE:
+      if (event->compressed)
+        {
+          handle_compressed (ws, event);
+          break;
+        }
+      if (!ws->released && ws->callbacks != NULL)
+        ws->callbacks->message (ws, event->binary, event->data, event->size, ws->user_data);
+      /* An idle connection holds no message buffer. */
+      engine_io_ws_decoder_release (&ws->dec);
+      break;
+
+    case ENGINE_IO_WS_EVENT_PING:
+      if (!ws->close_queued)
+        queue_control (ws, ENGINE_IO_WS_OP_PONG, event->data, event->size);
+      break;
+
+    case ENGINE_IO_WS_EVENT_PONG:
+      break;
+
+    case ENGINE_IO_WS_EVENT_CLOSE:
+      /* The peer's close: echoed with its code and reason (none if it
+       * gave none), ahead of queued data; nothing more is read. */
+      ws->close_received = TRUE;
+      ws->close_code = event->code;
+      ws->read_enabled = FALSE;
+      {
+        g_autofree char *reason = g_strndup ((const char *) event->data, event->size);
+        queue_close (ws, event->code == 1005 ? 0 : event->code, reason);
+      }
+      break;
+
+    case ENGINE_IO_WS_EVENT_ERROR:
+      g_debug ("websocket: %s: closing with %u", event->error_message, event->code);
+      /* A close payload of one byte is a protocol error (RFC 6455,
+       * 5.5.1), but still the peer's close: reported clean, with 1002. */
+      if (ws->dec.opcode == ENGINE_IO_WS_OP_CLOSE && ws->dec.ctrl_len == 1)
+        {
+          ws->close_received = TRUE;
+          ws->close_code = 1002;
+        }
+      ws->read_enabled = FALSE;
+      /* What the peer's earlier messages made us send (their answers,
+       * already queued) goes out first, then the close: nothing more is
+       * taken (RFC 6455 7.1.7 lets us drop it; Autobahn calls that
+       * non-strict). The close timer and the stall deadline bound the
+       * wait. */
+      if (want_write (ws) && !ws->stalled && !ws->close_queued && ws->source != NULL)
+        {
+          ws->error_closing = TRUE;
+          engine_io_websocket_close (ws, event->code, NULL);
+        }
+      else
+        queue_close (ws, event->code, NULL);
+      break;
+
+    case ENGINE_IO_WS_EVENT_NONE:
+    default:
+      break;
     }
-  else
-    pump (ws);  /* what is queued, then wslay's own close */
+}
+
+/* A compressed message (permessage-deflate): inflated with its output
+ * bounded by max_message (past it: 1009, nothing more inflated), a text
+ * message then validated as UTF-8 (1007); data that is not valid deflate
+ * fails with 1007, as npm ws answers it. */
+static void
+handle_compressed (EngineIOWebSocket     *ws,
+                   const EngineIOWsEvent *event)
+{
+  g_autofree guint8 *plain = NULL;
+  gsize plain_len = 0;
+  EngineIOWsEvent error = { 0 };
+
+  error.code = engine_io_ws_inflate_message (event->data, event->size, ws->max_message,
+                                             &plain, &plain_len);
+  /* Past the limit, about max_message was inflated: count that. */
+  ws->inflated += error.code == 1009 ? (gsize) MIN (ws->max_message, G_MAXSIZE / 2) : plain_len;
+  /* The compressed bytes are not needed any more. */
+  engine_io_ws_decoder_release (&ws->dec);
+  if (error.code == 0 && !event->binary &&
+      engine_io_ws_utf8_run (ENGINE_IO_WS_UTF8_ACCEPT, plain, plain_len) != ENGINE_IO_WS_UTF8_ACCEPT)
+    error.code = 1007;
+  if (error.code != 0)
+    {
+      error.type = ENGINE_IO_WS_EVENT_ERROR;
+      error.error_message = error.code == 1009 ? "compressed message inflates over the size limit"
+                            : error.code == 1007 ? "compressed message invalid (deflate data or UTF-8)"
+                            : "cannot inflate a compressed message";
+      ws->dec.state = ENGINE_IO_WS_DEC_FAILED;
+      handle_event (ws, &error);
+      return;
+    }
+  if (!ws->released && ws->callbacks != NULL)
+    ws->callbacks->message (ws, event->binary, plain, plain_len, ws->user_data);
+}
+
+/* Decodes what is buffered and reads the socket (once per dispatch), while
+ * reading may go on. */
+static void
+read_input (EngineIOWebSocket *ws)
+{
+  guint control_rounds = 0;
+
+  for (;;)
+    {
+      EngineIOWsEvent event;
+
+      if (ws->failed || ws->released || !ws->read_enabled)
+        break;
+      if (pending_control (ws) >= MAX_PENDING_CONTROL)
+        {
+          /* Answers wait to go on the wire queue: write them and read on,
+           * a bounded number of rounds. */
+          if (control_rounds++ >= CONTROL_ROUNDS)
+            break;
+          pump (ws);
+          if (pending_control (ws) >= MAX_PENDING_CONTROL)
+            break;  /* our buffer is full: the peer does not read */
+        }
+      if (read_blocked (ws))
+        break;
+      /* Enough inflated for this dispatch: the rest is decoded from the
+       * next one (update_events() brings it back). */
+      if (ws->inflated >= INFLATE_PER_DISPATCH)
+        break;
+
+      if (ws->rpos == ws->rlen)
+        {
+          gsize space = 0;
+          guint8 *direct;
+          ssize_t r;
+
+          /* One read of the socket per dispatch: a client that writes
+           * faster than we parse must not keep the loop thread from its
+           * other sources (a level-triggered poll brings us back). */
+          if (ws->read_done)
+            break;
+
+          direct = engine_io_ws_decoder_payload_space (&ws->dec, DIRECT_READ_MIN, &space);
+          if (direct != NULL)
+            {
+              /* A large payload: straight into its message. */
+              do
+                r = recv (ws->fd, direct, space, 0);
+              while (r < 0 && errno == EINTR);
+            }
+          else
+            {
+              if (ws->rcap < READ_BUFFER_SIZE)
+                borrow_read_buffer (ws);
+              do
+                r = recv (ws->fd, ws->rbuf, READ_BUFFER_SIZE, 0);
+              while (r < 0 && errno == EINTR);
+            }
+
+          if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+          if (r <= 0)
+            {
+              ws->failed = TRUE;  /* EOF or reset */
+              break;
+            }
+          ws->read_done = TRUE;
+          if (direct != NULL)
+            {
+              engine_io_ws_decoder_payload_written (&ws->dec, (gsize) r, &event);
+              handle_event (ws, &event);
+              continue;
+            }
+          ws->rlen = (gsize) r;
+          ws->rpos = 0;
+        }
+
+      ws->rpos += engine_io_ws_decoder_feed (&ws->dec, ws->rbuf + ws->rpos,
+                                             ws->rlen - ws->rpos, &event);
+      handle_event (ws, &event);
+    }
 }
 
 static gboolean
@@ -751,40 +1036,31 @@ ws_source_dispatch (GSource     *source,
     g_source_set_ready_time (source, -1);
   ws->in_dispatch = TRUE;
   ws->read_done = FALSE;
+  ws->inflated = 0;
 
   /* Bytes already buffered (those that came with the upgrade request, or
    * read before reading had to wait) count as readable. */
-  if (!ws->failed && ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) || ws->rpos < ws->rlen))
+  if (ws->lingering)
     {
-      /* Control answers stop reading until they are written to our
-       * buffer: write them and read on, a bounded number of rounds. */
-      for (guint round = 0; round < CONTROL_ROUNDS; round++)
-        {
-          ws->control_wait = FALSE;
-          if (ws->failed || !wslay_event_want_read (ws->ctx) || read_blocked (ws))
-            break;
-          if (wslay_event_recv (ws->ctx) != 0)
-            {
-              if (!ws->failed)
-                protocol_error (ws);
-              ws->failed = TRUE;
-              break;
-            }
-          if (!ws->control_wait)
-            break;
-          pump (ws);
-          if (pending_control (ws) >= MAX_PENDING_CONTROL)
-            break;  /* our buffer is full: the peer does not read */
-        }
+      if (!ws->failed && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)))
+        linger_read (ws);
     }
+  else if (!ws->failed && ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) || ws->rpos < ws->rlen))
+    read_input (ws);
 
   /* Write what reading queued (pongs, close replies) and what the message
    * handlers sent, at once. */
   pump (ws);
 
   ws->in_dispatch = FALSE;
+  if (ws->free_pending)
+    {
+      engine_io_websocket_free (ws);
+      return G_SOURCE_REMOVE;
+    }
   release_read_buffer (ws);
-  update_events (ws, TRUE);
+  if (!ws->released)
+    update_events (ws, TRUE);
   return G_SOURCE_CONTINUE;
 }
 
@@ -848,6 +1124,7 @@ close_timeout_cb (gpointer data)
 
 /* API */
 
+
 EngineIOWebSocket *
 engine_io_websocket_new (int                           fd,
                          const void                   *extra_in,
@@ -864,7 +1141,15 @@ engine_io_websocket_new (int                           fd,
   ws->release = release;
   ws->release_data = release_data;
   ws->obuf = g_byte_array_new ();
+  ws->wire = g_array_new (FALSE, FALSE, sizeof (WirePiece));
   ws->msg_ends = g_array_new (FALSE, FALSE, sizeof (SentMark));
+  g_queue_init (&ws->ctrl_queue);
+  g_queue_init (&ws->data_queue);
+  ws->read_enabled = TRUE;
+  ws->write_enabled = TRUE;
+  /* Longer messages are answered with close code 1009, at their header. */
+  engine_io_ws_decoder_init (&ws->dec, max_message);
+  engine_io_ws_decoder_set_fragment_cost (&ws->dec, FRAGMENT_OVERHEAD, fragment_allowance (max_message));
 
   /* Bytes libmicrohttpd read past the request are the first frames. */
   if (extra_in_size > 0)
@@ -877,11 +1162,19 @@ engine_io_websocket_new (int                           fd,
   if (flags >= 0)
     fcntl (fd, F_SETFL, flags | O_NONBLOCK);
 
-  wslay_event_context_server_init (&ws->ctx, &wslay_callbacks, ws);
-  /* wslay answers a longer message with close code 1009. */
-  wslay_event_config_set_max_recv_msg_length (ws->ctx, max_message);
-
   return ws;
+}
+
+/* Negotiated permessage-deflate: compressed messages are accepted, and
+ * data messages of at least @threshold bytes are sent compressed. Before
+ * engine_io_websocket_start(). */
+void
+engine_io_websocket_set_deflate (EngineIOWebSocket *ws,
+                                 guint              threshold)
+{
+  ws->deflate = TRUE;
+  ws->deflate_threshold = threshold;
+  engine_io_ws_decoder_set_compressed (&ws->dec, TRUE);
 }
 
 void
@@ -922,25 +1215,67 @@ engine_io_websocket_start (EngineIOWebSocket                *ws,
     g_source_set_ready_time (source, 0);
 }
 
+static gboolean
+queue_data (EngineIOWebSocket *ws,
+            gboolean           binary,
+            gint               prefix,
+            const void        *data,
+            gsize              size,
+            GBytes            *bytes)
+{
+  OutMsg *msg;
+
+  if (ws->released || ws->failed || ws->stalled || ws->close_queued || ws->error_closing)
+    return FALSE;
+  msg = out_msg_new (binary ? ENGINE_IO_WS_OP_BINARY : ENGINE_IO_WS_OP_TEXT, prefix, data, size, bytes);
+  g_queue_push_tail (&ws->data_queue, msg);
+  ws->queued_bytes += msg->len;
+  ws->data_queued++;
+  ws->drain_pending = TRUE;
+  return TRUE;
+}
+
+/* Queues a data message (copied). FALSE if the connection takes no more
+ * (failed, stalled, closing or released). */
 gboolean
 engine_io_websocket_send (EngineIOWebSocket *ws,
                           gboolean           binary,
                           const void        *data,
                           gsize              size)
 {
-  struct wslay_event_msg msg = {
-    .opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
-    .msg = data,
-    .msg_length = size,
-  };
+  g_autoptr(GBytes) bytes = NULL;
 
-  if (ws->released || ws->failed || ws->stalled)
-    return FALSE;
-  if (wslay_event_queue_msg (ws->ctx, &msg) != 0)
-    return FALSE;
-  ws->data_queued++;
-  ws->drain_pending = TRUE;
-  return TRUE;
+  /* A large payload is copied once, into a GBytes the wire queue sends
+   * from (see engine_io_websocket_send_bytes() to avoid that copy). */
+  if (size > COALESCE_MAX)
+    bytes = g_bytes_new (data, size);
+  return queue_data (ws, binary, -1, data, size, bytes);
+}
+
+/* The same, with the payload referenced, not copied (if large). */
+gboolean
+engine_io_websocket_send_bytes (EngineIOWebSocket *ws,
+                                gboolean           binary,
+                                GBytes            *payload)
+{
+  gsize size;
+  gconstpointer data = g_bytes_get_data (payload, &size);
+
+  return queue_data (ws, binary, -1, data, size, payload);
+}
+
+/* The same, the payload being @prefix then @payload (an Engine.IO packet:
+ * its type, then its data, sent from where it is). */
+gboolean
+engine_io_websocket_send_prefixed (EngineIOWebSocket *ws,
+                                   gboolean           binary,
+                                   guint8             prefix,
+                                   GBytes            *payload)
+{
+  gsize size;
+  gconstpointer data = g_bytes_get_data (payload, &size);
+
+  return queue_data (ws, binary, prefix, data, size, payload);
 }
 
 /* Writes what was queued with engine_io_websocket_send(). Inside our own
@@ -1016,7 +1351,7 @@ engine_io_websocket_close (EngineIOWebSocket *ws,
                            guint16            code,
                            const char        *reason)
 {
-  if (ws->released || wslay_event_get_close_sent (ws->ctx))
+  if (ws->released || ws->close_on_wire)
     return;
   if (ws->close_pending)
     {
@@ -1044,13 +1379,7 @@ engine_io_websocket_close (EngineIOWebSocket *ws,
       return;
     }
 
-  if (ws->close_timer == NULL)
-    {
-      ws->close_timer = g_timeout_source_new (CLOSE_TIMEOUT_MS);
-      g_source_set_callback (ws->close_timer, close_timeout_cb, ws, NULL);
-      g_source_set_static_name (ws->close_timer, "[engineio] websocket close");
-      g_source_attach (ws->close_timer, ws->context);
-    }
+  arm_close_timer (ws);
 
   if (want_write (ws) && !ws->stalled)
     ws->close_pending = TRUE;  /* queued messages first (see update_events()) */
@@ -1079,7 +1408,23 @@ engine_io_websocket_free (EngineIOWebSocket *ws)
     return;
 
   release_socket (ws);
-  wslay_event_context_free (ws->ctx);
+  if (ws->in_dispatch)
+    {
+      /* Our dispatch is below the caller on the stack (a handler it
+       * called iterated the context, and the session was given up
+       * meanwhile: a close timer, a shutdown): it must find @ws whole
+       * when it returns, do nothing more with it, and free it then. */
+      ws->callbacks = NULL;
+      ws->failed = TRUE;
+      ws->free_pending = TRUE;
+      return;
+    }
+  engine_io_ws_decoder_clear (&ws->dec);
+  g_queue_clear_full (&ws->ctrl_queue, (GDestroyNotify) out_msg_free);
+  g_queue_clear_full (&ws->data_queue, (GDestroyNotify) out_msg_free);
+  for (guint i = ws->wire_head; i < ws->wire->len; i++)
+    g_clear_pointer (&g_array_index (ws->wire, WirePiece, i).bytes, g_bytes_unref);
+  g_array_unref (ws->wire);
   g_byte_array_unref (ws->obuf);
   g_array_unref (ws->msg_ends);
   g_free (ws->close_pending_reason);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch prefix and checks what a user gets:
-# pkg-config works, the README's C echo server compiles and links against
+# pkg-config works (engineio-1.0, socketio-1.0, engineio-mhd-1.0), the
+# installed tools answer --version, the README's C echo server compiles and links against
 # the installed library, and Python finds the installed typelib.
 # Usage: install-check.sh BUILD_ROOT SOURCE_ROOT
 set -euo pipefail
@@ -56,6 +57,41 @@ LD_LIBRARY_PATH="$libdir" "$work/sio" || { echo "FAIL: the socketio-1.0 example"
 [ -x "$root$configured/bin/socketio-echo" ] || { echo "FAIL: socketio-echo not installed"; exit 1; }
 echo "socketio-1.0: compiled, linked and ran"
 
+# engineio-mhd-1.0: <engineio/engineio-mhd.h> includes <microhttpd.h>, so
+# it is its own module (engineio-1.0 plus libmicrohttpd); engineio-1.0's
+# Requires name only what its headers include.
+sed "s|^prefix=.*|prefix=$work/root$configured|" "$libdir/pkgconfig/engineio-mhd-1.0.pc" >"$work/pc/engineio-mhd-1.0.pc"
+requires=$(pkg-config --print-requires engineio-1.0)
+if grep -q -e microhttpd -e json-glib <<<"$requires"; then
+  echo "FAIL: engineio-1.0 requires more than its headers include: $requires"; exit 1
+fi
+cat >"$work/mhd.c" <<'EOF_C'
+#include <engineio/engineio-mhd.h>
+
+int
+main (void)
+{
+  g_autoptr(EngineIOServer) server = engine_io_server_new ();
+  __typeof__ (engine_io_server_mhd_handler) *volatile handler = engine_io_server_mhd_handler;
+  __typeof__ (engine_io_server_mhd_completed) *volatile completed = engine_io_server_mhd_completed;
+
+  return server != NULL && handler != NULL && completed != NULL && MHD_get_version () != NULL ? 0 : 1;
+}
+EOF_C
+cc -Wall -Werror -o "$work/mhd" "$work/mhd.c" $(pkg-config --cflags --libs engineio-mhd-1.0)
+LD_LIBRARY_PATH="$libdir" "$work/mhd" || { echo "FAIL: the engineio-mhd-1.0 example"; exit 1; }
+echo "engineio-mhd-1.0: compiled, linked and ran"
+
+# The installed tools and demos print "NAME VERSION" for --version.
+version=$(pkg-config --modversion engineio-1.0)
+for tool in engineio-echo socketio-echo engineio-bench engineio-chat socketio-chat; do
+  [ -x "$root$configured/bin/$tool" ] || { echo "FAIL: $tool not installed"; exit 1; }
+  out=$(LD_LIBRARY_PATH="$libdir" "$root$configured/bin/$tool" --version) ||
+    { echo "FAIL: $tool --version exited $?"; exit 1; }
+  [ "$out" = "$tool $version" ] || { echo "FAIL: $tool --version printed “$out”"; exit 1; }
+done
+echo "tools: --version prints NAME $version"
+
 # Python over the installed typelib, if introspection was built.
 typelib=$(find "$root" -name 'EngineIO-1.0.typelib' | head -n1)
 introspection=$(/usr/bin/python3 -c '
@@ -78,9 +114,12 @@ io = SocketIO.Server.new(s)
 assert io.of("/x").get_name() == "/x"
 print("python: SocketIO from the installed typelib")
 '
-  # The SocketIO overrides, installed into a gi/overrides dir of a site-packages dir.
+  # The EngineIO and SocketIO overrides, installed into one gi/overrides dir of a
+  # site-packages dir.
   overrides=$(find "$root" -path '*/gi/overrides/SocketIO.py' | head -n1)
   [ -n "$overrides" ] || { echo "FAIL: the SocketIO Python overrides are not installed"; exit 1; }
+  [ -f "$(dirname "$overrides")/EngineIO.py" ] ||
+    { echo "FAIL: the EngineIO Python overrides are not installed beside SocketIO's"; exit 1; }
   GI_TYPELIB_PATH=$(dirname "$typelib") LD_LIBRARY_PATH="$libdir" \
   PYTHONPATH=$(dirname "$(dirname "$(dirname "$overrides")")") /usr/bin/python3 -c '
 import gi
@@ -89,11 +128,14 @@ gi.require_version("SocketIO", "1.0")
 from gi.repository import EngineIO, SocketIO
 sio = SocketIO.Server(EngineIO.Server())
 assert type(sio).__module__ == "gi.overrides.SocketIO", type(sio).__module__
+e = EngineIO.Server()
+assert type(e).__module__ == "gi.overrides.EngineIO", type(e).__module__
+assert EngineIO.Packet.new_binary(EngineIO.PacketType.MESSAGE, b"\x00").value == b"\x00"
 sio.on("message", lambda socket, *args: args)
 args, atts = SocketIO.pack_args([{"b": b"x"}])
 assert SocketIO.unpack_args(args, atts) == [{"b": b"x"}]
 import sys
-print("python: the SocketIO overrides from", sys.modules["gi.overrides.SocketIO"].__file__)
+print("python: the EngineIO and SocketIO overrides from", sys.modules["gi.overrides.SocketIO"].__file__)
 '
 fi
 echo ok

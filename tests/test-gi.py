@@ -30,6 +30,15 @@ import urllib.request
 
 import pytest
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.environ.get('ENGINEIO_SOURCE_ROOT', os.path.dirname(HERE))
+# The overrides (gi/overrides/EngineIO.py) from the source tree, as installed ones would be:
+# before gi is imported, since gi.overrides extends its __path__ (pkgutil.extend_path) with
+# every gi/overrides dir on sys.path when it is first imported.
+OVERRIDES = os.environ.get('ENGINEIO_OVERRIDES_DIR', os.path.join(SOURCE_ROOT, 'src', 'python'))
+assert 'gi' not in sys.modules
+sys.path.insert(0, OVERRIDES)
+
 # A typelib that does not load must fail the run (a collection error), never skip it.
 import gi
 gi.require_version('GLib', '2.0')
@@ -39,8 +48,6 @@ from gi.repository import EngineIO, GLib, GObject  # noqa: E402
 
 import engineio  # noqa: E402  (python3-engineio: the client)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_ROOT = os.environ.get('ENGINEIO_SOURCE_ROOT', os.path.dirname(HERE))
 GI_CLIENT = os.path.join(HERE, 'python', 'gi-client.mjs')
 ECHO_PY = os.path.join(SOURCE_ROOT, 'data', 'python', 'echo.py')
 CHAT_PY = os.path.join(SOURCE_ROOT, 'data', 'python', 'chat.py')
@@ -842,6 +849,100 @@ def test_text_with_nul(app):
     assert info.value.matches(ERR, EngineIO.Error.INVALID_ARGUMENT)
 
 
+def test_overrides_loaded():
+    """The overrides in src/python are the ones in use (a stale or missing one fails)."""
+    assert EngineIO.Server.__module__ == 'gi.overrides.EngineIO'
+    assert EngineIO.Socket.__module__ == 'gi.overrides.EngineIO'
+    assert EngineIO.Packet.__module__ == 'gi.overrides.EngineIO'
+
+
+def test_overrides_packet():
+    """Packet.text / Packet.value; bytes where the C API takes GLib.Bytes (no network)."""
+    T = EngineIO.PacketType
+    p = EngineIO.Packet.decode(GLib.Bytes.new('4x\x00é'.encode()), False,
+                               EngineIO.ProtocolVersion.V4)
+    assert p.text == 'x\x00é' and p.value == 'x\x00é'
+    b = EngineIO.Packet.new_binary(T.MESSAGE, b'\x00\x01\xff')
+    assert isinstance(b, EngineIO.Packet)
+    assert b.text is None and b.value == b'\x00\x01\xff'
+    assert EngineIO.Packet.new_binary(T.MESSAGE, bytearray(b'ab')).value == b'ab'
+    assert EngineIO.Packet.new_binary(T.MESSAGE, memoryview(b'')).value == b''
+    assert EngineIO.Packet.new_binary(T.MESSAGE, GLib.Bytes.new(b'z')).value == b'z'
+    with pytest.raises(TypeError):
+        EngineIO.Packet.new_binary(T.MESSAGE, 'not bytes')
+
+
+def test_overrides_listen_keywords():
+    server = EngineIO.Server()
+    port = server.listen(address='127.0.0.1')
+    try:
+        assert isinstance(port, int) and port == server.get_port() and port > 0
+        other = EngineIO.Server()
+        with pytest.raises(GLib.Error) as info:
+            other.listen(port=port, address='127.0.0.1')
+        assert info.value.matches(ERR, EngineIO.Error.LISTEN)
+        with pytest.raises(ValueError):
+            server.on('no-such-event', lambda *a: None)
+    finally:
+        server.close()
+
+
+def test_overrides_broadcast_no_sockets():
+    server = EngineIO.Server()
+    assert server.broadcast('text \x00 é') == 0
+    assert server.broadcast(b'\x00\xff') == 0
+    assert server.broadcast(bytearray(b'x'), except_socket=None) == 0
+    with pytest.raises(TypeError):
+        server.broadcast(42)
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_overrides_echo(mode):
+    """An echo written with the overrides only: str and bytes in, str and bytes out, U+0000
+    and non-ASCII text whole, send callbacks, close reasons as strings; against npm
+    engine.io-client over polling and WebSocket."""
+    loop_threads, delivery = mode
+    kw = dict(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, loop_threads=loop_threads)
+    if delivery == 'context':
+        kw['callback_context'] = GLib.MainContext.default()
+    server = EngineIO.Server(**kw)
+    rec = Recorder()
+
+    @server.on('connection')
+    def connection(socket):
+        rec.add('connection', socket.get_id())
+        socket.on('drain', lambda s: rec.add('drain', s.get_id()))
+
+    @server.on('message')
+    def message(socket, data):
+        rec.add('message', type(data).__name__, data)
+        # The reply to the last message waits for the writes of the echoes.
+        if data == 'done?':
+            socket.send('done', callback=lambda s, sent: rec.add('sent', sent))
+            rec.add('broadcast', server.broadcast('to-others', except_socket=socket))
+        else:
+            socket.send(data)
+
+    server.on('close', lambda socket, reason, description: rec.add('close', reason))
+    port = server.listen(address='127.0.0.1', port=0)
+    url = 'http://127.0.0.1:%d/engine.io/' % port
+    messages = ['hello', 'a\x00b', 'héllo 😀', '', b'\x00\x01\xff', b'', 'done?']
+    try:
+        for transports in ('polling', 'websocket'):
+            c = NodeClient(url, '--transports', transports, *send_args(*messages),
+                           '--expect', str(len(messages)), '--close').wait()
+            got = [m.get('text', base64.b64decode(m.get('binary', ''))) for m in c.of('message')]
+            assert got == messages[:-1] + ['done'], 'echoes differ: %r' % got
+        run_loop_until(lambda: rec.count('close') == 2, 10, 'two close handlers')
+        seen = [(e[1], e[2]) for e in rec.of('message')]
+        assert seen == [(type(m).__name__, m) for m in messages] * 2
+        assert [e[1] for e in rec.of('sent')] == [True, True]
+        assert [e[1] for e in rec.of('broadcast')] == [0, 0]   # one client at a time
+        assert [e[1] for e in rec.of('close')] == ['transport close'] * 2
+    finally:
+        server.close()
+
+
 class SessionState(GObject.Object):
     """Per-session data a Python application keeps on the socket."""
 
@@ -923,10 +1024,16 @@ def test_close_from_handler(app):
 # data/python/echo.py
 
 
+def script_env():
+    """The environment of data/python scripts: the overrides from the source tree."""
+    return dict(os.environ, PYTHONUNBUFFERED='1', PYTHONDONTWRITEBYTECODE='1',
+                PYTHONPATH=os.pathsep.join(filter(None, [OVERRIDES, os.environ.get('PYTHONPATH')])))
+
+
 def start_script(path, *args):
-    env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONDONTWRITEBYTECODE='1')
     proc = subprocess.Popen([sys.executable, path, '--port', '0'] + list(args),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=script_env())
     line = proc.stdout.readline()
     if not line.startswith('listening on http://'):
         proc.kill()
@@ -982,7 +1089,7 @@ def test_echo_py_sigterm_and_errors():
     blocker.listen('127.0.0.1', 0)
     try:
         r = subprocess.run([sys.executable, ECHO_PY, '--port', str(blocker.get_port())],
-                           capture_output=True, text=True, timeout=20)
+                           capture_output=True, text=True, timeout=20, env=script_env())
     finally:
         blocker.close()
     assert r.returncode == 1 and 'Address already in use' in r.stderr, r

@@ -1,4 +1,4 @@
-/* test-packet.c: the sans-I/O codec (engineio-packet.c)
+/* test-packet.c: the sans-I/O codec (src/core/: packet, payload, utf, enums)
  *
  * Vectors for every framing rule of PROTOCOL.md in both protocol versions,
  * every malformed input we could think of (each must fail with

@@ -2805,6 +2805,118 @@ test_close_flushes_queue (Fixture       *f,
   assert_event (f, "close %s forced close", sid);
 }
 
+/* Regression (noloss under ASan in CI: a v4 polling client's pong POST
+ * crossed the application's close; the POST got 400 “Session ID unknown”,
+ * engine.io-client failed its transport with `xhr post error` and never
+ * polled for the 21 packets queued before the close). */
+static void
+test_close_post_while_closing (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autofree char *target = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(GPtrArray) received = g_ptr_array_new_with_free_func (g_free);
+  gboolean got_close = FALSE;
+
+  g_test_summary ("A POST that arrives after engine_io_socket_close(), while the last packets "
+                  "wait for a poll: answered 200 `ok` (its packets dropped, as the reference), "
+                  "and the next poll still gets the queued messages and “1”");
+
+  fixture_start (f);
+  sid = handshake (f);
+  test_require (sid != NULL);
+  socket = get_socket (f, sid);
+  test_require (socket != NULL);
+  target = v4_url (sid);
+
+  g_assert_true (send_noted (f, socket, "a"));
+  engine_io_socket_close (socket);
+
+  post = test_http_post (f->http, target, TEST_S ("3\x1e" "4late"));
+  test_require (post != NULL);
+  {
+    g_autofree char *text = test_response_text (post);
+    g_test_message ("POST after close: HTTP %u %s", post->status, text);
+    g_assert_cmpuint (post->status, ==, 200);
+    g_assert_cmpstr (text, ==, "ok");
+  }
+
+  for (guint i = 0; i < 3 && !got_close; i++)
+    {
+      g_autoptr(TestResponse) response = test_http_get (f->http, target);
+      g_autoptr(GPtrArray) packets = NULL;
+
+      if (response == NULL || response->status != 200)
+        break;
+      packets = test_payload_v4_split (response->body);
+      for (guint j = 0; j < packets->len; j++)
+        {
+          const char *packet = g_ptr_array_index (packets, j);
+          if (strcmp (packet, "6") == 0)
+            continue;
+          got_close |= strcmp (packet, "1") == 0;
+          g_ptr_array_add (received, g_strdup (packet));
+        }
+    }
+  test_require (received->len == 2);
+  g_assert_cmpstr (g_ptr_array_index (received, 0), ==, "4a");
+  g_assert_cmpstr (g_ptr_array_index (received, 1), ==, "1");
+  assert_event (f, "sent a TRUE");
+  assert_event (f, "close %s forced close", sid);
+  /* The late message was not delivered to the application. */
+  {
+    g_autofree char *late = g_strdup_printf ("message %s late", sid);
+    g_assert_cmpuint (test_recorder_count (f->events, late), ==, 0);
+  }
+}
+
+/* The other side of post-while-closing: POSTs accepted while closing
+ * must not keep a session that nobody polls alive past its linger. */
+static void
+test_close_posts_do_not_extend (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autofree char *target = NULL;
+  g_autofree char *closed = NULL;
+  gint64 start, end;
+  guint posts = 0;
+
+  g_test_summary ("A client that only POSTs after engine_io_socket_close() and never polls: "
+                  "the session still ends when its linger (2 s) runs out, the POSTs answered "
+                  "`ok` until then");
+
+  fixture_start (f);
+  sid = handshake (f);
+  test_require (sid != NULL);
+  socket = get_socket (f, sid);
+  test_require (socket != NULL);
+  target = v4_url (sid);
+  closed = g_strdup_printf ("close %s forced close", sid);
+
+  g_assert_true (send_noted (f, socket, "a"));
+  start = g_get_monotonic_time ();
+  engine_io_socket_close (socket);
+  end = start + (gint64) test_scaled_ms (6000) * 1000;
+  while (test_recorder_count (f->events, closed) == 0 && g_get_monotonic_time () < end)
+    {
+      g_autoptr(TestResponse) post = test_http_post (f->http, target, TEST_S ("4more"));
+
+      test_require (post != NULL);
+      if (post->status == 200)
+        posts++;
+      g_usleep (50 * 1000);
+    }
+  g_test_message ("%u POSTs answered ok; closed after %" G_GINT64_FORMAT " ms", posts,
+                  (g_get_monotonic_time () - start) / 1000);
+  g_assert_cmpuint (test_recorder_count (f->events, closed), ==, 1);
+  g_assert_cmpuint (posts, >, 0);
+  assert_event (f, "sent a FALSE");
+}
+
 static void
 test_close_undelivered (Fixture       *f,
                         gconstpointer  data)
@@ -3751,6 +3863,8 @@ main (int    argc,
 
   ADD ("/server/close/pending-get", test_close_pending_get);
   ADD ("/server/close/flushes-queue", test_close_flushes_queue);
+  ADD ("/server/close/post-while-closing", test_close_post_while_closing);
+  ADD ("/server/close/posts-do-not-extend", test_close_posts_do_not_extend);
   ADD ("/server/close/undelivered", test_close_undelivered);
   ADD ("/server/close/receive", test_close_receive);
   ADD ("/server/close/receive-cancel", test_close_receive_cancel);

@@ -4,8 +4,11 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include <glib/gstdio.h>
 
 #include "testutil.h"
 
@@ -1433,4 +1436,135 @@ test_settled_count (guint (*count) (void),
         break;
     }
   return last;
+}
+
+/* ------------------------------------------------------------------ */
+/* TLS: a test CA made with openssl                                      */
+/* ------------------------------------------------------------------ */
+
+static char *tmp_dir;
+static char *ca_file;
+static char *cert_file;
+static char *key_file;
+
+static gboolean
+run_openssl (const char * const *args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autofree char *out = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = -1;
+
+  g_ptr_array_add (argv, (char *) "openssl");
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (char *) args[i]);
+  g_ptr_array_add (argv, NULL);
+  if (!g_spawn_sync (tmp_dir, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
+                     NULL, NULL, &out, NULL, &status, &error) ||
+      !g_spawn_check_wait_status (status, &error))
+    {
+      g_printerr ("openssl %s: %s\n", args[0], error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+test_tls_ca_make (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ext = NULL;
+  g_autofree char *ca_key = NULL;
+  g_autofree char *csr = NULL;
+
+  tmp_dir = g_dir_make_tmp ("engineio-tls-XXXXXX", &error);
+  g_assert_no_error (error);
+  ca_file = g_build_filename (tmp_dir, "ca.pem", NULL);
+  ca_key = g_build_filename (tmp_dir, "ca.key", NULL);
+  cert_file = g_build_filename (tmp_dir, "server.pem", NULL);
+  key_file = g_build_filename (tmp_dir, "server.key", NULL);
+  csr = g_build_filename (tmp_dir, "server.csr", NULL);
+  ext = g_build_filename (tmp_dir, "ext.cnf", NULL);
+  g_file_set_contents (ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n", -1, &error);
+  g_assert_no_error (error);
+  {
+    const char *a[] = { "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-days", "2", "-subj", "/CN=engineio-glib test CA", "-keyout", ca_key, "-out", ca_file, NULL };
+    const char *b[] = { "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-subj", "/CN=localhost", "-keyout", key_file, "-out", csr, NULL };
+    const char *c[] = { "x509", "-req", "-in", csr, "-CA", ca_file, "-CAkey", ca_key, "-CAcreateserial",
+                        "-days", "2", "-extfile", ext, "-out", cert_file, NULL };
+
+    return run_openssl (a) && run_openssl (b) && run_openssl (c);
+  }
+}
+
+void
+test_tls_ca_remove (void)
+{
+  g_autoptr(GDir) dir = tmp_dir != NULL ? g_dir_open (tmp_dir, 0, NULL) : NULL;
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (tmp_dir, name, NULL);
+      g_remove (path);
+    }
+  if (tmp_dir != NULL)
+    g_rmdir (tmp_dir);
+  g_clear_pointer (&tmp_dir, g_free);
+  g_clear_pointer (&ca_file, g_free);
+  g_clear_pointer (&cert_file, g_free);
+  g_clear_pointer (&key_file, g_free);
+}
+
+
+const char *
+test_tls_ca_file (void)
+{
+  return ca_file;
+}
+
+const char *
+test_tls_cert_file (void)
+{
+  return cert_file;
+}
+
+GTlsCertificate *
+test_tls_certificate_new (GError **error)
+{
+  return g_tls_certificate_new_from_files (cert_file, key_file, error);
+}
+
+static void
+on_client_event (GSocketClient      *client,
+                 GSocketClientEvent  event,
+                 GSocketConnectable *connectable,
+                 GIOStream          *connection,
+                 gpointer            user_data)
+{
+  if (event == G_SOCKET_CLIENT_TLS_HANDSHAKING)
+    g_tls_connection_set_database (G_TLS_CONNECTION (connection), user_data);
+}
+
+GIOStream *
+test_tls_connect (guint      port,
+                  gboolean   trust_ca,
+                  GError   **error)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GTlsDatabase) database = NULL;
+
+  g_socket_client_set_tls (client, TRUE);
+  g_socket_client_set_timeout (client, (TEST_TIMEOUT_MS + 999) / 1000);
+  if (trust_ca)
+    {
+      database = g_tls_file_database_new (ca_file, error);
+      if (database == NULL)
+        return NULL;
+      g_signal_connect (client, "event", G_CALLBACK (on_client_event), database);
+    }
+  return G_IO_STREAM (g_socket_client_connect_to_host (client, "127.0.0.1", (guint16) port, NULL, error));
 }

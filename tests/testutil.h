@@ -286,4 +286,25 @@ guint    test_settled_count        (guint      (*count) (void),
                                     guint        stable_ms,
                                     guint        timeout_ms);
 
+/* ------------------------------------------------------------------ */
+/* TLS                                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Makes, in a temporary directory, a test CA with `openssl` and a
+ * certificate for 127.0.0.1 and localhost that it signed; FALSE (with a
+ * message on stderr) when openssl fails. test_tls_ca_remove() deletes them. */
+gboolean         test_tls_ca_make         (void);
+void             test_tls_ca_remove       (void);
+/* The CA's certificate (PEM). */
+const char      *test_tls_ca_file         (void);
+/* The server certificate (PEM, without its key). */
+const char      *test_tls_cert_file       (void);
+/* The server certificate with its key. */
+GTlsCertificate *test_tls_certificate_new (GError **error);
+/* A TLS connection to 127.0.0.1:@port that trusts only the test CA (or,
+ * with @trust_ca FALSE, only the system's). NULL with @error. */
+GIOStream       *test_tls_connect         (guint      port,
+                                           gboolean   trust_ca,
+                                           GError   **error);
+
 G_END_DECLS

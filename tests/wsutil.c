@@ -6,6 +6,8 @@
 
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "wsutil.h"
 
@@ -472,6 +474,93 @@ test_ws_send_frame (TestWs           *ws,
   return send_all (ws, frame->data, frame->len, error);
 }
 
+void
+test_ws_append_header (GByteArray   *out,
+                       guint8        first_byte,
+                       const guint8 *mask,
+                       guint64       length)
+{
+  guint8 head[14];
+  gsize n = 0;
+  guint8 mask_bit = mask != NULL ? 0x80 : 0;
+
+  head[n++] = first_byte;
+  if (length < 126)
+    head[n++] = mask_bit | (guint8) length;
+  else if (length <= 0xffff)
+    {
+      head[n++] = mask_bit | 126;
+      head[n++] = (guint8) (length >> 8);
+      head[n++] = (guint8) length;
+    }
+  else
+    {
+      head[n++] = mask_bit | 127;
+      for (guint i = 0; i < 8; i++)
+        head[n++] = (guint8) (length >> (56 - 8 * i));
+    }
+  if (mask != NULL)
+    {
+      memcpy (head + n, mask, 4);
+      n += 4;
+    }
+  g_byte_array_append (out, head, (guint) n);
+}
+
+void
+test_ws_append_frame (GByteArray *out,
+                      guint8      first_byte,
+                      gboolean    masked,
+                      const void *data,
+                      gsize       length)
+{
+  guint8 mask[4];
+  const guint8 *bytes = data;
+  guint start;
+
+  if (masked)
+    {
+      guint32 r = g_random_int ();
+      memcpy (mask, &r, 4);
+    }
+  test_ws_append_header (out, first_byte, masked ? mask : NULL, length);
+  start = out->len;
+  g_byte_array_set_size (out, start + (guint) length);
+  for (gsize i = 0; i < length; i++)
+    out->data[start + i] = masked ? bytes[i] ^ mask[i % 4] : bytes[i];
+}
+
+gboolean
+test_ws_send_chopped (TestWs      *ws,
+                      const void  *data,
+                      gsize        length,
+                      gsize        chop,
+                      GError     **error)
+{
+  const guint8 *p = data;
+
+  if (!g_socket_set_option (ws->socket, IPPROTO_TCP, TCP_NODELAY, 1, error))
+    return FALSE;
+  if (chop == 0)
+    chop = length;
+  while (length > 0)
+    {
+      gsize n = MIN (chop, length);
+
+      if (!send_all (ws, p, n, error))
+        return FALSE;
+      p += n;
+      length -= n;
+    }
+  return TRUE;
+}
+
+GSocket *
+test_ws_get_socket (TestWs *ws)
+{
+  return ws->socket;
+}
+
 gboolean
 test_ws_send_text (TestWs     *ws,
                    const char *text)
@@ -733,6 +822,85 @@ test_eio_target (int         eio,
   if (sid != NULL)
     return g_strdup_printf ("/engine.io/?EIO=%d&transport=%s&sid=%s", eio, transport, sid);
   return g_strdup_printf ("/engine.io/?EIO=%d&transport=%s", eio, transport);
+}
+
+TestWs *
+test_eio_ws_open (guint port,
+                  int   eio)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *target = test_eio_target (eio, "websocket", NULL);
+  TestWs *ws = test_ws_connect (port, target, NULL, 0, NULL, &error);
+  g_autofree char *open = NULL;
+
+  g_assert_no_error (error);
+  if (ws == NULL)
+    return NULL;
+  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
+  if (open == NULL || open[0] != '0')
+    {
+      g_test_fail_printf ("expected an open packet, got “%s”", open ? open : "(nothing)");
+      test_ws_free (ws);
+      return NULL;
+    }
+  return ws;
+}
+
+TestWs *
+test_eio_ws_open_socket (guint        port,
+                         GAsyncQueue *sockets,
+                         gpointer    *socket)
+{
+  TestWs *ws = test_eio_ws_open (port, 4);
+
+  if (ws == NULL)
+    return NULL;
+  *socket = g_async_queue_timeout_pop (sockets, (guint64) TEST_TIMEOUT_MS * 1000);
+  if (*socket == NULL)
+    {
+      g_test_fail_printf ("the server's ::connection did not come");
+      test_ws_free (ws);
+      return NULL;
+    }
+  return ws;
+}
+
+char *
+test_eio_ws_next (TestWs *ws,
+                  guint   timeout_ms)
+{
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TestWsFrame) frame = test_ws_read_frame (ws, timeout_ms, &error);
+      g_autofree char *text = NULL;
+
+      if (frame == NULL)
+        return NULL;
+      if (frame->opcode == TEST_WS_BINARY)
+        {
+          gsize len;
+          const guint8 *data = g_bytes_get_data (frame->payload, &len);
+          GString *out = g_string_new ("<bin:");
+
+          for (gsize i = 0; i < len; i++)
+            g_string_append_printf (out, "%02x", data[i]);
+          g_string_append_c (out, '>');
+          return g_string_free (out, FALSE);
+        }
+      if (frame->opcode != TEST_WS_TEXT)
+        return NULL;
+      text = test_ws_frame_dup_text (frame);
+      if (text[0] == '2')
+        {
+          test_ws_send_text (ws, "3");
+          continue;
+        }
+      if (text[0] != '4')
+        return NULL;
+      /* Whole, with any U+0000, and NUL-terminated. */
+      return g_memdup2 (text + 1, g_bytes_get_size (frame->payload));
+    }
 }
 
 GPtrArray *

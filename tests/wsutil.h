@@ -99,6 +99,36 @@ gboolean     test_ws_send_binary   (TestWs              *ws,
 /* A close frame with @code (and no reason). */
 gboolean     test_ws_send_close    (TestWs              *ws,
                                     guint16              code);
+/* The first byte of a frame: FIN, RSV1..3 (@rsv as bits 2..0) and the
+ * opcode, any values, valid or not. */
+#define TEST_WS_FIRST_BYTE(fin, rsv, opcode) \
+  ((guint8) (((fin) ? 0x80 : 0) | (((rsv) & 0x07) << 4) | ((opcode) & 0x0f)))
+
+/* Appends a frame header claiming @length payload bytes (the shortest
+ * length encoding), masked with the 4 bytes at @mask, or unmasked if
+ * @mask is NULL. For headers whose payload is never sent. */
+void         test_ws_append_header (GByteArray          *out,
+                                    guint8               first_byte,
+                                    const guint8        *mask,
+                                    guint64              length);
+/* Appends a whole frame: @first_byte (see TEST_WS_FIRST_BYTE()), then
+ * @data masked with a random key (or unmasked if !@masked). Frames are
+ * built in a buffer so that a test can send several at once, or in
+ * chops (test_ws_send_chopped()). */
+void         test_ws_append_frame  (GByteArray          *out,
+                                    guint8               first_byte,
+                                    gboolean             masked,
+                                    const void          *data,
+                                    gsize                length);
+/* Sends @data in writes of at most @chop bytes (0: one write), with
+ * TCP_NODELAY set so that each write leaves as its own segment. */
+gboolean     test_ws_send_chopped  (TestWs              *ws,
+                                    const void          *data,
+                                    gsize                length,
+                                    gsize                chop,
+                                    GError             **error);
+/* The connection's socket (for socket options). */
+GSocket     *test_ws_get_socket    (TestWs              *ws);
 /* Sends bytes as they are. */
 gboolean     test_ws_send_raw      (TestWs              *ws,
                                     const void          *data,
@@ -141,6 +171,21 @@ void         test_ws_drop          (TestWs              *ws,
 char           *test_eio_target          (int                 eio,
                                           const char         *transport,
                                           const char         *sid);
+/* An Engine.IO (protocol @eio) WebSocket session to 127.0.0.1:@port whose
+ * open packet was read; NULL (and the test failed) otherwise. */
+TestWs         *test_eio_ws_open         (guint               port,
+                                          int                 eio);
+/* test_eio_ws_open() (v4), and the server's socket for it, popped from
+ * @sockets (EngineIOSocket refs the test's ::connection handler pushes)
+ * into @socket; NULL (and the test failed) otherwise. */
+TestWs         *test_eio_ws_open_socket  (guint               port,
+                                          GAsyncQueue        *sockets,
+                                          gpointer           *socket);
+/* The next Engine.IO message of @ws: text without its "4" (whole, U+0000
+ * included, NUL-terminated) or, for a binary message, "<bin:HEX>"; pings
+ * are answered on the way. NULL on timeout or close. */
+char           *test_eio_ws_next         (TestWs             *ws,
+                                          guint               timeout_ms);
 /* A polling handshake (GET); the open packet, or NULL (test failed). */
 TestOpenPacket *test_eio_polling_open    (TestHttp           *http,
                                           int                 eio);

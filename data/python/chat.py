@@ -33,7 +33,11 @@ Rules (the same as the C room, src/demo/chat-room.c):
 ChatRoom and ChatSession know nothing about Engine.IO (tests drive them directly);
 ChatServer wires them to an EngineIO.Server.
 
-    GI_TYPELIB_PATH=BUILD/src LD_LIBRARY_PATH=BUILD/src /usr/bin/python3 chat.py --port 3000
+It uses the Python overrides (gi/overrides/EngineIO.py, installed with the typelib; from a
+source tree, put SRC/src/python on PYTHONPATH):
+
+    GI_TYPELIB_PATH=BUILD/src LD_LIBRARY_PATH=BUILD/src PYTHONPATH=SRC/src/python \\
+    /usr/bin/python3 chat.py --port 3000
 """
 
 import argparse
@@ -268,26 +272,26 @@ class ChatServer:
     def on_connection(self, server, socket):
         sid = socket.get_id()
         self.sessions[sid] = self.room.new_session(lambda frame: self._send(socket, frame))
-        socket.connect('message', self.on_message)
-        socket.connect('close', self.on_close)
+        socket.on('message', self.on_message)
+        socket.on('close', self.on_close)
         if self.verbose:
             print('open', sid, flush=True)
 
     def _send(self, socket, frame):
         try:
-            socket.send_text(frame)  # never blocks
+            socket.send(frame)  # a str: a text message; never blocks
         except self._GLib.Error as e:
             # CLOSED: the client is leaving (its ::close follows); QUEUE_FULL: the
             # back-pressure policy drops frames for a client that does not read.
             if self.verbose:
                 print('send to', socket.get_id(), 'failed:', e.message, flush=True)
 
-    def on_message(self, socket, text, data):
+    def on_message(self, socket, data):
         session = self.sessions.get(socket.get_id())
         if session is None:
             return
-        if text is not None:
-            session.receive(text)
+        if isinstance(data, str):
+            session.receive(data)
         else:
             session.receive_binary()
 
@@ -296,8 +300,7 @@ class ChatServer:
         if session is not None:
             session.close()
         if self.verbose:
-            print('close', socket.get_id(),
-                  self._EngineIO.close_reason_to_string(reason), flush=True)
+            print('close', socket.get_id(), reason, flush=True)
 
 
 def main(argv=None):
@@ -323,6 +326,10 @@ def main(argv=None):
     except (ImportError, ValueError) as e:
         print('chat.py: cannot load the EngineIO 1.0 typelib (%s); set GI_TYPELIB_PATH and '
               'LD_LIBRARY_PATH, and run with /usr/bin/python3' % e, file=sys.stderr)
+        return 1
+    if not hasattr(EngineIO.Socket, 'on'):
+        print('chat.py: the EngineIO Python overrides are not installed; from a source tree, '
+              'set PYTHONPATH=SRC/src/python', file=sys.stderr)
         return 1
 
     props = dict(allow_eio3=args.eio3)

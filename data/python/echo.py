@@ -4,11 +4,15 @@
 
 Every message comes back to its sender, text as text and binary as binary.
 
-Run it against a build tree:
+It uses the Python overrides (gi/overrides/EngineIO.py): messages arrive as str or bytes
+and socket.send() takes either.  Run it against a build tree (the overrides from the
+source tree's src/python):
 
-    GI_TYPELIB_PATH=BUILD/src LD_LIBRARY_PATH=BUILD/src /usr/bin/python3 echo.py --port 3000
+    GI_TYPELIB_PATH=BUILD/src LD_LIBRARY_PATH=BUILD/src PYTHONPATH=SRC/src/python \\
+    /usr/bin/python3 echo.py --port 3000
 
-or against an installed prefix (the typelib lives in LIBDIR/girepository-1.0):
+or against an installed prefix (the typelib lives in LIBDIR/girepository-1.0; the overrides
+are installed where /usr/bin/python3 finds them for /usr and /usr/local):
 
     GI_TYPELIB_PATH=PREFIX/lib/x86_64-linux-gnu/girepository-1.0 \\
     LD_LIBRARY_PATH=PREFIX/lib/x86_64-linux-gnu /usr/bin/python3 echo.py
@@ -43,6 +47,9 @@ try:
 except (ImportError, ValueError) as e:
     sys.exit('echo.py: cannot load the EngineIO 1.0 typelib (%s); set GI_TYPELIB_PATH and '
              'LD_LIBRARY_PATH, and run with /usr/bin/python3 (it has PyGObject)' % e)
+if not hasattr(EngineIO.Socket, 'send') or not hasattr(EngineIO.Server, 'on'):
+    sys.exit('echo.py: the EngineIO Python overrides are not installed; from a source tree, '
+             'set PYTHONPATH=SRC/src/python')
 
 
 class EchoServer:
@@ -73,17 +80,14 @@ class EchoServer:
         self.event('open', socket.get_id(),
                    'v' + EngineIO.protocol_version_to_string(socket.get_protocol_version()),
                    EngineIO.transport_type_to_string(socket.get_transport()))
-        socket.connect('message', self.on_message)
-        socket.connect('close', self.on_close)
+        socket.on('message', self.on_message)
+        socket.on('close', self.on_close)
         socket.connect('notify::transport', self.on_transport)
 
-    def on_message(self, socket, text, data):
-        # Exactly one of text (a str) and data (a GLib.Bytes) is set.
+    def on_message(self, socket, data):
+        # data: a str (text message) or bytes (binary): send() sends it back as it came.
         try:
-            if text is not None:
-                socket.send_text(text)
-            else:
-                socket.send_binary(data)
+            socket.send(data)
         except GLib.Error as e:
             # ENGINE_IO_ERROR_CLOSED when the client left meanwhile, QUEUE_FULL under
             # back-pressure: nothing to do for an echo server.
@@ -92,7 +96,7 @@ class EchoServer:
                       file=sys.stderr, flush=True)
 
     def on_close(self, socket, reason, description):
-        self.event('close', socket.get_id(), EngineIO.close_reason_to_string(reason))
+        self.event('close', socket.get_id(), reason)
 
     def on_transport(self, socket, pspec):
         self.event('upgrade', socket.get_id(),

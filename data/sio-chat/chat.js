@@ -112,14 +112,17 @@
       clearTyping(m.name);
       addMessage(m, null);
     });
+    /* A notice carries the room's members, or (from a cluster of
+     * servers, where each knows only its own) just the name. */
     socket.on('joined', (p) => {
       if (!p || p.room !== currentRoom) return;
-      setUsers(p.users);
+      setUsers(Array.isArray(p.users) ? p.users
+               : users.includes(p.name) ? users : users.concat([p.name]).sort());
       notice(p.name + ' joined ' + p.room);
     });
     socket.on('left', (p) => {
       if (!p || p.room !== currentRoom) return;
-      setUsers(p.users);
+      setUsers(Array.isArray(p.users) ? p.users : users.filter((name) => name !== p.name));
       clearTyping(p.name);
       notice(p.name + ' left ' + p.room);
     });

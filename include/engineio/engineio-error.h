@@ -37,6 +37,7 @@ G_BEGIN_DECLS
  * @ENGINE_IO_ERROR_CANCELLED: the operation was cancelled
  * @ENGINE_IO_ERROR_QUEUE_FULL: the socket's send queue is over its high-water
  *   mark and the back-pressure policy refused the packet
+ * @ENGINE_IO_ERROR_TIMED_OUT: nothing came in the time given
  *
  * Error codes in the %ENGINE_IO_ERROR domain. New members may be added.
  */
@@ -51,6 +52,7 @@ typedef enum
   ENGINE_IO_ERROR_LISTEN,
   ENGINE_IO_ERROR_CANCELLED,
   ENGINE_IO_ERROR_QUEUE_FULL,
+  ENGINE_IO_ERROR_TIMED_OUT,
 } EngineIOError;
 
 ENGINE_IO_AVAILABLE_IN_ALL

@@ -144,10 +144,31 @@ gboolean                engine_io_socket_send_binary_full     (EngineIOSocket   
                                                                GDestroyNotify         destroy,
                                                                GError               **error);
 ENGINE_IO_AVAILABLE_IN_ALL
+gboolean                engine_io_socket_send_packet          (EngineIOSocket        *self,
+                                                               EngineIOPacket        *packet,
+                                                               GError               **error);
+ENGINE_IO_AVAILABLE_IN_ALL
 void                    engine_io_socket_close                (EngineIOSocket        *self);
 ENGINE_IO_AVAILABLE_IN_ALL
 EngineIOPacket         *engine_io_socket_receive              (EngineIOSocket        *self,
                                                                GCancellable          *cancellable,
+                                                               GError               **error);
+ENGINE_IO_AVAILABLE_IN_ALL
+EngineIOPacket         *engine_io_socket_receive_timeout      (EngineIOSocket        *self,
+                                                               guint                  timeout_ms,
+                                                               GCancellable          *cancellable,
+                                                               GError               **error);
+ENGINE_IO_AVAILABLE_IN_ALL
+EngineIOPacket         *engine_io_socket_try_receive          (EngineIOSocket        *self,
+                                                               GError               **error);
+ENGINE_IO_AVAILABLE_IN_ALL
+void                    engine_io_socket_receive_async        (EngineIOSocket        *self,
+                                                               GCancellable          *cancellable,
+                                                               GAsyncReadyCallback    callback,
+                                                               gpointer               user_data);
+ENGINE_IO_AVAILABLE_IN_ALL
+EngineIOPacket         *engine_io_socket_receive_finish       (EngineIOSocket        *self,
+                                                               GAsyncResult          *result,
                                                                GError               **error);
 ENGINE_IO_AVAILABLE_IN_ALL
 guint                   engine_io_socket_get_send_queue_length (EngineIOSocket       *self);

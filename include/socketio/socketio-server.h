@@ -140,6 +140,15 @@ G_DECLARE_DERIVABLE_TYPE (SocketIOAdapter, socket_io_adapter, SOCKET_IO, ADAPTER
  * @restore_session: takes back the session @pid if it did not expire and
  *   every packet after @offset is still kept; returns it with the
  *   packets it missed (socket_io_session_add_missed_packet()), or %NULL
+ * @add_sockets: makes every socket in any of @rooms (every socket when
+ *   @rooms is empty) and in none of @except join every room of @join:
+ *   the reference's `addSockets()`. The in-memory adapter does it for the
+ *   local sockets; a scale-out adapter also asks the other nodes unless
+ *   @flags has %SOCKET_IO_BROADCAST_LOCAL
+ * @del_sockets: the same, leaving every room of @leave (`delSockets()`)
+ * @disconnect_sockets: the same, disconnecting the sockets
+ *   (`disconnectSockets()`), each in its own context;
+ *   @close_transport as for socket_io_socket_disconnect()
  *
  * The class of the room registry of a namespace. The base class is the
  * in-memory adapter; a scale-out adapter (Redis...) overrides the
@@ -174,9 +183,24 @@ struct _SocketIOAdapterClass
   SocketIOSession *(*restore_session) (SocketIOAdapter *self,
                                        const char      *pid,
                                        const char      *offset);
+  void     (*add_sockets)  (SocketIOAdapter    *self,
+                            const char * const *rooms,
+                            const char * const *except,
+                            SocketIOBroadcastFlags flags,
+                            const char * const *join);
+  void     (*del_sockets)  (SocketIOAdapter    *self,
+                            const char * const *rooms,
+                            const char * const *except,
+                            SocketIOBroadcastFlags flags,
+                            const char * const *leave);
+  void     (*disconnect_sockets) (SocketIOAdapter    *self,
+                                  const char * const *rooms,
+                                  const char * const *except,
+                                  SocketIOBroadcastFlags flags,
+                                  gboolean            close_transport);
 
   /*< private >*/
-  gpointer padding[5];
+  gpointer padding[2];
 };
 
 /**
@@ -466,6 +490,24 @@ SOCKET_IO_AVAILABLE_IN_ALL
 SocketIOSession   *socket_io_adapter_restore_session   (SocketIOAdapter     *self,
                                                         const char          *pid,
                                                         const char          *offset);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_adapter_add_sockets       (SocketIOAdapter     *self,
+                                                        const char * const  *rooms,
+                                                        const char * const  *except,
+                                                        SocketIOBroadcastFlags flags,
+                                                        const char * const  *join);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_adapter_del_sockets       (SocketIOAdapter     *self,
+                                                        const char * const  *rooms,
+                                                        const char * const  *except,
+                                                        SocketIOBroadcastFlags flags,
+                                                        const char * const  *leave);
+SOCKET_IO_AVAILABLE_IN_ALL
+void               socket_io_adapter_disconnect_sockets (SocketIOAdapter    *self,
+                                                        const char * const  *rooms,
+                                                        const char * const  *except,
+                                                        SocketIOBroadcastFlags flags,
+                                                        gboolean             close_transport);
 SOCKET_IO_AVAILABLE_IN_ALL
 gboolean           socket_io_namespace_send_encoded    (SocketIONamespace   *self,
                                                         const char          *sid,

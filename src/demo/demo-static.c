@@ -26,6 +26,8 @@ struct _DemoStatic
   char           *engine_url;   /* owned: engine_path without its trailing slash */
   char           *static_dir;   /* owned; canonical, without trailing slash */
   GHashTable     *files;        /* owned: URL -> path, served besides static_dir */
+  char           *tls_cert_pem; /* owned, nullable: HTTPS with this chain */
+  char           *tls_key_pem;  /* owned, nullable; wiped when freed */
 };
 
 /* *req_cls of the requests we answer ourselves; the engine's have its own. */
@@ -242,6 +244,53 @@ mhd_log_cb (void       *cls,
 }
 
 /**
+ * demo_static_set_tls:
+ * @self: the static files
+ * @certificate: the certificate (and its issuers) with its private key
+ * @error: return location for a #GError
+ *
+ * Makes demo_static_start() serve HTTPS (and WSS) with @certificate.
+ *
+ * Returns: FALSE with @error when libmicrohttpd has no TLS or
+ *   @certificate no private key in PEM.
+ */
+gboolean
+demo_static_set_tls (DemoStatic       *self,
+                     GTlsCertificate  *certificate,
+                     GError          **error)
+{
+  g_autoptr(GString) chain = g_string_new (NULL);
+  char *key = NULL;
+
+  if (!MHD_is_feature_supported (MHD_FEATURE_TLS))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   "This libmicrohttpd was built without TLS (GnuTLS)");
+      return FALSE;
+    }
+  g_object_get (certificate, "private-key-pem", &key, NULL);
+  if (key == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "The TLS certificate has no private key in PEM");
+      return FALSE;
+    }
+  for (GTlsCertificate *c = certificate; c != NULL; c = g_tls_certificate_get_issuer (c))
+    {
+      g_autofree char *pem = NULL;
+
+      g_object_get (c, "certificate-pem", &pem, NULL);
+      if (pem != NULL)
+        g_string_append (chain, pem);
+    }
+  g_free (self->tls_cert_pem);
+  self->tls_cert_pem = g_string_free (g_steal_pointer (&chain), FALSE);
+  g_free (self->tls_key_pem);
+  self->tls_key_pem = key;
+  return TRUE;
+}
+
+/**
  * demo_static_start:
  * @self: a #DemoStatic, read-only from now on
  * @address: a numeric IPv4 or IPv6 address
@@ -270,7 +319,16 @@ demo_static_start (DemoStatic  *self,
   unsigned int threads = CLAMP (g_get_num_processors (), 2, 8);
   const union MHD_DaemonInfo *info;
   struct MHD_Daemon *daemon;
+  struct MHD_OptionItem tls_options[3] = {
+    { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+  };
 
+  if (self->tls_cert_pem != NULL)
+    {
+      flags |= MHD_USE_TLS;
+      tls_options[0] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_MEM_CERT, 0, self->tls_cert_pem };
+      tls_options[1] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_MEM_KEY, 0, self->tls_key_pem };
+    }
   if (inet == NULL)
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
@@ -297,6 +355,7 @@ demo_static_start (DemoStatic  *self,
                              * connections. libmicrohttpd's default
                              * (SO_REUSEADDR) already lets a restarted server
                              * bind while old connections linger in TIME_WAIT. */
+                             MHD_OPTION_ARRAY, tls_options,
                              MHD_OPTION_END);
   if (daemon == NULL)
     {
@@ -559,5 +618,9 @@ demo_static_free (DemoStatic *self)
   g_free (self->engine_url);
   g_free (self->static_dir);
   g_hash_table_unref (self->files);
+  g_free (self->tls_cert_pem);
+  if (self->tls_key_pem != NULL)
+    explicit_bzero (self->tls_key_pem, strlen (self->tls_key_pem));
+  g_free (self->tls_key_pem);
   g_free (self);
 }

@@ -30,6 +30,9 @@ DemoStatic         *demo_static_new          (EngineIOServer  *engine,
 void                demo_static_add_file     (DemoStatic      *self,
                                               const char      *url,
                                               const char      *path);
+gboolean            demo_static_set_tls      (DemoStatic      *self,
+                                              GTlsCertificate *certificate,
+                                              GError         **error);
 struct MHD_Daemon  *demo_static_start        (DemoStatic      *self,
                                               const char      *address,
                                               guint            port,

@@ -21,6 +21,9 @@
 
 #include "chat-room.h"
 #include "demo-static.h"
+#include "../tools/tool-cli.h"
+
+#define NAME "engineio-chat"
 
 #define BUNDLE_URL "/engine.io.min.js"
 #define BUNDLE_NAME "engine.io.min.js"
@@ -110,7 +113,11 @@ main (int   argc,
   int port = 8080;
   int history = CHAT_DEFAULT_HISTORY;
   int loop_threads = 0;
+  gboolean version = FALSE;
   gboolean eio3 = FALSE;
+  g_autofree char *tls_cert = NULL;
+  g_autofree char *tls_key = NULL;
+  g_autoptr(GTlsCertificate) certificate = NULL;
   GOptionEntry entries[] = {
     { "address", 0, 0, G_OPTION_ARG_STRING, &address, "Address to bind (default 127.0.0.1)", "ADDR" },
     { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 8080; 0 picks a free one)", "PORT" },
@@ -123,6 +130,9 @@ main (int   argc,
     { "history", 0, 0, G_OPTION_ARG_INT, &history, "Messages replayed to a newcomer (default 50)", "N" },
     { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads,
       "Shared session threads (default 0: one thread per session)", "N" },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert, "Serve HTTPS/WSS with this PEM certificate (chain)", "FILE" },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, "The PEM private key of --tls-cert", "FILE" },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- Engine.IO chat demo");
@@ -150,17 +160,21 @@ main (int   argc,
   g_option_context_add_main_entries (options, entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, &error))
     {
-      g_printerr ("engineio-chat: %s\n", error->message);
-      return 2;
+      g_printerr (NAME ": %s\n", error->message);
+      return TOOL_EXIT_USAGE;
     }
+  if (version)
+    return tool_print_version (NAME, ENGINE_IO_VERSION_S);
   if (address == NULL)
     address = g_strdup ("127.0.0.1");
-  if (argc > 1 || port < 0 || port > 65535 || history < 0 || history > 100000 ||
-      loop_threads < 0 || loop_threads > 1024)
-    {
-      g_printerr ("engineio-chat: an option is out of range, or an extra argument (see --help)\n");
-      return 2;
-    }
+  if (!tool_check_no_arguments (NAME, argc, argv) ||
+      !tool_check_range (NAME, "port", port, 0, 65535) ||
+      !tool_check_range (NAME, "history", history, 0, 100000) ||
+      !tool_check_range (NAME, "loop-threads", loop_threads, 0, 1024))
+    return TOOL_EXIT_USAGE;
+  status = tool_load_tls (NAME, tls_cert, tls_key, &certificate);
+  if (status != 0)
+    return status;
 
   status = demo_locate_page (&page, &static_dir, &bundle);
   if (status != 0)
@@ -178,7 +192,10 @@ main (int   argc,
   files = demo_static_new (app.engine, ENGINE_PATH, static_dir);
   if (bundle != NULL)
     demo_static_add_file (files, BUNDLE_URL, bundle);
-  daemon = demo_static_start (files, address, (guint) port, &bound_port, &error);
+  if (certificate != NULL && !demo_static_set_tls (files, certificate, &error))
+    daemon = NULL;
+  else
+    daemon = demo_static_start (files, address, (guint) port, &bound_port, &error);
   if (daemon == NULL)
     {
       g_printerr ("engineio-chat: %s\n", error->message);
@@ -190,6 +207,13 @@ main (int   argc,
     }
 
   url = demo_url_for (address, bound_port);
+  if (certificate != NULL)
+    {
+      char *https = g_strconcat ("https", url + strlen ("http"), NULL);
+
+      g_free (url);
+      url = https;
+    }
   printf ("listening on %s\n", url);
   fflush (stdout);
   g_message ("Chat on %s (page from %s, client bundle %s, history %d%s)", url, static_dir,

@@ -21,6 +21,14 @@
  * Every user is in exactly one chat room at a time (a Socket.IO room of
  * the same name, "#general" after login). Uses only the public API.
  *
+ * With --redis URL the namespace gets a SocketIORedisAdapter: the room
+ * broadcasts (message, joined, left, typing) reach the members of the
+ * room of that name on every node of the cluster. What the chat keeps
+ * (names, members, history, the `rooms` list) stays per node: names are
+ * unique per node, `users`, `history` and `rooms` list this node's; the
+ * joined/left notices carry no `users` list then, and pages add and
+ * remove the name they carry.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "sio-chat-config.h"
@@ -33,8 +41,14 @@
 
 #include <engineio/engineio.h>
 #include <socketio/socketio.h>
+#ifdef SOCKET_IO_HAVE_REDIS
+#include <socketio/socketio-redis.h>
+#endif
 
 #include "demo-static.h"
+#include "../tools/tool-cli.h"
+
+#define NAME "socketio-chat"
 
 #define BUNDLE_URL "/socket.io.min.js"
 #define BUNDLE_NAME "socket.io.min.js"
@@ -102,6 +116,11 @@ typedef struct
   EngineIOServer    *engine;      /* owned; outlives the daemon */
   SocketIOServer    *io;          /* owned */
   SocketIONamespace *nsp;         /* owned */
+  gboolean           cluster;     /* --redis: immutable after start */
+  gint64             id_base;     /* added to message ids: in a cluster, a
+                                   * random multiple of 2^32 per node, so that
+                                   * pages (which skip ids they have shown)
+                                   * never see two nodes' ids collide */
   Chat               chat;
 } App;
 
@@ -113,6 +132,15 @@ node_object (JsonObject *object)
   /* Takes @object. */
   JsonNode *node = json_node_init_object (json_node_alloc (), object);
   json_object_unref (object);
+  return node;
+}
+
+static JsonNode *
+node_array (JsonArray *array)
+{
+  /* Takes @array (json_node_init_array() takes a reference of its own). */
+  JsonNode *node = json_node_init_array (json_node_alloc (), array);
+  json_array_unref (array);
   return node;
 }
 
@@ -184,7 +212,7 @@ room_users (Room *room)
   g_ptr_array_sort (names, compare_strings);
   for (guint i = 0; i < names->len; i++)
     json_array_add_string_element (array, g_ptr_array_index (names, i));
-  return json_node_init_array (json_node_alloc (), array);
+  return node_array (array);
 }
 
 static JsonNode *
@@ -194,7 +222,7 @@ room_history (Room *room)
 
   for (GList *l = room->history.head; l != NULL; l = l->next)
     json_array_add_element (array, json_node_init_object (json_node_alloc (), l->data));
-  return json_node_init_array (json_node_alloc (), array);
+  return node_array (array);
 }
 
 static JsonNode *
@@ -218,7 +246,7 @@ rooms_list (Chat *chat)
       json_object_set_int_member (item, "count", g_hash_table_size (room->members));
       json_array_add_object_element (array, item);
     }
-  return json_node_init_array (json_node_alloc (), array);
+  return node_array (array);
 }
 
 /* To every socket of the room but @except (nullable). Takes @payload. */
@@ -247,21 +275,30 @@ static void
 broadcast_rooms (App *app)
 {
   g_autoptr(JsonArray) args = args_of (rooms_list (&app->chat));
+  g_autoptr(SocketIOBroadcastOperator) op = socket_io_namespace_broadcast (app->nsp);
   g_autoptr(GError) error = NULL;
 
-  if (!socket_io_namespace_emit (app->nsp, "rooms", args, NULL, &error))
+  /* This node's list, to this node's clients only (with --redis, the
+   * other nodes send theirs to theirs). */
+  socket_io_broadcast_operator_local (op);
+  if (!socket_io_broadcast_operator_emit (op, "rooms", args, NULL, NULL, &error))
     g_debug ("broadcast of rooms failed: %s", error->message);
 }
 
+/* A joined/left notice. Alone, it carries the room's members; in a
+ * cluster it does not (this node knows only its own, and the notice
+ * reaches every node's pages): pages then add or remove the name. */
 static JsonNode *
-presence (Room       *room,
+presence (App        *app,
+          Room       *room,
           const char *name)
 {
   JsonObject *object = json_object_new ();
 
   json_object_set_string_member (object, "room", room->name);
   json_object_set_string_member (object, "name", name);
-  json_object_set_member (object, "users", room_users (room));
+  if (!app->cluster)
+    json_object_set_member (object, "users", room_users (room));
   return node_object (object);
 }
 
@@ -279,7 +316,7 @@ leave_room (App  *app,
   g_hash_table_remove (room->members, conn);
   if (socket_io_socket_is_connected (conn->socket))
     socket_io_socket_leave (conn->socket, room->name);
-  room_emit (app, room, NULL, "left", presence (room, conn->name));
+  room_emit (app, room, NULL, "left", presence (app, room, conn->name));
   if (g_hash_table_size (room->members) == 0 && strcmp (room->name, SIO_CHAT_GENERAL) != 0)
     g_hash_table_remove (app->chat.rooms, room->name);
 }
@@ -310,7 +347,7 @@ enter_room (App         *app,
   /* Told before the joiner is in the Socket.IO room: not to the joiner. */
   g_hash_table_add (room->members, conn);
   conn->room = room;
-  room_emit (app, room, conn, "joined", presence (room, conn->name));
+  room_emit (app, room, conn, "joined", presence (app, room, conn->name));
   socket_io_socket_join (conn->socket, room->name);
   return room;
 }
@@ -570,7 +607,7 @@ handle_message (App         *app,
   json_object_set_string_member (message, "name", conn->name);
   json_object_set_string_member (message, "text", text);
   json_object_set_int_member (message, "time", g_get_real_time () / 1000);
-  json_object_set_int_member (message, "id", (gint64) ++room->next_id);
+  json_object_set_int_member (message, "id", app->id_base + (gint64) ++room->next_id);
   json_object_seal (message);
 
   /* To the others; the sender shows its own copy, delivered on the ack. */
@@ -731,6 +768,8 @@ main (int   argc,
   int max_rooms = SIO_CHAT_DEFAULT_ROOMS;
   int max_users = SIO_CHAT_DEFAULT_USERS;
   int loop_threads = 0;
+  g_autofree char *redis = NULL;
+  gboolean version = FALSE;
   GOptionEntry entries[] = {
     { "address", 0, 0, G_OPTION_ARG_STRING, &address, "Address to bind (default 127.0.0.1)", "ADDR" },
     { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 8080; 0 picks a free one)", "PORT" },
@@ -744,6 +783,10 @@ main (int   argc,
     { "max-users", 0, 0, G_OPTION_ARG_INT, &max_users, "Users logged in at once (default 1000)", "N" },
     { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads,
       "Shared session threads (default 0: one thread per session)", "N" },
+    { "redis", 0, 0, G_OPTION_ARG_STRING, &redis,
+      "Join a cluster of chat servers through Redis (wire of npm @socket.io/redis-adapter 8)",
+      "redis://HOST[:PORT][/DB]" },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- Socket.IO chat demo");
@@ -771,18 +814,20 @@ main (int   argc,
   g_option_context_add_main_entries (options, entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, &error))
     {
-      g_printerr ("socketio-chat: %s\n", error->message);
-      return 2;
+      g_printerr (NAME ": %s\n", error->message);
+      return TOOL_EXIT_USAGE;
     }
+  if (version)
+    return tool_print_version (NAME, ENGINE_IO_VERSION_S);
   if (address == NULL)
     address = g_strdup ("127.0.0.1");
-  if (argc > 1 || port < 0 || port > 65535 || history < 0 || history > 10000 ||
-      max_rooms < 1 || max_rooms > 10000 || max_users < 1 || max_users > 1000000 ||
-      loop_threads < 0 || loop_threads > 1024)
-    {
-      g_printerr ("socketio-chat: an option is out of range, or an extra argument (see --help)\n");
-      return 2;
-    }
+  if (!tool_check_no_arguments (NAME, argc, argv) ||
+      !tool_check_range (NAME, "port", port, 0, 65535) ||
+      !tool_check_range (NAME, "history", history, 0, 10000) ||
+      !tool_check_range (NAME, "max-rooms", max_rooms, 1, 10000) ||
+      !tool_check_range (NAME, "max-users", max_users, 1, 1000000) ||
+      !tool_check_range (NAME, "loop-threads", loop_threads, 0, 1024))
+    return TOOL_EXIT_USAGE;
 
   status = demo_locate_page (&page, &static_dir, &bundle);
   if (status != 0)
@@ -813,6 +858,35 @@ main (int   argc,
   app.io = socket_io_server_new (app.engine);
   app.nsp = socket_io_server_of (app.io, "/");
   g_signal_connect (app.nsp, "connection", G_CALLBACK (on_connection), &app);
+  if (redis != NULL)
+    {
+#ifdef SOCKET_IO_HAVE_REDIS
+      g_autoptr(SocketIOAdapter) adapter = socket_io_redis_adapter_new (app.nsp, redis, NULL, &error);
+
+      if (adapter == NULL)
+        {
+          g_printerr (NAME ": --redis: %s\n", error->message);
+          engine_io_server_close (app.engine);
+          g_object_unref (app.nsp);
+          g_object_unref (app.io);
+          g_object_unref (app.engine);
+          chat_clear (&app.chat);
+          return TOOL_EXIT_USAGE;
+        }
+      socket_io_namespace_set_adapter (app.nsp, adapter);
+      app.cluster = TRUE;
+      /* Below 2^52 with 2^32 messages a room: exact in JavaScript. */
+      app.id_base = (gint64) g_random_int_range (1, 1 << 20) << 32;
+#else
+      g_printerr (NAME ": built without Redis support (hiredis, msgpack-c)\n");
+      engine_io_server_close (app.engine);
+      g_object_unref (app.nsp);
+      g_object_unref (app.io);
+      g_object_unref (app.engine);
+      chat_clear (&app.chat);
+      return TOOL_EXIT_USAGE;
+#endif
+    }
 
   files = demo_static_new (app.engine, ENGINE_PATH, static_dir);
   if (bundle != NULL)
@@ -835,9 +909,9 @@ main (int   argc,
   url = demo_url_for (address, bound_port);
   printf ("listening on %s\n", url);
   fflush (stdout);
-  g_message ("Socket.IO chat on %s (page from %s, client bundle %s, history %d, rooms %d, users %d)",
+  g_message ("Socket.IO chat on %s (page from %s, client bundle %s, history %d, rooms %d, users %d%s%s)",
              url, static_dir, bundle != NULL ? bundle : "missing", history,
-             max_rooms, max_users);
+             max_rooms, max_users, redis != NULL ? ", cluster through " : "", redis != NULL ? redis : "");
 
   demo_run_until_signal ();
 

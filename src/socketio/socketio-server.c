@@ -64,8 +64,7 @@ struct _SocketIOServer
   EngineIOServer  *engine;          /* ref */
   gulong           connection_id;
   GMutex           lock;            /* guards namespaces, patterns, namespace_func,
-                                     * each namespace's configuring */
-  GCond            configured;      /* (lock) a namespace's configuring ended */
+                                     * each namespace's configuring and parked */
   GHashTable      *namespaces;      /* name -> SocketIONamespace (ref) */
   GPtrArray       *patterns;        /* GRegex (ref) */
   SocketIONamespaceFunc namespace_func;
@@ -104,7 +103,10 @@ struct _SocketIONamespace
   GRWLock          recovery_lock;   /* see the comment at the top */
   gboolean         configuring;     /* (server lock) dynamic, its ::new-namespace
                                      * handlers still running */
-  GThread         *configuring_thread; /* (server lock) the thread running them */
+  GQueue           parked;          /* (server lock) SioConnectAttempt (ref): CONNECTs
+                                     * that came meanwhile, from clients whose
+                                     * sessions go on (attempt_abandon() drops the
+                                     * others at once) */
 };
 
 struct _SocketIOSocket
@@ -487,6 +489,14 @@ static void socket_on_packet (SocketIOSocket *socket,
 static SocketIONamespace *server_of_locked (SocketIOServer *self,
                                             const char     *name);
 
+static void namespace_configured (SocketIOServer    *self,
+                                  SocketIONamespace *nsp);
+
+/* Any thread: creates the dynamic namespace @name if a pattern or the
+ * namespace function accepts it, and emits ::new-namespace for it on this
+ * thread. CONNECTs to it that other clients send meanwhile are parked
+ * (namespace_park()) and go on, each in its session context, once the
+ * handlers have returned. */
 static SocketIONamespace *
 server_dynamic_namespace (SocketIOServer *self,
                           const char     *name,
@@ -526,50 +536,15 @@ server_dynamic_namespace (SocketIOServer *self,
     {
       nsp = server_of_locked (self, name);
       nsp->configuring = TRUE;
-      nsp->configuring_thread = g_thread_self ();
     }
   g_object_ref (nsp);
   g_mutex_unlock (&self->lock);
   if (created)
     {
       g_signal_emit (self, server_signals[SERVER_SIGNAL_NEW_NAMESPACE], 0, nsp);
-      g_mutex_lock (&self->lock);
-      nsp->configuring = FALSE;
-      nsp->configuring_thread = NULL;
-      g_cond_broadcast (&self->configured);
-      g_mutex_unlock (&self->lock);
+      namespace_configured (self, nsp);
     }
   return nsp;
-}
-
-/* How long a CONNECT to a dynamic namespace waits for the
- * ::new-namespace handlers that another client's CONNECT started. */
-#define NAMESPACE_CONFIGURE_WAIT_US (10 * G_USEC_PER_SEC)
-
-/* Session context: whether @nsp may be joined, once its ::new-namespace
- * handlers (running for another client, on another thread) have returned:
- * until then it has none of the middlewares they add, and a client let
- * in meanwhile would skip them. FALSE if they take longer than
- * NAMESPACE_CONFIGURE_WAIT_US, or at once (@same_thread set) if they run
- * on this thread, below us (a handler that iterates the context, which
- * a pooled loop thread shares with other sessions): they cannot return
- * while we wait. */
-static gboolean
-namespace_wait_configured (SocketIOServer    *self,
-                           SocketIONamespace *nsp,
-                           gboolean          *same_thread)
-{
-  gint64 end = g_get_monotonic_time () + NAMESPACE_CONFIGURE_WAIT_US;
-  gboolean configured;
-
-  g_mutex_lock (&self->lock);
-  *same_thread = nsp->configuring && nsp->configuring_thread == g_thread_self ();
-  while (nsp->configuring && !*same_thread &&
-         g_cond_wait_until (&self->configured, &self->lock, end))
-    ;
-  configured = !nsp->configuring;
-  g_mutex_unlock (&self->lock);
-  return configured;
 }
 
 /* One CONNECT going through the namespace's middlewares, which may answer
@@ -586,6 +561,14 @@ typedef struct
   SocketIONamespace *nsp;           /* ref */
   char              *name;
   guint              next;          /* the next middleware; session context */
+  JsonNode          *auth;          /* ref, nullable: a parked CONNECT's auth; session
+                                     * context */
+  GList             *park_link;     /* (server lock) its link in nsp->parked, while
+                                     * there */
+  gboolean           parked;        /* made by namespace_park() */
+  GQueue             early;         /* session context: SocketIOPacket (ref) a parked
+                                     * CONNECT's client sent after it, replayed
+                                     * when it goes on */
 } SioConnectAttempt;
 
 struct _SocketIOMiddlewareCall
@@ -613,6 +596,8 @@ attempt_unref (SioConnectAttempt *attempt)
   g_clear_pointer (&attempt->c, client_unref);
   g_object_unref (attempt->nsp);
   g_free (attempt->name);
+  g_clear_pointer (&attempt->auth, json_node_unref);
+  g_queue_clear_full (&attempt->early, (GDestroyNotify) socket_io_packet_unref);
   g_mutex_clear (&attempt->lock);
   g_free (attempt);
 }
@@ -626,13 +611,32 @@ attempt_abandon (gpointer data)
   SioConnectAttempt *attempt = data;
   SioClient *c;
   SocketIOSocket *socket;
+  gboolean was_parked = FALSE;
 
   g_mutex_lock (&attempt->lock);
   c = g_steal_pointer (&attempt->c);
   socket = g_steal_pointer (&attempt->socket);
   g_mutex_unlock (&attempt->lock);
+  /* A parked CONNECT (no socket yet) leaves its namespace's list at once,
+   * with its auth: a slow ::new-namespace handler keeps only those of
+   * clients still there (bounded by their sessions' max-namespaces). */
+  if (socket == NULL && c != NULL)
+    {
+      g_mutex_lock (&c->server->lock);
+      if (attempt->park_link != NULL)
+        {
+          g_queue_delete_link (&attempt->nsp->parked, attempt->park_link);
+          attempt->park_link = NULL;
+          was_parked = TRUE;
+        }
+      g_mutex_unlock (&c->server->lock);
+      g_clear_pointer (&attempt->auth, json_node_unref);
+      g_queue_clear_full (&attempt->early, (GDestroyNotify) socket_io_packet_unref);
+    }
   g_clear_object (&socket);
   g_clear_pointer (&c, client_unref);
+  if (was_parked)
+    attempt_unref (attempt);    /* the list's ref; not the last: ours follows */
   attempt_unref (attempt);
 }
 
@@ -998,6 +1002,137 @@ socket_io_middleware_call_get_socket (SocketIOMiddlewareCall *self)
   return socket;
 }
 
+static void client_connect (SioClient  *c,
+                            const char *name,
+                            JsonNode   *auth);
+static void client_dispatch (SioClient      *c,
+                             SocketIOPacket *packet);
+
+/* Session context, once the namespace's ::new-namespace handlers have
+ * returned: the parked CONNECT starts again. */
+static gboolean
+unpark_in_context (gpointer data)
+{
+  SioConnectAttempt *attempt = data;
+  g_autoptr(JsonNode) auth = NULL;
+  g_autofree char *name = NULL;
+  SioClient *c = attempt->c;
+  GQueue early = G_QUEUE_INIT;
+  SocketIOPacket *packet;
+
+  if (c == NULL || c->closed || g_hash_table_lookup (c->pending, attempt->name) != attempt)
+    return G_SOURCE_REMOVE;
+  client_ref (c);
+  name = g_strdup (attempt->name);
+  auth = attempt->auth != NULL ? json_node_ref (attempt->auth) : NULL;
+  early = attempt->early;
+  g_queue_init (&attempt->early);
+  g_hash_table_remove (c->pending, name);     /* forgets @attempt's client */
+  client_connect (c, name, auth);
+  /* What came after the CONNECT, as if it came now: for its socket's
+   * `connection` (the middlewares let it in at once), or it closes the
+   * client as during any pending CONNECT. */
+  while ((packet = g_queue_pop_head (&early)) != NULL)
+    {
+      if (!c->closed)
+        client_dispatch (c, packet);
+      socket_io_packet_unref (packet);
+    }
+  client_unref (c);
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread (the one that ran the ::new-namespace handlers): queues the
+ * parked @data to its session context, unless its session ended. */
+static void
+attempt_unpark (gpointer data)
+{
+  SioConnectAttempt *attempt = data;
+  SioClient *c = NULL;
+  GSource *source;
+
+  g_mutex_lock (&attempt->lock);
+  if (attempt->c != NULL)
+    c = client_ref (attempt->c);
+  g_mutex_unlock (&attempt->lock);
+  if (c == NULL)
+    return;
+  /* A source, not g_main_context_invoke(): on the handlers' own thread
+   * that would run this CONNECT inside the one that created the
+   * namespace. */
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, unpark_in_context, attempt_ref (attempt),
+                         (GDestroyNotify) attempt_unref);
+  g_source_set_static_name (source, "[socketio] unpark CONNECT");
+  g_source_attach (source, c->context);
+  g_source_unref (source);
+  client_unref (c);
+}
+
+/* The thread that ran @nsp's ::new-namespace handlers, once they have
+ * returned: the CONNECTs parked meanwhile go on. */
+static void
+namespace_configured (SocketIOServer    *self,
+                      SocketIONamespace *nsp)
+{
+  GQueue parked;
+  SioConnectAttempt *attempt;
+
+  g_mutex_lock (&self->lock);
+  nsp->configuring = FALSE;
+  parked = nsp->parked;
+  g_queue_init (&nsp->parked);
+  for (GList *l = parked.head; l != NULL; l = l->next)
+    ((SioConnectAttempt *) l->data)->park_link = NULL;
+  g_mutex_unlock (&self->lock);
+  while ((attempt = g_queue_pop_head (&parked)) != NULL)
+    {
+      attempt_unpark (attempt);
+      attempt_unref (attempt);
+    }
+}
+
+/* Session context: if @nsp's ::new-namespace handlers (run for another
+ * client, on any thread, this one included when they iterate the
+ * context) have not returned yet, @nsp has none of the middlewares they
+ * add, and a client let in now would skip them. Its CONNECT is then
+ * parked: a pending attempt (so that the client may send nothing else to
+ * @nsp meanwhile, and its session's end forgets it) that starts again
+ * once they return. Nothing waits: no thread is held, however long the
+ * handlers take. */
+static gboolean
+namespace_park (SocketIONamespace *nsp,
+                SioClient         *c,
+                const char        *name,
+                JsonNode          *auth)
+{
+  SocketIOServer *server = c->server;
+  SioConnectAttempt *attempt;
+
+  g_mutex_lock (&server->lock);
+  if (!nsp->configuring)
+    {
+      g_mutex_unlock (&server->lock);
+      return FALSE;
+    }
+  attempt = g_new0 (SioConnectAttempt, 1);
+  g_atomic_ref_count_init (&attempt->ref_count);
+  g_mutex_init (&attempt->lock);
+  attempt->c = client_ref (c);
+  attempt->nsp = g_object_ref (nsp);
+  attempt->name = g_strdup (name);
+  attempt->auth = auth != NULL ? json_node_ref (auth) : NULL;
+  attempt->parked = TRUE;
+  g_queue_push_tail (&nsp->parked, attempt_ref (attempt));
+  attempt->park_link = nsp->parked.tail;
+  g_mutex_unlock (&server->lock);
+  g_debug ("%s: CONNECT to %s parked until its ::new-namespace handlers return",
+           engine_io_socket_get_id (c->eio), name);
+  g_hash_table_insert (c->pending, g_strdup (name), attempt);   /* takes the ref */
+  return TRUE;
+}
+
 static void
 client_connect (SioClient  *c,
                 const char *name,
@@ -1006,7 +1141,6 @@ client_connect (SioClient  *c,
   g_autoptr(SocketIONamespace) nsp = socket_io_server_lookup_namespace (c->server, name);
   g_autoptr(SocketIOSession) session = NULL;
   gboolean recovery_locked = FALSE;
-  gboolean same_thread = FALSE;
   SioConnectAttempt *attempt;
 
   if (nsp == NULL)
@@ -1015,19 +1149,6 @@ client_connect (SioClient  *c,
     {
       g_autoptr(JsonNode) data = error_object ("Invalid namespace", NULL);
 
-      client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
-      return;
-    }
-  if (!namespace_wait_configured (c->server, nsp, &same_thread))
-    {
-      g_autoptr(JsonNode) data = error_object ("Namespace not ready", NULL);
-
-      if (same_thread)
-        g_debug ("Namespace %s: a client was refused by the thread running its "
-                 "::new-namespace handlers (they iterate the context)", name);
-      else
-        g_warning ("Namespace %s: its ::new-namespace handlers took more than %d s; "
-                   "a client was refused", name, (int) (NAMESPACE_CONFIGURE_WAIT_US / G_USEC_PER_SEC));
       client_send_simple (c, SOCKET_IO_PACKET_CONNECT_ERROR, name, data);
       return;
     }
@@ -1040,6 +1161,8 @@ client_connect (SioClient  *c,
       client_fail (c, "forced server close");
       return;
     }
+  if (namespace_park (nsp, c, name, auth))
+    return;
 
   /* Connection state recovery: the auth names the private session id and
    * the last offset the client got. Held for writing from the restore to
@@ -1099,6 +1222,7 @@ client_dispatch (SioClient      *c,
   g_autofree char *path = NULL;
   g_autoptr(JsonNode) query_auth = NULL;
   SocketIOSocket *socket;
+  SioConnectAttempt *parked;
   const char *query;
 
   /* v4 clients put their query in the namespace ("/nsp?token=1"): it is
@@ -1162,6 +1286,21 @@ client_dispatch (SioClient      *c,
         }
       else
         socket_on_packet (hold, packet);
+    }
+  else if (socket == NULL && type != SOCKET_IO_PACKET_CONNECT &&
+           type != SOCKET_IO_PACKET_CONNECT_ERROR &&
+           (parked = g_hash_table_lookup (c->pending, name)) != NULL && parked->parked)
+    {
+      /* After a parked CONNECT (namespace_park()): kept for when it goes
+       * on, within the same bound as for a namespace that is ready. */
+      if (g_queue_get_length (&parked->early) >= SIO_MAX_EARLY_PACKETS)
+        {
+          g_debug ("%s: more than %d packets after a parked CONNECT",
+                   engine_io_socket_get_id (c->eio), SIO_MAX_EARLY_PACKETS);
+          client_fail (c, "forced server close");
+          return;
+        }
+      g_queue_push_tail (&parked->early, socket_io_packet_ref (packet));
     }
   else
     {
@@ -1348,7 +1487,6 @@ socket_io_server_finalize (GObject *object)
     self->namespace_destroy (self->namespace_data);
   g_clear_object (&self->engine);
   g_mutex_clear (&self->lock);
-  g_cond_clear (&self->configured);
   G_OBJECT_CLASS (socket_io_server_parent_class)->finalize (object);
 }
 
@@ -1597,10 +1735,12 @@ socket_io_server_class_init (SocketIOServerClass *klass)
    * socket_io_server_set_namespace_func()) is created for a client, in
    * that client's session context, before the client joins it: connect
    * the namespace's #SocketIONamespace::connection and add its middlewares
-   * here. Other clients joining the same namespace meanwhile (on other
-   * threads) wait until the handlers have returned (at most 10 s, then
-   * they are refused with `Namespace not ready`), so none skips the
-   * middlewares added here.
+   * here. The CONNECTs of other clients to the same namespace meanwhile
+   * (from any thread, this one included if a handler iterates the main
+   * context) go on once the handlers have returned, so none skips the
+   * middlewares added here; they hold no thread while they wait, however
+   * long the handlers take (a client whose session ends meanwhile is
+   * forgotten).
    */
   server_signals[SERVER_SIGNAL_NEW_NAMESPACE] =
     g_signal_new ("new-namespace", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -1611,7 +1751,6 @@ static void
 socket_io_server_init (SocketIOServer *self)
 {
   g_mutex_init (&self->lock);
-  g_cond_init (&self->configured);
   self->namespaces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->patterns = g_ptr_array_new_with_free_func ((GDestroyNotify) g_regex_unref);
 }
@@ -1843,6 +1982,7 @@ socket_io_namespace_finalize (GObject *object)
 
   g_hash_table_unref (self->sockets);
   g_ptr_array_unref (self->middlewares);
+  g_queue_clear_full (&self->parked, (GDestroyNotify) attempt_unref);
   g_clear_object (&self->adapter);
   g_free (self->name);
   g_mutex_clear (&self->lock);
@@ -3616,16 +3756,22 @@ socket_io_broadcast_operator_fetch_sockets (SocketIOBroadcastOperator *self)
  * @self: an operator
  * @room: a room
  *
- * Makes every socket the operator addresses join @room. Any thread.
+ * Makes every socket the operator addresses join @room (through the
+ * namespace's adapter: on every node of a cluster unless the operator is
+ * local). Any thread.
  */
 void
 socket_io_broadcast_operator_sockets_join (SocketIOBroadcastOperator *self,
                                            const char                *room)
 {
-  g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (self);
+  const char *join[] = { room, NULL };
 
-  for (guint i = 0; i < sockets->len; i++)
-    socket_io_socket_join (g_ptr_array_index (sockets, i), room);
+  g_return_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self));
+  g_return_if_fail (room != NULL);
+  socket_io_adapter_add_sockets (socket_io_namespace_get_adapter (self->nsp),
+                                 (const char * const *) self->rooms->pdata,
+                                 (const char * const *) self->except->pdata,
+                                 self->flags, join);
 }
 
 /**
@@ -3633,16 +3779,22 @@ socket_io_broadcast_operator_sockets_join (SocketIOBroadcastOperator *self,
  * @self: an operator
  * @room: a room
  *
- * Makes every socket the operator addresses leave @room. Any thread.
+ * Makes every socket the operator addresses leave @room (through the
+ * namespace's adapter: on every node of a cluster unless the operator is
+ * local). Any thread.
  */
 void
 socket_io_broadcast_operator_sockets_leave (SocketIOBroadcastOperator *self,
                                             const char                *room)
 {
-  g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (self);
+  const char *leave[] = { room, NULL };
 
-  for (guint i = 0; i < sockets->len; i++)
-    socket_io_socket_leave (g_ptr_array_index (sockets, i), room);
+  g_return_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self));
+  g_return_if_fail (room != NULL);
+  socket_io_adapter_del_sockets (socket_io_namespace_get_adapter (self->nsp),
+                                 (const char * const *) self->rooms->pdata,
+                                 (const char * const *) self->except->pdata,
+                                 self->flags, leave);
 }
 
 /* A weak ref: a call still queued in the context of a session that has
@@ -3678,9 +3830,10 @@ disconnect_call_free (gpointer data)
  * @self: an operator
  * @close_transport: as for socket_io_socket_disconnect()
  *
- * Disconnects every socket the operator addresses, each in its own
- * context (at once for the sockets of the calling context, later for
- * the others). Any thread.
+ * Disconnects every socket the operator addresses (through the
+ * namespace's adapter: on every node of a cluster unless the operator is
+ * local), each in its own context (at once for the sockets of the
+ * calling context, later for the others). Any thread.
  */
 /* Queues socket_io_socket_disconnect() to the socket's context. */
 static void
@@ -3699,10 +3852,11 @@ void
 socket_io_broadcast_operator_disconnect_sockets (SocketIOBroadcastOperator *self,
                                                  gboolean                   close_transport)
 {
-  g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (self);
-
-  for (guint i = 0; i < sockets->len; i++)
-    disconnect_later (g_ptr_array_index (sockets, i), close_transport);
+  g_return_if_fail (SOCKET_IO_IS_BROADCAST_OPERATOR (self));
+  socket_io_adapter_disconnect_sockets (socket_io_namespace_get_adapter (self->nsp),
+                                        (const char * const *) self->rooms->pdata,
+                                        (const char * const *) self->except->pdata,
+                                        self->flags, close_transport);
 }
 
 /* ------------------------------------------------------------------ */
@@ -4417,10 +4571,122 @@ socket_io_adapter_finalize (GObject *object)
   G_OBJECT_CLASS (socket_io_adapter_parent_class)->finalize (object);
 }
 
+/* The local sockets an adapter addresses (looked up in its namespace). */
+static GPtrArray *
+adapter_local_sockets (SocketIOAdapter    *self,
+                       const char * const *rooms,
+                       const char * const *except)
+{
+  SocketIONamespace *nsp = socket_io_adapter_get_namespace (self);
+  GPtrArray *sockets = g_ptr_array_new_with_free_func (g_object_unref);
+  g_auto(GStrv) ids = socket_io_adapter_sockets (self, rooms, except);
+
+  for (guint i = 0; ids[i] != NULL; i++)
+    {
+      SocketIOSocket *socket = socket_io_namespace_lookup_socket (nsp, ids[i]);
+
+      if (socket != NULL)
+        g_ptr_array_add (sockets, socket);
+    }
+  return sockets;
+}
+
+static void
+adapter_real_add_sockets (SocketIOAdapter        *self,
+                          const char * const     *rooms,
+                          const char * const     *except,
+                          SocketIOBroadcastFlags  flags,
+                          const char * const     *join)
+{
+  g_autoptr(GPtrArray) sockets = adapter_local_sockets (self, rooms, except);
+
+  for (guint i = 0; i < sockets->len; i++)
+    for (guint j = 0; join[j] != NULL; j++)
+      socket_io_socket_join (g_ptr_array_index (sockets, i), join[j]);
+}
+
+static void
+adapter_real_del_sockets (SocketIOAdapter        *self,
+                          const char * const     *rooms,
+                          const char * const     *except,
+                          SocketIOBroadcastFlags  flags,
+                          const char * const     *leave)
+{
+  g_autoptr(GPtrArray) sockets = adapter_local_sockets (self, rooms, except);
+
+  for (guint i = 0; i < sockets->len; i++)
+    for (guint j = 0; leave[j] != NULL; j++)
+      socket_io_socket_leave (g_ptr_array_index (sockets, i), leave[j]);
+}
+
+static void
+adapter_real_disconnect_sockets (SocketIOAdapter        *self,
+                                 const char * const     *rooms,
+                                 const char * const     *except,
+                                 SocketIOBroadcastFlags  flags,
+                                 gboolean                close_transport)
+{
+  g_autoptr(GPtrArray) sockets = adapter_local_sockets (self, rooms, except);
+
+  for (guint i = 0; i < sockets->len; i++)
+    disconnect_later (g_ptr_array_index (sockets, i), close_transport);
+}
+
+enum { ADAPTER_PROP_0, ADAPTER_PROP_NAMESPACE };
+
+static void
+socket_io_adapter_set_property (GObject      *object,
+                                guint         prop_id,
+                                const GValue *value,
+                                GParamSpec   *pspec)
+{
+  SocketIOAdapterPrivate *priv = socket_io_adapter_get_instance_private (SOCKET_IO_ADAPTER (object));
+
+  switch (prop_id)
+    {
+    case ADAPTER_PROP_NAMESPACE:
+      /* Not a ref: the namespace owns its adapter. */
+      priv->nsp = g_value_get_object (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+socket_io_adapter_get_property (GObject    *object,
+                                guint       prop_id,
+                                GValue     *value,
+                                GParamSpec *pspec)
+{
+  SocketIOAdapterPrivate *priv = socket_io_adapter_get_instance_private (SOCKET_IO_ADAPTER (object));
+
+  switch (prop_id)
+    {
+    case ADAPTER_PROP_NAMESPACE:
+      g_value_set_object (value, priv->nsp);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
 static void
 socket_io_adapter_class_init (SocketIOAdapterClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = socket_io_adapter_finalize;
+  G_OBJECT_CLASS (klass)->set_property = socket_io_adapter_set_property;
+  G_OBJECT_CLASS (klass)->get_property = socket_io_adapter_get_property;
+
+  /**
+   * SocketIOAdapter:namespace:
+   *
+   * The namespace the adapter serves (not referenced: the namespace owns
+   * its adapter). Set by subclasses' constructors.
+   */
+  g_object_class_install_property (G_OBJECT_CLASS (klass), ADAPTER_PROP_NAMESPACE,
+    g_param_spec_object ("namespace", NULL, NULL, SOCKET_IO_TYPE_NAMESPACE,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
   klass->add_all = adapter_real_add_all;
   klass->del = adapter_real_del;
   klass->del_all = adapter_real_del_all;
@@ -4429,6 +4695,9 @@ socket_io_adapter_class_init (SocketIOAdapterClass *klass)
   klass->sockets = adapter_real_sockets;
   klass->persist_session = adapter_real_persist_session;
   klass->restore_session = adapter_real_restore_session;
+  klass->add_sockets = adapter_real_add_sockets;
+  klass->del_sockets = adapter_real_del_sockets;
+  klass->disconnect_sockets = adapter_real_disconnect_sockets;
 }
 
 static void
@@ -4459,11 +4728,8 @@ socket_io_adapter_init (SocketIOAdapter *self)
 SocketIOAdapter *
 socket_io_adapter_new (SocketIONamespace *nsp)
 {
-  SocketIOAdapter *self = g_object_new (SOCKET_IO_TYPE_ADAPTER, NULL);
-  SocketIOAdapterPrivate *priv = socket_io_adapter_get_instance_private (self);
-
-  priv->nsp = nsp;
-  return self;
+  g_return_val_if_fail (SOCKET_IO_IS_NAMESPACE (nsp), NULL);
+  return g_object_new (SOCKET_IO_TYPE_ADAPTER, "namespace", nsp, NULL);
 }
 
 /**
@@ -4635,4 +4901,77 @@ socket_io_adapter_restore_session (SocketIOAdapter *self,
   g_return_val_if_fail (SOCKET_IO_IS_ADAPTER (self), NULL);
   g_return_val_if_fail (pid != NULL && offset != NULL, NULL);
   return SOCKET_IO_ADAPTER_GET_CLASS (self)->restore_session (self, pid, offset);
+}
+
+/**
+ * socket_io_adapter_add_sockets:
+ * @self: an adapter
+ * @rooms: (nullable) (array zero-terminated=1): rooms addressed (none:
+ *   every socket)
+ * @except: (nullable) (array zero-terminated=1): rooms excluded
+ * @flags: %SOCKET_IO_BROADCAST_LOCAL keeps it to this node
+ * @join: (array zero-terminated=1): rooms to join
+ *
+ * Makes the sockets addressed join every room of @join (on every node of
+ * a cluster unless @flags is local). Any thread.
+ */
+void
+socket_io_adapter_add_sockets (SocketIOAdapter        *self,
+                               const char * const     *rooms,
+                               const char * const     *except,
+                               SocketIOBroadcastFlags  flags,
+                               const char * const     *join)
+{
+  g_return_if_fail (SOCKET_IO_IS_ADAPTER (self));
+  g_return_if_fail (join != NULL);
+  SOCKET_IO_ADAPTER_GET_CLASS (self)->add_sockets (self, rooms, except, flags, join);
+}
+
+/**
+ * socket_io_adapter_del_sockets:
+ * @self: an adapter
+ * @rooms: (nullable) (array zero-terminated=1): rooms addressed (none:
+ *   every socket)
+ * @except: (nullable) (array zero-terminated=1): rooms excluded
+ * @flags: %SOCKET_IO_BROADCAST_LOCAL keeps it to this node
+ * @leave: (array zero-terminated=1): rooms to leave
+ *
+ * Makes the sockets addressed leave every room of @leave (on every node
+ * of a cluster unless @flags is local). Any thread.
+ */
+void
+socket_io_adapter_del_sockets (SocketIOAdapter        *self,
+                               const char * const     *rooms,
+                               const char * const     *except,
+                               SocketIOBroadcastFlags  flags,
+                               const char * const     *leave)
+{
+  g_return_if_fail (SOCKET_IO_IS_ADAPTER (self));
+  g_return_if_fail (leave != NULL);
+  SOCKET_IO_ADAPTER_GET_CLASS (self)->del_sockets (self, rooms, except, flags, leave);
+}
+
+/**
+ * socket_io_adapter_disconnect_sockets:
+ * @self: an adapter
+ * @rooms: (nullable) (array zero-terminated=1): rooms addressed (none:
+ *   every socket)
+ * @except: (nullable) (array zero-terminated=1): rooms excluded
+ * @flags: %SOCKET_IO_BROADCAST_LOCAL keeps it to this node
+ * @close_transport: as for socket_io_socket_disconnect()
+ *
+ * Disconnects the sockets addressed (on every node of a cluster unless
+ * @flags is local), each in its own context (at once for the sockets of
+ * the calling context, later for the others). Any thread.
+ */
+void
+socket_io_adapter_disconnect_sockets (SocketIOAdapter        *self,
+                                      const char * const     *rooms,
+                                      const char * const     *except,
+                                      SocketIOBroadcastFlags  flags,
+                                      gboolean                close_transport)
+{
+  g_return_if_fail (SOCKET_IO_IS_ADAPTER (self));
+  SOCKET_IO_ADAPTER_GET_CLASS (self)->disconnect_sockets (self, rooms, except, flags,
+                                                          close_transport);
 }

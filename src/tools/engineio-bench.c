@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,6 +47,8 @@
 #include <unistd.h>
 
 #include <glib.h>
+
+#include "tool-cli.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -67,11 +70,15 @@ typedef enum
   MODE_WS,
   MODE_POLLING,
   MODE_CONNECT,
+  MODE_BROADCAST,       /* Engine.IO: one sender, the server sends each message to every session */
   MODE_SIO_ECHO,        /* Socket.IO: 42["message",…] → 42["message-back",…] */
   MODE_SIO_ACK,         /* Socket.IO: 42N["message-with-ack",…] → 43N[…] */
   MODE_SIO_BROADCAST,   /* Socket.IO: one sender, every session counts deliveries */
   MODE_SIO_CONNECT,     /* Socket.IO: idle sessions joined to "/" */
 } BenchMode;
+
+/* One sender; every session counts the deliveries of what it sends. */
+#define IS_BROADCAST (cfg.mode == MODE_BROADCAST || cfg.mode == MODE_SIO_BROADCAST)
 
 /* Session-level failures: they count against --fail-threshold. */
 typedef enum
@@ -129,6 +136,7 @@ typedef struct
   double        fail_threshold;
   double        echo_timeout;
   gboolean      binary;
+  gboolean      raw;            /* ws mode against a bare WebSocket echo: no Engine.IO */
   gboolean      json;
   gboolean      verbose;
 } Config;
@@ -1135,6 +1143,12 @@ ws_queue_message (Conn    *c,
       payload_write ((char *) p, seq, cfg.size);
       ws_mask (p, cfg.size, key);
     }
+  else if (cfg.raw)
+    {
+      p = ws_frame_begin (c, 1, cfg.size, &key);
+      payload_write ((char *) p, seq, cfg.size);
+      ws_mask (p, cfg.size, key);
+    }
   else
     {
       p = ws_frame_begin (c, 1, cfg.size + 1, &key);
@@ -1334,9 +1348,17 @@ ws_on_message (Conn       *c,
                size_t      len,
                guint64     now)
 {
+  if (cfg.raw)
+    {
+      on_echo (c, p, len, opcode == 2, now);
+      return;
+    }
   if (opcode == 2)
     {
-      on_echo (c, p, len, TRUE, now);
+      if (cfg.mode == MODE_BROADCAST)
+        on_broadcast_back (c, p, len, now);
+      else
+        on_echo (c, p, len, TRUE, now);
       return;
     }
   if (len == 0)
@@ -1350,6 +1372,8 @@ ws_on_message (Conn       *c,
     case '4':
       if (cfg.sio)
         sio_on_packet (c, p + 1, len - 1, now);
+      else if (cfg.mode == MODE_BROADCAST)
+        on_broadcast_back (c, p + 1, len - 1, now);
       else
         on_echo (c, p + 1, len - 1, FALSE, now);
       break;
@@ -1403,6 +1427,8 @@ ws_input (Conn    *c,
         }
       c->upgraded = TRUE;
       off = (size_t) head;
+      if (cfg.raw)
+        conn_opened (c, now);  /* no open packet: the upgrade is the open */
     }
   while (len - off >= 2)
     {
@@ -1508,13 +1534,13 @@ ws_start (Conn    *c,
   if (!sock_open (c, &c->s[0]))
     return;
   buf_printf (&c->s[0].wbuf,
-              "GET %s?EIO=4&transport=websocket HTTP/1.1\r\n"
+              "GET %s%s HTTP/1.1\r\n"
               "Host: %s\r\n"
               "Upgrade: websocket\r\n"
               "Connection: Upgrade\r\n"
               "Sec-WebSocket-Key: " WS_KEY "\r\n"
               "Sec-WebSocket-Version: 13\r\n"
-              "\r\n", cfg.path, cfg.host_header);
+              "\r\n", cfg.path, cfg.raw ? "" : "?EIO=4&transport=websocket", cfg.host_header);
 }
 
 /* ------------------------------------------------------------ polling */
@@ -1836,7 +1862,7 @@ conn_start_traffic (Conn    *c,
   c->t_send = calloc (cfg.inflight, sizeof (guint64));
   if (c->t_send == NULL)
     die ("out of memory");
-  if (cfg.mode == MODE_SIO_BROADCAST)
+  if (IS_BROADCAST)
     {
       if (c->sender)
         bc_progress (c->w, now);
@@ -2012,7 +2038,7 @@ worker_stop (Worker  *w,
 
       if (c->state == CONN_OPEN)
         w->st.held++;
-      if (cfg.mode == MODE_SIO_BROADCAST)
+      if (IS_BROADCAST)
         {
           if (c->state == CONN_OPEN && c->recv_seq < w->bc_sent &&
               now - w->bc_t[c->recv_seq % cfg.inflight] > limit)
@@ -2109,7 +2135,7 @@ worker_main (void *data)
             continue;
           sock_event (w, c, s, events[i].events);
         }
-      if (cfg.mode == MODE_SIO_BROADCAST && w->traffic)
+      if (IS_BROADCAST && w->traffic)
         bc_progress (w, now_us ());
     }
   w->st.cpu_window_s = thread_cpu_s (RUSAGE_THREAD) - cpu_start;
@@ -2239,13 +2265,15 @@ mode_name (void)
   switch (cfg.mode)
     {
     case MODE_WS:
-      return "ws";
+      return cfg.raw ? "ws-raw" : "ws";
     case MODE_POLLING:
       return "polling";
     case MODE_SIO_ECHO:
       return "sio-echo";
     case MODE_SIO_ACK:
       return "sio-ack";
+    case MODE_BROADCAST:
+      return "broadcast";
     case MODE_SIO_BROADCAST:
       return "sio-broadcast";
     case MODE_SIO_CONNECT:
@@ -2268,10 +2296,10 @@ main (int   argc,
   g_autofree char *sources = NULL;
   int conns = 100, inflight = 1, size = 32, threads = 1, open_window = 128;
   double duration = 10, warmup = 1, open_timeout = 60, fail_threshold = 0, echo_timeout = 2;
-  gboolean binary = FALSE, json = FALSE, verbose = FALSE;
+  gboolean binary = FALSE, json = FALSE, verbose = FALSE, version = FALSE, raw = FALSE;
   GOptionEntry entries[] = {
     { "url", 'u', 0, G_OPTION_ARG_STRING, &url, "Server (default http://127.0.0.1:3000/engine.io/)", "URL" },
-    { "mode", 'm', 0, G_OPTION_ARG_STRING, &mode, "ws, polling, connect, sio-echo, sio-ack, sio-broadcast or sio-connect (default ws)", "MODE" },
+    { "mode", 'm', 0, G_OPTION_ARG_STRING, &mode, "ws, polling, connect, broadcast, sio-echo, sio-ack, sio-broadcast or sio-connect (default ws)", "MODE" },
     { "transport", 0, 0, G_OPTION_ARG_STRING, &transport, "connect mode: websocket (default) or polling", "T" },
     { "conns", 'c', 0, G_OPTION_ARG_INT, &conns, "Sessions (default 100)", "N" },
     { "inflight", 'P', 0, G_OPTION_ARG_INT, &inflight, "Messages in flight per session (default 1)", "N" },
@@ -2279,6 +2307,7 @@ main (int   argc,
     { "duration", 'D', 0, G_OPTION_ARG_DOUBLE, &duration, "Measured seconds; connect: seconds held (default 10)", "S" },
     { "warmup", 'w', 0, G_OPTION_ARG_DOUBLE, &warmup, "Seconds of traffic not counted (default 1)", "S" },
     { "binary", 'b', 0, G_OPTION_ARG_NONE, &binary, "Send binary messages (default text)", NULL },
+    { "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "ws mode against a bare WebSocket echo server (no Engine.IO: messages are the payload, the upgrade opens the session)", NULL },
     { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print the result as JSON on stdout", NULL },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads, each with its own epoll loop (default 1)", "N" },
     { "source-addresses", 's', 0, G_OPTION_ARG_STRING, &sources, "Bind client sockets round-robin to these local addresses", "A,B,…" },
@@ -2287,6 +2316,7 @@ main (int   argc,
     { "fail-threshold", 0, 0, G_OPTION_ARG_DOUBLE, &fail_threshold, "Failed sessions tolerated, percent (default 0)", "PCT" },
     { "echo-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &echo_timeout, "An echo not back after this many seconds at the end is lost (default 2)", "S" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print phases on stderr", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- load generator for Engine.IO v4 servers");
@@ -2297,12 +2327,19 @@ main (int   argc,
   double max_thread_cpu = 0;
   guint64 session_failures = 0, verify_errors = 0;
   gboolean failed;
+  gboolean stalled;
   FILE *human;
+
+  /* Localized GOption messages, and arguments decoded from the locale's
+   * charset (UTF-8 ones fail to convert in the C locale). */
+  setlocale (LC_ALL, "");
 
   g_option_context_add_main_entries (options, entries, NULL);
   g_option_context_set_summary (options,
     "Opens sessions to an Engine.IO v4 server and measures echo throughput and latency\n"
     "(ws, polling) or how many idle sessions it holds (connect). Every echo is checked.\n"
+    "broadcast: one extra session sends, the server sends each message to every session\n"
+    "(engineio-echo --broadcast api|loop), the --conns receivers count deliveries (one thread).\n"
     "sio-* modes speak Socket.IO v5 over WebSocket to a socketio-echo-like server:\n"
     "event echo (sio-echo), acknowledgements (sio-ack), broadcast deliveries to --conns\n"
     "receivers from one extra sender (sio-broadcast, one thread), idle sessions (sio-connect).\n"
@@ -2310,6 +2347,10 @@ main (int   argc,
     "2 bad usage or setup.");
   if (!g_option_context_parse (options, &argc, &argv, &error))
     die ("%s", error->message);
+  if (version)
+    return tool_print_version ("engineio-bench", ENGINEIO_GLIB_VERSION);
+  if (!tool_check_no_arguments ("engineio-bench", argc, argv))
+    return TOOL_EXIT_USAGE;
   if (url == NULL)
     url = g_strdup ("http://127.0.0.1:3000/engine.io/");
   if (mode == NULL)
@@ -2323,6 +2364,8 @@ main (int   argc,
     cfg.mode = MODE_POLLING;
   else if (g_str_equal (mode, "connect"))
     cfg.mode = MODE_CONNECT;
+  else if (g_str_equal (mode, "broadcast"))
+    cfg.mode = MODE_BROADCAST;
   else if (g_str_equal (mode, "sio-echo"))
     cfg.mode = MODE_SIO_ECHO;
   else if (g_str_equal (mode, "sio-ack"))
@@ -2332,7 +2375,7 @@ main (int   argc,
   else if (g_str_equal (mode, "sio-connect"))
     cfg.mode = MODE_SIO_CONNECT;
   else
-    die ("Unknown mode “%s” (ws, polling, connect, sio-echo, sio-ack, sio-broadcast, sio-connect)", mode);
+    die ("Unknown mode “%s” (ws, polling, connect, broadcast, sio-echo, sio-ack, sio-broadcast, sio-connect)", mode);
   cfg.sio = cfg.mode >= MODE_SIO_ECHO;
   cfg.idle = cfg.mode == MODE_CONNECT || cfg.mode == MODE_SIO_CONNECT;
   if (cfg.sio)
@@ -2353,19 +2396,28 @@ main (int   argc,
     }
   else
     cfg.polling = cfg.mode == MODE_POLLING;
-  if (conns < 1 || inflight < 1 || size < 0 || threads < 1 || open_window < 1)
-    die ("--conns, --inflight, --threads and --open-window must be ≥ 1, --size ≥ 0");
-  if (!(duration > 0) || duration > 86400 || warmup < 0 || warmup > 3600 ||
-      !(open_timeout > 0) || open_timeout > 3600)
-    die ("--duration must be in (0, 86400], --warmup in [0, 3600], --open-timeout in (0, 3600]");
-  if (size > 64 * 1024 * 1024)
-    die ("--size is at most 64 MiB");
+  if (raw && cfg.mode != MODE_WS)
+    die ("--raw is for ws mode only");
+  if (!tool_check_range ("engineio-bench", "conns", conns, 1, G_MAXINT64) ||
+      !tool_check_range ("engineio-bench", "inflight", inflight, 1, G_MAXINT64) ||
+      !tool_check_range ("engineio-bench", "size", size, 0, 64 * 1024 * 1024) ||
+      !tool_check_range ("engineio-bench", "threads", threads, 1, G_MAXINT64) ||
+      !tool_check_range ("engineio-bench", "open-window", open_window, 1, G_MAXINT64) ||
+      !tool_check_range_double ("engineio-bench", "warmup", warmup, 0, 3600) ||
+      !tool_check_range_double ("engineio-bench", "fail-threshold", fail_threshold, 0, 100) ||
+      !tool_check_range_double ("engineio-bench", "echo-timeout", echo_timeout, 0, 3600))
+    return TOOL_EXIT_USAGE;
+  /* Zero excluded. */
+  if (!(duration > 0) || duration > 86400)
+    die ("--duration must be more than 0, at most 86400");
+  if (!(open_timeout > 0) || open_timeout > 3600)
+    die ("--open-timeout must be more than 0, at most 3600");
   cfg.url = url;
   cfg.conns = (guint) conns;
   cfg.inflight = (guint) inflight;
   cfg.size = (guint) size;
   cfg.receivers = (guint) conns;
-  if (cfg.mode == MODE_SIO_BROADCAST)
+  if (IS_BROADCAST)
     {
       /* one extra session emits; the completion count lives in one loop */
       cfg.conns++;
@@ -2379,6 +2431,7 @@ main (int   argc,
   cfg.fail_threshold = fail_threshold;
   cfg.echo_timeout = echo_timeout;
   cfg.binary = binary;
+  cfg.raw = raw;
   cfg.json = json;
   cfg.verbose = verbose;
   if (!parse_url (url, &error) || (sources != NULL && !parse_sources (sources, &error)))
@@ -2413,7 +2466,7 @@ main (int   argc,
           c->index = w->first_index + j;
           c->s[0].fd = c->s[1].fd = -1;
           c->s[1].role = 1;
-          if (cfg.mode == MODE_SIO_BROADCAST && c->index == cfg.conns - 1)
+          if (IS_BROADCAST && c->index == cfg.conns - 1)
             {
               c->sender = TRUE;
               w->sender = c;
@@ -2483,13 +2536,19 @@ main (int   argc,
                      total.errs[ERR_OPEN_TIMEOUT] + total.errs[ERR_CLOSED];
   for (int k = 1; k < N_VERR; k++)
     verify_errors += total.verrs[k];
-  failed = verify_errors > 0 || total.errs[ERR_PROTOCOL] > 0 ||
+  /* A traffic mode that completed nothing measured nothing: a server that
+   * never answers (or never broadcasts) is a failure even when each
+   * message sent was too recent at the end to count as lost. */
+  stalled = !cfg.idle && total.messages == 0;
+  failed = verify_errors > 0 || total.errs[ERR_PROTOCOL] > 0 || stalled ||
            session_failures * 100.0 > cfg.fail_threshold * cfg.conns;
+  if (stalled)
+    report ("no message completed in the measured window");
 
   fprintf (human, "engineio-bench %s %s: %u sessions%s, %u in flight, %u B %s, %u thread%s\n",
            mode_name (), cfg.url, cfg.conns,
            cfg.polling && cfg.mode == MODE_CONNECT ? " (polling)" :
-           cfg.mode == MODE_SIO_BROADCAST ? " (receivers + 1 sender)" : "",
+           IS_BROADCAST ? " (receivers + 1 sender)" : "",
            cfg.inflight, cfg.size, cfg.binary ? "binary" : "text", cfg.threads,
            cfg.threads == 1 ? "" : "s");
   fprintf (human, "  opened %" G_GUINT64_FORMAT "/%u in %.3f s (open p50 %" G_GUINT64_FORMAT
@@ -2502,7 +2561,7 @@ main (int   argc,
              total.held, cfg.conns, cfg.duration, total.pings);
   else
     {
-      if (cfg.mode == MODE_SIO_BROADCAST)
+      if (IS_BROADCAST)
         fprintf (human, "  %.0f deliveries/s (%" G_GUINT64_FORMAT " deliveries of %" G_GUINT64_FORMAT
                  " broadcasts to %u receivers in %.1f s after %.1f s warm-up; latency below: emit "
                  "to last delivery)\n", total.messages / window_s, total.messages, total.broadcasts,
@@ -2554,7 +2613,7 @@ main (int   argc,
       printf ("},\"receivers\":%u,\"broadcasts\":%" G_GUINT64_FORMAT ",\"broadcasts_per_s\":%.1f,"
               "\"deliveries_per_s\":%.1f",
               cfg.receivers, total.broadcasts, total.broadcasts / window_s,
-              cfg.mode == MODE_SIO_BROADCAST ? total.messages / window_s : 0.0);
+              IS_BROADCAST ? total.messages / window_s : 0.0);
       printf (",\"cpu_pct\":%.1f,\"max_thread_cpu_pct\":%.1f,\"open_cpu_pct\":%.1f,"
               "\"wall_s\":%.3f,\"ok\":%s}\n",
               (cpu_win1 - cpu_win0) / window_s * 100, max_thread_cpu,

@@ -5,6 +5,7 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,25 @@
 #include <glib-unix.h>
 #include <engineio/engineio.h>
 
+#include "tool-cli.h"
+
+#define NAME "engineio-echo"
+
 static gboolean verbose;
 static GMutex print_lock;
+
+/* --broadcast: every message goes to every session instead of back to its
+ * sender, through the engine's broadcast (ECHO_BROADCAST_API) or through
+ * the loop an application would write by hand (ECHO_BROADCAST_LOOP); a
+ * benchmark compares the two (engineio-bench --mode broadcast). */
+typedef enum {
+  ECHO_BACK,
+  ECHO_BROADCAST_API,
+  ECHO_BROADCAST_LOOP,
+} EchoMode;
+
+static EchoMode echo_mode = ECHO_BACK;
+static EngineIOServer *echo_server;  /* the server, for --broadcast */
 
 static void
 event_line (const char *format,
@@ -49,6 +67,32 @@ on_packet (EngineIOSocket *socket,
 
   if (engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_MESSAGE)
     return;
+  if (echo_mode == ECHO_BROADCAST_API)
+    {
+      /* Encoded once, shared by every recipient. */
+      engine_io_server_broadcast_packet (echo_server, packet, NULL);
+      return;
+    }
+  if (echo_mode == ECHO_BROADCAST_LOOP)
+    {
+      g_autoptr(GPtrArray) sockets = engine_io_server_get_sockets (echo_server);
+
+      for (guint i = 0; i < sockets->len; i++)
+        {
+          EngineIOSocket *to = g_ptr_array_index (sockets, i);
+
+          if (engine_io_packet_is_binary (packet))
+            engine_io_socket_send_binary (to, engine_io_packet_get_data (packet), NULL);
+          else
+            {
+              gsize length = 0;
+              const char *text = engine_io_packet_get_text (packet, &length);
+
+              engine_io_socket_send_text_len (to, text, (gssize) length, NULL);
+            }
+        }
+      return;
+    }
   if (engine_io_packet_is_binary (packet))
     ok = engine_io_socket_send_binary (socket, engine_io_packet_get_data (packet), &error);
   else
@@ -149,7 +193,14 @@ main (int   argc,
   g_autofree char *transports_text = NULL;
   g_autofree char *origins_text = NULL;
   g_autofree char *policy_text = NULL;
+  g_autofree char *broadcast_text = NULL;
   g_auto(GStrv) allowed_origins = NULL;
+  g_autofree char *proxies_text = NULL;
+  g_auto(GStrv) trusted_proxies = NULL;
+  g_autofree char *tls_cert = NULL;
+  g_autofree char *tls_key = NULL;
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  int tls_status;
   int connection_timeout = 30;
   double handshake_rate = 0;
   int handshake_burst = 0;
@@ -162,6 +213,8 @@ main (int   argc,
   gint64 max_payload = 1000000;
   int loop_threads = 0;
   gboolean eio3 = FALSE;
+  gboolean per_message_deflate = FALSE;
+  gboolean version = FALSE;
   EngineIOTransports transports;
   GOptionEntry entries[] = {
     { "address", 0, 0, G_OPTION_ARG_STRING, &address, "Address to bind (default 127.0.0.1)", "ADDR" },
@@ -172,6 +225,7 @@ main (int   argc,
     { "max-payload", 0, 0, G_OPTION_ARG_INT64, &max_payload, "Largest payload in bytes (default 1000000)", "BYTES" },
     { "cors", 0, 0, G_OPTION_ARG_STRING, &cors, "Allowed CORS origin(s): * or a comma-separated list", "ORIGIN" },
     { "eio3", 0, 0, G_OPTION_ARG_NONE, &eio3, "Also accept protocol v3 clients", NULL },
+    { "per-message-deflate", 0, 0, G_OPTION_ARG_NONE, &per_message_deflate, "Accept WebSocket permessage-deflate offers (RFC 7692)", NULL },
     { "transports", 0, 0, G_OPTION_ARG_STRING, &transports_text, "Enabled transports (default polling,websocket)", "LIST" },
     { "loop-threads", 0, 0, G_OPTION_ARG_INT, &loop_threads, "Shared session threads (default 0: one per session)", "N" },
     { "metrics-path", 0, 0, G_OPTION_ARG_STRING, &metrics_path, "Serve Prometheus metrics at this path (e.g. /metrics)", "PATH" },
@@ -182,7 +236,12 @@ main (int   argc,
     { "message-burst", 0, 0, G_OPTION_ARG_INT, &message_burst, "Messages a client may send at once (default 0: one second's worth)", "N" },
     { "message-rate-policy", 0, 0, G_OPTION_ARG_STRING, &policy_text, "Past the message rate: close (default) or drop", "POLICY" },
     { "allowed-origins", 0, 0, G_OPTION_ARG_STRING, &origins_text, "Origins browsers may connect from, comma-separated (default: any)", "LIST" },
+    { "trusted-proxies", 0, 0, G_OPTION_ARG_STRING, &proxies_text, "Reverse proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated", "LIST" },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert, "Serve HTTPS/WSS with this PEM certificate (chain)", "FILE" },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, "The PEM private key of --tls-cert", "FILE" },
+    { "broadcast", 0, 0, G_OPTION_ARG_STRING, &broadcast_text, "Send every message to every session instead of echoing it: api (the engine's broadcast) or loop (a loop over the sessions)", "HOW" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print one line per open, upgrade and close", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- Engine.IO echo server");
@@ -191,14 +250,22 @@ main (int   argc,
   g_autoptr(GMainLoop) loop = NULL;
   guint sigint, sigterm;
 
+  /* Localized GOption messages, and arguments decoded from the locale's
+   * charset (UTF-8 ones fail to convert in the C locale). */
+  setlocale (LC_ALL, "");
+
   g_option_context_set_summary (options,
     "Echoes every message back to its sender, text as text and binary as binary.");
   g_option_context_add_main_entries (options, entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, &error))
     {
-      g_printerr ("engineio-echo: %s\n", error->message);
-      return 2;
+      g_printerr (NAME ": %s\n", error->message);
+      return TOOL_EXIT_USAGE;
     }
+  if (version)
+    return tool_print_version (NAME, ENGINE_IO_VERSION_S);
+  if (!tool_check_no_arguments (NAME, argc, argv))
+    return TOOL_EXIT_USAGE;
   if (address == NULL)
     address = g_strdup ("127.0.0.1");
   if (path == NULL)
@@ -219,6 +286,17 @@ main (int   argc,
       g_printerr ("engineio-echo: unknown --message-rate-policy “%s” (close, drop)\n", policy_text);
       return 2;
     }
+  if (broadcast_text == NULL)
+    echo_mode = ECHO_BACK;
+  else if (strcmp (broadcast_text, "api") == 0)
+    echo_mode = ECHO_BROADCAST_API;
+  else if (strcmp (broadcast_text, "loop") == 0)
+    echo_mode = ECHO_BROADCAST_LOOP;
+  else
+    {
+      g_printerr (NAME ": unknown --broadcast “%s” (api, loop)\n", broadcast_text);
+      return TOOL_EXIT_USAGE;
+    }
   if (origins_text != NULL)
     {
       g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
@@ -229,15 +307,31 @@ main (int   argc,
           g_strv_builder_add (builder, parts[i]);
       allowed_origins = g_strv_builder_end (builder);
     }
-  if (port < 0 || port > 65535 || ping_interval < 1 || ping_timeout < 1 ||
-      max_payload < 1 || max_payload > G_MAXUINT32 || loop_threads < 0 || loop_threads > 1024 ||
-      connection_timeout < 1 || connection_timeout > 86400 ||
-      !(handshake_rate >= 0 && handshake_rate <= 1e6) || handshake_burst < 0 || handshake_burst > 1000000 ||
-      !(message_rate >= 0 && message_rate <= 1e9) || message_burst < 0)
+  if (proxies_text != NULL)
     {
-      g_printerr ("engineio-echo: an option is out of range (see --help)\n");
-      return 2;
+      g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+      g_auto(GStrv) parts = g_strsplit (proxies_text, ",", -1);
+
+      for (guint i = 0; parts[i] != NULL; i++)
+        if (g_strstrip (parts[i])[0] != '\0')
+          g_strv_builder_add (builder, parts[i]);
+      trusted_proxies = g_strv_builder_end (builder);
     }
+  tls_status = tool_load_tls (NAME, tls_cert, tls_key, &certificate);
+  if (tls_status != 0)
+    return tls_status;
+  /* The ranges of the server's properties. */
+  if (!tool_check_range (NAME, "port", port, 0, 65535) ||
+      !tool_check_range (NAME, "ping-interval", ping_interval, 1, G_MAXINT / 2) ||
+      !tool_check_range (NAME, "ping-timeout", ping_timeout, 1, G_MAXINT / 2) ||
+      !tool_check_range (NAME, "max-payload", max_payload, 1, G_MAXUINT32) ||
+      !tool_check_range (NAME, "loop-threads", loop_threads, 0, 1024) ||
+      !tool_check_range (NAME, "connection-timeout", connection_timeout, 1, 86400) ||
+      !tool_check_range_double (NAME, "handshake-rate", handshake_rate, 0, 1e6) ||
+      !tool_check_range (NAME, "handshake-burst", handshake_burst, 0, 1000000) ||
+      !tool_check_range_double (NAME, "message-rate", message_rate, 0, 1e9) ||
+      !tool_check_range (NAME, "message-burst", message_burst, 0, G_MAXINT64))
+    return TOOL_EXIT_USAGE;
 
   server = g_object_new (ENGINE_IO_TYPE_SERVER,
                          "path", path,
@@ -246,6 +340,7 @@ main (int   argc,
                          "max-payload", (guint64) max_payload,
                          "cors-origin", cors,
                          "allow-eio3", eio3,
+                         "per-message-deflate", per_message_deflate,
                          "transports", transports,
                          "loop-threads", (guint) loop_threads,
                          "metrics-path", metrics_path,
@@ -256,7 +351,10 @@ main (int   argc,
                          "message-burst", (guint) message_burst,
                          "message-rate-policy", message_policy,
                          "allowed-origins", allowed_origins,
+                         "trusted-proxies", trusted_proxies,
+                         "tls-certificate", certificate,
                          NULL);
+  echo_server = server;
   g_signal_connect (server, "connection", G_CALLBACK (on_connection), NULL);
 
   if (!engine_io_server_listen (server, address, (guint) port, &error))
@@ -265,7 +363,7 @@ main (int   argc,
       return 1;
     }
 
-  printf ("listening on http://%s%s%s:%u%s\n",
+  printf ("listening on %s://%s%s%s:%u%s\n", certificate != NULL ? "https" : "http",
           strchr (address, ':') ? "[" : "", address, strchr (address, ':') ? "]" : "",
           engine_io_server_get_port (server), path);
   fflush (stdout);

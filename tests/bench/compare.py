@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""Compare engineio-echo with the npm engine.io 6 reference echo server.
+"""Compare engineio-echo with the npm engine.io 6 reference echo server
+(and, over WebSocket, with tests/raw-ws-echo: a bare WebSocket echo with
+hand-rolled framing and no Engine.IO, the practical limit of the machine).
 
 Not run by CI: it takes minutes, wants two cores and installs npm packages.
 
@@ -31,13 +33,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.dirname(os.path.dirname(HERE))
 REF_ECHO = os.path.join(SRCDIR, "tests", "interop", "reference-echo.js")
 
-# name, bench arguments, target ratio (ours pooled / node msg/s) or None
+# name, bench arguments, target ratio (ours pooled / node msg/s) or None,
+# optionally the servers' extra arguments
 THROUGHPUT = [
     ("ws 100 conns × 1 × 32 B", ["--mode", "ws", "--conns", "100", "--inflight", "1", "--size", "32"], 2.5),
     ("ws 1000 conns × 1 × 32 B", ["--mode", "ws", "--conns", "1000", "--inflight", "1", "--size", "32"], 2.5),
     ("ws 10 conns × 1 × 64 KiB text", ["--mode", "ws", "--conns", "10", "--inflight", "1", "--size", "65536"], 3.0),
     ("ws 10 conns × 1 × 64 KiB binary", ["--mode", "ws", "--conns", "10", "--inflight", "1", "--size", "65536", "--binary"], None),
     ("polling 100 conns × 1 × 32 B", ["--mode", "polling", "--conns", "100", "--inflight", "1", "--size", "32"], 3.0),
+    # One sender, 8 messages in flight; the server sends each message to
+    # 1000 WebSocket sessions (deliveries/s). Ours through the engine's broadcast, then through the
+    # loop over get_sockets() an application writes by hand; Node's server
+    # loops over engine.clients either way.
+    ("broadcast to 1000 × 32 B, engine broadcast",
+     ["--mode", "broadcast", "--conns", "1000", "--inflight", "8", "--size", "32"], None, ["--broadcast", "api"]),
+    ("broadcast to 1000 × 32 B, hand loop",
+     ["--mode", "broadcast", "--conns", "1000", "--inflight", "8", "--size", "32"], None, ["--broadcast", "loop"]),
+    ("broadcast to 1000 × 16 KiB, engine broadcast",
+     ["--mode", "broadcast", "--conns", "1000", "--inflight", "8", "--size", "16384"], None, ["--broadcast", "api"]),
+    ("broadcast to 1000 × 16 KiB, hand loop",
+     ["--mode", "broadcast", "--conns", "1000", "--inflight", "8", "--size", "16384"], None, ["--broadcast", "loop"]),
 ]
 
 LOG = None
@@ -93,6 +108,8 @@ class Server:
         self.kind = kind
         if kind == "node":
             cmd = ["node", os.path.join(ARGS.ref_prefix, "reference-echo.js")]
+        elif kind == "raw":
+            cmd = [os.path.join(ARGS.build, "tests", "raw-ws-echo")]
         else:
             cmd = [os.path.join(ARGS.build, "src", "tools", "engineio-echo")]
             if kind == "pooled":
@@ -167,11 +184,13 @@ def run_bench(url, args, timeout):
     return result
 
 
-def throughput_run(kind, args):
+def throughput_run(kind, args, server_args=()):
     """One bench run; also the server's CPU time per message over the
     measured window (sampled when the warm-up ends and when it is over), so
     the comparison holds even when the load generator is the bottleneck."""
-    srv = Server(kind, [])
+    srv = Server(kind, list(server_args))
+    if kind == "raw":
+        args = args + ["--raw"]
     try:
         cmd = bench_cmd(srv.url, args + ["--duration", str(ARGS.duration),
                                          "--warmup", str(ARGS.warmup), "--verbose"])
@@ -302,6 +321,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--idle", type=int, default=5000, help="idle sessions for the RSS scenario")
     ap.add_argument("--no-threaded", action="store_true", help="skip the per-session-thread mode")
+    ap.add_argument("--no-raw", action="store_true",
+                    help="skip the bare WebSocket echo (tests/raw-ws-echo, the machine's limit)")
     ap.add_argument("--big-idle", action="store_true",
                     help="also hold up to --big-idle-count sessions in pooled mode (slow, memory)")
     ap.add_argument("--big-idle-count", type=int, default=100000)
@@ -314,7 +335,7 @@ def main():
 
     nofile = raise_nofile()
     versions = install_reference(ARGS.ref_prefix)
-    kinds = ["pooled", "node"] + ([] if ARGS.no_threaded else ["threaded"])
+    kinds = ["pooled", "node"] + ([] if ARGS.no_threaded else ["threaded"]) + ([] if ARGS.no_raw else ["raw"])
     git = subprocess.run(["git", "-C", SRCDIR, "describe", "--always", "--dirty"],
                          capture_output=True, text=True).stdout.strip()
     cpu = "?"
@@ -339,15 +360,19 @@ def main():
     do_idle = not only or any(o in "idle" for o in only)
     results = {}        # (scenario, kind) -> [result, ...]
     for rnd in range(ARGS.rounds):
-        for name, args, _ in scenarios:
-            # alternate which server goes first
-            order = kinds if rnd % 2 == 0 else list(reversed(kinds))
+        for name, args, _, *server_args in scenarios:
+            # alternate which server goes first; the raw echo only echoes
+            # over WebSocket
+            here = [k for k in kinds if k != "raw" or (args[:2] == ["--mode", "ws"] and not server_args)]
+            order = here if rnd % 2 == 0 else list(reversed(here))
             for kind in order:
                 log(f"# round {rnd + 1}: {name} on {kind}")
                 print(f"round {rnd + 1}: {name} on {kind}", file=sys.stderr)
-                results.setdefault((name, kind), []).append(throughput_run(kind, args))
+                results.setdefault((name, kind), []).append(
+                    throughput_run(kind, args, server_args[0] if server_args else ()))
         if do_idle:
-            order = kinds if rnd % 2 == 0 else list(reversed(kinds))
+            here = [k for k in kinds if k != "raw"]
+            order = here if rnd % 2 == 0 else list(reversed(here))
             for kind in order:
                 log(f"# round {rnd + 1}: idle {ARGS.idle} on {kind}")
                 print(f"round {rnd + 1}: idle {ARGS.idle} on {kind}", file=sys.stderr)
@@ -375,12 +400,18 @@ def main():
     print()
     print(header)
     print()
-    cols = ["ours pooled (--loop-threads 1)", "node engine.io"] + ([] if ARGS.no_threaded else ["ours per-session threads"])
-    print("| scenario | " + " | ".join(cols) + " | pooled / node | target | met |")
-    print("|---|" + "---|" * len(cols) + "---|---|---|")
-    for name, args, target in scenarios:
+    cols = (["ours pooled (--loop-threads 1)", "node engine.io"]
+            + ([] if ARGS.no_threaded else ["ours per-session threads"])
+            + ([] if ARGS.no_raw else ["raw C WebSocket echo"]))
+    print("| scenario | " + " | ".join(cols) + " | pooled / node | target | met |"
+          + ("" if ARGS.no_raw else " pooled / raw |"))
+    print("|---|" + "---|" * len(cols) + "---|---|---|" + ("" if ARGS.no_raw else "---|"))
+    for name, args, target, *_ in scenarios:
         cells = []
         for kind in kinds:
+            if (name, kind) not in results:
+                cells.append("–")
+                continue
             v = col(name, kind, lambda r: r["msg_per_s"])
             p50 = col(name, kind, lambda r: r["latency_us"]["p50"])
             p99 = col(name, kind, lambda r: r["latency_us"]["p99"])
@@ -394,10 +425,16 @@ def main():
                          + (f" **{failed} failed run(s)**" if failed else ""))
         r = ratio(col(name, "pooled", lambda r: r["msg_per_s"]), col(name, "node", lambda r: r["msg_per_s"]))
         met = "–" if target is None or r is None else ("yes" if r >= target else "**no**")
-        print(f"| {name} | " + " | ".join(cells) + f" | {fmt(r)}× | {'≥ ' + fmt(target) + '×' if target else '–'} | {met} |")
+        rr = ratio(col(name, "pooled", lambda r: r["msg_per_s"]), col(name, "raw", lambda r: r["msg_per_s"]))
+        raw = "" if ARGS.no_raw else (" – |" if rr is None else f" {fmt(rr)}× |")
+        print(f"| {name} | " + " | ".join(cells) + f" | {fmt(r)}× | {'≥ ' + fmt(target) + '×' if target else '–'} | {met} |"
+              + raw)
     if do_idle:
         cells = []
         for kind in kinds:
+            if ("idle", kind) not in results:
+                cells.append("–")
+                continue
             v = col("idle", kind, lambda r: r["rss_per_session_b"])
             held = col("idle", kind, lambda r: r["held"])
             ot = col("idle", kind, lambda r: r["open_time_s"])
@@ -408,7 +445,7 @@ def main():
                   col("idle", "node", lambda r: r["rss_per_session_b"]))
         met = "–" if r is None else ("yes" if r <= 0.5 else "**no**")
         print(f"| {ARGS.idle} idle ws sessions: VmRSS growth | " + " | ".join(cells)
-              + f" | {fmt(r)}× | ≤ 0.5× | {met} |")
+              + f" | {fmt(r)}× | ≤ 0.5× | {met} |" + ("" if ARGS.no_raw else " – |"))
     if big is not None:
         print()
         print(f"Pooled mode, one process: held {big['held']:,} of {big['conns']:,} idle WebSocket sessions "

@@ -5,6 +5,13 @@
  *
  *   node tests/browser/sio-chat.spec.mjs --chat BUILD/src/demo/socketio-chat
  *   node tests/browser/sio-chat.spec.mjs --python data/python/sio-chat.py --bundle PATH/socket.io.min.js
+ *   node tests/browser/sio-chat.spec.mjs --chat BUILD/src/demo/socketio-chat --cluster
+ *
+ * --cluster (meson test sio-chat-cluster): three socketio-chat nodes with
+ * --redis on one real redis-server started here (a free loopback port),
+ * one Chromium page on each node (polling, WebSocket, upgrade): logins,
+ * messages, typing and room changes cross the nodes, rooms stay isolated,
+ * and a node killed leaves the other two chatting. Needs redis-server.
  *
  * (meson test sio-chat and sio-chat-python run it; so does
  * tests/browser/run-sio-chat.sh.) ENGINE_IO_TEST_LOOP_THREADS=N runs the C
@@ -18,6 +25,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -34,16 +42,18 @@ function usage(message) {
   process.exit(2);
 }
 
-const options = { chat: null, python: null, bundle: null, outDir: null };
+const options = { chat: null, python: null, bundle: null, outDir: null, cluster: false };
 for (let i = 2; i < process.argv.length; i++) {
   const arg = process.argv[i];
   if (arg === '--chat') options.chat = process.argv[++i];
+  else if (arg === '--cluster') options.cluster = true;
   else if (arg === '--python') options.python = process.argv[++i];
   else if (arg === '--bundle') options.bundle = process.argv[++i];
   else if (arg === '--out-dir') options.outDir = process.argv[++i];
   else usage(`unknown argument ${arg}`);
 }
 if (!options.chat === !options.python) usage('one of --chat and --python is required');
+if (options.cluster && !options.chat) usage('--cluster runs socketio-chat: it needs --chat');
 options.outDir = options.outDir || process.cwd();
 const serverName = options.chat ? 'socketio-chat' : 'sio-chat.py';
 
@@ -146,10 +156,20 @@ async function setUp(description, body) {
   }
 }
 
+let clusterServers = [];
+let redis = null;
+
 async function cleanup() {
   if (context) await context.close().catch(() => {});
   context = null;
   if (server) await stopServer(server, 'SIGKILL').catch(() => {});
+  for (const node of clusterServers) await stopServer(node, 'SIGKILL').catch(() => {});
+  clusterServers = [];
+  if (redis && redis.exitCode === null) {
+    redis.kill('SIGKILL');
+    await new Promise((resolve) => redis.on('exit', resolve));
+  }
+  redis = null;
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 
@@ -617,7 +637,174 @@ async function main() {
   await cleanup();
 }
 
-main().catch(async (error) => {
+/* --cluster: three nodes on one Redis */
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis() {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+                                      '--appendonly', 'no'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.on('error', () => {});
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) return { proc, url: `redis://127.0.0.1:${port}` };
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server did not start on ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function openPageOn(node, label, query) {
+  const page = await context.newPage();
+  page.label = label;
+  page.errors = [];
+  page.on('pageerror', (error) => page.errors.push(String(error)));
+  page.on('dialog', (dialog) => { page.errors.push(`dialog: ${dialog.message()}`); dialog.dismiss(); });
+  await page.goto(node.url + (query || ''));
+  return page;
+}
+
+async function mainCluster() {
+  console.log('TAP version 13');
+  let alice, bob, carol;
+
+  await check('redis-server and three socketio-chat --redis nodes start on free ports', async () => {
+    const r = await startRedis();
+    redis = r.proc;
+    for (let i = 0; i < 3; i++) clusterServers.push(await startServer(['--redis', r.url]));
+    const ports = new Set(clusterServers.map((node) => new URL(node.url).port));
+    assert(ports.size === 3, `ports ${[...ports]}`);
+  });
+
+  await setUp('start Chromium', async () => {
+    userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sio-chat-cluster-chromium-'));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update', '--disable-sync',
+             '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+             '--disable-backgrounding-occluded-windows'],
+      viewport: { width: 1100, height: 720 },
+    });
+  });
+
+  await check('one page on each node (polling, WebSocket, upgrade) logs in to #general', async () => {
+    alice = await openPageOn(clusterServers[0], 'alice@node0', '?transports=polling');
+    bob = await openPageOn(clusterServers[1], 'bob@node1', '?transports=websocket');
+    carol = await openPageOn(clusterServers[2], 'carol@node2', '');
+    await logIn(alice, 'alice');
+    await transportIs(alice, 'polling');
+    await logIn(bob, 'bob');
+    await transportIs(bob, 'websocket');
+    await hasNotice(alice, 'bob joined #general');
+    await logIn(carol, 'carol');
+    await transportIs(carol, 'websocket');
+    await hasNotice(alice, 'carol joined #general');
+    await hasNotice(bob, 'carol joined #general');
+    /* A page's member list: its node's members when it logged in, then
+     * the names of the joined notices from every node (a node knows only
+     * its own members: socketio-chat.c). */
+    await usersAre(alice, ['alice', 'bob', 'carol']);
+    await usersAre(bob, ['bob', 'carol']);
+    await usersAre(carol, ['carol']);
+  });
+
+  await check('a message from each node reaches the pages on the other two, once', async () => {
+    await say(alice, 'from node 0');
+    await delivered(alice, 'from node 0');
+    await hasMessage(bob, 'alice', 'from node 0');
+    await hasMessage(carol, 'alice', 'from node 0');
+    await say(bob, 'from node 1');
+    await delivered(bob, 'from node 1');
+    await hasMessage(alice, 'bob', 'from node 1');
+    await hasMessage(carol, 'bob', 'from node 1');
+    await say(carol, 'from node 2');
+    await delivered(carol, 'from node 2');
+    await hasMessage(alice, 'carol', 'from node 2');
+    await hasMessage(bob, 'carol', 'from node 2');
+    for (const page of [alice, bob, carol]) {
+      const texts = await messagesOf(page);
+      for (const text of ['from node 0', 'from node 1', 'from node 2']) {
+        const n = texts.filter((t) => t === text).length;
+        assert(n === 1, `${page.label} shows “${text}” ${n} times`);
+      }
+    }
+  });
+
+  await check('typing on node 2 shows on nodes 0 and 1', async () => {
+    await carol.fill('#message', 'typ');
+    await typingIs(alice, 'carol is typing…');
+    await typingIs(bob, 'carol is typing…');
+    await carol.fill('#message', '');
+    await typingIs(alice, '');
+    await typingIs(bob, '');
+  });
+
+  await check('rooms across nodes: alice and carol in #dev, bob stays in #general; isolated', async () => {
+    await joinRoom(alice, 'dev');
+    await hasNotice(bob, 'alice left #general');
+    await usersAre(carol, ['carol']);
+    await usersAre(bob, ['bob', 'carol']);
+    await joinRoom(carol, 'dev');
+    await hasNotice(alice, 'carol joined #dev');
+    await say(alice, 'dev only');
+    await delivered(alice, 'dev only');
+    await hasMessage(carol, 'alice', 'dev only');
+    await say(bob, 'general only');
+    await delivered(bob, 'general only');
+    /* Acks come after the broadcast, in order: carol's next message seen by
+     * alice means bob's would have arrived by now. */
+    await say(carol, 'dev again');
+    await delivered(carol, 'dev again');
+    await hasMessage(alice, 'carol', 'dev again');
+    for (const page of [alice, carol]) {
+      assert(!(await messagesOf(page)).includes('general only'), `${page.label} (in #dev) saw a #general message`);
+    }
+    const bobTexts = await messagesOf(bob);
+    assert(!bobTexts.includes('dev only') && !bobTexts.includes('dev again'), 'bob (in #general) saw a #dev message');
+  });
+
+  await check('node 1 killed: bob\'s page loses its server, alice and carol keep chatting', async () => {
+    const killed = await stopServer(clusterServers[1], 'SIGKILL');
+    assert(killed.signal === 'SIGKILL', `node 1 ended ${JSON.stringify(killed)}`);
+    await waitFor(bob, 'the page to see its server gone',
+                  () => document.getElementById('status').dataset.state !== 'connected');
+    await say(carol, 'still here');
+    await delivered(carol, 'still here');
+    await hasMessage(alice, 'carol', 'still here');
+  });
+
+  await check('no page error; nodes 0 and 2 exit cleanly on SIGTERM', async () => {
+    for (const page of [alice, bob, carol]) {
+      assert(page.errors.length === 0, `${page.label}: ${page.errors.join('; ')}`);
+      await noInjection(page);
+    }
+    for (const i of [0, 2]) {
+      const exited = await stopServer(clusterServers[i], 'SIGTERM');
+      assert(exited.code === 0, `node ${i}: exit ${JSON.stringify(exited)}; stderr: ${clusterServers[i].stderr}`);
+      assert(!/CRITICAL|Traceback/.test(clusterServers[i].stderr), `node ${i}: ${clusterServers[i].stderr}`);
+    }
+  });
+
+  console.log(`1..${step}`);
+  await cleanup();
+}
+
+(options.cluster ? mainCluster() : main()).catch(async (error) => {
   console.log(`Bail out! ${error.stack || error}`);
   await cleanup();
   process.exit(1);

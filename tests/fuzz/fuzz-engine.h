@@ -584,7 +584,7 @@ close_code_allowed (FuzzWsClient *c,
     default:
       for (guint i = 0; i < c->n_codes_sent; i++)
         if (c->codes_sent[i] == code)
-          return TRUE;  /* wslay echoes the client's code */
+          return TRUE;  /* the adapter echoes the client's code */
       /* A client that wrote raw bytes may have sent any valid code in a
        * close frame, which the server echoes: the ones a peer may send
        * (RFC 6455 7.4), never 1005, 1006, 1015 or the unassigned ones. */

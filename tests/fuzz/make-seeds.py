@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # make-seeds.py: writes the hand-made seed corpora of fuzz-request and
-# fuzz-websocket (tests/fuzz/corpus/<target>/seed-*), one meaningful
+# fuzz-websocket and fuzz-ws-codec (tests/fuzz/corpus/<target>/seed-*), one meaningful
 # exchange each. Run it after changing a seed or the input formats; the
 # files are committed. Regression inputs (crash-*, regress-*) are left alone.
 #
@@ -262,6 +262,47 @@ WEBSOCKET_SEEDS = {
 }
 
 
+def cfr(b0, payload, mask=b"\x37\xfa\x21\x3d"):
+    """A client frame with a non-zero mask key (fuzz-ws-codec)."""
+    return frame(b0 & 0x0f, payload, fin=bool(b0 & 0x80), mask=mask, rsv=b0 & 0x70)
+
+
+def codec(options, *frames):
+    return bytes([options]) + b"".join(frames)
+
+
+# fuzz-ws-codec: options byte (bits 0-1 the limit: 64, 1000, 64 KiB, 1 MiB;
+# bits 2-4 how the second decoding feeds the stream), then client frames.
+WS_CODEC_SEEDS = {
+    "lengths": codec(0x02, cfr(0x81, b""), cfr(0x81, b"a" * 125), cfr(0x82, b"b" * 126),
+                     cfr(0x82, b"c" * 127), cfr(0x81, b"d" * 65535)),
+    "length-64k": codec(0x03 | (7 << 2), cfr(0x82, bytes(range(256)) * 256)),
+    "fragments-ping": codec(0x01 | (1 << 2), cfr(0x01, b"He"), cfr(0x89, b"p" * 125), cfr(0x00, b"l"),
+                            cfr(0x8a, b"pong"), cfr(0x80, b"lo")),
+    "utf8-split": codec(0x01, cfr(0x01, b"\xce"), cfr(0x00, b"\xba\xe1\xbd"), cfr(0x00, b"\xb9\xf0\x9f"),
+                        cfr(0x80, b"\x98\x80")),
+    "utf8-fail-fast": codec(0x01, cfr(0x01, b"\xce\xba"), cfr(0x00, b"\xed\xa0\x80"), cfr(0x80, b"x")),
+    "utf8-kuhn": codec(0x01, cfr(0x81, b"\xc0\xaf"), cfr(0x81, b"\xf4\x90\x80\x80")),
+    "utf8-truncated": codec(0x01, cfr(0x81, b"ab\xe2\x82")),
+    "too-big": codec(0x00, cfr(0x02, b"z" * 40), cfr(0x80, b"z" * 40)),
+    "too-big-header": codec(0x00, cfr(0x82, b"z" * 65)[:8]),
+    "rsv": codec(0x01, cfr(0xc1, b"x")),
+    "opcode-3": codec(0x01, cfr(0x83, b"")),
+    "opcode-b": codec(0x01, cfr(0x8b, b"")),
+    "big-ping": codec(0x01, cfr(0x89, b"p" * 126)),
+    "fragmented-ping": codec(0x01, cfr(0x09, b"p")),
+    "lone-continuation": codec(0x01, cfr(0x80, b"x")),
+    "nested-message": codec(0x01, cfr(0x01, b"x"), cfr(0x81, b"y")),
+    "unmasked": codec(0x01, bytes([0x81, 0x02]) + b"hi"),
+    "close-reason": codec(0x01, cfr(0x88, b"\x0f\xa0going away")),
+    "close-empty": codec(0x01, cfr(0x88, b""), cfr(0x81, b"after")),
+    "close-one-byte": codec(0x01, cfr(0x88, b"\x03")),
+    "close-bad-code": codec(0x01, cfr(0x88, b"\x03\xed")),
+    "close-bad-reason": codec(0x01, cfr(0x88, b"\x03\xe8\xed\xa0\x80")),
+    "direct-read": codec(0x03 | (6 << 2), cfr(0x01, b"q" * 300), cfr(0x89, b""), cfr(0x80, b"r" * 3000)),
+}
+
+
 def write(target, seeds):
     directory = os.path.join(HERE, "corpus", target)
     os.makedirs(directory, exist_ok=True)
@@ -276,3 +317,4 @@ def write(target, seeds):
 
 write("fuzz-request", REQUEST_SEEDS)
 write("fuzz-websocket", WEBSOCKET_SEEDS)
+write("fuzz-ws-codec", WS_CODEC_SEEDS)

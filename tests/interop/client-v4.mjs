@@ -4,7 +4,7 @@
 //   node client-v4.mjs --url http://127.0.0.1:PORT/engine.io/
 //        [--transports polling|websocket|polling,websocket] [--expect-transport polling|websocket]
 //        [--polling-impl xhr|fetch] [--big] [--no-empty-binary] [--heartbeats N]
-//        [--timeout S] [--verbose]
+//        [--timeout S] [--verbose] [--expect-deflate yes|no]
 //
 // Connects, checks exact echoes (emoji text, empty text, 100 KiB mixed text, binary 0..255,
 // 64 KiB binary, empty binary, optional ~1 MB text, a burst of 200 numbered messages in order),
@@ -17,7 +17,11 @@ const require = createRequire(import.meta.url);
 const common = require("./common.js");
 const { die, Driver, runDataChecks } = common;
 
-const opts = common.parseArgs(process.argv.slice(2), { "--polling-impl": "xhr" });
+const opts = common.parseArgs(process.argv.slice(2), { "--polling-impl": "xhr", "--expect-deflate": "" });
+// --expect-deflate yes|no: whether the WebSocket the socket ends on negotiated permessage-deflate
+// (engine.io-client always offers it: its perMessageDeflate option defaults to { threshold: 1024 }).
+const expectDeflate = opts.flags["--expect-deflate"];
+if (expectDeflate !== "" && expectDeflate !== "yes" && expectDeflate !== "no") die(`--expect-deflate: yes or no, not ${expectDeflate}`);
 // xhr: the Node default (xmlhttprequest-ssl over node:http); fetch: Node's built-in fetch.
 const pollingImpl = opts.flags["--polling-impl"];
 if (pollingImpl !== "xhr" && pollingImpl !== "fetch") die(`--polling-impl: xhr or fetch, not ${pollingImpl}`);
@@ -81,6 +85,14 @@ async function main() {
   }
   if (opts.expectTransport === "polling" && d.upgrades.length) {
     throw new Error(`unexpected upgrade to ${d.upgrades.join(",")}`);
+  }
+  if (expectDeflate !== "" && socket.transport.name === "websocket") {
+    // The extensions the server accepted (npm ws's WebSocket#extensions).
+    const ext = (socket.transport.ws && socket.transport.ws.extensions) || "";
+    log(`Sec-WebSocket-Extensions: ${ext}`);
+    if ((expectDeflate === "yes") !== ext.includes("permessage-deflate")) {
+      throw new Error(`negotiated extensions "${ext}", expected permessage-deflate ${expectDeflate === "yes" ? "on" : "off"}`);
+    }
   }
   if (d.inbox.length) throw new Error(`unexpected message ${common.describe(d.inbox[0])}`);
   if (d.closed) throw new Error(`socket closed early: ${d.closed.reason}`);

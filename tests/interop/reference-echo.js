@@ -43,10 +43,11 @@ function parseArgs(argv) {
     loopThreads: 0,
     transports: ["polling", "websocket"],
     verbose: false,
+    broadcast: null,
   };
   const withValue = new Set([
     "--address", "--port", "--path", "--ping-interval", "--ping-timeout", "--max-payload",
-    "--cors", "--loop-threads", "--transports",
+    "--cors", "--loop-threads", "--transports", "--broadcast",
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -82,12 +83,17 @@ function parseArgs(argv) {
         break;
       }
       case "--verbose": opts.verbose = true; break;
+      case "--broadcast":
+        // Every message to every session (engine.io has one way: its clients loop).
+        if (value !== "api" && value !== "loop") fail(`--broadcast: expected api or loop, got ${value}`);
+        opts.broadcast = value;
+        break;
       case "--help":
       case "-h":
         process.stdout.write(
           "usage: reference-echo.js [--address A] [--port P] [--path /engine.io/] " +
           "[--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES] [--cors ORIGIN] " +
-          "[--eio3] [--loop-threads N] [--transports polling,websocket] [--verbose]\n");
+          "[--eio3] [--loop-threads N] [--transports polling,websocket] [--broadcast api|loop] [--verbose]\n");
         process.exit(0);
         break;
       default:
@@ -136,7 +142,12 @@ engine.on("connection", (socket) => {
   socket.on("message", (data) => {
     // Text arrives as string, binary as Buffer: send back the same kind. engine.io decodes the
     // empty message "4" as undefined data; send it back as the empty string (wire: "4" again).
-    socket.send(data === undefined ? "" : data);
+    const back = data === undefined ? "" : data;
+    if (opts.broadcast) {
+      for (const id in engine.clients) engine.clients[id].send(back);
+      return;
+    }
+    socket.send(back);
   });
   socket.on("close", (reason) => {
     sockets.delete(socket);

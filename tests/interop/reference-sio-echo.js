@@ -7,6 +7,7 @@
 //   reference-sio-echo.js [--address A] [--port P] [--path /socket.io/] [--ping-interval MS]
 //                         [--ping-timeout MS] [--max-payload BYTES] [--cors ORIGIN]
 //                         [--loop-threads N] [--connect-timeout MS] [--verbose]
+//                         [--redis redis://HOST:PORT[/DB]]
 //
 // First stdout line: `listening on http://ADDRESS:PORT/PATH` (the real port when --port 0).
 // Behaviour: the configuration of the official socket.io-protocol test suite's reference server
@@ -18,7 +19,13 @@
 //   * event `message`: emit `message-back` with the same arguments (binary included);
 //   * event `message-with-ack`: acknowledge with the same arguments;
 //   * event `broadcast`: emit `broadcast-back` with the same arguments to every socket of the
-//     namespace, the sender included.
+//     namespace, the sender included;
+//   * event `join` ROOM: join ROOM; `to-room` ROOM ARGS...: emit `room-back` ARGS... to ROOM;
+//     `all-join` ROOM: every socket of the namespace joins ROOM (io.socketsJoin); each
+//     acknowledged (no arguments) when the client asks; `fetch` [ROOM]: acknowledged with
+//     (null, ids of nsp.in(ROOM).fetchSockets()) or (error message, []).
+// --redis URL: join a cluster with npm @socket.io/redis-adapter 8 (classic) on the npm `redis`
+// client (the redis-adapter README's pub/sub client pair).
 // The handlers are the same on `/` and `/custom`.
 // --verbose: one line per event on stdout: `connect SID NSP TRANSPORT`,
 // `disconnect SID NSP REASON`. --loop-threads is accepted and ignored (Node has one loop).
@@ -54,10 +61,12 @@ function parseArgs(argv) {
     recovery: false,
     maxDisconnectionDuration: 120000,
     verbose: false,
+    redis: null,
   };
   const withValue = new Set([
     "--address", "--port", "--path", "--ping-interval", "--ping-timeout", "--max-payload",
     "--cors", "--loop-threads", "--connect-timeout", "--max-disconnection-duration",
+    "--redis",
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -88,6 +97,7 @@ function parseArgs(argv) {
       case "--connection-state-recovery": opts.recovery = true; break;
       case "--max-disconnection-duration": opts.maxDisconnectionDuration = int(); break;
       case "--verbose": opts.verbose = true; break;
+      case "--redis": opts.redis = value; break;
       case "--help":
       case "-h":
         process.stdout.write(
@@ -156,19 +166,60 @@ function onConnection(socket) {
     if (typeof args[args.length - 1] === "function") args.pop();
     nsp.emit("broadcast-back", ...args);
   });
+  const acked = (fn) => (...args) => {
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    Promise.resolve(fn(...args)).then(() => { if (ack) ack(); });
+  };
+  socket.on("join", acked((room) => socket.join(room)));
+  socket.on("to-room", acked((room, ...rest) => nsp.to(room).emit("room-back", ...rest)));
+  socket.on("all-join", acked((room) => nsp.socketsJoin(room)));
+  socket.on("fetch", (...args) => {
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    if (!ack) return;
+    const op = args[0] !== undefined && args[0] !== null ? nsp.in(args[0]) : nsp;
+    op.fetchSockets().then((s) => ack(null, s.map((x) => x.id)), (e) => ack(e.message, []));
+  });
+  // With --redis: serverSideEmit with ack to the other servers; acks (error or null, answers).
+  socket.on("server-side-emit", (...args) => {
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    if (!ack) return;
+    if (!opts.redis) { ack("not in a cluster (--redis)", []); return; }
+    nsp.serverSideEmitWithAck(...args).then((r) => ack(null, r), (e) => ack(e.message, []));
+  });
   socket.on("disconnect", (reason) => {
     if (opts.verbose) out(`disconnect ${socket.id} ${nsp.name} ${reason}`);
   });
 }
 
-io.on("connection", onConnection);
-io.of("/custom").on("connection", onConnection);
+// A server-side "ss-echo" from another node of a cluster: answered with {node, args}.
+function onServerSideEcho(...args) {
+  const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
+  if (cb) cb({ node: "reference", args });
+}
+
+async function setUpRedis() {
+  if (!opts.redis) return;
+  const { createClient } = require(path.join(__dirname, "node_modules", "redis"));
+  const { createAdapter } = require(path.join(__dirname, "node_modules", "@socket.io", "redis-adapter"));
+  const pubClient = createClient({ url: opts.redis });
+  const subClient = pubClient.duplicate();
+  pubClient.on("error", (e) => process.stderr.write(`reference-sio-echo: redis: ${e.message}\n`));
+  subClient.on("error", (e) => process.stderr.write(`reference-sio-echo: redis: ${e.message}\n`));
+  await Promise.all([pubClient.connect(), subClient.connect()]);
+  io.adapter(createAdapter(pubClient, subClient));
+}
 
 httpServer.on("error", (e) => fail(`cannot listen: ${e.message}`));
+setUpRedis().catch((e) => fail(`--redis: ${e.message}`)).then(() => {
+io.on("connection", onConnection);
+io.of("/custom").on("connection", onConnection);
+io.on("ss-echo", onServerSideEcho);
+io.of("/custom").on("ss-echo", onServerSideEcho);
 httpServer.listen(opts.port, opts.address, () => {
   const a = httpServer.address();
   const host = a.family === "IPv6" || a.family === 6 ? `[${a.address}]` : a.address;
   out(`listening on http://${host}:${a.port}${opts.path}`);
+});
 });
 
 let shuttingDown = false;

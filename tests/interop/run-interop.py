@@ -4,7 +4,7 @@
   run-interop.py --server CMD [ARG...] --client node|node-v3|python
                  [--transports polling|websocket|polling,websocket]
                  [--expect-transport polling|websocket] [--eio3] [--loop-threads N] [--big]
-                 [--server-arg ARG]... [--client-arg ARG]... [--timeout S]
+                 [--server-arg ARG]... [--client-arg ARG]... [--timeout S] [--tls]
 
 The server command (e.g. `<builddir>/src/tools/engineio-echo`, or `node reference-echo.js`) is
 started with `--port 0 --verbose --ping-interval 300 --ping-timeout 400` (plus --eio3,
@@ -17,6 +17,11 @@ started with `--port 0 --verbose --ping-interval 300 --ping-timeout 400` (plus -
     and ended on websocket, and `close SID transport close` (waited for briefly);
   * SIGTERM must make the server exit with status 0 within 10 s.
 
+With --tls, a test CA and a certificate for 127.0.0.1/localhost signed by it are made with
+`openssl` in a temporary directory; the server gets `--tls-cert FILE --tls-key FILE` and must
+print `listening on https://...`; the client trusts the CA through NODE_EXTRA_CA_CERTS (node) or
+SSL_CERT_FILE / REQUESTS_CA_BUNDLE (python), never by turning verification off.
+
 Any failure prints `FAIL: reason` (with the server's output) and exits 1. Missing dependencies
 are failures, not skips. Standard library only; run with /usr/bin/python3.
 """
@@ -28,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -104,6 +110,8 @@ def parse_args(argv):
     ap.add_argument('--eio3', action='store_true', help='start the server with --eio3')
     ap.add_argument('--loop-threads', type=int, metavar='N')
     ap.add_argument('--big', action='store_true', help='client also echoes a ~1 MB text')
+    ap.add_argument('--tls', action='store_true',
+                    help='serve https/wss with a certificate of a test CA made with openssl')
     ap.add_argument('--timeout', type=float, default=60.0,
                     help='client time limit in seconds (default 60)')
     ap.add_argument('--node', default=os.environ.get('NODE', 'node'), help='node executable')
@@ -154,6 +162,42 @@ def client_command(args, url):
     return cmd
 
 
+def make_test_ca(directory):
+    """A CA and a server certificate (127.0.0.1, localhost) it signed; returns
+    (ca.pem, server.pem, server.key)."""
+    if shutil.which('openssl') is None:
+        raise Failure('openssl not found: apt-get install openssl')
+    p = lambda name: os.path.join(directory, name)
+
+    def openssl(*argv):
+        cp = subprocess.run(['openssl'] + list(argv), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, cwd=directory, timeout=60)
+        if cp.returncode != 0:
+            raise Failure('openssl %s failed:\n%s' % (' '.join(argv),
+                                                      cp.stdout.decode('utf-8', 'replace')))
+
+    ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+    openssl('req', '-x509', *ec, '-days', '2', '-subj', '/CN=engineio-glib test CA',
+            '-keyout', p('ca.key'), '-out', p('ca.pem'))
+    openssl('req', *ec, '-subj', '/CN=localhost', '-keyout', p('server.key'),
+            '-out', p('server.csr'))
+    with open(p('ext.cnf'), 'w') as f:
+        f.write('subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n'
+                'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n')
+    openssl('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'),
+            '-CAcreateserial', '-days', '2', '-extfile', p('ext.cnf'), '-out', p('server.pem'))
+    return p('ca.pem'), p('server.pem'), p('server.key')
+
+
+def client_env(args):
+    env = dict(os.environ)
+    if args.tls:
+        env['NODE_EXTRA_CA_CERTS'] = args.tls_ca
+        env['SSL_CERT_FILE'] = args.tls_ca
+        env['REQUESTS_CA_BUNDLE'] = args.tls_ca
+    return env
+
+
 def server_command(args):
     cmd = list(args.server) + ['--port', '0', '--verbose',
                                '--ping-interval', '300', '--ping-timeout', '400']
@@ -161,6 +205,8 @@ def server_command(args):
         cmd.append('--eio3')
     if args.loop_threads is not None:
         cmd += ['--loop-threads', str(args.loop_threads)]
+    if args.tls:
+        cmd += ['--tls-cert', args.tls_cert, '--tls-key', args.tls_key]
     cmd += args.server_arg
     return cmd
 
@@ -252,11 +298,13 @@ def _run_with_server(args, server, out, transports, want_version):
             raise Failure('server exited with status %s before printing its listening line'
                           % server.returncode)
         raise Failure('server printed nothing within %g s' % STARTUP_WAIT_S)
-    m = re.match(r'^listening on (http://\S+)$', first)
+    scheme = 'https' if args.tls else 'http'
+    m = re.match(r'^listening on (%s://\S+)$' % scheme, first)
     if not m:
-        raise Failure('server first line is not "listening on http://HOST:PORT/PATH": %r' % first)
+        raise Failure('server first line is not "listening on %s://HOST:PORT/PATH": %r'
+                      % (scheme, first))
     url = m.group(1)
-    if not re.match(r'^http://[^/]+:[1-9][0-9]*/', url):
+    if not re.match(r'^%s://[^/]+:[1-9][0-9]*/' % scheme, url):
         raise Failure('listening URL has no real port: %s' % url)
 
     ccmd = client_command(args, url)
@@ -264,7 +312,8 @@ def _run_with_server(args, server, out, transports, want_version):
     t0 = time.monotonic()
     try:
         cp = subprocess.run(ccmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=HERE, timeout=args.timeout + 15)
+                            stderr=subprocess.PIPE, cwd=HERE, timeout=args.timeout + 15,
+                            env=client_env(args))
     except subprocess.TimeoutExpired as e:
         raise Failure('client did not exit within %g s (its own limit is %g s)\n%s%s'
                       % (args.timeout + 15, args.timeout,
@@ -367,16 +416,20 @@ def main(argv):
     except SystemExit as e:
         return 1 if e.code else 0
     try:
-        rc = run(args)
+        with tempfile.TemporaryDirectory(prefix='run-interop-tls-') as tls_dir:
+            args.tls_ca = args.tls_cert = args.tls_key = None
+            if args.tls:
+                args.tls_ca, args.tls_cert, args.tls_key = make_test_ca(tls_dir)
+            rc = run(args)
     except Failure as e:
         sys.stdout.flush()
         print('FAIL: %s' % e, flush=True)
         return 1
-    print('PASS: client=%s transports=%s expect=%s%s%s%s' % (
+    print('PASS: client=%s transports=%s expect=%s%s%s%s%s' % (
         args.client, args.transports, args.expect_transport or 'default',
         ' eio3' if args.eio3 else '',
         ' loop-threads=%d' % args.loop_threads if args.loop_threads is not None else '',
-        ' big' if args.big else ''), flush=True)
+        ' big' if args.big else '', ' tls' if args.tls else ''), flush=True)
     return rc
 
 

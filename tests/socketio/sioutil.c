@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "testutil.h"
 #include "sioutil.h"
 
@@ -11,22 +13,7 @@ TestWs *
 sio_ws_open (guint port,
              int   eio)
 {
-  g_autoptr(GError) error = NULL;
-  g_autofree char *target = test_eio_target (eio, "websocket", NULL);
-  TestWs *ws = test_ws_connect (port, target, NULL, 0, NULL, &error);
-  g_autofree char *open = NULL;
-
-  g_assert_no_error (error);
-  if (ws == NULL)
-    return NULL;
-  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
-  if (open == NULL || open[0] != '0')
-    {
-      g_test_fail_printf ("expected an open packet, got “%s”", open ? open : "(nothing)");
-      test_ws_free (ws);
-      return NULL;
-    }
-  return ws;
+  return test_eio_ws_open (port, eio);
 }
 
 gboolean
@@ -42,37 +29,7 @@ char *
 sio_next (TestWs *ws,
           guint   timeout_ms)
 {
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(TestWsFrame) frame = test_ws_read_frame (ws, timeout_ms, &error);
-      g_autofree char *text = NULL;
-
-      if (frame == NULL)
-        return NULL;
-      if (frame->opcode == TEST_WS_BINARY)
-        {
-          gsize len;
-          const guint8 *data = g_bytes_get_data (frame->payload, &len);
-          GString *out = g_string_new ("<bin:");
-
-          for (gsize i = 0; i < len; i++)
-            g_string_append_printf (out, "%02x", data[i]);
-          g_string_append_c (out, '>');
-          return g_string_free (out, FALSE);
-        }
-      if (frame->opcode != TEST_WS_TEXT)
-        return NULL;
-      text = test_ws_frame_dup_text (frame);
-      if (text[0] == '2')
-        {
-          test_ws_send_text (ws, "3");
-          continue;
-        }
-      if (text[0] != '4')
-        return NULL;
-      return g_strdup (text + 1);
-    }
+  return test_eio_ws_next (ws, timeout_ms);
 }
 
 void
@@ -83,4 +40,110 @@ expect_next (TestWs     *ws,
 
   if (g_strcmp0 (got, expected) != 0)
     g_test_fail_printf ("expected “%s”, got “%.200s”", expected, got ? got : "(nothing)");
+}
+
+void
+sio_expect_quiet (TestWs *ws)
+{
+  g_autofree char *more = sio_next (ws, 300);
+
+  if (more != NULL)
+    g_test_fail_printf ("unexpected message: %s", more);
+}
+
+TestWs *
+sio_client_connect (guint       port,
+                    const char *nsp)
+{
+  TestWs *ws = sio_ws_open (port, 4);
+  g_autofree char *reply = NULL;
+  g_autofree char *connect = NULL;
+  g_autofree char *prefix = NULL;
+
+  if (ws == NULL)
+    return NULL;
+  connect = strcmp (nsp, "/") == 0 ? g_strdup ("0") : g_strdup_printf ("0%s,", nsp);
+  prefix = g_strdup_printf ("%s{\"sid\":", connect);
+  sio_send (ws, connect);
+  reply = sio_next (ws, TEST_TIMEOUT_MS);
+  g_assert_nonnull (reply);
+  g_assert_true (g_str_has_prefix (reply, prefix));
+  return ws;
+}
+
+/* Appends a masked (all-zero key) final text frame carrying the
+ * Engine.IO message "4<packet>". */
+static void
+append_frame (GByteArray *out,
+              const char *packet)
+{
+  gsize len = strlen (packet) + 1;
+  guint8 header[8];
+  gsize n = 0;
+  static const guint8 zero_key[4] = { 0, 0, 0, 0 };
+
+  header[n++] = 0x81;
+  if (len < 126)
+    header[n++] = 0x80 | (guint8) len;
+  else
+    {
+      g_assert_cmpuint (len, <, 65536);
+      header[n++] = 0x80 | 126;
+      header[n++] = (guint8) (len >> 8);
+      header[n++] = (guint8) (len & 0xff);
+    }
+  g_byte_array_append (out, header, (guint) n);
+  g_byte_array_append (out, zero_key, 4);
+  g_byte_array_append (out, (const guint8 *) "4", 1);
+  g_byte_array_append (out, (const guint8 *) packet, (guint) (len - 1));
+}
+
+gboolean
+sio_send_batch (TestWs      *ws,
+                const char **packets)
+{
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  for (guint i = 0; packets[i] != NULL; i++)
+    append_frame (out, packets[i]);
+  ok = test_ws_send_raw (ws, out->data, out->len, &error);
+  g_assert_no_error (error);
+  return ok;
+}
+
+char *
+json_of_array (JsonArray *array)
+{
+  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_ARRAY);
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+
+  json_node_set_array (node, array);
+  json_generator_set_root (gen, node);
+  return json_generator_to_data (gen, NULL);
+}
+
+char *
+json_of_node (JsonNode *node)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+
+  if (node == NULL)
+    return g_strdup ("null");
+  json_generator_set_root (gen, node);
+  return json_generator_to_data (gen, NULL);
+}
+
+const char *
+arg_string (JsonArray *args,
+            guint      i)
+{
+  JsonNode *node;
+
+  if (json_array_get_length (args) <= i)
+    return NULL;
+  node = json_array_get_element (args, i);
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+    ? json_node_get_string (node) : NULL;
 }

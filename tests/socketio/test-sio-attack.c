@@ -66,49 +66,6 @@ sio_open (Fixture *f)
   return sio_ws_open (f->port, 4);
 }
 
-/* Appends a masked (all-zero key) final text frame carrying the
- * Engine.IO message "4<packet>". */
-static void
-append_frame (GByteArray *out,
-              const char *packet)
-{
-  gsize len = strlen (packet) + 1;
-  guint8 header[8];
-  gsize n = 0;
-  static const guint8 zero_key[4] = { 0, 0, 0, 0 };
-
-  header[n++] = 0x81;
-  if (len < 126)
-    header[n++] = 0x80 | (guint8) len;
-  else
-    {
-      g_assert_cmpuint (len, <, 65536);
-      header[n++] = 0x80 | 126;
-      header[n++] = (guint8) (len >> 8);
-      header[n++] = (guint8) (len & 0xff);
-    }
-  g_byte_array_append (out, header, (guint) n);
-  g_byte_array_append (out, zero_key, 4);
-  g_byte_array_append (out, (const guint8 *) "4", 1);
-  g_byte_array_append (out, (const guint8 *) packet, (guint) (len - 1));
-}
-
-/* Sends the Socket.IO packets of the NULL-terminated list in one write. */
-static gboolean
-sio_send_batch (TestWs      *ws,
-                const char **packets)
-{
-  g_autoptr(GByteArray) out = g_byte_array_new ();
-  g_autoptr(GError) error = NULL;
-  gboolean ok;
-
-  for (guint i = 0; packets[i] != NULL; i++)
-    append_frame (out, packets[i]);
-  ok = test_ws_send_raw (ws, out->data, out->len, &error);
-  g_assert_no_error (error);
-  return ok;
-}
-
 static void
 expect_prefix (TestWs     *ws,
                const char *prefix)
@@ -132,13 +89,8 @@ on_event (SocketIOSocket *socket,
           gpointer        user_data)
 {
   Fixture *f = user_data;
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) node = json_node_init_array (json_node_alloc (), args);
-  g_autofree char *json = NULL;
+  g_autofree char *json = json_of_array (args);
 
-  json_generator_set_root (gen, node);
-  json_generator_set_pretty (gen, FALSE);
-  json = json_generator_to_data (gen, NULL);
   test_recorder_add (f->rec, "event %s %s", name, json);
 }
 
@@ -459,7 +411,8 @@ accept_all (SocketIOServer *server,
 }
 
 /* The thread running a namespace's ::new-namespace handlers does not wait
- * for them to end (they cannot end while it waits). */
+ * for them to end (they cannot end while it waits): the CONNECTs that
+ * came meanwhile, on its thread too, go on once they have returned. */
 static void
 test_configuring_same_thread (Fixture       *f,
                               gconstpointer  data)
@@ -471,7 +424,9 @@ test_configuring_same_thread (Fixture       *f,
   g_test_summary ("While a client's new dynamic namespace's ::new-namespace handler iterates "
                   "the context, other clients join that namespace: one whose session shares "
                   "the handler's thread (pooled loops) does not wait for the handler there "
-                  "(it waited 10 s for itself, that thread's sessions frozen)");
+                  "(it waited 10 s for itself, that thread's sessions frozen), and all are "
+                  "let in once the handler returned (they were refused with "
+                  "`Namespace not ready`)");
   test_require (a != NULL);
   for (guint i = 0; i < G_N_ELEMENTS (others); i++)
     test_require ((others[i] = sio_open (f)) != NULL);
@@ -492,12 +447,122 @@ test_configuring_same_thread (Fixture       *f,
       g_autofree char *reply = sio_next (others[i], TEST_TIMEOUT_MS);
 
       g_test_message ("client %u: %s", i, reply ? reply : "(nothing)");
-      /* Let in, or refused at once (its thread runs the handler). */
-      if (reply == NULL || (!g_str_has_prefix (reply, "0/dyn,{\"sid\":") &&
-                            g_strcmp0 (reply, "4/dyn,{\"message\":\"Namespace not ready\"}") != 0))
+      if (reply == NULL || !g_str_has_prefix (reply, "0/dyn,{\"sid\":"))
         g_test_fail_printf ("client %u got “%s”", i, reply ? reply : "(nothing)");
       test_ws_free (others[i]);
     }
+  g_assert_cmpuint (test_recorder_count (f->rec, "configuring "), ==, 1);
+}
+
+/* A ::new-namespace handler that holds its thread (no iteration) for
+ * SLOW_HANDLER_MS. */
+#define SLOW_HANDLER_MS 3000
+
+static void
+on_blocking_new_namespace (SocketIOServer    *server,
+                           SocketIONamespace *nsp,
+                           gpointer           user_data)
+{
+  Fixture *f = user_data;
+
+  test_recorder_add (f->rec, "configuring %s", socket_io_namespace_get_name (nsp));
+  g_usleep ((gulong) test_scaled_ms (SLOW_HANDLER_MS) * 1000);
+  test_recorder_add (f->rec, "configured %s", socket_io_namespace_get_name (nsp));
+}
+
+/* CONNECTs that wait for a slow ::new-namespace handler hold no thread:
+ * the other sessions of their loop threads go on meanwhile. */
+static void
+test_configuring_holds_no_thread (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_autoptr(TestWs) a = NULL;
+  TestWs *waiters[3] = { NULL, };
+  TestWs *bystanders[4] = { NULL, };
+  gboolean replied[G_N_ELEMENTS (bystanders)] = { FALSE, };
+  guint early = 0, left = G_N_ELEMENTS (bystanders);
+  gint64 end;
+
+  g_test_summary ("While a dynamic namespace's ::new-namespace handler blocks its thread for "
+                  "3 s, three clients join that namespace and four others connect to `/`: "
+                  "with pooled loops, those on the other loop thread are answered before the "
+                  "handler returns (the waiting CONNECTs held their threads, up to 10 s, "
+                  "freezing every session there); the waiting clients join once it returns. "
+                  "With a thread per session it holds either way");
+  socket_io_server_set_namespace_func (f->sio, accept_all, NULL, NULL);
+  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_blocking_new_namespace), f);
+  /* Opened in turn, so that pooled loops share them out in turn. */
+  test_require ((a = sio_open (f)) != NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
+    test_require ((waiters[i] = sio_open (f)) != NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (bystanders); i++)
+    test_require ((bystanders[i] = sio_open (f)) != NULL);
+
+  test_require (sio_send (a, "0/dyn,"));
+  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
+    test_require (sio_send (waiters[i], "0/dyn,"));
+  for (guint i = 0; i < G_N_ELEMENTS (bystanders); i++)
+    test_require (sio_send (bystanders[i], "0"));
+
+  /* Who answers while the handler still runs. */
+  end = g_get_monotonic_time () + (gint64) (test_scaled_ms (SLOW_HANDLER_MS) + TEST_TIMEOUT_MS) * 1000;
+  while (left > 0 && g_get_monotonic_time () < end)
+    for (guint i = 0; i < G_N_ELEMENTS (bystanders); i++)
+      {
+        gboolean during;
+        g_autofree char *reply = NULL;
+
+        if (replied[i] || !test_ws_wait_readable (bystanders[i], 5))
+          continue;
+        during = test_recorder_count (f->rec, "configured /dyn") == 0;
+        reply = sio_next (bystanders[i], TEST_TIMEOUT_MS);
+        if (reply == NULL || !g_str_has_prefix (reply, "0{\"sid\":"))
+          g_test_fail_printf ("bystander %u got “%s”", i, reply ? reply : "(nothing)");
+        g_test_message ("bystander %u answered %s the handler returned", i,
+                        during ? "before" : "after");
+        replied[i] = TRUE;
+        early += during;
+        left--;
+      }
+  g_assert_cmpuint (left, ==, 0);
+  g_assert_cmpuint (early, >=, 1);
+
+  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", TEST_TIMEOUT_MS));
+  expect_prefix (a, "0/dyn,{\"sid\":");
+  for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
+    {
+      expect_prefix (waiters[i], "0/dyn,{\"sid\":");
+      test_ws_free (waiters[i]);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (bystanders); i++)
+    test_ws_free (bystanders[i]);
+  g_assert_cmpuint (test_recorder_count (f->rec, "configuring "), ==, 1);
+}
+
+/* A client whose CONNECT waits for the handlers goes away meanwhile. */
+static void
+test_configuring_waiter_vanishes (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_autoptr(TestWs) a = NULL;
+  g_autoptr(TestWs) b = NULL;
+  TestWs *gone;
+
+  g_test_summary ("A client whose CONNECT waits for a slow ::new-namespace handler closes its "
+                  "connection meanwhile: nothing is left of it (ASan), the others join");
+  socket_io_server_set_namespace_func (f->sio, accept_all, NULL, NULL);
+  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_blocking_new_namespace), f);
+  test_require ((a = sio_open (f)) != NULL);
+  test_require ((b = sio_open (f)) != NULL);
+  test_require ((gone = sio_open (f)) != NULL);
+  test_require (sio_send (a, "0/dyn,"));
+  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  test_require (sio_send (gone, "0/dyn,"));
+  test_require (sio_send (b, "0/dyn,"));
+  test_ws_free (gone);
+  expect_prefix (a, "0/dyn,{\"sid\":");
+  expect_prefix (b, "0/dyn,{\"sid\":");
 }
 
 /* Over polling: a POST with the CONNECT, more events than the early-packet
@@ -646,6 +711,8 @@ main (int   argc,
   ADD ("connect-then-vanish", test_connect_then_vanish);
   ADD ("join-during-connect", test_join_during_connect);
   ADD ("configuring-same-thread", test_configuring_same_thread);
+  ADD ("configuring-holds-no-thread", test_configuring_holds_no_thread);
+  ADD ("configuring-waiter-vanishes", test_configuring_waiter_vanishes);
   ADD ("polling-pipelined", test_polling_pipelined);
   ADD ("v4-eager-events", test_v4_eager_events);
   ADD ("early-bound", test_early_bound);

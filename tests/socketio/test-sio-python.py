@@ -29,8 +29,10 @@ OVERRIDES = os.environ.get('SOCKETIO_OVERRIDES_DIR',
                            os.path.join(SOURCE_ROOT, 'src', 'socketio', 'python'))
 # Before gi is imported: gi and gi.overrides extend their __path__ (pkgutil.extend_path)
 # with every gi/ and gi/overrides/ dir on sys.path when they are first imported.
+# EngineIO's overrides too, as installed ones would be.
+ENGINEIO_OVERRIDES = os.environ.get('ENGINEIO_OVERRIDES_DIR', os.path.join(SOURCE_ROOT, 'src', 'python'))
 assert 'gi' not in sys.modules
-sys.path.insert(0, OVERRIDES)
+sys.path[:0] = [OVERRIDES, ENGINEIO_OVERRIDES]
 
 import gi  # noqa: E402
 gi.require_version('GLib', '2.0')
@@ -566,7 +568,7 @@ def test_sio_echo_py(cb, transports):
     import signal
     import subprocess
     env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONDONTWRITEBYTECODE='1',
-               PYTHONPATH=OVERRIDES + os.pathsep + os.environ.get('PYTHONPATH', ''))
+               PYTHONPATH=os.pathsep.join([OVERRIDES, ENGINEIO_OVERRIDES, os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.Popen([sys.executable, SIO_ECHO_PY, '--port', '0', '--verbose',
                              '--callback-context', cb, '--loop-threads', '2'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -602,3 +604,113 @@ def test_sio_echo_py(cb, transports):
     assert 'Traceback' not in err, err
     assert 'connect / %s' % sid_b in out, out
     assert 'disconnect / %s ' % sid_b in out, out
+
+
+def _free_port():
+    import socket as pysocket
+    s = pysocket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def redis_url():
+    import shutil
+    import subprocess
+    if shutil.which('redis-server') is None:
+        pytest.skip('redis-server not installed (.ci/install-deps.sh installs it)')
+    if not hasattr(SocketIO, 'RedisEmitter'):
+        pytest.skip('built without the redis feature')
+    port = _free_port()
+    proc = subprocess.Popen(['redis-server', '--port', str(port), '--bind', '127.0.0.1',
+                             '--save', '', '--appendonly', 'no'], stdout=subprocess.DEVNULL)
+    import socket as pysocket
+    end = time.monotonic() + 10
+    while True:
+        try:
+            pysocket.create_connection(('127.0.0.1', port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < end, 'redis-server not accepting within 10 s'
+            time.sleep(0.02)
+    yield 'redis://127.0.0.1:%d' % port
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize('transports', [['websocket']])
+def test_redis_emitter(app, transports, redis_url):
+    """SocketIO.RedisEmitter (Python values, bytes at any depth) into this server through a
+    SocketIO.RedisAdapter: emit, to/in_/except_, sockets_join/leave, disconnect_sockets."""
+    nsp = app.sio.of('/')
+    adapter = SocketIO.RedisAdapter.new(nsp, redis_url, None)
+    nsp.set_adapter(adapter)
+    run_loop_until(adapter.is_connected, what='the adapter to connect')
+    a = Client(app, transports, auth={'room': 'r1'})
+    c = Client(app, transports)
+    for x in (a, c):
+        x.wait_for('welcome')
+    emitter = SocketIO.RedisEmitter.new(redis_url, None)
+    assert emitter.emit('news', {'n': 1}, [b'\x00\xff', {'deep': b'x'}]) is True
+    for x in (a, c):
+        assert x.wait_for('news')[0] == ({'n': 1}, [b'\x00\xff', {'deep': b'x'}])
+    emitter.to('r1').emit('room-news', 'r1 only')
+    emitter.except_('r1').emit('room-news', 'not r1')
+    assert a.wait_for('room-news')[0] == ('r1 only',)
+    assert c.wait_for('room-news')[0] == ('not r1',)
+    emitter.sockets_join('j')
+    run_loop_until(lambda: len(adapter.sockets(['j'], None)) == 2, what='both in j')
+    emitter.in_('j').sockets_leave(['j'])
+    run_loop_until(lambda: len(adapter.sockets(['j'], None)) == 0, what='both out of j')
+    with pytest.raises(TypeError):
+        emitter.server_side_emit('x', b'bytes')
+    emitter.to('r1').disconnect_sockets()
+    a.wait_for('disconnect')
+    emitter.emit('news', 'after')
+    assert c.wait_for('news', 2)[1] == ('after',)
+    assert len(a.rec.of('news')) == 1 and len(a.rec.of('room-news')) == 1
+    # An unreachable Redis: a GLib.Error within the timeout, not a hang.
+    dead = SocketIO.RedisEmitter.new('redis://127.0.0.1:%d' % _free_port(), None)
+    dead.set_timeout(500)
+    with pytest.raises(GLib.Error):
+        dead.emit('news', 1)
+    c.disconnect()
+
+
+def test_redis_server_side_emit(app, redis_url):
+    """RedisAdapter.on_server_side and server_side_emit between two servers of one process
+    (no clients), with and without ack, and from a RedisEmitter."""
+    nsp = app.sio.of('/')
+    adapter = SocketIO.RedisAdapter.new(nsp, redis_url, None)
+    nsp.set_adapter(adapter)
+    engine2 = EngineIO.Server()
+    sio2 = SocketIO.Server(engine2)
+    nsp2 = sio2.of('/')
+    adapter2 = SocketIO.RedisAdapter.new(nsp2, redis_url, None)
+    nsp2.set_adapter(adapter2)
+    run_loop_until(lambda: adapter.is_connected() and adapter2.is_connected(),
+                   what='both adapters to connect')
+    got = []
+    lock = threading.Lock()
+
+    def ping(*values):
+        with lock:
+            got.append(values)
+        return {'pong': list(values)}
+
+    adapter.on_server_side('ping', ping)
+    assert adapter2.server_side_emit('ping', 1, {'a': 'é'}) is True
+    run_loop_until(lambda: len(got) >= 1, what='the server-side event')
+    assert got[0] == (1, {'a': 'é'})
+    box = {}
+    adapter2.server_side_emit('ping', 2, callback=lambda answers: box.setdefault('a', answers))
+    run_loop_until(lambda: 'a' in box, what='the answers')
+    assert box['a'] == [{'pong': [2]}]
+    SocketIO.RedisEmitter.new(redis_url, None).server_side_emit('ping', 3)
+    run_loop_until(lambda: len(got) >= 3, what='the emitter\'s server-side event')
+    assert got[2] == (3,)
+    with pytest.raises(TypeError):
+        adapter2.server_side_emit('ping', b'bytes')
+    engine2.close()

@@ -49,30 +49,6 @@ static const Config few_bytes_config = { 120000, 10000, 10000, TRUE, 16384 };
 static const Config small_queue_config = { 120000, 10000, 10000, TRUE, 16 * MiB, 8192 };
 static const Config middlewares_config = { 120000, 10000, 10000, TRUE, 16 * MiB, 0, TRUE };
 
-static char *
-json_of_node (JsonNode *node)
-{
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-
-  if (node == NULL)
-    return g_strdup ("null");
-  json_generator_set_root (gen, node);
-  return json_generator_to_data (gen, NULL);
-}
-
-static const char *
-arg_string (JsonArray *args,
-            guint      i)
-{
-  JsonNode *node;
-
-  if (json_array_get_length (args) <= i)
-    return NULL;
-  node = json_array_get_element (args, i);
-  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
-    ? json_node_get_string (node) : NULL;
-}
-
 /* "a,b" of the rooms of @socket but its own, sorted ("-" for none). */
 static char *
 other_rooms (SocketIOSocket *socket)

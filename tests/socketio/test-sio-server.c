@@ -23,41 +23,6 @@ typedef struct
   TestRecorder   *rec;
 } Fixture;
 
-static char *
-json_of_array (JsonArray *array)
-{
-  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_ARRAY);
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-
-  json_node_set_array (node, array);
-  json_generator_set_root (gen, node);
-  return json_generator_to_data (gen, NULL);
-}
-
-static char *
-json_of_node (JsonNode *node)
-{
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-
-  if (node == NULL)
-    return g_strdup ("null");
-  json_generator_set_root (gen, node);
-  return json_generator_to_data (gen, NULL);
-}
-
-static const char *
-arg_string (JsonArray *args,
-            guint      i)
-{
-  JsonNode *node;
-
-  if (json_array_get_length (args) <= i)
-    return NULL;
-  node = json_array_get_element (args, i);
-  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
-    ? json_node_get_string (node) : NULL;
-}
-
 static void
 on_ask_done (GObject      *source,
              GAsyncResult *result,

@@ -45,8 +45,9 @@ with a callback made outside a handler runs its callback in the caller's thread-
 GLib.MainContext, which must be iterated (GLib.MainLoop) until then.
 
 The methods of the C API stay available under their own names where this module does not
-replace them; Server.emit, Namespace.emit, Socket.emit, Socket.disconnect and
-BroadcastOperator.emit are replaced by the Python forms below (GObject's signal emission
+replace them; Server.emit, Namespace.emit, Socket.emit, Socket.disconnect,
+BroadcastOperator.emit and RedisEmitter.emit (with its sockets_join, sockets_leave,
+disconnect_sockets and server_side_emit) are replaced by the Python forms below (GObject's signal emission
 is still GObject.Object.emit(obj, ...)).
 """
 
@@ -441,6 +442,114 @@ class Namespace(SocketIO.Namespace):
 
 Namespace = override(Namespace)
 __all__.append('Namespace')
+
+
+# ------------------------------------------------------------------------------------------
+# RedisEmitter (built with the `redis` feature only)
+
+
+if hasattr(SocketIO, 'RedisEmitter'):
+    def _rooms(rooms):
+        return [rooms] if isinstance(rooms, str) else list(rooms)
+
+    class RedisEmitter(SocketIO.RedisEmitter):
+        """Emits into a Socket.IO cluster through Redis, as npm @socket.io/redis-emitter.
+
+            emitter = SocketIO.RedisEmitter.new('redis://127.0.0.1:6379', None)
+            emitter.of('/chat').to('lobby').emit('news', {'n': 1}, b'\x00\x01')
+
+        of(), to(), in_(), except_(), volatile() and compress() return a new emitter (the
+        C methods). emit, sockets_join, sockets_leave, disconnect_sockets and
+        server_side_emit block the calling thread until Redis answered (at most the timeout
+        per step, set_timeout(), default 5 s) and raise GLib.Error on failure
+        (Gio.IOErrorEnum.TIMED_OUT past the timeout). Any thread.
+        """
+
+        def emit(self, event, *args):
+            """Sends event with args (Python values; bytes at any depth travel as binaries)
+            to every socket this emitter addresses, on every node."""
+            jargs, atts = pack_args(args)
+            return SocketIO.RedisEmitter.emit(self, event, jargs, atts or None)
+
+        def send(self, data):
+            """emit('message', data)."""
+            return self.emit('message', data)
+
+        def sockets_join(self, rooms):
+            """The addressed sockets join rooms (a str or a list of str) on every node."""
+            return SocketIO.RedisEmitter.sockets_join(self, _rooms(rooms))
+
+        def sockets_leave(self, rooms):
+            """The addressed sockets leave rooms (a str or a list of str) on every node."""
+            return SocketIO.RedisEmitter.sockets_leave(self, _rooms(rooms))
+
+        def disconnect_sockets(self, close=False):
+            """Disconnects the addressed sockets on every node."""
+            return SocketIO.RedisEmitter.disconnect_sockets(self, close)
+
+        def server_side_emit(self, event, *args):
+            """Sends event with args (JSON values, no bytes) to the servers of the cluster."""
+            jargs, atts = pack_args((event,) + args)
+            if atts:
+                raise TypeError('a server-side emit cannot carry bytes')
+            return SocketIO.RedisEmitter.server_side_emit(self, jargs)
+
+    RedisEmitter = override(RedisEmitter)
+    __all__.append('RedisEmitter')
+
+
+if hasattr(SocketIO, 'RedisAdapter'):
+    class RedisAdapter(SocketIO.RedisAdapter):
+        """The Redis adapter, with serverSideEmit in Python values.
+
+            adapter = SocketIO.RedisAdapter.new(sio.of('/'), 'redis://127.0.0.1:6379', None)
+            sio.of('/').set_adapter(adapter)
+            adapter.on_server_side('ping', lambda *args: {'pong': args})
+            adapter.server_side_emit('hello', 1, 'two')
+            adapter.server_side_emit('ping', 1, callback=lambda answers: print(answers))
+        """
+
+        def on_server_side(self, event, handler):
+            """Calls handler(*values) for each server-side event named event from another node.
+
+            Its return value (JSON values, not None) answers a sender that asked for an ack;
+            None answers nothing. Runs on the adapter's own thread: it must not block.
+            Returns the signal handler id.
+            """
+            def on_event(adapter, name, args):
+                try:
+                    ret = handler(*unpack_args(args))
+                    return to_node(ret) if ret is not None else None
+                except Exception:
+                    log.exception('exception in the server-side handler of %r', name)
+                    return None
+            return self.connect('server-side-event::' + event, on_event)
+
+        def server_side_emit(self, event, *args, callback=None, error_callback=None):
+            """Sends event with args (JSON values, no bytes) to the other servers.
+
+            With callback, callback(answers) runs with the list of the other nodes' answers
+            (in the calling thread's thread-default GLib.MainContext, which must be
+            iterated); error_callback(GLib.Error) instead on timeout (the requests timeout)
+            or when Redis is not connected. Without callback, never waits. Any thread.
+            """
+            jargs, atts = pack_args((event,) + args)
+            if atts:
+                raise TypeError('a server-side emit cannot carry bytes')
+            if callback is None:
+                return SocketIO.RedisAdapter.server_side_emit(self, jargs)
+
+            def finish(source, result):
+                answers = SocketIO.RedisAdapter.server_side_emit_finish(source, result)
+                return (unpack_args(answers),)
+
+            SocketIO.RedisAdapter.server_side_emit_async(self, jargs, None,
+                                                         _ack_callback(callback, error_callback,
+                                                                       finish))
+            return True
+
+    RedisAdapter = override(RedisAdapter)
+    __all__.append('RedisAdapter')
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,0 +1,54 @@
+/* redisutil.h: a real redis-server for the tests of the Redis adapter and
+ * emitter (test-sio-redis.c, test-sio-emitter.c, test-sio-redis-attack.c):
+ * started on a loopback port it cannot pick itself, waited for, spoken to
+ * with raw RESP, and stopped.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "socketio/socketio.h"
+
+G_BEGIN_DECLS
+
+/* Whether redis-server is on PATH; if not, adds the test @skip_path,
+ * skipped with the reason (for main(), before the tests that need it). */
+gboolean  redis_available       (const char        *skip_path);
+
+/* A TCP socket bound to 127.0.0.1 on a port the kernel picks (stored in
+ * @port), listening if @listening: a peer that accepts connections (the
+ * listen backlog) but never answers, or, closed, a free port. */
+GSocket  *redis_loopback_socket (gboolean           listening,
+                                 guint             *port);
+/* A loopback port free when called: a socket bound to 127.0.0.1 port 0,
+ * then closed (redis-server cannot bind port 0). */
+guint     redis_free_port       (void);
+/* Starts redis-server on 127.0.0.1:@port without persistence and waits
+ * (up to 10 s; the test fails otherwise) until it accepts connections.
+ * Spawned and reaped by hand: GSubprocess's wait races with GLib's child
+ * watch thread in 2.74 (a TSan report inside GLib). */
+GPid      redis_start           (guint              port);
+/* As redis_start(), with @extra_args (NULL-terminated, may be NULL)
+ * appended to redis-server's command line. */
+GPid      redis_start_full      (guint              port,
+                                 const char *const *extra_args);
+/* SIGKILLs and reaps @pid; nothing when @pid is 0. */
+void      redis_stop            (GPid               pid);
+/* Sends one inline command to the Redis on @port and checks its +OK. */
+void      redis_command         (guint              port,
+                                 const char        *command);
+/* PUBLISH @channel @payload with raw RESP; the number of receivers. */
+gint64    redis_publish         (guint              port,
+                                 const char        *channel,
+                                 const void        *payload,
+                                 gsize              length);
+/* Polls until @adapter (a SocketIORedisAdapter) is connected (@want TRUE)
+ * or disconnected (@want FALSE), up to @timeout_ms (scaled); whether it
+ * got there. */
+gboolean  redis_wait_connected  (SocketIOAdapter   *adapter,
+                                 gboolean           want,
+                                 guint              timeout_ms);
+
+G_END_DECLS

@@ -1,0 +1,417 @@
+/* test-receive.c: engine_io_socket_receive() and its variants (timeout,
+ * try, async) against a real server over loopback, with raw WebSocket
+ * clients (tests/wsutil.h). Run in both threading modes
+ * (ENGINE_IO_TEST_LOOP_THREADS).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "testutil.h"
+#include "wsutil.h"
+#include "engineio/engineio.h"
+
+typedef struct
+{
+  EngineIOServer *server;
+  guint           port;
+  GAsyncQueue    *sockets;   /* EngineIOSocket (ref), as opened */
+  TestRecorder   *rec;       /* "close <id>", "reason <id> <reason>" */
+} Fixture;
+
+static void
+on_close (EngineIOSocket      *socket,
+          EngineIOCloseReason  reason,
+          const char          *description,
+          gpointer             data)
+{
+  Fixture *f = data;
+
+  test_recorder_add (f->rec, "reason %s %s", engine_io_socket_get_id (socket),
+                     engine_io_close_reason_to_string (reason));
+  test_recorder_add (f->rec, "close %s", engine_io_socket_get_id (socket));
+}
+
+static void
+on_connection (EngineIOServer *server,
+               EngineIOSocket *socket,
+               gpointer        data)
+{
+  Fixture *f = data;
+
+  /* No ::message handler: every message goes to the receive queue. */
+  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
+  g_async_queue_push (f->sockets, g_object_ref (socket));
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->sockets = g_async_queue_new_full (g_object_unref);
+  f->rec = test_recorder_new ();
+  f->server = test_server_new ();
+  g_object_set (f->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  f->port = test_server_listen (f->server);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  engine_io_server_close (f->server);
+  g_clear_object (&f->server);
+  g_async_queue_unref (f->sockets);
+  test_recorder_free (f->rec);
+  test_log_check ();
+}
+
+/* A WebSocket session whose open packet was read, and its server socket. */
+static TestWs *
+open_session (Fixture         *f,
+              EngineIOSocket **socket)
+{
+  return test_eio_ws_open_socket (f->port, f->sockets, (gpointer *) socket);
+}
+
+static char *
+packet_text (EngineIOPacket *packet)
+{
+  return packet != NULL ? g_strdup (engine_io_packet_get_text (packet, NULL)) : NULL;
+}
+
+/* Waits until @socket's ::close was emitted (the session is over). */
+static void
+wait_closed (Fixture        *f,
+             EngineIOSocket *socket)
+{
+  g_autofree char *event = g_strdup_printf ("close %s", engine_io_socket_get_id (socket));
+
+  g_assert_true (test_recorder_wait (f->rec, event, TEST_TIMEOUT_MS));
+}
+
+static void
+test_timeout (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EngineIOPacket) none = NULL;
+  g_autoptr(EngineIOPacket) zero = NULL;
+  g_autoptr(EngineIOPacket) got = NULL;
+  g_autofree char *text = NULL;
+  gint64 start, waited;
+
+  g_test_summary ("engine_io_socket_receive_timeout(): TIMED_OUT after about its timeout "
+                  "when nothing comes (0: at once), the message when one comes meanwhile");
+  test_require ((ws = open_session (f, &socket)) != NULL);
+
+  start = g_get_monotonic_time ();
+  none = engine_io_socket_receive_timeout (socket, 200, NULL, &error);
+  waited = (g_get_monotonic_time () - start) / 1000;
+  g_assert_null (none);
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_TIMED_OUT);
+  g_assert_cmpint (waited, >=, 200);
+  g_assert_cmpint (waited, <, 200 + TEST_TIMEOUT_MS);
+  g_clear_error (&error);
+
+  zero = engine_io_socket_receive_timeout (socket, 0, NULL, &error);
+  g_assert_null (zero);
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+
+  test_require (test_ws_send_text (ws, "4hello"));
+  got = engine_io_socket_receive_timeout (socket, TEST_TIMEOUT_MS, NULL, &error);
+  g_assert_no_error (error);
+  text = packet_text (got);
+  g_assert_cmpstr (text, ==, "hello");
+}
+
+static void
+test_try (Fixture       *f,
+          gconstpointer  data)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EngineIOPacket) empty = NULL;
+  g_autoptr(EngineIOPacket) first = NULL;
+  g_autoptr(EngineIOPacket) second = NULL;
+  g_autoptr(EngineIOPacket) after = NULL;
+  g_autofree char *t1 = NULL;
+  g_autofree char *t2 = NULL;
+  gint64 end;
+
+  g_test_summary ("engine_io_socket_try_receive(): NULL without an error when nothing is "
+                  "queued, the queued messages in order, then CLOSED naming the reason "
+                  "once the session is over");
+  test_require ((ws = open_session (f, &socket)) != NULL);
+
+  empty = engine_io_socket_try_receive (socket, &error);
+  g_assert_null (empty);
+  g_assert_no_error (error);
+
+  test_require (test_ws_send_text (ws, "4one"));
+  test_require (test_ws_send_text (ws, "4two"));
+  end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+  while (first == NULL && error == NULL && g_get_monotonic_time () < end)
+    if ((first = engine_io_socket_try_receive (socket, &error)) == NULL)
+      g_usleep (1000);
+  g_assert_no_error (error);
+  t1 = packet_text (first);
+  g_assert_cmpstr (t1, ==, "one");
+  while (second == NULL && error == NULL && g_get_monotonic_time () < end)
+    if ((second = engine_io_socket_try_receive (socket, &error)) == NULL)
+      g_usleep (1000);
+  g_assert_no_error (error);
+  t2 = packet_text (second);
+  g_assert_cmpstr (t2, ==, "two");
+
+  /* The client goes away: `transport close`. */
+  g_clear_pointer (&ws, test_ws_free);
+  wait_closed (f, socket);
+  after = engine_io_socket_try_receive (socket, &error);
+  g_assert_null (after);
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
+  g_test_message ("%s", error->message);
+  {
+    g_auto(GStrv) events = test_recorder_dup (f->rec);
+    g_autofree char *prefix = g_strdup_printf ("reason %s ", engine_io_socket_get_id (socket));
+    const char *reason = NULL;
+
+    for (guint i = 0; events[i] != NULL; i++)
+      if (g_str_has_prefix (events[i], prefix))
+        reason = events[i] + strlen (prefix);
+    test_require (reason != NULL);
+    g_assert_true (g_str_has_suffix (error->message, reason));
+    g_assert_true (strstr (error->message, " is closed: ") != NULL);
+  }
+}
+
+typedef struct
+{
+  GMainLoop      *loop;
+  GPtrArray      *results;   /* char*: "message <text>" or "error <code>" */
+  guint           expected;
+} AsyncResults;
+
+static void
+on_received (GObject      *source,
+             GAsyncResult *result,
+             gpointer      data)
+{
+  AsyncResults *r = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EngineIOPacket) packet = engine_io_socket_receive_finish (ENGINE_IO_SOCKET (source),
+                                                                      result, &error);
+
+  if (packet != NULL)
+    g_ptr_array_add (r->results, g_strdup_printf ("message %s", engine_io_packet_get_text (packet, NULL)));
+  else
+    g_ptr_array_add (r->results, g_strdup_printf ("error %d %s", error->code, error->message));
+  g_test_message ("result %u: %s", r->results->len - 1,
+                  (const char *) g_ptr_array_index (r->results, r->results->len - 1));
+  if (r->results->len >= r->expected)
+    g_main_loop_quit (r->loop);
+}
+
+static gboolean
+quit_on_timeout (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the thread-default context until @r has @expected results (or the
+ * test timeout). */
+static void
+async_wait (AsyncResults *r,
+            guint         expected)
+{
+  GSource *timeout;
+
+  r->expected = expected;
+  if (r->results->len >= expected)
+    return;
+  timeout = g_timeout_source_new (TEST_TIMEOUT_MS);
+  g_source_set_callback (timeout, quit_on_timeout, r->loop, NULL);
+  g_source_attach (timeout, g_main_loop_get_context (r->loop));
+  g_main_loop_run (r->loop);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  g_assert_cmpuint (r->results->len, >=, expected);
+}
+
+static void
+test_async (Fixture       *f,
+            gconstpointer  data)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) never = g_cancellable_new ();
+  AsyncResults r = { NULL, NULL, 0 };
+  g_autofree char *cancelled = g_strdup_printf ("error %d ", ENGINE_IO_ERROR_CANCELLED);
+  g_autofree char *closed = g_strdup_printf ("error %d ", ENGINE_IO_ERROR_CLOSED);
+
+  g_test_summary ("engine_io_socket_receive_async(): waiting callers get the messages in "
+                  "the order they called, a queued message at once, a cancelled one CANCELLED "
+                  "(and no message), the others CLOSED naming the reason when the session ends");
+  g_main_context_push_thread_default (context);
+  r.loop = g_main_loop_new (context, FALSE);
+  r.results = g_ptr_array_new_with_free_func (g_free);
+  test_require ((ws = open_session (f, &socket)) != NULL);
+
+  /* Three waiting, the second with a cancellable it will never see cancelled. */
+  engine_io_socket_receive_async (socket, NULL, on_received, &r);
+  engine_io_socket_receive_async (socket, never, on_received, &r);
+  engine_io_socket_receive_async (socket, NULL, on_received, &r);
+  test_require (test_ws_send_text (ws, "4a"));
+  test_require (test_ws_send_text (ws, "4b"));
+  test_require (test_ws_send_text (ws, "4c"));
+  async_wait (&r, 3);
+  g_assert_cmpstr (g_ptr_array_index (r.results, 0), ==, "message a");
+  g_assert_cmpstr (g_ptr_array_index (r.results, 1), ==, "message b");
+  g_assert_cmpstr (g_ptr_array_index (r.results, 2), ==, "message c");
+
+  /* A cancelled waiter leaves the next message to the one after it. */
+  engine_io_socket_receive_async (socket, cancellable, on_received, &r);
+  engine_io_socket_receive_async (socket, NULL, on_received, &r);
+  g_cancellable_cancel (cancellable);
+  async_wait (&r, 4);
+  g_assert_true (g_str_has_prefix (g_ptr_array_index (r.results, 3), cancelled));
+  test_require (test_ws_send_text (ws, "4d"));
+  async_wait (&r, 5);
+  g_assert_cmpstr (g_ptr_array_index (r.results, 4), ==, "message d");
+
+  /* Already cancelled: fails at once, takes nothing. */
+  engine_io_socket_receive_async (socket, cancellable, on_received, &r);
+  async_wait (&r, 6);
+  g_assert_true (g_str_has_prefix (g_ptr_array_index (r.results, 5), cancelled));
+
+  /* Queued before the call (no caller was waiting): returned at once. */
+  test_require (test_ws_send_text (ws, "4e"));
+  g_usleep (200 * 1000);
+  engine_io_socket_receive_async (socket, NULL, on_received, &r);
+  async_wait (&r, 7);
+  g_assert_cmpstr (g_ptr_array_index (r.results, 6), ==, "message e");
+
+  /* The session ends with two waiting. */
+  engine_io_socket_receive_async (socket, never, on_received, &r);
+  engine_io_socket_receive_async (socket, NULL, on_received, &r);
+  engine_io_socket_close (socket);
+  async_wait (&r, 9);
+  for (guint i = 7; i < 9; i++)
+    {
+      const char *result = g_ptr_array_index (r.results, i);
+
+      g_assert_true (g_str_has_prefix (result, closed));
+      g_assert_true (g_str_has_suffix (result, ": forced close"));
+    }
+  /* And after it. */
+  engine_io_socket_receive_async (socket, NULL, on_received, &r);
+  async_wait (&r, 10);
+  g_assert_true (g_str_has_prefix (g_ptr_array_index (r.results, 9), closed));
+
+  g_ptr_array_unref (r.results);
+  g_main_loop_unref (r.loop);
+  g_main_context_pop_thread_default (context);
+}
+
+typedef struct
+{
+  EngineIOSocket *socket;
+  GCancellable   *cancellable;
+  gint64          returned_at;  /* read after the join */
+  GError         *error;
+} Blocked;
+
+static gpointer
+blocked_thread (gpointer data)
+{
+  Blocked *b = data;
+  EngineIOPacket *packet = engine_io_socket_receive (b->socket, b->cancellable, &b->error);
+
+  g_clear_pointer (&packet, engine_io_packet_unref);
+  b->returned_at = g_get_monotonic_time ();
+  return NULL;
+}
+
+static void
+test_cancel_wakes (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  Blocked b = { NULL, NULL, 0, NULL };
+  GThread *thread;
+  gint64 cancelled_at;
+
+  g_test_summary ("A thread blocked in engine_io_socket_receive() returns CANCELLED as soon as "
+                  "another thread cancels its cancellable");
+  test_require ((ws = open_session (f, &socket)) != NULL);
+  b.socket = socket;
+  b.cancellable = cancellable;
+  thread = g_thread_new ("blocked", blocked_thread, &b);
+  g_usleep (100 * 1000);
+  cancelled_at = g_get_monotonic_time ();
+  g_cancellable_cancel (cancellable);
+  g_thread_join (thread);
+  g_assert_error (b.error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED);
+  g_test_message ("returned %" G_GINT64_FORMAT " µs after the cancel",
+                  b.returned_at - cancelled_at);
+  g_clear_error (&b.error);
+}
+
+static void
+test_closed_reason (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EngineIOPacket) late = NULL;
+  g_autoptr(EngineIOPacket) none = NULL;
+  g_autofree char *text = NULL;
+
+  g_test_summary ("engine_io_socket_receive() after the close: the message queued before it, "
+                  "then CLOSED whose message ends with the close reason (it said only that "
+                  "the socket is closed)");
+  test_require ((ws = open_session (f, &socket)) != NULL);
+  test_require (test_ws_send_text (ws, "4late"));
+  test_require (test_ws_send_text (ws, "1"));   /* the client closes */
+  wait_closed (f, socket);
+  late = engine_io_socket_receive (socket, NULL, &error);
+  g_assert_no_error (error);
+  text = packet_text (late);
+  g_assert_cmpstr (text, ==, "late");
+  none = engine_io_socket_receive (socket, NULL, &error);
+  g_assert_null (none);
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
+  g_assert_true (g_str_has_suffix (error->message, ": transport close"));
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_set_nonfatal_assertions ();
+  test_log_init ();
+
+#define ADD(path, func) \
+  g_test_add ("/receive/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("timeout", test_timeout);
+  ADD ("try", test_try);
+  ADD ("async", test_async);
+  ADD ("cancel-wakes", test_cancel_wakes);
+  ADD ("closed-reason", test_closed_reason);
+#undef ADD
+  return g_test_run ();
+}

@@ -2351,15 +2351,32 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
                                   (EngineIOPacket * const *) packets->pdata, packets->len);
 }
 
+/* Called with the lock held: whether a POST that finds the session
+ * closing is answered `ok` (its packets dropped) rather than 400. Only
+ * when the application or a server shutdown closed it: its client did
+ * nothing wrong and still polls for the last packets and `1`. A session
+ * closed for its client's error, a timeout or the client's own close is
+ * gone for that client, as in the reference (its socket is removed at
+ * once): a client that goes on POSTing to it while a poll response waits
+ * to be written must not have its bodies read and acknowledged. */
+static gboolean
+closing_takes_posts_locked (EngineIOSocket *self)
+{
+  return self->state == STATE_CLOSING &&
+         (self->close_reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
+          self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN);
+}
+
 gboolean
 engine_io_socket_begin_post (EngineIOSocket  *self,
                              EngineIORequest *req)
 {
   g_async_queue_lock (self->outbound);
 
-  /* Closing (a poll is still to take the last packets): the POST is read
-   * and answered `ok`, its packets dropped (post_continue()). */
-  if (self->state != STATE_OPEN && self->state != STATE_CLOSING)
+  /* Closed by the application or a shutdown, a poll still to take the
+   * last packets: the POST is read and answered `ok`, its packets dropped
+   * (post_continue()). */
+  if (self->state != STATE_OPEN && !closing_takes_posts_locked (self))
     {
       g_async_queue_unlock (self->outbound);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
@@ -2429,7 +2446,7 @@ post_continue (EngineIOSocket  *self,
       gboolean done;
 
       g_async_queue_lock (self->outbound);
-      if (self->state == STATE_CLOSING)
+      if (closing_takes_posts_locked (self))
         {
           /* Closed for the application, a poll still to take the last
            * packets: the POST succeeds and its packets are dropped, as

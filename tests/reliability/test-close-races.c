@@ -447,7 +447,17 @@ test_kept_probe_upgrade_races_poll (void)
           for (guint i = 0; i < packets->len; i++)
             if (g_strcmp0 (g_ptr_array_index (packets, i), "4qqq") == 0)
               poll_got = TRUE;
-          g_assert_cmpstr (g_ptr_array_index (packets, packets->len - 1), ==, "1");
+          if (packets->len == 1 && g_strcmp0 (g_ptr_array_index (packets, 0), "6") == 0)
+            {
+              /* engine_io_socket_close() is asynchronous: the poll came
+               * before the close reached the session, which answered it
+               * as any poll during an upgrade (seen under ASan with a
+               * thread per session). The message then goes on the
+               * WebSocket. */
+              g_test_message ("round %u: the poll came before the close: a noop", round);
+            }
+          else
+            g_assert_cmpstr (g_ptr_array_index (packets, packets->len - 1), ==, "1");
         }
       else
         {

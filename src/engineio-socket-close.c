@@ -336,6 +336,8 @@ engine_io_socket_finish_close (EngineIOSocket *self)
   engine_io_loop_release (g_steal_pointer (&self->loop));
 }
 
+/* Any thread */
+
 void
 engine_io_socket_close_with_reason (EngineIOSocket      *self,
                                     EngineIOCloseReason  reason,

@@ -577,6 +577,8 @@ engine_io_socket_handle_ws_attach (EngineIOSocket    *self,
     engine_io_socket_ws_flush_outbound (self);  /* a direct WebSocket session: the open packet first */
 }
 
+/* Upgrade entry points (the serving thread, the adapter) */
+
 /* Whether a WebSocket request for this session is answered 101: for the
  * upgrade of a polling session (which claims it), and, like the
  * reference, for a second WebSocket while one is upgrading or after the

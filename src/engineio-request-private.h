@@ -85,7 +85,8 @@ struct _EngineIORequest
                                          * response carries: their callbacks learn at
                                          * the end of the request whether it was written */
   gboolean             inflight;        /* (socket lock) a poll response carrying packets,
-                                         * not yet reported written (see take_for_poll_locked()) */
+                                         * not yet reported written (see
+                                         * engine_io_socket_take_for_poll_locked()) */
   gboolean             finishes_close;  /* (socket lock) the last poll of a closing session
                                          * (or one being written when its linger ended): the
                                          * session ends when this response is done */

@@ -64,7 +64,7 @@
  * OutMsg struct, its queue link and, for large payloads, the GBytes:
  * about 100 bytes of glibc chunks). While it is at OUTPUT_READ_LIMIT or
  * more, the connection is not read. The owner keeps its own data under
- * WS_BUFFER_TARGET (engineio-socket.c) by
+ * WS_BUFFER_TARGET (engineio-socket-websocket.c) by
  * engine_io_websocket_get_buffered(), so only single large messages come
  * near this bound.
  *

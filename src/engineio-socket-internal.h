@@ -1,0 +1,304 @@
+/* engineio-socket-internal.h: what the engineio-socket*.c files share
+ *
+ * The session's struct, its types and limits, and the functions its files
+ * call across. Only engineio-socket*.c include it; the rest of the library
+ * uses engineio-socket-private.h.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include "engineio-socket-private.h"
+#include "engineio-packet-private.h"
+#include "engineio-websocket-private.h"
+#include "engineio-limits-private.h"
+#include "engineio-error.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  STATE_OPENING,  /* created, ::connection not yet emitted */
+  STATE_OPEN,
+  STATE_CLOSING,  /* closed for the application; a poll takes the last packets */
+  STATE_CLOSED,   /* the loop is released; nothing more happens */
+} SocketState;
+
+typedef enum
+{
+  EVENT_PACKET,        /* a packet from the client */
+  EVENT_FLUSHED,       /* send items were handed to the transport (or failed to be) */
+  EVENT_CLOSE,         /* close with a reason */
+  EVENT_FINISH_CLOSE,  /* the last poll took the last packets */
+  EVENT_WS_ATTACH,     /* an upgraded connection for this session */
+  EVENT_PACKET_CREATE, /* a packet was queued for the client: ::packet-create */
+} EventKind;
+
+typedef struct
+{
+  EngineIOPacket      *packet;
+  EngineIOSendCallback callback;
+  gpointer             user_data;
+  GDestroyNotify       destroy;
+  guint64              ws_seq;   /* over WebSocket: its message's number (see ws_unsent) */
+} SendItem;
+
+typedef struct
+{
+  EventKind            kind;
+  EngineIOPacket      *packet;       /* EVENT_PACKET, EVENT_PACKET_CREATE */
+  GPtrArray           *items;        /* EVENT_FLUSHED: SendItem* */
+  gsize                size;         /* EVENT_PACKET: counted in inbound_bytes;
+                                      * EVENT_PACKET_CREATE: counted in tap_bytes */
+  gboolean             flushed;      /* EVENT_FLUSHED: what the send callbacks hear */
+  EngineIOCloseReason  reason;       /* EVENT_CLOSE */
+  char                *description;  /* EVENT_CLOSE */
+  EngineIOWebSocket   *ws;           /* EVENT_WS_ATTACH */
+  gboolean             reject_ws;    /* EVENT_WS_ATTACH: close it at once */
+} Event;
+
+struct _EngineIOSocket
+{
+  GObject                  parent_instance;
+
+  /* Immutable after construction: any thread may read. */
+  char                    *id;
+  EngineIOProtocolVersion  version;
+  EngineIOHandshake       *handshake;
+  EngineIOServer          *server;        /* strong ref, dropped in finalize */
+  EngineIOConfig          *config;
+  GMainContext            *context;       /* ref; the loop's context */
+
+  /* The outbound queue (SendItem*). Its lock is the session lock: it also
+   * guards the fields marked (lock), because handing a waiting poll its
+   * packets must be atomic with looking at the queue. */
+  GAsyncQueue             *outbound;
+  SocketState              state;         /* (lock) written; (atomic) read elsewhere */
+  EngineIORequest         *active_get;    /* (lock) the poll attached to us, if any */
+  EngineIORequest         *active_post;   /* (lock) the POST reading its body, if any */
+  GPtrArray               *inflight;      /* (lock) EngineIORequest*: poll responses whose
+                                           * send items wait for the end of the request */
+  int                      transport;     /* (atomic) EngineIOTransportType */
+  guint64                  queued_bytes;  /* (lock) real bytes in @outbound (engine_io_socket_item_size()) */
+  guint64                  tap_bytes;     /* (lock) real bytes of the packets held for
+                                           * ::packet-create handlers not yet told of them
+                                           * (sent or not): they count against the send
+                                           * mark with @queued_bytes */
+  guint                    inflight_polls;/* (lock) poll responses carrying packets not yet
+                                           * reported written: while there is one, an
+                                           * open session takes nothing more out of its
+                                           * queue (see engine_io_socket_take_for_poll_locked()) */
+  guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
+  guint                    inbound_packets; /* (lock) EVENT_PACKETs in @inbound */
+  guint64                  received_bytes;/* (lock) real bytes in @received */
+  gboolean                 input_paused;  /* (lock) the client is not read (back-pressure) */
+  EngineIORequest         *held_post;     /* (lock) that POST, suspended while input_paused */
+  gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
+  gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
+  gboolean                 lingering;     /* (lock) closing, waiting for one last poll (or
+                                           * the `5` of a probe kept through the close) */
+  int                      close_requested; /* (atomic) a close is on its way: no more sends, no more messages */
+  gboolean                 flush_inline;  /* (lock) the session thread flushes soon anyway */
+  EngineIOTokenBucket      message_bucket; /* (lock) message-rate */
+
+  /* Events for the session context (Event*), with one wake-up at a time. */
+  GAsyncQueue             *inbound;
+  int                      drain_pending; /* (atomic) a drain source is attached */
+
+  /* Messages nobody handled, for engine_io_socket_receive() and its
+   * variants. recv_lock nests inside the session lock (@outbound's), never
+   * the other way round; no callback runs with it held. */
+  GMutex                   recv_lock;
+  GCond                    recv_cond;     /* (recv_lock) a message, the close or a cancellation */
+  GQueue                   received;      /* (recv_lock) EngineIOPacket (ref) */
+  GQueue                   recv_tasks;    /* (recv_lock) GTask (ref): receive_async() callers waiting */
+  gboolean                 recv_closed;   /* (recv_lock) the session is over */
+  EngineIOCloseReason      recv_reason;   /* (recv_lock) ... why */
+
+  /* The body of the POST being read (@active_post), read a round of packets
+   * at a time: only its serving thread touches these. */
+  GBytes                  *post_payload;
+  EngineIOPayloadReader    post_reader;
+  gboolean                 post_validated; /* the whole body is known to decode */
+
+  /* Session context only. */
+  EngineIOLoop            *loop;          /* released when the session ends */
+  GSource                 *ping_source;   /* v4: the next ping is due */
+  GSource                 *timeout_source;/* v4: pong deadline; v3: expiry */
+  gint64                   ping_sent_at;  /* v4: for the round-trip histogram */
+  gboolean                 counted_open;  /* in the open-sessions gauge */
+  gboolean                 client_closed; /* the client sent a close packet */
+  gboolean                 shutting_down; /* a server shutdown reached us (perhaps closing
+                                           * already, for another reason): a poll response
+                                           * the close waits for gets a bounded time */
+  gboolean                 write_bound;   /* @timeout_source bounds the write of a closing
+                                           * session's poll response (not its linger) */
+  EngineIOCounters        *counters;      /* the server's; immutable pointer */
+  EngineIOCloseReason      close_reason;
+  char                    *close_description;
+  EngineIOWebSocket       *ws;            /* the transport, or an upgrade probe */
+  gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */
+  GSource                 *upgrade_source;/* the probe's deadline */
+  guint16                  ws_close_code; /* for the close frame when we close */
+  GByteArray              *frame;         /* scratch for encoding frames */
+  gint64                   inline_window; /* see ws_message_cb() */
+  gint64                   inline_spent;
+  GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
+  GQueue                   ws_unsent;     /* SendItem*: handed to @ws, not yet all taken by
+                                           * send(), by ws_seq (see engine_io_socket_ws_report_sent()) */
+
+  /* The application's data. Its own lock, never held while calling out
+   * but for a dup function: a reader copies or references the data under
+   * it, so a concurrent replacement cannot free it in between. */
+  GMutex                   user_data_lock;
+  gpointer                 user_data;          /* (user_data_lock) */
+  GDestroyNotify           user_data_destroy;  /* (user_data_lock) */
+  gboolean                 user_data_is_object;/* (user_data_lock) set by set_user_object() */
+};
+
+enum
+{
+  PROP_0,
+  PROP_ID,
+  PROP_PROTOCOL_VERSION,
+  PROP_TRANSPORT,
+  N_PROPS
+};
+
+enum
+{
+  SIGNAL_MESSAGE,
+  SIGNAL_PACKET,
+  SIGNAL_HEARTBEAT,
+  SIGNAL_DRAIN,
+  SIGNAL_CLOSE,
+  SIGNAL_UPGRADING,
+  SIGNAL_UPGRADE,
+  SIGNAL_PACKET_CREATE,
+  N_SIGNALS
+};
+
+/* Memory accounting, in real bytes (see #EngineIOServer:send-queue-high-water):
+ * a packet's footprint (engine_io_packet_get_footprint(): its struct, its
+ * GBytes, its data as allocated, what a slice keeps alive) plus what
+ * holding it in each queue costs. On 64-bit glibc an empty message queued
+ * for sending is 112 bytes, a 2-byte one 192; a received one 32 + 32 or
+ * 112 + 32; a read one waiting for the session context 32 + 96. */
+#define QUEUE_LINK_SIZE ENGINE_IO_ALLOC_SIZE (sizeof (GList))  /* GAsyncQueue's GQueue link */
+#define SEND_ITEM_OVERHEAD (ENGINE_IO_ALLOC_SIZE (sizeof (SendItem)) + QUEUE_LINK_SIZE)
+#define EVENT_OVERHEAD (ENGINE_IO_ALLOC_SIZE (sizeof (Event)) + QUEUE_LINK_SIZE)
+#define RECEIVED_OVERHEAD QUEUE_LINK_SIZE
+
+/* Events handled per dispatch of a socket's event source, at most, and
+ * the time after which a dispatch stops taking more. */
+#define EVENT_BATCH 64
+#define EVENT_BATCH_US 5000
+
+/* WebSocket messages are handled inline until their handlers used
+ * EVENT_BATCH_US within INLINE_WINDOW_US; reading pauses while more than
+ * INBOUND_PAUSE events wait. */
+#define INLINE_WINDOW_US 50000
+#define INBOUND_PAUSE 1024
+
+#define RATE_LIMITED_DESCRIPTION "the client sent messages faster than message-rate allows"
+#define RECEIVE_OVER_DESCRIPTION "receive queue over its limit"
+
+/* At most this many packets go in one poll response while the session is
+ * open: python-engineio (Debian's 4.x) rejects payloads of more than 16
+ * packets (Payload.max_decode_packets) and drops the connection. The rest
+ * goes in the next poll, which follows at once. */
+#define POLL_MAX_PACKETS 16
+
+extern GParamSpec *engine_io_socket_properties[N_PROPS];
+extern guint engine_io_socket_signals[N_SIGNALS];
+
+/* Payload bytes, for the byte counters of the metrics. */
+static inline gsize
+engine_io_socket_packet_size (EngineIOPacket *packet)
+{
+  return g_bytes_get_size (engine_io_packet_get_data (packet)) + 1;
+}
+
+/* What a packet in the outbound queue costs. */
+static inline gsize
+engine_io_socket_item_size (EngineIOPacket *packet)
+{
+  return engine_io_packet_get_footprint (packet) + SEND_ITEM_OVERHEAD;
+}
+
+/* engineio-socket-queue.c (see there for what each does) */
+void engine_io_socket_send_item_free (SendItem *item);
+void engine_io_socket_event_free (Event *event);
+void engine_io_socket_schedule_drain_locked (EngineIOSocket *self);
+gboolean engine_io_socket_post_event_locked (EngineIOSocket *self,
+                                             Event          *event);
+gboolean engine_io_socket_input_over_locked (EngineIOSocket *self,
+                                             gboolean        paused);
+void engine_io_socket_post_event (EngineIOSocket *self,
+                                  Event          *event);
+gboolean engine_io_socket_message_within_rate_locked (EngineIOSocket *self,
+                                                      EngineIOPacket *packet);
+GPtrArray *engine_io_socket_take_outbound_locked (EngineIOSocket  *self,
+                                                  guint64          limit,
+                                                  guint            max_items,
+                                                  GPtrArray      **notify_out);
+void engine_io_socket_attach_flush_items_locked (EngineIOSocket  *self,
+                                                 EngineIORequest *req,
+                                                 GPtrArray       *items);
+GPtrArray *engine_io_socket_take_for_poll_locked (EngineIOSocket   *self,
+                                                  EngineIORequest  *req,
+                                                  guint             max_items,
+                                                  GPtrArray       **notify_out);
+EngineIORequest *engine_io_socket_kick_transport_locked (EngineIOSocket *self);
+gboolean engine_io_socket_enqueue (EngineIOSocket       *self,
+                                   EngineIOPacket       *packet,
+                                   EngineIOSendCallback  callback,
+                                   gpointer              user_data,
+                                   GDestroyNotify        destroy,
+                                   gboolean              kick,
+                                   GError              **error);
+
+/* engineio-socket-events.c (see there for what each does) */
+void engine_io_socket_clear_source (GSource **source);
+GSource *engine_io_socket_add_timeout (EngineIOSocket *self,
+                                       guint           ms,
+                                       GSourceFunc     func,
+                                       const char     *name);
+void engine_io_socket_schedule_ping (EngineIOSocket *self);
+void engine_io_socket_reset_expiry (EngineIOSocket *self);
+void engine_io_socket_call_send_callbacks (EngineIOSocket *self,
+                                           GPtrArray      *items,
+                                           gboolean        flushed);
+void engine_io_socket_handle_packet (EngineIOSocket *self,
+                                     EngineIOPacket *packet);
+void engine_io_socket_update_input (EngineIOSocket *self);
+gboolean engine_io_socket_drain_inbound_cb (gpointer data);
+
+/* engineio-socket-websocket.c (see there for what each does) */
+void engine_io_socket_ws_report_sent (EngineIOSocket *self);
+void engine_io_socket_ws_send_packets (EngineIOSocket *self,
+                                       GPtrArray      *packets,
+                                       GPtrArray      *notify);
+void engine_io_socket_ws_flush_outbound (EngineIOSocket *self);
+void engine_io_socket_clear_probe (EngineIOSocket *self,
+                                   guint16         code,
+                                   const char     *reason);
+EngineIORequest *engine_io_socket_release_poll_with_noop_locked (EngineIOSocket *self);
+void engine_io_socket_handle_ws_attach (EngineIOSocket    *self,
+                                        EngineIOWebSocket *ws,
+                                        gboolean           reject);
+
+/* engineio-socket-close.c (see there for what each does) */
+void engine_io_socket_do_close (EngineIOSocket      *self,
+                                EngineIOCloseReason  reason,
+                                const char          *description);
+void engine_io_socket_finish_close (EngineIOSocket *self);
+
+/* engineio-socket-receive.c (see there for what each does) */
+GTask *engine_io_socket_receive_take_task_locked (EngineIOSocket *self);
+void engine_io_socket_receive_task_return (GTask          *task,
+                                           EngineIOPacket *packet);
+void engine_io_socket_receive_close (EngineIOSocket      *self,
+                                     EngineIOCloseReason  reason);
+
+G_END_DECLS

@@ -1,0 +1,572 @@
+/* engineio-socket-polling.c: a session's polling transport
+ *
+ * The serving-thread entry points of the polling transport: polls,
+ * POSTs (read a round of packets at a time, JSONP included), a poll whose
+ * client went away, the end of a request, and a shutdown taking what is
+ * suspended.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "engineio-socket-internal.h"
+#include "engineio-jsonp-private.h"
+
+/* Serving-thread entry points */
+
+void
+engine_io_socket_handle_poll (EngineIOSocket  *self,
+                              EngineIORequest *req)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+
+  g_async_queue_lock (self->outbound);
+
+  if (self->state == STATE_CLOSING && self->lingering && self->active_get == NULL)
+    {
+      /* The last poll of a closed session: what was queued, then `1`;
+       * the session ends with this response. */
+      GPtrArray *items = NULL;
+      self->lingering = FALSE;
+      req->kind = ENGINE_IO_REQUEST_POLL;
+      req->socket = g_object_ref (self);
+      req->carried_packets = TRUE;
+      req->finishes_close = TRUE;
+      packets = engine_io_socket_take_for_poll_locked (self, req, 0, &items);
+      engine_io_socket_attach_flush_items_locked (self, req, items);
+      g_async_queue_unlock (self->outbound);
+      g_ptr_array_add (packets, engine_io_packet_new (ENGINE_IO_PACKET_CLOSE));
+      engine_io_counter_add (&self->counters->packets_out, 1);
+      engine_io_counter_add (&self->counters->bytes_out,
+                             engine_io_socket_packet_size (g_ptr_array_index (packets, packets->len - 1)));
+      engine_io_core_respond_packets (self->config, req, self->version,
+                                      (EngineIOPacket * const *) packets->pdata, packets->len);
+      return;
+    }
+
+  if (self->state != STATE_OPEN)
+    {
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+      return;
+    }
+
+  if (self->active_get != NULL)
+    {
+      /* A second concurrent GET: 400 for it, `1` for the first, closed. */
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                                          "overlapping polls from the client");
+      return;
+    }
+
+  req->kind = ENGINE_IO_REQUEST_POLL;
+  req->socket = g_object_ref (self);
+
+  if (self->upgrading)
+    {
+      /* An upgrade is under way: what is queued waits for the WebSocket. */
+      EngineIOPacket *noop = engine_io_packet_new (ENGINE_IO_PACKET_NOOP);
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_packets (self->config, req, self->version, &noop, 1);
+      engine_io_packet_unref (noop);
+      return;
+    }
+
+  if (g_async_queue_length_unlocked (self->outbound) > 0 && self->inflight_polls == 0)
+    {
+      GPtrArray *items = NULL;
+      packets = engine_io_socket_take_for_poll_locked (self, req, POLL_MAX_PACKETS, &items);
+      engine_io_socket_attach_flush_items_locked (self, req, items);
+      g_async_queue_unlock (self->outbound);
+      req->carried_packets = TRUE;
+      engine_io_core_respond_packets (self->config, req, self->version,
+                                      (EngineIOPacket * const *) packets->pdata, packets->len);
+      return;
+    }
+
+  /* Nothing to send: wait without holding a worker. */
+  self->active_get = req;
+  req->suspended = TRUE;
+  engine_io_core_request_suspend (self->server, req);
+  g_async_queue_unlock (self->outbound);
+}
+
+void
+engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
+                                      EngineIORequest *req)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+  GPtrArray *items = NULL;
+  gboolean closing;
+
+  g_async_queue_lock (self->outbound);
+  if (self->active_get == req)
+    self->active_get = NULL;
+  if (req->answer_noop)
+    {
+      EngineIOPacket *noop = engine_io_packet_new (ENGINE_IO_PACKET_NOOP);
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_packets (self->config, req, self->version, &noop, 1);
+      engine_io_packet_unref (noop);
+      return;
+    }
+  closing = self->state == STATE_CLOSING;
+  /* Closing: this is the last poll, it takes everything, and the session
+   * ends with its response. */
+  packets = engine_io_socket_take_for_poll_locked (self, req, closing ? 0 : POLL_MAX_PACKETS, &items);
+  engine_io_socket_attach_flush_items_locked (self, req, items);
+  req->finishes_close = closing;
+  g_async_queue_unlock (self->outbound);
+
+  if (packets->len == 0)
+    {
+      /* Resumed with nothing queued: only a close can do that, and it
+       * queues the close packet; answer `1` anyway to be safe. */
+      g_ptr_array_add (packets, engine_io_packet_new (ENGINE_IO_PACKET_CLOSE));
+    }
+
+  req->carried_packets = TRUE;
+  engine_io_core_respond_packets (self->config, req, self->version,
+                                  (EngineIOPacket * const *) packets->pdata, packets->len);
+}
+
+/* Called with the lock held: whether a POST that finds the session
+ * closing is answered `ok` (its packets dropped) rather than 400. Only
+ * when the application or a server shutdown closed it: its client did
+ * nothing wrong and still polls for the last packets and `1`. A session
+ * closed for its client's error, a timeout or the client's own close is
+ * gone for that client, as in the reference (its socket is removed at
+ * once): a client that goes on POSTing to it while a poll response waits
+ * to be written must not have its bodies read and acknowledged. */
+static gboolean
+closing_takes_posts_locked (EngineIOSocket *self)
+{
+  return self->state == STATE_CLOSING &&
+         (self->close_reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
+          self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN);
+}
+
+gboolean
+engine_io_socket_begin_post (EngineIOSocket  *self,
+                             EngineIORequest *req)
+{
+  g_async_queue_lock (self->outbound);
+
+  /* Closed by the application or a shutdown, a poll still to take the
+   * last packets: the POST is read and answered `ok`, its packets dropped
+   * (post_continue()). */
+  if (self->state != STATE_OPEN && !closing_takes_posts_locked (self))
+    {
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+      return FALSE;
+    }
+
+  if (self->active_post != NULL)
+    {
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                                          "overlapping POST requests from the client");
+      return FALSE;
+    }
+
+  self->active_post = req;
+  req->kind = ENGINE_IO_REQUEST_POST;
+  req->socket = g_object_ref (self);
+  g_async_queue_unlock (self->outbound);
+
+  return TRUE;
+}
+
+static EngineIOPayloadFormat
+post_format (EngineIOSocket  *self,
+             EngineIORequest *req)
+{
+  const char *type;
+
+  if (self->version == ENGINE_IO_PROTOCOL_V4)
+    return ENGINE_IO_PAYLOAD_V4;
+  type = g_hash_table_lookup (req->headers, "content-type");
+  if (type != NULL && g_str_has_prefix (type, "application/octet-stream"))
+    return ENGINE_IO_PAYLOAD_V3_BINARY;
+  return ENGINE_IO_PAYLOAD_V3_TEXT;
+}
+
+/* Packets (by their footprint) one round of a POST reads out of its body
+ * before handing them to the session and looking at its bound again. */
+#define POST_ROUND_BYTES (64 * 1024)
+
+/* Called with the lock held: the active POST is done with its body. */
+static GBytes *
+post_done_locked (EngineIOSocket *self)
+{
+  self->active_post = NULL;
+  return g_steal_pointer (&self->post_payload);
+}
+
+/* Serving thread of the active POST: reads its body a round of packets at
+ * a time and hands them to the session. While the session is over its
+ * bound (engine_io_socket_input_over_locked()) the POST is held, suspended and unanswered,
+ * until the session context resumes it (engine_io_socket_update_input()); then this goes
+ * on where it stopped. The body is checked whole before its first packet
+ * is handed over: a malformed body delivers nothing. */
+static void
+post_continue (EngineIOSocket  *self,
+               EngineIORequest *req)
+{
+  for (;;)
+    {
+      g_autoptr(GPtrArray) packets = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GBytes) done_payload = NULL;
+      gsize round = 0;
+      gboolean rate_limited = FALSE;
+      gboolean done;
+
+      g_async_queue_lock (self->outbound);
+      if (closing_takes_posts_locked (self))
+        {
+          /* Closed for the application, a poll still to take the last
+           * packets: the POST succeeds and its packets are dropped, as
+           * the reference's (its transport answers `ok` until the socket
+           * is gone). A 400 here made the client fail its transport and
+           * never take those last packets: a heartbeat answer crossing
+           * the application's close lost them. */
+          done_payload = post_done_locked (self);
+          g_async_queue_unlock (self->outbound);
+          {
+            static const char ok[] = "ok";
+            g_autoptr(GBytes) ok_bytes = g_bytes_new_static (ok, 2);
+            engine_io_core_respond (self->config, req, 200, "text/html", ok_bytes);
+          }
+          return;
+        }
+      if (self->state != STATE_OPEN)
+        {
+          done_payload = post_done_locked (self);
+          g_async_queue_unlock (self->outbound);
+          engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+          return;
+        }
+      if (engine_io_socket_input_over_locked (self, self->input_paused))
+        {
+          /* Back-pressure: the rest of the body waits. */
+          self->input_paused = TRUE;
+          self->held_post = req;
+          req->suspended = TRUE;
+          engine_io_core_request_suspend (self->server, req);
+          g_async_queue_unlock (self->outbound);
+          return;
+        }
+      g_async_queue_unlock (self->outbound);
+
+      packets = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_packet_unref);
+      while (!self->post_reader.done && round < POST_ROUND_BYTES)
+        {
+          EngineIOPacket *packet = engine_io_payload_reader_next (&self->post_reader, &error);
+
+          if (packet == NULL)
+            break;
+          round += engine_io_packet_get_footprint (packet) + EVENT_OVERHEAD;
+          g_ptr_array_add (packets, packet);
+        }
+      if (error == NULL && !self->post_validated && !self->post_reader.done)
+        engine_io_payload_reader_validate_rest (&self->post_reader, &error);
+      self->post_validated = TRUE;
+
+      if (error != NULL)
+        {
+          g_async_queue_lock (self->outbound);
+          done_payload = post_done_locked (self);
+          g_async_queue_unlock (self->outbound);
+          engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
+          engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
+          return;
+        }
+
+      g_async_queue_lock (self->outbound);
+      for (guint i = 0; i < packets->len; i++)
+        {
+          Event *event;
+
+          if (!engine_io_socket_message_within_rate_locked (self, g_ptr_array_index (packets, i)))
+            {
+              if (self->config->message_policy == ENGINE_IO_RATE_LIMIT_DROP)
+                continue;
+              rate_limited = TRUE;  /* the rest of the payload goes too */
+              break;
+            }
+          event = g_new0 (Event, 1);
+          event->kind = EVENT_PACKET;
+          event->packet = engine_io_packet_ref (g_ptr_array_index (packets, i));
+          engine_io_socket_post_event_locked (self, event);
+        }
+      done = rate_limited || self->post_reader.done;
+      if (done)
+        done_payload = post_done_locked (self);
+      g_async_queue_unlock (self->outbound);
+
+      if (!done)
+        continue;
+
+      /* The POST itself succeeded; the session ends (a waiting poll gets `1`). */
+      if (rate_limited)
+        engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_RATE_LIMITED, RATE_LIMITED_DESCRIPTION);
+
+      {
+        static const char ok[] = "ok";
+        g_autoptr(GBytes) ok_bytes = g_bytes_new_static (ok, 2);
+        engine_io_core_respond (self->config, req, 200, "text/html", ok_bytes);
+      }
+      return;
+    }
+}
+
+void
+engine_io_socket_handle_post (EngineIOSocket  *self,
+                              EngineIORequest *req,
+                              GBytes          *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  gboolean ok = FALSE;
+
+  if (self->version == ENGINE_IO_PROTOCOL_V3 && g_hash_table_contains (req->query, "j"))
+    payload = engine_io_jsonp_decode_post (body, &error);
+  else
+    payload = g_bytes_ref (body);
+
+  if (payload != NULL)
+    {
+      gsize length;
+      const guint8 *data = g_bytes_get_data (payload, &length);
+
+      ok = engine_io_payload_reader_init (&self->post_reader, post_format (self, req),
+                                          data, length, payload, &error);
+    }
+
+  if (!ok)
+    {
+      g_autoptr(GBytes) done_payload = NULL;
+
+      g_async_queue_lock (self->outbound);
+      done_payload = post_done_locked (self);
+      g_async_queue_unlock (self->outbound);
+      engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
+      engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
+      return;
+    }
+
+  /* The reader points into the payload: they live and go together. */
+  g_clear_pointer (&self->post_payload, g_bytes_unref);
+  self->post_payload = g_steal_pointer (&payload);
+  self->post_validated = FALSE;
+  post_continue (self, req);
+}
+
+void
+engine_io_socket_handle_post_resumed (EngineIOSocket  *self,
+                                      EngineIORequest *req)
+{
+  post_continue (self, req);
+}
+
+/* A POST answered without its body being taken (413): the session may
+ * take the client's next POST at once. */
+void
+engine_io_socket_end_post (EngineIOSocket  *self,
+                           EngineIORequest *req)
+{
+  g_autoptr(GBytes) post_payload = NULL;
+
+  g_async_queue_lock (self->outbound);
+  if (self->active_post == req)
+    {
+      if (self->held_post == req)
+        self->held_post = NULL;
+      post_payload = post_done_locked (self);
+    }
+  g_async_queue_unlock (self->outbound);
+}
+
+/* Called with the lock held: @req, the waiting poll, ends without a
+ * response of ours. If the session was waiting for it to close, it will
+ * not come: finish now. */
+static void
+detach_poll_locked (EngineIOSocket  *self,
+                    EngineIORequest *req)
+{
+  if (self->active_get != req)
+    return;
+  self->active_get = NULL;
+  if (self->state == STATE_CLOSING && !self->lingering)
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_FINISH_CLOSE;
+      engine_io_socket_post_event_locked (self, event);
+    }
+}
+
+#define POLL_GONE_DESCRIPTION "the client closed the connection of its waiting poll"
+
+/* Any thread (the adapter's watcher): the client of @req, a waiting poll
+ * of this session, closed its connection. Resumes @req if it is still
+ * suspended, for the adapter to close it (serial: @req is the request the
+ * watcher saw, not a later one at the same address). */
+gboolean
+engine_io_socket_resume_gone_poll (EngineIOSocket  *self,
+                                   EngineIORequest *req,
+                                   gsize            serial)
+{
+  gboolean resume = FALSE;
+
+  g_async_queue_lock (self->outbound);
+  /* While it is our active_get, @req is alive (it is detached, under this
+   * lock, before it is freed). */
+  if (self->active_get == req && req->serial == serial && req->suspended)
+    {
+      req->suspended = FALSE;
+      req->client_gone = TRUE;
+      resume = TRUE;
+    }
+  g_async_queue_unlock (self->outbound);
+
+  if (resume)
+    engine_io_core_request_resume (req);
+  return resume;
+}
+
+/* Serving thread: @req, resumed, found its client gone before it could
+ * answer; no response will be written. The session closes with
+ * `transport close` (as the reference does when a waiting poll's
+ * connection closes), unless it is moving to a WebSocket; what was queued
+ * stays queued and is reported not flushed. */
+void
+engine_io_socket_poll_client_gone (EngineIOSocket  *self,
+                                   EngineIORequest *req)
+{
+  gboolean close;
+
+  g_async_queue_lock (self->outbound);
+  detach_poll_locked (self, req);
+  close = self->state == STATE_OPEN && !self->upgrading && !req->answer_noop &&
+          g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  g_async_queue_unlock (self->outbound);
+
+  g_debug ("socket %s: %s", self->id, POLL_GONE_DESCRIPTION);
+  if (close)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE,
+                                        POLL_GONE_DESCRIPTION);
+}
+
+void
+engine_io_socket_poll_gone_unanswered (EngineIOSocket *self)
+{
+  gboolean close;
+
+  g_async_queue_lock (self->outbound);
+  close = self->state == STATE_OPEN && !self->upgrading &&
+          g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  g_async_queue_unlock (self->outbound);
+
+  g_debug ("socket %s: a poll came from a client that had closed its connection", self->id);
+  if (close)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE,
+                                        POLL_GONE_DESCRIPTION);
+}
+
+void
+engine_io_socket_request_finished (EngineIOSocket  *self,
+                                   EngineIORequest *req,
+                                   gboolean         completed)
+{
+  g_autoptr(GBytes) post_payload = NULL;
+  EngineIORequest *resume = NULL;
+  gboolean vanished = FALSE;
+
+  g_async_queue_lock (self->outbound);
+  if (req->kind == ENGINE_IO_REQUEST_POST && self->active_post == req)
+    {
+      /* A POST that never completed its body, or whose connection failed
+       * while it was held. */
+      if (self->held_post == req)
+        self->held_post = NULL;
+      post_payload = post_done_locked (self);
+    }
+  if (req->inflight)
+    {
+      /* Written (or failed): a poll that waits meanwhile takes what is
+       * queued now. */
+      req->inflight = FALSE;
+      self->inflight_polls -= MIN (self->inflight_polls, 1);
+      if (self->inflight_polls == 0 && self->state == STATE_OPEN &&
+          g_async_queue_length_unlocked (self->outbound) > 0)
+        resume = engine_io_socket_kick_transport_locked (self);
+    }
+  if (req->flush_items != NULL)
+    {
+      /* Delivered only if the whole response was written. (The session
+       * is not closed: engine_io_socket_finish_close() takes the items first.) */
+      Event *event = g_new0 (Event, 1);
+
+      g_ptr_array_remove_fast (self->inflight, req);
+      event->kind = EVENT_FLUSHED;
+      event->items = g_steal_pointer (&req->flush_items);
+      event->flushed = completed;
+      engine_io_socket_post_event_locked (self, event);
+    }
+  if (req->finishes_close)
+    {
+      Event *event = g_new0 (Event, 1);
+
+      req->finishes_close = FALSE;
+      event->kind = EVENT_FINISH_CLOSE;
+      engine_io_socket_post_event_locked (self, event);
+    }
+  if (self->active_get == req)
+    {
+      /* A poll that ended without carrying anything: its client went
+       * away while it waited (libmicrohttpd saw it first). */
+      vanished = self->state == STATE_OPEN && !completed && !self->upgrading &&
+                 g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+      detach_poll_locked (self, req);
+    }
+  g_async_queue_unlock (self->outbound);
+
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+  if (req->carried_packets && !completed)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                                        "the connection failed while sending a poll response");
+  else if (vanished)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE,
+                                        POLL_GONE_DESCRIPTION);
+}
+
+GPtrArray *
+engine_io_socket_take_suspended (EngineIOSocket *self)
+{
+  GPtrArray *taken = g_ptr_array_new ();
+
+  g_async_queue_lock (self->outbound);
+  /* Whoever resumes a request clears its suspended flag under this lock
+   * first: cleared here, no one else resumes these. The poll stays our
+   * active_get (and the POST our active_post) until it is finished. */
+  if (self->active_get != NULL && self->active_get->suspended)
+    {
+      self->active_get->suspended = FALSE;
+      g_ptr_array_add (taken, self->active_get);
+    }
+  if (self->held_post != NULL)
+    {
+      EngineIORequest *post = g_steal_pointer (&self->held_post);
+
+      post->suspended = FALSE;
+      g_ptr_array_add (taken, post);
+    }
+  g_async_queue_unlock (self->outbound);
+  return taken;
+}

@@ -1,0 +1,381 @@
+/* engineio-socket-queue.c: a session's queues and back-pressure
+ *
+ * Send items and events; the outbound queue and its memory accounting,
+ * the inbound event queue and its wake-up, back-pressure on the client's
+ * input, message-rate; what a poll response or the WebSocket takes out of
+ * the queue, and engine_io_socket_enqueue() (any thread).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "engineio-socket-internal.h"
+
+/* Send items and events */
+
+void
+engine_io_socket_send_item_free (SendItem *item)
+{
+  engine_io_packet_unref (item->packet);
+  if (item->destroy != NULL)
+    item->destroy (item->user_data);
+  g_free (item);
+}
+
+void
+engine_io_socket_event_free (Event *event)
+{
+  g_clear_pointer (&event->packet, engine_io_packet_unref);
+  g_clear_pointer (&event->items, g_ptr_array_unref);
+  g_free (event->description);
+  g_clear_pointer (&event->ws, engine_io_websocket_free);
+  g_free (event);
+}
+
+/* Called with the lock held. */
+void
+engine_io_socket_schedule_drain_locked (EngineIOSocket *self)
+{
+  if (g_atomic_int_compare_and_exchange (&self->drain_pending, 0, 1))
+    {
+      GSource *source = g_idle_source_new ();
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, engine_io_socket_drain_inbound_cb, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (source, "[engineio] socket events");
+      g_source_attach (source, self->context);
+      g_source_unref (source);
+    }
+}
+
+/* Called with the lock held. Events reach a socket until it is CLOSED. */
+gboolean
+engine_io_socket_post_event_locked (EngineIOSocket *self,
+                                    Event          *event)
+{
+  if (self->state == STATE_CLOSED)
+    {
+      engine_io_socket_event_free (event);
+      return FALSE;
+    }
+  if (event->kind == EVENT_PACKET)
+    {
+      event->size = engine_io_packet_get_footprint (event->packet) + EVENT_OVERHEAD;
+      self->inbound_bytes += event->size;
+      self->inbound_packets++;
+    }
+  g_async_queue_push (self->inbound, event);
+  engine_io_socket_schedule_drain_locked (self);
+  return TRUE;
+}
+
+/* Called with the lock held: whether the session should not read its
+ * client now (back-pressure). What client input can make a session hold
+ * is what it has read and not handled (@inbound_bytes) plus what that
+ * turns into: packets to send (@queued_bytes: echoes, v3 pongs) or
+ * messages for engine_io_socket_receive() (@received_bytes). Reading stops
+ * when either reaches its mark, and (with @paused, the session is not
+ * reading) starts again once both are under half of it. A WebSocket also
+ * pauses while more than INBOUND_PAUSE packets wait for slow handlers. */
+gboolean
+engine_io_socket_input_over_locked (EngineIOSocket *self,
+                                    gboolean        paused)
+{
+  guint64 send_mark = self->config->send_queue_high_water;
+  guint64 receive_mark = self->config->receive_queue_high_water;
+  guint64 out = self->queued_bytes + self->tap_bytes + self->inbound_bytes;
+  guint64 in = self->received_bytes + self->inbound_bytes;
+
+  if (send_mark > 0 && out >= (paused ? send_mark / 2 : send_mark))
+    return TRUE;
+  if (receive_mark > 0 && in >= (paused ? receive_mark / 2 : receive_mark))
+    return TRUE;
+  return g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_WEBSOCKET &&
+         self->inbound_packets >= (paused ? INBOUND_PAUSE / 4 : INBOUND_PAUSE);
+}
+
+void
+engine_io_socket_post_event (EngineIOSocket *self,
+                             Event          *event)
+{
+  g_async_queue_lock (self->outbound);
+  engine_io_socket_post_event_locked (self, event);
+  g_async_queue_unlock (self->outbound);
+}
+
+/* message-rate. Called with the lock held, where a packet arrives (a
+ * POST's serving thread, or the session context for WebSocket): whether
+ * it may go on. Messages count, and so do pings (a v3 client's ping costs
+ * a pong, so a ping flood is a message flood); pongs, noops, close and
+ * upgrade packets do not. A packet over the rate is counted here when the
+ * policy drops it; closing is the caller's. */
+gboolean
+engine_io_socket_message_within_rate_locked (EngineIOSocket *self,
+                                             EngineIOPacket *packet)
+{
+  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+
+  if (self->config->message_rate <= 0 ||
+      (type != ENGINE_IO_PACKET_MESSAGE && type != ENGINE_IO_PACKET_PING))
+    return TRUE;
+  if (engine_io_token_bucket_take (&self->message_bucket, self->config->message_rate,
+                                   self->config->message_capacity, g_get_monotonic_time ()))
+    return TRUE;
+  if (self->config->message_policy == ENGINE_IO_RATE_LIMIT_DROP)
+    engine_io_counter_add (&self->counters->messages_dropped, 1);
+  return FALSE;
+}
+
+/* Called with the lock held: takes every queued item (in order) and
+ * returns their packets. The items go to the session context in an
+ * EVENT_FLUSHED when anyone wants to know (a send callback, a ::drain
+ * handler), and are freed here otherwise. With @notify_out, those items
+ * are returned there instead (NULL if none), for a poll response: its
+ * callbacks learn when the request ends whether the response was
+ * written (engine_io_socket_attach_flush_items_locked()). */
+GPtrArray *
+engine_io_socket_take_outbound_locked (EngineIOSocket  *self,
+                                       guint64          limit,
+                                       guint            max_items,
+                                       GPtrArray      **notify_out)
+{
+  guint queued = (guint) MAX (g_async_queue_length_unlocked (self->outbound), 0);
+  GPtrArray *packets;
+  GPtrArray *notify_items = NULL;  /* what the session context hears about */
+  gboolean drain;
+  SendItem *item;
+  guint64 taken = 0;
+
+  packets = g_ptr_array_new_full (max_items > 0 ? MIN (queued, max_items) : queued,
+                                  (GDestroyNotify) engine_io_packet_unref);
+  if (queued == 0)
+    return packets;
+
+  /* Items only travel to the session context when someone listens: a send
+   * callback, or a ::drain handler. Most sends have neither, and cost no
+   * event. */
+  drain = g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_DRAIN], 0, TRUE);
+
+  /* @limit in bytes, 0 for everything; at least one item is taken. */
+  while ((limit == 0 || taken < limit) &&
+         (max_items == 0 || packets->len < max_items) &&
+         (item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
+    {
+      gsize size = engine_io_socket_packet_size (item->packet);
+      gsize held = engine_io_socket_item_size (item->packet);
+
+      g_ptr_array_add (packets, engine_io_packet_ref (item->packet));
+      taken += size;
+      self->queued_bytes = self->queued_bytes > held ? self->queued_bytes - held : 0;
+      if (drain || item->callback != NULL)
+        {
+          if (notify_items == NULL)
+            notify_items = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_socket_send_item_free);
+          item->ws_seq = packets->len;  /* its place in @packets, from 1 */
+          g_ptr_array_add (notify_items, item);
+        }
+      else
+        engine_io_socket_send_item_free (item);
+    }
+  if (g_async_queue_length_unlocked (self->outbound) == 0)
+    self->queued_bytes = 0;
+
+  /* The session context decides whether its client may be read again. */
+  if (self->input_paused && packets->len > 0 && self->state != STATE_CLOSED)
+    engine_io_socket_schedule_drain_locked (self);
+
+  if (packets->len > 0)
+    {
+      engine_io_counter_add (&self->counters->packets_out, packets->len);
+      engine_io_counter_add (&self->counters->bytes_out, taken);
+    }
+
+  if (notify_out != NULL)
+    *notify_out = notify_items;
+  else if (notify_items != NULL)
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_FLUSHED;
+      event->items = notify_items;
+      event->flushed = TRUE;
+      engine_io_socket_post_event_locked (self, event);
+    }
+
+  return packets;
+}
+
+/* Called with the lock held: @req's response carries @items (may be
+ * NULL). Their callbacks are called when libmicrohttpd reports the end of
+ * the request (engine_io_socket_request_finished()): TRUE only if the
+ * response was written completely; FALSE if the connection failed, or the
+ * session ended first. */
+void
+engine_io_socket_attach_flush_items_locked (EngineIOSocket  *self,
+                                            EngineIORequest *req,
+                                            GPtrArray       *items)
+{
+  if (items == NULL)
+    return;
+  g_assert (req->flush_items == NULL);
+  req->flush_items = items;
+  g_ptr_array_add (self->inflight, req);
+}
+
+/* Called with the lock held: takes what a poll response carries out of
+ * the queue (as engine_io_socket_take_outbound_locked()). A response is held whole until
+ * libmicrohttpd has written it, outside the queue and its mark, so while
+ * one is being written an open session answers no other poll with packets
+ * (the next poll waits, and takes them once the first is reported written,
+ * engine_io_socket_request_finished()): a client that polls on new
+ * connections and never reads cannot move the queue, again and again, into
+ * responses nobody counts. An honest client polls again only once it has
+ * read the previous response. */
+GPtrArray *
+engine_io_socket_take_for_poll_locked (EngineIOSocket   *self,
+                                       EngineIORequest  *req,
+                                       guint             max_items,
+                                       GPtrArray       **notify_out)
+{
+  GPtrArray *packets = engine_io_socket_take_outbound_locked (self, 0, max_items, notify_out);
+
+  if (packets->len > 0 && !req->inflight)
+    {
+      req->inflight = TRUE;
+      self->inflight_polls++;
+    }
+  return packets;
+}
+
+/* Called with the lock held; returns the request to resume (outside the
+ * lock), if the transport needs waking to carry what was queued. */
+EngineIORequest *
+engine_io_socket_kick_transport_locked (EngineIOSocket *self)
+{
+  EngineIORequest *req = self->active_get;
+
+  if (g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_WEBSOCKET)
+    {
+      /* The session context writes to the WebSocket. */
+      if (!self->flush_inline && self->state != STATE_CLOSED)
+        engine_io_socket_schedule_drain_locked (self);
+      return NULL;
+    }
+
+  /* Not while another poll response is being written, but to close. */
+  if (req != NULL && req->suspended && !self->upgrading &&
+      (self->inflight_polls == 0 || self->state != STATE_OPEN))
+    {
+      req->suspended = FALSE;
+      return req;
+    }
+  return NULL;
+}
+
+/* Any thread. Takes @packet. */
+gboolean
+engine_io_socket_enqueue (EngineIOSocket       *self,
+                          EngineIOPacket       *packet,
+                          EngineIOSendCallback  callback,
+                          gpointer              user_data,
+                          GDestroyNotify        destroy,
+                          gboolean              kick,
+                          GError              **error)
+{
+  EngineIORequest *resume = NULL;
+  SendItem *item;
+  gsize size = engine_io_socket_item_size (packet);
+  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+  gboolean close_for_backpressure = FALSE;
+
+  g_async_queue_lock (self->outbound);
+
+  /* The open packet is queued even when a close is already on its way
+   * (a server closing during the handshake): the first poll must carry it
+   * before the close packet, never the close packet alone. */
+  if ((self->state != STATE_OPEN && self->state != STATE_OPENING) ||
+      (g_atomic_int_get (&self->close_requested) &&
+       engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_OPEN))
+    {
+      g_async_queue_unlock (self->outbound);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
+                   "Socket “%s” is closed", self->id);
+      engine_io_packet_unref (packet);
+      if (destroy != NULL)
+        destroy (user_data);
+      return FALSE;
+    }
+
+  /* Every packet counts against the mark; the policy applies to messages
+   * and to v3 pongs (the client's pings make those). The open packet and
+   * our pings are queued anyway: one per session, one per ping interval. */
+  if (self->config->send_queue_high_water > 0 &&
+      self->queued_bytes + self->tap_bytes + size > self->config->send_queue_high_water &&
+      (type == ENGINE_IO_PACKET_MESSAGE || type == ENGINE_IO_PACKET_PONG))
+    {
+      switch (self->config->backpressure)
+        {
+        case ENGINE_IO_BACKPRESSURE_KEEP_QUEUING:
+          break;
+        case ENGINE_IO_BACKPRESSURE_DROP_NEWEST:
+          /* queued_bytes is (lock): read it before unlocking. */
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL,
+                       "Send queue of socket “%s” is over its high-water mark (%" G_GUINT64_FORMAT " bytes queued)",
+                       self->id, self->queued_bytes);
+          g_async_queue_unlock (self->outbound);
+          engine_io_packet_unref (packet);
+          if (destroy != NULL)
+            destroy (user_data);
+          return FALSE;
+        case ENGINE_IO_BACKPRESSURE_CLOSE:
+        default:
+          close_for_backpressure = TRUE;
+          break;
+        }
+    }
+
+  if (close_for_backpressure)
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_CLOSE;
+      event->reason = ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR;
+      event->description = g_strdup ("send queue over its high-water mark");
+      engine_io_socket_post_event_locked (self, event);
+      g_async_queue_unlock (self->outbound);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL,
+                   "Send queue of socket “%s” is over its high-water mark: closing it",
+                   self->id);
+      engine_io_packet_unref (packet);
+      if (destroy != NULL)
+        destroy (user_data);
+      return FALSE;
+    }
+
+  item = g_new (SendItem, 1);
+  item->packet = packet;
+  item->callback = callback;
+  item->user_data = user_data;
+  item->destroy = destroy;
+  g_async_queue_push_unlocked (self->outbound, item);
+  self->queued_bytes += size;
+  /* The tap: told in the socket's context, in queue order (the signal
+   * lock taken here is a leaf lock). */
+  if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_PACKET_CREATE], 0, TRUE))
+    {
+      Event *event = g_new0 (Event, 1);
+      event->kind = EVENT_PACKET_CREATE;
+      event->packet = engine_io_packet_ref (packet);
+      event->size = size;
+      if (engine_io_socket_post_event_locked (self, event))
+        self->tap_bytes += size;
+    }
+  engine_io_counter_max (&self->counters->queue_high_water, self->queued_bytes);
+
+  if (kick)
+    resume = engine_io_socket_kick_transport_locked (self);
+
+  g_async_queue_unlock (self->outbound);
+
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+
+  return TRUE;
+}

@@ -1,0 +1,632 @@
+/* engineio-socket-websocket.c: a session's WebSocket transport
+ *
+ * The WebSocket transport (session context): moving packets into the
+ * WebSocket, its callbacks, the upgrade from polling with its probe; and
+ * the serving-thread entry points of an upgrade.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "engineio-socket-internal.h"
+
+/* WebSocket (session context) */
+
+/* Bytes the WebSocket may hold before we stop moving packets into it: the rest
+ * stays in the outbound queue, where the high-water mark sees it. */
+#define WS_BUFFER_TARGET (256 * 1024)
+/* The encoding buffer (@frame) serves packets up to this size (and keeps
+ * its room between frames); larger ones are encoded on their own. */
+#define WS_FRAME_KEEP (64 * 1024)
+
+static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, gpointer user_data);
+static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
+static void ws_closed_cb  (EngineIOWebSocket *ws, gboolean clean, guint16 code, gpointer user_data);
+static void ws_stalled_cb (EngineIOWebSocket *ws, gpointer user_data);
+
+static const EngineIOWebSocketCallbacks ws_callbacks = {
+  .message = ws_message_cb,
+  .drained = ws_drained_cb,
+  .closed = ws_closed_cb,
+  .stalled = ws_stalled_cb,
+};
+
+/* Given-up WebSockets (probes, second WebSockets) finishing their close
+ * handshake, per session, at most; a new one drops the oldest. */
+#define MAX_DYING_WS 8
+
+/* How long WebSocket output may wait with none of it written before the
+ * connection closes with 1008: a heartbeat's worth, after which a client
+ * that reads would have answered a ping. */
+static guint
+ws_stall_timeout (EngineIOSocket *self)
+{
+  return self->config->ping_interval + self->config->ping_timeout;
+}
+
+static gboolean
+ws_send_packet (EngineIOSocket *self,
+                EngineIOPacket *packet)
+{
+  GBytes *data = engine_io_packet_get_data (packet);
+  gboolean binary = FALSE;
+
+  if (g_bytes_get_size (data) > WS_FRAME_KEEP)
+    {
+      /* A large packet: sent from its own data, not copied (the WebSocket
+       * writes the type byte, if any, then the data, with one sendmsg()). */
+      EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+
+      binary = engine_io_packet_is_binary (packet);
+      if (binary && self->version == ENGINE_IO_PROTOCOL_V4)
+        return engine_io_websocket_send_bytes (self->ws, TRUE, data);
+      return engine_io_websocket_send_prefixed (self->ws, binary,
+                                                binary ? (guint8) type : (guint8) ('0' + type), data);
+    }
+  g_byte_array_set_size (self->frame, 0);
+  engine_io_packet_encode_append (packet, self->version, self->frame, &binary);
+  return engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
+}
+
+/* Send items whose message is in the WebSocket are told TRUE only once
+ * send() has taken all of it (the kernel has it), not when it is handed
+ * to the WebSocket: a connection that fails or stalls with output still in our
+ * buffers would otherwise have said delivered for messages its client
+ * never gets. Posts EVENT_FLUSHED for those sent since (session
+ * context). */
+void
+engine_io_socket_ws_report_sent (EngineIOSocket *self)
+{
+  GPtrArray *done = NULL;
+  guint64 sent;
+
+  if (self->ws == NULL || self->ws_probe || g_queue_is_empty (&self->ws_unsent))
+    return;
+  sent = engine_io_websocket_get_sent_count (self->ws);
+  while (!g_queue_is_empty (&self->ws_unsent) &&
+         ((SendItem *) g_queue_peek_head (&self->ws_unsent))->ws_seq <= sent)
+    {
+      if (done == NULL)
+        done = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_socket_send_item_free);
+      g_ptr_array_add (done, g_queue_pop_head (&self->ws_unsent));
+    }
+  if (done != NULL)
+    {
+      Event *event = g_new0 (Event, 1);
+
+      event->kind = EVENT_FLUSHED;
+      event->items = done;
+      event->flushed = TRUE;
+      engine_io_socket_post_event (self, event);
+    }
+}
+
+/* Hands @packets to the WebSocket; @notify (may be NULL, taken) are the
+ * send items among them (ws_seq: their place in @packets): they wait in
+ * ws_unsent for their message to be sent, or are told FALSE at once if
+ * the WebSocket did not take it. */
+void
+engine_io_socket_ws_send_packets (EngineIOSocket *self,
+                                  GPtrArray      *packets,
+                                  GPtrArray      *notify)
+{
+  guint64 base = engine_io_websocket_get_queued_count (self->ws);
+  guint n_ok = 0;
+
+  while (n_ok < packets->len && ws_send_packet (self, g_ptr_array_index (packets, n_ok)))
+    n_ok++;  /* a WebSocket that refused one refuses the rest */
+
+  if (notify != NULL)
+    {
+      GPtrArray *refused = NULL;
+      gsize n = 0;
+      gpointer *items = g_ptr_array_steal (notify, &n);
+
+      for (gsize i = 0; i < n; i++)
+        {
+          SendItem *item = items[i];
+
+          if (item->ws_seq <= n_ok)
+            {
+              item->ws_seq += base;
+              g_queue_push_tail (&self->ws_unsent, item);
+            }
+          else
+            {
+              if (refused == NULL)
+                refused = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_socket_send_item_free);
+              g_ptr_array_add (refused, item);
+            }
+        }
+      g_free (items);
+      g_ptr_array_unref (notify);
+      if (refused != NULL)
+        {
+          Event *event = g_new0 (Event, 1);
+
+          event->kind = EVENT_FLUSHED;
+          event->items = refused;
+          event->flushed = FALSE;
+          engine_io_socket_post_event (self, event);
+        }
+    }
+}
+
+/* Moves queued packets into the WebSocket while it is not too full; the
+ * rest waits in the outbound queue (where the high-water mark sees it)
+ * until the WebSocket drains. */
+void
+engine_io_socket_ws_flush_outbound (EngineIOSocket *self)
+{
+  while (self->ws != NULL && !self->ws_probe && engine_io_websocket_can_send (self->ws) &&
+         engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
+    {
+      g_autoptr(GPtrArray) packets = NULL;
+      GPtrArray *notify = NULL;
+
+      g_async_queue_lock (self->outbound);
+      if (g_async_queue_length_unlocked (self->outbound) <= 0)
+        {
+          g_async_queue_unlock (self->outbound);
+          break;
+        }
+      packets = engine_io_socket_take_outbound_locked (self, WS_BUFFER_TARGET, 0, &notify);
+      g_async_queue_unlock (self->outbound);
+
+      engine_io_socket_ws_send_packets (self, packets, notify);
+      engine_io_websocket_flush (self->ws);
+    }
+  engine_io_socket_ws_report_sent (self);
+}
+
+/* Closes @ws (a probe we give up) in the background; it is freed when its
+ * close completes, or when the session ends, whichever comes first. */
+static void
+retire_ws (EngineIOSocket    *self,
+           EngineIOWebSocket *ws,
+           guint16            code,
+           const char        *reason)
+{
+  /* Too many: the oldest goes without finishing its close handshake.
+   * (Not @ws: it may be dispatching, a probe given up from its own
+   * message. The dying ones never call back into the session but to
+   * leave dying_ws, so none of them is on the stack here.) */
+  if (self->dying_ws->len >= MAX_DYING_WS)
+    g_ptr_array_remove_index (self->dying_ws, 0);
+  engine_io_websocket_close (ws, code, reason);
+  if (engine_io_websocket_is_closed (ws))
+    engine_io_websocket_free (ws);
+  else
+    g_ptr_array_add (self->dying_ws, ws);
+}
+
+/* Drops the upgrade probe (if any is still ours), with a close frame with
+ * @code (0: none, the probe is closed already), and lets polling go on;
+ * another probe may come. */
+void
+engine_io_socket_clear_probe (EngineIOSocket *self,
+                              guint16         code,
+                              const char     *reason)
+{
+  engine_io_socket_clear_source (&self->upgrade_source);
+  if (self->ws != NULL && self->ws_probe)
+    {
+      if (code != 0)
+        retire_ws (self, g_steal_pointer (&self->ws), code, reason);
+      else
+        g_clear_pointer (&self->ws, engine_io_websocket_free);
+    }
+  if (self->ws == NULL)
+    {
+      self->ws_probe = FALSE;
+      g_async_queue_lock (self->outbound);
+      self->upgrading = FALSE;
+      self->ws_claimed = FALSE;
+      g_async_queue_unlock (self->outbound);
+    }
+}
+
+static gboolean
+upgrade_timeout_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+
+  g_clear_pointer (&self->upgrade_source, g_source_unref);
+  g_debug ("socket %s: upgrade probe timed out", self->id);
+  engine_io_socket_clear_probe (self, 1000, "upgrade timeout");  /* polling goes on */
+  return G_SOURCE_REMOVE;
+}
+
+/* Answers a waiting poll with a noop (upgrading) and returns it. */
+EngineIORequest *
+engine_io_socket_release_poll_with_noop_locked (EngineIOSocket *self)
+{
+  EngineIORequest *req = self->active_get;
+
+  if (req != NULL && req->suspended)
+    {
+      req->suspended = FALSE;
+      req->answer_noop = TRUE;
+      return req;
+    }
+  return NULL;
+}
+
+static void
+complete_upgrade (EngineIOSocket *self)
+{
+  EngineIORequest *resume;
+
+  engine_io_socket_clear_source (&self->upgrade_source);
+  self->ws_probe = FALSE;
+
+  g_async_queue_lock (self->outbound);
+  self->upgrading = FALSE;
+  g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
+  resume = engine_io_socket_release_poll_with_noop_locked (self);
+  g_async_queue_unlock (self->outbound);
+  engine_io_counter_sub (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_POLLING, self->version), 1);
+  engine_io_counter_add (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_WEBSOCKET, self->version), 1);
+  engine_io_counter_add (&self->counters->upgrades, 1);
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+
+  g_debug ("socket %s upgraded to websocket", self->id);
+  g_object_notify_by_pspec (G_OBJECT (self), engine_io_socket_properties[PROP_TRANSPORT]);
+  g_signal_emit (self, engine_io_socket_signals[SIGNAL_UPGRADE], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
+
+  /* What was queued since the probe goes out now, in order, once. */
+  engine_io_socket_ws_flush_outbound (self);
+}
+
+/* The client's `5` on a probe kept through a close (engine_io_socket_do_close()):
+ * as in the reference, the upgrade completes, what was queued goes out on
+ * the WebSocket, then its close frame; the session finishes when the
+ * WebSocket is closed (within its close timeout). If the session's last
+ * poll came first, it answered `1` and the session ends with it: the `5`
+ * is ignored. */
+static void
+complete_upgrade_closing (EngineIOSocket *self)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+  GPtrArray *notify = NULL;
+  gboolean take;
+
+  g_async_queue_lock (self->outbound);
+  take = self->lingering;
+  if (take)
+    {
+      self->lingering = FALSE;
+      self->upgrading = FALSE;
+      g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
+    }
+  g_async_queue_unlock (self->outbound);
+  if (!take)
+    return;
+
+  engine_io_socket_clear_source (&self->upgrade_source);
+  engine_io_socket_clear_source (&self->timeout_source);  /* the linger: no poll is waited for now */
+  self->ws_probe = FALSE;
+  engine_io_counter_sub (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_POLLING, self->version), 1);
+  engine_io_counter_add (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_WEBSOCKET, self->version), 1);
+  engine_io_counter_add (&self->counters->upgrades, 1);
+  g_debug ("socket %s upgraded to websocket while closing", self->id);
+  g_object_notify_by_pspec (G_OBJECT (self), engine_io_socket_properties[PROP_TRANSPORT]);
+
+  if (engine_io_websocket_can_send (self->ws))
+    {
+      g_async_queue_lock (self->outbound);
+      packets = engine_io_socket_take_outbound_locked (self, 0, 0, &notify);
+      g_async_queue_unlock (self->outbound);
+      engine_io_socket_ws_send_packets (self, packets, notify);
+    }
+  engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
+}
+
+static void
+handle_probe_packet (EngineIOSocket *self,
+                     EngineIOPacket *packet)
+{
+  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+  const char *text = engine_io_packet_get_text (packet, NULL);
+  EngineIORequest *resume = NULL;
+
+  if (self->state != STATE_OPEN)
+    {
+      /* A probe kept through a close: only `5` is expected. */
+      if (type == ENGINE_IO_PACKET_UPGRADE)
+        complete_upgrade_closing (self);
+      else
+        engine_io_socket_clear_probe (self, 1002, "unexpected packet during upgrade");
+      return;
+    }
+
+  if (type == ENGINE_IO_PACKET_PING && text != NULL && strcmp (text, "probe") == 0)
+    {
+      g_autoptr(EngineIOPacket) pong = engine_io_packet_new_text (ENGINE_IO_PACKET_PONG, "probe", 5);
+
+      ws_send_packet (self, pong);
+      g_async_queue_lock (self->outbound);
+      self->upgrading = TRUE;
+      resume = engine_io_socket_release_poll_with_noop_locked (self);
+      g_async_queue_unlock (self->outbound);
+      if (resume != NULL)
+        engine_io_core_request_resume (resume);
+      g_signal_emit (self, engine_io_socket_signals[SIGNAL_UPGRADING], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
+      return;
+    }
+
+  if (type == ENGINE_IO_PACKET_UPGRADE)
+    {
+      gboolean upgrading;
+
+      g_async_queue_lock (self->outbound);
+      upgrading = self->upgrading;
+      g_async_queue_unlock (self->outbound);
+      if (upgrading)
+        {
+          complete_upgrade (self);
+          return;
+        }
+    }
+
+  /* Anything else on a probe: give up the probe, keep polling. */
+  g_debug ("socket %s: unexpected %s packet on the upgrade probe", self->id,
+           engine_io_packet_type_to_string (type));
+  engine_io_socket_clear_probe (self, 1002, "unexpected packet during upgrade");
+}
+
+static void
+ws_message_cb (EngineIOWebSocket *ws,
+               gboolean           binary,
+               const guint8      *data,
+               gsize              size,
+               gpointer           user_data)
+{
+  EngineIOSocket *self = user_data;
+  g_autoptr(EngineIOPacket) packet = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* A probe may be kept through a close (see engine_io_socket_do_close()). */
+  if (ws != self->ws || (self->state != STATE_OPEN && !(self->ws_probe && self->state == STATE_CLOSING)))
+    return;
+
+  /* The WebSocket codec validated text frames' UTF-8 (closing with 1007 otherwise). */
+  if (binary)
+    {
+      g_autoptr(GBytes) frame = g_bytes_new (data, size);
+      packet = engine_io_packet_decode (frame, TRUE, self->version, &error);
+    }
+  else
+    packet = engine_io_packet_decode_valid_text ((const char *) data, size, self->version, &error);
+
+  if (packet == NULL)
+    {
+      if (self->ws_probe)
+        {
+          engine_io_socket_clear_probe (self, 1002, "bad packet during upgrade");
+        }
+      else
+        {
+          self->ws_close_code = 1002;
+          engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
+        }
+      return;
+    }
+
+  if (self->ws_probe)
+    {
+      handle_probe_packet (self, packet);
+      return;
+    }
+
+  if (self->config->message_rate > 0)
+    {
+      gboolean within;
+
+      g_async_queue_lock (self->outbound);
+      within = engine_io_socket_message_within_rate_locked (self, packet);
+      g_async_queue_unlock (self->outbound);
+      if (!within)
+        {
+          if (self->config->message_policy == ENGINE_IO_RATE_LIMIT_CLOSE)
+            {
+              self->ws_close_code = 1008;  /* policy violation */
+              engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_RATE_LIMITED, RATE_LIMITED_DESCRIPTION);
+            }
+          return;
+        }
+    }
+
+  /* Handled here while the handlers are quick; slow handlers (or a client
+   * sending faster than they run) turn this into a backlog handled by the
+   * event source in bounded batches, so other sources of the context get
+   * their turn. Once there is a backlog, everything goes through it, in
+   * order, and reading pauses while it is long. */
+  {
+    gint64 now = g_get_monotonic_time ();
+    Event *event;
+
+    if (now - self->inline_window > INLINE_WINDOW_US)
+      {
+        self->inline_window = now;
+        self->inline_spent = 0;
+      }
+    if (self->inline_spent > EVENT_BATCH_US || g_async_queue_length (self->inbound) > 0)
+      {
+        event = g_new0 (Event, 1);
+        event->kind = EVENT_PACKET;
+        event->packet = g_steal_pointer (&packet);
+        engine_io_socket_post_event (self, event);
+        engine_io_socket_update_input (self);
+        return;
+      }
+
+    /* Sends from the handlers are written at the end of this dispatch. */
+    g_async_queue_lock (self->outbound);
+    self->flush_inline = TRUE;
+    g_async_queue_unlock (self->outbound);
+
+    /* A handler that iterates the context may see the session end and
+     * the server drop it meanwhile: we still need it when it returns. */
+    g_object_ref (self);
+    engine_io_socket_handle_packet (self, packet);
+
+    g_async_queue_lock (self->outbound);
+    self->flush_inline = FALSE;
+    g_async_queue_unlock (self->outbound);
+    self->inline_spent += g_get_monotonic_time () - now;
+    engine_io_socket_ws_flush_outbound (self);
+    engine_io_socket_update_input (self);
+    g_object_unref (self);
+  }
+}
+
+static void
+ws_drained_cb (EngineIOWebSocket *ws,
+               gpointer           user_data)
+{
+  EngineIOSocket *self = user_data;
+
+  if (ws == self->ws && !self->ws_probe)
+    engine_io_socket_ws_flush_outbound (self);
+}
+
+static void
+ws_closed_cb (EngineIOWebSocket *ws,
+              gboolean           clean,
+              guint16            code,
+              gpointer           user_data)
+{
+  EngineIOSocket *self = user_data;
+
+  if (ws != self->ws)
+    {
+      /* A probe we gave up: removing it frees it. */
+      g_ptr_array_remove_fast (self->dying_ws, ws);
+      return;
+    }
+
+  if (self->ws_probe)
+    {
+      g_debug ("socket %s: upgrade probe closed", self->id);
+      engine_io_socket_clear_probe (self, 0, NULL);
+      return;
+    }
+
+  engine_io_socket_ws_report_sent (self);  /* the rest: FALSE, when the session finishes */
+  g_clear_pointer (&self->ws, engine_io_websocket_free);
+  if (self->state == STATE_OPEN)
+    engine_io_socket_do_close (self, clean ? ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE
+                                           : ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                               clean ? "the client closed the WebSocket" : "the WebSocket connection failed");
+  else if (self->state == STATE_CLOSING)
+    engine_io_socket_finish_close (self);
+}
+
+/* The WebSocket's output waited a heartbeat with nothing written: its
+ * client does not read. The adapter stopped reading it and is closing it
+ * with 1008; the session (or the probe) ends with it. */
+static void
+ws_stalled_cb (EngineIOWebSocket *ws,
+               gpointer           user_data)
+{
+  EngineIOSocket *self = user_data;
+
+  if (ws != self->ws)
+    return;  /* a given-up WebSocket: it is closing already */
+  if (self->ws_probe)
+    {
+      engine_io_socket_clear_probe (self, 1008, NULL);
+      return;
+    }
+  self->ws_close_code = 1008;
+  engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                             "the client does not read: no WebSocket output written for a heartbeat");
+}
+
+/* @reject: the session has a WebSocket (or a probe) already; like the
+ * reference, the second one was answered 101 and is closed at once
+ * (with a close frame without a status code), the first one goes on. */
+void
+engine_io_socket_handle_ws_attach (EngineIOSocket    *self,
+                                   EngineIOWebSocket *ws,
+                                   gboolean           reject)
+{
+  if (self->state != STATE_OPEN)
+    {
+      engine_io_websocket_free (ws);
+      return;
+    }
+  if (reject || self->ws != NULL)
+    {
+      g_debug ("socket %s: a second WebSocket, closed", self->id);
+      engine_io_websocket_start (ws, self->context, &ws_callbacks, self, ws_stall_timeout (self));
+      retire_ws (self, ws, 0, NULL);
+      return;
+    }
+
+  self->ws = ws;
+  self->ws_probe = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_POLLING;
+  engine_io_websocket_start (ws, self->context, &ws_callbacks, self, ws_stall_timeout (self));
+
+  if (self->ws_probe)
+    self->upgrade_source = engine_io_socket_add_timeout (self, self->config->upgrade_timeout, upgrade_timeout_cb,
+                                                         "[engineio] upgrade deadline");
+  else
+    engine_io_socket_ws_flush_outbound (self);  /* a direct WebSocket session: the open packet first */
+}
+
+/* Upgrade entry points (the serving thread, the adapter) */
+
+/* Whether a WebSocket request for this session is answered 101: for the
+ * upgrade of a polling session (which claims it), and, like the
+ * reference, for a second WebSocket while one is upgrading or after the
+ * upgrade (*@out_reject is then TRUE: that one is closed at once). */
+gboolean
+engine_io_socket_begin_upgrade (EngineIOSocket *self,
+                                gboolean       *out_reject)
+{
+  gboolean ok;
+
+  *out_reject = FALSE;
+  g_async_queue_lock (self->outbound);
+  ok = self->state == STATE_OPEN;
+  if (ok && !self->ws_claimed &&
+      g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING)
+    self->ws_claimed = TRUE;
+  else
+    *out_reject = ok;
+  g_async_queue_unlock (self->outbound);
+
+  return ok;
+}
+
+void
+engine_io_socket_attach_websocket (EngineIOSocket    *self,
+                                   EngineIOWebSocket *ws,
+                                   gboolean           reject)
+{
+  Event *event = g_new0 (Event, 1);
+
+  event->kind = EVENT_WS_ATTACH;
+  event->ws = ws;
+  event->reject_ws = reject;
+  engine_io_socket_post_event (self, event);  /* a closed session frees @ws with the event */
+}
+
+void
+engine_io_socket_upgrade_failed (EngineIOSocket *self)
+{
+  gboolean direct = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_WEBSOCKET;
+
+  if (direct)
+    engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
+                                        "the WebSocket upgrade did not complete");
+  else
+    {
+      g_async_queue_lock (self->outbound);
+      self->ws_claimed = FALSE;
+      g_async_queue_unlock (self->outbound);
+    }
+}

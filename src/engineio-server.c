@@ -21,6 +21,8 @@
 #include "engineio-websocket-private.h"
 #include "engineio-limits-private.h"
 #include "engineio-rate-table-private.h"
+#include "engineio-http-rules-private.h"
+#include "engineio-jsonp-private.h"
 #include "engineio-enum-types.h"
 #include "engineio-error.h"
 
@@ -230,64 +232,6 @@ engine_io_config_unref (EngineIOConfig *config)
   g_free (config);
 }
 
-/* An origin as browsers serialize it (RFC 6454): `null`, or
- * scheme://host[:port] in lowercase, without a path, a trailing slash, a
- * query, user information or the scheme's default port. Anything else
- * would never equal an Origin header. */
-static gboolean
-origin_is_serialized (const char *origin)
-{
-  const char *p = origin;
-  const char *host;
-  const char *port = NULL;
-  gsize scheme_len;
-
-  if (strcmp (origin, "null") == 0)
-    return TRUE;
-  if (!g_ascii_islower (*p))
-    return FALSE;
-  while (g_ascii_islower (*p) || g_ascii_isdigit (*p) || *p == '+' || *p == '-' || *p == '.')
-    p++;
-  scheme_len = p - origin;
-  if (strncmp (p, "://", 3) != 0)
-    return FALSE;
-  host = p += 3;
-  if (*p == '[')
-    {
-      /* An IPv6 literal */
-      for (p++; *p != '\0' && *p != ']'; p++)
-        if ((!g_ascii_isxdigit (*p) && *p != ':' && *p != '.') || g_ascii_isupper (*p))
-          return FALSE;
-      if (*p != ']' || p == host + 1)
-        return FALSE;
-      p++;
-    }
-  else
-    while (*p != '\0' && *p != ':')
-      {
-        if (g_ascii_isupper (*p) || strchr ("/?#@[] \t\\", *p) != NULL || (guchar) *p < 0x20)
-          return FALSE;
-        p++;
-      }
-  if (p == host)
-    return FALSE;
-  if (*p == ':')
-    {
-      guint64 number;
-
-      port = ++p;
-      if (!g_ascii_string_to_unsigned (port, 10, 1, 65535, &number, NULL) || port[0] == '0')
-        return FALSE;
-      if ((number == 80 && (scheme_len == 4 && strncmp (origin, "http", 4) == 0)) ||
-          (number == 443 && (scheme_len == 5 && strncmp (origin, "https", 5) == 0)) ||
-          (number == 80 && (scheme_len == 2 && strncmp (origin, "ws", 2) == 0)) ||
-          (number == 443 && (scheme_len == 3 && strncmp (origin, "wss", 3) == 0)))
-        return FALSE;
-      return TRUE;
-    }
-  return *p == '\0';
-}
-
 /* Descriptors */
 
 /* The soft RLIMIT_NOFILE, G_MAXINT if unlimited. */
@@ -484,7 +428,7 @@ config_new_from_server (EngineIOServer  *self,
   if (self->allowed_origins != NULL)
     {
       for (guint i = 0; self->allowed_origins[i] != NULL; i++)
-        if (!origin_is_serialized (self->allowed_origins[i]))
+        if (!engine_io_origin_is_serialized (self->allowed_origins[i]))
           {
             g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
                          "“%s” in “allowed-origins” is not an origin as browsers send it: "
@@ -612,7 +556,6 @@ server_get_config (EngineIOServer *self)
 
 /* Responses */
 
-static gboolean header_is_clean (const char *value);
 static void apply_headers_func (EngineIORequest *req,
                                 guint            status,
                                 GPtrArray       *headers);
@@ -657,7 +600,7 @@ add_cors_headers (EngineIOConfig  *config,
       g_ptr_array_add (headers, g_strdup ("GET, POST, OPTIONS"));
       g_ptr_array_add (headers, g_strdup ("Access-Control-Allow-Headers"));
       /* Reflected only if clean, as the Origin is (no control characters). */
-      g_ptr_array_add (headers, g_strdup (wanted != NULL && header_is_clean (wanted) ? wanted : "Content-Type"));
+      g_ptr_array_add (headers, g_strdup (wanted != NULL && engine_io_header_is_clean (wanted) ? wanted : "Content-Type"));
       g_ptr_array_add (headers, g_strdup ("Access-Control-Max-Age"));
       g_ptr_array_add (headers, g_strdup ("86400"));
     }
@@ -782,47 +725,6 @@ respond_status_json (EngineIOConfig  *config,
   respond_full (config, req, status, "application/json", body, FALSE);
 }
 
-/* JSONP (v3): ___eio[N]("<payload as a JS string>"); */
-static GBytes *
-jsonp_wrap (const char *index,
-            GBytes     *payload)
-{
-  gsize size;
-  const char *data = g_bytes_get_data (payload, &size);
-  GString *out = g_string_sized_new (size + 32);
-  const char *p = data;
-  const char *end = data + size;
-
-  g_string_append (out, "___eio[");
-  for (const char *d = index; *d; d++)
-    if (g_ascii_isdigit (*d))
-      g_string_append_c (out, *d);
-  g_string_append (out, "](\"");
-  while (p < end)
-    {
-      guchar c = (guchar) *p;
-      if (c == '"' || c == '\\')
-        {
-          g_string_append_c (out, '\\');
-          g_string_append_c (out, c);
-        }
-      else if (c < 0x20)
-        g_string_append_printf (out, "\\u%04x", c);
-      else if (c == 0xE2 && end - p >= 3 && (guchar) p[1] == 0x80 &&
-               ((guchar) p[2] == 0xA8 || (guchar) p[2] == 0xA9))
-        {
-          /* U+2028 / U+2029 end lines in older JavaScript */
-          g_string_append (out, (guchar) p[2] == 0xA8 ? "\\u2028" : "\\u2029");
-          p += 2;
-        }
-      else
-        g_string_append_c (out, c);
-      p++;
-    }
-  g_string_append (out, "\");");
-  return g_string_free_to_bytes (out);
-}
-
 void
 engine_io_core_respond_packets (EngineIOConfig          *config,
                                 EngineIORequest         *req,
@@ -858,7 +760,7 @@ engine_io_core_respond_packets (EngineIOConfig          *config,
   body = g_byte_array_free_to_bytes (out);
   if (jsonp != NULL)
     {
-      GBytes *wrapped = jsonp_wrap (jsonp, body);
+      GBytes *wrapped = engine_io_jsonp_wrap (jsonp, body);
       g_bytes_unref (body);
       body = wrapped;
     }
@@ -922,44 +824,6 @@ engine_io_core_request_resume (EngineIORequest *req)
 }
 
 
-/* WebSocket upgrades */
-
-static gboolean
-header_has_token (GHashTable *headers,
-                  const char *name,
-                  const char *token)
-{
-  const char *value = g_hash_table_lookup (headers, name);
-  g_auto(GStrv) parts = NULL;
-
-  if (value == NULL)
-    return FALSE;
-  parts = g_strsplit (value, ",", -1);
-  for (guint i = 0; parts[i] != NULL; i++)
-    if (g_ascii_strcasecmp (g_strstrip (parts[i]), token) == 0)
-      return TRUE;
-  return FALSE;
-}
-
-/* An RFC 6455 opening handshake we can answer? */
-static gboolean
-is_websocket_upgrade (EngineIORequest *req)
-{
-  const char *key = g_hash_table_lookup (req->headers, "sec-websocket-key");
-  const char *version = g_hash_table_lookup (req->headers, "sec-websocket-version");
-  gsize decoded_len = 0;
-  g_autofree guchar *decoded = NULL;
-
-  if (strcmp (req->method, "GET") != 0 ||
-      !header_has_token (req->headers, "upgrade", "websocket") ||
-      !header_has_token (req->headers, "connection", "upgrade") ||
-      key == NULL || version == NULL || strcmp (version, "13") != 0 ||
-      strlen (key) != 24)
-    return FALSE;
-  decoded = g_base64_decode (key, &decoded_len);
-  return decoded_len == 16;
-}
-
 /* Answers 101 (the adapter switches the connection and attaches it to
  * @socket). A permessage-deflate offer is accepted only with the
  * per-message-deflate property on (see engine_io_ws_deflate_negotiate());
@@ -1003,21 +867,6 @@ upgrade_request (EngineIOConfig  *config,
       if (!req->reject_ws)
         engine_io_socket_upgrade_failed (socket);
     }
-}
-
-/* Session ids */
-
-static gboolean
-sid_is_valid (const char *sid)
-{
-  gsize len = 0;
-
-  if (sid == NULL)
-    return FALSE;
-  for (const char *p = sid; *p; p++, len++)
-    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_' && *p != '.')
-      return FALSE;
-  return len >= 1 && len <= 128;
 }
 
 /* 144 bits from the kernel's CSPRNG, base64url without padding (24 chars). */
@@ -1154,7 +1003,7 @@ handshake_job_finish (HandshakeJob *job)
   g_mutex_lock (&self->lock);
   if (sid == NULL)
     ;  /* refused above */
-  else if (!sid_is_valid (sid))
+  else if (!engine_io_sid_is_valid (sid))
     {
       g_warning ("The id function returned an invalid session id (1 to 128 of A-Z a-z 0-9 - _ .)");
       prepare_response (req, 500, ENGINE_IO_CODE_BAD_REQUEST, "Invalid session id generated");
@@ -1755,7 +1604,7 @@ handle_handshake (EngineIOServer          *self,
       return;
     }
   if (transport == ENGINE_IO_TRANSPORT_WEBSOCKET &&
-      (!is_websocket_upgrade (req) || req->vtable->upgrade == NULL))
+      (!engine_io_request_is_websocket_upgrade (req) || req->vtable->upgrade == NULL))
     {
       /* A WebSocket handshake without a valid Upgrade. */
       engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
@@ -1926,17 +1775,6 @@ lookup_socket (EngineIOServer *self,
   g_mutex_unlock (&self->lock);
 
   return socket;
-}
-
-static gboolean
-header_is_clean (const char *value)
-{
-  if (value == NULL)
-    return TRUE;
-  for (const guchar *p = (const guchar *) value; *p; p++)
-    if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-      return FALSE;
-  return TRUE;
 }
 
 /* While the server closes, its sessions still take requests (with a sid):
@@ -2204,7 +2042,7 @@ request_begin (EngineIOServer  *self,
       return FALSE;
     }
 
-  if (!header_is_clean (g_hash_table_lookup (req->headers, "origin")))
+  if (!engine_io_header_is_clean (g_hash_table_lookup (req->headers, "origin")))
     {
       engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
       return FALSE;
@@ -2240,7 +2078,7 @@ request_begin (EngineIOServer  *self,
        * WebSocket) and while another probe is open, answered 101 and
        * closed at once, as the reference does. */
       if (!config->allow_upgrades || req->vtable->upgrade == NULL ||
-          !is_websocket_upgrade (req) || !engine_io_socket_begin_upgrade (socket, &req->reject_ws))
+          !engine_io_request_is_websocket_upgrade (req) || !engine_io_socket_begin_upgrade (socket, &req->reject_ws))
         {
           engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
           return FALSE;
@@ -3435,8 +3273,6 @@ engine_io_server_set_headers_func (EngineIOServer      *self,
     old_destroy (old_data);
 }
 
-static gboolean header_is_reserved (const char *name);
-static gboolean header_name_is_token (const char *name);
 
 struct _EngineIOResponseHeaders
 {
@@ -3520,7 +3356,7 @@ engine_io_response_headers_append (EngineIOResponseHeaders *headers,
   g_return_if_fail (name != NULL);
   g_return_if_fail (value != NULL);
 
-  if (!header_name_is_token (name) || !header_is_clean (value) || header_is_reserved (name))
+  if (!engine_io_header_name_is_token (name) || !engine_io_header_is_clean (value) || engine_io_header_is_reserved (name))
     {
       g_warning ("Response header “%s” not added: an invalid name or value, or one the server sets", name);
       return;
@@ -3548,7 +3384,7 @@ engine_io_response_headers_remove (EngineIOResponseHeaders *headers,
   g_return_val_if_fail (headers != NULL, 0);
   g_return_val_if_fail (name != NULL, 0);
 
-  if (header_is_reserved (name))
+  if (engine_io_header_is_reserved (name))
     return 0;
   for (guint i = 0; i + 1 < headers->pairs->len; )
     {
@@ -3561,35 +3397,6 @@ engine_io_response_headers_remove (EngineIOResponseHeaders *headers,
         i += 2;
     }
   return removed;
-}
-
-/* Names the server sets itself (framing, the body's coding, the upgrade
- * and its extensions, of which it accepts none):
- * a hook that took the server's Content-Encoding off a compressed body,
- * or claimed one for a plain body, would make the client misread it. */
-static gboolean
-header_is_reserved (const char *name)
-{
-  static const char *const reserved[] = {
-    "content-length", "transfer-encoding", "content-encoding", "connection", "upgrade",
-    "sec-websocket-accept", "sec-websocket-extensions",
-  };
-
-  for (guint i = 0; i < G_N_ELEMENTS (reserved); i++)
-    if (g_ascii_strcasecmp (name, reserved[i]) == 0)
-      return TRUE;
-  return FALSE;
-}
-
-static gboolean
-header_name_is_token (const char *name)
-{
-  if (name == NULL || name[0] == '\0')
-    return FALSE;
-  for (const char *p = name; *p; p++)
-    if (!g_ascii_isalnum (*p) && strchr ("!#$%&'*+-.^_`|~", *p) == NULL)
-      return FALSE;
-  return TRUE;
 }
 
 /* Any thread answering @req: runs the headers hook on @headers (name,

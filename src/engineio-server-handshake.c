@@ -187,8 +187,8 @@ engine_io_server_handle_handshake (EngineIOServer          *self,
       if (!closing)
         engine_io_counter_add (&self->counters.handshakes_refused_full, 1);
       engine_io_core_respond_status_json (config, req, 503, ENGINE_IO_CODE_FORBIDDEN,
-                           closing ? "Server shutting down" :
-                           busy ? "Too many pending admissions" : "Too many sessions");
+                                          closing ? "Server shutting down" :
+                                          busy ? "Too many pending admissions" : "Too many sessions");
       return;
     }
 

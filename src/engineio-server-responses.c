@@ -174,7 +174,7 @@ engine_io_core_respond_error (EngineIOConfig  *config,
   body = engine_io_core_error_json (code, error_messages[code]);
   engine_io_core_note_refusal (req, code == ENGINE_IO_CODE_FORBIDDEN ? 403 : 400, code, error_messages[code]);
   engine_io_core_respond_full (config, req, code == ENGINE_IO_CODE_FORBIDDEN ? 403 : 400,
-                "application/json", body, FALSE);
+                               "application/json", body, FALSE);
 }
 
 void

@@ -1,6 +1,6 @@
 /* engineio-request-private.h: the protocol core's view of an HTTP request
  *
- * The protocol core (engineio-server.c, engineio-socket.c) never includes
+ * The protocol core (engineio-server*.c, engineio-socket.c) never includes
  * <microhttpd.h>: it sees requests through this small interface. An adapter
  * (engineio-http.c for libmicrohttpd; the request fuzzer for tests) embeds
  * EngineIORequest as the first member of its own struct, fills the

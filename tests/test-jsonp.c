@@ -1,5 +1,5 @@
-/* test-jsonp.c: the body of a v3 JSONP POST (src/core/engineio-jsonp.c),
- * without sockets
+/* test-jsonp.c: the body of a v3 JSONP POST and the script of a JSONP poll
+ * response (src/core/engineio-jsonp.c), without sockets
  *
  * Form decoding (percent escapes, `+`, other fields), the client's
  * newline escaping undone after it (`\n` is a newline, `\\n` a literal
@@ -99,6 +99,34 @@ test_jsonp_errors (void)
   g_assert_true (error->domain == G_URI_ERROR);
 }
 
+static void
+check_wrap (const char *index,
+            const char *payload,
+            const char *expected)
+{
+  g_autoptr(GBytes) in = g_bytes_new (payload, strlen (payload));
+  g_autoptr(GBytes) out = engine_io_jsonp_wrap (index, in);
+  gsize size;
+  const char *data = g_bytes_get_data (out, &size);
+
+  g_assert_cmpmem (data, size, expected, strlen (expected));
+}
+
+static void
+test_jsonp_wrap (void)
+{
+  g_test_summary ("A poll response for a JSONP client is `___eio[N](\"<payload>\");`: "
+                  "only the digits of `j` kept, quotes, backslashes, control characters "
+                  "and U+2028/U+2029 escaped, other UTF-8 as it is");
+
+  check_wrap ("0", "6:4hello", "___eio[0](\"6:4hello\");");
+  check_wrap ("12", "", "___eio[12](\"\");");
+  check_wrap ("1\");alert(1);//", "1:4", "___eio[11](\"1:4\");");
+  check_wrap ("3", "4\"\\\n\t", "___eio[3](\"4\\\"\\\\\\u000a\\u0009\");");
+  check_wrap ("3", "4\xe2\x80\xa8\xe2\x80\xa9\xe2\x82\xac",
+              "___eio[3](\"4\\u2028\\u2029\xe2\x82\xac\");");
+}
+
 int
 main (int    argc,
       char **argv)
@@ -108,6 +136,7 @@ main (int    argc,
   g_test_add_func ("/jsonp/form", test_jsonp_form);
   g_test_add_func ("/jsonp/newlines", test_jsonp_newlines);
   g_test_add_func ("/jsonp/errors", test_jsonp_errors);
+  g_test_add_func ("/jsonp/wrap", test_jsonp_wrap);
 
   return g_test_run ();
 }

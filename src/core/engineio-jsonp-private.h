@@ -1,4 +1,5 @@
-/* engineio-jsonp-private.h: the body of a v3 JSONP POST
+/* engineio-jsonp-private.h: the body of a v3 JSONP POST and the script of a
+ * JSONP poll response
  *
  * Sans-I/O (GLib only): bytes in, the long-polling payload they carry out.
  *
@@ -27,5 +28,17 @@ G_BEGIN_DECLS
  */
 GBytes *engine_io_jsonp_decode_post (GBytes  *body,
                                      GError **error);
+
+/* engine_io_jsonp_wrap:
+ * @index: the `j` of the query (its digits are kept, nothing else)
+ * @payload: a v3 text payload
+ *
+ * A poll response for a JSONP client: `___eio[N]("<payload as a JS
+ * string>");`.
+ *
+ * Returns: (transfer full): the script
+ */
+GBytes *engine_io_jsonp_wrap (const char *index,
+                              GBytes     *payload);
 
 G_END_DECLS

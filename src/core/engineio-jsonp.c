@@ -1,4 +1,5 @@
-/* engineio-jsonp.c: the body of a v3 JSONP POST (see engineio-jsonp-private.h)
+/* engineio-jsonp.c: the body of a v3 JSONP POST and the script of a JSONP
+ * poll response (see engineio-jsonp-private.h)
  *
  * SPDX-License-Identifier: MIT
  */
@@ -47,5 +48,46 @@ engine_io_jsonp_decode_post (GBytes  *body,
       else
         g_string_append_c (out, *p);
     }
+  return g_string_free_to_bytes (out);
+}
+
+/* JSONP (v3): ___eio[N]("<payload as a JS string>"); */
+GBytes *
+engine_io_jsonp_wrap (const char *index,
+                      GBytes     *payload)
+{
+  gsize size;
+  const char *data = g_bytes_get_data (payload, &size);
+  GString *out = g_string_sized_new (size + 32);
+  const char *p = data;
+  const char *end = data + size;
+
+  g_string_append (out, "___eio[");
+  for (const char *d = index; *d; d++)
+    if (g_ascii_isdigit (*d))
+      g_string_append_c (out, *d);
+  g_string_append (out, "](\"");
+  while (p < end)
+    {
+      guchar c = (guchar) *p;
+      if (c == '"' || c == '\\')
+        {
+          g_string_append_c (out, '\\');
+          g_string_append_c (out, c);
+        }
+      else if (c < 0x20)
+        g_string_append_printf (out, "\\u%04x", c);
+      else if (c == 0xE2 && end - p >= 3 && (guchar) p[1] == 0x80 &&
+               ((guchar) p[2] == 0xA8 || (guchar) p[2] == 0xA9))
+        {
+          /* U+2028 / U+2029 end lines in older JavaScript */
+          g_string_append (out, (guchar) p[2] == 0xA8 ? "\\u2028" : "\\u2029");
+          p += 2;
+        }
+      else
+        g_string_append_c (out, c);
+      p++;
+    }
+  g_string_append (out, "\");");
   return g_string_free_to_bytes (out);
 }

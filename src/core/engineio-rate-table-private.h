@@ -1,7 +1,7 @@
 /* engineio-rate-table-private.h: token buckets per key, bounded in number
  *
- * The table behind the handshake rate limit (engineio-server.c keys it by
- * client address, IPv6 by /64 network). Buckets that refilled are
+ * The table behind the handshake rate limit (engineio-server-handshake.c
+ * keys it by client address, IPv6 by /64 network). Buckets that refilled are
  * forgotten (a full bucket is the same as none); past @max_keys the least
  * recently seen go first, so the table never holds more than @max_keys
  * buckets whatever the keys a client makes up.

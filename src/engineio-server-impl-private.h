@@ -1,0 +1,215 @@
+/* engineio-server-impl-private.h: the seams between the server's files
+ *
+ * The server is one object spread over files that each own one part of it
+ * (the public object and its GObject boilerplate in engineio-server.c):
+ *
+ *   engineio-server-config.c     the configuration snapshot, the descriptor
+ *                                budget, starting
+ *   engineio-trusted-proxies.c   trusted-proxies: masks and forwarded addresses
+ *   engineio-server-responses.c  responses, the headers hook, suspension
+ *   engineio-server-handshake.c  a handshake's checks and its rate limit
+ *   engineio-server-admission.c  handshake jobs, session ids and
+ *                                asynchronous admission
+ *   engineio-server-requests.c   the protocol core's request entry points
+ *   engineio-server-sessions.c   the session table (and broadcasts)
+ *   engineio-server-shutdown.c   close, close_async and their accounting
+ *
+ * with the pure rules in src/core/ (engineio-http-rules.c, engineio-jsonp.c).
+ * Only those files include this header.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include "engineio-server-private.h"
+#include "engineio-handshake-private.h"
+#include "engineio-http-private.h"
+#include "engineio-loop-private.h"
+#include "engineio-metrics-private.h"
+#include "engineio-rate-table-private.h"
+
+G_BEGIN_DECLS
+
+/* Shared by the files above; each field says what guards it. */
+struct _EngineIOServer
+{
+  GObject                     parent_instance;
+
+  /* Property values; written only before the server starts. */
+  guint                       ping_interval;
+  guint                       ping_timeout;
+  guint                       upgrade_timeout;
+  guint64                     max_payload;
+  char                       *path;
+  EngineIOTransports          transports;
+  gboolean                    allow_upgrades;
+  gboolean                    allow_eio3;
+  gboolean                    http_compression;
+  guint                       http_compression_threshold;
+  gboolean                    per_message_deflate;
+  guint                       per_message_deflate_threshold;
+  char                       *cors_origin;
+  gboolean                    cors_credentials;
+  char                       *cookie;
+  char                       *cookie_path;
+  gboolean                    cookie_http_only;
+  char                       *cookie_same_site;
+  guint                       max_sessions;
+  guint                       loop_threads;
+  guint64                     send_queue_high_water;
+  guint64                     receive_queue_high_water;
+  EngineIOBackpressurePolicy  backpressure;
+  GMainContext               *callback_context;   /* owned, nullable */
+  char                       *metrics_path;
+  guint                       connection_timeout;
+  double                      handshake_rate;
+  guint                       handshake_burst;
+  double                      message_rate;
+  guint                       message_burst;
+  EngineIORateLimitPolicy     message_policy;
+  GStrv                       allowed_origins;
+  GStrv                       trusted_proxies;
+  GTlsCertificate            *tls_certificate;    /* owned, nullable */
+  gboolean                    raise_fd_limit;
+  guint                       fd_reserve;
+  EngineIOCounters            counters;           /* (atomic) each word */
+
+  GMutex                      rate_lock;          /* guards the one below */
+  EngineIORateTable           rate_table;         /* (rate_lock) handshake buckets by rate_key() */
+
+  GMutex                      lock;
+  GMutex                      broadcast_lock;     /* held by a broadcast from its snapshot of
+                                                   * the sockets to its last enqueue, so that
+                                                   * concurrent broadcasts reach every socket
+                                                   * in one order; taken before @lock and the
+                                                   * sockets' locks, never after */
+  GCond                       cond;               /* live_sessions / suspended changed */
+  EngineIOConfig             *config;             /* (atomic) set once at start under @lock, then immutable */
+  EngineIOLoopPool           *pool;               /* (lock) set once at start */
+  GHashTable                 *sockets;            /* (lock) sid -> EngineIOSocket (ref) */
+  guint                       live_sessions;      /* (lock) created and not finished */
+  guint                       pending_handshakes; /* (lock) admitted, socket not yet made */
+  int                         suspended;          /* (atomic) suspended requests; @cond at 0 */
+  int                         active_requests;    /* (atomic) begun, not yet completed; @cond at 0 */
+  gboolean                    closing;            /* (lock) */
+  gboolean                    closed;             /* (lock) */
+  gboolean                    finishing;          /* (lock) a thread runs server_finish_close() */
+  int                         closed_flag;        /* (atomic) closing or closed */
+  EngineIOAdmissionFunc       admission_func;     /* (lock) */
+  gpointer                    admission_data;
+  GDestroyNotify              admission_destroy;
+  GPtrArray                  *close_tasks;        /* (lock) GTask*: close_async() calls waiting for @closed */
+  EngineIOIdFunc              id_func;            /* (lock) */
+  gpointer                    id_data;
+  GDestroyNotify              id_destroy;
+
+  EngineIOHttpDaemon         *daemon;             /* owned; the listening thread's */
+  guint                       port;
+
+  /* Hooks */
+  EngineIOAdmissionAsyncFunc  admission_async_func;  /* (lock) */
+  gpointer                    admission_async_data;
+  GDestroyNotify              admission_async_destroy;
+  guint                       max_pending_admissions;
+  guint                       admission_timeout;     /* ms */
+  guint                       ping_interval_grace;   /* ms */
+  guint                       pending_admissions;    /* (lock) handshakes counted against max-pending-admissions */
+  GHashTable                 *admissions;            /* (lock) EngineIOAdmission (ref) awaiting an answer */
+  GMutex                      errors_lock;           /* guards the two below */
+  GQueue                      error_reports;         /* (errors_lock) ErrorReport, for ::connection-error */
+  gboolean                    error_source_pending;  /* (errors_lock) a delivery source is attached */
+  EngineIOHeadersFunc         headers_func;          /* (lock) written; (atomic) for the quick check */
+  gpointer                    headers_data;
+  GDestroyNotify              headers_destroy;
+};
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EngineIOConfig, engine_io_config_unref)
+
+/* The most addresses the handshake rate limit remembers
+ * (engineio-server-handshake.c). */
+#define RATE_MAX_ADDRESSES 16384
+
+/* engineio-server.c */
+void              engine_io_server_report_connection_error (EngineIOServer  *self,
+                                                            EngineIORequest *req);
+
+/* engineio-server-config.c */
+gboolean          engine_io_server_is_started      (EngineIOServer  *self);
+gboolean          engine_io_server_ensure_started  (EngineIOServer  *self,
+                                                    GError         **error);
+EngineIOConfig   *engine_io_server_ref_config      (EngineIOServer  *self);
+void              engine_io_raise_fd_limit         (void);
+gboolean          engine_io_server_descriptors_allow_session (EngineIOServer *self,
+                                                              EngineIOConfig *config);
+
+/* engineio-trusted-proxies.c */
+GInetAddressMask *engine_io_trusted_proxy_mask_new   (const char      *entry);
+char             *engine_io_forwarded_client_address (EngineIOConfig  *config,
+                                                      EngineIORequest *req);
+
+/* engineio-server-responses.c */
+void              engine_io_core_respond_full      (EngineIOConfig  *config,
+                                                    EngineIORequest *req,
+                                                    guint            status,
+                                                    const char      *content_type,
+                                                    GBytes          *body,
+                                                    gboolean         preflight);
+void              engine_io_core_respond_full_with_headers (EngineIOConfig     *config,
+                                                            EngineIORequest    *req,
+                                                            guint               status,
+                                                            const char         *content_type,
+                                                            GBytes             *body,
+                                                            gboolean            preflight,
+                                                            const char * const *extra);
+void              engine_io_core_respond_status_json (EngineIOConfig  *config,
+                                                      EngineIORequest *req,
+                                                      guint            status,
+                                                      int              code,
+                                                      const char      *message);
+GBytes           *engine_io_core_error_json        (int              code,
+                                                    const char      *message);
+void              engine_io_core_note_refusal      (EngineIORequest *req,
+                                                    guint            status,
+                                                    int              code,
+                                                    const char      *message);
+void              engine_io_core_prepare_response  (EngineIORequest *req,
+                                                    guint            status,
+                                                    int              code,
+                                                    const char      *message);
+void              engine_io_core_request_unsuspend (EngineIOServer  *self,
+                                                    EngineIORequest *req);
+void              engine_io_core_upgrade_request   (EngineIOConfig  *config,
+                                                    EngineIORequest *req,
+                                                    EngineIOSocket  *socket);
+GHashTable       *engine_io_copy_string_table      (GHashTable      *table);
+
+/* engineio-server-handshake.c */
+void              engine_io_server_handle_handshake (EngineIOServer        *self,
+                                                     EngineIOConfig        *config,
+                                                     EngineIORequest       *req,
+                                                     EngineIOTransportType  transport);
+
+/* engineio-server-admission.c: a handshake on its way to a session, from
+ * engine_io_server_handle_handshake() to the session's context. */
+
+typedef struct
+{
+  EngineIOServer    *server;     /* ref */
+  EngineIORequest   *req;        /* suspended; owned by its adapter */
+  EngineIOHandshake *handshake;  /* ref */
+  EngineIOLoop      *loop;       /* one use, passed on to the socket */
+  gboolean           version_ok; /* else refuse with code 5 once admitted */
+  gboolean           counted;    /* in the server's pending_admissions */
+  gboolean           detached;   /* owned by an EngineIOAdmission, not by its source */
+} HandshakeJob;
+
+
+gboolean          engine_io_handshake_job_cb       (gpointer         data);
+void              engine_io_handshake_job_free     (gpointer         data);
+void              engine_io_server_refuse_admissions (EngineIOServer *self);
+
+/* engineio-server-sessions.c */
+EngineIOSocket   *engine_io_server_find_socket     (EngineIOServer  *self,
+                                                    const char      *sid);
+
+G_END_DECLS

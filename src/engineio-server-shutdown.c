@@ -1,0 +1,499 @@
+/* engineio-server-shutdown.c: engine_io_server_close(),
+ * engine_io_server_close_async() and what they wait for
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "engineio-server-impl-private.h"
+#include "engineio-socket-private.h"
+
+/* Called with the lock held. Whether every session, handshake and poll is
+ * gone. */
+static gboolean
+sessions_gone_locked (EngineIOServer *self)
+{
+  return self->live_sessions == 0 && self->pending_handshakes == 0 &&
+         g_atomic_int_get (&self->suspended) == 0;
+}
+
+static gboolean
+closed_locked (EngineIOServer *self)
+{
+  return self->closed;
+}
+
+/* Called with the lock held; waits until @done or @deadline. With
+ * @iterate_external, runs #EngineIOServer:callback-context meanwhile
+ * whenever this thread can acquire it (sessions deliver into it, and the
+ * thread calling may be the one that iterates it). */
+static gboolean
+wait_locked (EngineIOServer  *self,
+             gboolean       (*done) (EngineIOServer *self),
+             gint64           deadline,
+             gboolean         iterate_external)
+{
+  GMainContext *external = iterate_external ? self->callback_context : NULL;
+
+  while (!done (self))
+    {
+      if (external != NULL && g_main_context_acquire (external))
+        {
+          g_mutex_unlock (&self->lock);
+          g_main_context_iteration (external, FALSE);
+          g_main_context_release (external);
+          g_usleep (1000);
+          g_mutex_lock (&self->lock);
+          if (g_get_monotonic_time () > deadline)
+            return done (self);
+          continue;
+        }
+      /* In slices: another thread may stop iterating the context. */
+      if (!g_cond_wait_until (&self->cond, &self->lock,
+                              external != NULL ? MIN (deadline, g_get_monotonic_time () + 50 * 1000)
+                                               : deadline) &&
+          g_get_monotonic_time () >= deadline)
+        return done (self);
+    }
+  return TRUE;
+}
+
+/* Whether this thread may wait for the sessions to end. Not on a session
+ * thread (its own session, or its loop's other sessions, could not end),
+ * not from inside a dispatch of one of our sources (a signal handler, a
+ * hook, a send callback or a timer in #EngineIOServer:callback-context:
+ * iterating the context from there would re-enter the session whose
+ * source is on the stack), and not from a nested dispatch of that context
+ * (one of ours may be further down the stack). Our sources are all named
+ * "[engineio] …". */
+static gboolean
+may_wait_here (EngineIOServer *self)
+{
+  GSource *current;
+  const char *name;
+
+  if (engine_io_in_loop_thread () || engine_io_http_in_daemon_thread ())
+    return FALSE;
+  current = g_main_current_source ();
+  name = current != NULL ? g_source_get_name (current) : NULL;
+  if (name != NULL && g_str_has_prefix (name, "[engineio]"))
+    return FALSE;
+  if (self->callback_context != NULL && g_main_context_is_owner (self->callback_context) &&
+      g_main_depth () > 1)
+    return FALSE;
+  return TRUE;
+}
+
+/* Starts the shutdown; FALSE if it had started already. Any thread. */
+static gboolean
+server_begin_close (EngineIOServer *self)
+{
+  g_autoptr(GPtrArray) sockets = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->closing || self->closed)
+    {
+      g_mutex_unlock (&self->lock);
+      return FALSE;
+    }
+  self->closing = TRUE;
+  g_atomic_int_set (&self->closed_flag, 1);
+  g_mutex_unlock (&self->lock);
+
+  engine_io_server_refuse_admissions (self);
+
+  /* No MHD_quiesce_daemon(): with a worker pool on epoll, libmicrohttpd
+   * 0.9.75 can abort in it ("Failed to remove listen FD from epoll set")
+   * when a worker toggles the listen socket at the same time. New
+   * handshakes during the close are answered 503 {"code":4,"message":
+   * "Server shutting down"} until the daemon stops; requests for a
+   * session go to it (a lingering session's last poll takes what was
+   * queued), 400 once it is forgotten. */
+
+  /* Each close is an event for the session's context: never re-entrant,
+   * so this is safe from the sessions' own handlers. */
+  sockets = engine_io_server_get_sockets (self);
+  for (guint i = 0; i < sockets->len; i++)
+    engine_io_socket_close_with_reason (g_ptr_array_index (sockets, i),
+                                        ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN, NULL);
+  return TRUE;
+}
+
+static void close_task_complete (GTask *task);
+
+static gboolean
+none_suspended_locked (EngineIOServer *self)
+{
+  return g_atomic_int_get (&self->suspended) == 0;
+}
+
+/* Answers the waiting polls and held POSTs of the sessions still open
+ * (503, server shutting down); they are finished by their serving
+ * threads, and their sessions end whenever their context runs again. */
+static void
+release_suspended_requests (EngineIOServer *self)
+{
+  g_autoptr(GPtrArray) sockets = engine_io_server_get_sockets (self);
+
+  for (guint i = 0; i < sockets->len; i++)
+    {
+      g_autoptr(GPtrArray) taken = engine_io_socket_take_suspended (g_ptr_array_index (sockets, i));
+
+      for (guint j = 0; j < taken->len; j++)
+        {
+          EngineIORequest *req = g_ptr_array_index (taken, j);
+
+          if (req->prepared_body == NULL)
+            engine_io_core_prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+          engine_io_core_request_resume (req);
+        }
+    }
+}
+
+/* Waits for the sessions to end (up to 10 seconds), stops the daemon and
+ * every thread of the pool, then marks the server closed and completes
+ * the engine_io_server_close_async() calls. Only where may_wait_here()
+ * (or on the shutdown thread, with @iterate_external FALSE). */
+static void
+server_finish_close (EngineIOServer *self,
+                     gboolean        iterate_external)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  EngineIOHttpDaemon *daemon;
+  g_autoptr(GPtrArray) tasks = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (!wait_locked (self, sessions_gone_locked, deadline, iterate_external))
+    {
+      g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
+                 self->live_sessions, self->pending_handshakes, g_atomic_int_get (&self->suspended));
+      /* libmicrohttpd aborts the process when it is stopped with a
+       * suspended connection: the polls and POSTs of sessions that did
+       * not end (their context is blocked) are answered now. */
+      g_mutex_unlock (&self->lock);
+      release_suspended_requests (self);
+      g_mutex_lock (&self->lock);
+      deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+      if (!wait_locked (self, none_suspended_locked, deadline, iterate_external))
+        g_warning ("Server close: %u requests still suspended", g_atomic_int_get (&self->suspended));
+    }
+  /* Let the last responses (the `1`s) be written; a request still
+   * uploading its body is given a moment, not more. */
+  deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+  while (g_atomic_int_get (&self->active_requests) > 0)
+    if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
+      break;
+  daemon = g_steal_pointer (&self->daemon);
+  self->port = 0;
+  g_mutex_unlock (&self->lock);
+
+  if (daemon != NULL)
+    engine_io_http_daemon_stop (daemon);
+
+  if (self->pool != NULL)
+    engine_io_loop_pool_shutdown (self->pool, 5 * G_USEC_PER_SEC);
+
+  g_mutex_lock (&self->lock);
+  self->closed = TRUE;
+  tasks = g_steal_pointer (&self->close_tasks);
+  self->close_tasks = g_ptr_array_new ();
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  for (guint i = 0; i < tasks->len; i++)
+    close_task_complete (g_ptr_array_index (tasks, i));
+}
+
+/* The shutdown, when its caller must not wait for it (see may_wait_here()).
+ * Holds a reference on the server until the close is complete. */
+static gpointer
+shutdown_thread_func (gpointer data)
+{
+  EngineIOServer *self = data;
+
+  server_finish_close (self, FALSE);
+  g_object_unref (self);
+  return NULL;
+}
+
+/* Called with the lock held: whether this caller is the one to finish the
+ * close (exactly one does). */
+static gboolean
+claim_finish_locked (EngineIOServer *self)
+{
+  if (self->closed || self->finishing)
+    return FALSE;
+  self->finishing = TRUE;
+  return TRUE;
+}
+
+static void
+server_finish_close_in_background (EngineIOServer *self)
+{
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+  gboolean claimed;
+
+  g_mutex_lock (&self->lock);
+  claimed = claim_finish_locked (self);
+  g_mutex_unlock (&self->lock);
+  if (!claimed)
+    return;
+
+  thread = g_thread_try_new ("eio-shutdown", shutdown_thread_func, g_object_ref (self), &error);
+  if (thread == NULL)
+    {
+      /* The sessions still end (their close events are queued); the
+       * daemon and the threads stop at the next close from where one may
+       * wait, or at dispose. */
+      g_warning ("Cannot start the shutdown thread: %s", error->message);
+      g_mutex_lock (&self->lock);
+      self->finishing = FALSE;
+      g_mutex_unlock (&self->lock);
+      g_object_unref (self);
+      return;
+    }
+  g_thread_unref (thread);
+}
+
+/**
+ * engine_io_server_close:
+ * @self: a server
+ *
+ * Shuts the server down gracefully: stops accepting connections, closes
+ * every session (reason `server shutting down`; a waiting poll is answered
+ * with a close packet), waits for them to end (up to 10 seconds), stops
+ * the daemon and ends every thread the server started. Idempotent.
+ *
+ * Where it may wait, it blocks until all of that is done, and every
+ * #EngineIOSocket::close has been emitted when it returns: from any thread
+ * that is not a session thread, including (with
+ * #EngineIOServer:callback-context) the thread that iterates that context,
+ * outside the library's own callbacks; it then iterates the context while
+ * it waits. A second call while another thread closes the server waits for
+ * that close too.
+ *
+ * From the library's own callbacks — a signal handler of the server or of
+ * a socket, a hook, a send callback, a source attached to a session's
+ * context, anything on a session thread, or a nested main loop in
+ * #EngineIOServer:callback-context — it cannot wait (the sessions it
+ * would wait for run there): it starts the shutdown, returns at once, and
+ * a thread of the server finishes it. Use engine_io_server_close_async()
+ * to know when it is done.
+ *
+ * Thread-safe: may be called from any thread, and from any handler.
+ */
+void
+engine_io_server_close (EngineIOServer *self)
+{
+  gboolean claimed;
+
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+
+  server_begin_close (self);
+  if (!may_wait_here (self))
+    {
+      server_finish_close_in_background (self);
+      return;
+    }
+
+  g_mutex_lock (&self->lock);
+  claimed = claim_finish_locked (self);
+  if (!claimed)
+    {
+      /* Another call is finishing it: wait for that one (bounded by its
+       * own deadlines; this one is a backstop). */
+      gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+      if (!wait_locked (self, closed_locked, deadline, TRUE))
+        g_warning ("Server close: still closing after 30 s");
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (claimed)
+    server_finish_close (self, TRUE);
+}
+
+/* engine_io_server_close_async() */
+
+typedef struct
+{
+  int           done;        /* (atomic) the task has returned */
+  GCancellable *cancellable; /* (nullable) ref */
+  gulong        handler;     /* on @cancellable, 0 if none */
+} CloseTaskData;
+
+static void
+close_task_data_free (gpointer data)
+{
+  CloseTaskData *d = data;
+
+  g_clear_object (&d->cancellable);
+  g_free (d);
+}
+
+/* Any thread, once per task: the close is done. */
+static void
+close_task_complete (GTask *task)
+{
+  CloseTaskData *d = g_task_get_task_data (task);
+
+  if (d->handler != 0)
+    g_cancellable_disconnect (d->cancellable, d->handler);
+  if (g_atomic_int_compare_and_exchange (&d->done, 0, 1))
+    g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+}
+
+static void
+close_task_cancelled_cb (GCancellable *cancellable,
+                         gpointer      data)
+{
+  GTask *task = data;
+  CloseTaskData *d = g_task_get_task_data (task);
+
+  /* The shutdown goes on; only the wait ends. */
+  if (g_atomic_int_compare_and_exchange (&d->done, 0, 1))
+    g_task_return_error_if_cancelled (task);
+}
+
+/* Takes @task. */
+static void
+server_add_close_task (EngineIOServer *self,
+                       GTask          *task)
+{
+  CloseTaskData *d = g_new0 (CloseTaskData, 1);
+  gboolean closed;
+
+  g_task_set_task_data (task, d, close_task_data_free);
+  if (g_task_get_cancellable (task) != NULL)
+    {
+      d->cancellable = g_object_ref (g_task_get_cancellable (task));
+      d->handler = g_cancellable_connect (d->cancellable, G_CALLBACK (close_task_cancelled_cb),
+                                          g_object_ref (task), g_object_unref);
+    }
+
+  g_mutex_lock (&self->lock);
+  closed = self->closed;
+  if (!closed)
+    g_ptr_array_add (self->close_tasks, task);
+  g_mutex_unlock (&self->lock);
+
+  if (closed)
+    close_task_complete (task);
+}
+
+typedef struct
+{
+  EngineIOServer      *server;      /* ref */
+  GCancellable        *cancellable; /* (nullable) ref */
+  GAsyncReadyCallback  callback;
+  gpointer             user_data;
+} CloseAsyncCall;
+
+static void
+close_async_call_free (gpointer data)
+{
+  CloseAsyncCall *call = data;
+
+  g_object_unref (call->server);
+  g_clear_object (&call->cancellable);
+  g_free (call);
+}
+
+/* In the global default main context: makes the task there, so that it
+ * returns there. */
+static gboolean
+close_async_in_default_cb (gpointer data)
+{
+  CloseAsyncCall *call = data;
+  GTask *task = g_task_new (call->server, call->cancellable, call->callback, call->user_data);
+
+  g_task_set_source_tag (task, engine_io_server_close_async);
+  g_task_set_name (task, "[engineio] server close");
+  server_add_close_task (call->server, task);
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * engine_io_server_close_async:
+ * @self: a server
+ * @cancellable: (nullable): a #GCancellable: cancelling it stops the wait
+ *   (the callback gets %G_IO_ERROR_CANCELLED), not the shutdown
+ * @callback: (scope async) (closure user_data): called once the server is
+ *   closed
+ * @user_data: data for @callback
+ *
+ * Starts the shutdown engine_io_server_close() describes (if it has not
+ * started) and returns at once; @callback runs when it is complete: every
+ * session has ended (each #EngineIOSocket::close emitted), or 10 seconds
+ * passed, and the daemon and the server's threads are stopped. Get the
+ * result with engine_io_server_close_finish(). Calling it after the server
+ * closed completes at once.
+ *
+ * @callback runs in the thread-default main context of the caller, as GIO
+ * callbacks do; except when called from a session thread (a signal
+ * handler with the default #EngineIOServer:loop-threads, for instance),
+ * whose context ends with the shutdown: then @callback runs in the global
+ * default main context (g_main_context_default()), which the application
+ * must iterate.
+ *
+ * Thread-safe: may be called from any thread, and from any handler.
+ */
+void
+engine_io_server_close_async (EngineIOServer      *self,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  if (engine_io_in_loop_thread ())
+    {
+      CloseAsyncCall *call = g_new0 (CloseAsyncCall, 1);
+
+      call->server = g_object_ref (self);
+      call->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
+      call->callback = callback;
+      call->user_data = user_data;
+      g_main_context_invoke_full (g_main_context_default (), G_PRIORITY_DEFAULT,
+                                  close_async_in_default_cb, call, close_async_call_free);
+    }
+  else
+    {
+      GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+      g_task_set_source_tag (task, engine_io_server_close_async);
+      g_task_set_name (task, "[engineio] server close");
+      server_add_close_task (self, task);
+    }
+
+  server_begin_close (self);
+  server_finish_close_in_background (self);
+}
+
+/**
+ * engine_io_server_close_finish:
+ * @self: a server
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes engine_io_server_close_async().
+ *
+ * Call from the context the callback runs in.
+ *
+ * Returns: %TRUE once the server is closed; %FALSE with
+ *   %G_IO_ERROR_CANCELLED if the wait was cancelled
+ */
+gboolean
+engine_io_server_close_finish (EngineIOServer  *self,
+                               GAsyncResult    *result,
+                               GError         **error)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == engine_io_server_close_async, FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}

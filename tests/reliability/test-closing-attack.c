@@ -324,7 +324,7 @@ post_head (const char *target,
  * its linger all the same, the message reported not delivered; the body
  * completed afterwards is answered 400 code 1, its message never
  * delivered; the session's thread is given back. */
-#define TRICKLE_BODY "4late-and-slow-message"
+static const char trickle_body[] = "4late-and-slow-message";
 
 static void
 test_slow_body_past_linger (void)
@@ -372,7 +372,7 @@ test_slow_body_past_linger (void)
   }
 
   post = test_http_new (fx->port);
-  head = post_head (poll->target, strlen (TRICKLE_BODY));
+  head = post_head (poll->target, strlen (trickle_body));
   g_assert_true (test_http_send_raw (post, head, strlen (head), &error));
   g_assert_no_error (error);
 
@@ -380,9 +380,9 @@ test_slow_body_past_linger (void)
    * linger; stop one byte short, whatever happens. */
   deadline = start + test_scaled_ms (LINGER_MS + 4000) * G_TIME_SPAN_MILLISECOND;
   while (g_get_monotonic_time () < deadline && (reason = fx_wait_close (fx, 100)) < 0)
-    if (sent + 1 < strlen (TRICKLE_BODY))
+    if (sent + 1 < strlen (trickle_body))
       {
-        g_assert_true (test_http_send_raw (post, TRICKLE_BODY + sent, 1, &error));
+        g_assert_true (test_http_send_raw (post, trickle_body + sent, 1, &error));
         sent++;
       }
   took_ms = (fx_closed_at (fx) - start) / 1000;
@@ -408,7 +408,7 @@ test_slow_body_past_linger (void)
   }
 
   /* The rest of the body: the session is gone. */
-  g_assert_true (test_http_send_raw (post, TRICKLE_BODY + sent, strlen (TRICKLE_BODY) - sent, &error));
+  g_assert_true (test_http_send_raw (post, trickle_body + sent, strlen (trickle_body) - sent, &error));
   g_assert_no_error (error);
   response = test_http_receive (post, REL_WAIT_MS, &error);
   g_assert_no_error (error);
@@ -700,8 +700,9 @@ test_overlapping_in_linger (void)
   g_assert_true (test_http_send_raw (first, head, strlen (head), &error));
   g_assert_true (test_http_send_raw (first, body, 4, &error));
   g_assert_no_error (error);
-  /* Its head is read before the second comes: nothing to wait on but time. */
-  g_usleep (100 * 1000);
+  /* Its head is read before the second comes (the server shows nothing
+   * to wait on: a generous moment). */
+  g_usleep (test_scaled_ms (300) * 1000);
 
   second = test_http_new (fx->port);
   response = test_http_request (second, "POST", poll->target, NULL, TEST_S ("4late-second"),

@@ -25,6 +25,9 @@
  *   once (`ok` for the application's close, 400 code 1 for the client's
  *   error; in a shutdown with nothing queued, which does not linger,
  *   either), not left suspended until the session ends or for ever;
+ * - client-error-while-writing: a session closed for its client's error
+ *   while poll responses wait to be written answers a POST 400 code 1 at
+ *   once, not `ok` (it is not lingering for the application);
  * - posts-while-last-poll-unread: POST without end while the last poll's
  *   response (6 MiB) is never read: the session still ends within the
  *   linger and connection-timeout.
@@ -1092,6 +1095,99 @@ test_posts_while_last_poll_unread (void)
   test_log_check ();
 }
 
+/* The client's error closes a session while a poll response is being
+ * written: a slow GET took 6 MiB (never read) and a second slow GET
+ * waits, 6 MiB more queued behind the first; a third GET (overlapping
+ * polls) closes the session with `transport error`, and the waiting poll
+ * is answered with the 6 MiB and `1`, never read either. The session is
+ * closing for its client's error, not lingering for the application: a
+ * POST now gets 400 code 1 at once, its body not acknowledged (a client
+ * over its send mark that goes on POSTing gets nothing more read). */
+static void
+test_client_error_while_writing (void)
+{
+  Fx *fx = fx_new (TRUE);
+  SendCounts counts = { 0, 0 };
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestResponse) third = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = g_malloc (BIG_MESSAGE_SIZE + 1);
+  gint64 deadline, start;
+  gboolean closed_before;
+  int fd1, fd2;
+
+  g_test_summary ("A session closed for its client's error (overlapping polls) while two poll "
+                  "responses (6 MiB each) wait to be written: a POST that comes meanwhile gets "
+                  "400 code 1 at once, not `ok`, its message not delivered; the session ends "
+                  "within the bound of that write, every send callback FALSE once");
+
+  g_object_set (fx->server, "connection-timeout", WRITE_TIMEOUT_S, NULL);
+  test_require (fx_listen (fx));
+  poll = rel_poll_open (fx->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  socket = fx_take (fx);
+  test_require (socket != NULL);
+  memset (text, 'x', BIG_MESSAGE_SIZE);
+  text[BIG_MESSAGE_SIZE] = '\0';
+  for (guint i = 0; i < BIG_MESSAGES; i++)
+    g_assert_true (engine_io_socket_send_text_full (socket, text, on_sent, &counts, NULL, NULL));
+
+  fd1 = slow_get (fx->port, poll->target);
+  test_require (fd1 >= 0);
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (engine_io_socket_get_send_queue_length (socket) > 0 && g_get_monotonic_time () < deadline)
+    g_usleep (5 * 1000);
+  g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, 0);
+
+  /* The second poll waits while the first is written (nothing shows it
+   * waiting: a moment), and 6 MiB more stay queued. */
+  fd2 = slow_get (fx->port, poll->target);
+  test_require (fd2 >= 0);
+  g_usleep (test_scaled_ms (300) * 1000);
+  for (guint i = 0; i < BIG_MESSAGES; i++)
+    g_assert_true (engine_io_socket_send_text_full (socket, text, on_sent, &counts, NULL, NULL));
+  g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, BIG_MESSAGES);
+
+  start = g_get_monotonic_time ();
+  third = test_http_request (poll->http, "GET", poll->target, NULL, NULL, -1, REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (third != NULL);
+  assert_error_response (third, 3);
+
+  post = test_http_request (poll->http, "POST", poll->target, NULL, TEST_S ("4late"),
+                            REL_WAIT_MS, &error);
+  closed_before = fx_closes (fx) > 0;
+  g_assert_no_error (error);
+  test_require (post != NULL);
+  g_test_message ("POST answered %" G_GINT64_FORMAT " ms after the close (session %s)",
+                  (g_get_monotonic_time () - start) / 1000, closed_before ? "ended" : "closing");
+  /* Closing, not gone (the writes hold it): the answer is the close's. */
+  g_assert_false (closed_before);
+  assert_error_response (post, 1);
+
+  g_assert_cmpint (fx_wait_close (fx, REL_WAIT_MS), ==, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR);
+  g_test_message ("session ended %" G_GINT64_FORMAT " ms after the close",
+                  (fx_closed_at (fx) - start) / 1000);
+  g_assert_cmpint ((fx_closed_at (fx) - start) / 1000, <,
+                   test_scaled_ms (LINGER_MS + WRITE_TIMEOUT_S * 1000 + 2000));
+  g_assert_true (wait_counts (&counts, 2 * BIG_MESSAGES, REL_WAIT_MS));
+  g_usleep (100 * 1000);
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
+  g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 2 * BIG_MESSAGES);
+  g_assert_cmpuint (fx_count_messages (fx, "late"), ==, 0);
+  g_assert_cmpuint (fx_closes (fx), ==, 1);
+
+  close (fd1);
+  close (fd2);
+  g_clear_object (&socket);
+  g_clear_pointer (&poll, rel_poll_free);
+  fx_free (fx);
+  test_log_check ();
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1115,6 +1211,8 @@ main (int    argc,
                         GINT_TO_POINTER (HELD_SHUTDOWN), test_held_post);
   g_test_add_func ("/reliability/closing-attack/posts-while-last-poll-unread",
                    test_posts_while_last_poll_unread);
+  g_test_add_func ("/reliability/closing-attack/client-error-while-writing",
+                   test_client_error_while_writing);
 
   return g_test_run ();
 }

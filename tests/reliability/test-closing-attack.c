@@ -12,6 +12,10 @@
  *   ::close, the verdict of its send callbacks) past the linger with a
  *   POST whose body trickles in; the body completed after the session
  *   ended is answered 400 code 1, its message never delivered;
+ * - dropped-server: nor keep a server the application dropped running
+ *   past its last session's end with such a body (it did, for as long as
+ *   the client trickled: the request held the gone session's socket, the
+ *   socket the server);
  * - many-lingerers: the same with 24 sessions at once: their threads are
  *   given back while the POSTs are open;
  * - chunked-shutdown, chunked-shutdown-only: hold a server shutdown with
@@ -349,8 +353,9 @@ test_slow_body_past_linger (void)
 
   g_test_summary ("A POST whose body trickles in, begun while an application-closed session "
                   "lingers: the session ends with its linger (2 s) all the same, its queued "
-                  "message reported not delivered; the body completed later gets 400 code 1 "
-                  "and its message is never delivered; the session's thread is given back");
+                  "message reported not delivered, its max-sessions place and thread given "
+                  "back; the body completed later gets 400 code 1 and its message is never "
+                  "delivered");
 
   rel_resources_settled (&before);
   g_object_set (fx->server, "max-sessions", 1, NULL);
@@ -658,6 +663,90 @@ test_chunked_shutdown (gconstpointer data)
   g_assert_cmpuint (fx_after_close (fx), ==, 0);
 
   g_clear_object (&socket);
+  g_clear_pointer (&poll, rel_poll_free);
+  fx_free (fx);
+  test_log_check ();
+}
+
+/* ------------------------------------------------------------------ */
+
+/* The application closes its last session and drops its server (no
+ * engine_io_server_close(): the sessions hold the server, and the last
+ * one to end shuts it down). A chunked POST to that session goes on
+ * without end: the server must still be shut down when the session ends,
+ * not kept listening (its daemon, its threads) for as long as a client
+ * trickles a body to a session that is gone. */
+static void
+test_dropped_server (void)
+{
+  Fx *fx = fx_new (TRUE);
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+  Trickler *t = NULL;
+  GWeakRef weak;
+  gint64 start, deadline;
+  gboolean refused = FALSE;
+  gint reason;
+
+  g_test_summary ("The application closes its last session and drops its server (no close) "
+                  "while a chunked POST to that session never ends: the server is shut down "
+                  "when the session ends (its port refuses connections, the POST's connection "
+                  "closed), not kept running by the POST (it was, for as long as the client "
+                  "trickled)");
+
+  test_require (fx_listen (fx));
+  poll = rel_poll_open (fx->port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  socket = fx_take (fx);
+  test_require (socket != NULL);
+
+  t = trickler_start (fx->port, poll->target);
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (g_atomic_int_get (&t->chunks) < 3 && !g_atomic_int_get (&t->failed) &&
+         g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  g_assert_cmpint (g_atomic_int_get (&t->chunks), >=, 3);
+
+  start = g_get_monotonic_time ();
+  engine_io_socket_close (socket);
+  g_clear_object (&socket);
+  g_weak_ref_init (&weak, fx->server);
+  g_clear_object (&fx->server);  /* the session holds it */
+
+  reason = fx_wait_close (fx, test_scaled_ms (LINGER_MS + 3000));
+  g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+
+  /* The shutdown of a dropped server: the daemon stops (the POST's
+   * connection with it) within the 2 s it gives uploading requests. */
+  deadline = g_get_monotonic_time () + test_scaled_ms (2000 + 3000) * G_TIME_SPAN_MILLISECOND;
+  while (!(refused = test_port_refuses (fx->port)) && g_get_monotonic_time () < deadline)
+    g_usleep (50 * 1000);
+  g_test_message ("port %s %" G_GINT64_FORMAT " ms after the close; %d chunks sent, POST %s",
+                  refused ? "refused" : "still open", (g_get_monotonic_time () - start) / 1000,
+                  g_atomic_int_get (&t->chunks), g_atomic_int_get (&t->failed) ? "closed" : "still open");
+  g_assert_true (refused);
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (!g_atomic_int_get (&t->failed) && g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  g_assert_true (g_atomic_int_get (&t->failed));
+  trickler_stop (t);
+
+  /* Freed once its shutdown is done. */
+  {
+    EngineIOServer *alive;
+
+    deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+    while ((alive = g_weak_ref_get (&weak)) != NULL && g_get_monotonic_time () < deadline)
+      {
+        g_object_unref (alive);
+        g_usleep (10 * 1000);
+      }
+    g_assert_null (alive);
+    g_clear_object (&alive);
+  }
+  g_weak_ref_clear (&weak);
   g_clear_pointer (&poll, rel_poll_free);
   fx_free (fx);
   test_log_check ();
@@ -1201,6 +1290,7 @@ main (int    argc,
                         GINT_TO_POINTER (TRUE), test_chunked_shutdown);
   g_test_add_data_func ("/reliability/closing-attack/chunked-shutdown-only",
                         GINT_TO_POINTER (FALSE), test_chunked_shutdown);
+  g_test_add_func ("/reliability/closing-attack/dropped-server", test_dropped_server);
   g_test_add_func ("/reliability/closing-attack/overlapping-in-linger", test_overlapping_in_linger);
   g_test_add_func ("/reliability/closing-attack/body-across-close", test_body_across_close);
   g_test_add_data_func ("/reliability/closing-attack/held-post/app-close",

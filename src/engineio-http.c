@@ -46,7 +46,9 @@ typedef struct
   gboolean               want_body;
   gboolean               deferred;    /* not a POST: begin at the final call */
   gboolean               too_large;
-  guint64                dropped;     /* body bytes read and dropped after too_large */
+  gboolean               orphaned;    /* a POST whose session ended while its body was read */
+  guint64                dropped;     /* body bytes read and dropped after too_large
+                                       * (or in all, once orphaned) */
   gboolean               responded;
   int                    resumed;     /* (atomic) set by resume() */
 } HttpRequest;
@@ -724,7 +726,29 @@ handle_request (EngineIOServer         *server,
 
   if (*upload_data_size > 0)
     {
-      if (hr->want_body && !hr->too_large)
+      /* The session of a POST whose body is still coming has ended: the
+       * request lets go of it, the rest of the body is dropped, and the
+       * answer (400 code 1) comes at its end. */
+      if (hr->want_body && !hr->too_large &&
+          engine_io_server_request_detach_ended (server, &hr->base))
+        {
+          hr->want_body = FALSE;
+          hr->orphaned = TRUE;
+          hr->dropped = hr->body->len;
+          g_clear_pointer (&hr->body, g_byte_array_unref);
+        }
+      if (hr->orphaned)
+        {
+          /* No more than a POST may carry. */
+          hr->dropped += *upload_data_size;
+          if (hr->dropped > engine_io_server_get_max_payload (server))
+            {
+              g_debug ("http: closing a POST for an ended session whose body goes on past max-payload");
+              *upload_data_size = 0;
+              return MHD_NO;
+            }
+        }
+      else if (hr->want_body && !hr->too_large)
         {
           if ((guint64) hr->body->len + *upload_data_size > engine_io_server_get_max_payload (server))
             {
@@ -793,6 +817,13 @@ handle_request (EngineIOServer         *server,
           /* Only POSTs read a body, and they began at their headers. */
           g_warn_if_reached ();
         }
+      return MHD_YES;
+    }
+
+  if (hr->orphaned)
+    {
+      hr->orphaned = FALSE;
+      engine_io_server_request_orphaned (server, &hr->base);
       return MHD_YES;
     }
 

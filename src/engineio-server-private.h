@@ -67,6 +67,14 @@ void     engine_io_server_request_body      (EngineIOServer  *self,
                                              GBytes          *body);
 void     engine_io_server_request_too_large (EngineIOServer  *self,
                                              EngineIORequest *req);
+/* A POST still reading its body (a chunk came) whose session has ended
+ * meanwhile: the request lets go of the session (TRUE). The adapter then
+ * reads the rest of the body without keeping it (at most max-payload in
+ * all) and answers with engine_io_server_request_orphaned() at its end. */
+gboolean engine_io_server_request_detach_ended (EngineIOServer  *self,
+                                                EngineIORequest *req);
+void     engine_io_server_request_orphaned  (EngineIOServer  *self,
+                                             EngineIORequest *req);
 void     engine_io_server_request_resumed   (EngineIOServer  *self,
                                              EngineIORequest *req);
 /* A resumed request whose client closed the connection before it was

@@ -238,6 +238,34 @@ engine_io_server_request_body (EngineIOServer  *self,
   engine_io_server_report_connection_error (self, req);
 }
 
+/* The session of a POST whose body is still coming has ended (its linger
+ * ran out, say). The request holds the session's socket, and the socket
+ * its server: a body trickled in for ever kept them (a server the
+ * application dropped, which is shut down when the last of them lets go,
+ * went on listening) for as long as the client liked. */
+gboolean
+engine_io_server_request_detach_ended (EngineIOServer  *self,
+                                       EngineIORequest *req)
+{
+  if (req->kind != ENGINE_IO_REQUEST_POST || req->socket == NULL ||
+      !engine_io_socket_is_finished (req->socket))
+    return FALSE;
+  engine_io_socket_end_post (req->socket, req);
+  g_clear_object (&req->socket);
+  return TRUE;
+}
+
+/* ... and its body is read: answered as any request for an unknown sid. */
+void
+engine_io_server_request_orphaned (EngineIOServer  *self,
+                                   EngineIORequest *req)
+{
+  g_autoptr(EngineIOConfig) config = engine_io_server_ref_config (self);
+
+  engine_io_core_respond_error (config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+  engine_io_server_report_connection_error (self, req);
+}
+
 void
 engine_io_server_request_too_large (EngineIOServer  *self,
                                     EngineIORequest *req)

@@ -134,7 +134,9 @@ struct _EngineIOSocket
   gboolean                 write_bound;   /* @timeout_source bounds the write of a closing
                                            * session's poll response (not its linger) */
   EngineIOCounters        *counters;      /* the server's; immutable pointer */
-  EngineIOCloseReason      close_reason;
+  EngineIOCloseReason      close_reason;  /* written once, under the lock, with state
+                                           * CLOSING: serving threads read it under the
+                                           * lock (closing_takes_posts_locked()) */
   char                    *close_description;
   EngineIOWebSocket       *ws;            /* the transport, or an upgrade probe */
   gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */

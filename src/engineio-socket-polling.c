@@ -392,6 +392,12 @@ engine_io_socket_end_post (EngineIOSocket  *self,
   g_async_queue_unlock (self->outbound);
 }
 
+gboolean
+engine_io_socket_is_finished (EngineIOSocket *self)
+{
+  return g_atomic_int_get ((int *) &self->state) == STATE_CLOSED;
+}
+
 /* Called with the lock held: @req, the waiting poll, ends without a
  * response of ours. If the session was waiting for it to close, it will
  * not come: finish now. */

@@ -37,6 +37,9 @@ void            engine_io_socket_handle_post_resumed (EngineIOSocket    *self,
                                                       EngineIORequest   *req);
 void            engine_io_socket_end_post            (EngineIOSocket    *self,
                                                       EngineIORequest   *req);
+/* Any thread: the session has ended (socket_finish_close() ran); a
+ * request still bound to it only holds a socket that is gone. */
+gboolean        engine_io_socket_is_finished         (EngineIOSocket    *self);
 void            engine_io_socket_poll_client_gone    (EngineIOSocket    *self,
                                                       EngineIORequest   *req);
 /* Serving thread: a poll for this session came from a client that had

@@ -2,7 +2,7 @@
  *
  * A WebSocket connection driven from one GMainContext (the session's):
  * non-blocking reads and writes on the upgraded socket, framing by our
- * RFC 6455 codec (core/engineio-ws-codec-private.h).
+ * RFC 6455 codec (src/core/engineio-ws-codec-private.h).
  * It knows nothing of Engine.IO packets, nor of libmicrohttpd: the HTTP
  * adapter hands it the socket and a function that gives the socket back.
  *

@@ -2,7 +2,7 @@
  *
  * Non-blocking I/O on an upgraded socket from a GSource in the session's
  * context; the framing is our own sans-I/O codec
- * (core/engineio-ws-codec.c: masking, fragments, control frames, UTF-8,
+ * (src/core/engineio-ws-codec.c: masking, fragments, control frames, UTF-8,
  * the 1009 limit at the header). This file owns the output queues and
  * the close handshake.
  *

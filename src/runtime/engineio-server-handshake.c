@@ -12,7 +12,7 @@
 
 /* Handshake rate limit: a token bucket per client address (IPv4), per
  * /64 network (IPv6: one host commonly holds a whole /64), in a table
- * bounded in size (core/engineio-rate-table.c). Buckets that refilled are
+ * bounded in size (src/core/engineio-rate-table.c). Buckets that refilled are
  * forgotten (a full bucket is the same as none); past RATE_MAX_ADDRESSES
  * the least recently seen go first. */
 

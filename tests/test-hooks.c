@@ -723,7 +723,6 @@ test_headers_hook (Fixture       *f,
                    gconstpointer  data)
 {
   g_autoptr(TestHttp) http = NULL;
-  g_autoptr(TestOpenPacket) open = NULL;
   g_autoptr(TestResponse) handshake = NULL;
   g_autoptr(TestResponse) poll = NULL;
   g_autoptr(TestResponse) refused = NULL;
@@ -873,7 +872,6 @@ test_packet_create (Fixture       *f,
   g_autoptr(EngineIOSocket) socket = NULL;
   g_autofree char *first = NULL;
   g_autofree char *second = NULL;
-  g_autofree char *ping = NULL;
   g_auto(GStrv) events = NULL;
   gint close_at;
 

@@ -383,7 +383,6 @@ test_backpressure_async (Fixture       *f,
   const guint n = 300;
   g_autoptr(EngineIOSocket) socket = NULL;
   g_autoptr(TestWs) ws = NULL;
-  g_autofree char *payload = g_malloc (1001);
   Shared s = { 0 };
   Receiver r = { &s, KIND_ASYNC, NULL, NULL, NULL, FALSE };
   GThread *thread;

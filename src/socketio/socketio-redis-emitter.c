@@ -165,7 +165,7 @@ conn_publish (RedisEmitterConn  *conn,
               gsize              size,
               GError           **error)
 {
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&conn->mutex);
+  g_autoptr(GMutexLocker) locker G_GNUC_UNUSED = g_mutex_locker_new (&conn->mutex);
   redisReply *reply;
 
   if (!conn_ensure (conn, error))

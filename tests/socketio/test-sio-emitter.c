@@ -416,7 +416,7 @@ static void
 test_timeout (void)
 {
   guint port = 0;
-  g_autoptr(GSocket) listener = redis_loopback_socket (TRUE, &port);
+  g_autoptr(GSocket) listener G_GNUC_UNUSED = redis_loopback_socket (TRUE, &port);
   g_autoptr(SocketIORedisEmitter) emitter = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *url = g_strdup_printf ("redis://127.0.0.1:%u", port);

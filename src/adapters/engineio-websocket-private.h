@@ -76,6 +76,12 @@ void               engine_io_websocket_start        (EngineIOWebSocket          
                                                      const EngineIOWebSocketCallbacks *callbacks,
                                                      gpointer                      user_data,
                                                      guint                         stall_timeout_ms);
+/* Data payloads up to this size are copied into the connection's
+ * coalescing buffer; larger ones are written from their GBytes (see
+ * engine_io_websocket_send_bytes()), so engine_io_websocket_send() copies
+ * them once into a new GBytes. */
+#define ENGINE_IO_WEBSOCKET_COALESCE_MAX (8 * 1024)
+
 gboolean           engine_io_websocket_send         (EngineIOWebSocket            *ws,
                                                      gboolean                      binary,
                                                      const void                   *data,

@@ -54,7 +54,7 @@
 #define DIRECT_READ_MIN (16 * 1024)
 /* Payloads up to this size are copied into the coalescing buffer (one
  * iovec for many small frames); larger ones are sent from their GBytes. */
-#define COALESCE_MAX (8 * 1024)
+#define COALESCE_MAX ENGINE_IO_WEBSOCKET_COALESCE_MAX
 #define MAX_IOV 64
 
 /* Output bounds (RFC 6455, 10.4). What a connection holds for sending is

@@ -15,9 +15,9 @@
 /* Bytes the WebSocket may hold before we stop moving packets into it: the rest
  * stays in the outbound queue, where the high-water mark sees it. */
 #define WS_BUFFER_TARGET (256 * 1024)
-/* The encoding buffer (@frame) serves packets up to this size (and keeps
- * its room between frames); larger ones are encoded on their own. */
-#define WS_FRAME_KEEP (64 * 1024)
+/* The encoding buffer (@frame) serves packets up to
+ * ENGINE_IO_WEBSOCKET_COALESCE_MAX bytes (and keeps its room between
+ * frames); larger ones are sent from their own data (ws_send_packet()). */
 
 static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, gpointer user_data);
 static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
@@ -51,10 +51,13 @@ ws_send_packet (EngineIOSocket *self,
   GBytes *data = engine_io_packet_get_data (packet);
   gboolean binary = FALSE;
 
-  if (g_bytes_get_size (data) > WS_FRAME_KEEP)
+  if (g_bytes_get_size (data) > ENGINE_IO_WEBSOCKET_COALESCE_MAX)
     {
-      /* A large packet: sent from its own data, not copied (the WebSocket
-       * writes the type byte, if any, then the data, with one sendmsg()). */
+      /* A packet the WebSocket would not copy into its coalescing buffer:
+       * sent from its own data, not copied (the WebSocket writes the type
+       * byte, if any, then the data, with one sendmsg()). Encoding it into
+       * self->frame first would copy it twice (there, then into a GBytes),
+       * and keep a buffer that large in the session. */
       EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
 
       binary = engine_io_packet_is_binary (packet);

@@ -93,15 +93,10 @@ on_packet (EngineIOSocket *socket,
         }
       return;
     }
-  if (engine_io_packet_is_binary (packet))
-    ok = engine_io_socket_send_binary (socket, engine_io_packet_get_data (packet), &error);
-  else
-    {
-      gsize length = 0;
-      const char *text = engine_io_packet_get_text (packet, &length);
-
-      ok = engine_io_socket_send_text_len (socket, text, (gssize) length, &error);
-    }
+  /* The message itself goes back: packets are immutable, so the received
+   * one is sent as it is, neither copied nor validated again (as Node's
+   * socket.send(data) does with what it received). */
+  ok = engine_io_socket_send_packet (socket, packet, &error);
   if (!ok)
     g_debug ("echo to %s failed: %s", engine_io_socket_get_id (socket), error->message);
 }

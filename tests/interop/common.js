@@ -297,7 +297,10 @@ async function runDataChecks(d, opts, { asBinary = (u8) => u8, skipBig = false }
   await d.echo("empty text", [""]);
   await d.echo("special characters text", [SPECIAL_TEXT]);
   await d.echo("100 KiB mixed text", [mixedText(100 * 1024)]);
+  // Just over the WebSocket's 8 KiB coalescing limit: sent from the packet's own data.
+  await d.echo("20 KiB mixed text", [mixedText(20 * 1024)]);
   await d.echo("binary 0..255", [asBinary(allBytes())]);
+  await d.echo("binary 8193 bytes", [asBinary(patternBytes(8193))]);
   await d.echo("binary 64 KiB", [asBinary(patternBytes(64 * 1024))]);
   if (opts.emptyBinary) await d.echo("empty binary", [asBinary(new Uint8Array(0))]);
   if (opts.big && !skipBig) {

@@ -215,6 +215,58 @@ test_enums (void)
 /* Packets                                                              */
 /* ------------------------------------------------------------------ */
 
+/* engine_io_packet_decode_valid_text_owned(): a message's text is a
+ * slice of the owner (no copy), NUL-terminated; what cannot be a slice is
+ * decoded as by engine_io_packet_decode_valid_text(). */
+static void
+test_packet_text_owned (void)
+{
+  static const char msg[] = "4hello, world";  /* and its NUL */
+  g_autoptr(GBytes) owner = g_bytes_new (msg, sizeof msg);
+  const char *base = g_bytes_get_data (owner, NULL);
+  g_autoptr(EngineIOPacket) packet = NULL;
+  g_autoptr(EngineIOPacket) copied = NULL;
+  g_autoptr(EngineIOPacket) b64 = NULL;
+  g_autoptr(GBytes) no_nul = g_bytes_new (msg, sizeof msg - 1);
+  g_autoptr(GError) error = NULL;
+  const char *text;
+  gsize len = 0;
+
+  packet = engine_io_packet_decode_valid_text_owned (owner, base, sizeof msg - 1,
+                                                     ENGINE_IO_PROTOCOL_V4, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (engine_io_packet_get_packet_type (packet), ==, ENGINE_IO_PACKET_MESSAGE);
+  text = engine_io_packet_get_text (packet, &len);
+  g_assert_true (text == base + 1);  /* not copied */
+  g_assert_cmpuint (len, ==, sizeof msg - 2);
+  g_assert_cmpstr (text, ==, "hello, world");
+
+  /* No NUL after the data in the owner: copied, still NUL-terminated. */
+  copied = engine_io_packet_decode_valid_text_owned (no_nul, g_bytes_get_data (no_nul, NULL),
+                                                     sizeof msg - 1, ENGINE_IO_PROTOCOL_V4, &error);
+  g_assert_no_error (error);
+  text = engine_io_packet_get_text (copied, &len);
+  g_assert_true (text != (const char *) g_bytes_get_data (no_nul, NULL) + 1);
+  g_assert_cmpstr (text, ==, "hello, world");
+
+  /* v3 base64 binary, and a bad type: as without an owner. */
+  {
+    static const char b[] = "b4AQI=";
+    g_autoptr(GBytes) bo = g_bytes_new (b, sizeof b);
+    g_autoptr(EngineIOPacket) bad = NULL;
+    gsize n = 0;
+
+    b64 = engine_io_packet_decode_valid_text_owned (bo, g_bytes_get_data (bo, NULL), sizeof b - 1,
+                                                    ENGINE_IO_PROTOCOL_V3, &error);
+    g_assert_no_error (error);
+    g_assert_true (engine_io_packet_is_binary (b64));
+    g_assert_cmpmem (g_bytes_get_data (engine_io_packet_get_data (b64), &n), 2, "\x01\x02", 2);
+    bad = engine_io_packet_decode_valid_text_owned (owner, "9x", 2, ENGINE_IO_PROTOCOL_V4, &error);
+    g_assert_null (bad);
+    g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_PARSE);
+  }
+}
+
 static void
 test_packet_basics (void)
 {
@@ -1308,6 +1360,7 @@ main (int    argc,
 
   g_test_add_func ("/codec/enums", test_enums);
   g_test_add_func ("/codec/packet/basics", test_packet_basics);
+  g_test_add_func ("/codec/packet/text-owned", test_packet_text_owned);
   g_test_add_func ("/codec/packet/invalid-text", test_packet_invalid_text);
   g_test_add_func ("/codec/utf8/validate", test_utf8_validate);
   g_test_add_func ("/codec/utf8/utf16-length", test_utf16_length);

@@ -1014,6 +1014,51 @@ test_16mib (void)
   engine_io_ws_decoder_clear (&dec);
 }
 
+/* engine_io_ws_decoder_steal_message(): a message assembled in the
+ * decoder's buffer is handed over NUL-terminated (and without the room a
+ * fragmented message grew it by); one delivered from the input is not. */
+static void
+test_steal (void)
+{
+  g_autoptr(GByteArray) in = g_byte_array_new ();
+  EngineIOWsDecoder dec;
+  EngineIOWsEvent event;
+  gsize pos = 0;
+  guint8 *msg;
+  char part[1000];
+
+  memset (part, 'x', sizeof part);
+  /* A text message in ten fragments: assembled in the buffer. */
+  for (guint i = 0; i < 10; i++)
+    frame (in, (i == 9 ? FIN : 0) | (i == 0 ? 1 : 0), part, sizeof part);
+  engine_io_ws_decoder_init (&dec, 1 << 20);
+  do
+    pos += engine_io_ws_decoder_feed (&dec, in->data + pos, in->len - pos, &event);
+  while (event.type == ENGINE_IO_WS_EVENT_NONE && pos < in->len);
+  g_assert_cmpint (event.type, ==, ENGINE_IO_WS_EVENT_MESSAGE);
+  g_assert_cmpuint (event.size, ==, 10 * sizeof part);
+  /* Only for the size delivered. */
+  g_assert_null (engine_io_ws_decoder_steal_message (&dec, event.size - 1));
+  msg = engine_io_ws_decoder_steal_message (&dec, event.size);
+  g_assert_nonnull (msg);
+  g_assert_cmpint (msg[event.size], ==, '\0');
+  g_assert_cmpuint (strspn ((const char *) msg, "x"), ==, event.size);
+  /* Handed over: the decoder holds nothing, and frees nothing. */
+  g_assert_cmpuint (engine_io_ws_decoder_get_buffered (&dec), ==, 0);
+  engine_io_ws_decoder_release (&dec);
+  g_free (msg);
+
+  /* A single frame whole in the input is delivered from there. */
+  g_byte_array_set_size (in, 0);
+  frame (in, FIN | 1, part, 100);
+  pos = engine_io_ws_decoder_feed (&dec, in->data, in->len, &event);
+  g_assert_cmpuint (pos, ==, in->len);
+  g_assert_cmpint (event.type, ==, ENGINE_IO_WS_EVENT_MESSAGE);
+  g_assert_null (engine_io_ws_decoder_steal_message (&dec, event.size));
+  engine_io_ws_decoder_release (&dec);
+  engine_io_ws_decoder_clear (&dec);
+}
+
 /* The decoder holds nothing while idle or between messages. */
 static void
 test_memory (void)
@@ -1061,5 +1106,6 @@ main (int argc, char **argv)
   g_test_add_func ("/ws-codec/memory", test_memory);
   g_test_add_func ("/ws-codec/fragment-cost", test_fragment_cost);
   g_test_add_func ("/ws-codec/16mib", test_16mib);
+  g_test_add_func ("/ws-codec/steal", test_steal);
   return g_test_run ();
 }

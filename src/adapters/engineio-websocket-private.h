@@ -32,12 +32,16 @@ typedef void (*EngineIOWebSocketReleaseFunc) (gpointer release_data);
 
 typedef struct
 {
-  /* A complete message, valid only during the call; text frames are
-   * valid UTF-8 (the codec checks, and closes with 1007 otherwise). */
+  /* A complete message; text frames are valid UTF-8 (the codec checks,
+   * and closes with 1007 otherwise). @owner (nullable, transfer none):
+   * a GBytes of @size + 1 bytes whose data is @data followed by a NUL
+   * byte, which the callee may keep (a message assembled in its own
+   * buffer); when NULL, @data is valid only during the call. */
   void (*message) (EngineIOWebSocket *ws,
                    gboolean           binary,
                    const guint8      *data,
                    gsize              size,
+                   GBytes            *owner,
                    gpointer           user_data);
   /* Everything queued has been written to the socket. */
   void (*drained) (EngineIOWebSocket *ws,

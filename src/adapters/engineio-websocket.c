@@ -52,6 +52,10 @@
 /* A frame payload at least this long, with nothing buffered ahead of it,
  * is received straight into its message buffer. */
 #define DIRECT_READ_MIN (16 * 1024)
+/* Messages at least this long, assembled in the decoder's buffer, are
+ * handed to the owner with it (smaller ones are cheaper to copy than a
+ * GBytes and a slice are to make). */
+#define OWNED_MESSAGE_MIN (8 * 1024)
 /* Payloads up to this size are copied into the coalescing buffer (one
  * iovec for many small frames); larger ones are sent from their GBytes. */
 #define COALESCE_MAX ENGINE_IO_WEBSOCKET_COALESCE_MAX
@@ -846,7 +850,17 @@ handle_event (EngineIOWebSocket     *ws,
           break;
         }
       if (!ws->released && ws->callbacks != NULL)
-        ws->callbacks->message (ws, event->binary, event->data, event->size, ws->user_data);
+        {
+          /* A message assembled in the decoder's buffer (a large one, read
+           * straight into it, or one in several frames or reads) is handed
+           * over with that buffer, so that its packet need not copy it. */
+          guint8 *buffer = event->size >= OWNED_MESSAGE_MIN ?
+            engine_io_ws_decoder_steal_message (&ws->dec, event->size) : NULL;
+          g_autoptr(GBytes) owner = buffer != NULL ? g_bytes_new_take (buffer, event->size + 1) : NULL;
+
+          ws->callbacks->message (ws, event->binary, buffer != NULL ? buffer : event->data,
+                                  event->size, owner, ws->user_data);
+        }
       /* An idle connection holds no message buffer. */
       engine_io_ws_decoder_release (&ws->dec);
       break;
@@ -933,7 +947,7 @@ handle_compressed (EngineIOWebSocket     *ws,
       return;
     }
   if (!ws->released && ws->callbacks != NULL)
-    ws->callbacks->message (ws, event->binary, plain, plain_len, ws->user_data);
+    ws->callbacks->message (ws, event->binary, plain, plain_len, NULL, ws->user_data);
 }
 
 /* Decodes what is buffered and reads the socket (once per dispatch), while

@@ -69,6 +69,11 @@ EngineIOPacket *engine_io_packet_decode_valid_text (const char              *dat
                                                     gsize                    length,
                                                     EngineIOProtocolVersion  version,
                                                     GError                 **error);
+EngineIOPacket *engine_io_packet_decode_valid_text_owned (GBytes                  *owner,
+                                                          const char              *data,
+                                                          gsize                    length,
+                                                          EngineIOProtocolVersion  version,
+                                                          GError                 **error);
 void            engine_io_packet_encode_append   (EngineIOPacket           *packet,
                                                   EngineIOProtocolVersion   version,
                                                   GByteArray               *out,

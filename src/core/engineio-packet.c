@@ -583,6 +583,37 @@ engine_io_packet_decode_valid_text (const char               *data,
   return engine_io_packet_decode_text (data, length, version, TRUE, 0, error);
 }
 
+/* engine_io_packet_decode_valid_text() of a message that @owner holds,
+ * followed by a NUL byte (the WebSocket adapter hands over the buffers it
+ * assembles messages in): a message's text is a zero-copy slice of
+ * @owner, NUL-terminated as packet text must be. Anything else (other
+ * packet types with data, base64, a @data not so held) is decoded by
+ * copying, as without @owner. */
+EngineIOPacket *
+engine_io_packet_decode_valid_text_owned (GBytes                   *owner,
+                                          const char               *data,
+                                          gsize                     length,
+                                          EngineIOProtocolVersion   version,
+                                          GError                  **error)
+{
+  EngineIOPacket *packet;
+  const char *base;
+  gsize owner_size;
+  gsize offset;
+
+  base = g_bytes_get_data (owner, &owner_size);
+  if (length < 2 || data[0] < '0' || data[0] > '6' || base == NULL || data < base ||
+      (gsize) (data - base) > owner_size || owner_size - (gsize) (data - base) < length + 1 ||
+      data[length] != '\0')
+    return engine_io_packet_decode_text (data, length, version, TRUE, 0, error);
+
+  offset = (gsize) (data - base);
+  packet = packet_new_take_bytes (data[0] - '0', FALSE,
+                                  g_bytes_new_from_bytes (owner, offset + 1, length - 1));
+  packet->pinned = (guint32) MIN (owner_size - (length - 1), G_MAXUINT32);
+  return packet;
+}
+
 EngineIOPacket *
 engine_io_packet_decode_data (const guint8             *data,
                               gsize                     length,

@@ -139,6 +139,13 @@ void     engine_io_ws_decoder_set_compressed (EngineIOWsDecoder *dec,
  * next call): call it once done with a MESSAGE event's data, so that an
  * idle connection holds nothing. */
 void     engine_io_ws_decoder_release  (EngineIOWsDecoder *dec);
+/* Instead of engine_io_ws_decoder_release(): hands the caller the buffer
+ * of the MESSAGE event just delivered (of @size bytes), with a NUL byte
+ * after the message, to free with g_free(). NULL when that message was
+ * not delivered from the decoder's own buffer (it was read in place from
+ * the input); then release it as usual. */
+guint8  *engine_io_ws_decoder_steal_message (EngineIOWsDecoder *dec,
+                                             gsize              size);
 
 /* Decodes from @data (which it may modify: payloads are unmasked in
  * place) until one event or the end of @data. Returns how many bytes it

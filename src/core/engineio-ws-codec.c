@@ -218,6 +218,26 @@ engine_io_ws_decoder_release (EngineIOWsDecoder *dec)
     free_message (dec);
 }
 
+guint8 *
+engine_io_ws_decoder_steal_message (EngineIOWsDecoder *dec,
+                                    gsize              size)
+{
+  guint8 *msg;
+
+  if (!dec->release_msg || dec->msg == NULL || dec->msg_len != size)
+    return NULL;
+  msg = dec->msg;
+  /* A message in many fragments may have left room behind it (the buffer
+   * grows geometrically): give it back, the caller keeps the buffer. */
+  if (dec->msg_cap - dec->msg_len > dec->msg_len / 8)
+    msg = g_realloc (msg, dec->msg_len + 1);
+  msg[dec->msg_len] = '\0';
+  dec->msg = NULL;
+  dec->msg_len = dec->msg_cap = 0;
+  dec->release_msg = FALSE;
+  return msg;
+}
+
 gboolean
 engine_io_ws_decoder_at_frame_boundary (EngineIOWsDecoder *dec)
 {
@@ -497,7 +517,9 @@ reserve (EngineIOWsDecoder *dec)
    * what the limit allows (need is within it: checked at the header). */
   cap = MAX (need, MIN (dec->msg_cap * 2,
                         (gsize) MIN (message_limit (dec, dec->msg_compressed), G_MAXSIZE)));
-  dec->msg = g_realloc (dec->msg, cap);
+  /* One byte more than the capacity: room for the NUL that
+   * engine_io_ws_decoder_steal_message() promises after a message. */
+  dec->msg = g_realloc (dec->msg, cap + 1);
   dec->msg_cap = cap;
 }
 

@@ -19,7 +19,7 @@
  * ENGINE_IO_WEBSOCKET_COALESCE_MAX bytes (and keeps its room between
  * frames); larger ones are sent from their own data (ws_send_packet()). */
 
-static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, gpointer user_data);
+static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, GBytes *owner, gpointer user_data);
 static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
 static void ws_closed_cb  (EngineIOWebSocket *ws, gboolean clean, guint16 code, gpointer user_data);
 static void ws_stalled_cb (EngineIOWebSocket *ws, gpointer user_data);
@@ -384,6 +384,7 @@ ws_message_cb (EngineIOWebSocket *ws,
                gboolean           binary,
                const guint8      *data,
                gsize              size,
+               GBytes            *owner,
                gpointer           user_data)
 {
   EngineIOSocket *self = user_data;
@@ -395,11 +396,17 @@ ws_message_cb (EngineIOWebSocket *ws,
     return;
 
   /* The WebSocket codec validated text frames' UTF-8 (closing with 1007 otherwise). */
+  /* A large message comes with the buffer it was assembled in (@owner):
+   * its packet is a slice of it, not a copy. */
   if (binary)
     {
-      g_autoptr(GBytes) frame = g_bytes_new (data, size);
+      g_autoptr(GBytes) frame = owner != NULL ? g_bytes_new_from_bytes (owner, 0, size)
+                                              : g_bytes_new (data, size);
       packet = engine_io_packet_decode (frame, TRUE, self->version, &error);
     }
+  else if (owner != NULL)
+    packet = engine_io_packet_decode_valid_text_owned (owner, (const char *) data, size,
+                                                       self->version, &error);
   else
     packet = engine_io_packet_decode_valid_text ((const char *) data, size, self->version, &error);
 

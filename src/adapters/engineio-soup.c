@@ -403,7 +403,8 @@ static const EngineIORequestVTable soup_vtable = {
 };
 
 /* Over TLS: no upgrade (the stolen stream is a GTlsConnection, whose
- * descriptor carries TLS records, not WebSocket frames). */
+ * descriptor carries TLS records, not WebSocket frames); nor without a
+ * GSocket. */
 static const EngineIORequestVTable soup_tls_vtable = {
   .respond = soup_respond,
   .suspend = soup_suspend,
@@ -634,7 +635,9 @@ soup_request_new (SoupAttach        *attach,
   const char *host;
   GSocket *gsocket = soup_server_message_get_socket (msg);
 
-  engine_io_request_init (&sr->base, tls ? &soup_tls_vtable : &soup_vtable);
+  /* Without a socket (a stream given to soup_server_accept_iostream())
+   * there is no descriptor to hand over either. */
+  engine_io_request_init (&sr->base, tls || gsocket == NULL ? &soup_tls_vtable : &soup_vtable);
   g_atomic_ref_count_init (&sr->ref_count);
   sr->server = g_object_ref (attach->server);
   sr->msg = g_object_ref (msg);

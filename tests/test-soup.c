@@ -326,6 +326,58 @@ test_max_payload_endless (Fixture       *f,
   g_assert_true (failed || test_http_wait_readable (f->http, TEST_TIMEOUT_MS));
 }
 
+/* An oversized Content-Length with `Expect: 100-continue`: 413 at once,
+ * before a byte of the body is sent (refused at the head). */
+static void
+test_max_payload_expect (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *sid = handshake (f);
+  g_autofree char *head = NULL;
+  g_autoptr(TestResponse) refused = NULL;
+  g_autoptr(GError) error = NULL;
+
+  test_require (sid != NULL);
+  head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                          "Host: 127.0.0.1\r\nContent-Length: 100000000\r\n"
+                          "Expect: 100-continue\r\n\r\n", sid);
+  g_assert_true (test_http_send_raw (f->http, head, strlen (head), &error));
+  g_assert_no_error (error);
+  refused = test_http_receive (f->http, TEST_TIMEOUT_MS, &error);
+  g_assert_no_error (error);
+  test_require (refused != NULL);
+  g_assert_cmpuint (refused->status, ==, 413);
+}
+
+/* An oversized Content-Length whose body does come: read and dropped up
+ * to a bound, then the connection is shut down (never buffered, never
+ * read for ever). */
+static void
+test_max_payload_length_endless (Fixture       *f,
+                                 gconstpointer  data)
+{
+  g_autofree char *sid = handshake (f);
+  g_autofree char *head = NULL;
+  g_autofree char *block = g_strnfill (65536, 'q');
+  g_autoptr(GError) error = NULL;
+  gboolean failed = FALSE;
+
+  test_require (sid != NULL);
+  head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                          "Host: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n", sid);
+  g_assert_true (test_http_send_raw (f->http, head, strlen (head), &error));
+  for (int i = 0; i < 64 && !failed; i++)  /* 4 MiB at most */
+    if (!test_http_send_raw (f->http, block, 65536, NULL))
+      failed = TRUE;
+  /* Shut down: the end of the stream (after a response, or none). */
+  g_assert_true (failed || test_http_wait_readable (f->http, TEST_TIMEOUT_MS));
+  if (!failed)
+    {
+      g_autoptr(TestResponse) response = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+      g_assert_true (response == NULL || response->status >= 400);
+    }
+}
+
 /* The client of a waiting poll closes its connection: the session ends
  * at once (`transport close`), nothing leaks (the teardown counts the
  * descriptors). */
@@ -421,6 +473,8 @@ main (int    argc,
   ADD ("/soup/max-payload/content-length", test_max_payload_length);
   ADD ("/soup/max-payload/chunked", test_max_payload_chunked);
   ADD ("/soup/max-payload/endless", test_max_payload_endless);
+  ADD ("/soup/max-payload/expect-continue", test_max_payload_expect);
+  ADD ("/soup/max-payload/length-endless", test_max_payload_length_endless);
   ADD ("/soup/detach", test_detach);
   g_test_add_func ("/soup/attach-errors", test_attach_errors);
   return g_test_run ();

@@ -118,7 +118,7 @@ fixture_setup (Fixture       *f,
   f->baseline_fds = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
   f->events = test_recorder_new ();
   f->server = test_server_new ();
-  g_object_set (f->server, "max-payload", (guint64) MAX_PAYLOAD, NULL);
+  g_object_set (f->server, "max-payload", (guint64) MAX_PAYLOAD, "connection-timeout", 1u, NULL);
   g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
   g_mutex_init (&f->lock);
   g_cond_init (&f->cond);
@@ -378,6 +378,32 @@ test_max_payload_length_endless (Fixture       *f,
     }
 }
 
+/* A POST body trickled in (half of it, then nothing): the connection is
+ * shut down after connection-timeout (1 s here), instead of holding the
+ * body's memory for as long as the client likes. */
+static void
+test_body_deadline (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *sid = handshake (f);
+  g_autofree char *head = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+
+  test_require (sid != NULL);
+  head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                          "Host: 127.0.0.1\r\nContent-Length: 10\r\n\r\n4hel", sid);
+  start = g_get_monotonic_time ();
+  g_assert_true (test_http_send_raw (f->http, head, strlen (head), &error));
+  g_assert_no_error (error);
+  /* Nothing before the deadline... */
+  g_assert_false (test_http_wait_readable (f->http, 500));
+  /* ... then the end of the connection (whatever comes first). */
+  g_assert_true (test_http_wait_readable (f->http, TEST_TIMEOUT_MS));
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, G_USEC_PER_SEC);
+  g_assert_null (test_http_receive (f->http, TEST_TIMEOUT_MS, NULL));
+}
+
 /* The client of a waiting poll closes its connection: the session ends
  * at once (`transport close`), nothing leaks (the teardown counts the
  * descriptors). */
@@ -475,6 +501,7 @@ main (int    argc,
   ADD ("/soup/max-payload/endless", test_max_payload_endless);
   ADD ("/soup/max-payload/expect-continue", test_max_payload_expect);
   ADD ("/soup/max-payload/length-endless", test_max_payload_length_endless);
+  ADD ("/soup/body-deadline", test_body_deadline);
   ADD ("/soup/detach", test_detach);
   g_test_add_func ("/soup/attach-errors", test_attach_errors);
   return g_test_run ();

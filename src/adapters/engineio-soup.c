@@ -75,6 +75,7 @@ typedef struct
   GSocket           *gsocket;      /* owned; NULL if libsoup gave none */
   GByteArray        *body;         /* POST body being read */
   GSource           *gone_watch;   /* a waiting poll's socket, watched for its client going */
+  GSource           *body_deadline; /* a POST body must be in by then */
   gboolean           want_body;
   gboolean           deferred;     /* not a POST: begin at the normal handler */
   gboolean           too_large;
@@ -132,6 +133,7 @@ soup_request_unref (SoupRequest *sr)
   if (!g_atomic_ref_count_dec (&sr->ref_count))
     return;
   g_warn_if_fail (sr->gone_watch == NULL);
+  g_warn_if_fail (sr->body_deadline == NULL);
   if (sr->body != NULL)
     g_byte_array_unref (sr->body);
   engine_io_request_clear (&sr->base);
@@ -190,6 +192,16 @@ closed_by_peer (SoupRequest *sr)
       return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
     }
   return FALSE;
+}
+
+static void
+stop_body_deadline (SoupRequest *sr)
+{
+  if (sr->body_deadline != NULL)
+    {
+      g_source_destroy (sr->body_deadline);
+      g_clear_pointer (&sr->body_deadline, g_source_unref);
+    }
 }
 
 static void
@@ -455,6 +467,7 @@ request_done (SoupRequest *sr,
     return;
   sr->finished = TRUE;
   stop_gone_watch (sr);
+  stop_body_deadline (sr);
   g_signal_handlers_disconnect_by_data (msg, sr);
   g_object_set_qdata (G_OBJECT (msg), request_quark (), NULL);
   engine_io_server_request_finished (sr->server, &sr->base, completed);
@@ -688,6 +701,31 @@ respond_plain (SoupRequest *sr,
   sr->responded = TRUE;
 }
 
+/* A request body not in within connection-timeout of its head (a body
+ * trickled in to hold the connection and up to max-payload of memory):
+ * the connection is shut down, as engineio-http.c's watcher does.
+ * libsoup itself has no such timeout. */
+static gboolean
+body_deadline_cb (gpointer user_data)
+{
+  SoupRequest *sr = user_data;
+
+  g_clear_pointer (&sr->body_deadline, g_source_unref);
+  if (!sr->finished && !sr->killed)
+    {
+      g_debug ("soup: closing a connection whose request body did not arrive in time");
+      kill_connection (sr);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+got_body_cb (SoupServerMessage *msg,
+             gpointer           user_data)
+{
+  stop_body_deadline (user_data);
+}
+
 /* The head is in (libsoup's got-headers). */
 static void
 early_handler (SoupServer        *soup_server,
@@ -702,6 +740,19 @@ early_handler (SoupServer        *soup_server,
   if (g_object_get_qdata (G_OBJECT (msg), request_quark ()) != NULL)
     return;
   sr = soup_request_new (attach, msg);
+  /* Every body (a GET may have one too) has connection-timeout. */
+  if (sr->base.content_length > 0 ||
+      g_hash_table_contains (sr->base.headers, "transfer-encoding"))
+    {
+      /* Not g_timeout_source_new_seconds(): that one may fire up to a
+       * second early. */
+      sr->body_deadline = g_timeout_source_new (
+          MAX (1, MIN (engine_io_server_get_connection_timeout (attach->server), 86400u)) * 1000u);
+      g_source_set_name (sr->body_deadline, "[engineio] soup body deadline");
+      g_source_set_callback (sr->body_deadline, body_deadline_cb, sr, NULL);
+      g_source_attach (sr->body_deadline, sr->context);
+      g_signal_connect (msg, "got-body", G_CALLBACK (got_body_cb), sr);
+    }
 
   if (!engine_io_server_path_matches (attach->server, sr->base.path))
     {
@@ -858,9 +909,12 @@ handler_path (const char *path)
  * WebSocket is not available: upgrades and WebSocket handshakes are refused
  * (`400`), and clients stay on HTTP long-polling, which works over TLS.
  *
- * libsoup has no request or idle timeouts of its own:
- * #EngineIOServer:connection-timeout does not apply to a SoupServer's
- * connections.
+ * libsoup has no request or idle timeouts of its own: here
+ * #EngineIOServer:connection-timeout bounds only the time a request body
+ * (a POST's) may take after its head (the connection is shut down
+ * then); request heads and idle keep-alive connections are the
+ * SoupServer's (unbounded), and so is the number of its connections (the
+ * descriptor budget of #EngineIOServer:fd-reserve does not count them).
  *
  * Returns: %TRUE on success; %FALSE with @error set if the server could not
  *   start, is already attached to @soup_server, or @path is not its path

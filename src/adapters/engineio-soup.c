@@ -489,6 +489,9 @@ finished_cb (SoupServerMessage *msg,
 {
   SoupRequest *sr = user_data;
 
+  if (!sr->wrote_body || soup_server_message_get_status (msg) >= 400)
+    g_debug ("soup: %s request ended with status %u%s", sr->base.method,
+             soup_server_message_get_status (msg), sr->wrote_body ? "" : " (not written)");
   request_done (sr, sr->wrote_body && !sr->killed);
 }
 

@@ -247,7 +247,7 @@ main (int   argc,
     { "trusted-proxies", 0, 0, G_OPTION_ARG_STRING, &proxies_text, "Reverse proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated", "LIST" },
     { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert, "Serve HTTPS/WSS with this PEM certificate (chain)", "FILE" },
     { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, "The PEM private key of --tls-cert", "FILE" },
-    { "host", 0, 0, G_OPTION_ARG_STRING, &host, "The HTTP server: mhd (libmicrohttpd, default) or soup (a libsoup 3 SoupServer; no TLS)", "HOST" },
+    { "host", 0, 0, G_OPTION_ARG_STRING, &host, "The HTTP server: mhd (libmicrohttpd, default) or soup (a libsoup 3 SoupServer; over TLS without WebSocket)", "HOST" },
     { "broadcast", 0, 0, G_OPTION_ARG_STRING, &broadcast_text, "Send every message to every session instead of echoing it: api (the engine's broadcast) or loop (a loop over the sessions)", "HOW" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print one line per open, upgrade and close", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
@@ -340,11 +340,6 @@ main (int   argc,
       return TOOL_EXIT_USAGE;
     }
 #endif
-  if (strcmp (host, "soup") == 0 && (tls_cert != NULL || tls_key != NULL))
-    {
-      g_printerr (NAME ": --tls-cert and --tls-key are not supported with --host soup\n");
-      return TOOL_EXIT_USAGE;
-    }
   tls_status = tool_load_tls (NAME, tls_cert, tls_key, &certificate);
   if (tls_status != 0)
     return tls_status;
@@ -398,9 +393,11 @@ main (int   argc,
           return 1;
         }
       sockaddr = g_inet_socket_address_new (inet, (guint16) port);
-      soup_server = soup_server_new ("server-header", NULL, NULL);
+      /* Over TLS the soup host has no WebSocket: clients stay on polling. */
+      soup_server = soup_server_new ("server-header", NULL, "tls-certificate", certificate, NULL);
       if (!engine_io_server_attach_soup (server, soup_server, NULL, &error) ||
-          !soup_server_listen (soup_server, sockaddr, 0, &error))
+          !soup_server_listen (soup_server, sockaddr,
+                                  certificate != NULL ? SOUP_SERVER_LISTEN_HTTPS : 0, &error))
         {
           g_printerr ("engineio-echo: %s\n", error->message);
           return 1;

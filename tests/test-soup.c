@@ -13,6 +13,7 @@
 #include <engineio/engineio-soup.h>
 
 #include "testutil.h"
+#include "soup-asan.h"
 
 #define MAX_PAYLOAD 1000
 

@@ -9,6 +9,8 @@ packages=(
   # build
   meson ninja-build pkg-config gcc clang lld libclang-rt-14-dev
   libglib2.0-dev libjson-glib-dev libmicrohttpd-dev
+  # the libsoup 3 host (issue 15): src/adapters/engineio-soup.c and its GIR
+  libsoup-3.0-dev gir1.2-soup-3.0
   gobject-introspection libgirepository1.0-dev gir1.2-json-1.0 gi-docgen
   # the Socket.IO Redis adapter (issue 17): hiredis 0.14 (async API, GLib
   # adapter) and msgpack-c; the real Redis its tests start

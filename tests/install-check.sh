@@ -82,6 +82,45 @@ cc -Wall -Werror -o "$work/mhd" "$work/mhd.c" $(pkg-config --cflags --libs engin
 LD_LIBRARY_PATH="$libdir" "$work/mhd" || { echo "FAIL: the engineio-mhd-1.0 example"; exit 1; }
 echo "engineio-mhd-1.0: compiled, linked and ran"
 
+# engineio-soup-1.0 (built when libsoup 3 was found, the `soup` option):
+# <engineio/engineio-soup.h> includes <libsoup/soup.h>, its own module too.
+soup=$(/usr/bin/python3 -c '
+import json, sys
+opts = json.load(open(sys.argv[1]))
+print(next(o["value"] for o in opts if o["name"] == "soup"))
+' "$build/meson-info/intro-buildoptions.json")
+if [ -f "$libdir/pkgconfig/engineio-soup-1.0.pc" ]; then
+  [ -f "$root$configured/include/engineio-1.0/engineio/engineio-soup.h" ] ||
+    { echo "FAIL: engineio-soup.h not installed"; exit 1; }
+  if grep -q -e soup <<<"$requires"; then
+    echo "FAIL: engineio-1.0 requires libsoup: $requires"; exit 1
+  fi
+  sed "s|^prefix=.*|prefix=$work/root$configured|" "$libdir/pkgconfig/engineio-soup-1.0.pc" >"$work/pc/engineio-soup-1.0.pc"
+  cat >"$work/soup.c" <<'EOF_C'
+#include <engineio/engineio-soup.h>
+
+int
+main (void)
+{
+  g_autoptr(EngineIOServer) server = engine_io_server_new ();
+  g_autoptr(SoupServer) soup = soup_server_new (NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  gboolean ok = engine_io_server_attach_soup (server, soup, NULL, &error);
+
+  engine_io_server_detach_soup (server, soup);
+  engine_io_server_close (server);
+  return ok ? 0 : 1;
+}
+EOF_C
+  cc -Wall -Werror -o "$work/soup" "$work/soup.c" $(pkg-config --cflags --libs engineio-soup-1.0)
+  LD_LIBRARY_PATH="$libdir" "$work/soup" || { echo "FAIL: the engineio-soup-1.0 example"; exit 1; }
+  echo "engineio-soup-1.0: compiled, linked and ran"
+elif [ "$soup" = enabled ]; then
+  echo "FAIL: -Dsoup=enabled but engineio-soup-1.0.pc not installed"; exit 1
+else
+  echo "engineio-soup-1.0: not built (no libsoup 3)"
+fi
+
 # The installed tools and demos print "NAME VERSION" for --version.
 version=$(pkg-config --modversion engineio-1.0)
 for tool in engineio-echo socketio-echo engineio-bench engineio-chat socketio-chat; do

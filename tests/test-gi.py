@@ -1326,5 +1326,50 @@ def test_chat_py_end_to_end(cb):
     stop_script(proc, signal.SIGINT)
 
 
+
+# --------------------------------------------------------------------------------------------
+# The libsoup 3 host: a Soup.Server from Python with the engine attached (server.attach_soup)
+
+
+def test_soup_host():
+    gi.require_version('Soup', '3.0')
+    from gi.repository import Soup
+    assert hasattr(EngineIO.Server, 'attach_soup'), 'the typelib has no attach_soup (built without libsoup?)'
+    rec = Recorder()
+    server = EngineIO.Server(loop_threads=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT)
+
+    def on_message(socket, text, data):
+        rec.add('message', socket.get_id(), text)
+        socket.send_text(text)
+
+    def on_connection(_server, socket):
+        rec.add('connection', socket.get_id())
+        socket.connect('message', on_message)
+        socket.connect('close', lambda s, reason, description: rec.add('close', s.get_id(), reason))
+
+    server.connect('connection', on_connection)
+    soup = Soup.Server()
+    assert server.attach_soup(soup, None)
+    soup.listen_local(0, Soup.ServerListenOptions.IPV4_ONLY)
+    port = soup.get_uris()[0].get_port()
+    url = 'http://127.0.0.1:%d/engine.io/' % port
+    try:
+        # The SoupServer dispatches in the default main context, which runs while we wait.
+        clients = [PyClient(url, ['hi from soup', 'two'], expect=2, transports=['polling']),
+                   PyClient(url, ['upgraded'], expect=1)]
+        for c in clients:
+            c.wait()
+            assert c.received == c.args[1]
+        run_loop_until(lambda: rec.count('close') == 2, 10, 'two ::close')
+        assert {e[2] for e in rec.of('close')} == {EngineIO.CloseReason.TRANSPORT_CLOSE}
+        assert {e[1] for e in rec.of('connection')} == {c.connected_sid for c in clients}
+        server.detach_soup(soup)
+        status, _headers, _body = http_in_thread('GET', url + '?EIO=4&transport=polling')
+        assert status == 404
+    finally:
+        soup.disconnect()
+        server.close()
+
+
 if __name__ == '__main__':
     sys.exit(pytest.main([__file__] + sys.argv[1:]))

@@ -31,6 +31,12 @@
 #include "testutil.h"
 #include "wsutil.h"
 
+#if ENGINE_IO_TEST_SOUP
+#include <libsoup/soup.h>
+#include "engineio-soup.h"
+#include "soup-asan.h"
+#endif
+
 /* Waits for something that needs a server-side timer (a close handshake
  * the server finishes by its own timeout) or a large transfer. */
 #define LONG_TIMEOUT_MS (test_scaled_ms (10000))
@@ -52,7 +58,98 @@ typedef struct
   EngineIOServer *server;
   guint           port;
   TestWs         *bystander;
+#if ENGINE_IO_TEST_SOUP
+  /* ENGINE_IO_TEST_HOST=soup: the server hosted in a SoupServer that
+   * runs in a thread (and main context) of its own. */
+  GThread        *soup_thread;
+  GMainContext   *soup_context;
+  GMainLoop      *soup_loop;
+  GMutex          soup_lock;
+  GCond           soup_cond;
+  gboolean        soup_ready;
+#endif
 } Fixture;
+
+#if ENGINE_IO_TEST_SOUP
+static gboolean
+use_soup (void)
+{
+  return g_strcmp0 (g_getenv ("ENGINE_IO_TEST_HOST"), "soup") == 0;
+}
+
+static gpointer
+soup_thread (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SoupServer) soup = NULL;
+  guint port = 0;
+
+  g_main_context_push_thread_default (f->soup_context);
+  soup = soup_server_new ("server-header", NULL, NULL);
+  if (!engine_io_server_attach_soup (f->server, soup, NULL, &error) ||
+      !soup_server_listen_local (soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error))
+    g_test_fail_printf ("soup attach/listen: %s", error->message);
+  else
+    {
+      GSList *uris = soup_server_get_uris (soup);
+
+      if (uris != NULL)
+        port = (guint) g_uri_get_port (uris->data);
+      g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+    }
+  g_mutex_lock (&f->soup_lock);
+  f->port = port;
+  f->soup_ready = TRUE;
+  g_cond_broadcast (&f->soup_cond);
+  g_mutex_unlock (&f->soup_lock);
+  if (port != 0)
+    g_main_loop_run (f->soup_loop);
+  engine_io_server_detach_soup (f->server, soup);
+  soup_server_disconnect (soup);
+  while (g_main_context_iteration (f->soup_context, FALSE))
+    ;
+  g_main_context_pop_thread_default (f->soup_context);
+  return NULL;
+}
+
+static guint
+soup_listen (Fixture *f)
+{
+  g_mutex_init (&f->soup_lock);
+  g_cond_init (&f->soup_cond);
+  f->soup_context = g_main_context_new ();
+  f->soup_loop = g_main_loop_new (f->soup_context, FALSE);
+  f->soup_thread = g_thread_new ("soup-server", soup_thread, f);
+  g_mutex_lock (&f->soup_lock);
+  while (!f->soup_ready)
+    g_cond_wait (&f->soup_cond, &f->soup_lock);
+  g_mutex_unlock (&f->soup_lock);
+  if (g_test_verbose ())
+    g_test_message ("hosted in a SoupServer on port %u", f->port);
+  return f->port;
+}
+
+static gboolean
+soup_quit (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+soup_stop (Fixture *f)
+{
+  if (f->soup_thread == NULL)
+    return;
+  g_main_context_invoke (f->soup_context, soup_quit, f->soup_loop);
+  g_thread_join (g_steal_pointer (&f->soup_thread));
+  g_main_loop_unref (f->soup_loop);
+  g_main_context_unref (f->soup_context);
+  g_mutex_clear (&f->soup_lock);
+  g_cond_clear (&f->soup_cond);
+}
+#endif
 
 static void
 on_message (EngineIOSocket *socket,
@@ -88,6 +185,9 @@ fixture_teardown (Fixture       *f,
 {
   g_clear_pointer (&f->bystander, test_ws_free);
   engine_io_server_close (f->server);
+#if ENGINE_IO_TEST_SOUP
+  soup_stop (f);
+#endif
   g_clear_object (&f->server);
   test_log_check ();
 }
@@ -366,7 +466,12 @@ fixture_listen (Fixture *f)
 {
   g_autoptr(Conn) bystander = NULL;
 
-  f->port = test_server_listen (f->server);
+#if ENGINE_IO_TEST_SOUP
+  if (use_soup ())
+    f->port = soup_listen (f);
+  else
+#endif
+    f->port = test_server_listen (f->server);
   if (f->port == 0)
     return FALSE;
   bystander = conn_open (f);

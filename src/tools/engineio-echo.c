@@ -12,6 +12,10 @@
 
 #include <glib-unix.h>
 #include <engineio/engineio.h>
+#if ENGINE_IO_HAVE_SOUP
+#include <engineio/engineio-soup.h>
+#include "soup-asan.h"
+#endif
 
 #include "tool-cli.h"
 
@@ -194,6 +198,11 @@ main (int   argc,
   g_auto(GStrv) trusted_proxies = NULL;
   g_autofree char *tls_cert = NULL;
   g_autofree char *tls_key = NULL;
+  g_autofree char *host = NULL;
+  guint bound_port;
+#if ENGINE_IO_HAVE_SOUP
+  g_autoptr(SoupServer) soup_server = NULL;
+#endif
   g_autoptr(GTlsCertificate) certificate = NULL;
   int tls_status;
   int connection_timeout = 30;
@@ -234,6 +243,7 @@ main (int   argc,
     { "trusted-proxies", 0, 0, G_OPTION_ARG_STRING, &proxies_text, "Reverse proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated", "LIST" },
     { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert, "Serve HTTPS/WSS with this PEM certificate (chain)", "FILE" },
     { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, "The PEM private key of --tls-cert", "FILE" },
+    { "host", 0, 0, G_OPTION_ARG_STRING, &host, "The HTTP server: mhd (libmicrohttpd, default) or soup (a libsoup 3 SoupServer; over TLS without WebSocket)", "HOST" },
     { "broadcast", 0, 0, G_OPTION_ARG_STRING, &broadcast_text, "Send every message to every session instead of echoing it: api (the engine's broadcast) or loop (a loop over the sessions)", "HOW" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print one line per open, upgrade and close", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
@@ -312,6 +322,20 @@ main (int   argc,
           g_strv_builder_add (builder, parts[i]);
       trusted_proxies = g_strv_builder_end (builder);
     }
+  if (host == NULL)
+    host = g_strdup ("mhd");
+  if (strcmp (host, "mhd") != 0 && strcmp (host, "soup") != 0)
+    {
+      g_printerr (NAME ": unknown --host “%s” (mhd, soup)\n", host);
+      return TOOL_EXIT_USAGE;
+    }
+#if !ENGINE_IO_HAVE_SOUP
+  if (strcmp (host, "soup") == 0)
+    {
+      g_printerr (NAME ": --host soup: this build has no libsoup host (meson option soup)\n");
+      return TOOL_EXIT_USAGE;
+    }
+#endif
   tls_status = tool_load_tls (NAME, tls_cert, tls_key, &certificate);
   if (tls_status != 0)
     return tls_status;
@@ -352,15 +376,53 @@ main (int   argc,
   echo_server = server;
   g_signal_connect (server, "connection", G_CALLBACK (on_connection), NULL);
 
-  if (!engine_io_server_listen (server, address, (guint) port, &error))
+#if ENGINE_IO_HAVE_SOUP
+  if (strcmp (host, "soup") == 0)
     {
-      g_printerr ("engineio-echo: %s\n", error->message);
-      return 1;
+      g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
+      g_autoptr(GSocketAddress) sockaddr = NULL;
+      GSList *listeners;
+
+      if (inet == NULL)
+        {
+          g_printerr ("engineio-echo: “%s” is not a numeric IPv4 or IPv6 address\n", address);
+          return 1;
+        }
+      sockaddr = g_inet_socket_address_new (inet, (guint16) port);
+      /* Over TLS the soup host has no WebSocket: clients stay on polling. */
+      soup_server = soup_server_new ("server-header", NULL, "tls-certificate", certificate, NULL);
+      if (!engine_io_server_attach_soup (server, soup_server, NULL, &error) ||
+          !soup_server_listen (soup_server, sockaddr,
+                                  certificate != NULL ? SOUP_SERVER_LISTEN_HTTPS : 0, &error))
+        {
+          g_printerr ("engineio-echo: %s\n", error->message);
+          return 1;
+        }
+      listeners = soup_server_get_listeners (soup_server);
+      bound_port = (guint) port;
+      if (listeners != NULL)
+        {
+          g_autoptr(GSocketAddress) local = g_socket_get_local_address (listeners->data, NULL);
+
+          if (local != NULL)
+            bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+        }
+      g_slist_free (listeners);
+    }
+  else
+#endif
+    {
+      if (!engine_io_server_listen (server, address, (guint) port, &error))
+        {
+          g_printerr ("engineio-echo: %s\n", error->message);
+          return 1;
+        }
+      bound_port = engine_io_server_get_port (server);
     }
 
   printf ("listening on %s://%s%s%s:%u%s\n", certificate != NULL ? "https" : "http",
           strchr (address, ':') ? "[" : "", address, strchr (address, ':') ? "]" : "",
-          engine_io_server_get_port (server), path);
+          bound_port, path);
   fflush (stdout);
 
   loop = g_main_loop_new (NULL, FALSE);
@@ -370,6 +432,14 @@ main (int   argc,
   g_source_remove (sigint);
   g_source_remove (sigterm);
 
+#if ENGINE_IO_HAVE_SOUP
+  if (soup_server != NULL)
+    {
+      /* The engine's requests end with their connections. */
+      engine_io_server_detach_soup (server, soup_server);
+      soup_server_disconnect (soup_server);
+    }
+#endif
   engine_io_server_close (server);
   return 0;
 }

@@ -1,0 +1,1021 @@
+/* engineio-soup.c: the libsoup 3 adapter
+ *
+ * The only file that includes <libsoup/soup.h>. Like engineio-http.c for
+ * libmicrohttpd, it turns a SoupServer's requests (on the server's path)
+ * into the protocol core's request interface (engineio-request-private.h):
+ * headers and query in, respond/suspend/resume out. Everything here runs
+ * in the GMainContext the SoupServer dispatches in (the serving thread),
+ * except http_resume()-like soup_resume(), which may come from any thread
+ * and is marshalled there.
+ *
+ * - A request on the path is seen at its headers (an early handler): a
+ *   POST begins there (an oversized Content-Length is refused before a
+ *   byte of its body is read), and the body is never accumulated by
+ *   libsoup: its chunks (got-chunk) are kept up to max-payload, and the
+ *   bytes of a body nobody wants are counted and, past a bound, the
+ *   connection is shut down.
+ * - Anything else begins at the normal handler (the body read).
+ * - suspend pauses the SoupServerMessage; a waiting poll's socket is
+ *   watched for its client closing it (the request is then resumed and
+ *   ends on the client_gone path: no response, the connection is shut
+ *   down).
+ * - upgrade answers 101 with the core's headers; once libsoup has written
+ *   it (wrote-informational), the connection is stolen and its descriptor
+ *   handed to the session. Over TLS there is no upgrade (the core then
+ *   refuses upgrades and WebSocket handshakes; clients stay on polling).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* POLLRDHUP */
+#endif
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <gio/gio.h>
+#include <libsoup/soup.h>
+
+#include "engineio-soup.h"
+#include "engineio-error.h"
+#include "engineio-server-private.h"
+#include "engineio-server-impl-private.h"
+#include "engineio-socket-private.h"
+#include "engineio-websocket-private.h"
+
+/* What a body nobody keeps (refused at its head, or grown past
+ * max-payload) may go on for before its connection is shut down instead
+ * of answered (libsoup answers only once the body is read). */
+#define MAX_DROPPED_BODY (1024 * 1024)
+/* What is read from a stolen connection past the upgrade's head at once
+ * (the bytes libsoup had buffered, and whatever else is there). */
+#define MAX_EXTRA_IN (64 * 1024)
+#define MAX_JOINED_LIST 4096
+
+/* One engine attached to one SoupServer. */
+typedef struct
+{
+  gatomicrefcount  ref_count;
+  EngineIOServer  *server;        /* owned */
+  char            *path;          /* the handler's path (no trailing '/') */
+  char            *metrics_path;  /* owned; NULL: none of its own */
+} SoupAttach;
+
+typedef struct
+{
+  EngineIORequest    base;         /* first: the core's view */
+  gatomicrefcount    ref_count;    /* the message's (until finished), and one per
+                                    * resumption on its way */
+  EngineIOServer    *server;       /* owned */
+  SoupServerMessage *msg;          /* owned until finished */
+  GMainContext      *context;      /* owned: where the SoupServer dispatches it */
+  GSocket           *gsocket;      /* owned; NULL if libsoup gave none */
+  GByteArray        *body;         /* POST body being read */
+  GSource           *gone_watch;   /* a waiting poll's socket, watched for its client going */
+  GSource           *body_deadline; /* a POST body must be in by then */
+  gboolean           want_body;
+  gboolean           deferred;     /* not a POST: begin at the normal handler */
+  gboolean           too_large;
+  gboolean           orphaned;
+  gboolean           responded;
+  gboolean           paused;
+  gboolean           finished;
+  gboolean           stealing;     /* the connection is being taken (upgrade) */
+  gboolean           wrote_body;   /* the response went out whole */
+  gboolean           killed;       /* the connection was shut down */
+  guint64            dropped;
+  int                resumed;      /* (atomic) a resumption is on its way */
+} SoupRequest;
+
+static GQuark
+request_quark (void)
+{
+  static GQuark quark;
+
+  if (quark == 0)
+    quark = g_quark_from_static_string ("engineio-soup-request");
+  return quark;
+}
+
+static SoupAttach *
+attach_ref (SoupAttach *attach)
+{
+  g_atomic_ref_count_inc (&attach->ref_count);
+  return attach;
+}
+
+static void
+attach_unref (gpointer data)
+{
+  SoupAttach *attach = data;
+
+  if (!g_atomic_ref_count_dec (&attach->ref_count))
+    return;
+  g_object_unref (attach->server);
+  g_free (attach->path);
+  g_free (attach->metrics_path);
+  g_free (attach);
+}
+
+static SoupRequest *
+soup_request_ref (SoupRequest *sr)
+{
+  g_atomic_ref_count_inc (&sr->ref_count);
+  return sr;
+}
+
+static void
+soup_request_unref (SoupRequest *sr)
+{
+  if (!g_atomic_ref_count_dec (&sr->ref_count))
+    return;
+  g_warn_if_fail (sr->gone_watch == NULL);
+  g_warn_if_fail (sr->body_deadline == NULL);
+  if (sr->body != NULL)
+    g_byte_array_unref (sr->body);
+  engine_io_request_clear (&sr->base);
+  g_clear_object (&sr->msg);
+  g_clear_object (&sr->gsocket);
+  g_main_context_unref (sr->context);
+  g_object_unref (sr->server);
+  g_free (sr);
+}
+
+/* Shuts the connection down: libsoup's next read or write fails and it
+ * ends the message (aborted) and closes the connection. */
+static void
+kill_connection (SoupRequest *sr)
+{
+  sr->killed = TRUE;
+  if (sr->gsocket != NULL)
+    g_socket_shutdown (sr->gsocket, TRUE, TRUE, NULL);
+}
+
+#ifdef POLLRDHUP
+#define PEER_CLOSED_EVENTS (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)
+#else
+#define PEER_CLOSED_EVENTS (POLLHUP | POLLERR | POLLNVAL)
+#endif
+
+/* Has the client closed the connection (FIN or RST), now, without
+ * waiting? A waiting request has nothing more to read but pipelined
+ * requests. */
+static gboolean
+closed_by_peer (SoupRequest *sr)
+{
+  struct pollfd p;
+  int ret;
+
+  if (sr->gsocket == NULL)
+    return FALSE;
+  p.fd = g_socket_get_fd (sr->gsocket);
+  p.events = POLLIN | PEER_CLOSED_EVENTS;
+  p.revents = 0;
+  do
+    ret = poll (&p, 1, 0);
+  while (ret < 0 && errno == EINTR);
+  if (ret <= 0)
+    return FALSE;
+  if (p.revents & PEER_CLOSED_EVENTS)
+    return TRUE;
+  if (p.revents & POLLIN)
+    {
+      char byte;
+      ssize_t n;
+
+      do
+        n = recv (p.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      while (n < 0 && errno == EINTR);
+      return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+  return FALSE;
+}
+
+static void
+stop_body_deadline (SoupRequest *sr)
+{
+  if (sr->body_deadline != NULL)
+    {
+      g_source_destroy (sr->body_deadline);
+      g_clear_pointer (&sr->body_deadline, g_source_unref);
+    }
+}
+
+static void
+stop_gone_watch (SoupRequest *sr)
+{
+  if (sr->gone_watch != NULL)
+    {
+      g_source_destroy (sr->gone_watch);
+      g_clear_pointer (&sr->gone_watch, g_source_unref);
+    }
+}
+
+/* Request interface */
+
+static void
+soup_respond (EngineIORequest *req,
+              guint            status,
+              GPtrArray       *headers,
+              GBytes          *body)
+{
+  SoupRequest *sr = (SoupRequest *) req;
+  SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (sr->msg);
+
+  if (headers != NULL)
+    for (guint i = 0; i + 1 < headers->len; i += 2)
+      soup_message_headers_append (response_headers, g_ptr_array_index (headers, i),
+                                   g_ptr_array_index (headers, i + 1));
+  if (body != NULL && g_bytes_get_size (body) > 0)
+    soup_message_body_append_bytes (soup_server_message_get_response_body (sr->msg), body);
+  soup_server_message_set_status (sr->msg, status, NULL);
+  sr->responded = TRUE;
+}
+
+static gboolean
+gone_watch_cb (GSocket      *gsocket,
+               GIOCondition  condition,
+               gpointer      user_data)
+{
+  SoupRequest *sr = user_data;
+  g_autoptr(EngineIOSocket) socket = NULL;
+
+  g_clear_pointer (&sr->gone_watch, g_source_unref);
+  /* Readable but not closed (a pipelined request): not watched further;
+   * checked again when the poll is resumed. */
+  if (!closed_by_peer (sr) || sr->base.socket == NULL)
+    return G_SOURCE_REMOVE;
+  socket = g_object_ref (sr->base.socket);
+  if (engine_io_socket_resume_gone_poll (socket, &sr->base, sr->base.serial))
+    g_debug ("soup: the client of a waiting poll closed its connection");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+soup_suspend (EngineIORequest *req)
+{
+  SoupRequest *sr = (SoupRequest *) req;
+
+  sr->paused = TRUE;
+  soup_server_message_pause (sr->msg);
+  /* A waiting poll: watched for its client going (libsoup does not read
+   * a paused message's connection). */
+  if (req->kind == ENGINE_IO_REQUEST_POLL && req->socket != NULL && sr->gsocket != NULL &&
+      sr->gone_watch == NULL)
+    {
+      sr->gone_watch = g_socket_create_source (sr->gsocket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+      g_source_set_callback (sr->gone_watch, G_SOURCE_FUNC (gone_watch_cb), sr, NULL);
+      g_source_set_name (sr->gone_watch, "[engineio] soup poll watch");
+      g_source_attach (sr->gone_watch, sr->context);
+    }
+}
+
+static gboolean resumed_cb (gpointer user_data);
+
+/* Any thread. Never runs the resumption here (the caller may be inside a
+ * core entry point on the serving thread, holding a session's lock): it
+ * is queued in the SoupServer's context. */
+static void
+soup_resume (EngineIORequest *req)
+{
+  SoupRequest *sr = (SoupRequest *) req;
+  GSource *source;
+
+  if (!g_atomic_int_compare_and_exchange (&sr->resumed, 0, 1))
+    return;
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_name (source, "[engineio] soup resume");
+  g_source_set_callback (source, resumed_cb, soup_request_ref (sr),
+                         (GDestroyNotify) soup_request_unref);
+  g_source_attach (source, sr->context);
+  g_source_unref (source);
+}
+
+static void request_done (SoupRequest *sr, gboolean completed);
+
+static void
+read_extra (GIOStream  *stream,
+            GByteArray *extra)
+{
+  GInputStream *input = g_io_stream_get_input_stream (stream);
+  guint8 buffer[4096];
+
+  if (!G_IS_POLLABLE_INPUT_STREAM (input) ||
+      !g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (input)))
+    return;
+  while (extra->len < MAX_EXTRA_IN)
+    {
+      gssize n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (input), buffer,
+                                                           MIN (sizeof buffer, MAX_EXTRA_IN - extra->len),
+                                                           NULL, NULL);
+      if (n <= 0)
+        break;
+      g_byte_array_append (extra, buffer, (guint) n);
+    }
+}
+
+/* A stolen connection, while its WebSocket lives. */
+typedef struct
+{
+  GIOStream *stream;
+  GSocket   *gsocket;
+} Stolen;
+
+static void
+release_stolen (gpointer data)
+{
+  Stolen *stolen = data;
+
+  /* The one close of the descriptor (GSocket closes once; nothing else
+   * holds it open). */
+  g_socket_close (stolen->gsocket, NULL);
+  g_object_unref (stolen->stream);
+  g_object_unref (stolen->gsocket);
+  g_free (stolen);
+}
+
+/* The 101 is written: the connection becomes the session's. */
+static void
+wrote_informational_cb (SoupServerMessage *msg,
+                        gpointer           user_data)
+{
+  SoupRequest *sr = user_data;
+  g_autoptr(GSocket) gsocket = NULL;
+  g_autoptr(GByteArray) extra = NULL;
+  GIOStream *stream;
+  EngineIOWebSocket *ws;
+  Stolen *stolen;
+
+  if (sr->finished || soup_server_message_get_status (msg) != SOUP_STATUS_SWITCHING_PROTOCOLS ||
+      sr->base.kind != ENGINE_IO_REQUEST_UPGRADE)
+    return;
+  g_signal_handlers_disconnect_by_func (msg, wrote_informational_cb, sr);
+  soup_request_ref (sr);
+  if (soup_server_message_get_socket (msg) != NULL)
+    gsocket = g_object_ref (soup_server_message_get_socket (msg));
+  sr->stealing = TRUE;
+  stream = soup_server_message_steal_connection (msg);
+  sr->stealing = FALSE;
+  if (stream == NULL || gsocket == NULL)
+    {
+      g_clear_object (&stream);
+      if (gsocket != NULL)
+        g_socket_close (gsocket, NULL);
+      request_done (sr, FALSE);  /* the session's upgrade fails */
+      soup_request_unref (sr);
+      return;
+    }
+  extra = g_byte_array_new ();
+  read_extra (stream, extra);
+
+  stolen = g_new (Stolen, 1);
+  stolen->stream = stream;
+  stolen->gsocket = g_steal_pointer (&gsocket);
+  ws = engine_io_websocket_new (g_socket_get_fd (stolen->gsocket), extra->data, extra->len,
+                                engine_io_server_get_max_payload (sr->server),
+                                release_stolen, stolen);
+  if (sr->base.ws_deflate)
+    engine_io_websocket_set_deflate (ws, sr->base.ws_deflate_threshold);
+  sr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
+  sr->base.switched = TRUE;
+  engine_io_socket_attach_websocket (sr->base.socket, ws, sr->base.reject_ws);
+  /* libsoup reports nothing more for a stolen message. */
+  request_done (sr, TRUE);
+  soup_request_unref (sr);
+}
+
+static gboolean
+soup_upgrade (EngineIORequest *req,
+              GPtrArray       *headers,
+              EngineIOSocket  *socket)
+{
+  SoupRequest *sr = (SoupRequest *) req;
+  SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (sr->msg);
+
+  if (sr->gsocket == NULL)
+    return FALSE;
+  for (guint i = 0; i + 1 < headers->len; i += 2)
+    soup_message_headers_append (response_headers, g_ptr_array_index (headers, i),
+                                 g_ptr_array_index (headers, i + 1));
+  soup_server_message_set_status (sr->msg, SOUP_STATUS_SWITCHING_PROTOCOLS, NULL);
+  sr->responded = TRUE;
+  g_signal_connect (sr->msg, "wrote-informational", G_CALLBACK (wrote_informational_cb), sr);
+  return TRUE;
+}
+
+static const EngineIORequestVTable soup_vtable = {
+  .respond = soup_respond,
+  .suspend = soup_suspend,
+  .resume = soup_resume,
+  .upgrade = soup_upgrade,
+};
+
+/* Over TLS: no upgrade (the stolen stream is a GTlsConnection, whose
+ * descriptor carries TLS records, not WebSocket frames); nor without a
+ * GSocket. */
+static const EngineIORequestVTable soup_tls_vtable = {
+  .respond = soup_respond,
+  .suspend = soup_suspend,
+  .resume = soup_resume,
+  .upgrade = NULL,
+};
+
+/* Serving thread: a resumption comes in. */
+static gboolean
+resumed_cb (gpointer user_data)
+{
+  SoupRequest *sr = user_data;
+
+  g_atomic_int_set (&sr->resumed, 0);
+  if (sr->finished)
+    return G_SOURCE_REMOVE;
+  stop_gone_watch (sr);
+  sr->paused = FALSE;
+
+  /* A poll whose client closed the connection while it waited: no
+   * response. The session ends (`transport close`), and whatever would
+   * have been written stays unsent, reported so. */
+  if (sr->base.kind == ENGINE_IO_REQUEST_POLL && sr->base.prepared_body == NULL &&
+      (sr->base.client_gone || closed_by_peer (sr)))
+    {
+      engine_io_server_request_client_gone (sr->server, &sr->base);
+      sr->responded = TRUE;
+      kill_connection (sr);
+      soup_server_message_set_status (sr->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, NULL);
+    }
+  else
+    engine_io_server_request_resumed (sr->server, &sr->base);
+
+  /* Unless the core suspended it again. */
+  if (!sr->paused && !sr->finished)
+    soup_server_message_unpause (sr->msg);
+  return G_SOURCE_REMOVE;
+}
+
+/* Serving thread: the request is over (written, aborted, or switched). */
+static void
+request_done (SoupRequest *sr,
+              gboolean     completed)
+{
+  SoupServerMessage *msg = sr->msg;
+
+  if (sr->finished)
+    return;
+  sr->finished = TRUE;
+  stop_gone_watch (sr);
+  stop_body_deadline (sr);
+  g_signal_handlers_disconnect_by_data (msg, sr);
+  g_object_set_qdata (G_OBJECT (msg), request_quark (), NULL);
+  engine_io_server_request_finished (sr->server, &sr->base, completed);
+  soup_request_unref (sr);  /* the message's */
+}
+
+static void
+wrote_body_cb (SoupServerMessage *msg,
+               gpointer           user_data)
+{
+  SoupRequest *sr = user_data;
+
+  sr->wrote_body = TRUE;
+}
+
+static void
+finished_cb (SoupServerMessage *msg,
+             gpointer           user_data)
+{
+  SoupRequest *sr = user_data;
+
+  if (!sr->wrote_body || soup_server_message_get_status (msg) >= 400)
+    g_debug ("soup: %s request ended with status %u%s", sr->base.method,
+             soup_server_message_get_status (msg), sr->wrote_body ? "" : " (not written)");
+  request_done (sr, sr->wrote_body && !sr->killed);
+}
+
+/* The connection went away without the message finishing (the
+ * SoupServer disconnected it, say). */
+static void
+disconnected_cb (SoupServerMessage *msg,
+                 gpointer           user_data)
+{
+  SoupRequest *sr = user_data;
+
+  if (!sr->stealing)
+    request_done (sr, FALSE);
+}
+
+static void
+got_chunk_cb (SoupServerMessage *msg,
+              GBytes            *chunk,
+              gpointer           user_data)
+{
+  SoupRequest *sr = user_data;
+  gsize size = g_bytes_get_size (chunk);
+  guint64 max_payload = engine_io_server_get_max_payload (sr->server);
+
+  if (sr->finished || sr->killed)
+    return;
+
+  /* The session of a POST whose body is still coming has ended: the
+   * request lets go of it, the rest of the body is dropped, and the
+   * answer (400 code 1) comes at its end. */
+  if (sr->want_body && !sr->too_large &&
+      engine_io_server_request_detach_ended (sr->server, &sr->base))
+    {
+      sr->want_body = FALSE;
+      sr->orphaned = TRUE;
+      sr->dropped = sr->body->len;
+      g_clear_pointer (&sr->body, g_byte_array_unref);
+    }
+
+  if (sr->orphaned)
+    {
+      sr->dropped += size;
+      if (sr->dropped > max_payload)
+        {
+          g_debug ("soup: closing a POST for an ended session whose body goes on past max-payload");
+          kill_connection (sr);
+        }
+    }
+  else if (sr->want_body && !sr->too_large)
+    {
+      if ((guint64) sr->body->len + size > max_payload)
+        {
+          sr->too_large = TRUE;
+          g_byte_array_set_size (sr->body, 0);
+        }
+      else
+        g_byte_array_append (sr->body, g_bytes_get_data (chunk, NULL), (guint) size);
+    }
+  else
+    {
+      /* Past max-payload, or a body of a request answered at its head:
+       * read to its end for the answer (libsoup writes it only then), but
+       * not without end. */
+      sr->dropped += size;
+      if (sr->dropped > MAX_DROPPED_BODY)
+        {
+          g_debug ("soup: closing a connection whose unwanted body goes on past %d bytes",
+                   MAX_DROPPED_BODY);
+          kill_connection (sr);
+        }
+    }
+}
+
+/* Request objects */
+
+static void
+collect_header (const char *key,
+                const char *value,
+                gpointer    user_data)
+{
+  GHashTable *table = user_data;
+  char *name = g_ascii_strdown (key, -1);
+  char *text = value != NULL ? g_utf8_make_valid (value, -1) : g_strdup ("");
+  const char *previous;
+
+  /* Lists a proxy may have split over several headers: one list, in
+   * order, bounded as engineio-http.c does. Other repeated headers: the
+   * last one (as there). */
+  if ((strcmp (name, "x-forwarded-for") == 0 || strcmp (name, "forwarded") == 0) &&
+      (previous = g_hash_table_lookup (table, name)) != NULL)
+    {
+      char *joined = g_strconcat (strlen (previous) + strlen (text) > MAX_JOINED_LIST ? "overflow" : previous,
+                                  ", ", text, NULL);
+
+      g_free (text);
+      text = joined;
+    }
+  g_hash_table_insert (table, name, text);
+}
+
+/* The query, decoded (`+` is a space); an encoded NUL makes the request
+ * malformed (the core answers 400). */
+static void
+collect_query (SoupRequest *sr,
+               const char  *query)
+{
+  g_auto(GStrv) pairs = NULL;
+
+  if (query == NULL || query[0] == '\0')
+    return;
+  pairs = g_strsplit (query, "&", -1);
+  for (guint i = 0; pairs[i] != NULL; i++)
+    {
+      char *eq;
+      const char *raw_value;
+      g_autoptr(GBytes) key = NULL;
+      g_autoptr(GBytes) value = NULL;
+      gsize key_size, value_size;
+      const char *key_data, *value_data;
+
+      if (pairs[i][0] == '\0')
+        continue;
+      g_strdelimit (pairs[i], "+", ' ');
+      eq = strchr (pairs[i], '=');
+      if (eq != NULL)
+        *eq = '\0';
+      raw_value = eq != NULL ? eq + 1 : "";
+      key = g_uri_unescape_bytes (pairs[i], -1, NULL, NULL);
+      value = g_uri_unescape_bytes (raw_value, -1, NULL, NULL);
+      if (key == NULL || value == NULL)
+        {
+          sr->base.malformed = TRUE;
+          continue;
+        }
+      key_data = g_bytes_get_data (key, &key_size);
+      value_data = g_bytes_get_data (value, &value_size);
+      if ((key_size > 0 && memchr (key_data, '\0', key_size) != NULL) ||
+          (value_size > 0 && memchr (value_data, '\0', value_size) != NULL))
+        {
+          sr->base.malformed = TRUE;
+          continue;
+        }
+      g_hash_table_insert (sr->base.query,
+                           g_utf8_make_valid (key_size > 0 ? key_data : "", (gssize) key_size),
+                           g_utf8_make_valid (value_size > 0 ? value_data : "", (gssize) value_size));
+    }
+}
+
+static SoupRequest *
+soup_request_new (SoupAttach        *attach,
+                  SoupServerMessage *msg)
+{
+  SoupRequest *sr = g_new0 (SoupRequest, 1);
+  GUri *uri = soup_server_message_get_uri (msg);
+  gboolean tls = g_strcmp0 (g_uri_get_scheme (uri), "https") == 0;
+  const char *length;
+  const char *host;
+  GSocket *gsocket = soup_server_message_get_socket (msg);
+
+  /* Without a socket (a stream given to soup_server_accept_iostream())
+   * there is no descriptor to hand over either. */
+  engine_io_request_init (&sr->base, tls || gsocket == NULL ? &soup_tls_vtable : &soup_vtable);
+  g_atomic_ref_count_init (&sr->ref_count);
+  sr->server = g_object_ref (attach->server);
+  sr->msg = g_object_ref (msg);
+  /* The context dispatching libsoup's source for this message. */
+  sr->context = g_main_current_source () != NULL
+                  ? g_main_context_ref (g_source_get_context (g_main_current_source ()))
+                  : g_main_context_ref_thread_default ();
+  sr->gsocket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
+
+  sr->base.method = g_strdup (soup_server_message_get_method (msg));
+  sr->base.path = g_strdup (g_uri_get_path (uri));
+  sr->base.headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  sr->base.query = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  soup_message_headers_foreach (soup_server_message_get_request_headers (msg), collect_header,
+                                sr->base.headers);
+  collect_query (sr, g_uri_get_query (uri));
+  host = soup_server_message_get_remote_host (msg);
+  sr->base.remote_address = g_strdup (host != NULL ? host : "");
+
+  length = g_hash_table_lookup (sr->base.headers, "content-length");
+  if (length != NULL)
+    {
+      guint64 n;
+
+      if (g_ascii_string_to_unsigned (length, 10, 0, G_MAXUINT64, &n, NULL))
+        sr->base.content_length = (gint64) MIN (n, (guint64) G_MAXINT64);
+    }
+
+  /* The message's reference, until it is finished. */
+  g_object_set_qdata (G_OBJECT (msg), request_quark (), sr);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), sr);
+  g_signal_connect (msg, "wrote-body", G_CALLBACK (wrote_body_cb), sr);
+  g_signal_connect (msg, "finished", G_CALLBACK (finished_cb), sr);
+  g_signal_connect (msg, "disconnected", G_CALLBACK (disconnected_cb), sr);
+  /* The body is ours to keep (or not): never accumulated by libsoup. */
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+  return sr;
+}
+
+static void
+respond_plain (SoupRequest *sr,
+               guint        status,
+               const char  *text)
+{
+  soup_server_message_set_response (sr->msg, "text/plain; charset=UTF-8", SOUP_MEMORY_STATIC,
+                                    text, strlen (text));
+  soup_server_message_set_status (sr->msg, status, NULL);
+  sr->responded = TRUE;
+}
+
+/* A request body not in within connection-timeout of its head (a body
+ * trickled in to hold the connection and up to max-payload of memory):
+ * the connection is shut down, as engineio-http.c's watcher does.
+ * libsoup itself has no such timeout. */
+static gboolean
+body_deadline_cb (gpointer user_data)
+{
+  SoupRequest *sr = user_data;
+
+  g_clear_pointer (&sr->body_deadline, g_source_unref);
+  if (!sr->finished && !sr->killed)
+    {
+      g_debug ("soup: closing a connection whose request body did not arrive in time");
+      kill_connection (sr);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+got_body_cb (SoupServerMessage *msg,
+             gpointer           user_data)
+{
+  stop_body_deadline (user_data);
+}
+
+/* The head is in (libsoup's got-headers). */
+static void
+early_handler (SoupServer        *soup_server,
+               SoupServerMessage *msg,
+               const char        *path,
+               GHashTable        *query,
+               gpointer           user_data)
+{
+  SoupAttach *attach = user_data;
+  SoupRequest *sr;
+
+  if (g_object_get_qdata (G_OBJECT (msg), request_quark ()) != NULL)
+    return;
+  sr = soup_request_new (attach, msg);
+  /* Every body (a GET may have one too) has connection-timeout. */
+  if (sr->base.content_length > 0 ||
+      g_hash_table_contains (sr->base.headers, "transfer-encoding"))
+    {
+      /* Not g_timeout_source_new_seconds(): that one may fire up to a
+       * second early. */
+      sr->body_deadline = g_timeout_source_new (
+          MAX (1, MIN (engine_io_server_get_connection_timeout (attach->server), 86400u)) * 1000u);
+      g_source_set_name (sr->body_deadline, "[engineio] soup body deadline");
+      g_source_set_callback (sr->body_deadline, body_deadline_cb, sr, NULL);
+      g_source_attach (sr->body_deadline, sr->context);
+      g_signal_connect (msg, "got-body", G_CALLBACK (got_body_cb), sr);
+    }
+
+  if (!engine_io_server_path_matches (attach->server, sr->base.path))
+    {
+      respond_plain (sr, SOUP_STATUS_NOT_FOUND, "Not found");
+      return;
+    }
+
+  /* A POST begins now, at its head: overlapping POSTs are detected and
+   * an oversized Content-Length refused before its body is read.
+   * Anything else begins once its (empty) body is read. */
+  if (strcmp (sr->base.method, "POST") == 0)
+    {
+      sr->want_body = engine_io_server_request_begin (attach->server, &sr->base);
+      if (sr->want_body)
+        sr->body = g_byte_array_new ();
+    }
+  else
+    sr->deferred = TRUE;
+}
+
+/* The body is read (libsoup's got-body), and no status was set yet. */
+static void
+handler (SoupServer        *soup_server,
+         SoupServerMessage *msg,
+         const char        *path,
+         GHashTable        *query,
+         gpointer           user_data)
+{
+  SoupAttach *attach = user_data;
+  SoupRequest *sr = g_object_get_qdata (G_OBJECT (msg), request_quark ());
+
+  if (sr == NULL)
+    {
+      /* No early handler ran (another early handler took the head). */
+      early_handler (soup_server, msg, path, query, user_data);
+      sr = g_object_get_qdata (G_OBJECT (msg), request_quark ());
+      if (sr == NULL || sr->responded || sr->paused)
+        return;
+      if (sr->want_body)
+        {
+          /* libsoup read the body before we saw the request. */
+          g_autoptr(GBytes) whole = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+
+          if (g_bytes_get_size (whole) > engine_io_server_get_max_payload (attach->server))
+            sr->too_large = TRUE;
+          else
+            g_byte_array_append (sr->body, g_bytes_get_data (whole, NULL), (guint) g_bytes_get_size (whole));
+        }
+    }
+  if (sr->killed)
+    return;
+
+  if (sr->deferred)
+    {
+      sr->deferred = FALSE;
+      /* A poll whose client closed the connection before it was handled:
+       * no answer, as for a waiting poll whose client goes. */
+      if (strcmp (sr->base.method, "GET") == 0 &&
+          g_hash_table_contains (sr->base.query, "sid") && closed_by_peer (sr))
+        {
+          engine_io_server_request_gone_unanswered (attach->server, &sr->base);
+          sr->responded = TRUE;
+          kill_connection (sr);
+          soup_server_message_set_status (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, NULL);
+          return;
+        }
+      if (engine_io_server_request_begin (attach->server, &sr->base))
+        g_warn_if_reached ();  /* only POSTs read a body */
+    }
+  else if (sr->orphaned)
+    {
+      sr->orphaned = FALSE;
+      engine_io_server_request_orphaned (attach->server, &sr->base);
+    }
+  else if (sr->want_body)
+    {
+      sr->want_body = FALSE;
+      if (sr->too_large)
+        engine_io_server_request_too_large (attach->server, &sr->base);
+      else
+        {
+          g_autoptr(GBytes) body = g_byte_array_free_to_bytes (g_steal_pointer (&sr->body));
+          engine_io_server_request_body (attach->server, &sr->base, body);
+        }
+    }
+
+  if (!sr->responded && !sr->paused && !sr->finished)
+    {
+      /* The core neither answered nor suspended: a bug, but never hang. */
+      g_warning ("A request was neither answered nor suspended (answered 500)");
+      respond_plain (sr, SOUP_STATUS_INTERNAL_SERVER_ERROR, "Internal error");
+    }
+}
+
+/* Public API */
+
+static char *
+attach_key (EngineIOServer *server)
+{
+  return g_strdup_printf ("engineio-soup-attach-%p", (void *) server);
+}
+
+/* "/engine.io/" -> "/engine.io" (libsoup matches a handler's path and
+ * everything below it). */
+static char *
+handler_path (const char *path)
+{
+  gsize len = strlen (path);
+
+  while (len > 1 && path[len - 1] == '/')
+    len--;
+  return g_strndup (path, len);
+}
+
+/**
+ * engine_io_server_attach_soup:
+ * @server: an #EngineIOServer, not listening on its own
+ * @soup_server: the libsoup 3 server to host it
+ * @path: (nullable): where to mount it: %NULL or the server's
+ *   #EngineIOServer:path (with or without its trailing `/`)
+ * @error: return location for a #GError
+ *
+ * Hosts the engine in @soup_server, instead of (or besides) the
+ * libmicrohttpd daemon of engine_io_server_listen(): a handler (and an
+ * early handler) for @path, and for #EngineIOServer:metrics-path if set,
+ * is added to @soup_server. Listening is the application's: call
+ * soup_server_listen() or its variants as usual.
+ *
+ * The server starts here (if it had not): its properties are frozen
+ * from now on, and an invalid configuration is reported in @error.
+ * @soup_server keeps a reference on @server until
+ * engine_io_server_detach_soup() or until @soup_server is finalized.
+ *
+ * Call it, and engine_io_server_detach_soup(), in the thread whose
+ * thread-default #GMainContext @soup_server dispatches its requests in
+ * (the context that was thread-default when it started listening). The
+ * engine serves its requests in that context: they never run application
+ * code (signals and hooks are emitted in #EngineIOServer:callback-context
+ * as always) and never wait on another thread there, except when the
+ * server is closed (see engine_io_server_close()), which waits for its
+ * requests' responses to be written for up to 2 seconds: with a
+ * SoupServer dispatching in the context that closes the server, prefer
+ * engine_io_server_close_async().
+ *
+ * Polling requests wait (a long poll) by pausing their #SoupServerMessage;
+ * a waiting poll whose client closes its connection ends its session
+ * (`transport close`) at once. POST bodies are never accumulated by
+ * libsoup: #EngineIOServer:max-payload is checked against Content-Length
+ * at the request's head (413 before its body is read) and as chunks come.
+ *
+ * WebSocket: an upgrade is answered `101` and the connection is stolen
+ * from @soup_server (soup_server_message_steal_connection()) once the
+ * `101` is written. Over TLS (a #SoupServer with a #SoupServer:tls-certificate)
+ * WebSocket is not available: upgrades and WebSocket handshakes are refused
+ * (`400`), and clients stay on HTTP long-polling, which works over TLS.
+ *
+ * libsoup has no request or idle timeouts of its own: here
+ * #EngineIOServer:connection-timeout bounds only the time a request body
+ * (a POST's) may take after its head (the connection is shut down
+ * then); request heads and idle keep-alive connections are the
+ * SoupServer's (unbounded), and so is the number of its connections (the
+ * descriptor budget of #EngineIOServer:fd-reserve does not count them).
+ *
+ * Returns: %TRUE on success; %FALSE with @error set if the server could not
+ *   start, is already attached to @soup_server, or @path is not its path
+ */
+gboolean
+engine_io_server_attach_soup (EngineIOServer  *server,
+                              SoupServer      *soup_server,
+                              const char      *path,
+                              GError         **error)
+{
+  g_autofree char *key = NULL;
+  g_autofree char *server_path = NULL;
+  g_autofree char *metrics_path = NULL;
+  g_autofree char *wanted = NULL;
+  g_autofree char *own = NULL;
+  SoupAttach *attach;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (server), FALSE);
+  g_return_val_if_fail (SOUP_IS_SERVER (soup_server), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  key = attach_key (server);
+  if (g_object_get_data (G_OBJECT (soup_server), key) != NULL)
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "The server is already attached to this SoupServer");
+      return FALSE;
+    }
+  g_object_get (server, "path", &server_path, "metrics-path", &metrics_path, NULL);
+  own = handler_path (server_path != NULL ? server_path : "/engine.io/");
+  if (path != NULL)
+    {
+      wanted = handler_path (path);
+      if (strcmp (wanted, own) != 0)
+        {
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                       "“%s” is not the server's path (property “path” is “%s”)",
+                       path, server_path);
+          return FALSE;
+        }
+    }
+  if (!engine_io_server_ensure_started (server, error))
+    return FALSE;
+
+  attach = g_new0 (SoupAttach, 1);
+  g_atomic_ref_count_init (&attach->ref_count);
+  attach->server = g_object_ref (server);
+  attach->path = g_steal_pointer (&own);
+  if (metrics_path != NULL && metrics_path[0] == '/' &&
+      !g_str_has_prefix (metrics_path, attach->path))
+    attach->metrics_path = g_steal_pointer (&metrics_path);
+
+  soup_server_add_early_handler (soup_server, attach->path, early_handler,
+                                 attach_ref (attach), attach_unref);
+  soup_server_add_handler (soup_server, attach->path, handler, attach_ref (attach), attach_unref);
+  if (attach->metrics_path != NULL)
+    {
+      soup_server_add_early_handler (soup_server, attach->metrics_path, early_handler,
+                                     attach_ref (attach), attach_unref);
+      soup_server_add_handler (soup_server, attach->metrics_path, handler,
+                               attach_ref (attach), attach_unref);
+    }
+  /* The record's reference (attach's own). */
+  g_object_set_data_full (G_OBJECT (soup_server), key, attach, attach_unref);
+  return TRUE;
+}
+
+/**
+ * engine_io_server_detach_soup:
+ * @server: an #EngineIOServer attached to @soup_server
+ * @soup_server: the libsoup 3 server hosting it
+ *
+ * Removes the handlers engine_io_server_attach_soup() added: new requests
+ * on the path get what @soup_server answers for unknown paths (404).
+ * Requests already begun go on to their end (a waiting poll is answered
+ * by its session as usual), and WebSocket connections already upgraded
+ * stay with their sessions: close the server (engine_io_server_close())
+ * to end them. Does nothing if @server is not attached to @soup_server.
+ *
+ * Call in the thread whose thread-default context @soup_server dispatches
+ * in.
+ */
+void
+engine_io_server_detach_soup (EngineIOServer *server,
+                              SoupServer     *soup_server)
+{
+  g_autofree char *key = NULL;
+  SoupAttach *attach;
+
+  g_return_if_fail (ENGINE_IO_IS_SERVER (server));
+  g_return_if_fail (SOUP_IS_SERVER (soup_server));
+
+  key = attach_key (server);
+  attach = g_object_get_data (G_OBJECT (soup_server), key);
+  if (attach == NULL)
+    return;
+  soup_server_remove_handler (soup_server, attach->path);
+  if (attach->metrics_path != NULL)
+    soup_server_remove_handler (soup_server, attach->metrics_path);
+  g_object_set_data (G_OBJECT (soup_server), key, NULL);
+}

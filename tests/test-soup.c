@@ -13,7 +13,6 @@
 #include <engineio/engineio-soup.h>
 
 #include "testutil.h"
-#include "soup-asan.h"
 
 #define MAX_PAYLOAD 1000
 

@@ -34,7 +34,6 @@
 #if ENGINE_IO_TEST_SOUP
 #include <libsoup/soup.h>
 #include "engineio-soup.h"
-#include "soup-asan.h"
 #endif
 
 /* Waits for something that needs a server-side timer (a close handshake

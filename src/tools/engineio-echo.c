@@ -14,7 +14,6 @@
 #include <engineio/engineio.h>
 #if ENGINE_IO_HAVE_SOUP
 #include <engineio/engineio-soup.h>
-#include "soup-asan.h"
 #endif
 
 #include "tool-cli.h"

@@ -6,6 +6,7 @@ Run with /usr/bin/python3 (needs python3-engineio, python3-requests, python3-web
   client_python.py --url http://127.0.0.1:PORT/engine.io/
       [--transports polling|websocket|polling,websocket] [--expect-transport polling|websocket]
       [--big] [--no-empty-binary] [--heartbeats N] [--burst-chunk N] [--timeout S] [--verbose]
+      [--stock-post-encoding] [--stock-tls-threads]
 
 Scenario (same as the Node clients): connect; exact echoes of emoji text, empty text, 100 KiB
 mixed text, binary 0..255, 64 KiB binary, empty binary, ~1 MB text with --big, a burst of 200
@@ -26,10 +27,24 @@ Client facts this script works around (see README.md):
   UTF-8. The script encodes POST bodies as UTF-8 itself (--stock-post-encoding turns that off).
 - On polling, disconnect() can lose its close packet when the write loop is mid-POST (see the
   comment at the end); the script closes while the write loop is idle.
+- Over wss its read loop thread (ws.recv) and write loop thread (ws.send) call into the same
+  ssl.SSLSocket at the same time (websocket-client's two locks are one for reading, one for
+  writing), and neither CPython nor OpenSSL makes one SSL object safe for that. Now and then the
+  reader's SSL_read then fails with SSL_ERROR_SYSCALL and nothing queued, which CPython reports
+  as a ragged EOF and turns into b'' while the TCP connection is open (no FIN, sometimes bytes
+  waiting); websocket-client raises "Connection to remote host was lost." and the client drops
+  a healthy connection (the server sees the TCP close and logs "transport error", or nothing if
+  it is stopped first). The writer can also send a corrupted record (a Python TLS peer answered
+  "bad record mac"). About 1 run in 15 of python-tls-upgrade under ASan. Upstream:
+  python-engineio issue 461, python-socketio issues 1568 and 1577. The script lets one thread
+  at a time into the TLS socket (LockedTLSSocket below; --stock-tls-threads turns that off).
 """
 
 import argparse
 import os
+import select
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -52,7 +67,7 @@ except ImportError as e:  # pragma: no cover
         'with python3-engineio installed' % e)
 try:
     import requests  # noqa: F401  (the client's polling transport)
-    import websocket  # noqa: F401  (the client's websocket transport)
+    import websocket  # the client's websocket transport (see lock_tls_websockets)
 except ImportError as e:  # pragma: no cover
     die('%s: apt-get install python3-requests python3-websocket' % e)
 
@@ -117,6 +132,71 @@ def compare(sent, got):
     return 'differs at index %d: sent %s, got %s' % (i, describe(sent), describe(got))
 
 
+class LockedTLSSocket:
+    """Stands in for websocket-client's ssl.SSLSocket so that one thread at a time is in OpenSSL.
+
+    The real socket is made non-blocking; recv and send each hold a lock only while inside
+    OpenSSL and wait for the file descriptor (poll) outside it, so a reader waiting for data
+    does not block a writer. The timeout the client sets (gettimeout/settimeout) is kept here and
+    applied to those waits, as socket.timeout like a blocking socket's. Everything else
+    (fileno, shutdown, close, ...) goes to the real socket.
+    """
+
+    def __init__(self, tls):
+        self._tls = tls
+        self._lock = threading.Lock()
+        self._timeout = tls.gettimeout()
+        tls.settimeout(0)
+
+    def __getattr__(self, name):
+        return getattr(self._tls, name)
+
+    def gettimeout(self):
+        return self._timeout
+
+    def settimeout(self, timeout):
+        self._timeout = timeout
+
+    def _call(self, op):
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            with self._lock:
+                try:
+                    return op()
+                except ssl.SSLWantReadError:
+                    events = select.POLLIN
+                except ssl.SSLWantWriteError:
+                    events = select.POLLOUT
+            left = None
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout('timed out')
+            poller = select.poll()
+            poller.register(self._tls.fileno(), events)
+            poller.poll(None if left is None else max(1, int(left * 1000)))
+
+    def recv(self, bufsize, flags=0):
+        return self._call(lambda: self._tls.recv(bufsize, flags))
+
+    def send(self, data, flags=0):
+        return self._call(lambda: self._tls.send(data, flags))
+
+
+def lock_tls_websockets():
+    """Make websocket.create_connection (as python-engineio calls it) hand out WebSockets whose
+    TLS socket is a LockedTLSSocket. The handshake, before, runs on one thread and is left as is."""
+    create_connection = websocket.create_connection
+
+    def create_locked_connection(*args, **kwargs):
+        ws = create_connection(*args, **kwargs)
+        if isinstance(ws.sock, ssl.SSLSocket):
+            ws.sock = LockedTLSSocket(ws.sock)
+        return ws
+
+    websocket.create_connection = create_locked_connection
+
+
 class RecordingClient(engineio.Client):
     """engineio.Client that records messages and server pings in wire order."""
 
@@ -173,6 +253,9 @@ def main():
     ap.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT_S)
     ap.add_argument('--stock-post-encoding', action='store_true',
                     help='do not UTF-8-encode polling POST bodies (reproduces the client bug)')
+    ap.add_argument('--stock-tls-threads', action='store_true',
+                    help='let the read and write threads into the TLS socket at the same time, '
+                    'as the client does (reproduces the client bug, about 1 run in 15 over wss)')
     ap.add_argument('--verbose', '-v', action='store_true')
     args = ap.parse_args()
 
@@ -197,6 +280,8 @@ def main():
     base = urllib.parse.urlunsplit((u.scheme, u.netloc, '/', u.query, ''))
     path = u.path or '/engine.io/'
 
+    if not args.stock_tls_threads:
+        lock_tls_websockets()
     client = RecordingClient(request_timeout=10)
     client.utf8_posts = not args.stock_post_encoding
     client.on('disconnect', client.mark_disconnected)

@@ -12,6 +12,8 @@
 #      WebSocket frame codec, Socket.IO packet codec) under ASan+UBSan (clang),
 #      two at a time: 8 x FUZZ_SECONDS CPU-seconds (12 CPU-minutes by default)
 #      in about 4 x FUZZ_SECONDS of wall time (the same four rounds as seven).
+# The ASan and TSan builds also have the lock-order check (-Dlock_checks=true,
+# src/runtime/engineio-lock-private.h): a lock taken out of order aborts.
 # Every sanitizer stage runs with G_SLICE=always-malloc and G_DEBUG=gc-friendly,
 # so that ASan/LSan/TSan see GLib's slice allocations (GObjects, lists, hash
 # tables...) as ordinary heap memory.
@@ -129,7 +131,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   # and hash tables, ASan their use after free.
   export G_SLICE=always-malloc G_DEBUG=gc-friendly
   export ENGINE_IO_TEST_TIME_SCALE=$ASAN_SCALE
-  if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dintrospection=disabled \
+  if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dintrospection=disabled -Dlock_checks=true \
        -Ddemo=false && meson compile -C build-asan; then
     meson test -C build-asan --print-errorlogs --num-processes 2 \
       --suite unit --suite integration --suite reliability --suite interop || status=1
@@ -157,7 +159,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
     echo "instrumented GLib: $tsan_glib ($((SECONDS - tsan_t0)) s)"
     tsan_t1=$SECONDS
     if CC=gcc PKG_CONFIG_PATH=$tsan_glib/lib/pkgconfig \
-         setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dintrospection=disabled \
+         setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dintrospection=disabled -Dlock_checks=true \
          -Ddemo=false && meson compile -C build-tsan &&
        tsan_lib=$(ldd build-tsan/tests/test-server | awk '$1 == "libglib-2.0.so.0" { print $3 }') &&
        [ "$(realpath "$tsan_lib")" = "$(realpath "$tsan_glib/lib/libglib-2.0.so.0")" ]; then

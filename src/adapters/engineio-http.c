@@ -32,6 +32,7 @@
 #include "engineio-socket-private.h"
 #include "engineio-websocket-private.h"
 #include "engineio-error.h"
+#include "engineio-lock-private.h"
 
 typedef struct _ConnWatch ConnWatch;
 
@@ -91,8 +92,11 @@ struct _EngineIOHttpDaemon
    * libmicrohttpd does not watch while they are suspended) for their
    * client closing them, and resumes those to close them: their session
    * ends at once (`transport close`) instead of writing its next message
-   * into a dead connection. Lock order: a session's lock, then @lock
-   * (a poll is registered while suspended under its session's lock). */
+   * into a dead connection. Lock order (rank 4 of
+   * engineio-lock-private.h): a session's state_lock, then @lock (a poll
+   * is registered while suspended under its session's lock), never the
+   * other way round: the watcher releases @lock before it resumes a poll
+   * whose client went away. No lock of ours is taken with @lock held. */
   int                timeout_s;
   guint64            descriptor_limit;   /* the server's budget */
   guint64            fixed_descriptors;  /* libmicrohttpd's own, counted while it runs */
@@ -139,13 +143,13 @@ watch_poll (HttpRequest *hr)
   EngineIOHttpDaemon *daemon = hr->daemon;
   ConnWatch *watch = hr->watch;
 
-  g_mutex_lock (&daemon->lock);
+  ENGINE_IO_LOCK (&daemon->lock, WATCHER);
   g_warn_if_fail (watch->poll_socket == NULL);
   watch->poll = &hr->base;
   watch->poll_serial = hr->base.serial;
   if (watch->poll_socket == NULL)
     watch->poll_socket = g_object_ref (hr->base.socket);
-  g_mutex_unlock (&daemon->lock);
+  ENGINE_IO_UNLOCK (&daemon->lock);
 }
 
 /* Serving thread, once the request is resumed (by anyone). */
@@ -156,10 +160,10 @@ unwatch_poll (HttpRequest *hr)
   ConnWatch *watch = hr->watch;
   EngineIOSocket *socket;
 
-  g_mutex_lock (&daemon->lock);
+  ENGINE_IO_LOCK (&daemon->lock, WATCHER);
   watch->poll = NULL;
   socket = g_steal_pointer (&watch->poll_socket);
-  g_mutex_unlock (&daemon->lock);
+  ENGINE_IO_UNLOCK (&daemon->lock);
   g_clear_object (&socket);
 }
 
@@ -236,11 +240,11 @@ release_upgraded (gpointer data)
    * counted until then (notify_connection_cb()). */
   if (upgraded->watch != NULL)
     {
-      g_mutex_lock (&upgraded->daemon->lock);
+      ENGINE_IO_LOCK (&upgraded->daemon->lock, WATCHER);
       if (g_hash_table_contains (upgraded->daemon->watches, upgraded->watch) &&
           upgraded->watch->id == upgraded->watch_id)
         g_atomic_int_set (&upgraded->watch->deadline, now_s () + upgraded->timeout_s + 1);
-      g_mutex_unlock (&upgraded->daemon->lock);
+      ENGINE_IO_UNLOCK (&upgraded->daemon->lock);
     }
   /* Never close() an upgraded socket: libmicrohttpd owns it. */
   MHD_upgrade_action (upgraded->urh, MHD_UPGRADE_ACTION_CLOSE);
@@ -1046,10 +1050,10 @@ notify_connection_cb (void                              *cls,
         }
 #endif
       watch->deadline = deadline_in (daemon);
-      g_mutex_lock (&daemon->lock);
+      ENGINE_IO_LOCK (&daemon->lock, WATCHER);
       watch->id = ++daemon->next_watch_id;
       g_hash_table_add (daemon->watches, watch);
-      g_mutex_unlock (&daemon->lock);
+      ENGINE_IO_UNLOCK (&daemon->lock);
       *socket_context = watch;
     }
   else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && (watch = *socket_context) != NULL)
@@ -1057,9 +1061,9 @@ notify_connection_cb (void                              *cls,
       engine_io_counter_sub (&counters->descriptors, g_atomic_int_get (&watch->relay));
       /* Before libmicrohttpd closes the socket: the watcher never sees a
        * descriptor that could have been reused. */
-      g_mutex_lock (&daemon->lock);
+      ENGINE_IO_LOCK (&daemon->lock, WATCHER);
       g_hash_table_remove (daemon->watches, watch);
-      g_mutex_unlock (&daemon->lock);
+      ENGINE_IO_UNLOCK (&daemon->lock);
       g_clear_object (&watch->poll_socket);
       g_free (watch);
       *socket_context = NULL;
@@ -1085,6 +1089,8 @@ find_gone_polls_locked (EngineIOHttpDaemon *daemon,
   GHashTableIter iter;
   ConnWatch *watch;
   int ret;
+
+  ENGINE_IO_LOCK_ASSERT_HELD (&daemon->lock);
 
   g_array_set_size (fds, 0);
   g_ptr_array_set_size (polled, 0);
@@ -1149,7 +1155,7 @@ watcher_thread (gpointer data)
   g_autoptr(GArray) gone = g_array_new (FALSE, FALSE, sizeof (GonePoll));
 
   mark_daemon_thread ();
-  g_mutex_lock (&daemon->lock);
+  ENGINE_IO_LOCK (&daemon->lock, WATCHER);
   while (!daemon->stopping)
     {
       int now = now_s ();
@@ -1175,7 +1181,7 @@ watcher_thread (gpointer data)
       if (gone->len > 0)
         {
           /* Outside our lock: the session's lock comes first. */
-          g_mutex_unlock (&daemon->lock);
+          ENGINE_IO_UNLOCK (&daemon->lock);
           for (guint i = 0; i < gone->len; i++)
             {
               GonePoll *entry = &g_array_index (gone, GonePoll, i);
@@ -1185,13 +1191,13 @@ watcher_thread (gpointer data)
               g_object_unref (entry->socket);
             }
           g_array_set_size (gone, 0);
-          g_mutex_lock (&daemon->lock);
+          ENGINE_IO_LOCK (&daemon->lock, WATCHER);
           if (daemon->stopping)
             break;
         }
       g_cond_wait_until (&daemon->cond, &daemon->lock, g_get_monotonic_time () + WATCH_INTERVAL_US);
     }
-  g_mutex_unlock (&daemon->lock);
+  ENGINE_IO_UNLOCK (&daemon->lock);
   return NULL;
 }
 
@@ -1463,10 +1469,10 @@ engine_io_http_daemon_get_port (EngineIOHttpDaemon *daemon)
 void
 engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
 {
-  g_mutex_lock (&daemon->lock);
+  ENGINE_IO_LOCK (&daemon->lock, WATCHER);
   daemon->stopping = TRUE;
   g_cond_signal (&daemon->cond);
-  g_mutex_unlock (&daemon->lock);
+  ENGINE_IO_UNLOCK (&daemon->lock);
   g_thread_join (daemon->watcher);
 
   /* Its connections' CLOSED notifications still come, during the stop. */

@@ -13,6 +13,7 @@
 #include <glib-unix.h>
 
 #include "engineio-loop-private.h"
+#include "engineio-lock-private.h"
 
 struct _EngineIOLoop
 {
@@ -25,7 +26,8 @@ struct _EngineIOLoop
 
 struct _EngineIOLoopPool
 {
-  GMutex         lock;
+  GMutex         lock;         /* (rank 6 of engineio-lock-private.h) a leaf: no
+                                * lock of ours is taken with it held */
   GCond          cond;
   guint          n_threads;    /* configured: 0 = one per session */
   guint          live_threads; /* under lock */
@@ -121,11 +123,11 @@ loop_thread_func (gpointer data)
 
   /* Under the pool lock: loop_quit() runs under it too, so it is done
    * touching the loop before we free it. */
-  g_mutex_lock (&pool->lock);
+  ENGINE_IO_LOCK (&pool->lock, LOOP_POOL);
   loop_free (loop);
   pool->live_threads--;
   g_cond_broadcast (&pool->cond);
-  g_mutex_unlock (&pool->lock);
+  ENGINE_IO_UNLOCK (&pool->lock);
   /* A thread that outlived its server's shutdown wait (a handler that
    * blocks) holds the pool: it is freed by the last of them. */
   pool_unref (pool);
@@ -204,13 +206,13 @@ engine_io_loop_pool_free (EngineIOLoopPool *pool)
   if (pool == NULL)
     return;
 
-  g_mutex_lock (&pool->lock);
+  ENGINE_IO_LOCK (&pool->lock, LOOP_POOL);
   pool->shut_down = TRUE;
   pool->descriptors = NULL;
   if (pool->live_threads > 0)
     g_debug ("%u session threads still running: they free the loop pool as they end",
              pool->live_threads);
-  g_mutex_unlock (&pool->lock);
+  ENGINE_IO_UNLOCK (&pool->lock);
   pool_unref (pool);
 }
 
@@ -221,7 +223,7 @@ engine_io_loop_pool_acquire (EngineIOLoopPool *pool)
 {
   EngineIOLoop *loop = NULL;
 
-  g_mutex_lock (&pool->lock);
+  ENGINE_IO_LOCK (&pool->lock, LOOP_POOL);
 
   if (pool->shut_down)
     ;
@@ -255,7 +257,7 @@ engine_io_loop_pool_acquire (EngineIOLoopPool *pool)
   if (loop != NULL)
     loop->users++;
 
-  g_mutex_unlock (&pool->lock);
+  ENGINE_IO_UNLOCK (&pool->lock);
 
   return loop;
 }
@@ -267,12 +269,12 @@ engine_io_loop_release (EngineIOLoop *loop)
 {
   EngineIOLoopPool *pool = loop->pool;
 
-  g_mutex_lock (&pool->lock);
+  ENGINE_IO_LOCK (&pool->lock, LOOP_POOL);
   g_assert (loop->users > 0);
   loop->users--;
   if (loop->dedicated && loop->users == 0)
     loop_quit (loop);  /* the thread frees the loop */
-  g_mutex_unlock (&pool->lock);
+  ENGINE_IO_UNLOCK (&pool->lock);
 }
 
 GMainContext *
@@ -298,7 +300,7 @@ engine_io_loop_pool_shutdown (EngineIOLoopPool *pool,
 {
   gint64 deadline = g_get_monotonic_time () + timeout_us;
 
-  g_mutex_lock (&pool->lock);
+  ENGINE_IO_LOCK (&pool->lock, LOOP_POOL);
   pool->shut_down = TRUE;
   for (guint i = 0; i < pool->shared->len; i++)
     {
@@ -313,5 +315,5 @@ engine_io_loop_pool_shutdown (EngineIOLoopPool *pool,
         g_warning ("%u session threads did not end in time", pool->live_threads);
         break;
       }
-  g_mutex_unlock (&pool->lock);
+  ENGINE_IO_UNLOCK (&pool->lock);
 }

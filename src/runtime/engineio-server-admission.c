@@ -65,13 +65,13 @@ engine_io_handshake_job_cb (gpointer data)
   gpointer admission_async_data;
   gboolean closing;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   admission = self->admission_func;
   admission_data = self->admission_data;
   admission_async = self->admission_async_func;
   admission_async_data = self->admission_async_data;
   closing = self->closing;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (closing)
     engine_io_core_prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
@@ -103,10 +103,10 @@ handshake_job_finish (HandshakeJob *job)
   g_autoptr(EngineIOSocket) socket = NULL;
   EngineIOConfig *config = self->config;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   id_func = self->id_func;
   id_data = self->id_data;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (req->prepared_body != NULL)
     ;  /* refused */
@@ -116,7 +116,7 @@ handshake_job_finish (HandshakeJob *job)
     sid = id_func != NULL ? id_func (self, job->handshake, id_data) : generate_sid ();
 
   /* The handshake stops being pending here, whatever became of it. */
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   if (sid == NULL)
     ;  /* refused above */
   else if (!engine_io_sid_is_valid (sid))
@@ -141,7 +141,7 @@ handshake_job_finish (HandshakeJob *job)
   g_assert (self->pending_handshakes > 0);
   self->pending_handshakes--;
   g_cond_broadcast (&self->cond);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (socket == NULL)
     {
@@ -187,10 +187,10 @@ engine_io_handshake_job_free (gpointer data)
     return;  /* its admission frees it */
   if (job->counted)
     {
-      g_mutex_lock (&job->server->lock);
+      ENGINE_IO_LOCK (&job->server->lock, SERVER);
       g_assert (job->server->pending_admissions > 0);
       job->server->pending_admissions--;
-      g_mutex_unlock (&job->server->lock);
+      ENGINE_IO_UNLOCK (&job->server->lock);
     }
   if (job->loop != NULL)
     engine_io_loop_release (job->loop);
@@ -296,9 +296,9 @@ admission_continue_cb (gpointer data)
     {
       gboolean closing;
 
-      g_mutex_lock (&admission->server->lock);
+      ENGINE_IO_LOCK (&admission->server->lock, SERVER);
       closing = admission->server->closing;
-      g_mutex_unlock (&admission->server->lock);
+      ENGINE_IO_UNLOCK (&admission->server->lock);
       if (closing)
         engine_io_core_prepare_response (job->req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
     }
@@ -328,7 +328,7 @@ admission_answer (EngineIOAdmission *admission,
   admission->code = code;
   admission->message = g_strdup (message);
 
-  g_mutex_lock (&server->lock);
+  ENGINE_IO_LOCK (&server->lock, SERVER);
   timeout = g_steal_pointer (&admission->timeout);
   /* Its place is free from now, before its client can have the answer
    * (the continuation attached below gives it, and takes the job) and
@@ -339,7 +339,7 @@ admission_answer (EngineIOAdmission *admission,
       server->pending_admissions--;
       admission->job->counted = FALSE;
     }
-  g_mutex_unlock (&server->lock);
+  ENGINE_IO_UNLOCK (&server->lock);
   if (timeout != NULL)
     {
       g_source_destroy (timeout);  /* drops its reference on @admission */
@@ -354,9 +354,9 @@ admission_answer (EngineIOAdmission *admission,
   g_source_attach (source, admission->context);
   g_source_unref (source);
 
-  g_mutex_lock (&server->lock);
+  ENGINE_IO_LOCK (&server->lock, SERVER);
   g_hash_table_remove (server->admissions, admission);  /* its reference */
-  g_mutex_unlock (&server->lock);
+  ENGINE_IO_UNLOCK (&server->lock);
   return TRUE;
 }
 
@@ -446,10 +446,10 @@ admission_start (HandshakeJob               *job,
   g_source_attach (admission->timeout, admission->context);
 
   /* Registered for the close, which refuses what is still pending. */
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   closing = self->closing;
   g_hash_table_add (self->admissions, engine_io_admission_ref (admission));
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (closing)
     admission_answer (admission, FALSE, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
@@ -466,11 +466,11 @@ engine_io_server_refuse_admissions (EngineIOServer *self)
   GHashTableIter iter;
   gpointer key;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   g_hash_table_iter_init (&iter, self->admissions);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_ptr_array_add (pending, engine_io_admission_ref (key));
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   for (guint i = 0; i < pending->len; i++)
     admission_answer (g_ptr_array_index (pending, i), FALSE, 503, ENGINE_IO_CODE_FORBIDDEN,

@@ -298,7 +298,7 @@ engine_io_server_ensure_started (EngineIOServer  *self,
   if (g_atomic_pointer_get (&self->config) != NULL && !g_atomic_int_get (&self->closed_flag))
     return TRUE;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   if (self->closed || self->closing)
     {
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED, "The server is closed");
@@ -316,7 +316,7 @@ engine_io_server_ensure_started (EngineIOServer  *self,
           g_atomic_pointer_set (&self->config, config);
         }
     }
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   return ok;
 }

@@ -56,10 +56,10 @@ handshake_rate_take (EngineIOServer *self,
   gint64 now = g_get_monotonic_time ();
   gboolean ok;
 
-  g_mutex_lock (&self->rate_lock);
+  ENGINE_IO_LOCK (&self->rate_lock, RATE);
   ok = engine_io_rate_table_take (&self->rate_table, key, config->handshake_rate,
                                   config->handshake_capacity, now, retry_after);
-  g_mutex_unlock (&self->rate_lock);
+  ENGINE_IO_UNLOCK (&self->rate_lock);
 
   return ok;
 }
@@ -69,9 +69,9 @@ engine_io_server_get_rate_table_size (EngineIOServer *self)
 {
   guint n;
 
-  g_mutex_lock (&self->rate_lock);
+  ENGINE_IO_LOCK (&self->rate_lock, RATE);
   n = engine_io_rate_table_size (&self->rate_table);
-  g_mutex_unlock (&self->rate_lock);
+  ENGINE_IO_UNLOCK (&self->rate_lock);
   return n;
 }
 
@@ -134,9 +134,9 @@ engine_io_server_handle_handshake (EngineIOServer          *self,
     {
       gboolean hook;
 
-      g_mutex_lock (&self->lock);
+      ENGINE_IO_LOCK (&self->lock, SERVER);
       hook = self->admission_func != NULL || self->admission_async_func != NULL;
-      g_mutex_unlock (&self->lock);
+      ENGINE_IO_UNLOCK (&self->lock);
       if (!hook)
         {
           engine_io_core_respond_error (config, req, ENGINE_IO_CODE_UNSUPPORTED_PROTOCOL_VERSION);
@@ -145,7 +145,7 @@ engine_io_server_handle_handshake (EngineIOServer          *self,
       version = ENGINE_IO_PROTOCOL_V4;  /* what the hook sees; the query has the real EIO */
     }
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   if (self->closing)
     full = TRUE;
   else if (config->max_sessions > 0 &&
@@ -167,7 +167,7 @@ engine_io_server_handle_handshake (EngineIOServer          *self,
         }
     }
   closing = self->closing;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (no_descriptors)
     {
@@ -195,12 +195,12 @@ engine_io_server_handle_handshake (EngineIOServer          *self,
   loop = engine_io_loop_pool_acquire (self->pool);
   if (loop == NULL)
     {
-      g_mutex_lock (&self->lock);
+      ENGINE_IO_LOCK (&self->lock, SERVER);
       self->pending_handshakes--;
       if (counted)
         self->pending_admissions--;
       g_cond_broadcast (&self->cond);
-      g_mutex_unlock (&self->lock);
+      ENGINE_IO_UNLOCK (&self->lock);
       engine_io_counter_add (&self->counters.handshakes_refused_full, 1);
       engine_io_core_respond_status_json (config, req, 503, ENGINE_IO_CODE_FORBIDDEN, "Cannot start a session");
       return;

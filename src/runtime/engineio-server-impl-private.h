@@ -27,6 +27,7 @@
 #include "engineio-loop-private.h"
 #include "engineio-metrics-private.h"
 #include "engineio-rate-table-private.h"
+#include "engineio-lock-private.h"
 
 G_BEGIN_DECLS
 
@@ -74,12 +75,19 @@ struct _EngineIOServer
   guint                       fd_reserve;
   EngineIOCounters            counters;           /* (atomic) each word */
 
-  GMutex                      rate_lock;          /* guards the one below */
+  /* The server's locks, in the order of engineio-lock-private.h (a
+   * thread takes a lock only while the ones it holds rank lower):
+   * @broadcast_lock (1), @lock (2), then any session's state_lock (3),
+   * the HTTP watcher's lock (4), ..., @rate_lock (7), @errors_lock (8).
+   * @lock and a session's lock never nest today; were they to, the
+   * server's comes first. @rate_lock and @errors_lock are leaves: no lock
+   * is taken with them held. */
+  GMutex                      rate_lock;          /* (rank 7, a leaf) guards the one below */
   EngineIORateTable           rate_table;         /* (rate_lock) handshake buckets by rate_key() */
 
-  GMutex                      lock;
-  GMutex                      broadcast_lock;     /* held by a broadcast from its snapshot of
-                                                   * the sockets to its last enqueue, so that
+  GMutex                      lock;               /* (rank 2) the fields marked (lock) */
+  GMutex                      broadcast_lock;     /* (rank 1) held by a broadcast from its snapshot
+                                                   * of the sockets to its last enqueue, so that
                                                    * concurrent broadcasts reach every socket
                                                    * in one order; taken before @lock and the
                                                    * sockets' locks, never after */
@@ -115,7 +123,7 @@ struct _EngineIOServer
   guint                       ping_interval_grace;   /* ms */
   guint                       pending_admissions;    /* (lock) handshakes counted against max-pending-admissions */
   GHashTable                 *admissions;            /* (lock) EngineIOAdmission (ref) awaiting an answer */
-  GMutex                      errors_lock;           /* guards the two below */
+  GMutex                      errors_lock;           /* (rank 8, a leaf) guards the two below */
   GQueue                      error_reports;         /* (errors_lock) ErrorReport, for ::connection-error */
   gboolean                    error_source_pending;  /* (errors_lock) a delivery source is attached */
   EngineIOHeadersFunc         headers_func;          /* (lock) written; (atomic) for the quick check */

@@ -61,9 +61,9 @@ server_is_closing_sessions (EngineIOServer  *self,
 
   if (!g_hash_table_contains (req->query, "sid"))
     return FALSE;
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   closing = self->closing && !self->closed && self->config != NULL;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
   return closing;
 }
 
@@ -360,9 +360,9 @@ engine_io_server_request_finished (EngineIOServer  *self,
       req->begun = FALSE;
       if (g_atomic_int_dec_and_test (&self->active_requests))
         {
-          g_mutex_lock (&self->lock);
+          ENGINE_IO_LOCK (&self->lock, SERVER);
           g_cond_broadcast (&self->cond);
-          g_mutex_unlock (&self->lock);
+          ENGINE_IO_UNLOCK (&self->lock);
         }
     }
 

@@ -293,9 +293,9 @@ engine_io_core_request_unsuspend (EngineIOServer  *self,
   if (g_atomic_int_dec_and_test (&self->suspended))
     {
       /* engine_io_server_close() checks the count under the lock. */
-      g_mutex_lock (&self->lock);
+      ENGINE_IO_LOCK (&self->lock, SERVER);
       g_cond_broadcast (&self->cond);
-      g_mutex_unlock (&self->lock);
+      ENGINE_IO_UNLOCK (&self->lock);
     }
 }
 
@@ -508,10 +508,10 @@ apply_headers_func (EngineIORequest *req,
   /* Most servers have no hook: no lock taken per response then. */
   if (self == NULL || g_atomic_pointer_get (&self->headers_func) == NULL)
     return;
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   func = self->headers_func;
   data = self->headers_data;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
   if (func == NULL)
     return;
 

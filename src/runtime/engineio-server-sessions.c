@@ -20,11 +20,11 @@ engine_io_server_find_socket (EngineIOServer *self,
 {
   EngineIOSocket *socket;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   socket = g_hash_table_lookup (self->sockets, sid);
   if (socket != NULL)
     g_object_ref (socket);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   return socket;
 }
@@ -33,20 +33,20 @@ void
 engine_io_server_unregister_socket (EngineIOServer *self,
                                     EngineIOSocket *socket)
 {
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   if (g_hash_table_lookup (self->sockets, engine_io_socket_get_id (socket)) == socket)
     g_hash_table_remove (self->sockets, engine_io_socket_get_id (socket));
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 }
 
 void
 engine_io_server_socket_finished (EngineIOServer *self)
 {
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   g_assert (self->live_sessions > 0);
   self->live_sessions--;
   g_cond_broadcast (&self->cond);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 }
 
 /**
@@ -71,12 +71,12 @@ engine_io_server_get_sockets (EngineIOServer *self)
 
   g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), NULL);
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   sockets = g_ptr_array_new_full (g_hash_table_size (self->sockets), g_object_unref);
   g_hash_table_iter_init (&iter, self->sockets);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     g_ptr_array_add (sockets, g_object_ref (value));
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   return sockets;
 }
@@ -111,7 +111,7 @@ engine_io_server_broadcast_packet (EngineIOServer *self,
   g_return_val_if_fail (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE, 0);
   g_return_val_if_fail (except == NULL || ENGINE_IO_IS_SOCKET (except), 0);
 
-  g_mutex_lock (&self->broadcast_lock);
+  ENGINE_IO_LOCK (&self->broadcast_lock, BROADCAST);
   sockets = engine_io_server_get_sockets (self);
   for (guint i = 0; i < sockets->len; i++)
     {
@@ -120,7 +120,7 @@ engine_io_server_broadcast_packet (EngineIOServer *self,
       if (socket != except && engine_io_socket_send_packet (socket, packet, NULL))
         queued++;
     }
-  g_mutex_unlock (&self->broadcast_lock);
+  ENGINE_IO_UNLOCK (&self->broadcast_lock);
   return queued;
 }
 
@@ -216,9 +216,9 @@ engine_io_server_get_socket_count (EngineIOServer *self)
 
   g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   n = g_hash_table_size (self->sockets);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   return n;
 }

@@ -13,6 +13,7 @@
 static gboolean
 sessions_gone_locked (EngineIOServer *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->lock);
   return self->live_sessions == 0 && self->pending_handshakes == 0 &&
          g_atomic_int_get (&self->suspended) == 0;
 }
@@ -20,6 +21,7 @@ sessions_gone_locked (EngineIOServer *self)
 static gboolean
 closed_locked (EngineIOServer *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->lock);
   return self->closed;
 }
 
@@ -35,15 +37,17 @@ wait_locked (EngineIOServer  *self,
 {
   GMainContext *external = iterate_external ? self->callback_context : NULL;
 
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->lock);
+
   while (!done (self))
     {
       if (external != NULL && g_main_context_acquire (external))
         {
-          g_mutex_unlock (&self->lock);
+          ENGINE_IO_UNLOCK (&self->lock);
           g_main_context_iteration (external, FALSE);
           g_main_context_release (external);
           g_usleep (1000);
-          g_mutex_lock (&self->lock);
+          ENGINE_IO_LOCK (&self->lock, SERVER);
           if (g_get_monotonic_time () > deadline)
             return done (self);
           continue;
@@ -90,15 +94,15 @@ server_begin_close (EngineIOServer *self)
 {
   g_autoptr(GPtrArray) sockets = NULL;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   if (self->closing || self->closed)
     {
-      g_mutex_unlock (&self->lock);
+      ENGINE_IO_UNLOCK (&self->lock);
       return FALSE;
     }
   self->closing = TRUE;
   g_atomic_int_set (&self->closed_flag, 1);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   engine_io_server_refuse_admissions (self);
 
@@ -124,6 +128,7 @@ static void close_task_complete (GTask *task);
 static gboolean
 none_suspended_locked (EngineIOServer *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->lock);
   return g_atomic_int_get (&self->suspended) == 0;
 }
 
@@ -162,7 +167,7 @@ server_finish_close (EngineIOServer *self,
   EngineIOHttpDaemon *daemon;
   g_autoptr(GPtrArray) tasks = NULL;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   if (!wait_locked (self, sessions_gone_locked, deadline, iterate_external))
     {
       g_warning ("Server close: %u sessions, %u handshakes and %u polls still pending after 10 s",
@@ -170,9 +175,9 @@ server_finish_close (EngineIOServer *self,
       /* libmicrohttpd aborts the process when it is stopped with a
        * suspended connection: the polls and POSTs of sessions that did
        * not end (their context is blocked) are answered now. */
-      g_mutex_unlock (&self->lock);
+      ENGINE_IO_UNLOCK (&self->lock);
       release_suspended_requests (self);
-      g_mutex_lock (&self->lock);
+      ENGINE_IO_LOCK (&self->lock, SERVER);
       deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
       if (!wait_locked (self, none_suspended_locked, deadline, iterate_external))
         g_warning ("Server close: %u requests still suspended", g_atomic_int_get (&self->suspended));
@@ -185,7 +190,7 @@ server_finish_close (EngineIOServer *self,
       break;
   daemon = g_steal_pointer (&self->daemon);
   self->port = 0;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (daemon != NULL)
     engine_io_http_daemon_stop (daemon);
@@ -193,12 +198,12 @@ server_finish_close (EngineIOServer *self,
   if (self->pool != NULL)
     engine_io_loop_pool_shutdown (self->pool, 5 * G_USEC_PER_SEC);
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   self->closed = TRUE;
   tasks = g_steal_pointer (&self->close_tasks);
   self->close_tasks = g_ptr_array_new ();
   g_cond_broadcast (&self->cond);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   for (guint i = 0; i < tasks->len; i++)
     close_task_complete (g_ptr_array_index (tasks, i));
@@ -221,6 +226,7 @@ shutdown_thread_func (gpointer data)
 static gboolean
 claim_finish_locked (EngineIOServer *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->lock);
   if (self->closed || self->finishing)
     return FALSE;
   self->finishing = TRUE;
@@ -234,9 +240,9 @@ server_finish_close_in_background (EngineIOServer *self)
   GThread *thread;
   gboolean claimed;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   claimed = claim_finish_locked (self);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
   if (!claimed)
     return;
 
@@ -247,9 +253,9 @@ server_finish_close_in_background (EngineIOServer *self)
        * daemon and the threads stop at the next close from where one may
        * wait, or at dispose. */
       g_warning ("Cannot start the shutdown thread: %s", error->message);
-      g_mutex_lock (&self->lock);
+      ENGINE_IO_LOCK (&self->lock, SERVER);
       self->finishing = FALSE;
-      g_mutex_unlock (&self->lock);
+      ENGINE_IO_UNLOCK (&self->lock);
       g_object_unref (self);
       return;
     }
@@ -297,7 +303,7 @@ engine_io_server_close (EngineIOServer *self)
       return;
     }
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   claimed = claim_finish_locked (self);
   if (!claimed)
     {
@@ -308,7 +314,7 @@ engine_io_server_close (EngineIOServer *self)
       if (!wait_locked (self, closed_locked, deadline, TRUE))
         g_warning ("Server close: still closing after 30 s");
     }
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (claimed)
     server_finish_close (self, TRUE);
@@ -373,11 +379,11 @@ server_add_close_task (EngineIOServer *self,
                                           g_object_ref (task), g_object_unref);
     }
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   closed = self->closed;
   if (!closed)
     g_ptr_array_add (self->close_tasks, task);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (closed)
     close_task_complete (task);

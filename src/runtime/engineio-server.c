@@ -135,17 +135,17 @@ deliver_connection_errors_cb (gpointer data)
   EngineIOServer *self = data;
   guint batch;
 
-  g_mutex_lock (&self->errors_lock);
+  ENGINE_IO_LOCK (&self->errors_lock, ERRORS);
   batch = self->error_reports.length;
-  g_mutex_unlock (&self->errors_lock);
+  ENGINE_IO_UNLOCK (&self->errors_lock);
 
   for (guint i = 0; i < batch; i++)
     {
       ErrorReport *report;
 
-      g_mutex_lock (&self->errors_lock);
+      ENGINE_IO_LOCK (&self->errors_lock, ERRORS);
       report = g_queue_pop_head (&self->error_reports);
-      g_mutex_unlock (&self->errors_lock);
+      ENGINE_IO_UNLOCK (&self->errors_lock);
       if (report == NULL)
         break;
       g_signal_emit (self, signals[SIGNAL_CONNECTION_ERROR], 0,
@@ -154,14 +154,14 @@ deliver_connection_errors_cb (gpointer data)
     }
 
   /* Still scheduled (error_source_pending stays set) while reports wait. */
-  g_mutex_lock (&self->errors_lock);
+  ENGINE_IO_LOCK (&self->errors_lock, ERRORS);
   if (self->error_reports.length > 0)
     {
-      g_mutex_unlock (&self->errors_lock);
+      ENGINE_IO_UNLOCK (&self->errors_lock);
       return G_SOURCE_CONTINUE;
     }
   self->error_source_pending = FALSE;
-  g_mutex_unlock (&self->errors_lock);
+  ENGINE_IO_UNLOCK (&self->errors_lock);
   return G_SOURCE_REMOVE;
 }
 
@@ -189,10 +189,10 @@ engine_io_server_report_connection_error (EngineIOServer  *self,
   if (value != NULL && !engine_io_transport_type_from_string (value, &transport))
     transport = ENGINE_IO_TRANSPORT_POLLING;
 
-  g_mutex_lock (&self->errors_lock);
+  ENGINE_IO_LOCK (&self->errors_lock, ERRORS);
   if (self->error_reports.length >= MAX_QUEUED_CONNECTION_ERRORS)
     {
-      g_mutex_unlock (&self->errors_lock);
+      ENGINE_IO_UNLOCK (&self->errors_lock);
       return;
     }
   report = g_new0 (ErrorReport, 1);
@@ -206,7 +206,7 @@ engine_io_server_report_connection_error (EngineIOServer  *self,
   g_queue_push_tail (&self->error_reports, report);
   if (!self->error_source_pending)
     self->error_source_pending = attach = TRUE;
-  g_mutex_unlock (&self->errors_lock);
+  ENGINE_IO_UNLOCK (&self->errors_lock);
 
   if (attach)
     {
@@ -286,23 +286,23 @@ engine_io_server_listen (EngineIOServer  *self,
   if (!engine_io_server_ensure_started (self, error))
     return FALSE;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   if (self->daemon != NULL)
     {
-      g_mutex_unlock (&self->lock);
+      ENGINE_IO_UNLOCK (&self->lock);
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN, "The server is already listening");
       return FALSE;
     }
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   daemon = engine_io_http_daemon_start (self, address ? address : "127.0.0.1", port, error);
   if (daemon == NULL)
     return FALSE;
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   self->daemon = daemon;
   self->port = engine_io_http_daemon_get_port (daemon);
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PORT]);
   return TRUE;
@@ -323,9 +323,9 @@ engine_io_server_get_port (EngineIOServer *self)
 
   g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   port = self->port;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   return port;
 }
@@ -382,13 +382,13 @@ engine_io_server_set_admission_func (EngineIOServer        *self,
 
   g_return_if_fail (ENGINE_IO_IS_SERVER (self));
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   old_data = self->admission_data;
   old_destroy = self->admission_destroy;
   self->admission_func = func;
   self->admission_data = user_data;
   self->admission_destroy = destroy;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (old_destroy != NULL)
     old_destroy (old_data);
@@ -431,13 +431,13 @@ engine_io_server_set_admission_async_func (EngineIOServer             *self,
 
   g_return_if_fail (ENGINE_IO_IS_SERVER (self));
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   old_data = self->admission_async_data;
   old_destroy = self->admission_async_destroy;
   self->admission_async_func = func;
   self->admission_async_data = user_data;
   self->admission_async_destroy = destroy;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (old_destroy != NULL)
     old_destroy (old_data);
@@ -469,13 +469,13 @@ engine_io_server_set_headers_func (EngineIOServer      *self,
 
   g_return_if_fail (ENGINE_IO_IS_SERVER (self));
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   old_data = self->headers_data;
   old_destroy = self->headers_destroy;
   g_atomic_pointer_set (&self->headers_func, func);
   self->headers_data = user_data;
   self->headers_destroy = destroy;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (old_destroy != NULL)
     old_destroy (old_data);
@@ -505,13 +505,13 @@ engine_io_server_set_id_func (EngineIOServer *self,
 
   g_return_if_fail (ENGINE_IO_IS_SERVER (self));
 
-  g_mutex_lock (&self->lock);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
   old_data = self->id_data;
   old_destroy = self->id_destroy;
   self->id_func = func;
   self->id_data = user_data;
   self->id_destroy = destroy;
-  g_mutex_unlock (&self->lock);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   if (old_destroy != NULL)
     old_destroy (old_data);
@@ -690,9 +690,9 @@ engine_io_server_dispose (GObject *object)
        * not wait for the daemon. Freeing the server under its running
        * daemon would be a use after free: it is kept instead (leaked,
        * still serving), and whoever holds it may close it later. */
-      g_mutex_lock (&self->lock);
+      ENGINE_IO_LOCK (&self->lock, SERVER);
       stranded = !self->closed && !self->finishing;
-      g_mutex_unlock (&self->lock);
+      ENGINE_IO_UNLOCK (&self->lock);
       if (stranded)
         {
           g_warning ("A dropped server could not be shut down here (no shutdown thread): "

@@ -75,7 +75,7 @@ linger_timeout_cb (gpointer data)
    * No last poll came, but a poll taken before the close (its callbacks
    * pending) is still being written: the same, the end of its request
    * finishes the close (its client got what was queued, without `1`). */
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   in_vain = self->lingering;
   self->lingering = FALSE;
   if (in_vain)
@@ -86,7 +86,7 @@ linger_timeout_cb (gpointer data)
         req->finishes_close = TRUE;
         writing = TRUE;
       }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
   if (in_vain && !writing)
     engine_io_socket_finish_close (self);
   else
@@ -131,12 +131,12 @@ engine_io_socket_do_close (EngineIOSocket      *self,
   gboolean linger = FALSE;
   gboolean keep_probe = FALSE;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (self->state != STATE_OPEN && self->state != STATE_OPENING)
     {
       gboolean closing = self->state == STATE_CLOSING;
 
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       if (closing && reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN)
         socket_shutdown_closing (self);
       return;
@@ -182,7 +182,7 @@ engine_io_socket_do_close (EngineIOSocket      *self,
            g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
            (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
             (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN &&
-             (g_async_queue_length_unlocked (self->outbound) > 0 || self->inflight_polls > 0))))
+             (self->outbound.length > 0 || self->inflight_polls > 0))))
     {
       /* (A poll response still being written, taken while the session was
        * open: ending now would report what it carries as not delivered
@@ -199,11 +199,11 @@ engine_io_socket_do_close (EngineIOSocket      *self,
       /* The poll carries what is queued, then the close packet. */
       SendItem *item = g_new0 (SendItem, 1);
       item->packet = engine_io_packet_new (ENGINE_IO_PACKET_CLOSE);
-      g_async_queue_push_unlocked (self->outbound, item);
+      g_queue_push_tail (&self->outbound, item);
       self->queued_bytes += engine_io_socket_item_size (item->packet);
       resume = engine_io_socket_kick_transport_locked (self);
     }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   if (resume != NULL)
     engine_io_core_request_resume (resume);
@@ -226,9 +226,9 @@ engine_io_socket_do_close (EngineIOSocket      *self,
           g_autoptr(GPtrArray) packets = NULL;
           GPtrArray *notify = NULL;
 
-          g_async_queue_lock (self->outbound);
+          ENGINE_IO_LOCK (&self->state_lock, SESSION);
           packets = engine_io_socket_take_outbound_locked (self, 0, 0, &notify);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
           engine_io_socket_ws_send_packets (self, packets, notify);
         }
       engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
@@ -268,10 +268,10 @@ engine_io_socket_finish_close (EngineIOSocket *self)
   if (self->state != STATE_CLOSED)
     engine_io_socket_ws_report_sent (self);
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (self->state == STATE_CLOSED)
     {
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       return;
     }
   g_atomic_int_set ((int *) &self->state, STATE_CLOSED);
@@ -283,7 +283,7 @@ engine_io_socket_finish_close (EngineIOSocket *self)
       g_ptr_array_extend_and_steal (leftover, g_steal_pointer (&req->flush_items));
     }
   g_ptr_array_set_size (self->inflight, 0);
-  while ((item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
+  while ((item = g_queue_pop_head (&self->outbound)) != NULL)
     g_ptr_array_add (leftover, item);
   /* Messages in the WebSocket not all taken by send(): not delivered. */
   while ((item = g_queue_pop_head (&self->ws_unsent)) != NULL)
@@ -293,7 +293,7 @@ engine_io_socket_finish_close (EngineIOSocket *self)
   if (held_post != NULL)
     held_post->suspended = FALSE;
   self->input_paused = FALSE;
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   /* A POST held for back-pressure is answered (the session is gone). */
   if (held_post != NULL)
@@ -306,10 +306,10 @@ engine_io_socket_finish_close (EngineIOSocket *self)
         engine_io_socket_call_send_callbacks (self, event->items, event->flushed);
       engine_io_socket_event_free (event);
     }
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   self->inbound_bytes = 0;
   self->inbound_packets = 0;
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   engine_io_socket_call_send_callbacks (self, leftover, FALSE);
 

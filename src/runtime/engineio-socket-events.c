@@ -175,8 +175,8 @@ engine_io_socket_handle_packet (EngineIOSocket *self,
           GTask *task = NULL;
           gboolean over;
 
-          g_async_queue_lock (self->outbound);
-          g_mutex_lock (&self->recv_lock);
+          ENGINE_IO_LOCK (&self->state_lock, SESSION);
+          ENGINE_IO_LOCK (&self->recv_lock, RECV);
           /* A receive_async() caller waiting takes it at once: never
            * queued, it does not count against the bound. */
           task = engine_io_socket_receive_take_task_locked (self);
@@ -187,8 +187,8 @@ engine_io_socket_handle_packet (EngineIOSocket *self,
               g_queue_push_tail (&self->received, engine_io_packet_ref (packet));
               g_cond_broadcast (&self->recv_cond);
             }
-          g_mutex_unlock (&self->recv_lock);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->recv_lock);
+          ENGINE_IO_UNLOCK (&self->state_lock);
           if (task != NULL)
             engine_io_socket_receive_task_return (task, packet);
           if (over)
@@ -223,7 +223,7 @@ engine_io_socket_update_input (EngineIOSocket *self)
   EngineIORequest *resume = NULL;
   gboolean paused;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   paused = self->state == STATE_OPEN && engine_io_socket_input_over_locked (self, self->input_paused);
   self->input_paused = paused;
   if (!paused && self->held_post != NULL)
@@ -231,7 +231,7 @@ engine_io_socket_update_input (EngineIOSocket *self)
       resume = g_steal_pointer (&self->held_post);
       resume->suspended = FALSE;
     }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   if (self->ws != NULL && !self->ws_probe)
     engine_io_websocket_set_paused (self->ws, paused);
@@ -298,18 +298,18 @@ engine_io_socket_drain_inbound_cb (gpointer data)
         break;
       if (event->kind == EVENT_PACKET)
         {
-          g_async_queue_lock (self->outbound);
+          ENGINE_IO_LOCK (&self->state_lock, SESSION);
           self->inbound_bytes -= MIN (self->inbound_bytes, event->size);
           self->inbound_packets -= MIN (self->inbound_packets, 1);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
         }
       else if (event->kind == EVENT_PACKET_CREATE)
         {
           /* Given back before the handler runs: a send from it counts
            * what is held from then on. */
-          g_async_queue_lock (self->outbound);
+          ENGINE_IO_LOCK (&self->state_lock, SESSION);
           self->tap_bytes -= MIN (self->tap_bytes, event->size);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
         }
       handle_event (self, event);
       engine_io_socket_event_free (event);
@@ -328,9 +328,9 @@ engine_io_socket_drain_inbound_cb (gpointer data)
    * took the receive queue under its mark after our engine_io_socket_update_input() and
    * found the flag still set (it asks for a drain to resume reading). */
   g_atomic_int_set (&self->drain_pending, 0);
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   again = self->input_paused && self->state == STATE_OPEN && !engine_io_socket_input_over_locked (self, TRUE);
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
   if ((again || g_async_queue_length (self->inbound) > 0) &&
       g_atomic_int_compare_and_exchange (&self->drain_pending, 0, 1))
     return G_SOURCE_CONTINUE;

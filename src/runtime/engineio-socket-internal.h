@@ -13,6 +13,7 @@
 #include "engineio-websocket-private.h"
 #include "engineio-limits-private.h"
 #include "engineio-error.h"
+#include "engineio-lock-private.h"
 
 G_BEGIN_DECLS
 
@@ -69,10 +70,25 @@ struct _EngineIOSocket
   EngineIOConfig          *config;
   GMainContext            *context;       /* ref; the loop's context */
 
-  /* The outbound queue (SendItem*). Its lock is the session lock: it also
-   * guards the fields marked (lock), because handing a waiting poll its
-   * packets must be atomic with looking at the queue. */
-  GAsyncQueue             *outbound;
+  /* The session lock. It guards the outbound queue and every field marked
+   * (lock) below, in one critical section, because handing a waiting poll
+   * its packets must be atomic with looking at the queue; and, for the
+   * adapter, the `suspended` and `answer_noop` flags of the session's
+   * requests (engineio-request-private.h). Functions named `_locked` are
+   * called with it held (ENGINE_IO_LOCK_ASSERT_HELD() checks it in
+   * -Dlock_checks=true builds).
+   *
+   * Order (engineio-lock-private.h has the whole table; rank 3): taken
+   * after the server's broadcast_lock and lock, never before them (no
+   * server lock is taken with it held); with it held, a thread may take
+   * the HTTP watcher's lock (a waiting poll is registered under it),
+   * @recv_lock, and the leaves below us: libmicrohttpd's locks (a poll is
+   * suspended or resumed under it), GMainContext's (sources attached,
+   * contexts woken) and @inbound's (an event posted). Never two sessions'
+   * at once. No signal handler, hook or send callback runs with it held,
+   * and no socket I/O is done under it. */
+  GMutex                   state_lock;
+  GQueue                   outbound;      /* (lock) SendItem*, oldest first */
   SocketState              state;         /* (lock) written; (atomic) read elsewhere */
   EngineIORequest         *active_get;    /* (lock) the poll attached to us, if any */
   EngineIORequest         *active_post;   /* (lock) the POST reading its body, if any */
@@ -101,13 +117,18 @@ struct _EngineIOSocket
   gboolean                 flush_inline;  /* (lock) the session thread flushes soon anyway */
   EngineIOTokenBucket      message_bucket; /* (lock) message-rate */
 
-  /* Events for the session context (Event*), with one wake-up at a time. */
+  /* Events for the session context (Event*), with one wake-up at a time.
+   * A GAsyncQueue of its own, not under @state_lock: events are posted
+   * both with the session lock held and without it (from the adapter's
+   * WebSocket callbacks and the session context), and taken in the
+   * session context without it. Its internal lock is a leaf. */
   GAsyncQueue             *inbound;
   int                      drain_pending; /* (atomic) a drain source is attached */
 
   /* Messages nobody handled, for engine_io_socket_receive() and its
-   * variants. recv_lock nests inside the session lock (@outbound's), never
-   * the other way round; no callback runs with it held. */
+   * variants. recv_lock (rank 5) nests inside @state_lock, never the other
+   * way round; no lock of ours is taken with it held, and no callback runs
+   * with it held (a blocking receive() waits on @recv_cond with it). */
   GMutex                   recv_lock;
   GCond                    recv_cond;     /* (recv_lock) a message, the close or a cancellation */
   GQueue                   received;      /* (recv_lock) EngineIOPacket (ref) */
@@ -149,9 +170,11 @@ struct _EngineIOSocket
   GQueue                   ws_unsent;     /* SendItem*: handed to @ws, not yet all taken by
                                            * send(), by ws_seq (see engine_io_socket_ws_report_sent()) */
 
-  /* The application's data. Its own lock, never held while calling out
-   * but for a dup function: a reader copies or references the data under
-   * it, so a concurrent replacement cannot free it in between. */
+  /* The application's data. Its own lock (rank 9, a leaf: taken with no
+   * other lock of ours held, and none taken with it held), never held
+   * while calling out but for a dup function: a reader copies or
+   * references the data under it, so a concurrent replacement cannot free
+   * it in between. */
   GMutex                   user_data_lock;
   gpointer                 user_data;          /* (user_data_lock) */
   GDestroyNotify           user_data_destroy;  /* (user_data_lock) */
@@ -186,7 +209,7 @@ enum
  * holding it in each queue costs. On 64-bit glibc an empty message queued
  * for sending is 112 bytes, a 2-byte one 192; a received one 32 + 32 or
  * 112 + 32; a read one waiting for the session context 32 + 96. */
-#define QUEUE_LINK_SIZE ENGINE_IO_ALLOC_SIZE (sizeof (GList))  /* GAsyncQueue's GQueue link */
+#define QUEUE_LINK_SIZE ENGINE_IO_ALLOC_SIZE (sizeof (GList))  /* a GQueue link (GAsyncQueue's too) */
 #define SEND_ITEM_OVERHEAD (ENGINE_IO_ALLOC_SIZE (sizeof (SendItem)) + QUEUE_LINK_SIZE)
 #define EVENT_OVERHEAD (ENGINE_IO_ALLOC_SIZE (sizeof (Event)) + QUEUE_LINK_SIZE)
 #define RECEIVED_OVERHEAD QUEUE_LINK_SIZE

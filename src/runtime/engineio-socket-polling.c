@@ -20,7 +20,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
 {
   g_autoptr(GPtrArray) packets = NULL;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
 
   if (self->state == STATE_CLOSING && self->lingering && self->active_get == NULL)
     {
@@ -34,7 +34,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       req->finishes_close = TRUE;
       packets = engine_io_socket_take_for_poll_locked (self, req, 0, &items);
       engine_io_socket_attach_flush_items_locked (self, req, items);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       g_ptr_array_add (packets, engine_io_packet_new (ENGINE_IO_PACKET_CLOSE));
       engine_io_counter_add (&self->counters->packets_out, 1);
       engine_io_counter_add (&self->counters->bytes_out,
@@ -46,7 +46,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
 
   if (self->state != STATE_OPEN)
     {
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
       return;
     }
@@ -54,7 +54,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
   if (self->active_get != NULL)
     {
       /* A second concurrent GET: 400 for it, `1` for the first, closed. */
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
       engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
                                           "overlapping polls from the client");
@@ -68,18 +68,18 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
     {
       /* An upgrade is under way: what is queued waits for the WebSocket. */
       EngineIOPacket *noop = engine_io_packet_new (ENGINE_IO_PACKET_NOOP);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_packets (self->config, req, self->version, &noop, 1);
       engine_io_packet_unref (noop);
       return;
     }
 
-  if (g_async_queue_length_unlocked (self->outbound) > 0 && self->inflight_polls == 0)
+  if (self->outbound.length > 0 && self->inflight_polls == 0)
     {
       GPtrArray *items = NULL;
       packets = engine_io_socket_take_for_poll_locked (self, req, POLL_MAX_PACKETS, &items);
       engine_io_socket_attach_flush_items_locked (self, req, items);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       req->carried_packets = TRUE;
       engine_io_core_respond_packets (self->config, req, self->version,
                                       (EngineIOPacket * const *) packets->pdata, packets->len);
@@ -90,7 +90,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
   self->active_get = req;
   req->suspended = TRUE;
   engine_io_core_request_suspend (self->server, req);
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 }
 
 void
@@ -101,13 +101,13 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
   GPtrArray *items = NULL;
   gboolean closing;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (self->active_get == req)
     self->active_get = NULL;
   if (req->answer_noop)
     {
       EngineIOPacket *noop = engine_io_packet_new (ENGINE_IO_PACKET_NOOP);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_packets (self->config, req, self->version, &noop, 1);
       engine_io_packet_unref (noop);
       return;
@@ -118,7 +118,7 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
   packets = engine_io_socket_take_for_poll_locked (self, req, closing ? 0 : POLL_MAX_PACKETS, &items);
   engine_io_socket_attach_flush_items_locked (self, req, items);
   req->finishes_close = closing;
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   if (packets->len == 0)
     {
@@ -143,6 +143,7 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
 static gboolean
 closing_takes_posts_locked (EngineIOSocket *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
   return self->state == STATE_CLOSING &&
          (self->close_reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
           self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN);
@@ -152,21 +153,21 @@ gboolean
 engine_io_socket_begin_post (EngineIOSocket  *self,
                              EngineIORequest *req)
 {
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
 
   /* Closed by the application or a shutdown, a poll still to take the
    * last packets: the POST is read and answered `ok`, its packets dropped
    * (post_continue()). */
   if (self->state != STATE_OPEN && !closing_takes_posts_locked (self))
     {
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
       return FALSE;
     }
 
   if (self->active_post != NULL)
     {
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
       engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
                                           "overlapping POST requests from the client");
@@ -176,7 +177,7 @@ engine_io_socket_begin_post (EngineIOSocket  *self,
   self->active_post = req;
   req->kind = ENGINE_IO_REQUEST_POST;
   req->socket = g_object_ref (self);
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   return TRUE;
 }
@@ -203,6 +204,7 @@ post_format (EngineIOSocket  *self,
 static GBytes *
 post_done_locked (EngineIOSocket *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
   self->active_post = NULL;
   return g_steal_pointer (&self->post_payload);
 }
@@ -226,7 +228,7 @@ post_continue (EngineIOSocket  *self,
       gboolean rate_limited = FALSE;
       gboolean done;
 
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       if (closing_takes_posts_locked (self))
         {
           /* Closed for the application, a poll still to take the last
@@ -236,7 +238,7 @@ post_continue (EngineIOSocket  *self,
            * never take those last packets: a heartbeat answer crossing
            * the application's close lost them. */
           done_payload = post_done_locked (self);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
           {
             static const char ok[] = "ok";
             g_autoptr(GBytes) ok_bytes = g_bytes_new_static (ok, 2);
@@ -247,7 +249,7 @@ post_continue (EngineIOSocket  *self,
       if (self->state != STATE_OPEN)
         {
           done_payload = post_done_locked (self);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
           engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
           return;
         }
@@ -258,10 +260,10 @@ post_continue (EngineIOSocket  *self,
           self->held_post = req;
           req->suspended = TRUE;
           engine_io_core_request_suspend (self->server, req);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
           return;
         }
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
 
       packets = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_packet_unref);
       while (!self->post_reader.done && round < POST_ROUND_BYTES)
@@ -279,15 +281,15 @@ post_continue (EngineIOSocket  *self,
 
       if (error != NULL)
         {
-          g_async_queue_lock (self->outbound);
+          ENGINE_IO_LOCK (&self->state_lock, SESSION);
           done_payload = post_done_locked (self);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
           engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
           engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
           return;
         }
 
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       for (guint i = 0; i < packets->len; i++)
         {
           Event *event;
@@ -307,7 +309,7 @@ post_continue (EngineIOSocket  *self,
       done = rate_limited || self->post_reader.done;
       if (done)
         done_payload = post_done_locked (self);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
 
       if (!done)
         continue;
@@ -352,9 +354,9 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
     {
       g_autoptr(GBytes) done_payload = NULL;
 
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       done_payload = post_done_locked (self);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
       engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_PARSE_ERROR, error->message);
       return;
@@ -382,14 +384,14 @@ engine_io_socket_end_post (EngineIOSocket  *self,
 {
   g_autoptr(GBytes) post_payload = NULL;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (self->active_post == req)
     {
       if (self->held_post == req)
         self->held_post = NULL;
       post_payload = post_done_locked (self);
     }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 }
 
 gboolean
@@ -405,6 +407,7 @@ static void
 detach_poll_locked (EngineIOSocket  *self,
                     EngineIORequest *req)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
   if (self->active_get != req)
     return;
   self->active_get = NULL;
@@ -429,7 +432,7 @@ engine_io_socket_resume_gone_poll (EngineIOSocket  *self,
 {
   gboolean resume = FALSE;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   /* While it is our active_get, @req is alive (it is detached, under this
    * lock, before it is freed). */
   if (self->active_get == req && req->serial == serial && req->suspended)
@@ -438,7 +441,7 @@ engine_io_socket_resume_gone_poll (EngineIOSocket  *self,
       req->client_gone = TRUE;
       resume = TRUE;
     }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   if (resume)
     engine_io_core_request_resume (req);
@@ -456,11 +459,11 @@ engine_io_socket_poll_client_gone (EngineIOSocket  *self,
 {
   gboolean close;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   detach_poll_locked (self, req);
   close = self->state == STATE_OPEN && !self->upgrading && !req->answer_noop &&
           g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   g_debug ("socket %s: %s", self->id, POLL_GONE_DESCRIPTION);
   if (close)
@@ -473,10 +476,10 @@ engine_io_socket_poll_gone_unanswered (EngineIOSocket *self)
 {
   gboolean close;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   close = self->state == STATE_OPEN && !self->upgrading &&
           g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   g_debug ("socket %s: a poll came from a client that had closed its connection", self->id);
   if (close)
@@ -493,7 +496,7 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
   EngineIORequest *resume = NULL;
   gboolean vanished = FALSE;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (req->kind == ENGINE_IO_REQUEST_POST && self->active_post == req)
     {
       /* A POST that never completed its body, or whose connection failed
@@ -509,7 +512,7 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
       req->inflight = FALSE;
       self->inflight_polls -= MIN (self->inflight_polls, 1);
       if (self->inflight_polls == 0 && self->state == STATE_OPEN &&
-          g_async_queue_length_unlocked (self->outbound) > 0)
+          self->outbound.length > 0)
         resume = engine_io_socket_kick_transport_locked (self);
     }
   if (req->flush_items != NULL)
@@ -540,7 +543,7 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
                  g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
       detach_poll_locked (self, req);
     }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   if (resume != NULL)
     engine_io_core_request_resume (resume);
@@ -557,7 +560,7 @@ engine_io_socket_take_suspended (EngineIOSocket *self)
 {
   GPtrArray *taken = g_ptr_array_new ();
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   /* Whoever resumes a request clears its suspended flag under this lock
    * first: cleared here, no one else resumes these. The poll stays our
    * active_get (and the POST our active_post) until it is finished. */
@@ -573,6 +576,6 @@ engine_io_socket_take_suspended (EngineIOSocket *self)
       post->suspended = FALSE;
       g_ptr_array_add (taken, post);
     }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
   return taken;
 }

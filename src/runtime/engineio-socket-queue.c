@@ -36,6 +36,7 @@ engine_io_socket_event_free (Event *event)
 void
 engine_io_socket_schedule_drain_locked (EngineIOSocket *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
   if (g_atomic_int_compare_and_exchange (&self->drain_pending, 0, 1))
     {
       GSource *source = g_idle_source_new ();
@@ -52,6 +53,7 @@ gboolean
 engine_io_socket_post_event_locked (EngineIOSocket *self,
                                     Event          *event)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
   if (self->state == STATE_CLOSED)
     {
       engine_io_socket_event_free (event);
@@ -85,6 +87,8 @@ engine_io_socket_input_over_locked (EngineIOSocket *self,
   guint64 out = self->queued_bytes + self->tap_bytes + self->inbound_bytes;
   guint64 in = self->received_bytes + self->inbound_bytes;
 
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
+
   if (send_mark > 0 && out >= (paused ? send_mark / 2 : send_mark))
     return TRUE;
   if (receive_mark > 0 && in >= (paused ? receive_mark / 2 : receive_mark))
@@ -97,9 +101,9 @@ void
 engine_io_socket_post_event (EngineIOSocket *self,
                              Event          *event)
 {
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   engine_io_socket_post_event_locked (self, event);
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 }
 
 /* message-rate. Called with the lock held, where a packet arrives (a
@@ -113,6 +117,8 @@ engine_io_socket_message_within_rate_locked (EngineIOSocket *self,
                                              EngineIOPacket *packet)
 {
   EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
 
   if (self->config->message_rate <= 0 ||
       (type != ENGINE_IO_PACKET_MESSAGE && type != ENGINE_IO_PACKET_PING))
@@ -138,12 +144,14 @@ engine_io_socket_take_outbound_locked (EngineIOSocket  *self,
                                        guint            max_items,
                                        GPtrArray      **notify_out)
 {
-  guint queued = (guint) MAX (g_async_queue_length_unlocked (self->outbound), 0);
+  guint queued = self->outbound.length;
   GPtrArray *packets;
   GPtrArray *notify_items = NULL;  /* what the session context hears about */
   gboolean drain;
   SendItem *item;
   guint64 taken = 0;
+
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
 
   packets = g_ptr_array_new_full (max_items > 0 ? MIN (queued, max_items) : queued,
                                   (GDestroyNotify) engine_io_packet_unref);
@@ -158,7 +166,7 @@ engine_io_socket_take_outbound_locked (EngineIOSocket  *self,
   /* @limit in bytes, 0 for everything; at least one item is taken. */
   while ((limit == 0 || taken < limit) &&
          (max_items == 0 || packets->len < max_items) &&
-         (item = g_async_queue_try_pop_unlocked (self->outbound)) != NULL)
+         (item = g_queue_pop_head (&self->outbound)) != NULL)
     {
       gsize size = engine_io_socket_packet_size (item->packet);
       gsize held = engine_io_socket_item_size (item->packet);
@@ -176,7 +184,7 @@ engine_io_socket_take_outbound_locked (EngineIOSocket  *self,
       else
         engine_io_socket_send_item_free (item);
     }
-  if (g_async_queue_length_unlocked (self->outbound) == 0)
+  if (self->outbound.length == 0)
     self->queued_bytes = 0;
 
   /* The session context decides whether its client may be read again. */
@@ -213,6 +221,7 @@ engine_io_socket_attach_flush_items_locked (EngineIOSocket  *self,
                                             EngineIORequest *req,
                                             GPtrArray       *items)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
   if (items == NULL)
     return;
   g_assert (req->flush_items == NULL);
@@ -237,6 +246,8 @@ engine_io_socket_take_for_poll_locked (EngineIOSocket   *self,
 {
   GPtrArray *packets = engine_io_socket_take_outbound_locked (self, 0, max_items, notify_out);
 
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
+
   if (packets->len > 0 && !req->inflight)
     {
       req->inflight = TRUE;
@@ -251,6 +262,8 @@ EngineIORequest *
 engine_io_socket_kick_transport_locked (EngineIOSocket *self)
 {
   EngineIORequest *req = self->active_get;
+
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
 
   if (g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_WEBSOCKET)
     {
@@ -286,7 +299,7 @@ engine_io_socket_enqueue (EngineIOSocket       *self,
   EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
   gboolean close_for_backpressure = FALSE;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
 
   /* The open packet is queued even when a close is already on its way
    * (a server closing during the handshake): the first poll must carry it
@@ -295,7 +308,7 @@ engine_io_socket_enqueue (EngineIOSocket       *self,
       (g_atomic_int_get (&self->close_requested) &&
        engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_OPEN))
     {
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
                    "Socket “%s” is closed", self->id);
       engine_io_packet_unref (packet);
@@ -320,7 +333,7 @@ engine_io_socket_enqueue (EngineIOSocket       *self,
           g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL,
                        "Send queue of socket “%s” is over its high-water mark (%" G_GUINT64_FORMAT " bytes queued)",
                        self->id, self->queued_bytes);
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
           engine_io_packet_unref (packet);
           if (destroy != NULL)
             destroy (user_data);
@@ -339,7 +352,7 @@ engine_io_socket_enqueue (EngineIOSocket       *self,
       event->reason = ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR;
       event->description = g_strdup ("send queue over its high-water mark");
       engine_io_socket_post_event_locked (self, event);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_QUEUE_FULL,
                    "Send queue of socket “%s” is over its high-water mark: closing it",
                    self->id);
@@ -354,7 +367,7 @@ engine_io_socket_enqueue (EngineIOSocket       *self,
   item->callback = callback;
   item->user_data = user_data;
   item->destroy = destroy;
-  g_async_queue_push_unlocked (self->outbound, item);
+  g_queue_push_tail (&self->outbound, item);
   self->queued_bytes += size;
   /* The tap: told in the socket's context, in queue order (the signal
    * lock taken here is a leaf lock). */
@@ -372,7 +385,7 @@ engine_io_socket_enqueue (EngineIOSocket       *self,
   if (kick)
     resume = engine_io_socket_kick_transport_locked (self);
 
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   if (resume != NULL)
     engine_io_core_request_resume (resume);

@@ -18,6 +18,7 @@
 GTask *
 engine_io_socket_receive_take_task_locked (EngineIOSocket *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->recv_lock);
   for (GList *l = self->recv_tasks.head; l != NULL; l = l->next)
     {
       GTask *task = l->data;
@@ -66,9 +67,9 @@ engine_io_socket_receive_task_return (GTask          *task,
     {
       EngineIOCloseReason reason;
 
-      g_mutex_lock (&d->socket->recv_lock);
+      ENGINE_IO_LOCK (&d->socket->recv_lock, RECV);
       reason = d->socket->recv_reason;
-      g_mutex_unlock (&d->socket->recv_lock);
+      ENGINE_IO_UNLOCK (&d->socket->recv_lock);
       g_task_return_new_error (task, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
                                "Socket “%s” is closed: %s", d->socket->id,
                                engine_io_close_reason_to_string (reason));
@@ -84,7 +85,7 @@ engine_io_socket_receive_close (EngineIOSocket      *self,
   GQueue tasks = G_QUEUE_INIT;
   GTask *task;
 
-  g_mutex_lock (&self->recv_lock);
+  ENGINE_IO_LOCK (&self->recv_lock, RECV);
   self->recv_closed = TRUE;
   self->recv_reason = reason;
   /* Nothing is queued while a task that is not cancelled waits: each
@@ -92,7 +93,7 @@ engine_io_socket_receive_close (EngineIOSocket      *self,
   tasks = self->recv_tasks;
   g_queue_init (&self->recv_tasks);
   g_cond_broadcast (&self->recv_cond);
-  g_mutex_unlock (&self->recv_lock);
+  ENGINE_IO_UNLOCK (&self->recv_lock);
   while ((task = g_queue_pop_head (&tasks)) != NULL)
     engine_io_socket_receive_task_return (task, NULL);
 }
@@ -102,6 +103,7 @@ engine_io_socket_receive_close (EngineIOSocket      *self,
 static EngineIOPacket *
 receive_pop_locked (EngineIOSocket *self)
 {
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->recv_lock);
   return g_queue_pop_head (&self->received);
 }
 
@@ -111,12 +113,12 @@ static EngineIOPacket *
 receive_taken (EngineIOSocket *self,
                EngineIOPacket *packet)
 {
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   self->received_bytes -= MIN (self->received_bytes,
                                engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD);
   if (self->input_paused && self->state != STATE_CLOSED)
     engine_io_socket_schedule_drain_locked (self);
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
   return packet;
 }
 
@@ -135,9 +137,9 @@ receive_wake (GCancellable *cancellable,
 {
   EngineIOSocket *self = data;
 
-  g_mutex_lock (&self->recv_lock);
+  ENGINE_IO_LOCK (&self->recv_lock, RECV);
   g_cond_broadcast (&self->recv_cond);
-  g_mutex_unlock (&self->recv_lock);
+  ENGINE_IO_UNLOCK (&self->recv_lock);
 }
 
 /* Blocking receive: until a message, the close, @cancellable or
@@ -162,7 +164,7 @@ receive_wait (EngineIOSocket  *self,
   if (cancellable != NULL)
     cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (receive_wake), self, NULL);
 
-  g_mutex_lock (&self->recv_lock);
+  ENGINE_IO_LOCK (&self->recv_lock, RECV);
   for (;;)
     {
       if ((packet = receive_pop_locked (self)) != NULL || self->recv_closed ||
@@ -185,7 +187,7 @@ receive_wait (EngineIOSocket  *self,
         g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_TIMED_OUT,
                      "Nothing was received on socket “%s” in time", self->id);
     }
-  g_mutex_unlock (&self->recv_lock);
+  ENGINE_IO_UNLOCK (&self->recv_lock);
   if (cancelled_id != 0)
     g_cancellable_disconnect (cancellable, cancelled_id);
   return packet != NULL ? receive_taken (self, packet) : NULL;
@@ -290,11 +292,11 @@ engine_io_socket_try_receive (EngineIOSocket  *self,
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  g_mutex_lock (&self->recv_lock);
+  ENGINE_IO_LOCK (&self->recv_lock, RECV);
   packet = receive_pop_locked (self);
   if (packet == NULL && self->recv_closed)
     receive_set_closed_error (self, error);
-  g_mutex_unlock (&self->recv_lock);
+  ENGINE_IO_UNLOCK (&self->recv_lock);
   return packet != NULL ? receive_taken (self, packet) : NULL;
 }
 
@@ -308,9 +310,9 @@ receive_async_cancelled (GCancellable *cancellable,
   EngineIOSocket *self = d->socket;
   gboolean mine;
 
-  g_mutex_lock (&self->recv_lock);
+  ENGINE_IO_LOCK (&self->recv_lock, RECV);
   mine = g_queue_remove (&self->recv_tasks, task);
-  g_mutex_unlock (&self->recv_lock);
+  ENGINE_IO_UNLOCK (&self->recv_lock);
   if (mine)
     {
       g_task_return_new_error (task, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CANCELLED,
@@ -371,12 +373,12 @@ engine_io_socket_receive_async (EngineIOSocket      *self,
       return;
     }
 
-  g_mutex_lock (&self->recv_lock);
+  ENGINE_IO_LOCK (&self->recv_lock, RECV);
   packet = receive_pop_locked (self);
   closed = packet == NULL && self->recv_closed;
   if (packet == NULL && !closed)
     g_queue_push_tail (&self->recv_tasks, g_object_ref (task));
-  g_mutex_unlock (&self->recv_lock);
+  ENGINE_IO_UNLOCK (&self->recv_lock);
 
   if (packet != NULL)
     {
@@ -385,11 +387,11 @@ engine_io_socket_receive_async (EngineIOSocket      *self,
     }
   else if (closed)
     {
-      g_mutex_lock (&self->recv_lock);
+      ENGINE_IO_LOCK (&self->recv_lock, RECV);
       g_task_return_new_error (task, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED,
                                "Socket “%s” is closed: %s", self->id,
                                engine_io_close_reason_to_string (self->recv_reason));
-      g_mutex_unlock (&self->recv_lock);
+      ENGINE_IO_UNLOCK (&self->recv_lock);
     }
   else if (cancellable != NULL)
     {
@@ -402,11 +404,11 @@ engine_io_socket_receive_async (EngineIOSocket      *self,
                              g_object_ref (task), g_object_unref);
       g_source_set_static_name (source, "[engineio] receive cancelled");
       g_source_attach (source, g_task_get_context (task));
-      g_mutex_lock (&self->recv_lock);
+      ENGINE_IO_LOCK (&self->recv_lock, RECV);
       waiting = g_queue_find (&self->recv_tasks, task) != NULL;
       if (waiting)
         d->cancel_source = g_source_ref (source);
-      g_mutex_unlock (&self->recv_lock);
+      ENGINE_IO_UNLOCK (&self->recv_lock);
       if (!waiting)
         g_source_destroy (source);   /* a message or the close came meanwhile */
       g_source_unref (source);

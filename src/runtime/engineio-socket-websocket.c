@@ -167,14 +167,14 @@ engine_io_socket_ws_flush_outbound (EngineIOSocket *self)
       g_autoptr(GPtrArray) packets = NULL;
       GPtrArray *notify = NULL;
 
-      g_async_queue_lock (self->outbound);
-      if (g_async_queue_length_unlocked (self->outbound) <= 0)
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
+      if (self->outbound.length == 0)
         {
-          g_async_queue_unlock (self->outbound);
+          ENGINE_IO_UNLOCK (&self->state_lock);
           break;
         }
       packets = engine_io_socket_take_outbound_locked (self, WS_BUFFER_TARGET, 0, &notify);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
 
       engine_io_socket_ws_send_packets (self, packets, notify);
       engine_io_websocket_flush (self->ws);
@@ -222,10 +222,10 @@ engine_io_socket_clear_probe (EngineIOSocket *self,
   if (self->ws == NULL)
     {
       self->ws_probe = FALSE;
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       self->upgrading = FALSE;
       self->ws_claimed = FALSE;
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
     }
 }
 
@@ -246,6 +246,8 @@ engine_io_socket_release_poll_with_noop_locked (EngineIOSocket *self)
 {
   EngineIORequest *req = self->active_get;
 
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
+
   if (req != NULL && req->suspended)
     {
       req->suspended = FALSE;
@@ -263,11 +265,11 @@ complete_upgrade (EngineIOSocket *self)
   engine_io_socket_clear_source (&self->upgrade_source);
   self->ws_probe = FALSE;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   self->upgrading = FALSE;
   g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
   resume = engine_io_socket_release_poll_with_noop_locked (self);
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
   engine_io_counter_sub (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_POLLING, self->version), 1);
   engine_io_counter_add (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_WEBSOCKET, self->version), 1);
   engine_io_counter_add (&self->counters->upgrades, 1);
@@ -295,7 +297,7 @@ complete_upgrade_closing (EngineIOSocket *self)
   GPtrArray *notify = NULL;
   gboolean take;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   take = self->lingering;
   if (take)
     {
@@ -303,7 +305,7 @@ complete_upgrade_closing (EngineIOSocket *self)
       self->upgrading = FALSE;
       g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
     }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
   if (!take)
     return;
 
@@ -318,9 +320,9 @@ complete_upgrade_closing (EngineIOSocket *self)
 
   if (engine_io_websocket_can_send (self->ws))
     {
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       packets = engine_io_socket_take_outbound_locked (self, 0, 0, &notify);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_socket_ws_send_packets (self, packets, notify);
     }
   engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
@@ -349,10 +351,10 @@ handle_probe_packet (EngineIOSocket *self,
       g_autoptr(EngineIOPacket) pong = engine_io_packet_new_text (ENGINE_IO_PACKET_PONG, "probe", 5);
 
       ws_send_packet (self, pong);
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       self->upgrading = TRUE;
       resume = engine_io_socket_release_poll_with_noop_locked (self);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       if (resume != NULL)
         engine_io_core_request_resume (resume);
       g_signal_emit (self, engine_io_socket_signals[SIGNAL_UPGRADING], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
@@ -363,9 +365,9 @@ handle_probe_packet (EngineIOSocket *self,
     {
       gboolean upgrading;
 
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       upgrading = self->upgrading;
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       if (upgrading)
         {
           complete_upgrade (self);
@@ -434,9 +436,9 @@ ws_message_cb (EngineIOWebSocket *ws,
     {
       gboolean within;
 
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       within = engine_io_socket_message_within_rate_locked (self, packet);
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
       if (!within)
         {
           if (self->config->message_policy == ENGINE_IO_RATE_LIMIT_CLOSE)
@@ -473,18 +475,18 @@ ws_message_cb (EngineIOWebSocket *ws,
       }
 
     /* Sends from the handlers are written at the end of this dispatch. */
-    g_async_queue_lock (self->outbound);
+    ENGINE_IO_LOCK (&self->state_lock, SESSION);
     self->flush_inline = TRUE;
-    g_async_queue_unlock (self->outbound);
+    ENGINE_IO_UNLOCK (&self->state_lock);
 
     /* A handler that iterates the context may see the session end and
      * the server drop it meanwhile: we still need it when it returns. */
     g_object_ref (self);
     engine_io_socket_handle_packet (self, packet);
 
-    g_async_queue_lock (self->outbound);
+    ENGINE_IO_LOCK (&self->state_lock, SESSION);
     self->flush_inline = FALSE;
-    g_async_queue_unlock (self->outbound);
+    ENGINE_IO_UNLOCK (&self->state_lock);
     self->inline_spent += g_get_monotonic_time () - now;
     engine_io_socket_ws_flush_outbound (self);
     engine_io_socket_update_input (self);
@@ -600,14 +602,14 @@ engine_io_socket_begin_upgrade (EngineIOSocket *self,
   gboolean ok;
 
   *out_reject = FALSE;
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   ok = self->state == STATE_OPEN;
   if (ok && !self->ws_claimed &&
       g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING)
     self->ws_claimed = TRUE;
   else
     *out_reject = ok;
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   return ok;
 }
@@ -635,8 +637,8 @@ engine_io_socket_upgrade_failed (EngineIOSocket *self)
                                         "the WebSocket upgrade did not complete");
   else
     {
-      g_async_queue_lock (self->outbound);
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
       self->ws_claimed = FALSE;
-      g_async_queue_unlock (self->outbound);
+      ENGINE_IO_UNLOCK (&self->state_lock);
     }
 }

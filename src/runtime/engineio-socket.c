@@ -71,7 +71,8 @@ engine_io_socket_finalize (GObject *object)
   g_queue_clear_full (&self->ws_unsent, (GDestroyNotify) engine_io_socket_send_item_free);
   g_ptr_array_unref (self->inflight);
   g_async_queue_unref (self->inbound);
-  g_async_queue_unref (self->outbound);
+  g_queue_clear (&self->outbound);  /* the close empties it (its items are freed there) */
+  g_mutex_clear (&self->state_lock);
   g_main_context_unref (self->context);
   engine_io_config_unref (self->config);
   g_clear_object (&self->server);
@@ -291,7 +292,8 @@ static void
 engine_io_socket_init (EngineIOSocket *self)
 {
   g_mutex_init (&self->user_data_lock);
-  self->outbound = g_async_queue_new ();
+  g_mutex_init (&self->state_lock);
+  g_queue_init (&self->outbound);
   self->inbound = g_async_queue_new ();
   g_mutex_init (&self->recv_lock);
   g_cond_init (&self->recv_cond);
@@ -350,7 +352,7 @@ engine_io_socket_start (EngineIOSocket  *self,
   g_autofree char *json = build_open_json (self);
   EngineIORequest *resume = NULL;
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (first_poll != NULL)
     {
       first_poll->kind = ENGINE_IO_REQUEST_POLL;
@@ -358,14 +360,14 @@ engine_io_socket_start (EngineIOSocket  *self,
       first_poll->suspended = TRUE;
       self->active_get = first_poll;
     }
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
 
   engine_io_socket_enqueue (self, engine_io_packet_new_text (ENGINE_IO_PACKET_OPEN, json, -1),
                             NULL, NULL, NULL, FALSE, NULL);
 
-  g_async_queue_lock (self->outbound);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
   g_atomic_int_set ((int *) &self->state, STATE_OPEN);
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
   engine_io_counter_add (engine_io_counter_open (self->counters, engine_io_socket_get_transport (self), self->version), 1);
   engine_io_counter_add (&self->counters->handshakes, 1);
   self->counted_open = TRUE;
@@ -383,10 +385,10 @@ engine_io_socket_start (EngineIOSocket  *self,
    * have answered the first poll already, and the client's next poll,
    * waiting now with nothing queued, must not be woken (it would get `1`
    * while the session stays open). */
-  g_async_queue_lock (self->outbound);
-  if (g_async_queue_length_unlocked (self->outbound) > 0)
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  if (self->outbound.length > 0)
     resume = engine_io_socket_kick_transport_locked (self);
-  g_async_queue_unlock (self->outbound);
+  ENGINE_IO_UNLOCK (&self->state_lock);
   if (resume != NULL)
     engine_io_core_request_resume (resume);
 }
@@ -551,9 +553,9 @@ engine_io_socket_get_user_data (EngineIOSocket *self)
 
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
 
-  g_mutex_lock (&self->user_data_lock);
+  ENGINE_IO_LOCK (&self->user_data_lock, USER_DATA);
   data = self->user_data;
-  g_mutex_unlock (&self->user_data_lock);
+  ENGINE_IO_UNLOCK (&self->user_data_lock);
 
   return data;
 }
@@ -591,11 +593,11 @@ engine_io_socket_dup_user_data (EngineIOSocket *self,
 
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
 
-  g_mutex_lock (&self->user_data_lock);
+  ENGINE_IO_LOCK (&self->user_data_lock, USER_DATA);
   data = self->user_data;
   if (data != NULL && dup_func != NULL)
     data = dup_func (data, user_data);
-  g_mutex_unlock (&self->user_data_lock);
+  ENGINE_IO_UNLOCK (&self->user_data_lock);
 
   return data;
 }
@@ -610,13 +612,13 @@ socket_replace_user_data (EngineIOSocket *self,
   gpointer old_data;
   GDestroyNotify old_destroy;
 
-  g_mutex_lock (&self->user_data_lock);
+  ENGINE_IO_LOCK (&self->user_data_lock, USER_DATA);
   old_data = self->user_data;
   old_destroy = self->user_data_destroy;
   self->user_data = user_data;
   self->user_data_destroy = destroy;
   self->user_data_is_object = is_object;
-  g_mutex_unlock (&self->user_data_lock);
+  ENGINE_IO_UNLOCK (&self->user_data_lock);
 
   if (old_destroy != NULL)
     old_destroy (old_data);
@@ -699,10 +701,10 @@ engine_io_socket_dup_user_object (EngineIOSocket *self)
 
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), NULL);
 
-  g_mutex_lock (&self->user_data_lock);
+  ENGINE_IO_LOCK (&self->user_data_lock, USER_DATA);
   if (self->user_data_is_object && self->user_data != NULL)
     object = g_object_ref (self->user_data);
-  g_mutex_unlock (&self->user_data_lock);
+  ENGINE_IO_UNLOCK (&self->user_data_lock);
 
   return object;
 }
@@ -987,10 +989,12 @@ engine_io_socket_close (EngineIOSocket *self)
 guint
 engine_io_socket_get_send_queue_length (EngineIOSocket *self)
 {
-  gint n;
+  guint n;
 
   g_return_val_if_fail (ENGINE_IO_IS_SOCKET (self), 0);
 
-  n = g_async_queue_length (self->outbound);
-  return n > 0 ? (guint) n : 0;
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  n = self->outbound.length;
+  ENGINE_IO_UNLOCK (&self->state_lock);
+  return n;
 }

@@ -646,6 +646,9 @@ soup_request_new (SoupAttach        *attach,
   gboolean tls = g_strcmp0 (g_uri_get_scheme (uri), "https") == 0;
   const char *length;
   const char *host;
+  const char *path = g_uri_get_path (uri);
+  const char *query = g_uri_get_query (uri);
+  const char *mark;
   GSocket *gsocket = soup_server_message_get_socket (msg);
 
   /* Without a socket (a stream given to soup_server_accept_iostream())
@@ -661,12 +664,21 @@ soup_request_new (SoupAttach        *attach,
   sr->gsocket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
 
   sr->base.method = g_strdup (soup_server_message_get_method (msg));
-  sr->base.path = g_strdup (g_uri_get_path (uri));
+  /* An HTTP/1.0 request without Host: libsoup (3.2) makes the whole
+   * request-target the URI's path, query included. A request-target's
+   * path has no '?' of its own: the query starts there. */
+  if (query == NULL && (mark = strchr (path, '?')) != NULL)
+    {
+      sr->base.path = g_strndup (path, (gsize) (mark - path));
+      query = mark + 1;
+    }
+  else
+    sr->base.path = g_strdup (path);
   sr->base.headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sr->base.query = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   soup_message_headers_foreach (soup_server_message_get_request_headers (msg), collect_header,
                                 sr->base.headers);
-  collect_query (sr, g_uri_get_query (uri));
+  collect_query (sr, query);
   host = soup_server_message_get_remote_host (msg);
   sr->base.remote_address = g_strdup (host != NULL ? host : "");
 

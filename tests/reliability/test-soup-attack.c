@@ -747,7 +747,8 @@ static void
 test_huge_head (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autofree char *line = g_strdup_printf ("X-Pad: %s\r\n", g_strnfill (8000, 'a'));
+  g_autofree char *pad = g_strnfill (8000, 'a');
+  g_autofree char *line = g_strdup_printf ("X-Pad: %s\r\n", pad);
   int fd = connect_or_fail (f);
   guint sent = 0;
 

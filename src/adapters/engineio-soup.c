@@ -235,6 +235,20 @@ soup_respond (EngineIORequest *req,
   sr->responded = TRUE;
 }
 
+static gboolean gone_watch_cb (GSocket      *gsocket,
+                               GIOCondition  condition,
+                               gpointer      user_data);
+
+static void
+watch_gone (SoupRequest  *sr,
+            GIOCondition  condition)
+{
+  sr->gone_watch = g_socket_create_source (sr->gsocket, condition, NULL);
+  g_source_set_callback (sr->gone_watch, G_SOURCE_FUNC (gone_watch_cb), sr, NULL);
+  g_source_set_name (sr->gone_watch, "[engineio] soup poll watch");
+  g_source_attach (sr->gone_watch, sr->context);
+}
+
 static gboolean
 gone_watch_cb (GSocket      *gsocket,
                GIOCondition  condition,
@@ -244,10 +258,18 @@ gone_watch_cb (GSocket      *gsocket,
   g_autoptr(EngineIOSocket) socket = NULL;
 
   g_clear_pointer (&sr->gone_watch, g_source_unref);
-  /* Readable but not closed (a pipelined request): not watched further;
-   * checked again when the poll is resumed. */
-  if (!closed_by_peer (sr) || sr->base.socket == NULL)
+  if (sr->base.socket == NULL)
     return G_SOURCE_REMOVE;
+  /* Readable but not closed (a pipelined request, which libsoup reads
+   * only after this poll): from now on watched for a reset or hang-up
+   * only (not for the bytes, which stay there), so that a client that
+   * pipelined and then reset still ends its session at once. */
+  if (!closed_by_peer (sr))
+    {
+      if (condition & G_IO_IN)
+        watch_gone (sr, G_IO_HUP | G_IO_ERR);
+      return G_SOURCE_REMOVE;
+    }
   socket = g_object_ref (sr->base.socket);
   if (engine_io_socket_resume_gone_poll (socket, &sr->base, sr->base.serial))
     g_debug ("soup: the client of a waiting poll closed its connection");
@@ -265,12 +287,7 @@ soup_suspend (EngineIORequest *req)
    * a paused message's connection). */
   if (req->kind == ENGINE_IO_REQUEST_POLL && req->socket != NULL && sr->gsocket != NULL &&
       sr->gone_watch == NULL)
-    {
-      sr->gone_watch = g_socket_create_source (sr->gsocket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-      g_source_set_callback (sr->gone_watch, G_SOURCE_FUNC (gone_watch_cb), sr, NULL);
-      g_source_set_name (sr->gone_watch, "[engineio] soup poll watch");
-      g_source_attach (sr->gone_watch, sr->context);
-    }
+    watch_gone (sr, G_IO_IN | G_IO_HUP | G_IO_ERR);
 }
 
 static gboolean resumed_cb (gpointer user_data);
@@ -649,6 +666,9 @@ soup_request_new (SoupAttach        *attach,
   gboolean tls = g_strcmp0 (g_uri_get_scheme (uri), "https") == 0;
   const char *length;
   const char *host;
+  const char *path = g_uri_get_path (uri);
+  const char *query = g_uri_get_query (uri);
+  const char *mark;
   GSocket *gsocket = soup_server_message_get_socket (msg);
 
   /* Without a socket (a stream given to soup_server_accept_iostream())
@@ -664,12 +684,21 @@ soup_request_new (SoupAttach        *attach,
   sr->gsocket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
 
   sr->base.method = g_strdup (soup_server_message_get_method (msg));
-  sr->base.path = g_strdup (g_uri_get_path (uri));
+  /* An HTTP/1.0 request without Host: libsoup (3.2) makes the whole
+   * request-target the URI's path, query included. A request-target's
+   * path has no '?' of its own: the query starts there. */
+  if (query == NULL && (mark = strchr (path, '?')) != NULL)
+    {
+      sr->base.path = g_strndup (path, (gsize) (mark - path));
+      query = mark + 1;
+    }
+  else
+    sr->base.path = g_strdup (path);
   sr->base.headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sr->base.query = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   soup_message_headers_foreach (soup_server_message_get_request_headers (msg), collect_header,
                                 sr->base.headers);
-  collect_query (sr, g_uri_get_query (uri));
+  collect_query (sr, query);
   host = soup_server_message_get_remote_host (msg);
   sr->base.remote_address = g_strdup (host != NULL ? host : "");
 

@@ -3,14 +3,14 @@
 #   1. a normal build (GIR, typelib, API docs) and every meson test suite
 #      (unit, integration, reliability, interop with real clients, python,
 #      browser), then the soak script on that build (tests/soak/soak.sh,
-#      SOAK_SECONDS, default 300);
+#      SOAK_SECONDS, default 240);
 #   2. an ASan+UBSan build and the unit, integration, reliability and interop
 #      suites again, and the Python suite against that build's library;
 #   3. a TSan build against an instrumented GLib, the unit and integration
 #      suites again;
 #   4. the eight libFuzzer targets (codec, request handler, WebSocket sessions,
 #      WebSocket frame codec, Socket.IO packet codec) under ASan+UBSan (clang),
-#      two at a time: 8 x FUZZ_SECONDS CPU-seconds (12 CPU-minutes by default)
+#      two at a time: 8 x FUZZ_SECONDS CPU-seconds (8 CPU-minutes by default)
 #      in about 4 x FUZZ_SECONDS of wall time (the same four rounds as seven).
 # The ASan and TSan builds also have the lock-order check (-Dlock_checks=true,
 # src/runtime/engineio-lock-private.h): a lock taken out of order aborts.
@@ -21,12 +21,12 @@
 # .ci/count-results.py (one line per log, the number of distinct checks), the
 # stages that ran and those skipped, and last one line:
 #   N passed, N failed, N skipped
-# Environment: FUZZ_SECONDS (per target, default 90), SOAK_SECONDS (default 300),
+# Environment: FUZZ_SECONDS (per target, default 60), SOAK_SECONDS (default 240),
 # SKIP_ASAN=1, SKIP_SOAK=1, SKIP_TSAN=1, SKIP_FUZZ=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-90}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 # ThreadSanitizer runs the code several times slower: meson's timeouts and
 # the tests' own upper time bounds (ENGINE_IO_TEST_TIME_SCALE, read by
 # tests/testutil.c; lower bounds never scale) are multiplied by this.
@@ -64,12 +64,12 @@ else
 fi
 
 if [ "${SKIP_SOAK:-0}" != 1 ]; then
-  step "soak: 2000 churning sessions of mixed transports for ${SOAK_SECONDS:-300} s"
+  step "soak: 2000 churning sessions of mixed transports for ${SOAK_SECONDS:-240} s"
   ran+=(soak)
   soak_log=build-ci/meson-logs/soak-results.json
   rm -f "$soak_log"
   if [ -x build-ci/src/tools/engineio-echo ]; then
-    if SOAK_SECONDS=${SOAK_SECONDS:-300} bash tests/soak/soak.sh build-ci; then
+    if SOAK_SECONDS=${SOAK_SECONDS:-240} bash tests/soak/soak.sh build-ci; then
       result_log "$soak_log" soak OK
     else
       result_log "$soak_log" soak FAIL; status=1

@@ -26,6 +26,7 @@
 #include <gnutls/gnutls.h>
 #endif
 
+#include "engineio-peer-private.h"
 #include "engineio-http-private.h"
 #include "engineio-mhd.h"
 #include "engineio-server-private.h"
@@ -416,36 +417,6 @@ static const EngineIORequestVTable http_vtable = {
   .upgrade = http_upgrade,
 };
 
-#ifdef POLLRDHUP
-#define PEER_CLOSED_EVENTS (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)
-#else
-#define PEER_CLOSED_EVENTS (POLLHUP | POLLERR | POLLNVAL)
-#endif
-
-/* Whether poll() saw the peer close its side (FIN) or the connection fail
- * (RST). A request waiting on a connection has nothing more to read but
- * (pipelined) requests, so a readable connection without POLLRDHUP is
- * looked at closer: an end of stream reads 0. */
-static gboolean
-peer_closed (const struct pollfd *p)
-{
-  if (p->revents & PEER_CLOSED_EVENTS)
-    return TRUE;
-#ifdef POLLRDHUP
-  return FALSE;
-#else
-  char byte;
-  ssize_t n;
-
-  if (!(p->revents & POLLIN))
-    return FALSE;
-  do
-    n = recv (p->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
-  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-#endif
-}
-
 /* Serving thread: has the client closed @connection (now, without
  * waiting)? Checked before a resumed poll is answered: a response written
  * into a connection the client closed would be "sent" (the kernel takes
@@ -455,18 +426,8 @@ connection_closed_by_peer (struct MHD_Connection *connection)
 {
   const union MHD_ConnectionInfo *info =
     MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-  struct pollfd p;
-  int ret;
 
-  if (info == NULL)
-    return FALSE;
-  p.fd = info->connect_fd;
-  p.events = POLLIN | PEER_CLOSED_EVENTS;
-  p.revents = 0;
-  do
-    ret = poll (&p, 1, 0);
-  while (ret < 0 && errno == EINTR);
-  return ret > 0 && peer_closed (&p);
+  return info != NULL && engine_io_fd_closed_by_peer (info->connect_fd);
 }
 
 #define MAX_JOINED_LIST 4096
@@ -1098,7 +1059,7 @@ find_gone_polls_locked (EngineIOHttpDaemon *daemon,
   while (g_hash_table_iter_next (&iter, (gpointer *) &watch, NULL))
     if (watch->poll != NULL)
       {
-        struct pollfd p = { .fd = watch->fd, .events = POLLIN | PEER_CLOSED_EVENTS };
+        struct pollfd p = { .fd = watch->fd, .events = POLLIN | ENGINE_IO_PEER_CLOSED_EVENTS };
         g_array_append_val (fds, p);
         g_ptr_array_add (polled, watch);
       }
@@ -1113,7 +1074,7 @@ find_gone_polls_locked (EngineIOHttpDaemon *daemon,
     return;
 
   for (guint i = 0; i < fds->len; i++)
-    if (peer_closed (&g_array_index (fds, struct pollfd, i)))
+    if (engine_io_peer_closed (&g_array_index (fds, struct pollfd, i)))
       {
         GonePoll entry;
 

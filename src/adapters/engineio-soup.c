@@ -39,6 +39,7 @@
 #include <gio/gio.h>
 #include <libsoup/soup.h>
 
+#include "engineio-peer-private.h"
 #include "engineio-soup.h"
 #include "engineio-error.h"
 #include "engineio-server-private.h"
@@ -154,44 +155,12 @@ kill_connection (SoupRequest *sr)
     g_socket_shutdown (sr->gsocket, TRUE, TRUE, NULL);
 }
 
-#ifdef POLLRDHUP
-#define PEER_CLOSED_EVENTS (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)
-#else
-#define PEER_CLOSED_EVENTS (POLLHUP | POLLERR | POLLNVAL)
-#endif
-
 /* Has the client closed the connection (FIN or RST), now, without
- * waiting? A waiting request has nothing more to read but pipelined
- * requests. */
+ * waiting? */
 static gboolean
 closed_by_peer (SoupRequest *sr)
 {
-  struct pollfd p;
-  int ret;
-
-  if (sr->gsocket == NULL)
-    return FALSE;
-  p.fd = g_socket_get_fd (sr->gsocket);
-  p.events = POLLIN | PEER_CLOSED_EVENTS;
-  p.revents = 0;
-  do
-    ret = poll (&p, 1, 0);
-  while (ret < 0 && errno == EINTR);
-  if (ret <= 0)
-    return FALSE;
-  if (p.revents & PEER_CLOSED_EVENTS)
-    return TRUE;
-  if (p.revents & POLLIN)
-    {
-      char byte;
-      ssize_t n;
-
-      do
-        n = recv (p.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      while (n < 0 && errno == EINTR);
-      return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-    }
-  return FALSE;
+  return sr->gsocket != NULL && engine_io_fd_closed_by_peer (g_socket_get_fd (sr->gsocket));
 }
 
 static void

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/socket.h>
 #include <zlib.h>
 
 #include "relutil.h"
@@ -174,6 +175,13 @@ test_bomb_stream (void)
       g_assert_true (rel_healthy_wait_more (healthy[i], 3, REL_WAIT_MS));
     }
   fl.ws = open_deflate (rs->port, NULL, &error);
+  g_assert_no_error (error);
+  /* A small send buffer: with the kernel's auto-tuned one (4 MiB of
+   * bombs, 4 GB inflated) the last write of the flood waited for the
+   * server to inflate all of it, over the write timeout on a loaded
+   * machine under ASan. Now it waits for one read buffer's worth. */
+  g_assert_true (g_socket_set_option (test_ws_get_socket (fl.ws), SOL_SOCKET, SO_SNDBUF,
+                                      64 * 1024, &error));
   g_assert_no_error (error);
   g_test_message ("one message: %" G_GSIZE_FORMAT " bytes compressed", mlen);
   while (burst->len < 256 * 1024)

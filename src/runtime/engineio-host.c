@@ -16,8 +16,9 @@
  * engine_io_host_request_finished(). While the request is suspended the
  * engine holds a reference of its own (taken in the suspend forwarder,
  * dropped by the resume forwarder once the class's resume returned), so a
- * resumption on its way never finds the object gone; and @lock makes sure
- * the class's resume is never called once finished() was.
+ * resumption on its way never finds the object gone; finished() is refused
+ * while the request is suspended, so the class's resume is never called
+ * after it.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -49,7 +50,6 @@ typedef struct
   GByteArray      *body;            /* the POST body being read (serving thread) */
   EngineIOSocket  *poll_socket;     /* owned: the session of a suspended poll (serving
                                      * thread; set in the suspend forwarder) */
-  GMutex           lock;            /* the resume forwarder against finished() */
   /* Serving thread. */
   gboolean         handed;          /* given to the engine */
   gboolean         want_body;       /* the engine reads a body */
@@ -57,7 +57,7 @@ typedef struct
   gboolean         responded;       /* respond() was called */
   gboolean         upgrading;       /* upgrade() returned TRUE; not attached yet */
   gboolean         gone;            /* client_gone() was called */
-  gboolean         finished;        /* (lock) finished() was called */
+  gboolean         finished;        /* finished() was called */
 } EngineIOHostRequestPrivate;
 
 G_DEFINE_TYPE_WITH_PRIVATE (EngineIOHostRequest, engine_io_host_request, G_TYPE_OBJECT)
@@ -134,12 +134,12 @@ static void
 host_resume (EngineIORequest *req)
 {
   EngineIOHostRequest *self = owner_of (req);
-  EngineIOHostRequestPrivate *priv = PRIV (self);
 
-  g_mutex_lock (&priv->lock);
-  if (!priv->finished)
-    ENGINE_IO_HOST_REQUEST_GET_CLASS (self)->resume (self);
-  g_mutex_unlock (&priv->lock);
+  /* Never after finished(): that is refused while the request is
+   * suspended, and a resumption is on its way only while it is. The
+   * reference keeps @self alive for this call however soon the host,
+   * woken by it, finishes and drops its own. */
+  ENGINE_IO_HOST_REQUEST_GET_CLASS (self)->resume (self);
   g_object_unref (self);
 }
 
@@ -265,7 +265,6 @@ engine_io_host_request_init (EngineIOHostRequest *self)
   priv->req.owner = self;
   priv->req.base.query = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   priv->req.base.headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  g_mutex_init (&priv->lock);
 }
 
 static void
@@ -303,7 +302,6 @@ engine_io_host_request_finalize (GObject *object)
   engine_io_request_clear (&priv->req.base);
   g_clear_object (&priv->server);
   g_free (priv->remote_address);
-  g_mutex_clear (&priv->lock);
 
   G_OBJECT_CLASS (engine_io_host_request_parent_class)->finalize (object);
 }
@@ -985,9 +983,7 @@ engine_io_host_request_finished (EngineIOHostRequest *self,
       return;
     }
 
-  g_mutex_lock (&priv->lock);
   priv->finished = TRUE;
-  g_mutex_unlock (&priv->lock);
   priv->upgrading = FALSE;
   priv->want_body = FALSE;
   g_clear_pointer (&priv->body, g_byte_array_unref);

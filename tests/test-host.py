@@ -354,3 +354,28 @@ def test_not_found_and_malformed():
             sock.close()
     finally:
         e.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The documented example (data/python/host-echo.py, shown in data/docs/hosting.md)
+
+
+def test_host_echo_example():
+    example = os.path.join(os.path.dirname(HERE), 'data', 'python', 'host-echo.py')
+    proc = subprocess.Popen([sys.executable, example, '0'], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith('listening on '), line
+        url = 'http://127.0.0.1:%d/engine.io/' % int(line.split()[-1])
+        for transports, transport in (('polling', 'polling'), ('websocket', 'websocket'),
+                                      ('polling,websocket', 'polling')):
+            events = node(url, '--transports', transports, '--send', json.dumps(MESSAGES),
+                          '--expect', str(len(MESSAGES)), '--close', '--interval', '20')
+            check_echoes(events, transport)
+        client = engineio.Client(handle_sigint=False)
+        client.connect(url.replace('/engine.io/', ''), transports=['polling', 'websocket'])
+        assert client.transport() == 'websocket'
+        client.disconnect()
+    finally:
+        proc.kill()
+        proc.wait()

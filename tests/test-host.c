@@ -137,14 +137,14 @@ typedef struct
   GMainContext           *context;
   GMainLoop              *loop;
   GMutex                  lock;
-  GCond                   cond;
+  GCond                   cond;         /* @ready, @waiting, @connections changed */
   gboolean                ready;
   TestHttp               *http;
   guint                   port;
   int                     client_gone;  /* (atomic) */
-  int                     waiting;      /* (atomic) requests suspended now */
   int                     switched;     /* (atomic) */
-  int                     connections;  /* (atomic) being served */
+  guint                   waiting;      /* (lock) requests suspended now */
+  guint                   connections;  /* (lock) being served */
 } Fixture;
 
 static gboolean
@@ -172,6 +172,34 @@ write_response (GOutputStream *out,
   return write_all (out, head->str, head->len) && (size == 0 || write_all (out, data, size));
 }
 
+static void
+fixture_count (Fixture *f,
+               guint   *counter,
+               int      delta)
+{
+  g_mutex_lock (&f->lock);
+  *counter += delta;
+  g_cond_broadcast (&f->cond);
+  g_mutex_unlock (&f->lock);
+}
+
+/* Whether *@counter became @value within TEST_TIMEOUT_MS. */
+static gboolean
+fixture_wait_count (Fixture *f,
+                    guint   *counter,
+                    guint    value)
+{
+  gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
+  gboolean reached;
+
+  g_mutex_lock (&f->lock);
+  while (*counter != value && g_cond_wait_until (&f->cond, &f->lock, deadline))
+    ;
+  reached = *counter == value;
+  g_mutex_unlock (&f->lock);
+  return reached;
+}
+
 /* Waits for resume() while watching @fd for the client closing it. */
 static void
 wait_resumed (Fixture     *f,
@@ -185,7 +213,7 @@ wait_resumed (Fixture     *f,
   nfds_t n = 2;
   char byte;
 
-  g_atomic_int_inc (&f->waiting);
+  fixture_count (f, &f->waiting, 1);
   for (;;)
     {
       if (poll (fds, n, -1) < 0)
@@ -203,7 +231,7 @@ wait_resumed (Fixture     *f,
         }
     }
   g_assert_cmpint (read (req->wake[0], &byte, 1), ==, 1);
-  g_atomic_int_add (&f->waiting, -1);
+  fixture_count (f, &f->waiting, -1);
 }
 
 /* One request on a connection; whether the connection goes on. */
@@ -398,13 +426,13 @@ run_cb (GThreadedSocketService *service,
     g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
   GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
 
-  g_atomic_int_inc (&f->connections);
+  fixture_count (f, &f->connections, 1);
   g_data_input_stream_set_newline_type (in, G_DATA_STREAM_NEWLINE_TYPE_CR_LF);
   g_filter_input_stream_set_close_base_stream (G_FILTER_INPUT_STREAM (in), FALSE);
   while (serve_request (f, connection, in, out))
     ;
   g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
-  g_atomic_int_add (&f->connections, -1);
+  fixture_count (f, &f->connections, -1);
   return TRUE;
 }
 
@@ -522,13 +550,7 @@ fixture_teardown (Fixture       *f,
   g_source_unref (source);
   g_thread_join (f->thread);
   /* The connections' threads are done with @f (their clients are closed). */
-  {
-    gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
-
-    while (g_atomic_int_get (&f->connections) > 0 && g_get_monotonic_time () < deadline)
-      g_usleep (1000);
-    g_assert_cmpint (g_atomic_int_get (&f->connections), ==, 0);
-  }
+  g_assert_true (fixture_wait_count (f, &f->connections, 0));
   g_main_loop_unref (f->loop);
   g_main_context_unref (f->context);
   g_mutex_clear (&f->lock);
@@ -653,16 +675,11 @@ test_client_leaves_held_poll (Fixture       *f,
   g_autofree char *sid = open_session (f);
   g_autofree char *target = NULL;
   g_autofree char *expected = NULL;
-  gint64 start;
 
   test_require (sid != NULL);
   target = test_eio_target (4, "polling", sid);
   g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, NULL));
-  start = g_get_monotonic_time ();
-  while (g_atomic_int_get (&f->waiting) == 0 &&
-         g_get_monotonic_time () - start < TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND)
-    g_usleep (1000);
-  g_assert_cmpint (g_atomic_int_get (&f->waiting), ==, 1);
+  g_assert_true (fixture_wait_count (f, &f->waiting, 1));
   test_http_drop (f->http, FALSE);
   expected = g_strdup_printf ("close %s transport close", sid);
   g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));

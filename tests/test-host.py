@@ -379,3 +379,38 @@ def test_host_echo_example():
     finally:
         proc.kill()
         proc.wait()
+
+
+class RefusingRequest(gi_host.PollingOnlyRequest):
+    """A host whose upgrade() cannot take the connection over (returns False)."""
+
+    upgrades_refused = 0
+
+    def do_upgrade(self, headers):
+        RefusingRequest.upgrades_refused += 1
+        return False
+
+
+@pytest.mark.parametrize('loop_threads', [0, 2])
+def test_upgrade_refused_by_host(loop_threads):
+    e = Echo(loop_threads, RefusingRequest)
+    try:
+        # Offered (the class has upgrade()), but refused when tried: 400, and clients that
+        # tried stay on polling with their session unharmed.
+        events = node(e.url, '--transports', 'polling,websocket', '--send',
+                      json.dumps(MESSAGES[:3] * 3), '--interval', '50',
+                      '--expect', '9', '--close')
+        got = [{k: v for k, v in ev.items() if k in ('text', 'binary')}
+               for ev in events if ev['ev'] == 'message']
+        assert got == MESSAGES[:3] * 3
+        assert RefusingRequest.upgrades_refused >= 1
+        status, headers, body = raw_request(
+            e.host.port, 'GET', '/engine.io/?EIO=4&transport=websocket',
+            headers={'Upgrade': 'websocket', 'Connection': 'Upgrade', 'Sec-WebSocket-Version': '13',
+                     'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ=='})
+        assert status == 400, body
+        assert e.host.stats.switched == 0
+        wait_until(lambda: len(e.closes) == 2, what='both sessions to close')
+        assert e.closes[0][1] == EngineIO.CloseReason.TRANSPORT_CLOSE, e.closes
+    finally:
+        e.close()

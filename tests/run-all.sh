@@ -117,6 +117,7 @@ python_asan_one () {  # python_asan_one NAME DIR TESTFILE
 python_asan () {
   local ok=0 ROOT=$PWD
   python_asan_one gi tests test-gi.py || ok=1
+  python_asan_one host tests test-host.py || ok=1
   python_asan_one sio-python tests/socketio test-sio-python.py || ok=1
   return $ok
 }

@@ -13,4 +13,5 @@
 # include <engineio/engineio-socket.h>
 # include <engineio/engineio-metrics.h>
 # include <engineio/engineio-server.h>
+# include <engineio/engineio-host.h>
 #undef ENGINE_IO_INSIDE

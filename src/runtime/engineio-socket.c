@@ -329,11 +329,14 @@ engine_io_socket_new (EngineIOServer    *server,
   return self;
 }
 
+/* @can_upgrade: the host of the handshake can switch a connection to
+ * WebSocket (a host without upgrade() is not offered one). */
 static char *
-build_open_json (EngineIOSocket *self)
+build_open_json (EngineIOSocket *self,
+                 gboolean        can_upgrade)
 {
   gboolean upgrade = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_POLLING &&
-                     self->config->allow_upgrades &&
+                     self->config->allow_upgrades && can_upgrade &&
                      (self->config->transports & ENGINE_IO_TRANSPORTS_WEBSOCKET);
 
   /* The sid is URL-safe ([A-Za-z0-9._-], checked when generated): no JSON
@@ -349,7 +352,8 @@ void
 engine_io_socket_start (EngineIOSocket  *self,
                         EngineIORequest *first_poll)
 {
-  g_autofree char *json = build_open_json (self);
+  g_autofree char *json = build_open_json (self, first_poll == NULL ||
+                                                    first_poll->vtable->upgrade != NULL);
   EngineIORequest *resume = NULL;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);

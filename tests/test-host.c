@@ -1,0 +1,740 @@
+/* test-host.c: the engine hosted through the public host seam
+ * (EngineIOHostRequest) by a small web server written here in C, over
+ * real loopback HTTP and WebSocket.
+ *
+ * The host is a GThreadedSocketService: a thread per connection, which is
+ * the serving thread of its requests, reading heads with a
+ * GDataInputStream; a suspended request waits in poll() on a pipe that the
+ * class's resume() writes to and on its connection for the client leaving
+ * (then engine_io_host_request_client_gone()); an upgrade writes the 101 and
+ * hands a duplicate of the descriptor over with
+ * engine_io_host_request_attach_connection(). The test's blocking clients
+ * (testutil, wsutil) talk to it. Also run under ASan and with the lock-order
+ * checks (tests/run-all.sh): the object's lifetime against resumptions from
+ * session threads is what the stress case is for.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* POLLRDHUP */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <engineio/engineio.h>
+
+#include "testutil.h"
+#include "wsutil.h"
+
+#define MAX_PAYLOAD 1000
+#define MAX_HEAD_LINE 8192
+
+/* The host's request class */
+
+#define TEST_TYPE_REQUEST (test_request_get_type ())
+G_DECLARE_FINAL_TYPE (TestRequest, test_request, TEST, REQUEST, EngineIOHostRequest)
+
+struct _TestRequest
+{
+  EngineIOHostRequest  parent_instance;
+  /* Serving thread. */
+  gboolean             responded;
+  guint                status;
+  GStrv                headers;
+  GBytes              *body;
+  gboolean             suspended;
+  GStrv                upgrade_headers;
+  /* resume() (any thread) writes a byte to wake[1]. */
+  int                  wake[2];
+};
+
+G_DEFINE_FINAL_TYPE (TestRequest, test_request, ENGINE_IO_TYPE_HOST_REQUEST)
+
+static void
+test_request_respond (EngineIOHostRequest *request,
+                      guint                status,
+                      const char * const  *headers,
+                      GBytes              *body)
+{
+  TestRequest *self = TEST_REQUEST (request);
+
+  g_assert_false (self->responded);
+  self->responded = TRUE;
+  self->status = status;
+  self->headers = g_strdupv ((char **) headers);
+  self->body = g_bytes_ref (body);
+}
+
+static void
+test_request_suspend (EngineIOHostRequest *request)
+{
+  TEST_REQUEST (request)->suspended = TRUE;
+}
+
+static void
+test_request_resume (EngineIOHostRequest *request)
+{
+  TestRequest *self = TEST_REQUEST (request);
+  ssize_t n;
+
+  do
+    n = write (self->wake[1], "r", 1);
+  while (n < 0 && errno == EINTR);
+  g_assert_cmpint (n, ==, 1);
+}
+
+static gboolean
+test_request_upgrade (EngineIOHostRequest *request,
+                      const char * const  *headers)
+{
+  TEST_REQUEST (request)->upgrade_headers = g_strdupv ((char **) headers);
+  return TRUE;
+}
+
+static void
+test_request_finalize (GObject *object)
+{
+  TestRequest *self = TEST_REQUEST (object);
+
+  g_strfreev (self->headers);
+  g_strfreev (self->upgrade_headers);
+  g_clear_pointer (&self->body, g_bytes_unref);
+  close (self->wake[0]);
+  close (self->wake[1]);
+  G_OBJECT_CLASS (test_request_parent_class)->finalize (object);
+}
+
+static void
+test_request_class_init (TestRequestClass *klass)
+{
+  EngineIOHostRequestClass *host_class = ENGINE_IO_HOST_REQUEST_CLASS (klass);
+
+  G_OBJECT_CLASS (klass)->finalize = test_request_finalize;
+  host_class->respond = test_request_respond;
+  host_class->suspend = test_request_suspend;
+  host_class->resume = test_request_resume;
+  host_class->upgrade = test_request_upgrade;
+}
+
+static void
+test_request_init (TestRequest *self)
+{
+  g_assert_no_errno (pipe2 (self->wake, O_CLOEXEC));
+}
+
+/* The host */
+
+typedef struct
+{
+  EngineIOServer         *server;
+  TestRecorder           *events;
+  GAsyncQueue            *sockets;    /* EngineIOSocket refs from ::connection */
+  GSocketService         *service;    /* created and run in @thread's context */
+  GThread                *thread;
+  GMainContext           *context;
+  GMainLoop              *loop;
+  GMutex                  lock;
+  GCond                   cond;         /* @ready, @waiting, @connections changed */
+  gboolean                ready;
+  TestHttp               *http;
+  guint                   port;
+  int                     client_gone;  /* (atomic) */
+  int                     switched;     /* (atomic) */
+  guint                   waiting;      /* (lock) requests suspended now */
+  guint                   connections;  /* (lock) being served */
+} Fixture;
+
+static gboolean
+write_all (GOutputStream *out,
+           const void    *data,
+           gsize          size)
+{
+  return g_output_stream_write_all (out, data, size, NULL, NULL, NULL);
+}
+
+static gboolean
+write_response (GOutputStream *out,
+                TestRequest   *req,
+                gboolean       close)
+{
+  g_autoptr(GString) head = g_string_new (NULL);
+  gsize size;
+  gconstpointer data = g_bytes_get_data (req->body, &size);
+
+  g_string_append_printf (head, "HTTP/1.1 %u Status\r\n", req->status);
+  for (guint i = 0; req->headers[i] != NULL && req->headers[i + 1] != NULL; i += 2)
+    g_string_append_printf (head, "%s: %s\r\n", req->headers[i], req->headers[i + 1]);
+  g_string_append_printf (head, "Content-Length: %" G_GSIZE_FORMAT "\r\n%s\r\n", size,
+                          close ? "Connection: close\r\n" : "");
+  return write_all (out, head->str, head->len) && (size == 0 || write_all (out, data, size));
+}
+
+static void
+fixture_count (Fixture *f,
+               guint   *counter,
+               int      delta)
+{
+  g_mutex_lock (&f->lock);
+  *counter += delta;
+  g_cond_broadcast (&f->cond);
+  g_mutex_unlock (&f->lock);
+}
+
+/* Whether *@counter became @value within TEST_TIMEOUT_MS. */
+static gboolean
+fixture_wait_count (Fixture *f,
+                    guint   *counter,
+                    guint    value)
+{
+  gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
+  gboolean reached;
+
+  g_mutex_lock (&f->lock);
+  while (*counter != value && g_cond_wait_until (&f->cond, &f->lock, deadline))
+    ;
+  reached = *counter == value;
+  g_mutex_unlock (&f->lock);
+  return reached;
+}
+
+/* Waits for resume() while watching @fd for the client closing it. */
+static void
+wait_resumed (Fixture     *f,
+              TestRequest *req,
+              int          fd)
+{
+  struct pollfd fds[2] = {
+    { .fd = req->wake[0], .events = POLLIN },
+    { .fd = fd, .events = POLLRDHUP },
+  };
+  nfds_t n = 2;
+  char byte;
+
+  fixture_count (f, &f->waiting, 1);
+  for (;;)
+    {
+      if (poll (fds, n, -1) < 0)
+        {
+          g_assert_cmpint (errno, ==, EINTR);
+          continue;
+        }
+      if (fds[0].revents & POLLIN)
+        break;
+      if (n == 2 && fds[1].revents != 0)
+        {
+          n = 1;
+          g_atomic_int_inc (&f->client_gone);
+          engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+        }
+    }
+  g_assert_cmpint (read (req->wake[0], &byte, 1), ==, 1);
+  fixture_count (f, &f->waiting, -1);
+}
+
+/* One request on a connection; whether the connection goes on. */
+static gboolean
+serve_request (Fixture           *f,
+               GSocketConnection *connection,
+               GDataInputStream  *in,
+               GOutputStream     *out)
+{
+  g_autofree char *line = NULL;
+  g_auto(GStrv) parts = NULL;
+  g_autoptr(TestRequest) req = NULL;
+  g_autofree char *path = NULL;
+  EngineIOHostRequest *host;
+  GSocket *gsocket = g_socket_connection_get_socket (connection);
+  const char *query;
+  gint64 length = -1;
+  gboolean chunked = FALSE;
+  gboolean body_left;
+  gboolean close = FALSE;
+  gsize n;
+
+  line = g_data_input_stream_read_line (in, &n, NULL, NULL);
+  if (line == NULL || n > MAX_HEAD_LINE)
+    return FALSE;
+  parts = g_strsplit (line, " ", 3);
+  if (g_strv_length (parts) != 3)
+    return FALSE;
+  query = strchr (parts[1], '?');
+  path = g_uri_unescape_segment (parts[1], query, NULL);
+  req = g_object_new (TEST_TYPE_REQUEST, "method", parts[0], "path", path != NULL ? path : "",
+                      "remote-address", "127.0.0.1", NULL);
+  host = ENGINE_IO_HOST_REQUEST (req);
+  engine_io_host_request_add_query_string (host, query != NULL ? query + 1 : "");
+  for (;;)
+    {
+      g_autofree char *header = g_data_input_stream_read_line (in, &n, NULL, NULL);
+      char *colon;
+
+      if (header == NULL || n > MAX_HEAD_LINE)
+        {
+          engine_io_host_request_finished (host, FALSE);
+          return FALSE;
+        }
+      g_strchomp (header);
+      if (header[0] == '\0')
+        break;
+      colon = strchr (header, ':');
+      if (colon == NULL)
+        continue;
+      *colon = '\0';
+      g_strstrip (colon + 1);
+      engine_io_host_request_add_header (host, header, colon + 1);
+      if (g_ascii_strcasecmp (header, "content-length") == 0)
+        length = g_ascii_strtoll (colon + 1, NULL, 10);
+      else if (g_ascii_strcasecmp (header, "transfer-encoding") == 0)
+        chunked = g_ascii_strcasecmp (colon + 1, "chunked") == 0;
+      else if (g_ascii_strcasecmp (header, "connection") == 0 &&
+               g_ascii_strcasecmp (colon + 1, "close") == 0)
+        close = TRUE;
+    }
+  engine_io_host_request_set_content_length (host, length);
+  body_left = chunked || length > 0;
+
+  if (engine_io_server_handle_host_request (f->server, host))
+    {
+      gboolean go_on = TRUE;
+      guint8 buffer[4096];
+
+      if (chunked)
+        {
+          for (;;)
+            {
+              g_autofree char *size_line = g_data_input_stream_read_line (in, &n, NULL, NULL);
+              guint64 size;
+
+              if (size_line == NULL)
+                {
+                  engine_io_host_request_client_gone (host);
+                  engine_io_host_request_finished (host, FALSE);
+                  return FALSE;
+                }
+              g_strchomp (size_line);
+              size = g_ascii_strtoull (size_line, NULL, 16);
+              if (size == 0)
+                {
+                  g_free (g_data_input_stream_read_line (in, &n, NULL, NULL));
+                  break;
+                }
+              while (size > 0 && go_on)
+                {
+                  gsize want = MIN (size, sizeof buffer);
+
+                  if (!g_input_stream_read_all (G_INPUT_STREAM (in), buffer, want, &n, NULL, NULL) ||
+                      n != want)
+                    {
+                      engine_io_host_request_client_gone (host);
+                      engine_io_host_request_finished (host, FALSE);
+                      return FALSE;
+                    }
+                  size -= want;
+                  go_on = engine_io_host_request_add_body (host, buffer, want);
+                }
+              if (!go_on)
+                break;
+              g_free (g_data_input_stream_read_line (in, &n, NULL, NULL));
+            }
+        }
+      else
+        {
+          gint64 left = MAX (length, 0);
+
+          while (left > 0 && go_on)
+            {
+              gsize want = (gsize) MIN (left, (gint64) sizeof buffer);
+
+              if (!g_input_stream_read_all (G_INPUT_STREAM (in), buffer, want, &n, NULL, NULL) ||
+                  n != want)
+                {
+                  engine_io_host_request_client_gone (host);
+                  engine_io_host_request_finished (host, FALSE);
+                  return FALSE;
+                }
+              left -= (gint64) want;
+              go_on = engine_io_host_request_add_body (host, buffer, want);
+            }
+        }
+      if (go_on)
+        {
+          engine_io_host_request_end_body (host);
+          body_left = FALSE;
+        }
+    }
+
+  for (;;)
+    {
+      if (req->responded)
+        {
+          gboolean ok = write_response (out, req, close || body_left);
+
+          engine_io_host_request_finished (host, ok);
+          return ok && !close && !body_left;
+        }
+      if (req->upgrade_headers != NULL)
+        {
+          g_autoptr(GString) head = g_string_new ("HTTP/1.1 101 Switching Protocols\r\n");
+          g_autoptr(GBytes) extra = NULL;
+          gconstpointer buffered;
+          gsize buffered_size;
+          int fd;
+
+          for (guint i = 0; req->upgrade_headers[i] != NULL && req->upgrade_headers[i + 1] != NULL; i += 2)
+            g_string_append_printf (head, "%s: %s\r\n", req->upgrade_headers[i], req->upgrade_headers[i + 1]);
+          g_string_append (head, "\r\n");
+          if (!write_all (out, head->str, head->len))
+            {
+              engine_io_host_request_finished (host, FALSE);
+              return FALSE;
+            }
+          buffered = g_buffered_input_stream_peek_buffer (G_BUFFERED_INPUT_STREAM (in), &buffered_size);
+          if (buffered_size > 0)
+            extra = g_bytes_new (buffered, buffered_size);
+          /* A duplicate: the service closes its own (without a shutdown). */
+          fd = fcntl (g_socket_get_fd (gsocket), F_DUPFD_CLOEXEC, 0);
+          g_assert_cmpint (fd, >=, 0);
+          engine_io_host_request_attach_connection (host, g_socket_new_from_fd (fd, NULL), extra);
+          engine_io_host_request_finished (host, TRUE);
+          g_atomic_int_inc (&f->switched);
+          return FALSE;
+        }
+      if (req->suspended)
+        {
+          wait_resumed (f, req, g_socket_get_fd (gsocket));
+          req->suspended = FALSE;
+          engine_io_host_request_resumed (host);
+          continue;
+        }
+      /* A poll whose client left: no answer. */
+      engine_io_host_request_finished (host, FALSE);
+      return FALSE;
+    }
+}
+
+static gboolean
+run_cb (GThreadedSocketService *service,
+        GSocketConnection      *connection,
+        GObject                *source_object,
+        gpointer                user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GDataInputStream) in =
+    g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+
+  fixture_count (f, &f->connections, 1);
+  g_data_input_stream_set_newline_type (in, G_DATA_STREAM_NEWLINE_TYPE_CR_LF);
+  g_filter_input_stream_set_close_base_stream (G_FILTER_INPUT_STREAM (in), FALSE);
+  while (serve_request (f, connection, in, out))
+    ;
+  g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+  fixture_count (f, &f->connections, -1);
+  return TRUE;
+}
+
+/* The application */
+
+static void
+on_message (EngineIOSocket *socket,
+            const char     *text,
+            GBytes         *data,
+            gpointer        user_data)
+{
+  if (text != NULL)
+    engine_io_socket_send_text (socket, text, NULL);
+  else
+    engine_io_socket_send_binary (socket, data, NULL);
+}
+
+static void
+on_close (EngineIOSocket      *socket,
+          EngineIOCloseReason  reason,
+          const char          *description,
+          gpointer             user_data)
+{
+  Fixture *f = user_data;
+
+  test_recorder_add (f->events, "close %s %s", engine_io_socket_get_id (socket),
+                     engine_io_close_reason_to_string (reason));
+}
+
+static void
+on_connection (EngineIOServer *server,
+               EngineIOSocket *socket,
+               gpointer        user_data)
+{
+  Fixture *f = user_data;
+
+  test_recorder_add (f->events, "connection %s", engine_io_socket_get_id (socket));
+  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
+  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
+  g_async_queue_push (f->sockets, g_object_ref (socket));
+}
+
+/* The service accepts in a main context of its own (GSocketService
+ * accepts asynchronously there); its connections run on threads of its
+ * own. */
+static gpointer
+accept_thread (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (f->context);
+  f->service = g_threaded_socket_service_new (64);
+  f->port = g_socket_listener_add_any_inet_port (G_SOCKET_LISTENER (f->service), NULL, &error);
+  g_assert_no_error (error);
+  g_signal_connect (f->service, "run", G_CALLBACK (run_cb), f);
+  g_socket_service_start (f->service);
+  g_mutex_lock (&f->lock);
+  f->ready = TRUE;
+  g_cond_broadcast (&f->cond);
+  g_mutex_unlock (&f->lock);
+
+  g_main_loop_run (f->loop);
+
+  g_socket_service_stop (f->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (f->service));
+  g_clear_object (&f->service);
+  while (g_main_context_iteration (f->context, FALSE))
+    ;
+  g_main_context_pop_thread_default (f->context);
+  return NULL;
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->events = test_recorder_new ();
+  f->sockets = g_async_queue_new_full (g_object_unref);
+  f->server = test_server_new ();
+  g_object_set (f->server, "max-payload", (guint64) MAX_PAYLOAD, "ping-interval", 20000u,
+                "ping-timeout", 20000u, NULL);
+  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  g_mutex_init (&f->lock);
+  g_cond_init (&f->cond);
+  f->context = g_main_context_new ();
+  f->loop = g_main_loop_new (f->context, FALSE);
+  f->thread = g_thread_new ("host-accept", accept_thread, f);
+  g_mutex_lock (&f->lock);
+  while (!f->ready)
+    g_cond_wait (&f->cond, &f->lock);
+  g_mutex_unlock (&f->lock);
+  f->http = test_http_new (f->port);
+}
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  GSource *source;
+
+  test_http_free (f->http);
+  engine_io_server_close (f->server);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  source = g_idle_source_new ();
+  g_source_set_callback (source, quit_loop, f->loop, NULL);
+  g_source_attach (source, f->context);
+  g_source_unref (source);
+  g_thread_join (f->thread);
+  /* The connections' threads are done with @f (their clients are closed). */
+  g_assert_true (fixture_wait_count (f, &f->connections, 0));
+  g_main_loop_unref (f->loop);
+  g_main_context_unref (f->context);
+  g_mutex_clear (&f->lock);
+  g_cond_clear (&f->cond);
+  g_clear_object (&f->server);
+  g_async_queue_unref (f->sockets);
+  test_recorder_free (f->events);
+  test_log_check ();
+}
+
+static char *
+open_session (Fixture *f)
+{
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->http, 4);
+
+  test_require_val (open != NULL, NULL);
+  return g_strdup (open->sid);
+}
+
+/* Polling: a message echoed through a held poll; the handshake offers the
+ * upgrade (the class has upgrade()). */
+static void
+test_polling_echo (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->http, 4);
+  g_autofree char *target = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(TestResponse) poll = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+
+  test_require (open != NULL);
+  g_assert_nonnull (open->upgrades);
+  g_assert_true (g_strv_contains ((const char * const *) open->upgrades, "websocket"));
+  target = test_eio_target (4, "polling", open->sid);
+  post = test_http_post (f->http, target, TEST_S ("4héllo"));
+  test_require (post != NULL);
+  g_assert_cmpuint (post->status, ==, 200);
+  poll = test_http_get (f->http, target);
+  test_require (poll != NULL);
+  packets = test_eio_poll_packets (poll, 4);
+  test_require (packets != NULL);
+  g_assert_cmpuint (packets->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (packets, 0), ==, "4héllo");
+}
+
+/* A WebSocket session (transport=websocket) and an upgrade of a polling
+ * one: the connections handed over through attach_connection(). */
+static void
+test_websocket (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(TestWs) ws = test_eio_ws_open (f->port, 4);
+  g_autofree char *echo = NULL;
+  g_autofree char *sid = NULL;
+  g_autoptr(TestWs) probe = NULL;
+  g_autofree char *echo2 = NULL;
+
+  test_require (ws != NULL);
+  g_assert_true (test_ws_send_text (ws, "4over websocket"));
+  echo = test_eio_ws_next (ws, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (echo, ==, "over websocket");
+
+  sid = open_session (f);
+  test_require (sid != NULL);
+  probe = test_eio_probe (f->port, 4, sid);
+  test_require (probe != NULL);
+  g_assert_true (test_ws_send_text (probe, "5"));
+  g_assert_true (test_ws_send_text (probe, "4upgraded"));
+  echo2 = test_eio_ws_next (probe, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (echo2, ==, "upgraded");
+  g_assert_cmpint (g_atomic_int_get (&f->switched), ==, 2);
+}
+
+/* A POST over max-payload, chunked: 413 as its chunks come, the session
+ * unharmed. */
+static void
+test_max_payload (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *target = NULL;
+  g_autofree char *big = NULL;
+  g_autoptr(GString) chunked = g_string_new (NULL);
+  const char *headers[] = { "Transfer-Encoding", "chunked", NULL };
+  g_autoptr(TestResponse) refused = NULL;
+  g_autoptr(TestHttp) http = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(TestResponse) poll = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+
+  test_require (sid != NULL);
+  target = test_eio_target (4, "polling", sid);
+  big = g_strnfill (3 * MAX_PAYLOAD, 'x');
+  big[0] = '4';
+  for (gsize i = 0; i < 3 * MAX_PAYLOAD; i += 500)
+    g_string_append_printf (chunked, "%x\r\n%.500s\r\n", 500, big + i);
+  g_string_append (chunked, "0\r\n\r\n");
+  refused = test_http_request (f->http, "POST", target, headers, chunked->str,
+                               (gssize) chunked->len, TEST_TIMEOUT_MS, NULL);
+  test_require (refused != NULL);
+  g_assert_cmpuint (refused->status, ==, 413);
+
+  http = test_http_new (f->port);
+  post = test_http_post (http, target, TEST_S ("4after"));
+  test_require (post != NULL);
+  g_assert_cmpuint (post->status, ==, 200);
+  poll = test_http_get (http, target);
+  test_require (poll != NULL);
+  packets = test_eio_poll_packets (poll, 4);
+  test_require (packets != NULL);
+  g_assert_cmpstr (g_ptr_array_index (packets, 0), ==, "4after");
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* A client closes its connection while its poll is held: the session ends
+ * at once, `transport close`. */
+static void
+test_client_leaves_held_poll (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *target = NULL;
+  g_autofree char *expected = NULL;
+
+  test_require (sid != NULL);
+  target = test_eio_target (4, "polling", sid);
+  g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, NULL));
+  g_assert_true (fixture_wait_count (f, &f->waiting, 1));
+  test_http_drop (f->http, FALSE);
+  expected = g_strdup_printf ("close %s transport close", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_cmpint (g_atomic_int_get (&f->client_gone), ==, 1);
+}
+
+/* Many held polls resumed by the application's sends from session threads
+ * while their serving threads answer and drop them at once: the objects'
+ * references against resumptions on their way (ASan). */
+static void
+test_resume_stress (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *target = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  guint got = 0;
+
+  test_require (sid != NULL);
+  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  test_require (socket != NULL);
+  target = test_eio_target (4, "polling", sid);
+  for (guint i = 0; i < 200; i++)
+    {
+      g_autoptr(TestResponse) poll = NULL;
+      g_autoptr(GPtrArray) packets = NULL;
+      g_autofree char *text = g_strdup_printf ("m%u", i);
+
+      g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, NULL));
+      /* Sent from here while the poll may or may not be held yet. */
+      g_assert_true (engine_io_socket_send_text (socket, text, NULL));
+      poll = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+      test_require (poll != NULL);
+      packets = test_eio_poll_packets (poll, 4);
+      test_require (packets != NULL);
+      got += packets->len;
+    }
+  g_assert_cmpuint (got, >=, 200);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  test_log_init ();
+
+#define ADD(name, func) \
+  g_test_add ("/host/" name, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("polling-echo", test_polling_echo);
+  ADD ("websocket", test_websocket);
+  ADD ("max-payload", test_max_payload);
+  ADD ("client-leaves-held-poll", test_client_leaves_held_poll);
+  ADD ("resume-stress", test_resume_stress);
+#undef ADD
+
+  return g_test_run ();
+}

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <engineio/engineio.h>
@@ -720,6 +721,208 @@ test_resume_stress (Fixture       *f,
   g_assert_cmpuint (got, >=, 200);
 }
 
+/* Driving the seam directly from the test's thread (the serving thread
+ * here): a careless host's calls, in the wrong order or at the wrong
+ * time. The API refuses what it cannot honour (a critical) and never
+ * corrupts the request, its session or the engine. */
+
+static TestRequest *
+direct_request (const char *method,
+                const char *query)
+{
+  TestRequest *req = g_object_new (TEST_TYPE_REQUEST, "method", method, "path", "/engine.io/",
+                                   "remote-address", "127.0.0.1", NULL);
+
+  engine_io_host_request_add_query_string (ENGINE_IO_HOST_REQUEST (req), query);
+  return req;
+}
+
+/* Whether resume() came (its byte is read) within TEST_TIMEOUT_MS. */
+static gboolean
+direct_wait_resume (TestRequest *req,
+                    guint        timeout_ms)
+{
+  struct pollfd fds = { .fd = req->wake[0], .events = POLLIN };
+  char byte;
+
+  if (poll (&fds, 1, (int) timeout_ms) != 1)
+    return FALSE;
+  return read (req->wake[0], &byte, 1) == 1;
+}
+
+/* A handshake over the seam itself; the session's id. */
+static char *
+direct_open (Fixture *f)
+{
+  g_autoptr(TestRequest) req = direct_request ("GET", "EIO=4&transport=polling");
+  EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autofree char *text = NULL;
+  gsize size;
+  const char *data;
+
+  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  while (req->suspended)
+    {
+      test_require_val (direct_wait_resume (req, TEST_TIMEOUT_MS), NULL);
+      req->suspended = FALSE;
+      engine_io_host_request_resumed (host);
+    }
+  test_require_val (req->responded, NULL);
+  g_assert_cmpuint (req->status, ==, 200);
+  engine_io_host_request_finished (host, TRUE);
+  data = g_bytes_get_data (req->body, &size);
+  test_require_val (size > 1 && data[0] == '0', NULL);
+  text = g_strndup (data + 1, size - 1);
+  open = test_open_packet_parse (text, NULL);
+  test_require_val (open != NULL, NULL);
+  return g_strdup (open->sid);
+}
+
+/* A poll of @sid, held (nothing queued). */
+static TestRequest *
+direct_held_poll (Fixture    *f,
+                  const char *sid)
+{
+  g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+  TestRequest *req = direct_request ("GET", query);
+
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (req->suspended);
+  g_assert_false (req->responded);
+  return req;
+}
+
+/* Calls out of order on a handshake: each refused with a critical, the
+ * request served as if they had not been made. */
+static void
+test_misuse_order (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(TestRequest) req = direct_request ("GET", "EIO=4&transport=polling");
+  EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
+  int pair[2];
+  char byte;
+
+  /* Before the hand-over: the body calls and resumed() do nothing. */
+  g_assert_false (engine_io_host_request_add_body (host, (const guint8 *) "x", 1));
+  engine_io_host_request_end_body (host);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended");
+  engine_io_host_request_resumed (host);
+
+  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  g_assert_true (req->suspended);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  engine_io_host_request_add_header (host, "Origin", "http://evil.example");
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  engine_io_host_request_add_query (host, "sid", "x");
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  engine_io_host_request_add_query_string (host, "sid=x");
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  engine_io_host_request_set_content_length (host, 5);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended request");
+  engine_io_host_request_finished (host, TRUE);
+  g_assert_false (engine_io_host_request_add_body (host, (const guint8 *) "x", 1));
+  engine_io_host_request_end_body (host);
+  g_assert_true (test_log_wait_expected (0));
+
+  g_assert_true (direct_wait_resume (req, TEST_TIMEOUT_MS));
+  req->suspended = FALSE;
+  engine_io_host_request_resumed (host);
+  g_assert_true (req->responded);
+  g_assert_cmpuint (req->status, ==, 200);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended");
+  engine_io_host_request_resumed (host);
+
+  /* attach_connection() without an upgrade: refused, and the socket given
+   * (transfer full) is closed. */
+  g_assert_no_errno (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair));
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "without an upgrade");
+  engine_io_host_request_attach_connection (host, g_socket_new_from_fd (pair[0], NULL), NULL);
+  g_assert_cmpint (read (pair[1], &byte, 1), ==, 0);
+  close (pair[1]);
+
+  engine_io_host_request_finished (host, TRUE);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "finished");
+  engine_io_host_request_finished (host, TRUE);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "finished");
+  engine_io_host_request_client_gone (host);
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* resumed() while the request is suspended but its resume() has not come
+ * (a host that woke up for something else): refused; the held poll stays
+ * the session's, answered when a message comes. */
+static void
+test_misuse_resumed_early (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestRequest) poll = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestResponse) response = g_new0 (TestResponse, 1);
+
+  test_require (sid != NULL);
+  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  test_require (socket != NULL);
+  poll = direct_held_poll (f, sid);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "resume");
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_false (poll->responded);
+
+  g_assert_true (engine_io_socket_send_text (socket, "late", NULL));
+  g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (poll->responded);
+  g_assert_cmpuint (poll->status, ==, 200);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
+  response->status = poll->status;
+  response->body = g_bytes_ref (poll->body);
+  packets = test_eio_poll_packets (response, 4);
+  test_require (packets != NULL);
+  g_assert_cmpuint (packets->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (packets, 0), ==, "4late");
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* handle_host_request() on a request already finished: refused; it never
+ * becomes the session's poll (which nobody would answer or finish). */
+static void
+test_misuse_handle_after_finished (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autofree char *query = NULL;
+  g_autoptr(TestRequest) stale = NULL;
+  g_autoptr(TestRequest) poll = NULL;
+
+  test_require (sid != NULL);
+  query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+  stale = direct_request ("GET", query);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (stale), FALSE);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "finished");
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (stale)));
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_false (stale->suspended);
+  g_assert_false (stale->responded);
+  g_clear_object (&stale);
+
+  /* The session's next poll is held as usual, not refused as overlapping. */
+  poll = direct_held_poll (f, sid);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+  /* The fixture's close resumes it; answer it from here meanwhile. */
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_false (poll->responded);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), FALSE);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -734,6 +937,9 @@ main (int    argc,
   ADD ("max-payload", test_max_payload);
   ADD ("client-leaves-held-poll", test_client_leaves_held_poll);
   ADD ("resume-stress", test_resume_stress);
+  ADD ("misuse/order", test_misuse_order);
+  ADD ("misuse/resumed-early", test_misuse_resumed_early);
+  ADD ("misuse/handle-after-finished", test_misuse_handle_after_finished);
 #undef ADD
 
   return g_test_run ();

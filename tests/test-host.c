@@ -923,6 +923,173 @@ test_misuse_handle_after_finished (Fixture       *f,
   engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), FALSE);
 }
 
+static TestRequest *
+direct_post (Fixture    *f,
+             const char *sid,
+             gint64      length)
+{
+  g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+  TestRequest *req = direct_request ("POST", query);
+
+  engine_io_host_request_set_content_length (ENGINE_IO_HOST_REQUEST (req), length);
+  return req;
+}
+
+/* A whole POST of @text; its status. */
+static guint
+direct_post_text (Fixture    *f,
+                  const char *sid,
+                  const char *text)
+{
+  g_autoptr(TestRequest) req = direct_post (f, sid, (gint64) strlen (text));
+  EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
+
+  if (engine_io_server_handle_host_request (f->server, host) &&
+      engine_io_host_request_add_body (host, (const guint8 *) text, strlen (text)))
+    engine_io_host_request_end_body (host);
+  while (req->suspended)
+    {
+      test_require_val (direct_wait_resume (req, TEST_TIMEOUT_MS), 0);
+      req->suspended = FALSE;
+      engine_io_host_request_resumed (host);
+    }
+  test_require_val (req->responded, 0);
+  engine_io_host_request_finished (host, TRUE);
+  return req->status;
+}
+
+static TestRequest *
+direct_upgrade (Fixture    *f,
+                const char *sid)
+{
+  g_autofree char *query = g_strdup_printf ("EIO=4&transport=websocket&sid=%s", sid);
+  TestRequest *req = direct_request ("GET", query);
+  EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
+
+  engine_io_host_request_add_header (host, "Upgrade", "websocket");
+  engine_io_host_request_add_header (host, "Connection", "Upgrade");
+  engine_io_host_request_add_header (host, "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+  engine_io_host_request_add_header (host, "Sec-WebSocket-Version", "13");
+  return req;
+}
+
+/* The host drops its reference without finished() at each stage: a
+ * warning, and the engine lets go of the request (the session's POST and
+ * upgrade slots are free again). */
+static void
+test_misuse_drop_unfinished (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  TestRequest *req;
+
+  test_require (sid != NULL);
+
+  /* Mid-body. */
+  req = direct_post (f, sid, 10);
+  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (req), (const guint8 *) "4ab", 3));
+  test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
+  g_object_unref (req);
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_cmpuint (direct_post_text (f, sid, "4next"), ==, 200);
+
+  /* Upgrading, never attached. */
+  req = direct_upgrade (f, sid);
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_nonnull (req->upgrade_headers);
+  test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
+  g_object_unref (req);
+  g_assert_true (test_log_wait_expected (0));
+  /* The session stays on polling and may try again. */
+  req = direct_upgrade (f, sid);
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_nonnull (req->upgrade_headers);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+  g_assert_cmpuint (direct_post_text (f, sid, "4again"), ==, 200);
+
+  /* Answered, never finished. */
+  req = direct_request ("GET", "EIO=4&transport=polling&sid=nope");
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_cmpuint (req->status, ==, 400);
+  test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
+  g_object_unref (req);
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* client_gone() at each stage of a request. */
+static void
+test_misuse_client_gone_stages (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autofree char *sid2 = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *query = NULL;
+  TestRequest *req;
+
+  test_require (sid != NULL);
+
+  /* During a POST's body: that POST is dropped, the session goes on. */
+  req = direct_post (f, sid, 10);
+  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (req), (const guint8 *) "4ab", 3));
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_assert_false (req->responded);
+  g_object_unref (req);
+  g_assert_cmpuint (direct_post_text (f, sid, "4next"), ==, 200);
+
+  /* Answered, not yet written. */
+  req = direct_request ("GET", "EIO=4&transport=polling&sid=nope");
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+
+  /* A handshake awaiting admission: resumed by the admission, answered
+   * (the host drops the answer). */
+  req = direct_request ("GET", "EIO=4&transport=polling");
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (req->suspended);
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  g_assert_true (direct_wait_resume (req, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+
+  /* Before the hand-over, a poll: answered nothing, its session ends. */
+  query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+  req = direct_request ("GET", query);
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (req->responded);
+  g_assert_false (req->suspended);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+  expected = g_strdup_printf ("close %s transport close", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+
+  /* Held, twice: one resume(), answered nothing. */
+  sid2 = direct_open (f);
+  test_require (sid2 != NULL);
+  req = direct_held_poll (f, sid2);
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  g_assert_true (direct_wait_resume (req, TEST_TIMEOUT_MS));
+  g_assert_false (direct_wait_resume (req, 100));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (req));
+  g_assert_false (req->responded);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+  g_free (expected);
+  expected = g_strdup_printf ("close %s transport close", sid2);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -940,6 +1107,8 @@ main (int    argc,
   ADD ("misuse/order", test_misuse_order);
   ADD ("misuse/resumed-early", test_misuse_resumed_early);
   ADD ("misuse/handle-after-finished", test_misuse_handle_after_finished);
+  ADD ("misuse/drop-unfinished", test_misuse_drop_unfinished);
+  ADD ("misuse/client-gone-stages", test_misuse_client_gone_stages);
 #undef ADD
 
   return g_test_run ();

@@ -1090,6 +1090,181 @@ test_misuse_client_gone_stages (Fixture       *f,
   g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
 }
 
+typedef struct
+{
+  EngineIOSocket *socket;
+  GMutex         *go;   /* held by the test until the race starts */
+} SendJob;
+
+static gpointer
+send_after_go (gpointer data)
+{
+  SendJob *job = data;
+
+  g_mutex_lock (job->go);
+  g_mutex_unlock (job->go);
+  engine_io_socket_send_text (job->socket, "race", NULL);
+  return NULL;
+}
+
+/* A held poll's client leaves (client_gone() on the serving thread) just
+ * as the application sends it a message from another thread: resume()
+ * comes once, from either side; the poll is answered nothing, finished
+ * and dropped; no race (TSan), no leak (ASan). */
+static void
+test_race_gone_vs_send (Fixture       *f,
+                        gconstpointer  data)
+{
+  for (guint i = 0; i < 60; i++)
+    {
+      g_autofree char *sid = direct_open (f);
+      g_autoptr(EngineIOSocket) socket = NULL;
+      g_autoptr(TestRequest) poll = NULL;
+      GMutex go;
+      SendJob job;
+      GThread *thread;
+
+      test_require (sid != NULL);
+      socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+      test_require (socket != NULL);
+      poll = direct_held_poll (f, sid);
+      g_mutex_init (&go);
+      g_mutex_lock (&go);
+      job.socket = socket;
+      job.go = &go;
+      thread = g_thread_new ("send", send_after_go, &job);
+      g_mutex_unlock (&go);
+      /* A jitter (not a synchronisation): the message sometimes first. */
+      if (i % 3 != 0)
+        g_usleep ((i % 7) * 100);
+      engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (poll));
+      g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+      poll->suspended = FALSE;
+      engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+      /* Whoever resumed it, a poll whose client left is answered nothing. */
+      g_assert_false (poll->suspended);
+      g_assert_false (poll->responded);
+      engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), FALSE);
+      g_clear_object (&poll);
+      g_thread_join (thread);
+      g_mutex_clear (&go);
+      engine_io_socket_close (socket);
+    }
+}
+
+typedef struct
+{
+  EngineIOServer *server;
+  gint64          took;
+} CloseJob;
+
+static gpointer
+close_server (gpointer data)
+{
+  CloseJob *job = data;
+  gint64 start = g_get_monotonic_time ();
+
+  engine_io_server_close (job->server);
+  job->took = g_get_monotonic_time () - start;
+  return NULL;
+}
+
+/* engine_io_server_close() from another thread while one request is held
+ * (a poll) and another is mid-body (a POST of another session): the poll
+ * is resumed and answered with the close packet, the POST's next part is
+ * refused; the close returns once both are finished, well before its
+ * 2 s limit. */
+static void
+test_close_while_held (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autofree char *sid2 = direct_open (f);
+  g_autoptr(TestRequest) poll = NULL;
+  g_autoptr(TestRequest) post = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *expected = NULL;
+  CloseJob job = { f->server, 0 };
+  GThread *thread;
+
+  test_require (sid != NULL && sid2 != NULL);
+  poll = direct_held_poll (f, sid);
+  post = direct_post (f, sid2, 10);
+  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (post)));
+  g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (post), (const guint8 *) "4ab", 3));
+
+  thread = g_thread_new ("close", close_server, &job);
+  g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (poll->responded);
+  g_assert_cmpuint (poll->status, ==, 200);
+  body = g_strndup (g_bytes_get_data (poll->body, NULL), g_bytes_get_size (poll->body));
+  g_assert_cmpstr (body, ==, "1");
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
+
+  expected = g_strdup_printf ("close %s", sid2);
+  g_assert_true (test_recorder_wait_count (f->events, expected, 1, TEST_TIMEOUT_MS));
+  g_assert_false (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (post), (const guint8 *) "cdefghi", 7));
+  g_assert_true (post->responded);
+  g_assert_cmpuint (post->status, ==, 400);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (post), TRUE);
+  g_thread_join (thread);
+  g_assert_cmpint (job.took, <, 2 * G_USEC_PER_SEC);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+}
+
+/* The application drops its server while a request of the host's is held:
+ * the request's reference keeps it; the held poll is answered by its
+ * session (a ping), the request finished and dropped; the session then
+ * times out and everything is freed (ASan's leak check). */
+static void
+test_server_dropped_while_held (Fixture       *f,
+                                gconstpointer  data)
+{
+  EngineIOServer *server = test_server_new ();
+  EngineIOServer *saved = f->server;
+  g_autofree char *sid = NULL;
+  g_autoptr(TestRequest) poll = NULL;
+  GWeakRef weak;
+
+  g_object_set (server, "ping-interval", 200u, "ping-timeout", 200u, NULL);
+  f->server = server;
+  sid = direct_open (f);
+  f->server = saved;
+  test_require (sid != NULL);
+  {
+    g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+
+    poll = direct_request ("GET", query);
+  }
+  g_assert_false (engine_io_server_handle_host_request (server, ENGINE_IO_HOST_REQUEST (poll)));
+  g_assert_true (poll->suspended);
+  g_weak_ref_init (&weak, server);
+  g_object_unref (server);
+
+  g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (poll->responded);
+  g_assert_cmpuint (poll->status, ==, 200);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
+  g_clear_object (&poll);
+  /* No pong: the session times out and lets go of the server. */
+  for (guint i = 0; i < TEST_TIMEOUT_MS / 10; i++)
+    {
+      g_autoptr(EngineIOServer) alive = g_weak_ref_get (&weak);
+
+      if (alive == NULL)
+        break;
+      g_usleep (10000);
+    }
+  {
+    g_autoptr(EngineIOServer) alive = g_weak_ref_get (&weak);
+
+    g_assert_null (alive);
+  }
+  g_weak_ref_clear (&weak);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1109,6 +1284,9 @@ main (int    argc,
   ADD ("misuse/handle-after-finished", test_misuse_handle_after_finished);
   ADD ("misuse/drop-unfinished", test_misuse_drop_unfinished);
   ADD ("misuse/client-gone-stages", test_misuse_client_gone_stages);
+  ADD ("race/gone-vs-send", test_race_gone_vs_send);
+  ADD ("close-while-held", test_close_while_held);
+  ADD ("server-dropped-while-held", test_server_dropped_while_held);
 #undef ADD
 
   return g_test_run ();

@@ -1265,6 +1265,259 @@ test_server_dropped_while_held (Fixture       *f,
   g_weak_ref_clear (&weak);
 }
 
+/* Attacks by a client through the host */
+
+/* The session echoes a message over polling (on a connection of its own). */
+static gboolean
+session_echoes (Fixture    *f,
+                const char *sid,
+                const char *text)
+{
+  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autofree char *target = test_eio_target (4, "polling", sid);
+  g_autofree char *packet = g_strconcat ("4", text, NULL);
+  g_autoptr(TestResponse) post = test_http_post (http, target, packet, strlen (packet));
+  g_autoptr(TestResponse) poll = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+
+  if (post == NULL || post->status != 200)
+    return FALSE;
+  poll = test_http_get (http, target);
+  packets = test_eio_poll_packets (poll, 4);
+  return packets != NULL && packets->len >= 1 &&
+         g_strcmp0 (g_ptr_array_index (packets, 0), packet) == 0;
+}
+
+/* An oversized Content-Length is refused before its body is read; a body
+ * trickled in while another POST of its session comes: the overlap closes
+ * the session (400), the trickled body's next part is refused (400); other
+ * sessions go on. */
+static void
+test_attack_post_bodies (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *other = open_session (f);
+  g_autofree char *target = NULL;
+  g_autofree char *head = NULL;
+  g_autofree char *expected = NULL;
+  g_autoptr(TestHttp) big = test_http_new (f->port);
+  g_autoptr(TestHttp) trickle = test_http_new (f->port);
+  g_autoptr(TestHttp) overlap = test_http_new (f->port);
+  g_autoptr(TestResponse) refused = NULL;
+  g_autoptr(TestResponse) second = NULL;
+  g_autoptr(TestResponse) rest = NULL;
+
+  test_require (sid != NULL && other != NULL);
+  target = test_eio_target (4, "polling", sid);
+
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n4", target);
+  g_assert_true (test_http_send_raw (big, head, strlen (head), NULL));
+  refused = test_http_receive (big, TEST_TIMEOUT_MS, NULL);
+  test_require (refused != NULL);
+  g_assert_cmpuint (refused->status, ==, 413);
+  g_assert_true (session_echoes (f, sid, "after 413"));
+
+  g_free (head);
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n4trickled", target);
+  g_assert_true (test_http_send_raw (trickle, head, strlen (head), NULL));
+  g_assert_false (test_http_wait_readable (trickle, 200));
+  second = test_http_post (overlap, target, TEST_S ("4second"));
+  test_require (second != NULL);
+  g_assert_cmpuint (second->status, ==, 400);
+  expected = g_strdup_printf ("close %s transport error", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_true (test_http_send_raw (trickle, "0123456789012345678901234567890123456789x", 41, NULL));
+  rest = test_http_receive (trickle, TEST_TIMEOUT_MS, NULL);
+  test_require (rest != NULL);
+  g_assert_true (test_eio_is_error (rest, 400, 1));
+  g_assert_true (session_echoes (f, other, "unaffected"));
+}
+
+/* A second poll while one is held: 400 for it, the held one answered (its
+ * serving thread freed), the session closed. */
+static void
+test_attack_overlapping_polls (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *target = NULL;
+  g_autofree char *expected = NULL;
+  g_autoptr(TestHttp) second = test_http_new (f->port);
+  g_autoptr(TestResponse) refused = NULL;
+  g_autoptr(TestResponse) held = NULL;
+
+  test_require (sid != NULL);
+  target = test_eio_target (4, "polling", sid);
+  g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, NULL));
+  g_assert_true (fixture_wait_count (f, &f->waiting, 1));
+  refused = test_http_get (second, target);
+  test_require (refused != NULL);
+  g_assert_cmpuint (refused->status, ==, 400);
+  held = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+  test_require (held != NULL);
+  g_assert_cmpuint (held->status, ==, 200);
+  g_assert_true (fixture_wait_count (f, &f->waiting, 0));
+  expected = g_strdup_printf ("close %s transport error", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+}
+
+/* Malformed queries: encoded NULs and broken escapes are 400 (code 3), a
+ * huge or many-parameter query a plain refusal; the connection and the
+ * session go on. */
+static void
+test_attack_queries (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autoptr(GString) many = g_string_new ("/engine.io/?EIO=4");
+  g_autoptr(GString) huge = g_string_new ("/engine.io/?EIO=4&transport=polling&sid=");
+  g_autoptr(TestResponse) response = NULL;
+  const char *bad[] = { "sid=%s%%00junk", "sid=%s%%zz", "sid=%s%%", "sid=%s%%4", "sid%%00=%s",
+                        "sid=%s&x=%%00" };
+
+  test_require (sid != NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *query = g_strdup_printf (bad[i], sid);
+      g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&%s", query);
+
+      g_clear_pointer (&response, test_response_free);
+      response = test_http_get (f->http, target);
+      test_require (response != NULL);
+      if (!test_eio_is_error (response, 400, 3))
+        g_error ("%s: answered %u", target, response->status);
+    }
+  {
+    g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s%%ff", sid);
+
+    g_clear_pointer (&response, test_response_free);
+    response = test_http_get (f->http, target);
+    test_require (response != NULL);
+    g_assert_true (test_eio_is_error (response, 400, 1));
+  }
+  for (guint i = 0; many->len < 7000; i++)
+    g_string_append_printf (many, "&p%u=%%41", i);
+  g_string_append (many, "&transport=polling");
+  g_clear_pointer (&response, test_response_free);
+  response = test_http_get (f->http, many->str);
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 200);  /* a handshake */
+  for (guint i = 0; huge->len < 8000; i++)
+    g_string_append (huge, "%41%42");
+  g_clear_pointer (&response, test_response_free);
+  response = test_http_get (f->http, huge->str);
+  test_require (response != NULL);
+  g_assert_true (test_eio_is_error (response, 400, 1));
+  g_assert_true (session_echoes (f, sid, "after bad queries"));
+}
+
+/* Repeated headers: thousands of X-Forwarded-For lines from behind a
+ * trusted proxy are joined within a bound; the last hop still decides. */
+static void
+test_attack_repeated_headers (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GString) request = g_string_new ("GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n");
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  const char *proxies[] = { "127.0.0.1", NULL };
+
+  g_object_set (f->server, "trusted-proxies", proxies, NULL);
+  for (guint i = 0; i < 3000; i++)
+    g_string_append_printf (request, "X-Forwarded-For: 10.0.%u.%u, 10.1.%u.%u\r\n",
+                            i / 256, i % 256, i / 256, i % 256);
+  g_string_append (request, "X-Forwarded-For: 192.0.2.7\r\nOrigin: x\r\nOrigin: y\r\n\r\n");
+  g_assert_true (test_http_send_raw (f->http, request->str, request->len, NULL));
+  response = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 200);
+  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  test_require (socket != NULL);
+  g_assert_cmpstr (engine_io_socket_get_remote_address (socket), ==, "192.0.2.7");
+}
+
+/* Upgrades abandoned at each step: the session stays on polling and
+ * echoes. */
+static void
+test_attack_abandoned_upgrades (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *target = NULL;
+
+  test_require (sid != NULL);
+  target = test_eio_target (4, "websocket", sid);
+  for (guint step = 0; step < 4; step++)
+    {
+      g_autofree char *text = g_strdup_printf ("after step %u", step);
+
+      if (step == 0)
+        {
+          /* The upgrade request, then gone before the 101 is read. */
+          g_autoptr(TestHttp) http = test_http_new (f->port);
+          g_autofree char *key = test_ws_make_key ();
+          g_autofree char *head = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                                                   "Sec-WebSocket-Version: 13\r\n\r\n", target, key);
+
+          g_assert_true (test_http_send_raw (http, head, strlen (head), NULL));
+          test_http_drop (http, TRUE);
+        }
+      else if (step == 1)
+        {
+          /* The 101 read, then gone without a frame. */
+          g_autoptr(TestWs) ws = test_ws_connect (f->port, target, NULL, 0, NULL, NULL);
+
+          test_require (ws != NULL);
+          test_ws_drop (ws, step == 1);
+        }
+      else
+        {
+          /* Probed (2probe, 3probe), then gone before `5`, by FIN or RST. */
+          g_autoptr(TestWs) ws = test_eio_probe (f->port, 4, sid);
+
+          test_require (ws != NULL);
+          test_ws_drop (ws, step == 3);
+        }
+      g_assert_true (session_echoes (f, sid, text));
+    }
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* A flood of handshakes from one address: handshake-rate sees the host's
+ * remote-address (429 past the burst), max-sessions bounds the sessions;
+ * an open session goes on. */
+static void
+test_attack_handshake_flood (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autoptr(TestHttp) other = NULL;
+  g_autofree char *target = test_eio_target (4, "polling", NULL);
+  guint ok = 0, limited = 0;
+
+  g_object_set (f->server, "handshake-rate", 0.5, "handshake-burst", 20u, "max-sessions", 10u, NULL);
+  sid = open_session (f);
+  test_require (sid != NULL);
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autoptr(TestResponse) response = test_http_get (f->http, target);
+
+      test_require (response != NULL);
+      if (response->status == 200)
+        ok++;
+      else if (response->status == 429)
+        limited++;
+      else
+        g_assert_cmpuint (response->status, ==, 503);
+    }
+  g_assert_cmpuint (ok, ==, 9);
+  g_assert_cmpuint (limited, >=, 70);  /* the burst, and a refill meanwhile */
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 10);
+  g_assert_true (session_echoes (f, sid, "still here"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1287,6 +1540,12 @@ main (int    argc,
   ADD ("race/gone-vs-send", test_race_gone_vs_send);
   ADD ("close-while-held", test_close_while_held);
   ADD ("server-dropped-while-held", test_server_dropped_while_held);
+  ADD ("attack/post-bodies", test_attack_post_bodies);
+  ADD ("attack/overlapping-polls", test_attack_overlapping_polls);
+  ADD ("attack/queries", test_attack_queries);
+  ADD ("attack/repeated-headers", test_attack_repeated_headers);
+  ADD ("attack/abandoned-upgrades", test_attack_abandoned_upgrades);
+  ADD ("attack/handshake-flood", test_attack_handshake_flood);
 #undef ADD
 
   return g_test_run ();

@@ -1518,6 +1518,48 @@ test_attack_handshake_flood (Fixture       *f,
   g_assert_true (session_echoes (f, sid, "still here"));
 }
 
+/* A host that gives up on a held poll (finished() refused: a critical) and
+ * drops it: the engine's reference keeps it until the session resumes it
+ * (a message); the last reference then goes on that thread, which lets go
+ * of the request (a warning) as one whose connection failed: the session
+ * ends at once (transport close), nothing is left for close to wait for. */
+static void
+test_misuse_abandon_suspended (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autofree char *expected = NULL;
+  TestRequest *poll;
+  GWeakRef weak;
+
+  test_require (sid != NULL);
+  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  test_require (socket != NULL);
+  poll = direct_held_poll (f, sid);
+  g_weak_ref_init (&weak, poll);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended request");
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), FALSE);
+  g_object_unref (poll);
+  {
+    g_autoptr(GObject) alive = g_weak_ref_get (&weak);
+
+    g_assert_nonnull (alive);
+  }
+  test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
+  g_assert_true (engine_io_socket_send_text (socket, "kept", NULL));
+  g_assert_true (test_log_wait_expected (TEST_TIMEOUT_MS));
+  {
+    g_autoptr(GObject) alive = g_weak_ref_get (&weak);
+
+    g_assert_null (alive);
+  }
+  g_weak_ref_clear (&weak);
+  /* Its connection is gone for the session: it ends (transport close). */
+  expected = g_strdup_printf ("close %s transport close", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1537,6 +1579,7 @@ main (int    argc,
   ADD ("misuse/handle-after-finished", test_misuse_handle_after_finished);
   ADD ("misuse/drop-unfinished", test_misuse_drop_unfinished);
   ADD ("misuse/client-gone-stages", test_misuse_client_gone_stages);
+  ADD ("misuse/abandon-suspended", test_misuse_abandon_suspended);
   ADD ("race/gone-vs-send", test_race_gone_vs_send);
   ADD ("close-while-held", test_close_while_held);
   ADD ("server-dropped-while-held", test_server_dropped_while_held);

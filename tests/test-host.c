@@ -1560,6 +1560,62 @@ test_misuse_abandon_suspended (Fixture       *f,
   g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
 }
 
+/* A POST held by back-pressure (the session's send queue over its high
+ * water: the echoes of a client that does not poll) whose client leaves:
+ * client_gone() does not resume it (its body was read whole: it is still
+ * delivered); it is resumed when the queue drains (here, a poll) or the
+ * session ends, and answered; the host drops the answer. */
+static void
+test_held_post_client_gone (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autofree char *big = g_strnfill (300, 'x');
+  g_autoptr(TestRequest) post = NULL;
+  g_autoptr(TestRequest) poll = NULL;
+  EngineIOHostRequest *host;
+
+  g_object_set (f->server, "send-queue-high-water", (guint64) 200,
+                "backpressure-policy", ENGINE_IO_BACKPRESSURE_KEEP_QUEUING, NULL);
+  sid = direct_open (f);
+  test_require (sid != NULL);
+  big[0] = '4';
+  g_assert_cmpuint (direct_post_text (f, sid, big), ==, 200);
+  /* Once the echo is queued (the client does not poll), a POST is held. */
+  for (guint i = 0; i < 100; i++)
+    {
+      g_clear_object (&post);
+      post = direct_post (f, sid, 5);
+      host = ENGINE_IO_HOST_REQUEST (post);
+      g_assert_true (engine_io_server_handle_host_request (f->server, host));
+      g_assert_true (engine_io_host_request_add_body (host, (const guint8 *) "4held", 5));
+      engine_io_host_request_end_body (host);
+      if (post->suspended)
+        break;
+      test_require (post->responded);
+      g_assert_cmpuint (post->status, ==, 200);
+      engine_io_host_request_finished (host, TRUE);
+      g_usleep (10000);  /* the echo is queued by the session's thread */
+    }
+  test_require (post->suspended);
+  engine_io_host_request_client_gone (host);
+  g_assert_false (direct_wait_resume (post, 300));
+  /* The queue drains: resumed, answered (the host drops the answer). */
+  {
+    g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+
+    poll = direct_request ("GET", query);
+    g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (poll)));
+    g_assert_true (poll->responded);
+    engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
+  }
+  g_assert_true (direct_wait_resume (post, TEST_TIMEOUT_MS));
+  post->suspended = FALSE;
+  engine_io_host_request_resumed (host);
+  g_assert_true (post->responded);
+  engine_io_host_request_finished (host, FALSE);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1580,6 +1636,7 @@ main (int    argc,
   ADD ("misuse/drop-unfinished", test_misuse_drop_unfinished);
   ADD ("misuse/client-gone-stages", test_misuse_client_gone_stages);
   ADD ("misuse/abandon-suspended", test_misuse_abandon_suspended);
+  ADD ("held-post-client-gone", test_held_post_client_gone);
   ADD ("race/gone-vs-send", test_race_gone_vs_send);
   ADD ("close-while-held", test_close_while_held);
   ADD ("server-dropped-while-held", test_server_dropped_while_held);

@@ -874,11 +874,13 @@ engine_io_host_request_resumed (EngineIOHostRequest *self)
  * (`transport close`) at once, as a client that leaves does, instead of
  * the session writing its next message into a dead connection.
  *
- * If the request is suspended, the engine resumes it (the class's resume()
- * may be called within this call); the host then calls
+ * If the request is a waiting poll, the engine resumes it (the class's
+ * resume() may be called within this call); the host then calls
  * engine_io_host_request_resumed() as for any resumption, and the engine
- * gives no answer to a waiting poll (an answer it gives to other requests
- * may be dropped). Afterwards, and when the request was not suspended, the
+ * gives it no answer. Other held requests are resumed as they would have
+ * been (a handshake once admitted or refused, a POST held by back-pressure
+ * once its session's queues drain or the session ends): the host keeps
+ * waiting for resume() and drops the answer. Afterwards, and when the request was not suspended, the
  * host closes the connection and calls engine_io_host_request_finished()
  * with %FALSE. Called before engine_io_server_handle_host_request(), the
  * request is answered nothing when handed over (a poll ends its session).

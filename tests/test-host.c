@@ -1493,7 +1493,6 @@ test_attack_handshake_flood (Fixture       *f,
                              gconstpointer  data)
 {
   g_autofree char *sid = NULL;
-  g_autoptr(TestHttp) other = NULL;
   g_autofree char *target = test_eio_target (4, "polling", NULL);
   guint ok = 0, limited = 0;
 

@@ -1173,7 +1173,7 @@ close_server (gpointer data)
  * (a poll) and another is mid-body (a POST of another session): the poll
  * is resumed and answered with the close packet, the POST's next part is
  * refused; the close returns once both are finished, well before its
- * 2 s limit. */
+ * 2 s limit. Requests handed over afterwards are refused. */
 static void
 test_close_while_held (Fixture       *f,
                        gconstpointer  data)
@@ -1211,6 +1211,23 @@ test_close_while_held (Fixture       *f,
   g_thread_join (thread);
   g_assert_cmpint (job.took, <, 2 * G_USEC_PER_SEC);
   g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+
+  /* Requests handed over after the close: refused, nothing held. */
+  {
+    g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+    const char *queries[] = { "EIO=4&transport=polling", query };
+
+    for (guint i = 0; i < G_N_ELEMENTS (queries); i++)
+      {
+        g_autoptr(TestRequest) late = direct_request ("GET", queries[i]);
+
+        g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (late)));
+        g_assert_false (late->suspended);
+        g_assert_true (late->responded);
+        g_assert_cmpuint (late->status, >=, 400);
+        engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (late), TRUE);
+      }
+  }
 }
 
 /* The application drops its server while a request of the host's is held:

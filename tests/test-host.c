@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <engineio/engineio.h>
@@ -720,6 +721,917 @@ test_resume_stress (Fixture       *f,
   g_assert_cmpuint (got, >=, 200);
 }
 
+/* Driving the seam directly from the test's thread (the serving thread
+ * here): a careless host's calls, in the wrong order or at the wrong
+ * time. The API refuses what it cannot honour (a critical) and never
+ * corrupts the request, its session or the engine. */
+
+static TestRequest *
+direct_request (const char *method,
+                const char *query)
+{
+  TestRequest *req = g_object_new (TEST_TYPE_REQUEST, "method", method, "path", "/engine.io/",
+                                   "remote-address", "127.0.0.1", NULL);
+
+  engine_io_host_request_add_query_string (ENGINE_IO_HOST_REQUEST (req), query);
+  return req;
+}
+
+/* Whether resume() came (its byte is read) within TEST_TIMEOUT_MS. */
+static gboolean
+direct_wait_resume (TestRequest *req,
+                    guint        timeout_ms)
+{
+  struct pollfd fds = { .fd = req->wake[0], .events = POLLIN };
+  char byte;
+
+  if (poll (&fds, 1, (int) timeout_ms) != 1)
+    return FALSE;
+  return read (req->wake[0], &byte, 1) == 1;
+}
+
+/* A handshake over the seam itself; the session's id. */
+static char *
+direct_open (Fixture *f)
+{
+  g_autoptr(TestRequest) req = direct_request ("GET", "EIO=4&transport=polling");
+  EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autofree char *text = NULL;
+  gsize size;
+  const char *data;
+
+  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  while (req->suspended)
+    {
+      test_require_val (direct_wait_resume (req, TEST_TIMEOUT_MS), NULL);
+      req->suspended = FALSE;
+      engine_io_host_request_resumed (host);
+    }
+  test_require_val (req->responded, NULL);
+  g_assert_cmpuint (req->status, ==, 200);
+  engine_io_host_request_finished (host, TRUE);
+  data = g_bytes_get_data (req->body, &size);
+  test_require_val (size > 1 && data[0] == '0', NULL);
+  text = g_strndup (data + 1, size - 1);
+  open = test_open_packet_parse (text, NULL);
+  test_require_val (open != NULL, NULL);
+  return g_strdup (open->sid);
+}
+
+/* A poll of @sid, held (nothing queued). */
+static TestRequest *
+direct_held_poll (Fixture    *f,
+                  const char *sid)
+{
+  g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+  TestRequest *req = direct_request ("GET", query);
+
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (req->suspended);
+  g_assert_false (req->responded);
+  return req;
+}
+
+/* Calls out of order on a handshake: each refused with a critical, the
+ * request served as if they had not been made. */
+static void
+test_misuse_order (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(TestRequest) req = direct_request ("GET", "EIO=4&transport=polling");
+  EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
+  int pair[2];
+  char byte;
+
+  /* Before the hand-over: the body calls and resumed() do nothing. */
+  g_assert_false (engine_io_host_request_add_body (host, (const guint8 *) "x", 1));
+  engine_io_host_request_end_body (host);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended");
+  engine_io_host_request_resumed (host);
+
+  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  g_assert_true (req->suspended);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  engine_io_host_request_add_header (host, "Origin", "http://evil.example");
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  engine_io_host_request_add_query (host, "sid", "x");
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  engine_io_host_request_add_query_string (host, "sid=x");
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  engine_io_host_request_set_content_length (host, 5);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
+  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended request");
+  engine_io_host_request_finished (host, TRUE);
+  g_assert_false (engine_io_host_request_add_body (host, (const guint8 *) "x", 1));
+  engine_io_host_request_end_body (host);
+  g_assert_true (test_log_wait_expected (0));
+
+  g_assert_true (direct_wait_resume (req, TEST_TIMEOUT_MS));
+  req->suspended = FALSE;
+  engine_io_host_request_resumed (host);
+  g_assert_true (req->responded);
+  g_assert_cmpuint (req->status, ==, 200);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended");
+  engine_io_host_request_resumed (host);
+
+  /* attach_connection() without an upgrade: refused, and the socket given
+   * (transfer full) is closed. */
+  g_assert_no_errno (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair));
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "without an upgrade");
+  engine_io_host_request_attach_connection (host, g_socket_new_from_fd (pair[0], NULL), NULL);
+  g_assert_cmpint (read (pair[1], &byte, 1), ==, 0);
+  close (pair[1]);
+
+  engine_io_host_request_finished (host, TRUE);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "finished");
+  engine_io_host_request_finished (host, TRUE);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "finished");
+  engine_io_host_request_client_gone (host);
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* resumed() while the request is suspended but its resume() has not come
+ * (a host that woke up for something else): refused; the held poll stays
+ * the session's, answered when a message comes. */
+static void
+test_misuse_resumed_early (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestRequest) poll = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestResponse) response = g_new0 (TestResponse, 1);
+
+  test_require (sid != NULL);
+  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  test_require (socket != NULL);
+  poll = direct_held_poll (f, sid);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "resume");
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_false (poll->responded);
+
+  g_assert_true (engine_io_socket_send_text (socket, "late", NULL));
+  g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (poll->responded);
+  g_assert_cmpuint (poll->status, ==, 200);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
+  response->status = poll->status;
+  response->body = g_bytes_ref (poll->body);
+  packets = test_eio_poll_packets (response, 4);
+  test_require (packets != NULL);
+  g_assert_cmpuint (packets->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (packets, 0), ==, "4late");
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* handle_host_request() on a request already finished: refused; it never
+ * becomes the session's poll (which nobody would answer or finish). */
+static void
+test_misuse_handle_after_finished (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autofree char *query = NULL;
+  g_autoptr(TestRequest) stale = NULL;
+  g_autoptr(TestRequest) poll = NULL;
+
+  test_require (sid != NULL);
+  query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+  stale = direct_request ("GET", query);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (stale), FALSE);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "finished");
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (stale)));
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_false (stale->suspended);
+  g_assert_false (stale->responded);
+  g_clear_object (&stale);
+
+  /* The session's next poll is held as usual, not refused as overlapping. */
+  poll = direct_held_poll (f, sid);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+  /* The fixture's close resumes it; answer it from here meanwhile. */
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_false (poll->responded);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), FALSE);
+}
+
+static TestRequest *
+direct_post (Fixture    *f,
+             const char *sid,
+             gint64      length)
+{
+  g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+  TestRequest *req = direct_request ("POST", query);
+
+  engine_io_host_request_set_content_length (ENGINE_IO_HOST_REQUEST (req), length);
+  return req;
+}
+
+/* A whole POST of @text; its status. */
+static guint
+direct_post_text (Fixture    *f,
+                  const char *sid,
+                  const char *text)
+{
+  g_autoptr(TestRequest) req = direct_post (f, sid, (gint64) strlen (text));
+  EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
+
+  if (engine_io_server_handle_host_request (f->server, host) &&
+      engine_io_host_request_add_body (host, (const guint8 *) text, strlen (text)))
+    engine_io_host_request_end_body (host);
+  while (req->suspended)
+    {
+      test_require_val (direct_wait_resume (req, TEST_TIMEOUT_MS), 0);
+      req->suspended = FALSE;
+      engine_io_host_request_resumed (host);
+    }
+  test_require_val (req->responded, 0);
+  engine_io_host_request_finished (host, TRUE);
+  return req->status;
+}
+
+static TestRequest *
+direct_upgrade (Fixture    *f,
+                const char *sid)
+{
+  g_autofree char *query = g_strdup_printf ("EIO=4&transport=websocket&sid=%s", sid);
+  TestRequest *req = direct_request ("GET", query);
+  EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
+
+  engine_io_host_request_add_header (host, "Upgrade", "websocket");
+  engine_io_host_request_add_header (host, "Connection", "Upgrade");
+  engine_io_host_request_add_header (host, "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+  engine_io_host_request_add_header (host, "Sec-WebSocket-Version", "13");
+  return req;
+}
+
+/* The host drops its reference without finished() at each stage: a
+ * warning, and the engine lets go of the request (the session's POST and
+ * upgrade slots are free again). */
+static void
+test_misuse_drop_unfinished (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  TestRequest *req;
+
+  test_require (sid != NULL);
+
+  /* Mid-body. */
+  req = direct_post (f, sid, 10);
+  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (req), (const guint8 *) "4ab", 3));
+  test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
+  g_object_unref (req);
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_cmpuint (direct_post_text (f, sid, "4next"), ==, 200);
+
+  /* Upgrading, never attached. */
+  req = direct_upgrade (f, sid);
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_nonnull (req->upgrade_headers);
+  test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
+  g_object_unref (req);
+  g_assert_true (test_log_wait_expected (0));
+  /* The session stays on polling and may try again. */
+  req = direct_upgrade (f, sid);
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_nonnull (req->upgrade_headers);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+  g_assert_cmpuint (direct_post_text (f, sid, "4again"), ==, 200);
+
+  /* Answered, never finished. */
+  req = direct_request ("GET", "EIO=4&transport=polling&sid=nope");
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_cmpuint (req->status, ==, 400);
+  test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
+  g_object_unref (req);
+  g_assert_true (test_log_wait_expected (0));
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* client_gone() at each stage of a request. */
+static void
+test_misuse_client_gone_stages (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autofree char *sid2 = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *query = NULL;
+  TestRequest *req;
+
+  test_require (sid != NULL);
+
+  /* During a POST's body: that POST is dropped, the session goes on. */
+  req = direct_post (f, sid, 10);
+  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (req), (const guint8 *) "4ab", 3));
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_assert_false (req->responded);
+  g_object_unref (req);
+  g_assert_cmpuint (direct_post_text (f, sid, "4next"), ==, 200);
+
+  /* Answered, not yet written. */
+  req = direct_request ("GET", "EIO=4&transport=polling&sid=nope");
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+
+  /* A handshake awaiting admission: resumed by the admission, answered
+   * (the host drops the answer). */
+  req = direct_request ("GET", "EIO=4&transport=polling");
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (req->suspended);
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  g_assert_true (direct_wait_resume (req, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+
+  /* Before the hand-over, a poll: answered nothing, its session ends. */
+  query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+  req = direct_request ("GET", query);
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (req->responded);
+  g_assert_false (req->suspended);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+  expected = g_strdup_printf ("close %s transport close", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+
+  /* Held, twice: one resume(), answered nothing. */
+  sid2 = direct_open (f);
+  test_require (sid2 != NULL);
+  req = direct_held_poll (f, sid2);
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
+  g_assert_true (direct_wait_resume (req, TEST_TIMEOUT_MS));
+  g_assert_false (direct_wait_resume (req, 100));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (req));
+  g_assert_false (req->responded);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
+  g_object_unref (req);
+  g_free (expected);
+  expected = g_strdup_printf ("close %s transport close", sid2);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+}
+
+typedef struct
+{
+  EngineIOSocket *socket;
+  GMutex         *go;   /* held by the test until the race starts */
+} SendJob;
+
+static gpointer
+send_after_go (gpointer data)
+{
+  SendJob *job = data;
+
+  g_mutex_lock (job->go);
+  g_mutex_unlock (job->go);
+  engine_io_socket_send_text (job->socket, "race", NULL);
+  return NULL;
+}
+
+/* A held poll's client leaves (client_gone() on the serving thread) just
+ * as the application sends it a message from another thread: resume()
+ * comes once, from either side; the poll is answered nothing, finished
+ * and dropped; no race (TSan), no leak (ASan). */
+static void
+test_race_gone_vs_send (Fixture       *f,
+                        gconstpointer  data)
+{
+  for (guint i = 0; i < 60; i++)
+    {
+      g_autofree char *sid = direct_open (f);
+      g_autoptr(EngineIOSocket) socket = NULL;
+      g_autoptr(TestRequest) poll = NULL;
+      GMutex go;
+      SendJob job;
+      GThread *thread;
+
+      test_require (sid != NULL);
+      socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+      test_require (socket != NULL);
+      poll = direct_held_poll (f, sid);
+      g_mutex_init (&go);
+      g_mutex_lock (&go);
+      job.socket = socket;
+      job.go = &go;
+      thread = g_thread_new ("send", send_after_go, &job);
+      g_mutex_unlock (&go);
+      /* A jitter (not a synchronisation): the message sometimes first. */
+      if (i % 3 != 0)
+        g_usleep ((i % 7) * 100);
+      engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (poll));
+      g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+      poll->suspended = FALSE;
+      engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+      /* Whoever resumed it, a poll whose client left is answered nothing. */
+      g_assert_false (poll->suspended);
+      g_assert_false (poll->responded);
+      engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), FALSE);
+      g_clear_object (&poll);
+      g_thread_join (thread);
+      g_mutex_clear (&go);
+      engine_io_socket_close (socket);
+    }
+}
+
+typedef struct
+{
+  EngineIOServer *server;
+  gint64          took;
+} CloseJob;
+
+static gpointer
+close_server (gpointer data)
+{
+  CloseJob *job = data;
+  gint64 start = g_get_monotonic_time ();
+
+  engine_io_server_close (job->server);
+  job->took = g_get_monotonic_time () - start;
+  return NULL;
+}
+
+/* engine_io_server_close() from another thread while one request is held
+ * (a poll) and another is mid-body (a POST of another session): the poll
+ * is resumed and answered with the close packet, the POST's next part is
+ * refused; the close returns once both are finished, well before its
+ * 2 s limit. Requests handed over afterwards are refused. */
+static void
+test_close_while_held (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autofree char *sid2 = direct_open (f);
+  g_autoptr(TestRequest) poll = NULL;
+  g_autoptr(TestRequest) post = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *expected = NULL;
+  CloseJob job = { f->server, 0 };
+  GThread *thread;
+
+  test_require (sid != NULL && sid2 != NULL);
+  poll = direct_held_poll (f, sid);
+  post = direct_post (f, sid2, 10);
+  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (post)));
+  g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (post), (const guint8 *) "4ab", 3));
+
+  thread = g_thread_new ("close", close_server, &job);
+  g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (poll->responded);
+  g_assert_cmpuint (poll->status, ==, 200);
+  body = g_strndup (g_bytes_get_data (poll->body, NULL), g_bytes_get_size (poll->body));
+  g_assert_cmpstr (body, ==, "1");
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
+
+  expected = g_strdup_printf ("close %s", sid2);
+  g_assert_true (test_recorder_wait_count (f->events, expected, 1, TEST_TIMEOUT_MS));
+  g_assert_false (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (post), (const guint8 *) "cdefghi", 7));
+  g_assert_true (post->responded);
+  g_assert_cmpuint (post->status, ==, 400);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (post), TRUE);
+  g_thread_join (thread);
+  g_assert_cmpint (job.took, <, 2 * G_USEC_PER_SEC);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+
+  /* Requests handed over after the close: refused, nothing held. */
+  {
+    g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+    const char *queries[] = { "EIO=4&transport=polling", query };
+
+    for (guint i = 0; i < G_N_ELEMENTS (queries); i++)
+      {
+        g_autoptr(TestRequest) late = direct_request ("GET", queries[i]);
+
+        g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (late)));
+        g_assert_false (late->suspended);
+        g_assert_true (late->responded);
+        g_assert_cmpuint (late->status, >=, 400);
+        engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (late), TRUE);
+      }
+  }
+}
+
+/* The application drops its server while a request of the host's is held:
+ * the request's reference keeps it; the held poll is answered by its
+ * session (a ping), the request finished and dropped; the session then
+ * times out and everything is freed (ASan's leak check). */
+static void
+test_server_dropped_while_held (Fixture       *f,
+                                gconstpointer  data)
+{
+  EngineIOServer *server = test_server_new ();
+  EngineIOServer *saved = f->server;
+  g_autofree char *sid = NULL;
+  g_autoptr(TestRequest) poll = NULL;
+  GWeakRef weak;
+
+  g_object_set (server, "ping-interval", 200u, "ping-timeout", 200u, NULL);
+  f->server = server;
+  sid = direct_open (f);
+  f->server = saved;
+  test_require (sid != NULL);
+  {
+    g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+
+    poll = direct_request ("GET", query);
+  }
+  g_assert_false (engine_io_server_handle_host_request (server, ENGINE_IO_HOST_REQUEST (poll)));
+  g_assert_true (poll->suspended);
+  g_weak_ref_init (&weak, server);
+  g_object_unref (server);
+
+  g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
+  engine_io_host_request_resumed (ENGINE_IO_HOST_REQUEST (poll));
+  g_assert_true (poll->responded);
+  g_assert_cmpuint (poll->status, ==, 200);
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
+  g_clear_object (&poll);
+  /* No pong: the session times out and lets go of the server. */
+  for (guint i = 0; i < TEST_TIMEOUT_MS / 10; i++)
+    {
+      g_autoptr(EngineIOServer) alive = g_weak_ref_get (&weak);
+
+      if (alive == NULL)
+        break;
+      g_usleep (10000);
+    }
+  {
+    g_autoptr(EngineIOServer) alive = g_weak_ref_get (&weak);
+
+    g_assert_null (alive);
+  }
+  g_weak_ref_clear (&weak);
+}
+
+/* Attacks by a client through the host */
+
+/* The session echoes a message over polling (on a connection of its own). */
+static gboolean
+session_echoes (Fixture    *f,
+                const char *sid,
+                const char *text)
+{
+  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autofree char *target = test_eio_target (4, "polling", sid);
+  g_autofree char *packet = g_strconcat ("4", text, NULL);
+  g_autoptr(TestResponse) post = test_http_post (http, target, packet, strlen (packet));
+  g_autoptr(TestResponse) poll = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+
+  if (post == NULL || post->status != 200)
+    return FALSE;
+  poll = test_http_get (http, target);
+  packets = test_eio_poll_packets (poll, 4);
+  return packets != NULL && packets->len >= 1 &&
+         g_strcmp0 (g_ptr_array_index (packets, 0), packet) == 0;
+}
+
+/* An oversized Content-Length is refused before its body is read; a body
+ * trickled in while another POST of its session comes: the overlap closes
+ * the session (400), the trickled body's next part is refused (400); other
+ * sessions go on. */
+static void
+test_attack_post_bodies (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *other = open_session (f);
+  g_autofree char *target = NULL;
+  g_autofree char *head = NULL;
+  g_autofree char *expected = NULL;
+  g_autoptr(TestHttp) big = test_http_new (f->port);
+  g_autoptr(TestHttp) trickle = test_http_new (f->port);
+  g_autoptr(TestHttp) overlap = test_http_new (f->port);
+  g_autoptr(TestResponse) refused = NULL;
+  g_autoptr(TestResponse) second = NULL;
+  g_autoptr(TestResponse) rest = NULL;
+
+  test_require (sid != NULL && other != NULL);
+  target = test_eio_target (4, "polling", sid);
+
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n4", target);
+  g_assert_true (test_http_send_raw (big, head, strlen (head), NULL));
+  refused = test_http_receive (big, TEST_TIMEOUT_MS, NULL);
+  test_require (refused != NULL);
+  g_assert_cmpuint (refused->status, ==, 413);
+  g_assert_true (session_echoes (f, sid, "after 413"));
+
+  g_free (head);
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n4trickled", target);
+  g_assert_true (test_http_send_raw (trickle, head, strlen (head), NULL));
+  g_assert_false (test_http_wait_readable (trickle, 200));
+  second = test_http_post (overlap, target, TEST_S ("4second"));
+  test_require (second != NULL);
+  g_assert_cmpuint (second->status, ==, 400);
+  expected = g_strdup_printf ("close %s transport error", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_true (test_http_send_raw (trickle, "0123456789012345678901234567890123456789x", 41, NULL));
+  rest = test_http_receive (trickle, TEST_TIMEOUT_MS, NULL);
+  test_require (rest != NULL);
+  g_assert_true (test_eio_is_error (rest, 400, 1));
+  g_assert_true (session_echoes (f, other, "unaffected"));
+}
+
+/* A second poll while one is held: 400 for it, the held one answered (its
+ * serving thread freed), the session closed. */
+static void
+test_attack_overlapping_polls (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *target = NULL;
+  g_autofree char *expected = NULL;
+  g_autoptr(TestHttp) second = test_http_new (f->port);
+  g_autoptr(TestResponse) refused = NULL;
+  g_autoptr(TestResponse) held = NULL;
+
+  test_require (sid != NULL);
+  target = test_eio_target (4, "polling", sid);
+  g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, NULL));
+  g_assert_true (fixture_wait_count (f, &f->waiting, 1));
+  refused = test_http_get (second, target);
+  test_require (refused != NULL);
+  g_assert_cmpuint (refused->status, ==, 400);
+  held = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+  test_require (held != NULL);
+  g_assert_cmpuint (held->status, ==, 200);
+  g_assert_true (fixture_wait_count (f, &f->waiting, 0));
+  expected = g_strdup_printf ("close %s transport error", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+}
+
+/* Malformed queries: encoded NULs and broken escapes are 400 (code 3), a
+ * huge or many-parameter query a plain refusal; the connection and the
+ * session go on. */
+static void
+test_attack_queries (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autoptr(GString) many = g_string_new ("/engine.io/?EIO=4");
+  g_autoptr(GString) huge = g_string_new ("/engine.io/?EIO=4&transport=polling&sid=");
+  g_autoptr(TestResponse) response = NULL;
+  const char *bad[] = { "sid=%s%%00junk", "sid=%s%%zz", "sid=%s%%", "sid=%s%%4", "sid%%00=%s",
+                        "sid=%s&x=%%00" };
+
+  test_require (sid != NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *query = g_strdup_printf (bad[i], sid);
+      g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&%s", query);
+
+      g_clear_pointer (&response, test_response_free);
+      response = test_http_get (f->http, target);
+      test_require (response != NULL);
+      if (!test_eio_is_error (response, 400, 3))
+        g_error ("%s: answered %u", target, response->status);
+    }
+  {
+    g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s%%ff", sid);
+
+    g_clear_pointer (&response, test_response_free);
+    response = test_http_get (f->http, target);
+    test_require (response != NULL);
+    g_assert_true (test_eio_is_error (response, 400, 1));
+  }
+  for (guint i = 0; many->len < 7000; i++)
+    g_string_append_printf (many, "&p%u=%%41", i);
+  g_string_append (many, "&transport=polling");
+  g_clear_pointer (&response, test_response_free);
+  response = test_http_get (f->http, many->str);
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 200);  /* a handshake */
+  for (guint i = 0; huge->len < 8000; i++)
+    g_string_append (huge, "%41%42");
+  g_clear_pointer (&response, test_response_free);
+  response = test_http_get (f->http, huge->str);
+  test_require (response != NULL);
+  g_assert_true (test_eio_is_error (response, 400, 1));
+  g_assert_true (session_echoes (f, sid, "after bad queries"));
+}
+
+/* Repeated headers: thousands of X-Forwarded-For lines from behind a
+ * trusted proxy are joined within a bound; the last hop still decides. */
+static void
+test_attack_repeated_headers (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GString) request = g_string_new ("GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n");
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  const char *proxies[] = { "127.0.0.1", NULL };
+
+  g_object_set (f->server, "trusted-proxies", proxies, NULL);
+  for (guint i = 0; i < 3000; i++)
+    g_string_append_printf (request, "X-Forwarded-For: 10.0.%u.%u, 10.1.%u.%u\r\n",
+                            i / 256, i % 256, i / 256, i % 256);
+  g_string_append (request, "X-Forwarded-For: 192.0.2.7\r\nOrigin: x\r\nOrigin: y\r\n\r\n");
+  g_assert_true (test_http_send_raw (f->http, request->str, request->len, NULL));
+  response = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+  test_require (response != NULL);
+  g_assert_cmpuint (response->status, ==, 200);
+  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  test_require (socket != NULL);
+  g_assert_cmpstr (engine_io_socket_get_remote_address (socket), ==, "192.0.2.7");
+}
+
+/* Upgrades abandoned at each step: the session stays on polling and
+ * echoes. */
+static void
+test_attack_abandoned_upgrades (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *sid = open_session (f);
+  g_autofree char *target = NULL;
+
+  test_require (sid != NULL);
+  target = test_eio_target (4, "websocket", sid);
+  for (guint step = 0; step < 4; step++)
+    {
+      g_autofree char *text = g_strdup_printf ("after step %u", step);
+
+      if (step == 0)
+        {
+          /* The upgrade request, then gone before the 101 is read. */
+          g_autoptr(TestHttp) http = test_http_new (f->port);
+          g_autofree char *key = test_ws_make_key ();
+          g_autofree char *head = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                                                   "Sec-WebSocket-Version: 13\r\n\r\n", target, key);
+
+          g_assert_true (test_http_send_raw (http, head, strlen (head), NULL));
+          test_http_drop (http, TRUE);
+        }
+      else if (step == 1)
+        {
+          /* The 101 read, then gone without a frame. */
+          g_autoptr(TestWs) ws = test_ws_connect (f->port, target, NULL, 0, NULL, NULL);
+
+          test_require (ws != NULL);
+          test_ws_drop (ws, step == 1);
+        }
+      else
+        {
+          /* Probed (2probe, 3probe), then gone before `5`, by FIN or RST. */
+          g_autoptr(TestWs) ws = test_eio_probe (f->port, 4, sid);
+
+          test_require (ws != NULL);
+          test_ws_drop (ws, step == 3);
+        }
+      g_assert_true (session_echoes (f, sid, text));
+    }
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+}
+
+/* A flood of handshakes from one address: handshake-rate sees the host's
+ * remote-address (429 past the burst), max-sessions bounds the sessions;
+ * an open session goes on. */
+static void
+test_attack_handshake_flood (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autofree char *target = test_eio_target (4, "polling", NULL);
+  guint ok = 0, limited = 0;
+
+  g_object_set (f->server, "handshake-rate", 0.5, "handshake-burst", 20u, "max-sessions", 10u, NULL);
+  sid = open_session (f);
+  test_require (sid != NULL);
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autoptr(TestResponse) response = test_http_get (f->http, target);
+
+      test_require (response != NULL);
+      if (response->status == 200)
+        ok++;
+      else if (response->status == 429)
+        limited++;
+      else
+        g_assert_cmpuint (response->status, ==, 503);
+    }
+  g_assert_cmpuint (ok, ==, 9);
+  g_assert_cmpuint (limited, >=, 70);  /* the burst, and a refill meanwhile */
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 10);
+  g_assert_true (session_echoes (f, sid, "still here"));
+}
+
+/* A host that gives up on a held poll (finished() refused: a critical) and
+ * drops it: the engine's reference keeps it until the session resumes it
+ * (a message); the last reference then goes on that thread, which lets go
+ * of the request (a warning) as one whose connection failed: the session
+ * ends at once (transport close), nothing is left for close to wait for. */
+static void
+test_misuse_abandon_suspended (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *sid = direct_open (f);
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autofree char *expected = NULL;
+  TestRequest *poll;
+  GWeakRef weak;
+
+  test_require (sid != NULL);
+  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  test_require (socket != NULL);
+  poll = direct_held_poll (f, sid);
+  g_weak_ref_init (&weak, poll);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended request");
+  engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), FALSE);
+  g_object_unref (poll);
+  {
+    g_autoptr(GObject) alive = g_weak_ref_get (&weak);
+
+    g_assert_nonnull (alive);
+  }
+  test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
+  g_assert_true (engine_io_socket_send_text (socket, "kept", NULL));
+  g_assert_true (test_log_wait_expected (TEST_TIMEOUT_MS));
+  {
+    g_autoptr(GObject) alive = g_weak_ref_get (&weak);
+
+    g_assert_null (alive);
+  }
+  g_weak_ref_clear (&weak);
+  /* Its connection is gone for the session: it ends (transport close). */
+  expected = g_strdup_printf ("close %s transport close", sid);
+  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+}
+
+/* A POST held by back-pressure (the session's send queue over its high
+ * water: the echoes of a client that does not poll) whose client leaves:
+ * client_gone() does not resume it (its body was read whole: it is still
+ * delivered); it is resumed when the queue drains (here, a poll) or the
+ * session ends, and answered; the host drops the answer. */
+static void
+test_held_post_client_gone (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autofree char *big = g_strnfill (300, 'x');
+  g_autoptr(TestRequest) post = NULL;
+  g_autoptr(TestRequest) poll = NULL;
+  EngineIOHostRequest *host;
+
+  g_object_set (f->server, "send-queue-high-water", (guint64) 200,
+                "backpressure-policy", ENGINE_IO_BACKPRESSURE_KEEP_QUEUING, NULL);
+  sid = direct_open (f);
+  test_require (sid != NULL);
+  big[0] = '4';
+  g_assert_cmpuint (direct_post_text (f, sid, big), ==, 200);
+  /* Once the echo is queued (the client does not poll), a POST is held. */
+  for (guint i = 0; i < 100; i++)
+    {
+      g_clear_object (&post);
+      post = direct_post (f, sid, 5);
+      host = ENGINE_IO_HOST_REQUEST (post);
+      g_assert_true (engine_io_server_handle_host_request (f->server, host));
+      g_assert_true (engine_io_host_request_add_body (host, (const guint8 *) "4held", 5));
+      engine_io_host_request_end_body (host);
+      if (post->suspended)
+        break;
+      test_require (post->responded);
+      g_assert_cmpuint (post->status, ==, 200);
+      engine_io_host_request_finished (host, TRUE);
+      g_usleep (10000);  /* the echo is queued by the session's thread */
+    }
+  test_require (post->suspended);
+  engine_io_host_request_client_gone (host);
+  g_assert_false (direct_wait_resume (post, 300));
+  /* The queue drains: resumed, answered (the host drops the answer). */
+  {
+    g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
+
+    poll = direct_request ("GET", query);
+    g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (poll)));
+    g_assert_true (poll->responded);
+    engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
+  }
+  g_assert_true (direct_wait_resume (post, TEST_TIMEOUT_MS));
+  post->suspended = FALSE;
+  engine_io_host_request_resumed (host);
+  g_assert_true (post->responded);
+  engine_io_host_request_finished (host, FALSE);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -734,6 +1646,22 @@ main (int    argc,
   ADD ("max-payload", test_max_payload);
   ADD ("client-leaves-held-poll", test_client_leaves_held_poll);
   ADD ("resume-stress", test_resume_stress);
+  ADD ("misuse/order", test_misuse_order);
+  ADD ("misuse/resumed-early", test_misuse_resumed_early);
+  ADD ("misuse/handle-after-finished", test_misuse_handle_after_finished);
+  ADD ("misuse/drop-unfinished", test_misuse_drop_unfinished);
+  ADD ("misuse/client-gone-stages", test_misuse_client_gone_stages);
+  ADD ("misuse/abandon-suspended", test_misuse_abandon_suspended);
+  ADD ("held-post-client-gone", test_held_post_client_gone);
+  ADD ("race/gone-vs-send", test_race_gone_vs_send);
+  ADD ("close-while-held", test_close_while_held);
+  ADD ("server-dropped-while-held", test_server_dropped_while_held);
+  ADD ("attack/post-bodies", test_attack_post_bodies);
+  ADD ("attack/overlapping-polls", test_attack_overlapping_polls);
+  ADD ("attack/queries", test_attack_queries);
+  ADD ("attack/repeated-headers", test_attack_repeated_headers);
+  ADD ("attack/abandoned-upgrades", test_attack_abandoned_upgrades);
+  ADD ("attack/handshake-flood", test_attack_handshake_flood);
 #undef ADD
 
   return g_test_run ();

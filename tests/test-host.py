@@ -414,3 +414,108 @@ def test_upgrade_refused_by_host(loop_threads):
         assert e.closes[0][1] == EngineIO.CloseReason.TRANSPORT_CLOSE, e.closes
     finally:
         e.close()
+
+
+# --------------------------------------------------------------------------------------------
+# A host whose class functions raise
+
+
+class RaisingRequest(gi_host.Request):
+    """do_upgrade() always raises; do_respond() raises for the next POST, do_suspend() for the
+    next suspension, when told to. PyGObject prints the exception and returns a zeroed value
+    (FALSE for upgrade())."""
+
+    lock = threading.Lock()
+    raise_respond = False
+    raise_suspend = False
+
+    def do_upgrade(self, headers):
+        raise RuntimeError('upgrade() raised')
+
+    def do_respond(self, status, headers, body):
+        with RaisingRequest.lock:
+            fire = RaisingRequest.raise_respond and self.get_method() == 'POST'
+            if fire:
+                RaisingRequest.raise_respond = False
+        if fire:
+            raise RuntimeError('respond() raised')
+        super().do_respond(status, headers, body)
+
+    def do_suspend(self):
+        with RaisingRequest.lock:
+            fire = RaisingRequest.raise_suspend
+            RaisingRequest.raise_suspend = False
+        if fire:
+            # The host never learns it is held: it finishes it (refused: a critical) and
+            # drops it. The engine's resume() comes later; the pipe is closed then, not
+            # before (the descriptor must not be another connection's by then).
+            self.held_unknown = True
+            raise RuntimeError('suspend() raised')
+        super().do_suspend()
+
+    def do_resume(self):
+        super().do_resume()
+        if getattr(self, 'held_unknown', False):
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+
+    def close_pipe(self):
+        if not getattr(self, 'held_unknown', False):
+            super().close_pipe()
+
+
+def echoes(port, sid, text):
+    target = '/engine.io/?EIO=4&transport=polling&sid=' + sid
+    status, _, body = raw_request(port, 'POST', target, body=b'4' + text.encode())
+    if (status, body) != (200, b'ok'):
+        return False
+    for _ in range(3):  # pings (every second here) may come first
+        status, _, body = raw_request(port, 'GET', target)
+        if status != 200:
+            return False
+        packets = [p for p in body.split(b'\x1e') if p != b'2']
+        if packets:
+            return packets == [b'4' + text.encode()]
+    return False
+
+
+@pytest.mark.parametrize('loop_threads', [0, 2])
+def test_vfuncs_raise(loop_threads):
+    e = Echo(loop_threads, RaisingRequest, ping_interval=1000, ping_timeout=20000)
+    try:
+        port = e.host.port
+        bystander = open_session(port)
+        sid = open_session(port)
+        # upgrade() raising is a refusal: 400, the session stays on polling.
+        status, headers, body = raw_request(
+            port, 'GET', '/engine.io/?EIO=4&transport=websocket&sid=' + sid,
+            headers={'Upgrade': 'websocket', 'Connection': 'Upgrade', 'Sec-WebSocket-Version': '13',
+                     'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ=='})
+        assert status == 400, body
+        assert echoes(port, sid, 'after upgrade')
+        # respond() raising: the host has nothing to write and closes the connection; the
+        # message was taken, the session goes on.
+        RaisingRequest.raise_respond = True
+        with pytest.raises((EOFError, ConnectionError)):
+            raw_request(port, 'POST', '/engine.io/?EIO=4&transport=polling&sid=' + sid,
+                        body=b'4lost answer')
+        status, _, body = raw_request(port, 'GET', '/engine.io/?EIO=4&transport=polling&sid=' + sid)
+        assert status == 200 and b'4lost answer' in body.split(b'\x1e'), (status, body)
+        assert echoes(port, sid, 'after respond')
+        # suspend() raising: the host finishes a request the engine holds (refused) and closes
+        # the connection; the session's next ping resumes it, nobody answers it, and the
+        # session ends; nothing hangs, other sessions go on.
+        RaisingRequest.raise_suspend = True
+        with pytest.raises((EOFError, ConnectionError)):
+            raw_request(port, 'GET', '/engine.io/?EIO=4&transport=polling&sid=' + sid)
+        # PyGObject printed the exception with PyErr_Print(), which keeps it (and through its
+        # traceback the request) in sys.last_traceback: the engine lets go of a request the
+        # host abandoned only when it is finalized, so drop that reference.
+        sys.last_type = sys.last_value = sys.last_traceback = None
+        if hasattr(sys, 'last_exc'):
+            sys.last_exc = None
+        wait_until(lambda: any(c[0] == sid for c in e.closes), 10, 'the session to close')
+        assert echoes(port, bystander, 'unaffected')
+        assert [c[0] for c in e.closes] == [sid]
+    finally:
+        e.close()

@@ -58,6 +58,9 @@ typedef struct
   gboolean         upgrading;       /* upgrade() returned TRUE; not attached yet */
   gboolean         gone;            /* client_gone() was called */
   gboolean         finished;        /* finished() was called */
+  /* (atomic) The resume forwarder ran for this suspension: resumed() may
+   * be called (set before the class's resume() runs, on any thread). */
+  gint             resume_due;
 } EngineIOHostRequestPrivate;
 
 G_DEFINE_TYPE_WITH_PRIVATE (EngineIOHostRequest, engine_io_host_request, G_TYPE_OBJECT)
@@ -135,6 +138,9 @@ host_resume (EngineIORequest *req)
 {
   EngineIOHostRequest *self = owner_of (req);
 
+  /* Before the class's resume(): the host it wakes may call resumed() at
+   * once. */
+  g_atomic_int_set (&PRIV (self)->resume_due, TRUE);
   /* Never after finished(): that is refused while the request is
    * suspended, and a resumption is on its way only while it is. The
    * reference keeps @self alive for this call however soon the host,
@@ -664,7 +670,8 @@ engine_io_host_request_set_content_length (EngineIOHostRequest *self,
  *
  * Call on the request's serving thread: the thread (or main context) of
  * the host that reads and writes its connection. The engine never runs
- * application code there, and never waits on another thread.
+ * application code there, and never waits on another thread. Once per
+ * request, and not after engine_io_host_request_finished().
  *
  * Returns: %TRUE if the engine reads the request's body
  */
@@ -680,6 +687,9 @@ engine_io_server_handle_host_request (EngineIOServer      *server,
   g_return_val_if_fail (ENGINE_IO_IS_HOST_REQUEST (request), FALSE);
   priv = PRIV (request);
   g_return_val_if_fail (!priv->handed, FALSE);
+  /* A request the host gave up on: as the engine's, it would be held or
+   * answered with nobody to finish it. */
+  g_return_val_if_fail (!priv->finished, FALSE);
   req = &priv->req.base;
 
   priv->handed = TRUE;
@@ -812,7 +822,9 @@ engine_io_host_request_end_body (EngineIOHostRequest *self)
  * Goes on with a request the engine held, after the class's resume() was
  * called: within this call the engine answers it, holds it again
  * (suspend()), or upgrades it. After engine_io_host_request_client_gone()
- * a waiting poll gets no answer: the host closes the connection.
+ * a waiting poll gets no answer: the host closes the connection. Refused
+ * (a critical) before the class's resume() was called: the engine still
+ * holds the request.
  *
  * Call on the serving thread (not from resume(), which may run on any
  * thread).
@@ -827,6 +839,15 @@ engine_io_host_request_resumed (EngineIOHostRequest *self)
   priv = PRIV (self);
   req = &priv->req.base;
   g_return_if_fail (priv->suspended);
+  if (!g_atomic_int_compare_and_exchange (&priv->resume_due, TRUE, FALSE))
+    {
+      /* The engine still holds the request (a session's waiting poll, an
+       * admission): going on now would answer it behind their back, and
+       * their resume() would come after finished(). */
+      g_critical ("engine_io_host_request_resumed() before the class's resume() was called: "
+                  "wait for resume()");
+      return;
+    }
 
   priv->suspended = FALSE;
   g_clear_object (&priv->poll_socket);
@@ -853,11 +874,13 @@ engine_io_host_request_resumed (EngineIOHostRequest *self)
  * (`transport close`) at once, as a client that leaves does, instead of
  * the session writing its next message into a dead connection.
  *
- * If the request is suspended, the engine resumes it (the class's resume()
- * may be called within this call); the host then calls
+ * If the request is a waiting poll, the engine resumes it (the class's
+ * resume() may be called within this call); the host then calls
  * engine_io_host_request_resumed() as for any resumption, and the engine
- * gives no answer to a waiting poll (an answer it gives to other requests
- * may be dropped). Afterwards, and when the request was not suspended, the
+ * gives it no answer. Other held requests are resumed as they would have
+ * been (a handshake once admitted or refused, a POST held by back-pressure
+ * once its session's queues drain or the session ends): the host keeps
+ * waiting for resume() and drops the answer. Afterwards, and when the request was not suspended, the
  * host closes the connection and calls engine_io_host_request_finished()
  * with %FALSE. Called before engine_io_server_handle_host_request(), the
  * request is answered nothing when handed over (a poll ends its session).

@@ -12,8 +12,9 @@
  *   POST begins there (an oversized Content-Length is refused before a
  *   byte of its body is read), and the body is never accumulated by
  *   libsoup: its chunks (got-chunk) are kept up to max-payload, and the
- *   bytes of a body nobody wants are counted and, past a bound, the
- *   connection is shut down.
+ *   bytes of a body nobody wants are counted and, past a bound (or past
+ *   connection-timeout), the connection is taken from libsoup and
+ *   closed (abort_connection()).
  * - Anything else begins at the normal handler (the body read).
  * - suspend pauses the SoupServerMessage; a waiting poll's socket is
  *   watched for its client closing it (the request is then resumed and
@@ -48,8 +49,8 @@
 #include "engineio-websocket-private.h"
 
 /* What a body nobody keeps (refused at its head, or grown past
- * max-payload) may go on for before its connection is shut down instead
- * of answered (libsoup answers only once the body is read). */
+ * max-payload) may go on for before its connection is closed instead of
+ * answered (libsoup answers only once the body is read). */
 #define MAX_DROPPED_BODY (1024 * 1024)
 /* What is read from a stolen connection past the upgrade's head at once
  * (the bytes libsoup had buffered, and whatever else is there). */
@@ -86,7 +87,7 @@ typedef struct
   gboolean           finished;
   gboolean           stealing;     /* the connection is being taken (upgrade) */
   gboolean           wrote_body;   /* the response went out whole */
-  gboolean           killed;       /* the connection was shut down */
+  gboolean           killed;       /* the connection was shut down or taken to be closed */
   guint64            dropped;
   int                resumed;      /* (atomic) a resumption is on its way */
 } SoupRequest;
@@ -145,14 +146,186 @@ soup_request_unref (SoupRequest *sr)
   g_free (sr);
 }
 
+static void request_done (SoupRequest *sr, gboolean completed);
+
 /* Shuts the connection down: libsoup's next read or write fails and it
- * ends the message (aborted) and closes the connection. */
+ * ends the message (aborted) and closes the connection. Only for a
+ * connection whose client is gone or not sending: while bytes keep
+ * coming, a shut-down socket still reads them (Linux), and libsoup goes
+ * on reading (see abort_connection()). */
 static void
 kill_connection (SoupRequest *sr)
 {
   sr->killed = TRUE;
   if (sr->gsocket != NULL)
     g_socket_shutdown (sr->gsocket, TRUE, TRUE, NULL);
+}
+
+/* A connection taken from libsoup to be closed: its answer (if any) is
+ * written and its sending side shut down, then it is closed once the
+ * client closes its side too, or after LINGER_MS (so that the close does
+ * not reset the connection under the answer before a client that reads
+ * it could). Nothing more is read meanwhile: a client still sending
+ * only fills the socket's buffers. Owned by its timeout source: freed
+ * (and the connection closed) when that source is, also when its
+ * context goes away first. */
+#define LINGER_MS 500
+
+typedef struct
+{
+  GIOStream *stream;
+  GSocket   *gsocket;   /* NULL: none (a stream given to libsoup) */
+  GSource   *timeout;   /* owns this */
+  GSource   *hangup;    /* the client closed its side too */
+} Closer;
+
+static void
+closer_free (gpointer data)
+{
+  Closer *closer = data;
+
+  if (closer->hangup != NULL)
+    {
+      g_source_destroy (closer->hangup);
+      g_source_unref (closer->hangup);
+    }
+  g_io_stream_close (closer->stream, NULL, NULL);
+  if (closer->gsocket != NULL)
+    g_socket_close (closer->gsocket, NULL);  /* no-op if closed with the stream */
+  g_object_unref (closer->stream);
+  g_clear_object (&closer->gsocket);
+  g_free (closer);
+}
+
+static gboolean
+closer_timeout_cb (gpointer user_data)
+{
+  return G_SOURCE_REMOVE;  /* closer_free() */
+}
+
+static gboolean
+closer_hangup_cb (GSocket      *gsocket,
+                  GIOCondition  condition,
+                  gpointer      user_data)
+{
+  Closer *closer = user_data;
+
+  g_source_destroy (closer->timeout);  /* closer_free() */
+  return G_SOURCE_REMOVE;
+}
+
+/* The answer libsoup would have written, with `Connection: close`. */
+static GBytes *
+serialize_answer (SoupServerMessage *msg)
+{
+  GString *out = g_string_new (NULL);
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+  guint status = soup_server_message_get_status (msg);
+  const char *reason = soup_server_message_get_reason_phrase (msg);
+  g_autoptr(GBytes) body = soup_message_body_flatten (soup_server_message_get_response_body (msg));
+
+  g_string_append_printf (out, "HTTP/1.1 %u %s\r\n", status,
+                          reason != NULL ? reason : soup_status_get_phrase (status));
+  soup_message_headers_iter_init (&iter, soup_server_message_get_response_headers (msg));
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    if (g_ascii_strcasecmp (name, "Content-Length") != 0 &&
+        g_ascii_strcasecmp (name, "Connection") != 0 &&
+        g_ascii_strcasecmp (name, "Transfer-Encoding") != 0)
+      g_string_append_printf (out, "%s: %s\r\n", name, value);
+  g_string_append_printf (out, "Connection: close\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n\r\n",
+                          g_bytes_get_size (body));
+  g_string_append_len (out, g_bytes_get_data (body, NULL), (gssize) g_bytes_get_size (body));
+  return g_string_free_to_bytes (out);
+}
+
+static void
+write_answer (GIOStream *stream,
+              GBytes    *answer)
+{
+  GOutputStream *output = g_io_stream_get_output_stream (stream);
+  const guint8 *data;
+  gsize size;
+
+  if (!G_IS_POLLABLE_OUTPUT_STREAM (output) ||
+      !g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output)))
+    return;
+  data = g_bytes_get_data (answer, &size);
+  /* Best effort: a few hundred bytes into an idle connection's send
+   * buffer; what does not go at once is dropped. */
+  while (size > 0)
+    {
+      gssize n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (output),
+                                                             data, size, NULL, NULL);
+
+      if (n <= 0)
+        break;
+      data += n;
+      size -= (gsize) n;
+    }
+}
+
+/* Ends a request whose body is still coming (past its bounds, or too
+ * slow), and closes its connection now: the connection is taken from
+ * libsoup (which would go on reading a body whose client keeps sending,
+ * even from a shut-down socket), the request ends (aborted), and the
+ * answer the core gave at its head (a 413 for a Content-Length past
+ * max-payload), if any, is written before the close, as libmicrohttpd
+ * does at the head; no answer otherwise (as there). May be called from
+ * libsoup's got-chunk (libsoup stops reading a stolen message: it checks
+ * that the message still has its I/O after every signal). */
+static void
+abort_connection (SoupRequest *sr)
+{
+  g_autoptr(GBytes) answer = NULL;
+  GIOStream *stream;
+  Closer *closer;
+
+  if (sr->finished)
+    return;
+  sr->killed = TRUE;
+  soup_request_ref (sr);
+  if (sr->responded && soup_server_message_get_status (sr->msg) >= 400)
+    answer = serialize_answer (sr->msg);
+  sr->stealing = TRUE;
+  stream = soup_server_message_steal_connection (sr->msg);
+  sr->stealing = FALSE;
+  /* libsoup reports nothing more for a stolen message. */
+  request_done (sr, FALSE);
+  if (stream == NULL)
+    {
+      /* No connection to take (never expected): shut it down. */
+      kill_connection (sr);
+      soup_request_unref (sr);
+      return;
+    }
+
+  closer = g_new0 (Closer, 1);
+  closer->stream = stream;
+  closer->gsocket = sr->gsocket != NULL ? g_object_ref (sr->gsocket) : NULL;
+  closer->timeout = g_timeout_source_new (LINGER_MS);
+  g_source_set_name (closer->timeout, "[engineio] soup closer");
+  g_source_set_callback (closer->timeout, closer_timeout_cb, closer, closer_free);
+  if (answer != NULL)
+    write_answer (stream, answer);
+  if (answer != NULL && closer->gsocket != NULL &&
+      g_socket_shutdown (closer->gsocket, FALSE, TRUE, NULL))
+    {
+      /* POLLHUP once the client's FIN is in (ours is sent), POLLERR on a
+       * reset. */
+      closer->hangup = g_socket_create_source (closer->gsocket, G_IO_HUP | G_IO_ERR, NULL);
+      g_source_set_callback (closer->hangup, G_SOURCE_FUNC (closer_hangup_cb), closer, NULL);
+      g_source_set_name (closer->hangup, "[engineio] soup closer hang-up");
+      g_source_attach (closer->hangup, sr->context);
+      g_source_attach (closer->timeout, sr->context);
+      g_source_unref (closer->timeout);
+    }
+  else
+    {
+      /* Nothing to deliver: closed now. */
+      g_source_unref (closer->timeout);  /* closer_free() */
+    }
+  soup_request_unref (sr);
 }
 
 /* Has the client closed the connection (FIN or RST), now, without
@@ -280,8 +453,6 @@ soup_resume (EngineIORequest *req)
   g_source_attach (source, sr->context);
   g_source_unref (source);
 }
-
-static void request_done (SoupRequest *sr, gboolean completed);
 
 static void
 read_extra (GIOStream  *stream,
@@ -523,7 +694,7 @@ got_chunk_cb (SoupServerMessage *msg,
       if (sr->dropped > max_payload)
         {
           g_debug ("soup: closing a POST for an ended session whose body goes on past max-payload");
-          kill_connection (sr);
+          abort_connection (sr);
         }
     }
   else if (sr->want_body && !sr->too_large)
@@ -546,7 +717,7 @@ got_chunk_cb (SoupServerMessage *msg,
         {
           g_debug ("soup: closing a connection whose unwanted body goes on past %d bytes",
                    MAX_DROPPED_BODY);
-          kill_connection (sr);
+          abort_connection (sr);
         }
     }
 }
@@ -704,7 +875,7 @@ respond_plain (SoupRequest *sr,
 
 /* A request body not in within connection-timeout of its head (a body
  * trickled in to hold the connection and up to max-payload of memory):
- * the connection is shut down, as engineio-http.c's watcher does.
+ * the connection is closed, as engineio-http.c's watcher does.
  * libsoup itself has no such timeout. */
 static gboolean
 body_deadline_cb (gpointer user_data)
@@ -715,7 +886,7 @@ body_deadline_cb (gpointer user_data)
   if (!sr->finished && !sr->killed)
     {
       g_debug ("soup: closing a connection whose request body did not arrive in time");
-      kill_connection (sr);
+      abort_connection (sr);
     }
   return G_SOURCE_REMOVE;
 }
@@ -912,7 +1083,7 @@ handler_path (const char *path)
  *
  * libsoup has no request or idle timeouts of its own: here
  * #EngineIOServer:connection-timeout bounds only the time a request body
- * (a POST's) may take after its head (the connection is shut down
+ * (a POST's) may take after its head (the connection is closed
  * then); request heads and idle keep-alive connections are the
  * SoupServer's (unbounded), and so is the number of its connections (the
  * descriptor budget of #EngineIOServer:fd-reserve does not count them).

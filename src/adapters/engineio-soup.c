@@ -286,6 +286,13 @@ abort_connection (SoupRequest *sr)
 
   if (sr->finished)
     return;
+  /* An HTTP/2 stream's connection cannot be taken (libsoup 3.2 aborts
+   * the process): it is shut down, all its streams with it. */
+  if (soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
+    {
+      kill_connection (sr);
+      return;
+    }
   sr->killed = TRUE;
   soup_request_ref (sr);
   if (sr->responded && soup_server_message_get_status (sr->msg) >= 400)
@@ -750,6 +757,14 @@ soup_upgrade (EngineIORequest *req,
   SoupRequest *sr = (SoupRequest *) req;
   SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (sr->msg);
 
+  /* No upgrade within HTTP/2 (its connection cannot be taken; nghttp2
+   * refuses Upgrade headers there anyway): 400. */
+  if (soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
+    {
+      soup_server_message_set_status (sr->msg, SOUP_STATUS_BAD_REQUEST, NULL);
+      sr->responded = TRUE;
+      return FALSE;
+    }
   for (guint i = 0; i + 1 < headers->len; i += 2)
     soup_message_headers_append (response_headers, g_ptr_array_index (headers, i),
                                  g_ptr_array_index (headers, i + 1));

@@ -166,20 +166,18 @@ kill_connection (SoupRequest *sr)
 
 /* A connection taken from libsoup to be closed: its answer (if any) is
  * written and its sending side shut down, then it is closed once the
- * client closes its side too, or after LINGER_MS (so that the close does
+ * client closes its side too, or after LINGER_S (so that the close does
  * not reset the connection under the answer before a client that reads
  * it could). Nothing more is read meanwhile: a client still sending
- * only fills the socket's buffers. Owned by its timeout source: freed
- * (and the connection closed) when that source is, also when its
- * context goes away first. */
-#define LINGER_MS 500
+ * only fills the socket's buffers. One source (the socket's, with the
+ * socket's timeout as the linger) owns it: freed, and the connection
+ * closed, when that source is, also when its context goes away first. */
+#define LINGER_S 1
 
 typedef struct
 {
   GIOStream *stream;
   GSocket   *gsocket;   /* NULL: none (a stream given to libsoup) */
-  GSource   *timeout;   /* owns this */
-  GSource   *hangup;    /* the client closed its side too */
 } Closer;
 
 static void
@@ -187,11 +185,6 @@ closer_free (gpointer data)
 {
   Closer *closer = data;
 
-  if (closer->hangup != NULL)
-    {
-      g_source_destroy (closer->hangup);
-      g_source_unref (closer->hangup);
-    }
   g_io_stream_close (closer->stream, NULL, NULL);
   if (closer->gsocket != NULL)
     g_socket_close (closer->gsocket, NULL);  /* no-op if closed with the stream */
@@ -200,21 +193,15 @@ closer_free (gpointer data)
   g_free (closer);
 }
 
+/* The client closed its side too (POLLHUP: its FIN after ours), reset
+ * the connection (POLLERR), or the linger is over (the socket's timeout:
+ * reported as G_IO_IN). */
 static gboolean
-closer_timeout_cb (gpointer user_data)
+closer_done_cb (GSocket      *gsocket,
+                GIOCondition  condition,
+                gpointer      user_data)
 {
   return G_SOURCE_REMOVE;  /* closer_free() */
-}
-
-static gboolean
-closer_hangup_cb (GSocket      *gsocket,
-                  GIOCondition  condition,
-                  gpointer      user_data)
-{
-  Closer *closer = user_data;
-
-  g_source_destroy (closer->timeout);  /* closer_free() */
-  return G_SOURCE_REMOVE;
 }
 
 /* The answer libsoup would have written, with `Connection: close`. */
@@ -313,28 +300,22 @@ abort_connection (SoupRequest *sr)
   closer = g_new0 (Closer, 1);
   closer->stream = stream;
   closer->gsocket = sr->gsocket != NULL ? g_object_ref (sr->gsocket) : NULL;
-  closer->timeout = g_timeout_source_new (LINGER_MS);
-  g_source_set_name (closer->timeout, "[engineio] soup closer");
-  g_source_set_callback (closer->timeout, closer_timeout_cb, closer, closer_free);
   if (answer != NULL)
     write_answer (stream, answer);
   if (answer != NULL && closer->gsocket != NULL &&
       g_socket_shutdown (closer->gsocket, FALSE, TRUE, NULL))
     {
-      /* POLLHUP once the client's FIN is in (ours is sent), POLLERR on a
-       * reset. */
-      closer->hangup = g_socket_create_source (closer->gsocket, G_IO_HUP | G_IO_ERR, NULL);
-      g_source_set_callback (closer->hangup, G_SOURCE_FUNC (closer_hangup_cb), closer, NULL);
-      g_source_set_name (closer->hangup, "[engineio] soup closer hang-up");
-      g_source_attach (closer->hangup, sr->context);
-      g_source_attach (closer->timeout, sr->context);
-      g_source_unref (closer->timeout);
+      GSource *source;
+
+      g_socket_set_timeout (closer->gsocket, LINGER_S);
+      source = g_socket_create_source (closer->gsocket, G_IO_HUP | G_IO_ERR, NULL);
+      g_source_set_callback (source, G_SOURCE_FUNC (closer_done_cb), closer, closer_free);
+      g_source_set_name (source, "[engineio] soup closer");
+      g_source_attach (source, sr->context);
+      g_source_unref (source);
     }
   else
-    {
-      /* Nothing to deliver: closed now. */
-      g_source_unref (closer->timeout);  /* closer_free() */
-    }
+    closer_free (closer);  /* nothing to deliver: closed now */
   soup_request_unref (sr);
 }
 

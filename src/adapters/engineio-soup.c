@@ -12,8 +12,9 @@
  *   POST begins there (an oversized Content-Length is refused before a
  *   byte of its body is read), and the body is never accumulated by
  *   libsoup: its chunks (got-chunk) are kept up to max-payload, and the
- *   bytes of a body nobody wants are counted and, past a bound, the
- *   connection is shut down.
+ *   bytes of a body nobody wants are counted and, past a bound (or past
+ *   connection-timeout), the connection is taken from libsoup and
+ *   closed (abort_connection()).
  * - Anything else begins at the normal handler (the body read).
  * - suspend pauses the SoupServerMessage; a waiting poll's socket is
  *   watched for its client closing it (the request is then resumed and
@@ -21,8 +22,9 @@
  *   down).
  * - upgrade answers 101 with the core's headers; once libsoup has written
  *   it (wrote-informational), the connection is stolen and its descriptor
- *   handed to the session. Over TLS there is no upgrade (the core then
- *   refuses upgrades and WebSocket handshakes; clients stay on polling).
+ *   handed to the session. Over TLS (or without a descriptor) the stolen
+ *   stream is relayed to a socketpair whose other end the session gets
+ *   (Relay).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -35,6 +37,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <gio/gio.h>
 #include <libsoup/soup.h>
@@ -48,8 +51,8 @@
 #include "engineio-websocket-private.h"
 
 /* What a body nobody keeps (refused at its head, or grown past
- * max-payload) may go on for before its connection is shut down instead
- * of answered (libsoup answers only once the body is read). */
+ * max-payload) may go on for before its connection is closed instead of
+ * answered (libsoup answers only once the body is read). */
 #define MAX_DROPPED_BODY (1024 * 1024)
 /* What is read from a stolen connection past the upgrade's head at once
  * (the bytes libsoup had buffered, and whatever else is there). */
@@ -86,7 +89,8 @@ typedef struct
   gboolean           finished;
   gboolean           stealing;     /* the connection is being taken (upgrade) */
   gboolean           wrote_body;   /* the response went out whole */
-  gboolean           killed;       /* the connection was shut down */
+  gboolean           killed;       /* the connection was shut down or taken to be closed */
+  gboolean           relayed;      /* a WebSocket goes through a relay (TLS) */
   guint64            dropped;
   int                resumed;      /* (atomic) a resumption is on its way */
 } SoupRequest;
@@ -145,14 +149,174 @@ soup_request_unref (SoupRequest *sr)
   g_free (sr);
 }
 
+static void request_done (SoupRequest *sr, gboolean completed);
+
 /* Shuts the connection down: libsoup's next read or write fails and it
- * ends the message (aborted) and closes the connection. */
+ * ends the message (aborted) and closes the connection. Only for a
+ * connection whose client is gone or not sending: while bytes keep
+ * coming, a shut-down socket still reads them (Linux), and libsoup goes
+ * on reading (see abort_connection()). */
 static void
 kill_connection (SoupRequest *sr)
 {
   sr->killed = TRUE;
   if (sr->gsocket != NULL)
     g_socket_shutdown (sr->gsocket, TRUE, TRUE, NULL);
+}
+
+/* A connection taken from libsoup to be closed: its answer (if any) is
+ * written and its sending side shut down, then it is closed once the
+ * client closes its side too, or after LINGER_S (so that the close does
+ * not reset the connection under the answer before a client that reads
+ * it could). Nothing more is read meanwhile: a client still sending
+ * only fills the socket's buffers. One source (the socket's, with the
+ * socket's timeout as the linger) owns it: freed, and the connection
+ * closed, when that source is, also when its context goes away first. */
+#define LINGER_S 1
+
+typedef struct
+{
+  GIOStream *stream;
+  GSocket   *gsocket;   /* NULL: none (a stream given to libsoup) */
+} Closer;
+
+static void
+closer_free (gpointer data)
+{
+  Closer *closer = data;
+
+  g_io_stream_close (closer->stream, NULL, NULL);
+  if (closer->gsocket != NULL)
+    g_socket_close (closer->gsocket, NULL);  /* no-op if closed with the stream */
+  g_object_unref (closer->stream);
+  g_clear_object (&closer->gsocket);
+  g_free (closer);
+}
+
+/* The client closed its side too (POLLHUP: its FIN after ours), reset
+ * the connection (POLLERR), or the linger is over (the socket's timeout:
+ * reported as G_IO_IN). */
+static gboolean
+closer_done_cb (GSocket      *gsocket,
+                GIOCondition  condition,
+                gpointer      user_data)
+{
+  return G_SOURCE_REMOVE;  /* closer_free() */
+}
+
+/* The answer libsoup would have written, with `Connection: close`. */
+static GBytes *
+serialize_answer (SoupServerMessage *msg)
+{
+  GString *out = g_string_new (NULL);
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+  guint status = soup_server_message_get_status (msg);
+  const char *reason = soup_server_message_get_reason_phrase (msg);
+  g_autoptr(GBytes) body = soup_message_body_flatten (soup_server_message_get_response_body (msg));
+
+  g_string_append_printf (out, "HTTP/1.1 %u %s\r\n", status,
+                          reason != NULL ? reason : soup_status_get_phrase (status));
+  soup_message_headers_iter_init (&iter, soup_server_message_get_response_headers (msg));
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    if (g_ascii_strcasecmp (name, "Content-Length") != 0 &&
+        g_ascii_strcasecmp (name, "Connection") != 0 &&
+        g_ascii_strcasecmp (name, "Transfer-Encoding") != 0)
+      g_string_append_printf (out, "%s: %s\r\n", name, value);
+  g_string_append_printf (out, "Connection: close\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n\r\n",
+                          g_bytes_get_size (body));
+  g_string_append_len (out, g_bytes_get_data (body, NULL), (gssize) g_bytes_get_size (body));
+  return g_string_free_to_bytes (out);
+}
+
+static void
+write_answer (GIOStream *stream,
+              GBytes    *answer)
+{
+  GOutputStream *output = g_io_stream_get_output_stream (stream);
+  const guint8 *data;
+  gsize size;
+
+  if (!G_IS_POLLABLE_OUTPUT_STREAM (output) ||
+      !g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output)))
+    return;
+  data = g_bytes_get_data (answer, &size);
+  /* Best effort: a few hundred bytes into an idle connection's send
+   * buffer; what does not go at once is dropped. */
+  while (size > 0)
+    {
+      gssize n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (output),
+                                                             data, size, NULL, NULL);
+
+      if (n <= 0)
+        break;
+      data += n;
+      size -= (gsize) n;
+    }
+}
+
+/* Ends a request whose body is still coming (past its bounds, or too
+ * slow), and closes its connection now: the connection is taken from
+ * libsoup (which would go on reading a body whose client keeps sending,
+ * even from a shut-down socket), the request ends (aborted), and the
+ * answer the core gave at its head (a 413 for a Content-Length past
+ * max-payload), if any, is written before the close, as libmicrohttpd
+ * does at the head; no answer otherwise (as there). May be called from
+ * libsoup's got-chunk (libsoup stops reading a stolen message: it checks
+ * that the message still has its I/O after every signal). */
+static void
+abort_connection (SoupRequest *sr)
+{
+  g_autoptr(GBytes) answer = NULL;
+  GIOStream *stream;
+  Closer *closer;
+
+  if (sr->finished)
+    return;
+  /* An HTTP/2 stream's connection cannot be taken (libsoup 3.2 aborts
+   * the process): it is shut down, all its streams with it. */
+  if (soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
+    {
+      kill_connection (sr);
+      return;
+    }
+  sr->killed = TRUE;
+  soup_request_ref (sr);
+  if (sr->responded && soup_server_message_get_status (sr->msg) >= 400)
+    answer = serialize_answer (sr->msg);
+  sr->stealing = TRUE;
+  stream = soup_server_message_steal_connection (sr->msg);
+  sr->stealing = FALSE;
+  /* libsoup reports nothing more for a stolen message. */
+  request_done (sr, FALSE);
+  if (stream == NULL)
+    {
+      /* No connection to take (never expected): shut it down. */
+      kill_connection (sr);
+      soup_request_unref (sr);
+      return;
+    }
+
+  closer = g_new0 (Closer, 1);
+  closer->stream = stream;
+  closer->gsocket = sr->gsocket != NULL ? g_object_ref (sr->gsocket) : NULL;
+  if (answer != NULL)
+    write_answer (stream, answer);
+  if (answer != NULL && closer->gsocket != NULL &&
+      g_socket_shutdown (closer->gsocket, FALSE, TRUE, NULL))
+    {
+      GSource *source;
+
+      g_socket_set_timeout (closer->gsocket, LINGER_S);
+      source = g_socket_create_source (closer->gsocket, G_IO_HUP | G_IO_ERR, NULL);
+      g_source_set_callback (source, G_SOURCE_FUNC (closer_done_cb), closer, closer_free);
+      g_source_set_name (source, "[engineio] soup closer");
+      g_source_attach (source, sr->context);
+      g_source_unref (source);
+    }
+  else
+    closer_free (closer);  /* nothing to deliver: closed now */
+  soup_request_unref (sr);
 }
 
 /* Has the client closed the connection (FIN or RST), now, without
@@ -281,8 +445,6 @@ soup_resume (EngineIORequest *req)
   g_source_unref (source);
 }
 
-static void request_done (SoupRequest *sr, gboolean completed);
-
 static void
 read_extra (GIOStream  *stream,
             GByteArray *extra)
@@ -324,6 +486,181 @@ release_stolen (gpointer data)
   g_free (stolen);
 }
 
+/* A stolen connection that carries TLS (or has no descriptor of its
+ * own): the session gets one end of a socketpair, and the other end is
+ * relayed to the stolen stream by g_io_stream_splice_async() in the
+ * SoupServer's context. The splice reads one chunk at a time and reads
+ * the next only once it is written: a side that does not take more stops
+ * the reading of the other (back-pressure), and what is held is the
+ * socketpair's buffers and one chunk each way. Either side ending ends
+ * both (both streams are closed). The session giving its end back
+ * (release_relay(), any thread) closes that end; should the relay still
+ * be writing to a client that reads nothing then, it is closed
+ * connection-timeout later. */
+typedef struct
+{
+  gatomicrefcount  ref_count;  /* the splice's, and the session's until it releases */
+  GMainContext    *context;    /* the SoupServer's */
+  GIOStream       *client;     /* the stolen stream */
+  GSocket         *client_socket; /* NULL: none */
+  GIOStream       *local;      /* our end of the socketpair */
+  GCancellable    *cancellable;
+  GSource         *linger;
+  int              session_fd; /* the session's end, until it gives it back */
+  guint            linger_ms;
+  gboolean         done;       /* the splice finished */
+} Relay;
+
+static Relay *
+relay_ref (Relay *relay)
+{
+  g_atomic_ref_count_inc (&relay->ref_count);
+  return relay;
+}
+
+/* Both streams closed for good (the splice closed them, or could not). */
+static void
+relay_close (Relay *relay)
+{
+  g_cancellable_cancel (relay->cancellable);
+  if (relay->client_socket != NULL)
+    g_socket_close (relay->client_socket, NULL);
+  g_io_stream_close (relay->local, NULL, NULL);
+}
+
+static void
+relay_unref (gpointer data)
+{
+  Relay *relay = data;
+
+  if (!g_atomic_ref_count_dec (&relay->ref_count))
+    return;
+  g_warn_if_fail (relay->linger == NULL);
+  relay_close (relay);
+  g_object_unref (relay->client);
+  g_clear_object (&relay->client_socket);
+  g_object_unref (relay->local);
+  g_object_unref (relay->cancellable);
+  g_main_context_unref (relay->context);
+  g_free (relay);
+}
+
+static void
+relay_spliced_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  Relay *relay = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_io_stream_splice_finish (result, &error) &&
+      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_debug ("soup: a WebSocket relay ended: %s", error->message);
+  relay->done = TRUE;
+  if (relay->linger != NULL)
+    {
+      g_source_destroy (relay->linger);
+      g_clear_pointer (&relay->linger, g_source_unref);
+    }
+  relay_close (relay);
+  relay_unref (relay);  /* the splice's */
+}
+
+/* The linger's end (fired, or its source destroyed once the splice
+ * finished): unless the splice finished, the descriptors are closed. */
+static void
+relay_linger_done (gpointer data)
+{
+  Relay *relay = data;
+
+  if (!relay->done)
+    relay_close (relay);
+  relay_unref (relay);
+}
+
+static gboolean
+relay_linger_cb (gpointer user_data)
+{
+  Relay *relay = user_data;
+
+  g_clear_pointer (&relay->linger, g_source_unref);
+  if (!relay->done)
+    {
+      g_debug ("soup: closing a WebSocket relay whose client did not take the end of its session");
+      /* The splice's pending operations fail, and it finishes. */
+      relay_close (relay);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* The SoupServer's context: the session's end is closed. */
+static gboolean
+relay_released_cb (gpointer user_data)
+{
+  Relay *relay = user_data;
+
+  if (!relay->done && relay->linger == NULL)
+    {
+      relay->linger = g_timeout_source_new (relay->linger_ms);
+      g_source_set_name (relay->linger, "[engineio] soup relay linger");
+      g_source_set_callback (relay->linger, relay_linger_cb, relay_ref (relay), relay_linger_done);
+      g_source_attach (relay->linger, relay->context);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread (the session's): it is done with its end. */
+static void
+release_relay (gpointer data)
+{
+  Relay *relay = data;
+
+  close (relay->session_fd);
+  relay->session_fd = -1;
+  g_main_context_invoke_full (relay->context, G_PRIORITY_DEFAULT, relay_released_cb,
+                              relay, relay_unref);  /* the session's reference */
+}
+
+/* The session's end of a new relay for @stream, or -1. */
+static int
+relay_start (SoupRequest  *sr,
+             GIOStream    *stream,
+             GSocket      *gsocket,
+             Relay       **out)
+{
+  int fds[2];
+  g_autoptr(GSocket) local_socket = NULL;
+  Relay *relay;
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    return -1;
+  local_socket = g_socket_new_from_fd (fds[1], NULL);
+  if (local_socket == NULL)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return -1;
+    }
+  relay = g_new0 (Relay, 1);
+  g_atomic_ref_count_init (&relay->ref_count);  /* the session's */
+  relay->context = g_main_context_ref (sr->context);
+  relay->client = g_object_ref (stream);
+  relay->client_socket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
+  relay->local = G_IO_STREAM (g_socket_connection_factory_create_connection (local_socket));
+  relay->cancellable = g_cancellable_new ();
+  relay->session_fd = fds[0];
+  relay->linger_ms = MAX (1, MIN (engine_io_server_get_connection_timeout (sr->server), 86400u)) * 1000u;
+  /* The splice's callbacks in the SoupServer's context. */
+  g_main_context_push_thread_default (sr->context);
+  g_io_stream_splice_async (relay->client, relay->local,
+                            G_IO_STREAM_SPLICE_CLOSE_STREAM1 | G_IO_STREAM_SPLICE_CLOSE_STREAM2,
+                            G_PRIORITY_DEFAULT, relay->cancellable, relay_spliced_cb,
+                            relay_ref (relay));
+  g_main_context_pop_thread_default (sr->context);
+  *out = relay;
+  return fds[0];
+}
+
 /* The 101 is written: the connection becomes the session's. */
 static void
 wrote_informational_cb (SoupServerMessage *msg,
@@ -335,6 +672,8 @@ wrote_informational_cb (SoupServerMessage *msg,
   GIOStream *stream;
   EngineIOWebSocket *ws;
   Stolen *stolen;
+  Relay *relay = NULL;
+  int fd = -1;
 
   if (sr->finished || soup_server_message_get_status (msg) != SOUP_STATUS_SWITCHING_PROTOCOLS ||
       sr->base.kind != ENGINE_IO_REQUEST_UPGRADE)
@@ -346,8 +685,16 @@ wrote_informational_cb (SoupServerMessage *msg,
   sr->stealing = TRUE;
   stream = soup_server_message_steal_connection (msg);
   sr->stealing = FALSE;
-  if (stream == NULL || gsocket == NULL)
+  if (stream != NULL && (sr->relayed || gsocket == NULL))
     {
+      extra = g_byte_array_new ();
+      read_extra (stream, extra);
+      fd = relay_start (sr, stream, gsocket, &relay);
+    }
+  if (stream == NULL || (gsocket == NULL && relay == NULL) || (relay == NULL && sr->relayed))
+    {
+      if (stream != NULL)
+        g_io_stream_close (stream, NULL, NULL);
       g_clear_object (&stream);
       if (gsocket != NULL)
         g_socket_close (gsocket, NULL);
@@ -355,15 +702,24 @@ wrote_informational_cb (SoupServerMessage *msg,
       soup_request_unref (sr);
       return;
     }
-  extra = g_byte_array_new ();
-  read_extra (stream, extra);
-
-  stolen = g_new (Stolen, 1);
-  stolen->stream = stream;
-  stolen->gsocket = g_steal_pointer (&gsocket);
-  ws = engine_io_websocket_new (g_socket_get_fd (stolen->gsocket), extra->data, extra->len,
-                                engine_io_server_get_max_payload (sr->server),
-                                release_stolen, stolen);
+  if (relay != NULL)
+    {
+      g_object_unref (stream);  /* the relay's now */
+      ws = engine_io_websocket_new (fd, extra->data, extra->len,
+                                    engine_io_server_get_max_payload (sr->server),
+                                    release_relay, relay);
+    }
+  else
+    {
+      extra = g_byte_array_new ();
+      read_extra (stream, extra);
+      stolen = g_new (Stolen, 1);
+      stolen->stream = stream;
+      stolen->gsocket = g_steal_pointer (&gsocket);
+      ws = engine_io_websocket_new (g_socket_get_fd (stolen->gsocket), extra->data, extra->len,
+                                    engine_io_server_get_max_payload (sr->server),
+                                    release_stolen, stolen);
+    }
   if (sr->base.ws_deflate)
     engine_io_websocket_set_deflate (ws, sr->base.ws_deflate_threshold);
   sr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
@@ -382,8 +738,14 @@ soup_upgrade (EngineIORequest *req,
   SoupRequest *sr = (SoupRequest *) req;
   SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (sr->msg);
 
-  if (sr->gsocket == NULL)
-    return FALSE;
+  /* No upgrade within HTTP/2 (its connection cannot be taken; nghttp2
+   * refuses Upgrade headers there anyway): 400. */
+  if (soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
+    {
+      soup_server_message_set_status (sr->msg, SOUP_STATUS_BAD_REQUEST, NULL);
+      sr->responded = TRUE;
+      return FALSE;
+    }
   for (guint i = 0; i + 1 < headers->len; i += 2)
     soup_message_headers_append (response_headers, g_ptr_array_index (headers, i),
                                  g_ptr_array_index (headers, i + 1));
@@ -398,16 +760,6 @@ static const EngineIORequestVTable soup_vtable = {
   .suspend = soup_suspend,
   .resume = soup_resume,
   .upgrade = soup_upgrade,
-};
-
-/* Over TLS: no upgrade (the stolen stream is a GTlsConnection, whose
- * descriptor carries TLS records, not WebSocket frames); nor without a
- * GSocket. */
-static const EngineIORequestVTable soup_tls_vtable = {
-  .respond = soup_respond,
-  .suspend = soup_suspend,
-  .resume = soup_resume,
-  .upgrade = NULL,
 };
 
 /* Serving thread: a resumption comes in. */
@@ -523,7 +875,7 @@ got_chunk_cb (SoupServerMessage *msg,
       if (sr->dropped > max_payload)
         {
           g_debug ("soup: closing a POST for an ended session whose body goes on past max-payload");
-          kill_connection (sr);
+          abort_connection (sr);
         }
     }
   else if (sr->want_body && !sr->too_large)
@@ -546,7 +898,7 @@ got_chunk_cb (SoupServerMessage *msg,
         {
           g_debug ("soup: closing a connection whose unwanted body goes on past %d bytes",
                    MAX_DROPPED_BODY);
-          kill_connection (sr);
+          abort_connection (sr);
         }
     }
 }
@@ -642,7 +994,7 @@ soup_request_new (SoupAttach        *attach,
 
   /* Without a socket (a stream given to soup_server_accept_iostream())
    * there is no descriptor to hand over either. */
-  engine_io_request_init (&sr->base, tls || gsocket == NULL ? &soup_tls_vtable : &soup_vtable);
+  engine_io_request_init (&sr->base, &soup_vtable);
   g_atomic_ref_count_init (&sr->ref_count);
   sr->server = g_object_ref (attach->server);
   sr->msg = g_object_ref (msg);
@@ -651,6 +1003,9 @@ soup_request_new (SoupAttach        *attach,
                   ? g_main_context_ref (g_source_get_context (g_main_current_source ()))
                   : g_main_context_ref_thread_default ();
   sr->gsocket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
+  /* Over TLS (or without a descriptor: a stream given to
+   * soup_server_accept_iostream()) a WebSocket is relayed. */
+  sr->relayed = tls || gsocket == NULL;
 
   sr->base.method = g_strdup (soup_server_message_get_method (msg));
   /* An HTTP/1.0 request without Host: libsoup (3.2) makes the whole
@@ -704,7 +1059,7 @@ respond_plain (SoupRequest *sr,
 
 /* A request body not in within connection-timeout of its head (a body
  * trickled in to hold the connection and up to max-payload of memory):
- * the connection is shut down, as engineio-http.c's watcher does.
+ * the connection is closed, as engineio-http.c's watcher does.
  * libsoup itself has no such timeout. */
 static gboolean
 body_deadline_cb (gpointer user_data)
@@ -715,7 +1070,7 @@ body_deadline_cb (gpointer user_data)
   if (!sr->finished && !sr->killed)
     {
       g_debug ("soup: closing a connection whose request body did not arrive in time");
-      kill_connection (sr);
+      abort_connection (sr);
     }
   return G_SOURCE_REMOVE;
 }
@@ -907,12 +1262,15 @@ handler_path (const char *path)
  * WebSocket: an upgrade is answered `101` and the connection is stolen
  * from @soup_server (soup_server_message_steal_connection()) once the
  * `101` is written. Over TLS (a #SoupServer with a #SoupServer:tls-certificate)
- * WebSocket is not available: upgrades and WebSocket handshakes are refused
- * (`400`), and clients stay on HTTP long-polling, which works over TLS.
+ * the stolen TLS stream is relayed to the session through a socketpair by
+ * g_io_stream_splice_async() in @soup_server's context (which also does
+ * the encryption); the relay ends with either side, and is closed
+ * #EngineIOServer:connection-timeout after its session ended if its
+ * client reads nothing.
  *
  * libsoup has no request or idle timeouts of its own: here
  * #EngineIOServer:connection-timeout bounds only the time a request body
- * (a POST's) may take after its head (the connection is shut down
+ * (a POST's) may take after its head (the connection is closed
  * then); request heads and idle keep-alive connections are the
  * SoupServer's (unbounded), and so is the number of its connections (the
  * descriptor budget of #EngineIOServer:fd-reserve does not count them).

@@ -388,7 +388,7 @@ main (int   argc,
           return 1;
         }
       sockaddr = g_inet_socket_address_new (inet, (guint16) port);
-      /* Over TLS the soup host has no WebSocket: clients stay on polling. */
+      /* Over TLS the soup host relays its WebSockets (engineio-soup.c). */
       soup_server = soup_server_new ("server-header", NULL, "tls-certificate", certificate, NULL);
       if (!engine_io_server_attach_soup (server, soup_server, NULL, &error) ||
           !soup_server_listen (soup_server, sockaddr,

@@ -599,7 +599,7 @@ test_overlapping_posts (Fixture       *f,
   {
     /* Wait until the server has the first head: a round trip on another
      * connection through the same serving context. */
-    g_autofree char *probe = handshake (f);
+    g_free (handshake (f));
   }
   send_text (b, second);
   g_assert_cmpuint (read_response (b, NULL, TEST_TIMEOUT_MS), ==, 400);
@@ -686,7 +686,6 @@ static void
 test_upgrade_twice (Fixture       *f,
                     gconstpointer  data)
 {
-  g_autofree char *target = NULL;
   g_autoptr(TestWs) ws = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *sid = NULL;

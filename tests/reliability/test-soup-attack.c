@@ -26,7 +26,7 @@
  *   (the relay);
  * - wss-gone-everywhere, wss-abandoned-many, wss-half-close-stalled,
  *   wss-session-closed-stalled, wss-detached-relays,
- *   wss-engine-close-many: relayed clients that go at every point (reset,
+ *   wss-engine-close-many, wss-upgrades-at-close: relayed clients that go at every point (reset,
  *   FIN, close_notify, mid-frame, mid-TLS-record), many at once, while
  *   reading nothing, and relays under way when the session, the
  *   SoupServer or the engine ends;
@@ -1842,6 +1842,49 @@ test_tls_post_over (Fixture       *f,
   }
 }
 
+/* wss upgrades in flight (heads sent, nothing read) when the engine
+ * closes, half of the clients then resetting, half reading their answer
+ * (101, or 503 once closed) and closing: no crash, nothing stays (the
+ * teardown counts). */
+static void
+test_wss_upgrades_at_close (Fixture       *f,
+                            gconstpointer  data)
+{
+  enum { N = 8 };
+  GIOStream *streams[N];
+  GSocket *sockets[N];
+  g_autofree char *head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                                           "Host: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                                           "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                                           f->port);
+
+  for (guint i = 0; i < N; i++)
+    {
+      streams[i] = tls_open (f, 0, &sockets[i]);
+      g_assert_true (stream_write (streams[i], head, strlen (head)));
+    }
+  engine_io_server_close (f->server);
+  for (guint i = 0; i < N; i++)
+    {
+      if (i % 2 == 0)
+        gsocket_reset (sockets[i]);
+      else
+        {
+          g_autofree char *answer = tls_read_head (streams[i]);
+          guint status = status_of (answer);
+
+          /* Switched before the close (its session then ends), or
+           * refused after it. */
+          if (status != 101 && status != 503)
+            g_test_fail_printf ("client %u: %.40s", i, answer);
+          g_io_stream_close (streams[i], NULL, NULL);
+        }
+      g_object_unref (streams[i]);
+      g_object_unref (sockets[i]);
+    }
+}
+
 /* Open finding (libsoup 3.2.3 / glib-networking 2.74, not the adapter:
  * the same with a path the engine does not serve): a TLS connection
  * kept alive after a response, whose client then goes (close_notify
@@ -1945,6 +1988,7 @@ main (int    argc,
       ADD ("wss-detached-relays", test_wss_detached_relays, &tls_marker);
       ADD ("wss-engine-close-many", test_wss_engine_close_many, &tls_marker);
       ADD ("tls-post-over", test_tls_post_over, &tls_marker);
+      ADD ("wss-upgrades-at-close", test_wss_upgrades_at_close, &tls_marker);
       if (g_getenv ("ENGINE_IO_TEST_SOUP_OPEN") != NULL)
         ADD ("tls-keepalive-client-gone", test_tls_keepalive_client_gone, &tls_marker);
     }

@@ -26,10 +26,11 @@
  *   (the relay);
  * - wss-gone-everywhere, wss-abandoned-many, wss-half-close-stalled,
  *   wss-session-closed-stalled, wss-detached-relays,
- *   wss-engine-close-many, wss-upgrades-at-close: relayed clients that go at every point (reset,
- *   FIN, close_notify, mid-frame, mid-TLS-record), many at once, while
- *   reading nothing, and relays under way when the session, the
- *   SoupServer or the engine ends;
+ *   wss-engine-close-many, wss-upgrades-at-close: relayed clients that
+ *   go at every point (reset, FIN, close_notify, mid-frame,
+ *   mid-TLS-record), many at once, while reading nothing, and relays
+ *   (and upgrades) under way when the session, the SoupServer or the
+ *   engine ends;
  * - post-over-session-ends, post-over-engine-close, post-over-pipelined,
  *   tls-post-over: bodies past their bounds racing the session's end and
  *   the engine's close, with requests pipelined behind them, and over

@@ -21,7 +21,22 @@
  * - huge-head, many-query-params: heads libsoup reads without a bound of
  *   its own;
  * - unref-while-paused, close-while-paused: the SoupServer dropped, or
- *   the engine closed, while polls wait and bodies come.
+ *   the engine closed, while polls wait and bodies come;
+ * - wss-echo, wss-client-reset, wss-stalled-reader: WebSocket over TLS
+ *   (the relay);
+ * - wss-gone-everywhere, wss-abandoned-many, wss-half-close-stalled,
+ *   wss-session-closed-stalled, wss-detached-relays,
+ *   wss-engine-close-many, wss-echo-flood-no-read: relayed clients that
+ *   go at every point (reset, FIN, close_notify, mid-frame,
+ *   mid-TLS-record), many at once, while reading nothing, and relays
+ *   (and upgrades) under way when the session, the SoupServer or the
+ *   engine ends;
+ * - post-over-session-ends, post-over-engine-close, post-over-pipelined,
+ *   tls-post-over: bodies past their bounds racing the session's end and
+ *   the engine's close, with requests pipelined behind them, and over
+ *   TLS;
+ * - tls-keepalive-client-gone, wss-upgrades-at-close
+ *   (ENGINE_IO_TEST_SOUP_OPEN=1 only): open findings, see there.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -38,6 +53,19 @@
 
 #include "relutil.h"
 #include "testutil.h"
+
+/* RSS means nothing under a sanitizer (its quarantine keeps what is
+ * freed). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
+#endif
 
 #define MAX_PAYLOAD 1000
 
@@ -78,6 +106,12 @@ on_message (EngineIOSocket *socket,
       test_recorder_add (f->events, "message %s", text);
       for (guint i = 0; i < 256; i++)
         engine_io_socket_send_text (socket, big, NULL);
+    }
+  else if (text != NULL && strcmp (text, "bye") == 0)
+    {
+      /* The server ends the session (wss-session-closed-stalled). */
+      test_recorder_add (f->events, "message %s", text);
+      engine_io_socket_close (socket);
     }
   else if (text != NULL)
     {
@@ -380,6 +414,36 @@ wait_event (Fixture    *f,
       g_test_message ("event: %.80s", events[i]);
   }
   return FALSE;
+}
+
+/* Descriptors back to @expected while the SoupServer's context runs
+ * (the teardown stops it: what needs it to end must have ended). */
+static void
+assert_fds_at_most (guint expected,
+                    guint timeout_ms)
+{
+  if (test_wait_count_at_most (test_count_fds, expected, timeout_ms) > expected)
+    {
+      rel_resources_dump_fds ();
+      g_test_fail_printf ("descriptors: %u, expected %u", test_count_fds (), expected);
+    }
+}
+
+/* The same while the engine runs: with loop-threads N, the pool's
+ * threads (started with the first sessions, a context each) may hold N
+ * more until the engine closes. */
+static void
+assert_fds_back (guint expected,
+                 guint timeout_ms)
+{
+  const char *threads = g_getenv ("ENGINE_IO_TEST_LOOP_THREADS");
+
+  expected += threads != NULL ? (guint) g_ascii_strtoull (threads, NULL, 10) : 0;
+  if (test_wait_count_at_most (test_count_fds, expected, timeout_ms) > expected)
+    {
+      rel_resources_dump_fds ();
+      g_test_fail_printf ("descriptors: %u, expected %u", test_count_fds (), expected);
+    }
 }
 
 /* Cases */
@@ -1025,10 +1089,9 @@ ws_read_frame (GIOStream *stream,
  * @rcvbuf bytes (0: the default), upgraded to an Engine.IO WebSocket;
  * its sid in @out_sid. */
 static GIOStream *
-wss_open (Fixture  *f,
+tls_open (Fixture  *f,
           int       rcvbuf,
-          GSocket **out_socket,
-          char    **out_sid)
+          GSocket **out_socket)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
@@ -1039,10 +1102,6 @@ wss_open (Fixture  *f,
   g_autoptr(GTlsDatabase) database = NULL;
   g_autoptr(GSocketConnectable) identity = NULL;
   g_autoptr(GIOStream) stream = NULL;
-  g_autofree char *head = NULL;
-  g_autofree char *open = NULL;
-  GString *got = g_string_new (NULL);
-  guint opcode = 0;
 
   g_assert_no_error (error);
   if (rcvbuf > 0)
@@ -1057,11 +1116,17 @@ wss_open (Fixture  *f,
   g_assert_no_error (error);
   g_tls_connection_set_database (G_TLS_CONNECTION (stream), database);
   g_assert_true (g_tls_connection_handshake (G_TLS_CONNECTION (stream), NULL, &error));
-  head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                          f->port);
-  g_assert_true (stream_write (stream, head, strlen (head)));
+  if (out_socket != NULL)
+    *out_socket = g_object_ref (socket);
+  return g_steal_pointer (&stream);
+}
+
+/* A response head read through @stream (blocking, byte by byte). */
+static char *
+tls_read_head (GIOStream *stream)
+{
+  GString *got = g_string_new (NULL);
+
   while (!g_str_has_suffix (got->str, "\r\n\r\n") && got->len < 4096)
     {
       char c;
@@ -1070,14 +1135,32 @@ wss_open (Fixture  *f,
         break;
       g_string_append_c (got, c);
     }
-  g_assert_true (g_str_has_prefix (got->str, "HTTP/1.1 101"));
-  g_string_free (got, TRUE);
+  return g_string_free (got, FALSE);
+}
+
+static GIOStream *
+wss_open (Fixture  *f,
+          int       rcvbuf,
+          GSocket **out_socket,
+          char    **out_sid)
+{
+  g_autoptr(GIOStream) stream = tls_open (f, rcvbuf, out_socket);
+  g_autofree char *head = NULL;
+  g_autofree char *open = NULL;
+  g_autofree char *got = NULL;
+  guint opcode = 0;
+
+  head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                          f->port);
+  g_assert_true (stream_write (stream, head, strlen (head)));
+  got = tls_read_head (stream);
+  g_assert_true (g_str_has_prefix (got, "HTTP/1.1 101"));
   open = ws_read_frame (stream, &opcode);
   g_assert_nonnull (open);
   g_assert_true (g_str_has_prefix (open, "0{\"sid\":\""));
   *out_sid = g_strndup (open + 9, strcspn (open + 9, "\""));
-  if (out_socket != NULL)
-    *out_socket = g_object_ref (socket);
   return g_steal_pointer (&stream);
 }
 
@@ -1185,6 +1268,745 @@ test_wss_stalled_reader (Fixture       *f,
   test_wait_count_at_most (test_count_fds, before + 1, test_scaled_ms (3000) + TEST_TIMEOUT_MS);
 }
 
+
+/* A handshake over TLS, on a connection of its own; the sid. */
+static char *
+handshake_tls (Fixture *f)
+{
+  g_autoptr(GIOStream) stream = tls_open (f, 0, NULL);
+  /* Connection: close: see tls-keepalive-client-gone. */
+  const char *get = "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  g_autofree char *head = NULL;
+  g_autofree char *body = NULL;
+  gsize length;
+  const char *p;
+
+  g_assert_true (stream_write (stream, get, strlen (get)));
+  head = tls_read_head (stream);
+  g_assert_cmpuint (status_of (head), ==, 200);
+  length = content_length_of (head);
+  body = g_malloc0 (length + 1);
+  g_assert_true (g_input_stream_read_all (g_io_stream_get_input_stream (stream), body, length,
+                                          NULL, NULL, NULL));
+  g_io_stream_close (stream, NULL, NULL);
+  p = strstr (body, "\"sid\":\"");
+  g_assert_nonnull (p);
+  p += 7;
+  return g_strndup (p, strcspn (p, "\""));
+}
+
+/* Attacks on the relay and on the closing of bodies past their bounds
+ * (a second reviewer's). */
+
+/* An event starting with @prefix within the timeout. */
+static gboolean
+wait_prefix (Fixture    *f,
+             const char *prefix)
+{
+  return test_recorder_wait_count (f->events, prefix, 1, TEST_TIMEOUT_MS);
+}
+
+/* A fresh wss client is served (an echo through a relay of its own). */
+static void
+assert_served_wss (Fixture *f)
+{
+  g_autofree char *sid = NULL;
+  g_autoptr(GIOStream) stream = wss_open (f, 0, NULL, &sid);
+  g_autofree char *echo = NULL;
+  guint opcode = 0;
+
+  g_assert_true (ws_write_text (stream, "4served"));
+  echo = ws_read_frame (stream, &opcode);
+  g_assert_cmpstr (echo, ==, "4served");
+  g_io_stream_close (stream, NULL, NULL);
+}
+
+/* A send that gives up after @ms instead of blocking for ever (a server
+ * that stops reading without closing). */
+static int
+connect_timed (Fixture *f,
+               guint    ms)
+{
+  int fd = connect_or_fail (f);
+  struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+static void
+gsocket_reset (GSocket *socket)
+{
+  struct linger linger = { .l_onoff = 1, .l_linger = 0 };
+
+  setsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
+  g_socket_close (socket, NULL);
+}
+
+enum
+{
+  GONE_HEAD_RESET,          /* the upgrade's head sent, then a reset */
+  GONE_HEAD_FIN,            /* the upgrade's head sent, then a FIN (no close_notify) */
+  GONE_OPEN_RESET,          /* the 101 and the open packet read, then a reset */
+  GONE_OPEN_FIN,            /* ... then a FIN */
+  GONE_HALF_FRAME_RESET,    /* half a frame, then a reset */
+  GONE_HALF_FRAME_FIN,      /* half a frame, then a FIN */
+  GONE_HALF_RECORD_RESET,   /* a TLS record's first bytes (raw), then a reset */
+  GONE_HALF_RECORD_FIN,     /* a TLS record's first bytes (raw), then a FIN */
+  GONE_CLOSE_NOTIFY,        /* TLS close_notify (write side closed), reading on */
+  GONE_N
+};
+
+/* wss clients that go at every point of the upgrade and of the relay:
+ * each session ends, a half-closed client sees the server close, and
+ * the descriptors are given back while the server runs. */
+static void
+test_wss_gone_everywhere (Fixture       *f,
+                          gconstpointer  data)
+{
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+
+  for (guint mode = 0; mode < GONE_N; mode++)
+    {
+      g_autoptr(GSocket) socket = NULL;
+      g_autoptr(GIOStream) stream = NULL;
+      g_autofree char *sid = NULL;
+      g_autofree char *prefix = NULL;
+      gboolean fin = FALSE;
+
+      g_test_message ("mode %u", mode);
+      if (mode <= GONE_HEAD_FIN)
+        {
+          g_autofree char *head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                                                   "Host: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                                                   "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                                                   f->port);
+
+          stream = tls_open (f, 0, &socket);
+          g_assert_true (stream_write (stream, head, strlen (head)));
+          fin = mode == GONE_HEAD_FIN;
+        }
+      else
+        {
+          stream = wss_open (f, 0, &socket, &sid);
+          prefix = g_strdup_printf ("close %s", sid);
+          switch (mode)
+            {
+            case GONE_HALF_FRAME_RESET:
+            case GONE_HALF_FRAME_FIN:
+              {
+                g_autoptr(GByteArray) frame = g_byte_array_new ();
+
+                test_ws_append_frame (frame, TEST_WS_FIRST_BYTE (TRUE, 0, TEST_WS_TEXT), TRUE,
+                                      "4a long message cut", 19);
+                g_assert_true (stream_write (stream, frame->data, 9));
+                fin = mode == GONE_HALF_FRAME_FIN;
+              }
+              break;
+            case GONE_HALF_RECORD_RESET:
+            case GONE_HALF_RECORD_FIN:
+              /* Application data, TLS 1.2 framing, 16 KiB announced, 8 given. */
+              g_assert_true (rel_tcp_send (g_socket_get_fd (socket), "\x17\x03\x03\x40\x00" "abcdefgh", 13));
+              fin = mode == GONE_HALF_RECORD_FIN;
+              break;
+            case GONE_OPEN_FIN:
+              fin = TRUE;
+              break;
+            case GONE_CLOSE_NOTIFY:
+              g_assert_true (g_output_stream_close (g_io_stream_get_output_stream (stream), NULL, NULL));
+              break;
+            default:
+              break;
+            }
+        }
+      if (mode == GONE_CLOSE_NOTIFY || fin)
+        {
+          if (fin)
+            g_assert_true (g_socket_shutdown (socket, FALSE, TRUE, NULL));
+          /* The server closes its side too. */
+          if (!rel_tcp_wait_closed (g_socket_get_fd (socket), TEST_TIMEOUT_MS, NULL))
+            g_test_fail_printf ("mode %u: the server kept a half-closed connection", mode);
+          g_socket_close (socket, NULL);
+        }
+      else
+        gsocket_reset (socket);
+      if (prefix != NULL && !wait_prefix (f, prefix))
+        g_test_fail_printf ("mode %u: the session did not end", mode);
+      g_clear_object (&stream);
+      g_clear_object (&socket);
+      assert_fds_back (before, TEST_TIMEOUT_MS);
+    }
+}
+
+/* Many wss clients, some asking for 16 MiB, none reading (small receive
+ * buffers), then abandoned together: reset, closed (a FIN, then a reset
+ * for the unread data), or half-closed and kept: every session ends, the
+ * kept ones see the server close, nothing stays. */
+static void
+test_wss_abandoned_many (Fixture       *f,
+                         gconstpointer  data)
+{
+  enum { N = 12 };
+  GIOStream *streams[N];
+  GSocket *sockets[N];
+  char *sids[N];
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+
+  for (guint i = 0; i < N; i++)
+    {
+      streams[i] = wss_open (f, 4096, &sockets[i], &sids[i]);
+      if (i % 4 == 0)
+        g_assert_true (ws_write_text (streams[i], "4flood"));
+      else
+        g_assert_true (ws_write_text (streams[i], "4hello"));
+    }
+  g_assert_true (test_recorder_wait_count (f->events, "message flood", (N + 3) / 4, TEST_TIMEOUT_MS));
+  for (guint i = 0; i < N; i++)
+    switch (i % 3)
+      {
+      case 0:
+        gsocket_reset (sockets[i]);
+        break;
+      case 1:
+        g_socket_close (sockets[i], NULL);
+        break;
+      default:
+        g_socket_shutdown (sockets[i], FALSE, TRUE, NULL);
+        break;
+      }
+  for (guint i = 0; i < N; i++)
+    {
+      g_autofree char *prefix = g_strdup_printf ("close %s", sids[i]);
+
+      if (!wait_prefix (f, prefix))
+        g_test_fail_printf ("client %u (%s): the session did not end", i,
+                            i % 3 == 0 ? "reset" : i % 3 == 1 ? "closed" : "half-closed");
+    }
+  for (guint i = 0; i < N; i++)
+    {
+      if (i % 3 == 2)
+        {
+          /* Its unread data read and dropped; the server's close seen. */
+          if (!rel_tcp_wait_closed (g_socket_get_fd (sockets[i]), test_scaled_ms (3000) + TEST_TIMEOUT_MS, NULL))
+            g_test_fail_printf ("client %u: the server kept a half-closed connection", i);
+          g_socket_close (sockets[i], NULL);
+        }
+      g_object_unref (streams[i]);
+      g_object_unref (sockets[i]);
+      g_free (sids[i]);
+    }
+  assert_fds_back (before, TEST_TIMEOUT_MS);
+  assert_served_wss (f);
+}
+
+/* A client half-closes (a FIN, no close_notify) while it reads nothing
+ * and the server has 16 MiB for it, and keeps its connection open: the
+ * relay's close cannot write close_notify; the connection is still
+ * closed within connection-timeout (2 s) and nothing stays. */
+static void
+test_wss_half_close_stalled (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autofree char *sid = NULL;
+  g_autofree char *prefix = NULL;
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+
+  f->kept = wss_open (f, 4096, &socket, &sid);
+  g_assert_true (ws_write_text (f->kept, "4flood"));
+  g_assert_true (wait_event (f, "message flood"));
+  g_socket_shutdown (socket, FALSE, TRUE, NULL);
+  prefix = g_strdup_printf ("close %s", sid);
+  g_assert_true (wait_prefix (f, prefix));
+  /* Everything but the client's own descriptor, without it reading. */
+  assert_fds_back (before + 1, test_scaled_ms (3000) + TEST_TIMEOUT_MS);
+}
+
+/* The server ends a session (engine_io_socket_close()) whose client reads
+ * nothing while the relay holds output for it: the session ends, the
+ * relay lets go within connection-timeout, other clients are served. */
+static void
+test_wss_session_closed_stalled (Fixture       *f,
+                                 gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autofree char *prefix = NULL;
+  g_autofree char *other_sid = NULL;
+  g_autoptr(GIOStream) other = NULL;
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+
+  f->kept = wss_open (f, 4096, NULL, &sid);
+  g_assert_true (ws_write_text (f->kept, "4flood"));
+  g_assert_true (wait_event (f, "message flood"));
+  g_assert_true (ws_write_text (f->kept, "4bye"));
+  prefix = g_strdup_printf ("close %s", sid);
+  g_assert_true (wait_prefix (f, prefix));
+  /* Another relayed client meanwhile. */
+  other = wss_open (f, 0, NULL, &other_sid);
+  g_assert_true (ws_write_text (other, "4other"));
+  {
+    guint opcode = 0;
+    g_autofree char *echo = ws_read_frame (other, &opcode);
+
+    g_assert_cmpstr (echo, ==, "4other");
+  }
+  g_io_stream_close (other, NULL, NULL);
+  g_clear_object (&other);
+  assert_fds_back (before + 1, test_scaled_ms (3000) + TEST_TIMEOUT_MS);
+}
+
+/* The application drops its SoupServer (detached first) while relays
+ * run: they go on (the WebSocket is its session's), then the engine
+ * closes with one client reading and one not: everything is given back. */
+static void
+test_wss_detached_relays (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree char *sid_a = NULL;
+  g_autofree char *sid_b = NULL;
+  g_autoptr(GIOStream) a = NULL;
+  g_autoptr(GIOStream) b = NULL;
+  DropData d = { f, TRUE, FALSE, &f->lock, &f->cond };
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+  guint opcode = 0;
+
+  a = wss_open (f, 0, NULL, &sid_a);
+  b = wss_open (f, 4096, NULL, &sid_b);
+  g_main_context_invoke (f->context, drop_soup, &d);
+  g_mutex_lock (&f->lock);
+  while (!d.done)
+    g_cond_wait (&f->cond, &f->lock);
+  g_mutex_unlock (&f->lock);
+  /* The listening socket is gone with the SoupServer. */
+  before--;
+  g_assert_true (ws_write_text (a, "4after"));
+  {
+    g_autofree char *echo = ws_read_frame (a, &opcode);
+
+    g_assert_cmpstr (echo, ==, "4after");
+  }
+  g_assert_true (ws_write_text (b, "4flood"));
+  g_assert_true (wait_event (f, "message flood"));
+  engine_io_server_close (f->server);
+  {
+    g_autofree char *ca = g_strdup_printf ("close %s", sid_a);
+    g_autofree char *cb = g_strdup_printf ("close %s", sid_b);
+
+    g_assert_true (wait_prefix (f, ca));
+    g_assert_true (wait_prefix (f, cb));
+  }
+  /* a reads its close frame and the end. */
+  {
+    g_autofree char *frame = ws_read_frame (a, &opcode);
+
+    g_assert_nonnull (frame);
+    g_assert_cmpuint (opcode, ==, TEST_WS_CLOSE);
+  }
+  g_clear_object (&a);
+  f->kept = g_steal_pointer (&b);
+  assert_fds_at_most (before + 1, test_scaled_ms (3000) + TEST_TIMEOUT_MS);
+}
+
+/* The engine closed with many relays under way (half of them with a
+ * client that reads nothing). */
+static void
+test_wss_engine_close_many (Fixture       *f,
+                            gconstpointer  data)
+{
+  enum { N = 10 };
+  GIOStream *streams[N];
+  char *sids[N];
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+
+  for (guint i = 0; i < N; i++)
+    {
+      streams[i] = wss_open (f, i % 2 ? 4096 : 0, NULL, &sids[i]);
+      g_assert_true (ws_write_text (streams[i], i % 2 ? "4flood" : "4hi"));
+    }
+  g_assert_true (test_recorder_wait_count (f->events, "message flood", N / 2, TEST_TIMEOUT_MS));
+  engine_io_server_close (f->server);
+  for (guint i = 0; i < N; i++)
+    {
+      g_autofree char *prefix = g_strdup_printf ("close %s", sids[i]);
+
+      g_assert_true (wait_prefix (f, prefix));
+    }
+  for (guint i = 0; i < N; i++)
+    {
+      g_io_stream_close (streams[i], NULL, NULL);
+      g_object_unref (streams[i]);
+      g_free (sids[i]);
+    }
+  assert_fds_at_most (before, test_scaled_ms (3000) + TEST_TIMEOUT_MS);
+}
+
+/* POST bodies crossing max-payload as their session ends (closed by a
+ * close packet on another connection, in either order): the connection
+ * is closed, not read for ever; others are served. */
+static void
+test_post_over_session_ends (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *filler = g_strnfill (900, 'a');
+  g_autofree char *chunk = g_strdup_printf ("384\r\n%s\r\n", filler);  /* 900 bytes */
+  g_autofree char *big = g_strnfill (65536, 'b');
+  g_autofree char *big_chunk = g_strdup_printf ("10000\r\n%s\r\n", big);
+
+  for (guint round = 0; round < 8; round++)
+    {
+      g_autofree char *sid = handshake (f);
+      g_autofree char *head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                               "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n", sid);
+      g_autofree char *closer = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                                 "Host: x\r\nContent-Length: 1\r\n\r\n1", sid);
+      g_autofree char *prefix = g_strdup_printf ("close %s", sid);
+      int fd = connect_timed (f, TEST_TIMEOUT_MS);
+      int other = connect_or_fail (f);
+      gint64 start;
+      guint i;
+
+      send_text (fd, head);
+      send_text (fd, chunk);
+      if (round % 2 == 0)
+        g_free (handshake (f));  /* the first chunk is in */
+      /* The close packet and the chunk past the bound race. */
+      send_text (other, closer);
+      send_text (fd, chunk);
+      g_assert_true (wait_prefix (f, prefix));
+      start = g_get_monotonic_time ();
+      for (i = 0; i < 1600; i++)
+        if (!send_text (fd, big_chunk))
+          break;
+      g_assert_cmpuint (i, <, 1600);
+      g_assert_true (rel_tcp_wait_closed (fd, TEST_TIMEOUT_MS, NULL));
+      g_assert_cmpint (g_get_monotonic_time () - start, <, (gint64) test_scaled_ms (3000) * 1000);
+      close (fd);
+      read_response (other, NULL, TEST_TIMEOUT_MS);
+      close (other);
+    }
+  assert_served (f);
+}
+
+typedef struct
+{
+  EngineIOServer *server;
+  guint           delay_ms;
+} CloseLater;
+
+static gpointer
+close_later_thread (gpointer data)
+{
+  CloseLater *c = data;
+
+  g_usleep ((gulong) c->delay_ms * 1000);
+  engine_io_server_close (c->server);
+  return NULL;
+}
+
+/* Bodies past their bounds (some too large for a live session, some for
+ * no session) pumped while the engine closes: every connection is
+ * closed, nothing stays (the teardown counts). */
+static void
+test_post_over_engine_close (Fixture       *f,
+                             gconstpointer  data)
+{
+  enum { N = 6 };
+  int fds[N];
+  gboolean open_[N];
+  g_autofree char *big = g_strnfill (65536, 'b');
+  g_autofree char *big_chunk = g_strdup_printf ("10000\r\n%s\r\n", big);
+  CloseLater c = { f->server, 50 };
+  GThread *thread;
+  guint alive = N;
+
+  for (guint i = 0; i < N; i++)
+    {
+      g_autofree char *sid = i % 2 ? handshake (f) : g_strdup ("unknown");
+      g_autofree char *head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                               "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n", sid);
+
+      fds[i] = connect_timed (f, TEST_TIMEOUT_MS);
+      open_[i] = TRUE;
+      send_text (fds[i], head);
+    }
+  thread = g_thread_new ("close-later", close_later_thread, &c);
+  for (guint round = 0; round < 1600 && alive > 0; round++)
+    for (guint i = 0; i < N; i++)
+      if (open_[i] && !send_text (fds[i], big_chunk))
+        {
+          open_[i] = FALSE;
+          alive--;
+        }
+  g_thread_join (thread);
+  g_assert_cmpuint (alive, ==, 0);
+  for (guint i = 0; i < N; i++)
+    {
+      g_assert_true (rel_tcp_wait_closed (fds[i], TEST_TIMEOUT_MS, NULL));
+      close (fds[i]);
+    }
+}
+
+/* Requests pipelined behind a body past max-payload: under the
+ * dropped-body bound (413 at its end, then the requests behind it
+ * answered), past it (413, closed, nothing behind it served). */
+static void
+test_post_over_pipelined (Fixture       *f,
+                          gconstpointer  data)
+{
+  const gsize sizes[] = { 5000, 2 * 1024 * 1024 };
+
+  for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
+    {
+      g_autofree char *sid = handshake (f);
+      g_autofree char *head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                               "Host: x\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n\r\n",
+                                               sid, sizes[s]);
+      const char *get = "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n";
+      g_autofree char *body = g_strnfill (sizes[s], 'a');
+      g_autoptr(GByteArray) got = g_byte_array_new ();
+      g_autoptr(GByteArray) out = g_byte_array_new ();
+      int fd = connect_timed (f, TEST_TIMEOUT_MS);
+
+      g_byte_array_append (out, (guint8 *) head, (guint) strlen (head));
+      g_byte_array_append (out, (guint8 *) body, (guint) sizes[s]);
+      g_byte_array_append (out, (guint8 *) get, (guint) strlen (get));
+      g_byte_array_append (out, (guint8 *) get, (guint) strlen (get));
+      rel_tcp_send (fd, out->data, out->len);
+      if (s == 0)
+        {
+          /* Read whole and answered; the connection goes on to the
+           * requests behind it. */
+          g_assert_cmpuint (read_response (fd, NULL, TEST_TIMEOUT_MS), ==, 413);
+          g_assert_cmpuint (read_response (fd, NULL, TEST_TIMEOUT_MS), ==, 200);
+          g_assert_cmpuint (read_response (fd, NULL, TEST_TIMEOUT_MS), ==, 200);
+        }
+      else
+        {
+          /* Taken and closed past 1 MiB, after its 413; nothing behind
+           * it is served. */
+          g_assert_true (rel_tcp_wait_closed (fd, TEST_TIMEOUT_MS, got));
+          g_assert_cmpuint (rel_http_status_of (got), ==, 413);
+          g_byte_array_append (got, (guint8 *) "", 1);
+          g_assert_null (strstr ((char *) got->data, "HTTP/1.1 200"));
+        }
+      close (fd);
+    }
+  assert_served (f);
+}
+
+/* Bodies past their bounds over TLS: a Content-Length past max-payload
+ * pumped on (the connection taken and closed past 1 MiB), a body
+ * trickled (closed after connection-timeout), and a 413 with requests
+ * pipelined behind it: never held, nothing stays. */
+static void
+test_tls_post_over (Fixture       *f,
+                    gconstpointer  data)
+{
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+  g_autofree char *block = g_malloc0 (65536);
+
+  /* Pumped. */
+  {
+    g_autoptr(GSocket) socket = NULL;
+    g_autoptr(GIOStream) stream = tls_open (f, 0, &socket);
+    const char *head = "POST /engine.io/?EIO=4&transport=polling&sid=nosuch HTTP/1.1\r\n"
+                       "Host: x\r\nContent-Length: 100000000\r\n\r\n";
+    gint64 start = g_get_monotonic_time ();
+    guint i;
+
+    g_assert_true (stream_write (stream, head, strlen (head)));
+    for (i = 0; i < 1600; i++)
+      if (!stream_write (stream, block, 65536))
+        break;
+    g_assert_cmpuint (i, <, 1600);
+    g_assert_cmpint (g_get_monotonic_time () - start, <, (gint64) test_scaled_ms (3000) * 1000);
+    g_assert_true (rel_tcp_wait_closed (g_socket_get_fd (socket), TEST_TIMEOUT_MS, NULL));
+    g_socket_close (socket, NULL);
+    assert_fds_back (before, TEST_TIMEOUT_MS);
+  }
+  /* Trickled, the client then reading nothing. */
+  {
+    g_autofree char *sid = handshake_tls (f);
+    /* The session's own (a context of its own with loop-threads 0) counted. */
+    guint with_session = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+    g_autoptr(GSocket) socket = NULL;
+    g_autoptr(GIOStream) stream = tls_open (f, 0, &socket);
+    g_autofree char *head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                             "Host: x\r\nContent-Length: 500\r\n\r\n4", sid);
+    gint64 start = g_get_monotonic_time ();
+    gboolean closed = FALSE;
+
+    g_assert_true (stream_write (stream, head, strlen (head)));
+    while (!closed && g_get_monotonic_time () - start < 10 * G_USEC_PER_SEC)
+      closed = !stream_write (stream, "a", 1) ||
+               rel_tcp_wait_closed (g_socket_get_fd (socket), 200, NULL);
+    g_assert_true (closed);
+    g_assert_cmpint (g_get_monotonic_time () - start, <, 6 * G_USEC_PER_SEC);
+    g_socket_close (socket, NULL);
+    assert_fds_back (with_session, TEST_TIMEOUT_MS);
+  }
+  /* A 413 at the head, the body sent whole, polls pipelined behind. */
+  {
+    g_autofree char *sid = handshake_tls (f);
+    /* The session's own (a context of its own with loop-threads 0) counted. */
+    guint with_session = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+    g_autoptr(GSocket) socket = NULL;
+    g_autoptr(GIOStream) stream = tls_open (f, 0, &socket);
+    g_autofree char *head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                             "Host: x\r\nContent-Length: 5000\r\n\r\n", sid);
+    g_autofree char *get = poll_head (sid);
+    g_autofree char *answer = NULL;
+
+    g_assert_true (stream_write (stream, head, strlen (head)));
+    g_assert_true (stream_write (stream, block, 5000));
+    g_assert_true (stream_write (stream, get, strlen (get)));
+    answer = tls_read_head (stream);
+    g_assert_cmpuint (status_of (answer), ==, 413);
+    gsocket_reset (socket);
+    assert_fds_back (with_session, TEST_TIMEOUT_MS);
+  }
+}
+
+/* wss upgrades in flight (heads sent, nothing read) when the engine
+ * closes, half of the clients then resetting, half reading their answer
+ * (101, or 503 once closed) and closing: no crash, nothing stays.
+ *
+ * Open finding, run with ENGINE_IO_TEST_SOUP_OPEN=1: passes with
+ * loop-threads 0; with loop-threads 2 (4 runs of 6 here in a normal
+ * build; it passed once under ASan) four sockets of
+ * the two clients that got their 101 (their relays: the socketpair ends
+ * and/or stolen connections) are still open 8 s after those clients
+ * closed their connections and the engine closed, and one descriptor is
+ * still open after the SoupServer is gone (the teardown's count). Not
+ * diagnosed: a session closed by the engine's close while its upgrade
+ * is being switched (wrote_informational_cb() attaching the WebSocket to
+ * a session that is closing, in another thread) is the suspect. */
+static void
+test_wss_upgrades_at_close (Fixture       *f,
+                            gconstpointer  data)
+{
+  enum { N = 8 };
+  GIOStream *streams[N];
+  GSocket *sockets[N];
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+  g_autofree char *head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                                           "Host: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                                           "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                                           f->port);
+
+  for (guint i = 0; i < N; i++)
+    {
+      streams[i] = tls_open (f, 0, &sockets[i]);
+      g_assert_true (stream_write (streams[i], head, strlen (head)));
+    }
+  engine_io_server_close (f->server);
+  for (guint i = 0; i < N; i++)
+    {
+      if (i % 2 == 0)
+        gsocket_reset (sockets[i]);
+      else
+        {
+          g_autofree char *answer = tls_read_head (streams[i]);
+          guint status = status_of (answer);
+
+          /* Switched before the close (its session then ends), or
+           * refused after it. */
+          if (status != 101 && status != 503)
+            g_test_fail_printf ("client %u: %.40s", i, answer);
+          g_io_stream_close (streams[i], NULL, NULL);
+        }
+      g_object_unref (streams[i]);
+      g_object_unref (sockets[i]);
+    }
+  /* Everything but libsoup's kept-alive TLS connections (the 503s':
+   * see tls-keepalive-client-gone) let go while the SoupServer runs. */
+  assert_fds_at_most (before + N / 4, test_scaled_ms (3000) + TEST_TIMEOUT_MS);
+}
+
+/* A wss client that sends messages to be echoed and reads nothing: the
+ * echoes fill the relay and the session's output bound, the session
+ * stops reading, and the client's writes stop being taken (back-pressure
+ * through the relay): what the process holds for it stays bounded (the
+ * session's send queue, send-queue-high-water 8 MiB, the wire queue and
+ * the relay's chunks: +12 to 14 MiB of RSS seen for ~13 MB sent; the
+ * rest is in the kernel's buffers), and its reset ends the session and
+ * lets go of everything. (Not read for ping-interval + ping-timeout, the
+ * session would be closed 1008: 40 s here.) */
+static void
+test_wss_echo_flood_no_read (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autofree char *prefix = NULL;
+  g_autofree char *text = g_strnfill (900, 'e');
+  g_autofree char *message = g_strconcat ("4", text, NULL);
+  g_autoptr(GByteArray) frame = g_byte_array_new ();
+  g_autoptr(GByteArray) burst = g_byte_array_new ();
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GIOStream) stream = NULL;
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+  RelResources start, end;
+  gsize sent = 0;
+
+  stream = wss_open (f, 4096, &socket, &sid);
+  g_socket_set_timeout (socket, 2);
+  rel_resources_now (&start);
+  test_ws_append_frame (frame, TEST_WS_FIRST_BYTE (TRUE, 0, TEST_WS_TEXT), TRUE, message, strlen (message));
+  for (guint i = 0; i < 64; i++)
+    g_byte_array_append (burst, frame->data, frame->len);
+  /* Up to 64 MiB of echoes asked for; the writes block once nothing
+   * takes them any more (the client socket's timeout ends them). */
+  while (sent < 64 * 1024 * 1024 && stream_write (stream, burst->data, burst->len))
+    sent += burst->len;
+  rel_resources_now (&end);
+  g_test_message ("sent %" G_GSIZE_FORMAT " bytes; RSS %u kB -> %u kB", sent, start.rss_kb, end.rss_kb);
+  g_assert_cmpuint (sent, <, 64 * 1024 * 1024);
+  if (!UNDER_SANITIZER)
+    g_assert_cmpuint (end.rss_kb, <, start.rss_kb + 32 * 1024);
+  gsocket_reset (socket);
+  prefix = g_strdup_printf ("close %s", sid);
+  g_assert_true (wait_prefix (f, prefix));
+  g_clear_object (&stream);
+  assert_fds_back (before, TEST_TIMEOUT_MS);
+}
+
+/* Open finding (libsoup 3.2.3 / glib-networking 2.74, not the adapter:
+ * the same with a path the engine does not serve): a TLS connection
+ * kept alive after a response, whose client then goes (close_notify
+ * and FIN, a bare FIN, or a reset), is held by the SoupServer, in
+ * CLOSE_WAIT, for as long as it runs (still there after 30 s); over plain HTTP it is
+ * closed at once. One descriptor per HTTPS client visit. Run with
+ * ENGINE_IO_TEST_SOUP_OPEN=1. */
+static void
+test_tls_keepalive_client_gone (Fixture       *f,
+                                gconstpointer  data)
+{
+  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GSocket) socket = NULL;
+      g_autoptr(GIOStream) stream = tls_open (f, 0, &socket);
+      /* No session (it would hold descriptors of its own). */
+      const char *get = i == 0 ? "GET /engine.io/?EIO=4&transport=polling&sid=nosuch HTTP/1.1\r\nHost: x\r\n\r\n"
+                               : "GET /other HTTP/1.1\r\nHost: x\r\n\r\n";
+      g_autofree char *head = NULL;
+
+      g_assert_true (stream_write (stream, get, strlen (get)));
+      head = tls_read_head (stream);
+      g_assert_cmpuint (status_of (head), !=, 0);
+      if (i == 0)
+        g_io_stream_close (stream, NULL, NULL);
+      else if (i == 1)
+        g_socket_close (socket, NULL);
+      else
+        gsocket_reset (socket);
+    }
+  assert_fds_back (before, TEST_TIMEOUT_MS);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1238,11 +2060,27 @@ main (int    argc,
   ADD ("unref-while-paused/detached", test_unref_while_paused, GINT_TO_POINTER (TRUE));
   ADD ("unref-while-paused/attached", test_unref_while_paused, GINT_TO_POINTER (FALSE));
   ADD ("close-while-paused", test_close_while_paused, NULL);
+  ADD ("post-over-session-ends", test_post_over_session_ends, NULL);
+  ADD ("post-over-engine-close", test_post_over_engine_close, NULL);
+  ADD ("post-over-pipelined", test_post_over_pipelined, NULL);
   if (have_tls)
     {
       ADD ("wss-echo", test_wss_echo, &tls_marker);
       ADD ("wss-client-reset", test_wss_client_reset, &tls_marker);
       ADD ("wss-stalled-reader", test_wss_stalled_reader, &tls_marker);
+      ADD ("wss-gone-everywhere", test_wss_gone_everywhere, &tls_marker);
+      ADD ("wss-abandoned-many", test_wss_abandoned_many, &tls_marker);
+      ADD ("wss-half-close-stalled", test_wss_half_close_stalled, &tls_marker);
+      ADD ("wss-session-closed-stalled", test_wss_session_closed_stalled, &tls_marker);
+      ADD ("wss-detached-relays", test_wss_detached_relays, &tls_marker);
+      ADD ("wss-engine-close-many", test_wss_engine_close_many, &tls_marker);
+      ADD ("tls-post-over", test_tls_post_over, &tls_marker);
+      ADD ("wss-echo-flood-no-read", test_wss_echo_flood_no_read, &tls_marker);
+      if (g_getenv ("ENGINE_IO_TEST_SOUP_OPEN") != NULL)
+        {
+          ADD ("tls-keepalive-client-gone", test_tls_keepalive_client_gone, &tls_marker);
+          ADD ("wss-upgrades-at-close", test_wss_upgrades_at_close, &tls_marker);
+        }
     }
 #undef ADD
   ret = g_test_run ();

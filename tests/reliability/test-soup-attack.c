@@ -236,8 +236,13 @@ fixture_teardown (Fixture       *f,
    * still writing to a client that went away (it gives up within
    * connection-timeout) must see its end there before the loop stops, or
    * it holds the context, and its wake-up descriptor, for ever. On a
-   * loaded machine that took longer than the cases wait. */
-  test_wait_count_at_most (test_count_fds, f->running_fds + (f->kept != NULL), TEST_TIMEOUT_MS);
+   * loaded machine that took longer than the cases wait. Only the TLS
+   * cases have relays: a plain case's keep-alive connections stay open
+   * until the SoupServer disconnects, so this wait would always run to its
+   * end there (5 s a case, 10 s under the sanitizers' time scale). The
+   * warm-ups (baseline G_MAXUINT) keep what they open for the process. */
+  if (f->tls && f->baseline_fds != G_MAXUINT)
+    test_wait_count_at_most (test_count_fds, f->running_fds + (f->kept != NULL), TEST_TIMEOUT_MS);
   g_main_context_invoke (f->context, quit_loop, f->loop);
   g_thread_join (f->thread);
   g_clear_object (&f->server);
@@ -1178,7 +1183,6 @@ static void
 test_wss_echo (Fixture       *f,
                gconstpointer  data)
 {
-  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
   g_autofree char *sid = NULL;
   g_autoptr(GIOStream) stream = wss_open (f, 0, NULL, &sid);
   g_autofree char *big = g_strnfill (MAX_PAYLOAD - 1, 'b');
@@ -1214,9 +1218,8 @@ test_wss_echo (Fixture       *f,
   closed = g_strdup_printf ("close %s transport close", sid);
   g_assert_true (wait_event (f, closed));
   g_io_stream_close (stream, NULL, NULL);
-  /* The relay's end (its streams' closes) while the SoupServer's context
-   * still runs: the teardown stops it. */
-  test_wait_count_at_most (test_count_fds, before, TEST_TIMEOUT_MS);
+  /* The relay's end (its streams' closes): the teardown waits for it while
+   * the SoupServer's context still runs, then counts the descriptors. */
 }
 
 /* The client resets its TCP connection: the relay ends, the session
@@ -1226,7 +1229,6 @@ static void
 test_wss_client_reset (Fixture       *f,
                        gconstpointer  data)
 {
-  guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
   g_autofree char *sid = NULL;
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GIOStream) stream = wss_open (f, 0, &socket, &sid);
@@ -1246,8 +1248,7 @@ test_wss_client_reset (Fixture       *f,
   closed = g_strdup_printf ("close %s transport error", sid);
   g_assert_true (wait_event (f, closed));
   g_clear_object (&stream);
-  /* As in wss-echo. */
-  test_wait_count_at_most (test_count_fds, before, TEST_TIMEOUT_MS);
+  /* As in wss-echo: the teardown waits for the relay's end. */
 }
 
 /* A client that asks for 16 MiB and reads nothing (its receive buffer

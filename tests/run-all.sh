@@ -10,7 +10,7 @@
 #      suites again;
 #   4. the eight libFuzzer targets (codec, request handler, WebSocket sessions,
 #      WebSocket frame codec, Socket.IO packet codec) under ASan+UBSan (clang),
-#      two at a time: 8 x FUZZ_SECONDS CPU-seconds (8 CPU-minutes by default)
+#      two at a time: 8 x FUZZ_SECONDS CPU-seconds (4 CPU-minutes by default)
 #      in about 4 x FUZZ_SECONDS of wall time (the same four rounds as seven).
 # The ASan and TSan builds also have the lock-order check (-Dlock_checks=true,
 # src/runtime/engineio-lock-private.h): a lock taken out of order aborts.
@@ -21,12 +21,12 @@
 # .ci/count-results.py (one line per log, the number of distinct checks), the
 # stages that ran and those skipped, and last one line:
 #   N passed, N failed, N skipped
-# Environment: FUZZ_SECONDS (per target, default 60), SOAK_SECONDS (default 240),
+# Environment: FUZZ_SECONDS (per target, default 30), SOAK_SECONDS (default 240),
 # SKIP_ASAN=1, SKIP_SOAK=1, SKIP_TSAN=1, SKIP_FUZZ=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 # ThreadSanitizer runs the code several times slower: meson's timeouts and
 # the tests' own upper time bounds (ENGINE_IO_TEST_TIME_SCALE, read by
 # tests/testutil.c; lower bounds never scale) are multiplied by this.

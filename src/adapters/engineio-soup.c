@@ -48,7 +48,6 @@
 #include "engineio-soup.h"
 #include "engineio-error.h"
 #include "engineio-host.h"
-#include "engineio-server-impl-private.h"  /* engine_io_server_ensure_started() */
 
 /* What a body nobody keeps (refused at its head, or grown past
  * max-payload) may go on for before its connection is closed instead of
@@ -1283,7 +1282,7 @@ engine_io_server_attach_soup (EngineIOServer  *server,
           return FALSE;
         }
     }
-  if (!engine_io_server_ensure_started (server, error))
+  if (!engine_io_server_start (server, error))
     return FALSE;
 
   attach = g_new0 (SoupAttach, 1);

@@ -404,6 +404,10 @@ soup_suspend (EngineIOHostRequest *request)
   EngineIOSoupRequest *sr = (EngineIOSoupRequest *) request;
 
   sr->paused = TRUE;
+  /* Held again after libsoup was done with the message (see
+   * request_done()): nothing to pause. */
+  if (sr->finished)
+    return;
   soup_server_message_pause (sr->msg);
   /* Watched for its client going (libsoup does not read a paused
    * message's connection): a waiting poll ends its session then. */
@@ -724,8 +728,9 @@ soup_upgrade (EngineIOHostRequest *request,
   SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (sr->msg);
 
   /* No upgrade within HTTP/2 (its connection cannot be taken; nghttp2
-   * refuses Upgrade headers there anyway): the engine answers 400. */
-  if (soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
+   * refuses Upgrade headers there anyway), nor once libsoup is done with
+   * the message: the engine answers 400. */
+  if (sr->finished || soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
     return FALSE;
   for (gsize i = 0; headers[i] != NULL && headers[i + 1] != NULL; i += 2)
     soup_message_headers_append (response_headers, headers[i], headers[i + 1]);

@@ -1632,6 +1632,30 @@ test_held_post_client_gone (Fixture       *f,
   engine_io_host_request_finished (host, FALSE);
 }
 
+/* engine_io_server_start(): an invalid configuration is reported there
+ * (not at the first request); a started server starts again as a no-op;
+ * a closed one does not. */
+static void
+test_start (void)
+{
+  g_autoptr(EngineIOServer) invalid = engine_io_server_new ();
+  g_autoptr(EngineIOServer) server = engine_io_server_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_object_set (invalid, "cors-origin", "*", "cors-credentials", TRUE, NULL);
+  g_assert_false (engine_io_server_start (invalid, &error));
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  g_assert_true (engine_io_server_start (server, &error));
+  g_assert_no_error (error);
+  g_assert_true (engine_io_server_start (server, NULL));
+  engine_io_server_close (server);
+  g_assert_false (engine_io_server_start (server, &error));
+  g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
+  engine_io_server_close (invalid);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1641,6 +1665,7 @@ main (int    argc,
 
 #define ADD(name, func) \
   g_test_add ("/host/" name, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  g_test_add_func ("/host/start", test_start);
   ADD ("polling-echo", test_polling_echo);
   ADD ("websocket", test_websocket);
   ADD ("max-payload", test_max_payload);

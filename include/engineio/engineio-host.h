@@ -83,6 +83,9 @@ void        engine_io_host_request_set_content_length (EngineIOHostRequest *self
                                                        gint64               length);
 
 ENGINE_IO_AVAILABLE_IN_ALL
+gboolean    engine_io_server_start                    (EngineIOServer      *server,
+                                                       GError             **error);
+ENGINE_IO_AVAILABLE_IN_ALL
 gboolean    engine_io_server_handle_host_request      (EngineIOServer      *server,
                                                        EngineIOHostRequest *request);
 

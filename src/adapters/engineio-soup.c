@@ -1,30 +1,31 @@
 /* engineio-soup.c: the libsoup 3 adapter
  *
- * The only file that includes <libsoup/soup.h>. Like engineio-http.c for
- * libmicrohttpd, it turns a SoupServer's requests (on the server's path)
- * into the protocol core's request interface (engineio-request-private.h):
- * headers and query in, respond/suspend/resume out. Everything here runs
- * in the GMainContext the SoupServer dispatches in (the serving thread),
- * except http_resume()-like soup_resume(), which may come from any thread
- * and is marshalled there.
+ * The only file that includes <libsoup/soup.h>. A host of the engine on
+ * its public host seam (engineio-host.h), as any application's web server
+ * would be: each SoupServerMessage on the server's path is an
+ * EngineIOSoupRequest, a private subclass of EngineIOHostRequest whose
+ * class functions (respond, suspend, resume, upgrade) act on the message.
+ * Everything here runs in the GMainContext the SoupServer dispatches in
+ * (the serving thread), except the class's resume(), which may come from
+ * any thread and is marshalled there.
  *
  * - A request on the path is seen at its headers (an early handler): a
- *   POST begins there (an oversized Content-Length is refused before a
- *   byte of its body is read), and the body is never accumulated by
- *   libsoup: its chunks (got-chunk) are kept up to max-payload, and the
- *   bytes of a body nobody wants are counted and, past a bound (or past
- *   connection-timeout), the connection is taken from libsoup and
- *   closed (abort_connection()).
- * - Anything else begins at the normal handler (the body read).
- * - suspend pauses the SoupServerMessage; a waiting poll's socket is
- *   watched for its client closing it (the request is then resumed and
- *   ends on the client_gone path: no response, the connection is shut
+ *   POST is handed to the engine there (an oversized Content-Length is
+ *   refused before a byte of its body is read), and the body is never
+ *   accumulated by libsoup: its chunks (got-chunk) go to
+ *   engine_io_host_request_add_body(), and the bytes of a body nobody
+ *   wants are counted and, past a bound (or past connection-timeout), the
+ *   connection is taken from libsoup and closed (abort_connection()).
+ * - Anything else is handed over at the normal handler (the body read).
+ * - suspend pauses the SoupServerMessage; its socket is watched for its
+ *   client closing it (engine_io_host_request_client_gone(): a waiting
+ *   poll is then resumed and gets no answer, the connection is shut
  *   down).
- * - upgrade answers 101 with the core's headers; once libsoup has written
- *   it (wrote-informational), the connection is stolen and its descriptor
- *   handed to the session. Over TLS (or without a descriptor) the stolen
- *   stream is relayed to a socketpair whose other end the session gets
- *   (Relay).
+ * - upgrade answers 101 with the engine's headers; once libsoup has
+ *   written it (wrote-informational), the connection is stolen and handed
+ *   over (engine_io_host_request_attach_connection()). Over TLS (or
+ *   without a descriptor) the stolen stream is relayed to a socketpair
+ *   whose other end the session gets (Relay).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -34,6 +35,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,10 +47,7 @@
 #include "engineio-peer-private.h"
 #include "engineio-soup.h"
 #include "engineio-error.h"
-#include "engineio-server-private.h"
-#include "engineio-server-impl-private.h"
-#include "engineio-socket-private.h"
-#include "engineio-websocket-private.h"
+#include "engineio-host.h"
 
 /* What a body nobody keeps (refused at its head, or grown past
  * max-payload) may go on for before its connection is closed instead of
@@ -57,7 +56,6 @@
 /* What is read from a stolen connection past the upgrade's head at once
  * (the bytes libsoup had buffered, and whatever else is there). */
 #define MAX_EXTRA_IN (64 * 1024)
-#define MAX_JOINED_LIST 4096
 
 /* One engine attached to one SoupServer. */
 typedef struct
@@ -66,34 +64,48 @@ typedef struct
   EngineIOServer  *server;        /* owned */
   char            *path;          /* the handler's path (no trailing '/') */
   char            *metrics_path;  /* owned; NULL: none of its own */
+  /* The server's properties (frozen once it started). */
+  guint64          max_payload;
+  guint            connection_timeout;
 } SoupAttach;
+
+/* One SoupServerMessage, as the engine's host request. */
+typedef struct
+{
+  EngineIOHostRequest  parent_instance;
+  SoupAttach          *attach;       /* owned */
+  SoupServerMessage   *msg;          /* owned */
+  GMainContext        *context;      /* owned: where the SoupServer dispatches it */
+  GSocket             *gsocket;      /* owned; NULL if libsoup gave none */
+  GSource             *gone_watch;   /* a held request's socket, watched for its client going */
+  GSource             *body_deadline; /* a body must be in by then */
+  guint64              body_length;  /* body bytes read so far */
+  guint64              dropped;      /* body bytes read and dropped */
+  guint                status;       /* the engine's answer (0: none yet) */
+  gboolean             handed;       /* given to the engine */
+  gboolean             reading;      /* the engine reads the body */
+  gboolean             deferred;     /* not a POST: handed over at the normal handler */
+  gboolean             orphaned;     /* the body's session ended while it was read */
+  gboolean             head_answered; /* answered when handed over at its head */
+  gboolean             responded;
+  gboolean             paused;       /* suspended by the engine, resumed() not called yet */
+  gboolean             upgrading;    /* upgrade() returned TRUE: the 101 is on its way */
+  gboolean             finished;     /* over for libsoup (written, aborted, or switched) */
+  gboolean             stealing;     /* the connection is being taken */
+  gboolean             wrote_body;   /* the response went out whole */
+  gboolean             killed;       /* the connection was shut down or taken to be closed */
+  gboolean             relayed;      /* a WebSocket goes through a relay (TLS) */
+} EngineIOSoupRequest;
 
 typedef struct
 {
-  EngineIORequest    base;         /* first: the core's view */
-  gatomicrefcount    ref_count;    /* the message's (until finished), and one per
-                                    * resumption on its way */
-  EngineIOServer    *server;       /* owned */
-  SoupServerMessage *msg;          /* owned until finished */
-  GMainContext      *context;      /* owned: where the SoupServer dispatches it */
-  GSocket           *gsocket;      /* owned; NULL if libsoup gave none */
-  GByteArray        *body;         /* POST body being read */
-  GSource           *gone_watch;   /* a waiting poll's socket, watched for its client going */
-  GSource           *body_deadline; /* a POST body must be in by then */
-  gboolean           want_body;
-  gboolean           deferred;     /* not a POST: begin at the normal handler */
-  gboolean           too_large;
-  gboolean           orphaned;
-  gboolean           responded;
-  gboolean           paused;
-  gboolean           finished;
-  gboolean           stealing;     /* the connection is being taken (upgrade) */
-  gboolean           wrote_body;   /* the response went out whole */
-  gboolean           killed;       /* the connection was shut down or taken to be closed */
-  gboolean           relayed;      /* a WebSocket goes through a relay (TLS) */
-  guint64            dropped;
-  int                resumed;      /* (atomic) a resumption is on its way */
-} SoupRequest;
+  EngineIOHostRequestClass parent_class;
+} EngineIOSoupRequestClass;
+
+static GType engine_io_soup_request_get_type (void) G_GNUC_CONST;
+G_DEFINE_TYPE (EngineIOSoupRequest, engine_io_soup_request, ENGINE_IO_TYPE_HOST_REQUEST)
+
+#define HOST(sr) ((EngineIOHostRequest *) (sr))
 
 static GQuark
 request_quark (void)
@@ -125,31 +137,7 @@ attach_unref (gpointer data)
   g_free (attach);
 }
 
-static SoupRequest *
-soup_request_ref (SoupRequest *sr)
-{
-  g_atomic_ref_count_inc (&sr->ref_count);
-  return sr;
-}
-
-static void
-soup_request_unref (SoupRequest *sr)
-{
-  if (!g_atomic_ref_count_dec (&sr->ref_count))
-    return;
-  g_warn_if_fail (sr->gone_watch == NULL);
-  g_warn_if_fail (sr->body_deadline == NULL);
-  if (sr->body != NULL)
-    g_byte_array_unref (sr->body);
-  engine_io_request_clear (&sr->base);
-  g_clear_object (&sr->msg);
-  g_clear_object (&sr->gsocket);
-  g_main_context_unref (sr->context);
-  g_object_unref (sr->server);
-  g_free (sr);
-}
-
-static void request_done (SoupRequest *sr, gboolean completed);
+static void request_done (EngineIOSoupRequest *sr, gboolean completed);
 
 /* Shuts the connection down: libsoup's next read or write fails and it
  * ends the message (aborted) and closes the connection. Only for a
@@ -157,7 +145,7 @@ static void request_done (SoupRequest *sr, gboolean completed);
  * coming, a shut-down socket still reads them (Linux), and libsoup goes
  * on reading (see abort_connection()). */
 static void
-kill_connection (SoupRequest *sr)
+kill_connection (EngineIOSoupRequest *sr)
 {
   sr->killed = TRUE;
   if (sr->gsocket != NULL)
@@ -259,13 +247,13 @@ write_answer (GIOStream *stream,
  * slow), and closes its connection now: the connection is taken from
  * libsoup (which would go on reading a body whose client keeps sending,
  * even from a shut-down socket), the request ends (aborted), and the
- * answer the core gave at its head (a 413 for a Content-Length past
+ * answer the engine gave at its head (a 413 for a Content-Length past
  * max-payload), if any, is written before the close, as libmicrohttpd
  * does at the head; no answer otherwise (as there). May be called from
  * libsoup's got-chunk (libsoup stops reading a stolen message: it checks
  * that the message still has its I/O after every signal). */
 static void
-abort_connection (SoupRequest *sr)
+abort_connection (EngineIOSoupRequest *sr)
 {
   g_autoptr(GBytes) answer = NULL;
   GIOStream *stream;
@@ -281,8 +269,8 @@ abort_connection (SoupRequest *sr)
       return;
     }
   sr->killed = TRUE;
-  soup_request_ref (sr);
-  if (sr->responded && soup_server_message_get_status (sr->msg) >= 400)
+  g_object_ref (sr);
+  if (sr->head_answered && soup_server_message_get_status (sr->msg) >= 400)
     answer = serialize_answer (sr->msg);
   sr->stealing = TRUE;
   stream = soup_server_message_steal_connection (sr->msg);
@@ -293,7 +281,7 @@ abort_connection (SoupRequest *sr)
     {
       /* No connection to take (never expected): shut it down. */
       kill_connection (sr);
-      soup_request_unref (sr);
+      g_object_unref (sr);
       return;
     }
 
@@ -316,19 +304,19 @@ abort_connection (SoupRequest *sr)
     }
   else
     closer_free (closer);  /* nothing to deliver: closed now */
-  soup_request_unref (sr);
+  g_object_unref (sr);
 }
 
 /* Has the client closed the connection (FIN or RST), now, without
  * waiting? */
 static gboolean
-closed_by_peer (SoupRequest *sr)
+closed_by_peer (EngineIOSoupRequest *sr)
 {
   return sr->gsocket != NULL && engine_io_fd_closed_by_peer (g_socket_get_fd (sr->gsocket));
 }
 
 static void
-stop_body_deadline (SoupRequest *sr)
+stop_body_deadline (EngineIOSoupRequest *sr)
 {
   if (sr->body_deadline != NULL)
     {
@@ -338,7 +326,7 @@ stop_body_deadline (SoupRequest *sr)
 }
 
 static void
-stop_gone_watch (SoupRequest *sr)
+stop_gone_watch (EngineIOSoupRequest *sr)
 {
   if (sr->gone_watch != NULL)
     {
@@ -347,25 +335,29 @@ stop_gone_watch (SoupRequest *sr)
     }
 }
 
-/* Request interface */
+/* The class functions (EngineIOHostRequestClass) */
 
 static void
-soup_respond (EngineIORequest *req,
-              guint            status,
-              GPtrArray       *headers,
-              GBytes          *body)
+soup_respond (EngineIOHostRequest *request,
+              guint                status,
+              const char * const  *headers,
+              GBytes              *body)
 {
-  SoupRequest *sr = (SoupRequest *) req;
-  SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (sr->msg);
+  EngineIOSoupRequest *sr = (EngineIOSoupRequest *) request;
+  SoupMessageHeaders *response_headers;
 
-  if (headers != NULL)
-    for (guint i = 0; i + 1 < headers->len; i += 2)
-      soup_message_headers_append (response_headers, g_ptr_array_index (headers, i),
-                                   g_ptr_array_index (headers, i + 1));
-  if (body != NULL && g_bytes_get_size (body) > 0)
+  sr->responded = TRUE;
+  sr->status = status;
+  /* Answered after libsoup was done with the message (a request held by
+   * the engine when its connection went): nobody to write it to. */
+  if (sr->finished)
+    return;
+  response_headers = soup_server_message_get_response_headers (sr->msg);
+  for (gsize i = 0; headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+    soup_message_headers_append (response_headers, headers[i], headers[i + 1]);
+  if (g_bytes_get_size (body) > 0)
     soup_message_body_append_bytes (soup_server_message_get_response_body (sr->msg), body);
   soup_server_message_set_status (sr->msg, status, NULL);
-  sr->responded = TRUE;
 }
 
 static gboolean gone_watch_cb (GSocket      *gsocket,
@@ -373,8 +365,8 @@ static gboolean gone_watch_cb (GSocket      *gsocket,
                                gpointer      user_data);
 
 static void
-watch_gone (SoupRequest  *sr,
-            GIOCondition  condition)
+watch_gone (EngineIOSoupRequest *sr,
+            GIOCondition         condition)
 {
   sr->gone_watch = g_socket_create_source (sr->gsocket, condition, NULL);
   g_source_set_callback (sr->gone_watch, G_SOURCE_FUNC (gone_watch_cb), sr, NULL);
@@ -387,14 +379,11 @@ gone_watch_cb (GSocket      *gsocket,
                GIOCondition  condition,
                gpointer      user_data)
 {
-  SoupRequest *sr = user_data;
-  g_autoptr(EngineIOSocket) socket = NULL;
+  EngineIOSoupRequest *sr = user_data;
 
   g_clear_pointer (&sr->gone_watch, g_source_unref);
-  if (sr->base.socket == NULL)
-    return G_SOURCE_REMOVE;
   /* Readable but not closed (a pipelined request, which libsoup reads
-   * only after this poll): from now on watched for a reset or hang-up
+   * only after this one): from now on watched for a reset or hang-up
    * only (not for the bytes, which stay there), so that a client that
    * pipelined and then reset still ends its session at once. */
   if (!closed_by_peer (sr))
@@ -403,44 +392,44 @@ gone_watch_cb (GSocket      *gsocket,
         watch_gone (sr, G_IO_HUP | G_IO_ERR);
       return G_SOURCE_REMOVE;
     }
-  socket = g_object_ref (sr->base.socket);
-  if (engine_io_socket_resume_gone_poll (socket, &sr->base, sr->base.serial))
-    g_debug ("soup: the client of a waiting poll closed its connection");
+  /* A waiting poll is resumed (soup_resume() may run here), and gets no
+   * answer; other held requests go on as they would have. */
+  engine_io_host_request_client_gone (HOST (sr));
   return G_SOURCE_REMOVE;
 }
 
 static void
-soup_suspend (EngineIORequest *req)
+soup_suspend (EngineIOHostRequest *request)
 {
-  SoupRequest *sr = (SoupRequest *) req;
+  EngineIOSoupRequest *sr = (EngineIOSoupRequest *) request;
 
   sr->paused = TRUE;
+  /* Held again after libsoup was done with the message (see
+   * request_done()): nothing to pause. */
+  if (sr->finished)
+    return;
   soup_server_message_pause (sr->msg);
-  /* A waiting poll: watched for its client going (libsoup does not read
-   * a paused message's connection). */
-  if (req->kind == ENGINE_IO_REQUEST_POLL && req->socket != NULL && sr->gsocket != NULL &&
-      sr->gone_watch == NULL)
+  /* Watched for its client going (libsoup does not read a paused
+   * message's connection): a waiting poll ends its session then. */
+  if (sr->gsocket != NULL && sr->gone_watch == NULL)
     watch_gone (sr, G_IO_IN | G_IO_HUP | G_IO_ERR);
 }
 
 static gboolean resumed_cb (gpointer user_data);
 
-/* Any thread. Never runs the resumption here (the caller may be inside a
- * core entry point on the serving thread, holding a session's lock): it
- * is queued in the SoupServer's context. */
+/* Any thread, once per suspend(). Never runs the resumption here (the
+ * caller may be inside an engine call on the serving thread): it is
+ * queued in the SoupServer's context. */
 static void
-soup_resume (EngineIORequest *req)
+soup_resume (EngineIOHostRequest *request)
 {
-  SoupRequest *sr = (SoupRequest *) req;
+  EngineIOSoupRequest *sr = (EngineIOSoupRequest *) request;
   GSource *source;
 
-  if (!g_atomic_int_compare_and_exchange (&sr->resumed, 0, 1))
-    return;
   source = g_idle_source_new ();
   g_source_set_priority (source, G_PRIORITY_DEFAULT);
   g_source_set_name (source, "[engineio] soup resume");
-  g_source_set_callback (source, resumed_cb, soup_request_ref (sr),
-                         (GDestroyNotify) soup_request_unref);
+  g_source_set_callback (source, resumed_cb, g_object_ref (sr), g_object_unref);
   g_source_attach (source, sr->context);
   g_source_unref (source);
 }
@@ -466,26 +455,6 @@ read_extra (GIOStream  *stream,
     }
 }
 
-/* A stolen connection, while its WebSocket lives. */
-typedef struct
-{
-  GIOStream *stream;
-  GSocket   *gsocket;
-} Stolen;
-
-static void
-release_stolen (gpointer data)
-{
-  Stolen *stolen = data;
-
-  /* The one close of the descriptor (GSocket closes once; nothing else
-   * holds it open). */
-  g_socket_close (stolen->gsocket, NULL);
-  g_object_unref (stolen->stream);
-  g_object_unref (stolen->gsocket);
-  g_free (stolen);
-}
-
 /* A stolen connection that carries TLS (or has no descriptor of its
  * own): the session gets one end of a socketpair, and the other end is
  * relayed to the stolen stream by g_io_stream_splice_async() in the
@@ -494,7 +463,7 @@ release_stolen (gpointer data)
  * the reading of the other (back-pressure), and what is held is the
  * socketpair's buffers and one chunk each way. Either side ending ends
  * both (both streams are closed). The session giving its end back
- * (release_relay(), any thread) closes that end; should the relay still
+ * (release_relay(), any thread, once its socket is gone) closes that end; should the relay still
  * be writing to a client that reads nothing then, it is closed
  * connection-timeout later. */
 typedef struct
@@ -506,7 +475,6 @@ typedef struct
   GIOStream       *local;      /* our end of the socketpair */
   GCancellable    *cancellable;
   GSource         *linger;
-  int              session_fd; /* the session's end, until it gives it back */
   guint            linger_ms;
   gboolean         done;       /* the splice finished */
 } Relay;
@@ -609,37 +577,46 @@ relay_released_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Any thread (the session's): it is done with its end. */
+
+/* The session is done with its end (its GSocket, closed, is finalized;
+ * any thread). */
 static void
-release_relay (gpointer data)
+release_relay (gpointer  data,
+               GObject  *where_the_socket_was)
 {
   Relay *relay = data;
 
-  close (relay->session_fd);
-  relay->session_fd = -1;
   g_main_context_invoke_full (relay->context, G_PRIORITY_DEFAULT, relay_released_cb,
                               relay, relay_unref);  /* the session's reference */
 }
 
-/* The session's end of a new relay for @stream, or -1. */
-static int
-relay_start (SoupRequest  *sr,
-             GIOStream    *stream,
-             GSocket      *gsocket,
-             Relay       **out)
+/* The session's end of a new relay for @stream (a socket of its own), or
+ * NULL. */
+static GSocket *
+relay_start (EngineIOSoupRequest *sr,
+             GIOStream           *stream,
+             GSocket             *gsocket)
 {
   int fds[2];
+  GSocket *session_socket;
   g_autoptr(GSocket) local_socket = NULL;
   Relay *relay;
 
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    return -1;
-  local_socket = g_socket_new_from_fd (fds[1], NULL);
-  if (local_socket == NULL)
+    return NULL;
+  session_socket = g_socket_new_from_fd (fds[0], NULL);
+  if (session_socket == NULL)
     {
       close (fds[0]);
       close (fds[1]);
-      return -1;
+      return NULL;
+    }
+  local_socket = g_socket_new_from_fd (fds[1], NULL);
+  if (local_socket == NULL)
+    {
+      g_object_unref (session_socket);  /* closes fds[0] */
+      close (fds[1]);
+      return NULL;
     }
   relay = g_new0 (Relay, 1);
   g_atomic_ref_count_init (&relay->ref_count);  /* the session's */
@@ -648,8 +625,10 @@ relay_start (SoupRequest  *sr,
   relay->client_socket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
   relay->local = G_IO_STREAM (g_socket_connection_factory_create_connection (local_socket));
   relay->cancellable = g_cancellable_new ();
-  relay->session_fd = fds[0];
-  relay->linger_ms = MAX (1, MIN (engine_io_server_get_connection_timeout (sr->server), 86400u)) * 1000u;
+  relay->linger_ms = MAX (1, MIN (sr->attach->connection_timeout, 86400u)) * 1000u;
+  /* The session's socket is the session's alone: it closes it and drops
+   * it when its WebSocket ends. */
+  g_object_weak_ref (G_OBJECT (session_socket), release_relay, relay);
   /* The splice's callbacks in the SoupServer's context. */
   g_main_context_push_thread_default (sr->context);
   g_io_stream_splice_async (relay->client, relay->local,
@@ -657,8 +636,33 @@ relay_start (SoupRequest  *sr,
                             G_PRIORITY_DEFAULT, relay->cancellable, relay_spliced_cb,
                             relay_ref (relay));
   g_main_context_pop_thread_default (sr->context);
-  *out = relay;
-  return fds[0];
+  return session_socket;
+}
+
+/* A stolen plain connection, as a socket that is the session's alone:
+ * its descriptor duplicated, then libsoup's socket closed (no FIN: the
+ * duplicate keeps the connection) and its stream dropped. NULL if the
+ * descriptor cannot be duplicated. */
+static GSocket *
+take_socket (GIOStream *stream,
+             GSocket   *gsocket)
+{
+  int fd = fcntl (g_socket_get_fd (gsocket), F_DUPFD_CLOEXEC, 0);
+  GSocket *own;
+
+  if (fd < 0)
+    return NULL;
+  own = g_socket_new_from_fd (fd, NULL);
+  if (own == NULL)
+    {
+      close (fd);
+      return NULL;
+    }
+  /* Closed before the stream goes: whatever the stream's close would do
+   * (a graceful shutdown) finds it closed. */
+  g_socket_close (gsocket, NULL);
+  g_object_unref (stream);
+  return own;
 }
 
 /* The 101 is written: the connection becomes the session's. */
@@ -666,138 +670,119 @@ static void
 wrote_informational_cb (SoupServerMessage *msg,
                         gpointer           user_data)
 {
-  SoupRequest *sr = user_data;
+  EngineIOSoupRequest *sr = user_data;
   g_autoptr(GSocket) gsocket = NULL;
   g_autoptr(GByteArray) extra = NULL;
+  g_autoptr(GBytes) extra_bytes = NULL;
   GIOStream *stream;
-  EngineIOWebSocket *ws;
-  Stolen *stolen;
-  Relay *relay = NULL;
-  int fd = -1;
+  GSocket *session_socket = NULL;
 
   if (sr->finished || soup_server_message_get_status (msg) != SOUP_STATUS_SWITCHING_PROTOCOLS ||
-      sr->base.kind != ENGINE_IO_REQUEST_UPGRADE)
+      !sr->upgrading)
     return;
   g_signal_handlers_disconnect_by_func (msg, wrote_informational_cb, sr);
-  soup_request_ref (sr);
+  g_object_ref (sr);
   if (soup_server_message_get_socket (msg) != NULL)
     gsocket = g_object_ref (soup_server_message_get_socket (msg));
   sr->stealing = TRUE;
   stream = soup_server_message_steal_connection (msg);
   sr->stealing = FALSE;
-  if (stream != NULL && (sr->relayed || gsocket == NULL))
+  if (stream != NULL)
     {
       extra = g_byte_array_new ();
       read_extra (stream, extra);
-      fd = relay_start (sr, stream, gsocket, &relay);
+      if (sr->relayed || gsocket == NULL)
+        session_socket = relay_start (sr, stream, gsocket);
+      else
+        session_socket = take_socket (stream, gsocket);
     }
-  if (stream == NULL || (gsocket == NULL && relay == NULL) || (relay == NULL && sr->relayed))
+  if (session_socket == NULL)
     {
       if (stream != NULL)
         g_io_stream_close (stream, NULL, NULL);
       g_clear_object (&stream);
       if (gsocket != NULL)
         g_socket_close (gsocket, NULL);
+      sr->upgrading = FALSE;
       request_done (sr, FALSE);  /* the session's upgrade fails */
-      soup_request_unref (sr);
+      g_object_unref (sr);
       return;
     }
-  if (relay != NULL)
-    {
-      g_object_unref (stream);  /* the relay's now */
-      ws = engine_io_websocket_new (fd, extra->data, extra->len,
-                                    engine_io_server_get_max_payload (sr->server),
-                                    release_relay, relay);
-    }
-  else
-    {
-      extra = g_byte_array_new ();
-      read_extra (stream, extra);
-      stolen = g_new (Stolen, 1);
-      stolen->stream = stream;
-      stolen->gsocket = g_steal_pointer (&gsocket);
-      ws = engine_io_websocket_new (g_socket_get_fd (stolen->gsocket), extra->data, extra->len,
-                                    engine_io_server_get_max_payload (sr->server),
-                                    release_stolen, stolen);
-    }
-  if (sr->base.ws_deflate)
-    engine_io_websocket_set_deflate (ws, sr->base.ws_deflate_threshold);
-  sr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
-  sr->base.switched = TRUE;
-  engine_io_socket_attach_websocket (sr->base.socket, ws, sr->base.reject_ws);
+  if (sr->relayed || gsocket == NULL)
+    g_object_unref (stream);  /* the relay's now */
+  /* (take_socket() dropped the stream.) */
+  if (extra->len > 0)
+    extra_bytes = g_bytes_new (extra->data, extra->len);
+  sr->upgrading = FALSE;
+  engine_io_host_request_attach_connection (HOST (sr), session_socket, extra_bytes);
   /* libsoup reports nothing more for a stolen message. */
   request_done (sr, TRUE);
-  soup_request_unref (sr);
+  g_object_unref (sr);
 }
 
 static gboolean
-soup_upgrade (EngineIORequest *req,
-              GPtrArray       *headers,
-              EngineIOSocket  *socket)
+soup_upgrade (EngineIOHostRequest *request,
+              const char * const  *headers)
 {
-  SoupRequest *sr = (SoupRequest *) req;
+  EngineIOSoupRequest *sr = (EngineIOSoupRequest *) request;
   SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (sr->msg);
 
   /* No upgrade within HTTP/2 (its connection cannot be taken; nghttp2
-   * refuses Upgrade headers there anyway): 400. */
-  if (soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
-    {
-      soup_server_message_set_status (sr->msg, SOUP_STATUS_BAD_REQUEST, NULL);
-      sr->responded = TRUE;
-      return FALSE;
-    }
-  for (guint i = 0; i + 1 < headers->len; i += 2)
-    soup_message_headers_append (response_headers, g_ptr_array_index (headers, i),
-                                 g_ptr_array_index (headers, i + 1));
+   * refuses Upgrade headers there anyway), nor once libsoup is done with
+   * the message: the engine answers 400. */
+  if (sr->finished || soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
+    return FALSE;
+  for (gsize i = 0; headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+    soup_message_headers_append (response_headers, headers[i], headers[i + 1]);
   soup_server_message_set_status (sr->msg, SOUP_STATUS_SWITCHING_PROTOCOLS, NULL);
   sr->responded = TRUE;
+  sr->status = SOUP_STATUS_SWITCHING_PROTOCOLS;
+  sr->upgrading = TRUE;
   g_signal_connect (sr->msg, "wrote-informational", G_CALLBACK (wrote_informational_cb), sr);
   return TRUE;
 }
-
-static const EngineIORequestVTable soup_vtable = {
-  .respond = soup_respond,
-  .suspend = soup_suspend,
-  .resume = soup_resume,
-  .upgrade = soup_upgrade,
-};
 
 /* Serving thread: a resumption comes in. */
 static gboolean
 resumed_cb (gpointer user_data)
 {
-  SoupRequest *sr = user_data;
+  EngineIOSoupRequest *sr = user_data;
 
-  g_atomic_int_set (&sr->resumed, 0);
-  if (sr->finished)
-    return G_SOURCE_REMOVE;
   stop_gone_watch (sr);
   sr->paused = FALSE;
+  /* A client that closed the connection while the request was held: a
+   * waiting poll gets no answer (its session ends, `transport close`,
+   * and what would have been written stays unsent, reported so). */
+  if (!sr->finished && closed_by_peer (sr))
+    engine_io_host_request_client_gone (HOST (sr));
+  engine_io_host_request_resumed (HOST (sr));
 
-  /* A poll whose client closed the connection while it waited: no
-   * response. The session ends (`transport close`), and whatever would
-   * have been written stays unsent, reported so. */
-  if (sr->base.kind == ENGINE_IO_REQUEST_POLL && sr->base.prepared_body == NULL &&
-      (sr->base.client_gone || closed_by_peer (sr)))
+  if (sr->finished)
     {
-      engine_io_server_request_client_gone (sr->server, &sr->base);
+      /* libsoup was done with the message while the engine held it
+       * (request_done()): over now, unless held again. */
+      if (!sr->paused)
+        engine_io_host_request_finished (HOST (sr), FALSE);
+      return G_SOURCE_REMOVE;
+    }
+  if (!sr->responded && !sr->paused)
+    {
+      /* No answer (the client is gone): the connection is shut down. */
       sr->responded = TRUE;
       kill_connection (sr);
       soup_server_message_set_status (sr->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, NULL);
     }
-  else
-    engine_io_server_request_resumed (sr->server, &sr->base);
-
-  /* Unless the core suspended it again. */
-  if (!sr->paused && !sr->finished)
+  /* Unless the engine held it again. */
+  if (!sr->paused)
     soup_server_message_unpause (sr->msg);
   return G_SOURCE_REMOVE;
 }
 
-/* Serving thread: the request is over (written, aborted, or switched). */
+/* Serving thread: the request is over for libsoup (written, aborted, or
+ * switched). */
 static void
-request_done (SoupRequest *sr,
-              gboolean     completed)
+request_done (EngineIOSoupRequest *sr,
+              gboolean             completed)
 {
   SoupServerMessage *msg = sr->msg;
 
@@ -807,16 +792,23 @@ request_done (SoupRequest *sr,
   stop_gone_watch (sr);
   stop_body_deadline (sr);
   g_signal_handlers_disconnect_by_data (msg, sr);
+  if (sr->paused)
+    {
+      /* The engine holds the request (and a reference on it): it lets go
+       * once resumed (resumed_cb() finishes it). */
+      engine_io_host_request_client_gone (HOST (sr));
+    }
+  else
+    engine_io_host_request_finished (HOST (sr), completed);
+  /* The message's reference. */
   g_object_set_qdata (G_OBJECT (msg), request_quark (), NULL);
-  engine_io_server_request_finished (sr->server, &sr->base, completed);
-  soup_request_unref (sr);  /* the message's */
 }
 
 static void
 wrote_body_cb (SoupServerMessage *msg,
                gpointer           user_data)
 {
-  SoupRequest *sr = user_data;
+  EngineIOSoupRequest *sr = user_data;
 
   sr->wrote_body = TRUE;
 }
@@ -825,10 +817,11 @@ static void
 finished_cb (SoupServerMessage *msg,
              gpointer           user_data)
 {
-  SoupRequest *sr = user_data;
+  EngineIOSoupRequest *sr = user_data;
 
   if (!sr->wrote_body || soup_server_message_get_status (msg) >= 400)
-    g_debug ("soup: %s request ended with status %u%s", sr->base.method,
+    g_debug ("soup: %s request ended with status %u%s",
+             engine_io_host_request_get_method (HOST (sr)),
              soup_server_message_get_status (msg), sr->wrote_body ? "" : " (not written)");
   request_done (sr, sr->wrote_body && !sr->killed);
 }
@@ -839,7 +832,7 @@ static void
 disconnected_cb (SoupServerMessage *msg,
                  gpointer           user_data)
 {
-  SoupRequest *sr = user_data;
+  EngineIOSoupRequest *sr = user_data;
 
   if (!sr->stealing)
     request_done (sr, FALSE);
@@ -850,193 +843,165 @@ got_chunk_cb (SoupServerMessage *msg,
               GBytes            *chunk,
               gpointer           user_data)
 {
-  SoupRequest *sr = user_data;
+  EngineIOSoupRequest *sr = user_data;
   gsize size = g_bytes_get_size (chunk);
-  guint64 max_payload = engine_io_server_get_max_payload (sr->server);
 
   if (sr->finished || sr->killed)
     return;
 
-  /* The session of a POST whose body is still coming has ended: the
-   * request lets go of it, the rest of the body is dropped, and the
-   * answer (400 code 1) comes at its end. */
-  if (sr->want_body && !sr->too_large &&
-      engine_io_server_request_detach_ended (sr->server, &sr->base))
+  if (sr->reading)
     {
-      sr->want_body = FALSE;
+      sr->body_length += size;
+      if (engine_io_host_request_add_body (HOST (sr), g_bytes_get_data (chunk, NULL), size))
+        return;
+      /* Answered: past max-payload (413), or the session of the POST
+       * ended (400, code 1). The rest of the body is dropped; the answer
+       * goes out at its end (libsoup writes it only then). */
+      sr->reading = FALSE;
+      if (sr->status == SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE)
+        return;
       sr->orphaned = TRUE;
-      sr->dropped = sr->body->len;
-      g_clear_pointer (&sr->body, g_byte_array_unref);
+      sr->dropped = sr->body_length - size;
     }
 
+  sr->dropped += size;
   if (sr->orphaned)
     {
-      sr->dropped += size;
-      if (sr->dropped > max_payload)
+      /* No more than a POST may carry. */
+      if (sr->dropped > sr->attach->max_payload)
         {
           g_debug ("soup: closing a POST for an ended session whose body goes on past max-payload");
           abort_connection (sr);
         }
     }
-  else if (sr->want_body && !sr->too_large)
-    {
-      if ((guint64) sr->body->len + size > max_payload)
-        {
-          sr->too_large = TRUE;
-          g_byte_array_set_size (sr->body, 0);
-        }
-      else
-        g_byte_array_append (sr->body, g_bytes_get_data (chunk, NULL), (guint) size);
-    }
-  else
+  else if (sr->dropped > MAX_DROPPED_BODY)
     {
       /* Past max-payload, or a body of a request answered at its head:
-       * read to its end for the answer (libsoup writes it only then), but
-       * not without end. */
-      sr->dropped += size;
-      if (sr->dropped > MAX_DROPPED_BODY)
-        {
-          g_debug ("soup: closing a connection whose unwanted body goes on past %d bytes",
-                   MAX_DROPPED_BODY);
-          abort_connection (sr);
-        }
+       * read to its end for the answer, but not without end. */
+      g_debug ("soup: closing a connection whose unwanted body goes on past %d bytes",
+               MAX_DROPPED_BODY);
+      abort_connection (sr);
     }
 }
 
 /* Request objects */
 
 static void
-collect_header (const char *key,
-                const char *value,
-                gpointer    user_data)
+engine_io_soup_request_init (EngineIOSoupRequest *sr)
 {
-  GHashTable *table = user_data;
-  char *name = g_ascii_strdown (key, -1);
-  char *text = value != NULL ? g_utf8_make_valid (value, -1) : g_strdup ("");
-  const char *previous;
-
-  /* Lists a proxy may have split over several headers: one list, in
-   * order, bounded as engineio-http.c does. Other repeated headers: the
-   * last one (as there). */
-  if ((strcmp (name, "x-forwarded-for") == 0 || strcmp (name, "forwarded") == 0) &&
-      (previous = g_hash_table_lookup (table, name)) != NULL)
-    {
-      char *joined = g_strconcat (strlen (previous) + strlen (text) > MAX_JOINED_LIST ? "overflow" : previous,
-                                  ", ", text, NULL);
-
-      g_free (text);
-      text = joined;
-    }
-  g_hash_table_insert (table, name, text);
 }
 
-/* The query, decoded (`+` is a space); an encoded NUL makes the request
- * malformed (the core answers 400). */
 static void
-collect_query (SoupRequest *sr,
-               const char  *query)
+engine_io_soup_request_finalize (GObject *object)
 {
-  g_auto(GStrv) pairs = NULL;
+  EngineIOSoupRequest *sr = (EngineIOSoupRequest *) object;
 
-  if (query == NULL || query[0] == '\0')
-    return;
-  pairs = g_strsplit (query, "&", -1);
-  for (guint i = 0; pairs[i] != NULL; i++)
-    {
-      char *eq;
-      const char *raw_value;
-      g_autoptr(GBytes) key = NULL;
-      g_autoptr(GBytes) value = NULL;
-      gsize key_size, value_size;
-      const char *key_data, *value_data;
+  g_warn_if_fail (sr->gone_watch == NULL);
+  g_warn_if_fail (sr->body_deadline == NULL);
+  g_clear_object (&sr->msg);
+  g_clear_object (&sr->gsocket);
+  g_clear_pointer (&sr->context, g_main_context_unref);
+  g_clear_pointer (&sr->attach, attach_unref);
 
-      if (pairs[i][0] == '\0')
-        continue;
-      g_strdelimit (pairs[i], "+", ' ');
-      eq = strchr (pairs[i], '=');
-      if (eq != NULL)
-        *eq = '\0';
-      raw_value = eq != NULL ? eq + 1 : "";
-      key = g_uri_unescape_bytes (pairs[i], -1, NULL, NULL);
-      value = g_uri_unescape_bytes (raw_value, -1, NULL, NULL);
-      if (key == NULL || value == NULL)
-        {
-          sr->base.malformed = TRUE;
-          continue;
-        }
-      key_data = g_bytes_get_data (key, &key_size);
-      value_data = g_bytes_get_data (value, &value_size);
-      if ((key_size > 0 && memchr (key_data, '\0', key_size) != NULL) ||
-          (value_size > 0 && memchr (value_data, '\0', value_size) != NULL))
-        {
-          sr->base.malformed = TRUE;
-          continue;
-        }
-      g_hash_table_insert (sr->base.query,
-                           g_utf8_make_valid (key_size > 0 ? key_data : "", (gssize) key_size),
-                           g_utf8_make_valid (value_size > 0 ? value_data : "", (gssize) value_size));
-    }
+  G_OBJECT_CLASS (engine_io_soup_request_parent_class)->finalize (object);
 }
 
-static SoupRequest *
-soup_request_new (SoupAttach        *attach,
-                  SoupServerMessage *msg)
+static void
+engine_io_soup_request_class_init (EngineIOSoupRequestClass *klass)
 {
-  SoupRequest *sr = g_new0 (SoupRequest, 1);
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  EngineIOHostRequestClass *host_class = ENGINE_IO_HOST_REQUEST_CLASS (klass);
+
+  object_class->finalize = engine_io_soup_request_finalize;
+  host_class->respond = soup_respond;
+  host_class->suspend = soup_suspend;
+  host_class->resume = soup_resume;
+  host_class->upgrade = soup_upgrade;
+}
+
+typedef struct
+{
+  EngineIOHostRequest *request;
+  const char          *content_length;  /* the last one */
+  gboolean             chunked;         /* a Transfer-Encoding */
+} HeadScan;
+
+static void
+add_header (const char *name,
+            const char *value,
+            gpointer    user_data)
+{
+  HeadScan *scan = user_data;
+
+  if (value == NULL)
+    value = "";
+  engine_io_host_request_add_header (scan->request, name, value);
+  if (g_ascii_strcasecmp (name, "Content-Length") == 0)
+    scan->content_length = value;
+  else if (g_ascii_strcasecmp (name, "Transfer-Encoding") == 0)
+    scan->chunked = TRUE;
+}
+
+/* Its Content-Length (-1: none); whether it has a Transfer-Encoding. */
+static EngineIOSoupRequest *
+soup_request_new (SoupAttach        *attach,
+                  SoupServerMessage *msg,
+                  gint64            *content_length,
+                  gboolean          *chunked)
+{
+  EngineIOSoupRequest *sr;
   GUri *uri = soup_server_message_get_uri (msg);
   gboolean tls = g_strcmp0 (g_uri_get_scheme (uri), "https") == 0;
-  const char *length;
-  const char *host;
+  const char *host = soup_server_message_get_remote_host (msg);
   const char *path = g_uri_get_path (uri);
   const char *query = g_uri_get_query (uri);
+  g_autofree char *own_path = NULL;
   const char *mark;
   GSocket *gsocket = soup_server_message_get_socket (msg);
+  HeadScan scan = { NULL, NULL, FALSE };
 
-  /* Without a socket (a stream given to soup_server_accept_iostream())
-   * there is no descriptor to hand over either. */
-  engine_io_request_init (&sr->base, &soup_vtable);
-  g_atomic_ref_count_init (&sr->ref_count);
-  sr->server = g_object_ref (attach->server);
-  sr->msg = g_object_ref (msg);
-  /* The context dispatching libsoup's source for this message. */
-  sr->context = g_main_current_source () != NULL
-                  ? g_main_context_ref (g_source_get_context (g_main_current_source ()))
-                  : g_main_context_ref_thread_default ();
-  sr->gsocket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
-  /* Over TLS (or without a descriptor: a stream given to
-   * soup_server_accept_iostream()) a WebSocket is relayed. */
-  sr->relayed = tls || gsocket == NULL;
-
-  sr->base.method = g_strdup (soup_server_message_get_method (msg));
   /* An HTTP/1.0 request without Host: libsoup (3.2) makes the whole
    * request-target the URI's path, query included. A request-target's
    * path has no '?' of its own: the query starts there. */
   if (query == NULL && (mark = strchr (path, '?')) != NULL)
     {
-      sr->base.path = g_strndup (path, (gsize) (mark - path));
+      path = own_path = g_strndup (path, (gsize) (mark - path));
       query = mark + 1;
     }
-  else
-    sr->base.path = g_strdup (path);
-  sr->base.headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  sr->base.query = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  soup_message_headers_foreach (soup_server_message_get_request_headers (msg), collect_header,
-                                sr->base.headers);
-  collect_query (sr, query);
-  host = soup_server_message_get_remote_host (msg);
-  sr->base.remote_address = g_strdup (host != NULL ? host : "");
+  sr = g_object_new (engine_io_soup_request_get_type (),
+                     "method", soup_server_message_get_method (msg),
+                     "path", path,
+                     "remote-address", host != NULL ? host : "",
+                     NULL);
+  sr->attach = attach_ref (attach);
+  sr->msg = g_object_ref (msg);
+  /* The context dispatching libsoup's source for this message. */
+  sr->context = g_main_current_source () != NULL
+                  ? g_main_context_ref (g_source_get_context (g_main_current_source ()))
+                  : g_main_context_ref_thread_default ();
+  /* Without a socket (a stream given to soup_server_accept_iostream())
+   * there is no descriptor to hand over either. */
+  sr->gsocket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
+  /* Over TLS (or without a descriptor) a WebSocket is relayed. */
+  sr->relayed = tls || gsocket == NULL;
 
-  length = g_hash_table_lookup (sr->base.headers, "content-length");
-  if (length != NULL)
+  scan.request = HOST (sr);
+  soup_message_headers_foreach (soup_server_message_get_request_headers (msg), add_header, &scan);
+  if (query != NULL)
+    engine_io_host_request_add_query_string (HOST (sr), query);
+  *content_length = -1;
+  if (scan.content_length != NULL)
     {
       guint64 n;
 
-      if (g_ascii_string_to_unsigned (length, 10, 0, G_MAXUINT64, &n, NULL))
-        sr->base.content_length = (gint64) MIN (n, (guint64) G_MAXINT64);
+      if (g_ascii_string_to_unsigned (scan.content_length, 10, 0, G_MAXUINT64, &n, NULL))
+        *content_length = (gint64) MIN (n, (guint64) G_MAXINT64);
     }
+  *chunked = scan.chunked;
+  engine_io_host_request_set_content_length (HOST (sr), *content_length);
 
   /* The message's reference, until it is finished. */
-  g_object_set_qdata (G_OBJECT (msg), request_quark (), sr);
+  g_object_set_qdata_full (G_OBJECT (msg), request_quark (), sr, g_object_unref);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), sr);
   g_signal_connect (msg, "wrote-body", G_CALLBACK (wrote_body_cb), sr);
   g_signal_connect (msg, "finished", G_CALLBACK (finished_cb), sr);
@@ -1046,10 +1011,18 @@ soup_request_new (SoupAttach        *attach,
   return sr;
 }
 
+/* Hands the request to the engine. */
 static void
-respond_plain (SoupRequest *sr,
-               guint        status,
-               const char  *text)
+hand_over (EngineIOSoupRequest *sr)
+{
+  sr->handed = TRUE;
+  sr->reading = engine_io_server_handle_host_request (sr->attach->server, HOST (sr));
+}
+
+static void
+respond_plain (EngineIOSoupRequest *sr,
+               guint                status,
+               const char          *text)
 {
   soup_server_message_set_response (sr->msg, "text/plain; charset=UTF-8", SOUP_MEMORY_STATIC,
                                     text, strlen (text));
@@ -1064,7 +1037,7 @@ respond_plain (SoupRequest *sr,
 static gboolean
 body_deadline_cb (gpointer user_data)
 {
-  SoupRequest *sr = user_data;
+  EngineIOSoupRequest *sr = user_data;
 
   g_clear_pointer (&sr->body_deadline, g_source_unref);
   if (!sr->finished && !sr->killed)
@@ -1091,42 +1064,52 @@ early_handler (SoupServer        *soup_server,
                gpointer           user_data)
 {
   SoupAttach *attach = user_data;
-  SoupRequest *sr;
+  EngineIOSoupRequest *sr;
+  gint64 content_length;
+  gboolean chunked;
 
   if (g_object_get_qdata (G_OBJECT (msg), request_quark ()) != NULL)
     return;
-  sr = soup_request_new (attach, msg);
+  sr = soup_request_new (attach, msg, &content_length, &chunked);
   /* Every body (a GET may have one too) has connection-timeout. */
-  if (sr->base.content_length > 0 ||
-      g_hash_table_contains (sr->base.headers, "transfer-encoding"))
+  if (content_length > 0 || chunked)
     {
       /* Not g_timeout_source_new_seconds(): that one may fire up to a
        * second early. */
-      sr->body_deadline = g_timeout_source_new (
-          MAX (1, MIN (engine_io_server_get_connection_timeout (attach->server), 86400u)) * 1000u);
+      sr->body_deadline = g_timeout_source_new (MAX (1, MIN (attach->connection_timeout, 86400u)) * 1000u);
       g_source_set_name (sr->body_deadline, "[engineio] soup body deadline");
       g_source_set_callback (sr->body_deadline, body_deadline_cb, sr, NULL);
       g_source_attach (sr->body_deadline, sr->context);
       g_signal_connect (msg, "got-body", G_CALLBACK (got_body_cb), sr);
     }
 
-  if (!engine_io_server_path_matches (attach->server, sr->base.path))
+  /* A POST is handed over now, at its head: overlapping POSTs are
+   * detected and an oversized Content-Length refused before its body is
+   * read (the engine answers other paths 404). Anything else once its
+   * (empty) body is read. */
+  if (strcmp (engine_io_host_request_get_method (HOST (sr)), "POST") == 0)
     {
-      respond_plain (sr, SOUP_STATUS_NOT_FOUND, "Not found");
-      return;
-    }
-
-  /* A POST begins now, at its head: overlapping POSTs are detected and
-   * an oversized Content-Length refused before its body is read.
-   * Anything else begins once its (empty) body is read. */
-  if (strcmp (sr->base.method, "POST") == 0)
-    {
-      sr->want_body = engine_io_server_request_begin (attach->server, &sr->base);
-      if (sr->want_body)
-        sr->body = g_byte_array_new ();
+      hand_over (sr);
+      sr->head_answered = sr->responded;
     }
   else
     sr->deferred = TRUE;
+}
+
+/* Whether the request's query has a `sid` (libsoup's reading of it). */
+static gboolean
+has_sid (SoupServerMessage *msg)
+{
+  GUri *uri = soup_server_message_get_uri (msg);
+  const char *query = g_uri_get_query (uri);
+  g_autoptr(GHashTable) form = NULL;
+
+  if (query == NULL && (query = strchr (g_uri_get_path (uri), '?')) != NULL)
+    query++;
+  if (query == NULL)
+    return FALSE;
+  form = soup_form_decode (query);
+  return g_hash_table_contains (form, "sid");
 }
 
 /* The body is read (libsoup's got-body), and no status was set yet. */
@@ -1137,8 +1120,7 @@ handler (SoupServer        *soup_server,
          GHashTable        *query,
          gpointer           user_data)
 {
-  SoupAttach *attach = user_data;
-  SoupRequest *sr = g_object_get_qdata (G_OBJECT (msg), request_quark ());
+  EngineIOSoupRequest *sr = g_object_get_qdata (G_OBJECT (msg), request_quark ());
 
   if (sr == NULL)
     {
@@ -1147,15 +1129,14 @@ handler (SoupServer        *soup_server,
       sr = g_object_get_qdata (G_OBJECT (msg), request_quark ());
       if (sr == NULL || sr->responded || sr->paused)
         return;
-      if (sr->want_body)
+      if (sr->reading)
         {
           /* libsoup read the body before we saw the request. */
           g_autoptr(GBytes) whole = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+          gsize size;
+          gconstpointer data = g_bytes_get_data (whole, &size);
 
-          if (g_bytes_get_size (whole) > engine_io_server_get_max_payload (attach->server))
-            sr->too_large = TRUE;
-          else
-            g_byte_array_append (sr->body, g_bytes_get_data (whole, NULL), (guint) g_bytes_get_size (whole));
+          sr->reading = engine_io_host_request_add_body (HOST (sr), data, size);
         }
     }
   if (sr->killed)
@@ -1166,38 +1147,29 @@ handler (SoupServer        *soup_server,
       sr->deferred = FALSE;
       /* A poll whose client closed the connection before it was handled:
        * no answer, as for a waiting poll whose client goes. */
-      if (strcmp (sr->base.method, "GET") == 0 &&
-          g_hash_table_contains (sr->base.query, "sid") && closed_by_peer (sr))
+      if (strcmp (engine_io_host_request_get_method (HOST (sr)), "GET") == 0 &&
+          closed_by_peer (sr) && has_sid (msg))
         {
-          engine_io_server_request_gone_unanswered (attach->server, &sr->base);
+          engine_io_host_request_client_gone (HOST (sr));
+          hand_over (sr);
           sr->responded = TRUE;
           kill_connection (sr);
           soup_server_message_set_status (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, NULL);
           return;
         }
-      if (engine_io_server_request_begin (attach->server, &sr->base))
+      hand_over (sr);
+      if (sr->reading)
         g_warn_if_reached ();  /* only POSTs read a body */
     }
-  else if (sr->orphaned)
+  else if (sr->reading)
     {
-      sr->orphaned = FALSE;
-      engine_io_server_request_orphaned (attach->server, &sr->base);
-    }
-  else if (sr->want_body)
-    {
-      sr->want_body = FALSE;
-      if (sr->too_large)
-        engine_io_server_request_too_large (attach->server, &sr->base);
-      else
-        {
-          g_autoptr(GBytes) body = g_byte_array_free_to_bytes (g_steal_pointer (&sr->body));
-          engine_io_server_request_body (attach->server, &sr->base, body);
-        }
+      sr->reading = FALSE;
+      engine_io_host_request_end_body (HOST (sr));
     }
 
   if (!sr->responded && !sr->paused && !sr->finished)
     {
-      /* The core neither answered nor suspended: a bug, but never hang. */
+      /* The engine neither answered nor held it: a bug, but never hang. */
       g_warning ("A request was neither answered nor suspended (answered 500)");
       respond_plain (sr, SOUP_STATUS_INTERNAL_SERVER_ERROR, "Internal error");
     }
@@ -1315,12 +1287,14 @@ engine_io_server_attach_soup (EngineIOServer  *server,
           return FALSE;
         }
     }
-  if (!engine_io_server_ensure_started (server, error))
+  if (!engine_io_server_start (server, error))
     return FALSE;
 
   attach = g_new0 (SoupAttach, 1);
   g_atomic_ref_count_init (&attach->ref_count);
   attach->server = g_object_ref (server);
+  g_object_get (server, "max-payload", &attach->max_payload,
+                "connection-timeout", &attach->connection_timeout, NULL);
   attach->path = g_steal_pointer (&own);
   if (metrics_path != NULL && metrics_path[0] == '/' &&
       !g_str_has_prefix (metrics_path, attach->path))

@@ -1,12 +1,13 @@
 /* engineio-host.c: the public host seam (EngineIOHostRequest)
  *
  * A web server of the application's (a C program's own, or a Python one
- * through GObject introspection) hosts the engine by subclassing
- * EngineIOHostRequest: one object per HTTP request, whose class functions
- * the engine calls to answer, hold, resume and upgrade it. Underneath it is
- * the same private request interface (engineio-request-private.h) the
- * shipped libmicrohttpd and libsoup hosts use: the object's private part
- * embeds an EngineIORequest whose vtable forwards to the class functions.
+ * through GObject introspection, or the shipped libsoup host,
+ * engineio-soup.c) hosts the engine by subclassing EngineIOHostRequest:
+ * one object per HTTP request, whose class functions the engine calls to
+ * answer, hold, resume and upgrade it. Underneath it is the private
+ * request interface (engineio-request-private.h) the libmicrohttpd host
+ * uses directly: the object's private part embeds an EngineIORequest
+ * whose vtable forwards to the class functions.
  *
  * Threads: everything but the resume forwarder runs on the request's
  * serving thread (the host's). The resume forwarder runs on whichever
@@ -643,6 +644,34 @@ engine_io_host_request_set_content_length (EngineIOHostRequest *self,
   g_return_if_fail (!priv->handed);
 
   priv->req.base.content_length = length < 0 ? -1 : length;
+}
+
+/**
+ * engine_io_server_start:
+ * @server: a server
+ * @error: return location for a #GError
+ *
+ * Starts @server without listening: for a host of its own (see
+ * engine_io_server_handle_host_request()) that wants an invalid
+ * configuration reported when it sets up, rather than on the first
+ * request (which starts the server too, and is answered 404 if the
+ * configuration is invalid). From then on the server's properties are
+ * frozen, as after engine_io_server_listen(); its sessions' threads
+ * (#EngineIOServer:loop-threads) are created. Does nothing if it has
+ * started already. engine_io_server_attach_soup() calls it.
+ *
+ * Returns: %TRUE if the server is started; %FALSE with @error set if its
+ *   configuration is invalid (%ENGINE_IO_ERROR_INVALID_ARGUMENT) or it
+ *   was closed (%ENGINE_IO_ERROR_CLOSED)
+ */
+gboolean
+engine_io_server_start (EngineIOServer  *server,
+                        GError         **error)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (server), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return engine_io_server_ensure_started (server, error);
 }
 
 /**

@@ -732,6 +732,8 @@ soup_upgrade (EngineIOHostRequest *request,
    * the message: the engine answers 400. */
   if (sr->finished || soup_server_message_get_http_version (sr->msg) >= SOUP_HTTP_2_0)
     return FALSE;
+  /* Not the `Connection: close` of soup_request_new(). */
+  soup_message_headers_remove (response_headers, "Connection");
   for (gsize i = 0; headers[i] != NULL && headers[i + 1] != NULL; i += 2)
     soup_message_headers_append (response_headers, headers[i], headers[i + 1]);
   soup_server_message_set_status (sr->msg, SOUP_STATUS_SWITCHING_PROTOCOLS, NULL);
@@ -942,6 +944,14 @@ add_header (const char *name,
     scan->chunked = TRUE;
 }
 
+/* Whether the running libsoup keeps idle keep-alive TLS connections
+ * whose clients went away (before 3.3: see soup_request_new()). */
+static gboolean
+soup_leaks_idle_tls (void)
+{
+  return soup_get_major_version () == 3 && soup_get_minor_version () < 3;
+}
+
 /* Its Content-Length (-1: none); whether it has a Transfer-Encoding. */
 static EngineIOSoupRequest *
 soup_request_new (SoupAttach        *attach,
@@ -984,6 +994,15 @@ soup_request_new (SoupAttach        *attach,
   sr->gsocket = gsocket != NULL ? g_object_ref (gsocket) : NULL;
   /* Over TLS (or without a descriptor) a WebSocket is relayed. */
   sr->relayed = tls || gsocket == NULL;
+  /* libsoup before 3.3 keeps, for as long as the SoupServer runs, every
+   * idle keep-alive TLS connection whose client goes away (upstream
+   * d20c6601, "server: do not leak idle connections closed by the
+   * client"): one descriptor per HTTPS visit, for any client to take.
+   * There, each of the engine's answers over TLS closes its connection
+   * (an upgrade's 101 replaces this header). */
+  if (tls && soup_leaks_idle_tls ())
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                  "Connection", "close");
 
   scan.request = HOST (sr);
   soup_message_headers_foreach (soup_server_message_get_request_headers (msg), add_header, &scan);

@@ -35,7 +35,7 @@
  *   tls-post-over: bodies past their bounds racing the session's end and
  *   the engine's close, with requests pipelined behind them, and over
  *   TLS;
- * - tls-keepalive-client-gone, wss-upgrades-at-close
+ * - tls-keepalive-client-gone-other, wss-upgrades-at-close
  *   (ENGINE_IO_TEST_SOUP_OPEN=1 only): open findings, see there.
  *
  * SPDX-License-Identifier: MIT
@@ -1929,9 +1929,9 @@ test_wss_upgrades_at_close (Fixture       *f,
       g_object_unref (streams[i]);
       g_object_unref (sockets[i]);
     }
-  /* Everything but libsoup's kept-alive TLS connections (the 503s':
-   * see tls-keepalive-client-gone) let go while the SoupServer runs. */
-  assert_fds_at_most (before + N / 4, test_scaled_ms (3000) + TEST_TIMEOUT_MS);
+  /* Everything let go while the SoupServer runs (the 503s' connections
+   * too: see tls-keepalive-client-gone). */
+  assert_fds_at_most (before, test_scaled_ms (3000) + TEST_TIMEOUT_MS);
 }
 
 /* A wss client that sends messages to be echoed and reads nothing: the
@@ -1981,16 +1981,22 @@ test_wss_echo_flood_no_read (Fixture       *f,
   assert_fds_back (before, TEST_TIMEOUT_MS);
 }
 
-/* Open finding (libsoup 3.2.3 / glib-networking 2.74, not the adapter:
- * the same with a path the engine does not serve): a TLS connection
- * kept alive after a response, whose client then goes (close_notify
- * and FIN, a bare FIN, or a reset), is held by the SoupServer, in
- * CLOSE_WAIT, for as long as it runs (still there after 30 s); over plain HTTP it is
- * closed at once. One descriptor per HTTPS client visit. Run with
- * ENGINE_IO_TEST_SOUP_OPEN=1. */
+/* A TLS connection kept alive after a response, whose client then goes
+ * (close_notify and FIN, a bare FIN, or a reset). libsoup before 3.3
+ * holds it, in CLOSE_WAIT, for as long as the SoupServer runs (upstream
+ * d20c6601): one descriptor per HTTPS client visit. The engine's answers
+ * over TLS close their connections there (engineio-soup.c), so for the
+ * engine's paths nothing stays: a poll of an unknown session (400), a
+ * handshake refused for its transport (400) and a bad path under the
+ * mount. Before that fix this case kept three descriptors.
+ *
+ * The same with a path of the SoupServer's that the engine does not serve
+ * (/other: libsoup's own 404) stays libsoup's finding, the application's
+ * to avoid (libsoup 3.3, or TLS ended in a proxy: data/docs/soup.md):
+ * run with ENGINE_IO_TEST_SOUP_OPEN=1. */
 static void
-test_tls_keepalive_client_gone (Fixture       *f,
-                                gconstpointer  data)
+keepalive_client_gone (Fixture            *f,
+                       const char * const *gets)
 {
   guint before = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
 
@@ -1998,12 +2004,9 @@ test_tls_keepalive_client_gone (Fixture       *f,
     {
       g_autoptr(GSocket) socket = NULL;
       g_autoptr(GIOStream) stream = tls_open (f, 0, &socket);
-      /* No session (it would hold descriptors of its own). */
-      const char *get = i == 0 ? "GET /engine.io/?EIO=4&transport=polling&sid=nosuch HTTP/1.1\r\nHost: x\r\n\r\n"
-                               : "GET /other HTTP/1.1\r\nHost: x\r\n\r\n";
       g_autofree char *head = NULL;
 
-      g_assert_true (stream_write (stream, get, strlen (get)));
+      g_assert_true (stream_write (stream, gets[i], strlen (gets[i])));
       head = tls_read_head (stream);
       g_assert_cmpuint (status_of (head), !=, 0);
       if (i == 0)
@@ -2014,6 +2017,33 @@ test_tls_keepalive_client_gone (Fixture       *f,
         gsocket_reset (socket);
     }
   assert_fds_back (before, TEST_TIMEOUT_MS);
+}
+
+static void
+test_tls_keepalive_client_gone (Fixture       *f,
+                                gconstpointer  data)
+{
+  /* No session (it would hold descriptors of its own). */
+  const char * const gets[] = {
+    "GET /engine.io/?EIO=4&transport=polling&sid=nosuch HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /engine.io/?EIO=4&transport=nosuch HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /engine.io/nosuch/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n",
+  };
+
+  keepalive_client_gone (f, gets);
+}
+
+static void
+test_tls_keepalive_client_gone_other (Fixture       *f,
+                                      gconstpointer  data)
+{
+  const char * const gets[] = {
+    "GET /other HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /other HTTP/1.1\r\nHost: x\r\n\r\n",
+    "GET /other HTTP/1.1\r\nHost: x\r\n\r\n",
+  };
+
+  keepalive_client_gone (f, gets);
 }
 
 int
@@ -2084,9 +2114,10 @@ main (int    argc,
       ADD ("wss-engine-close-many", test_wss_engine_close_many, &tls_marker);
       ADD ("tls-post-over", test_tls_post_over, &tls_marker);
       ADD ("wss-echo-flood-no-read", test_wss_echo_flood_no_read, &tls_marker);
+      ADD ("tls-keepalive-client-gone", test_tls_keepalive_client_gone, &tls_marker);
       if (g_getenv ("ENGINE_IO_TEST_SOUP_OPEN") != NULL)
         {
-          ADD ("tls-keepalive-client-gone", test_tls_keepalive_client_gone, &tls_marker);
+          ADD ("tls-keepalive-client-gone-other", test_tls_keepalive_client_gone_other, &tls_marker);
           ADD ("wss-upgrades-at-close", test_wss_upgrades_at_close, &tls_marker);
           /* Open finding: on a loaded machine (two busy loops beside it),
            * about 1 run in 10 ends with one eventfd more than before the

@@ -104,8 +104,10 @@ test_ws_free (TestWs *ws)
 {
   if (ws == NULL)
     return;
-  /* Over TLS no close_notify: the socket is closed under the TLS
-   * connection, as a TCP client would close it. */
+  /* Over TLS, a close_notify and then the FIN, as a TLS client closes
+   * (test_ws_drop() closes without it). */
+  if (ws->tls != NULL)
+    g_io_stream_close (ws->tls, NULL, NULL);
   g_clear_object (&ws->tls);
   if (ws->socket != NULL)
     {

@@ -18,6 +18,9 @@
  * fail also checks that the server closes the TCP connection, and that
  * another session of the same server (opened before) still echoes.
  *
+ * ENGINE_IO_TEST_TLS=1: the same cases over TLS, against either host
+ * (tests/README.md says what differs over the own TLS listener).
+ *
  * tests/README.md maps the paths to Autobahn's case ids.
  *
  * SPDX-License-Identifier: MIT
@@ -755,7 +758,7 @@ expect_tcp_close (Conn    *c,
       /* Over the own TLS listener: the server's TCP close cannot come
        * (tls_relay_keeps_tcp()); what it sends after its close frame
        * within a short while is still checked. */
-      g_autoptr(Ev) ev = conn_next (c, tls_relay_keeps_tcp () ? test_scaled_ms (200) : LONG_TIMEOUT_MS);
+      g_autoptr(Ev) ev = conn_next (c, tls_relay_keeps_tcp () ? test_scaled_ms (100) : LONG_TIMEOUT_MS);
 
       if (ev->kind == EV_EOF)
         return;

@@ -18,6 +18,9 @@
  * fail also checks that the server closes the TCP connection, and that
  * another session of the same server (opened before) still echoes.
  *
+ * ENGINE_IO_TEST_TLS=1: the same cases over TLS, against either host
+ * (tests/README.md says what differs over the own TLS listener).
+ *
  * tests/README.md maps the paths to Autobahn's case ids.
  *
  * SPDX-License-Identifier: MIT
@@ -69,12 +72,54 @@ typedef struct
 #endif
 } Fixture;
 
+/* ENGINE_IO_TEST_TLS=1: the same cases over TLS (wss://), the server
+ * (either host) with a certificate signed by a test CA made here, the
+ * raw client a GTlsClientConnection that trusts that CA. */
+static gboolean
+use_tls (void)
+{
+  return g_strcmp0 (g_getenv ("ENGINE_IO_TEST_TLS"), "1") == 0;
+}
+
 #if ENGINE_IO_TEST_SOUP
 static gboolean
 use_soup (void)
 {
   return g_strcmp0 (g_getenv ("ENGINE_IO_TEST_HOST"), "soup") == 0;
 }
+#endif
+
+/* Over the own TLS listener, libmicrohttpd 0.9.75 relays the upgraded
+ * connection through a socketpair, and it does not end the client's TCP
+ * connection when the WebSocket ends (its close frame sent, the client's
+ * answered): the connection stays until the client closes it, or the
+ * server's watcher shuts it down connection-timeout (30 s) after the end
+ * (engineio-http.c, release_upgraded()). Open finding: with
+ * ENGINE_IO_TEST_TLS_OPEN=1 the cases check the server's TCP close as
+ * over plain TCP (and fail); otherwise they check everything up to it. */
+static gboolean
+tls_relay_keeps_tcp (void)
+{
+#if ENGINE_IO_TEST_SOUP
+  if (use_soup ())
+    return FALSE;
+#endif
+  return use_tls () && g_strcmp0 (g_getenv ("ENGINE_IO_TEST_TLS_OPEN"), "1") != 0;
+}
+
+/* The same relay passes data on through an 8-byte buffer (a few dozen
+ * KiB/s; data/docs/deployment.md): a 16 MiB echo would take hours. */
+static gboolean
+tls_relay_is_slow (void)
+{
+#if ENGINE_IO_TEST_SOUP
+  if (use_soup ())
+    return FALSE;
+#endif
+  return use_tls ();
+}
+
+#if ENGINE_IO_TEST_SOUP
 
 static gpointer
 soup_thread (gpointer data)
@@ -85,9 +130,18 @@ soup_thread (gpointer data)
   guint port = 0;
 
   g_main_context_push_thread_default (f->soup_context);
-  soup = soup_server_new ("server-header", NULL, NULL);
+  if (use_tls ())
+    {
+      g_autoptr(GTlsCertificate) certificate = test_tls_certificate_new (&error);
+
+      g_assert_no_error (error);
+      soup = soup_server_new ("server-header", NULL, "tls-certificate", certificate, NULL);
+    }
+  else
+    soup = soup_server_new ("server-header", NULL, NULL);
   if (!engine_io_server_attach_soup (f->server, soup, NULL, &error) ||
-      !soup_server_listen_local (soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error))
+      !soup_server_listen_local (soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY |
+                                 (use_tls () ? SOUP_SERVER_LISTEN_HTTPS : 0), &error))
     g_test_fail_printf ("soup attach/listen: %s", error->message);
   else
     {
@@ -176,13 +230,30 @@ fixture_setup (Fixture       *f,
 {
   f->server = test_server_new ();
   g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  if (use_tls ())
+    {
+      g_autoptr(GTlsCertificate) certificate = NULL;
+      g_autoptr(GError) error = NULL;
+
+      /* For the own listener; a SoupServer host has its own (soup_thread). */
+#if ENGINE_IO_TEST_SOUP
+      if (!use_soup ())
+#endif
+        {
+          certificate = test_tls_certificate_new (&error);
+          g_assert_no_error (error);
+          g_object_set (f->server, "tls-certificate", certificate, NULL);
+        }
+    }
 }
+
+static void bystander_goodbye (Fixture *f);
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  g_clear_pointer (&f->bystander, test_ws_free);
+  bystander_goodbye (f);
   engine_io_server_close (f->server);
 #if ENGINE_IO_TEST_SOUP
   soup_stop (f);
@@ -231,13 +302,18 @@ typedef struct
   TestWs     *ws;
   GByteArray *partial;      /* a fragmented message being received */
   guint8      partial_op;   /* its opcode, 0 when none */
+  gboolean    closed;       /* a close frame came from the server */
 } Conn;
+
+static void conn_goodbye (Conn *c);
 
 static void
 conn_free (Conn *c)
 {
   if (c == NULL)
     return;
+  if (c->ws != NULL)
+    conn_goodbye (c);
   g_clear_pointer (&c->ws, test_ws_free);
   g_clear_pointer (&c->partial, g_byte_array_unref);
   g_free (c);
@@ -359,6 +435,7 @@ conn_next (Conn  *c,
               if (size == 1)
                 return ev_invalid ("a close frame with a 1-byte payload");
               ev = ev_new (EV_CLOSE);
+              c->closed = TRUE;
               ev->code = frame->close_code;
               if (size >= 2)
                 {
@@ -557,6 +634,51 @@ add_close (GByteArray *wire,
   add_frame (wire, TRUE, 0, TEST_WS_CLOSE, payload->data, payload->len);
 }
 
+/* Over the own TLS listener, libmicrohttpd 0.9.75's relay does not pass
+ * the client's going (FIN or close_notify) on to the server
+ * (data/docs/deployment.md): a session whose client went without a close
+ * frame stays until the server next writes, and the server's close (the
+ * fixture's teardown) waits its close timeout (3 s) for it. So there a
+ * client still in its session ends it, after its case, with a close
+ * handshake of its own (close 1000, the server's close awaited). Over
+ * plain TCP and over a SoupServer it just goes, as before. */
+static void
+conn_goodbye (Conn *c)
+{
+  g_autoptr(GByteArray) wire = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 deadline;
+
+  if (c->closed || !tls_relay_is_slow ())
+    return;
+  wire = g_byte_array_new ();
+  add_close (wire, 1000, NULL, 0);
+  if (!test_ws_send_raw (c->ws, wire->data, wire->len, &error))
+    return;
+  deadline = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+  while (!c->closed)
+    {
+      gint64 remaining = deadline - g_get_monotonic_time ();
+      g_autoptr(Ev) ev = conn_next (c, remaining > 0 ? (guint) (remaining / 1000) : 0);
+
+      if (ev->kind == EV_EOF || ev->kind == EV_TIMEOUT || ev->kind == EV_INVALID)
+        return;
+    }
+}
+
+static void
+bystander_goodbye (Fixture *f)
+{
+  g_autoptr(Conn) c = NULL;
+
+  if (f->bystander == NULL)
+    return;
+  c = g_new0 (Conn, 1);
+  c->partial = g_byte_array_new ();
+  c->ws = g_steal_pointer (&f->bystander);
+  /* conn_free(): conn_goodbye() */
+}
+
 static gboolean
 bytes_equal (GBytes     *bytes,
              const void *data,
@@ -633,10 +755,20 @@ expect_tcp_close (Conn    *c,
     }
   for (;;)
     {
-      g_autoptr(Ev) ev = conn_next (c, LONG_TIMEOUT_MS);
+      /* Over the own TLS listener: the server's TCP close cannot come
+       * (tls_relay_keeps_tcp()); what it sends after its close frame
+       * within a short while is still checked. */
+      g_autoptr(Ev) ev = conn_next (c, tls_relay_keeps_tcp () ? test_scaled_ms (100) : LONG_TIMEOUT_MS);
 
       if (ev->kind == EV_EOF)
         return;
+      if (ev->kind == EV_TIMEOUT && tls_relay_keeps_tcp ())
+        {
+          g_test_message ("KNOWN: over the own TLS listener the server's TCP close is not "
+                          "checked (libmicrohttpd 0.9.75 keeps the connection; "
+                          "ENGINE_IO_TEST_TLS_OPEN=1 checks it)");
+          return;
+        }
       if (ev->kind == EV_TIMEOUT)
         {
           g_test_fail_printf ("FAILED: the server did not close the TCP connection within %u ms",
@@ -871,9 +1003,36 @@ test_echo (Fixture       *f,
   g_autoptr(GByteArray) wire = NULL;
   g_autofree guint8 *payload = NULL;
   gsize n;
-  guint timeout = k->length > MIB ? HUGE_TIMEOUT_MS : LONG_TIMEOUT_MS;
+  /* Over TLS a 64 KiB message in 1-byte chops is 64 Ki records for the
+   * server to decrypt one by one: seconds, more under ASan (over a
+   * SoupServer with full unwinding: past 20 s). */
+  guint timeout = k->length > MIB || (use_tls () && k->chop == 1 && k->length > 1024)
+                  ? HUGE_TIMEOUT_MS : LONG_TIMEOUT_MS;
 
   g_test_summary (k->summary);
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifdef UNDER_ASAN
+  if (use_tls () && k->chop == 1 && k->length > 1024)
+    {
+      /* 1.8 s each in a normal build; under ASan (full unwinding on every
+       * malloc, as the soup tests run) over a SoupServer more than the
+       * 120 s of HUGE_TIMEOUT_MS. The shorter chop1 cases still run. */
+      g_test_skip ("under ASan: 64 Ki one-byte TLS records take too long");
+      return;
+    }
+#endif
+  if (k->length > MIB && tls_relay_is_slow ())
+    {
+      g_test_skip ("KNOWN: libmicrohttpd 0.9.75 relays a WebSocket over the own TLS listener "
+                   "at a few dozen KiB/s (data/docs/deployment.md): no 16 MiB echo");
+      return;
+    }
   if (k->length > MIB)
     g_object_set (f->server,
                   "max-payload", (guint64) k->length,
@@ -1965,7 +2124,30 @@ main (int   argc,
   c = case_new ("64 KiB text in 1300-byte fragments is echoed", "10.1.1-text-64KiB-fragments-1300");
   add (c, test_auto_fragmented);
 
+  if (use_tls ())
+    {
+      /* A missing tool or backend is a failure, not a skip (as test-tls). */
+      if (!test_tls_ca_make ())
+        {
+          g_printerr ("test-ws-conformance: cannot make the test CA with openssl\n");
+          test_tls_ca_remove ();
+          return 1;
+        }
+      if (!g_tls_backend_supports_tls (g_tls_backend_get_default ()))
+        {
+          g_printerr ("test-ws-conformance: GIO has no TLS backend (install glib-networking)\n");
+          test_tls_ca_remove ();
+          return 1;
+        }
+      test_ws_use_tls (test_tls_ca_file ());
+    }
+
   ret = g_test_run ();
   g_ptr_array_unref (all_cases);
+  if (use_tls ())
+    {
+      test_ws_use_tls (NULL);
+      test_tls_ca_remove ();
+    }
   return ret;
 }

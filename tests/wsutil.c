@@ -17,10 +17,33 @@
 struct _TestWs
 {
   GSocket    *socket;
+  GIOStream  *tls;       /* test_ws_use_tls(): the GTlsClientConnection on socket */
   GByteArray *in;        /* received, not yet parsed */
   GHashTable *headers;   /* of the 101 response */
   gboolean    eof;
 };
+
+/* test_ws_use_tls(): the CA every new connection trusts, or NULL for
+ * plain TCP. */
+static GTlsDatabase *tls_database;
+
+void
+test_ws_use_tls (const char *ca_file)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_clear_object (&tls_database);
+  if (ca_file == NULL)
+    return;
+  tls_database = g_tls_file_database_new (ca_file, &error);
+  g_assert_no_error (error);
+}
+
+gboolean
+test_ws_is_tls (void)
+{
+  return tls_database != NULL;
+}
 
 /* ------------------------------------------------------------------ */
 /* Frames                                                               */
@@ -81,6 +104,11 @@ test_ws_free (TestWs *ws)
 {
   if (ws == NULL)
     return;
+  /* Over TLS, a close_notify and then the FIN, as a TLS client closes
+   * (test_ws_drop() closes without it). */
+  if (ws->tls != NULL)
+    g_io_stream_close (ws->tls, NULL, NULL);
+  g_clear_object (&ws->tls);
   if (ws->socket != NULL)
     {
       g_socket_close (ws->socket, NULL);
@@ -121,6 +149,43 @@ open_socket (guint    port,
   return g_steal_pointer (&socket);
 }
 
+/* Over TLS: what the TLS connection has decrypted (records it holds come
+ * first), else waits on the socket for more before @deadline. A read
+ * returns at most one record's plaintext. */
+static gssize
+tls_receive (TestWs   *ws,
+             guint8   *buffer,
+             gsize     size,
+             gint64    deadline,
+             GError  **error)
+{
+  GPollableInputStream *in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (ws->tls));
+
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+      gint64 remaining;
+      gssize n = g_pollable_input_stream_read_nonblocking (in, buffer, size, NULL, &local_error);
+
+      if (n >= 0)
+        return n;
+      if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return -1;
+        }
+      /* Nothing decrypted: the rest of a record (or the next) is still
+       * to come from the socket. */
+      remaining = deadline - g_get_monotonic_time ();
+      if (remaining <= 0 ||
+          !g_socket_condition_timed_wait (ws->socket, G_IO_IN, remaining, NULL, NULL))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timed out waiting for the server");
+          return -1;
+        }
+    }
+}
+
 /* Reads more into ws->in before @deadline: the count, 0 at EOF, -1 on
  * error or timeout. */
 static gssize
@@ -135,15 +200,23 @@ read_more (TestWs   *ws,
 
   if (ws->eof)
     return 0;
-  if (remaining <= 0 ||
-      !g_socket_condition_timed_wait (ws->socket, G_IO_IN, remaining, NULL, NULL))
+  if (ws->tls != NULL)
+    n = tls_receive (ws, buffer, sizeof buffer, deadline, &local_error);
+  else if (remaining <= 0 ||
+           !g_socket_condition_timed_wait (ws->socket, G_IO_IN, remaining, NULL, NULL))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timed out waiting for the server");
       return -1;
     }
-  n = g_socket_receive (ws->socket, (char *) buffer, sizeof buffer, NULL, &local_error);
+  else
+    n = g_socket_receive (ws->socket, (char *) buffer, sizeof buffer, NULL, &local_error);
   if (n < 0)
     {
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return -1;
+        }
       if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED) ||
           g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE))
         {
@@ -263,6 +336,10 @@ send_all (TestWs      *ws,
 {
   const char *p = data;
 
+  if (ws->tls != NULL)
+    /* One write: records of at most 16 KiB, each its own TLS record. */
+    return g_output_stream_write_all (g_io_stream_get_output_stream (ws->tls), data, length,
+                                      NULL, NULL, error);
   while (length > 0)
     {
       gssize n = g_socket_send_with_blocking (ws->socket, p, length, TRUE, NULL, error);
@@ -327,6 +404,27 @@ ws_new (guint    port,
   ws = g_new0 (TestWs, 1);
   ws->socket = socket;
   ws->in = g_byte_array_new ();
+  if (tls_database != NULL)
+    {
+      g_autoptr(GSocketConnection) base = g_socket_connection_factory_create_connection (socket);
+      g_autoptr(GSocketConnectable) identity = g_network_address_new ("127.0.0.1", (guint16) port);
+
+      ws->tls = g_tls_client_connection_new (G_IO_STREAM (base), identity, error);
+      if (ws->tls == NULL)
+        {
+          test_ws_free (ws);
+          return NULL;
+        }
+      g_tls_connection_set_database (G_TLS_CONNECTION (ws->tls), tls_database);
+      /* A server that ends the TCP connection without close_notify ends
+       * the stream, as over plain TCP. */
+      g_tls_connection_set_require_close_notify (G_TLS_CONNECTION (ws->tls), FALSE);
+      if (!g_tls_connection_handshake (G_TLS_CONNECTION (ws->tls), NULL, error))
+        {
+          test_ws_free (ws);
+          return NULL;
+        }
+    }
   return ws;
 }
 
@@ -607,6 +705,7 @@ test_ws_drop (TestWs   *ws,
       struct linger linger = { .l_onoff = 1, .l_linger = 0 };
       setsockopt (g_socket_get_fd (ws->socket), SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
     }
+  g_clear_object (&ws->tls);
   g_socket_close (ws->socket, NULL);
   g_clear_object (&ws->socket);
   ws->eof = TRUE;
@@ -755,6 +854,9 @@ test_ws_wait_readable (TestWs *ws,
                        guint   timeout_ms)
 {
   if (ws->in->len > 0 || ws->socket == NULL || ws->eof)
+    return TRUE;
+  if (ws->tls != NULL &&
+      g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (ws->tls))))
     return TRUE;
   return g_socket_condition_timed_wait (ws->socket, G_IO_IN, (gint64) timeout_ms * 1000, NULL, NULL);
 }

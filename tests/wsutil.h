@@ -48,6 +48,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestWsFrame, test_ws_frame_free)
 
 typedef struct _TestWs TestWs;
 
+/* From now on every connection of this client speaks TLS over its TCP
+ * connection (a GTlsClientConnection that trusts only the CA in
+ * @ca_file, checking the server's certificate for 127.0.0.1), or plain
+ * TCP again with NULL. Each write of the client is then one or more TLS
+ * records of its own (at most 16 KiB of payload each); each read returns
+ * at most one record's payload. Off unless a test asks. */
+void         test_ws_use_tls       (const char          *ca_file);
+gboolean     test_ws_is_tls        (void);
+
 /* Opens a TCP connection to 127.0.0.1:@port and sends a WebSocket opening
  * handshake for @target (path and query) with a random key, plus
  * @headers (NULL-terminated name, value pairs; one named like a default
@@ -121,13 +130,15 @@ void         test_ws_append_frame  (GByteArray          *out,
                                     const void          *data,
                                     gsize                length);
 /* Sends @data in writes of at most @chop bytes (0: one write), with
- * TCP_NODELAY set so that each write leaves as its own segment. */
+ * TCP_NODELAY set so that each write leaves as its own segment (over
+ * TLS: as its own TLS record, in its own segment). */
 gboolean     test_ws_send_chopped  (TestWs              *ws,
                                     const void          *data,
                                     gsize                length,
                                     gsize                chop,
                                     GError             **error);
-/* The connection's socket (for socket options). */
+/* The connection's TCP socket (for socket options; over TLS, the one
+ * under the TLS connection). */
 GSocket     *test_ws_get_socket    (TestWs              *ws);
 /* Sends bytes as they are. */
 gboolean     test_ws_send_raw      (TestWs              *ws,

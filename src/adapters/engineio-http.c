@@ -18,6 +18,8 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
@@ -369,6 +371,15 @@ upgrade_handler (void                             *cls,
       /* The session's cost in the budget counts the relay's socketpair
        * (config_set_descriptor_budget()). */
       upgraded->relay = is_tls (connection) ? 2 : 0;
+      if (upgraded->relay > 0)
+        {
+          const union MHD_ConnectionInfo *cinfo =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+          int one = 1;
+
+          if (cinfo != NULL)
+            setsockopt (cinfo->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
       engine_io_counter_add (&counters->descriptors, upgraded->relay);
       if (upgraded->relay > 0 && hr->watch != NULL)
         {

@@ -17,6 +17,8 @@
  * - upgrade-bad-key, upgrade-extra-bytes, upgrade-twice,
  *   upgrade-client-gone: WebSocket upgrades that are wrong, carry frames
  *   right behind their head, come twice, or whose client goes at once;
+ * - upgrade-no-descriptor: a plain upgrade when no descriptor is left for
+ *   the duplicate of libsoup's socket;
  * - http10: HTTP/1.0 clients;
  * - huge-head, many-query-params: heads libsoup reads without a bound of
  *   its own;
@@ -42,10 +44,15 @@
  */
 #include "config.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <libsoup/soup.h>
@@ -824,6 +831,188 @@ test_upgrade_client_gone (Fixture       *f,
         {
           shutdown (fd, SHUT_WR);
           rel_tcp_wait_closed (fd, test_scaled_ms (200), NULL);
+          close (fd);
+        }
+    }
+  assert_served (f);
+}
+
+/* The highest descriptor open in the process. */
+static int
+highest_fd (void)
+{
+  DIR *dir = opendir ("/proc/self/fd");
+  struct dirent *entry;
+  int highest = -1;
+  int own = dir != NULL ? dirfd (dir) : -1;
+
+  if (dir == NULL)
+    return -1;
+  while ((entry = readdir (dir)) != NULL)
+    {
+      int fd = atoi (entry->d_name);
+
+      if (entry->d_name[0] != '.' && fd != own && fd > highest)
+        highest = fd;
+    }
+  closedir (dir);
+  return highest;
+}
+
+/* How many of the process's descriptors are the server's end of the
+ * TCP connection from @client (its socket, or a duplicate of it). */
+static guint
+server_ends_of (int client)
+{
+  struct sockaddr_in address;
+  socklen_t length = sizeof address;
+  g_autofree char *table = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GHashTable) inodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autofree char *port = NULL;
+  GDir *dir;
+  const char *name;
+  guint count = 0;
+
+  g_assert_cmpint (getsockname (client, (struct sockaddr *) &address, &length), ==, 0);
+  port = g_strdup_printf (":%04X", ntohs (address.sin_port));
+  g_assert_true (g_file_get_contents ("/proc/self/net/tcp", &table, NULL, NULL));
+  lines = g_strsplit (table, "\n", -1);
+  /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+  for (guint i = 1; lines[i] != NULL; i++)
+    {
+      g_auto(GStrv) fields = g_strsplit_set (g_strstrip (lines[i]), " ", -1);
+      GPtrArray *words = g_ptr_array_new ();
+
+      for (guint j = 0; fields[j] != NULL; j++)
+        if (fields[j][0] != '\0')
+          g_ptr_array_add (words, fields[j]);
+      if (words->len > 9 && g_str_has_suffix (g_ptr_array_index (words, 2), port))
+        g_hash_table_add (inodes, g_strdup_printf ("socket:[%s]", (char *) g_ptr_array_index (words, 9)));
+      g_ptr_array_free (words, TRUE);
+    }
+  dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  g_assert_nonnull (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_strconcat ("/proc/self/fd/", name, NULL);
+      g_autofree char *target = g_file_read_link (path, NULL);
+
+      if (target != NULL && g_hash_table_contains (inodes, target))
+        count++;
+    }
+  g_dir_close (dir);
+  return count;
+}
+
+/* Every descriptor taken (RLIMIT_NOFILE lowered to the highest open one,
+ * the gaps below it filled): the fillers, to be given to
+ * descriptors_released(). */
+static GArray *
+descriptors_exhausted (struct rlimit *saved)
+{
+  GArray *fillers = g_array_new (FALSE, FALSE, sizeof (int));
+  struct rlimit limit;
+  int fd;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, saved), ==, 0);
+  limit = *saved;
+  limit.rlim_cur = (rlim_t) highest_fd () + 1;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  while ((fd = fcntl (0, F_DUPFD_CLOEXEC, 0)) >= 0)
+    g_array_append_val (fillers, fd);
+  g_assert_cmpint (errno, ==, EMFILE);
+  return fillers;
+}
+
+static void
+descriptors_released (GArray              *fillers,
+                      const struct rlimit *saved)
+{
+  for (guint i = 0; i < fillers->len; i++)
+    close (g_array_index (fillers, int, i));
+  g_array_free (fillers, TRUE);
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, saved), ==, 0);
+}
+
+/* A plain WebSocket upgrade when the process has no descriptor left for
+ * the duplicate of libsoup's (take_socket()): its connection (accepted
+ * before, a keep-alive one) is closed after the 101, nothing is kept
+ * (libsoup's socket closed, no duplicate), the polling session it
+ * upgraded goes on polling, and a fresh client is served once
+ * descriptors are free again. Both for a session's upgrade (sid) and a
+ * WebSocket-only handshake. */
+static void
+test_upgrade_no_descriptor (Fixture       *f,
+                            gconstpointer  data)
+{
+  for (guint round = 0; round < 2; round++)
+    {
+      g_autofree char *body = NULL;
+      g_autofree char *sid = NULL;
+      g_autofree char *key = test_ws_make_key ();
+      g_autofree char *upgrade = NULL;
+      g_autofree char *response = NULL;
+      g_autoptr(GByteArray) got = g_byte_array_new ();
+      struct rlimit saved;
+      GArray *fillers;
+      const char *p;
+      int fd = connect_or_fail (f);
+
+      /* The connection is accepted (and the engine's threads started)
+       * while descriptors are free. */
+      send_text (fd, "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n");
+      g_assert_cmpuint (read_response (fd, &body, TEST_TIMEOUT_MS), ==, 200);
+      p = strstr (body, "\"sid\":\"");
+      g_assert_nonnull (p);
+      sid = g_strndup (p + 7, strcspn (p + 7, "\""));
+      upgrade = upgrade_head (round % 2 == 0 ? sid : NULL, key, "HTTP/1.1");
+
+      fillers = descriptors_exhausted (&saved);
+      send_text (fd, upgrade);
+      response = read_head (fd, TEST_TIMEOUT_MS);
+      g_test_message ("round %u: answered “%.12s”", round % 2, response);
+      if (status_of (response) == 503)
+        {
+          /* A WebSocket handshake with loop-threads 0: no descriptor for
+           * the session's thread either, refused before the upgrade. */
+          g_assert_cmpuint (round % 2, ==, 1);
+        }
+      else
+        {
+          /* 101 (the engine said yes before the connection was taken),
+           * then closed. */
+          g_assert_cmpuint (status_of (response), ==, 101);
+          g_assert_true (rel_tcp_wait_closed (fd, TEST_TIMEOUT_MS, got));
+          g_test_message ("then %u bytes and the end", got->len);
+        }
+      descriptors_released (fillers, &saved);
+      /* The server's end is closed (libsoup's socket, and no duplicate
+       * of it left behind). */
+      if (status_of (response) == 101)
+        {
+          gint64 deadline = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+
+          while (server_ends_of (fd) > 0 && g_get_monotonic_time () < deadline)
+            g_usleep (10 * 1000);
+          g_assert_cmpuint (server_ends_of (fd), ==, 0);
+        }
+      close (fd);
+
+      if (round % 2 == 0)
+        {
+          /* The polling session is unaffected. */
+          g_autofree char *post = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                                   "Host: x\r\nContent-Length: 6\r\n\r\n4still", sid);
+          g_autofree char *get = poll_head (sid);
+          g_autofree char *echo = NULL;
+
+          fd = connect_or_fail (f);
+          send_text (fd, post);
+          g_assert_cmpuint (read_response (fd, NULL, TEST_TIMEOUT_MS), ==, 200);
+          send_text (fd, get);
+          g_assert_cmpuint (read_response (fd, &echo, TEST_TIMEOUT_MS), ==, 200);
+          g_assert_cmpstr (echo, ==, "4still");
           close (fd);
         }
     }
@@ -2063,6 +2252,7 @@ main (int    argc,
   ADD ("upgrade-extra-bytes", test_upgrade_extra_bytes, NULL);
   ADD ("upgrade-twice", test_upgrade_twice, NULL);
   ADD ("upgrade-client-gone", test_upgrade_client_gone, NULL);
+  ADD ("upgrade-no-descriptor", test_upgrade_no_descriptor, NULL);
   ADD ("http10", test_http10, NULL);
   ADD ("huge-head", test_huge_head, NULL);
   ADD ("many-query-params", test_many_query_params, NULL);

@@ -660,6 +660,30 @@ test_pipelined_behind_poll (Fixture       *f,
   assert_served (f);
 }
 
+/* The same, but the client then half-closes (FIN, as a client that has
+ * sent all its requests and waits for the answers does not; one that
+ * goes does): as for a waiting poll without pipelined bytes, whose FIN
+ * ends its session at once (vanishing-polls). */
+static void
+test_pipelined_behind_poll_fin (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *sid = handshake (f);
+  g_autofree char *get = poll_head (sid);
+  g_autofree char *prefix = g_strdup_printf ("close %s", sid);
+  g_autofree char *event = g_strdup_printf ("close %s transport close", sid);
+  int fd = connect_or_fail (f);
+
+  send_text (fd, get);
+  g_assert_false (test_recorder_wait_count (f->events, prefix, 1, test_scaled_ms (300)));
+  send_text (fd, get);
+  g_assert_false (test_recorder_wait_count (f->events, prefix, 1, test_scaled_ms (300)));
+  shutdown (fd, SHUT_WR);
+  g_assert_true (test_recorder_wait (f->events, event, test_scaled_ms (3000)));
+  close (fd);
+  assert_served (f);
+}
+
 /* A POST while another POST's body is still coming: the second is
  * refused 400 and the session ends (as the libmicrohttpd host does). */
 static void
@@ -2247,6 +2271,7 @@ main (int    argc,
   ADD ("trickled-body", test_trickled_body, NULL);
   ADD ("vanishing-polls", test_vanishing_polls, NULL);
   ADD ("pipelined-behind-poll", test_pipelined_behind_poll, NULL);
+  ADD ("pipelined-behind-poll-fin", test_pipelined_behind_poll_fin, NULL);
   ADD ("overlapping-posts", test_overlapping_posts, NULL);
   ADD ("upgrade-bad-key", test_upgrade_bad_key, NULL);
   ADD ("upgrade-extra-bytes", test_upgrade_extra_bytes, NULL);

@@ -383,13 +383,14 @@ gone_watch_cb (GSocket      *gsocket,
 
   g_clear_pointer (&sr->gone_watch, g_source_unref);
   /* Readable but not closed (a pipelined request, which libsoup reads
-   * only after this one): from now on watched for a reset or hang-up
-   * only (not for the bytes, which stay there), so that a client that
-   * pipelined and then reset still ends its session at once. */
+   * only after this one): from now on watched for the client's end only
+   * (a reset, a hang-up, or its FIN where poll() tells it apart:
+   * POLLRDHUP; not for the bytes, which stay there), so that a client
+   * that pipelined and then goes still ends its session at once. */
   if (!closed_by_peer (sr))
     {
       if (condition & G_IO_IN)
-        watch_gone (sr, G_IO_HUP | G_IO_ERR);
+        watch_gone (sr, (GIOCondition) (G_IO_HUP | G_IO_ERR | ENGINE_IO_PEER_CLOSED_EVENTS));
       return G_SOURCE_REMOVE;
     }
   /* A waiting poll is resumed (soup_resume() may run here), and gets no

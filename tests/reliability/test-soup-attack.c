@@ -19,6 +19,9 @@
  *   right behind their head, come twice, or whose client goes at once;
  * - upgrade-no-descriptor: a plain upgrade when no descriptor is left for
  *   the duplicate of libsoup's socket;
+ * - upgrades-at-close: plain upgrades in flight when the engine closes;
+ * - pipelined-behind-poll-fin: a waiting poll with requests pipelined
+ *   behind it, then the client's FIN;
  * - http10: HTTP/1.0 clients;
  * - huge-head, many-query-params: heads libsoup reads without a bound of
  *   its own;
@@ -1041,6 +1044,58 @@ test_upgrade_no_descriptor (Fixture       *f,
         }
     }
   assert_served (f);
+}
+
+/* Plain WebSocket upgrades (of polling sessions, and WebSocket-only
+ * handshakes) under way when the engine closes: each client gets an
+ * answer or the end of its connection, a 101 is followed by the end
+ * (the session's close), nothing hangs and nothing is kept (the
+ * teardown counts the descriptors). */
+static void
+test_upgrades_at_close (Fixture       *f,
+                        gconstpointer  data)
+{
+  enum { N = 24 };
+  int fds[N];
+  guint answered = 0, switched = 0, ended = 0;
+
+  char *heads[N];
+
+  /* The sessions and connections first; then the heads in one burst,
+   * and the close right behind them. */
+  for (guint i = 0; i < N; i++)
+    {
+      g_autofree char *sid = i % 2 == 0 ? handshake (f) : NULL;
+      g_autofree char *key = test_ws_make_key ();
+
+      heads[i] = upgrade_head (sid, key, "HTTP/1.1");
+      fds[i] = connect_or_fail (f);
+    }
+  for (guint i = 0; i < N; i++)
+    send_text (fds[i], heads[i]);
+  engine_io_server_close (f->server);
+  for (guint i = 0; i < N; i++)
+    g_free (heads[i]);
+  for (guint i = 0; i < N; i++)
+    {
+      g_autofree char *response = read_head (fds[i], TEST_TIMEOUT_MS);
+      guint status = status_of (response);
+
+      if (status == 101)
+        {
+          switched++;
+          g_assert_true (rel_tcp_wait_closed (fds[i], TEST_TIMEOUT_MS, NULL));
+        }
+      else if (status != 0)
+        answered++;
+      else
+        {
+          ended++;
+          g_assert_true (rel_tcp_is_closed (fds[i]) || rel_tcp_wait_closed (fds[i], TEST_TIMEOUT_MS, NULL));
+        }
+      close (fds[i]);
+    }
+  g_test_message ("%u switched (then closed), %u answered, %u closed unanswered", switched, answered, ended);
 }
 
 /* HTTP/1.0 clients, with and without Host (which HTTP/1.0 does not
@@ -2278,6 +2333,7 @@ main (int    argc,
   ADD ("upgrade-twice", test_upgrade_twice, NULL);
   ADD ("upgrade-client-gone", test_upgrade_client_gone, NULL);
   ADD ("upgrade-no-descriptor", test_upgrade_no_descriptor, NULL);
+  ADD ("upgrades-at-close", test_upgrades_at_close, NULL);
   ADD ("http10", test_http10, NULL);
   ADD ("huge-head", test_huge_head, NULL);
   ADD ("many-query-params", test_many_query_params, NULL);

@@ -20,6 +20,7 @@
  * - upgrade-no-descriptor: a plain upgrade when no descriptor is left for
  *   the duplicate of libsoup's socket;
  * - upgrades-at-close: plain upgrades in flight when the engine closes;
+ * - handshakes-client-gone: handshakes (held) whose clients go at once;
  * - pipelined-behind-poll-fin: a waiting poll with requests pipelined
  *   behind it, then the client's FIN;
  * - http10: HTTP/1.0 clients;
@@ -1096,6 +1097,49 @@ test_upgrades_at_close (Fixture       *f,
       close (fds[i]);
     }
   g_test_message ("%u switched (then closed), %u answered, %u closed unanswered", switched, answered, ended);
+}
+
+/* Handshakes (held by the engine while the session's context admits
+ * them) whose clients go at once, reset or FIN, or keep the connection
+ * but read nothing: none is kept past the engine's answer (descriptors
+ * back; each session it made gone at its handshake or its timeout). */
+static void
+test_handshakes_client_gone (Fixture       *f,
+                             gconstpointer  data)
+{
+  enum { N = 60 };
+  const char *head = "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n";
+  guint threads = test_loop_threads_from_env ();
+  guint connections;
+
+  for (guint i = 0; i < N; i++)
+    {
+      int fd = connect_or_fail (f);
+
+      send_text (fd, head);
+      if (i % 2 == 0)
+        rel_tcp_reset (fd);
+      else
+        {
+          shutdown (fd, SHUT_WR);
+          close (fd);
+        }
+      /* Paced by the engine's handshakes: the SoupServer's listen
+       * backlog (10) full, a connect() waits for its SYN's
+       * retransmission (1 s). */
+      test_recorder_wait_count (f->events, "connection ", i + 1, test_scaled_ms (100));
+    }
+  /* The engine answers them (a session is made for each request libsoup
+   * read before the client's reset), and every session it made ends
+   * (`transport close`: no poll came). */
+  g_assert_true (test_recorder_wait_count (f->events, "connection ", N / 2, TEST_TIMEOUT_MS));
+  connections = test_recorder_count (f->events, "connection ");
+  g_test_message ("%u sessions for %u handshakes whose clients went", connections, N);
+  g_assert_true (test_recorder_wait_count (f->events, "close ", connections, TEST_TIMEOUT_MS));
+  /* With loop-threads 0 a live session has a thread (and a context) of
+   * its own: none is left. */
+  assert_fds_at_most (f->running_fds + threads, TEST_TIMEOUT_MS);
+  assert_served (f);
 }
 
 /* HTTP/1.0 clients, with and without Host (which HTTP/1.0 does not
@@ -2334,6 +2378,7 @@ main (int    argc,
   ADD ("upgrade-client-gone", test_upgrade_client_gone, NULL);
   ADD ("upgrade-no-descriptor", test_upgrade_no_descriptor, NULL);
   ADD ("upgrades-at-close", test_upgrades_at_close, NULL);
+  ADD ("handshakes-client-gone", test_handshakes_client_gone, NULL);
   ADD ("http10", test_http10, NULL);
   ADD ("huge-head", test_huge_head, NULL);
   ADD ("many-query-params", test_many_query_params, NULL);

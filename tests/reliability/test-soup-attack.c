@@ -528,6 +528,73 @@ test_chunked_over (Fixture       *f,
   assert_served (f);
 }
 
+/* POST bodies at max-payload and one byte past it, whole and in chunks
+ * whose last one crosses the bound: at the bound accepted, past it 413
+ * (at the head for a Content-Length, at the crossing chunk otherwise),
+ * the session unaffected by a refused one; bodies on a path under the
+ * mount that is not the engine's: 404 once read. */
+static void
+test_body_at_bound (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *sid = handshake (f);
+  g_autofree char *at = g_strnfill (MAX_PAYLOAD - 1, 'a');
+  g_autofree char *head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                           "Host: x\r\n", sid);
+  const guint sizes[] = { MAX_PAYLOAD, MAX_PAYLOAD + 1 };
+
+  for (guint k = 0; k < G_N_ELEMENTS (sizes); k++)
+    for (guint chunked = 0; chunked < 2; chunked++)
+      {
+        g_autofree char *body = g_strdup_printf ("4%s%s", at, sizes[k] > MAX_PAYLOAD ? "b" : "");
+        g_autofree char *request = NULL;
+        g_autofree char *answer = NULL;
+        guint status;
+        int fd = connect_or_fail (f);
+
+        g_assert_cmpuint (strlen (body), ==, sizes[k]);
+        if (chunked)
+          request = g_strdup_printf ("%sTransfer-Encoding: chunked\r\n\r\n%x\r\n%.*s\r\n%zx\r\n%s\r\n0\r\n\r\n",
+                                     head, 600, 600, body, strlen (body) - 600, body + 600);
+        else
+          request = g_strdup_printf ("%sContent-Length: %zu\r\n\r\n%s", head, strlen (body), body);
+        send_text (fd, request);
+        status = read_response (fd, &answer, TEST_TIMEOUT_MS);
+        g_test_message ("%u bytes%s: %u %s", sizes[k], chunked ? " (chunked)" : "", status, answer);
+        g_assert_cmpuint (status, ==, sizes[k] > MAX_PAYLOAD ? 413 : 200);
+        close (fd);
+      }
+  /* A 413 does not end the session (as libmicrohttpd's host): it still
+   * polls the two messages that were taken. */
+  {
+    g_autofree char *get = poll_head (sid);
+    g_autofree char *answer = NULL;
+    int fd = connect_or_fail (f);
+
+    send_text (fd, get);
+    g_assert_cmpuint (read_response (fd, &answer, TEST_TIMEOUT_MS), ==, 200);
+    g_assert_true (g_str_has_prefix (answer, "4a"));
+    close (fd);
+  }
+  {
+    const char *wrong[] = {
+      "GET /engine.io/nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+      "POST /engine.io/nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+      "PUT /engine.io/x/y HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (wrong); i++)
+      {
+        int fd = connect_or_fail (f);
+
+        send_text (fd, wrong[i]);
+        g_assert_cmpuint (read_response (fd, NULL, TEST_TIMEOUT_MS), ==, 404);
+        close (fd);
+      }
+  }
+  assert_served (f);
+}
+
 /* A chunked body without end on a path nobody keeps: shut down past the
  * bound, not read for ever. */
 static void
@@ -2367,6 +2434,7 @@ main (int    argc,
   ADD ("content-length-over", test_content_length_over, NULL);
   ADD ("chunked-over", test_chunked_over, NULL);
   ADD ("chunked-endless", test_chunked_endless, NULL);
+  ADD ("body-at-bound", test_body_at_bound, NULL);
   ADD ("trickled-body", test_trickled_body, NULL);
   ADD ("vanishing-polls", test_vanishing_polls, NULL);
   ADD ("pipelined-behind-poll", test_pipelined_behind_poll, NULL);

@@ -41,6 +41,8 @@
  *   tls-post-over: bodies past their bounds racing the session's end and
  *   the engine's close, with requests pipelined behind them, and over
  *   TLS;
+ * - wss-upgrade-no-descriptor: an upgrade over TLS when no descriptor is
+ *   left for the relay's socketpair;
  * - tls-keepalive-client-gone, wss-upgrades-at-close
  *   (ENGINE_IO_TEST_SOUP_OPEN=1 only): open findings, see there.
  *
@@ -1556,6 +1558,89 @@ wss_open (Fixture  *f,
   return g_steal_pointer (&stream);
 }
 
+/* One request through @stream: its status, its body in @body. */
+static guint
+tls_request (GIOStream   *stream,
+             const char  *request,
+             char       **body)
+{
+  g_autofree char *head = NULL;
+  gsize length;
+  g_autofree char *got = NULL;
+
+  g_assert_true (stream_write (stream, request, strlen (request)));
+  head = tls_read_head (stream);
+  length = content_length_of (head);
+  got = g_malloc0 (length + 1);
+  if (length > 0 &&
+      !g_input_stream_read_all (g_io_stream_get_input_stream (stream), got, length, NULL, NULL, NULL))
+    return 0;
+  if (body != NULL)
+    *body = g_steal_pointer (&got);
+  return status_of (head);
+}
+
+/* A WebSocket upgrade over TLS when no descriptor is left for the
+ * relay's socketpair: the 101 goes out, then the connection ends (no
+ * relay, no half of a socketpair kept), the polling session goes on. */
+static void
+test_wss_upgrade_no_descriptor (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(GIOStream) stream = tls_open (f, 0, NULL);
+  g_autofree char *body = NULL;
+  g_autofree char *sid = NULL;
+  g_autofree char *key = test_ws_make_key ();
+  g_autofree char *upgrade = NULL;
+  g_autofree char *response = NULL;
+  g_autoptr(GError) error = NULL;
+  struct rlimit saved;
+  GArray *fillers;
+  const char *p;
+  char byte;
+  gssize n;
+
+  g_assert_cmpuint (tls_request (stream, "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n",
+                                 &body), ==, 200);
+  p = strstr (body, "\"sid\":\"");
+  g_assert_nonnull (p);
+  sid = g_strndup (p + 7, strcspn (p + 7, "\""));
+  upgrade = upgrade_head (sid, key, "HTTP/1.1");
+
+  fillers = descriptors_exhausted (&saved);
+  g_assert_true (stream_write (stream, upgrade, strlen (upgrade)));
+  response = tls_read_head (stream);
+  /* Then the end (a close_notify, an EOF or an error; no frame). */
+  n = g_input_stream_read (g_io_stream_get_input_stream (stream), &byte, 1, NULL, &error);
+  descriptors_released (fillers, &saved);
+  g_test_message ("answered “%.12s”, then read %d (%s)", response, (int) n,
+                  error != NULL ? error->message : "no error");
+  g_assert_cmpuint (status_of (response), ==, 101);
+  g_assert_cmpint (n, <=, 0);
+  /* Not the socket's timeout: the server ended it. */
+  g_assert_false (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+  g_io_stream_close (stream, NULL, NULL);
+  g_clear_object (&stream);
+
+  /* The polling session is unaffected. */
+  {
+    g_autoptr(GIOStream) again = tls_open (f, 0, NULL);
+    g_autofree char *post = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                             "Host: x\r\nContent-Length: 6\r\n\r\n4still", sid);
+    /* The last one with `Connection: close`: the server closes it (an
+     * idle HTTPS keep-alive connection whose client goes is kept, see
+     * tls-keepalive-client-gone). */
+    g_autofree char *get = g_strdup_printf ("GET /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                            "Host: x\r\nConnection: close\r\n\r\n", sid);
+    g_autofree char *echo = NULL;
+
+    g_assert_cmpuint (tls_request (again, post, NULL), ==, 200);
+    g_assert_cmpuint (tls_request (again, get, &echo), ==, 200);
+    g_assert_cmpstr (echo, ==, "4still");
+    g_io_stream_close (again, NULL, NULL);
+  }
+}
+
 /* Messages both ways through the relay, a few at once and some of
  * max-payload; the client closing ends the session. */
 static void
@@ -2468,6 +2553,7 @@ main (int    argc,
       ADD ("wss-engine-close-many", test_wss_engine_close_many, &tls_marker);
       ADD ("tls-post-over", test_tls_post_over, &tls_marker);
       ADD ("wss-echo-flood-no-read", test_wss_echo_flood_no_read, &tls_marker);
+      ADD ("wss-upgrade-no-descriptor", test_wss_upgrade_no_descriptor, &tls_marker);
       if (g_getenv ("ENGINE_IO_TEST_SOUP_OPEN") != NULL)
         {
           ADD ("tls-keepalive-client-gone", test_tls_keepalive_client_gone, &tls_marker);

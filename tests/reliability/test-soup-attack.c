@@ -19,7 +19,8 @@
  *   right behind their head, come twice, or whose client goes at once;
  * - upgrade-no-descriptor: a plain upgrade when no descriptor is left for
  *   the duplicate of libsoup's socket;
- * - upgrades-at-close: plain upgrades in flight when the engine closes;
+ * - upgrades-at-close, upgrade-races-session-close: plain upgrades in
+ *   flight when the engine closes, or when their session ends;
  * - handshakes-client-gone: handshakes (held) whose clients go at once;
  * - pipelined-behind-poll-fin: a waiting poll with requests pipelined
  *   behind it, then the client's FIN;
@@ -1166,6 +1167,66 @@ test_upgrades_at_close (Fixture       *f,
       close (fds[i]);
     }
   g_test_message ("%u switched (then closed), %u answered, %u closed unanswered", switched, answered, ended);
+}
+
+/* Plain upgrades racing their session's end (the server closes it on
+ * "bye", posted on another connection right behind the upgrade's
+ * head): each upgrade is answered (400, or 101 and then the end of the
+ * connection), none hangs, nothing is kept. */
+static void
+test_upgrade_races_session_close (Fixture       *f,
+                                  gconstpointer  data)
+{
+  enum { N = 12 };
+  int ups[N], posts[N];
+  char *sids[N];
+  guint switched = 0, refused = 0;
+
+  for (guint i = 0; i < N; i++)
+    {
+      sids[i] = handshake (f);
+      ups[i] = connect_or_fail (f);
+      posts[i] = connect_or_fail (f);
+    }
+  for (guint i = 0; i < N; i++)
+    {
+      g_autofree char *key = test_ws_make_key ();
+      g_autofree char *head = upgrade_head (sids[i], key, "HTTP/1.1");
+      g_autofree char *post = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                               "Host: x\r\nContent-Length: 4\r\n\r\n4bye", sids[i]);
+
+      if (i % 2 == 0)
+        {
+          send_text (ups[i], head);
+          send_text (posts[i], post);
+        }
+      else
+        {
+          send_text (posts[i], post);
+          send_text (ups[i], head);
+        }
+    }
+  for (guint i = 0; i < N; i++)
+    {
+      g_autofree char *response = read_head (ups[i], TEST_TIMEOUT_MS);
+      g_autofree char *event = g_strdup_printf ("close %s", sids[i]);
+      guint status = status_of (response);
+
+      g_assert_cmpuint (status, !=, 0);
+      if (status == 101)
+        {
+          switched++;
+          g_assert_true (rel_tcp_wait_closed (ups[i], TEST_TIMEOUT_MS, NULL));
+        }
+      else
+        refused++;
+      g_assert_true (test_recorder_wait_count (f->events, event, 1, TEST_TIMEOUT_MS));
+      close (ups[i]);
+      close (posts[i]);
+      g_free (sids[i]);
+    }
+  g_test_message ("%u switched (then closed), %u refused", switched, refused);
+  assert_served (f);
 }
 
 /* Handshakes (held by the engine while the session's context admits
@@ -2531,6 +2592,7 @@ main (int    argc,
   ADD ("upgrade-client-gone", test_upgrade_client_gone, NULL);
   ADD ("upgrade-no-descriptor", test_upgrade_no_descriptor, NULL);
   ADD ("upgrades-at-close", test_upgrades_at_close, NULL);
+  ADD ("upgrade-races-session-close", test_upgrade_races_session_close, NULL);
   ADD ("handshakes-client-gone", test_handshakes_client_gone, NULL);
   ADD ("http10", test_http10, NULL);
   ADD ("huge-head", test_huge_head, NULL);

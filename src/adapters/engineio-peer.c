@@ -2,6 +2,9 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* POLLRDHUP: as its callers (engineio-http.c, engineio-soup.c) */
+#endif
 #include "config.h"
 
 #include <errno.h>

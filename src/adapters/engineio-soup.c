@@ -45,6 +45,7 @@
 #include <libsoup/soup.h>
 
 #include "engineio-peer-private.h"
+#include "engineio-soup-private.h"
 #include "engineio-soup.h"
 #include "engineio-error.h"
 #include "engineio-host.h"
@@ -480,6 +481,15 @@ typedef struct
   gboolean         done;       /* the splice finished */
 } Relay;
 
+/* Relays not freed yet (engine_io_soup_live_relays()). */
+static guint live_relays;
+
+guint
+engine_io_soup_live_relays (void)
+{
+  return g_atomic_int_get (&live_relays);
+}
+
 static Relay *
 relay_ref (Relay *relay)
 {
@@ -512,6 +522,7 @@ relay_unref (gpointer data)
   g_object_unref (relay->cancellable);
   g_main_context_unref (relay->context);
   g_free (relay);
+  g_atomic_int_dec_and_test (&live_relays);
 }
 
 static void
@@ -620,6 +631,7 @@ relay_start (EngineIOSoupRequest *sr,
       return NULL;
     }
   relay = g_new0 (Relay, 1);
+  g_atomic_int_inc (&live_relays);
   g_atomic_ref_count_init (&relay->ref_count);  /* the session's */
   relay->context = g_main_context_ref (sr->context);
   relay->client = g_object_ref (stream);

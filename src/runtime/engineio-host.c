@@ -660,6 +660,8 @@ engine_io_host_request_set_content_length (EngineIOHostRequest *self,
  * (#EngineIOServer:loop-threads) are created. Does nothing if it has
  * started already. engine_io_server_attach_soup() calls it.
  *
+ * Thread-safe: may be called from any thread, as often as wanted.
+ *
  * Returns: %TRUE if the server is started; %FALSE with @error set if its
  *   configuration is invalid (%ENGINE_IO_ERROR_INVALID_ARGUMENT) or it
  *   was closed (%ENGINE_IO_ERROR_CLOSED)

@@ -1010,12 +1010,13 @@ soup_request_new (SoupAttach        *attach,
   /* libsoup before 3.3 keeps, for as long as the SoupServer runs, every
    * idle keep-alive connection whose client goes away (upstream
    * d20c6601, "server: do not leak idle connections closed by the
-   * client"): one descriptor per visit, for any client to take. There,
-   * each of the engine's answers over TLS closes its connection (an
-   * upgrade's 101 replaces this header). Over plain HTTP the same leak
-   * is an open finding (data/docs/soup.md): closing there would end
-   * keep-alive and pipelining for every client of the host. */
-  if (tls && soup_leaks_idle_connections ())
+   * client"): one descriptor per visit, for any client to take (open a
+   * connection, send a poll, read the answer, leave; a thousand times).
+   * There, each of the engine's answers closes its connection, over TLS
+   * and plain HTTP alike (an upgrade's 101 replaces this header): no
+   * keep-alive or pipelining to the engine's path on such a libsoup, a
+   * TCP connection (and over TLS a handshake) per long-poll and POST. */
+  if (soup_leaks_idle_connections ())
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                   "Connection", "close");
 

@@ -49,8 +49,9 @@
  * - half-close-reading: clients that half-close after a whole request
  *   (a waiting poll, a poll with a message queued, a POST) and read on:
  *   no send reported flushed that they did not get;
- * - tls-pipelined: requests pipelined in one TLS write, the first
- *   answered with `Connection: close` (libsoup before 3.3);
+ * - tls-pipelined, tls-pipelined-close-reset: requests pipelined in one
+ *   TLS write, the first answered with `Connection: close` (libsoup
+ *   before 3.3), and a poll's answer closed with 1 MiB unread behind it;
  * - keepalive-client-gone (plain HTTP), keepalive-client-gone-other
  *   (ENGINE_IO_TEST_SOUP_OPEN=1 only): libsoup 3.2's open findings, see
  *   there.
@@ -2782,6 +2783,8 @@ tls_read_to_end (GIOStream  *stream,
           g_byte_array_append (got, (guint8 *) buffer, (guint) n);
           continue;
         }
+      if (n < 0)
+        g_test_message ("read ended: %s", error->message);
       return n == 0 || !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
     }
 }
@@ -2906,6 +2909,45 @@ test_tls_pipelined (Fixture       *f,
   assert_fds_back (with_session, TEST_TIMEOUT_MS);
 }
 
+/* A poll carrying a message, answered with `Connection: close` (HTTPS,
+ * libsoup before 3.3), with many requests pipelined behind it that the
+ * server never reads: closing a connection with unread bytes sends a
+ * reset, which may take the answer from the client before it reads it.
+ * The client reads only after a pause (the reset is there first). The
+ * message must not be reported flushed unless the client got it. */
+static void
+test_tls_pipelined_close_reset (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *sid = handshake_tls (f);
+  g_autofree char *get = poll_head (sid);
+  g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
+  g_autoptr(GString) burst = g_string_new (NULL);
+  g_autoptr(GSocket) gsocket = NULL;
+  g_autoptr(GIOStream) stream = NULL;
+  g_autoptr(GByteArray) got = g_byte_array_new ();
+  gboolean delivered;
+
+  g_assert_nonnull (socket);
+  g_object_set_data (G_OBJECT (socket), "atk12-tag", (gpointer) "piped");
+  g_assert_true (engine_io_socket_send_text_full (socket, "piped", flush_cb, f, NULL, NULL));
+  /* The poll, then ~256 KiB of polls behind it, in one go. */
+  while (burst->len < 1024 * 1024)
+    g_string_append (burst, get);
+  stream = tls_open (f, 0, &gsocket);
+  /* It may fail: the server closes the connection behind its answer. */
+  g_test_message ("the burst %s", stream_write (stream, burst->str, burst->len) ? "went" : "failed");
+  g_assert_true (test_recorder_wait_count (f->events, "flushed piped=", 1, TEST_TIMEOUT_MS));
+  g_usleep (test_scaled_ms (200) * 1000);
+  tls_read_to_end (stream, got);
+  g_byte_array_append (got, (guint8 *) "", 1);
+  delivered = strstr ((char *) got->data, "4piped") != NULL;
+  g_test_message ("the client %s the answer; reported %s", delivered ? "got" : "did not get",
+                  test_recorder_index (f->events, "flushed piped=1") >= 0 ? "flushed" : "not flushed");
+  if (!delivered)
+    g_assert_cmpint (test_recorder_index (f->events, "flushed piped=1"), <, 0);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -2984,6 +3026,7 @@ main (int    argc,
       ADD ("tls-keepalive-client-gone", test_keepalive_client_gone, &tls_marker);
       ADD ("wss-upgrade-no-descriptor", test_wss_upgrade_no_descriptor, &tls_marker);
       ADD ("tls-pipelined", test_tls_pipelined, &tls_marker);
+      ADD ("tls-pipelined-close-reset", test_tls_pipelined_close_reset, &tls_marker);
       if (g_getenv ("ENGINE_IO_TEST_SOUP_OPEN") != NULL)
         {
           ADD ("tls-keepalive-client-gone-other", test_keepalive_client_gone_other, &tls_marker);

@@ -52,6 +52,8 @@
  * - tls-pipelined, tls-pipelined-close-reset: requests pipelined in one
  *   TLS write, the first answered with `Connection: close` (libsoup
  *   before 3.3), and a poll's answer closed with 1 MiB unread behind it;
+ * - tls-visits-many: HTTPS visits of every kind the engine answers, each
+ *   client leaving its own way: no descriptor stays;
  * - keepalive-client-gone (plain HTTP), keepalive-client-gone-other
  *   (ENGINE_IO_TEST_SOUP_OPEN=1 only): libsoup 3.2's open findings, see
  *   there.
@@ -2948,6 +2950,139 @@ test_tls_pipelined_close_reset (Fixture       *f,
     g_assert_cmpint (test_recorder_index (f->events, "flushed piped=1"), <, 0);
 }
 
+/* Many HTTPS visits of every kind the engine answers (a poll of no
+ * session, a POST, a refused handshake, a refused upgrade, HTTP/1.0, a
+ * body past max-payload, a poll carrying a message), each client leaving
+ * its own way (close_notify, a FIN without it, a reset, reading to the
+ * end, or staying connected without reading): each answer closes its
+ * connection (libsoup before 3.3), no descriptor stays, the session goes
+ * on. */
+static void
+test_tls_visits_many (Fixture       *f,
+                      gconstpointer  data)
+{
+  enum { KINDS = 7, LEAVINGS = 5 };
+  gboolean closes = soup_get_major_version () == 3 && soup_get_minor_version () < 3;
+  g_autofree char *sid = handshake_tls (f);
+  guint with_session = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
+  g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
+  g_autofree char *block = g_strnfill (5000, 'a');
+  GIOStream *stayed[KINDS] = { NULL };
+  GSocket *stayed_sockets[KINDS] = { NULL };
+  guint n_stayed = 0;
+
+  g_assert_nonnull (socket);
+  for (guint kind = 0; kind < KINDS; kind++)
+    for (guint leaving = 0; leaving < LEAVINGS; leaving++)
+      {
+        g_autoptr(GSocket) gsocket = NULL;
+        g_autoptr(GIOStream) stream = tls_open (f, 0, &gsocket);
+        g_autofree char *request = NULL;
+        g_autofree char *head = NULL;
+        guint expected;
+
+        switch (kind)
+          {
+          case 0:
+            request = g_strdup ("GET /engine.io/?EIO=4&transport=polling&sid=nosuch HTTP/1.1\r\nHost: x\r\n\r\n");
+            expected = 400;
+            break;
+          case 1:
+            /* A noop packet. */
+            request = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                       "Host: x\r\nContent-Length: 1\r\n\r\n6", sid);
+            expected = 200;
+            break;
+          case 2:
+            request = g_strdup ("GET /engine.io/?EIO=4&transport=nosuch HTTP/1.1\r\nHost: x\r\n\r\n");
+            expected = 400;
+            break;
+          case 3:
+            request = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket&sid=%s HTTP/1.1\r\n"
+                                       "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                       "Sec-WebSocket-Version: 13\r\n\r\n", sid);  /* no key */
+            expected = 400;
+            break;
+          case 4:
+            request = g_strdup ("GET /engine.io/?EIO=4&transport=polling&sid=nosuch HTTP/1.0\r\n\r\n");
+            expected = 400;
+            break;
+          case 5:
+            request = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
+                                       "Host: x\r\nContent-Length: 5000\r\n\r\n%s", sid, block);
+            expected = 413;
+            break;
+          default:
+            g_assert_true (engine_io_socket_send_text (socket, "visit", NULL));
+            request = poll_head (sid);
+            expected = 200;
+            break;
+          }
+        g_assert_true (stream_write (stream, request, strlen (request)));
+        /* A poll's answer is read before its client goes (or the
+         * session would end with it). */
+        if (leaving < 3 || kind == 6)
+          {
+            head = tls_read_head (stream);
+            if (status_of (head) != expected)
+              g_test_fail_printf ("kind %u: %.60s", kind, head);
+            if (closes && !head_closes (head) && g_str_has_prefix (head, "HTTP/1.1"))
+              g_test_fail_printf ("kind %u: no Connection: close: %.200s", kind, head);
+          }
+        switch (leaving)
+          {
+          case 0:
+            g_io_stream_close (stream, NULL, NULL);
+            break;
+          case 1:
+            {
+              g_autoptr(GByteArray) rest = g_byte_array_new ();
+
+              if (kind == 6)
+                {
+                  /* The message's frame is behind the head. */
+                  tls_read_to_end (stream, rest);
+                  g_byte_array_append (rest, (guint8 *) "", 1);
+                  g_assert_nonnull (strstr ((char *) rest->data, "4visit"));
+                }
+              else if (closes)
+                g_assert_true (tls_read_to_end (stream, rest));
+              g_socket_close (gsocket, NULL);
+            }
+            break;
+          case 2:
+            g_socket_shutdown (gsocket, FALSE, TRUE, NULL);
+            g_socket_close (gsocket, NULL);
+            break;
+          case 3:
+            gsocket_reset (gsocket);
+            break;
+          default:
+            /* Stays connected, reads nothing (until the end). */
+            stayed[n_stayed] = g_object_ref (stream);
+            stayed_sockets[n_stayed++] = g_object_ref (gsocket);
+            break;
+          }
+      }
+  /* The clients that stayed: the server closed their connections. */
+  if (closes)
+    for (guint i = 0; i < n_stayed; i++)
+      g_assert_true (rel_tcp_wait_closed (g_socket_get_fd (stayed_sockets[i]), TEST_TIMEOUT_MS, NULL));
+  for (guint i = 0; i < n_stayed; i++)
+    {
+      g_socket_close (stayed_sockets[i], NULL);
+      g_object_unref (stayed_sockets[i]);
+      g_object_unref (stayed[i]);
+    }
+  if (closes)
+    assert_fds_back (with_session, TEST_TIMEOUT_MS);
+  {
+    g_autofree char *prefix = g_strdup_printf ("close %s", sid);
+
+    g_assert_cmpint (test_recorder_index_prefix (f->events, prefix), <, 0);
+  }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -3027,6 +3162,7 @@ main (int    argc,
       ADD ("wss-upgrade-no-descriptor", test_wss_upgrade_no_descriptor, &tls_marker);
       ADD ("tls-pipelined", test_tls_pipelined, &tls_marker);
       ADD ("tls-pipelined-close-reset", test_tls_pipelined_close_reset, &tls_marker);
+      ADD ("tls-visits-many", test_tls_visits_many, &tls_marker);
       if (g_getenv ("ENGINE_IO_TEST_SOUP_OPEN") != NULL)
         {
           ADD ("tls-keepalive-client-gone-other", test_keepalive_client_gone_other, &tls_marker);

@@ -2904,6 +2904,15 @@ test_tls_pipelined (Fixture       *f,
     g_io_stream_close (stream, NULL, NULL);
   }
   {
+    /* Its echo taken (the engine's close would wait for a poll to take
+     * what is queued). */
+    g_autoptr(GIOStream) stream = tls_open (f, 0, NULL);
+    g_autofree char *body = NULL;
+
+    g_assert_cmpuint (tls_request (stream, get, &body), ==, 200);
+    g_assert_cmpstr (body, ==, "4four");
+  }
+  {
     g_autofree char *prefix = g_strdup_printf ("close %s", sid);
 
     g_assert_cmpint (test_recorder_index_prefix (f->events, prefix), <, 0);
@@ -2950,7 +2959,7 @@ test_tls_pipelined_close_reset (Fixture       *f,
     g_assert_cmpint (test_recorder_index (f->events, "flushed piped=1"), <, 0);
 }
 
-/* Many HTTPS visits of every kind the engine answers (a poll of no
+/* HTTPS visits of every kind the engine answers (a poll of no
  * session, a POST, a refused handshake, a refused upgrade, HTTP/1.0, a
  * body past max-payload, a poll carrying a message), each client leaving
  * its own way (close_notify, a FIN without it, a reset, reading to the
@@ -2967,14 +2976,17 @@ test_tls_visits_many (Fixture       *f,
   guint with_session = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
   g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
   g_autofree char *block = g_strnfill (5000, 'a');
-  GIOStream *stayed[KINDS] = { NULL };
-  GSocket *stayed_sockets[KINDS] = { NULL };
+  GIOStream *stayed[2 * KINDS] = { NULL };
+  GSocket *stayed_sockets[2 * KINDS] = { NULL };
   guint n_stayed = 0;
 
   g_assert_nonnull (socket);
-  for (guint kind = 0; kind < KINDS; kind++)
-    for (guint leaving = 0; leaving < LEAVINGS; leaving++)
+  /* Each kind twice, the ways of leaving taken in turn (all of them
+   * for every kind made 35 TLS handshakes: too slow under ASan). */
+  for (guint visit = 0; visit < 2 * KINDS; visit++)
       {
+        guint kind = visit % KINDS;
+        guint leaving = (visit + visit / KINDS) % LEAVINGS;
         g_autoptr(GSocket) gsocket = NULL;
         g_autoptr(GIOStream) stream = tls_open (f, 0, &gsocket);
         g_autofree char *request = NULL;
@@ -3029,6 +3041,18 @@ test_tls_visits_many (Fixture       *f,
             if (closes && !head_closes (head) && g_str_has_prefix (head, "HTTP/1.1"))
               g_test_fail_printf ("kind %u: no Connection: close: %.200s", kind, head);
           }
+        if (kind == 6)
+          {
+            /* The message, whole (a client that goes in the middle of a
+             * poll's answer ends its session: transport error). */
+            gsize length = content_length_of (head);
+            g_autofree char *body = g_malloc0 (length + 1);
+
+            g_assert_true (g_input_stream_read_all (g_io_stream_get_input_stream (stream), body, length,
+                                                    NULL, NULL, NULL));
+            /* (A ping may come before it under a slow sanitizer.) */
+            g_assert_true (g_str_has_suffix (body, "4visit"));
+          }
         switch (leaving)
           {
           case 0:
@@ -3038,14 +3062,7 @@ test_tls_visits_many (Fixture       *f,
             {
               g_autoptr(GByteArray) rest = g_byte_array_new ();
 
-              if (kind == 6)
-                {
-                  /* The message's frame is behind the head. */
-                  tls_read_to_end (stream, rest);
-                  g_byte_array_append (rest, (guint8 *) "", 1);
-                  g_assert_nonnull (strstr ((char *) rest->data, "4visit"));
-                }
-              else if (closes)
+              if (closes)
                 g_assert_true (tls_read_to_end (stream, rest));
               g_socket_close (gsocket, NULL);
             }

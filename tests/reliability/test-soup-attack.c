@@ -46,9 +46,10 @@
  *   left for the relay's socketpair;
  * - keepalive-client-gone, tls-keepalive-client-gone: idle keep-alive
  *   connections whose clients leave (libsoup before 3.3 kept them);
- * - half-close-reading: clients that half-close after a whole request
- *   (a waiting poll, a poll with a message queued, a POST) and read on:
- *   no send reported flushed that they did not get;
+ * - half-close-reading, tls-half-close-reading: clients that half-close
+ *   after a whole request (a waiting poll, a poll with a message queued,
+ *   a POST; over TLS by close_notify or by a bare FIN) and read on: no
+ *   send reported flushed that they did not get;
  * - tls-pipelined, tls-pipelined-close-reset: requests pipelined in one
  *   TLS write, the first answered with `Connection: close` (libsoup
  *   before 3.3), and a poll's answer closed with 1 MiB unread behind it;
@@ -3100,6 +3101,43 @@ test_tls_visits_many (Fixture       *f,
   }
 }
 
+/* The same over HTTPS: a waiting poll whose client half-closes, by TLS
+ * (close_notify, its output stream closed: a legal TLS half-close) or by
+ * TCP alone (a FIN without close_notify), then reads on while a message
+ * is sent. No send is reported flushed that the client did not get; one
+ * not flushed ends its session. */
+static void
+test_tls_half_close_reading (Fixture       *f,
+                             gconstpointer  data)
+{
+  for (guint how = 0; how < 2; how++)
+    {
+      const char *tag = how == 0 ? "notify" : "fin";
+      g_autofree char *sid = handshake_tls (f);
+      g_autofree char *get = poll_head (sid);
+      g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
+      g_autoptr(GSocket) gsocket = NULL;
+      g_autoptr(GIOStream) stream = tls_open (f, 0, &gsocket);
+      g_autoptr(GByteArray) got = g_byte_array_new ();
+      g_autofree char *prefix = g_strdup_printf ("close %s", sid);
+
+      g_assert_nonnull (socket);
+      g_object_set_data (G_OBJECT (socket), "atk12-tag", (gpointer) tag);
+      g_assert_true (stream_write (stream, get, strlen (get)));
+      /* It waits. */
+      g_assert_false (test_recorder_wait_count (f->events, prefix, 1, test_scaled_ms (200)));
+      if (how == 0)
+        g_output_stream_close (g_io_stream_get_output_stream (stream), NULL, NULL);
+      else
+        g_socket_shutdown (gsocket, FALSE, TRUE, NULL);
+      g_usleep (test_scaled_ms (100) * 1000);  /* the server has seen it */
+      if (!engine_io_socket_send_text_full (socket, tag, flush_cb, f, NULL, NULL))
+        test_recorder_add (f->events, "flushed %s=0", tag);
+      tls_read_to_end (stream, got);
+      check_half_closed_delivery (f, sid, tag, got);
+    }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -3180,6 +3218,7 @@ main (int    argc,
       ADD ("tls-pipelined", test_tls_pipelined, &tls_marker);
       ADD ("tls-pipelined-close-reset", test_tls_pipelined_close_reset, &tls_marker);
       ADD ("tls-visits-many", test_tls_visits_many, &tls_marker);
+      ADD ("tls-half-close-reading", test_tls_half_close_reading, &tls_marker);
       if (g_getenv ("ENGINE_IO_TEST_SOUP_OPEN") != NULL)
         {
           ADD ("tls-keepalive-client-gone-other", test_keepalive_client_gone_other, &tls_marker);

@@ -115,6 +115,8 @@ struct _EngineIOHttpDaemon
 
 /* Request interface */
 
+static gboolean connection_closed_by_peer (struct MHD_Connection *connection);
+
 static void
 http_respond (EngineIORequest *req,
               guint            status,
@@ -133,6 +135,12 @@ http_respond (EngineIORequest *req,
       MHD_add_response_header (response, g_ptr_array_index (headers, i),
                                g_ptr_array_index (headers, i + 1));
 
+  /* A client that half-closed (its FIN came with or after the request):
+   * answered, then closed. libmicrohttpd, which met the FIN while the
+   * request was suspended, otherwise kept the connection until
+   * connection-timeout (http-abuse poll-gone/half-close-reading). */
+  if (connection_closed_by_peer (hr->connection))
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
   hr->responded = TRUE;
   if (MHD_queue_response (hr->connection, status, response) != MHD_YES)
     g_debug ("libmicrohttpd refused a response (status %u)", status);

@@ -356,6 +356,12 @@ soup_respond (EngineIOHostRequest *request,
   response_headers = soup_server_message_get_response_headers (sr->msg);
   for (gsize i = 0; headers[i] != NULL && headers[i + 1] != NULL; i += 2)
     soup_message_headers_append (response_headers, headers[i], headers[i + 1]);
+  /* A client that half-closed (its FIN came with or after the request):
+   * answered, then closed. libsoup before 3.3 would keep the connection
+   * (its keep-alive successor, whose read fails, is never disconnected)
+   * for as long as the SoupServer runs. */
+  if (closed_by_peer (sr))
+    soup_message_headers_replace (response_headers, "Connection", "close");
   if (g_bytes_get_size (body) > 0)
     soup_message_body_append_bytes (soup_server_message_get_response_body (sr->msg), body);
   soup_server_message_set_status (sr->msg, status, NULL);

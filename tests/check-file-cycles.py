@@ -8,7 +8,10 @@
 # connected component of the call graph, more than one file).
 #
 # Issue 14 asks for none. One remains, the runtime's server, sessions and
-# libmicrohttpd adapter (KNOWN_CYCLE below); until the session
+# libmicrohttpd adapter (KNOWN_CYCLE below), with the host seam
+# (engineio-host) since the libmicrohttpd host runs on it: the server
+# starts and stops that host (engine_io_server_listen()), which calls the
+# seam, which calls the server; until the session
 # machine cuts it, this is a ratchet: it fails, naming the files, when a
 # file joins that cycle or a new cycle forms, and when a file leaves it
 # (so that KNOWN_CYCLE is updated and stays the truth).
@@ -24,6 +27,7 @@ import subprocess
 import sys
 
 KNOWN_CYCLE = {
+    'engineio-host',
     'engineio-http',
     'engineio-server',
     'engineio-server-admission',

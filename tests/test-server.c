@@ -1859,7 +1859,8 @@ test_polling_max_payload (Fixture       *f,
   g_autoptr(GString) request = g_string_new (NULL);
 
   g_test_summary ("max-payload counts the whole POST body: exactly the limit is accepted, "
-                  "one byte more gets 413 (with Content-Length or chunked)");
+                  "one byte more gets 413 (with Content-Length or chunked; a chunked body "
+                  "is read to its end and its connection kept)");
 
   g_object_set (f->server, "max-payload", (guint64) 1000, NULL);
   fixture_start (f);
@@ -1895,6 +1896,13 @@ test_polling_max_payload (Fixture       *f,
   g_assert_no_error (error);
   test_require (chunked != NULL);
   g_assert_cmpuint (chunked->status, ==, 413);
+  /* The body was read to its end: the connection serves the next request. */
+  {
+    g_autoptr(TestResponse) next = test_http_get (raw, "/engine.io/?EIO=4&transport=polling&sid=nosuchsession");
+
+    test_require (next != NULL);
+    g_assert_cmpuint (next->status, ==, 400);
+  }
 
   g_assert_cmpuint (test_recorder_count (f->events, "message "), ==, 1);
 }

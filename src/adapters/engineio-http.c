@@ -1,9 +1,15 @@
 /* engineio-http.c: the libmicrohttpd adapter
  *
  * The only file (with engineio-websocket.c for upgraded sockets) that
- * includes <microhttpd.h>. It turns libmicrohttpd's access-handler calls
- * into the protocol core's request interface (engineio-request-private.h):
- * headers and query in, respond/suspend/resume out.
+ * includes <microhttpd.h>. It hosts the engine on the public host seam
+ * (engineio-host.h), as any host does: each libmicrohttpd request is an
+ * EngineIOHostRequest (EngineIOMhdRequest), its headers and query added,
+ * its class functions (respond, suspend, resume, upgrade) answering,
+ * holding and switching the connection. Beyond the public API it uses
+ * engineio-host-private.h (the watcher's view of waiting polls; upgraded
+ * sockets that stay with libmicrohttpd, whose descriptor the engine must
+ * not close) and the server's private counters and settings (descriptor
+ * budget, max-payload, connection-timeout, TLS certificate).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -31,31 +37,12 @@
 #include "engineio-peer-private.h"
 #include "engineio-http-private.h"
 #include "engineio-mhd.h"
+#include "engineio-host-private.h"
 #include "engineio-server-private.h"
-#include "engineio-socket-private.h"
-#include "engineio-websocket-private.h"
 #include "engineio-error.h"
 #include "engineio-lock-private.h"
 
 typedef struct _ConnWatch ConnWatch;
-
-typedef struct
-{
-  EngineIORequest        base;        /* first: the core's view */
-  EngineIOServer        *server;      /* unowned: outlives its requests */
-  EngineIOHttpDaemon    *daemon;      /* unowned; NULL when mounted in an application's daemon */
-  ConnWatch             *watch;       /* unowned: the connection's, on our own daemon */
-  struct MHD_Connection *connection;
-  GByteArray            *body;        /* POST body being read */
-  gboolean               want_body;
-  gboolean               deferred;    /* not a POST: begin at the final call */
-  gboolean               too_large;
-  gboolean               orphaned;    /* a POST whose session ended while its body was read */
-  guint64                dropped;     /* body bytes read and dropped after too_large
-                                       * (or in all, once orphaned) */
-  gboolean               responded;
-  int                    resumed;     /* (atomic) set by resume() */
-} HttpRequest;
 
 /* A connection of our own daemon, watched for slow requests, and while a
  * poll waits on it (suspended: libmicrohttpd does not look at it then),
@@ -67,10 +54,8 @@ struct _ConnWatch
   MHD_socket       fd;
   int              deadline;    /* (atomic) monotonic second by which the current phase must
                                  * end; G_MAXINT: none. Set per request without the daemon's lock. */
-  EngineIORequest *poll;        /* (daemon lock) the waiting poll suspended on it, or NULL;
-                                 * never dereferenced here: the session checks it */
-  gsize            poll_serial; /* (daemon lock) its serial */
-  EngineIOSocket  *poll_socket; /* (daemon lock) (owned) its session */
+  EngineIOHostPoll poll;        /* (daemon lock) the waiting poll suspended on it (its
+                                 * socket NULL if none): its session (owned) checks it */
   guint            relay;       /* (atomic) descriptors of its TLS relay (a socketpair) once
                                  * upgraded, counted until libmicrohttpd closes it */
   gsize            tls_read;    /* over TLS, bytes read before its first request head (its
@@ -113,90 +98,143 @@ struct _EngineIOHttpDaemon
   char              *tls_key_pem;   /* wiped when freed */
 };
 
-/* Request interface */
+/* One libmicrohttpd request, as the engine's host request (the public
+ * seam, engineio-host.h, as any host's; engineio-host-private.h for the
+ * watcher's waiting polls and for upgraded sockets that stay with
+ * libmicrohttpd). Everything but resume() runs on the connection's
+ * libmicrohttpd thread (the serving thread). */
+struct _EngineIOMhdRequest
+{
+  EngineIOHostRequest    parent_instance;
+  EngineIOServer        *server;      /* unowned: outlives its requests */
+  EngineIOHttpDaemon    *daemon;      /* unowned; NULL when mounted in an application's daemon */
+  ConnWatch             *watch;       /* unowned: the connection's, on our own daemon */
+  struct MHD_Connection *connection;
+  struct MHD_Response   *pending;     /* owned: an answer given while the body was still
+                                       * coming, queued once it is read */
+  guint                  pending_status;
+  guint64                body_read;   /* body bytes passed on or dropped */
+  guint64                refused_at;  /* @body_read when the engine answered a body early */
+  gboolean               handed;      /* given to the engine */
+  gboolean               want_body;   /* the engine reads the body */
+  gboolean               in_chunk;    /* within engine_io_host_request_add_body() */
+  gboolean               dropping;    /* answered early: the rest of the body is dropped */
+  gboolean               deferred;    /* not a POST: handed over at the final call */
+  gboolean               responded;
+  gboolean               upgrading;   /* upgrade() queued the 101 */
+  gboolean               suspended;   /* suspend() called, its resumption not picked up yet */
+  gboolean               poll;        /* suspended as a waiting poll */
+  gboolean               watched;     /* its waiting poll is in @watch */
+  int                    resumed;     /* (atomic) set by resume() */
+};
+
+#define ENGINE_IO_TYPE_MHD_REQUEST (engine_io_mhd_request_get_type ())
+G_DECLARE_FINAL_TYPE (EngineIOMhdRequest, engine_io_mhd_request, ENGINE_IO, MHD_REQUEST, EngineIOHostRequest)
+G_DEFINE_FINAL_TYPE (EngineIOMhdRequest, engine_io_mhd_request, ENGINE_IO_TYPE_HOST_REQUEST)
+
+#define HOST(mr) ((EngineIOHostRequest *) (mr))
 
 static gboolean connection_closed_by_peer (struct MHD_Connection *connection);
 
 static void
-http_respond (EngineIORequest *req,
-              guint            status,
-              GPtrArray       *headers,
-              GBytes          *body)
+mhd_respond (EngineIOHostRequest *request,
+             guint                status,
+             const char * const  *headers,
+             GBytes              *body)
 {
-  HttpRequest *hr = (HttpRequest *) req;
+  EngineIOMhdRequest *mr = ENGINE_IO_MHD_REQUEST (request);
   struct MHD_Response *response;
   gsize size;
   gconstpointer data = g_bytes_get_data (body, &size);
 
   response = MHD_create_response_from_buffer_with_free_callback_cls (
       size, (void *) data, (MHD_ContentReaderFreeCallback) g_bytes_unref, g_bytes_ref (body));
-  if (headers != NULL)
-    for (guint i = 0; i + 1 < headers->len; i += 2)
-      MHD_add_response_header (response, g_ptr_array_index (headers, i),
-                               g_ptr_array_index (headers, i + 1));
+  for (guint i = 0; headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+    MHD_add_response_header (response, headers[i], headers[i + 1]);
 
   /* A client that half-closed (its FIN came with or after the request):
    * answered, then closed. libmicrohttpd, which met the FIN while the
    * request was suspended, otherwise kept the connection until
    * connection-timeout (http-abuse poll-gone/half-close-reading). */
-  if (connection_closed_by_peer (hr->connection))
+  if (connection_closed_by_peer (mr->connection))
     MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
-  hr->responded = TRUE;
-  if (MHD_queue_response (hr->connection, status, response) != MHD_YES)
+  mr->responded = TRUE;
+  /* libmicrohttpd takes a response at the request's head or once its body
+   * is read, not in between: an answer to a body still coming (413 past
+   * max-payload, a session that ended) waits for the body's end. */
+  if (mr->in_chunk)
+    {
+      g_clear_pointer (&mr->pending, MHD_destroy_response);
+      mr->pending = response;
+      mr->pending_status = status;
+      return;
+    }
+  if (MHD_queue_response (mr->connection, status, response) != MHD_YES)
     g_debug ("libmicrohttpd refused a response (status %u)", status);
   MHD_destroy_response (response);
 }
 
 /* Serving thread, under the session's lock. */
 static void
-watch_poll (HttpRequest *hr)
+watch_poll (EngineIOMhdRequest *mr)
 {
-  EngineIOHttpDaemon *daemon = hr->daemon;
-  ConnWatch *watch = hr->watch;
+  EngineIOHttpDaemon *daemon = mr->daemon;
+  ConnWatch *watch = mr->watch;
+  EngineIOHostPoll poll = { NULL, };
 
+  if (!engine_io_host_request_get_waiting_poll (HOST (mr), &poll))
+    return;
+  mr->poll = TRUE;
+  if (watch == NULL)
+    {
+      engine_io_host_poll_clear (&poll);
+      return;
+    }
   ENGINE_IO_LOCK (&daemon->lock, WATCHER);
-  g_warn_if_fail (watch->poll_socket == NULL);
-  watch->poll = &hr->base;
-  watch->poll_serial = hr->base.serial;
-  if (watch->poll_socket == NULL)
-    watch->poll_socket = g_object_ref (hr->base.socket);
+  g_warn_if_fail (watch->poll.socket == NULL);
+  engine_io_host_poll_clear (&watch->poll);
+  watch->poll = poll;
   ENGINE_IO_UNLOCK (&daemon->lock);
+  mr->watched = TRUE;
 }
 
 /* Serving thread, once the request is resumed (by anyone). */
 static void
-unwatch_poll (HttpRequest *hr)
+unwatch_poll (EngineIOMhdRequest *mr)
 {
-  EngineIOHttpDaemon *daemon = hr->daemon;
-  ConnWatch *watch = hr->watch;
-  EngineIOSocket *socket;
+  EngineIOHttpDaemon *daemon = mr->daemon;
+  ConnWatch *watch = mr->watch;
+  EngineIOHostPoll poll;
 
+  mr->watched = FALSE;
   ENGINE_IO_LOCK (&daemon->lock, WATCHER);
-  watch->poll = NULL;
-  socket = g_steal_pointer (&watch->poll_socket);
+  poll = watch->poll;
+  watch->poll = (EngineIOHostPoll) { NULL, };
   ENGINE_IO_UNLOCK (&daemon->lock);
-  g_clear_object (&socket);
+  engine_io_host_poll_clear (&poll);
 }
 
 static void
-http_suspend (EngineIORequest *req)
+mhd_suspend (EngineIOHostRequest *request)
 {
-  HttpRequest *hr = (HttpRequest *) req;
+  EngineIOMhdRequest *mr = ENGINE_IO_MHD_REQUEST (request);
 
-  /* A waiting poll, on our own daemon: watched for its client going. (A
-   * handshake waits for its admission job, briefly.) */
-  if (hr->watch != NULL && req->kind == ENGINE_IO_REQUEST_POLL && req->socket != NULL)
-    watch_poll (hr);
-  MHD_suspend_connection (hr->connection);
+  mr->suspended = TRUE;
+  /* A waiting poll: checked for its client going when resumed, and on our
+   * own daemon watched meanwhile. (A handshake waits for its admission
+   * job, briefly.) */
+  watch_poll (mr);
+  MHD_suspend_connection (mr->connection);
 }
 
+/* Any thread. */
 static void
-http_resume (EngineIORequest *req)
+mhd_resume (EngineIOHostRequest *request)
 {
-  HttpRequest *hr = (HttpRequest *) req;
+  EngineIOMhdRequest *mr = ENGINE_IO_MHD_REQUEST (request);
 
-  g_atomic_int_set (&hr->resumed, 1);
-  MHD_resume_connection (hr->connection);
+  g_atomic_int_set (&mr->resumed, 1);
+  MHD_resume_connection (mr->connection);
 }
 
 /* Memory per connection, for its request head and response headers (the
@@ -218,7 +256,10 @@ http_resume (EngineIORequest *req)
  * or more for connection-timeout. */
 #define TLS_MAX_BEFORE_REQUEST (128 * 1024)
 
-/* A WebSocket that stays with libmicrohttpd. */
+/* A WebSocket that stays with libmicrohttpd: its descriptor is
+ * libmicrohttpd's (attached with
+ * engine_io_host_request_attach_descriptor(): the engine never closes it),
+ * released with MHD_upgrade_action() once the engine lets it go. */
 typedef struct
 {
   struct MHD_UpgradeResponseHandle *urh;
@@ -263,22 +304,15 @@ release_upgraded (gpointer data)
   g_free (upgraded);
 }
 
-/* A WebSocket that left libmicrohttpd: its descriptor, counted in the
+/* A WebSocket that left libmicrohttpd: the GSocket of its duplicated
+ * descriptor (handed over with engine_io_host_request_attach_connection(),
+ * which closes it) is finalized; the descriptor was counted in the
  * server's descriptors. */
-typedef struct
-{
-  int      fd;
-  guint64 *descriptors;  /* (atomic) */
-} Detached;
-
 static void
-release_detached (gpointer data)
+release_detached (gpointer  data,
+                  GObject  *where_the_socket_was)
 {
-  Detached *detached = data;
-
-  close (detached->fd);
-  engine_io_counter_sub (detached->descriptors, 1);
-  g_free (detached);
+  engine_io_counter_sub ((guint64 *) data, 1);
 }
 
 /* Whether a connection is served over TLS: libmicrohttpd then hands an
@@ -319,7 +353,8 @@ can_detach (struct MHD_Connection *connection)
          (dinfo->flags & MHD_USE_TLS) == 0;
 }
 
-/* libmicrohttpd's thread, once the 101 went out: the socket is ours. */
+/* libmicrohttpd's thread (the serving thread), once the 101 went out: the
+ * socket is ours. */
 static void
 upgrade_handler (void                             *cls,
                  struct MHD_Connection            *connection,
@@ -329,112 +364,132 @@ upgrade_handler (void                             *cls,
                  MHD_socket                        sock,
                  struct MHD_UpgradeResponseHandle *urh)
 {
-  HttpRequest *hr = cls;
-  EngineIOCounters *counters = engine_io_server_get_counters (hr->server);
-  EngineIOWebSocket *ws;
+  EngineIOMhdRequest *mr = cls;
+  EngineIOCounters *counters = engine_io_server_get_counters (mr->server);
   gboolean detach = can_detach (connection);
+  GSocket *socket = NULL;
+  Upgraded *upgraded;
   int fd = -1;
 
+  mr->upgrading = FALSE;
   /* The duplicate is one more descriptor until libmicrohttpd has closed
    * its own: only within the budget (the socket stays with libmicrohttpd
    * otherwise, where it is counted as a connection). */
   if (detach &&
       __atomic_add_fetch (&counters->descriptors, 1, __ATOMIC_RELAXED) >
-        engine_io_server_get_descriptor_limit (hr->server))
+        engine_io_server_get_descriptor_limit (mr->server))
     {
       engine_io_counter_sub (&counters->descriptors, 1);
       g_debug ("http: an upgraded socket stays with libmicrohttpd (descriptor budget)");
     }
   else if (detach)
     {
+      g_autoptr(GError) error = NULL;
+
       do
         fd = fcntl (sock, F_DUPFD_CLOEXEC, 0);
       while (fd < 0 && errno == EINTR);
       if (fd < 0)
+        g_debug ("http: cannot duplicate an upgraded socket (%s); it stays with libmicrohttpd",
+                 g_strerror (errno));
+      else if ((socket = g_socket_new_from_fd (fd, &error)) == NULL)
         {
-          engine_io_counter_sub (&counters->descriptors, 1);
-          g_debug ("http: cannot duplicate an upgraded socket (%s); it stays with libmicrohttpd",
-                   g_strerror (errno));
+          g_debug ("http: cannot wrap an upgraded socket (%s); it stays with libmicrohttpd",
+                   error->message);
+          close (fd);
         }
+      if (socket == NULL)
+        engine_io_counter_sub (&counters->descriptors, 1);
     }
 
-  if (fd >= 0)
+  if (socket != NULL)
     {
-      Detached *detached = g_new (Detached, 1);
+      g_autoptr(GBytes) extra = NULL;
 
-      detached->fd = fd;
-      detached->descriptors = &counters->descriptors;
       /* extra_in is copied before libmicrohttpd frees the connection. */
-      ws = engine_io_websocket_new (fd, extra_in, extra_in_size,
-                                    engine_io_server_get_max_payload (hr->server),
-                                    release_detached, detached);
+      if (extra_in_size > 0)
+        extra = g_bytes_new (extra_in, extra_in_size);
+      g_object_weak_ref (G_OBJECT (socket), release_detached, &counters->descriptors);
+      engine_io_host_request_attach_connection (HOST (mr), socket, extra);
       MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+      return;
     }
-  else
+
+  upgraded = g_new0 (Upgraded, 1);
+  upgraded->urh = urh;
+  upgraded->descriptors = &counters->descriptors;
+  /* The session's cost in the budget counts the relay's socketpair
+   * (config_set_descriptor_budget()). */
+  upgraded->relay = is_tls (connection) ? 2 : 0;
+  if (upgraded->relay > 0)
     {
-      Upgraded *upgraded = g_new0 (Upgraded, 1);
+      const union MHD_ConnectionInfo *cinfo =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+      int one = 1;
 
-      upgraded->urh = urh;
-      upgraded->descriptors = &counters->descriptors;
-      /* The session's cost in the budget counts the relay's socketpair
-       * (config_set_descriptor_budget()). */
-      upgraded->relay = is_tls (connection) ? 2 : 0;
-      if (upgraded->relay > 0)
-        {
-          const union MHD_ConnectionInfo *cinfo =
-            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-          int one = 1;
-
-          if (cinfo != NULL)
-            setsockopt (cinfo->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-      engine_io_counter_add (&counters->descriptors, upgraded->relay);
-      if (upgraded->relay > 0 && hr->watch != NULL)
-        {
-          upgraded->daemon = hr->daemon;
-          upgraded->watch = hr->watch;
-          upgraded->watch_id = hr->watch->id;
-          upgraded->timeout_s = hr->daemon->timeout_s;
-          g_atomic_int_set (&hr->watch->relay, upgraded->relay);
-          upgraded->relay = 0;  /* the watch's until the connection closes */
-        }
-      ws = engine_io_websocket_new (sock, extra_in, extra_in_size,
-                                    engine_io_server_get_max_payload (hr->server),
-                                    release_upgraded, upgraded);
+      if (cinfo != NULL)
+        setsockopt (cinfo->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-  if (hr->base.ws_deflate)
-    engine_io_websocket_set_deflate (ws, hr->base.ws_deflate_threshold);
-  hr->base.kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
-  hr->base.switched = TRUE;
-  engine_io_socket_attach_websocket (hr->base.socket, ws, hr->base.reject_ws);
+  engine_io_counter_add (&counters->descriptors, upgraded->relay);
+  if (upgraded->relay > 0 && mr->watch != NULL)
+    {
+      upgraded->daemon = mr->daemon;
+      upgraded->watch = mr->watch;
+      upgraded->watch_id = mr->watch->id;
+      upgraded->timeout_s = mr->daemon->timeout_s;
+      g_atomic_int_set (&mr->watch->relay, upgraded->relay);
+      upgraded->relay = 0;  /* the watch's until the connection closes */
+    }
+  engine_io_host_request_attach_descriptor (HOST (mr), sock, extra_in, extra_in_size,
+                                            release_upgraded, upgraded);
 }
 
 static gboolean
-http_upgrade (EngineIORequest *req,
-              GPtrArray       *headers,
-              EngineIOSocket  *socket)
+mhd_upgrade (EngineIOHostRequest *request,
+             const char * const  *headers)
 {
-  HttpRequest *hr = (HttpRequest *) req;
-  struct MHD_Response *response = MHD_create_response_for_upgrade (upgrade_handler, hr);
+  EngineIOMhdRequest *mr = ENGINE_IO_MHD_REQUEST (request);
+  struct MHD_Response *response = MHD_create_response_for_upgrade (upgrade_handler, mr);
   enum MHD_Result ret;
 
   if (response == NULL)
     return FALSE;
-  for (guint i = 0; i + 1 < headers->len; i += 2)
-    MHD_add_response_header (response, g_ptr_array_index (headers, i),
-                             g_ptr_array_index (headers, i + 1));
-  hr->responded = TRUE;
-  ret = MHD_queue_response (hr->connection, MHD_HTTP_SWITCHING_PROTOCOLS, response);
+  for (guint i = 0; headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+    MHD_add_response_header (response, headers[i], headers[i + 1]);
+  ret = MHD_queue_response (mr->connection, MHD_HTTP_SWITCHING_PROTOCOLS, response);
   MHD_destroy_response (response);
-  return ret == MHD_YES;
+  if (ret != MHD_YES)
+    return FALSE;
+  mr->upgrading = TRUE;
+  return TRUE;
 }
 
-static const EngineIORequestVTable http_vtable = {
-  .respond = http_respond,
-  .suspend = http_suspend,
-  .resume = http_resume,
-  .upgrade = http_upgrade,
-};
+static void
+engine_io_mhd_request_finalize (GObject *object)
+{
+  EngineIOMhdRequest *mr = ENGINE_IO_MHD_REQUEST (object);
+
+  g_clear_pointer (&mr->pending, MHD_destroy_response);
+  G_OBJECT_CLASS (engine_io_mhd_request_parent_class)->finalize (object);
+}
+
+static void
+engine_io_mhd_request_class_init (EngineIOMhdRequestClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  EngineIOHostRequestClass *host_class = ENGINE_IO_HOST_REQUEST_CLASS (klass);
+
+  object_class->finalize = engine_io_mhd_request_finalize;
+  host_class->respond = mhd_respond;
+  host_class->suspend = mhd_suspend;
+  host_class->resume = mhd_resume;
+  host_class->upgrade = mhd_upgrade;
+}
+
+static void
+engine_io_mhd_request_init (EngineIOMhdRequest *mr)
+{
+}
 
 /* Serving thread: has the client closed @connection (now, without
  * waiting)? Checked before a resumed poll is answered: a response written
@@ -449,38 +504,17 @@ connection_closed_by_peer (struct MHD_Connection *connection)
   return info != NULL && engine_io_fd_closed_by_peer (info->connect_fd);
 }
 
-#define MAX_JOINED_LIST 4096
-
+/* Headers, as they came: engine_io_host_request_add_header() joins the
+ * lists a proxy may have split over several headers (X-Forwarded-For,
+ * Forwarded). */
 static enum MHD_Result
 collect_header (void                *cls,
                 enum MHD_ValueKind   kind,
                 const char          *key,
                 const char          *value)
 {
-  GHashTable *table = cls;
-  char *name;
-  char *text;
-  const char *previous;
-
-  if (key == NULL)
-    return MHD_YES;
-  name = g_ascii_strdown (key, -1);
-  text = value != NULL ? g_utf8_make_valid (value, -1) : g_strdup ("");
-  /* Lists a proxy may have split over several headers: one list, in
-   * order (trusted-proxies reads them from the right). Past
-   * MAX_JOINED_LIST bytes, what came before the last header is replaced by
-   * an entry that is no address (which leaves the TCP peer as the client,
-   * should the walk get there): the joins stay linear in the head's size. */
-  if ((strcmp (name, "x-forwarded-for") == 0 || strcmp (name, "forwarded") == 0) &&
-      (previous = g_hash_table_lookup (table, name)) != NULL)
-    {
-      char *joined = g_strconcat (strlen (previous) + strlen (text) > MAX_JOINED_LIST ? "overflow" : previous,
-                                  ", ", text, NULL);
-
-      g_free (text);
-      text = joined;
-    }
-  g_hash_table_insert (table, name, text);
+  if (key != NULL)
+    engine_io_host_request_add_header (cls, key, value != NULL ? value : "");
   return MHD_YES;
 }
 
@@ -492,17 +526,16 @@ collect_query (void                *cls,
                const char          *value,
                size_t               value_size)
 {
-  HttpRequest *hr = cls;
-
   if (key == NULL)
     return MHD_YES;
   /* libmicrohttpd decodes %00 into the value, which C strings cut short
-   * (`sid=<sid>%00junk` would read as <sid>): refused (code 3). */
+   * (`sid=<sid>%00junk` would read as <sid>): refused (code 3), which the
+   * seam does for an encoded NUL in a raw query. */
   if (memchr (key, '\0', key_size) != NULL ||
       (value != NULL && memchr (value, '\0', value_size) != NULL))
-    hr->base.malformed = TRUE;
-  g_hash_table_insert (hr->base.query, g_utf8_make_valid (key, -1),
-                       value != NULL ? g_utf8_make_valid (value, -1) : g_strdup (""));
+    engine_io_host_request_add_query_string (cls, "%00");
+  else
+    engine_io_host_request_add_query (cls, key, value != NULL ? value : "");
   return MHD_YES;
 }
 
@@ -547,13 +580,16 @@ collect_framing (void                *cls,
  * while the engine would read another, by Transfer-Encoding even with a
  * Content-Length, and waits for a body of unknown length (until the
  * connection times out) for a Transfer-Encoding other than chunked. (An
- * unparsable Content-Length is answered by libmicrohttpd itself.) */
+ * unparsable Content-Length is answered by libmicrohttpd itself.)
+ * @length: the first Content-Length, or NULL. */
 static const char *
-framing_error (struct MHD_Connection *connection)
+framing_error (struct MHD_Connection  *connection,
+               const char            **length)
 {
   Framing framing = { 0, };
 
   MHD_get_connection_values (connection, MHD_HEADER_KIND, collect_framing, &framing);
+  *length = framing.length;
   if (framing.n_encodings > 0 && framing.n_lengths > 0)
     return "Content-Length together with Transfer-Encoding";
   if (framing.n_encodings > 1 || (framing.n_encodings == 1 && !framing.chunked))
@@ -580,57 +616,41 @@ remote_address (struct MHD_Connection *connection)
   return g_strdup (host);
 }
 
-static HttpRequest *
-http_request_new (EngineIOServer        *server,
-                  EngineIOHttpDaemon    *daemon,
-                  struct MHD_Connection *connection,
-                  const char            *url,
-                  const char            *method)
+static EngineIOMhdRequest *
+mhd_request_new (EngineIOServer        *server,
+                 EngineIOHttpDaemon    *daemon,
+                 struct MHD_Connection *connection,
+                 const char            *url,
+                 const char            *method)
 {
-  HttpRequest *hr = g_new0 (HttpRequest, 1);
-  const char *length;
+  EngineIOMhdRequest *mr;
+  g_autofree char *path = NULL;
+  g_autofree char *address = remote_address (connection);
   const char *query_start;
 
-  engine_io_request_init (&hr->base, &http_vtable);
-  hr->server = server;
-  hr->connection = connection;
+  query_start = strchr (url, '?');  /* libmicrohttpd passes the path only; be safe */
+  path = query_start ? g_strndup (url, query_start - url) : g_strdup (url);
+  mr = g_object_new (ENGINE_IO_TYPE_MHD_REQUEST,
+                     "method", method,
+                     "path", path,
+                     "remote-address", address,
+                     NULL);
+  mr->server = server;
+  /* The server outlives the request (its daemon, or the application's
+   * mounting it, is stopped first). */
+  engine_io_host_request_borrow_server (HOST (mr));
+  mr->connection = connection;
   if (daemon != NULL)
     {
       const union MHD_ConnectionInfo *info =
         MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
-      hr->watch = info != NULL ? info->socket_context : NULL;
-      hr->daemon = hr->watch != NULL ? daemon : NULL;
+      mr->watch = info != NULL ? info->socket_context : NULL;
+      mr->daemon = mr->watch != NULL ? daemon : NULL;
     }
-  hr->base.method = g_strdup (method);
-  query_start = strchr (url, '?');  /* libmicrohttpd passes the path only; be safe */
-  hr->base.path = query_start ? g_strndup (url, query_start - url) : g_strdup (url);
-  hr->base.headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  hr->base.query = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  MHD_get_connection_values (connection, MHD_HEADER_KIND, collect_header, hr->base.headers);
-  MHD_get_connection_values_n (connection, MHD_GET_ARGUMENT_KIND, collect_query, hr);
-  hr->base.remote_address = remote_address (connection);
-
-  length = g_hash_table_lookup (hr->base.headers, "content-length");
-  if (length != NULL)
-    {
-      guint64 n;
-      /* libmicrohttpd reads up to 2^64 - 1: beyond what the core counts,
-       * but too large all the same. */
-      if (g_ascii_string_to_unsigned (length, 10, 0, G_MAXUINT64, &n, NULL))
-        hr->base.content_length = (gint64) MIN (n, (guint64) G_MAXINT64);
-    }
-
-  return hr;
-}
-
-static void
-http_request_free (HttpRequest *hr)
-{
-  if (hr->body != NULL)
-    g_byte_array_unref (hr->body);
-  engine_io_request_clear (&hr->base);
-  g_free (hr);
+  MHD_get_connection_values (connection, MHD_HEADER_KIND, collect_header, mr);
+  MHD_get_connection_values_n (connection, MHD_GET_ARGUMENT_KIND, collect_query, mr);
+  return mr;
 }
 
 static enum MHD_Result
@@ -655,6 +675,32 @@ respond_plain (struct MHD_Connection *connection,
  * at its head) before its connection is closed instead of answered 413. */
 #define MAX_DROPPED_BODY (1024 * 1024)
 
+/* Serving thread: a chunk of a body the engine answered early (413 past
+ * max-payload, 400 for a session that ended) is dropped, but not without
+ * end: the connection is closed instead (the POST fails; the session goes
+ * on). Returns FALSE to close. */
+static gboolean
+drop_chunk (EngineIOMhdRequest *mr)
+{
+  if (mr->pending_status == 413)
+    {
+      /* A chunked body over max-payload is read to its end for its 413,
+       * up to MAX_DROPPED_BODY more. */
+      if (mr->body_read - mr->refused_at > MAX_DROPPED_BODY)
+        {
+          g_debug ("http: closing a connection whose body goes on past max-payload");
+          return FALSE;
+        }
+    }
+  /* A POST for an ended session: no more than a POST may carry. */
+  else if (mr->body_read > engine_io_server_get_max_payload (mr->server))
+    {
+      g_debug ("http: closing a POST for an ended session whose body goes on past max-payload");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* @daemon: NULL when mounted in an application's daemon. */
 static enum MHD_Result
 handle_request (EngineIOServer         *server,
@@ -667,121 +713,105 @@ handle_request (EngineIOServer         *server,
                 size_t                 *upload_data_size,
                 void                  **req_cls)
 {
-  HttpRequest *hr = *req_cls;
+  EngineIOMhdRequest *mr = *req_cls;
 
-  if (hr == NULL)
+  if (mr == NULL)
     {
       const char *framing;
+      const char *length;
 
-      hr = http_request_new (server, daemon, connection, url, method);
-      *req_cls = hr;
+      mr = mhd_request_new (server, daemon, connection, url, method);
+      *req_cls = mr;
 
       /* A body framed two ways (request smuggling) or in a way we cannot
        * read: 400, and the connection closes after it (RFC 9112 §6.1,
        * §6.3), whatever the path. */
-      if ((framing = framing_error (connection)) != NULL)
+      if ((framing = framing_error (connection, &length)) != NULL)
         {
           g_debug ("http: refused a request with %s", framing);
-          hr->responded = TRUE;
+          mr->responded = TRUE;
           return respond_plain (connection, MHD_HTTP_BAD_REQUEST, "Bad request framing", TRUE);
         }
-
-      if (!engine_io_server_path_matches (server, hr->base.path))
+      if (length != NULL)
         {
-          hr->responded = TRUE;
-          return respond_plain (connection, MHD_HTTP_NOT_FOUND, "Not found", FALSE);
+          guint64 n;
+          /* libmicrohttpd reads up to 2^64 - 1: beyond what the engine
+           * counts, but too large all the same. */
+          if (g_ascii_string_to_unsigned (length, 10, 0, G_MAXUINT64, &n, NULL))
+            engine_io_host_request_set_content_length (HOST (mr), (gint64) MIN (n, (guint64) G_MAXINT64));
         }
 
-      /* A POST begins now, at its headers: overlapping POSTs are detected
-       * and an oversized Content-Length refused before its body is read.
-       * Anything else begins at the final call: a response queued (or a
+      /* A POST is handed over now, at its headers: overlapping POSTs are
+       * detected and an oversized Content-Length refused before its body
+       * is read. Anything else at the final call: a response queued (or a
        * connection suspended) at the headers call makes libmicrohttpd
        * close the connection after it, losing keep-alive. */
       if (strcmp (method, MHD_HTTP_METHOD_POST) == 0)
         {
-          hr->want_body = engine_io_server_request_begin (server, &hr->base);
-          if (hr->want_body)
-            hr->body = g_byte_array_new ();
+          mr->handed = TRUE;
+          mr->want_body = engine_io_server_handle_host_request (server, HOST (mr));
         }
       else
-        hr->deferred = TRUE;
+        mr->deferred = TRUE;
       return MHD_YES;
     }
 
   if (*upload_data_size > 0)
     {
-      /* The session of a POST whose body is still coming has ended: the
-       * request lets go of it, the rest of the body is dropped, and the
-       * answer (400 code 1) comes at its end. */
-      if (hr->want_body && !hr->too_large &&
-          engine_io_server_request_detach_ended (server, &hr->base))
+      mr->body_read += *upload_data_size;
+      if (mr->want_body)
         {
-          hr->want_body = FALSE;
-          hr->orphaned = TRUE;
-          hr->dropped = hr->body->len;
-          g_clear_pointer (&hr->body, g_byte_array_unref);
-        }
-      if (hr->orphaned)
-        {
-          /* No more than a POST may carry. */
-          hr->dropped += *upload_data_size;
-          if (hr->dropped > engine_io_server_get_max_payload (server))
+          gboolean more;
+
+          mr->in_chunk = TRUE;
+          more = engine_io_host_request_add_body (HOST (mr), (const guint8 *) upload_data,
+                                                  *upload_data_size);
+          mr->in_chunk = FALSE;
+          if (!more)
             {
-              g_debug ("http: closing a POST for an ended session whose body goes on past max-payload");
-              *upload_data_size = 0;
-              return MHD_NO;
+              /* Answered early: the answer waits for the body's end. */
+              mr->want_body = FALSE;
+              mr->dropping = TRUE;
+              mr->refused_at = mr->body_read;
+              if (mr->pending_status != 413 && !drop_chunk (mr))
+                {
+                  *upload_data_size = 0;
+                  return MHD_NO;
+                }
             }
         }
-      else if (hr->want_body && !hr->too_large)
+      else if (mr->dropping && !drop_chunk (mr))
         {
-          if ((guint64) hr->body->len + *upload_data_size > engine_io_server_get_max_payload (server))
-            {
-              hr->too_large = TRUE;
-              g_byte_array_set_size (hr->body, 0);
-            }
-          else
-            g_byte_array_append (hr->body, (const guint8 *) upload_data, *upload_data_size);
-        }
-      else if (hr->too_large)
-        {
-          /* A chunked body over max-payload is read to its end for its
-           * 413 (libmicrohttpd takes a response only then), but not
-           * without end: past MAX_DROPPED_BODY more, the connection is
-           * closed instead (the POST fails; the session goes on). */
-          hr->dropped += *upload_data_size;
-          if (hr->dropped > MAX_DROPPED_BODY)
-            {
-              g_debug ("http: closing a connection whose body goes on past max-payload");
-              *upload_data_size = 0;
-              return MHD_NO;
-            }
+          *upload_data_size = 0;
+          return MHD_NO;
         }
       *upload_data_size = 0;
       return MHD_YES;
     }
 
-  if (g_atomic_int_compare_and_exchange (&hr->resumed, 1, 0))
+  if (g_atomic_int_compare_and_exchange (&mr->resumed, 1, 0))
     {
-      if (hr->watch != NULL)
-        unwatch_poll (hr);
+      gboolean poll = mr->poll;
+
+      mr->suspended = FALSE;
+      mr->poll = FALSE;
+      if (mr->watched)
+        unwatch_poll (mr);
       /* A poll whose client closed the connection while it waited (our
        * watcher resumed it, or a message came before the watcher looked):
        * no response. The session ends (`transport close`), and whatever
        * would have been written stays unsent, reported so. */
-      if (hr->base.kind == ENGINE_IO_REQUEST_POLL && hr->base.prepared_body == NULL &&
-          (hr->base.client_gone || connection_closed_by_peer (connection)))
-        {
-          engine_io_server_request_client_gone (server, &hr->base);
-          hr->responded = TRUE;
-          return MHD_NO;  /* libmicrohttpd closes the connection */
-        }
-      engine_io_server_request_resumed (server, &hr->base);
+      if (poll && connection_closed_by_peer (connection))
+        engine_io_host_request_client_gone (HOST (mr));
+      engine_io_host_request_resumed (HOST (mr));
+      if (!mr->responded && !mr->suspended && !mr->upgrading)
+        return MHD_NO;  /* libmicrohttpd closes the connection */
       return MHD_YES;
     }
 
-  if (hr->deferred)
+  if (mr->deferred)
     {
-      hr->deferred = FALSE;
+      mr->deferred = FALSE;
       /* A poll whose client closed the connection before it was handled
        * (the FIN came with the request): answered now, it would carry
        * queued messages into the closed connection, and libmicrohttpd
@@ -789,49 +819,40 @@ handle_request (EngineIOServer         *server,
        * client goes: its session ends (`transport close`) and what was
        * queued is reported not flushed. */
       if (strcmp (method, MHD_HTTP_METHOD_GET) == 0 &&
-          g_hash_table_contains (hr->base.query, "sid") &&
+          MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "sid") != NULL &&
           connection_closed_by_peer (connection))
         {
-          engine_io_server_request_gone_unanswered (server, &hr->base);
-          hr->responded = TRUE;
+          engine_io_host_request_client_gone (HOST (mr));
+          mr->handed = TRUE;
+          engine_io_server_handle_host_request (server, HOST (mr));
           return MHD_NO;  /* libmicrohttpd closes the connection */
         }
-      if (engine_io_server_request_begin (server, &hr->base))
+      mr->handed = TRUE;
+      if (engine_io_server_handle_host_request (server, HOST (mr)))
         {
-          /* Only POSTs read a body, and they began at their headers. */
+          /* Only POSTs read a body, and they are handed over at their
+           * headers. */
           g_warn_if_reached ();
         }
       return MHD_YES;
     }
 
-  if (hr->orphaned)
+  if (mr->pending != NULL)
     {
-      hr->orphaned = FALSE;
-      engine_io_server_request_orphaned (server, &hr->base);
+      struct MHD_Response *response = g_steal_pointer (&mr->pending);
+
+      mr->dropping = FALSE;
+      if (MHD_queue_response (connection, mr->pending_status, response) != MHD_YES)
+        g_debug ("libmicrohttpd refused a response (status %u)", mr->pending_status);
+      MHD_destroy_response (response);
       return MHD_YES;
     }
 
-  if (hr->want_body)
+  if (mr->want_body)
     {
-      hr->want_body = FALSE;
-      if (hr->too_large)
-        engine_io_server_request_too_large (server, &hr->base);
-      else
-        {
-          g_autoptr(GBytes) body = g_byte_array_free_to_bytes (g_steal_pointer (&hr->body));
-          engine_io_server_request_body (server, &hr->base, body);
-        }
+      mr->want_body = FALSE;
+      engine_io_host_request_end_body (HOST (mr));
       return MHD_YES;
-    }
-
-  if (!hr->responded && hr->base.kind == ENGINE_IO_REQUEST_NEW)
-    {
-      /* The core neither answered nor suspended: a bug, but never hang. */
-      /* The path is the client's: only in debug output. */
-      g_warning ("A request was neither answered nor suspended (answered 500)");
-      g_debug ("... it was %s %s", hr->base.method, hr->base.path);
-      hr->responded = TRUE;
-      return respond_plain (connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal error", FALSE);
     }
 
   return MHD_YES;
@@ -902,14 +923,24 @@ engine_io_server_mhd_completed (EngineIOServer                   *server,
                                 void                            **req_cls,
                                 enum MHD_RequestTerminationCode   toe)
 {
-  HttpRequest *hr = *req_cls;
+  EngineIOMhdRequest *mr = *req_cls;
 
-  if (hr == NULL)
+  if (mr == NULL)
     return;
   *req_cls = NULL;
 
-  engine_io_server_request_finished (server, &hr->base, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
-  http_request_free (hr);
+  if (mr->suspended)
+    {
+      /* libmicrohttpd completes a resumed connection whose client left
+       * without calling the handler again: the request ends unanswered. */
+      mr->suspended = FALSE;
+      if (mr->watched)
+        unwatch_poll (mr);
+      engine_io_host_request_finished_resumed (HOST (mr), toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    }
+  else
+    engine_io_host_request_finished (HOST (mr), toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+  g_object_unref (mr);
 }
 
 /* Our own daemon */
@@ -1044,21 +1075,14 @@ notify_connection_cb (void                              *cls,
       ENGINE_IO_LOCK (&daemon->lock, WATCHER);
       g_hash_table_remove (daemon->watches, watch);
       ENGINE_IO_UNLOCK (&daemon->lock);
-      g_clear_object (&watch->poll_socket);
+      engine_io_host_poll_clear (&watch->poll);
       g_free (watch);
       *socket_context = NULL;
     }
 }
 
-typedef struct
-{
-  EngineIOSocket  *socket;  /* owned */
-  EngineIORequest *req;     /* not dereferenced: the session checks it */
-  gsize            serial;
-} GonePoll;
-
 /* With the daemon's lock: the waiting polls whose client closed the
- * connection, taken from their watches into @gone (GonePoll). @fds and
+ * connection, taken from their watches into @gone (EngineIOHostPoll). @fds and
  * @polled are scratch space. */
 static void
 find_gone_polls_locked (EngineIOHttpDaemon *daemon,
@@ -1076,7 +1100,7 @@ find_gone_polls_locked (EngineIOHttpDaemon *daemon,
   g_ptr_array_set_size (polled, 0);
   g_hash_table_iter_init (&iter, daemon->watches);
   while (g_hash_table_iter_next (&iter, (gpointer *) &watch, NULL))
-    if (watch->poll != NULL)
+    if (watch->poll.socket != NULL)
       {
         struct pollfd p = { .fd = watch->fd, .events = POLLIN | ENGINE_IO_PEER_CLOSED_EVENTS };
         g_array_append_val (fds, p);
@@ -1095,15 +1119,9 @@ find_gone_polls_locked (EngineIOHttpDaemon *daemon,
   for (guint i = 0; i < fds->len; i++)
     if (engine_io_peer_closed (&g_array_index (fds, struct pollfd, i)))
       {
-        GonePoll entry;
-
         watch = g_ptr_array_index (polled, i);
-        entry.socket = g_steal_pointer (&watch->poll_socket);
-        entry.req = watch->poll;
-        entry.serial = watch->poll_serial;
-        watch->poll = NULL;
-        if (entry.socket != NULL)
-          g_array_append_val (gone, entry);
+        g_array_append_val (gone, watch->poll);
+        watch->poll = (EngineIOHostPoll) { NULL, };
       }
 }
 
@@ -1132,7 +1150,7 @@ watcher_thread (gpointer data)
   EngineIOHttpDaemon *daemon = data;
   g_autoptr(GArray) fds = g_array_new (FALSE, FALSE, sizeof (struct pollfd));
   g_autoptr(GPtrArray) polled = g_ptr_array_new ();
-  g_autoptr(GArray) gone = g_array_new (FALSE, FALSE, sizeof (GonePoll));
+  g_autoptr(GArray) gone = g_array_new (FALSE, FALSE, sizeof (EngineIOHostPoll));
 
   mark_daemon_thread ();
   ENGINE_IO_LOCK (&daemon->lock, WATCHER);
@@ -1164,11 +1182,11 @@ watcher_thread (gpointer data)
           ENGINE_IO_UNLOCK (&daemon->lock);
           for (guint i = 0; i < gone->len; i++)
             {
-              GonePoll *entry = &g_array_index (gone, GonePoll, i);
+              EngineIOHostPoll *entry = &g_array_index (gone, EngineIOHostPoll, i);
 
-              if (engine_io_socket_resume_gone_poll (entry->socket, entry->req, entry->serial))
+              if (engine_io_host_poll_client_gone (entry))
                 g_debug ("http: the client of a waiting poll closed its connection");
-              g_object_unref (entry->socket);
+              engine_io_host_poll_clear (entry);
             }
           g_array_set_size (gone, 0);
           ENGINE_IO_LOCK (&daemon->lock, WATCHER);

@@ -4,10 +4,22 @@
  * through GObject introspection, or the shipped libsoup host,
  * engineio-soup.c) hosts the engine by subclassing EngineIOHostRequest:
  * one object per HTTP request, whose class functions the engine calls to
- * answer, hold, resume and upgrade it. Underneath it is the private
- * request interface (engineio-request-private.h) the libmicrohttpd host
- * uses directly: the object's private part embeds an EngineIORequest
- * whose vtable forwards to the class functions.
+ * answer, hold, resume and upgrade it. Both shipped hosts run on it: the
+ * libsoup one (engineio-soup.c) on the public API alone, the libmicrohttpd
+ * one (engineio-http.c: the own listener and the mount) with
+ * engineio-host-private.h too (its watcher's view of waiting polls,
+ * descriptors it keeps owning, connections libmicrohttpd completes
+ * without calling its handler again, requests that borrow the server).
+ * Underneath it is the private request interface
+ * (engineio-request-private.h): the object's private part embeds an
+ * EngineIORequest whose vtable forwards to the class functions.
+ *
+ * A body the engine answers before it is all read (413 past max-payload,
+ * a session that ended): the host may close the connection once the
+ * answer is written (the libsoup host), or drain the rest of the body, up
+ * to a bound of its own, write the answer then and keep the connection
+ * (the libmicrohttpd host: libmicrohttpd takes a response only once the
+ * body is read).
  *
  * Threads: everything but the resume forwarder runs on the request's
  * serving thread (the host's). The resume forwarder runs on whichever
@@ -28,6 +40,7 @@
 #include <string.h>
 
 #include "engineio-host.h"
+#include "engineio-host-private.h"
 #include "engineio-server-private.h"
 #include "engineio-server-impl-private.h"
 #include "engineio-socket-private.h"
@@ -46,7 +59,9 @@ typedef struct
 typedef struct
 {
   HostReq          req;
-  EngineIOServer  *server;          /* owned; set by engine_io_server_handle_host_request() */
+  EngineIOServer  *server;          /* owned unless @server_borrowed; set by
+                                     * engine_io_server_handle_host_request() */
+  gboolean         server_borrowed; /* the host keeps @server alive (construct time) */
   char            *remote_address;  /* construct-only: what the host gave */
   GByteArray      *body;            /* the POST body being read (serving thread) */
   EngineIOSocket  *poll_socket;     /* owned: the session of a suspended poll (serving
@@ -307,6 +322,8 @@ engine_io_host_request_finalize (GObject *object)
   if (priv->body != NULL)
     g_byte_array_unref (priv->body);
   engine_io_request_clear (&priv->req.base);
+  if (priv->server_borrowed)
+    priv->server = NULL;
   g_clear_object (&priv->server);
   g_free (priv->remote_address);
 
@@ -724,7 +741,7 @@ engine_io_server_handle_host_request (EngineIOServer      *server,
   req = &priv->req.base;
 
   priv->handed = TRUE;
-  priv->server = g_object_ref (server);
+  priv->server = priv->server_borrowed ? server : g_object_ref (server);
   req->vtable = ENGINE_IO_HOST_REQUEST_GET_CLASS (request)->upgrade != real_upgrade
                   ? &host_vtable : &host_vtable_no_upgrade;
 
@@ -770,10 +787,14 @@ engine_io_server_handle_host_request (EngineIOServer      *server,
  *
  * The engine keeps at most #EngineIOServer:max-payload bytes of a body,
  * counted as they come. Past that, it answers the request (413, through
- * the class's respond()) within this call and returns %FALSE: the host
- * stops reading the body and, since the rest of it is still on the
- * connection, closes the connection once the response is written. The
- * same happens (400, code 1) if the request's session ended meanwhile.
+ * the class's respond()) within this call and returns %FALSE, and the
+ * `connection-error` signal is emitted. The same happens (400, code 1, no
+ * signal) if the request's session ended meanwhile. The rest of the body
+ * is still on the connection: the host either stops reading it and closes
+ * the connection once the response is written (the libsoup host), or reads
+ * it to its end (up to a bound of its own) and drops it, writes the
+ * response then and keeps the connection (the libmicrohttpd host, which
+ * can queue a response only once the body is read).
  *
  * Call on the serving thread.
  *
@@ -968,35 +989,97 @@ engine_io_host_request_attach_connection (EngineIOHostRequest *self,
                                           GSocket             *socket,
                                           GBytes              *extra)
 {
-  EngineIOHostRequestPrivate *priv;
-  EngineIORequest *req;
-  EngineIOWebSocket *ws;
   gsize extra_size = 0;
   gconstpointer extra_data = NULL;
 
   g_return_if_fail (ENGINE_IO_IS_HOST_REQUEST (self));
   g_return_if_fail (G_IS_SOCKET (socket));
+  if (extra != NULL)
+    extra_data = g_bytes_get_data (extra, &extra_size);
+  engine_io_host_request_attach_descriptor (self, g_socket_get_fd (socket), extra_data, extra_size,
+                                            release_socket, socket);
+}
+
+/* Private (engineio-host-private.h) */
+
+/* Serving thread: engine_io_host_request_attach_connection() for a
+ * descriptor the host keeps owning (the libmicrohttpd host's upgraded
+ * sockets that stay with libmicrohttpd, which closes them itself): the
+ * engine reads and writes @fd and calls @release with @release_data when
+ * the WebSocket ends (in the session's context; then, not before, the
+ * host may close @fd). @extra is copied. If the request has no upgrade
+ * under way, @release is called at once. */
+void
+engine_io_host_request_attach_descriptor (EngineIOHostRequest *self,
+                                          int                  fd,
+                                          gconstpointer        extra,
+                                          gsize                extra_size,
+                                          GDestroyNotify       release,
+                                          gpointer             release_data)
+{
+  EngineIOHostRequestPrivate *priv;
+  EngineIORequest *req;
+  EngineIOWebSocket *ws;
+
+  g_return_if_fail (ENGINE_IO_IS_HOST_REQUEST (self));
   priv = PRIV (self);
   req = &priv->req.base;
   if (!priv->upgrading || priv->finished || req->kind != ENGINE_IO_REQUEST_UPGRADE ||
       req->socket == NULL)
     {
       g_critical ("engine_io_host_request_attach_connection() without an upgrade under way");
-      release_socket (socket);
+      release (release_data);
       return;
     }
   priv->upgrading = FALSE;
-  if (extra != NULL)
-    extra_data = g_bytes_get_data (extra, &extra_size);
 
-  ws = engine_io_websocket_new (g_socket_get_fd (socket), extra_data, extra_size,
+  ws = engine_io_websocket_new (fd, extra, extra_size,
                                 engine_io_server_get_max_payload (priv->server),
-                                release_socket, socket);
+                                release, release_data);
   if (req->ws_deflate)
     engine_io_websocket_set_deflate (ws, req->ws_deflate_threshold);
   req->kind = ENGINE_IO_REQUEST_DONE;  /* switched: nothing left to fail */
   req->switched = TRUE;
   engine_io_socket_attach_websocket (req->socket, ws, req->reject_ws);
+}
+
+/* Serving thread, within the class's suspend(): whether @self is a
+ * waiting poll; if so, @poll is set (a reference on its session) for
+ * engine_io_host_poll_client_gone(). */
+gboolean
+engine_io_host_request_get_waiting_poll (EngineIOHostRequest *self,
+                                         EngineIOHostPoll    *poll)
+{
+  EngineIOHostRequestPrivate *priv = PRIV (self);
+
+  if (!priv->suspended || priv->poll_socket == NULL)
+    return FALSE;
+  poll->socket = g_object_ref (priv->poll_socket);
+  poll->req = &priv->req.base;
+  poll->serial = priv->req.base.serial;
+  return TRUE;
+}
+
+/* Any thread, with no lock of the engine held (nor one the session's lock
+ * must come before): the client of the waiting poll @poll closed its
+ * connection. Resumes the poll if it still waits (the class's resume()
+ * may be called within this call), as engine_io_host_request_client_gone()
+ * does: the host's engine_io_host_request_resumed() then gives it no
+ * answer. Returns whether it was resumed. */
+gboolean
+engine_io_host_poll_client_gone (EngineIOHostPoll *poll)
+{
+  if (poll->socket == NULL)
+    return FALSE;
+  return engine_io_socket_resume_gone_poll (poll->socket, poll->req, poll->serial);
+}
+
+void
+engine_io_host_poll_clear (EngineIOHostPoll *poll)
+{
+  g_clear_object (&poll->socket);
+  poll->req = NULL;
+  poll->serial = 0;
 }
 
 /**
@@ -1043,4 +1126,53 @@ engine_io_host_request_finished (EngineIOHostRequest *self,
   g_clear_pointer (&priv->body, g_byte_array_unref);
   if (priv->handed)
     engine_io_server_request_finished (priv->server, &priv->req.base, completed);
+}
+
+/* Serving thread: engine_io_host_request_finished() for a request that
+ * was resumed (the class's resume() was called) but that the host will
+ * not go on with: its connection ended before the serving thread saw the
+ * request again (libmicrohttpd completes a resumed connection whose client
+ * left without calling its handler again). Nothing is answered; the
+ * request is over as if its response had failed (@completed FALSE) or
+ * had gone out. Refused (a critical) while the engine still holds the
+ * request (resume() not called yet). */
+void
+engine_io_host_request_finished_resumed (EngineIOHostRequest *self,
+                                         gboolean             completed)
+{
+  EngineIOHostRequestPrivate *priv;
+
+  g_return_if_fail (ENGINE_IO_IS_HOST_REQUEST (self));
+  priv = PRIV (self);
+  g_return_if_fail (!priv->finished);
+  if (priv->suspended)
+    {
+      if (!g_atomic_int_compare_and_exchange (&priv->resume_due, TRUE, FALSE))
+        {
+          g_critical ("engine_io_host_request_finished() on a suspended request: "
+                      "call engine_io_host_request_client_gone() and wait for resume()");
+          return;
+        }
+      priv->suspended = FALSE;
+      g_clear_object (&priv->poll_socket);
+    }
+  engine_io_host_request_finished (self, completed);
+}
+
+/* Serving thread, before engine_io_server_handle_host_request(): the
+ * request does not hold the server it is handed to; the host keeps it
+ * alive until the request is finished. For the libmicrohttpd host, whose
+ * requests end when its daemon stops (in the server's shutdown, or before
+ * engine_io_server_close() returns for the mount): a request must not keep
+ * a server its application dropped running (a POST trickling a body to a
+ * session that ended would, for as long as it trickles). */
+void
+engine_io_host_request_borrow_server (EngineIOHostRequest *self)
+{
+  EngineIOHostRequestPrivate *priv;
+
+  g_return_if_fail (ENGINE_IO_IS_HOST_REQUEST (self));
+  priv = PRIV (self);
+  g_return_if_fail (!priv->handed);
+  priv->server_borrowed = TRUE;
 }

@@ -1,0 +1,624 @@
+/* test-mhd-mount.c: the engine mounted in an application's own
+ * libmicrohttpd daemon (engine_io_server_mhd_handler() and
+ * engine_io_server_mhd_completed()), as the documentation tells an
+ * application to do: a real daemon on 127.0.0.1, port 0, the engine at
+ * /engine.io/ and a path of the application's own (/app) beside it.
+ *
+ * Driven: polling, POST, a WebSocket (the upgraded socket stays with the
+ * application's daemon, which is not MHD_USE_TURBO), and the bad cases
+ * through the mount: a 404 under the mount with requests pipelined
+ * behind it, a chunked body over max-payload (413, drained, the
+ * connection kept), bodies framed two ways, a client that leaves in the
+ * middle of a drained body, and the server closed while a POST is still
+ * trickling its body in.
+ *
+ * Run with ENGINE_IO_TEST_LOOP_THREADS=0 (a thread per session) and =2.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include "engineio-mhd.h"
+
+#include "relutil.h"
+
+#define MAX_PAYLOAD 1000
+#define PROMPT_MS (test_scaled_ms (8000))
+
+typedef struct
+{
+  RelServer         *rs;
+  struct MHD_Daemon *daemon;
+  guint              port;
+  gint               app_served;  /* (atomic) answers of the application's own path */
+} Fixture;
+
+static char app_marker;
+
+static enum MHD_Result
+app_access (void                  *cls,
+            struct MHD_Connection *connection,
+            const char            *url,
+            const char            *method,
+            const char            *version,
+            const char            *upload_data,
+            size_t                *upload_data_size,
+            void                 **req_cls)
+{
+  Fixture *f = cls;
+  struct MHD_Response *response;
+  enum MHD_Result ret;
+
+  if ((*req_cls == NULL && g_str_has_prefix (url, "/engine.io/")) ||
+      (*req_cls != NULL && *req_cls != &app_marker))
+    return engine_io_server_mhd_handler (f->rs->server, connection, url, method, version,
+                                         upload_data, upload_data_size, req_cls);
+
+  /* The application's own: answered at the final call. */
+  if (*req_cls == NULL)
+    {
+      *req_cls = &app_marker;
+      return MHD_YES;
+    }
+  if (*upload_data_size > 0)
+    {
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+  g_atomic_int_inc (&f->app_served);
+  response = MHD_create_response_from_buffer (3, (void *) "app", MHD_RESPMEM_PERSISTENT);
+  ret = MHD_queue_response (connection, strcmp (url, "/app") == 0 ? 200 : 404, response);
+  MHD_destroy_response (response);
+  return ret;
+}
+
+static void
+app_completed (void                            *cls,
+               struct MHD_Connection           *connection,
+               void                           **req_cls,
+               enum MHD_RequestTerminationCode  toe)
+{
+  Fixture *f = cls;
+
+  if (*req_cls == &app_marker)
+    *req_cls = NULL;
+  else if (*req_cls != NULL)
+    engine_io_server_mhd_completed (f->rs->server, connection, req_cls, toe);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+  const union MHD_DaemonInfo *info;
+
+  addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  f->rs = rel_server_new ();
+  g_object_set (f->rs->server,
+                "ping-interval", 20000,
+                "ping-timeout", 20000,
+                "max-payload", (guint64) MAX_PAYLOAD,
+                NULL);
+  if (data != NULL)
+    {
+      /* The same case against the server's own listener. */
+      g_assert_true (rel_server_listen (f->rs));
+      f->port = f->rs->port;
+      return;
+    }
+  f->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+                                  MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE,
+                                0, NULL, NULL,
+                                app_access, f,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+                                MHD_OPTION_NOTIFY_COMPLETED, app_completed, f,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 30,
+                                MHD_OPTION_END);
+  g_assert_nonnull (f->daemon);
+  info = MHD_get_daemon_info (f->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  g_assert_nonnull (info);
+  f->port = info->port;
+  f->rs->port = f->port;
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  /* As documented: the engine closed before the application's daemon
+   * stops, the server freed after. */
+  engine_io_server_close (f->rs->server);
+  if (f->daemon != NULL)
+    MHD_stop_daemon (f->daemon);
+  g_assert_cmpuint (f->rs->n_repeated, ==, 0);
+  g_clear_pointer (&f->rs, rel_server_free);
+  test_log_check ();
+}
+
+static RelPoll *
+open_polling (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  RelPoll *poll = rel_poll_open (f->port, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (poll);
+  g_assert_true (rel_poll_echo (poll, "hello", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  return poll;
+}
+
+/* Sends @raw on a new connection and reads @n responses from it; the
+ * statuses in @statuses. Returns whether the connection was still open
+ * after them. */
+static gboolean
+pipelined (Fixture    *f,
+           const char *raw,
+           gsize       raw_len,
+           guint       n,
+           guint      *statuses,
+           char      **last_body)
+{
+  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (test_http_send_raw (http, raw, raw_len, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(TestResponse) response = test_http_receive (http, PROMPT_MS, &error);
+
+      if (response == NULL)
+        {
+          g_test_message ("response %u: %s", i, error->message);
+          statuses[i] = 0;
+          g_clear_error (&error);
+          continue;
+        }
+      statuses[i] = response->status;
+      if (last_body != NULL && i == n - 1)
+        *last_body = test_response_text (response);
+    }
+  return test_http_is_connected (http);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_polling (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestResponse) app = NULL;
+
+  g_test_summary ("Polling through the mount: a handshake, POSTs and polls, and the "
+                  "application's own path on the same keep-alive connection");
+
+  poll = open_polling (f);
+  g_assert_true (rel_poll_echo (poll, "second", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  app = test_http_request (poll->http, "GET", "/app", NULL, NULL, -1, PROMPT_MS, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (app->status, ==, 200);
+  g_assert_true (rel_poll_echo (poll, "after the app", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
+static void
+test_websocket (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *sid = NULL;
+
+  g_test_summary ("WebSocket through the mount (MHD_ALLOW_UPGRADE, no MHD_USE_TURBO: the "
+                  "upgraded socket stays with the application's daemon): direct sessions "
+                  "echo and end with their client, an upgrade from polling works, the "
+                  "application's path is served after");
+
+  for (guint i = 0; i < 6; i++)
+    {
+      TestWs *ws = rel_ws_open (f->port, &sid, &error);
+      g_autofree char *text = g_strdup_printf ("ws %u", i);
+
+      g_assert_no_error (error);
+      g_assert_true (rel_ws_echo (ws, text, REL_WAIT_MS, &error));
+      g_assert_no_error (error);
+      /* The client goes: the session ends, its socket is released
+       * (MHD_upgrade_action (CLOSE)). */
+      test_ws_free (ws);
+      g_assert_cmpint (rel_server_wait_reason (f->rs, sid, REL_WAIT_MS), >=, 0);
+      g_clear_pointer (&sid, g_free);
+    }
+  {
+    g_autoptr(RelPoll) poll = open_polling (f);
+    g_autoptr(TestWs) ws = rel_ws_upgrade (f->port, poll->sid, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (rel_ws_echo (ws, "upgraded", REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autoptr(TestHttp) http = test_http_new (f->port);
+    g_autoptr(TestResponse) app = test_http_request (http, "GET", "/app", NULL, NULL, -1,
+                                                     PROMPT_MS, NULL);
+
+    g_assert_nonnull (app);
+    g_assert_cmpuint (app->status, ==, 200);
+  }
+}
+
+static void
+test_not_found_pipelined (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  guint statuses[3] = { 0, };
+  g_autofree char *raw = NULL;
+  g_autofree char *last = NULL;
+
+  g_test_summary ("A wrong path under the mount is answered 404 at the final call; "
+                  "requests pipelined behind it (a GET, a POST with a body for another "
+                  "path under the mount, the application's own) are answered in order on "
+                  "the kept connection, and the body of the 404'd POST is not taken as a "
+                  "request");
+
+  poll = open_polling (f);
+  raw = g_strdup_printf ("GET /engine.io/nope?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /engine.io/x/?EIO=4 HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /app HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_true (pipelined (f, raw, strlen (raw), 3, statuses, &last));
+  g_assert_cmpuint (statuses[0], ==, 404);
+  g_assert_cmpuint (statuses[1], ==, 404);
+  g_assert_cmpuint (statuses[2], ==, 200);
+  g_assert_cmpstr (last, ==, "app");
+
+  /* A POST to a wrong path whose body is itself a request: either the
+   * body is read (and dropped) and the next request answered, or the
+   * connection closes after the 404; the body is never served. */
+  {
+    const char *smuggled = "GET /app HTTP/1.1\r\nHost: x\r\n\r\n";
+    g_autofree char *post = g_strdup_printf ("POST /engine.io/nope HTTP/1.1\r\nHost: x\r\n"
+                                             "Content-Length: %zu\r\n\r\n%s"
+                                             "GET /engine.io/x HTTP/1.1\r\nHost: x\r\n\r\n",
+                                             strlen (smuggled), smuggled);
+    gint before = g_atomic_int_get (&f->app_served);
+    guint two[2] = { 0, };
+    gboolean open = pipelined (f, post, strlen (post), 2, two, NULL);
+
+    g_test_message ("POST to a wrong path: %u then %u, %s", two[0], two[1], open ? "kept" : "closed");
+    g_assert_cmpuint (two[0], ==, 404);
+    g_assert_true (two[1] == 404 || (two[1] == 0 && !open));
+    g_assert_cmpint (g_atomic_int_get (&f->app_served), ==, before);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (rel_poll_echo (poll, "after the 404s", REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+}
+
+static void
+test_chunked_too_large (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GString) body = g_string_new ("4");
+  g_autofree char *raw = NULL;
+  guint statuses[2] = { 0, };
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A chunked POST over max-payload through the mount: 413 once its body is "
+                  "read, the connection kept, the application's own request pipelined "
+                  "behind it answered, the session unaffected");
+
+  poll = open_polling (f);
+  while (body->len <= MAX_PAYLOAD * 3)
+    g_string_append_c (body, 'x');
+  raw = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "%zx\r\n%s\r\n0\r\n\r\n"
+                         "GET /app HTTP/1.1\r\nHost: x\r\n\r\n",
+                         poll->target, body->len, body->str);
+  g_assert_true (pipelined (f, raw, strlen (raw), 2, statuses, NULL));
+  g_assert_cmpuint (statuses[0], ==, 413);
+  g_assert_cmpuint (statuses[1], ==, 200);
+  g_assert_true (rel_poll_echo (poll, "after the 413", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
+static void
+test_framing (Fixture       *f,
+              gconstpointer  data)
+{
+  const char *raw = "POST /engine.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "3\r\n4ab\r\n0\r\n\r\nGET /app HTTP/1.1\r\nHost: x\r\n\r\n";
+  guint statuses[2] = { 0, };
+  gint before = g_atomic_int_get (&f->app_served);
+  gboolean open;
+
+  g_test_summary ("A body framed two ways through the mount: 400 and the connection closed; "
+                  "what follows is not served");
+
+  open = pipelined (f, raw, strlen (raw), 2, statuses, NULL);
+  g_assert_cmpuint (statuses[0], ==, 400);
+  g_assert_cmpuint (statuses[1], ==, 0);
+  g_assert_false (open);
+  g_assert_cmpint (g_atomic_int_get (&f->app_served), ==, before);
+}
+
+/* Sends a POST head for @target and @size body bytes of one chunk (past
+ * max-payload when @size is), without the chunk's end. */
+static int
+post_unfinished_chunk (Fixture    *f,
+                       const char *target,
+                       guint       size)
+{
+  g_autofree char *head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\n"
+                                           "Transfer-Encoding: chunked\r\n\r\n%x\r\n4",
+                                           target, size + 1000);
+  g_autofree char *body = g_malloc (size);
+  int fd = rel_tcp_connect (f->port);
+
+  g_assert_cmpint (fd, >=, 0);
+  memset (body, 'y', size);
+  g_assert_true (rel_tcp_send (fd, head, strlen (head)));
+  g_assert_true (rel_tcp_send (fd, body, size));
+  return fd;
+}
+
+static void
+test_leave_mid_drain (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = open_polling (f);
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Clients that leave (FIN, RST) while their body over max-payload is "
+                  "drained (the 413 kept for the body's end), each on a session of its own: "
+                  "nothing held (LeakSanitizer: the kept answer), the server serves on");
+
+  /* Not awaited: libmicrohttpd (0.9.75) at times misses the FIN of a
+   * client that half-closes in the middle of a body (with or without an
+   * early answer, before the port as after): the connection then waits
+   * for its timeout. */
+  for (guint i = 0; i < 20; i++)
+    {
+      g_autoptr(RelPoll) other = open_polling (f);
+      int fd = post_unfinished_chunk (f, other->target, MAX_PAYLOAD * 2 + i * 3000);
+
+      if (i % 2 == 0)
+        rel_tcp_reset (fd);
+      else
+        close (fd);
+    }
+  g_assert_true (rel_poll_echo (poll, "after the drains", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
+/* Sends chunks of @size bytes (with an extension of @extension bytes)
+ * until the server closes or @total bytes went; the bytes sent. */
+static gsize
+send_chunks_until_closed (int   fd,
+                          gsize size,
+                          gsize extension,
+                          gsize total)
+{
+  g_autoptr(GString) chunk = g_string_new (NULL);
+  struct timeval timeout = { .tv_sec = 5 };
+  gsize sent = 0;
+
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  g_string_append_printf (chunk, "%zx", size);
+  if (extension > 0)
+    {
+      /* A chunk extension (RFC 9112 §7.1.1): bytes on the wire that are
+       * no part of the body. */
+      g_string_append (chunk, ";e=");
+      for (gsize i = 0; i < extension; i++)
+        g_string_append_c (chunk, 'e');
+    }
+  g_string_append (chunk, "\r\n");
+  for (gsize i = 0; i < size; i++)
+    g_string_append_c (chunk, 'x');
+  g_string_append (chunk, "\r\n");
+  while (sent < total && rel_tcp_send (fd, chunk->str, chunk->len))
+    sent += chunk->len;
+  return sent;
+}
+
+#define ENDLESS_TOTAL (16 * 1024 * 1024)
+
+static void
+test_ended_endless (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = open_polling (f);
+  g_autofree char *head = NULL;
+  gsize sent;
+  int fd;
+
+  g_test_summary ("A chunked POST whose session ends (the server closed) while its body "
+                  "comes, and goes on and on: its connection is closed a little past "
+                  "max-payload (not read for as long as the client sends); the "
+                  "application's daemon serves on");
+
+  fd = rel_tcp_connect (f->port);
+  g_assert_cmpint (fd, >=, 0);
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "5\r\n4abcd\r\n", poll->target);
+  g_assert_true (rel_tcp_send (fd, head, strlen (head)));
+  engine_io_server_close (f->rs->server);
+  g_assert_cmpint (rel_server_wait_reason (f->rs, poll->sid, REL_WAIT_MS), >=, 0);
+  sent = send_chunks_until_closed (fd, 100, 0, ENDLESS_TOTAL);
+  g_test_message ("the server took %" G_GSIZE_FORMAT " bytes after the close", sent);
+  g_assert_cmpuint (sent, <, ENDLESS_TOTAL);
+  rel_tcp_reset (fd);
+  if (f->daemon != NULL)
+    {
+      g_autoptr(TestHttp) http = test_http_new (f->port);
+      g_autoptr(TestResponse) app = test_http_request (http, "GET", "/app", NULL, NULL, -1,
+                                                       PROMPT_MS, NULL);
+
+      g_assert_nonnull (app);
+      g_assert_cmpuint (app->status, ==, 200);
+    }
+}
+
+static void
+too_large_endless (Fixture *f,
+                   gsize    extension)
+{
+  g_autoptr(RelPoll) poll = open_polling (f);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *head = NULL;
+  gsize sent;
+  int fd;
+
+  fd = rel_tcp_connect (f->port);
+  g_assert_cmpint (fd, >=, 0);
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "1\r\n4\r\n", poll->target);
+  g_assert_true (rel_tcp_send (fd, head, strlen (head)));
+  sent = send_chunks_until_closed (fd, 1, extension, ENDLESS_TOTAL);
+  g_test_message ("the server took %" G_GSIZE_FORMAT " bytes", sent);
+  g_assert_cmpuint (sent, <, ENDLESS_TOTAL);
+  rel_tcp_reset (fd);
+  g_assert_true (rel_poll_echo (poll, "after the endless body", REL_WAIT_MS, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rel_server_reason (f->rs, poll->sid), ==, -1);
+}
+
+static void
+test_too_large_endless (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_test_summary ("A chunked POST past max-payload that goes on and on in 1-byte chunks: "
+                  "its connection is closed about 1 MiB (of body) past max-payload, about "
+                  "6 MiB on the wire; the session goes on");
+  too_large_endless (f, 0);
+}
+
+/* OPEN FINDING (not in the meson run; ENGINE_IO_TEST_OPEN_FINDINGS=1 runs
+ * it): the bounds of a drained body (1 MiB past max-payload for a 413,
+ * max-payload for an ended session) and max-payload itself count body
+ * bytes, not bytes read. Chunk extensions (`1;e=<1000 bytes>\r\nx\r\n`)
+ * carry 1 body byte in 1 KiB on the wire: the server read 16 MiB and went
+ * on (before the port as after; the own listener's body deadline bounds
+ * it by time, the mount only by libmicrohttpd's inactivity timeout). */
+static void
+test_too_large_endless_extensions (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_test_summary ("A chunked POST past max-payload in 1-byte chunks, each with a 1000-byte "
+                  "chunk extension: the server must stop reading within a bound in bytes "
+                  "read (open finding: it does not)");
+  if (g_getenv ("ENGINE_IO_TEST_OPEN_FINDINGS") == NULL)
+    {
+      g_test_skip ("open finding: set ENGINE_IO_TEST_OPEN_FINDINGS=1 to run");
+      return;
+    }
+  too_large_endless (f, 1000);
+}
+
+static void
+test_close_mid_body (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = open_polling (f);
+  g_autofree char *head = NULL;
+  g_autoptr(GByteArray) got = g_byte_array_new ();
+  int fd;
+
+  g_test_summary ("The server closed (engine_io_server_close()) while a POST to the mount "
+                  "is still sending its body: the POST is answered (at the body's end, or "
+                  "at its head if the close came first), and the application's daemon goes "
+                  "on serving its own path");
+
+  fd = rel_tcp_connect (f->port);
+  g_assert_cmpint (fd, >=, 0);
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n4abc",
+                          poll->target);
+  g_assert_true (rel_tcp_send (fd, head, strlen (head)));
+  engine_io_server_close (f->rs->server);
+  g_assert_cmpint (rel_server_wait_reason (f->rs, poll->sid, REL_WAIT_MS), >=, 0);
+  {
+    char rest[496];
+
+    memset (rest, 'z', sizeof rest);
+    /* Trickled in. */
+    for (guint i = 0; i < 4; i++)
+      {
+        if (!rel_tcp_send (fd, rest + i * 124, 124))
+          {
+            g_test_message ("closed by the server after %u bytes of the rest of the body", i * 124);
+            break;
+          }
+        g_usleep (20 * 1000);
+      }
+  }
+  shutdown (fd, SHUT_WR);
+  g_assert_true (rel_tcp_wait_closed (fd, PROMPT_MS, got));
+  close (fd);
+  g_byte_array_append (got, (guint8 *) "", 1);
+  g_test_message ("answered: %u", rel_http_status_of (got));
+  /* 400 (code 1) for the session that ended; 503 or 400 if the close
+   * came before the request's head was handed over (answered at its head,
+   * the connection closed without reading the body). */
+  g_assert_true (rel_http_status_of (got) == 400 || rel_http_status_of (got) == 503 ||
+                 rel_http_status_of (got) == 0);
+  {
+    g_autoptr(TestHttp) http = test_http_new (f->port);
+    g_autoptr(TestResponse) app = test_http_request (http, "GET", "/app", NULL, NULL, -1,
+                                                     PROMPT_MS, NULL);
+
+    g_assert_nonnull (app);
+    g_assert_cmpuint (app->status, ==, 200);
+  }
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_log_writer_default_set_use_stderr (TRUE);
+  test_log_init ();
+
+#define ADD(path, func) \
+  g_test_add ("/reliability/mhd-mount/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("polling", test_polling);
+  ADD ("websocket", test_websocket);
+  ADD ("not-found-pipelined", test_not_found_pipelined);
+  ADD ("chunked-too-large", test_chunked_too_large);
+  ADD ("framing", test_framing);
+  ADD ("leave-mid-drain", test_leave_mid_drain);
+  ADD ("close-mid-body", test_close_mid_body);
+  ADD ("ended-endless", test_ended_endless);
+  ADD ("too-large-endless", test_too_large_endless);
+  ADD ("too-large-endless-extensions", test_too_large_endless_extensions);
+#undef ADD
+  /* The same against the server's own listener. */
+#define ADD_OWN(path, func) \
+  g_test_add ("/reliability/mhd-mount/own-listener/" path, Fixture, "own", fixture_setup, func, \
+              fixture_teardown)
+  ADD_OWN ("leave-mid-drain", test_leave_mid_drain);
+  ADD_OWN ("too-large-endless", test_too_large_endless);
+  ADD_OWN ("too-large-endless-extensions", test_too_large_endless_extensions);
+#undef ADD_OWN
+
+  return g_test_run ();
+}

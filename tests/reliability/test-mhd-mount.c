@@ -590,6 +590,156 @@ test_close_mid_body (Fixture       *f,
   }
 }
 
+static void
+test_poll_gone (Fixture       *f,
+                gconstpointer  data)
+{
+  g_test_summary ("Waiting polls whose client leaves (RST, FIN), then a message for them: "
+                  "the poll is resumed into a connection that is gone (libmicrohttpd may "
+                  "complete it without calling the handler again); each session ends "
+                  "within a bound instead of reporting the message delivered; no critical");
+
+  for (guint i = 0; i < 10; i++)
+    {
+      g_autoptr(RelPoll) poll = open_polling (f);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TestHttp) other = test_http_new (f->port);
+      g_autoptr(TestResponse) response = NULL;
+      g_autofree char *get = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n", poll->target);
+      int fd = rel_tcp_connect (f->port);
+
+      g_assert_cmpint (fd, >=, 0);
+      g_assert_true (rel_tcp_send (fd, get, strlen (get)));
+      /* Most likely waiting by then. */
+      g_usleep (test_scaled_ms (50) * 1000);
+      if (i % 2 == 0)
+        rel_tcp_reset (fd);
+      else
+        close (fd);
+      /* Its echo resumes the poll, if the server did not see the client
+       * go first. */
+      response = test_http_request (other, "POST", poll->target, NULL, TEST_S ("4gone"),
+                                    PROMPT_MS, &error);
+      g_assert_no_error (error);
+      g_assert_true (response->status == 200 || response->status == 400);
+      /* Either the poll waited (nothing tells when it does): resumed into
+       * the dead connection, it ends its session; or the client left
+       * before the poll was handled: the message waits for the next poll.
+       * Never both lost and the session open. */
+      {
+        g_autofree char *next = rel_poll_next (poll, PROMPT_MS, &error);
+
+        if (next != NULL)
+          g_assert_cmpstr (next, ==, "4gone");
+        else
+          {
+            g_test_message ("poll %u: %s", i, error->message);
+            g_assert_cmpint (rel_server_wait_reason (f->rs, poll->sid, REL_WAIT_MS), >=, 0);
+          }
+      }
+    }
+}
+
+typedef struct
+{
+  GMutex     lock;
+  GCond      cond;
+  GPtrArray *admissions;  /* (lock) EngineIOAdmission*, owned */
+} Held;
+
+static void
+hold_admission (EngineIOServer    *server,
+                EngineIOAdmission *admission,
+                gpointer           user_data)
+{
+  Held *held = user_data;
+
+  g_mutex_lock (&held->lock);
+  g_ptr_array_add (held->admissions, engine_io_admission_ref (admission));
+  g_cond_broadcast (&held->cond);
+  g_mutex_unlock (&held->lock);
+}
+
+#define N_HELD 8
+
+static void
+test_admission_held (Fixture       *f,
+                     gconstpointer  data)
+{
+  Held held;
+  int fds[N_HELD];
+  const char *request = "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n";
+  gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * (gint64) 1000;
+
+  g_test_summary ("Handshakes held by an asynchronous admission hook while their clients "
+                  "leave (RST, FIN) and the server closes: admissions answered after their "
+                  "client left (a resumed connection that ends without the handler), "
+                  "refused by the close, and answered again after the daemon stopped; "
+                  "clients still there get their answer; no critical, nothing leaked");
+
+  g_mutex_init (&held.lock);
+  g_cond_init (&held.cond);
+  held.admissions = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_admission_unref);
+  engine_io_server_set_admission_async_func (f->rs->server, hold_admission, &held, NULL);
+
+  for (guint i = 0; i < N_HELD; i++)
+    {
+      fds[i] = rel_tcp_connect (f->port);
+      g_assert_cmpint (fds[i], >=, 0);
+      g_assert_true (rel_tcp_send (fds[i], request, strlen (request)));
+    }
+  g_mutex_lock (&held.lock);
+  while (held.admissions->len < N_HELD)
+    if (!g_cond_wait_until (&held.cond, &held.lock, deadline))
+      break;
+  g_mutex_unlock (&held.lock);
+  g_assert_cmpuint (held.admissions->len, ==, N_HELD);
+
+  /* The admissions come in any order: which client is whose does not
+   * matter, the clients that left are a random half. */
+  for (guint i = 0; i < N_HELD / 2; i++)
+    {
+      if (i % 2 == 0)
+        rel_tcp_reset (fds[i]);
+      else
+        close (fds[i]);
+      fds[i] = -1;
+    }
+  /* Half of the admissions answered now, racing the clients that left. */
+  for (guint i = 0; i < N_HELD; i += 2)
+    engine_io_admission_accept (g_ptr_array_index (held.admissions, i));
+  for (guint i = 1; i < N_HELD / 2; i += 2)
+    engine_io_admission_refuse (g_ptr_array_index (held.admissions, i), 403, 4, "no");
+
+  /* The rest are refused by the close (503); then the daemon stops. */
+  engine_io_server_close (f->rs->server);
+  for (guint i = N_HELD / 2; i < N_HELD; i++)
+    {
+      g_autoptr(GByteArray) got = g_byte_array_new ();
+      guint status;
+
+      g_assert_true (rel_tcp_wait_closed (fds[i], PROMPT_MS, got) ||
+                     rel_http_status_of (got) != 0);
+      close (fds[i]);
+      status = rel_http_status_of (got);
+      g_test_message ("a client that stayed: %u", status);
+      g_assert_true (status == 200 || status == 503 || status == 403);
+    }
+  if (f->daemon != NULL)
+    {
+      MHD_stop_daemon (f->daemon);
+      f->daemon = NULL;
+    }
+  /* Late answers: ignored. */
+  for (guint i = 0; i < N_HELD; i++)
+    engine_io_admission_accept (g_ptr_array_index (held.admissions, i));
+
+  g_ptr_array_unref (held.admissions);
+  engine_io_server_set_admission_async_func (f->rs->server, NULL, NULL, NULL);
+  g_mutex_clear (&held.lock);
+  g_cond_clear (&held.cond);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -610,6 +760,8 @@ main (int    argc,
   ADD ("ended-endless", test_ended_endless);
   ADD ("too-large-endless", test_too_large_endless);
   ADD ("too-large-endless-extensions", test_too_large_endless_extensions);
+  ADD ("admission-held", test_admission_held);
+  ADD ("poll-gone", test_poll_gone);
 #undef ADD
   /* The same against the server's own listener. */
 #define ADD_OWN(path, func) \
@@ -618,6 +770,8 @@ main (int    argc,
   ADD_OWN ("leave-mid-drain", test_leave_mid_drain);
   ADD_OWN ("too-large-endless", test_too_large_endless);
   ADD_OWN ("too-large-endless-extensions", test_too_large_endless_extensions);
+  ADD_OWN ("admission-held", test_admission_held);
+  ADD_OWN ("poll-gone", test_poll_gone);
 #undef ADD_OWN
 
   return g_test_run ();

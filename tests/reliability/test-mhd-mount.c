@@ -20,7 +20,9 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +32,8 @@
 #include "relutil.h"
 
 #define MAX_PAYLOAD 1000
+/* A small descriptor budget (own-small fixture). */
+#define SMALL_LIMIT 60
 #define PROMPT_MS (test_scaled_ms (8000))
 
 typedef struct
@@ -107,6 +111,22 @@ fixture_setup (Fixture       *f,
                 "ping-timeout", 20000,
                 "max-payload", (guint64) MAX_PAYLOAD,
                 NULL);
+  if (data != NULL && strcmp (data, "own-small") == 0)
+    {
+      /* A descriptor budget of about SMALL_LIMIT (fd-reserve takes the
+       * rest of the process's limit). */
+      struct rlimit rl;
+      guint held = 0;
+      GDir *dir = g_dir_open ("/proc/self/fd", 0, NULL);
+
+      g_assert_nonnull (dir);
+      while (g_dir_read_name (dir) != NULL)
+        held++;
+      g_dir_close (dir);
+      g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &rl), ==, 0);
+      g_assert_cmpuint (rl.rlim_cur, >, held + SMALL_LIMIT + 64);
+      g_object_set (f->rs->server, "fd-reserve", (guint) (rl.rlim_cur - held - SMALL_LIMIT), NULL);
+    }
   if (data != NULL)
     {
       /* The same case against the server's own listener. */
@@ -640,6 +660,239 @@ test_poll_gone (Fixture       *f,
     }
 }
 
+static guint64
+server_descriptors (EngineIOServer *server)
+{
+  g_autoptr(EngineIOMetrics) metrics = engine_io_server_get_metrics (server);
+
+  return engine_io_metrics_get_descriptors (metrics);
+}
+
+/* A WebSocket opening handshake for @target, with @extra bytes (frames)
+ * sent with it. */
+static int
+ws_request (Fixture    *f,
+            const char *target,
+            const char *extra,
+            gsize       extra_len)
+{
+  g_autofree char *key = test_ws_make_key ();
+  g_autofree char *head = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                                           "Sec-WebSocket-Version: 13\r\n\r\n", target, key);
+  int fd = rel_tcp_connect (f->port);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_true (rel_tcp_send (fd, head, strlen (head)));
+  if (extra_len > 0)
+    g_assert_true (rel_tcp_send (fd, extra, extra_len));
+  return fd;
+}
+
+#define N_UPGRADES 40
+
+/* The server's descriptor count once no session is left and it has not
+ * changed for a while. */
+static guint64
+settled_descriptors (Fixture *f)
+{
+  gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * (gint64) 1000;
+  guint64 last = G_MAXUINT64;
+  guint same = 0;
+
+  while (g_get_monotonic_time () < deadline && same < 10)
+    {
+      guint64 now = server_descriptors (f->rs->server);
+
+      same = now == last && engine_io_server_get_socket_count (f->rs->server) == 0 ? same + 1 : 0;
+      last = now;
+      g_usleep (50 * 1000);
+    }
+  return last;
+}
+
+/* What the server counts with no client, once sessions have run (with
+ * shared loop threads, their contexts start with the first sessions),
+ * and their sockets have been released (after the sessions' end). */
+static guint64
+warm_idle_descriptors (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  char *sids[4];
+  TestWs *ws[4];
+
+  for (guint i = 0; i < 4; i++)
+    {
+      ws[i] = rel_ws_open (f->port, &sids[i], &error);
+      g_assert_no_error (error);
+      g_assert_true (rel_ws_echo (ws[i], "warm", REL_WAIT_MS, &error));
+    }
+  for (guint i = 0; i < 4; i++)
+    {
+      test_ws_free (ws[i]);
+      g_assert_cmpint (rel_server_wait_reason (f->rs, sids[i], REL_WAIT_MS), >=, 0);
+      g_free (sids[i]);
+    }
+  return settled_descriptors (f);
+}
+
+static void
+test_upgrade_descriptors (Fixture       *f,
+                          gconstpointer  data)
+{
+  /* A masked text frame "4hi" (key 0) and half of another frame. */
+  static const char frames[] = "\x81\x83\x00\x00\x00\x00" "4hi" "\x81\xfe";
+  g_autofree char *direct = test_eio_target (4, "websocket", NULL);
+  guint64 idle;
+  g_autoptr(GPtrArray) polls = g_ptr_array_new_with_free_func ((GDestroyNotify) rel_poll_free);
+  guint64 now;
+
+  g_test_summary ("WebSocket upgrades that fail at each point (the client gone before the "
+                  "101, right after it, with frames sent with the request, in the middle "
+                  "of a frame; an upgrade from polling whose client leaves mid-probe), many "
+                  "times: the server's descriptor count (the dup()ed sockets' budget) comes "
+                  "back to what it was with no client, no critical");
+
+  idle = warm_idle_descriptors (f);
+
+  for (guint i = 0; i < N_UPGRADES; i++)
+    {
+      int fd;
+
+      switch (i % 5)
+        {
+        case 0:  /* gone before the 101 is read */
+          rel_tcp_reset (ws_request (f, direct, NULL, 0));
+          break;
+        case 1:  /* FIN right after the request */
+          fd = ws_request (f, direct, NULL, 0);
+          shutdown (fd, SHUT_WR);
+          close (fd);
+          break;
+        case 2:  /* frames with the request, then an RST */
+          rel_tcp_reset (ws_request (f, direct, frames, sizeof frames - 1));
+          break;
+        case 3:  /* frames with the request, a half frame, the 101 read, FIN */
+          {
+            g_autoptr(GByteArray) got = g_byte_array_new ();
+
+            fd = ws_request (f, direct, frames, sizeof frames - 1);
+            shutdown (fd, SHUT_WR);
+            rel_tcp_wait_closed (fd, PROMPT_MS, got);
+            close (fd);
+          }
+          break;
+        case 4:  /* an upgrade from polling, its client gone mid-probe */
+          {
+            RelPoll *poll = open_polling (f);
+            g_autofree char *target = test_eio_target (4, "websocket", poll->sid);
+            static const char probe[] = "\x81\x86\x00\x00\x00\x00" "2probe";
+
+            fd = ws_request (f, target, probe, sizeof probe - 1);
+            if (i % 2 == 0)
+              rel_tcp_reset (fd);
+            else
+              close (fd);
+            g_ptr_array_add (polls, poll);
+          }
+          break;
+        }
+    }
+  /* The sessions whose upgrade failed go on polling: closed by their
+   * client. */
+  for (guint i = 0; i < polls->len; i++)
+    {
+      RelPoll *poll = g_ptr_array_index (polls, i);
+
+      rel_poll_post (poll, "1", NULL);
+      g_assert_cmpint (rel_server_wait_reason (f->rs, poll->sid, REL_WAIT_MS), >=, 0);
+    }
+  g_ptr_array_set_size (polls, 0);
+
+  /* Sessions end (their transports failed, or ping timeout is far: the
+   * polling ones are closed by the teardown); descriptors come back. */
+  now = settled_descriptors (f);
+  g_test_message ("descriptors: %" G_GUINT64_FORMAT " idle, %" G_GUINT64_FORMAT " after, "
+                  "%u sessions", idle, now, engine_io_server_get_socket_count (f->rs->server));
+  g_assert_cmpuint (now, ==, idle);
+}
+
+static guint64
+server_descriptor_limit (EngineIOServer *server)
+{
+  g_autoptr(EngineIOMetrics) metrics = engine_io_server_get_metrics (server);
+
+  return engine_io_metrics_get_descriptor_limit (metrics);
+}
+
+static void
+test_upgrade_kept (Fixture       *f,
+                   gconstpointer  data)
+{
+  GArray *fds = g_array_new (FALSE, FALSE, sizeof (int));
+  guint64 idle, limit, now;
+  gint64 deadline;
+
+  g_test_summary ("An upgrade when the descriptor budget is full: the upgraded socket "
+                  "stays with libmicrohttpd (no dup), is attached as a descriptor the "
+                  "engine never closes, works, and is released with "
+                  "MHD_upgrade_action (CLOSE) when the client goes; the count comes back, "
+                  "three times over, the budget going full each time");
+
+  idle = warm_idle_descriptors (f);
+  limit = server_descriptor_limit (f->rs->server);
+  g_test_message ("budget %" G_GUINT64_FORMAT ", idle %" G_GUINT64_FORMAT, limit, idle);
+
+  for (guint round = 0; round < 3; round++)
+    {
+      RelPoll *poll = open_polling (f);
+      g_autofree char *target = test_eio_target (4, "websocket", poll->sid);
+      g_autofree char *key = test_ws_make_key ();
+      g_autofree char *head = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                                               "Sec-WebSocket-Version: 13\r\n\r\n", target, key);
+      g_autoptr(TestWs) ws = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autofree char *pong = NULL;
+      int upgrade_fd = rel_tcp_connect (f->port);
+
+      g_assert_cmpint (upgrade_fd, >=, 0);
+      /* Fill the budget with idle connections. */
+      deadline = g_get_monotonic_time () + REL_WAIT_MS * (gint64) 1000;
+      while ((now = server_descriptors (f->rs->server)) < limit && g_get_monotonic_time () < deadline)
+        {
+          int fd = rel_tcp_connect (f->port);
+
+          g_assert_cmpint (fd, >=, 0);
+          g_array_append_val (fds, fd);
+          while (server_descriptors (f->rs->server) == now && !rel_tcp_is_closed (fd) &&
+                 g_get_monotonic_time () < deadline)
+            g_usleep (2000);
+        }
+      g_assert_cmpuint (server_descriptors (f->rs->server), ==, limit);
+      /* The upgrade, on a connection accepted before. */
+      ws = test_ws_connect_raw_fd (upgrade_fd, head, key, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (rel_ws_send (ws, "2probe", &error));
+      pong = rel_ws_next (ws, REL_WAIT_MS, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (pong, ==, "3probe");
+      g_assert_true (rel_ws_send (ws, "5", &error));
+      g_assert_true (rel_ws_echo (ws, "kept", REL_WAIT_MS, &error));
+      g_assert_no_error (error);
+      for (guint i = 0; i < fds->len; i++)
+        close (g_array_index (fds, int, i));
+      g_array_set_size (fds, 0);
+      g_clear_pointer (&ws, test_ws_free);
+      g_assert_cmpint (rel_server_wait_reason (f->rs, poll->sid, REL_WAIT_MS), >=, 0);
+      rel_poll_free (poll);
+      now = settled_descriptors (f);
+      g_test_message ("round %u: %" G_GUINT64_FORMAT " after", round, now);
+      g_assert_cmpuint (now, ==, idle);
+    }
+  g_array_unref (fds);
+}
+
 typedef struct
 {
   GMutex     lock;
@@ -718,8 +971,27 @@ test_admission_held (Fixture       *f,
       g_autoptr(GByteArray) got = g_byte_array_new ();
       guint status;
 
-      g_assert_true (rel_tcp_wait_closed (fds[i], PROMPT_MS, got) ||
-                     rel_http_status_of (got) != 0);
+      /* Read until a response head is in or the connection closed (the
+       * application's daemon keeps it open after the answer). */
+      {
+        gint64 until = g_get_monotonic_time () + PROMPT_MS * (gint64) 1000;
+
+        while (g_get_monotonic_time () < until)
+          {
+            struct pollfd pfd = { .fd = fds[i], .events = POLLIN };
+            char buffer[4096];
+            ssize_t n;
+
+            if (poll (&pfd, 1, 100) <= 0)
+              continue;
+            n = recv (fds[i], buffer, sizeof buffer, 0);
+            if (n <= 0)
+              break;
+            g_byte_array_append (got, (guint8 *) buffer, (guint) n);
+            if (g_strstr_len ((char *) got->data, got->len, "\r\n\r\n") != NULL)
+              break;
+          }
+      }
       close (fds[i]);
       status = rel_http_status_of (got);
       g_test_message ("a client that stayed: %u", status);
@@ -772,6 +1044,9 @@ main (int    argc,
   ADD_OWN ("too-large-endless-extensions", test_too_large_endless_extensions);
   ADD_OWN ("admission-held", test_admission_held);
   ADD_OWN ("poll-gone", test_poll_gone);
+  ADD_OWN ("upgrade-descriptors", test_upgrade_descriptors);
+  g_test_add ("/reliability/mhd-mount/own-listener/upgrade-kept", Fixture, "own-small",
+              fixture_setup, test_upgrade_kept, fixture_teardown);
 #undef ADD_OWN
 
   return g_test_run ();

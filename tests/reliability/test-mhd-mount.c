@@ -554,6 +554,43 @@ test_too_large_endless_extensions (Fixture       *f,
   too_large_endless (f, 1000);
 }
 
+/* A request other than a POST (a GET poll, a handshake, a 404) is handed
+ * over at its final call; a body it comes with is read and dropped
+ * before. It was dropped without a bound (before the port as after: the
+ * server read 16 MiB of a chunked GET body and went on, on the own
+ * listener and the mount). */
+static void
+test_get_body_endless (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(RelPoll) poll = open_polling (f);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *head = NULL;
+  gsize sent;
+  int fd;
+
+  g_test_summary ("A GET poll with an endless chunked body: its connection is closed a "
+                  "little past max-payload, not read for as long as the client sends; "
+                  "the session goes on");
+  fd = rel_tcp_connect (f->port);
+  g_assert_cmpint (fd, >=, 0);
+  head = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                          poll->target);
+  g_assert_true (rel_tcp_send (fd, head, strlen (head)));
+  sent = send_chunks_until_closed (fd, 60000, 0, ENDLESS_TOTAL);
+  g_test_message ("the server took %" G_GSIZE_FORMAT " bytes", sent);
+  rel_tcp_reset (fd);
+  g_assert_cmpuint (sent, <, ENDLESS_TOTAL);
+  /* The poll got no answer: the session ends (its poll failed) or goes
+   * on; the server serves on. */
+  {
+    g_autoptr(RelPoll) other = open_polling (f);
+
+    g_assert_true (rel_poll_echo (other, "after the GET body", REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+}
+
 static void
 test_close_mid_body (Fixture       *f,
                      gconstpointer  data)
@@ -1033,6 +1070,7 @@ main (int    argc,
   ADD ("too-large-endless", test_too_large_endless);
   ADD ("too-large-endless-extensions", test_too_large_endless_extensions);
   ADD ("admission-held", test_admission_held);
+  ADD ("get-body-endless", test_get_body_endless);
   ADD ("poll-gone", test_poll_gone);
 #undef ADD
   /* The same against the server's own listener. */
@@ -1043,6 +1081,7 @@ main (int    argc,
   ADD_OWN ("too-large-endless", test_too_large_endless);
   ADD_OWN ("too-large-endless-extensions", test_too_large_endless_extensions);
   ADD_OWN ("admission-held", test_admission_held);
+  ADD_OWN ("get-body-endless", test_get_body_endless);
   ADD_OWN ("poll-gone", test_poll_gone);
   ADD_OWN ("upgrade-descriptors", test_upgrade_descriptors);
   g_test_add ("/reliability/mhd-mount/own-listener/upgrade-kept", Fixture, "own-small",

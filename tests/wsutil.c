@@ -482,6 +482,33 @@ test_ws_connect (guint                port,
 }
 
 TestWs *
+test_ws_connect_raw_fd (int            fd,
+                        const char    *request,
+                        const char    *key,
+                        TestResponse **response,
+                        GError       **error)
+{
+  GSocket *socket = g_socket_new_from_fd (fd, error);
+  TestWs *ws;
+
+  if (response != NULL)
+    *response = NULL;
+  if (socket == NULL)
+    return NULL;
+  g_socket_set_blocking (socket, TRUE);
+  g_socket_set_timeout (socket, WS_WRITE_TIMEOUT_S);
+  ws = g_new0 (TestWs, 1);
+  ws->socket = socket;
+  ws->in = g_byte_array_new ();
+  if (!send_all (ws, request, strlen (request), error))
+    {
+      test_ws_free (ws);
+      return NULL;
+    }
+  return finish_handshake (ws, key, response, error);
+}
+
+TestWs *
 test_ws_connect_raw (guint          port,
                      const char    *request,
                      const char    *key,

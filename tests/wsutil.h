@@ -82,6 +82,13 @@ TestWs      *test_ws_connect_raw   (guint                port,
                                     const char          *key,
                                     TestResponse       **response,
                                     GError             **error);
+/* Like test_ws_connect_raw() on a TCP connection already open (plain
+ * only), which the client then owns. */
+TestWs      *test_ws_connect_raw_fd (int                 fd,
+                                    const char          *request,
+                                    const char          *key,
+                                    TestResponse       **response,
+                                    GError             **error);
 void         test_ws_free          (TestWs              *ws);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestWs, test_ws_free)
 

@@ -785,6 +785,17 @@ handle_request (EngineIOServer         *server,
           *upload_data_size = 0;
           return MHD_NO;
         }
+      else if (!mr->dropping &&
+               mr->body_read > engine_io_server_get_max_payload (mr->server))
+        {
+          /* A body the engine does not read (a request other than a
+           * POST, handed over at its final call): dropped, but not
+           * without end (it was read for as long as the client sent). */
+          g_debug ("http: closing a connection whose %s request's body goes on past max-payload",
+                   method);
+          *upload_data_size = 0;
+          return MHD_NO;
+        }
       *upload_data_size = 0;
       return MHD_YES;
     }

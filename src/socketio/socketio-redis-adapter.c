@@ -1015,6 +1015,45 @@ broadcast_with_ack (SocketIORedisAdapter *self,
 
 /* The local sockets addressed, as Node's REMOTE_FETCH response lists them:
  * {id, handshake {address, url, headers, query, auth}, rooms, data}. */
+
+/* A copy of @node sharing nothing with it. json_node_copy() shares the
+ * objects and arrays, and json-glib counts their references without
+ * atomics (JsonNode's are atomic): a tree handed to another thread must not
+ * share them with one this thread keeps (a socket's auth and data, kept by
+ * the socket). Depth: the parser's bound, or the application's own data. */
+static JsonNode *
+json_deep_copy (JsonNode *node)
+{
+  JsonNode *copy;
+
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      JsonObject *object = json_object_new ();
+      JsonObjectIter iter;
+      const char *name;
+      JsonNode *member;
+
+      json_object_iter_init (&iter, json_node_get_object (node));
+      while (json_object_iter_next (&iter, &name, &member))
+        json_object_set_member (object, name, json_deep_copy (member));
+      copy = json_node_new (JSON_NODE_OBJECT);
+      json_node_take_object (copy, object);
+    }
+  else if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *source = json_node_get_array (node);
+      JsonArray *array = json_array_sized_new (json_array_get_length (source));
+
+      for (guint i = 0; i < json_array_get_length (source); i++)
+        json_array_add_element (array, json_deep_copy (json_array_get_element (source, i)));
+      copy = json_node_new (JSON_NODE_ARRAY);
+      json_node_take_array (copy, array);
+    }
+  else
+    copy = json_node_copy (node);  /* a value or null: nothing shared */
+  return copy;
+}
+
 static void
 add_local_sockets (SocketIORedisAdapter *self,
                    JsonBuilder          *builder,
@@ -1072,7 +1111,7 @@ add_local_sockets (SocketIORedisAdapter *self,
         }
       json_builder_set_member_name (builder, "auth");
       if (socket_io_socket_get_auth (socket) != NULL)
-        json_builder_add_value (builder, json_node_copy (socket_io_socket_get_auth (socket)));
+        json_builder_add_value (builder, json_deep_copy (socket_io_socket_get_auth (socket)));
       else
         {
           json_builder_begin_object (builder);
@@ -1083,7 +1122,7 @@ add_local_sockets (SocketIORedisAdapter *self,
       json_builder_add_value (builder, strv_node ((const char * const *) socket_rooms));
       json_builder_set_member_name (builder, "data");
       if (socket_data != NULL)
-        json_builder_add_value (builder, json_node_copy (socket_data));
+        json_builder_add_value (builder, json_deep_copy (socket_data));
       else
         json_builder_add_null_value (builder);
       json_builder_end_object (builder);
@@ -1383,7 +1422,9 @@ request_return (RedisRequest *request)
 {
   GTask *task = g_steal_pointer (&request->task);
 
-  g_task_return_pointer (task, json_array_ref (request->sockets), (GDestroyNotify) json_array_unref);
+  /* Handed over, not shared: json-glib counts an array's references
+   * without atomics, and the task's callback runs in another thread. */
+  g_task_return_pointer (task, g_steal_pointer (&request->sockets), (GDestroyNotify) json_array_unref);
   g_object_unref (task);
   g_hash_table_remove (request->self->requests, request->id);
 }
@@ -1496,6 +1537,9 @@ on_response (SocketIORedisAdapter *self,
         return;
       json_array_add_element (request->sockets,
                               data != NULL ? json_node_copy (data) : json_node_new (JSON_NODE_NULL));
+      /* The copies share their objects with @root: released here, before
+       * the answers go to another thread (non-atomic counts). */
+      g_clear_pointer (&root, json_node_unref);
       if (--request->expected == 0)
         request_return (request);
       return;
@@ -1508,6 +1552,7 @@ on_response (SocketIORedisAdapter *self,
   for (guint i = 0; i < json_array_get_length (json_node_get_array (sockets)); i++)
     json_array_add_element (request->sockets,
                             json_node_copy (json_array_get_element (json_node_get_array (sockets), i)));
+  g_clear_pointer (&root, json_node_unref);  /* as above */
   if (--request->expected == 0)
     request_return (request);
 }
@@ -1624,6 +1669,10 @@ socket_io_redis_adapter_fetch_sockets_async (SocketIORedisAdapter *self,
   json_builder_end_array (local);
   local_root = json_builder_get_root (local);
   request->sockets = json_array_ref (json_node_get_array (local_root));
+  /* The Redis thread takes the array: nothing of it stays here
+   * (non-atomic counts). */
+  g_clear_pointer (&local_root, json_node_unref);
+  json_builder_reset (local);  /* its root shared the array too */
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "uid");

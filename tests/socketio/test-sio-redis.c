@@ -431,6 +431,26 @@ test_server_side_emit (Fixture       *f,
   g_clear_object (&result);
   g_clear_pointer (&answers, json_array_unref);
 
+  /* Again and again, each answer read and dropped at once: the answers
+   * must share nothing with what the Redis thread still holds (json-glib
+   * counts an object's references without atomics). Under TSan this
+   * raced with the Redis thread's release of the parsed response (CI,
+   * 2026-12-05). */
+  for (guint i = 0; i < 40; i++)
+    {
+      socket_io_redis_adapter_server_side_emit_async (r0, args, NULL, on_count, &result);
+      end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+      while (result == NULL && g_get_monotonic_time () < end)
+        if (!g_main_context_iteration (context, FALSE))
+          g_usleep (100);
+      g_assert_nonnull (result);
+      answers = socket_io_redis_adapter_server_side_emit_finish (r0, result, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (answers, 0), "from"), ==, "node1");
+      g_clear_object (&result);
+      g_clear_pointer (&answers, json_array_unref);
+    }
+
   /* node0 does not answer (its handler returns NULL): node1 times out. */
   socket_io_redis_adapter_set_requests_timeout (r1, 300);
   socket_io_redis_adapter_server_side_emit_async (r1, args, NULL, on_count, &result);

@@ -338,6 +338,8 @@ stop_gone_watch (EngineIOSoupRequest *sr)
 
 /* The class functions (EngineIOHostRequestClass) */
 
+static gboolean soup_leaks_idle_connections (void);
+
 static void
 soup_respond (EngineIOHostRequest *request,
               guint                status,
@@ -359,8 +361,9 @@ soup_respond (EngineIOHostRequest *request,
   /* A client that half-closed (its FIN came with or after the request):
    * answered, then closed. libsoup before 3.3 would keep the connection
    * (its keep-alive successor, whose read fails, is never disconnected)
-   * for as long as the SoupServer runs. */
-  if (closed_by_peer (sr))
+   * for as long as the SoupServer runs. (There every answer closes
+   * already, soup_request_new(): no poll() of the socket per answer.) */
+  if (!soup_leaks_idle_connections () && closed_by_peer (sr))
     soup_message_headers_replace (response_headers, "Connection", "close");
   if (g_bytes_get_size (body) > 0)
     soup_message_body_append_bytes (soup_server_message_get_response_body (sr->msg), body);

@@ -24,7 +24,7 @@ results = []
 
 
 def start_echo(args, raw=False):
-    cmd = [RAW, '--port', '0'] if raw else [ECHO, '--address', '127.0.0.1', '--port', '0'] + args
+    cmd = [RAW, '--port', '0'] + args if raw else [ECHO, '--address', '127.0.0.1', '--port', '0'] + args
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     if not line.startswith('listening on '):
@@ -82,6 +82,10 @@ check('broadcast against a server that only echoes: nothing delivered, exit 1', 
 
 check('raw ws echo, 32 B text', [], ['--mode', 'ws', '--raw', '--conns', '10'], raw=True)
 check('raw ws echo, 64 KiB text', [], ['--mode', 'ws', '--raw', '--conns', '4', '--size', '65536'], raw=True)
+check('raw ws echo, a thread per connection, 32 B text', ['--thread-per-connection'],
+      ['--mode', 'ws', '--raw', '--conns', '10'], raw=True)
+check('raw ws echo, a thread per connection, 64 KiB binary', ['--thread-per-connection'],
+      ['--mode', 'ws', '--raw', '--conns', '4', '--size', '65536', '--binary'], raw=True)
 check('raw ws echo, 64 KiB binary, 4 in flight', [],
       ['--mode', 'ws', '--raw', '--conns', '4', '--size', '65536', '--binary', '--inflight', '4'], raw=True)
 check('--raw against engineio-echo: no session opens, exit 1', [], ['--mode', 'ws', '--raw', '--conns', '2'],

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Compare engineio-echo with the npm engine.io 6 reference echo server
 (and, over WebSocket, with tests/raw-ws-echo: a bare WebSocket echo with
-hand-rolled framing and no Engine.IO, the practical limit of the machine).
+hand-rolled framing and no Engine.IO, the practical limit of the machine;
+and with the same echo run with a thread per connection, the limit of the
+thread-per-session shape).
 
 Not run by CI: it takes minutes, wants two cores and installs npm packages.
 
@@ -108,8 +110,10 @@ class Server:
         self.kind = kind
         if kind == "node":
             cmd = ["node", os.path.join(ARGS.ref_prefix, "reference-echo.js")]
-        elif kind == "raw":
+        elif kind in ("raw", "raw-threaded"):
             cmd = [os.path.join(ARGS.build, "tests", "raw-ws-echo")]
+            if kind == "raw-threaded":
+                cmd += ["--thread-per-connection"]
         else:
             cmd = [os.path.join(ARGS.build, "src", "tools", "engineio-echo")]
             if kind == "pooled":
@@ -189,7 +193,7 @@ def throughput_run(kind, args, server_args=()):
     measured window (sampled when the warm-up ends and when it is over), so
     the comparison holds even when the load generator is the bottleneck."""
     srv = Server(kind, list(server_args))
-    if kind == "raw":
+    if kind.startswith("raw"):
         args = args + ["--raw"]
     try:
         cmd = bench_cmd(srv.url, args + ["--duration", str(ARGS.duration),
@@ -335,7 +339,8 @@ def main():
 
     nofile = raise_nofile()
     versions = install_reference(ARGS.ref_prefix)
-    kinds = ["pooled", "node"] + ([] if ARGS.no_threaded else ["threaded"]) + ([] if ARGS.no_raw else ["raw"])
+    kinds = (["pooled", "node"] + ([] if ARGS.no_threaded else ["threaded"]) + ([] if ARGS.no_raw else ["raw"])
+             + ([] if ARGS.no_raw or ARGS.no_threaded else ["raw-threaded"]))
     git = subprocess.run(["git", "-C", SRCDIR, "describe", "--always", "--dirty"],
                          capture_output=True, text=True).stdout.strip()
     cpu = "?"
@@ -363,7 +368,7 @@ def main():
         for name, args, _, *server_args in scenarios:
             # alternate which server goes first; the raw echo only echoes
             # over WebSocket
-            here = [k for k in kinds if k != "raw" or (args[:2] == ["--mode", "ws"] and not server_args)]
+            here = [k for k in kinds if not k.startswith("raw") or (args[:2] == ["--mode", "ws"] and not server_args)]
             order = here if rnd % 2 == 0 else list(reversed(here))
             for kind in order:
                 log(f"# round {rnd + 1}: {name} on {kind}")
@@ -371,7 +376,7 @@ def main():
                 results.setdefault((name, kind), []).append(
                     throughput_run(kind, args, server_args[0] if server_args else ()))
         if do_idle:
-            here = [k for k in kinds if k != "raw"]
+            here = [k for k in kinds if not k.startswith("raw")]
             order = here if rnd % 2 == 0 else list(reversed(here))
             for kind in order:
                 log(f"# round {rnd + 1}: idle {ARGS.idle} on {kind}")
@@ -402,7 +407,8 @@ def main():
     print()
     cols = (["ours pooled (--loop-threads 1)", "node engine.io"]
             + ([] if ARGS.no_threaded else ["ours per-session threads"])
-            + ([] if ARGS.no_raw else ["raw C WebSocket echo"]))
+            + ([] if ARGS.no_raw else ["raw C WebSocket echo"])
+            + ([] if ARGS.no_raw or ARGS.no_threaded else ["raw C echo, thread per connection"]))
     print("| scenario | " + " | ".join(cols) + " | pooled / node | target | met |"
           + ("" if ARGS.no_raw else " pooled / raw |"))
     print("|---|" + "---|" * len(cols) + "---|---|---|" + ("" if ARGS.no_raw else "---|"))

@@ -2,12 +2,15 @@
  *
  * A bare RFC 6455 echo server with hand-rolled framing and nothing else:
  * no Engine.IO, no UTF-8 validation, no limits, no timers, one thread,
- * one level-triggered epoll loop. tests/bench/compare.py measures it as
+ * one level-triggered epoll loop (or, with --thread-per-connection, a
+ * thread per connection, each with its own epoll loop: the limit of that
+ * threading shape, our thread-per-session mode's yardstick). tests/bench/compare.py measures it as
  * the "raw C echo" column (issue 13): what our server's WebSocket path is
  * compared with, beside Node's. Not a server to run on a network: it
  * trusts its clients (a test tool, built but not installed).
  *
- *   raw-ws-echo [--port N]    (0, the default, picks a free port)
+ *   raw-ws-echo [--port N] [--thread-per-connection]
+ *                             (port 0, the default, picks a free port)
  *
  * Prints `listening on http://127.0.0.1:PORT/` once ready. Every text or
  * binary frame is sent back as it came (same opcode and FIN bit), its
@@ -47,7 +50,9 @@ typedef struct
   GByteArray *out;   /* bytes the kernel did not take yet */
 } Conn;
 
-static int epfd;
+/* The loop's epoll descriptor: the process's one, or with
+ * --thread-per-connection the connection thread's own. */
+static __thread int epfd;
 
 static void
 conn_free (Conn *c)
@@ -300,13 +305,89 @@ readable (Conn *c)
     }
 }
 
+/* One epoll event of @c; frees @c when its connection ends (FALSE). */
+static gboolean
+handle (Conn    *c,
+        guint32  events)
+{
+  if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN))
+    {
+      conn_free (c);
+      return FALSE;
+    }
+  if (c->want_out)
+    {
+      /* Output drained: what was read meanwhile is echoed. */
+      if (!flush_out (c) ||
+          (c->out->len == 0 && (c->closing || (c->upgraded && !frames (c)))) ||
+          (c->closing && c->out->len == 0))
+        {
+          conn_free (c);
+          return FALSE;
+        }
+    }
+  else if (!readable (c))
+    {
+      if (c->closing && c->out->len > 0)
+        set_events (c);  /* the close echo goes out first */
+      else
+        {
+          conn_free (c);
+          return FALSE;
+        }
+      return TRUE;
+    }
+  set_events (c);
+  return TRUE;
+}
+
+static Conn *
+conn_new (int fd)
+{
+  Conn *c = g_new0 (Conn, 1);
+  struct epoll_event ev = { .events = EPOLLIN };
+  int one = 1;
+
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->fd = fd;
+  c->in = g_byte_array_new ();
+  c->out = g_byte_array_new ();
+  ev.data.ptr = c;
+  epoll_ctl (epfd, EPOLL_CTL_ADD, fd, &ev);
+  return c;
+}
+
+/* --thread-per-connection: the connection's thread, with its own loop. */
+static gpointer
+conn_thread (gpointer data)
+{
+  int fd = GPOINTER_TO_INT (data);
+  Conn *c;
+
+  epfd = epoll_create1 (EPOLL_CLOEXEC);
+  c = conn_new (fd);
+  for (;;)
+    {
+      struct epoll_event ev;
+      int n = epoll_wait (epfd, &ev, 1, -1);
+
+      if (n == 1 && !handle (c, ev.events))
+        break;
+    }
+  close (epfd);
+  return NULL;
+}
+
 int
 main (int   argc,
       char *argv[])
 {
   int port = 0;
+  gboolean thread_per_connection = FALSE;
   GOptionEntry entries[] = {
     { "port", 'p', 0, G_OPTION_ARG_INT, &port, "Port on 127.0.0.1 (default 0: any free one)", "N" },
+    { "thread-per-connection", 0, 0, G_OPTION_ARG_NONE, &thread_per_connection,
+      "A thread per connection, each with its own epoll loop (default: one loop for all)", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("- a bare WebSocket echo (benchmark yardstick)");
@@ -359,43 +440,22 @@ main (int   argc,
 
               while ((fd = accept4 (lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
                 {
-                  Conn *nc = g_new0 (Conn, 1);
+                  GThread *thread;
 
-                  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                  nc->fd = fd;
-                  nc->in = g_byte_array_new ();
-                  nc->out = g_byte_array_new ();
-                  ev.events = EPOLLIN;
-                  ev.data.ptr = nc;
-                  epoll_ctl (epfd, EPOLL_CTL_ADD, fd, &ev);
+                  if (!thread_per_connection)
+                    {
+                      conn_new (fd);
+                      continue;
+                    }
+                  thread = g_thread_try_new ("raw-conn", conn_thread, GINT_TO_POINTER (fd), NULL);
+                  if (thread == NULL)
+                    close (fd);
+                  else
+                    g_thread_unref (thread);
                 }
               continue;
             }
-          if (events[i].events & (EPOLLERR | EPOLLHUP) && !(events[i].events & EPOLLIN))
-            {
-              conn_free (c);
-              continue;
-            }
-          if (c->want_out)
-            {
-              /* Output drained: what was read meanwhile is echoed. */
-              if (!flush_out (c) ||
-                  (c->out->len == 0 && (c->closing || (c->upgraded && !frames (c)))) ||
-                  (c->closing && c->out->len == 0))
-                {
-                  conn_free (c);
-                  continue;
-                }
-            }
-          else if (!readable (c))
-            {
-              if (c->closing && c->out->len > 0)
-                set_events (c);  /* the close echo goes out first */
-              else
-                conn_free (c);
-              continue;
-            }
-          set_events (c);
+          handle (c, events[i].events);
         }
     }
   return 0;

@@ -36,6 +36,8 @@
 #include "engineio-websocket-private.h"
 #include "engineio-ws-codec-private.h"
 #include "engineio-ws-deflate-private.h"
+#include "engineio-loop-private.h"
+#include "engineio-lock-private.h"
 
 #define READ_BUFFER_SIZE (256 * 1024)
 #define WRITE_BUFFER_LIMIT (256 * 1024)
@@ -218,20 +220,71 @@ struct _EngineIOWebSocket
   char                             *close_pending_reason;
 };
 
-/* Read buffers. An idle WebSocket holds none: each thread keeps one spare
- * buffer, lent to a WebSocket for a dispatch and given back when all it
- * read has been consumed, so memory per idle session stays small. */
+/* Read buffers. An idle WebSocket holds none: a buffer is lent to a
+ * WebSocket for a dispatch and given back when all it read has been
+ * consumed, so memory per idle session stays small. A thread that serves
+ * many sessions (a pooled loop thread, the application's context) keeps
+ * one spare buffer for itself. A session's own thread does not: it serves
+ * one session for that session's life, and the pages its messages touched
+ * in a spare of its own (up to the whole 256 KiB) would stay resident with
+ * every idle session. Its buffers come from a process-wide pool of at most
+ * SPARE_POOL_MAX spares (read_buffer_lock, a leaf: rank 10 of
+ * engineio-lock-private.h); what is over it is freed. */
+#define SPARE_POOL_MAX 4
+
 static GPrivate spare_read_buffer = G_PRIVATE_INIT (g_free);
+static GMutex   read_buffer_lock;
+static guint8  *spare_pool[SPARE_POOL_MAX];  /* (read_buffer_lock) */
+static guint    n_spare_pool;                /* (read_buffer_lock) */
+
+static guint8 *
+take_spare (void)
+{
+  guint8 *buf = NULL;
+
+  if (!engine_io_in_session_thread ())
+    {
+      buf = g_private_get (&spare_read_buffer);
+      if (buf != NULL)
+        g_private_set (&spare_read_buffer, NULL);
+      return buf;
+    }
+  ENGINE_IO_LOCK (&read_buffer_lock, READ_BUFFERS);
+  if (n_spare_pool > 0)
+    buf = spare_pool[--n_spare_pool];
+  ENGINE_IO_UNLOCK (&read_buffer_lock);
+  return buf;
+}
+
+/* Keeps @buf (READ_BUFFER_SIZE bytes) as a spare, or frees it. */
+static void
+give_spare (guint8 *buf)
+{
+  if (!engine_io_in_session_thread ())
+    {
+      if (g_private_get (&spare_read_buffer) == NULL)
+        g_private_set (&spare_read_buffer, buf);
+      else
+        g_free (buf);
+      return;
+    }
+  ENGINE_IO_LOCK (&read_buffer_lock, READ_BUFFERS);
+  if (n_spare_pool < SPARE_POOL_MAX)
+    {
+      spare_pool[n_spare_pool++] = buf;
+      buf = NULL;
+    }
+  ENGINE_IO_UNLOCK (&read_buffer_lock);
+  g_free (buf);
+}
 
 static void
 borrow_read_buffer (EngineIOWebSocket *ws)
 {
-  guint8 *buf = g_private_get (&spare_read_buffer);
+  guint8 *buf = take_spare ();
 
   g_free (ws->rbuf);  /* empty (or too small: the bytes that came with the upgrade) */
-  if (buf != NULL)
-    g_private_set (&spare_read_buffer, NULL);
-  else
+  if (buf == NULL)
     buf = g_malloc (READ_BUFFER_SIZE);
   ws->rbuf = buf;
   ws->rcap = READ_BUFFER_SIZE;
@@ -244,8 +297,8 @@ release_read_buffer (EngineIOWebSocket *ws)
 {
   if (ws->rbuf == NULL || ws->rpos < ws->rlen)
     return;
-  if (ws->rcap == READ_BUFFER_SIZE && g_private_get (&spare_read_buffer) == NULL)
-    g_private_set (&spare_read_buffer, ws->rbuf);
+  if (ws->rcap == READ_BUFFER_SIZE)
+    give_spare (ws->rbuf);
   else
     g_free (ws->rbuf);
   ws->rbuf = NULL;

@@ -16,6 +16,8 @@
  *   7     EngineIOServer.rate_lock          the handshake rate table
  *   8     EngineIOServer.errors_lock        ::connection-error reports to deliver
  *   9     EngineIOSocket.user_data_lock     the application's data
+ *   10    read_buffer_lock (engineio-websocket.c)  the spare read buffers of sessions'
+ *                                           own threads
  *
  * Locks of the same rank never nest (no thread holds two sessions' locks,
  * or two servers'). Ranks 4 and up take no lock of ours, but for the
@@ -64,6 +66,7 @@ typedef enum
   ENGINE_IO_LOCK_RANK_RATE,
   ENGINE_IO_LOCK_RANK_ERRORS,
   ENGINE_IO_LOCK_RANK_USER_DATA,
+  ENGINE_IO_LOCK_RANK_READ_BUFFERS,
 } EngineIOLockRank;
 
 #if ENGINE_IO_LOCK_CHECKS

@@ -40,6 +40,7 @@ rank_name (EngineIOLockRank rank)
     case ENGINE_IO_LOCK_RANK_RATE:      return "server rate lock";
     case ENGINE_IO_LOCK_RANK_ERRORS:    return "server errors lock";
     case ENGINE_IO_LOCK_RANK_USER_DATA: return "session user data lock";
+    case ENGINE_IO_LOCK_RANK_READ_BUFFERS: return "spare read buffers lock";
     default:                            return "unknown lock";
     }
 }

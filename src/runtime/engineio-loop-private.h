@@ -44,5 +44,6 @@ void              engine_io_loop_pool_shutdown     (EngineIOLoopPool *pool,
 void              engine_io_loop_release           (EngineIOLoop     *loop);
 GMainContext     *engine_io_loop_get_context       (EngineIOLoop     *loop);
 gboolean          engine_io_in_loop_thread         (void);
+gboolean          engine_io_in_session_thread      (void);
 
 G_END_DECLS

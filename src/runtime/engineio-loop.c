@@ -40,7 +40,8 @@ struct _EngineIOLoopPool
                                 * (under lock) when the owner lets go */
 };
 
-/* Set in every loop thread we run, so blocking API can refuse to deadlock. */
+/* Set in every loop thread we run, so blocking API can refuse to deadlock:
+ * 1 in a pooled loop thread, 2 in a session's own thread. */
 static GPrivate in_loop_thread;
 
 static void
@@ -107,7 +108,7 @@ loop_thread_func (gpointer data)
   EngineIOLoop *loop = data;
   EngineIOLoopPool *pool = loop->pool;
 
-  g_private_set (&in_loop_thread, GINT_TO_POINTER (1));
+  g_private_set (&in_loop_thread, GINT_TO_POINTER (loop->dedicated ? 2 : 1));
   g_main_context_push_thread_default (loop->context);
   /* What g_main_loop_run() does, but a quit that comes before the thread
    * starts iterating is not lost (g_main_loop_run() resets its flag). */
@@ -288,6 +289,15 @@ gboolean
 engine_io_in_loop_thread (void)
 {
   return g_private_get (&in_loop_thread) != NULL;
+}
+
+/* Whether the calling thread is a session's own (no loop threads
+ * configured): it serves that one session for the session's life, so
+ * whatever it keeps for itself, each session keeps. */
+gboolean
+engine_io_in_session_thread (void)
+{
+  return GPOINTER_TO_INT (g_private_get (&in_loop_thread)) == 2;
 }
 
 

@@ -1015,45 +1015,6 @@ broadcast_with_ack (SocketIORedisAdapter *self,
 
 /* The local sockets addressed, as Node's REMOTE_FETCH response lists them:
  * {id, handshake {address, url, headers, query, auth}, rooms, data}. */
-
-/* A copy of @node sharing nothing with it. json_node_copy() shares the
- * objects and arrays, and json-glib counts their references without
- * atomics (JsonNode's are atomic): a tree handed to another thread must not
- * share them with one this thread keeps (a socket's auth and data, kept by
- * the socket). Depth: the parser's bound, or the application's own data. */
-static JsonNode *
-json_deep_copy (JsonNode *node)
-{
-  JsonNode *copy;
-
-  if (JSON_NODE_HOLDS_OBJECT (node))
-    {
-      JsonObject *object = json_object_new ();
-      JsonObjectIter iter;
-      const char *name;
-      JsonNode *member;
-
-      json_object_iter_init (&iter, json_node_get_object (node));
-      while (json_object_iter_next (&iter, &name, &member))
-        json_object_set_member (object, name, json_deep_copy (member));
-      copy = json_node_new (JSON_NODE_OBJECT);
-      json_node_take_object (copy, object);
-    }
-  else if (JSON_NODE_HOLDS_ARRAY (node))
-    {
-      JsonArray *source = json_node_get_array (node);
-      JsonArray *array = json_array_sized_new (json_array_get_length (source));
-
-      for (guint i = 0; i < json_array_get_length (source); i++)
-        json_array_add_element (array, json_deep_copy (json_array_get_element (source, i)));
-      copy = json_node_new (JSON_NODE_ARRAY);
-      json_node_take_array (copy, array);
-    }
-  else
-    copy = json_node_copy (node);  /* a value or null: nothing shared */
-  return copy;
-}
-
 static void
 add_local_sockets (SocketIORedisAdapter *self,
                    JsonBuilder          *builder,
@@ -1111,7 +1072,7 @@ add_local_sockets (SocketIORedisAdapter *self,
         }
       json_builder_set_member_name (builder, "auth");
       if (socket_io_socket_get_auth (socket) != NULL)
-        json_builder_add_value (builder, json_deep_copy (socket_io_socket_get_auth (socket)));
+        json_builder_add_value (builder, socket_io_redis_json_deep_copy (socket_io_socket_get_auth (socket)));
       else
         {
           json_builder_begin_object (builder);
@@ -1122,7 +1083,7 @@ add_local_sockets (SocketIORedisAdapter *self,
       json_builder_add_value (builder, strv_node ((const char * const *) socket_rooms));
       json_builder_set_member_name (builder, "data");
       if (socket_data != NULL)
-        json_builder_add_value (builder, json_deep_copy (socket_data));
+        json_builder_add_value (builder, socket_io_redis_json_deep_copy (socket_data));
       else
         json_builder_add_null_value (builder);
       json_builder_end_object (builder);
@@ -1737,9 +1698,12 @@ server_side_data (JsonArray  *args,
                            "A server-side emit needs an event name (a string) first");
       return NULL;
     }
+  /* Deep: the caller's tree is only read (json_node_copy() would count
+   * references to its objects and values without atomics, racing with
+   * another thread that emits or copies the same @args). */
   array = json_array_new ();
   for (guint i = 0; i < json_array_get_length (args); i++)
-    json_array_add_element (array, json_node_copy (json_array_get_element (args, i)));
+    json_array_add_element (array, socket_io_redis_json_deep_copy (json_array_get_element (args, i)));
   node = json_node_new (JSON_NODE_ARRAY);
   json_node_take_array (node, array);
   return node;
@@ -1749,7 +1713,7 @@ server_side_data (JsonArray  *args,
  * socket_io_redis_adapter_server_side_emit:
  * @self: a Redis adapter
  * @args: the event: its name (a string) first, then its arguments (JSON
- *   values)
+ *   values); only read (other threads may use the same at once)
  * @error: return location for a %SOCKET_IO_ERROR_INVALID @args
  *
  * Sends an event to the other servers of the cluster, not to clients (the
@@ -1789,7 +1753,8 @@ socket_io_redis_adapter_server_side_emit (SocketIORedisAdapter  *self,
 /**
  * socket_io_redis_adapter_server_side_emit_async:
  * @self: a Redis adapter
- * @args: the event: its name (a string) first, then its arguments
+ * @args: the event: its name (a string) first, then its arguments;
+ *   only read
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async) (closure user_data): called with the answers
  * @user_data: data for @callback

@@ -2163,7 +2163,7 @@ socket_io_redis_adapter_class_init (SocketIORedisAdapterClass *klass)
    * SocketIORedisAdapter::server-side-event:
    * @self: the adapter
    * @name: the event's name
-   * @args: the event's arguments (JSON values)
+   * @args: the event's arguments (JSON values), the adapter thread's
    *
    * Another node of the cluster (or an emitter) sent an event to the
    * servers (the reference's `io.serverSideEmit(name, ...args)`; a Node
@@ -2172,11 +2172,20 @@ socket_io_redis_adapter_class_init (SocketIORedisAdapterClass *klass)
    * adapter's own thread: a handler must not block, and takes its own
    * locks for what it shares.
    *
+   * @args is valid during the handler, and its tree belongs to the
+   * adapter's thread: json-glib counts the references of a #JsonObject, a
+   * #JsonArray and a value without atomics, and json_node_copy() shares
+   * them, so a handler that passes the arguments to another thread passes
+   * a deep copy (json_to_string() here, json_from_string() there, say),
+   * not @args or json_node_copy()s of its elements.
+   *
    * Returns: (transfer full) (nullable): the answer, when the sender asked
    *   for one (with socket_io_redis_adapter_server_side_emit_async()); the
    *   first handler to return non-%NULL answers. %NULL: no answer from
    *   this node (the sender's request times out, as with a Node node
-   *   whose handler does not call its callback)
+   *   whose handler does not call its callback). The adapter takes it and
+   *   releases it on its thread: it shares no object, array or value
+   *   with a tree another thread keeps (built here, from @args or anew)
    */
   signals[SIGNAL_SERVER_SIDE_EVENT] =
     g_signal_new ("server-side-event", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED,

@@ -1015,45 +1015,6 @@ broadcast_with_ack (SocketIORedisAdapter *self,
 
 /* The local sockets addressed, as Node's REMOTE_FETCH response lists them:
  * {id, handshake {address, url, headers, query, auth}, rooms, data}. */
-
-/* A copy of @node sharing nothing with it. json_node_copy() shares the
- * objects and arrays, and json-glib counts their references without
- * atomics (JsonNode's are atomic): a tree handed to another thread must not
- * share them with one this thread keeps (a socket's auth and data, kept by
- * the socket). Depth: the parser's bound, or the application's own data. */
-static JsonNode *
-json_deep_copy (JsonNode *node)
-{
-  JsonNode *copy;
-
-  if (JSON_NODE_HOLDS_OBJECT (node))
-    {
-      JsonObject *object = json_object_new ();
-      JsonObjectIter iter;
-      const char *name;
-      JsonNode *member;
-
-      json_object_iter_init (&iter, json_node_get_object (node));
-      while (json_object_iter_next (&iter, &name, &member))
-        json_object_set_member (object, name, json_deep_copy (member));
-      copy = json_node_new (JSON_NODE_OBJECT);
-      json_node_take_object (copy, object);
-    }
-  else if (JSON_NODE_HOLDS_ARRAY (node))
-    {
-      JsonArray *source = json_node_get_array (node);
-      JsonArray *array = json_array_sized_new (json_array_get_length (source));
-
-      for (guint i = 0; i < json_array_get_length (source); i++)
-        json_array_add_element (array, json_deep_copy (json_array_get_element (source, i)));
-      copy = json_node_new (JSON_NODE_ARRAY);
-      json_node_take_array (copy, array);
-    }
-  else
-    copy = json_node_copy (node);  /* a value or null: nothing shared */
-  return copy;
-}
-
 static void
 add_local_sockets (SocketIORedisAdapter *self,
                    JsonBuilder          *builder,
@@ -1111,7 +1072,7 @@ add_local_sockets (SocketIORedisAdapter *self,
         }
       json_builder_set_member_name (builder, "auth");
       if (socket_io_socket_get_auth (socket) != NULL)
-        json_builder_add_value (builder, json_deep_copy (socket_io_socket_get_auth (socket)));
+        json_builder_add_value (builder, socket_io_redis_json_deep_copy (socket_io_socket_get_auth (socket)));
       else
         {
           json_builder_begin_object (builder);
@@ -1122,7 +1083,7 @@ add_local_sockets (SocketIORedisAdapter *self,
       json_builder_add_value (builder, strv_node ((const char * const *) socket_rooms));
       json_builder_set_member_name (builder, "data");
       if (socket_data != NULL)
-        json_builder_add_value (builder, json_deep_copy (socket_data));
+        json_builder_add_value (builder, socket_io_redis_json_deep_copy (socket_data));
       else
         json_builder_add_null_value (builder);
       json_builder_end_object (builder);
@@ -1737,9 +1698,12 @@ server_side_data (JsonArray  *args,
                            "A server-side emit needs an event name (a string) first");
       return NULL;
     }
+  /* Deep: the caller's tree is only read (json_node_copy() would count
+   * references to its objects and values without atomics, racing with
+   * another thread that emits or copies the same @args). */
   array = json_array_new ();
   for (guint i = 0; i < json_array_get_length (args); i++)
-    json_array_add_element (array, json_node_copy (json_array_get_element (args, i)));
+    json_array_add_element (array, socket_io_redis_json_deep_copy (json_array_get_element (args, i)));
   node = json_node_new (JSON_NODE_ARRAY);
   json_node_take_array (node, array);
   return node;
@@ -1749,7 +1713,7 @@ server_side_data (JsonArray  *args,
  * socket_io_redis_adapter_server_side_emit:
  * @self: a Redis adapter
  * @args: the event: its name (a string) first, then its arguments (JSON
- *   values)
+ *   values); only read (other threads may use the same at once)
  * @error: return location for a %SOCKET_IO_ERROR_INVALID @args
  *
  * Sends an event to the other servers of the cluster, not to clients (the
@@ -1789,7 +1753,8 @@ socket_io_redis_adapter_server_side_emit (SocketIORedisAdapter  *self,
 /**
  * socket_io_redis_adapter_server_side_emit_async:
  * @self: a Redis adapter
- * @args: the event: its name (a string) first, then its arguments
+ * @args: the event: its name (a string) first, then its arguments;
+ *   only read
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async) (closure user_data): called with the answers
  * @user_data: data for @callback
@@ -2198,7 +2163,7 @@ socket_io_redis_adapter_class_init (SocketIORedisAdapterClass *klass)
    * SocketIORedisAdapter::server-side-event:
    * @self: the adapter
    * @name: the event's name
-   * @args: the event's arguments (JSON values)
+   * @args: the event's arguments (JSON values), the adapter thread's
    *
    * Another node of the cluster (or an emitter) sent an event to the
    * servers (the reference's `io.serverSideEmit(name, ...args)`; a Node
@@ -2207,11 +2172,20 @@ socket_io_redis_adapter_class_init (SocketIORedisAdapterClass *klass)
    * adapter's own thread: a handler must not block, and takes its own
    * locks for what it shares.
    *
+   * @args is valid during the handler, and its tree belongs to the
+   * adapter's thread: json-glib counts the references of a #JsonObject, a
+   * #JsonArray and a value without atomics, and json_node_copy() shares
+   * them, so a handler that passes the arguments to another thread passes
+   * a deep copy (json_to_string() here, json_from_string() there, say),
+   * not @args or json_node_copy()s of its elements.
+   *
    * Returns: (transfer full) (nullable): the answer, when the sender asked
    *   for one (with socket_io_redis_adapter_server_side_emit_async()); the
    *   first handler to return non-%NULL answers. %NULL: no answer from
    *   this node (the sender's request times out, as with a Node node
-   *   whose handler does not call its callback)
+   *   whose handler does not call its callback). The adapter takes it and
+   *   releases it on its thread: it shares no object, array or value
+   *   with a tree another thread keeps (built here, from @args or anew)
    */
   signals[SIGNAL_SERVER_SIDE_EVENT] =
     g_signal_new ("server-side-event", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED,

@@ -157,3 +157,66 @@ socket_io_redis_random_id (void)
   id[6] = '\0';
   return g_strdup (id);
 }
+
+/* Depth: the parser's bound, or the application's own data. */
+JsonNode *
+socket_io_redis_json_deep_copy (JsonNode *node)
+{
+  JsonNode *copy = json_node_alloc ();
+
+  switch (JSON_NODE_TYPE (node))
+    {
+    case JSON_NODE_OBJECT:
+      {
+        JsonObject *object = json_object_new ();
+        JsonObjectIter iter;
+        const char *name;
+        JsonNode *member;
+
+        /* In order: the copy is what goes on the wire. */
+        json_object_iter_init_ordered (&iter, json_node_get_object (node));
+        while (json_object_iter_next_ordered (&iter, &name, &member))
+          json_object_set_member (object, name, socket_io_redis_json_deep_copy (member));
+        json_node_init_object (copy, object);
+        json_object_unref (object);
+        break;
+      }
+    case JSON_NODE_ARRAY:
+      {
+        JsonArray *source = json_node_get_array (node);
+        JsonArray *array = json_array_sized_new (json_array_get_length (source));
+
+        for (guint i = 0; i < json_array_get_length (source); i++)
+          json_array_add_element (array, socket_io_redis_json_deep_copy (json_array_get_element (source, i)));
+        json_node_init_array (copy, array);
+        json_array_unref (array);
+        break;
+      }
+    case JSON_NODE_VALUE:
+      /* A new JsonValue: json_node_copy() would share it. */
+      switch (json_node_get_value_type (node))
+        {
+        case G_TYPE_INT64:
+          json_node_init_int (copy, json_node_get_int (node));
+          break;
+        case G_TYPE_DOUBLE:
+          json_node_init_double (copy, json_node_get_double (node));
+          break;
+        case G_TYPE_BOOLEAN:
+          json_node_init_boolean (copy, json_node_get_boolean (node));
+          break;
+        case G_TYPE_STRING:
+          json_node_init_string (copy, json_node_get_string (node));
+          break;
+        default:
+          json_node_init (copy, JSON_NODE_VALUE);   /* no value, as @node */
+          break;
+        }
+      break;
+    case JSON_NODE_NULL:
+    default:
+      json_node_init_null (copy);
+      break;
+    }
+  return copy;
+}

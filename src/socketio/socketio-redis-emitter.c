@@ -580,7 +580,8 @@ pack_rooms (msgpack_packer *pk,
  * @self: an emitter
  * @name: the event name (not a reserved one: connect, connect_error,
  *   disconnect, disconnecting, newListener, removeListener)
- * @args: (nullable): the arguments
+ * @args: (nullable): the arguments (only read: other threads may use
+ *   the same at once)
  * @attachments: (nullable) (element-type GBytes): binaries the arguments'
  *   placeholders (`{"_placeholder": true, "num": N}`) refer to; they
  *   travel as msgpack bin, and reach the clients as binary attachments
@@ -615,8 +616,12 @@ socket_io_redis_emitter_emit (SocketIORedisEmitter  *self,
 
   array = json_array_new ();
   json_array_add_string_element (array, name);
+  /* Deep: @args is only read. A json_node_copy() would count references
+   * to the caller's objects and values without atomics, and the packet
+   * seals its tree: two threads emitting the same @args would race, and
+   * the caller's objects would stay sealed. */
   for (guint i = 0; args != NULL && i < json_array_get_length (args); i++)
-    json_array_add_element (array, json_node_copy (json_array_get_element (args, i)));
+    json_array_add_element (array, socket_io_redis_json_deep_copy (json_array_get_element (args, i)));
   data = json_node_new (JSON_NODE_ARRAY);
   json_node_take_array (data, array);
   /* Validates the event as a server's emit does (name, values,
@@ -784,7 +789,8 @@ socket_io_redis_emitter_disconnect_sockets (SocketIORedisEmitter  *self,
  * socket_io_redis_emitter_server_side_emit:
  * @self: an emitter
  * @args: (nullable): the event: its name (a string) first, then its
- *   arguments (JSON only: a server-side emit has no attachments)
+ *   arguments (JSON only: a server-side emit has no attachments); only
+ *   read
  * @error: return location for a %SOCKET_IO_ERROR_INVALID @args, or a
  *   %G_IO_ERROR from Redis
  *
@@ -814,8 +820,8 @@ socket_io_redis_emitter_server_side_emit (SocketIORedisEmitter  *self,
       return FALSE;
     }
   data = json_array_new ();
-  for (guint i = 0; i < json_array_get_length (args); i++)
-    json_array_add_element (data, json_node_copy (json_array_get_element (args, i)));
+  for (guint i = 0; i < json_array_get_length (args); i++)   /* deep: as emit()'s */
+    json_array_add_element (data, socket_io_redis_json_deep_copy (json_array_get_element (args, i)));
   node = json_node_new (JSON_NODE_ARRAY);
   json_node_take_array (node, data);
   json_builder_begin_object (builder);

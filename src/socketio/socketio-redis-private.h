@@ -23,6 +23,13 @@ void     socket_io_redis_pack_string (msgpack_packer  *pk,
 void     socket_io_redis_pack_json   (msgpack_packer  *pk,
                                       JsonNode        *node,
                                       GPtrArray       *attachments);
+/* A copy of @node that shares nothing with it: json-glib counts the
+ * references of a JsonObject, a JsonArray and a JsonValue without atomics
+ * (a JsonNode's atomically), and json_node_copy() shares all three with
+ * the original. A tree another thread may also reference is read only
+ * through this (its owner's refcounts are not touched), and what is
+ * handed to another thread shares nothing with what this one keeps. */
+JsonNode *socket_io_redis_json_deep_copy (JsonNode *node);
 /* Six characters of [A-Za-z0-9_-] (the reference's uid). */
 char    *socket_io_redis_random_id   (void);
 

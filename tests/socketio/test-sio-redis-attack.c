@@ -669,6 +669,77 @@ read_request_id (GSocketConnection *connection)
     }
 }
 
+/* Reads @connection into @seen until @needle shows; FALSE (the test
+ * failed) on its end or timeout. */
+static gboolean
+read_until (GSocketConnection *connection,
+            GString           *seen,
+            const char        *needle)
+{
+  g_autoptr(GError) error = NULL;
+
+  while (strstr (seen->str, needle) == NULL)
+    {
+      char buffer[4096];
+      gssize n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
+                                      buffer, sizeof buffer, NULL, &error);
+
+      if (n <= 0)
+        {
+          g_test_fail_printf ("%s not seen: %s", needle, error != NULL ? error->message : "end of stream");
+          return FALSE;
+        }
+      /* msgpack has NULs: kept out of the text searched. */
+      for (gssize i = 0; i < n; i++)
+        g_string_append_c (seen, buffer[i] != '\0' ? buffer[i] : ' ');
+    }
+  return TRUE;
+}
+
+/* A Node peer's BROADCAST request with ack that the client answers, 20
+ * times: the event's arguments (an object) are sent from the Redis
+ * thread, the client's ack (an object) is parsed on its session's thread
+ * and packed into the BROADCAST_ACK on the Redis thread. Under TSan (with
+ * an instrumented json-glib, for their counts): nothing of either tree
+ * is referenced by both threads. */
+static void
+test_broadcast_ack_answered (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *sid = NULL;
+  g_autoptr(TestWs) ws = client_connect (f, &sid);
+  g_autoptr(GString) seen = g_string_new (NULL);
+  GSocketConnection *subscriber = raw_subscriber (f->redis_port, RESPONSE_CHANNEL);
+
+  g_assert_nonnull (subscriber);
+  for (guint i = 0; i < 20; i++)
+    {
+      g_autofree char *request = g_strdup_printf (
+          "{\"uid\":\"zzzzzz\",\"type\":7,\"requestId\":\"ans%u\","
+          "\"opts\":{\"rooms\":[],\"except\":[],\"flags\":{\"timeout\":%u}},"
+          "\"packet\":{\"type\":2,\"data\":[\"question\",{\"round\":%u,\"list\":[\"a\"]}],\"nsp\":\"/\"}}",
+          i, test_scaled_ms (10000), i);
+      g_autofree char *expected = g_strdup_printf ("[\"question\",{\"round\":%u,\"list\":[\"a\"]}]", i);
+      g_autofree char *message = NULL;
+      g_autofree char *answer = NULL;
+      g_autofree char *needle = g_strdup_printf ("yes%02u", i);
+      guint64 id;
+
+      publish_text (f, REQUEST_CHANNEL, request);
+      message = sio_next (ws, TEST_TIMEOUT_MS);
+      g_assert_nonnull (message);
+      g_assert_true (message[0] == '2');
+      id = g_ascii_strtoull (message + 1, NULL, 10);
+      g_assert_true (g_str_has_suffix (message, expected));
+      answer = g_strdup_printf ("3%" G_GUINT64_FORMAT "[{\"answer\":\"%s\",\"list\":[1,\"two\"]}]",
+                                id, needle);
+      g_assert_true (sio_send (ws, answer));
+      g_assert_true (read_until (subscriber, seen, needle));
+      g_string_truncate (seen, 0);
+    }
+  g_object_unref (subscriber);
+}
+
 static void
 store_result (GObject      *source,
               GAsyncResult *result,
@@ -773,6 +844,7 @@ main (int   argc,
   ADD ("malformed", test_malformed);
   ADD ("dispose-pending-ack", test_dispose_pending_ack);
   ADD ("broadcast-ack-no-timeout", test_broadcast_ack_no_timeout);
+  ADD ("broadcast-ack-answered", test_broadcast_ack_answered);
   ADD ("request-answers-bound", test_request_answers_bound);
   g_test_add_func ("/sio-redis-attack/emitter-not-redis", test_emitter_not_redis);
   return g_test_run ();

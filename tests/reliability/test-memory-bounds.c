@@ -1037,23 +1037,27 @@ test_post_rounds_malformed (void)
  * and 1.7 MiB. */
 #define IDLE_SESSION_BOUND_KB (test_loop_threads_from_env () == 0 ? 1024u : 512u)
 
+/* Opens @n WebSocket sessions after a first one (what every server has:
+ * its threads, buffers and the allocator's state), each echoing one
+ * message of @size bytes, and checks that the resident memory (after
+ * malloc_trim()) grew by at most @bound_kb per session while they idle,
+ * and that each still echoes. The first session echoes @warm_up, or the
+ * same message when it is NULL. */
 static void
-test_websocket_idle_after_large (void)
+check_idle_sessions (guint       n,
+                     gsize       size,
+                     guint       bound_kb,
+                     const char *warm_up)
 {
   RelServer *rs;
   GPtrArray *clients = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_free);
   g_autofree char *target = test_eio_target (4, "websocket", NULL);
-  g_autofree char *large = g_strnfill (MAX_PAYLOAD - 1, 'L');
+  g_autofree char *message = g_strnfill (size - 1, 'M');
   guint64 base_kb = 0, now_kb;
-
-  g_test_summary ("WebSocket sessions that each had one max-payload message echoed and then "
-                  "stay idle keep no buffer of that size: the resident memory (after "
-                  "malloc_trim()) grows by at most 512 KiB per idle session (1 MiB with a thread per session)");
 
   rs = echo_server ();
   g_assert_nonnull (rs);
-  /* One session first: the threads and buffers every server has. */
-  for (guint i = 0; i <= IDLE_SESSIONS; i++)
+  for (guint i = 0; i <= n; i++)
     {
       g_autoptr(GError) error = NULL;
       TestWs *ws = test_ws_connect (rs->port, target, NULL, 0, NULL, &error);
@@ -1061,22 +1065,18 @@ test_websocket_idle_after_large (void)
       g_assert_no_error (error);
       g_ptr_array_add (clients, ws);
       g_free (test_ws_read_text (ws, REL_WAIT_MS));  /* the open packet */
+      g_assert_true (rel_ws_echo (ws, i == 0 && warm_up != NULL ? warm_up : message + 1, REL_WAIT_MS, &error));
+      g_assert_no_error (error);
       if (i == 0)
         {
-          g_assert_true (rel_ws_echo (ws, "warm-up", REL_WAIT_MS, &error));
-          g_assert_no_error (error);
           malloc_trim (0);
           base_kb = status_kb ("VmRSS:");
-          continue;
         }
-      g_assert_true (rel_ws_echo (ws, large + 1, REL_WAIT_MS, &error));
-      g_assert_no_error (error);
     }
   malloc_trim (0);
   now_kb = status_kb ("VmRSS:");
-  note ("%u idle WebSocket sessions after a %d-byte echo each: resident memory grew by %"
-        G_GUINT64_FORMAT " KiB (bound %u KiB)", IDLE_SESSIONS, MAX_PAYLOAD,
-        now_kb - MIN (now_kb, base_kb), IDLE_SESSIONS * IDLE_SESSION_BOUND_KB);
+  note ("%u idle WebSocket sessions after a %" G_GSIZE_FORMAT "-byte echo each: resident memory grew by %"
+        G_GUINT64_FORMAT " KiB (bound %u KiB)", n, size, now_kb - MIN (now_kb, base_kb), n * bound_kb);
   for (guint i = 0; i < clients->len; i++)
     {
       g_autoptr(GError) error = NULL;
@@ -1086,9 +1086,18 @@ test_websocket_idle_after_large (void)
   if (UNDER_SANITIZER)
     note ("under a sanitizer: the memory bound is not checked");
   else
-    g_assert_cmpuint (now_kb, <=, base_kb + IDLE_SESSIONS * IDLE_SESSION_BOUND_KB);
+    g_assert_cmpuint (now_kb, <=, base_kb + n * bound_kb);
   g_ptr_array_unref (clients);
   rel_server_free (rs);
+}
+
+static void
+test_websocket_idle_after_large (void)
+{
+  g_test_summary ("WebSocket sessions that each had one max-payload message echoed and then "
+                  "stay idle keep no buffer of that size: the resident memory (after "
+                  "malloc_trim()) grows by at most 512 KiB per idle session (1 MiB with a thread per session)");
+  check_idle_sessions (IDLE_SESSIONS, MAX_PAYLOAD, IDLE_SESSION_BOUND_KB, "warm-up");
 }
 
 /* Each case runs in a process of its own: memory a previous case freed
@@ -1124,53 +1133,10 @@ in_subprocess (gconstpointer data)
 static void
 test_websocket_idle_many (void)
 {
-  RelServer *rs;
-  GPtrArray *clients = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_free);
-  g_autofree char *target = test_eio_target (4, "websocket", NULL);
-  g_autofree char *message = g_strnfill (IDLE_MANY_SIZE - 1, 'M');
-  guint64 base_kb = 0, now_kb;
-
   g_test_summary ("Many WebSocket sessions that each had one 200 KB message echoed and then "
                   "stay idle keep no read buffer: the resident memory (after malloc_trim()) "
                   "grows by at most 150 KiB per idle session, in both threading modes");
-
-  rs = echo_server ();
-  g_assert_nonnull (rs);
-  for (guint i = 0; i <= IDLE_MANY_SESSIONS; i++)
-    {
-      g_autoptr(GError) error = NULL;
-      TestWs *ws = test_ws_connect (rs->port, target, NULL, 0, NULL, &error);
-
-      g_assert_no_error (error);
-      g_ptr_array_add (clients, ws);
-      g_free (test_ws_read_text (ws, REL_WAIT_MS));  /* the open packet */
-      /* The first session warms up what every server has (its buffers,
-       * the pool's spares, the allocator's thresholds). */
-      g_assert_true (rel_ws_echo (ws, message + 1, REL_WAIT_MS, &error));
-      g_assert_no_error (error);
-      if (i == 0)
-        {
-          malloc_trim (0);
-          base_kb = status_kb ("VmRSS:");
-        }
-    }
-  malloc_trim (0);
-  now_kb = status_kb ("VmRSS:");
-  note ("%u idle WebSocket sessions after a %d-byte echo each: resident memory grew by %"
-        G_GUINT64_FORMAT " KiB (bound %u KiB)", IDLE_MANY_SESSIONS, IDLE_MANY_SIZE,
-        now_kb - MIN (now_kb, base_kb), IDLE_MANY_SESSIONS * IDLE_MANY_BOUND_KB);
-  if (UNDER_SANITIZER)
-    note ("under a sanitizer: the memory bound is not checked");
-  else
-    g_assert_cmpuint (now_kb, <=, base_kb + IDLE_MANY_SESSIONS * IDLE_MANY_BOUND_KB);
-  for (guint i = 0; i < clients->len; i++)
-    {
-      g_autoptr(GError) error = NULL;
-      g_assert_true (rel_ws_echo (g_ptr_array_index (clients, i), "still here", REL_WAIT_MS, &error));
-      g_assert_no_error (error);
-    }
-  g_ptr_array_unref (clients);
-  rel_server_free (rs);
+  check_idle_sessions (IDLE_MANY_SESSIONS, IDLE_MANY_SIZE, IDLE_MANY_BOUND_KB, NULL);
 }
 
 int

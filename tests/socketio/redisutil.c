@@ -174,3 +174,24 @@ redis_wait_connected (SocketIOAdapter *adapter,
     }
   return TRUE;
 }
+
+void
+redis_run_json_threads (const char  *name,
+                        GThreadFunc  func,
+                        gpointer     data,
+                        guint        n_threads)
+{
+  g_autoptr(GPtrArray) threads = g_ptr_array_new ();
+
+  g_type_ensure (JSON_TYPE_BUILDER);
+  g_type_ensure (JSON_TYPE_GENERATOR);
+  g_type_ensure (JSON_TYPE_PARSER);
+  for (guint i = 0; i < n_threads; i++)
+    g_ptr_array_add (threads, g_thread_new (name, func, data));
+  for (guint i = 0; i < n_threads; i++)
+    {
+      g_autofree char *failure = g_thread_join (g_ptr_array_index (threads, i));
+
+      g_assert_null (failure);
+    }
+}

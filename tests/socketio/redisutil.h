@@ -50,5 +50,14 @@ gint64    redis_publish         (guint              port,
 gboolean  redis_wait_connected  (SocketIOAdapter   *adapter,
                                  gboolean           want,
                                  guint              timeout_ms);
+/* Runs @func(@data) in @n_threads threads at once and joins them; each
+ * returns NULL or a failure (a string, freed here) that fails the test.
+ * json-glib's types are registered first: json-glib's g_once for them is
+ * invisible to CI's TSan (json-glib not instrumented), which took two
+ * threads' first use of one for a race in GLib's type system. */
+void      redis_run_json_threads (const char        *name,
+                                  GThreadFunc        func,
+                                  gpointer           data,
+                                  guint              n_threads);
 
 G_END_DECLS

@@ -352,6 +352,7 @@ typedef struct
 } SharedEmit;
 
 #define SHARED_EMITS 100
+#define N_SHARED_THREADS 2
 
 static gpointer
 emit_shared (gpointer data)
@@ -378,7 +379,6 @@ test_shared_args (Fixture       *f,
   g_autoptr(JsonArray) event = json_array_new ();
   JsonObject *object = json_object_new ();
   SharedEmit shared = { f->emitter, args, event };
-  GThread *threads[2];
 
   g_assert_nonnull (a);
   json_object_set_string_member (object, "text", "shared");
@@ -388,24 +388,10 @@ test_shared_args (Fixture       *f,
   json_array_add_string_element (event, "shared-event");
   json_array_add_object_element (event, object);
   json_array_add_string_element (event, "value");
-  /* Registered here: json-glib's g_once for its types is invisible to
-   * CI's TSan (json-glib not instrumented), which took two threads' first
-   * use of one (these two, or the two Redis threads) for a race in GLib's
-   * type system. */
-  g_type_ensure (JSON_TYPE_BUILDER);
-  g_type_ensure (JSON_TYPE_GENERATOR);
-  g_type_ensure (JSON_TYPE_PARSER);
-  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
-    threads[i] = g_thread_new ("emit-shared", emit_shared, &shared);
-  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
-    {
-      g_autofree char *failure = g_thread_join (threads[i]);
-
-      g_assert_null (failure);
-    }
+  redis_run_json_threads ("emit-shared", emit_shared, &shared, N_SHARED_THREADS);
   /* Still the caller's to change. */
   g_assert_false (json_object_is_immutable (object));
-  for (guint i = 0; i < G_N_ELEMENTS (threads) * SHARED_EMITS; i++)
+  for (guint i = 0; i < N_SHARED_THREADS * SHARED_EMITS; i++)
     expect_next (a, "2[\"shared\",{\"text\":\"shared\",\"n\":1},\"value\"]");
 }
 

@@ -517,6 +517,7 @@ typedef struct
 } SharedSideEmit;
 
 #define SIDE_EMITS 100
+#define N_SHARED_THREADS 2
 
 static gpointer
 side_emit_shared (gpointer data)
@@ -601,7 +602,6 @@ test_side_emit_shared_args (Fixture       *f,
   g_autoptr(JsonArray) args = json_array_new ();
   JsonObject *object = json_object_new ();
   SharedSideEmit shared = { r0, args };
-  GThread *threads[2];
   gint64 end;
   gulong handler;
 
@@ -611,26 +611,12 @@ test_side_emit_shared_args (Fixture       *f,
   json_object_set_string_member (object, "text", "shared");
   json_array_add_object_element (args, object);
   json_array_add_string_element (args, "value");
-  /* Registered here: json-glib's g_once for its types is invisible to
-   * CI's TSan (json-glib not instrumented), which took two threads' first
-   * use of one (these two, or the two Redis threads) for a race in GLib's
-   * type system. */
-  g_type_ensure (JSON_TYPE_BUILDER);
-  g_type_ensure (JSON_TYPE_GENERATOR);
-  g_type_ensure (JSON_TYPE_PARSER);
-  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
-    threads[i] = g_thread_new ("side-emit-shared", side_emit_shared, &shared);
-  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
-    {
-      g_autofree char *failure = g_thread_join (threads[i]);
-
-      g_assert_null (failure);
-    }
+  redis_run_json_threads ("side-emit-shared", side_emit_shared, &shared, N_SHARED_THREADS);
   /* All delivered, in full (before Redis stops). */
   end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
-  while (side_count (&side1) < G_N_ELEMENTS (threads) * SIDE_EMITS && g_get_monotonic_time () < end)
+  while (side_count (&side1) < N_SHARED_THREADS * SIDE_EMITS && g_get_monotonic_time () < end)
     g_usleep (10 * 1000);
-  g_assert_cmpuint (side_count (&side1), ==, G_N_ELEMENTS (threads) * SIDE_EMITS);
+  g_assert_cmpuint (side_count (&side1), ==, N_SHARED_THREADS * SIDE_EMITS);
   g_assert_cmpstr (g_ptr_array_index (side1.events, 0), ==, "shared:[{\"text\":\"shared\"},\"value\"]");
   g_signal_handler_disconnect (r1, handler);
   g_ptr_array_unref (side1.events);

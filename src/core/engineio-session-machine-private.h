@@ -78,10 +78,10 @@ typedef enum
                                           * its deadline if it is armed */
   ENGINE_IO_SESSION_ACTION_TIMER_STOP,   /* .timer: disarm it (it is armed) */
   ENGINE_IO_SESSION_ACTION_RECEIVED,     /* .packet (borrowed): the session takes it: count
-                                          * it, emit ::packet. Runs user code: the executor
-                                          * stops when the machine is no longer OPEN after
-                                          * it (a handler that iterated the context may
-                                          * have seen the session close) */
+                                          * it, emit ::packet. Runs user code: if the
+                                          * runtime's close began meanwhile (a handler that
+                                          * iterated the context), the executor carries out
+                                          * none of the actions left */
   ENGINE_IO_SESSION_ACTION_SEND,         /* .packet (owned: the executor takes it, else
                                           * engine_io_session_actions_clear() drops it):
                                           * queue it for the client */

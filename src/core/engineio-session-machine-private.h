@@ -114,6 +114,7 @@ typedef struct
 typedef struct
 {
   guint                 len;
+  guint                 n_send;   /* SEND actions among them (their packets are owned) */
   EngineIOSessionAction actions[ENGINE_IO_SESSION_MAX_ACTIONS];
 } EngineIOSessionActions;
 

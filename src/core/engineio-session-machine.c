@@ -84,6 +84,8 @@ push (EngineIOSessionActions    *out,
   action = &out->actions[out->len++];
   action->kind = kind;
   action->packet = NULL;
+  if (kind == ENGINE_IO_SESSION_ACTION_SEND)
+    out->n_send++;
   return action;
 }
 
@@ -284,6 +286,7 @@ engine_io_session_machine_handle (EngineIOSessionMachine     *machine,
                                   EngineIOSessionActions     *out)
 {
   out->len = 0;
+  out->n_send = 0;
 
   switch (input->kind)
     {
@@ -314,7 +317,7 @@ engine_io_session_machine_handle (EngineIOSessionMachine     *machine,
 void
 engine_io_session_actions_clear (EngineIOSessionActions *actions)
 {
-  for (guint i = 0; i < actions->len; i++)
+  for (guint i = 0; i < actions->len && actions->n_send > 0; i++)
     {
       EngineIOSessionAction *action = &actions->actions[i];
 
@@ -322,6 +325,7 @@ engine_io_session_actions_clear (EngineIOSessionActions *actions)
         engine_io_packet_unref (g_steal_pointer (&action->packet));
     }
   actions->len = 0;
+  actions->n_send = 0;
 }
 
 const char *

@@ -50,7 +50,7 @@ machine_timer_fired (EngineIOSocket       *self,
   EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_TIMER, .timer = timer };
 
   g_clear_pointer (&self->timers[timer], g_source_unref);
-  engine_io_socket_run_machine (self, &input);
+  engine_io_socket_run_machine (self, &input, g_get_monotonic_time ());
 }
 
 static gboolean
@@ -174,13 +174,16 @@ deliver_message (EngineIOSocket *self,
  * signals and closes. An action that runs user code (a signal) may see
  * the session's close begin (a handler that iterates the context:
  * engine_io_socket_do_close() has fed the machine its CLOSE and stopped
- * its timers): the actions left are stale then, and not carried out. */
+ * its timers): the actions left are stale then, and not carried out.
+ * @now_us: g_get_monotonic_time(), read by the caller (the callers on the
+ * message path have just read it: no second clock read per message). */
 void
 engine_io_socket_run_machine (EngineIOSocket             *self,
-                              const EngineIOSessionInput *input)
+                              const EngineIOSessionInput *input,
+                              gint64                      now_us)
 {
   EngineIOSessionActions actions;
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = now_us;
 
   engine_io_session_machine_handle (&self->machine, input, now, &actions);
 
@@ -241,13 +244,14 @@ engine_io_socket_run_machine (EngineIOSocket             *self,
   engine_io_session_actions_clear (&actions);
 }
 
-/* Session context: a packet from the client. The runtime's state says
- * whether the session is open (the machine's says the same: both leave
- * OPEN in engine_io_socket_do_close()); a close requested from any thread
- * is the machine's input. */
+/* Session context: a packet from the client, at @now_us (the machine's
+ * deadlines and round trip are taken at its delivery, before the ::packet
+ * handlers run). A close requested from any thread is part of the
+ * machine's input. */
 void
 engine_io_socket_handle_packet (EngineIOSocket *self,
-                                EngineIOPacket *packet)
+                                EngineIOPacket *packet,
+                                gint64          now_us)
 {
   EngineIOSessionInput input = {
     .kind = ENGINE_IO_SESSION_INPUT_PACKET,
@@ -255,7 +259,7 @@ engine_io_socket_handle_packet (EngineIOSocket *self,
     .close_requested = g_atomic_int_get (&self->close_requested),
   };
 
-  engine_io_socket_run_machine (self, &input);
+  engine_io_socket_run_machine (self, &input, now_us);
 }
 
 /* Session context: stops or starts reading the client, as
@@ -286,12 +290,13 @@ engine_io_socket_update_input (EngineIOSocket *self)
 
 static void
 handle_event (EngineIOSocket *self,
-              Event          *event)
+              Event          *event,
+              gint64          now_us)
 {
   switch (event->kind)
     {
     case EVENT_PACKET:
-      engine_io_socket_handle_packet (self, event->packet);
+      engine_io_socket_handle_packet (self, event->packet, now_us);
       break;
 
     case EVENT_FLUSHED:
@@ -328,13 +333,15 @@ engine_io_socket_drain_inbound_cb (gpointer data)
 {
   EngineIOSocket *self = data;
   Event *event;
+  gint64 now;
   gint64 deadline;
   gboolean again;
 
   /* A bounded batch (in count and in time), so a client that sends faster
    * than its handlers run cannot keep the context from its timers and
    * other sources. */
-  deadline = g_get_monotonic_time () + EVENT_BATCH_US;
+  now = g_get_monotonic_time ();
+  deadline = now + EVENT_BATCH_US;
 
   for (guint n = 0; n < EVENT_BATCH; n++)
     {
@@ -356,9 +363,10 @@ engine_io_socket_drain_inbound_cb (gpointer data)
           self->tap_bytes -= MIN (self->tap_bytes, event->size);
           ENGINE_IO_UNLOCK (&self->state_lock);
         }
-      handle_event (self, event);
+      handle_event (self, event, now);
       engine_io_socket_event_free (event);
-      if (g_get_monotonic_time () > deadline)
+      now = g_get_monotonic_time ();
+      if (now > deadline)
         break;
     }
   if (self->state == STATE_OPEN)

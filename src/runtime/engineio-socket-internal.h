@@ -293,12 +293,14 @@ GSource *engine_io_socket_add_timeout (EngineIOSocket *self,
                                        GSourceFunc     func,
                                        const char     *name);
 void engine_io_socket_run_machine (EngineIOSocket             *self,
-                                   const EngineIOSessionInput *input);
+                                   const EngineIOSessionInput *input,
+                                   gint64                      now_us);
 void engine_io_socket_call_send_callbacks (EngineIOSocket *self,
                                            GPtrArray      *items,
                                            gboolean        flushed);
 void engine_io_socket_handle_packet (EngineIOSocket *self,
-                                     EngineIOPacket *packet);
+                                     EngineIOPacket *packet,
+                                     gint64          now_us);
 void engine_io_socket_update_input (EngineIOSocket *self);
 gboolean engine_io_socket_drain_inbound_cb (gpointer data);
 

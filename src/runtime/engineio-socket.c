@@ -379,7 +379,8 @@ engine_io_socket_start (EngineIOSocket  *self,
   self->counted_open = TRUE;
 
   /* The heartbeat starts (v4: the first ping is due; v3: the expiry). */
-  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_START });
+  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_START },
+                                g_get_monotonic_time ());
 
   /* Before the first poll is answered, so messages the application sends
    * from its handler travel with the open packet, as in the reference. */

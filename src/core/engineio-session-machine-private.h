@@ -98,17 +98,21 @@ typedef struct
 {
   EngineIOSessionActionKind   kind;
   EngineIOSessionTimer        timer;          /* TIMER_START, TIMER_STOP */
+  EngineIOSessionCloseReason  reason;         /* CLOSE */
   gboolean                    client_closed;  /* CLOSE: the client sent a close packet */
   gint64                      deadline_us;    /* TIMER_START */
   gint64                      rtt_us;         /* HEARTBEAT */
   EngineIOPacket             *packet;         /* RECEIVED, SEND, DELIVER */
-  EngineIOSessionCloseReason  reason;         /* CLOSE */
   const char                 *description;    /* CLOSE */
 } EngineIOSessionAction;
 
-/* The most actions one input produces (a v3 ping: RECEIVED, TIMER_START,
- * SEND, HEARTBEAT), with room to spare. */
-#define ENGINE_IO_SESSION_MAX_ACTIONS 6
+/* The most actions one input produces: a v3 ping (RECEIVED, TIMER_START,
+ * SEND, HEARTBEAT) and a v4 pong (RECEIVED, TIMER_STOP, TIMER_START,
+ * HEARTBEAT); a close is RECEIVED, at most one TIMER_STOP (one timer is
+ * armed while open), CLOSE. Checked when an action is added, and by
+ * fuzz-session. No more: the array is on the session thread's stack, and
+ * with a thread per session a deeper stack is idle memory. */
+#define ENGINE_IO_SESSION_MAX_ACTIONS 4
 
 /* Caller-owned, on the stack: nothing is allocated to hand actions out. */
 typedef struct

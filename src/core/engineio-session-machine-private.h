@@ -110,8 +110,7 @@ typedef struct
  * SEND, HEARTBEAT) and a v4 pong (RECEIVED, TIMER_STOP, TIMER_START,
  * HEARTBEAT); a close is RECEIVED, at most one TIMER_STOP (one timer is
  * armed while open), CLOSE. Checked when an action is added, and by
- * fuzz-session. No more: the array is on the session thread's stack, and
- * with a thread per session a deeper stack is idle memory. */
+ * fuzz-session. No more: the array is on the session thread's stack. */
 #define ENGINE_IO_SESSION_MAX_ACTIONS 4
 
 /* Caller-owned, on the stack: nothing is allocated to hand actions out. */

@@ -208,8 +208,9 @@ engine_io_socket_do_close (EngineIOSocket      *self,
   if (resume != NULL)
     engine_io_core_request_resume (resume);
 
-  engine_io_socket_clear_source (&self->ping_source);
-  engine_io_socket_clear_source (&self->timeout_source);
+  /* The machine stops its timers (the heartbeat). */
+  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_CLOSE },
+                                g_get_monotonic_time ());
 
   /* RFC 6455, 7.4.1: 1001 for a server going down. */
   if (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN && self->ws_close_code == 1000)
@@ -313,6 +314,8 @@ engine_io_socket_finish_close (EngineIOSocket *self)
 
   engine_io_socket_call_send_callbacks (self, leftover, FALSE);
 
+  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_CLOSE },
+                                g_get_monotonic_time ());
   engine_io_socket_clear_source (&self->timeout_source);
   engine_io_socket_clear_source (&self->upgrade_source);
   g_clear_pointer (&self->ws, engine_io_websocket_free);

@@ -1,8 +1,10 @@
-/* engineio-socket-events.c: a session's context: heartbeat, timers, events
+/* engineio-socket-events.c: a session's context: the machine's executor, events
  *
- * The session context's side: heartbeat and expiry timers, the handling
- * of a client's packets and of the events posted to the session (its
- * event source), and pausing or resuming the client's input.
+ * The session context's side: the executor of the session machine
+ * (src/core/engineio-session-machine.c: the heartbeat and the rules for
+ * the client's packets), whose timers are GSources here; the events posted
+ * to the session (its event source); pausing or resuming the client's
+ * input.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -39,47 +41,70 @@ engine_io_socket_add_timeout (EngineIOSocket *self,
   return source;
 }
 
-static gboolean
-ping_timeout_cb (gpointer data)
-{
-  EngineIOSocket *self = data;
+/* The machine's timers (engineio-session-machine.c) */
 
-  g_clear_pointer (&self->timeout_source, g_source_unref);
-  engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_PING_TIMEOUT, NULL);
+static void
+machine_timer_fired (EngineIOSocket       *self,
+                     EngineIOSessionTimer  timer)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_TIMER, .timer = timer };
+
+  g_clear_pointer (&self->timers[timer], g_source_unref);
+  engine_io_socket_run_machine (self, &input, g_get_monotonic_time ());
+}
+
+static gboolean
+ping_timer_cb (gpointer data)
+{
+  machine_timer_fired (data, ENGINE_IO_SESSION_TIMER_PING);
   return G_SOURCE_REMOVE;
 }
 
 static gboolean
-send_ping_cb (gpointer data)
+heartbeat_timer_cb (gpointer data)
 {
-  EngineIOSocket *self = data;
-
-  g_clear_pointer (&self->ping_source, g_source_unref);
-  self->ping_sent_at = g_get_monotonic_time ();
-  engine_io_socket_enqueue (self, engine_io_packet_new (ENGINE_IO_PACKET_PING), NULL, NULL, NULL, TRUE, NULL);
-  engine_io_socket_clear_source (&self->timeout_source);
-  self->timeout_source = engine_io_socket_add_timeout (self, self->config->ping_timeout + self->config->ping_interval_grace,
-                                                       ping_timeout_cb, "[engineio] pong deadline");
+  machine_timer_fired (data, ENGINE_IO_SESSION_TIMER_HEARTBEAT);
   return G_SOURCE_REMOVE;
 }
 
-void
-engine_io_socket_schedule_ping (EngineIOSocket *self)
+/* @now_us: the time the machine was given; deadlines are that time plus a
+ * number of milliseconds. An armed timer gets its new deadline in place
+ * (v3 moves the expiry on every packet received). */
+static void
+machine_timer_start (EngineIOSocket       *self,
+                     EngineIOSessionTimer  timer,
+                     gint64                deadline_us,
+                     gint64                now_us)
 {
-  engine_io_socket_clear_source (&self->ping_source);
-  self->ping_source = engine_io_socket_add_timeout (self, self->config->ping_interval, send_ping_cb,
-                                                    "[engineio] ping");
+  gint64 ms;
+
+  if (self->timers[timer] != NULL)
+    {
+      g_source_set_ready_time (self->timers[timer], deadline_us);
+      return;
+    }
+  ms = CLAMP ((deadline_us - now_us) / 1000, 0, (gint64) G_MAXUINT);
+  if (timer == ENGINE_IO_SESSION_TIMER_PING)
+    self->timers[timer] = engine_io_socket_add_timeout (self, (guint) ms, ping_timer_cb, "[engineio] ping");
+  else
+    self->timers[timer] = engine_io_socket_add_timeout (self, (guint) ms, heartbeat_timer_cb,
+                                                        self->version == ENGINE_IO_PROTOCOL_V4
+                                                          ? "[engineio] pong deadline" : "[engineio] expiry");
 }
 
-/* v3: the session expires pingInterval + pingTimeout after the last packet
- * received from the client. */
-void
-engine_io_socket_reset_expiry (EngineIOSocket *self)
+static EngineIOCloseReason
+machine_close_reason (EngineIOSessionCloseReason reason)
 {
-  engine_io_socket_clear_source (&self->timeout_source);
-  self->timeout_source = engine_io_socket_add_timeout (self, self->config->ping_interval + self->config->ping_timeout +
-                                                       self->config->ping_interval_grace,
-                                                       ping_timeout_cb, "[engineio] expiry");
+  switch (reason)
+    {
+    case ENGINE_IO_SESSION_CLOSE_PING_TIMEOUT:
+      return ENGINE_IO_CLOSE_REASON_PING_TIMEOUT;
+    case ENGINE_IO_SESSION_CLOSE_TRANSPORT_CLOSE:
+      return ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE;
+    case ENGINE_IO_SESSION_CLOSE_TRANSPORT_ERROR:
+    default:
+      return ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR;
+    }
 }
 
 /* Event handling (session context) */
@@ -97,120 +122,144 @@ engine_io_socket_call_send_callbacks (EngineIOSocket *self,
     }
 }
 
+/* A message for the application: ::message, or the receive queue. */
+static void
+deliver_message (EngineIOSocket *self,
+                 EngineIOPacket *packet)
+{
+  if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, FALSE))
+    {
+      if (engine_io_packet_is_binary (packet))
+        g_signal_emit (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, NULL, engine_io_packet_get_data (packet));
+      else
+        g_signal_emit (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, engine_io_packet_get_text (packet, NULL), NULL);
+    }
+  else
+    {
+      /* For engine_io_socket_receive(). Reading stops at the receive
+       * mark (engine_io_socket_input_over_locked()), so the queue passes twice the mark
+       * only if something is badly wrong: then the session ends. */
+      gsize size = engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD;
+      guint64 mark = self->config->receive_queue_high_water;
+      GTask *task = NULL;
+      gboolean over;
+
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
+      ENGINE_IO_LOCK (&self->recv_lock, RECV);
+      /* A receive_async() caller waiting takes it at once: never
+       * queued, it does not count against the bound. */
+      task = engine_io_socket_receive_take_task_locked (self);
+      over = task == NULL && mark > 0 && self->received_bytes + size > 2 * mark;
+      if (task == NULL && !over)
+        {
+          self->received_bytes += size;
+          g_queue_push_tail (&self->received, engine_io_packet_ref (packet));
+          g_cond_broadcast (&self->recv_cond);
+        }
+      ENGINE_IO_UNLOCK (&self->recv_lock);
+      ENGINE_IO_UNLOCK (&self->state_lock);
+      if (task != NULL)
+        engine_io_socket_receive_task_return (task, packet);
+      if (over)
+        {
+          self->ws_close_code = 1008;  /* policy violation */
+          engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR, RECEIVE_OVER_DESCRIPTION);
+        }
+    }
+}
+
+/* Session context: the executor. Feeds @input to the session machine and
+ * carries out its actions, in order: timers become GSources on the
+ * session's context, packets go to the send queue, and the rest are
+ * signals and closes. An action that runs user code (a signal) may see
+ * the session's close begin (a handler that iterates the context:
+ * engine_io_socket_do_close() has fed the machine its CLOSE and stopped
+ * its timers): the actions left are stale then, and not carried out.
+ * @now_us: g_get_monotonic_time(), read by the caller (the callers on the
+ * message path have just read it: no second clock read per message). */
+void
+engine_io_socket_run_machine (EngineIOSocket             *self,
+                              const EngineIOSessionInput *input,
+                              gint64                      now_us)
+{
+  EngineIOSessionActions actions;
+  gint64 now = now_us;
+
+  engine_io_session_machine_handle (&self->machine, input, now, &actions);
+
+  for (guint i = 0; i < actions.len; i++)
+    {
+      EngineIOSessionAction *action = &actions.actions[i];
+      gboolean user_code = FALSE;
+
+      switch (action->kind)
+        {
+        case ENGINE_IO_SESSION_ACTION_TIMER_START:
+          machine_timer_start (self, action->timer, action->deadline_us, now);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_TIMER_STOP:
+          engine_io_socket_clear_source (&self->timers[action->timer]);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_RECEIVED:
+          engine_io_counter_add (&self->counters->packets_in, 1);
+          engine_io_counter_add (&self->counters->bytes_in, engine_io_socket_packet_size (action->packet));
+          g_signal_emit (self, engine_io_socket_signals[SIGNAL_PACKET], 0, action->packet);
+          user_code = TRUE;
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_SEND:
+          engine_io_socket_enqueue (self, g_steal_pointer (&action->packet), NULL, NULL, NULL, TRUE, NULL);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_HEARTBEAT:
+          if (action->rtt_us >= 0)
+            engine_io_counters_record_rtt (self->counters, action->rtt_us);
+          g_signal_emit (self, engine_io_socket_signals[SIGNAL_HEARTBEAT], 0);
+          user_code = TRUE;
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_DELIVER:
+          deliver_message (self, action->packet);
+          user_code = TRUE;
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_CLOSE:
+          if (action->client_closed)
+            self->client_closed = TRUE;
+          engine_io_socket_do_close (self, machine_close_reason (action->reason), action->description);
+          break;
+
+        default:
+          g_assert_not_reached ();
+        }
+
+      /* (Not the machine's state: it is CLOSED already when the close is
+       * one of this input's own actions, still to come.) */
+      if (user_code && self->state != STATE_OPEN)
+        break;
+    }
+
+  engine_io_session_actions_clear (&actions);
+}
+
+/* Session context: a packet from the client, at @now_us (the machine's
+ * deadlines and round trip are taken at its delivery, before the ::packet
+ * handlers run). A close requested from any thread is part of the
+ * machine's input. */
 void
 engine_io_socket_handle_packet (EngineIOSocket *self,
-                                EngineIOPacket *packet)
+                                EngineIOPacket *packet,
+                                gint64          now_us)
 {
-  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
+  EngineIOSessionInput input = {
+    .kind = ENGINE_IO_SESSION_INPUT_PACKET,
+    .packet = packet,
+    .close_requested = g_atomic_int_get (&self->close_requested),
+  };
 
-  if (self->state != STATE_OPEN || g_atomic_int_get (&self->close_requested))
-    return;
-
-  engine_io_counter_add (&self->counters->packets_in, 1);
-  engine_io_counter_add (&self->counters->bytes_in, engine_io_socket_packet_size (packet));
-
-  g_signal_emit (self, engine_io_socket_signals[SIGNAL_PACKET], 0, packet);
-  if (self->state != STATE_OPEN)
-    return;
-
-  if (self->version == ENGINE_IO_PROTOCOL_V3)
-    engine_io_socket_reset_expiry (self);
-
-  switch (type)
-    {
-    case ENGINE_IO_PACKET_PING:
-      if (self->version != ENGINE_IO_PROTOCOL_V3)
-        {
-          engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
-                                     "invalid heartbeat direction: a v4 client sent a ping");
-          return;
-        }
-      /* v3: answer with the same data (`2probe` -> `3probe`) */
-      {
-        gsize len = 0;
-        const char *text = engine_io_packet_get_text (packet, &len);
-        EngineIOPacket *pong = engine_io_packet_is_binary (packet)
-          ? engine_io_packet_new_binary (ENGINE_IO_PACKET_PONG, engine_io_packet_get_data (packet))
-          : engine_io_packet_new_text (ENGINE_IO_PACKET_PONG, text, len);
-        engine_io_socket_enqueue (self, pong, NULL, NULL, NULL, TRUE, NULL);
-      }
-      g_signal_emit (self, engine_io_socket_signals[SIGNAL_HEARTBEAT], 0);
-      break;
-
-    case ENGINE_IO_PACKET_PONG:
-      if (self->version != ENGINE_IO_PROTOCOL_V4)
-        {
-          engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
-                                     "invalid heartbeat direction: a v3 client sent a pong");
-          return;
-        }
-      /* Only the answer to our ping counts: an unsolicited pong would
-       * put the next ping off for ever, so a client could stay alive
-       * without ever reading (with WebSocket output that does not drain,
-       * see ws_stalled_cb()). */
-      if (self->ping_sent_at == 0)
-        break;
-      engine_io_socket_clear_source (&self->timeout_source);
-      engine_io_counters_record_rtt (self->counters, g_get_monotonic_time () - self->ping_sent_at);
-      self->ping_sent_at = 0;
-      engine_io_socket_schedule_ping (self);
-      g_signal_emit (self, engine_io_socket_signals[SIGNAL_HEARTBEAT], 0);
-      break;
-
-    case ENGINE_IO_PACKET_MESSAGE:
-      if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, FALSE))
-        {
-          if (engine_io_packet_is_binary (packet))
-            g_signal_emit (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, NULL, engine_io_packet_get_data (packet));
-          else
-            g_signal_emit (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, engine_io_packet_get_text (packet, NULL), NULL);
-        }
-      else
-        {
-          /* For engine_io_socket_receive(). Reading stops at the receive
-           * mark (engine_io_socket_input_over_locked()), so the queue passes twice the mark
-           * only if something is badly wrong: then the session ends. */
-          gsize size = engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD;
-          guint64 mark = self->config->receive_queue_high_water;
-          GTask *task = NULL;
-          gboolean over;
-
-          ENGINE_IO_LOCK (&self->state_lock, SESSION);
-          ENGINE_IO_LOCK (&self->recv_lock, RECV);
-          /* A receive_async() caller waiting takes it at once: never
-           * queued, it does not count against the bound. */
-          task = engine_io_socket_receive_take_task_locked (self);
-          over = task == NULL && mark > 0 && self->received_bytes + size > 2 * mark;
-          if (task == NULL && !over)
-            {
-              self->received_bytes += size;
-              g_queue_push_tail (&self->received, engine_io_packet_ref (packet));
-              g_cond_broadcast (&self->recv_cond);
-            }
-          ENGINE_IO_UNLOCK (&self->recv_lock);
-          ENGINE_IO_UNLOCK (&self->state_lock);
-          if (task != NULL)
-            engine_io_socket_receive_task_return (task, packet);
-          if (over)
-            {
-              self->ws_close_code = 1008;  /* policy violation */
-              engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR, RECEIVE_OVER_DESCRIPTION);
-            }
-        }
-      break;
-
-    case ENGINE_IO_PACKET_CLOSE:
-      self->client_closed = TRUE;
-      engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE, NULL);
-      break;
-
-    case ENGINE_IO_PACKET_OPEN:
-    case ENGINE_IO_PACKET_UPGRADE:
-    case ENGINE_IO_PACKET_NOOP:
-    default:
-      /* Nothing to do: the reference ignores these as well. */
-      break;
-    }
+  engine_io_socket_run_machine (self, &input, now_us);
 }
 
 /* Session context: stops or starts reading the client, as
@@ -241,12 +290,13 @@ engine_io_socket_update_input (EngineIOSocket *self)
 
 static void
 handle_event (EngineIOSocket *self,
-              Event          *event)
+              Event          *event,
+              gint64          now_us)
 {
   switch (event->kind)
     {
     case EVENT_PACKET:
-      engine_io_socket_handle_packet (self, event->packet);
+      engine_io_socket_handle_packet (self, event->packet, now_us);
       break;
 
     case EVENT_FLUSHED:
@@ -283,13 +333,15 @@ engine_io_socket_drain_inbound_cb (gpointer data)
 {
   EngineIOSocket *self = data;
   Event *event;
+  gint64 now;
   gint64 deadline;
   gboolean again;
 
   /* A bounded batch (in count and in time), so a client that sends faster
    * than its handlers run cannot keep the context from its timers and
    * other sources. */
-  deadline = g_get_monotonic_time () + EVENT_BATCH_US;
+  now = g_get_monotonic_time ();
+  deadline = now + EVENT_BATCH_US;
 
   for (guint n = 0; n < EVENT_BATCH; n++)
     {
@@ -311,9 +363,10 @@ engine_io_socket_drain_inbound_cb (gpointer data)
           self->tap_bytes -= MIN (self->tap_bytes, event->size);
           ENGINE_IO_UNLOCK (&self->state_lock);
         }
-      handle_event (self, event);
+      handle_event (self, event, now);
       engine_io_socket_event_free (event);
-      if (g_get_monotonic_time () > deadline)
+      now = g_get_monotonic_time ();
+      if (now > deadline)
         break;
     }
   if (self->state == STATE_OPEN)

@@ -14,6 +14,7 @@
 #include "engineio-limits-private.h"
 #include "engineio-error.h"
 #include "engineio-lock-private.h"
+#include "engineio-session-machine-private.h"
 
 G_BEGIN_DECLS
 
@@ -144,9 +145,11 @@ struct _EngineIOSocket
 
   /* Session context only. */
   EngineIOLoop            *loop;          /* released when the session ends */
-  GSource                 *ping_source;   /* v4: the next ping is due */
-  GSource                 *timeout_source;/* v4: pong deadline; v3: expiry */
-  gint64                   ping_sent_at;  /* v4: for the round-trip histogram */
+  EngineIOSessionMachine   machine;       /* the heartbeat and the client's packets'
+                                           * rules (engine_io_socket_run_machine()) */
+  GSource                 *timers[ENGINE_IO_SESSION_N_TIMERS]; /* the machine's armed timers */
+  GSource                 *timeout_source;/* closing: the linger, or the bound on a poll
+                                           * response's write (engineio-socket-close.c) */
   gboolean                 counted_open;  /* in the open-sessions gauge */
   gboolean                 client_closed; /* the client sent a close packet */
   gboolean                 shutting_down; /* a server shutdown reached us (perhaps closing
@@ -289,13 +292,15 @@ GSource *engine_io_socket_add_timeout (EngineIOSocket *self,
                                        guint           ms,
                                        GSourceFunc     func,
                                        const char     *name);
-void engine_io_socket_schedule_ping (EngineIOSocket *self);
-void engine_io_socket_reset_expiry (EngineIOSocket *self);
+void engine_io_socket_run_machine (EngineIOSocket             *self,
+                                   const EngineIOSessionInput *input,
+                                   gint64                      now_us);
 void engine_io_socket_call_send_callbacks (EngineIOSocket *self,
                                            GPtrArray      *items,
                                            gboolean        flushed);
 void engine_io_socket_handle_packet (EngineIOSocket *self,
-                                     EngineIOPacket *packet);
+                                     EngineIOPacket *packet,
+                                     gint64          now_us);
 void engine_io_socket_update_input (EngineIOSocket *self);
 gboolean engine_io_socket_drain_inbound_cb (gpointer data);
 

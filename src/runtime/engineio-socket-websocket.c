@@ -482,7 +482,7 @@ ws_message_cb (EngineIOWebSocket *ws,
     /* A handler that iterates the context may see the session end and
      * the server drop it meanwhile: we still need it when it returns. */
     g_object_ref (self);
-    engine_io_socket_handle_packet (self, packet);
+    engine_io_socket_handle_packet (self, packet, now);
 
     ENGINE_IO_LOCK (&self->state_lock, SESSION);
     self->flush_inline = FALSE;

@@ -325,6 +325,8 @@ engine_io_socket_new (EngineIOServer    *server,
   self->loop = loop;
   self->context = g_main_context_ref (engine_io_loop_get_context (loop));
   self->counters = engine_io_server_get_counters (server);
+  engine_io_session_machine_init (&self->machine, self->version, config->ping_interval,
+                                  config->ping_timeout, config->ping_interval_grace);
 
   return self;
 }
@@ -376,10 +378,9 @@ engine_io_socket_start (EngineIOSocket  *self,
   engine_io_counter_add (&self->counters->handshakes, 1);
   self->counted_open = TRUE;
 
-  if (self->version == ENGINE_IO_PROTOCOL_V4)
-    engine_io_socket_schedule_ping (self);
-  else
-    engine_io_socket_reset_expiry (self);
+  /* The heartbeat starts (v4: the first ping is due; v3: the expiry). */
+  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_START },
+                                g_get_monotonic_time ());
 
   /* Before the first poll is answered, so messages the application sends
    * from its handler travel with the open packet, as in the reference. */

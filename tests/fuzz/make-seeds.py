@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-# make-seeds.py: writes the hand-made seed corpora of fuzz-request and
-# fuzz-websocket and fuzz-ws-codec (tests/fuzz/corpus/<target>/seed-*), one meaningful
+# make-seeds.py: writes the hand-made seed corpora of fuzz-request,
+# fuzz-websocket, fuzz-ws-codec and fuzz-session (tests/fuzz/corpus/<target>/seed-*), one meaningful
 # exchange each. Run it after changing a seed or the input formats; the
 # files are committed. Regression inputs (crash-*, regress-*) are left alone.
 #
@@ -303,6 +303,44 @@ WS_CODEC_SEEDS = {
 }
 
 
+# fuzz-session: a header (bit 0 of the first byte v4, the rest the grace
+# in ms; pingInterval and pingTimeout in ms; the start time), then inputs:
+# an op byte (low nibble the input, high nibble the time before it in
+# 0.7 ms steps) and its arguments.
+def sess(v4, grace, interval, timeout, *ops):
+    return bytes([(1 if v4 else 0) | (grace << 1), interval, timeout, 1]) + b"".join(ops)
+
+
+S_START, S_DUE, S_STALE, S_CLOSE = b"\x00", b"\x07", b"\x0a", b"\x0b"
+
+
+def spkt(ptype, data=b"", binary=False, close_requested=False, dt=0):
+    """A packet from the client (type 0-6), text or binary, up to 15 bytes."""
+    return (bytes([(6 if close_requested else 1) | (dt << 4), ptype | (len(data) << 3) | (0x80 if binary else 0)])
+            + data)
+
+
+def swait(ms):
+    return bytes([0x0c, ms])
+
+
+SESSION_SEEDS = {
+    "v4-heartbeat": sess(True, 5, 25, 20, S_START, S_DUE, spkt(3, dt=3), S_DUE, spkt(3, dt=15),
+                         spkt(4, b"hi"), spkt(3), S_DUE, S_DUE),
+    "v4-unsolicited-pong": sess(True, 0, 10, 5, S_START, spkt(3), spkt(3, b"probe"), S_DUE, spkt(3), spkt(3),
+                                S_STALE, S_DUE),
+    "v4-client-ping": sess(True, 1, 10, 5, S_START, S_DUE, spkt(2, b"probe")),
+    "v3-ping-pong": sess(False, 3, 25, 20, S_START, spkt(2, b"probe", dt=2), spkt(2, b"\x00\x01\xff", binary=True),
+                         spkt(2), spkt(4, b"msg"), spkt(6), spkt(5), spkt(0), swait(200), S_DUE),
+    "v3-client-pong": sess(False, 0, 10, 5, S_START, spkt(2), spkt(3)),
+    "close-packet-v4": sess(True, 0, 10, 5, S_START, spkt(4, b"a"), spkt(1), spkt(4, b"b"), S_DUE),
+    "close-packet-v3": sess(False, 0, 10, 5, S_START, spkt(1, binary=True), S_CLOSE),
+    "close-requested": sess(True, 2, 10, 5, S_START, S_DUE, spkt(3, close_requested=True),
+                            spkt(4, b"x", close_requested=True), S_CLOSE, spkt(3), S_DUE),
+    "before-start": sess(False, 0, 0, 0, spkt(4, b"early"), S_DUE, S_STALE, S_CLOSE, S_START),
+}
+
+
 def write(target, seeds):
     directory = os.path.join(HERE, "corpus", target)
     os.makedirs(directory, exist_ok=True)
@@ -318,3 +356,4 @@ def write(target, seeds):
 write("fuzz-request", REQUEST_SEEDS)
 write("fuzz-websocket", WEBSOCKET_SEEDS)
 write("fuzz-ws-codec", WS_CODEC_SEEDS)
+write("fuzz-session", SESSION_SEEDS)

@@ -3,7 +3,7 @@
 #
 # Runs every fuzz target of BUILD_DIR (configured with -Dfuzzing=true) for
 # SECONDS_EACH seconds, FUZZ_JOBS (default 2) targets at a time, so the
-# wall time is about SECONDS_EACH * ceil(8 / FUZZ_JOBS). Each target starts from
+# wall time is about SECONDS_EACH * ceil(9 / FUZZ_JOBS). Each target starts from
 # its seed corpus (tests/fuzz/corpus/TARGET) copied to a temporary
 # directory, so the source tree stays clean; with FUZZ_CORPUS_DIR set, the
 # corpus lives in FUZZ_CORPUS_DIR/TARGET instead and grows from run to run.
@@ -33,7 +33,7 @@ case $jobs in
   ''|*[!0-9]*|0) echo "$0: FUZZ_JOBS must be a positive number" >&2; exit 2 ;;
 esac
 
-targets=${FUZZ_TARGETS:-fuzz-request fuzz-websocket fuzz-packet fuzz-payload-v4 fuzz-payload-v3-text fuzz-payload-v3-binary fuzz-sio-packet fuzz-ws-codec}
+targets=${FUZZ_TARGETS:-fuzz-request fuzz-websocket fuzz-packet fuzz-payload-v4 fuzz-payload-v3-text fuzz-payload-v3-binary fuzz-sio-packet fuzz-ws-codec fuzz-session}
 
 src_dir=$(cd "$(dirname "$0")" && pwd)
 work_dir=$(mktemp -d "${TMPDIR:-/tmp}/engineio-fuzz.XXXXXX") || exit 2

@@ -1,0 +1,616 @@
+/* test-session.c: the session state machine (src/core/engineio-session-machine.c),
+ * without sockets and with a fake clock
+ *
+ * Each test feeds scripted inputs at given times and compares the actions
+ * the machine hands out, written one per line as strings:
+ *
+ *   timer-start ping 25000     a timer armed, deadline in ms of the fake clock
+ *   timer-stop heartbeat
+ *   received ping:probe        the session took a packet (type:text, or type:b<hex>)
+ *   send pong:probe            a packet queued for the client
+ *   heartbeat rtt 300          ::heartbeat, with the round trip in ms (v4)
+ *   deliver message:hello      a message for the application
+ *   close transport-error: DESCRIPTION
+ *
+ * This slice covers the heartbeat of both protocol versions and the rules
+ * for a packet the client sent; the loopback suites (test-server.c,
+ * test-websocket.c) keep the wiring tests over real sockets.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <glib.h>
+
+#include "engineio-session-machine-private.h"
+
+#define MS G_GINT64_CONSTANT (1000)
+
+/* pingInterval, pingTimeout and the grace, in ms: all different, so a
+ * deadline says which it was made of. */
+#define INTERVAL 25000
+#define TIMEOUT 20000
+#define GRACE 1500
+
+typedef struct
+{
+  EngineIOSessionMachine machine;
+  EngineIOSessionActions actions;
+} Fixture;
+
+static void
+fixture_init (Fixture                 *f,
+              EngineIOProtocolVersion  version)
+{
+  /* (Again on a used fixture: its last actions go.) */
+  engine_io_session_actions_clear (&f->actions);
+  engine_io_session_machine_init (&f->machine, version, INTERVAL, TIMEOUT, GRACE);
+}
+
+static char *
+packet_to_string (EngineIOPacket *packet)
+{
+  GString *s = g_string_new (engine_io_packet_type_to_string (engine_io_packet_get_packet_type (packet)));
+
+  if (engine_io_packet_is_binary (packet))
+    {
+      gsize len = 0;
+      const guint8 *data = g_bytes_get_data (engine_io_packet_get_data (packet), &len);
+
+      g_string_append (s, ":b");
+      for (gsize i = 0; i < len; i++)
+        g_string_append_printf (s, "%02x", data[i]);
+    }
+  else
+    {
+      const char *text = engine_io_packet_get_text (packet, NULL);
+
+      if (text != NULL && *text != '\0')
+        g_string_append_printf (s, ":%s", text);
+    }
+  return g_string_free (s, FALSE);
+}
+
+static const char *
+close_reason_to_string (EngineIOSessionCloseReason reason)
+{
+  switch (reason)
+    {
+    case ENGINE_IO_SESSION_CLOSE_PING_TIMEOUT: return "ping-timeout";
+    case ENGINE_IO_SESSION_CLOSE_TRANSPORT_ERROR: return "transport-error";
+    case ENGINE_IO_SESSION_CLOSE_TRANSPORT_CLOSE: return "transport-close";
+    default: return "?";
+    }
+}
+
+/* The actions of the last input, one per line. */
+static char *
+actions_to_string (EngineIOSessionActions *actions)
+{
+  GString *s = g_string_new (NULL);
+
+  for (guint i = 0; i < actions->len; i++)
+    {
+      EngineIOSessionAction *action = &actions->actions[i];
+      g_autofree char *packet = NULL;
+
+      if (i > 0)
+        g_string_append_c (s, '\n');
+      g_string_append (s, engine_io_session_action_kind_to_string (action->kind));
+      switch (action->kind)
+        {
+        case ENGINE_IO_SESSION_ACTION_TIMER_START:
+          g_string_append_printf (s, " %s %" G_GINT64_FORMAT, engine_io_session_timer_to_string (action->timer),
+                                  action->deadline_us / MS);
+          break;
+        case ENGINE_IO_SESSION_ACTION_TIMER_STOP:
+          g_string_append_printf (s, " %s", engine_io_session_timer_to_string (action->timer));
+          break;
+        case ENGINE_IO_SESSION_ACTION_RECEIVED:
+        case ENGINE_IO_SESSION_ACTION_SEND:
+        case ENGINE_IO_SESSION_ACTION_DELIVER:
+          packet = packet_to_string (action->packet);
+          g_string_append_printf (s, " %s", packet);
+          break;
+        case ENGINE_IO_SESSION_ACTION_HEARTBEAT:
+          if (action->rtt_us >= 0)
+            g_string_append_printf (s, " rtt %" G_GINT64_FORMAT, action->rtt_us / MS);
+          break;
+        case ENGINE_IO_SESSION_ACTION_CLOSE:
+          g_string_append_printf (s, " %s", close_reason_to_string (action->reason));
+          if (action->client_closed)
+            g_string_append (s, " (client)");
+          if (action->description != NULL)
+            g_string_append_printf (s, ": %s", action->description);
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+    }
+  return g_string_free (s, FALSE);
+}
+
+/* Feeds @input at @now_ms and checks the actions against @expected (one
+ * per line, "" for none). The actions stay in @f until the next feed. */
+static void
+feed_input (Fixture                    *f,
+            const EngineIOSessionInput *input,
+            gint64                      now_ms,
+            const char                 *expected)
+{
+  g_autofree char *got = NULL;
+
+  engine_io_session_actions_clear (&f->actions);
+  engine_io_session_machine_handle (&f->machine, input, now_ms * MS, &f->actions);
+  got = actions_to_string (&f->actions);
+  g_assert_cmpstr (got, ==, expected);
+}
+
+static void
+feed_start (Fixture    *f,
+            gint64      now_ms,
+            const char *expected)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_START };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+feed_timer (Fixture              *f,
+            EngineIOSessionTimer  timer,
+            gint64                now_ms,
+            const char           *expected)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_TIMER, .timer = timer };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+feed_close (Fixture    *f,
+            gint64      now_ms,
+            const char *expected)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_CLOSE };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+feed_packet_full (Fixture        *f,
+                  EngineIOPacket *packet,
+                  gboolean        close_requested,
+                  gint64          now_ms,
+                  const char     *expected)
+{
+  EngineIOSessionInput input = {
+    .kind = ENGINE_IO_SESSION_INPUT_PACKET,
+    .packet = packet,
+    .close_requested = close_requested,
+  };
+
+  feed_input (f, &input, now_ms, expected);
+  /* Borrowed packets are only valid for the call: forget them before the
+   * test drops its reference. */
+  for (guint i = 0; i < f->actions.len; i++)
+    if (f->actions.actions[i].kind != ENGINE_IO_SESSION_ACTION_SEND)
+      f->actions.actions[i].packet = NULL;
+}
+
+/* A text packet of @type, fed at @now_ms. */
+static void
+feed_text (Fixture            *f,
+           EngineIOPacketType  type,
+           const char         *text,
+           gint64              now_ms,
+           const char         *expected)
+{
+  g_autoptr(EngineIOPacket) packet = text != NULL ? engine_io_packet_new_text (type, text, -1)
+                                                  : engine_io_packet_new (type);
+
+  feed_packet_full (f, packet, FALSE, now_ms, expected);
+}
+
+static void
+fixture_clear (Fixture *f)
+{
+  engine_io_session_actions_clear (&f->actions);
+}
+
+static void
+assert_armed (Fixture  *f,
+              gboolean  ping,
+              gboolean  heartbeat)
+{
+  g_assert_cmpint (engine_io_session_machine_timer_armed (&f->machine, ENGINE_IO_SESSION_TIMER_PING), ==, ping);
+  g_assert_cmpint (engine_io_session_machine_timer_armed (&f->machine, ENGINE_IO_SESSION_TIMER_HEARTBEAT), ==, heartbeat);
+}
+
+/* v4 */
+
+static void
+test_session_v4_heartbeat (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("v4: the server pings every pingInterval; the pong is due pingTimeout + the "
+                  "grace after the ping; the pong stops the deadline, schedules the next ping "
+                  "and reports the round trip");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_NEW);
+  feed_start (&f, 0, "timer-start ping 25000");
+  g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_OPEN);
+  assert_armed (&f, TRUE, FALSE);
+
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 25000,
+              "send ping\n"
+              "timer-start heartbeat 46500");
+  g_assert_true (engine_io_session_machine_ping_outstanding (&f.machine));
+  assert_armed (&f, FALSE, TRUE);
+
+  feed_text (&f, ENGINE_IO_PACKET_PONG, NULL, 25300,
+             "received pong\n"
+             "timer-stop heartbeat\n"
+             "timer-start ping 50300\n"
+             "heartbeat rtt 300");
+  g_assert_false (engine_io_session_machine_ping_outstanding (&f.machine));
+  assert_armed (&f, TRUE, FALSE);
+
+  /* Messages do not move the heartbeat in v4. */
+  feed_text (&f, ENGINE_IO_PACKET_MESSAGE, "hi", 30000, "received message:hi\ndeliver message:hi");
+
+  /* The second round trip, answered within the grace only. */
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 50300, "send ping\ntimer-start heartbeat 71800");
+  feed_text (&f, ENGINE_IO_PACKET_PONG, NULL, 71799,
+             "received pong\n"
+             "timer-stop heartbeat\n"
+             "timer-start ping 96799\n"
+             "heartbeat rtt 21499");
+  fixture_clear (&f);
+}
+
+static void
+test_session_v4_ping_timeout (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("v4: no pong by the deadline (pingTimeout + the grace after the ping) closes "
+                  "the session with ping-timeout, its timers stopped");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 1000, "timer-start ping 26000");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 26000, "send ping\ntimer-start heartbeat 47500");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_HEARTBEAT, 47500, "close ping-timeout");
+  g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_CLOSED);
+  assert_armed (&f, FALSE, FALSE);
+
+  /* Too late: nothing more happens. */
+  feed_text (&f, ENGINE_IO_PACKET_PONG, NULL, 47501, "");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 50000, "");
+  feed_close (&f, 47502, "");
+  fixture_clear (&f);
+}
+
+static void
+test_session_v4_unsolicited_pong (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("v4: a pong nobody asked for is taken (::packet) but does not count: no "
+                  "::heartbeat, the next ping stays due when it was");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_text (&f, ENGINE_IO_PACKET_PONG, NULL, 10000, "received pong");
+  feed_text (&f, ENGINE_IO_PACKET_PONG, "probe", 20000, "received pong:probe");
+  assert_armed (&f, TRUE, FALSE);
+
+  /* The answer counts once; a second pong for the same ping does not. */
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 25000, "send ping\ntimer-start heartbeat 46500");
+  feed_text (&f, ENGINE_IO_PACKET_PONG, NULL, 25010,
+             "received pong\ntimer-stop heartbeat\ntimer-start ping 50010\nheartbeat rtt 10");
+  feed_text (&f, ENGINE_IO_PACKET_PONG, NULL, 25020, "received pong");
+  assert_armed (&f, TRUE, FALSE);
+  fixture_clear (&f);
+}
+
+static void
+test_session_v4_ping_from_client (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("v4: a ping from the client is a heartbeat in the wrong direction: the "
+                  "session closes with transport-error and says so");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_text (&f, ENGINE_IO_PACKET_PING, NULL, 100,
+             "received ping\n"
+             "timer-stop ping\n"
+             "close transport-error: invalid heartbeat direction: a v4 client sent a ping");
+  assert_armed (&f, FALSE, FALSE);
+
+  /* With a ping outstanding, its deadline is stopped. */
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 25000, "send ping\ntimer-start heartbeat 46500");
+  feed_text (&f, ENGINE_IO_PACKET_PING, "probe", 25001,
+             "received ping:probe\n"
+             "timer-stop heartbeat\n"
+             "close transport-error: invalid heartbeat direction: a v4 client sent a ping");
+  assert_armed (&f, FALSE, FALSE);
+  fixture_clear (&f);
+}
+
+/* v3 */
+
+static void
+test_session_v3_ping_pong (void)
+{
+  Fixture f = { 0, };
+  g_autoptr(EngineIOPacket) binary = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  static const guint8 data[] = { 0x00, 0x01, 0xfe };
+
+  g_test_summary ("v3: the client pings, the server answers with a pong carrying the same "
+                  "data (`2probe` -> `3probe`, binary too) and emits ::heartbeat; the server "
+                  "never pings");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
+  feed_start (&f, 0, "timer-start heartbeat 46500");
+  assert_armed (&f, FALSE, TRUE);
+
+  feed_text (&f, ENGINE_IO_PACKET_PING, NULL, 1000,
+             "received ping\ntimer-start heartbeat 47500\nsend pong\nheartbeat");
+  feed_text (&f, ENGINE_IO_PACKET_PING, "probe", 2000,
+             "received ping:probe\ntimer-start heartbeat 48500\nsend pong:probe\nheartbeat");
+  g_assert_false (engine_io_packet_is_binary (f.actions.actions[2].packet));
+  feed_text (&f, ENGINE_IO_PACKET_PING, "é ✓", 3000,
+             "received ping:é ✓\ntimer-start heartbeat 49500\nsend pong:é ✓\nheartbeat");
+
+  bytes = g_bytes_new_static (data, sizeof data);
+  binary = engine_io_packet_new_binary (ENGINE_IO_PACKET_PING, bytes);
+  feed_packet_full (&f, binary, FALSE, 4000,
+                    "received ping:b0001fe\ntimer-start heartbeat 50500\nsend pong:b0001fe\nheartbeat");
+  g_assert_true (engine_io_packet_is_binary (f.actions.actions[2].packet));
+  assert_armed (&f, FALSE, TRUE);
+  fixture_clear (&f);
+}
+
+static void
+test_session_v3_expiry (void)
+{
+  Fixture f = { 0, };
+  static const EngineIOPacketType others[] = {
+    ENGINE_IO_PACKET_OPEN, ENGINE_IO_PACKET_UPGRADE, ENGINE_IO_PACKET_NOOP,
+  };
+
+  g_test_summary ("v3: the session expires pingInterval + pingTimeout + the grace after the "
+                  "last packet received, whatever its type; then it closes with ping-timeout");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
+  feed_start (&f, 0, "timer-start heartbeat 46500");
+  feed_text (&f, ENGINE_IO_PACKET_MESSAGE, "a", 10000,
+             "received message:a\ntimer-start heartbeat 56500\ndeliver message:a");
+  for (guint i = 0; i < G_N_ELEMENTS (others); i++)
+    {
+      g_autofree char *expected = g_strdup_printf ("received %s\ntimer-start heartbeat %u",
+                                                   engine_io_packet_type_to_string (others[i]),
+                                                   20000 + i + INTERVAL + TIMEOUT + GRACE);
+
+      feed_text (&f, others[i], NULL, 20000 + i, expected);
+    }
+  assert_armed (&f, FALSE, TRUE);
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_HEARTBEAT, 66502, "close ping-timeout");
+  g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_CLOSED);
+  assert_armed (&f, FALSE, FALSE);
+  fixture_clear (&f);
+}
+
+static void
+test_session_v3_pong_from_client (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("v3: a pong from the client is a heartbeat in the wrong direction: the "
+                  "session closes with transport-error and says so");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
+  feed_start (&f, 0, "timer-start heartbeat 46500");
+  feed_text (&f, ENGINE_IO_PACKET_PONG, "probe", 100,
+             "received pong:probe\n"
+             "timer-stop heartbeat\n"
+             "close transport-error: invalid heartbeat direction: a v3 client sent a pong");
+  assert_armed (&f, FALSE, FALSE);
+  fixture_clear (&f);
+}
+
+/* Both */
+
+static void
+test_session_close_packet (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("A close packet from the client closes the session with transport-close, "
+                  "marked as the client's, its timers stopped (both versions)");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_text (&f, ENGINE_IO_PACKET_CLOSE, NULL, 10,
+             "received close\ntimer-stop ping\nclose transport-close (client)");
+  assert_armed (&f, FALSE, FALSE);
+  feed_text (&f, ENGINE_IO_PACKET_MESSAGE, "late", 20, "");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
+  feed_start (&f, 0, "timer-start heartbeat 46500");
+  feed_text (&f, ENGINE_IO_PACKET_CLOSE, NULL, 10,
+             "received close\ntimer-stop heartbeat\nclose transport-close (client)");
+  assert_armed (&f, FALSE, FALSE);
+  fixture_clear (&f);
+}
+
+static void
+test_session_messages_in_order (void)
+{
+  Fixture f = { 0, };
+  EngineIOPacket *packets[4];
+  g_autoptr(GBytes) bytes = NULL;
+  static const guint8 data[] = { 1, 2 };
+
+  g_test_summary ("Messages are delivered in the order they came, text and binary, each "
+                  "after the session took it (::packet first)");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  packets[0] = engine_io_packet_new_text (ENGINE_IO_PACKET_MESSAGE, "one", -1);
+  bytes = g_bytes_new_static (data, sizeof data);
+  packets[1] = engine_io_packet_new_binary (ENGINE_IO_PACKET_MESSAGE, bytes);
+  packets[2] = engine_io_packet_new_text (ENGINE_IO_PACKET_MESSAGE, "", 0);
+  packets[3] = engine_io_packet_new_text (ENGINE_IO_PACKET_MESSAGE, "three", -1);
+  for (guint i = 0; i < G_N_ELEMENTS (packets); i++)
+    {
+      EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_PACKET, .packet = packets[i] };
+
+      engine_io_session_actions_clear (&f.actions);
+      engine_io_session_machine_handle (&f.machine, &input, i * MS, &f.actions);
+      g_assert_cmpuint (f.actions.len, ==, 2);
+      g_assert_cmpint (f.actions.actions[0].kind, ==, ENGINE_IO_SESSION_ACTION_RECEIVED);
+      g_assert_true (f.actions.actions[0].packet == packets[i]);
+      g_assert_cmpint (f.actions.actions[1].kind, ==, ENGINE_IO_SESSION_ACTION_DELIVER);
+      g_assert_true (f.actions.actions[1].packet == packets[i]);
+      f.actions.len = 0;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (packets); i++)
+    engine_io_packet_unref (packets[i]);
+  fixture_clear (&f);
+}
+
+static void
+test_session_close_requested (void)
+{
+  Fixture f = { 0, };
+  g_autoptr(EngineIOPacket) message = engine_io_packet_new_text (ENGINE_IO_PACKET_MESSAGE, "x", -1);
+  g_autoptr(EngineIOPacket) ping = engine_io_packet_new (ENGINE_IO_PACKET_PING);
+  g_autoptr(EngineIOPacket) pong = engine_io_packet_new (ENGINE_IO_PACKET_PONG);
+
+  g_test_summary ("A close requested (not begun yet) overtakes the packets the handlers have "
+                  "not seen: they are dropped, heartbeat included; the timers keep running "
+                  "until the close begins");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 25000, "send ping\ntimer-start heartbeat 46500");
+  feed_packet_full (&f, message, TRUE, 25001, "");
+  feed_packet_full (&f, pong, TRUE, 25002, "");
+  g_assert_true (engine_io_session_machine_ping_outstanding (&f.machine));
+  assert_armed (&f, FALSE, TRUE);
+  feed_close (&f, 25003, "timer-stop heartbeat");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
+  feed_start (&f, 0, "timer-start heartbeat 46500");
+  feed_packet_full (&f, ping, TRUE, 10, "");
+  feed_packet_full (&f, message, TRUE, 20, "");
+  assert_armed (&f, FALSE, TRUE);
+  fixture_clear (&f);
+}
+
+static void
+test_session_not_open (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("Nothing happens before the session starts, nor after it closed (for any "
+                  "reason): no packet handled, no timer, no second close");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_text (&f, ENGINE_IO_PACKET_MESSAGE, "early", 0, "");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 0, "");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_HEARTBEAT, 0, "");
+  g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_NEW);
+
+  /* Closed before it started (a handshake that failed): nothing to stop. */
+  feed_close (&f, 0, "");
+  feed_start (&f, 1, "");
+  g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_CLOSED);
+
+  /* Started twice: the second is nothing. */
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
+  feed_start (&f, 0, "timer-start heartbeat 46500");
+  feed_start (&f, 1, "");
+  /* A timer that is not armed (stale) does nothing. */
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 2, "");
+  feed_close (&f, 3, "timer-stop heartbeat");
+  feed_close (&f, 4, "");
+  feed_text (&f, ENGINE_IO_PACKET_PING, NULL, 5, "");
+  feed_text (&f, ENGINE_IO_PACKET_CLOSE, NULL, 6, "");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_HEARTBEAT, 7, "");
+  fixture_clear (&f);
+}
+
+static void
+test_session_close_stops_timers (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("The runtime's close (the application, a shutdown, a transport) stops the "
+                  "timers the machine armed, whichever they are");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_close (&f, 10, "timer-stop ping");
+  assert_armed (&f, FALSE, FALSE);
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 25000, "send ping\ntimer-start heartbeat 46500");
+  feed_close (&f, 25001, "timer-stop heartbeat");
+  g_assert_false (engine_io_session_machine_ping_outstanding (&f.machine));
+  assert_armed (&f, FALSE, FALSE);
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
+  feed_start (&f, 0, "timer-start heartbeat 46500");
+  feed_close (&f, 10, "timer-stop heartbeat");
+  assert_armed (&f, FALSE, FALSE);
+  fixture_clear (&f);
+}
+
+static void
+test_session_send_not_taken (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("A packet to send that the executor did not take is dropped with the "
+                  "actions (no leak; the ASan build checks)");
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 25000, "send ping\ntimer-start heartbeat 46500");
+  g_assert_nonnull (f.actions.actions[0].packet);
+  engine_io_session_actions_clear (&f.actions);
+  g_assert_cmpuint (f.actions.len, ==, 0);
+  fixture_clear (&f);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/session/v4/heartbeat", test_session_v4_heartbeat);
+  g_test_add_func ("/session/v4/ping-timeout", test_session_v4_ping_timeout);
+  g_test_add_func ("/session/v4/unsolicited-pong", test_session_v4_unsolicited_pong);
+  g_test_add_func ("/session/v4/ping-from-client", test_session_v4_ping_from_client);
+  g_test_add_func ("/session/v3/ping-pong", test_session_v3_ping_pong);
+  g_test_add_func ("/session/v3/expiry", test_session_v3_expiry);
+  g_test_add_func ("/session/v3/pong-from-client", test_session_v3_pong_from_client);
+  g_test_add_func ("/session/close-packet", test_session_close_packet);
+  g_test_add_func ("/session/messages-in-order", test_session_messages_in_order);
+  g_test_add_func ("/session/close-requested", test_session_close_requested);
+  g_test_add_func ("/session/not-open", test_session_not_open);
+  g_test_add_func ("/session/close-stops-timers", test_session_close_stops_timers);
+  g_test_add_func ("/session/send-not-taken", test_session_send_not_taken);
+
+  return g_test_run ();
+}

@@ -9,10 +9,10 @@
 #      mode each), and the Python suite against that build's library;
 #   3. a TSan build against an instrumented GLib, the unit and integration
 #      suites again;
-#   4. the eight libFuzzer targets (codec, request handler, WebSocket sessions,
-#      WebSocket frame codec, Socket.IO packet codec) under ASan+UBSan (clang),
-#      two at a time: 8 x FUZZ_SECONDS CPU-seconds (4 CPU-minutes by default)
-#      in about 4 x FUZZ_SECONDS of wall time (the same four rounds as seven).
+#   4. the nine libFuzzer targets (codec, request handler, WebSocket sessions,
+#      WebSocket frame codec, Socket.IO packet codec, session state machine)
+#      under ASan+UBSan (clang), two at a time: 9 x FUZZ_SECONDS CPU-seconds
+#      (4.5 CPU-minutes by default) in about 5 x FUZZ_SECONDS of wall time.
 # The ASan and TSan builds also have the lock-order check (-Dlock_checks=true,
 # src/runtime/engineio-lock-private.h): a lock taken out of order aborts.
 # Every sanitizer stage runs with G_SLICE=always-malloc and G_DEBUG=gc-friendly,

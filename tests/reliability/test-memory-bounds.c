@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -932,6 +933,78 @@ test_receive_queue (void)
   push_server_free (ps);
 }
 
+/* The process's CPU time (user and system), in microseconds. */
+static gint64
+cpu_time_us (void)
+{
+  struct rusage usage;
+
+  getrusage (RUSAGE_SELF, &usage);
+  return ((gint64) usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * G_USEC_PER_SEC +
+         usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
+#define RESET_SESSIONS 4
+
+/* A session the server stopped reading (its receive queue is at its
+ * mark) whose client then resets: poll() reports the dead connection
+ * (POLLERR, POLLHUP) whatever events are asked for, and the WebSocket,
+ * which asked for none while it may not read, was dispatched again and
+ * again: each such session kept a core busy (its own thread, or its
+ * loop thread) until the application took its messages or the server
+ * shut down. Measured before the fix: 0.97-1.0 s of CPU per second of
+ * wall time with 4 such sessions (the thread per session case on 2
+ * cores: 2 s per second). */
+static void
+test_receive_queue_reset (void)
+{
+  PushServer *ps = NULL;
+  g_autoptr(GByteArray) frames = g_byte_array_new ();
+  RawWs *ws[RESET_SESSIONS];
+  gint64 wall0, cpu0, wall, cpu;
+
+  g_test_summary ("Sessions the server stopped reading (receive queue at its mark) whose "
+                  "clients reset cost no CPU while the application does not take their "
+                  "messages: the process uses at most a fifth of a core meanwhile");
+
+  ps = push_server_new ();
+  test_require (ps->port != 0);
+  for (guint i = 0; i < 16 * MARK / PUSH_MESSAGE_SIZE; i++)
+    {
+      char text[PUSH_MESSAGE_SIZE];
+
+      memset (text, 'm', sizeof text);
+      text[0] = '4';
+      append_text_frame (frames, text, sizeof text);
+    }
+  for (guint i = 0; i < RESET_SESSIONS; i++)
+    {
+      guint64 progress = 0;
+      FloodOutcome outcome;
+
+      ws[i] = raw_ws_open (ps->port, 4);
+      test_require (ws[i] != NULL);
+      outcome = raw_ws_flood (ws[i], frames->data, frames->len, 1, &progress, STALL_MS);
+      note ("session %u: %s after %" G_GUINT64_FORMAT " of %u bytes",
+            i, outcome_name (outcome), progress, frames->len);
+      g_assert_cmpint (outcome, ==, FLOOD_STALLED);
+    }
+  for (guint i = 0; i < RESET_SESSIONS; i++)
+    raw_ws_free (ws[i]);  /* a reset */
+
+  g_usleep (100 * 1000);  /* the resets arrive */
+  wall0 = g_get_monotonic_time ();
+  cpu0 = cpu_time_us ();
+  g_usleep (1000 * 1000);
+  wall = g_get_monotonic_time () - wall0;
+  cpu = cpu_time_us () - cpu0;
+  note ("%u reset sessions not read: %" G_GINT64_FORMAT " ms of CPU in %" G_GINT64_FORMAT " ms",
+        RESET_SESSIONS, cpu / 1000, wall / 1000);
+  g_assert_cmpint (cpu, <=, wall / 5);
+
+  push_server_free (ps);
+}
+
 #define POST_MESSAGES 120000
 
 static void
@@ -1364,6 +1437,7 @@ main (int   argc,
   ADD ("v3-ping-flood", test_v3_ping_flood);
   ADD ("v3-binary-slices", test_v3_binary_slices);
   ADD ("receive-queue", test_receive_queue);
+  ADD ("receive-queue-reset", test_receive_queue_reset);
   ADD ("post-rounds", test_post_rounds);
   ADD ("post-rounds-malformed", test_post_rounds_malformed);
   ADD ("websocket-idle-after-large", test_websocket_idle_after_large);

@@ -154,7 +154,7 @@ struct _EngineIOWebSocket
 
   GMainContext                     *context;      /* ref, once started */
   GSource                          *source;       /* owned, once started */
-  gpointer                          fd_tag;
+  gpointer                          fd_tag;       /* NULL while no events are wanted */
   GSource                          *close_timer;  /* owned */
   GSource                          *stall_timer;  /* owned, once started; see stall_source_dispatch() */
   guint                             stall_timeout_ms;
@@ -741,15 +741,26 @@ pump (EngineIOWebSocket *ws)
     }
 }
 
+/* With no events the descriptor is not polled at all: poll() reports an
+ * error or hang-up (a reset peer) whatever is asked, and a WebSocket that
+ * may not read (its session paused) would be dispatched again and again,
+ * a busy thread, until it may read again. */
 static void
 set_events (EngineIOWebSocket *ws,
             GIOCondition       events)
 {
-  if (events != ws->events)
+  if (events == ws->events)
+    return;
+  ws->events = events;
+  if (events == 0)
     {
-      ws->events = events;
-      g_source_modify_unix_fd (ws->source, ws->fd_tag, events);
+      g_source_remove_unix_fd (ws->source, ws->fd_tag);
+      ws->fd_tag = NULL;
     }
+  else if (ws->fd_tag == NULL)
+    ws->fd_tag = g_source_add_unix_fd (ws->source, ws->fd, events);
+  else
+    g_source_modify_unix_fd (ws->source, ws->fd_tag, events);
 }
 
 static void
@@ -1092,7 +1103,7 @@ ws_source_dispatch (GSource     *source,
                     gpointer     user_data)
 {
   EngineIOWebSocket *ws = ((WsSource *) source)->ws;
-  GIOCondition revents = g_source_query_unix_fd (source, ws->fd_tag);
+  GIOCondition revents = ws->fd_tag != NULL ? g_source_query_unix_fd (source, ws->fd_tag) : 0;
 
   /* Marked re-entrant (see the top of the file): a handler that iterates
    * this context must not read or write under our feet. */

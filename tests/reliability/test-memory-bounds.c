@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -932,6 +933,78 @@ test_receive_queue (void)
   push_server_free (ps);
 }
 
+/* The process's CPU time (user and system), in microseconds. */
+static gint64
+cpu_time_us (void)
+{
+  struct rusage usage;
+
+  getrusage (RUSAGE_SELF, &usage);
+  return ((gint64) usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * G_USEC_PER_SEC +
+         usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
+#define RESET_SESSIONS 4
+
+/* A session the server stopped reading (its receive queue is at its
+ * mark) whose client then resets: poll() reports the dead connection
+ * (POLLERR, POLLHUP) whatever events are asked for, and the WebSocket,
+ * which asked for none while it may not read, was dispatched again and
+ * again: each such session kept a core busy (its own thread, or its
+ * loop thread) until the application took its messages or the server
+ * shut down. Measured before the fix: 0.97-1.0 s of CPU per second of
+ * wall time with 4 such sessions (the thread per session case on 2
+ * cores: 2 s per second). */
+static void
+test_receive_queue_reset (void)
+{
+  PushServer *ps = NULL;
+  g_autoptr(GByteArray) frames = g_byte_array_new ();
+  RawWs *ws[RESET_SESSIONS];
+  gint64 wall0, cpu0, wall, cpu;
+
+  g_test_summary ("Sessions the server stopped reading (receive queue at its mark) whose "
+                  "clients reset cost no CPU while the application does not take their "
+                  "messages: the process uses at most a fifth of a core meanwhile");
+
+  ps = push_server_new ();
+  test_require (ps->port != 0);
+  for (guint i = 0; i < 16 * MARK / PUSH_MESSAGE_SIZE; i++)
+    {
+      char text[PUSH_MESSAGE_SIZE];
+
+      memset (text, 'm', sizeof text);
+      text[0] = '4';
+      append_text_frame (frames, text, sizeof text);
+    }
+  for (guint i = 0; i < RESET_SESSIONS; i++)
+    {
+      guint64 progress = 0;
+      FloodOutcome outcome;
+
+      ws[i] = raw_ws_open (ps->port, 4);
+      test_require (ws[i] != NULL);
+      outcome = raw_ws_flood (ws[i], frames->data, frames->len, 1, &progress, STALL_MS);
+      note ("session %u: %s after %" G_GUINT64_FORMAT " of %u bytes",
+            i, outcome_name (outcome), progress, frames->len);
+      g_assert_cmpint (outcome, ==, FLOOD_STALLED);
+    }
+  for (guint i = 0; i < RESET_SESSIONS; i++)
+    raw_ws_free (ws[i]);  /* a reset */
+
+  g_usleep (100 * 1000);  /* the resets arrive */
+  wall0 = g_get_monotonic_time ();
+  cpu0 = cpu_time_us ();
+  g_usleep (1000 * 1000);
+  wall = g_get_monotonic_time () - wall0;
+  cpu = cpu_time_us () - cpu0;
+  note ("%u reset sessions not read: %" G_GINT64_FORMAT " ms of CPU in %" G_GINT64_FORMAT " ms",
+        RESET_SESSIONS, cpu / 1000, wall / 1000);
+  g_assert_cmpint (cpu, <=, wall / 5);
+
+  push_server_free (ps);
+}
+
 #define POST_MESSAGES 120000
 
 static void
@@ -1139,6 +1212,181 @@ test_websocket_idle_many (void)
   check_idle_sessions (IDLE_MANY_SESSIONS, IDLE_MANY_SIZE, IDLE_MANY_BOUND_KB, NULL);
 }
 
+#define POOL_SESSIONS 24
+#define POOL_ROUNDS   4
+#define POOL_FLOOD    (4 * 1024 * 1024)
+
+typedef struct
+{
+  guint      port;        /* the echo server */
+  guint      flood_port;  /* a server that takes no message */
+  RelErrors *errors;
+  GMutex     lock;
+  GPtrArray *kept;  /* TestWs*: left open for the server's shutdown */
+} PoolAttack;
+
+/* A message no other session or round sends: a buffer lent to two
+ * sessions at once, or given back while still read from, shows as an
+ * echo that differs. */
+static char *
+pool_message (guint session,
+              guint round,
+              guint which,
+              gsize size)
+{
+  GString *text = g_string_sized_new (size + 1);
+
+  g_string_append_printf (text, "4s%u-r%u-m%u:", session, round, which);
+  while (text->len < size)
+    g_string_append_c (text, 'a' + (session * 7 + round * 3 + which + text->len) % 26);
+  return g_string_free (text, FALSE);
+}
+
+/* Sends what goes until the peer stops reading (nothing goes for
+ * 300 ms) or all of it went. */
+static void
+send_until_stalled (TestWs       *ws,
+                    const guint8 *data,
+                    gsize         length)
+{
+  GSocket *socket = test_ws_get_socket (ws);
+
+  while (length > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_send_with_blocking (socket, (const char *) data, length, FALSE, NULL, &error);
+
+      if (n > 0)
+        {
+          data += n;
+          length -= (gsize) n;
+          continue;
+        }
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK) ||
+          !g_socket_condition_timed_wait (socket, G_IO_OUT, 300 * 1000, NULL, NULL))
+        return;
+    }
+}
+
+static void
+pool_session (guint    index,
+              gpointer data)
+{
+  PoolAttack *a = data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *sid = NULL;
+  TestWs *ws = rel_ws_open (index % 3 == 2 ? a->flood_port : a->port, &sid, &error);
+  static const gsize sizes[] = { 60, 70 * 1024, 150 * 1024, 300 * 1024 };
+
+  if (ws == NULL)
+    {
+      rel_errors_add (a->errors, "session %u: open: %s", index, error->message);
+      return;
+    }
+  if (index % 3 == 2)
+    {
+      /* A flood of messages nobody takes: the session goes over its
+       * receive queue's mark and the server stops reading it with frames
+       * left in its read buffer; then half of these reset, the other half
+       * stay for the shutdown. */
+      g_autoptr(GByteArray) out = g_byte_array_new ();
+      g_autofree char *small = pool_message (index, 0, 0, 3000);
+
+      while (out->len < POOL_FLOOD)
+        test_ws_append_frame (out, TEST_WS_FIRST_BYTE (TRUE, 0, TEST_WS_TEXT), TRUE, small, strlen (small));
+      /* A partial frame last: a header claiming more than comes. */
+      test_ws_append_header (out, TEST_WS_FIRST_BYTE (TRUE, 0, TEST_WS_TEXT), (const guint8 *) "abcd", 5000);
+      send_until_stalled (ws, out->data, out->len);
+      if (index % 2 == 0)
+        {
+          test_ws_drop (ws, TRUE);
+          test_ws_free (ws);
+          return;
+        }
+      g_mutex_lock (&a->lock);
+      g_ptr_array_add (a->kept, ws);
+      g_mutex_unlock (&a->lock);
+      return;
+    }
+  for (guint round = 0; round < POOL_ROUNDS; round++)
+    {
+      g_autoptr(GByteArray) out = g_byte_array_new ();
+      char *sent[G_N_ELEMENTS (sizes)];
+
+      /* Pipelined: several frames in one read, small and large. */
+      for (guint m = 0; m < G_N_ELEMENTS (sizes); m++)
+        {
+          sent[m] = pool_message (index, round, m, sizes[(m + index + round) % G_N_ELEMENTS (sizes)]);
+          test_ws_append_frame (out, TEST_WS_FIRST_BYTE (TRUE, 0, TEST_WS_TEXT), TRUE, sent[m], strlen (sent[m]));
+        }
+      if (!test_ws_send_chopped (ws, out->data, out->len, round % 2 ? 1000 : 0, &error))
+        rel_errors_add (a->errors, "session %u round %u: send: %s", index, round, error->message);
+      for (guint m = 0; m < G_N_ELEMENTS (sizes) && error == NULL; m++)
+        {
+          g_autofree char *got = rel_ws_next (ws, REL_WAIT_MS, NULL, &error);
+
+          if (got == NULL)
+            rel_errors_add (a->errors, "session %u round %u message %u: %s", index, round, m, error->message);
+          else if (strcmp (got, sent[m]) != 0)
+            rel_errors_add (a->errors, "session %u round %u message %u: echo differs (%zu bytes, sent %zu: %.40s)",
+                            index, round, m, strlen (got), strlen (sent[m]), got);
+        }
+      for (guint m = 0; m < G_N_ELEMENTS (sizes); m++)
+        g_free (sent[m]);
+      if (error != NULL)
+        break;
+    }
+  if (index % 3 == 1)
+    {
+      /* Ends with a partial frame in flight, by a reset. */
+      guint8 partial[] = { 0x81, 0xfe, 0x10, 0x00, 'a', 'b', 'c', 'd', 'x', 'y' };
+
+      test_ws_send_raw (ws, partial, sizeof partial, NULL);
+      test_ws_drop (ws, TRUE);
+      test_ws_free (ws);
+      return;
+    }
+  g_mutex_lock (&a->lock);
+  g_ptr_array_add (a->kept, ws);
+  g_mutex_unlock (&a->lock);
+}
+
+/* Sessions' threads borrow and give back read buffers at once (the
+ * process-wide pool of a thread per session): pipelined messages of every
+ * size, chopped and whole, come back intact; sessions reset with a
+ * partial frame, floods that stop being read with frames left in the
+ * buffer, and a shutdown with such sessions still open free what they
+ * hold (ASan, TSan: no race, no double free, no leak). */
+static void
+test_websocket_read_buffer_pool (void)
+{
+  PoolAttack a = { 0 };
+  RelServer *rs;
+  PushServer *ps;
+
+  g_test_summary ("Many WebSocket sessions at once, some pipelining messages of 60 B to "
+                  "300 KiB, some flooding without reading, some reset mid-frame: every "
+                  "echo is intact, and the server shuts down with the rest still open");
+
+  rs = echo_server ();
+  g_assert_nonnull (rs);
+  a.port = rs->port;
+  ps = push_server_new ();
+  test_require (ps->port != 0);
+  a.flood_port = ps->port;
+  a.errors = rel_errors_new ();
+  g_mutex_init (&a.lock);
+  a.kept = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_free);
+  rel_parallel (8, POOL_SESSIONS, pool_session, &a);
+  rel_errors_report (a.errors, 10);
+  /* The servers go with sessions open, some of them not read. */
+  rel_server_free (rs);
+  push_server_free (ps);
+  g_ptr_array_unref (a.kept);
+  g_mutex_clear (&a.lock);
+  rel_errors_free (a.errors);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1155,10 +1403,12 @@ main (int   argc,
   ADD ("v3-ping-flood", test_v3_ping_flood);
   ADD ("v3-binary-slices", test_v3_binary_slices);
   ADD ("receive-queue", test_receive_queue);
+  ADD ("receive-queue-reset", test_receive_queue_reset);
   ADD ("post-rounds", test_post_rounds);
   ADD ("post-rounds-malformed", test_post_rounds_malformed);
   ADD ("websocket-idle-after-large", test_websocket_idle_after_large);
   ADD ("websocket-idle-many-after-200k", test_websocket_idle_many);
+  ADD ("websocket-read-buffer-pool", test_websocket_read_buffer_pool);
 #undef ADD
 
   return g_test_run ();

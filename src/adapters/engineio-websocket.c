@@ -251,7 +251,10 @@ take_spare (void)
     }
   ENGINE_IO_LOCK (&read_buffer_lock, READ_BUFFERS);
   if (n_spare_pool > 0)
-    buf = spare_pool[--n_spare_pool];
+    {
+      buf = spare_pool[--n_spare_pool];
+      spare_pool[n_spare_pool] = NULL;  /* a buffer leaked later is not reachable from here */
+    }
   ENGINE_IO_UNLOCK (&read_buffer_lock);
   return buf;
 }

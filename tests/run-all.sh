@@ -5,8 +5,9 @@
 #      browser), then the soak script on that build (tests/soak/soak.sh,
 #      SOAK_SECONDS, default 240);
 #   2. an ASan+UBSan build and the unit, integration, reliability and interop
-#      suites again (the reliability tests that run alone in one threading
-#      mode each), and the Python suite against that build's library;
+#      suites again (the reliability tests that run alone, and the Engine.IO
+#      interop cases, in one threading mode each), and the Python suite
+#      against that build's library;
 #   3. a TSan build against an instrumented GLib, the unit and integration
 #      suites again;
 #   4. the nine libFuzzer targets (codec, request handler, WebSocket sessions,
@@ -135,9 +136,10 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   export ENGINE_IO_TEST_TIME_SCALE=$ASAN_SCALE
   if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dintrospection=disabled -Dlock_checks=true \
        -Ddemo=false && meson compile -C build-asan; then
-    # The tests that load the machine alone run in one threading mode each
-    # here (suite not-under-asan: tests/reliability/meson.build), and the
-    # no-loss test for 30 s instead of 60: memory errors show in either.
+    # The tests that load the machine alone, and the Engine.IO interop
+    # cases, run in one threading mode each here (suite not-under-asan:
+    # tests/reliability/meson.build, tests/meson.build), and the no-loss
+    # test for 30 s instead of 60: memory errors show in either.
     NOLOSS_SECONDS=30 meson test -C build-asan --print-errorlogs --num-processes 2 \
       --suite unit --suite integration --suite reliability --suite interop \
       --no-suite not-under-asan || status=1

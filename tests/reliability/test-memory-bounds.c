@@ -1225,6 +1225,16 @@ typedef struct
   GPtrArray *kept;  /* TestWs*: left open for the server's shutdown */
 } PoolAttack;
 
+/* Leaves @ws open for the server's shutdown (any client thread). */
+static void
+pool_keep (PoolAttack *a,
+           TestWs     *ws)
+{
+  g_mutex_lock (&a->lock);
+  g_ptr_array_add (a->kept, ws);
+  g_mutex_unlock (&a->lock);
+}
+
 /* A message no other session or round sends: a buffer lent to two
  * sessions at once, or given back while still read from, shows as an
  * echo that differs. */
@@ -1303,9 +1313,7 @@ pool_session (guint    index,
           test_ws_free (ws);
           return;
         }
-      g_mutex_lock (&a->lock);
-      g_ptr_array_add (a->kept, ws);
-      g_mutex_unlock (&a->lock);
+      pool_keep (a, ws);
       return;
     }
   for (guint round = 0; round < POOL_ROUNDS; round++)
@@ -1346,9 +1354,7 @@ pool_session (guint    index,
       test_ws_free (ws);
       return;
     }
-  g_mutex_lock (&a->lock);
-  g_ptr_array_add (a->kept, ws);
-  g_mutex_unlock (&a->lock);
+  pool_keep (a, ws);
 }
 
 /* Sessions' threads borrow and give back read buffers at once (the

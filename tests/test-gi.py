@@ -16,6 +16,7 @@ Nothing here skips: a missing typelib, node or client library is a failure.
 """
 
 import base64
+import gc
 import importlib.util
 import json
 import os
@@ -852,6 +853,55 @@ def test_text_with_nul(app):
         for s_ in app.server.get_sockets():
             s_.send_text_len(b'\xff\xfe')
     assert info.value.matches(ERR, EngineIO.Error.INVALID_ARGUMENT)
+
+
+def test_message_func(app):
+    """Socket.set_message_func() from Python: messages go to the function (not ::message,
+    not the receive queue), in the socket's context; the function and what it holds are
+    released after ::close."""
+    import weakref
+
+    class Held:
+        pass
+
+    seen = []
+    refs = []
+
+    def on_connection(server, socket):
+        held = Held()
+        refs.append(weakref.ref(held))
+
+        def on_message(sock, packet, *args):
+            assert held is not None
+            text = packet.get_text()[0]
+            seen.append((sock.get_id(), text, is_main_thread()))
+            sock.send_text('re:' + text)
+        socket.set_message_func(on_message)
+        socket.connect('message', lambda *a: seen.append('signal'))
+        socket.connect('close', app.on_close)
+
+    app.server.disconnect_by_func(app.on_connection)
+    app.server.connect('connection', on_connection)
+    sid, url = poll_session(app)
+    for text in ('a', 'b'):
+        status, _, body = http_in_thread('POST', url, ('4' + text).encode())
+        assert (status, body) == (200, b'ok')
+    packets = []
+    while len(packets) < 2:
+        status, _, body = http_in_thread('GET', url)
+        assert status == 200
+        packets += body.decode().split('\x1e')
+    assert packets == ['4re:a', '4re:b'], packets
+    expect_main = app.delivery == 'context'
+    assert seen == [(sid, 'a', expect_main), (sid, 'b', expect_main)], seen
+    assert app.server.get_sockets()[0].try_receive() is None
+    assert len(refs) == 1 and refs[0]() is not None
+
+    status, _, body = http_in_thread('POST', url, b'1')
+    assert status == 200
+    run_loop_until(lambda: app.rec.count('close') == 1, 10, 'the close')
+    gc.collect()
+    run_loop_until(lambda: refs[0]() is None, 5, 'the message function released')
 
 
 def test_overrides_loaded():

@@ -34,6 +34,89 @@ on_close (EngineIOSocket      *socket,
   test_recorder_add (f->rec, "close %s", engine_io_socket_get_id (socket));
 }
 
+/* engine_io_socket_set_message_func() */
+
+typedef struct
+{
+  Fixture *f;
+  char    *name;
+} FuncData;
+
+static FuncData *
+func_data_new (Fixture    *f,
+               const char *name)
+{
+  FuncData *d = g_new0 (FuncData, 1);
+
+  d->f = f;
+  d->name = g_strdup (name);
+  return d;
+}
+
+static void
+func_data_free (gpointer data)
+{
+  FuncData *d = data;
+
+  test_recorder_add (d->f->rec, "destroy %s", d->name);
+  g_free (d->name);
+  g_free (d);
+}
+
+static void on_message_func (EngineIOSocket *socket,
+                             EngineIOPacket *packet,
+                             gpointer        data);
+
+/* "swap" replaces the function from inside it (the old data must live
+ * until it returns), "clear" goes back to the receive queue. */
+static void
+on_message_func (EngineIOSocket *socket,
+                 EngineIOPacket *packet,
+                 gpointer        data)
+{
+  FuncData *d = data;
+  g_autofree char *text = NULL;
+
+  g_assert_cmpint (engine_io_packet_get_packet_type (packet), ==, ENGINE_IO_PACKET_MESSAGE);
+  if (engine_io_packet_is_binary (packet))
+    text = g_strdup_printf ("bin:%" G_GSIZE_FORMAT, g_bytes_get_size (engine_io_packet_get_data (packet)));
+  else
+    text = g_strdup (engine_io_packet_get_text (packet, NULL));
+  test_recorder_add (d->f->rec, "func %s %s", d->name, text);
+  if (g_str_equal (text, "swap"))
+    engine_io_socket_set_message_func (socket, on_message_func, func_data_new (d->f, "second"),
+                                       func_data_free);
+  else if (g_str_equal (text, "clear"))
+    engine_io_socket_set_message_func (socket, NULL, NULL, NULL);
+  /* Still readable: replaced above, its data is freed after we return. */
+  test_recorder_add (d->f->rec, "return %s %s", d->name, text);
+}
+
+static void
+on_packet_signal (EngineIOSocket *socket,
+                  EngineIOPacket *packet,
+                  gpointer        data)
+{
+  Fixture *f = data;
+
+  if (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE &&
+      !engine_io_packet_is_binary (packet))
+    test_recorder_add (f->rec, "packet %s", engine_io_packet_get_text (packet, NULL));
+}
+
+static void
+on_close_set_func (EngineIOSocket      *socket,
+                   EngineIOCloseReason  reason,
+                   const char          *description,
+                   gpointer             data)
+{
+  Fixture *f = data;
+
+  /* Set on a closed socket: dropped at once. */
+  engine_io_socket_set_message_func (socket, on_message_func, func_data_new (f, "late"), func_data_free);
+  test_recorder_add (f->rec, "late set");
+}
+
 static void
 on_connection (EngineIOServer *server,
                EngineIOSocket *socket,
@@ -41,8 +124,15 @@ on_connection (EngineIOServer *server,
 {
   Fixture *f = data;
 
-  /* No ::message handler: every message goes to the receive queue. */
   g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
+  if (g_object_get_data (G_OBJECT (server), "message-func") != NULL)
+    {
+      engine_io_socket_set_message_func (socket, on_message_func, func_data_new (f, "first"),
+                                         func_data_free);
+      g_signal_connect (socket, "packet", G_CALLBACK (on_packet_signal), f);
+      g_signal_connect (socket, "close", G_CALLBACK (on_close_set_func), f);
+    }
+  /* Otherwise no ::message handler: every message goes to the receive queue. */
   g_async_queue_push (f->sockets, g_object_ref (socket));
 }
 
@@ -53,6 +143,8 @@ fixture_setup (Fixture       *f,
   f->sockets = g_async_queue_new_full (g_object_unref);
   f->rec = test_recorder_new ();
   f->server = test_server_new ();
+  if (data != NULL)
+    g_object_set_data (G_OBJECT (f->server), "message-func", GINT_TO_POINTER (1));
   g_object_set (f->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
   g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
   f->port = test_server_listen (f->server);
@@ -397,6 +489,87 @@ test_closed_reason (Fixture       *f,
   g_assert_true (g_str_has_suffix (error->message, ": transport close"));
 }
 
+static void
+test_message_func (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EngineIOPacket) queued = NULL;
+  g_autoptr(EngineIOPacket) none = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *close_event = NULL;
+  static const guint8 bin[3] = { 0, 1, 2 };
+
+  g_test_summary ("engine_io_socket_set_message_func(): every message goes to the function "
+                  "in order, after ::packet, not to the receive queue; replaced from inside "
+                  "itself, the old data is freed when it returns; cleared, messages go to "
+                  "the receive queue again; the function is dropped after ::close, and one "
+                  "set on a closed socket at once");
+  test_require ((ws = open_session (f, &socket)) != NULL);
+
+  test_require (test_ws_send_text (ws, "4a"));
+  test_require (test_ws_send_binary (ws, bin, sizeof bin));
+  test_require (test_ws_send_text (ws, "4swap"));
+  test_require (test_ws_send_text (ws, "4b"));
+  test_require (test_ws_send_text (ws, "4clear"));
+  g_assert_true (test_recorder_wait (f->rec, "return second clear", TEST_TIMEOUT_MS));
+  test_require (test_ws_send_text (ws, "4queued"));
+  queued = engine_io_socket_receive_timeout (socket, TEST_TIMEOUT_MS, NULL, &error);
+  g_assert_no_error (error);
+  text = packet_text (queued);
+  g_assert_cmpstr (text, ==, "queued");
+  /* Nothing else was queued: the function had the rest. */
+  none = engine_io_socket_try_receive (socket, &error);
+  g_assert_no_error (error);
+  g_assert_null (none);
+
+  test_require (test_ws_send_text (ws, "1"));
+  wait_closed (f, socket);
+  g_assert_true (test_recorder_wait (f->rec, "late set", TEST_TIMEOUT_MS));
+  close_event = g_strdup_printf ("close %s", engine_io_socket_get_id (socket));
+  {
+    const char *expected[] = {
+      "packet a", "func first a", "return first a",
+      "func first bin:3", "return first bin:3",
+      "packet swap", "func first swap", "return first swap", "destroy first",
+      "packet b", "func second b", "return second b",
+      "packet clear", "func second clear", "return second clear", "destroy second",
+      "packet queued", close_event, "destroy late", "late set",
+    };
+    g_auto(GStrv) events = test_recorder_dup (f->rec);
+    g_autoptr(GPtrArray) seen = g_ptr_array_new ();
+
+    /* The "reason" lines aside, exactly these, in this order. */
+    for (guint i = 0; events[i] != NULL; i++)
+      if (!g_str_has_prefix (events[i], "reason "))
+        g_ptr_array_add (seen, events[i]);
+    for (guint i = 0; i < seen->len; i++)
+      g_test_message ("event %u: %s", i, (char *) g_ptr_array_index (seen, i));
+    g_assert_cmpuint (seen->len, ==, G_N_ELEMENTS (expected));
+    for (guint i = 0; i < seen->len && i < G_N_ELEMENTS (expected); i++)
+      g_assert_cmpstr (g_ptr_array_index (seen, i), ==, expected[i]);
+  }
+}
+
+static void
+test_message_func_wrong_thread (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+
+  g_test_summary ("engine_io_socket_set_message_func() from a thread that does not own the "
+                  "socket's context is refused with a critical, and the function stays");
+  test_require ((ws = open_session (f, &socket)) != NULL);
+  test_log_expect (G_LOG_LEVEL_CRITICAL, "g_main_context_is_owner");
+  engine_io_socket_set_message_func (socket, NULL, NULL, NULL);
+  g_assert_true (test_log_wait_expected (TEST_TIMEOUT_MS));
+  test_require (test_ws_send_text (ws, "4still"));
+  g_assert_true (test_recorder_wait (f->rec, "return first still", TEST_TIMEOUT_MS));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -413,5 +586,8 @@ main (int   argc,
   ADD ("cancel-wakes", test_cancel_wakes);
   ADD ("closed-reason", test_closed_reason);
 #undef ADD
+  g_test_add ("/receive/message-func", Fixture, "func", fixture_setup, test_message_func, fixture_teardown);
+  g_test_add ("/receive/message-func-wrong-thread", Fixture, "func", fixture_setup,
+              test_message_func_wrong_thread, fixture_teardown);
   return g_test_run ();
 }

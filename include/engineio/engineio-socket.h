@@ -77,6 +77,21 @@ typedef void (*EngineIOSendCallback) (EngineIOSocket *socket,
                                       gboolean        flushed,
                                       gpointer        user_data);
 
+/**
+ * EngineIOMessageFunc:
+ * @socket: the socket the message came on
+ * @packet: (transfer none): the message: a text or binary
+ *   %ENGINE_IO_PACKET_MESSAGE packet, only borrowed (take a reference to
+ *   keep it)
+ * @user_data: the data given to engine_io_socket_set_message_func()
+ *
+ * Receives a socket's messages, in the socket's main context. See
+ * engine_io_socket_set_message_func().
+ */
+typedef void (*EngineIOMessageFunc) (EngineIOSocket *socket,
+                                     EngineIOPacket *packet,
+                                     gpointer        user_data);
+
 ENGINE_IO_AVAILABLE_IN_ALL
 const char             *engine_io_socket_get_id               (EngineIOSocket        *self);
 ENGINE_IO_AVAILABLE_IN_ALL
@@ -170,6 +185,11 @@ ENGINE_IO_AVAILABLE_IN_ALL
 EngineIOPacket         *engine_io_socket_receive_finish       (EngineIOSocket        *self,
                                                                GAsyncResult          *result,
                                                                GError               **error);
+ENGINE_IO_AVAILABLE_IN_ALL
+void                    engine_io_socket_set_message_func     (EngineIOSocket        *self,
+                                                               EngineIOMessageFunc    func,
+                                                               gpointer               user_data,
+                                                               GDestroyNotify         destroy);
 ENGINE_IO_AVAILABLE_IN_ALL
 guint                   engine_io_socket_get_send_queue_length (EngineIOSocket       *self);
 

@@ -335,6 +335,8 @@ engine_io_socket_finish_close (EngineIOSocket *self)
    * it, finds the receive queue closed. */
   engine_io_socket_receive_close (self, self->close_reason);
   g_signal_emit (self, engine_io_socket_signals[SIGNAL_CLOSE], 0, self->close_reason, self->close_description);
+  /* The references its data holds end with the session. */
+  engine_io_socket_clear_message_func (self);
 
   engine_io_loop_release (g_steal_pointer (&self->loop));
 }

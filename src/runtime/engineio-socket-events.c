@@ -122,11 +122,14 @@ engine_io_socket_call_send_callbacks (EngineIOSocket *self,
     }
 }
 
-/* A message for the application: ::message, or the receive queue. */
+/* A message for the application: its message function, ::message, or the
+ * receive queue. */
 static void
 deliver_message (EngineIOSocket *self,
                  EngineIOPacket *packet)
 {
+  if (engine_io_socket_call_message_func (self, packet))
+    return;
   if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, FALSE))
     {
       if (engine_io_packet_is_binary (packet))

@@ -169,6 +169,11 @@ struct _EngineIOSocket
   GByteArray              *frame;         /* scratch for encoding frames */
   gint64                   inline_window; /* see ws_message_cb() */
   gint64                   inline_spent;
+  EngineIOMessageFunc      message_func;  /* engine_io_socket_set_message_func(): set in the */
+  gpointer                 message_func_data;   /* session context, dropped after ::close */
+  GDestroyNotify           message_func_destroy;
+  guint                    message_func_depth;  /* calls of it under way */
+  GSList                  *message_func_deferred; /* data it replaced while running */
   GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
   GQueue                   ws_unsent;     /* SendItem*: handed to @ws, not yet all taken by
                                            * send(), by ws_seq (see engine_io_socket_ws_report_sent()) */
@@ -328,6 +333,9 @@ void engine_io_socket_finish_close (EngineIOSocket *self);
 GTask *engine_io_socket_receive_take_task_locked (EngineIOSocket *self);
 void engine_io_socket_receive_task_return (GTask          *task,
                                            EngineIOPacket *packet);
+gboolean engine_io_socket_call_message_func  (EngineIOSocket *self,
+                                              EngineIOPacket *packet);
+void     engine_io_socket_clear_message_func (EngineIOSocket *self);
 void engine_io_socket_receive_close (EngineIOSocket      *self,
                                      EngineIOCloseReason  reason);
 

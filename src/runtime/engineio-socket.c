@@ -61,6 +61,8 @@ engine_io_socket_finalize (GObject *object)
   g_mutex_clear (&self->recv_lock);
   g_cond_clear (&self->recv_cond);
 
+  g_warn_if_fail (self->message_func_depth == 0);
+  engine_io_socket_clear_message_func (self);
   if (self->user_data_destroy != NULL)
     self->user_data_destroy (self->user_data);
   g_mutex_clear (&self->user_data_lock);

@@ -58,12 +58,11 @@ event_line (const char *format,
   g_mutex_unlock (&print_lock);
 }
 
-/* Echoes from ::packet, which has the whole message: ::message's text is a
- * C string, cut at the first U+0000. */
+/* The socket's message function: the whole message, as a packet. */
 static void
-on_packet (EngineIOSocket *socket,
-           EngineIOPacket *packet,
-           gpointer        user_data)
+on_message (EngineIOSocket *socket,
+            EngineIOPacket *packet,
+            gpointer        user_data)
 {
   g_autoptr(GError) error = NULL;
   gboolean ok;
@@ -104,16 +103,6 @@ on_packet (EngineIOSocket *socket,
     g_debug ("echo to %s failed: %s", engine_io_socket_get_id (socket), error->message);
 }
 
-/* Connected so that messages are not also kept for
- * engine_io_socket_receive(), which nobody calls here. */
-static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-}
-
 static void
 on_close (EngineIOSocket      *socket,
           EngineIOCloseReason  reason,
@@ -141,8 +130,8 @@ on_connection (EngineIOServer *server,
   event_line ("open %s v%s %s", engine_io_socket_get_id (socket),
               engine_io_protocol_version_to_string (engine_io_socket_get_protocol_version (socket)),
               engine_io_transport_type_to_string (engine_io_socket_get_transport (socket)));
-  g_signal_connect (socket, "packet", G_CALLBACK (on_packet), NULL);
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
+  /* Not ::message: a message function costs no signal per message. */
+  engine_io_socket_set_message_func (socket, on_message, NULL, NULL);
   g_signal_connect (socket, "close", G_CALLBACK (on_close), NULL);
   g_signal_connect (socket, "notify::transport", G_CALLBACK (on_transport), NULL);
 }

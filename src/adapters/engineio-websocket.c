@@ -3,8 +3,9 @@
  * Non-blocking I/O on an upgraded socket from a GSource in the session's
  * context; the framing is our own sans-I/O codec
  * (src/core/engineio-ws-codec.c: masking, fragments, control frames, UTF-8,
- * the 1009 limit at the header). This file owns the output queues and
- * the close handshake.
+ * the 1009 limit at the header). This file owns the I/O, the input and
+ * the close handshake; engineio-websocket-output.c the output queues, and
+ * engineio-websocket-internal.h the state both share.
  *
  * System calls are what a small message costs, and copies what a large
  * one costs, so:
@@ -31,194 +32,11 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
-#include "engineio-websocket-private.h"
-#include "engineio-ws-codec-private.h"
+#include "engineio-websocket-internal.h"
 #include "engineio-ws-deflate-private.h"
 #include "engineio-loop-private.h"
 #include "engineio-lock-private.h"
-
-#define READ_BUFFER_SIZE (256 * 1024)
-#define WRITE_BUFFER_LIMIT (256 * 1024)
-#define CLOSE_TIMEOUT_MS 3000
-/* After our close frame for a protocol error, the peer may still be
- * sending: closing a socket with unread input sends a reset, and a reset
- * can make the peer's kernel drop our close frame before its application
- * reads it. So the write side is shut (FIN after the close frame) and
- * input is read and dropped until the peer's EOF, for at most this long
- * (a lingering close, as HTTP servers do; RFC 9112, 9.6). */
-#define LINGER_MS 1000
-/* Reads of dropped input per dispatch while lingering. */
-#define LINGER_READS 16
-/* A frame payload at least this long, with nothing buffered ahead of it,
- * is received straight into its message buffer. */
-#define DIRECT_READ_MIN (16 * 1024)
-/* Messages at least this long, assembled in the decoder's buffer, are
- * handed to the owner with it (smaller ones are cheaper to copy than a
- * GBytes and a slice are to make). */
-#define OWNED_MESSAGE_MIN (8 * 1024)
-/* Payloads up to this size are copied into the coalescing buffer (one
- * iovec for many small frames); larger ones are sent from their GBytes. */
-#define COALESCE_MAX ENGINE_IO_WEBSOCKET_COALESCE_MAX
-#define MAX_IOV 64
-
-/* Output bounds (RFC 6455, 10.4). What a connection holds for sending is
- * counted in real bytes: what is on the wire queue (our coalescing buffer
- * and the large payloads referenced from it, not yet written) plus the
- * messages queued behind it, each at its payload and MSG_OVERHEAD (the
- * OutMsg struct, its queue link and, for large payloads, the GBytes:
- * about 100 bytes of glibc chunks). While it is at OUTPUT_READ_LIMIT or
- * more, the connection is not read. The owner keeps its own data under
- * WS_BUFFER_TARGET (engineio-socket-websocket.c) by
- * engine_io_websocket_get_buffered(), so only single large messages come
- * near this bound.
- *
- * Control frames the peer makes us answer (pongs, the close reply) are
- * bounded by count: the decoder hands us one event at a time, and we stop
- * decoding while MAX_PENDING_CONTROL answers are queued, not yet on the
- * wire queue (which only takes them while it is under
- * WRITE_BUFFER_LIMIT). A client that sends pings without reading the
- * pongs fills its own TCP window, not our memory. */
-#define MSG_OVERHEAD 128
-#define OUTPUT_READ_LIMIT (1024 * 1024)
-#define MAX_PENDING_CONTROL 16
-/* A message received in fragments is held contiguously in one buffer
- * (no allocation per fragment), but each frame costs a header parse and a
- * dispatch of work: as before (when wslay held each fragment in its own
- * chunks), each fragment with a payload is counted at its payload plus
- * FRAGMENT_OVERHEAD, and a message whose count passes max-payload by more
- * than fragment_allowance() (an eighth of it and 64 KiB: fragments of
- * 1 KiB or more always fit) is answered as a message too big, with 1009. */
-#define FRAGMENT_OVERHEAD 96
-
-static guint64
-fragment_allowance (guint64 max_message)
-{
-  return max_message / 8 + 64 * 1024;
-}
-/* Rounds of writing control answers and reading on per dispatch while
- * they hold reading up (see read_input()). */
-#define CONTROL_ROUNDS 64
-/* Bytes inflated per dispatch (permessage-deflate), after which decoding
- * waits for the next dispatch (the rest stays buffered): a compressed
- * message may inflate about 1000 times its size, so the one read per
- * dispatch no longer bounds its work (a read buffer of messages each
- * inflating to max-payload would take the loop thread, and every other
- * session on it, for seconds). One message is always decoded. */
-#define INFLATE_PER_DISPATCH (1024 * 1024)
-
-typedef struct
-{
-  GSource            source;
-  EngineIOWebSocket *ws;
-} WsSource;
-
-/* Which data messages send() has taken: @count of them once @end bytes
- * (of all ever put on the wire queue) are sent. At most MAX_SENT_MARKS
- * are kept: past that the last one moves on (its messages are known sent
- * a little later), so tiny messages cost no memory per message here. */
-typedef struct
-{
-  guint64 end;
-  guint64 count;
-} SentMark;
-
-#define MAX_SENT_MARKS 256
-
-/* A frame queued, not yet on the wire queue. */
-typedef struct
-{
-  guint8  opcode;
-  gint16  prefix;   /* a byte sent ahead of @bytes (-1: none) */
-  gsize   len;      /* of the whole payload (the prefix included) */
-  GBytes *bytes;    /* the payload (after the prefix), or NULL: all of it follows in @data */
-  guint8  data[];
-} OutMsg;
-
-/* A piece of the wire queue: a large payload, or (@bytes NULL) the next
- * @len bytes of the coalescing buffer. */
-typedef struct
-{
-  GBytes *bytes;
-  gsize   len;
-} WirePiece;
-
-struct _EngineIOWebSocket
-{
-  int                               fd;
-  guint64                           max_message;
-  EngineIOWsDecoder                 dec;
-  gboolean                          deflate;      /* permessage-deflate negotiated */
-  guint                             deflate_threshold; /* smaller messages go uncompressed */
-
-  GMainContext                     *context;      /* ref, once started */
-  GSource                          *source;       /* owned, once started */
-  gpointer                          fd_tag;       /* NULL while no events are wanted */
-  GSource                          *close_timer;  /* owned */
-  GSource                          *stall_timer;  /* owned, once started; see stall_source_dispatch() */
-  guint                             stall_timeout_ms;
-  gint64                            progress_at;  /* monotonic µs: last write, or output became pending */
-  gboolean                          stall_armed;  /* @stall_timer has a ready time */
-  const EngineIOWebSocketCallbacks *callbacks;
-  gpointer                          user_data;
-
-  EngineIOWebSocketReleaseFunc      release;
-  gpointer                          release_data;
-
-  guint8                           *rbuf;         /* read-ahead buffer, while it holds data */
-  gsize                             rcap;
-  gsize                             rlen;
-  gsize                             rpos;
-
-  gboolean                          read_done;    /* the socket was read this dispatch */
-  gsize                             inflated;     /* bytes inflated this dispatch (see INFLATE_PER_DISPATCH) */
-  gboolean                          read_enabled; /* FALSE once the peer's close, an error or EOF came */
-  gboolean                          write_enabled;/* FALSE once our close frame is on the wire queue */
-  gboolean                          paused;       /* the owner wants no more messages for now */
-  GIOCondition                      events;       /* what the fd is polled for */
-
-  /* Output: frames queued (control frames go first, between frames), then
-   * the wire queue, written with sendmsg(). */
-  GQueue                            ctrl_queue;   /* OutMsg */
-  GQueue                            data_queue;   /* OutMsg */
-  gsize                             queued_bytes; /* payload bytes of both queues */
-  GByteArray                       *obuf;         /* coalesced headers and small frames */
-  gsize                             opos;         /* written part of @obuf */
-  GArray                           *wire;         /* WirePiece */
-  guint                             wire_head;    /* first live piece */
-  gsize                             wire_head_off;/* bytes of it written */
-  gsize                             wire_pending; /* bytes of the wire queue not written */
-
-  gboolean                          in_dispatch;
-  gboolean                          failed;       /* an I/O error or EOF */
-  gboolean                          released;     /* the socket was given back */
-  gboolean                          free_pending; /* freed by its owner during a dispatch
-                                                   * (a handler iterated the context):
-                                                   * freed when that dispatch returns */
-  gboolean                          close_received;
-  guint16                           close_code;
-  gboolean                          stalled;      /* output made no progress for stall_timeout_ms */
-  gboolean                          close_queued; /* our close frame is queued (no more data) */
-  gboolean                          close_on_wire;/* ... and on the wire queue */
-  gboolean                          lingering;    /* our close is out, the write side shut:
-                                                   * input is read and dropped until EOF
-                                                   * (see LINGER_MS) */
-  guint64                           data_queued;  /* data messages taken by send() */
-  guint64                           data_written; /* ... and put on the wire queue */
-  guint64                           out_appended; /* bytes ever put on the wire queue */
-  guint64                           out_sent;     /* ... and taken by send() */
-  GArray                           *msg_ends;     /* SentMark: where data messages on the wire
-                                                   * queue end, not yet all sent (see MAX_SENT_MARKS) */
-  guint                             msg_ends_head;/* first live element of @msg_ends */
-  guint64                           data_sent;    /* data messages all taken by send() */
-  gboolean                          drain_pending;
-  gboolean                          close_pending; /* close once the data is out */
-  gboolean                          error_closing; /* ... for a protocol error: nothing more
-                                                    * is taken to send */
-  guint16                           close_pending_code;
-  char                             *close_pending_reason;
-};
 
 /* Read buffers. An idle WebSocket holds none: a buffer is lent to a
  * WebSocket for a dispatch and given back when all it read has been
@@ -308,98 +126,6 @@ release_read_buffer (EngineIOWebSocket *ws)
   ws->rcap = ws->rlen = ws->rpos = 0;
 }
 
-static gsize
-pending_output (EngineIOWebSocket *ws)
-{
-  return ws->wire_pending;
-}
-
-/* What the connection holds for sending, in real bytes (see
- * OUTPUT_READ_LIMIT). */
-static gsize
-output_cost (EngineIOWebSocket *ws)
-{
-  return pending_output (ws) + ws->queued_bytes +
-         (ws->ctrl_queue.length + ws->data_queue.length) * MSG_OVERHEAD;
-}
-
-/* Control frames (pongs, a close) queued, not yet on the wire queue. */
-static gsize
-pending_control (EngineIOWebSocket *ws)
-{
-  return ws->ctrl_queue.length;
-}
-
-/* Whether reading must wait: the owner asked, the output is over its
- * bound, control answers wait to be written, or the output stalled (the
- * connection is closing). */
-static gboolean
-read_blocked (EngineIOWebSocket *ws)
-{
-  return ws->paused || ws->stalled || output_cost (ws) >= OUTPUT_READ_LIMIT ||
-         pending_control (ws) >= MAX_PENDING_CONTROL;
-}
-
-static gboolean
-want_write (EngineIOWebSocket *ws)
-{
-  return pending_output (ws) > 0 ||
-         (ws->write_enabled && (ws->ctrl_queue.length > 0 || ws->data_queue.length > 0));
-}
-
-/* Output */
-
-static OutMsg *
-out_msg_new (guint8         opcode,
-             gint           prefix,
-             const guint8  *data,
-             gsize          len,
-             GBytes        *bytes)
-{
-  gsize total = len + (prefix >= 0 ? 1 : 0);
-  OutMsg *msg;
-
-  if (bytes != NULL && len > COALESCE_MAX)
-    {
-      msg = g_malloc (sizeof (OutMsg));
-      msg->bytes = g_bytes_ref (bytes);
-      msg->prefix = (gint16) prefix;
-    }
-  else
-    {
-      guint8 *p;
-
-      msg = g_malloc (sizeof (OutMsg) + total);
-      msg->bytes = NULL;
-      msg->prefix = -1;
-      p = msg->data;
-      if (prefix >= 0)
-        *p++ = (guint8) prefix;
-      if (len > 0)
-        memcpy (p, data, len);
-    }
-  msg->opcode = opcode;
-  msg->len = total;
-  return msg;
-}
-
-static void
-out_msg_free (OutMsg *msg)
-{
-  g_clear_pointer (&msg->bytes, g_bytes_unref);
-  g_free (msg);
-}
-
-static void
-queue_control (EngineIOWebSocket *ws,
-               guint8             opcode,
-               const guint8      *data,
-               gsize              len)
-{
-  g_queue_push_tail (&ws->ctrl_queue, out_msg_new (opcode, -1, data, len, NULL));
-  ws->queued_bytes += len;
-}
-
 static gboolean close_timeout_cb (gpointer data);
 
 /* The close handshake is bounded: the connection ends CLOSE_TIMEOUT_MS
@@ -435,256 +161,7 @@ queue_close (EngineIOWebSocket *ws,
    * reply may wait behind output the peer does not read. */
   arm_close_timer (ws);
   n = engine_io_ws_encode_close (frame, code, reason);
-  queue_control (ws, ENGINE_IO_WS_OP_CLOSE, frame + 2, n - 2);
-}
-
-static void
-wire_append (EngineIOWebSocket *ws,
-             const guint8      *data,
-             gsize              len)
-{
-  WirePiece *tail = ws->wire->len > ws->wire_head
-                    ? &g_array_index (ws->wire, WirePiece, ws->wire->len - 1) : NULL;
-
-  if (len == 0)
-    return;
-  g_byte_array_append (ws->obuf, data, (guint) len);
-  if (tail != NULL && tail->bytes == NULL)
-    tail->len += len;
-  else
-    {
-      WirePiece piece = { NULL, len };
-      g_array_append_val (ws->wire, piece);
-    }
-  ws->wire_pending += len;
-  ws->out_appended += len;
-}
-
-static void
-wire_append_bytes (EngineIOWebSocket *ws,
-                   GBytes            *bytes,
-                   gsize              len)
-{
-  WirePiece piece = { g_bytes_ref (bytes), len };
-
-  g_array_append_val (ws->wire, piece);
-  ws->wire_pending += len;
-  ws->out_appended += len;
-}
-
-/* Appends @msg compressed (permessage-deflate) with RSV1 set. FALSE if
- * zlib failed: the caller sends it as it is. */
-static gboolean
-wire_append_deflated (EngineIOWebSocket *ws,
-                      OutMsg            *msg)
-{
-  guint8 header[ENGINE_IO_WS_MAX_HEADER];
-  const guint8 *payload;
-  gint prefix = -1;
-  gsize len = msg->len;
-  gsize zlen;
-  guint8 *z;
-  gsize hlen;
-
-  if (msg->bytes != NULL)
-    {
-      payload = g_bytes_get_data (msg->bytes, NULL);
-      prefix = msg->prefix;
-      if (prefix >= 0)
-        len--;
-    }
-  else
-    payload = msg->data;
-  z = engine_io_ws_deflate_message (prefix, payload, len, &zlen);
-  if (z == NULL)
-    return FALSE;
-  hlen = engine_io_ws_encode_header (header, msg->opcode, TRUE, zlen);
-  header[0] |= ENGINE_IO_WS_RSV1;
-  wire_append (ws, header, hlen);
-  if (zlen > COALESCE_MAX)
-    {
-      g_autoptr(GBytes) bytes = g_bytes_new_take (z, zlen);
-
-      wire_append_bytes (ws, bytes, zlen);
-    }
-  else
-    {
-      wire_append (ws, z, zlen);
-      g_free (z);
-    }
-  return TRUE;
-}
-
-/* Moves queued frames to the wire queue while it is under
- * WRITE_BUFFER_LIMIT: control frames first, then data messages. Our close
- * frame is the last: queued data behind it is dropped (never reported
- * sent). */
-static void
-fill_wire (EngineIOWebSocket *ws)
-{
-  while (ws->write_enabled && ws->wire_pending < WRITE_BUFFER_LIMIT)
-    {
-      OutMsg *msg = g_queue_pop_head (&ws->ctrl_queue);
-      gboolean data = FALSE;
-      guint8 header[ENGINE_IO_WS_MAX_HEADER];
-      gsize hlen;
-
-      if (msg == NULL)
-        {
-          msg = g_queue_pop_head (&ws->data_queue);
-          data = TRUE;
-        }
-      if (msg == NULL)
-        break;
-      ws->queued_bytes -= msg->len;
-
-      if (!data || !ws->deflate || msg->len < ws->deflate_threshold ||
-          !wire_append_deflated (ws, msg))
-        {
-          hlen = engine_io_ws_encode_header (header, msg->opcode, TRUE, msg->len);
-          wire_append (ws, header, hlen);
-          if (msg->bytes != NULL)
-            {
-              if (msg->prefix >= 0)
-                wire_append (ws, &(guint8) { (guint8) msg->prefix }, 1);
-              wire_append_bytes (ws, msg->bytes, msg->len - (msg->prefix >= 0 ? 1 : 0));
-            }
-          else
-            wire_append (ws, msg->data, msg->len);
-        }
-
-      if (data)
-        {
-          /* Written once send() has taken this far (see
-           * engine_io_websocket_get_sent_count()). */
-          SentMark mark = { ws->out_appended, ++ws->data_written };
-
-          if (ws->msg_ends->len - ws->msg_ends_head < MAX_SENT_MARKS)
-            g_array_append_val (ws->msg_ends, mark);
-          else
-            g_array_index (ws->msg_ends, SentMark, ws->msg_ends->len - 1) = mark;
-        }
-      else if (msg->opcode == ENGINE_IO_WS_OP_CLOSE)
-        {
-          ws->close_on_wire = TRUE;
-          ws->write_enabled = FALSE;
-          g_queue_clear_full (&ws->ctrl_queue, (GDestroyNotify) out_msg_free);
-          g_queue_clear_full (&ws->data_queue, (GDestroyNotify) out_msg_free);
-          ws->queued_bytes = 0;
-        }
-      out_msg_free (msg);
-    }
-}
-
-/* One sendmsg() of the wire queue. FALSE on a fatal error. */
-static gboolean
-write_out (EngineIOWebSocket *ws)
-{
-  struct iovec iov[MAX_IOV];
-  struct msghdr mh = { 0 };
-  gsize inline_off = ws->opos;
-  guint n = 0;
-  ssize_t r;
-  gsize left;
-
-  if (pending_output (ws) == 0)
-    return TRUE;
-  if (ws->released)
-    return FALSE;   /* the descriptor was given back */
-
-  for (guint i = ws->wire_head; i < ws->wire->len && n < MAX_IOV; i++)
-    {
-      WirePiece *piece = &g_array_index (ws->wire, WirePiece, i);
-      gsize skip = i == ws->wire_head ? ws->wire_head_off : 0;
-
-      if (piece->bytes == NULL)
-        {
-          iov[n].iov_base = ws->obuf->data + inline_off;
-          inline_off += piece->len - skip;
-        }
-      else
-        iov[n].iov_base = (guint8 *) g_bytes_get_data (piece->bytes, NULL) + skip;
-      iov[n].iov_len = piece->len - skip;
-      n++;
-    }
-  mh.msg_iov = iov;
-  mh.msg_iovlen = n;
-
-  do
-    r = sendmsg (ws->fd, &mh, MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
-
-  if (r < 0)
-    {
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return TRUE;
-      ws->failed = TRUE;
-      return FALSE;
-    }
-
-  /* Advance over what was taken. */
-  left = (gsize) r;
-  while (left > 0)
-    {
-      WirePiece *piece = &g_array_index (ws->wire, WirePiece, ws->wire_head);
-      gsize take = MIN (left, piece->len - ws->wire_head_off);
-
-      if (piece->bytes == NULL)
-        ws->opos += take;
-      ws->wire_head_off += take;
-      left -= take;
-      if (ws->wire_head_off == piece->len)
-        {
-          g_clear_pointer (&piece->bytes, g_bytes_unref);
-          ws->wire_head++;
-          ws->wire_head_off = 0;
-        }
-    }
-  ws->wire_pending -= (gsize) r;
-  ws->out_sent += (guint64) r;
-  if (ws->wire_head == ws->wire->len)
-    {
-      g_array_set_size (ws->wire, 0);
-      ws->wire_head = 0;
-    }
-  else if (ws->wire_head >= 64)
-    {
-      g_array_remove_range (ws->wire, 0, ws->wire_head);
-      ws->wire_head = 0;
-    }
-
-  while (ws->msg_ends_head < ws->msg_ends->len &&
-         g_array_index (ws->msg_ends, SentMark, ws->msg_ends_head).end <= ws->out_sent)
-    {
-      ws->data_sent = g_array_index (ws->msg_ends, SentMark, ws->msg_ends_head).count;
-      ws->msg_ends_head++;
-    }
-  if (ws->msg_ends_head == ws->msg_ends->len)
-    {
-      g_array_set_size (ws->msg_ends, 0);
-      ws->msg_ends_head = 0;
-    }
-  else if (ws->msg_ends_head >= MAX_SENT_MARKS)
-    {
-      g_array_remove_range (ws->msg_ends, 0, ws->msg_ends_head);
-      ws->msg_ends_head = 0;
-    }
-  if (r > 0)
-    ws->progress_at = g_get_monotonic_time ();
-  if (ws->opos == ws->obuf->len)
-    {
-      if (ws->obuf->len > 1024)
-        {
-          /* Frames went out: do not keep their room (an idle connection
-           * holds no buffer beyond a small one). */
-          g_byte_array_unref (ws->obuf);
-          ws->obuf = g_byte_array_new ();
-        }
-      else
-        g_byte_array_set_size (ws->obuf, 0);
-      ws->opos = 0;
-    }
-  return TRUE;
+  engine_io_websocket_queue_control (ws, ENGINE_IO_WS_OP_CLOSE, frame + 2, n - 2);
 }
 
 /* I/O */
@@ -735,8 +212,8 @@ pump (EngineIOWebSocket *ws)
 {
   while (!ws->failed && !ws->released)
     {
-      fill_wire (ws);
-      if (!write_out (ws))
+      engine_io_websocket_fill_wire (ws);
+      if (!engine_io_websocket_write_out (ws))
         break;
       /* Stop when the kernel is full or nothing more is queued. */
       if (pending_output (ws) > 0 || !want_write (ws))
@@ -934,7 +411,7 @@ handle_event (EngineIOWebSocket     *ws,
 
     case ENGINE_IO_WS_EVENT_PING:
       if (!ws->close_queued)
-        queue_control (ws, ENGINE_IO_WS_OP_PONG, event->data, event->size);
+        engine_io_websocket_queue_control (ws, ENGINE_IO_WS_OP_PONG, event->data, event->size);
       break;
 
     case ENGINE_IO_WS_EVENT_PONG:
@@ -1308,7 +785,7 @@ queue_data (EngineIOWebSocket *ws,
 
   if (ws->released || ws->failed || ws->stalled || ws->close_queued || ws->error_closing)
     return FALSE;
-  msg = out_msg_new (binary ? ENGINE_IO_WS_OP_BINARY : ENGINE_IO_WS_OP_TEXT, prefix, data, size, bytes);
+  msg = engine_io_websocket_out_msg_new (binary ? ENGINE_IO_WS_OP_BINARY : ENGINE_IO_WS_OP_TEXT, prefix, data, size, bytes);
   g_queue_push_tail (&ws->data_queue, msg);
   ws->queued_bytes += msg->len;
   ws->data_queued++;
@@ -1501,8 +978,8 @@ engine_io_websocket_free (EngineIOWebSocket *ws)
       return;
     }
   engine_io_ws_decoder_clear (&ws->dec);
-  g_queue_clear_full (&ws->ctrl_queue, (GDestroyNotify) out_msg_free);
-  g_queue_clear_full (&ws->data_queue, (GDestroyNotify) out_msg_free);
+  g_queue_clear_full (&ws->ctrl_queue, (GDestroyNotify) engine_io_websocket_out_msg_free);
+  g_queue_clear_full (&ws->data_queue, (GDestroyNotify) engine_io_websocket_out_msg_free);
   for (guint i = ws->wire_head; i < ws->wire->len; i++)
     g_clear_pointer (&g_array_index (ws->wire, WirePiece, i).bytes, g_bytes_unref);
   g_array_unref (ws->wire);

@@ -29,6 +29,7 @@ import sys
 KNOWN_CYCLE = {
     'engineio-host',
     'engineio-http',
+    'engineio-http-daemon',  # split from engineio-http (the server starts it; it calls engineio-http)
     'engineio-server',
     'engineio-server-admission',
     'engineio-server-handshake',

@@ -1,0 +1,574 @@
+/* engineio-http-daemon.c: our own libmicrohttpd daemon
+ *
+ * engine_io_http_daemon_start() and _stop(): the daemon the server's
+ * listen() starts, with its options (connection memory, descriptor
+ * budget, TLS from a GTlsCertificate), the watcher thread (deadlines of
+ * slow requests; waiting polls whose client went away), and the bounds
+ * on a TLS client before its first request. Requests go to
+ * engineio-http.c (engine_io_http_handle_request()); nothing there calls
+ * back here.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* POLLRDHUP */
+#endif
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#if HAVE_GNUTLS
+#include <gnutls/gnutls.h>
+#endif
+
+#include "engineio-http-internal.h"
+#include "engineio-peer-private.h"
+#include "engineio-mhd.h"
+#include "engineio-error.h"
+#include "engineio-lock-private.h"
+
+/* Our own daemon */
+
+#define WATCH_INTERVAL_US (250 * G_TIME_SPAN_MILLISECOND)
+#define NO_DEADLINE G_MAXINT
+
+/* The deadline "connection-timeout" from now, in whole seconds: a late
+ * connection is closed between the timeout and a second and a quarter
+ * after it, never before. */
+static int
+deadline_in (EngineIOHttpDaemon *daemon)
+{
+  return now_s () + daemon->timeout_s + 1;
+}
+
+static void
+set_deadline (struct MHD_Connection *connection,
+              int                    deadline)
+{
+  const union MHD_ConnectionInfo *info =
+    MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  ConnWatch *watch = info != NULL ? info->socket_context : NULL;
+
+  if (watch != NULL)
+    g_atomic_int_set (&watch->deadline, deadline);
+}
+
+#if HAVE_GNUTLS
+/* GnuTLS's reads on a connection of our own TLS listener: at most
+ * TLS_MAX_BEFORE_REQUEST bytes before its first request head is in, then
+ * a reset (GnuTLS fails, libmicrohttpd closes the connection). */
+static ssize_t
+tls_pull (gnutls_transport_ptr_t  ptr,
+          void                   *data,
+          size_t                  size)
+{
+  ConnWatch *watch = ptr;
+  ssize_t n;
+
+  if (!watch->request_seen)
+    {
+      if (watch->tls_read >= TLS_MAX_BEFORE_REQUEST)
+        {
+          errno = ECONNRESET;
+          return -1;
+        }
+      size = MIN (size, TLS_MAX_BEFORE_REQUEST - watch->tls_read);
+    }
+  n = recv (watch->fd, data, size, 0);
+  if (n > 0 && !watch->request_seen)
+    watch->tls_read += (gsize) n;
+  return n;
+}
+
+static int
+tls_pull_timeout (gnutls_transport_ptr_t ptr,
+                  unsigned int           ms)
+{
+  ConnWatch *watch = ptr;
+  struct pollfd p = { .fd = watch->fd, .events = POLLIN };
+  int ret;
+
+  do
+    ret = poll (&p, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int) MIN (ms, (unsigned int) G_MAXINT));
+  while (ret < 0 && errno == EINTR);
+  return ret;
+}
+#endif
+
+static void
+notify_connection_cb (void                              *cls,
+                      struct MHD_Connection             *connection,
+                      void                             **socket_context,
+                      enum MHD_ConnectionNotificationCode toe)
+{
+  EngineIOHttpDaemon *daemon = cls;
+  EngineIOCounters *counters = engine_io_server_get_counters (daemon->server);
+  ConnWatch *watch;
+
+  /* libmicrohttpd reports the end of every connection it reported the
+   * start of. */
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    engine_io_counter_add (&counters->descriptors, 1);
+  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+    engine_io_counter_sub (&counters->descriptors, 1);
+
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    {
+      const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+      if (info == NULL)
+        return;
+      watch = g_new0 (ConnWatch, 1);
+      watch->fd = info->connect_fd;
+#if HAVE_GNUTLS
+      if (daemon->tls_cert_pem != NULL)
+        {
+          const union MHD_ConnectionInfo *tls =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+          /* Reads go through tls_pull() (the watch lives until after the
+           * last read); writes stay GnuTLS's own, on the socket. */
+          if (tls != NULL && tls->tls_session != NULL)
+            {
+              gnutls_transport_set_ptr2 (tls->tls_session, watch,
+                                         (gnutls_transport_ptr_t) (intptr_t) watch->fd);
+              gnutls_transport_set_pull_function (tls->tls_session, tls_pull);
+              gnutls_transport_set_pull_timeout_function (tls->tls_session, tls_pull_timeout);
+            }
+        }
+#endif
+      watch->deadline = deadline_in (daemon);
+      ENGINE_IO_LOCK (&daemon->lock, WATCHER);
+      watch->id = ++daemon->next_watch_id;
+      g_hash_table_add (daemon->watches, watch);
+      ENGINE_IO_UNLOCK (&daemon->lock);
+      *socket_context = watch;
+    }
+  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && (watch = *socket_context) != NULL)
+    {
+      engine_io_counter_sub (&counters->descriptors, g_atomic_int_get (&watch->relay));
+      /* Before libmicrohttpd closes the socket: the watcher never sees a
+       * descriptor that could have been reused. */
+      ENGINE_IO_LOCK (&daemon->lock, WATCHER);
+      g_hash_table_remove (daemon->watches, watch);
+      ENGINE_IO_UNLOCK (&daemon->lock);
+      engine_io_host_poll_clear (&watch->poll);
+      g_free (watch);
+      *socket_context = NULL;
+    }
+}
+
+/* With the daemon's lock: the waiting polls whose client closed the
+ * connection, taken from their watches into @gone (EngineIOHostPoll). @fds and
+ * @polled are scratch space. */
+static void
+find_gone_polls_locked (EngineIOHttpDaemon *daemon,
+                        GArray             *fds,
+                        GPtrArray          *polled,
+                        GArray             *gone)
+{
+  GHashTableIter iter;
+  ConnWatch *watch;
+  int ret;
+
+  ENGINE_IO_LOCK_ASSERT_HELD (&daemon->lock);
+
+  g_array_set_size (fds, 0);
+  g_ptr_array_set_size (polled, 0);
+  g_hash_table_iter_init (&iter, daemon->watches);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &watch, NULL))
+    if (watch->poll.socket != NULL)
+      {
+        struct pollfd p = { .fd = watch->fd, .events = POLLIN | ENGINE_IO_PEER_CLOSED_EVENTS };
+        g_array_append_val (fds, p);
+        g_ptr_array_add (polled, watch);
+      }
+  if (fds->len == 0)
+    return;
+
+  /* Under the lock: no descriptor here is closed (and reused) meanwhile. */
+  do
+    ret = poll ((struct pollfd *) fds->data, fds->len, 0);
+  while (ret < 0 && errno == EINTR);
+  if (ret <= 0)
+    return;
+
+  for (guint i = 0; i < fds->len; i++)
+    if (engine_io_peer_closed (&g_array_index (fds, struct pollfd, i)))
+      {
+        watch = g_ptr_array_index (polled, i);
+        g_array_append_val (gone, watch->poll);
+        watch->poll = (EngineIOHostPoll) { NULL, };
+      }
+}
+
+/* Set in the threads of the daemons we start (libmicrohttpd's, by their
+ * first accept or request, and the watcher): the daemon cannot be stopped
+ * (its threads joined) from them. The watcher drops references on
+ * sessions, whose last one may drop the server. */
+static GPrivate in_daemon_thread;
+
+static void
+mark_daemon_thread (void)
+{
+  if (g_private_get (&in_daemon_thread) == NULL)
+    g_private_set (&in_daemon_thread, GINT_TO_POINTER (1));
+}
+
+gboolean
+engine_io_http_in_daemon_thread (void)
+{
+  return g_private_get (&in_daemon_thread) != NULL;
+}
+
+static gpointer
+watcher_thread (gpointer data)
+{
+  EngineIOHttpDaemon *daemon = data;
+  g_autoptr(GArray) fds = g_array_new (FALSE, FALSE, sizeof (struct pollfd));
+  g_autoptr(GPtrArray) polled = g_ptr_array_new ();
+  g_autoptr(GArray) gone = g_array_new (FALSE, FALSE, sizeof (EngineIOHostPoll));
+
+  mark_daemon_thread ();
+  ENGINE_IO_LOCK (&daemon->lock, WATCHER);
+  while (!daemon->stopping)
+    {
+      int now = now_s ();
+      GHashTableIter iter;
+      ConnWatch *watch;
+
+      g_hash_table_iter_init (&iter, daemon->watches);
+      while (g_hash_table_iter_next (&iter, (gpointer *) &watch, NULL))
+        {
+          int deadline = g_atomic_int_get (&watch->deadline);
+
+          /* Only if no request phase moved it meanwhile. */
+          if (deadline <= now &&
+              g_atomic_int_compare_and_exchange (&watch->deadline, deadline, NO_DEADLINE))
+            {
+              /* libmicrohttpd sees the end of the stream and closes it. */
+              g_debug ("http: closing a connection whose request did not arrive in time");
+              shutdown (watch->fd, SHUT_RDWR);
+            }
+        }
+
+      find_gone_polls_locked (daemon, fds, polled, gone);
+      if (gone->len > 0)
+        {
+          /* Outside our lock: the session's lock comes first. */
+          ENGINE_IO_UNLOCK (&daemon->lock);
+          for (guint i = 0; i < gone->len; i++)
+            {
+              EngineIOHostPoll *entry = &g_array_index (gone, EngineIOHostPoll, i);
+
+              if (engine_io_host_poll_client_gone (entry))
+                g_debug ("http: the client of a waiting poll closed its connection");
+              engine_io_host_poll_clear (entry);
+            }
+          g_array_set_size (gone, 0);
+          ENGINE_IO_LOCK (&daemon->lock, WATCHER);
+          if (daemon->stopping)
+            break;
+        }
+      g_cond_wait_until (&daemon->cond, &daemon->lock, g_get_monotonic_time () + WATCH_INTERVAL_US);
+    }
+  ENGINE_IO_UNLOCK (&daemon->lock);
+  return NULL;
+}
+
+/* libmicrohttpd's thread, after accept(): when the server holds its whole
+ * descriptor budget, the connection is closed at once. Cheap, and
+ * libmicrohttpd itself then never meets EMFILE: at EMFILE, a worker
+ * thread that has no connection (WebSockets leave it) busy-waits on the
+ * listening socket. */
+static enum MHD_Result
+accept_policy_cb (void                  *cls,
+                  const struct sockaddr *addr,
+                  socklen_t              addrlen)
+{
+  EngineIOHttpDaemon *daemon = cls;
+  EngineIOCounters *counters = engine_io_server_get_counters (daemon->server);
+
+  mark_daemon_thread ();
+
+  if (__atomic_load_n (&counters->descriptors, __ATOMIC_RELAXED) + 1 <= daemon->descriptor_limit)
+    return MHD_YES;
+  engine_io_counter_add (&counters->connections_refused, 1);
+  g_debug ("http: connection refused at the descriptor budget");
+  return MHD_NO;
+}
+
+static enum MHD_Result
+access_cb (void                  *cls,
+           struct MHD_Connection *connection,
+           const char            *url,
+           const char            *method,
+           const char            *version,
+           const char            *upload_data,
+           size_t                *upload_data_size,
+           void                 **req_cls)
+{
+  EngineIOHttpDaemon *daemon = cls;
+  EngineIOServer *server = daemon->server;
+  gboolean head = *req_cls == NULL;
+  gboolean body_chunk = *upload_data_size > 0;
+  enum MHD_Result ret;
+
+  mark_daemon_thread ();
+  ret = engine_io_http_handle_request (server, daemon, connection, url, method, version,
+                        upload_data, upload_data_size, req_cls);
+  if (head)
+    {
+      const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+      /* Past the TLS handshake (TLS_MAX_BEFORE_REQUEST). */
+      if (info != NULL && info->socket_context != NULL)
+        ((ConnWatch *) info->socket_context)->request_seen = TRUE;
+      /* The head is in: a body has its own deadline, anything else (a
+       * waiting poll, an upgrade) none. */
+      set_deadline (connection,
+                    strcmp (method, MHD_HTTP_METHOD_POST) == 0 ? deadline_in (daemon) : NO_DEADLINE);
+    }
+  else if (!body_chunk)
+    set_deadline (connection, NO_DEADLINE);  /* the body is complete */
+  return ret;
+}
+
+static void
+completed_cb (void                            *cls,
+              struct MHD_Connection           *connection,
+              void                           **req_cls,
+              enum MHD_RequestTerminationCode  toe)
+{
+  EngineIOHttpDaemon *daemon = cls;
+
+  engine_io_server_mhd_completed (daemon->server, connection, req_cls, toe);
+  /* Keep-alive: the next request head has its deadline. */
+  set_deadline (connection, deadline_in (daemon));
+}
+
+static void
+log_cb (void       *cls,
+        const char *fm,
+        va_list     ap)
+{
+  int saved_errno = errno;  /* the caller may report it after logging */
+  g_autofree char *message = g_strdup_vprintf (fm, ap);
+
+  g_strchomp (message);
+  g_debug ("libmicrohttpd: %s", message);
+  errno = saved_errno;
+}
+
+static void
+tls_key_free (char *key_pem)
+{
+  if (key_pem != NULL)
+    {
+      explicit_bzero (key_pem, strlen (key_pem));
+      g_free (key_pem);
+    }
+}
+
+/* The PEM libmicrohttpd takes: the certificate and its issuers (the chain
+ * a client needs), and the private key. */
+static gboolean
+tls_pem_from_certificate (GTlsCertificate  *certificate,
+                          char            **cert_pem,
+                          char            **key_pem,
+                          GError          **error)
+{
+  g_autoptr(GString) chain = g_string_new (NULL);
+  char *key = NULL;
+
+  if (!MHD_is_feature_supported (MHD_FEATURE_TLS))
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN,
+                   "This libmicrohttpd was built without TLS (GnuTLS): "
+                   "it cannot serve property “tls-certificate”");
+      return FALSE;
+    }
+  g_object_get (certificate, "private-key-pem", &key, NULL);
+  if (key == NULL || key[0] == '\0')
+    {
+      tls_key_free (key);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "The TLS certificate (property “tls-certificate”) has no private key in PEM");
+      return FALSE;
+    }
+  for (GTlsCertificate *c = certificate; c != NULL; c = g_tls_certificate_get_issuer (c))
+    {
+      g_autofree char *pem = NULL;
+
+      g_object_get (c, "certificate-pem", &pem, NULL);
+      if (pem == NULL)
+        break;
+      g_string_append (chain, pem);
+      if (chain->len > 0 && chain->str[chain->len - 1] != '\n')
+        g_string_append_c (chain, '\n');
+    }
+  if (chain->len == 0)
+    {
+      tls_key_free (key);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "The TLS certificate (property “tls-certificate”) has no PEM form");
+      return FALSE;
+    }
+  *cert_pem = g_string_free (g_steal_pointer (&chain), FALSE);
+  *key_pem = key;
+  return TRUE;
+}
+
+EngineIOHttpDaemon *
+engine_io_http_daemon_start (EngineIOServer  *server,
+                             const char      *address,
+                             guint            port,
+                             GError         **error)
+{
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
+  g_autoptr(GSocketAddress) sockaddr = NULL;
+  struct sockaddr_storage native;
+  /* MHD_USE_TURBO: opportunistic reads and writes, and no shutdown() when
+   * a connection closes, which lets upgraded sockets leave libmicrohttpd
+   * (see can_detach()). */
+  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+                       MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+  const union MHD_DaemonInfo *info;
+  EngineIOHttpDaemon *daemon;
+  EngineIOCounters *counters = engine_io_server_get_counters (server);
+  unsigned int connection_limit;
+  unsigned int threads = MAX (1, MIN (g_get_num_processors (), 16));
+  /* Idle connections (a request head or body that stalls, a keep-alive
+   * connection between requests) are closed after "connection-timeout"
+   * seconds. libmicrohttpd never times out a suspended connection (a
+   * waiting poll: its session's heartbeat resumes it) nor an upgraded one
+   * (it counts as suspended; the heartbeat watches it). */
+  unsigned int timeout = engine_io_server_get_connection_timeout (server);
+  GTlsCertificate *certificate = engine_io_server_get_tls_certificate (server);
+  g_autofree char *cert_pem = NULL;
+  char *key_pem = NULL;
+  struct MHD_OptionItem tls_options[4] = {
+    { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+    { MHD_OPTION_END, 0, NULL },
+  };
+
+  if (certificate != NULL && !tls_pem_from_certificate (certificate, &cert_pem, &key_pem, error))
+    return NULL;
+  if (inet == NULL)
+    {
+      tls_key_free (key_pem);
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "“%s” is not a numeric IPv4 or IPv6 address", address);
+      return NULL;
+    }
+  sockaddr = g_inet_socket_address_new (inet, port);
+  if (!g_socket_address_to_native (sockaddr, &native, sizeof native, error))
+    {
+      tls_key_free (key_pem);
+      return NULL;
+    }
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    flags |= MHD_USE_IPv6;
+
+  daemon = g_new0 (EngineIOHttpDaemon, 1);
+  daemon->server = server;
+  if (cert_pem != NULL)
+    {
+      flags |= MHD_USE_TLS;
+      /* Upgraded sockets cannot leave libmicrohttpd (can_detach()). */
+      flags &= ~MHD_USE_TURBO;
+      /* Before 1.0 its relay of an upgraded TLS connection has an 8-byte
+       * buffer (the response head took the connection's memory pool). */
+      if (g_str_has_prefix (MHD_get_version (), "0."))
+        g_debug ("http: libmicrohttpd %s relays WebSockets over TLS slowly "
+                 "(8-byte buffer, fixed in 1.0)", MHD_get_version ());
+      daemon->tls_cert_pem = g_steal_pointer (&cert_pem);
+      daemon->tls_key_pem = key_pem;
+      tls_options[0] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_MEM_CERT, 0, daemon->tls_cert_pem };
+      tls_options[1] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_MEM_KEY, 0, daemon->tls_key_pem };
+      /* libmicrohttpd 0.9.75 uses GnuTLS's "NORMAL", which still accepts
+       * TLS 1.0 and 1.1 (deprecated, RFC 8996): TLS 1.2 and 1.3 only. */
+      tls_options[2] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *) TLS_PRIORITIES };
+    }
+  daemon->timeout_s = (int) timeout;
+  /* The server's budget bounds the connections (accept_policy_cb(), with
+   * everything else the server holds); libmicrohttpd's own limit is the
+   * same, split between its threads. Its own descriptors: the listening
+   * socket, and an epoll descriptor and a wakeup eventfd per thread. */
+  daemon->descriptor_limit = engine_io_server_get_descriptor_limit (server);
+  daemon->fixed_descriptors = 2 + 2 * (guint64) threads;
+  connection_limit = (unsigned int) CLAMP (daemon->descriptor_limit, threads, G_MAXINT);
+  engine_io_counter_add (&counters->descriptors, daemon->fixed_descriptors);
+  g_mutex_init (&daemon->lock);
+  g_cond_init (&daemon->cond);
+  daemon->watches = g_hash_table_new (NULL, NULL);
+  daemon->watcher = g_thread_new ("engineio-http-watch", watcher_thread, daemon);
+  /* The logger first, or libmicrohttpd prints what it says before it
+   * on stderr. */
+  daemon->daemon = MHD_start_daemon (flags, (uint16_t) port, accept_policy_cb, daemon,
+                                     access_cb, daemon,
+                                     MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
+                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
+                                     MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                     MHD_OPTION_NOTIFY_COMPLETED, completed_cb, daemon,
+                                     MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, daemon,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+                                     MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
+                                     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                                     MHD_OPTION_ARRAY, tls_options,
+                                     MHD_OPTION_END);
+  if (daemon->daemon == NULL)
+    {
+      int saved = errno;
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN,
+                   "Cannot listen on %s port %u: %s", address, port,
+                   saved ? g_strerror (saved) : "libmicrohttpd could not start");
+      daemon->daemon = NULL;
+      engine_io_http_daemon_stop (daemon);
+      return NULL;
+    }
+
+  info = MHD_get_daemon_info (daemon->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  daemon->port = info != NULL ? info->port : port;
+  return daemon;
+}
+
+guint
+engine_io_http_daemon_get_port (EngineIOHttpDaemon *daemon)
+{
+  return daemon->port;
+}
+
+void
+engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
+{
+  ENGINE_IO_LOCK (&daemon->lock, WATCHER);
+  daemon->stopping = TRUE;
+  g_cond_signal (&daemon->cond);
+  ENGINE_IO_UNLOCK (&daemon->lock);
+  g_thread_join (daemon->watcher);
+
+  /* Its connections' CLOSED notifications still come, during the stop. */
+  if (daemon->daemon != NULL)
+    MHD_stop_daemon (daemon->daemon);
+  engine_io_counter_sub (&engine_io_server_get_counters (daemon->server)->descriptors,
+                         daemon->fixed_descriptors);
+  g_hash_table_unref (daemon->watches);
+  g_cond_clear (&daemon->cond);
+  g_mutex_clear (&daemon->lock);
+  g_free (daemon->tls_cert_pem);
+  tls_key_free (daemon->tls_key_pem);
+  g_free (daemon);
+}

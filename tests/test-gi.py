@@ -924,6 +924,8 @@ def test_overrides_on_message_keeps_nothing(app, where):
     def on_connection(server, socket):
         if where == 'socket':
             socket.on('message', first)
+            # Cleared by the application in between: on() sets the function again.
+            socket.set_message_func(None)
             socket.on('message', second)
         socket.connect('close', app.on_close)
 

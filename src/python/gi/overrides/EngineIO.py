@@ -34,7 +34,8 @@ What this module adds to the C API (which stays available under its own names):
   connected to every socket it opens from then on.  'message' handlers get the messages
   through the socket's message function (set_message_func(), no signal per message) when
   on() is called in the socket's context (as from a 'connection' handler), else through
-  ::packet; either way no message is also kept for receive().
+  ::packet; either way no message is also kept for receive().  The application's own
+  set_message_func() replaces them until the next on('message').
 - Socket.send(data, callback=None): a str is sent as a text message (U+0000 included), bytes
   (or bytearray, memoryview) as a binary one; callback(socket, sent) tells whether the
   message was written to the client (see engine_io_socket_send_text_full()).
@@ -123,8 +124,9 @@ def _connect_socket_handler(socket, event, handler):
             handlers = getattr(socket, '_engineio_message_handlers', None)
             if handlers is None:
                 handlers = socket._engineio_message_handlers = _MessageHandlers()
-                socket.set_message_func(handlers)
             handlers.handlers.append(handler)
+            # Each time: the application's own set_message_func() may have replaced it.
+            socket.set_message_func(handlers)
             return
         # Elsewhere: ::packet, with ::message connected so that nothing is kept either.
         def on_packet(sock, packet):

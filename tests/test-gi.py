@@ -904,6 +904,56 @@ def test_message_func(app):
     run_loop_until(lambda: refs[0]() is None, 5, 'the message function released')
 
 
+@pytest.mark.parametrize('where', ['socket', 'server', 'outside'])
+def test_overrides_on_message_keeps_nothing(app, where):
+    """Socket.on('message') and Server.on('message') hand every message to their handlers
+    (all of them, in order, a raising one not stopping the others) and keep none for
+    receive(): kept, they would fill the receive queue to its mark and stop the session's
+    reading (8 MiB by default).  'outside': Socket.on() called outside the socket's context
+    (here the test's thread, after the handshake)."""
+    seen = []
+
+    def first(socket, data):
+        seen.append(('first', data))
+        if data == 'raise':
+            raise RuntimeError('a handler that raises (expected in this test)')
+
+    def second(socket, data):
+        seen.append(('second', data, is_main_thread()))
+
+    def on_connection(server, socket):
+        if where == 'socket':
+            socket.on('message', first)
+            # Cleared by the application in between: on() sets the function again.
+            socket.set_message_func(None)
+            socket.on('message', second)
+        socket.connect('close', app.on_close)
+
+    app.server.disconnect_by_func(app.on_connection)
+    if where == 'server':
+        app.server.on('message', first)
+        app.server.on('message', second)
+    app.server.connect('connection', on_connection)
+    sid, url = poll_session(app)
+    if where == 'outside':
+        socket = app.server.get_sockets()[0]
+        assert not socket.get_context().is_owner()
+        socket.on('message', first)
+        socket.on('message', second)
+    for text in ('a', 'raise', 'b\x00c'):
+        status, _, body = http_in_thread('POST', url, ('4' + text).encode())
+        assert (status, body) == (200, b'ok')
+    status, _, body = http_in_thread('POST', url, b'b' + base64.b64encode(b'\x00\xff'))
+    assert (status, body) == (200, b'ok')
+    expect_main = app.delivery == 'context'
+    expected = []
+    for data in ('a', 'raise', 'b\x00c', b'\x00\xff'):
+        expected += [('first', data), ('second', data, expect_main)]
+    run_loop_until(lambda: len(seen) == len(expected), 10, 'the messages')
+    assert seen == expected, seen
+    assert app.server.get_sockets()[0].try_receive() is None
+
+
 def test_overrides_loaded():
     """The overrides in src/python are the ones in use (a stale or missing one fails)."""
     assert EngineIO.Server.__module__ == 'gi.overrides.EngineIO'

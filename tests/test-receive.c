@@ -63,6 +63,20 @@ func_data_free (gpointer data)
   g_free (d);
 }
 
+/* "block": the function waits for block_release(). */
+static GMutex block_lock;
+static GCond block_cond;
+static gboolean block_released;
+
+static void
+block_release (void)
+{
+  g_mutex_lock (&block_lock);
+  block_released = TRUE;
+  g_cond_broadcast (&block_cond);
+  g_mutex_unlock (&block_lock);
+}
+
 static void on_message_func (EngineIOSocket *socket,
                              EngineIOPacket *packet,
                              gpointer        data);
@@ -83,6 +97,15 @@ on_message_func (EngineIOSocket *socket,
   else
     text = g_strdup (engine_io_packet_get_text (packet, NULL));
   test_recorder_add (d->f->rec, "func %s %s", d->name, text);
+  if (g_str_equal (text, "block"))
+    {
+      gint64 end = g_get_monotonic_time () + TEST_TIMEOUT_MS * 1000;
+
+      g_mutex_lock (&block_lock);
+      while (!block_released && g_cond_wait_until (&block_cond, &block_lock, end))
+        ;
+      g_mutex_unlock (&block_lock);
+    }
   if (g_str_equal (text, "swap"))
     engine_io_socket_set_message_func (socket, on_message_func, func_data_new (d->f, "second"),
                                        func_data_free);
@@ -570,6 +593,42 @@ test_message_func_wrong_thread (Fixture       *f,
   g_assert_true (test_recorder_wait (f->rec, "return first still", TEST_TIMEOUT_MS));
 }
 
+static void
+test_message_func_close_other_thread (Fixture       *f,
+                                      gconstpointer  data)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(TestResponse) post = NULL;
+  g_autoptr(TestResponse) post2 = NULL;
+  g_autofree char *target = NULL;
+  g_auto(GStrv) events = NULL;
+
+  g_test_summary ("A close requested from another thread while the function runs and "
+                  "messages wait in the session's queue (polling: a worker thread queued "
+                  "them): none is delivered after it, as with ::message, and the function "
+                  "is dropped after ::close");
+  test_require ((open = test_eio_polling_open (http, 4)) != NULL);
+  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * 1000);
+  test_require (socket != NULL);
+  target = test_eio_target (4, "polling", open->sid);
+  post = test_http_post (http, target, TEST_S ("4block"));
+  test_require (post != NULL && post->status == 200);
+  g_assert_true (test_recorder_wait (f->rec, "func first block", TEST_TIMEOUT_MS));
+  /* Answered once queued for the session, which is busy in the function. */
+  post2 = test_http_post (http, target, TEST_S ("4after\x1e" "4after\x1e" "4after"));
+  test_require (post2 != NULL && post2->status == 200);
+  engine_io_socket_close (socket);
+  block_release ();
+  wait_closed (f, socket);
+  g_assert_true (test_recorder_wait (f->rec, "destroy first", TEST_TIMEOUT_MS));
+  events = test_recorder_dup (f->rec);
+  for (guint i = 0; events[i] != NULL; i++)
+    g_assert_false (g_str_has_prefix (events[i], "func first after"));
+  g_assert_true (g_strv_contains ((const char * const *) events, "return first block"));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -587,6 +646,8 @@ main (int   argc,
   ADD ("closed-reason", test_closed_reason);
 #undef ADD
   g_test_add ("/receive/message-func", Fixture, "func", fixture_setup, test_message_func, fixture_teardown);
+  g_test_add ("/receive/message-func-close-other-thread", Fixture, "func", fixture_setup,
+              test_message_func_close_other_thread, fixture_teardown);
   g_test_add ("/receive/message-func-wrong-thread", Fixture, "func", fixture_setup,
               test_message_func_wrong_thread, fixture_teardown);
   return g_test_run ();

@@ -1194,6 +1194,96 @@ test_connect_timeout (Fixture       *f,
   expect_next (joined, "2[\"echo-back\",\"ok\"]");
 }
 
+/* Every Engine.IO session of the Socket.IO server, weakly. */
+typedef struct
+{
+  GMutex     lock;
+  GPtrArray *refs;  /* GWeakRef* */
+} EioRefs;
+
+static void
+eio_ref_free (gpointer data)
+{
+  g_weak_ref_clear (data);
+  g_free (data);
+}
+
+static void
+on_eio_connection_weak (EngineIOServer *engine,
+                        EngineIOSocket *eio,
+                        gpointer        data)
+{
+  EioRefs *refs = data;
+  GWeakRef *ref = g_new0 (GWeakRef, 1);
+
+  g_weak_ref_init (ref, eio);
+  g_mutex_lock (&refs->lock);
+  g_ptr_array_add (refs->refs, ref);
+  g_mutex_unlock (&refs->lock);
+}
+
+static guint
+eio_refs_alive (EioRefs *refs)
+{
+  guint alive = 0;
+
+  g_mutex_lock (&refs->lock);
+  for (guint i = 0; i < refs->refs->len; i++)
+    {
+      g_autoptr(EngineIOSocket) eio = g_weak_ref_get (g_ptr_array_index (refs->refs, i));
+
+      alive += eio != NULL;
+    }
+  g_mutex_unlock (&refs->lock);
+  return alive;
+}
+
+/* The SioClient holds its Engine.IO socket, and the socket's message
+ * function holds the SioClient: a cycle that only the socket's drop of the
+ * function after ::close breaks. LeakSanitizer cannot see it (every
+ * instance with a signal handler is reachable from GObject's global handler
+ * table), so this looks at the sockets themselves. With the long connect
+ * timeout (@data NULL): a client that never connected to a namespace, one
+ * that joined one, one that closed its session, then the shutdown; with the
+ * short one, also a client closed by the connect timeout. */
+static void
+test_clients_released (Fixture       *f,
+                       gconstpointer  data)
+{
+  gboolean short_timeout = data != NULL;
+  EioRefs refs = { .refs = g_ptr_array_new_with_free_func (eio_ref_free) };
+  g_autoptr(TestWs) idle = NULL;
+  g_autoptr(TestWs) joined = NULL;
+  g_autoptr(TestWs) left = NULL;
+  gint64 end;
+
+  g_mutex_init (&refs.lock);
+  g_signal_connect (f->engine, "connection", G_CALLBACK (on_eio_connection_weak), &refs);
+  idle = sio_open (f);
+  joined = sio_open (f);
+  left = sio_open (f);
+  test_require (idle != NULL && joined != NULL && left != NULL);
+  g_free (sio_connect (joined, "/", NULL));
+  test_require (sio_send (joined, "2[\"echo\",\"ok\"]"));
+  expect_next (joined, "2[\"echo-back\",\"ok\"]");
+  g_free (sio_connect (left, "/", NULL));
+  test_require (test_ws_send_text (left, "1"));
+  g_assert_true (sio_wait_closed (left, TEST_TIMEOUT_MS));
+  if (short_timeout)
+    g_assert_true (sio_wait_closed (idle, TEST_TIMEOUT_MS));
+  g_assert_cmpuint (refs.refs->len, ==, 3);
+
+  engine_io_server_close (f->engine);
+  end = g_get_monotonic_time () + TEST_TIMEOUT_MS * 1000;
+  while (eio_refs_alive (&refs) > 0 && g_get_monotonic_time () < end)
+    g_usleep (10 * 1000);
+  g_assert_cmpuint (eio_refs_alive (&refs), ==, 0);
+
+  g_signal_handlers_disconnect_by_data (f->engine, &refs);
+  g_ptr_array_unref (refs.refs);
+  g_mutex_clear (&refs.lock);
+}
+
 static void
 test_polling (Fixture       *f,
               gconstpointer  data)
@@ -1597,5 +1687,9 @@ main (int   argc,
 #undef ADD
   g_test_add ("/sio-server/connect-timeout", Fixture, NULL, fixture_setup_short,
               test_connect_timeout, fixture_teardown);
+  g_test_add ("/sio-server/clients-released", Fixture, NULL, fixture_setup,
+              test_clients_released, fixture_teardown);
+  g_test_add ("/sio-server/clients-released-connect-timeout", Fixture, "short", fixture_setup_short,
+              test_clients_released, fixture_teardown);
   return g_test_run ();
 }

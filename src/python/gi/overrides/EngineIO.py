@@ -31,7 +31,11 @@ What this module adds to the C API (which stays available under its own names):
   for a text message, with any U+0000 in it, or bytes for a binary one), 'close'
   (handler(socket, reason, description), reason a str such as 'transport close') and
   'drain' (handler(socket)).  A server's 'message', 'close' and 'drain' handlers are
-  connected to every socket it opens from then on.
+  connected to every socket it opens from then on.  'message' handlers get the messages
+  through the socket's message function (set_message_func(), no signal per message) when
+  on() is called in the socket's context (as from a 'connection' handler), else through
+  ::packet; either way no message is also kept for receive().  The application's own
+  set_message_func() replaces them until the next on('message').
 - Socket.send(data, callback=None): a str is sent as a text message (U+0000 included), bytes
   (or bytearray, memoryview) as a binary one; callback(socket, sent) tells whether the
   message was written to the client (see engine_io_socket_send_text_full()).
@@ -48,6 +52,8 @@ library (one per session, or a pool with the loop-threads property), or the cont
 as the callback-context property (GLib.MainContext.default() runs every handler on the
 thread iterating it).  Socket.send() may be called from any thread.
 """
+
+import sys
 
 from gi.repository import GLib
 
@@ -88,12 +94,47 @@ def _packet_text(packet):
 _SOCKET_EVENTS = ('message', 'close', 'drain')
 
 
+class _MessageHandlers:
+    """A socket's on('message') handlers, called in order by its message function
+    (engine_io_socket_set_message_func()); one that raises does not stop the others."""
+
+    def __init__(self):
+        self.handlers = []
+
+    def __call__(self, socket, packet, *user_data):
+        data = _packet_value(packet)
+        for handler in list(self.handlers):
+            try:
+                handler(socket, data)
+            except Exception:
+                sys.excepthook(*sys.exc_info())
+
+
+def _ignore_message(socket, text, data):
+    pass
+
+
 def _connect_socket_handler(socket, event, handler):
     if event == 'message':
+        # The socket's message function: a message is then neither emitted as ::message
+        # nor kept for receive() (kept, messages would fill the receive queue up to its
+        # mark, and the session would stop reading).  It is set in the socket's context
+        # (a Server.on() handler and a 'connection' handler run there).
+        if socket.get_context().is_owner():
+            handlers = getattr(socket, '_engineio_message_handlers', None)
+            if handlers is None:
+                handlers = socket._engineio_message_handlers = _MessageHandlers()
+            handlers.handlers.append(handler)
+            # Each time: the application's own set_message_func() may have replaced it.
+            socket.set_message_func(handlers)
+            return
+        # Elsewhere: ::packet, with ::message connected so that nothing is kept either.
         def on_packet(sock, packet):
             if packet.get_packet_type() == EngineIO.PacketType.MESSAGE:
                 handler(sock, _packet_value(packet))
-        return socket.connect('packet', on_packet)
+        socket.connect('message', _ignore_message)
+        socket.connect('packet', on_packet)
+        return
     if event == 'close':
         def on_close(sock, reason, description):
             handler(sock, EngineIO.close_reason_to_string(reason), description)

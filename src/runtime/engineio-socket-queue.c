@@ -262,6 +262,7 @@ EngineIORequest *
 engine_io_socket_kick_transport_locked (EngineIOSocket *self)
 {
   EngineIORequest *req = self->active_get;
+  EngineIOPollingView view;
 
   ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
 
@@ -273,9 +274,10 @@ engine_io_socket_kick_transport_locked (EngineIOSocket *self)
       return NULL;
     }
 
-  /* Not while another poll response is being written, but to close. */
-  if (req != NULL && req->suspended && !self->upgrading &&
-      (self->inflight_polls == 0 || self->state != STATE_OPEN))
+  /* Not while another poll response is being written, but to close
+   * (src/core/engineio-session-polling.c). */
+  view = engine_io_socket_polling_view_locked (self);
+  if (engine_io_polling_wakes_poll (&view, req != NULL && req->suspended))
     {
       req->suspended = FALSE;
       return req;

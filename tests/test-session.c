@@ -16,11 +16,19 @@
  * for a packet the client sent; the loopback suites (test-server.c,
  * test-websocket.c) keep the wiring tests over real sockets.
  *
+ * The /session/polling/ tests cover the polling rules
+ * (src/core/engineio-session-polling.c): what a GET poll, a resumed poll,
+ * a POST and a POST's next round get, when a waiting poll is woken, and
+ * when a poll's client going away closes the session. They are pure
+ * functions of a snapshot of the session, with no time in them: each test
+ * states a session and checks the verdict (as a string).
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <glib.h>
 
 #include "engineio-session-machine-private.h"
+#include "engineio-session-polling-private.h"
 
 #define MS G_GINT64_CONSTANT (1000)
 
@@ -592,6 +600,320 @@ test_session_send_not_taken (void)
   fixture_clear (&f);
 }
 
+/* Polling rules (src/core/engineio-session-polling.c) */
+
+/* An open polling session with nothing queued and no request active. */
+static EngineIOPollingView
+open_view (void)
+{
+  return (EngineIOPollingView) { .state = ENGINE_IO_POLLING_OPEN, .polling = TRUE };
+}
+
+static void
+assert_poll (const EngineIOPollingView *view,
+             const char                *expected)
+{
+  g_assert_cmpstr (engine_io_poll_verdict_to_string (engine_io_polling_decide_poll (view)), ==, expected);
+}
+
+/* PROTOCOL.md, Long-polling: "A GET returns every queued packet at once,
+ * or waits until there is one (never pins a server thread while
+ * waiting)." */
+static void
+test_polling_get (void)
+{
+  EngineIOPollingView view = open_view ();
+
+  assert_poll (&view, "suspend");
+  view.queued = TRUE;
+  assert_poll (&view, "packets");
+  /* A response carrying packets is still being written: the next poll
+   * waits for it (taking more would reorder them). */
+  view.poll_in_flight = TRUE;
+  assert_poll (&view, "suspend");
+  /* Even when the transport is no longer polling's: the request routing
+   * refuses those before they reach the session. */
+  view = open_view ();
+  view.polling = FALSE;
+  assert_poll (&view, "suspend");
+}
+
+/* PROTOCOL.md, Long-polling: "A second concurrent GET on one session: 400
+ * for it, `1` for the first, session closed." */
+static void
+test_polling_get_overlap (void)
+{
+  EngineIOPollingView view = open_view ();
+
+  view.poll_waiting = TRUE;
+  assert_poll (&view, "overlap");
+  /* Before the upgrade's noop and before the queue. */
+  view.upgrading = TRUE;
+  view.queued = TRUE;
+  assert_poll (&view, "overlap");
+  g_assert_cmpstr (ENGINE_IO_POLLING_OVERLAPPING_GETS_DESCRIPTION, ==, "overlapping polls from the client");
+}
+
+/* PROTOCOL.md, Upgrade 2: "The pending GET (and any GET that arrives
+ * before the upgrade ends) is answered with `6` promptly." What is queued
+ * waits for the WebSocket. */
+static void
+test_polling_get_upgrading (void)
+{
+  EngineIOPollingView view = open_view ();
+
+  view.upgrading = TRUE;
+  assert_poll (&view, "noop");
+  view.queued = TRUE;
+  assert_poll (&view, "noop");
+}
+
+/* A session that is not open: 400 unknown sid, but for the one poll a
+ * lingering close waits for (PROTOCOL.md, Long-polling: "answer it with
+ * `1` when the session closes"), which takes what was queued and `1`. */
+static void
+test_polling_get_closing (void)
+{
+  EngineIOPollingView view = open_view ();
+
+  view.state = ENGINE_IO_POLLING_OPENING;
+  assert_poll (&view, "unknown-sid");
+  view.state = ENGINE_IO_POLLING_CLOSED;
+  assert_poll (&view, "unknown-sid");
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  assert_poll (&view, "unknown-sid");
+  view.lingering = TRUE;
+  assert_poll (&view, "last");
+  view.closed_for_application = TRUE;
+  view.upgrading = TRUE;   /* a probe kept through the close: the poll still gets `1` */
+  assert_poll (&view, "last");
+  /* A poll already waits for the close: the next is refused, the session
+   * is closing already. */
+  view.poll_waiting = TRUE;
+  assert_poll (&view, "unknown-sid");
+  /* Lingering is only ever set while closing. */
+  view = open_view ();
+  view.lingering = TRUE;
+  assert_poll (&view, "suspend");
+}
+
+/* A suspended poll, resumed: released for an upgrade it answers `6`;
+ * woken while closing it is the last poll (all that is queued, then the
+ * session ends); otherwise it carries what was queued. */
+static void
+test_polling_resumed (void)
+{
+  EngineIOPollingView view = open_view ();
+
+#define RESUMED(noop) engine_io_poll_verdict_to_string (engine_io_polling_decide_resumed (&view, (noop)))
+  g_assert_cmpstr (RESUMED (FALSE), ==, "packets");
+  g_assert_cmpstr (RESUMED (TRUE), ==, "noop");
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  g_assert_cmpstr (RESUMED (FALSE), ==, "last");
+  /* The client's close packet while its GET waits: the reference answers
+   * that GET with a noop, not `1`. */
+  g_assert_cmpstr (RESUMED (TRUE), ==, "noop");
+  view.state = ENGINE_IO_POLLING_CLOSED;
+  g_assert_cmpstr (RESUMED (FALSE), ==, "packets");
+#undef RESUMED
+}
+
+/* Packets queued while a poll waits wake it (PROTOCOL.md, Long-polling:
+ * "or waits until there is one"), but not while another response is
+ * being written (unless the session closes: the close packet must go
+ * out), and never during an upgrade (the poll gets `6` instead). */
+static void
+test_polling_wake (void)
+{
+  EngineIOPollingView view = open_view ();
+
+  g_assert_false (engine_io_polling_wakes_poll (&view, FALSE));  /* no poll */
+  view.poll_waiting = TRUE;
+  g_assert_true (engine_io_polling_wakes_poll (&view, TRUE));
+  g_assert_false (engine_io_polling_wakes_poll (&view, FALSE));  /* resumed already */
+  view.poll_in_flight = TRUE;
+  g_assert_false (engine_io_polling_wakes_poll (&view, TRUE));
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  g_assert_true (engine_io_polling_wakes_poll (&view, TRUE));
+  view.upgrading = TRUE;
+  g_assert_false (engine_io_polling_wakes_poll (&view, TRUE));
+
+  /* A poll response written: the waiting poll takes what was queued
+   * meanwhile, while open. */
+  view = open_view ();
+  g_assert_false (engine_io_polling_written_kicks (&view));
+  view.queued = TRUE;
+  g_assert_true (engine_io_polling_written_kicks (&view));
+  view.poll_in_flight = TRUE;   /* another one is still being written */
+  g_assert_false (engine_io_polling_written_kicks (&view));
+  view.poll_in_flight = FALSE;
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  g_assert_false (engine_io_polling_written_kicks (&view));
+}
+
+/* PROTOCOL.md, Long-polling: "A second concurrent POST: 400, session
+ * closed." A session that is not open refuses a POST, but one closed by
+ * the application or a server shutdown, whose client did nothing wrong
+ * and still polls for the last packets and `1`. */
+static void
+test_polling_post (void)
+{
+  EngineIOPollingView view = open_view ();
+
+#define POST() engine_io_post_verdict_to_string (engine_io_polling_decide_post (&view))
+  g_assert_cmpstr (POST (), ==, "accept");
+  view.poll_waiting = TRUE;   /* a GET waiting does not matter */
+  view.upgrading = TRUE;
+  g_assert_cmpstr (POST (), ==, "accept");
+  view.post_active = TRUE;
+  g_assert_cmpstr (POST (), ==, "overlap");
+  g_assert_cmpstr (ENGINE_IO_POLLING_OVERLAPPING_POSTS_DESCRIPTION, ==, "overlapping POST requests from the client");
+
+  view = open_view ();
+  view.state = ENGINE_IO_POLLING_OPENING;
+  g_assert_cmpstr (POST (), ==, "unknown-sid");
+  view.state = ENGINE_IO_POLLING_CLOSED;
+  view.closed_for_application = TRUE;
+  g_assert_cmpstr (POST (), ==, "unknown-sid");
+  /* Closed for the client's error, a timeout or its own close: gone for
+   * that client, as the reference's socket. */
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  view.closed_for_application = FALSE;
+  g_assert_cmpstr (POST (), ==, "unknown-sid");
+  view.closed_for_application = TRUE;
+  g_assert_cmpstr (POST (), ==, "accept");
+  view.post_active = TRUE;
+  g_assert_cmpstr (POST (), ==, "overlap");
+#undef POST
+}
+
+/* Each round of a POST's body: answered `ok` with its packets dropped
+ * once the application (or a shutdown) closed the session (a 400 made the
+ * client give up before taking the last packets); 400 if the session is
+ * otherwise gone; held while the session is over its input bound
+ * (back-pressure); read otherwise. */
+static void
+test_polling_post_round (void)
+{
+  EngineIOPollingView view = open_view ();
+
+#define ROUND() engine_io_post_round_verdict_to_string (engine_io_polling_decide_post_round (&view))
+  view.post_active = TRUE;
+  g_assert_cmpstr (ROUND (), ==, "read");
+  view.input_over = TRUE;
+  g_assert_cmpstr (ROUND (), ==, "hold");
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  g_assert_cmpstr (ROUND (), ==, "unknown-sid");
+  view.closed_for_application = TRUE;
+  g_assert_cmpstr (ROUND (), ==, "ok");
+  view.state = ENGINE_IO_POLLING_CLOSED;
+  g_assert_cmpstr (ROUND (), ==, "unknown-sid");
+  /* (An open session is never "closed for the application".) */
+  view.state = ENGINE_IO_POLLING_OPEN;
+  view.input_over = FALSE;
+  g_assert_cmpstr (ROUND (), ==, "read");
+#undef ROUND
+}
+
+/* The client of a waiting poll closed its connection: the session closes
+ * (transport close, as the reference), unless it is moving to a WebSocket
+ * (upgrading, or the poll was released with `6`) or has moved, or is not
+ * open. */
+static void
+test_polling_gone (void)
+{
+  EngineIOPollingView view = open_view ();
+
+  g_assert_true (engine_io_polling_gone_closes (&view, FALSE));
+  g_assert_false (engine_io_polling_gone_closes (&view, TRUE));
+  view.upgrading = TRUE;
+  g_assert_false (engine_io_polling_gone_closes (&view, FALSE));
+  view = open_view ();
+  view.polling = FALSE;
+  g_assert_false (engine_io_polling_gone_closes (&view, FALSE));
+  view = open_view ();
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  g_assert_false (engine_io_polling_gone_closes (&view, FALSE));
+}
+
+/* Every snapshot: the rules give what the runtime decided inline before
+ * they moved to the core (the conditions below are copied from
+ * engineio-socket-polling.c and engineio-socket-queue.c as they were),
+ * so the move changed nothing. */
+static void
+test_polling_exhaustive (void)
+{
+  for (guint bits = 0; bits < (1u << 11); bits++)
+    for (int state = ENGINE_IO_POLLING_OPENING; state <= ENGINE_IO_POLLING_CLOSED; state++)
+      {
+        EngineIOPollingView v = {
+          .state = state,
+          .closed_for_application = (bits >> 0) & 1,
+          .lingering = (bits >> 1) & 1,
+          .poll_waiting = (bits >> 2) & 1,
+          .post_active = (bits >> 3) & 1,
+          .upgrading = (bits >> 4) & 1,
+          .polling = (bits >> 5) & 1,
+          .queued = (bits >> 6) & 1,
+          .poll_in_flight = (bits >> 7) & 1,
+          .input_over = (bits >> 8) & 1,
+        };
+        gboolean flag = (bits >> 9) & 1;      /* answer_noop, or the poll is suspended */
+        gboolean completed = (bits >> 10) & 1;
+        gboolean open = state == ENGINE_IO_POLLING_OPEN;
+        gboolean closing = state == ENGINE_IO_POLLING_CLOSING;
+        gboolean takes_posts = closing && v.closed_for_application;
+        EngineIOPollVerdict poll, resumed;
+        EngineIOPostVerdict post;
+        EngineIOPostRoundVerdict round;
+
+        if (closing && v.lingering && !v.poll_waiting)
+          poll = ENGINE_IO_POLL_LAST;
+        else if (!open)
+          poll = ENGINE_IO_POLL_UNKNOWN_SID;
+        else if (v.poll_waiting)
+          poll = ENGINE_IO_POLL_OVERLAP;
+        else if (v.upgrading)
+          poll = ENGINE_IO_POLL_NOOP;
+        else if (v.queued && !v.poll_in_flight)
+          poll = ENGINE_IO_POLL_PACKETS;
+        else
+          poll = ENGINE_IO_POLL_SUSPEND;
+        g_assert_cmpint (engine_io_polling_decide_poll (&v), ==, poll);
+
+        resumed = flag ? ENGINE_IO_POLL_NOOP : closing ? ENGINE_IO_POLL_LAST : ENGINE_IO_POLL_PACKETS;
+        g_assert_cmpint (engine_io_polling_decide_resumed (&v, flag), ==, resumed);
+
+        g_assert_cmpint (engine_io_polling_wakes_poll (&v, flag), ==,
+                         v.poll_waiting && flag && !v.upgrading && (!v.poll_in_flight || !open));
+        g_assert_cmpint (engine_io_polling_written_kicks (&v), ==, !v.poll_in_flight && open && v.queued);
+
+        if (!open && !takes_posts)
+          post = ENGINE_IO_POST_UNKNOWN_SID;
+        else if (v.post_active)
+          post = ENGINE_IO_POST_OVERLAP;
+        else
+          post = ENGINE_IO_POST_ACCEPT;
+        g_assert_cmpint (engine_io_polling_decide_post (&v), ==, post);
+
+        if (takes_posts)
+          round = ENGINE_IO_POST_ROUND_OK;
+        else if (!open)
+          round = ENGINE_IO_POST_ROUND_UNKNOWN_SID;
+        else if (v.input_over)
+          round = ENGINE_IO_POST_ROUND_HOLD;
+        else
+          round = ENGINE_IO_POST_ROUND_READ;
+        g_assert_cmpint (engine_io_polling_decide_post_round (&v), ==, round);
+
+        /* poll_client_gone(), then request_finished()'s "vanished". */
+        g_assert_cmpint (engine_io_polling_gone_closes (&v, flag), ==,
+                         open && !v.upgrading && !flag && v.polling);
+        g_assert_cmpint (!completed && engine_io_polling_gone_closes (&v, FALSE), ==,
+                         open && !completed && !v.upgrading && v.polling);
+      }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -611,6 +933,16 @@ main (int    argc,
   g_test_add_func ("/session/not-open", test_session_not_open);
   g_test_add_func ("/session/close-stops-timers", test_session_close_stops_timers);
   g_test_add_func ("/session/send-not-taken", test_session_send_not_taken);
+  g_test_add_func ("/session/polling/get", test_polling_get);
+  g_test_add_func ("/session/polling/get-overlap", test_polling_get_overlap);
+  g_test_add_func ("/session/polling/get-upgrading", test_polling_get_upgrading);
+  g_test_add_func ("/session/polling/get-closing", test_polling_get_closing);
+  g_test_add_func ("/session/polling/resumed", test_polling_resumed);
+  g_test_add_func ("/session/polling/wake", test_polling_wake);
+  g_test_add_func ("/session/polling/post", test_polling_post);
+  g_test_add_func ("/session/polling/post-round", test_polling_post_round);
+  g_test_add_func ("/session/polling/gone", test_polling_gone);
+  g_test_add_func ("/session/polling/exhaustive", test_polling_exhaustive);
 
   return g_test_run ();
 }

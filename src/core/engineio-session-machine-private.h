@@ -8,8 +8,10 @@
  *
  * This is the first slice of the machine (issue 14): the heartbeat (both
  * protocol versions) and the rules for a packet the client sent, at its
- * delivery in the session context. The transports, the send queue, the
- * upgrade and the close's linger are still the runtime's.
+ * delivery in the session context. What a polling request gets is the
+ * sibling engineio-session-polling-private.h (pure rules the serving
+ * thread asks). The send queue, the upgrade and the close's linger are
+ * still the runtime's.
  *
  * States and transitions: the table at the top of
  * engineio-session-machine.c.

@@ -15,6 +15,7 @@
 #include "engineio-error.h"
 #include "engineio-lock-private.h"
 #include "engineio-session-machine-private.h"
+#include "engineio-session-polling-private.h"
 
 G_BEGIN_DECLS
 
@@ -160,7 +161,7 @@ struct _EngineIOSocket
   EngineIOCounters        *counters;      /* the server's; immutable pointer */
   EngineIOCloseReason      close_reason;  /* written once, under the lock, with state
                                            * CLOSING: serving threads read it under the
-                                           * lock (closing_takes_posts_locked()) */
+                                           * lock (the polling rules' closed_for_application) */
   char                    *close_description;
   EngineIOWebSocket       *ws;            /* the transport, or an upgrade probe */
   gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */
@@ -242,6 +243,13 @@ enum
  * goes in the next poll, which follows at once. */
 #define POLL_MAX_PACKETS 16
 
+/* The polling rules (src/core/engineio-session-polling.c) see the state
+ * value for value. */
+G_STATIC_ASSERT ((int) STATE_OPENING == (int) ENGINE_IO_POLLING_OPENING);
+G_STATIC_ASSERT ((int) STATE_OPEN == (int) ENGINE_IO_POLLING_OPEN);
+G_STATIC_ASSERT ((int) STATE_CLOSING == (int) ENGINE_IO_POLLING_CLOSING);
+G_STATIC_ASSERT ((int) STATE_CLOSED == (int) ENGINE_IO_POLLING_CLOSED);
+
 extern GParamSpec *engine_io_socket_properties[N_PROPS];
 extern guint engine_io_socket_signals[N_SIGNALS];
 
@@ -257,6 +265,28 @@ static inline gsize
 engine_io_socket_item_size (EngineIOPacket *packet)
 {
   return engine_io_packet_get_footprint (packet) + SEND_ITEM_OVERHEAD;
+}
+
+/* Called with the lock held: what the polling rules read (input_over is
+ * left FALSE: only a POST round asks for it). */
+static inline EngineIOPollingView
+engine_io_socket_polling_view_locked (EngineIOSocket *self)
+{
+  EngineIOPollingView view;
+
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
+  view.state = (EngineIOPollingState) self->state;
+  view.closed_for_application = self->close_reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
+                                self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN;
+  view.lingering = self->lingering;
+  view.poll_waiting = self->active_get != NULL;
+  view.post_active = self->active_post != NULL;
+  view.upgrading = self->upgrading;
+  view.polling = g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  view.queued = self->outbound.length > 0;
+  view.poll_in_flight = self->inflight_polls > 0;
+  view.input_over = FALSE;
+  return view;
 }
 
 /* engineio-socket-queue.c (see there for what each does) */

@@ -19,10 +19,14 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
                               EngineIORequest *req)
 {
   g_autoptr(GPtrArray) packets = NULL;
+  EngineIOPollingView view;
+  EngineIOPollVerdict verdict;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  view = engine_io_socket_polling_view_locked (self);
+  verdict = engine_io_polling_decide_poll (&view);
 
-  if (self->state == STATE_CLOSING && self->lingering && self->active_get == NULL)
+  if (verdict == ENGINE_IO_POLL_LAST)
     {
       /* The last poll of a closed session: what was queued, then `1`;
        * the session ends with this response. */
@@ -44,27 +48,27 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       return;
     }
 
-  if (self->state != STATE_OPEN)
+  if (verdict == ENGINE_IO_POLL_UNKNOWN_SID)
     {
       ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
       return;
     }
 
-  if (self->active_get != NULL)
+  if (verdict == ENGINE_IO_POLL_OVERLAP)
     {
       /* A second concurrent GET: 400 for it, `1` for the first, closed. */
       ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
       engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
-                                          "overlapping polls from the client");
+                                          ENGINE_IO_POLLING_OVERLAPPING_GETS_DESCRIPTION);
       return;
     }
 
   req->kind = ENGINE_IO_REQUEST_POLL;
   req->socket = g_object_ref (self);
 
-  if (self->upgrading)
+  if (verdict == ENGINE_IO_POLL_NOOP)
     {
       /* An upgrade is under way: what is queued waits for the WebSocket. */
       EngineIOPacket *noop = engine_io_packet_new (ENGINE_IO_PACKET_NOOP);
@@ -74,7 +78,7 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       return;
     }
 
-  if (self->outbound.length > 0 && self->inflight_polls == 0)
+  if (verdict == ENGINE_IO_POLL_PACKETS)
     {
       GPtrArray *items = NULL;
       packets = engine_io_socket_take_for_poll_locked (self, req, POLL_MAX_PACKETS, &items);
@@ -86,7 +90,8 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
       return;
     }
 
-  /* Nothing to send: wait without holding a worker. */
+  /* SUSPEND. Nothing to send: wait without holding a worker. */
+  g_assert (verdict == ENGINE_IO_POLL_SUSPEND);
   self->active_get = req;
   req->suspended = TRUE;
   engine_io_core_request_suspend (self->server, req);
@@ -99,12 +104,16 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
 {
   g_autoptr(GPtrArray) packets = NULL;
   GPtrArray *items = NULL;
+  EngineIOPollingView view;
+  EngineIOPollVerdict verdict;
   gboolean closing;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (self->active_get == req)
     self->active_get = NULL;
-  if (req->answer_noop)
+  view = engine_io_socket_polling_view_locked (self);
+  verdict = engine_io_polling_decide_resumed (&view, req->answer_noop);
+  if (verdict == ENGINE_IO_POLL_NOOP)
     {
       EngineIOPacket *noop = engine_io_packet_new (ENGINE_IO_PACKET_NOOP);
       ENGINE_IO_UNLOCK (&self->state_lock);
@@ -112,7 +121,7 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
       engine_io_packet_unref (noop);
       return;
     }
-  closing = self->state == STATE_CLOSING;
+  closing = verdict == ENGINE_IO_POLL_LAST;
   /* Closing: this is the last poll, it takes everything, and the session
    * ends with its response. */
   packets = engine_io_socket_take_for_poll_locked (self, req, closing ? 0 : POLL_MAX_PACKETS, &items);
@@ -132,45 +141,33 @@ engine_io_socket_handle_poll_resumed (EngineIOSocket  *self,
                                   (EngineIOPacket * const *) packets->pdata, packets->len);
 }
 
-/* Called with the lock held: whether a POST that finds the session
- * closing is answered `ok` (its packets dropped) rather than 400. Only
- * when the application or a server shutdown closed it: its client did
- * nothing wrong and still polls for the last packets and `1`. A session
- * closed for its client's error, a timeout or the client's own close is
- * gone for that client, as in the reference (its socket is removed at
- * once): a client that goes on POSTing to it while a poll response waits
- * to be written must not have its bodies read and acknowledged. */
-static gboolean
-closing_takes_posts_locked (EngineIOSocket *self)
-{
-  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
-  return self->state == STATE_CLOSING &&
-         (self->close_reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
-          self->close_reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN);
-}
-
 gboolean
 engine_io_socket_begin_post (EngineIOSocket  *self,
                              EngineIORequest *req)
 {
-  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  EngineIOPollingView view;
+  EngineIOPostVerdict verdict;
 
-  /* Closed by the application or a shutdown, a poll still to take the
-   * last packets: the POST is read and answered `ok`, its packets dropped
-   * (post_continue()). */
-  if (self->state != STATE_OPEN && !closing_takes_posts_locked (self))
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  view = engine_io_socket_polling_view_locked (self);
+  verdict = engine_io_polling_decide_post (&view);
+
+  /* (Closed by the application or a shutdown, a poll still to take the
+   * last packets: the POST is accepted, read and answered `ok`, its
+   * packets dropped: post_continue().) */
+  if (verdict == ENGINE_IO_POST_UNKNOWN_SID)
     {
       ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
       return FALSE;
     }
 
-  if (self->active_post != NULL)
+  if (verdict == ENGINE_IO_POST_OVERLAP)
     {
       ENGINE_IO_UNLOCK (&self->state_lock);
       engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_BAD_REQUEST);
       engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
-                                          "overlapping POST requests from the client");
+                                          ENGINE_IO_POLLING_OVERLAPPING_POSTS_DESCRIPTION);
       return FALSE;
     }
 
@@ -227,9 +224,15 @@ post_continue (EngineIOSocket  *self,
       gsize round = 0;
       gboolean rate_limited = FALSE;
       gboolean done;
+      EngineIOPollingView view;
+      EngineIOPostRoundVerdict verdict;
 
       ENGINE_IO_LOCK (&self->state_lock, SESSION);
-      if (closing_takes_posts_locked (self))
+      view = engine_io_socket_polling_view_locked (self);
+      view.input_over = view.state == ENGINE_IO_POLLING_OPEN &&
+                        engine_io_socket_input_over_locked (self, self->input_paused);
+      verdict = engine_io_polling_decide_post_round (&view);
+      if (verdict == ENGINE_IO_POST_ROUND_OK)
         {
           /* Closed for the application, a poll still to take the last
            * packets: the POST succeeds and its packets are dropped, as
@@ -246,14 +249,14 @@ post_continue (EngineIOSocket  *self,
           }
           return;
         }
-      if (self->state != STATE_OPEN)
+      if (verdict == ENGINE_IO_POST_ROUND_UNKNOWN_SID)
         {
           done_payload = post_done_locked (self);
           ENGINE_IO_UNLOCK (&self->state_lock);
           engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
           return;
         }
-      if (engine_io_socket_input_over_locked (self, self->input_paused))
+      if (verdict == ENGINE_IO_POST_ROUND_HOLD)
         {
           /* Back-pressure: the rest of the body waits. */
           self->input_paused = TRUE;
@@ -457,12 +460,13 @@ void
 engine_io_socket_poll_client_gone (EngineIOSocket  *self,
                                    EngineIORequest *req)
 {
+  EngineIOPollingView view;
   gboolean close;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);
   detach_poll_locked (self, req);
-  close = self->state == STATE_OPEN && !self->upgrading && !req->answer_noop &&
-          g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  view = engine_io_socket_polling_view_locked (self);
+  close = engine_io_polling_gone_closes (&view, req->answer_noop);
   ENGINE_IO_UNLOCK (&self->state_lock);
 
   g_debug ("socket %s: %s", self->id, POLL_GONE_DESCRIPTION);
@@ -474,11 +478,12 @@ engine_io_socket_poll_client_gone (EngineIOSocket  *self,
 void
 engine_io_socket_poll_gone_unanswered (EngineIOSocket *self)
 {
+  EngineIOPollingView view;
   gboolean close;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);
-  close = self->state == STATE_OPEN && !self->upgrading &&
-          g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+  view = engine_io_socket_polling_view_locked (self);
+  close = engine_io_polling_gone_closes (&view, FALSE);
   ENGINE_IO_UNLOCK (&self->state_lock);
 
   g_debug ("socket %s: a poll came from a client that had closed its connection", self->id);
@@ -509,10 +514,12 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
     {
       /* Written (or failed): a poll that waits meanwhile takes what is
        * queued now. */
+      EngineIOPollingView view;
+
       req->inflight = FALSE;
       self->inflight_polls -= MIN (self->inflight_polls, 1);
-      if (self->inflight_polls == 0 && self->state == STATE_OPEN &&
-          self->outbound.length > 0)
+      view = engine_io_socket_polling_view_locked (self);
+      if (engine_io_polling_written_kicks (&view))
         resume = engine_io_socket_kick_transport_locked (self);
     }
   if (req->flush_items != NULL)
@@ -539,8 +546,9 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
     {
       /* A poll that ended without carrying anything: its client went
        * away while it waited (libmicrohttpd saw it first). */
-      vanished = self->state == STATE_OPEN && !completed && !self->upgrading &&
-                 g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING;
+      EngineIOPollingView view = engine_io_socket_polling_view_locked (self);
+
+      vanished = !completed && engine_io_polling_gone_closes (&view, FALSE);
       detach_poll_locked (self, req);
     }
   ENGINE_IO_UNLOCK (&self->state_lock);

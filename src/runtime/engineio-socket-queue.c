@@ -256,13 +256,28 @@ engine_io_socket_take_for_poll_locked (EngineIOSocket   *self,
   return packets;
 }
 
+/* Called with the lock held, polling: the waiting poll, if the polling
+ * rules (src/core/engineio-session-polling.c) say it is to be woken: not
+ * while another poll response is being written, but to close. Out of
+ * line, so that the WebSocket path below sets up no frame for the
+ * snapshot. */
+static G_GNUC_NO_INLINE EngineIORequest *
+kick_poll_locked (EngineIOSocket *self)
+{
+  EngineIORequest *req = self->active_get;
+  EngineIOPollingView view = engine_io_socket_polling_view_locked (self);
+
+  if (!engine_io_polling_wakes_poll (&view, req != NULL && req->suspended))
+    return NULL;
+  req->suspended = FALSE;
+  return req;
+}
+
 /* Called with the lock held; returns the request to resume (outside the
  * lock), if the transport needs waking to carry what was queued. */
 EngineIORequest *
 engine_io_socket_kick_transport_locked (EngineIOSocket *self)
 {
-  EngineIORequest *req = self->active_get;
-
   ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
 
   if (g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_WEBSOCKET)
@@ -273,14 +288,7 @@ engine_io_socket_kick_transport_locked (EngineIOSocket *self)
       return NULL;
     }
 
-  /* Not while another poll response is being written, but to close. */
-  if (req != NULL && req->suspended && !self->upgrading &&
-      (self->inflight_polls == 0 || self->state != STATE_OPEN))
-    {
-      req->suspended = FALSE;
-      return req;
-    }
-  return NULL;
+  return kick_poll_locked (self);
 }
 
 /* Any thread. Takes @packet. */

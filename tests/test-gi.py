@@ -1013,11 +1013,9 @@ def test_overrides_echo(mode):
     server = EngineIO.Server(**kw)
     rec = Recorder()
 
-    @server.on('connection')
-    def connection(socket):
-        rec.add('connection', socket.get_id())
-        socket.on('drain', lambda s: rec.add('drain', s.get_id()))
-
+    # 'message' first: the socket's message function is set before the 'drain' handler
+    # is connected, which sets it again (with a message function, the socket looks for
+    # ::drain handlers when the function is set).
     @server.on('message')
     def message(socket, data):
         rec.add('message', type(data).__name__, data)
@@ -1027,6 +1025,11 @@ def test_overrides_echo(mode):
             rec.add('broadcast', server.broadcast('to-others', except_socket=socket))
         else:
             socket.send(data)
+
+    @server.on('connection')
+    def connection(socket):
+        rec.add('connection', socket.get_id())
+        socket.on('drain', lambda s: rec.add('drain', s.get_id()))
 
     server.on('close', lambda socket, reason, description: rec.add('close', reason))
     port = server.listen(address='127.0.0.1', port=0)
@@ -1044,6 +1047,8 @@ def test_overrides_echo(mode):
         assert [e[1] for e in rec.of('sent')] == [True, True]
         assert [e[1] for e in rec.of('broadcast')] == [0, 0]   # one client at a time
         assert [e[1] for e in rec.of('close')] == ['transport close'] * 2
+        # Both sessions had their sends drained.
+        assert len({e[1] for e in rec.of('drain')}) == 2, rec.of('drain')
     finally:
         server.close()
 

@@ -81,6 +81,26 @@ static void on_message_func (EngineIOSocket *socket,
                              EngineIOPacket *packet,
                              gpointer        data);
 
+static void
+on_drain_signal (EngineIOSocket *socket,
+                 gpointer        data)
+{
+  Fixture *f = data;
+
+  test_recorder_add (f->rec, "drain");
+}
+
+static void
+on_packet_create_signal (EngineIOSocket *socket,
+                         EngineIOPacket *packet,
+                         gpointer        data)
+{
+  Fixture *f = data;
+
+  if (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE)
+    test_recorder_add (f->rec, "packet-create %s", engine_io_packet_get_text (packet, NULL));
+}
+
 /* "swap" replaces the function from inside it (the old data must live
  * until it returns), "clear" goes back to the receive queue. */
 static void
@@ -111,6 +131,19 @@ on_message_func (EngineIOSocket *socket,
                                        func_data_free);
   else if (g_str_equal (text, "clear"))
     engine_io_socket_set_message_func (socket, NULL, NULL, NULL);
+  else if (g_str_equal (text, "connect-drain"))
+    {
+      /* Connected after the function was set: not seen until it is set again. */
+      g_signal_connect (socket, "drain", G_CALLBACK (on_drain_signal), d->f);
+      g_signal_connect (socket, "packet-create", G_CALLBACK (on_packet_create_signal), d->f);
+      engine_io_socket_send_text (socket, "x", NULL);
+    }
+  else if (g_str_equal (text, "refresh"))
+    {
+      engine_io_socket_set_message_func (socket, on_message_func, func_data_new (d->f, "third"),
+                                         func_data_free);
+      engine_io_socket_send_text (socket, "y", NULL);
+    }
   /* Still readable: replaced above, its data is freed after we return. */
   test_recorder_add (d->f->rec, "return %s %s", d->name, text);
 }
@@ -150,9 +183,11 @@ on_connection (EngineIOServer *server,
   g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
   if (g_object_get_data (G_OBJECT (server), "message-func") != NULL)
     {
+      /* ::packet first: with a message function, the socket looks for its
+       * handlers when the function is set. */
+      g_signal_connect (socket, "packet", G_CALLBACK (on_packet_signal), f);
       engine_io_socket_set_message_func (socket, on_message_func, func_data_new (f, "first"),
                                          func_data_free);
-      g_signal_connect (socket, "packet", G_CALLBACK (on_packet_signal), f);
       g_signal_connect (socket, "close", G_CALLBACK (on_close_set_func), f);
     }
   /* Otherwise no ::message handler: every message goes to the receive queue. */
@@ -577,6 +612,32 @@ test_message_func (Fixture       *f,
 }
 
 static void
+test_message_func_signals (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestWs) ws = NULL;
+
+  g_test_summary ("With a message function set, ::drain and ::packet-create handlers are "
+                  "looked for when it is set (no process-wide signal lock per message): "
+                  "connected later, they are not called until the function is set again, "
+                  "then they are");
+  test_require ((ws = open_session (f, &socket)) != NULL);
+  test_require (test_ws_send_text (ws, "4connect-drain"));
+  g_assert_true (test_recorder_wait (f->rec, "return first connect-drain", TEST_TIMEOUT_MS));
+  /* "x" is written (the WebSocket's flush runs in the same context soon
+   * after): no ::drain, no ::packet-create. */
+  g_usleep (300 * 1000);
+  g_assert_cmpint (test_recorder_count (f->rec, "drain"), ==, 0);
+  g_assert_cmpint (test_recorder_count (f->rec, "packet-create x"), ==, 0);
+
+  test_require (test_ws_send_text (ws, "4refresh"));
+  g_assert_true (test_recorder_wait (f->rec, "packet-create y", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->rec, "drain", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->rec, "destroy first", TEST_TIMEOUT_MS));
+}
+
+static void
 test_message_func_wrong_thread (Fixture       *f,
                                 gconstpointer  data)
 {
@@ -648,6 +709,8 @@ main (int   argc,
   g_test_add ("/receive/message-func", Fixture, "func", fixture_setup, test_message_func, fixture_teardown);
   g_test_add ("/receive/message-func-close-other-thread", Fixture, "func", fixture_setup,
               test_message_func_close_other_thread, fixture_teardown);
+  g_test_add ("/receive/message-func-signals", Fixture, "func", fixture_setup,
+              test_message_func_signals, fixture_teardown);
   g_test_add ("/receive/message-func-wrong-thread", Fixture, "func", fixture_setup,
               test_message_func_wrong_thread, fixture_teardown);
   return g_test_run ();

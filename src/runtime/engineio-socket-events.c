@@ -208,7 +208,8 @@ engine_io_socket_run_machine (EngineIOSocket             *self,
         case ENGINE_IO_SESSION_ACTION_RECEIVED:
           engine_io_counter_add (&self->counters->packets_in, 1);
           engine_io_counter_add (&self->counters->bytes_in, engine_io_socket_packet_size (action->packet));
-          g_signal_emit (self, engine_io_socket_signals[SIGNAL_PACKET], 0, action->packet);
+          if (engine_io_socket_wants_signal (self, SIGNAL_PACKET))
+            g_signal_emit (self, engine_io_socket_signals[SIGNAL_PACKET], 0, action->packet);
           user_code = TRUE;
           break;
 
@@ -305,7 +306,8 @@ handle_event (EngineIOSocket *self,
     case EVENT_FLUSHED:
       engine_io_socket_call_send_callbacks (self, event->items, event->flushed);
       if (event->flushed && self->state == STATE_OPEN &&
-          engine_io_socket_get_send_queue_length (self) == 0)
+          engine_io_socket_get_send_queue_length (self) == 0 &&
+          engine_io_socket_wants_signal (self, SIGNAL_DRAIN))
         g_signal_emit (self, engine_io_socket_signals[SIGNAL_DRAIN], 0);
       break;
 

@@ -174,6 +174,10 @@ struct _EngineIOSocket
   gpointer                 message_func_data;   /* session context, dropped after ::close */
   GDestroyNotify           message_func_destroy;
   guint                    message_func_depth;  /* calls of it under way */
+  int                      signal_cache;  /* (atomic) SIGNAL_CACHE_* bits: while a message
+                                           * function is set, which of ::packet,
+                                           * ::packet-create and ::drain had handlers when it
+                                           * was set (engine_io_socket_wants_signal()) */
   GSList                  *message_func_deferred; /* data it replaced while running */
   GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
   GQueue                   ws_unsent;     /* SendItem*: handed to @ws, not yet all taken by
@@ -363,6 +367,17 @@ void engine_io_socket_finish_close (EngineIOSocket *self);
 GTask *engine_io_socket_receive_take_task_locked (EngineIOSocket *self);
 void engine_io_socket_receive_task_return (GTask          *task,
                                            EngineIOPacket *packet);
+/* engine_io_socket_wants_signal(): SIGNAL_CACHE_VALID set, the other bits
+ * say which signals had handlers when the message function was set. */
+enum
+{
+  SIGNAL_CACHE_VALID         = 1 << 0,
+  SIGNAL_CACHE_PACKET        = 1 << 1,
+  SIGNAL_CACHE_PACKET_CREATE = 1 << 2,
+  SIGNAL_CACHE_DRAIN         = 1 << 3,
+};
+gboolean engine_io_socket_wants_signal       (EngineIOSocket *self,
+                                              guint           signal);
 gboolean engine_io_socket_call_message_func  (EngineIOSocket *self,
                                               EngineIOPacket *packet);
 void     engine_io_socket_clear_message_func (EngineIOSocket *self);

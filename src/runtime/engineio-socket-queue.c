@@ -161,7 +161,7 @@ engine_io_socket_take_outbound_locked (EngineIOSocket  *self,
   /* Items only travel to the session context when someone listens: a send
    * callback, or a ::drain handler. Most sends have neither, and cost no
    * event. */
-  drain = g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_DRAIN], 0, TRUE);
+  drain = engine_io_socket_wants_signal (self, SIGNAL_DRAIN);
 
   /* @limit in bytes, 0 for everything; at least one item is taken. */
   while ((limit == 0 || taken < limit) &&
@@ -379,7 +379,7 @@ engine_io_socket_enqueue (EngineIOSocket       *self,
   self->queued_bytes += size;
   /* The tap: told in the socket's context, in queue order (the signal
    * lock taken here is a leaf lock). */
-  if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_PACKET_CREATE], 0, TRUE))
+  if (engine_io_socket_wants_signal (self, SIGNAL_PACKET_CREATE))
     {
       Event *event = g_new0 (Event, 1);
       event->kind = EVENT_PACKET_CREATE;

@@ -446,6 +446,8 @@ typedef struct
   GDestroyNotify destroy;
 } DeferredFree;
 
+static void update_signal_cache (EngineIOSocket *self);
+
 /* Session context. */
 static void
 replace_message_func (EngineIOSocket      *self,
@@ -459,6 +461,7 @@ replace_message_func (EngineIOSocket      *self,
   self->message_func = func;
   self->message_func_data = user_data;
   self->message_func_destroy = destroy;
+  update_signal_cache (self);
 
   if (old_destroy == NULL)
     return;
@@ -488,15 +491,22 @@ replace_message_func (EngineIOSocket      *self,
  * Hands every message of the socket to @func, in the socket's main
  * context, in order, instead of emitting #EngineIOSocket::message or
  * keeping it for engine_io_socket_receive(). #EngineIOSocket::packet is
- * still emitted first.
+ * still emitted first (if it had handlers when the function was set: see
+ * below).
  *
  * It is the fast way to receive. GObject takes one process-wide lock for
  * each signal emission and each check for handlers; with a thread per
  * session and hundreds of busy sessions on a core, a thread preempted
  * while holding it stalls every other session's signals (for seconds,
  * measured at 1000 sessions). A message function is called with no lock
- * held and costs no signal. Servers built on this library set one (the
- * Socket.IO server and `engineio-echo` do).
+ * held and costs no signal, and while one is set the socket takes that
+ * lock on no message's path: it looks for #EngineIOSocket::packet,
+ * #EngineIOSocket::packet-create and #EngineIOSocket::drain handlers when
+ * the function is set, not for every packet. So connect those before
+ * calling engine_io_socket_set_message_func() (or call it again after
+ * connecting them, from the socket's context): a handler of one of those
+ * three connected later is not called until then. Servers built on this
+ * library set one (the Socket.IO server and `engineio-echo` do).
  *
  * @func may send, close the socket and replace or clear itself; replaced
  * from inside @func, the old @user_data is freed when @func returns. The
@@ -521,6 +531,50 @@ engine_io_socket_set_message_func (EngineIOSocket      *self,
   /* A closed socket keeps none (engine_io_socket_clear_message_func()). */
   if (g_atomic_int_get ((int *) &self->state) == STATE_CLOSED)
     replace_message_func (self, NULL, NULL, NULL);
+}
+
+/* Whether @signal (SIGNAL_PACKET, SIGNAL_PACKET_CREATE or SIGNAL_DRAIN) has
+ * handlers: GObject's answer (under its process-wide signal lock), or,
+ * while a message function is set, the answer taken when it was set. Any
+ * thread. */
+gboolean
+engine_io_socket_wants_signal (EngineIOSocket *self,
+                               guint           signal)
+{
+  int cache = g_atomic_int_get (&self->signal_cache);
+
+  if ((cache & SIGNAL_CACHE_VALID) == 0)
+    return g_signal_has_handler_pending (self, engine_io_socket_signals[signal], 0, TRUE);
+  switch (signal)
+    {
+    case SIGNAL_PACKET:
+      return (cache & SIGNAL_CACHE_PACKET) != 0;
+    case SIGNAL_PACKET_CREATE:
+      return (cache & SIGNAL_CACHE_PACKET_CREATE) != 0;
+    case SIGNAL_DRAIN:
+      return (cache & SIGNAL_CACHE_DRAIN) != 0;
+    default:
+      g_return_val_if_reached (TRUE);
+    }
+}
+
+/* Session context: the cache follows the message function. */
+static void
+update_signal_cache (EngineIOSocket *self)
+{
+  int cache = 0;
+
+  if (self->message_func != NULL)
+    {
+      cache = SIGNAL_CACHE_VALID;
+      if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_PACKET], 0, TRUE))
+        cache |= SIGNAL_CACHE_PACKET;
+      if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_PACKET_CREATE], 0, TRUE))
+        cache |= SIGNAL_CACHE_PACKET_CREATE;
+      if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_DRAIN], 0, TRUE))
+        cache |= SIGNAL_CACHE_DRAIN;
+    }
+  g_atomic_int_set (&self->signal_cache, cache);
 }
 
 /* Session context: @packet (a message) to the message function. FALSE if

@@ -35,7 +35,8 @@ What this module adds to the C API (which stays available under its own names):
   through the socket's message function (set_message_func(), no signal per message) when
   on() is called in the socket's context (as from a 'connection' handler), else through
   ::packet; either way no message is also kept for receive().  The application's own
-  set_message_func() replaces them until the next on('message').
+  set_message_func() replaces them until the next on('message') or on('drain') (which
+  sets the function again so that the socket sees the new ::drain handler).
 - Socket.send(data, callback=None): a str is sent as a text message (U+0000 included), bytes
   (or bytearray, memoryview) as a binary one; callback(socket, sent) tells whether the
   message was written to the client (see engine_io_socket_send_text_full()).
@@ -114,6 +115,24 @@ def _ignore_message(socket, text, data):
     pass
 
 
+def _refresh_message_func(socket):
+    """With a message function set, the socket looks for ::drain (and ::packet,
+    ::packet-create) handlers when the function is set: set it again, in the socket's
+    context, so that a handler just connected is seen."""
+    handlers = getattr(socket, '_engineio_message_handlers', None)
+    if handlers is None:
+        return
+    context = socket.get_context()
+    if context.is_owner():
+        socket.set_message_func(handlers)
+    else:
+        def again():
+            if not socket.is_closed():
+                socket.set_message_func(handlers)
+            return GLib.SOURCE_REMOVE
+        context.invoke_full(GLib.PRIORITY_DEFAULT, again)
+
+
 def _connect_socket_handler(socket, event, handler):
     if event == 'message':
         # The socket's message function: a message is then neither emitted as ::message
@@ -128,6 +147,11 @@ def _connect_socket_handler(socket, event, handler):
             # Each time: the application's own set_message_func() may have replaced it.
             socket.set_message_func(handlers)
             return
+        handlers = getattr(socket, '_engineio_message_handlers', None)
+        if handlers is not None:
+            # Set already (the list is read by the function in the socket's context).
+            handlers.handlers.append(handler)
+            return
         # Elsewhere: ::packet, with ::message connected so that nothing is kept either.
         def on_packet(sock, packet):
             if packet.get_packet_type() == EngineIO.PacketType.MESSAGE:
@@ -140,7 +164,9 @@ def _connect_socket_handler(socket, event, handler):
             handler(sock, EngineIO.close_reason_to_string(reason), description)
         return socket.connect('close', on_close)
     if event == 'drain':
-        return socket.connect('drain', lambda sock: handler(sock))
+        socket.connect('drain', lambda sock: handler(sock))
+        _refresh_message_func(socket)
+        return
     raise ValueError('unknown socket event %r (expected one of %s)'
                      % (event, ', '.join(_SOCKET_EVENTS)))
 

@@ -492,8 +492,26 @@ rel_poll_open (guint    port,
     }
   poll->sid = g_strdup (open->sid);
   poll->target = test_eio_target (4, "polling", poll->sid);
+  /* The handshake's response can carry more than the open packet: with a
+   * short ping interval on a loaded machine (ASan), the first ping may be
+   * queued before the response is taken. It is answered here, as
+   * rel_poll_next() answers pings, and is not a message. */
   for (guint i = 1; i < packets->len; i++)
-    g_queue_push_tail (&poll->inbox, g_strdup (g_ptr_array_index (packets, i)));
+    {
+      const char *packet = g_ptr_array_index (packets, i);
+
+      if (strcmp (packet, "2") == 0)
+        {
+          g_autoptr(TestResponse) pong = NULL;
+
+          pong = test_http_request (poll->http, "POST", poll->target, NULL, "3", 1, REL_WAIT_MS,
+                                    error);
+          if (pong == NULL || (!test_eio_is_error (pong, 400, 1) && !response_ok (pong, "pong POST", error)))
+            return NULL;
+        }
+      else if (strcmp (packet, "6") != 0)
+        g_queue_push_tail (&poll->inbox, g_strdup (packet));
+    }
   return g_steal_pointer (&poll);
 }
 

@@ -506,7 +506,8 @@ replace_message_func (EngineIOSocket      *self,
  * calling engine_io_socket_set_message_func() (or call it again after
  * connecting them, from the socket's context): a handler of one of those
  * three connected later is not called until then. Servers built on this
- * library set one (the Socket.IO server and `engineio-echo` do).
+ * library should set one (`engineio-echo` and the Python overrides'
+ * `on('message')` do).
  *
  * @func may send, close the socket and replace or clear itself; replaced
  * from inside @func, the old @user_data is freed when @func returns. The

@@ -451,6 +451,36 @@ rel_poll_free (RelPoll *poll)
   g_free (poll);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+# define WITH_ASAN 1
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer)
+#  define WITH_ASAN 1
+# endif
+#endif
+
+#ifdef WITH_ASAN
+size_t __sanitizer_get_current_allocated_bytes (void);
+const char *const REL_HELD_WHAT = "allocated heap";
+
+guint
+rel_held_kb (void)
+{
+  return (guint) (__sanitizer_get_current_allocated_bytes () / 1024);
+}
+#else
+const char *const REL_HELD_WHAT = "RSS";
+
+guint
+rel_held_kb (void)
+{
+  RelResources now;
+
+  rel_resources_now (&now);
+  return now.rss_kb;
+}
+#endif
+
 static gboolean
 response_ok (TestResponse  *response,
              const char    *what,
@@ -464,6 +494,19 @@ response_ok (TestResponse  *response,
       return FALSE;
     }
   return TRUE;
+}
+
+/* The pong for a ping. 400 "Session ID unknown" is fine: the session
+ * closed after the ping was sent (the application closed it); the next
+ * poll brings the close packet. */
+static gboolean
+poll_pong (RelPoll  *poll,
+           GError  **error)
+{
+  g_autoptr(TestResponse) pong = NULL;
+
+  pong = test_http_request (poll->http, "POST", poll->target, NULL, "3", 1, REL_WAIT_MS, error);
+  return pong != NULL && (test_eio_is_error (pong, 400, 1) || response_ok (pong, "pong POST", error));
 }
 
 RelPoll *
@@ -502,11 +545,7 @@ rel_poll_open (guint    port,
 
       if (strcmp (packet, "2") == 0)
         {
-          g_autoptr(TestResponse) pong = NULL;
-
-          pong = test_http_request (poll->http, "POST", poll->target, NULL, "3", 1, REL_WAIT_MS,
-                                    error);
-          if (pong == NULL || (!test_eio_is_error (pong, 400, 1) && !response_ok (pong, "pong POST", error)))
+          if (!poll_pong (poll, error))
             return NULL;
         }
       else if (strcmp (packet, "6") != 0)
@@ -571,16 +610,7 @@ rel_poll_next (RelPoll  *poll,
       /* A ping followed by the close packet needs no pong. */
       if (ping && !closing)
         {
-          g_autoptr(TestResponse) pong = NULL;
-
-          pong = test_http_request (poll->http, "POST", poll->target, NULL, "3", 1, REL_WAIT_MS,
-                                    error);
-          if (pong == NULL)
-            return NULL;
-          /* 400 "Session ID unknown": the session closed after the ping was
-           * sent (the application closed it); the next poll brings the
-           * close packet. */
-          if (!test_eio_is_error (pong, 400, 1) && !response_ok (pong, "pong POST", error))
+          if (!poll_pong (poll, error))
             return NULL;
         }
     }

@@ -94,6 +94,11 @@ typedef struct
 } RelResources;
 
 void        rel_resources_now         (RelResources *out);
+/* The memory this process holds, in KiB: its RSS; under AddressSanitizer,
+ * whose quarantine keeps freed memory resident, the heap still allocated.
+ * REL_HELD_WHAT names which. */
+guint       rel_held_kb               (void);
+extern const char *const REL_HELD_WHAT;
 /* Threads and descriptors once they have stopped changing for a while. */
 void        rel_resources_settled     (RelResources *out);
 /* Waits until threads <= @threads and fds <= @fds (a bounded wait on a

@@ -24,34 +24,6 @@
 #include "engineio/engineio.h"
 #include "engineio-loop-private.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-# define WITH_ASAN 1
-#elif defined(__has_feature)
-# if __has_feature(address_sanitizer)
-#  define WITH_ASAN 1
-# endif
-#endif
-
-#ifdef WITH_ASAN
-size_t __sanitizer_get_current_allocated_bytes (void);
-#endif
-
-/* What the process holds, in KiB: its RSS; under ASan, whose quarantine
- * keeps freed memory resident (so RSS counts what was ever allocated),
- * the heap still allocated. */
-static guint
-held_kb (void)
-{
-#ifdef WITH_ASAN
-  return (guint) (__sanitizer_get_current_allocated_bytes () / 1024);
-#else
-  RelResources now;
-
-  rel_resources_now (&now);
-  return now.rss_kb;
-#endif
-}
-
 typedef struct
 {
   EngineIOServer *server;
@@ -330,7 +302,7 @@ test_huge_hello (Fixture       *f,
         g_byte_array_append (out, zeros, n);
       sent += n;
     }
-  before_kb = held_kb ();
+  before_kb = rel_held_kb ();
   deadline = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
   for (guint i = 0; i < N; i++)
     {
@@ -347,8 +319,8 @@ test_huge_hello (Fixture       *f,
       open += !rel_tcp_wait_closed (fds[i], (guint) CLAMP (remaining / 1000, 1, G_MAXINT), NULL);
     }
   /* What the server read of them is in its memory now (or was freed). */
-  after_kb = held_kb ();
-  g_test_message ("held (RSS; under ASan the live heap) %u kB before, %u kB after %u connections",
+  after_kb = rel_held_kb ();
+  g_test_message ("%s %u kB before, %u kB after %u connections", REL_HELD_WHAT,
                   before_kb, after_kb, N);
   for (guint i = 0; i < N; i++)
     close (fds[i]);

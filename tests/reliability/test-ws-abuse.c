@@ -91,49 +91,6 @@ fixture_teardown (Fixture       *f,
   test_log_check ();
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-# define WITH_ASAN 1
-#elif defined(__has_feature)
-# if __has_feature(address_sanitizer)
-#  define WITH_ASAN 1
-# endif
-#endif
-
-#ifdef WITH_ASAN
-size_t __sanitizer_get_current_allocated_bytes (void);
-#endif
-
-static G_GNUC_UNUSED guint
-rss_kb (void)
-{
-  g_autofree char *status = NULL;
-  const char *line;
-
-  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
-    return 0;
-  line = strstr (status, "VmRSS:");
-  return line != NULL ? (guint) g_ascii_strtoull (line + 6, NULL, 10) : 0;
-}
-
-/* The server's memory (it runs in this process): the RSS; under
- * AddressSanitizer, whose quarantine keeps freed memory resident for a
- * while, the heap bytes allocated and not freed instead. */
-#ifdef WITH_ASAN
-#define MEMORY_WHAT "allocated heap"
-static guint
-server_memory_kb (void)
-{
-  return (guint) (__sanitizer_get_current_allocated_bytes () / 1024);
-}
-#else
-#define MEMORY_WHAT "RSS"
-static guint
-server_memory_kb (void)
-{
-  return rss_kb ();
-}
-#endif
-
 /* A masked client frame (payload of at most 125 bytes). */
 static void
 append_frame (GByteArray *out,
@@ -347,7 +304,7 @@ test_ping_flood (Fixture       *f,
   g_assert_true (rel_healthy_wait_more (healthy, 3, REL_WAIT_MS));
   healthy_before = rel_healthy_round_trips (healthy);
 
-  base_kb = server_memory_kb ();
+  base_kb = rel_held_kb ();
   flooders[0] = flooder_start (f->port, 0);
   flooders[1] = flooder_start (f->port, 125);
   flooders[2] = flooder_start (f->port, 0);
@@ -358,7 +315,7 @@ test_ping_flood (Fixture       *f,
   start = g_get_monotonic_time ();
   while (g_get_monotonic_time () - start < FLOOD_MS * 1000)
     {
-      guint kb = server_memory_kb ();
+      guint kb = rel_held_kb ();
 
       peak_kb = MAX (peak_kb, kb);
       if (kb > base_kb + FLOOD_RSS_BOUND_KB)
@@ -381,7 +338,7 @@ test_ping_flood (Fixture       *f,
       flooder_stop (flooders[i]);
 
   g_test_message ("%s %u KiB before the flood, peak %u KiB (+%u KiB, bound %u KiB)",
-                  MEMORY_WHAT, base_kb, peak_kb, peak_kb - MIN (peak_kb, base_kb), FLOOD_RSS_BOUND_KB);
+                  REL_HELD_WHAT, base_kb, peak_kb, peak_kb - MIN (peak_kb, base_kb), FLOOD_RSS_BOUND_KB);
   g_assert_cmpuint (peak_kb, <=, base_kb + FLOOD_RSS_BOUND_KB);
 
   /* The flooders' sessions end, without their help. */
@@ -540,7 +497,7 @@ test_tiny_fragments (Fixture       *f,
     sid = g_strdup (packet->sid);
   }
 
-  base_kb = server_memory_kb ();
+  base_kb = rel_held_kb ();
   g_assert_true (test_ws_send_frame (ws, TEST_WS_TEXT, TEST_WS_SEND_NOT_FIN, "4", 1, &error));
   g_assert_no_error (error);
   for (guint i = 0; i < 1000; i++)
@@ -562,7 +519,7 @@ test_tiny_fragments (Fixture       *f,
       if (!test_ws_send_raw (ws, batch->data, batch->len, NULL))
         break;  /* the server closed the connection */
       sent += 1000;
-      kb = server_memory_kb ();
+      kb = rel_held_kb ();
       peak_kb = MAX (peak_kb, kb);
       if (kb > base_kb + FRAGMENT_RSS_BOUND_KB || test_ws_wait_readable (ws, 0))
         break;
@@ -573,12 +530,12 @@ test_tiny_fragments (Fixture       *f,
     gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * 1000;
 
     do
-      peak_kb = MAX (peak_kb, server_memory_kb ());
+      peak_kb = MAX (peak_kb, rel_held_kb ());
     while (peak_kb <= base_kb + FRAGMENT_RSS_BOUND_KB && !test_ws_wait_readable (ws, 20) &&
            g_get_monotonic_time () < deadline);
   }
   g_test_message ("%u 1-byte fragments sent; %s %u KiB before, peak %u KiB (+%u KiB, bound %u KiB)",
-                  sent, MEMORY_WHAT, base_kb, peak_kb, peak_kb - MIN (peak_kb, base_kb),
+                  sent, REL_HELD_WHAT, base_kb, peak_kb, peak_kb - MIN (peak_kb, base_kb),
                   FRAGMENT_RSS_BOUND_KB);
   g_assert_cmpuint (peak_kb, <=, base_kb + FRAGMENT_RSS_BOUND_KB);
   code = test_ws_read_close (ws, REL_WAIT_MS, NULL);

@@ -2307,7 +2307,7 @@ main (int   argc,
     { "duration", 'D', 0, G_OPTION_ARG_DOUBLE, &duration, "Measured seconds; connect: seconds held (default 10)", "S" },
     { "warmup", 'w', 0, G_OPTION_ARG_DOUBLE, &warmup, "Seconds of traffic not counted (default 1)", "S" },
     { "binary", 'b', 0, G_OPTION_ARG_NONE, &binary, "Send binary messages (default text)", NULL },
-    { "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "ws mode against a bare WebSocket echo server (no Engine.IO: messages are the payload, the upgrade opens the session)", NULL },
+    { "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "ws or connect mode against a bare WebSocket echo server (no Engine.IO: messages are the payload, the upgrade opens the session)", NULL },
     { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print the result as JSON on stdout", NULL },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads, each with its own epoll loop (default 1)", "N" },
     { "source-addresses", 's', 0, G_OPTION_ARG_STRING, &sources, "Bind client sockets round-robin to these local addresses", "A,B,…" },
@@ -2396,8 +2396,8 @@ main (int   argc,
     }
   else
     cfg.polling = cfg.mode == MODE_POLLING;
-  if (raw && cfg.mode != MODE_WS)
-    die ("--raw is for ws mode only");
+  if (raw && cfg.mode != MODE_WS && !(cfg.mode == MODE_CONNECT && !cfg.polling))
+    die ("--raw is for ws mode, and connect mode over WebSocket, only");
   if (!tool_check_range ("engineio-bench", "conns", conns, 1, G_MAXINT64) ||
       !tool_check_range ("engineio-bench", "inflight", inflight, 1, G_MAXINT64) ||
       !tool_check_range ("engineio-bench", "size", size, 0, 64 * 1024 * 1024) ||

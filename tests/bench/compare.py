@@ -7,7 +7,7 @@ thread-per-session shape).
 
 Not run by CI: it takes minutes, wants two cores and installs npm packages.
 
-  tests/bench/compare.py --build BUILD_DIR [--rounds 3] [--duration 5] [--big-idle]
+  tests/bench/compare.py --build BUILD_DIR [--rounds 3] [--duration 5] [--big-idle] [--gslice-malloc]
 
 Installs engine.io@6 with its optional native bufferutil into a scratch
 prefix (the reference's fast configuration), then runs every scenario on
@@ -116,12 +116,15 @@ class Server:
                 cmd += ["--thread-per-connection"]
         else:
             cmd = [os.path.join(ARGS.build, "src", "tools", "engineio-echo")]
-            if kind == "pooled":
+            if kind.startswith("pooled"):
                 cmd += ["--loop-threads", "1"]
+        env = None
+        if kind.endswith("-malloc"):
+            env = dict(os.environ, G_SLICE="always-malloc")
         cmd = ["taskset", "-c", ARGS.server_cpu] + cmd + ["--port", "0"] + args
-        log("$ " + " ".join(cmd) + " &")
+        log("$ " + ("G_SLICE=always-malloc " if env else "") + " ".join(cmd) + " &")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+                                     text=True, env=env)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         line = self.proc.stdout.readline() if ready else ""
         if not line.startswith("listening on "):
@@ -249,7 +252,7 @@ def idle_run(kind, n, hold, extra_bench=(), server_args=()):
     srv = Server(kind, list(server_args))
     try:
         # warm up lazily initialised state (JIT, pools, first thread) first
-        run_bench(srv.url, ["--mode", "connect", "--conns", "20", "--duration", "0.5"], 60)
+        run_bench(srv.url, ["--mode", "connect", "--conns", "20", "--duration", "0.5"] + list(extra_bench), 60)
         time.sleep(0.5)
         before = srv.rss_kib()
         cmd = bench_cmd(srv.url, ["--mode", "connect", "--conns", str(n), "--duration", str(hold),
@@ -332,6 +335,9 @@ def main():
     ap.add_argument("--big-idle-count", type=int, default=100000)
     ap.add_argument("--server-cpu", default="0")
     ap.add_argument("--bench-cpu", default="1")
+    ap.add_argument("--gslice-malloc", action="store_true",
+                    help="also run ours with G_SLICE=always-malloc (GLib before 2.76 keeps GSlice "
+                         "caches per thread; 2.76 and later always use malloc)")
     ap.add_argument("--only", default="", help="comma-separated scenario substrings to run")
     ap.add_argument("--log", default="/tmp/eio-compare.log")
     ARGS = ap.parse_args()
@@ -340,7 +346,8 @@ def main():
     nofile = raise_nofile()
     versions = install_reference(ARGS.ref_prefix)
     kinds = (["pooled", "node"] + ([] if ARGS.no_threaded else ["threaded"]) + ([] if ARGS.no_raw else ["raw"])
-             + ([] if ARGS.no_raw or ARGS.no_threaded else ["raw-threaded"]))
+             + ([] if ARGS.no_raw or ARGS.no_threaded else ["raw-threaded"])
+             + (["pooled-malloc"] + ([] if ARGS.no_threaded else ["threaded-malloc"]) if ARGS.gslice_malloc else []))
     git = subprocess.run(["git", "-C", SRCDIR, "describe", "--always", "--dirty"],
                          capture_output=True, text=True).stdout.strip()
     cpu = "?"
@@ -376,12 +383,14 @@ def main():
                 results.setdefault((name, kind), []).append(
                     throughput_run(kind, args, server_args[0] if server_args else ()))
         if do_idle:
-            here = [k for k in kinds if not k.startswith("raw")]
-            order = here if rnd % 2 == 0 else list(reversed(here))
+            # the raw echoes hold bare upgraded WebSockets (bench --raw): what
+            # the process shape alone costs a connection
+            order = kinds if rnd % 2 == 0 else list(reversed(kinds))
             for kind in order:
                 log(f"# round {rnd + 1}: idle {ARGS.idle} on {kind}")
                 print(f"round {rnd + 1}: idle {ARGS.idle} on {kind}", file=sys.stderr)
-                results.setdefault(("idle", kind), []).append(idle_run(kind, ARGS.idle, 6))
+                results.setdefault(("idle", kind), []).append(
+                    idle_run(kind, ARGS.idle, 6, ["--raw"] if kind.startswith("raw") else []))
 
     big = None
     if ARGS.big_idle:
@@ -408,7 +417,10 @@ def main():
     cols = (["ours pooled (--loop-threads 1)", "node engine.io"]
             + ([] if ARGS.no_threaded else ["ours per-session threads"])
             + ([] if ARGS.no_raw else ["raw C WebSocket echo"])
-            + ([] if ARGS.no_raw or ARGS.no_threaded else ["raw C echo, thread per connection"]))
+            + ([] if ARGS.no_raw or ARGS.no_threaded else ["raw C echo, thread per connection"])
+            + (["ours pooled, G_SLICE=always-malloc"]
+               + ([] if ARGS.no_threaded else ["ours per-session threads, G_SLICE=always-malloc"])
+               if ARGS.gslice_malloc else []))
     print("| scenario | " + " | ".join(cols) + " | pooled / node | target | met |"
           + ("" if ARGS.no_raw else " pooled / raw |"))
     print("|---|" + "---|" * len(cols) + "---|---|---|" + ("" if ARGS.no_raw else "---|"))
@@ -450,8 +462,11 @@ def main():
         r = ratio(col("idle", "pooled", lambda r: r["rss_per_session_b"]),
                   col("idle", "node", lambda r: r["rss_per_session_b"]))
         met = "–" if r is None else ("yes" if r <= 0.5 else "**no**")
+        rr = ratio(col("idle", "pooled", lambda r: r["rss_per_session_b"]),
+                   col("idle", "raw", lambda r: r["rss_per_session_b"]))
         print(f"| {ARGS.idle} idle ws sessions: VmRSS growth | " + " | ".join(cells)
-              + f" | {fmt(r)}× | ≤ 0.5× | {met} |" + ("" if ARGS.no_raw else " – |"))
+              + f" | {fmt(r)}× | ≤ 0.5× | {met} |"
+              + ("" if ARGS.no_raw else (" – |" if rr is None else f" {fmt(rr)}× |")))
     if big is not None:
         print()
         print(f"Pooled mode, one process: held {big['held']:,} of {big['conns']:,} idle WebSocket sessions "

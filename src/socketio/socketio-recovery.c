@@ -198,12 +198,6 @@ socket_io_session_get_missed_packet (SocketIOSession  *self,
   return g_ptr_array_index (self->missed, 2 * index);
 }
 
-gboolean
-socket_io_server_recovery_on (SocketIOServer *self)
-{
-  return g_atomic_int_get (&self->recovery) != 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* The in-memory adapter's persisted sessions and kept packets         */
 /* ------------------------------------------------------------------ */

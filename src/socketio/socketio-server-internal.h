@@ -303,7 +303,13 @@ void socket_io_socket_on_packet (SocketIOSocket *self,
 extern guint socket_io_namespace_signals[NSP_N_SIGNALS];
 
 /* socketio-recovery.c */
-gboolean socket_io_server_recovery_on (SocketIOServer *self);
+/* Inline: read on every emit and broadcast (static, and inlined, in
+ * socketio-server.c before the split). */
+static inline gboolean
+socket_io_server_recovery_on (SocketIOServer *self)
+{
+  return g_atomic_int_get (&self->recovery) != 0;
+}
 void socket_io_stored_session_free (SioStoredSession *stored);
 void socket_io_stored_packet_free (SioStoredPacket *packet);
 void socket_io_adapter_drop_session (SocketIOAdapterPrivate *priv,

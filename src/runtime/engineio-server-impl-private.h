@@ -28,6 +28,7 @@
 #include "engineio-metrics-private.h"
 #include "engineio-rate-table-private.h"
 #include "engineio-lock-private.h"
+#include "engineio-socket-private.h"
 
 G_BEGIN_DECLS
 
@@ -186,7 +187,7 @@ void              engine_io_core_prepare_response  (EngineIORequest *req,
                                                     const char      *message);
 void              engine_io_core_request_unsuspend (EngineIOServer  *self,
                                                     EngineIORequest *req);
-void              engine_io_core_upgrade_request   (EngineIOConfig  *config,
+gboolean          engine_io_core_upgrade_request   (EngineIOConfig  *config,
                                                     EngineIORequest *req,
                                                     EngineIOSocket  *socket);
 GHashTable       *engine_io_copy_string_table      (GHashTable      *table);
@@ -219,5 +220,7 @@ void              engine_io_server_refuse_admissions (EngineIOServer *self);
 /* engineio-server-sessions.c */
 EngineIOSocket   *engine_io_server_find_socket     (EngineIOServer  *self,
                                                     const char      *sid);
+/* What the server gives each socket it creates (engine_io_socket_new()). */
+extern const EngineIOSocketOwner engine_io_server_socket_owner;
 
 G_END_DECLS

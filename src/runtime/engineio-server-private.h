@@ -119,10 +119,6 @@ void     engine_io_core_request_suspend     (EngineIOServer  *self,
                                              EngineIORequest *req);
 void     engine_io_core_request_resume      (EngineIORequest *req);
 
-/* Session bookkeeping, called by sockets in their main context. */
-void     engine_io_server_unregister_socket (EngineIOServer  *self,
-                                             EngineIOSocket  *socket);
-void     engine_io_server_socket_finished   (EngineIOServer  *self);
 void     engine_io_server_emit_connection   (EngineIOServer  *self,
                                              EngineIOSocket  *socket);
 /* Any thread: the live counters (engineio-metrics-private.h). */

@@ -23,7 +23,6 @@
 
 #include "engineio-server-private.h"
 #include "engineio-handshake-private.h"
-#include "engineio-http-private.h"
 #include "engineio-loop-private.h"
 #include "engineio-metrics-private.h"
 #include "engineio-rate-table-private.h"
@@ -112,7 +111,8 @@ struct _EngineIOServer
   gpointer                    id_data;
   GDestroyNotify              id_destroy;
 
-  EngineIOHttpDaemon         *daemon;             /* owned; the listening thread's */
+  gpointer                    listener;           /* (lock) owned: engine_io_server_listen()'s daemon */
+  const EngineIOListenerClass *listener_class;    /* (lock) how to stop @listener */
   guint                       port;
 
   /* Hooks */

@@ -10,14 +10,15 @@
 # component of the call graph, more than one file).
 #
 # Issue 14 asks for none. The Socket.IO files have none: any cycle among
-# them fails as a new one. One remains, the runtime's server, sessions and
-# libmicrohttpd adapter (KNOWN_CYCLE below), with the host seam
-# (engineio-host) since the libmicrohttpd host runs on it: the server
-# starts and stops that host (engine_io_server_listen()), which calls the
-# seam, which calls the server; until the session
-# machine cuts it, this is a ratchet: it fails, naming the files, when a
-# file joins that cycle or a new cycle forms, and when a file leaves it
-# (so that KNOWN_CYCLE is updated and stays the truth).
+# them fails as a new one. Two remain (KNOWN_CYCLES below), each among
+# the files of one object: the server's, and the session's. The session
+# files call no server file (the server hands each socket an
+# EngineIOSocketOwner), and the server calls neither the libmicrohttpd
+# adapter (engine_io_server_listen() is the adapter's; the server stops
+# its daemon through an EngineIOListenerClass) nor the host seam.
+# Until they are cut, this is a ratchet: it fails, naming the files, when
+# a file joins a known cycle or a new cycle forms, and when a file leaves
+# one or one is gone (so that KNOWN_CYCLES is updated and stays the truth).
 #
 # Usage: check-file-cycles.py [--nm NM] [--print] LIB.a [LIB.a ...]
 #
@@ -29,25 +30,28 @@ import re
 import subprocess
 import sys
 
-KNOWN_CYCLE = {
-    'engineio-host',
-    'engineio-http',
-    'engineio-http-daemon',  # split from engineio-http (the server starts it; it calls engineio-http)
-    'engineio-server',
-    'engineio-server-admission',
-    'engineio-server-handshake',
-    'engineio-server-requests',
-    'engineio-server-responses',
-    'engineio-server-sessions',
-    'engineio-server-shutdown',
-    'engineio-socket',
-    'engineio-socket-close',
-    'engineio-socket-events',
-    'engineio-socket-polling',
-    'engineio-socket-queue',
-    'engineio-socket-receive',
-    'engineio-socket-websocket',
-}
+KNOWN_CYCLES = [
+    # The server object's files: engineio-server.c (the GObject, whose
+    # type the others check, and ::connection) calls the shutdown file
+    # (its dispose closes a dropped server) and the admission file (the
+    # admission table's free function), which reach it again.
+    {
+        'engineio-server',
+        'engineio-server-admission',
+        'engineio-server-sessions',
+        'engineio-server-shutdown',
+    },
+    # The session's files, which call each other (the session object
+    # spread over files; no layers yet).
+    {
+        'engineio-socket',
+        'engineio-socket-close',
+        'engineio-socket-events',
+        'engineio-socket-queue',
+        'engineio-socket-receive',
+        'engineio-socket-websocket',
+    },
+]
 
 NM_LINE = re.compile(r'^(?:[^:]+):([^:]+):\s*[0-9a-fA-F]*\s+([A-Za-z])\s+(\S+)$')
 
@@ -149,21 +153,23 @@ def main():
     ok = True
     for comp in found:
         print('cycle of %d files: %s' % (len(comp), ', '.join(sorted(comp))))
-        if comp == KNOWN_CYCLE:
+        if comp in KNOWN_CYCLES:
             continue
         ok = False
-        if comp & KNOWN_CYCLE:
-            joined = sorted(comp - KNOWN_CYCLE)
-            left = sorted(KNOWN_CYCLE - comp)
+        overlapping = [known for known in KNOWN_CYCLES if comp & known]
+        for known in overlapping:
+            joined = sorted(comp - known)
+            left = sorted(known - comp)
             if joined:
-                print('  NEW in the known cycle: %s' % ', '.join(joined))
+                print('  NEW in a known cycle: %s' % ', '.join(joined))
             if left:
-                print('  left the known cycle (update KNOWN_CYCLE): %s' % ', '.join(left))
-        else:
+                print('  left a known cycle (update KNOWN_CYCLES): %s' % ', '.join(left))
+        if not overlapping:
             print('  a NEW cycle')
-    if not any(comp == KNOWN_CYCLE for comp in found) and not any(comp & KNOWN_CYCLE for comp in found):
-        print('the known cycle is gone: remove KNOWN_CYCLE (and make this test demand none)')
-        ok = False
+    for known in KNOWN_CYCLES:
+        if not any(comp & known for comp in found):
+            print('a known cycle is gone: remove it from KNOWN_CYCLES (%s)' % ', '.join(sorted(known)))
+            ok = False
     return 0 if ok else 1
 
 

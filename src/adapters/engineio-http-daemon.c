@@ -1,12 +1,14 @@
 /* engineio-http-daemon.c: our own libmicrohttpd daemon
  *
- * engine_io_http_daemon_start() and _stop(): the daemon the server's
- * listen() starts, with its options (connection memory, descriptor
- * budget, TLS from a GTlsCertificate), the watcher thread (deadlines of
- * slow requests; waiting polls whose client went away), and the bounds
- * on a TLS client before its first request. Requests go to
- * engineio-http.c (engine_io_http_handle_request()); nothing there calls
- * back here.
+ * engine_io_server_listen() (the public function is here: the server
+ * never calls the adapter; it stops the daemon through the
+ * EngineIOListenerClass it is given), engine_io_http_daemon_start() and
+ * _stop(): the daemon listen() starts, with its options (connection
+ * memory, descriptor budget, TLS from a GTlsCertificate), the watcher
+ * thread (deadlines of slow requests; waiting polls whose client went
+ * away), and the bounds on a TLS client before its first request.
+ * Requests go to engineio-http.c (engine_io_http_handle_request());
+ * nothing there calls back here.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -35,6 +37,7 @@
 #include "engineio-mhd.h"
 #include "engineio-error.h"
 #include "engineio-lock-private.h"
+#include "engineio-loop-private.h"
 
 /* Our own daemon */
 
@@ -212,25 +215,6 @@ find_gone_polls_locked (EngineIOHttpDaemon *daemon,
       }
 }
 
-/* Set in the threads of the daemons we start (libmicrohttpd's, by their
- * first accept or request, and the watcher): the daemon cannot be stopped
- * (its threads joined) from them. The watcher drops references on
- * sessions, whose last one may drop the server. */
-static GPrivate in_daemon_thread;
-
-static void
-mark_daemon_thread (void)
-{
-  if (g_private_get (&in_daemon_thread) == NULL)
-    g_private_set (&in_daemon_thread, GINT_TO_POINTER (1));
-}
-
-gboolean
-engine_io_http_in_daemon_thread (void)
-{
-  return g_private_get (&in_daemon_thread) != NULL;
-}
-
 static gpointer
 watcher_thread (gpointer data)
 {
@@ -239,7 +223,9 @@ watcher_thread (gpointer data)
   g_autoptr(GPtrArray) polled = g_ptr_array_new ();
   g_autoptr(GArray) gone = g_array_new (FALSE, FALSE, sizeof (EngineIOHostPoll));
 
-  mark_daemon_thread ();
+  /* It drops references on sessions, whose last one may drop the server:
+   * not a thread to stop the daemon from. */
+  engine_io_mark_daemon_thread ();
   ENGINE_IO_LOCK (&daemon->lock, WATCHER);
   while (!daemon->stopping)
     {
@@ -299,7 +285,7 @@ accept_policy_cb (void                  *cls,
   EngineIOHttpDaemon *daemon = cls;
   EngineIOCounters *counters = engine_io_server_get_counters (daemon->server);
 
-  mark_daemon_thread ();
+  engine_io_mark_daemon_thread ();
 
   if (__atomic_load_n (&counters->descriptors, __ATOMIC_RELAXED) + 1 <= daemon->descriptor_limit)
     return MHD_YES;
@@ -324,7 +310,7 @@ access_cb (void                  *cls,
   gboolean body_chunk = *upload_data_size > 0;
   enum MHD_Result ret;
 
-  mark_daemon_thread ();
+  engine_io_mark_daemon_thread ();
   ret = engine_io_http_handle_request (server, daemon, connection, url, method, version,
                         upload_data, upload_data_size, req_cls);
   if (head)
@@ -430,7 +416,9 @@ tls_pem_from_certificate (GTlsCertificate  *certificate,
   return TRUE;
 }
 
-EngineIOHttpDaemon *
+static void engine_io_http_daemon_stop (gpointer data);
+
+static EngineIOHttpDaemon *
 engine_io_http_daemon_start (EngineIOServer  *server,
                              const char      *address,
                              guint            port,
@@ -545,15 +533,13 @@ engine_io_http_daemon_start (EngineIOServer  *server,
   return daemon;
 }
 
-guint
-engine_io_http_daemon_get_port (EngineIOHttpDaemon *daemon)
+/* Only once no connection is suspended (engine_io_server_close()). Frees
+ * @daemon. */
+static void
+engine_io_http_daemon_stop (gpointer data)
 {
-  return daemon->port;
-}
+  EngineIOHttpDaemon *daemon = data;
 
-void
-engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
-{
   ENGINE_IO_LOCK (&daemon->lock, WATCHER);
   daemon->stopping = TRUE;
   g_cond_signal (&daemon->cond);
@@ -571,4 +557,51 @@ engine_io_http_daemon_stop (EngineIOHttpDaemon *daemon)
   g_free (daemon->tls_cert_pem);
   tls_key_free (daemon->tls_key_pem);
   g_free (daemon);
+}
+
+static const EngineIOListenerClass daemon_listener_class = {
+  .stop = engine_io_http_daemon_stop,
+};
+
+/**
+ * engine_io_server_listen:
+ * @self: a server
+ * @address: (nullable): a numeric IPv4 or IPv6 address to bind, or %NULL
+ *   for 127.0.0.1
+ * @port: the TCP port, or 0 to pick a free one (read it back with
+ *   engine_io_server_get_port())
+ * @error: return location for a #GError
+ *
+ * Starts the server on its own libmicrohttpd daemon (a pool of worker
+ * threads using epoll). First, unless #EngineIOServer:raise-fd-limit is
+ * %FALSE, raises the process's soft `RLIMIT_NOFILE` to its hard limit;
+ * the server's descriptor budget is taken from the limit then (see
+ * #EngineIOServer:fd-reserve). Fails with %ENGINE_IO_ERROR_LISTEN if the address
+ * cannot be bound, %ENGINE_IO_ERROR_INVALID_ARGUMENT for a bad address or
+ * configuration, %ENGINE_IO_ERROR_CLOSED after engine_io_server_close().
+ * A server listens at most once.
+ *
+ * Thread-safe: may be called from any thread, once.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+engine_io_server_listen (EngineIOServer  *self,
+                         const char      *address,
+                         guint            port,
+                         GError         **error)
+{
+  EngineIOHttpDaemon *daemon;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (port <= 65535, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!engine_io_server_prepare_listen (self, error))
+    return FALSE;
+  daemon = engine_io_http_daemon_start (self, address ? address : "127.0.0.1", port, error);
+  if (daemon == NULL)
+    return FALSE;
+  engine_io_server_set_listener (self, &daemon_listener_class, daemon, daemon->port);
+  return TRUE;
 }

@@ -10,12 +10,12 @@
 
 #include <microhttpd.h>
 
-#include "engineio-http-private.h"
 #include "engineio-host-private.h"
 #include "engineio-server-private.h"
 
 G_BEGIN_DECLS
 
+typedef struct _EngineIOHttpDaemon EngineIOHttpDaemon;
 typedef struct _ConnWatch ConnWatch;
 
 /* A connection of our own daemon, watched for slow requests, and while a

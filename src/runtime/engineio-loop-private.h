@@ -44,6 +44,10 @@ void              engine_io_loop_pool_shutdown     (EngineIOLoopPool *pool,
 void              engine_io_loop_release           (EngineIOLoop     *loop);
 GMainContext     *engine_io_loop_get_context       (EngineIOLoop     *loop);
 gboolean          engine_io_in_loop_thread         (void);
+/* A thread of a libmicrohttpd daemon we started (engineio-http-daemon.c
+ * marks them): not one from which to stop one. */
+void              engine_io_mark_daemon_thread     (void);
+gboolean          engine_io_in_daemon_thread       (void);
 gboolean          engine_io_in_session_thread      (void);
 
 G_END_DECLS

@@ -44,6 +44,13 @@ struct _EngineIOLoopPool
  * 1 in a pooled loop thread, 2 in a session's own thread. */
 static GPrivate in_loop_thread;
 
+/* Set in the threads of the libmicrohttpd daemons we start (by
+ * engineio-http-daemon.c: libmicrohttpd's, by their first accept or
+ * request, and its watcher): such a daemon cannot be stopped (its threads
+ * joined) from them. Here, with the loop threads, so that the server asks
+ * without calling the adapter. */
+static GPrivate in_daemon_thread;
+
 static void
 loop_quit (EngineIOLoop *loop)
 {
@@ -284,6 +291,19 @@ engine_io_loop_get_context (EngineIOLoop *loop)
   return loop->context;
 }
 
+
+void
+engine_io_mark_daemon_thread (void)
+{
+  if (g_private_get (&in_daemon_thread) == NULL)
+    g_private_set (&in_daemon_thread, GINT_TO_POINTER (1));
+}
+
+gboolean
+engine_io_in_daemon_thread (void)
+{
+  return g_private_get (&in_daemon_thread) != NULL;
+}
 
 gboolean
 engine_io_in_loop_thread (void)

@@ -23,11 +23,11 @@
 
 #include "engineio-server-private.h"
 #include "engineio-handshake-private.h"
-#include "engineio-http-private.h"
 #include "engineio-loop-private.h"
 #include "engineio-metrics-private.h"
 #include "engineio-rate-table-private.h"
 #include "engineio-lock-private.h"
+#include "engineio-socket-private.h"
 
 G_BEGIN_DECLS
 
@@ -111,7 +111,8 @@ struct _EngineIOServer
   gpointer                    id_data;
   GDestroyNotify              id_destroy;
 
-  EngineIOHttpDaemon         *daemon;             /* owned; the listening thread's */
+  gpointer                    listener;           /* (lock) owned: engine_io_server_listen()'s daemon */
+  const EngineIOListenerClass *listener_class;    /* (lock) how to stop @listener */
   guint                       port;
 
   /* Hooks */
@@ -186,7 +187,7 @@ void              engine_io_core_prepare_response  (EngineIORequest *req,
                                                     const char      *message);
 void              engine_io_core_request_unsuspend (EngineIOServer  *self,
                                                     EngineIORequest *req);
-void              engine_io_core_upgrade_request   (EngineIOConfig  *config,
+gboolean          engine_io_core_upgrade_request   (EngineIOConfig  *config,
                                                     EngineIORequest *req,
                                                     EngineIOSocket  *socket);
 GHashTable       *engine_io_copy_string_table      (GHashTable      *table);
@@ -219,5 +220,7 @@ void              engine_io_server_refuse_admissions (EngineIOServer *self);
 /* engineio-server-sessions.c */
 EngineIOSocket   *engine_io_server_find_socket     (EngineIOServer  *self,
                                                     const char      *sid);
+/* What the server gives each socket it creates (engine_io_socket_new()). */
+extern const EngineIOSocketOwner engine_io_server_socket_owner;
 
 G_END_DECLS

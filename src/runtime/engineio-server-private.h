@@ -119,12 +119,28 @@ void     engine_io_core_request_suspend     (EngineIOServer  *self,
                                              EngineIORequest *req);
 void     engine_io_core_request_resume      (EngineIORequest *req);
 
-/* Session bookkeeping, called by sockets in their main context. */
-void     engine_io_server_unregister_socket (EngineIOServer  *self,
-                                             EngineIOSocket  *socket);
-void     engine_io_server_socket_finished   (EngineIOServer  *self);
 void     engine_io_server_emit_connection   (EngineIOServer  *self,
                                              EngineIOSocket  *socket);
+/* The daemon engine_io_server_listen() started (the libmicrohttpd
+ * adapter's, engineio-http-daemon.c, which has the public function): the
+ * server stops it without calling the adapter's files. */
+typedef struct
+{
+  /* Only once no connection is suspended (engine_io_server_close()).
+   * Frees @listener. */
+  void (*stop) (gpointer listener);
+} EngineIOListenerClass;
+
+/* engine_io_server_listen(), the server's side: before the adapter starts
+ * its daemon (the descriptor limit, the start, "listens at most once"),
+ * and after (the server owns @listener, listens on @port). */
+gboolean engine_io_server_prepare_listen    (EngineIOServer  *self,
+                                             GError         **error);
+void     engine_io_server_set_listener      (EngineIOServer              *self,
+                                             const EngineIOListenerClass *listener_class,
+                                             gpointer                     listener,
+                                             guint                        port);
+
 /* Any thread: the live counters (engineio-metrics-private.h). */
 EngineIOCounters *engine_io_server_get_counters (EngineIOServer *self);
 

@@ -197,7 +197,8 @@ request_begin (EngineIOServer  *self,
           engine_io_core_respond_error (config, req, ENGINE_IO_CODE_BAD_REQUEST);
           return FALSE;
         }
-      engine_io_core_upgrade_request (config, req, socket);
+      if (!engine_io_core_upgrade_request (config, req, socket))
+        engine_io_socket_upgrade_failed (socket);
       return FALSE;
     }
 
@@ -316,7 +317,8 @@ engine_io_server_request_resumed (EngineIOServer  *self,
   if (req->kind == ENGINE_IO_REQUEST_UPGRADE && req->socket != NULL)
     {
       g_autoptr(EngineIOConfig) config = engine_io_server_ref_config (self);
-      engine_io_core_upgrade_request (config, req, req->socket);
+      if (!engine_io_core_upgrade_request (config, req, req->socket))
+        engine_io_socket_upgrade_failed (req->socket);
       return;
     }
 

@@ -309,8 +309,12 @@ engine_io_core_request_resume (EngineIORequest *req)
 /* Answers 101 (the adapter switches the connection and attaches it to
  * @socket). A permessage-deflate offer is accepted only with the
  * per-message-deflate property on (see engine_io_ws_deflate_negotiate());
- * otherwise declined by not echoing Sec-WebSocket-Extensions. */
-void
+ * otherwise declined by not echoing Sec-WebSocket-Extensions.
+ *
+ * Returns: FALSE if the adapter could not switch the connection and the
+ * session must release its upgrade claim: the caller then calls
+ * engine_io_socket_upgrade_failed() (this file calls no session file). */
+gboolean
 engine_io_core_upgrade_request (EngineIOConfig  *config,
                                 EngineIORequest *req,
                                 EngineIOSocket  *socket)
@@ -346,9 +350,9 @@ engine_io_core_upgrade_request (EngineIOConfig  *config,
   if (!req->vtable->upgrade (req, headers, socket))
     {
       req->kind = ENGINE_IO_REQUEST_DONE;
-      if (!req->reject_ws)
-        engine_io_socket_upgrade_failed (socket);
+      return req->reject_ws;
     }
+  return TRUE;
 }
 
 GHashTable *

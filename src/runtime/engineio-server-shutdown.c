@@ -76,7 +76,7 @@ may_wait_here (EngineIOServer *self)
   GSource *current;
   const char *name;
 
-  if (engine_io_in_loop_thread () || engine_io_http_in_daemon_thread ())
+  if (engine_io_in_loop_thread () || engine_io_in_daemon_thread ())
     return FALSE;
   current = g_main_current_source ();
   name = current != NULL ? g_source_get_name (current) : NULL;
@@ -164,7 +164,8 @@ server_finish_close (EngineIOServer *self,
                      gboolean        iterate_external)
 {
   gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-  EngineIOHttpDaemon *daemon;
+  gpointer listener;
+  const EngineIOListenerClass *listener_class;
   g_autoptr(GPtrArray) tasks = NULL;
 
   ENGINE_IO_LOCK (&self->lock, SERVER);
@@ -188,12 +189,13 @@ server_finish_close (EngineIOServer *self,
   while (g_atomic_int_get (&self->active_requests) > 0)
     if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
       break;
-  daemon = g_steal_pointer (&self->daemon);
+  listener = g_steal_pointer (&self->listener);
+  listener_class = self->listener_class;
   self->port = 0;
   ENGINE_IO_UNLOCK (&self->lock);
 
-  if (daemon != NULL)
-    engine_io_http_daemon_stop (daemon);
+  if (listener != NULL)
+    listener_class->stop (listener);
 
   if (self->pool != NULL)
     engine_io_loop_pool_shutdown (self->pool, 5 * G_USEC_PER_SEC);

@@ -245,40 +245,14 @@ engine_io_server_new (void)
   return g_object_new (ENGINE_IO_TYPE_SERVER, NULL);
 }
 
-/**
- * engine_io_server_listen:
- * @self: a server
- * @address: (nullable): a numeric IPv4 or IPv6 address to bind, or %NULL
- *   for 127.0.0.1
- * @port: the TCP port, or 0 to pick a free one (read it back with
- *   engine_io_server_get_port())
- * @error: return location for a #GError
- *
- * Starts the server on its own libmicrohttpd daemon (a pool of worker
- * threads using epoll). First, unless #EngineIOServer:raise-fd-limit is
- * %FALSE, raises the process's soft `RLIMIT_NOFILE` to its hard limit;
- * the server's descriptor budget is taken from the limit then (see
- * #EngineIOServer:fd-reserve). Fails with %ENGINE_IO_ERROR_LISTEN if the address
- * cannot be bound, %ENGINE_IO_ERROR_INVALID_ARGUMENT for a bad address or
- * configuration, %ENGINE_IO_ERROR_CLOSED after engine_io_server_close().
- * A server listens at most once.
- *
- * Thread-safe: may be called from any thread, once.
- *
- * Returns: %TRUE on success
- */
+/* engine_io_server_listen()'s server side (the public function is the
+ * libmicrohttpd adapter's, engineio-http-daemon.c: the server never calls
+ * the adapter). Before the adapter starts its daemon: the descriptor
+ * limit, the start, and "a server listens at most once". */
 gboolean
-engine_io_server_listen (EngineIOServer  *self,
-                         const char      *address,
-                         guint            port,
-                         GError         **error)
+engine_io_server_prepare_listen (EngineIOServer  *self,
+                                 GError         **error)
 {
-  EngineIOHttpDaemon *daemon;
-
-  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), FALSE);
-  g_return_val_if_fail (port <= 65535, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-
   /* Before the server starts, which takes its descriptor budget from the
    * limit. */
   if (self->raise_fd_limit && !engine_io_server_is_started (self))
@@ -287,25 +261,31 @@ engine_io_server_listen (EngineIOServer  *self,
     return FALSE;
 
   ENGINE_IO_LOCK (&self->lock, SERVER);
-  if (self->daemon != NULL)
+  if (self->listener != NULL)
     {
       ENGINE_IO_UNLOCK (&self->lock);
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN, "The server is already listening");
       return FALSE;
     }
   ENGINE_IO_UNLOCK (&self->lock);
+  return TRUE;
+}
 
-  daemon = engine_io_http_daemon_start (self, address ? address : "127.0.0.1", port, error);
-  if (daemon == NULL)
-    return FALSE;
-
+/* After: the server owns @listener (stopped by engine_io_server_close()
+ * through @listener_class) and listens on @port. */
+void
+engine_io_server_set_listener (EngineIOServer              *self,
+                               const EngineIOListenerClass *listener_class,
+                               gpointer                     listener,
+                               guint                        port)
+{
   ENGINE_IO_LOCK (&self->lock, SERVER);
-  self->daemon = daemon;
-  self->port = engine_io_http_daemon_get_port (daemon);
+  self->listener = listener;
+  self->listener_class = listener_class;
+  self->port = port;
   ENGINE_IO_UNLOCK (&self->lock);
 
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PORT]);
-  return TRUE;
 }
 
 /**

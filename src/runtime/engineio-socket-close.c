@@ -323,8 +323,7 @@ engine_io_socket_finish_close (EngineIOSocket *self)
 
   /* The server forgets the session (its max-sessions place included)
    * before ::close runs. */
-  engine_io_server_unregister_socket (self->server, self);
-  engine_io_server_socket_finished (self->server);
+  self->owner->finished (self->server, self);
   if (self->counted_open)
     engine_io_counter_sub (engine_io_counter_open (self->counters, engine_io_socket_get_transport (self), self->version), 1);
   engine_io_counter_add (&self->counters->closes[self->close_reason], 1);

@@ -69,6 +69,7 @@ struct _EngineIOSocket
   EngineIOProtocolVersion  version;
   EngineIOHandshake       *handshake;
   EngineIOServer          *server;        /* strong ref, dropped in finalize */
+  const EngineIOSocketOwner *owner;       /* what calls into @server; static */
   EngineIOConfig          *config;
   GMainContext            *context;       /* ref; the loop's context */
 

@@ -9,9 +9,26 @@
 
 G_BEGIN_DECLS
 
+/* What the session needs from its server, given at creation: the session
+ * files call no server file (tests/check-file-cycles.py). Both run in the
+ * session's context, once per session. */
+typedef struct
+{
+  /* engine_io_socket_start(): emits the server's ::connection. */
+  void (*connection) (EngineIOServer *server,
+                      EngineIOSocket *socket);
+  /* The session has closed: the server forgets it (its max-sessions place
+   * included) before ::close runs. */
+  void (*finished)   (EngineIOServer *server,
+                      EngineIOSocket *socket);
+} EngineIOSocketOwner;
+
 /* Session context, from the handshake job. Takes over @loop's use. The
- * socket attaches @handshake_request as its first poll (if any). */
-EngineIOSocket *engine_io_socket_new                 (EngineIOServer    *server,
+ * socket attaches @handshake_request as its first poll (if any).
+ * @counters: the server's (outlives the socket, which holds @server). */
+EngineIOSocket *engine_io_socket_new                 (EngineIOServer            *server,
+                                                      const EngineIOSocketOwner *owner,
+                                                      EngineIOCounters          *counters,
                                                       EngineIOConfig    *config,
                                                       const char        *id,
                                                       EngineIOHandshake *handshake,

@@ -310,7 +310,9 @@ engine_io_socket_init (EngineIOSocket *self)
 }
 
 EngineIOSocket *
-engine_io_socket_new (EngineIOServer    *server,
+engine_io_socket_new (EngineIOServer            *server,
+                      const EngineIOSocketOwner *owner,
+                      EngineIOCounters          *counters,
                       EngineIOConfig    *config,
                       const char        *id,
                       EngineIOHandshake *handshake,
@@ -320,13 +322,14 @@ engine_io_socket_new (EngineIOServer    *server,
 
   self->id = g_strdup (id);
   self->server = g_object_ref (server);
+  self->owner = owner;
   self->config = engine_io_config_ref (config);
   self->handshake = engine_io_handshake_ref (handshake);
   self->version = engine_io_handshake_get_protocol_version (handshake);
   self->transport = engine_io_handshake_get_transport (handshake);
   self->loop = loop;
   self->context = g_main_context_ref (engine_io_loop_get_context (loop));
-  self->counters = engine_io_server_get_counters (server);
+  self->counters = counters;
   engine_io_session_machine_init (&self->machine, self->version, config->ping_interval,
                                   config->ping_timeout, config->ping_interval_grace);
 
@@ -386,7 +389,7 @@ engine_io_socket_start (EngineIOSocket  *self,
 
   /* Before the first poll is answered, so messages the application sends
    * from its handler travel with the open packet, as in the reference. */
-  engine_io_server_emit_connection (self->server, self);
+  self->owner->connection (self->server, self);
 
   /* Only if the open packet is still queued: a send from the handler may
    * have answered the first poll already, and the client's next poll,

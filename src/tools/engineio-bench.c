@@ -135,6 +135,7 @@ typedef struct
   double        open_timeout;
   double        fail_threshold;
   double        echo_timeout;
+  double        hold_lost;      /* --hold-lost */
   gboolean      binary;
   gboolean      raw;            /* ws mode against a bare WebSocket echo: no Engine.IO */
   gboolean      json;
@@ -2032,6 +2033,20 @@ worker_stop (Worker  *w,
   guint64 limit = (guint64) (cfg.echo_timeout * 1e6);
 
   w->stopping = TRUE;
+  if (cfg.hold_lost > 0 && !IS_BROADCAST)
+    for (guint i = 0; i < w->n_conns; i++)
+      {
+        Conn *c = &w->conns[i];
+
+        if (c->state == CONN_OPEN && c->recv_seq < c->sent_seq &&
+            now - c->t_send[c->recv_seq % cfg.inflight] > limit)
+          {
+            /* for debugging a server: its connections as they are */
+            report ("echoes lost: holding the connections for %.1f s", cfg.hold_lost);
+            g_usleep ((gulong) (cfg.hold_lost * 1e6));
+            break;
+          }
+      }
   for (guint i = 0; i < w->n_conns; i++)
     {
       Conn *c = &w->conns[i];
@@ -2295,7 +2310,7 @@ main (int   argc,
   g_autofree char *transport = NULL;
   g_autofree char *sources = NULL;
   int conns = 100, inflight = 1, size = 32, threads = 1, open_window = 128;
-  double duration = 10, warmup = 1, open_timeout = 60, fail_threshold = 0, echo_timeout = 2;
+  double duration = 10, warmup = 1, open_timeout = 60, fail_threshold = 0, echo_timeout = 2, hold_lost = 0;
   gboolean binary = FALSE, json = FALSE, verbose = FALSE, version = FALSE, raw = FALSE;
   GOptionEntry entries[] = {
     { "url", 'u', 0, G_OPTION_ARG_STRING, &url, "Server (default http://127.0.0.1:3000/engine.io/)", "URL" },
@@ -2315,6 +2330,7 @@ main (int   argc,
     { "open-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &open_timeout, "Seconds allowed for opening every session (default 60)", "S" },
     { "fail-threshold", 0, 0, G_OPTION_ARG_DOUBLE, &fail_threshold, "Failed sessions tolerated, percent (default 0)", "PCT" },
     { "echo-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &echo_timeout, "An echo not back after this many seconds at the end is lost (default 2)", "S" },
+    { "hold-lost", 0, 0, G_OPTION_ARG_DOUBLE, &hold_lost, "When echoes are lost at the end, keep the connections open this many seconds before closing them (to look at the server meanwhile; default 0)", "S" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print phases on stderr", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
@@ -2405,7 +2421,8 @@ main (int   argc,
       !tool_check_range ("engineio-bench", "open-window", open_window, 1, G_MAXINT64) ||
       !tool_check_range_double ("engineio-bench", "warmup", warmup, 0, 3600) ||
       !tool_check_range_double ("engineio-bench", "fail-threshold", fail_threshold, 0, 100) ||
-      !tool_check_range_double ("engineio-bench", "echo-timeout", echo_timeout, 0, 3600))
+      !tool_check_range_double ("engineio-bench", "echo-timeout", echo_timeout, 0, 3600) ||
+      !tool_check_range_double ("engineio-bench", "hold-lost", hold_lost, 0, 3600))
     return TOOL_EXIT_USAGE;
   /* Zero excluded. */
   if (!(duration > 0) || duration > 86400)
@@ -2430,6 +2447,7 @@ main (int   argc,
   cfg.open_timeout = open_timeout;
   cfg.fail_threshold = fail_threshold;
   cfg.echo_timeout = echo_timeout;
+  cfg.hold_lost = hold_lost;
   cfg.binary = binary;
   cfg.raw = raw;
   cfg.json = json;

@@ -4,9 +4,12 @@
  * never calls the adapter; it stops the daemon through the
  * EngineIOListenerClass it is given), engine_io_http_daemon_start() and
  * _stop(): the daemon listen() starts, with its options (connection
- * memory, descriptor budget, TLS from a GTlsCertificate), the watcher
- * thread (deadlines of slow requests; waiting polls whose client went
- * away), and the bounds on a TLS client before its first request.
+ * memory, descriptor budget, TLS from a GTlsCertificate), its worker
+ * threads (each runs a libmicrohttpd daemon of its own on the shared
+ * listening socket: see "Workers" below for why not libmicrohttpd's thread
+ * pool), the watcher thread (deadlines of slow requests; waiting polls
+ * whose client went away), and the bounds on a TLS client before its first
+ * request.
  * Requests go to engineio-http.c (engine_io_http_handle_request());
  * nothing there calls back here.
  *
@@ -19,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
@@ -107,6 +111,83 @@ tls_pull_timeout (gnutls_transport_ptr_t ptr,
 }
 #endif
 
+/* Workers
+ *
+ * libmicrohttpd's own epoll loop (MHD_epoll(), 0.9.75 to 1.0.1 at least)
+ * takes at most 128 events per epoll_wait() and, when it got exactly 128,
+ * calls epoll_wait() again with the same timeout before it handles any of
+ * them: with nothing else ready, its thread sleeps (up to the next
+ * connection timeout) holding 128 connections whose requests it has taken
+ * off epoll and not read. Measured: every session of a 100-connection
+ * polling benchmark stalled in about one run of 40 (tests/test-http-workers.py
+ * makes it happen at will). So our daemons do not use libmicrohttpd's
+ * threads: each worker thread runs a daemon of its own (an "external"
+ * epoll daemon on the shared listening socket, as libmicrohttpd's pool
+ * shares it) with MHD_run(), which never blocks, and waits itself for
+ * that daemon's epoll descriptor, its next connection timeout, or its
+ * eventfd: written after a resume or an upgraded socket's release from
+ * another thread (engine_io_http_wake_worker()), which libmicrohttpd
+ * leaves to the application to notice in this mode. */
+struct _HttpWorker
+{
+  EngineIOHttpDaemon *owner;
+  struct MHD_Daemon  *mhd;       /* owned */
+  GThread            *thread;
+  int                 epoll_fd;  /* libmicrohttpd's (MHD_DAEMON_INFO_EPOLL_FD) */
+  int                 wake_fd;   /* owned: an eventfd */
+  int                 quit;      /* (atomic) */
+};
+
+/* The worker whose thread this is, for the connections it accepts. */
+static GPrivate current_worker;
+
+static int
+current_wake_fd (void)
+{
+  HttpWorker *worker = g_private_get (&current_worker);
+
+  return worker != NULL ? worker->wake_fd : -1;
+}
+
+static gpointer
+worker_thread (gpointer data)
+{
+  HttpWorker *worker = data;
+
+  engine_io_mark_daemon_thread ();
+  g_private_set (&current_worker, worker);
+  while (!g_atomic_int_get (&worker->quit))
+    {
+      struct pollfd fds[2] = {
+        { .fd = worker->epoll_fd, .events = POLLIN },
+        { .fd = worker->wake_fd, .events = POLLIN },
+      };
+      MHD_UNSIGNED_LONG_LONG ms;
+      int timeout = -1;
+
+      /* 0 when it has connections ready that it has not handled yet */
+      if (MHD_get_timeout (worker->mhd, &ms) == MHD_YES)
+        timeout = (int) MIN (ms, (MHD_UNSIGNED_LONG_LONG) G_MAXINT);
+      if (poll (fds, G_N_ELEMENTS (fds), timeout) < 0 && errno != EINTR)
+        {
+          g_warning ("http: poll() failed in a worker: %s", g_strerror (errno));
+          g_usleep (10 * G_TIME_SPAN_MILLISECOND);  /* ENOMEM: not a busy loop */
+        }
+      if (fds[1].revents & POLLIN)
+        {
+          guint64 count;
+
+          /* Before MHD_run(): a wake-up written during it is not lost. */
+          if (read (worker->wake_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+            g_warning ("http: cannot read a worker's eventfd: %s", g_strerror (errno));
+        }
+      if (g_atomic_int_get (&worker->quit))
+        break;
+      MHD_run (worker->mhd);
+    }
+  return NULL;
+}
+
 static void
 notify_connection_cb (void                              *cls,
                       struct MHD_Connection             *connection,
@@ -133,6 +214,7 @@ notify_connection_cb (void                              *cls,
         return;
       watch = g_new0 (ConnWatch, 1);
       watch->fd = info->connect_fd;
+      watch->wake_fd = current_wake_fd ();
 #if HAVE_GNUTLS
       if (daemon->tls_cert_pem != NULL)
         {
@@ -416,6 +498,47 @@ tls_pem_from_certificate (GTlsCertificate  *certificate,
   return TRUE;
 }
 
+/* The listening socket the workers' daemons share, as libmicrohttpd would
+ * make it (SO_REUSEADDR; IPv6 only on an IPv6 address). -1 with errno. */
+static int
+open_listen_socket (const struct sockaddr *address,
+                    socklen_t              length)
+{
+  int fd = socket (address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int on = 1;
+
+  if (fd < 0)
+    return -1;
+  if (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+      (address->sa_family == AF_INET6 &&
+       setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) < 0) ||
+      bind (fd, address, length) < 0 ||
+      listen (fd, 1024) < 0)
+    {
+      int saved = errno;
+      close (fd);
+      errno = saved;
+      return -1;
+    }
+  return fd;
+}
+
+static guint
+listen_port (int   fd,
+             guint requested)
+{
+  struct sockaddr_storage bound;
+  socklen_t length = sizeof bound;
+
+  if (getsockname (fd, (struct sockaddr *) &bound, &length) < 0)
+    return requested;
+  if (bound.ss_family == AF_INET)
+    return ntohs (((struct sockaddr_in *) &bound)->sin_port);
+  if (bound.ss_family == AF_INET6)
+    return ntohs (((struct sockaddr_in6 *) &bound)->sin6_port);
+  return requested;
+}
+
 static void engine_io_http_daemon_stop (gpointer data);
 
 static EngineIOHttpDaemon *
@@ -429,10 +552,10 @@ engine_io_http_daemon_start (EngineIOServer  *server,
   struct sockaddr_storage native;
   /* MHD_USE_TURBO: opportunistic reads and writes, and no shutdown() when
    * a connection closes, which lets upgraded sockets leave libmicrohttpd
-   * (see can_detach()). */
-  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+   * (see can_detach()). No MHD_USE_INTERNAL_POLLING_THREAD: our workers
+   * run the daemons ("Workers" above). */
+  unsigned int flags = MHD_USE_EPOLL | MHD_USE_TURBO |
                        MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
-  const union MHD_DaemonInfo *info;
   EngineIOHttpDaemon *daemon;
   EngineIOCounters *counters = engine_io_server_get_counters (server);
   unsigned int connection_limit;
@@ -466,11 +589,10 @@ engine_io_http_daemon_start (EngineIOServer  *server,
       tls_key_free (key_pem);
       return NULL;
     }
-  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
-    flags |= MHD_USE_IPv6;
 
   daemon = g_new0 (EngineIOHttpDaemon, 1);
   daemon->server = server;
+  daemon->listen_fd = -1;
   if (cert_pem != NULL)
     {
       flags |= MHD_USE_TLS;
@@ -492,44 +614,81 @@ engine_io_http_daemon_start (EngineIOServer  *server,
   daemon->timeout_s = (int) timeout;
   /* The server's budget bounds the connections (accept_policy_cb(), with
    * everything else the server holds); libmicrohttpd's own limit is the
-   * same, split between its threads. Its own descriptors: the listening
-   * socket, and an epoll descriptor and a wakeup eventfd per thread. */
+   * same, split between the workers. The daemon's own descriptors: the
+   * listening socket, and per worker libmicrohttpd's two epoll descriptors
+   * (connections, and upgraded TLS relays) and our eventfd. */
   daemon->descriptor_limit = engine_io_server_get_descriptor_limit (server);
-  daemon->fixed_descriptors = 2 + 2 * (guint64) threads;
+  daemon->fixed_descriptors = 1 + 3 * (guint64) threads;
   connection_limit = (unsigned int) CLAMP (daemon->descriptor_limit, threads, G_MAXINT);
   engine_io_counter_add (&counters->descriptors, daemon->fixed_descriptors);
   g_mutex_init (&daemon->lock);
   g_cond_init (&daemon->cond);
   daemon->watches = g_hash_table_new (NULL, NULL);
   daemon->watcher = g_thread_new ("engineio-http-watch", watcher_thread, daemon);
-  /* The logger first, or libmicrohttpd prints what it says before it
-   * on stderr. */
-  daemon->daemon = MHD_start_daemon (flags, (uint16_t) port, accept_policy_cb, daemon,
-                                     access_cb, daemon,
-                                     MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
-                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &native,
-                                     MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                     MHD_OPTION_NOTIFY_COMPLETED, completed_cb, daemon,
-                                     MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, daemon,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-                                     MHD_OPTION_CONNECTION_LIMIT, connection_limit,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
-                                     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                                     MHD_OPTION_ARRAY, tls_options,
-                                     MHD_OPTION_END);
-  if (daemon->daemon == NULL)
+
+  daemon->listen_fd = open_listen_socket ((struct sockaddr *) &native,
+                                          (socklen_t) g_socket_address_get_native_size (sockaddr));
+  if (daemon->listen_fd < 0)
     {
       int saved = errno;
       g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN,
-                   "Cannot listen on %s port %u: %s", address, port,
-                   saved ? g_strerror (saved) : "libmicrohttpd could not start");
-      daemon->daemon = NULL;
+                   "Cannot listen on %s port %u: %s", address, port, g_strerror (saved));
       engine_io_http_daemon_stop (daemon);
       return NULL;
     }
+  daemon->port = listen_port (daemon->listen_fd, port);
 
-  info = MHD_get_daemon_info (daemon->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  daemon->port = info != NULL ? info->port : port;
+  daemon->workers = g_new0 (HttpWorker, threads);
+  for (guint i = 0; i < threads; i++)
+    {
+      HttpWorker *worker = &daemon->workers[i];
+      const union MHD_DaemonInfo *info;
+      /* libmicrohttpd's pool splits its limit the same way */
+      unsigned int limit = connection_limit / threads + (i < connection_limit % threads ? 1 : 0);
+
+      worker->owner = daemon;
+      worker->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (worker->wake_fd < 0)
+        {
+          int saved = errno;
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN,
+                       "Cannot listen on %s port %u: no eventfd for a worker: %s",
+                       address, port, g_strerror (saved));
+          engine_io_http_daemon_stop (daemon);
+          return NULL;
+        }
+      daemon->n_workers = i + 1;
+      /* The logger first, or libmicrohttpd prints what it says before it
+       * on stderr. */
+      worker->mhd = MHD_start_daemon (flags, 0, accept_policy_cb, daemon,
+                                      access_cb, daemon,
+                                      MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
+                                      MHD_OPTION_LISTEN_SOCKET, daemon->listen_fd,
+                                      MHD_OPTION_NOTIFY_COMPLETED, completed_cb, daemon,
+                                      MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, daemon,
+                                      MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+                                      MHD_OPTION_CONNECTION_LIMIT, MAX (limit, 1u),
+                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
+                                      MHD_OPTION_ARRAY, tls_options,
+                                      MHD_OPTION_END);
+      info = worker->mhd != NULL ? MHD_get_daemon_info (worker->mhd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+      if (info == NULL)
+        {
+          int saved = errno;
+          g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_LISTEN,
+                       "Cannot listen on %s port %u: %s", address, port,
+                       saved ? g_strerror (saved) : "libmicrohttpd could not start");
+          engine_io_http_daemon_stop (daemon);
+          return NULL;
+        }
+      worker->epoll_fd = info->epoll_fd;
+      worker->thread = g_thread_try_new ("engineio-http", worker_thread, worker, error);
+      if (worker->thread == NULL)
+        {
+          engine_io_http_daemon_stop (daemon);
+          return NULL;
+        }
+    }
   return daemon;
 }
 
@@ -546,9 +705,30 @@ engine_io_http_daemon_stop (gpointer data)
   ENGINE_IO_UNLOCK (&daemon->lock);
   g_thread_join (daemon->watcher);
 
-  /* Its connections' CLOSED notifications still come, during the stop. */
-  if (daemon->daemon != NULL)
-    MHD_stop_daemon (daemon->daemon);
+  for (guint i = 0; i < daemon->n_workers; i++)
+    {
+      g_atomic_int_set (&daemon->workers[i].quit, 1);
+      engine_io_http_wake_worker (daemon->workers[i].wake_fd);
+    }
+  for (guint i = 0; i < daemon->n_workers; i++)
+    g_clear_pointer (&daemon->workers[i].thread, g_thread_join);
+  for (guint i = 0; i < daemon->n_workers; i++)
+    {
+      HttpWorker *worker = &daemon->workers[i];
+
+      if (worker->mhd != NULL)
+        {
+          /* The listening socket is ours (closed below, once), and its
+           * connections' CLOSED notifications still come, here. */
+          MHD_quiesce_daemon (worker->mhd);
+          MHD_stop_daemon (worker->mhd);
+        }
+      if (worker->wake_fd >= 0)
+        close (worker->wake_fd);
+    }
+  g_free (daemon->workers);
+  if (daemon->listen_fd >= 0)
+    close (daemon->listen_fd);
   engine_io_counter_sub (&engine_io_server_get_counters (daemon->server)->descriptors,
                          daemon->fixed_descriptors);
   g_hash_table_unref (daemon->watches);
@@ -573,7 +753,7 @@ static const EngineIOListenerClass daemon_listener_class = {
  * @error: return location for a #GError
  *
  * Starts the server on its own libmicrohttpd daemon (a pool of worker
- * threads using epoll). First, unless #EngineIOServer:raise-fd-limit is
+ * threads using epoll, one per processor up to 16). First, unless #EngineIOServer:raise-fd-limit is
  * %FALSE, raises the process's soft `RLIMIT_NOFILE` to its hard limit;
  * the server's descriptor budget is taken from the limit then (see
  * #EngineIOServer:fd-reserve). Fails with %ENGINE_IO_ERROR_LISTEN if the address

@@ -17,6 +17,7 @@ G_BEGIN_DECLS
 
 typedef struct _EngineIOHttpDaemon EngineIOHttpDaemon;
 typedef struct _ConnWatch ConnWatch;
+typedef struct _HttpWorker HttpWorker;
 
 /* A connection of our own daemon, watched for slow requests, and while a
  * poll waits on it (suspended: libmicrohttpd does not look at it then),
@@ -35,11 +36,23 @@ struct _ConnWatch
   gsize            tls_read;    /* over TLS, bytes read before its first request head (its
                                  * connection's libmicrohttpd thread only) */
   gboolean         request_seen;/* its first request head is in (the same thread) */
+  int              wake_fd;     /* its worker's eventfd: written after anything done to the
+                                 * connection from another thread (a resume, an upgraded
+                                 * socket's release), so the worker runs libmicrohttpd */
 };
+
+/* After MHD_resume_connection() or MHD_upgrade_action() from a thread
+ * other than the connection's worker: the worker runs libmicrohttpd again
+ * (our daemons run without libmicrohttpd's own threads; see
+ * engineio-http-daemon.c). Read @wake_fd before the call: the connection
+ * and its watch may be gone once it returns. Any thread. */
+void engine_io_http_wake_worker (int wake_fd);
 
 struct _EngineIOHttpDaemon
 {
-  struct MHD_Daemon *daemon;
+  HttpWorker        *workers;   /* owned: one libmicrohttpd daemon and thread each */
+  guint              n_workers;
+  int                listen_fd; /* owned: shared by the workers' daemons */
   EngineIOServer    *server;    /* unowned: owns us */
   guint              port;
 

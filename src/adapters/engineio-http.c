@@ -173,14 +173,28 @@ mhd_suspend (EngineIOHostRequest *request)
   MHD_suspend_connection (mr->connection);
 }
 
+void
+engine_io_http_wake_worker (int wake_fd)
+{
+  guint64 one = 1;
+
+  /* An eventfd's counter cannot overflow from this (it saturates long
+   * after 2^63 writes); EAGAIN would mean it is already readable. */
+  if (wake_fd >= 0 && write (wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+    g_warning ("http: cannot wake a worker: %s", g_strerror (errno));
+}
+
 /* Any thread. */
 static void
 mhd_resume (EngineIOHostRequest *request)
 {
   EngineIOMhdRequest *mr = ENGINE_IO_MHD_REQUEST (request);
+  /* Before the resume: the connection may be handled and gone after it. */
+  int wake_fd = mr->watch != NULL ? mr->watch->wake_fd : -1;
 
   g_atomic_int_set (&mr->resumed, 1);
   MHD_resume_connection (mr->connection);
+  engine_io_http_wake_worker (wake_fd);
 }
 
 
@@ -202,6 +216,7 @@ typedef struct
                                                    * in its watches with @watch_id */
   guint64                           watch_id;
   int                               timeout_s;    /* our daemon's connection-timeout */
+  int                               wake_fd;      /* its worker's, on our own daemon; or -1 */
 } Upgraded;
 
 
@@ -227,6 +242,7 @@ release_upgraded (gpointer data)
     }
   /* Never close() an upgraded socket: libmicrohttpd owns it. */
   MHD_upgrade_action (upgraded->urh, MHD_UPGRADE_ACTION_CLOSE);
+  engine_io_http_wake_worker (upgraded->wake_fd);
   engine_io_counter_sub (upgraded->descriptors, upgraded->relay);
   g_free (upgraded);
 }
@@ -332,6 +348,7 @@ upgrade_handler (void                             *cls,
   if (socket != NULL)
     {
       g_autoptr(GBytes) extra = NULL;
+      int wake_fd = mr->watch != NULL ? mr->watch->wake_fd : -1;
 
       /* extra_in is copied before libmicrohttpd frees the connection. */
       if (extra_in_size > 0)
@@ -339,12 +356,15 @@ upgrade_handler (void                             *cls,
       g_object_weak_ref (G_OBJECT (socket), release_detached, &counters->descriptors);
       engine_io_host_request_attach_connection (HOST (mr), socket, extra);
       MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+      /* libmicrohttpd finishes the close on its next run */
+      engine_io_http_wake_worker (wake_fd);
       return;
     }
 
   upgraded = g_new0 (Upgraded, 1);
   upgraded->urh = urh;
   upgraded->descriptors = &counters->descriptors;
+  upgraded->wake_fd = mr->watch != NULL ? mr->watch->wake_fd : -1;
   /* The session's cost in the budget counts the relay's socketpair
    * (config_set_descriptor_budget()). */
   upgraded->relay = is_tls (connection) ? 2 : 0;
@@ -814,7 +834,16 @@ engine_io_http_handle_request (EngineIOServer         *server,
  * callback for the same requests (recognise them by keeping your own
  * marker, or by routing on the path again). Your daemon must be started
  * with `MHD_ALLOW_SUSPEND_RESUME` (and `MHD_ALLOW_UPGRADE` for WebSocket),
- * and must not be stopped before engine_io_server_close() returned.
+ * and must not be stopped before engine_io_server_close() returned. The
+ * engine resumes suspended polls from its own threads, so a daemon you run
+ * yourself (no `MHD_USE_INTERNAL_POLLING_THREAD`) must be run again soon
+ * after: prefer a daemon with libmicrohttpd's internal threads. With those
+ * threads and `MHD_USE_EPOLL`, libmicrohttpd (0.9.75 to 1.0.1 at least)
+ * can leave the requests of 128 connections unserved until the next
+ * connection timeout when exactly 128 become ready at once (see the
+ * README's "Threads and contexts"; the engine's own daemon runs
+ * libmicrohttpd itself to avoid it): `MHD_USE_POLL_INTERNAL_THREAD` has
+ * no such stall.
  *
  * The server starts on the first request (its properties are frozen
  * then). Requests for another path get 404. A request whose body is

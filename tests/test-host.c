@@ -440,30 +440,6 @@ run_cb (GThreadedSocketService *service,
 /* The application */
 
 static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  if (text != NULL)
-    engine_io_socket_send_text (socket, text, NULL);
-  else
-    engine_io_socket_send_binary (socket, data, NULL);
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->events, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
 on_connection (EngineIOServer *server,
                EngineIOSocket *socket,
                gpointer        user_data)
@@ -471,8 +447,7 @@ on_connection (EngineIOServer *server,
   Fixture *f = user_data;
 
   test_recorder_add (f->events, "connection %s", engine_io_socket_get_id (socket));
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
+  test_recorder_watch (f->events, socket, TEST_WATCH_ECHO);
   g_async_queue_push (f->sockets, g_object_ref (socket));
 }
 

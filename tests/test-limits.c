@@ -21,35 +21,12 @@ typedef struct
 } Fixture;
 
 static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  test_recorder_add (user_data, "message %s %s", engine_io_socket_get_id (socket),
-                     text != NULL ? text : "<binary>");
-  if (text != NULL)
-    engine_io_socket_send_text (socket, text, NULL);
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  test_recorder_add (user_data, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
 on_connection (EngineIOServer *server,
                EngineIOSocket *socket,
                gpointer        user_data)
 {
   test_recorder_add (user_data, "open %s", engine_io_socket_get_id (socket));
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), user_data);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), user_data);
+  test_recorder_watch (user_data, socket, TEST_WATCH_ECHO);
 }
 
 static void

@@ -35,33 +35,6 @@ typedef struct
 } Fixture;
 
 static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  Fixture *f = user_data;
-
-  if (text != NULL)
-    {
-      test_recorder_add (f->events, "message %s %s", engine_io_socket_get_id (socket), text);
-      engine_io_socket_send_text (socket, text, NULL);
-    }
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->events, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
 on_connection (EngineIOServer *server,
                EngineIOSocket *socket,
                gpointer        user_data)
@@ -69,8 +42,7 @@ on_connection (EngineIOServer *server,
   Fixture *f = user_data;
 
   test_recorder_add (f->events, "connection %s", engine_io_socket_get_id (socket));
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
+  test_recorder_watch (f->events, socket, TEST_WATCH_ECHO);
 }
 
 static gpointer

@@ -47,94 +47,30 @@ typedef struct
 static const Params v4 = { 4 };
 static const Params v3 = { 3 };
 
-static char *
-hex_of (GBytes *bytes)
-{
-  gsize size;
-  const guint8 *data = g_bytes_get_data (bytes, &size);
-  GString *out = g_string_new (NULL);
-
-  for (gsize i = 0; i < size; i++)
-    g_string_append_printf (out, "%02x", data[i]);
-  return g_string_free (out, FALSE);
-}
-
+/* With f->numbered: checks that the client's messages are "c0", "c1", ...
+ * in order, recording "seqerr" on the first one out of order and "cdone"
+ * after the last. */
 static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            Fixture        *f)
-{
-  const char *sid = engine_io_socket_get_id (socket);
-
-  if (f->numbered > 0)
-    {
-      /* Session context only: no lock needed for the counter. */
-      guint expected = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (socket), "next-client"));
-      guint64 n = G_MAXUINT64;
-
-      if (text == NULL || text[0] != 'c' ||
-          !g_ascii_string_to_unsigned (text + 1, 10, 0, G_MAXUINT, &n, NULL) || n != expected)
-        {
-          test_recorder_add (f->events, "seqerr %s expected c%u got %s", sid, expected,
-                             text != NULL ? text : "(binary)");
-          return;
-        }
-      g_object_set_data (G_OBJECT (socket), "next-client", GUINT_TO_POINTER (expected + 1));
-      if (expected + 1 == f->numbered)
-        test_recorder_add (f->events, "cdone %s", sid);
-      return;
-    }
-
-  if (text != NULL)
-    test_recorder_add (f->events, "message %s %s", sid, text);
-  else
-    {
-      g_autofree char *hex = hex_of (data);
-      test_recorder_add (f->events, "binary %s %s", sid, hex);
-    }
-
-  if (f->echo)
-    {
-      if (text != NULL)
-        engine_io_socket_send_text (socket, text, NULL);
-      else
-        engine_io_socket_send_binary (socket, data, NULL);
-    }
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          Fixture             *f)
-{
-  test_recorder_add (f->events, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
-on_heartbeat (EngineIOSocket *socket,
-              Fixture        *f)
-{
-  test_recorder_add (f->events, "heartbeat %s", engine_io_socket_get_id (socket));
-}
-
-static void
-on_drain (EngineIOSocket *socket,
-          Fixture        *f)
-{
-  test_recorder_add (f->events, "drain %s", engine_io_socket_get_id (socket));
-}
-
-static void
-on_notify_transport (EngineIOSocket *socket,
-                     GParamSpec     *pspec,
+on_numbered_message (EngineIOSocket *socket,
+                     const char     *text,
+                     GBytes         *data,
                      Fixture        *f)
 {
-  test_recorder_add (f->events, "transport %s %s", engine_io_socket_get_id (socket),
-                     engine_io_socket_get_transport (socket) == ENGINE_IO_TRANSPORT_WEBSOCKET
-                       ? "websocket" : "polling");
+  const char *sid = engine_io_socket_get_id (socket);
+  /* Session context only: no lock needed for the counter. */
+  guint expected = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (socket), "next-client"));
+  guint64 n = G_MAXUINT64;
+
+  if (text == NULL || text[0] != 'c' ||
+      !g_ascii_string_to_unsigned (text + 1, 10, 0, G_MAXUINT, &n, NULL) || n != expected)
+    {
+      test_recorder_add (f->events, "seqerr %s expected c%u got %s", sid, expected,
+                         text != NULL ? text : "(binary)");
+      return;
+    }
+  g_object_set_data (G_OBJECT (socket), "next-client", GUINT_TO_POINTER (expected + 1));
+  if (expected + 1 == f->numbered)
+    test_recorder_add (f->events, "cdone %s", sid);
 }
 
 static void
@@ -148,11 +84,12 @@ on_connection (EngineIOServer *server,
   g_hash_table_replace (f->sockets, g_strdup (sid), g_object_ref (socket));
   g_mutex_unlock (&f->lock);
 
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
-  g_signal_connect (socket, "heartbeat", G_CALLBACK (on_heartbeat), f);
-  g_signal_connect (socket, "drain", G_CALLBACK (on_drain), f);
-  g_signal_connect (socket, "notify::transport", G_CALLBACK (on_notify_transport), f);
+  if (f->numbered > 0)
+    g_signal_connect (socket, "message", G_CALLBACK (on_numbered_message), f);
+  test_recorder_watch (f->events, socket,
+                       TEST_WATCH_TRANSPORT |
+                       (f->numbered > 0 ? TEST_WATCH_NO_MESSAGE : 0) |
+                       (f->echo ? TEST_WATCH_ECHO : 0));
 
   test_recorder_add (f->events, "connection %s %s", sid,
                      engine_io_socket_get_transport (socket) == ENGINE_IO_TRANSPORT_WEBSOCKET
@@ -212,34 +149,7 @@ fixture_socket (Fixture    *f,
 
 /* Waits for an exact event; on timeout fails the test and lists what
  * was recorded. */
-static gboolean wait_event (Fixture    *f,
-                            guint       timeout_ms,
-                            const char *format,
-                            ...) G_GNUC_PRINTF (3, 4);
-
-static gboolean
-wait_event (Fixture    *f,
-            guint       timeout_ms,
-            const char *format,
-            ...)
-{
-  g_autofree char *event = NULL;
-  va_list args;
-
-  va_start (args, format);
-  event = g_strdup_vprintf (format, args);
-  va_end (args);
-
-  if (test_recorder_wait (f->events, event, timeout_ms))
-    return TRUE;
-  {
-    g_auto(GStrv) all = test_recorder_dup (f->events);
-    g_autofree char *joined = g_strjoinv ("\n#   ", all);
-    g_test_fail_printf ("event “%s” did not come within %u ms; recorded:\n#   %s",
-                        event, timeout_ms, joined);
-  }
-  return FALSE;
-}
+#define wait_event(f, timeout_ms, ...) test_recorder_expect ((f)->events, (timeout_ms), __VA_ARGS__)
 
 /* The close event of @sid, or NULL if there is none yet. */
 static char *

@@ -271,6 +271,44 @@ gint          test_recorder_index_prefix (TestRecorder *recorder,
 GStrv         test_recorder_dup         (TestRecorder *recorder);
 void          test_recorder_clear       (TestRecorder *recorder);
 
+/* Waits up to @timeout_ms for the event @format (printf-style); on
+ * timeout fails the test, naming @file:@line and listing every event
+ * recorded. Use test_recorder_expect(). */
+gboolean      test_recorder_expect_at   (TestRecorder *recorder,
+                                         const char   *file,
+                                         int           line,
+                                         guint         timeout_ms,
+                                         const char   *format,
+                                         ...) G_GNUC_PRINTF (5, 6);
+#define test_recorder_expect(recorder, timeout_ms, ...) \
+  test_recorder_expect_at ((recorder), __FILE__, __LINE__, (timeout_ms), __VA_ARGS__)
+
+/* The bytes of @bytes as lowercase hex digits ("" when empty). */
+char         *test_hex_of               (GBytes       *bytes);
+
+/* The one recorder of a session's signals the loopback suites share.
+ * test_recorder_watch() connects to @socket's signals (call it from the
+ * server's ::connection handler) and records, with the sid:
+ *   "message <sid> <text>", "binary <sid> <hex>"  (::message)
+ *   "close <sid> <reason>"  (engine_io_close_reason_to_string ())
+ *   "heartbeat <sid>", "drain <sid>"
+ *   "packet <sid> <type><text>"  (::packet, with TEST_WATCH_PACKETS;
+ *                                 "(binary)" for a binary packet)
+ *   "transport <sid> websocket|polling"  (notify::transport, with
+ *                                          TEST_WATCH_TRANSPORT) */
+typedef enum
+{
+  TEST_WATCH_DEFAULT    = 0,
+  TEST_WATCH_ECHO       = 1 << 0,  /* ::message sends each message back */
+  TEST_WATCH_NO_MESSAGE = 1 << 1,  /* no ::message handler: messages go to receive() */
+  TEST_WATCH_PACKETS    = 1 << 2,
+  TEST_WATCH_TRANSPORT  = 1 << 3,
+} TestWatchFlags;
+
+void          test_recorder_watch       (TestRecorder   *recorder,
+                                         EngineIOSocket *socket,
+                                         TestWatchFlags  flags);
+
 /* ------------------------------------------------------------------ */
 /* Resources of this process                                            */
 /* ------------------------------------------------------------------ */

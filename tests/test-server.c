@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "wsutil.h"
 
 /* ------------------------------------------------------------------ */
 /* Fixture                                                              */
@@ -172,84 +173,11 @@ expect_error (TestHttp           *http,
   assert_error (response, status, code);
 }
 
-/* Handshake: GET @target; returns the packets of the response (the open
- * packet first) and its parsed JSON. */
-static GPtrArray *
-handshake_packets (TestHttp        *http,
-                   const char      *target,
-                   TestOpenPacket **out_open)
-{
-  g_autoptr(TestResponse) response = test_http_get (http, target);
-  g_autoptr(GPtrArray) packets = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *first;
-
-  test_require_val (response != NULL, NULL);
-  if (response->status != 200)
-    {
-      g_autofree char *body = test_response_text (response);
-      g_test_fail_printf ("handshake %s: HTTP %u %s", target, response->status, body);
-      return NULL;
-    }
-  g_assert_cmpstr (test_response_header (response, "Content-Type"), ==, "text/plain; charset=UTF-8");
-  packets = test_payload_v4_split (response->body);
-  test_require_val (packets->len >= 1, NULL);
-  first = g_ptr_array_index (packets, 0);
-  test_require_val (first[0] == '0', NULL);
-  if (out_open != NULL)
-    {
-      *out_open = test_open_packet_parse (first + 1, &error);
-      g_assert_no_error (error);
-      test_require_val (*out_open != NULL, NULL);
-    }
-  return g_steal_pointer (&packets);
-}
-
-/* A v4 handshake on @http; returns the sid. */
-static char *
-handshake_on (TestHttp   *http,
-              const char *extra_query)
-{
-  g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling%s",
-                                             extra_query ? extra_query : "");
-  g_autoptr(TestOpenPacket) open = NULL;
-  g_autoptr(GPtrArray) packets = handshake_packets (http, target, &open);
-
-  if (packets == NULL || open == NULL)
-    return NULL;
-  return g_strdup (open->sid);
-}
-
+/* A v4 handshake on the fixture's connection; returns the sid. */
 static char *
 handshake (Fixture *f)
 {
-  return handshake_on (f->http, NULL);
-}
-
-/* A v3 handshake; returns the sid. */
-static char *
-handshake_v3 (TestHttp   *http,
-              const char *extra_query)
-{
-  g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=3&transport=polling%s",
-                                             extra_query ? extra_query : "");
-  g_autoptr(TestResponse) response = test_http_get (http, target);
-  g_autoptr(GPtrArray) packets = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TestOpenPacket) open = NULL;
-  const char *first;
-
-  test_require_val (response != NULL, NULL);
-  test_require_val (response->status == 200, NULL);
-  packets = test_payload_v3_split (response->body, &error);
-  g_assert_no_error (error);
-  test_require_val (packets != NULL && packets->len >= 1, NULL);
-  first = g_ptr_array_index (packets, 0);
-  test_require_val (first[0] == '0', NULL);
-  open = test_open_packet_parse (first + 1, &error);
-  g_assert_no_error (error);
-  test_require_val (open != NULL, NULL);
-  return g_strdup (open->sid);
+  return test_eio_polling_open_sid (f->http, 4, NULL);
 }
 
 /* GET on a session; returns the body, asserting 200 and text/plain. */
@@ -381,7 +309,7 @@ test_handshake_open (Fixture       *f,
   fixture_start (f);
 
   /* The cache-buster and other unknown parameters are ignored. */
-  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling&t=PxYz12&foo=bar", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/engine.io/?EIO=4&transport=polling&t=PxYz12&foo=bar", &open);
   test_require (packets != NULL && open != NULL);
   g_assert_cmpuint (packets->len, ==, 1);
 
@@ -431,7 +359,7 @@ test_handshake_defaults (Fixture       *f,
   g_object_set (f->server, "allow-eio3", TRUE, NULL);
   fixture_start (f);
 
-  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/engine.io/?EIO=4&transport=polling", &open);
   test_require (packets != NULL && open != NULL);
   g_assert_cmpuint (packets->len, ==, 1);
   g_assert_cmpint (open->ping_interval, ==, 25000);
@@ -499,7 +427,7 @@ test_handshake_no_upgrades (Fixture       *f,
 
   g_object_set (f->server, "allow-upgrades", FALSE, NULL);
   fixture_start (f);
-  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/engine.io/?EIO=4&transport=polling", &open);
   test_require (open != NULL);
   g_assert_cmpuint (g_strv_length (open->upgrades), ==, 0);
 
@@ -508,7 +436,7 @@ test_handshake_no_upgrades (Fixture       *f,
   port = test_server_listen (polling_only);
   test_require (port != 0);
   http = test_http_new (port);
-  packets2 = handshake_packets (http, "/engine.io/?EIO=4&transport=polling", &open2);
+  packets2 = test_eio_polling_handshake (http, 4, "/engine.io/?EIO=4&transport=polling", &open2);
   test_require (open2 != NULL);
   g_assert_cmpuint (g_strv_length (open2->upgrades), ==, 0);
   /* A transport that is not enabled is unknown. */
@@ -553,7 +481,7 @@ test_handshake_connection_first (Fixture       *f,
   f->welcome = g_strdup ("welcome");
   fixture_start (f);
 
-  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/engine.io/?EIO=4&transport=polling", &open);
   test_require (open != NULL);
   test_require (packets->len == 2);
   g_assert_cmpstr (g_ptr_array_index (packets, 1), ==, "4welcome");
@@ -588,7 +516,7 @@ test_handshake_slow_connection_handler (Fixture       *f,
   g_object_set (f->server, "ping-interval", 1000, "ping-timeout", 5000, NULL);
   fixture_start (f);
 
-  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/engine.io/?EIO=4&transport=polling", &open);
   test_require (open != NULL);
   test_require (packets->len == 2);
   g_assert_cmpstr (g_ptr_array_index (packets, 1), ==, "4welcome");
@@ -743,7 +671,7 @@ test_errors_eio3 (Fixture       *f,
   port = test_server_listen (v3);
   test_require (port != 0);
   http = test_http_new (port);
-  sid = handshake_v3 (http, NULL);
+  sid = test_eio_polling_open_sid (http, 3, NULL);
   g_assert_nonnull (sid);
   /* Still nothing else than 3 and 4. */
   expect_error (http, "GET", "/engine.io/?EIO=2&transport=polling", NULL, NULL, 400, 5);
@@ -1034,9 +962,9 @@ test_path (Fixture       *f,
   g_object_set (f->server, "path", "/custom/", NULL);
   fixture_start (f);
 
-  packets = handshake_packets (f->http, "/custom/?EIO=4&transport=polling", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/custom/?EIO=4&transport=polling", &open);
   g_assert_nonnull (open);
-  packets2 = handshake_packets (f->http, "/custom?EIO=4&transport=polling", NULL);
+  packets2 = test_eio_polling_handshake (f->http, 4, "/custom?EIO=4&transport=polling", NULL);
   g_assert_nonnull (packets2);
 
   for (guint i = 0; i < G_N_ELEMENTS (elsewhere); i++)
@@ -1079,7 +1007,7 @@ test_id_func (Fixture       *f,
   engine_io_server_set_id_func (f->server, custom_id, &counter, NULL);
   fixture_start (f);
 
-  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/engine.io/?EIO=4&transport=polling", &open);
   test_require (open != NULL);
   g_assert_cmpstr (open->sid, ==, "custom-0");
   socket = engine_io_server_lookup_socket (f->server, "custom-0");
@@ -1474,7 +1402,7 @@ test_polling_many_waiting (Fixture       *f,
   for (guint i = 0; i < N_WAITING; i++)
     {
       waiters[i] = test_http_new (f->port);
-      sids[i] = handshake_on (waiters[i], NULL);
+      sids[i] = test_eio_polling_open_sid (waiters[i], 4, NULL);
       test_require (sids[i] != NULL);
       test_require (send_poll (waiters[i], sids[i]));
     }
@@ -1649,7 +1577,7 @@ test_polling_backpressure (Fixture       *f,
   port = test_server_listen (closing);
   test_require (port != 0);
   http = test_http_new (port);
-  sid2 = handshake_on (http, NULL);
+  sid2 = test_eio_polling_open_sid (http, 4, NULL);
   test_require (sid2 != NULL);
   socket2 = engine_io_server_lookup_socket (closing, sid2);
   test_require (socket2 != NULL);
@@ -1767,7 +1695,7 @@ test_polling_max_payload (Fixture       *f,
 
   g_object_set (f->server, "max-payload", (guint64) 1000, NULL);
   fixture_start (f);
-  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/engine.io/?EIO=4&transport=polling", &open);
   test_require (open != NULL);
   g_assert_cmpint (open->max_payload, ==, 1000);
   sid = g_strdup (open->sid);
@@ -2148,7 +2076,7 @@ test_v3_text_payload (Fixture       *f,
 
   g_object_set (f->server, "allow-eio3", TRUE, NULL);
   fixture_start (f);
-  sid = handshake_v3 (f->http, NULL);
+  sid = test_eio_polling_open_sid (f->http, 3, NULL);
   test_require (sid != NULL);
   target = v3_url (sid, NULL);
   socket = get_socket (f, sid);
@@ -2201,7 +2129,7 @@ test_v3_binary_payload (Fixture       *f,
 
   g_object_set (f->server, "allow-eio3", TRUE, NULL);
   fixture_start (f);
-  sid = handshake_v3 (f->http, NULL);
+  sid = test_eio_polling_open_sid (f->http, 3, NULL);
   test_require (sid != NULL);
   target = v3_url (sid, NULL);
   socket = get_socket (f, sid);
@@ -2250,7 +2178,7 @@ test_v3_b64 (Fixture       *f,
 
   g_object_set (f->server, "allow-eio3", TRUE, NULL);
   fixture_start (f);
-  sid = handshake_v3 (f->http, "&b64=1");
+  sid = test_eio_polling_open_sid (f->http, 3, "&b64=1");
   test_require (sid != NULL);
   target = v3_url (sid, "&b64=1");
   socket = get_socket (f, sid);
@@ -2417,7 +2345,7 @@ test_v4_jsonp_ignored (Fixture       *f,
   fixture_start (f);
 
   /* handshake_packets() checks text/plain and the plain open packet. */
-  packets = handshake_packets (f->http, "/engine.io/?EIO=4&transport=polling&j=0", &open);
+  packets = test_eio_polling_handshake (f->http, 4, "/engine.io/?EIO=4&transport=polling&j=0", &open);
   test_require (packets != NULL && open != NULL);
   g_assert_cmpuint (packets->len, ==, 1);
   sid = g_strdup (open->sid);
@@ -2463,7 +2391,7 @@ test_v3_heartbeat (Fixture       *f,
   /* Expiry after 600 ms; the client pings every 150 ms. */
   g_object_set (f->server, "allow-eio3", TRUE, "ping-interval", 300, "ping-timeout", 300, NULL);
   fixture_start (f);
-  sid = handshake_v3 (f->http, NULL);
+  sid = test_eio_polling_open_sid (f->http, 3, NULL);
   test_require (sid != NULL);
   target = v3_url (sid, NULL);
 
@@ -2541,7 +2469,7 @@ test_v3_expiry_not_reset_by_sends (Fixture       *f,
 
   g_object_set (f->server, "allow-eio3", TRUE, "ping-interval", 200, "ping-timeout", 200, NULL);
   fixture_start (f);
-  sid = handshake_v3 (f->http, NULL);
+  sid = test_eio_polling_open_sid (f->http, 3, NULL);
   start = g_get_monotonic_time ();
   test_require (sid != NULL);
   target = v3_url (sid, NULL);
@@ -3504,7 +3432,7 @@ test_shutdown_pending_polls (Fixture       *f,
   for (guint i = 0; i < N_SESSIONS; i++)
     {
       clients[i] = test_http_new (f->port);
-      sids[i] = handshake_on (clients[i], NULL);
+      sids[i] = test_eio_polling_open_sid (clients[i], 4, NULL);
       test_require (sids[i] != NULL);
       test_require (send_poll (clients[i], sids[i]));
     }
@@ -3574,7 +3502,7 @@ test_shutdown_dead_polls (Fixture       *f,
   for (guint i = 0; i < N_SESSIONS; i++)
     {
       clients[i] = test_http_new (f->port);
-      sids[i] = handshake_on (clients[i], NULL);
+      sids[i] = test_eio_polling_open_sid (clients[i], 4, NULL);
       test_require (sids[i] != NULL);
       test_require (send_poll (clients[i], sids[i]));
     }

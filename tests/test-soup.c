@@ -13,6 +13,7 @@
 #include <engineio/engineio-soup.h>
 
 #include "testutil.h"
+#include "wsutil.h"
 
 #define MAX_PAYLOAD 1000
 
@@ -135,20 +136,8 @@ fixture_teardown (Fixture       *f,
 static char *
 handshake (Fixture *f)
 {
-  g_autoptr(TestResponse) response = test_http_get (f->http, "/engine.io/?EIO=4&transport=polling");
-  g_autoptr(GPtrArray) packets = NULL;
-  g_autoptr(TestOpenPacket) open = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *first;
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->http, 4);
 
-  test_require_val (response != NULL, NULL);
-  g_assert_cmpuint (response->status, ==, 200);
-  packets = test_payload_v4_split (response->body);
-  test_require_val (packets->len >= 1, NULL);
-  first = g_ptr_array_index (packets, 0);
-  test_require_val (first[0] == '0', NULL);
-  open = test_open_packet_parse (first + 1, &error);
-  g_assert_no_error (error);
   test_require_val (open != NULL, NULL);
   g_assert_cmpint (open->max_payload, ==, MAX_PAYLOAD);
   return g_strdup (open->sid);

@@ -1081,33 +1081,95 @@ test_eio_payload (int                 eio,
   return g_string_free (out, FALSE);
 }
 
+GPtrArray *
+test_eio_polling_handshake_try (TestHttp         *http,
+                                int               eio,
+                                const char       *target,
+                                guint             timeout_ms,
+                                TestOpenPacket  **out_open,
+                                GError          **error)
+{
+  g_autofree char *default_target = test_eio_target (eio, "polling", NULL);
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
+  const char *type;
+  const char *first;
+
+  if (target == NULL)
+    target = default_target;
+  response = test_http_request (http, "GET", target, NULL, NULL, -1, timeout_ms, error);
+  if (response == NULL)
+    return NULL;
+  if (response->status != 200)
+    {
+      g_autofree char *text = test_response_text (response);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "handshake %s answered %u: %.200s",
+                   target, response->status, text);
+      return NULL;
+    }
+  type = test_response_header (response, "Content-Type");
+  if (eio == 4 && g_strcmp0 (type, "text/plain; charset=UTF-8") != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "handshake %s: Content-Type “%s”, not text/plain; charset=UTF-8",
+                   target, type != NULL ? type : "(none)");
+      return NULL;
+    }
+  if (eio == 4)
+    packets = test_payload_v4_split (response->body);
+  else if ((packets = test_payload_v3_split (response->body, error)) == NULL)
+    return NULL;
+  first = packets->len > 0 ? g_ptr_array_index (packets, 0) : "";
+  if (first[0] != '0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "handshake %s: first packet is “%.200s”, not an open packet", target, first);
+      return NULL;
+    }
+  if ((open = test_open_packet_parse (first + 1, error)) == NULL)
+    return NULL;
+  if (out_open != NULL)
+    *out_open = g_steal_pointer (&open);
+  return g_steal_pointer (&packets);
+}
+
+GPtrArray *
+test_eio_polling_handshake (TestHttp         *http,
+                            int               eio,
+                            const char       *target,
+                            TestOpenPacket  **out_open)
+{
+  g_autoptr(GError) error = NULL;
+  GPtrArray *packets = test_eio_polling_handshake_try (http, eio, target, TEST_TIMEOUT_MS,
+                                                       out_open, &error);
+
+  if (packets == NULL)
+    g_test_fail_printf ("%s", error->message);
+  return packets;
+}
+
 TestOpenPacket *
 test_eio_polling_open (TestHttp *http,
                        int       eio)
 {
-  g_autofree char *target = test_eio_target (eio, "polling", NULL);
-  g_autoptr(TestResponse) response = test_http_get (http, target);
-  g_autoptr(GPtrArray) packets = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *first;
-  TestOpenPacket *open;
+  TestOpenPacket *open = NULL;
+  g_autoptr(GPtrArray) packets = test_eio_polling_handshake (http, eio, NULL, &open);
 
-  packets = test_eio_poll_packets (response, eio);
-  if (packets == NULL || packets->len == 0)
-    {
-      g_test_fail_printf ("handshake: no packets");
-      return NULL;
-    }
-  first = g_ptr_array_index (packets, 0);
-  if (first[0] != '0')
-    {
-      g_test_fail_printf ("handshake: first packet is “%s”, not an open packet", first);
-      return NULL;
-    }
-  open = test_open_packet_parse (first + 1, &error);
-  if (open == NULL)
-    g_test_fail_printf ("handshake: bad open packet “%s”: %s", first, error->message);
   return open;
+}
+
+char *
+test_eio_polling_open_sid (TestHttp   *http,
+                           int         eio,
+                           const char *extra_query)
+{
+  g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=%d&transport=polling%s",
+                                             eio, extra_query != NULL ? extra_query : "");
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(GPtrArray) packets = test_eio_polling_handshake (http, eio, target, &open);
+
+  return packets != NULL ? g_strdup (open->sid) : NULL;
 }
 
 gboolean

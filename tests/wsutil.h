@@ -204,9 +204,31 @@ TestWs         *test_eio_ws_open_socket  (guint               port,
  * are answered on the way. NULL on timeout or close. */
 char           *test_eio_ws_next         (TestWs             *ws,
                                           guint               timeout_ms);
-/* A polling handshake (GET); the open packet, or NULL (test failed). */
+/* The polling handshake every client shares: GET @target (NULL: the
+ * default one of protocol @eio) within @timeout_ms. Returns the packets
+ * of the answer, the open packet first (parsed into @out_open if given),
+ * or NULL with @error unless the answer is a 200 (for v4 with Content-Type
+ * text/plain; charset=UTF-8) whose payload starts with an open packet.
+ * Never fails the test: any thread. */
+GPtrArray      *test_eio_polling_handshake_try (TestHttp        *http,
+                                                int              eio,
+                                                const char      *target,
+                                                guint            timeout_ms,
+                                                TestOpenPacket **out_open,
+                                                GError         **error);
+/* The same within TEST_TIMEOUT_MS; NULL (and the test failed) otherwise. */
+GPtrArray      *test_eio_polling_handshake     (TestHttp        *http,
+                                                int              eio,
+                                                const char      *target,
+                                                TestOpenPacket **out_open);
+/* A default polling handshake; the open packet, or NULL (test failed). */
 TestOpenPacket *test_eio_polling_open    (TestHttp           *http,
                                           int                 eio);
+/* A handshake on /engine.io/?EIO=@eio&transport=polling@extra_query; the
+ * sid, or NULL (test failed). */
+char           *test_eio_polling_open_sid (TestHttp          *http,
+                                           int                eio,
+                                           const char        *extra_query);
 /* The packets of a polling GET response (v4: split at \x1e; v3: text
  * payload), as strings; NULL (test failed) if it is not a 200 payload. */
 GPtrArray      *test_eio_poll_packets    (TestResponse       *response,

@@ -731,19 +731,12 @@ client_open (Fixture           *f,
   c->eio = mc->eio;
   if (mc->websocket)
     {
-      g_autofree char *target = test_eio_target (mc->eio, "websocket", NULL);
       g_autoptr(GError) error = NULL;
-      g_autofree char *text = NULL;
       g_autoptr(TestOpenPacket) open = NULL;
 
-      c->ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+      c->ws = test_eio_ws_open_try (f->port, mc->eio, NULL, 0, TEST_TIMEOUT_MS, &open, &error);
       g_assert_no_error (error);
       test_require_val (c->ws != NULL, NULL);
-      text = test_ws_read_text (c->ws, TEST_TIMEOUT_MS);
-      test_require_val (text != NULL && text[0] == '0', NULL);
-      open = test_open_packet_parse (text + 1, &error);
-      g_assert_no_error (error);
-      test_require_val (open != NULL, NULL);
       c->sid = g_strdup (open->sid);
     }
   else

@@ -200,26 +200,13 @@ direct_open (Fixture            *f,
              const char * const *headers,
              char              **out_sid)
 {
-  g_autofree char *target = test_eio_target (eio, "websocket", NULL);
   g_autoptr(GError) error = NULL;
-  g_autoptr(TestWs) ws = test_ws_connect (f->port, target, headers, rcvbuf, NULL, &error);
-  g_autofree char *text = NULL;
   g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(TestWs) ws = test_eio_ws_open_try (f->port, eio, headers, rcvbuf, TEST_TIMEOUT_MS,
+                                               &open, &error);
 
   g_assert_no_error (error);
   if (ws == NULL)
-    return NULL;
-  text = test_ws_read_text (ws, TEST_TIMEOUT_MS);
-  if (text == NULL)
-    return NULL;
-  if (text[0] != '0')
-    {
-      g_test_fail_printf ("first frame is “%s”, not an open packet", text);
-      return NULL;
-    }
-  open = test_open_packet_parse (text + 1, &error);
-  g_assert_no_error (error);
-  if (open == NULL)
     return NULL;
   g_assert_true (test_sid_is_url_safe (open->sid));
   /* No upgrade from WebSocket. */

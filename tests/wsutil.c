@@ -954,24 +954,51 @@ test_eio_target (int         eio,
 }
 
 TestWs *
+test_eio_ws_open_try (guint                port,
+                      int                  eio,
+                      const char * const  *headers,
+                      gint                 rcvbuf,
+                      guint                timeout_ms,
+                      TestOpenPacket     **out_open,
+                      GError             **error)
+{
+  g_autofree char *target = test_eio_target (eio, "websocket", NULL);
+  g_autoptr(TestWs) ws = test_ws_connect (port, target, headers, rcvbuf, NULL, error);
+  g_autoptr(TestWsFrame) frame = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autofree char *text = NULL;
+
+  if (ws == NULL)
+    return NULL;
+  frame = test_ws_read_frame (ws, timeout_ms, error);
+  if (frame == NULL)
+    return NULL;
+  text = test_ws_frame_dup_text (frame);
+  if (frame->opcode != TEST_WS_TEXT || !frame->fin || frame->masked || frame->rsv != 0 ||
+      text[0] != '0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "expected an open packet in a final, unmasked text frame; got opcode %u "
+                   "fin %d masked %d rsv %u “%.200s”",
+                   frame->opcode, frame->fin, frame->masked, frame->rsv, text);
+      return NULL;
+    }
+  if ((open = test_open_packet_parse (text + 1, error)) == NULL)
+    return NULL;
+  if (out_open != NULL)
+    *out_open = g_steal_pointer (&open);
+  return g_steal_pointer (&ws);
+}
+
+TestWs *
 test_eio_ws_open (guint port,
                   int   eio)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *target = test_eio_target (eio, "websocket", NULL);
-  TestWs *ws = test_ws_connect (port, target, NULL, 0, NULL, &error);
-  g_autofree char *open = NULL;
+  TestWs *ws = test_eio_ws_open_try (port, eio, NULL, 0, TEST_TIMEOUT_MS, NULL, &error);
 
-  g_assert_no_error (error);
   if (ws == NULL)
-    return NULL;
-  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
-  if (open == NULL || open[0] != '0')
-    {
-      g_test_fail_printf ("expected an open packet, got “%s”", open ? open : "(nothing)");
-      test_ws_free (ws);
-      return NULL;
-    }
+    g_test_fail_printf ("WebSocket session: %s", error->message);
   return ws;
 }
 

@@ -189,6 +189,18 @@ void         test_ws_drop          (TestWs              *ws,
 char           *test_eio_target          (int                 eio,
                                           const char         *transport,
                                           const char         *sid);
+/* The WebSocket session open every client shares: a direct Engine.IO
+ * (protocol @eio) WebSocket to 127.0.0.1:@port (@headers, @rcvbuf as
+ * test_ws_connect()) whose first frame, within @timeout_ms, is an open
+ * packet in a final, unmasked text frame (parsed into @out_open if given).
+ * NULL with @error otherwise. Never fails the test: any thread. */
+TestWs         *test_eio_ws_open_try     (guint               port,
+                                          int                 eio,
+                                          const char * const *headers,
+                                          gint                rcvbuf,
+                                          guint               timeout_ms,
+                                          TestOpenPacket    **out_open,
+                                          GError            **error);
 /* An Engine.IO (protocol @eio) WebSocket session to 127.0.0.1:@port whose
  * open packet was read; NULL (and the test failed) otherwise. */
 TestWs         *test_eio_ws_open         (guint               port,

@@ -1523,6 +1523,58 @@ test_recorder_watch (TestRecorder   *recorder,
 }
 
 /* ------------------------------------------------------------------ */
+/* Loopback fixture                                                     */
+/* ------------------------------------------------------------------ */
+
+static void
+loopback_on_connection (EngineIOServer *server,
+                        EngineIOSocket *socket,
+                        TestLoopback   *loopback)
+{
+  test_recorder_watch (loopback->events, socket, loopback->watch);
+  if (loopback->on_connection != NULL)
+    loopback->on_connection (loopback, socket, loopback->user_data);
+  test_recorder_add (loopback->events, "connection %s %s", engine_io_socket_get_id (socket),
+                     engine_io_socket_get_transport (socket) == ENGINE_IO_TRANSPORT_WEBSOCKET
+                       ? "websocket" : "polling");
+}
+
+void
+test_loopback_watch_server (TestLoopback   *loopback,
+                            EngineIOServer *server)
+{
+  g_signal_connect (server, "connection", G_CALLBACK (loopback_on_connection), loopback);
+}
+
+void
+test_loopback_init (TestLoopback *loopback)
+{
+  loopback->events = test_recorder_new ();
+  loopback->server = test_server_new ();
+  test_loopback_watch_server (loopback, loopback->server);
+}
+
+gboolean
+test_loopback_listen (TestLoopback *loopback)
+{
+  loopback->port = test_server_listen (loopback->server);
+  loopback->http = test_http_new (loopback->port);
+  return loopback->port != 0;
+}
+
+void
+test_loopback_clear (TestLoopback *loopback)
+{
+  g_clear_pointer (&loopback->http, test_http_free);
+  if (loopback->server != NULL)
+    {
+      engine_io_server_close (loopback->server);
+      g_clear_object (&loopback->server);
+    }
+  g_clear_pointer (&loopback->events, test_recorder_free);
+}
+
+/* ------------------------------------------------------------------ */
 /* Resources                                                            */
 /* ------------------------------------------------------------------ */
 

@@ -310,6 +310,45 @@ void          test_recorder_watch       (TestRecorder   *recorder,
                                          TestWatchFlags  flags);
 
 /* ------------------------------------------------------------------ */
+/* The server fixture of the loopback suites                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct _TestLoopback TestLoopback;
+
+/* Called from ::connection (on the session's thread) before the
+ * connection is recorded. */
+typedef void (*TestLoopbackConnectionFunc) (TestLoopback   *loopback,
+                                            EngineIOSocket *socket,
+                                            gpointer        user_data);
+
+struct _TestLoopback
+{
+  EngineIOServer *server;   /* test_server_new (); set properties before listening */
+  guint           port;     /* set by test_loopback_listen () */
+  TestHttp        *http;    /* a client of @port, set by test_loopback_listen () */
+  TestRecorder    *events;  /* every session watched (test_recorder_watch ()), and
+                             * "connection <sid> polling|websocket" for each ::connection */
+
+  /* Set before listening; read on session threads. */
+  TestWatchFlags              watch;
+  TestLoopbackConnectionFunc  on_connection;  /* optional */
+  gpointer                    user_data;
+};
+
+/* The server, its ::connection handler and the recorder. */
+void      test_loopback_init   (TestLoopback *loopback);
+/* Records and watches the sessions of another @server (a second server
+ * of the same test) as those of @loopback's. */
+void      test_loopback_watch_server (TestLoopback   *loopback,
+                                      EngineIOServer *server);
+/* test_server_listen () and a client of its port; FALSE (and the test
+ * failed) if the server could not listen. */
+gboolean  test_loopback_listen (TestLoopback *loopback);
+/* Frees the client, closes (if not done) and frees the server, then the
+ * recorder; each member may have been cleared by the test. */
+void      test_loopback_clear  (TestLoopback *loopback);
+
+/* ------------------------------------------------------------------ */
 /* Resources of this process                                            */
 /* ------------------------------------------------------------------ */
 

@@ -1534,6 +1534,8 @@ loopback_on_connection (EngineIOServer *server,
   test_recorder_watch (loopback->events, socket, loopback->watch);
   if (loopback->on_connection != NULL)
     loopback->on_connection (loopback, socket, loopback->user_data);
+  if (loopback->keep_sockets)
+    g_async_queue_push (loopback->sockets, g_object_ref (socket));
   test_recorder_add (loopback->events, "connection %s %s", engine_io_socket_get_id (socket),
                      engine_io_socket_get_transport (socket) == ENGINE_IO_TRANSPORT_WEBSOCKET
                        ? "websocket" : "polling");
@@ -1550,6 +1552,7 @@ void
 test_loopback_init (TestLoopback *loopback)
 {
   loopback->events = test_recorder_new ();
+  loopback->sockets = g_async_queue_new_full (g_object_unref);
   loopback->server = test_server_new ();
   test_loopback_watch_server (loopback, loopback->server);
 }
@@ -1571,6 +1574,7 @@ test_loopback_clear (TestLoopback *loopback)
       engine_io_server_close (loopback->server);
       g_clear_object (&loopback->server);
     }
+  g_clear_pointer (&loopback->sockets, g_async_queue_unref);
   g_clear_pointer (&loopback->events, test_recorder_free);
 }
 

@@ -329,8 +329,12 @@ struct _TestLoopback
   TestRecorder    *events;  /* every session watched (test_recorder_watch ()), and
                              * "connection <sid> polling|websocket" for each ::connection */
 
+  GAsyncQueue     *sockets; /* with @keep_sockets: EngineIOSocket refs, as opened
+                             * (see test_eio_ws_open_socket ()) */
+
   /* Set before listening; read on session threads. */
   TestWatchFlags              watch;
+  gboolean                    keep_sockets;
   TestLoopbackConnectionFunc  on_connection;  /* optional */
   gpointer                    user_data;
 };

@@ -1912,32 +1912,6 @@ test_heartbeat_v4_alive (Fixture       *f,
 }
 
 static void
-test_heartbeat_v4_next_ping (Fixture       *f,
-                             gconstpointer  data)
-{
-  g_autofree char *sid = NULL;
-  g_autofree char *ping = NULL;
-  g_autofree char *ping2 = NULL;
-  gint64 pong_at;
-
-  g_test_summary ("v4: the next ping is due ping-interval after the pong");
-
-  g_object_set (f->lb.server, "ping-interval", 300, "ping-timeout", 2000, NULL);
-  fixture_start (f);
-  sid = handshake (f);
-  test_require (sid != NULL);
-
-  ping = poll_text (f->lb.http, sid);
-  g_assert_cmpstr (ping, ==, "2");
-  post_ok (f->lb.http, sid, "3");
-  pong_at = g_get_monotonic_time ();
-  ping2 = poll_text (f->lb.http, sid);
-  g_assert_cmpstr (ping2, ==, "2");
-  g_assert_cmpint (g_get_monotonic_time () - pong_at, >=, 280 * 1000);
-  g_assert_cmpint (g_get_monotonic_time () - pong_at, <, test_scaled_ms (2000) * G_GINT64_CONSTANT (1000));
-}
-
-static void
 test_heartbeat_v4_timeout (Fixture       *f,
                            gconstpointer  data)
 {
@@ -1975,30 +1949,6 @@ test_heartbeat_v4_timeout (Fixture       *f,
   g_assert_cmpint (closed_at - ping_at, <=, test_scaled_ms (200 + 800) * G_GINT64_CONSTANT (1000));
   assert_event (f, "close %s ping timeout", sid);
   g_assert_cmpuint (test_recorder_count (f->lb.events, "heartbeat "), ==, 0);
-}
-
-static void
-test_heartbeat_v4_client_ping (Fixture       *f,
-                               gconstpointer  data)
-{
-  g_autofree char *sid = NULL;
-  g_autoptr(TestHttp) waiter = NULL;
-  g_autofree char *body = NULL;
-
-  g_test_summary ("v4: a ping from the client closes the session (“transport error”, as "
-                  "the reference)");
-
-  fixture_start (f);
-  sid = handshake (f);
-  test_require (sid != NULL);
-  waiter = test_http_new (f->lb.port);
-  test_require (send_poll (waiter, sid));
-  g_assert_true (still_waiting (waiter, 100));
-
-  post_ok (f->lb.http, sid, "2");
-  assert_event (f, "close %s transport error", sid);
-  body = receive_text (waiter, 200);
-  g_assert_cmpstr (body, ==, "1");
 }
 
 /* ------------------------------------------------------------------ */
@@ -3670,9 +3620,7 @@ main (int    argc,
   ADD ("/server/polling/websocket-sid", test_polling_websocket_sid);
 
   ADD ("/server/heartbeat/v4-alive", test_heartbeat_v4_alive);
-  ADD ("/server/heartbeat/v4-next-ping", test_heartbeat_v4_next_ping);
   ADD ("/server/heartbeat/v4-timeout", test_heartbeat_v4_timeout);
-  ADD ("/server/heartbeat/v4-client-ping", test_heartbeat_v4_client_ping);
 
   ADD ("/server/v3/handshake", test_v3_handshake);
   ADD ("/server/v3/text-payload", test_v3_text_payload);

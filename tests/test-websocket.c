@@ -1956,25 +1956,17 @@ load_poll (LoadWorker  *w,
            GError       *error)
 {
   g_autoptr(GError) local_error = NULL;
+  GPtrArray *packets;
 
   if (response == NULL)
     {
       g_string_append_printf (w->errors, "[%s] poll failed: %s\n", s->sid, error ? error->message : "?");
       return NULL;
     }
-  if (response->status != 200)
-    {
-      g_string_append_printf (w->errors, "[%s] poll answered %u\n", s->sid, response->status);
-      return NULL;
-    }
-  if (w->eio == 4)
-    return test_payload_v4_split (response->body);
-  {
-    GPtrArray *packets = test_payload_v3_split (response->body, &local_error);
-    if (packets == NULL)
-      g_string_append_printf (w->errors, "[%s] bad v3 payload: %s\n", s->sid, local_error->message);
-    return packets;
-  }
+  packets = test_eio_poll_packets_try (response, w->eio, &local_error);
+  if (packets == NULL)
+    g_string_append_printf (w->errors, "[%s] %s\n", s->sid, local_error->message);
+  return packets;
 }
 
 static gboolean
@@ -2028,17 +2020,14 @@ load_step (LoadWorker  *w,
     {
     case 0:  /* handshake */
       {
-        g_autofree char *target = test_eio_target (w->eio, "polling", NULL);
-        g_autoptr(TestResponse) response = test_http_request (s->http, "GET", target, NULL, NULL, -1,
-                                                              LONG_TIMEOUT_MS, &error);
-        g_autoptr(GPtrArray) packets = load_poll (w, s, response, error);
         g_autoptr(TestOpenPacket) open = NULL;
+        g_autoptr(GPtrArray) packets = test_eio_polling_handshake_try (s->http, w->eio, NULL,
+                                                                       LONG_TIMEOUT_MS, &open, &error);
 
-        if (packets == NULL || packets->len != 1 || ((char *) g_ptr_array_index (packets, 0))[0] != '0')
-          LOAD_FAIL (w, s, "bad handshake");
-        open = test_open_packet_parse ((char *) g_ptr_array_index (packets, 0) + 1, &error);
-        if (open == NULL)
-          LOAD_FAIL (w, s, "bad open packet");
+        if (packets == NULL)
+          LOAD_FAIL (w, s, "bad handshake: %s", error->message);
+        if (packets->len != 1)
+          LOAD_FAIL (w, s, "bad handshake: %u packets", packets->len);
         s->sid = g_strdup (open->sid);
         s->socket = fixture_socket (w->f, s->sid);
         if (s->socket == NULL)

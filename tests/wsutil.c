@@ -1060,6 +1060,23 @@ test_eio_ws_next (TestWs *ws,
 }
 
 GPtrArray *
+test_eio_poll_packets_try (TestResponse  *response,
+                           int            eio,
+                           GError       **error)
+{
+  if (response->status != 200)
+    {
+      g_autofree char *text = test_response_text (response);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "poll answered %u: %.200s",
+                   response->status, text);
+      return NULL;
+    }
+  if (eio == 4)
+    return test_payload_v4_split (response->body);
+  return test_payload_v3_split (response->body, error);
+}
+
+GPtrArray *
 test_eio_poll_packets (TestResponse *response,
                        int           eio)
 {
@@ -1071,17 +1088,9 @@ test_eio_poll_packets (TestResponse *response,
       g_test_fail_printf ("no poll response");
       return NULL;
     }
-  if (response->status != 200)
-    {
-      g_autofree char *text = test_response_text (response);
-      g_test_fail_printf ("poll answered %u: %s", response->status, text);
-      return NULL;
-    }
-  if (eio == 4)
-    return test_payload_v4_split (response->body);
-  packets = test_payload_v3_split (response->body, &error);
+  packets = test_eio_poll_packets_try (response, eio, &error);
   if (packets == NULL)
-    g_test_fail_printf ("bad v3 payload: %s", error->message);
+    g_test_fail_printf ("%s", error->message);
   return packets;
 }
 
@@ -1143,9 +1152,7 @@ test_eio_polling_handshake_try (TestHttp         *http,
                    target, type != NULL ? type : "(none)");
       return NULL;
     }
-  if (eio == 4)
-    packets = test_payload_v4_split (response->body);
-  else if ((packets = test_payload_v3_split (response->body, error)) == NULL)
+  if ((packets = test_eio_poll_packets_try (response, eio, error)) == NULL)
     return NULL;
   first = packets->len > 0 ? g_ptr_array_index (packets, 0) : "";
   if (first[0] != '0')

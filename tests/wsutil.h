@@ -242,7 +242,13 @@ char           *test_eio_polling_open_sid (TestHttp          *http,
                                            int                eio,
                                            const char        *extra_query);
 /* The packets of a polling GET response (v4: split at \x1e; v3: text
- * payload), as strings; NULL (test failed) if it is not a 200 payload. */
+ * payload), as strings; NULL with @error if it is not a 200 payload.
+ * Never fails the test: any thread. */
+GPtrArray      *test_eio_poll_packets_try (TestResponse      *response,
+                                           int                eio,
+                                           GError           **error);
+/* The packets of a polling GET response (v4: split at \x1e; v3: text
+ * payload), as strings; NULL (test failed) if it is not a 200 payload, or @response is NULL. */
 GPtrArray      *test_eio_poll_packets    (TestResponse       *response,
                                           int                 eio);
 /* A polling payload of text packets (v4: joined by \x1e; v3: len:packet). */

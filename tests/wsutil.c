@@ -1118,6 +1118,48 @@ test_eio_payload (int                 eio,
 }
 
 GPtrArray *
+test_eio_handshake_packets_try (TestResponse     *response,
+                                int               eio,
+                                TestOpenPacket  **out_open,
+                                GError          **error)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
+  const char *type;
+  const char *first;
+
+  if (response->status != 200)
+    {
+      g_autofree char *text = test_response_text (response);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "handshake answered %u: %.200s",
+                   response->status, text);
+      return NULL;
+    }
+  type = test_response_header (response, "Content-Type");
+  if (eio == 4 && g_strcmp0 (type, "text/plain; charset=UTF-8") != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "handshake: Content-Type “%s”, not text/plain; charset=UTF-8",
+                   type != NULL ? type : "(none)");
+      return NULL;
+    }
+  if ((packets = test_eio_poll_packets_try (response, eio, error)) == NULL)
+    return NULL;
+  first = packets->len > 0 ? g_ptr_array_index (packets, 0) : "";
+  if (first[0] != '0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "handshake: first packet is “%.200s”, not an open packet", first);
+      return NULL;
+    }
+  if ((open = test_open_packet_parse (first + 1, error)) == NULL)
+    return NULL;
+  if (out_open != NULL)
+    *out_open = g_steal_pointer (&open);
+  return g_steal_pointer (&packets);
+}
+
+GPtrArray *
 test_eio_polling_handshake_try (TestHttp         *http,
                                 int               eio,
                                 const char       *target,
@@ -1127,45 +1169,19 @@ test_eio_polling_handshake_try (TestHttp         *http,
 {
   g_autofree char *default_target = test_eio_target (eio, "polling", NULL);
   g_autoptr(TestResponse) response = NULL;
-  g_autoptr(GPtrArray) packets = NULL;
-  g_autoptr(TestOpenPacket) open = NULL;
-  const char *type;
-  const char *first;
+  g_autoptr(GError) local_error = NULL;
+  GPtrArray *packets;
 
   if (target == NULL)
     target = default_target;
   response = test_http_request (http, "GET", target, NULL, NULL, -1, timeout_ms, error);
   if (response == NULL)
     return NULL;
-  if (response->status != 200)
-    {
-      g_autofree char *text = test_response_text (response);
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "handshake %s answered %u: %.200s",
-                   target, response->status, text);
-      return NULL;
-    }
-  type = test_response_header (response, "Content-Type");
-  if (eio == 4 && g_strcmp0 (type, "text/plain; charset=UTF-8") != 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "handshake %s: Content-Type “%s”, not text/plain; charset=UTF-8",
-                   target, type != NULL ? type : "(none)");
-      return NULL;
-    }
-  if ((packets = test_eio_poll_packets_try (response, eio, error)) == NULL)
-    return NULL;
-  first = packets->len > 0 ? g_ptr_array_index (packets, 0) : "";
-  if (first[0] != '0')
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "handshake %s: first packet is “%.200s”, not an open packet", target, first);
-      return NULL;
-    }
-  if ((open = test_open_packet_parse (first + 1, error)) == NULL)
-    return NULL;
-  if (out_open != NULL)
-    *out_open = g_steal_pointer (&open);
-  return g_steal_pointer (&packets);
+  packets = test_eio_handshake_packets_try (response, eio, out_open, &local_error);
+  if (packets == NULL)
+    g_set_error (error, local_error->domain, local_error->code, "%s (GET %s)",
+                 local_error->message, target);
+  return packets;
 }
 
 GPtrArray *

@@ -228,6 +228,12 @@ GPtrArray      *test_eio_polling_handshake_try (TestHttp        *http,
                                                 guint            timeout_ms,
                                                 TestOpenPacket **out_open,
                                                 GError         **error);
+/* The checks of test_eio_polling_handshake_try() on a response already
+ * received (a caller that tells a refusal apart first, say). */
+GPtrArray      *test_eio_handshake_packets_try (TestResponse    *response,
+                                                int              eio,
+                                                TestOpenPacket **out_open,
+                                                GError         **error);
 /* The same within TEST_TIMEOUT_MS; NULL (and the test failed) otherwise. */
 GPtrArray      *test_eio_polling_handshake     (TestHttp        *http,
                                                 int              eio,

@@ -18,51 +18,25 @@
 #define N_SENDERS 10
 #define N_EACH    20
 
-typedef struct
-{
-  EngineIOServer *server;
-  guint           port;
-  GAsyncQueue    *sockets;   /* EngineIOSocket (ref), as opened */
-} Fixture;
-
-static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  /* Messages are not queued for receive(). */
-}
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        data)
-{
-  Fixture *f = data;
-
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
-  g_async_queue_push (f->sockets, g_object_ref (socket));
-}
+/* The shared loopback fixture, sockets kept: messages are recorded, not
+ * queued for receive(). */
+typedef TestLoopback Fixture;
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->sockets = g_async_queue_new_full (g_object_unref);
-  f->server = test_server_new ();
+  test_loopback_init (f);
+  f->keep_sockets = TRUE;
   g_object_set (f->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
-  f->port = test_server_listen (f->server);
+  test_loopback_listen (f);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_async_queue_unref (f->sockets);
+  test_loopback_clear (f);
   test_log_check ();
 }
 

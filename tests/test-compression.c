@@ -84,49 +84,29 @@ test_negotiate (void)
 
 /* ---------------------------------------------------------------- a server */
 
-typedef struct
-{
-  EngineIOServer *server;
-  guint           port;
-  TestHttp       *http;
-  GAsyncQueue    *sockets;   /* EngineIOSocket refs, from ::connection */
-} Fixture;
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        user_data)
-{
-  Fixture *f = user_data;
-
-  g_async_queue_push (f->sockets, g_object_ref (socket));
-}
+/* The shared loopback fixture: sockets kept, no ::message handler. */
+typedef TestLoopback Fixture;
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->sockets = g_async_queue_new_full (g_object_unref);
-  f->server = test_server_new ();
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  test_loopback_init (f);
+  f->watch = TEST_WATCH_NO_MESSAGE;
+  f->keep_sockets = TRUE;
 }
 
 static void
 fixture_listen (Fixture *f)
 {
-  f->port = test_server_listen (f->server);
-  f->http = test_http_new (f->port);
+  test_loopback_listen (f);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  g_clear_pointer (&f->http, test_http_free);
-  if (f->server != NULL)
-    engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_clear_pointer (&f->sockets, g_async_queue_unref);
+  test_loopback_clear (f);
 }
 
 /* Text of @n bytes that compresses well but is not trivial. */
@@ -358,7 +338,7 @@ test_threshold (Fixture       *f,
   g_clear_object (&f->server);
   g_clear_pointer (&f->http, test_http_free);
   f->server = test_server_new ();
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  test_loopback_watch_server (f, f->server);
   g_object_set (f->server, "http-compression-threshold", 0u, NULL);
   fixture_listen (f);
   {

@@ -130,9 +130,7 @@ test_request_init (TestRequest *self)
 
 typedef struct
 {
-  EngineIOServer         *server;
-  TestRecorder           *events;
-  GAsyncQueue            *sockets;    /* EngineIOSocket refs from ::connection */
+  TestLoopback            lb;         /* served by this host instead of listening; sockets kept */
   GSocketService         *service;    /* created and run in @thread's context */
   GThread                *thread;
   GMainContext           *context;
@@ -140,8 +138,6 @@ typedef struct
   GMutex                  lock;
   GCond                   cond;         /* @ready, @waiting, @connections changed */
   gboolean                ready;
-  TestHttp               *http;
-  guint                   port;
   int                     client_gone;  /* (atomic) */
   int                     switched;     /* (atomic) */
   guint                   waiting;      /* (lock) requests suspended now */
@@ -297,7 +293,7 @@ serve_request (Fixture           *f,
   engine_io_host_request_set_content_length (host, length);
   body_left = chunked || length > 0;
 
-  if (engine_io_server_handle_host_request (f->server, host))
+  if (engine_io_server_handle_host_request (f->lb.server, host))
     {
       gboolean go_on = TRUE;
       guint8 buffer[4096];
@@ -439,43 +435,6 @@ run_cb (GThreadedSocketService *service,
 
 /* The application */
 
-static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  if (text != NULL)
-    engine_io_socket_send_text (socket, text, NULL);
-  else
-    engine_io_socket_send_binary (socket, data, NULL);
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->events, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->events, "connection %s", engine_io_socket_get_id (socket));
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
-  g_async_queue_push (f->sockets, g_object_ref (socket));
-}
-
 /* The service accepts in a main context of its own (GSocketService
  * accepts asynchronously there); its connections run on threads of its
  * own. */
@@ -487,7 +446,7 @@ accept_thread (gpointer data)
 
   g_main_context_push_thread_default (f->context);
   f->service = g_threaded_socket_service_new (64);
-  f->port = g_socket_listener_add_any_inet_port (G_SOCKET_LISTENER (f->service), NULL, &error);
+  f->lb.port = g_socket_listener_add_any_inet_port (G_SOCKET_LISTENER (f->service), NULL, &error);
   g_assert_no_error (error);
   g_signal_connect (f->service, "run", G_CALLBACK (run_cb), f);
   g_socket_service_start (f->service);
@@ -511,12 +470,11 @@ static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->events = test_recorder_new ();
-  f->sockets = g_async_queue_new_full (g_object_unref);
-  f->server = test_server_new ();
-  g_object_set (f->server, "max-payload", (guint64) MAX_PAYLOAD, "ping-interval", 20000u,
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_ECHO;
+  f->lb.keep_sockets = TRUE;
+  g_object_set (f->lb.server, "max-payload", (guint64) MAX_PAYLOAD, "ping-interval", 20000u,
                 "ping-timeout", 20000u, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
   g_mutex_init (&f->lock);
   g_cond_init (&f->cond);
   f->context = g_main_context_new ();
@@ -526,7 +484,7 @@ fixture_setup (Fixture       *f,
   while (!f->ready)
     g_cond_wait (&f->cond, &f->lock);
   g_mutex_unlock (&f->lock);
-  f->http = test_http_new (f->port);
+  f->lb.http = test_http_new (f->lb.port);
 }
 
 static gboolean
@@ -542,9 +500,9 @@ fixture_teardown (Fixture       *f,
 {
   GSource *source;
 
-  test_http_free (f->http);
-  engine_io_server_close (f->server);
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  g_clear_pointer (&f->lb.http, test_http_free);
+  engine_io_server_close (f->lb.server);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 0);
   source = g_idle_source_new ();
   g_source_set_callback (source, quit_loop, f->loop, NULL);
   g_source_attach (source, f->context);
@@ -556,16 +514,14 @@ fixture_teardown (Fixture       *f,
   g_main_context_unref (f->context);
   g_mutex_clear (&f->lock);
   g_cond_clear (&f->cond);
-  g_clear_object (&f->server);
-  g_async_queue_unref (f->sockets);
-  test_recorder_free (f->events);
+  test_loopback_clear (&f->lb);
   test_log_check ();
 }
 
 static char *
 open_session (Fixture *f)
 {
-  g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->http, 4);
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->lb.http, 4);
 
   test_require_val (open != NULL, NULL);
   return g_strdup (open->sid);
@@ -577,7 +533,7 @@ static void
 test_polling_echo (Fixture       *f,
                    gconstpointer  data)
 {
-  g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->http, 4);
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->lb.http, 4);
   g_autofree char *target = NULL;
   g_autoptr(TestResponse) post = NULL;
   g_autoptr(TestResponse) poll = NULL;
@@ -587,10 +543,10 @@ test_polling_echo (Fixture       *f,
   g_assert_nonnull (open->upgrades);
   g_assert_true (g_strv_contains ((const char * const *) open->upgrades, "websocket"));
   target = test_eio_target (4, "polling", open->sid);
-  post = test_http_post (f->http, target, TEST_S ("4héllo"));
+  post = test_http_post (f->lb.http, target, TEST_S ("4héllo"));
   test_require (post != NULL);
   g_assert_cmpuint (post->status, ==, 200);
-  poll = test_http_get (f->http, target);
+  poll = test_http_get (f->lb.http, target);
   test_require (poll != NULL);
   packets = test_eio_poll_packets (poll, 4);
   test_require (packets != NULL);
@@ -604,7 +560,7 @@ static void
 test_websocket (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = test_eio_ws_open (f->port, 4);
+  g_autoptr(TestWs) ws = test_eio_ws_open (f->lb.port, 4);
   g_autofree char *echo = NULL;
   g_autofree char *sid = NULL;
   g_autoptr(TestWs) probe = NULL;
@@ -617,7 +573,7 @@ test_websocket (Fixture       *f,
 
   sid = open_session (f);
   test_require (sid != NULL);
-  probe = test_eio_probe (f->port, 4, sid);
+  probe = test_eio_probe (f->lb.port, 4, sid);
   test_require (probe != NULL);
   g_assert_true (test_ws_send_text (probe, "5"));
   g_assert_true (test_ws_send_text (probe, "4upgraded"));
@@ -650,12 +606,12 @@ test_max_payload (Fixture       *f,
   for (gsize i = 0; i < 3 * MAX_PAYLOAD; i += 500)
     g_string_append_printf (chunked, "%x\r\n%.500s\r\n", 500, big + i);
   g_string_append (chunked, "0\r\n\r\n");
-  refused = test_http_request (f->http, "POST", target, headers, chunked->str,
+  refused = test_http_request (f->lb.http, "POST", target, headers, chunked->str,
                                (gssize) chunked->len, TEST_TIMEOUT_MS, NULL);
   test_require (refused != NULL);
   g_assert_cmpuint (refused->status, ==, 413);
 
-  http = test_http_new (f->port);
+  http = test_http_new (f->lb.port);
   post = test_http_post (http, target, TEST_S ("4after"));
   test_require (post != NULL);
   g_assert_cmpuint (post->status, ==, 200);
@@ -664,7 +620,7 @@ test_max_payload (Fixture       *f,
   packets = test_eio_poll_packets (poll, 4);
   test_require (packets != NULL);
   g_assert_cmpstr (g_ptr_array_index (packets, 0), ==, "4after");
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 1);
 }
 
 /* A client closes its connection while its poll is held: the session ends
@@ -679,11 +635,11 @@ test_client_leaves_held_poll (Fixture       *f,
 
   test_require (sid != NULL);
   target = test_eio_target (4, "polling", sid);
-  g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, NULL));
+  g_assert_true (test_http_send (f->lb.http, "GET", target, NULL, NULL, -1, NULL));
   g_assert_true (fixture_wait_count (f, &f->waiting, 1));
-  test_http_drop (f->http, FALSE);
+  test_http_drop (f->lb.http, FALSE);
   expected = g_strdup_printf ("close %s transport close", sid);
-  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, expected, TEST_TIMEOUT_MS));
   g_assert_cmpint (g_atomic_int_get (&f->client_gone), ==, 1);
 }
 
@@ -700,7 +656,7 @@ test_resume_stress (Fixture       *f,
   guint got = 0;
 
   test_require (sid != NULL);
-  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  socket = g_async_queue_timeout_pop (f->lb.sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
   test_require (socket != NULL);
   target = test_eio_target (4, "polling", sid);
   for (guint i = 0; i < 200; i++)
@@ -709,10 +665,10 @@ test_resume_stress (Fixture       *f,
       g_autoptr(GPtrArray) packets = NULL;
       g_autofree char *text = g_strdup_printf ("m%u", i);
 
-      g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, NULL));
+      g_assert_true (test_http_send (f->lb.http, "GET", target, NULL, NULL, -1, NULL));
       /* Sent from here while the poll may or may not be held yet. */
       g_assert_true (engine_io_socket_send_text (socket, text, NULL));
-      poll = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+      poll = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, NULL);
       test_require (poll != NULL);
       packets = test_eio_poll_packets (poll, 4);
       test_require (packets != NULL);
@@ -761,7 +717,7 @@ direct_open (Fixture *f)
   gsize size;
   const char *data;
 
-  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, host));
   while (req->suspended)
     {
       test_require_val (direct_wait_resume (req, TEST_TIMEOUT_MS), NULL);
@@ -787,7 +743,7 @@ direct_held_poll (Fixture    *f,
   g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
   TestRequest *req = direct_request ("GET", query);
 
-  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   g_assert_true (req->suspended);
   g_assert_false (req->responded);
   return req;
@@ -810,7 +766,7 @@ test_misuse_order (Fixture       *f,
   test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended");
   engine_io_host_request_resumed (host);
 
-  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, host));
   g_assert_true (req->suspended);
   test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
   engine_io_host_request_add_header (host, "Origin", "http://evil.example");
@@ -821,7 +777,7 @@ test_misuse_order (Fixture       *f,
   test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
   engine_io_host_request_set_content_length (host, 5);
   test_log_expect (G_LOG_LEVEL_CRITICAL, "handed");
-  g_assert_false (engine_io_server_handle_host_request (f->server, host));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, host));
   test_log_expect (G_LOG_LEVEL_CRITICAL, "suspended request");
   engine_io_host_request_finished (host, TRUE);
   g_assert_false (engine_io_host_request_add_body (host, (const guint8 *) "x", 1));
@@ -850,7 +806,7 @@ test_misuse_order (Fixture       *f,
   test_log_expect (G_LOG_LEVEL_CRITICAL, "finished");
   engine_io_host_request_client_gone (host);
   g_assert_true (test_log_wait_expected (0));
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 1);
 }
 
 /* resumed() while the request is suspended but its resume() has not come
@@ -867,7 +823,7 @@ test_misuse_resumed_early (Fixture       *f,
   g_autoptr(TestResponse) response = g_new0 (TestResponse, 1);
 
   test_require (sid != NULL);
-  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  socket = g_async_queue_timeout_pop (f->lb.sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
   test_require (socket != NULL);
   poll = direct_held_poll (f, sid);
   test_log_expect (G_LOG_LEVEL_CRITICAL, "resume");
@@ -887,7 +843,7 @@ test_misuse_resumed_early (Fixture       *f,
   test_require (packets != NULL);
   g_assert_cmpuint (packets->len, ==, 1);
   g_assert_cmpstr (g_ptr_array_index (packets, 0), ==, "4late");
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 1);
 }
 
 /* handle_host_request() on a request already finished: refused; it never
@@ -906,7 +862,7 @@ test_misuse_handle_after_finished (Fixture       *f,
   stale = direct_request ("GET", query);
   engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (stale), FALSE);
   test_log_expect (G_LOG_LEVEL_CRITICAL, "finished");
-  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (stale)));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (stale)));
   g_assert_true (test_log_wait_expected (0));
   g_assert_false (stale->suspended);
   g_assert_false (stale->responded);
@@ -914,7 +870,7 @@ test_misuse_handle_after_finished (Fixture       *f,
 
   /* The session's next poll is held as usual, not refused as overlapping. */
   poll = direct_held_poll (f, sid);
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 1);
   /* The fixture's close resumes it; answer it from here meanwhile. */
   engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (poll));
   g_assert_true (direct_wait_resume (poll, TEST_TIMEOUT_MS));
@@ -944,7 +900,7 @@ direct_post_text (Fixture    *f,
   g_autoptr(TestRequest) req = direct_post (f, sid, (gint64) strlen (text));
   EngineIOHostRequest *host = ENGINE_IO_HOST_REQUEST (req);
 
-  if (engine_io_server_handle_host_request (f->server, host) &&
+  if (engine_io_server_handle_host_request (f->lb.server, host) &&
       engine_io_host_request_add_body (host, (const guint8 *) text, strlen (text)))
     engine_io_host_request_end_body (host);
   while (req->suspended)
@@ -987,7 +943,7 @@ test_misuse_drop_unfinished (Fixture       *f,
 
   /* Mid-body. */
   req = direct_post (f, sid, 10);
-  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (req), (const guint8 *) "4ab", 3));
   test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
   g_object_unref (req);
@@ -996,14 +952,14 @@ test_misuse_drop_unfinished (Fixture       *f,
 
   /* Upgrading, never attached. */
   req = direct_upgrade (f, sid);
-  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   g_assert_nonnull (req->upgrade_headers);
   test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
   g_object_unref (req);
   g_assert_true (test_log_wait_expected (0));
   /* The session stays on polling and may try again. */
   req = direct_upgrade (f, sid);
-  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   g_assert_nonnull (req->upgrade_headers);
   engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
   g_object_unref (req);
@@ -1011,12 +967,12 @@ test_misuse_drop_unfinished (Fixture       *f,
 
   /* Answered, never finished. */
   req = direct_request ("GET", "EIO=4&transport=polling&sid=nope");
-  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   g_assert_cmpuint (req->status, ==, 400);
   test_log_expect (G_LOG_LEVEL_WARNING, "without engine_io_host_request_finished");
   g_object_unref (req);
   g_assert_true (test_log_wait_expected (0));
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 1);
 }
 
 /* client_gone() at each stage of a request. */
@@ -1034,7 +990,7 @@ test_misuse_client_gone_stages (Fixture       *f,
 
   /* During a POST's body: that POST is dropped, the session goes on. */
   req = direct_post (f, sid, 10);
-  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_true (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (req), (const guint8 *) "4ab", 3));
   engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
   engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
@@ -1044,7 +1000,7 @@ test_misuse_client_gone_stages (Fixture       *f,
 
   /* Answered, not yet written. */
   req = direct_request ("GET", "EIO=4&transport=polling&sid=nope");
-  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
   engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
   engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
@@ -1053,7 +1009,7 @@ test_misuse_client_gone_stages (Fixture       *f,
   /* A handshake awaiting admission: resumed by the admission, answered
    * (the host drops the answer). */
   req = direct_request ("GET", "EIO=4&transport=polling");
-  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   g_assert_true (req->suspended);
   engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
   g_assert_true (direct_wait_resume (req, TEST_TIMEOUT_MS));
@@ -1065,13 +1021,13 @@ test_misuse_client_gone_stages (Fixture       *f,
   query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
   req = direct_request ("GET", query);
   engine_io_host_request_client_gone (ENGINE_IO_HOST_REQUEST (req));
-  g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (req)));
+  g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (req)));
   g_assert_false (req->responded);
   g_assert_false (req->suspended);
   engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (req), FALSE);
   g_object_unref (req);
   expected = g_strdup_printf ("close %s transport close", sid);
-  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, expected, TEST_TIMEOUT_MS));
 
   /* Held, twice: one resume(), answered nothing. */
   sid2 = direct_open (f);
@@ -1087,7 +1043,7 @@ test_misuse_client_gone_stages (Fixture       *f,
   g_object_unref (req);
   g_free (expected);
   expected = g_strdup_printf ("close %s transport close", sid2);
-  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, expected, TEST_TIMEOUT_MS));
 }
 
 typedef struct
@@ -1125,7 +1081,7 @@ test_race_gone_vs_send (Fixture       *f,
       GThread *thread;
 
       test_require (sid != NULL);
-      socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+      socket = g_async_queue_timeout_pop (f->lb.sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
       test_require (socket != NULL);
       poll = direct_held_poll (f, sid);
       g_mutex_init (&go);
@@ -1184,13 +1140,13 @@ test_close_while_held (Fixture       *f,
   g_autoptr(TestRequest) post = NULL;
   g_autofree char *body = NULL;
   g_autofree char *expected = NULL;
-  CloseJob job = { f->server, 0 };
+  CloseJob job = { f->lb.server, 0 };
   GThread *thread;
 
   test_require (sid != NULL && sid2 != NULL);
   poll = direct_held_poll (f, sid);
   post = direct_post (f, sid2, 10);
-  g_assert_true (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (post)));
+  g_assert_true (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (post)));
   g_assert_true (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (post), (const guint8 *) "4ab", 3));
 
   thread = g_thread_new ("close", close_server, &job);
@@ -1203,14 +1159,14 @@ test_close_while_held (Fixture       *f,
   engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
 
   expected = g_strdup_printf ("close %s", sid2);
-  g_assert_true (test_recorder_wait_count (f->events, expected, 1, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.events, expected, 1, TEST_TIMEOUT_MS));
   g_assert_false (engine_io_host_request_add_body (ENGINE_IO_HOST_REQUEST (post), (const guint8 *) "cdefghi", 7));
   g_assert_true (post->responded);
   g_assert_cmpuint (post->status, ==, 400);
   engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (post), TRUE);
   g_thread_join (thread);
   g_assert_cmpint (job.took, <, 2 * G_USEC_PER_SEC);
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 0);
 
   /* Requests handed over after the close: refused, nothing held. */
   {
@@ -1221,7 +1177,7 @@ test_close_while_held (Fixture       *f,
       {
         g_autoptr(TestRequest) late = direct_request ("GET", queries[i]);
 
-        g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (late)));
+        g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (late)));
         g_assert_false (late->suspended);
         g_assert_true (late->responded);
         g_assert_cmpuint (late->status, >=, 400);
@@ -1239,15 +1195,15 @@ test_server_dropped_while_held (Fixture       *f,
                                 gconstpointer  data)
 {
   EngineIOServer *server = test_server_new ();
-  EngineIOServer *saved = f->server;
+  EngineIOServer *saved = f->lb.server;
   g_autofree char *sid = NULL;
   g_autoptr(TestRequest) poll = NULL;
   GWeakRef weak;
 
   g_object_set (server, "ping-interval", 200u, "ping-timeout", 200u, NULL);
-  f->server = server;
+  f->lb.server = server;
   sid = direct_open (f);
-  f->server = saved;
+  f->lb.server = saved;
   test_require (sid != NULL);
   {
     g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
@@ -1290,7 +1246,7 @@ session_echoes (Fixture    *f,
                 const char *sid,
                 const char *text)
 {
-  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(TestHttp) http = test_http_new (f->lb.port);
   g_autofree char *target = test_eio_target (4, "polling", sid);
   g_autofree char *packet = g_strconcat ("4", text, NULL);
   g_autoptr(TestResponse) post = test_http_post (http, target, packet, strlen (packet));
@@ -1318,9 +1274,9 @@ test_attack_post_bodies (Fixture       *f,
   g_autofree char *target = NULL;
   g_autofree char *head = NULL;
   g_autofree char *expected = NULL;
-  g_autoptr(TestHttp) big = test_http_new (f->port);
-  g_autoptr(TestHttp) trickle = test_http_new (f->port);
-  g_autoptr(TestHttp) overlap = test_http_new (f->port);
+  g_autoptr(TestHttp) big = test_http_new (f->lb.port);
+  g_autoptr(TestHttp) trickle = test_http_new (f->lb.port);
+  g_autoptr(TestHttp) overlap = test_http_new (f->lb.port);
   g_autoptr(TestResponse) refused = NULL;
   g_autoptr(TestResponse) second = NULL;
   g_autoptr(TestResponse) rest = NULL;
@@ -1343,7 +1299,7 @@ test_attack_post_bodies (Fixture       *f,
   test_require (second != NULL);
   g_assert_cmpuint (second->status, ==, 400);
   expected = g_strdup_printf ("close %s transport error", sid);
-  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, expected, TEST_TIMEOUT_MS));
   g_assert_true (test_http_send_raw (trickle, "0123456789012345678901234567890123456789x", 41, NULL));
   rest = test_http_receive (trickle, TEST_TIMEOUT_MS, NULL);
   test_require (rest != NULL);
@@ -1360,23 +1316,23 @@ test_attack_overlapping_polls (Fixture       *f,
   g_autofree char *sid = open_session (f);
   g_autofree char *target = NULL;
   g_autofree char *expected = NULL;
-  g_autoptr(TestHttp) second = test_http_new (f->port);
+  g_autoptr(TestHttp) second = test_http_new (f->lb.port);
   g_autoptr(TestResponse) refused = NULL;
   g_autoptr(TestResponse) held = NULL;
 
   test_require (sid != NULL);
   target = test_eio_target (4, "polling", sid);
-  g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, NULL));
+  g_assert_true (test_http_send (f->lb.http, "GET", target, NULL, NULL, -1, NULL));
   g_assert_true (fixture_wait_count (f, &f->waiting, 1));
   refused = test_http_get (second, target);
   test_require (refused != NULL);
   g_assert_cmpuint (refused->status, ==, 400);
-  held = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+  held = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, NULL);
   test_require (held != NULL);
   g_assert_cmpuint (held->status, ==, 200);
   g_assert_true (fixture_wait_count (f, &f->waiting, 0));
   expected = g_strdup_printf ("close %s transport error", sid);
-  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, expected, TEST_TIMEOUT_MS));
 }
 
 /* Malformed queries: encoded NULs and broken escapes are 400 (code 3), a
@@ -1400,7 +1356,7 @@ test_attack_queries (Fixture       *f,
       g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&%s", query);
 
       g_clear_pointer (&response, test_response_free);
-      response = test_http_get (f->http, target);
+      response = test_http_get (f->lb.http, target);
       test_require (response != NULL);
       if (!test_eio_is_error (response, 400, 3))
         g_error ("%s: answered %u", target, response->status);
@@ -1409,7 +1365,7 @@ test_attack_queries (Fixture       *f,
     g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s%%ff", sid);
 
     g_clear_pointer (&response, test_response_free);
-    response = test_http_get (f->http, target);
+    response = test_http_get (f->lb.http, target);
     test_require (response != NULL);
     g_assert_true (test_eio_is_error (response, 400, 1));
   }
@@ -1417,13 +1373,13 @@ test_attack_queries (Fixture       *f,
     g_string_append_printf (many, "&p%u=%%41", i);
   g_string_append (many, "&transport=polling");
   g_clear_pointer (&response, test_response_free);
-  response = test_http_get (f->http, many->str);
+  response = test_http_get (f->lb.http, many->str);
   test_require (response != NULL);
   g_assert_cmpuint (response->status, ==, 200);  /* a handshake */
   for (guint i = 0; huge->len < 8000; i++)
     g_string_append (huge, "%41%42");
   g_clear_pointer (&response, test_response_free);
-  response = test_http_get (f->http, huge->str);
+  response = test_http_get (f->lb.http, huge->str);
   test_require (response != NULL);
   g_assert_true (test_eio_is_error (response, 400, 1));
   g_assert_true (session_echoes (f, sid, "after bad queries"));
@@ -1440,16 +1396,16 @@ test_attack_repeated_headers (Fixture       *f,
   g_autoptr(EngineIOSocket) socket = NULL;
   const char *proxies[] = { "127.0.0.1", NULL };
 
-  g_object_set (f->server, "trusted-proxies", proxies, NULL);
+  g_object_set (f->lb.server, "trusted-proxies", proxies, NULL);
   for (guint i = 0; i < 3000; i++)
     g_string_append_printf (request, "X-Forwarded-For: 10.0.%u.%u, 10.1.%u.%u\r\n",
                             i / 256, i % 256, i / 256, i % 256);
   g_string_append (request, "X-Forwarded-For: 192.0.2.7\r\nOrigin: x\r\nOrigin: y\r\n\r\n");
-  g_assert_true (test_http_send_raw (f->http, request->str, request->len, NULL));
-  response = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+  g_assert_true (test_http_send_raw (f->lb.http, request->str, request->len, NULL));
+  response = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, NULL);
   test_require (response != NULL);
   g_assert_cmpuint (response->status, ==, 200);
-  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  socket = g_async_queue_timeout_pop (f->lb.sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
   test_require (socket != NULL);
   g_assert_cmpstr (engine_io_socket_get_remote_address (socket), ==, "192.0.2.7");
 }
@@ -1472,7 +1428,7 @@ test_attack_abandoned_upgrades (Fixture       *f,
       if (step == 0)
         {
           /* The upgrade request, then gone before the 101 is read. */
-          g_autoptr(TestHttp) http = test_http_new (f->port);
+          g_autoptr(TestHttp) http = test_http_new (f->lb.port);
           g_autofree char *key = test_ws_make_key ();
           g_autofree char *head = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                                                    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
@@ -1484,7 +1440,7 @@ test_attack_abandoned_upgrades (Fixture       *f,
       else if (step == 1)
         {
           /* The 101 read, then gone without a frame. */
-          g_autoptr(TestWs) ws = test_ws_connect (f->port, target, NULL, 0, NULL, NULL);
+          g_autoptr(TestWs) ws = test_ws_connect (f->lb.port, target, NULL, 0, NULL, NULL);
 
           test_require (ws != NULL);
           test_ws_drop (ws, step == 1);
@@ -1492,14 +1448,14 @@ test_attack_abandoned_upgrades (Fixture       *f,
       else
         {
           /* Probed (2probe, 3probe), then gone before `5`, by FIN or RST. */
-          g_autoptr(TestWs) ws = test_eio_probe (f->port, 4, sid);
+          g_autoptr(TestWs) ws = test_eio_probe (f->lb.port, 4, sid);
 
           test_require (ws != NULL);
           test_ws_drop (ws, step == 3);
         }
       g_assert_true (session_echoes (f, sid, text));
     }
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 1);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 1);
 }
 
 /* A flood of handshakes from one address: handshake-rate sees the host's
@@ -1513,12 +1469,12 @@ test_attack_handshake_flood (Fixture       *f,
   g_autofree char *target = test_eio_target (4, "polling", NULL);
   guint ok = 0, limited = 0;
 
-  g_object_set (f->server, "handshake-rate", 0.5, "handshake-burst", 20u, "max-sessions", 10u, NULL);
+  g_object_set (f->lb.server, "handshake-rate", 0.5, "handshake-burst", 20u, "max-sessions", 10u, NULL);
   sid = open_session (f);
   test_require (sid != NULL);
   for (guint i = 0; i < 100; i++)
     {
-      g_autoptr(TestResponse) response = test_http_get (f->http, target);
+      g_autoptr(TestResponse) response = test_http_get (f->lb.http, target);
 
       test_require (response != NULL);
       if (response->status == 200)
@@ -1530,7 +1486,7 @@ test_attack_handshake_flood (Fixture       *f,
     }
   g_assert_cmpuint (ok, ==, 9);
   g_assert_cmpuint (limited, >=, 70);  /* the burst, and a refill meanwhile */
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 10);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 10);
   g_assert_true (session_echoes (f, sid, "still here"));
 }
 
@@ -1550,7 +1506,7 @@ test_misuse_abandon_suspended (Fixture       *f,
   GWeakRef weak;
 
   test_require (sid != NULL);
-  socket = g_async_queue_timeout_pop (f->sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  socket = g_async_queue_timeout_pop (f->lb.sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
   test_require (socket != NULL);
   poll = direct_held_poll (f, sid);
   g_weak_ref_init (&weak, poll);
@@ -1573,7 +1529,7 @@ test_misuse_abandon_suspended (Fixture       *f,
   g_weak_ref_clear (&weak);
   /* Its connection is gone for the session: it ends (transport close). */
   expected = g_strdup_printf ("close %s transport close", sid);
-  g_assert_true (test_recorder_wait (f->events, expected, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, expected, TEST_TIMEOUT_MS));
 }
 
 /* A POST held by back-pressure (the session's send queue over its high
@@ -1591,7 +1547,7 @@ test_held_post_client_gone (Fixture       *f,
   g_autoptr(TestRequest) poll = NULL;
   EngineIOHostRequest *host;
 
-  g_object_set (f->server, "send-queue-high-water", (guint64) 200,
+  g_object_set (f->lb.server, "send-queue-high-water", (guint64) 200,
                 "backpressure-policy", ENGINE_IO_BACKPRESSURE_KEEP_QUEUING, NULL);
   sid = direct_open (f);
   test_require (sid != NULL);
@@ -1603,7 +1559,7 @@ test_held_post_client_gone (Fixture       *f,
       g_clear_object (&post);
       post = direct_post (f, sid, 5);
       host = ENGINE_IO_HOST_REQUEST (post);
-      g_assert_true (engine_io_server_handle_host_request (f->server, host));
+      g_assert_true (engine_io_server_handle_host_request (f->lb.server, host));
       g_assert_true (engine_io_host_request_add_body (host, (const guint8 *) "4held", 5));
       engine_io_host_request_end_body (host);
       if (post->suspended)
@@ -1621,7 +1577,7 @@ test_held_post_client_gone (Fixture       *f,
     g_autofree char *query = g_strdup_printf ("EIO=4&transport=polling&sid=%s", sid);
 
     poll = direct_request ("GET", query);
-    g_assert_false (engine_io_server_handle_host_request (f->server, ENGINE_IO_HOST_REQUEST (poll)));
+    g_assert_false (engine_io_server_handle_host_request (f->lb.server, ENGINE_IO_HOST_REQUEST (poll)));
     g_assert_true (poll->responded);
     engine_io_host_request_finished (ENGINE_IO_HOST_REQUEST (poll), TRUE);
   }

@@ -13,69 +13,29 @@
 #include "engineio-server-private.h"
 #include "engineio-limits-private.h"
 
-typedef struct
-{
-  EngineIOServer *server;
-  guint           port;
-  TestRecorder   *events;
-} Fixture;
-
-static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  test_recorder_add (user_data, "message %s %s", engine_io_socket_get_id (socket),
-                     text != NULL ? text : "<binary>");
-  if (text != NULL)
-    engine_io_socket_send_text (socket, text, NULL);
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  test_recorder_add (user_data, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        user_data)
-{
-  test_recorder_add (user_data, "open %s", engine_io_socket_get_id (socket));
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), user_data);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), user_data);
-}
+/* The shared loopback fixture; sessions echo. */
+typedef TestLoopback Fixture;
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->events = test_recorder_new ();
-  f->server = test_server_new ();
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f->events);
+  test_loopback_init (f);
+  f->watch = TEST_WATCH_ECHO;
 }
 
 /* Listens once the test has set its properties. */
 static gboolean
 start (Fixture *f)
 {
-  f->port = test_server_listen (f->server);
-  return f->port != 0;
+  return test_loopback_listen (f);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_clear_pointer (&f->events, test_recorder_free);
+  test_loopback_clear (f);
   test_log_check ();
 }
 
@@ -475,7 +435,7 @@ test_timeout_websocket (Fixture       *f,
   upgraded = test_eio_probe (f->port, 4, open->sid);
   test_require (upgraded != NULL);
   test_require (test_ws_send_text (upgraded, "5"));
-  test_require (test_recorder_wait_count (f->events, "open ", 2, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->events, "connection ", 2, TEST_TIMEOUT_MS));
 
   /* Idle: nothing arrives and nothing closes. */
   g_assert_false (test_ws_wait_readable (direct, 2500));
@@ -536,7 +496,7 @@ test_handshake_rate_polling (Fixture       *f,
       g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
       test_require (open != NULL);
     }
-  test_require (test_recorder_wait_count (f->events, "open ", 3, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->events, "connection ", 3, TEST_TIMEOUT_MS));
 
   refused = test_http_get (http, "/engine.io/?EIO=4&transport=polling");
   g_assert_true (is_rate_refusal (refused));
@@ -558,7 +518,7 @@ test_handshake_rate_polling (Fixture       *f,
   g_clear_pointer (&text, g_free);
   g_assert_cmpuint (raw_get_from ("127.0.0.1", f->port, "/engine.io/?EIO=4&transport=polling", &text), ==, 429);
   g_assert_nonnull (strstr (text, "Retry-After"));
-  test_require (test_recorder_wait_count (f->events, "open ", 4, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->events, "connection ", 4, TEST_TIMEOUT_MS));
   g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 4);
 
   m = metrics (f);
@@ -754,19 +714,12 @@ client_open (Fixture           *f,
   c->eio = mc->eio;
   if (mc->websocket)
     {
-      g_autofree char *target = test_eio_target (mc->eio, "websocket", NULL);
       g_autoptr(GError) error = NULL;
-      g_autofree char *text = NULL;
       g_autoptr(TestOpenPacket) open = NULL;
 
-      c->ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+      c->ws = test_eio_ws_open_try (f->port, mc->eio, NULL, 0, TEST_TIMEOUT_MS, &open, &error);
       g_assert_no_error (error);
       test_require_val (c->ws != NULL, NULL);
-      text = test_ws_read_text (c->ws, TEST_TIMEOUT_MS);
-      test_require_val (text != NULL && text[0] == '0', NULL);
-      open = test_open_packet_parse (text + 1, &error);
-      g_assert_no_error (error);
-      test_require_val (open != NULL, NULL);
       c->sid = g_strdup (open->sid);
     }
   else
@@ -780,7 +733,8 @@ client_open (Fixture           *f,
     }
   c->target = test_eio_target (mc->eio, mc->websocket ? "websocket" : "polling", c->sid);
   {
-    g_autofree char *event = g_strdup_printf ("open %s", c->sid);
+    g_autofree char *event = g_strdup_printf ("connection %s %s", c->sid,
+                                              mc->websocket ? "websocket" : "polling");
     test_require_val (test_recorder_wait (f->events, event, TEST_TIMEOUT_MS), NULL);
   }
   return g_steal_pointer (&c);
@@ -1168,7 +1122,7 @@ test_origins_polling (Fixture       *f,
   response = get_with_origin (http, "/engine.io/?EIO=4&transport=polling", NULL);
   g_assert_cmpuint (response->status, ==, 200);
   g_clear_pointer (&response, test_response_free);
-  test_require (test_recorder_wait_count (f->events, "open ", 3, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->events, "connection ", 3, TEST_TIMEOUT_MS));
 
   {
     const char *refused[] = { "https://evil.example", "https://good.example.evil.example",
@@ -1253,7 +1207,7 @@ test_origins_websocket (Fixture       *f,
     g_assert_no_error (error);
     g_assert_nonnull (ws);
   }
-  test_require (test_recorder_wait_count (f->events, "open ", 2, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->events, "connection ", 2, TEST_TIMEOUT_MS));
   {
     g_autoptr(GError) error = NULL;
     g_autoptr(TestResponse) response = NULL;
@@ -1293,7 +1247,7 @@ test_origins_websocket (Fixture       *f,
     g_assert_cmpstr (pong, ==, "3probe");
   }
   /* Two direct WebSockets and the polling session; the refused ones made nothing. */
-  g_assert_cmpuint (test_recorder_count (f->events, "open "), ==, 3);
+  g_assert_cmpuint (test_recorder_count (f->events, "connection "), ==, 3);
 }
 
 static void

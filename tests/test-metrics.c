@@ -7,70 +7,24 @@
 
 #include "testutil.h"
 
-typedef struct
-{
-  EngineIOServer *server;
-  guint           port;
-  TestHttp       *http;
-  TestRecorder   *events;
-} Fixture;
-
-static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  if (text != NULL)
-    engine_io_socket_send_text (socket, text, NULL);
-}
-
-static void
-on_heartbeat (EngineIOSocket *socket,
-              gpointer        user_data)
-{
-  test_recorder_add (user_data, "heartbeat %s", engine_io_socket_get_id (socket));
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  test_recorder_add (user_data, "close %s", engine_io_close_reason_to_string (reason));
-}
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        user_data)
-{
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
-  g_signal_connect (socket, "heartbeat", G_CALLBACK (on_heartbeat), user_data);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), user_data);
-}
+/* The shared loopback fixture; sessions echo. */
+typedef TestLoopback Fixture;
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->events = test_recorder_new ();
-  f->server = test_server_new ();
+  test_loopback_init (f);
+  f->watch = TEST_WATCH_ECHO;
   g_object_set (f->server, "metrics-path", "/metrics", "ping-interval", 200, "ping-timeout", 2000, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f->events);
-  f->port = test_server_listen (f->server);
-  f->http = test_http_new (f->port);
+  test_loopback_listen (f);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  g_clear_pointer (&f->http, test_http_free);
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_clear_pointer (&f->events, test_recorder_free);
+  test_loopback_clear (f);
   test_log_check ();
 }
 
@@ -163,7 +117,10 @@ test_metrics_scrape (Fixture       *f,
   g_clear_pointer (&open, test_response_free);
   open = test_http_post (f->http, target, "1", 1);
   g_assert_nonnull (open);
-  g_assert_true (test_recorder_wait (f->events, "close transport close", 5000));
+  {
+    g_autofree char *closed = g_strdup_printf ("close %s transport close", packet->sid);
+    g_assert_true (test_recorder_wait (f->events, closed, 5000));
+  }
 
   after = scrape (f);
   g_assert_cmpint (sample (after, "engineio_sessions_open{transport=\"polling\",protocol=\"4\"}"), ==, 0);

@@ -15,12 +15,8 @@
 #define PROXY  "127.0.0.2"
 #define DIRECT "127.0.0.3"
 
-typedef struct
-{
-  EngineIOServer *server;
-  guint           port;
-  TestRecorder   *events;
-} Fixture;
+/* The shared loopback fixture. */
+typedef TestLoopback Fixture;
 
 static gboolean
 admit (EngineIOServer    *server,
@@ -31,12 +27,13 @@ admit (EngineIOServer    *server,
   return TRUE;
 }
 
+/* Records "open <sid> <remote address>" besides what the fixture records. */
 static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *f,
                EngineIOSocket *socket,
                gpointer        user_data)
 {
-  test_recorder_add (user_data, "open %s %s", engine_io_socket_get_id (socket),
+  test_recorder_add (f->events, "open %s %s", engine_io_socket_get_id (socket),
                      engine_io_socket_get_remote_address (socket));
 }
 
@@ -44,9 +41,8 @@ static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->events = test_recorder_new ();
-  f->server = test_server_new ();
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f->events);
+  test_loopback_init (f);
+  f->on_connection = on_connection;
   engine_io_server_set_admission_func (f->server, admit, f->events, NULL);
 }
 
@@ -55,17 +51,14 @@ start (Fixture            *f,
        const char * const *trusted)
 {
   g_object_set (f->server, "trusted-proxies", trusted, NULL);
-  f->port = test_server_listen (f->server);
-  return f->port != 0;
+  return test_loopback_listen (f);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_clear_pointer (&f->events, test_recorder_free);
+  test_loopback_clear (f);
   test_log_check ();
 }
 

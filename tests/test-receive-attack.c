@@ -15,45 +15,28 @@
 #include "wsutil.h"
 #include "engineio/engineio.h"
 
-typedef struct
-{
-  EngineIOServer *server;
-  guint           port;
-  GAsyncQueue    *sockets;   /* EngineIOSocket (ref), as opened */
-} Fixture;
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        data)
-{
-  Fixture *f = data;
-
-  /* No ::message handler: every message goes to the receive queue. */
-  g_async_queue_push (f->sockets, g_object_ref (socket));
-}
+/* The shared loopback fixture, sockets kept; no ::message handler: every
+ * message goes to the receive queue. */
+typedef TestLoopback Fixture;
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->sockets = g_async_queue_new_full (g_object_unref);
-  f->server = test_server_new ();
+  test_loopback_init (f);
+  f->watch = TEST_WATCH_NO_MESSAGE;
+  f->keep_sockets = TRUE;
   g_object_set (f->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
   if (data != NULL)
     g_object_set (f->server, "receive-queue-high-water", (guint64) GPOINTER_TO_UINT (data), NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
-  f->port = test_server_listen (f->server);
+  test_loopback_listen (f);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  if (f->server != NULL)
-    engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_async_queue_unref (f->sockets);
+  test_loopback_clear (f);
   test_log_check ();
 }
 

@@ -13,15 +13,13 @@
 #include <engineio/engineio-soup.h>
 
 #include "testutil.h"
+#include "wsutil.h"
 
 #define MAX_PAYLOAD 1000
 
 typedef struct
 {
-  EngineIOServer *server;
-  TestRecorder   *events;
-  TestHttp       *http;
-  guint           port;
+  TestLoopback    lb;        /* served by a SoupServer instead of listening */
 
   GThread        *thread;
   GMainContext   *context;
@@ -34,45 +32,6 @@ typedef struct
   guint           baseline_fds;
 } Fixture;
 
-static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  Fixture *f = user_data;
-
-  if (text != NULL)
-    {
-      test_recorder_add (f->events, "message %s %s", engine_io_socket_get_id (socket), text);
-      engine_io_socket_send_text (socket, text, NULL);
-    }
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->events, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->events, "connection %s", engine_io_socket_get_id (socket));
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
-}
-
 static gpointer
 soup_thread (gpointer data)
 {
@@ -82,14 +41,14 @@ soup_thread (gpointer data)
 
   g_main_context_push_thread_default (f->context);
   f->soup = soup_server_new ("server-header", NULL, NULL);
-  if (!engine_io_server_attach_soup (f->server, f->soup, NULL, &error) ||
+  if (!engine_io_server_attach_soup (f->lb.server, f->soup, NULL, &error) ||
       !soup_server_listen_local (f->soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error))
     g_test_fail_printf ("attach/listen: %s", error->message);
   else
     {
       uris = soup_server_get_uris (f->soup);
       if (uris != NULL)
-        f->port = (guint) g_uri_get_port (uris->data);
+        f->lb.port = (guint) g_uri_get_port (uris->data);
       g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
       f->attached = TRUE;
     }
@@ -101,7 +60,7 @@ soup_thread (gpointer data)
   g_main_loop_run (f->loop);
 
   if (f->attached)
-    engine_io_server_detach_soup (f->server, f->soup);
+    engine_io_server_detach_soup (f->lb.server, f->soup);
   soup_server_disconnect (f->soup);
   g_clear_object (&f->soup);
   /* What the disconnection queued (the requests' ends). */
@@ -116,10 +75,9 @@ fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
   f->baseline_fds = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
-  f->events = test_recorder_new ();
-  f->server = test_server_new ();
-  g_object_set (f->server, "max-payload", (guint64) MAX_PAYLOAD, "connection-timeout", 1u, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_ECHO;
+  g_object_set (f->lb.server, "max-payload", (guint64) MAX_PAYLOAD, "connection-timeout", 1u, NULL);
   g_mutex_init (&f->lock);
   g_cond_init (&f->cond);
   f->context = g_main_context_new ();
@@ -129,7 +87,7 @@ fixture_setup (Fixture       *f,
   while (!f->ready)
     g_cond_wait (&f->cond, &f->lock);
   g_mutex_unlock (&f->lock);
-  f->http = test_http_new (f->port);
+  f->lb.http = test_http_new (f->lb.port);
 }
 
 static gboolean
@@ -143,16 +101,16 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  g_clear_pointer (&f->http, test_http_free);
-  engine_io_server_close (f->server);
+  g_clear_pointer (&f->lb.http, test_http_free);
+  engine_io_server_close (f->lb.server);
+  /* The SoupServer's thread detaches the server before it is freed. */
   g_main_context_invoke (f->context, quit_loop, f->loop);
   g_thread_join (f->thread);
-  g_clear_object (&f->server);
+  test_loopback_clear (&f->lb);
   g_main_loop_unref (f->loop);
   g_main_context_unref (f->context);
   g_mutex_clear (&f->lock);
   g_cond_clear (&f->cond);
-  test_recorder_free (f->events);
   /* Nothing of the connections is left (sockets, stolen streams). */
   g_assert_cmpuint (test_wait_count_at_most (test_count_fds, f->baseline_fds, TEST_TIMEOUT_MS), <=,
                     f->baseline_fds);
@@ -163,20 +121,8 @@ fixture_teardown (Fixture       *f,
 static char *
 handshake (Fixture *f)
 {
-  g_autoptr(TestResponse) response = test_http_get (f->http, "/engine.io/?EIO=4&transport=polling");
-  g_autoptr(GPtrArray) packets = NULL;
-  g_autoptr(TestOpenPacket) open = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *first;
+  g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->lb.http, 4);
 
-  test_require_val (response != NULL, NULL);
-  g_assert_cmpuint (response->status, ==, 200);
-  packets = test_payload_v4_split (response->body);
-  test_require_val (packets->len >= 1, NULL);
-  first = g_ptr_array_index (packets, 0);
-  test_require_val (first[0] == '0', NULL);
-  open = test_open_packet_parse (first + 1, &error);
-  g_assert_no_error (error);
   test_require_val (open != NULL, NULL);
   g_assert_cmpint (open->max_payload, ==, MAX_PAYLOAD);
   return g_strdup (open->sid);
@@ -194,14 +140,14 @@ test_roundtrip (Fixture       *f,
 
   test_require (sid != NULL);
   target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s", sid);
-  post = test_http_post (f->http, target, TEST_S ("4hello"));
+  post = test_http_post (f->lb.http, target, TEST_S ("4hello"));
   test_require (post != NULL);
   g_assert_cmpuint (post->status, ==, 200);
   g_assert_true (test_response_body_equal (post, TEST_S ("ok")));
   event = g_strdup_printf ("message %s hello", sid);
-  g_assert_true (test_recorder_wait (f->events, event, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, event, TEST_TIMEOUT_MS));
   /* The echo, on a poll (it may wait for it: a long poll paused in libsoup). */
-  poll = test_http_get (f->http, target);
+  poll = test_http_get (f->lb.http, target);
   test_require (poll != NULL);
   g_assert_cmpuint (poll->status, ==, 200);
   g_assert_true (test_response_body_equal (poll, TEST_S ("4hello")));
@@ -215,21 +161,21 @@ test_long_poll (Fixture       *f,
 {
   g_autofree char *sid = handshake (f);
   g_autofree char *target = NULL;
-  g_autoptr(TestHttp) other = test_http_new (f->port);
+  g_autoptr(TestHttp) other = test_http_new (f->lb.port);
   g_autoptr(TestResponse) post = NULL;
   g_autoptr(TestResponse) poll = NULL;
   g_autoptr(GError) error = NULL;
 
   test_require (sid != NULL);
   target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s", sid);
-  g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, &error));
+  g_assert_true (test_http_send (f->lb.http, "GET", target, NULL, NULL, -1, &error));
   g_assert_no_error (error);
   /* Held: nothing to send yet. */
-  g_assert_false (test_http_wait_readable (f->http, 200));
+  g_assert_false (test_http_wait_readable (f->lb.http, 200));
   post = test_http_post (other, target, TEST_S ("4ping-pong"));
   test_require (post != NULL);
   g_assert_cmpuint (post->status, ==, 200);
-  poll = test_http_receive (f->http, TEST_TIMEOUT_MS, &error);
+  poll = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
   g_assert_cmpuint (poll->status, ==, 200);
@@ -251,10 +197,10 @@ test_max_payload_length (Fixture       *f,
   target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s", sid);
   big = g_strnfill (MAX_PAYLOAD + 1, 'x');
   big[0] = '4';
-  refused = test_http_post (f->http, target, big, MAX_PAYLOAD + 1);
+  refused = test_http_post (f->lb.http, target, big, MAX_PAYLOAD + 1);
   test_require (refused != NULL);
   g_assert_cmpuint (refused->status, ==, 413);
-  post = test_http_post (f->http, target, TEST_S ("4small"));
+  post = test_http_post (f->lb.http, target, TEST_S ("4small"));
   test_require (post != NULL);
   g_assert_cmpuint (post->status, ==, 200);
 }
@@ -281,13 +227,13 @@ test_max_payload_chunked (Fixture       *f,
       g_string_append_printf (body, "%x\r\n%s\r\n", 400, chunk);
     }
   g_string_append (body, "0\r\n\r\n");
-  g_assert_true (test_http_send (f->http, "POST", target, headers, body->str, (gssize) body->len, &error));
+  g_assert_true (test_http_send (f->lb.http, "POST", target, headers, body->str, (gssize) body->len, &error));
   g_assert_no_error (error);
-  refused = test_http_receive (f->http, TEST_TIMEOUT_MS, &error);
+  refused = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, &error);
   g_assert_no_error (error);
   test_require (refused != NULL);
   g_assert_cmpuint (refused->status, ==, 413);
-  post = test_http_post (f->http, target, TEST_S ("4small"));
+  post = test_http_post (f->lb.http, target, TEST_S ("4small"));
   test_require (post != NULL);
   g_assert_cmpuint (post->status, ==, 200);
 }
@@ -310,20 +256,20 @@ test_max_payload_endless (Fixture       *f,
   target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s", sid);
   head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n", target);
   framed = g_strdup_printf ("%x\r\n%s\r\n", 16384, chunk);
-  g_assert_true (test_http_send_raw (f->http, head, strlen (head), &error));
+  g_assert_true (test_http_send_raw (f->lb.http, head, strlen (head), &error));
   /* 4 MiB at most: the server gives up after about 1 MiB. */
   for (int i = 0; i < 256 && !failed; i++)
     {
-      if (!test_http_send_raw (f->http, framed, strlen (framed), NULL))
+      if (!test_http_send_raw (f->lb.http, framed, strlen (framed), NULL))
         failed = TRUE;
     }
   if (!failed)
     {
-      g_autoptr(TestResponse) response = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+      g_autoptr(TestResponse) response = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, NULL);
       /* Whatever came (an error status), the connection ends. */
       g_assert_true (response == NULL || response->status >= 400);
     }
-  g_assert_true (failed || test_http_wait_readable (f->http, TEST_TIMEOUT_MS));
+  g_assert_true (failed || test_http_wait_readable (f->lb.http, TEST_TIMEOUT_MS));
 }
 
 /* An oversized Content-Length with `Expect: 100-continue`: 413 at once,
@@ -341,9 +287,9 @@ test_max_payload_expect (Fixture       *f,
   head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
                           "Host: 127.0.0.1\r\nContent-Length: 100000000\r\n"
                           "Expect: 100-continue\r\n\r\n", sid);
-  g_assert_true (test_http_send_raw (f->http, head, strlen (head), &error));
+  g_assert_true (test_http_send_raw (f->lb.http, head, strlen (head), &error));
   g_assert_no_error (error);
-  refused = test_http_receive (f->http, TEST_TIMEOUT_MS, &error);
+  refused = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, &error);
   g_assert_no_error (error);
   test_require (refused != NULL);
   g_assert_cmpuint (refused->status, ==, 413);
@@ -365,15 +311,15 @@ test_max_payload_length_endless (Fixture       *f,
   test_require (sid != NULL);
   head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
                           "Host: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n", sid);
-  g_assert_true (test_http_send_raw (f->http, head, strlen (head), &error));
+  g_assert_true (test_http_send_raw (f->lb.http, head, strlen (head), &error));
   for (int i = 0; i < 64 && !failed; i++)  /* 4 MiB at most */
-    if (!test_http_send_raw (f->http, block, 65536, NULL))
+    if (!test_http_send_raw (f->lb.http, block, 65536, NULL))
       failed = TRUE;
   /* Shut down: the end of the stream (after a response, or none). */
-  g_assert_true (failed || test_http_wait_readable (f->http, TEST_TIMEOUT_MS));
+  g_assert_true (failed || test_http_wait_readable (f->lb.http, TEST_TIMEOUT_MS));
   if (!failed)
     {
-      g_autoptr(TestResponse) response = test_http_receive (f->http, TEST_TIMEOUT_MS, NULL);
+      g_autoptr(TestResponse) response = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, NULL);
       g_assert_true (response == NULL || response->status >= 400);
     }
 }
@@ -394,14 +340,14 @@ test_body_deadline (Fixture       *f,
   head = g_strdup_printf ("POST /engine.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\n"
                           "Host: 127.0.0.1\r\nContent-Length: 10\r\n\r\n4hel", sid);
   start = g_get_monotonic_time ();
-  g_assert_true (test_http_send_raw (f->http, head, strlen (head), &error));
+  g_assert_true (test_http_send_raw (f->lb.http, head, strlen (head), &error));
   g_assert_no_error (error);
   /* Nothing before the deadline... */
-  g_assert_false (test_http_wait_readable (f->http, 500));
+  g_assert_false (test_http_wait_readable (f->lb.http, 500));
   /* ... then the end of the connection (whatever comes first). */
-  g_assert_true (test_http_wait_readable (f->http, TEST_TIMEOUT_MS));
+  g_assert_true (test_http_wait_readable (f->lb.http, TEST_TIMEOUT_MS));
   g_assert_cmpint (g_get_monotonic_time () - start, >=, G_USEC_PER_SEC);
-  g_assert_null (test_http_receive (f->http, TEST_TIMEOUT_MS, NULL));
+  g_assert_null (test_http_receive (f->lb.http, TEST_TIMEOUT_MS, NULL));
 }
 
 /* The client of a waiting poll closes its connection: the session ends
@@ -418,12 +364,12 @@ test_poll_client_gone (Fixture       *f,
 
   test_require (sid != NULL);
   target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s", sid);
-  g_assert_true (test_http_send (f->http, "GET", target, NULL, NULL, -1, &error));
+  g_assert_true (test_http_send (f->lb.http, "GET", target, NULL, NULL, -1, &error));
   g_assert_no_error (error);
-  g_assert_false (test_http_wait_readable (f->http, 200));
-  test_http_drop (f->http, FALSE);
+  g_assert_false (test_http_wait_readable (f->lb.http, 200));
+  test_http_drop (f->lb.http, FALSE);
   event = g_strdup_printf ("close %s transport close", sid);
-  g_assert_true (test_recorder_wait (f->events, event, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, event, TEST_TIMEOUT_MS));
 }
 
 /* After detach, the path is the SoupServer's again (404); a session
@@ -433,7 +379,7 @@ detach_in_context (gpointer data)
 {
   Fixture *f = data;
 
-  engine_io_server_detach_soup (f->server, f->soup);
+  engine_io_server_detach_soup (f->lb.server, f->soup);
   g_mutex_lock (&f->lock);
   f->attached = FALSE;
   g_cond_broadcast (&f->cond);
@@ -454,7 +400,7 @@ test_detach (Fixture       *f,
   while (f->attached)
     g_cond_wait (&f->cond, &f->lock);
   g_mutex_unlock (&f->lock);
-  response = test_http_get (f->http, "/engine.io/?EIO=4&transport=polling");
+  response = test_http_get (f->lb.http, "/engine.io/?EIO=4&transport=polling");
   test_require (response != NULL);
   g_assert_cmpuint (response->status, ==, 404);
 }

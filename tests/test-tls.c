@@ -13,13 +13,12 @@
 #include <sys/socket.h>
 
 #include "testutil.h"
+#include "wsutil.h"
 #include "engineio-loop-private.h"
 
 typedef struct
 {
-  EngineIOServer *server;
-  guint           port;
-  TestRecorder   *events;
+  TestLoopback    lb;                /* sessions echo */
   guint64         idle_descriptors;  /* what the server counts with no client */
 } Fixture;
 
@@ -32,53 +31,30 @@ server_descriptors (EngineIOServer *server)
 }
 
 static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  test_recorder_add (user_data, "message %s", text != NULL ? text : "<binary>");
-  if (text != NULL)
-    engine_io_socket_send_text (socket, text, NULL);
-}
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        user_data)
-{
-  test_recorder_add (user_data, "open %s", engine_io_socket_get_id (socket));
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), user_data);
-}
-
-static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
   g_autoptr(GTlsCertificate) certificate = NULL;
   g_autoptr(GError) error = NULL;
 
-  f->events = test_recorder_new ();
-  f->server = test_server_new ();
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f->events);
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_ECHO;
   certificate = test_tls_certificate_new (&error);
   g_assert_no_error (error);
-  g_object_set (f->server, "tls-certificate", certificate, NULL);
+  g_object_set (f->lb.server, "tls-certificate", certificate, NULL);
   /* @data: a heartbeat (ping-interval = ping-timeout, ms), or the default */
   if (data != NULL)
-    g_object_set (f->server, "ping-interval", GPOINTER_TO_UINT (data),
+    g_object_set (f->lb.server, "ping-interval", GPOINTER_TO_UINT (data),
                   "ping-timeout", GPOINTER_TO_UINT (data), NULL);
-  f->port = test_server_listen (f->server);
-  f->idle_descriptors = server_descriptors (f->server);
+  test_loopback_listen (&f->lb);
+  f->idle_descriptors = server_descriptors (f->lb.server);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_clear_pointer (&f->events, test_recorder_free);
+  test_loopback_clear (&f->lb);
   test_log_check ();
 }
 
@@ -92,19 +68,6 @@ stream_write (GIOStream   *stream,
   g_output_stream_write_all (g_io_stream_get_output_stream (stream), data, length, NULL, NULL, &error);
   g_assert_no_error (error);
   return error == NULL;
-}
-
-static gboolean
-stream_read (GIOStream *stream,
-             void      *buffer,
-             gsize      length)
-{
-  g_autoptr(GError) error = NULL;
-  gsize got = 0;
-
-  g_input_stream_read_all (g_io_stream_get_input_stream (stream), buffer, length, &got, NULL, &error);
-  g_assert_no_error (error);
-  return error == NULL && got == length;
 }
 
 /* One HTTP/1.1 request with `Connection: close` over a new TLS connection;
@@ -165,8 +128,8 @@ test_polling (Fixture       *f,
   const char *start, *end;
 
   g_test_summary ("Polling over https: handshake, a message and its echo");
-  test_require (f->port != 0);
-  open = https_request (f->port, "GET", "/engine.io/?EIO=4&transport=polling", NULL);
+  test_require (f->lb.port != 0);
+  open = https_request (f->lb.port, "GET", "/engine.io/?EIO=4&transport=polling", NULL);
   test_require (open != NULL && open[0] == '0');
   start = strstr (open, "\"sid\":\"");
   test_require (start != NULL);
@@ -175,121 +138,28 @@ test_polling (Fixture       *f,
   test_require (end != NULL);
   sid = g_strndup (start, end - start);
   target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s", sid);
-  ok = https_request (f->port, "POST", target, "4hello over https");
+  ok = https_request (f->lb.port, "POST", target, "4hello over https");
   g_assert_cmpstr (ok, ==, "ok");
-  g_assert_true (test_recorder_wait (f->events, "message hello over https", TEST_TIMEOUT_MS));
-  echo = https_request (f->port, "GET", target, NULL);
+  {
+    g_autofree char *event = g_strdup_printf ("message %s hello over https", sid);
+    g_assert_true (test_recorder_wait (f->lb.events, event, TEST_TIMEOUT_MS));
+  }
+  echo = https_request (f->lb.port, "GET", target, NULL);
   g_assert_cmpstr (echo, ==, "4hello over https");
 }
 
-/* Reads one unmasked server frame; returns its payload (NULL on error). */
-static GBytes *
-ws_read_frame (GIOStream *stream,
-               guint8    *opcode)
-{
-  guint8 head[2];
-  guint64 length;
-  g_autofree guint8 *payload = NULL;
-
-  if (!stream_read (stream, head, 2))
-    return NULL;
-  *opcode = head[0] & 0x0f;
-  length = head[1] & 0x7f;
-  g_assert_cmpuint (head[1] & 0x80, ==, 0);
-  if (length == 126)
-    {
-      guint8 ext[2];
-      if (!stream_read (stream, ext, 2))
-        return NULL;
-      length = ((guint64) ext[0] << 8) | ext[1];
-    }
-  else if (length == 127)
-    {
-      guint8 ext[8];
-      if (!stream_read (stream, ext, 8))
-        return NULL;
-      length = 0;
-      for (int i = 0; i < 8; i++)
-        length = (length << 8) | ext[i];
-    }
-  test_require_val (length < 16 * 1024 * 1024, NULL);
-  payload = g_malloc (length + 1);
-  if (length > 0 && !stream_read (stream, payload, length))
-    return NULL;
-  return g_bytes_new_take (g_steal_pointer (&payload), length);
-}
-
-static gboolean
-ws_write_text (GIOStream  *stream,
-               const char *text)
-{
-  gsize length = strlen (text);
-  g_autoptr(GByteArray) frame = g_byte_array_new ();
-  const guint8 mask[4] = { 0x12, 0x34, 0x56, 0x78 };
-  guint8 head[2] = { 0x81, 0x80 };
-
-  if (length < 126)
-    {
-      head[1] |= (guint8) length;
-      g_byte_array_append (frame, head, 2);
-    }
-  else
-    {
-      guint8 ext[8];
-
-      head[1] |= 127;
-      g_byte_array_append (frame, head, 2);
-      for (int i = 0; i < 8; i++)
-        ext[i] = (guint8) ((guint64) length >> (8 * (7 - i)));
-      g_byte_array_append (frame, ext, 8);
-    }
-  g_byte_array_append (frame, mask, 4);
-  for (gsize i = 0; i < length; i++)
-    {
-      guint8 b = (guint8) text[i] ^ mask[i % 4];
-      g_byte_array_append (frame, &b, 1);
-    }
-  return stream_write (stream, frame->data, frame->len);
-}
-
-/* The next text frame that is not a ping ("2"), as a string. */
-static char *
-ws_next_text (GIOStream *stream)
-{
-  for (;;)
-    {
-      guint8 opcode = 0;
-      g_autoptr(GBytes) payload = ws_read_frame (stream, &opcode);
-      gsize length;
-      const char *text;
-
-      test_require_val (payload != NULL, NULL);
-      g_assert_cmpuint (opcode, ==, 1);
-      text = g_bytes_get_data (payload, &length);
-      if (length == 1 && text[0] == '2')
-        {
-          if (!ws_write_text (stream, "3"))
-            return NULL;
-          continue;
-        }
-      return g_strndup (text, length);
-    }
-}
-
-/* TCP_NODELAY on the server's end of @stream's TCP connection (in this
+/* TCP_NODELAY on the server's end of @socket's TCP connection (in this
  * process: the descriptor whose peer is the client's address), or -1 if
  * it is not found. */
 static int
-server_end_nodelay (GIOStream *stream)
+server_end_nodelay (GSocket *socket)
 {
   g_autoptr(GSocketAddress) local = NULL;
   struct sockaddr_in client;
   g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
   const char *name;
 
-  /* GSocketClient's TLS connection: a GTcpWrapperConnection around it. */
-  g_assert_true (G_IS_SOCKET_CONNECTION (stream));
-  local = g_socket_connection_get_local_address (G_SOCKET_CONNECTION (stream), NULL);
+  local = g_socket_get_local_address (socket, NULL);
   g_assert_nonnull (local);
   g_assert_true (g_socket_address_to_native (local, &client, sizeof client, NULL));
   while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
@@ -314,52 +184,38 @@ test_websocket (Fixture       *f,
                 gconstpointer  data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GIOStream) stream = NULL;
-  g_autoptr(GString) head = g_string_new (NULL);
-  g_autofree char *open = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
   g_autofree char *big = NULL;
   g_autofree char *echo = NULL;
   g_autofree char *big_echo = NULL;
   guint64 during, expected;
-  char c;
 
   g_test_summary ("A direct WebSocket over wss: 101, the open packet, a message and its "
                   "echo, and a 20 KB message through libmicrohttpd's TLS relay");
-  test_require (f->port != 0);
-  stream = test_tls_connect (f->port, TRUE, &error);
+  test_require (f->lb.port != 0);
+  /* The shared WebSocket client, over TLS trusting only the test CA; it
+   * checks the 101 and its Sec-WebSocket-Accept. */
+  test_ws_use_tls (test_tls_ca_file ());
+  ws = test_eio_ws_open_try (f->lb.port, 4, NULL, 0, TEST_TIMEOUT_MS, &open, &error);
+  test_ws_use_tls (NULL);
   g_assert_no_error (error);
-  test_require (stream != NULL);
-  g_string_printf (head, "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                   f->port);
-  test_require (stream_write (stream, head->str, head->len));
-  g_string_truncate (head, 0);
-  while (!g_str_has_suffix (head->str, "\r\n\r\n") && head->len < 4096)
-    {
-      test_require (stream_read (stream, &c, 1));
-      g_string_append_c (head, c);
-    }
-  g_assert_true (g_str_has_prefix (head->str, "HTTP/1.1 101"));
-  g_assert_nonnull (strstr (head->str, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-
-  open = ws_next_text (stream);
-  test_require (open != NULL);
-  g_assert_true (g_str_has_prefix (open, "0{\"sid\":"));
-  test_require (ws_write_text (stream, "4hello over wss"));
-  echo = ws_next_text (stream);
-  g_assert_cmpstr (echo, ==, "4hello over wss");
+  test_require (ws != NULL);
+  g_assert_nonnull (open->sid);
+  test_require (test_ws_send_text (ws, "4hello over wss"));
+  echo = test_eio_ws_next (ws, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (echo, ==, "hello over wss");
   /* libmicrohttpd's relay writes a message as several TLS records: with
    * Nagle's algorithm on, each after the first waited for the client's
    * delayed ACK (about 40 ms a message; ws-conformance-tls took 87 s
    * instead of 58). */
-  g_assert_cmpint (server_end_nodelay (stream), ==, 1);
+  g_assert_cmpint (server_end_nodelay (test_ws_get_socket (ws)), ==, 1);
 
   big = g_strnfill (20000, 'x');
   big[0] = '4';
-  test_require (ws_write_text (stream, big));
-  big_echo = ws_next_text (stream);
-  g_assert_cmpstr (big_echo, ==, big);
+  test_require (test_ws_send_text (ws, big));
+  big_echo = test_eio_ws_next (ws, TEST_TIMEOUT_MS);
+  g_assert_cmpstr (big_echo, ==, big + 1);
 
   /* The WebSocket holds its connection and the relay's socketpair (and,
    * with a thread per session, the session's context; a loop thread's
@@ -367,18 +223,17 @@ test_websocket (Fixture       *f,
    * released: libmicrohttpd 0.9.75 does not pass the client's close on
    * through its relay, so the session ends when its next ping fails (1 s
    * here), as for a client that vanished without a word. */
-  during = server_descriptors (f->server);
+  during = server_descriptors (f->lb.server);
   expected = during - 3 - (test_loop_threads_from_env () == 0 ? ENGINE_IO_CONTEXT_DESCRIPTORS : 0);
   g_assert_cmpuint (during, >=, f->idle_descriptors + 3);
-  g_io_stream_close (stream, NULL, NULL);
-  g_clear_object (&stream);
+  g_clear_pointer (&ws, test_ws_free);
   {
     gint64 deadline = g_get_monotonic_time () + (2000 + (gint64) TEST_TIMEOUT_MS) * 1000;
 
-    while (server_descriptors (f->server) != expected && g_get_monotonic_time () < deadline)
+    while (server_descriptors (f->lb.server) != expected && g_get_monotonic_time () < deadline)
       g_usleep (20000);
   }
-  g_assert_cmpuint (server_descriptors (f->server), ==, expected);
+  g_assert_cmpuint (server_descriptors (f->lb.server), ==, expected);
 }
 
 static void
@@ -390,13 +245,13 @@ test_untrusted (Fixture       *f,
 
   g_test_summary ("The server presents the configured certificate: a client that does not "
                   "trust the test CA refuses it; plain HTTP gets no HTTP answer");
-  test_require (f->port != 0);
-  stream = test_tls_connect (f->port, FALSE, &error);
+  test_require (f->lb.port != 0);
+  stream = test_tls_connect (f->lb.port, FALSE, &error);
   g_assert_null (stream);
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
 
   {
-    g_autoptr(TestHttp) http = test_http_new (f->port);
+    g_autoptr(TestHttp) http = test_http_new (f->lb.port);
     g_autoptr(GError) http_error = NULL;
     g_autoptr(TestResponse) response = test_http_request (http, "GET", "/engine.io/?EIO=4&transport=polling",
                                                           NULL, NULL, -1, TEST_TIMEOUT_MS, &http_error);

@@ -26,16 +26,12 @@
 
 typedef struct
 {
-  EngineIOServer *server;
-  guint           port;
-  TestHttp       *http;
-  TestRecorder   *events;
+  TestLoopback    lb;             /* lb.watch: set before fixture_listen() */
 
   GMutex          lock;
   GHashTable     *sockets;        /* (lock) sid -> EngineIOSocket (ref): every session seen */
 
   /* Set before fixture_listen(); read-only afterwards. */
-  gboolean        echo;           /* ::message sends the message back */
   guint           numbered;       /* > 0: check "c<n>" messages, 0..numbered-1, instead of recording */
 } Fixture;
 
@@ -47,116 +43,46 @@ typedef struct
 static const Params v4 = { 4 };
 static const Params v3 = { 3 };
 
-static char *
-hex_of (GBytes *bytes)
-{
-  gsize size;
-  const guint8 *data = g_bytes_get_data (bytes, &size);
-  GString *out = g_string_new (NULL);
-
-  for (gsize i = 0; i < size; i++)
-    g_string_append_printf (out, "%02x", data[i]);
-  return g_string_free (out, FALSE);
-}
-
+/* With f->numbered: checks that the client's messages are "c0", "c1", ...
+ * in order, recording "seqerr" on the first one out of order and "cdone"
+ * after the last. */
 static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            Fixture        *f)
-{
-  const char *sid = engine_io_socket_get_id (socket);
-
-  if (f->numbered > 0)
-    {
-      /* Session context only: no lock needed for the counter. */
-      guint expected = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (socket), "next-client"));
-      guint64 n = G_MAXUINT64;
-
-      if (text == NULL || text[0] != 'c' ||
-          !g_ascii_string_to_unsigned (text + 1, 10, 0, G_MAXUINT, &n, NULL) || n != expected)
-        {
-          test_recorder_add (f->events, "seqerr %s expected c%u got %s", sid, expected,
-                             text != NULL ? text : "(binary)");
-          return;
-        }
-      g_object_set_data (G_OBJECT (socket), "next-client", GUINT_TO_POINTER (expected + 1));
-      if (expected + 1 == f->numbered)
-        test_recorder_add (f->events, "cdone %s", sid);
-      return;
-    }
-
-  if (text != NULL)
-    test_recorder_add (f->events, "message %s %s", sid, text);
-  else
-    {
-      g_autofree char *hex = hex_of (data);
-      test_recorder_add (f->events, "binary %s %s", sid, hex);
-    }
-
-  if (f->echo)
-    {
-      if (text != NULL)
-        engine_io_socket_send_text (socket, text, NULL);
-      else
-        engine_io_socket_send_binary (socket, data, NULL);
-    }
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          Fixture             *f)
-{
-  test_recorder_add (f->events, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
-on_heartbeat (EngineIOSocket *socket,
-              Fixture        *f)
-{
-  test_recorder_add (f->events, "heartbeat %s", engine_io_socket_get_id (socket));
-}
-
-static void
-on_drain (EngineIOSocket *socket,
-          Fixture        *f)
-{
-  test_recorder_add (f->events, "drain %s", engine_io_socket_get_id (socket));
-}
-
-static void
-on_notify_transport (EngineIOSocket *socket,
-                     GParamSpec     *pspec,
+on_numbered_message (EngineIOSocket *socket,
+                     const char     *text,
+                     GBytes         *data,
                      Fixture        *f)
 {
-  test_recorder_add (f->events, "transport %s %s", engine_io_socket_get_id (socket),
-                     engine_io_socket_get_transport (socket) == ENGINE_IO_TRANSPORT_WEBSOCKET
-                       ? "websocket" : "polling");
+  const char *sid = engine_io_socket_get_id (socket);
+  /* Session context only: no lock needed for the counter. */
+  guint expected = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (socket), "next-client"));
+  guint64 n = G_MAXUINT64;
+
+  if (text == NULL || text[0] != 'c' ||
+      !g_ascii_string_to_unsigned (text + 1, 10, 0, G_MAXUINT, &n, NULL) || n != expected)
+    {
+      test_recorder_add (f->lb.events, "seqerr %s expected c%u got %s", sid, expected,
+                         text != NULL ? text : "(binary)");
+      return;
+    }
+  g_object_set_data (G_OBJECT (socket), "next-client", GUINT_TO_POINTER (expected + 1));
+  if (expected + 1 == f->numbered)
+    test_recorder_add (f->lb.events, "cdone %s", sid);
 }
 
+/* What the ::connection handler does besides recording. */
 static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *lb,
                EngineIOSocket *socket,
-               Fixture        *f)
+               gpointer        user_data)
 {
-  const char *sid = engine_io_socket_get_id (socket);
+  Fixture *f = user_data;
 
   g_mutex_lock (&f->lock);
-  g_hash_table_replace (f->sockets, g_strdup (sid), g_object_ref (socket));
+  g_hash_table_replace (f->sockets, g_strdup (engine_io_socket_get_id (socket)), g_object_ref (socket));
   g_mutex_unlock (&f->lock);
 
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
-  g_signal_connect (socket, "heartbeat", G_CALLBACK (on_heartbeat), f);
-  g_signal_connect (socket, "drain", G_CALLBACK (on_drain), f);
-  g_signal_connect (socket, "notify::transport", G_CALLBACK (on_notify_transport), f);
-
-  test_recorder_add (f->events, "connection %s %s", sid,
-                     engine_io_socket_get_transport (socket) == ENGINE_IO_TRANSPORT_WEBSOCKET
-                       ? "websocket" : "polling");
+  if (f->numbered > 0)
+    g_signal_connect (socket, "message", G_CALLBACK (on_numbered_message), f);
 }
 
 static void
@@ -165,32 +91,26 @@ fixture_setup (Fixture       *f,
 {
   g_mutex_init (&f->lock);
   f->sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
-  f->events = test_recorder_new ();
-  f->server = test_server_new ();
-  g_object_set (f->server, "allow-eio3", TRUE, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_TRANSPORT;
+  f->lb.on_connection = on_connection;
+  f->lb.user_data = f;
+  g_object_set (f->lb.server, "allow-eio3", TRUE, NULL);
 }
 
 /* Tests set server properties first, then listen. */
 static gboolean
 fixture_listen (Fixture *f)
 {
-  f->port = test_server_listen (f->server);
-  if (f->port == 0)
-    return FALSE;
-  f->http = test_http_new (f->port);
-  return TRUE;
+  return test_loopback_listen (&f->lb);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  test_http_free (f->http);
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
+  test_loopback_clear (&f->lb);
   g_hash_table_unref (f->sockets);
-  test_recorder_free (f->events);
   g_mutex_clear (&f->lock);
   test_log_check ();
 }
@@ -212,34 +132,7 @@ fixture_socket (Fixture    *f,
 
 /* Waits for an exact event; on timeout fails the test and lists what
  * was recorded. */
-static gboolean wait_event (Fixture    *f,
-                            guint       timeout_ms,
-                            const char *format,
-                            ...) G_GNUC_PRINTF (3, 4);
-
-static gboolean
-wait_event (Fixture    *f,
-            guint       timeout_ms,
-            const char *format,
-            ...)
-{
-  g_autofree char *event = NULL;
-  va_list args;
-
-  va_start (args, format);
-  event = g_strdup_vprintf (format, args);
-  va_end (args);
-
-  if (test_recorder_wait (f->events, event, timeout_ms))
-    return TRUE;
-  {
-    g_auto(GStrv) all = test_recorder_dup (f->events);
-    g_autofree char *joined = g_strjoinv ("\n#   ", all);
-    g_test_fail_printf ("event “%s” did not come within %u ms; recorded:\n#   %s",
-                        event, timeout_ms, joined);
-  }
-  return FALSE;
-}
+#define wait_event(f, timeout_ms, ...) test_recorder_expect ((f)->lb.events, (timeout_ms), __VA_ARGS__)
 
 /* The close event of @sid, or NULL if there is none yet. */
 static char *
@@ -247,7 +140,7 @@ close_event_of (Fixture    *f,
                 const char *sid)
 {
   g_autofree char *prefix = g_strdup_printf ("close %s ", sid);
-  g_auto(GStrv) all = test_recorder_dup (f->events);
+  g_auto(GStrv) all = test_recorder_dup (f->lb.events);
 
   for (guint i = 0; all[i] != NULL; i++)
     if (g_str_has_prefix (all[i], prefix))
@@ -263,7 +156,7 @@ wait_close (Fixture    *f,
 {
   g_autofree char *prefix = g_strdup_printf ("close %s ", sid);
 
-  if (!test_recorder_wait_count (f->events, prefix, 1, timeout_ms))
+  if (!test_recorder_wait_count (f->lb.events, prefix, 1, timeout_ms))
     {
       g_test_fail_printf ("session %s did not close within %u ms", sid, timeout_ms);
       return NULL;
@@ -290,26 +183,13 @@ direct_open (Fixture            *f,
              const char * const *headers,
              char              **out_sid)
 {
-  g_autofree char *target = test_eio_target (eio, "websocket", NULL);
   g_autoptr(GError) error = NULL;
-  g_autoptr(TestWs) ws = test_ws_connect (f->port, target, headers, rcvbuf, NULL, &error);
-  g_autofree char *text = NULL;
   g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(TestWs) ws = test_eio_ws_open_try (f->lb.port, eio, headers, rcvbuf, TEST_TIMEOUT_MS,
+                                               &open, &error);
 
   g_assert_no_error (error);
   if (ws == NULL)
-    return NULL;
-  text = test_ws_read_text (ws, TEST_TIMEOUT_MS);
-  if (text == NULL)
-    return NULL;
-  if (text[0] != '0')
-    {
-      g_test_fail_printf ("first frame is “%s”, not an open packet", text);
-      return NULL;
-    }
-  open = test_open_packet_parse (text + 1, &error);
-  g_assert_no_error (error);
-  if (open == NULL)
     return NULL;
   g_assert_true (test_sid_is_url_safe (open->sid));
   /* No upgrade from WebSocket. */
@@ -326,7 +206,7 @@ poll_packets (Fixture    *f,
               const char *sid)
 {
   g_autofree char *target = test_eio_target (eio, "polling", sid);
-  g_autoptr(TestResponse) response = test_http_get (f->http, target);
+  g_autoptr(TestResponse) response = test_http_get (f->lb.http, target);
 
   return test_eio_poll_packets (response, eio);
 }
@@ -389,7 +269,7 @@ test_direct_open (Fixture       *f,
   /* Polling for a WebSocket session's sid is refused. */
   {
     g_autofree char *target = test_eio_target (p->eio, "polling", sid);
-    g_autoptr(TestResponse) response = test_http_get (f->http, target);
+    g_autoptr(TestResponse) response = test_http_get (f->lb.http, target);
     g_assert_true (test_eio_is_error (response, 400, 3));
   }
 }
@@ -404,7 +284,7 @@ test_direct_echo_text (Fixture       *f,
 
   g_test_summary ("Text messages over a direct WebSocket, one packet per frame: emoji, the "
                   "empty message `4`, a record separator as data");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   ws = direct_open (f, p->eio, 0, NULL, &sid);
@@ -460,7 +340,7 @@ test_direct_binary (Fixture       *f,
 
   g_test_summary ("Binary messages over WebSocket: v4 frames carry the raw bytes, v3 frames "
                   "start with the type byte 0x04");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   ws = direct_open (f, p->eio, 0, NULL, &sid);
@@ -508,7 +388,7 @@ test_direct_fragmented (Fixture       *f,
 
   g_test_summary ("A text message in three fragments, with a ping frame between them, is one "
                   "message; the ping is answered at once");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   ws = direct_open (f, 4, 0, NULL, &sid);
@@ -552,10 +432,10 @@ test_upgrade (Fixture       *f,
                   "upgrade get `6`, packets queued before `5` go out on the WebSocket after "
                   "it, once, in order; no open packet; then polling is refused, and a second "
                   "WebSocket (during the probe or after) is answered 101 and closed at once");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
-  open = test_eio_polling_open (f->http, p->eio);
+  open = test_eio_polling_open (f->lb.http, p->eio);
   test_require (open != NULL);
   test_require (open->upgrades != NULL && g_strv_contains ((const char * const *) open->upgrades, "websocket"));
   test_require (wait_event (f, TEST_TIMEOUT_MS, "connection %s polling", open->sid));
@@ -573,13 +453,13 @@ test_upgrade (Fixture       *f,
   g_clear_pointer (&packets, g_ptr_array_unref);
 
   /* A GET that waits (nothing is queued). */
-  test_require (test_http_send (f->http, "GET", poll_target, NULL, NULL, -1, &error));
+  test_require (test_http_send (f->lb.http, "GET", poll_target, NULL, NULL, -1, &error));
 
-  ws = test_eio_probe (f->port, p->eio, open->sid);
+  ws = test_eio_probe (f->lb.port, p->eio, open->sid);
   test_require (ws != NULL);
 
   /* The waiting GET is answered with a noop, promptly. */
-  pending = test_http_receive (f->http, TEST_TIMEOUT_MS, &error);
+  pending = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, &error);
   g_assert_no_error (error);
   test_require (pending != NULL);
   packets = test_eio_poll_packets (pending, p->eio);
@@ -591,7 +471,7 @@ test_upgrade (Fixture       *f,
    * frame without a status code). */
   {
     g_autoptr(GError) local_error = NULL;
-    g_autoptr(TestWs) second = test_ws_connect (f->port, ws_target, NULL, 0, NULL, &local_error);
+    g_autoptr(TestWs) second = test_ws_connect (f->lb.port, ws_target, NULL, 0, NULL, &local_error);
     g_assert_no_error (local_error);
     test_require (second != NULL);
     g_assert_cmpint (test_ws_read_close (second, TEST_TIMEOUT_MS, NULL), ==, -1);
@@ -614,7 +494,7 @@ test_upgrade (Fixture       *f,
   {
     const char *one[] = { "4from-polling", NULL };
     g_autofree char *payload = test_eio_payload (p->eio, one);
-    g_autoptr(TestResponse) response = test_http_post (f->http, poll_target, payload, strlen (payload));
+    g_autoptr(TestResponse) response = test_http_post (f->lb.http, poll_target, payload, strlen (payload));
     test_require (response != NULL);
     g_assert_cmpuint (response->status, ==, 200);
     g_assert_true (test_response_body_equal (response, TEST_S ("ok")));
@@ -650,20 +530,20 @@ test_upgrade (Fixture       *f,
 
   /* Polling for an upgraded session is refused. */
   {
-    g_autoptr(TestResponse) response = test_http_get (f->http, poll_target);
+    g_autoptr(TestResponse) response = test_http_get (f->lb.http, poll_target);
     g_assert_true (test_eio_is_error (response, 400, 3));
   }
   {
     const char *one[] = { "4late", NULL };
     g_autofree char *payload = test_eio_payload (p->eio, one);
-    g_autoptr(TestResponse) response = test_http_post (f->http, poll_target, payload, strlen (payload));
+    g_autoptr(TestResponse) response = test_http_post (f->lb.http, poll_target, payload, strlen (payload));
     g_assert_true (test_eio_is_error (response, 400, 3));
   }
 
   /* So is a second WebSocket (101, then a close frame). */
   {
     g_autoptr(GError) local_error = NULL;
-    g_autoptr(TestWs) second = test_ws_connect (f->port, ws_target, NULL, 0, NULL, &local_error);
+    g_autoptr(TestWs) second = test_ws_connect (f->lb.port, ws_target, NULL, 0, NULL, &local_error);
     g_assert_no_error (local_error);
     test_require (second != NULL);
     g_assert_cmpint (test_ws_read_close (second, TEST_TIMEOUT_MS, NULL), ==, -1);
@@ -673,7 +553,7 @@ test_upgrade (Fixture       *f,
   test_require (test_ws_send_text (ws, "4still"));
   test_require (expect_text (ws, "4still"));
   g_assert_null (close_event_of (f, open->sid));
-  g_assert_cmpint (test_recorder_count (f->events, "transport "), ==, 1);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "transport "), ==, 1);
 }
 
 static void
@@ -692,11 +572,11 @@ test_upgrade_timeout (Fixture       *f,
 
   g_test_summary ("A probe that never sends `5` is closed after upgrade-timeout; the session "
                   "goes on over polling, with what was queued meanwhile, and may upgrade again");
-  g_object_set (f->server, "upgrade-timeout", 300u, NULL);
-  f->echo = TRUE;
+  g_object_set (f->lb.server, "upgrade-timeout", 300u, NULL);
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
-  open = test_eio_polling_open (f->http, p->eio);
+  open = test_eio_polling_open (f->lb.http, p->eio);
   test_require (open != NULL);
   socket = fixture_socket (f, open->sid);
   test_require (socket != NULL);
@@ -704,7 +584,7 @@ test_upgrade_timeout (Fixture       *f,
   /* The deadline starts when the probe's WebSocket is accepted: after
    * probe_started, before probe_done. */
   probe_started = g_get_monotonic_time ();
-  ws = test_eio_probe (f->port, p->eio, open->sid);
+  ws = test_eio_probe (f->lb.port, p->eio, open->sid);
   probe_done = g_get_monotonic_time ();
   test_require (ws != NULL);
   test_require (engine_io_socket_send_text (socket, "during-probe", &error));
@@ -751,7 +631,7 @@ test_upgrade_timeout (Fixture       *f,
     const char *one[] = { "4ping-pong", NULL };
     g_autofree char *target = test_eio_target (p->eio, "polling", open->sid);
     g_autofree char *payload = test_eio_payload (p->eio, one);
-    g_autoptr(TestResponse) response = test_http_post (f->http, target, payload, strlen (payload));
+    g_autoptr(TestResponse) response = test_http_post (f->lb.http, target, payload, strlen (payload));
     test_require (response != NULL);
     g_assert_cmpuint (response->status, ==, 200);
     packets = poll_packets (f, p->eio, open->sid);
@@ -762,7 +642,7 @@ test_upgrade_timeout (Fixture       *f,
   g_assert_cmpint (engine_io_socket_get_transport (socket), ==, ENGINE_IO_TRANSPORT_POLLING);
 
   /* A new probe may upgrade the session. */
-  ws = test_eio_probe (f->port, p->eio, open->sid);
+  ws = test_eio_probe (f->lb.port, p->eio, open->sid);
   test_require (ws != NULL);
   test_require (test_ws_send_text (ws, "5"));
   test_require (wait_event (f, TEST_TIMEOUT_MS, "transport %s websocket", open->sid));
@@ -785,15 +665,15 @@ test_upgrade_probe_dies (Fixture       *f,
 
   g_test_summary ("A probe WebSocket whose TCP connection dies before `5` leaves the session "
                   "on polling; what was queued meanwhile comes over polling, once, in order");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
-  open = test_eio_polling_open (f->http, p->eio);
+  open = test_eio_polling_open (f->lb.http, p->eio);
   test_require (open != NULL);
   socket = fixture_socket (f, open->sid);
   test_require (socket != NULL);
 
-  ws = test_eio_probe (f->port, p->eio, open->sid);
+  ws = test_eio_probe (f->lb.port, p->eio, open->sid);
   test_require (ws != NULL);
   test_require (engine_io_socket_send_text (socket, "m1", &error));
   test_ws_drop (ws, reset);
@@ -817,7 +697,7 @@ test_upgrade_probe_dies (Fixture       *f,
     const char *one[] = { "4alive", NULL };
     g_autofree char *target = test_eio_target (p->eio, "polling", open->sid);
     g_autofree char *payload = test_eio_payload (p->eio, one);
-    g_autoptr(TestResponse) response = test_http_post (f->http, target, payload, strlen (payload));
+    g_autoptr(TestResponse) response = test_http_post (f->lb.http, target, payload, strlen (payload));
     g_autoptr(GPtrArray) packets = NULL;
     test_require (response != NULL);
     g_assert_cmpuint (response->status, ==, 200);
@@ -839,7 +719,7 @@ record_synced_cb (gpointer data)
 {
   SyncData *sync = data;
 
-  test_recorder_add (sync->f->events, "synced %s", sync->sid);
+  test_recorder_add (sync->f->lb.events, "synced %s", sync->sid);
   return G_SOURCE_REMOVE;
 }
 
@@ -886,7 +766,7 @@ send_bye_and_close (Fixture        *f,
       {
         g_autofree char *closed = close_event_of (f, engine_io_socket_get_id (socket));
 
-        if (closed != NULL || test_recorder_index (f->events, synced) >= 0)
+        if (closed != NULL || test_recorder_index (f->lb.events, synced) >= 0)
           return TRUE;
         if (g_get_monotonic_time () > deadline)
           break;
@@ -915,7 +795,7 @@ open_and_probe (Fixture         *f,
   g_autoptr(GError) error = NULL;
   g_autofree char *poll_target = NULL;
 
-  open = test_eio_polling_open (f->http, eio);
+  open = test_eio_polling_open (f->lb.http, eio);
   if (open == NULL)
     return NULL;
   *out_socket = fixture_socket (f, open->sid);
@@ -925,15 +805,15 @@ open_and_probe (Fixture         *f,
       return NULL;
     }
   poll_target = test_eio_target (eio, "polling", open->sid);
-  if (!test_http_send (f->http, "GET", poll_target, NULL, NULL, -1, &error))
+  if (!test_http_send (f->lb.http, "GET", poll_target, NULL, NULL, -1, &error))
     {
       g_test_fail_printf ("GET: %s", error->message);
       return NULL;
     }
-  ws = test_eio_probe (f->port, eio, open->sid);
+  ws = test_eio_probe (f->lb.port, eio, open->sid);
   if (ws == NULL)
     return NULL;
-  pending = test_http_receive (f->http, TEST_TIMEOUT_MS, &error);
+  pending = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, &error);
   g_assert_no_error (error);
   if (pending == NULL)
     return NULL;
@@ -975,7 +855,7 @@ test_upgrade_close_next_poll (Fixture       *f,
    * dropped): its client knows from the poll already. */
   code = test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL);
   g_assert_cmpint (code, !=, -3);
-  g_assert_cmpint (test_recorder_count (f->events, "transport "), ==, 0);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "transport "), ==, 0);
 }
 
 static void
@@ -1008,10 +888,10 @@ test_upgrade_close_probe_completes (Fixture       *f,
 
   reason = wait_close (f, open->sid, TEST_TIMEOUT_MS);
   g_assert_cmpstr (reason, ==, "forced close");
-  g_assert_cmpint (test_recorder_count (f->events, "transport "), ==, 1);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "transport "), ==, 1);
   {
     g_autofree char *target = test_eio_target (p->eio, "polling", open->sid);
-    g_autoptr(TestResponse) response = test_http_get (f->http, target);
+    g_autoptr(TestResponse) response = test_http_get (f->lb.http, target);
     g_assert_true (test_eio_is_error (response, 400, 1));
   }
 }
@@ -1029,13 +909,13 @@ test_upgrade_probe_bad_packet (Fixture       *f,
 
   g_test_summary ("A message on a probe WebSocket before `2probe` closes the probe, not the "
                   "session; polling goes on and a proper probe may follow");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
-  open = test_eio_polling_open (f->http, 4);
+  open = test_eio_polling_open (f->lb.http, 4);
   test_require (open != NULL);
   target = test_eio_target (4, "websocket", open->sid);
-  ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  ws = test_ws_connect (f->lb.port, target, NULL, 0, NULL, &error);
   g_assert_no_error (error);
   test_require (ws != NULL);
   test_require (test_ws_send_text (ws, "4too-early"));
@@ -1047,7 +927,7 @@ test_upgrade_probe_bad_packet (Fixture       *f,
     const char *one[] = { "4still-polling", NULL };
     g_autofree char *poll = test_eio_target (4, "polling", open->sid);
     g_autofree char *payload = test_eio_payload (4, one);
-    g_autoptr(TestResponse) response = test_http_post (f->http, poll, payload, strlen (payload));
+    g_autoptr(TestResponse) response = test_http_post (f->lb.http, poll, payload, strlen (payload));
     g_autoptr(GPtrArray) packets = NULL;
     test_require (response != NULL);
     g_assert_cmpuint (response->status, ==, 200);
@@ -1055,7 +935,7 @@ test_upgrade_probe_bad_packet (Fixture       *f,
     test_require (packets_equal (packets, one));
   }
 
-  again = test_eio_probe (f->port, 4, open->sid);
+  again = test_eio_probe (f->lb.port, 4, open->sid);
   test_require (again != NULL);
   test_require (test_ws_send_text (again, "5"));
   test_require (test_ws_send_text (again, "4upgraded"));
@@ -1072,13 +952,13 @@ test_upgrade_heartbeat (Fixture       *f,
 
   g_test_summary ("v4: after an upgrade the server's pings come over the WebSocket and the "
                   "pongs sent there keep the session alive");
-  g_object_set (f->server, "ping-interval", 300u, "ping-timeout", 3000u, NULL);
+  g_object_set (f->lb.server, "ping-interval", 300u, "ping-timeout", 3000u, NULL);
   test_require (fixture_listen (f));
 
-  open = test_eio_polling_open (f->http, 4);
+  open = test_eio_polling_open (f->lb.http, 4);
   test_require (open != NULL);
   heartbeat = g_strdup_printf ("heartbeat %s", open->sid);
-  ws = test_eio_probe (f->port, 4, open->sid);
+  ws = test_eio_probe (f->lb.port, 4, open->sid);
   test_require (ws != NULL);
   test_require (test_ws_send_text (ws, "5"));
 
@@ -1086,7 +966,7 @@ test_upgrade_heartbeat (Fixture       *f,
     {
       test_require (expect_text (ws, "2"));
       test_require (test_ws_send_text (ws, "3"));
-      test_require (test_recorder_wait_count (f->events, heartbeat, i, TEST_TIMEOUT_MS));
+      test_require (test_recorder_wait_count (f->lb.events, heartbeat, i, TEST_TIMEOUT_MS));
     }
   g_assert_null (close_event_of (f, open->sid));
 }
@@ -1106,7 +986,7 @@ test_heartbeat_v4 (Fixture       *f,
 
   g_test_summary ("v4 over WebSocket: the server sends `2`, the client's `3` completes the "
                   "heartbeat (::heartbeat), a missing pong closes with `ping timeout`");
-  g_object_set (f->server, "ping-interval", 200u, "ping-timeout", 1500u, NULL);
+  g_object_set (f->lb.server, "ping-interval", 200u, "ping-timeout", 1500u, NULL);
   test_require (fixture_listen (f));
 
   ws = direct_open (f, 4, 0, NULL, &sid);
@@ -1117,7 +997,7 @@ test_heartbeat_v4 (Fixture       *f,
       g_autofree char *heartbeat = g_strdup_printf ("heartbeat %s", sid);
       test_require (expect_text (ws, "2"));
       test_require (test_ws_send_text (ws, "3"));
-      test_require (test_recorder_wait_count (f->events, heartbeat, i, TEST_TIMEOUT_MS));
+      test_require (test_recorder_wait_count (f->lb.events, heartbeat, i, TEST_TIMEOUT_MS));
     }
   g_assert_null (close_event_of (f, sid));
 
@@ -1165,7 +1045,7 @@ test_heartbeat_v3 (Fixture       *f,
 
   g_test_summary ("v3 over WebSocket: the client's `2` gets `3` (with its data), ::heartbeat "
                   "fires, client packets keep the session alive and silence expires it");
-  g_object_set (f->server, "ping-interval", 800u, "ping-timeout", 800u, NULL);
+  g_object_set (f->lb.server, "ping-interval", 800u, "ping-timeout", 800u, NULL);
   test_require (fixture_listen (f));
 
   ws = direct_open (f, 3, 0, NULL, &sid);
@@ -1176,7 +1056,7 @@ test_heartbeat_v3 (Fixture       *f,
   test_require (expect_text (ws, "3"));
   test_require (test_ws_send_text (ws, "2probe"));
   test_require (expect_text (ws, "3probe"));
-  test_require (test_recorder_wait_count (f->events, heartbeat, 2, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->lb.events, heartbeat, 2, TEST_TIMEOUT_MS));
   pings = 2;
 
   /* Pinging for longer than pingInterval + pingTimeout keeps it open.
@@ -1190,7 +1070,7 @@ test_heartbeat_v3 (Fixture       *f,
       g_usleep (50 * 1000);
     }
   g_assert_null (close_event_of (f, sid));
-  test_require (test_recorder_wait_count (f->events, heartbeat, pings, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->lb.events, heartbeat, pings, TEST_TIMEOUT_MS));
 
   /* Silence: expiry. The server never pings a v3 client itself. */
   {
@@ -1250,8 +1130,8 @@ test_max_payload (Fixture       *f,
 
   g_test_summary ("A WebSocket message of exactly max-payload bytes is accepted; one byte "
                   "more gets close code 1009 and ends the session");
-  g_object_set (f->server, "max-payload", (guint64) 1000, NULL);
-  f->echo = TRUE;
+  g_object_set (f->lb.server, "max-payload", (guint64) 1000, NULL);
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   ws = direct_open (f, 4, 0, NULL, &sid);
@@ -1272,7 +1152,7 @@ test_max_payload (Fixture       *f,
   reason = wait_close (f, sid, LONG_TIMEOUT_MS);
   g_assert_nonnull (reason);
   /* Only the message at the limit reached the application. */
-  g_assert_cmpuint (test_recorder_count (f->events, "message "), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "message "), ==, 1);
 
   /* A single frame over the limit, on a fresh session. */
   g_clear_pointer (&reason, g_free);
@@ -1287,7 +1167,7 @@ test_invalid_utf8 (Fixture       *f,
   g_autofree char *reason = NULL;
 
   g_test_summary ("Invalid UTF-8 in a text frame: close code 1007 (RFC 6455 8.1), the session ends");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   reason = violation (f, TEST_WS_TEXT, TEST_WS_SEND_DEFAULT, "4\xc3\x28", 3, 1007);
@@ -1305,7 +1185,7 @@ test_unmasked (Fixture       *f,
   g_autofree char *reason = NULL;
 
   g_test_summary ("An unmasked client frame: close code 1002, session closed (transport error)");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   reason = violation (f, TEST_WS_TEXT, TEST_WS_SEND_UNMASKED, "4hi", 3, 1002);
@@ -1320,7 +1200,7 @@ test_bad_opcode (Fixture       *f,
 
   g_test_summary ("Reserved opcodes (0x3 data, 0xB control), a stray continuation frame and "
                   "an unnegotiated RSV1 bit: close code 1002, `transport error`");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   reason = violation (f, 0x3, TEST_WS_SEND_DEFAULT, "4hi", 3, 1002);
@@ -1345,7 +1225,7 @@ test_bad_control_frame (Fixture       *f,
 
   g_test_summary ("A fragmented control frame and a control frame over 125 bytes (RFC 6455 "
                   "5.5): close code 1002, `transport error`");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   reason = violation (f, TEST_WS_PING, TEST_WS_SEND_NOT_FIN, "x", 1, 1002);
@@ -1367,7 +1247,7 @@ test_ping_frame (Fixture       *f,
 
   g_test_summary ("A WebSocket ping frame is answered with a pong frame carrying the same "
                   "payload (empty, short, the 125-byte maximum); the session is untouched");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   ws = direct_open (f, 4, 0, NULL, &sid);
@@ -1394,7 +1274,7 @@ test_ping_frame (Fixture       *f,
   test_require (test_ws_send_text (ws, "4after"));
   test_require (expect_text (ws, "4after"));
   g_assert_null (close_event_of (f, sid));
-  g_assert_cmpint (test_recorder_count (f->events, "heartbeat "), ==, 0);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "heartbeat "), ==, 0);
 }
 
 static void
@@ -1410,7 +1290,7 @@ test_permessage_deflate (Fixture       *f,
 
   g_test_summary ("A permessage-deflate offer gets a 101 without Sec-WebSocket-Extensions, "
                   "and frames stay uncompressed");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   ws = direct_open (f, 4, 0, headers, &sid);
@@ -1421,14 +1301,14 @@ test_permessage_deflate (Fixture       *f,
 
   /* The same on an upgrade. */
   {
-    g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->http, 4);
+    g_autoptr(TestOpenPacket) open = test_eio_polling_open (f->lb.http, 4);
     g_autofree char *target = NULL;
     g_autoptr(TestWs) probe = NULL;
     g_autoptr(GError) error = NULL;
 
     test_require (open != NULL);
     target = test_eio_target (4, "websocket", open->sid);
-    probe = test_ws_connect (f->port, target, headers, 0, NULL, &error);
+    probe = test_ws_connect (f->lb.port, target, headers, 0, NULL, &error);
     g_assert_no_error (error);
     test_require (probe != NULL);
     g_assert_null (test_ws_response_header (probe, "Sec-WebSocket-Extensions"));
@@ -1448,13 +1328,13 @@ test_bad_upgrade_requests (Fixture       *f,
   g_test_summary ("Bad WebSocket opening handshakes get HTTP 400 with JSON code 3 (no key, "
                   "a bad key, version 8, no Upgrade header, POST with a sid) or code 2 (a "
                   "POST handshake); none opens a session or harms an existing one");
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
-  open = test_eio_polling_open (f->http, 4);
+  open = test_eio_polling_open (f->lb.http, 4);
   test_require (open != NULL);
   with_sid = test_eio_target (4, "websocket", open->sid);
-  sessions = engine_io_server_get_socket_count (f->server);
+  sessions = engine_io_server_get_socket_count (f->lb.server);
 
   for (guint t = 0; t < 2; t++)
     {
@@ -1482,7 +1362,7 @@ test_bad_upgrade_requests (Fixture       *f,
 
       for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
         {
-          g_autoptr(TestHttp) http = test_http_new (f->port);
+          g_autoptr(TestHttp) http = test_http_new (f->lb.port);
           g_autoptr(GError) error = NULL;
           g_autoptr(TestResponse) response =
             test_http_request (http, cases[i].method, target, cases[i].headers,
@@ -1500,12 +1380,12 @@ test_bad_upgrade_requests (Fixture       *f,
         }
     }
 
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, sessions);
-  g_assert_cmpint (test_recorder_count (f->events, "connection "), ==, 1);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, sessions);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "connection "), ==, 1);
 
   /* The polling session still upgrades. */
   {
-    g_autoptr(TestWs) ws = test_eio_probe (f->port, 4, open->sid);
+    g_autoptr(TestWs) ws = test_eio_probe (f->lb.port, 4, open->sid);
     test_require (ws != NULL);
     test_require (test_ws_send_text (ws, "5"));
     test_require (test_ws_send_text (ws, "4fine"));
@@ -1578,7 +1458,7 @@ test_close_abrupt (Fixture       *f,
     g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
     g_assert_true (engine_io_socket_is_closed (socket));
   }
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 0);
 }
 
 static void
@@ -1629,14 +1509,14 @@ test_close_server_shutdown (Fixture       *f,
 
   direct = direct_open (f, 4, 0, NULL, &direct_sid);
   test_require (direct != NULL);
-  open = test_eio_polling_open (f->http, 3);
+  open = test_eio_polling_open (f->lb.http, 3);
   test_require (open != NULL);
-  upgraded = test_eio_probe (f->port, 3, open->sid);
+  upgraded = test_eio_probe (f->lb.port, 3, open->sid);
   test_require (upgraded != NULL);
   test_require (test_ws_send_text (upgraded, "5"));
   test_require (wait_event (f, TEST_TIMEOUT_MS, "transport %s websocket", open->sid));
 
-  thread = g_thread_new ("server-close", server_close_thread, f->server);
+  thread = g_thread_new ("server-close", server_close_thread, f->lb.server);
   g_assert_cmpint (test_ws_read_close (direct, TEST_TIMEOUT_MS, NULL), >=, -1);
   test_ws_send_close (direct, 1000);
   g_assert_cmpint (test_ws_read_close (upgraded, TEST_TIMEOUT_MS, NULL), >=, -1);
@@ -1650,7 +1530,7 @@ test_close_server_shutdown (Fixture       *f,
   g_clear_pointer (&reason, g_free);
   reason = close_event_of (f, open->sid);
   g_assert_cmpstr (reason, ==, "server shutting down");
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 0);
 }
 
 typedef struct
@@ -1666,7 +1546,7 @@ send_done_cb (EngineIOSocket *socket,
 {
   SendNote *note = user_data;
 
-  test_recorder_add (note->f->events, "sent %s %u %s", engine_io_socket_get_id (socket),
+  test_recorder_add (note->f->lb.events, "sent %s %u %s", engine_io_socket_get_id (socket),
                      note->index, flushed ? "flushed" : "dropped");
 }
 
@@ -1729,7 +1609,7 @@ test_close_forced (Fixture       *f,
   g_assert_cmpstr (reason, ==, "forced close");
   for (guint i = 0; i < 5; i++)
     test_require (wait_event (f, TEST_TIMEOUT_MS, "sent %s %u flushed", sid, i));
-  g_assert_cmpint (test_recorder_count (f->events, "sent "), ==, 5);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "sent "), ==, 5);
 
   g_assert_false (engine_io_socket_send_text (socket, "late", &error));
   g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
@@ -1754,7 +1634,7 @@ test_close_forced_backlog (Fixture       *f,
   g_test_summary ("engine_io_socket_close() while a slow client has a backlog (messages "
                   "waiting in the WebSocket's own buffer): every message still arrives, in "
                   "order, before the close frame");
-  g_object_set (f->server, "send-queue-high-water", (guint64) 0, NULL);
+  g_object_set (f->lb.server, "send-queue-high-water", (guint64) 0, NULL);
   test_require (fixture_listen (f));
 
   /* A small receive window, and nothing read until the close. */
@@ -1844,11 +1724,11 @@ backpressure (Fixture                    *f,
   guint drains = 0;
   guint i;
 
-  g_object_set (f->server,
+  g_object_set (f->lb.server,
                 "send-queue-high-water", (guint64) BP_HIGH_WATER,
                 "backpressure-policy", policy,
                 NULL);
-  f->echo = TRUE;
+  f->lb.watch |= TEST_WATCH_ECHO;
   test_require (fixture_listen (f));
 
   /* A client with a tiny receive window that stops reading. */
@@ -1863,7 +1743,7 @@ backpressure (Fixture                    *f,
   for (i = 0; i < attempts; i++)
     {
       g_autofree char *text = bp_message (i);
-      guint drains_before = test_recorder_count (f->events, drain);
+      guint drains_before = test_recorder_count (f->lb.events, drain);
 
       g_clear_error (&error);
       if (engine_io_socket_send_text (socket, text, &error))
@@ -1949,7 +1829,7 @@ backpressure (Fixture                    *f,
           return;
         }
     }
-  test_require (test_recorder_wait_count (f->events, drain, drains + 1, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->lb.events, drain, drains + 1, TEST_TIMEOUT_MS));
   g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), ==, 0);
 
   /* And the session works normally. */
@@ -2076,25 +1956,17 @@ load_poll (LoadWorker  *w,
            GError       *error)
 {
   g_autoptr(GError) local_error = NULL;
+  GPtrArray *packets;
 
   if (response == NULL)
     {
       g_string_append_printf (w->errors, "[%s] poll failed: %s\n", s->sid, error ? error->message : "?");
       return NULL;
     }
-  if (response->status != 200)
-    {
-      g_string_append_printf (w->errors, "[%s] poll answered %u\n", s->sid, response->status);
-      return NULL;
-    }
-  if (w->eio == 4)
-    return test_payload_v4_split (response->body);
-  {
-    GPtrArray *packets = test_payload_v3_split (response->body, &local_error);
-    if (packets == NULL)
-      g_string_append_printf (w->errors, "[%s] bad v3 payload: %s\n", s->sid, local_error->message);
-    return packets;
-  }
+  packets = test_eio_poll_packets_try (response, w->eio, &local_error);
+  if (packets == NULL)
+    g_string_append_printf (w->errors, "[%s] %s\n", s->sid, local_error->message);
+  return packets;
 }
 
 static gboolean
@@ -2148,17 +2020,14 @@ load_step (LoadWorker  *w,
     {
     case 0:  /* handshake */
       {
-        g_autofree char *target = test_eio_target (w->eio, "polling", NULL);
-        g_autoptr(TestResponse) response = test_http_request (s->http, "GET", target, NULL, NULL, -1,
-                                                              LONG_TIMEOUT_MS, &error);
-        g_autoptr(GPtrArray) packets = load_poll (w, s, response, error);
         g_autoptr(TestOpenPacket) open = NULL;
+        g_autoptr(GPtrArray) packets = test_eio_polling_handshake_try (s->http, w->eio, NULL,
+                                                                       LONG_TIMEOUT_MS, &open, &error);
 
-        if (packets == NULL || packets->len != 1 || ((char *) g_ptr_array_index (packets, 0))[0] != '0')
-          LOAD_FAIL (w, s, "bad handshake");
-        open = test_open_packet_parse ((char *) g_ptr_array_index (packets, 0) + 1, &error);
-        if (open == NULL)
-          LOAD_FAIL (w, s, "bad open packet");
+        if (packets == NULL)
+          LOAD_FAIL (w, s, "bad handshake: %s", error->message);
+        if (packets->len != 1)
+          LOAD_FAIL (w, s, "bad handshake: %u packets", packets->len);
         s->sid = g_strdup (open->sid);
         s->socket = fixture_socket (w->f, s->sid);
         if (s->socket == NULL)
@@ -2194,7 +2063,7 @@ load_step (LoadWorker  *w,
         g_autoptr(TestWsFrame) frame = NULL;
         g_autofree char *text = NULL;
 
-        s->ws = test_ws_connect (w->f->port, target, NULL, 0, NULL, &error);
+        s->ws = test_ws_connect (w->f->lb.port, target, NULL, 0, NULL, &error);
         if (s->ws == NULL)
           LOAD_FAIL (w, s, "probe connect: %s", error->message);
         if (!test_ws_send_frame (s->ws, TEST_WS_TEXT, 0, "2probe", 6, &error))
@@ -2288,10 +2157,11 @@ test_upgrade_load (Fixture       *f,
                   "(client POSTs and WebSocket frames, server sends from other threads): "
                   "every number arrives exactly once, in order, on both sides");
   f->numbered = LOAD_CLIENT_TOTAL;
+  f->lb.watch |= TEST_WATCH_NO_MESSAGE;
   test_require (fixture_listen (f));
 
   for (guint i = 0; i < LOAD_SESSIONS; i++)
-    sessions[i].http = test_http_new (f->port);
+    sessions[i].http = test_http_new (f->lb.port);
 
   for (guint t = 0; t < LOAD_THREADS; t++)
     {
@@ -2317,13 +2187,13 @@ test_upgrade_load (Fixture       *f,
     {
       g_auto(GStrv) all = NULL;
 
-      if (!test_recorder_wait_count (f->events, "cdone ", LOAD_SESSIONS, LONG_TIMEOUT_MS))
+      if (!test_recorder_wait_count (f->lb.events, "cdone ", LOAD_SESSIONS, LONG_TIMEOUT_MS))
         g_test_fail_printf ("the server got every client message on %u of %u sessions",
-                            test_recorder_count (f->events, "cdone "), LOAD_SESSIONS);
-      g_assert_cmpuint (test_recorder_count (f->events, "seqerr "), ==, 0);
-      g_assert_cmpuint (test_recorder_count (f->events, "transport "), ==, LOAD_SESSIONS);
-      g_assert_cmpuint (test_recorder_count (f->events, "close "), ==, 0);
-      all = test_recorder_dup (f->events);
+                            test_recorder_count (f->lb.events, "cdone "), LOAD_SESSIONS);
+      g_assert_cmpuint (test_recorder_count (f->lb.events, "seqerr "), ==, 0);
+      g_assert_cmpuint (test_recorder_count (f->lb.events, "transport "), ==, LOAD_SESSIONS);
+      g_assert_cmpuint (test_recorder_count (f->lb.events, "close "), ==, 0);
+      all = test_recorder_dup (f->lb.events);
       for (guint i = 0; all[i] != NULL; i++)
         if (g_str_has_prefix (all[i], "seqerr "))
           g_test_message ("%s", all[i]);

@@ -1369,6 +1369,215 @@ test_recorder_clear (TestRecorder *recorder)
   g_mutex_unlock (&recorder->lock);
 }
 
+gboolean
+test_recorder_expect_at (TestRecorder *recorder,
+                         const char   *file,
+                         int           line,
+                         guint         timeout_ms,
+                         const char   *format,
+                         ...)
+{
+  va_list args;
+  g_autofree char *event = NULL;
+  g_auto(GStrv) all = NULL;
+  g_autofree char *joined = NULL;
+
+  va_start (args, format);
+  event = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  if (test_recorder_wait (recorder, event, timeout_ms))
+    return TRUE;
+  all = test_recorder_dup (recorder);
+  joined = g_strjoinv ("\n#   ", all);
+  g_test_fail_printf ("%s:%d: event “%s” did not come within %u ms; recorded:\n#   %s",
+                      file, line, event, timeout_ms, joined);
+  return FALSE;
+}
+
+char *
+test_hex_of (GBytes *bytes)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (bytes, &size);
+  GString *out = g_string_sized_new (2 * size + 1);
+
+  for (gsize i = 0; i < size; i++)
+    g_string_append_printf (out, "%02x", data[i]);
+  return g_string_free (out, FALSE);
+}
+
+typedef struct
+{
+  TestRecorder   *recorder;
+  TestWatchFlags  flags;
+} TestWatch;
+
+static void
+watch_release (gpointer  data,
+               GClosure *closure)
+{
+  g_rc_box_release (data);
+}
+
+static void
+watch_on_message (EngineIOSocket *socket,
+                  const char     *text,
+                  GBytes         *data,
+                  TestWatch      *watch)
+{
+  const char *sid = engine_io_socket_get_id (socket);
+
+  if (text != NULL)
+    test_recorder_add (watch->recorder, "message %s %s", sid, text);
+  else
+    {
+      g_autofree char *hex = test_hex_of (data);
+      test_recorder_add (watch->recorder, "binary %s %s", sid, hex);
+    }
+
+  if (watch->flags & TEST_WATCH_ECHO)
+    {
+      if (text != NULL)
+        engine_io_socket_send_text (socket, text, NULL);
+      else
+        engine_io_socket_send_binary (socket, data, NULL);
+    }
+}
+
+static void
+watch_on_packet (EngineIOSocket *socket,
+                 EngineIOPacket *packet,
+                 TestWatch      *watch)
+{
+  gsize length = 0;
+  const char *text = engine_io_packet_is_binary (packet) ? "(binary)"
+                                                          : engine_io_packet_get_text (packet, &length);
+
+  test_recorder_add (watch->recorder, "packet %s %d%s", engine_io_socket_get_id (socket),
+                     (int) engine_io_packet_get_packet_type (packet), text ? text : "");
+}
+
+static void
+watch_on_close (EngineIOSocket      *socket,
+                EngineIOCloseReason  reason,
+                const char          *description,
+                TestWatch           *watch)
+{
+  test_recorder_add (watch->recorder, "close %s %s", engine_io_socket_get_id (socket),
+                     engine_io_close_reason_to_string (reason));
+}
+
+static void
+watch_on_heartbeat (EngineIOSocket *socket,
+                    TestWatch      *watch)
+{
+  test_recorder_add (watch->recorder, "heartbeat %s", engine_io_socket_get_id (socket));
+}
+
+static void
+watch_on_drain (EngineIOSocket *socket,
+                TestWatch      *watch)
+{
+  test_recorder_add (watch->recorder, "drain %s", engine_io_socket_get_id (socket));
+}
+
+static void
+watch_on_notify_transport (EngineIOSocket *socket,
+                           GParamSpec     *pspec,
+                           TestWatch      *watch)
+{
+  test_recorder_add (watch->recorder, "transport %s %s", engine_io_socket_get_id (socket),
+                     engine_io_socket_get_transport (socket) == ENGINE_IO_TRANSPORT_WEBSOCKET
+                       ? "websocket" : "polling");
+}
+
+static void
+watch_connect (EngineIOSocket *socket,
+               const char     *signal,
+               GCallback       handler,
+               TestWatch      *watch)
+{
+  g_signal_connect_data (socket, signal, handler, g_rc_box_acquire (watch), watch_release, 0);
+}
+
+void
+test_recorder_watch (TestRecorder   *recorder,
+                     EngineIOSocket *socket,
+                     TestWatchFlags  flags)
+{
+  TestWatch *watch = g_rc_box_new0 (TestWatch);
+
+  watch->recorder = recorder;
+  watch->flags = flags;
+  if (!(flags & TEST_WATCH_NO_MESSAGE))
+    watch_connect (socket, "message", G_CALLBACK (watch_on_message), watch);
+  if (flags & TEST_WATCH_PACKETS)
+    watch_connect (socket, "packet", G_CALLBACK (watch_on_packet), watch);
+  watch_connect (socket, "close", G_CALLBACK (watch_on_close), watch);
+  watch_connect (socket, "heartbeat", G_CALLBACK (watch_on_heartbeat), watch);
+  watch_connect (socket, "drain", G_CALLBACK (watch_on_drain), watch);
+  if (flags & TEST_WATCH_TRANSPORT)
+    watch_connect (socket, "notify::transport", G_CALLBACK (watch_on_notify_transport), watch);
+  g_rc_box_release (watch);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loopback fixture                                                     */
+/* ------------------------------------------------------------------ */
+
+static void
+loopback_on_connection (EngineIOServer *server,
+                        EngineIOSocket *socket,
+                        TestLoopback   *loopback)
+{
+  test_recorder_watch (loopback->events, socket, loopback->watch);
+  if (loopback->on_connection != NULL)
+    loopback->on_connection (loopback, socket, loopback->user_data);
+  if (loopback->keep_sockets)
+    g_async_queue_push (loopback->sockets, g_object_ref (socket));
+  test_recorder_add (loopback->events, "connection %s %s", engine_io_socket_get_id (socket),
+                     engine_io_socket_get_transport (socket) == ENGINE_IO_TRANSPORT_WEBSOCKET
+                       ? "websocket" : "polling");
+}
+
+void
+test_loopback_watch_server (TestLoopback   *loopback,
+                            EngineIOServer *server)
+{
+  g_signal_connect (server, "connection", G_CALLBACK (loopback_on_connection), loopback);
+}
+
+void
+test_loopback_init (TestLoopback *loopback)
+{
+  loopback->events = test_recorder_new ();
+  loopback->sockets = g_async_queue_new_full (g_object_unref);
+  loopback->server = test_server_new ();
+  test_loopback_watch_server (loopback, loopback->server);
+}
+
+gboolean
+test_loopback_listen (TestLoopback *loopback)
+{
+  loopback->port = test_server_listen (loopback->server);
+  loopback->http = test_http_new (loopback->port);
+  return loopback->port != 0;
+}
+
+void
+test_loopback_clear (TestLoopback *loopback)
+{
+  g_clear_pointer (&loopback->http, test_http_free);
+  if (loopback->server != NULL)
+    {
+      engine_io_server_close (loopback->server);
+      g_clear_object (&loopback->server);
+    }
+  g_clear_pointer (&loopback->sockets, g_async_queue_unref);
+  g_clear_pointer (&loopback->events, test_recorder_free);
+}
+
 /* ------------------------------------------------------------------ */
 /* Resources                                                            */
 /* ------------------------------------------------------------------ */

@@ -271,6 +271,87 @@ gint          test_recorder_index_prefix (TestRecorder *recorder,
 GStrv         test_recorder_dup         (TestRecorder *recorder);
 void          test_recorder_clear       (TestRecorder *recorder);
 
+/* Waits up to @timeout_ms for the event @format (printf-style); on
+ * timeout fails the test, naming @file:@line and listing every event
+ * recorded. Use test_recorder_expect(). */
+gboolean      test_recorder_expect_at   (TestRecorder *recorder,
+                                         const char   *file,
+                                         int           line,
+                                         guint         timeout_ms,
+                                         const char   *format,
+                                         ...) G_GNUC_PRINTF (5, 6);
+#define test_recorder_expect(recorder, timeout_ms, ...) \
+  test_recorder_expect_at ((recorder), __FILE__, __LINE__, (timeout_ms), __VA_ARGS__)
+
+/* The bytes of @bytes as lowercase hex digits ("" when empty). */
+char         *test_hex_of               (GBytes       *bytes);
+
+/* The one recorder of a session's signals the loopback suites share.
+ * test_recorder_watch() connects to @socket's signals (call it from the
+ * server's ::connection handler) and records, with the sid:
+ *   "message <sid> <text>", "binary <sid> <hex>"  (::message)
+ *   "close <sid> <reason>"  (engine_io_close_reason_to_string ())
+ *   "heartbeat <sid>", "drain <sid>"
+ *   "packet <sid> <type><text>"  (::packet, with TEST_WATCH_PACKETS;
+ *                                 "(binary)" for a binary packet)
+ *   "transport <sid> websocket|polling"  (notify::transport, with
+ *                                          TEST_WATCH_TRANSPORT) */
+typedef enum
+{
+  TEST_WATCH_DEFAULT    = 0,
+  TEST_WATCH_ECHO       = 1 << 0,  /* ::message sends each message back */
+  TEST_WATCH_NO_MESSAGE = 1 << 1,  /* no ::message handler: messages go to receive() */
+  TEST_WATCH_PACKETS    = 1 << 2,
+  TEST_WATCH_TRANSPORT  = 1 << 3,
+} TestWatchFlags;
+
+void          test_recorder_watch       (TestRecorder   *recorder,
+                                         EngineIOSocket *socket,
+                                         TestWatchFlags  flags);
+
+/* ------------------------------------------------------------------ */
+/* The server fixture of the loopback suites                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct _TestLoopback TestLoopback;
+
+/* Called from ::connection (on the session's thread) before the
+ * connection is recorded. */
+typedef void (*TestLoopbackConnectionFunc) (TestLoopback   *loopback,
+                                            EngineIOSocket *socket,
+                                            gpointer        user_data);
+
+struct _TestLoopback
+{
+  EngineIOServer *server;   /* test_server_new (); set properties before listening */
+  guint           port;     /* set by test_loopback_listen () */
+  TestHttp        *http;    /* a client of @port, set by test_loopback_listen () */
+  TestRecorder    *events;  /* every session watched (test_recorder_watch ()), and
+                             * "connection <sid> polling|websocket" for each ::connection */
+
+  GAsyncQueue     *sockets; /* with @keep_sockets: EngineIOSocket refs, as opened
+                             * (see test_eio_ws_open_socket ()) */
+
+  /* Set before listening; read on session threads. */
+  TestWatchFlags              watch;
+  gboolean                    keep_sockets;
+  TestLoopbackConnectionFunc  on_connection;  /* optional */
+  gpointer                    user_data;
+};
+
+/* The server, its ::connection handler and the recorder. */
+void      test_loopback_init   (TestLoopback *loopback);
+/* Records and watches the sessions of another @server (a second server
+ * of the same test) as those of @loopback's. */
+void      test_loopback_watch_server (TestLoopback   *loopback,
+                                      EngineIOServer *server);
+/* test_server_listen () and a client of its port; FALSE (and the test
+ * failed) if the server could not listen. */
+gboolean  test_loopback_listen (TestLoopback *loopback);
+/* Frees the client, closes (if not done) and frees the server, then the
+ * recorder; each member may have been cleared by the test. */
+void      test_loopback_clear  (TestLoopback *loopback);
+
 /* ------------------------------------------------------------------ */
 /* Resources of this process                                            */
 /* ------------------------------------------------------------------ */

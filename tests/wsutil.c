@@ -954,24 +954,51 @@ test_eio_target (int         eio,
 }
 
 TestWs *
+test_eio_ws_open_try (guint                port,
+                      int                  eio,
+                      const char * const  *headers,
+                      gint                 rcvbuf,
+                      guint                timeout_ms,
+                      TestOpenPacket     **out_open,
+                      GError             **error)
+{
+  g_autofree char *target = test_eio_target (eio, "websocket", NULL);
+  g_autoptr(TestWs) ws = test_ws_connect (port, target, headers, rcvbuf, NULL, error);
+  g_autoptr(TestWsFrame) frame = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autofree char *text = NULL;
+
+  if (ws == NULL)
+    return NULL;
+  frame = test_ws_read_frame (ws, timeout_ms, error);
+  if (frame == NULL)
+    return NULL;
+  text = test_ws_frame_dup_text (frame);
+  if (frame->opcode != TEST_WS_TEXT || !frame->fin || frame->masked || frame->rsv != 0 ||
+      text[0] != '0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "expected an open packet in a final, unmasked text frame; got opcode %u "
+                   "fin %d masked %d rsv %u “%.200s”",
+                   frame->opcode, frame->fin, frame->masked, frame->rsv, text);
+      return NULL;
+    }
+  if ((open = test_open_packet_parse (text + 1, error)) == NULL)
+    return NULL;
+  if (out_open != NULL)
+    *out_open = g_steal_pointer (&open);
+  return g_steal_pointer (&ws);
+}
+
+TestWs *
 test_eio_ws_open (guint port,
                   int   eio)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *target = test_eio_target (eio, "websocket", NULL);
-  TestWs *ws = test_ws_connect (port, target, NULL, 0, NULL, &error);
-  g_autofree char *open = NULL;
+  TestWs *ws = test_eio_ws_open_try (port, eio, NULL, 0, TEST_TIMEOUT_MS, NULL, &error);
 
-  g_assert_no_error (error);
   if (ws == NULL)
-    return NULL;
-  open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
-  if (open == NULL || open[0] != '0')
-    {
-      g_test_fail_printf ("expected an open packet, got “%s”", open ? open : "(nothing)");
-      test_ws_free (ws);
-      return NULL;
-    }
+    g_test_fail_printf ("WebSocket session: %s", error->message);
   return ws;
 }
 
@@ -1033,6 +1060,23 @@ test_eio_ws_next (TestWs *ws,
 }
 
 GPtrArray *
+test_eio_poll_packets_try (TestResponse  *response,
+                           int            eio,
+                           GError       **error)
+{
+  if (response->status != 200)
+    {
+      g_autofree char *text = test_response_text (response);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "poll answered %u: %.200s",
+                   response->status, text);
+      return NULL;
+    }
+  if (eio == 4)
+    return test_payload_v4_split (response->body);
+  return test_payload_v3_split (response->body, error);
+}
+
+GPtrArray *
 test_eio_poll_packets (TestResponse *response,
                        int           eio)
 {
@@ -1044,17 +1088,9 @@ test_eio_poll_packets (TestResponse *response,
       g_test_fail_printf ("no poll response");
       return NULL;
     }
-  if (response->status != 200)
-    {
-      g_autofree char *text = test_response_text (response);
-      g_test_fail_printf ("poll answered %u: %s", response->status, text);
-      return NULL;
-    }
-  if (eio == 4)
-    return test_payload_v4_split (response->body);
-  packets = test_payload_v3_split (response->body, &error);
+  packets = test_eio_poll_packets_try (response, eio, &error);
   if (packets == NULL)
-    g_test_fail_printf ("bad v3 payload: %s", error->message);
+    g_test_fail_printf ("%s", error->message);
   return packets;
 }
 
@@ -1081,33 +1117,109 @@ test_eio_payload (int                 eio,
   return g_string_free (out, FALSE);
 }
 
+GPtrArray *
+test_eio_handshake_packets_try (TestResponse     *response,
+                                int               eio,
+                                TestOpenPacket  **out_open,
+                                GError          **error)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+  g_autoptr(TestOpenPacket) open = NULL;
+  const char *type;
+  const char *first;
+
+  if (response->status != 200)
+    {
+      g_autofree char *text = test_response_text (response);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "handshake answered %u: %.200s",
+                   response->status, text);
+      return NULL;
+    }
+  type = test_response_header (response, "Content-Type");
+  if (eio == 4 && g_strcmp0 (type, "text/plain; charset=UTF-8") != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "handshake: Content-Type “%s”, not text/plain; charset=UTF-8",
+                   type != NULL ? type : "(none)");
+      return NULL;
+    }
+  if ((packets = test_eio_poll_packets_try (response, eio, error)) == NULL)
+    return NULL;
+  first = packets->len > 0 ? g_ptr_array_index (packets, 0) : "";
+  if (first[0] != '0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "handshake: first packet is “%.200s”, not an open packet", first);
+      return NULL;
+    }
+  if ((open = test_open_packet_parse (first + 1, error)) == NULL)
+    return NULL;
+  if (out_open != NULL)
+    *out_open = g_steal_pointer (&open);
+  return g_steal_pointer (&packets);
+}
+
+GPtrArray *
+test_eio_polling_handshake_try (TestHttp         *http,
+                                int               eio,
+                                const char       *target,
+                                guint             timeout_ms,
+                                TestOpenPacket  **out_open,
+                                GError          **error)
+{
+  g_autofree char *default_target = test_eio_target (eio, "polling", NULL);
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(GError) local_error = NULL;
+  GPtrArray *packets;
+
+  if (target == NULL)
+    target = default_target;
+  response = test_http_request (http, "GET", target, NULL, NULL, -1, timeout_ms, error);
+  if (response == NULL)
+    return NULL;
+  packets = test_eio_handshake_packets_try (response, eio, out_open, &local_error);
+  if (packets == NULL)
+    g_set_error (error, local_error->domain, local_error->code, "%s (GET %s)",
+                 local_error->message, target);
+  return packets;
+}
+
+GPtrArray *
+test_eio_polling_handshake (TestHttp         *http,
+                            int               eio,
+                            const char       *target,
+                            TestOpenPacket  **out_open)
+{
+  g_autoptr(GError) error = NULL;
+  GPtrArray *packets = test_eio_polling_handshake_try (http, eio, target, TEST_TIMEOUT_MS,
+                                                       out_open, &error);
+
+  if (packets == NULL)
+    g_test_fail_printf ("%s", error->message);
+  return packets;
+}
+
 TestOpenPacket *
 test_eio_polling_open (TestHttp *http,
                        int       eio)
 {
-  g_autofree char *target = test_eio_target (eio, "polling", NULL);
-  g_autoptr(TestResponse) response = test_http_get (http, target);
-  g_autoptr(GPtrArray) packets = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *first;
-  TestOpenPacket *open;
+  TestOpenPacket *open = NULL;
+  g_autoptr(GPtrArray) packets = test_eio_polling_handshake (http, eio, NULL, &open);
 
-  packets = test_eio_poll_packets (response, eio);
-  if (packets == NULL || packets->len == 0)
-    {
-      g_test_fail_printf ("handshake: no packets");
-      return NULL;
-    }
-  first = g_ptr_array_index (packets, 0);
-  if (first[0] != '0')
-    {
-      g_test_fail_printf ("handshake: first packet is “%s”, not an open packet", first);
-      return NULL;
-    }
-  open = test_open_packet_parse (first + 1, &error);
-  if (open == NULL)
-    g_test_fail_printf ("handshake: bad open packet “%s”: %s", first, error->message);
   return open;
+}
+
+char *
+test_eio_polling_open_sid (TestHttp   *http,
+                           int         eio,
+                           const char *extra_query)
+{
+  g_autofree char *target = g_strdup_printf ("/engine.io/?EIO=%d&transport=polling%s",
+                                             eio, extra_query != NULL ? extra_query : "");
+  g_autoptr(TestOpenPacket) open = NULL;
+  g_autoptr(GPtrArray) packets = test_eio_polling_handshake (http, eio, target, &open);
+
+  return packets != NULL ? g_strdup (open->sid) : NULL;
 }
 
 gboolean

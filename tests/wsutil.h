@@ -189,6 +189,18 @@ void         test_ws_drop          (TestWs              *ws,
 char           *test_eio_target          (int                 eio,
                                           const char         *transport,
                                           const char         *sid);
+/* The WebSocket session open every client shares: a direct Engine.IO
+ * (protocol @eio) WebSocket to 127.0.0.1:@port (@headers, @rcvbuf as
+ * test_ws_connect()) whose first frame, within @timeout_ms, is an open
+ * packet in a final, unmasked text frame (parsed into @out_open if given).
+ * NULL with @error otherwise. Never fails the test: any thread. */
+TestWs         *test_eio_ws_open_try     (guint               port,
+                                          int                 eio,
+                                          const char * const *headers,
+                                          gint                rcvbuf,
+                                          guint               timeout_ms,
+                                          TestOpenPacket    **out_open,
+                                          GError            **error);
 /* An Engine.IO (protocol @eio) WebSocket session to 127.0.0.1:@port whose
  * open packet was read; NULL (and the test failed) otherwise. */
 TestWs         *test_eio_ws_open         (guint               port,
@@ -204,11 +216,45 @@ TestWs         *test_eio_ws_open_socket  (guint               port,
  * are answered on the way. NULL on timeout or close. */
 char           *test_eio_ws_next         (TestWs             *ws,
                                           guint               timeout_ms);
-/* A polling handshake (GET); the open packet, or NULL (test failed). */
+/* The polling handshake every client shares: GET @target (NULL: the
+ * default one of protocol @eio) within @timeout_ms. Returns the packets
+ * of the answer, the open packet first (parsed into @out_open if given),
+ * or NULL with @error unless the answer is a 200 (for v4 with Content-Type
+ * text/plain; charset=UTF-8) whose payload starts with an open packet.
+ * Never fails the test: any thread. */
+GPtrArray      *test_eio_polling_handshake_try (TestHttp        *http,
+                                                int              eio,
+                                                const char      *target,
+                                                guint            timeout_ms,
+                                                TestOpenPacket **out_open,
+                                                GError         **error);
+/* The checks of test_eio_polling_handshake_try() on a response already
+ * received (a caller that tells a refusal apart first, say). */
+GPtrArray      *test_eio_handshake_packets_try (TestResponse    *response,
+                                                int              eio,
+                                                TestOpenPacket **out_open,
+                                                GError         **error);
+/* The same within TEST_TIMEOUT_MS; NULL (and the test failed) otherwise. */
+GPtrArray      *test_eio_polling_handshake     (TestHttp        *http,
+                                                int              eio,
+                                                const char      *target,
+                                                TestOpenPacket **out_open);
+/* A default polling handshake; the open packet, or NULL (test failed). */
 TestOpenPacket *test_eio_polling_open    (TestHttp           *http,
                                           int                 eio);
+/* A handshake on /engine.io/?EIO=@eio&transport=polling@extra_query; the
+ * sid, or NULL (test failed). */
+char           *test_eio_polling_open_sid (TestHttp          *http,
+                                           int                eio,
+                                           const char        *extra_query);
 /* The packets of a polling GET response (v4: split at \x1e; v3: text
- * payload), as strings; NULL (test failed) if it is not a 200 payload. */
+ * payload), as strings; NULL with @error if it is not a 200 payload.
+ * Never fails the test: any thread. */
+GPtrArray      *test_eio_poll_packets_try (TestResponse      *response,
+                                           int                eio,
+                                           GError           **error);
+/* The packets of a polling GET response (v4: split at \x1e; v3: text
+ * payload), as strings; NULL (test failed) if it is not a 200 payload, or @response is NULL. */
 GPtrArray      *test_eio_poll_packets    (TestResponse       *response,
                                           int                 eio);
 /* A polling payload of text packets (v4: joined by \x1e; v3: len:packet). */

@@ -514,25 +514,14 @@ rel_poll_open (guint    port,
                GError **error)
 {
   g_autoptr(RelPoll) poll = g_new0 (RelPoll, 1);
-  g_autoptr(TestResponse) response = NULL;
   g_autoptr(GPtrArray) packets = NULL;
   g_autoptr(TestOpenPacket) open = NULL;
-  const char *first;
 
   poll->http = test_http_new (port);
   g_queue_init (&poll->inbox);
-  response = test_http_request (poll->http, "GET", "/engine.io/?EIO=4&transport=polling", NULL,
-                                NULL, -1, REL_WAIT_MS, error);
-  if (response == NULL || !response_ok (response, "handshake", error))
+  packets = test_eio_polling_handshake_try (poll->http, 4, NULL, REL_WAIT_MS, &open, error);
+  if (packets == NULL)
     return NULL;
-  packets = test_payload_v4_split (response->body);
-  first = packets->len > 0 ? g_ptr_array_index (packets, 0) : "";
-  if (first[0] != '0' || (open = test_open_packet_parse (first + 1, error)) == NULL)
-    {
-      if (error != NULL && *error == NULL)
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "handshake answered “%.200s”", first);
-      return NULL;
-    }
   poll->sid = g_strdup (open->sid);
   poll->target = test_eio_target (4, "polling", poll->sid);
   /* The handshake's response can carry more than the open packet: with a
@@ -656,27 +645,12 @@ rel_ws_open (guint    port,
              char   **out_sid,
              GError **error)
 {
-  g_autofree char *target = test_eio_target (4, "websocket", NULL);
-  g_autoptr(TestWs) ws = test_ws_connect (port, target, NULL, 0, NULL, error);
-  g_autoptr(TestWsFrame) frame = NULL;
   g_autoptr(TestOpenPacket) open = NULL;
-  g_autofree char *text = NULL;
+  TestWs *ws = test_eio_ws_open_try (port, 4, NULL, 0, REL_WAIT_MS, &open, error);
 
-  if (ws == NULL)
-    return NULL;
-  frame = test_ws_read_frame (ws, REL_WAIT_MS, error);
-  if (frame == NULL)
-    return NULL;
-  text = test_ws_frame_dup_text (frame);
-  if (frame->opcode != TEST_WS_TEXT || text[0] != '0' ||
-      (open = test_open_packet_parse (text + 1, error)) == NULL)
-    {
-      if (error != NULL && *error == NULL)
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "first frame “%.200s”", text);
-      return NULL;
-    }
-  *out_sid = g_strdup (open->sid);
-  return g_steal_pointer (&ws);
+  if (ws != NULL)
+    *out_sid = g_strdup (open->sid);
+  return ws;
 }
 
 gboolean

@@ -285,7 +285,6 @@ polling_handshake (guint       port,
   g_autoptr(GPtrArray) packets = NULL;
   g_autoptr(TestOpenPacket) open = NULL;
   g_autoptr(GError) error = NULL;
-  const char *first;
 
   response = test_http_request (http, "GET", "/engine.io/?EIO=4&transport=polling", NULL, NULL, -1,
                                 timeout_ms, &error);
@@ -296,16 +295,10 @@ polling_handshake (guint       port,
     }
   if (test_eio_is_error (response, 503, 4))
     return OUTCOME_REFUSED;
-  if (response->status != 200)
+  packets = test_eio_handshake_packets_try (response, 4, &open, &error);
+  if (packets == NULL)
     {
-      *detail = g_strdup_printf ("HTTP %u", response->status);
-      return OUTCOME_FAILED;
-    }
-  packets = test_payload_v4_split (response->body);
-  first = packets->len > 0 ? g_ptr_array_index (packets, 0) : "";
-  if (first[0] != '0' || (open = test_open_packet_parse (first + 1, NULL)) == NULL)
-    {
-      *detail = g_strdup_printf ("handshake answered “%.100s”", first);
+      *detail = g_strdup (error->message);
       return OUTCOME_FAILED;
     }
   g_ptr_array_add (sids, g_strdup (open->sid));

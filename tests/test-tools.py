@@ -61,7 +61,7 @@ OUT_OF_RANGE = {
         (['--echo-timeout', '-1'], '--echo-timeout must be 0..3600'),
         (['--duration', '0'], '--duration must be more than 0, at most 86400'),
         (['--open-timeout', '3601'], '--open-timeout must be more than 0, at most 3600'),
-        (['--mode', 'polling', '--raw'], '--raw is for ws mode only'),
+        (['--mode', 'polling', '--raw'], '--raw is for ws mode, and connect mode over WebSocket, only'),
     ],
     'engineio-chat': [
         (['--port', '65536'], '--port must be 0..65535'),

@@ -149,6 +149,17 @@ current_wake_fd (void)
   return worker != NULL ? worker->wake_fd : -1;
 }
 
+/* Its worker's thread. Also cleans up the connections libmicrohttpd has
+ * closed. */
+static unsigned int
+worker_connections (HttpWorker *worker)
+{
+  const union MHD_DaemonInfo *info =
+    MHD_get_daemon_info (worker->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+  return info != NULL ? info->num_connections : 0;
+}
+
 static gpointer
 worker_thread (gpointer data)
 {
@@ -183,7 +194,23 @@ worker_thread (gpointer data)
         }
       if (g_atomic_int_get (&worker->quit))
         break;
-      MHD_run (worker->mhd);
+      /* libmicrohttpd's own loop sets a run up (takes the listening socket
+       * back once below its connection limit; picks up resumes) at its
+       * start, and waits after that: so, before we wait, another run when
+       * this one closed connections, and over TLS, where the run that
+       * finishes relaying an upgraded connection resumes it for its
+       * cleanup from within libmicrohttpd. */
+      for (guint runs = 1; ; runs++)
+        {
+          unsigned int before = worker_connections (worker);
+          gboolean again;
+
+          MHD_run (worker->mhd);
+          again = worker_connections (worker) < before ||
+                  (runs == 1 && worker->owner->tls_cert_pem != NULL);
+          if (!again || runs == 4)
+            break;
+        }
     }
   return NULL;
 }

@@ -46,6 +46,8 @@
 /* Our own daemon */
 
 #define WATCH_INTERVAL_US (250 * G_TIME_SPAN_MILLISECOND)
+/* Over TLS, a worker's longest wait (see worker_thread()). */
+#define TLS_WORKER_WAIT_MS 250
 #define NO_DEADLINE G_MAXINT
 
 /* The deadline "connection-timeout" from now, in whole seconds: a late
@@ -179,6 +181,10 @@ worker_thread (gpointer data)
       /* 0 when it has connections ready that it has not handled yet */
       if (MHD_get_timeout (worker->mhd, &ms) == MHD_YES)
         timeout = (int) MIN (ms, (MHD_UNSIGNED_LONG_LONG) G_MAXINT);
+      /* The backstop for a TLS relay that ended during the last of the
+       * runs below (its resume is picked up by the next run only). */
+      if (worker->owner->tls_cert_pem != NULL && (timeout < 0 || timeout > TLS_WORKER_WAIT_MS))
+        timeout = TLS_WORKER_WAIT_MS;
       if (poll (fds, G_N_ELEMENTS (fds), timeout) < 0 && errno != EINTR)
         {
           g_warning ("http: poll() failed in a worker: %s", g_strerror (errno));

@@ -53,6 +53,7 @@ struct _EngineIOHttpDaemon
   HttpWorker        *workers;   /* owned: one libmicrohttpd daemon and thread each */
   guint              n_workers;
   int                listen_fd; /* owned: shared by the workers' daemons */
+  int                live_relays; /* (atomic) upgraded TLS connections libmicrohttpd relays */
   EngineIOServer    *server;    /* unowned: owns us */
   guint              port;
 

@@ -384,6 +384,7 @@ upgrade_handler (void                             *cls,
       upgraded->watch = mr->watch;
       upgraded->watch_id = mr->watch->id;
       upgraded->timeout_s = mr->daemon->timeout_s;
+      g_atomic_int_inc (&mr->daemon->live_relays);
       g_atomic_int_set (&mr->watch->relay, upgraded->relay);
       upgraded->relay = 0;  /* the watch's until the connection closes */
     }

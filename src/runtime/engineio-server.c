@@ -952,6 +952,13 @@ engine_io_server_class_init (EngineIOServerClass *klass)
    * thread per session; N > 0 spreads sessions over N shared threads (the
    * way to hold very many sessions: a thread per session is bounded by the
    * system's thread limit). Ignored with #EngineIOServer:callback-context.
+   *
+   * A session thread's memory: about 34 KB of resident memory per idle
+   * WebSocket session on GLib 2.74, of which about 15 KB is GSlice's
+   * per-thread caches (GLib before 2.76). Setting `G_SLICE=always-malloc`
+   * in the process's environment (GLib reads it at start; 2.76 and later
+   * always use malloc) brings it to about 19 KB; N shared threads take
+   * about 5 KB per session.
    */
   properties[PROP_LOOP_THREADS] =
     g_param_spec_uint ("loop-threads", NULL, NULL, 0, 1024, 0, rw);

@@ -30,7 +30,11 @@ const common = require("./common.js");
 const { die, Driver, runDataChecks } = common;
 
 const ALL_MODES = ["binary", "b64", "jsonp", "node"];
-const opts = common.parseArgs(process.argv.slice(2), { "--modes": ALL_MODES.join(",") });
+const opts = common.parseArgs(process.argv.slice(2), { "--modes": ALL_MODES.join(","), "--expect-deflate": "" });
+// --expect-deflate yes|no: whether a WebSocket the socket ends on negotiated permessage-deflate
+// (engine.io-client 3 offers it by default, threshold 1024)
+const expectDeflate = opts.flags["--expect-deflate"];
+if (expectDeflate !== "" && expectDeflate !== "yes" && expectDeflate !== "no") die(`--expect-deflate: yes or no, not ${expectDeflate}`);
 const modes = opts.flags["--modes"].split(",").map((s) => s.trim()).filter(Boolean);
 for (const m of modes) {
   if (!ALL_MODES.includes(m)) die(`--modes: unknown mode ${m} (known: ${ALL_MODES.join(",")})`);
@@ -349,6 +353,14 @@ async function runSession(mode) {
     }
     if (expectTransport === "polling" && d.upgrades.length) {
       throw new Error(`unexpected upgrade to ${d.upgrades.join(",")}`);
+    }
+    if (expectDeflate !== "" && socket.transport.name === "websocket") {
+      // The extensions the server accepted (npm ws's WebSocket#extensions).
+      const ext = (socket.transport.ws && socket.transport.ws.extensions) || "";
+      tag(`Sec-WebSocket-Extensions: ${ext}`);
+      if ((expectDeflate === "yes") !== ext.includes("permessage-deflate")) {
+        throw new Error(`negotiated extensions "${ext}", expected permessage-deflate ${expectDeflate === "yes" ? "on" : "off"}`);
+      }
     }
     if (d.closed) throw new Error(`socket closed early: ${d.closed.reason}`);
   } catch (e) {

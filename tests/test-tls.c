@@ -236,6 +236,137 @@ test_websocket (Fixture       *f,
   g_assert_cmpuint (server_descriptors (f->lb.server), ==, expected);
 }
 
+/* The descriptors of this process that are Unix-domain sockets: over TLS,
+ * libmicrohttpd relays an upgraded connection through a socketpair whose
+ * one end is the session's. */
+static guint
+count_unix_sockets (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      int domain = 0;
+      socklen_t length = sizeof domain;
+
+      if (getsockopt (atoi (name), SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0 &&
+          domain == AF_UNIX)
+        n++;
+    }
+  return n;
+}
+
+typedef struct
+{
+  GMutex   lock;
+  GCond    cond;
+  gboolean entered;  /* the handler runs */
+  gboolean release;  /* the test lets it return */
+} Blocker;
+
+static void
+blocking_on_message (EngineIOSocket *socket,
+                     const char     *text,
+                     GBytes         *data,
+                     Blocker        *blocker)
+{
+  g_mutex_lock (&blocker->lock);
+  blocker->entered = TRUE;
+  g_cond_broadcast (&blocker->cond);
+  while (!blocker->release)
+    g_cond_wait (&blocker->cond, &blocker->lock);
+  g_mutex_unlock (&blocker->lock);
+}
+
+static void
+blocking_on_connection (TestLoopback   *lb,
+                        EngineIOSocket *socket,
+                        gpointer        user_data)
+{
+  g_signal_connect (socket, "message", G_CALLBACK (blocking_on_message), user_data);
+}
+
+static void
+test_close_blocked_session (void)
+{
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  TestLoopback lb = { NULL, };
+  Blocker blocker = { 0, };
+  guint unix_before, unix_during, unix_after_close, unix_after;
+  gint64 start, deadline;
+  GSocketClient *client;
+  GSocketConnection *refused;
+
+  g_test_summary ("engine_io_server_close() over TLS while a WebSocket session's handler "
+                  "blocks longer than the close waits (10 s): the session's end of "
+                  "libmicrohttpd's relay stays open (never a descriptor closed under it "
+                  "that could be reused) and, once the handler returns, the session ends "
+                  "and everything is released; no use of the freed daemon (ASan), the "
+                  "port is free as soon as close() returns");
+  g_mutex_init (&blocker.lock);
+  g_cond_init (&blocker.cond);
+  test_loopback_init (&lb);
+  lb.on_connection = blocking_on_connection;
+  lb.user_data = &blocker;
+  certificate = test_tls_certificate_new (&error);
+  g_assert_no_error (error);
+  /* A thread per session: the blocked handler blocks its own session
+   * only, which then ends after it returns. */
+  g_object_set (lb.server, "tls-certificate", certificate, "loop-threads", 0, NULL);
+  test_require (test_loopback_listen (&lb));
+  unix_before = count_unix_sockets ();
+
+  test_ws_use_tls (test_tls_ca_file ());
+  ws = test_eio_ws_open_try (lb.port, 4, NULL, 0, TEST_TIMEOUT_MS, NULL, &error);
+  test_ws_use_tls (NULL);
+  g_assert_no_error (error);
+  test_require (ws != NULL);
+  test_require (test_ws_send_text (ws, "4block"));
+  deadline = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
+  g_mutex_lock (&blocker.lock);
+  while (!blocker.entered)
+    if (!g_cond_wait_until (&blocker.cond, &blocker.lock, deadline))
+      break;
+  g_mutex_unlock (&blocker.lock);
+  test_require (blocker.entered);
+  unix_during = count_unix_sockets ();
+  g_assert_cmpuint (unix_during, ==, unix_before + 2);  /* the relay's socketpair */
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  test_log_expect (G_LOG_LEVEL_WARNING, "session threads did not end in time");
+  start = g_get_monotonic_time ();
+  engine_io_server_close (lb.server);
+  g_test_message ("close() returned after %.1f s",
+                  (double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC);
+  unix_after_close = count_unix_sockets ();
+  /* The port is closed at once. */
+  client = g_socket_client_new ();
+  refused = g_socket_client_connect_to_host (client, "127.0.0.1", (guint16) lb.port, NULL, NULL);
+  g_assert_null (refused);
+  g_clear_object (&refused);
+  g_object_unref (client);
+  /* Still the session's: libmicrohttpd closed it before, while the
+   * session could still write to it. */
+  g_assert_cmpuint (unix_after_close, ==, unix_during);
+
+  g_mutex_lock (&blocker.lock);
+  blocker.release = TRUE;
+  g_cond_broadcast (&blocker.cond);
+  g_mutex_unlock (&blocker.lock);
+  unix_after = test_wait_count_at_most (count_unix_sockets, unix_before, 10000 + TEST_TIMEOUT_MS);
+  g_assert_cmpuint (unix_after, ==, unix_before);
+
+  g_clear_pointer (&ws, test_ws_free);
+  test_loopback_clear (&lb);
+  g_cond_clear (&blocker.cond);
+  g_mutex_clear (&blocker.lock);
+  test_log_check ();
+}
+
 static void
 test_untrusted (Fixture       *f,
                 gconstpointer  data)
@@ -311,6 +442,7 @@ main (int   argc,
   g_test_add ("/tls/websocket", Fixture, GUINT_TO_POINTER (1000), fixture_setup, test_websocket,
               fixture_teardown);
   g_test_add ("/tls/untrusted", Fixture, NULL, fixture_setup, test_untrusted, fixture_teardown);
+  g_test_add_func ("/tls/close-blocked-session", test_close_blocked_session);
 
   status = g_test_run ();
   test_tls_ca_remove ();

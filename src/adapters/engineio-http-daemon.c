@@ -637,6 +637,7 @@ engine_io_http_daemon_start (EngineIOServer  *server,
     }
 
   daemon = g_new0 (EngineIOHttpDaemon, 1);
+  daemon->refs = 1;
   daemon->server = server;
   daemon->listen_fd = -1;
   if (cert_pem != NULL)
@@ -738,8 +739,51 @@ engine_io_http_daemon_start (EngineIOServer  *server,
   return daemon;
 }
 
-/* Only once no connection is suspended (engine_io_server_close()). Frees
- * @daemon. */
+EngineIOHttpDaemon *
+engine_io_http_daemon_ref (EngineIOHttpDaemon *daemon)
+{
+  g_atomic_int_inc (&daemon->refs);
+  return daemon;
+}
+
+/* With the last reference: the workers are gone (engine_io_http_daemon_stop()),
+ * and so is every upgraded connection's Upgraded, so libmicrohttpd may close
+ * the sockets it owns. */
+void
+engine_io_http_daemon_unref (EngineIOHttpDaemon *daemon)
+{
+  if (!g_atomic_int_dec_and_test (&daemon->refs))
+    return;
+
+  for (guint i = 0; i < daemon->n_workers; i++)
+    {
+      HttpWorker *worker = &daemon->workers[i];
+
+      /* Its connections' CLOSED notifications still come, here (their
+       * server lives: the server's own reference went at its stop, an
+       * Upgraded's is dropped by its session, which holds the server). */
+      if (worker->mhd != NULL)
+        MHD_stop_daemon (worker->mhd);
+      if (worker->wake_fd >= 0)
+        close (worker->wake_fd);
+    }
+  g_free (daemon->workers);
+  engine_io_counter_sub (&engine_io_server_get_counters (daemon->server)->descriptors,
+                         daemon->fixed_descriptors);
+  g_hash_table_unref (daemon->watches);
+  g_cond_clear (&daemon->cond);
+  g_mutex_clear (&daemon->lock);
+  g_free (daemon->tls_cert_pem);
+  tls_key_free (daemon->tls_key_pem);
+  g_free (daemon);
+}
+
+/* Only once no connection is suspended (engine_io_server_close()). Stops
+ * listening and the threads, and drops the server's reference: the daemon
+ * is freed now, or when the last upgraded connection that stayed with
+ * libmicrohttpd is released (a session whose context was blocked when the
+ * server closed: libmicrohttpd would close its socket, a descriptor the
+ * session still writes to, and free what its release uses). */
 static void
 engine_io_http_daemon_stop (gpointer data)
 {
@@ -758,31 +802,15 @@ engine_io_http_daemon_stop (gpointer data)
     }
   for (guint i = 0; i < daemon->n_workers; i++)
     g_clear_pointer (&daemon->workers[i].thread, g_thread_join);
+  /* The listening socket is ours: out of every worker's epoll set, then
+   * closed (once), so the port is free when the server's close returns. */
   for (guint i = 0; i < daemon->n_workers; i++)
-    {
-      HttpWorker *worker = &daemon->workers[i];
-
-      if (worker->mhd != NULL)
-        {
-          /* The listening socket is ours (closed below, once), and its
-           * connections' CLOSED notifications still come, here. */
-          MHD_quiesce_daemon (worker->mhd);
-          MHD_stop_daemon (worker->mhd);
-        }
-      if (worker->wake_fd >= 0)
-        close (worker->wake_fd);
-    }
-  g_free (daemon->workers);
+    if (daemon->workers[i].mhd != NULL)
+      MHD_quiesce_daemon (daemon->workers[i].mhd);
   if (daemon->listen_fd >= 0)
     close (daemon->listen_fd);
-  engine_io_counter_sub (&engine_io_server_get_counters (daemon->server)->descriptors,
-                         daemon->fixed_descriptors);
-  g_hash_table_unref (daemon->watches);
-  g_cond_clear (&daemon->cond);
-  g_mutex_clear (&daemon->lock);
-  g_free (daemon->tls_cert_pem);
-  tls_key_free (daemon->tls_key_pem);
-  g_free (daemon);
+  daemon->listen_fd = -1;
+  engine_io_http_daemon_unref (daemon);
 }
 
 static const EngineIOListenerClass daemon_listener_class = {

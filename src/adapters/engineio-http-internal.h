@@ -41,6 +41,16 @@ struct _ConnWatch
                                  * socket's release), so the worker runs libmicrohttpd */
 };
 
+/* A reference for an upgraded connection that stays with libmicrohttpd:
+ * until it is released, the daemon's libmicrohttpd daemons (which own its
+ * socket, and over TLS relay it) and their eventfds are not freed, even
+ * once the server stopped listening. Any thread. */
+EngineIOHttpDaemon *engine_io_http_daemon_ref   (EngineIOHttpDaemon *daemon);
+/* Drops a reference; with the last, stops the libmicrohttpd daemons and
+ * frees @daemon. Any thread but a worker's (engine_io_http_daemon_stop()
+ * has joined them before the last can go). */
+void                engine_io_http_daemon_unref (EngineIOHttpDaemon *daemon);
+
 /* After MHD_resume_connection() or MHD_upgrade_action() from a thread
  * other than the connection's worker: the worker runs libmicrohttpd again
  * (our daemons run without libmicrohttpd's own threads; see
@@ -54,6 +64,11 @@ struct _EngineIOHttpDaemon
   guint              n_workers;
   int                listen_fd; /* owned: shared by the workers' daemons */
   int                live_relays; /* (atomic) upgraded TLS connections libmicrohttpd relays */
+  int                refs;      /* (atomic) the server's (until engine_io_http_daemon_stop()),
+                                 * and one per upgraded connection that stays with
+                                 * libmicrohttpd (its Upgraded): the workers' libmicrohttpd
+                                 * daemons, which own those sockets, and the eventfds are freed
+                                 * with the last (engine_io_http_daemon_unref()) */
   EngineIOServer    *server;    /* unowned: owns us */
   guint              port;
 

@@ -208,7 +208,8 @@ typedef struct
   guint64                          *descriptors;  /* (atomic) */
   guint                             relay;        /* descriptors of a TLS relay (its socketpair),
                                                    * when no watch counts them */
-  EngineIOHttpDaemon               *daemon;       /* unowned: our own daemon, over TLS */
+  EngineIOHttpDaemon               *daemon;       /* owned (a reference): our own daemon, or
+                                                   * NULL (an application's) */
   ConnWatch                        *watch;        /* unowned: its connection's; freed when
                                                    * libmicrohttpd closes the connection, which
                                                    * may come first (the client closed): only
@@ -244,6 +245,10 @@ release_upgraded (gpointer data)
   MHD_upgrade_action (upgraded->urh, MHD_UPGRADE_ACTION_CLOSE);
   engine_io_http_wake_worker (upgraded->wake_fd);
   engine_io_counter_sub (upgraded->descriptors, upgraded->relay);
+  /* The last reference, once the server stopped: libmicrohttpd closes
+   * the socket now that the session is done with it. */
+  if (upgraded->daemon != NULL)
+    engine_io_http_daemon_unref (upgraded->daemon);
   g_free (upgraded);
 }
 
@@ -378,9 +383,10 @@ upgrade_handler (void                             *cls,
         setsockopt (cinfo->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
   engine_io_counter_add (&counters->descriptors, upgraded->relay);
-  if (upgraded->relay > 0 && mr->watch != NULL)
+  if (mr->daemon != NULL)
+    upgraded->daemon = engine_io_http_daemon_ref (mr->daemon);
+  if (upgraded->relay > 0 && mr->watch != NULL && mr->daemon != NULL)
     {
-      upgraded->daemon = mr->daemon;
       upgraded->watch = mr->watch;
       upgraded->watch_id = mr->watch->id;
       upgraded->timeout_s = mr->daemon->timeout_s;
@@ -594,7 +600,7 @@ mhd_request_new (EngineIOServer        *server,
         MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
       mr->watch = info != NULL ? info->socket_context : NULL;
-      mr->daemon = mr->watch != NULL ? daemon : NULL;
+      mr->daemon = daemon;
     }
   MHD_get_connection_values (connection, MHD_HEADER_KIND, collect_header, mr);
   MHD_get_connection_values_n (connection, MHD_GET_ARGUMENT_KIND, collect_query, mr);

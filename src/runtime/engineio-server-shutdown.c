@@ -281,6 +281,14 @@ server_finish_close_in_background (EngineIOServer *self)
  * it waits. A second call while another thread closes the server waits for
  * that close too.
  *
+ * A session whose context is still blocked after those 10 seconds (a
+ * handler that does not return) is left to end on its own: the listening
+ * socket is closed when this returns, but the session keeps its
+ * connection, and what the HTTP host holds for it (over TLS its relay; on
+ * a server it has stopped, libmicrohttpd's daemons with their remaining
+ * connections), until its handler returns and it ends; "Server close: …
+ * still pending after 10 s" is logged then.
+ *
  * From the library's own callbacks — a signal handler of the server or of
  * a socket, a hook, a send callback, a source attached to a session's
  * context, anything on a session thread, or a nested main loop in

@@ -32,12 +32,10 @@ import sys
 
 KNOWN_CYCLES = [
     # The server object's files: engineio-server.c (the GObject, whose
-    # type the others check, and ::connection) calls the shutdown file
-    # (its dispose closes a dropped server) and the admission file (the
-    # admission table's free function), which reach it again.
+    # type the others check) calls the shutdown file (its dispose closes
+    # a dropped server), which reaches it again.
     {
         'engineio-server',
-        'engineio-server-admission',
         'engineio-server-sessions',
         'engineio-server-shutdown',
     },

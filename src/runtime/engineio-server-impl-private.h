@@ -110,6 +110,10 @@ struct _EngineIOServer
   EngineIOIdFunc              id_func;            /* (lock) */
   gpointer                    id_data;
   GDestroyNotify              id_destroy;
+  /* What the server gives each socket it creates (engine_io_socket_new()):
+   * made by engineio-server.c, which emits ::connection, so that the files
+   * below it call none of its functions. Set at init, immutable. */
+  const EngineIOSocketOwner  *socket_owner;
 
   gpointer                    listener;           /* (lock) owned: engine_io_server_listen()'s daemon */
   const EngineIOListenerClass *listener_class;    /* (lock) how to stop @listener */
@@ -220,7 +224,8 @@ void              engine_io_server_refuse_admissions (EngineIOServer *self);
 /* engineio-server-sessions.c */
 EngineIOSocket   *engine_io_server_find_socket     (EngineIOServer  *self,
                                                     const char      *sid);
-/* What the server gives each socket it creates (engine_io_socket_new()). */
-extern const EngineIOSocketOwner engine_io_server_socket_owner;
+/* The socket owner's finished() (engineio-server.c makes the owner). */
+void              engine_io_server_socket_finished (EngineIOServer  *self,
+                                                    EngineIOSocket  *socket);
 
 G_END_DECLS

@@ -29,11 +29,12 @@ engine_io_server_find_socket (EngineIOServer *self,
   return socket;
 }
 
-/* The session closed: the server forgets it, then frees its max-sessions
+/* The session closed (its owner's finished(), which engineio-server.c
+ * gives every socket): the server forgets it, then frees its max-sessions
  * place (engine_io_server_close() waits for the count). */
-static void
-socket_finished (EngineIOServer *self,
-                 EngineIOSocket *socket)
+void
+engine_io_server_socket_finished (EngineIOServer *self,
+                                  EngineIOSocket *socket)
 {
   ENGINE_IO_LOCK (&self->lock, SERVER);
   if (g_hash_table_lookup (self->sockets, engine_io_socket_get_id (socket)) == socket)
@@ -43,11 +44,6 @@ socket_finished (EngineIOServer *self,
   g_cond_broadcast (&self->cond);
   ENGINE_IO_UNLOCK (&self->lock);
 }
-
-const EngineIOSocketOwner engine_io_server_socket_owner = {
-  .connection = engine_io_server_emit_connection,
-  .finished = socket_finished,
-};
 
 /**
  * engine_io_server_get_sockets:

@@ -220,12 +220,22 @@ engine_io_server_report_connection_error (EngineIOServer  *self,
     }
 }
 
-void
-engine_io_server_emit_connection (EngineIOServer *self,
-                                  EngineIOSocket *socket)
+/* ::connection */
+
+static void
+emit_connection (EngineIOServer *self,
+                 EngineIOSocket *socket)
 {
   g_signal_emit (self, signals[SIGNAL_CONNECTION], 0, socket);
 }
+
+/* What the server gives each socket it creates (the admission file makes
+ * them): the socket emits ::connection through it and, when it has
+ * closed, is forgotten by the session table. */
+static const EngineIOSocketOwner socket_owner = {
+  .connection = emit_connection,
+  .finished = engine_io_server_socket_finished,
+};
 
 /* Public API */
 
@@ -1412,6 +1422,7 @@ engine_io_server_init (EngineIOServer *self)
   self->max_pending_admissions = 64;
   self->admission_timeout = 10000;
   self->close_tasks = g_ptr_array_new ();
+  self->socket_owner = &socket_owner;
   self->ping_interval = 25000;
   self->ping_timeout = 20000;
   self->upgrade_timeout = 10000;

@@ -227,5 +227,18 @@ EngineIOSocket   *engine_io_server_find_socket     (EngineIOServer  *self,
 /* The socket owner's finished() (engineio-server.c makes the owner). */
 void              engine_io_server_socket_finished (EngineIOServer  *self,
                                                     EngineIOSocket  *socket);
+GPtrArray        *engine_io_server_list_sockets    (EngineIOServer  *self);
+guint             engine_io_server_count_sockets   (EngineIOServer  *self);
+guint             engine_io_server_broadcast       (EngineIOServer  *self,
+                                                    EngineIOPacket  *packet,
+                                                    EngineIOSocket  *except);
+
+/* engineio-server-shutdown.c: engine_io_server_close() and
+ * engine_io_server_close_async(), the server checked. */
+void              engine_io_server_shutdown        (EngineIOServer      *self);
+void              engine_io_server_shutdown_async  (EngineIOServer      *self,
+                                                    GCancellable        *cancellable,
+                                                    GAsyncReadyCallback  callback,
+                                                    gpointer             user_data);
 
 G_END_DECLS

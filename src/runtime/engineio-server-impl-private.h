@@ -1,7 +1,9 @@
 /* engineio-server-impl-private.h: the seams between the server's files
  *
  * The server is one object spread over files that each own one part of it
- * (the public object and its GObject boilerplate in engineio-server.c):
+ * (the public object, its GObject boilerplate and the public functions
+ * that check its type in engineio-server.c, which the session table, the
+ * admission and the shutdown files do not call):
  *
  *   engineio-server-config.c     the configuration snapshot, the descriptor
  *                                budget, starting
@@ -12,7 +14,8 @@
  *                                asynchronous admission
  *   engineio-server-requests.c   the protocol core's request entry points
  *   engineio-server-sessions.c   the session table (and broadcasts)
- *   engineio-server-shutdown.c   close, close_async and their accounting
+ *   engineio-server-shutdown.c   what close and close_async do, their
+ *                                accounting
  *
  * with the pure rules in src/core/ (engineio-http-rules.c, engineio-jsonp.c).
  * Only those files include this header.

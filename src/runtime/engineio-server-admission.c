@@ -133,7 +133,7 @@ handshake_job_finish (HandshakeJob *job)
     engine_io_core_prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
   else
     {
-      socket = engine_io_socket_new (self, &engine_io_server_socket_owner, &self->counters, config, sid, job->handshake, job->loop);
+      socket = engine_io_socket_new (self, self->socket_owner, &self->counters, config, sid, job->handshake, job->loop);
       job->loop = NULL;
       g_hash_table_insert (self->sockets, g_strdup (sid), g_object_ref (socket));
       self->live_sessions++;

@@ -1,7 +1,9 @@
 /* engineio-server-impl-private.h: the seams between the server's files
  *
  * The server is one object spread over files that each own one part of it
- * (the public object and its GObject boilerplate in engineio-server.c):
+ * (the public object, its GObject boilerplate and the public functions
+ * that check its type in engineio-server.c, which the session table, the
+ * admission and the shutdown files do not call):
  *
  *   engineio-server-config.c     the configuration snapshot, the descriptor
  *                                budget, starting
@@ -12,7 +14,8 @@
  *                                asynchronous admission
  *   engineio-server-requests.c   the protocol core's request entry points
  *   engineio-server-sessions.c   the session table (and broadcasts)
- *   engineio-server-shutdown.c   close, close_async and their accounting
+ *   engineio-server-shutdown.c   what close and close_async do, their
+ *                                accounting
  *
  * with the pure rules in src/core/ (engineio-http-rules.c, engineio-jsonp.c).
  * Only those files include this header.
@@ -110,6 +113,10 @@ struct _EngineIOServer
   EngineIOIdFunc              id_func;            /* (lock) */
   gpointer                    id_data;
   GDestroyNotify              id_destroy;
+  /* What the server gives each socket it creates (engine_io_socket_new()):
+   * made by engineio-server.c, which emits ::connection, so that the files
+   * below it call none of its functions. Set at init, immutable. */
+  const EngineIOSocketOwner  *socket_owner;
 
   gpointer                    listener;           /* (lock) owned: engine_io_server_listen()'s daemon */
   const EngineIOListenerClass *listener_class;    /* (lock) how to stop @listener */
@@ -220,7 +227,21 @@ void              engine_io_server_refuse_admissions (EngineIOServer *self);
 /* engineio-server-sessions.c */
 EngineIOSocket   *engine_io_server_find_socket     (EngineIOServer  *self,
                                                     const char      *sid);
-/* What the server gives each socket it creates (engine_io_socket_new()). */
-extern const EngineIOSocketOwner engine_io_server_socket_owner;
+/* The socket owner's finished() (engineio-server.c makes the owner). */
+void              engine_io_server_socket_finished (EngineIOServer  *self,
+                                                    EngineIOSocket  *socket);
+GPtrArray        *engine_io_server_list_sockets    (EngineIOServer  *self);
+guint             engine_io_server_count_sockets   (EngineIOServer  *self);
+guint             engine_io_server_broadcast       (EngineIOServer  *self,
+                                                    EngineIOPacket  *packet,
+                                                    EngineIOSocket  *except);
+
+/* engineio-server-shutdown.c: engine_io_server_close() and
+ * engine_io_server_close_async(), the server checked. */
+void              engine_io_server_shutdown        (EngineIOServer      *self);
+void              engine_io_server_shutdown_async  (EngineIOServer      *self,
+                                                    GCancellable        *cancellable,
+                                                    GAsyncReadyCallback  callback,
+                                                    gpointer             user_data);
 
 G_END_DECLS

@@ -119,8 +119,6 @@ void     engine_io_core_request_suspend     (EngineIOServer  *self,
                                              EngineIORequest *req);
 void     engine_io_core_request_resume      (EngineIORequest *req);
 
-void     engine_io_server_emit_connection   (EngineIOServer  *self,
-                                             EngineIOSocket  *socket);
 /* The daemon engine_io_server_listen() started (the libmicrohttpd
  * adapter's, engineio-http-daemon.c, which has the public function): the
  * server stops it without calling the adapter's files. */

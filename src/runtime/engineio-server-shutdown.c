@@ -1,5 +1,9 @@
-/* engineio-server-shutdown.c: engine_io_server_close(),
- * engine_io_server_close_async() and what they wait for
+/* engineio-server-shutdown.c: what engine_io_server_close() and
+ * engine_io_server_close_async() do and what they wait for
+ *
+ * The public functions, with their checks, are in engineio-server.c (the
+ * server's files below it call none of its functions, its type's
+ * included).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -116,7 +120,7 @@ server_begin_close (EngineIOServer *self)
 
   /* Each close is an event for the session's context: never re-entrant,
    * so this is safe from the sessions' own handlers. */
-  sockets = engine_io_server_get_sockets (self);
+  sockets = engine_io_server_list_sockets (self);
   for (guint i = 0; i < sockets->len; i++)
     engine_io_socket_close_with_reason (g_ptr_array_index (sockets, i),
                                         ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN, NULL);
@@ -138,7 +142,7 @@ none_suspended_locked (EngineIOServer *self)
 static void
 release_suspended_requests (EngineIOServer *self)
 {
-  g_autoptr(GPtrArray) sockets = engine_io_server_get_sockets (self);
+  g_autoptr(GPtrArray) sockets = engine_io_server_list_sockets (self);
 
   for (guint i = 0; i < sockets->len; i++)
     {
@@ -264,47 +268,11 @@ server_finish_close_in_background (EngineIOServer *self)
   g_thread_unref (thread);
 }
 
-/**
- * engine_io_server_close:
- * @self: a server
- *
- * Shuts the server down gracefully: stops accepting connections, closes
- * every session (reason `server shutting down`; a waiting poll is answered
- * with a close packet), waits for them to end (up to 10 seconds), stops
- * the daemon and ends every thread the server started. Idempotent.
- *
- * Where it may wait, it blocks until all of that is done, and every
- * #EngineIOSocket::close has been emitted when it returns: from any thread
- * that is not a session thread, including (with
- * #EngineIOServer:callback-context) the thread that iterates that context,
- * outside the library's own callbacks; it then iterates the context while
- * it waits. A second call while another thread closes the server waits for
- * that close too.
- *
- * A session whose context is still blocked after those 10 seconds (a
- * handler that does not return) is left to end on its own: the listening
- * socket is closed when this returns, but the session keeps its
- * connection, and what the HTTP host holds for it (over TLS its relay; on
- * a server it has stopped, libmicrohttpd's daemons with their remaining
- * connections), until its handler returns and it ends; "Server close: …
- * still pending after 10 s" is logged then.
- *
- * From the library's own callbacks — a signal handler of the server or of
- * a socket, a hook, a send callback, a source attached to a session's
- * context, anything on a session thread, or a nested main loop in
- * #EngineIOServer:callback-context — it cannot wait (the sessions it
- * would wait for run there): it starts the shutdown, returns at once, and
- * a thread of the server finishes it. Use engine_io_server_close_async()
- * to know when it is done.
- *
- * Thread-safe: may be called from any thread, and from any handler.
- */
+/* engine_io_server_close(), which describes it. Any thread. */
 void
-engine_io_server_close (EngineIOServer *self)
+engine_io_server_shutdown (EngineIOServer *self)
 {
   gboolean claimed;
-
-  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
 
   server_begin_close (self);
   if (!may_wait_here (self))
@@ -425,46 +393,20 @@ close_async_in_default_cb (gpointer data)
   CloseAsyncCall *call = data;
   GTask *task = g_task_new (call->server, call->cancellable, call->callback, call->user_data);
 
-  g_task_set_source_tag (task, engine_io_server_close_async);
+  g_task_set_source_tag (task, engine_io_server_shutdown_async);
   g_task_set_name (task, "[engineio] server close");
   server_add_close_task (call->server, task);
   return G_SOURCE_REMOVE;
 }
 
-/**
- * engine_io_server_close_async:
- * @self: a server
- * @cancellable: (nullable): a #GCancellable: cancelling it stops the wait
- *   (the callback gets %G_IO_ERROR_CANCELLED), not the shutdown
- * @callback: (scope async) (closure user_data): called once the server is
- *   closed
- * @user_data: data for @callback
- *
- * Starts the shutdown engine_io_server_close() describes (if it has not
- * started) and returns at once; @callback runs when it is complete: every
- * session has ended (each #EngineIOSocket::close emitted), or 10 seconds
- * passed, and the daemon and the server's threads are stopped. Get the
- * result with engine_io_server_close_finish(). Calling it after the server
- * closed completes at once.
- *
- * @callback runs in the thread-default main context of the caller, as GIO
- * callbacks do; except when called from a session thread (a signal
- * handler with the default #EngineIOServer:loop-threads, for instance),
- * whose context ends with the shutdown: then @callback runs in the global
- * default main context (g_main_context_default()), which the application
- * must iterate.
- *
- * Thread-safe: may be called from any thread, and from any handler.
- */
+/* engine_io_server_close_async(), which describes it. Any thread. The
+ * task's source tag is this function. */
 void
-engine_io_server_close_async (EngineIOServer      *self,
-                              GCancellable        *cancellable,
-                              GAsyncReadyCallback  callback,
-                              gpointer             user_data)
+engine_io_server_shutdown_async (EngineIOServer      *self,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
 {
-  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
-  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
-
   if (engine_io_in_loop_thread ())
     {
       CloseAsyncCall *call = g_new0 (CloseAsyncCall, 1);
@@ -480,36 +422,11 @@ engine_io_server_close_async (EngineIOServer      *self,
     {
       GTask *task = g_task_new (self, cancellable, callback, user_data);
 
-      g_task_set_source_tag (task, engine_io_server_close_async);
+      g_task_set_source_tag (task, engine_io_server_shutdown_async);
       g_task_set_name (task, "[engineio] server close");
       server_add_close_task (self, task);
     }
 
   server_begin_close (self);
   server_finish_close_in_background (self);
-}
-
-/**
- * engine_io_server_close_finish:
- * @self: a server
- * @result: the #GAsyncResult given to the callback
- * @error: return location for a #GError
- *
- * Finishes engine_io_server_close_async().
- *
- * Call from the context the callback runs in.
- *
- * Returns: %TRUE once the server is closed; %FALSE with
- *   %G_IO_ERROR_CANCELLED if the wait was cancelled
- */
-gboolean
-engine_io_server_close_finish (EngineIOServer  *self,
-                               GAsyncResult    *result,
-                               GError         **error)
-{
-  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), FALSE);
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == engine_io_server_close_async, FALSE);
-
-  return g_task_propagate_boolean (G_TASK (result), error);
 }

@@ -1,16 +1,24 @@
 /* engineio-server.c: the Engine.IO server: the public object, its hooks,
- * ::connection-error and the GObject boilerplate
+ * ::connection and ::connection-error, the public functions on its
+ * sessions and its shutdown, and the GObject boilerplate
  *
  * The rest of the server is in the engineio-server-*.c files that
- * engineio-server-impl-private.h lists.
+ * engineio-server-impl-private.h lists. This file is the top of the
+ * object: the session table, the admission and the shutdown files call
+ * none of its functions (tests/check-file-cycles.py), so the public
+ * functions that check the type (ENGINE_IO_IS_SERVER()) are here, and
+ * call theirs with a checked server.
  *
  * SPDX-License-Identifier: MIT
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "engineio-server-impl-private.h"
 #include "engineio-enum-types.h"
 #include "engineio-error.h"
+#include "engineio-packet-private.h"
 
 /**
  * EngineIOServer:
@@ -220,12 +228,22 @@ engine_io_server_report_connection_error (EngineIOServer  *self,
     }
 }
 
-void
-engine_io_server_emit_connection (EngineIOServer *self,
-                                  EngineIOSocket *socket)
+/* ::connection */
+
+static void
+emit_connection (EngineIOServer *self,
+                 EngineIOSocket *socket)
 {
   g_signal_emit (self, signals[SIGNAL_CONNECTION], 0, socket);
 }
+
+/* What the server gives each socket it creates (the admission file makes
+ * them): the socket emits ::connection through it and, when it has
+ * closed, is forgotten by the session table. */
+static const EngineIOSocketOwner socket_owner = {
+  .connection = emit_connection,
+  .finished = engine_io_server_socket_finished,
+};
 
 /* Public API */
 
@@ -495,6 +513,279 @@ engine_io_server_set_id_func (EngineIOServer *self,
 
   if (old_destroy != NULL)
     old_destroy (old_data);
+}
+
+/* The sessions (engineio-server-sessions.c) */
+
+/**
+ * engine_io_server_get_sockets:
+ * @self: a server
+ *
+ * The open sessions, at the time of the call.
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer container) (element-type EngineIOSocket): a new array
+ *   holding a new reference to each socket; the array's free function drops
+ *   them, so g_ptr_array_unref() frees everything. (Annotated `container`,
+ *   not `full`: bindings would otherwise unref every element a second time.)
+ */
+GPtrArray *
+engine_io_server_get_sockets (EngineIOServer *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), NULL);
+
+  return engine_io_server_list_sockets (self);
+}
+
+/**
+ * engine_io_server_get_socket_count:
+ * @self: a server
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: the number of open sessions
+ */
+guint
+engine_io_server_get_socket_count (EngineIOServer *self)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+
+  return engine_io_server_count_sockets (self);
+}
+
+/**
+ * engine_io_server_lookup_socket:
+ * @self: a server
+ * @sid: a session id
+ *
+ * Thread-safe: may be called from any thread.
+ *
+ * Returns: (transfer full) (nullable): the open session with id @sid, or
+ *   %NULL
+ */
+EngineIOSocket *
+engine_io_server_lookup_socket (EngineIOServer *self,
+                                const char     *sid)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), NULL);
+  g_return_val_if_fail (sid != NULL, NULL);
+
+  return engine_io_server_find_socket (self, sid);
+}
+
+/**
+ * engine_io_server_broadcast_packet:
+ * @self: a server
+ * @packet: a message packet (%ENGINE_IO_PACKET_MESSAGE, text or binary)
+ * @except: (nullable): a socket not to send it to
+ *
+ * Queues @packet to every open socket but @except: one packet shared by
+ * all (it is not copied nor validated again per socket). Concurrent
+ * broadcasts reach every socket in one order (a socket may still see a
+ * direct send between two of them). Sockets that are closing, or whose
+ * send queue refuses the packet (#EngineIOServer:backpressure), are
+ * skipped without error. Never blocks on I/O.
+ *
+ * Thread-safe: may be called from any thread and any handler.
+ *
+ * Returns: the number of sockets it was queued to
+ */
+guint
+engine_io_server_broadcast_packet (EngineIOServer *self,
+                                   EngineIOPacket *packet,
+                                   EngineIOSocket *except)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+  g_return_val_if_fail (packet != NULL, 0);
+  g_return_val_if_fail (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE, 0);
+  g_return_val_if_fail (except == NULL || ENGINE_IO_IS_SOCKET (except), 0);
+
+  return engine_io_server_broadcast (self, packet, except);
+}
+
+/**
+ * engine_io_server_broadcast_text:
+ * @self: a server
+ * @text: (array length=length) (element-type guint8): a UTF-8 message,
+ *   which may contain U+0000
+ * @length: the length of @text in bytes, or -1 if it is NUL-terminated
+ * @except: (nullable): a socket not to send it to
+ * @error: return location for a #GError
+ *
+ * Validates and copies @text once and queues it to every open socket but
+ * @except; see engine_io_server_broadcast_packet(). From Python, @text is
+ * a `bytes` (or use the overrides' `Server.broadcast()`).
+ *
+ * Fails with %ENGINE_IO_ERROR_INVALID_ARGUMENT if @text is not UTF-8.
+ *
+ * Thread-safe: may be called from any thread and any handler.
+ *
+ * Returns: the number of sockets it was queued to (0 with @error set on
+ *   failure)
+ */
+guint
+engine_io_server_broadcast_text (EngineIOServer  *self,
+                                 const char      *text,
+                                 gssize           length,
+                                 EngineIOSocket  *except,
+                                 GError         **error)
+{
+  g_autoptr(EngineIOPacket) packet = NULL;
+  gsize len, bad = 0;
+  char *copy;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+  g_return_val_if_fail (text != NULL || length == 0, 0);
+  g_return_val_if_fail (error == NULL || *error == NULL, 0);
+
+  len = length < 0 ? strlen (text) : (gsize) length;
+  if (len > 0 && !engine_io_utf8_validate (text, len, &bad))
+    {
+      g_set_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_INVALID_ARGUMENT,
+                   "Message is not valid UTF-8 (bad byte at offset %" G_GSIZE_FORMAT ")", bad);
+      return 0;
+    }
+  copy = g_malloc (len + 1);
+  if (len > 0)
+    memcpy (copy, text, len);
+  copy[len] = '\0';
+  packet = engine_io_packet_new_take_text (ENGINE_IO_PACKET_MESSAGE, copy, len);
+  return engine_io_server_broadcast_packet (self, packet, except);
+}
+
+/**
+ * engine_io_server_broadcast_binary:
+ * @self: a server
+ * @data: the binary message (shared, not copied)
+ * @except: (nullable): a socket not to send it to
+ *
+ * Queues @data to every open socket but @except; see
+ * engine_io_server_broadcast_packet().
+ *
+ * Thread-safe: may be called from any thread and any handler.
+ *
+ * Returns: the number of sockets it was queued to
+ */
+guint
+engine_io_server_broadcast_binary (EngineIOServer *self,
+                                   GBytes         *data,
+                                   EngineIOSocket *except)
+{
+  g_autoptr(EngineIOPacket) packet = NULL;
+
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), 0);
+  g_return_val_if_fail (data != NULL, 0);
+
+  packet = engine_io_packet_new_binary (ENGINE_IO_PACKET_MESSAGE, data);
+  return engine_io_server_broadcast_packet (self, packet, except);
+}
+
+/* Shutdown (engineio-server-shutdown.c) */
+
+/**
+ * engine_io_server_close:
+ * @self: a server
+ *
+ * Shuts the server down gracefully: stops accepting connections, closes
+ * every session (reason `server shutting down`; a waiting poll is answered
+ * with a close packet), waits for them to end (up to 10 seconds), stops
+ * the daemon and ends every thread the server started. Idempotent.
+ *
+ * Where it may wait, it blocks until all of that is done, and every
+ * #EngineIOSocket::close has been emitted when it returns: from any thread
+ * that is not a session thread, including (with
+ * #EngineIOServer:callback-context) the thread that iterates that context,
+ * outside the library's own callbacks; it then iterates the context while
+ * it waits. A second call while another thread closes the server waits for
+ * that close too.
+ *
+ * A session whose context is still blocked after those 10 seconds (a
+ * handler that does not return) is left to end on its own: the listening
+ * socket is closed when this returns, but the session keeps its
+ * connection, and what the HTTP host holds for it (over TLS its relay; on
+ * a server it has stopped, libmicrohttpd's daemons with their remaining
+ * connections), until its handler returns and it ends; "Server close: …
+ * still pending after 10 s" is logged then.
+ *
+ * From the library's own callbacks — a signal handler of the server or of
+ * a socket, a hook, a send callback, a source attached to a session's
+ * context, anything on a session thread, or a nested main loop in
+ * #EngineIOServer:callback-context — it cannot wait (the sessions it
+ * would wait for run there): it starts the shutdown, returns at once, and
+ * a thread of the server finishes it. Use engine_io_server_close_async()
+ * to know when it is done.
+ *
+ * Thread-safe: may be called from any thread, and from any handler.
+ */
+void
+engine_io_server_close (EngineIOServer *self)
+{
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+
+  engine_io_server_shutdown (self);
+}
+
+/**
+ * engine_io_server_close_async:
+ * @self: a server
+ * @cancellable: (nullable): a #GCancellable: cancelling it stops the wait
+ *   (the callback gets %G_IO_ERROR_CANCELLED), not the shutdown
+ * @callback: (scope async) (closure user_data): called once the server is
+ *   closed
+ * @user_data: data for @callback
+ *
+ * Starts the shutdown engine_io_server_close() describes (if it has not
+ * started) and returns at once; @callback runs when it is complete: every
+ * session has ended (each #EngineIOSocket::close emitted), or 10 seconds
+ * passed, and the daemon and the server's threads are stopped. Get the
+ * result with engine_io_server_close_finish(). Calling it after the server
+ * closed completes at once.
+ *
+ * @callback runs in the thread-default main context of the caller, as GIO
+ * callbacks do; except when called from a session thread (a signal
+ * handler with the default #EngineIOServer:loop-threads, for instance),
+ * whose context ends with the shutdown: then @callback runs in the global
+ * default main context (g_main_context_default()), which the application
+ * must iterate.
+ *
+ * Thread-safe: may be called from any thread, and from any handler.
+ */
+void
+engine_io_server_close_async (EngineIOServer      *self,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_return_if_fail (ENGINE_IO_IS_SERVER (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  engine_io_server_shutdown_async (self, cancellable, callback, user_data);
+}
+
+/**
+ * engine_io_server_close_finish:
+ * @self: a server
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes engine_io_server_close_async().
+ *
+ * Call from the context the callback runs in.
+ *
+ * Returns: %TRUE once the server is closed; %FALSE with
+ *   %G_IO_ERROR_CANCELLED if the wait was cancelled
+ */
+gboolean
+engine_io_server_close_finish (EngineIOServer  *self,
+                               GAsyncResult    *result,
+                               GError         **error)
+{
+  g_return_val_if_fail (ENGINE_IO_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == engine_io_server_shutdown_async, FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /* GObject */
@@ -1412,6 +1703,7 @@ engine_io_server_init (EngineIOServer *self)
   self->max_pending_admissions = 64;
   self->admission_timeout = 10000;
   self->close_tasks = g_ptr_array_new ();
+  self->socket_owner = &socket_owner;
   self->ping_interval = 25000;
   self->ping_timeout = 20000;
   self->upgrade_timeout = 10000;

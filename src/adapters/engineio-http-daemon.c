@@ -586,6 +586,7 @@ listen_port (int   fd,
 }
 
 static void engine_io_http_daemon_stop (gpointer data);
+static void engine_io_http_daemon_free (EngineIOHttpDaemon *daemon);
 
 static EngineIOHttpDaemon *
 engine_io_http_daemon_start (EngineIOServer  *server,
@@ -638,6 +639,7 @@ engine_io_http_daemon_start (EngineIOServer  *server,
 
   daemon = g_new0 (EngineIOHttpDaemon, 1);
   daemon->refs = 1;
+  daemon->free = engine_io_http_daemon_free;
   daemon->server = server;
   daemon->listen_fd = -1;
   if (cert_pem != NULL)
@@ -739,22 +741,12 @@ engine_io_http_daemon_start (EngineIOServer  *server,
   return daemon;
 }
 
-EngineIOHttpDaemon *
-engine_io_http_daemon_ref (EngineIOHttpDaemon *daemon)
-{
-  g_atomic_int_inc (&daemon->refs);
-  return daemon;
-}
-
 /* With the last reference: the workers are gone (engine_io_http_daemon_stop()),
  * and so is every upgraded connection's Upgraded, so libmicrohttpd may close
  * the sockets it owns. */
-void
-engine_io_http_daemon_unref (EngineIOHttpDaemon *daemon)
+static void
+engine_io_http_daemon_free (EngineIOHttpDaemon *daemon)
 {
-  if (!g_atomic_int_dec_and_test (&daemon->refs))
-    return;
-
   for (guint i = 0; i < daemon->n_workers; i++)
     {
       HttpWorker *worker = &daemon->workers[i];

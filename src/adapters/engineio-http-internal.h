@@ -41,16 +41,6 @@ struct _ConnWatch
                                  * socket's release), so the worker runs libmicrohttpd */
 };
 
-/* A reference for an upgraded connection that stays with libmicrohttpd:
- * until it is released, the daemon's libmicrohttpd daemons (which own its
- * socket, and over TLS relay it) and their eventfds are not freed, even
- * once the server stopped listening. Any thread. */
-EngineIOHttpDaemon *engine_io_http_daemon_ref   (EngineIOHttpDaemon *daemon);
-/* Drops a reference; with the last, stops the libmicrohttpd daemons and
- * frees @daemon. Any thread but a worker's (engine_io_http_daemon_stop()
- * has joined them before the last can go). */
-void                engine_io_http_daemon_unref (EngineIOHttpDaemon *daemon);
-
 /* After MHD_resume_connection() or MHD_upgrade_action() from a thread
  * other than the connection's worker: the worker runs libmicrohttpd again
  * (our daemons run without libmicrohttpd's own threads; see
@@ -69,6 +59,8 @@ struct _EngineIOHttpDaemon
                                  * libmicrohttpd (its Upgraded): the workers' libmicrohttpd
                                  * daemons, which own those sockets, and the eventfds are freed
                                  * with the last (engine_io_http_daemon_unref()) */
+  void             (*free) (EngineIOHttpDaemon *daemon); /* engineio-http-daemon.c's: that
+                                 * file calls this one, not the other way round */
   EngineIOServer    *server;    /* unowned: owns us */
   guint              port;
 
@@ -119,6 +111,27 @@ struct _EngineIOHttpDaemon
  * bound a connection that never completes its handshake held a megabyte
  * or more for connection-timeout. */
 #define TLS_MAX_BEFORE_REQUEST (128 * 1024)
+
+/* A reference for an upgraded connection that stays with libmicrohttpd:
+ * until it is released, the daemon's libmicrohttpd daemons (which own its
+ * socket, and over TLS relay it) and their eventfds are not freed, even
+ * once the server stopped listening. Any thread. */
+static inline EngineIOHttpDaemon *
+engine_io_http_daemon_ref (EngineIOHttpDaemon *daemon)
+{
+  g_atomic_int_inc (&daemon->refs);
+  return daemon;
+}
+
+/* Drops a reference; with the last, stops the libmicrohttpd daemons and
+ * frees @daemon. Any thread but a worker's (engine_io_http_daemon_stop()
+ * has joined them before the last can go). */
+static inline void
+engine_io_http_daemon_unref (EngineIOHttpDaemon *daemon)
+{
+  if (g_atomic_int_dec_and_test (&daemon->refs))
+    daemon->free (daemon);
+}
 
 static inline int
 now_s (void)

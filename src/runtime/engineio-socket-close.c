@@ -325,7 +325,7 @@ engine_io_socket_finish_close (EngineIOSocket *self)
    * before ::close runs. */
   self->owner->finished (self->server, self);
   if (self->counted_open)
-    engine_io_counter_sub (engine_io_counter_open (self->counters, engine_io_socket_get_transport (self), self->version), 1);
+    engine_io_counter_sub (engine_io_counter_open (self->counters, engine_io_socket_transport (self), self->version), 1);
   engine_io_counter_add (&self->counters->closes[self->close_reason], 1);
 
   g_debug ("socket %s closed: %s%s%s", self->id, engine_io_close_reason_to_string (self->close_reason),

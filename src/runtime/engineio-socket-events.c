@@ -292,6 +292,19 @@ engine_io_socket_update_input (EngineIOSocket *self)
     engine_io_core_request_resume (resume);
 }
 
+/* Any thread: whether nothing waits in the send queue (what
+ * engine_io_socket_get_send_queue_length() counts). */
+static gboolean
+send_queue_empty (EngineIOSocket *self)
+{
+  gboolean empty;
+
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  empty = self->outbound.length == 0;
+  ENGINE_IO_UNLOCK (&self->state_lock);
+  return empty;
+}
+
 static void
 handle_event (EngineIOSocket *self,
               Event          *event,
@@ -306,7 +319,7 @@ handle_event (EngineIOSocket *self,
     case EVENT_FLUSHED:
       engine_io_socket_call_send_callbacks (self, event->items, event->flushed);
       if (event->flushed && self->state == STATE_OPEN &&
-          engine_io_socket_get_send_queue_length (self) == 0 &&
+          send_queue_empty (self) &&
           engine_io_socket_wants_signal (self, SIGNAL_DRAIN))
         g_signal_emit (self, engine_io_socket_signals[SIGNAL_DRAIN], 0);
       break;

@@ -255,8 +255,18 @@ G_STATIC_ASSERT ((int) STATE_OPEN == (int) ENGINE_IO_POLLING_OPEN);
 G_STATIC_ASSERT ((int) STATE_CLOSING == (int) ENGINE_IO_POLLING_CLOSING);
 G_STATIC_ASSERT ((int) STATE_CLOSED == (int) ENGINE_IO_POLLING_CLOSED);
 
+/* Defined in engineio-socket-delivery.c (the bottom of the session's
+ * files), filled in by engine_io_socket_class_init(). */
 extern GParamSpec *engine_io_socket_properties[N_PROPS];
 extern guint engine_io_socket_signals[N_SIGNALS];
+
+/* The session's transport, as engine_io_socket_get_transport() (the
+ * public getter, on top) returns it: for the files below. */
+static inline EngineIOTransportType
+engine_io_socket_transport (EngineIOSocket *self)
+{
+  return (EngineIOTransportType) g_atomic_int_get (&self->transport);
+}
 
 /* Payload bytes, for the byte counters of the metrics. */
 static inline gsize
@@ -364,7 +374,12 @@ void engine_io_socket_do_close (EngineIOSocket      *self,
                                 const char          *description);
 void engine_io_socket_finish_close (EngineIOSocket *self);
 
-/* engineio-socket-receive.c (see there for what each does) */
+/* engineio-socket-delivery.c (see there for what each does) */
+typedef struct
+{
+  EngineIOSocket *socket;          /* ref */
+  GSource        *cancel_source;   /* ref: the cancellable's, while the task waits */
+} ReceiveTaskData;                 /* a receive_async() task's data */
 GTask *engine_io_socket_receive_take_task_locked (EngineIOSocket *self);
 void engine_io_socket_receive_task_return (GTask          *task,
                                            EngineIOPacket *packet);
@@ -381,6 +396,10 @@ gboolean engine_io_socket_wants_signal       (EngineIOSocket *self,
                                               guint           signal);
 gboolean engine_io_socket_call_message_func  (EngineIOSocket *self,
                                               EngineIOPacket *packet);
+void     engine_io_socket_replace_message_func (EngineIOSocket      *self,
+                                                EngineIOMessageFunc  func,
+                                                gpointer             user_data,
+                                                GDestroyNotify       destroy);
 void     engine_io_socket_clear_message_func (EngineIOSocket *self);
 void engine_io_socket_receive_close (EngineIOSocket      *self,
                                      EngineIOCloseReason  reason);

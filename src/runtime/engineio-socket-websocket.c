@@ -579,7 +579,7 @@ engine_io_socket_handle_ws_attach (EngineIOSocket    *self,
     }
 
   self->ws = ws;
-  self->ws_probe = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_POLLING;
+  self->ws_probe = engine_io_socket_transport (self) == ENGINE_IO_TRANSPORT_POLLING;
   engine_io_websocket_start (ws, self->context, &ws_callbacks, self, ws_stall_timeout (self));
 
   if (self->ws_probe)
@@ -630,7 +630,7 @@ engine_io_socket_attach_websocket (EngineIOSocket    *self,
 void
 engine_io_socket_upgrade_failed (EngineIOSocket *self)
 {
-  gboolean direct = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_WEBSOCKET;
+  gboolean direct = engine_io_socket_transport (self) == ENGINE_IO_TRANSPORT_WEBSOCKET;
 
   if (direct)
     engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,

@@ -40,9 +40,6 @@
 
 G_DEFINE_FINAL_TYPE (EngineIOSocket, engine_io_socket, G_TYPE_OBJECT)
 
-GParamSpec *engine_io_socket_properties[N_PROPS];
-guint engine_io_socket_signals[N_SIGNALS];
-
 /* GObject */
 
 static void

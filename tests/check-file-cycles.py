@@ -41,17 +41,17 @@ KNOWN_CYCLES = [
         'engineio-server-sessions',
         'engineio-server-shutdown',
     },
-    # The session's files below the public object: the executor and its
-    # event source (events) closes the session (close) and drives the
-    # WebSocket (websocket), which close and feed the machine again; the
-    # send queue (queue) wakes the event source. engineio-socket.c (the
-    # GObject and public API) and engineio-socket-receive.c (the public
-    # receive API) sit on top of them, engineio-socket-delivery.c (signal
-    # ids, the message function, the receive queue's delivery side) below.
+    # The session's files between the queue and the public object: the
+    # executor and its event source (events) closes the session (close)
+    # and drives the WebSocket (websocket), which close and feed the
+    # machine again. engineio-socket.c (the GObject and public API) and
+    # engineio-socket-receive.c (the public receive API) sit on top of
+    # them; engineio-socket-queue.c (which reaches the event source's
+    # dispatch through engine_io_socket_upcalls) and
+    # engineio-socket-delivery.c below.
     {
         'engineio-socket-close',
         'engineio-socket-events',
-        'engineio-socket-queue',
         'engineio-socket-websocket',
     },
 ]

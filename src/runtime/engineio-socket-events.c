@@ -2,44 +2,16 @@
  *
  * The session context's side: the executor of the session machine
  * (src/core/engineio-session-machine.c: the heartbeat and the rules for
- * the client's packets), whose timers are GSources here; the events posted
- * to the session (its event source); pausing or resuming the client's
- * input.
+ * the client's packets), whose timers are GSources here; the dispatch of
+ * the events posted to the session (its event source: the queue file
+ * posts them and reaches engine_io_socket_drain_inbound_cb() through
+ * engine_io_socket_upcalls).
  *
  * SPDX-License-Identifier: MIT
  */
 #include "config.h"
 
 #include "engineio-socket-internal.h"
-
-/* Timers (session context) */
-
-void
-engine_io_socket_clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_source_unref (*source);
-      *source = NULL;
-    }
-}
-
-GSource *
-engine_io_socket_add_timeout (EngineIOSocket *self,
-                              guint           ms,
-                              GSourceFunc     func,
-                              const char     *name)
-{
-  GSource *source = g_timeout_source_new (ms);
-
-  /* No reference: the socket destroys its timers when it closes, and the
-   * server holds it until then. */
-  g_source_set_callback (source, func, self, NULL);
-  g_source_set_static_name (source, name);
-  g_source_attach (source, self->context);
-  return source;
-}
 
 /* The machine's timers (engineio-session-machine.c) */
 
@@ -108,19 +80,6 @@ machine_close_reason (EngineIOSessionCloseReason reason)
 }
 
 /* Event handling (session context) */
-
-void
-engine_io_socket_call_send_callbacks (EngineIOSocket *self,
-                                      GPtrArray      *items,
-                                      gboolean        flushed)
-{
-  for (guint i = 0; i < items->len; i++)
-    {
-      SendItem *item = g_ptr_array_index (items, i);
-      if (item->callback != NULL)
-        item->callback (self, flushed, item->user_data);
-    }
-}
 
 /* A message for the application: its message function, ::message, or the
  * receive queue. */
@@ -264,32 +223,6 @@ engine_io_socket_handle_packet (EngineIOSocket *self,
   };
 
   engine_io_socket_run_machine (self, &input, now_us);
-}
-
-/* Session context: stops or starts reading the client, as
- * engine_io_socket_input_over_locked() says: pauses the WebSocket, or resumes the POST held
- * while the session was over its bound. A session that is no longer open
- * reads again (a WebSocket's close must be read; a held POST is answered). */
-void
-engine_io_socket_update_input (EngineIOSocket *self)
-{
-  EngineIORequest *resume = NULL;
-  gboolean paused;
-
-  ENGINE_IO_LOCK (&self->state_lock, SESSION);
-  paused = self->state == STATE_OPEN && engine_io_socket_input_over_locked (self, self->input_paused);
-  self->input_paused = paused;
-  if (!paused && self->held_post != NULL)
-    {
-      resume = g_steal_pointer (&self->held_post);
-      resume->suspended = FALSE;
-    }
-  ENGINE_IO_UNLOCK (&self->state_lock);
-
-  if (self->ws != NULL && !self->ws_probe)
-    engine_io_websocket_set_paused (self->ws, paused);
-  if (resume != NULL)
-    engine_io_core_request_resume (resume);
 }
 
 /* Any thread: whether nothing waits in the send queue (what

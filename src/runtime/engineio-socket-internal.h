@@ -304,6 +304,49 @@ engine_io_socket_polling_view_locked (EngineIOSocket *self)
   return view;
 }
 
+/* Timers (session context): a GSource on the session's context, and its
+ * end. Inline: every session file arms or stops one. */
+static inline void
+engine_io_socket_clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_source_unref (*source);
+      *source = NULL;
+    }
+}
+
+static inline GSource *
+engine_io_socket_add_timeout (EngineIOSocket *self,
+                              guint           ms,
+                              GSourceFunc     func,
+                              const char     *name)
+{
+  GSource *source = g_timeout_source_new (ms);
+
+  /* No reference: the socket destroys its timers when it closes, and the
+   * server holds it until then. */
+  g_source_set_callback (source, func, self, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, self->context);
+  return source;
+}
+
+/* What a file below calls back up, where the call goes against the
+ * layers (each session file calls only the files below it:
+ * tests/check-file-cycles.py). Filled in once, by
+ * engine_io_socket_class_init(), before any socket exists, as the
+ * signal ids; read without a lock after. */
+typedef struct
+{
+  /* The event source's dispatch (engineio-socket-events.c): the queue
+   * (engineio-socket-queue.c) attaches it when it posts an event. */
+  GSourceFunc dispatch_events;
+} EngineIOSocketUpcalls;
+
+extern EngineIOSocketUpcalls engine_io_socket_upcalls;  /* engineio-socket-queue.c */
+
 /* engineio-socket-queue.c (see there for what each does) */
 void engine_io_socket_send_item_free (SendItem *item);
 void engine_io_socket_event_free (Event *event);
@@ -316,6 +359,10 @@ void engine_io_socket_post_event (EngineIOSocket *self,
                                   Event          *event);
 gboolean engine_io_socket_message_within_rate_locked (EngineIOSocket *self,
                                                       EngineIOPacket *packet);
+void engine_io_socket_call_send_callbacks (EngineIOSocket *self,
+                                           GPtrArray      *items,
+                                           gboolean        flushed);
+void engine_io_socket_update_input (EngineIOSocket *self);
 GPtrArray *engine_io_socket_take_outbound_locked (EngineIOSocket  *self,
                                                   guint64          limit,
                                                   guint            max_items,
@@ -337,21 +384,12 @@ gboolean engine_io_socket_enqueue (EngineIOSocket       *self,
                                    GError              **error);
 
 /* engineio-socket-events.c (see there for what each does) */
-void engine_io_socket_clear_source (GSource **source);
-GSource *engine_io_socket_add_timeout (EngineIOSocket *self,
-                                       guint           ms,
-                                       GSourceFunc     func,
-                                       const char     *name);
 void engine_io_socket_run_machine (EngineIOSocket             *self,
                                    const EngineIOSessionInput *input,
                                    gint64                      now_us);
-void engine_io_socket_call_send_callbacks (EngineIOSocket *self,
-                                           GPtrArray      *items,
-                                           gboolean        flushed);
 void engine_io_socket_handle_packet (EngineIOSocket *self,
                                      EngineIOPacket *packet,
                                      gint64          now_us);
-void engine_io_socket_update_input (EngineIOSocket *self);
 gboolean engine_io_socket_drain_inbound_cb (gpointer data);
 
 /* engineio-socket-websocket.c (see there for what each does) */

@@ -114,6 +114,10 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
   object_class->finalize = engine_io_socket_finalize;
   object_class->get_property = engine_io_socket_get_property;
 
+  /* The calls the session files below make back up (see
+   * engineio-socket-internal.h). */
+  engine_io_socket_upcalls.dispatch_events = engine_io_socket_drain_inbound_cb;
+
   /**
    * EngineIOSocket:id:
    *

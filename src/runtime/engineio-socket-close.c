@@ -94,6 +94,29 @@ linger_timeout_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Session context: the session machine's CLOSE input (engineio-session-
+ * machine.c: its state becomes CLOSED, its timers stop). Carried out
+ * here, not by the executor (engine_io_socket_run_machine(), which is
+ * above this file and calls it: its CLOSE action begins the close): the
+ * machine answers a CLOSE with timer stops only, which need none of the
+ * executor's other actions (no signal, no send, no close). */
+static void
+close_machine (EngineIOSocket *self)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_CLOSE };
+  EngineIOSessionActions actions;
+
+  engine_io_session_machine_handle (&self->machine, &input, g_get_monotonic_time (), &actions);
+  for (guint i = 0; i < actions.len; i++)
+    {
+      EngineIOSessionAction *action = &actions.actions[i];
+
+      g_assert (action->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP);
+      engine_io_socket_clear_source (&self->timers[action->timer]);
+    }
+  engine_io_session_actions_clear (&actions);
+}
+
 /* Session context: a server shutdown reached a session that was closing
  * already (the application closed it, or its client, or a timeout). Its
  * close may be waiting for a poll response to be written (its last poll,
@@ -209,8 +232,7 @@ engine_io_socket_do_close (EngineIOSocket      *self,
     engine_io_core_request_resume (resume);
 
   /* The machine stops its timers (the heartbeat). */
-  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_CLOSE },
-                                g_get_monotonic_time ());
+  close_machine (self);
 
   /* RFC 6455, 7.4.1: 1001 for a server going down. */
   if (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN && self->ws_close_code == 1000)
@@ -314,8 +336,7 @@ engine_io_socket_finish_close (EngineIOSocket *self)
 
   engine_io_socket_call_send_callbacks (self, leftover, FALSE);
 
-  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_CLOSE },
-                                g_get_monotonic_time ());
+  close_machine (self);
   engine_io_socket_clear_source (&self->timeout_source);
   engine_io_socket_clear_source (&self->upgrade_source);
   g_clear_pointer (&self->ws, engine_io_websocket_free);

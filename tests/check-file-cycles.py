@@ -41,16 +41,15 @@ KNOWN_CYCLES = [
         'engineio-server-sessions',
         'engineio-server-shutdown',
     },
-    # The session's files between the queue and the public object: the
-    # executor and its event source (events) closes the session (close)
-    # and drives the WebSocket (websocket), which close and feed the
-    # machine again. engineio-socket.c (the GObject and public API) and
-    # engineio-socket-receive.c (the public receive API) sit on top of
-    # them; engineio-socket-queue.c (which reaches the event source's
-    # dispatch through engine_io_socket_upcalls) and
-    # engineio-socket-delivery.c below.
+    # The session's event source and executor (events: the events posted
+    # to the session, and the machine's executor) hands the WebSocket
+    # transport (websocket) its connection, which feeds the executor the
+    # messages it reads. engineio-socket.c (the GObject and public API)
+    # and engineio-socket-receive.c (the public receive API) sit on top
+    # of them; the close, the WebSocket's output (ws-output), the queue
+    # (which reaches the event source's dispatch through
+    # engine_io_socket_upcalls) and the delivery below.
     {
-        'engineio-socket-close',
         'engineio-socket-events',
         'engineio-socket-websocket',
     },

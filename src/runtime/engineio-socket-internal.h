@@ -392,7 +392,13 @@ void engine_io_socket_handle_packet (EngineIOSocket *self,
                                      gint64          now_us);
 gboolean engine_io_socket_drain_inbound_cb (gpointer data);
 
-/* engineio-socket-websocket.c (see there for what each does) */
+/* engineio-socket-ws-output.c (see there for what each does) */
+gboolean engine_io_socket_ws_send_packet (EngineIOSocket *self,
+                                          EngineIOPacket *packet);
+void engine_io_socket_retire_ws (EngineIOSocket    *self,
+                                 EngineIOWebSocket *ws,
+                                 guint16            code,
+                                 const char        *reason);
 void engine_io_socket_ws_report_sent (EngineIOSocket *self);
 void engine_io_socket_ws_send_packets (EngineIOSocket *self,
                                        GPtrArray      *packets,
@@ -402,6 +408,8 @@ void engine_io_socket_clear_probe (EngineIOSocket *self,
                                    guint16         code,
                                    const char     *reason);
 EngineIORequest *engine_io_socket_release_poll_with_noop_locked (EngineIOSocket *self);
+
+/* engineio-socket-websocket.c (see there for what each does) */
 void engine_io_socket_handle_ws_attach (EngineIOSocket    *self,
                                         EngineIOWebSocket *ws,
                                         gboolean           reject);

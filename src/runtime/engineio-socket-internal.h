@@ -383,13 +383,14 @@ gboolean engine_io_socket_enqueue (EngineIOSocket       *self,
                                    gboolean              kick,
                                    GError              **error);
 
-/* engineio-socket-events.c (see there for what each does) */
+/* engineio-socket-executor.c (see there for what each does) */
 void engine_io_socket_run_machine (EngineIOSocket             *self,
                                    const EngineIOSessionInput *input,
                                    gint64                      now_us);
 void engine_io_socket_handle_packet (EngineIOSocket *self,
                                      EngineIOPacket *packet,
                                      gint64          now_us);
+/* engineio-socket-events.c (see there for what each does) */
 gboolean engine_io_socket_drain_inbound_cb (gpointer data);
 
 /* engineio-socket-ws-output.c (see there for what each does) */

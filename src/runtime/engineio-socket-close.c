@@ -150,6 +150,7 @@ engine_io_socket_do_close (EngineIOSocket      *self,
 {
   g_autoptr(EngineIOSocket) hold = NULL;
   EngineIORequest *resume = NULL;
+  EngineIOPollingView view;
   gboolean waiting;
   gboolean linger = FALSE;
   gboolean keep_probe = FALSE;
@@ -175,10 +176,9 @@ engine_io_socket_do_close (EngineIOSocket      *self,
   self->close_reason = reason;
   self->close_description = g_strdup (description);
 
-  /* Polling with no poll waiting: an application close waits for the next
-   * poll to say `1` (the reference's shouldClose), a shutdown only if there
-   * is something left to deliver. A poll already resumed to answer `6`
-   * (an upgrade) carries nothing more: it is not waiting.
+  /* What the close waits for on polling: the polling rules
+   * (engine_io_polling_decide_close(), src/core/engineio-session-polling.c)
+   * decide, on a snapshot taken with the state CLOSING and the reason set.
    *
    * During an upgrade (`3probe` sent, the polls answered `6`) the client
    * may have paused polling for good: engine.io-client, once the pause its
@@ -191,30 +191,38 @@ engine_io_socket_do_close (EngineIOSocket      *self,
    * then its close frame (complete_upgrade_closing()); a poll that comes
    * instead gets what was queued and `1`. A probe not answered yet is
    * closed: its client still polls. */
-  waiting = self->active_get != NULL && !self->upgrading && !self->active_get->answer_noop;
-  if (waiting && self->client_closed && self->active_get->suspended)
+  view = engine_io_socket_polling_view_locked (self);
+  switch (engine_io_polling_decide_close (&view, reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN,
+                                          self->client_closed,
+                                          self->active_get != NULL && self->active_get->answer_noop,
+                                          self->active_get != NULL && self->active_get->suspended,
+                                          self->ws != NULL && !self->ws_probe))
     {
+    case ENGINE_IO_CLOSE_POLL_NOOP:
       /* The client sent a close packet (POSTed while its GET waits): as
        * the reference, the waiting GET gets a noop, not `1`, and the
        * session ends now; what was queued is not delivered (its send
        * callbacks say so). */
       resume = engine_io_socket_release_poll_with_noop_locked (self);
       waiting = FALSE;
-    }
-  else if (!waiting && (self->ws == NULL || self->ws_probe) &&
-           g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
-           (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
-            (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN &&
-             (self->outbound.length > 0 || self->inflight_polls > 0))))
-    {
-      /* (A poll response still being written, taken while the session was
-       * open: ending now would report what it carries as not delivered
-       * while it is on its way, and its client would never hear `1`. The
-       * linger lets the write finish and the next poll say `1`.) */
+      break;
+
+    case ENGINE_IO_CLOSE_POLL_LAST:
+      waiting = TRUE;
+      break;
+
+    case ENGINE_IO_CLOSE_LINGER:
       /* The last poll adds the close packet (engine_io_socket_handle_poll()):
        * the queue may go out on the probe instead. */
+      waiting = FALSE;
       linger = self->lingering = TRUE;
       keep_probe = self->ws != NULL && self->upgrading;
+      break;
+
+    case ENGINE_IO_CLOSE_NOW:
+    default:
+      waiting = FALSE;
+      break;
     }
 
   if (waiting)

@@ -914,6 +914,108 @@ test_polling_exhaustive (void)
       }
 }
 
+/* The session begins to close (engine_io_socket_do_close()): what it
+ * waits for on polling. PROTOCOL.md, Long-polling: a close answers the
+ * waiting GET with what was queued and `1`; with no GET waiting, an
+ * application close (or a shutdown with something left to deliver)
+ * lingers for the next poll. */
+static void
+test_polling_close (void)
+{
+  EngineIOPollingView view = open_view ();
+
+#define CLOSE(shutdown, client_closed, released, suspended, ws) \
+  engine_io_close_verdict_to_string (engine_io_polling_decide_close (&view, (shutdown), (client_closed), \
+                                                                     (released), (suspended), (ws)))
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  /* The client closed, or a timeout: nothing to wait for. */
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, FALSE, FALSE), ==, "now");
+  view.queued = TRUE;
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, FALSE, FALSE), ==, "now");
+  /* The application's close lingers for the next poll, queued or not. */
+  view.closed_for_application = TRUE;
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, FALSE, FALSE), ==, "linger");
+  view.queued = FALSE;
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, FALSE, FALSE), ==, "linger");
+  /* A shutdown only with something to deliver (queued, or a poll
+   * response still being written). */
+  g_assert_cmpstr (CLOSE (TRUE, FALSE, FALSE, FALSE, FALSE), ==, "now");
+  view.poll_in_flight = TRUE;
+  g_assert_cmpstr (CLOSE (TRUE, FALSE, FALSE, FALSE, FALSE), ==, "linger");
+  view.poll_in_flight = FALSE;
+  view.queued = TRUE;
+  g_assert_cmpstr (CLOSE (TRUE, FALSE, FALSE, FALSE, FALSE), ==, "linger");
+  /* Not over a WebSocket (its close frame follows the queue), nor once
+   * upgraded; during an upgrade (a probe, polling still) it lingers. */
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, FALSE, TRUE), ==, "now");
+  view.polling = FALSE;
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, FALSE, FALSE), ==, "now");
+  view.polling = TRUE;
+  view.upgrading = TRUE;
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, FALSE, FALSE), ==, "linger");
+  /* A poll waiting carries the queue and `1`, whatever the reason... */
+  view = open_view ();
+  view.state = ENGINE_IO_POLLING_CLOSING;
+  view.poll_waiting = TRUE;
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, TRUE, FALSE), ==, "poll-last");
+  view.closed_for_application = TRUE;
+  g_assert_cmpstr (CLOSE (TRUE, FALSE, FALSE, TRUE, FALSE), ==, "poll-last");
+  /* ...but the client's own close: a noop for it, the session ends now. */
+  view.closed_for_application = FALSE;
+  g_assert_cmpstr (CLOSE (FALSE, TRUE, FALSE, TRUE, FALSE), ==, "poll-noop");
+  g_assert_cmpstr (CLOSE (FALSE, TRUE, FALSE, FALSE, FALSE), ==, "poll-last");  /* resumed already */
+  /* A poll released for an upgrade (or any, while upgrading) is not
+   * waiting: it answers `6`. */
+  g_assert_cmpstr (CLOSE (FALSE, TRUE, TRUE, FALSE, FALSE), ==, "now");
+  view.closed_for_application = TRUE;
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, TRUE, FALSE, FALSE), ==, "linger");
+  view.upgrading = TRUE;
+  g_assert_cmpstr (CLOSE (FALSE, FALSE, FALSE, TRUE, FALSE), ==, "linger");
+#undef CLOSE
+}
+
+/* Every view against the conditions as they were in
+ * engine_io_socket_do_close() before the close's rule moved to the core
+ * (copied from it), so the move changed nothing. */
+static void
+test_polling_close_exhaustive (void)
+{
+  for (guint bits = 0; bits < (1u << 10); bits++)
+    for (int reason = 0; reason < 3; reason++)  /* 0: another reason, 1: forced close, 2: shutdown */
+      {
+        EngineIOPollingView v = {
+          .state = ENGINE_IO_POLLING_CLOSING,
+          .closed_for_application = reason != 0,
+          .poll_waiting = (bits >> 0) & 1,
+          .upgrading = (bits >> 1) & 1,
+          .polling = (bits >> 2) & 1,
+          .queued = (bits >> 3) & 1,
+          .poll_in_flight = (bits >> 4) & 1,
+        };
+        gboolean client_closed = (bits >> 5) & 1;
+        gboolean answer_noop = (bits >> 6) & 1;
+        gboolean suspended = (bits >> 7) & 1;
+        gboolean ws = (bits >> 8) & 1;       /* a WebSocket is there */
+        gboolean ws_probe = (bits >> 9) & 1; /* ... as a probe */
+        gboolean waiting;
+        gboolean linger = FALSE;
+        EngineIOCloseVerdict expected;
+
+        waiting = v.poll_waiting && !v.upgrading && !answer_noop;
+        if (waiting && client_closed && suspended)
+          expected = ENGINE_IO_CLOSE_POLL_NOOP;
+        else
+          {
+            if (!waiting && (!ws || ws_probe) && v.polling &&
+                (reason == 1 || (reason == 2 && (v.queued || v.poll_in_flight))))
+              linger = TRUE;
+            expected = waiting ? ENGINE_IO_CLOSE_POLL_LAST : linger ? ENGINE_IO_CLOSE_LINGER : ENGINE_IO_CLOSE_NOW;
+          }
+        g_assert_cmpint (engine_io_polling_decide_close (&v, reason == 2, client_closed, answer_noop,
+                                                         suspended, ws && !ws_probe), ==, expected);
+      }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -943,6 +1045,8 @@ main (int    argc,
   g_test_add_func ("/session/polling/post-round", test_polling_post_round);
   g_test_add_func ("/session/polling/gone", test_polling_gone);
   g_test_add_func ("/session/polling/exhaustive", test_polling_exhaustive);
+  g_test_add_func ("/session/polling/close", test_polling_close);
+  g_test_add_func ("/session/polling/close-exhaustive", test_polling_close_exhaustive);
 
   return g_test_run ();
 }

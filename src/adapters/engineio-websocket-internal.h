@@ -42,7 +42,7 @@ G_BEGIN_DECLS
  * OutMsg struct, its queue link and, for large payloads, the GBytes:
  * about 100 bytes of glibc chunks). While it is at OUTPUT_READ_LIMIT or
  * more, the connection is not read. The owner keeps its own data under
- * WS_BUFFER_TARGET (engineio-socket-websocket.c) by
+ * WS_BUFFER_TARGET (engineio-socket-ws-output.c) by
  * engine_io_websocket_get_buffered(), so only single large messages come
  * near this bound.
  *

@@ -60,7 +60,8 @@ typedef enum
                                      * delivery in the session context; .close_requested */
   ENGINE_IO_SESSION_INPUT_TIMER,    /* .timer: an armed timer's deadline came */
   ENGINE_IO_SESSION_INPUT_CLOSE,    /* the session closes (any reason, either side): the
-                                     * runtime's close began */
+                                     * runtime's close began. Answered with TIMER_STOPs
+                                     * only (engineio-socket-close.c relies on it) */
 } EngineIOSessionInputKind;
 
 typedef struct

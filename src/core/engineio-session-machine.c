@@ -4,7 +4,7 @@
  * caller-owned array. This slice (issue 14) holds the heartbeat and the
  * rules for a packet the client sent, at its delivery in the session
  * context; see engineio-session-machine-private.h for the interface and
- * src/runtime/engineio-socket-events.c for the executor.
+ * src/runtime/engineio-socket-executor.c for the executor.
  *
  * I = ping-interval, T = ping-timeout, G = ping-interval-grace (ms);
  * "stop all" is a TIMER_STOP for each armed timer; "close R" is stop all,

@@ -37,6 +37,14 @@
  *                    in flight
  *  poll's client     open, polling, not upgrading, the     close `transport close`
  *  gone              poll not released for an upgrade
+ *  the session       a poll waiting (not upgrading, not    POLL_NOOP: `6` for it, the
+ *  closes            released) and the client sent `1`     session ends now
+ *                    a poll waiting (idem)                 POLL_LAST: the queue and `1` on it
+ *                    polling (no WebSocket), closed by     LINGER: the next poll (or a
+ *                    the application, or by a shutdown     probe kept) takes the queue
+ *                    with packets queued or in flight      and `1`
+ *                    otherwise                             NOW (a WebSocket's close is
+ *                                                          the caller's)
  *
  * SPDX-License-Identifier: MIT
  */
@@ -136,7 +144,35 @@ EngineIOPostRoundVerdict engine_io_polling_decide_post_round (const EngineIOPoll
 gboolean                 engine_io_polling_gone_closes       (const EngineIOPollingView *view,
                                                               gboolean                   answer_noop);
 
+typedef enum
+{
+  ENGINE_IO_CLOSE_POLL_NOOP,   /* the client sent a close packet while its GET waits: the
+                                * GET gets a noop (as the reference), the session ends now;
+                                * what was queued is not delivered */
+  ENGINE_IO_CLOSE_POLL_LAST,   /* the waiting poll carries what is queued, then `1` (the
+                                * close packet is queued, the poll woken) */
+  ENGINE_IO_CLOSE_LINGER,      /* no poll waiting: the next poll (or the `5` of a probe kept
+                                * through the close) takes what is queued and `1`, for a
+                                * while */
+  ENGINE_IO_CLOSE_NOW,         /* nothing to wait for on polling */
+} EngineIOCloseVerdict;
+
+/* The session begins to close (@view taken with the state CLOSING and the
+ * close's reason set: closed_for_application says whether it is the
+ * application's close or a shutdown's). @shutdown: the close is a server
+ * shutdown's; @client_closed: the client sent a close packet;
+ * @poll_released: the waiting poll was released for an upgrade (it
+ * answers `6`); @poll_suspended: the waiting poll is still suspended;
+ * @websocket: a WebSocket (not a probe) carries the session. */
+EngineIOCloseVerdict     engine_io_polling_decide_close      (const EngineIOPollingView *view,
+                                                              gboolean                   shutdown,
+                                                              gboolean                   client_closed,
+                                                              gboolean                   poll_released,
+                                                              gboolean                   poll_suspended,
+                                                              gboolean                   websocket);
+
 const char *engine_io_poll_verdict_to_string       (EngineIOPollVerdict      verdict);
+const char *engine_io_close_verdict_to_string      (EngineIOCloseVerdict     verdict);
 const char *engine_io_post_verdict_to_string       (EngineIOPostVerdict      verdict);
 const char *engine_io_post_round_verdict_to_string (EngineIOPostRoundVerdict verdict);
 

@@ -114,6 +114,47 @@ engine_io_polling_gone_closes (const EngineIOPollingView *view,
   return view->state == ENGINE_IO_POLLING_OPEN && !view->upgrading && !answer_noop && view->polling;
 }
 
+EngineIOCloseVerdict
+engine_io_polling_decide_close (const EngineIOPollingView *view,
+                                gboolean                   shutdown,
+                                gboolean                   client_closed,
+                                gboolean                   poll_released,
+                                gboolean                   poll_suspended,
+                                gboolean                   websocket)
+{
+  /* A poll already released to answer `6` (an upgrade) carries nothing
+   * more: it is not waiting. */
+  gboolean waiting = view->poll_waiting && !view->upgrading && !poll_released;
+
+  if (waiting && client_closed && poll_suspended)
+    return ENGINE_IO_CLOSE_POLL_NOOP;
+  if (waiting)
+    return ENGINE_IO_CLOSE_POLL_LAST;
+  /* An application close waits for the next poll to say `1` (the
+   * reference's shouldClose), a shutdown only if there is something left
+   * to deliver (or a poll response still being written, taken while the
+   * session was open: ending now would report what it carries as not
+   * delivered while it is on its way, and its client would never hear
+   * `1`). */
+  if (!websocket && view->polling && view->closed_for_application &&
+      (!shutdown || view->queued || view->poll_in_flight))
+    return ENGINE_IO_CLOSE_LINGER;
+  return ENGINE_IO_CLOSE_NOW;
+}
+
+const char *
+engine_io_close_verdict_to_string (EngineIOCloseVerdict verdict)
+{
+  switch (verdict)
+    {
+    case ENGINE_IO_CLOSE_POLL_NOOP: return "poll-noop";
+    case ENGINE_IO_CLOSE_POLL_LAST: return "poll-last";
+    case ENGINE_IO_CLOSE_LINGER: return "linger";
+    case ENGINE_IO_CLOSE_NOW: return "now";
+    default: return "?";
+    }
+}
+
 const char *
 engine_io_poll_verdict_to_string (EngineIOPollVerdict verdict)
 {

@@ -94,6 +94,29 @@ linger_timeout_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Session context: the session machine's CLOSE input (engineio-session-
+ * machine.c: its state becomes CLOSED, its timers stop). Carried out
+ * here, not by the executor (engine_io_socket_run_machine(), which is
+ * above this file and calls it: its CLOSE action begins the close): the
+ * machine answers a CLOSE with timer stops only, which need none of the
+ * executor's other actions (no signal, no send, no close). */
+static void
+close_machine (EngineIOSocket *self)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_CLOSE };
+  EngineIOSessionActions actions;
+
+  engine_io_session_machine_handle (&self->machine, &input, g_get_monotonic_time (), &actions);
+  for (guint i = 0; i < actions.len; i++)
+    {
+      EngineIOSessionAction *action = &actions.actions[i];
+
+      g_assert (action->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP);
+      engine_io_socket_clear_source (&self->timers[action->timer]);
+    }
+  engine_io_session_actions_clear (&actions);
+}
+
 /* Session context: a server shutdown reached a session that was closing
  * already (the application closed it, or its client, or a timeout). Its
  * close may be waiting for a poll response to be written (its last poll,
@@ -127,6 +150,7 @@ engine_io_socket_do_close (EngineIOSocket      *self,
 {
   g_autoptr(EngineIOSocket) hold = NULL;
   EngineIORequest *resume = NULL;
+  EngineIOPollingView view;
   gboolean waiting;
   gboolean linger = FALSE;
   gboolean keep_probe = FALSE;
@@ -152,10 +176,9 @@ engine_io_socket_do_close (EngineIOSocket      *self,
   self->close_reason = reason;
   self->close_description = g_strdup (description);
 
-  /* Polling with no poll waiting: an application close waits for the next
-   * poll to say `1` (the reference's shouldClose), a shutdown only if there
-   * is something left to deliver. A poll already resumed to answer `6`
-   * (an upgrade) carries nothing more: it is not waiting.
+  /* What the close waits for on polling: the polling rules
+   * (engine_io_polling_decide_close(), src/core/engineio-session-polling.c)
+   * decide, on a snapshot taken with the state CLOSING and the reason set.
    *
    * During an upgrade (`3probe` sent, the polls answered `6`) the client
    * may have paused polling for good: engine.io-client, once the pause its
@@ -168,30 +191,38 @@ engine_io_socket_do_close (EngineIOSocket      *self,
    * then its close frame (complete_upgrade_closing()); a poll that comes
    * instead gets what was queued and `1`. A probe not answered yet is
    * closed: its client still polls. */
-  waiting = self->active_get != NULL && !self->upgrading && !self->active_get->answer_noop;
-  if (waiting && self->client_closed && self->active_get->suspended)
+  view = engine_io_socket_polling_view_locked (self);
+  switch (engine_io_polling_decide_close (&view, reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN,
+                                          self->client_closed,
+                                          self->active_get != NULL && self->active_get->answer_noop,
+                                          self->active_get != NULL && self->active_get->suspended,
+                                          self->ws != NULL && !self->ws_probe))
     {
+    case ENGINE_IO_CLOSE_POLL_NOOP:
       /* The client sent a close packet (POSTed while its GET waits): as
        * the reference, the waiting GET gets a noop, not `1`, and the
        * session ends now; what was queued is not delivered (its send
        * callbacks say so). */
       resume = engine_io_socket_release_poll_with_noop_locked (self);
       waiting = FALSE;
-    }
-  else if (!waiting && (self->ws == NULL || self->ws_probe) &&
-           g_atomic_int_get (&self->transport) == ENGINE_IO_TRANSPORT_POLLING &&
-           (reason == ENGINE_IO_CLOSE_REASON_FORCED_CLOSE ||
-            (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN &&
-             (self->outbound.length > 0 || self->inflight_polls > 0))))
-    {
-      /* (A poll response still being written, taken while the session was
-       * open: ending now would report what it carries as not delivered
-       * while it is on its way, and its client would never hear `1`. The
-       * linger lets the write finish and the next poll say `1`.) */
+      break;
+
+    case ENGINE_IO_CLOSE_POLL_LAST:
+      waiting = TRUE;
+      break;
+
+    case ENGINE_IO_CLOSE_LINGER:
       /* The last poll adds the close packet (engine_io_socket_handle_poll()):
        * the queue may go out on the probe instead. */
+      waiting = FALSE;
       linger = self->lingering = TRUE;
       keep_probe = self->ws != NULL && self->upgrading;
+      break;
+
+    case ENGINE_IO_CLOSE_NOW:
+    default:
+      waiting = FALSE;
+      break;
     }
 
   if (waiting)
@@ -209,8 +240,7 @@ engine_io_socket_do_close (EngineIOSocket      *self,
     engine_io_core_request_resume (resume);
 
   /* The machine stops its timers (the heartbeat). */
-  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_CLOSE },
-                                g_get_monotonic_time ());
+  close_machine (self);
 
   /* RFC 6455, 7.4.1: 1001 for a server going down. */
   if (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN && self->ws_close_code == 1000)
@@ -314,8 +344,7 @@ engine_io_socket_finish_close (EngineIOSocket *self)
 
   engine_io_socket_call_send_callbacks (self, leftover, FALSE);
 
-  engine_io_socket_run_machine (self, &(EngineIOSessionInput) { .kind = ENGINE_IO_SESSION_INPUT_CLOSE },
-                                g_get_monotonic_time ());
+  close_machine (self);
   engine_io_socket_clear_source (&self->timeout_source);
   engine_io_socket_clear_source (&self->upgrade_source);
   g_clear_pointer (&self->ws, engine_io_websocket_free);
@@ -325,7 +354,7 @@ engine_io_socket_finish_close (EngineIOSocket *self)
    * before ::close runs. */
   self->owner->finished (self->server, self);
   if (self->counted_open)
-    engine_io_counter_sub (engine_io_counter_open (self->counters, engine_io_socket_get_transport (self), self->version), 1);
+    engine_io_counter_sub (engine_io_counter_open (self->counters, engine_io_socket_transport (self), self->version), 1);
   engine_io_counter_add (&self->counters->closes[self->close_reason], 1);
 
   g_debug ("socket %s closed: %s%s%s", self->id, engine_io_close_reason_to_string (self->close_reason),

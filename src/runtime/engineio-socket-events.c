@@ -1,10 +1,12 @@
-/* engineio-socket-events.c: a session's context: the machine's executor, events
+/* engineio-socket-events.c: a session's event source
  *
- * The session context's side: the executor of the session machine
- * (src/core/engineio-session-machine.c: the heartbeat and the rules for
- * the client's packets), whose timers are GSources here; the events posted
- * to the session (its event source); pausing or resuming the client's
- * input.
+ * Session context: the dispatch of the events posted to the session (its
+ * event source: the queue file posts them and reaches
+ * engine_io_socket_drain_inbound_cb() through engine_io_socket_upcalls):
+ * packets read by a serving thread go to the executor
+ * (engineio-socket-executor.c), a WebSocket for the session to the
+ * WebSocket transport, closes to the close; send callbacks and ::drain,
+ * ::packet-create. The top of the session's files below the public object.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -12,284 +14,17 @@
 
 #include "engineio-socket-internal.h"
 
-/* Timers (session context) */
-
-void
-engine_io_socket_clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_source_unref (*source);
-      *source = NULL;
-    }
-}
-
-GSource *
-engine_io_socket_add_timeout (EngineIOSocket *self,
-                              guint           ms,
-                              GSourceFunc     func,
-                              const char     *name)
-{
-  GSource *source = g_timeout_source_new (ms);
-
-  /* No reference: the socket destroys its timers when it closes, and the
-   * server holds it until then. */
-  g_source_set_callback (source, func, self, NULL);
-  g_source_set_static_name (source, name);
-  g_source_attach (source, self->context);
-  return source;
-}
-
-/* The machine's timers (engineio-session-machine.c) */
-
-static void
-machine_timer_fired (EngineIOSocket       *self,
-                     EngineIOSessionTimer  timer)
-{
-  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_TIMER, .timer = timer };
-
-  g_clear_pointer (&self->timers[timer], g_source_unref);
-  engine_io_socket_run_machine (self, &input, g_get_monotonic_time ());
-}
-
+/* Any thread: whether nothing waits in the send queue (what
+ * engine_io_socket_get_send_queue_length() counts). */
 static gboolean
-ping_timer_cb (gpointer data)
+send_queue_empty (EngineIOSocket *self)
 {
-  machine_timer_fired (data, ENGINE_IO_SESSION_TIMER_PING);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-heartbeat_timer_cb (gpointer data)
-{
-  machine_timer_fired (data, ENGINE_IO_SESSION_TIMER_HEARTBEAT);
-  return G_SOURCE_REMOVE;
-}
-
-/* @now_us: the time the machine was given; deadlines are that time plus a
- * number of milliseconds. An armed timer gets its new deadline in place
- * (v3 moves the expiry on every packet received). */
-static void
-machine_timer_start (EngineIOSocket       *self,
-                     EngineIOSessionTimer  timer,
-                     gint64                deadline_us,
-                     gint64                now_us)
-{
-  gint64 ms;
-
-  if (self->timers[timer] != NULL)
-    {
-      g_source_set_ready_time (self->timers[timer], deadline_us);
-      return;
-    }
-  ms = CLAMP ((deadline_us - now_us) / 1000, 0, (gint64) G_MAXUINT);
-  if (timer == ENGINE_IO_SESSION_TIMER_PING)
-    self->timers[timer] = engine_io_socket_add_timeout (self, (guint) ms, ping_timer_cb, "[engineio] ping");
-  else
-    self->timers[timer] = engine_io_socket_add_timeout (self, (guint) ms, heartbeat_timer_cb,
-                                                        self->version == ENGINE_IO_PROTOCOL_V4
-                                                          ? "[engineio] pong deadline" : "[engineio] expiry");
-}
-
-static EngineIOCloseReason
-machine_close_reason (EngineIOSessionCloseReason reason)
-{
-  switch (reason)
-    {
-    case ENGINE_IO_SESSION_CLOSE_PING_TIMEOUT:
-      return ENGINE_IO_CLOSE_REASON_PING_TIMEOUT;
-    case ENGINE_IO_SESSION_CLOSE_TRANSPORT_CLOSE:
-      return ENGINE_IO_CLOSE_REASON_TRANSPORT_CLOSE;
-    case ENGINE_IO_SESSION_CLOSE_TRANSPORT_ERROR:
-    default:
-      return ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR;
-    }
-}
-
-/* Event handling (session context) */
-
-void
-engine_io_socket_call_send_callbacks (EngineIOSocket *self,
-                                      GPtrArray      *items,
-                                      gboolean        flushed)
-{
-  for (guint i = 0; i < items->len; i++)
-    {
-      SendItem *item = g_ptr_array_index (items, i);
-      if (item->callback != NULL)
-        item->callback (self, flushed, item->user_data);
-    }
-}
-
-/* A message for the application: its message function, ::message, or the
- * receive queue. */
-static void
-deliver_message (EngineIOSocket *self,
-                 EngineIOPacket *packet)
-{
-  if (engine_io_socket_call_message_func (self, packet))
-    return;
-  if (g_signal_has_handler_pending (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, FALSE))
-    {
-      if (engine_io_packet_is_binary (packet))
-        g_signal_emit (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, NULL, engine_io_packet_get_data (packet));
-      else
-        g_signal_emit (self, engine_io_socket_signals[SIGNAL_MESSAGE], 0, engine_io_packet_get_text (packet, NULL), NULL);
-    }
-  else
-    {
-      /* For engine_io_socket_receive(). Reading stops at the receive
-       * mark (engine_io_socket_input_over_locked()), so the queue passes twice the mark
-       * only if something is badly wrong: then the session ends. */
-      gsize size = engine_io_packet_get_footprint (packet) + RECEIVED_OVERHEAD;
-      guint64 mark = self->config->receive_queue_high_water;
-      GTask *task = NULL;
-      gboolean over;
-
-      ENGINE_IO_LOCK (&self->state_lock, SESSION);
-      ENGINE_IO_LOCK (&self->recv_lock, RECV);
-      /* A receive_async() caller waiting takes it at once: never
-       * queued, it does not count against the bound. */
-      task = engine_io_socket_receive_take_task_locked (self);
-      over = task == NULL && mark > 0 && self->received_bytes + size > 2 * mark;
-      if (task == NULL && !over)
-        {
-          self->received_bytes += size;
-          g_queue_push_tail (&self->received, engine_io_packet_ref (packet));
-          g_cond_broadcast (&self->recv_cond);
-        }
-      ENGINE_IO_UNLOCK (&self->recv_lock);
-      ENGINE_IO_UNLOCK (&self->state_lock);
-      if (task != NULL)
-        engine_io_socket_receive_task_return (task, packet);
-      if (over)
-        {
-          self->ws_close_code = 1008;  /* policy violation */
-          engine_io_socket_do_close (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR, RECEIVE_OVER_DESCRIPTION);
-        }
-    }
-}
-
-/* Session context: the executor. Feeds @input to the session machine and
- * carries out its actions, in order: timers become GSources on the
- * session's context, packets go to the send queue, and the rest are
- * signals and closes. An action that runs user code (a signal) may see
- * the session's close begin (a handler that iterates the context:
- * engine_io_socket_do_close() has fed the machine its CLOSE and stopped
- * its timers): the actions left are stale then, and not carried out.
- * @now_us: g_get_monotonic_time(), read by the caller (the callers on the
- * message path have just read it: no second clock read per message). */
-void
-engine_io_socket_run_machine (EngineIOSocket             *self,
-                              const EngineIOSessionInput *input,
-                              gint64                      now_us)
-{
-  EngineIOSessionActions actions;
-  gint64 now = now_us;
-
-  engine_io_session_machine_handle (&self->machine, input, now, &actions);
-
-  for (guint i = 0; i < actions.len; i++)
-    {
-      EngineIOSessionAction *action = &actions.actions[i];
-      gboolean user_code = FALSE;
-
-      switch (action->kind)
-        {
-        case ENGINE_IO_SESSION_ACTION_TIMER_START:
-          machine_timer_start (self, action->timer, action->deadline_us, now);
-          break;
-
-        case ENGINE_IO_SESSION_ACTION_TIMER_STOP:
-          engine_io_socket_clear_source (&self->timers[action->timer]);
-          break;
-
-        case ENGINE_IO_SESSION_ACTION_RECEIVED:
-          engine_io_counter_add (&self->counters->packets_in, 1);
-          engine_io_counter_add (&self->counters->bytes_in, engine_io_socket_packet_size (action->packet));
-          if (engine_io_socket_wants_signal (self, SIGNAL_PACKET))
-            g_signal_emit (self, engine_io_socket_signals[SIGNAL_PACKET], 0, action->packet);
-          user_code = TRUE;
-          break;
-
-        case ENGINE_IO_SESSION_ACTION_SEND:
-          engine_io_socket_enqueue (self, g_steal_pointer (&action->packet), NULL, NULL, NULL, TRUE, NULL);
-          break;
-
-        case ENGINE_IO_SESSION_ACTION_HEARTBEAT:
-          if (action->rtt_us >= 0)
-            engine_io_counters_record_rtt (self->counters, action->rtt_us);
-          g_signal_emit (self, engine_io_socket_signals[SIGNAL_HEARTBEAT], 0);
-          user_code = TRUE;
-          break;
-
-        case ENGINE_IO_SESSION_ACTION_DELIVER:
-          deliver_message (self, action->packet);
-          user_code = TRUE;
-          break;
-
-        case ENGINE_IO_SESSION_ACTION_CLOSE:
-          if (action->client_closed)
-            self->client_closed = TRUE;
-          engine_io_socket_do_close (self, machine_close_reason (action->reason), action->description);
-          break;
-
-        default:
-          g_assert_not_reached ();
-        }
-
-      /* (Not the machine's state: it is CLOSED already when the close is
-       * one of this input's own actions, still to come.) */
-      if (user_code && self->state != STATE_OPEN)
-        break;
-    }
-
-  engine_io_session_actions_clear (&actions);
-}
-
-/* Session context: a packet from the client, at @now_us (the machine's
- * deadlines and round trip are taken at its delivery, before the ::packet
- * handlers run). A close requested from any thread is part of the
- * machine's input. */
-void
-engine_io_socket_handle_packet (EngineIOSocket *self,
-                                EngineIOPacket *packet,
-                                gint64          now_us)
-{
-  EngineIOSessionInput input = {
-    .kind = ENGINE_IO_SESSION_INPUT_PACKET,
-    .packet = packet,
-    .close_requested = g_atomic_int_get (&self->close_requested),
-  };
-
-  engine_io_socket_run_machine (self, &input, now_us);
-}
-
-/* Session context: stops or starts reading the client, as
- * engine_io_socket_input_over_locked() says: pauses the WebSocket, or resumes the POST held
- * while the session was over its bound. A session that is no longer open
- * reads again (a WebSocket's close must be read; a held POST is answered). */
-void
-engine_io_socket_update_input (EngineIOSocket *self)
-{
-  EngineIORequest *resume = NULL;
-  gboolean paused;
+  gboolean empty;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);
-  paused = self->state == STATE_OPEN && engine_io_socket_input_over_locked (self, self->input_paused);
-  self->input_paused = paused;
-  if (!paused && self->held_post != NULL)
-    {
-      resume = g_steal_pointer (&self->held_post);
-      resume->suspended = FALSE;
-    }
+  empty = self->outbound.length == 0;
   ENGINE_IO_UNLOCK (&self->state_lock);
-
-  if (self->ws != NULL && !self->ws_probe)
-    engine_io_websocket_set_paused (self->ws, paused);
-  if (resume != NULL)
-    engine_io_core_request_resume (resume);
+  return empty;
 }
 
 static void
@@ -306,7 +41,7 @@ handle_event (EngineIOSocket *self,
     case EVENT_FLUSHED:
       engine_io_socket_call_send_callbacks (self, event->items, event->flushed);
       if (event->flushed && self->state == STATE_OPEN &&
-          engine_io_socket_get_send_queue_length (self) == 0 &&
+          send_queue_empty (self) &&
           engine_io_socket_wants_signal (self, SIGNAL_DRAIN))
         g_signal_emit (self, engine_io_socket_signals[SIGNAL_DRAIN], 0);
       break;

@@ -255,8 +255,18 @@ G_STATIC_ASSERT ((int) STATE_OPEN == (int) ENGINE_IO_POLLING_OPEN);
 G_STATIC_ASSERT ((int) STATE_CLOSING == (int) ENGINE_IO_POLLING_CLOSING);
 G_STATIC_ASSERT ((int) STATE_CLOSED == (int) ENGINE_IO_POLLING_CLOSED);
 
+/* Defined in engineio-socket-delivery.c (the bottom of the session's
+ * files), filled in by engine_io_socket_class_init(). */
 extern GParamSpec *engine_io_socket_properties[N_PROPS];
 extern guint engine_io_socket_signals[N_SIGNALS];
+
+/* The session's transport, as engine_io_socket_get_transport() (the
+ * public getter, on top) returns it: for the files below. */
+static inline EngineIOTransportType
+engine_io_socket_transport (EngineIOSocket *self)
+{
+  return (EngineIOTransportType) g_atomic_int_get (&self->transport);
+}
 
 /* Payload bytes, for the byte counters of the metrics. */
 static inline gsize
@@ -294,6 +304,49 @@ engine_io_socket_polling_view_locked (EngineIOSocket *self)
   return view;
 }
 
+/* Timers (session context): a GSource on the session's context, and its
+ * end. Inline: every session file arms or stops one. */
+static inline void
+engine_io_socket_clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_source_unref (*source);
+      *source = NULL;
+    }
+}
+
+static inline GSource *
+engine_io_socket_add_timeout (EngineIOSocket *self,
+                              guint           ms,
+                              GSourceFunc     func,
+                              const char     *name)
+{
+  GSource *source = g_timeout_source_new (ms);
+
+  /* No reference: the socket destroys its timers when it closes, and the
+   * server holds it until then. */
+  g_source_set_callback (source, func, self, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, self->context);
+  return source;
+}
+
+/* What a file below calls back up, where the call goes against the
+ * layers (each session file calls only the files below it:
+ * tests/check-file-cycles.py). Filled in once, by
+ * engine_io_socket_class_init(), before any socket exists, as the
+ * signal ids; read without a lock after. */
+typedef struct
+{
+  /* The event source's dispatch (engineio-socket-events.c): the queue
+   * (engineio-socket-queue.c) attaches it when it posts an event. */
+  GSourceFunc dispatch_events;
+} EngineIOSocketUpcalls;
+
+extern EngineIOSocketUpcalls engine_io_socket_upcalls;  /* engineio-socket-queue.c */
+
 /* engineio-socket-queue.c (see there for what each does) */
 void engine_io_socket_send_item_free (SendItem *item);
 void engine_io_socket_event_free (Event *event);
@@ -306,6 +359,10 @@ void engine_io_socket_post_event (EngineIOSocket *self,
                                   Event          *event);
 gboolean engine_io_socket_message_within_rate_locked (EngineIOSocket *self,
                                                       EngineIOPacket *packet);
+void engine_io_socket_call_send_callbacks (EngineIOSocket *self,
+                                           GPtrArray      *items,
+                                           gboolean        flushed);
+void engine_io_socket_update_input (EngineIOSocket *self);
 GPtrArray *engine_io_socket_take_outbound_locked (EngineIOSocket  *self,
                                                   guint64          limit,
                                                   guint            max_items,
@@ -326,25 +383,23 @@ gboolean engine_io_socket_enqueue (EngineIOSocket       *self,
                                    gboolean              kick,
                                    GError              **error);
 
-/* engineio-socket-events.c (see there for what each does) */
-void engine_io_socket_clear_source (GSource **source);
-GSource *engine_io_socket_add_timeout (EngineIOSocket *self,
-                                       guint           ms,
-                                       GSourceFunc     func,
-                                       const char     *name);
+/* engineio-socket-executor.c (see there for what each does) */
 void engine_io_socket_run_machine (EngineIOSocket             *self,
                                    const EngineIOSessionInput *input,
                                    gint64                      now_us);
-void engine_io_socket_call_send_callbacks (EngineIOSocket *self,
-                                           GPtrArray      *items,
-                                           gboolean        flushed);
 void engine_io_socket_handle_packet (EngineIOSocket *self,
                                      EngineIOPacket *packet,
                                      gint64          now_us);
-void engine_io_socket_update_input (EngineIOSocket *self);
+/* engineio-socket-events.c (see there for what each does) */
 gboolean engine_io_socket_drain_inbound_cb (gpointer data);
 
-/* engineio-socket-websocket.c (see there for what each does) */
+/* engineio-socket-ws-output.c (see there for what each does) */
+gboolean engine_io_socket_ws_send_packet (EngineIOSocket *self,
+                                          EngineIOPacket *packet);
+void engine_io_socket_retire_ws (EngineIOSocket    *self,
+                                 EngineIOWebSocket *ws,
+                                 guint16            code,
+                                 const char        *reason);
 void engine_io_socket_ws_report_sent (EngineIOSocket *self);
 void engine_io_socket_ws_send_packets (EngineIOSocket *self,
                                        GPtrArray      *packets,
@@ -354,6 +409,8 @@ void engine_io_socket_clear_probe (EngineIOSocket *self,
                                    guint16         code,
                                    const char     *reason);
 EngineIORequest *engine_io_socket_release_poll_with_noop_locked (EngineIOSocket *self);
+
+/* engineio-socket-websocket.c (see there for what each does) */
 void engine_io_socket_handle_ws_attach (EngineIOSocket    *self,
                                         EngineIOWebSocket *ws,
                                         gboolean           reject);
@@ -364,7 +421,12 @@ void engine_io_socket_do_close (EngineIOSocket      *self,
                                 const char          *description);
 void engine_io_socket_finish_close (EngineIOSocket *self);
 
-/* engineio-socket-receive.c (see there for what each does) */
+/* engineio-socket-delivery.c (see there for what each does) */
+typedef struct
+{
+  EngineIOSocket *socket;          /* ref */
+  GSource        *cancel_source;   /* ref: the cancellable's, while the task waits */
+} ReceiveTaskData;                 /* a receive_async() task's data */
 GTask *engine_io_socket_receive_take_task_locked (EngineIOSocket *self);
 void engine_io_socket_receive_task_return (GTask          *task,
                                            EngineIOPacket *packet);
@@ -381,6 +443,10 @@ gboolean engine_io_socket_wants_signal       (EngineIOSocket *self,
                                               guint           signal);
 gboolean engine_io_socket_call_message_func  (EngineIOSocket *self,
                                               EngineIOPacket *packet);
+void     engine_io_socket_replace_message_func (EngineIOSocket      *self,
+                                                EngineIOMessageFunc  func,
+                                                gpointer             user_data,
+                                                GDestroyNotify       destroy);
 void     engine_io_socket_clear_message_func (EngineIOSocket *self);
 void engine_io_socket_receive_close (EngineIOSocket      *self,
                                      EngineIOCloseReason  reason);

@@ -2,14 +2,23 @@
  *
  * Send items and events; the outbound queue and its memory accounting,
  * the inbound event queue and its wake-up, back-pressure on the client's
- * input, message-rate; what a poll response or the WebSocket takes out of
- * the queue, and engine_io_socket_enqueue() (any thread).
+ * input (and pausing or resuming it: engine_io_socket_update_input()),
+ * message-rate; what a poll response or the WebSocket takes out of the
+ * queue, and engine_io_socket_enqueue() (any thread).
+ *
+ * Below the executor, the WebSocket and the close: it calls none of them.
+ * The event source's dispatch (engineio-socket-events.c) is reached
+ * through engine_io_socket_upcalls, which engine_io_socket_class_init()
+ * fills in.
  *
  * SPDX-License-Identifier: MIT
  */
 #include "config.h"
 
 #include "engineio-socket-internal.h"
+
+/* Filled in by engine_io_socket_class_init(), before any socket exists. */
+EngineIOSocketUpcalls engine_io_socket_upcalls;
 
 /* Send items and events */
 
@@ -32,6 +41,21 @@ engine_io_socket_event_free (Event *event)
   g_free (event);
 }
 
+/* Session context: tells each item's send callback whether it was
+ * handed to the transport. */
+void
+engine_io_socket_call_send_callbacks (EngineIOSocket *self,
+                                      GPtrArray      *items,
+                                      gboolean        flushed)
+{
+  for (guint i = 0; i < items->len; i++)
+    {
+      SendItem *item = g_ptr_array_index (items, i);
+      if (item->callback != NULL)
+        item->callback (self, flushed, item->user_data);
+    }
+}
+
 /* Called with the lock held. */
 void
 engine_io_socket_schedule_drain_locked (EngineIOSocket *self)
@@ -41,7 +65,7 @@ engine_io_socket_schedule_drain_locked (EngineIOSocket *self)
     {
       GSource *source = g_idle_source_new ();
       g_source_set_priority (source, G_PRIORITY_DEFAULT);
-      g_source_set_callback (source, engine_io_socket_drain_inbound_cb, g_object_ref (self), g_object_unref);
+      g_source_set_callback (source, engine_io_socket_upcalls.dispatch_events, g_object_ref (self), g_object_unref);
       g_source_set_static_name (source, "[engineio] socket events");
       g_source_attach (source, self->context);
       g_source_unref (source);
@@ -399,4 +423,30 @@ engine_io_socket_enqueue (EngineIOSocket       *self,
     engine_io_core_request_resume (resume);
 
   return TRUE;
+}
+
+/* Session context: stops or starts reading the client, as
+ * engine_io_socket_input_over_locked() says: pauses the WebSocket, or resumes the POST held
+ * while the session was over its bound. A session that is no longer open
+ * reads again (a WebSocket's close must be read; a held POST is answered). */
+void
+engine_io_socket_update_input (EngineIOSocket *self)
+{
+  EngineIORequest *resume = NULL;
+  gboolean paused;
+
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  paused = self->state == STATE_OPEN && engine_io_socket_input_over_locked (self, self->input_paused);
+  self->input_paused = paused;
+  if (!paused && self->held_post != NULL)
+    {
+      resume = g_steal_pointer (&self->held_post);
+      resume->suspended = FALSE;
+    }
+  ENGINE_IO_UNLOCK (&self->state_lock);
+
+  if (self->ws != NULL && !self->ws_probe)
+    engine_io_websocket_set_paused (self->ws, paused);
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
 }

@@ -1,8 +1,9 @@
 /* engineio-socket-websocket.c: a session's WebSocket transport
  *
- * The WebSocket transport (session context): moving packets into the
- * WebSocket, its callbacks, the upgrade from polling with its probe; and
- * the serving-thread entry points of an upgrade.
+ * The WebSocket transport (session context): its callbacks, the upgrade
+ * from polling with its probe; and the serving-thread entry points of an
+ * upgrade. Moving packets into the WebSocket and giving one up are in
+ * engineio-socket-ws-output.c, below the close.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -11,13 +12,6 @@
 #include "engineio-socket-internal.h"
 
 /* WebSocket (session context) */
-
-/* Bytes the WebSocket may hold before we stop moving packets into it: the rest
- * stays in the outbound queue, where the high-water mark sees it. */
-#define WS_BUFFER_TARGET (256 * 1024)
-/* The encoding buffer (@frame) serves packets up to
- * ENGINE_IO_WEBSOCKET_COALESCE_MAX bytes (and keeps its room between
- * frames); larger ones are sent from their own data (ws_send_packet()). */
 
 static void ws_message_cb (EngineIOWebSocket *ws, gboolean binary, const guint8 *data, gsize size, GBytes *owner, gpointer user_data);
 static void ws_drained_cb (EngineIOWebSocket *ws, gpointer user_data);
@@ -31,10 +25,6 @@ static const EngineIOWebSocketCallbacks ws_callbacks = {
   .stalled = ws_stalled_cb,
 };
 
-/* Given-up WebSockets (probes, second WebSockets) finishing their close
- * handshake, per session, at most; a new one drops the oldest. */
-#define MAX_DYING_WS 8
-
 /* How long WebSocket output may wait with none of it written before the
  * connection closes with 1008: a heartbeat's worth, after which a client
  * that reads would have answered a ping. */
@@ -42,191 +32,6 @@ static guint
 ws_stall_timeout (EngineIOSocket *self)
 {
   return self->config->ping_interval + self->config->ping_timeout;
-}
-
-static gboolean
-ws_send_packet (EngineIOSocket *self,
-                EngineIOPacket *packet)
-{
-  GBytes *data = engine_io_packet_get_data (packet);
-  gboolean binary = FALSE;
-
-  if (g_bytes_get_size (data) > ENGINE_IO_WEBSOCKET_COALESCE_MAX)
-    {
-      /* A packet the WebSocket would not copy into its coalescing buffer:
-       * sent from its own data, not copied (the WebSocket writes the type
-       * byte, if any, then the data, with one sendmsg()). Encoding it into
-       * self->frame first would copy it twice (there, then into a GBytes),
-       * and keep a buffer that large in the session. */
-      EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
-
-      binary = engine_io_packet_is_binary (packet);
-      if (binary && self->version == ENGINE_IO_PROTOCOL_V4)
-        return engine_io_websocket_send_bytes (self->ws, TRUE, data);
-      return engine_io_websocket_send_prefixed (self->ws, binary,
-                                                binary ? (guint8) type : (guint8) ('0' + type), data);
-    }
-  g_byte_array_set_size (self->frame, 0);
-  engine_io_packet_encode_append (packet, self->version, self->frame, &binary);
-  return engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
-}
-
-/* Send items whose message is in the WebSocket are told TRUE only once
- * send() has taken all of it (the kernel has it), not when it is handed
- * to the WebSocket: a connection that fails or stalls with output still in our
- * buffers would otherwise have said delivered for messages its client
- * never gets. Posts EVENT_FLUSHED for those sent since (session
- * context). */
-void
-engine_io_socket_ws_report_sent (EngineIOSocket *self)
-{
-  GPtrArray *done = NULL;
-  guint64 sent;
-
-  if (self->ws == NULL || self->ws_probe || g_queue_is_empty (&self->ws_unsent))
-    return;
-  sent = engine_io_websocket_get_sent_count (self->ws);
-  while (!g_queue_is_empty (&self->ws_unsent) &&
-         ((SendItem *) g_queue_peek_head (&self->ws_unsent))->ws_seq <= sent)
-    {
-      if (done == NULL)
-        done = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_socket_send_item_free);
-      g_ptr_array_add (done, g_queue_pop_head (&self->ws_unsent));
-    }
-  if (done != NULL)
-    {
-      Event *event = g_new0 (Event, 1);
-
-      event->kind = EVENT_FLUSHED;
-      event->items = done;
-      event->flushed = TRUE;
-      engine_io_socket_post_event (self, event);
-    }
-}
-
-/* Hands @packets to the WebSocket; @notify (may be NULL, taken) are the
- * send items among them (ws_seq: their place in @packets): they wait in
- * ws_unsent for their message to be sent, or are told FALSE at once if
- * the WebSocket did not take it. */
-void
-engine_io_socket_ws_send_packets (EngineIOSocket *self,
-                                  GPtrArray      *packets,
-                                  GPtrArray      *notify)
-{
-  guint64 base = engine_io_websocket_get_queued_count (self->ws);
-  guint n_ok = 0;
-
-  while (n_ok < packets->len && ws_send_packet (self, g_ptr_array_index (packets, n_ok)))
-    n_ok++;  /* a WebSocket that refused one refuses the rest */
-
-  if (notify != NULL)
-    {
-      GPtrArray *refused = NULL;
-      gsize n = 0;
-      gpointer *items = g_ptr_array_steal (notify, &n);
-
-      for (gsize i = 0; i < n; i++)
-        {
-          SendItem *item = items[i];
-
-          if (item->ws_seq <= n_ok)
-            {
-              item->ws_seq += base;
-              g_queue_push_tail (&self->ws_unsent, item);
-            }
-          else
-            {
-              if (refused == NULL)
-                refused = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_socket_send_item_free);
-              g_ptr_array_add (refused, item);
-            }
-        }
-      g_free (items);
-      g_ptr_array_unref (notify);
-      if (refused != NULL)
-        {
-          Event *event = g_new0 (Event, 1);
-
-          event->kind = EVENT_FLUSHED;
-          event->items = refused;
-          event->flushed = FALSE;
-          engine_io_socket_post_event (self, event);
-        }
-    }
-}
-
-/* Moves queued packets into the WebSocket while it is not too full; the
- * rest waits in the outbound queue (where the high-water mark sees it)
- * until the WebSocket drains. */
-void
-engine_io_socket_ws_flush_outbound (EngineIOSocket *self)
-{
-  while (self->ws != NULL && !self->ws_probe && engine_io_websocket_can_send (self->ws) &&
-         engine_io_websocket_get_buffered (self->ws) < WS_BUFFER_TARGET)
-    {
-      g_autoptr(GPtrArray) packets = NULL;
-      GPtrArray *notify = NULL;
-
-      ENGINE_IO_LOCK (&self->state_lock, SESSION);
-      if (self->outbound.length == 0)
-        {
-          ENGINE_IO_UNLOCK (&self->state_lock);
-          break;
-        }
-      packets = engine_io_socket_take_outbound_locked (self, WS_BUFFER_TARGET, 0, &notify);
-      ENGINE_IO_UNLOCK (&self->state_lock);
-
-      engine_io_socket_ws_send_packets (self, packets, notify);
-      engine_io_websocket_flush (self->ws);
-    }
-  engine_io_socket_ws_report_sent (self);
-}
-
-/* Closes @ws (a probe we give up) in the background; it is freed when its
- * close completes, or when the session ends, whichever comes first. */
-static void
-retire_ws (EngineIOSocket    *self,
-           EngineIOWebSocket *ws,
-           guint16            code,
-           const char        *reason)
-{
-  /* Too many: the oldest goes without finishing its close handshake.
-   * (Not @ws: it may be dispatching, a probe given up from its own
-   * message. The dying ones never call back into the session but to
-   * leave dying_ws, so none of them is on the stack here.) */
-  if (self->dying_ws->len >= MAX_DYING_WS)
-    g_ptr_array_remove_index (self->dying_ws, 0);
-  engine_io_websocket_close (ws, code, reason);
-  if (engine_io_websocket_is_closed (ws))
-    engine_io_websocket_free (ws);
-  else
-    g_ptr_array_add (self->dying_ws, ws);
-}
-
-/* Drops the upgrade probe (if any is still ours), with a close frame with
- * @code (0: none, the probe is closed already), and lets polling go on;
- * another probe may come. */
-void
-engine_io_socket_clear_probe (EngineIOSocket *self,
-                              guint16         code,
-                              const char     *reason)
-{
-  engine_io_socket_clear_source (&self->upgrade_source);
-  if (self->ws != NULL && self->ws_probe)
-    {
-      if (code != 0)
-        retire_ws (self, g_steal_pointer (&self->ws), code, reason);
-      else
-        g_clear_pointer (&self->ws, engine_io_websocket_free);
-    }
-  if (self->ws == NULL)
-    {
-      self->ws_probe = FALSE;
-      ENGINE_IO_LOCK (&self->state_lock, SESSION);
-      self->upgrading = FALSE;
-      self->ws_claimed = FALSE;
-      ENGINE_IO_UNLOCK (&self->state_lock);
-    }
 }
 
 static gboolean
@@ -241,21 +46,6 @@ upgrade_timeout_cb (gpointer data)
 }
 
 /* Answers a waiting poll with a noop (upgrading) and returns it. */
-EngineIORequest *
-engine_io_socket_release_poll_with_noop_locked (EngineIOSocket *self)
-{
-  EngineIORequest *req = self->active_get;
-
-  ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
-
-  if (req != NULL && req->suspended)
-    {
-      req->suspended = FALSE;
-      req->answer_noop = TRUE;
-      return req;
-    }
-  return NULL;
-}
 
 static void
 complete_upgrade (EngineIOSocket *self)
@@ -350,7 +140,7 @@ handle_probe_packet (EngineIOSocket *self,
     {
       g_autoptr(EngineIOPacket) pong = engine_io_packet_new_text (ENGINE_IO_PACKET_PONG, "probe", 5);
 
-      ws_send_packet (self, pong);
+      engine_io_socket_ws_send_packet (self, pong);
       ENGINE_IO_LOCK (&self->state_lock, SESSION);
       self->upgrading = TRUE;
       resume = engine_io_socket_release_poll_with_noop_locked (self);
@@ -574,12 +364,12 @@ engine_io_socket_handle_ws_attach (EngineIOSocket    *self,
     {
       g_debug ("socket %s: a second WebSocket, closed", self->id);
       engine_io_websocket_start (ws, self->context, &ws_callbacks, self, ws_stall_timeout (self));
-      retire_ws (self, ws, 0, NULL);
+      engine_io_socket_retire_ws (self, ws, 0, NULL);
       return;
     }
 
   self->ws = ws;
-  self->ws_probe = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_POLLING;
+  self->ws_probe = engine_io_socket_transport (self) == ENGINE_IO_TRANSPORT_POLLING;
   engine_io_websocket_start (ws, self->context, &ws_callbacks, self, ws_stall_timeout (self));
 
   if (self->ws_probe)
@@ -630,7 +420,7 @@ engine_io_socket_attach_websocket (EngineIOSocket    *self,
 void
 engine_io_socket_upgrade_failed (EngineIOSocket *self)
 {
-  gboolean direct = engine_io_socket_get_transport (self) == ENGINE_IO_TRANSPORT_WEBSOCKET;
+  gboolean direct = engine_io_socket_transport (self) == ENGINE_IO_TRANSPORT_WEBSOCKET;
 
   if (direct)
     engine_io_socket_close_with_reason (self, ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,

@@ -40,9 +40,6 @@
 
 G_DEFINE_FINAL_TYPE (EngineIOSocket, engine_io_socket, G_TYPE_OBJECT)
 
-GParamSpec *engine_io_socket_properties[N_PROPS];
-guint engine_io_socket_signals[N_SIGNALS];
-
 /* GObject */
 
 static void
@@ -116,6 +113,10 @@ engine_io_socket_class_init (EngineIOSocketClass *klass)
 
   object_class->finalize = engine_io_socket_finalize;
   object_class->get_property = engine_io_socket_get_property;
+
+  /* The calls the session files below make back up (see
+   * engineio-socket-internal.h). */
+  engine_io_socket_upcalls.dispatch_events = engine_io_socket_drain_inbound_cb;
 
   /**
    * EngineIOSocket:id:

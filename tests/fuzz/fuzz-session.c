@@ -98,6 +98,11 @@ run (Model                      *m,
     {
       EngineIOSessionAction *a = &out.actions[i];
 
+      /* A CLOSE is answered with timer stops only: the runtime's close
+       * carries them out itself (engineio-socket-close.c). */
+      if (input->kind == ENGINE_IO_SESSION_INPUT_CLOSE)
+        FUZZ_CHECK (a->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP);
+
       switch (a->kind)
         {
         case ENGINE_IO_SESSION_ACTION_TIMER_START:

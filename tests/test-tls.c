@@ -288,6 +288,45 @@ blocking_on_connection (TestLoopback   *lb,
   g_signal_connect (socket, "message", G_CALLBACK (blocking_on_message), user_data);
 }
 
+/* An idle keep-alive https connection: a polling handshake answered, the
+ * connection left open. */
+static GIOStream *
+keep_alive_connection (guint port)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GIOStream) stream = test_tls_connect (port, TRUE, &error);
+  g_autofree char *request = g_strdup_printf ("GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+                                              "Host: 127.0.0.1:%u\r\n\r\n", port);
+  g_autoptr(GString) in = g_string_new (NULL);
+  gsize body_start = 0;  /* 0 until the head is in */
+  gsize length = 0;
+
+  g_assert_no_error (error);
+  test_require_val (stream != NULL, NULL);
+  test_require_val (stream_write (stream, request, strlen (request)), NULL);
+  /* The head, then Content-Length bytes of body. */
+  while (body_start == 0 || in->len < body_start + length)
+    {
+      char buf[4096];
+      gssize n = g_input_stream_read (g_io_stream_get_input_stream (stream), buf, sizeof buf,
+                                      NULL, &error);
+      const char *head_end;
+
+      g_assert_no_error (error);
+      test_require_val (n > 0, NULL);
+      g_string_append_len (in, buf, n);
+      if (body_start == 0 && (head_end = strstr (in->str, "\r\n\r\n")) != NULL)
+        {
+          const char *cl = g_strstr_len (in->str, head_end - in->str, "Content-Length: ");
+
+          test_require_val (g_str_has_prefix (in->str, "HTTP/1.1 200") && cl != NULL, NULL);
+          length = strtoul (cl + strlen ("Content-Length: "), NULL, 10);
+          body_start = (gsize) (head_end + 4 - in->str);
+        }
+    }
+  return g_steal_pointer (&stream);
+}
+
 static void
 test_close_blocked_session (void)
 {
@@ -300,13 +339,19 @@ test_close_blocked_session (void)
   gint64 start, deadline;
   GSocketClient *client;
   GSocketConnection *refused;
+  g_autoptr(GIOStream) keep_alive = NULL;
+  g_autoptr(GError) read_error = NULL;
+  char byte;
+  gssize n;
 
   g_test_summary ("engine_io_server_close() over TLS while a WebSocket session's handler "
                   "blocks longer than the close waits (10 s): the session's end of "
                   "libmicrohttpd's relay stays open (never a descriptor closed under it "
                   "that could be reused) and, once the handler returns, the session ends "
                   "and everything is released; no use of the freed daemon (ASan), the "
-                  "port is free as soon as close() returns");
+                  "port is free as soon as close() returns, and an idle keep-alive "
+                  "connection is ended by then too (not left open, unserved, for as long "
+                  "as the handler blocks)");
   g_mutex_init (&blocker.lock);
   g_cond_init (&blocker.cond);
   test_loopback_init (&lb);
@@ -335,6 +380,8 @@ test_close_blocked_session (void)
   test_require (blocker.entered);
   unix_during = count_unix_sockets ();
   g_assert_cmpuint (unix_during, ==, unix_before + 2);  /* the relay's socketpair */
+  keep_alive = keep_alive_connection (lb.port);
+  test_require (keep_alive != NULL);
 
   test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
   test_log_expect (G_LOG_LEVEL_WARNING, "session threads did not end in time");
@@ -352,6 +399,16 @@ test_close_blocked_session (void)
   /* Still the session's: libmicrohttpd closed it before, while the
    * session could still write to it. */
   g_assert_cmpuint (unix_after_close, ==, unix_during);
+  /* The keep-alive connection has ended (no close_notify: an error to
+   * GIO), not waiting: it was left open, unserved, while the handler
+   * blocked. */
+  g_socket_set_timeout (g_socket_connection_get_socket (G_SOCKET_CONNECTION (keep_alive)), 3);
+  n = g_input_stream_read (g_io_stream_get_input_stream (keep_alive), &byte, 1, NULL, &read_error);
+  g_test_message ("keep-alive connection after close(): %" G_GSSIZE_FORMAT " (%s)", n,
+                  read_error != NULL ? read_error->message : "end of stream");
+  g_assert_cmpint (n, <=, 0);
+  g_assert_false (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+  g_clear_object (&keep_alive);
 
   g_mutex_lock (&blocker.lock);
   blocker.release = TRUE;

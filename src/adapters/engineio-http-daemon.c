@@ -802,6 +802,24 @@ engine_io_http_daemon_stop (gpointer data)
   if (daemon->listen_fd >= 0)
     close (daemon->listen_fd);
   daemon->listen_fd = -1;
+  /* An upgraded connection keeps the libmicrohttpd daemons (a session
+   * whose context was blocked): their other connections (idle keep-alive
+   * ones, requests that did not finish) are no longer served, and would
+   * stay open until that session lets go, for ever if it never does.
+   * Their clients see the end now: shutdown(), not close(), for
+   * libmicrohttpd owns the descriptors (it closes them with the last
+   * reference); the upgraded ones end too, the server is closing. */
+  if (g_atomic_int_get (&daemon->refs) > 1)
+    {
+      GHashTableIter iter;
+      ConnWatch *watch;
+
+      ENGINE_IO_LOCK (&daemon->lock, WATCHER);
+      g_hash_table_iter_init (&iter, daemon->watches);
+      while (g_hash_table_iter_next (&iter, (gpointer *) &watch, NULL))
+        shutdown (watch->fd, SHUT_RDWR);
+      ENGINE_IO_UNLOCK (&daemon->lock);
+    }
   engine_io_http_daemon_unref (daemon);
 }
 

@@ -590,8 +590,11 @@ mhd_request_new (EngineIOServer        *server,
                      "remote-address", address,
                      NULL);
   mr->server = server;
-  /* The server outlives the request (its daemon, or the application's
-   * mounting it, is stopped first). */
+  /* The server outlives the request: its daemon, or the application's
+   * mounting it, is stopped first; or, when an upgraded connection that
+   * stayed with libmicrohttpd outlives the close, with that connection's
+   * release (engine_io_http_daemon_unref()), by its session, which holds
+   * the server. */
   engine_io_host_request_borrow_server (HOST (mr));
   mr->connection = connection;
   if (daemon != NULL)

@@ -909,7 +909,20 @@ typedef struct
   gboolean blocking;  /* (lock) a handler is blocked */
   gboolean release;   /* (lock) */
   gboolean returned;  /* (lock) the handler is done with the blocker */
+  gboolean finalized; /* (lock) the blocked session's socket is gone */
 } Blocker;
+
+static void
+on_block_socket_finalized (gpointer  user_data,
+                           GObject  *where_the_socket_was)
+{
+  Blocker *b = user_data;
+
+  g_mutex_lock (&b->lock);
+  b->finalized = TRUE;
+  g_cond_broadcast (&b->cond);
+  g_mutex_unlock (&b->lock);
+}
 
 static void
 on_block_message (EngineIOSocket *socket,
@@ -936,6 +949,7 @@ on_block_connection (EngineIOServer *server,
                      gpointer        user_data)
 {
   g_signal_connect (socket, "message", G_CALLBACK (on_block_message), user_data);
+  g_object_weak_ref (G_OBJECT (socket), on_block_socket_finalized, user_data);
 }
 
 static void
@@ -1010,6 +1024,13 @@ close_blocked_session (gboolean drop_server_first)
     while (!b.returned && g_cond_wait_until (&b.cond, &b.lock, deadline))
       ;
     g_assert_true (b.returned);
+    /* And the session ends, its socket freed: with a loop pool too (its
+     * shared thread, quit by the server's shutdown, went on until its
+     * sessions let go; it stopped iterating once the handler returned,
+     * and the session stayed half-closed for ever). */
+    while (!b.finalized && g_cond_wait_until (&b.cond, &b.lock, deadline))
+      ;
+    g_assert_true (b.finalized);
     g_mutex_unlock (&b.lock);
   }
   g_mutex_clear (&b.lock);

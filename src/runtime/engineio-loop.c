@@ -122,6 +122,23 @@ loop_thread_func (gpointer data)
   while (!g_atomic_int_get (&loop->quit))
     g_main_context_iteration (loop->context, TRUE);
 
+  /* A shared loop the pool's shutdown quit while sessions still use it (a
+   * handler that blocked past the server's close wait): it goes on until
+   * they have let go, so that they end (their close, their timers, their
+   * WebSocket's release) instead of staying half-closed for ever. The
+   * last engine_io_loop_release() wakes it. */
+  while (!loop->dedicated)
+    {
+      guint users;
+
+      ENGINE_IO_LOCK (&pool->lock, LOOP_POOL);
+      users = loop->users;
+      ENGINE_IO_UNLOCK (&pool->lock);
+      if (users == 0)
+        break;
+      g_main_context_iteration (loop->context, TRUE);
+    }
+
   /* Dispatch what is still ready (sources attached before the last user
    * left), so they drop the references they hold. Users guarantee that
    * nothing new is attached once they released the loop. */
@@ -280,8 +297,10 @@ engine_io_loop_release (EngineIOLoop *loop)
   ENGINE_IO_LOCK (&pool->lock, LOOP_POOL);
   g_assert (loop->users > 0);
   loop->users--;
-  if (loop->dedicated && loop->users == 0)
-    loop_quit (loop);  /* the thread frees the loop */
+  /* The thread frees the loop: a dedicated one now; a shared one once the
+   * pool shut down (loop_thread_func() waits for its last user then). */
+  if (loop->users == 0 && (loop->dedicated || g_atomic_int_get (&loop->quit)))
+    loop_quit (loop);
   ENGINE_IO_UNLOCK (&pool->lock);
 }
 

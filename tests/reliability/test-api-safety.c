@@ -1024,10 +1024,9 @@ close_blocked_session (gboolean drop_server_first)
     while (!b.returned && g_cond_wait_until (&b.cond, &b.lock, deadline))
       ;
     g_assert_true (b.returned);
-    /* And the session ends, its socket freed: with a loop pool too (its
-     * shared thread, quit by the server's shutdown, went on until its
-     * sessions let go; it stopped iterating once the handler returned,
-     * and the session stayed half-closed for ever). */
+    /* And the session ends, its socket freed, in both threading modes
+     * (a polling session's end needs no timer; the WebSocket case, which
+     * did not end in pooled mode, is /tls/close-blocked-session). */
     while (!b.finalized && g_cond_wait_until (&b.cond, &b.lock, deadline))
       ;
     g_assert_true (b.finalized);

@@ -702,11 +702,13 @@ engine_io_server_broadcast_binary (EngineIOServer *self,
  *
  * A session whose context is still blocked after those 10 seconds (a
  * handler that does not return) is left to end on its own: the listening
- * socket is closed when this returns, but the session keeps its
- * connection, and what the HTTP host holds for it (over TLS its relay; on
- * a server it has stopped, libmicrohttpd's daemons with their remaining
- * connections), until its handler returns and it ends; "Server close: …
- * still pending after 10 s" is logged then.
+ * socket is closed and the host's other connections are ended when this
+ * returns, but the session keeps its connection, its thread (a loop
+ * thread of #EngineIOServer:loop-threads too, which goes on iterating
+ * until its last session ends) and what the HTTP host holds for it (over
+ * TLS its relay; libmicrohttpd's stopped daemons), until its handler
+ * returns and it ends; "Server close: … still pending after 10 s" is
+ * logged then.
  *
  * From the library's own callbacks — a signal handler of the server or of
  * a socket, a hook, a send callback, a source attached to a session's

@@ -258,34 +258,12 @@ count_unix_sockets (void)
   return n;
 }
 
-typedef struct
-{
-  GMutex   lock;
-  GCond    cond;
-  gboolean entered;  /* the handler runs */
-  gboolean release;  /* the test lets it return */
-} Blocker;
-
-static void
-blocking_on_message (EngineIOSocket *socket,
-                     const char     *text,
-                     GBytes         *data,
-                     Blocker        *blocker)
-{
-  g_mutex_lock (&blocker->lock);
-  blocker->entered = TRUE;
-  g_cond_broadcast (&blocker->cond);
-  while (!blocker->release)
-    g_cond_wait (&blocker->cond, &blocker->lock);
-  g_mutex_unlock (&blocker->lock);
-}
-
 static void
 blocking_on_connection (TestLoopback   *lb,
                         EngineIOSocket *socket,
                         gpointer        user_data)
 {
-  g_signal_connect (socket, "message", G_CALLBACK (blocking_on_message), user_data);
+  test_blocker_connect (user_data, socket);
 }
 
 /* An idle keep-alive https connection: a polling handshake answered, the
@@ -334,9 +312,9 @@ test_close_blocked_session (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(TestWs) ws = NULL;
   TestLoopback lb = { NULL, };
-  Blocker blocker = { 0, };
+  TestBlocker blocker;
   guint unix_before, unix_during, unix_after_close, unix_after;
-  gint64 start, deadline;
+  gint64 start;
   GSocketClient *client;
   GSocketConnection *refused;
   g_autoptr(GIOStream) keep_alive = NULL;
@@ -352,8 +330,7 @@ test_close_blocked_session (void)
                   "port is free as soon as close() returns, and an idle keep-alive "
                   "connection is ended by then too (not left open, unserved, for as long "
                   "as the handler blocks)");
-  g_mutex_init (&blocker.lock);
-  g_cond_init (&blocker.cond);
+  test_blocker_init (&blocker);
   test_loopback_init (&lb);
   lb.on_connection = blocking_on_connection;
   lb.user_data = &blocker;
@@ -373,13 +350,7 @@ test_close_blocked_session (void)
   g_assert_no_error (error);
   test_require (ws != NULL);
   test_require (test_ws_send_text (ws, "4block"));
-  deadline = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
-  g_mutex_lock (&blocker.lock);
-  while (!blocker.entered)
-    if (!g_cond_wait_until (&blocker.cond, &blocker.lock, deadline))
-      break;
-  g_mutex_unlock (&blocker.lock);
-  test_require (blocker.entered);
+  test_require (test_blocker_wait_entered (&blocker, TEST_TIMEOUT_MS));
   unix_during = count_unix_sockets ();
   g_assert_cmpuint (unix_during, ==, unix_before + 2);  /* the relay's socketpair */
   keep_alive = keep_alive_connection (lb.port);
@@ -412,17 +383,15 @@ test_close_blocked_session (void)
   g_assert_false (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
   g_clear_object (&keep_alive);
 
-  g_mutex_lock (&blocker.lock);
-  blocker.release = TRUE;
-  g_cond_broadcast (&blocker.cond);
-  g_mutex_unlock (&blocker.lock);
+  test_blocker_release (&blocker);
   unix_after = test_wait_count_at_most (count_unix_sockets, unix_before, 10000 + TEST_TIMEOUT_MS);
   g_assert_cmpuint (unix_after, ==, unix_before);
+  g_assert_true (test_blocker_wait_finalized (&blocker, TEST_TIMEOUT_MS));
 
   g_clear_pointer (&ws, test_ws_free);
   test_loopback_clear (&lb);
-  g_cond_clear (&blocker.cond);
-  g_mutex_clear (&blocker.lock);
+  g_assert_true (test_blocker_wait_returned (&blocker, TEST_TIMEOUT_MS));
+  test_blocker_clear (&blocker);
   test_log_check ();
 }
 

@@ -1579,6 +1579,115 @@ test_loopback_clear (TestLoopback *loopback)
 }
 
 /* ------------------------------------------------------------------ */
+/* A ::message handler that blocks                                      */
+/* ------------------------------------------------------------------ */
+
+#define BLOCKER_MAX_US (20 * G_USEC_PER_SEC)
+
+void
+test_blocker_init (TestBlocker *blocker)
+{
+  memset (blocker, 0, sizeof *blocker);
+  g_mutex_init (&blocker->lock);
+  g_cond_init (&blocker->cond);
+}
+
+static void
+blocker_set (TestBlocker *blocker,
+             gboolean    *flag)
+{
+  g_mutex_lock (&blocker->lock);
+  *flag = TRUE;
+  g_cond_broadcast (&blocker->cond);
+  g_mutex_unlock (&blocker->lock);
+}
+
+static void
+blocker_on_message (EngineIOSocket *socket,
+                    const char     *text,
+                    GBytes         *data,
+                    TestBlocker    *blocker)
+{
+  gint64 deadline = g_get_monotonic_time () + BLOCKER_MAX_US;
+
+  g_mutex_lock (&blocker->lock);
+  blocker->entered = TRUE;
+  g_cond_broadcast (&blocker->cond);
+  while (!blocker->release && g_cond_wait_until (&blocker->cond, &blocker->lock, deadline))
+    ;
+  blocker->returned = TRUE;
+  g_cond_broadcast (&blocker->cond);
+  g_mutex_unlock (&blocker->lock);
+}
+
+static void
+blocker_on_finalized (gpointer  data,
+                      GObject  *where_the_socket_was)
+{
+  TestBlocker *blocker = data;
+
+  blocker_set (blocker, &blocker->finalized);
+}
+
+void
+test_blocker_connect (TestBlocker    *blocker,
+                      EngineIOSocket *socket)
+{
+  g_signal_connect (socket, "message", G_CALLBACK (blocker_on_message), blocker);
+  g_object_weak_ref (G_OBJECT (socket), blocker_on_finalized, blocker);
+}
+
+static gboolean
+blocker_wait (TestBlocker *blocker,
+              gboolean    *flag,
+              guint        timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  gboolean value;
+
+  g_mutex_lock (&blocker->lock);
+  while (!*flag && g_cond_wait_until (&blocker->cond, &blocker->lock, deadline))
+    ;
+  value = *flag;
+  g_mutex_unlock (&blocker->lock);
+  return value;
+}
+
+gboolean
+test_blocker_wait_entered (TestBlocker *blocker,
+                           guint        timeout_ms)
+{
+  return blocker_wait (blocker, &blocker->entered, timeout_ms);
+}
+
+gboolean
+test_blocker_wait_returned (TestBlocker *blocker,
+                            guint        timeout_ms)
+{
+  return blocker_wait (blocker, &blocker->returned, timeout_ms);
+}
+
+gboolean
+test_blocker_wait_finalized (TestBlocker *blocker,
+                             guint        timeout_ms)
+{
+  return blocker_wait (blocker, &blocker->finalized, timeout_ms);
+}
+
+void
+test_blocker_release (TestBlocker *blocker)
+{
+  blocker_set (blocker, &blocker->release);
+}
+
+void
+test_blocker_clear (TestBlocker *blocker)
+{
+  g_mutex_clear (&blocker->lock);
+  g_cond_clear (&blocker->cond);
+}
+
+/* ------------------------------------------------------------------ */
 /* Resources                                                            */
 /* ------------------------------------------------------------------ */
 

@@ -353,6 +353,37 @@ gboolean  test_loopback_listen (TestLoopback *loopback);
 void      test_loopback_clear  (TestLoopback *loopback);
 
 /* ------------------------------------------------------------------ */
+/* A ::message handler that blocks                                      */
+/* ------------------------------------------------------------------ */
+
+/* test_blocker_connect() (from a ::connection handler) makes each message
+ * of @socket block its session's thread until test_blocker_release(), or
+ * 20 s at most. Also records when the session's socket is finalized. */
+typedef struct
+{
+  GMutex   lock;
+  GCond    cond;
+  gboolean entered;    /* (lock) a handler blocks or blocked */
+  gboolean release;    /* (lock) */
+  gboolean returned;   /* (lock) the handler is done with the blocker */
+  gboolean finalized;  /* (lock) a connected socket was finalized */
+} TestBlocker;
+
+void     test_blocker_init          (TestBlocker    *blocker);
+void     test_blocker_connect       (TestBlocker    *blocker,
+                                     EngineIOSocket *socket);
+/* Each waits up to @timeout_ms (not scaled) for its flag; its value. */
+gboolean test_blocker_wait_entered  (TestBlocker    *blocker,
+                                     guint           timeout_ms);
+gboolean test_blocker_wait_returned (TestBlocker    *blocker,
+                                     guint           timeout_ms);
+gboolean test_blocker_wait_finalized (TestBlocker   *blocker,
+                                     guint           timeout_ms);
+void     test_blocker_release       (TestBlocker    *blocker);
+/* Only once the handler returned (or never ran). */
+void     test_blocker_clear         (TestBlocker    *blocker);
+
+/* ------------------------------------------------------------------ */
 /* Resources of this process                                            */
 /* ------------------------------------------------------------------ */
 

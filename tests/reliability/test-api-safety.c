@@ -899,57 +899,12 @@ test_close_inflight_poll_app (void)
   close_inflight_poll_run (TRUE);
 }
 
-/* A handler that blocks until released (at most BLOCK_MAX_US). */
-#define BLOCK_MAX_US (20 * G_USEC_PER_SEC)
-
-typedef struct
-{
-  GMutex   lock;
-  GCond    cond;
-  gboolean blocking;  /* (lock) a handler is blocked */
-  gboolean release;   /* (lock) */
-  gboolean returned;  /* (lock) the handler is done with the blocker */
-  gboolean finalized; /* (lock) the blocked session's socket is gone */
-} Blocker;
-
-static void
-on_block_socket_finalized (gpointer  user_data,
-                           GObject  *where_the_socket_was)
-{
-  Blocker *b = user_data;
-
-  g_mutex_lock (&b->lock);
-  b->finalized = TRUE;
-  g_cond_broadcast (&b->cond);
-  g_mutex_unlock (&b->lock);
-}
-
-static void
-on_block_message (EngineIOSocket *socket,
-                  const char     *text,
-                  GBytes         *data,
-                  gpointer        user_data)
-{
-  Blocker *b = user_data;
-  gint64 deadline = g_get_monotonic_time () + BLOCK_MAX_US;
-
-  g_mutex_lock (&b->lock);
-  b->blocking = TRUE;
-  g_cond_broadcast (&b->cond);
-  while (!b->release && g_cond_wait_until (&b->cond, &b->lock, deadline))
-    ;
-  b->returned = TRUE;
-  g_cond_broadcast (&b->cond);
-  g_mutex_unlock (&b->lock);
-}
-
 static void
 on_block_connection (EngineIOServer *server,
                      EngineIOSocket *socket,
                      gpointer        user_data)
 {
-  g_signal_connect (socket, "message", G_CALLBACK (on_block_message), user_data);
-  g_object_weak_ref (G_OBJECT (socket), on_block_socket_finalized, user_data);
+  test_blocker_connect (user_data, socket);
 }
 
 static void
@@ -959,7 +914,7 @@ close_blocked_session (gboolean drop_server_first)
   g_autoptr(RelPoll) poll = NULL;
   g_autoptr(TestResponse) answer = NULL;
   g_autoptr(GError) error = NULL;
-  Blocker b = { 0, };
+  TestBlocker b;
   gint64 start;
   guint port;
   guint threads = test_count_threads ();
@@ -970,8 +925,7 @@ close_blocked_session (gboolean drop_server_first)
                   "waiting poll is answered) instead of stopping libmicrohttpd with a "
                   "suspended connection, which aborted the process");
 
-  g_mutex_init (&b.lock);
-  g_cond_init (&b.cond);
+  test_blocker_init (&b);
   g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
   g_signal_connect (server, "connection", G_CALLBACK (on_block_connection), &b);
   port = test_server_listen (server);
@@ -982,10 +936,7 @@ close_blocked_session (gboolean drop_server_first)
 
   g_assert_true (rel_poll_post (poll, "4block", &error));
   g_assert_no_error (error);
-  g_mutex_lock (&b.lock);
-  while (!b.blocking)
-    g_cond_wait (&b.cond, &b.lock);
-  g_mutex_unlock (&b.lock);
+  test_require (test_blocker_wait_entered (&b, CLIENT_WAIT_MS));
   /* A poll waits now (nothing queued), its session's thread busy. */
   g_assert_true (rel_poll_send_get (poll, &error));
   g_assert_no_error (error);
@@ -1007,33 +958,19 @@ close_blocked_session (gboolean drop_server_first)
    * GTest makes fatal, and a use after free as the thread ended). */
   if (drop_server_first)
     g_clear_object (&server);
-  g_mutex_lock (&b.lock);
-  b.release = TRUE;
-  g_cond_broadcast (&b.cond);
-  g_mutex_unlock (&b.lock);
+  test_blocker_release (&b);
   /* The session's thread ends once its handler returns. */
   g_assert_cmpuint (test_wait_count_at_most (test_count_threads, threads, CLIENT_WAIT_MS), <=, threads);
   g_clear_object (&server);
   /* The thread count may reach its mark early (threads of earlier tests
    * ending): the blocker is freed only once the handler is done with it
-   * (ThreadSanitizer saw it freed under the handler's g_cond_wait_until()). */
-  {
-    gint64 deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-
-    g_mutex_lock (&b.lock);
-    while (!b.returned && g_cond_wait_until (&b.cond, &b.lock, deadline))
-      ;
-    g_assert_true (b.returned);
-    /* And the session ends, its socket freed, in both threading modes
-     * (a polling session's end needs no timer; the WebSocket case, which
-     * did not end in pooled mode, is /tls/close-blocked-session). */
-    while (!b.finalized && g_cond_wait_until (&b.cond, &b.lock, deadline))
-      ;
-    g_assert_true (b.finalized);
-    g_mutex_unlock (&b.lock);
-  }
-  g_mutex_clear (&b.lock);
-  g_cond_clear (&b.cond);
+   * (ThreadSanitizer saw it freed under the handler's g_cond_wait_until()).
+   * And the session ends, its socket freed, in both threading modes (a
+   * polling session's end needs no timer; the WebSocket case, which did
+   * not end in pooled mode, is /tls/close-blocked-session). */
+  g_assert_true (test_blocker_wait_returned (&b, CLIENT_WAIT_MS));
+  g_assert_true (test_blocker_wait_finalized (&b, CLIENT_WAIT_MS));
+  test_blocker_clear (&b);
   test_log_check ();
 }
 

@@ -54,6 +54,21 @@ engine_io_socket_ws_send_packet (EngineIOSocket *self,
   return engine_io_websocket_send (self->ws, binary, self->frame->data, self->frame->len);
 }
 
+/* Tells the send callbacks of @items (taken) on the session's context:
+ * @flushed, whether their messages were sent. */
+static void
+post_flushed (EngineIOSocket *self,
+              GPtrArray      *items,
+              gboolean        flushed)
+{
+  Event *event = g_new0 (Event, 1);
+
+  event->kind = EVENT_FLUSHED;
+  event->items = items;
+  event->flushed = flushed;
+  engine_io_socket_post_event (self, event);
+}
+
 /* Send items whose message is in the WebSocket are told TRUE only once
  * send() has taken all of it (the kernel has it), not when it is handed
  * to the WebSocket: a connection that fails or stalls with output still in our
@@ -77,14 +92,7 @@ engine_io_socket_ws_report_sent (EngineIOSocket *self)
       g_ptr_array_add (done, g_queue_pop_head (&self->ws_unsent));
     }
   if (done != NULL)
-    {
-      Event *event = g_new0 (Event, 1);
-
-      event->kind = EVENT_FLUSHED;
-      event->items = done;
-      event->flushed = TRUE;
-      engine_io_socket_post_event (self, event);
-    }
+    post_flushed (self, done, TRUE);
 }
 
 /* Hands @packets to the WebSocket; @notify (may be NULL, taken) are the
@@ -127,14 +135,7 @@ engine_io_socket_ws_send_packets (EngineIOSocket *self,
       g_free (items);
       g_ptr_array_unref (notify);
       if (refused != NULL)
-        {
-          Event *event = g_new0 (Event, 1);
-
-          event->kind = EVENT_FLUSHED;
-          event->items = refused;
-          event->flushed = FALSE;
-          engine_io_socket_post_event (self, event);
-        }
+        post_flushed (self, refused, FALSE);
     }
 }
 

@@ -650,21 +650,28 @@ function freePort() {
   });
 }
 
+// redis-server on a free loopback port, ready when its own stdout says so (a port that merely
+// accepts could be another test process's Redis, started on the same free port first: ours then
+// exits, and another port is tried).
 async function startRedis() {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-                                      '--appendonly', 'no'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  proc.on('error', () => {});
-  const deadline = Date.now() + 10000;
-  for (;;) {
-    const up = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
-      socket.on('error', () => resolve(false));
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+                                        '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.on('error', () => {});
+    const ready = await new Promise((resolve) => {
+      let out = '';
+      const timer = setTimeout(() => resolve(false), 10000);
+      proc.stdout.on('data', (d) => {
+        out += d.toString();
+        if (out.includes('Ready to accept connections')) { clearTimeout(timer); resolve(true); }
+      });
+      proc.on('exit', () => { clearTimeout(timer); resolve(false); });
     });
-    if (up) return { proc, url: `redis://127.0.0.1:${port}` };
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server did not start on ${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (ready) return { proc, url: `redis://127.0.0.1:${port}` };
+    proc.kill('SIGKILL');
   }
+  throw new Error('redis-server did not start on a free port in 20 attempts');
 }
 
 async function openPageOn(node, label, query) {

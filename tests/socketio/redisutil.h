@@ -25,14 +25,22 @@ GSocket  *redis_loopback_socket (gboolean           listening,
 /* A loopback port free when called: a socket bound to 127.0.0.1 port 0,
  * then closed (redis-server cannot bind port 0). */
 guint     redis_free_port       (void);
-/* Starts redis-server on 127.0.0.1:@port without persistence and waits
- * (up to 10 s; the test fails otherwise) until it accepts connections.
- * Spawned and reaped by hand: GSubprocess's wait races with GLib's child
- * watch thread in 2.74 (a TSan report inside GLib). */
-GPid      redis_start           (guint              port);
+/* Starts redis-server on 127.0.0.1:*@port without persistence and waits
+ * (up to 10 s; the test fails otherwise) until it accepts connections and
+ * is the process answering there (its INFO's process_id). With *@port 0,
+ * picks a free port, stored in @port, and picks another if a concurrent
+ * test process takes it first; otherwise (a restart) *@port must still be
+ * free. Spawned and reaped by hand: GSubprocess's wait races with GLib's
+ * child watch thread in 2.74 (a TSan report inside GLib). */
+GPid      redis_start           (guint             *port);
+/* Spawns redis-server on @port and waits (up to 10 s) until it, not
+ * another process, answers there. Returns its pid, or 0 (reaped) when it
+ * exited first: the port was taken by the time it bound. */
+GPid      redis_try_start       (guint              port,
+                                 const char *const *extra_args);
 /* As redis_start(), with @extra_args (NULL-terminated, may be NULL)
  * appended to redis-server's command line. */
-GPid      redis_start_full      (guint              port,
+GPid      redis_start_full      (guint             *port,
                                  const char *const *extra_args);
 /* SIGKILLs and reaps @pid; nothing when @pid is 0. */
 void      redis_stop            (GPid               pid);

@@ -44,9 +44,20 @@ export function freePort() {
 }
 
 // redis-server on 127.0.0.1:`port` (a free one if not given) without persistence, ready to
-// accept connections; SIGKILLed when this process exits.
+// accept connections (its own stdout says so: a port that merely accepts could be another test
+// process's Redis); SIGKILLed when this process exits. A free port can be taken by another
+// process before redis-server binds it: then another one (only when `port` was not given).
 export async function startRedis(port) {
-  port = port ?? await freePort();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startRedisOn(port ?? await freePort());
+    } catch (e) {
+      if (port !== undefined || attempt >= 19) throw e;
+    }
+  }
+}
+
+async function startRedisOn(port) {
   const child = spawn(REDIS_SERVER, [
     "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
     "--daemonize", "no",
@@ -56,7 +67,10 @@ export async function startRedis(port) {
   });
   await new Promise((resolve, reject) => {
     let buf = "";
-    const timer = setTimeout(() => reject(new Error("redis-server not ready within 10 s")), 10000);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error("redis-server not ready within 10 s"));
+    }, 10000);
     child.stdout.on("data", (d) => {
       buf += d.toString();
       if (buf.includes("Ready to accept connections")) {

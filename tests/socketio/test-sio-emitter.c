@@ -46,8 +46,8 @@ fixture_setup (Fixture       *f,
   const char *names[] = { "/", "/chat" };
   g_autoptr(GError) error = NULL;
 
-  f->redis_port = redis_free_port ();
-  f->redis = redis_start (f->redis_port);
+  f->redis_port = 0;
+  f->redis = redis_start (&f->redis_port);
   f->url = g_strdup_printf ("redis://127.0.0.1:%u", f->redis_port);
   f->engine = test_server_new ();
   f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);
@@ -456,7 +456,7 @@ test_redis_restart (Fixture       *f,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_FAILED);
   g_clear_error (&error);
 
-  f->redis = redis_start (f->redis_port);
+  f->redis = redis_start (&f->redis_port);
   g_assert_true (redis_wait_connected (f->adapter[0], TRUE, 10000));
   g_assert_true (socket_io_redis_emitter_connect (f->emitter, &error));
   g_assert_no_error (error);

@@ -120,8 +120,8 @@ fixture_setup (Fixture       *f,
 {
   g_autoptr(GError) error = NULL;
 
-  f->redis_port = redis_free_port ();
-  f->redis = redis_start_full (f->redis_port, redis_args);
+  f->redis_port = 0;
+  f->redis = redis_start_full (&f->redis_port, redis_args);
   f->url = g_strdup_printf ("redis://127.0.0.1:%u", f->redis_port);
   f->engine = test_server_new ();
   f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);

@@ -45,8 +45,8 @@ static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->redis_port = redis_free_port ();
-  f->redis = redis_start (f->redis_port);
+  f->redis_port = 0;
+  f->redis = redis_start (&f->redis_port);
   f->url = g_strdup_printf ("redis://127.0.0.1:%u", f->redis_port);
   for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
     {
@@ -174,7 +174,7 @@ test_redis_restart (Fixture       *f,
   g_assert_cmpuint (socket_io_redis_adapter_get_publish_failures (r0), ==, before + 3);
   sio_expect_quiet (b);
 
-  f->redis = redis_start (f->redis_port);
+  f->redis = redis_start (&f->redis_port);
   g_assert_true (redis_wait_connected (n0->adapter, TRUE, 10000));
   g_assert_true (redis_wait_connected (f->nodes[1].adapter, TRUE, 10000));
   emit (n0, "after-restart");
@@ -319,7 +319,7 @@ test_server_count (Fixture       *f,
   g_assert_true (redis_wait_connected (f->nodes[0].adapter, FALSE, 5000));
   g_assert_cmpint (server_count (&f->nodes[0], &message), ==, -1);
   g_assert_cmpstr (message, ==, "Not connected to Redis");
-  f->redis = redis_start (f->redis_port);
+  f->redis = redis_start (&f->redis_port);
   g_assert_true (redis_wait_connected (f->nodes[0].adapter, TRUE, 10000));
   g_assert_true (redis_wait_connected (f->nodes[1].adapter, TRUE, 10000));
   g_assert_cmpint (server_count (&f->nodes[0], &message), ==, 2);
@@ -733,6 +733,30 @@ test_bad_url (void)
   g_assert_error (error, SOCKET_IO_ERROR, SOCKET_IO_ERROR_INVALID);
 }
 
+/* The harness's Redis is the one the test talks to: CI once had two test
+ * processes share one Redis (a port picked free was taken by the other's
+ * redis-server first; ours failed to bind, the wait for the port saw the
+ * other's, and each adapter received the other's publications). A
+ * redis-server started where another already listens is reported as
+ * failed (0), not taken for ours; a fresh start picks a port of its own. */
+static void
+test_harness_port_taken (void)
+{
+  guint port = 0;
+  GPid first = redis_start (&port);
+  guint other = 0;
+  GPid second;
+
+  g_assert_cmpint (first, >, 0);
+  g_assert_cmpuint (port, !=, 0);
+  g_assert_cmpint (redis_try_start (port, NULL), ==, 0);
+  second = redis_start (&other);
+  g_assert_cmpint (second, >, 0);
+  g_assert_cmpuint (other, !=, port);
+  redis_stop (second);
+  redis_stop (first);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -743,6 +767,7 @@ main (int   argc,
   g_test_add_func ("/sio-redis/bad-url", test_bad_url);
   if (!redis_available ("/sio-redis/redis-server"))
     return g_test_run ();
+  g_test_add_func ("/sio-redis/harness-port-taken", test_harness_port_taken);
 #define ADD(path, func) \
   g_test_add ("/sio-redis/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("broadcast", test_broadcast);

@@ -19,12 +19,9 @@ exit 1 on any failure; every wait has a timeout and the whole run a global one.
 
 Client facts worked around (python-engineio 4.3.4 under python-socketio 5.7.2, see
 tests/interop/client_python.py for the Engine.IO side):
-- engineio.Client runs each 'message' handler on a new thread, and socketio.Client assembles a
-  binary packet from the messages that follow its header: two threads can race and pair an
-  attachment with the wrong packet. The Engine.IO client used here delivers messages on the
-  read thread, in order.
-- Its polling POST body is a str that http.client encodes as Latin-1 (a character above U+00FF
-  raises in the write thread): POST bodies are encoded as UTF-8 here.
+- engineio.Client runs each 'message' handler on a new thread (binary attachments race their
+  header) and encodes polling POST bodies as Latin-1: sio_python_client.py's client delivers in
+  order and POSTs UTF-8.
 - It refuses a polling response of more than 16 packets: the tests keep fewer in flight.
 """
 
@@ -73,23 +70,7 @@ except ImportError as e:  # pragma: no cover
          'python3-requests and python3-websocket installed' % e)
 
 
-class InOrderEngineIOClient(engineio.Client):
-    """engineio.Client delivering messages in order on its read thread, POSTing UTF-8."""
-
-    def _trigger_event(self, event, *args, **kwargs):
-        if event == 'message':
-            kwargs['run_async'] = False
-        return super()._trigger_event(event, *args, **kwargs)
-
-    def _send_request(self, method, url, headers=None, body=None, timeout=None):
-        if isinstance(body, str):
-            body = body.encode('utf-8')
-        return super()._send_request(method, url, headers=headers, body=body, timeout=timeout)
-
-
-class Client(socketio.Client):
-    def _engineio_client_class(self):
-        return InOrderEngineIOClient
+from sio_python_client import InOrderClient as Client  # noqa: E402
 
 
 # ---- the server -----------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -46,32 +45,24 @@ try {
   bail(`playwright-core is missing: npm ci --prefix tests/interop (${e.message})`);
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
+// engineio-echo on a port it binds itself (`--port 0`), read back from its listening line.
 async function startEcho(deflate) {
-  const port = await freePort();
-  const args = ['--port', String(port), '--max-payload', '4000000', '--ping-interval', '60000'];
+  const args = ['--port', '0', '--max-payload', '4000000', '--ping-interval', '60000'];
   if (deflate) args.push('--per-message-deflate');
-  const proc = spawn(echoPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  const url = `http://127.0.0.1:${port}/engine.io/?EIO=4&transport=polling`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      const r = await fetch(url);
-      if (r.status === 200) return { proc, port };
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const proc = spawn(echoPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve) => {
+    let out = '';
+    const timer = setTimeout(() => resolve(null), 10000);
+    proc.stdout.on('data', (d) => {
+      out += d.toString();
+      const m = /^listening on http:\/\/[^:]+:(\d+)\//m.exec(out);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    proc.on('exit', () => { clearTimeout(timer); resolve(null); });
+  });
+  if (port !== null) return { proc, port };
   proc.kill();
-  bail(`engineio-echo did not start on port ${port}`);
+  bail('engineio-echo printed no listening line within 10 s');
 }
 
 /* Runs in the page. */

@@ -101,6 +101,9 @@ struct _EngineIOServer
   guint                       live_sessions;      /* (lock) created and not finished */
   guint                       pending_handshakes; /* (lock) admitted, socket not yet made */
   int                         suspended;          /* (atomic) suspended requests; @cond at 0 */
+  int                         refuse_suspend;     /* (atomic) set once the close answered what
+                                                   * was suspended, the sessions' wait over:
+                                                   * nothing is suspended any more */
   int                         active_requests;    /* (atomic) begun, not yet completed; @cond at 0 */
   gboolean                    closing;            /* (lock) */
   gboolean                    closed;             /* (lock) */
@@ -177,11 +180,6 @@ void              engine_io_core_respond_full_with_headers (EngineIOConfig     *
                                                             GBytes             *body,
                                                             gboolean            preflight,
                                                             const char * const *extra);
-void              engine_io_core_respond_status_json (EngineIOConfig  *config,
-                                                      EngineIORequest *req,
-                                                      guint            status,
-                                                      int              code,
-                                                      const char      *message);
 GBytes           *engine_io_core_error_json        (int              code,
                                                     const char      *message);
 void              engine_io_core_note_refusal      (EngineIORequest *req,

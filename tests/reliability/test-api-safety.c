@@ -974,6 +974,93 @@ close_blocked_session (gboolean drop_server_first)
   test_log_check ();
 }
 
+static gpointer
+close_thread_func (gpointer data)
+{
+  engine_io_server_close (data);
+  return NULL;
+}
+
+static void
+test_close_blocked_session_repoll (void)
+{
+  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestResponse) answer = NULL;
+  g_autoptr(TestResponse) again = NULL;
+  g_autoptr(TestHttp) http = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *head = NULL;
+  TestBlocker b;
+  GThread *closer;
+  guint port;
+  int slow_post;
+
+  g_test_summary ("engine_io_server_close() while a polling session's handler blocks past "
+                  "the close's wait: once its waiting poll is answered 503, its client polls "
+                  "again at once while another request (a POST body still coming) keeps the "
+                  "close waiting; that poll is answered at once too. It was suspended (the "
+                  "session, its context blocked, still looked open), and libmicrohttpd "
+                  "aborted the process when the close stopped it with a suspended connection");
+
+  test_blocker_init (&b);
+  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (server, "connection", G_CALLBACK (on_block_connection), &b);
+  port = test_server_listen (server);
+  test_require (port != 0);
+  poll = rel_poll_open (port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  g_assert_true (rel_poll_post (poll, "4block", &error));
+  g_assert_no_error (error);
+  test_require (test_blocker_wait_entered (&b, CLIENT_WAIT_MS));
+  g_assert_true (rel_poll_send_get (poll, &error));
+  g_assert_no_error (error);
+  /* A POST whose body never completes: the close waits for it (2 s) after
+   * answering the waiting poll. */
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+                          "Content-Length: 100\r\n\r\n4ab", poll->target);
+  slow_post = rel_tcp_connect (port);
+  g_assert_cmpint (slow_post, >=, 0);
+  g_assert_cmpint (send (slow_post, head, strlen (head), MSG_NOSIGNAL), ==, (gssize) strlen (head));
+
+  /* The connection the client polls again on, open already (another
+   * path: 404, kept alive). */
+  http = test_http_new (port);
+  {
+    g_autoptr(TestResponse) other = test_http_request (http, "GET", "/elsewhere", NULL, NULL, -1,
+                                                       CLIENT_WAIT_MS, &error);
+    g_assert_no_error (error);
+    test_require (other != NULL);
+    g_assert_cmpuint (other->status, ==, 404);
+  }
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  test_log_expect (G_LOG_LEVEL_WARNING, "did not end in time");
+  closer = g_thread_new ("closer", close_thread_func, server);
+  answer = test_http_receive (poll->http, 10000 + CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (answer != NULL);
+  g_assert_cmpuint (answer->status, ==, 503);
+  /* The client polls again at once (the close waits up to 2 s for the
+   * POST meanwhile). */
+  g_assert_true (test_http_send (http, "GET", poll->target, NULL, NULL, -1, &error));
+  g_assert_no_error (error);
+  again = test_http_receive (http, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (again != NULL);
+  g_assert_cmpuint (again->status, ==, 503);
+  g_thread_join (closer);
+  close (slow_post);
+
+  test_blocker_release (&b);
+  g_assert_true (test_blocker_wait_returned (&b, CLIENT_WAIT_MS));
+  g_clear_object (&server);
+  g_assert_true (test_blocker_wait_finalized (&b, CLIENT_WAIT_MS));
+  test_blocker_clear (&b);
+  test_log_check ();
+}
+
 static void
 test_close_blocked_session (void)
 {
@@ -1362,6 +1449,8 @@ main (int   argc,
   g_test_add_func ("/reliability/api-safety/close-async/inflight-poll-app-close",
                    test_close_inflight_poll_app);
   g_test_add_func ("/reliability/api-safety/close/blocked-session", test_close_blocked_session);
+  g_test_add_func ("/reliability/api-safety/close/blocked-session-repoll",
+                   test_close_blocked_session_repoll);
   g_test_add_func ("/reliability/api-safety/close/blocked-session-drop-server",
                    test_close_blocked_session_drop_server);
 

@@ -180,9 +180,10 @@ server_finish_close (EngineIOServer *self,
       /* libmicrohttpd aborts the process when it is stopped with a
        * suspended connection: the polls and POSTs of sessions that did
        * not end (their context is blocked) are answered now, and from now
-       * on a new poll of theirs is answered at once instead of suspended
-       * (its client polls again after the 503 while the close waits for
-       * other requests; suspended, it aborted the process at the stop).
+       * on a new poll of theirs (or a POST they would hold) is answered at
+       * once instead of suspended (its client polls again after the 503
+       * while the close waits for other requests; suspended, it aborted
+       * the process at the stop).
        * Set before the sessions' locks are taken: a poll suspended before
        * is taken below, one after sees it. */
       g_atomic_int_set (&self->refuse_suspend, 1);

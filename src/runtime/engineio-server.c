@@ -703,7 +703,8 @@ engine_io_server_broadcast_binary (EngineIOServer *self,
  * A session whose context is still blocked after those 10 seconds (a
  * handler that does not return) is left to end on its own: its waiting
  * poll is answered 503 (`Server shutting down`), and so are the polls its
- * client sends after that; the listening socket is closed and the host's
+ * client sends after that (and its POSTs, where the session would hold
+ * them: over #EngineIOServer:receive-queue-high-water); the listening socket is closed and the host's
  * other connections are ended when this returns, but the session keeps its connection, its thread (a loop
  * thread of #EngineIOServer:loop-threads too, which goes on iterating
  * until its last session ends) and what the HTTP host holds for it (over

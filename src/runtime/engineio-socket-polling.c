@@ -267,6 +267,16 @@ post_continue (EngineIOSocket  *self,
           engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
           return;
         }
+      if (verdict == ENGINE_IO_POST_ROUND_HOLD && engine_io_core_refuses_suspend (self->server))
+        {
+          /* Held, nothing would resume it: answered now, as a poll is
+           * (engine_io_socket_handle_poll()). */
+          done_payload = post_done_locked (self);
+          ENGINE_IO_UNLOCK (&self->state_lock);
+          engine_io_core_respond_status_json (self->config, req, 503, ENGINE_IO_CODE_FORBIDDEN,
+                                              "Server shutting down");
+          return;
+        }
       if (verdict == ENGINE_IO_POST_ROUND_HOLD)
         {
           /* Back-pressure: the rest of the body waits. */

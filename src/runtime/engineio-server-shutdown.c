@@ -157,6 +157,20 @@ release_suspended_requests (EngineIOServer *self)
           engine_io_core_request_resume (req);
         }
     }
+
+  /* Handshakes whose job has not run: their session's context (a shared
+   * loop thread) is blocked too. */
+  {
+    g_autoptr(GPtrArray) handshakes = engine_io_server_take_handshake_requests (self);
+
+    for (guint i = 0; i < handshakes->len; i++)
+      {
+        EngineIORequest *req = g_ptr_array_index (handshakes, i);
+
+        engine_io_core_prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+        engine_io_core_request_resume (req);
+      }
+  }
 }
 
 /* Waits for the sessions to end (up to 10 seconds), stops the daemon and

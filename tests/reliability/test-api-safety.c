@@ -1093,6 +1093,54 @@ test_close_blocked_session_again (void)
 }
 
 static void
+test_close_blocked_handshake (void)
+{
+  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestHttp) http = NULL;
+  g_autoptr(TestResponse) answer = NULL;
+  g_autoptr(GError) error = NULL;
+  TestBlocker b;
+  guint port;
+
+  g_test_summary ("engine_io_server_close() while a session's handler blocks past the close's "
+                  "wait, with one shared loop thread (loop-threads 1): a handshake made "
+                  "meanwhile, whose session would be on that blocked thread, is answered 503 "
+                  "by the close. It stayed suspended (its job never ran), and libmicrohttpd "
+                  "aborted the process when the close stopped it");
+  test_blocker_init (&b);
+  /* Both suites' modes: the handshake needs the blocked shared thread. */
+  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, "loop-threads", 1, NULL);
+  g_signal_connect (server, "connection", G_CALLBACK (on_block_connection), &b);
+  port = test_server_listen (server);
+  test_require (port != 0);
+  poll = rel_poll_open (port, &error);
+  g_assert_no_error (error);
+  g_assert_true (rel_poll_post (poll, "4block", &error));
+  test_require (test_blocker_wait_entered (&b, CLIENT_WAIT_MS));
+  /* A handshake now: its session would be on the blocked loop. */
+  http = test_http_new (port);
+  g_assert_true (test_http_send (http, "GET", "/engine.io/?EIO=4&transport=polling", NULL, NULL, -1, &error));
+  g_assert_no_error (error);
+  /* Suspended, its job queued on the blocked thread. */
+  g_assert_false (test_http_wait_readable (http, 300));
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  test_log_expect (G_LOG_LEVEL_WARNING, "did not end in time");
+  engine_io_server_close (server);
+  answer = test_http_receive (http, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (answer != NULL);
+  g_assert_cmpuint (answer->status, ==, 503);
+  test_blocker_release (&b);
+  g_assert_true (test_blocker_wait_returned (&b, CLIENT_WAIT_MS));
+  g_clear_object (&server);
+  g_assert_true (test_blocker_wait_finalized (&b, CLIENT_WAIT_MS));
+  test_blocker_clear (&b);
+  test_log_check ();
+}
+
+static void
 test_close_blocked_session (void)
 {
   close_blocked_session (FALSE);
@@ -1482,6 +1530,7 @@ main (int   argc,
   g_test_add_func ("/reliability/api-safety/close/blocked-session", test_close_blocked_session);
   g_test_add_func ("/reliability/api-safety/close/blocked-session-again",
                    test_close_blocked_session_again);
+  g_test_add_func ("/reliability/api-safety/close/blocked-handshake", test_close_blocked_handshake);
   g_test_add_func ("/reliability/api-safety/close/blocked-session-drop-server",
                    test_close_blocked_session_drop_server);
 

@@ -53,6 +53,46 @@ static void admission_start (HandshakeJob               *job,
                              EngineIOAdmissionAsyncFunc  func,
                              gpointer                    data);
 
+/* In the job's context, before it uses its request: FALSE if the close
+ * took it (then the handshake is over: no longer pending). */
+static gboolean
+handshake_job_claim (HandshakeJob *job)
+{
+  EngineIOServer *self = job->server;
+  gboolean taken;
+
+  ENGINE_IO_LOCK (&self->lock, SERVER);
+  taken = job->taken;
+  g_hash_table_remove (self->handshake_jobs, job);
+  if (taken)
+    {
+      g_assert (self->pending_handshakes > 0);
+      self->pending_handshakes--;
+      g_cond_broadcast (&self->cond);
+    }
+  ENGINE_IO_UNLOCK (&self->lock);
+  return !taken;
+}
+
+GPtrArray *
+engine_io_server_take_handshake_requests (EngineIOServer *self)
+{
+  GPtrArray *taken = g_ptr_array_new ();
+  GHashTableIter iter;
+  HandshakeJob *job;
+
+  ENGINE_IO_LOCK (&self->lock, SERVER);
+  g_hash_table_iter_init (&iter, self->handshake_jobs);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &job, NULL))
+    {
+      job->taken = TRUE;
+      g_ptr_array_add (taken, job->req);
+      g_hash_table_iter_remove (&iter);
+    }
+  ENGINE_IO_UNLOCK (&self->lock);
+  return taken;
+}
+
 gboolean
 engine_io_handshake_job_cb (gpointer data)
 {
@@ -65,6 +105,8 @@ engine_io_handshake_job_cb (gpointer data)
   gpointer admission_async_data;
   gboolean closing;
 
+  if (!handshake_job_claim (job))
+    return G_SOURCE_REMOVE;
   ENGINE_IO_LOCK (&self->lock, SERVER);
   admission = self->admission_func;
   admission_data = self->admission_data;
@@ -82,6 +124,11 @@ engine_io_handshake_job_cb (gpointer data)
       /* The admission owns the job from here; this source's destroy
        * notify leaves it alone. */
       job->detached = TRUE;
+      /* Its request waits for the answer: the close takes it if this
+       * context is blocked by then. */
+      ENGINE_IO_LOCK (&self->lock, SERVER);
+      g_hash_table_add (self->handshake_jobs, job);
+      ENGINE_IO_UNLOCK (&self->lock);
       admission_start (job, admission_async, admission_async_data);
       return G_SOURCE_REMOVE;
     }
@@ -185,13 +232,15 @@ engine_io_handshake_job_free (gpointer data)
 
   if (job->detached)
     return;  /* its admission frees it */
+  ENGINE_IO_LOCK (&job->server->lock, SERVER);
+  /* A job whose source never ran (its context went away) */
+  g_hash_table_remove (job->server->handshake_jobs, job);
   if (job->counted)
     {
-      ENGINE_IO_LOCK (&job->server->lock, SERVER);
       g_assert (job->server->pending_admissions > 0);
       job->server->pending_admissions--;
-      ENGINE_IO_UNLOCK (&job->server->lock);
     }
+  ENGINE_IO_UNLOCK (&job->server->lock);
   if (job->loop != NULL)
     engine_io_loop_release (job->loop);
   engine_io_handshake_unref (job->handshake);
@@ -290,6 +339,12 @@ admission_continue_cb (gpointer data)
   EngineIOAdmission *admission = data;
   HandshakeJob *job = g_steal_pointer (&admission->job);
 
+  if (!handshake_job_claim (job))
+    {
+      job->detached = FALSE;
+      engine_io_handshake_job_free (job);
+      return G_SOURCE_REMOVE;
+    }
   if (!admission->accepted)
     engine_io_core_prepare_response (job->req, admission->status, admission->code, admission->message);
   else

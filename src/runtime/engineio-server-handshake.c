@@ -220,6 +220,9 @@ engine_io_server_handle_handshake (EngineIOServer          *self,
   req->kind = ENGINE_IO_REQUEST_HANDSHAKE;
   req->is_handshake = TRUE;
   engine_io_core_request_suspend (self, req);
+  ENGINE_IO_LOCK (&self->lock, SERVER);
+  g_hash_table_add (self->handshake_jobs, job);
+  ENGINE_IO_UNLOCK (&self->lock);
 
   /* The admission hook and ::connection run in the session's context. */
   source = g_idle_source_new ();

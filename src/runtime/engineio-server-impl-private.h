@@ -101,6 +101,9 @@ struct _EngineIOServer
   guint                       live_sessions;      /* (lock) created and not finished */
   guint                       pending_handshakes; /* (lock) admitted, socket not yet made */
   int                         suspended;          /* (atomic) suspended requests; @cond at 0 */
+  int                         refuse_suspend;     /* (atomic) set once the close answered what
+                                                   * was suspended, the sessions' wait over:
+                                                   * nothing is suspended any more */
   int                         active_requests;    /* (atomic) begun, not yet completed; @cond at 0 */
   gboolean                    closing;            /* (lock) */
   gboolean                    closed;             /* (lock) */
@@ -131,6 +134,8 @@ struct _EngineIOServer
   guint                       ping_interval_grace;   /* ms */
   guint                       pending_admissions;    /* (lock) handshakes counted against max-pending-admissions */
   GHashTable                 *admissions;            /* (lock) EngineIOAdmission (ref) awaiting an answer */
+  GHashTable                 *handshake_jobs;        /* (lock) set of HandshakeJob* whose request is
+                                                      * suspended and not yet used by the job */
   GMutex                      errors_lock;           /* (rank 8, a leaf) guards the two below */
   GQueue                      error_reports;         /* (errors_lock) ErrorReport, for ::connection-error */
   gboolean                    error_source_pending;  /* (errors_lock) a delivery source is attached */
@@ -177,11 +182,6 @@ void              engine_io_core_respond_full_with_headers (EngineIOConfig     *
                                                             GBytes             *body,
                                                             gboolean            preflight,
                                                             const char * const *extra);
-void              engine_io_core_respond_status_json (EngineIOConfig  *config,
-                                                      EngineIORequest *req,
-                                                      guint            status,
-                                                      int              code,
-                                                      const char      *message);
 GBytes           *engine_io_core_error_json        (int              code,
                                                     const char      *message);
 void              engine_io_core_note_refusal      (EngineIORequest *req,
@@ -217,12 +217,18 @@ typedef struct
   gboolean           version_ok; /* else refuse with code 5 once admitted */
   gboolean           counted;    /* in the server's pending_admissions */
   gboolean           detached;   /* owned by an EngineIOAdmission, not by its source */
+  gboolean           taken;      /* (server lock) the close answered @req (the job's
+                                  * context blocked): the job must not use it */
 } HandshakeJob;
 
 
 gboolean          engine_io_handshake_job_cb       (gpointer         data);
 void              engine_io_handshake_job_free     (gpointer         data);
 void              engine_io_server_refuse_admissions (EngineIOServer *self);
+/* Any thread (the close, once its wait for the sessions is over): takes
+ * the requests of the handshakes whose job has not run (its context
+ * blocked), EngineIORequest* to answer and resume. */
+GPtrArray        *engine_io_server_take_handshake_requests (EngineIOServer *self);
 
 /* engineio-server-sessions.c */
 EngineIOSocket   *engine_io_server_find_socket     (EngineIOServer  *self,

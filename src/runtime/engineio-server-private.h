@@ -110,6 +110,12 @@ void     engine_io_core_respond             (EngineIOConfig  *config,
 void     engine_io_core_respond_error       (EngineIOConfig  *config,
                                              EngineIORequest *req,
                                              int              code);
+/* @status with the JSON body {"code":@code,"message":@message}. */
+void     engine_io_core_respond_status_json (EngineIOConfig  *config,
+                                             EngineIORequest *req,
+                                             guint            status,
+                                             int              code,
+                                             const char      *message);
 void     engine_io_core_respond_packets     (EngineIOConfig  *config,
                                              EngineIORequest *req,
                                              EngineIOProtocolVersion version,
@@ -117,6 +123,10 @@ void     engine_io_core_respond_packets     (EngineIOConfig  *config,
                                              gsize            n_packets);
 void     engine_io_core_request_suspend     (EngineIOServer  *self,
                                              EngineIORequest *req);
+/* Whether a request must be answered now instead of suspended: the
+ * server's close has answered the suspended ones and goes on to stop the
+ * daemon (see server_finish_close()). Any thread. */
+gboolean engine_io_core_refuses_suspend     (EngineIOServer  *self);
 void     engine_io_core_request_resume      (EngineIORequest *req);
 
 /* The daemon engine_io_server_listen() started (the libmicrohttpd

@@ -280,6 +280,12 @@ engine_io_core_request_suspend (EngineIOServer  *self,
   req->vtable->suspend (req);
 }
 
+gboolean
+engine_io_core_refuses_suspend (EngineIOServer *self)
+{
+  return g_atomic_int_get (&self->refuse_suspend);
+}
+
 /* The serving thread saw the request again (resumed), or for the last time
  * (a resumed connection whose client had gone is completed without
  * re-entering the handler). */

@@ -157,6 +157,20 @@ release_suspended_requests (EngineIOServer *self)
           engine_io_core_request_resume (req);
         }
     }
+
+  /* Handshakes whose job has not run: their session's context (a shared
+   * loop thread) is blocked too. */
+  {
+    g_autoptr(GPtrArray) handshakes = engine_io_server_take_handshake_requests (self);
+
+    for (guint i = 0; i < handshakes->len; i++)
+      {
+        EngineIORequest *req = g_ptr_array_index (handshakes, i);
+
+        engine_io_core_prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
+        engine_io_core_request_resume (req);
+      }
+  }
 }
 
 /* Waits for the sessions to end (up to 10 seconds), stops the daemon and
@@ -179,7 +193,14 @@ server_finish_close (EngineIOServer *self,
                  self->live_sessions, self->pending_handshakes, g_atomic_int_get (&self->suspended));
       /* libmicrohttpd aborts the process when it is stopped with a
        * suspended connection: the polls and POSTs of sessions that did
-       * not end (their context is blocked) are answered now. */
+       * not end (their context is blocked) are answered now, and from now
+       * on a new poll of theirs (or a POST they would hold) is answered at
+       * once instead of suspended (its client polls again after the 503
+       * while the close waits for other requests; suspended, it aborted
+       * the process at the stop).
+       * Set before the sessions' locks are taken: a poll suspended before
+       * is taken below, one after sees it. */
+      g_atomic_int_set (&self->refuse_suspend, 1);
       ENGINE_IO_UNLOCK (&self->lock);
       release_suspended_requests (self);
       ENGINE_IO_LOCK (&self->lock, SERVER);

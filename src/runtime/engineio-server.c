@@ -701,9 +701,12 @@ engine_io_server_broadcast_binary (EngineIOServer *self,
  * that close too.
  *
  * A session whose context is still blocked after those 10 seconds (a
- * handler that does not return) is left to end on its own: the listening
- * socket is closed and the host's other connections are ended when this
- * returns, but the session keeps its connection, its thread (a loop
+ * handler that does not return) is left to end on its own: its waiting
+ * poll is answered 503 (`Server shutting down`), and so are the polls its
+ * client sends after that (and its POSTs, where the session would hold
+ * them: over #EngineIOServer:receive-queue-high-water), as is a handshake
+ * waiting for a loop thread the blocked handler holds; the listening socket is closed and the host's
+ * other connections are ended when this returns, but the session keeps its connection, its thread (a loop
  * thread of #EngineIOServer:loop-threads too, which goes on iterating
  * until its last session ends) and what the HTTP host holds for it (over
  * TLS its relay; libmicrohttpd's stopped daemons), until its handler
@@ -988,6 +991,7 @@ engine_io_server_finalize (GObject *object)
   engine_io_server_set_headers_func (self, NULL, NULL, NULL);
   engine_io_server_set_id_func (self, NULL, NULL, NULL);
   g_hash_table_unref (self->admissions);  /* empty: each holds the server */
+  g_hash_table_unref (self->handshake_jobs);  /* empty: each job holds the server */
   g_queue_clear_full (&self->error_reports, error_report_free);
   g_mutex_clear (&self->errors_lock);
   g_clear_pointer (&self->pool, engine_io_loop_pool_free);
@@ -1701,6 +1705,7 @@ engine_io_server_init (EngineIOServer *self)
   g_cond_init (&self->cond);
   self->sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->admissions = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) engine_io_admission_unref, NULL);
+  self->handshake_jobs = g_hash_table_new (NULL, NULL);
   g_mutex_init (&self->errors_lock);
   self->max_pending_admissions = 64;
   self->admission_timeout = 10000;

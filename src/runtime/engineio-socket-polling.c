@@ -92,6 +92,17 @@ engine_io_socket_handle_poll (EngineIOSocket  *self,
 
   /* SUSPEND. Nothing to send: wait without holding a worker. */
   g_assert (verdict == ENGINE_IO_POLL_SUSPEND);
+  if (engine_io_core_refuses_suspend (self->server))
+    {
+      /* The server's close answered the suspended requests and will stop
+       * the daemon: nothing would resume this one (the session's context
+       * is blocked), and libmicrohttpd aborts when it is stopped with a
+       * suspended connection. Answered as those were. */
+      ENGINE_IO_UNLOCK (&self->state_lock);
+      engine_io_core_respond_status_json (self->config, req, 503, ENGINE_IO_CODE_FORBIDDEN,
+                                          "Server shutting down");
+      return;
+    }
   self->active_get = req;
   req->suspended = TRUE;
   engine_io_core_request_suspend (self->server, req);
@@ -254,6 +265,16 @@ post_continue (EngineIOSocket  *self,
           done_payload = post_done_locked (self);
           ENGINE_IO_UNLOCK (&self->state_lock);
           engine_io_core_respond_error (self->config, req, ENGINE_IO_CODE_UNKNOWN_SID);
+          return;
+        }
+      if (verdict == ENGINE_IO_POST_ROUND_HOLD && engine_io_core_refuses_suspend (self->server))
+        {
+          /* Held, nothing would resume it: answered now, as a poll is
+           * (engine_io_socket_handle_poll()). */
+          done_payload = post_done_locked (self);
+          ENGINE_IO_UNLOCK (&self->state_lock);
+          engine_io_core_respond_status_json (self->config, req, 503, ENGINE_IO_CODE_FORBIDDEN,
+                                              "Server shutting down");
           return;
         }
       if (verdict == ENGINE_IO_POST_ROUND_HOLD)

@@ -974,6 +974,172 @@ close_blocked_session (gboolean drop_server_first)
   test_log_check ();
 }
 
+static gpointer
+close_thread_func (gpointer data)
+{
+  engine_io_server_close (data);
+  return NULL;
+}
+
+static void
+test_close_blocked_session_again (void)
+{
+  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(RelPoll) other_session = NULL;
+  g_autoptr(TestResponse) answer = NULL;
+  g_autoptr(TestHttp) get_http = NULL;
+  g_autoptr(TestHttp) post_http = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *head = NULL;
+  g_autofree char *big = g_strnfill (4000, 'x');
+  TestBlocker b;
+  GThread *closer;
+  guint port;
+  int slow_post;
+
+  g_test_summary ("engine_io_server_close() while a polling session's handler blocks past "
+                  "the close's wait, the session over its receive mark: once its waiting "
+                  "poll is answered 503, its client polls and POSTs again at once while "
+                  "another request (a POST body still coming) keeps the close waiting; both "
+                  "are answered 503 at once. They were suspended (the poll waited, the POST "
+                  "was held: the session, its context blocked, still looked open), and "
+                  "libmicrohttpd aborted the process when the close stopped it with a "
+                  "suspended connection");
+
+  test_blocker_init (&b);
+  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000,
+                "receive-queue-high-water", (guint64) 2048, NULL);
+  port = test_server_listen (server);
+  test_require (port != 0);
+  /* Another session, not blocked (its ::connection, before the open
+   * packet, is done by now). */
+  other_session = rel_poll_open (port, &error);
+  g_assert_no_error (error);
+  test_require (other_session != NULL);
+  g_signal_connect (server, "connection", G_CALLBACK (on_block_connection), &b);
+  poll = rel_poll_open (port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  g_assert_true (rel_poll_post (poll, "4block", &error));
+  g_assert_no_error (error);
+  test_require (test_blocker_wait_entered (&b, CLIENT_WAIT_MS));
+  /* Over the session's receive mark: its next POST would be held. */
+  big[0] = '4';
+  g_assert_true (rel_poll_post (poll, big, &error));
+  g_assert_no_error (error);
+  g_assert_true (rel_poll_send_get (poll, &error));
+  g_assert_no_error (error);
+  /* A POST of the other session whose body never completes: the close
+   * waits for it (2 s) after answering the waiting poll. */
+  head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+                          "Content-Length: 100\r\n\r\n4ab", other_session->target);
+  slow_post = rel_tcp_connect (port);
+  g_assert_cmpint (slow_post, >=, 0);
+  g_assert_cmpint (send (slow_post, head, strlen (head), MSG_NOSIGNAL), ==, (gssize) strlen (head));
+  /* The connections the client polls and POSTs again on, open already
+   * (another path: 404, kept alive). */
+  get_http = test_http_new (port);
+  post_http = test_http_new (port);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(TestResponse) other = test_http_request (i == 0 ? get_http : post_http, "GET",
+                                                         "/elsewhere", NULL, NULL, -1,
+                                                         CLIENT_WAIT_MS, &error);
+      g_assert_no_error (error);
+      test_require (other != NULL);
+      g_assert_cmpuint (other->status, ==, 404);
+    }
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  test_log_expect (G_LOG_LEVEL_WARNING, "did not end in time");
+  closer = g_thread_new ("closer", close_thread_func, server);
+  answer = test_http_receive (poll->http, 10000 + CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (answer != NULL);
+  g_assert_cmpuint (answer->status, ==, 503);
+  /* The client POSTs and polls again at once (the close waits up to 2 s
+   * for the other POST meanwhile). */
+  for (guint i = 0; i < 2; i++)
+    {
+      TestHttp *http = i == 0 ? post_http : get_http;
+      g_autoptr(TestResponse) again = NULL;
+
+      if (i == 0)
+        g_assert_true (test_http_send (http, "POST", poll->target, NULL, "4again", 6, &error));
+      else
+        {
+          /* A poll that came before the server is done with the first
+           * poll's request would be an overlapping GET (400). */
+          g_usleep (100 * 1000);
+          g_assert_true (test_http_send (http, "GET", poll->target, NULL, NULL, -1, &error));
+        }
+      g_assert_no_error (error);
+      again = test_http_receive (http, CLIENT_WAIT_MS, &error);
+      g_assert_no_error (error);
+      test_require (again != NULL);
+      g_test_message ("%s again: %u", i == 0 ? "POST" : "GET", again->status);
+      g_assert_cmpuint (again->status, ==, 503);
+    }
+  g_thread_join (closer);
+  close (slow_post);
+
+  test_blocker_release (&b);
+  g_assert_true (test_blocker_wait_returned (&b, CLIENT_WAIT_MS));
+  g_clear_object (&server);
+  g_assert_true (test_blocker_wait_finalized (&b, CLIENT_WAIT_MS));
+  test_blocker_clear (&b);
+  test_log_check ();
+}
+
+static void
+test_close_blocked_handshake (void)
+{
+  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestHttp) http = NULL;
+  g_autoptr(TestResponse) answer = NULL;
+  g_autoptr(GError) error = NULL;
+  TestBlocker b;
+  guint port;
+
+  g_test_summary ("engine_io_server_close() while a session's handler blocks past the close's "
+                  "wait, with one shared loop thread (loop-threads 1): a handshake made "
+                  "meanwhile, whose session would be on that blocked thread, is answered 503 "
+                  "by the close. It stayed suspended (its job never ran), and libmicrohttpd "
+                  "aborted the process when the close stopped it");
+  test_blocker_init (&b);
+  /* Both suites' modes: the handshake needs the blocked shared thread. */
+  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, "loop-threads", 1, NULL);
+  g_signal_connect (server, "connection", G_CALLBACK (on_block_connection), &b);
+  port = test_server_listen (server);
+  test_require (port != 0);
+  poll = rel_poll_open (port, &error);
+  g_assert_no_error (error);
+  g_assert_true (rel_poll_post (poll, "4block", &error));
+  test_require (test_blocker_wait_entered (&b, CLIENT_WAIT_MS));
+  /* A handshake now: its session would be on the blocked loop. */
+  http = test_http_new (port);
+  g_assert_true (test_http_send (http, "GET", "/engine.io/?EIO=4&transport=polling", NULL, NULL, -1, &error));
+  g_assert_no_error (error);
+  /* Suspended, its job queued on the blocked thread. */
+  g_assert_false (test_http_wait_readable (http, 300));
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  test_log_expect (G_LOG_LEVEL_WARNING, "did not end in time");
+  engine_io_server_close (server);
+  answer = test_http_receive (http, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (answer != NULL);
+  g_assert_cmpuint (answer->status, ==, 503);
+  test_blocker_release (&b);
+  g_assert_true (test_blocker_wait_returned (&b, CLIENT_WAIT_MS));
+  g_clear_object (&server);
+  g_assert_true (test_blocker_wait_finalized (&b, CLIENT_WAIT_MS));
+  test_blocker_clear (&b);
+  test_log_check ();
+}
+
 static void
 test_close_blocked_session (void)
 {
@@ -1362,6 +1528,9 @@ main (int   argc,
   g_test_add_func ("/reliability/api-safety/close-async/inflight-poll-app-close",
                    test_close_inflight_poll_app);
   g_test_add_func ("/reliability/api-safety/close/blocked-session", test_close_blocked_session);
+  g_test_add_func ("/reliability/api-safety/close/blocked-session-again",
+                   test_close_blocked_session_again);
+  g_test_add_func ("/reliability/api-safety/close/blocked-handshake", test_close_blocked_handshake);
   g_test_add_func ("/reliability/api-safety/close/blocked-session-drop-server",
                    test_close_blocked_session_drop_server);
 

@@ -261,7 +261,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   m.grace_us = (first >> 1) * G_GINT64_CONSTANT (1000);
   m.now = (gint64) take (&r) << 20;
   engine_io_session_machine_init (&m.machine, m.version, m.interval_us / 1000, m.timeout_us / 1000,
-                                  m.grace_us / 1000);
+                                  m.grace_us / 1000, 10000);
 
   while (r.size > 0)
     {

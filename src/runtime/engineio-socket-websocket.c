@@ -2,8 +2,9 @@
  *
  * The WebSocket transport (session context): its callbacks, the I/O of
  * the upgrade from polling with its probe (its decisions are the session
- * machine's: the probe's events are its inputs); and the serving-thread
- * entry points of an upgrade. Moving packets into the WebSocket and giving one up are in
+ * machine's: the probe's events are its inputs, the executor carries out
+ * its actions); and the serving-thread entry points of an upgrade. Moving
+ * packets into the WebSocket and giving one up are in
  * engineio-socket-ws-output.c, below the close.
  *
  * SPDX-License-Identifier: MIT

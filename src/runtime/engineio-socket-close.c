@@ -199,11 +199,13 @@ engine_io_socket_do_close (EngineIOSocket      *self,
    * again; if the probe dies first it gives up the upgrade and stays
    * paused, and only a poll answered `1` would tell it the session is
    * gone. So, as in the reference (whose session is only "closing" until
-   * its polling transport closes), the probe is kept while lingering: its
-   * `5` completes the upgrade and the WebSocket carries what was queued,
-   * then its close frame (complete_upgrade_closing()); a poll that comes
-   * instead gets what was queued and `1`. A probe not answered yet is
-   * closed: its client still polls. */
+   * its polling transport closes), the probe is kept while lingering (the
+   * session machine decides, on its CLOSE input with the linger: its
+   * upgrade becomes KEPT): its `5` completes the upgrade and the WebSocket
+   * carries what was queued, then its close frame (COMPLETE_UPGRADE,
+   * closing: upgrade_complete_closing() in the executor); a poll that
+   * comes instead gets what was queued and `1`. A probe not answered yet
+   * is closed: its client still polls. */
   view = engine_io_socket_polling_view_locked (self);
   switch (engine_io_polling_decide_close (&view, reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN,
                                           self->client_closed,

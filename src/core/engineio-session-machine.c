@@ -52,7 +52,9 @@
  * decode (.packet NULL). "give up C R" is TIMER_STOP upgrade, then
  * GIVE_UP_PROBE C R: the probe closes, polling goes on (another probe may
  * come); the upgrade is NONE. Probe packets are not RECEIVED (not
- * counted, no ::packet) and do not move the heartbeat.
+ * counted, no ::packet) and do not move the heartbeat. The machine's own
+ * close ("close R" above) leaves the probe to the CLOSE input the
+ * runtime's close feeds at once (with the linger it decided).
  *
  *  state  upgrade            input                 actions                                 upgrade
  *  -----  -----------------  --------------------  --------------------------------------  ---------
@@ -65,7 +67,8 @@
  *  CLOSED KEPT               PROBE_PACKET `5`      TIMER_STOP upgrade, COMPLETE_UPGRADE    DONE
  *                                                  (closing)
  *  CLOSED KEPT               PROBE_PACKET other    give up 1002 "unexpected packet ..."    NONE
- *  any    PROBING..KEPT      PROBE_PACKET bad      give up 1002 "bad packet ..."           NONE
+ *  OPEN   PROBING,UPGRADING  PROBE_PACKET bad      give up 1002 "bad packet ..."           NONE
+ *  CLOSED KEPT               PROBE_PACKET bad      give up 1002 "bad packet ..."           NONE
  *  any    PROBING..KEPT      PROBE_LOST            give up 0 (closed: no frame),           NONE
  *                                                  1008 (stalled)
  *  any    PROBING..KEPT      TIMER upgrade (armed) GIVE_UP_PROBE 1000 "upgrade timeout"    NONE

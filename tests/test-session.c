@@ -11,10 +11,17 @@
  *   heartbeat rtt 300          ::heartbeat, with the round trip in ms (v4)
  *   deliver message:hello      a message for the application
  *   close transport-error: DESCRIPTION
+ *   send-on-probe pong:probe   written on the upgrade's probe
+ *   release-poll-noop          polls get a noop (the waiting one now)
+ *   emit-upgrading             ::upgrading
+ *   complete-upgrade [closing] the probe is the transport
+ *   give-up-probe 1002: DESCRIPTION   the probe closes (with that code), polling goes on
  *
- * This slice covers the heartbeat of both protocol versions and the rules
- * for a packet the client sent; the loopback suites (test-server.c,
- * test-websocket.c) keep the wiring tests over real sockets.
+ * The machine covers the heartbeat of both protocol versions, the rules
+ * for a packet the client sent and the upgrade with its probe (the
+ * /session/upgrade/ tests); the loopback suites (test-server.c,
+ * test-websocket.c, the interop upgrade tests) keep the wiring tests over
+ * real sockets.
  *
  * The /session/polling/ tests cover the polling rules
  * (src/core/engineio-session-polling.c): what a GET poll, a resumed poll,
@@ -37,6 +44,7 @@
 #define INTERVAL 25000
 #define TIMEOUT 20000
 #define GRACE 1500
+#define UPGRADE 10000
 
 typedef struct
 {
@@ -50,7 +58,7 @@ fixture_init (Fixture                 *f,
 {
   /* (Again on a used fixture: its last actions go.) */
   engine_io_session_actions_clear (&f->actions);
-  engine_io_session_machine_init (&f->machine, version, INTERVAL, TIMEOUT, GRACE);
+  engine_io_session_machine_init (&f->machine, version, INTERVAL, TIMEOUT, GRACE, UPGRADE);
 }
 
 static char *
@@ -115,8 +123,21 @@ actions_to_string (EngineIOSessionActions *actions)
         case ENGINE_IO_SESSION_ACTION_RECEIVED:
         case ENGINE_IO_SESSION_ACTION_SEND:
         case ENGINE_IO_SESSION_ACTION_DELIVER:
+        case ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE:
           packet = packet_to_string (action->packet);
           g_string_append_printf (s, " %s", packet);
+          break;
+        case ENGINE_IO_SESSION_ACTION_RELEASE_POLL_NOOP:
+        case ENGINE_IO_SESSION_ACTION_EMIT_UPGRADING:
+          break;
+        case ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE:
+          if (action->closing)
+            g_string_append (s, " closing");
+          break;
+        case ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE:
+          g_string_append_printf (s, " %u", action->code);
+          if (action->description != NULL)
+            g_string_append_printf (s, ": %s", action->description);
           break;
         case ENGINE_IO_SESSION_ACTION_HEARTBEAT:
           if (action->rtt_us >= 0)
@@ -183,6 +204,45 @@ feed_close (Fixture    *f,
   feed_input (f, &input, now_ms, expected);
 }
 
+/* The runtime's close: @linger, it waits for a last poll; @probe_code,
+ * the close frame for a probe given up. */
+static void
+feed_close_full (Fixture    *f,
+                 gboolean    linger,
+                 guint16     probe_code,
+                 gint64      now_ms,
+                 const char *expected)
+{
+  EngineIOSessionInput input = {
+    .kind = ENGINE_IO_SESSION_INPUT_CLOSE,
+    .linger = linger,
+    .probe_code = probe_code,
+  };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+feed_probe_attached (Fixture    *f,
+                     gint64      now_ms,
+                     const char *expected)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+feed_probe_lost (Fixture    *f,
+                 gboolean    stalled,
+                 gint64      now_ms,
+                 const char *expected)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_PROBE_LOST, .stalled = stalled };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
 static void
 feed_packet_full (Fixture        *f,
                   EngineIOPacket *packet,
@@ -200,8 +260,50 @@ feed_packet_full (Fixture        *f,
   /* Borrowed packets are only valid for the call: forget them before the
    * test drops its reference. */
   for (guint i = 0; i < f->actions.len; i++)
-    if (f->actions.actions[i].kind != ENGINE_IO_SESSION_ACTION_SEND)
+    if (f->actions.actions[i].kind != ENGINE_IO_SESSION_ACTION_SEND &&
+        f->actions.actions[i].kind != ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE)
       f->actions.actions[i].packet = NULL;
+}
+
+/* A packet read on the upgrade's probe (@type NULL text: no data; @bad: a
+ * frame that did not decode). */
+static void
+feed_probe_full (Fixture            *f,
+                 gboolean            bad,
+                 EngineIOPacketType  type,
+                 const char         *text,
+                 gint64              now_ms,
+                 const char         *expected)
+{
+  g_autoptr(EngineIOPacket) packet = bad ? NULL
+                                         : text != NULL ? engine_io_packet_new_text (type, text, -1)
+                                                        : engine_io_packet_new (type);
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_PROBE_PACKET, .packet = packet };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+feed_probe (Fixture            *f,
+            EngineIOPacketType  type,
+            const char         *text,
+            gint64              now_ms,
+            const char         *expected)
+{
+  feed_probe_full (f, FALSE, type, text, now_ms, expected);
+}
+
+static void
+assert_upgrade (Fixture                *f,
+                EngineIOSessionUpgrade  upgrade)
+{
+  g_assert_cmpstr (engine_io_session_upgrade_to_string (engine_io_session_machine_get_upgrade (&f->machine)), ==,
+                   engine_io_session_upgrade_to_string (upgrade));
+  /* The upgrade timer is armed exactly while there is a probe. */
+  g_assert_cmpint (engine_io_session_machine_timer_armed (&f->machine, ENGINE_IO_SESSION_TIMER_UPGRADE), ==,
+                   upgrade == ENGINE_IO_SESSION_UPGRADE_PROBING ||
+                   upgrade == ENGINE_IO_SESSION_UPGRADE_UPGRADING ||
+                   upgrade == ENGINE_IO_SESSION_UPGRADE_KEPT);
 }
 
 /* A text packet of @type, fed at @now_ms. */
@@ -598,6 +700,290 @@ test_session_send_not_taken (void)
   engine_io_session_actions_clear (&f.actions);
   g_assert_cmpuint (f.actions.len, ==, 0);
   fixture_clear (&f);
+}
+
+/* The upgrade (PROTOCOL.md, upgrade with probe) */
+
+#define PROBE_ANSWERED "send-on-probe pong:probe\nrelease-poll-noop\nemit-upgrading"
+#define UNEXPECTED "timer-stop upgrade\ngive-up-probe 1002: unexpected packet during upgrade"
+
+/* An open session (v4: ping armed at 25000; v3: expiry at 46500) with a
+ * probe attached at 100. */
+static void
+start_probing (Fixture                 *f,
+               EngineIOProtocolVersion  version)
+{
+  fixture_init (f, version);
+  feed_start (f, 0, version == ENGINE_IO_PROTOCOL_V4 ? "timer-start ping 25000" : "timer-start heartbeat 46500");
+  feed_probe_attached (f, 100, "timer-start upgrade 10100");
+  assert_upgrade (f, ENGINE_IO_SESSION_UPGRADE_PROBING);
+}
+
+static void
+test_upgrade_probe (void)
+{
+  g_test_summary ("PROTOCOL.md: `2probe` on the probe is answered `3probe` on it, the waiting "
+                  "poll gets a noop and ::upgrading is emitted; the client's `5` stops the "
+                  "deadline and completes the upgrade (the executor flushes the queue on the "
+                  "WebSocket after it: the action is last); both protocol versions, the "
+                  "heartbeat untouched");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      Fixture f = { 0, };
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_UPGRADING);
+      /* Probe packets are not the session's: not RECEIVED, no expiry moved. */
+      assert_armed (&f, version == ENGINE_IO_PROTOCOL_V4, version == ENGINE_IO_PROTOCOL_V3);
+      /* Polling goes on meanwhile: the transport's packets as ever. */
+      feed_text (&f, ENGINE_IO_PACKET_MESSAGE, "polled", 250,
+                 version == ENGINE_IO_PROTOCOL_V4 ? "received message:polled\ndeliver message:polled"
+                                                  : "received message:polled\ntimer-start heartbeat 46750\n"
+                                                    "deliver message:polled");
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 300, "timer-stop upgrade\ncomplete-upgrade");
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_DONE);
+      assert_armed (&f, version == ENGINE_IO_PROTOCOL_V4, version == ENGINE_IO_PROTOCOL_V3);
+      g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_OPEN);
+
+      /* Upgraded: no probe any more; a second attach or `5` is nothing. */
+      feed_probe_attached (&f, 400, "");
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 500, "");
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_UPGRADE, 10100, "");
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_DONE);
+      fixture_clear (&f);
+    }
+}
+
+static void
+test_upgrade_probe_twice (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("A second `2probe` while upgrading is answered again (as the runtime always "
+                  "did); the deadline is not moved");
+
+  start_probing (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+  feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 300, PROBE_ANSWERED);
+  assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_UPGRADING);
+  feed_timer (&f, ENGINE_IO_SESSION_TIMER_UPGRADE, 10100, "give-up-probe 1000: upgrade timeout");
+  fixture_clear (&f);
+}
+
+static void
+test_upgrade_without_probe (void)
+{
+  Fixture f = { 0, };
+
+  g_test_summary ("`5` before `3probe` went out gives the probe up (polling goes on); `5` with "
+                  "no probe at all is nothing (on the transport, a packet the session ignores)");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 200, UNEXPECTED);
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 300, "");
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+    }
+
+  fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
+  feed_start (&f, 0, "timer-start ping 25000");
+  feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 10, "");
+  feed_text (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 20, "received upgrade");
+  assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+  fixture_clear (&f);
+}
+
+static void
+test_upgrade_give_up (void)
+{
+  static const struct {
+    const char *name;
+    const char *expected;
+  } cases[] = {
+    { "message", UNEXPECTED },
+    { "ping-other", UNEXPECTED },
+    { "noop", UNEXPECTED },
+    { "bad", "timer-stop upgrade\ngive-up-probe 1002: bad packet during upgrade" },
+    { "closed", "timer-stop upgrade\ngive-up-probe 0" },
+    { "stalled", "timer-stop upgrade\ngive-up-probe 1008" },
+  };
+
+  g_test_summary ("During the probe (before or after `3probe`), an unexpected packet, a bad "
+                  "packet, the probe closing or stalling give the probe up with the right close "
+                  "code; polling goes on (the heartbeat untouched) and another probe may come");
+
+  for (guint v = 0; v < 2; v++)
+    for (guint answered = 0; answered < 2; answered++)
+      for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+        {
+          Fixture f = { 0, };
+          EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+          const char *name = cases[i].name;
+
+          g_test_message ("v%d, %s, %s", version, answered ? "upgrading" : "probing", name);
+          start_probing (&f, version);
+          if (answered)
+            feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+
+          if (g_str_equal (name, "message"))
+            feed_probe (&f, ENGINE_IO_PACKET_MESSAGE, "hello", 300, cases[i].expected);
+          else if (g_str_equal (name, "ping-other"))
+            feed_probe (&f, ENGINE_IO_PACKET_PING, "probe?", 300, cases[i].expected);
+          else if (g_str_equal (name, "noop"))
+            feed_probe (&f, ENGINE_IO_PACKET_NOOP, NULL, 300, cases[i].expected);
+          else if (g_str_equal (name, "bad"))
+            feed_probe_full (&f, TRUE, 0, NULL, 300, cases[i].expected);
+          else
+            feed_probe_lost (&f, g_str_equal (name, "stalled"), 300, cases[i].expected);
+
+          assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+          assert_armed (&f, version == ENGINE_IO_PROTOCOL_V4, version == ENGINE_IO_PROTOCOL_V3);
+          g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_OPEN);
+          /* Given up: more of the same is nothing; the deadline is gone. */
+          feed_probe_lost (&f, FALSE, 400, "");
+          feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 400, "");
+          feed_timer (&f, ENGINE_IO_SESSION_TIMER_UPGRADE, 10100, "");
+          /* Another probe may come, and succeed. */
+          feed_probe_attached (&f, 500, "timer-start upgrade 10500");
+          feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 600, PROBE_ANSWERED);
+          feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 700, "timer-stop upgrade\ncomplete-upgrade");
+          fixture_clear (&f);
+        }
+}
+
+static void
+test_upgrade_timeout (void)
+{
+  g_test_summary ("The upgrade timeout gives the probe up (close frame 1000, \"upgrade "
+                  "timeout\"), before or after `3probe`; polling goes on");
+
+  for (guint v = 0; v < 2; v++)
+    for (guint answered = 0; answered < 2; answered++)
+      {
+        Fixture f = { 0, };
+        EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+
+        start_probing (&f, version);
+        if (answered)
+          feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+        feed_timer (&f, ENGINE_IO_SESSION_TIMER_UPGRADE, 10100, "give-up-probe 1000: upgrade timeout");
+        assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+        assert_armed (&f, version == ENGINE_IO_PROTOCOL_V4, version == ENGINE_IO_PROTOCOL_V3);
+        /* Stale firings, and the probe's packets after it, are nothing. */
+        feed_timer (&f, ENGINE_IO_SESSION_TIMER_UPGRADE, 10101, "");
+        feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 10102, "");
+        fixture_clear (&f);
+      }
+}
+
+static void
+test_upgrade_kept_through_close (void)
+{
+  g_test_summary ("PROTOCOL.md: a probe answered when the session closes with a linger is kept: "
+                  "only `5` is expected, and completes the upgrade while closing; anything else, "
+                  "the probe lost, its deadline or the close finishing give it up");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      Fixture f = { 0, };
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+      const char *stop = version == ENGINE_IO_PROTOCOL_V4 ? "timer-stop ping" : "timer-stop heartbeat";
+
+      /* `5` completes it. */
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      feed_close_full (&f, TRUE, 1000, 300, stop);
+      g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_CLOSED);
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_KEPT);
+      assert_armed (&f, FALSE, FALSE);
+      /* The transport's packets are over. */
+      feed_text (&f, ENGINE_IO_PACKET_MESSAGE, "late", 350, "");
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 400, "timer-stop upgrade\ncomplete-upgrade closing");
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_DONE);
+      /* The close finishing: nothing left to give up. */
+      feed_close_full (&f, FALSE, 0, 500, "");
+
+      /* Only `5`: a second `2probe` gives it up. */
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      feed_close_full (&f, TRUE, 1000, 300, stop);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 400, UNEXPECTED);
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 500, "");
+
+      /* A bad packet, the probe closing, stalling, its deadline. */
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      feed_close_full (&f, TRUE, 1000, 300, stop);
+      feed_probe_full (&f, TRUE, 0, NULL, 400, "timer-stop upgrade\ngive-up-probe 1002: bad packet during upgrade");
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      feed_close_full (&f, TRUE, 1000, 300, stop);
+      feed_probe_lost (&f, TRUE, 400, "timer-stop upgrade\ngive-up-probe 1008");
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      feed_close_full (&f, TRUE, 1000, 300, stop);
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_UPGRADE, 10100, "give-up-probe 1000: upgrade timeout");
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+
+      /* The close finishing (its last poll came, or its linger ended). */
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      feed_close_full (&f, TRUE, 1000, 300, stop);
+      feed_close_full (&f, FALSE, 0, 5000, "timer-stop upgrade\ngive-up-probe 0");
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 5001, "");
+      fixture_clear (&f);
+    }
+}
+
+static void
+test_upgrade_close_while_probing (void)
+{
+  g_test_summary ("A close that does not keep the probe (not answered yet, or no linger) stops "
+                  "the upgrade timer and gives the probe up with the close's code; so does the "
+                  "runtime's close after the machine's own (the client's close packet), unless it keeps "
+                  "an answered probe");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      Fixture f = { 0, };
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+      const char *stop = version == ENGINE_IO_PROTOCOL_V4 ? "timer-stop ping" : "timer-stop heartbeat";
+      g_autofree char *give_up = g_strdup_printf ("%s\ntimer-stop upgrade\ngive-up-probe 1001", stop);
+      g_autofree char *client_close = g_strdup_printf ("received close\n%s\nclose transport-close (client)", stop);
+
+      /* Not answered: a linger does not keep it. */
+      start_probing (&f, version);
+      feed_close_full (&f, TRUE, 1001, 300, give_up);
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 400, "");
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_UPGRADE, 10100, "");
+
+      /* Answered, but the close does not linger. */
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      feed_close_full (&f, FALSE, 1001, 300, give_up);
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 400, "");
+
+      /* The machine's own close leaves the probe to the runtime's close. */
+      start_probing (&f, version);
+      feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
+      feed_text (&f, ENGINE_IO_PACKET_CLOSE, NULL, 300, client_close);
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_UPGRADING);
+      feed_close_full (&f, TRUE, 1000, 300, "");
+      assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_KEPT);
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 400, "timer-stop upgrade\ncomplete-upgrade closing");
+      fixture_clear (&f);
+    }
 }
 
 /* Polling rules (src/core/engineio-session-polling.c) */
@@ -1035,6 +1421,13 @@ main (int    argc,
   g_test_add_func ("/session/not-open", test_session_not_open);
   g_test_add_func ("/session/close-stops-timers", test_session_close_stops_timers);
   g_test_add_func ("/session/send-not-taken", test_session_send_not_taken);
+  g_test_add_func ("/session/upgrade/probe", test_upgrade_probe);
+  g_test_add_func ("/session/upgrade/probe-twice", test_upgrade_probe_twice);
+  g_test_add_func ("/session/upgrade/without-probe", test_upgrade_without_probe);
+  g_test_add_func ("/session/upgrade/give-up", test_upgrade_give_up);
+  g_test_add_func ("/session/upgrade/timeout", test_upgrade_timeout);
+  g_test_add_func ("/session/upgrade/kept-through-close", test_upgrade_kept_through_close);
+  g_test_add_func ("/session/upgrade/close-while-probing", test_upgrade_close_while_probing);
   g_test_add_func ("/session/polling/get", test_polling_get);
   g_test_add_func ("/session/polling/get-overlap", test_polling_get_overlap);
   g_test_add_func ("/session/polling/get-upgrading", test_polling_get_upgrading);

@@ -6,12 +6,16 @@
  * the actions out. Not thread-safe: the caller serializes the calls (today
  * they all come from the session context).
  *
- * This is the first slice of the machine (issue 14): the heartbeat (both
- * protocol versions) and the rules for a packet the client sent, at its
- * delivery in the session context. What a polling request gets is the
- * sibling engineio-session-polling-private.h (pure rules the serving
- * thread asks). The send queue, the upgrade and the close's linger are
- * still the runtime's.
+ * The machine (issue 14) holds the heartbeat (both protocol versions), the
+ * rules for a packet the client sent, at its delivery in the session
+ * context, and the upgrade from polling to WebSocket (its probe: `2probe`,
+ * `3probe`, the poll released with a noop, `5`, giving the probe up, its
+ * deadline; a probe kept through a close). What a polling request gets is
+ * the sibling engineio-session-polling-private.h (pure rules the serving
+ * thread asks). The send queue and the close's linger are still the
+ * runtime's, and so is the upgrade's I/O: the WebSocket object, the 101
+ * (engine_io_socket_begin_upgrade(), on the serving thread), the locked
+ * flags the serving threads read, the counters and the signals.
  *
  * States and transitions: the table at the top of
  * engineio-session-machine.c.
@@ -31,13 +35,30 @@ typedef enum
   ENGINE_IO_SESSION_NEW,      /* created: not started yet; nothing happens */
   ENGINE_IO_SESSION_OPEN,     /* started: heartbeat running, packets handled */
   ENGINE_IO_SESSION_CLOSED,   /* closing or closed (for any reason, either side):
-                               * no timer armed, nothing more happens */
+                               * no timer armed and nothing more happens, but for a
+                               * probe kept through the close (UPGRADE_KEPT) */
 } EngineIOSessionState;
+
+/* The upgrade to WebSocket, a sub-state of OPEN (and, for a probe kept
+ * through a close, of CLOSED). */
+typedef enum
+{
+  ENGINE_IO_SESSION_UPGRADE_NONE,       /* polling (or a direct WebSocket): no probe */
+  ENGINE_IO_SESSION_UPGRADE_PROBING,    /* a probe is attached, its `2probe` not come yet;
+                                         * the upgrade timer is armed */
+  ENGINE_IO_SESSION_UPGRADE_UPGRADING,  /* `3probe` sent, polls answered with a noop; the
+                                         * client's `5` completes it; timer armed */
+  ENGINE_IO_SESSION_UPGRADE_KEPT,       /* UPGRADING when the session closed with a linger:
+                                         * only `5` is expected (it completes the upgrade
+                                         * while closing); timer still armed */
+  ENGINE_IO_SESSION_UPGRADE_DONE,       /* upgraded: the WebSocket is the transport */
+} EngineIOSessionUpgrade;
 
 typedef enum
 {
   ENGINE_IO_SESSION_TIMER_PING,       /* v4: send the next ping */
   ENGINE_IO_SESSION_TIMER_HEARTBEAT,  /* v4: the pong's deadline; v3: the session's expiry */
+  ENGINE_IO_SESSION_TIMER_UPGRADE,    /* the probe's deadline (upgrade timeout) */
   ENGINE_IO_SESSION_N_TIMERS,
 } EngineIOSessionTimer;
 
@@ -53,6 +74,11 @@ typedef enum
 #define ENGINE_IO_SESSION_V4_PING_DESCRIPTION "invalid heartbeat direction: a v4 client sent a ping"
 #define ENGINE_IO_SESSION_V3_PONG_DESCRIPTION "invalid heartbeat direction: a v3 client sent a pong"
 
+/* Why a probe is given up (GIVE_UP_PROBE's description; polling goes on). */
+#define ENGINE_IO_SESSION_PROBE_UNEXPECTED "unexpected packet during upgrade"
+#define ENGINE_IO_SESSION_PROBE_BAD "bad packet during upgrade"
+#define ENGINE_IO_SESSION_PROBE_TIMEOUT "upgrade timeout"
+
 typedef enum
 {
   ENGINE_IO_SESSION_INPUT_START,    /* the session is open (the open packet is queued) */
@@ -60,8 +86,19 @@ typedef enum
                                      * delivery in the session context; .close_requested */
   ENGINE_IO_SESSION_INPUT_TIMER,    /* .timer: an armed timer's deadline came */
   ENGINE_IO_SESSION_INPUT_CLOSE,    /* the session closes (any reason, either side): the
-                                     * runtime's close began. Answered with TIMER_STOPs
-                                     * only (engineio-socket-close.c relies on it) */
+                                     * runtime's close began (again when it finishes).
+                                     * .linger: the close waits for a last poll (an
+                                     * answered probe is kept for its `5`);
+                                     * .probe_code: the close frame for a probe given up
+                                     * (0: none). Answered with TIMER_STOPs and at most
+                                     * one GIVE_UP_PROBE (engineio-socket-close.c relies
+                                     * on it) */
+  ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED, /* a WebSocket came for a polling session: it is
+                                           * the upgrade's probe */
+  ENGINE_IO_SESSION_INPUT_PROBE_PACKET,   /* .packet (borrowed): a packet read on the probe;
+                                           * NULL: a frame that did not decode */
+  ENGINE_IO_SESSION_INPUT_PROBE_LOST,     /* the probe's connection closed; .stalled: its
+                                           * output stalled (the adapter closes it, 1008) */
 } EngineIOSessionInputKind;
 
 typedef struct
@@ -73,6 +110,9 @@ typedef struct
                                                * dropped, as what the handlers have not
                                                * seen yet */
   EngineIOSessionTimer      timer;            /* TIMER */
+  gboolean                  linger;           /* CLOSE */
+  guint16                   probe_code;       /* CLOSE */
+  gboolean                  stalled;          /* PROBE_LOST */
 } EngineIOSessionInput;
 
 typedef enum
@@ -94,7 +134,24 @@ typedef enum
                                           * (::message or the receive queue) */
   ENGINE_IO_SESSION_ACTION_CLOSE,        /* .reason, .description (static or NULL),
                                           * .client_closed: close the session. Always the
-                                          * last action; the machine is CLOSED already */
+                                          * last action; the machine is CLOSED already
+                                          * (the upgrade is settled by the CLOSE input the
+                                          * runtime's close feeds) */
+  ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE,     /* .packet (owned, as SEND's): write it on the
+                                               * probe (`3probe`) */
+  ENGINE_IO_SESSION_ACTION_RELEASE_POLL_NOOP, /* polls get a noop from now on (the locked
+                                               * upgrading flag); the waiting one is
+                                               * answered with one */
+  ENGINE_IO_SESSION_ACTION_EMIT_UPGRADING,    /* ::upgrading (runs user code; last) */
+  ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE,  /* .closing: the probe is the transport now:
+                                               * open: a waiting poll gets a noop, counters,
+                                               * ::upgrade, what was queued goes out on it;
+                                               * closing: what was queued, then its close
+                                               * frame (unless the last poll took the session
+                                               * first). Last */
+  ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE,     /* .code (0: none, the probe is gone),
+                                               * .description (static or NULL): close the
+                                               * probe; polling goes on */
 } EngineIOSessionActionKind;
 
 typedef struct
@@ -103,24 +160,32 @@ typedef struct
   EngineIOSessionTimer        timer;          /* TIMER_START, TIMER_STOP */
   EngineIOSessionCloseReason  reason;         /* CLOSE */
   gboolean                    client_closed;  /* CLOSE: the client sent a close packet */
+  gboolean                    closing;        /* COMPLETE_UPGRADE: on a probe kept through
+                                               * a close */
+  guint16                     code;           /* GIVE_UP_PROBE */
   gint64                      deadline_us;    /* TIMER_START */
   gint64                      rtt_us;         /* HEARTBEAT */
-  EngineIOPacket             *packet;         /* RECEIVED, SEND, DELIVER */
-  const char                 *description;    /* CLOSE */
+  EngineIOPacket             *packet;         /* RECEIVED, SEND, DELIVER, SEND_ON_PROBE */
+  const char                 *description;    /* CLOSE, GIVE_UP_PROBE */
 } EngineIOSessionAction;
 
 /* The most actions one input produces: a v3 ping (RECEIVED, TIMER_START,
  * SEND, HEARTBEAT) and a v4 pong (RECEIVED, TIMER_STOP, TIMER_START,
- * HEARTBEAT); a close is RECEIVED, at most one TIMER_STOP (one timer is
- * armed while open), CLOSE. Checked when an action is added, and by
- * fuzz-session. No more: the array is on the session thread's stack. */
+ * HEARTBEAT); a close is RECEIVED, at most one TIMER_STOP (one heartbeat
+ * timer is armed while open; the upgrade timer is the CLOSE input's),
+ * CLOSE. The upgrade's: `2probe` is SEND_ON_PROBE, RELEASE_POLL_NOOP,
+ * EMIT_UPGRADING; `5` and a probe given up are TIMER_STOP upgrade and one
+ * more; the CLOSE input is at most two TIMER_STOPs (a heartbeat timer,
+ * the upgrade's) and GIVE_UP_PROBE. Checked when an action is added, and
+ * by fuzz-session. No more: the array is on the session thread's stack. */
 #define ENGINE_IO_SESSION_MAX_ACTIONS 4
 
 /* Caller-owned, on the stack: nothing is allocated to hand actions out. */
 typedef struct
 {
   guint                 len;
-  guint                 n_send;   /* SEND actions among them (their packets are owned) */
+  guint                 n_send;   /* SEND and SEND_ON_PROBE actions among them (their
+                                 * packets are owned) */
   EngineIOSessionAction actions[ENGINE_IO_SESSION_MAX_ACTIONS];
 } EngineIOSessionActions;
 
@@ -133,6 +198,8 @@ typedef struct
   guint                   ping_interval_ms;
   guint                   ping_timeout_ms;
   guint                   ping_grace_ms;       /* added to the client's deadlines */
+  guint                   upgrade_timeout_ms;  /* a probe's deadline */
+  EngineIOSessionUpgrade  upgrade;
   guint                   armed;               /* bit per EngineIOSessionTimer */
   gboolean                ping_outstanding;    /* v4: a ping went out, its pong has not come */
   gint64                  ping_sent_us;        /* v4: when it went out */
@@ -143,12 +210,15 @@ typedef struct
  * @version: the session's protocol version
  * @ping_interval_ms, @ping_timeout_ms: the handshake's pingInterval and pingTimeout
  * @ping_grace_ms: what the server adds to the client's deadlines
+ * @upgrade_timeout_ms: how long an upgrade probe may take (from its
+ *   attach to the client's `5`)
  */
 void engine_io_session_machine_init   (EngineIOSessionMachine  *machine,
                                        EngineIOProtocolVersion  version,
                                        guint                    ping_interval_ms,
                                        guint                    ping_timeout_ms,
-                                       guint                    ping_grace_ms);
+                                       guint                    ping_grace_ms,
+                                       guint                    upgrade_timeout_ms);
 
 /* engine_io_session_machine_handle:
  * @machine: a machine
@@ -188,6 +258,12 @@ engine_io_session_machine_timer_armed (const EngineIOSessionMachine *machine,
   return (machine->armed & (1u << timer)) != 0;
 }
 
+static inline EngineIOSessionUpgrade
+engine_io_session_machine_get_upgrade (const EngineIOSessionMachine *machine)
+{
+  return machine->upgrade;
+}
+
 /* v4: whether a ping is waiting for its pong. */
 static inline gboolean
 engine_io_session_machine_ping_outstanding (const EngineIOSessionMachine *machine)
@@ -197,5 +273,6 @@ engine_io_session_machine_ping_outstanding (const EngineIOSessionMachine *machin
 
 const char *engine_io_session_action_kind_to_string (EngineIOSessionActionKind kind);
 const char *engine_io_session_timer_to_string       (EngineIOSessionTimer      timer);
+const char *engine_io_session_upgrade_to_string     (EngineIOSessionUpgrade    upgrade);
 
 G_END_DECLS

@@ -1,21 +1,24 @@
 /* engineio-session-machine.c: an Engine.IO session as a state machine
  *
  * Sans-I/O (GLib only): inputs and the time in, actions out, in a
- * caller-owned array. This slice (issue 14) holds the heartbeat and the
+ * caller-owned array. The machine (issue 14) holds the heartbeat, the
  * rules for a packet the client sent, at its delivery in the session
- * context; see engineio-session-machine-private.h for the interface and
+ * context, and the upgrade to WebSocket with its probe; see
+ * engineio-session-machine-private.h for the interface and
  * src/runtime/engineio-socket-executor.c for the executor.
  *
- * I = ping-interval, T = ping-timeout, G = ping-interval-grace (ms);
- * "stop all" is a TIMER_STOP for each armed timer; "close R" is stop all,
- * then CLOSE R, and the state becomes CLOSED.
+ * I = ping-interval, T = ping-timeout, G = ping-interval-grace,
+ * U = upgrade-timeout (ms); "stop all" is a TIMER_STOP for each armed
+ * heartbeat timer (ping, heartbeat: the upgrade timer is the upgrade's,
+ * below); "close R" is stop all, then CLOSE R, and the state becomes
+ * CLOSED.
  *
  *  state  input                     version  actions                                      next
  *  -----  ------------------------  -------  -------------------------------------------  ------
  *  NEW    START                     v4       TIMER_START ping (now + I)                   OPEN
  *  NEW    START                     v3       TIMER_START heartbeat (now + I + T + G)      OPEN
  *  NEW    PACKET, TIMER             -        -                                            NEW
- *  any    CLOSE                     -        stop all                                     CLOSED
+ *  any    CLOSE                     -        stop all (and the upgrade's rows, below)     CLOSED
  *
  *  OPEN   TIMER ping (armed)        v4       SEND `2`, TIMER_START heartbeat              OPEN
  *                                            (now + T + G); the ping is outstanding
@@ -41,18 +44,60 @@
  *           open, upgrade, noop     v3       TIMER_START heartbeat (now + I + T + G)      OPEN
  *           open, upgrade, noop     v4       -                                            OPEN
  *
- *  CLOSED anything                  -        -                                            CLOSED
+ *  CLOSED anything else             -        -                                            CLOSED
  *
- * So, while OPEN: in v4 exactly one timer is armed, the heartbeat (the
- * pong's deadline) while a ping is outstanding and the ping otherwise; in
- * v3 the heartbeat (the expiry, moved by every packet received) and never
- * the ping. A CLOSE action comes once, last; nothing comes after it.
+ * The upgrade (PROTOCOL.md, upgrade with probe), a sub-state: NONE,
+ * PROBING, UPGRADING, KEPT, DONE; the same in both protocol versions.
+ * `2probe` is a text ping "probe"; "bad" a probe frame that did not
+ * decode (.packet NULL). "give up C R" is TIMER_STOP upgrade, then
+ * GIVE_UP_PROBE C R: the probe closes, polling goes on (another probe may
+ * come); the upgrade is NONE. Probe packets are not RECEIVED (not
+ * counted, no ::packet) and do not move the heartbeat. The machine's own
+ * close ("close R" above) leaves the probe to the CLOSE input the
+ * runtime's close feeds at once (with the linger it decided).
+ *
+ *  state  upgrade            input                 actions                                 upgrade
+ *  -----  -----------------  --------------------  --------------------------------------  ---------
+ *  OPEN   NONE               PROBE_ATTACHED        TIMER_START upgrade (now + U)           PROBING
+ *  OPEN   PROBING,UPGRADING  PROBE_PACKET `2probe` SEND_ON_PROBE `3probe`,                 UPGRADING
+ *                                                  RELEASE_POLL_NOOP, EMIT_UPGRADING
+ *  OPEN   UPGRADING          PROBE_PACKET `5`      TIMER_STOP upgrade, COMPLETE_UPGRADE    DONE
+ *  OPEN   PROBING            PROBE_PACKET `5`      give up 1002 "unexpected packet ..."    NONE
+ *  OPEN   PROBING,UPGRADING  PROBE_PACKET other    give up 1002 "unexpected packet ..."    NONE
+ *  CLOSED KEPT               PROBE_PACKET `5`      TIMER_STOP upgrade, COMPLETE_UPGRADE    DONE
+ *                                                  (closing)
+ *  CLOSED KEPT               PROBE_PACKET other    give up 1002 "unexpected packet ..."    NONE
+ *  OPEN   PROBING,UPGRADING  PROBE_PACKET bad      give up 1002 "bad packet ..."           NONE
+ *  CLOSED KEPT               PROBE_PACKET bad      give up 1002 "bad packet ..."           NONE
+ *  any    PROBING..KEPT      PROBE_LOST            give up 0 (closed: no frame),           NONE
+ *                                                  1008 (stalled)
+ *  any    PROBING..KEPT      TIMER upgrade (armed) GIVE_UP_PROBE 1000 "upgrade timeout"    NONE
+ *                                                  (it fired: no TIMER_STOP)
+ *  any    UPGRADING          CLOSE, linger         stop all; the probe is kept for its     KEPT
+ *                                                  `5` (upgrade timer still armed)
+ *  any    PROBING,UPGRADING  CLOSE, no linger      stop all, give up probe_code            NONE
+ *  any    PROBING            CLOSE, linger         stop all, give up probe_code            NONE
+ *  any    KEPT               CLOSE (the runtime's  give up probe_code (the session ends)   NONE
+ *                            close finishing)
+ *  any    NONE, DONE         PROBE_*, TIMER upgr.  - (stale, or not the machine's probe)   same
+ *  other combinations                              -                                       same
+ *
+ * So, while OPEN: in v4 exactly one heartbeat timer is armed, the
+ * heartbeat (the pong's deadline) while a ping is outstanding and the
+ * ping otherwise; in v3 the heartbeat (the expiry, moved by every packet
+ * received) and never the ping. The upgrade timer is armed exactly while
+ * the upgrade is PROBING, UPGRADING or KEPT. COMPLETE_UPGRADE comes only
+ * after `3probe` went out on that probe. A CLOSE action comes once, last;
+ * after it (and after the CLOSE input) nothing comes but the rows of a
+ * kept probe.
  *
  * SPDX-License-Identifier: MIT
  */
 #include "config.h"
 
 #include "engineio-session-machine-private.h"
+
+#include <string.h>
 
 #define MS (G_GINT64_CONSTANT (1000))
 
@@ -61,13 +106,16 @@ engine_io_session_machine_init (EngineIOSessionMachine  *machine,
                                 EngineIOProtocolVersion  version,
                                 guint                    ping_interval_ms,
                                 guint                    ping_timeout_ms,
-                                guint                    ping_grace_ms)
+                                guint                    ping_grace_ms,
+                                guint                    upgrade_timeout_ms)
 {
   machine->state = ENGINE_IO_SESSION_NEW;
   machine->version = version;
   machine->ping_interval_ms = ping_interval_ms;
   machine->ping_timeout_ms = ping_timeout_ms;
   machine->ping_grace_ms = ping_grace_ms;
+  machine->upgrade_timeout_ms = upgrade_timeout_ms;
+  machine->upgrade = ENGINE_IO_SESSION_UPGRADE_NONE;
   machine->armed = 0;
   machine->ping_outstanding = FALSE;
   machine->ping_sent_us = 0;
@@ -84,7 +132,7 @@ push (EngineIOSessionActions    *out,
   action = &out->actions[out->len++];
   action->kind = kind;
   action->packet = NULL;
-  if (kind == ENGINE_IO_SESSION_ACTION_SEND)
+  if (kind == ENGINE_IO_SESSION_ACTION_SEND || kind == ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE)
     out->n_send++;
   return action;
 }
@@ -113,12 +161,13 @@ timer_stop (EngineIOSessionMachine *machine,
   machine->armed &= ~(1u << timer);
 }
 
+/* The heartbeat's timers (the upgrade's is the upgrade's). */
 static void
 stop_all (EngineIOSessionMachine *machine,
           EngineIOSessionActions *out)
 {
-  for (guint timer = 0; timer < ENGINE_IO_SESSION_N_TIMERS; timer++)
-    timer_stop (machine, out, timer);
+  timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_PING);
+  timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_HEARTBEAT);
 }
 
 static void
@@ -173,12 +222,53 @@ handle_start (EngineIOSessionMachine *machine,
 }
 
 static void
+give_up_probe_action (EngineIOSessionActions *out,
+                      guint16                 code,
+                      const char             *description)
+{
+  EngineIOSessionAction *action = push (out, ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE);
+
+  action->code = code;
+  action->description = description;
+}
+
+static gboolean
+probe_present (EngineIOSessionMachine *machine)
+{
+  return machine->upgrade == ENGINE_IO_SESSION_UPGRADE_PROBING ||
+         machine->upgrade == ENGINE_IO_SESSION_UPGRADE_UPGRADING ||
+         machine->upgrade == ENGINE_IO_SESSION_UPGRADE_KEPT;
+}
+
+/* The probe closes, polling goes on. */
+static void
+give_up_probe (EngineIOSessionMachine *machine,
+               EngineIOSessionActions *out,
+               guint16                 code,
+               const char             *description)
+{
+  timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_UPGRADE);
+  machine->upgrade = ENGINE_IO_SESSION_UPGRADE_NONE;
+  give_up_probe_action (out, code, description);
+}
+
+static void
 handle_timer (EngineIOSessionMachine *machine,
               EngineIOSessionActions *out,
               EngineIOSessionTimer    timer,
               gint64                  now_us)
 {
-  if (machine->state != ENGINE_IO_SESSION_OPEN || !engine_io_session_machine_timer_armed (machine, timer))
+  if (!engine_io_session_machine_timer_armed (machine, timer))
+    return;
+  if (timer == ENGINE_IO_SESSION_TIMER_UPGRADE)
+    {
+      /* Armed exactly while a probe is (kept through a close included). */
+      machine->armed &= ~(1u << timer);  /* it fired */
+      machine->upgrade = ENGINE_IO_SESSION_UPGRADE_NONE;
+      give_up_probe_action (out, 1000, ENGINE_IO_SESSION_PROBE_TIMEOUT);
+      return;
+    }
+  if (machine->state != ENGINE_IO_SESSION_OPEN)
     return;
   machine->armed &= ~(1u << timer);  /* it fired */
 
@@ -196,6 +286,7 @@ handle_timer (EngineIOSessionMachine *machine,
       close_session (machine, out, ENGINE_IO_SESSION_CLOSE_PING_TIMEOUT, NULL, FALSE);
       break;
 
+    case ENGINE_IO_SESSION_TIMER_UPGRADE:
     case ENGINE_IO_SESSION_N_TIMERS:
     default:
       g_assert_not_reached ();
@@ -279,6 +370,99 @@ handle_packet (EngineIOSessionMachine *machine,
     }
 }
 
+/* The upgrade (the table's second part) */
+
+static void
+handle_probe_attached (EngineIOSessionMachine *machine,
+                       EngineIOSessionActions *out,
+                       gint64                  now_us)
+{
+  if (machine->state != ENGINE_IO_SESSION_OPEN || machine->upgrade != ENGINE_IO_SESSION_UPGRADE_NONE)
+    return;
+  machine->upgrade = ENGINE_IO_SESSION_UPGRADE_PROBING;
+  timer_start (machine, out, ENGINE_IO_SESSION_TIMER_UPGRADE, now_us + machine->upgrade_timeout_ms * MS);
+}
+
+static gboolean
+is_probe_ping (EngineIOPacket *packet)
+{
+  const char *text;
+
+  if (engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_PING || engine_io_packet_is_binary (packet))
+    return FALSE;
+  text = engine_io_packet_get_text (packet, NULL);
+  return text != NULL && strcmp (text, "probe") == 0;
+}
+
+static void
+complete_upgrade (EngineIOSessionMachine *machine,
+                  EngineIOSessionActions *out,
+                  gboolean                closing)
+{
+  timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_UPGRADE);
+  machine->upgrade = ENGINE_IO_SESSION_UPGRADE_DONE;
+  push (out, ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE)->closing = closing;
+}
+
+static void
+handle_probe_packet (EngineIOSessionMachine *machine,
+                     EngineIOSessionActions *out,
+                     EngineIOPacket         *packet)
+{
+  if (!probe_present (machine))
+    return;
+  if (packet == NULL)
+    {
+      give_up_probe (machine, out, 1002, ENGINE_IO_SESSION_PROBE_BAD);
+      return;
+    }
+
+  if (machine->upgrade == ENGINE_IO_SESSION_UPGRADE_KEPT)
+    {
+      /* A probe kept through a close: only `5` is expected. */
+      if (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_UPGRADE)
+        complete_upgrade (machine, out, TRUE);
+      else
+        give_up_probe (machine, out, 1002, ENGINE_IO_SESSION_PROBE_UNEXPECTED);
+      return;
+    }
+
+  if (is_probe_ping (packet))
+    {
+      machine->upgrade = ENGINE_IO_SESSION_UPGRADE_UPGRADING;
+      push (out, ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE)->packet =
+        engine_io_packet_new_text (ENGINE_IO_PACKET_PONG, "probe", 5);
+      push (out, ENGINE_IO_SESSION_ACTION_RELEASE_POLL_NOOP);
+      push (out, ENGINE_IO_SESSION_ACTION_EMIT_UPGRADING);
+      return;
+    }
+  if (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_UPGRADE &&
+      machine->upgrade == ENGINE_IO_SESSION_UPGRADE_UPGRADING)
+    {
+      complete_upgrade (machine, out, FALSE);
+      return;
+    }
+  /* Anything else on a probe (`5` before `3probe` included). */
+  give_up_probe (machine, out, 1002, ENGINE_IO_SESSION_PROBE_UNEXPECTED);
+}
+
+static void
+handle_close (EngineIOSessionMachine     *machine,
+              EngineIOSessionActions     *out,
+              const EngineIOSessionInput *input)
+{
+  machine->state = ENGINE_IO_SESSION_CLOSED;
+  machine->ping_outstanding = FALSE;
+  stop_all (machine, out);
+  /* During an upgrade the client may have paused polling for good (see
+   * engine_io_socket_do_close()): an answered probe is kept for its `5`
+   * while the close lingers. */
+  if (machine->upgrade == ENGINE_IO_SESSION_UPGRADE_UPGRADING && input->linger)
+    machine->upgrade = ENGINE_IO_SESSION_UPGRADE_KEPT;
+  else if (probe_present (machine))
+    give_up_probe (machine, out, input->probe_code, NULL);
+}
+
 void
 engine_io_session_machine_handle (EngineIOSessionMachine     *machine,
                                   const EngineIOSessionInput *input,
@@ -304,9 +488,22 @@ engine_io_session_machine_handle (EngineIOSessionMachine     *machine,
       break;
 
     case ENGINE_IO_SESSION_INPUT_CLOSE:
-      machine->state = ENGINE_IO_SESSION_CLOSED;
-      machine->ping_outstanding = FALSE;
-      stop_all (machine, out);
+      handle_close (machine, out, input);
+      break;
+
+    case ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED:
+      handle_probe_attached (machine, out, now_us);
+      break;
+
+    case ENGINE_IO_SESSION_INPUT_PROBE_PACKET:
+      /* Open, or a probe kept through a close. */
+      if (machine->state == ENGINE_IO_SESSION_OPEN || machine->upgrade == ENGINE_IO_SESSION_UPGRADE_KEPT)
+        handle_probe_packet (machine, out, input->packet);
+      break;
+
+    case ENGINE_IO_SESSION_INPUT_PROBE_LOST:
+      if (probe_present (machine))
+        give_up_probe (machine, out, input->stalled ? 1008 : 0, NULL);
       break;
 
     default:
@@ -321,7 +518,8 @@ engine_io_session_actions_clear (EngineIOSessionActions *actions)
     {
       EngineIOSessionAction *action = &actions->actions[i];
 
-      if (action->kind == ENGINE_IO_SESSION_ACTION_SEND && action->packet != NULL)
+      if ((action->kind == ENGINE_IO_SESSION_ACTION_SEND ||
+           action->kind == ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE) && action->packet != NULL)
         engine_io_packet_unref (g_steal_pointer (&action->packet));
     }
   actions->len = 0;
@@ -340,6 +538,11 @@ engine_io_session_action_kind_to_string (EngineIOSessionActionKind kind)
     case ENGINE_IO_SESSION_ACTION_HEARTBEAT: return "heartbeat";
     case ENGINE_IO_SESSION_ACTION_DELIVER: return "deliver";
     case ENGINE_IO_SESSION_ACTION_CLOSE: return "close";
+    case ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE: return "send-on-probe";
+    case ENGINE_IO_SESSION_ACTION_RELEASE_POLL_NOOP: return "release-poll-noop";
+    case ENGINE_IO_SESSION_ACTION_EMIT_UPGRADING: return "emit-upgrading";
+    case ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE: return "complete-upgrade";
+    case ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE: return "give-up-probe";
     default: return "?";
     }
 }
@@ -351,7 +554,22 @@ engine_io_session_timer_to_string (EngineIOSessionTimer timer)
     {
     case ENGINE_IO_SESSION_TIMER_PING: return "ping";
     case ENGINE_IO_SESSION_TIMER_HEARTBEAT: return "heartbeat";
+    case ENGINE_IO_SESSION_TIMER_UPGRADE: return "upgrade";
     case ENGINE_IO_SESSION_N_TIMERS:
+    default: return "?";
+    }
+}
+
+const char *
+engine_io_session_upgrade_to_string (EngineIOSessionUpgrade upgrade)
+{
+  switch (upgrade)
+    {
+    case ENGINE_IO_SESSION_UPGRADE_NONE: return "none";
+    case ENGINE_IO_SESSION_UPGRADE_PROBING: return "probing";
+    case ENGINE_IO_SESSION_UPGRADE_UPGRADING: return "upgrading";
+    case ENGINE_IO_SESSION_UPGRADE_KEPT: return "kept";
+    case ENGINE_IO_SESSION_UPGRADE_DONE: return "done";
     default: return "?";
     }
 }

@@ -95,15 +95,24 @@ linger_timeout_cb (gpointer data)
 }
 
 /* Session context: the session machine's CLOSE input (engineio-session-
- * machine.c: its state becomes CLOSED, its timers stop). Carried out
- * here, not by the executor (engine_io_socket_run_machine(), which is
- * above this file and calls it: its CLOSE action begins the close): the
- * machine answers a CLOSE with timer stops only, which need none of the
- * executor's other actions (no signal, no send, no close). */
+ * machine.c: its state becomes CLOSED, its timers stop, an upgrade probe
+ * is given up or kept). Carried out here, not by the executor
+ * (engine_io_socket_run_machine(), which is above this file and calls it:
+ * its CLOSE action begins the close): the machine answers a CLOSE with
+ * timer stops and at most one GIVE_UP_PROBE only, which need none of the
+ * executor's other actions (no signal, no send, no close).
+ * @linger: the close waits for a last poll (an answered probe is kept for
+ * its `5`); @probe_code: the close frame for a probe given up (0: none). */
 static void
-close_machine (EngineIOSocket *self)
+close_machine (EngineIOSocket *self,
+               gboolean        linger,
+               guint16         probe_code)
 {
-  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_CLOSE };
+  EngineIOSessionInput input = {
+    .kind = ENGINE_IO_SESSION_INPUT_CLOSE,
+    .linger = linger,
+    .probe_code = probe_code,
+  };
   EngineIOSessionActions actions;
 
   engine_io_session_machine_handle (&self->machine, &input, g_get_monotonic_time (), &actions);
@@ -111,8 +120,13 @@ close_machine (EngineIOSocket *self)
     {
       EngineIOSessionAction *action = &actions.actions[i];
 
-      g_assert (action->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP);
-      engine_io_socket_clear_source (&self->timers[action->timer]);
+      if (action->kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE)
+        engine_io_socket_clear_probe (self, action->code, action->description);
+      else
+        {
+          g_assert (action->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP);
+          engine_io_socket_clear_source (&self->timers[action->timer]);
+        }
     }
   engine_io_session_actions_clear (&actions);
 }
@@ -153,7 +167,6 @@ engine_io_socket_do_close (EngineIOSocket      *self,
   EngineIOPollingView view;
   gboolean waiting;
   gboolean linger = FALSE;
-  gboolean keep_probe = FALSE;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (self->state != STATE_OPEN && self->state != STATE_OPENING)
@@ -186,11 +199,13 @@ engine_io_socket_do_close (EngineIOSocket      *self,
    * again; if the probe dies first it gives up the upgrade and stays
    * paused, and only a poll answered `1` would tell it the session is
    * gone. So, as in the reference (whose session is only "closing" until
-   * its polling transport closes), the probe is kept while lingering: its
-   * `5` completes the upgrade and the WebSocket carries what was queued,
-   * then its close frame (complete_upgrade_closing()); a poll that comes
-   * instead gets what was queued and `1`. A probe not answered yet is
-   * closed: its client still polls. */
+   * its polling transport closes), the probe is kept while lingering (the
+   * session machine decides, on its CLOSE input with the linger: its
+   * upgrade becomes KEPT): its `5` completes the upgrade and the WebSocket
+   * carries what was queued, then its close frame (COMPLETE_UPGRADE,
+   * closing: upgrade_complete_closing() in the executor); a poll that
+   * comes instead gets what was queued and `1`. A probe not answered yet
+   * is closed: its client still polls. */
   view = engine_io_socket_polling_view_locked (self);
   switch (engine_io_polling_decide_close (&view, reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN,
                                           self->client_closed,
@@ -216,7 +231,6 @@ engine_io_socket_do_close (EngineIOSocket      *self,
        * the queue may go out on the probe instead. */
       waiting = FALSE;
       linger = self->lingering = TRUE;
-      keep_probe = self->ws != NULL && self->upgrading;
       break;
 
     case ENGINE_IO_CLOSE_NOW:
@@ -239,14 +253,14 @@ engine_io_socket_do_close (EngineIOSocket      *self,
   if (resume != NULL)
     engine_io_core_request_resume (resume);
 
-  /* The machine stops its timers (the heartbeat). */
-  close_machine (self);
-
   /* RFC 6455, 7.4.1: 1001 for a server going down. */
   if (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN && self->ws_close_code == 1000)
     self->ws_close_code = 1001;
-  if (self->ws != NULL && self->ws_probe && !keep_probe)
-    engine_io_socket_clear_probe (self, self->ws_close_code, NULL);
+
+  /* The machine stops its timers (the heartbeat) and gives up an upgrade
+   * probe, or keeps an answered one while the close lingers. */
+  close_machine (self, linger, self->ws_close_code);
+
   if (self->ws != NULL && !self->ws_probe)
     {
       /* WebSocket: what is queued goes out, then the close frame; the
@@ -344,9 +358,8 @@ engine_io_socket_finish_close (EngineIOSocket *self)
 
   engine_io_socket_call_send_callbacks (self, leftover, FALSE);
 
-  close_machine (self);
+  close_machine (self, FALSE, 0);  /* a probe kept: freed (aborted) */
   engine_io_socket_clear_source (&self->timeout_source);
-  engine_io_socket_clear_source (&self->upgrade_source);
   g_clear_pointer (&self->ws, engine_io_websocket_free);
   g_ptr_array_set_size (self->dying_ws, 0);  /* frees (aborts) them */
 

@@ -1,14 +1,16 @@
 /* engineio-socket-executor.c: the session machine's executor
  *
  * Session context: feeds the session machine
- * (src/core/engineio-session-machine.c: the heartbeat and the rules for
- * the client's packets) its inputs and carries out its actions: its
- * timers as GSources on the session's context, its sends, its signals,
- * the delivery of a message to the application, its closes. Called by
- * the event source (engineio-socket-events.c), the WebSocket transport
- * (a message read: engine_io_socket_handle_packet()) and the public
- * object (the start); it calls the close, the queue and the delivery
- * below it, and no file above.
+ * (src/core/engineio-session-machine.c: the heartbeat, the rules for the
+ * client's packets and the upgrade's) its inputs and carries out its
+ * actions: its timers as GSources on the session's context, its sends,
+ * its signals, the delivery of a message to the application, its closes,
+ * and the upgrade's I/O (the probe's `3probe`, the poll released with a
+ * noop, the switch of transport, a probe given up). Called by the event
+ * source (engineio-socket-events.c), the WebSocket transport (a message
+ * read: engine_io_socket_handle_packet(); the probe's inputs) and the
+ * public object (the start); it calls the close, the queue, the
+ * WebSocket output and the delivery below it, and no file above.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -43,6 +45,16 @@ heartbeat_timer_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+upgrade_timer_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+
+  g_debug ("socket %s: upgrade probe timed out", self->id);
+  machine_timer_fired (self, ENGINE_IO_SESSION_TIMER_UPGRADE);
+  return G_SOURCE_REMOVE;
+}
+
 /* @now_us: the time the machine was given; deadlines are that time plus a
  * number of milliseconds. An armed timer gets its new deadline in place
  * (v3 moves the expiry on every packet received). */
@@ -62,6 +74,9 @@ machine_timer_start (EngineIOSocket       *self,
   ms = CLAMP ((deadline_us - now_us) / 1000, 0, (gint64) G_MAXUINT);
   if (timer == ENGINE_IO_SESSION_TIMER_PING)
     self->timers[timer] = engine_io_socket_add_timeout (self, (guint) ms, ping_timer_cb, "[engineio] ping");
+  else if (timer == ENGINE_IO_SESSION_TIMER_UPGRADE)
+    self->timers[timer] = engine_io_socket_add_timeout (self, (guint) ms, upgrade_timer_cb,
+                                                        "[engineio] upgrade deadline");
   else
     self->timers[timer] = engine_io_socket_add_timeout (self, (guint) ms, heartbeat_timer_cb,
                                                         self->version == ENGINE_IO_PROTOCOL_V4
@@ -81,6 +96,99 @@ machine_close_reason (EngineIOSessionCloseReason reason)
     default:
       return ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR;
     }
+}
+
+/* The upgrade's actions (session context) */
+
+/* RELEASE_POLL_NOOP: polls get a noop while upgrading (the serving
+ * threads read the flag under the lock); the waiting one gets it now. */
+static void
+upgrade_release_poll (EngineIOSocket *self)
+{
+  EngineIORequest *resume;
+
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  self->upgrading = TRUE;
+  resume = engine_io_socket_release_poll_with_noop_locked (self);
+  ENGINE_IO_UNLOCK (&self->state_lock);
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+}
+
+static void
+upgrade_count (EngineIOSocket *self)
+{
+  engine_io_counter_sub (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_POLLING, self->version), 1);
+  engine_io_counter_add (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_WEBSOCKET, self->version), 1);
+  engine_io_counter_add (&self->counters->upgrades, 1);
+}
+
+/* COMPLETE_UPGRADE, open: the probe is the transport. A waiting poll
+ * gets a noop and returns. */
+static void
+upgrade_complete (EngineIOSocket *self)
+{
+  EngineIORequest *resume;
+
+  self->ws_probe = FALSE;
+
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  self->upgrading = FALSE;
+  g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
+  resume = engine_io_socket_release_poll_with_noop_locked (self);
+  ENGINE_IO_UNLOCK (&self->state_lock);
+  upgrade_count (self);
+  if (resume != NULL)
+    engine_io_core_request_resume (resume);
+
+  g_debug ("socket %s upgraded to websocket", self->id);
+  g_object_notify_by_pspec (G_OBJECT (self), engine_io_socket_properties[PROP_TRANSPORT]);
+  g_signal_emit (self, engine_io_socket_signals[SIGNAL_UPGRADE], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
+
+  /* What was queued since the probe goes out now, in order, once. */
+  engine_io_socket_ws_flush_outbound (self);
+}
+
+/* COMPLETE_UPGRADE, closing: the client's `5` on a probe kept through a
+ * close (engine_io_socket_do_close()): as in the reference, the upgrade
+ * completes, what was queued goes out on the WebSocket, then its close
+ * frame; the session finishes when the WebSocket is closed (within its
+ * close timeout). If the session's last poll came first, it answered `1`
+ * and the session ends with it: the `5` is ignored (the probe stays until
+ * the session finishes, which frees it). */
+static void
+upgrade_complete_closing (EngineIOSocket *self)
+{
+  g_autoptr(GPtrArray) packets = NULL;
+  GPtrArray *notify = NULL;
+  gboolean take;
+
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  take = self->lingering;
+  if (take)
+    {
+      self->lingering = FALSE;
+      self->upgrading = FALSE;
+      g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
+    }
+  ENGINE_IO_UNLOCK (&self->state_lock);
+  if (!take)
+    return;
+
+  engine_io_socket_clear_source (&self->timeout_source);  /* the linger: no poll is waited for now */
+  self->ws_probe = FALSE;
+  upgrade_count (self);
+  g_debug ("socket %s upgraded to websocket while closing", self->id);
+  g_object_notify_by_pspec (G_OBJECT (self), engine_io_socket_properties[PROP_TRANSPORT]);
+
+  if (engine_io_websocket_can_send (self->ws))
+    {
+      ENGINE_IO_LOCK (&self->state_lock, SESSION);
+      packets = engine_io_socket_take_outbound_locked (self, 0, 0, &notify);
+      ENGINE_IO_UNLOCK (&self->state_lock);
+      engine_io_socket_ws_send_packets (self, packets, notify);
+    }
+  engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
 }
 
 /* Running the machine (session context) */
@@ -198,12 +306,40 @@ engine_io_socket_run_machine (EngineIOSocket             *self,
           engine_io_socket_do_close (self, machine_close_reason (action->reason), action->description);
           break;
 
+        case ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE:
+          engine_io_socket_ws_send_packet (self, action->packet);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_RELEASE_POLL_NOOP:
+          upgrade_release_poll (self);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_EMIT_UPGRADING:
+          g_signal_emit (self, engine_io_socket_signals[SIGNAL_UPGRADING], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
+          user_code = TRUE;
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE:
+          if (action->closing)
+            upgrade_complete_closing (self);
+          else
+            upgrade_complete (self);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE:
+          g_debug ("socket %s: upgrade probe given up (%u%s%s)", self->id, action->code,
+                   action->description != NULL ? ": " : "",
+                   action->description != NULL ? action->description : "");
+          engine_io_socket_clear_probe (self, action->code, action->description);
+          break;
+
         default:
           g_assert_not_reached ();
         }
 
       /* (Not the machine's state: it is CLOSED already when the close is
-       * one of this input's own actions, still to come.) */
+       * one of this input's own actions, still to come. The upgrade's
+       * actions that run user code are last.) */
       if (user_code && self->state != STATE_OPEN)
         break;
     }

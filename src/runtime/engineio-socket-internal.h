@@ -147,8 +147,8 @@ struct _EngineIOSocket
 
   /* Session context only. */
   EngineIOLoop            *loop;          /* released when the session ends */
-  EngineIOSessionMachine   machine;       /* the heartbeat and the client's packets'
-                                           * rules (engine_io_socket_run_machine()) */
+  EngineIOSessionMachine   machine;       /* the heartbeat, the client's packets' rules
+                                           * and the upgrade's (engine_io_socket_run_machine()) */
   GSource                 *timers[ENGINE_IO_SESSION_N_TIMERS]; /* the machine's armed timers */
   GSource                 *timeout_source;/* closing: the linger, or the bound on a poll
                                            * response's write (engineio-socket-close.c) */
@@ -166,7 +166,6 @@ struct _EngineIOSocket
   char                    *close_description;
   EngineIOWebSocket       *ws;            /* the transport, or an upgrade probe */
   gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */
-  GSource                 *upgrade_source;/* the probe's deadline */
   guint16                  ws_close_code; /* for the close frame when we close */
   GByteArray              *frame;         /* scratch for encoding frames */
   gint64                   inline_window; /* see ws_message_cb() */

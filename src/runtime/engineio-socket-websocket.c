@@ -1,8 +1,10 @@
 /* engineio-socket-websocket.c: a session's WebSocket transport
  *
- * The WebSocket transport (session context): its callbacks, the upgrade
- * from polling with its probe; and the serving-thread entry points of an
- * upgrade. Moving packets into the WebSocket and giving one up are in
+ * The WebSocket transport (session context): its callbacks, the I/O of
+ * the upgrade from polling with its probe (its decisions are the session
+ * machine's: the probe's events are its inputs, the executor carries out
+ * its actions); and the serving-thread entry points of an upgrade. Moving
+ * packets into the WebSocket and giving one up are in
  * engineio-socket-ws-output.c, below the close.
  *
  * SPDX-License-Identifier: MIT
@@ -34,141 +36,18 @@ ws_stall_timeout (EngineIOSocket *self)
   return self->config->ping_interval + self->config->ping_timeout;
 }
 
-static gboolean
-upgrade_timeout_cb (gpointer data)
-{
-  EngineIOSocket *self = data;
-
-  g_clear_pointer (&self->upgrade_source, g_source_unref);
-  g_debug ("socket %s: upgrade probe timed out", self->id);
-  engine_io_socket_clear_probe (self, 1000, "upgrade timeout");  /* polling goes on */
-  return G_SOURCE_REMOVE;
-}
-
-/* Answers a waiting poll with a noop (upgrading) and returns it. */
-
+/* The probe's inputs: the session machine decides (the upgrade's rows of
+ * its table, src/core/engineio-session-machine.c), the executor carries
+ * its actions out. */
 static void
-complete_upgrade (EngineIOSocket *self)
+feed_probe (EngineIOSocket         *self,
+            EngineIOSessionInputKind kind,
+            EngineIOPacket         *packet,
+            gboolean                stalled)
 {
-  EngineIORequest *resume;
+  EngineIOSessionInput input = { .kind = kind, .packet = packet, .stalled = stalled };
 
-  engine_io_socket_clear_source (&self->upgrade_source);
-  self->ws_probe = FALSE;
-
-  ENGINE_IO_LOCK (&self->state_lock, SESSION);
-  self->upgrading = FALSE;
-  g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
-  resume = engine_io_socket_release_poll_with_noop_locked (self);
-  ENGINE_IO_UNLOCK (&self->state_lock);
-  engine_io_counter_sub (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_POLLING, self->version), 1);
-  engine_io_counter_add (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_WEBSOCKET, self->version), 1);
-  engine_io_counter_add (&self->counters->upgrades, 1);
-  if (resume != NULL)
-    engine_io_core_request_resume (resume);
-
-  g_debug ("socket %s upgraded to websocket", self->id);
-  g_object_notify_by_pspec (G_OBJECT (self), engine_io_socket_properties[PROP_TRANSPORT]);
-  g_signal_emit (self, engine_io_socket_signals[SIGNAL_UPGRADE], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
-
-  /* What was queued since the probe goes out now, in order, once. */
-  engine_io_socket_ws_flush_outbound (self);
-}
-
-/* The client's `5` on a probe kept through a close (engine_io_socket_do_close()):
- * as in the reference, the upgrade completes, what was queued goes out on
- * the WebSocket, then its close frame; the session finishes when the
- * WebSocket is closed (within its close timeout). If the session's last
- * poll came first, it answered `1` and the session ends with it: the `5`
- * is ignored. */
-static void
-complete_upgrade_closing (EngineIOSocket *self)
-{
-  g_autoptr(GPtrArray) packets = NULL;
-  GPtrArray *notify = NULL;
-  gboolean take;
-
-  ENGINE_IO_LOCK (&self->state_lock, SESSION);
-  take = self->lingering;
-  if (take)
-    {
-      self->lingering = FALSE;
-      self->upgrading = FALSE;
-      g_atomic_int_set (&self->transport, ENGINE_IO_TRANSPORT_WEBSOCKET);
-    }
-  ENGINE_IO_UNLOCK (&self->state_lock);
-  if (!take)
-    return;
-
-  engine_io_socket_clear_source (&self->upgrade_source);
-  engine_io_socket_clear_source (&self->timeout_source);  /* the linger: no poll is waited for now */
-  self->ws_probe = FALSE;
-  engine_io_counter_sub (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_POLLING, self->version), 1);
-  engine_io_counter_add (engine_io_counter_open (self->counters, ENGINE_IO_TRANSPORT_WEBSOCKET, self->version), 1);
-  engine_io_counter_add (&self->counters->upgrades, 1);
-  g_debug ("socket %s upgraded to websocket while closing", self->id);
-  g_object_notify_by_pspec (G_OBJECT (self), engine_io_socket_properties[PROP_TRANSPORT]);
-
-  if (engine_io_websocket_can_send (self->ws))
-    {
-      ENGINE_IO_LOCK (&self->state_lock, SESSION);
-      packets = engine_io_socket_take_outbound_locked (self, 0, 0, &notify);
-      ENGINE_IO_UNLOCK (&self->state_lock);
-      engine_io_socket_ws_send_packets (self, packets, notify);
-    }
-  engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
-}
-
-static void
-handle_probe_packet (EngineIOSocket *self,
-                     EngineIOPacket *packet)
-{
-  EngineIOPacketType type = engine_io_packet_get_packet_type (packet);
-  const char *text = engine_io_packet_get_text (packet, NULL);
-  EngineIORequest *resume = NULL;
-
-  if (self->state != STATE_OPEN)
-    {
-      /* A probe kept through a close: only `5` is expected. */
-      if (type == ENGINE_IO_PACKET_UPGRADE)
-        complete_upgrade_closing (self);
-      else
-        engine_io_socket_clear_probe (self, 1002, "unexpected packet during upgrade");
-      return;
-    }
-
-  if (type == ENGINE_IO_PACKET_PING && text != NULL && strcmp (text, "probe") == 0)
-    {
-      g_autoptr(EngineIOPacket) pong = engine_io_packet_new_text (ENGINE_IO_PACKET_PONG, "probe", 5);
-
-      engine_io_socket_ws_send_packet (self, pong);
-      ENGINE_IO_LOCK (&self->state_lock, SESSION);
-      self->upgrading = TRUE;
-      resume = engine_io_socket_release_poll_with_noop_locked (self);
-      ENGINE_IO_UNLOCK (&self->state_lock);
-      if (resume != NULL)
-        engine_io_core_request_resume (resume);
-      g_signal_emit (self, engine_io_socket_signals[SIGNAL_UPGRADING], 0, ENGINE_IO_TRANSPORT_WEBSOCKET);
-      return;
-    }
-
-  if (type == ENGINE_IO_PACKET_UPGRADE)
-    {
-      gboolean upgrading;
-
-      ENGINE_IO_LOCK (&self->state_lock, SESSION);
-      upgrading = self->upgrading;
-      ENGINE_IO_UNLOCK (&self->state_lock);
-      if (upgrading)
-        {
-          complete_upgrade (self);
-          return;
-        }
-    }
-
-  /* Anything else on a probe: give up the probe, keep polling. */
-  g_debug ("socket %s: unexpected %s packet on the upgrade probe", self->id,
-           engine_io_packet_type_to_string (type));
-  engine_io_socket_clear_probe (self, 1002, "unexpected packet during upgrade");
+  engine_io_socket_run_machine (self, &input, g_get_monotonic_time ());
 }
 
 static void
@@ -205,9 +84,7 @@ ws_message_cb (EngineIOWebSocket *ws,
   if (packet == NULL)
     {
       if (self->ws_probe)
-        {
-          engine_io_socket_clear_probe (self, 1002, "bad packet during upgrade");
-        }
+        feed_probe (self, ENGINE_IO_SESSION_INPUT_PROBE_PACKET, NULL, FALSE);  /* a bad packet */
       else
         {
           self->ws_close_code = 1002;
@@ -218,7 +95,7 @@ ws_message_cb (EngineIOWebSocket *ws,
 
   if (self->ws_probe)
     {
-      handle_probe_packet (self, packet);
+      feed_probe (self, ENGINE_IO_SESSION_INPUT_PROBE_PACKET, packet, FALSE);
       return;
     }
 
@@ -312,7 +189,7 @@ ws_closed_cb (EngineIOWebSocket *ws,
   if (self->ws_probe)
     {
       g_debug ("socket %s: upgrade probe closed", self->id);
-      engine_io_socket_clear_probe (self, 0, NULL);
+      feed_probe (self, ENGINE_IO_SESSION_INPUT_PROBE_LOST, NULL, FALSE);
       return;
     }
 
@@ -339,7 +216,7 @@ ws_stalled_cb (EngineIOWebSocket *ws,
     return;  /* a given-up WebSocket: it is closing already */
   if (self->ws_probe)
     {
-      engine_io_socket_clear_probe (self, 1008, NULL);
+      feed_probe (self, ENGINE_IO_SESSION_INPUT_PROBE_LOST, NULL, TRUE);
       return;
     }
   self->ws_close_code = 1008;
@@ -373,8 +250,7 @@ engine_io_socket_handle_ws_attach (EngineIOSocket    *self,
   engine_io_websocket_start (ws, self->context, &ws_callbacks, self, ws_stall_timeout (self));
 
   if (self->ws_probe)
-    self->upgrade_source = engine_io_socket_add_timeout (self, self->config->upgrade_timeout, upgrade_timeout_cb,
-                                                         "[engineio] upgrade deadline");
+    feed_probe (self, ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED, NULL, FALSE);  /* its deadline */
   else
     engine_io_socket_ws_flush_outbound (self);  /* a direct WebSocket session: the open packet first */
 }

@@ -187,15 +187,15 @@ engine_io_socket_retire_ws (EngineIOSocket    *self,
     g_ptr_array_add (self->dying_ws, ws);
 }
 
-/* Drops the upgrade probe (if any is still ours), with a close frame with
- * @code (0: none, the probe is closed already), and lets polling go on;
- * another probe may come. */
+/* The session machine's GIVE_UP_PROBE (its upgrade timer is stopped
+ * already): drops the upgrade probe (if any is still ours), with a close
+ * frame with @code (0: none, the probe is closed already, or the session
+ * finishes), and lets polling go on; another probe may come. */
 void
 engine_io_socket_clear_probe (EngineIOSocket *self,
                               guint16         code,
                               const char     *reason)
 {
-  engine_io_socket_clear_source (&self->upgrade_source);
   if (self->ws != NULL && self->ws_probe)
     {
       if (code != 0)

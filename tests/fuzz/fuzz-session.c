@@ -2,14 +2,18 @@
  * (src/core/engineio-session-machine.c)
  *
  * The input is a session: its first bytes pick the protocol version, the
- * heartbeat's settings and the start time; the rest is a sequence of
- * inputs (start, a packet of any type, text or binary, with or without a
- * close requested, a timer that is due, a timer that is not, the
- * runtime's close) with time passing between them. A model executor
+ * heartbeat's and the upgrade's settings and the start time; the rest is
+ * a sequence of inputs (start, a packet of any type, text or binary, with
+ * or without a close requested, a timer that is due, a timer that is not,
+ * the runtime's close, with or without a linger; an upgrade probe
+ * attached, a packet on it: `2probe`, `5`, a bad one or any, the probe
+ * lost or stalled) with time passing between them. A model executor
  * carries the actions out and checks, after every input:
  *
- * - nothing happens before START or after the session is CLOSED, and
- *   nothing for a packet that comes with a close requested;
+ * - nothing happens before START, nothing for a packet that comes with a
+ *   close requested, and nothing after the session is CLOSED but the
+ *   upgrade's end: the runtime's CLOSE input settling a probe, and the
+ *   rows of a probe kept through the close;
  * - the timers the actions arm are the machine's, each stopped only when
  *   armed, each deadline in the future and exactly what the protocol says
  *   (v4 ping: interval; pong: timeout + grace; v3 expiry: all three);
@@ -21,8 +25,18 @@
  *   round trip of the one outstanding ping; v3's with none;
  * - a packet the session takes is RECEIVED first; only messages are
  *   DELIVERed, the same packet, last;
- * - a CLOSE comes once, last, after every timer was stopped;
- * - a due timer always does something (a ping or a close).
+ * - a CLOSE comes once, last, after every heartbeat timer was stopped;
+ * - a due timer always does something (a ping, a close, or a probe given
+ *   up);
+ * - the upgrade: the upgrade timer is armed exactly while there is a
+ *   probe (attached, not given up nor completed), its deadline the
+ *   upgrade timeout; `3probe` goes out only for `2probe`, followed by
+ *   RELEASE_POLL_NOOP and EMIT_UPGRADING, last; COMPLETE_UPGRADE comes
+ *   only for `5`, after `3probe` went out on that probe, once, last, with
+ *   the upgrade timer stopped (closing: only on a probe kept through a
+ *   close); GIVE_UP_PROBE comes only while there is a probe, last, with
+ *   the code and description its cause gives; a CLOSE input is answered
+ *   with TIMER_STOPs and at most one GIVE_UP_PROBE.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -60,15 +74,30 @@ typedef struct
   guint    outstanding;   /* v4 pings sent, not answered */
   gint64   ping_sent;
   guint    closes;
+  gint64   upgrade_us;
+  gboolean probe;         /* a probe attached, not given up nor completed */
+  gboolean answered;      /* ... and `3probe` went out on it */
+  guint    upgrades;      /* COMPLETE_UPGRADEs */
+  guint    give_ups;      /* GIVE_UP_PROBEs */
 } Model;
 
+/* The heartbeat's timers (the upgrade's is the probe's). */
 static gboolean
 model_any_armed (Model *m)
 {
-  for (guint t = 0; t < ENGINE_IO_SESSION_N_TIMERS; t++)
-    if (m->armed[t])
-      return TRUE;
-  return FALSE;
+  return m->armed[ENGINE_IO_SESSION_TIMER_PING] || m->armed[ENGINE_IO_SESSION_TIMER_HEARTBEAT];
+}
+
+static gboolean
+is_probe_ping (EngineIOPacket *packet)
+{
+  const char *text;
+
+  if (packet == NULL || engine_io_packet_get_packet_type (packet) != ENGINE_IO_PACKET_PING ||
+      engine_io_packet_is_binary (packet))
+    return FALSE;
+  text = engine_io_packet_get_text (packet, NULL);
+  return text != NULL && strcmp (text, "probe") == 0;
 }
 
 /* Feeds @input and checks its actions against the model. */
@@ -78,15 +107,31 @@ run (Model                      *m,
 {
   EngineIOSessionActions out;
   EngineIOSessionState before = engine_io_session_machine_get_state (&m->machine);
+  EngineIOSessionUpgrade upgrade_before = engine_io_session_machine_get_upgrade (&m->machine);
   EngineIOPacketType type = input->packet != NULL ? engine_io_packet_get_packet_type (input->packet) : 0;
   gboolean v4 = m->version == ENGINE_IO_PROTOCOL_V4;
+  gboolean probe_input = input->kind == ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED ||
+                         input->kind == ENGINE_IO_SESSION_INPUT_PROBE_PACKET ||
+                         input->kind == ENGINE_IO_SESSION_INPUT_PROBE_LOST;
 
   engine_io_session_machine_handle (&m->machine, input, m->now, &out);
   FUZZ_CHECK (out.len <= ENGINE_IO_SESSION_MAX_ACTIONS);
 
-  if (before == ENGINE_IO_SESSION_CLOSED ||
-      (before == ENGINE_IO_SESSION_NEW && input->kind != ENGINE_IO_SESSION_INPUT_START) ||
+  if ((before == ENGINE_IO_SESSION_NEW && input->kind != ENGINE_IO_SESSION_INPUT_START) ||
       (input->kind == ENGINE_IO_SESSION_INPUT_PACKET && input->close_requested))
+    FUZZ_CHECK (out.len == 0);
+  /* After the close, nothing but the upgrade's end: a probe kept through
+   * it, or settled by the runtime's CLOSE input. */
+  if (before == ENGINE_IO_SESSION_CLOSED)
+    for (guint i = 0; i < out.len; i++)
+      FUZZ_CHECK (m->probe &&
+                  ((out.actions[i].kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP &&
+                    out.actions[i].timer == ENGINE_IO_SESSION_TIMER_UPGRADE) ||
+                   out.actions[i].kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE ||
+                   (out.actions[i].kind == ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE &&
+                    upgrade_before == ENGINE_IO_SESSION_UPGRADE_KEPT)));
+  /* No probe, no probe's actions. */
+  if (probe_input && !m->probe && input->kind != ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED)
     FUZZ_CHECK (out.len == 0);
   if (input->kind == ENGINE_IO_SESSION_INPUT_PACKET && out.len > 0)
     {
@@ -98,17 +143,33 @@ run (Model                      *m,
     {
       EngineIOSessionAction *a = &out.actions[i];
 
-      /* A CLOSE is answered with timer stops only: the runtime's close
-       * carries them out itself (engineio-socket-close.c). */
+      /* A CLOSE is answered with timer stops and at most one probe given
+       * up only: the runtime's close carries them out itself
+       * (engineio-socket-close.c). */
       if (input->kind == ENGINE_IO_SESSION_INPUT_CLOSE)
-        FUZZ_CHECK (a->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP);
+        FUZZ_CHECK (a->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP ||
+                    a->kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE);
+      /* The probe's inputs: the upgrade's actions and its timer only. */
+      if (probe_input)
+        FUZZ_CHECK (a->kind != ENGINE_IO_SESSION_ACTION_RECEIVED && a->kind != ENGINE_IO_SESSION_ACTION_SEND &&
+                    a->kind != ENGINE_IO_SESSION_ACTION_DELIVER && a->kind != ENGINE_IO_SESSION_ACTION_HEARTBEAT &&
+                    a->kind != ENGINE_IO_SESSION_ACTION_CLOSE &&
+                    ((a->kind != ENGINE_IO_SESSION_ACTION_TIMER_START && a->kind != ENGINE_IO_SESSION_ACTION_TIMER_STOP) ||
+                     a->timer == ENGINE_IO_SESSION_TIMER_UPGRADE));
 
       switch (a->kind)
         {
         case ENGINE_IO_SESSION_ACTION_TIMER_START:
           FUZZ_CHECK (a->timer < ENGINE_IO_SESSION_N_TIMERS);
           FUZZ_CHECK (a->deadline_us >= m->now);
-          if (a->timer == ENGINE_IO_SESSION_TIMER_PING)
+          if (a->timer == ENGINE_IO_SESSION_TIMER_UPGRADE)
+            {
+              FUZZ_CHECK (input->kind == ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED && !m->probe);
+              FUZZ_CHECK (!m->armed[a->timer] && a->deadline_us == m->now + m->upgrade_us);
+              m->probe = TRUE;
+              m->answered = FALSE;
+            }
+          else if (a->timer == ENGINE_IO_SESSION_TIMER_PING)
             FUZZ_CHECK (v4 && a->deadline_us == m->now + m->interval_us);
           else if (v4)
             FUZZ_CHECK (a->deadline_us == m->now + m->timeout_us + m->grace_us);
@@ -122,6 +183,11 @@ run (Model                      *m,
           FUZZ_CHECK (a->timer < ENGINE_IO_SESSION_N_TIMERS);
           FUZZ_CHECK (m->armed[a->timer]);
           m->armed[a->timer] = FALSE;
+          /* The upgrade timer is stopped only to end the probe, at once. */
+          if (a->timer == ENGINE_IO_SESSION_TIMER_UPGRADE)
+            FUZZ_CHECK (i + 1 < out.len &&
+                        (out.actions[i + 1].kind == ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE ||
+                         out.actions[i + 1].kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE));
           break;
 
         case ENGINE_IO_SESSION_ACTION_RECEIVED:
@@ -165,6 +231,65 @@ run (Model                      *m,
           FUZZ_CHECK (a->packet == input->packet && i == out.len - 1);
           break;
 
+        case ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE:
+          FUZZ_CHECK (input->kind == ENGINE_IO_SESSION_INPUT_PROBE_PACKET && is_probe_ping (input->packet));
+          FUZZ_CHECK (m->probe && before == ENGINE_IO_SESSION_OPEN && i == 0 && out.len == 3);
+          FUZZ_CHECK (is_probe_ping (input->packet));
+          FUZZ_CHECK (a->packet != NULL && engine_io_packet_get_packet_type (a->packet) == ENGINE_IO_PACKET_PONG &&
+                      !engine_io_packet_is_binary (a->packet) &&
+                      g_strcmp0 (engine_io_packet_get_text (a->packet, NULL), "probe") == 0);
+          m->answered = TRUE;
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_RELEASE_POLL_NOOP:
+          FUZZ_CHECK (i == 1 && out.actions[0].kind == ENGINE_IO_SESSION_ACTION_SEND_ON_PROBE);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_EMIT_UPGRADING:
+          FUZZ_CHECK (i == 2 && i == out.len - 1 && out.actions[1].kind == ENGINE_IO_SESSION_ACTION_RELEASE_POLL_NOOP);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE:
+          FUZZ_CHECK (input->kind == ENGINE_IO_SESSION_INPUT_PROBE_PACKET && type == ENGINE_IO_PACKET_UPGRADE);
+          /* Never without `3probe` on that probe. */
+          FUZZ_CHECK (m->probe && m->answered && m->upgrades == 0);
+          FUZZ_CHECK (i == out.len - 1 && !m->armed[ENGINE_IO_SESSION_TIMER_UPGRADE]);
+          FUZZ_CHECK (a->closing == (before == ENGINE_IO_SESSION_CLOSED));
+          m->upgrades++;
+          m->probe = m->answered = FALSE;
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE:
+          FUZZ_CHECK (m->probe && i == out.len - 1 && !m->armed[ENGINE_IO_SESSION_TIMER_UPGRADE]);
+          switch (input->kind)
+            {
+            case ENGINE_IO_SESSION_INPUT_PROBE_PACKET:
+              FUZZ_CHECK (a->code == 1002);
+              FUZZ_CHECK (g_strcmp0 (a->description, input->packet == NULL ? ENGINE_IO_SESSION_PROBE_BAD
+                                                                            : ENGINE_IO_SESSION_PROBE_UNEXPECTED) == 0);
+              FUZZ_CHECK (input->packet == NULL || !is_probe_ping (input->packet) ||
+                          upgrade_before == ENGINE_IO_SESSION_UPGRADE_KEPT);
+              FUZZ_CHECK (input->packet == NULL || type != ENGINE_IO_PACKET_UPGRADE || !m->answered);
+              break;
+            case ENGINE_IO_SESSION_INPUT_PROBE_LOST:
+              FUZZ_CHECK (a->code == (input->stalled ? 1008 : 0) && a->description == NULL);
+              break;
+            case ENGINE_IO_SESSION_INPUT_TIMER:
+              FUZZ_CHECK (input->timer == ENGINE_IO_SESSION_TIMER_UPGRADE && out.len == 1);
+              FUZZ_CHECK (a->code == 1000 && g_strcmp0 (a->description, ENGINE_IO_SESSION_PROBE_TIMEOUT) == 0);
+              break;
+            case ENGINE_IO_SESSION_INPUT_CLOSE:
+              FUZZ_CHECK (a->code == input->probe_code && a->description == NULL);
+              /* Kept only an answered probe, for a close that lingers. */
+              FUZZ_CHECK (upgrade_before == ENGINE_IO_SESSION_UPGRADE_KEPT || !input->linger || !m->answered);
+              break;
+            default:
+              FUZZ_CHECK (FALSE);
+            }
+          m->give_ups++;
+          m->probe = m->answered = FALSE;
+          break;
+
         case ENGINE_IO_SESSION_ACTION_CLOSE:
           FUZZ_CHECK (i == out.len - 1);
           FUZZ_CHECK (input->kind != ENGINE_IO_SESSION_INPUT_CLOSE);
@@ -186,6 +311,31 @@ run (Model                      *m,
   /* The state after the input. */
   for (guint t = 0; t < ENGINE_IO_SESSION_N_TIMERS; t++)
     FUZZ_CHECK (m->armed[t] == engine_io_session_machine_timer_armed (&m->machine, t));
+  /* The upgrade timer: armed exactly while there is a probe. */
+  FUZZ_CHECK (m->armed[ENGINE_IO_SESSION_TIMER_UPGRADE] == m->probe);
+  switch (engine_io_session_machine_get_upgrade (&m->machine))
+    {
+    case ENGINE_IO_SESSION_UPGRADE_NONE:
+    case ENGINE_IO_SESSION_UPGRADE_DONE:
+      FUZZ_CHECK (!m->probe);
+      FUZZ_CHECK ((engine_io_session_machine_get_upgrade (&m->machine) == ENGINE_IO_SESSION_UPGRADE_DONE) ==
+                  (m->upgrades == 1));
+      break;
+    case ENGINE_IO_SESSION_UPGRADE_PROBING:
+      /* (Either may outlive a close of the machine's own, until the
+       * runtime's CLOSE input, which follows it, settles the probe.) */
+      FUZZ_CHECK (m->probe && !m->answered);
+      break;
+    case ENGINE_IO_SESSION_UPGRADE_UPGRADING:
+      FUZZ_CHECK (m->probe && m->answered);
+      break;
+    case ENGINE_IO_SESSION_UPGRADE_KEPT:
+      FUZZ_CHECK (m->probe && m->answered &&
+                  engine_io_session_machine_get_state (&m->machine) == ENGINE_IO_SESSION_CLOSED);
+      break;
+    default:
+      FUZZ_CHECK (FALSE);
+    }
   switch (engine_io_session_machine_get_state (&m->machine))
     {
     case ENGINE_IO_SESSION_NEW:
@@ -260,8 +410,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   m.timeout_us = take (&r) * G_GINT64_CONSTANT (1000);
   m.grace_us = (first >> 1) * G_GINT64_CONSTANT (1000);
   m.now = (gint64) take (&r) << 20;
+  m.upgrade_us = take (&r) * G_GINT64_CONSTANT (1000);
   engine_io_session_machine_init (&m.machine, m.version, m.interval_us / 1000, m.timeout_us / 1000,
-                                  m.grace_us / 1000);
+                                  m.grace_us / 1000, m.upgrade_us / 1000);
 
   while (r.size > 0)
     {
@@ -308,9 +459,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
               guint closes = m.closes;
               guint outstanding = m.outstanding;
 
+              guint give_ups = m.give_ups;
+
               run (&m, &input);
               FUZZ_CHECK (!m.armed[t]);
-              FUZZ_CHECK (m.closes > closes || m.outstanding > outstanding);
+              FUZZ_CHECK (m.closes > closes || m.outstanding > outstanding || m.give_ups > give_ups);
             }
           }
           break;
@@ -330,7 +483,39 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
           break;
 
         case 11:
-          input.kind = ENGINE_IO_SESSION_INPUT_CLOSE;
+          {
+            guint how = take (&r);
+
+            input.kind = ENGINE_IO_SESSION_INPUT_CLOSE;
+            input.linger = how & 1;
+            input.probe_code = (how & 2) ? 1001 : (how & 4) ? 0 : 1000;
+            run (&m, &input);
+          }
+          break;
+
+        case 12:
+          input.kind = ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED;
+          run (&m, &input);
+          break;
+
+        case 13:
+          {
+            /* A packet on the probe: `2probe`, `5`, a bad frame, or any. */
+            guint which = take (&r) % 4;
+            g_autoptr(EngineIOPacket) packet = which == 0 ? engine_io_packet_new_text (ENGINE_IO_PACKET_PING, "probe", 5)
+                                             : which == 1 ? engine_io_packet_new (ENGINE_IO_PACKET_UPGRADE)
+                                             : which == 2 ? NULL
+                                             : make_packet (&r);
+
+            input.kind = ENGINE_IO_SESSION_INPUT_PROBE_PACKET;
+            input.packet = packet;
+            run (&m, &input);
+          }
+          break;
+
+        case 14:
+          input.kind = ENGINE_IO_SESSION_INPUT_PROBE_LOST;
+          input.stalled = take (&r) & 1;
           run (&m, &input);
           break;
 

@@ -304,14 +304,23 @@ WS_CODEC_SEEDS = {
 
 
 # fuzz-session: a header (bit 0 of the first byte v4, the rest the grace
-# in ms; pingInterval and pingTimeout in ms; the start time), then inputs:
-# an op byte (low nibble the input, high nibble the time before it in
-# 0.7 ms steps) and its arguments.
-def sess(v4, grace, interval, timeout, *ops):
-    return bytes([(1 if v4 else 0) | (grace << 1), interval, timeout, 1]) + b"".join(ops)
+# in ms; pingInterval and pingTimeout in ms; the start time; the upgrade
+# timeout in ms), then inputs: an op byte (low nibble the input, high
+# nibble the time before it in 0.7 ms steps) and its arguments.
+def sess(v4, grace, interval, timeout, *ops, upgrade=30):
+    return bytes([(1 if v4 else 0) | (grace << 1), interval, timeout, 1, upgrade]) + b"".join(ops)
 
 
-S_START, S_DUE, S_STALE, S_CLOSE = b"\x00", b"\x07", b"\x0a", b"\x0b"
+S_START, S_DUE, S_STALE, S_ATTACH = b"\x00", b"\x07", b"\x0a", b"\x0c"
+S_CLOSE = b"\x0b\x00"         # the runtime's close, no linger, probe closed with 1000
+S_CLOSE_LINGER = b"\x0b\x01"  # ... with a linger (an answered probe is kept)
+S_PROBE_PING, S_PROBE_UPGRADE, S_PROBE_BAD = b"\x0d\x00", b"\x0d\x01", b"\x0d\x02"
+S_PROBE_CLOSED, S_PROBE_STALLED = b"\x0e\x00", b"\x0e\x01"
+
+
+def sprobe(ptype, data=b""):
+    """Any packet on the upgrade's probe (text, up to 15 bytes)."""
+    return bytes([0x0d, 3, ptype | (len(data) << 3)]) + data
 
 
 def spkt(ptype, data=b"", binary=False, close_requested=False, dt=0):
@@ -321,7 +330,7 @@ def spkt(ptype, data=b"", binary=False, close_requested=False, dt=0):
 
 
 def swait(ms):
-    return bytes([0x0c, ms])
+    return bytes([0x0f, ms])
 
 
 SESSION_SEEDS = {
@@ -338,6 +347,17 @@ SESSION_SEEDS = {
     "close-requested": sess(True, 2, 10, 5, S_START, S_DUE, spkt(3, close_requested=True),
                             spkt(4, b"x", close_requested=True), S_CLOSE, spkt(3), S_DUE),
     "before-start": sess(False, 0, 0, 0, spkt(4, b"early"), S_DUE, S_STALE, S_CLOSE, S_START),
+    "upgrade-v4": sess(True, 0, 10, 5, S_START, S_ATTACH, spkt(4, b"p"), S_PROBE_PING, S_DUE,
+                       S_PROBE_UPGRADE, S_ATTACH, S_DUE),
+    "upgrade-v3": sess(False, 0, 10, 5, S_START, S_ATTACH, S_PROBE_PING, S_PROBE_PING, S_PROBE_UPGRADE, S_CLOSE),
+    "upgrade-give-up": sess(True, 1, 50, 50, S_START, S_ATTACH, S_PROBE_UPGRADE, S_ATTACH, sprobe(4, b"m"),
+                            S_ATTACH, S_PROBE_BAD, S_ATTACH, S_PROBE_PING, S_PROBE_CLOSED, S_ATTACH,
+                            S_PROBE_STALLED, S_ATTACH, S_DUE, S_DUE, upgrade=5),
+    "upgrade-kept": sess(True, 0, 10, 5, S_START, S_ATTACH, S_PROBE_PING, S_CLOSE_LINGER, sprobe(2, b"probe"),
+                         S_PROBE_UPGRADE),
+    "upgrade-kept-done": sess(False, 0, 10, 5, S_START, S_ATTACH, S_PROBE_PING, S_CLOSE_LINGER, S_PROBE_UPGRADE,
+                              S_CLOSE),
+    "upgrade-close-probing": sess(True, 0, 10, 5, S_START, S_ATTACH, S_CLOSE_LINGER, S_PROBE_PING, S_DUE),
 }
 
 

@@ -981,6 +981,19 @@ close_thread_func (gpointer data)
   return NULL;
 }
 
+/* The end of a blocked-session case: the handler released and returned,
+ * the server dropped, the session's socket finalized, the blocker freed. */
+static void
+release_blocked (TestBlocker     *b,
+                 EngineIOServer **server)
+{
+  test_blocker_release (b);
+  g_assert_true (test_blocker_wait_returned (b, CLIENT_WAIT_MS));
+  g_clear_object (server);
+  g_assert_true (test_blocker_wait_finalized (b, CLIENT_WAIT_MS));
+  test_blocker_clear (b);
+}
+
 static void
 test_close_blocked_session_again (void)
 {
@@ -1084,11 +1097,7 @@ test_close_blocked_session_again (void)
   g_thread_join (closer);
   close (slow_post);
 
-  test_blocker_release (&b);
-  g_assert_true (test_blocker_wait_returned (&b, CLIENT_WAIT_MS));
-  g_clear_object (&server);
-  g_assert_true (test_blocker_wait_finalized (&b, CLIENT_WAIT_MS));
-  test_blocker_clear (&b);
+  release_blocked (&b, &server);
   test_log_check ();
 }
 
@@ -1132,11 +1141,7 @@ test_close_blocked_handshake (void)
   g_assert_no_error (error);
   test_require (answer != NULL);
   g_assert_cmpuint (answer->status, ==, 503);
-  test_blocker_release (&b);
-  g_assert_true (test_blocker_wait_returned (&b, CLIENT_WAIT_MS));
-  g_clear_object (&server);
-  g_assert_true (test_blocker_wait_finalized (&b, CLIENT_WAIT_MS));
-  test_blocker_clear (&b);
+  release_blocked (&b, &server);
   test_log_check ();
 }
 

@@ -1602,11 +1602,8 @@ blocker_set (TestBlocker *blocker,
   g_mutex_unlock (&blocker->lock);
 }
 
-static void
-blocker_on_message (EngineIOSocket *socket,
-                    const char     *text,
-                    GBytes         *data,
-                    TestBlocker    *blocker)
+void
+test_blocker_block (TestBlocker *blocker)
 {
   gint64 deadline = g_get_monotonic_time () + BLOCKER_MAX_US;
 
@@ -1618,6 +1615,15 @@ blocker_on_message (EngineIOSocket *socket,
   blocker->returned = TRUE;
   g_cond_broadcast (&blocker->cond);
   g_mutex_unlock (&blocker->lock);
+}
+
+static void
+blocker_on_message (EngineIOSocket *socket,
+                    const char     *text,
+                    GBytes         *data,
+                    TestBlocker    *blocker)
+{
+  test_blocker_block (blocker);
 }
 
 static void

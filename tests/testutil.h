@@ -372,6 +372,8 @@ typedef struct
 void     test_blocker_init          (TestBlocker    *blocker);
 void     test_blocker_connect       (TestBlocker    *blocker,
                                      EngineIOSocket *socket);
+/* Blocks the calling thread (a handler) as a connected message does. */
+void     test_blocker_block         (TestBlocker    *blocker);
 /* Each waits up to @timeout_ms (not scaled) for its flag; its value. */
 gboolean test_blocker_wait_entered  (TestBlocker    *blocker,
                                      guint           timeout_ms);

@@ -54,9 +54,11 @@ static void admission_start (HandshakeJob               *job,
                              gpointer                    data);
 
 /* In the job's context, before it uses its request: FALSE if the close
- * took it (then the handshake is over: no longer pending). */
+ * took it (then the handshake is over: no longer pending, if @pending:
+ * it still counted in pending_handshakes). */
 static gboolean
-handshake_job_claim (HandshakeJob *job)
+handshake_job_reclaim (HandshakeJob *job,
+                       gboolean      pending)
 {
   EngineIOServer *self = job->server;
   gboolean taken;
@@ -64,7 +66,7 @@ handshake_job_claim (HandshakeJob *job)
   ENGINE_IO_LOCK (&self->lock, SERVER);
   taken = job->taken;
   g_hash_table_remove (self->handshake_jobs, job);
-  if (taken)
+  if (taken && pending)
     {
       g_assert (self->pending_handshakes > 0);
       self->pending_handshakes--;
@@ -72,6 +74,29 @@ handshake_job_claim (HandshakeJob *job)
     }
   ENGINE_IO_UNLOCK (&self->lock);
   return !taken;
+}
+
+static gboolean
+handshake_job_claim (HandshakeJob *job)
+{
+  return handshake_job_reclaim (job, TRUE);
+}
+
+/* In the job's context, before application code that may block past a
+ * server close's wait (the admission hook, the id function, a WebSocket
+ * session's ::connection) while the job's request is suspended: the close
+ * may take the request meanwhile (and answer it 503), as it takes one
+ * whose job has not run; else libmicrohttpd aborts the process when the
+ * close stops it with that connection suspended. The job reclaims it
+ * after (handshake_job_reclaim()) and must not use it if taken. */
+static void
+handshake_job_expose (HandshakeJob *job)
+{
+  EngineIOServer *self = job->server;
+
+  ENGINE_IO_LOCK (&self->lock, SERVER);
+  g_hash_table_add (self->handshake_jobs, job);
+  ENGINE_IO_UNLOCK (&self->lock);
 }
 
 GPtrArray *
@@ -104,6 +129,7 @@ engine_io_handshake_job_cb (gpointer data)
   EngineIOAdmissionAsyncFunc admission_async;
   gpointer admission_async_data;
   gboolean closing;
+  gboolean refused = FALSE;
 
   if (!handshake_job_claim (job))
     return G_SOURCE_REMOVE;
@@ -115,9 +141,17 @@ engine_io_handshake_job_cb (gpointer data)
   closing = self->closing;
   ENGINE_IO_UNLOCK (&self->lock);
 
+  if (!closing && admission != NULL)
+    {
+      handshake_job_expose (job);
+      refused = !admission (self, job->handshake, admission_data);
+      if (!handshake_job_claim (job))
+        return G_SOURCE_REMOVE;  /* the close answered it meanwhile */
+    }
+
   if (closing)
     engine_io_core_prepare_response (req, 503, ENGINE_IO_CODE_FORBIDDEN, "Server shutting down");
-  else if (admission != NULL && !admission (self, job->handshake, admission_data))
+  else if (refused)
     engine_io_core_prepare_response (req, 403, ENGINE_IO_CODE_FORBIDDEN, "Forbidden");
   else if (admission_async != NULL && job->counted)
     {
@@ -159,8 +193,15 @@ handshake_job_finish (HandshakeJob *job)
     ;  /* refused */
   else if (!job->version_ok)
     engine_io_core_prepare_response (req, 400, ENGINE_IO_CODE_UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version");
+  else if (id_func != NULL)
+    {
+      handshake_job_expose (job);
+      sid = id_func (self, job->handshake, id_data);
+      if (!handshake_job_claim (job))
+        return;  /* the close answered it meanwhile */
+    }
   else
-    sid = id_func != NULL ? id_func (self, job->handshake, id_data) : generate_sid ();
+    sid = generate_sid ();
 
   /* The handshake stops being pending here, whatever became of it. */
   ENGINE_IO_LOCK (&self->lock, SERVER);
@@ -215,8 +256,15 @@ handshake_job_finish (HandshakeJob *job)
        * switched (on the serving thread, when it resumes). */
       req->socket = g_object_ref (socket);
       req->kind = ENGINE_IO_REQUEST_UPGRADE;
+      /* ::connection runs in there; the request waits for it, exposed to
+       * the close. Taken, the close answered it (503), and its end reports
+       * the upgrade failed (engine_io_server_request_finished()), which
+       * closes the session. (A polling session's first poll is its waiting
+       * poll already, which the close answers as any other.) */
+      handshake_job_expose (job);
       engine_io_socket_start (socket, NULL);
-      engine_io_core_request_resume (req);
+      if (handshake_job_reclaim (job, FALSE))
+        engine_io_core_request_resume (req);
       return;
     }
 

@@ -227,7 +227,9 @@ void              engine_io_handshake_job_free     (gpointer         data);
 void              engine_io_server_refuse_admissions (EngineIOServer *self);
 /* Any thread (the close, once its wait for the sessions is over): takes
  * the requests of the handshakes whose job has not run (its context
- * blocked), EngineIORequest* to answer and resume. */
+ * blocked) or runs application code (the admission hook, the id function,
+ * a WebSocket session's ::connection: it may block), EngineIORequest* to
+ * answer and resume. */
 GPtrArray        *engine_io_server_take_handshake_requests (EngineIOServer *self);
 
 /* engineio-server-sessions.c */

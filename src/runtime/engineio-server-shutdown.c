@@ -158,8 +158,9 @@ release_suspended_requests (EngineIOServer *self)
         }
     }
 
-  /* Handshakes whose job has not run: their session's context (a shared
-   * loop thread) is blocked too. */
+  /* Handshakes whose job has not run (their session's context, a shared
+   * loop thread, is blocked too) or is blocked in application code (the
+   * admission hook, the id function, a WebSocket session's ::connection). */
   {
     g_autoptr(GPtrArray) handshakes = engine_io_server_take_handshake_requests (self);
 

@@ -1145,6 +1145,99 @@ test_close_blocked_handshake (void)
   test_log_check ();
 }
 
+/* Application code of a handshake that blocks: the admission hook, the
+ * id function or ::connection. */
+static gboolean
+block_admission (EngineIOServer    *server,
+                 EngineIOHandshake *handshake,
+                 gpointer           user_data)
+{
+  test_blocker_block (user_data);
+  return TRUE;
+}
+
+static char *
+block_id (EngineIOServer    *server,
+          EngineIOHandshake *handshake,
+          gpointer           user_data)
+{
+  test_blocker_block (user_data);
+  return g_strdup ("blocked-id");
+}
+
+static void
+block_connection (EngineIOServer *server,
+                  EngineIOSocket *socket,
+                  gpointer        user_data)
+{
+  test_blocker_connect (user_data, socket);
+  test_blocker_block (user_data);
+}
+
+static void
+test_close_blocked_in_handshake (gconstpointer data)
+{
+  const char *where = data;
+  gboolean websocket = g_str_has_suffix (where, "websocket");
+  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_autoptr(TestHttp) http = NULL;
+  g_autoptr(TestResponse) answer = NULL;
+  g_autoptr(GError) error = NULL;
+  TestBlocker b;
+  guint port;
+
+  g_test_summary ("engine_io_server_close() while application code of a handshake blocks past "
+                  "the close's wait (the admission hook, the id function, ::connection of a "
+                  "polling or a WebSocket session): the handshake is answered 503 by the close "
+                  "and the process goes on. The admission hook, the id function and a "
+                  "WebSocket session's ::connection run after the handshake's job took its "
+                  "request, which stayed suspended, and libmicrohttpd aborted the process when "
+                  "the close stopped it");
+  test_blocker_init (&b);
+  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  if (g_str_equal (where, "admission"))
+    engine_io_server_set_admission_func (server, block_admission, &b, NULL);
+  else if (g_str_equal (where, "id"))
+    engine_io_server_set_id_func (server, block_id, &b, NULL);
+  else
+    g_signal_connect (server, "connection", G_CALLBACK (block_connection), &b);
+  port = test_server_listen (server);
+  test_require (port != 0);
+
+  http = test_http_new (port);
+  if (websocket)
+    {
+      g_autofree char *key = test_ws_make_key ();
+      g_autofree char *head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                                               "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                                               key);
+
+      g_assert_true (test_http_send_raw (http, head, strlen (head), &error));
+    }
+  else
+    g_assert_true (test_http_send (http, "GET", "/engine.io/?EIO=4&transport=polling", NULL, NULL, -1, &error));
+  g_assert_no_error (error);
+  test_require (test_blocker_wait_entered (&b, CLIENT_WAIT_MS));
+  g_assert_false (test_http_wait_readable (http, 100));
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  /* The session's thread (or the shared loop thread) is blocked. */
+  test_log_expect (G_LOG_LEVEL_WARNING, "did not end in time");
+  engine_io_server_close (server);
+  answer = test_http_receive (http, CLIENT_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (answer != NULL);
+  g_assert_cmpuint (answer->status, ==, 503);
+  test_blocker_release (&b);
+  g_assert_true (test_blocker_wait_returned (&b, CLIENT_WAIT_MS));
+  g_clear_object (&server);
+  if (g_str_has_prefix (where, "connection"))
+    g_assert_true (test_blocker_wait_finalized (&b, CLIENT_WAIT_MS));
+  test_blocker_clear (&b);
+  test_log_check ();
+}
+
 static void
 test_close_blocked_session (void)
 {
@@ -1536,6 +1629,14 @@ main (int   argc,
   g_test_add_func ("/reliability/api-safety/close/blocked-session-again",
                    test_close_blocked_session_again);
   g_test_add_func ("/reliability/api-safety/close/blocked-handshake", test_close_blocked_handshake);
+  g_test_add_data_func ("/reliability/api-safety/close/blocked-in-handshake/admission", "admission",
+                        test_close_blocked_in_handshake);
+  g_test_add_data_func ("/reliability/api-safety/close/blocked-in-handshake/id", "id",
+                        test_close_blocked_in_handshake);
+  g_test_add_data_func ("/reliability/api-safety/close/blocked-in-handshake/connection-polling",
+                        "connection-polling", test_close_blocked_in_handshake);
+  g_test_add_data_func ("/reliability/api-safety/close/blocked-in-handshake/connection-websocket",
+                        "connection-websocket", test_close_blocked_in_handshake);
   g_test_add_func ("/reliability/api-safety/close/blocked-session-drop-server",
                    test_close_blocked_session_drop_server);
 

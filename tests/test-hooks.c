@@ -14,13 +14,12 @@
 #include "wsutil.h"
 #include "engineio/engineio.h"
 
+/* The shared loopback fixture (sockets kept; no ::message handler) and
+ * what the hooks of this file need. */
 typedef struct
 {
-  EngineIOServer *server;
-  guint           port;
-  GAsyncQueue    *sockets;     /* EngineIOSocket (ref), as opened */
+  TestLoopback    lb;
   GAsyncQueue    *admissions;  /* EngineIOAdmission (ref), as the hook got them */
-  TestRecorder   *events;
   /* What the async hook does: 0 keep it (the test answers), 1 refuse now. */
   int             mode;
   guint           refuse_status;
@@ -38,7 +37,7 @@ on_upgrading (EngineIOSocket        *socket,
 {
   Fixture *f = data;
 
-  test_recorder_add (f->events, "upgrading %d transport=%d", transport == ENGINE_IO_TRANSPORT_WEBSOCKET,
+  test_recorder_add (f->lb.events, "upgrading %d transport=%d", transport == ENGINE_IO_TRANSPORT_WEBSOCKET,
                      (int) engine_io_socket_get_transport (socket));
 }
 
@@ -49,19 +48,8 @@ on_upgrade (EngineIOSocket        *socket,
 {
   Fixture *f = data;
 
-  test_recorder_add (f->events, "upgrade %d transport=%d", transport == ENGINE_IO_TRANSPORT_WEBSOCKET,
+  test_recorder_add (f->lb.events, "upgrade %d transport=%d", transport == ENGINE_IO_TRANSPORT_WEBSOCKET,
                      (int) engine_io_socket_get_transport (socket));
-}
-
-static void
-on_close (EngineIOSocket       *socket,
-          EngineIOCloseReason   reason,
-          const char           *description,
-          gpointer              data)
-{
-  Fixture *f = data;
-
-  test_recorder_add (f->events, "close %d", (int) reason);
 }
 
 static void
@@ -72,12 +60,12 @@ on_packet_create (EngineIOSocket *socket,
   Fixture *f = data;
   const char *text = engine_io_packet_is_binary (packet) ? NULL : engine_io_packet_get_text (packet, NULL);
 
-  test_recorder_add (f->events, "create %d %s", (int) engine_io_packet_get_packet_type (packet),
+  test_recorder_add (f->lb.events, "create %d %s", (int) engine_io_packet_get_packet_type (packet),
                      text != NULL ? text : "");
 }
 
 static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *lb,
                EngineIOSocket *socket,
                gpointer        data)
 {
@@ -85,11 +73,8 @@ on_connection (EngineIOServer *server,
 
   g_signal_connect (socket, "upgrading", G_CALLBACK (on_upgrading), f);
   g_signal_connect (socket, "upgrade", G_CALLBACK (on_upgrade), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
   if (f->tap)
     g_signal_connect (socket, "packet-create", G_CALLBACK (on_packet_create), f);
-  test_recorder_add (f->events, "connection");
-  g_async_queue_push (f->sockets, g_object_ref (socket));
 }
 
 static void
@@ -103,7 +88,7 @@ on_connection_error (EngineIOServer    *server,
   Fixture *f = data;
   const char *transport = engine_io_handshake_get_query_param (request, "transport");
 
-  test_recorder_add (f->events, "error %u %d %s|%s %s %s|transport=%s|main=%d",
+  test_recorder_add (f->lb.events, "error %u %d %s|%s %s %s|transport=%s|main=%d",
                      status, code, message,
                      engine_io_handshake_get_method (request),
                      engine_io_handshake_get_path (request),
@@ -132,33 +117,26 @@ static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->sockets = g_async_queue_new_full (g_object_unref);
   f->admissions = g_async_queue_new_full ((GDestroyNotify) engine_io_admission_unref);
-  f->events = test_recorder_new ();
-  f->server = test_server_new ();
-  g_object_set (f->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
-}
-
-static void
-fixture_listen (Fixture *f)
-{
-  f->port = test_server_listen (f->server);
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_NO_MESSAGE;
+  f->lb.keep_sockets = TRUE;
+  f->lb.on_connection = on_connection;
+  f->lb.user_data = f;
+  g_object_set (f->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   /* Deliver what the close refused, so nothing is left queued. */
   while (g_main_context_iteration (f->context, FALSE))
     ;
-  g_clear_object (&f->server);
+  test_loopback_clear (&f->lb);
   g_clear_pointer (&f->context, g_main_context_unref);
-  g_async_queue_unref (f->sockets);
   g_async_queue_unref (f->admissions);
-  test_recorder_free (f->events);
   test_log_check ();
 }
 
@@ -172,7 +150,7 @@ spin_until (Fixture    *f,
 {
   gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
 
-  while (test_recorder_count (f->events, prefix) < n)
+  while (test_recorder_count (f->lb.events, prefix) < n)
     {
       if (g_get_monotonic_time () > deadline)
         return FALSE;
@@ -205,7 +183,7 @@ start_handshake (Fixture *f)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *target = test_eio_target (4, "polling", NULL);
-  TestHttp *http = test_http_new (f->port);
+  TestHttp *http = test_http_new (f->lb.port);
 
   if (!test_http_send (http, "GET", target, NULL, NULL, -1, &error))
     g_test_fail_printf ("send: %s", error->message);
@@ -227,7 +205,7 @@ test_refuse_with_answer (Fixture       *f,
   /* A message that needs JSON escaping: quotes, a backslash, a newline,
    * non-ASCII. */
   static const char message[] = "No \"token\" \\ given\n: é";
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   g_autoptr(TestResponse) response = NULL;
   g_autoptr(TestResponse) ws_response = NULL;
   g_autoptr(GError) error = NULL;
@@ -244,18 +222,18 @@ test_refuse_with_answer (Fixture       *f,
   f->refuse_status = 401;
   f->refuse_code = 42;
   f->refuse_message = message;
-  engine_io_server_set_admission_async_func (f->server, admission_hook, f, NULL);
-  g_signal_connect (f->server, "connection-error", G_CALLBACK (on_connection_error), f);
-  fixture_listen (f);
+  engine_io_server_set_admission_async_func (f->lb.server, admission_hook, f, NULL);
+  g_signal_connect (f->lb.server, "connection-error", G_CALLBACK (on_connection_error), f);
+  test_loopback_listen (&f->lb);
 
-  http = test_http_new (f->port);
+  http = f->lb.http;
   response = test_http_get (http, "/engine.io/?EIO=4&transport=polling");
   test_require (response != NULL);
   g_assert_true (test_eio_is_error (response, 401, 42));
   got = error_message_of (response);
   g_assert_cmpstr (got, ==, message);
 
-  ws = test_ws_connect (f->port, target, NULL, 0, &ws_response, &error);
+  ws = test_ws_connect (f->lb.port, target, NULL, 0, &ws_response, &error);
   g_assert_null (ws);
   g_clear_error (&error);
   test_require (ws_response != NULL);
@@ -265,11 +243,11 @@ test_refuse_with_answer (Fixture       *f,
 
   g_assert_true (spin_until (f, "error ", 2, TEST_TIMEOUT_MS));
   expected = g_strdup_printf ("error 401 42 %s|GET /engine.io/ 127.0.0.1|transport=polling|main=1", message);
-  g_assert_cmpint (test_recorder_index (f->events, expected), >=, 0);
+  g_assert_cmpint (test_recorder_index (f->lb.events, expected), >=, 0);
   g_free (expected);
   expected = g_strdup_printf ("error 401 42 %s|GET /engine.io/ 127.0.0.1|transport=websocket|main=1", message);
-  g_assert_cmpint (test_recorder_index (f->events, expected), >=, 0);
-  g_assert_cmpint (test_recorder_count (f->events, "connection"), ==, 0);
+  g_assert_cmpint (test_recorder_index (f->lb.events, expected), >=, 0);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "connection"), ==, 0);
   g_assert_cmpuint (g_atomic_int_get (&f->hook_calls), ==, 2);
 }
 
@@ -320,8 +298,8 @@ test_async_answer_from_thread (Fixture       *f,
   g_test_summary ("An async hook answered later from another thread: the handshake waits "
                   "(suspended) for the answer, accept opens the session, refuse gives the "
                   "chosen answer; a second answer is ignored");
-  engine_io_server_set_admission_async_func (f->server, admission_hook, f, NULL);
-  fixture_listen (f);
+  engine_io_server_set_admission_async_func (f->lb.server, admission_hook, f, NULL);
+  test_loopback_listen (&f->lb);
 
   first = start_handshake (f);
   admission = pop_admission (f);
@@ -330,7 +308,7 @@ test_async_answer_from_thread (Fixture       *f,
                                                         "transport"), ==, "polling");
   /* Not answered: nothing comes back. */
   g_assert_false (test_http_wait_readable (first, 200));
-  g_assert_cmpint (test_recorder_count (f->events, "connection"), ==, 0);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "connection"), ==, 0);
 
   g_assert_true (answer_from_thread (admission, TRUE));
   response = test_http_receive (first, TEST_TIMEOUT_MS, &error);
@@ -340,7 +318,7 @@ test_async_answer_from_thread (Fixture       *f,
   packets = test_eio_poll_packets (response, 4);
   test_require (packets != NULL && packets->len >= 1);
   g_assert_cmpint (((const char *) g_ptr_array_index (packets, 0))[0], ==, '0');
-  g_assert_true (test_recorder_wait (f->events, "connection", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.events, "connection ", 1, TEST_TIMEOUT_MS));
   /* Answered already. */
   g_assert_false (engine_io_admission_refuse (admission, 403, 4, "late"));
   g_assert_false (engine_io_admission_accept (admission));
@@ -354,7 +332,7 @@ test_async_answer_from_thread (Fixture       *f,
   g_assert_true (test_eio_is_error (refused, 403, 4));
   message = error_message_of (refused);
   g_assert_cmpstr (message, ==, "Not in the database");
-  g_assert_cmpint (test_recorder_count (f->events, "connection"), ==, 1);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "connection"), ==, 1);
 }
 
 static void
@@ -371,9 +349,9 @@ test_admission_timeout (Fixture       *f,
 
   g_test_summary ("An admission never answered is refused with 503 `Admission timed out` after "
                   "admission-timeout, not before; a later answer is ignored");
-  g_object_set (f->server, "admission-timeout", 400, NULL);
-  engine_io_server_set_admission_async_func (f->server, admission_hook, f, NULL);
-  fixture_listen (f);
+  g_object_set (f->lb.server, "admission-timeout", 400, NULL);
+  engine_io_server_set_admission_async_func (f->lb.server, admission_hook, f, NULL);
+  test_loopback_listen (&f->lb);
 
   start = g_get_monotonic_time ();
   http = start_handshake (f);
@@ -387,7 +365,7 @@ test_admission_timeout (Fixture       *f,
   g_assert_cmpstr (message, ==, "Admission timed out");
   g_assert_cmpint (elapsed_ms, >=, 400);
   g_assert_false (engine_io_admission_accept (admission));
-  g_assert_cmpint (test_recorder_count (f->events, "connection"), ==, 0);
+  g_assert_cmpint (test_recorder_count (f->lb.events, "connection"), ==, 0);
 }
 
 #define MAX_PENDING 3
@@ -403,9 +381,9 @@ test_admission_bound (Fixture       *f,
   g_test_summary ("At most max-pending-admissions handshakes wait for the hook: more get 503 "
                   "`Too many pending admissions` at once without running the hook; an answer "
                   "frees a place; the server's close refuses those still waiting at once");
-  g_object_set (f->server, "max-pending-admissions", MAX_PENDING, "admission-timeout", 60000, NULL);
-  engine_io_server_set_admission_async_func (f->server, admission_hook, f, NULL);
-  fixture_listen (f);
+  g_object_set (f->lb.server, "max-pending-admissions", MAX_PENDING, "admission-timeout", 60000, NULL);
+  engine_io_server_set_admission_async_func (f->lb.server, admission_hook, f, NULL);
+  test_loopback_listen (&f->lb);
 
   for (guint i = 0; i < MAX_PENDING; i++)
     {
@@ -417,7 +395,7 @@ test_admission_bound (Fixture       *f,
   /* Over the bound, many times: each refused at once. */
   for (guint i = 0; i < 20; i++)
     {
-      g_autoptr(TestHttp) http = test_http_new (f->port);
+      g_autoptr(TestHttp) http = test_http_new (f->lb.port);
       g_autoptr(TestResponse) response = test_http_get (http, "/engine.io/?EIO=4&transport=polling");
       g_autofree char *message = NULL;
 
@@ -445,7 +423,7 @@ test_admission_bound (Fixture       *f,
   {
     gint64 start = g_get_monotonic_time ();
 
-    engine_io_server_close (f->server);
+    engine_io_server_close (f->lb.server);
     g_assert_cmpint (g_get_monotonic_time () - start, <, (gint64) TEST_TIMEOUT_MS * 1000);
   }
   for (guint i = 1; i <= MAX_PENDING; i++)
@@ -480,17 +458,17 @@ static void
 test_sync_hook_unchanged (Fixture       *f,
                           gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   g_autoptr(TestResponse) response = NULL;
   g_autofree char *message = NULL;
 
   g_test_summary ("The synchronous hook still refuses with 403 `Forbidden`, before the async "
                   "hook runs");
-  engine_io_server_set_admission_func (f->server, refuse_all, NULL, NULL);
-  engine_io_server_set_admission_async_func (f->server, admission_hook, f, NULL);
-  fixture_listen (f);
+  engine_io_server_set_admission_func (f->lb.server, refuse_all, NULL, NULL);
+  engine_io_server_set_admission_async_func (f->lb.server, admission_hook, f, NULL);
+  test_loopback_listen (&f->lb);
 
-  http = test_http_new (f->port);
+  http = f->lb.http;
   response = test_http_get (http, "/engine.io/?EIO=4&transport=polling");
   g_assert_true (test_eio_is_error (response, 403, 4));
   message = error_message_of (response);
@@ -502,7 +480,7 @@ static void
 test_connection_error_kinds (Fixture       *f,
                              gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   static const struct
   {
     const char *method;
@@ -523,9 +501,9 @@ test_connection_error_kinds (Fixture       *f,
 
   g_test_summary ("::connection-error for each kind of refused request, with its code, message "
                   "and request, in the default main context; none for an accepted handshake");
-  g_signal_connect (f->server, "connection-error", G_CALLBACK (on_connection_error), f);
-  fixture_listen (f);
-  http = test_http_new (f->port);
+  g_signal_connect (f->lb.server, "connection-error", G_CALLBACK (on_connection_error), f);
+  test_loopback_listen (&f->lb);
+  http = f->lb.http;
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -544,9 +522,9 @@ test_connection_error_kinds (Fixture       *f,
           g_test_fail_printf ("no ::connection-error for %s %s", cases[i].method, cases[i].target);
           return;
         }
-      if (test_recorder_index (f->events, cases[i].event) < 0)
+      if (test_recorder_index (f->lb.events, cases[i].event) < 0)
         {
-          g_auto(GStrv) all = test_recorder_dup (f->events);
+          g_auto(GStrv) all = test_recorder_dup (f->lb.events);
           g_autofree char *joined = g_strjoinv ("\n", all);
           g_test_fail_printf ("expected “%s” among:\n%s", cases[i].event, joined);
         }
@@ -556,10 +534,10 @@ test_connection_error_kinds (Fixture       *f,
   {
     g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
     g_assert_nonnull (open);
-    g_assert_true (test_recorder_wait (f->events, "connection", TEST_TIMEOUT_MS));
+    g_assert_true (test_recorder_wait_count (f->lb.events, "connection ", 1, TEST_TIMEOUT_MS));
     while (g_main_context_iteration (NULL, FALSE))
       ;
-    g_assert_cmpuint (test_recorder_count (f->events, "error "), ==, G_N_ELEMENTS (cases));
+    g_assert_cmpuint (test_recorder_count (f->lb.events, "error "), ==, G_N_ELEMENTS (cases));
   }
 }
 
@@ -569,15 +547,15 @@ static void
 test_connection_error_bounded (Fixture       *f,
                                gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   guint n = MAX_QUEUED_REPORTS + 72;
 
   g_test_summary ("Reports waiting for a context that does not run are bounded (128): a client "
                   "making refused requests meanwhile does not grow them; the responses are all "
                   "given");
-  g_signal_connect (f->server, "connection-error", G_CALLBACK (on_connection_error), f);
-  fixture_listen (f);
-  http = test_http_new (f->port);
+  g_signal_connect (f->lb.server, "connection-error", G_CALLBACK (on_connection_error), f);
+  test_loopback_listen (&f->lb);
+  http = f->lb.http;
 
   /* The default main context does not run meanwhile. */
   for (guint i = 0; i < n; i++)
@@ -596,7 +574,7 @@ test_connection_error_bounded (Fixture       *f,
   g_assert_true (spin_until (f, "error ", MAX_QUEUED_REPORTS, TEST_TIMEOUT_MS));
   while (g_main_context_iteration (NULL, FALSE))
     ;
-  g_assert_cmpuint (test_recorder_count (f->events, "error "), ==, MAX_QUEUED_REPORTS);
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "error "), ==, MAX_QUEUED_REPORTS);
 
   /* Delivered, the queue takes reports again. */
   {
@@ -610,7 +588,7 @@ static void
 test_upgrade_signals (Fixture       *f,
                       gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   g_autoptr(TestOpenPacket) open = NULL;
   g_autoptr(TestWs) ws = NULL;
   g_autoptr(EngineIOSocket) socket = NULL;
@@ -618,29 +596,29 @@ test_upgrade_signals (Fixture       *f,
 
   g_test_summary ("::upgrading when the probe is answered (still polling), ::upgrade when the "
                   "client's `5` completed it (now WebSocket), in that order, once each");
-  fixture_listen (f);
-  http = test_http_new (f->port);
+  test_loopback_listen (&f->lb);
+  http = f->lb.http;
   open = test_eio_polling_open (http, 4);
   test_require (open != NULL);
-  socket = g_async_queue_timeout_pop (f->sockets, (guint64) TEST_TIMEOUT_MS * 1000);
+  socket = g_async_queue_timeout_pop (f->lb.sockets, (guint64) TEST_TIMEOUT_MS * 1000);
   test_require (socket != NULL);
 
-  ws = test_eio_probe (f->port, 4, open->sid);
+  ws = test_eio_probe (f->lb.port, 4, open->sid);
   test_require (ws != NULL);
-  g_assert_true (test_recorder_wait (f->events, "upgrading 1 transport=0", TEST_TIMEOUT_MS));
-  g_assert_cmpint (test_recorder_count (f->events, "upgrade "), ==, 0);
+  g_assert_true (test_recorder_wait (f->lb.events, "upgrading 1 transport=0", TEST_TIMEOUT_MS));
+  g_assert_cmpint (test_recorder_count (f->lb.events, "upgrade "), ==, 0);
 
   test_require (test_ws_send_text (ws, "5"));
-  g_assert_true (test_recorder_wait (f->events, "upgrade 1 transport=1", TEST_TIMEOUT_MS));
-  g_assert_cmpint (test_recorder_index_prefix (f->events, "upgrading"), <,
-                   test_recorder_index_prefix (f->events, "upgrade "));
+  g_assert_true (test_recorder_wait (f->lb.events, "upgrade 1 transport=1", TEST_TIMEOUT_MS));
+  g_assert_cmpint (test_recorder_index_prefix (f->lb.events, "upgrading"), <,
+                   test_recorder_index_prefix (f->lb.events, "upgrade "));
 
   /* The session works over the WebSocket. */
   g_assert_true (engine_io_socket_send_text (socket, "after", NULL));
   message = test_eio_ws_next (ws, TEST_TIMEOUT_MS);
   g_assert_cmpstr (message, ==, "after");
-  g_assert_cmpuint (test_recorder_count (f->events, "upgrading"), ==, 1);
-  g_assert_cmpuint (test_recorder_count (f->events, "upgrade "), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "upgrading"), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "upgrade "), ==, 1);
 }
 
 static void
@@ -649,9 +627,9 @@ test_ping_interval_grace (Fixture       *f,
 {
   g_autoptr(TestWs) ws = NULL;
   g_autoptr(TestOpenPacket) open = NULL;
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   g_autoptr(GError) error = NULL;
-  g_autofree char *close_event = NULL;
+  g_autoptr(TestOpenPacket) ws_open = NULL;
   gint64 ping_at = 0;
   gint64 closed_at;
   gint code;
@@ -659,17 +637,18 @@ test_ping_interval_grace (Fixture       *f,
   g_test_summary ("ping-interval-grace: a client that never answers a ping is closed (ping "
                   "timeout) no sooner than ping-timeout + the grace after the ping; the open "
                   "packet still advertises ping-interval and ping-timeout alone");
-  g_object_set (f->server, "ping-interval", 200, "ping-timeout", 200, "ping-interval-grace", 2000, NULL);
-  fixture_listen (f);
+  g_object_set (f->lb.server, "ping-interval", 200, "ping-timeout", 200, "ping-interval-grace", 2000, NULL);
+  test_loopback_listen (&f->lb);
 
-  http = test_http_new (f->port);
+  http = f->lb.http;
   open = test_eio_polling_open (http, 4);
   test_require (open != NULL);
   g_assert_cmpint (open->ping_interval, ==, 200);
   g_assert_cmpint (open->ping_timeout, ==, 200);
 
   /* A WebSocket session whose client reads but answers no ping. */
-  ws = test_eio_ws_open (f->port, 4);
+  ws = test_eio_ws_open_try (f->lb.port, 4, NULL, 0, TEST_TIMEOUT_MS, &ws_open, &error);
+  g_assert_no_error (error);
   test_require (ws != NULL);
   while (ping_at == 0)
     {
@@ -689,8 +668,10 @@ test_ping_interval_grace (Fixture       *f,
   /* 200 + 2000 after the server sent the ping; the client may have read
    * the ping late, hence the margin (without the grace: about 200). */
   g_assert_cmpint ((closed_at - ping_at) / 1000, >=, 1700);
-  close_event = g_strdup_printf ("close %d", (int) ENGINE_IO_CLOSE_REASON_PING_TIMEOUT);
-  g_assert_true (test_recorder_wait_count (f->events, close_event, 2, TEST_TIMEOUT_MS));
+  test_recorder_expect (f->lb.events, TEST_TIMEOUT_MS, "close %s %s", open->sid,
+                        engine_io_close_reason_to_string (ENGINE_IO_CLOSE_REASON_PING_TIMEOUT));
+  test_recorder_expect (f->lb.events, TEST_TIMEOUT_MS, "close %s %s", ws_open->sid,
+                        engine_io_close_reason_to_string (ENGINE_IO_CLOSE_REASON_PING_TIMEOUT));
 }
 
 static void
@@ -722,7 +703,7 @@ static void
 test_headers_hook (Fixture       *f,
                    gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   g_autoptr(TestResponse) handshake = NULL;
   g_autoptr(TestResponse) poll = NULL;
   g_autoptr(TestResponse) refused = NULL;
@@ -737,15 +718,15 @@ test_headers_hook (Fixture       *f,
                   "Node's initial_headers) and to every other response (polls, errors, the "
                   "WebSocket 101); what it may not add (control characters, framing headers) "
                   "is dropped with a warning");
-  engine_io_server_set_headers_func (f->server, headers_hook, NULL, NULL);
-  fixture_listen (f);
-  http = test_http_new (f->port);
+  engine_io_server_set_headers_func (f->lb.server, headers_hook, NULL, NULL);
+  test_loopback_listen (&f->lb);
+  http = f->lb.http;
 
   handshake = test_http_get (http, "/engine.io/?EIO=4&transport=polling");
   test_require (handshake != NULL && handshake->status == 200);
   g_assert_cmpstr (test_response_header (handshake, "X-Hook"), ==, "200 GET polling");
   g_assert_cmpstr (test_response_header (handshake, "X-Initial"), ==, "yes");
-  socket = g_async_queue_timeout_pop (f->sockets, (guint64) TEST_TIMEOUT_MS * 1000);
+  socket = g_async_queue_timeout_pop (f->lb.sockets, (guint64) TEST_TIMEOUT_MS * 1000);
   test_require (socket != NULL);
   g_assert_true (engine_io_socket_send_text (socket, "hi", NULL));
   target = test_eio_target (4, "polling", engine_io_socket_get_id (socket));
@@ -759,7 +740,7 @@ test_headers_hook (Fixture       *f,
   g_assert_cmpstr (test_response_header (refused, "X-Hook"), ==, "400 GET polling");
   g_assert_null (test_response_header (refused, "X-Initial"));
 
-  ws = test_ws_connect (f->port, ws_target, NULL, 0, NULL, &error);
+  ws = test_ws_connect (f->lb.port, ws_target, NULL, 0, NULL, &error);
   g_assert_no_error (error);
   test_require (ws != NULL);
   g_assert_cmpstr (test_ws_response_header (ws, "X-Hook"), ==, "101 GET websocket");
@@ -814,9 +795,9 @@ test_node_client_sees_refusal (Fixture       *f,
   f->refuse_status = 401;
   f->refuse_code = 4;
   f->refuse_message = "Invalid token";
-  engine_io_server_set_admission_async_func (f->server, admission_hook, f, NULL);
-  fixture_listen (f);
-  url = g_strdup_printf ("http://127.0.0.1:%u/engine.io/", f->port);
+  engine_io_server_set_admission_async_func (f->lb.server, admission_hook, f, NULL);
+  test_loopback_listen (&f->lb);
+  url = g_strdup_printf ("http://127.0.0.1:%u/engine.io/", f->lb.port);
 
   process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
                               node, script, url, NULL);
@@ -843,24 +824,24 @@ static void
 test_connection_error_callback_context (Fixture       *f,
                                         gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   g_autoptr(TestResponse) response = NULL;
 
   g_test_summary ("With a callback-context, ::connection-error is emitted there (not in the "
                   "default main context)");
   f->context = g_main_context_new ();
-  g_object_set (f->server, "callback-context", f->context, NULL);
-  g_signal_connect (f->server, "connection-error", G_CALLBACK (on_connection_error), f);
-  fixture_listen (f);
-  http = test_http_new (f->port);
+  g_object_set (f->lb.server, "callback-context", f->context, NULL);
+  g_signal_connect (f->lb.server, "connection-error", G_CALLBACK (on_connection_error), f);
+  test_loopback_listen (&f->lb);
+  http = f->lb.http;
   response = test_http_get (http, "/engine.io/?EIO=4&transport=polling&sid=nope");
   g_assert_true (test_eio_is_error (response, 400, 1));
   /* The default context runs meanwhile and must not get it. */
   for (guint i = 0; i < 20; i++)
     g_main_context_iteration (NULL, FALSE);
-  g_assert_cmpuint (test_recorder_count (f->events, "error "), ==, 0);
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "error "), ==, 0);
   g_assert_true (spin_until (f, "error ", 1, TEST_TIMEOUT_MS));
-  g_assert_cmpint (test_recorder_index (f->events, "error 400 1 Session ID unknown|GET /engine.io/ "
+  g_assert_cmpint (test_recorder_index (f->lb.events, "error 400 1 Session ID unknown|GET /engine.io/ "
                                         "127.0.0.1|transport=polling|main=1"), >=, 0);
 }
 
@@ -879,9 +860,9 @@ test_packet_create (Fixture       *f,
                   "from another thread, the server's pings), in queue order, in the "
                   "socket's context, none after ::close");
   f->tap = TRUE;
-  g_object_set (f->server, "ping-interval", 300, "ping-timeout", 5000, NULL);
-  fixture_listen (f);
-  ws = test_eio_ws_open_socket (f->port, f->sockets, (gpointer *) &socket);
+  g_object_set (f->lb.server, "ping-interval", 300, "ping-timeout", 5000, NULL);
+  test_loopback_listen (&f->lb);
+  ws = test_eio_ws_open_socket (f->lb.port, f->lb.sockets, (gpointer *) &socket);
   test_require (ws != NULL);
 
   g_assert_true (engine_io_socket_send_text (socket, "first", NULL));
@@ -890,21 +871,21 @@ test_packet_create (Fixture       *f,
   second = test_eio_ws_next (ws, TEST_TIMEOUT_MS);
   g_assert_cmpstr (first, ==, "first");
   g_assert_cmpstr (second, ==, "second");
-  g_assert_true (test_recorder_wait (f->events, "create 4 second", TEST_TIMEOUT_MS));
-  g_assert_cmpint (test_recorder_index (f->events, "create 4 first"), <,
-                   test_recorder_index (f->events, "create 4 second"));
+  g_assert_true (test_recorder_wait (f->lb.events, "create 4 second", TEST_TIMEOUT_MS));
+  g_assert_cmpint (test_recorder_index (f->lb.events, "create 4 first"), <,
+                   test_recorder_index (f->lb.events, "create 4 second"));
   /* A ping (answered by the client) is reported too. */
-  g_assert_true (test_recorder_wait (f->events, "create 2 ", 300 + TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, "create 2 ", 300 + TEST_TIMEOUT_MS));
 
   engine_io_socket_close (socket);
-  g_assert_true (test_recorder_wait_count (f->events, "close ", 1, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.events, "close ", 1, TEST_TIMEOUT_MS));
   /* Whatever is queued after the close is not reported. */
   engine_io_socket_send_text (socket, "late", NULL);
-  events = test_recorder_dup (f->events);
-  close_at = test_recorder_index_prefix (f->events, "close ");
+  events = test_recorder_dup (f->lb.events);
+  close_at = test_recorder_index_prefix (f->lb.events, "close ");
   for (guint i = (guint) close_at + 1; events[i] != NULL; i++)
     g_assert_false (g_str_has_prefix (events[i], "create "));
-  g_assert_cmpint (test_recorder_index (f->events, "create 4 late"), <, 0);
+  g_assert_cmpint (test_recorder_index (f->lb.events, "create 4 late"), <, 0);
 }
 
 int

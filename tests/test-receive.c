@@ -13,26 +13,11 @@
 #include "wsutil.h"
 #include "engineio/engineio.h"
 
-typedef struct
-{
-  EngineIOServer *server;
-  guint           port;
-  GAsyncQueue    *sockets;   /* EngineIOSocket (ref), as opened */
-  TestRecorder   *rec;       /* "close <id>", "reason <id> <reason>" */
-} Fixture;
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             data)
-{
-  Fixture *f = data;
-
-  test_recorder_add (f->rec, "reason %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-  test_recorder_add (f->rec, "close %s", engine_io_socket_get_id (socket));
-}
+/* The shared loopback fixture, sockets kept; its recorder has each
+ * session's "close <sid> <reason>" and what the handlers below add. No
+ * ::message handler (every message goes to the receive queue) and no
+ * ::drain handler (test_message_func_signals() connects its own late). */
+typedef TestLoopback Fixture;
 
 /* engine_io_socket_set_message_func() */
 
@@ -58,7 +43,7 @@ func_data_free (gpointer data)
 {
   FuncData *d = data;
 
-  test_recorder_add (d->f->rec, "destroy %s", d->name);
+  test_recorder_add (d->f->events, "destroy %s", d->name);
   g_free (d->name);
   g_free (d);
 }
@@ -87,7 +72,7 @@ on_drain_signal (EngineIOSocket *socket,
 {
   Fixture *f = data;
 
-  test_recorder_add (f->rec, "drain");
+  test_recorder_add (f->events, "drain");
 }
 
 static void
@@ -98,7 +83,7 @@ on_packet_create_signal (EngineIOSocket *socket,
   Fixture *f = data;
 
   if (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE)
-    test_recorder_add (f->rec, "packet-create %s", engine_io_packet_get_text (packet, NULL));
+    test_recorder_add (f->events, "packet-create %s", engine_io_packet_get_text (packet, NULL));
 }
 
 /* "swap" replaces the function from inside it (the old data must live
@@ -116,7 +101,7 @@ on_message_func (EngineIOSocket *socket,
     text = g_strdup_printf ("bin:%" G_GSIZE_FORMAT, g_bytes_get_size (engine_io_packet_get_data (packet)));
   else
     text = g_strdup (engine_io_packet_get_text (packet, NULL));
-  test_recorder_add (d->f->rec, "func %s %s", d->name, text);
+  test_recorder_add (d->f->events, "func %s %s", d->name, text);
   if (g_str_equal (text, "block"))
     {
       gint64 end = g_get_monotonic_time () + TEST_TIMEOUT_MS * 1000;
@@ -145,7 +130,7 @@ on_message_func (EngineIOSocket *socket,
       engine_io_socket_send_text (socket, "y", NULL);
     }
   /* Still readable: replaced above, its data is freed after we return. */
-  test_recorder_add (d->f->rec, "return %s %s", d->name, text);
+  test_recorder_add (d->f->events, "return %s %s", d->name, text);
 }
 
 static void
@@ -157,7 +142,7 @@ on_packet_signal (EngineIOSocket *socket,
 
   if (engine_io_packet_get_packet_type (packet) == ENGINE_IO_PACKET_MESSAGE &&
       !engine_io_packet_is_binary (packet))
-    test_recorder_add (f->rec, "packet %s", engine_io_packet_get_text (packet, NULL));
+    test_recorder_add (f->events, "packet %s", engine_io_packet_get_text (packet, NULL));
 }
 
 static void
@@ -170,52 +155,41 @@ on_close_set_func (EngineIOSocket      *socket,
 
   /* Set on a closed socket: dropped at once. */
   engine_io_socket_set_message_func (socket, on_message_func, func_data_new (f, "late"), func_data_free);
-  test_recorder_add (f->rec, "late set");
+  test_recorder_add (f->events, "late set");
 }
 
 static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *f,
                EngineIOSocket *socket,
                gpointer        data)
 {
-  Fixture *f = data;
-
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
-  if (g_object_get_data (G_OBJECT (server), "message-func") != NULL)
-    {
-      /* ::packet first: with a message function, the socket looks for its
-       * handlers when the function is set. */
-      g_signal_connect (socket, "packet", G_CALLBACK (on_packet_signal), f);
-      engine_io_socket_set_message_func (socket, on_message_func, func_data_new (f, "first"),
-                                         func_data_free);
-      g_signal_connect (socket, "close", G_CALLBACK (on_close_set_func), f);
-    }
-  /* Otherwise no ::message handler: every message goes to the receive queue. */
-  g_async_queue_push (f->sockets, g_object_ref (socket));
+  /* ::packet first: with a message function, the socket looks for its
+   * handlers when the function is set. */
+  g_signal_connect (socket, "packet", G_CALLBACK (on_packet_signal), f);
+  engine_io_socket_set_message_func (socket, on_message_func, func_data_new (f, "first"),
+                                     func_data_free);
+  g_signal_connect (socket, "close", G_CALLBACK (on_close_set_func), f);
 }
 
+/* @data non-NULL: each session gets a message function. */
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->sockets = g_async_queue_new_full (g_object_unref);
-  f->rec = test_recorder_new ();
-  f->server = test_server_new ();
+  test_loopback_init (f);
+  f->watch = TEST_WATCH_NO_MESSAGE | TEST_WATCH_NO_DRAIN;
+  f->keep_sockets = TRUE;
   if (data != NULL)
-    g_object_set_data (G_OBJECT (f->server), "message-func", GINT_TO_POINTER (1));
+    f->on_connection = on_connection;
   g_object_set (f->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
-  f->port = test_server_listen (f->server);
+  test_loopback_listen (f);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_async_queue_unref (f->sockets);
-  test_recorder_free (f->rec);
+  test_loopback_clear (f);
   test_log_check ();
 }
 
@@ -238,9 +212,9 @@ static void
 wait_closed (Fixture        *f,
              EngineIOSocket *socket)
 {
-  g_autofree char *event = g_strdup_printf ("close %s", engine_io_socket_get_id (socket));
+  g_autofree char *prefix = g_strdup_printf ("close %s ", engine_io_socket_get_id (socket));
 
-  g_assert_true (test_recorder_wait (f->rec, event, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->events, prefix, 1, TEST_TIMEOUT_MS));
 }
 
 static void
@@ -329,8 +303,8 @@ test_try (Fixture       *f,
   g_assert_error (error, ENGINE_IO_ERROR, ENGINE_IO_ERROR_CLOSED);
   g_test_message ("%s", error->message);
   {
-    g_auto(GStrv) events = test_recorder_dup (f->rec);
-    g_autofree char *prefix = g_strdup_printf ("reason %s ", engine_io_socket_get_id (socket));
+    g_auto(GStrv) events = test_recorder_dup (f->events);
+    g_autofree char *prefix = g_strdup_printf ("close %s ", engine_io_socket_get_id (socket));
     const char *reason = NULL;
 
     for (guint i = 0; events[i] != NULL; i++)
@@ -572,7 +546,7 @@ test_message_func (Fixture       *f,
   test_require (test_ws_send_text (ws, "4swap"));
   test_require (test_ws_send_text (ws, "4b"));
   test_require (test_ws_send_text (ws, "4clear"));
-  g_assert_true (test_recorder_wait (f->rec, "return second clear", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->events, "return second clear", TEST_TIMEOUT_MS));
   test_require (test_ws_send_text (ws, "4queued"));
   queued = engine_io_socket_receive_timeout (socket, TEST_TIMEOUT_MS, NULL, &error);
   g_assert_no_error (error);
@@ -585,8 +559,8 @@ test_message_func (Fixture       *f,
 
   test_require (test_ws_send_text (ws, "1"));
   wait_closed (f, socket);
-  g_assert_true (test_recorder_wait (f->rec, "late set", TEST_TIMEOUT_MS));
-  close_event = g_strdup_printf ("close %s", engine_io_socket_get_id (socket));
+  g_assert_true (test_recorder_wait (f->events, "late set", TEST_TIMEOUT_MS));
+  close_event = g_strdup_printf ("close %s ", engine_io_socket_get_id (socket));
   {
     const char *expected[] = {
       "packet a", "func first a", "return first a",
@@ -596,13 +570,14 @@ test_message_func (Fixture       *f,
       "packet clear", "func second clear", "return second clear", "destroy second",
       "packet queued", close_event, "destroy late", "late set",
     };
-    g_auto(GStrv) events = test_recorder_dup (f->rec);
+    g_auto(GStrv) events = test_recorder_dup (f->events);
     g_autoptr(GPtrArray) seen = g_ptr_array_new ();
 
-    /* The "reason" lines aside, exactly these, in this order. */
+    /* The "connection" and "heartbeat" lines aside, exactly these, in
+     * this order (the close with its reason, whatever it is). */
     for (guint i = 0; events[i] != NULL; i++)
-      if (!g_str_has_prefix (events[i], "reason "))
-        g_ptr_array_add (seen, events[i]);
+      if (!g_str_has_prefix (events[i], "connection ") && !g_str_has_prefix (events[i], "heartbeat "))
+        g_ptr_array_add (seen, g_str_has_prefix (events[i], close_event) ? close_event : events[i]);
     for (guint i = 0; i < seen->len; i++)
       g_test_message ("event %u: %s", i, (char *) g_ptr_array_index (seen, i));
     g_assert_cmpuint (seen->len, ==, G_N_ELEMENTS (expected));
@@ -624,17 +599,17 @@ test_message_func_signals (Fixture       *f,
                   "then they are");
   test_require ((ws = open_session (f, &socket)) != NULL);
   test_require (test_ws_send_text (ws, "4connect-drain"));
-  g_assert_true (test_recorder_wait (f->rec, "return first connect-drain", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->events, "return first connect-drain", TEST_TIMEOUT_MS));
   /* "x" is written (the WebSocket's flush runs in the same context soon
    * after): no ::drain, no ::packet-create. */
   g_usleep (300 * 1000);
-  g_assert_cmpint (test_recorder_count (f->rec, "drain"), ==, 0);
-  g_assert_cmpint (test_recorder_count (f->rec, "packet-create x"), ==, 0);
+  g_assert_cmpint (test_recorder_count (f->events, "drain"), ==, 0);
+  g_assert_cmpint (test_recorder_count (f->events, "packet-create x"), ==, 0);
 
   test_require (test_ws_send_text (ws, "4refresh"));
-  g_assert_true (test_recorder_wait (f->rec, "packet-create y", TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->rec, "drain", TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->rec, "destroy first", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->events, "packet-create y", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->events, "drain", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->events, "destroy first", TEST_TIMEOUT_MS));
 }
 
 static void
@@ -651,7 +626,7 @@ test_message_func_wrong_thread (Fixture       *f,
   engine_io_socket_set_message_func (socket, NULL, NULL, NULL);
   g_assert_true (test_log_wait_expected (TEST_TIMEOUT_MS));
   test_require (test_ws_send_text (ws, "4still"));
-  g_assert_true (test_recorder_wait (f->rec, "return first still", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->events, "return first still", TEST_TIMEOUT_MS));
 }
 
 static void
@@ -659,7 +634,7 @@ test_message_func_close_other_thread (Fixture       *f,
                                       gconstpointer  data)
 {
   g_autoptr(EngineIOSocket) socket = NULL;
-  g_autoptr(TestHttp) http = test_http_new (f->port);
+  TestHttp *http = f->http;
   g_autoptr(TestOpenPacket) open = NULL;
   g_autoptr(TestResponse) post = NULL;
   g_autoptr(TestResponse) post2 = NULL;
@@ -676,15 +651,15 @@ test_message_func_close_other_thread (Fixture       *f,
   target = test_eio_target (4, "polling", open->sid);
   post = test_http_post (http, target, TEST_S ("4block"));
   test_require (post != NULL && post->status == 200);
-  g_assert_true (test_recorder_wait (f->rec, "func first block", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->events, "func first block", TEST_TIMEOUT_MS));
   /* Answered once queued for the session, which is busy in the function. */
   post2 = test_http_post (http, target, TEST_S ("4after\x1e" "4after\x1e" "4after"));
   test_require (post2 != NULL && post2->status == 200);
   engine_io_socket_close (socket);
   block_release ();
   wait_closed (f, socket);
-  g_assert_true (test_recorder_wait (f->rec, "destroy first", TEST_TIMEOUT_MS));
-  events = test_recorder_dup (f->rec);
+  g_assert_true (test_recorder_wait (f->events, "destroy first", TEST_TIMEOUT_MS));
+  events = test_recorder_dup (f->events);
   for (guint i = 0; events[i] != NULL; i++)
     g_assert_false (g_str_has_prefix (events[i], "func first after"));
   g_assert_true (g_strv_contains ((const char * const *) events, "return first block"));

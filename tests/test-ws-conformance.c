@@ -55,10 +55,11 @@
 /* Fixture: an echo server and a bystander session                      */
 /* ------------------------------------------------------------------ */
 
+/* The shared loopback fixture (its ::message handler echoes, messages of
+ * many MiB, not recorded), a bystander session, and the SoupServer host. */
 typedef struct
 {
-  EngineIOServer *server;
-  guint           port;
+  TestLoopback    lb;
   TestWs         *bystander;
 #if ENGINE_IO_TEST_SOUP
   /* ENGINE_IO_TEST_HOST=soup: the server hosted in a SoupServer that
@@ -139,7 +140,7 @@ soup_thread (gpointer data)
     }
   else
     soup = soup_server_new ("server-header", NULL, NULL);
-  if (!engine_io_server_attach_soup (f->server, soup, NULL, &error) ||
+  if (!engine_io_server_attach_soup (f->lb.server, soup, NULL, &error) ||
       !soup_server_listen_local (soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY |
                                  (use_tls () ? SOUP_SERVER_LISTEN_HTTPS : 0), &error))
     g_test_fail_printf ("soup attach/listen: %s", error->message);
@@ -152,13 +153,13 @@ soup_thread (gpointer data)
       g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
     }
   g_mutex_lock (&f->soup_lock);
-  f->port = port;
+  f->lb.port = port;
   f->soup_ready = TRUE;
   g_cond_broadcast (&f->soup_cond);
   g_mutex_unlock (&f->soup_lock);
   if (port != 0)
     g_main_loop_run (f->soup_loop);
-  engine_io_server_detach_soup (f->server, soup);
+  engine_io_server_detach_soup (f->lb.server, soup);
   soup_server_disconnect (soup);
   while (g_main_context_iteration (f->soup_context, FALSE))
     ;
@@ -179,8 +180,8 @@ soup_listen (Fixture *f)
     g_cond_wait (&f->soup_cond, &f->soup_lock);
   g_mutex_unlock (&f->soup_lock);
   if (g_test_verbose ())
-    g_test_message ("hosted in a SoupServer on port %u", f->port);
-  return f->port;
+    g_test_message ("hosted in a SoupServer on port %u", f->lb.port);
+  return f->lb.port;
 }
 
 static gboolean
@@ -205,31 +206,11 @@ soup_stop (Fixture *f)
 #endif
 
 static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  if (text != NULL)
-    engine_io_socket_send_text (socket, text, NULL);
-  else
-    engine_io_socket_send_binary (socket, data, NULL);
-}
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        user_data)
-{
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
-}
-
-static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->server = test_server_new ();
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_ECHO | TEST_WATCH_UNRECORDED;
   if (use_tls ())
     {
       g_autoptr(GTlsCertificate) certificate = NULL;
@@ -242,7 +223,7 @@ fixture_setup (Fixture       *f,
         {
           certificate = test_tls_certificate_new (&error);
           g_assert_no_error (error);
-          g_object_set (f->server, "tls-certificate", certificate, NULL);
+          g_object_set (f->lb.server, "tls-certificate", certificate, NULL);
         }
     }
 }
@@ -254,11 +235,11 @@ fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
   bystander_goodbye (f);
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
 #if ENGINE_IO_TEST_SOUP
   soup_stop (f);
 #endif
-  g_clear_object (&f->server);
+  test_loopback_clear (&f->lb);
   test_log_check ();
 }
 
@@ -517,7 +498,7 @@ conn_open (Fixture *f)
   const char *text;
 
   c->partial = g_byte_array_new ();
-  c->ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  c->ws = test_ws_connect (f->lb.port, target, NULL, 0, NULL, &error);
   g_assert_no_error (error);
   if (c->ws == NULL)
     return NULL;
@@ -544,11 +525,11 @@ fixture_listen (Fixture *f)
 
 #if ENGINE_IO_TEST_SOUP
   if (use_soup ())
-    f->port = soup_listen (f);
+    f->lb.port = soup_listen (f);
   else
 #endif
-    f->port = test_server_listen (f->server);
-  if (f->port == 0)
+    test_loopback_listen (&f->lb);
+  if (f->lb.port == 0)
     return FALSE;
   bystander = conn_open (f);
   if (bystander == NULL)
@@ -1034,7 +1015,7 @@ test_echo (Fixture       *f,
       return;
     }
   if (k->length > MIB)
-    g_object_set (f->server,
+    g_object_set (f->lb.server,
                   "max-payload", (guint64) k->length,
                   "send-queue-high-water", (guint64) 4 * k->length,
                   "receive-queue-high-water", (guint64) 4 * k->length,
@@ -1067,7 +1048,7 @@ test_too_big (Fixture       *f,
   test_require (fixture_listen (f));
   c = conn_open (f);
   test_require (c != NULL);
-  g_object_get (f->server, "max-payload", &max, NULL);
+  g_object_get (f->lb.server, "max-payload", &max, NULL);
   test_ws_append_header (wire, TEST_WS_FIRST_BYTE (1, 0, k->opcode), mask, max + 1);
   CHECK (conn_send (c, wire, 0, FALSE));
   /* The header only: a correct server fails now, before any payload. */

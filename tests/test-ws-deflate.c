@@ -169,44 +169,22 @@ test_negotiate (void)
 /* Fixture: an echo server                                              */
 /* ------------------------------------------------------------------ */
 
-typedef struct
-{
-  EngineIOServer *server;
-  guint           port;
-} Fixture;
-
-static void
-on_message (EngineIOSocket *socket,
-            const char     *text,
-            GBytes         *data,
-            gpointer        user_data)
-{
-  if (text != NULL)
-    engine_io_socket_send_text (socket, text, NULL);
-  else
-    engine_io_socket_send_binary (socket, data, NULL);
-}
-
-static void
-on_connection (EngineIOServer *server,
-               EngineIOSocket *socket,
-               gpointer        user_data)
-{
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
-}
+/* The shared loopback fixture; its ::message handler echoes (messages
+ * of up to 2 MiB, not recorded). */
+typedef TestLoopback Fixture;
 
 static void
 fixture_start (Fixture  *f,
                gboolean  deflate)
 {
-  f->server = test_server_new ();
+  test_loopback_init (f);
+  f->watch = TEST_WATCH_ECHO | TEST_WATCH_UNRECORDED;
   g_object_set (f->server,
                 "per-message-deflate", deflate,
                 "max-payload", (guint64) MAX_PAYLOAD,
                 "ping-interval", 300000u,
                 NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
-  f->port = test_server_listen (f->server);
+  test_loopback_listen (f);
 }
 
 static void
@@ -227,8 +205,7 @@ static void
 teardown (Fixture       *f,
           gconstpointer  data)
 {
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
+  test_loopback_clear (f);
   test_log_check ();
 }
 

@@ -1428,7 +1428,9 @@ watch_on_message (EngineIOSocket *socket,
 {
   const char *sid = engine_io_socket_get_id (socket);
 
-  if (text != NULL)
+  if (watch->flags & TEST_WATCH_UNRECORDED)
+    ;
+  else if (text != NULL)
     test_recorder_add (watch->recorder, "message %s %s", sid, text);
   else
     {
@@ -1516,7 +1518,8 @@ test_recorder_watch (TestRecorder   *recorder,
     watch_connect (socket, "packet", G_CALLBACK (watch_on_packet), watch);
   watch_connect (socket, "close", G_CALLBACK (watch_on_close), watch);
   watch_connect (socket, "heartbeat", G_CALLBACK (watch_on_heartbeat), watch);
-  watch_connect (socket, "drain", G_CALLBACK (watch_on_drain), watch);
+  if (!(flags & TEST_WATCH_NO_DRAIN))
+    watch_connect (socket, "drain", G_CALLBACK (watch_on_drain), watch);
   if (flags & TEST_WATCH_TRANSPORT)
     watch_connect (socket, "notify::transport", G_CALLBACK (watch_on_notify_transport), watch);
   g_rc_box_release (watch);

@@ -291,7 +291,7 @@ char         *test_hex_of               (GBytes       *bytes);
  * server's ::connection handler) and records, with the sid:
  *   "message <sid> <text>", "binary <sid> <hex>"  (::message)
  *   "close <sid> <reason>"  (engine_io_close_reason_to_string ())
- *   "heartbeat <sid>", "drain <sid>"
+ *   "heartbeat <sid>", "drain <sid>" (unless TEST_WATCH_NO_DRAIN)
  *   "packet <sid> <type><text>"  (::packet, with TEST_WATCH_PACKETS;
  *                                 "(binary)" for a binary packet)
  *   "transport <sid> websocket|polling"  (notify::transport, with
@@ -303,6 +303,11 @@ typedef enum
   TEST_WATCH_NO_MESSAGE = 1 << 1,  /* no ::message handler: messages go to receive() */
   TEST_WATCH_PACKETS    = 1 << 2,
   TEST_WATCH_TRANSPORT  = 1 << 3,
+  TEST_WATCH_NO_DRAIN   = 1 << 4,  /* no ::drain handler (a test of when ::drain
+                                    * handlers are looked for) */
+  TEST_WATCH_UNRECORDED = 1 << 5,  /* ::message is not recorded (with
+                                    * TEST_WATCH_ECHO: an echo server of
+                                    * messages of many MiB) */
 } TestWatchFlags;
 
 void          test_recorder_watch       (TestRecorder   *recorder,

@@ -232,8 +232,10 @@ loopback_on_disconnect (SocketIOSocket *socket,
                         gpointer        user_data)
 {
   SioLoopback *loopback = user_data;
+  g_auto(GStrv) rooms = socket_io_socket_get_rooms (socket);
 
-  test_recorder_add (loopback->rec, "disconnect %s %s", socket_nsp (socket), reason);
+  test_recorder_add (loopback->rec, "disconnect %s %s rooms=%u", socket_nsp (socket), reason,
+                     g_strv_length (rooms));
 }
 
 static void
@@ -242,9 +244,10 @@ loopback_on_connection (SocketIONamespace *nsp,
                         gpointer           user_data)
 {
   SioLoopback *loopback = user_data;
+  g_autofree char *auth = json_of_node (socket_io_socket_get_auth (socket));
 
-  test_recorder_add (loopback->rec, "connect %s %s", socket_io_namespace_get_name (nsp),
-                     socket_io_socket_get_id (socket));
+  test_recorder_add (loopback->rec, "connect %s %s %s", socket_io_namespace_get_name (nsp),
+                     socket_io_socket_get_id (socket), auth);
   g_signal_connect (socket, "event", G_CALLBACK (loopback_on_event), loopback);
   g_signal_connect (socket, "disconnect", G_CALLBACK (loopback_on_disconnect), loopback);
   if (loopback->on_connection != NULL)

@@ -76,11 +76,13 @@ typedef void (*SioLoopbackSocketFunc) (SioLoopback    *loopback,
  * SocketIOServer on it, and one recorder of what happens on the
  * namespaces watched (sio_loopback_of (), sio_loopback_watch_dynamic ()):
  *   "new-namespace <nsp>"          a dynamic namespace created
- *   "connect <nsp> <sid>"          ::connection
+ *   "connect <nsp> <sid> <auth>"   ::connection; auth as JSON ("null")
  *   "event <nsp> <name> <args>"    ::event; args as JSON, then " +<n>"
  *                                  with n > 0 binary attachments, then
  *                                  " ack" when the client wants one
- *   "disconnect <nsp> <reason>"    ::disconnect */
+ *   "disconnect <nsp> <reason> rooms=<n>"
+ *                                  ::disconnect; n: the rooms the socket
+ *                                  is still in (0: it left them first) */
 struct _SioLoopback
 {
   EngineIOServer        *engine;   /* set its properties before listening */

@@ -165,7 +165,7 @@ test_hash_flood_event (Fixture       *f,
   g_string_append_c (packet, ']');
   test_require (sio_send (ws, packet->str));
   g_assert_cmpint (test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL), !=, -3);
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect / parse error", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect / parse error rooms=0", TEST_TIMEOUT_MS));
   check_healthy (healthy);
 }
 

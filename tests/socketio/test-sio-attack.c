@@ -84,7 +84,7 @@ test_pipelined_disconnect (Fixture       *f,
                   "the events in order, then `disconnect`, once each");
   test_require (ws != NULL);
   test_require (sio_send_batch (ws, batch));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /a client namespace disconnect", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /a client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
   {
     g_auto(GStrv) got = test_recorder_dup (f->lb.rec);
     g_autofree char *all = g_strjoinv (" | ", got);
@@ -93,7 +93,7 @@ test_pipelined_disconnect (Fixture       *f,
   g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect "), ==, 0);
   g_assert_cmpint (rec_index (f, "event /a e [1]"), ==, 1);
   g_assert_cmpint (rec_index (f, "event /a e [2]"), ==, 2);
-  g_assert_cmpint (rec_index (f, "disconnect /a client namespace disconnect"), ==, 3);
+  g_assert_cmpint (rec_index (f, "disconnect /a client namespace disconnect rooms=0"), ==, 3);
   g_assert_cmpuint (test_recorder_count (f->lb.rec, "connect "), ==, 1);
 }
 
@@ -529,7 +529,7 @@ test_polling_pipelined (Fixture       *f,
   target = test_eio_target (4, "polling", open->sid);
   post = test_http_post (http, target, body->str, body->len);
   test_require (post != NULL && post->status == 200);
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /p client namespace disconnect", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /p client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
   g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect "), ==, 0);
   for (guint i = 1; i <= n; i++)
     {
@@ -619,7 +619,7 @@ test_early_bound (Fixture       *f,
   code = test_ws_read_close (over, 2 * TEST_TIMEOUT_MS / 3, NULL);
   if (code != -3)
     {
-      g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /b forced server close", TEST_TIMEOUT_MS));
+      g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /b forced server close rooms=0", TEST_TIMEOUT_MS));
       g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "event"), ==, -1);
     }
   else

@@ -94,17 +94,6 @@ sio_connect (TestWs      *ws,
   return TRUE;
 }
 
-TestWs *
-sio_client_connect (guint       port,
-                    const char *nsp)
-{
-  g_autoptr(TestWs) ws = sio_ws_open (port, 4);
-
-  if (ws == NULL || !sio_connect (ws, nsp, NULL, NULL, NULL))
-    return NULL;
-  return g_steal_pointer (&ws);
-}
-
 void
 sio_expect_prefix (TestWs     *ws,
                    const char *prefix)

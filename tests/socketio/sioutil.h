@@ -31,11 +31,6 @@ void      expect_next (TestWs     *ws,
 /* Fails the test if a message comes on @ws within a short quiet period
  * (300 ms: a duplicate would come right after the first copy). */
 void      sio_expect_quiet (TestWs *ws);
-/* An Engine.IO v4 WebSocket session to 127.0.0.1:@port connected to the
- * Socket.IO namespace @nsp ("/" or another): the CONNECT was answered
- * with a sid, else the test failed. NULL when the session did not open. */
-TestWs   *sio_client_connect (guint       port,
-                              const char *nsp);
 /* Sends the Socket.IO packets of the NULL-terminated list in one write
  * (one masked WebSocket frame each). */
 gboolean  sio_send_batch (TestWs      *ws,

@@ -84,7 +84,7 @@ test_pipelined_disconnect (Fixture       *f,
                   "the events in order, then `disconnect`, once each");
   test_require (ws != NULL);
   test_require (sio_send_batch (ws, batch));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /a client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /a client namespace disconnect rooms=0");
   {
     g_auto(GStrv) got = test_recorder_dup (f->lb.rec);
     g_autofree char *all = g_strjoinv (" | ", got);
@@ -135,8 +135,8 @@ test_nested_iteration_order (Fixture       *f,
   test_require (sio_send_batch (ws, batch));
   sio_expect_prefix (ws, "0/n,{\"sid\":");
   test_require (sio_send (ws, "2/n,[\"e\",2]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "event /n e [1]", TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->lb.rec, "event /n e [2]", TEST_TIMEOUT_MS));
+  sio_loopback_expect_event (&f->lb, "/n", "e", "[1]");
+  sio_loopback_expect_event (&f->lb, "/n", "e", "[2]");
   g_assert_cmpint (rec_index (f, "event /n e [1]"), <, rec_index (f, "event /n e [2]"));
 }
 
@@ -373,7 +373,7 @@ test_configuring_same_thread (Fixture       *f,
   g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_nesting_new_namespace), f);
   start = g_get_monotonic_time ();
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   for (guint i = 0; i < G_N_ELEMENTS (others); i++)
     test_require (sio_send (others[i], "0/dyn,"));
   /* The handler returns after its half second, not after 10 s. */
@@ -438,7 +438,7 @@ test_configuring_holds_no_thread (Fixture       *f,
     test_require ((bystanders[i] = sio_loopback_open (&f->lb)) != NULL);
 
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
     test_require (sio_send (waiters[i], "0/dyn,"));
   for (guint i = 0; i < G_N_ELEMENTS (bystanders); i++)
@@ -467,7 +467,7 @@ test_configuring_holds_no_thread (Fixture       *f,
   g_assert_cmpuint (left, ==, 0);
   g_assert_cmpuint (early, >=, 1);
 
-  g_assert_true (test_recorder_wait (f->lb.rec, "configured /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
   sio_expect_prefix (a, "0/dyn,{\"sid\":");
   for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
     {
@@ -496,7 +496,7 @@ test_configuring_waiter_vanishes (Fixture       *f,
   test_require ((b = sio_loopback_open (&f->lb)) != NULL);
   test_require ((gone = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   test_require (sio_send (gone, "0/dyn,"));
   test_require (sio_send (b, "0/dyn,"));
   test_ws_free (gone);
@@ -529,7 +529,7 @@ test_polling_pipelined (Fixture       *f,
   target = test_eio_target (4, "polling", open->sid);
   post = test_http_post (http, target, body->str, body->len);
   test_require (post != NULL && post->status == 200);
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /p client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /p client namespace disconnect rooms=0");
   g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect "), ==, 0);
   for (guint i = 1; i <= n; i++)
     {
@@ -572,7 +572,7 @@ test_v4_eager_events (Fixture       *f,
   test_require (sio_send (ws, "2[\"e\",2]"));
   reply = sio_next (ws, TEST_TIMEOUT_MS);
   g_assert_cmpstr (reply, ==, "0");
-  g_assert_true (test_recorder_wait (f->lb.rec, "event / e [2]", TEST_TIMEOUT_MS));
+  sio_loopback_expect_event (&f->lb, "/", "e", "[2]");
   g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect "), ==, 0);
   g_assert_cmpint (rec_index (f, "event / e [1]"), ==, 1);
   g_assert_cmpint (rec_index (f, "event / e [2]"), ==, 2);
@@ -602,7 +602,7 @@ test_early_bound (Fixture       *f,
   g_ptr_array_add (batch, NULL);
   test_require (sio_send_batch (ok, (const char **) batch->pdata));
   sio_expect_prefix (ok, "0/b,{\"sid\":");
-  g_assert_true (test_recorder_wait (f->lb.rec, "event /b e [64]", TEST_TIMEOUT_MS));
+  sio_loopback_expect_event (&f->lb, "/b", "e", "[64]");
   g_assert_cmpint (rec_index (f, "event /b e [1]"), ==, 1);
   g_assert_cmpint (rec_index (f, "event /b e [64]"), ==, 64);
   test_recorder_clear (f->lb.rec);
@@ -619,13 +619,13 @@ test_early_bound (Fixture       *f,
   code = test_ws_read_close (over, 2 * TEST_TIMEOUT_MS / 3, NULL);
   if (code != -3)
     {
-      g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /b forced server close rooms=0", TEST_TIMEOUT_MS));
+      sio_loopback_expect (&f->lb, "disconnect /b forced server close rooms=0");
       g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "event"), ==, -1);
     }
   else
     {
       g_test_message ("65 early packets split by the dispatch budget: all taken");
-      g_assert_true (test_recorder_wait (f->lb.rec, "event /b e [65]", TEST_TIMEOUT_MS));
+      sio_loopback_expect_event (&f->lb, "/b", "e", "[65]");
       g_assert_cmpint (rec_index (f, "event /b e [1]"), ==, 1);
       g_assert_cmpint (rec_index (f, "event /b e [65]"), ==, 65);
     }

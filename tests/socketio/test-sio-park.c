@@ -154,7 +154,7 @@ test_gone_forgotten (Fixture       *f,
   gated_dynamic (f);
   test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   base = nsp_refs (f);
 
   for (guint round = 0; round < 2; round++)
@@ -179,7 +179,7 @@ test_gone_forgotten (Fixture       *f,
     }
 
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->lb.rec, "configured /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
   sio_expect_prefix (a, "0/dyn,{\"sid\":");
 }
 
@@ -204,15 +204,15 @@ test_pipelined_while_parked (Fixture       *f,
   test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require ((b = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   base = nsp_refs (f);
   test_require (sio_send_batch (b, batch));
   g_assert_cmpuint (wait_nsp_refs (f, TRUE, base + 1), >=, base + 1);
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->lb.rec, "configured /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
   sio_expect_prefix (a, "0/dyn,{\"sid\":");
   sio_expect_prefix (b, "0/dyn,{\"sid\":");
-  g_assert_true (test_recorder_wait (f->lb.rec, "event /dyn e [2]", TEST_TIMEOUT_MS));
+  sio_loopback_expect_event (&f->lb, "/dyn", "e", "[2]");
   /* Each `connection` is emitted in its own session's context, in the
    * main-loop iteration after its CONNECT reply was handed over: a's may
    * come after b's events (b's session goes on on its own thread once the
@@ -252,7 +252,7 @@ test_parked_early_bound (Fixture       *f,
   test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require ((b = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   g_ptr_array_add (batch, g_strdup ("0/dyn,"));
   for (guint i = 1; i <= 65; i++)
     g_ptr_array_add (batch, g_strdup_printf ("2/dyn,[\"e\",%u]", i));
@@ -263,7 +263,7 @@ test_parked_early_bound (Fixture       *f,
   g_assert_cmpint (code, !=, -3);
   g_assert_cmpuint (test_recorder_count (f->lb.rec, "configured "), ==, 0);
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->lb.rec, "configured /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
   sio_expect_prefix (a, "0/dyn,{\"sid\":");
   g_assert_cmpuint (test_recorder_count (f->lb.rec, "event "), ==, 0);
 }
@@ -286,7 +286,7 @@ test_shutdown_while_parked (Fixture       *f,
   gated_dynamic (f);
   test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   base = nsp_refs (f);
   for (guint i = 0; i < G_N_ELEMENTS (parked); i++)
     {
@@ -304,7 +304,7 @@ test_shutdown_while_parked (Fixture       *f,
   g_assert_cmpuint (wait_nsp_refs (f, FALSE, base), ==, base);
   g_assert_cmpuint (test_recorder_count (f->lb.rec, "configured "), ==, 0);
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->lb.rec, "configured /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
   g_assert_true (test_ws_wait_eof (a, TEST_TIMEOUT_MS));
   /* The creator's own CONNECT was under way in its session's dispatch
    * (its close waits for it): it may join, then goes with the shutdown.
@@ -332,10 +332,10 @@ test_creator_duplicate (Fixture       *f,
   gated_dynamic (f);
   test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   test_require (sio_send (a, "0/dyn,"));
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->lb.rec, "configured /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
   code = test_ws_read_close (a, TEST_TIMEOUT_MS, skipped);
   g_test_message ("close: %d after %u frames", code, skipped->len);
   g_assert_cmpint (code, !=, -3);

@@ -405,7 +405,7 @@ test_off (Fixture       *f,
   test_require (sio_connect (ws, "/", "{\"pid\":\"x\",\"offset\":\"1\"}", &sid, &pid));
   g_assert_null (pid);
   expected = g_strdup_printf ("state / %s recovered=0 rooms=- data=null", sid);
-  g_assert_true (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "%s", expected);
   emit_to (f, NULL, "all", "a");
   expect_next (ws, "2[\"all\",\"a\"]");
   test_require (sio_send (ws, "2[\"direct\",1]"));
@@ -450,7 +450,7 @@ test_recover (Fixture       *f,
   m3 = expect_event_with_offset (ws, "\"own\",\"4\"");
   test_require (m1 != NULL && m2 != NULL && m3 != NULL);
   expected = g_strdup_printf ("state / %s recovered=1 rooms=r data={\"n\":7}", c.sid);
-  g_assert_true (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "%s", expected);
 
   /* Back in its room for what comes next. */
   emit_to (f, "r", "room", "5");
@@ -742,7 +742,7 @@ test_not_after_namespace_disconnect (Fixture       *f,
       test_require (sio_connect (c.ws, "/", auth, &sid, &pid));
       g_assert_cmpstr (sid, !=, c.sid);
       expected = g_strdup_printf ("state / %s recovered=0 rooms=- data=null", sid);
-      g_assert_true (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS));
+      sio_loopback_expect (&f->lb, "%s", expected);
       client_clear (&c);
       test_recorder_clear (f->lb.rec);
     }
@@ -770,7 +770,7 @@ test_expiry (Fixture       *f,
   test_require (sio_connect (ws, "/", auth, &sid, &pid));
   g_assert_cmpstr (sid, !=, c.sid);
   expected = g_strdup_printf ("state / %s recovered=0 rooms=- data=null", sid);
-  g_assert_true (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "%s", expected);
   client_clear (&c);
 }
 

@@ -528,7 +528,7 @@ test_connect_auth (Fixture       *f,
   test_require (sid != NULL && sid[0] != '\0');
   test_require (test_sid_is_url_safe (sid));
   expected = g_strdup_printf ("connect / %s {\"token\":\"abc\"}", sid);
-  g_assert_true (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "%s", expected);
 
   /* A second namespace on the same session, without auth: a new sid. */
   sio_connect (ws, "/custom", NULL, &sid2, NULL);
@@ -536,7 +536,7 @@ test_connect_auth (Fixture       *f,
   g_assert_cmpstr (sid, !=, sid2);
   g_free (expected);
   expected = g_strdup_printf ("connect /custom %s null", sid2);
-  g_assert_true (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "%s", expected);
 }
 
 static void
@@ -565,13 +565,13 @@ test_events (Fixture       *f,
   sio_connect (ws, "/custom", NULL, NULL, NULL);
   test_require (sio_send (ws, "2[\"echo\",1,{\"a\":\"b\"},[true,null]]"));
   expect_next (ws, "2[\"echo-back\",1,{\"a\":\"b\"},[true,null]]");
-  g_assert_true (test_recorder_wait (f->lb.rec, "event / echo [1,{\"a\":\"b\"},[true,null]]", TEST_TIMEOUT_MS));
+  sio_loopback_expect_event (&f->lb, "/", "echo", "[1,{\"a\":\"b\"},[true,null]]");
   /* The detailed handler saw it too; another event does not reach it. */
-  g_assert_true (test_recorder_wait (f->lb.rec, "detail echo", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "detail echo");
   test_require (sio_send (ws, "2/custom,[\"echo\",\"x\"]"));
   expect_next (ws, "2/custom,[\"echo-back\",\"x\"]");
   test_require (sio_send (ws, "2[\"other\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "event / other []", TEST_TIMEOUT_MS));
+  sio_loopback_expect_event (&f->lb, "/", "other", "[]");
   g_assert_cmpuint (test_recorder_count (f->lb.rec, "detail "), ==, 2);
 }
 
@@ -619,7 +619,7 @@ test_acks (Fixture       *f,
   test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
   expect_next (ws, "20[\"question\",\"q\"]");
   test_require (sio_send (ws, "30[\"answer\",{\"n\":1}]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "ask-result [\"answer\",{\"n\":1}] 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-result [\"answer\",{\"n\":1}] 0");
 
   /* An ack for an id nobody waits for is dropped; the session lives. */
   test_require (sio_send (ws, "30[\"again\"]"));
@@ -629,7 +629,7 @@ test_acks (Fixture       *f,
   test_require (sio_send (ws, "2[\"ask\",\"q2\"]"));
   question = sio_next (ws, TEST_TIMEOUT_MS);
   g_assert_cmpstr (question, ==, "21[\"question\",\"q2\"]");
-  g_assert_true (test_recorder_wait (f->lb.rec, "ask-error timed-out", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-error timed-out");
   g_assert_cmpint (g_get_monotonic_time () - start, >=, 400 * 1000);
   /* A late answer is dropped too. */
   test_require (sio_send (ws, "31[\"late\"]"));
@@ -649,7 +649,7 @@ test_ack_disconnect (Fixture       *f,
   test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
   expect_next (ws, "20[\"question\",\"q\"]");
   test_require (sio_send (ws, "1"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "ask-error Socket disconnected", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-error Socket disconnected");
 }
 
 static void
@@ -674,12 +674,12 @@ test_rooms_broadcast (Fixture       *f,
   test_require (sio_send (c, "2[\"to\",\"r1\",\"hi\",3]"));
   expect_next (a, "2[\"room-msg\",\"hi\",3]");
   expect_next (b, "2[\"room-msg\",\"hi\",3]");
-  g_assert_true (test_recorder_wait (f->lb.rec, "sent-to 2", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "sent-to 2");
 
   /* A to r1 from inside: B only (the sender is excluded). */
   test_require (sio_send (a, "2[\"to\",\"r1\",\"from-a\"]"));
   expect_next (b, "2[\"room-msg\",\"from-a\"]");
-  g_assert_true (test_recorder_wait (f->lb.rec, "sent-to 1", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "sent-to 1");
 
   /* A socket's own room: C to B by id. */
   sent = g_strdup_printf ("2[\"nsp-to\",\"%s\",\"direct\"]", sid_b);
@@ -697,7 +697,7 @@ test_rooms_broadcast (Fixture       *f,
   expect_next (b, "2[\"echo-back\",\"sync\"]");
   test_require (sio_send (c, "2[\"to\",\"r1\",\"again\"]"));
   expect_next (a, "2[\"room-msg\",\"again\"]");
-  g_assert_true (test_recorder_wait (f->lb.rec, "sent-to 1", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "sent-to 1");
 
   /* Nothing else was queued for A and C: the next thing each sees is its echo. */
   test_require (sio_send (a, "2[\"echo\",\"end\"]"));
@@ -709,8 +709,8 @@ test_rooms_broadcast (Fixture       *f,
 
   /* Rooms are still known in ::disconnecting and gone in ::disconnect. */
   test_require (sio_send (a, "1"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnecting / own=1 rooms=2 connected=1", TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect / client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnecting / own=1 rooms=2 connected=1");
+  sio_loopback_expect (&f->lb, "disconnect / client namespace disconnect rooms=0");
 }
 
 /* Broadcast with acks: every answer collected, the silent one counted. */
@@ -741,15 +741,15 @@ test_broadcast_acks (Fixture       *f,
   test_require (sio_send (b, "30[\"b\"]"));
   /* (socket.data, on the way) */
   test_require (sio_send (c, "2[\"get-data\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "data null", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "data null");
   test_require (sio_send (c, "2[\"set-data\",{\"user\":\"c\",\"n\":[1]}]"));
   test_require (sio_send (c, "2[\"get-data\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "data {\"user\":\"c\",\"n\":[1]}", TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->lb.rec, "ask-all 2 missing=1 [\"a\"],[\"b\"]", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "data {\"user\":\"c\",\"n\":[1]}");
+  sio_loopback_expect (&f->lb, "ask-all 2 missing=1 [\"a\"],[\"b\"]");
 
   /* A cancelled server ack. */
   test_require (sio_send (a, "2[\"ask-cancel\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "ask-cancel cancelled", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-cancel cancelled");
   reply = sio_next (a, TEST_TIMEOUT_MS);
   g_assert_cmpstr (reply, ==, "21[\"question\"]");
 }
@@ -835,9 +835,9 @@ test_volatile (Fixture       *f,
 
   /* The poller's queue is empty: the first reaches it; then it holds one. */
   test_require (sio_send (ws, "2[\"vbcast\",1]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "vbcast-sent 1", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "vbcast-sent 1");
   test_require (sio_send (ws, "2[\"vbcast\",2]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "vbcast-sent 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "vbcast-sent 0");
   get2 = test_http_get (http, target);
   test_require (get2 != NULL);
   packets2 = test_eio_poll_packets (get2, 4);
@@ -864,18 +864,18 @@ test_room_operations (Fixture       *f,
   g_assert_true (test_recorder_wait_count (f->lb.rec, "rooms r 2", 2, TEST_TIMEOUT_MS));
 
   test_require (sio_send (c, "2[\"fetch\",\"r\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "fetched r 2", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "fetched r 2");
   test_require (sio_send (c, "2[\"fetch\",\"nobody\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "fetched nobody 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "fetched nobody 0");
 
   /* Everyone in r joins r2. */
   test_require (sio_send (c, "2[\"room-join\",\"r\",\"r2\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "room-joined", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "room-joined");
   test_require (sio_send (c, "2[\"nsp-to\",\"r2\",\"x\"]"));
   expect_next (a, "2[\"room-msg\",\"x\"]");
   expect_next (b, "2[\"room-msg\",\"x\"]");
   test_require (sio_send (c, "2[\"fetch\",\"r2\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "fetched r2 2", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "fetched r2 2");
 
   /* Everyone in r2 is disconnected from the namespace (each in its own
    * context); C is not. */
@@ -884,7 +884,7 @@ test_room_operations (Fixture       *f,
   expect_next (b, "1");
   g_assert_true (test_recorder_wait_count (f->lb.rec, "disconnect / server namespace disconnect", 2, TEST_TIMEOUT_MS));
   test_require (sio_send (c, "2[\"fetch\",\"r\"]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "fetched r 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "fetched r 0");
   test_require (sio_send (c, "2[\"echo\",\"c\"]"));
   expect_next (c, "2[\"echo-back\",\"c\"]");
 }
@@ -946,13 +946,13 @@ test_disconnect_reasons (Fixture       *f,
   /* Client namespace disconnect: the session stays. */
   sio_connect (a, "/custom", NULL, NULL, NULL);
   test_require (sio_send (a, "1/custom,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /custom client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /custom client namespace disconnect rooms=0");
 
   /* Server namespace disconnect without closing the transport. */
   sio_connect (a, "/", NULL, NULL, NULL);
   test_require (sio_send (a, "2[\"bye\"]"));
   expect_next (a, "1");
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect / server namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / server namespace disconnect rooms=0");
   sio_connect (a, "/", NULL, NULL, NULL);
   test_require (sio_send (a, "2[\"echo\",1]"));
   expect_next (a, "2[\"echo-back\",1]");
@@ -971,13 +971,13 @@ test_disconnect_reasons (Fixture       *f,
   test_recorder_clear (f->lb.rec);
   sio_connect (c, "/", NULL, NULL, NULL);
   test_require (test_ws_send_close (c, 1000));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect / transport close rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / transport close rooms=0");
 
   /* Transport error: the connection breaks without a close frame. */
   test_recorder_clear (f->lb.rec);
   sio_connect (d, "/", NULL, NULL, NULL);
   test_ws_drop (d, TRUE);
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect / transport error rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / transport error rooms=0");
 
   /* A is untouched. */
   test_require (sio_send (a, "2[\"echo\",2]"));
@@ -1015,7 +1015,7 @@ test_disconnect_other_thread (Fixture       *f,
   thread = g_thread_new ("disconnect", disconnect_thread, socket);
   g_thread_join (thread);
   expect_next (a, "1");
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect / server namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / server namespace disconnect rooms=0");
   g_assert_cmpuint (test_recorder_count (f->lb.rec, "disconnect outside its context"), ==, 0);
   g_assert_false (socket_io_socket_is_connected (socket));
 
@@ -1070,7 +1070,7 @@ test_malformed_reason (Fixture       *f,
   /* A binary message with no binary packet waiting. */
   test_require (test_ws_send_binary (evil, stray, sizeof stray));
   g_assert_true (sio_wait_closed (evil, TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect / parse error rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / parse error rooms=0");
 }
 
 static void
@@ -1276,13 +1276,13 @@ test_dynamic_namespaces (Fixture       *f,
   test_require (a != NULL && b != NULL);
   sio_connect (a, "/dyn-1", NULL, &sid, NULL);
   test_require (sid != NULL);
-  g_assert_true (test_recorder_wait (f->lb.rec, "new-namespace /dyn-1", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "new-namespace /dyn-1");
   test_require (sio_send (a, "2/dyn-1,[\"echo\",1]"));
   expect_next (a, "2/dyn-1,[\"echo-back\",1]");
   test_require (sio_send (a, "0/dyn-x,"));
   expect_next (a, "4/dyn-x,{\"message\":\"Invalid namespace\"}");
   sio_connect (a, "/func-ok", NULL, NULL, NULL);
-  g_assert_true (test_recorder_wait (f->lb.rec, "new-namespace /func-ok", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "new-namespace /func-ok");
   test_require (sio_send (a, "0/func-no,"));
   expect_next (a, "4/func-no,{\"message\":\"Invalid namespace\"}");
 
@@ -1326,7 +1326,7 @@ test_dynamic_namespace_configuring (Fixture       *f,
   g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_new_gated_namespace), f);
 
   test_require (sio_send (a, "0/dyn-7,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "configuring /dyn-7", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn-7");
   test_require (sio_send (b, "0/dyn-7,"));
   expect_next (b, "4/dyn-7,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
   expect_next (a, "4/dyn-7,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
@@ -1413,7 +1413,7 @@ test_middleware_join (Fixture       *f,
   expect_next (b, "4/early,{\"message\":\"refused\"}");
   sio_connect (a, "/early", NULL, &sid, NULL);
   test_require (sid != NULL);
-  g_assert_true (test_recorder_wait (f->lb.rec, "early-rooms vip", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "early-rooms vip");
   g_assert_cmpuint (test_recorder_count (f->lb.rec, "early-rooms "), ==, 1);
 
   /* Only the connected socket is in the room. */
@@ -1472,7 +1472,7 @@ test_connection_after_reply (Fixture       *f,
   expect_next (ws, "2/custom,[\"hello\"]");
   expect_next (ws, "2/custom,[\"echo-back\",1]");
   expect_next (ws, "2/custom,[\"echo-back\",2]");
-  g_assert_true (test_recorder_wait (f->lb.rec, "queued 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "queued 0");
 }
 
 /* The bounds of one client: namespaces joined at once, pending server acks. */
@@ -1493,9 +1493,9 @@ test_bounds (Fixture       *f,
   expect_next (ws, "20[\"question\",\"q\"]");
   expect_next (ws, "21[\"question\",\"q\"]");
   /* The third has no room: it fails at once, and nothing is sent. */
-  g_assert_true (test_recorder_wait (f->lb.rec, "ask-error Too many pending acks", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-error Too many pending acks");
   test_require (sio_send (ws, "30[]"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "ask-result [] 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-result [] 0");
   test_require (sio_send (ws, "2[\"ask\",\"again\"]"));
   expect_next (ws, "22[\"question\",\"again\"]");
 
@@ -1504,7 +1504,7 @@ test_bounds (Fixture       *f,
   test_require (sio_send (ws, "0/private,{\"token\":\"secret\"}"));
   expect_next (ws, "4/private,{\"message\":\"Too many namespaces\"}");
   g_assert_true (sio_wait_closed (ws, TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /custom forced server close rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /custom forced server close rooms=0");
   /* Its two pending acks failed (timed out, or on disconnection): with the
    * refused one, three errors. The other client is unaffected. */
   g_assert_true (test_recorder_wait_count (f->lb.rec, "ask-error ", 3, TEST_TIMEOUT_MS));
@@ -1537,7 +1537,7 @@ test_protocol_v4 (Fixture       *f,
    * socket's id is the Engine.IO session's. */
   expect_next (ws, "0");
   expected = g_strdup_printf ("connect / %s null", parsed->sid);
-  g_assert_true (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "%s", expected);
   test_require (sio_send (ws, "2[\"echo\",1,\"a\"]"));
   expect_next (ws, "2[\"echo-back\",1,\"a\"]");
   test_require (sio_send (ws, "21[\"ack\",{\"x\":1}]"));
@@ -1548,7 +1548,7 @@ test_protocol_v4 (Fixture       *f,
   expect_next (ws, "0/custom,");
   g_free (expected);
   expected = g_strdup_printf ("connect /custom /custom#%s {\"token\":\"abc\"}", parsed->sid);
-  g_assert_true (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "%s", expected);
   test_require (sio_send (ws, "2/custom,[\"echo\",2]"));
   expect_next (ws, "2/custom,[\"echo-back\",2]");
 
@@ -1561,7 +1561,7 @@ test_protocol_v4 (Fixture       *f,
   expect_next (ws, "0/private,");
 
   test_require (sio_send (ws, "1/custom,"));
-  g_assert_true (test_recorder_wait (f->lb.rec, "disconnect /custom client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /custom client namespace disconnect rooms=0");
 }
 
 int

@@ -305,6 +305,15 @@ sio_loopback_clear (SioLoopback *loopback)
   g_clear_pointer (&loopback->rec, test_recorder_free);
 }
 
+gboolean
+sio_accept_any_namespace (SocketIOServer *server,
+                          const char     *name,
+                          JsonNode       *auth,
+                          gpointer        user_data)
+{
+  return TRUE;
+}
+
 TestWs *
 sio_loopback_open (SioLoopback *loopback)
 {

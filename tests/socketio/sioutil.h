@@ -112,6 +112,13 @@ TestWs            *sio_loopback_open  (SioLoopback *loopback);
 TestWs            *sio_loopback_client (SioLoopback *loopback,
                                         const char  *nsp,
                                         char       **sid);
+/* A SocketIONamespaceFunc that accepts every name: with
+ * socket_io_server_set_namespace_func (), any namespace is created on
+ * its first CONNECT. */
+gboolean           sio_accept_any_namespace (SocketIOServer *server,
+                                             const char     *name,
+                                             JsonNode       *auth,
+                                             gpointer        user_data);
 /* Waits up to TEST_TIMEOUT_MS for the recorded @format (printf-style);
  * fails the test (listing what was recorded) otherwise. */
 #define sio_loopback_expect(loopback, ...) \

@@ -340,15 +340,6 @@ on_nesting_new_namespace (SocketIOServer    *server,
   test_recorder_add (f->lb.rec, "configured %s", socket_io_namespace_get_name (nsp));
 }
 
-static gboolean
-accept_all (SocketIOServer *server,
-            const char     *name,
-            JsonNode       *auth,
-            gpointer        user_data)
-{
-  return TRUE;
-}
-
 /* The thread running a namespace's ::new-namespace handlers does not wait
  * for them to end (they cannot end while it waits): the CONNECTs that
  * came meanwhile, on its thread too, go on once they have returned. */
@@ -369,7 +360,7 @@ test_configuring_same_thread (Fixture       *f,
   test_require (a != NULL);
   for (guint i = 0; i < G_N_ELEMENTS (others); i++)
     test_require ((others[i] = sio_loopback_open (&f->lb)) != NULL);
-  socket_io_server_set_namespace_func (f->lb.sio, accept_all, NULL, NULL);
+  socket_io_server_set_namespace_func (f->lb.sio, sio_accept_any_namespace, NULL, NULL);
   g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_nesting_new_namespace), f);
   start = g_get_monotonic_time ();
   test_require (sio_send (a, "0/dyn,"));
@@ -428,7 +419,7 @@ test_configuring_holds_no_thread (Fixture       *f,
                   "handler returns (the waiting CONNECTs held their threads, up to 10 s, "
                   "freezing every session there); the waiting clients join once it returns. "
                   "With a thread per session it holds either way");
-  socket_io_server_set_namespace_func (f->lb.sio, accept_all, NULL, NULL);
+  socket_io_server_set_namespace_func (f->lb.sio, sio_accept_any_namespace, NULL, NULL);
   g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_blocking_new_namespace), f);
   /* Opened in turn, so that pooled loops share them out in turn. */
   test_require ((a = sio_loopback_open (&f->lb)) != NULL);
@@ -490,7 +481,7 @@ test_configuring_waiter_vanishes (Fixture       *f,
 
   g_test_summary ("A client whose CONNECT waits for a slow ::new-namespace handler closes its "
                   "connection meanwhile: nothing is left of it (ASan), the others join");
-  socket_io_server_set_namespace_func (f->lb.sio, accept_all, NULL, NULL);
+  socket_io_server_set_namespace_func (f->lb.sio, sio_accept_any_namespace, NULL, NULL);
   g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_blocking_new_namespace), f);
   test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require ((b = sio_loopback_open (&f->lb)) != NULL);

@@ -55,15 +55,6 @@ fixture_teardown (Fixture       *f,
   test_log_check ();
 }
 
-static gboolean
-accept_all (SocketIOServer *server,
-            const char     *name,
-            JsonNode       *auth,
-            gpointer        user_data)
-{
-  return TRUE;
-}
-
 /* Iterates its context until the gate opens (at most 30 s, scaled). */
 static void
 on_gated_new_namespace (SocketIOServer    *server,
@@ -95,7 +86,7 @@ on_gated_new_namespace (SocketIOServer    *server,
 static void
 gated_dynamic (Fixture *f)
 {
-  socket_io_server_set_namespace_func (f->lb.sio, accept_all, NULL, NULL);
+  socket_io_server_set_namespace_func (f->lb.sio, sio_accept_any_namespace, NULL, NULL);
   sio_loopback_watch_dynamic (&f->lb);
   g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_gated_new_namespace), f);
 }

@@ -1,5 +1,6 @@
 /* sioutil.h: a raw Socket.IO v5 client over an Engine.IO WebSocket
- * (tests/wsutil.h), shared by the Socket.IO server tests.
+ * (tests/wsutil.h), and SioLoopback, the server fixture, shared by the
+ * Socket.IO server tests.
  *
  * SPDX-License-Identifier: MIT
  */

@@ -2,8 +2,8 @@
  * the adversarial review)
  *
  * An EngineIOServer on 127.0.0.1 port 0 with a SocketIOServer on top,
- * driven by raw Engine.IO clients speaking Socket.IO by hand, as in
- * test-sio-server.c. Run with ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
+ * driven by raw Engine.IO clients speaking Socket.IO by hand (SioLoopback,
+ * sioutil.h). Run with ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -18,10 +18,7 @@
 
 typedef struct
 {
-  EngineIOServer *engine;
-  SocketIOServer *sio;
-  guint           port;
-  TestRecorder   *rec;
+  SioLoopback lb;
 } Fixture;
 
 /* Members of the object @node, or -1. */
@@ -56,28 +53,16 @@ on_event (SocketIOSocket *socket,
   g_assert_no_error (error);
 }
 
+/* The suite's handlers, and the number of members of the auth object. */
 static void
-on_disconnect (SocketIOSocket *socket,
-               const char     *reason,
+on_connection (SioLoopback    *lb,
+               SocketIOSocket *socket,
                gpointer        user_data)
 {
-  Fixture *f = user_data;
-
-  test_recorder_add (f->rec, "disconnect %s %s",
-                     socket_io_namespace_get_name (socket_io_socket_get_namespace (socket)), reason);
-}
-
-static void
-on_connection (SocketIONamespace *nsp,
-               SocketIOSocket    *socket,
-               gpointer           user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->rec, "connect %s auth-members=%d", socket_io_namespace_get_name (nsp),
+  test_recorder_add (lb->rec, "auth %s members=%d",
+                     socket_io_namespace_get_name (socket_io_socket_get_namespace (socket)),
                      members_of (socket_io_socket_get_auth (socket)));
-  g_signal_connect (socket, "event", G_CALLBACK (on_event), f);
-  g_signal_connect (socket, "disconnect", G_CALLBACK (on_disconnect), f);
+  g_signal_connect (socket, "event", G_CALLBACK (on_event), NULL);
 }
 
 static void
@@ -86,55 +71,20 @@ fixture_setup (Fixture       *f,
 {
   const char *names[] = { "/", "/custom" };
 
-  f->rec = test_recorder_new ();
-  f->engine = test_server_new ();
-  g_object_set (f->engine, "allow-eio3", TRUE, NULL);
-  f->sio = socket_io_server_new (f->engine);
+  sio_loopback_init (&f->lb, NULL);
+  g_object_set (f->lb.engine, "allow-eio3", TRUE, NULL);
+  f->lb.on_connection = on_connection;
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    {
-      g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, names[i]);
-
-      g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
-    }
-  f->port = test_server_listen (f->engine);
+    g_object_unref (sio_loopback_of (&f->lb, names[i]));
+  sio_loopback_listen (&f->lb);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->engine);
-  g_clear_object (&f->sio);
-  g_clear_object (&f->engine);
-  test_recorder_free (f->rec);
+  sio_loopback_clear (&f->lb);
   test_log_check ();
-}
-
-/* ------------------------------------------------------------------ */
-/* A raw Socket.IO client (as in test-sio-server.c)                     */
-/* ------------------------------------------------------------------ */
-
-static TestWs *
-sio_open (Fixture *f,
-          int      eio)
-{
-  return sio_ws_open (f->port, eio);
-}
-
-static gboolean
-sio_connect (TestWs *ws)
-{
-  g_autofree char *reply = NULL;
-
-  if (!sio_send (ws, "0"))
-    return FALSE;
-  reply = sio_next (ws, TEST_TIMEOUT_MS);
-  if (reply == NULL || !g_str_has_prefix (reply, "0{\"sid\":"))
-    {
-      g_test_fail_printf ("CONNECT answered “%.200s”", reply ? reply : "(nothing)");
-      return FALSE;
-    }
-  return TRUE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -194,14 +144,14 @@ static void
 test_hash_flood_event (Fixture       *f,
                        gconstpointer  data)
 {
-  g_autoptr(TestWs) healthy = sio_open (f, 4);
-  g_autoptr(TestWs) ws = sio_open (f, 4);
+  g_autoptr(TestWs) healthy = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   g_autoptr(GString) packet = g_string_new ("2[\"count\",");
   g_autoptr(GString) plain = g_string_new ("21[\"count\",");
 
   test_require (healthy != NULL && ws != NULL);
-  test_require (sio_connect (healthy));
-  test_require (sio_connect (ws));
+  test_require (sio_connect (healthy, "/", NULL, NULL, NULL));
+  test_require (sio_connect (ws, "/", NULL, NULL, NULL));
 
   /* The same size with distinct names: accepted at once. */
   append_flood_object (plain, FLOOD_NAMES, FALSE);
@@ -215,7 +165,7 @@ test_hash_flood_event (Fixture       *f,
   g_string_append_c (packet, ']');
   test_require (sio_send (ws, packet->str));
   g_assert_cmpint (test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL), !=, -3);
-  g_assert_true (test_recorder_wait (f->rec, "disconnect / parse error", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / parse error rooms=0");
   check_healthy (healthy);
 }
 
@@ -225,16 +175,16 @@ static void
 test_hash_flood_connect (Fixture       *f,
                          gconstpointer  data)
 {
-  g_autoptr(TestWs) healthy = sio_open (f, 4);
-  g_autoptr(TestWs) ws = sio_open (f, 4);
+  g_autoptr(TestWs) healthy = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   g_autoptr(GString) packet = g_string_new ("0");
 
   test_require (healthy != NULL && ws != NULL);
-  test_require (sio_connect (healthy));
+  test_require (sio_connect (healthy, "/", NULL, NULL, NULL));
   append_flood_object (packet, FLOOD_NAMES, TRUE);
   test_require (sio_send (ws, packet->str));
   g_assert_cmpint (test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL), !=, -3);
-  g_assert_cmpuint (test_recorder_count (f->rec, "connect "), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "connect "), ==, 1);
   check_healthy (healthy);
 }
 
@@ -358,13 +308,13 @@ static void
 test_hash_flood_v4_query (Fixture       *f,
                           gconstpointer  data)
 {
-  g_autoptr(TestWs) healthy = sio_open (f, 4);
-  g_autoptr(TestWs) ws = sio_open (f, 3);
+  g_autoptr(TestWs) healthy = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) ws = sio_ws_open (f->lb.port, 3);
   g_autoptr(GString) packet = g_string_new ("0/custom?");
   gint64 start;
 
   test_require (healthy != NULL && ws != NULL);
-  test_require (sio_connect (healthy));
+  test_require (sio_connect (healthy, "/", NULL, NULL, NULL));
   expect_next (ws, "0");
   for (guint i = 0; i < FLOOD_NAMES; i++)
     {
@@ -377,7 +327,7 @@ test_hash_flood_v4_query (Fixture       *f,
   test_require (sio_send (ws, packet->str));
   expect_next (ws, "0/custom,");
   g_assert_cmpint (g_get_monotonic_time () - start, <, (gint64) TEST_TIMEOUT_MS * 1000);
-  g_assert_true (test_recorder_wait (f->rec, "connect /custom auth-members=1000", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "auth /custom members=1000");
   check_healthy (healthy);
 }
 
@@ -417,13 +367,13 @@ static void
 test_connect_reply_first (Fixture       *f,
                           gconstpointer  data)
 {
-  Broadcaster b = { socket_io_server_of (f->sio, "/"), 0, 0 };
+  Broadcaster b = { socket_io_server_of (f->lb.sio, "/"), 0, 0 };
   GThread *thread = g_thread_new ("broadcaster", broadcaster_thread, &b);
   guint early = 0;
 
   for (guint i = 0; i < 300; i++)
     {
-      g_autoptr(TestWs) ws = sio_open (f, 4);
+      g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
       g_autofree char *first = NULL;
 
       if (ws == NULL)
@@ -482,7 +432,7 @@ static gpointer
 asker_thread (gpointer data)
 {
   Asker *a = data;
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (a->f->sio, "/");
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (a->f->lb.sio, "/");
   guint round = 0;
 
   g_main_context_push_thread_default (a->context);
@@ -526,10 +476,10 @@ test_ack_churn (Fixture       *f,
 
   for (guint i = 0; i < 60; i++)
     {
-      g_autoptr(TestWs) ws = sio_open (f, 4);
+      g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
       g_autofree char *question = NULL;
 
-      if (ws == NULL || !sio_connect (ws))
+      if (ws == NULL || !sio_connect (ws, "/", NULL, NULL, NULL))
         break;
       /* Answer one question, or none; then leave one way or another. */
       question = sio_next (ws, TEST_TIMEOUT_MS);
@@ -555,7 +505,7 @@ test_ack_churn (Fixture       *f,
     }
   /* Let every session end before the asker stops. */
   for (gint64 end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
-       test_recorder_count (f->rec, "disconnect ") < test_recorder_count (f->rec, "connect ") &&
+       test_recorder_count (f->lb.rec, "disconnect ") < test_recorder_count (f->lb.rec, "connect ") &&
        g_get_monotonic_time () < end;)
     g_usleep (10000);
   g_atomic_int_set (&a.stop, 1);
@@ -610,11 +560,10 @@ test_echo_tool (void)
 
   for (guint i = 0; i < 3; i++)
     {
-      Fixture f = { .port = port };
-      g_autoptr(TestWs) ws = sio_open (&f, 4);
+      g_autoptr(TestWs) ws = sio_ws_open (port, 4);
 
       test_require (ws != NULL);
-      test_require (sio_connect (ws));
+      test_require (sio_connect (ws, "/", NULL, NULL, NULL));
       expect_next (ws, "2[\"auth\",{}]");
       test_require (sio_send (ws, "2[\"message\",1]"));
       expect_next (ws, "2[\"message-back\",1]");

@@ -3,7 +3,7 @@
  * namespaces: regression tests of an adversarial review.
  *
  * A real EngineIOServer on 127.0.0.1 port 0 with a SocketIOServer on top,
- * driven by raw Engine.IO v4 WebSocket clients (tests/wsutil.h). Several
+ * driven by raw Engine.IO v4 WebSocket clients (SioLoopback, sioutil.h). Several
  * Socket.IO packets are sent in ONE write (one TCP segment) so that the
  * server reads them in one dispatch, pipelined after the CONNECT.
  * Run with ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
@@ -23,98 +23,39 @@
 
 typedef struct
 {
-  EngineIOServer *engine;
-  SocketIOServer *sio;
-  guint           port;
-  TestRecorder   *rec;
-  GWeakRef        mw_socket[VANISH_ROUNDS]; /* the socket each round's middleware saw */
+  SioLoopback  lb;
+  GWeakRef     mw_socket[VANISH_ROUNDS]; /* the socket each round's middleware saw */
 } Fixture;
+
+/* Marks the sockets whose `connection` came (see on_mw_disconnect()). */
+static void
+on_connection (SioLoopback    *lb,
+               SocketIOSocket *socket,
+               gpointer        user_data)
+{
+  g_object_set_data (G_OBJECT (socket), "announced", GINT_TO_POINTER (1));
+}
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->rec = test_recorder_new ();
-  f->engine = test_server_new ();
-  g_object_set (f->engine, "allow-eio3", TRUE, NULL);
-  f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);
+  sio_loopback_init (&f->lb, NULL);
+  g_object_set (f->lb.engine, "allow-eio3", TRUE, NULL);
+  f->lb.on_connection = on_connection;
   for (guint i = 0; i < VANISH_ROUNDS; i++)
     g_weak_ref_init (&f->mw_socket[i], NULL);
-  f->port = test_server_listen (f->engine);
+  sio_loopback_listen (&f->lb);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->engine);
-  g_clear_object (&f->sio);
-  g_clear_object (&f->engine);
+  sio_loopback_clear (&f->lb);
   for (guint i = 0; i < VANISH_ROUNDS; i++)
     g_weak_ref_clear (&f->mw_socket[i]);
-  test_recorder_free (f->rec);
   test_log_check ();
-}
-
-/* ------------------------------------------------------------------ */
-/* A raw Socket.IO client over an Engine.IO v4 WebSocket                */
-/* ------------------------------------------------------------------ */
-
-static TestWs *
-sio_open (Fixture *f)
-{
-  return sio_ws_open (f->port, 4);
-}
-
-static void
-expect_prefix (TestWs     *ws,
-               const char *prefix)
-{
-  g_autofree char *got = sio_next (ws, TEST_TIMEOUT_MS);
-
-  if (got == NULL || !g_str_has_prefix (got, prefix))
-    g_test_fail_printf ("expected “%s…”, got “%s”", prefix, got ? got : "(nothing)");
-}
-
-/* ------------------------------------------------------------------ */
-/* Handlers                                                             */
-/* ------------------------------------------------------------------ */
-
-static void
-on_event (SocketIOSocket *socket,
-          const char     *name,
-          JsonArray      *args,
-          GPtrArray      *attachments,
-          SocketIOAck    *ack,
-          gpointer        user_data)
-{
-  Fixture *f = user_data;
-  g_autofree char *json = json_of_array (args);
-
-  test_recorder_add (f->rec, "event %s %s", name, json);
-}
-
-static void
-on_disconnect (SocketIOSocket *socket,
-               const char     *reason,
-               gpointer        user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->rec, "disconnect %s", reason);
-}
-
-static void
-on_connection (SocketIONamespace *nsp,
-               SocketIOSocket    *socket,
-               gpointer           user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->rec, "connection");
-  g_object_set_data (G_OBJECT (socket), "announced", GINT_TO_POINTER (1));
-  g_signal_connect (socket, "event", G_CALLBACK (on_event), f);
-  g_signal_connect (socket, "disconnect", G_CALLBACK (on_disconnect), f);
 }
 
 /* ------------------------------------------------------------------ */
@@ -126,7 +67,7 @@ static gint
 rec_index (Fixture    *f,
            const char *entry)
 {
-  return test_recorder_index (f->rec, entry);
+  return test_recorder_index (f->lb.rec, entry);
 }
 
 /* CONNECT, events and DISCONNECT in one read: `connection`, the events in
@@ -135,30 +76,30 @@ static void
 test_pipelined_disconnect (Fixture       *f,
                            gconstpointer  data)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/a");
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, "/a");
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   const char *batch[] = { "0/a,", "2/a,[\"e\",1]", "2/a,[\"e\",2]", "1/a,", NULL };
 
   g_test_summary ("CONNECT, two events and a DISCONNECT pipelined in one read: `connection`, "
                   "the events in order, then `disconnect`, once each");
   test_require (ws != NULL);
-  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
   test_require (sio_send_batch (ws, batch));
-  g_assert_true (test_recorder_wait (f->rec, "disconnect client namespace disconnect", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /a client namespace disconnect rooms=0");
   {
-    g_auto(GStrv) got = test_recorder_dup (f->rec);
+    g_auto(GStrv) got = test_recorder_dup (f->lb.rec);
     g_autofree char *all = g_strjoinv (" | ", got);
     g_test_message ("recorded: %s", all);
   }
-  g_assert_cmpint (rec_index (f, "connection"), ==, 0);
-  g_assert_cmpint (rec_index (f, "event e [1]"), ==, 1);
-  g_assert_cmpint (rec_index (f, "event e [2]"), ==, 2);
-  g_assert_cmpint (rec_index (f, "disconnect client namespace disconnect"), ==, 3);
-  g_assert_cmpuint (test_recorder_count (f->rec, "connection"), ==, 1);
+  g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect "), ==, 0);
+  g_assert_cmpint (rec_index (f, "event /a e [1]"), ==, 1);
+  g_assert_cmpint (rec_index (f, "event /a e [2]"), ==, 2);
+  g_assert_cmpint (rec_index (f, "disconnect /a client namespace disconnect rooms=0"), ==, 3);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "connect "), ==, 1);
 }
 
 /* A `connection` handler that iterates its context (a nested main loop,
- * as a synchronous helper would) until an event came or a second passed. */
+ * as a synchronous helper would) until an event came or a second passed;
+ * connected after the recorder's. */
 static void
 on_nesting_connection (SocketIONamespace *nsp,
                        SocketIOSocket    *socket,
@@ -170,8 +111,7 @@ on_nesting_connection (SocketIONamespace *nsp,
    * the test's timeout, so that the fixed server is waited for). */
   gint64 end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 200;
 
-  on_connection (nsp, socket, f);
-  while (test_recorder_index_prefix (f->rec, "event") < 0 && g_get_monotonic_time () < end)
+  while (test_recorder_index_prefix (f->lb.rec, "event") < 0 && g_get_monotonic_time () < end)
     g_main_context_iteration (context, FALSE) || (g_usleep (1000), TRUE);
 }
 
@@ -182,8 +122,8 @@ static void
 test_nested_iteration_order (Fixture       *f,
                              gconstpointer  data)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/n");
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, "/n");
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   const char *batch[] = { "0/n,", "2/n,[\"e\",1]", NULL };
 
   g_test_summary ("An event pipelined after the CONNECT reaches the socket before one the "
@@ -193,11 +133,11 @@ test_nested_iteration_order (Fixture       *f,
   test_require (ws != NULL);
   g_signal_connect (nsp, "connection", G_CALLBACK (on_nesting_connection), f);
   test_require (sio_send_batch (ws, batch));
-  expect_prefix (ws, "0/n,{\"sid\":");
+  sio_expect_prefix (ws, "0/n,{\"sid\":");
   test_require (sio_send (ws, "2/n,[\"e\",2]"));
-  g_assert_true (test_recorder_wait (f->rec, "event e [1]", TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->rec, "event e [2]", TEST_TIMEOUT_MS));
-  g_assert_cmpint (rec_index (f, "event e [1]"), <, rec_index (f, "event e [2]"));
+  sio_loopback_expect_event (&f->lb, "/n", "e", "[1]");
+  sio_loopback_expect_event (&f->lb, "/n", "e", "[2]");
+  g_assert_cmpint (rec_index (f, "event /n e [1]"), <, rec_index (f, "event /n e [2]"));
 }
 
 /* Connected by the middleware: `disconnect` must come after `connection`. */
@@ -209,7 +149,7 @@ on_mw_disconnect (SocketIOSocket *socket,
   Fixture *f = user_data;
 
   if (g_object_get_data (G_OBJECT (socket), "announced") == NULL)
-    test_recorder_add (f->rec, "disconnect without connection");
+    test_recorder_add (f->lb.rec, "disconnect without connection");
 }
 
 static gboolean
@@ -250,14 +190,13 @@ test_connect_then_vanish (Fixture       *f,
       g_autofree char *connect = g_strdup_printf ("0%s,", name);
       g_autofree char *event = g_strdup_printf ("2%s,[\"e\",1]", name);
       const char *batch[] = { connect, event, NULL };
-      g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, name);
+      g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, name);
       g_autoptr(TestWs) ws = NULL;
       SocketIOSocket *socket;
 
       g_object_set_data (G_OBJECT (nsp), "fixture", f);
-      g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
       socket_io_namespace_use (nsp, weak_middleware, &f->mw_socket[round], NULL);
-      ws = sio_open (f);
+      ws = sio_loopback_open (&f->lb);
       test_require (ws != NULL);
       test_require (sio_send_batch (ws, batch));
       test_ws_drop (ws, round % 2 == 0);
@@ -277,7 +216,7 @@ test_connect_then_vanish (Fixture       *f,
           return;
         }
     }
-  g_assert_cmpint (test_recorder_index (f->rec, "disconnect without connection"), ==, -1);
+  g_assert_cmpint (test_recorder_index (f->lb.rec, "disconnect without connection"), ==, -1);
 }
 
 /* Rooms joined from other threads while the socket connects (an
@@ -340,7 +279,7 @@ static void
 test_join_during_connect (Fixture       *f,
                           gconstpointer  data)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/j");
+  g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, "/j");
 
   g_test_summary ("socket_io_socket_join() from other threads while the socket connects "
                   "(an async middleware's workers, across its next()): every room is joined "
@@ -348,7 +287,7 @@ test_join_during_connect (Fixture       *f,
   socket_io_namespace_use_async (nsp, join_async_middleware, f, NULL);
   for (guint round = 0; round < 150; round++)
     {
-      g_autoptr(TestWs) ws = sio_open (f);
+      g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
       JoinJob job = { 0 };
       guint n_rooms = 0;
       gint64 end;
@@ -357,7 +296,7 @@ test_join_during_connect (Fixture       *f,
       job.f = f;
       current_job = &job;
       test_require (sio_send (ws, "0/j,"));
-      expect_prefix (ws, "0/j,{\"sid\":");
+      sio_expect_prefix (ws, "0/j,{\"sid\":");
       end = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
       while (g_atomic_int_get (&job.done) < JOINERS && g_get_monotonic_time () < end)
         g_usleep (1000);
@@ -395,19 +334,10 @@ on_nesting_new_namespace (SocketIOServer    *server,
   GMainContext *context = g_main_context_get_thread_default ();
   gint64 end = g_get_monotonic_time () + 500 * 1000;
 
-  test_recorder_add (f->rec, "configuring %s", socket_io_namespace_get_name (nsp));
+  test_recorder_add (f->lb.rec, "configuring %s", socket_io_namespace_get_name (nsp));
   while (g_get_monotonic_time () < end)
     g_main_context_iteration (context, FALSE) || (g_usleep (1000), TRUE);
-  test_recorder_add (f->rec, "configured %s", socket_io_namespace_get_name (nsp));
-}
-
-static gboolean
-accept_all (SocketIOServer *server,
-            const char     *name,
-            JsonNode       *auth,
-            gpointer        user_data)
-{
-  return TRUE;
+  test_recorder_add (f->lb.rec, "configured %s", socket_io_namespace_get_name (nsp));
 }
 
 /* The thread running a namespace's ::new-namespace handlers does not wait
@@ -417,7 +347,7 @@ static void
 test_configuring_same_thread (Fixture       *f,
                               gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
   TestWs *others[4] = { NULL, };
   gint64 start;
 
@@ -429,19 +359,19 @@ test_configuring_same_thread (Fixture       *f,
                   "`Namespace not ready`)");
   test_require (a != NULL);
   for (guint i = 0; i < G_N_ELEMENTS (others); i++)
-    test_require ((others[i] = sio_open (f)) != NULL);
-  socket_io_server_set_namespace_func (f->sio, accept_all, NULL, NULL);
-  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_nesting_new_namespace), f);
+    test_require ((others[i] = sio_loopback_open (&f->lb)) != NULL);
+  socket_io_server_set_namespace_func (f->lb.sio, sio_accept_any_namespace, NULL, NULL);
+  g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_nesting_new_namespace), f);
   start = g_get_monotonic_time ();
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   for (guint i = 0; i < G_N_ELEMENTS (others); i++)
     test_require (sio_send (others[i], "0/dyn,"));
   /* The handler returns after its half second, not after 10 s. */
-  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", MIN (TEST_TIMEOUT_MS, 8000)));
+  g_assert_true (test_recorder_wait (f->lb.rec, "configured /dyn", MIN (TEST_TIMEOUT_MS, 8000)));
   g_test_message ("handler returned after %" G_GINT64_FORMAT " ms",
                   (g_get_monotonic_time () - start) / 1000);
-  expect_prefix (a, "0/dyn,{\"sid\":");
+  sio_expect_prefix (a, "0/dyn,{\"sid\":");
   for (guint i = 0; i < G_N_ELEMENTS (others); i++)
     {
       g_autofree char *reply = sio_next (others[i], TEST_TIMEOUT_MS);
@@ -451,7 +381,7 @@ test_configuring_same_thread (Fixture       *f,
         g_test_fail_printf ("client %u got “%s”", i, reply ? reply : "(nothing)");
       test_ws_free (others[i]);
     }
-  g_assert_cmpuint (test_recorder_count (f->rec, "configuring "), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "configuring "), ==, 1);
 }
 
 /* A ::new-namespace handler that holds its thread (no iteration) for
@@ -465,9 +395,9 @@ on_blocking_new_namespace (SocketIOServer    *server,
 {
   Fixture *f = user_data;
 
-  test_recorder_add (f->rec, "configuring %s", socket_io_namespace_get_name (nsp));
+  test_recorder_add (f->lb.rec, "configuring %s", socket_io_namespace_get_name (nsp));
   g_usleep ((gulong) test_scaled_ms (SLOW_HANDLER_MS) * 1000);
-  test_recorder_add (f->rec, "configured %s", socket_io_namespace_get_name (nsp));
+  test_recorder_add (f->lb.rec, "configured %s", socket_io_namespace_get_name (nsp));
 }
 
 /* CONNECTs that wait for a slow ::new-namespace handler hold no thread:
@@ -489,17 +419,17 @@ test_configuring_holds_no_thread (Fixture       *f,
                   "handler returns (the waiting CONNECTs held their threads, up to 10 s, "
                   "freezing every session there); the waiting clients join once it returns. "
                   "With a thread per session it holds either way");
-  socket_io_server_set_namespace_func (f->sio, accept_all, NULL, NULL);
-  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_blocking_new_namespace), f);
+  socket_io_server_set_namespace_func (f->lb.sio, sio_accept_any_namespace, NULL, NULL);
+  g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_blocking_new_namespace), f);
   /* Opened in turn, so that pooled loops share them out in turn. */
-  test_require ((a = sio_open (f)) != NULL);
+  test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
-    test_require ((waiters[i] = sio_open (f)) != NULL);
+    test_require ((waiters[i] = sio_loopback_open (&f->lb)) != NULL);
   for (guint i = 0; i < G_N_ELEMENTS (bystanders); i++)
-    test_require ((bystanders[i] = sio_open (f)) != NULL);
+    test_require ((bystanders[i] = sio_loopback_open (&f->lb)) != NULL);
 
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
     test_require (sio_send (waiters[i], "0/dyn,"));
   for (guint i = 0; i < G_N_ELEMENTS (bystanders); i++)
@@ -515,7 +445,7 @@ test_configuring_holds_no_thread (Fixture       *f,
 
         if (replied[i] || !test_ws_wait_readable (bystanders[i], 5))
           continue;
-        during = test_recorder_count (f->rec, "configured /dyn") == 0;
+        during = test_recorder_count (f->lb.rec, "configured /dyn") == 0;
         reply = sio_next (bystanders[i], TEST_TIMEOUT_MS);
         if (reply == NULL || !g_str_has_prefix (reply, "0{\"sid\":"))
           g_test_fail_printf ("bystander %u got “%s”", i, reply ? reply : "(nothing)");
@@ -528,16 +458,16 @@ test_configuring_holds_no_thread (Fixture       *f,
   g_assert_cmpuint (left, ==, 0);
   g_assert_cmpuint (early, >=, 1);
 
-  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", TEST_TIMEOUT_MS));
-  expect_prefix (a, "0/dyn,{\"sid\":");
+  sio_loopback_expect (&f->lb, "configured /dyn");
+  sio_expect_prefix (a, "0/dyn,{\"sid\":");
   for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
     {
-      expect_prefix (waiters[i], "0/dyn,{\"sid\":");
+      sio_expect_prefix (waiters[i], "0/dyn,{\"sid\":");
       test_ws_free (waiters[i]);
     }
   for (guint i = 0; i < G_N_ELEMENTS (bystanders); i++)
     test_ws_free (bystanders[i]);
-  g_assert_cmpuint (test_recorder_count (f->rec, "configuring "), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "configuring "), ==, 1);
 }
 
 /* A client whose CONNECT waits for the handlers goes away meanwhile. */
@@ -551,18 +481,18 @@ test_configuring_waiter_vanishes (Fixture       *f,
 
   g_test_summary ("A client whose CONNECT waits for a slow ::new-namespace handler closes its "
                   "connection meanwhile: nothing is left of it (ASan), the others join");
-  socket_io_server_set_namespace_func (f->sio, accept_all, NULL, NULL);
-  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_blocking_new_namespace), f);
-  test_require ((a = sio_open (f)) != NULL);
-  test_require ((b = sio_open (f)) != NULL);
-  test_require ((gone = sio_open (f)) != NULL);
+  socket_io_server_set_namespace_func (f->lb.sio, sio_accept_any_namespace, NULL, NULL);
+  g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_blocking_new_namespace), f);
+  test_require ((a = sio_loopback_open (&f->lb)) != NULL);
+  test_require ((b = sio_loopback_open (&f->lb)) != NULL);
+  test_require ((gone = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   test_require (sio_send (gone, "0/dyn,"));
   test_require (sio_send (b, "0/dyn,"));
   test_ws_free (gone);
-  expect_prefix (a, "0/dyn,{\"sid\":");
-  expect_prefix (b, "0/dyn,{\"sid\":");
+  sio_expect_prefix (a, "0/dyn,{\"sid\":");
+  sio_expect_prefix (b, "0/dyn,{\"sid\":");
 }
 
 /* Over polling: a POST with the CONNECT, more events than the early-packet
@@ -571,8 +501,8 @@ static void
 test_polling_pipelined (Fixture       *f,
                         gconstpointer  data)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/p");
-  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, "/p");
+  g_autoptr(TestHttp) http = test_http_new (f->lb.port);
   g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
   g_autoptr(GString) body = g_string_new ("40/p,");
   g_autofree char *target = NULL;
@@ -584,18 +514,17 @@ test_polling_pipelined (Fixture       *f,
   g_test_summary ("One POST with a CONNECT, 100 events and a DISCONNECT: `connection`, every "
                   "event in order, `disconnect`; the CONNECT reply is polled");
   test_require (open != NULL);
-  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
   for (guint i = 1; i <= n; i++)
     g_string_append_printf (body, "\x1e" "42/p,[\"e\",%u]", i);
   g_string_append (body, "\x1e" "41/p,");
   target = test_eio_target (4, "polling", open->sid);
   post = test_http_post (http, target, body->str, body->len);
   test_require (post != NULL && post->status == 200);
-  g_assert_true (test_recorder_wait (f->rec, "disconnect client namespace disconnect", TEST_TIMEOUT_MS));
-  g_assert_cmpint (rec_index (f, "connection"), ==, 0);
+  sio_loopback_expect (&f->lb, "disconnect /p client namespace disconnect rooms=0");
+  g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect "), ==, 0);
   for (guint i = 1; i <= n; i++)
     {
-      g_autofree char *entry = g_strdup_printf ("event e [%u]", i);
+      g_autofree char *entry = g_strdup_printf ("event /p e [%u]", i);
 
       if (rec_index (f, entry) != (gint) i)
         {
@@ -620,13 +549,12 @@ test_v4_eager_events (Fixture       *f,
   g_autofree char *target = test_eio_target (3, "websocket", NULL);
   g_autoptr(TestWs) ws = NULL;
   g_autofree char *open = NULL;
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/");
+  g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, "/");
   g_autofree char *reply = NULL;
 
   g_test_summary ("A socket.io 2 client (Engine.IO v3) sends events right after the open "
                   "packet, before the server's \"0\": `connection` first, the events in order");
-  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
-  ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  ws = test_ws_connect (f->lb.port, target, NULL, 0, NULL, &error);
   g_assert_no_error (error);
   test_require (ws != NULL);
   open = test_ws_read_text (ws, TEST_TIMEOUT_MS);
@@ -635,10 +563,10 @@ test_v4_eager_events (Fixture       *f,
   test_require (sio_send (ws, "2[\"e\",2]"));
   reply = sio_next (ws, TEST_TIMEOUT_MS);
   g_assert_cmpstr (reply, ==, "0");
-  g_assert_true (test_recorder_wait (f->rec, "event e [2]", TEST_TIMEOUT_MS));
-  g_assert_cmpint (rec_index (f, "connection"), ==, 0);
-  g_assert_cmpint (rec_index (f, "event e [1]"), ==, 1);
-  g_assert_cmpint (rec_index (f, "event e [2]"), ==, 2);
+  sio_loopback_expect_event (&f->lb, "/", "e", "[2]");
+  g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect "), ==, 0);
+  g_assert_cmpint (rec_index (f, "event / e [1]"), ==, 1);
+  g_assert_cmpint (rec_index (f, "event / e [2]"), ==, 2);
 }
 
 /* Over WebSocket, one read with the CONNECT and more events than the
@@ -649,9 +577,9 @@ static void
 test_early_bound (Fixture       *f,
                   gconstpointer  data)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/b");
-  g_autoptr(TestWs) ok = sio_open (f);
-  g_autoptr(TestWs) over = sio_open (f);
+  g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, "/b");
+  g_autoptr(TestWs) ok = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) over = sio_loopback_open (&f->lb);
   g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func (g_free);
   gint code;
 
@@ -659,17 +587,16 @@ test_early_bound (Fixture       *f,
                   "the client is closed (1 more than SIO_MAX_EARLY_PACKETS) and none of "
                   "them reaches the socket");
   test_require (ok != NULL && over != NULL);
-  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
   g_ptr_array_add (batch, g_strdup ("0/b,"));
   for (guint i = 1; i <= 64; i++)
     g_ptr_array_add (batch, g_strdup_printf ("2/b,[\"e\",%u]", i));
   g_ptr_array_add (batch, NULL);
   test_require (sio_send_batch (ok, (const char **) batch->pdata));
-  expect_prefix (ok, "0/b,{\"sid\":");
-  g_assert_true (test_recorder_wait (f->rec, "event e [64]", TEST_TIMEOUT_MS));
-  g_assert_cmpint (rec_index (f, "event e [1]"), ==, 1);
-  g_assert_cmpint (rec_index (f, "event e [64]"), ==, 64);
-  test_recorder_clear (f->rec);
+  sio_expect_prefix (ok, "0/b,{\"sid\":");
+  sio_loopback_expect_event (&f->lb, "/b", "e", "[64]");
+  g_assert_cmpint (rec_index (f, "event /b e [1]"), ==, 1);
+  g_assert_cmpint (rec_index (f, "event /b e [64]"), ==, 64);
+  test_recorder_clear (f->lb.rec);
 
   g_ptr_array_remove_index (batch, batch->len - 1);
   g_ptr_array_add (batch, g_strdup ("2/b,[\"e\",65]"));
@@ -683,17 +610,17 @@ test_early_bound (Fixture       *f,
   code = test_ws_read_close (over, 2 * TEST_TIMEOUT_MS / 3, NULL);
   if (code != -3)
     {
-      g_assert_true (test_recorder_wait (f->rec, "disconnect forced server close", TEST_TIMEOUT_MS));
-      g_assert_cmpint (test_recorder_index_prefix (f->rec, "event"), ==, -1);
+      sio_loopback_expect (&f->lb, "disconnect /b forced server close rooms=0");
+      g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "event"), ==, -1);
     }
   else
     {
       g_test_message ("65 early packets split by the dispatch budget: all taken");
-      g_assert_true (test_recorder_wait (f->rec, "event e [65]", TEST_TIMEOUT_MS));
-      g_assert_cmpint (rec_index (f, "event e [1]"), ==, 1);
-      g_assert_cmpint (rec_index (f, "event e [65]"), ==, 65);
+      sio_loopback_expect_event (&f->lb, "/b", "e", "[65]");
+      g_assert_cmpint (rec_index (f, "event /b e [1]"), ==, 1);
+      g_assert_cmpint (rec_index (f, "event /b e [65]"), ==, 65);
     }
-  g_assert_cmpint (rec_index (f, "connection"), ==, 0);
+  g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect "), ==, 0);
 }
 
 int

@@ -4,7 +4,7 @@
  * Starts Debian's redis-server on a loopback port picked by binding a
  * socket to port 0 and closing it (redis cannot bind port 0), without
  * persistence; one SocketIOServer in this process with a Redis adapter on
- * "/" and "/chat", driven by raw Socket.IO clients (sioutil.h). The
+ *  "/" and "/chat" (SioLoopback, sioutil.h), driven by raw Socket.IO clients. The
  * emitter (no clients of its own) publishes; the clients must receive.
  * Skipped only when redis-server is not on PATH. Run with
  * ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
@@ -31,11 +31,9 @@ typedef struct
   GPid                  redis;   /* 0: not running */
   guint                 redis_port;
   char                 *url;
-  EngineIOServer       *engine;
-  SocketIOServer       *sio;
+  SioLoopback           lb;
   SocketIONamespace    *nsp[2];      /* "/", "/chat" */
   SocketIOAdapter      *adapter[2];
-  guint                 port;
   SocketIORedisEmitter *emitter;
 } Fixture;
 
@@ -49,16 +47,15 @@ fixture_setup (Fixture       *f,
   f->redis_port = 0;
   f->redis = redis_start (&f->redis_port);
   f->url = g_strdup_printf ("redis://127.0.0.1:%u", f->redis_port);
-  f->engine = test_server_new ();
-  f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);
+  sio_loopback_init (&f->lb, NULL);
   for (guint i = 0; i < 2; i++)
     {
-      f->nsp[i] = socket_io_server_of (f->sio, names[i]);
+      f->nsp[i] = sio_loopback_of (&f->lb, names[i]);
       f->adapter[i] = socket_io_redis_adapter_new (f->nsp[i], f->url, NULL, &error);
       g_assert_no_error (error);
       socket_io_namespace_set_adapter (f->nsp[i], f->adapter[i]);
     }
-  f->port = test_server_listen (f->engine);
+  sio_loopback_listen (&f->lb);
   for (guint i = 0; i < 2; i++)
     g_assert_true (redis_wait_connected (f->adapter[i], TRUE, 10000));
   f->emitter = socket_io_redis_emitter_new (f->url, NULL, &error);
@@ -71,26 +68,17 @@ fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
   g_clear_object (&f->emitter);
-  engine_io_server_close (f->engine);
+  engine_io_server_close (f->lb.engine);
   for (guint i = 0; i < 2; i++)
     {
       g_clear_object (&f->adapter[i]);
       g_clear_object (&f->nsp[i]);
     }
-  g_clear_object (&f->sio);
-  g_clear_object (&f->engine);
+  sio_loopback_clear (&f->lb);
   redis_stop (f->redis);
   f->redis = 0;
   g_free (f->url);
   test_log_check ();
-}
-
-/* A client connected to @nsp ("/" or "/chat"). */
-static TestWs *
-client_connect (Fixture    *f,
-                const char *nsp)
-{
-  return sio_client_connect (f->port, nsp);
 }
 
 static void
@@ -136,9 +124,9 @@ static void
 test_emit (Fixture       *f,
            gconstpointer  data)
 {
-  g_autoptr(TestWs) a = client_connect (f, "/");
-  g_autoptr(TestWs) b = client_connect (f, "/");
-  g_autoptr(TestWs) c = client_connect (f, "/chat");
+  g_autoptr(TestWs) a = sio_loopback_client (&f->lb, "/", NULL);
+  g_autoptr(TestWs) b = sio_loopback_client (&f->lb, "/", NULL);
+  g_autoptr(TestWs) c = sio_loopback_client (&f->lb, "/chat", NULL);
   g_autoptr(JsonArray) args = json_array_new ();
   g_autoptr(GPtrArray) attachments = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_autoptr(JsonObject) object = json_object_new ();
@@ -177,8 +165,8 @@ static void
 test_of (Fixture       *f,
          gconstpointer  data)
 {
-  g_autoptr(TestWs) a = client_connect (f, "/");
-  g_autoptr(TestWs) c = client_connect (f, "/chat");
+  g_autoptr(TestWs) a = sio_loopback_client (&f->lb, "/", NULL);
+  g_autoptr(TestWs) c = sio_loopback_client (&f->lb, "/chat", NULL);
   g_autoptr(SocketIORedisEmitter) chat = socket_io_redis_emitter_of (f->emitter, "chat");
 
   g_assert_nonnull (a);
@@ -196,9 +184,9 @@ static void
 test_rooms (Fixture       *f,
             gconstpointer  data)
 {
-  g_autoptr(TestWs) a = client_connect (f, "/");
-  g_autoptr(TestWs) b = client_connect (f, "/");
-  g_autoptr(TestWs) c = client_connect (f, "/");
+  g_autoptr(TestWs) a = sio_loopback_client (&f->lb, "/", NULL);
+  g_autoptr(TestWs) b = sio_loopback_client (&f->lb, "/", NULL);
+  g_autoptr(TestWs) c = sio_loopback_client (&f->lb, "/", NULL);
   g_autoptr(GPtrArray) sockets = NULL;
   g_autoptr(SocketIORedisEmitter) to_r = NULL;
   g_autoptr(SocketIORedisEmitter) to_rs = NULL;
@@ -374,7 +362,7 @@ static void
 test_shared_args (Fixture       *f,
                   gconstpointer  data)
 {
-  g_autoptr(TestWs) a = client_connect (f, "/");
+  g_autoptr(TestWs) a = sio_loopback_client (&f->lb, "/", NULL);
   g_autoptr(JsonArray) args = json_array_new ();
   g_autoptr(JsonArray) event = json_array_new ();
   JsonObject *object = json_object_new ();
@@ -424,7 +412,7 @@ static void
 test_redis_restart (Fixture       *f,
                     gconstpointer  data)
 {
-  g_autoptr(TestWs) a = client_connect (f, "/");
+  g_autoptr(TestWs) a = sio_loopback_client (&f->lb, "/", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonArray) args = json_array_new ();
   gboolean ok = TRUE;

@@ -3,7 +3,7 @@
  * socketio-server.c): regression tests of an adversarial review.
  *
  * A real EngineIOServer on 127.0.0.1 port 0 with a SocketIOServer on top,
- * driven by raw Engine.IO v4 WebSocket clients (tests/sioutil.h). The
+ * driven by raw Engine.IO v4 WebSocket clients (SioLoopback, sioutil.h). The
  * ::new-namespace handler iterates its context (a nested main loop, so
  * that every session, of every loop thread, goes on meanwhile) until the
  * test opens its gate.
@@ -21,10 +21,7 @@
 
 typedef struct
 {
-  EngineIOServer    *engine;
-  SocketIOServer    *sio;
-  guint              port;
-  TestRecorder      *rec;
+  SioLoopback        lb;
   GMutex             lock;
   gboolean           open;          /* (lock) the handler's gate */
   SocketIONamespace *nsp;           /* (lock) ref: the one being configured */
@@ -34,11 +31,9 @@ static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->rec = test_recorder_new ();
   g_mutex_init (&f->lock);
-  f->engine = test_server_new ();
-  f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);
-  f->port = test_server_listen (f->engine);
+  sio_loopback_init (&f->lb, NULL);
+  sio_loopback_listen (&f->lb);
 }
 
 static void
@@ -54,22 +49,10 @@ fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
   gate_open (f);
-  engine_io_server_close (f->engine);
-  g_clear_object (&f->sio);
-  g_clear_object (&f->engine);
+  sio_loopback_clear (&f->lb);
   g_clear_object (&f->nsp);
   g_mutex_clear (&f->lock);
-  test_recorder_free (f->rec);
   test_log_check ();
-}
-
-static gboolean
-accept_all (SocketIOServer *server,
-            const char     *name,
-            JsonNode       *auth,
-            gpointer        user_data)
-{
-  return TRUE;
 }
 
 /* Iterates its context until the gate opens (at most 30 s, scaled). */
@@ -85,7 +68,7 @@ on_gated_new_namespace (SocketIOServer    *server,
   g_mutex_lock (&f->lock);
   g_set_object (&f->nsp, nsp);
   g_mutex_unlock (&f->lock);
-  test_recorder_add (f->rec, "configuring %s", socket_io_namespace_get_name (nsp));
+  test_recorder_add (f->lb.rec, "configuring %s", socket_io_namespace_get_name (nsp));
   for (;;)
     {
       gboolean open;
@@ -97,48 +80,15 @@ on_gated_new_namespace (SocketIOServer    *server,
         break;
       g_main_context_iteration (context, FALSE) || (g_usleep (1000), TRUE);
     }
-  test_recorder_add (f->rec, "configured %s", socket_io_namespace_get_name (nsp));
-}
-
-static void
-on_event (SocketIOSocket *socket,
-          const char     *name,
-          JsonArray      *args,
-          GPtrArray      *attachments,
-          SocketIOAck    *ack,
-          gpointer        user_data)
-{
-  Fixture *f = user_data;
-  g_autofree char *json = json_of_array (args);
-
-  test_recorder_add (f->rec, "event %s %s", name, json);
-}
-
-static void
-on_connection (SocketIONamespace *nsp,
-               SocketIOSocket    *socket,
-               gpointer           user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->rec, "connection %s", socket_io_namespace_get_name (nsp));
-  g_signal_connect (socket, "event", G_CALLBACK (on_event), f);
-}
-
-static void
-on_new_namespace_connect (SocketIOServer    *server,
-                          SocketIONamespace *nsp,
-                          gpointer           user_data)
-{
-  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), user_data);
+  test_recorder_add (f->lb.rec, "configured %s", socket_io_namespace_get_name (nsp));
 }
 
 static void
 gated_dynamic (Fixture *f)
 {
-  socket_io_server_set_namespace_func (f->sio, accept_all, NULL, NULL);
-  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_new_namespace_connect), f);
-  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_gated_new_namespace), f);
+  socket_io_server_set_namespace_func (f->lb.sio, sio_accept_any_namespace, NULL, NULL);
+  sio_loopback_watch_dynamic (&f->lb);
+  g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_gated_new_namespace), f);
 }
 
 /* The namespace being configured's reference count: each parked CONNECT
@@ -169,16 +119,6 @@ wait_nsp_refs (Fixture  *f,
   return refs;
 }
 
-static void
-expect_prefix (TestWs     *ws,
-               const char *prefix)
-{
-  g_autofree char *got = sio_next (ws, TEST_TIMEOUT_MS);
-
-  if (got == NULL || !g_str_has_prefix (got, prefix))
-    g_test_fail_printf ("expected “%s…”, got “%s”", prefix, got ? got : "(nothing)");
-}
-
 /* ------------------------------------------------------------------ */
 /* Tests                                                                */
 /* ------------------------------------------------------------------ */
@@ -203,9 +143,9 @@ test_gone_forgotten (Fixture       *f,
                   "namespace's parked list with their name and auth until the handler "
                   "returned: memory without bound while it runs, clients coming and going)");
   gated_dynamic (f);
-  test_require ((a = sio_ws_open (f->port, 4)) != NULL);
+  test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   base = nsp_refs (f);
 
   for (guint round = 0; round < 2; round++)
@@ -214,7 +154,7 @@ test_gone_forgotten (Fixture       *f,
 
       for (guint i = 0; i < GONE_CLIENTS; i++)
         {
-          test_require ((gone[i] = sio_ws_open (f->port, 4)) != NULL);
+          test_require ((gone[i] = sio_loopback_open (&f->lb)) != NULL);
           test_require (sio_send (gone[i], connect));
         }
       /* All parked: one namespace ref each. */
@@ -230,8 +170,8 @@ test_gone_forgotten (Fixture       *f,
     }
 
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", TEST_TIMEOUT_MS));
-  expect_prefix (a, "0/dyn,{\"sid\":");
+  sio_loopback_expect (&f->lb, "configured /dyn");
+  sio_expect_prefix (a, "0/dyn,{\"sid\":");
 }
 
 /* A CONNECT parked with events pipelined after it (in one read): they
@@ -252,35 +192,35 @@ test_pipelined_while_parked (Fixture       *f,
                   "is ready (the parked CONNECT made the events close the client; before "
                   "parking, the CONNECT waited and they were kept)");
   gated_dynamic (f);
-  test_require ((a = sio_ws_open (f->port, 4)) != NULL);
-  test_require ((b = sio_ws_open (f->port, 4)) != NULL);
+  test_require ((a = sio_loopback_open (&f->lb)) != NULL);
+  test_require ((b = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   base = nsp_refs (f);
   test_require (sio_send_batch (b, batch));
   g_assert_cmpuint (wait_nsp_refs (f, TRUE, base + 1), >=, base + 1);
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", TEST_TIMEOUT_MS));
-  expect_prefix (a, "0/dyn,{\"sid\":");
-  expect_prefix (b, "0/dyn,{\"sid\":");
-  g_assert_true (test_recorder_wait (f->rec, "event e [2]", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
+  sio_expect_prefix (a, "0/dyn,{\"sid\":");
+  sio_expect_prefix (b, "0/dyn,{\"sid\":");
+  sio_loopback_expect_event (&f->lb, "/dyn", "e", "[2]");
   /* Each `connection` is emitted in its own session's context, in the
    * main-loop iteration after its CONNECT reply was handed over: a's may
    * come after b's events (b's session goes on on its own thread once the
    * handler returned), so it is awaited, not expected by now. */
-  g_assert_true (test_recorder_wait_count (f->rec, "connection /dyn", 2, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "connect /dyn ", 2, TEST_TIMEOUT_MS));
   {
-    g_auto(GStrv) got = test_recorder_dup (f->rec);
+    g_auto(GStrv) got = test_recorder_dup (f->lb.rec);
     g_autofree char *all = g_strjoinv (" | ", got);
     g_test_message ("recorded: %s", all);
   }
-  g_assert_cmpint (test_recorder_index (f->rec, "event e [1]"), <, test_recorder_index (f->rec, "event e [2]"));
-  g_assert_cmpint (test_recorder_index (f->rec, "event e [1]"), >, test_recorder_index (f->rec, "configured /dyn"));
+  g_assert_cmpint (test_recorder_index (f->lb.rec, "event /dyn e [1]"), <, test_recorder_index (f->lb.rec, "event /dyn e [2]"));
+  g_assert_cmpint (test_recorder_index (f->lb.rec, "event /dyn e [1]"), >, test_recorder_index (f->lb.rec, "configured /dyn"));
   /* b's own `connection` before its first event (whichever client's comes
    * first, one precedes the events). */
-  g_assert_cmpint (test_recorder_index (f->rec, "connection /dyn"), <, test_recorder_index (f->rec, "event e [1]"));
-  g_assert_cmpuint (test_recorder_count (f->rec, "connection /dyn"), ==, 2);
-  g_assert_cmpuint (test_recorder_count (f->rec, "event "), ==, 2);
+  g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect /dyn "), <, test_recorder_index (f->lb.rec, "event /dyn e [1]"));
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "connect /dyn "), ==, 2);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "event "), ==, 2);
 }
 
 /* The packets kept after a parked CONNECT have the bound of those kept
@@ -300,10 +240,10 @@ test_parked_early_bound (Fixture       *f,
                   "its CONNECT to it and 65 events: it is closed before the handler returns "
                   "(the 65th is over the bound of 64); the creator joins");
   gated_dynamic (f);
-  test_require ((a = sio_ws_open (f->port, 4)) != NULL);
-  test_require ((b = sio_ws_open (f->port, 4)) != NULL);
+  test_require ((a = sio_loopback_open (&f->lb)) != NULL);
+  test_require ((b = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   g_ptr_array_add (batch, g_strdup ("0/dyn,"));
   for (guint i = 1; i <= 65; i++)
     g_ptr_array_add (batch, g_strdup_printf ("2/dyn,[\"e\",%u]", i));
@@ -312,11 +252,11 @@ test_parked_early_bound (Fixture       *f,
   code = test_ws_read_close (b, TEST_TIMEOUT_MS, skipped);
   g_test_message ("close: %d after %u frames", code, skipped->len);
   g_assert_cmpint (code, !=, -3);
-  g_assert_cmpuint (test_recorder_count (f->rec, "configured "), ==, 0);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "configured "), ==, 0);
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", TEST_TIMEOUT_MS));
-  expect_prefix (a, "0/dyn,{\"sid\":");
-  g_assert_cmpuint (test_recorder_count (f->rec, "event "), ==, 0);
+  sio_loopback_expect (&f->lb, "configured /dyn");
+  sio_expect_prefix (a, "0/dyn,{\"sid\":");
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "event "), ==, 0);
 }
 
 /* The server shuts down while CONNECTs are parked and the handler still
@@ -335,32 +275,32 @@ test_shutdown_while_parked (Fixture       *f,
                   "clients' sessions end and their CONNECTs are dropped before the handler "
                   "returns; once it returns none of them joins, and nothing is left (ASan)");
   gated_dynamic (f);
-  test_require ((a = sio_ws_open (f->port, 4)) != NULL);
+  test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   base = nsp_refs (f);
   for (guint i = 0; i < G_N_ELEMENTS (parked); i++)
     {
-      test_require ((parked[i] = sio_ws_open (f->port, 4)) != NULL);
+      test_require ((parked[i] = sio_loopback_open (&f->lb)) != NULL);
       test_require (sio_send (parked[i], "0/dyn,{\"k\":1}"));
     }
   g_assert_cmpuint (wait_nsp_refs (f, TRUE, base + G_N_ELEMENTS (parked)), >=,
                     base + G_N_ELEMENTS (parked));
-  engine_io_server_close_async (f->engine, NULL, NULL, NULL);
+  engine_io_server_close_async (f->lb.engine, NULL, NULL, NULL);
   for (guint i = 0; i < G_N_ELEMENTS (parked); i++)
     {
       g_assert_cmpint (test_ws_read_close (parked[i], TEST_TIMEOUT_MS, NULL), !=, -3);
       test_ws_free (parked[i]);
     }
   g_assert_cmpuint (wait_nsp_refs (f, FALSE, base), ==, base);
-  g_assert_cmpuint (test_recorder_count (f->rec, "configured "), ==, 0);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "configured "), ==, 0);
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
   g_assert_true (test_ws_wait_eof (a, TEST_TIMEOUT_MS));
   /* The creator's own CONNECT was under way in its session's dispatch
    * (its close waits for it): it may join, then goes with the shutdown.
    * None of the parked ones. */
-  g_assert_cmpuint (test_recorder_count (f->rec, "connection "), <=, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "connect "), <=, 1);
 }
 
 /* The creator's client sends its CONNECT again while its handler iterates
@@ -381,12 +321,12 @@ test_creator_duplicate (Fixture       *f,
                   "second is not read before the handler returns (nothing of it is "
                   "parked), the client joins, then the second CONNECT closes it");
   gated_dynamic (f);
-  test_require ((a = sio_ws_open (f->port, 4)) != NULL);
+  test_require ((a = sio_loopback_open (&f->lb)) != NULL);
   test_require (sio_send (a, "0/dyn,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn");
   test_require (sio_send (a, "0/dyn,"));
   gate_open (f);
-  g_assert_true (test_recorder_wait (f->rec, "configured /dyn", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configured /dyn");
   code = test_ws_read_close (a, TEST_TIMEOUT_MS, skipped);
   g_test_message ("close: %d after %u frames", code, skipped->len);
   g_assert_cmpint (code, !=, -3);

@@ -2,8 +2,8 @@
  * connection-state-recovery, the reference's `connectionStateRecovery`)
  *
  * An EngineIOServer on 127.0.0.1 port 0 with a SocketIOServer on top,
- * driven by raw Engine.IO v4 WebSocket clients (tests/wsutil.h) speaking
- * Socket.IO v5 by hand. Missed broadcasts are emitted from the test
+ * driven by raw Engine.IO v4 WebSocket clients (SioLoopback, sioutil.h)
+ * speaking Socket.IO v5 by hand. Missed broadcasts are emitted from the test
  * thread (socket_io_namespace_emit() and friends may be called from any
  * thread; they are queued when they return). Run with
  * ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
@@ -31,10 +31,7 @@ typedef struct
 
 typedef struct
 {
-  EngineIOServer *engine;
-  SocketIOServer *sio;
-  guint           port;
-  TestRecorder   *rec;
+  SioLoopback     lb;
   GMutex          lock;
   SocketIOMiddlewareCall *held;   /* (lock) an /async CONNECT waiting */
 } Fixture;
@@ -87,12 +84,12 @@ on_event (SocketIOSocket *socket,
   if (strcmp (name, "join") == 0)
     {
       socket_io_socket_join (socket, arg_string (args, 0));
-      test_recorder_add (f->rec, "joined %s", arg_string (args, 0));
+      test_recorder_add (f->lb.rec, "joined %s", arg_string (args, 0));
     }
   else if (strcmp (name, "set-data") == 0)
     {
       socket_io_socket_set_data (socket, json_array_get_element (args, 0));
-      test_recorder_add (f->rec, "data-set");
+      test_recorder_add (f->lb.rec, "data-set");
     }
   else if (strcmp (name, "direct") == 0)
     g_assert_true (socket_io_socket_emit (socket, "direct-back", args, attachments, &error));
@@ -110,21 +107,25 @@ on_disconnect (SocketIOSocket *socket,
 {
   Fixture *f = user_data;
 
-  test_recorder_add (f->rec, "disconnect %s %s", socket_io_socket_get_id (socket), reason);
+  test_recorder_add (f->lb.rec, "left %s %s", socket_io_socket_get_id (socket), reason);
 }
 
+/* Besides the fixture's records: "state <nsp> <sid> recovered=<0|1>
+ * rooms=<other rooms> data=<json>" when a socket connects, "left <sid>
+ * <reason>" when it disconnects. */
 static void
-on_connection (SocketIONamespace *nsp,
-               SocketIOSocket    *socket,
-               gpointer           user_data)
+on_connection (SioLoopback    *lb,
+               SocketIOSocket *socket,
+               gpointer        user_data)
 {
   Fixture *f = user_data;
   g_autoptr(JsonNode) data = socket_io_socket_dup_data (socket);
   g_autofree char *data_json = json_of_node (data);
   g_autofree char *rooms = other_rooms (socket);
 
-  test_recorder_add (f->rec, "connect %s %s recovered=%d rooms=%s data=%s",
-                     socket_io_namespace_get_name (nsp), socket_io_socket_get_id (socket),
+  test_recorder_add (f->lb.rec, "state %s %s recovered=%d rooms=%s data=%s",
+                     socket_io_namespace_get_name (socket_io_socket_get_namespace (socket)),
+                     socket_io_socket_get_id (socket),
                      socket_io_socket_get_recovered (socket), rooms, data_json);
   g_signal_connect (socket, "event", G_CALLBACK (on_event), f);
   g_signal_connect (socket, "disconnect", G_CALLBACK (on_disconnect), f);
@@ -185,84 +186,40 @@ fixture_setup (Fixture       *f,
   const Config *config = data;
   const char *names[] = { "/", "/private", "/async" };
 
-  f->rec = test_recorder_new ();
   g_mutex_init (&f->lock);
-  f->engine = test_server_new ();
+  sio_loopback_init (&f->lb,
+                     "connection-state-recovery", config->recovery,
+                     "max-disconnection-duration", config->max_disconnection,
+                     "max-recovery-packets", config->max_packets,
+                     "max-recovery-sessions", config->max_sessions,
+                     "max-recovery-bytes", config->max_bytes,
+                     "skip-middlewares", !config->run_middlewares,
+                     NULL);
   if (config->send_high_water > 0)
-    g_object_set (f->engine, "send-queue-high-water", config->send_high_water,
+    g_object_set (f->lb.engine, "send-queue-high-water", config->send_high_water,
                   "backpressure-policy", ENGINE_IO_BACKPRESSURE_DROP_NEWEST, NULL);
-  f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine,
-                         "connection-state-recovery", config->recovery,
-                         "max-disconnection-duration", config->max_disconnection,
-                         "max-recovery-packets", config->max_packets,
-                         "max-recovery-sessions", config->max_sessions,
-                         "max-recovery-bytes", config->max_bytes,
-                         "skip-middlewares", !config->run_middlewares,
-                         NULL);
+  f->lb.on_connection = on_connection;
+  f->lb.user_data = f;
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     {
-      g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, names[i]);
+      g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, names[i]);
 
-      g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
       if (i == 1)
         socket_io_namespace_use (nsp, deny_middleware, NULL, NULL);
       if (i == 2)
         socket_io_namespace_use_async (nsp, hold_middleware, f, NULL);
     }
-  f->port = test_server_listen (f->engine);
+  sio_loopback_listen (&f->lb);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->engine);
-  g_clear_object (&f->sio);
-  g_clear_object (&f->engine);
-  test_recorder_free (f->rec);
+  sio_loopback_clear (&f->lb);
   g_clear_object (&f->held);
   g_mutex_clear (&f->lock);
   test_log_check ();
-}
-
-/* ------------------------------------------------------------------ */
-/* A raw Socket.IO client over an Engine.IO v4 WebSocket                */
-/* ------------------------------------------------------------------ */
-
-static TestWs *
-sio_open (Fixture *f)
-{
-  return sio_ws_open (f->port, 4);
-}
-
-/* The CONNECT reply of a connection to "/" with @auth: its sid and pid
- * (the pid NULL when absent). */
-static gboolean
-sio_connect (TestWs      *ws,
-             const char  *auth,
-             char       **sid,
-             char       **pid)
-{
-  g_autofree char *packet = g_strdup_printf ("0%s", auth != NULL ? auth : "");
-  g_autofree char *reply = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  JsonObject *object;
-
-  if (!sio_send (ws, packet))
-    return FALSE;
-  reply = sio_next (ws, TEST_TIMEOUT_MS);
-  if (reply == NULL || reply[0] != '0' ||
-      !json_parser_load_from_data (parser, reply + 1, -1, NULL) ||
-      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-    {
-      g_test_fail_printf ("CONNECT answered “%s”", reply ? reply : "(nothing)");
-      return FALSE;
-    }
-  object = json_node_get_object (json_parser_get_root (parser));
-  *sid = g_strdup (json_object_get_string_member_with_default (object, "sid", ""));
-  *pid = json_object_has_member (object, "pid")
-    ? g_strdup (json_object_get_string_member_with_default (object, "pid", "")) : NULL;
-  return TRUE;
 }
 
 /* An EVENT "2[...]" for "/": its arguments as JSON, and its last argument
@@ -314,7 +271,7 @@ emit_to (Fixture    *f,
          const char *name,
          const char *arg)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/");
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->lb.sio, "/");
   g_autoptr(SocketIOBroadcastOperator) op = room != NULL
     ? socket_io_namespace_to (nsp, room) : socket_io_namespace_broadcast (nsp);
   g_autoptr(JsonArray) args = json_array_new ();
@@ -352,20 +309,20 @@ client_setup (Fixture *f,
   g_autofree char *expected = NULL;
   g_autofree char *join = NULL;
 
-  c->ws = sio_open (f);
+  c->ws = sio_loopback_open (&f->lb);
   test_require_val (c->ws != NULL, FALSE);
-  test_require_val (sio_connect (c->ws, NULL, &c->sid, &c->pid), FALSE);
+  test_require_val (sio_connect (c->ws, "/", NULL, &c->sid, &c->pid), FALSE);
   test_require_val (c->pid != NULL && c->pid[0] != '\0' && strcmp (c->pid, c->sid) != 0, FALSE);
-  expected = g_strdup_printf ("connect / %s recovered=0 rooms=- data=null", c->sid);
-  test_require_val (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS), FALSE);
+  expected = g_strdup_printf ("state / %s recovered=0 rooms=- data=null", c->sid);
+  test_require_val (test_recorder_wait (f->lb.rec, expected, TEST_TIMEOUT_MS), FALSE);
   join = g_strdup_printf ("2[\"join\",\"%s\"]", room);
   test_require_val (sio_send (c->ws, join), FALSE);
   g_free (expected);
   expected = g_strdup_printf ("joined %s", room);
-  test_require_val (test_recorder_wait_count (f->rec, expected, 1, TEST_TIMEOUT_MS), FALSE);
-  test_recorder_clear (f->rec);
+  test_require_val (test_recorder_wait_count (f->lb.rec, expected, 1, TEST_TIMEOUT_MS), FALSE);
+  test_recorder_clear (f->lb.rec);
   test_require_val (sio_send (c->ws, "2[\"set-data\",{\"n\":7}]"), FALSE);
-  test_require_val (test_recorder_wait (f->rec, "data-set", TEST_TIMEOUT_MS), FALSE);
+  test_require_val (test_recorder_wait (f->lb.rec, "data-set", TEST_TIMEOUT_MS), FALSE);
   emit_to (f, room, "hello", "h");
   c->offset = expect_event_with_offset (c->ws, "\"hello\",\"h\"");
   return c->offset != NULL;
@@ -376,11 +333,11 @@ static gboolean
 client_drop (Fixture *f,
              Client  *c)
 {
-  g_autofree char *prefix = g_strdup_printf ("disconnect %s transport", c->sid);
+  g_autofree char *prefix = g_strdup_printf ("left %s transport", c->sid);
 
   test_ws_drop (c->ws, TRUE);
   g_clear_pointer (&c->ws, test_ws_free);
-  return test_recorder_wait_count (f->rec, prefix, 1, TEST_TIMEOUT_MS);
+  return test_recorder_wait_count (f->lb.rec, prefix, 1, TEST_TIMEOUT_MS);
 }
 
 static char *
@@ -402,7 +359,7 @@ test_offsets (Fixture       *f,
   Client c = { 0 };
   g_autofree char *o1 = NULL;
   g_autofree char *o2 = NULL;
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/");
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->lb.sio, "/");
 
   test_require (client_setup (f, &c, "r"));
 
@@ -439,16 +396,16 @@ static void
 test_off (Fixture       *f,
           gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   g_autofree char *sid = NULL;
   g_autofree char *pid = NULL;
   g_autofree char *expected = NULL;
 
   test_require (ws != NULL);
-  test_require (sio_connect (ws, "{\"pid\":\"x\",\"offset\":\"1\"}", &sid, &pid));
+  test_require (sio_connect (ws, "/", "{\"pid\":\"x\",\"offset\":\"1\"}", &sid, &pid));
   g_assert_null (pid);
-  expected = g_strdup_printf ("connect / %s recovered=0 rooms=- data=null", sid);
-  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  expected = g_strdup_printf ("state / %s recovered=0 rooms=- data=null", sid);
+  sio_loopback_expect (&f->lb, "%s", expected);
   emit_to (f, NULL, "all", "a");
   expect_next (ws, "2[\"all\",\"a\"]");
   test_require (sio_send (ws, "2[\"direct\",1]"));
@@ -482,18 +439,18 @@ test_recover (Fixture       *f,
   emit_to (f, NULL, "all", "3");
   emit_to (f, c.sid, "own", "4");
 
-  ws = sio_open (f);
+  ws = sio_loopback_open (&f->lb);
   test_require (ws != NULL);
   auth = recovery_auth (&c);
-  test_require (sio_connect (ws, auth, &sid, &pid));
+  test_require (sio_connect (ws, "/", auth, &sid, &pid));
   g_assert_cmpstr (sid, ==, c.sid);
   g_assert_cmpstr (pid, ==, c.pid);
   m1 = expect_event_with_offset (ws, "\"room\",\"1\"");
   m2 = expect_event_with_offset (ws, "\"all\",\"3\"");
   m3 = expect_event_with_offset (ws, "\"own\",\"4\"");
   test_require (m1 != NULL && m2 != NULL && m3 != NULL);
-  expected = g_strdup_printf ("connect / %s recovered=1 rooms=r data={\"n\":7}", c.sid);
-  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  expected = g_strdup_printf ("state / %s recovered=1 rooms=r data={\"n\":7}", c.sid);
+  sio_loopback_expect (&f->lb, "%s", expected);
 
   /* Back in its room for what comes next. */
   emit_to (f, "r", "room", "5");
@@ -503,12 +460,12 @@ test_recover (Fixture       *f,
   /* A pid recovers once: the same auth again (another session) gets a new
    * socket. */
   {
-    g_autoptr(TestWs) again = sio_open (f);
+    g_autoptr(TestWs) again = sio_loopback_open (&f->lb);
     g_autofree char *sid2 = NULL;
     g_autofree char *pid2 = NULL;
 
     test_require (again != NULL);
-    test_require (sio_connect (again, auth, &sid2, &pid2));
+    test_require (sio_connect (again, "/", auth, &sid2, &pid2));
     g_assert_cmpstr (sid2, !=, c.sid);
     g_assert_cmpstr (pid2, !=, c.pid);
   }
@@ -557,11 +514,11 @@ test_recover_while_broadcasting (Fixture       *f,
   test_require (client_drop (f, &c));
   thread = g_thread_new ("streamer", stream_thread, &st);
   g_usleep (1000);
-  ws = sio_open (f);
+  ws = sio_loopback_open (&f->lb);
   if (ws != NULL)
     {
       auth = recovery_auth (&c);
-      if (sio_connect (ws, auth, &sid, &pid))
+      if (sio_connect (ws, "/", auth, &sid, &pid))
         {
           g_assert_cmpstr (sid, ==, c.sid);
           while (next < st.n)
@@ -596,7 +553,7 @@ test_skip_middlewares (Fixture       *f,
                        gconstpointer  data)
 {
   const Config *config = data;
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   g_autoptr(TestWs) ws2 = NULL;
   g_autofree char *reply = NULL;
   g_autofree char *sid = NULL;
@@ -605,7 +562,7 @@ test_skip_middlewares (Fixture       *f,
   JsonObject *object;
   g_autofree char *auth = NULL;
   g_autofree char *prefix = NULL;
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/private");
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->lb.sio, "/private");
   g_autoptr(JsonArray) args = json_array_new ();
 
   test_require (ws != NULL);
@@ -623,13 +580,13 @@ test_skip_middlewares (Fixture       *f,
   test_require (reply != NULL && g_str_has_prefix (reply, "2/private,[\"x\",1,\""));
   offset = g_strndup (reply + strlen ("2/private,[\"x\",1,\""),
                       strlen (reply) - strlen ("2/private,[\"x\",1,\"") - 2);
-  prefix = g_strdup_printf ("disconnect %s transport", sid);
+  prefix = g_strdup_printf ("left %s transport", sid);
   test_ws_drop (ws, TRUE);
   g_clear_pointer (&ws, test_ws_free);
-  test_require (test_recorder_wait_count (f->rec, prefix, 1, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->lb.rec, prefix, 1, TEST_TIMEOUT_MS));
 
   /* No token: the middleware would refuse, but the socket is recovered. */
-  ws2 = sio_open (f);
+  ws2 = sio_loopback_open (&f->lb);
   test_require (ws2 != NULL);
   {
     g_autofree char *full_auth = g_strdup_printf (auth, offset);
@@ -679,9 +636,9 @@ static void
 test_broadcast_during_middleware (Fixture       *f,
                                   gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   g_autoptr(TestWs) ws2 = NULL;
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/async");
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->lb.sio, "/async");
   g_autoptr(SocketIOMiddlewareCall) call = NULL;
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autofree char *reply = NULL;
@@ -717,10 +674,10 @@ test_broadcast_during_middleware (Fixture       *f,
   test_require (reply != NULL && g_str_has_prefix (reply, "2/async,[\"n\",\"0\",\""));
   offset = g_strndup (reply + strlen ("2/async,[\"n\",\"0\",\""),
                       strlen (reply) - strlen ("2/async,[\"n\",\"0\",\"") - 2);
-  prefix = g_strdup_printf ("disconnect %s transport", sid);
+  prefix = g_strdup_printf ("left %s transport", sid);
   test_ws_drop (ws, TRUE);
   g_clear_pointer (&ws, test_ws_free);
-  test_require (test_recorder_wait_count (f->rec, prefix, 1, TEST_TIMEOUT_MS));
+  test_require (test_recorder_wait_count (f->lb.rec, prefix, 1, TEST_TIMEOUT_MS));
 
   /* Missed before the CONNECT, then while its middleware runs. */
   {
@@ -729,7 +686,7 @@ test_broadcast_during_middleware (Fixture       *f,
     json_array_add_string_element (args, "1");
     g_assert_true (socket_io_namespace_emit (nsp, "n", args, NULL, NULL));
   }
-  ws2 = sio_open (f);
+  ws2 = sio_loopback_open (&f->lb);
   test_require (ws2 != NULL);
   packet = g_strdup_printf ("0/async,{\"pid\":\"%s\",\"offset\":\"%s\"}", pid, offset);
   test_require (sio_send (ws2, packet));
@@ -773,21 +730,21 @@ test_not_after_namespace_disconnect (Fixture       *f,
       g_autofree char *expected = NULL;
 
       test_require (client_setup (f, &c, "r"));
-      prefix = g_strdup_printf ("disconnect %s %s namespace disconnect", c.sid,
+      prefix = g_strdup_printf ("left %s %s namespace disconnect", c.sid,
                                 round == 0 ? "server" : "client");
       test_require (sio_send (c.ws, round == 0 ? "2[\"bye\"]" : "1"));
-      test_require (test_recorder_wait (f->rec, prefix, TEST_TIMEOUT_MS));
+      test_require (test_recorder_wait (f->lb.rec, prefix, TEST_TIMEOUT_MS));
       if (round == 0)
         expect_next (c.ws, "1");
       emit_to (f, "r", "room", "1");
       /* Reconnect on the same session: a new socket. */
       auth = recovery_auth (&c);
-      test_require (sio_connect (c.ws, auth, &sid, &pid));
+      test_require (sio_connect (c.ws, "/", auth, &sid, &pid));
       g_assert_cmpstr (sid, !=, c.sid);
-      expected = g_strdup_printf ("connect / %s recovered=0 rooms=- data=null", sid);
-      g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+      expected = g_strdup_printf ("state / %s recovered=0 rooms=- data=null", sid);
+      sio_loopback_expect (&f->lb, "%s", expected);
       client_clear (&c);
-      test_recorder_clear (f->rec);
+      test_recorder_clear (f->lb.rec);
     }
 }
 
@@ -807,13 +764,13 @@ test_expiry (Fixture       *f,
   test_require (client_drop (f, &c));
   /* A lower bound the protocol sets: never scaled. */
   g_usleep ((short_config.max_disconnection + 200) * 1000);
-  ws = sio_open (f);
+  ws = sio_loopback_open (&f->lb);
   test_require (ws != NULL);
   auth = recovery_auth (&c);
-  test_require (sio_connect (ws, auth, &sid, &pid));
+  test_require (sio_connect (ws, "/", auth, &sid, &pid));
   g_assert_cmpstr (sid, !=, c.sid);
-  expected = g_strdup_printf ("connect / %s recovered=0 rooms=- data=null", sid);
-  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  expected = g_strdup_printf ("state / %s recovered=0 rooms=- data=null", sid);
+  sio_loopback_expect (&f->lb, "%s", expected);
   client_clear (&c);
 }
 
@@ -840,10 +797,10 @@ test_packet_bound (Fixture       *f,
 
           emit_to (f, "r", "room", arg);
         }
-      ws = sio_open (f);
+      ws = sio_loopback_open (&f->lb);
       test_require (ws != NULL);
       auth = recovery_auth (&c);
-      test_require (sio_connect (ws, auth, &sid, &pid));
+      test_require (sio_connect (ws, "/", auth, &sid, &pid));
       if (missed == 2)
         {
           g_autofree char *m0 = NULL;
@@ -856,7 +813,7 @@ test_packet_bound (Fixture       *f,
       else
         g_assert_cmpstr (sid, !=, c.sid);
       client_clear (&c);
-      test_recorder_clear (f->rec);
+      test_recorder_clear (f->lb.rec);
     }
 
   {
@@ -869,12 +826,12 @@ test_packet_bound (Fixture       *f,
 
     for (guint i = 0; i < G_N_ELEMENTS (auths); i++)
       {
-        g_autoptr(TestWs) ws = sio_open (f);
+        g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
         g_autofree char *sid = NULL;
         g_autofree char *pid = NULL;
 
         test_require (ws != NULL);
-        test_require (sio_connect (ws, auths[i], &sid, &pid));
+        test_require (sio_connect (ws, "/", auths[i], &sid, &pid));
         g_assert_nonnull (pid);
       }
   }
@@ -898,10 +855,10 @@ test_byte_bound (Fixture       *f,
       test_require (client_setup (f, &c, "r"));
       test_require (client_drop (f, &c));
       emit_to (f, "r", "big", big);
-      ws = sio_open (f);
+      ws = sio_loopback_open (&f->lb);
       test_require (ws != NULL);
       auth = recovery_auth (&c);
-      test_require (sio_connect (ws, auth, &sid, &pid));
+      test_require (sio_connect (ws, "/", auth, &sid, &pid));
       if (round == 0)
         {
           g_autofree char *expected = g_strdup_printf ("\"big\",\"%s\"", big);
@@ -913,7 +870,7 @@ test_byte_bound (Fixture       *f,
       else
         g_assert_cmpstr (sid, !=, c.sid);
       client_clear (&c);
-      test_recorder_clear (f->rec);
+      test_recorder_clear (f->lb.rec);
     }
 }
 
@@ -940,7 +897,7 @@ test_missed_over_send_queue (Fixture       *f,
     }
   while (next < 12 && rounds < 12)
     {
-      g_autoptr(TestWs) ws = sio_open (f);
+      g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
       g_autofree char *auth = NULL;
       g_autofree char *sid = NULL;
       g_autofree char *pid = NULL;
@@ -949,7 +906,7 @@ test_missed_over_send_queue (Fixture       *f,
       rounds++;
       test_require (ws != NULL);
       auth = recovery_auth (&c);
-      test_require (sio_connect (ws, auth, &sid, &pid));
+      test_require (sio_connect (ws, "/", auth, &sid, &pid));
       test_require (g_strcmp0 (sid, c.sid) == 0);
       for (;;)
         {
@@ -970,9 +927,9 @@ test_missed_over_send_queue (Fixture       *f,
           if (next == 12)
             break;
         }
-      prefix = g_strdup_printf ("disconnect %s", c.sid);
+      prefix = g_strdup_printf ("left %s", c.sid);
       if (next < 12)
-        test_require (test_recorder_wait_count (f->rec, prefix, rounds + 1, TEST_TIMEOUT_MS));
+        test_require (test_recorder_wait_count (f->lb.rec, prefix, rounds + 1, TEST_TIMEOUT_MS));
     }
   g_assert_cmpuint (next, ==, 12);
   g_assert_cmpuint (rounds, >, 1);
@@ -998,15 +955,15 @@ test_session_bound (Fixture       *f,
   test_require (client_setup (f, &b, "s"));
   test_require (client_drop (f, &a));
   test_require (client_drop (f, &b));
-  wa = sio_open (f);
+  wa = sio_loopback_open (&f->lb);
   test_require (wa != NULL);
   auth_a = recovery_auth (&a);
-  test_require (sio_connect (wa, auth_a, &sid, &pid));
+  test_require (sio_connect (wa, "/", auth_a, &sid, &pid));
   g_assert_cmpstr (sid, !=, a.sid);
-  wb = sio_open (f);
+  wb = sio_loopback_open (&f->lb);
   test_require (wb != NULL);
   auth_b = recovery_auth (&b);
-  test_require (sio_connect (wb, auth_b, &sid_b, &pid_b));
+  test_require (sio_connect (wb, "/", auth_b, &sid_b, &pid_b));
   g_assert_cmpstr (sid_b, ==, b.sid);
   client_clear (&a);
   client_clear (&b);

@@ -4,7 +4,8 @@
  *
  * Regression tests of the adversarial review of the Redis side (issue
  * 17). Starts Debian's redis-server on a loopback port it picks (as
- * test-sio-redis.c), one SocketIOServer with a Redis adapter on "/", and
+ * test-sio-redis.c), one SocketIOServer with a Redis adapter on "/"
+ * (SioLoopback, sioutil.h), and
  * publishes crafted payloads with raw RESP on the channels the adapter
  * listens to: `socket.io#/#`, `socket.io-request#/#`,
  * `socket.io-response#/#`. After each attack the node must still be
@@ -48,11 +49,9 @@ typedef struct
   GPid               redis;
   guint              redis_port;
   char              *url;
-  EngineIOServer    *engine;
-  SocketIOServer    *sio;
+  SioLoopback        lb;
   SocketIONamespace *nsp;
   SocketIOAdapter   *adapter;
-  guint              port;
   SideEvents         side;
   gulong             handler;
 } Fixture;
@@ -123,13 +122,12 @@ fixture_setup (Fixture       *f,
   f->redis_port = 0;
   f->redis = redis_start_full (&f->redis_port, redis_args);
   f->url = g_strdup_printf ("redis://127.0.0.1:%u", f->redis_port);
-  f->engine = test_server_new ();
-  f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine, NULL);
-  f->nsp = socket_io_server_of (f->sio, "/");
+  sio_loopback_init (&f->lb, NULL);
+  f->nsp = sio_loopback_of (&f->lb, "/");
   f->adapter = socket_io_redis_adapter_new (f->nsp, f->url, NULL, &error);
   g_assert_no_error (error);
   socket_io_namespace_set_adapter (f->nsp, f->adapter);
-  f->port = test_server_listen (f->engine);
+  sio_loopback_listen (&f->lb);
   g_mutex_init (&f->side.lock);
   g_cond_init (&f->side.cond);
   f->side.events = g_ptr_array_new_with_free_func (g_free);
@@ -144,12 +142,11 @@ fixture_teardown (Fixture       *f,
 {
   if (f->handler != 0)
     g_signal_handler_disconnect (f->adapter, f->handler);
-  if (f->engine != NULL)
-    engine_io_server_close (f->engine);
+  if (f->lb.engine != NULL)
+    engine_io_server_close (f->lb.engine);
   g_clear_object (&f->adapter);
   g_clear_object (&f->nsp);
-  g_clear_object (&f->sio);
-  g_clear_object (&f->engine);
+  sio_loopback_clear (&f->lb);
   redis_stop (f->redis);
   g_free (f->url);
   g_ptr_array_unref (f->side.events);
@@ -280,24 +277,6 @@ test_msgpack_tree_bound (Fixture       *f,
 #endif
 }
 
-
-/* A client of the node, connected to "/"; its sid in @sid. */
-static TestWs *
-client_connect (Fixture  *f,
-                char    **sid)
-{
-  TestWs *ws = sio_ws_open (f->port, 4);
-  g_autofree char *reply = NULL;
-
-  g_assert_nonnull (ws);
-  sio_send (ws, "0");
-  reply = sio_next (ws, TEST_TIMEOUT_MS);
-  g_assert_nonnull (reply);
-  g_assert_true (g_str_has_prefix (reply, "0{\"sid\":\""));
-  *sid = g_strndup (reply + 9, strcspn (reply + 9, "\""));
-  return ws;
-}
-
 static void
 publish_text (Fixture    *f,
               const char *channel,
@@ -329,7 +308,7 @@ test_malformed (Fixture       *f,
                 gconstpointer  data)
 {
   g_autofree char *sid = NULL;
-  g_autoptr(TestWs) ws = client_connect (f, &sid);
+  g_autoptr(TestWs) ws = sio_loopback_client (&f->lb, "/", &sid);
   char *sid_requests[6] = { NULL };
   static const char * const requests[] = {
     "{", "{}", "[]", "{\"type\":\"6\"}", "{\"type\":6}", "{\"type\":6,\"data\":{}}",
@@ -428,7 +407,7 @@ test_dispose_pending_ack (Fixture       *f,
     {
       g_autofree char *sid = NULL;
 
-      clients[i] = client_connect (f, &sid);
+      clients[i] = sio_loopback_client (&f->lb, "/", &sid);
     }
   publish_text (f, REQUEST_CHANNEL, request);
   for (guint i = 0; i < G_N_ELEMENTS (clients); i++)
@@ -447,12 +426,12 @@ test_dispose_pending_ack (Fixture       *f,
     g_cond_wait (&f->side.cond, &f->side.lock);
   g_mutex_unlock (&f->side.lock);
   g_weak_ref_init (&adapter, f->adapter);
-  engine_io_server_close (f->engine);
+  engine_io_server_close (f->lb.engine);
   f->handler = 0;   /* goes with the adapter */
   g_clear_object (&f->adapter);
   g_clear_object (&f->nsp);
-  g_clear_object (&f->sio);
-  g_clear_object (&f->engine);
+  g_clear_object (&f->lb.sio);
+  g_clear_object (&f->lb.engine);
   for (guint i = 0; i < G_N_ELEMENTS (clients); i++)
     {
       /* Whatever is left, then the end of the connection. */
@@ -570,13 +549,13 @@ test_broadcast_ack_no_timeout (Fixture       *f,
                                gconstpointer  data)
 {
   g_autofree char *sid = NULL;
-  g_autoptr(TestWs) ws = client_connect (f, &sid);
+  g_autoptr(TestWs) ws = sio_loopback_client (&f->lb, "/", &sid);
   g_autoptr(SocketIOSocket) socket = socket_io_namespace_lookup_socket (f->nsp, sid);
   g_autoptr(GError) error = NULL;
   gint64 end;
 
   g_assert_nonnull (socket);
-  g_object_set (f->sio, "max-pending-acks", 3, NULL);
+  g_object_set (f->lb.sio, "max-pending-acks", 3, NULL);
   socket_io_redis_adapter_set_requests_timeout (SOCKET_IO_REDIS_ADAPTER (f->adapter), 300);
   for (guint i = 0; i < 3; i++)
     {
@@ -707,7 +686,7 @@ test_broadcast_ack_answered (Fixture       *f,
                              gconstpointer  data)
 {
   g_autofree char *sid = NULL;
-  g_autoptr(TestWs) ws = client_connect (f, &sid);
+  g_autoptr(TestWs) ws = sio_loopback_client (&f->lb, "/", &sid);
   g_autoptr(GString) seen = g_string_new (NULL);
   GSocketConnection *subscriber = raw_subscriber (f->redis_port, RESPONSE_CHANNEL);
 

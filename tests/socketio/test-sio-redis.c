@@ -3,7 +3,8 @@
  * Starts Debian's redis-server on a loopback port picked by binding a
  * socket to port 0 and closing it (redis cannot bind port 0), without
  * persistence; two SocketIOServers in this process (two ports), each with
- * a Redis adapter on "/", driven by raw Socket.IO clients (sioutil.h).
+ * a Redis adapter on "/" (SioLoopback, sioutil.h), driven by raw Socket.IO
+ * clients.
  * Skipped only when redis-server is not on PATH. Run with
  * ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
  *
@@ -26,11 +27,9 @@
 
 typedef struct
 {
-  EngineIOServer    *engine;
-  SocketIOServer    *sio;
+  SioLoopback        lb;
   SocketIONamespace *nsp;
   SocketIOAdapter   *adapter;
-  guint              port;
 } Node;
 
 typedef struct
@@ -53,13 +52,12 @@ fixture_setup (Fixture       *f,
       Node *node = &f->nodes[i];
       g_autoptr(GError) error = NULL;
 
-      node->engine = test_server_new ();
-      node->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", node->engine, NULL);
-      node->nsp = socket_io_server_of (node->sio, "/");
+      sio_loopback_init (&node->lb, NULL);
+      node->nsp = sio_loopback_of (&node->lb, "/");
       node->adapter = socket_io_redis_adapter_new (node->nsp, f->url, NULL, &error);
       g_assert_no_error (error);
       socket_io_namespace_set_adapter (node->nsp, node->adapter);
-      node->port = test_server_listen (node->engine);
+      sio_loopback_listen (&node->lb);
     }
   for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
     g_assert_true (redis_wait_connected (f->nodes[i].adapter, TRUE, 10000));
@@ -73,23 +71,15 @@ fixture_teardown (Fixture       *f,
     {
       Node *node = &f->nodes[i];
 
-      engine_io_server_close (node->engine);
+      engine_io_server_close (node->lb.engine);
       g_clear_object (&node->adapter);
       g_clear_object (&node->nsp);
-      g_clear_object (&node->sio);
-      g_clear_object (&node->engine);
+      sio_loopback_clear (&node->lb);
     }
   redis_stop (f->redis);
   f->redis = 0;
   g_free (f->url);
   test_log_check ();
-}
-
-/* A client of @node connected to "/". */
-static TestWs *
-client_connect (Node *node)
-{
-  return sio_client_connect (node->port, "/");
 }
 
 static void
@@ -110,8 +100,8 @@ static void
 test_broadcast (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autoptr(TestWs) a = client_connect (&f->nodes[0]);
-  g_autoptr(TestWs) b = client_connect (&f->nodes[1]);
+  g_autoptr(TestWs) a = sio_loopback_client (&f->nodes[0].lb, "/", NULL);
+  g_autoptr(TestWs) b = sio_loopback_client (&f->nodes[1].lb, "/", NULL);
   g_autoptr(JsonArray) args = json_array_new ();
   g_autoptr(GPtrArray) attachments = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_autoptr(GError) error = NULL;
@@ -148,8 +138,8 @@ test_redis_restart (Fixture       *f,
 {
   Node *n0 = &f->nodes[0];
   SocketIORedisAdapter *r0 = SOCKET_IO_REDIS_ADAPTER (n0->adapter);
-  g_autoptr(TestWs) a = client_connect (n0);
-  g_autoptr(TestWs) b = client_connect (&f->nodes[1]);
+  g_autoptr(TestWs) a = sio_loopback_client (&n0->lb, "/", NULL);
+  g_autoptr(TestWs) b = sio_loopback_client (&f->nodes[1].lb, "/", NULL);
   guint64 before;
 
   g_assert_nonnull (a);
@@ -191,9 +181,9 @@ static void
 test_rooms (Fixture       *f,
             gconstpointer  data)
 {
-  g_autoptr(TestWs) a = client_connect (&f->nodes[0]);
-  g_autoptr(TestWs) b = client_connect (&f->nodes[1]);
-  g_autoptr(TestWs) c = client_connect (&f->nodes[1]);
+  g_autoptr(TestWs) a = sio_loopback_client (&f->nodes[0].lb, "/", NULL);
+  g_autoptr(TestWs) b = sio_loopback_client (&f->nodes[1].lb, "/", NULL);
+  g_autoptr(TestWs) c = sio_loopback_client (&f->nodes[1].lb, "/", NULL);
   g_autoptr(SocketIOBroadcastOperator) all = NULL;
   g_autoptr(GPtrArray) sockets = NULL;
   g_autoptr(JsonArray) args = json_array_new ();
@@ -549,7 +539,7 @@ test_fetch_shared_data (Fixture       *f,
 {
   SocketIORedisAdapter *r0 = SOCKET_IO_REDIS_ADAPTER (f->nodes[0].adapter);
   SocketIORedisAdapter *r1 = SOCKET_IO_REDIS_ADAPTER (f->nodes[1].adapter);
-  g_autoptr(TestWs) client = client_connect (&f->nodes[1]);
+  g_autoptr(TestWs) client = sio_loopback_client (&f->nodes[1].lb, "/", NULL);
   g_autoptr(GMainContext) context = g_main_context_new ();
   g_autoptr(GPtrArray) sockets = NULL;
   g_autoptr(JsonNode) socket_data = json_from_string ("{\"name\":\"carol\",\"tags\":[\"a\",1]}", NULL);
@@ -682,7 +672,7 @@ test_pending_bound (Fixture       *f,
     {
       if (b == NULL)
         {
-          b = client_connect (&f->nodes[1]);
+          b = sio_loopback_client (&f->nodes[1].lb, "/", NULL);
           g_assert_nonnull (b);
         }
       emit (n0, "after-resume");

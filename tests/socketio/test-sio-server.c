@@ -1,7 +1,7 @@
 /* test-sio-server.c: the Socket.IO server over a real Engine.IO server
  *
  * An EngineIOServer on 127.0.0.1 port 0 with a SocketIOServer on top,
- * driven by raw Engine.IO clients (tests/wsutil.h WebSocket, and the
+ * driven by raw Engine.IO clients (SioLoopback, sioutil.h; and the
  * polling client of tests/testutil.h) speaking Socket.IO v5 by hand.
  * Run with ENGINE_IO_TEST_LOOP_THREADS=0 and =2.
  *
@@ -17,10 +17,7 @@
 
 typedef struct
 {
-  EngineIOServer *engine;
-  SocketIOServer *sio;
-  guint           port;
-  TestRecorder   *rec;
+  SioLoopback lb;
 } Fixture;
 
 static void
@@ -38,12 +35,12 @@ on_ask_done (GObject      *source,
     {
       g_autofree char *json = json_of_array (args);
 
-      test_recorder_add (f->rec, "ask-result %s %u", json, attachments->len);
+      test_recorder_add (f->lb.rec, "ask-result %s %u", json, attachments->len);
     }
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-    test_recorder_add (f->rec, "ask-error timed-out");
+    test_recorder_add (f->lb.rec, "ask-error timed-out");
   else
-    test_recorder_add (f->rec, "ask-error %s", error->message);
+    test_recorder_add (f->lb.rec, "ask-error %s", error->message);
 }
 
 /* A copy of @args without its first @n elements. */
@@ -89,7 +86,7 @@ on_ask_all_done (GObject      *source,
       g_ptr_array_sort (texts, compare_strings);
       g_ptr_array_add (texts, NULL);
       joined = g_strjoinv (",", (char **) texts->pdata);
-      test_recorder_add (f->rec, "ask-all %u missing=%u %s", responses->len, missing, joined);
+      test_recorder_add (f->lb.rec, "ask-all %u missing=%u %s", responses->len, missing, joined);
     }
 }
 
@@ -184,7 +181,7 @@ on_ask_all_binary_done (GObject      *source,
   g_ptr_array_sort (texts, compare_strings);
   g_ptr_array_add (texts, NULL);
   joined = g_strjoinv (",", (char **) texts->pdata);
-  test_recorder_add (f->rec, "ask-all-bin %u missing=%u %s", responses->len, missing, joined);
+  test_recorder_add (f->lb.rec, "ask-all-bin %u missing=%u %s", responses->len, missing, joined);
 }
 
 static void
@@ -197,7 +194,7 @@ on_ask_cancelled_done (GObject      *source,
   g_autoptr(JsonArray) args = socket_io_socket_emit_with_ack_finish (SOCKET_IO_SOCKET (source), result,
                                                                      NULL, &error);
 
-  test_recorder_add (f->rec, "ask-cancel %s", args == NULL &&
+  test_recorder_add (f->lb.rec, "ask-cancel %s", args == NULL &&
                      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ? "cancelled" : "other");
 }
 
@@ -210,12 +207,9 @@ on_event (SocketIOSocket *socket,
           gpointer        user_data)
 {
   Fixture *f = user_data;
-  const char *nsp = socket_io_namespace_get_name (socket_io_socket_get_namespace (socket));
-  g_autofree char *json = json_of_array (args);
   g_autoptr(GError) error = NULL;
 
-  test_recorder_add (f->rec, "event %s %s %s %u%s", nsp, name, json, attachments->len,
-                     ack != NULL ? " ack" : "");
+  /* The fixture recorded the event. */
   if (strcmp (name, "echo") == 0)
     g_assert_true (socket_io_socket_emit (socket, "echo-back", args, attachments, &error));
   else if (strcmp (name, "ack") == 0 && ack != NULL)
@@ -229,7 +223,7 @@ on_event (SocketIOSocket *socket,
 
       socket_io_socket_join (socket, arg_string (args, 0));
       rooms = socket_io_socket_get_rooms (socket);
-      test_recorder_add (f->rec, "rooms %s %u", arg_string (args, 0), g_strv_length (rooms));
+      test_recorder_add (f->lb.rec, "rooms %s %u", arg_string (args, 0), g_strv_length (rooms));
     }
   else if (strcmp (name, "leave") == 0)
     socket_io_socket_leave (socket, arg_string (args, 0));
@@ -240,7 +234,7 @@ on_event (SocketIOSocket *socket,
       guint n = 0;
 
       g_assert_true (socket_io_broadcast_operator_emit (op, "room-msg", rest, attachments, &n, &error));
-      test_recorder_add (f->rec, "sent-to %u", n);
+      test_recorder_add (f->lb.rec, "sent-to %u", n);
     }
   else if (strcmp (name, "nsp-to") == 0)
     {
@@ -257,7 +251,7 @@ on_event (SocketIOSocket *socket,
       g_autoptr(JsonNode) stored = socket_io_socket_dup_data (socket);
       g_autofree char *text = json_of_node (stored);
 
-      test_recorder_add (f->rec, "data %s", text);
+      test_recorder_add (f->lb.rec, "data %s", text);
     }
   else if (strcmp (name, "fetch") == 0)
     {
@@ -265,7 +259,7 @@ on_event (SocketIOSocket *socket,
         socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
       g_autoptr(GPtrArray) sockets = socket_io_broadcast_operator_fetch_sockets (op);
 
-      test_recorder_add (f->rec, "fetched %s %u", arg_string (args, 0), sockets->len);
+      test_recorder_add (f->lb.rec, "fetched %s %u", arg_string (args, 0), sockets->len);
     }
   else if (strcmp (name, "room-join") == 0)
     {
@@ -273,7 +267,7 @@ on_event (SocketIOSocket *socket,
         socket_io_namespace_to (socket_io_socket_get_namespace (socket), arg_string (args, 0));
 
       socket_io_broadcast_operator_sockets_join (op, arg_string (args, 1));
-      test_recorder_add (f->rec, "room-joined");
+      test_recorder_add (f->lb.rec, "room-joined");
     }
   else if (strcmp (name, "room-leave") == 0)
     {
@@ -299,7 +293,7 @@ on_event (SocketIOSocket *socket,
         socket_io_broadcast_operator_volatile (socket_io_broadcast_operator_except (op, socket_io_socket_get_id (socket)))),
         TRUE);
       g_assert_true (socket_io_broadcast_operator_emit (op, "v", args, attachments, &n, &error));
-      test_recorder_add (f->rec, "vbcast-sent %u", n);
+      test_recorder_add (f->lb.rec, "vbcast-sent %u", n);
     }
   else if (strcmp (name, "bcast") == 0)
     {
@@ -351,7 +345,7 @@ on_detailed_echo (SocketIOSocket *socket,
 {
   Fixture *f = user_data;
 
-  test_recorder_add (f->rec, "detail %s", name);
+  test_recorder_add (f->lb.rec, "detail %s", name);
 }
 
 static void
@@ -364,7 +358,7 @@ on_disconnecting (SocketIOSocket *socket,
   const char *id = socket_io_socket_get_id (socket);
 
   /* The socket's own room is there; report the others. */
-  test_recorder_add (f->rec, "disconnecting %s own=%d rooms=%u connected=%d",
+  test_recorder_add (f->lb.rec, "disconnecting %s own=%d rooms=%u connected=%d",
                      socket_io_namespace_get_name (socket_io_socket_get_namespace (socket)),
                      g_strv_contains ((const char * const *) rooms, id), g_strv_length (rooms),
                      socket_io_socket_is_connected (socket));
@@ -376,26 +370,20 @@ on_disconnect (SocketIOSocket *socket,
                gpointer        user_data)
 {
   Fixture *f = user_data;
-  g_auto(GStrv) rooms = socket_io_socket_get_rooms (socket);
 
-  test_recorder_add (f->rec, "disconnect %s %s rooms=%u",
-                     socket_io_namespace_get_name (socket_io_socket_get_namespace (socket)),
-                     reason, g_strv_length (rooms));
   /* Signals of a socket are emitted in its context, whoever asked. */
   if (!g_main_context_is_owner (socket_io_socket_get_context (socket)))
-    test_recorder_add (f->rec, "disconnect outside its context");
+    test_recorder_add (f->lb.rec, "disconnect outside its context");
 }
 
+/* The suite's handlers (the fixture recorded the connection). */
 static void
-on_connection (SocketIONamespace *nsp,
-               SocketIOSocket    *socket,
-               gpointer           user_data)
+on_connection (SioLoopback    *lb,
+               SocketIOSocket *socket,
+               gpointer        user_data)
 {
   Fixture *f = user_data;
-  g_autofree char *auth = json_of_node (socket_io_socket_get_auth (socket));
 
-  test_recorder_add (f->rec, "connect %s %s %s", socket_io_namespace_get_name (nsp), auth,
-                     socket_io_socket_get_id (socket));
   g_signal_connect (socket, "event", G_CALLBACK (on_event), f);
   g_signal_connect (socket, "event::echo", G_CALLBACK (on_detailed_echo), f);
   g_signal_connect (socket, "disconnecting", G_CALLBACK (on_disconnecting), f);
@@ -476,41 +464,28 @@ namespace_func (SocketIOServer *server,
 }
 
 static void
-on_new_namespace (SocketIOServer    *server,
-                  SocketIONamespace *nsp,
-                  gpointer           user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->rec, "new-namespace %s", socket_io_namespace_get_name (nsp));
-  g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
-}
-
-static void
 fixture_setup_with (Fixture *f,
                     guint    connect_timeout)
 {
   const char *names[] = { "/", "/custom", "/private", "/async" };
 
-  f->rec = test_recorder_new ();
-  f->engine = test_server_new ();
-  g_object_set (f->engine, "allow-eio3", TRUE, NULL);
-  f->sio = g_object_new (SOCKET_IO_TYPE_SERVER, "engine", f->engine,
-                         "connect-timeout", connect_timeout, NULL);
+  sio_loopback_init (&f->lb, "connect-timeout", connect_timeout, NULL);
+  g_object_set (f->lb.engine, "allow-eio3", TRUE, NULL);
+  f->lb.on_connection = on_connection;
+  f->lb.user_data = f;
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     {
-      g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, names[i]);
+      g_autoptr(SocketIONamespace) nsp = sio_loopback_of (&f->lb, names[i]);
 
-      g_signal_connect (nsp, "connection", G_CALLBACK (on_connection), f);
       if (i == 2)
         socket_io_namespace_use (nsp, private_middleware, NULL, NULL);
       if (i == 3)
         socket_io_namespace_use_async (nsp, async_middleware, NULL, NULL);
     }
-  g_assert_true (socket_io_server_add_namespace_pattern (f->sio, "^/dyn-\\d+$", NULL));
-  socket_io_server_set_namespace_func (f->sio, namespace_func, NULL, NULL);
-  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_new_namespace), f);
-  f->port = test_server_listen (f->engine);
+  g_assert_true (socket_io_server_add_namespace_pattern (f->lb.sio, "^/dyn-\\d+$", NULL));
+  socket_io_server_set_namespace_func (f->lb.sio, namespace_func, NULL, NULL);
+  sio_loopback_watch_dynamic (&f->lb);
+  sio_loopback_listen (&f->lb);
 }
 
 static void
@@ -531,68 +506,8 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->engine);
-  g_clear_object (&f->sio);
-  g_clear_object (&f->engine);
-  test_recorder_free (f->rec);
+  sio_loopback_clear (&f->lb);
   test_log_check ();
-}
-
-/* ------------------------------------------------------------------ */
-/* A raw Socket.IO client over an Engine.IO v4 WebSocket                */
-/* ------------------------------------------------------------------ */
-
-static TestWs *
-sio_open (Fixture *f)
-{
-  return sio_ws_open (f->port, 4);
-}
-
-/* Connects to @nsp; returns the sid of the CONNECT reply. */
-static char *
-sio_connect (TestWs     *ws,
-             const char *nsp,
-             const char *auth)
-{
-  g_autofree char *packet = NULL;
-  g_autofree char *reply = NULL;
-  g_autofree char *prefix = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  JsonObject *object;
-
-  if (strcmp (nsp, "/") == 0)
-    {
-      packet = g_strdup_printf ("0%s", auth ? auth : "");
-      prefix = g_strdup ("0");
-    }
-  else
-    {
-      packet = g_strdup_printf ("0%s,%s", nsp, auth ? auth : "");
-      prefix = g_strdup_printf ("0%s,", nsp);
-    }
-  if (!sio_send (ws, packet))
-    return NULL;
-  reply = sio_next (ws, TEST_TIMEOUT_MS);
-  if (reply == NULL || !g_str_has_prefix (reply, prefix) ||
-      !json_parser_load_from_data (parser, reply + strlen (prefix), -1, NULL) ||
-      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-    {
-      g_test_fail_printf ("CONNECT to %s answered “%s”", nsp, reply ? reply : "(nothing)");
-      return NULL;
-    }
-  object = json_node_get_object (json_parser_get_root (parser));
-  return g_strdup (json_object_get_string_member_with_default (object, "sid", ""));
-}
-
-/* Whether the connection is closed within @timeout_ms (frames on the way
- * are dropped). */
-static gboolean
-sio_wait_closed (TestWs *ws,
-                 guint   timeout_ms)
-{
-  gint code = test_ws_read_close (ws, timeout_ms, NULL);
-
-  return code != -3;
 }
 
 /* ------------------------------------------------------------------ */
@@ -603,38 +518,38 @@ static void
 test_connect_auth (Fixture       *f,
                    gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   g_autofree char *sid = NULL;
   g_autofree char *sid2 = NULL;
   g_autofree char *expected = NULL;
 
   test_require (ws != NULL);
-  sid = sio_connect (ws, "/", "{\"token\":\"abc\"}");
+  sio_connect (ws, "/", "{\"token\":\"abc\"}", &sid, NULL);
   test_require (sid != NULL && sid[0] != '\0');
   test_require (test_sid_is_url_safe (sid));
-  expected = g_strdup_printf ("connect / {\"token\":\"abc\"} %s", sid);
-  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  expected = g_strdup_printf ("connect / %s {\"token\":\"abc\"}", sid);
+  sio_loopback_expect (&f->lb, "%s", expected);
 
   /* A second namespace on the same session, without auth: a new sid. */
-  sid2 = sio_connect (ws, "/custom", NULL);
+  sio_connect (ws, "/custom", NULL, &sid2, NULL);
   test_require (sid2 != NULL && sid2[0] != '\0');
   g_assert_cmpstr (sid, !=, sid2);
   g_free (expected);
-  expected = g_strdup_printf ("connect /custom null %s", sid2);
-  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  expected = g_strdup_printf ("connect /custom %s null", sid2);
+  sio_loopback_expect (&f->lb, "%s", expected);
 }
 
 static void
 test_invalid_namespace (Fixture       *f,
                         gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
 
   test_require (ws != NULL);
   test_require (sio_send (ws, "0/nope,"));
   expect_next (ws, "4/nope,{\"message\":\"Invalid namespace\"}");
   /* The session stays usable. */
-  g_free (sio_connect (ws, "/", NULL));
+  sio_connect (ws, "/", NULL, NULL, NULL);
   test_require (sio_send (ws, "2[\"echo\",1]"));
   expect_next (ws, "2[\"echo-back\",1]");
 }
@@ -643,54 +558,54 @@ static void
 test_events (Fixture       *f,
              gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
 
   test_require (ws != NULL);
-  g_free (sio_connect (ws, "/", NULL));
-  g_free (sio_connect (ws, "/custom", NULL));
+  sio_connect (ws, "/", NULL, NULL, NULL);
+  sio_connect (ws, "/custom", NULL, NULL, NULL);
   test_require (sio_send (ws, "2[\"echo\",1,{\"a\":\"b\"},[true,null]]"));
   expect_next (ws, "2[\"echo-back\",1,{\"a\":\"b\"},[true,null]]");
-  g_assert_true (test_recorder_wait (f->rec, "event / echo [1,{\"a\":\"b\"},[true,null]] 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect_event (&f->lb, "/", "echo", "[1,{\"a\":\"b\"},[true,null]]");
   /* The detailed handler saw it too; another event does not reach it. */
-  g_assert_true (test_recorder_wait (f->rec, "detail echo", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "detail echo");
   test_require (sio_send (ws, "2/custom,[\"echo\",\"x\"]"));
   expect_next (ws, "2/custom,[\"echo-back\",\"x\"]");
   test_require (sio_send (ws, "2[\"other\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "event / other [] 0", TEST_TIMEOUT_MS));
-  g_assert_cmpuint (test_recorder_count (f->rec, "detail "), ==, 2);
+  sio_loopback_expect_event (&f->lb, "/", "other", "[]");
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "detail "), ==, 2);
 }
 
 static void
 test_binary (Fixture       *f,
              gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   static const guint8 one[] = { 1, 2, 3 };
   static const guint8 two[] = { 0xff, 0 };
 
   test_require (ws != NULL);
-  g_free (sio_connect (ws, "/", NULL));
+  sio_connect (ws, "/", NULL, NULL, NULL);
   test_require (sio_send (ws, "52-[\"echo\",{\"_placeholder\":true,\"num\":0},{\"x\":[{\"_placeholder\":true,\"num\":1}]}]"));
   test_require (test_ws_send_binary (ws, one, sizeof one));
   test_require (test_ws_send_binary (ws, two, sizeof two));
   expect_next (ws, "52-[\"echo-back\",{\"_placeholder\":true,\"num\":0},{\"x\":[{\"_placeholder\":true,\"num\":1}]}]");
   expect_next (ws, "<bin:010203>");
   expect_next (ws, "<bin:ff00>");
-  g_assert_true (test_recorder_wait_count (f->rec, "event / echo ", 1, TEST_TIMEOUT_MS));
-  g_assert_cmpint (test_recorder_index_prefix (f->rec, "event / echo [{\"_placeholder\":true,\"num\":0},{\"x\":[{\"_placeholder\":true,\"num\":1}]}] 2"), >=, 0);
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "event / echo ", 1, TEST_TIMEOUT_MS));
+  g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "event / echo [{\"_placeholder\":true,\"num\":0},{\"x\":[{\"_placeholder\":true,\"num\":1}]}] +2"), >=, 0);
 }
 
 static void
 test_acks (Fixture       *f,
            gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   static const guint8 one[] = { 7, 7 };
   gint64 start;
   g_autofree char *question = NULL;
 
   test_require (ws != NULL);
-  g_free (sio_connect (ws, "/", NULL));
+  sio_connect (ws, "/", NULL, NULL, NULL);
 
   /* Client to server, plain and binary. */
   test_require (sio_send (ws, "21[\"ack\",\"x\",2]"));
@@ -704,7 +619,7 @@ test_acks (Fixture       *f,
   test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
   expect_next (ws, "20[\"question\",\"q\"]");
   test_require (sio_send (ws, "30[\"answer\",{\"n\":1}]"));
-  g_assert_true (test_recorder_wait (f->rec, "ask-result [\"answer\",{\"n\":1}] 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-result [\"answer\",{\"n\":1}] 0");
 
   /* An ack for an id nobody waits for is dropped; the session lives. */
   test_require (sio_send (ws, "30[\"again\"]"));
@@ -714,57 +629,57 @@ test_acks (Fixture       *f,
   test_require (sio_send (ws, "2[\"ask\",\"q2\"]"));
   question = sio_next (ws, TEST_TIMEOUT_MS);
   g_assert_cmpstr (question, ==, "21[\"question\",\"q2\"]");
-  g_assert_true (test_recorder_wait (f->rec, "ask-error timed-out", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-error timed-out");
   g_assert_cmpint (g_get_monotonic_time () - start, >=, 400 * 1000);
   /* A late answer is dropped too. */
   test_require (sio_send (ws, "31[\"late\"]"));
   test_require (sio_send (ws, "2[\"echo\",\"alive\"]"));
   expect_next (ws, "2[\"echo-back\",\"alive\"]");
-  g_assert_cmpuint (test_recorder_count (f->rec, "ask-"), ==, 2);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "ask-"), ==, 2);
 }
 
 static void
 test_ack_disconnect (Fixture       *f,
                      gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
 
   test_require (ws != NULL);
-  g_free (sio_connect (ws, "/", NULL));
+  sio_connect (ws, "/", NULL, NULL, NULL);
   test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
   expect_next (ws, "20[\"question\",\"q\"]");
   test_require (sio_send (ws, "1"));
-  g_assert_true (test_recorder_wait (f->rec, "ask-error Socket disconnected", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-error Socket disconnected");
 }
 
 static void
 test_rooms_broadcast (Fixture       *f,
                       gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
-  g_autoptr(TestWs) b = sio_open (f);
-  g_autoptr(TestWs) c = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) b = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) c = sio_loopback_open (&f->lb);
   g_autofree char *sid_b = NULL;
   g_autofree char *sent = NULL;
 
   test_require (a != NULL && b != NULL && c != NULL);
-  g_free (sio_connect (a, "/", NULL));
-  sid_b = sio_connect (b, "/", NULL);
-  g_free (sio_connect (c, "/", NULL));
+  sio_connect (a, "/", NULL, NULL, NULL);
+  sio_connect (b, "/", NULL, &sid_b, NULL);
+  sio_connect (c, "/", NULL, NULL, NULL);
   test_require (sio_send (a, "2[\"join\",\"r1\"]"));
   test_require (sio_send (b, "2[\"join\",\"r1\"]"));
-  g_assert_true (test_recorder_wait_count (f->rec, "rooms r1 2", 2, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "rooms r1 2", 2, TEST_TIMEOUT_MS));
 
   /* C (not in r1) to r1: A and B get it. */
   test_require (sio_send (c, "2[\"to\",\"r1\",\"hi\",3]"));
   expect_next (a, "2[\"room-msg\",\"hi\",3]");
   expect_next (b, "2[\"room-msg\",\"hi\",3]");
-  g_assert_true (test_recorder_wait (f->rec, "sent-to 2", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "sent-to 2");
 
   /* A to r1 from inside: B only (the sender is excluded). */
   test_require (sio_send (a, "2[\"to\",\"r1\",\"from-a\"]"));
   expect_next (b, "2[\"room-msg\",\"from-a\"]");
-  g_assert_true (test_recorder_wait (f->rec, "sent-to 1", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "sent-to 1");
 
   /* A socket's own room: C to B by id. */
   sent = g_strdup_printf ("2[\"nsp-to\",\"%s\",\"direct\"]", sid_b);
@@ -782,7 +697,7 @@ test_rooms_broadcast (Fixture       *f,
   expect_next (b, "2[\"echo-back\",\"sync\"]");
   test_require (sio_send (c, "2[\"to\",\"r1\",\"again\"]"));
   expect_next (a, "2[\"room-msg\",\"again\"]");
-  g_assert_true (test_recorder_wait (f->rec, "sent-to 1", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "sent-to 1");
 
   /* Nothing else was queued for A and C: the next thing each sees is its echo. */
   test_require (sio_send (a, "2[\"echo\",\"end\"]"));
@@ -794,8 +709,8 @@ test_rooms_broadcast (Fixture       *f,
 
   /* Rooms are still known in ::disconnecting and gone in ::disconnect. */
   test_require (sio_send (a, "1"));
-  g_assert_true (test_recorder_wait (f->rec, "disconnecting / own=1 rooms=2 connected=1", TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->rec, "disconnect / client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnecting / own=1 rooms=2 connected=1");
+  sio_loopback_expect (&f->lb, "disconnect / client namespace disconnect rooms=0");
 }
 
 /* Broadcast with acks: every answer collected, the silent one counted. */
@@ -803,18 +718,18 @@ static void
 test_broadcast_acks (Fixture       *f,
                      gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
-  g_autoptr(TestWs) b = sio_open (f);
-  g_autoptr(TestWs) c = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) b = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) c = sio_loopback_open (&f->lb);
   g_autofree char *qa = NULL;
   g_autofree char *qb = NULL;
   g_autofree char *qc = NULL;
   g_autofree char *reply = NULL;
 
   test_require (a != NULL && b != NULL && c != NULL);
-  g_free (sio_connect (a, "/", NULL));
-  g_free (sio_connect (b, "/", NULL));
-  g_free (sio_connect (c, "/", NULL));
+  sio_connect (a, "/", NULL, NULL, NULL);
+  sio_connect (b, "/", NULL, NULL, NULL);
+  sio_connect (c, "/", NULL, NULL, NULL);
   test_require (sio_send (a, "2[\"ask-all\",7]"));
   qa = sio_next (a, TEST_TIMEOUT_MS);
   qb = sio_next (b, TEST_TIMEOUT_MS);
@@ -826,15 +741,15 @@ test_broadcast_acks (Fixture       *f,
   test_require (sio_send (b, "30[\"b\"]"));
   /* (socket.data, on the way) */
   test_require (sio_send (c, "2[\"get-data\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "data null", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "data null");
   test_require (sio_send (c, "2[\"set-data\",{\"user\":\"c\",\"n\":[1]}]"));
   test_require (sio_send (c, "2[\"get-data\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "data {\"user\":\"c\",\"n\":[1]}", TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->rec, "ask-all 2 missing=1 [\"a\"],[\"b\"]", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "data {\"user\":\"c\",\"n\":[1]}");
+  sio_loopback_expect (&f->lb, "ask-all 2 missing=1 [\"a\"],[\"b\"]");
 
   /* A cancelled server ack. */
   test_require (sio_send (a, "2[\"ask-cancel\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "ask-cancel cancelled", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-cancel cancelled");
   reply = sio_next (a, TEST_TIMEOUT_MS);
   g_assert_cmpstr (reply, ==, "21[\"question\"]");
 }
@@ -846,20 +761,20 @@ static void
 test_broadcast_binary_acks (Fixture       *f,
                             gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
-  g_autoptr(TestWs) b = sio_open (f);
-  g_autoptr(TestWs) c = sio_open (f);
-  g_autoptr(TestWs) d = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) b = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) c = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) d = sio_loopback_open (&f->lb);
   static const guint8 a0[] = { 0xaa, 0x01 };
   static const guint8 b0[] = { 0xbb, 0x02 };
   static const guint8 b1[] = { 0xbb, 0x03, 0x00, 0x04 };
   static const guint8 sent[] = { 0x51, 0x52, 0x53 };
 
   test_require (a != NULL && b != NULL && c != NULL && d != NULL);
-  g_free (sio_connect (a, "/", NULL));
-  g_free (sio_connect (b, "/", NULL));
-  g_free (sio_connect (c, "/", NULL));
-  g_free (sio_connect (d, "/", NULL));
+  sio_connect (a, "/", NULL, NULL, NULL);
+  sio_connect (b, "/", NULL, NULL, NULL);
+  sio_connect (c, "/", NULL, NULL, NULL);
+  sio_connect (d, "/", NULL, NULL, NULL);
   /* The broadcast itself carries a binary too. */
   test_require (sio_send (a, "51-[\"ask-all-bin\",{\"_placeholder\":true,\"num\":0}]"));
   test_require (test_ws_send_binary (a, sent, sizeof sent));
@@ -880,7 +795,7 @@ test_broadcast_binary_acks (Fixture       *f,
   test_require (test_ws_send_binary (b, b0, sizeof b0));
   test_require (test_ws_send_binary (b, b1, sizeof b1));
   test_require (sio_send (c, "30[\"c\"]"));
-  g_assert_true (test_recorder_wait (f->rec,
+  g_assert_true (test_recorder_wait (f->lb.rec,
                                      "ask-all-bin 3 missing=1 "
                                      "[\"<bin:aa01>\",\"a\"],"
                                      "[\"b\",{\"x\":[\"<bin:bb030004>\"]},\"<bin:bb02>\"],"
@@ -898,8 +813,8 @@ static void
 test_volatile (Fixture       *f,
                gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
-  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
+  g_autoptr(TestHttp) http = test_http_new (f->lb.port);
   g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
   g_autofree char *target = NULL;
   g_autoptr(TestResponse) post = NULL;
@@ -909,7 +824,7 @@ test_volatile (Fixture       *f,
   g_autoptr(GPtrArray) packets2 = NULL;
 
   test_require (ws != NULL && open != NULL);
-  g_free (sio_connect (ws, "/", NULL));
+  sio_connect (ws, "/", NULL, NULL, NULL);
   target = test_eio_target (4, "polling", open->sid);
   post = test_http_post (http, target, TEST_S ("40"));
   test_require (post != NULL && post->status == 200);
@@ -920,9 +835,9 @@ test_volatile (Fixture       *f,
 
   /* The poller's queue is empty: the first reaches it; then it holds one. */
   test_require (sio_send (ws, "2[\"vbcast\",1]"));
-  g_assert_true (test_recorder_wait (f->rec, "vbcast-sent 1", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "vbcast-sent 1");
   test_require (sio_send (ws, "2[\"vbcast\",2]"));
-  g_assert_true (test_recorder_wait (f->rec, "vbcast-sent 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "vbcast-sent 0");
   get2 = test_http_get (http, target);
   test_require (get2 != NULL);
   packets2 = test_eio_poll_packets (get2, 4);
@@ -936,40 +851,40 @@ static void
 test_room_operations (Fixture       *f,
                       gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
-  g_autoptr(TestWs) b = sio_open (f);
-  g_autoptr(TestWs) c = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) b = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) c = sio_loopback_open (&f->lb);
 
   test_require (a != NULL && b != NULL && c != NULL);
-  g_free (sio_connect (a, "/", NULL));
-  g_free (sio_connect (b, "/", NULL));
-  g_free (sio_connect (c, "/", NULL));
+  sio_connect (a, "/", NULL, NULL, NULL);
+  sio_connect (b, "/", NULL, NULL, NULL);
+  sio_connect (c, "/", NULL, NULL, NULL);
   test_require (sio_send (a, "2[\"join\",\"r\"]"));
   test_require (sio_send (b, "2[\"join\",\"r\"]"));
-  g_assert_true (test_recorder_wait_count (f->rec, "rooms r 2", 2, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "rooms r 2", 2, TEST_TIMEOUT_MS));
 
   test_require (sio_send (c, "2[\"fetch\",\"r\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "fetched r 2", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "fetched r 2");
   test_require (sio_send (c, "2[\"fetch\",\"nobody\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "fetched nobody 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "fetched nobody 0");
 
   /* Everyone in r joins r2. */
   test_require (sio_send (c, "2[\"room-join\",\"r\",\"r2\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "room-joined", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "room-joined");
   test_require (sio_send (c, "2[\"nsp-to\",\"r2\",\"x\"]"));
   expect_next (a, "2[\"room-msg\",\"x\"]");
   expect_next (b, "2[\"room-msg\",\"x\"]");
   test_require (sio_send (c, "2[\"fetch\",\"r2\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "fetched r2 2", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "fetched r2 2");
 
   /* Everyone in r2 is disconnected from the namespace (each in its own
    * context); C is not. */
   test_require (sio_send (c, "2[\"room-kick\",\"r2\"]"));
   expect_next (a, "1");
   expect_next (b, "1");
-  g_assert_true (test_recorder_wait_count (f->rec, "disconnect / server namespace disconnect", 2, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "disconnect / server namespace disconnect", 2, TEST_TIMEOUT_MS));
   test_require (sio_send (c, "2[\"fetch\",\"r\"]"));
-  g_assert_true (test_recorder_wait (f->rec, "fetched r 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "fetched r 0");
   test_require (sio_send (c, "2[\"echo\",\"c\"]"));
   expect_next (c, "2[\"echo-back\",\"c\"]");
 }
@@ -987,15 +902,15 @@ test_broadcast_order (Fixture       *f,
 
   for (guint i = 0; i < 4; i++)
     {
-      ws[i] = sio_open (f);
+      ws[i] = sio_loopback_open (&f->lb);
       test_require (ws[i] != NULL);
-      g_free (sio_connect (ws[i], "/", NULL));
+      sio_connect (ws[i], "/", NULL, NULL, NULL);
     }
   for (guint i = 0; i < 2; i++)
     {
       test_require (sio_send (ws[i + 2], "2[\"join\",\"watch\"]"));
     }
-  g_assert_true (test_recorder_wait_count (f->rec, "rooms watch", 2, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "rooms watch", 2, TEST_TIMEOUT_MS));
   for (guint k = 0; k < n; k++)
     for (guint s = 0; s < 2; s++)
       {
@@ -1021,48 +936,48 @@ static void
 test_disconnect_reasons (Fixture       *f,
                          gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
-  g_autoptr(TestWs) b = sio_open (f);
-  g_autoptr(TestWs) c = sio_open (f);
-  g_autoptr(TestWs) d = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) b = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) c = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) d = sio_loopback_open (&f->lb);
 
   test_require (a != NULL && b != NULL && c != NULL && d != NULL);
 
   /* Client namespace disconnect: the session stays. */
-  g_free (sio_connect (a, "/custom", NULL));
+  sio_connect (a, "/custom", NULL, NULL, NULL);
   test_require (sio_send (a, "1/custom,"));
-  g_assert_true (test_recorder_wait (f->rec, "disconnect /custom client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /custom client namespace disconnect rooms=0");
 
   /* Server namespace disconnect without closing the transport. */
-  g_free (sio_connect (a, "/", NULL));
+  sio_connect (a, "/", NULL, NULL, NULL);
   test_require (sio_send (a, "2[\"bye\"]"));
   expect_next (a, "1");
-  g_assert_true (test_recorder_wait (f->rec, "disconnect / server namespace disconnect rooms=0", TEST_TIMEOUT_MS));
-  g_free (sio_connect (a, "/", NULL));
+  sio_loopback_expect (&f->lb, "disconnect / server namespace disconnect rooms=0");
+  sio_connect (a, "/", NULL, NULL, NULL);
   test_require (sio_send (a, "2[\"echo\",1]"));
   expect_next (a, "2[\"echo-back\",1]");
 
   /* Server disconnect closing the transport: every namespace of it. */
-  test_recorder_clear (f->rec);
-  g_free (sio_connect (b, "/", NULL));
-  g_free (sio_connect (b, "/custom", NULL));
+  test_recorder_clear (f->lb.rec);
+  sio_connect (b, "/", NULL, NULL, NULL);
+  sio_connect (b, "/custom", NULL, NULL, NULL);
   test_require (sio_send (b, "2/custom,[\"kill\"]"));
   g_assert_true (sio_wait_closed (b, TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait_count (f->rec, "disconnect ", 2, TEST_TIMEOUT_MS));
-  g_assert_cmpuint (test_recorder_count (f->rec, "disconnect / server namespace disconnect"), ==, 1);
-  g_assert_cmpuint (test_recorder_count (f->rec, "disconnect /custom server namespace disconnect"), ==, 1);
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "disconnect ", 2, TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "disconnect / server namespace disconnect"), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "disconnect /custom server namespace disconnect"), ==, 1);
 
   /* Transport close: the client closes its WebSocket. */
-  test_recorder_clear (f->rec);
-  g_free (sio_connect (c, "/", NULL));
+  test_recorder_clear (f->lb.rec);
+  sio_connect (c, "/", NULL, NULL, NULL);
   test_require (test_ws_send_close (c, 1000));
-  g_assert_true (test_recorder_wait (f->rec, "disconnect / transport close rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / transport close rooms=0");
 
   /* Transport error: the connection breaks without a close frame. */
-  test_recorder_clear (f->rec);
-  g_free (sio_connect (d, "/", NULL));
+  test_recorder_clear (f->lb.rec);
+  sio_connect (d, "/", NULL, NULL, NULL);
   test_ws_drop (d, TRUE);
-  g_assert_true (test_recorder_wait (f->rec, "disconnect / transport error rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / transport error rooms=0");
 
   /* A is untouched. */
   test_require (sio_send (a, "2[\"echo\",2]"));
@@ -1084,28 +999,28 @@ static void
 test_disconnect_other_thread (Fixture       *f,
                               gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
   g_autofree char *sid = NULL;
   g_autoptr(SocketIOSocket) socket = NULL;
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/");
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->lb.sio, "/");
   GThread *thread;
 
   test_require (a != NULL);
-  sid = sio_connect (a, "/", NULL);
+  sio_connect (a, "/", NULL, &sid, NULL);
   test_require (sid != NULL);
   socket = socket_io_namespace_lookup_socket (nsp, sid);
   test_require (socket != NULL);
-  test_recorder_clear (f->rec);
+  test_recorder_clear (f->lb.rec);
 
   thread = g_thread_new ("disconnect", disconnect_thread, socket);
   g_thread_join (thread);
   expect_next (a, "1");
-  g_assert_true (test_recorder_wait (f->rec, "disconnect / server namespace disconnect rooms=0", TEST_TIMEOUT_MS));
-  g_assert_cmpuint (test_recorder_count (f->rec, "disconnect outside its context"), ==, 0);
+  sio_loopback_expect (&f->lb, "disconnect / server namespace disconnect rooms=0");
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "disconnect outside its context"), ==, 0);
   g_assert_false (socket_io_socket_is_connected (socket));
 
   /* The session stays: the client connects again and is served. */
-  g_free (sio_connect (a, "/", NULL));
+  sio_connect (a, "/", NULL, NULL, NULL);
   test_require (sio_send (a, "2[\"echo\",3]"));
   expect_next (a, "2[\"echo-back\",3]");
 }
@@ -1124,22 +1039,22 @@ test_malformed (Fixture       *f,
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr(TestWs) good = sio_open (f);
-      g_autoptr(TestWs) evil = sio_open (f);
+      g_autoptr(TestWs) good = sio_loopback_open (&f->lb);
+      g_autoptr(TestWs) evil = sio_loopback_open (&f->lb);
 
       test_require (good != NULL && evil != NULL);
-      g_free (sio_connect (good, "/", NULL));
+      sio_connect (good, "/", NULL, NULL, NULL);
       if (i + 1 < G_N_ELEMENTS (bad))
-        g_free (sio_connect (evil, "/", NULL));
-      test_recorder_clear (f->rec);
+        sio_connect (evil, "/", NULL, NULL, NULL);
+      test_recorder_clear (f->lb.rec);
       test_require (sio_send (evil, bad[i]));
       if (!sio_wait_closed (evil, TEST_TIMEOUT_MS))
         g_test_fail_printf ("“%s” did not close its session", bad[i]);
       if (i + 1 < G_N_ELEMENTS (bad))
-        g_assert_true (test_recorder_wait_count (f->rec, "disconnect / ", 1, TEST_TIMEOUT_MS));
+        g_assert_true (test_recorder_wait_count (f->lb.rec, "disconnect / ", 1, TEST_TIMEOUT_MS));
       test_require (sio_send (good, "2[\"echo\",\"still here\"]"));
       expect_next (good, "2[\"echo-back\",\"still here\"]");
-      g_assert_cmpuint (test_recorder_count (f->rec, "disconnect "), <=, 1);
+      g_assert_cmpuint (test_recorder_count (f->lb.rec, "disconnect "), <=, 1);
     }
 }
 
@@ -1147,22 +1062,22 @@ static void
 test_malformed_reason (Fixture       *f,
                        gconstpointer  data)
 {
-  g_autoptr(TestWs) evil = sio_open (f);
+  g_autoptr(TestWs) evil = sio_loopback_open (&f->lb);
   static const guint8 stray[] = { 1 };
 
   test_require (evil != NULL);
-  g_free (sio_connect (evil, "/", NULL));
+  sio_connect (evil, "/", NULL, NULL, NULL);
   /* A binary message with no binary packet waiting. */
   test_require (test_ws_send_binary (evil, stray, sizeof stray));
   g_assert_true (sio_wait_closed (evil, TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->rec, "disconnect / parse error rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect / parse error rooms=0");
 }
 
 static void
 test_middleware (Fixture       *f,
                  gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   g_autofree char *sid = NULL;
 
   test_require (ws != NULL);
@@ -1170,22 +1085,22 @@ test_middleware (Fixture       *f,
   expect_next (ws, "4/private,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
   test_require (sio_send (ws, "0/private,"));
   expect_next (ws, "4/private,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
-  g_assert_cmpint (test_recorder_index_prefix (f->rec, "connect /private"), <, 0);
-  sid = sio_connect (ws, "/private", "{\"token\":\"secret\"}");
+  g_assert_cmpint (test_recorder_index_prefix (f->lb.rec, "connect /private"), <, 0);
+  sio_connect (ws, "/private", "{\"token\":\"secret\"}", &sid, NULL);
   test_require (sid != NULL && sid[0] != '\0');
-  g_assert_true (test_recorder_wait_count (f->rec, "connect /private {\"token\":\"secret\"}", 1, TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "connect /private %s {\"token\":\"secret\"}", sid);
 }
 
 static void
 test_connect_timeout (Fixture       *f,
                       gconstpointer  data)
 {
-  g_autoptr(TestWs) idle = sio_open (f);
-  g_autoptr(TestWs) joined = sio_open (f);
+  g_autoptr(TestWs) idle = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) joined = sio_loopback_open (&f->lb);
   gint64 start = g_get_monotonic_time ();
 
   test_require (idle != NULL && joined != NULL);
-  g_free (sio_connect (joined, "/", NULL));
+  sio_connect (joined, "/", NULL, NULL, NULL);
   /* 300 ms after the session opened, the idle one is closed... */
   g_assert_true (sio_wait_closed (idle, TEST_TIMEOUT_MS));
   g_assert_cmpint (g_get_monotonic_time () - start, >=, 250 * 1000);
@@ -1258,28 +1173,28 @@ test_clients_released (Fixture       *f,
   gint64 end;
 
   g_mutex_init (&refs.lock);
-  g_signal_connect (f->engine, "connection", G_CALLBACK (on_eio_connection_weak), &refs);
-  idle = sio_open (f);
-  joined = sio_open (f);
-  left = sio_open (f);
+  g_signal_connect (f->lb.engine, "connection", G_CALLBACK (on_eio_connection_weak), &refs);
+  idle = sio_loopback_open (&f->lb);
+  joined = sio_loopback_open (&f->lb);
+  left = sio_loopback_open (&f->lb);
   test_require (idle != NULL && joined != NULL && left != NULL);
-  g_free (sio_connect (joined, "/", NULL));
+  sio_connect (joined, "/", NULL, NULL, NULL);
   test_require (sio_send (joined, "2[\"echo\",\"ok\"]"));
   expect_next (joined, "2[\"echo-back\",\"ok\"]");
-  g_free (sio_connect (left, "/", NULL));
+  sio_connect (left, "/", NULL, NULL, NULL);
   test_require (test_ws_send_text (left, "1"));
   g_assert_true (sio_wait_closed (left, TEST_TIMEOUT_MS));
   if (short_timeout)
     g_assert_true (sio_wait_closed (idle, TEST_TIMEOUT_MS));
   g_assert_cmpuint (refs.refs->len, ==, 3);
 
-  engine_io_server_close (f->engine);
+  engine_io_server_close (f->lb.engine);
   end = g_get_monotonic_time () + TEST_TIMEOUT_MS * 1000;
   while (eio_refs_alive (&refs) > 0 && g_get_monotonic_time () < end)
     g_usleep (10 * 1000);
   g_assert_cmpuint (eio_refs_alive (&refs), ==, 0);
 
-  g_signal_handlers_disconnect_by_data (f->engine, &refs);
+  g_signal_handlers_disconnect_by_data (f->lb.engine, &refs);
   g_ptr_array_unref (refs.refs);
   g_mutex_clear (&refs.lock);
 }
@@ -1288,7 +1203,7 @@ static void
 test_polling (Fixture       *f,
               gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = test_http_new (f->port);
+  g_autoptr(TestHttp) http = test_http_new (f->lb.port);
   g_autoptr(TestOpenPacket) open = test_eio_polling_open (http, 4);
   g_autofree char *target = NULL;
   g_autoptr(TestResponse) post = NULL;
@@ -1322,15 +1237,15 @@ static void
 test_async_middleware (Fixture       *f,
                        gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
-  g_autoptr(TestWs) eager = sio_open (f);
-  g_autoptr(TestWs) gone = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) eager = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) gone = sio_loopback_open (&f->lb);
   g_autofree char *sid = NULL;
 
   test_require (ws != NULL && eager != NULL && gone != NULL);
   test_require (sio_send (ws, "0/async,{\"token\":\"bad\"}"));
   expect_next (ws, "4/async,{\"message\":\"async no\"}");
-  sid = sio_connect (ws, "/async", "{\"token\":\"ok\"}");
+  sio_connect (ws, "/async", "{\"token\":\"ok\"}", &sid, NULL);
   test_require (sid != NULL && sid[0] != '\0');
   test_require (sio_send (ws, "2/async,[\"echo\",\"a\"]"));
   expect_next (ws, "2/async,[\"echo-back\",\"a\"]");
@@ -1346,7 +1261,7 @@ test_async_middleware (Fixture       *f,
   test_require (sio_send (ws, "2/async,[\"echo\",\"b\"]"));
   expect_next (ws, "2/async,[\"echo-back\",\"b\"]");
   g_usleep (400000);  /* let the slow answers come (nothing to assert but no crash or leak) */
-  g_assert_cmpuint (test_recorder_count (f->rec, "connect /async"), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "connect /async"), ==, 1);
 }
 
 /* Dynamic namespaces: a pattern, a function, and their bound. */
@@ -1354,29 +1269,29 @@ static void
 test_dynamic_namespaces (Fixture       *f,
                          gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
-  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) b = sio_loopback_open (&f->lb);
   g_autofree char *sid = NULL;
 
   test_require (a != NULL && b != NULL);
-  sid = sio_connect (a, "/dyn-1", NULL);
+  sio_connect (a, "/dyn-1", NULL, &sid, NULL);
   test_require (sid != NULL);
-  g_assert_true (test_recorder_wait (f->rec, "new-namespace /dyn-1", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "new-namespace /dyn-1");
   test_require (sio_send (a, "2/dyn-1,[\"echo\",1]"));
   expect_next (a, "2/dyn-1,[\"echo-back\",1]");
   test_require (sio_send (a, "0/dyn-x,"));
   expect_next (a, "4/dyn-x,{\"message\":\"Invalid namespace\"}");
-  g_free (sio_connect (a, "/func-ok", NULL));
-  g_assert_true (test_recorder_wait (f->rec, "new-namespace /func-ok", TEST_TIMEOUT_MS));
+  sio_connect (a, "/func-ok", NULL, NULL, NULL);
+  sio_loopback_expect (&f->lb, "new-namespace /func-ok");
   test_require (sio_send (a, "0/func-no,"));
   expect_next (a, "4/func-no,{\"message\":\"Invalid namespace\"}");
 
   /* 6 namespaces exist now: no seventh, but the existing ones still work. */
-  g_object_set (f->sio, "max-namespaces", 6, NULL);
+  g_object_set (f->lb.sio, "max-namespaces", 6, NULL);
   test_require (sio_send (b, "0/dyn-2,"));
   expect_next (b, "4/dyn-2,{\"message\":\"Invalid namespace\"}");
-  g_free (sio_connect (b, "/dyn-1", NULL));
-  g_assert_cmpuint (test_recorder_count (f->rec, "new-namespace "), ==, 2);
+  sio_connect (b, "/dyn-1", NULL, NULL, NULL);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "new-namespace "), ==, 2);
 }
 
 /* A ::new-namespace handler that takes a while to add its middleware. */
@@ -1389,7 +1304,7 @@ on_new_gated_namespace (SocketIOServer    *server,
 
   if (!g_str_has_prefix (socket_io_namespace_get_name (nsp), "/dyn-7"))
     return;
-  test_recorder_add (f->rec, "configuring %s", socket_io_namespace_get_name (nsp));
+  test_recorder_add (f->lb.rec, "configuring %s", socket_io_namespace_get_name (nsp));
   g_usleep (500 * 1000);
   socket_io_namespace_use (nsp, private_middleware, NULL, NULL);
 }
@@ -1400,24 +1315,24 @@ static void
 test_dynamic_namespace_configuring (Fixture       *f,
                                     gconstpointer  data)
 {
-  g_autoptr(TestWs) a = sio_open (f);
-  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) b = sio_loopback_open (&f->lb);
 
   g_test_summary ("A second client joins a dynamic namespace while the first one's "
                   "::new-namespace handler is still adding the namespace's middleware: it "
                   "waits for the handler and is refused by the middleware (it was let in "
                   "without it)");
   test_require (a != NULL && b != NULL);
-  g_signal_connect (f->sio, "new-namespace", G_CALLBACK (on_new_gated_namespace), f);
+  g_signal_connect (f->lb.sio, "new-namespace", G_CALLBACK (on_new_gated_namespace), f);
 
   test_require (sio_send (a, "0/dyn-7,"));
-  g_assert_true (test_recorder_wait (f->rec, "configuring /dyn-7", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "configuring /dyn-7");
   test_require (sio_send (b, "0/dyn-7,"));
   expect_next (b, "4/dyn-7,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
   expect_next (a, "4/dyn-7,{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
   /* With the token, both are let in. */
-  g_free (sio_connect (b, "/dyn-7", "{\"token\":\"secret\"}"));
-  g_assert_cmpuint (test_recorder_count (f->rec, "configuring "), ==, 1);
+  sio_connect (b, "/dyn-7", "{\"token\":\"secret\"}", NULL, NULL);
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "configuring "), ==, 1);
 }
 
 /* A middleware that joins rooms (and leaves one of them again); one
@@ -1470,7 +1385,7 @@ on_early_connection (SocketIONamespace *nsp,
   g_ptr_array_sort (sorted, compare_strings);
   g_ptr_array_add (sorted, NULL);
   joined = g_strjoinv (",", (char **) sorted->pdata);
-  test_recorder_add (f->rec, "early-rooms %s", joined);
+  test_recorder_add (f->lb.rec, "early-rooms %s", joined);
 }
 
 /* Rooms joined by a middleware are joined with the connection. */
@@ -1478,10 +1393,10 @@ static void
 test_middleware_join (Fixture       *f,
                       gconstpointer  data)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/early");
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->lb.sio, "/early");
   g_autoptr(SocketIOBroadcastOperator) vip = NULL;
-  g_autoptr(TestWs) a = sio_open (f);
-  g_autoptr(TestWs) b = sio_open (f);
+  g_autoptr(TestWs) a = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) b = sio_loopback_open (&f->lb);
   g_autofree char *sid = NULL;
   g_autofree char *sid_b = NULL;
   guint recipients = 0;
@@ -1496,10 +1411,10 @@ test_middleware_join (Fixture       *f,
 
   test_require (sio_send (b, "0/early,{\"refuse\":true}"));
   expect_next (b, "4/early,{\"message\":\"refused\"}");
-  sid = sio_connect (a, "/early", NULL);
+  sio_connect (a, "/early", NULL, &sid, NULL);
   test_require (sid != NULL);
-  g_assert_true (test_recorder_wait (f->rec, "early-rooms vip", TEST_TIMEOUT_MS));
-  g_assert_cmpuint (test_recorder_count (f->rec, "early-rooms "), ==, 1);
+  sio_loopback_expect (&f->lb, "early-rooms vip");
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "early-rooms "), ==, 1);
 
   /* Only the connected socket is in the room. */
   vip = socket_io_namespace_to (nsp, "vip");
@@ -1514,9 +1429,9 @@ test_middleware_join (Fixture       *f,
   g_assert_cmpuint (recipients, ==, 1);
   expect_next (a, "2/early,[\"news\",\"hi\"]");
   /* Without the refusal, the second client gets in (and in the room). */
-  sid_b = sio_connect (b, "/early", NULL);
+  sio_connect (b, "/early", NULL, &sid_b, NULL);
   g_assert_nonnull (sid_b);
-  g_assert_true (test_recorder_wait_count (f->rec, "early-rooms vip", 2, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "early-rooms vip", 2, TEST_TIMEOUT_MS));
 }
 
 static void
@@ -1527,7 +1442,7 @@ on_ordered_connection (SocketIONamespace *nsp,
   Fixture *f = user_data;
   EngineIOSocket *eio = socket_io_socket_get_engine_socket (socket);
 
-  test_recorder_add (f->rec, "queued %u", engine_io_socket_get_send_queue_length (eio));
+  test_recorder_add (f->lb.rec, "queued %u", engine_io_socket_get_send_queue_length (eio));
   g_assert_true (socket_io_socket_emit (socket, "hello", NULL, NULL, NULL));
 }
 
@@ -1537,8 +1452,8 @@ static void
 test_connection_after_reply (Fixture       *f,
                              gconstpointer  data)
 {
-  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->sio, "/custom");
-  g_autoptr(TestWs) ws = sio_open (f);
+  g_autoptr(SocketIONamespace) nsp = socket_io_server_of (f->lb.sio, "/custom");
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
   g_autofree char *reply = NULL;
 
   g_test_summary ("Over WebSocket, `connection` runs once the CONNECT reply has been handed "
@@ -1557,7 +1472,7 @@ test_connection_after_reply (Fixture       *f,
   expect_next (ws, "2/custom,[\"hello\"]");
   expect_next (ws, "2/custom,[\"echo-back\",1]");
   expect_next (ws, "2/custom,[\"echo-back\",2]");
-  g_assert_true (test_recorder_wait (f->rec, "queued 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "queued 0");
 }
 
 /* The bounds of one client: namespaces joined at once, pending server acks. */
@@ -1565,36 +1480,36 @@ static void
 test_bounds (Fixture       *f,
              gconstpointer  data)
 {
-  g_autoptr(TestWs) ws = sio_open (f);
-  g_autoptr(TestWs) other = sio_open (f);
+  g_autoptr(TestWs) ws = sio_loopback_open (&f->lb);
+  g_autoptr(TestWs) other = sio_loopback_open (&f->lb);
 
   test_require (ws != NULL && other != NULL);
-  g_object_set (f->sio, "max-pending-acks", 2, "max-namespaces-per-client", 2, NULL);
-  g_free (sio_connect (other, "/", NULL));
+  g_object_set (f->lb.sio, "max-pending-acks", 2, "max-namespaces-per-client", 2, NULL);
+  sio_connect (other, "/", NULL, NULL, NULL);
 
-  g_free (sio_connect (ws, "/", NULL));
+  sio_connect (ws, "/", NULL, NULL, NULL);
   for (guint i = 0; i < 3; i++)
     test_require (sio_send (ws, "2[\"ask\",\"q\"]"));
   expect_next (ws, "20[\"question\",\"q\"]");
   expect_next (ws, "21[\"question\",\"q\"]");
   /* The third has no room: it fails at once, and nothing is sent. */
-  g_assert_true (test_recorder_wait (f->rec, "ask-error Too many pending acks", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-error Too many pending acks");
   test_require (sio_send (ws, "30[]"));
-  g_assert_true (test_recorder_wait (f->rec, "ask-result [] 0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "ask-result [] 0");
   test_require (sio_send (ws, "2[\"ask\",\"again\"]"));
   expect_next (ws, "22[\"question\",\"again\"]");
 
   /* Two namespaces are fine; a third gets CONNECT_ERROR and the session ends. */
-  g_free (sio_connect (ws, "/custom", NULL));
+  sio_connect (ws, "/custom", NULL, NULL, NULL);
   test_require (sio_send (ws, "0/private,{\"token\":\"secret\"}"));
   expect_next (ws, "4/private,{\"message\":\"Too many namespaces\"}");
   g_assert_true (sio_wait_closed (ws, TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->rec, "disconnect /custom forced server close rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /custom forced server close rooms=0");
   /* Its two pending acks failed (timed out, or on disconnection): with the
    * refused one, three errors. The other client is unaffected. */
-  g_assert_true (test_recorder_wait_count (f->rec, "ask-error ", 3, TEST_TIMEOUT_MS));
-  g_assert_cmpuint (test_recorder_count (f->rec, "ask-error timed-out") +
-                    test_recorder_count (f->rec, "ask-error Socket disconnected"), ==, 2);
+  g_assert_true (test_recorder_wait_count (f->lb.rec, "ask-error ", 3, TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->lb.rec, "ask-error timed-out") +
+                    test_recorder_count (f->lb.rec, "ask-error Socket disconnected"), ==, 2);
   test_require (sio_send (other, "2[\"echo\",\"fine\"]"));
   expect_next (other, "2[\"echo-back\",\"fine\"]");
 }
@@ -1606,7 +1521,7 @@ test_protocol_v4 (Fixture       *f,
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *target = test_eio_target (3, "websocket", NULL);
-  g_autoptr(TestWs) ws = test_ws_connect (f->port, target, NULL, 0, NULL, &error);
+  g_autoptr(TestWs) ws = test_ws_connect (f->lb.port, target, NULL, 0, NULL, &error);
   g_autofree char *open = NULL;
   g_autoptr(TestOpenPacket) parsed = NULL;
   g_autofree char *expected = NULL;
@@ -1621,8 +1536,8 @@ test_protocol_v4 (Fixture       *f,
   /* Connected to "/" without asking, with no sid in the reply; the
    * socket's id is the Engine.IO session's. */
   expect_next (ws, "0");
-  expected = g_strdup_printf ("connect / null %s", parsed->sid);
-  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  expected = g_strdup_printf ("connect / %s null", parsed->sid);
+  sio_loopback_expect (&f->lb, "%s", expected);
   test_require (sio_send (ws, "2[\"echo\",1,\"a\"]"));
   expect_next (ws, "2[\"echo-back\",1,\"a\"]");
   test_require (sio_send (ws, "21[\"ack\",{\"x\":1}]"));
@@ -1632,8 +1547,8 @@ test_protocol_v4 (Fixture       *f,
   test_require (sio_send (ws, "0/custom?token=abc"));
   expect_next (ws, "0/custom,");
   g_free (expected);
-  expected = g_strdup_printf ("connect /custom {\"token\":\"abc\"} /custom#%s", parsed->sid);
-  g_assert_true (test_recorder_wait (f->rec, expected, TEST_TIMEOUT_MS));
+  expected = g_strdup_printf ("connect /custom /custom#%s {\"token\":\"abc\"}", parsed->sid);
+  sio_loopback_expect (&f->lb, "%s", expected);
   test_require (sio_send (ws, "2/custom,[\"echo\",2]"));
   expect_next (ws, "2/custom,[\"echo-back\",2]");
 
@@ -1646,7 +1561,7 @@ test_protocol_v4 (Fixture       *f,
   expect_next (ws, "0/private,");
 
   test_require (sio_send (ws, "1/custom,"));
-  g_assert_true (test_recorder_wait (f->rec, "disconnect /custom client namespace disconnect rooms=0", TEST_TIMEOUT_MS));
+  sio_loopback_expect (&f->lb, "disconnect /custom client namespace disconnect rooms=0");
 }
 
 int

@@ -75,14 +75,24 @@
  *                                                  1008 (stalled)
  *  any    PROBING..KEPT      TIMER upgrade (armed) GIVE_UP_PROBE 1000 "upgrade timeout"    NONE
  *                                                  (it fired: no TIMER_STOP)
- *  any    UPGRADING          CLOSE, linger         stop all; the probe is kept for its     KEPT
+ *  any    UPGRADING          CLOSE, wait linger    stop all; the probe is kept for its     KEPT
  *                                                  `5` (upgrade timer still armed)
- *  any    PROBING,UPGRADING  CLOSE, no linger      stop all, give up probe_code            NONE
- *  any    PROBING            CLOSE, linger         stop all, give up probe_code            NONE
- *  any    KEPT               CLOSE (the runtime's  give up probe_code (the session ends)   NONE
- *                            close finishing)
+ *  any    PROBING,UPGRADING  CLOSE, other wait     stop all, give up probe_code            NONE
+ *  any    PROBING            CLOSE, wait linger    stop all, give up probe_code            NONE
+ *  any    PROBING..KEPT      FINISHED (the         give up 0 (the session ends)            NONE
+ *                            runtime's close
+ *                            finished)
  *  any    NONE, DONE         PROBE_*, TIMER upgr.  - (stale, or not the machine's probe)   same
  *  other combinations                              -                                       same
+ *
+ * So, while OPEN: in v4 exactly one heartbeat timer is armed, the
+ * heartbeat (the pong's deadline) while a ping is outstanding and the
+ * ping otherwise; in v3 the heartbeat (the expiry, moved by every packet
+ * received) and never the ping. The upgrade timer is armed exactly while
+ * the upgrade is PROBING, UPGRADING or KEPT. COMPLETE_UPGRADE comes only
+ * after `3probe` went out on that probe. A CLOSE action comes once, last;
+ * after it (and after the CLOSE input) nothing comes but the rows of a
+ * kept probe and the close's timing, below.
  *
  * The close's timing (the runtime's close: CLOSE, once), a sub-state:
  * NONE, LINGER, WRITE, WEBSOCKET, DONE. L = close-linger (2000 ms), W =
@@ -124,15 +134,6 @@
  * So the linger timer is armed exactly while closing is LINGER, the
  * close-write timer exactly while it is WRITE, and FINISH_CLOSE comes at
  * most once, with neither armed.
- *
- * So, while OPEN: in v4 exactly one heartbeat timer is armed, the
- * heartbeat (the pong's deadline) while a ping is outstanding and the
- * ping otherwise; in v3 the heartbeat (the expiry, moved by every packet
- * received) and never the ping. The upgrade timer is armed exactly while
- * the upgrade is PROBING, UPGRADING or KEPT. COMPLETE_UPGRADE comes only
- * after `3probe` went out on that probe. A CLOSE action comes once, last;
- * after it (and after the CLOSE input) nothing comes but the rows of a
- * kept probe.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -670,6 +671,8 @@ handle_finished (EngineIOSessionMachine *machine,
 {
   machine->state = ENGINE_IO_SESSION_CLOSED;
   machine->closing = ENGINE_IO_SESSION_CLOSING_DONE;
+  machine->ping_outstanding = FALSE;
+  stop_all (machine, out);  /* (none: the CLOSE input stopped them) */
   /* A probe kept: freed (aborted). */
   if (probe_present (machine))
     give_up_probe (machine, out, 0, NULL);

@@ -16,10 +16,13 @@
  *   emit-upgrading             ::upgrading
  *   complete-upgrade [closing] the probe is the transport
  *   give-up-probe 1002: DESCRIPTION   the probe closes (with that code), polling goes on
+ *   mark-finishes-close        the polls being written finish the close when they end
+ *   finish-close               the session ends
  *
  * The machine covers the heartbeat of both protocol versions, the rules
  * for a packet the client sent and the upgrade with its probe (the
- * /session/upgrade/ tests); the loopback suites (test-server.c,
+ * /session/upgrade/ tests) and the close's timing (the /session/close/
+ * tests: the linger, the bound on the last write, a shutdown's); the loopback suites (test-server.c,
  * test-websocket.c, the interop upgrade tests) keep the wiring tests over
  * real sockets.
  *
@@ -45,6 +48,9 @@
 #define TIMEOUT 20000
 #define GRACE 1500
 #define UPGRADE 10000
+/* The close's linger and its write bound (connection-timeout). */
+#define LINGER 2000
+#define WRITE 30000
 
 typedef struct
 {
@@ -58,7 +64,7 @@ fixture_init (Fixture                 *f,
 {
   /* (Again on a used fixture: its last actions go.) */
   engine_io_session_actions_clear (&f->actions);
-  engine_io_session_machine_init (&f->machine, version, INTERVAL, TIMEOUT, GRACE, UPGRADE);
+  engine_io_session_machine_init (&f->machine, version, INTERVAL, TIMEOUT, GRACE, UPGRADE, LINGER, WRITE);
 }
 
 static char *
@@ -129,6 +135,8 @@ actions_to_string (EngineIOSessionActions *actions)
           break;
         case ENGINE_IO_SESSION_ACTION_RELEASE_POLL_NOOP:
         case ENGINE_IO_SESSION_ACTION_EMIT_UPGRADING:
+        case ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE:
+        case ENGINE_IO_SESSION_ACTION_FINISH_CLOSE:
           break;
         case ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE:
           if (action->closing)
@@ -204,8 +212,8 @@ feed_close (Fixture    *f,
   feed_input (f, &input, now_ms, expected);
 }
 
-/* The runtime's close: @linger, it waits for a last poll; @probe_code,
- * the close frame for a probe given up. */
+/* The runtime's close: @linger, it waits for a last poll (else for
+ * nothing); @probe_code, the close frame for a probe given up. */
 static void
 feed_close_full (Fixture    *f,
                  gboolean    linger,
@@ -215,11 +223,83 @@ feed_close_full (Fixture    *f,
 {
   EngineIOSessionInput input = {
     .kind = ENGINE_IO_SESSION_INPUT_CLOSE,
-    .linger = linger,
+    .wait = linger ? ENGINE_IO_SESSION_WAIT_LINGER : ENGINE_IO_SESSION_WAIT_NOTHING,
     .probe_code = probe_code,
   };
 
   feed_input (f, &input, now_ms, expected);
+}
+
+/* The runtime's close, waiting for @wait; @shutdown: a server shutdown's. */
+static void
+feed_close_wait (Fixture                  *f,
+                 EngineIOSessionCloseWait  wait,
+                 gboolean                  shutdown,
+                 gint64                    now_ms,
+                 const char               *expected)
+{
+  EngineIOSessionInput input = {
+    .kind = ENGINE_IO_SESSION_INPUT_CLOSE,
+    .wait = wait,
+    .shutdown = shutdown,
+    .probe_code = 1000,
+  };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+/* The linger's end, with what the runtime saw when it claimed its flag. */
+static void
+feed_linger_end (Fixture    *f,
+                 gboolean    polled,
+                 gboolean    writing,
+                 gint64      now_ms,
+                 const char *expected)
+{
+  EngineIOSessionInput input = {
+    .kind = ENGINE_IO_SESSION_INPUT_TIMER,
+    .timer = ENGINE_IO_SESSION_TIMER_LINGER,
+    .polled = polled,
+    .writing = writing,
+  };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+feed_kind (Fixture                  *f,
+           EngineIOSessionInputKind  kind,
+           gint64                    now_ms,
+           const char               *expected)
+{
+  EngineIOSessionInput input = { .kind = kind };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+feed_shutdown (Fixture    *f,
+               gboolean    websocket,
+               gint64      now_ms,
+               const char *expected)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_SHUTDOWN, .websocket = websocket };
+
+  feed_input (f, &input, now_ms, expected);
+}
+
+static void
+assert_closing (Fixture                *f,
+                EngineIOSessionClosing  closing)
+{
+  g_assert_cmpstr (engine_io_session_closing_to_string (engine_io_session_machine_get_closing (&f->machine)), ==,
+                   engine_io_session_closing_to_string (closing));
+  /* The linger timer is armed exactly while closing is LINGER, the
+   * close-write timer exactly while it is WRITE. */
+  g_assert_cmpint (engine_io_session_machine_timer_armed (&f->machine, ENGINE_IO_SESSION_TIMER_LINGER), ==,
+                   closing == ENGINE_IO_SESSION_CLOSING_LINGER);
+  g_assert_cmpint (engine_io_session_machine_timer_armed (&f->machine, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE), ==,
+                   closing == ENGINE_IO_SESSION_CLOSING_WRITE);
 }
 
 static void
@@ -397,7 +477,7 @@ test_session_v4_ping_timeout (void)
   /* Too late: nothing more happens. */
   feed_text (&f, ENGINE_IO_PACKET_PONG, NULL, 47501, "");
   feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 50000, "");
-  feed_close (&f, 47502, "");
+  feed_close (&f, 47502, "finish-close");
   fixture_clear (&f);
 }
 
@@ -615,7 +695,7 @@ test_session_close_requested (void)
   feed_packet_full (&f, pong, TRUE, 25002, "");
   g_assert_true (engine_io_session_machine_ping_outstanding (&f.machine));
   assert_armed (&f, FALSE, TRUE);
-  feed_close (&f, 25003, "timer-stop heartbeat");
+  feed_close (&f, 25003, "timer-stop heartbeat\nfinish-close");
 
   fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
   feed_start (&f, 0, "timer-start heartbeat 46500");
@@ -640,7 +720,7 @@ test_session_not_open (void)
   g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_NEW);
 
   /* Closed before it started (a handshake that failed): nothing to stop. */
-  feed_close (&f, 0, "");
+  feed_close (&f, 0, "finish-close");
   feed_start (&f, 1, "");
   g_assert_cmpint (engine_io_session_machine_get_state (&f.machine), ==, ENGINE_IO_SESSION_CLOSED);
 
@@ -650,7 +730,7 @@ test_session_not_open (void)
   feed_start (&f, 1, "");
   /* A timer that is not armed (stale) does nothing. */
   feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 2, "");
-  feed_close (&f, 3, "timer-stop heartbeat");
+  feed_close (&f, 3, "timer-stop heartbeat\nfinish-close");
   feed_close (&f, 4, "");
   feed_text (&f, ENGINE_IO_PACKET_PING, NULL, 5, "");
   feed_text (&f, ENGINE_IO_PACKET_CLOSE, NULL, 6, "");
@@ -668,19 +748,19 @@ test_session_close_stops_timers (void)
 
   fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
   feed_start (&f, 0, "timer-start ping 25000");
-  feed_close (&f, 10, "timer-stop ping");
+  feed_close (&f, 10, "timer-stop ping\nfinish-close");
   assert_armed (&f, FALSE, FALSE);
 
   fixture_init (&f, ENGINE_IO_PROTOCOL_V4);
   feed_start (&f, 0, "timer-start ping 25000");
   feed_timer (&f, ENGINE_IO_SESSION_TIMER_PING, 25000, "send ping\ntimer-start heartbeat 46500");
-  feed_close (&f, 25001, "timer-stop heartbeat");
+  feed_close (&f, 25001, "timer-stop heartbeat\nfinish-close");
   g_assert_false (engine_io_session_machine_ping_outstanding (&f.machine));
   assert_armed (&f, FALSE, FALSE);
 
   fixture_init (&f, ENGINE_IO_PROTOCOL_V3);
   feed_start (&f, 0, "timer-start heartbeat 46500");
-  feed_close (&f, 10, "timer-stop heartbeat");
+  feed_close (&f, 10, "timer-stop heartbeat\nfinish-close");
   assert_armed (&f, FALSE, FALSE);
   fixture_clear (&f);
 }
@@ -894,7 +974,9 @@ test_upgrade_kept_through_close (void)
     {
       Fixture f = { 0, };
       EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
-      const char *stop = version == ENGINE_IO_PROTOCOL_V4 ? "timer-stop ping" : "timer-stop heartbeat";
+      g_autofree char *stop = g_strdup_printf ("%s\ntimer-start linger 2300",
+                                               version == ENGINE_IO_PROTOCOL_V4 ? "timer-stop ping"
+                                                                                : "timer-stop heartbeat");
 
       /* `5` completes it. */
       start_probing (&f, version);
@@ -907,8 +989,12 @@ test_upgrade_kept_through_close (void)
       feed_text (&f, ENGINE_IO_PACKET_MESSAGE, "late", 350, "");
       feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 400, "timer-stop upgrade\ncomplete-upgrade closing");
       assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_DONE);
+      /* The runtime claimed the linger for it: the WebSocket's close ends it. */
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_LINGER_TAKEN, 400, "timer-stop linger");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WEBSOCKET);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 450, "finish-close");
       /* The close finishing: nothing left to give up. */
-      feed_close_full (&f, FALSE, 0, 500, "");
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_FINISHED, 500, "");
 
       /* Only `5`: a second `2probe` gives it up. */
       start_probing (&f, version);
@@ -937,9 +1023,10 @@ test_upgrade_kept_through_close (void)
       start_probing (&f, version);
       feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
       feed_close_full (&f, TRUE, 1000, 300, stop);
-      feed_close_full (&f, FALSE, 0, 5000, "timer-stop upgrade\ngive-up-probe 0");
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_FINISHED, 2000, "timer-stop upgrade\ngive-up-probe 0\ntimer-stop linger");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
       assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
-      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 5001, "");
+      feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 2001, "");
       fixture_clear (&f);
     }
 }
@@ -958,11 +1045,13 @@ test_upgrade_close_while_probing (void)
       EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
       const char *stop = version == ENGINE_IO_PROTOCOL_V4 ? "timer-stop ping" : "timer-stop heartbeat";
       g_autofree char *give_up = g_strdup_printf ("%s\ntimer-stop upgrade\ngive-up-probe 1001", stop);
+      g_autofree char *give_up_linger = g_strdup_printf ("%s\ntimer-start linger 2300", give_up);
+      g_autofree char *give_up_finish = g_strdup_printf ("%s\nfinish-close", give_up);
       g_autofree char *client_close = g_strdup_printf ("received close\n%s\nclose transport-close (client)", stop);
 
       /* Not answered: a linger does not keep it. */
       start_probing (&f, version);
-      feed_close_full (&f, TRUE, 1001, 300, give_up);
+      feed_close_full (&f, TRUE, 1001, 300, give_up_linger);
       assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
       feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 400, "");
       feed_timer (&f, ENGINE_IO_SESSION_TIMER_UPGRADE, 10100, "");
@@ -970,7 +1059,7 @@ test_upgrade_close_while_probing (void)
       /* Answered, but the close does not linger. */
       start_probing (&f, version);
       feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
-      feed_close_full (&f, FALSE, 1001, 300, give_up);
+      feed_close_full (&f, FALSE, 1001, 300, give_up_finish);
       assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_NONE);
       feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 400, "");
 
@@ -979,9 +1068,227 @@ test_upgrade_close_while_probing (void)
       feed_probe (&f, ENGINE_IO_PACKET_PING, "probe", 200, PROBE_ANSWERED);
       feed_text (&f, ENGINE_IO_PACKET_CLOSE, NULL, 300, client_close);
       assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_UPGRADING);
-      feed_close_full (&f, TRUE, 1000, 300, "");
+      feed_close_full (&f, TRUE, 1000, 300, "timer-start linger 2300");
       assert_upgrade (&f, ENGINE_IO_SESSION_UPGRADE_KEPT);
       feed_probe (&f, ENGINE_IO_PACKET_UPGRADE, NULL, 400, "timer-stop upgrade\ncomplete-upgrade closing");
+      fixture_clear (&f);
+    }
+}
+
+/* The close's timing (engineio-session-machine.c, the table's third part) */
+
+/* An open session of @version (started at 0), closed at 100 waiting for
+ * @wait; @shutdown: a server shutdown's close. */
+static void
+start_closed (Fixture                  *f,
+              EngineIOProtocolVersion   version,
+              EngineIOSessionCloseWait  wait,
+              gboolean                  shutdown,
+              const char               *expected_tail)
+{
+  const char *stop = version == ENGINE_IO_PROTOCOL_V4 ? "timer-stop ping" : "timer-stop heartbeat";
+  g_autofree char *expected = g_strdup_printf ("%s%s%s", stop, *expected_tail != '\0' ? "\n" : "", expected_tail);
+
+  fixture_init (f, version);
+  feed_start (f, 0, version == ENGINE_IO_PROTOCOL_V4 ? "timer-start ping 25000" : "timer-start heartbeat 46500");
+  feed_close_wait (f, wait, shutdown, 100, expected);
+  g_assert_cmpint (engine_io_session_machine_get_state (&f->machine), ==, ENGINE_IO_SESSION_CLOSED);
+  assert_armed (f, FALSE, FALSE);
+}
+
+static void
+test_close_linger_last_poll (void)
+{
+  g_test_summary ("A closing polling session lingers min(2 s, pingTimeout) for its last poll; "
+                  "one that came is answered: its write gets connection-timeout from the linger's "
+                  "end, and the end of its request finishes the close (once)");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      Fixture f = { 0, };
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+
+      /* The last poll came, its write ends after the linger. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_LINGER);
+      feed_linger_end (&f, TRUE, TRUE, 2100, "timer-start close-write 32100");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WRITE);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 2500, "timer-stop close-write\nfinish-close");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 2501, "");
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_FINISHED, 2502, "");
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE, 32100, "");
+
+      /* Its write ended within the linger. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 600, "timer-stop linger\nfinish-close");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
+      feed_linger_end (&f, TRUE, FALSE, 2100, "");
+      /* A second close is nothing. */
+      feed_close_wait (&f, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, 2200, "");
+
+      /* Its write never ends: the bound finishes the close. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      feed_linger_end (&f, TRUE, FALSE, 2100, "timer-start close-write 32100");
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE, 32100, "finish-close");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 32200, "");
+
+      /* The linger is no longer than the client's ping timeout. */
+      engine_io_session_actions_clear (&f.actions);
+      engine_io_session_machine_init (&f.machine, version, INTERVAL, 500, GRACE, UPGRADE, LINGER, WRITE);
+      feed_start (&f, 0, version == ENGINE_IO_PROTOCOL_V4 ? "timer-start ping 25000" : "timer-start heartbeat 27000");
+      feed_close_wait (&f, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, 100,
+                       version == ENGINE_IO_PROTOCOL_V4 ? "timer-stop ping\ntimer-start linger 600"
+                                                        : "timer-stop heartbeat\ntimer-start linger 600");
+      fixture_clear (&f);
+    }
+}
+
+static void
+test_close_linger_no_poll (void)
+{
+  g_test_summary ("No last poll within the linger: the close finishes at its end, unless a poll "
+                  "taken before the close is still being written: then that poll's end finishes "
+                  "it (it is marked so), bound by connection-timeout");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      Fixture f = { 0, };
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+
+      /* Nothing in flight: it finishes at the linger's end. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      feed_linger_end (&f, FALSE, FALSE, 2100, "finish-close");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 2101, "");
+      feed_shutdown (&f, FALSE, 2102, "");
+
+      /* A poll in flight at the linger's end. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      feed_linger_end (&f, FALSE, TRUE, 2100, "mark-finishes-close\ntimer-start close-write 32100");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WRITE);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 3000, "timer-stop close-write\nfinish-close");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
+
+      /* ... whose write never ends. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      feed_linger_end (&f, FALSE, TRUE, 2100, "mark-finishes-close\ntimer-start close-write 32100");
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE, 32100, "finish-close");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
+      fixture_clear (&f);
+    }
+}
+
+static void
+test_close_waits (void)
+{
+  g_test_summary ("What the runtime's close waits for: nothing (it finishes at once), the resumed "
+                  "poll (its write bound by the linger plus connection-timeout), the WebSocket's "
+                  "close (its own timeout: no timer); the end of the wait finishes the close once");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      Fixture f = { 0, };
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_NOTHING, FALSE, "finish-close");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 200, "");
+
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_POLL, FALSE, "timer-start close-write 32100");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WRITE);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 200, "timer-stop close-write\nfinish-close");
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_POLL, FALSE, "timer-start close-write 32100");
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE, 32100, "finish-close");
+
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_WEBSOCKET, FALSE, "");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WEBSOCKET);
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_LINGER_TAKEN, 150, "");
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 200, "finish-close");
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_WAIT_OVER, 201, "");
+      feed_kind (&f, ENGINE_IO_SESSION_INPUT_FINISHED, 202, "");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_DONE);
+      fixture_clear (&f);
+    }
+}
+
+static void
+test_close_shutdown (void)
+{
+  g_test_summary ("A server shutdown's close bounds the write its close waits for with 2 s "
+                  "instead of connection-timeout (a client that does not read would hold the "
+                  "shutdown for its whole wait)");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      Fixture f = { 0, };
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+
+      /* The last poll came: 2 s from the linger's end. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, TRUE, "timer-start linger 2100");
+      feed_linger_end (&f, TRUE, FALSE, 2100, "timer-start close-write 4100");
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE, 4100, "finish-close");
+      /* A poll in flight. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, TRUE, "timer-start linger 2100");
+      feed_linger_end (&f, FALSE, TRUE, 2100, "mark-finishes-close\ntimer-start close-write 4100");
+      /* The resumed poll: the linger and 2 s. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_POLL, TRUE, "timer-start close-write 4100");
+      /* (The shutdown reaching it again is nothing.) */
+      feed_shutdown (&f, FALSE, 200, "");
+      fixture_clear (&f);
+    }
+}
+
+static void
+test_close_shutdown_closing (void)
+{
+  g_test_summary ("A server shutdown reaching a session closing already (for another reason) "
+                  "bounds the write its close waits for with 2 s from now; a linger still "
+                  "running bounds it so when it ends; a WebSocket (its own close timeout) is left "
+                  "alone; once");
+
+  for (guint v = 0; v < 2; v++)
+    {
+      Fixture f = { 0, };
+      EngineIOProtocolVersion version = v == 0 ? ENGINE_IO_PROTOCOL_V4 : ENGINE_IO_PROTOCOL_V3;
+
+      /* Its resumed poll's write (bound at 32100): 2 s from now. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_POLL, FALSE, "timer-start close-write 32100");
+      feed_shutdown (&f, FALSE, 1000, "timer-start close-write 3000");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WRITE);
+      feed_shutdown (&f, FALSE, 1500, "");
+      feed_timer (&f, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE, 3000, "finish-close");
+
+      /* Its last poll's write, after the linger. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      feed_linger_end (&f, TRUE, FALSE, 2100, "timer-start close-write 32100");
+      feed_shutdown (&f, FALSE, 5000, "timer-start close-write 7000");
+
+      /* A linger running: its end bounds the write with 2 s. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      feed_shutdown (&f, FALSE, 1000, "");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_LINGER);
+      feed_linger_end (&f, TRUE, FALSE, 2100, "timer-start close-write 4100");
+
+      /* A WebSocket there (the transport, or a probe kept through the
+       * close): left alone. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_WEBSOCKET, FALSE, "");
+      feed_shutdown (&f, TRUE, 1000, "");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WEBSOCKET);
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
+      feed_linger_end (&f, TRUE, FALSE, 2100, "timer-start close-write 32100");
+      feed_shutdown (&f, TRUE, 5000, "");
+      assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WRITE);
+      /* ... gone: bound from now. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_WEBSOCKET, FALSE, "");
+      feed_shutdown (&f, FALSE, 1000, "timer-start close-write 3000");
+
+      /* Finished already, or not closing: nothing. */
+      start_closed (&f, version, ENGINE_IO_SESSION_WAIT_NOTHING, FALSE, "finish-close");
+      feed_shutdown (&f, FALSE, 1000, "");
+      fixture_init (&f, version);
+      feed_shutdown (&f, FALSE, 0, "");
       fixture_clear (&f);
     }
 }
@@ -1428,6 +1735,11 @@ main (int    argc,
   g_test_add_func ("/session/upgrade/timeout", test_upgrade_timeout);
   g_test_add_func ("/session/upgrade/kept-through-close", test_upgrade_kept_through_close);
   g_test_add_func ("/session/upgrade/close-while-probing", test_upgrade_close_while_probing);
+  g_test_add_func ("/session/close/linger-last-poll", test_close_linger_last_poll);
+  g_test_add_func ("/session/close/linger-no-poll", test_close_linger_no_poll);
+  g_test_add_func ("/session/close/waits", test_close_waits);
+  g_test_add_func ("/session/close/shutdown", test_close_shutdown);
+  g_test_add_func ("/session/close/shutdown-closing", test_close_shutdown_closing);
   g_test_add_func ("/session/polling/get", test_polling_get);
   g_test_add_func ("/session/polling/get-overlap", test_polling_get_overlap);
   g_test_add_func ("/session/polling/get-upgrading", test_polling_get_upgrading);

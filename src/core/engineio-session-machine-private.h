@@ -10,12 +10,17 @@
  * rules for a packet the client sent, at its delivery in the session
  * context, and the upgrade from polling to WebSocket (its probe: `2probe`,
  * `3probe`, the poll released with a noop, `5`, giving the probe up, its
- * deadline; a probe kept through a close). What a polling request gets is
- * the sibling engineio-session-polling-private.h (pure rules the serving
- * thread asks). The send queue and the close's linger are still the
- * runtime's, and so is the upgrade's I/O: the WebSocket object, the 101
- * (engine_io_socket_begin_upgrade(), on the serving thread), the locked
- * flags the serving threads read, the counters and the signals.
+ * deadline; a probe kept through a close), and the close's timing: the
+ * linger of a closing polling session waiting for its last poll, the
+ * bound on the write of a closing session's last poll response, a
+ * server shutdown's shorter bound, and when the close finishes. What a
+ * polling request gets is the sibling engineio-session-polling-private.h
+ * (pure rules the serving thread asks; it decides whether a close
+ * lingers). The send queue is still the runtime's, and so is the I/O:
+ * the WebSocket object, the 101 (engine_io_socket_begin_upgrade(), on
+ * the serving thread), the locked flags the serving threads read (the
+ * linger's included: the last poll claims it there), the counters and
+ * the signals.
  *
  * States and transitions: the table at the top of
  * engineio-session-machine.c.
@@ -35,8 +40,9 @@ typedef enum
   ENGINE_IO_SESSION_NEW,      /* created: not started yet; nothing happens */
   ENGINE_IO_SESSION_OPEN,     /* started: heartbeat running, packets handled */
   ENGINE_IO_SESSION_CLOSED,   /* closing or closed (for any reason, either side):
-                               * no timer armed and nothing more happens, but for a
-                               * probe kept through the close (UPGRADE_KEPT) */
+                               * no heartbeat timer armed; what happens is the
+                               * close's timing (EngineIOSessionClosing) and a probe
+                               * kept through the close (UPGRADE_KEPT) */
 } EngineIOSessionState;
 
 /* The upgrade to WebSocket, a sub-state of OPEN (and, for a probe kept
@@ -54,11 +60,38 @@ typedef enum
   ENGINE_IO_SESSION_UPGRADE_DONE,       /* upgraded: the WebSocket is the transport */
 } EngineIOSessionUpgrade;
 
+/* The close's timing, a sub-state of CLOSED (the runtime's close: the
+ * CLOSE input). */
+typedef enum
+{
+  ENGINE_IO_SESSION_CLOSING_NONE,       /* no CLOSE input yet */
+  ENGINE_IO_SESSION_CLOSING_LINGER,     /* waiting for a last poll (or the `5` of a probe
+                                         * kept): the linger timer is armed */
+  ENGINE_IO_SESSION_CLOSING_WRITE,      /* waiting for a poll response's write to end:
+                                         * the close-write timer (its bound) is armed */
+  ENGINE_IO_SESSION_CLOSING_WEBSOCKET,  /* waiting for the WebSocket's close (it has its own
+                                         * timeout): no timer */
+  ENGINE_IO_SESSION_CLOSING_DONE,       /* FINISH_CLOSE came out: nothing more */
+} EngineIOSessionClosing;
+
+/* What the runtime's close waits for (the CLOSE input's .wait). */
+typedef enum
+{
+  ENGINE_IO_SESSION_WAIT_NOTHING,    /* it finishes now */
+  ENGINE_IO_SESSION_WAIT_LINGER,     /* the client's next poll (the polling rules' LINGER);
+                                      * an answered probe is kept for its `5` */
+  ENGINE_IO_SESSION_WAIT_POLL,       /* the waiting poll, resumed with the queue and `1`:
+                                      * the end of its write */
+  ENGINE_IO_SESSION_WAIT_WEBSOCKET,  /* the WebSocket transport's close */
+} EngineIOSessionCloseWait;
+
 typedef enum
 {
   ENGINE_IO_SESSION_TIMER_PING,       /* v4: send the next ping */
   ENGINE_IO_SESSION_TIMER_HEARTBEAT,  /* v4: the pong's deadline; v3: the session's expiry */
   ENGINE_IO_SESSION_TIMER_UPGRADE,    /* the probe's deadline (upgrade timeout) */
+  ENGINE_IO_SESSION_TIMER_LINGER,     /* closing: the end of the wait for a last poll */
+  ENGINE_IO_SESSION_TIMER_CLOSE_WRITE,/* closing: the bound on a poll response's write */
   ENGINE_IO_SESSION_N_TIMERS,
 } EngineIOSessionTimer;
 
@@ -84,15 +117,32 @@ typedef enum
   ENGINE_IO_SESSION_INPUT_START,    /* the session is open (the open packet is queued) */
   ENGINE_IO_SESSION_INPUT_PACKET,   /* .packet (borrowed): a packet from the client, at its
                                      * delivery in the session context; .close_requested */
-  ENGINE_IO_SESSION_INPUT_TIMER,    /* .timer: an armed timer's deadline came */
+  ENGINE_IO_SESSION_INPUT_TIMER,    /* .timer: an armed timer's deadline came. The
+                                     * linger's carries what the runtime saw when it
+                                     * claimed its linger flag, under its lock:
+                                     * .polled, .writing */
   ENGINE_IO_SESSION_INPUT_CLOSE,    /* the session closes (any reason, either side): the
-                                     * runtime's close began (again when it finishes).
-                                     * .linger: the close waits for a last poll (an
-                                     * answered probe is kept for its `5`);
+                                     * runtime's close began (once). .wait: what it
+                                     * waits for (LINGER: an answered probe is kept for
+                                     * its `5`); .shutdown: a server shutdown's close;
                                      * .probe_code: the close frame for a probe given up
-                                     * (0: none). Answered with TIMER_STOPs and at most
-                                     * one GIVE_UP_PROBE (engineio-socket-close.c relies
-                                     * on it) */
+                                     * (0: none). Answered with TIMER_STOPs, at most one
+                                     * GIVE_UP_PROBE, then a closing timer's TIMER_START
+                                     * or FINISH_CLOSE (engineio-socket-close.c carries
+                                     * them out) */
+  ENGINE_IO_SESSION_INPUT_SHUTDOWN, /* a server shutdown reached the session closing
+                                     * already; .websocket: a WebSocket is there (the
+                                     * transport, or a probe kept) */
+  ENGINE_IO_SESSION_INPUT_LINGER_TAKEN, /* the `5` of a probe kept took the close from the
+                                         * linger (the runtime claimed its linger flag
+                                         * before a last poll did): the WebSocket carries
+                                         * the rest and its close ends the session */
+  ENGINE_IO_SESSION_INPUT_WAIT_OVER,    /* what the close waited for is over: its last poll's
+                                         * response was written (or failed), the waiting
+                                         * poll went away, the WebSocket closed */
+  ENGINE_IO_SESSION_INPUT_FINISHED,     /* the runtime's close finished
+                                         * (engine_io_socket_finish_close()): a probe kept is
+                                         * given up, no timer stays armed */
   ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED, /* a WebSocket came for a polling session: it is
                                            * the upgrade's probe */
   ENGINE_IO_SESSION_INPUT_PROBE_PACKET,   /* .packet (borrowed): a packet read on the probe;
@@ -110,8 +160,14 @@ typedef struct
                                                * dropped, as what the handlers have not
                                                * seen yet */
   EngineIOSessionTimer      timer;            /* TIMER */
-  gboolean                  linger;           /* CLOSE */
+  gboolean                  polled;           /* TIMER linger: a last poll came (it is
+                                               * being answered) */
+  gboolean                  writing;          /* TIMER linger: poll responses taken before
+                                               * are still being written */
+  EngineIOSessionCloseWait  wait;             /* CLOSE */
+  gboolean                  shutdown;         /* CLOSE */
   guint16                   probe_code;       /* CLOSE */
+  gboolean                  websocket;        /* SHUTDOWN */
   gboolean                  stalled;          /* PROBE_LOST */
 } EngineIOSessionInput;
 
@@ -152,6 +208,14 @@ typedef enum
   ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE,     /* .code (0: none, the probe is gone),
                                                * .description (static or NULL): close the
                                                * probe; polling goes on */
+  ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE, /* the poll responses being written (the
+                                                 * linger's .writing) finish the close when
+                                                 * their request ends: carried out under the
+                                                 * lock the linger flag was claimed under */
+  ENGINE_IO_SESSION_ACTION_FINISH_CLOSE,      /* end the session
+                                               * (engine_io_socket_finish_close(), which feeds
+                                               * FINISHED). Once, last; no closing timer is
+                                               * armed */
 } EngineIOSessionActionKind;
 
 typedef struct
@@ -176,8 +240,10 @@ typedef struct
  * CLOSE. The upgrade's: `2probe` is SEND_ON_PROBE, RELEASE_POLL_NOOP,
  * EMIT_UPGRADING; `5` and a probe given up are TIMER_STOP upgrade and one
  * more; the CLOSE input is at most two TIMER_STOPs (a heartbeat timer,
- * the upgrade's) and GIVE_UP_PROBE. Checked when an action is added, and
- * by fuzz-session. No more: the array is on the session thread's stack. */
+ * the upgrade's), GIVE_UP_PROBE, then a closing timer's TIMER_START or
+ * FINISH_CLOSE; FINISHED is at most three TIMER_STOPs and GIVE_UP_PROBE.
+ * Checked when an action is added, and by fuzz-session. No more: the
+ * array is on the session thread's stack. */
 #define ENGINE_IO_SESSION_MAX_ACTIONS 4
 
 /* Caller-owned, on the stack: nothing is allocated to hand actions out. */
@@ -199,7 +265,13 @@ typedef struct
   guint                   ping_timeout_ms;
   guint                   ping_grace_ms;       /* added to the client's deadlines */
   guint                   upgrade_timeout_ms;  /* a probe's deadline */
+  guint                   close_linger_ms;     /* a close's linger (at most ping_timeout_ms),
+                                                * and a shutdown's write bound */
+  guint                   close_write_ms;      /* the bound on a closing session's poll
+                                                * response's write */
   EngineIOSessionUpgrade  upgrade;
+  EngineIOSessionClosing  closing;
+  gboolean                shutdown;            /* a server shutdown reached the close */
   guint                   armed;               /* bit per EngineIOSessionTimer */
   gboolean                ping_outstanding;    /* v4: a ping went out, its pong has not come */
   gint64                  ping_sent_us;        /* v4: when it went out */
@@ -212,13 +284,21 @@ typedef struct
  * @ping_grace_ms: what the server adds to the client's deadlines
  * @upgrade_timeout_ms: how long an upgrade probe may take (from its
  *   attach to the client's `5`)
+ * @close_linger_ms: how long a closing polling session waits for its
+ *   last poll (at most @ping_timeout_ms), and how long a server shutdown
+ *   gives a closing session's poll response to be written
+ * @close_write_ms: how long a closing session's poll response may take
+ *   to be written, from the linger's end (libmicrohttpd's timeout is for
+ *   inactivity: a client reading a little, often, would hold the session)
  */
 void engine_io_session_machine_init   (EngineIOSessionMachine  *machine,
                                        EngineIOProtocolVersion  version,
                                        guint                    ping_interval_ms,
                                        guint                    ping_timeout_ms,
                                        guint                    ping_grace_ms,
-                                       guint                    upgrade_timeout_ms);
+                                       guint                    upgrade_timeout_ms,
+                                       guint                    close_linger_ms,
+                                       guint                    close_write_ms);
 
 /* engine_io_session_machine_handle:
  * @machine: a machine
@@ -264,6 +344,12 @@ engine_io_session_machine_get_upgrade (const EngineIOSessionMachine *machine)
   return machine->upgrade;
 }
 
+static inline EngineIOSessionClosing
+engine_io_session_machine_get_closing (const EngineIOSessionMachine *machine)
+{
+  return machine->closing;
+}
+
 /* v4: whether a ping is waiting for its pong. */
 static inline gboolean
 engine_io_session_machine_ping_outstanding (const EngineIOSessionMachine *machine)
@@ -274,5 +360,6 @@ engine_io_session_machine_ping_outstanding (const EngineIOSessionMachine *machin
 const char *engine_io_session_action_kind_to_string (EngineIOSessionActionKind kind);
 const char *engine_io_session_timer_to_string       (EngineIOSessionTimer      timer);
 const char *engine_io_session_upgrade_to_string     (EngineIOSessionUpgrade    upgrade);
+const char *engine_io_session_closing_to_string     (EngineIOSessionClosing    closing);
 
 G_END_DECLS

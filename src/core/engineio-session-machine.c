@@ -3,7 +3,8 @@
  * Sans-I/O (GLib only): inputs and the time in, actions out, in a
  * caller-owned array. The machine (issue 14) holds the heartbeat, the
  * rules for a packet the client sent, at its delivery in the session
- * context, and the upgrade to WebSocket with its probe; see
+ * context, the upgrade to WebSocket with its probe, and the close's
+ * timing (its linger, the bound on its last write, when it finishes); see
  * engineio-session-machine-private.h for the interface and
  * src/runtime/engineio-socket-executor.c for the executor.
  *
@@ -18,7 +19,8 @@
  *  NEW    START                     v4       TIMER_START ping (now + I)                   OPEN
  *  NEW    START                     v3       TIMER_START heartbeat (now + I + T + G)      OPEN
  *  NEW    PACKET, TIMER             -        -                                            NEW
- *  any    CLOSE                     -        stop all (and the upgrade's rows, below)     CLOSED
+ *  any    CLOSE                     -        stop all (and the upgrade's rows and the     CLOSED
+ *                                            close's timing, below)
  *
  *  OPEN   TIMER ping (armed)        v4       SEND `2`, TIMER_START heartbeat              OPEN
  *                                            (now + T + G); the ping is outstanding
@@ -73,12 +75,13 @@
  *                                                  1008 (stalled)
  *  any    PROBING..KEPT      TIMER upgrade (armed) GIVE_UP_PROBE 1000 "upgrade timeout"    NONE
  *                                                  (it fired: no TIMER_STOP)
- *  any    UPGRADING          CLOSE, linger         stop all; the probe is kept for its     KEPT
+ *  any    UPGRADING          CLOSE, wait linger    stop all; the probe is kept for its     KEPT
  *                                                  `5` (upgrade timer still armed)
- *  any    PROBING,UPGRADING  CLOSE, no linger      stop all, give up probe_code            NONE
- *  any    PROBING            CLOSE, linger         stop all, give up probe_code            NONE
- *  any    KEPT               CLOSE (the runtime's  give up probe_code (the session ends)   NONE
- *                            close finishing)
+ *  any    PROBING,UPGRADING  CLOSE, other wait     stop all, give up probe_code            NONE
+ *  any    PROBING            CLOSE, wait linger    stop all, give up probe_code            NONE
+ *  any    PROBING..KEPT      FINISHED (the         give up 0 (the session ends)            NONE
+ *                            runtime's close
+ *                            finished)
  *  any    NONE, DONE         PROBE_*, TIMER upgr.  - (stale, or not the machine's probe)   same
  *  other combinations                              -                                       same
  *
@@ -89,7 +92,48 @@
  * the upgrade is PROBING, UPGRADING or KEPT. COMPLETE_UPGRADE comes only
  * after `3probe` went out on that probe. A CLOSE action comes once, last;
  * after it (and after the CLOSE input) nothing comes but the rows of a
- * kept probe.
+ * kept probe and the close's timing, below.
+ *
+ * The close's timing (the runtime's close: CLOSE, once), a sub-state:
+ * NONE, LINGER, WRITE, WEBSOCKET, DONE. L = close-linger (2000 ms), W =
+ * the close's write bound (connection-timeout); B = L once a shutdown
+ * reached the close (CLOSE .shutdown, or SHUTDOWN), else W. "finish" is
+ * FINISH_CLOSE (the runtime ends the session: engine_io_socket_finish_
+ * close(), which feeds FINISHED); closing becomes DONE. The actions come
+ * after the rows above (the heartbeat stopped, the probe settled).
+ *
+ *  closing    input                          actions                                closing
+ *  ---------  -----------------------------  -------------------------------------  ---------
+ *  NONE       CLOSE wait nothing             finish                                 DONE
+ *  NONE       CLOSE wait linger              TIMER_START linger (now + min(L, T))   LINGER
+ *  NONE       CLOSE wait poll                TIMER_START close-write (now + L + B)  WRITE
+ *  NONE       CLOSE wait websocket           -                                      WEBSOCKET
+ *  LINGER     TIMER linger, polled           TIMER_START close-write (now + B):     WRITE
+ *                                            the last poll is being answered
+ *  LINGER     TIMER linger, not polled,      MARK_FINISHES_CLOSE, TIMER_START       WRITE
+ *             writing                        close-write (now + B)
+ *  LINGER     TIMER linger, not polled,      finish                                 DONE
+ *             not writing
+ *  LINGER     LINGER_TAKEN (a kept probe's   TIMER_STOP linger                      WEBSOCKET
+ *             `5`)
+ *  WRITE      TIMER close-write              finish (the write goes on, what it     DONE
+ *                                            carries is reported not delivered)
+ *  LINGER,    WAIT_OVER                      TIMER_STOP (the armed one), finish     DONE
+ *  WRITE,
+ *  WEBSOCKET
+ *  LINGER     SHUTDOWN (first)               - (the linger's end bounds with L)     LINGER
+ *  WRITE,     SHUTDOWN (first), websocket    -                                      same
+ *  WEBSOCKET
+ *  WRITE,     SHUTDOWN (first), no websocket TIMER_START close-write (now + L)      WRITE
+ *  WEBSOCKET
+ *  any        FINISHED                       give up a kept probe (0), TIMER_STOP   DONE
+ *                                            the armed closing timer (none, when
+ *                                            it follows FINISH_CLOSE)
+ *  other combinations (a second SHUTDOWN, stale timers)  -                          same
+ *
+ * So the linger timer is armed exactly while closing is LINGER, the
+ * close-write timer exactly while it is WRITE, and FINISH_CLOSE comes at
+ * most once, with neither armed.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -107,7 +151,9 @@ engine_io_session_machine_init (EngineIOSessionMachine  *machine,
                                 guint                    ping_interval_ms,
                                 guint                    ping_timeout_ms,
                                 guint                    ping_grace_ms,
-                                guint                    upgrade_timeout_ms)
+                                guint                    upgrade_timeout_ms,
+                                guint                    close_linger_ms,
+                                guint                    close_write_ms)
 {
   machine->state = ENGINE_IO_SESSION_NEW;
   machine->version = version;
@@ -115,7 +161,11 @@ engine_io_session_machine_init (EngineIOSessionMachine  *machine,
   machine->ping_timeout_ms = ping_timeout_ms;
   machine->ping_grace_ms = ping_grace_ms;
   machine->upgrade_timeout_ms = upgrade_timeout_ms;
+  machine->close_linger_ms = close_linger_ms;
+  machine->close_write_ms = close_write_ms;
   machine->upgrade = ENGINE_IO_SESSION_UPGRADE_NONE;
+  machine->closing = ENGINE_IO_SESSION_CLOSING_NONE;
+  machine->shutdown = FALSE;
   machine->armed = 0;
   machine->ping_outstanding = FALSE;
   machine->ping_sent_us = 0;
@@ -252,14 +302,33 @@ give_up_probe (EngineIOSessionMachine *machine,
   give_up_probe_action (out, code, description);
 }
 
+static void linger_ended (EngineIOSessionMachine     *machine,
+                          EngineIOSessionActions     *out,
+                          const EngineIOSessionInput *input,
+                          gint64                      now_us);
+static void finish (EngineIOSessionMachine *machine,
+                    EngineIOSessionActions *out);
+
 static void
-handle_timer (EngineIOSessionMachine *machine,
-              EngineIOSessionActions *out,
-              EngineIOSessionTimer    timer,
-              gint64                  now_us)
+handle_timer (EngineIOSessionMachine     *machine,
+              EngineIOSessionActions     *out,
+              const EngineIOSessionInput *input,
+              gint64                      now_us)
 {
+  EngineIOSessionTimer timer = input->timer;
+
   if (!engine_io_session_machine_timer_armed (machine, timer))
     return;
+  if (timer == ENGINE_IO_SESSION_TIMER_LINGER || timer == ENGINE_IO_SESSION_TIMER_CLOSE_WRITE)
+    {
+      /* Armed exactly while closing is LINGER, WRITE. */
+      machine->armed &= ~(1u << timer);  /* it fired */
+      if (timer == ENGINE_IO_SESSION_TIMER_LINGER)
+        linger_ended (machine, out, input, now_us);
+      else
+        finish (machine, out);
+      return;
+    }
   if (timer == ENGINE_IO_SESSION_TIMER_UPGRADE)
     {
       /* Armed exactly while a probe is (kept through a close included). */
@@ -287,6 +356,8 @@ handle_timer (EngineIOSessionMachine *machine,
       break;
 
     case ENGINE_IO_SESSION_TIMER_UPGRADE:
+    case ENGINE_IO_SESSION_TIMER_LINGER:
+    case ENGINE_IO_SESSION_TIMER_CLOSE_WRITE:
     case ENGINE_IO_SESSION_N_TIMERS:
     default:
       g_assert_not_reached ();
@@ -446,21 +517,167 @@ handle_probe_packet (EngineIOSessionMachine *machine,
   give_up_probe (machine, out, 1002, ENGINE_IO_SESSION_PROBE_UNEXPECTED);
 }
 
+/* The close's timing (the table's third part) */
+
+/* How long a closing session's poll response may take to be written:
+ * libmicrohttpd's connection timeout is for inactivity, and a client that
+ * reads a little, often enough, keeps the write going for as long as it
+ * likes, and the session (its max-sessions place, its thread, its
+ * ::close) with it. In a server shutdown, which waits for its sessions,
+ * the linger's time; else "connection-timeout". */
+static gint64
+write_bound_ms (EngineIOSessionMachine *machine)
+{
+  return machine->shutdown ? machine->close_linger_ms : machine->close_write_ms;
+}
+
+static void
+finish (EngineIOSessionMachine *machine,
+        EngineIOSessionActions *out)
+{
+  machine->closing = ENGINE_IO_SESSION_CLOSING_DONE;
+  push (out, ENGINE_IO_SESSION_ACTION_FINISH_CLOSE);
+}
+
+static void
+bound_write (EngineIOSessionMachine *machine,
+             EngineIOSessionActions *out,
+             gint64                  deadline_us)
+{
+  machine->closing = ENGINE_IO_SESSION_CLOSING_WRITE;
+  timer_start (machine, out, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE, deadline_us);
+}
+
 static void
 handle_close (EngineIOSessionMachine     *machine,
               EngineIOSessionActions     *out,
-              const EngineIOSessionInput *input)
+              const EngineIOSessionInput *input,
+              gint64                      now_us)
 {
+  gboolean linger = input->wait == ENGINE_IO_SESSION_WAIT_LINGER;
+
+  if (machine->closing != ENGINE_IO_SESSION_CLOSING_NONE)
+    return;  /* the runtime's close begins once */
   machine->state = ENGINE_IO_SESSION_CLOSED;
   machine->ping_outstanding = FALSE;
   stop_all (machine, out);
   /* During an upgrade the client may have paused polling for good (see
    * engine_io_socket_do_close()): an answered probe is kept for its `5`
    * while the close lingers. */
-  if (machine->upgrade == ENGINE_IO_SESSION_UPGRADE_UPGRADING && input->linger)
+  if (machine->upgrade == ENGINE_IO_SESSION_UPGRADE_UPGRADING && linger)
     machine->upgrade = ENGINE_IO_SESSION_UPGRADE_KEPT;
   else if (probe_present (machine))
     give_up_probe (machine, out, input->probe_code, NULL);
+
+  machine->shutdown = input->shutdown;
+  switch (input->wait)
+    {
+    case ENGINE_IO_SESSION_WAIT_LINGER:
+      /* (No longer than the client's own ping timeout.) */
+      machine->closing = ENGINE_IO_SESSION_CLOSING_LINGER;
+      timer_start (machine, out, ENGINE_IO_SESSION_TIMER_LINGER,
+                   now_us + MIN (machine->close_linger_ms, machine->ping_timeout_ms) * MS);
+      break;
+
+    case ENGINE_IO_SESSION_WAIT_POLL:
+      /* The waiting poll was resumed: its response (what was queued and
+       * `1`; a lot if the poll waited while another response was being
+       * written) gets as long as a linger and a last poll's write, then
+       * the session ends all the same. */
+      bound_write (machine, out, now_us + ((gint64) machine->close_linger_ms + write_bound_ms (machine)) * MS);
+      break;
+
+    case ENGINE_IO_SESSION_WAIT_WEBSOCKET:
+      /* What is queued goes out, then the close frame; the WebSocket's
+       * close (with its own timeout) is the WAIT_OVER. */
+      machine->closing = ENGINE_IO_SESSION_CLOSING_WEBSOCKET;
+      break;
+
+    case ENGINE_IO_SESSION_WAIT_NOTHING:
+    default:
+      finish (machine, out);
+      break;
+    }
+}
+
+/* The linger ended. The runtime claimed its linger flag under its lock, as
+ * the last poll and a kept probe claim it. A last poll that came in time
+ * (.polled) is being answered: the end of its request finishes the close
+ * (WAIT_OVER), and its send callbacks say whether it was written; ending
+ * the session here would report what it carries as not delivered while it
+ * may be on its way (a slow write, a loaded machine). So its write gets
+ * the bound (in a server shutdown, which waits for its sessions, only L:
+ * a client that does not read would hold the shutdown for its whole 10 s
+ * wait; what the poll carries is then reported not delivered).
+ * No last poll came, but a poll taken before the close is still being
+ * written (.writing): the same, the end of its request finishes the
+ * close (its client got what was queued, without `1`); the runtime marks
+ * it so under that lock. */
+static void
+linger_ended (EngineIOSessionMachine     *machine,
+              EngineIOSessionActions     *out,
+              const EngineIOSessionInput *input,
+              gint64                      now_us)
+{
+  if (!input->polled && !input->writing)
+    {
+      finish (machine, out);
+      return;
+    }
+  if (!input->polled)
+    push (out, ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE);
+  bound_write (machine, out, now_us + write_bound_ms (machine) * MS);
+}
+
+/* A server shutdown reached a session that was closing already (the
+ * application closed it, or its client, or a timeout). Its close may be
+ * waiting for a poll response to be written (its last poll, a poll the
+ * close resumed, or one taken before the close): the shutdown bounds that
+ * write as its own close does, else a client that does not read would
+ * hold the shutdown for its whole 10 s wait (the first close's reason
+ * kept the bound long). A linger still running bounds with L when it
+ * ends; a WebSocket's close has its own timeout. */
+static void
+handle_shutdown (EngineIOSessionMachine     *machine,
+                 EngineIOSessionActions     *out,
+                 const EngineIOSessionInput *input,
+                 gint64                      now_us)
+{
+  if (machine->shutdown || machine->closing == ENGINE_IO_SESSION_CLOSING_NONE ||
+      machine->closing == ENGINE_IO_SESSION_CLOSING_DONE)
+    return;
+  machine->shutdown = TRUE;
+  if (machine->closing == ENGINE_IO_SESSION_CLOSING_LINGER || input->websocket)
+    return;
+  bound_write (machine, out, now_us + machine->close_linger_ms * MS);
+}
+
+static void
+handle_wait_over (EngineIOSessionMachine *machine,
+                  EngineIOSessionActions *out)
+{
+  if (machine->closing != ENGINE_IO_SESSION_CLOSING_LINGER &&
+      machine->closing != ENGINE_IO_SESSION_CLOSING_WRITE &&
+      machine->closing != ENGINE_IO_SESSION_CLOSING_WEBSOCKET)
+    return;
+  timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_LINGER);
+  timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE);
+  finish (machine, out);
+}
+
+static void
+handle_finished (EngineIOSessionMachine *machine,
+                 EngineIOSessionActions *out)
+{
+  machine->state = ENGINE_IO_SESSION_CLOSED;
+  machine->closing = ENGINE_IO_SESSION_CLOSING_DONE;
+  machine->ping_outstanding = FALSE;
+  stop_all (machine, out);  /* (none: the CLOSE input stopped them) */
+  /* A probe kept: freed (aborted). */
+  if (probe_present (machine))
+    give_up_probe (machine, out, 0, NULL);
+  timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_LINGER);
+  timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_CLOSE_WRITE);
 }
 
 void
@@ -484,11 +701,31 @@ engine_io_session_machine_handle (EngineIOSessionMachine     *machine,
       break;
 
     case ENGINE_IO_SESSION_INPUT_TIMER:
-      handle_timer (machine, out, input->timer, now_us);
+      handle_timer (machine, out, input, now_us);
       break;
 
     case ENGINE_IO_SESSION_INPUT_CLOSE:
-      handle_close (machine, out, input);
+      handle_close (machine, out, input, now_us);
+      break;
+
+    case ENGINE_IO_SESSION_INPUT_SHUTDOWN:
+      handle_shutdown (machine, out, input, now_us);
+      break;
+
+    case ENGINE_IO_SESSION_INPUT_LINGER_TAKEN:
+      if (machine->closing == ENGINE_IO_SESSION_CLOSING_LINGER)
+        {
+          timer_stop (machine, out, ENGINE_IO_SESSION_TIMER_LINGER);
+          machine->closing = ENGINE_IO_SESSION_CLOSING_WEBSOCKET;
+        }
+      break;
+
+    case ENGINE_IO_SESSION_INPUT_WAIT_OVER:
+      handle_wait_over (machine, out);
+      break;
+
+    case ENGINE_IO_SESSION_INPUT_FINISHED:
+      handle_finished (machine, out);
       break;
 
     case ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED:
@@ -543,6 +780,8 @@ engine_io_session_action_kind_to_string (EngineIOSessionActionKind kind)
     case ENGINE_IO_SESSION_ACTION_EMIT_UPGRADING: return "emit-upgrading";
     case ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE: return "complete-upgrade";
     case ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE: return "give-up-probe";
+    case ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE: return "mark-finishes-close";
+    case ENGINE_IO_SESSION_ACTION_FINISH_CLOSE: return "finish-close";
     default: return "?";
     }
 }
@@ -555,6 +794,8 @@ engine_io_session_timer_to_string (EngineIOSessionTimer timer)
     case ENGINE_IO_SESSION_TIMER_PING: return "ping";
     case ENGINE_IO_SESSION_TIMER_HEARTBEAT: return "heartbeat";
     case ENGINE_IO_SESSION_TIMER_UPGRADE: return "upgrade";
+    case ENGINE_IO_SESSION_TIMER_LINGER: return "linger";
+    case ENGINE_IO_SESSION_TIMER_CLOSE_WRITE: return "close-write";
     case ENGINE_IO_SESSION_N_TIMERS:
     default: return "?";
     }
@@ -570,6 +811,20 @@ engine_io_session_upgrade_to_string (EngineIOSessionUpgrade upgrade)
     case ENGINE_IO_SESSION_UPGRADE_UPGRADING: return "upgrading";
     case ENGINE_IO_SESSION_UPGRADE_KEPT: return "kept";
     case ENGINE_IO_SESSION_UPGRADE_DONE: return "done";
+    default: return "?";
+    }
+}
+
+const char *
+engine_io_session_closing_to_string (EngineIOSessionClosing closing)
+{
+  switch (closing)
+    {
+    case ENGINE_IO_SESSION_CLOSING_NONE: return "none";
+    case ENGINE_IO_SESSION_CLOSING_LINGER: return "linger";
+    case ENGINE_IO_SESSION_CLOSING_WRITE: return "write";
+    case ENGINE_IO_SESSION_CLOSING_WEBSOCKET: return "websocket";
+    case ENGINE_IO_SESSION_CLOSING_DONE: return "done";
     default: return "?";
     }
 }

@@ -1,8 +1,11 @@
 /* engineio-socket-close.c: closing a session
  *
- * Closing (session context): the close for the application, the linger
- * of a polling session waiting for its last poll, the bounded write of a
- * closing session's poll response, and the end of the session.
+ * Closing (session context): the close for the application, the end of
+ * the session, and the executor of the session machine's closing inputs:
+ * the machine decides the close's timing (the linger of a polling session
+ * waiting for its last poll, the bounded write of a closing session's
+ * poll response, a shutdown's shorter bound, when the close finishes);
+ * this file claims the locked linger flag, arms the timers and finishes.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -12,151 +15,187 @@
 
 /* Closing (session context) */
 
-/* How long a closing polling session waits for the client's next poll to
- * hand it what was queued (the reference waits for the drain). */
-#define CLOSE_LINGER_MS 2000
+/* The close's timing is the session machine's (engineio-session-
+ * machine.c, the table's third part: the linger, the bound on a closing
+ * session's poll response's write, a shutdown's shorter bound, when the
+ * close finishes). Its closing inputs (CLOSE, SHUTDOWN, the closing
+ * timers, LINGER_TAKEN, WAIT_OVER, FINISHED) are fed here, not through
+ * the executor (engine_io_socket_run_machine(), which is above this file
+ * and calls it): the machine answers them with timer starts and stops, at
+ * most one GIVE_UP_PROBE, MARK_FINISHES_CLOSE and FINISH_CLOSE only,
+ * which need none of the executor's other actions (no signal, no send).
+ * Carries out @actions but MARK_FINISHES_CLOSE (the caller's, under the
+ * lock) and FINISH_CLOSE (returned: the caller finishes the close when
+ * it is ready). */
+static gboolean close_execute (EngineIOSocket         *self,
+                               EngineIOSessionActions *actions,
+                               gint64                  now_us);
 
-/* A closing session's poll response, still being written a while after
- * the linger (or the close): the session does not wait for it any longer
- * (what it carries is reported not delivered; libmicrohttpd goes on
- * writing it). */
+/* The close-write timer: a closing session's poll response, still being
+ * written a while after the linger (or the close): the session does not
+ * wait for it any longer (what it carries is reported not delivered;
+ * libmicrohttpd goes on writing it). */
 static gboolean
-last_poll_timeout_cb (gpointer data)
+close_write_timer_cb (gpointer data)
 {
   EngineIOSocket *self = data;
-
-  g_clear_pointer (&self->timeout_source, g_source_unref);
-  engine_io_socket_finish_close (self);
-  return G_SOURCE_REMOVE;
-}
-
-/* Session context: how long a closing session waits for a poll response
- * to be written, from the end of its linger (or from its close, if no
- * linger). libmicrohttpd's connection timeout is for inactivity: a client
- * that reads a little, often enough, keeps the write going for as long as
- * it likes, and the session (its max-sessions place, its thread, its
- * ::close) with it. In a server shutdown, which waits for its sessions,
- * CLOSE_LINGER_MS; else "connection-timeout". */
-static guint
-closing_write_ms (EngineIOSocket *self)
-{
-  if (self->shutting_down)
-    return CLOSE_LINGER_MS;
-  return MIN (self->config->connection_timeout, G_MAXUINT / 1000) * 1000;
-}
-
-static void
-bound_closing_write (EngineIOSocket *self,
-                     guint           ms)
-{
-  engine_io_socket_clear_source (&self->timeout_source);
-  self->timeout_source = engine_io_socket_add_timeout (self, ms, last_poll_timeout_cb,
-                                                       "[engineio] close: a poll response's write");
-  self->write_bound = TRUE;
-}
-
-static gboolean
-linger_timeout_cb (gpointer data)
-{
-  EngineIOSocket *self = data;
-  gboolean in_vain;
-  gboolean writing = FALSE;
-
-  g_clear_pointer (&self->timeout_source, g_source_unref);
-  /* Claimed under the lock, as the last poll and a kept probe claim it.
-   * A last poll that came in time is being answered: the end of its
-   * request finishes the close, and its send callbacks say whether it was
-   * written; ending the session here would report what it carries as not
-   * delivered while it may be on its way (a slow write, a loaded machine).
-   * In a server shutdown, which waits for its sessions, only for another
-   * CLOSE_LINGER_MS: a client that does not read would hold the shutdown
-   * for its whole 10 s wait; what the poll carries is then reported not
-   * delivered.
-   * No last poll came, but a poll taken before the close (its callbacks
-   * pending) is still being written: the same, the end of its request
-   * finishes the close (its client got what was queued, without `1`). */
-  ENGINE_IO_LOCK (&self->state_lock, SESSION);
-  in_vain = self->lingering;
-  self->lingering = FALSE;
-  if (in_vain)
-    for (guint i = 0; i < self->inflight->len; i++)
-      {
-        EngineIORequest *req = g_ptr_array_index (self->inflight, i);
-
-        req->finishes_close = TRUE;
-        writing = TRUE;
-      }
-  ENGINE_IO_UNLOCK (&self->state_lock);
-  if (in_vain && !writing)
-    engine_io_socket_finish_close (self);
-  else
-    bound_closing_write (self, closing_write_ms (self));
-  return G_SOURCE_REMOVE;
-}
-
-/* Session context: the session machine's CLOSE input (engineio-session-
- * machine.c: its state becomes CLOSED, its timers stop, an upgrade probe
- * is given up or kept). Carried out here, not by the executor
- * (engine_io_socket_run_machine(), which is above this file and calls it:
- * its CLOSE action begins the close): the machine answers a CLOSE with
- * timer stops and at most one GIVE_UP_PROBE only, which need none of the
- * executor's other actions (no signal, no send, no close).
- * @linger: the close waits for a last poll (an answered probe is kept for
- * its `5`); @probe_code: the close frame for a probe given up (0: none). */
-static void
-close_machine (EngineIOSocket *self,
-               gboolean        linger,
-               guint16         probe_code)
-{
-  EngineIOSessionInput input = {
-    .kind = ENGINE_IO_SESSION_INPUT_CLOSE,
-    .linger = linger,
-    .probe_code = probe_code,
-  };
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_TIMER, .timer = ENGINE_IO_SESSION_TIMER_CLOSE_WRITE };
   EngineIOSessionActions actions;
+  gint64 now = g_get_monotonic_time ();
 
-  engine_io_session_machine_handle (&self->machine, &input, g_get_monotonic_time (), &actions);
+  g_clear_pointer (&self->timers[ENGINE_IO_SESSION_TIMER_CLOSE_WRITE], g_source_unref);
+  engine_io_session_machine_handle (&self->machine, &input, now, &actions);
+  if (close_execute (self, &actions, now))
+    engine_io_socket_finish_close (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* The linger timer. The linger flag is claimed under the lock, as the
+ * last poll (engine_io_socket_handle_poll()) and a kept probe's `5`
+ * (upgrade_complete_closing()) claim it; the machine decides on what the
+ * claim saw (a last poll came: .polled; polls taken before the close
+ * still being written: .writing), under the same lock, so that the polls
+ * it marks finishes_close are the ones it saw (one whose request ended
+ * since would be waited for, bound, for nothing). */
+static gboolean
+linger_timer_cb (gpointer data)
+{
+  EngineIOSocket *self = data;
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_TIMER, .timer = ENGINE_IO_SESSION_TIMER_LINGER };
+  EngineIOSessionActions actions;
+  gint64 now = g_get_monotonic_time ();
+
+  g_clear_pointer (&self->timers[ENGINE_IO_SESSION_TIMER_LINGER], g_source_unref);
+  ENGINE_IO_LOCK (&self->state_lock, SESSION);
+  input.polled = !self->lingering;
+  input.writing = self->inflight->len > 0;
+  self->lingering = FALSE;
+  engine_io_session_machine_handle (&self->machine, &input, now, &actions);
   for (guint i = 0; i < actions.len; i++)
-    {
-      EngineIOSessionAction *action = &actions.actions[i];
-
-      if (action->kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE)
-        engine_io_socket_clear_probe (self, action->code, action->description);
-      else
+    if (actions.actions[i].kind == ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE)
+      for (guint j = 0; j < self->inflight->len; j++)
         {
-          g_assert (action->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP);
+          EngineIORequest *req = g_ptr_array_index (self->inflight, j);
+
+          req->finishes_close = TRUE;
+        }
+  ENGINE_IO_UNLOCK (&self->state_lock);
+  if (close_execute (self, &actions, now))
+    engine_io_socket_finish_close (self);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+close_execute (EngineIOSocket         *self,
+               EngineIOSessionActions *actions,
+               gint64                  now_us)
+{
+  gboolean finish = FALSE;
+
+  for (guint i = 0; i < actions->len; i++)
+    {
+      EngineIOSessionAction *action = &actions->actions[i];
+      gint64 ms;
+
+      switch (action->kind)
+        {
+        case ENGINE_IO_SESSION_ACTION_TIMER_STOP:
           engine_io_socket_clear_source (&self->timers[action->timer]);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_TIMER_START:
+          /* Only the closing timers start on these inputs (a bound moved by a
+           * shutdown is a new source, as its name says what it bounds). */
+          ms = CLAMP ((action->deadline_us - now_us) / 1000, 0, (gint64) G_MAXUINT);
+          engine_io_socket_clear_source (&self->timers[action->timer]);
+          if (action->timer == ENGINE_IO_SESSION_TIMER_LINGER)
+            self->timers[action->timer] = engine_io_socket_add_timeout (self, (guint) ms, linger_timer_cb,
+                                                                        "[engineio] close linger");
+          else
+            {
+              g_assert (action->timer == ENGINE_IO_SESSION_TIMER_CLOSE_WRITE);
+              self->timers[action->timer] = engine_io_socket_add_timeout (self, (guint) ms, close_write_timer_cb,
+                                                                          "[engineio] close: a poll response's write");
+            }
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE:
+          engine_io_socket_clear_probe (self, action->code, action->description);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE:
+          break;  /* the caller's, under the lock */
+
+        case ENGINE_IO_SESSION_ACTION_FINISH_CLOSE:
+          finish = TRUE;
+          break;
+
+        default:
+          g_assert_not_reached ();
         }
     }
-  engine_io_session_actions_clear (&actions);
+  engine_io_session_actions_clear (actions);
+  return finish;
+}
+
+/* Feeds the machine one of its closing inputs and carries out its
+ * actions; returns whether the close finishes now (FINISH_CLOSE). */
+static gboolean
+close_feed (EngineIOSocket             *self,
+            const EngineIOSessionInput *input)
+{
+  EngineIOSessionActions actions;
+  gint64 now = g_get_monotonic_time ();
+
+  engine_io_session_machine_handle (&self->machine, input, now, &actions);
+  return close_execute (self, &actions, now);
+}
+
+/* Session context: what the close waited for is over (the session
+ * machine's WAIT_OVER): a poll response that finishes it ended (written
+ * or not: its send callbacks say), the waiting poll went away without an
+ * answer, or the WebSocket transport closed. The close finishes (once:
+ * the machine decides). */
+void
+engine_io_socket_close_wait_over (EngineIOSocket *self)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_WAIT_OVER };
+
+  if (close_feed (self, &input))
+    engine_io_socket_finish_close (self);
+}
+
+/* Session context: the `5` of a probe kept through the close claimed the
+ * linger flag first (upgrade_complete_closing()): no poll is waited for
+ * now, the WebSocket's close finishes the session (the machine's
+ * LINGER_TAKEN stops the linger). */
+void
+engine_io_socket_close_linger_taken (EngineIOSocket *self)
+{
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_LINGER_TAKEN };
+
+  (void) close_feed (self, &input);
 }
 
 /* Session context: a server shutdown reached a session that was closing
- * already (the application closed it, or its client, or a timeout). Its
- * close may be waiting for a poll response to be written (its last poll,
- * a poll the close resumed, or one taken before the close): the shutdown
- * bounds that write as its own close does, else a client that does not
- * read would hold the shutdown for its whole 10 s wait (the first close's
- * reason would have kept the bound off). A linger still running arms the
- * bound when it ends (linger_timeout_cb()); a WebSocket's close has its
- * own timeout. */
+ * already (the application closed it, or its client, or a timeout): the
+ * machine bounds the write its close waits for with the shutdown's
+ * shorter time (its SHUTDOWN input; a WebSocket's close has its own
+ * timeout, a linger still running bounds it when it ends). */
 static void
 socket_shutdown_closing (EngineIOSocket *self)
 {
-  if (self->shutting_down)
-    return;
-  self->shutting_down = TRUE;
-  if ((self->timeout_source != NULL && !self->write_bound) || self->ws != NULL)
-    return;
-  bound_closing_write (self, CLOSE_LINGER_MS);
+  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_SHUTDOWN, .websocket = self->ws != NULL };
+
+  (void) close_feed (self, &input);
 }
 
 /* Closes the session for the application: no more sends, no more
  * messages. What was queued still goes out (on the waiting poll, the next
- * poll within CLOSE_LINGER_MS when the application or a shutdown closed
+ * poll within the linger when the application or a shutdown closed
  * it -- or a probe kept through the close, if its `5` comes first -- or
  * the WebSocket, then a close frame); engine_io_socket_finish_close() ends it and
- * emits ::close. */
+ * emits ::close, when the session machine says (FINISH_CLOSE). */
 void
 engine_io_socket_do_close (EngineIOSocket      *self,
                            EngineIOCloseReason  reason,
@@ -167,6 +206,8 @@ engine_io_socket_do_close (EngineIOSocket      *self,
   EngineIOPollingView view;
   gboolean waiting;
   gboolean linger = FALSE;
+  gboolean ws_transport;
+  gboolean finish;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (self->state != STATE_OPEN && self->state != STATE_OPENING)
@@ -179,7 +220,6 @@ engine_io_socket_do_close (EngineIOSocket      *self,
       return;
     }
   g_atomic_int_set ((int *) &self->state, STATE_CLOSING);
-  self->shutting_down = reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN;
 
   /* The server's table may hold the last reference; keep the socket alive
    * through the close. (Finalizing a closed socket on its own thread is
@@ -257,11 +297,28 @@ engine_io_socket_do_close (EngineIOSocket      *self,
   if (reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN && self->ws_close_code == 1000)
     self->ws_close_code = 1001;
 
-  /* The machine stops its timers (the heartbeat) and gives up an upgrade
-   * probe, or keeps an answered one while the close lingers. */
-  close_machine (self, linger, self->ws_close_code);
+  /* The machine stops its timers (the heartbeat), gives up an upgrade
+   * probe, or keeps an answered one while the close lingers, and times
+   * what the close waits for: the linger, the bound on the resumed poll's
+   * write (a linger and a last poll's write: its response may be a lot if
+   * the poll waited while another response was being written), the
+   * WebSocket's close (its own timeout), or nothing: it finishes, below. */
+  ws_transport = self->ws != NULL && !self->ws_probe;
+  {
+    EngineIOSessionInput input = {
+      .kind = ENGINE_IO_SESSION_INPUT_CLOSE,
+      .wait = linger ? ENGINE_IO_SESSION_WAIT_LINGER
+            : !waiting && !ws_transport ? ENGINE_IO_SESSION_WAIT_NOTHING
+            : ws_transport ? ENGINE_IO_SESSION_WAIT_WEBSOCKET
+            : ENGINE_IO_SESSION_WAIT_POLL,
+      .shutdown = reason == ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN,
+      .probe_code = self->ws_close_code,
+    };
 
-  if (self->ws != NULL && !self->ws_probe)
+    finish = close_feed (self, &input);
+  }
+
+  if (ws_transport)
     {
       /* WebSocket: what is queued goes out, then the close frame; the
        * session finishes when the connection is down. (A stalled one
@@ -277,23 +334,13 @@ engine_io_socket_do_close (EngineIOSocket      *self,
           engine_io_socket_ws_send_packets (self, packets, notify);
         }
       engine_io_websocket_close (self->ws, self->ws_close_code, NULL);
-      waiting = TRUE;
     }
 
   /* Reads again: a held POST is answered, a WebSocket's close is read. */
   engine_io_socket_update_input (self);
 
-  if (linger)
-    self->timeout_source = engine_io_socket_add_timeout (self, MIN (CLOSE_LINGER_MS, self->config->ping_timeout),
-                                                         linger_timeout_cb, "[engineio] close linger");
-  else if (!waiting)
+  if (finish)
     engine_io_socket_finish_close (self);
-  else if (self->ws == NULL)
-    /* The waiting poll was resumed: its response (what was queued and
-     * `1`; a lot if the poll waited while another response was being
-     * written) gets as long as a linger and a last poll's write, then the
-     * session ends all the same. */
-    bound_closing_write (self, CLOSE_LINGER_MS + closing_write_ms (self));
 }
 
 /* The session is over: report what was never sent, wake blocked receivers
@@ -358,8 +405,12 @@ engine_io_socket_finish_close (EngineIOSocket *self)
 
   engine_io_socket_call_send_callbacks (self, leftover, FALSE);
 
-  close_machine (self, FALSE, 0);  /* a probe kept: freed (aborted) */
-  engine_io_socket_clear_source (&self->timeout_source);
+  {
+    /* A probe kept: freed (aborted); no closing timer stays armed. */
+    EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_FINISHED };
+
+    (void) close_feed (self, &input);
+  }
   g_clear_pointer (&self->ws, engine_io_websocket_free);
   g_ptr_array_set_size (self->dying_ws, 0);  /* frees (aborts) them */
 

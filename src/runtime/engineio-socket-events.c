@@ -51,7 +51,7 @@ handle_event (EngineIOSocket *self,
       break;
 
     case EVENT_FINISH_CLOSE:
-      engine_io_socket_finish_close (self);
+      engine_io_socket_close_wait_over (self);
       break;
 
     case EVENT_WS_ATTACH:

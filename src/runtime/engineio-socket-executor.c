@@ -175,7 +175,7 @@ upgrade_complete_closing (EngineIOSocket *self)
   if (!take)
     return;
 
-  engine_io_socket_clear_source (&self->timeout_source);  /* the linger: no poll is waited for now */
+  engine_io_socket_close_linger_taken (self);  /* the linger: no poll is waited for now */
   self->ws_probe = FALSE;
   upgrade_count (self);
   g_debug ("socket %s upgraded to websocket while closing", self->id);

@@ -32,7 +32,8 @@ typedef enum
   EVENT_PACKET,        /* a packet from the client */
   EVENT_FLUSHED,       /* send items were handed to the transport (or failed to be) */
   EVENT_CLOSE,         /* close with a reason */
-  EVENT_FINISH_CLOSE,  /* the last poll took the last packets */
+  EVENT_FINISH_CLOSE,  /* what the close waits for is over: a poll response that finishes
+                        * it ended, or the waiting poll went away (the machine's WAIT_OVER) */
   EVENT_WS_ATTACH,     /* an upgraded connection for this session */
   EVENT_PACKET_CREATE, /* a packet was queued for the client: ::packet-create */
 } EventKind;
@@ -149,16 +150,10 @@ struct _EngineIOSocket
   EngineIOLoop            *loop;          /* released when the session ends */
   EngineIOSessionMachine   machine;       /* the heartbeat, the client's packets' rules
                                            * and the upgrade's (engine_io_socket_run_machine()) */
-  GSource                 *timers[ENGINE_IO_SESSION_N_TIMERS]; /* the machine's armed timers */
-  GSource                 *timeout_source;/* closing: the linger, or the bound on a poll
-                                           * response's write (engineio-socket-close.c) */
+  GSource                 *timers[ENGINE_IO_SESSION_N_TIMERS]; /* the machine's armed timers (the
+                                           * closing ones: engineio-socket-close.c) */
   gboolean                 counted_open;  /* in the open-sessions gauge */
   gboolean                 client_closed; /* the client sent a close packet */
-  gboolean                 shutting_down; /* a server shutdown reached us (perhaps closing
-                                           * already, for another reason): a poll response
-                                           * the close waits for gets a bounded time */
-  gboolean                 write_bound;   /* @timeout_source bounds the write of a closing
-                                           * session's poll response (not its linger) */
   EngineIOCounters        *counters;      /* the server's; immutable pointer */
   EngineIOCloseReason      close_reason;  /* written once, under the lock, with state
                                            * CLOSING: serving threads read it under the
@@ -246,6 +241,12 @@ enum
  * packets (Payload.max_decode_packets) and drops the connection. The rest
  * goes in the next poll, which follows at once. */
 #define POLL_MAX_PACKETS 16
+
+/* How long a closing polling session waits for the client's next poll to
+ * hand it what was queued (the reference waits for the drain); a server
+ * shutdown's bound on a closing session's poll response's write, too.
+ * The session machine times both (its close-linger). */
+#define ENGINE_IO_SOCKET_CLOSE_LINGER_MS 2000
 
 /* The polling rules (src/core/engineio-session-polling.c) see the state
  * value for value. */
@@ -419,6 +420,8 @@ void engine_io_socket_do_close (EngineIOSocket      *self,
                                 EngineIOCloseReason  reason,
                                 const char          *description);
 void engine_io_socket_finish_close (EngineIOSocket *self);
+void engine_io_socket_close_wait_over (EngineIOSocket *self);
+void engine_io_socket_close_linger_taken (EngineIOSocket *self);
 
 /* engineio-socket-delivery.c (see there for what each does) */
 typedef struct

@@ -200,7 +200,7 @@ ws_closed_cb (EngineIOWebSocket *ws,
                                            : ENGINE_IO_CLOSE_REASON_TRANSPORT_ERROR,
                                clean ? "the client closed the WebSocket" : "the WebSocket connection failed");
   else if (self->state == STATE_CLOSING)
-    engine_io_socket_finish_close (self);
+    engine_io_socket_close_wait_over (self);
 }
 
 /* The WebSocket's output waited a heartbeat with nothing written: its

@@ -332,7 +332,9 @@ engine_io_socket_new (EngineIOServer            *server,
   self->context = g_main_context_ref (engine_io_loop_get_context (loop));
   self->counters = counters;
   engine_io_session_machine_init (&self->machine, self->version, config->ping_interval,
-                                  config->ping_timeout, config->ping_interval_grace, config->upgrade_timeout);
+                                  config->ping_timeout, config->ping_interval_grace, config->upgrade_timeout,
+                                  ENGINE_IO_SOCKET_CLOSE_LINGER_MS,
+                                  MIN (config->connection_timeout, G_MAXUINT / 1000) * 1000);
 
   return self;
 }

@@ -5,10 +5,14 @@
  * heartbeat's and the upgrade's settings and the start time; the rest is
  * a sequence of inputs (start, a packet of any type, text or binary, with
  * or without a close requested, a timer that is due, a timer that is not,
- * the runtime's close, with or without a linger; an upgrade probe
- * attached, a packet on it: `2probe`, `5`, a bad one or any, the probe
- * lost or stalled) with time passing between them. A model executor
- * carries the actions out and checks, after every input:
+ * the runtime's close, waiting for nothing, a linger, a poll or a
+ * WebSocket, a shutdown's or not; an upgrade probe attached, a packet on
+ * it: `2probe`, `5`, a bad one or any, the probe lost or stalled; a
+ * shutdown reaching the close, the linger's end with a last poll come or
+ * not and polls being written or not, the linger taken by a kept probe,
+ * the close's wait over, the close finished) with time passing between
+ * them. A model executor carries the actions out and checks, after every
+ * input:
  *
  * - nothing happens before START, nothing for a packet that comes with a
  *   close requested, and nothing after the session is CLOSED but the
@@ -36,7 +40,17 @@
  *   the upgrade timer stopped (closing: only on a probe kept through a
  *   close); GIVE_UP_PROBE comes only while there is a probe, last, with
  *   the code and description its cause gives; a CLOSE input is answered
- *   with TIMER_STOPs and at most one GIVE_UP_PROBE.
+ *   with TIMER_STOPs, at most one GIVE_UP_PROBE and a closing timer's
+ *   start or FINISH_CLOSE;
+ * - the close's timing: the linger timer is armed exactly while the
+ *   model's closing state is LINGER, the close-write timer exactly while
+ *   it is WRITE (the machine's agrees); their deadlines are the rules'
+ *   (min(linger, ping timeout); linger + bound, bound, linger for a
+ *   shutdown reaching the close; the bound the linger once a shutdown is
+ *   in it); MARK_FINISHES_CLOSE only at the linger's end without a last
+ *   poll but with polls being written, before the bound; FINISH_CLOSE at
+ *   most once, last, with no closing timer armed, and after it no timer
+ *   starts; after FINISHED no timer at all is armed.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -75,6 +89,11 @@ typedef struct
   gint64   ping_sent;
   guint    closes;
   gint64   upgrade_us;
+  gint64   linger_us, write_us;   /* the close's linger and write bound */
+  EngineIOSessionClosing closing; /* the model's */
+  gboolean shutdown;              /* a shutdown reached the close */
+  guint    finishes;              /* FINISH_CLOSEs */
+  guint    closing_steps;         /* closing timers started, FINISH_CLOSEs */
   gboolean probe;         /* a probe attached, not given up nor completed */
   gboolean answered;      /* ... and `3probe` went out on it */
   guint    upgrades;      /* COMPLETE_UPGRADEs */
@@ -114,22 +133,128 @@ run (Model                      *m,
                          input->kind == ENGINE_IO_SESSION_INPUT_PROBE_PACKET ||
                          input->kind == ENGINE_IO_SESSION_INPUT_PROBE_LOST;
 
+  gboolean closing_input = input->kind == ENGINE_IO_SESSION_INPUT_CLOSE ||
+                           input->kind == ENGINE_IO_SESSION_INPUT_SHUTDOWN ||
+                           input->kind == ENGINE_IO_SESSION_INPUT_LINGER_TAKEN ||
+                           input->kind == ENGINE_IO_SESSION_INPUT_WAIT_OVER ||
+                           input->kind == ENGINE_IO_SESSION_INPUT_FINISHED ||
+                           (input->kind == ENGINE_IO_SESSION_INPUT_TIMER &&
+                            (input->timer == ENGINE_IO_SESSION_TIMER_LINGER ||
+                             input->timer == ENGINE_IO_SESSION_TIMER_CLOSE_WRITE));
+  EngineIOSessionClosing closing_before = m->closing;
+  gint64 bound = m->shutdown ? m->linger_us : m->write_us;
+
   engine_io_session_machine_handle (&m->machine, input, m->now, &out);
   FUZZ_CHECK (out.len <= ENGINE_IO_SESSION_MAX_ACTIONS);
 
-  if ((before == ENGINE_IO_SESSION_NEW && input->kind != ENGINE_IO_SESSION_INPUT_START) ||
+  /* The model's closing state (the machine's must agree, below). */
+  switch (input->kind)
+    {
+    case ENGINE_IO_SESSION_INPUT_CLOSE:
+      if (m->closing == ENGINE_IO_SESSION_CLOSING_NONE)
+        {
+          m->shutdown = input->shutdown;
+          bound = m->shutdown ? m->linger_us : m->write_us;
+          m->closing = input->wait == ENGINE_IO_SESSION_WAIT_LINGER ? ENGINE_IO_SESSION_CLOSING_LINGER
+                     : input->wait == ENGINE_IO_SESSION_WAIT_POLL ? ENGINE_IO_SESSION_CLOSING_WRITE
+                     : input->wait == ENGINE_IO_SESSION_WAIT_WEBSOCKET ? ENGINE_IO_SESSION_CLOSING_WEBSOCKET
+                     : ENGINE_IO_SESSION_CLOSING_DONE;
+        }
+      else
+        FUZZ_CHECK (out.len == 0);
+      break;
+    case ENGINE_IO_SESSION_INPUT_SHUTDOWN:
+      if (m->closing == ENGINE_IO_SESSION_CLOSING_NONE || m->closing == ENGINE_IO_SESSION_CLOSING_DONE || m->shutdown)
+        FUZZ_CHECK (out.len == 0);
+      else
+        {
+          m->shutdown = TRUE;
+          if (m->closing == ENGINE_IO_SESSION_CLOSING_LINGER || input->websocket)
+            FUZZ_CHECK (out.len == 0);
+          else
+            m->closing = ENGINE_IO_SESSION_CLOSING_WRITE;
+        }
+      break;
+    case ENGINE_IO_SESSION_INPUT_LINGER_TAKEN:
+      if (m->closing == ENGINE_IO_SESSION_CLOSING_LINGER)
+        m->closing = ENGINE_IO_SESSION_CLOSING_WEBSOCKET;
+      else
+        FUZZ_CHECK (out.len == 0);
+      break;
+    case ENGINE_IO_SESSION_INPUT_WAIT_OVER:
+      if (m->closing == ENGINE_IO_SESSION_CLOSING_NONE || m->closing == ENGINE_IO_SESSION_CLOSING_DONE)
+        FUZZ_CHECK (out.len == 0);
+      else
+        m->closing = ENGINE_IO_SESSION_CLOSING_DONE;
+      break;
+    case ENGINE_IO_SESSION_INPUT_FINISHED:
+      m->closing = ENGINE_IO_SESSION_CLOSING_DONE;
+      break;
+    case ENGINE_IO_SESSION_INPUT_TIMER:
+      if (input->timer == ENGINE_IO_SESSION_TIMER_LINGER && out.len > 0)
+        {
+          FUZZ_CHECK (m->closing == ENGINE_IO_SESSION_CLOSING_LINGER);
+          m->closing = !input->polled && !input->writing ? ENGINE_IO_SESSION_CLOSING_DONE
+                                                         : ENGINE_IO_SESSION_CLOSING_WRITE;
+        }
+      else if (input->timer == ENGINE_IO_SESSION_TIMER_CLOSE_WRITE && out.len > 0)
+        {
+          FUZZ_CHECK (m->closing == ENGINE_IO_SESSION_CLOSING_WRITE);
+          m->closing = ENGINE_IO_SESSION_CLOSING_DONE;
+        }
+      break;
+    default:
+      break;
+    }
+
+  if ((before == ENGINE_IO_SESSION_NEW && input->kind != ENGINE_IO_SESSION_INPUT_START && !closing_input) ||
       (input->kind == ENGINE_IO_SESSION_INPUT_PACKET && input->close_requested))
     FUZZ_CHECK (out.len == 0);
   /* After the close, nothing but the upgrade's end: a probe kept through
    * it, or settled by the runtime's CLOSE input. */
   if (before == ENGINE_IO_SESSION_CLOSED)
     for (guint i = 0; i < out.len; i++)
-      FUZZ_CHECK (m->probe &&
+      FUZZ_CHECK ((closing_input &&
+                   (((out.actions[i].kind == ENGINE_IO_SESSION_ACTION_TIMER_START ||
+                      out.actions[i].kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP) &&
+                     out.actions[i].timer >= ENGINE_IO_SESSION_TIMER_LINGER) ||
+                    out.actions[i].kind == ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE ||
+                    out.actions[i].kind == ENGINE_IO_SESSION_ACTION_FINISH_CLOSE)) ||
+                  (m->probe &&
                   ((out.actions[i].kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP &&
                     out.actions[i].timer == ENGINE_IO_SESSION_TIMER_UPGRADE) ||
                    out.actions[i].kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE ||
                    (out.actions[i].kind == ENGINE_IO_SESSION_ACTION_COMPLETE_UPGRADE &&
-                    upgrade_before == ENGINE_IO_SESSION_UPGRADE_KEPT)));
+                    upgrade_before == ENGINE_IO_SESSION_UPGRADE_KEPT))));
+  /* The closing inputs: the closing timers, the probe's end, MARK,
+   * FINISH_CLOSE only (and CLOSE the heartbeat's stops). */
+  if (closing_input)
+    for (guint i = 0; i < out.len; i++)
+      {
+        EngineIOSessionAction *a = &out.actions[i];
+
+        FUZZ_CHECK (a->kind == ENGINE_IO_SESSION_ACTION_TIMER_START || a->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP ||
+                    a->kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE ||
+                    a->kind == ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE ||
+                    a->kind == ENGINE_IO_SESSION_ACTION_FINISH_CLOSE);
+        if (a->kind == ENGINE_IO_SESSION_ACTION_TIMER_START)
+          FUZZ_CHECK (a->timer >= ENGINE_IO_SESSION_TIMER_LINGER);
+        if (a->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP && input->kind != ENGINE_IO_SESSION_INPUT_CLOSE &&
+            input->kind != ENGINE_IO_SESSION_INPUT_FINISHED)
+          FUZZ_CHECK (a->timer >= ENGINE_IO_SESSION_TIMER_LINGER);
+      }
+  else
+    for (guint i = 0; i < out.len; i++)
+      FUZZ_CHECK (out.actions[i].kind != ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE &&
+                  out.actions[i].kind != ENGINE_IO_SESSION_ACTION_FINISH_CLOSE &&
+                  ((out.actions[i].kind != ENGINE_IO_SESSION_ACTION_TIMER_START &&
+                    out.actions[i].kind != ENGINE_IO_SESSION_ACTION_TIMER_STOP) ||
+                   out.actions[i].timer < ENGINE_IO_SESSION_TIMER_LINGER));
+  /* After the close finished, no timer starts. */
+  if (m->finishes > 0)
+    for (guint i = 0; i < out.len; i++)
+      FUZZ_CHECK (out.actions[i].kind != ENGINE_IO_SESSION_ACTION_TIMER_START &&
+                  out.actions[i].kind != ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE);
   /* No probe, no probe's actions. */
   if (probe_input && !m->probe && input->kind != ENGINE_IO_SESSION_INPUT_PROBE_ATTACHED)
     FUZZ_CHECK (out.len == 0);
@@ -143,12 +268,14 @@ run (Model                      *m,
     {
       EngineIOSessionAction *a = &out.actions[i];
 
-      /* A CLOSE is answered with timer stops and at most one probe given
-       * up only: the runtime's close carries them out itself
-       * (engineio-socket-close.c). */
+      /* A CLOSE is answered with timer stops, at most one probe given
+       * up and the close's timing only: the runtime's close carries them
+       * out itself (engineio-socket-close.c). */
       if (input->kind == ENGINE_IO_SESSION_INPUT_CLOSE)
         FUZZ_CHECK (a->kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP ||
-                    a->kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE);
+                    a->kind == ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE ||
+                    (a->kind == ENGINE_IO_SESSION_ACTION_TIMER_START && i == out.len - 1) ||
+                    a->kind == ENGINE_IO_SESSION_ACTION_FINISH_CLOSE);
       /* The probe's inputs: the upgrade's actions and its timer only. */
       if (probe_input)
         FUZZ_CHECK (a->kind != ENGINE_IO_SESSION_ACTION_RECEIVED && a->kind != ENGINE_IO_SESSION_ACTION_SEND &&
@@ -168,6 +295,28 @@ run (Model                      *m,
               FUZZ_CHECK (!m->armed[a->timer] && a->deadline_us == m->now + m->upgrade_us);
               m->probe = TRUE;
               m->answered = FALSE;
+            }
+          else if (a->timer == ENGINE_IO_SESSION_TIMER_LINGER)
+            {
+              FUZZ_CHECK (input->kind == ENGINE_IO_SESSION_INPUT_CLOSE && input->wait == ENGINE_IO_SESSION_WAIT_LINGER);
+              FUZZ_CHECK (a->deadline_us == m->now + MIN (m->linger_us, m->timeout_us));
+              m->closing_steps++;
+            }
+          else if (a->timer == ENGINE_IO_SESSION_TIMER_CLOSE_WRITE)
+            {
+              if (input->kind == ENGINE_IO_SESSION_INPUT_CLOSE)
+                FUZZ_CHECK (input->wait == ENGINE_IO_SESSION_WAIT_POLL &&
+                            a->deadline_us == m->now + m->linger_us + bound);
+              else if (input->kind == ENGINE_IO_SESSION_INPUT_TIMER)
+                FUZZ_CHECK (input->timer == ENGINE_IO_SESSION_TIMER_LINGER && (input->polled || input->writing) &&
+                            a->deadline_us == m->now + bound);
+              else
+                FUZZ_CHECK (input->kind == ENGINE_IO_SESSION_INPUT_SHUTDOWN && !input->websocket &&
+                            (closing_before == ENGINE_IO_SESSION_CLOSING_WRITE ||
+                             closing_before == ENGINE_IO_SESSION_CLOSING_WEBSOCKET) &&
+                            a->deadline_us == m->now + m->linger_us);
+              FUZZ_CHECK (i == out.len - 1);
+              m->closing_steps++;
             }
           else if (a->timer == ENGINE_IO_SESSION_TIMER_PING)
             FUZZ_CHECK (v4 && a->deadline_us == m->now + m->interval_us);
@@ -259,8 +408,34 @@ run (Model                      *m,
           m->probe = m->answered = FALSE;
           break;
 
+        case ENGINE_IO_SESSION_ACTION_MARK_FINISHES_CLOSE:
+          FUZZ_CHECK (input->kind == ENGINE_IO_SESSION_INPUT_TIMER && input->timer == ENGINE_IO_SESSION_TIMER_LINGER);
+          FUZZ_CHECK (!input->polled && input->writing && i == 0 && out.len == 2 &&
+                      out.actions[1].kind == ENGINE_IO_SESSION_ACTION_TIMER_START &&
+                      out.actions[1].timer == ENGINE_IO_SESSION_TIMER_CLOSE_WRITE);
+          break;
+
+        case ENGINE_IO_SESSION_ACTION_FINISH_CLOSE:
+          FUZZ_CHECK (m->finishes == 0 && i == out.len - 1);
+          FUZZ_CHECK (!m->armed[ENGINE_IO_SESSION_TIMER_LINGER] && !m->armed[ENGINE_IO_SESSION_TIMER_CLOSE_WRITE]);
+          FUZZ_CHECK (!model_any_armed (m));
+          FUZZ_CHECK ((input->kind == ENGINE_IO_SESSION_INPUT_CLOSE && input->wait == ENGINE_IO_SESSION_WAIT_NOTHING) ||
+                      input->kind == ENGINE_IO_SESSION_INPUT_WAIT_OVER ||
+                      (input->kind == ENGINE_IO_SESSION_INPUT_TIMER &&
+                       (input->timer == ENGINE_IO_SESSION_TIMER_CLOSE_WRITE ||
+                        (input->timer == ENGINE_IO_SESSION_TIMER_LINGER && !input->polled && !input->writing))));
+          m->finishes++;
+          m->closing_steps++;
+          break;
+
         case ENGINE_IO_SESSION_ACTION_GIVE_UP_PROBE:
-          FUZZ_CHECK (m->probe && i == out.len - 1 && !m->armed[ENGINE_IO_SESSION_TIMER_UPGRADE]);
+          FUZZ_CHECK (m->probe && !m->armed[ENGINE_IO_SESSION_TIMER_UPGRADE]);
+          /* Last, but for the close's timing after it. */
+          for (guint j = i + 1; j < out.len; j++)
+            FUZZ_CHECK (out.actions[j].kind == ENGINE_IO_SESSION_ACTION_FINISH_CLOSE ||
+                        ((out.actions[j].kind == ENGINE_IO_SESSION_ACTION_TIMER_START ||
+                          out.actions[j].kind == ENGINE_IO_SESSION_ACTION_TIMER_STOP) &&
+                         out.actions[j].timer >= ENGINE_IO_SESSION_TIMER_LINGER));
           switch (input->kind)
             {
             case ENGINE_IO_SESSION_INPUT_PROBE_PACKET:
@@ -281,7 +456,13 @@ run (Model                      *m,
             case ENGINE_IO_SESSION_INPUT_CLOSE:
               FUZZ_CHECK (a->code == input->probe_code && a->description == NULL);
               /* Kept only an answered probe, for a close that lingers. */
-              FUZZ_CHECK (upgrade_before == ENGINE_IO_SESSION_UPGRADE_KEPT || !input->linger || !m->answered);
+              FUZZ_CHECK (upgrade_before == ENGINE_IO_SESSION_UPGRADE_KEPT ||
+                          input->wait != ENGINE_IO_SESSION_WAIT_LINGER || !m->answered);
+              break;
+            case ENGINE_IO_SESSION_INPUT_FINISHED:
+              /* The close finishing frees a probe (kept, or one the
+               * runtime's CLOSE never settled). */
+              FUZZ_CHECK (a->code == 0 && a->description == NULL);
               break;
             default:
               FUZZ_CHECK (FALSE);
@@ -311,6 +492,17 @@ run (Model                      *m,
   /* The state after the input. */
   for (guint t = 0; t < ENGINE_IO_SESSION_N_TIMERS; t++)
     FUZZ_CHECK (m->armed[t] == engine_io_session_machine_timer_armed (&m->machine, t));
+  /* The closing timers: armed exactly in their closing state. */
+  FUZZ_CHECK (engine_io_session_machine_get_closing (&m->machine) == m->closing);
+  FUZZ_CHECK (m->armed[ENGINE_IO_SESSION_TIMER_LINGER] == (m->closing == ENGINE_IO_SESSION_CLOSING_LINGER));
+  FUZZ_CHECK (m->armed[ENGINE_IO_SESSION_TIMER_CLOSE_WRITE] == (m->closing == ENGINE_IO_SESSION_CLOSING_WRITE));
+  FUZZ_CHECK (m->finishes <= 1);
+  if (m->closing != ENGINE_IO_SESSION_CLOSING_NONE)
+    FUZZ_CHECK (engine_io_session_machine_get_state (&m->machine) == ENGINE_IO_SESSION_CLOSED);
+  /* After FINISHED, nothing is armed. */
+  if (input->kind == ENGINE_IO_SESSION_INPUT_FINISHED)
+    for (guint t = 0; t < ENGINE_IO_SESSION_N_TIMERS; t++)
+      FUZZ_CHECK (!m->armed[t]);
   /* The upgrade timer: armed exactly while there is a probe. */
   FUZZ_CHECK (m->armed[ENGINE_IO_SESSION_TIMER_UPGRADE] == m->probe);
   switch (engine_io_session_machine_get_upgrade (&m->machine))
@@ -411,8 +603,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   m.grace_us = (first >> 1) * G_GINT64_CONSTANT (1000);
   m.now = (gint64) take (&r) << 20;
   m.upgrade_us = take (&r) * G_GINT64_CONSTANT (1000);
+  m.linger_us = take (&r) * G_GINT64_CONSTANT (1000);
+  m.write_us = take (&r) * G_GINT64_CONSTANT (4000);
   engine_io_session_machine_init (&m.machine, m.version, m.interval_us / 1000, m.timeout_us / 1000,
-                                  m.grace_us / 1000, m.upgrade_us / 1000);
+                                  m.grace_us / 1000, m.upgrade_us / 1000, m.linger_us / 1000, m.write_us / 1000);
 
   while (r.size > 0)
     {
@@ -455,15 +649,24 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
             m.armed[t] = FALSE;  /* it fired: disarmed without a TIMER_STOP */
             input.kind = ENGINE_IO_SESSION_INPUT_TIMER;
             input.timer = t;
+            if (t == ENGINE_IO_SESSION_TIMER_LINGER)
+              {
+                /* What the runtime saw when it claimed its linger flag. */
+                guint saw = take (&r);
+
+                input.polled = saw & 1;
+                input.writing = (saw >> 1) & 1;
+              }
             {
               guint closes = m.closes;
               guint outstanding = m.outstanding;
-
               guint give_ups = m.give_ups;
+              guint closing_steps = m.closing_steps;
 
               run (&m, &input);
               FUZZ_CHECK (!m.armed[t]);
-              FUZZ_CHECK (m.closes > closes || m.outstanding > outstanding || m.give_ups > give_ups);
+              FUZZ_CHECK (m.closes > closes || m.outstanding > outstanding || m.give_ups > give_ups ||
+                          m.closing_steps > closing_steps);
             }
           }
           break;
@@ -487,8 +690,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
             guint how = take (&r);
 
             input.kind = ENGINE_IO_SESSION_INPUT_CLOSE;
-            input.linger = how & 1;
-            input.probe_code = (how & 2) ? 1001 : (how & 4) ? 0 : 1000;
+            input.wait = how & 3;
+            input.probe_code = (how & 4) ? 1001 : (how & 8) ? 0 : 1000;
+            input.shutdown = (how >> 4) & 1;
             run (&m, &input);
           }
           break;
@@ -520,8 +724,34 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
           break;
 
         default:
-          /* Only time passes. */
-          m.now += take (&r) * G_GINT64_CONSTANT (1000);
+          {
+            /* The close's other inputs, or only time passing. */
+            guint which = take (&r);
+
+            switch (which % 8)
+              {
+              case 4:
+                input.kind = ENGINE_IO_SESSION_INPUT_SHUTDOWN;
+                input.websocket = (which >> 3) & 1;
+                run (&m, &input);
+                break;
+              case 5:
+                input.kind = ENGINE_IO_SESSION_INPUT_LINGER_TAKEN;
+                run (&m, &input);
+                break;
+              case 6:
+                input.kind = ENGINE_IO_SESSION_INPUT_WAIT_OVER;
+                run (&m, &input);
+                break;
+              case 7:
+                input.kind = ENGINE_IO_SESSION_INPUT_FINISHED;
+                run (&m, &input);
+                break;
+              default:
+                m.now += which * G_GINT64_CONSTANT (1000);
+                break;
+              }
+          }
           break;
         }
     }

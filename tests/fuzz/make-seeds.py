@@ -305,15 +305,25 @@ WS_CODEC_SEEDS = {
 
 # fuzz-session: a header (bit 0 of the first byte v4, the rest the grace
 # in ms; pingInterval and pingTimeout in ms; the start time; the upgrade
-# timeout in ms), then inputs: an op byte (low nibble the input, high
-# nibble the time before it in 0.7 ms steps) and its arguments.
-def sess(v4, grace, interval, timeout, *ops, upgrade=30):
-    return bytes([(1 if v4 else 0) | (grace << 1), interval, timeout, 1, upgrade]) + b"".join(ops)
+# timeout in ms; the close's linger in ms and its write bound in 4 ms
+# steps), then inputs: an op byte (low nibble the input, high nibble the
+# time before it in 0.7 ms steps) and its arguments.
+def sess(v4, grace, interval, timeout, *ops, upgrade=30, linger=3, write=10):
+    return bytes([(1 if v4 else 0) | (grace << 1), interval, timeout, 1, upgrade, linger, write]) + b"".join(ops)
 
 
 S_START, S_DUE, S_STALE, S_ATTACH = b"\x00", b"\x07", b"\x0a", b"\x0c"
-S_CLOSE = b"\x0b\x00"         # the runtime's close, no linger, probe closed with 1000
+S_CLOSE = b"\x0b\x00"         # the runtime's close, waiting for nothing, probe closed with 1000
 S_CLOSE_LINGER = b"\x0b\x01"  # ... with a linger (an answered probe is kept)
+S_CLOSE_POLL = b"\x0b\x02"    # ... waiting for the resumed poll's write
+S_CLOSE_WS = b"\x0b\x03"      # ... waiting for the WebSocket's close
+S_CLOSE_POLL_SHUTDOWN = b"\x0b\x12"  # ... the resumed poll's, a shutdown's close
+S_CLOSE_LINGER_SHUTDOWN = b"\x0b\x11"
+# The close's other inputs (op 15, then its byte mod 8: 0-3 only time passes).
+S_SHUTDOWN, S_SHUTDOWN_WS = b"\x0f\x04", b"\x0f\x0c"
+S_LINGER_TAKEN, S_WAIT_OVER, S_FINISHED = b"\x0f\x05", b"\x0f\x06", b"\x0f\x07"
+# The linger's timer due (only it armed): a last poll came, or polls being written, or neither.
+S_LINGER_POLLED, S_LINGER_WRITING, S_LINGER_IDLE = b"\x07\x01", b"\x07\x02", b"\x07\x00"
 S_PROBE_PING, S_PROBE_UPGRADE, S_PROBE_BAD = b"\x0d\x00", b"\x0d\x01", b"\x0d\x02"
 S_PROBE_CLOSED, S_PROBE_STALLED = b"\x0e\x00", b"\x0e\x01"
 
@@ -330,7 +340,8 @@ def spkt(ptype, data=b"", binary=False, close_requested=False, dt=0):
 
 
 def swait(ms):
-    return bytes([0x0f, ms])
+    """Time passes (a multiple of 8 ms, at most 248)."""
+    return bytes([0x0f, ms & 0xf8])
 
 
 SESSION_SEEDS = {
@@ -358,6 +369,20 @@ SESSION_SEEDS = {
     "upgrade-kept-done": sess(False, 0, 10, 5, S_START, S_ATTACH, S_PROBE_PING, S_CLOSE_LINGER, S_PROBE_UPGRADE,
                               S_CLOSE),
     "upgrade-close-probing": sess(True, 0, 10, 5, S_START, S_ATTACH, S_CLOSE_LINGER, S_PROBE_PING, S_DUE),
+    # The close's timing.
+    "close-linger-last-poll": sess(True, 0, 10, 20, S_START, S_CLOSE_LINGER, S_LINGER_POLLED, S_WAIT_OVER,
+                                   S_WAIT_OVER, S_FINISHED),
+    "close-linger-no-poll": sess(False, 0, 10, 20, S_START, S_CLOSE_LINGER, S_LINGER_IDLE, S_WAIT_OVER, S_FINISHED),
+    "close-linger-writing": sess(True, 1, 10, 20, S_START, S_CLOSE_LINGER, S_LINGER_WRITING, S_DUE, S_FINISHED),
+    "close-linger-short": sess(False, 0, 10, 1, S_START, S_CLOSE_LINGER_SHUTDOWN, S_SHUTDOWN, S_LINGER_POLLED,
+                               S_DUE, S_FINISHED),
+    "close-poll-shutdown": sess(True, 0, 10, 5, S_START, S_CLOSE_POLL_SHUTDOWN, S_SHUTDOWN, S_DUE, S_FINISHED),
+    "close-shutdown-closing": sess(False, 0, 10, 5, S_START, S_CLOSE_POLL, swait(8), S_SHUTDOWN, S_SHUTDOWN,
+                                   S_WAIT_OVER, S_FINISHED),
+    "close-websocket": sess(True, 0, 10, 5, S_START, S_CLOSE_WS, S_SHUTDOWN_WS, S_WAIT_OVER, S_FINISHED,
+                            S_SHUTDOWN),
+    "close-kept-taken": sess(True, 0, 10, 20, S_START, S_ATTACH, S_PROBE_PING, S_CLOSE_LINGER, S_PROBE_UPGRADE,
+                             S_LINGER_TAKEN, S_WAIT_OVER, S_FINISHED),
 }
 
 

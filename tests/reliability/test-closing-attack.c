@@ -47,8 +47,8 @@
 
 #include "relutil.h"
 
-/* The linger of a closing polling session (CLOSE_LINGER_MS in
- * engineio-socket.c; ping-timeout is 20 s here, so the linger is 2 s). */
+/* The linger of a closing polling session (ENGINE_IO_SOCKET_CLOSE_LINGER_MS,
+ * the session machine's close-linger; ping-timeout is 20 s here, so the linger is 2 s). */
 #define LINGER_MS 2000
 
 typedef struct

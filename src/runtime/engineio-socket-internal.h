@@ -94,25 +94,26 @@ struct _EngineIOSocket
   GMutex                   state_lock;
   GQueue                   outbound;      /* (lock) SendItem*, oldest first */
   SocketState              state;         /* (lock) written; (atomic) read elsewhere */
+  int                      transport;     /* (atomic) EngineIOTransportType */
   EngineIORequest         *active_get;    /* (lock) the poll attached to us, if any */
   EngineIORequest         *active_post;   /* (lock) the POST reading its body, if any */
+  EngineIORequest         *held_post;     /* (lock) a POST suspended while @input_paused */
   GPtrArray               *inflight;      /* (lock) EngineIORequest*: poll responses whose
                                            * send items wait for the end of the request */
-  int                      transport;     /* (atomic) EngineIOTransportType */
   guint64                  queued_bytes;  /* (lock) real bytes in @outbound (engine_io_socket_item_size()) */
   guint64                  tap_bytes;     /* (lock) real bytes of the packets held for
                                            * ::packet-create handlers not yet told of them
                                            * (sent or not): they count against the send
                                            * mark with @queued_bytes */
+  guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
+  guint64                  received_bytes;/* (lock) real bytes in @received */
+  /* (The 4-byte fields together: no padding between them.) */
   guint                    inflight_polls;/* (lock) poll responses carrying packets not yet
                                            * reported written: while there is one, an
                                            * open session takes nothing more out of its
                                            * queue (see engine_io_socket_take_for_poll_locked()) */
-  guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
   guint                    inbound_packets; /* (lock) EVENT_PACKETs in @inbound */
-  guint64                  received_bytes;/* (lock) real bytes in @received */
   gboolean                 input_paused;  /* (lock) the client is not read (back-pressure) */
-  EngineIORequest         *held_post;     /* (lock) that POST, suspended while input_paused */
   gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
   gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
   gboolean                 lingering;     /* (lock) closing, waiting for one last poll (or
@@ -142,9 +143,9 @@ struct _EngineIOSocket
 
   /* The body of the POST being read (@active_post), read a round of packets
    * at a time: only its serving thread touches these. */
+  gboolean                 post_validated; /* the whole body is known to decode */
   GBytes                  *post_payload;
   EngineIOPayloadReader    post_reader;
-  gboolean                 post_validated; /* the whole body is known to decode */
 
   /* Session context only. */
   EngineIOLoop            *loop;          /* released when the session ends */
@@ -152,31 +153,32 @@ struct _EngineIOSocket
                                            * and the upgrade's (engine_io_socket_run_machine()) */
   GSource                 *timers[ENGINE_IO_SESSION_N_TIMERS]; /* the machine's armed timers (the
                                            * closing ones: engineio-socket-close.c) */
-  gboolean                 counted_open;  /* in the open-sessions gauge */
-  gboolean                 client_closed; /* the client sent a close packet */
   EngineIOCounters        *counters;      /* the server's; immutable pointer */
-  EngineIOCloseReason      close_reason;  /* written once, under the lock, with state
-                                           * CLOSING: serving threads read it under the
-                                           * lock (the polling rules' closed_for_application) */
   char                    *close_description;
   EngineIOWebSocket       *ws;            /* the transport, or an upgrade probe */
-  gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */
-  guint16                  ws_close_code; /* for the close frame when we close */
   GByteArray              *frame;         /* scratch for encoding frames */
   gint64                   inline_window; /* see ws_message_cb() */
   gint64                   inline_spent;
   EngineIOMessageFunc      message_func;  /* engine_io_socket_set_message_func(): set in the */
   gpointer                 message_func_data;   /* session context, dropped after ::close */
   GDestroyNotify           message_func_destroy;
-  guint                    message_func_depth;  /* calls of it under way */
-  int                      signal_cache;  /* (atomic) SIGNAL_CACHE_* bits: while a message
-                                           * function is set, which of ::packet,
-                                           * ::packet-create and ::drain had handlers when it
-                                           * was set (engine_io_socket_wants_signal()) */
   GSList                  *message_func_deferred; /* data it replaced while running */
   GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
   GQueue                   ws_unsent;     /* SendItem*: handed to @ws, not yet all taken by
                                            * send(), by ws_seq (see engine_io_socket_ws_report_sent()) */
+  /* (The 4-byte fields together: no padding between them.) */
+  gboolean                 counted_open;  /* in the open-sessions gauge */
+  gboolean                 client_closed; /* the client sent a close packet */
+  EngineIOCloseReason      close_reason;  /* written once, under the lock, with state
+                                           * CLOSING: serving threads read it under the
+                                           * lock (the polling rules' closed_for_application) */
+  gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */
+  guint                    message_func_depth;  /* calls of the message function under way */
+  int                      signal_cache;  /* (atomic) SIGNAL_CACHE_* bits: while a message
+                                           * function is set, which of ::packet,
+                                           * ::packet-create and ::drain had handlers when it
+                                           * was set (engine_io_socket_wants_signal()) */
+  guint16                  ws_close_code; /* for the close frame when we close */
 
   /* The application's data. Its own lock (rank 9, a leaf: taken with no
    * other lock of ours held, and none taken with it held), never held

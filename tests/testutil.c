@@ -1361,6 +1361,27 @@ test_recorder_dup (TestRecorder *recorder)
   return copy;
 }
 
+GStrv
+test_recorder_wait_since (TestRecorder *recorder,
+                          guint         from,
+                          guint         timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  GStrv copy;
+  guint n;
+
+  g_mutex_lock (&recorder->lock);
+  while (recorder->events->len <= from)
+    if (!g_cond_wait_until (&recorder->cond, &recorder->lock, deadline))
+      break;
+  n = recorder->events->len > from ? recorder->events->len - from : 0;
+  copy = g_new0 (char *, n + 1);
+  for (guint i = 0; i < n; i++)
+    copy[i] = g_strdup (g_ptr_array_index (recorder->events, from + i));
+  g_mutex_unlock (&recorder->lock);
+  return copy;
+}
+
 void
 test_recorder_clear (TestRecorder *recorder)
 {

@@ -270,6 +270,12 @@ gint          test_recorder_index_prefix (TestRecorder *recorder,
 /* A copy of every event so far. */
 GStrv         test_recorder_dup         (TestRecorder *recorder);
 void          test_recorder_clear       (TestRecorder *recorder);
+/* Waits up to @timeout_ms until more than @from events were recorded;
+ * copies of the events from position @from on (empty on timeout). For a
+ * reader that keeps its own view of the events and reads each once. */
+GStrv         test_recorder_wait_since  (TestRecorder *recorder,
+                                         guint         from,
+                                         guint         timeout_ms);
 
 /* Waits up to @timeout_ms for the event @format (printf-style); on
  * timeout fails the test, naming @file:@line and listing every event

@@ -1531,13 +1531,16 @@ test_recorder_watch (TestRecorder   *recorder,
 
   watch->recorder = recorder;
   watch->flags = flags;
-  if (!(flags & TEST_WATCH_NO_MESSAGE))
+  if (!(flags & (TEST_WATCH_NO_MESSAGE | TEST_WATCH_CLOSE_ONLY)))
     watch_connect (socket, "message", G_CALLBACK (watch_on_message), watch);
   if (flags & TEST_WATCH_PACKETS)
     watch_connect (socket, "packet", G_CALLBACK (watch_on_packet), watch);
   watch_connect (socket, "close", G_CALLBACK (watch_on_close), watch);
-  watch_connect (socket, "heartbeat", G_CALLBACK (watch_on_heartbeat), watch);
-  watch_connect (socket, "drain", G_CALLBACK (watch_on_drain), watch);
+  if (!(flags & TEST_WATCH_CLOSE_ONLY))
+    {
+      watch_connect (socket, "heartbeat", G_CALLBACK (watch_on_heartbeat), watch);
+      watch_connect (socket, "drain", G_CALLBACK (watch_on_drain), watch);
+    }
   if (flags & TEST_WATCH_TRANSPORT)
     watch_connect (socket, "notify::transport", G_CALLBACK (watch_on_notify_transport), watch);
   g_rc_box_release (watch);

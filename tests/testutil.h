@@ -309,6 +309,11 @@ typedef enum
   TEST_WATCH_NO_MESSAGE = 1 << 1,  /* no ::message handler: messages go to receive() */
   TEST_WATCH_PACKETS    = 1 << 2,
   TEST_WATCH_TRANSPORT  = 1 << 3,
+  /* Only "close" (and, with their flags, "packet" and "transport"): no
+   * ::message handler, no "heartbeat" or "drain" events. For sessions
+   * that take millions of packets (a v3 client's every ping is a
+   * heartbeat), whose events would fill the memory a test measures. */
+  TEST_WATCH_CLOSE_ONLY = 1 << 4,
 } TestWatchFlags;
 
 void          test_recorder_watch       (TestRecorder   *recorder,
@@ -357,6 +362,9 @@ gboolean  test_loopback_listen (TestLoopback *loopback);
 /* Frees the client, closes (if not done) and frees the server, then the
  * recorder; each member may have been cleared by the test. */
 void      test_loopback_clear  (TestLoopback *loopback);
+/* g_auto(TestLoopback) lb = { 0 }: cleared at the end of its scope (a
+ * test that returns early included). */
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TestLoopback, test_loopback_clear)
 
 /* ------------------------------------------------------------------ */
 /* A ::message handler that blocks                                      */

@@ -36,8 +36,9 @@ G_BEGIN_DECLS
 
 /* The shared server fixture (TestLoopback: the server, its port, a client
  * of it and the recorder every session is watched by, with
- * TEST_WATCH_NO_MESSAGE), whose sessions echo every message and close
- * themselves (forced close) on the text message "close-me". Close reasons
+ * TEST_WATCH_CLOSE_ONLY: "connection" and "close" events only), whose
+ * sessions echo every message and close themselves (forced close) on the
+ * text message "close-me". Close reasons
  * come from the recorder's "close <sid> <reason>" events, each read once
  * into an index (a session's first close gives its reason; 10,000
  * sessions are looked up without scanning the events each time). */

@@ -625,7 +625,7 @@ static void
 test_proxy_mapped (void)
 {
   static const char * const trusted[] = { "::ffff:127.0.0.2", "::ffff:127.0.1.0/120", NULL };
-  TestLoopback lb = { 0 };
+  g_auto(TestLoopback) lb = { 0 };
 
   g_test_summary ("A trusted proxy listed as an IPv4-mapped IPv6 address or network (as "
                   "get_remote_address() gives peers on a dual-stack listener) is trusted when "
@@ -633,11 +633,7 @@ test_proxy_mapped (void)
   test_loopback_init (&lb);
   lb.on_connection = record_address;
   g_object_set (lb.server, "trusted-proxies", trusted, NULL);
-  if (!test_loopback_listen (&lb))
-    {
-      test_loopback_clear (&lb);
-      return;
-    }
+  test_require (test_loopback_listen (&lb));
 
   g_assert_true (handshake_from (lb.port, "127.0.0.2", "X-Forwarded-For: 203.0.113.5"));
   g_assert_true (test_recorder_wait (lb.events, "open 203.0.113.5", TEST_TIMEOUT_MS));
@@ -645,7 +641,7 @@ test_proxy_mapped (void)
   g_assert_true (test_recorder_wait (lb.events, "open 203.0.113.6", TEST_TIMEOUT_MS));
   g_assert_true (handshake_from (lb.port, "127.0.0.3", "X-Forwarded-For: 203.0.113.7"));
   g_assert_true (test_recorder_wait (lb.events, "open 127.0.0.3", TEST_TIMEOUT_MS));
-  test_loopback_clear (&lb);
+  engine_io_server_close (lb.server);
   test_log_check ();
 }
 

@@ -1361,6 +1361,27 @@ test_recorder_dup (TestRecorder *recorder)
   return copy;
 }
 
+GStrv
+test_recorder_wait_since (TestRecorder *recorder,
+                          guint         from,
+                          guint         timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  GStrv copy;
+  guint n;
+
+  g_mutex_lock (&recorder->lock);
+  while (recorder->events->len <= from)
+    if (!g_cond_wait_until (&recorder->cond, &recorder->lock, deadline))
+      break;
+  n = recorder->events->len > from ? recorder->events->len - from : 0;
+  copy = g_new0 (char *, n + 1);
+  for (guint i = 0; i < n; i++)
+    copy[i] = g_strdup (g_ptr_array_index (recorder->events, from + i));
+  g_mutex_unlock (&recorder->lock);
+  return copy;
+}
+
 void
 test_recorder_clear (TestRecorder *recorder)
 {
@@ -1512,14 +1533,17 @@ test_recorder_watch (TestRecorder   *recorder,
 
   watch->recorder = recorder;
   watch->flags = flags;
-  if (!(flags & TEST_WATCH_NO_MESSAGE))
+  if (!(flags & (TEST_WATCH_NO_MESSAGE | TEST_WATCH_CLOSE_ONLY)))
     watch_connect (socket, "message", G_CALLBACK (watch_on_message), watch);
   if (flags & TEST_WATCH_PACKETS)
     watch_connect (socket, "packet", G_CALLBACK (watch_on_packet), watch);
   watch_connect (socket, "close", G_CALLBACK (watch_on_close), watch);
-  watch_connect (socket, "heartbeat", G_CALLBACK (watch_on_heartbeat), watch);
-  if (!(flags & TEST_WATCH_NO_DRAIN))
-    watch_connect (socket, "drain", G_CALLBACK (watch_on_drain), watch);
+  if (!(flags & TEST_WATCH_CLOSE_ONLY))
+    {
+      watch_connect (socket, "heartbeat", G_CALLBACK (watch_on_heartbeat), watch);
+      if (!(flags & TEST_WATCH_NO_DRAIN))
+        watch_connect (socket, "drain", G_CALLBACK (watch_on_drain), watch);
+    }
   if (flags & TEST_WATCH_TRANSPORT)
     watch_connect (socket, "notify::transport", G_CALLBACK (watch_on_notify_transport), watch);
   g_rc_box_release (watch);

@@ -270,6 +270,12 @@ gint          test_recorder_index_prefix (TestRecorder *recorder,
 /* A copy of every event so far. */
 GStrv         test_recorder_dup         (TestRecorder *recorder);
 void          test_recorder_clear       (TestRecorder *recorder);
+/* Waits up to @timeout_ms until more than @from events were recorded;
+ * copies of the events from position @from on (empty on timeout). For a
+ * reader that keeps its own view of the events and reads each once. */
+GStrv         test_recorder_wait_since  (TestRecorder *recorder,
+                                         guint         from,
+                                         guint         timeout_ms);
 
 /* Waits up to @timeout_ms for the event @format (printf-style); on
  * timeout fails the test, naming @file:@line and listing every event
@@ -308,6 +314,11 @@ typedef enum
   TEST_WATCH_UNRECORDED = 1 << 5,  /* ::message is not recorded (with
                                     * TEST_WATCH_ECHO: an echo server of
                                     * messages of many MiB) */
+  /* Only "close" (and, with their flags, "packet" and "transport"): no
+   * ::message handler, no "heartbeat" or "drain" events. For sessions
+   * that take millions of packets (a v3 client's every ping is a
+   * heartbeat), whose events would fill the memory a test measures. */
+  TEST_WATCH_CLOSE_ONLY = 1 << 6,
 } TestWatchFlags;
 
 void          test_recorder_watch       (TestRecorder   *recorder,
@@ -356,6 +367,9 @@ gboolean  test_loopback_listen (TestLoopback *loopback);
 /* Frees the client, closes (if not done) and frees the server, then the
  * recorder; each member may have been cleared by the test. */
 void      test_loopback_clear  (TestLoopback *loopback);
+/* g_auto(TestLoopback) lb = { 0 }: cleared at the end of its scope (a
+ * test that returns early included). */
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TestLoopback, test_loopback_clear)
 
 /* ------------------------------------------------------------------ */
 /* A ::message handler that blocks                                      */

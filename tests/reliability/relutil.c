@@ -34,38 +34,11 @@ on_message (EngineIOSocket *socket,
 }
 
 static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  RelServer *rs = user_data;
-  const char *sid = engine_io_socket_get_id (socket);
-
-  g_mutex_lock (&rs->lock);
-  if (g_hash_table_contains (rs->reasons, sid))
-    rs->n_repeated++;
-  else if (!rs->forget_sids)
-    g_hash_table_insert (rs->reasons, g_strdup (sid), GINT_TO_POINTER ((gint) reason + 1));
-  if ((guint) reason < REL_N_REASONS)
-    rs->closes[reason]++;
-  rs->n_closes++;
-  g_cond_broadcast (&rs->cond);
-  g_mutex_unlock (&rs->lock);
-}
-
-static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *loopback,
                EngineIOSocket *socket,
                gpointer        user_data)
 {
-  RelServer *rs = user_data;
-
-  g_mutex_lock (&rs->lock);
-  rs->n_connections++;
-  g_mutex_unlock (&rs->lock);
   g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), rs);
 }
 
 RelServer *
@@ -74,18 +47,20 @@ rel_server_new (void)
   RelServer *rs = g_new0 (RelServer, 1);
 
   g_mutex_init (&rs->lock);
-  g_cond_init (&rs->cond);
   rs->reasons = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  rs->server = test_server_new ();
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), rs);
+  test_loopback_init (&rs->lb);
+  /* Only connections and closes are recorded: the floods (3 million v3
+   * pings, each a heartbeat, in test-memory-bounds) would keep every
+   * message, heartbeat or drain in the memory they measure. */
+  rs->lb.watch = TEST_WATCH_CLOSE_ONLY;
+  rs->lb.on_connection = on_connection;
   return rs;
 }
 
 gboolean
 rel_server_listen (RelServer *rs)
 {
-  rs->port = test_server_listen (rs->server);
-  return rs->port != 0;
+  return test_loopback_listen (&rs->lb);
 }
 
 void
@@ -93,39 +68,80 @@ rel_server_free (RelServer *rs)
 {
   if (rs == NULL)
     return;
-  if (rs->server != NULL)
-    {
-      engine_io_server_close (rs->server);
-      g_clear_object (&rs->server);
-    }
+  test_loopback_clear (&rs->lb);
   g_hash_table_unref (rs->reasons);
   g_mutex_clear (&rs->lock);
-  g_cond_clear (&rs->cond);
   g_free (rs);
 }
 
-gint
-rel_server_wait_reason (RelServer  *rs,
-                        const char *sid,
-                        guint       timeout_ms)
+/* The reason of engine_io_close_reason_to_string() @name, or -1. */
+static gint
+reason_of_string (const char *name)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-  gpointer value = NULL;
-
-  g_mutex_lock (&rs->lock);
-  while ((value = g_hash_table_lookup (rs->reasons, sid)) == NULL)
-    if (!g_cond_wait_until (&rs->cond, &rs->lock, deadline))
-      {
-        value = g_hash_table_lookup (rs->reasons, sid);
-        break;
-      }
-  g_mutex_unlock (&rs->lock);
-  return value != NULL ? GPOINTER_TO_INT (value) - 1 : -1;
+  for (gint r = 0; r < REL_N_REASONS; r++)
+    if (strcmp (engine_io_close_reason_to_string ((EngineIOCloseReason) r), name) == 0)
+      return r;
+  return -1;
 }
 
-gint
-rel_server_reason (RelServer  *rs,
-                   const char *sid)
+/* (lock) One event of the recorder into the index. */
+static void
+index_event (RelServer  *rs,
+             const char *event)
+{
+  const char *sid, *space;
+  g_autofree char *key = NULL;
+  gint reason;
+
+  if (g_str_has_prefix (event, "connection "))
+    {
+      rs->n_connections++;
+      return;
+    }
+  if (!g_str_has_prefix (event, "close "))
+    return;
+  sid = event + strlen ("close ");
+  space = strchr (sid, ' ');
+  if (space == NULL)
+    return;
+  key = g_strndup (sid, (gsize) (space - sid));
+  reason = reason_of_string (space + 1);
+  if (g_hash_table_contains (rs->reasons, key))
+    rs->n_repeated++;
+  else
+    g_hash_table_insert (rs->reasons, g_steal_pointer (&key), GINT_TO_POINTER (reason + 1));
+  if (reason >= 0)
+    rs->closes[reason]++;
+  rs->n_closes++;
+}
+
+/* Indexes the events recorded since the last call, waiting up to
+ * @timeout_ms for one if there is none. Any thread. */
+static void
+sync_events (RelServer *rs,
+             guint      timeout_ms)
+{
+  guint from;
+  g_auto(GStrv) events = NULL;
+
+  g_mutex_lock (&rs->lock);
+  from = rs->n_read;
+  g_mutex_unlock (&rs->lock);
+  events = test_recorder_wait_since (rs->lb.events, from, timeout_ms);
+  g_mutex_lock (&rs->lock);
+  /* Another thread may have indexed some of them meanwhile. */
+  for (guint i = 0; events[i] != NULL; i++)
+    if (from + i == rs->n_read)
+      {
+        index_event (rs, events[i]);
+        rs->n_read++;
+      }
+  g_mutex_unlock (&rs->lock);
+}
+
+static gint
+lookup_reason (RelServer  *rs,
+               const char *sid)
 {
   gpointer value;
 
@@ -135,33 +151,78 @@ rel_server_reason (RelServer  *rs,
   return value != NULL ? GPOINTER_TO_INT (value) - 1 : -1;
 }
 
+gint
+rel_server_wait_reason (RelServer  *rs,
+                        const char *sid,
+                        guint       timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  for (;;)
+    {
+      gint64 remaining;
+      gint reason;
+
+      sync_events (rs, 0);
+      reason = lookup_reason (rs, sid);
+      remaining = deadline - g_get_monotonic_time ();
+      if (reason >= 0 || remaining <= 0)
+        return reason;
+      sync_events (rs, (guint) (remaining / 1000) + 1);
+    }
+}
+
+gint
+rel_server_reason (RelServer  *rs,
+                   const char *sid)
+{
+  sync_events (rs, 0);
+  return lookup_reason (rs, sid);
+}
+
+/* A count of the index, read after indexing what was recorded. */
+static guint
+indexed_count (RelServer *rs,
+               guint     *count)
+{
+  guint n;
+
+  sync_events (rs, 0);
+  g_mutex_lock (&rs->lock);
+  n = *count;
+  g_mutex_unlock (&rs->lock);
+  return n;
+}
+
 guint
 rel_server_closes (RelServer           *rs,
                    EngineIOCloseReason  reason)
 {
-  guint n;
-
-  g_mutex_lock (&rs->lock);
-  n = (guint) reason < REL_N_REASONS ? rs->closes[reason] : 0;
-  g_mutex_unlock (&rs->lock);
-  return n;
+  return (guint) reason < REL_N_REASONS ? indexed_count (rs, &rs->closes[reason]) : 0;
 }
 
 guint
 rel_server_total_closes (RelServer *rs)
 {
-  guint n;
+  return indexed_count (rs, &rs->n_closes);
+}
 
-  g_mutex_lock (&rs->lock);
-  n = rs->n_closes;
-  g_mutex_unlock (&rs->lock);
-  return n;
+guint
+rel_server_repeated (RelServer *rs)
+{
+  return indexed_count (rs, &rs->n_repeated);
+}
+
+guint
+rel_server_connections (RelServer *rs)
+{
+  return indexed_count (rs, &rs->n_connections);
 }
 
 guint64
 rel_server_open_gauge (RelServer *rs)
 {
-  g_autoptr(EngineIOMetrics) metrics = engine_io_server_get_metrics (rs->server);
+  g_autoptr(EngineIOMetrics) metrics = engine_io_server_get_metrics (rs->lb.server);
   guint64 n = 0;
 
   for (int t = ENGINE_IO_TRANSPORT_POLLING; t <= ENGINE_IO_TRANSPORT_WEBSOCKET; t++)
@@ -173,7 +234,7 @@ rel_server_open_gauge (RelServer *rs)
 guint64
 rel_server_handshakes (RelServer *rs)
 {
-  g_autoptr(EngineIOMetrics) metrics = engine_io_server_get_metrics (rs->server);
+  g_autoptr(EngineIOMetrics) metrics = engine_io_server_get_metrics (rs->lb.server);
 
   return engine_io_metrics_get_handshakes (metrics);
 }
@@ -190,35 +251,25 @@ rel_server_wait_settled (RelServer  *rs,
     {
       guint64 handshakes = rel_server_handshakes (rs);
       guint64 gauge = rel_server_open_gauge (rs);
-      guint table = engine_io_server_get_socket_count (rs->server);
-      guint closes;
-      gboolean done;
-      gint64 slice;
+      guint table = engine_io_server_get_socket_count (rs->lb.server);
+      guint closes = rel_server_total_closes (rs);
+      gint64 now = g_get_monotonic_time ();
 
-      g_mutex_lock (&rs->lock);
-      closes = rs->n_closes;
-      done = handshakes == (guint64) closes + n_open && gauge == n_open && table == n_open;
-      if (!done)
-        {
-          if (g_get_monotonic_time () >= deadline)
-            {
-              g_mutex_unlock (&rs->lock);
-              g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                           "after %u ms: %" G_GUINT64_FORMAT " handshakes, %u closes, "
-                           "%u sessions in the table, open-sessions gauge %" G_GUINT64_FORMAT
-                           " (expected %u open)", timeout_ms, handshakes, closes, table, gauge,
-                           n_open);
-              return FALSE;
-            }
-          /* Woken by ::close; the gauge and the table change just before
-           * it, the handshake counter without a signal: look again at
-           * least every 50 ms. */
-          slice = MIN (deadline, g_get_monotonic_time () + 50 * 1000);
-          g_cond_wait_until (&rs->cond, &rs->lock, slice);
-        }
-      g_mutex_unlock (&rs->lock);
-      if (done)
+      if (handshakes == (guint64) closes + n_open && gauge == n_open && table == n_open)
         return TRUE;
+      if (now >= deadline)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                       "after %u ms: %" G_GUINT64_FORMAT " handshakes, %u closes, "
+                       "%u sessions in the table, open-sessions gauge %" G_GUINT64_FORMAT
+                       " (expected %u open)", timeout_ms, handshakes, closes, table, gauge,
+                       n_open);
+          return FALSE;
+        }
+      /* Woken by the next event (a ::close among them); the gauge and the
+       * table change just before it, the handshake counter without a
+       * signal: look again at least every 50 ms. */
+      sync_events (rs, (guint) MIN (50, (deadline - now) / 1000 + 1));
     }
 }
 

@@ -1,9 +1,10 @@
 /* relutil.h: shared helpers of the reliability tests (churn, faults)
  *
- * - RelServer: an echo server on 127.0.0.1 port 0 that records every
- *   session's close reason by sid, and waits (on its ::close signals and
- *   the server's metrics, not on sleeps) until the server has forgotten
- *   every session but a given number;
+ * - RelServer: the shared TestLoopback fixture with an echo server whose
+ *   sessions' close reasons are looked up by sid in its recorder, and a
+ *   wait (on the recorder's events and the server's metrics, not on
+ *   sleeps) until the server has forgotten every session but a given
+ *   number;
  * - RelResources: threads, descriptors and RSS of this process;
  * - RelErrors: failures collected on client threads, reported from the
  *   main thread (GTest's failure reporting is not thread-safe);
@@ -33,28 +34,33 @@ G_BEGIN_DECLS
 
 #define REL_N_REASONS 16
 
+/* The shared server fixture (TestLoopback: the server, its port, a client
+ * of it and the recorder every session is watched by, with
+ * TEST_WATCH_CLOSE_ONLY: "connection" and "close" events only), whose
+ * sessions echo every message and close themselves (forced close) on the
+ * text message "close-me". Close reasons
+ * come from the recorder's "close <sid> <reason>" events, each read once
+ * into an index (a session's first close gives its reason; 10,000
+ * sessions are looked up without scanning the events each time). */
 typedef struct
 {
-  EngineIOServer *server;
-  guint           port;
+  TestLoopback    lb;
 
   GMutex          lock;
-  GCond           cond;
+  guint           n_read;       /* (lock) events of lb.events indexed */
   GHashTable     *reasons;      /* (lock) sid -> GINT_TO_POINTER (reason + 1) */
   guint           closes[REL_N_REASONS];  /* (lock) */
   guint           n_closes;     /* (lock) */
   guint           n_connections;/* (lock) */
-  guint           n_repeated;   /* (lock) a second ::close for a sid */
-  gboolean        forget_sids;  /* only count, do not keep the sids */
+  guint           n_repeated;   /* (lock) a second "close" for a sid */
 } RelServer;
 
-/* A server from test_server_new() (loop-threads from the environment)
- * whose sessions echo every message, close themselves (forced close) on
- * the text message "close-me", and record their close reason. Set
- * properties on ->server, then rel_server_listen(). */
+/* The fixture with test_server_new() (loop-threads from the environment).
+ * Set properties on ->lb.server, then rel_server_listen(). */
 RelServer  *rel_server_new            (void);
 gboolean    rel_server_listen         (RelServer   *rs);
-/* engine_io_server_close() (if not done) and frees everything. */
+/* test_loopback_clear() (engine_io_server_close() if not done) and frees
+ * everything. */
 void        rel_server_free           (RelServer   *rs);
 
 /* The reason @sid closed with, waiting up to @timeout_ms; -1 if it did not
@@ -65,9 +71,13 @@ gint        rel_server_wait_reason    (RelServer   *rs,
 /* The reason @sid closed with, or -1 (no wait). */
 gint        rel_server_reason         (RelServer   *rs,
                                        const char  *sid);
+/* Counts of what was recorded so far: closes with @reason, all closes, a
+ * second close of a sid, ::connection. */
 guint       rel_server_closes         (RelServer   *rs,
                                        EngineIOCloseReason reason);
 guint       rel_server_total_closes   (RelServer   *rs);
+guint       rel_server_repeated       (RelServer   *rs);
+guint       rel_server_connections    (RelServer   *rs);
 /* Sessions open, by the server's metrics gauge (every transport and
  * version). */
 guint64     rel_server_open_gauge     (RelServer   *rs);
@@ -75,7 +85,7 @@ guint64     rel_server_handshakes     (RelServer   *rs);
 /* Waits until the server has forgotten every session but @n_open: every
  * session it opened (metrics handshakes) has emitted ::close except
  * @n_open, its table holds @n_open and the open-sessions gauge says
- * @n_open. Woken by ::close; FALSE on timeout (with a description of what
+ * @n_open. Woken by the recorder's events; FALSE on timeout (with a description of what
  * was left in @error). */
 gboolean    rel_server_wait_settled   (RelServer   *rs,
                                        guint        n_open,

@@ -54,8 +54,7 @@ typedef struct
 typedef struct
 {
   const Case     *c;
-  EngineIOServer *server;
-  guint           port;
+  TestLoopback    lb;                 /* the sessions watched, without a ::message handler */
   GThread        *main_thread;
 
   int             n_connections;      /* (atomic) */
@@ -183,7 +182,7 @@ on_close (EngineIOSocket      *socket,
 }
 
 static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *loopback,
                EngineIOSocket *socket,
                gpointer        user_data)
 {
@@ -203,12 +202,14 @@ fixture_setup (Fixture       *f,
   f->c = data != NULL ? data : &plain;
   g_mutex_init (&f->lock);
   f->main_thread = g_thread_self ();
-  f->server = test_server_new ();
-  g_object_set (f->server, "ping-interval", 5000, "ping-timeout", 5000, NULL);
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_NO_MESSAGE;
+  f->lb.on_connection = on_connection;
+  f->lb.user_data = f;
+  g_object_set (f->lb.server, "ping-interval", 5000, "ping-timeout", 5000, NULL);
   if (f->c->context)
-    g_object_set (f->server, "callback-context", g_main_context_default (), NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
-  f->port = test_server_listen (f->server);
+    g_object_set (f->lb.server, "callback-context", g_main_context_default (), NULL);
+  test_loopback_listen (&f->lb);
 }
 
 static void
@@ -224,18 +225,18 @@ fixture_teardown (Fixture       *f,
       f->client = NULL;
     }
 
-  if (f->server != NULL)
+  if (f->lb.server != NULL)
     {
       gint64 start = g_get_monotonic_time ();
 
-      engine_io_server_close (f->server);
+      engine_io_server_close (f->lb.server);
       g_assert_cmpint (g_get_monotonic_time () - start, <, 12 * G_USEC_PER_SEC);
-      g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+      g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 0);
 
       /* The server is finalized once nothing holds it, not even the
        * shutdown thread (which may drop the last reference). */
-      g_weak_ref_init (&weak, f->server);
-      g_clear_object (&f->server);
+      g_weak_ref_init (&weak, f->lb.server);
+      g_clear_object (&f->lb.server);
       {
         gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
         EngineIOServer *still;
@@ -258,6 +259,7 @@ fixture_teardown (Fixture       *f,
   /* Sources the sessions left in the default context (the context cases). */
   while (g_main_context_iteration (NULL, FALSE))
     ;
+  test_loopback_clear (&f->lb);
 
   g_free (f->client_error);
   g_free (f->result[0]);
@@ -305,13 +307,13 @@ websocket_client (gpointer data)
   g_autofree char *sid_b = NULL;
   gint code;
 
-  a = rel_ws_open (f->port, &sid_a, &error);
+  a = rel_ws_open (f->lb.port, &sid_a, &error);
   if (a == NULL)
     {
       fixture_client_error (f, "WebSocket session A: %s", error->message);
       goto out;
     }
-  b = rel_ws_open (f->port, &sid_b, &error);
+  b = rel_ws_open (f->lb.port, &sid_b, &error);
   if (b == NULL)
     {
       fixture_client_error (f, "WebSocket session B: %s", error->message);
@@ -364,13 +366,13 @@ polling_client (gpointer data)
   g_autoptr(TestHttp) poster = NULL;
   g_autoptr(TestResponse) response = NULL;
 
-  a = rel_poll_open (f->port, &error);
+  a = rel_poll_open (f->lb.port, &error);
   if (a == NULL)
     {
       fixture_client_error (f, "polling session A: %s", error->message);
       goto out;
     }
-  b = rel_poll_open (f->port, &error);
+  b = rel_poll_open (f->lb.port, &error);
   if (b == NULL)
     {
       fixture_client_error (f, "polling session B: %s", error->message);
@@ -387,7 +389,7 @@ polling_client (gpointer data)
       fixture_client_error (f, "a GET was answered before anything was sent");
       goto out;
     }
-  poster = test_http_new (f->port);
+  poster = test_http_new (f->lb.port);
   response = test_http_request (poster, "POST", a->target, NULL, TEST_S ("4/shutdown"),
                                 CLIENT_WAIT_MS, &error);
   if (response == NULL || response->status != 200)
@@ -415,7 +417,7 @@ test_close_from_handler (Fixture       *f,
   g_test_summary ("engine_io_server_close() from a ::message handler returns at once, "
                   "the shutdown completes within 5 s, and close_async() reports it after "
                   "every ::close (issue 12, item 8)");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
 
   f->client = g_thread_new ("client", f->c->kind == KIND_WEBSOCKET ? websocket_client : polling_client, f);
   if (!iterate_until (shutdown_done, f, 15000))
@@ -449,7 +451,7 @@ test_close_from_handler (Fixture       *f,
   g_assert_cmpint (took, <, SHUTDOWN_BOUND_US);
   g_assert_cmpint (closes_at_callback, ==, 2);
   g_assert_cmpint (g_atomic_int_get (&f->n_closes), ==, 2);
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 0);
 
   g_mutex_lock (&f->lock);
   if (f->c->kind == KIND_WEBSOCKET)
@@ -475,12 +477,12 @@ test_close_from_handler (Fixture       *f,
   {
     gint64 start = g_get_monotonic_time ();
 
-    engine_io_server_close (f->server);
+    engine_io_server_close (f->lb.server);
     g_assert_cmpint (g_get_monotonic_time () - start, <, HANDLER_CLOSE_BOUND_US);
     g_mutex_lock (&f->lock);
     f->closed_fired = FALSE;
     g_mutex_unlock (&f->lock);
-    engine_io_server_close_async (f->server, NULL, on_close_finished, f);
+    engine_io_server_close_async (f->lb.server, NULL, on_close_finished, f);
     g_assert_true (iterate_until (shutdown_done, f, 5000));
   }
 }
@@ -522,7 +524,7 @@ open_poll_thread (gpointer data)
 {
   Fixture *f = data;
   g_autoptr(GError) error = NULL;
-  RelPoll *poll = rel_poll_open (f->port, &error);
+  RelPoll *poll = rel_poll_open (f->lb.port, &error);
 
   if (poll == NULL)
     fixture_client_error (f, "polling session: %s", error->message);
@@ -561,15 +563,15 @@ test_close_async_from_app (Fixture       *f,
   g_test_summary ("close_async() from the application's thread: a cancelled wait reports "
                   "G_IO_ERROR_CANCELLED, the shutdown goes on, and the other call's "
                   "callback runs once every session closed");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
 
   poll = open_poll (f);
   test_require (poll != NULL);
 
   g_cancellable_cancel (cancellable);
   start = g_get_monotonic_time ();
-  engine_io_server_close_async (f->server, cancellable, on_cancelled_close, &cancelled);
-  engine_io_server_close_async (f->server, NULL, on_close_finished, f);
+  engine_io_server_close_async (f->lb.server, cancellable, on_cancelled_close, &cancelled);
+  engine_io_server_close_async (f->lb.server, NULL, on_close_finished, f);
   g_assert_cmpint (g_get_monotonic_time () - start, <, HANDLER_CLOSE_BOUND_US);
 
   g_assert_true (iterate_until (closed_fired, f, 10000));
@@ -582,8 +584,8 @@ test_close_async_from_app (Fixture       *f,
   g_assert_true (f->closed_on_main);
   g_assert_cmpint (f->closes_at_callback, ==, 1);
   g_mutex_unlock (&f->lock);
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
-  g_assert_true (test_port_refuses (f->port));
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 0);
+  g_assert_true (test_port_refuses (f->lb.port));
 }
 
 static void
@@ -607,17 +609,17 @@ test_close_lingering_poll (Fixture       *f,
   g_test_summary ("The server closes while a polling session has a message queued and no "
                   "poll waiting: the client's next poll (within the linger) gets the message "
                   "then “1”, not 503, and the send callback says TRUE");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
 
   poll = open_poll (f);
   test_require (poll != NULL);
-  socket = engine_io_server_lookup_socket (f->server, poll->sid);
+  socket = engine_io_server_lookup_socket (f->lb.server, poll->sid);
   test_require (socket != NULL);
   g_assert_true (engine_io_socket_send_text_full (socket, "last words", on_last_words_sent,
                                                   &sent, NULL, &error));
   g_assert_no_error (error);
 
-  engine_io_server_close_async (f->server, NULL, on_close_finished, f);
+  engine_io_server_close_async (f->lb.server, NULL, on_close_finished, f);
   last = test_http_request (poll->http, "GET", poll->target, NULL, NULL, -1, CLIENT_WAIT_MS, &error);
   g_assert_no_error (error);
   test_require (last != NULL);
@@ -719,10 +721,31 @@ on_slow_last_sent (EngineIOSocket *socket,
   g_atomic_int_inc (&counts[flushed ? 0 : 1]);
 }
 
+/* The slow-poll cases' server (TestLoopback, its sessions watched without
+ * a ::message handler) and a polling session; @session is its socket, or
+ * NULL (and the test failed). */
+static void
+slow_poll_setup (TestLoopback     *lb,
+                 RelPoll         **poll,
+                 EngineIOSocket  **session)
+{
+  g_autoptr(GError) error = NULL;
+
+  test_loopback_init (lb);
+  lb->watch = TEST_WATCH_NO_MESSAGE;
+  g_object_set (lb->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  *session = NULL;
+  test_require (test_loopback_listen (lb));
+  *poll = rel_poll_open (lb->port, &error);
+  g_assert_no_error (error);
+  test_require (*poll != NULL);
+  *session = engine_io_server_lookup_socket (lb->server, (*poll)->sid);
+}
+
 static void
 test_close_lingering_slow_poll (void)
 {
-  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_auto(TestLoopback) lb = { 0 };
   g_autoptr(RelPoll) poll = NULL;
   g_autoptr(EngineIOSocket) session = NULL;
   g_autoptr(GError) error = NULL;
@@ -732,20 +755,13 @@ test_close_lingering_slow_poll (void)
   int fd;
   gint64 deadline;
   gsize body_at = 0, length = 0;
-  guint port;
 
   g_test_summary ("An application closes a polling session with 6 MB queued; its last poll "
                   "comes at once but is read slowly, past the 2 s linger: every send callback "
                   "says TRUE once the response is written (the linger's end closed the "
                   "session under the write and said FALSE for messages the client then got)");
 
-  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  port = test_server_listen (server);
-  test_require (port != 0);
-  poll = rel_poll_open (port, &error);
-  g_assert_no_error (error);
-  test_require (poll != NULL);
-  session = engine_io_server_lookup_socket (server, poll->sid);
+  slow_poll_setup (&lb, &poll, &session);
   test_require (session != NULL);
 
   while (message->len < SLOW_LAST_SIZE)
@@ -760,7 +776,7 @@ test_close_lingering_slow_poll (void)
 
   /* The last poll, on a connection with a small receive buffer, not read
    * for longer than the linger. */
-  fd = slow_poll_send (port, poll->target);
+  fd = slow_poll_send (lb.port, poll->target);
   g_usleep (2500 * 1000);  /* the client is slow: past the linger */
 
   /* Now it reads the whole response: 200, the six messages, then `1`.
@@ -803,7 +819,7 @@ test_close_lingering_slow_poll (void)
 static void
 close_inflight_poll_run (gboolean app_close)
 {
-  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_auto(TestLoopback) lb = { 0 };
   g_autoptr(RelPoll) poll = NULL;
   g_autoptr(EngineIOSocket) session = NULL;
   g_autoptr(GError) error = NULL;
@@ -813,15 +829,8 @@ close_inflight_poll_run (gboolean app_close)
   int fd;
   gint64 deadline;
   gsize body_at = 0, length = 0;
-  guint port;
 
-  g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  port = test_server_listen (server);
-  test_require (port != 0);
-  poll = rel_poll_open (port, &error);
-  g_assert_no_error (error);
-  test_require (poll != NULL);
-  session = engine_io_server_lookup_socket (server, poll->sid);
+  slow_poll_setup (&lb, &poll, &session);
   test_require (session != NULL);
 
   while (message->len < SLOW_LAST_SIZE)
@@ -835,7 +844,7 @@ close_inflight_poll_run (gboolean app_close)
 
   /* A poll on a connection with a small receive buffer takes the queue
    * while the session is open; it is not read yet. */
-  fd = slow_poll_send (port, poll->target);
+  fd = slow_poll_send (lb.port, poll->target);
   deadline = g_get_monotonic_time () + CLIENT_WAIT_MS * G_TIME_SPAN_MILLISECOND;
   while (engine_io_socket_get_send_queue_length (session) > 0 && g_get_monotonic_time () < deadline)
     g_usleep (5 * 1000);
@@ -847,7 +856,7 @@ close_inflight_poll_run (gboolean app_close)
       g_usleep (2500 * 1000);  /* the client is slow: past the linger */
     }
   else
-    engine_io_server_close_async (server, NULL, NULL, NULL);
+    engine_io_server_close_async (lb.server, NULL, NULL, NULL);
 
   /* The client reads the whole response now: 200 and the six messages. */
   length = slow_poll_read (fd, got, &body_at);
@@ -1397,12 +1406,12 @@ test_user_data_stress (Fixture       *f,
   g_test_summary ("A thread replaces a socket's user data as fast as it can while two others "
                   "read it with dup_user_data() / dup_user_object(): every read is whole "
                   "(under ASan/TSan: no use after free, no race) (issue 12, item 9)");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
 
-  poll = rel_poll_open (f->port, &error);
+  poll = rel_poll_open (f->lb.port, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
-  socket = engine_io_server_lookup_socket (f->server, poll->sid);
+  socket = engine_io_server_lookup_socket (f->lb.server, poll->sid);
   test_require (socket != NULL);
 
   run_stress (socket, FALSE);
@@ -1441,15 +1450,15 @@ test_client_close_packet (Fixture       *f,
   g_test_summary ("A close packet POSTed while a GET waits: the POST gets “ok”, the GET a noop "
                   "“6” (the reference's answer; not “1”), later requests 400 code 1 "
                   "(issue 12, should-fix)");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
 
-  poll = rel_poll_open (f->port, &error);
+  poll = rel_poll_open (f->lb.port, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
   test_require (rel_poll_send_get (poll, &error));
   g_assert_false (test_http_wait_readable (poll->http, 100));
 
-  poster = test_http_new (f->port);
+  poster = test_http_new (f->lb.port);
   post = test_http_request (poster, "POST", poll->target, NULL, TEST_S ("1"), CLIENT_WAIT_MS, &error);
   g_assert_no_error (error);
   test_require (post != NULL);

@@ -195,10 +195,10 @@ run_session (guint    index,
   gboolean ok = FALSE;
 
   if (via == VIA_WEBSOCKET)
-    ws = rel_ws_open (c->rs->port, &sid, &error);
+    ws = rel_ws_open (c->rs->lb.port, &sid, &error);
   else
     {
-      poll = rel_poll_open (c->rs->port, &error);
+      poll = rel_poll_open (c->rs->lb.port, &error);
       if (poll != NULL)
         sid = g_strdup (poll->sid);
     }
@@ -215,7 +215,7 @@ run_session (guint    index,
         {
           ok = rel_poll_echo (poll, "a", REL_WAIT_MS, &error);
           if (ok)
-            ws = rel_ws_upgrade (c->rs->port, sid, &error);
+            ws = rel_ws_upgrade (c->rs->lb.port, sid, &error);
           /* The polling connection is done with: close it. */
           g_clear_pointer (&poll, rel_poll_free);
           if (ws == NULL)
@@ -266,12 +266,12 @@ test_churn (void)
 
   c->rs = rel_server_new ();
   c->errors = rel_errors_new ();
-  g_object_set (c->rs->server,
+  g_object_set (c->rs->lb.server,
                 "ping-interval", PING_INTERVAL_MS,
                 "ping-timeout", PING_TIMEOUT_MS,
                 NULL);
   g_assert_true (rel_server_listen (c->rs));
-  port = c->rs->port;
+  port = c->rs->lb.port;
   rel_resources_settled (&base);
 
   start = g_get_monotonic_time ();
@@ -296,8 +296,8 @@ test_churn (void)
   /* Each session closed once, for its reason. */
   g_assert_cmpuint (rel_server_handshakes (c->rs), ==, N_SESSIONS);
   g_assert_cmpuint (rel_server_total_closes (c->rs), ==, N_SESSIONS);
-  g_assert_cmpuint (c->rs->n_repeated, ==, 0);
-  g_assert_cmpuint (c->rs->n_connections, ==, N_SESSIONS);
+  g_assert_cmpuint (rel_server_repeated (c->rs), ==, 0);
+  g_assert_cmpuint (rel_server_connections (c->rs), ==, N_SESSIONS);
   for (guint i = 0; i < N_SESSIONS; i++)
     {
       Outcome *o = &c->outcomes[i];
@@ -312,9 +312,9 @@ test_churn (void)
     }
   g_assert_cmpuint (mismatches, ==, 0);
   for (guint r = 0; r < REL_N_REASONS; r++)
-    if (c->rs->closes[r] > 0)
-      g_test_message ("  closes “%s”: %u", engine_io_close_reason_to_string (r), c->rs->closes[r]);
-  g_assert_cmpuint (engine_io_server_get_socket_count (c->rs->server), ==, 0);
+    if (rel_server_closes (c->rs, r) > 0)
+      g_test_message ("  closes “%s”: %u", engine_io_close_reason_to_string (r), rel_server_closes (c->rs, r));
+  g_assert_cmpuint (engine_io_server_get_socket_count (c->rs->lb.server), ==, 0);
   g_assert_cmpuint (rel_server_open_gauge (c->rs), ==, 0);
 
   /* Threads and descriptors: back to the level after listen(), plus what

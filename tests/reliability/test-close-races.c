@@ -118,22 +118,22 @@ test_stalled_last_poll_shutdown (void)
 
   g_mutex_init (&s.lock);
   /* linger = MIN (2 s, ping-timeout) */
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
-  poll = rel_poll_open (rs->port, &error);
+  poll = rel_poll_open (rs->lb.port, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
   socket = sessions_take (&s);
   test_require (socket != NULL);
   test_require (queue_big_messages (socket));
 
-  fd = tcp_connect_small_window (rs->port);
+  fd = tcp_connect_small_window (rs->lb.port);
   test_require (fd >= 0);
 
   start = g_get_monotonic_time ();
-  engine_io_server_close_async (rs->server, NULL, NULL, NULL);
+  engine_io_server_close_async (rs->lb.server, NULL, NULL, NULL);
   /* The client's last poll, within the linger (once the shutdown has
    * reached the session: a poll that came first would just carry the
    * queue); never read. */
@@ -194,12 +194,12 @@ probe_then_close (RelServer   *rs,
   g_autoptr(GError) error = NULL;
   g_autofree char *text = g_malloc (size + 1);
 
-  poll = rel_poll_open (rs->port, &error);
+  poll = rel_poll_open (rs->lb.port, &error);
   g_assert_no_error (error);
   test_require_val (poll != NULL, NULL);
   socket = sessions_take (s);
   test_require_val (socket != NULL, NULL);
-  ws = test_eio_probe (rs->port, 4, poll->sid);
+  ws = test_eio_probe (rs->lb.port, 4, poll->sid);
   test_require_val (ws != NULL, NULL);
 
   memset (text, 'q', size);
@@ -228,8 +228,8 @@ test_kept_probe_upgrade_never_read (void)
                   "`5` on the kept probe and never reads: the session still ends within the "
                   "WebSocket close's bound, and every send callback is called exactly once");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
@@ -264,8 +264,8 @@ test_kept_probe_bad_packet (void)
                   "`2probe` instead of `5`: the probe is closed (1002), the next poll gets "
                   "what was queued and `1`, the session ends once with `forced close`");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
@@ -318,15 +318,15 @@ test_kept_probe_server_close (void)
                   "message comes on the WebSocket, then a close frame; the shutdown ends "
                   "well within its 10 s wait");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
   test_require (ws != NULL);
   g_usleep (200 * 1000);
   g_main_context_push_thread_default (context);
-  engine_io_server_close_async (rs->server, NULL, on_closed_async, &done);
+  engine_io_server_close_async (rs->lb.server, NULL, on_closed_async, &done);
   g_main_context_pop_thread_default (context);
   g_usleep (100 * 1000);
   test_require (test_ws_send_text (ws, "5"));
@@ -367,8 +367,8 @@ test_kept_probe_linger_expires (void)
                   "`5`: the session ends when the linger does (2 s), the probe is closed, "
                   "the queued message is reported not delivered, once");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
@@ -412,8 +412,8 @@ test_kept_probe_upgrade_races_poll (void)
                   "exactly once (on the WebSocket or the poll), its callback says TRUE once, "
                   "the session ends once with `forced close`");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   for (guint round = 0; round < RACE_ROUNDS; round++)
@@ -499,9 +499,7 @@ test_kept_probe_upgrade_races_poll (void)
     g_assert_true (rel_server_wait_settled (rs, 0, REL_WAIT_MS, &error));
     g_assert_no_error (error);
   }
-  g_mutex_lock (&rs->lock);
-  g_assert_cmpuint (rs->n_repeated, ==, 0);
-  g_mutex_unlock (&rs->lock);
+  g_assert_cmpuint (rel_server_repeated (rs), ==, 0);
   rel_server_free (rs);
   g_mutex_clear (&s.lock);
   test_log_check ();

@@ -148,9 +148,7 @@ wait_counts (SendCounts *counts,
 static void
 assert_closed_once (RelServer *rs)
 {
-  g_mutex_lock (&rs->lock);
-  g_assert_cmpuint (rs->n_repeated, ==, 0);
-  g_mutex_unlock (&rs->lock);
+  g_assert_cmpuint (rel_server_repeated (rs), ==, 0);
 }
 
 typedef enum
@@ -204,11 +202,11 @@ test_app_close_then_shutdown (gconstpointer data)
                   "resumed poll had no bound)");
 
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
-  poll = rel_poll_open (rs->port, &error);
+  poll = rel_poll_open (rs->lb.port, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
   socket = sessions_take (&s);
@@ -219,7 +217,7 @@ test_app_close_then_shutdown (gconstpointer data)
     {
       gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
 
-      fd = slow_get (rs->port, poll->target);
+      fd = slow_get (rs->lb.port, poll->target);
       test_require (fd >= 0);
       while (engine_io_socket_get_send_queue_length (socket) > 0 && g_get_monotonic_time () < deadline)
         g_usleep (5 * 1000);
@@ -229,7 +227,7 @@ test_app_close_then_shutdown (gconstpointer data)
     {
       /* The second poll waits while the first is written: the next 6 MiB
        * stay queued. */
-      fd2 = slow_get (rs->port, poll->target);
+      fd2 = slow_get (rs->lb.port, poll->target);
       test_require (fd2 >= 0);
       g_usleep (300 * 1000);
       test_require (queue_big_messages (socket, &counts));
@@ -246,7 +244,7 @@ test_app_close_then_shutdown (gconstpointer data)
         {
           /* Once the close has reached the session. */
           g_usleep (200 * 1000);
-          fd = slow_get (rs->port, poll->target);
+          fd = slow_get (rs->lb.port, poll->target);
           test_require (fd >= 0);
         }
 
@@ -256,7 +254,7 @@ test_app_close_then_shutdown (gconstpointer data)
     }
 
   start = g_get_monotonic_time ();
-  engine_io_server_close_async (rs->server, NULL, NULL, NULL);
+  engine_io_server_close_async (rs->lb.server, NULL, NULL, NULL);
 
   /* At most 2 s of linger left, 2 s more for the write, then the session
    * ends; 8 s is below the shutdown's 10 s wait for its sessions. */
@@ -324,13 +322,13 @@ test_app_close_steady_reader (gconstpointer data)
                   "::close)");
 
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000,
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000,
                 "connection-timeout", STEADY_TIMEOUT_S,
                 "send-queue-high-water", (guint64) 64 * 1024 * 1024, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
-  poll = rel_poll_open (rs->port, &error);
+  poll = rel_poll_open (rs->lb.port, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
   socket = sessions_take (&s);
@@ -348,7 +346,7 @@ test_app_close_steady_reader (gconstpointer data)
       /* (POLL_WAITING: this poll is never read; the next waits, and the
        * close answers it with 24 MiB more: that one is read.) */
       deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-      fd = slow_get_full (rs->port, poll->target, when == POLL_WAITING ? 4096 : 0);
+      fd = slow_get_full (rs->lb.port, poll->target, when == POLL_WAITING ? 4096 : 0);
       test_require (fd >= 0);
       while (engine_io_socket_get_send_queue_length (socket) > 0 && g_get_monotonic_time () < deadline)
         g_usleep (5 * 1000);
@@ -357,7 +355,7 @@ test_app_close_steady_reader (gconstpointer data)
   if (when == POLL_WAITING)
     {
       stalled = fd;
-      fd = slow_get_full (rs->port, poll->target, 0);
+      fd = slow_get_full (rs->lb.port, poll->target, 0);
       test_require (fd >= 0);
       g_usleep (300 * 1000);
       for (guint i = 0; i < STEADY_MESSAGES; i++)
@@ -374,7 +372,7 @@ test_app_close_steady_reader (gconstpointer data)
   if (when == POLL_IN_LINGER)
     {
       g_usleep (200 * 1000);
-      fd = slow_get_full (rs->port, poll->target, 0);
+      fd = slow_get_full (rs->lb.port, poll->target, 0);
       test_require (fd >= 0);
     }
 
@@ -443,8 +441,8 @@ test_inflight_linger_race (void)
                   "send callback TRUE once, one ::close (forced close) soon after the write");
 
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   for (guint round = 0; round < RACE_ROUNDS; round++)
@@ -459,7 +457,7 @@ test_inflight_linger_race (void)
       gint reason;
       int fd;
 
-      poll = rel_poll_open (rs->port, &error);
+      poll = rel_poll_open (rs->lb.port, &error);
       g_assert_no_error (error);
       test_require (poll != NULL);
       socket = sessions_take (&s);
@@ -467,7 +465,7 @@ test_inflight_linger_race (void)
       test_require (queue_big_messages (socket, &counts));
 
       deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-      fd = slow_get (rs->port, poll->target);
+      fd = slow_get (rs->lb.port, poll->target);
       test_require (fd >= 0);
       while (engine_io_socket_get_send_queue_length (socket) > 0 && g_get_monotonic_time () < deadline)
         g_usleep (5 * 1000);

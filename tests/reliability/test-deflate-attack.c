@@ -101,7 +101,7 @@ server_new (guint64 max_payload)
 {
   RelServer *rs = rel_server_new ();
 
-  g_object_set (rs->server,
+  g_object_set (rs->lb.server,
                 "per-message-deflate", TRUE,
                 "max-payload", max_payload,
                 NULL);
@@ -170,11 +170,11 @@ test_bomb_stream (void)
 
   for (guint i = 0; i < 2; i++)
     {
-      healthy[i] = rel_healthy_start (rs->port, REL_HEALTHY_WEBSOCKET, &error);
+      healthy[i] = rel_healthy_start (rs->lb.port, REL_HEALTHY_WEBSOCKET, &error);
       g_assert_no_error (error);
       g_assert_true (rel_healthy_wait_more (healthy[i], 3, REL_WAIT_MS));
     }
-  fl.ws = open_deflate (rs->port, NULL, &error);
+  fl.ws = open_deflate (rs->lb.port, NULL, &error);
   g_assert_no_error (error);
   /* A small send buffer: with the kernel's auto-tuned one (4 MiB of
    * bombs, 4 GB inflated) the last write of the flood waited for the
@@ -336,21 +336,21 @@ test_shapes (void)
     g_autoptr(GByteArray) wire = g_byte_array_new ();
 
     append_compressed (wire, TEST_WS_TEXT, z->data, z->len);
-    shape_case (rs->port, "stored block", wire->data, wire->len, text, 0);
+    shape_case (rs->lb.port, "stored block", wire->data, wire->len, text, 0);
   }
   {
     g_autoptr(GByteArray) z = deflate_with (text, tlen, 6, -15, Z_FIXED, Z_SYNC_FLUSH);
     g_autoptr(GByteArray) wire = g_byte_array_new ();
 
     append_compressed (wire, TEST_WS_TEXT, z->data, z->len);
-    shape_case (rs->port, "fixed Huffman", wire->data, wire->len, text, 0);
+    shape_case (rs->lb.port, "fixed Huffman", wire->data, wire->len, text, 0);
   }
   {
     g_autoptr(GByteArray) z = deflate_with (text, tlen, 9, -15, Z_HUFFMAN_ONLY, Z_SYNC_FLUSH);
     g_autoptr(GByteArray) wire = g_byte_array_new ();
 
     append_compressed (wire, TEST_WS_TEXT, z->data, z->len);
-    shape_case (rs->port, "dynamic Huffman", wire->data, wire->len, text, 0);
+    shape_case (rs->lb.port, "dynamic Huffman", wire->data, wire->len, text, 0);
   }
   {
     /* A final block (BFINAL), no sync flush tail: valid (RFC 7692, 7.2.3.4). */
@@ -358,12 +358,12 @@ test_shapes (void)
     g_autoptr(GByteArray) wire = g_byte_array_new ();
 
     append_compressed (wire, TEST_WS_TEXT, z->data, z->len);
-    shape_case (rs->port, "final block", wire->data, wire->len, text, 0);
+    shape_case (rs->lb.port, "final block", wire->data, wire->len, text, 0);
     /* Bytes after the final block are not inflated (nor delivered). */
     g_byte_array_append (z, (const guint8 *) "\xff\xff\xff\xff", 4);
     g_byte_array_set_size (wire, 0);
     append_compressed (wire, TEST_WS_TEXT, z->data, z->len);
-    shape_case (rs->port, "data after the final block", wire->data, wire->len, text, 0);
+    shape_case (rs->lb.port, "data after the final block", wire->data, wire->len, text, 0);
   }
   {
     /* A zlib header (as with a preset dictionary) is not raw deflate. */
@@ -371,14 +371,14 @@ test_shapes (void)
     g_autoptr(GByteArray) wire = g_byte_array_new ();
 
     append_compressed (wire, TEST_WS_TEXT, z->data, z->len);
-    shape_case (rs->port, "zlib header", wire->data, wire->len, NULL, 1007);
+    shape_case (rs->lb.port, "zlib header", wire->data, wire->len, NULL, 1007);
   }
   {
     /* Empty: inflates to an empty text message, not an Engine.IO packet. */
     g_autoptr(GByteArray) wire = g_byte_array_new ();
 
     append_compressed (wire, TEST_WS_TEXT, (const guint8 *) "", 0);
-    shape_case (rs->port, "empty message", wire->data, wire->len, NULL, 1002);
+    shape_case (rs->lb.port, "empty message", wire->data, wire->len, NULL, 1002);
   }
   {
     /* 1.5 MB inflated (max-payload 1 MB), sent one byte per fragment. */
@@ -391,14 +391,14 @@ test_shapes (void)
       test_ws_append_frame (wire, TEST_WS_FIRST_BYTE (i == blen - 1, i == 0 ? 4 : 0,
                                                       i == 0 ? TEST_WS_TEXT : TEST_WS_CONTINUATION),
                             TRUE, b + i, 1);
-    shape_case (rs->port, "bomb in 1-byte fragments", wire->data, wire->len, NULL, 1009);
+    shape_case (rs->lb.port, "bomb in 1-byte fragments", wire->data, wire->len, NULL, 1009);
   }
   {
     /* A declined offer: RSV1 stays a protocol error. */
     g_autofree char *target = test_eio_target (4, "websocket", NULL);
     const char *headers[] = { "Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=8", NULL };
     g_autoptr(GError) error = NULL;
-    g_autoptr(TestWs) ws = test_ws_connect (rs->port, target, headers, 0, NULL, &error);
+    g_autoptr(TestWs) ws = test_ws_connect (rs->lb.port, target, headers, 0, NULL, &error);
     g_autoptr(GByteArray) z = deflate_with (text, tlen, 6, -15, Z_DEFAULT_STRATEGY, Z_SYNC_FLUSH);
     g_autoptr(GByteArray) wire = g_byte_array_new ();
     gint close_code = -1;
@@ -454,7 +454,7 @@ test_offers (void)
       g_autofree char *target = test_eio_target (4, "websocket", NULL);
       const char *headers[] = { "Sec-WebSocket-Extensions", cases[i].value, NULL };
       g_autoptr(GError) error = NULL;
-      g_autoptr(TestWs) ws = test_ws_connect (rs->port, target, headers, 0, NULL, &error);
+      g_autoptr(TestWs) ws = test_ws_connect (rs->lb.port, target, headers, 0, NULL, &error);
       const char *answer;
 
       if (ws == NULL)
@@ -520,12 +520,12 @@ test_hook_extensions (void)
       g_autofree char *echo = NULL;
       const char *answer;
 
-      g_object_set (rs->server, "per-message-deflate", !add, NULL);
-      engine_io_server_set_headers_func (rs->server, extensions_hook, add ? rs : NULL, NULL);
+      g_object_set (rs->lb.server, "per-message-deflate", !add, NULL);
+      engine_io_server_set_headers_func (rs->lb.server, extensions_hook, add ? rs : NULL, NULL);
       g_assert_true (rel_server_listen (rs));
       if (add)
         test_log_expect (G_LOG_LEVEL_WARNING, "Sec-WebSocket-Extensions");
-      ws = test_ws_connect (rs->port, target, headers, 0, NULL, &error);
+      ws = test_ws_connect (rs->lb.port, target, headers, 0, NULL, &error);
       g_assert_no_error (error);
       answer = test_ws_response_header (ws, "sec-websocket-extensions");
       open = rel_ws_next (ws, REL_WAIT_MS, NULL, &error);

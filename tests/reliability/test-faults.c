@@ -67,14 +67,14 @@ fixture_setup (Fixture       *f,
   rel_resources_settled (&f->pre);
 
   f->rs = rel_server_new ();
-  g_object_set (f->rs->server,
+  g_object_set (f->rs->lb.server,
                 "ping-interval", f->config->ping_interval,
                 "ping-timeout", f->config->ping_timeout,
                 "upgrade-timeout", f->config->upgrade_timeout,
                 "connection-timeout", CONNECTION_TIMEOUT_S,
                 NULL);
   g_assert_true (rel_server_listen (f->rs));
-  f->port = f->rs->port;
+  f->port = f->rs->lb.port;
 
   for (guint i = 0; i < N_HEALTHY; i++)
     {
@@ -105,7 +105,7 @@ fixture_teardown (Fixture       *f,
       }
   for (guint i = 0; i < N_HEALTHY; i++)
     g_free (f->healthy_sid[i]);
-  g_assert_cmpuint (f->rs->n_repeated, ==, 0);
+  g_assert_cmpuint (rel_server_repeated (f->rs), ==, 0);
   g_clear_pointer (&f->rs, rel_server_free);
 
   if (!rel_resources_wait_at_most (f->pre.threads, f->pre.fds, REL_WAIT_MS, &final))
@@ -745,7 +745,7 @@ test_shutdown_mid_handshake (Fixture       *f,
   assert_healthy_progress (f, 3);
 
   start = g_get_monotonic_time ();
-  engine_io_server_close (f->rs->server);
+  engine_io_server_close (f->rs->lb.server);
   elapsed = g_get_monotonic_time () - start;
   g_atomic_int_set (&storm.stop, 1);
   for (guint i = 0; i < N_THREADS; i++)
@@ -763,12 +763,12 @@ test_shutdown_mid_handshake (Fixture       *f,
   /* The sessions: every one closed once; none is left. */
   handshakes = rel_server_handshakes (f->rs);
   g_assert_cmpuint (rel_server_total_closes (f->rs), ==, handshakes);
-  g_assert_cmpuint (f->rs->n_repeated, ==, 0);
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->rs->server), ==, 0);
+  g_assert_cmpuint (rel_server_repeated (f->rs), ==, 0);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->rs->lb.server), ==, 0);
   g_assert_cmpuint (rel_server_open_gauge (f->rs), ==, 0);
   for (guint r = 0; r < REL_N_REASONS; r++)
-    if (f->rs->closes[r] > 0)
-      g_test_message ("  closes “%s”: %u", engine_io_close_reason_to_string (r), f->rs->closes[r]);
+    if (rel_server_closes (f->rs, r) > 0)
+      g_test_message ("  closes “%s”: %u", engine_io_close_reason_to_string (r), rel_server_closes (f->rs, r));
   /* Abandoned by their clients, they may have timed out or seen their
    * connection close before the shutdown reached them; nothing else. */
   unexpected = rel_server_closes (f->rs, ENGINE_IO_CLOSE_REASON_PARSE_ERROR) +

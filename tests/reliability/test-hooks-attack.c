@@ -16,8 +16,7 @@
 
 typedef struct
 {
-  EngineIOServer *server;
-  guint           port;
+  TestLoopback    lb;          /* the sessions watched, without a ::message handler */
   GAsyncQueue    *admissions;  /* EngineIOAdmission (ref), as the hook got them */
   GMainContext   *context;     /* the callback-context, when one is set */
   guint           reports;     /* (atomic) ::connection-error emissions */
@@ -29,20 +28,21 @@ fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
   f->admissions = g_async_queue_new_full ((GDestroyNotify) engine_io_admission_unref);
-  f->server = test_server_new ();
-  g_object_set (f->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_NO_MESSAGE;
+  g_object_set (f->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  if (f->server != NULL)
-    engine_io_server_close (f->server);
+  if (f->lb.server != NULL)
+    engine_io_server_close (f->lb.server);
   if (f->context != NULL)
     while (g_main_context_iteration (f->context, FALSE))
       ;
-  g_clear_object (&f->server);
+  test_loopback_clear (&f->lb);
   g_clear_pointer (&f->context, g_main_context_unref);
   g_async_queue_unref (f->admissions);
   test_log_check ();
@@ -154,15 +154,14 @@ test_connection_error_flood_slow_handler (Fixture       *f,
                   "context's other sources run in between");
   f->context = g_main_context_new ();
   f->report_sleep_us = 2000;
-  g_object_set (f->server, "callback-context", f->context, NULL);
-  g_signal_connect (f->server, "connection-error", G_CALLBACK (slow_report), f);
-  f->port = test_server_listen (f->server);
-  test_require (f->port != 0);
+  g_object_set (f->lb.server, "callback-context", f->context, NULL);
+  g_signal_connect (f->lb.server, "connection-error", G_CALLBACK (slow_report), f);
+  test_require (test_loopback_listen (&f->lb));
 
   end = g_get_monotonic_time () + (gint64) test_scaled_ms (1500) * 1000;
   for (guint i = 0; i < N_FLOODERS; i++)
     {
-      flooders[i] = (Flooder) { f->port, end, 0 };
+      flooders[i] = (Flooder) { f->lb.port, end, 0 };
       threads[i] = g_thread_new ("flooder", flood_refused, &flooders[i]);
     }
 
@@ -235,15 +234,14 @@ test_admission_client_gone_answer_race (Fixture       *f,
   g_test_summary ("Clients that leave while their handshake waits; the application answers "
                   "later from many threads at once: one answer wins each, the places are "
                   "freed, the server takes new handshakes and closes cleanly");
-  g_object_set (f->server, "max-pending-admissions", N, NULL);
-  engine_io_server_set_admission_async_func (f->server, keep_admission, f, NULL);
-  f->port = test_server_listen (f->server);
-  test_require (f->port != 0);
+  g_object_set (f->lb.server, "max-pending-admissions", N, NULL);
+  engine_io_server_set_admission_async_func (f->lb.server, keep_admission, f, NULL);
+  test_require (test_loopback_listen (&f->lb));
 
   /* Polling and WebSocket handshakes (an accepted one is answered 101
    * on a connection its client closed). */
   for (guint i = 0; i < N; i++)
-    clients[i] = start_handshake_on (f->port, i % 3 == 1);
+    clients[i] = start_handshake_on (f->lb.port, i % 3 == 1);
   for (guint i = 0; i < N; i++)
     {
       admissions[i] = pop_admission (f);
@@ -251,8 +249,7 @@ test_admission_client_gone_answer_race (Fixture       *f,
     }
   /* At the bound: the next one is refused at once. */
   {
-    g_autoptr(TestHttp) http = test_http_new (f->port);
-    g_autoptr(TestResponse) response = test_http_get (http, "/engine.io/?EIO=4&transport=polling");
+    g_autoptr(TestResponse) response = test_http_get (f->lb.http, "/engine.io/?EIO=4&transport=polling");
 
     test_require (response != NULL);
     g_assert_true (test_eio_is_error (response, 503, 4));
@@ -280,7 +277,7 @@ test_admission_client_gone_answer_race (Fixture       *f,
 
   /* The places are free again. */
   {
-    g_autoptr(TestHttp) http = start_handshake (f->port);
+    g_autoptr(TestHttp) http = start_handshake (f->lb.port);
     g_autoptr(EngineIOAdmission) admission = pop_admission (f);
     g_autoptr(TestResponse) response = NULL;
     g_autoptr(GError) error = NULL;
@@ -293,7 +290,7 @@ test_admission_client_gone_answer_race (Fixture       *f,
     g_assert_cmpuint (response->status, ==, 200);
   }
 
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   for (guint i = 0; i < N; i++)
     {
       g_assert_false (engine_io_admission_refuse (admissions[i], 403, 4, NULL));
@@ -313,11 +310,10 @@ test_admission_pending_at_close (Fixture       *f,
   g_test_summary ("A server closed and dropped with admissions pending (some clients gone): "
                   "each waiting client gets 503, the application's later answers are refused, "
                   "the admissions outlive the server safely");
-  engine_io_server_set_admission_async_func (f->server, keep_admission, f, NULL);
-  f->port = test_server_listen (f->server);
-  test_require (f->port != 0);
+  engine_io_server_set_admission_async_func (f->lb.server, keep_admission, f, NULL);
+  test_require (test_loopback_listen (&f->lb));
   for (guint i = 0; i < N; i++)
-    clients[i] = start_handshake (f->port);
+    clients[i] = start_handshake (f->lb.port);
   for (guint i = 0; i < N; i++)
     {
       admissions[i] = pop_admission (f);
@@ -326,7 +322,7 @@ test_admission_pending_at_close (Fixture       *f,
   test_http_drop (clients[0], TRUE);
   test_http_drop (clients[1], FALSE);
 
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   for (guint i = 2; i < N; i++)
     {
       g_autoptr(GError) error = NULL;
@@ -336,7 +332,7 @@ test_admission_pending_at_close (Fixture       *f,
       test_require (response != NULL);
       g_assert_true (test_eio_is_error (response, 503, 4));
     }
-  g_clear_object (&f->server);
+  g_clear_object (&f->lb.server);
   for (guint i = 0; i < N; i++)
     {
       g_assert_false (engine_io_admission_accept (admissions[i]));
@@ -369,15 +365,14 @@ test_admission_dropped_server (Fixture       *f,
                   "an admission, then accepts it from another thread: the admission held the "
                   "server, the session opens and holds it in turn (as any session does), and "
                   "once the session ends the server shuts down and is freed");
-  g_object_set (f->server, "ping-interval", 200, "ping-timeout", 200, NULL);
-  engine_io_server_set_admission_async_func (f->server, keep_admission, f, NULL);
-  f->port = test_server_listen (f->server);
-  test_require (f->port != 0);
-  http = start_handshake (f->port);
+  g_object_set (f->lb.server, "ping-interval", 200, "ping-timeout", 200, NULL);
+  engine_io_server_set_admission_async_func (f->lb.server, keep_admission, f, NULL);
+  test_require (test_loopback_listen (&f->lb));
+  http = start_handshake (f->lb.port);
   admission = pop_admission (f);
   test_require (admission != NULL);
 
-  g_clear_object (&f->server);  /* the admission holds it */
+  g_clear_object (&f->lb.server);  /* the admission holds it */
   thread = g_thread_new ("answer", accept_later, admission);
   g_thread_join (thread);
   {
@@ -393,9 +388,9 @@ test_admission_dropped_server (Fixture       *f,
   {
     gint64 deadline = g_get_monotonic_time () + (gint64) REL_WAIT_MS * 1000;
 
-    while (!test_port_refuses (f->port) && g_get_monotonic_time () < deadline)
+    while (!test_port_refuses (f->lb.port) && g_get_monotonic_time () < deadline)
       g_usleep (10 * 1000);
-    g_assert_true (test_port_refuses (f->port));
+    g_assert_true (test_port_refuses (f->lb.port));
   }
 }
 
@@ -421,31 +416,27 @@ static void
 test_headers_content_encoding (Fixture       *f,
                                gconstpointer  data)
 {
-  g_autoptr(TestHttp) http = NULL;
+  TestHttp *http;
   g_autoptr(TestOpenPacket) open = NULL;
   g_autoptr(EngineIOSocket) socket = NULL;
   g_autofree char *target = NULL;
   g_autofree char *big = g_strnfill (4000, 'a');
   const char *gzip[] = { "Accept-Encoding", "gzip", NULL };
-  GAsyncQueue *sockets = g_async_queue_new_full (g_object_unref);
 
   g_test_summary ("The headers hook cannot change Content-Encoding (the server sets it with "
                   "the body it compressed): a hook removing or adding it is ignored, with a "
                   "warning for the addition");
-  g_signal_connect_swapped (f->server, "connection", G_CALLBACK (g_async_queue_push),
-                            sockets);
-  engine_io_server_set_headers_func (f->server, coding_hook, NULL, NULL);
-  f->port = test_server_listen (f->server);
-  test_require (f->port != 0);
-  http = test_http_new (f->port);
+  f->lb.keep_sockets = TRUE;
+  engine_io_server_set_headers_func (f->lb.server, coding_hook, NULL, NULL);
+  test_require (test_loopback_listen (&f->lb));
+  http = f->lb.http;
 
   test_log_expect (G_LOG_LEVEL_WARNING, "Content-Encoding");
   open = test_eio_polling_open (http, 4);
   test_require (open != NULL);
   g_assert_true (test_log_wait_expected (TEST_TIMEOUT_MS));
-  socket = g_async_queue_timeout_pop (sockets, (guint64) TEST_TIMEOUT_MS * 1000);
+  socket = g_async_queue_timeout_pop (f->lb.sockets, (guint64) TEST_TIMEOUT_MS * 1000);
   test_require (socket != NULL);
-  g_object_ref (socket);  /* pushed without a reference */
   target = test_eio_target (4, "polling", open->sid);
 
   /* Compressed: the server's Content-Encoding stays, alone. */
@@ -472,7 +463,6 @@ test_headers_content_encoding (Fixture       *f,
     g_assert_cmpuint (g_bytes_get_size (response->body), ==, 4001);
   }
   g_assert_true (test_log_wait_expected (TEST_TIMEOUT_MS));
-  g_async_queue_unref (sockets);
 }
 
 static void
@@ -501,12 +491,11 @@ test_headers_websocket_extensions (Fixture       *f,
   g_test_summary ("The headers hook cannot accept a WebSocket extension on the 101 (the server "
                   "negotiates none): Sec-WebSocket-Extensions added by the hook is dropped with "
                   "a warning");
-  engine_io_server_set_headers_func (f->server, extensions_hook, NULL, NULL);
-  f->port = test_server_listen (f->server);
-  test_require (f->port != 0);
+  engine_io_server_set_headers_func (f->lb.server, extensions_hook, NULL, NULL);
+  test_require (test_loopback_listen (&f->lb));
 
   test_log_expect (G_LOG_LEVEL_WARNING, "Sec-WebSocket-Extensions");
-  ws = test_ws_connect (f->port, target, offer, 0, NULL, &error);
+  ws = test_ws_connect (f->lb.port, target, offer, 0, NULL, &error);
   g_assert_no_error (error);
   test_require (ws != NULL);
   g_assert_null (test_ws_response_header (ws, "sec-websocket-extensions"));
@@ -604,12 +593,11 @@ test_packet_create_slow_tap (Fixture       *f,
                   "a polling client takes everything at once");
   g_mutex_init (&gate.lock);
   g_cond_init (&gate.cond);
-  g_object_set (f->server, "send-queue-high-water", (guint64) TAP_MARK,
+  g_object_set (f->lb.server, "send-queue-high-water", (guint64) TAP_MARK,
                 "backpressure-policy", ENGINE_IO_BACKPRESSURE_DROP_NEWEST, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_tap_connection), &gate);
-  f->port = test_server_listen (f->server);
-  test_require (f->port != 0);
-  poll = rel_poll_open (f->port, &error);
+  g_signal_connect (f->lb.server, "connection", G_CALLBACK (on_tap_connection), &gate);
+  test_require (test_loopback_listen (&f->lb));
+  poll = rel_poll_open (f->lb.port, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
 
@@ -650,7 +638,7 @@ test_packet_create_slow_tap (Fixture       *f,
 
   engine_io_socket_close (socket);
   g_object_unref (socket);
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   g_mutex_lock (&gate.lock);
   g_clear_object (&gate.socket);
   g_mutex_unlock (&gate.lock);

@@ -46,14 +46,14 @@ fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
   f->rs = rel_server_new ();
-  g_object_set (f->rs->server,
+  g_object_set (f->rs->lb.server,
                 "ping-interval", PING_INTERVAL_MS,
                 "ping-timeout", PING_TIMEOUT_MS,
                 "max-payload", (guint64) MAX_PAYLOAD,
                 "connection-timeout", CONNECTION_TIMEOUT_S,
                 NULL);
   g_assert_true (rel_server_listen (f->rs));
-  f->port = f->rs->port;
+  f->port = f->rs->lb.port;
   f->recorder = test_recorder_new ();
 }
 
@@ -61,7 +61,7 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  g_assert_cmpuint (f->rs->n_repeated, ==, 0);
+  g_assert_cmpuint (rel_server_repeated (f->rs), ==, 0);
   g_clear_pointer (&f->rs, rel_server_free);
   g_clear_pointer (&f->recorder, test_recorder_free);
   test_log_check ();
@@ -165,7 +165,7 @@ test_poll_gone_send (Fixture       *f,
 
   poll = open_polling (f);
   sid = g_strdup (poll->sid);
-  socket = engine_io_server_lookup_socket (f->rs->server, sid);
+  socket = engine_io_server_lookup_socket (f->rs->lb.server, sid);
   g_assert_nonnull (socket);
   start_waiting_poll (poll);
   start = g_get_monotonic_time ();
@@ -209,7 +209,7 @@ test_poll_delivered (Fixture       *f,
                   "says TRUE; the session stays open");
 
   poll = open_polling (f);
-  socket = engine_io_server_lookup_socket (f->rs->server, poll->sid);
+  socket = engine_io_server_lookup_socket (f->rs->lb.server, poll->sid);
   g_assert_nonnull (socket);
   start_waiting_poll (poll);
   g_assert_true (engine_io_socket_send_text_full (socket, "delivered", flush_cb, recorder, NULL, &error));
@@ -247,7 +247,7 @@ test_poll_gone_before_answer (Fixture       *f,
 
   poll = open_polling (f);
   sid = g_strdup (poll->sid);
-  socket = engine_io_server_lookup_socket (f->rs->server, sid);
+  socket = engine_io_server_lookup_socket (f->rs->lb.server, sid);
   g_assert_nonnull (socket);
   /* No poll waits: the message stays queued for the next one. */
   g_assert_true (engine_io_socket_send_text_full (socket, "never read", flush_cb, recorder,
@@ -331,7 +331,7 @@ test_poll_half_close_reading (Fixture       *f,
   /* A waiting poll, the FIN, then a send. */
   {
     g_autoptr(RelPoll) rp = open_polling (f);
-    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->rs->server, rp->sid);
+    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->rs->lb.server, rp->sid);
     g_autofree char *request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", rp->target);
     g_autoptr(GByteArray) got = g_byte_array_new ();
     struct pollfd p;
@@ -352,7 +352,7 @@ test_poll_half_close_reading (Fixture       *f,
   /* A message queued, then a poll with its FIN in one segment. */
   {
     g_autoptr(RelPoll) rp = open_polling (f);
-    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->rs->server, rp->sid);
+    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->rs->lb.server, rp->sid);
     g_autofree char *request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", rp->target);
     g_autoptr(GByteArray) got = g_byte_array_new ();
     int fd = rel_tcp_connect (f->port);
@@ -373,7 +373,7 @@ test_poll_half_close_reading (Fixture       *f,
    * the client gets all of it. */
   {
     g_autoptr(RelPoll) rp = open_polling (f);
-    g_autoptr(EngineIOSocket) session = engine_io_server_lookup_socket (f->rs->server, rp->sid);
+    g_autoptr(EngineIOSocket) session = engine_io_server_lookup_socket (f->rs->lb.server, rp->sid);
     g_autofree char *request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", rp->target);
     g_autofree char *big = g_strnfill (4 * 1024 * 1024, 'b');
     g_autoptr(GByteArray) got = g_byte_array_new ();

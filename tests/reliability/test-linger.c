@@ -62,12 +62,12 @@ fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
   f->rs = rel_server_new ();
-  g_object_set (f->rs->server,
+  g_object_set (f->rs->lb.server,
                 "ping-interval", GPOINTER_TO_UINT (data) != 0 ? PING_INTERVAL_MS : 20000,
                 "ping-timeout", GPOINTER_TO_UINT (data) != 0 ? PING_TIMEOUT_MS : 20000,
                 NULL);
   g_assert_true (rel_server_listen (f->rs));
-  f->port = f->rs->port;
+  f->port = f->rs->lb.port;
 }
 
 static void
@@ -225,7 +225,7 @@ test_shutdown_peer_close_behind_unread_output (Fixture       *f,
 
   ws = open_stuck_closer (f, &sid);
   sent_at = g_get_monotonic_time ();
-  engine_io_server_close (f->rs->server);
+  engine_io_server_close (f->rs->lb.server);
   took = (g_get_monotonic_time () - sent_at) / 1000;
   g_test_message ("the shutdown took %" G_GINT64_FORMAT " ms", took);
   g_assert_cmpint (rel_server_reason (f->rs, sid), >=, 0);
@@ -443,7 +443,7 @@ test_shutdown_during_linger (Fixture       *f,
     g_assert_cmpint (test_ws_read_close (flooders[i].ws, REL_WAIT_MS, NULL), ==, 1002);
 
   start = g_get_monotonic_time ();
-  engine_io_server_close (f->rs->server);
+  engine_io_server_close (f->rs->lb.server);
   took = (g_get_monotonic_time () - start) / 1000;
   g_test_message ("the shutdown took %" G_GINT64_FORMAT " ms", took);
 
@@ -455,9 +455,7 @@ test_shutdown_during_linger (Fixture       *f,
       g_clear_pointer (&flooders[i].ws, test_ws_free);
       g_free (sids[i]);
     }
-  g_mutex_lock (&f->rs->lock);
-  g_assert_cmpuint (f->rs->n_repeated, ==, 0);
-  g_mutex_unlock (&f->rs->lock);
+  g_assert_cmpuint (rel_server_repeated (f->rs), ==, 0);
   g_assert_cmpint (took, <=, LINGER_MS + test_scaled_ms (1500));
 }
 

@@ -208,7 +208,7 @@ echo_server (void)
 {
   RelServer *rs = rel_server_new ();
 
-  set_marks (rs->server);
+  set_marks (rs->lb.server);
   if (!rel_server_listen (rs))
     {
       rel_server_free (rs);
@@ -454,7 +454,7 @@ websocket_flood (int         eio,
   guint per_chunk;
 
   test_require (rs != NULL);
-  ws = raw_ws_open (rs->port, eio);
+  ws = raw_ws_open (rs->lb.port, eio);
   test_require (ws != NULL);
 
   /* 64 KiB chunks of frames. */
@@ -495,7 +495,7 @@ test_polling_empty_messages (void)
 
   rs = echo_server ();
   test_require (rs != NULL);
-  poll = rel_poll_open (rs->port, &error);
+  poll = rel_poll_open (rs->lb.port, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
 
@@ -588,9 +588,9 @@ test_polling_slow_readers (void)
                   "server's memory stays within the bound and the session holds the next "
                   "POST or closes with `transport error` (it held 6 MB more per poll)");
 
-  g_object_set (rs->server, "max-payload", (guint64) MAX_PAYLOAD, NULL);
+  g_object_set (rs->lb.server, "max-payload", (guint64) MAX_PAYLOAD, NULL);
   test_require (rel_server_listen (rs));
-  poll = rel_poll_open (rs->port, &error);
+  poll = rel_poll_open (rs->lb.port, &error);
   g_assert_no_error (error);
   test_require (poll != NULL);
   g_string_append_c (body, '4');
@@ -628,14 +628,14 @@ test_polling_slow_readers (void)
         }
       if (!stopped)
         {
-          g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (rs->server, poll->sid);
+          g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (rs->lb.server, poll->sid);
           gint64 deadline = g_get_monotonic_time () + REL_WAIT_MS * 1000;
 
           /* The echoes all queued, so that the poll takes them all. */
           while (socket != NULL && engine_io_socket_get_send_queue_length (socket) < SLOW_POSTS_PER_POLL &&
                  !engine_io_socket_is_closed (socket) && g_get_monotonic_time () < deadline)
             g_usleep (1000);
-          fds[n_polls++] = slow_poll (rs->port, get);
+          fds[n_polls++] = slow_poll (rs->lb.port, get);
         }
     }
   note ("%u polls left unread; the last POST %s", n_polls,
@@ -698,7 +698,7 @@ test_v3_binary_slices (void)
 
   rs = echo_server ();
   test_require (rs != NULL);
-  http = test_http_new (rs->port);
+  http = test_http_new (rs->lb.port);
   open = test_eio_polling_open (http, 3);
   test_require (open != NULL);
   target = test_eio_target (3, "polling", open->sid);
@@ -726,7 +726,7 @@ test_v3_binary_slices (void)
       g_assert_cmpuint (response->status, ==, 200);
     }
   /* The echoes are queued (the client never polls) and the session is open. */
-  socket = engine_io_server_lookup_socket (rs->server, open->sid);
+  socket = engine_io_server_lookup_socket (rs->lb.server, open->sid);
   test_require (socket != NULL);
   g_assert_false (engine_io_socket_is_closed (socket));
   g_assert_cmpuint (engine_io_socket_get_send_queue_length (socket), >=, 1);
@@ -1133,7 +1133,7 @@ check_idle_sessions (guint       n,
   for (guint i = 0; i <= n; i++)
     {
       g_autoptr(GError) error = NULL;
-      TestWs *ws = test_ws_connect (rs->port, target, NULL, 0, NULL, &error);
+      TestWs *ws = test_ws_connect (rs->lb.port, target, NULL, 0, NULL, &error);
 
       g_assert_no_error (error);
       g_ptr_array_add (clients, ws);
@@ -1376,7 +1376,7 @@ test_websocket_read_buffer_pool (void)
 
   rs = echo_server ();
   g_assert_nonnull (rs);
-  a.port = rs->port;
+  a.port = rs->lb.port;
   ps = push_server_new ();
   test_require (ps->port != 0);
   a.flood_port = ps->port;

@@ -62,7 +62,7 @@ app_access (void                  *cls,
 
   if ((*req_cls == NULL && g_str_has_prefix (url, "/engine.io/")) ||
       (*req_cls != NULL && *req_cls != &app_marker))
-    return engine_io_server_mhd_handler (f->rs->server, connection, url, method, version,
+    return engine_io_server_mhd_handler (f->rs->lb.server, connection, url, method, version,
                                          upload_data, upload_data_size, req_cls);
 
   /* The application's own: answered at the final call. */
@@ -94,7 +94,7 @@ app_completed (void                            *cls,
   if (*req_cls == &app_marker)
     *req_cls = NULL;
   else if (*req_cls != NULL)
-    engine_io_server_mhd_completed (f->rs->server, connection, req_cls, toe);
+    engine_io_server_mhd_completed (f->rs->lb.server, connection, req_cls, toe);
 }
 
 static void
@@ -106,7 +106,7 @@ fixture_setup (Fixture       *f,
 
   addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
   f->rs = rel_server_new ();
-  g_object_set (f->rs->server,
+  g_object_set (f->rs->lb.server,
                 "ping-interval", 20000,
                 "ping-timeout", 20000,
                 "max-payload", (guint64) MAX_PAYLOAD,
@@ -125,13 +125,13 @@ fixture_setup (Fixture       *f,
       g_dir_close (dir);
       g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &rl), ==, 0);
       g_assert_cmpuint (rl.rlim_cur, >, held + SMALL_LIMIT + 64);
-      g_object_set (f->rs->server, "fd-reserve", (guint) (rl.rlim_cur - held - SMALL_LIMIT), NULL);
+      g_object_set (f->rs->lb.server, "fd-reserve", (guint) (rl.rlim_cur - held - SMALL_LIMIT), NULL);
     }
   if (data != NULL)
     {
       /* The same case against the server's own listener. */
       g_assert_true (rel_server_listen (f->rs));
-      f->port = f->rs->port;
+      f->port = f->rs->lb.port;
       return;
     }
   f->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
@@ -146,7 +146,7 @@ fixture_setup (Fixture       *f,
   info = MHD_get_daemon_info (f->daemon, MHD_DAEMON_INFO_BIND_PORT);
   g_assert_nonnull (info);
   f->port = info->port;
-  f->rs->port = f->port;
+  f->rs->lb.port = f->port;
 }
 
 static void
@@ -155,10 +155,10 @@ fixture_teardown (Fixture       *f,
 {
   /* As documented: the engine closed before the application's daemon
    * stops, the server freed after. */
-  engine_io_server_close (f->rs->server);
+  engine_io_server_close (f->rs->lb.server);
   if (f->daemon != NULL)
     MHD_stop_daemon (f->daemon);
-  g_assert_cmpuint (f->rs->n_repeated, ==, 0);
+  g_assert_cmpuint (rel_server_repeated (f->rs), ==, 0);
   g_clear_pointer (&f->rs, rel_server_free);
   test_log_check ();
 }
@@ -481,7 +481,7 @@ test_ended_endless (Fixture       *f,
   head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                           "5\r\n4abcd\r\n", poll->target);
   g_assert_true (rel_tcp_send (fd, head, strlen (head)));
-  engine_io_server_close (f->rs->server);
+  engine_io_server_close (f->rs->lb.server);
   g_assert_cmpint (rel_server_wait_reason (f->rs, poll->sid, REL_WAIT_MS), >=, 0);
   sent = send_chunks_until_closed (fd, 100, 0, ENDLESS_TOTAL);
   g_test_message ("the server took %" G_GSIZE_FORMAT " bytes after the close", sent);
@@ -613,7 +613,7 @@ test_ended_pipelined (Fixture       *f,
 
   g_assert_true (test_http_send_raw (http, head, strlen (head), &error));
   g_assert_no_error (error);
-  socket = engine_io_server_lookup_socket (f->rs->server, poll->sid);
+  socket = engine_io_server_lookup_socket (f->rs->lb.server, poll->sid);
   g_assert_nonnull (socket);
   engine_io_socket_close (socket);
   g_object_unref (socket);
@@ -663,7 +663,7 @@ test_close_mid_body (Fixture       *f,
   head = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n4abc",
                           poll->target);
   g_assert_true (rel_tcp_send (fd, head, strlen (head)));
-  engine_io_server_close (f->rs->server);
+  engine_io_server_close (f->rs->lb.server);
   g_assert_cmpint (rel_server_wait_reason (f->rs, poll->sid, REL_WAIT_MS), >=, 0);
   {
     char rest[496];
@@ -792,9 +792,9 @@ settled_descriptors (Fixture *f)
 
   while (g_get_monotonic_time () < deadline && same < 10)
     {
-      guint64 now = server_descriptors (f->rs->server);
+      guint64 now = server_descriptors (f->rs->lb.server);
 
-      same = now == last && engine_io_server_get_socket_count (f->rs->server) == 0 ? same + 1 : 0;
+      same = now == last && engine_io_server_get_socket_count (f->rs->lb.server) == 0 ? same + 1 : 0;
       last = now;
       g_usleep (50 * 1000);
     }
@@ -903,7 +903,7 @@ test_upgrade_descriptors (Fixture       *f,
    * polling ones are closed by the teardown); descriptors come back. */
   now = settled_descriptors (f);
   g_test_message ("descriptors: %" G_GUINT64_FORMAT " idle, %" G_GUINT64_FORMAT " after, "
-                  "%u sessions", idle, now, engine_io_server_get_socket_count (f->rs->server));
+                  "%u sessions", idle, now, engine_io_server_get_socket_count (f->rs->lb.server));
   g_assert_cmpuint (now, ==, idle);
 }
 
@@ -930,7 +930,7 @@ test_upgrade_kept (Fixture       *f,
                   "three times over, the budget going full each time");
 
   idle = warm_idle_descriptors (f);
-  limit = server_descriptor_limit (f->rs->server);
+  limit = server_descriptor_limit (f->rs->lb.server);
   g_test_message ("budget %" G_GUINT64_FORMAT ", idle %" G_GUINT64_FORMAT, limit, idle);
 
   for (guint round = 0; round < 3; round++)
@@ -949,17 +949,17 @@ test_upgrade_kept (Fixture       *f,
       g_assert_cmpint (upgrade_fd, >=, 0);
       /* Fill the budget with idle connections. */
       deadline = g_get_monotonic_time () + REL_WAIT_MS * (gint64) 1000;
-      while ((now = server_descriptors (f->rs->server)) < limit && g_get_monotonic_time () < deadline)
+      while ((now = server_descriptors (f->rs->lb.server)) < limit && g_get_monotonic_time () < deadline)
         {
           int fd = rel_tcp_connect (f->port);
 
           g_assert_cmpint (fd, >=, 0);
           g_array_append_val (fds, fd);
-          while (server_descriptors (f->rs->server) == now && !rel_tcp_is_closed (fd) &&
+          while (server_descriptors (f->rs->lb.server) == now && !rel_tcp_is_closed (fd) &&
                  g_get_monotonic_time () < deadline)
             g_usleep (2000);
         }
-      g_assert_cmpuint (server_descriptors (f->rs->server), ==, limit);
+      g_assert_cmpuint (server_descriptors (f->rs->lb.server), ==, limit);
       /* The upgrade, on a connection accepted before. */
       ws = test_ws_connect_raw_fd (upgrade_fd, head, key, NULL, &error);
       g_assert_no_error (error);
@@ -1023,7 +1023,7 @@ test_admission_held (Fixture       *f,
   g_mutex_init (&held.lock);
   g_cond_init (&held.cond);
   held.admissions = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_admission_unref);
-  engine_io_server_set_admission_async_func (f->rs->server, hold_admission, &held, NULL);
+  engine_io_server_set_admission_async_func (f->rs->lb.server, hold_admission, &held, NULL);
 
   for (guint i = 0; i < N_HELD; i++)
     {
@@ -1055,7 +1055,7 @@ test_admission_held (Fixture       *f,
     engine_io_admission_refuse (g_ptr_array_index (held.admissions, i), 403, 4, "no");
 
   /* The rest are refused by the close (503); then the daemon stops. */
-  engine_io_server_close (f->rs->server);
+  engine_io_server_close (f->rs->lb.server);
   for (guint i = N_HELD / 2; i < N_HELD; i++)
     {
       g_autoptr(GByteArray) got = g_byte_array_new ();
@@ -1097,7 +1097,7 @@ test_admission_held (Fixture       *f,
     engine_io_admission_accept (g_ptr_array_index (held.admissions, i));
 
   g_ptr_array_unref (held.admissions);
-  engine_io_server_set_admission_async_func (f->rs->server, NULL, NULL, NULL);
+  engine_io_server_set_admission_async_func (f->rs->lb.server, NULL, NULL, NULL);
   g_mutex_clear (&held.lock);
   g_cond_clear (&held.cond);
 }

@@ -14,10 +14,7 @@
 
 typedef struct
 {
-  EngineIOServer *server;
-  guint           port;
-  TestRecorder   *rec;
-  GAsyncQueue    *sockets;     /* EngineIOSocket (ref) */
+  TestLoopback    lb;          /* sockets kept; every session's events in lb.events */
   guint           nest_ms;     /* how long the handler iterates */
 } Fixture;
 
@@ -33,47 +30,32 @@ on_message (EngineIOSocket *socket,
 
   if (g_strcmp0 (text, "nest") != 0)
     return;
-  test_recorder_add (f->rec, "nesting");
+  test_recorder_add (f->lb.events, "nesting");
   end = g_get_monotonic_time () + (gint64) f->nest_ms * 1000;
   while (g_get_monotonic_time () < end)
     if (!g_main_context_iteration (context, FALSE))
       g_usleep (1000);
-  test_recorder_add (f->rec, "nested done");
+  test_recorder_add (f->lb.events, "nested done");
 }
 
 static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->rec, "close %s", engine_io_close_reason_to_string (reason));
-}
-
-static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *loopback,
                EngineIOSocket *socket,
                gpointer        data)
 {
-  Fixture *f = data;
-
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
-  g_async_queue_push (f->sockets, g_object_ref (socket));
+  g_signal_connect (socket, "message", G_CALLBACK (on_message), data);
 }
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->rec = test_recorder_new ();
-  f->sockets = g_async_queue_new_full (g_object_unref);
-  f->server = test_server_new ();
-  g_object_set (f->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
-  f->port = test_server_listen (f->server);
+  test_loopback_init (&f->lb);
+  f->lb.keep_sockets = TRUE;
+  f->lb.on_connection = on_connection;
+  f->lb.user_data = f;
+  g_object_set (f->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  test_loopback_listen (&f->lb);
   /* Past the WebSocket's close timeout (3 s, not scaled) after the
    * close, within the shutdown's wait for session threads (10 s). */
   f->nest_ms = 4500;
@@ -83,10 +65,7 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_async_queue_unref (f->sockets);
-  test_recorder_free (f->rec);
+  test_loopback_clear (&f->lb);
   test_log_check ();
 }
 
@@ -94,12 +73,12 @@ static TestWs *
 open_nesting (Fixture         *f,
               EngineIOSocket **socket)
 {
-  TestWs *ws = test_eio_ws_open_socket (f->port, f->sockets, (gpointer *) socket);
+  TestWs *ws = test_eio_ws_open_socket (f->lb.port, f->lb.sockets, (gpointer *) socket);
 
   if (ws == NULL)
     return NULL;
   g_assert_true (test_ws_send_text (ws, "4nest"));
-  g_assert_true (test_recorder_wait (f->rec, "nesting", TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait (f->lb.events, "nesting", TEST_TIMEOUT_MS));
   return ws;
 }
 
@@ -118,9 +97,10 @@ test_app_close (Fixture       *f,
                   "handler (it was freed under it: a crash in wslay_event_recv)");
   test_require ((ws = open_nesting (f, &socket)) != NULL);
   engine_io_socket_close (socket);
-  g_assert_true (test_recorder_wait (f->rec, "nested done", f->nest_ms + TEST_TIMEOUT_MS));
-  g_assert_true (test_recorder_wait (f->rec, "close forced close", TEST_TIMEOUT_MS));
-  g_assert_cmpuint (test_recorder_count (f->rec, "close "), ==, 1);
+  g_assert_true (test_recorder_wait (f->lb.events, "nested done", f->nest_ms + TEST_TIMEOUT_MS));
+  test_recorder_expect (f->lb.events, TEST_TIMEOUT_MS, "close %s forced close",
+                        engine_io_socket_get_id (socket));
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "close "), ==, 1);
 }
 
 static void
@@ -131,7 +111,7 @@ on_closed (GObject      *source,
   Fixture *f = data;
 
   engine_io_server_close_finish (ENGINE_IO_SERVER (source), result, NULL);
-  test_recorder_add (f->rec, "server closed");
+  test_recorder_add (f->lb.events, "server closed");
 }
 
 /* The same with a server shutdown. */
@@ -149,14 +129,14 @@ test_shutdown (Fixture       *f,
                   "frame: no crash, the session ends once, the shutdown completes");
   g_main_context_push_thread_default (context);
   test_require ((ws = open_nesting (f, &socket)) != NULL);
-  engine_io_server_close_async (f->server, NULL, on_closed, f);
+  engine_io_server_close_async (f->lb.server, NULL, on_closed, f);
   end = g_get_monotonic_time () + (gint64) (f->nest_ms + 2 * TEST_TIMEOUT_MS) * 1000;
-  while (test_recorder_count (f->rec, "server closed") == 0 && g_get_monotonic_time () < end)
+  while (test_recorder_count (f->lb.events, "server closed") == 0 && g_get_monotonic_time () < end)
     if (!g_main_context_iteration (context, FALSE))
       g_usleep (2000);
-  g_assert_cmpuint (test_recorder_count (f->rec, "server closed"), ==, 1);
-  g_assert_true (test_recorder_wait (f->rec, "nested done", TEST_TIMEOUT_MS));
-  g_assert_cmpuint (test_recorder_count (f->rec, "close "), ==, 1);
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "server closed"), ==, 1);
+  g_assert_true (test_recorder_wait (f->lb.events, "nested done", TEST_TIMEOUT_MS));
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "close "), ==, 1);
   g_main_context_pop_thread_default (context);
 }
 

@@ -99,9 +99,9 @@
 
 typedef struct
 {
-  EngineIOServer *server;
-  TestRecorder   *events;
-  guint           port;
+  TestLoopback    lb;           /* not listening: the SoupServer serves lb.server on
+                                 * lb.port; its sessions watched without a ::message
+                                 * handler ("message <text>" is recorded here) */
 
   GThread        *thread;
   GMainContext   *context;
@@ -132,45 +132,29 @@ on_message (EngineIOSocket *socket,
        * more than the TCP buffers on the way take. */
       g_autofree char *big = g_strnfill (65536, 'f');
 
-      test_recorder_add (f->events, "message %s", text);
+      test_recorder_add (f->lb.events, "message %s", text);
       for (guint i = 0; i < 256; i++)
         engine_io_socket_send_text (socket, big, NULL);
     }
   else if (text != NULL && strcmp (text, "bye") == 0)
     {
       /* The server ends the session (wss-session-closed-stalled). */
-      test_recorder_add (f->events, "message %s", text);
+      test_recorder_add (f->lb.events, "message %s", text);
       engine_io_socket_close (socket);
     }
   else if (text != NULL)
     {
-      test_recorder_add (f->events, "message %s", text);
+      test_recorder_add (f->lb.events, "message %s", text);
       engine_io_socket_send_text (socket, text, NULL);
     }
 }
 
 static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  Fixture *f = user_data;
-
-  test_recorder_add (f->events, "close %s %s", engine_io_socket_get_id (socket),
-                     engine_io_close_reason_to_string (reason));
-}
-
-static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *loopback,
                EngineIOSocket *socket,
                gpointer        user_data)
 {
-  Fixture *f = user_data;
-
-  test_recorder_add (f->events, "connection %s", engine_io_socket_get_id (socket));
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), f);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), f);
+  g_signal_connect (socket, "message", G_CALLBACK (on_message), user_data);
 }
 
 static gpointer
@@ -190,7 +174,7 @@ soup_thread (gpointer data)
     }
   else
     f->soup = soup_server_new ("server-header", NULL, NULL);
-  if (!engine_io_server_attach_soup (f->server, f->soup, NULL, &error) ||
+  if (!engine_io_server_attach_soup (f->lb.server, f->soup, NULL, &error) ||
       !soup_server_listen_local (f->soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY |
                                  (f->tls ? SOUP_SERVER_LISTEN_HTTPS : 0), &error))
     g_test_fail_printf ("attach/listen: %s", error->message);
@@ -198,7 +182,7 @@ soup_thread (gpointer data)
     {
       uris = soup_server_get_uris (f->soup);
       if (uris != NULL)
-        f->port = (guint) g_uri_get_port (uris->data);
+        f->lb.port = (guint) g_uri_get_port (uris->data);
       g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
       f->attached = TRUE;
     }
@@ -212,7 +196,7 @@ soup_thread (gpointer data)
   if (f->soup != NULL)
     {
       if (f->attached)
-        engine_io_server_detach_soup (f->server, f->soup);
+        engine_io_server_detach_soup (f->lb.server, f->soup);
       soup_server_disconnect (f->soup);
       g_clear_object (&f->soup);
     }
@@ -247,11 +231,12 @@ fixture_setup (Fixture       *f,
 {
   f->baseline_fds = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
   f->tls = data == &tls_marker;
-  f->events = test_recorder_new ();
-  f->server = test_server_new ();
-  g_object_set (f->server, "max-payload", (guint64) MAX_PAYLOAD, "connection-timeout", 2u,
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_NO_MESSAGE;
+  f->lb.on_connection = on_connection;
+  f->lb.user_data = f;
+  g_object_set (f->lb.server, "max-payload", (guint64) MAX_PAYLOAD, "connection-timeout", 2u,
                 "ping-interval", 20000u, "ping-timeout", 20000u, NULL);
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
   g_mutex_init (&f->lock);
   g_cond_init (&f->cond);
   f->context = g_main_context_new ();
@@ -275,7 +260,7 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   /* Relays of the TLS WebSockets run in the SoupServer's context: a relay
    * still writing to a client that went away (it gives up within
    * connection-timeout) must see its end there before the loop stops, or
@@ -289,12 +274,12 @@ fixture_teardown (Fixture       *f,
     test_wait_count_at_most (test_count_fds, f->running_fds + (f->kept != NULL), TEST_TIMEOUT_MS);
   g_main_context_invoke (f->context, quit_loop, f->loop);
   g_thread_join (f->thread);
-  g_clear_object (&f->server);
+  g_clear_object (&f->lb.server);
   g_main_loop_unref (f->loop);
   g_main_context_unref (f->context);
   g_mutex_clear (&f->lock);
   g_cond_clear (&f->cond);
-  test_recorder_free (f->events);
+  test_loopback_clear (&f->lb);
   if (test_wait_count_at_most (test_count_fds, f->baseline_fds + (f->kept != NULL),
                                TEST_TIMEOUT_MS) > f->baseline_fds + (f->kept != NULL))
     {
@@ -314,7 +299,7 @@ fixture_teardown (Fixture       *f,
 static int
 connect_or_fail (Fixture *f)
 {
-  int fd = rel_tcp_connect (f->port);
+  int fd = rel_tcp_connect (f->lb.port);
 
   g_assert_cmpint (fd, >=, 0);
   return fd;
@@ -475,10 +460,10 @@ static gboolean
 wait_event (Fixture    *f,
             const char *event)
 {
-  if (test_recorder_wait (f->events, event, TEST_TIMEOUT_MS))
+  if (test_recorder_wait (f->lb.events, event, TEST_TIMEOUT_MS))
     return TRUE;
   {
-    g_auto(GStrv) events = test_recorder_dup (f->events);
+    g_auto(GStrv) events = test_recorder_dup (f->lb.events);
 
     for (guint i = 0; events[i] != NULL; i++)
       g_test_message ("event: %.80s", events[i]);
@@ -769,9 +754,9 @@ test_pipelined_behind_poll (Fixture       *f,
    * behind it (a client must not pipeline polls; libsoup does not read
    * them while the first one waits). */
   send_text (fd, get);
-  g_assert_false (test_recorder_wait_count (f->events, prefix, 1, test_scaled_ms (300)));
+  g_assert_false (test_recorder_wait_count (f->lb.events, prefix, 1, test_scaled_ms (300)));
   send_text (fd, two);
-  g_assert_false (test_recorder_wait_count (f->events, prefix, 1, test_scaled_ms (300)));
+  g_assert_false (test_recorder_wait_count (f->lb.events, prefix, 1, test_scaled_ms (300)));
   rel_tcp_reset (fd);
   g_assert_true (wait_event (f, event));
   assert_served (f);
@@ -792,11 +777,11 @@ test_pipelined_behind_poll_fin (Fixture       *f,
   int fd = connect_or_fail (f);
 
   send_text (fd, get);
-  g_assert_false (test_recorder_wait_count (f->events, prefix, 1, test_scaled_ms (300)));
+  g_assert_false (test_recorder_wait_count (f->lb.events, prefix, 1, test_scaled_ms (300)));
   send_text (fd, get);
-  g_assert_false (test_recorder_wait_count (f->events, prefix, 1, test_scaled_ms (300)));
+  g_assert_false (test_recorder_wait_count (f->lb.events, prefix, 1, test_scaled_ms (300)));
   shutdown (fd, SHUT_WR);
-  g_assert_true (test_recorder_wait (f->events, event, test_scaled_ms (3000)));
+  g_assert_true (test_recorder_wait (f->lb.events, event, test_scaled_ms (3000)));
   close (fd);
   assert_served (f);
 }
@@ -817,7 +802,7 @@ test_overlapping_posts (Fixture       *f,
   int b;
 
   send_text (a, first);
-  g_assert_true (test_recorder_wait (f->events, "connection", 0) || TRUE);
+  g_assert_true (test_recorder_wait (f->lb.events, "connection", 0) || TRUE);
   /* The first POST has begun (its head was seen) before the second. */
   g_usleep (0);
   b = connect_or_fail (f);
@@ -829,12 +814,12 @@ test_overlapping_posts (Fixture       *f,
   send_text (b, second);
   g_assert_cmpuint (read_response (b, NULL, TEST_TIMEOUT_MS), ==, 400);
   close (b);
-  g_assert_true (test_recorder_wait_count (f->events, prefix, 1, TEST_TIMEOUT_MS) ||
-                 test_recorder_index_prefix (f->events, prefix) >= 0);
+  g_assert_true (test_recorder_wait_count (f->lb.events, prefix, 1, TEST_TIMEOUT_MS) ||
+                 test_recorder_index_prefix (f->lb.events, prefix) >= 0);
   send_text (a, "llo1234");
   g_assert_cmpuint (read_response (a, NULL, TEST_TIMEOUT_MS), ==, 400);
   close (a);
-  g_assert_cmpint (test_recorder_index (f->events, "message hello123"), <, 0);
+  g_assert_cmpint (test_recorder_index (f->lb.events, "message hello123"), <, 0);
   assert_served (f);
 }
 
@@ -920,7 +905,7 @@ test_upgrade_twice (Fixture       *f,
   g_autofree char *reply = NULL;
   int fd;
 
-  ws = test_ws_connect (f->port, "/engine.io/?EIO=4&transport=websocket", NULL, 0, NULL, &error);
+  ws = test_ws_connect (f->lb.port, "/engine.io/?EIO=4&transport=websocket", NULL, 0, NULL, &error);
   g_assert_no_error (error);
   reply = rel_ws_next (ws, TEST_TIMEOUT_MS, NULL, &error);
   g_assert_no_error (error);
@@ -1201,7 +1186,7 @@ test_upgrades_at_close (Fixture       *f,
     }
   for (guint i = 0; i < N; i++)
     send_text (fds[i], heads[i]);
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   for (guint i = 0; i < N; i++)
     g_free (heads[i]);
   for (guint i = 0; i < N; i++)
@@ -1277,7 +1262,7 @@ test_upgrade_races_session_close (Fixture       *f,
         }
       else
         refused++;
-      g_assert_true (test_recorder_wait_count (f->events, event, 1, TEST_TIMEOUT_MS));
+      g_assert_true (test_recorder_wait_count (f->lb.events, event, 1, TEST_TIMEOUT_MS));
       close (ups[i]);
       close (posts[i]);
       g_free (sids[i]);
@@ -1314,15 +1299,15 @@ test_handshakes_client_gone (Fixture       *f,
       /* Paced by the engine's handshakes: the SoupServer's listen
        * backlog (10) full, a connect() waits for its SYN's
        * retransmission (1 s). */
-      test_recorder_wait_count (f->events, "connection ", i + 1, test_scaled_ms (100));
+      test_recorder_wait_count (f->lb.events, "connection ", i + 1, test_scaled_ms (100));
     }
   /* The engine answers them (a session is made for each request libsoup
    * read before the client's reset), and every session it made ends
    * (`transport close`: no poll came). */
-  g_assert_true (test_recorder_wait_count (f->events, "connection ", N / 2, TEST_TIMEOUT_MS));
-  connections = test_recorder_count (f->events, "connection ");
+  g_assert_true (test_recorder_wait_count (f->lb.events, "connection ", N / 2, TEST_TIMEOUT_MS));
+  connections = test_recorder_count (f->lb.events, "connection ");
   g_test_message ("%u sessions for %u handshakes whose clients went", connections, N);
-  g_assert_true (test_recorder_wait_count (f->events, "close ", connections, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.events, "close ", connections, TEST_TIMEOUT_MS));
   /* With loop-threads 0 a live session has a thread (and a context) of
    * its own: none is left. */
   assert_fds_at_most (f->running_fds + threads, TEST_TIMEOUT_MS);
@@ -1435,7 +1420,7 @@ drop_soup (gpointer data)
   DropData *d = data;
 
   if (d->detach_first)
-    engine_io_server_detach_soup (d->f->server, d->f->soup);
+    engine_io_server_detach_soup (d->f->lb.server, d->f->soup);
   d->f->attached = FALSE;
   g_clear_object (&d->f->soup);
   g_mutex_lock (d->lock);
@@ -1503,7 +1488,7 @@ test_unref_while_paused (Fixture       *f,
       close (fds[i]);
     }
   g_assert_false (rel_tcp_is_closed (fds[N + 1]));
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   g_assert_true (rel_tcp_wait_closed (fds[N + 1], TEST_TIMEOUT_MS, NULL));
   close (fds[N + 1]);
 }
@@ -1534,7 +1519,7 @@ test_close_while_paused (Fixture       *f,
     send_text (fds[N], post);
   }
   g_free (handshake (f));
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   for (guint i = 0; i < N; i++)
     {
       g_autofree char *body = NULL;
@@ -1609,7 +1594,7 @@ tls_open (Fixture  *f,
   g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
                                             G_SOCKET_PROTOCOL_TCP, &error);
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, (guint16) f->port);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, (guint16) f->lb.port);
   g_autoptr(GSocketConnection) base = NULL;
   g_autoptr(GTlsDatabase) database = NULL;
   g_autoptr(GSocketConnectable) identity = NULL;
@@ -1623,7 +1608,7 @@ tls_open (Fixture  *f,
   base = g_socket_connection_factory_create_connection (socket);
   database = g_tls_file_database_new (test_tls_ca_file (), &error);
   g_assert_no_error (error);
-  identity = g_network_address_new ("127.0.0.1", (guint16) f->port);
+  identity = g_network_address_new ("127.0.0.1", (guint16) f->lb.port);
   stream = g_tls_client_connection_new (G_IO_STREAM (base), identity, &error);
   g_assert_no_error (error);
   g_tls_connection_set_database (G_TLS_CONNECTION (stream), database);
@@ -1665,7 +1650,7 @@ wss_open (Fixture  *f,
   head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                          f->port);
+                          f->lb.port);
   g_assert_true (stream_write (stream, head, strlen (head)));
   got = tls_read_head (stream);
   g_assert_true (g_str_has_prefix (got, "HTTP/1.1 101"));
@@ -1857,7 +1842,7 @@ test_wss_stalled_reader (Fixture       *f,
   f->kept = wss_open (f, 4096, NULL, &sid);
   g_assert_true (ws_write_text (f->kept, "4flood"));
   g_assert_true (wait_event (f, "message flood"));
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   closed = g_strdup_printf ("close %s server shutting down", sid);
   g_assert_true (wait_event (f, closed));
   /* The relay gone while the SoupServer's context still runs (the
@@ -1901,7 +1886,7 @@ static gboolean
 wait_prefix (Fixture    *f,
              const char *prefix)
 {
-  return test_recorder_wait_count (f->events, prefix, 1, TEST_TIMEOUT_MS);
+  return test_recorder_wait_count (f->lb.events, prefix, 1, TEST_TIMEOUT_MS);
 }
 
 /* A fresh wss client is served (an echo through a relay of its own). */
@@ -1979,7 +1964,7 @@ test_wss_gone_everywhere (Fixture       *f,
                                                    "Host: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
                                                    "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                                                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-                                                   f->port);
+                                                   f->lb.port);
 
           stream = tls_open (f, 0, &socket);
           g_assert_true (stream_write (stream, head, strlen (head)));
@@ -2059,7 +2044,7 @@ test_wss_abandoned_many (Fixture       *f,
       else
         g_assert_true (ws_write_text (streams[i], "4hello"));
     }
-  g_assert_true (test_recorder_wait_count (f->events, "message flood", (N + 3) / 4, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.events, "message flood", (N + 3) / 4, TEST_TIMEOUT_MS));
   for (guint i = 0; i < N; i++)
     switch (i % 3)
       {
@@ -2186,7 +2171,7 @@ test_wss_detached_relays (Fixture       *f,
   }
   g_assert_true (ws_write_text (b, "4flood"));
   g_assert_true (wait_event (f, "message flood"));
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   {
     g_autofree char *ca = g_strdup_printf ("close %s", sid_a);
     g_autofree char *cb = g_strdup_printf ("close %s", sid_b);
@@ -2222,8 +2207,8 @@ test_wss_engine_close_many (Fixture       *f,
       streams[i] = wss_open (f, i % 2 ? 4096 : 0, NULL, &sids[i]);
       g_assert_true (ws_write_text (streams[i], i % 2 ? "4flood" : "4hi"));
     }
-  g_assert_true (test_recorder_wait_count (f->events, "message flood", N / 2, TEST_TIMEOUT_MS));
-  engine_io_server_close (f->server);
+  g_assert_true (test_recorder_wait_count (f->lb.events, "message flood", N / 2, TEST_TIMEOUT_MS));
+  engine_io_server_close (f->lb.server);
   for (guint i = 0; i < N; i++)
     {
       g_autofree char *prefix = g_strdup_printf ("close %s", sids[i]);
@@ -2314,7 +2299,7 @@ test_post_over_engine_close (Fixture       *f,
   gboolean open_[N];
   g_autofree char *big = g_strnfill (65536, 'b');
   g_autofree char *big_chunk = g_strdup_printf ("10000\r\n%s\r\n", big);
-  CloseLater c = { f->server, 50 };
+  CloseLater c = { f->lb.server, 50 };
   GThread *thread;
   guint alive = N;
 
@@ -2486,14 +2471,14 @@ test_wss_upgrades_at_close (Fixture       *f,
                                            "Host: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
                                            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-                                           f->port);
+                                           f->lb.port);
 
   for (guint i = 0; i < N; i++)
     {
       streams[i] = tls_open (f, 0, &sockets[i]);
       g_assert_true (stream_write (streams[i], head, strlen (head)));
     }
-  engine_io_server_close (f->server);
+  engine_io_server_close (f->lb.server);
   for (guint i = 0; i < N; i++)
     {
       if (i % 2 == 0)
@@ -2664,7 +2649,7 @@ flush_cb (EngineIOSocket *socket,
 {
   Fixture *f = user_data;
 
-  test_recorder_add (f->events, "flushed %s=%d", (char *) g_object_get_data (G_OBJECT (socket), "atk12-tag"),
+  test_recorder_add (f->lb.events, "flushed %s=%d", (char *) g_object_get_data (G_OBJECT (socket), "atk12-tag"),
                      flushed ? 1 : 0);
 }
 
@@ -2687,16 +2672,16 @@ check_half_closed_delivery (Fixture    *f,
 
   g_byte_array_append (got, (guint8 *) "", 1);
   delivered = strstr ((char *) got->data, payload) != NULL;
-  g_assert_true (test_recorder_wait_count (f->events, prefix, 1, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.events, prefix, 1, TEST_TIMEOUT_MS));
   g_test_message ("%s: the client %s it; reported %s", tag, delivered ? "got" : "did not get",
-                  test_recorder_index (f->events, yes) >= 0 ? "flushed" : "not flushed");
+                  test_recorder_index (f->lb.events, yes) >= 0 ? "flushed" : "not flushed");
   if (!delivered)
     {
-      g_assert_cmpint (test_recorder_index (f->events, yes), <, 0);
+      g_assert_cmpint (test_recorder_index (f->lb.events, yes), <, 0);
       /* Not lost silently: the session ends. */
       g_assert_true (wait_event (f, closed));
     }
-  else if (test_recorder_index (f->events, no) >= 0)
+  else if (test_recorder_index (f->lb.events, no) >= 0)
     g_assert_true (wait_event (f, closed));
 }
 
@@ -2715,7 +2700,7 @@ test_half_close_reading (Fixture       *f,
   {
     g_autofree char *sid = handshake (f);
     g_autofree char *get = poll_head (sid);
-    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
+    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->lb.server, sid);
     g_autoptr(GByteArray) got = g_byte_array_new ();
     struct pollfd p;
     int fd = connect_or_fail (f);
@@ -2727,7 +2712,7 @@ test_half_close_reading (Fixture       *f,
     g_assert_cmpint (poll (&p, 1, (int) test_scaled_ms (200)), ==, 0);  /* it waits */
     shutdown (fd, SHUT_WR);
     if (!engine_io_socket_send_text_full (socket, "late", flush_cb, f, NULL, NULL))
-      test_recorder_add (f->events, "flushed late=0");  /* closed already: refused, said so */
+      test_recorder_add (f->lb.events, "flushed late=0");  /* closed already: refused, said so */
     g_assert_true (rel_tcp_wait_closed (fd, TEST_TIMEOUT_MS, got));
     close (fd);
     check_half_closed_delivery (f, sid, "late", got);
@@ -2736,7 +2721,7 @@ test_half_close_reading (Fixture       *f,
   {
     g_autofree char *sid = handshake (f);
     g_autofree char *get = poll_head (sid);
-    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
+    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->lb.server, sid);
     g_autoptr(GByteArray) got = g_byte_array_new ();
     int fd = connect_or_fail (f);
 
@@ -2772,7 +2757,7 @@ test_half_close_reading (Fixture       *f,
     g_assert_true (rel_tcp_wait_closed (fd, TEST_TIMEOUT_MS, NULL));
     close (fd);
     g_assert_true (wait_event (f, "message posted"));
-    if (test_recorder_index_prefix (f->events, closed) < 0)
+    if (test_recorder_index_prefix (f->lb.events, closed) < 0)
       {
         g_autofree char *get = poll_head (sid);
 
@@ -2900,7 +2885,7 @@ test_tls_pipelined (Fixture       *f,
         g_assert_true (head_closes (head));
         g_assert_true (tls_read_to_end (stream, rest));
         g_assert_cmpuint (rest->len, ==, 0);
-        g_assert_cmpint (test_recorder_index (f->events, "message two"), <, 0);
+        g_assert_cmpint (test_recorder_index (f->lb.events, "message two"), <, 0);
       }
   }
   /* A poll of no session (the engine's 400), then a path of the
@@ -2945,7 +2930,7 @@ test_tls_pipelined (Fixture       *f,
   {
     g_autofree char *prefix = g_strdup_printf ("close %s", sid);
 
-    g_assert_cmpint (test_recorder_index_prefix (f->events, prefix), <, 0);
+    g_assert_cmpint (test_recorder_index_prefix (f->lb.events, prefix), <, 0);
   }
   assert_fds_back (with_session, TEST_TIMEOUT_MS);
 }
@@ -2962,7 +2947,7 @@ test_tls_pipelined_close_reset (Fixture       *f,
 {
   g_autofree char *sid = handshake_tls (f);
   g_autofree char *get = poll_head (sid);
-  g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
+  g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->lb.server, sid);
   g_autoptr(GString) burst = g_string_new (NULL);
   g_autoptr(GSocket) gsocket = NULL;
   g_autoptr(GIOStream) stream = NULL;
@@ -2978,15 +2963,15 @@ test_tls_pipelined_close_reset (Fixture       *f,
   stream = tls_open (f, 0, &gsocket);
   /* It may fail: the server closes the connection behind its answer. */
   g_test_message ("the burst %s", stream_write (stream, burst->str, burst->len) ? "went" : "failed");
-  g_assert_true (test_recorder_wait_count (f->events, "flushed piped=", 1, TEST_TIMEOUT_MS));
+  g_assert_true (test_recorder_wait_count (f->lb.events, "flushed piped=", 1, TEST_TIMEOUT_MS));
   g_usleep (test_scaled_ms (200) * 1000);
   tls_read_to_end (stream, got);
   g_byte_array_append (got, (guint8 *) "", 1);
   delivered = strstr ((char *) got->data, "4piped") != NULL;
   g_test_message ("the client %s the answer; reported %s", delivered ? "got" : "did not get",
-                  test_recorder_index (f->events, "flushed piped=1") >= 0 ? "flushed" : "not flushed");
+                  test_recorder_index (f->lb.events, "flushed piped=1") >= 0 ? "flushed" : "not flushed");
   if (!delivered)
-    g_assert_cmpint (test_recorder_index (f->events, "flushed piped=1"), <, 0);
+    g_assert_cmpint (test_recorder_index (f->lb.events, "flushed piped=1"), <, 0);
 }
 
 /* HTTPS visits of every kind the engine answers (a poll of no
@@ -3004,7 +2989,7 @@ test_tls_visits_many (Fixture       *f,
   gboolean closes = soup_get_major_version () == 3 && soup_get_minor_version () < 3;
   g_autofree char *sid = handshake_tls (f);
   guint with_session = test_settled_count (test_count_fds, 50, TEST_TIMEOUT_MS);
-  g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
+  g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->lb.server, sid);
   g_autofree char *block = g_strnfill (5000, 'a');
   GIOStream *stayed[2 * KINDS] = { NULL };
   GSocket *stayed_sockets[2 * KINDS] = { NULL };
@@ -3126,7 +3111,7 @@ test_tls_visits_many (Fixture       *f,
   {
     g_autofree char *prefix = g_strdup_printf ("close %s", sid);
 
-    g_assert_cmpint (test_recorder_index_prefix (f->events, prefix), <, 0);
+    g_assert_cmpint (test_recorder_index_prefix (f->lb.events, prefix), <, 0);
   }
 }
 
@@ -3144,7 +3129,7 @@ test_tls_half_close_reading (Fixture       *f,
       const char *tag = how == 0 ? "notify" : "fin";
       g_autofree char *sid = handshake_tls (f);
       g_autofree char *get = poll_head (sid);
-      g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->server, sid);
+      g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->lb.server, sid);
       g_autoptr(GSocket) gsocket = NULL;
       g_autoptr(GIOStream) stream = tls_open (f, 0, &gsocket);
       g_autoptr(GByteArray) got = g_byte_array_new ();
@@ -3154,14 +3139,14 @@ test_tls_half_close_reading (Fixture       *f,
       g_object_set_data (G_OBJECT (socket), "atk12-tag", (gpointer) tag);
       g_assert_true (stream_write (stream, get, strlen (get)));
       /* It waits. */
-      g_assert_false (test_recorder_wait_count (f->events, prefix, 1, test_scaled_ms (200)));
+      g_assert_false (test_recorder_wait_count (f->lb.events, prefix, 1, test_scaled_ms (200)));
       if (how == 0)
         g_output_stream_close (g_io_stream_get_output_stream (stream), NULL, NULL);
       else
         g_socket_shutdown (gsocket, FALSE, TRUE, NULL);
       g_usleep (test_scaled_ms (100) * 1000);  /* the server has seen it */
       if (!engine_io_socket_send_text_full (socket, tag, flush_cb, f, NULL, NULL))
-        test_recorder_add (f->events, "flushed %s=0", tag);
+        test_recorder_add (f->lb.events, "flushed %s=0", tag);
       tls_read_to_end (stream, got);
       check_half_closed_delivery (f, sid, tag, got);
     }

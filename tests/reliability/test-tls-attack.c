@@ -26,10 +26,9 @@
 
 typedef struct
 {
-  EngineIOServer *server;
-  guint           port;
+  TestLoopback    lb;                /* every session watched ("close <sid> ..."),
+                                      * without recording its messages */
   guint64         idle_descriptors;  /* what the server counts with no client */
-  GAsyncQueue    *closed;            /* char* sid of each ::close */
 } Fixture;
 
 static guint64
@@ -38,17 +37,6 @@ server_descriptors (EngineIOServer *server)
   g_autoptr(EngineIOMetrics) metrics = engine_io_server_get_metrics (server);
 
   return engine_io_metrics_get_descriptors (metrics);
-}
-
-static void
-on_close (EngineIOSocket      *socket,
-          EngineIOCloseReason  reason,
-          const char          *description,
-          gpointer             user_data)
-{
-  Fixture *f = user_data;
-
-  g_async_queue_push (f->closed, g_strdup (engine_io_socket_get_id (socket)));
 }
 
 static void
@@ -71,12 +59,11 @@ on_message (EngineIOSocket *socket,
 }
 
 static void
-on_connection (EngineIOServer *server,
+on_connection (TestLoopback   *loopback,
                EngineIOSocket *socket,
                gpointer        user_data)
 {
-  g_signal_connect (socket, "message", G_CALLBACK (on_message), user_data);
-  g_signal_connect (socket, "close", G_CALLBACK (on_close), user_data);
+  g_signal_connect (socket, "message", G_CALLBACK (on_message), NULL);
 }
 
 /* @data: connection-timeout (s), or 0 for the default */
@@ -87,26 +74,24 @@ fixture_setup (Fixture       *f,
   g_autoptr(GTlsCertificate) certificate = NULL;
   g_autoptr(GError) error = NULL;
 
-  f->closed = g_async_queue_new_full (g_free);
-  f->server = test_server_new ();
-  g_signal_connect (f->server, "connection", G_CALLBACK (on_connection), f);
+  test_loopback_init (&f->lb);
+  f->lb.watch = TEST_WATCH_NO_MESSAGE;
+  f->lb.on_connection = on_connection;
   certificate = test_tls_certificate_new (&error);
   g_assert_no_error (error);
-  g_object_set (f->server, "tls-certificate", certificate,
+  g_object_set (f->lb.server, "tls-certificate", certificate,
                 "ping-interval", 500, "ping-timeout", 500, NULL);
   if (GPOINTER_TO_UINT (data) != 0)
-    g_object_set (f->server, "connection-timeout", GPOINTER_TO_UINT (data), NULL);
-  f->port = test_server_listen (f->server);
-  f->idle_descriptors = server_descriptors (f->server);
+    g_object_set (f->lb.server, "connection-timeout", GPOINTER_TO_UINT (data), NULL);
+  test_loopback_listen (&f->lb);
+  f->idle_descriptors = server_descriptors (f->lb.server);
 }
 
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  engine_io_server_close (f->server);
-  g_clear_object (&f->server);
-  g_async_queue_unref (f->closed);
+  test_loopback_clear (&f->lb);
   test_log_check ();
 }
 
@@ -141,11 +126,11 @@ test_handshake_slowloris (Fixture       *f,
   g_test_summary ("TLS handshakes that never complete (silent, or dripping a ClientHello a "
                   "byte at a time) are closed after connection-timeout, and the server "
                   "gives back their descriptors");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
   for (guint i = 0; i < G_N_ELEMENTS (silent); i++)
     {
-      silent[i] = rel_tcp_connect (f->port);
-      dripping[i] = rel_tcp_connect (f->port);
+      silent[i] = rel_tcp_connect (f->lb.port);
+      dripping[i] = rel_tcp_connect (f->lb.port);
       test_require (silent[i] >= 0 && dripping[i] >= 0);
       test_require (rel_tcp_send (dripping[i], record, 5));
     }
@@ -185,7 +170,7 @@ test_handshake_slowloris (Fixture       *f,
       if (dripping[i] >= 0)
         close (dripping[i]);
     }
-  g_assert_cmpuint (wait_descriptors (f->server, f->idle_descriptors, TEST_TIMEOUT_MS), ==,
+  g_assert_cmpuint (wait_descriptors (f->lb.server, f->idle_descriptors, TEST_TIMEOUT_MS), ==,
                     f->idle_descriptors);
 }
 
@@ -198,12 +183,12 @@ test_garbage (Fixture       *f,
 
   g_test_summary ("Plain HTTP and random bytes instead of a ClientHello: the connection is "
                   "closed at once, its descriptor given back");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
   for (gsize i = 0; i < 64 * 1024; i++)
     noise[i] = (guint8) g_random_int ();
   noise[0] = 0x16;  /* a handshake record with a random length and body */
-  plain = rel_tcp_connect (f->port);
-  random = rel_tcp_connect (f->port);
+  plain = rel_tcp_connect (f->lb.port);
+  random = rel_tcp_connect (f->lb.port);
   test_require (plain >= 0 && random >= 0);
   rel_tcp_send (plain, TEST_S ("GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"));
   rel_tcp_send (random, noise, 64 * 1024);
@@ -212,7 +197,7 @@ test_garbage (Fixture       *f,
   g_assert_true (rel_tcp_wait_closed (random, TEST_TIMEOUT_MS, NULL));
   close (plain);
   close (random);
-  g_assert_cmpuint (wait_descriptors (f->server, f->idle_descriptors, TEST_TIMEOUT_MS), ==,
+  g_assert_cmpuint (wait_descriptors (f->lb.server, f->idle_descriptors, TEST_TIMEOUT_MS), ==,
                     f->idle_descriptors);
 }
 
@@ -256,16 +241,16 @@ test_old_versions (Fixture       *f,
 
   g_test_summary ("The TLS listener speaks TLS 1.2 and 1.3 only: a client offering only TLS "
                   "1.0 or 1.1 (deprecated, RFC 8996) gets no session");
-  test_require (f->port != 0);
-  v12 = negotiated_protocol (f->port, "tls1_2");
-  v13 = negotiated_protocol (f->port, "tls1_3");
-  v10 = negotiated_protocol (f->port, "tls1");
-  v11 = negotiated_protocol (f->port, "tls1_1");
+  test_require (f->lb.port != 0);
+  v12 = negotiated_protocol (f->lb.port, "tls1_2");
+  v13 = negotiated_protocol (f->lb.port, "tls1_3");
+  v10 = negotiated_protocol (f->lb.port, "tls1");
+  v11 = negotiated_protocol (f->lb.port, "tls1_1");
   g_assert_cmpstr (v12, ==, "TLSv1.2");
   g_assert_cmpstr (v13, ==, "TLSv1.3");
   g_assert_null (v10);
   g_assert_null (v11);
-  g_assert_cmpuint (wait_descriptors (f->server, f->idle_descriptors, TEST_TIMEOUT_MS), ==,
+  g_assert_cmpuint (wait_descriptors (f->lb.server, f->idle_descriptors, TEST_TIMEOUT_MS), ==,
                     f->idle_descriptors);
 }
 
@@ -285,7 +270,7 @@ test_huge_hello (Fixture       *f,
   g_test_summary ("Connections that send most of a ClientHello announced at 1 MiB (in 16 KiB "
                   "records) and never finish it: each is closed once it has sent 128 KiB, "
                   "instead of GnuTLS buffering it all until connection-timeout");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
   /* The handshake message header, then BODY - 1 bytes of it. */
   for (gsize sent = 0; sent < BODY + 3; )
     {
@@ -306,7 +291,7 @@ test_huge_hello (Fixture       *f,
   deadline = g_get_monotonic_time () + (gint64) TEST_TIMEOUT_MS * 1000;
   for (guint i = 0; i < N; i++)
     {
-      fds[i] = rel_tcp_connect (f->port);
+      fds[i] = rel_tcp_connect (f->lb.port);
       test_require (fds[i] >= 0);
       /* Fails part way once the server has closed. */
       rel_tcp_send (fds[i], out->data, out->len);
@@ -327,7 +312,7 @@ test_huge_hello (Fixture       *f,
   g_assert_cmpuint (open, ==, 0);
   /* 128 KiB each and GnuTLS's and libmicrohttpd's own: well under 1 MiB. */
   g_assert_cmpuint (after_kb, <, before_kb + N * 512);
-  g_assert_cmpuint (wait_descriptors (f->server, f->idle_descriptors, TEST_TIMEOUT_MS), ==,
+  g_assert_cmpuint (wait_descriptors (f->lb.server, f->idle_descriptors, TEST_TIMEOUT_MS), ==,
                     f->idle_descriptors);
 }
 
@@ -461,18 +446,9 @@ wait_closed_sid (Fixture    *f,
                  const char *sid,
                  guint       timeout_ms)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autofree char *prefix = g_strdup_printf ("close %s ", sid);
 
-  for (;;)
-    {
-      gint64 remaining = deadline - g_get_monotonic_time ();
-      g_autofree char *closed = remaining > 0 ? g_async_queue_timeout_pop (f->closed, remaining) : NULL;
-
-      if (closed == NULL)
-        return FALSE;
-      if (g_strcmp0 (closed, sid) == 0)
-        return TRUE;
-    }
+  return test_recorder_wait_count (f->lb.events, prefix, 1, timeout_ms);
 }
 
 /* What the server counts once the WebSocket of @during is gone: its
@@ -496,10 +472,10 @@ test_wss_stalled_reader (Fixture       *f,
                   "never closes: once the session has ended, libmicrohttpd's relay still "
                   "holds output for it; the connection is closed after connection-timeout "
                   "and the server gives back its descriptors (the relay's counted until then)");
-  test_require (f->port != 0);
-  stream = wss_open (f->port, 4096, &sid);
+  test_require (f->lb.port != 0);
+  stream = wss_open (f->lb.port, 4096, &sid);
   test_require (stream != NULL);
-  during = server_descriptors (f->server);
+  during = server_descriptors (f->lb.server);
   g_assert_cmpuint (during, >=, f->idle_descriptors + 3);
   expected = without_websocket (during);
   test_require (ws_write_text (stream, "4flood 64"));
@@ -507,7 +483,7 @@ test_wss_stalled_reader (Fixture       *f,
   g_assert_true (wait_closed_sid (f, sid, REL_WAIT_MS));
   /* The client keeps its end, reading nothing: the relay cannot pass on
    * what it holds. connection-timeout is 1 s here. */
-  g_assert_cmpuint (wait_descriptors (f->server, expected, 3000 + TEST_TIMEOUT_MS), ==, expected);
+  g_assert_cmpuint (wait_descriptors (f->lb.server, expected, 3000 + TEST_TIMEOUT_MS), ==, expected);
 }
 
 static void
@@ -521,14 +497,14 @@ test_wss_silent (Fixture       *f,
   g_test_summary ("A WebSocket over TLS whose client goes silent (reads nothing, sends "
                   "nothing, keeps the connection): the session ends and the server gives back "
                   "the connection and the relay's descriptors");
-  test_require (f->port != 0);
-  stream = wss_open (f->port, 0, &sid);
+  test_require (f->lb.port != 0);
+  stream = wss_open (f->lb.port, 0, &sid);
   test_require (stream != NULL);
-  during = server_descriptors (f->server);
+  during = server_descriptors (f->lb.server);
   g_assert_cmpuint (during, >=, f->idle_descriptors + 3);
   expected = without_websocket (during);
   g_assert_true (wait_closed_sid (f, sid, REL_WAIT_MS));
-  g_assert_cmpuint (wait_descriptors (f->server, expected, 3000 + TEST_TIMEOUT_MS), ==, expected);
+  g_assert_cmpuint (wait_descriptors (f->lb.server, expected, 3000 + TEST_TIMEOUT_MS), ==, expected);
 }
 
 
@@ -580,9 +556,9 @@ test_wss_abandoned (Fixture       *f,
   g_test_summary ("Clients that go away in the middle of a WebSocket upgrade over TLS (half a "
                   "request, before or right after the 101, after the open packet): every "
                   "session they opened ends and the server gives back every descriptor");
-  test_require (f->port != 0);
+  test_require (f->lb.port != 0);
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
-    threads[i] = g_thread_new ("abandon", abandon_thread, GUINT_TO_POINTER ((f->port << 2) | (i & 3)));
+    threads[i] = g_thread_new ("abandon", abandon_thread, GUINT_TO_POINTER ((f->lb.port << 2) | (i & 3)));
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
     {
       g_autofree char *failure = g_thread_join (threads[i]);
@@ -596,22 +572,22 @@ test_wss_abandoned (Fixture       *f,
   g_assert_cmpuint (failures, <=, G_N_ELEMENTS (threads) / 2);
   /* The half request: connection-timeout (4 s); the others: their
    * session's heartbeat (1 s). */
-  now = wait_descriptors (f->server, f->idle_descriptors, 6000 + TEST_TIMEOUT_MS);
+  now = wait_descriptors (f->lb.server, f->idle_descriptors, 6000 + TEST_TIMEOUT_MS);
   if (now > f->idle_descriptors)
-    now = wait_descriptors (f->server, limit, 1000);
+    now = wait_descriptors (f->lb.server, limit, 1000);
   g_assert_cmpuint (now, <=, limit);
-  g_assert_cmpuint (engine_io_server_get_socket_count (f->server), ==, 0);
+  g_assert_cmpuint (engine_io_server_get_socket_count (f->lb.server), ==, 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* trusted-proxies                                                      */
 
 static void
-record_address (EngineIOServer *server,
+record_address (TestLoopback   *loopback,
                 EngineIOSocket *socket,
                 gpointer        user_data)
 {
-  test_recorder_add (user_data, "open %s", engine_io_socket_get_remote_address (socket));
+  test_recorder_add (loopback->events, "open %s", engine_io_socket_get_remote_address (socket));
 }
 
 /* A polling handshake (plain HTTP) from @source (a loopback address) with
@@ -649,28 +625,23 @@ static void
 test_proxy_mapped (void)
 {
   static const char * const trusted[] = { "::ffff:127.0.0.2", "::ffff:127.0.1.0/120", NULL };
-  g_autoptr(EngineIOServer) server = test_server_new ();
-  TestRecorder *events = test_recorder_new ();
-  guint port;
+  g_auto(TestLoopback) lb = { 0 };
 
   g_test_summary ("A trusted proxy listed as an IPv4-mapped IPv6 address or network (as "
                   "get_remote_address() gives peers on a dual-stack listener) is trusted when "
                   "it connects over IPv4; others still cannot choose their address");
-  g_object_set (server, "trusted-proxies", trusted, NULL);
-  g_signal_connect (server, "connection", G_CALLBACK (record_address), events);
-  port = test_server_listen (server);
-  if (port == 0)
-    test_recorder_free (events);
-  test_require (port != 0);
+  test_loopback_init (&lb);
+  lb.on_connection = record_address;
+  g_object_set (lb.server, "trusted-proxies", trusted, NULL);
+  test_require (test_loopback_listen (&lb));
 
-  g_assert_true (handshake_from (port, "127.0.0.2", "X-Forwarded-For: 203.0.113.5"));
-  g_assert_true (test_recorder_wait (events, "open 203.0.113.5", TEST_TIMEOUT_MS));
-  g_assert_true (handshake_from (port, "127.0.1.9", "X-Forwarded-For: 203.0.113.6"));
-  g_assert_true (test_recorder_wait (events, "open 203.0.113.6", TEST_TIMEOUT_MS));
-  g_assert_true (handshake_from (port, "127.0.0.3", "X-Forwarded-For: 203.0.113.7"));
-  g_assert_true (test_recorder_wait (events, "open 127.0.0.3", TEST_TIMEOUT_MS));
-  engine_io_server_close (server);
-  test_recorder_free (events);
+  g_assert_true (handshake_from (lb.port, "127.0.0.2", "X-Forwarded-For: 203.0.113.5"));
+  g_assert_true (test_recorder_wait (lb.events, "open 203.0.113.5", TEST_TIMEOUT_MS));
+  g_assert_true (handshake_from (lb.port, "127.0.1.9", "X-Forwarded-For: 203.0.113.6"));
+  g_assert_true (test_recorder_wait (lb.events, "open 203.0.113.6", TEST_TIMEOUT_MS));
+  g_assert_true (handshake_from (lb.port, "127.0.0.3", "X-Forwarded-For: 203.0.113.7"));
+  g_assert_true (test_recorder_wait (lb.events, "open 127.0.0.3", TEST_TIMEOUT_MS));
+  engine_io_server_close (lb.server);
   test_log_check ();
 }
 

@@ -71,7 +71,7 @@ fixture_setup (Fixture       *f,
   gboolean stalled = g_str_equal (g_test_get_path (), "/reliability/ws-abuse/stalled-reader");
 
   f->rs = rel_server_new ();
-  g_object_set (f->rs->server,
+  g_object_set (f->rs->lb.server,
                 "ping-interval", fragments ? 20000 : PING_INTERVAL_MS,
                 "ping-timeout", fragments ? 20000 : stalled ? STALLED_PING_TIMEOUT_MS : PING_TIMEOUT_MS,
                 "upgrade-timeout", GPOINTER_TO_UINT (data) != 0 ? GPOINTER_TO_UINT (data) : 10000,
@@ -80,7 +80,7 @@ fixture_setup (Fixture       *f,
                 "send-queue-high-water", (guint64) 64 * 1024 * 1024,
                 NULL);
   g_assert_true (rel_server_listen (f->rs));
-  f->port = f->rs->port;
+  f->port = f->rs->lb.port;
 }
 
 static void
@@ -429,7 +429,7 @@ test_stalled_reader (Fixture       *f,
    * most: we must read before that to see the close frame), so what is
    * watched is engine_io_socket_is_closed(), true when closing begins. */
   {
-    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->rs->server, sid);
+    g_autoptr(EngineIOSocket) socket = engine_io_server_lookup_socket (f->rs->lb.server, sid);
     gint64 give_up = g_get_monotonic_time () + (gint64) REL_WAIT_MS * 1000;
     guint answers = 0;
 
@@ -636,7 +636,7 @@ test_flush_callbacks_stalled (Fixture       *f,
     g_assert_no_error (error);
     sid = g_strdup (packet->sid);
   }
-  socket = engine_io_server_lookup_socket (f->rs->server, sid);
+  socket = engine_io_server_lookup_socket (f->rs->lb.server, sid);
   g_assert_nonnull (socket);
 
   /* 4 MB, more than the kernel's buffers take on loopback for a client
@@ -728,7 +728,7 @@ test_shutdown_1001 (Fixture       *f,
   ws = rel_ws_open (f->port, &sid, &error);
   g_assert_no_error (error);
   g_assert_true (rel_ws_echo (ws, "hello", REL_WAIT_MS, &error));
-  closer = g_thread_new ("closer", close_server_thread, f->rs->server);
+  closer = g_thread_new ("closer", close_server_thread, f->rs->lb.server);
   g_assert_cmpint (rel_ws_wait_server_close (ws, REL_WAIT_MS), ==, 1001);
   g_thread_join (closer);
   g_assert_cmpint (rel_server_wait_reason (f->rs, sid, REL_WAIT_MS), ==,

@@ -8,6 +8,12 @@ thread-per-session shape).
 Not run by CI: it takes minutes, wants two cores and installs npm packages.
 
   tests/bench/compare.py --build BUILD_DIR [--rounds 3] [--duration 5] [--big-idle] [--gslice-malloc]
+                         [--baseline OTHER_BUILD_DIR]
+
+--baseline adds the engineio-echo of another build (an older commit, built
+alike) to every round, pooled and (unless --no-threaded) with a thread per
+session, and prints this build's figures over the baseline's: a change's
+cost measured in one run on the same machine.
 
 Installs engine.io@6 with its optional native bufferutil into a scratch
 prefix (the reference's fast configuration), then runs every scenario on
@@ -115,7 +121,8 @@ class Server:
             if kind == "raw-threaded":
                 cmd += ["--thread-per-connection"]
         else:
-            cmd = [os.path.join(ARGS.build, "src", "tools", "engineio-echo")]
+            build = ARGS.baseline if kind.endswith("-base") else ARGS.build
+            cmd = [os.path.join(build, "src", "tools", "engineio-echo")]
             if kind.startswith("pooled"):
                 cmd += ["--loop-threads", "1"]
         env = None
@@ -340,6 +347,8 @@ def main():
                          "caches per thread; 2.76 and later always use malloc)")
     ap.add_argument("--only", default="", help="comma-separated scenario substrings to run")
     ap.add_argument("--log", default="/tmp/eio-compare.log")
+    ap.add_argument("--baseline", default=None,
+                    help="another build dir (an older commit): its engineio-echo runs beside ours")
     ARGS = ap.parse_args()
     LOG = open(ARGS.log, "w")
 
@@ -347,7 +356,8 @@ def main():
     versions = install_reference(ARGS.ref_prefix)
     kinds = (["pooled", "node"] + ([] if ARGS.no_threaded else ["threaded"]) + ([] if ARGS.no_raw else ["raw"])
              + ([] if ARGS.no_raw or ARGS.no_threaded else ["raw-threaded"])
-             + (["pooled-malloc"] + ([] if ARGS.no_threaded else ["threaded-malloc"]) if ARGS.gslice_malloc else []))
+             + (["pooled-malloc"] + ([] if ARGS.no_threaded else ["threaded-malloc"]) if ARGS.gslice_malloc else [])
+             + (["pooled-base"] + ([] if ARGS.no_threaded else ["threaded-base"]) if ARGS.baseline else []))
     git = subprocess.run(["git", "-C", SRCDIR, "describe", "--always", "--dirty"],
                          capture_output=True, text=True).stdout.strip()
     cpu = "?"
@@ -420,7 +430,9 @@ def main():
             + ([] if ARGS.no_raw or ARGS.no_threaded else ["raw C echo, thread per connection"])
             + (["ours pooled, G_SLICE=always-malloc"]
                + ([] if ARGS.no_threaded else ["ours per-session threads, G_SLICE=always-malloc"])
-               if ARGS.gslice_malloc else []))
+               if ARGS.gslice_malloc else [])
+            + (["baseline pooled"] + ([] if ARGS.no_threaded else ["baseline per-session threads"])
+               if ARGS.baseline else []))
     print("| scenario | " + " | ".join(cols) + " | pooled / node | target | met |"
           + ("" if ARGS.no_raw else " pooled / raw |"))
     print("|---|" + "---|" * len(cols) + "---|---|---|" + ("" if ARGS.no_raw else "---|"))
@@ -467,6 +479,26 @@ def main():
         print(f"| {ARGS.idle} idle ws sessions: VmRSS growth | " + " | ".join(cells)
               + f" | {fmt(r)}× | ≤ 0.5× | {met} |"
               + ("" if ARGS.no_raw else (" – |" if rr is None else f" {fmt(rr)}× |")))
+    if ARGS.baseline:
+        # this build over the baseline, each mode; and each one's ratio to
+        # node in the same rounds
+        print()
+        print(f"This build ({git}) against the baseline {ARGS.baseline}: msg/s (idle: bytes per session), medians.")
+        print()
+        modes = [("pooled", "pooled-base")] + ([] if ARGS.no_threaded else [("threaded", "threaded-base")])
+        print("| scenario | " + " | ".join(f"{m} / baseline | {m} / node | baseline {m} / node" for m, _ in modes)
+              + " |")
+        print("|---|" + "---|---|---|" * len(modes))
+        rows = [(name, lambda r: r["msg_per_s"]) for name, *_ in scenarios]
+        if do_idle:
+            rows.append(("idle", lambda r: r["rss_per_session_b"]))
+        for name, key in rows:
+            cells = []
+            for ours, base in modes:
+                a, b, n = col(name, ours, key), col(name, base, key), col(name, "node", key)
+                cells += [fmt(ratio(a, b)) + "×", fmt(ratio(a, n)) + "×", fmt(ratio(b, n)) + "×"]
+            print(f"| {name if name != 'idle' else f'{ARGS.idle} idle ws sessions: VmRSS growth'} | "
+                  + " | ".join(cells) + " |")
     if big is not None:
         print()
         print(f"Pooled mode, one process: held {big['held']:,} of {big['conns']:,} idle WebSocket sessions "

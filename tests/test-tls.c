@@ -365,6 +365,7 @@ test_close_blocked_session (void)
   unix_after_close = count_unix_sockets ();
   /* The port is closed at once. */
   client = g_socket_client_new ();
+  g_socket_client_set_enable_proxy (client, FALSE);  /* as test_tls_connect() */
   refused = g_socket_client_connect_to_host (client, "127.0.0.1", (guint16) lb.port, NULL, NULL);
   g_assert_null (refused);
   g_clear_object (&refused);

@@ -386,6 +386,78 @@ test_kept_probe_linger_expires (void)
   test_log_check ();
 }
 
+/* The kept probe is a WebSocket, but the close does not wait for it:
+ * the last poll came (the `5` did not), and its response is never read.
+ * A server shutdown must bound that write as it does without a probe. */
+static void
+test_kept_probe_last_poll_unread_shutdown (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autofree char *request = NULL;
+  SendCounts counts = { 0, 0 };
+  gint64 start, took_ms, shutdown_ms;
+  int done = 0;
+  gint reason;
+  int fd;
+
+  g_test_summary ("A session closed during its upgrade with 6 MB queued; its client sends "
+                  "its last poll (not `5`) and never reads it; after the linger the server "
+                  "shuts down: the session ends 2 s later (the shutdown's bound on the "
+                  "write), not when the close's own bound (connection-timeout) or the "
+                  "shutdown's 10 s wait runs out (the probe kept for `5` made the "
+                  "shutdown take it for a WebSocket with its own close timeout)");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000,
+                "upgrade-timeout", 60000, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
+  test_require (ws != NULL);
+  fd = tcp_connect_small_window (rs->port);
+  test_require (fd >= 0);
+  g_usleep (200 * 1000);  /* the close reached the session: it lingers */
+  request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
+  test_require (rel_tcp_send (fd, request, strlen (request)));
+
+  /* The linger (2 s from the close) ends with the poll being written:
+   * its write is bound by connection-timeout (30 s). */
+  g_usleep (2500 * 1000);
+  g_assert_cmpint (rel_server_reason (rs, poll->sid), ==, -1);
+
+  start = g_get_monotonic_time ();
+  g_main_context_push_thread_default (context);
+  engine_io_server_close_async (rs->server, NULL, on_closed_async, &done);
+  g_main_context_pop_thread_default (context);
+  reason = rel_server_wait_reason (rs, poll->sid, test_scaled_ms (8000));
+  took_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("session ended %" G_GINT64_FORMAT " ms after the shutdown began", took_ms);
+  g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+  {
+    gint64 deadline = g_get_monotonic_time () + test_scaled_ms (9000) * G_TIME_SPAN_MILLISECOND;
+
+    while (!g_atomic_int_get (&done) && g_get_monotonic_time () < deadline)
+      g_main_context_iteration (context, FALSE) || (g_usleep (5000), TRUE);
+  }
+  shutdown_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("shutdown took %" G_GINT64_FORMAT " ms", shutdown_ms);
+  g_assert_true (g_atomic_int_get (&done));
+  g_assert_cmpint (shutdown_ms, <, 8000);
+  /* Every callback once; the poll's were not written. */
+  g_assert_true (g_atomic_int_get (&counts.sent) + g_atomic_int_get (&counts.unsent) == BIG_MESSAGES);
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
+
+  rel_server_free (rs);
+  close (fd);
+  g_mutex_clear (&s.lock);
+  /* No "still pending after 10 s" from the shutdown. */
+  test_log_check ();
+}
+
 /* The kept probe's `5` and a poll sent at the same moment: one of them
  * carries the queued message, exactly once. */
 #define RACE_ROUNDS 40
@@ -586,6 +658,8 @@ main (int    argc,
                    test_kept_probe_linger_expires);
   g_test_add_func ("/reliability/close-races/kept-probe/server-close",
                    test_kept_probe_server_close);
+  g_test_add_func ("/reliability/close-races/kept-probe/last-poll-unread-shutdown",
+                   test_kept_probe_last_poll_unread_shutdown);
   g_test_add_func ("/reliability/close-races/kept-probe/upgrade-races-poll",
                    test_kept_probe_upgrade_races_poll);
   g_test_add_func ("/reliability/close-races/drop-server/open-session",

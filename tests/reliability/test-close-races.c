@@ -580,6 +580,90 @@ test_kept_probe_upgrade_races_poll (void)
 }
 
 /* ------------------------------------------------------------------ */
+/* The last poll at the linger's end                                    */
+/* ------------------------------------------------------------------ */
+
+#define LINGER_EDGE_ROUNDS 30
+#define SHORT_LINGER_MS 300  /* the linger is MIN (2 s, ping-timeout) */
+
+static void
+test_last_poll_at_linger_end (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  guint got_last = 0, got_400 = 0;
+
+  g_test_summary ("An application close with one message queued; the client's last poll comes "
+                  "around the end of the linger (ping-timeout 300 ms shortens it), many times: "
+                  "either the poll gets the message and `1` and its callback says TRUE, or it "
+                  "gets 400 and the callback says FALSE; one ::close each, no session left");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  for (guint round = 0; round < LINGER_EDGE_ROUNDS; round++)
+    {
+      g_autoptr(RelPoll) poll = NULL;
+      g_autoptr(EngineIOSocket) socket = NULL;
+      g_autoptr(TestResponse) response = NULL;
+      g_autoptr(GError) error = NULL;
+      SendCounts counts = { 0, 0 };
+      gint reason;
+
+      poll = rel_poll_open (rs->port, &error);
+      g_assert_no_error (error);
+      test_require (poll != NULL);
+      socket = sessions_take (&s);
+      test_require (socket != NULL);
+      test_require (engine_io_socket_send_text_full (socket, "m", on_sent, &counts, NULL, &error));
+      engine_io_socket_close (socket);
+      g_usleep ((SHORT_LINGER_MS - 40 + 3 * round) * 1000);
+      test_require (rel_poll_send_get (poll, &error));
+      response = test_http_receive (poll->http, TEST_TIMEOUT_MS, &error);
+      g_assert_no_error (error);
+      test_require (response != NULL);
+      reason = rel_server_wait_reason (rs, poll->sid, TEST_TIMEOUT_MS);
+      g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+      for (guint i = 0; i < 300 && g_atomic_int_get (&counts.sent) + g_atomic_int_get (&counts.unsent) == 0; i++)
+        g_usleep (10 * 1000);
+      g_usleep (20 * 1000);
+      if (response->status == 200)
+        {
+          g_autoptr(GPtrArray) packets = test_eio_poll_packets (response, 4);
+
+          test_require (packets != NULL);
+          g_assert_cmpuint (packets->len, ==, 2);
+          g_assert_cmpstr (g_ptr_array_index (packets, 0), ==, "4m");
+          g_assert_cmpstr (g_ptr_array_index (packets, 1), ==, "1");
+          g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 1);
+          g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 0);
+          got_last++;
+        }
+      else
+        {
+          g_assert_cmpuint (response->status, ==, 400);
+          g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
+          g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 1);
+          got_400++;
+        }
+    }
+  g_test_message ("the last poll got the message %u times, 400 %u times", got_last, got_400);
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (rel_server_wait_settled (rs, 0, REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  g_mutex_lock (&rs->lock);
+  g_assert_cmpuint (rs->n_repeated, ==, 0);
+  g_mutex_unlock (&rs->lock);
+  rel_server_free (rs);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
+/* ------------------------------------------------------------------ */
 /* The application drops the server without closing it                 */
 /* ------------------------------------------------------------------ */
 
@@ -662,6 +746,8 @@ main (int    argc,
                    test_kept_probe_last_poll_unread_shutdown);
   g_test_add_func ("/reliability/close-races/kept-probe/upgrade-races-poll",
                    test_kept_probe_upgrade_races_poll);
+  g_test_add_func ("/reliability/close-races/last-poll/at-linger-end",
+                   test_last_poll_at_linger_end);
   g_test_add_func ("/reliability/close-races/drop-server/open-session",
                    test_drop_server_open_session);
 

@@ -177,6 +177,16 @@ on_sent (EngineIOSocket *socket,
   g_atomic_int_inc (flushed ? &counts->sent : &counts->unsent);
 }
 
+static gboolean
+wait_counts_once (SendCounts *counts,
+                  guint       n)
+{
+  for (guint i = 0; i < 500 && g_atomic_int_get (&counts->sent) + g_atomic_int_get (&counts->unsent) < (int) n; i++)
+    g_usleep (10 * 1000);
+  g_usleep (50 * 1000);
+  return g_atomic_int_get (&counts->sent) + g_atomic_int_get (&counts->unsent) == (int) n;
+}
+
 /* A polling session, its probe answered (`3probe`: polls now get `6`);
  * @n_messages of @size bytes queued with on_sent(), then the application
  * closes it. */
@@ -664,6 +674,114 @@ test_last_poll_at_linger_end (void)
 }
 
 /* ------------------------------------------------------------------ */
+/* A WebSocket close the client never answers                          */
+/* ------------------------------------------------------------------ */
+
+/* The WebSocket's close handshake bound (engineio-websocket.c). */
+#define WS_CLOSE_TIMEOUT_MS 3000
+
+typedef enum
+{
+  WS_DIRECT,          /* a direct WebSocket session, closed by the application */
+  WS_KEPT_PROBE,      /* a probe kept through the close, its `5` takes it */
+  WS_KEPT_SHUTDOWN,   /* the same, and a server shutdown right after the `5` */
+} WsCloseCase;
+
+static void
+test_ws_close_unanswered (gconstpointer data)
+{
+  WsCloseCase c = GPOINTER_TO_INT (data);
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_frame_free);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autofree char *sid = NULL;
+  SendCounts counts = { 0, 0 };
+  const char *expected;
+  gboolean got = FALSE;
+  gint64 start, took_ms;
+  int done = 0;
+  gint code;
+
+  g_test_summary ("The server's close frame on a WebSocket (a direct session the application "
+                  "closed, or a probe kept through the close whose `5` took it; a shutdown "
+                  "meanwhile) is read with what was queued and never answered, the connection "
+                  "left open: the session ends once, within the close handshake's bound (3 s), "
+                  "the queued message reported delivered; the shutdown is not held longer");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  if (c == WS_DIRECT)
+    {
+      g_autoptr(EngineIOSocket) socket = NULL;
+      g_autoptr(GError) error = NULL;
+
+      ws = rel_ws_open (rs->port, &sid, &error);
+      g_assert_no_error (error);
+      test_require (ws != NULL);
+      socket = sessions_take (&s);
+      test_require (socket != NULL);
+      test_require (engine_io_socket_send_text_full (socket, "qqq", on_sent, &counts, NULL, &error));
+      start = g_get_monotonic_time ();
+      engine_io_socket_close (socket);
+    }
+  else
+    {
+      ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
+      test_require (ws != NULL);
+      sid = g_strdup (poll->sid);
+      g_usleep (200 * 1000);  /* the close reached the session: it lingers */
+      start = g_get_monotonic_time ();
+      test_require (test_ws_send_text (ws, "5"));
+      if (c == WS_KEPT_SHUTDOWN)
+        {
+          g_usleep (100 * 1000);
+          g_main_context_push_thread_default (context);
+          engine_io_server_close_async (rs->server, NULL, on_closed_async, &done);
+          g_main_context_pop_thread_default (context);
+        }
+    }
+
+  code = test_ws_read_close (ws, TEST_TIMEOUT_MS, frames);
+  expected = "4qqq";
+  for (guint i = 0; i < frames->len; i++)
+    {
+      g_autofree char *text = test_ws_frame_dup_text (g_ptr_array_index (frames, i));
+      got |= g_strcmp0 (text, expected) == 0;
+    }
+  g_assert_true (got);
+  g_assert_cmpint (code, ==, 1000);
+  /* No reply: the connection stays open. */
+  g_assert_cmpint (rel_server_wait_reason (rs, sid, test_scaled_ms (WS_CLOSE_TIMEOUT_MS + 3000)), ==,
+                   ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+  took_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("::close %" G_GINT64_FORMAT " ms after the close frame was asked for", took_ms);
+  g_assert_cmpint (took_ms, <, WS_CLOSE_TIMEOUT_MS + 1500);
+  g_assert_true (wait_counts_once (&counts, 1));
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 1);
+  if (c == WS_KEPT_SHUTDOWN)
+    {
+      gint64 deadline = g_get_monotonic_time () + test_scaled_ms (6000) * G_TIME_SPAN_MILLISECOND;
+
+      while (!g_atomic_int_get (&done) && g_get_monotonic_time () < deadline)
+        g_main_context_iteration (context, FALSE) || (g_usleep (5000), TRUE);
+      g_assert_true (g_atomic_int_get (&done));
+      g_test_message ("shutdown done %" G_GINT64_FORMAT " ms after the `5`",
+                      (g_get_monotonic_time () - start) / 1000);
+    }
+  g_mutex_lock (&rs->lock);
+  g_assert_cmpuint (rs->n_repeated, ==, 0);
+  g_mutex_unlock (&rs->lock);
+  rel_server_free (rs);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
+/* ------------------------------------------------------------------ */
 /* The application drops the server without closing it                 */
 /* ------------------------------------------------------------------ */
 
@@ -748,6 +866,12 @@ main (int    argc,
                    test_kept_probe_upgrade_races_poll);
   g_test_add_func ("/reliability/close-races/last-poll/at-linger-end",
                    test_last_poll_at_linger_end);
+  g_test_add_data_func ("/reliability/close-races/ws-close-unanswered/direct",
+                        GINT_TO_POINTER (WS_DIRECT), test_ws_close_unanswered);
+  g_test_add_data_func ("/reliability/close-races/ws-close-unanswered/kept-probe",
+                        GINT_TO_POINTER (WS_KEPT_PROBE), test_ws_close_unanswered);
+  g_test_add_data_func ("/reliability/close-races/ws-close-unanswered/kept-probe-shutdown",
+                        GINT_TO_POINTER (WS_KEPT_SHUTDOWN), test_ws_close_unanswered);
   g_test_add_func ("/reliability/close-races/drop-server/open-session",
                    test_drop_server_open_session);
 

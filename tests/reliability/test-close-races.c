@@ -673,6 +673,78 @@ test_last_poll_at_linger_end (void)
   test_log_check ();
 }
 
+/* The kept probe's `5` around the end of the linger. */
+static void
+test_kept_probe_upgrade_at_linger_end (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  guint via_ws = 0, lost = 0;
+
+  g_test_summary ("A session closed during its upgrade; the kept probe's `5` comes around the "
+                  "end of the linger (ping-timeout 300 ms shortens it), many times: either the "
+                  "WebSocket carries the queued message and a close frame and the callback says "
+                  "TRUE, or the probe is closed without it and the callback says FALSE; one "
+                  "::close each, no session left");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  for (guint round = 0; round < LINGER_EDGE_ROUNDS; round++)
+    {
+      g_autoptr(RelPoll) poll = NULL;
+      g_autoptr(TestWs) ws = NULL;
+      g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_frame_free);
+      SendCounts counts = { 0, 0 };
+      gboolean got = FALSE;
+      gint code;
+
+      ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
+      test_require (ws != NULL);
+      g_usleep ((SHORT_LINGER_MS - 40 + 3 * round) * 1000);
+      /* May fail: the linger's end may have closed the probe first. */
+      test_ws_send_frame (ws, TEST_WS_TEXT, TEST_WS_SEND_DEFAULT, "5", 1, NULL);
+      code = test_ws_read_close (ws, TEST_TIMEOUT_MS, frames);
+      for (guint i = 0; i < frames->len; i++)
+        {
+          g_autofree char *text = test_ws_frame_dup_text (g_ptr_array_index (frames, i));
+          got |= g_strcmp0 (text, "4qqq") == 0;
+        }
+      if (code >= -1)
+        {
+          guint8 payload[2] = { 1000 >> 8, 1000 & 0xff };
+          test_ws_send_frame (ws, TEST_WS_CLOSE, TEST_WS_SEND_DEFAULT, payload, 2, NULL);
+        }
+      g_assert_cmpint (rel_server_wait_reason (rs, poll->sid, TEST_TIMEOUT_MS), ==,
+                       ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+      g_assert_true (wait_counts_once (&counts, 1));
+      if (got)
+        {
+          g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 1);
+          via_ws++;
+        }
+      else
+        {
+          g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 1);
+          lost++;
+        }
+    }
+  g_test_message ("the WebSocket carried the message %u times, the linger ended first %u times", via_ws, lost);
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (rel_server_wait_settled (rs, 0, REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  g_mutex_lock (&rs->lock);
+  g_assert_cmpuint (rs->n_repeated, ==, 0);
+  g_mutex_unlock (&rs->lock);
+  rel_server_free (rs);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
 /* ------------------------------------------------------------------ */
 /* A WebSocket close the client never answers                          */
 /* ------------------------------------------------------------------ */
@@ -866,6 +938,8 @@ main (int    argc,
                    test_kept_probe_upgrade_races_poll);
   g_test_add_func ("/reliability/close-races/last-poll/at-linger-end",
                    test_last_poll_at_linger_end);
+  g_test_add_func ("/reliability/close-races/kept-probe/upgrade-at-linger-end",
+                   test_kept_probe_upgrade_at_linger_end);
   g_test_add_data_func ("/reliability/close-races/ws-close-unanswered/direct",
                         GINT_TO_POINTER (WS_DIRECT), test_ws_close_unanswered);
   g_test_add_data_func ("/reliability/close-races/ws-close-unanswered/kept-probe",

@@ -1245,7 +1245,7 @@ test_close_shutdown_closing (void)
 {
   g_test_summary ("A server shutdown reaching a session closing already (for another reason) "
                   "bounds the write its close waits for with 2 s from now; a linger still "
-                  "running bounds it so when it ends; a WebSocket (its own close timeout) is left "
+                  "running bounds it so when it ends; the WebSocket transport (its own close timeout) is left "
                   "alone; once");
 
   for (guint v = 0; v < 2; v++)
@@ -1271,14 +1271,17 @@ test_close_shutdown_closing (void)
       assert_closing (&f, ENGINE_IO_SESSION_CLOSING_LINGER);
       feed_linger_end (&f, TRUE, FALSE, 2100, "timer-start close-write 4100");
 
-      /* A WebSocket there (the transport, or a probe kept through the
-       * close): left alone. */
+      /* The WebSocket transport there: left alone (its own close timeout). */
       start_closed (&f, version, ENGINE_IO_SESSION_WAIT_WEBSOCKET, FALSE, "");
       feed_shutdown (&f, TRUE, 1000, "");
       assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WEBSOCKET);
+      /* A last poll's write, a WebSocket there all the same (a runtime
+       * that counts a probe kept through the close as one): bound, as
+       * the close does not wait for it (it was left alone, for the
+       * close's own 30 s bound). */
       start_closed (&f, version, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, "timer-start linger 2100");
       feed_linger_end (&f, TRUE, FALSE, 2100, "timer-start close-write 32100");
-      feed_shutdown (&f, TRUE, 5000, "");
+      feed_shutdown (&f, TRUE, 5000, "timer-start close-write 7000");
       assert_closing (&f, ENGINE_IO_SESSION_CLOSING_WRITE);
       /* ... gone: bound from now. */
       start_closed (&f, version, ENGINE_IO_SESSION_WAIT_WEBSOCKET, FALSE, "");

@@ -7,6 +7,9 @@
  * SPDX-License-Identifier: MIT
  */
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <libsoup/soup.h>
 #include <engineio/engineio.h>
@@ -425,6 +428,130 @@ test_attach_errors (void)
   engine_io_server_close (server);
 }
 
+/* The close of a polling session the application closed, on this host:
+ * its linger (2 s), its last poll, and the bound on that poll's write
+ * (connection-timeout, 1 s here, after the linger). */
+typedef enum
+{
+  CLOSE_LAST_POLL,    /* the last poll comes within the linger and is read */
+  CLOSE_NO_POLL,      /* no poll comes */
+  CLOSE_POLL_UNREAD,  /* the last poll (6 MiB) comes and is never read */
+} CloseCase;
+
+typedef struct
+{
+  int sent;    /* (atomic) */
+  int unsent;  /* (atomic) */
+} CloseCounts;
+
+static void
+close_on_sent (EngineIOSocket *socket,
+               gboolean        flushed,
+               gpointer        user_data)
+{
+  CloseCounts *counts = user_data;
+
+  g_atomic_int_inc (flushed ? &counts->sent : &counts->unsent);
+}
+
+#define CLOSE_BIG_MESSAGES 6
+#define CLOSE_BIG_SIZE (1024 * 1024)
+
+static void
+test_close_linger (Fixture       *f,
+                   gconstpointer  data)
+{
+  CloseCase c = GPOINTER_TO_INT (data);
+  g_autofree char *sid = NULL;
+  g_autofree char *target = NULL;
+  g_autofree char *event = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr(EngineIOSocket) session = NULL;
+  g_autoptr(GError) error = NULL;
+  CloseCounts counts = { 0, 0 };
+  guint n = c == CLOSE_POLL_UNREAD ? CLOSE_BIG_MESSAGES : 1;
+  gint64 start, took_ms;
+  int fd = -1;
+
+  f->lb.keep_sockets = TRUE;
+  sid = handshake (f);
+  test_require (sid != NULL);
+  session = g_async_queue_timeout_pop (f->lb.sockets, TEST_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND);
+  test_require (session != NULL);
+  target = g_strdup_printf ("/engine.io/?EIO=4&transport=polling&sid=%s", sid);
+  event = g_strdup_printf ("close %s forced close", sid);
+
+  if (c == CLOSE_POLL_UNREAD)
+    {
+      text = g_malloc (CLOSE_BIG_SIZE + 1);
+      memset (text, 'x', CLOSE_BIG_SIZE);
+      text[CLOSE_BIG_SIZE] = '\0';
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      g_assert_true (engine_io_socket_send_text_full (session, text != NULL ? text : "m", close_on_sent, &counts,
+                                                      NULL, &error));
+      g_assert_no_error (error);
+    }
+  engine_io_socket_close (session);
+  start = g_get_monotonic_time ();
+
+  if (c == CLOSE_LAST_POLL)
+    {
+      g_autoptr(TestResponse) poll = NULL;
+
+      g_usleep (200 * 1000);
+      poll = test_http_get (f->lb.http, target);
+      test_require (poll != NULL);
+      g_assert_cmpuint (poll->status, ==, 200);
+      g_assert_true (test_response_body_equal (poll, TEST_S ("4m\x1e" "1")));
+    }
+  else if (c == CLOSE_POLL_UNREAD)
+    {
+      g_autofree char *request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", target);
+      struct sockaddr_in address = { 0 };
+      int size = 4096;
+
+      g_usleep (200 * 1000);
+      fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      g_assert_cmpint (fd, >=, 0);
+      setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+      address.sin_family = AF_INET;
+      address.sin_port = htons ((guint16) f->lb.port);
+      address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+      g_assert_cmpint (connect (fd, (struct sockaddr *) &address, sizeof address), ==, 0);
+      g_assert_cmpint (write (fd, request, strlen (request)), ==, (gssize) strlen (request));
+    }
+
+  g_assert_true (test_recorder_wait (f->lb.events, event, 8000));
+  took_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("::close %" G_GINT64_FORMAT " ms after the close", took_ms);
+  for (guint i = 0; i < 300 && g_atomic_int_get (&counts.sent) + g_atomic_int_get (&counts.unsent) < (int) n; i++)
+    g_usleep (10 * 1000);
+  g_usleep (50 * 1000);
+  g_assert_cmpint (g_atomic_int_get (&counts.sent) + g_atomic_int_get (&counts.unsent), ==, n);
+  switch (c)
+    {
+    case CLOSE_LAST_POLL:
+      g_assert_cmpint (took_ms, <, 1500);  /* with the poll's end, not the linger's */
+      g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 1);
+      break;
+    case CLOSE_NO_POLL:
+      g_assert_cmpint (took_ms, >=, 1900);  /* the linger, 2 s */
+      g_assert_cmpint (took_ms, <, 3500);
+      g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 1);
+      break;
+    case CLOSE_POLL_UNREAD:
+      g_assert_cmpint (took_ms, >=, 2900);  /* the linger, then connection-timeout */
+      g_assert_cmpint (took_ms, <, 5000);
+      g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, CLOSE_BIG_MESSAGES);
+      break;
+    }
+  g_assert_cmpuint (test_recorder_count (f->lb.events, "close "), ==, 1);
+  if (fd >= 0)
+    close (fd);
+}
+
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
@@ -449,6 +576,12 @@ main (int    argc,
   ADD ("/soup/max-payload/length-endless", test_max_payload_length_endless);
   ADD ("/soup/body-deadline", test_body_deadline);
   ADD ("/soup/detach", test_detach);
+  g_test_add ("/soup/close/last-poll", Fixture, GINT_TO_POINTER (CLOSE_LAST_POLL), fixture_setup,
+              test_close_linger, fixture_teardown);
+  g_test_add ("/soup/close/no-poll", Fixture, GINT_TO_POINTER (CLOSE_NO_POLL), fixture_setup,
+              test_close_linger, fixture_teardown);
+  g_test_add ("/soup/close/poll-unread", Fixture, GINT_TO_POINTER (CLOSE_POLL_UNREAD), fixture_setup,
+              test_close_linger, fixture_teardown);
   g_test_add_func ("/soup/attach-errors", test_attach_errors);
   return g_test_run ();
 }

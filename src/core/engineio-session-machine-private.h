@@ -131,8 +131,9 @@ typedef enum
                                      * or FINISH_CLOSE (engineio-socket-close.c carries
                                      * them out) */
   ENGINE_IO_SESSION_INPUT_SHUTDOWN, /* a server shutdown reached the session closing
-                                     * already; .websocket: a WebSocket is there (the
-                                     * transport, or a probe kept) */
+                                     * already; .websocket: the WebSocket transport is
+                                     * still there (a probe kept through the close is
+                                     * not: the close does not wait for it) */
   ENGINE_IO_SESSION_INPUT_LINGER_TAKEN, /* the `5` of a probe kept took the close from the
                                          * linger (the runtime claimed its linger flag
                                          * before a last poll did): the WebSocket carries

@@ -122,10 +122,10 @@
  *  WRITE,
  *  WEBSOCKET
  *  LINGER     SHUTDOWN (first)               - (the linger's end bounds with L)     LINGER
- *  WRITE,     SHUTDOWN (first), websocket    -                                      same
- *  WEBSOCKET
- *  WRITE,     SHUTDOWN (first), no websocket TIMER_START close-write (now + L)      WRITE
- *  WEBSOCKET
+ *  WEBSOCKET  SHUTDOWN (first), websocket    - (its own close timeout)              WEBSOCKET
+ *  WRITE,     SHUTDOWN (first) (WRITE: with  TIMER_START close-write (now + L)      WRITE
+ *  WEBSOCKET  or without a probe kept; WEB-
+ *             SOCKET: no websocket)
  *  any        FINISHED                       give up a kept probe (0), TIMER_STOP   DONE
  *                                            the armed closing timer (none, when
  *                                            it follows FINISH_CLOSE)
@@ -647,7 +647,13 @@ handle_shutdown (EngineIOSessionMachine     *machine,
       machine->closing == ENGINE_IO_SESSION_CLOSING_DONE)
     return;
   machine->shutdown = TRUE;
-  if (machine->closing == ENGINE_IO_SESSION_CLOSING_LINGER || input->websocket)
+  /* A probe kept through the close is no WebSocket the close waits for:
+   * once its last poll came (WRITE), the write is bound all the same
+   * (leaving it alone let a client that kept its probe and did not read
+   * its last poll hold the shutdown for the close's own bound,
+   * connection-timeout, past the shutdown's 10 s wait). */
+  if (machine->closing == ENGINE_IO_SESSION_CLOSING_LINGER ||
+      (machine->closing == ENGINE_IO_SESSION_CLOSING_WEBSOCKET && input->websocket))
     return;
   bound_write (machine, out, now_us + machine->close_linger_ms * MS);
 }

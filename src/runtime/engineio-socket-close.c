@@ -185,7 +185,10 @@ engine_io_socket_close_linger_taken (EngineIOSocket *self)
 static void
 socket_shutdown_closing (EngineIOSocket *self)
 {
-  EngineIOSessionInput input = { .kind = ENGINE_IO_SESSION_INPUT_SHUTDOWN, .websocket = self->ws != NULL };
+  EngineIOSessionInput input = {
+    .kind = ENGINE_IO_SESSION_INPUT_SHUTDOWN,
+    .websocket = self->ws != NULL && !self->ws_probe,  /* a probe kept is not waited for */
+  };
 
   (void) close_feed (self, &input);
 }

@@ -169,7 +169,8 @@ run (Model                      *m,
       else
         {
           m->shutdown = TRUE;
-          if (m->closing == ENGINE_IO_SESSION_CLOSING_LINGER || input->websocket)
+          if (m->closing == ENGINE_IO_SESSION_CLOSING_LINGER ||
+              (m->closing == ENGINE_IO_SESSION_CLOSING_WEBSOCKET && input->websocket))
             FUZZ_CHECK (out.len == 0);
           else
             m->closing = ENGINE_IO_SESSION_CLOSING_WRITE;
@@ -311,9 +312,9 @@ run (Model                      *m,
                 FUZZ_CHECK (input->timer == ENGINE_IO_SESSION_TIMER_LINGER && (input->polled || input->writing) &&
                             a->deadline_us == m->now + bound);
               else
-                FUZZ_CHECK (input->kind == ENGINE_IO_SESSION_INPUT_SHUTDOWN && !input->websocket &&
+                FUZZ_CHECK (input->kind == ENGINE_IO_SESSION_INPUT_SHUTDOWN &&
                             (closing_before == ENGINE_IO_SESSION_CLOSING_WRITE ||
-                             closing_before == ENGINE_IO_SESSION_CLOSING_WEBSOCKET) &&
+                             (closing_before == ENGINE_IO_SESSION_CLOSING_WEBSOCKET && !input->websocket)) &&
                             a->deadline_us == m->now + m->linger_us);
               FUZZ_CHECK (i == out.len - 1);
               m->closing_steps++;

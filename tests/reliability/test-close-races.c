@@ -177,6 +177,16 @@ on_sent (EngineIOSocket *socket,
   g_atomic_int_inc (flushed ? &counts->sent : &counts->unsent);
 }
 
+static gboolean
+wait_counts_once (SendCounts *counts,
+                  guint       n)
+{
+  for (guint i = 0; i < 500 && g_atomic_int_get (&counts->sent) + g_atomic_int_get (&counts->unsent) < (int) n; i++)
+    g_usleep (10 * 1000);
+  g_usleep (50 * 1000);
+  return g_atomic_int_get (&counts->sent) + g_atomic_int_get (&counts->unsent) == (int) n;
+}
+
 /* A polling session, its probe answered (`3probe`: polls now get `6`);
  * @n_messages of @size bytes queued with on_sent(), then the application
  * closes it. */
@@ -386,6 +396,129 @@ test_kept_probe_linger_expires (void)
   test_log_check ();
 }
 
+/* The same without a shutdown: the close's own bound, connection-timeout
+ * (2 s here) after the linger, ends the session at the latest; the probe
+ * kept is freed with it. */
+static void
+test_kept_probe_last_poll_unread (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autofree char *request = NULL;
+  SendCounts counts = { 0, 0 };
+  gint64 start, took_ms;
+  int fd;
+
+  g_test_summary ("A session closed during its upgrade with 6 MB queued; its client sends its "
+                  "last poll (not `5`) and never reads it: the session ends connection-timeout "
+                  "(2 s) after the linger (2 s) at most, every callback FALSE once, the probe "
+                  "closed");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000,
+                "upgrade-timeout", 60000, "connection-timeout", 2u, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
+  test_require (ws != NULL);
+  start = g_get_monotonic_time ();
+  fd = tcp_connect_small_window (rs->port);
+  test_require (fd >= 0);
+  g_usleep (200 * 1000);
+  request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
+  test_require (rel_tcp_send (fd, request, strlen (request)));
+
+  g_assert_cmpint (rel_server_wait_reason (rs, poll->sid, test_scaled_ms (8000)), ==,
+                   ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+  took_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("session ended %" G_GINT64_FORMAT " ms after the close", took_ms);
+  /* libmicrohttpd's inactivity timeout (the same 2 s) may end the stalled
+   * write first; the bound is there for a client that reads a little. */
+  g_assert_cmpint (took_ms, <, 2000 + 2000 + 1500);
+  g_assert_true (wait_counts_once (&counts, BIG_MESSAGES));
+  g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, BIG_MESSAGES);
+  g_assert_cmpint (test_ws_read_close (ws, TEST_TIMEOUT_MS, NULL), !=, -3);
+
+  rel_server_free (rs);
+  close (fd);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
+/* The kept probe is a WebSocket, but the close does not wait for it:
+ * the last poll came (the `5` did not), and its response is never read.
+ * A server shutdown must bound that write as it does without a probe. */
+static void
+test_kept_probe_last_poll_unread_shutdown (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autofree char *request = NULL;
+  SendCounts counts = { 0, 0 };
+  gint64 start, took_ms, shutdown_ms;
+  int done = 0;
+  gint reason;
+  int fd;
+
+  g_test_summary ("A session closed during its upgrade with 6 MB queued; its client sends "
+                  "its last poll (not `5`) and never reads it; after the linger the server "
+                  "shuts down: the session ends 2 s later (the shutdown's bound on the "
+                  "write), not when the close's own bound (connection-timeout) or the "
+                  "shutdown's 10 s wait runs out (the probe kept for `5` made the "
+                  "shutdown take it for a WebSocket with its own close timeout)");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000,
+                "upgrade-timeout", 60000, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
+  test_require (ws != NULL);
+  fd = tcp_connect_small_window (rs->port);
+  test_require (fd >= 0);
+  g_usleep (200 * 1000);  /* the close reached the session: it lingers */
+  request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
+  test_require (rel_tcp_send (fd, request, strlen (request)));
+
+  /* The linger (2 s from the close) ends with the poll being written:
+   * its write is bound by connection-timeout (30 s). */
+  g_usleep (2500 * 1000);
+  g_assert_cmpint (rel_server_reason (rs, poll->sid), ==, -1);
+
+  start = g_get_monotonic_time ();
+  g_main_context_push_thread_default (context);
+  engine_io_server_close_async (rs->server, NULL, on_closed_async, &done);
+  g_main_context_pop_thread_default (context);
+  reason = rel_server_wait_reason (rs, poll->sid, test_scaled_ms (8000));
+  took_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("session ended %" G_GINT64_FORMAT " ms after the shutdown began", took_ms);
+  g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+  {
+    gint64 deadline = g_get_monotonic_time () + test_scaled_ms (9000) * G_TIME_SPAN_MILLISECOND;
+
+    while (!g_atomic_int_get (&done) && g_get_monotonic_time () < deadline)
+      g_main_context_iteration (context, FALSE) || (g_usleep (5000), TRUE);
+  }
+  shutdown_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("shutdown took %" G_GINT64_FORMAT " ms", shutdown_ms);
+  g_assert_true (g_atomic_int_get (&done));
+  g_assert_cmpint (shutdown_ms, <, 8000);
+  /* Every callback once; the poll's were not written. */
+  g_assert_true (g_atomic_int_get (&counts.sent) + g_atomic_int_get (&counts.unsent) == BIG_MESSAGES);
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
+
+  rel_server_free (rs);
+  close (fd);
+  g_mutex_clear (&s.lock);
+  /* No "still pending after 10 s" from the shutdown. */
+  test_log_check ();
+}
+
 /* The kept probe's `5` and a poll sent at the same moment: one of them
  * carries the queued message, exactly once. */
 #define RACE_ROUNDS 40
@@ -506,6 +639,270 @@ test_kept_probe_upgrade_races_poll (void)
 }
 
 /* ------------------------------------------------------------------ */
+/* The last poll at the linger's end                                    */
+/* ------------------------------------------------------------------ */
+
+#define LINGER_EDGE_ROUNDS 30
+#define SHORT_LINGER_MS 300  /* the linger is MIN (2 s, ping-timeout) */
+
+static void
+test_last_poll_at_linger_end (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  guint got_last = 0, got_400 = 0;
+
+  g_test_summary ("An application close with one message queued; the client's last poll comes "
+                  "around the end of the linger (ping-timeout 300 ms shortens it), many times: "
+                  "either the poll gets the message and `1` and its callback says TRUE, or it "
+                  "gets 400 and the callback says FALSE; one ::close each, no session left");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  for (guint round = 0; round < LINGER_EDGE_ROUNDS; round++)
+    {
+      g_autoptr(RelPoll) poll = NULL;
+      g_autoptr(EngineIOSocket) socket = NULL;
+      g_autoptr(TestResponse) response = NULL;
+      g_autoptr(GError) error = NULL;
+      SendCounts counts = { 0, 0 };
+      gint reason;
+
+      poll = rel_poll_open (rs->port, &error);
+      g_assert_no_error (error);
+      test_require (poll != NULL);
+      socket = sessions_take (&s);
+      test_require (socket != NULL);
+      test_require (engine_io_socket_send_text_full (socket, "m", on_sent, &counts, NULL, &error));
+      engine_io_socket_close (socket);
+      g_usleep ((SHORT_LINGER_MS - 40 + 3 * round) * 1000);
+      test_require (rel_poll_send_get (poll, &error));
+      response = test_http_receive (poll->http, TEST_TIMEOUT_MS, &error);
+      g_assert_no_error (error);
+      test_require (response != NULL);
+      reason = rel_server_wait_reason (rs, poll->sid, TEST_TIMEOUT_MS);
+      g_assert_cmpint (reason, ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+      for (guint i = 0; i < 300 && g_atomic_int_get (&counts.sent) + g_atomic_int_get (&counts.unsent) == 0; i++)
+        g_usleep (10 * 1000);
+      g_usleep (20 * 1000);
+      if (response->status == 200)
+        {
+          g_autoptr(GPtrArray) packets = test_eio_poll_packets (response, 4);
+
+          test_require (packets != NULL);
+          g_assert_cmpuint (packets->len, ==, 2);
+          g_assert_cmpstr (g_ptr_array_index (packets, 0), ==, "4m");
+          g_assert_cmpstr (g_ptr_array_index (packets, 1), ==, "1");
+          g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 1);
+          g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 0);
+          got_last++;
+        }
+      else
+        {
+          g_assert_cmpuint (response->status, ==, 400);
+          g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 0);
+          g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 1);
+          got_400++;
+        }
+    }
+  g_test_message ("the last poll got the message %u times, 400 %u times", got_last, got_400);
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (rel_server_wait_settled (rs, 0, REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  g_mutex_lock (&rs->lock);
+  g_assert_cmpuint (rs->n_repeated, ==, 0);
+  g_mutex_unlock (&rs->lock);
+  rel_server_free (rs);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
+/* The kept probe's `5` around the end of the linger. */
+static void
+test_kept_probe_upgrade_at_linger_end (void)
+{
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  guint via_ws = 0, lost = 0;
+
+  g_test_summary ("A session closed during its upgrade; the kept probe's `5` comes around the "
+                  "end of the linger (ping-timeout 300 ms shortens it), many times: either the "
+                  "WebSocket carries the queued message and a close frame and the callback says "
+                  "TRUE, or the probe is closed without it and the callback says FALSE; one "
+                  "::close each, no session left");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  for (guint round = 0; round < LINGER_EDGE_ROUNDS; round++)
+    {
+      g_autoptr(RelPoll) poll = NULL;
+      g_autoptr(TestWs) ws = NULL;
+      g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_frame_free);
+      SendCounts counts = { 0, 0 };
+      gboolean got = FALSE;
+      gint code;
+
+      ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
+      test_require (ws != NULL);
+      g_usleep ((SHORT_LINGER_MS - 40 + 3 * round) * 1000);
+      /* May fail: the linger's end may have closed the probe first. */
+      test_ws_send_frame (ws, TEST_WS_TEXT, TEST_WS_SEND_DEFAULT, "5", 1, NULL);
+      code = test_ws_read_close (ws, TEST_TIMEOUT_MS, frames);
+      for (guint i = 0; i < frames->len; i++)
+        {
+          g_autofree char *text = test_ws_frame_dup_text (g_ptr_array_index (frames, i));
+          got |= g_strcmp0 (text, "4qqq") == 0;
+        }
+      if (code >= -1)
+        {
+          guint8 payload[2] = { 1000 >> 8, 1000 & 0xff };
+          test_ws_send_frame (ws, TEST_WS_CLOSE, TEST_WS_SEND_DEFAULT, payload, 2, NULL);
+        }
+      g_assert_cmpint (rel_server_wait_reason (rs, poll->sid, TEST_TIMEOUT_MS), ==,
+                       ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+      g_assert_true (wait_counts_once (&counts, 1));
+      if (got)
+        {
+          g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 1);
+          via_ws++;
+        }
+      else
+        {
+          g_assert_cmpint (g_atomic_int_get (&counts.unsent), ==, 1);
+          lost++;
+        }
+    }
+  g_test_message ("the WebSocket carried the message %u times, the linger ended first %u times", via_ws, lost);
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (rel_server_wait_settled (rs, 0, REL_WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  g_mutex_lock (&rs->lock);
+  g_assert_cmpuint (rs->n_repeated, ==, 0);
+  g_mutex_unlock (&rs->lock);
+  rel_server_free (rs);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
+/* ------------------------------------------------------------------ */
+/* A WebSocket close the client never answers                          */
+/* ------------------------------------------------------------------ */
+
+/* The WebSocket's close handshake bound (engineio-websocket.c). */
+#define WS_CLOSE_TIMEOUT_MS 3000
+
+typedef enum
+{
+  WS_DIRECT,          /* a direct WebSocket session, closed by the application */
+  WS_KEPT_PROBE,      /* a probe kept through the close, its `5` takes it */
+  WS_KEPT_SHUTDOWN,   /* the same, and a server shutdown right after the `5` */
+} WsCloseCase;
+
+static void
+test_ws_close_unanswered (gconstpointer data)
+{
+  WsCloseCase c = GPOINTER_TO_INT (data);
+  RelServer *rs = rel_server_new ();
+  Sessions s = { 0, };
+  g_autoptr(TestWs) ws = NULL;
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) test_ws_frame_free);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autofree char *sid = NULL;
+  SendCounts counts = { 0, 0 };
+  const char *expected;
+  gboolean got = FALSE;
+  gint64 start, took_ms;
+  int done = 0;
+  gint code;
+
+  g_test_summary ("The server's close frame on a WebSocket (a direct session the application "
+                  "closed, or a probe kept through the close whose `5` took it; a shutdown "
+                  "meanwhile) is read with what was queued and never answered, the connection "
+                  "left open: the session ends once, within the close handshake's bound (3 s), "
+                  "the queued message reported delivered; the shutdown is not held longer");
+  g_mutex_init (&s.lock);
+  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  test_require (rel_server_listen (rs));
+
+  if (c == WS_DIRECT)
+    {
+      g_autoptr(EngineIOSocket) socket = NULL;
+      g_autoptr(GError) error = NULL;
+
+      ws = rel_ws_open (rs->port, &sid, &error);
+      g_assert_no_error (error);
+      test_require (ws != NULL);
+      socket = sessions_take (&s);
+      test_require (socket != NULL);
+      test_require (engine_io_socket_send_text_full (socket, "qqq", on_sent, &counts, NULL, &error));
+      start = g_get_monotonic_time ();
+      engine_io_socket_close (socket);
+    }
+  else
+    {
+      ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
+      test_require (ws != NULL);
+      sid = g_strdup (poll->sid);
+      g_usleep (200 * 1000);  /* the close reached the session: it lingers */
+      start = g_get_monotonic_time ();
+      test_require (test_ws_send_text (ws, "5"));
+      if (c == WS_KEPT_SHUTDOWN)
+        {
+          g_usleep (100 * 1000);
+          g_main_context_push_thread_default (context);
+          engine_io_server_close_async (rs->server, NULL, on_closed_async, &done);
+          g_main_context_pop_thread_default (context);
+        }
+    }
+
+  code = test_ws_read_close (ws, TEST_TIMEOUT_MS, frames);
+  expected = "4qqq";
+  for (guint i = 0; i < frames->len; i++)
+    {
+      g_autofree char *text = test_ws_frame_dup_text (g_ptr_array_index (frames, i));
+      got |= g_strcmp0 (text, expected) == 0;
+    }
+  g_assert_true (got);
+  g_assert_cmpint (code, ==, 1000);
+  /* No reply: the connection stays open. */
+  g_assert_cmpint (rel_server_wait_reason (rs, sid, test_scaled_ms (WS_CLOSE_TIMEOUT_MS + 3000)), ==,
+                   ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+  took_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("::close %" G_GINT64_FORMAT " ms after the close frame was asked for", took_ms);
+  g_assert_cmpint (took_ms, <, WS_CLOSE_TIMEOUT_MS + 1500);
+  g_assert_true (wait_counts_once (&counts, 1));
+  g_assert_cmpint (g_atomic_int_get (&counts.sent), ==, 1);
+  if (c == WS_KEPT_SHUTDOWN)
+    {
+      gint64 deadline = g_get_monotonic_time () + test_scaled_ms (6000) * G_TIME_SPAN_MILLISECOND;
+
+      while (!g_atomic_int_get (&done) && g_get_monotonic_time () < deadline)
+        g_main_context_iteration (context, FALSE) || (g_usleep (5000), TRUE);
+      g_assert_true (g_atomic_int_get (&done));
+      g_test_message ("shutdown done %" G_GINT64_FORMAT " ms after the `5`",
+                      (g_get_monotonic_time () - start) / 1000);
+    }
+  g_mutex_lock (&rs->lock);
+  g_assert_cmpuint (rs->n_repeated, ==, 0);
+  g_mutex_unlock (&rs->lock);
+  rel_server_free (rs);
+  g_mutex_clear (&s.lock);
+  test_log_check ();
+}
+
+/* ------------------------------------------------------------------ */
 /* The application drops the server without closing it                 */
 /* ------------------------------------------------------------------ */
 
@@ -584,8 +981,22 @@ main (int    argc,
                    test_kept_probe_linger_expires);
   g_test_add_func ("/reliability/close-races/kept-probe/server-close",
                    test_kept_probe_server_close);
+  g_test_add_func ("/reliability/close-races/kept-probe/last-poll-unread",
+                   test_kept_probe_last_poll_unread);
+  g_test_add_func ("/reliability/close-races/kept-probe/last-poll-unread-shutdown",
+                   test_kept_probe_last_poll_unread_shutdown);
   g_test_add_func ("/reliability/close-races/kept-probe/upgrade-races-poll",
                    test_kept_probe_upgrade_races_poll);
+  g_test_add_func ("/reliability/close-races/last-poll/at-linger-end",
+                   test_last_poll_at_linger_end);
+  g_test_add_func ("/reliability/close-races/kept-probe/upgrade-at-linger-end",
+                   test_kept_probe_upgrade_at_linger_end);
+  g_test_add_data_func ("/reliability/close-races/ws-close-unanswered/direct",
+                        GINT_TO_POINTER (WS_DIRECT), test_ws_close_unanswered);
+  g_test_add_data_func ("/reliability/close-races/ws-close-unanswered/kept-probe",
+                        GINT_TO_POINTER (WS_KEPT_PROBE), test_ws_close_unanswered);
+  g_test_add_data_func ("/reliability/close-races/ws-close-unanswered/kept-probe-shutdown",
+                        GINT_TO_POINTER (WS_KEPT_SHUTDOWN), test_ws_close_unanswered);
   g_test_add_func ("/reliability/close-races/drop-server/open-session",
                    test_drop_server_open_session);
 

@@ -550,6 +550,69 @@ test_close_linger (Fixture       *f,
   g_assert_cmpuint (test_recorder_count (f->lb.events, "close "), ==, 1);
   if (fd >= 0)
     close (fd);
+/* Application code of a handshake blocked past a server close's wait,
+ * on the soup host: the close answers it 503 (from its thread, marshalled
+ * to the SoupServer's), the session of a WebSocket one ends. */
+static gboolean
+block_admission (EngineIOServer    *server,
+                 EngineIOHandshake *handshake,
+                 gpointer           user_data)
+{
+  test_blocker_block (user_data);
+  return TRUE;
+}
+
+static void
+block_connection (EngineIOServer *server,
+                  EngineIOSocket *socket,
+                  gpointer        user_data)
+{
+  test_blocker_connect (user_data, socket);
+  test_blocker_block (user_data);
+}
+
+static void
+test_close_blocked_in_handshake (Fixture       *f,
+                                 gconstpointer  data)
+{
+  const char *where = data;
+  gboolean websocket = g_str_equal (where, "connection-websocket");
+  g_autoptr(TestResponse) answer = NULL;
+  g_autoptr(GError) error = NULL;
+  TestBlocker b;
+
+  test_blocker_init (&b);
+  if (websocket)
+    g_signal_connect (f->lb.server, "connection", G_CALLBACK (block_connection), &b);
+  else
+    engine_io_server_set_admission_func (f->lb.server, block_admission, &b, NULL);
+  if (websocket)
+    {
+      g_autofree char *key = test_ws_make_key ();
+      g_autofree char *head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                                               "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                                               key);
+
+      g_assert_true (test_http_send_raw (f->lb.http, head, strlen (head), &error));
+    }
+  else
+    g_assert_true (test_http_send (f->lb.http, "GET", "/engine.io/?EIO=4&transport=polling", NULL, NULL, -1, &error));
+  g_assert_no_error (error);
+  test_require (test_blocker_wait_entered (&b, TEST_TIMEOUT_MS));
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  test_log_expect (G_LOG_LEVEL_WARNING, "did not end in time");
+  engine_io_server_close (f->lb.server);
+  answer = test_http_receive (f->lb.http, TEST_TIMEOUT_MS, &error);
+  g_assert_no_error (error);
+  test_require (answer != NULL);
+  g_assert_cmpuint (answer->status, ==, 503);
+  test_blocker_release (&b);
+  g_assert_true (test_blocker_wait_returned (&b, TEST_TIMEOUT_MS));
+  if (websocket)
+    g_assert_true (test_blocker_wait_finalized (&b, TEST_TIMEOUT_MS));
+  test_blocker_clear (&b);
 }
 
 #define ADD(path, func) \
@@ -582,6 +645,10 @@ main (int    argc,
               test_close_linger, fixture_teardown);
   g_test_add ("/soup/close/poll-unread", Fixture, GINT_TO_POINTER (CLOSE_POLL_UNREAD), fixture_setup,
               test_close_linger, fixture_teardown);
+  g_test_add ("/soup/close/blocked-in-handshake/admission", Fixture, "admission", fixture_setup,
+              test_close_blocked_in_handshake, fixture_teardown);
+  g_test_add ("/soup/close/blocked-in-handshake/connection-websocket", Fixture, "connection-websocket",
+              fixture_setup, test_close_blocked_in_handshake, fixture_teardown);
   g_test_add_func ("/soup/attach-errors", test_attach_errors);
   return g_test_run ();
 }

@@ -442,6 +442,87 @@ test_no_key (void)
   test_log_check ();
 }
 
+/* Application code of a handshake blocked past a server close's wait,
+ * over TLS: the close answers it 503 through libmicrohttpd's TLS. */
+static gboolean
+block_admission (EngineIOServer    *server,
+                 EngineIOHandshake *handshake,
+                 gpointer           user_data)
+{
+  test_blocker_block (user_data);
+  return TRUE;
+}
+
+static void
+block_connection (EngineIOServer *server,
+                  EngineIOSocket *socket,
+                  gpointer        user_data)
+{
+  test_blocker_connect (user_data, socket);
+  test_blocker_block (user_data);
+}
+
+static void
+test_close_blocked_in_handshake (gconstpointer data)
+{
+  const char *where = data;
+  gboolean websocket = g_str_equal (where, "connection-websocket");
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GIOStream) stream = NULL;
+  g_autoptr(EngineIOServer) server = test_server_new ();
+  g_autofree char *key = test_ws_make_key ();
+  g_autofree char *head = NULL;
+  TestBlocker b;
+  guint port;
+  char buf[256];
+  gssize n;
+  guint status = 0;
+
+  g_test_summary ("engine_io_server_close() over TLS while the admission hook or a WebSocket "
+                  "session's ::connection blocks past the close's wait: the handshake is "
+                  "answered 503 (libmicrohttpd aborted the process at its stop before)");
+  test_blocker_init (&b);
+  certificate = test_tls_certificate_new (&error);
+  g_assert_no_error (error);
+  g_object_set (server, "tls-certificate", certificate, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  if (websocket)
+    g_signal_connect (server, "connection", G_CALLBACK (block_connection), &b);
+  else
+    engine_io_server_set_admission_func (server, block_admission, &b, NULL);
+  port = test_server_listen (server);
+  test_require (port != 0);
+
+  stream = test_tls_connect (port, TRUE, &error);
+  g_assert_no_error (error);
+  test_require (stream != NULL);
+  if (websocket)
+    head = g_strdup_printf ("GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                            "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", key);
+  else
+    head = g_strdup ("GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n");
+  test_require (stream_write (stream, head, strlen (head)));
+  test_require (test_blocker_wait_entered (&b, TEST_TIMEOUT_MS));
+
+  test_log_expect (G_LOG_LEVEL_WARNING, "still pending after 10 s");
+  test_log_expect (G_LOG_LEVEL_WARNING, "did not end in time");
+  engine_io_server_close (server);
+  n = g_input_stream_read (g_io_stream_get_input_stream (stream), buf, sizeof buf - 1, NULL, &error);
+  g_assert_no_error (error);
+  test_require (n > 0);
+  buf[n] = '\0';
+  test_require (sscanf (buf, "HTTP/1.1 %u", &status) == 1);
+  g_assert_cmpuint (status, ==, 503);
+  test_blocker_release (&b);
+  g_assert_true (test_blocker_wait_returned (&b, TEST_TIMEOUT_MS));
+  g_clear_object (&server);
+  if (websocket)
+    g_assert_true (test_blocker_wait_finalized (&b, TEST_TIMEOUT_MS));
+  test_blocker_clear (&b);
+  test_log_check ();
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -472,6 +553,10 @@ main (int   argc,
               fixture_teardown);
   g_test_add ("/tls/untrusted", Fixture, NULL, fixture_setup, test_untrusted, fixture_teardown);
   g_test_add_func ("/tls/close-blocked-session", test_close_blocked_session);
+  g_test_add_data_func ("/tls/close-blocked-in-handshake/admission", "admission",
+                        test_close_blocked_in_handshake);
+  g_test_add_data_func ("/tls/close-blocked-in-handshake/connection-websocket", "connection-websocket",
+                        test_close_blocked_in_handshake);
 
   status = g_test_run ();
   test_tls_ca_remove ();

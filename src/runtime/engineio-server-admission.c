@@ -65,7 +65,7 @@ handshake_job_reclaim (HandshakeJob *job,
 
   ENGINE_IO_LOCK (&self->lock, SERVER);
   taken = job->taken;
-  g_hash_table_remove (self->handshake_jobs, job);
+  engine_io_server_unlist_job_locked (self, job);
   if (taken && pending)
     {
       g_assert (self->pending_handshakes > 0);
@@ -95,7 +95,7 @@ handshake_job_expose (HandshakeJob *job)
   EngineIOServer *self = job->server;
 
   ENGINE_IO_LOCK (&self->lock, SERVER);
-  g_hash_table_add (self->handshake_jobs, job);
+  engine_io_server_list_job_locked (self, job);
   ENGINE_IO_UNLOCK (&self->lock);
 }
 
@@ -103,19 +103,42 @@ GPtrArray *
 engine_io_server_take_handshake_requests (EngineIOServer *self)
 {
   GPtrArray *taken = g_ptr_array_new ();
-  GHashTableIter iter;
-  HandshakeJob *job;
+  GList *link;
 
   ENGINE_IO_LOCK (&self->lock, SERVER);
-  g_hash_table_iter_init (&iter, self->handshake_jobs);
-  while (g_hash_table_iter_next (&iter, (gpointer *) &job, NULL))
+  while ((link = g_queue_pop_head_link (&self->handshake_jobs)) != NULL)
     {
+      HandshakeJob *job = link->data;
+
+      job->listed = FALSE;
       job->taken = TRUE;
       g_ptr_array_add (taken, job->req);
-      g_hash_table_iter_remove (&iter);
     }
   ENGINE_IO_UNLOCK (&self->lock);
   return taken;
+}
+
+void
+engine_io_server_list_job_locked (EngineIOServer *self,
+                                  HandshakeJob   *job)
+{
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->lock);
+  if (job->listed)
+    return;
+  job->link.data = job;
+  g_queue_push_tail_link (&self->handshake_jobs, &job->link);
+  job->listed = TRUE;
+}
+
+void
+engine_io_server_unlist_job_locked (EngineIOServer *self,
+                                    HandshakeJob   *job)
+{
+  ENGINE_IO_LOCK_ASSERT_HELD (&self->lock);
+  if (!job->listed)
+    return;
+  g_queue_unlink (&self->handshake_jobs, &job->link);
+  job->listed = FALSE;
 }
 
 gboolean
@@ -161,7 +184,7 @@ engine_io_handshake_job_cb (gpointer data)
       /* Its request waits for the answer: the close takes it if this
        * context is blocked by then. */
       ENGINE_IO_LOCK (&self->lock, SERVER);
-      g_hash_table_add (self->handshake_jobs, job);
+      engine_io_server_list_job_locked (self, job);
       ENGINE_IO_UNLOCK (&self->lock);
       admission_start (job, admission_async, admission_async_data);
       return G_SOURCE_REMOVE;
@@ -282,7 +305,7 @@ engine_io_handshake_job_free (gpointer data)
     return;  /* its admission frees it */
   ENGINE_IO_LOCK (&job->server->lock, SERVER);
   /* A job whose source never ran (its context went away) */
-  g_hash_table_remove (job->server->handshake_jobs, job);
+  engine_io_server_unlist_job_locked (job->server, job);
   if (job->counted)
     {
       g_assert (job->server->pending_admissions > 0);

@@ -221,7 +221,7 @@ engine_io_server_handle_handshake (EngineIOServer          *self,
   req->is_handshake = TRUE;
   engine_io_core_request_suspend (self, req);
   ENGINE_IO_LOCK (&self->lock, SERVER);
-  g_hash_table_add (self->handshake_jobs, job);
+  engine_io_server_list_job_locked (self, job);
   ENGINE_IO_UNLOCK (&self->lock);
 
   /* The admission hook and ::connection run in the session's context. */

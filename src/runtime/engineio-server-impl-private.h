@@ -134,8 +134,9 @@ struct _EngineIOServer
   guint                       ping_interval_grace;   /* ms */
   guint                       pending_admissions;    /* (lock) handshakes counted against max-pending-admissions */
   GHashTable                 *admissions;            /* (lock) EngineIOAdmission (ref) awaiting an answer */
-  GHashTable                 *handshake_jobs;        /* (lock) set of HandshakeJob* whose request is
-                                                      * suspended and not yet used by the job */
+  GQueue                      handshake_jobs;        /* (lock) HandshakeJob* (by their @link) whose
+                                                      * request is suspended and not used by the job
+                                                      * (intrusive: listing a job allocates nothing) */
   GMutex                      errors_lock;           /* (rank 8, a leaf) guards the two below */
   GQueue                      error_reports;         /* (errors_lock) ErrorReport, for ::connection-error */
   gboolean                    error_source_pending;  /* (errors_lock) a delivery source is attached */
@@ -219,6 +220,8 @@ typedef struct
   gboolean           detached;   /* owned by an EngineIOAdmission, not by its source */
   gboolean           taken;      /* (server lock) the close answered @req (the job's
                                   * context blocked): the job must not use it */
+  gboolean           listed;     /* (server lock) @link is in the server's handshake_jobs */
+  GList              link;       /* (server lock) data: the job */
 } HandshakeJob;
 
 
@@ -231,6 +234,12 @@ void              engine_io_server_refuse_admissions (EngineIOServer *self);
  * a WebSocket session's ::connection: it may block), EngineIORequest* to
  * answer and resume. */
 GPtrArray        *engine_io_server_take_handshake_requests (EngineIOServer *self);
+/* With the server lock: @job's request is exposed to the close (listed in
+ * handshake_jobs), or no longer; each a no-op if it is so already. */
+void              engine_io_server_list_job_locked   (EngineIOServer *self,
+                                                      HandshakeJob   *job);
+void              engine_io_server_unlist_job_locked (EngineIOServer *self,
+                                                      HandshakeJob   *job);
 
 /* engineio-server-sessions.c */
 EngineIOSocket   *engine_io_server_find_socket     (EngineIOServer  *self,

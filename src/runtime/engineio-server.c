@@ -991,7 +991,7 @@ engine_io_server_finalize (GObject *object)
   engine_io_server_set_headers_func (self, NULL, NULL, NULL);
   engine_io_server_set_id_func (self, NULL, NULL, NULL);
   g_hash_table_unref (self->admissions);  /* empty: each holds the server */
-  g_hash_table_unref (self->handshake_jobs);  /* empty: each job holds the server */
+  g_assert (g_queue_is_empty (&self->handshake_jobs));  /* each job holds the server */
   g_queue_clear_full (&self->error_reports, error_report_free);
   g_mutex_clear (&self->errors_lock);
   g_clear_pointer (&self->pool, engine_io_loop_pool_free);
@@ -1705,7 +1705,6 @@ engine_io_server_init (EngineIOServer *self)
   g_cond_init (&self->cond);
   self->sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->admissions = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) engine_io_admission_unref, NULL);
-  self->handshake_jobs = g_hash_table_new (NULL, NULL);
   g_mutex_init (&self->errors_lock);
   self->max_pending_admissions = 64;
   self->admission_timeout = 10000;

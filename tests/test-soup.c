@@ -550,6 +550,8 @@ test_close_linger (Fixture       *f,
   g_assert_cmpuint (test_recorder_count (f->lb.events, "close "), ==, 1);
   if (fd >= 0)
     close (fd);
+}
+
 /* Application code of a handshake blocked past a server close's wait,
  * on the soup host: the close answers it 503 (from its thread, marshalled
  * to the SoupServer's), the session of a WebSocket one ends. */

@@ -416,15 +416,15 @@ test_kept_probe_last_poll_unread (void)
                   "(2 s) after the linger (2 s) at most, every callback FALSE once, the probe "
                   "closed");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000,
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000,
                 "upgrade-timeout", 60000, "connection-timeout", 2u, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
   test_require (ws != NULL);
   start = g_get_monotonic_time ();
-  fd = tcp_connect_small_window (rs->port);
+  fd = tcp_connect_small_window (rs->lb.port);
   test_require (fd >= 0);
   g_usleep (200 * 1000);
   request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
@@ -472,14 +472,14 @@ test_kept_probe_last_poll_unread_shutdown (void)
                   "shutdown's 10 s wait runs out (the probe kept for `5` made the "
                   "shutdown take it for a WebSocket with its own close timeout)");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000,
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000,
                 "upgrade-timeout", 60000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
   test_require (ws != NULL);
-  fd = tcp_connect_small_window (rs->port);
+  fd = tcp_connect_small_window (rs->lb.port);
   test_require (fd >= 0);
   g_usleep (200 * 1000);  /* the close reached the session: it lingers */
   request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", poll->target);
@@ -492,7 +492,7 @@ test_kept_probe_last_poll_unread_shutdown (void)
 
   start = g_get_monotonic_time ();
   g_main_context_push_thread_default (context);
-  engine_io_server_close_async (rs->server, NULL, on_closed_async, &done);
+  engine_io_server_close_async (rs->lb.server, NULL, on_closed_async, &done);
   g_main_context_pop_thread_default (context);
   reason = rel_server_wait_reason (rs, poll->sid, test_scaled_ms (8000));
   took_ms = (g_get_monotonic_time () - start) / 1000;
@@ -657,8 +657,8 @@ test_last_poll_at_linger_end (void)
                   "either the poll gets the message and `1` and its callback says TRUE, or it "
                   "gets 400 and the callback says FALSE; one ::close each, no session left");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   for (guint round = 0; round < LINGER_EDGE_ROUNDS; round++)
@@ -670,7 +670,7 @@ test_last_poll_at_linger_end (void)
       SendCounts counts = { 0, 0 };
       gint reason;
 
-      poll = rel_poll_open (rs->port, &error);
+      poll = rel_poll_open (rs->lb.port, &error);
       g_assert_no_error (error);
       test_require (poll != NULL);
       socket = sessions_take (&s);
@@ -736,8 +736,8 @@ test_kept_probe_upgrade_at_linger_end (void)
                   "TRUE, or the probe is closed without it and the callback says FALSE; one "
                   "::close each, no session left");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   for (guint round = 0; round < LINGER_EDGE_ROUNDS; round++)
@@ -832,8 +832,8 @@ test_ws_close_unanswered (gconstpointer data)
                   "left open: the session ends once, within the close handshake's bound (3 s), "
                   "the queued message reported delivered; the shutdown is not held longer");
   g_mutex_init (&s.lock);
-  g_object_set (rs->server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->server, "connection", G_CALLBACK (on_connection), &s);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
   test_require (rel_server_listen (rs));
 
   if (c == WS_DIRECT)
@@ -841,7 +841,7 @@ test_ws_close_unanswered (gconstpointer data)
       g_autoptr(EngineIOSocket) socket = NULL;
       g_autoptr(GError) error = NULL;
 
-      ws = rel_ws_open (rs->port, &sid, &error);
+      ws = rel_ws_open (rs->lb.port, &sid, &error);
       g_assert_no_error (error);
       test_require (ws != NULL);
       socket = sessions_take (&s);
@@ -862,7 +862,7 @@ test_ws_close_unanswered (gconstpointer data)
         {
           g_usleep (100 * 1000);
           g_main_context_push_thread_default (context);
-          engine_io_server_close_async (rs->server, NULL, on_closed_async, &done);
+          engine_io_server_close_async (rs->lb.server, NULL, on_closed_async, &done);
           g_main_context_pop_thread_default (context);
         }
     }

@@ -552,27 +552,6 @@ test_close_linger (Fixture       *f,
     close (fd);
 }
 
-/* Application code of a handshake blocked past a server close's wait,
- * on the soup host: the close answers it 503 (from its thread, marshalled
- * to the SoupServer's), the session of a WebSocket one ends. */
-static gboolean
-block_admission (EngineIOServer    *server,
-                 EngineIOHandshake *handshake,
-                 gpointer           user_data)
-{
-  test_blocker_block (user_data);
-  return TRUE;
-}
-
-static void
-block_connection (EngineIOServer *server,
-                  EngineIOSocket *socket,
-                  gpointer        user_data)
-{
-  test_blocker_connect (user_data, socket);
-  test_blocker_block (user_data);
-}
-
 static void
 test_close_blocked_in_handshake (Fixture       *f,
                                  gconstpointer  data)
@@ -585,9 +564,9 @@ test_close_blocked_in_handshake (Fixture       *f,
 
   test_blocker_init (&b);
   if (websocket)
-    g_signal_connect (f->lb.server, "connection", G_CALLBACK (block_connection), &b);
+    g_signal_connect (f->lb.server, "connection", G_CALLBACK (test_blocker_on_connection), &b);
   else
-    engine_io_server_set_admission_func (f->lb.server, block_admission, &b, NULL);
+    engine_io_server_set_admission_func (f->lb.server, test_blocker_admission, &b, NULL);
   if (websocket)
     {
       g_autofree char *key = test_ws_make_key ();

@@ -442,26 +442,6 @@ test_no_key (void)
   test_log_check ();
 }
 
-/* Application code of a handshake blocked past a server close's wait,
- * over TLS: the close answers it 503 through libmicrohttpd's TLS. */
-static gboolean
-block_admission (EngineIOServer    *server,
-                 EngineIOHandshake *handshake,
-                 gpointer           user_data)
-{
-  test_blocker_block (user_data);
-  return TRUE;
-}
-
-static void
-block_connection (EngineIOServer *server,
-                  EngineIOSocket *socket,
-                  gpointer        user_data)
-{
-  test_blocker_connect (user_data, socket);
-  test_blocker_block (user_data);
-}
-
 static void
 test_close_blocked_in_handshake (gconstpointer data)
 {
@@ -487,9 +467,9 @@ test_close_blocked_in_handshake (gconstpointer data)
   g_assert_no_error (error);
   g_object_set (server, "tls-certificate", certificate, "ping-interval", 20000, "ping-timeout", 20000, NULL);
   if (websocket)
-    g_signal_connect (server, "connection", G_CALLBACK (block_connection), &b);
+    g_signal_connect (server, "connection", G_CALLBACK (test_blocker_on_connection), &b);
   else
-    engine_io_server_set_admission_func (server, block_admission, &b, NULL);
+    engine_io_server_set_admission_func (server, test_blocker_admission, &b, NULL);
   port = test_server_listen (server);
   test_require (port != 0);
 

@@ -1644,6 +1644,33 @@ test_blocker_block (TestBlocker *blocker)
   g_mutex_unlock (&blocker->lock);
 }
 
+gboolean
+test_blocker_admission (EngineIOServer    *server,
+                        EngineIOHandshake *handshake,
+                        gpointer           blocker)
+{
+  test_blocker_block (blocker);
+  return TRUE;
+}
+
+char *
+test_blocker_id (EngineIOServer    *server,
+                 EngineIOHandshake *handshake,
+                 gpointer           blocker)
+{
+  test_blocker_block (blocker);
+  return g_strdup ("blocked-id");
+}
+
+void
+test_blocker_on_connection (EngineIOServer *server,
+                            EngineIOSocket *socket,
+                            gpointer        blocker)
+{
+  test_blocker_connect (blocker, socket);
+  test_blocker_block (blocker);
+}
+
 static void
 blocker_on_message (EngineIOSocket *socket,
                     const char     *text,

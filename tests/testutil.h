@@ -393,6 +393,18 @@ void     test_blocker_connect       (TestBlocker    *blocker,
                                      EngineIOSocket *socket);
 /* Blocks the calling thread (a handler) as a connected message does. */
 void     test_blocker_block         (TestBlocker    *blocker);
+/* Handshake code that blocks (@blocker as user data): an admission hook
+ * that then admits, an id function that then returns "blocked-id", and a
+ * ::connection handler that connects the socket (test_blocker_connect()). */
+gboolean test_blocker_admission     (EngineIOServer    *server,
+                                     EngineIOHandshake *handshake,
+                                     gpointer           blocker);
+char    *test_blocker_id            (EngineIOServer    *server,
+                                     EngineIOHandshake *handshake,
+                                     gpointer           blocker);
+void     test_blocker_on_connection (EngineIOServer    *server,
+                                     EngineIOSocket    *socket,
+                                     gpointer           blocker);
 /* Each waits up to @timeout_ms (not scaled) for its flag; its value. */
 gboolean test_blocker_wait_entered  (TestBlocker    *blocker,
                                      guint           timeout_ms);

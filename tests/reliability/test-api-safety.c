@@ -1154,35 +1154,6 @@ test_close_blocked_handshake (void)
   test_log_check ();
 }
 
-/* Application code of a handshake that blocks: the admission hook, the
- * id function or ::connection. */
-static gboolean
-block_admission (EngineIOServer    *server,
-                 EngineIOHandshake *handshake,
-                 gpointer           user_data)
-{
-  test_blocker_block (user_data);
-  return TRUE;
-}
-
-static char *
-block_id (EngineIOServer    *server,
-          EngineIOHandshake *handshake,
-          gpointer           user_data)
-{
-  test_blocker_block (user_data);
-  return g_strdup ("blocked-id");
-}
-
-static void
-block_connection (EngineIOServer *server,
-                  EngineIOSocket *socket,
-                  gpointer        user_data)
-{
-  test_blocker_connect (user_data, socket);
-  test_blocker_block (user_data);
-}
-
 static void
 test_close_blocked_in_handshake (gconstpointer data)
 {
@@ -1205,11 +1176,11 @@ test_close_blocked_in_handshake (gconstpointer data)
   test_blocker_init (&b);
   g_object_set (server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
   if (g_str_equal (where, "admission"))
-    engine_io_server_set_admission_func (server, block_admission, &b, NULL);
+    engine_io_server_set_admission_func (server, test_blocker_admission, &b, NULL);
   else if (g_str_equal (where, "id"))
-    engine_io_server_set_id_func (server, block_id, &b, NULL);
+    engine_io_server_set_id_func (server, test_blocker_id, &b, NULL);
   else
-    g_signal_connect (server, "connection", G_CALLBACK (block_connection), &b);
+    g_signal_connect (server, "connection", G_CALLBACK (test_blocker_on_connection), &b);
   port = test_server_listen (server);
   test_require (port != 0);
 

@@ -54,6 +54,7 @@
 
 typedef struct
 {
+  EngineIOSessionTimings timings;
   EngineIOSessionMachine machine;
   EngineIOSessionActions actions;
 } Fixture;
@@ -64,7 +65,8 @@ fixture_init (Fixture                 *f,
 {
   /* (Again on a used fixture: its last actions go.) */
   engine_io_session_actions_clear (&f->actions);
-  engine_io_session_machine_init (&f->machine, version, INTERVAL, TIMEOUT, GRACE, UPGRADE, LINGER, WRITE);
+  f->timings = (EngineIOSessionTimings) { INTERVAL, TIMEOUT, GRACE, UPGRADE, LINGER, WRITE };
+  engine_io_session_machine_init (&f->machine, version, &f->timings);
 }
 
 static char *
@@ -1136,7 +1138,8 @@ test_close_linger_last_poll (void)
 
       /* The linger is no longer than the client's ping timeout. */
       engine_io_session_actions_clear (&f.actions);
-      engine_io_session_machine_init (&f.machine, version, INTERVAL, 500, GRACE, UPGRADE, LINGER, WRITE);
+      f.timings.ping_timeout_ms = 500;
+      engine_io_session_machine_init (&f.machine, version, &f.timings);
       feed_start (&f, 0, version == ENGINE_IO_PROTOCOL_V4 ? "timer-start ping 25000" : "timer-start heartbeat 27000");
       feed_close_wait (&f, ENGINE_IO_SESSION_WAIT_LINGER, FALSE, 100,
                        version == ENGINE_IO_PROTOCOL_V4 ? "timer-stop ping\ntimer-start linger 600"

@@ -256,50 +256,52 @@ typedef struct
   EngineIOSessionAction actions[ENGINE_IO_SESSION_MAX_ACTIONS];
 } EngineIOSessionActions;
 
-/* Embedded in its owner (no allocation). The fields are the machine's:
- * read them through the getters. */
+/* The durations a session's machine times, in ms. Shared: the server
+ * keeps one for all its sessions (in its configuration snapshot) and each
+ * machine points at it; it must outlive them and not change while they use it. */
 typedef struct
 {
-  EngineIOSessionState    state;
-  EngineIOProtocolVersion version;
-  guint                   ping_interval_ms;
-  guint                   ping_timeout_ms;
-  guint                   ping_grace_ms;       /* added to the client's deadlines */
-  guint                   upgrade_timeout_ms;  /* a probe's deadline */
-  guint                   close_linger_ms;     /* a close's linger (at most ping_timeout_ms),
-                                                * and a shutdown's write bound */
-  guint                   close_write_ms;      /* the bound on a closing session's poll
-                                                * response's write */
-  EngineIOSessionUpgrade  upgrade;
-  EngineIOSessionClosing  closing;
-  gboolean                shutdown;            /* a server shutdown reached the close */
-  guint                   armed;               /* bit per EngineIOSessionTimer */
-  gboolean                ping_outstanding;    /* v4: a ping went out, its pong has not come */
-  gint64                  ping_sent_us;        /* v4: when it went out */
+  guint ping_interval_ms;    /* the handshake's pingInterval */
+  guint ping_timeout_ms;     /* and pingTimeout */
+  guint ping_grace_ms;       /* added to the client's deadlines */
+  guint upgrade_timeout_ms;  /* a probe's deadline (from its attach to the client's `5`) */
+  guint close_linger_ms;     /* how long a closing polling session waits for its last
+                              * poll (at most ping_timeout_ms), and how long a server
+                              * shutdown gives a closing session's poll response to be
+                              * written */
+  guint close_write_ms;      /* how long a closing session's poll response may take to
+                              * be written, from the linger's end (libmicrohttpd's
+                              * timeout is for inactivity: a client reading a little,
+                              * often, would hold the session) */
+} EngineIOSessionTimings;
+
+/* Embedded in its owner (no allocation), one per session: kept small (the
+ * enums are stored in bytes; idle memory per session is a benchmark figure).
+ * The fields are the machine's: read them through the getters. */
+typedef struct
+{
+  const EngineIOSessionTimings *timings;      /* borrowed (see EngineIOSessionTimings) */
+  gint64                  ping_sent_us;        /* v4: when the outstanding ping went out */
+  guint8                  state;               /* EngineIOSessionState */
+  guint8                  version;             /* EngineIOProtocolVersion */
+  guint8                  upgrade;             /* EngineIOSessionUpgrade */
+  guint8                  closing;             /* EngineIOSessionClosing */
+  guint8                  armed;               /* bit per EngineIOSessionTimer */
+  guint8                  shutdown;            /* a server shutdown reached the close */
+  guint8                  ping_outstanding;    /* v4: a ping went out, its pong has not come */
 } EngineIOSessionMachine;
+
+G_STATIC_ASSERT (ENGINE_IO_SESSION_N_TIMERS <= 8);
 
 /* engine_io_session_machine_init:
  * @machine: the machine to set up (NEW)
  * @version: the session's protocol version
- * @ping_interval_ms, @ping_timeout_ms: the handshake's pingInterval and pingTimeout
- * @ping_grace_ms: what the server adds to the client's deadlines
- * @upgrade_timeout_ms: how long an upgrade probe may take (from its
- *   attach to the client's `5`)
- * @close_linger_ms: how long a closing polling session waits for its
- *   last poll (at most @ping_timeout_ms), and how long a server shutdown
- *   gives a closing session's poll response to be written
- * @close_write_ms: how long a closing session's poll response may take
- *   to be written, from the linger's end (libmicrohttpd's timeout is for
- *   inactivity: a client reading a little, often, would hold the session)
+ * @timings: (not nullable): the durations it times; borrowed: it must
+ *   outlive @machine, unchanged
  */
-void engine_io_session_machine_init   (EngineIOSessionMachine  *machine,
-                                       EngineIOProtocolVersion  version,
-                                       guint                    ping_interval_ms,
-                                       guint                    ping_timeout_ms,
-                                       guint                    ping_grace_ms,
-                                       guint                    upgrade_timeout_ms,
-                                       guint                    close_linger_ms,
-                                       guint                    close_write_ms);
+void engine_io_session_machine_init   (EngineIOSessionMachine       *machine,
+                                       EngineIOProtocolVersion       version,
+                                       const EngineIOSessionTimings *timings);
 
 /* engine_io_session_machine_handle:
  * @machine: a machine

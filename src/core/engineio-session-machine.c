@@ -146,29 +146,22 @@
 #define MS (G_GINT64_CONSTANT (1000))
 
 void
-engine_io_session_machine_init (EngineIOSessionMachine  *machine,
-                                EngineIOProtocolVersion  version,
-                                guint                    ping_interval_ms,
-                                guint                    ping_timeout_ms,
-                                guint                    ping_grace_ms,
-                                guint                    upgrade_timeout_ms,
-                                guint                    close_linger_ms,
-                                guint                    close_write_ms)
+engine_io_session_machine_init (EngineIOSessionMachine       *machine,
+                                EngineIOProtocolVersion       version,
+                                const EngineIOSessionTimings *timings)
 {
+  g_assert (timings != NULL);
+  g_assert ((guint) version <= G_MAXUINT8);
+
+  machine->timings = timings;
+  machine->ping_sent_us = 0;
   machine->state = ENGINE_IO_SESSION_NEW;
   machine->version = version;
-  machine->ping_interval_ms = ping_interval_ms;
-  machine->ping_timeout_ms = ping_timeout_ms;
-  machine->ping_grace_ms = ping_grace_ms;
-  machine->upgrade_timeout_ms = upgrade_timeout_ms;
-  machine->close_linger_ms = close_linger_ms;
-  machine->close_write_ms = close_write_ms;
   machine->upgrade = ENGINE_IO_SESSION_UPGRADE_NONE;
   machine->closing = ENGINE_IO_SESSION_CLOSING_NONE;
-  machine->shutdown = FALSE;
   machine->armed = 0;
+  machine->shutdown = FALSE;
   machine->ping_outstanding = FALSE;
-  machine->ping_sent_us = 0;
 }
 
 static EngineIOSessionAction *
@@ -244,7 +237,7 @@ reset_expiry (EngineIOSessionMachine *machine,
               EngineIOSessionActions *out,
               gint64                  now_us)
 {
-  gint64 ms = (gint64) machine->ping_interval_ms + machine->ping_timeout_ms + machine->ping_grace_ms;
+  gint64 ms = (gint64) machine->timings->ping_interval_ms + machine->timings->ping_timeout_ms + machine->timings->ping_grace_ms;
 
   timer_start (machine, out, ENGINE_IO_SESSION_TIMER_HEARTBEAT, now_us + ms * MS);
 }
@@ -254,7 +247,7 @@ schedule_ping (EngineIOSessionMachine *machine,
                EngineIOSessionActions *out,
                gint64                  now_us)
 {
-  timer_start (machine, out, ENGINE_IO_SESSION_TIMER_PING, now_us + machine->ping_interval_ms * MS);
+  timer_start (machine, out, ENGINE_IO_SESSION_TIMER_PING, now_us + machine->timings->ping_interval_ms * MS);
 }
 
 static void
@@ -348,7 +341,7 @@ handle_timer (EngineIOSessionMachine     *machine,
       machine->ping_sent_us = now_us;
       push (out, ENGINE_IO_SESSION_ACTION_SEND)->packet = engine_io_packet_new (ENGINE_IO_PACKET_PING);
       timer_start (machine, out, ENGINE_IO_SESSION_TIMER_HEARTBEAT,
-                   now_us + ((gint64) machine->ping_timeout_ms + machine->ping_grace_ms) * MS);
+                   now_us + ((gint64) machine->timings->ping_timeout_ms + machine->timings->ping_grace_ms) * MS);
       break;
 
     case ENGINE_IO_SESSION_TIMER_HEARTBEAT:
@@ -451,7 +444,7 @@ handle_probe_attached (EngineIOSessionMachine *machine,
   if (machine->state != ENGINE_IO_SESSION_OPEN || machine->upgrade != ENGINE_IO_SESSION_UPGRADE_NONE)
     return;
   machine->upgrade = ENGINE_IO_SESSION_UPGRADE_PROBING;
-  timer_start (machine, out, ENGINE_IO_SESSION_TIMER_UPGRADE, now_us + machine->upgrade_timeout_ms * MS);
+  timer_start (machine, out, ENGINE_IO_SESSION_TIMER_UPGRADE, now_us + machine->timings->upgrade_timeout_ms * MS);
 }
 
 static gboolean
@@ -528,7 +521,7 @@ handle_probe_packet (EngineIOSessionMachine *machine,
 static gint64
 write_bound_ms (EngineIOSessionMachine *machine)
 {
-  return machine->shutdown ? machine->close_linger_ms : machine->close_write_ms;
+  return machine->shutdown ? machine->timings->close_linger_ms : machine->timings->close_write_ms;
 }
 
 static void
@@ -576,7 +569,7 @@ handle_close (EngineIOSessionMachine     *machine,
       /* (No longer than the client's own ping timeout.) */
       machine->closing = ENGINE_IO_SESSION_CLOSING_LINGER;
       timer_start (machine, out, ENGINE_IO_SESSION_TIMER_LINGER,
-                   now_us + MIN (machine->close_linger_ms, machine->ping_timeout_ms) * MS);
+                   now_us + MIN (machine->timings->close_linger_ms, machine->timings->ping_timeout_ms) * MS);
       break;
 
     case ENGINE_IO_SESSION_WAIT_POLL:
@@ -584,7 +577,7 @@ handle_close (EngineIOSessionMachine     *machine,
        * `1`; a lot if the poll waited while another response was being
        * written) gets as long as a linger and a last poll's write, then
        * the session ends all the same. */
-      bound_write (machine, out, now_us + ((gint64) machine->close_linger_ms + write_bound_ms (machine)) * MS);
+      bound_write (machine, out, now_us + ((gint64) machine->timings->close_linger_ms + write_bound_ms (machine)) * MS);
       break;
 
     case ENGINE_IO_SESSION_WAIT_WEBSOCKET:
@@ -655,7 +648,7 @@ handle_shutdown (EngineIOSessionMachine     *machine,
   if (machine->closing == ENGINE_IO_SESSION_CLOSING_LINGER ||
       (machine->closing == ENGINE_IO_SESSION_CLOSING_WEBSOCKET && input->websocket))
     return;
-  bound_write (machine, out, now_us + machine->close_linger_ms * MS);
+  bound_write (machine, out, now_us + machine->timings->close_linger_ms * MS);
 }
 
 static void

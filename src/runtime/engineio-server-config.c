@@ -205,6 +205,14 @@ config_new_from_server (EngineIOServer  *self,
   config->message_capacity = engine_io_token_bucket_capacity (self->message_rate, self->message_burst);
   config->message_policy = self->message_policy;
   config_set_descriptor_budget (config, self);
+  config->session_timings = (EngineIOSessionTimings) {
+    .ping_interval_ms = config->ping_interval,
+    .ping_timeout_ms = config->ping_timeout,
+    .ping_grace_ms = config->ping_interval_grace,
+    .upgrade_timeout_ms = config->upgrade_timeout,
+    .close_linger_ms = ENGINE_IO_SOCKET_CLOSE_LINGER_MS,
+    .close_write_ms = MIN (config->connection_timeout, G_MAXUINT / 1000) * 1000,
+  };
   if (self->allowed_origins != NULL)
     {
       for (guint i = 0; self->allowed_origins[i] != NULL; i++)

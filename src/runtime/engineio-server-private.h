@@ -8,6 +8,7 @@
 #include "engineio-request-private.h"
 #include "engineio-loop-private.h"
 #include "engineio-metrics-private.h"
+#include "engineio-session-machine-private.h"
 
 G_BEGIN_DECLS
 
@@ -54,7 +55,16 @@ typedef struct
   guint                       ping_interval_grace; /* ms, added to the client's deadlines */
   guint                       max_pending_admissions; /* handshakes awaiting the async hook */
   guint                       admission_timeout;  /* ms */
+  /* What every session's machine times (engine_io_session_machine_init()
+   * borrows it: sessions hold a reference to the snapshot). */
+  EngineIOSessionTimings      session_timings;
 } EngineIOConfig;
+
+/* How long a closing polling session waits for the client's next poll to
+ * hand it what was queued (the reference waits for the drain); a server
+ * shutdown's bound on a closing session's poll response's write, too.
+ * The session machine times both (its close-linger). */
+#define ENGINE_IO_SOCKET_CLOSE_LINGER_MS 2000
 
 EngineIOConfig *engine_io_config_ref   (EngineIOConfig *config);
 void            engine_io_config_unref (EngineIOConfig *config);

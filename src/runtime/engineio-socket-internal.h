@@ -61,18 +61,23 @@ typedef struct
   gboolean             reject_ws;    /* EVENT_WS_ATTACH: close it at once */
 } Event;
 
+/* The body of a POST being read (engineio-socket-polling.c). */
+typedef struct _EngineIOPostBody EngineIOPostBody;
+void engine_io_socket_post_body_free (EngineIOPostBody *body);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EngineIOPostBody, engine_io_socket_post_body_free)
+
 struct _EngineIOSocket
 {
   GObject                  parent_instance;
 
   /* Immutable after construction: any thread may read. */
   char                    *id;
-  EngineIOProtocolVersion  version;
   EngineIOHandshake       *handshake;
   EngineIOServer          *server;        /* strong ref, dropped in finalize */
   const EngineIOSocketOwner *owner;       /* what calls into @server; static */
   EngineIOConfig          *config;
   GMainContext            *context;       /* ref; the loop's context */
+  /* (and @version, with the bytes below) */
 
   /* The session lock. It guards the outbound queue and every field marked
    * (lock) below, in one critical section, because handing a waiting poll
@@ -107,19 +112,42 @@ struct _EngineIOSocket
                                            * mark with @queued_bytes */
   guint64                  inbound_bytes; /* (lock) real bytes of EVENT_PACKETs in @inbound */
   guint64                  received_bytes;/* (lock) real bytes in @received */
-  /* (The 4-byte fields together: no padding between them.) */
+  /* (The 4-byte fields together, then the 1-byte ones: no padding between
+   * them. The flags are bytes, not bits: bits of one word written under
+   * different locks would race; bytes are memory locations of their own.
+   * Idle memory per session is a benchmark figure: keep this struct small.) */
   guint                    inflight_polls;/* (lock) poll responses carrying packets not yet
                                            * reported written: while there is one, an
                                            * open session takes nothing more out of its
                                            * queue (see engine_io_socket_take_for_poll_locked()) */
   guint                    inbound_packets; /* (lock) EVENT_PACKETs in @inbound */
-  gboolean                 input_paused;  /* (lock) the client is not read (back-pressure) */
-  gboolean                 ws_claimed;    /* (lock) a WebSocket was accepted for us */
-  gboolean                 upgrading;     /* (lock) probe answered: polls get a noop */
-  gboolean                 lingering;     /* (lock) closing, waiting for one last poll (or
-                                           * the `5` of a probe kept through the close) */
   int                      close_requested; /* (atomic) a close is on its way: no more sends, no more messages */
-  gboolean                 flush_inline;  /* (lock) the session thread flushes soon anyway */
+  int                      drain_pending; /* (atomic) a drain source is attached */
+  int                      signal_cache;  /* (atomic) SIGNAL_CACHE_* bits: while a message
+                                           * function is set, which of ::packet,
+                                           * ::packet-create and ::drain had handlers when it
+                                           * was set (engine_io_socket_wants_signal()) */
+  guint                    message_func_depth;  /* (session context) calls of the message
+                                           * function under way */
+  guint16                  ws_close_code; /* (session context) for the close frame when we close */
+  guint8                   input_paused;  /* (lock) the client is not read (back-pressure) */
+  guint8                   ws_claimed;    /* (lock) a WebSocket was accepted for us */
+  guint8                   upgrading;     /* (lock) probe answered: polls get a noop */
+  guint8                   lingering;     /* (lock) closing, waiting for one last poll (or
+                                           * the `5` of a probe kept through the close) */
+  guint8                   flush_inline;  /* (lock) the session thread flushes soon anyway */
+  guint8                   close_reason;  /* (lock) EngineIOCloseReason: written once, under
+                                           * the lock, with state CLOSING: serving threads
+                                           * read it under the lock (the polling rules'
+                                           * closed_for_application) */
+  guint8                   recv_closed;   /* (recv_lock) the session is over */
+  guint8                   recv_reason;   /* (recv_lock) EngineIOCloseReason: ... why */
+  guint8                   counted_open;  /* (session context) in the open-sessions gauge */
+  guint8                   client_closed; /* (session context) the client sent a close packet */
+  guint8                   ws_probe;      /* (session context) @ws is a probe, not yet the
+                                           * transport */
+  guint8                   user_data_is_object; /* (user_data_lock) set by set_user_object() */
+  guint8                   version;       /* immutable: EngineIOProtocolVersion */
   EngineIOTokenBucket      message_bucket; /* (lock) message-rate */
 
   /* Events for the session context (Event*), with one wake-up at a time.
@@ -128,7 +156,6 @@ struct _EngineIOSocket
    * WebSocket callbacks and the session context), and taken in the
    * session context without it. Its internal lock is a leaf. */
   GAsyncQueue             *inbound;
-  int                      drain_pending; /* (atomic) a drain source is attached */
 
   /* Messages nobody handled, for engine_io_socket_receive() and its
    * variants. recv_lock (rank 5) nests inside @state_lock, never the other
@@ -138,14 +165,11 @@ struct _EngineIOSocket
   GCond                    recv_cond;     /* (recv_lock) a message, the close or a cancellation */
   GQueue                   received;      /* (recv_lock) EngineIOPacket (ref) */
   GQueue                   recv_tasks;    /* (recv_lock) GTask (ref): receive_async() callers waiting */
-  gboolean                 recv_closed;   /* (recv_lock) the session is over */
-  EngineIOCloseReason      recv_reason;   /* (recv_lock) ... why */
 
   /* The body of the POST being read (@active_post), read a round of packets
-   * at a time: only its serving thread touches these. */
-  gboolean                 post_validated; /* the whole body is known to decode */
-  GBytes                  *post_payload;
-  EngineIOPayloadReader    post_reader;
+   * at a time: only its serving thread touches it; taken out under the
+   * lock when the POST is done with it (engineio-socket-polling.c). */
+  EngineIOPostBody        *post_body;
 
   /* Session context only. */
   EngineIOLoop            *loop;          /* released when the session ends */
@@ -166,19 +190,6 @@ struct _EngineIOSocket
   GPtrArray               *dying_ws;      /* given-up WebSockets finishing their close */
   GQueue                   ws_unsent;     /* SendItem*: handed to @ws, not yet all taken by
                                            * send(), by ws_seq (see engine_io_socket_ws_report_sent()) */
-  /* (The 4-byte fields together: no padding between them.) */
-  gboolean                 counted_open;  /* in the open-sessions gauge */
-  gboolean                 client_closed; /* the client sent a close packet */
-  EngineIOCloseReason      close_reason;  /* written once, under the lock, with state
-                                           * CLOSING: serving threads read it under the
-                                           * lock (the polling rules' closed_for_application) */
-  gboolean                 ws_probe;      /* @ws is a probe, not yet the transport */
-  guint                    message_func_depth;  /* calls of the message function under way */
-  int                      signal_cache;  /* (atomic) SIGNAL_CACHE_* bits: while a message
-                                           * function is set, which of ::packet,
-                                           * ::packet-create and ::drain had handlers when it
-                                           * was set (engine_io_socket_wants_signal()) */
-  guint16                  ws_close_code; /* for the close frame when we close */
 
   /* The application's data. Its own lock (rank 9, a leaf: taken with no
    * other lock of ours held, and none taken with it held), never held
@@ -188,8 +199,11 @@ struct _EngineIOSocket
   GMutex                   user_data_lock;
   gpointer                 user_data;          /* (user_data_lock) */
   GDestroyNotify           user_data_destroy;  /* (user_data_lock) */
-  gboolean                 user_data_is_object;/* (user_data_lock) set by set_user_object() */
 };
+
+/* The enums stored in bytes above fit. */
+G_STATIC_ASSERT (ENGINE_IO_PROTOCOL_V4 <= G_MAXUINT8);
+G_STATIC_ASSERT (ENGINE_IO_CLOSE_REASON_RATE_LIMITED <= G_MAXUINT8);
 
 enum
 {
@@ -243,12 +257,6 @@ enum
  * packets (Payload.max_decode_packets) and drops the connection. The rest
  * goes in the next poll, which follows at once. */
 #define POLL_MAX_PACKETS 16
-
-/* How long a closing polling session waits for the client's next poll to
- * hand it what was queued (the reference waits for the drain); a server
- * shutdown's bound on a closing session's poll response's write, too.
- * The session machine times both (its close-linger). */
-#define ENGINE_IO_SOCKET_CLOSE_LINGER_MS 2000
 
 /* The polling rules (src/core/engineio-session-polling.c) see the state
  * value for value. */

@@ -208,13 +208,33 @@ post_format (EngineIOSocket  *self,
  * before handing them to the session and looking at its bound again. */
 #define POST_ROUND_BYTES (64 * 1024)
 
-/* Called with the lock held: the active POST is done with its body. */
-static GBytes *
+/* A POST's body being read: allocated when the body is whole (one per POST,
+ * not one per session: idle sessions do not carry it). The reader points
+ * into the payload: they live and go together. */
+struct _EngineIOPostBody
+{
+  GBytes                *payload;
+  EngineIOPayloadReader  reader;
+  gboolean               validated;  /* the whole body is known to decode */
+};
+
+void
+engine_io_socket_post_body_free (EngineIOPostBody *body)
+{
+  if (body == NULL)
+    return;
+  g_bytes_unref (body->payload);
+  g_free (body);
+}
+
+/* Called with the lock held: the active POST is done with its body (the
+ * caller frees what this returns, after the lock). */
+static EngineIOPostBody *
 post_done_locked (EngineIOSocket *self)
 {
   ENGINE_IO_LOCK_ASSERT_HELD (&self->state_lock);
   self->active_post = NULL;
-  return g_steal_pointer (&self->post_payload);
+  return g_steal_pointer (&self->post_body);
 }
 
 /* Serving thread of the active POST: reads its body a round of packets at
@@ -231,7 +251,7 @@ post_continue (EngineIOSocket  *self,
     {
       g_autoptr(GPtrArray) packets = NULL;
       g_autoptr(GError) error = NULL;
-      g_autoptr(GBytes) done_payload = NULL;
+      g_autoptr(EngineIOPostBody) done_payload = NULL;
       gsize round = 0;
       gboolean rate_limited = FALSE;
       gboolean done;
@@ -290,18 +310,18 @@ post_continue (EngineIOSocket  *self,
       ENGINE_IO_UNLOCK (&self->state_lock);
 
       packets = g_ptr_array_new_with_free_func ((GDestroyNotify) engine_io_packet_unref);
-      while (!self->post_reader.done && round < POST_ROUND_BYTES)
+      while (!self->post_body->reader.done && round < POST_ROUND_BYTES)
         {
-          EngineIOPacket *packet = engine_io_payload_reader_next (&self->post_reader, &error);
+          EngineIOPacket *packet = engine_io_payload_reader_next (&self->post_body->reader, &error);
 
           if (packet == NULL)
             break;
           round += engine_io_packet_get_footprint (packet) + EVENT_OVERHEAD;
           g_ptr_array_add (packets, packet);
         }
-      if (error == NULL && !self->post_validated && !self->post_reader.done)
-        engine_io_payload_reader_validate_rest (&self->post_reader, &error);
-      self->post_validated = TRUE;
+      if (error == NULL && !self->post_body->validated && !self->post_body->reader.done)
+        engine_io_payload_reader_validate_rest (&self->post_body->reader, &error);
+      self->post_body->validated = TRUE;
 
       if (error != NULL)
         {
@@ -330,7 +350,7 @@ post_continue (EngineIOSocket  *self,
           event->packet = engine_io_packet_ref (g_ptr_array_index (packets, i));
           engine_io_socket_post_event_locked (self, event);
         }
-      done = rate_limited || self->post_reader.done;
+      done = rate_limited || self->post_body->reader.done;
       if (done)
         done_payload = post_done_locked (self);
       ENGINE_IO_UNLOCK (&self->state_lock);
@@ -358,6 +378,7 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) payload = NULL;
+  g_autoptr(EngineIOPostBody) post_body = NULL;
   gboolean ok = FALSE;
 
   if (self->version == ENGINE_IO_PROTOCOL_V3 && g_hash_table_contains (req->query, "j"))
@@ -370,13 +391,15 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
       gsize length;
       const guint8 *data = g_bytes_get_data (payload, &length);
 
-      ok = engine_io_payload_reader_init (&self->post_reader, post_format (self, req),
+      post_body = g_new0 (EngineIOPostBody, 1);
+      ok = engine_io_payload_reader_init (&post_body->reader, post_format (self, req),
                                           data, length, payload, &error);
+      post_body->payload = g_steal_pointer (&payload);
     }
 
   if (!ok)
     {
-      g_autoptr(GBytes) done_payload = NULL;
+      g_autoptr(EngineIOPostBody) done_payload = NULL;
 
       ENGINE_IO_LOCK (&self->state_lock, SESSION);
       done_payload = post_done_locked (self);
@@ -386,10 +409,10 @@ engine_io_socket_handle_post (EngineIOSocket  *self,
       return;
     }
 
-  /* The reader points into the payload: they live and go together. */
-  g_clear_pointer (&self->post_payload, g_bytes_unref);
-  self->post_payload = g_steal_pointer (&payload);
-  self->post_validated = FALSE;
+  /* Only this POST's serving thread touches it until post_done_locked()
+   * takes it out. */
+  g_clear_pointer (&self->post_body, engine_io_socket_post_body_free);
+  self->post_body = g_steal_pointer (&post_body);
   post_continue (self, req);
 }
 
@@ -406,7 +429,7 @@ void
 engine_io_socket_end_post (EngineIOSocket  *self,
                            EngineIORequest *req)
 {
-  g_autoptr(GBytes) post_payload = NULL;
+  g_autoptr(EngineIOPostBody) post_payload = NULL;
 
   ENGINE_IO_LOCK (&self->state_lock, SESSION);
   if (self->active_post == req)
@@ -518,7 +541,7 @@ engine_io_socket_request_finished (EngineIOSocket  *self,
                                    EngineIORequest *req,
                                    gboolean         completed)
 {
-  g_autoptr(GBytes) post_payload = NULL;
+  g_autoptr(EngineIOPostBody) post_payload = NULL;
   EngineIORequest *resume = NULL;
   gboolean vanished = FALSE;
 

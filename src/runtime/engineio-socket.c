@@ -63,7 +63,7 @@ engine_io_socket_finalize (GObject *object)
   if (self->user_data_destroy != NULL)
     self->user_data_destroy (self->user_data);
   g_mutex_clear (&self->user_data_lock);
-  g_clear_pointer (&self->post_payload, g_bytes_unref);
+  g_clear_pointer (&self->post_body, engine_io_socket_post_body_free);
 
   g_byte_array_unref (self->frame);
   g_ptr_array_unref (self->dying_ws);
@@ -331,10 +331,7 @@ engine_io_socket_new (EngineIOServer            *server,
   self->loop = loop;
   self->context = g_main_context_ref (engine_io_loop_get_context (loop));
   self->counters = counters;
-  engine_io_session_machine_init (&self->machine, self->version, config->ping_interval,
-                                  config->ping_timeout, config->ping_interval_grace, config->upgrade_timeout,
-                                  ENGINE_IO_SOCKET_CLOSE_LINGER_MS,
-                                  MIN (config->connection_timeout, G_MAXUINT / 1000) * 1000);
+  engine_io_session_machine_init (&self->machine, self->version, &self->config->session_timings);
 
   return self;
 }

@@ -79,6 +79,7 @@ take (Reader *r)
 
 typedef struct
 {
+  EngineIOSessionTimings timings;   /* the machine borrows it */
   EngineIOSessionMachine machine;
   EngineIOProtocolVersion version;
   gint64   interval_us, timeout_us, grace_us;
@@ -606,8 +607,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   m.upgrade_us = take (&r) * G_GINT64_CONSTANT (1000);
   m.linger_us = take (&r) * G_GINT64_CONSTANT (1000);
   m.write_us = take (&r) * G_GINT64_CONSTANT (4000);
-  engine_io_session_machine_init (&m.machine, m.version, m.interval_us / 1000, m.timeout_us / 1000,
-                                  m.grace_us / 1000, m.upgrade_us / 1000, m.linger_us / 1000, m.write_us / 1000);
+  m.timings = (EngineIOSessionTimings) {
+    m.interval_us / 1000, m.timeout_us / 1000, m.grace_us / 1000,
+    m.upgrade_us / 1000, m.linger_us / 1000, m.write_us / 1000,
+  };
+  engine_io_session_machine_init (&m.machine, m.version, &m.timings);
 
   while (r.size > 0)
     {

@@ -843,6 +843,83 @@ test_message_rate_close (Fixture       *f,
   g_assert_nonnull (strstr (prometheus, "\nengineio_closes_total{reason=\"rate limit exceeded\"} 1\n"));
 }
 
+/* One POST of many rounds (its body read a round of packets at a time)
+ * that runs out of message tokens partway: with policy close the POST is
+ * answered `ok`, at most the burst is delivered, in order, and the session
+ * closes; with policy drop exactly the burst is delivered, the rest
+ * dropped, the POST answered `ok`, and the session takes the client's
+ * next POST. */
+#define RATE_ROUNDS_BURST 3000u
+#define RATE_ROUNDS_MESSAGES 12000u
+
+static void
+test_message_rate_post_rounds (Fixture       *f,
+                               gconstpointer  data)
+{
+  EngineIORateLimitPolicy policy = GPOINTER_TO_INT (data);
+  g_autoptr(Client) c = NULL;
+  g_autoptr(GPtrArray) packets = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(EngineIOMetrics) m = NULL;
+  g_auto(GStrv) got = NULL;
+  const char *after[] = { "4after", NULL };  /* (dropped too) */
+
+  g_test_summary ("message-rate: one POST of 12,000 messages (many rounds of its body) with "
+                  "a burst of 3,000: the POST is answered `ok`, its messages delivered in order; "
+                  "policy close ends the session (at most the burst delivered), policy drop "
+                  "delivers exactly the burst, drops the rest, and the session takes the next POST");
+
+  g_object_set (f->server, "message-rate", 0.001, "message-burst", RATE_ROUNDS_BURST,
+                "message-rate-policy", policy, NULL);
+  test_require (start (f));
+  c = client_open (f, &polling_v4);
+  test_require (c != NULL);
+
+  for (guint i = 0; i < RATE_ROUNDS_MESSAGES; i++)
+    g_ptr_array_add (packets, g_strdup_printf ("4%05u", i));
+  g_ptr_array_add (packets, NULL);
+  test_require (client_send (c, (const char * const *) packets->pdata));
+
+  if (policy == ENGINE_IO_RATE_LIMIT_CLOSE)
+    test_require (wait_event (f, "close %s %s", c->sid, "rate limit exceeded"));
+  else
+    {
+      /* The POST was answered: its burst is on its way to the handler,
+       * and the session still takes POSTs (its messages dropped too: no
+       * token has come back). */
+      test_require (client_send (c, after));
+      test_require (wait_event (f, "message %s %s", c->sid, "02999"));
+    }
+
+  got = delivered (f, c->sid);
+  g_test_message ("%u of %u messages delivered (burst %u)", g_strv_length (got),
+                  RATE_ROUNDS_MESSAGES, RATE_ROUNDS_BURST);
+  /* In order, never past the burst (with policy close, what was read in
+   * the round the close came in may be dropped with the close). */
+  if (policy == ENGINE_IO_RATE_LIMIT_DROP)
+    {
+      g_assert_cmpuint (g_strv_length (got), ==, RATE_ROUNDS_BURST);
+    }
+  else
+    g_assert_cmpuint (g_strv_length (got), <=, RATE_ROUNDS_BURST);
+  for (guint i = 0; i < MIN (g_strv_length (got), RATE_ROUNDS_BURST); i++)
+    {
+      g_autofree char *expected = g_strdup_printf ("%05u", i);
+      if (g_strcmp0 (got[i], expected) != 0)
+        {
+          g_assert_cmpstr (got[i], ==, expected);
+          break;
+        }
+    }
+  m = metrics (f);
+  if (policy == ENGINE_IO_RATE_LIMIT_CLOSE)
+    g_assert_cmpuint (engine_io_metrics_get_closes (m, ENGINE_IO_CLOSE_REASON_RATE_LIMITED), ==, 1);
+  else
+    g_assert_cmpuint (engine_io_metrics_get_messages_dropped (m), ==,
+                      RATE_ROUNDS_MESSAGES - RATE_ROUNDS_BURST + 1);
+  g_assert_cmpint (test_recorder_count (f->events, "close "), ==,
+                   policy == ENGINE_IO_RATE_LIMIT_CLOSE ? 1 : 0);
+}
+
 static void
 test_message_rate_close_waiting_poll (Fixture       *f,
                                       gconstpointer  data)
@@ -1445,6 +1522,10 @@ main (int   argc,
               test_message_rate_close, fixture_teardown);
   g_test_add ("/limits/message-rate/close/websocket-v4", Fixture, &websocket_v4, fixture_setup,
               test_message_rate_close, fixture_teardown);
+  g_test_add ("/limits/message-rate/close/post-rounds", Fixture, GINT_TO_POINTER (ENGINE_IO_RATE_LIMIT_CLOSE),
+              fixture_setup, test_message_rate_post_rounds, fixture_teardown);
+  g_test_add ("/limits/message-rate/drop/post-rounds", Fixture, GINT_TO_POINTER (ENGINE_IO_RATE_LIMIT_DROP),
+              fixture_setup, test_message_rate_post_rounds, fixture_teardown);
   g_test_add ("/limits/message-rate/close/waiting-poll", Fixture, NULL, fixture_setup,
               test_message_rate_close_waiting_poll, fixture_teardown);
   g_test_add ("/limits/message-rate/close/upgrade", Fixture, NULL, fixture_setup,

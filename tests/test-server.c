@@ -1762,6 +1762,61 @@ test_polling_malformed (Fixture       *f,
     }
 }
 
+/* v3 payloads (text, XHR2 binary, JSONP form-encoded) malformed in each
+ * way the POST's body can fail: before a body is made (JSONP without `d=`),
+ * when its reader is set up (empty, invalid UTF-8), or partway through
+ * (a length past the end): 400, `parse error`, nothing delivered. */
+static void
+test_v3_polling_malformed (Fixture       *f,
+                           gconstpointer  data)
+{
+  static const char *const text_headers[] = { "Content-Type", "text/plain;charset=UTF-8", NULL };
+  static const char *const binary_headers[] = { "Content-Type", "application/octet-stream", NULL };
+  static const char *const form_headers[] = { "Content-Type", "application/x-www-form-urlencoded", NULL };
+  static const struct
+  {
+    const char *const *headers;
+    const char        *extra;
+    const char        *body;
+    gsize              length;
+  } cases[] = {
+    { text_headers, NULL, TEST_S ("9:4abcdef") },
+    { text_headers, NULL, TEST_S ("2:4a3:4bc9:4") },
+    { text_headers, NULL, TEST_S ("x:4a") },
+    { text_headers, NULL, TEST_S ("2:4\xff") },
+    { binary_headers, NULL, TEST_S ("\x00\x09\xff" "4ab") },
+    { binary_headers, NULL, TEST_S ("\x00\x02\xff" "4a" "\x01\x09\xff\x04") },
+    { form_headers, "&j=0", TEST_S ("x=2%3A4a") },
+    { form_headers, "&j=0", TEST_S ("d=") },
+    { form_headers, "&j=0", TEST_S ("d=2%3A4a9%3A4") },
+  };
+
+  g_test_summary ("A malformed v3 payload (text, binary or JSONP) gets 400 and closes the "
+                  "session with “parse error”, nothing delivered");
+
+  g_object_set (f->lb.server, "allow-eio3", TRUE, NULL);
+  fixture_start (f);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *sid = test_eio_polling_open_sid (f->lb.http, 3, NULL);
+      g_autofree char *target = NULL;
+      g_autoptr(TestResponse) response = NULL;
+      g_autoptr(GError) error = NULL;
+
+      test_require (sid != NULL);
+      target = v3_url (sid, cases[i].extra);
+      response = test_http_request (f->lb.http, "POST", target, cases[i].headers, cases[i].body,
+                                    (gssize) cases[i].length, TEST_TIMEOUT_MS, &error);
+      g_assert_no_error (error);
+      test_require (response != NULL);
+      if (response->status != 400)
+        g_test_message ("case %u", i);
+      assert_error (response, 400, 3);
+      assert_event (f, "close %s parse error", sid);
+      g_assert_cmpuint (test_recorder_count (f->lb.events, "message "), ==, 0);
+    }
+}
+
 static void
 test_polling_transport_mismatch (Fixture       *f,
                                  gconstpointer  data)
@@ -3486,6 +3541,7 @@ main (int    argc,
   ADD ("/server/polling/overlap", test_polling_overlap);
   ADD ("/server/polling/max-payload", test_polling_max_payload);
   ADD ("/server/polling/malformed", test_polling_malformed);
+  ADD ("/server/v3/polling-malformed", test_v3_polling_malformed);
   ADD ("/server/polling/transport-mismatch", test_polling_transport_mismatch);
   ADD ("/server/polling/websocket-sid", test_polling_websocket_sid);
 

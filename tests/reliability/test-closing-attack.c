@@ -1060,6 +1060,362 @@ test_held_post (gconstpointer data)
   test_log_check ();
 }
 
+/* A POST held for back-pressure whose client closes its connection while
+ * it is held; then the application takes its messages (the receive queue
+ * drops under its mark: the POST is resumed, its body read on), or closes
+ * the session, or the server shuts down. The POST's body (its own
+ * allocation, taken out when the POST is done) is read on or let go once,
+ * never after: the session takes the client's next POST (no "overlapping"
+ * close: the vanished POST is no longer the session's), or ends once. */
+typedef enum
+{
+  GONE_THEN_DRAIN,
+  GONE_THEN_APP_CLOSE,
+  GONE_THEN_SHUTDOWN,
+} GoneThen;
+
+static void
+test_held_post_client_gone (gconstpointer data)
+{
+  GoneThen then = GPOINTER_TO_INT (data);
+  Fx *fx = fx_new (FALSE);
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestHttp) post = NULL;
+  g_autoptr(GString) body = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *head = NULL;
+  guint received = 0;
+  gboolean after = FALSE;
+  gint64 deadline;
+
+  g_test_summary ("A POST held for back-pressure whose client closes its connection while "
+                  "held, then the application drains the session (the POST resumes), closes "
+                  "it, or the server shuts down: no use of the POST's body after it is let "
+                  "go, the session takes the next POST or ends once");
+
+  g_object_set (fx->lb.server, "receive-queue-high-water", (guint64) HELD_MARK, NULL);
+  test_require (fx_listen (fx));
+  poll = rel_poll_open (fx->lb.port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  socket = fx_take (fx);
+  test_require (socket != NULL);
+
+  for (guint i = 0; i < HELD_MESSAGES; i++)
+    {
+      if (i > 0)
+        g_string_append_c (body, '\x1e');
+      g_string_append_printf (body, "4%04u", i);
+      for (guint j = 4; j < HELD_MESSAGE_SIZE; j++)
+        g_string_append_c (body, 'm');
+    }
+  post = test_http_new (fx->lb.port);
+  head = post_head (poll->target, body->len);
+  g_assert_true (test_http_send_raw (post, head, strlen (head), &error));
+  g_assert_true (test_http_send_raw (post, body->str, body->len, &error));
+  g_assert_no_error (error);
+  g_assert_false (test_http_wait_readable (post, test_scaled_ms (500)));
+
+  /* The client goes away while its POST is held. */
+  g_clear_pointer (&post, test_http_free);
+  g_usleep (200 * 1000);
+
+  switch (then)
+    {
+    case GONE_THEN_DRAIN:
+      /* Until nothing more comes for 500 ms (all of it, or what was read
+       * before the host saw the client gone: the rest of the body is
+       * dropped then). */
+      deadline = g_get_monotonic_time () + test_scaled_ms (500) * G_TIME_SPAN_MILLISECOND;
+      while (g_get_monotonic_time () < deadline && received < HELD_MESSAGES)
+        {
+          g_autoptr(EngineIOPacket) packet = engine_io_socket_try_receive (socket, NULL);
+
+          if (packet == NULL)
+            {
+              g_usleep (5 * 1000);
+              continue;
+            }
+          received++;
+          deadline = g_get_monotonic_time () + test_scaled_ms (500) * G_TIME_SPAN_MILLISECOND;
+        }
+      g_test_message ("%u of %u messages of the vanished POST delivered", received, HELD_MESSAGES);
+      g_assert_cmpuint (received, >, 0);
+      g_assert_cmpuint (received, <=, HELD_MESSAGES);
+
+      /* The session takes the client's next POST. */
+      {
+        g_autoptr(TestResponse) next = NULL;
+
+        next = test_http_request (poll->http, "POST", poll->target, NULL, TEST_S ("4after"),
+                                  REL_WAIT_MS, &error);
+        g_assert_no_error (error);
+        test_require (next != NULL);
+        assert_ok_response (next);
+      }
+      deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+      while (!after && g_get_monotonic_time () < deadline)
+        {
+          g_autoptr(EngineIOPacket) packet = engine_io_socket_try_receive (socket, NULL);
+
+          if (packet == NULL)
+            {
+              g_usleep (5 * 1000);
+              continue;
+            }
+          after = g_strcmp0 (engine_io_packet_get_text (packet, NULL), "after") == 0;
+        }
+      g_assert_true (after);
+      g_assert_cmpuint (fx_closes (fx), ==, 0);
+      engine_io_socket_close (socket);
+      /* (The client's last poll ends the linger.) */
+      g_ptr_array_unref (poll_until_close (poll));
+      g_assert_cmpint (fx_wait_close (fx, REL_WAIT_MS), ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+      break;
+    case GONE_THEN_APP_CLOSE:
+      engine_io_socket_close (socket);
+      g_ptr_array_unref (poll_until_close (poll));
+      g_assert_cmpint (fx_wait_close (fx, REL_WAIT_MS), ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+      break;
+    case GONE_THEN_SHUTDOWN:
+      engine_io_server_close (fx->lb.server);
+      g_assert_cmpint (fx_wait_close (fx, REL_WAIT_MS), ==, ENGINE_IO_CLOSE_REASON_SERVER_SHUTTING_DOWN);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  g_assert_cmpuint (fx_closes (fx), ==, 1);
+
+  g_clear_object (&socket);
+  g_clear_pointer (&poll, rel_poll_free);
+  fx_free (fx);
+  test_log_check ();
+}
+
+/* A POST held for back-pressure while its session upgrades to a
+ * WebSocket (a client that sends `5` with its POST unanswered, which the
+ * reference's client does not: no order between the two is kept then):
+ * once the application takes its messages the POST goes on where it
+ * stopped (its body kept across the upgrade) and is answered `ok`; every
+ * message of it arrives once, in order, and the WebSocket's. */
+static void
+test_held_post_upgrade (void)
+{
+  Fx *fx = fx_new (FALSE);
+  g_autoptr(RelPoll) poll = NULL;
+  g_autoptr(EngineIOSocket) socket = NULL;
+  g_autoptr(TestHttp) post = NULL;
+  g_autoptr(TestResponse) response = NULL;
+  g_autoptr(GString) body = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *head = NULL;
+  TestWs *ws = NULL;
+  guint received = 0;
+  gboolean ws_message = FALSE;
+  gint64 deadline;
+
+  g_test_summary ("A POST held for back-pressure across its session's upgrade to a "
+                  "WebSocket: resumed when the application takes its messages, answered `ok`, "
+                  "every message of it once and in order, and the WebSocket's");
+
+  g_object_set (fx->lb.server, "receive-queue-high-water", (guint64) HELD_MARK, NULL);
+  test_require (fx_listen (fx));
+  poll = rel_poll_open (fx->lb.port, &error);
+  g_assert_no_error (error);
+  test_require (poll != NULL);
+  socket = fx_take (fx);
+  test_require (socket != NULL);
+
+  for (guint i = 0; i < HELD_MESSAGES; i++)
+    {
+      if (i > 0)
+        g_string_append_c (body, '\x1e');
+      g_string_append_printf (body, "4%04u", i);
+      for (guint j = 4; j < HELD_MESSAGE_SIZE; j++)
+        g_string_append_c (body, 'm');
+    }
+  post = test_http_new (fx->lb.port);
+  head = post_head (poll->target, body->len);
+  g_assert_true (test_http_send_raw (post, head, strlen (head), &error));
+  g_assert_true (test_http_send_raw (post, body->str, body->len, &error));
+  g_assert_no_error (error);
+  g_assert_false (test_http_wait_readable (post, test_scaled_ms (500)));
+
+  ws = rel_ws_upgrade (fx->lb.port, poll->sid, &error);
+  g_assert_no_error (error);
+  test_require (ws != NULL);
+  g_assert_true (rel_ws_send (ws, "4ws", &error));
+  g_assert_no_error (error);
+
+  deadline = g_get_monotonic_time () + REL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+  while (g_get_monotonic_time () < deadline && !(ws_message && received == HELD_MESSAGES))
+    {
+      g_autoptr(EngineIOPacket) packet = engine_io_socket_try_receive (socket, NULL);
+      g_autofree char *expected = NULL;
+      const char *text;
+
+      if (packet == NULL)
+        {
+          g_usleep (5 * 1000);
+          continue;
+        }
+      text = engine_io_packet_get_text (packet, NULL);
+      test_require (text != NULL);
+      if (strcmp (text, "ws") == 0)
+        {
+          ws_message = TRUE;
+          continue;
+        }
+      expected = g_strdup_printf ("%04u", received);
+      g_assert_true (g_str_has_prefix (text, expected));
+      received++;
+    }
+  g_test_message ("%u of %u messages, and the WebSocket's: %s", received, HELD_MESSAGES,
+                  ws_message ? "yes" : "no");
+  g_assert_true (ws_message);
+  g_assert_cmpuint (received, ==, HELD_MESSAGES);
+  response = test_http_receive (post, REL_WAIT_MS, &error);
+  g_assert_no_error (error);
+  test_require (response != NULL);
+  assert_ok_response (response);
+  g_assert_cmpuint (fx_closes (fx), ==, 0);
+
+  engine_io_socket_close (socket);
+  g_assert_cmpint (rel_ws_wait_server_close (ws, REL_WAIT_MS), ==, 1000);
+  g_assert_cmpint (fx_wait_close (fx, REL_WAIT_MS), ==, ENGINE_IO_CLOSE_REASON_FORCED_CLOSE);
+  g_assert_cmpuint (fx_closes (fx), ==, 1);
+
+  test_ws_free (ws);
+  g_clear_object (&socket);
+  g_clear_pointer (&post, test_http_free);
+  g_clear_pointer (&poll, rel_poll_free);
+  fx_free (fx);
+  test_log_check ();
+}
+
+/* POSTs of more than one round (each body's reader in its own allocation)
+ * on one session from several connections at once, the session held for
+ * back-pressure, drained, and closed under them by the application, a
+ * client's overlapping POST or a shutdown; some clients vanish before
+ * their answer. Every POST is answered or its connection closed, the
+ * session ends once, and (ASan, TSan) no body is read after it is let go
+ * or by two threads. */
+#define STORM_ROUNDS 6
+#define STORM_CLIENTS 3
+#define STORM_MESSAGES 12000   /* about 100 KiB of packets: two rounds */
+
+typedef struct
+{
+  guint        port;
+  const char  *target;
+  GString     *body;
+  gboolean     vanish;
+  guint        answered;
+} StormClient;
+
+static gpointer
+storm_client (gpointer data)
+{
+  StormClient *c = data;
+
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(TestHttp) http = test_http_new (c->port);
+      g_autoptr(TestResponse) response = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autofree char *head = post_head (c->target, c->body->len);
+
+      if (!test_http_send_raw (http, head, strlen (head), &error) ||
+          !test_http_send_raw (http, c->body->str, c->body->len, &error))
+        continue;
+      if (c->vanish && i == 0)
+        {
+          g_usleep (20 * 1000);
+          test_http_drop (http, TRUE);
+          continue;
+        }
+      response = test_http_receive (http, REL_WAIT_MS, &error);
+      if (response != NULL)
+        {
+          g_assert_true (response->status == 200 || response->status == 400 ||
+                         response->status == 503);
+          c->answered++;
+        }
+    }
+  return NULL;
+}
+
+static void
+test_post_storm (void)
+{
+  g_autoptr(GString) body = g_string_new (NULL);
+
+  g_test_summary ("POSTs of two rounds each from several connections at once on one session "
+                  "held for back-pressure and drained, closed under them by the application, an "
+                  "overlapping POST or a shutdown, some clients vanishing: answered or closed, "
+                  "the session ends once, no body read after it is let go");
+
+  for (guint i = 0; i < STORM_MESSAGES; i++)
+    g_string_append_printf (body, "%s4%05u", i > 0 ? "\x1e" : "", i);
+
+  for (guint round = 0; round < STORM_ROUNDS; round++)
+    {
+      Fx *fx = fx_new (FALSE);
+      g_autoptr(RelPoll) poll = NULL;
+      g_autoptr(EngineIOSocket) socket = NULL;
+      g_autoptr(GError) error = NULL;
+      StormClient clients[STORM_CLIENTS];
+      GThread *threads[STORM_CLIENTS];
+      gint64 until;
+
+      g_object_set (fx->lb.server, "receive-queue-high-water", (guint64) (32 * 1024), NULL);
+      test_require (fx_listen (fx));
+      poll = rel_poll_open (fx->lb.port, &error);
+      g_assert_no_error (error);
+      test_require (poll != NULL);
+      socket = fx_take (fx);
+      test_require (socket != NULL);
+
+      for (guint i = 0; i < STORM_CLIENTS; i++)
+        {
+          clients[i] = (StormClient) { fx->lb.port, poll->target, body, i == 1, 0 };
+          threads[i] = g_thread_new ("storm", storm_client, &clients[i]);
+        }
+      /* Drain a while, then the close. */
+      until = g_get_monotonic_time () + (gint64) (50 + 40 * round) * 1000;
+      while (g_get_monotonic_time () < until)
+        {
+          g_autoptr(EngineIOPacket) packet = engine_io_socket_try_receive (socket, NULL);
+
+          if (packet == NULL)
+            g_usleep (500);
+        }
+      switch (round % 3)
+        {
+        case 0:
+          engine_io_socket_close (socket);
+          break;
+        case 1:
+          engine_io_server_close_async (fx->lb.server, NULL, NULL, NULL);
+          break;
+        default:
+          break;  /* the clients' own overlapping POSTs close it */
+        }
+      for (guint i = 0; i < STORM_CLIENTS; i++)
+        g_thread_join (threads[i]);
+      g_assert_cmpint (fx_wait_close (fx, REL_WAIT_MS), !=, -1);
+      g_assert_cmpuint (fx_closes (fx), ==, 1);
+      for (guint i = 0; i < STORM_CLIENTS; i++)
+        g_test_message ("round %u client %u: %u answered", round, i, clients[i].answered);
+
+      g_clear_object (&socket);
+      g_clear_pointer (&poll, rel_poll_free);
+      fx_free (fx);
+    }
+  test_log_check ();
+}
+
 /* ------------------------------------------------------------------ */
 
 /* The application closes a session with 6 MiB queued; the last poll comes
@@ -1299,6 +1655,14 @@ main (int    argc,
                         GINT_TO_POINTER (HELD_CLIENT_ERROR), test_held_post);
   g_test_add_data_func ("/reliability/closing-attack/held-post/shutdown",
                         GINT_TO_POINTER (HELD_SHUTDOWN), test_held_post);
+  g_test_add_data_func ("/reliability/closing-attack/held-post-client-gone/drain",
+                        GINT_TO_POINTER (GONE_THEN_DRAIN), test_held_post_client_gone);
+  g_test_add_data_func ("/reliability/closing-attack/held-post-client-gone/app-close",
+                        GINT_TO_POINTER (GONE_THEN_APP_CLOSE), test_held_post_client_gone);
+  g_test_add_data_func ("/reliability/closing-attack/held-post-client-gone/shutdown",
+                        GINT_TO_POINTER (GONE_THEN_SHUTDOWN), test_held_post_client_gone);
+  g_test_add_func ("/reliability/closing-attack/held-post-upgrade", test_held_post_upgrade);
+  g_test_add_func ("/reliability/closing-attack/post-storm", test_post_storm);
   g_test_add_func ("/reliability/closing-attack/posts-while-last-poll-unread",
                    test_posts_while_last_poll_unread);
   g_test_add_func ("/reliability/closing-attack/client-error-while-writing",

@@ -93,6 +93,21 @@ queue_big_messages (EngineIOSocket *socket)
   return TRUE;
 }
 
+/* The server of most cases here: its sessions recorded in @s, the
+ * client's heartbeat out of the way (ping-interval 20 s), @ping_timeout_ms
+ * (a closing polling session's linger is MIN (2 s, ping-timeout));
+ * listening. FALSE: it could not listen. */
+static gboolean
+linger_server_listen (RelServer *rs,
+                      Sessions  *s,
+                      guint      ping_timeout_ms)
+{
+  g_mutex_init (&s->lock);
+  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", ping_timeout_ms, NULL);
+  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), s);
+  return rel_server_listen (rs);
+}
+
 /* A session with megabytes queued when the server shuts down; its client
  * sends its last poll within the linger and never reads the answer. */
 static void
@@ -116,11 +131,7 @@ test_stalled_last_poll_shutdown (void)
                   "for its 10 s wait (it did, with a warning, until libmicrohttpd's "
                   "connection timeout or the daemon's stop)");
 
-  g_mutex_init (&s.lock);
-  /* linger = MIN (2 s, ping-timeout) */
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, 20000));
 
   poll = rel_poll_open (rs->lb.port, &error);
   g_assert_no_error (error);
@@ -237,10 +248,7 @@ test_kept_probe_upgrade_never_read (void)
   g_test_summary ("A session closed during its upgrade with 6 MB queued; the client sends "
                   "`5` on the kept probe and never reads: the session still ends within the "
                   "WebSocket close's bound, and every send callback is called exactly once");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, 20000));
 
   ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
   test_require (ws != NULL);
@@ -273,10 +281,7 @@ test_kept_probe_bad_packet (void)
   g_test_summary ("A session closed during its upgrade; its kept probe sends a second "
                   "`2probe` instead of `5`: the probe is closed (1002), the next poll gets "
                   "what was queued and `1`, the session ends once with `forced close`");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, 20000));
 
   ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
   test_require (ws != NULL);
@@ -327,10 +332,7 @@ test_kept_probe_server_close (void)
                   "lingers, and the client's `5` comes during the shutdown: the queued "
                   "message comes on the WebSocket, then a close frame; the shutdown ends "
                   "well within its 10 s wait");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, 20000));
 
   ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
   test_require (ws != NULL);
@@ -376,10 +378,7 @@ test_kept_probe_linger_expires (void)
   g_test_summary ("A session closed during its upgrade whose client neither polls nor sends "
                   "`5`: the session ends when the linger does (2 s), the probe is closed, "
                   "the queued message is reported not delivered, once");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, 20000));
 
   ws = probe_then_close (rs, &s, &poll, 1, 3, &counts);
   test_require (ws != NULL);
@@ -415,11 +414,8 @@ test_kept_probe_last_poll_unread (void)
                   "last poll (not `5`) and never reads it: the session ends connection-timeout "
                   "(2 s) after the linger (2 s) at most, every callback FALSE once, the probe "
                   "closed");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000,
-                "upgrade-timeout", 60000, "connection-timeout", 2u, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  g_object_set (rs->lb.server, "upgrade-timeout", 60000, "connection-timeout", 2u, NULL);
+  test_require (linger_server_listen (rs, &s, 20000));
 
   ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
   test_require (ws != NULL);
@@ -471,11 +467,8 @@ test_kept_probe_last_poll_unread_shutdown (void)
                   "write), not when the close's own bound (connection-timeout) or the "
                   "shutdown's 10 s wait runs out (the probe kept for `5` made the "
                   "shutdown take it for a WebSocket with its own close timeout)");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000,
-                "upgrade-timeout", 60000, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  g_object_set (rs->lb.server, "upgrade-timeout", 60000, NULL);
+  test_require (linger_server_listen (rs, &s, 20000));
 
   ws = probe_then_close (rs, &s, &poll, BIG_MESSAGES, BIG_MESSAGE_SIZE, &counts);
   test_require (ws != NULL);
@@ -544,10 +537,7 @@ test_kept_probe_upgrade_races_poll (void)
                   "probe and a GET at the same moment, many times: the queued message comes "
                   "exactly once (on the WebSocket or the poll), its callback says TRUE once, "
                   "the session ends once with `forced close`");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, 20000));
 
   for (guint round = 0; round < RACE_ROUNDS; round++)
     {
@@ -656,10 +646,7 @@ test_last_poll_at_linger_end (void)
                   "around the end of the linger (ping-timeout 300 ms shortens it), many times: "
                   "either the poll gets the message and `1` and its callback says TRUE, or it "
                   "gets 400 and the callback says FALSE; one ::close each, no session left");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, SHORT_LINGER_MS));
 
   for (guint round = 0; round < LINGER_EDGE_ROUNDS; round++)
     {
@@ -735,10 +722,7 @@ test_kept_probe_upgrade_at_linger_end (void)
                   "WebSocket carries the queued message and a close frame and the callback says "
                   "TRUE, or the probe is closed without it and the callback says FALSE; one "
                   "::close each, no session left");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", SHORT_LINGER_MS, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, SHORT_LINGER_MS));
 
   for (guint round = 0; round < LINGER_EDGE_ROUNDS; round++)
     {
@@ -831,10 +815,7 @@ test_ws_close_unanswered (gconstpointer data)
                   "meanwhile) is read with what was queued and never answered, the connection "
                   "left open: the session ends once, within the close handshake's bound (3 s), "
                   "the queued message reported delivered; the shutdown is not held longer");
-  g_mutex_init (&s.lock);
-  g_object_set (rs->lb.server, "ping-interval", 20000, "ping-timeout", 20000, NULL);
-  g_signal_connect (rs->lb.server, "connection", G_CALLBACK (on_connection), &s);
-  test_require (rel_server_listen (rs));
+  test_require (linger_server_listen (rs, &s, 20000));
 
   if (c == WS_DIRECT)
     {

@@ -915,6 +915,47 @@ typedef enum
 #define HELD_MESSAGES 256
 #define HELD_MESSAGE_SIZE 1023
 
+/* The start of the held-POST cases: a server whose receive queue holds
+ * HELD_MARK, a polling session (@poll, @socket), and a POST of
+ * HELD_MESSAGES messages that the session holds (not answered within
+ * @hold_ms). Returns the POST's connection, or NULL (the test failed). */
+static TestHttp *
+held_post_open (Fx              *fx,
+                RelPoll        **poll,
+                EngineIOSocket **socket,
+                guint            hold_ms)
+{
+  g_autoptr(GString) body = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TestHttp) post = NULL;
+  g_autofree char *head = NULL;
+
+  g_object_set (fx->lb.server, "receive-queue-high-water", (guint64) HELD_MARK, NULL);
+  test_require_val (fx_listen (fx), NULL);
+  *poll = rel_poll_open (fx->lb.port, &error);
+  g_assert_no_error (error);
+  test_require_val (*poll != NULL, NULL);
+  *socket = fx_take (fx);
+  test_require_val (*socket != NULL, NULL);
+
+  for (guint i = 0; i < HELD_MESSAGES; i++)
+    {
+      if (i > 0)
+        g_string_append_c (body, '\x1e');
+      g_string_append_printf (body, "4%04u", i);
+      for (guint j = 4; j < HELD_MESSAGE_SIZE; j++)
+        g_string_append_c (body, 'm');
+    }
+  post = test_http_new (fx->lb.port);
+  head = post_head ((*poll)->target, body->len);
+  g_assert_true (test_http_send_raw (post, head, strlen (head), &error));
+  g_assert_true (test_http_send_raw (post, body->str, body->len, &error));
+  g_assert_no_error (error);
+  /* Held: no answer (a held POST has no event to wait for). */
+  g_assert_false (test_http_wait_readable (post, test_scaled_ms (hold_ms)));
+  return g_steal_pointer (&post);
+}
+
 static void
 test_held_post (gconstpointer data)
 {
@@ -924,9 +965,7 @@ test_held_post (gconstpointer data)
   g_autoptr(EngineIOSocket) socket = NULL;
   g_autoptr(TestHttp) post = NULL;
   g_autoptr(TestResponse) response = NULL;
-  g_autoptr(GString) body = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
-  g_autofree char *head = NULL;
   gint64 start, answered_ms;
   gboolean closed_before;
   guint received = 0;
@@ -939,29 +978,9 @@ test_held_post (gconstpointer data)
                   "not when the session ends; the rest of its body is not delivered, the "
                   "session ends in bounded time, once");
 
-  g_object_set (fx->lb.server, "receive-queue-high-water", (guint64) HELD_MARK, NULL);
-  test_require (fx_listen (fx));
-  poll = rel_poll_open (fx->lb.port, &error);
-  g_assert_no_error (error);
-  test_require (poll != NULL);
-  socket = fx_take (fx);
-  test_require (socket != NULL);
-
-  for (guint i = 0; i < HELD_MESSAGES; i++)
-    {
-      if (i > 0)
-        g_string_append_c (body, '\x1e');
-      g_string_append_printf (body, "4%04u", i);
-      for (guint j = 4; j < HELD_MESSAGE_SIZE; j++)
-        g_string_append_c (body, 'm');
-    }
-  post = test_http_new (fx->lb.port);
-  head = post_head (poll->target, body->len);
-  g_assert_true (test_http_send_raw (post, head, strlen (head), &error));
-  g_assert_true (test_http_send_raw (post, body->str, body->len, &error));
-  g_assert_no_error (error);
   /* Held: no answer (a held POST has no event to wait for). */
-  g_assert_false (test_http_wait_readable (post, test_scaled_ms (1000)));
+  post = held_post_open (fx, &poll, &socket, 1000);
+  test_require (post != NULL);
 
   start = g_get_monotonic_time ();
   switch (how)
@@ -1082,9 +1101,7 @@ test_held_post_client_gone (gconstpointer data)
   g_autoptr(RelPoll) poll = NULL;
   g_autoptr(EngineIOSocket) socket = NULL;
   g_autoptr(TestHttp) post = NULL;
-  g_autoptr(GString) body = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
-  g_autofree char *head = NULL;
   guint received = 0;
   gboolean after = FALSE;
   gint64 deadline;
@@ -1094,28 +1111,8 @@ test_held_post_client_gone (gconstpointer data)
                   "it, or the server shuts down: no use of the POST's body after it is let "
                   "go, the session takes the next POST or ends once");
 
-  g_object_set (fx->lb.server, "receive-queue-high-water", (guint64) HELD_MARK, NULL);
-  test_require (fx_listen (fx));
-  poll = rel_poll_open (fx->lb.port, &error);
-  g_assert_no_error (error);
-  test_require (poll != NULL);
-  socket = fx_take (fx);
-  test_require (socket != NULL);
-
-  for (guint i = 0; i < HELD_MESSAGES; i++)
-    {
-      if (i > 0)
-        g_string_append_c (body, '\x1e');
-      g_string_append_printf (body, "4%04u", i);
-      for (guint j = 4; j < HELD_MESSAGE_SIZE; j++)
-        g_string_append_c (body, 'm');
-    }
-  post = test_http_new (fx->lb.port);
-  head = post_head (poll->target, body->len);
-  g_assert_true (test_http_send_raw (post, head, strlen (head), &error));
-  g_assert_true (test_http_send_raw (post, body->str, body->len, &error));
-  g_assert_no_error (error);
-  g_assert_false (test_http_wait_readable (post, test_scaled_ms (500)));
+  post = held_post_open (fx, &poll, &socket, 500);
+  test_require (post != NULL);
 
   /* The client goes away while its POST is held. */
   g_clear_pointer (&post, test_http_free);
@@ -1207,9 +1204,7 @@ test_held_post_upgrade (void)
   g_autoptr(EngineIOSocket) socket = NULL;
   g_autoptr(TestHttp) post = NULL;
   g_autoptr(TestResponse) response = NULL;
-  g_autoptr(GString) body = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
-  g_autofree char *head = NULL;
   TestWs *ws = NULL;
   guint received = 0;
   gboolean ws_message = FALSE;
@@ -1219,28 +1214,8 @@ test_held_post_upgrade (void)
                   "WebSocket: resumed when the application takes its messages, answered `ok`, "
                   "every message of it once and in order, and the WebSocket's");
 
-  g_object_set (fx->lb.server, "receive-queue-high-water", (guint64) HELD_MARK, NULL);
-  test_require (fx_listen (fx));
-  poll = rel_poll_open (fx->lb.port, &error);
-  g_assert_no_error (error);
-  test_require (poll != NULL);
-  socket = fx_take (fx);
-  test_require (socket != NULL);
-
-  for (guint i = 0; i < HELD_MESSAGES; i++)
-    {
-      if (i > 0)
-        g_string_append_c (body, '\x1e');
-      g_string_append_printf (body, "4%04u", i);
-      for (guint j = 4; j < HELD_MESSAGE_SIZE; j++)
-        g_string_append_c (body, 'm');
-    }
-  post = test_http_new (fx->lb.port);
-  head = post_head (poll->target, body->len);
-  g_assert_true (test_http_send_raw (post, head, strlen (head), &error));
-  g_assert_true (test_http_send_raw (post, body->str, body->len, &error));
-  g_assert_no_error (error);
-  g_assert_false (test_http_wait_readable (post, test_scaled_ms (500)));
+  post = held_post_open (fx, &poll, &socket, 500);
+  test_require (post != NULL);
 
   ws = rel_ws_upgrade (fx->lb.port, poll->sid, &error);
   g_assert_no_error (error);
